@@ -1,0 +1,128 @@
+/*
+ * control.c - the master's control socket: requests in, answers out.
+ *
+ * A request (one datagram, sl_control.h) is handed whole to an idle worker
+ * with a job id; the worker's answer comes back through the master, which
+ * sends it to the client's address recorded in the worker's slot.  The master
+ * only routes: it never parses a request beyond its first byte, so a hostile
+ * request cannot cost the master more than one datagram's copy.
+ * Concurrency: master only, from the main loop.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "sl_control.h"
+#include "sl_master.h"
+#include "sl_msg.h"
+#include "sl_worker.h"
+
+/* sl_control_path - spool_dir/control.sock */
+void sl_control_path(const char *spool_dir, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", spool_dir, SL_CONTROL_SOCK);
+}
+
+/* sl_control_open - bind the control socket, replacing a stale one */
+int sl_control_open(const char *spool_dir)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd;
+
+    if (mkdir(spool_dir, 0750) < 0 && errno != EEXIST) {
+        sl_msg_warn("cannot create %s: %s", spool_dir, strerror(errno));
+        return -1;
+    }
+    sl_control_path(spool_dir, sa.sun_path, sizeof sa.sun_path);
+    if (strlen(sa.sun_path) + 1 >= sizeof sa.sun_path) {
+        sl_msg_warn("control socket path too long: %s", sa.sun_path);
+        return -1;
+    }
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    unlink(sa.sun_path); /* only ever ours: the segment's master check ran first */
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(sa.sun_path, 0660) < 0) {
+        sl_msg_warn("cannot bind %s: %s", sa.sun_path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* sl_control_close - close and remove the socket */
+void sl_control_close(int fd, const char *spool_dir)
+{
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+    if (fd < 0)
+        return;
+    close(fd);
+    sl_control_path(spool_dir, path, sizeof path);
+    unlink(path);
+}
+
+/* answer - one datagram back to the client; it may be gone, which is fine */
+static void answer(int fd, const struct sockaddr_un *to, socklen_t tolen, const char *text)
+{
+    if (sendto(fd, text, strlen(text), MSG_DONTWAIT, (const struct sockaddr *)to, tolen) < 0)
+        sl_msg_debug("control answer not delivered: %s", strerror(errno));
+}
+
+/* sl_control_accept - route one request to an idle worker */
+void sl_control_accept(int fd, struct sl_supervisor *sup, uint32_t gen)
+{
+    static uint64_t next_id;
+    char req[SL_CONTROL_MAX], job[SL_CONTROL_MAX + 32];
+    struct sockaddr_un from;
+    socklen_t fromlen = sizeof from;
+    ssize_t n = recvfrom(fd, req, sizeof req - 1, MSG_DONTWAIT, (struct sockaddr *)&from, &fromlen);
+    int w;
+
+    if (n <= 0)
+        return;
+    req[n] = '\0';
+    if (fromlen <= sizeof(sa_family_t))
+        return; /* an unnamed sender cannot be answered */
+    if (req[0] != 'P') {
+        answer(fd, &from, fromlen, "ERROR unknown request");
+        return;
+    }
+    w = sl_supervise_idle(sup, gen);
+    if (w < 0) {
+        answer(fd, &from, fromlen, "BUSY no idle worker: try again");
+        return;
+    }
+    snprintf(job, sizeof job, "J%llu %s", (unsigned long long)++next_id, req);
+    if (send(sup->w[w].fd, job, strlen(job), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        answer(fd, &from, fromlen, "BUSY the worker did not take the job: try again");
+        return;
+    }
+    sup->w[w].busy = true;
+    sup->w[w].client = from;
+    sup->w[w].clientlen = fromlen;
+}
+
+/* sl_control_from_worker - an answer to forward ("R<id> text") or "I" (idle) */
+void sl_control_from_worker(int fd, struct sl_supervisor *sup, unsigned worker, const char *msg,
+                            size_t len)
+{
+    struct sl_worker_slot *w = &sup->w[worker];
+    const char *text;
+
+    if (len > 0 && msg[0] == 'I') {
+        w->busy = false;
+        return;
+    }
+    if (len == 0 || msg[0] != 'R' || (text = strchr(msg, ' ')) == NULL) {
+        sl_msg_warn("worker pid %ld sent a malformed message", (long)w->pid);
+        return;
+    }
+    if (w->clientlen > 0 && fd >= 0)
+        answer(fd, &w->client, w->clientlen, text + 1);
+    w->clientlen = 0;
+}

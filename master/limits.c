@@ -1,0 +1,357 @@
+/*
+ * limits.c - which counters a connection takes, and the limit of each.
+ *
+ * This is where semantics.md's table "what each counter counts" becomes code.
+ * A connection from binding B (in group G) to domain D through MX host H takes:
+ *   binding_domain (B, D)  max_outbound_connections (general chain), capped by
+ *                          scope_max in [binding B domain D]       always taken
+ *   binding_host   (B, H)  max_outbound_connections (host chain)   when limited
+ *   host           (H)     scope_max in [host H]                   when set
+ *   group_domain   (G, X)  scope_max in each [binding_group G domain X] matching D
+ *   domain         (X)     scope_max in each [domain X] matching D (a regex
+ *                          stanza is ONE counter across its domains)
+ *   binding        (B)     server_max in [binding B] or [binding_group G]
+ *   server                 server_max, capped by scope_max, in [global]  always
+ * Every matching domain stanza applies, not only the first: each is its own
+ * counter, so a literal [domain "orange.fr"] and the wanadoo|orange regex are
+ * both enforced at once.
+ * Concurrency: pure functions of an immutable config, plus sl_shm_lookup.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "sl_master.h"
+#include "sl_msg.h"
+
+/* tighter - the stricter of two limits, where -1 means none */
+static int32_t tighter(int64_t a, int64_t b)
+{
+    if (a < 0)
+        return (int32_t)b;
+    if (b < 0)
+        return (int32_t)a;
+    return (int32_t)(a < b ? a : b);
+}
+
+/* matches - does a section's domain (a name or a compiled /regex/) cover domain */
+static bool matches(const struct sl_section *s, const char *domain)
+{
+    pcre2_match_data *md;
+    int rc;
+
+    if (s->domain == NULL || domain == NULL)
+        return false;
+    if (s->regex == NULL)
+        return strcasecmp(s->domain, domain) == 0;
+    md = pcre2_match_data_create_from_pattern(s->regex, NULL);
+    if (md == NULL)
+        sl_msg_fatal("out of memory (regex match data)");
+    rc = pcre2_match(s->regex, (PCRE2_SPTR)domain, strlen(domain), 0, 0, md, NULL);
+    pcre2_match_data_free(md);
+    return rc >= 0;
+}
+
+/* eq - equal names, either may be NULL */
+static bool eq(const char *a, const char *b)
+{
+    return a != NULL && b != NULL && strcasecmp(a, b) == 0;
+}
+
+/* value - an option's value in one section, -1 when the section does not set it */
+static int64_t value(const struct sl_section *s, enum sl_opt opt)
+{
+    return s != NULL && s->v[opt].set ? s->v[opt].num : -1;
+}
+
+/* section - the section of this scope with exactly these names (no regex match) */
+static const struct sl_section *section(const struct sl_config *cfg, enum sl_scope sc,
+                                        const char *a, const char *b)
+{
+    for (size_t i = 0; i < cfg->nsections; i++) {
+        const struct sl_section *s = cfg->sections[i];
+        if (s->scope != sc)
+            continue;
+        switch (sc) {
+        case SL_SC_GLOBAL:
+            return s;
+        case SL_SC_BINDING:
+            if (eq(s->binding, a))
+                return s;
+            break;
+        case SL_SC_BINDING_GROUP:
+            if (eq(s->group, a))
+                return s;
+            break;
+        case SL_SC_DOMAIN:
+            if (eq(s->domain, a))
+                return s;
+            break;
+        case SL_SC_HOST:
+            if (eq(s->host, a))
+                return s;
+            break;
+        case SL_SC_BINDING_DOMAIN:
+            if (eq(s->binding, a) && eq(s->domain, b))
+                return s;
+            break;
+        case SL_SC_GROUP_DOMAIN:
+            if (eq(s->group, a) && eq(s->domain, b))
+                return s;
+            break;
+        case SL_SC_BINDING_HOST:
+            if (eq(s->binding, a) && eq(s->host, b))
+                return s;
+            break;
+        case SL_SC_GROUP_HOST:
+            if (eq(s->group, a) && eq(s->host, b))
+                return s;
+            break;
+        default:
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* pair_scope_max - scope_max of [binding B domain D]: literal first, then regexes in order */
+static int64_t pair_scope_max(const struct sl_config *cfg, const char *b, const char *d)
+{
+    const struct sl_section *lit = section(cfg, SL_SC_BINDING_DOMAIN, b, d);
+
+    if (lit != NULL && lit->regex == NULL && lit->v[SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS].set)
+        return value(lit, SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS);
+    for (size_t i = 0; i < cfg->nsections; i++) {
+        const struct sl_section *s = cfg->sections[i];
+        if (s->scope == SL_SC_BINDING_DOMAIN && s->regex != NULL && eq(s->binding, b) &&
+            s->v[SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS].set && matches(s, d))
+            return value(s, SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS);
+    }
+    return -1;
+}
+
+/* binding_server_max - server_max of [binding B], else of its group, else none */
+static int64_t binding_server_max(const struct sl_config *cfg, const char *b)
+{
+    const struct sl_binding *bd = sl_config_binding(cfg, b);
+    int64_t v;
+
+    if (bd == NULL)
+        return -1;
+    v = value(bd->section, SL_OPT_SERVER_MAX_OUTBOUND_CONNECTIONS);
+    if (v < 0 && bd->group != NULL)
+        v = value(section(cfg, SL_SC_BINDING_GROUP, bd->group, NULL),
+                  SL_OPT_SERVER_MAX_OUTBOUND_CONNECTIONS);
+    return v;
+}
+
+/* general - an option along the general or host chain; -1 when ref is unknown */
+static int64_t general(const struct sl_config *cfg, enum sl_opt opt, const char *b, const char *d,
+                       const char *h)
+{
+    struct sl_scope_ref ref = {.binding = b, .domain = d, .host = h};
+    struct sl_value v;
+    char err[256];
+
+    if (!sl_config_eval(cfg, opt, &ref, &v, NULL, err, sizeof err) || !v.set)
+        return -1;
+    return v.num;
+}
+
+/* sl_limits_for_key - the limit cfg gives a counter of this kind and key */
+int32_t sl_limits_for_key(const struct sl_config *cfg, enum sl_scope_kind kind, const char *name,
+                          const char *name2)
+{
+    const enum sl_opt smax = SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS;
+    const struct sl_section *g = cfg->sections[0];
+
+    switch (kind) {
+    case SL_SCOPE_BINDING_DOMAIN:
+        if (sl_config_binding(cfg, name) == NULL)
+            return SL_LIMIT_NONE;
+        return tighter(general(cfg, SL_OPT_MAX_OUTBOUND_CONNECTIONS, name, name2, NULL),
+                       pair_scope_max(cfg, name, name2));
+    case SL_SCOPE_BINDING_HOST:
+        if (sl_config_binding(cfg, name) == NULL)
+            return SL_LIMIT_NONE;
+        return (int32_t)general(cfg, SL_OPT_MAX_OUTBOUND_CONNECTIONS, name, NULL, name2);
+    case SL_SCOPE_HOST:
+        return (int32_t)value(section(cfg, SL_SC_HOST, name, NULL), smax);
+    case SL_SCOPE_GROUP_DOMAIN:
+        return (int32_t)value(section(cfg, SL_SC_GROUP_DOMAIN, name, name2), smax);
+    case SL_SCOPE_DOMAIN:
+        return (int32_t)value(section(cfg, SL_SC_DOMAIN, name, NULL), smax);
+    case SL_SCOPE_BINDING:
+        return (int32_t)binding_server_max(cfg, name);
+    case SL_SCOPE_SERVER:
+        return tighter(general(cfg, SL_OPT_SERVER_MAX_OUTBOUND_CONNECTIONS, NULL, NULL, NULL),
+                       value(g, smax));
+    case SL_SCOPE_RESERVE:
+        return (int32_t)general(cfg, SL_OPT_SERVER_RESERVE_OUTBOUND_CONNECTIONS, NULL, NULL, NULL);
+    default:
+        return SL_LIMIT_NONE;
+    }
+}
+
+/* take - look a counter up (creating it) and set its limit for gen */
+static bool take(struct sl_shm *shm, const struct sl_config *cfg, uint32_t owner, uint32_t gen,
+                 enum sl_scope_kind kind, const char *name, const char *name2, uint32_t *slot)
+{
+    if (sl_shm_lookup(shm, kind, name, name2, owner, slot) != SL_SHM_OK)
+        return false;
+    sl_shm_set_limit(shm, *slot, sl_limits_for_key(cfg, kind, name, name2), gen);
+    return true;
+}
+
+/* publish_one - create one configured counter; a full table is worth a warning */
+static void publish_one(struct sl_shm *shm, const struct sl_config *cfg, uint32_t gen,
+                        enum sl_scope_kind kind, const char *name, const char *name2)
+{
+    uint32_t slot;
+    if (!take(shm, cfg, 0, gen, kind, name, name2, &slot))
+        sl_msg_warn("counter table full: %s %s%s%s not shown until a connection uses it",
+                    sl_scope_kind_name(kind), name, name2 ? " " : "", name2 ? name2 : "");
+}
+
+/* publish_bindings - a per-binding counter for every binding (of group g, if given) */
+static void publish_bindings(struct sl_shm *shm, const struct sl_config *cfg, uint32_t gen,
+                             enum sl_scope_kind kind, const char *g, const char *name2)
+{
+    for (size_t i = 0; i < cfg->nbindings; i++)
+        if (g == NULL || eq(cfg->bindings[i].group, g))
+            publish_one(shm, cfg, gen, kind, cfg->bindings[i].name, name2);
+}
+
+/* publish_section - the counters one section's limits define */
+static void publish_section(struct sl_shm *shm, const struct sl_config *cfg, uint32_t gen,
+                            const struct sl_section *s)
+{
+    const bool smax = s->v[SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS].set;
+    const bool mox = s->v[SL_OPT_MAX_OUTBOUND_CONNECTIONS].set;
+    const bool literal = s->regex == NULL;
+
+    switch (s->scope) {
+    case SL_SC_DOMAIN:
+        if (smax)
+            publish_one(shm, cfg, gen, SL_SCOPE_DOMAIN, s->domain, NULL);
+        if (mox && literal)
+            publish_bindings(shm, cfg, gen, SL_SCOPE_BINDING_DOMAIN, NULL, s->domain);
+        break;
+    case SL_SC_HOST:
+        if (smax)
+            publish_one(shm, cfg, gen, SL_SCOPE_HOST, s->host, NULL);
+        if (mox)
+            publish_bindings(shm, cfg, gen, SL_SCOPE_BINDING_HOST, NULL, s->host);
+        break;
+    case SL_SC_BINDING_DOMAIN:
+        if ((smax || mox) && literal)
+            publish_one(shm, cfg, gen, SL_SCOPE_BINDING_DOMAIN, s->binding, s->domain);
+        break;
+    case SL_SC_GROUP_DOMAIN:
+        if (smax)
+            publish_one(shm, cfg, gen, SL_SCOPE_GROUP_DOMAIN, s->group, s->domain);
+        if (mox && literal)
+            publish_bindings(shm, cfg, gen, SL_SCOPE_BINDING_DOMAIN, s->group, s->domain);
+        break;
+    case SL_SC_BINDING_HOST:
+        if (mox)
+            publish_one(shm, cfg, gen, SL_SCOPE_BINDING_HOST, s->binding, s->host);
+        break;
+    case SL_SC_GROUP_HOST:
+        if (mox)
+            publish_bindings(shm, cfg, gen, SL_SCOPE_BINDING_HOST, s->group, s->host);
+        break;
+    default:
+        break;
+    }
+}
+
+/* sl_limits_publish - create every counter the config names, with its limit */
+void sl_limits_publish(const struct sl_config *cfg, struct sl_shm *shm, uint32_t gen)
+{
+    publish_one(shm, cfg, gen, SL_SCOPE_SERVER, "", NULL);
+    publish_one(shm, cfg, gen, SL_SCOPE_RESERVE, "", NULL);
+    for (size_t i = 0; i < cfg->nbindings; i++)
+        if (binding_server_max(cfg, cfg->bindings[i].name) >= 0)
+            publish_one(shm, cfg, gen, SL_SCOPE_BINDING, cfg->bindings[i].name, NULL);
+    for (size_t i = 0; i < cfg->nsections; i++)
+        publish_section(shm, cfg, gen, cfg->sections[i]);
+}
+
+/* What the reload walk needs at each live counter. */
+struct refresh {
+    const struct sl_config *cfg;
+    struct sl_shm *shm;
+    uint32_t gen;
+};
+
+/* refresh_one - set one live counter's limit from the new config */
+static void refresh_one(uint32_t slot, const struct sl_counter_view *v, void *vctx)
+{
+    const struct refresh *r = vctx;
+    sl_shm_set_limit(r->shm, slot, sl_limits_for_key(r->cfg, v->kind, v->name, v->name2), r->gen);
+}
+
+/* sl_limits_refresh - every live counter takes its limit from cfg, generation gen */
+void sl_limits_refresh(const struct sl_config *cfg, struct sl_shm *shm, uint32_t gen)
+{
+    struct refresh r = {cfg, shm, gen};
+    sl_shm_foreach(shm, refresh_one, &r);
+    sl_limits_publish(cfg, shm, gen);
+}
+
+/* add - look up one counter and add it to the reservation */
+static bool add(struct sl_shm *shm, const struct sl_config *cfg, uint32_t owner, struct sl_resv *r,
+                enum sl_scope_kind kind, const char *name, const char *name2, char *err,
+                size_t errlen)
+{
+    uint32_t slot;
+
+    if (sl_shm_lookup(shm, kind, name, name2, owner, &slot) != SL_SHM_OK) {
+        snprintf(err, errlen, "counter table full (set shm_capacity higher)");
+        return false;
+    }
+    if (sl_resv_add(r, slot, sl_limits_for_key(cfg, kind, name, name2)) < 0) {
+        snprintf(err, errlen, "more than %d counters apply to one connection", SL_RESV_MAX);
+        return false;
+    }
+    return true;
+}
+
+/* sl_limits_collect - every counter a connection from binding to domain via mx takes */
+bool sl_limits_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t owner,
+                       const char *binding, const char *domain, const char *mx, struct sl_resv *r,
+                       char *err, size_t errlen)
+{
+    const struct sl_binding *b = sl_config_binding(cfg, binding);
+
+    if (b == NULL) {
+        snprintf(err, errlen, "unknown binding %s", binding);
+        return false;
+    }
+    if (!add(shm, cfg, owner, r, SL_SCOPE_BINDING_DOMAIN, binding, domain, err, errlen))
+        return false;
+    if (mx != NULL && sl_limits_for_key(cfg, SL_SCOPE_BINDING_HOST, binding, mx) >= 0 &&
+        !add(shm, cfg, owner, r, SL_SCOPE_BINDING_HOST, binding, mx, err, errlen))
+        return false;
+    if (mx != NULL && sl_limits_for_key(cfg, SL_SCOPE_HOST, mx, NULL) >= 0 &&
+        !add(shm, cfg, owner, r, SL_SCOPE_HOST, mx, NULL, err, errlen))
+        return false;
+    for (size_t i = 0; i < cfg->nsections; i++) {
+        const struct sl_section *s = cfg->sections[i];
+        if (!s->v[SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS].set || !matches(s, domain))
+            continue;
+        if (s->scope == SL_SC_DOMAIN &&
+            !add(shm, cfg, owner, r, SL_SCOPE_DOMAIN, s->domain, NULL, err, errlen))
+            return false;
+        if (s->scope == SL_SC_GROUP_DOMAIN && eq(s->group, b->group) &&
+            !add(shm, cfg, owner, r, SL_SCOPE_GROUP_DOMAIN, s->group, s->domain, err, errlen))
+            return false;
+    }
+    if (binding_server_max(cfg, binding) >= 0 &&
+        !add(shm, cfg, owner, r, SL_SCOPE_BINDING, binding, NULL, err, errlen))
+        return false;
+    return add(shm, cfg, owner, r, SL_SCOPE_SERVER, "", NULL, err, errlen);
+}

@@ -1,0 +1,308 @@
+/*
+ * supervise.c - the prefork workers: fork, hello, reap, reclaim, replace.
+ *
+ * Each worker gets an owner record in the counter table (claimed here before
+ * the fork, so the record exists before the worker can hold anything) and a
+ * SOCK_SEQPACKET socketpair.  When a worker dies, the main loop reaps it here
+ * and returns its counter holds with sl_shm_reclaim_owner, the same function
+ * the fork-and-kill test drives.  Workers that keep dying young are replaced
+ * with an exponential back-off (100 ms doubling to 10 s), so a broken
+ * environment does not turn into a fork storm.
+ * Concurrency: master only, single-threaded; called from the main loop.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sl_master.h"
+#include "sl_msg.h"
+#include "sl_worker.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 10000
+#define YOUNG_SECONDS  5 /* a worker dying younger than this counts as a failure */
+
+/* now_plus_ms - the monotonic time ms milliseconds from now */
+static struct timespec now_plus_ms(long ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+/* ms_until - milliseconds from now until t, 0 when past */
+static long ms_until(struct timespec t)
+{
+    struct timespec n;
+    long ms;
+    clock_gettime(CLOCK_MONOTONIC, &n);
+    ms = (t.tv_sec - n.tv_sec) * 1000 + (t.tv_nsec - n.tv_nsec) / 1000000L;
+    return ms > 0 ? ms : 0;
+}
+
+/* sl_supervise_init - an empty table sized for reloads that add workers */
+void sl_supervise_init(struct sl_supervisor *s, unsigned want)
+{
+    memset(s, 0, sizeof *s);
+    s->nw = 0;
+    s->w = NULL;
+    s->want = want;
+    s->next_spawn = now_plus_ms(0);
+}
+
+/* free_slot - a table entry with no process, growing the table if needed */
+static struct sl_worker_slot *free_slot(struct sl_supervisor *s)
+{
+    for (unsigned i = 0; i < s->nw; i++)
+        if (s->w[i].pid == 0)
+            return &s->w[i];
+    s->w = sl_realloc(s->w, (s->nw + 1) * sizeof *s->w);
+    memset(&s->w[s->nw], 0, sizeof *s->w);
+    s->w[s->nw].fd = -1;
+    return &s->w[s->nw++];
+}
+
+/* running - current-generation workers alive */
+static unsigned running(const struct sl_supervisor *s, uint32_t gen)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < s->nw; i++)
+        if (s->w[i].pid != 0 && !s->w[i].retiring && s->w[i].gen == gen)
+            n++;
+    return n;
+}
+
+/* spawn - fork one worker; false when it could not be started */
+static bool spawn(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen, sl_worker_fn fn,
+                  void *ctx)
+{
+    struct sl_worker_slot *w;
+    int sv[2];
+    uint32_t owner;
+    pid_t pid;
+
+    if (sl_shm_owner_claim(shm, 0, &owner) < 0) {
+        sl_msg_warn("no free owner record in the counter table: worker not started");
+        return false;
+    }
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        sl_msg_warn("socketpair: %s", strerror(errno));
+        sl_shm_reclaim_owner(shm, owner);
+        return false;
+    }
+    pid = fork();
+    if (pid < 0) {
+        sl_msg_warn("fork: %s", strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+        sl_shm_reclaim_owner(shm, owner);
+        return false;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        fn(sv[1], owner, ctx); /* never returns */
+        _exit(70);
+    }
+    close(sv[1]);
+    sl_store32(&shm->owners[owner].pid, (uint32_t)pid);
+    w = free_slot(s);
+    *w = (struct sl_worker_slot){.pid = pid, .owner = owner, .fd = sv[0], .gen = gen};
+    w->started = time(NULL);
+    s->spawned++;
+    sl_msg_debug("worker pid %ld started (owner record %u)", (long)pid, owner);
+    return true;
+}
+
+/* sl_supervise_fill - start workers up to the wanted number, back-off allowing */
+void sl_supervise_fill(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen, sl_worker_fn fn,
+                       void *ctx)
+{
+    while (running(s, gen) < s->want) {
+        if (ms_until(s->next_spawn) > 0)
+            return;
+        if (!spawn(s, shm, gen, fn, ctx)) {
+            s->next_spawn = now_plus_ms(BACKOFF_MAX_MS);
+            return;
+        }
+    }
+}
+
+/* back_off - a worker died young: delay the next spawn, doubling each time */
+static void back_off(struct sl_supervisor *s)
+{
+    long ms = BACKOFF_MIN_MS;
+    for (unsigned i = 1; i < s->failures && ms < BACKOFF_MAX_MS; i++)
+        ms *= 2;
+    if (ms > BACKOFF_MAX_MS)
+        ms = BACKOFF_MAX_MS;
+    s->next_spawn = now_plus_ms(ms);
+    sl_msg_warn("workers keep dying: next start in %ld ms", ms);
+}
+
+/* forget - a reaped worker: return its holds, close its socket, free its entry */
+static void forget(struct sl_supervisor *s, struct sl_shm *shm, struct sl_worker_slot *w,
+                   int status)
+{
+    uint32_t units = sl_shm_reclaim_owner(shm, w->owner);
+    bool young = time(NULL) - w->started < YOUNG_SECONDS;
+
+    if (WIFSIGNALED(status))
+        sl_msg_warn("worker pid %ld killed by signal %d; %u counter units reclaimed", (long)w->pid,
+                    WTERMSIG(status), units);
+    else if (WEXITSTATUS(status) != 0)
+        sl_msg_warn("worker pid %ld exited with status %d; %u counter units reclaimed",
+                    (long)w->pid, WEXITSTATUS(status), units);
+    else
+        sl_msg_debug("worker pid %ld exited", (long)w->pid);
+    if (!w->retiring && (WIFSIGNALED(status) || WEXITSTATUS(status) != 0)) {
+        if (young) {
+            s->failures++;
+            back_off(s);
+        } else {
+            s->failures = 0;
+        }
+    }
+    s->reaped++;
+    s->reclaimed_units += units;
+    if (w->fd >= 0)
+        close(w->fd);
+    *w = (struct sl_worker_slot){.fd = -1};
+}
+
+/* sl_supervise_reap - collect every dead worker */
+void sl_supervise_reap(struct sl_supervisor *s, struct sl_shm *shm)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (unsigned i = 0; i < s->nw; i++)
+            if (s->w[i].pid == pid) {
+                forget(s, shm, &s->w[i], status);
+                break;
+            }
+    }
+}
+
+/* sl_supervise_read - a worker's message, or its end of the socket closing */
+size_t sl_supervise_read(struct sl_supervisor *s, int fd, char *buf, size_t len, unsigned *worker)
+{
+    ssize_t n;
+
+    for (unsigned i = 0; i < s->nw; i++) {
+        struct sl_worker_slot *w = &s->w[i];
+        if (w->fd != fd)
+            continue;
+        n = recv(fd, buf, len - 1, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            close(w->fd); /* dying: the reap follows on SIGCHLD */
+            w->fd = -1;
+            return 0;
+        }
+        if (n <= 0)
+            return 0;
+        buf[n] = '\0';
+        if (buf[0] == SL_WMSG_HELLO) {
+            w->ready = true;
+            return 0;
+        }
+        *worker = i;
+        return (size_t)n;
+    }
+    return 0;
+}
+
+/* sl_supervise_idle - a current worker with no job, or -1 */
+int sl_supervise_idle(const struct sl_supervisor *s, uint32_t gen)
+{
+    for (unsigned i = 0; i < s->nw; i++) {
+        const struct sl_worker_slot *w = &s->w[i];
+        if (w->pid != 0 && w->fd >= 0 && w->ready && !w->busy && !w->retiring && w->gen == gen)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* sl_supervise_retire - ask workers of older generations to finish and exit */
+void sl_supervise_retire(struct sl_supervisor *s, uint32_t gen)
+{
+    char quit = SL_WMSG_QUIT;
+
+    for (unsigned i = 0; i < s->nw; i++) {
+        struct sl_worker_slot *w = &s->w[i];
+        if (w->pid == 0 || w->gen == gen || w->retiring)
+            continue;
+        w->retiring = true;
+        if (w->fd < 0 || send(w->fd, &quit, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            kill(w->pid, SIGTERM);
+    }
+}
+
+/* sl_supervise_ready - current-generation workers that are up */
+unsigned sl_supervise_ready(const struct sl_supervisor *s, uint32_t gen)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < s->nw; i++)
+        if (s->w[i].pid != 0 && s->w[i].ready && !s->w[i].retiring && s->w[i].gen == gen)
+            n++;
+    return n;
+}
+
+/* sl_supervise_wait_ms - how long the main loop may sleep before a spawn is due */
+int sl_supervise_wait_ms(const struct sl_supervisor *s, uint32_t gen)
+{
+    if (running(s, gen) >= s->want)
+        return -1;
+    return (int)ms_until(s->next_spawn);
+}
+
+/* alive - workers not yet reaped */
+static unsigned alive(const struct sl_supervisor *s)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < s->nw; i++)
+        if (s->w[i].pid != 0)
+            n++;
+    return n;
+}
+
+/* sl_supervise_stop - end every worker: SIGTERM, a grace period, then SIGKILL */
+void sl_supervise_stop(struct sl_supervisor *s, struct sl_shm *shm, int grace_ms)
+{
+    struct timespec deadline = now_plus_ms(grace_ms), pause = {0, 10 * 1000000L};
+
+    for (unsigned i = 0; i < s->nw; i++)
+        if (s->w[i].pid != 0) {
+            s->w[i].retiring = true;
+            kill(s->w[i].pid, SIGTERM);
+        }
+    while (alive(s) > 0 && ms_until(deadline) > 0) {
+        sl_supervise_reap(s, shm);
+        if (alive(s) > 0)
+            nanosleep(&pause, NULL);
+    }
+    for (unsigned i = 0; i < s->nw; i++)
+        if (s->w[i].pid != 0) {
+            sl_msg_warn("worker pid %ld did not stop in %d ms: killing it", (long)s->w[i].pid,
+                        grace_ms);
+            kill(s->w[i].pid, SIGKILL);
+        }
+    while (alive(s) > 0) {
+        sl_supervise_reap(s, shm);
+        if (alive(s) > 0)
+            nanosleep(&pause, NULL);
+    }
+    free(s->w);
+    s->w = NULL;
+    s->nw = 0;
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# deps.sh - install the Debian packages sluice builds and tests with, if missing.
+# Each is named once here; the README says why each is there.
+set -euo pipefail
+
+pkgs=(
+  gcc clang make pkg-config clang-format      # toolchain, and the format check
+  libinih-dev      # INI parsing of the config file
+  libbsd-dev       # strlcpy/strlcat, setproctitle
+  libpcre2-dev     # regex domain stanzas, in Momentum's (PCRE) syntax
+  libsodium-dev    # keyed hash (SipHash) of counter names, random keys
+  libldns-dev      # DNS resolution (MX, A, AAAA, TLSA)
+  libssl-dev       # TLS (STARTTLS)
+  libsystemd-dev   # sd_notify: readiness, reload and stop for systemd (Type=notify)
+  libcmocka-dev    # unit-test framework
+  python3          # test helpers: JSON checks, the sd_notify listener
+  procps           # ps, for the end-to-end tests
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

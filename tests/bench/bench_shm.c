@@ -1,0 +1,252 @@
+/*
+ * bench_shm.c - the counter table's speed: reserve + release of a 5-counter reservation, alone and
+ * with 2, 8 and 32 processes on the same or on distinct counters, and the inspector's snapshot
+ * of a table of 100,000 live counters.
+ *
+ * One figure per line on stdout; the best of a few runs (CLOCK_MONOTONIC).  Slot lookups happen
+ * once, before timing; each timed operation builds its reservation (init + 5 adds), acquires and
+ * releases it, as a worker does per connection.  Limits are high enough never to refuse: a
+ * refusal or any other surprise makes the program exit non-zero.
+ * Segments are named "/sluice-bench-PID-N" and unlinked at exit.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sl_msg.h"
+#include "sl_shm.h"
+
+#define NKEYS         5
+#define RUNS          5
+#define SNAP_COUNTERS 100000
+
+static const enum sl_scope_kind kinds[NKEYS] = {SL_SCOPE_BINDING_DOMAIN, SL_SCOPE_BINDING_HOST,
+                                                SL_SCOPE_HOST, SL_SCOPE_DOMAIN, SL_SCOPE_SERVER};
+
+/* Start line and results shared with the forked processes. */
+struct race {
+    _Atomic int ready;
+    _Atomic int go;
+    _Atomic int failed;
+    uint64_t start[64], end[64];
+};
+
+static char seg_name[64];
+static int seg_serial;
+
+/* now_ns - monotonic nanoseconds */
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* make_table - a fresh segment or exit */
+static void make_table(struct sl_shm *shm, uint32_t slots, uint32_t owners)
+{
+    struct sl_shm_params p = {.slot_capacity = slots, .owner_capacity = owners};
+    char err[256];
+
+    snprintf(seg_name, sizeof seg_name, "/sluice-bench-%d-%d", (int)getpid(), ++seg_serial);
+    if (sl_shm_create(seg_name, &p, shm, err, sizeof err) != 0)
+        sl_msg_fatal("create: %s", err);
+}
+
+/* drop_table - detach and unlink the current segment */
+static void drop_table(struct sl_shm *shm)
+{
+    sl_shm_detach(shm);
+    sl_shm_unlink(seg_name);
+}
+
+/* keys_for - look up the 5 counters of group g (a binding x domain x host) */
+static void keys_for(struct sl_shm *shm, int g, uint32_t slot[NKEYS])
+{
+    char b[32], d[32], h[32];
+
+    snprintf(b, sizeof b, "bind%d", g);
+    snprintf(d, sizeof d, "dom%d.example", g);
+    snprintf(h, sizeof h, "mx.dom%d.example", g);
+    const char *n1[NKEYS] = {b, b, h, d, g == 0 ? "" : b};
+    const char *n2[NKEYS] = {d, h, NULL, NULL, NULL};
+    for (int k = 0; k < NKEYS; k++) {
+        enum sl_scope_kind kind = kinds[k];
+        if (k == NKEYS - 1 && g != 0)
+            kind = SL_SCOPE_BINDING; /* distinct keys: no shared server counter */
+        if (sl_shm_lookup(shm, kind, n1[k], n2[k], 0, &slot[k]) != SL_SHM_OK)
+            sl_msg_fatal("lookup of group %d key %d failed", g, k);
+    }
+}
+
+/* hammer - n reservations of the 5 counters by owner; false on any refusal */
+static bool hammer(struct sl_shm *shm, uint32_t owner, const uint32_t slot[NKEYS], long n)
+{
+    for (long i = 0; i < n; i++) {
+        struct sl_resv r;
+        sl_resv_init(&r, 0);
+        for (int k = 0; k < NKEYS; k++)
+            sl_resv_add(&r, slot[NKEYS - 1 - k], 1000000);
+        if (sl_resv_acquire(shm, owner, &r, NULL) != SL_RESV_OK)
+            return false;
+        sl_resv_release(shm, owner, &r);
+    }
+    return true;
+}
+
+/* bench_alone - ns per reserve + release, one process */
+static double bench_alone(void)
+{
+    struct sl_shm shm;
+    uint32_t slot[NKEYS], owner;
+    const long n = 2000000;
+    double best = 1e30;
+
+    make_table(&shm, 1024, 4);
+    keys_for(&shm, 0, slot);
+    if (sl_shm_owner_claim(&shm, getpid(), &owner) != 0)
+        sl_msg_fatal("no owner record");
+    hammer(&shm, owner, slot, n / 10); /* warm up */
+    for (int run = 0; run < RUNS; run++) {
+        uint64_t t0 = now_ns();
+        if (!hammer(&shm, owner, slot, n))
+            sl_msg_fatal("a reservation was refused");
+        double ns = (double)(now_ns() - t0) / (double)n;
+        if (ns < best)
+            best = ns;
+    }
+    drop_table(&shm);
+    return best;
+}
+
+/* bench_procs - nprocs processes at once; per-process ns per op and aggregate ops/s (best run) */
+static void bench_procs(int nprocs, bool same_keys, double *per_op, double *ops_s)
+{
+    struct sl_shm shm;
+    uint32_t slot[64][NKEYS], owner[64];
+    const long n = nprocs <= 8 ? 400000 : 150000;
+    struct race *race =
+        mmap(NULL, sizeof *race, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+    if (race == MAP_FAILED)
+        sl_msg_fatal("mmap: %m");
+    make_table(&shm, 4096, 64);
+    for (int p = 0; p < nprocs; p++) {
+        keys_for(&shm, same_keys ? 0 : p + 1, slot[p]);
+        if (sl_shm_owner_claim(&shm, 0, &owner[p]) != 0)
+            sl_msg_fatal("no owner record");
+    }
+    *per_op = 1e30;
+    *ops_s = 0;
+    for (int run = 0; run < 3; run++) {
+        memset(race, 0, sizeof *race);
+        pid_t pids[64];
+        for (int p = 0; p < nprocs; p++) {
+            pids[p] = fork();
+            if (pids[p] < 0)
+                sl_msg_fatal("fork: %m");
+            if (pids[p] == 0) {
+                atomic_fetch_add(&race->ready, 1);
+                while (!atomic_load(&race->go))
+                    sched_yield();
+                race->start[p] = now_ns();
+                if (!hammer(&shm, owner[p], slot[p], n))
+                    atomic_store(&race->failed, 1);
+                race->end[p] = now_ns();
+                _exit(0);
+            }
+        }
+        while (atomic_load(&race->ready) < nprocs)
+            sched_yield();
+        atomic_store(&race->go, 1);
+        for (int p = 0; p < nprocs; p++) {
+            int status;
+            if (waitpid(pids[p], &status, 0) != pids[p] || !WIFEXITED(status) ||
+                WEXITSTATUS(status) != 0)
+                sl_msg_fatal("benchmark process %d failed", (int)pids[p]);
+        }
+        if (atomic_load(&race->failed))
+            sl_msg_fatal("a reservation was refused");
+        uint64_t first = UINT64_MAX, last = 0;
+        double sum = 0;
+        for (int p = 0; p < nprocs; p++) {
+            first = race->start[p] < first ? race->start[p] : first;
+            last = race->end[p] > last ? race->end[p] : last;
+            sum += (double)(race->end[p] - race->start[p]) / (double)n;
+        }
+        double mean = sum / nprocs, agg = (double)n * nprocs / ((double)(last - first) / 1e9);
+        if (mean < *per_op)
+            *per_op = mean;
+        if (agg > *ops_s)
+            *ops_s = agg;
+    }
+    /* Every count must be back to zero. */
+    for (uint32_t s = 0; s < shm.hdr->slot_capacity; s++)
+        if ((uint32_t)sl_load64(&shm.slots[s].count) != 0)
+            sl_msg_fatal("slot %u left at %u", s, (uint32_t)sl_load64(&shm.slots[s].count));
+    drop_table(&shm);
+    munmap(race, sizeof *race);
+}
+
+/* bench_snapshot - ms to copy a table of 100,000 live counters (best of RUNS) */
+static double bench_snapshot(double *lookup_ns)
+{
+    struct sl_shm shm;
+    char name[64];
+    uint32_t slot;
+    double best = 1e30;
+
+    make_table(&shm, SNAP_COUNTERS, 4);
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < SNAP_COUNTERS; i++) {
+        snprintf(name, sizeof name, "domain-%d.example", i);
+        if (sl_shm_lookup(&shm, SL_SCOPE_DOMAIN, name, NULL, 0, &slot) != SL_SHM_OK)
+            sl_msg_fatal("lookup %d failed", i);
+        sl_shm_set_limit(&shm, slot, i % 50, 1);
+    }
+    *lookup_ns = (double)(now_ns() - t0) / SNAP_COUNTERS;
+    for (int run = 0; run < RUNS; run++) {
+        struct sl_counter_view *v;
+        size_t n;
+        t0 = now_ns();
+        if (sl_shm_snapshot(&shm, &v, &n) != 0 || n != SNAP_COUNTERS)
+            sl_msg_fatal("snapshot returned %zu counters", n);
+        double ms = (double)(now_ns() - t0) / 1e6;
+        free(v);
+        if (ms < best)
+            best = ms;
+    }
+    drop_table(&shm);
+    return best;
+}
+
+/* main - every figure, one per line */
+int main(void)
+{
+    static const int procs[] = {2, 8, 32};
+    double per_op, ops_s, lookup_ns;
+
+    sl_msg_init("bench_shm");
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("reserve+release, 5 counters, uncontended: %.1f ns\n", bench_alone());
+    for (int same = 1; same >= 0; same--)
+        for (size_t i = 0; i < sizeof procs / sizeof procs[0]; i++) {
+            bench_procs(procs[i], same, &per_op, &ops_s);
+            printf("reserve+release, 5 counters, %d processes, %s keys: %.1f ns per op per "
+                   "process\n",
+                   procs[i], same ? "same" : "distinct", per_op);
+            printf("reserve+release, 5 counters, %d processes, %s keys: %.2f M ops/s aggregate\n",
+                   procs[i], same ? "same" : "distinct", ops_s / 1e6);
+        }
+    double snap = bench_snapshot(&lookup_ns);
+    printf("lookup (create) of a new counter: %.1f ns\n", lookup_ns);
+    printf("snapshot of %d live counters: %.2f ms\n", SNAP_COUNTERS, snap);
+    printf("cores online: %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
+    return 0;
+}

@@ -1,0 +1,50 @@
+# tap.sh - helpers for the end-to-end tests: TAP lines, waiting, clean-up.
+# Source it; it sets $T (a private temp dir) and ends only the processes the
+# test started, by PID, on exit.
+set -u
+SLUICED=${SLUICE_BIN:?}/sluiced
+SLUICECTL=${SLUICE_BIN:?}/sluicectl
+T=$(mktemp -d "${TMPDIR:-/tmp}/sluice-e2e.XXXXXX")
+_n=0
+_pids=()
+
+ok() { _n=$((_n + 1)); echo "ok $_n - $*"; }
+not_ok() { _n=$((_n + 1)); echo "not ok $_n - $*"; }
+# check DESCRIPTION COMMAND...: ok when the command succeeds
+check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+# wait_for SECONDS COMMAND...: poll every 50 ms until the command succeeds
+wait_for() {
+  local limit=$(($1 * 20)) i=0; shift
+  until "$@"; do i=$((i + 1)); [ $i -ge $limit ] && return 1; sleep 0.05; done
+}
+# started PID: remember a process to end at exit
+started() { _pids+=("$1"); }
+alive() { kill -0 "$1" 2>/dev/null; }
+children_of() { ps -o pid= --ppid "$1" | tr -d ' '; }
+
+cleanup() {
+  local p
+  for p in "${_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  sleep 0.2
+  for p in "${_pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  [ -n "${KEEP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+
+# notify_listener FILE: a datagram socket that appends what systemd would get
+notify_listener() {
+  local sock=$T/notify.sock out=$1
+  python3 -u - "$sock" "$out" <<'PY' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as f:
+    while True:
+        msg = s.recv(4096).decode()
+        for line in msg.split("\n"):
+            f.write(line + "\n")
+PY
+  started $!
+  wait_for 5 test -S "$sock"
+  export NOTIFY_SOCKET=$sock
+}
