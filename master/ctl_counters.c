@@ -100,19 +100,23 @@ static void print_table(const struct sl_shm *shm, const struct sl_counter_view *
     int32_t slimit;
     uint32_t open = server_in_use(v, n, &slimit);
     uint64_t refused = 0;
-    char key[2 * SL_SHM_NAME_MAX + 4], lim[16];
+    char key[2 * SL_SHM_NAME_MAX + 4], lim[16], last[32];
 
     for (size_t i = 0; i < n; i++)
         refused += v[i].refused;
+    if (audit != 0)
+        snprintf(last, sizeof last, "last %llds ago", (long long)(now - audit));
+    else
+        snprintf(last, sizeof last, "none yet");
     printf("sluiced pid %llu, up %llds, config generation %llu, %zu/%u counters, %u workers\n",
            (unsigned long long)h->master_pid, (long long)(now - (time_t)h->master_start),
            (unsigned long long)sl_peek64(&h->config_gen), n, h->slot_capacity, workers_alive(shm));
     limit_text(slimit, lim, sizeof lim);
     printf("open connections %u of %s; refused %llu; reclaimed %llu; audit: %llu runs, %llu "
-           "fixed, last %llds ago\n\n",
+           "fixed, %s\n\n",
            open, lim, (unsigned long long)refused, (unsigned long long)sl_peek64(&h->reclaimed),
            (unsigned long long)sl_peek64(&h->audit_runs),
-           (unsigned long long)sl_peek64(&h->audit_fixed), audit ? (long long)(now - audit) : -1LL);
+           (unsigned long long)sl_peek64(&h->audit_fixed), last);
     printf("%-15s %-40s %7s %7s %7s %9s\n", "SCOPE", "KEY", "IN USE", "LIMIT", "PEAK", "REFUSED");
     for (size_t i = 0; i < n; i++) {
         key_text(&v[i], key, sizeof key);

@@ -108,6 +108,7 @@ enum sl_resv_result sl_resv_acquire(struct sl_shm *shm, uint32_t owner, struct s
 {
     struct sl_shm_owner *o;
     struct sl_shm_hold *h = NULL;
+    uint32_t taken[SL_RESV_MAX];
     int32_t rec;
 
     if (owner >= shm->hdr->owner_capacity || shm->readonly)
@@ -135,8 +136,10 @@ enum sl_resv_result sl_resv_acquire(struct sl_shm *shm, uint32_t owner, struct s
         int32_t limit = effective_limit(s, r, i);
         uint32_t seen;
 
-        if (count_take(s, limit, &seen))
+        if (count_take(s, limit, &seen)) {
+            taken[i] = seen;
             continue;
+        }
         /* Refused: undo in the mirror-image order, then say who refused. */
         for (uint32_t j = i; j-- > 0;)
             if (!count_give(&shm->slots[r->slot[j]]))
@@ -153,6 +156,9 @@ enum sl_resv_result sl_resv_acquire(struct sl_shm *shm, uint32_t owner, struct s
         return SL_RESV_REFUSED;
     }
     sl_store32(&h->state, SL_HOLD_HELD);
+    /* Peaks count granted connections only, not units taken and rolled back. */
+    for (uint32_t i = 0; i < r->n; i++)
+        note_peak(&shm->slots[r->slot[i]], taken[i]);
     r->record = rec;
     sl_stat_inc64(&o->acquired);
     return SL_RESV_OK;

@@ -36,7 +36,8 @@ static inline uint64_t limit_word(uint32_t gen, int32_t limit)
     return (uint64_t)gen << 32 | (uint32_t)limit;
 }
 
-/* count_take - one more unit if in_use stays within limit (negative: none); else in_use seen */
+/* count_take - one more unit if in_use stays within limit (negative: none).  *seen is the
+ * in_use after our unit, or the in_use that refused it. */
 static inline bool count_take(struct sl_shm_slot *s, int32_t limit, uint32_t *seen)
 {
     uint64_t c = sl_load64(&s->count);
@@ -52,9 +53,15 @@ static inline bool count_take(struct sl_shm_slot *s, int32_t limit, uint32_t *se
         if (sl_cas64(&s->count, &c, count_word(c, in_use + 1)))
             break;
     }
-    if (in_use + 1 > sl_stat_load64(&s->peak))
-        sl_stat_max64(&s->peak, in_use + 1);
+    *seen = in_use + 1;
     return true;
+}
+
+/* note_peak - a granted connection brought in_use to n: raise the peak (statistics) */
+static inline void note_peak(struct sl_shm_slot *s, uint32_t n)
+{
+    if (n > sl_stat_load64(&s->peak))
+        sl_stat_max64(&s->peak, n);
 }
 
 /* count_give - one unit back; never below zero (true when a unit was given back) */

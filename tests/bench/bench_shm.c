@@ -8,7 +8,12 @@
  * releases it, as a worker does per connection.  Limits are high enough never to refuse: a
  * refusal or any other surprise makes the program exit non-zero.
  * Segments are named "/sluice-bench-PID-N" and unlinked at exit.
+ *
+ * The peer in the same run: the lock-based design, one process-shared mutex around the same five
+ * counts (as a shared zone guarded by one lock keeps them, nginx's limit_conn), timed the same way,
+ * so the figures that matter are the ratios, not the machine's absolute speed.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,6 +199,96 @@ static void bench_procs(int nprocs, bool same_keys, double *per_op, double *ops_
     munmap(race, sizeof *race);
 }
 
+/* The lock-based peer: five counts and their limits behind one process-shared mutex. */
+struct locked_table {
+    pthread_mutex_t lock;
+    int32_t count[NKEYS];
+    int32_t limit[NKEYS];
+};
+
+/* locked_hammer - n reserve+release of the five counts under the lock; false on a refusal */
+static bool locked_hammer(struct locked_table *t, long n)
+{
+    for (long i = 0; i < n; i++) {
+        bool ok = true;
+        pthread_mutex_lock(&t->lock);
+        for (int k = 0; k < NKEYS; k++)
+            ok = ok && t->count[k] < t->limit[k];
+        for (int k = 0; ok && k < NKEYS; k++)
+            t->count[k]++;
+        pthread_mutex_unlock(&t->lock);
+        if (!ok)
+            return false;
+        pthread_mutex_lock(&t->lock);
+        for (int k = 0; k < NKEYS; k++)
+            t->count[k]--;
+        pthread_mutex_unlock(&t->lock);
+    }
+    return true;
+}
+
+/* bench_locked - the peer with nprocs processes (1: alone): ns per op per process, ops/s */
+static void bench_locked(int nprocs, double *per_op, double *ops_s)
+{
+    const long n = nprocs <= 8 ? 400000 : 150000;
+    struct locked_table *t =
+        mmap(NULL, sizeof *t, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct race *race =
+        mmap(NULL, sizeof *race, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pthread_mutexattr_t a;
+
+    if (t == MAP_FAILED || race == MAP_FAILED)
+        sl_msg_fatal("mmap: %m");
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutex_init(&t->lock, &a);
+    for (int k = 0; k < NKEYS; k++)
+        t->limit[k] = 1000000;
+    *per_op = 1e30;
+    *ops_s = 0;
+    for (int run = 0; run < 3; run++) {
+        pid_t pids[64];
+        uint64_t first = UINT64_MAX, last = 0;
+        double sum = 0;
+        memset(race, 0, sizeof *race);
+        for (int p = 0; p < nprocs; p++) {
+            pids[p] = fork();
+            if (pids[p] < 0)
+                sl_msg_fatal("fork: %m");
+            if (pids[p] == 0) {
+                atomic_fetch_add(&race->ready, 1);
+                while (!atomic_load(&race->go))
+                    sched_yield();
+                race->start[p] = now_ns();
+                if (!locked_hammer(t, n))
+                    atomic_store(&race->failed, 1);
+                race->end[p] = now_ns();
+                _exit(0);
+            }
+        }
+        while (atomic_load(&race->ready) < nprocs)
+            sched_yield();
+        atomic_store(&race->go, 1);
+        for (int p = 0; p < nprocs; p++)
+            if (waitpid(pids[p], NULL, 0) != pids[p])
+                sl_msg_fatal("peer benchmark process lost");
+        if (atomic_load(&race->failed))
+            sl_msg_fatal("the peer refused a reservation");
+        for (int p = 0; p < nprocs; p++) {
+            first = race->start[p] < first ? race->start[p] : first;
+            last = race->end[p] > last ? race->end[p] : last;
+            sum += (double)(race->end[p] - race->start[p]) / (double)n;
+        }
+        if (sum / nprocs < *per_op)
+            *per_op = sum / nprocs;
+        if ((double)n * nprocs / ((double)(last - first) / 1e9) > *ops_s)
+            *ops_s = (double)n * nprocs / ((double)(last - first) / 1e9);
+    }
+    pthread_mutex_destroy(&t->lock);
+    munmap(t, sizeof *t);
+    munmap(race, sizeof *race);
+}
+
 /* bench_snapshot - ms to copy a table of 100,000 live counters (best of RUNS) */
 static double bench_snapshot(double *lookup_ns)
 {
@@ -230,11 +325,15 @@ static double bench_snapshot(double *lookup_ns)
 int main(void)
 {
     static const int procs[] = {2, 8, 32};
-    double per_op, ops_s, lookup_ns;
+    double per_op, ops_s, lookup_ns, peer_op, peer_s;
 
     sl_msg_init("bench_shm");
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("reserve+release, 5 counters, uncontended: %.1f ns\n", bench_alone());
+    double alone = bench_alone();
+    printf("reserve+release, 5 counters, uncontended: %.1f ns\n", alone);
+    bench_locked(1, &peer_op, &peer_s);
+    printf("peer (one process-shared mutex), uncontended: %.1f ns; sluice is %.2fx as fast\n",
+           peer_op, peer_op / alone);
     for (int same = 1; same >= 0; same--)
         for (size_t i = 0; i < sizeof procs / sizeof procs[0]; i++) {
             bench_procs(procs[i], same, &per_op, &ops_s);
@@ -243,6 +342,13 @@ int main(void)
                    procs[i], same ? "same" : "distinct", per_op);
             printf("reserve+release, 5 counters, %d processes, %s keys: %.2f M ops/s aggregate\n",
                    procs[i], same ? "same" : "distinct", ops_s / 1e6);
+            if (!same)
+                continue;
+            /* One lock serialises every process whatever its keys: compare on the same keys. */
+            bench_locked(procs[i], &peer_op, &peer_s);
+            printf("peer (one process-shared mutex), %d processes: %.2f M ops/s aggregate; "
+                   "sluice is %.2fx as fast\n",
+                   procs[i], peer_s / 1e6, ops_s / peer_s);
         }
     double snap = bench_snapshot(&lookup_ns);
     printf("lookup (create) of a new counter: %.1f ns\n", lookup_ns);
