@@ -203,6 +203,9 @@ bool sl_config_eval(const struct sl_config *cfg, enum sl_opt opt, const struct s
 int64_t sl_config_num(const struct sl_config *cfg, enum sl_opt opt, const struct sl_scope_ref *ref);
 const char *sl_config_str(const struct sl_config *cfg, enum sl_opt opt,
                           const struct sl_scope_ref *ref);
+/* Does a section's domain (a literal name, or a compiled /regex/) cover domain?
+ * A final dot on domain is ignored.  False for a section without a domain. */
+bool sl_section_matches_domain(const struct sl_section *s, const char *domain);
 /* The binding so named, or NULL. */
 const struct sl_binding *sl_config_binding(const struct sl_config *cfg, const char *name);
 

@@ -247,7 +247,8 @@ struct sl_audit_stats {
     uint32_t in_flux;   /* skipped because a live owner was mid-change */
 };
 /* Set every count that disagrees with the live owners' HELD records, and did not
- * change during the scan, to that number.  Safe while workers run. */
+ * change during the scan, to that number.  Safe while workers run.  st may be
+ * NULL when the caller does not want the figures. */
 void sl_shm_audit(struct sl_shm *shm, struct sl_audit_stats *st);
 
 /* One counter as the inspector shows it. */
@@ -264,7 +265,8 @@ struct sl_counter_view {
 /* Copy every LIVE counter into a newly allocated array (caller frees *out). */
 int sl_shm_snapshot(const struct sl_shm *shm, struct sl_counter_view **out, size_t *n);
 
-/* One counter by slot index (shm/view.c); -1 when the slot is not LIVE. */
+/* One counter by slot index (shm/snapshot.c); -1 when the slot is not LIVE (or
+ * its kind or key is out of bounds).  Control characters in names show as '?'. */
 int sl_shm_view(const struct sl_shm *shm, uint32_t slot, struct sl_counter_view *v);
 
 /* Call fn on every LIVE slot (the master's reload walk). */

@@ -22,8 +22,8 @@
 
 #include "sl_config.h"
 #include "sl_msg.h"
+#include "config_impl.h"
 
-#define SCOPE(s) (1u << (s))
 #define SC_HOSTS (SCOPE(SL_SC_HOST) | SCOPE(SL_SC_BINDING_HOST) | SCOPE(SL_SC_GROUP_HOST))
 
 /* The levels of each chain, most specific first (semantics.md). */
@@ -80,6 +80,14 @@ static bool regex_matches(const struct sl_section *s, const char *domain)
     return rc >= 0;
 }
 
+/* sl_section_matches_domain - does a section's domain (a name or /regex/) cover domain */
+bool sl_section_matches_domain(const struct sl_section *s, const char *domain)
+{
+    if (s->domain == NULL || domain == NULL)
+        return false;
+    return s->regex != NULL ? regex_matches(s, domain) : name_eq(s->domain, domain);
+}
+
 /* applies - the section is of this level and names what is wanted (regex or literal pass) */
 static bool applies(const struct sl_section *s, enum sl_scope sc, const struct want *w,
                     bool regex_pass)
@@ -96,7 +104,7 @@ static bool applies(const struct sl_section *s, enum sl_scope sc, const struct w
         return true;
     if (w->domain == NULL)
         return false;
-    return regex_pass ? regex_matches(s, w->domain) : name_eq(s->domain, w->domain);
+    return sl_section_matches_domain(s, w->domain);
 }
 
 /* level - the section of one level that sets opt: literal first, then regexes in file order */
@@ -129,8 +137,7 @@ static void builtin(enum sl_opt opt, enum sl_chain chain, struct sl_value *out)
         return;
     if (!sl_value_parse(def, def->def, out, NULL, 0))
         sl_msg_panic("the built-in default of %s (%s) does not parse", def->name, def->def);
-    if (def->type == SL_VT_STRING || def->type == SL_VT_IP || def->type == SL_VT_HOSTPORT ||
-        def->type == SL_VT_PATH || def->type == SL_VT_NAME)
+    if (sl_value_is_text(def->type))
         out->str = (char *)def->def; /* borrowed: constant, never freed */
 }
 
@@ -139,7 +146,6 @@ static bool complete(const struct sl_config *cfg, const struct sl_scope_ref *ref
                      char *err, size_t errlen)
 {
     const struct sl_binding *b = NULL;
-    bool known = false;
 
     *w = (struct want){ref->binding, ref->group, ref->domain, ref->host};
     if (ref->binding != NULL && (b = sl_config_binding(cfg, ref->binding)) == NULL) {
@@ -150,9 +156,7 @@ static bool complete(const struct sl_config *cfg, const struct sl_scope_ref *ref
         w->group = b != NULL ? b->group : NULL;
         return true;
     }
-    for (size_t i = 0; i < cfg->ngroups; i++)
-        known |= strcasecmp(cfg->groups[i], ref->group) == 0;
-    if (!known) {
+    if (sl_config_group(cfg, ref->group) == NULL) {
         snprintf(err, errlen, "unknown binding_group \"%s\"", ref->group);
         return false;
     }
@@ -226,6 +230,15 @@ const struct sl_binding *sl_config_binding(const struct sl_config *cfg, const ch
     for (size_t i = 0; i < cfg->nbindings; i++)
         if (strcasecmp(cfg->bindings[i].name, name) == 0)
             return &cfg->bindings[i];
+    return NULL;
+}
+
+/* sl_config_group - the declared binding_group so named (case-insensitive), or NULL */
+const char *sl_config_group(const struct sl_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->ngroups; i++)
+        if (strcasecmp(cfg->groups[i], name) == 0)
+            return cfg->groups[i];
     return NULL;
 }
 

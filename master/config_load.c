@@ -5,13 +5,13 @@
  * line at a time and does what inih cannot: it counts lines (inih's handler is
  * not told the line number), strips leading blanks (inih would take an
  * indented key for a multi-line continuation), refuses over-long lines (inih
- * would split them in two), and parses every section header itself, so that
- * empty sections exist, names longer than inih's 50 bytes survive, and a `]`
- * inside a quoted regex does not end the header.  inih sees each header with
- * its in-quote `]` and `;` masked, and the section string it passes back is
- * never used: the handler files each key under the reader's current section.
- * Every error is collected as FILE:LINE: message, sorted by line; a file with
- * any error is refused whole.
+ * would split them in two), and hands every section header to
+ * config_header.c, which parses it and masks it in place for inih.  The
+ * section string inih passes back is never used: the handler files each key
+ * under the reader's current section.  Sections of the same header merge;
+ * once the file is read, the scopes are linked (groups, bindings) and checked
+ * across sections.  Every error is collected as FILE:LINE: message, sorted by
+ * line; a file with any error is refused whole, else the config is handed over.
  * Concurrency: one loader per call and no global state (inih keeps none).
  * Trust boundary: the whole file is operator input.
  */
@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -31,10 +30,9 @@
 
 #include "sl_config.h"
 #include "sl_msg.h"
+#include "config_impl.h"
 
-#define MASK      '\x1a'              /* an in-quote `]` or `;` while inih reads a header */
 #define MAX_FILE  (16u * 1024 * 1024) /* a config beyond this is a mistake, not a config */
-#define SCOPE(s)  (1u << (s))
 #define SC_GROUPS (SCOPE(SL_SC_BINDING_GROUP) | SCOPE(SL_SC_GROUP_DOMAIN) | SCOPE(SL_SC_GROUP_HOST))
 #define SC_BOUND  (SCOPE(SL_SC_BINDING) | SCOPE(SL_SC_BINDING_DOMAIN) | SCOPE(SL_SC_BINDING_HOST))
 
@@ -44,32 +42,8 @@ struct diag {
     char *text;
 };
 
-struct loader {
-    const char *name; /* FILE in every diagnostic */
-    const char *buf;  /* the whole input */
-    size_t len, pos;
-    unsigned lineno;
-    struct sl_config *cfg;
-    struct sl_section *cur; /* where keys go; NULL after a bad header */
-    struct diag *diags;
-    size_t ndiags;
-};
-
-/* A parsed section header: the names it gives, each lower-cased but a regex. */
-struct header {
-    enum sl_scope scope;
-    char *binding, *group, *domain, *host;
-};
-
-enum kind { K_GLOBAL, K_BINDING, K_GROUP, K_DOMAIN, K_HOST, K__COUNT };
-static const char *const kind_words[K__COUNT] = {"global", "binding", "binding_group", "domain",
-                                                 "host"};
-static const int single_scope[K__COUNT] = {SL_SC_GLOBAL, SL_SC_BINDING, SL_SC_BINDING_GROUP,
-                                           SL_SC_DOMAIN, SL_SC_HOST};
-
-/* report - collect one error at a line (0: about the whole file) */
-__attribute__((format(printf, 3, 4))) static void report(struct loader *L, unsigned line,
-                                                         const char *fmt, ...)
+/* sl_config_report - collect one error at a line (0: about the whole file) */
+void sl_config_report(struct loader *L, unsigned line, const char *fmt, ...)
 {
     char msg[1024];
     size_t n;
@@ -96,13 +70,6 @@ static bool is_blank(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
 }
 
-/* lower - lower-case a name in place: names are matched case-insensitively */
-static void lower(char *s)
-{
-    for (; *s != '\0'; s++)
-        *s = (char)tolower((unsigned char)*s);
-}
-
 /* same - two optional names are equal */
 static bool same(const char *a, const char *b)
 {
@@ -122,171 +89,6 @@ static struct sl_section *new_section(struct sl_config *cfg, enum sl_scope sc, u
     return s;
 }
 
-/* kind_of - the section keyword spelled by n bytes at p, or -1 */
-static int kind_of(const char *p, size_t n)
-{
-    for (int k = 0; k < K__COUNT; k++)
-        if (strlen(kind_words[k]) == n && strncasecmp(p, kind_words[k], n) == 0)
-            return k;
-    return -1;
-}
-
-/* quoted - take a "name" at *pp (\" is a quote); masks `]` and `;` in place for inih */
-static char *quoted(char **pp)
-{
-    char *p = *pp + 1;
-    char *out = sl_malloc(strlen(p) + 1);
-    size_t n = 0;
-
-    for (; *p != '\0' && *p != '"'; p++) {
-        if (p[0] == '\\' && p[1] == '"')
-            p++;
-        out[n++] = *p;
-        if (*p == ']' || *p == ';' || *p == '#')
-            *p = MASK;
-    }
-    if (*p != '"') {
-        free(out);
-        return NULL;
-    }
-    out[n] = '\0';
-    *pp = p + 1;
-    return out;
-}
-
-/* pair_scope - the scope of [K1 "a" K2 "b"], or -1 when no such pair exists */
-static int pair_scope(int k1, int k2)
-{
-    if (k1 == K_BINDING && k2 == K_DOMAIN)
-        return SL_SC_BINDING_DOMAIN;
-    if (k1 == K_BINDING && k2 == K_HOST)
-        return SL_SC_BINDING_HOST;
-    if (k1 == K_GROUP && k2 == K_DOMAIN)
-        return SL_SC_GROUP_DOMAIN;
-    if (k1 == K_GROUP && k2 == K_HOST)
-        return SL_SC_GROUP_HOST;
-    return -1;
-}
-
-/* tokens - split a header into up to two keyword/name pairs; the reason on failure */
-static const char *tokens(char *p, int kinds[2], char *names[2], int *nk, struct loader *L)
-{
-    for (p++;; *nk += 1) {
-        size_t n;
-        p += strspn(p, " \t");
-        if (*p == ']')
-            break;
-        if (*p == '\0')
-            return "missing ']'";
-        if (*nk == 2)
-            return "a section header names at most two scopes";
-        n = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-");
-        if (n == 0)
-            return "expected a section keyword";
-        kinds[*nk] = kind_of(p, n);
-        if (kinds[*nk] < 0) {
-            report(L, L->lineno,
-                   "unknown section kind \"%.*s\" (expected global, binding, "
-                   "binding_group, domain or host)",
-                   (int)n, p);
-            return "";
-        }
-        p += n + strspn(p + n, " \t");
-        if (kinds[*nk] == K_GLOBAL)
-            continue;
-        if (*p != '"')
-            return "expected a quoted name after the section keyword";
-        if ((names[*nk] = quoted(&p)) == NULL)
-            return "unterminated quoted name";
-    }
-    p += 1 + strspn(p + 1, " \t");
-    if (*p != '\0' && *p != ';' && *p != '#')
-        return "unexpected text after ']'";
-    return NULL;
-}
-
-/* check_name - validate (and normalise) one name of a header */
-static bool check_name(struct loader *L, int kind, char *name)
-{
-    const struct sl_optdef *namedef = sl_opt_def(SL_OPT_BINDING_GROUP);
-    const struct sl_optdef *hostdef = sl_opt_def(SL_OPT_EHLO_HOSTNAME);
-    size_t n = strlen(name);
-    struct sl_value v;
-    char err[256];
-
-    if (kind == K_DOMAIN && name[0] == '/') {
-        if (n >= 3 && name[n - 1] == '/')
-            return true;
-        report(L, L->lineno, "bad domain \"%s\": a regex is written /regex/", name);
-        return false;
-    }
-    if (kind == K_HOST && name[0] == '/') {
-        report(L, L->lineno, "bad host \"%s\": a host section names one MX host, not a regex",
-               name);
-        return false;
-    }
-    lower(name);
-    if (n > 1 && name[n - 1] == '.' && (kind == K_DOMAIN || kind == K_HOST))
-        name[n - 1] = '\0';
-    if (sl_value_parse(kind == K_BINDING || kind == K_GROUP ? namedef : hostdef, name, &v, err,
-                       sizeof err))
-        return true;
-    report(L, L->lineno, "bad %s name \"%s\": %s", kind_words[kind], name, err);
-    return false;
-}
-
-/* parse_header - read "[kind "name" ...]" into h; reports and returns false if malformed */
-static bool parse_header(struct loader *L, char *line, struct header *h)
-{
-    int kinds[2] = {-1, -1}, nk = 0, scope = -1;
-    char *names[2] = {NULL, NULL};
-    const char *why = tokens(line, kinds, names, &nk, L);
-    bool ok = why == NULL;
-
-    if (ok && nk == 1)
-        scope = single_scope[kinds[0]];
-    else if (ok && nk == 2)
-        scope = pair_scope(kinds[0], kinds[1]);
-    if (ok && scope < 0) {
-        why = nk == 0 ? "empty section header"
-                      : "unknown section kind: a pair is binding or binding_group, then "
-                        "domain or host";
-        ok = false;
-    }
-    for (int i = 0; ok && i < nk; i++)
-        ok = kinds[i] == K_GLOBAL || check_name(L, kinds[i], names[i]);
-    if (why != NULL && *why != '\0')
-        report(L, L->lineno, "malformed section header: %s", why);
-    *h = (struct header){.scope = (enum sl_scope)(scope < 0 ? 0 : scope)};
-    for (int i = 0; ok && i < nk; i++) {
-        char **slot[K__COUNT] = {NULL, &h->binding, &h->group, &h->domain, &h->host};
-        if (slot[kinds[i]] != NULL)
-            *slot[kinds[i]] = names[i];
-        names[i] = NULL;
-    }
-    free(names[0]);
-    free(names[1]);
-    return ok;
-}
-
-/* compile - the PCRE2 code of a /regex/ domain, or NULL with the error reported */
-static pcre2_code *compile(struct loader *L, const char *domain)
-{
-    PCRE2_UCHAR msg[256];
-    PCRE2_SIZE offset;
-    pcre2_code *re;
-    int code;
-
-    re = pcre2_compile((PCRE2_SPTR)(domain + 1), strlen(domain) - 2, PCRE2_CASELESS, &code, &offset,
-                       NULL);
-    if (re != NULL)
-        return re;
-    pcre2_get_error_message(code, msg, sizeof msg);
-    report(L, L->lineno, "bad regex %s: %s at offset %zu", domain, (const char *)msg,
-           (size_t)offset);
-    return NULL;
-}
-
 /* enter - the section a header names: an earlier one of the same scope merges */
 static struct sl_section *enter(struct loader *L, struct header *h)
 {
@@ -303,7 +105,8 @@ static struct sl_section *enter(struct loader *L, struct header *h)
             goto merged;
         }
     }
-    if (h->domain != NULL && h->domain[0] == '/' && (re = compile(L, h->domain)) == NULL) {
+    if (h->domain != NULL && h->domain[0] == '/' &&
+        (re = sl_config_compile_domain(L, h->domain)) == NULL) {
         s = NULL;
         goto merged;
     }
@@ -336,18 +139,18 @@ static void scope_error(struct loader *L, const struct sl_section *s, int opt, c
                                      sl_scope_name((enum sl_scope)sc));
     if (opt == SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS &&
         (s->scope == SL_SC_BINDING || s->scope == SL_SC_BINDING_GROUP))
-        report(L, L->lineno,
-               "%s is not valid in %s: use a [%s \"%s\" domain \"D\"] section or "
-               "server_max_outbound_connections",
-               key, where, sl_scope_name(s->scope), s->binding ? s->binding : s->group);
+        sl_config_report(L, L->lineno,
+                         "%s is not valid in %s: use a [%s \"%s\" domain \"D\"] section or "
+                         "server_max_outbound_connections",
+                         key, where, sl_scope_name(s->scope), s->binding ? s->binding : s->group);
     else if (opt == SL_OPT_CLUSTER_MAX_OUTBOUND_CONNECTIONS && (SCOPE(s->scope) & SC_GROUPS))
-        report(L, L->lineno,
-               "%s is not valid in %s: a cluster limit is never set for a binding_group "
-               "(valid in: %s; not in a binding that belongs to a group)",
-               key, where, valid);
+        sl_config_report(L, L->lineno,
+                         "%s is not valid in %s: a cluster limit is never set for a binding_group "
+                         "(valid in: %s; not in a binding that belongs to a group)",
+                         key, where, valid);
     else
-        report(L, L->lineno, "%s is not valid in %s (a %s section); valid in: %s", key, where,
-               sl_scope_name(s->scope), valid);
+        sl_config_report(L, L->lineno, "%s is not valid in %s (a %s section); valid in: %s", key,
+                         where, sl_scope_name(s->scope), valid);
 }
 
 /* unquote - a value written "like this" loses its quotes */
@@ -361,13 +164,6 @@ static char *unquote(char *v)
     return v;
 }
 
-/* is_text - the value types kept as written */
-static bool is_text(enum sl_vtype t)
-{
-    return t == SL_VT_STRING || t == SL_VT_IP || t == SL_VT_HOSTPORT || t == SL_VT_PATH ||
-           t == SL_VT_NAME;
-}
-
 /* store - file one key = value under section s, or report why not.  Under a
  * bad header (s NULL) the key and value are still checked, so that one run
  * reports every error, but there is no scope to check them against. */
@@ -379,11 +175,11 @@ static void store(struct loader *L, struct sl_section *s, const char *key, const
     struct sl_value v;
 
     if (key[0] == '\0') {
-        report(L, L->lineno, "missing option name before '='");
+        sl_config_report(L, L->lineno, "missing option name before '='");
         return;
     }
     if (opt < 0) {
-        report(L, L->lineno, "unknown option \"%s\"", key);
+        sl_config_report(L, L->lineno, "unknown option \"%s\"", key);
         return;
     }
     if (s != NULL && !(def->scopes & SCOPE(s->scope))) {
@@ -391,16 +187,17 @@ static void store(struct loader *L, struct sl_section *s, const char *key, const
         return;
     }
     if (s != NULL && s->v[opt].set) {
-        report(L, L->lineno, "duplicate %s (first set on line %u)", def->name, s->v[opt].line);
+        sl_config_report(L, L->lineno, "duplicate %s (first set on line %u)", def->name,
+                         s->v[opt].line);
         return;
     }
     copy = sl_strdup(value);
     text = unquote(copy);
     if (!sl_value_parse(def, text, &v, err, sizeof err)) {
-        report(L, L->lineno, "bad value \"%s\" for %s: %s", text, def->name, err);
+        sl_config_report(L, L->lineno, "bad value \"%s\" for %s: %s", text, def->name, err);
     } else if (s != NULL) {
         v.line = L->lineno;
-        if (is_text(def->type))
+        if (sl_value_is_text(def->type))
             v.str = sl_strdup(text);
         s->v[opt] = v;
     }
@@ -447,23 +244,24 @@ static void prepare(struct loader *L, const char *line, size_t n, char *str, siz
     if (line[0] == '[')
         L->cur = NULL; /* until the header is known good */
     if (memchr(line, '\0', n) != NULL) {
-        report(L, L->lineno, "NUL byte in line");
+        sl_config_report(L, L->lineno, "NUL byte in line");
         return;
     }
     if (n >= num) {
-        report(L, L->lineno, "line too long (%zu characters; at most %zu after leading blanks)", n,
-               num - 1);
+        sl_config_report(L, L->lineno,
+                         "line too long (%zu characters; at most %zu after leading blanks)", n,
+                         num - 1);
         return;
     }
     memcpy(str, line, n);
     str[n] = '\0';
     if (str[0] == '[') {
-        if (parse_header(L, str, &h))
+        if (sl_config_parse_header(L, str, &h))
             L->cur = enter(L, &h);
         if (L->cur == NULL)
             str[0] = '\0';
     } else if (!has_separator(str)) {
-        report(L, L->lineno, "expected OPTION = VALUE or a [section] header");
+        sl_config_report(L, L->lineno, "expected OPTION = VALUE or a [section] header");
         str[0] = '\0';
     }
 }
@@ -488,15 +286,6 @@ static char *reader(char *str, int num, void *stream)
     return str;
 }
 
-/* find_group - a declared binding_group by name, or NULL */
-static char *find_group(const struct sl_config *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->ngroups; i++)
-        if (strcasecmp(cfg->groups[i], name) == 0)
-            return cfg->groups[i];
-    return NULL;
-}
-
 /* add_binding - one binding of the config, with its group if that exists */
 static void add_binding(struct loader *L, struct sl_section *s, const char *name)
 {
@@ -504,11 +293,11 @@ static void add_binding(struct loader *L, struct sl_section *s, const char *name
     struct sl_binding b = {.name = sl_strdup(name), .section = s};
     const struct sl_value *g = s != NULL ? &s->v[SL_OPT_BINDING_GROUP] : NULL;
 
-    if (g != NULL && g->set && (b.group = find_group(cfg, g->str)) == NULL)
-        report(L, g->line,
-               "binding \"%s\" names binding_group \"%s\", which has no "
-               "[binding_group \"%s\"] section",
-               name, g->str, g->str);
+    if (g != NULL && g->set && (b.group = sl_config_group(cfg, g->str)) == NULL)
+        sl_config_report(L, g->line,
+                         "binding \"%s\" names binding_group \"%s\", which has no "
+                         "[binding_group \"%s\"] section",
+                         name, g->str, g->str);
     cfg->bindings = sl_realloc(cfg->bindings, (cfg->nbindings + 1) * sizeof *cfg->bindings);
     cfg->bindings[cfg->nbindings++] = b;
 }
@@ -545,17 +334,20 @@ static void check_sections(struct loader *L)
 
         sl_section_name(s, where, sizeof where);
         if (s->binding != NULL && b == NULL)
-            report(L, s->line, "%s: binding \"%s\" is not declared (no [binding \"%s\"] section)",
-                   where, s->binding, s->binding);
-        if (s->group != NULL && find_group(cfg, s->group) == NULL)
-            report(L, s->line,
-                   "%s: binding_group \"%s\" is not declared (no [binding_group \"%s\"] section)",
-                   where, s->group, s->group);
+            sl_config_report(L, s->line,
+                             "%s: binding \"%s\" is not declared (no [binding \"%s\"] section)",
+                             where, s->binding, s->binding);
+        if (s->group != NULL && sl_config_group(cfg, s->group) == NULL)
+            sl_config_report(
+                L, s->line,
+                "%s: binding_group \"%s\" is not declared (no [binding_group \"%s\"] section)",
+                where, s->group, s->group);
         if ((SCOPE(s->scope) & SC_BOUND) && cm->set && b != NULL && b->group != NULL)
-            report(L, cm->line,
-                   "cluster_max_outbound_connections is not valid in %s: binding \"%s\" belongs "
-                   "to binding_group \"%s\"",
-                   where, b->name, b->group);
+            sl_config_report(
+                L, cm->line,
+                "cluster_max_outbound_connections is not valid in %s: binding \"%s\" belongs "
+                "to binding_group \"%s\"",
+                where, b->name, b->group);
     }
 }
 
@@ -601,7 +393,7 @@ static struct sl_config *load_buffer(const char *name, const char *buf, size_t l
         for (size_t i = 0; i < L.ndiags; i++)
             known |= rc > 0 && L.diags[i].line == (unsigned)rc;
         if (!known)
-            report(&L, rc > 0 ? (unsigned)rc : 0, "syntax error (inih: %d)", rc);
+            sl_config_report(&L, rc > 0 ? (unsigned)rc : 0, "syntax error (inih: %d)", rc);
     }
     link_scopes(&L);
     check_sections(&L);

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "sl_config.h"
+#include "config_impl.h"
 
 #define MS_PER_S   INT64_C(1000)
 #define MAX_DUR_MS ((int64_t)INT32_MAX * MS_PER_S) /* 24855 days: fits alarm() */
@@ -337,6 +338,13 @@ static void format_duration(int64_t ms, char *buf, size_t len)
         }
     }
     snprintf(buf, len, "%" PRId64 "ms", ms);
+}
+
+/* sl_value_is_text - the value types whose text is kept as written (in sl_value.str) */
+bool sl_value_is_text(enum sl_vtype t)
+{
+    return t == SL_VT_STRING || t == SL_VT_IP || t == SL_VT_HOSTPORT || t == SL_VT_PATH ||
+           t == SL_VT_NAME;
 }
 
 /* sl_value_format - a value as an operator would write it */

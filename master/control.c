@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "sl_control.h"
-#include "sl_master.h"
+#include "sl_supervise.h"
 #include "sl_msg.h"
 #include "sl_worker.h"
 

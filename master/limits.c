@@ -20,10 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
-#include "sl_master.h"
+#include "sl_limits.h"
 #include "sl_msg.h"
 
 /* tighter - the stricter of two limits, where -1 means none */
@@ -34,24 +31,6 @@ static int32_t tighter(int64_t a, int64_t b)
     if (b < 0)
         return (int32_t)a;
     return (int32_t)(a < b ? a : b);
-}
-
-/* matches - does a section's domain (a name or a compiled /regex/) cover domain */
-static bool matches(const struct sl_section *s, const char *domain)
-{
-    pcre2_match_data *md;
-    int rc;
-
-    if (s->domain == NULL || domain == NULL)
-        return false;
-    if (s->regex == NULL)
-        return strcasecmp(s->domain, domain) == 0;
-    md = pcre2_match_data_create_from_pattern(s->regex, NULL);
-    if (md == NULL)
-        sl_msg_fatal("out of memory (regex match data)");
-    rc = pcre2_match(s->regex, (PCRE2_SPTR)domain, strlen(domain), 0, 0, md, NULL);
-    pcre2_match_data_free(md);
-    return rc >= 0;
 }
 
 /* eq - equal names, either may be NULL */
@@ -126,7 +105,7 @@ static int64_t pair_scope_max(const struct sl_config *cfg, const char *b, const 
     for (size_t i = 0; i < cfg->nsections; i++) {
         const struct sl_section *s = cfg->sections[i];
         if (s->scope == SL_SC_BINDING_DOMAIN && s->regex != NULL && eq(s->binding, b) &&
-            s->v[SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS].set && matches(s, d))
+            s->v[SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS].set && sl_section_matches_domain(s, d))
             return value(s, SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS);
     }
     return -1;
@@ -341,7 +320,8 @@ bool sl_limits_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t
         return false;
     for (size_t i = 0; i < cfg->nsections; i++) {
         const struct sl_section *s = cfg->sections[i];
-        if (!s->v[SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS].set || !matches(s, domain))
+        if (!s->v[SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS].set ||
+            !sl_section_matches_domain(s, domain))
             continue;
         if (s->scope == SL_SC_DOMAIN &&
             !add(shm, cfg, owner, r, SL_SCOPE_DOMAIN, s->domain, NULL, err, errlen))

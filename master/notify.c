@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <systemd/sd-daemon.h>
 
-#include "sl_master.h"
+#include "sl_notify.h"
 #include "sl_msg.h"
 
 /* tell - one notification; a failure is worth a warning, never more */

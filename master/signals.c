@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sl_master.h"
+#include "sl_signals.h"
 #include "sl_msg.h"
 
 static volatile sig_atomic_t raised[SL_SIG__COUNT];

@@ -19,9 +19,13 @@
 
 #include <bsd/unistd.h>
 
+#include "sl_clock.h"
 #include "sl_config.h"
 #include "sl_control.h"
-#include "sl_master.h"
+#include "sl_limits.h"
+#include "sl_notify.h"
+#include "sl_signals.h"
+#include "sl_supervise.h"
 #include "sl_msg.h"
 #include "sl_shm.h"
 #include "sl_worker.h"
@@ -82,24 +86,7 @@ static void apply_log_level(const struct sl_config *cfg)
 /* schedule_audit - the next periodic audit, audit_interval from now */
 static void schedule_audit(struct master *m)
 {
-    int64_t ms = num(m->cfg, SL_OPT_AUDIT_INTERVAL);
-    clock_gettime(CLOCK_MONOTONIC, &m->next_audit);
-    m->next_audit.tv_sec += ms / 1000;
-    m->next_audit.tv_nsec += (ms % 1000) * 1000000L;
-    if (m->next_audit.tv_nsec >= 1000000000L) {
-        m->next_audit.tv_sec++;
-        m->next_audit.tv_nsec -= 1000000000L;
-    }
-}
-
-/* audit_wait_ms - milliseconds until the audit is due */
-static int audit_wait_ms(const struct master *m)
-{
-    struct timespec n;
-    long ms;
-    clock_gettime(CLOCK_MONOTONIC, &n);
-    ms = (m->next_audit.tv_sec - n.tv_sec) * 1000 + (m->next_audit.tv_nsec - n.tv_nsec) / 1000000;
-    return ms > 0 ? (int)ms : 0;
+    m->next_audit = sl_clock_after_ms((long)num(m->cfg, SL_OPT_AUDIT_INTERVAL));
 }
 
 /* run_audit - correct counts that disagree with the live holds */
@@ -171,7 +158,8 @@ static void poll_once(struct master *m, int sigfd)
 {
     struct pollfd p[2 + 2 * 1024 + 64];
     nfds_t n = 0, first_worker;
-    int timeout = audit_wait_ms(m), spawn = sl_supervise_wait_ms(&m->sup, m->gen);
+    int timeout = (int)sl_clock_ms_until(m->next_audit),
+        spawn = sl_supervise_wait_ms(&m->sup, m->gen);
     char msg[SL_CONTROL_MAX + 64];
 
     if (spawn >= 0 && spawn < timeout)
@@ -209,7 +197,7 @@ static void serve(struct master *m, int sigfd)
             sl_supervise_reap(&m->sup, &m->shm);
         if (sl_signals_take(SL_SIG_RELOAD))
             reload(m);
-        if (audit_wait_ms(m) == 0)
+        if ((int)sl_clock_ms_until(m->next_audit) == 0)
             run_audit(m);
     }
 }

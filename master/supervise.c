@@ -18,37 +18,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sl_master.h"
+#include "sl_clock.h"
+#include "sl_supervise.h"
 #include "sl_msg.h"
 #include "sl_worker.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
 #define YOUNG_SECONDS  5 /* a worker dying younger than this counts as a failure */
-
-/* now_plus_ms - the monotonic time ms milliseconds from now */
-static struct timespec now_plus_ms(long ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
-/* ms_until - milliseconds from now until t, 0 when past */
-static long ms_until(struct timespec t)
-{
-    struct timespec n;
-    long ms;
-    clock_gettime(CLOCK_MONOTONIC, &n);
-    ms = (t.tv_sec - n.tv_sec) * 1000 + (t.tv_nsec - n.tv_nsec) / 1000000L;
-    return ms > 0 ? ms : 0;
-}
 
 /* sl_supervise_init - an empty table sized for reloads that add workers */
 void sl_supervise_init(struct sl_supervisor *s, unsigned want)
@@ -57,7 +34,7 @@ void sl_supervise_init(struct sl_supervisor *s, unsigned want)
     s->nw = 0;
     s->w = NULL;
     s->want = want;
-    s->next_spawn = now_plus_ms(0);
+    s->next_spawn = sl_clock_after_ms(0);
 }
 
 /* free_slot - a table entry with no process, growing the table if needed */
@@ -128,10 +105,10 @@ void sl_supervise_fill(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen
                        void *ctx)
 {
     while (running(s, gen) < s->want) {
-        if (ms_until(s->next_spawn) > 0)
+        if (sl_clock_ms_until(s->next_spawn) > 0)
             return;
         if (!spawn(s, shm, gen, fn, ctx)) {
-            s->next_spawn = now_plus_ms(BACKOFF_MAX_MS);
+            s->next_spawn = sl_clock_after_ms(BACKOFF_MAX_MS);
             return;
         }
     }
@@ -145,7 +122,7 @@ static void back_off(struct sl_supervisor *s)
         ms *= 2;
     if (ms > BACKOFF_MAX_MS)
         ms = BACKOFF_MAX_MS;
-    s->next_spawn = now_plus_ms(ms);
+    s->next_spawn = sl_clock_after_ms(ms);
     sl_msg_warn("workers keep dying: next start in %ld ms", ms);
 }
 
@@ -263,7 +240,7 @@ int sl_supervise_wait_ms(const struct sl_supervisor *s, uint32_t gen)
 {
     if (running(s, gen) >= s->want)
         return -1;
-    return (int)ms_until(s->next_spawn);
+    return (int)sl_clock_ms_until(s->next_spawn);
 }
 
 /* alive - workers not yet reaped */
@@ -279,14 +256,14 @@ static unsigned alive(const struct sl_supervisor *s)
 /* sl_supervise_stop - end every worker: SIGTERM, a grace period, then SIGKILL */
 void sl_supervise_stop(struct sl_supervisor *s, struct sl_shm *shm, int grace_ms)
 {
-    struct timespec deadline = now_plus_ms(grace_ms), pause = {0, 10 * 1000000L};
+    struct timespec deadline = sl_clock_after_ms(grace_ms), pause = sl_clock_span(10);
 
     for (unsigned i = 0; i < s->nw; i++)
         if (s->w[i].pid != 0) {
             s->w[i].retiring = true;
             kill(s->w[i].pid, SIGTERM);
         }
-    while (alive(s) > 0 && ms_until(deadline) > 0) {
+    while (alive(s) > 0 && sl_clock_ms_until(deadline) > 0) {
         sl_supervise_reap(s, shm);
         if (alive(s) > 0)
             nanosleep(&pause, NULL);

@@ -1,10 +1,12 @@
 /*
- * shm_impl.h - the counter table's private word formats, shared by the shm/ files only.
+ * shm_impl.h - the counter table's private word formats and size limits, for the shm/ files only.
  *
  * Word formats (sl_shm.h is the ABI; this is how its words are read):
  *   tag    hash & ~0xffff | claimer owner << 2 | state      (owner < SL_SHM_OWNER_MAX)
  *   count  sequence << 32 | in_use                          (every change bumps the sequence)
  *   limit  generation << 32 | (uint32_t)limit               (negative: no limit)
+ *   key    name NUL name2 NUL in the arena, at most KEY_MAX bytes (segment.c sizes the arena
+ *          for one such key per slot; lookup.c writes them)
  * Concurrency: every change of a count word is one seq_cst compare-and-swap that keeps
  * 0 <= in_use <= limit; a process that dies between two of them leaves a valid word behind.
  * Trust boundary: none here; callers validate slot indices before calling in.
@@ -18,8 +20,9 @@
 #include "sl_atomic.h"
 #include "sl_shm.h"
 
-#define SL_SHM_OWNER_MAX 16384u     /* the claimer field of a tag has 14 bits */
-#define SL_SHM_SLOT_MAX  (1u << 22) /* keeps every arena offset within 32 bits */
+#define SL_SHM_OWNER_MAX 16384u                      /* the claimer field of a tag has 14 bits */
+#define SL_SHM_SLOT_MAX  (1u << 22)                  /* keeps every arena offset within 32 bits */
+#define KEY_MAX          (2 * (SL_SHM_NAME_MAX + 1)) /* name NUL name2 NUL */
 #define TAG_STATE(t)     ((uint32_t)((t)&3u))
 #define TAG_OWNER(t)     ((uint32_t)(((t) >> 2) & 0x3fffu))
 #define TAG_HASH(t)      ((t) & ~(uint64_t)0xffff)

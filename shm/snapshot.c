@@ -1,14 +1,17 @@
 /*
- * snapshot.c - the inspector's copy of every live counter (I3).
+ * snapshot.c - live counters as the inspector shows them: one by slot index, or all of them (I3).
  *
- * Reads only: works on a read-only mapping and never writes a word of the segment, so the
+ * sl_shm_view copies one LIVE slot into a struct sl_counter_view; sl_shm_snapshot and
+ * sl_shm_foreach walk the table with it, and the worker's probe uses it for the slot it already
+ * knows.  Reads only: works on a read-only mapping and never writes a word of the segment, so the
  * inspector can never block or disturb the daemon.
  * Concurrency: a slot's key is immutable once its tag reads LIVE (seq_cst load, paired with the
  * creator's seq_cst store), so the key is read without a lock; in_use, limit and statistics
  * are each one atomic word, read as they are at that instant (each consistent on its own).
  * Trust boundary: the mapping may belong to another program or be damaged: every key offset
- * and length is checked against the arena before it is read, a bad slot is skipped, and
- * control characters in a name are shown as '?'.
+ * and length is checked against the arena before it is read, a slot index against the table,
+ * a slot with a bad kind or key is not LIVE to a reader, and control characters in a name are
+ * shown as '?'.
  */
 #include <string.h>
 
@@ -26,24 +29,27 @@ static void copy_name(char *dst, const char *src, uint16_t len)
     dst[len] = '\0';
 }
 
-/* view_of - the view of slot idx; false when it is not LIVE or its key is out of bounds */
-static bool view_of(const struct sl_shm *shm, uint32_t idx, struct sl_counter_view *v)
+/* sl_shm_view - the counter in slot; -1 when it is not LIVE or its kind or key is out of bounds */
+int sl_shm_view(const struct sl_shm *shm, uint32_t slot, struct sl_counter_view *v)
 {
-    const struct sl_shm_slot *s = &shm->slots[idx];
+    const struct sl_shm_slot *s;
     uint64_t count, limit;
     uint32_t off;
     uint16_t len1, len2;
     uint8_t kind;
 
+    if (slot >= shm->hdr->slot_capacity)
+        return -1;
+    s = &shm->slots[slot];
     if (TAG_STATE(sl_peek64(&s->tag)) != SL_SLOT_LIVE)
-        return false;
+        return -1;
     kind = s->kind;
     off = s->key_off;
     len1 = s->name_len;
     len2 = s->name2_len;
     if (kind == SL_SCOPE_NONE || kind >= SL_SCOPE__COUNT || len1 > SL_SHM_NAME_MAX ||
         len2 > SL_SHM_NAME_MAX || (uint64_t)off + len1 + 1 + len2 + 1 > shm->hdr->arena_bytes)
-        return false;
+        return -1;
     v->kind = (enum sl_scope_kind)kind;
     copy_name(v->name, shm->arena + off, len1);
     copy_name(v->name2, shm->arena + off + len1 + 1, len2);
@@ -54,7 +60,7 @@ static bool view_of(const struct sl_shm *shm, uint32_t idx, struct sl_counter_vi
     v->gen = (uint32_t)(limit >> 32);
     v->refused = sl_peek64(&s->refused);
     v->peak = sl_peek64(&s->peak);
-    return true;
+    return 0;
 }
 
 /* sl_shm_snapshot - every LIVE counter, in slot order, in a new array */
@@ -77,7 +83,7 @@ int sl_shm_snapshot(const struct sl_shm *shm, struct sl_counter_view **out, size
     /* calloc: fresh pages come zeroed, so only the bytes of each name are written. */
     v = sl_calloc(room ? room : 1, sizeof *v);
     for (uint32_t i = 0; i < cap && used < room; i++)
-        if (view_of(shm, i, &v[used]))
+        if (sl_shm_view(shm, i, &v[used]) == 0)
             used++;
     *out = v;
     *n = used;
@@ -94,6 +100,6 @@ void sl_shm_foreach(const struct sl_shm *shm,
     if (shm->hdr == NULL)
         return;
     for (uint32_t i = 0; i < shm->hdr->slot_capacity; i++)
-        if (view_of(shm, i, &v))
+        if (sl_shm_view(shm, i, &v) == 0)
             fn(i, &v, ctx);
 }

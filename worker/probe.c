@@ -18,8 +18,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "sl_clock.h"
 #include "sl_control.h"
-#include "sl_master.h"
+#include "sl_limits.h"
 #include "sl_msg.h"
 #include "sl_worker.h"
 
@@ -86,28 +87,13 @@ static void describe(const struct sl_shm *shm, const struct sl_resv *r, char *bu
 /* hold - keep the counters for ms, or until told to stop */
 static void hold(int fd, long ms, const sigset_t *wait_mask, volatile sig_atomic_t *stop)
 {
-    struct timespec end, now;
+    struct timespec end = sl_clock_after_ms(ms);
+    long left;
 
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += ms / 1000;
-    end.tv_nsec += (ms % 1000) * 1000000L;
-    if (end.tv_nsec >= 1000000000L) {
-        end.tv_sec++;
-        end.tv_nsec -= 1000000000L;
-    }
-    while (!*stop) {
+    while (!*stop && (left = sl_clock_ms_until(end)) > 0) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        struct timespec left;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        left.tv_sec = end.tv_sec - now.tv_sec;
-        left.tv_nsec = end.tv_nsec - now.tv_nsec;
-        if (left.tv_nsec < 0) {
-            left.tv_sec--;
-            left.tv_nsec += 1000000000L;
-        }
-        if (left.tv_sec < 0)
-            return;
-        if (ppoll(&p, 1, &left, wait_mask) > 0)
+        struct timespec span = sl_clock_span(left);
+        if (ppoll(&p, 1, &span, wait_mask) > 0)
             return; /* the master spoke (QUIT) or went away: give the slots back now */
     }
 }

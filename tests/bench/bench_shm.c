@@ -9,16 +9,19 @@
  * refusal or any other surprise makes the program exit non-zero.
  * Segments are named "/sluice-bench-PID-N" and unlinked at exit.
  *
- * The peer in the same run: the lock-based design, one process-shared mutex around the same five
- * counts (as a shared zone guarded by one lock keeps them, nginx's limit_conn), timed the same way,
- * so the figures that matter are the ratios, not the machine's absolute speed.
+ * The peer in the same run: the lock-based design, one robust process-shared mutex around the
+ * same five counts with each holder recorded under it (a shared zone guarded by one lock, as
+ * nginx's limit_conn keeps its counts, plus the records that make a death recoverable), timed the
+ * same way, so the figures that matter are the ratios, not the machine's absolute speed.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -130,98 +133,142 @@ static double bench_alone(void)
     return best;
 }
 
-/* bench_procs - nprocs processes at once; per-process ns per op and aggregate ops/s (best run) */
-static void bench_procs(int nprocs, bool same_keys, double *per_op, double *ops_s)
-{
-    struct sl_shm shm;
-    uint32_t slot[64][NKEYS], owner[64];
-    const long n = nprocs <= 8 ? 400000 : 150000;
-    struct race *race =
-        mmap(NULL, sizeof *race, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+/* What one racing process runs: n operations as process p; false on a refusal. */
+typedef bool (*work_fn)(int p, long n, void *ctx);
 
-    if (race == MAP_FAILED)
+/* race - nprocs processes run work at once (3 runs): best mean ns per op per process, best ops/s */
+static void race(int nprocs, long n, work_fn work, void *ctx, double *per_op, double *ops_s)
+{
+    struct race *r =
+        mmap(NULL, sizeof *r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+    if (r == MAP_FAILED)
         sl_msg_fatal("mmap: %m");
-    make_table(&shm, 4096, 64);
-    for (int p = 0; p < nprocs; p++) {
-        keys_for(&shm, same_keys ? 0 : p + 1, slot[p]);
-        if (sl_shm_owner_claim(&shm, 0, &owner[p]) != 0)
-            sl_msg_fatal("no owner record");
-    }
     *per_op = 1e30;
     *ops_s = 0;
     for (int run = 0; run < 3; run++) {
-        memset(race, 0, sizeof *race);
         pid_t pids[64];
+        uint64_t first = UINT64_MAX, last = 0;
+        double sum = 0;
+
+        memset(r, 0, sizeof *r);
         for (int p = 0; p < nprocs; p++) {
             pids[p] = fork();
             if (pids[p] < 0)
                 sl_msg_fatal("fork: %m");
             if (pids[p] == 0) {
-                atomic_fetch_add(&race->ready, 1);
-                while (!atomic_load(&race->go))
+                atomic_fetch_add(&r->ready, 1);
+                while (!atomic_load(&r->go))
                     sched_yield();
-                race->start[p] = now_ns();
-                if (!hammer(&shm, owner[p], slot[p], n))
-                    atomic_store(&race->failed, 1);
-                race->end[p] = now_ns();
+                r->start[p] = now_ns();
+                if (!work(p, n, ctx))
+                    atomic_store(&r->failed, 1);
+                r->end[p] = now_ns();
                 _exit(0);
             }
         }
-        while (atomic_load(&race->ready) < nprocs)
+        while (atomic_load(&r->ready) < nprocs)
             sched_yield();
-        atomic_store(&race->go, 1);
+        atomic_store(&r->go, 1);
         for (int p = 0; p < nprocs; p++) {
             int status;
             if (waitpid(pids[p], &status, 0) != pids[p] || !WIFEXITED(status) ||
                 WEXITSTATUS(status) != 0)
                 sl_msg_fatal("benchmark process %d failed", (int)pids[p]);
         }
-        if (atomic_load(&race->failed))
+        if (atomic_load(&r->failed))
             sl_msg_fatal("a reservation was refused");
-        uint64_t first = UINT64_MAX, last = 0;
-        double sum = 0;
         for (int p = 0; p < nprocs; p++) {
-            first = race->start[p] < first ? race->start[p] : first;
-            last = race->end[p] > last ? race->end[p] : last;
-            sum += (double)(race->end[p] - race->start[p]) / (double)n;
+            first = r->start[p] < first ? r->start[p] : first;
+            last = r->end[p] > last ? r->end[p] : last;
+            sum += (double)(r->end[p] - r->start[p]) / (double)n;
         }
         double mean = sum / nprocs, agg = (double)n * nprocs / ((double)(last - first) / 1e9);
-        if (mean < *per_op)
-            *per_op = mean;
-        if (agg > *ops_s)
-            *ops_s = agg;
+        *per_op = mean < *per_op ? mean : *per_op;
+        *ops_s = agg > *ops_s ? agg : *ops_s;
     }
+    munmap(r, sizeof *r);
+}
+
+/* Each racing process's counters in the sluice table. */
+struct sluice_work {
+    struct sl_shm *shm;
+    uint32_t owner[64];
+    uint32_t slot[64][NKEYS];
+};
+
+/* sluice_hammer - process p's share of the race on the sluice table */
+static bool sluice_hammer(int p, long n, void *ctx)
+{
+    struct sluice_work *w = ctx;
+    return hammer(w->shm, w->owner[p], w->slot[p], n);
+}
+
+/* bench_procs - nprocs processes at once; per-process ns per op and aggregate ops/s (best run) */
+static void bench_procs(int nprocs, bool same_keys, double *per_op, double *ops_s)
+{
+    struct sl_shm shm;
+    struct sluice_work w = {.shm = &shm};
+
+    make_table(&shm, 4096, 64);
+    for (int p = 0; p < nprocs; p++) {
+        keys_for(&shm, same_keys ? 0 : p + 1, w.slot[p]);
+        if (sl_shm_owner_claim(&shm, 0, &w.owner[p]) != 0)
+            sl_msg_fatal("no owner record");
+    }
+    race(nprocs, nprocs <= 8 ? 400000 : 150000, sluice_hammer, &w, per_op, ops_s);
     /* Every count must be back to zero. */
     for (uint32_t s = 0; s < shm.hdr->slot_capacity; s++)
         if ((uint32_t)sl_load64(&shm.slots[s].count) != 0)
             sl_msg_fatal("slot %u left at %u", s, (uint32_t)sl_load64(&shm.slots[s].count));
     drop_table(&shm);
-    munmap(race, sizeof *race);
 }
 
-/* The lock-based peer: five counts and their limits behind one process-shared mutex. */
+/*
+ * The lock-based peer, made as kill-safe as a lock allows: the five counts behind one robust
+ * process-shared mutex, and each process's hold recorded under the lock, so that the lock
+ * of a process that died inside it can be recovered (EOWNERDEAD) and its hold returned.
+ */
 struct locked_table {
     pthread_mutex_t lock;
     int32_t count[NKEYS];
     int32_t limit[NKEYS];
+    uint8_t held[64]; /* process p holds one unit of every count */
 };
 
-/* locked_hammer - n reserve+release of the five counts under the lock; false on a refusal */
-static bool locked_hammer(struct locked_table *t, long n)
+/* locked_enter - take the lock; after a holder's death, rebuild the counts from the records */
+static void locked_enter(struct locked_table *t)
 {
+    if (pthread_mutex_lock(&t->lock) != EOWNERDEAD)
+        return;
+    for (int k = 0; k < NKEYS; k++) {
+        t->count[k] = 0;
+        for (int p = 0; p < 64; p++)
+            t->count[k] += t->held[p];
+    }
+    pthread_mutex_consistent(&t->lock);
+}
+
+/* locked_hammer - process p: n reserve+release of the five counts under the lock */
+static bool locked_hammer(int p, long n, void *ctx)
+{
+    struct locked_table *t = ctx;
+
     for (long i = 0; i < n; i++) {
         bool ok = true;
-        pthread_mutex_lock(&t->lock);
+        locked_enter(t);
         for (int k = 0; k < NKEYS; k++)
             ok = ok && t->count[k] < t->limit[k];
         for (int k = 0; ok && k < NKEYS; k++)
             t->count[k]++;
+        t->held[p] = ok;
         pthread_mutex_unlock(&t->lock);
         if (!ok)
             return false;
-        pthread_mutex_lock(&t->lock);
+        locked_enter(t);
         for (int k = 0; k < NKEYS; k++)
             t->count[k]--;
+        t->held[p] = 0;
         pthread_mutex_unlock(&t->lock);
     }
     return true;
@@ -230,63 +277,132 @@ static bool locked_hammer(struct locked_table *t, long n)
 /* bench_locked - the peer with nprocs processes (1: alone): ns per op per process, ops/s */
 static void bench_locked(int nprocs, double *per_op, double *ops_s)
 {
-    const long n = nprocs <= 8 ? 400000 : 150000;
     struct locked_table *t =
         mmap(NULL, sizeof *t, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    struct race *race =
-        mmap(NULL, sizeof *race, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     pthread_mutexattr_t a;
 
-    if (t == MAP_FAILED || race == MAP_FAILED)
+    if (t == MAP_FAILED)
         sl_msg_fatal("mmap: %m");
     pthread_mutexattr_init(&a);
     pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init(&t->lock, &a);
     for (int k = 0; k < NKEYS; k++)
         t->limit[k] = 1000000;
-    *per_op = 1e30;
-    *ops_s = 0;
-    for (int run = 0; run < 3; run++) {
-        pid_t pids[64];
-        uint64_t first = UINT64_MAX, last = 0;
-        double sum = 0;
-        memset(race, 0, sizeof *race);
-        for (int p = 0; p < nprocs; p++) {
-            pids[p] = fork();
-            if (pids[p] < 0)
-                sl_msg_fatal("fork: %m");
-            if (pids[p] == 0) {
-                atomic_fetch_add(&race->ready, 1);
-                while (!atomic_load(&race->go))
-                    sched_yield();
-                race->start[p] = now_ns();
-                if (!locked_hammer(t, n))
-                    atomic_store(&race->failed, 1);
-                race->end[p] = now_ns();
-                _exit(0);
-            }
-        }
-        while (atomic_load(&race->ready) < nprocs)
-            sched_yield();
-        atomic_store(&race->go, 1);
-        for (int p = 0; p < nprocs; p++)
-            if (waitpid(pids[p], NULL, 0) != pids[p])
-                sl_msg_fatal("peer benchmark process lost");
-        if (atomic_load(&race->failed))
-            sl_msg_fatal("the peer refused a reservation");
-        for (int p = 0; p < nprocs; p++) {
-            first = race->start[p] < first ? race->start[p] : first;
-            last = race->end[p] > last ? race->end[p] : last;
-            sum += (double)(race->end[p] - race->start[p]) / (double)n;
-        }
-        if (sum / nprocs < *per_op)
-            *per_op = sum / nprocs;
-        if ((double)n * nprocs / ((double)(last - first) / 1e9) > *ops_s)
-            *ops_s = (double)n * nprocs / ((double)(last - first) / 1e9);
-    }
+    race(nprocs, nprocs <= 8 ? 400000 : 150000, locked_hammer, t, per_op, ops_s);
     pthread_mutex_destroy(&t->lock);
     munmap(t, sizeof *t);
-    munmap(race, sizeof *race);
+}
+
+/* Shared between the stall benchmark's processes. */
+struct stall {
+    _Atomic int go;
+    _Atomic long ops;
+};
+
+/* run_for - process p repeats work in chunks for ms; adds what finished in time to st->ops */
+static void run_for(struct stall *st, int p, long ms, work_fn work, void *ctx)
+{
+    uint64_t end;
+    long done = 0;
+
+    while (!atomic_load(&st->go))
+        sched_yield();
+    end = now_ns() + (uint64_t)ms * 1000000u;
+    /* Only chunks finished inside the window count. */
+    while (now_ns() < end && work(p, 100, ctx) && now_ns() <= end)
+        done += 100;
+    atomic_fetch_add(&st->ops, done);
+}
+
+/* stalled - operations 2 processes complete in 100 ms while a third is stopped where `stop`
+ * leaves it (inside the peer's lock; holding a reservation in sluice) */
+static long stalled(void (*stop)(void *ctx), work_fn work, void *ctx)
+{
+    struct stall *st =
+        mmap(NULL, sizeof *st, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pid_t victim, pids[2];
+    int status;
+    long ops;
+
+    if (st == MAP_FAILED)
+        sl_msg_fatal("mmap: %m");
+    victim = fork();
+    if (victim == 0) {
+        stop(ctx); /* stops itself with SIGSTOP at the chosen point */
+        _exit(0);
+    }
+    if (victim < 0 || waitpid(victim, &status, WUNTRACED) != victim || !WIFSTOPPED(status))
+        sl_msg_fatal("the stopped process did not stop");
+    for (int p = 0; p < 2; p++) {
+        pids[p] = fork();
+        if (pids[p] == 0) {
+            run_for(st, p + 1, 100, work, ctx);
+            _exit(0);
+        }
+    }
+    atomic_store(&st->go, 1);
+    /* Give them their 100 ms, then end the stopped process, which lets the peer's go on. */
+    nanosleep(&(struct timespec){0, 300 * 1000000L}, NULL);
+    kill(victim, SIGKILL);
+    waitpid(victim, NULL, 0);
+    for (int p = 0; p < 2; p++)
+        waitpid(pids[p], NULL, 0);
+    ops = atomic_load(&st->ops);
+    munmap(st, sizeof *st);
+    return ops;
+}
+
+/* stop_in_lock - the peer's process 0 takes the lock and is stopped before it lets go */
+static void stop_in_lock(void *ctx)
+{
+    struct locked_table *t = ctx;
+    locked_enter(t);
+    raise(SIGSTOP);
+}
+
+/* stop_holding - sluice's process 0 holds a reservation and is stopped */
+static void stop_holding(void *ctx)
+{
+    struct sluice_work *w = ctx;
+    struct sl_resv r;
+
+    sl_resv_init(&r, 0);
+    for (int k = 0; k < NKEYS; k++)
+        sl_resv_add(&r, w->slot[0][k], 1000000);
+    if (sl_resv_acquire(w->shm, w->owner[0], &r, NULL) != SL_RESV_OK)
+        sl_msg_fatal("the stopped process's reservation was refused");
+    raise(SIGSTOP);
+}
+
+/* bench_stall - both designs with one process stopped at its worst moment */
+static void bench_stall(long *sluice_ops, long *peer_ops)
+{
+    struct sl_shm shm;
+    struct sluice_work w = {.shm = &shm};
+    struct locked_table *t =
+        mmap(NULL, sizeof *t, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pthread_mutexattr_t a;
+
+    make_table(&shm, 1024, 8);
+    for (int p = 0; p < 3; p++) {
+        keys_for(&shm, 0, w.slot[p]);
+        if (sl_shm_owner_claim(&shm, 0, &w.owner[p]) != 0)
+            sl_msg_fatal("no owner record");
+    }
+    *sluice_ops = stalled(stop_holding, sluice_hammer, &w);
+    drop_table(&shm);
+
+    if (t == MAP_FAILED)
+        sl_msg_fatal("mmap: %m");
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&t->lock, &a);
+    for (int k = 0; k < NKEYS; k++)
+        t->limit[k] = 1000000;
+    *peer_ops = stalled(stop_in_lock, locked_hammer, t);
+    munmap(t, sizeof *t);
 }
 
 /* bench_snapshot - ms to copy a table of 100,000 live counters (best of RUNS) */
@@ -332,8 +448,8 @@ int main(void)
     double alone = bench_alone();
     printf("reserve+release, 5 counters, uncontended: %.1f ns\n", alone);
     bench_locked(1, &peer_op, &peer_s);
-    printf("peer (one process-shared mutex), uncontended: %.1f ns; sluice is %.2fx as fast\n",
-           peer_op, peer_op / alone);
+    printf("peer (one robust mutex), uncontended: %.1f ns; sluice takes %.2fx its time\n", peer_op,
+           alone / peer_op);
     for (int same = 1; same >= 0; same--)
         for (size_t i = 0; i < sizeof procs / sizeof procs[0]; i++) {
             bench_procs(procs[i], same, &per_op, &ops_s);
@@ -346,10 +462,15 @@ int main(void)
                 continue;
             /* One lock serialises every process whatever its keys: compare on the same keys. */
             bench_locked(procs[i], &peer_op, &peer_s);
-            printf("peer (one process-shared mutex), %d processes: %.2f M ops/s aggregate; "
-                   "sluice is %.2fx as fast\n",
+            printf("peer (one robust mutex), %d processes: %.2f M ops/s aggregate; "
+                   "sluice does %.2fx its throughput\n",
                    procs[i], peer_s / 1e6, ops_s / peer_s);
         }
+    long sluice_ops, peer_ops;
+    bench_stall(&sluice_ops, &peer_ops);
+    printf("one of 3 processes stopped mid-operation for 100 ms: the other 2 complete %ld "
+           "reservations with sluice, %ld with the peer\n",
+           sluice_ops, peer_ops);
     double snap = bench_snapshot(&lookup_ns);
     printf("lookup (create) of a new counter: %.1f ns\n", lookup_ns);
     printf("snapshot of %d live counters: %.2f ms\n", SNAP_COUNTERS, snap);

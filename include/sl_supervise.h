@@ -1,54 +1,19 @@
 /*
- * sl_master.h - the master process: signals, supervision of the prefork
- * workers, reload, the config-to-counter mapping, sd_notify.
- *
- * Everything here runs in the master's single thread.  Signal handlers only
- * set a flag and write a byte to the self-pipe; reaping, reclaiming, reloading
- * and stopping run in the main loop (sluiced.c).
+ * sl_supervise.h - the master's prefork workers: fork, hello, reap, reclaim,
+ * replace with back-off, retire on reload.  Master only, single-threaded.
  */
-#ifndef SL_MASTER_H
-#define SL_MASTER_H
+#ifndef SL_SUPERVISE_H
+#define SL_SUPERVISE_H
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/un.h>
 #include <time.h>
 
-#include "sl_config.h"
 #include "sl_shm.h"
 
-/* --- signals.c: flags raised by handlers, read by the main loop --- */
-enum sl_sig { SL_SIG_CHILD, SL_SIG_RELOAD, SL_SIG_STOP, SL_SIG__COUNT };
-/* Install the handlers; returns the read end of the self-pipe. */
-int sl_signals_install(void);
-/* True (once) when the signal was raised since the last call. */
-bool sl_signals_take(enum sl_sig s);
-
-/* --- notify.c: systemd readiness protocol (no-op without $NOTIFY_SOCKET) --- */
-void sl_notify_ready(const char *status);
-void sl_notify_reloading(void);
-void sl_notify_stopping(void);
-void sl_notify_status(const char *status);
-
-/* --- limits.c: which counters a connection takes, and each one's limit --- */
-/* The limit that cfg gives a counter of this kind and key (-1: no limit). */
-int32_t sl_limits_for_key(const struct sl_config *cfg, enum sl_scope_kind kind, const char *name,
-                          const char *name2);
-/* Create (and set the limits of) the counters the config names explicitly, so
- * the inspector shows every configured limit before any connection opens. */
-void sl_limits_publish(const struct sl_config *cfg, struct sl_shm *shm, uint32_t gen);
-/* Set every live counter's limit from cfg for generation gen (after a reload). */
-void sl_limits_refresh(const struct sl_config *cfg, struct sl_shm *shm, uint32_t gen);
-/* Add to r the counters a connection from binding to domain (via MX host mx,
- * which may be NULL before the MX is known) takes.  Returns false with a reason
- * in err when the table is full or r cannot hold them all. */
-bool sl_limits_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t owner,
-                       const char *binding, const char *domain, const char *mx, struct sl_resv *r,
-                       char *err, size_t errlen);
-
-/* --- supervise.c: the prefork workers --- */
 struct sl_worker_slot {
     pid_t pid;                 /* 0: not running */
     uint32_t owner;            /* its owner record in the counter table */
