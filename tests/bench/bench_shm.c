@@ -274,8 +274,8 @@ static bool locked_hammer(int p, long n, void *ctx)
     return true;
 }
 
-/* bench_locked - the peer with nprocs processes (1: alone): ns per op per process, ops/s */
-static void bench_locked(int nprocs, double *per_op, double *ops_s)
+/* locked_new - a fresh peer table in shared memory: robust process-shared lock, high limits */
+static struct locked_table *locked_new(void)
 {
     struct locked_table *t =
         mmap(NULL, sizeof *t, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -287,11 +287,25 @@ static void bench_locked(int nprocs, double *per_op, double *ops_s)
     pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
     pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init(&t->lock, &a);
+    pthread_mutexattr_destroy(&a);
     for (int k = 0; k < NKEYS; k++)
         t->limit[k] = 1000000;
-    race(nprocs, nprocs <= 8 ? 400000 : 150000, locked_hammer, t, per_op, ops_s);
+    return t;
+}
+
+/* locked_free - the peer table's end */
+static void locked_free(struct locked_table *t)
+{
     pthread_mutex_destroy(&t->lock);
     munmap(t, sizeof *t);
+}
+
+/* bench_locked - the peer with nprocs processes (1: alone): ns per op per process, ops/s */
+static void bench_locked(int nprocs, double *per_op, double *ops_s)
+{
+    struct locked_table *t = locked_new();
+    race(nprocs, nprocs <= 8 ? 400000 : 150000, locked_hammer, t, per_op, ops_s);
+    locked_free(t);
 }
 
 /* Shared between the stall benchmark's processes. */
@@ -380,9 +394,7 @@ static void bench_stall(long *sluice_ops, long *peer_ops)
 {
     struct sl_shm shm;
     struct sluice_work w = {.shm = &shm};
-    struct locked_table *t =
-        mmap(NULL, sizeof *t, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    pthread_mutexattr_t a;
+    struct locked_table *t = locked_new();
 
     make_table(&shm, 1024, 8);
     for (int p = 0; p < 3; p++) {
@@ -392,17 +404,8 @@ static void bench_stall(long *sluice_ops, long *peer_ops)
     }
     *sluice_ops = stalled(stop_holding, sluice_hammer, &w);
     drop_table(&shm);
-
-    if (t == MAP_FAILED)
-        sl_msg_fatal("mmap: %m");
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    pthread_mutex_init(&t->lock, &a);
-    for (int k = 0; k < NKEYS; k++)
-        t->limit[k] = 1000000;
     *peer_ops = stalled(stop_in_lock, locked_hammer, t);
-    munmap(t, sizeof *t);
+    locked_free(t);
 }
 
 /* bench_snapshot - ms to copy a table of 100,000 live counters (best of RUNS) */
