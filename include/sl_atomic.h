@@ -49,10 +49,6 @@ static inline bool sl_cas32(sl_atomic_u32 *p, uint32_t *expect, uint32_t desired
 {
     return atomic_compare_exchange_strong(p, expect, desired);
 }
-static inline uint32_t sl_add32(sl_atomic_u32 *p, uint32_t v)
-{
-    return atomic_fetch_add(p, v);
-}
 
 /* Statistics only (refusal counts, peaks): no decision depends on their order. */
 static inline void sl_stat_inc64(sl_atomic_u64 *p)

@@ -21,6 +21,9 @@
 #include "sl_msg.h"
 #include "sl_worker.h"
 
+/* The id of the last job handed to a worker; answers are matched by worker, the id is for logs. */
+static uint64_t last_job_id;
+
 /* sl_control_path - spool_dir/control.sock */
 void sl_control_path(const char *spool_dir, char *buf, size_t len)
 {
@@ -76,7 +79,6 @@ static void answer(int fd, const struct sockaddr_un *to, socklen_t tolen, const 
 /* sl_control_accept - route one request to an idle worker */
 void sl_control_accept(int fd, struct sl_supervisor *sup, uint32_t gen)
 {
-    static uint64_t next_id;
     char req[SL_CONTROL_MAX], job[SL_CONTROL_MAX + 32];
     struct sockaddr_un from;
     socklen_t fromlen = sizeof from;
@@ -97,7 +99,7 @@ void sl_control_accept(int fd, struct sl_supervisor *sup, uint32_t gen)
         answer(fd, &from, fromlen, "BUSY no idle worker: try again");
         return;
     }
-    snprintf(job, sizeof job, "J%llu %s", (unsigned long long)++next_id, req);
+    snprintf(job, sizeof job, "J%llu %s", (unsigned long long)++last_job_id, req);
     if (send(sup->w[w].fd, job, strlen(job), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
         answer(fd, &from, fromlen, "BUSY the worker did not take the job: try again");
         return;

@@ -281,10 +281,9 @@ void sl_limits_refresh(const struct sl_config *cfg, struct sl_shm *shm, uint32_t
     sl_limits_publish(cfg, shm, gen);
 }
 
-/* add - look up one counter and add it to the reservation */
-static bool add(struct sl_shm *shm, const struct sl_config *cfg, uint32_t owner, struct sl_resv *r,
-                enum sl_scope_kind kind, const char *name, const char *name2, char *err,
-                size_t errlen)
+/* add - look up one counter and add it, with its limit, to the reservation */
+static bool add(struct sl_shm *shm, uint32_t owner, struct sl_resv *r, enum sl_scope_kind kind,
+                const char *name, const char *name2, int32_t limit, char *err, size_t errlen)
 {
     uint32_t slot;
 
@@ -292,9 +291,40 @@ static bool add(struct sl_shm *shm, const struct sl_config *cfg, uint32_t owner,
         snprintf(err, errlen, "counter table full (set shm_capacity higher)");
         return false;
     }
-    if (sl_resv_add(r, slot, sl_limits_for_key(cfg, kind, name, name2)) < 0) {
+    if (sl_resv_add(r, slot, limit) < 0) {
         snprintf(err, errlen, "more than %d counters apply to one connection", SL_RESV_MAX);
         return false;
+    }
+    return true;
+}
+
+/* add_limited - add a counter only when it has a limit (-1: the scope does not apply) */
+static bool add_limited(struct sl_shm *shm, uint32_t owner, struct sl_resv *r,
+                        enum sl_scope_kind kind, const char *name, const char *name2, int32_t limit,
+                        char *err, size_t errlen)
+{
+    return limit < 0 || add(shm, owner, r, kind, name, name2, limit, err, errlen);
+}
+
+/* domain_scopes - the scope_max counters of every [domain] and [binding_group G domain]
+ * stanza that covers domain (each stanza is its own counter) */
+static bool domain_scopes(const struct sl_config *cfg, struct sl_shm *shm, uint32_t owner,
+                          const char *group, const char *domain, struct sl_resv *r, char *err,
+                          size_t errlen)
+{
+    const enum sl_opt smax = SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS;
+
+    for (size_t i = 0; i < cfg->nsections; i++) {
+        const struct sl_section *s = cfg->sections[i];
+        bool dom = s->scope == SL_SC_DOMAIN;
+        bool grp = s->scope == SL_SC_GROUP_DOMAIN && eq(s->group, group);
+
+        if (!(dom || grp) || !s->v[smax].set || !sl_section_matches_domain(s, domain))
+            continue;
+        if (!add(shm, owner, r, dom ? SL_SCOPE_DOMAIN : SL_SCOPE_GROUP_DOMAIN,
+                 dom ? s->domain : s->group, dom ? NULL : s->domain, (int32_t)value(s, smax), err,
+                 errlen))
+            return false;
     }
     return true;
 }
@@ -310,28 +340,20 @@ bool sl_limits_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t
         snprintf(err, errlen, "unknown binding %s", binding);
         return false;
     }
-    if (!add(shm, cfg, owner, r, SL_SCOPE_BINDING_DOMAIN, binding, domain, err, errlen))
+    if (!add(shm, owner, r, SL_SCOPE_BINDING_DOMAIN, binding, domain,
+             sl_limits_for_key(cfg, SL_SCOPE_BINDING_DOMAIN, binding, domain), err, errlen))
         return false;
-    if (mx != NULL && sl_limits_for_key(cfg, SL_SCOPE_BINDING_HOST, binding, mx) >= 0 &&
-        !add(shm, cfg, owner, r, SL_SCOPE_BINDING_HOST, binding, mx, err, errlen))
+    if (mx != NULL &&
+        (!add_limited(shm, owner, r, SL_SCOPE_BINDING_HOST, binding, mx,
+                      sl_limits_for_key(cfg, SL_SCOPE_BINDING_HOST, binding, mx), err, errlen) ||
+         !add_limited(shm, owner, r, SL_SCOPE_HOST, mx, NULL,
+                      sl_limits_for_key(cfg, SL_SCOPE_HOST, mx, NULL), err, errlen)))
         return false;
-    if (mx != NULL && sl_limits_for_key(cfg, SL_SCOPE_HOST, mx, NULL) >= 0 &&
-        !add(shm, cfg, owner, r, SL_SCOPE_HOST, mx, NULL, err, errlen))
+    if (!domain_scopes(cfg, shm, owner, b->group, domain, r, err, errlen))
         return false;
-    for (size_t i = 0; i < cfg->nsections; i++) {
-        const struct sl_section *s = cfg->sections[i];
-        if (!s->v[SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS].set ||
-            !sl_section_matches_domain(s, domain))
-            continue;
-        if (s->scope == SL_SC_DOMAIN &&
-            !add(shm, cfg, owner, r, SL_SCOPE_DOMAIN, s->domain, NULL, err, errlen))
-            return false;
-        if (s->scope == SL_SC_GROUP_DOMAIN && eq(s->group, b->group) &&
-            !add(shm, cfg, owner, r, SL_SCOPE_GROUP_DOMAIN, s->group, s->domain, err, errlen))
-            return false;
-    }
-    if (binding_server_max(cfg, binding) >= 0 &&
-        !add(shm, cfg, owner, r, SL_SCOPE_BINDING, binding, NULL, err, errlen))
+    if (!add_limited(shm, owner, r, SL_SCOPE_BINDING, binding, NULL,
+                     (int32_t)binding_server_max(cfg, binding), err, errlen))
         return false;
-    return add(shm, cfg, owner, r, SL_SCOPE_SERVER, "", NULL, err, errlen);
+    return add(shm, owner, r, SL_SCOPE_SERVER, "", NULL,
+               sl_limits_for_key(cfg, SL_SCOPE_SERVER, "", NULL), err, errlen);
 }

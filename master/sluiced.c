@@ -89,21 +89,31 @@ static void schedule_audit(struct master *m)
     m->next_audit = sl_clock_after_ms((long)num(m->cfg, SL_OPT_AUDIT_INTERVAL));
 }
 
+/* status_line - one line for systemd's status and the log */
+static void status_line(const struct master *m, char *buf, size_t len)
+{
+    struct sl_counter_view server = {0};
+    uint32_t slot;
+
+    if (sl_shm_find(&m->shm, SL_SCOPE_SERVER, "", NULL, &slot) == SL_SHM_OK)
+        sl_shm_view(&m->shm, slot, &server);
+    snprintf(buf, len, "%u workers, config generation %u, %llu counters, %u connections open",
+             m->sup.want, m->gen, (unsigned long long)sl_load64(&m->shm.hdr->live_slots),
+             server.in_use);
+}
+
 /* run_audit - correct counts that disagree with the live holds */
 static void run_audit(struct master *m)
 {
     struct sl_audit_stats st = {0};
+    char status[256];
+
     sl_shm_audit(&m->shm, &st);
     if (st.corrected > 0)
         sl_msg_warn("audit corrected %u of %u counters", st.corrected, st.checked);
+    status_line(m, status, sizeof status);
+    sl_notify_status(status); /* `systemctl status` follows the daemon at the audit's pace */
     schedule_audit(m);
-}
-
-/* status_line - one line for systemd's status and the log */
-static void status_line(const struct master *m, char *buf, size_t len)
-{
-    snprintf(buf, len, "%u workers, config generation %u, %llu counters", m->sup.want, m->gen,
-             (unsigned long long)sl_load64(&m->shm.hdr->live_slots));
 }
 
 /* maybe_announce - READY=1 once every current worker said hello */

@@ -31,8 +31,6 @@
 void sl_supervise_init(struct sl_supervisor *s, unsigned want)
 {
     memset(s, 0, sizeof *s);
-    s->nw = 0;
-    s->w = NULL;
     s->want = want;
     s->next_spawn = sl_clock_after_ms(0);
 }

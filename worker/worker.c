@@ -23,15 +23,13 @@
 #include "sl_worker.h"
 
 static volatile sig_atomic_t stop_requested;
-static volatile sig_atomic_t alarm_fired;
 
-/* on_signal - SIGTERM asks to stop; SIGALRM ends the current phase */
+/* on_signal - SIGTERM asks to stop.  SIGALRM needs no flag: its only effect is to interrupt the
+ * ppoll a session waits in (EINTR), which is how a phase's alarm() ends that phase. */
 static void on_signal(int signo)
 {
     if (signo == SIGTERM)
         stop_requested = 1;
-    else
-        alarm_fired = 1;
 }
 
 /* setup_signals - handlers without SA_RESTART, both signals blocked outside ppoll */

@@ -85,6 +85,8 @@ check "the refusal names the scope, its in-use and its limit" \
 check "the inspector shows 3 of 3 in use" test "$(in_use domain '/^(wanadoo|orange)\.fr$/')" = 3
 check "the inspector counts the refusal" \
   test "$(jget "[c['refused'] for c in d['counters'] if c['scope']=='domain'][0]")" -ge 1
+check "systemd's STATUS follows the open connections" \
+  wait_for 5 grep -q '^STATUS=.*, 3 connections open$' "$T/notify.log"
 check "another domain is not affected" probe --domain example.com
 
 # --- kill -9 of workers: reaped, reclaimed, replaced
