@@ -91,6 +91,7 @@ enum sl_opt {
     SL_OPT_DELIVERY_LOG,
     SL_OPT_LOG_LEVEL,
     SL_OPT_USER,
+    SL_OPT_MAX_MESSAGE_SIZE,
     SL_OPT__COUNT
 };
 

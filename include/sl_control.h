@@ -7,6 +7,7 @@
  *   "P <binding> <domain> <mx or -> <hold ms>"   probe: reserve, through an
  *        idle worker, every counter a connection from binding to domain (via
  *        mx) takes, hold them for the given time, then release.
+ *   "N <id>"   queue/<id> is new (sl_spool_notify); no answer.
  * Answers start with a word: OK, REFUSED, BUSY or ERROR, then one line of text.
  * Between master and worker (SOCK_SEQPACKET, sl_worker.h): "J<id> <request>"
  * hands a job over; "R<id> <answer>" is the worker's answer for the client;
@@ -27,6 +28,7 @@
 
 struct sl_supervisor;
 struct sl_config;
+struct sl_sched;
 
 /* The control socket's path for this spool directory. */
 void sl_control_path(const char *spool_dir, char *buf, size_t len);
@@ -35,9 +37,9 @@ void sl_control_path(const char *spool_dir, char *buf, size_t len);
 int sl_control_open(const char *spool_dir);
 void sl_control_close(int fd, const char *spool_dir);
 /* A request is waiting on fd: hand it to an idle worker of generation gen, or
- * answer BUSY. */
-void sl_control_accept(int fd, struct sl_supervisor *sup, uint32_t gen);
-/* A worker's message other than hello: forward an answer, or note it idle. */
+ * answer BUSY; "N <id>" (a new message, no answer) goes to the pickup. */
+void sl_control_accept(int fd, struct sl_supervisor *sup, uint32_t gen, struct sl_sched *sched);
+/* A worker's answer "R<id> text": forward it to the client. */
 void sl_control_from_worker(int fd, struct sl_supervisor *sup, unsigned worker, const char *msg,
                             size_t len);
 

@@ -27,4 +27,33 @@ bool sl_limits_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t
                        const char *binding, const char *domain, const char *mx, struct sl_resv *r,
                        char *err, size_t errlen);
 
+/* The counters one binding x domain destination takes before its MX is known,
+ * with their limits, cached by the master per destination.  Names point into
+ * the config or at the caller's binding and domain strings, so the cache is
+ * valid for one config generation (the table's config_gen) and those strings. */
+struct sl_limits_cache {
+    uint64_t gen; /* config_gen the entries were made for; 0: never filled */
+    uint32_t n;
+    struct sl_limits_counter {
+        uint8_t kind;  /* enum sl_scope_kind */
+        int32_t limit; /* from the config; -1: none */
+        uint32_t slot; /* UINT32_MAX while the counter does not exist yet */
+        const char *name, *name2;
+    } c[SL_RESV_MAX];
+};
+/* True when a new connection from binding to domain would fit: the binding x
+ * domain counter, every domain scope counter of the domain, the binding's
+ * server_max and the server counter are below their limits (a counter that does
+ * not exist yet counts 0 in use; none is ever created here).  A full server
+ * counter alone does not refuse a destination with no open connection: the
+ * reserve (server_reserve_outbound_connections) is for it.  false with the
+ * refusing counter in *why (why may be NULL). */
+bool sl_limits_dest_room(const struct sl_config *cfg, const struct sl_shm *shm, const char *binding,
+                         const char *domain, struct sl_refusal *why);
+/* The same with the counters and limits cached in c, refilled when the table's
+ * config generation changed. */
+bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,
+                                struct sl_limits_cache *c, const char *binding, const char *domain,
+                                struct sl_refusal *why);
+
 #endif

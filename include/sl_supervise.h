@@ -20,11 +20,17 @@ struct sl_worker_slot {
     int fd;                    /* master's end of the socketpair, -1 when closed */
     bool ready;                /* said hello */
     bool retiring;             /* from an older config: exits when idle */
-    bool busy;                 /* has a job */
+    bool busy;                 /* has a job (a probe or a delivery), until it says I or K */
+    bool quit_sent;            /* retiring and told to QUIT */
     struct sockaddr_un client; /* who asked for the job, for the answer */
     socklen_t clientlen;
     uint32_t gen; /* config generation it runs */
     time_t started;
+    /* The scheduler's (schedule.c) record of this worker: */
+    uint64_t job; /* delivery job in flight, 0: none */
+    char *parts;  /* that job's parts, "<id>.<k> ...", owned by schedule.c */
+    void *conn;   /* the destination (struct sl_qdest) it keeps a connection to */
+    bool refused; /* its last job had a "w" outcome: its next I closed no connection */
 };
 
 struct sl_supervisor {
@@ -34,6 +40,10 @@ struct sl_supervisor {
     unsigned failures;          /* consecutive early deaths, for the back-off */
     struct timespec next_spawn; /* not before this (back-off) */
     uint64_t spawned, reaped, reclaimed_units;
+    /* Called for a reaped worker before its slot is cleared (the scheduler
+     * requeues its job); may be NULL. */
+    void (*on_exit)(struct sl_worker_slot *w, void *ctx);
+    void *on_exit_ctx;
 };
 
 /* What a forked worker runs; it never returns. */
@@ -46,14 +56,22 @@ void sl_supervise_fill(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen
                        void *ctx);
 /* Reap every dead worker: waitpid, reclaim its counter holds, free its slot. */
 void sl_supervise_reap(struct sl_supervisor *s, struct sl_shm *shm);
-/* Read one message from a worker's fd that poll() found readable.  Hello is
- * handled here; any other message is copied to buf and its length returned,
- * with the worker's index in *worker.  0 when there is nothing for the caller. */
-size_t sl_supervise_read(struct sl_supervisor *s, int fd, char *buf, size_t len, unsigned *worker);
-/* An idle current-generation worker's index, or -1. */
+/* Read one message from worker's socket (NUL-terminated in buf).  Hello is
+ * handled here (0); any other message's length is returned; -1 when nothing is
+ * left to read now (EAGAIN) or the socket closed. */
+ssize_t sl_supervise_read(struct sl_supervisor *s, unsigned worker, char *buf, size_t len);
+/* An idle current-generation worker's index, or -1; one holding no connection
+ * is preferred. */
 int sl_supervise_idle(const struct sl_supervisor *s, uint32_t gen);
-/* Ask every worker of an older generation to exit (reload). */
+/* Ask every worker of an older generation to exit (reload): at once when idle,
+ * after its job (sl_supervise_quit_if_retiring) when busy. */
 void sl_supervise_retire(struct sl_supervisor *s, uint32_t gen);
+/* Drain (SIGTERM): every worker retires as above; a probe's hold is ended. */
+void sl_supervise_drain(struct sl_supervisor *s);
+/* A retiring worker reported idle (I or K): tell it to QUIT now. */
+void sl_supervise_quit_if_retiring(struct sl_supervisor *s, unsigned worker);
+/* Workers not yet reaped. */
+unsigned sl_supervise_alive(const struct sl_supervisor *s);
 /* Number of current-generation workers that said hello. */
 unsigned sl_supervise_ready(const struct sl_supervisor *s, uint32_t gen);
 /* SIGTERM every worker, wait up to grace_ms, SIGKILL the rest, reap, reclaim. */

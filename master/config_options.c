@@ -119,6 +119,9 @@ static const struct sl_optdef defs[SL_OPT__COUNT] = {
     OPT(LOG_LEVEL, "log_level", .type = SL_VT_ENUM, .chain = SL_CHAIN_GLOBAL, .scopes = SC(GLOBAL),
         .def = "info", .words = level_words, .help = "debug | info | warning"),
     ENGINE(USER, "user", SL_VT_NAME, NULL, "unprivileged user to run as (unset: stay)"),
+    OPT(MAX_MESSAGE_SIZE, "max_message_size", .type = SL_VT_COUNT, .chain = SL_CHAIN_GLOBAL,
+        .scopes = SC(GLOBAL), .def = "52428800", .min = 1, .max = INT32_MAX,
+        .help = "bytes of a message (CRLF line ends) that inject accepts"),
 };
 
 static const char *const scope_names[SL_SC__COUNT] = {

@@ -5,7 +5,9 @@
  * with a job id; the worker's answer comes back through the master, which
  * sends it to the client's address recorded in the worker's slot.  The master
  * only routes: it never parses a request beyond its first byte, so a hostile
- * request cannot cost the master more than one datagram's copy.
+ * request cannot cost the master more than one datagram's copy.  The one
+ * exception is "N <id>" (a message was queued), which goes to the pickup with
+ * its id checked there.
  * Concurrency: master only, from the main loop.
  */
 #include <errno.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "sl_control.h"
+#include "sl_pickup.h"
 #include "sl_supervise.h"
 #include "sl_msg.h"
 #include "sl_worker.h"
@@ -76,8 +79,22 @@ static void answer(int fd, const struct sockaddr_un *to, socklen_t tolen, const 
         sl_msg_debug("control answer not delivered: %s", strerror(errno));
 }
 
-/* sl_control_accept - route one request to an idle worker */
-void sl_control_accept(int fd, struct sl_supervisor *sup, uint32_t gen)
+/* new_message - "N <id>": queued by sluicectl inject; no answer is awaited */
+static void new_message(struct sl_sched *sched, char *req)
+{
+    char *id = req + 1 + strspn(req + 1, " ");
+
+    id[strcspn(id, " \r\n")] = '\0';
+    if (!sl_pickup_valid_id(id)) {
+        sl_msg_debug("control: malformed notification ignored");
+        return;
+    }
+    sl_pickup_id(sched, id);
+}
+
+/* accept_one - route one request to an idle worker, or a notification to the pickup;
+ * false when nothing was waiting */
+static bool accept_one(int fd, struct sl_supervisor *sup, uint32_t gen, struct sl_sched *sched)
 {
     char req[SL_CONTROL_MAX], job[SL_CONTROL_MAX + 32];
     struct sockaddr_un from;
@@ -86,40 +103,50 @@ void sl_control_accept(int fd, struct sl_supervisor *sup, uint32_t gen)
     int w;
 
     if (n <= 0)
-        return;
+        return n == 0;
     req[n] = '\0';
+    if (req[0] == 'N') {
+        new_message(sched, req);
+        return true;
+    }
     if (fromlen <= sizeof(sa_family_t))
-        return; /* an unnamed sender cannot be answered */
+        return true; /* an unnamed sender cannot be answered */
     if (req[0] != 'P') {
         answer(fd, &from, fromlen, "ERROR unknown request");
-        return;
+        return true;
     }
     w = sl_supervise_idle(sup, gen);
     if (w < 0) {
         answer(fd, &from, fromlen, "BUSY no idle worker: try again");
-        return;
+        return true;
     }
     snprintf(job, sizeof job, "J%llu %s", (unsigned long long)++last_job_id, req);
     if (send(sup->w[w].fd, job, strlen(job), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
         answer(fd, &from, fromlen, "BUSY the worker did not take the job: try again");
-        return;
+        return true;
     }
     sup->w[w].busy = true;
     sup->w[w].client = from;
     sup->w[w].clientlen = fromlen;
+    return true;
 }
 
-/* sl_control_from_worker - an answer to forward ("R<id> text") or "I" (idle) */
+/* sl_control_accept - every waiting datagram, up to a batch, so a burst of injects costs one
+ * wake-up while workers' messages still get their turn */
+void sl_control_accept(int fd, struct sl_supervisor *sup, uint32_t gen, struct sl_sched *sched)
+{
+    for (int i = 0; i < 256 && accept_one(fd, sup, gen, sched); i++)
+        continue;
+}
+
+/* sl_control_from_worker - an answer to forward ("R<id> text"); the "I" that follows
+ * it is the scheduler's */
 void sl_control_from_worker(int fd, struct sl_supervisor *sup, unsigned worker, const char *msg,
                             size_t len)
 {
     struct sl_worker_slot *w = &sup->w[worker];
     const char *text;
 
-    if (len > 0 && msg[0] == 'I') {
-        w->busy = false;
-        return;
-    }
     if (len == 0 || msg[0] != 'R' || (text = strchr(msg, ' ')) == NULL) {
         sl_msg_warn("worker pid %ld sent a malformed message", (long)w->pid);
         return;

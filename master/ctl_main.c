@@ -24,6 +24,10 @@ static const struct {
      "[--host H] OPTION"},
     {"counters", sl_ctl_counters, "counters [--json] [--watch SECONDS [--count N]] [--shm NAME]"},
     {"probe", sl_ctl_probe, "probe [--binding B] --domain D [--mx HOST] [--hold SECONDS]"},
+    {"inject", sl_ctl_inject,
+     "inject [--binding B | --binding-group G] -f SENDER RCPT... < MESSAGE"},
+    {"queue", sl_ctl_queue, "queue [--json]"},
+    {"resolve", sl_ctl_resolve, "resolve [--binding B] [--timeout SECONDS] DOMAIN"},
 };
 
 /* usage - list the subcommands on stderr and return the usage status */

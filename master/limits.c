@@ -357,3 +357,103 @@ bool sl_limits_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t
     return add(shm, owner, r, SL_SCOPE_SERVER, "", NULL,
                sl_limits_for_key(cfg, SL_SCOPE_SERVER, "", NULL), err, errlen);
 }
+
+/* cache_add - one counter of a destination, with its limit and slot if it exists */
+static void cache_add(const struct sl_shm *shm, struct sl_limits_cache *c, enum sl_scope_kind kind,
+                      const char *name, const char *name2, int32_t limit)
+{
+    struct sl_limits_counter *e;
+
+    if (c->n >= SL_RESV_MAX)
+        return; /* the worker's own reservation reports this case */
+    e = &c->c[c->n++];
+    *e = (struct sl_limits_counter){
+        .kind = (uint8_t)kind, .limit = limit, .name = name, .name2 = name2, .slot = UINT32_MAX};
+    if (sl_shm_find(shm, kind, name, name2, &e->slot) != SL_SHM_OK)
+        e->slot = UINT32_MAX;
+}
+
+/* cache_fill - the counters of binding x domain (the same set sl_limits_collect takes
+ * before the MX is known, in the same order) */
+static void cache_fill(const struct sl_config *cfg, const struct sl_shm *shm,
+                       struct sl_limits_cache *c, const char *binding, const char *domain)
+{
+    const enum sl_opt smax = SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS;
+    const struct sl_binding *b = sl_config_binding(cfg, binding);
+
+    c->n = 0;
+    c->gen = sl_peek64(&shm->hdr->config_gen);
+    if (b == NULL)
+        return; /* unknown binding: the worker settles the message */
+    cache_add(shm, c, SL_SCOPE_BINDING_DOMAIN, binding, domain,
+              sl_limits_for_key(cfg, SL_SCOPE_BINDING_DOMAIN, binding, domain));
+    for (size_t i = 0; i < cfg->nsections; i++) {
+        const struct sl_section *s = cfg->sections[i];
+        bool dom = s->scope == SL_SC_DOMAIN;
+        bool grp = s->scope == SL_SC_GROUP_DOMAIN && eq(s->group, b->group);
+
+        if ((dom || grp) && s->v[smax].set && sl_section_matches_domain(s, domain))
+            cache_add(shm, c, dom ? SL_SCOPE_DOMAIN : SL_SCOPE_GROUP_DOMAIN,
+                      dom ? s->domain : s->group, dom ? NULL : s->domain, (int32_t)value(s, smax));
+    }
+    if (binding_server_max(cfg, binding) >= 0)
+        cache_add(shm, c, SL_SCOPE_BINDING, binding, NULL,
+                  (int32_t)binding_server_max(cfg, binding));
+    cache_add(shm, c, SL_SCOPE_SERVER, "", NULL, sl_limits_for_key(cfg, SL_SCOPE_SERVER, "", NULL));
+}
+
+/* in_use - a cached counter's open connections; one that does not exist yet has none */
+static uint32_t in_use(const struct sl_shm *shm, struct sl_limits_counter *e)
+{
+    if (e->slot == UINT32_MAX &&
+        sl_shm_find(shm, (enum sl_scope_kind)e->kind, e->name, e->name2, &e->slot) != SL_SHM_OK) {
+        e->slot = UINT32_MAX;
+        return 0;
+    }
+    return (uint32_t)sl_peek64(&shm->slots[e->slot].count);
+}
+
+/* sl_limits_dest_room_cached - can one more connection to binding x domain open now? */
+bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,
+                                struct sl_limits_cache *c, const char *binding, const char *domain,
+                                struct sl_refusal *why)
+{
+    uint32_t pair_in_use = 0;
+    bool server_full = false;
+    struct sl_refusal server = {0};
+
+    if (c->gen == 0 || c->gen != sl_peek64(&shm->hdr->config_gen))
+        cache_fill(cfg, shm, c, binding, domain);
+    for (uint32_t i = 0; i < c->n; i++) {
+        struct sl_limits_counter *e = &c->c[i];
+        uint32_t n = in_use(shm, e);
+        struct sl_refusal r = {.slot = e->slot, .kind = e->kind, .in_use = n, .limit = e->limit};
+
+        if (e->kind == SL_SCOPE_BINDING_DOMAIN)
+            pair_in_use = n;
+        if (e->limit < 0 || n < (uint32_t)e->limit)
+            continue;
+        if (e->kind == SL_SCOPE_SERVER) {
+            server_full = true;
+            server = r;
+            continue;
+        }
+        if (why != NULL)
+            *why = r;
+        return false;
+    }
+    if (server_full && pair_in_use > 0) {
+        if (why != NULL)
+            *why = server;
+        return false;
+    }
+    return true;
+}
+
+/* sl_limits_dest_room - the same without a cache kept between calls */
+bool sl_limits_dest_room(const struct sl_config *cfg, const struct sl_shm *shm, const char *binding,
+                         const char *domain, struct sl_refusal *why)
+{
+    struct sl_limits_cache c = {0};
+    return sl_limits_dest_room_cached(cfg, shm, &c, binding, domain, why);
+}

@@ -3,13 +3,18 @@
  *
  * sluiced -c FILE validates the config (every error as FILE:LINE, exit 1),
  * creates the shared-memory counter table, forks the prefork workers and
- * tells systemd it is ready once every worker said hello.  Then one loop:
- * poll the self-pipe (signals) and the workers' sockets, and in order stop on
- * SIGTERM/SIGINT, reap and reclaim on SIGCHLD, reload on SIGHUP, refill the
- * worker pool, and run the periodic audit of the counter table.
+ * tells systemd it is ready once every worker said hello.  It rebuilds the
+ * queue index from the spool, then runs one loop: hand ready mail to free
+ * workers, poll the self-pipe (signals), the control socket and the workers'
+ * sockets, and in order stop on SIGTERM/SIGINT, reap and reclaim on SIGCHLD,
+ * reload on SIGHUP, release deferred mail whose time came, rescan the spool
+ * (safety net), refill the worker pool, and run the periodic audit of the
+ * counter table.  SIGTERM drains: no new jobs, each worker finishes the one it
+ * has, then exits.
  * Global state: none beyond main's locals and the signal flags of signals.c.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +29,8 @@
 #include "sl_control.h"
 #include "sl_limits.h"
 #include "sl_notify.h"
+#include "sl_pickup.h"
+#include "sl_schedule.h"
 #include "sl_signals.h"
 #include "sl_supervise.h"
 #include "sl_msg.h"
@@ -32,7 +39,9 @@
 
 #define DEFAULT_CONFIG "/etc/sluice/sluice.ini"
 #define OWNER_RECORDS  2100 /* 2 x the workers maximum (old and new during a reload), + spare */
-#define STOP_GRACE_MS  10000
+#define STOP_SLACK_MS  5000 /* added to the longest session phase timeout for the drain */
+#define STOP_AFTER_MS  1000 /* SIGTERM to SIGKILL for what the drain left */
+#define MAX_POLL_FDS   (2 + 2 * 1024 + 64)
 
 extern char **environ;
 
@@ -48,6 +57,8 @@ struct master {
     uint32_t gen;
     bool announced; /* READY=1 sent for the current generation */
     struct timespec next_audit;
+    struct timespec next_rescan; /* the spool scan that catches a lost notification */
+    struct sl_sched sched;       /* the queue index and the jobs in flight */
 };
 
 /* print_diag - every config error on its own line */
@@ -97,9 +108,11 @@ static void status_line(const struct master *m, char *buf, size_t len)
 
     if (sl_shm_find(&m->shm, SL_SCOPE_SERVER, "", NULL, &slot) == SL_SHM_OK)
         sl_shm_view(&m->shm, slot, &server);
-    snprintf(buf, len, "%u workers, config generation %u, %llu counters, %u connections open",
+    snprintf(buf, len,
+             "%u workers, config generation %u, %llu counters, %zu messages queued, "
+             "%u connections open",
              m->sup.want, m->gen, (unsigned long long)sl_load64(&m->shm.hdr->live_slots),
-             server.in_use);
+             sl_queue_messages(m->sched.q), server.in_use);
 }
 
 /* run_audit - correct counts that disagree with the live holds */
@@ -163,35 +176,76 @@ static void reload(struct master *m)
     sl_msg_info("reloaded %s: config generation %u", m->path, m->gen);
 }
 
-/* poll_once - wait for a signal, a request, a worker message or the next timer */
-static void poll_once(struct master *m, int sigfd)
+/* min_wait - the sooner of two poll timeouts, where -1 means none */
+static int min_wait(int a, long b)
 {
-    struct pollfd p[2 + 2 * 1024 + 64];
-    nfds_t n = 0, first_worker;
-    int timeout = (int)sl_clock_ms_until(m->next_audit),
-        spawn = sl_supervise_wait_ms(&m->sup, m->gen);
-    char msg[SL_CONTROL_MAX + 64];
+    if (b < 0)
+        return a;
+    if (b > INT_MAX)
+        b = INT_MAX;
+    return a < 0 || b < a ? (int)b : a;
+}
 
-    if (spawn >= 0 && spawn < timeout)
-        timeout = spawn;
+/* loop_timeout - until the next timer: audit, spawn, deferred mail, rescan, and until */
+static int loop_timeout(const struct master *m, const struct timespec *until)
+{
+    int timeout = (int)sl_clock_ms_until(m->next_audit);
+
+    timeout = min_wait(timeout, sl_supervise_wait_ms(&m->sup, m->gen));
+    timeout = min_wait(timeout, sl_sched_wait_ms(&m->sched));
+    timeout = min_wait(timeout, sl_clock_ms_until(m->next_rescan));
+    if (until != NULL)
+        timeout = min_wait(timeout, sl_clock_ms_until(*until));
+    return timeout;
+}
+
+/* from_worker - every message waiting on one worker's socket */
+static void from_worker(struct master *m, unsigned w)
+{
+    char msg[SL_JOB_MAX + 64];
+    ssize_t len;
+
+    while ((len = sl_supervise_read(&m->sup, w, msg, sizeof msg)) >= 0) {
+        if (len == 0)
+            continue; /* hello, handled by the supervisor */
+        if (msg[0] == 'R')
+            sl_control_from_worker(m->ctlfd, &m->sup, w, msg, (size_t)len);
+        else
+            sl_sched_from_worker(&m->sched, &m->sup, w, msg, (size_t)len);
+    }
+}
+
+/* poll_once - wait for a signal, a request, a worker message or the next timer (or until) */
+static void poll_once(struct master *m, int sigfd, const struct timespec *until)
+{
+    struct pollfd p[MAX_POLL_FDS];
+    unsigned widx[MAX_POLL_FDS];
+    nfds_t n = 0, first_worker;
+
     p[n++] = (struct pollfd){.fd = sigfd, .events = POLLIN};
     p[n++] = (struct pollfd){.fd = m->ctlfd, .events = POLLIN}; /* -1 is ignored by poll */
     first_worker = n;
-    for (unsigned i = 0; i < m->sup.nw && n < sizeof p / sizeof p[0]; i++)
-        if (m->sup.w[i].pid != 0 && m->sup.w[i].fd >= 0)
+    for (unsigned i = 0; i < m->sup.nw && n < MAX_POLL_FDS; i++)
+        if (m->sup.w[i].pid != 0 && m->sup.w[i].fd >= 0) {
+            widx[n] = i;
             p[n++] = (struct pollfd){.fd = m->sup.w[i].fd, .events = POLLIN};
-    if (poll(p, n, timeout) < 0 && errno != EINTR)
+        }
+    if (poll(p, n, loop_timeout(m, until)) < 0 && errno != EINTR)
         sl_msg_fatal("poll: %s", strerror(errno));
-    for (nfds_t i = first_worker; i < n; i++) {
-        unsigned w;
-        size_t len;
-        if (p[i].revents == 0)
-            continue;
-        while ((len = sl_supervise_read(&m->sup, p[i].fd, msg, sizeof msg, &w)) > 0)
-            sl_control_from_worker(m->ctlfd, &m->sup, w, msg, len);
-    }
+    for (nfds_t i = first_worker; i < n; i++)
+        if (p[i].revents != 0)
+            from_worker(m, widx[i]);
     if (p[1].revents & POLLIN)
-        sl_control_accept(m->ctlfd, &m->sup, m->gen);
+        sl_control_accept(m->ctlfd, &m->sup, m->gen, &m->sched);
+}
+
+/* rescan - the safety net: queued ids the index lacks, every SL_PICKUP_RESCAN_MS */
+static void rescan(struct master *m)
+{
+    if (sl_clock_ms_until(m->next_rescan) > 0)
+        return;
+    sl_pickup_rescan(&m->sched);
+    m->next_rescan = sl_clock_after_ms(SL_PICKUP_RESCAN_MS);
 }
 
 /* serve - the main loop, until SIGTERM or SIGINT */
@@ -200,16 +254,55 @@ static void serve(struct master *m, int sigfd)
     for (;;) {
         sl_supervise_fill(&m->sup, &m->shm, m->gen, sl_worker_main, &m->wctx);
         maybe_announce(m);
-        poll_once(m, sigfd);
+        sl_sched_dispatch(&m->sched, &m->sup, m->cfg, &m->shm, m->gen);
+        poll_once(m, sigfd, NULL);
         if (sl_signals_take(SL_SIG_STOP))
             return;
         if (sl_signals_take(SL_SIG_CHILD))
             sl_supervise_reap(&m->sup, &m->shm);
         if (sl_signals_take(SL_SIG_RELOAD))
             reload(m);
+        sl_sched_tick(&m->sched);
+        rescan(m);
         if ((int)sl_clock_ms_until(m->next_audit) == 0)
             run_audit(m);
     }
+}
+
+/* stop_grace_ms - how long a session may still run: the longest phase timeout, plus slack */
+static int stop_grace_ms(const struct sl_config *cfg)
+{
+    static const enum sl_opt phases[] = {SL_OPT_CONNECT_TIMEOUT, SL_OPT_GREETING_TIMEOUT,
+                                         SL_OPT_EHLO_TIMEOUT,    SL_OPT_MAIL_FROM_TIMEOUT,
+                                         SL_OPT_RCPT_TO_TIMEOUT, SL_OPT_DATA_TIMEOUT};
+    int64_t longest = 0;
+
+    for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++)
+        if (num(cfg, phases[i]) > longest)
+            longest = num(cfg, phases[i]);
+    longest += STOP_SLACK_MS;
+    return longest > INT_MAX ? INT_MAX : (int)longest;
+}
+
+/* drain - SIGTERM: no new job; each worker finishes its job and exits (a second SIGTERM or
+ * the grace ends the wait); then whatever is left is stopped */
+static void drain(struct master *m, int sigfd)
+{
+    int grace = stop_grace_ms(m->cfg);
+    struct timespec deadline = sl_clock_after_ms(grace);
+
+    m->sched.draining = true;
+    sl_supervise_drain(&m->sup);
+    sl_msg_info("stopping: %u workers finish their jobs (at most %d ms)",
+                sl_supervise_alive(&m->sup), grace);
+    while (sl_supervise_alive(&m->sup) > 0 && sl_clock_ms_until(deadline) > 0) {
+        poll_once(m, sigfd, &deadline);
+        if (sl_signals_take(SL_SIG_STOP))
+            break;
+        if (sl_signals_take(SL_SIG_CHILD))
+            sl_supervise_reap(&m->sup, &m->shm);
+    }
+    sl_supervise_stop(&m->sup, &m->shm, STOP_AFTER_MS);
 }
 
 /* open_table - create the counter table the config names, and publish its limits */
@@ -267,20 +360,25 @@ int main(int argc, char **argv)
         sl_msg_set_level(SL_MSG_DEBUG);
     sigfd = sl_signals_install();
     open_table(&m);
-    m.wctx = (struct sl_worker_ctx){.cfg = m.cfg, .shm = &m.shm, .gen = m.gen};
     m.spool = sl_strdup(str(m.cfg, SL_OPT_SPOOL_DIR));
+    m.wctx = (struct sl_worker_ctx){.cfg = m.cfg, .shm = &m.shm, .gen = m.gen, .spool = m.spool};
+    sl_sched_init(&m.sched, m.spool);
+    sl_msg_info("spool %s: %zu messages queued", m.spool, sl_pickup_start(&m.sched));
     m.ctlfd = sl_control_open(m.spool);
     sl_supervise_init(&m.sup, (unsigned)num(m.cfg, SL_OPT_WORKERS));
+    m.sup.on_exit = sl_sched_worker_exit;
+    m.sup.on_exit_ctx = &m.sched;
     schedule_audit(&m);
+    m.next_rescan = sl_clock_after_ms(SL_PICKUP_RESCAN_MS);
     setproctitle("-sluiced: master (%s)", m.path);
     sl_msg_info("starting: config %s, counter table %s", m.path, m.shm.name);
 
     serve(&m, sigfd);
 
     sl_notify_stopping();
-    sl_msg_info("stopping: ending %u workers", m.sup.want);
-    sl_supervise_stop(&m.sup, &m.shm, STOP_GRACE_MS);
+    drain(&m, sigfd);
     sl_control_close(m.ctlfd, m.spool);
+    sl_sched_free(&m.sched);
     free(m.spool);
     sl_shm_unlink(m.shm.name);
     sl_shm_detach(&m.shm);

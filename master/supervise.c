@@ -149,6 +149,8 @@ static void forget(struct sl_supervisor *s, struct sl_shm *shm, struct sl_worker
     }
     s->reaped++;
     s->reclaimed_units += units;
+    if (s->on_exit != NULL)
+        s->on_exit(w, s->on_exit_ctx);
     if (w->fd >= 0)
         close(w->fd);
     *w = (struct sl_worker_slot){.fd = -1};
@@ -169,58 +171,92 @@ void sl_supervise_reap(struct sl_supervisor *s, struct sl_shm *shm)
     }
 }
 
-/* sl_supervise_read - a worker's message, or its end of the socket closing */
-size_t sl_supervise_read(struct sl_supervisor *s, int fd, char *buf, size_t len, unsigned *worker)
+/* sl_supervise_read - one message from a worker, or -1 when there is none now */
+ssize_t sl_supervise_read(struct sl_supervisor *s, unsigned worker, char *buf, size_t len)
 {
+    struct sl_worker_slot *w = &s->w[worker];
     ssize_t n;
 
-    for (unsigned i = 0; i < s->nw; i++) {
-        struct sl_worker_slot *w = &s->w[i];
-        if (w->fd != fd)
-            continue;
-        n = recv(fd, buf, len - 1, MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-            close(w->fd); /* dying: the reap follows on SIGCHLD */
-            w->fd = -1;
-            return 0;
-        }
-        if (n <= 0)
-            return 0;
-        buf[n] = '\0';
-        if (buf[0] == SL_WMSG_HELLO) {
-            w->ready = true;
-            return 0;
-        }
-        *worker = i;
-        return (size_t)n;
+    if (w->fd < 0)
+        return -1;
+    n = recv(w->fd, buf, len - 1, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        close(w->fd); /* dying: the reap follows on SIGCHLD */
+        w->fd = -1;
+        return -1;
     }
-    return 0;
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    if (buf[0] == SL_WMSG_HELLO) {
+        w->ready = true;
+        return 0;
+    }
+    return n;
 }
 
-/* sl_supervise_idle - a current worker with no job, or -1 */
+/* sl_supervise_idle - a current worker with no job (best with no open connection), or -1 */
 int sl_supervise_idle(const struct sl_supervisor *s, uint32_t gen)
 {
+    int holding = -1;
+
     for (unsigned i = 0; i < s->nw; i++) {
         const struct sl_worker_slot *w = &s->w[i];
-        if (w->pid != 0 && w->fd >= 0 && w->ready && !w->busy && !w->retiring && w->gen == gen)
+        if (w->pid == 0 || w->fd < 0 || !w->ready || w->busy || w->retiring || w->gen != gen)
+            continue;
+        if (w->conn == NULL)
             return (int)i;
+        if (holding < 0)
+            holding = (int)i;
     }
-    return -1;
+    return holding;
+}
+
+/* send_quit - ask one worker to exit; SIGTERM when its socket is gone */
+static void send_quit(struct sl_worker_slot *w)
+{
+    char quit = SL_WMSG_QUIT;
+
+    w->quit_sent = true;
+    if (w->fd < 0 || send(w->fd, &quit, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        kill(w->pid, SIGTERM);
 }
 
 /* sl_supervise_retire - ask workers of older generations to finish and exit */
 void sl_supervise_retire(struct sl_supervisor *s, uint32_t gen)
 {
-    char quit = SL_WMSG_QUIT;
-
     for (unsigned i = 0; i < s->nw; i++) {
         struct sl_worker_slot *w = &s->w[i];
         if (w->pid == 0 || w->gen == gen || w->retiring)
             continue;
         w->retiring = true;
-        if (w->fd < 0 || send(w->fd, &quit, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        if (!w->busy) /* a busy one finishes its job first: sl_supervise_quit_if_retiring */
+            send_quit(w);
+    }
+}
+
+/* sl_supervise_drain - every worker finishes its delivery job and exits */
+void sl_supervise_drain(struct sl_supervisor *s)
+{
+    for (unsigned i = 0; i < s->nw; i++) {
+        struct sl_worker_slot *w = &s->w[i];
+        if (w->pid == 0)
+            continue;
+        w->retiring = true;
+        if (!w->busy)
+            send_quit(w);
+        else if (w->job == 0 && !w->quit_sent) /* a probe's hold: SIGTERM ends it early */
             kill(w->pid, SIGTERM);
     }
+}
+
+/* sl_supervise_quit_if_retiring - the job is over: a retiring worker may go now */
+void sl_supervise_quit_if_retiring(struct sl_supervisor *s, unsigned worker)
+{
+    struct sl_worker_slot *w = &s->w[worker];
+
+    if (w->pid != 0 && w->retiring && !w->quit_sent && !w->busy)
+        send_quit(w);
 }
 
 /* sl_supervise_ready - current-generation workers that are up */
@@ -241,8 +277,8 @@ int sl_supervise_wait_ms(const struct sl_supervisor *s, uint32_t gen)
     return (int)sl_clock_ms_until(s->next_spawn);
 }
 
-/* alive - workers not yet reaped */
-static unsigned alive(const struct sl_supervisor *s)
+/* sl_supervise_alive - workers not yet reaped */
+unsigned sl_supervise_alive(const struct sl_supervisor *s)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < s->nw; i++)
@@ -261,9 +297,9 @@ void sl_supervise_stop(struct sl_supervisor *s, struct sl_shm *shm, int grace_ms
             s->w[i].retiring = true;
             kill(s->w[i].pid, SIGTERM);
         }
-    while (alive(s) > 0 && sl_clock_ms_until(deadline) > 0) {
+    while (sl_supervise_alive(s) > 0 && sl_clock_ms_until(deadline) > 0) {
         sl_supervise_reap(s, shm);
-        if (alive(s) > 0)
+        if (sl_supervise_alive(s) > 0)
             nanosleep(&pause, NULL);
     }
     for (unsigned i = 0; i < s->nw; i++)
@@ -272,9 +308,9 @@ void sl_supervise_stop(struct sl_supervisor *s, struct sl_shm *shm, int grace_ms
                         grace_ms);
             kill(s->w[i].pid, SIGKILL);
         }
-    while (alive(s) > 0) {
+    while (sl_supervise_alive(s) > 0) {
         sl_supervise_reap(s, shm);
-        if (alive(s) > 0)
+        if (sl_supervise_alive(s) > 0)
             nanosleep(&pause, NULL);
     }
     free(s->w);

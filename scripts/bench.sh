@@ -8,3 +8,4 @@ bin=$dir/bench_shm
 [ -x "$bin" ] || { echo "bench.sh: $bin is missing (make bench builds it)" >&2; exit 1; }
 echo "bench_shm ($(uname -m), $(nproc) cores)"
 "$bin"
+"$(dirname "$0")/bench_delivery.sh" "$dir"

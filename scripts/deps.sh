@@ -11,10 +11,14 @@ pkgs=(
   libsodium-dev    # keyed hash (SipHash) of counter names, random keys
   libldns-dev      # DNS resolution (MX, A, AAAA, TLSA)
   libssl-dev       # TLS (STARTTLS)
+  openssl          # test certificates for the STARTTLS peers
   libsystemd-dev   # sd_notify: readiness, reload and stop for systemd (Type=notify)
   libcmocka-dev    # unit-test framework
   python3          # test helpers: JSON checks, the sd_notify listener
   procps           # ps, for the end-to-end tests
+  nsd              # a real authoritative DNS server for the test zones
+  postfix          # real SMTP peers: smtpd as a receiving server, smtp-sink for speed
+  dnsutils         # dig, to check the test zones are served before a test starts
 )
 
 missing=()
@@ -27,5 +31,8 @@ echo "deps: installing ${missing[*]}" >&2
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
 export DEBIAN_FRONTEND=noninteractive
+# Postfix asks how to configure the machine's own mail; the tests run private
+# instances, so the system one stays unconfigured and is never started by us.
+echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

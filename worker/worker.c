@@ -19,17 +19,21 @@
 
 #include <bsd/unistd.h>
 
+#include "sl_clock.h"
 #include "sl_msg.h"
 #include "sl_worker.h"
+#include "worker_impl.h"
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested; /* SIGTERM: finish the job, then exit */
+static volatile sig_atomic_t alarmed;        /* SIGALRM: the session's phase timer fired */
 
-/* on_signal - SIGTERM asks to stop.  SIGALRM needs no flag: its only effect is to interrupt the
- * ppoll a session waits in (EINTR), which is how a phase's alarm() ends that phase. */
+/* on_signal - set the flag; the interrupted ppoll does the rest */
 static void on_signal(int signo)
 {
     if (signo == SIGTERM)
         stop_requested = 1;
+    else if (signo == SIGALRM)
+        alarmed = 1;
 }
 
 /* setup_signals - handlers without SA_RESTART, both signals blocked outside ppoll */
@@ -64,12 +68,107 @@ static void say_hello(int fd)
         _exit(0); /* the master is gone */
 }
 
+/* say - one short message to the master */
+static void say(int fd, const char *msg)
+{
+    if (send(fd, msg, strlen(msg), MSG_NOSIGNAL) < 0)
+        sl_msg_debug("master gone: %s", strerror(errno));
+}
+
+/* hold_done - the held connection ended: release it, tell the master */
+static void hold_done(struct sl_wstate *w, bool polite)
+{
+    sl_conn_close(w, polite);
+    say(w->fd, "I");
+}
+
+/* after_job - tell the master whether the connection stays open for more */
+static void after_job(struct sl_wstate *w, struct timespec *idle_until)
+{
+    char msg[400];
+
+    if (!w->conn.open) {
+        say(w->fd, "I");
+        return;
+    }
+    snprintf(msg, sizeof msg, "%c %s %s", SL_WMSG_KEEP, w->conn.binding, w->conn.domain);
+    say(w->fd, msg);
+    *idle_until = sl_clock_after_ms(w->conn.idle_ms);
+}
+
+/* wait_for_job - ppoll the master's socket (and the held connection) until a
+ * message, the end of the idle time or a signal; true when a message waits */
+static bool wait_for_job(struct sl_wstate *w, struct timespec idle_until)
+{
+    struct pollfd p[2] = {{.fd = w->fd, .events = POLLIN}, {.fd = -1}};
+    struct timespec span, *timeout = NULL;
+
+    if (w->conn.open) {
+        long left = sl_clock_ms_until(idle_until);
+        if (left == 0) {
+            hold_done(w, true); /* idle_timeout: nothing more for this destination */
+            return false;
+        }
+        p[1] = (struct pollfd){.fd = w->conn.s.fd, .events = POLLIN};
+        span = sl_clock_span(left);
+        timeout = &span;
+    }
+    int r = ppoll(p, 2, timeout, &w->wait_mask);
+    if (r < 0 && errno != EINTR)
+        sl_msg_fatal("ppoll: %s", strerror(errno));
+    if (r > 0 && p[1].revents != 0 && !sl_smtp_alive(&w->conn.s)) {
+        hold_done(w, false); /* the peer closed the idle connection */
+        return false;
+    }
+    return r > 0 && p[0].revents != 0;
+}
+
+/* run_message - one message from the master; false when the worker should exit */
+static bool run_message(struct sl_wstate *w, char *buf, size_t len, struct timespec *idle_until)
+{
+    ssize_t n = recv(w->fd, buf, len - 1, 0);
+
+    if (n <= 0 || buf[0] == SL_WMSG_QUIT)
+        return false; /* the master closed our socket or asked us to go */
+    buf[n] = '\0';
+    if (buf[0] != SL_WMSG_JOB) {
+        sl_msg_warn("unknown message type 0x%02x from the master", (unsigned char)buf[0]);
+        return true;
+    }
+    if (strncmp(strchr(buf, ' ') ? strchr(buf, ' ') : "", " D ", 3) == 0) {
+        sl_worker_deliver(w, buf);
+        after_job(w, idle_until);
+    } else {
+        sl_conn_close(w, true); /* a probe's "I" must mean what it says */
+        sl_worker_probe(w->fd, w->owner, w->ctx, buf, &w->wait_mask, &stop_requested);
+    }
+    return true;
+}
+
+/* init_state - the worker's process state */
+static void init_state(struct sl_wstate *w, int fd, uint32_t owner, const struct sl_worker_ctx *ctx)
+{
+    struct sl_scope_ref none = {0};
+
+    memset(w, 0, sizeof *w);
+    w->fd = fd;
+    w->owner = owner;
+    w->ctx = ctx;
+    w->stop = &stop_requested;
+    w->alarmed = &alarmed;
+    w->conn.s.fd = -1;
+    w->dlog = sl_dlog_open(sl_config_str(ctx->cfg, SL_OPT_DELIVERY_LOG, &none));
+    if (gethostname(w->hostname, sizeof w->hostname - 1) < 0)
+        strcpy(w->hostname, "localhost");
+}
+
 /* sl_worker_main - the worker's life: hello, then jobs until QUIT, SIGTERM or EOF */
 void sl_worker_main(int fd, uint32_t owner, void *vctx)
 {
+    struct sl_wstate w;
     struct sl_worker_ctx *ctx = vctx;
-    sigset_t wait_mask;
-    char buf[1100];
+    struct timespec idle_until = {0};
+    char *buf = sl_malloc(SL_JOB_MAX + 1);
     char title[64];
 
     if (fd != 3) {
@@ -81,26 +180,14 @@ void sl_worker_main(int fd, uint32_t owner, void *vctx)
     snprintf(title, sizeof title, "worker %u", owner);
     sl_msg_init(title);
     setproctitle("-sluiced: worker (owner %u, config generation %u)", owner, (unsigned)ctx->gen);
-    setup_signals(&wait_mask);
+    init_state(&w, fd, owner, ctx);
+    setup_signals(&w.wait_mask);
     say_hello(fd);
 
     while (!stop_requested) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = ppoll(&p, 1, NULL, &wait_mask);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            sl_msg_fatal("ppoll: %s", strerror(errno));
-        }
-        ssize_t n = recv(fd, buf, sizeof buf, 0);
-        if (n <= 0 || buf[0] == SL_WMSG_QUIT)
-            break; /* the master closed our socket or asked us to go */
-        buf[n < (ssize_t)sizeof buf ? n : (ssize_t)sizeof buf - 1] = '\0';
-        if (buf[0] == SL_WMSG_JOB) {
-            sl_worker_probe(fd, owner, ctx, buf, &wait_mask, &stop_requested);
-            continue;
-        }
-        sl_msg_warn("unknown job type 0x%02x from the master", (unsigned char)buf[0]);
+        if (wait_for_job(&w, idle_until) && !run_message(&w, buf, SL_JOB_MAX + 1, &idle_until))
+            break;
     }
+    sl_conn_close(&w, true);
     _exit(0);
 }

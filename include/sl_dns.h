@@ -1,0 +1,67 @@
+/*
+ * sl_dns.h - where mail for a domain goes: MX, A and AAAA with ldns.
+ *
+ * A worker resolves a destination once per connection (not per message),
+ * against dns_server (IP[:port]) or the system resolver (/etc/resolv.conf).
+ * The answer is the list of hosts to try, in order: MX preference ascending,
+ * equal preferences shuffled, at most mx_limit hosts; each with at most
+ * multihomed_limit addresses.  No MX: the domain itself is the one host
+ * (RFC 5321 5.1).  A null MX ("0 ." alone, RFC 7505): SL_DNS_NULLMX.
+ * A `route` (host[:port]) replaces the MX lookup with that one host.
+ */
+#ifndef SL_DNS_H
+#define SL_DNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define SL_DNS_HOSTS_MAX  16    /* mx_limit is capped here */
+#define SL_DNS_ADDRS_MAX  8     /* multihomed_limit is capped here */
+#define SL_DNS_TIMEOUT_MS 10000 /* sl_dns_open's bound when given timeout_ms <= 0 */
+
+enum sl_dns_result {
+    SL_DNS_OK = 0,
+    SL_DNS_NULLMX,   /* the domain accepts no mail: bounce */
+    SL_DNS_NOHOST,   /* NXDOMAIN, or no MX and no address: bounce */
+    SL_DNS_TEMPFAIL, /* timeout, SERVFAIL, no usable address: defer */
+};
+
+struct sl_dns_host {
+    char name[256]; /* MX host name as DNS gives it, lower case, no final dot */
+    int pref;
+    size_t naddr;
+    struct sockaddr_storage addr[SL_DNS_ADDRS_MAX]; /* port already set */
+    socklen_t addrlen[SL_DNS_ADDRS_MAX];
+};
+
+struct sl_dns_answer {
+    size_t nhosts;
+    struct sl_dns_host host[SL_DNS_HOSTS_MAX];
+};
+
+struct sl_dns_query {
+    const char *domain; /* lower case */
+    const char *route;  /* host[:port] or NULL */
+    int port;           /* smtp_port, for hosts without an explicit port */
+    int mx_limit;
+    int multihomed_limit;
+    int family; /* AF_INET or AF_INET6 to keep only that family (the binding's
+                   bind_address), AF_UNSPEC for both */
+};
+
+struct sl_dns; /* one resolver, made once per worker */
+
+/* server: "IP[:port]" ("[v6]:port") or NULL for /etc/resolv.conf.  timeout_ms
+ * bounds each query (ldns retries included), and in fact a whole
+ * sl_dns_resolve call: every query gets what is left of it.  NULL with err on
+ * failure. */
+struct sl_dns *sl_dns_open(const char *server, int timeout_ms, char *err, size_t errlen);
+void sl_dns_close(struct sl_dns *d);
+/* Resolve q into *a; err gets one line for anything but SL_DNS_OK. */
+enum sl_dns_result sl_dns_resolve(struct sl_dns *d, const struct sl_dns_query *q,
+                                  struct sl_dns_answer *a, char *err, size_t errlen);
+/* "IP" or "[IPv6]" with ":port" for logs. */
+void sl_dns_format_addr(const struct sockaddr_storage *ss, char *buf, size_t len, bool with_port);
+
+#endif

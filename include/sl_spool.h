@@ -1,0 +1,152 @@
+/*
+ * sl_spool.h - the durable queue on disk (architecture I4).
+ *
+ * Layout under spool_dir:
+ *   tmp/            files being written; anything here after a crash is garbage
+ *   queue/ID        one accepted message: an envelope header, a blank line, then
+ *                   the body, CRLF-normalised and already dot-stuffed (so DATA is
+ *                   one write of the file's tail), ending in CRLF
+ *   state/ID.K      the state of part K (0-based) of message ID; absent means
+ *                   "never tried": attempts 0, every recipient pending
+ *   control.sock    the master's control socket (sl_control.h)
+ *
+ * A message's recipients are grouped by destination domain (lower-cased) into
+ * parts, numbered in the order of each domain's first recipient.  One part is
+ * what the scheduler queues and a worker delivers; only one process touches a
+ * part's state file at a time (the worker holding it as a job).  Every write
+ * is write-new, fsync, rename, fsync directory.  queue/ID is removed only when
+ * every part's recipients reached a final outcome.
+ *
+ * Envelope header (text lines, "key value", in this order; rcpt repeats):
+ *   sluice-spool 1
+ *   id ID
+ *   arrival UNIX-SECONDS
+ *   binding NAME
+ *   dsn 0|1            (1: this message is a bounce; never bounce it)
+ *   from ADDRESS       (empty for the null sender)
+ *   size BYTES         (the body as the sender wrote it, before dot-stuffing:
+ *                       what SIZE= announces)
+ *   rcpt PART ADDRESS
+ *   (blank line)
+ * State file (text lines):
+ *   attempts N
+ *   next UNIX-SECONDS  (earliest next attempt)
+ *   reply TEXT         (last reply or error, one line)
+ *   done INDEX D|B     (recipient INDEX, counted over the whole message, is
+ *                       delivered or bounced; repeats)
+ */
+#ifndef SL_SPOOL_H
+#define SL_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_SPOOL_ID_LEN    20  /* characters of a queue id, without NUL */
+#define SL_ADDR_MAX        254 /* RFC 5321 path: 256 octets with the angle brackets */
+#define SL_LOCAL_MAX       64  /* RFC 5321 4.5.3.1.1 */
+#define SL_DOMAIN_MAX      255 /* RFC 5321 4.5.3.1.2 */
+#define SL_SPOOL_PARTS_MAX 256 /* destination domains in one message */
+#define SL_SPOOL_RCPT_MAX  10000
+#define SL_REPLY_MAX       512 /* a stored reply, truncated */
+
+enum sl_rcpt_status { SL_RCPT_PENDING = 'P', SL_RCPT_DELIVERED = 'D', SL_RCPT_BOUNCED = 'B' };
+
+struct sl_spool_rcpt {
+    char *addr;    /* as given (the local part keeps its case) */
+    uint16_t part; /* index into domain[] */
+};
+
+/* One queued message as read back from queue/ID (the envelope only). */
+struct sl_spool_msg {
+    char id[SL_SPOOL_ID_LEN + 1];
+    int64_t arrival;
+    char *binding;
+    char *sender; /* "" for the null sender */
+    bool dsn;
+    uint64_t size;   /* SIZE= value */
+    size_t body_off; /* byte offset of the stored body in the file */
+    size_t nrcpt;
+    struct sl_spool_rcpt *rcpt;
+    size_t nparts;
+    char **domain; /* one per part, lower case */
+};
+
+/* One part's delivery state (state/ID.K). */
+struct sl_spool_state {
+    uint32_t attempts;
+    int64_t next;
+    char reply[SL_REPLY_MAX];
+    size_t nrcpt;          /* of the whole message */
+    unsigned char *status; /* enum sl_rcpt_status per recipient of the message */
+};
+
+/* What inject hands to sl_spool_write. */
+struct sl_spool_new {
+    const char *binding;
+    const char *sender; /* "" for the null sender */
+    bool dsn;
+    const char *const *rcpt;
+    size_t nrcpt;
+    const char *body; /* RFC 5322 bytes, any of CRLF, LF or CR line ends */
+    size_t len;
+    uint64_t max_size; /* refuse a body larger than this (bytes after normalising); 0: no limit */
+};
+
+/* Create tmp/, queue/ and state/ under dir (and dir, mode 0750). */
+int sl_spool_init(const char *dir, char *err, size_t errlen);
+
+/* An RFC 5321 mailbox (local@domain, or a quoted local part) within the length
+ * limits, with no CR, LF, NUL, space or control character; allow_empty accepts
+ * "" (the null sender).  false with the reason in err. */
+bool sl_spool_valid_address(const char *addr, bool allow_empty, char *err, size_t errlen);
+/* The lower-cased domain of a valid address, into buf (an IPv6 literal keeps
+ * its tag as "[IPv6:"). */
+void sl_spool_address_domain(const char *addr, char *buf, size_t len);
+/* s for an error message: bytes outside printable ASCII, and backslash, as
+ * \xNN; cut to fit len. */
+void sl_spool_printable(const char *s, char *buf, size_t len);
+/* A queue id: SL_SPOOL_ID_LEN characters of [0-9A-Za-z] (ids sort by arrival). */
+bool sl_spool_id_valid(const char *id);
+
+/* Validate and write one message durably (tmp, fsync, rename, fsync queue/);
+ * the new id goes to id (SL_SPOOL_ID_LEN + 1 bytes).  On refusal nothing is
+ * left behind and err holds one line. */
+int sl_spool_write(const char *dir, const struct sl_spool_new *m, char *id, char *err,
+                   size_t errlen);
+
+/* Read the envelope of queue/ID; -1 with err when missing or malformed. */
+int sl_spool_read(const char *dir, const char *id, struct sl_spool_msg *out, char *err,
+                  size_t errlen);
+void sl_spool_msg_free(struct sl_spool_msg *m);
+/* The stored body (dot-stuffed, CRLF, without the final ".") into a newly
+ * allocated buffer (caller frees); -1 with err on error. */
+int sl_spool_body(const char *dir, const struct sl_spool_msg *m, char **body, size_t *len,
+                  char *err, size_t errlen);
+
+/* Part K's state; a missing file gives the initial state.  nrcpt is the
+ * message's recipient count.  Caller frees with sl_spool_state_free. */
+int sl_spool_state_load(const char *dir, const char *id, unsigned k, size_t nrcpt,
+                        struct sl_spool_state *st, char *err, size_t errlen);
+/* Write part K's state durably (write new, fsync, rename, fsync state/). */
+int sl_spool_state_save(const char *dir, const char *id, unsigned k,
+                        const struct sl_spool_state *st, char *err, size_t errlen);
+void sl_spool_state_free(struct sl_spool_state *st);
+/* True when every recipient of part k is final in st. */
+bool sl_spool_part_done(const struct sl_spool_msg *m, unsigned k, const struct sl_spool_state *st);
+
+/* Remove a finished message: queue/ID, then its state files.  A crash between
+ * the two leaves only state files, which the master's scan removes. */
+int sl_spool_remove(const char *dir, const char *id, size_t nparts);
+
+/* Call fn for every id in queue/, oldest first (the master's scan at start,
+ * sluicectl queue); garbage in tmp/ older than a minute and state files of
+ * messages no longer queued are removed on the way.  0, or -1 when queue/
+ * cannot be read. */
+int sl_spool_scan(const char *dir, void (*fn)(const char *id, void *ctx), void *ctx);
+
+/* Tell a running master that queue/ID is new ("N ID" datagram on its control
+ * socket).  Best effort: with no daemon the message waits for its start. */
+void sl_spool_notify(const char *dir, const char *id);
+
+#endif

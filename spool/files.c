@@ -1,0 +1,189 @@
+/*
+ * files.c - the spool's directories and its one way of writing a file durably.
+ *
+ * Every file that enters queue/ or state/ is written in tmp/ first, fsynced,
+ * renamed into place and the directory fsynced (architecture I4): after a
+ * crash a file is either whole in its place or garbage in tmp/.
+ * Concurrency: any process; a new message's name is claimed without replacing
+ * (renameat2 RENAME_NOREPLACE, or link where the file system lacks it), so two
+ * writers can never share an id.
+ * Trust boundary: dir comes from the config; names are our own ids.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool_impl.h"
+
+/* spool_fail - format the error for the caller and return -1 */
+int spool_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    int saved = errno; /* callers may still look at the cause */
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    errno = saved;
+    return -1;
+}
+
+/* spool_path - dir/sub[/name] */
+bool spool_path(char *buf, size_t len, const char *dir, const char *sub, const char *name)
+{
+    int n = name != NULL ? snprintf(buf, len, "%s/%s/%s", dir, sub, name)
+                         : snprintf(buf, len, "%s/%s", dir, sub);
+    return n > 0 && (size_t)n < len;
+}
+
+/* spool_fsync_dir - make the entries of a directory durable */
+int spool_fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc;
+
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* make_dir - create one directory of the spool unless it is there */
+static int make_dir(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (mkdir(path, 0750) == 0 || (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
+        return 0;
+    return spool_fail(err, errlen, "cannot create %s: %s", path,
+                      errno == EEXIST ? "not a directory" : strerror(errno));
+}
+
+/* sl_spool_init - dir and its tmp/, queue/, state/ (mode 0750) */
+int sl_spool_init(const char *dir, char *err, size_t errlen)
+{
+    static const char *const subs[] = {SPOOL_TMP, SPOOL_QUEUE, SPOOL_STATE};
+    char path[4096];
+
+    if (dir == NULL || *dir == '\0')
+        return spool_fail(err, errlen, "no spool directory");
+    if (make_dir(dir, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        if (!spool_path(path, sizeof path, dir, subs[i], NULL))
+            return spool_fail(err, errlen, "spool path too long: %s", dir);
+        if (make_dir(path, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* write_all - the whole buffer, across short writes and signals */
+static int write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* write_tmp - create tmp/NAME with data, fsynced; -1 with errno */
+static int write_tmp(const char *path, const void *data, size_t len, enum spool_commit_mode mode)
+{
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (mode == SPOOL_NEW ? O_EXCL : O_TRUNC);
+    int fd = open(path, flags, 0640);
+    int saved;
+
+    if (fd < 0)
+        return -1;
+    if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return close(fd);
+}
+
+/* claim - rename tmp to final without ever replacing an existing file */
+static int claim(const char *tmp, const char *final)
+{
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    /* A file system without RENAME_NOREPLACE: link refuses an existing name too. */
+    if (link(tmp, final) < 0)
+        return -1;
+    unlink(tmp);
+    return 0;
+}
+
+/* spool_commit - tmp/tmpname <- data, fsync, rename to sub/name, fsync sub/ */
+enum spool_commit_result spool_commit(const char *dir, const char *tmpname, const char *sub,
+                                      const char *name, const void *data, size_t len,
+                                      enum spool_commit_mode mode, char *err, size_t errlen)
+{
+    char tmp[4096], final[4096], subdir[4096];
+    int rc;
+
+    if (!spool_path(tmp, sizeof tmp, dir, SPOOL_TMP, tmpname) ||
+        !spool_path(final, sizeof final, dir, sub, name) ||
+        !spool_path(subdir, sizeof subdir, dir, sub, NULL)) {
+        spool_fail(err, errlen, "spool path too long: %s", dir);
+        return SPOOL_COMMIT_ERROR;
+    }
+    if (write_tmp(tmp, data, len, mode) < 0) {
+        spool_fail(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return SPOOL_COMMIT_ERROR;
+    }
+    rc = mode == SPOOL_NEW ? claim(tmp, final) : rename(tmp, final);
+    if (rc < 0) {
+        int saved = errno;
+        unlink(tmp);
+        if (saved == EEXIST)
+            return SPOOL_COMMIT_EXISTS;
+        spool_fail(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(saved));
+        return SPOOL_COMMIT_ERROR;
+    }
+    if (spool_fsync_dir(subdir) < 0) {
+        /* The file is in place but maybe not durable: take it back, the
+         * caller reports a failure and must not believe it was accepted. */
+        spool_fail(err, errlen, "cannot fsync %s: %s", subdir, strerror(errno));
+        if (mode == SPOOL_NEW)
+            unlink(final);
+        return SPOOL_COMMIT_ERROR;
+    }
+    return SPOOL_COMMIT_OK;
+}
+
+/* spool_parse_u64 - a strict decimal number of exactly n bytes */
+bool spool_parse_u64(const char *s, size_t n, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (n == 0 || n > 20 || (n > 1 && s[0] == '0'))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned d = (unsigned char)s[i] - '0';
+        if (d > 9 || d > max || v > (max - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}

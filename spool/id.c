@@ -1,0 +1,49 @@
+/*
+ * id.c - queue ids: SL_SPOOL_ID_LEN characters of [0-9A-Za-z].
+ *
+ * The first ten are the arrival time in microseconds, base 62 with digits,
+ * then upper, then lower case (ASCII order, so ids sort by time as strings);
+ * the last ten are random (libsodium), about 59 bits, so two writers in the
+ * same microsecond still differ.  Uniqueness does not rest on chance alone:
+ * the writer claims the name without replacing (files.c).
+ * Concurrency: any process, any thread.
+ * Trust boundary: sl_spool_id_valid checks names read from directories and
+ * from the control socket before they become paths.
+ */
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "sl_msg.h"
+#include "spool_impl.h"
+
+#define TIME_CHARS 10
+
+static const char digits62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/* spool_new_id - time-ordered prefix, random suffix */
+void spool_new_id(char id[SL_SPOOL_ID_LEN + 1])
+{
+    struct timespec now;
+    uint64_t us;
+
+    if (sodium_init() < 0)
+        sl_msg_fatal("libsodium cannot initialise");
+    clock_gettime(CLOCK_REALTIME, &now);
+    us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+    for (int i = TIME_CHARS - 1; i >= 0; i--) {
+        id[i] = digits62[us % 62];
+        us /= 62;
+    }
+    for (int i = TIME_CHARS; i < SL_SPOOL_ID_LEN; i++)
+        id[i] = digits62[randombytes_uniform(62)];
+    id[SL_SPOOL_ID_LEN] = '\0';
+}
+
+/* sl_spool_id_valid - exactly SL_SPOOL_ID_LEN characters of [0-9A-Za-z] */
+bool sl_spool_id_valid(const char *id)
+{
+    size_t n = strspn(id, digits62);
+    return n == SL_SPOOL_ID_LEN && id[n] == '\0';
+}

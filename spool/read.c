@@ -1,0 +1,228 @@
+/*
+ * read.c - read a queued message back: its envelope (sl_spool_read) and its
+ * stored body (sl_spool_body).
+ *
+ * Workers read envelopes at thousands per second, so the common case is one
+ * open and one read of SPOOL_HEAD_FIRST bytes; a header with many recipients
+ * grows the buffer up to SPOOL_HEAD_MAX.  The body is one pread of the tail.
+ * Concurrency: any process; a message file never changes once in queue/.
+ * Trust boundary: the file is ours but may be damaged: every line is checked
+ * against the format of sl_spool.h (order, keys, numbers, addresses, part
+ * numbering), and anything else is an error, never a crash.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sl_msg.h"
+#include "spool_impl.h"
+
+/* token_ok - n printable bytes and no space: a binding name */
+static bool token_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
+            return false;
+    return n > 0;
+}
+
+/* read_header - bytes of queue/ID up to and including the blank line */
+static char *read_header(int fd, size_t *hlen, char *err, size_t errlen)
+{
+    size_t cap = SPOOL_HEAD_FIRST, have = 0;
+    char *buf = sl_malloc(cap), *end;
+
+    for (;;) {
+        ssize_t n = read(fd, buf + have, cap - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            spool_fail(err, errlen, "read: %s", strerror(errno));
+            break;
+        }
+        have += (size_t)n;
+        if ((end = memmem(buf, have, "\n\n", 2)) != NULL) {
+            *hlen = (size_t)(end - buf) + 2;
+            return buf;
+        }
+        if (n == 0 || (have == cap && cap >= SPOOL_HEAD_MAX)) {
+            spool_fail(err, errlen, n == 0 ? "truncated header" : "header too long");
+            break;
+        }
+        if (have == cap) {
+            cap = cap * 2 < SPOOL_HEAD_MAX ? cap * 2 : SPOOL_HEAD_MAX;
+            buf = sl_realloc(buf, cap);
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+/* add_rcpt - one "rcpt PART ADDRESS" value, checking the part numbering */
+static bool add_rcpt(struct sl_spool_msg *m, const char *v, size_t vn, size_t *cap)
+{
+    const char *sp = memchr(v, ' ', vn);
+    char *addr, domain[SL_DOMAIN_MAX + 1];
+    uint64_t part;
+
+    if (sp == NULL || !spool_parse_u64(v, (size_t)(sp - v), SL_SPOOL_PARTS_MAX - 1, &part) ||
+        m->nrcpt >= SL_SPOOL_RCPT_MAX)
+        return false;
+    addr = sl_strndup(sp + 1, vn - (size_t)(sp + 1 - v));
+    if (!sl_spool_valid_address(addr, false, NULL, 0) || part > m->nparts) {
+        free(addr);
+        return false;
+    }
+    sl_spool_address_domain(addr, domain, sizeof domain);
+    if (part == m->nparts) { /* a new part: its domain must be new too */
+        for (size_t i = 0; i < m->nparts; i++)
+            if (strcmp(m->domain[i], domain) == 0)
+                return free(addr), false;
+        m->domain = sl_realloc(m->domain, (m->nparts + 1) * sizeof *m->domain);
+        m->domain[m->nparts++] = sl_strdup(domain);
+    } else if (strcmp(m->domain[part], domain) != 0)
+        return free(addr), false;
+    if (m->nrcpt == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        m->rcpt = sl_realloc(m->rcpt, *cap * sizeof *m->rcpt);
+    }
+    m->rcpt[m->nrcpt++] = (struct sl_spool_rcpt){.addr = addr, .part = (uint16_t)part};
+    return true;
+}
+
+/* parse_header - the envelope lines, strictly in the order of sl_spool.h */
+static const char *parse_header(struct spool_lines *l, const char *id, struct sl_spool_msg *m)
+{
+    const char *v, *s;
+    size_t vn, n, cap = 0;
+    uint64_t arrival, dsn;
+
+    if (!spool_next_line(l, &s, &n) || n != 14 || memcmp(s, "sluice-spool 1", 14) != 0)
+        return "not a version 1 spool file";
+    if (!spool_value_of(l, "id", &v, &vn) || vn != SL_SPOOL_ID_LEN || memcmp(v, id, vn) != 0)
+        return "id line does not match the file name";
+    if (!spool_number_of(l, "arrival", INT64_MAX, &arrival))
+        return "bad arrival line";
+    m->arrival = (int64_t)arrival;
+    if (!spool_value_of(l, "binding", &v, &vn) || !token_ok(v, vn))
+        return "bad binding line";
+    m->binding = sl_strndup(v, vn);
+    if (!spool_number_of(l, "dsn", 1, &dsn))
+        return "bad dsn line";
+    m->dsn = dsn == 1;
+    if (!spool_value_of(l, "from", &v, &vn))
+        return "bad from line";
+    m->sender = sl_strndup(v, vn);
+    if (!sl_spool_valid_address(m->sender, true, NULL, 0))
+        return "bad sender";
+    if (!spool_number_of(l, "size", UINT64_MAX, &m->size))
+        return "bad size line";
+    while (l->p < l->end)
+        if (!spool_value_of(l, "rcpt", &v, &vn) || !add_rcpt(m, v, vn, &cap))
+            return "bad rcpt line";
+    return m->nrcpt > 0 ? NULL : "no recipient";
+}
+
+/* sl_spool_read - the envelope of queue/ID */
+int sl_spool_read(const char *dir, const char *id, struct sl_spool_msg *out, char *err,
+                  size_t errlen)
+{
+    char path[4096], *buf;
+    const char *why;
+    size_t hlen;
+    struct spool_lines l;
+    int fd;
+
+    memset(out, 0, sizeof *out);
+    if (!sl_spool_id_valid(id))
+        return spool_fail(err, errlen, "bad queue id");
+    if (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, id))
+        return spool_fail(err, errlen, "spool path too long: %s", dir);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return spool_fail(err, errlen, "%s: %s", path, strerror(errno));
+    buf = read_header(fd, &hlen, err, errlen);
+    close(fd);
+    if (buf == NULL)
+        return -1;
+    memcpy(out->id, id, SL_SPOOL_ID_LEN + 1);
+    out->body_off = hlen;
+    /* The blank line ends the header; the lines before it hold no NUL. */
+    l = (struct spool_lines){buf, buf + hlen - 1};
+    why = memchr(buf, '\0', hlen) != NULL ? "NUL byte in header" : parse_header(&l, id, out);
+    free(buf);
+    if (why != NULL) {
+        sl_spool_msg_free(out);
+        return spool_fail(err, errlen, "%s: %s", path, why);
+    }
+    return 0;
+}
+
+/* sl_spool_msg_free - everything sl_spool_read allocated */
+void sl_spool_msg_free(struct sl_spool_msg *m)
+{
+    for (size_t i = 0; i < m->nrcpt; i++)
+        free(m->rcpt[i].addr);
+    for (size_t i = 0; i < m->nparts; i++)
+        free(m->domain[i]);
+    free(m->rcpt);
+    free(m->domain);
+    free(m->binding);
+    free(m->sender);
+    memset(m, 0, sizeof *m);
+}
+
+/* pread_all - n bytes at off */
+static int pread_all(int fd, char *p, size_t n, off_t off)
+{
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        p += r;
+        n -= (size_t)r;
+        off += r;
+    }
+    return 0;
+}
+
+/* sl_spool_body - the stored body: the file from body_off to its end */
+int sl_spool_body(const char *dir, const struct sl_spool_msg *m, char **body, size_t *len,
+                  char *err, size_t errlen)
+{
+    char path[4096], *buf;
+    struct stat st;
+    size_t n;
+    int fd;
+
+    *body = NULL;
+    *len = 0;
+    if (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, m->id))
+        return spool_fail(err, errlen, "spool path too long: %s", dir);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+        spool_fail(err, errlen, "%s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (st.st_size < 0 || (uint64_t)st.st_size < (uint64_t)m->body_off + 2) {
+        close(fd);
+        return spool_fail(err, errlen, "%s: no body", path);
+    }
+    n = (size_t)st.st_size - m->body_off;
+    buf = sl_malloc(n + 1);
+    if (pread_all(fd, buf, n, (off_t)m->body_off) < 0 || buf[n - 2] != '\r' || buf[n - 1] != '\n') {
+        close(fd);
+        free(buf);
+        return spool_fail(err, errlen, "%s: body unreadable or not ending in CRLF", path);
+    }
+    close(fd);
+    buf[n] = '\0';
+    *body = buf;
+    *len = n;
+    return 0;
+}

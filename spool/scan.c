@@ -1,0 +1,171 @@
+/*
+ * scan.c - the queue as a whole: list it, remove a finished message, and
+ * sweep the garbage a crash can leave.
+ *
+ * Garbage is of two kinds: files in tmp/ that a writer never renamed (a
+ * writer finishes within seconds, so anything older than STALE_TMP_S is
+ * dead), and state files of a message whose queue file is gone (a crash
+ * between the two unlinks of sl_spool_remove).
+ * Concurrency: the master's scan at start and sluicectl queue may run while
+ * workers save state and inject writes; a state file is only removed when its
+ * message is gone, and a message is only written once, so no live file is
+ * ever swept.
+ * Trust boundary: directory entries are checked as ids before use; other
+ * names are left alone.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sl_msg.h"
+#include "spool_impl.h"
+
+#define STALE_TMP_S 60
+
+typedef char queue_id[SL_SPOOL_ID_LEN + 1];
+
+/* sweep_tmp - remove files of tmp/ older than STALE_TMP_S */
+static void sweep_tmp(const char *dir)
+{
+    char path[4096];
+    struct dirent *e;
+    struct stat st;
+    time_t now = time(NULL);
+    DIR *d;
+
+    if (!spool_path(path, sizeof path, dir, SPOOL_TMP, NULL) || (d = opendir(path)) == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISREG(st.st_mode))
+            continue;
+        if (now - st.st_mtime > STALE_TMP_S && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            sl_msg_info("spool: removed stale %s/%s", path, e->d_name);
+    }
+    closedir(d);
+}
+
+/* orphan - a state file name "ID.K" whose queue/ID is gone */
+static bool orphan(int queue_fd, const char *name)
+{
+    char id[SL_SPOOL_ID_LEN + 1];
+    uint64_t k;
+    struct stat st;
+    size_t n = strlen(name);
+
+    if (n < SL_SPOOL_ID_LEN + 2 || name[SL_SPOOL_ID_LEN] != '.' ||
+        !spool_parse_u64(name + SL_SPOOL_ID_LEN + 1, n - SL_SPOOL_ID_LEN - 1,
+                         SL_SPOOL_PARTS_MAX - 1, &k))
+        return false;
+    memcpy(id, name, SL_SPOOL_ID_LEN);
+    id[SL_SPOOL_ID_LEN] = '\0';
+    return sl_spool_id_valid(id) && fstatat(queue_fd, id, &st, 0) < 0 && errno == ENOENT;
+}
+
+/* sweep_state - remove state files of messages no longer queued */
+static void sweep_state(const char *dir, int queue_fd)
+{
+    char path[4096];
+    struct dirent *e;
+    DIR *d;
+
+    if (!spool_path(path, sizeof path, dir, SPOOL_STATE, NULL) || (d = opendir(path)) == NULL)
+        return;
+    while ((e = readdir(d)) != NULL)
+        if (orphan(queue_fd, e->d_name) && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            sl_msg_info("spool: removed orphan state %s/%s", path, e->d_name);
+    closedir(d);
+}
+
+/* by_id - ids sort by arrival time */
+static int by_id(const void *a, const void *b)
+{
+    return memcmp(a, b, SL_SPOOL_ID_LEN);
+}
+
+/* list_queue - the valid ids of queue/, sorted; NULL with n 0 when none */
+static queue_id *list_queue(DIR *d, size_t *n)
+{
+    queue_id *ids = NULL;
+    size_t cap = 0;
+    struct dirent *e;
+
+    *n = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (!sl_spool_id_valid(e->d_name))
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            ids = sl_realloc(ids, cap * sizeof *ids);
+        }
+        memcpy(ids[(*n)++], e->d_name, SL_SPOOL_ID_LEN + 1);
+    }
+    if (*n > 1)
+        qsort(ids, *n, sizeof *ids, by_id);
+    return ids;
+}
+
+/* sl_spool_scan - fn for every queued id, oldest first, after sweeping garbage */
+int sl_spool_scan(const char *dir, void (*fn)(const char *id, void *ctx), void *ctx)
+{
+    char path[4096];
+    queue_id *ids;
+    size_t n;
+    DIR *d;
+
+    if (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, NULL) || (d = opendir(path)) == NULL)
+        return -1;
+    sweep_tmp(dir);
+    ids = list_queue(d, &n);
+    sweep_state(dir, dirfd(d));
+    closedir(d);
+    for (size_t i = 0; i < n; i++)
+        fn(ids[i], ctx);
+    free(ids);
+    return 0;
+}
+
+/* has_state - does any state/ID.K file exist? */
+static bool has_state(const char *dir, const char *id, size_t nparts)
+{
+    char path[4096], name[SL_SPOOL_ID_LEN + 16];
+
+    for (size_t k = 0; k < nparts && k < SL_SPOOL_PARTS_MAX; k++) {
+        snprintf(name, sizeof name, "%s.%zu", id, k);
+        if (spool_path(path, sizeof path, dir, SPOOL_STATE, name) && access(path, F_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* sl_spool_remove - queue/ID (made durable), then state/ID.K for every K */
+int sl_spool_remove(const char *dir, const char *id, size_t nparts)
+{
+    char path[4096], name[SL_SPOOL_ID_LEN + 16];
+
+    if (!sl_spool_id_valid(id) || !spool_path(path, sizeof path, dir, SPOOL_QUEUE, id))
+        return -1;
+    if (unlink(path) < 0 && errno != ENOENT)
+        return -1;
+    /* The message must stay gone after a crash before its state goes: a
+     * queue file without its state would be delivered again.  A message that
+     * never needed a state file (delivered at its first attempt: the common
+     * case) skips that sync: a crash can at worst bring it back for one more
+     * delivery, the at-least-once window of I4, and the drain rate is not
+     * bound to one directory sync per message. */
+    if (has_state(dir, id, nparts) &&
+        (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, NULL) || spool_fsync_dir(path) < 0))
+        return -1;
+    for (size_t k = 0; k < nparts && k < SL_SPOOL_PARTS_MAX; k++) {
+        snprintf(name, sizeof name, "%s.%zu", id, k);
+        if (spool_path(path, sizeof path, dir, SPOOL_STATE, name))
+            unlink(path);
+    }
+    return 0;
+}

@@ -1,0 +1,76 @@
+/*
+ * spool_impl.h - what the spool's files share and nobody else needs: paths,
+ * the durable commit of a new file, strict number parsing, ids, the body codec.
+ *
+ * Trust boundary: the spool's files are ours, but a disk, a crash or an
+ * operator can corrupt them; everything read back is parsed with bounds.
+ */
+#ifndef SPOOL_IMPL_H
+#define SPOOL_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sl_spool.h"
+
+#define SPOOL_TMP   "tmp"
+#define SPOOL_QUEUE "queue"
+#define SPOOL_STATE "state"
+
+/* A message's header: the first read covers the usual case; the bound allows
+ * SL_SPOOL_RCPT_MAX recipients of the longest address. */
+#define SPOOL_HEAD_FIRST (64 * 1024)
+#define SPOOL_HEAD_MAX   ((size_t)SL_SPOOL_RCPT_MAX * (SL_ADDR_MAX + 16) + 4096)
+
+/* err = the formatted text (when err is not NULL); returns -1 for the caller,
+ * errno unchanged. */
+int spool_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* dir/sub/name (name may be NULL) into buf; false when it does not fit. */
+bool spool_path(char *buf, size_t len, const char *dir, const char *sub, const char *name);
+
+/* fsync a directory so that a rename or unlink in it survives a crash. */
+int spool_fsync_dir(const char *path);
+
+/* How spool_commit treats an existing final file. */
+enum spool_commit_mode {
+    SPOOL_NEW,     /* refuse it (a new message: an id is never reused) */
+    SPOOL_REPLACE, /* replace it atomically (a state update) */
+};
+/* Results of spool_commit. */
+enum spool_commit_result { SPOOL_COMMIT_OK, SPOOL_COMMIT_EXISTS, SPOOL_COMMIT_ERROR };
+
+/* Write data to dir/tmp/tmpname, fsync it, rename it to dir/sub/name and fsync
+ * dir/sub.  On any failure the tmp file is removed. */
+enum spool_commit_result spool_commit(const char *dir, const char *tmpname, const char *sub,
+                                      const char *name, const void *data, size_t len,
+                                      enum spool_commit_mode mode, char *err, size_t errlen);
+
+/* A decimal number of n bytes at s, no sign, no leading zeros beyond "0",
+ * at most max. */
+bool spool_parse_u64(const char *s, size_t n, uint64_t max, uint64_t *out);
+
+/* A cursor over the lines of a spool file (lines.c). */
+struct spool_lines {
+    const char *p, *end;
+};
+/* The next line, without its LF; false at the end. */
+bool spool_next_line(struct spool_lines *l, const char **s, size_t *n);
+/* The next line as "key VALUE": the value (possibly empty), or false. */
+bool spool_value_of(struct spool_lines *l, const char *key, const char **v, size_t *vn);
+/* The next line as "key NUMBER" with NUMBER at most max. */
+bool spool_number_of(struct spool_lines *l, const char *key, uint64_t max, uint64_t *out);
+
+/* A fresh id: microseconds since the epoch then random characters (id.c). */
+void spool_new_id(char id[SL_SPOOL_ID_LEN + 1]);
+
+/* The body codec (body.c).  spool_body_measure checks that in can be stored
+ * (no NUL, lines of at most 998 octets) and gives its CRLF size and its size
+ * once dot-stuffed; spool_body_encode then writes exactly `stuffed` bytes. */
+int spool_body_measure(const char *in, size_t len, uint64_t *size, size_t *stuffed, char *err,
+                       size_t errlen);
+void spool_body_encode(const char *in, size_t len, char *out);
+
+#endif

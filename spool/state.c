@@ -1,0 +1,199 @@
+/*
+ * state.c - the delivery state of one part of a message (state/ID.K).
+ *
+ * A part's state is small: attempts, the earliest next attempt, the last
+ * reply, and which recipients are final.  It is rewritten whole after each
+ * attempt (write new, fsync, rename, fsync state/), so a reader sees the old
+ * state or the new, never a mix.  A missing file is the state before any
+ * attempt.
+ * Concurrency: one process at a time per part (the worker holding it as a
+ * job, or the master between jobs); no locks.
+ * Trust boundary: the file is ours; a damaged one is an error, never a crash:
+ * lines are checked in order, numbers bounded, indexes within the message.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sl_msg.h"
+#include "spool_impl.h"
+
+#define DONE_LINE_MAX 32 /* "done 9999 D\n" with room */
+#define STATE_FIXED   (64 + SL_REPLY_MAX)
+
+/* state_name - "ID.K" */
+static bool state_name(char *buf, size_t len, const char *id, unsigned k)
+{
+    int n = snprintf(buf, len, "%s.%u", id, k);
+    return sl_spool_id_valid(id) && k < SL_SPOOL_PARTS_MAX && n > 0 && (size_t)n < len;
+}
+
+/* read_bounded - the whole file into buf (at most cap bytes); -1 when larger */
+static ssize_t read_bounded(int fd, char *buf, size_t cap)
+{
+    size_t have = 0;
+
+    for (;;) {
+        ssize_t n = read(fd, buf + have, cap - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return (ssize_t)have;
+        have += (size_t)n;
+        if (have == cap) {
+            char extra;
+            if (read(fd, &extra, 1) != 0)
+                return -1;
+            return (ssize_t)have;
+        }
+    }
+}
+
+/* reply_ok - the stored reply: printable, shorter than SL_REPLY_MAX */
+static bool reply_ok(const char *v, size_t vn)
+{
+    if (vn >= SL_REPLY_MAX)
+        return false;
+    for (size_t i = 0; i < vn; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* parse_state - the lines of a state file into st (already initial) */
+static const char *parse_state(struct spool_lines *l, struct sl_spool_state *st)
+{
+    const char *v;
+    size_t vn;
+    uint64_t attempts, next, index;
+
+    if (!spool_number_of(l, "attempts", UINT32_MAX, &attempts))
+        return "bad attempts line";
+    if (!spool_number_of(l, "next", INT64_MAX, &next))
+        return "bad next line";
+    if (!spool_value_of(l, "reply", &v, &vn) || !reply_ok(v, vn))
+        return "bad reply line";
+    st->attempts = (uint32_t)attempts;
+    st->next = (int64_t)next;
+    memcpy(st->reply, v, vn);
+    st->reply[vn] = '\0';
+    while (l->p < l->end) {
+        const char *sp;
+        if (!spool_value_of(l, "done", &v, &vn) || (sp = memchr(v, ' ', vn)) == NULL ||
+            !spool_parse_u64(v, (size_t)(sp - v), st->nrcpt - 1, &index) ||
+            (size_t)(sp - v) + 2 != vn || (sp[1] != SL_RCPT_DELIVERED && sp[1] != SL_RCPT_BOUNCED))
+            return "bad done line";
+        st->status[index] = (unsigned char)sp[1];
+    }
+    return NULL;
+}
+
+/* sl_spool_state_load - part K's state, or the initial one when never saved */
+int sl_spool_state_load(const char *dir, const char *id, unsigned k, size_t nrcpt,
+                        struct sl_spool_state *st, char *err, size_t errlen)
+{
+    char name[SL_SPOOL_ID_LEN + 16], path[4096], *buf;
+    size_t cap = STATE_FIXED + nrcpt * DONE_LINE_MAX;
+    const char *why = NULL;
+    struct spool_lines l;
+    ssize_t n;
+    int fd;
+
+    memset(st, 0, sizeof *st);
+    if (!state_name(name, sizeof name, id, k) || nrcpt == 0 || nrcpt > SL_SPOOL_RCPT_MAX)
+        return spool_fail(err, errlen, "bad state request %s.%u for %zu recipients", id, k, nrcpt);
+    if (!spool_path(path, sizeof path, dir, SPOOL_STATE, name))
+        return spool_fail(err, errlen, "spool path too long: %s", dir);
+    st->nrcpt = nrcpt;
+    st->status = sl_malloc(nrcpt);
+    memset(st->status, SL_RCPT_PENDING, nrcpt);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        spool_fail(err, errlen, "%s: %s", path, strerror(errno));
+        sl_spool_state_free(st);
+        return -1;
+    }
+    buf = sl_malloc(cap);
+    n = read_bounded(fd, buf, cap);
+    close(fd);
+    if (n <= 0 || buf[n - 1] != '\n' || memchr(buf, '\0', (size_t)n) != NULL)
+        why = n < 0 ? "unreadable or too long" : "truncated";
+    else {
+        l = (struct spool_lines){buf, buf + n - 1};
+        why = parse_state(&l, st);
+    }
+    free(buf);
+    if (why != NULL) {
+        sl_spool_state_free(st);
+        return spool_fail(err, errlen, "%s: %s", path, why);
+    }
+    return 0;
+}
+
+/* put_reply - the reply as one printable line, cut to SL_REPLY_MAX - 1 */
+static size_t put_reply(char *out, const char *reply)
+{
+    size_t n = strnlen(reply, SL_REPLY_MAX - 1);
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)reply[i];
+        out[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
+    return n;
+}
+
+/* sl_spool_state_save - part K's state, durably */
+int sl_spool_state_save(const char *dir, const char *id, unsigned k,
+                        const struct sl_spool_state *st, char *err, size_t errlen)
+{
+    char name[SL_SPOOL_ID_LEN + 16], *buf;
+    size_t cap = STATE_FIXED + st->nrcpt * DONE_LINE_MAX, len;
+    int rc;
+
+    if (!state_name(name, sizeof name, id, k) || st->nrcpt > SL_SPOOL_RCPT_MAX)
+        return spool_fail(err, errlen, "bad state %s.%u", id, k);
+    buf = sl_malloc(cap);
+    len = (size_t)snprintf(buf, cap, "attempts %" PRIu32 "\nnext %" PRId64 "\nreply ", st->attempts,
+                           st->next < 0 ? 0 : st->next);
+    len += put_reply(buf + len, st->reply);
+    buf[len++] = '\n';
+    for (size_t i = 0; i < st->nrcpt; i++) {
+        if (st->status[i] == SL_RCPT_PENDING)
+            continue;
+        if (st->status[i] != SL_RCPT_DELIVERED && st->status[i] != SL_RCPT_BOUNCED)
+            sl_msg_panic("recipient %zu of %s has status %d", i, id, st->status[i]);
+        len += (size_t)snprintf(buf + len, cap - len, "done %zu %c\n", i, st->status[i]);
+    }
+    rc = spool_commit(dir, name, SPOOL_STATE, name, buf, len, SPOOL_REPLACE, err, errlen) ==
+                 SPOOL_COMMIT_OK
+             ? 0
+             : -1;
+    free(buf);
+    return rc;
+}
+
+/* sl_spool_state_free - the status array */
+void sl_spool_state_free(struct sl_spool_state *st)
+{
+    free(st->status);
+    st->status = NULL;
+    st->nrcpt = 0;
+}
+
+/* sl_spool_part_done - every recipient of part k is delivered or bounced */
+bool sl_spool_part_done(const struct sl_spool_msg *m, unsigned k, const struct sl_spool_state *st)
+{
+    if (st->nrcpt != m->nrcpt || st->status == NULL)
+        return false;
+    for (size_t i = 0; i < m->nrcpt; i++)
+        if (m->rcpt[i].part == k && st->status[i] == SL_RCPT_PENDING)
+            return false;
+    return true;
+}

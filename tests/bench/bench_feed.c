@@ -1,0 +1,272 @@
+/*
+ * bench_feed.c - the ceiling of the delivery benchmark: a plain SMTP client that feeds a sink
+ * (smtp-sink) as fast as the sink and the loopback allow, over reused connections, with or
+ * without PIPELINING.
+ *
+ *   bench_feed [-p] [-s SESSIONS] [-m MESSAGES] [-l BYTES] IP:PORT
+ *
+ * SESSIONS processes (default 8) each open one connection, say EHLO once and send their share
+ * of MESSAGES (default 10000) messages of a BYTES-byte body (default 4096) to
+ * <rcpt@bench.test>.  Without -p every command waits for its reply (connection reuse only);
+ * with -p the end of one message's DATA, the next MAIL, RCPT and DATA go out in one write and
+ * their four replies are read together (RFC 2920), so a message costs one round trip plus the
+ * body.  Prints "messages SECONDS RATE" on stdout; exits 1 on any unexpected reply.
+ *
+ * Trust boundary: the peer is a local test sink; its replies are only checked for their code.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CMDS "MAIL FROM:<bench@sender.test>\r\nRCPT TO:<rcpt@bench.test>\r\nDATA\r\n"
+
+struct feed_opts {
+    bool pipelining;
+    int sessions;
+    long messages;
+    long body_len;
+    struct sockaddr_in peer;
+};
+
+/* A connection with a small read buffer for reply lines. */
+struct conn {
+    int fd;
+    char buf[8192];
+    size_t len;
+};
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* The next complete reply (the last line of a multi-line one); its code, or -1. */
+static int read_reply(struct conn *c)
+{
+    for (;;) {
+        char *nl = memchr(c->buf, '\n', c->len);
+        while (nl != NULL) {
+            size_t line = (size_t)(nl - c->buf) + 1;
+            bool last = line < 4 || c->buf[3] != '-';
+            int code = atoi(c->buf);
+            memmove(c->buf, nl + 1, c->len - line);
+            c->len -= line;
+            if (last)
+                return code;
+            nl = memchr(c->buf, '\n', c->len);
+        }
+        if (c->len == sizeof c->buf)
+            return -1; /* a line longer than the buffer: not a sink we know */
+        ssize_t r = read(c->fd, c->buf + c->len, sizeof c->buf - c->len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        c->len += (size_t)r;
+    }
+}
+
+/* Read n replies and check each code against want[i]. */
+static bool expect(struct conn *c, const int *want, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int code = read_reply(c);
+        if (code != want[i]) {
+            fprintf(stderr, "bench_feed: reply %d, expected %d\n", code, want[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A 4 KB-ish message: a few headers, then lines of 'x' up to body_len bytes, then ".". */
+static char *make_message(long body_len, size_t *len)
+{
+    static const char head[] = "From: <bench@sender.test>\r\nTo: <rcpt@bench.test>\r\n"
+                               "Subject: bench\r\n\r\n";
+    size_t cap = sizeof head + (size_t)body_len + 80;
+    char *m = malloc(cap);
+    if (m == NULL)
+        return NULL;
+    size_t n = strlen(head);
+    memcpy(m, head, n);
+    for (long left = body_len; left > 0;) {
+        long k = left > 78 ? 76 : (left > 2 ? left - 2 : 0);
+        memset(m + n, 'x', (size_t)k);
+        n += (size_t)k;
+        memcpy(m + n, "\r\n", 2);
+        n += 2;
+        left -= k + 2;
+    }
+    memcpy(m + n, ".\r\n", 3);
+    *len = n + 3;
+    return m;
+}
+
+static bool open_session(struct conn *c, const struct sockaddr_in *peer)
+{
+    static const int greet[] = {220}, ehlo[] = {250};
+    c->len = 0;
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (c->fd < 0 || connect(c->fd, (const struct sockaddr *)peer, sizeof *peer) != 0) {
+        perror("bench_feed: connect");
+        return false;
+    }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    static const char hello[] = "EHLO feed.test\r\n";
+    return expect(c, greet, 1) && send_all(c->fd, hello, strlen(hello)) && expect(c, ehlo, 1);
+}
+
+/* One command at a time: four round trips and the body per message. */
+static bool feed_lockstep(struct conn *c, long count, const char *msg, size_t len)
+{
+    static const int ok[] = {250}, go[] = {354};
+    static const char mail[] = "MAIL FROM:<bench@sender.test>\r\n";
+    static const char rcpt[] = "RCPT TO:<rcpt@bench.test>\r\n";
+    for (long i = 0; i < count; i++) {
+        if (!send_all(c->fd, mail, strlen(mail)) || !expect(c, ok, 1) ||
+            !send_all(c->fd, rcpt, strlen(rcpt)) || !expect(c, ok, 1) ||
+            !send_all(c->fd, "DATA\r\n", 6) || !expect(c, go, 1) || !send_all(c->fd, msg, len) ||
+            !expect(c, ok, 1))
+            return false;
+    }
+    return true;
+}
+
+/* PIPELINING: the message's end and the next envelope share one write and one wait. */
+static bool feed_pipelined(struct conn *c, long count, const char *msg, size_t len)
+{
+    static const int first[] = {250, 250, 354}, next[] = {250, 250, 250, 354}, last[] = {250};
+    size_t cmds = strlen(CMDS);
+    char *joined = malloc(len + cmds);
+    if (joined == NULL)
+        return false;
+    memcpy(joined, msg, len);
+    memcpy(joined + len, CMDS, cmds);
+    bool ok = count == 0 || (send_all(c->fd, CMDS, cmds) && expect(c, first, 3));
+    for (long i = 1; ok && i < count; i++)
+        ok = send_all(c->fd, joined, len + cmds) && expect(c, next, 4);
+    if (ok && count > 0)
+        ok = send_all(c->fd, msg, len) && expect(c, last, 1);
+    free(joined);
+    return ok;
+}
+
+/* One session's share; the exit status of the child process. */
+static int run_session(const struct feed_opts *o, long count)
+{
+    struct conn c;
+    size_t len;
+    char *msg = make_message(o->body_len, &len);
+    if (msg == NULL || !open_session(&c, &o->peer))
+        return 1;
+    bool ok =
+        o->pipelining ? feed_pipelined(&c, count, msg, len) : feed_lockstep(&c, count, msg, len);
+    if (ok)
+        ok = send_all(c.fd, "QUIT\r\n", 6);
+    close(c.fd);
+    free(msg);
+    return ok ? 0 : 1;
+}
+
+static bool parse_peer(const char *arg, struct sockaddr_in *peer)
+{
+    char ip[64];
+    const char *colon = strrchr(arg, ':');
+    if (colon == NULL || (size_t)(colon - arg) >= sizeof ip)
+        return false;
+    memcpy(ip, arg, (size_t)(colon - arg));
+    ip[colon - arg] = '\0';
+    memset(peer, 0, sizeof *peer);
+    peer->sin_family = AF_INET;
+    peer->sin_port = htons((uint16_t)atoi(colon + 1));
+    return inet_pton(AF_INET, ip, &peer->sin_addr) == 1 && peer->sin_port != 0;
+}
+
+static bool parse_args(int argc, char **argv, struct feed_opts *o)
+{
+    *o = (struct feed_opts){.sessions = 8, .messages = 10000, .body_len = 4096};
+    int ch;
+    while ((ch = getopt(argc, argv, "ps:m:l:")) != -1) {
+        switch (ch) {
+        case 'p':
+            o->pipelining = true;
+            break;
+        case 's':
+            o->sessions = atoi(optarg);
+            break;
+        case 'm':
+            o->messages = atol(optarg);
+            break;
+        case 'l':
+            o->body_len = atol(optarg);
+            break;
+        default:
+            return false;
+        }
+    }
+    return optind == argc - 1 && o->sessions > 0 && o->messages >= 0 && o->body_len >= 0 &&
+           parse_peer(argv[optind], &o->peer);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Fork the sessions, each with its share, and wait for all; true when all succeeded. */
+static bool run_all(const struct feed_opts *o)
+{
+    for (int s = 0; s < o->sessions; s++) {
+        long share = o->messages / o->sessions + (s < o->messages % o->sessions ? 1 : 0);
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("bench_feed: fork");
+            return false;
+        }
+        if (pid == 0)
+            _exit(run_session(o, share));
+    }
+    bool ok = true;
+    int status;
+    while (wait(&status) > 0)
+        ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    struct feed_opts o;
+    if (!parse_args(argc, argv, &o)) {
+        fprintf(stderr, "usage: bench_feed [-p] [-s SESSIONS] [-m MESSAGES] [-l BYTES] IP:PORT\n");
+        return 2;
+    }
+    double t0 = now_s();
+    bool ok = run_all(&o);
+    double dt = now_s() - t0;
+    if (!ok)
+        return 1;
+    printf("%ld %.3f %.0f\n", o.messages, dt, dt > 0 ? (double)o.messages / dt : 0.0);
+    return 0;
+}

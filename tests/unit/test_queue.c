@@ -1,0 +1,536 @@
+/*
+ * test_queue.c - the master's queue index and scheduler (master/queue.c,
+ * master/schedule.c, sl_limits_dest_room in master/limits.c).
+ *
+ * The index is pure data, so the scheduling rules are checked directly:
+ * round-robin fairness between a big and a small destination, FIFO order
+ * within one, held-back destinations, "w" putting parts back in front, the
+ * timer heap, removal of a message only after its last part, and a dead
+ * worker's parts going back.  The scheduler is then driven through real
+ * SOCK_SEQPACKET socketpairs standing in for workers, with a real counter
+ * table, so the job datagrams and the outcome parsing follow sl_worker.h.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sl_config.h"
+#include "sl_limits.h"
+#include "sl_msg.h"
+#include "sl_queue.h"
+#include "sl_schedule.h"
+#include "sl_shm.h"
+#include "sl_supervise.h"
+#include "sl_worker.h"
+
+/* make_id - a well-formed 20-character queue id from a number */
+static void make_id(char *id, unsigned n)
+{
+    snprintf(id, SL_SPOOL_ID_LEN + 1, "M%019u", n);
+}
+
+/* add1 - a message of one part for domain, due at due */
+static struct sl_qmsg *add1(struct sl_queue *q, unsigned n, const char *domain, int64_t due)
+{
+    char id[SL_SPOOL_ID_LEN + 1];
+    struct sl_queue_part_init p = {.domain = domain, .due = due};
+
+    make_id(id, n);
+    return sl_queue_add(q, id, "b1", 1, &p, 100);
+}
+
+/* the message number of a part */
+static unsigned num_of(const struct sl_qpart *p)
+{
+    return (unsigned)strtoul(p->msg->id + 1, NULL, 10);
+}
+
+/* A destination with 10,000 parts and one with 10: one part per turn, the small one's parts
+ * are all out within its first 10 turns, interleaved with the big one. */
+static void test_fairness(void **state)
+{
+    struct sl_queue *q = sl_queue_new();
+    unsigned small_seen = 0, turn = 0;
+
+    (void)state;
+    for (unsigned i = 0; i < 10000; i++)
+        assert_non_null(add1(q, i, "big.example", 0));
+    for (unsigned i = 0; i < 10; i++)
+        assert_non_null(add1(q, 100000 + i, "small.example", 0));
+    while (small_seen < 10) {
+        struct sl_qdest *d = sl_queue_next(q);
+        struct sl_qpart *p;
+        assert_non_null(d);
+        p = sl_queue_take(q, d, 1);
+        assert_non_null(p);
+        if (strcmp(d->domain, "small.example") == 0)
+            small_seen++;
+        sl_queue_rotate(q, d);
+        turn++;
+    }
+    assert_true(turn <= 20); /* the small one had every other turn */
+    assert_int_equal(sl_queue_count(q, SL_PART_READY), 10000 - turn + 10);
+    assert_string_equal(sl_queue_next(q)->domain, "big.example"); /* only the big one is left */
+    sl_queue_free(q);
+}
+
+/* Within one destination, parts go out in the order they were queued. */
+static void test_fifo(void **state)
+{
+    struct sl_queue *q = sl_queue_new();
+    struct sl_qdest *d;
+
+    (void)state;
+    for (unsigned i = 0; i < 100; i++)
+        add1(q, i, "a.example", 0);
+    d = sl_queue_next(q);
+    for (unsigned i = 0; i < 100; i++)
+        assert_int_equal(num_of(sl_queue_take(q, d, 7)), i);
+    assert_null(sl_queue_take(q, d, 7));
+    assert_null(sl_queue_next(q)); /* an empty destination leaves the ring */
+    assert_int_equal(sl_queue_count(q, SL_PART_INFLIGHT), 100);
+    sl_queue_free(q);
+}
+
+/* A held-back destination is skipped until the blocks are lifted; parts added meanwhile
+ * wait too. */
+static void test_blocked(void **state)
+{
+    struct sl_queue *q = sl_queue_new();
+    struct sl_qdest *a, *b;
+
+    (void)state;
+    add1(q, 1, "a.example", 0);
+    add1(q, 2, "b.example", 0);
+    a = sl_queue_dest(q, "b1", "a.example");
+    b = sl_queue_dest(q, "b1", "b.example");
+    sl_queue_block(q, a);
+    assert_int_equal(sl_queue_blocked(q), 1);
+    assert_ptr_equal(sl_queue_next(q), b);
+    sl_queue_take(q, b, 1);
+    add1(q, 3, "a.example", 0); /* more mail for a: still held back */
+    assert_null(sl_queue_next(q));
+    assert_int_equal(sl_queue_unblock_all(q), 1);
+    assert_int_equal(sl_queue_blocked(q), 0);
+    assert_ptr_equal(sl_queue_next(q), a);
+    assert_int_equal(a->nready, 2);
+    sl_queue_free(q);
+}
+
+/* "w": the part was not attempted and goes back to the FRONT of its queue. */
+static void test_wait_front(void **state)
+{
+    struct sl_queue *q = sl_queue_new();
+    struct sl_qdest *d;
+    struct sl_qpart *p0, *p1;
+
+    (void)state;
+    for (unsigned i = 0; i < 5; i++)
+        add1(q, i, "a.example", 0);
+    d = sl_queue_next(q);
+    p0 = sl_queue_take(q, d, 1);
+    p1 = sl_queue_take(q, d, 1);
+    sl_queue_requeue(q, p1);
+    sl_queue_requeue(q, p0);
+    assert_ptr_equal(sl_queue_peek(d), p0);
+    assert_int_equal(num_of(sl_queue_take(q, d, 2)), 0);
+    assert_int_equal(num_of(sl_queue_take(q, d, 2)), 1);
+    assert_int_equal(num_of(sl_queue_take(q, d, 2)), 2);
+    sl_queue_free(q);
+}
+
+/* Deferred parts wait in the heap and come out in due order, only once due. */
+static void test_heap(void **state)
+{
+    struct sl_queue *q = sl_queue_new();
+    static const int64_t due[] = {500, 200, 900, 300, 700, 100, 800, 400, 600};
+    const size_t n = sizeof due / sizeof due[0];
+    struct sl_qdest *d;
+
+    (void)state;
+    for (unsigned i = 0; i < n; i++) {
+        struct sl_qpart *p;
+        add1(q, i, "a.example", 0);
+        p = sl_queue_take(q, sl_queue_next(q), 1);
+        sl_queue_defer(q, p, due[i]);
+    }
+    assert_null(sl_queue_next(q));
+    assert_int_equal(sl_queue_count(q, SL_PART_TIMER), n);
+    assert_int_equal(sl_queue_next_due(q), 100);
+    assert_int_equal(sl_queue_release_due(q, 99), 0);
+    assert_int_equal(sl_queue_release_due(q, 450), 4);
+    assert_int_equal(sl_queue_next_due(q), 500);
+    d = sl_queue_next(q);
+    assert_non_null(d);
+    /* released in due order: 100 (msg 5), 200 (1), 300 (3), 400 (7) */
+    assert_int_equal(num_of(sl_queue_take(q, d, 2)), 5);
+    assert_int_equal(num_of(sl_queue_take(q, d, 2)), 1);
+    assert_int_equal(num_of(sl_queue_take(q, d, 2)), 3);
+    assert_int_equal(num_of(sl_queue_take(q, d, 2)), 7);
+    assert_int_equal(sl_queue_release_due(q, 10000), 5);
+    assert_int_equal(sl_queue_next_due(q), INT64_MAX);
+    /* a message indexed with a future next attempt starts in the heap */
+    add1(q, 50, "b.example", 5000);
+    assert_int_equal(sl_queue_next_due(q), 5000);
+    sl_queue_free(q);
+}
+
+/* A message of several parts leaves the index only with its last part; a part already
+ * final at pickup is not queued at all. */
+static void test_multipart(void **state)
+{
+    struct sl_queue *q = sl_queue_new();
+    struct sl_queue_part_init parts[3] = {
+        {.domain = "a.example"}, {.domain = "b.example", .done = true}, {.domain = "c.example"}};
+    struct sl_qmsg *m = sl_queue_add(q, "AAAAAAAAAAAAAAAAAAAA", "b1", 3, parts, 100);
+    struct sl_qpart *pa, *pc;
+
+    (void)state;
+    assert_non_null(m);
+    assert_int_equal(m->left, 2);
+    assert_null(sl_queue_dest(q, "b1", "b.example"));
+    assert_null(sl_queue_add(q, "AAAAAAAAAAAAAAAAAAAA", "b1", 3, parts, 100)); /* no twice */
+    pa = sl_queue_take(q, sl_queue_dest(q, "b1", "a.example"), 1);
+    pc = sl_queue_take(q, sl_queue_dest(q, "b1", "c.example"), 2);
+    assert_false(sl_queue_done(q, pa));
+    assert_non_null(sl_queue_find(q, "AAAAAAAAAAAAAAAAAAAA"));
+    assert_null(sl_queue_dest(q, "b1", "a.example")); /* nothing left for it: freed */
+    assert_true(sl_queue_done(q, pc));
+    assert_null(sl_queue_find(q, "AAAAAAAAAAAAAAAAAAAA"));
+    assert_int_equal(sl_queue_messages(q), 0);
+    /* a name longer than DNS allows, from a damaged spool file, is refused, not indexed */
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    parts[0].domain = longname;
+    assert_null(sl_queue_add(q, "CCCCCCCCCCCCCCCCCCCC", "b1", 1, parts, 100));
+    assert_int_equal(sl_queue_messages(q), 0);
+    sl_queue_free(q);
+}
+
+/* "x": the message is gone, its parts leave every structure wherever they are. */
+static void test_drop(void **state)
+{
+    struct sl_queue *q = sl_queue_new();
+    struct sl_queue_part_init parts[3] = {
+        {.domain = "a.example"}, {.domain = "b.example"}, {.domain = "c.example", .due = 999}};
+    struct sl_qmsg *m = sl_queue_add(q, "BBBBBBBBBBBBBBBBBBBB", "b1", 3, parts, 100);
+
+    (void)state;
+    add1(q, 1, "b.example", 0);
+    sl_queue_take(q, sl_queue_dest(q, "b1", "a.example"), 1);
+    assert_int_equal(sl_queue_count(q, SL_PART_TIMER), 1);
+    sl_queue_drop(q, m);
+    assert_null(sl_queue_find(q, "BBBBBBBBBBBBBBBBBBBB"));
+    assert_int_equal(sl_queue_count(q, SL_PART_TIMER), 0);
+    assert_int_equal(sl_queue_count(q, SL_PART_INFLIGHT), 0);
+    assert_int_equal(sl_queue_count(q, SL_PART_READY), 1);
+    assert_int_equal(num_of(sl_queue_peek(sl_queue_next(q))), 1);
+    assert_int_equal(sl_queue_next_due(q), INT64_MAX);
+    sl_queue_free(q);
+}
+
+/* A worker that dies with a job: its parts are queued again, in their order, in front. */
+static void test_dead_worker(void **state)
+{
+    struct sl_sched s;
+    struct sl_worker_slot w = {.pid = 1, .fd = -1};
+    struct sl_qdest *d;
+    char parts[256] = "";
+
+    (void)state;
+    sl_sched_init(&s, "/nonexistent");
+    for (unsigned i = 0; i < 6; i++)
+        add1(s.q, i, "a.example", 0);
+    d = sl_queue_next(s.q);
+    for (unsigned i = 0; i < 3; i++) {
+        struct sl_qpart *p = sl_queue_take(s.q, d, 42);
+        size_t len = strlen(parts);
+        snprintf(parts + len, sizeof parts - len, "%s%s.%u", len ? " " : "", p->msg->id, p->k);
+    }
+    w.job = 42;
+    w.parts = strdup(parts);
+    sl_sched_worker_exit(&w, &s);
+    assert_null(w.parts);
+    assert_int_equal(w.job, 0);
+    assert_int_equal(sl_queue_count(s.q, SL_PART_INFLIGHT), 0);
+    for (unsigned i = 0; i < 6; i++)
+        assert_int_equal(num_of(sl_queue_take(s.q, d, 43)), i);
+    sl_sched_free(&s);
+}
+
+/* 100,000 messages through the index: nothing here may be quadratic. */
+static void test_many(void **state)
+{
+    struct sl_queue *q = sl_queue_new();
+    char dom[32];
+    size_t taken = 0;
+    struct sl_qdest *d;
+
+    (void)state;
+    for (unsigned i = 0; i < 100000; i++) {
+        snprintf(dom, sizeof dom, "d%u.example", i % 1000);
+        assert_non_null(add1(q, i, dom, i % 3 ? 0 : 1000 + i % 977));
+    }
+    assert_int_equal(sl_queue_messages(q), 100000);
+    assert_int_equal(sl_queue_release_due(q, 3000), 33334);
+    while ((d = sl_queue_next(q)) != NULL) {
+        struct sl_qpart *p = sl_queue_take(q, d, 1);
+        sl_queue_rotate(q, d);
+        if (sl_queue_done(q, p))
+            taken++;
+    }
+    assert_int_equal(taken, 100000);
+    assert_int_equal(sl_queue_messages(q), 0);
+    sl_queue_free(q);
+}
+
+/* ---- the scheduler with real sockets and a real counter table ---- */
+
+struct fixture {
+    struct sl_config *cfg;
+    struct sl_shm shm;
+    char name[64];
+    struct sl_supervisor sup;
+    int peer[2]; /* the workers' ends */
+    struct sl_sched s;
+};
+
+static const char *const cfg_text = "[global]\n"
+                                    "server_max_outbound_connections = 10\n"
+                                    "[binding \"b1\"]\n"
+                                    "[domain \"full.example\"]\n"
+                                    "scope_max_outbound_connections = 1\n"
+                                    "[binding \"b1\" domain \"pair.example\"]\n"
+                                    "max_outbound_connections = 2\n";
+
+static int setup(void **state)
+{
+    static struct fixture f;
+    struct sl_diag d = {0};
+    struct sl_shm_params p = {.slot_capacity = 64, .owner_capacity = 4};
+    char err[256];
+
+    memset(&f, 0, sizeof f);
+    f.cfg = sl_config_load_string("queue.ini", cfg_text, &d);
+    if (f.cfg == NULL)
+        return -1;
+    snprintf(f.name, sizeof f.name, "/sluice-test-queue-%d", (int)getpid());
+    if (sl_shm_create(f.name, &p, &f.shm, err, sizeof err) != 0)
+        return -1;
+    sl_add64(&f.shm.hdr->config_gen, 1);
+    sl_limits_publish(f.cfg, &f.shm, 1);
+    sl_supervise_init(&f.sup, 2);
+    f.sup.w = calloc(2, sizeof *f.sup.w);
+    f.sup.nw = 2;
+    for (int i = 0; i < 2; i++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) < 0)
+            return -1;
+        f.sup.w[i] = (struct sl_worker_slot){.pid = 100 + i, .fd = sv[0], .ready = true, .gen = 1};
+        f.peer[i] = sv[1];
+    }
+    sl_sched_init(&f.s, "/nonexistent");
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < 2; i++) {
+        close(f->peer[i]);
+        close(f->sup.w[i].fd);
+        free(f->sup.w[i].parts);
+    }
+    free(f->sup.w);
+    sl_sched_free(&f->s);
+    sl_shm_detach(&f->shm);
+    sl_shm_unlink(f->name);
+    sl_config_free(f->cfg);
+    return 0;
+}
+
+/* job_of - the job datagram worker i received, "" when none */
+static void job_of(struct fixture *f, int i, char *buf, size_t len)
+{
+    ssize_t n = recv(f->peer[i], buf, len - 1, MSG_DONTWAIT);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+/* say - worker i tells the scheduler msg */
+static void say(struct fixture *f, unsigned i, const char *msg)
+{
+    sl_sched_from_worker(&f->s, &f->sup, i, msg, strlen(msg));
+}
+
+/* Jobs carry one destination's parts, in order; outcomes move them on; "K" makes the
+ * connected worker the preferred one; "w" holds the destination back until "I". */
+static void test_dispatch_outcomes(void **state)
+{
+    struct fixture *f = *state;
+    char job[SL_JOB_MAX], want[SL_JOB_MAX], msg[256];
+    const struct sl_qdest *pair;
+
+    for (unsigned i = 0; i < 3; i++)
+        add1(f->s.q, i, "pair.example", 0);
+    f->sup.want = 1; /* one job takes a destination's mail spread over the pool: here all 3 */
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, 0, job, sizeof job);
+    if (job[0] == '\0')
+        job_of(f, 1, job, sizeof job);
+    snprintf(want, sizeof want, "J1 D b1 pair.example %s.0 %s.0 %s.0", "M0000000000000000000",
+             "M0000000000000000001", "M0000000000000000002");
+    assert_string_equal(job, want);
+    unsigned wi = f->sup.w[0].job == 1 ? 0 : 1;
+    assert_true(f->sup.w[wi].busy);
+    /* d, f<time>, w */
+    say(f, wi,
+        "D1 M0000000000000000000.0=d M0000000000000000001.0=f99999999999 "
+        "M0000000000000000002.0=w");
+    assert_null(sl_queue_find(f->s.q, "M0000000000000000000"));
+    assert_int_equal(sl_queue_next_due(f->s.q), 99999999999LL);
+    assert_int_equal(f->sup.w[wi].job, 0);
+    pair = sl_queue_dest(f->s.q, "b1", "pair.example");
+    assert_int_equal(pair->where, SL_QDEST_BLOCKED);
+    /* still busy until K or I: nothing dispatched to it, and the destination is held back */
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, 1 - wi, job, sizeof job);
+    assert_string_equal(job, "");
+    say(f, wi, "K b1 pair.example");
+    assert_false(f->sup.w[wi].busy);
+    assert_int_equal(pair->conns, 1);
+    say(f, 1 - wi, "I"); /* a connection closed somewhere: held-back destinations try again */
+    assert_int_equal(pair->where, SL_QDEST_RING);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, wi, job, sizeof job); /* the connected worker gets it */
+    snprintf(want, sizeof want, "J2 D b1 pair.example M0000000000000000002.0");
+    assert_string_equal(job, want);
+    /* a bogus outcome for a part not in the job changes nothing */
+    say(f, wi, "D2 M0000000000000000001.0=d");
+    assert_non_null(sl_queue_find(f->s.q, "M0000000000000000001"));
+    /* x: gone */
+    snprintf(msg, sizeof msg, "D2 M0000000000000000002.0=x");
+    say(f, wi, msg);
+    assert_null(sl_queue_find(f->s.q, "M0000000000000000002"));
+    say(f, wi, "I");
+    assert_null(f->sup.w[wi].conn);
+}
+
+/* A destination whose counter is full is held back, not handed out. */
+static void test_dispatch_full(void **state)
+{
+    struct fixture *f = *state;
+    char job[SL_JOB_MAX];
+    uint32_t slot;
+    struct sl_resv r;
+    struct sl_refusal why;
+    uint32_t owner;
+
+    assert_true(sl_limits_dest_room(f->cfg, &f->shm, "b1", "full.example", NULL));
+    /* hold the one connection [domain full.example] allows */
+    assert_int_equal(sl_shm_owner_claim(&f->shm, getpid(), &owner), 0);
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_DOMAIN, "full.example", NULL, &slot), SL_SHM_OK);
+    sl_resv_init(&r, 1);
+    sl_resv_add(&r, slot, 1);
+    assert_int_equal(sl_resv_acquire(&f->shm, owner, &r, NULL), SL_RESV_OK);
+    assert_false(sl_limits_dest_room(f->cfg, &f->shm, "b1", "full.example", &why));
+    assert_int_equal(why.kind, SL_SCOPE_DOMAIN);
+    assert_int_equal(why.in_use, 1);
+    assert_int_equal(why.limit, 1);
+
+    add1(f->s.q, 7, "full.example", 0);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, 0, job, sizeof job);
+    assert_string_equal(job, "");
+    job_of(f, 1, job, sizeof job);
+    assert_string_equal(job, "");
+    assert_int_equal(sl_queue_blocked(f->s.q), 1);
+    sl_resv_release(&f->shm, owner, &r);
+    say(f, 0, "I");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, 0, job, sizeof job);
+    if (job[0] == '\0')
+        job_of(f, 1, job, sizeof job);
+    assert_string_equal(job, "J1 D b1 full.example M0000000000000000007.0");
+}
+
+/* The "I" of the worker that just reported "w" closed no connection: the destination stays
+ * held back; another worker's "I" releases it. */
+static void test_refused_idle(void **state)
+{
+    struct fixture *f = *state;
+    char job[SL_JOB_MAX];
+    const struct sl_qdest *d;
+
+    add1(f->s.q, 9, "pair.example", 0);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    unsigned wi = f->sup.w[0].job == 1 ? 0 : 1;
+    job_of(f, wi, job, sizeof job);
+    assert_string_equal(job, "J1 D b1 pair.example M0000000000000000009.0");
+    say(f, wi, "S binding_host b1 mx.pair.example");
+    say(f, wi, "D1 M0000000000000000009.0=w");
+    say(f, wi, "I");
+    d = sl_queue_dest(f->s.q, "b1", "pair.example");
+    assert_int_equal(d->where, SL_QDEST_BLOCKED);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, 1 - wi, job, sizeof job);
+    assert_string_equal(job, "");
+    say(f, 1 - wi, "I");
+    assert_int_equal(d->where, SL_QDEST_RING);
+}
+
+/* The server counter alone full: a destination with no connection still has room (the
+ * reserve is for it), one with a connection does not. */
+static void test_room_reserve(void **state)
+{
+    struct fixture *f = *state;
+    uint32_t server, pair, owner;
+    struct sl_resv r;
+    struct sl_refusal why;
+
+    assert_int_equal(sl_shm_owner_claim(&f->shm, getpid(), &owner), 0);
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_SERVER, "", NULL, &server), SL_SHM_OK);
+    sl_store64(&f->shm.slots[server].count, 10); /* as if 10 connections were open: full */
+    assert_true(sl_limits_dest_room(f->cfg, &f->shm, "b1", "pair.example", NULL));
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_BINDING_DOMAIN, "b1", "pair.example", &pair),
+                     SL_SHM_OK);
+    sl_resv_init(&r, 1);
+    sl_resv_add(&r, pair, 2);
+    assert_int_equal(sl_resv_acquire(&f->shm, owner, &r, NULL), SL_RESV_OK);
+    assert_false(sl_limits_dest_room(f->cfg, &f->shm, "b1", "pair.example", &why));
+    assert_int_equal(why.kind, SL_SCOPE_SERVER);
+    assert_int_equal(why.in_use, 10);
+    sl_store64(&f->shm.slots[server].count, 0);
+    assert_true(sl_limits_dest_room(f->cfg, &f->shm, "b1", "pair.example", NULL));
+    sl_resv_release(&f->shm, owner, &r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fairness),
+        cmocka_unit_test(test_fifo),
+        cmocka_unit_test(test_blocked),
+        cmocka_unit_test(test_wait_front),
+        cmocka_unit_test(test_heap),
+        cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_drop),
+        cmocka_unit_test(test_dead_worker),
+        cmocka_unit_test(test_many),
+        cmocka_unit_test_setup_teardown(test_dispatch_outcomes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_room_reserve, setup, teardown),
+    };
+    sl_msg_init("test_queue");
+    sl_msg_set_level(SL_MSG_WARN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1274 @@
+/*
+ * test_smtp.c - the worker's SMTP client against a real scripted peer on loopback.
+ *
+ * Each case forks a server that listens on 127.0.1.1 at a port the kernel picks,
+ * accepts one connection and follows a small script: replies to send, commands to
+ * wait for, where to stall, trickle, flood, close or reset.  It records every byte
+ * the client sent (and how much had arrived when each reply went out) in a shared
+ * mapping, so the tests assert the exact command stream, the pipelining groups,
+ * SIZE=, the HELO fallback, the dot-stuffed body and its final ".", RSET and QUIT.
+ * The client binds 127.0.0.2 and runs under the worker's signal arrangement:
+ * SIGALRM and SIGTERM blocked, handlers that set flags, unblocked only in ppoll.
+ * Timeouts are short settings; elapsed times are checked against the setting and a
+ * generous upper bound so a busy machine cannot fail them.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sl_smtp.h"
+
+#define PEER_IP   "127.0.1.1"
+#define SOURCE_IP "127.0.0.2"
+#define HELO_NAME "client.test"
+#define REC_MAX   (4u << 20)
+#define MARKS     64
+#define SLACK_MS  3000 /* how much later than its setting a timeout may be seen */
+
+/* ---- the scripted peer ---- */
+
+enum op {
+    OP_END = 0,
+    OP_SEND,    /* write arg */
+    OP_EXPECT,  /* read until what arrived since the last match contains arg */
+    OP_STALL,   /* read (recording) for n ms or until the client goes */
+    OP_CLOSE,   /* close the connection */
+    OP_RESET,   /* close with an RST */
+    OP_TRICKLE, /* write arg one byte every n ms */
+    OP_FLOOD,   /* write arg n times */
+    OP_BIGLINE, /* write arg, then n bytes of 'a' and CRLF */
+    OP_SIGTERM, /* send SIGTERM to the client process */
+    OP_SLEEP,   /* read nothing for n ms */
+    OP_ANSWER,  /* answer each MAIL/RCPT line as it comes (550 if it holds "bad"), until DATA */
+};
+
+struct step {
+    enum op op;
+    const char *arg;
+    long n;
+};
+
+/* One-line initializers (clang-format would spread each over four lines). */
+/* clang-format off */
+#define SEND(s)        {OP_SEND, s, 0}
+#define EXPECT(s)      {OP_EXPECT, s, 0}
+#define STALL(ms)      {OP_STALL, NULL, ms}
+#define SLEEP(ms)      {OP_SLEEP, NULL, ms}
+#define CLOSE          {OP_CLOSE, NULL, 0}
+#define RESET          {OP_RESET, NULL, 0}
+#define TRICKLE(s, ms) {OP_TRICKLE, s, ms}
+#define FLOOD(s, n)    {OP_FLOOD, s, n}
+#define BIGLINE(s, n)  {OP_BIGLINE, s, n}
+#define SIGTERM_CLIENT {OP_SIGTERM, NULL, 0}
+#define ANSWER         {OP_ANSWER, NULL, 0}
+/* clang-format on */
+
+#define GREET       SEND("220 mx.test ESMTP\r\n")
+#define EHLO_EXPECT EXPECT("EHLO " HELO_NAME "\r\n")
+#define EHLO_PIPE                                                                                  \
+    EHLO_EXPECT, SEND("250-mx.test hello\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n"                \
+                      "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 STARTTLS\r\n")
+#define EHLO_PLAIN EHLO_EXPECT, SEND("250-mx.test hello\r\n250 8BITMIME\r\n")
+#define QUIT_OK    EXPECT("QUIT\r\n"), SEND("221 bye\r\n")
+
+/* What the peer saw, shared with the test process. */
+struct record {
+    char peer[INET6_ADDRSTRLEN]; /* the client's source address */
+    size_t at_send[MARKS];       /* bytes received when each SEND started */
+    int nsend;
+    int expects_met;
+    int expects_missed;
+    size_t len;
+    char got[REC_MAX];
+};
+
+static struct record *rec;
+
+struct server {
+    pid_t pid;
+    struct sockaddr_in addr;
+};
+
+/* take - record bytes from the client; false at EOF, on error or after ms without any */
+static bool take(int c, long ms)
+{
+    struct pollfd p = {.fd = c, .events = POLLIN};
+    char discard[65536];
+
+    if (poll(&p, 1, (int)ms) <= 0)
+        return false;
+    char *to = rec->len < REC_MAX ? rec->got + rec->len : discard;
+    size_t room = rec->len < REC_MAX ? REC_MAX - rec->len : sizeof discard;
+    ssize_t n = recv(c, to, room, 0);
+    if (n <= 0)
+        return false;
+    if (to != discard)
+        rec->len += (size_t)n;
+    return true;
+}
+
+/* expect - read until s appears after *scan; false if the client stops first */
+static bool expect(int c, const char *s, size_t *scan)
+{
+    struct timespec t0, t;
+    size_t from = *scan; /* bytes before this cannot start a match: searched already */
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        char *hit = memmem(rec->got + from, rec->len - from, s, strlen(s));
+        if (rec->len - from >= strlen(s))
+            from = rec->len - strlen(s) + 1;
+        if (hit != NULL) {
+            *scan = (size_t)(hit - rec->got) + strlen(s);
+            return true;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = 5000 - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0 || !take(c, left))
+            return false;
+    }
+}
+
+/* stall - record whatever comes for ms, or until the client goes */
+static void stall(int c, long ms)
+{
+    struct timespec t0, t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0 || !take(c, left))
+            return;
+    }
+}
+
+/* put - write all of buf; false once the client is gone */
+static bool put(int c, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(c, buf, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return false;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* bigline - arg, then n bytes of 'a', then CRLF */
+static bool bigline(int c, const char *arg, long n)
+{
+    char chunk[4096];
+
+    memset(chunk, 'a', sizeof chunk);
+    if (!put(c, arg, strlen(arg)))
+        return false;
+    for (long sent = 0; sent < n; sent += (long)sizeof chunk)
+        if (!put(c, chunk, sizeof chunk))
+            return false;
+    return put(c, "\r\n", 2);
+}
+
+/* answer - a server that replies to each command line as it reads it, up to DATA's 354 */
+static bool answer(int c, size_t *scan)
+{
+    for (;;) {
+        size_t start = *scan;
+        if (!expect(c, "\r\n", scan))
+            return false;
+        const char *line = rec->got + start;
+        size_t len = *scan - start;
+        const char *reply = "250 2.1.5 ok\r\n";
+        if (len >= 4 && memcmp(line, "DATA", 4) == 0)
+            return put(c, "354 go\r\n", 8);
+        if (memmem(line, len, "bad", 3) != NULL)
+            reply = "550 5.1.1 bad\r\n";
+        if (!put(c, reply, strlen(reply)))
+            return false;
+    }
+}
+
+/* run_step - one step of the script; false ends the script */
+static bool run_step(int c, const struct step *st, size_t *scan)
+{
+    switch (st->op) {
+    case OP_SEND:
+        if (rec->nsend < MARKS)
+            rec->at_send[rec->nsend++] = rec->len;
+        return put(c, st->arg, strlen(st->arg));
+    case OP_EXPECT:
+        if (expect(c, st->arg, scan)) {
+            rec->expects_met++;
+            return true;
+        }
+        rec->expects_missed++;
+        return false;
+    case OP_STALL:
+        stall(c, st->n);
+        return true;
+    case OP_CLOSE:
+        close(c);
+        return false;
+    case OP_RESET: {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(c);
+        return false;
+    }
+    case OP_TRICKLE:
+        for (const char *p = st->arg; *p; p++) {
+            if (!put(c, p, 1))
+                return false;
+            usleep((useconds_t)st->n * 1000);
+        }
+        return true;
+    case OP_FLOOD:
+        for (long i = 0; i < st->n; i++)
+            if (!put(c, st->arg, strlen(st->arg)))
+                return false;
+        return true;
+    case OP_BIGLINE:
+        return bigline(c, st->arg, st->n);
+    case OP_SIGTERM:
+        kill(getppid(), SIGTERM);
+        return true;
+    case OP_SLEEP:
+        usleep((useconds_t)st->n * 1000);
+        return true;
+    case OP_ANSWER:
+        return answer(c, scan);
+    case OP_END:
+        break;
+    }
+    return false;
+}
+
+/* serve - the child: one connection, the script, then record until the client leaves */
+static _Noreturn void serve(int lfd, const struct step *script)
+{
+    sigset_t none;
+    struct sockaddr_in peer;
+    socklen_t plen = sizeof peer;
+    size_t scan = 0;
+
+    signal(SIGALRM, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    alarm(30); /* never outlive a broken test */
+    int c = accept(lfd, (struct sockaddr *)&peer, &plen);
+    if (c < 0)
+        _exit(1);
+    inet_ntop(AF_INET, &peer.sin_addr, rec->peer, sizeof rec->peer);
+    const struct step *st = script;
+    while (st->op != OP_END && run_step(c, st, &scan))
+        st++;
+    if (st->op == OP_END)
+        stall(c, 5000);
+    _exit(0);
+}
+
+/* server_start - fork a peer following script on PEER_IP, at a free port */
+static void server_start(struct server *sv, const struct step *script, int rcvbuf)
+{
+    socklen_t alen = sizeof sv->addr;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(lfd >= 0);
+    memset(rec, 0, offsetof(struct record, got));
+    memset(&sv->addr, 0, sizeof sv->addr);
+    sv->addr.sin_family = AF_INET;
+    inet_pton(AF_INET, PEER_IP, &sv->addr.sin_addr);
+    if (rcvbuf > 0)
+        setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sv->addr, sizeof sv->addr), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sv->addr, &alen), 0);
+    assert_int_equal(listen(lfd, 8), 0);
+    sv->pid = fork();
+    assert_true(sv->pid >= 0);
+    if (sv->pid == 0)
+        serve(lfd, script);
+    close(lfd);
+}
+
+/* server_wait - let the peer finish (it ends when the client has gone), then reap it */
+static void server_wait(struct server *sv)
+{
+    int st;
+
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(sv->pid, &st, WNOHANG) == sv->pid)
+            return;
+        usleep(50000);
+    }
+    kill(sv->pid, SIGKILL);
+    waitpid(sv->pid, &st, 0);
+}
+
+/* received - what the peer got, as a string */
+static const char *received(void)
+{
+    rec->got[rec->len < REC_MAX ? rec->len : REC_MAX - 1] = '\0';
+    return rec->got;
+}
+
+/* ---- the client side: the worker's signal arrangement ---- */
+
+static volatile sig_atomic_t alarmed, termed;
+static sigset_t wait_mask;
+
+/* on_signal - flags only, as in the worker */
+static void on_signal(int signo)
+{
+    if (signo == SIGALRM)
+        alarmed = 1;
+    else
+        termed = 1;
+}
+
+static int group_setup(void **state)
+{
+    struct sigaction sa;
+    sigset_t block;
+
+    (void)state;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&block);
+    sigaddset(&block, SIGALRM);
+    sigaddset(&block, SIGTERM);
+    sigprocmask(SIG_BLOCK, &block, &wait_mask);
+    sigdelset(&wait_mask, SIGALRM);
+    sigdelset(&wait_mask, SIGTERM);
+    rec = mmap(NULL, sizeof *rec, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return rec == MAP_FAILED ? -1 : 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    munmap(rec, sizeof *rec);
+    return 0;
+}
+
+static const struct sl_smtp_env env = {.wait_mask = &wait_mask, .alarmed = &alarmed};
+
+/* quick - every phase 2 s (the peers answer at once), QUIT 300 ms */
+static struct sl_smtp_timeouts quick(void)
+{
+    struct sl_smtp_timeouts to;
+    for (int i = 0; i < SL_PH__COUNT; i++)
+        to.ms[i] = 2000;
+    to.ms[SL_PH_QUIT] = 300;
+    return to;
+}
+
+static long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* source - SOURCE_IP, any port */
+static struct sockaddr_in source(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, SOURCE_IP, &a.sin_addr);
+    return a;
+}
+
+/* open_to - sl_smtp_open from SOURCE_IP to the server */
+static int open_to(struct sl_smtp *s, const struct server *sv, const struct sl_smtp_timeouts *to,
+                   struct sl_reply *r)
+{
+    struct sockaddr_in src = source();
+    return sl_smtp_open(s, &env, to, (const struct sockaddr *)&src, sizeof src,
+                        (const struct sockaddr *)&sv->addr, sizeof sv->addr, HELO_NAME, r);
+}
+
+/* timer_clean - no phase timer left running and no SIGALRM left pending */
+static void assert_timer_clean(void)
+{
+    struct itimerval v;
+    sigset_t pend;
+
+    getitimer(ITIMER_REAL, &v);
+    assert_true(v.it_value.tv_sec == 0 && v.it_value.tv_usec == 0);
+    sigpending(&pend);
+    assert_false(sigismember(&pend, SIGALRM));
+}
+
+static const char body[] = "Subject: test\r\n\r\n..a line starting with a dot\r\nlast line\r\n";
+
+/* txn - a transaction to rcpts with the test body */
+static struct sl_smtp_txn txn(const char *sender, const char *const *rcpt, size_t n,
+                              struct sl_reply *replies)
+{
+    struct sl_smtp_txn t = {.sender = sender,
+                            .size = 4321,
+                            .rcpt = rcpt,
+                            .nrcpt = n,
+                            .body = body,
+                            .len = sizeof body - 1,
+                            .rcpt_reply = replies};
+    return t;
+}
+
+/* ---- sessions that work ---- */
+
+/* Pipelined: one group MAIL+RCPT+RCPT+DATA before any reply, SIZE=, per-recipient
+ * replies with enhanced codes, the body as given and ".", QUIT; bound to 127.0.0.2. */
+static void test_pipelined_transaction(void **state)
+{
+    static const struct step script[] = {
+        GREET,
+        EHLO_PIPE,
+        EXPECT("DATA\r\n"),
+        SEND("250 2.1.0 sender ok\r\n250 2.1.5 ok\r\n550 5.1.1 no such user\r\n354 go on\r\n"),
+        EXPECT("\r\n.\r\n"),
+        SEND("250 2.0.0 queued as ABC\r\n"),
+        QUIT_OK,
+        {0}};
+    static const char *const rcpt[] = {"b@y.test", "c@y.test"};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[2];
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    server_start(&sv, script, 0);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    assert_int_equal(r.code, 250);
+    assert_true(s.esmtp && s.pipelining && s.size && s.enhanced && s.eightbit && s.starttls);
+    assert_int_equal(s.size_max, 1000000);
+    assert_timer_clean();
+
+    struct sl_smtp_txn t = txn("a@x.test", rcpt, 2, rr);
+    assert_int_equal(sl_smtp_send(&s, &t), 0);
+    assert_timer_clean();
+    assert_int_equal(t.mail.code, 250);
+    assert_string_equal(t.mail.enhanced, "2.1.0");
+    assert_int_equal(rr[0].code, 250);
+    assert_int_equal(rr[1].code, 550);
+    assert_string_equal(rr[1].enhanced, "5.1.1");
+    assert_string_equal(rr[1].text, "550 5.1.1 no such user");
+    assert_int_equal(t.data.code, 250);
+    assert_string_equal(t.data.text, "250 2.0.0 queued as ABC");
+    assert_true(sl_smtp_alive(&s));
+    sl_smtp_quit(&s);
+    assert_int_equal(s.fd, -1);
+    server_wait(&sv);
+
+    assert_string_equal(rec->peer, SOURCE_IP);
+    assert_int_equal(rec->expects_missed, 0);
+    const char *group = "MAIL FROM:<a@x.test> SIZE=4321\r\nRCPT TO:<b@y.test>\r\n"
+                        "RCPT TO:<c@y.test>\r\nDATA\r\n";
+    char want[1024];
+    snprintf(want, sizeof want, "EHLO %s\r\n%s%s.\r\nQUIT\r\n", HELO_NAME, group, body);
+    assert_string_equal(received(), want);
+    /* The whole group had arrived when the first reply (the third SEND) went out. */
+    assert_int_equal(rec->at_send[2], strlen("EHLO " HELO_NAME "\r\n") + strlen(group));
+}
+
+/* No PIPELINING, EHLO refused with 502: HELO on the same connection, then one command at a
+ * time; a refused MAIL sends no RCPT; a refused only recipient sends no DATA and the next
+ * transaction starts with RSET; an explicit RSET; no SIZE= when SIZE is not offered. */
+static void test_stepwise_helo_fallback(void **state)
+{
+    static const struct step script[] = {GREET,
+                                         EHLO_EXPECT,
+                                         SEND("502 5.5.1 no EHLO here\r\n"),
+                                         EXPECT("HELO " HELO_NAME "\r\n"),
+                                         SEND("250 mx.test\r\n"),
+                                         /* 1: delivered */
+                                         EXPECT("MAIL FROM:<>\r\n"),
+                                         SEND("250 ok\r\n"),
+                                         EXPECT("RCPT TO:<b@y.test>\r\n"),
+                                         SEND("250 ok\r\n"),
+                                         EXPECT("DATA\r\n"),
+                                         SEND("354 go\r\n"),
+                                         EXPECT("\r\n.\r\n"),
+                                         SEND("250 queued\r\n"),
+                                         /* 2: MAIL refused */
+                                         EXPECT("MAIL FROM:<a@x.test>\r\n"),
+                                         SEND("550 5.7.1 sender refused\r\n"),
+                                         /* 3: the only recipient refused */
+                                         EXPECT("MAIL FROM:<a@x.test>\r\n"),
+                                         SEND("250 ok\r\n"),
+                                         EXPECT("RCPT TO:<b@y.test>\r\n"),
+                                         SEND("450 4.2.0 try later\r\n"),
+                                         /* 4: RSET first, then MAIL refused */
+                                         EXPECT("RSET\r\n"),
+                                         SEND("250 reset\r\n"),
+                                         EXPECT("MAIL FROM:<a@x.test>\r\n"),
+                                         SEND("451 busy\r\n"),
+                                         EXPECT("RSET\r\n"),
+                                         SEND("250 reset\r\n"),
+                                         QUIT_OK,
+                                         {0}};
+    static const char *const rcpt[] = {"b@y.test"};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[1];
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    server_start(&sv, script, 0);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    assert_false(s.esmtp || s.pipelining || s.size);
+
+    struct sl_smtp_txn t = txn("", rcpt, 1, rr);
+    assert_int_equal(sl_smtp_send(&s, &t), 0);
+    assert_int_equal(rr[0].code, 250);
+    assert_int_equal(t.data.code, 250);
+
+    t = txn("a@x.test", rcpt, 1, rr);
+    assert_int_equal(sl_smtp_send(&s, &t), 0);
+    assert_int_equal(t.mail.code, 550);
+    assert_int_equal(rr[0].code, 550);
+    assert_string_equal(rr[0].text, "550 5.7.1 sender refused");
+    assert_int_equal(t.data.code, 0);
+
+    assert_int_equal(sl_smtp_send(&s, &t), 0);
+    assert_int_equal(rr[0].code, 450);
+    assert_string_equal(rr[0].enhanced, "4.2.0");
+    assert_int_equal(t.data.code, 0);
+
+    assert_int_equal(sl_smtp_send(&s, &t), 0);
+    assert_int_equal(t.mail.code, 451);
+    assert_int_equal(sl_smtp_rset(&s), 0);
+    assert_timer_clean();
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+
+    assert_int_equal(rec->expects_missed, 0);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "EHLO %s\r\nHELO %s\r\nMAIL FROM:<>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n%s.\r\n"
+             "MAIL FROM:<a@x.test>\r\n"
+             "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n"
+             "RSET\r\nMAIL FROM:<a@x.test>\r\nRSET\r\nQUIT\r\n",
+             HELO_NAME, HELO_NAME, body);
+    assert_string_equal(received(), want);
+}
+
+/* Pipelined, MAIL refused: every recipient carries the MAIL reply.  Then every recipient
+ * refused but DATA answered 354: only "." is sent, and the session carries on. */
+static void test_pipelined_refusals(void **state)
+{
+    static const struct step script[] = {
+        GREET,
+        EHLO_PIPE,
+        EXPECT("DATA\r\n"),
+        SEND("452 4.3.1 out of space\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no MAIL\r\n"
+             "503 5.5.1 no valid recipients\r\n"),
+        EXPECT("DATA\r\n"),
+        SEND("250 ok\r\n550 5.1.1 no\r\n354 go\r\n"),
+        EXPECT(".\r\n"), /* straight after the DATA matched above: no body */
+        SEND("554 5.5.1 no valid recipients\r\n"),
+        QUIT_OK,
+        {0}};
+    static const char *const rcpt[] = {"b@y.test", "c@y.test"};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[2];
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    server_start(&sv, script, 0);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    struct sl_smtp_txn t = txn("a@x.test", rcpt, 2, rr);
+    assert_int_equal(sl_smtp_send(&s, &t), 0);
+    assert_int_equal(t.mail.code, 452);
+    assert_int_equal(rr[0].code, 452);
+    assert_int_equal(rr[1].code, 452);
+    assert_string_equal(rr[1].text, "452 4.3.1 out of space");
+    assert_int_equal(t.data.code, 503);
+
+    t = txn("a@x.test", rcpt, 1, rr);
+    assert_int_equal(sl_smtp_send(&s, &t), 0);
+    assert_int_equal(rr[0].code, 550);
+    assert_int_equal(t.data.code, 554);
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+
+    assert_int_equal(rec->expects_missed, 0);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "EHLO %s\r\n"
+             "MAIL FROM:<a@x.test> SIZE=4321\r\nRCPT TO:<b@y.test>\r\nRCPT TO:<c@y.test>\r\n"
+             "DATA\r\n"
+             "MAIL FROM:<a@x.test> SIZE=4321\r\nRCPT TO:<b@y.test>\r\nDATA\r\n.\r\nQUIT\r\n",
+             HELO_NAME);
+    assert_string_equal(received(), want);
+}
+
+/* RSET leads the pipelined group when asked or when the last transaction was left open (its
+ * DATA refused); its reply is read first, under the rset timer; a refused RSET ends the
+ * session. */
+static void test_pipelined_rset(void **state)
+{
+    static const struct step script[] = {GREET,
+                                         EHLO_PIPE,
+                                         EXPECT("DATA\r\n"),
+                                         SEND("250 ok\r\n250 ok\r\n451 4.3.0 not now\r\n"),
+                                         EXPECT("DATA\r\n"),
+                                         SEND("250 2.0.0 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+                                         EXPECT("\r\n.\r\n"),
+                                         SEND("250 queued\r\n"),
+                                         EXPECT("DATA\r\n"),
+                                         SEND("500 5.5.1 what\r\n503 no\r\n503 no\r\n503 no\r\n"),
+                                         STALL(3000),
+                                         {0}};
+    static const char *const rcpt[] = {"b@y.test"};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[1];
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    server_start(&sv, script, 0);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    struct sl_smtp_txn t = txn("a@x.test", rcpt, 1, rr);
+    assert_int_equal(sl_smtp_send(&s, &t), 0);
+    assert_int_equal(t.data.code, 451);
+    assert_int_equal(t.rset_reply.code, 0);
+
+    assert_int_equal(sl_smtp_send(&s, &t), 0);
+    assert_int_equal(t.rset_reply.code, 250);
+    assert_string_equal(t.rset_reply.enhanced, "2.0.0");
+    assert_int_equal(t.data.code, 250);
+
+    t.rset = true;
+    assert_int_equal(sl_smtp_send(&s, &t), -1);
+    assert_int_equal(s.fail, SL_SMTP_FAIL_REPLY);
+    assert_int_equal(s.phase, SL_PH_RSET);
+    assert_string_equal(s.err, "RSET refused: 500 5.5.1 what");
+    assert_int_equal(t.rset_reply.code, 500);
+    assert_int_equal(t.mail.code, 0);
+    assert_int_equal(s.fd, -1);
+    assert_timer_clean();
+    server_wait(&sv);
+
+    const char *group = "MAIL FROM:<a@x.test> SIZE=4321\r\nRCPT TO:<b@y.test>\r\nDATA\r\n";
+    char want[1024];
+    snprintf(want, sizeof want, "EHLO %s\r\n%sRSET\r\n%s%s.\r\nRSET\r\n%s", HELO_NAME, group, group,
+             body, group);
+    assert_string_equal(received(), want);
+}
+
+/* A 3 MB body to a peer with a small receive buffer: partial writes and POLLOUT waits, every
+ * byte arrives once and in order. */
+static void test_large_body(void **state)
+{
+    static const struct step script[] = {GREET,
+                                         EHLO_PIPE,
+                                         EXPECT("DATA\r\n"),
+                                         SEND("250 ok\r\n250 ok\r\n354 go\r\n"),
+                                         EXPECT("\r\n.\r\n"),
+                                         SEND("250 queued\r\n"),
+                                         QUIT_OK,
+                                         {0}};
+    static const char *const rcpt[] = {"b@y.test"};
+    size_t len = 3000000; /* whole 100-byte lines */
+    char *big = malloc(len);
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[1];
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    assert_non_null(big);
+    for (size_t i = 0; i < len; i += 100) {
+        memset(big + i, 'a' + (int)(i / 100 % 26), 98);
+        memcpy(big + i + 98, "\r\n", 2);
+    }
+    server_start(&sv, script, 4096);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    struct sl_smtp_txn t = {
+        .sender = "a@x.test", .rcpt = rcpt, .nrcpt = 1, .body = big, .len = len, .rcpt_reply = rr};
+    assert_int_equal(sl_smtp_send(&s, &t), 0);
+    assert_int_equal(t.data.code, 250);
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+
+    const char *head = "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n";
+    size_t off = strlen("EHLO " HELO_NAME "\r\n") + strlen(head);
+    assert_int_equal(rec->len, off + len + strlen(".\r\nQUIT\r\n"));
+    assert_memory_equal(rec->got + off, big, len);
+    free(big);
+}
+
+/* Many recipients: the group goes out in chunks, each chunk's replies read before the next
+ * is written, and every recipient still gets its own reply. */
+static void test_many_recipients(void **state)
+{
+    static const struct step script[] = {
+        GREET, EHLO_PIPE, ANSWER, EXPECT("\r\n.\r\n"), SEND("250 queued\r\n"), QUIT_OK, {0}};
+    enum { N = 1000 };
+    static char addr[N][64];
+    static const char *rcpt[N];
+    static struct sl_reply rr[N];
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r;
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        snprintf(addr[i], sizeof addr[i], "%s%04d@some-longer-domain.test", i % 7 ? "u" : "bad", i);
+        rcpt[i] = addr[i];
+    }
+    server_start(&sv, script, 0);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    struct sl_smtp_txn t = txn("a@x.test", rcpt, N, rr);
+    assert_int_equal(sl_smtp_send(&s, &t), 0);
+    assert_int_equal(t.mail.code, 250);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(rr[i].code, i % 7 ? 250 : 550);
+    assert_int_equal(t.data.code, 250);
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+    assert_int_equal(rec->expects_missed, 0);
+    /* Every RCPT once, in order, and DATA after the last. */
+    const char *p = received();
+    for (int i = 0; i < N; i++) {
+        char cmd[96];
+        snprintf(cmd, sizeof cmd, "RCPT TO:<%.63s>\r\n", addr[i]);
+        const char *q = strstr(p, cmd);
+        assert_non_null(q);
+        p = q + strlen(cmd);
+    }
+    assert_true(strncmp(p, "DATA\r\n", 6) == 0);
+}
+
+/* A SIGTERM while the session waits does not end it; a SIGALRM that nobody armed for us
+ * would, which the clean timer checks rule out. */
+static void test_sigterm_does_not_end_a_phase(void **state)
+{
+    static const struct step script[] = {SIGTERM_CLIENT, STALL(200), GREET,
+                                         EHLO_PLAIN,     QUIT_OK,    {0}};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r;
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    termed = 0;
+    server_start(&sv, script, 0);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    assert_true(termed);
+    assert_false(s.pipelining);
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+    termed = 0;
+}
+
+/* An idle session is alive until the peer closes it or says 421. */
+static void test_alive(void **state)
+{
+    static const struct step closes[] = {GREET, EHLO_PLAIN, CLOSE, {0}};
+    static const struct step says_421[] = {
+        GREET, EHLO_PLAIN, SEND("421 4.3.2 shutting down\r\n"), STALL(3000), {0}};
+    const struct step *scripts[] = {closes, says_421};
+
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        struct server sv;
+        struct sl_smtp s;
+        struct sl_reply r;
+        struct sl_smtp_timeouts to = quick();
+
+        server_start(&sv, scripts[i], 0);
+        assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+        for (int k = 0; k < 100 && sl_smtp_alive(&s); k++)
+            usleep(20000);
+        assert_false(sl_smtp_alive(&s));
+        sl_smtp_close(&s);
+        sl_smtp_close(&s); /* idempotent */
+        server_wait(&sv);
+    }
+}
+
+/* ---- failures: each names its phase ---- */
+
+/* What one scripted session did: the first call that failed, and how. */
+struct outcome {
+    const char *call; /* "open", "send", "rset", "none" */
+    enum sl_smtp_fail fail;
+    enum sl_phase phase;
+    char err[256];
+    long ms; /* time spent in the failing call */
+    struct sl_reply r, mail, rr[3], data;
+};
+
+/* drive - open, one pipelined-or-not transaction to three recipients, RSET; stop at the first
+ * failure */
+static void drive(const struct step *script, const struct sl_smtp_timeouts *to, int rcvbuf,
+                  const char *body_override, size_t body_len, struct outcome *o)
+{
+    static const char *const rcpt[] = {"b@y.test", "c@y.test", "d@y.test"};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_smtp_txn t = txn("a@x.test", rcpt, 3, o->rr);
+    long t0;
+
+    memset(o, 0, sizeof *o);
+    if (body_override != NULL) {
+        t.body = body_override;
+        t.len = body_len;
+    }
+    server_start(&sv, script, rcvbuf);
+    o->call = "open";
+    t0 = now_ms();
+    if (open_to(&s, &sv, to, &o->r) == 0) {
+        o->call = "send";
+        t0 = now_ms();
+        int rc = sl_smtp_send(&s, &t);
+        o->mail = t.mail;
+        o->data = t.data;
+        if (rc == 0) {
+            o->call = "rset";
+            t0 = now_ms();
+            if (sl_smtp_rset(&s) == 0)
+                o->call = "none";
+        }
+    }
+    o->ms = now_ms() - t0;
+    o->fail = s.fail;
+    o->phase = s.phase;
+    memcpy(o->err, s.err, sizeof o->err);
+    if (strcmp(o->call, "none") != 0)
+        assert_int_equal(s.fd, -1); /* a failed call closed the session */
+    sl_smtp_close(&s);
+    assert_timer_clean();
+    server_wait(&sv);
+}
+
+struct timeout_case {
+    const char *name;
+    struct step script[12];
+    enum sl_phase phase; /* the phase that stalls: its timeout is short */
+    const char *call;
+    const char *err;
+};
+
+static const struct timeout_case timeout_cases[] = {
+    {"greeting never comes",
+     {STALL(10000)},
+     SL_PH_GREETING,
+     "open",
+     "timeout waiting for the greeting reply after 400ms"},
+    {"greeting trickled a byte every 150 ms",
+     {TRICKLE("220 mx.test a slow but steady greeting\r\n", 150)},
+     SL_PH_GREETING,
+     "open",
+     "timeout waiting for the greeting reply after 400ms"},
+    {"EHLO unanswered",
+     {GREET, STALL(10000)},
+     SL_PH_EHLO,
+     "open",
+     "timeout waiting for the ehlo reply after 400ms"},
+    {"HELO fallback unanswered",
+     {GREET, EHLO_EXPECT, SEND("500 what\r\n"), STALL(10000)},
+     SL_PH_EHLO,
+     "open",
+     "timeout waiting for the ehlo reply after 400ms"},
+    {"MAIL unanswered",
+     {GREET, EHLO_PIPE, STALL(10000)},
+     SL_PH_MAIL_FROM,
+     "send",
+     "timeout waiting for the mail_from reply after 400ms"},
+    {"second RCPT unanswered",
+     {GREET, EHLO_PIPE, EXPECT("DATA\r\n"), SEND("250 ok\r\n250 ok\r\n"), STALL(10000)},
+     SL_PH_RCPT_TO,
+     "send",
+     "timeout waiting for the rcpt_to reply after 400ms"},
+    {"RCPT reply trickled",
+     {GREET, EHLO_PIPE, EXPECT("DATA\r\n"), SEND("250 ok\r\n"),
+      TRICKLE("250 2.1.5 recipient ok, slowly\r\n", 100)},
+     SL_PH_RCPT_TO,
+     "send",
+     "timeout waiting for the rcpt_to reply after 400ms"},
+    {"354 never comes",
+     {GREET, EHLO_PIPE, EXPECT("DATA\r\n"), SEND("250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n"),
+      STALL(10000)},
+     SL_PH_DATA,
+     "send",
+     "timeout waiting for the data reply after 400ms"},
+    {"final reply never comes",
+     {GREET, EHLO_PIPE, EXPECT("DATA\r\n"),
+      SEND("250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"), EXPECT("\r\n.\r\n"),
+      STALL(10000)},
+     SL_PH_DATA,
+     "send",
+     "timeout waiting for the data reply after 400ms"},
+    {"RSET unanswered",
+     {GREET, EHLO_PIPE, EXPECT("DATA\r\n"),
+      SEND("250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n503 no\r\n"), EXPECT("RSET\r\n"), STALL(10000)},
+     SL_PH_RSET,
+     "rset",
+     "timeout waiting for the rset reply after 400ms"},
+};
+
+/* Each stalled phase ends after its own setting (not before, not much later), named. */
+static void test_timeouts(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof timeout_cases / sizeof timeout_cases[0]; i++) {
+        const struct timeout_case *c = &timeout_cases[i];
+        struct sl_smtp_timeouts to = quick();
+        struct outcome o;
+
+        to.ms[c->phase] = 400;
+        drive(c->script, &to, 0, NULL, 0, &o);
+        print_message("%s: %s after %ld ms: %s\n", c->name, o.call, o.ms, o.err);
+        assert_string_equal(o.call, c->call);
+        assert_int_equal(o.fail, SL_SMTP_FAIL_TIMEOUT);
+        assert_int_equal(o.phase, c->phase);
+        assert_string_equal(o.err, c->err);
+        assert_true(o.ms >= 400);
+        assert_true(o.ms < 400 + SLACK_MS);
+    }
+}
+
+/* The body transfer itself runs under data_timeout: a peer that stops reading after 354. */
+static void test_body_transfer_timeout(void **state)
+{
+    static const struct step script[] = {GREET,
+                                         EHLO_PIPE,
+                                         EXPECT("DATA\r\n"),
+                                         SEND("250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+                                         SLEEP(2000),
+                                         {0}};
+    size_t len = 32u << 20;
+    char *big = malloc(len);
+    struct sl_smtp_timeouts to = quick();
+    struct outcome o;
+
+    (void)state;
+    assert_non_null(big);
+    memset(big, 'x', len);
+    memcpy(big + len - 2, "\r\n", 2);
+    to.ms[SL_PH_DATA] = 500;
+    drive(script, &to, 4096, big, len, &o);
+    free(big);
+    print_message("%s after %ld ms; peer got %zu bytes\n", o.err, o.ms, rec->len);
+    assert_string_equal(o.call, "send");
+    assert_int_equal(o.fail, SL_SMTP_FAIL_TIMEOUT);
+    assert_int_equal(o.phase, SL_PH_DATA);
+    assert_string_equal(o.err, "timeout sending the message body during data after 500ms");
+    assert_true(o.ms >= 500 && o.ms < 500 + SLACK_MS);
+}
+
+/* QUIT is not waited for beyond its short cap (2 s when unset). */
+static void test_quit_cap(void **state)
+{
+    static const struct step script[] = {GREET, EHLO_PLAIN, EXPECT("QUIT\r\n"), STALL(10000), {0}};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r;
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    to.ms[SL_PH_QUIT] = 0;
+    server_start(&sv, script, 0);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    long t0 = now_ms();
+    sl_smtp_quit(&s);
+    long ms = now_ms() - t0;
+    assert_true(ms >= 2000 && ms < 2000 + SLACK_MS);
+    assert_int_equal(s.fd, -1);
+    assert_int_equal(s.fail, SL_SMTP_FAIL_NONE); /* the session's outcome is kept */
+    assert_timer_clean();
+    server_wait(&sv);
+    assert_int_equal(rec->expects_met, 2);
+}
+
+struct hostile_case {
+    const char *name;
+    struct step script[10];
+    const char *call;
+    enum sl_smtp_fail fail;
+    enum sl_phase phase;
+    const char *err; /* a prefix of s->err */
+    int code;        /* the reply the caller sees (greeting/EHLO), 0: none */
+};
+
+/* clang-format off */
+#define BAD_GREETING(line) {"greeting " #line, {SEND(line), STALL(3000)}, "open", \
+                            SL_SMTP_FAIL_PROTO, SL_PH_GREETING, "malformed greeting reply line", 0}
+/* clang-format on */
+
+static const struct hostile_case hostile_cases[] = {
+    {"endless multi-line greeting",
+     {FLOOD("220-more and more\r\n", 1000000)},
+     "open",
+     SL_SMTP_FAIL_PROTO,
+     SL_PH_GREETING,
+     "greeting reply longer than 128 lines",
+     0},
+    {"1 MB greeting line",
+     {BIGLINE("220 ", 1 << 20)},
+     "open",
+     SL_SMTP_FAIL_PROTO,
+     SL_PH_GREETING,
+     "reply line longer than 2048 bytes during greeting",
+     0},
+    {"1 MB EHLO continuation line",
+     {GREET, EHLO_EXPECT, BIGLINE("250-", 1 << 20)},
+     "open",
+     SL_SMTP_FAIL_PROTO,
+     SL_PH_EHLO,
+     "reply line longer than 2048 bytes during ehlo",
+     0},
+    BAD_GREETING("999 nine\r\n"),
+    BAD_GREETING("199 too low\r\n"),
+    BAD_GREETING("600 too high\r\n"),
+    BAD_GREETING("220x glued\r\n"),
+    BAD_GREETING("2200 four digits\r\n"),
+    BAD_GREETING("22\r\n"),
+    BAD_GREETING("\r\n"),
+    BAD_GREETING("hello\r\n"),
+    BAD_GREETING("\x01\x02\x03\r\n"),
+    BAD_GREETING("-220 dash first\r\n"),
+    {"code changes within a reply",
+     {GREET, EHLO_EXPECT, SEND("250-mx.test\r\n251 PIPELINING\r\n"), STALL(3000)},
+     "open",
+     SL_SMTP_FAIL_PROTO,
+     SL_PH_EHLO,
+     "reply code changed from 250 to 251 within a multi-line ehlo reply",
+     0},
+    {"garbage after MAIL",
+     {GREET, EHLO_PIPE, EXPECT("DATA\r\n"), SEND("250 ok\r\nxyz\r\n")},
+     "send",
+     SL_SMTP_FAIL_PROTO,
+     SL_PH_RCPT_TO,
+     "malformed rcpt_to reply line \"xyz\"",
+     0},
+    {"greeting refused",
+     {SEND("554 5.7.1 go away\r\n"), STALL(3000)},
+     "open",
+     SL_SMTP_FAIL_REPLY,
+     SL_PH_GREETING,
+     "greeting refused: 554 5.7.1 go away",
+     554},
+    {"EHLO and HELO refused",
+     {GREET, EHLO_EXPECT, SEND("554 no\r\n"), EXPECT("HELO"), SEND("554 still no\r\n"),
+      STALL(3000)},
+     "open",
+     SL_SMTP_FAIL_REPLY,
+     SL_PH_EHLO,
+     "HELO refused: 554 still no",
+     554},
+    {"EHLO answered 421",
+     {GREET, EHLO_EXPECT, SEND("421 4.3.2 bye\r\n"), STALL(3000)},
+     "open",
+     SL_SMTP_FAIL_REPLY,
+     SL_PH_EHLO,
+     "EHLO refused: 421 4.3.2 bye",
+     421},
+    {"reset at the greeting",
+     {RESET},
+     "open",
+     SL_SMTP_FAIL_IO,
+     SL_PH_GREETING,
+     "connection reset by the peer during greeting",
+     0},
+    {"closed after EHLO",
+     {GREET, EHLO_EXPECT, CLOSE},
+     "open",
+     SL_SMTP_FAIL_IO,
+     SL_PH_EHLO,
+     "connection closed by the peer during ehlo",
+     0},
+    {"closed mid-reply",
+     {SEND("220-first line\r\n220-sec"), CLOSE},
+     "open",
+     SL_SMTP_FAIL_IO,
+     SL_PH_GREETING,
+     "connection closed by the peer during greeting",
+     0},
+    {"closed mid-DATA",
+     {GREET, EHLO_PIPE, EXPECT("DATA\r\n"),
+      SEND("250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"), EXPECT("Subject"), CLOSE},
+     "send",
+     SL_SMTP_FAIL_IO,
+     SL_PH_DATA,
+     "connection ",
+     0},
+    {"421 to a RCPT",
+     {GREET, EHLO_PIPE, EXPECT("DATA\r\n"), SEND("250 ok\r\n250 ok\r\n421 4.4.2 closing\r\n"),
+      CLOSE},
+     "send",
+     SL_SMTP_FAIL_REPLY,
+     SL_PH_RCPT_TO,
+     "the peer closes the session during rcpt_to: 421 4.4.2 closing",
+     0},
+};
+
+/* Hostile or broken peers: bounded, named failures, never a crash or a hang. */
+static void test_hostile_peers(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof hostile_cases / sizeof hostile_cases[0]; i++) {
+        const struct hostile_case *c = &hostile_cases[i];
+        struct sl_smtp_timeouts to = quick();
+        struct outcome o;
+
+        drive(c->script, &to, 0, NULL, 0, &o);
+        print_message("%s: %s after %ld ms: %s\n", c->name, o.call, o.ms, o.err);
+        assert_string_equal(o.call, c->call);
+        assert_int_equal(o.fail, c->fail);
+        assert_int_equal(o.phase, c->phase);
+        assert_true(strncmp(o.err, c->err, strlen(c->err)) == 0);
+        if (strcmp(c->call, "open") == 0)
+            assert_int_equal(o.r.code, c->code);
+        assert_true(o.ms < 1900); /* decided on the spot, not by a timer */
+    }
+}
+
+/* After a 421 to the second recipient, it and the third carry the 421; the first keeps its
+ * own reply. */
+static void test_421_fills_the_rest(void **state)
+{
+    static const struct step script[] = {GREET,
+                                         EHLO_PIPE,
+                                         EXPECT("DATA\r\n"),
+                                         SEND("250 ok\r\n250 2.1.5 ok\r\n421 4.4.2 closing\r\n"),
+                                         CLOSE,
+                                         {0}};
+    struct sl_smtp_timeouts to = quick();
+    struct outcome o;
+
+    (void)state;
+    drive(script, &to, 0, NULL, 0, &o);
+    assert_int_equal(o.mail.code, 250);
+    assert_int_equal(o.rr[0].code, 250);
+    assert_int_equal(o.rr[1].code, 421);
+    assert_int_equal(o.rr[2].code, 421);
+    assert_string_equal(o.rr[2].enhanced, "4.4.2");
+    assert_int_equal(o.data.code, 0);
+}
+
+/* Connecting: refused at once; a peer whose accept queue is full times out in "connect". */
+static void test_connect(void **state)
+{
+    struct sockaddr_in dst = {.sin_family = AF_INET};
+    socklen_t alen = sizeof dst;
+    struct sl_smtp s;
+    struct sl_reply r;
+    struct sl_smtp_timeouts to = quick();
+    struct sockaddr_in src = source();
+    int fill[8], nfill = 0;
+
+    (void)state;
+    /* A port nobody listens on: bind one, note it, close it. */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    inet_pton(AF_INET, PEER_IP, &dst.sin_addr);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&dst, sizeof dst), 0);
+    getsockname(lfd, (struct sockaddr *)&dst, &alen);
+    close(lfd);
+    assert_int_equal(sl_smtp_open(&s, &env, &to, (struct sockaddr *)&src, sizeof src,
+                                  (struct sockaddr *)&dst, sizeof dst, HELO_NAME, &r),
+                     -1);
+    assert_int_equal(s.fail, SL_SMTP_FAIL_IO);
+    assert_int_equal(s.phase, SL_PH_CONNECT);
+    assert_non_null(strstr(s.err, "Connection refused"));
+    assert_int_equal(r.code, 0);
+
+    /* A listener that never accepts, its queue filled: further SYNs are dropped. */
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    dst.sin_port = 0;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&dst, sizeof dst), 0);
+    getsockname(lfd, (struct sockaddr *)&dst, &alen);
+    assert_int_equal(listen(lfd, 0), 0);
+    for (; nfill < 8; nfill++) {
+        fill[nfill] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        struct pollfd p = {.fd = fill[nfill], .events = POLLOUT};
+        connect(fill[nfill], (struct sockaddr *)&dst, sizeof dst);
+        if (poll(&p, 1, 200) == 0) {
+            nfill++;
+            break; /* this one hangs: the queue is full */
+        }
+    }
+    to.ms[SL_PH_CONNECT] = 300;
+    long t0 = now_ms();
+    assert_int_equal(sl_smtp_open(&s, &env, &to, (struct sockaddr *)&src, sizeof src,
+                                  (struct sockaddr *)&dst, sizeof dst, HELO_NAME, &r),
+                     -1);
+    long ms = now_ms() - t0;
+    assert_int_equal(s.fail, SL_SMTP_FAIL_TIMEOUT);
+    assert_int_equal(s.phase, SL_PH_CONNECT);
+    assert_string_equal(s.err, "timeout connecting after 300ms");
+    assert_true(ms >= 300 && ms < 300 + SLACK_MS);
+    assert_timer_clean();
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    close(lfd);
+}
+
+/* An address that could smuggle a second command is refused before anything is sent. */
+static void test_address_injection_refused(void **state)
+{
+    static const struct step script[] = {GREET, EHLO_PIPE, STALL(3000), {0}};
+    static const char *const rcpt[] = {"b@y.test>\r\nRCPT TO:<evil@z.test"};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[1];
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    server_start(&sv, script, 0);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    struct sl_smtp_txn t = txn("a@x.test", rcpt, 1, rr);
+    assert_int_equal(sl_smtp_send(&s, &t), -1);
+    assert_int_equal(s.phase, SL_PH_RCPT_TO);
+    assert_int_equal(s.fd, -1);
+    server_wait(&sv);
+    assert_string_equal(received(), "EHLO " HELO_NAME "\r\n");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pipelined_transaction),
+        cmocka_unit_test(test_stepwise_helo_fallback),
+        cmocka_unit_test(test_pipelined_refusals),
+        cmocka_unit_test(test_pipelined_rset),
+        cmocka_unit_test(test_large_body),
+        cmocka_unit_test(test_many_recipients),
+        cmocka_unit_test(test_sigterm_does_not_end_a_phase),
+        cmocka_unit_test(test_alive),
+        cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_body_transfer_timeout),
+        cmocka_unit_test(test_quit_cap),
+        cmocka_unit_test(test_hostile_peers),
+        cmocka_unit_test(test_421_fills_the_rest),
+        cmocka_unit_test(test_connect),
+        cmocka_unit_test(test_address_injection_refused),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,697 @@
+/*
+ * test_spool.c - the durable queue on disk (spool/).
+ *
+ * Every case works on a real spool in a private temporary directory: the
+ * addresses inject accepts, what a written message reads back as (parts,
+ * duplicates, null sender, bounce flag), the stored body (CRLF, dot-stuffed),
+ * refusals that leave nothing behind, damaged files that are refused without
+ * a crash, part states, removal, the scan and its garbage sweep, and the
+ * notification datagram.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sl_spool.h"
+
+/* A private spool for one case. */
+struct fixture {
+    char dir[64];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    char err[256];
+
+    snprintf(f->dir, sizeof f->dir, "/tmp/sluice-spool.XXXXXX");
+    if (mkdtemp(f->dir) == NULL || sl_spool_init(f->dir, err, sizeof err) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+/* entries - files in dir/sub (not . and ..) */
+static int entries(const char *dir, const char *sub)
+{
+    char path[256];
+    struct dirent *e;
+    int n = 0;
+    DIR *d;
+
+    snprintf(path, sizeof path, "%s/%s", dir, sub);
+    d = opendir(path);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* put_file - dir/sub/name with text (a hand-made spool file) */
+static void put_file(const char *dir, const char *sub, const char *name, const char *text,
+                     size_t len)
+{
+    char path[256];
+    FILE *fp;
+
+    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(text, 1, len, fp), len);
+    fclose(fp);
+}
+
+/* exists - dir/sub/name is there */
+static bool exists(const char *dir, const char *sub, const char *name)
+{
+    char path[256];
+    struct stat st;
+
+    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
+    return stat(path, &st) == 0;
+}
+
+/* write_msg - queue a message for rcpts with a one-line body; the id */
+static void write_msg(const char *dir, const char *const *rcpt, size_t n, char *id)
+{
+    struct sl_spool_new m = {.binding = "default",
+                             .sender = "s@example.org",
+                             .rcpt = rcpt,
+                             .nrcpt = n,
+                             .body = "Subject: t\n\nhello\n",
+                             .len = 18};
+    char err[256];
+
+    assert_int_equal(sl_spool_write(dir, &m, id, err, sizeof err), 0);
+}
+
+static void test_address_good(void **state)
+{
+    static const char *const good[] = {
+        "a@b.c",
+        "first.last@example.com",
+        "user+tag@sub-domain.example.co.uk",
+        "!#$%&'*+-/=?^_`{|}~@example.org",
+        "\"quoted\"@example.com",
+        "\"a\\\"b@c\"@example.com",
+        "x@[127.0.0.1]",
+        "x@[IPv6:2001:db8::1]",
+        "x@[ipv6:::1]",
+        "postmaster@localhost",
+        /* 64-octet local part, the limit */
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@example.com",
+    };
+    char err[128];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (!sl_spool_valid_address(good[i], false, err, sizeof err))
+            fail_msg("refused %s: %s", good[i], err);
+    assert_true(sl_spool_valid_address("", true, err, sizeof err));
+}
+
+/* A refused address and a word of the reason. */
+struct bad {
+    const char *addr, *why;
+};
+
+static void test_address_bad(void **state)
+{
+    char local65[80], label64[80], long_domain[300], long_path[300];
+    const struct bad bad[] = {
+        {"", "empty"},
+        {"plain", "local@domain"},
+        {"@example.com", "local part"},
+        {"a@", "domain"},
+        {"a@b..c", "domain"},
+        {".a@b.c", "local part"},
+        {"a.@b.c", "local part"},
+        {"a..b@c.d", "local part"},
+        {"a b@c.d", "space"},
+        {"\"a b\"@c.d", "space"},
+        {"a\r@b.c", "CR"},
+        {"a@b.c\r\n", "CR"},
+        {"a\n@b.c", "LF"},
+        {"a\t@b.c", "control"},
+        {"a\x01@b.c", "control"},
+        {"\xc3\xa9@b.c", "non-ASCII"},
+        {"a@-b.c", "domain"},
+        {"a@b-.c", "domain"},
+        {"a@b_c.d", "domain"},
+        {"a@b.c.", "domain"},
+        {"a@[1.2.3]", "domain"},
+        {"a@[IPv6:zz::1]", "domain"},
+        {"a@[1.2.3.4", "domain"},
+        {"\"unterminated@x.org", "local@domain"},
+        {"\"a\"b@x.org", "local@domain"},
+        {local65, "local part longer than 64"},
+        {label64, "domain"},
+        {long_domain, "domain longer than 255"},
+        {long_path, "longer than 254"},
+    };
+    char err[128];
+
+    (void)state;
+    snprintf(local65, sizeof local65, "%065d@example.com", 0);
+    snprintf(label64, sizeof label64, "a@%064d.com", 0);
+    /* four labels of 63 and "com": a domain of 259 octets */
+    snprintf(long_domain, sizeof long_domain, "a@%063d.%063d.%063d.%063d.com", 1, 2, 3, 4);
+    /* 64 + 1 + 190 = 255 octets: every part within its own limit */
+    snprintf(long_path, sizeof long_path, "%064d@%063d.%063d.%062d", 1, 2, 3, 4);
+    assert_int_equal(strlen(long_domain), 2 + 259);
+    assert_int_equal(strlen(long_path), 255);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        if (sl_spool_valid_address(bad[i].addr, false, err, sizeof err))
+            fail_msg("accepted bad address #%zu", i);
+        if (strstr(err, bad[i].why) == NULL)
+            fail_msg("bad address #%zu: reason \"%s\" lacks \"%s\"", i, err, bad[i].why);
+    }
+    /* 254 octets is the limit and passes */
+    long_path[254] = '\0';
+    assert_true(sl_spool_valid_address(long_path, false, err, sizeof err));
+}
+
+static void test_address_domain(void **state)
+{
+    char d[256];
+
+    (void)state;
+    sl_spool_address_domain("Joe@Example.COM", d, sizeof d);
+    assert_string_equal(d, "example.com");
+    sl_spool_address_domain("\"a@B\"@Sub.Example.org", d, sizeof d);
+    assert_string_equal(d, "sub.example.org");
+    sl_spool_address_domain("x@[ipv6:2001:DB8::1]", d, sizeof d);
+    assert_string_equal(d, "[IPv6:2001:db8::1]");
+}
+
+static void test_write_read_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"a@Example.COM", "c@other.net",   "b@example.com",
+                          "a@EXAMPLE.com", "A@example.com", "c@OTHER.net"};
+    struct sl_spool_new n = {.binding = "b1",
+                             .sender = "",
+                             .dsn = true,
+                             .rcpt = rcpt,
+                             .nrcpt = 6,
+                             .body = "x\n",
+                             .len = 2};
+    struct sl_spool_msg m;
+    char id[SL_SPOOL_ID_LEN + 1], err[256];
+    int64_t now = (int64_t)time(NULL);
+
+    assert_int_equal(sl_spool_write(f->dir, &n, id, err, sizeof err), 0);
+    assert_int_equal(strlen(id), SL_SPOOL_ID_LEN);
+    assert_true(sl_spool_id_valid(id));
+    assert_true(exists(f->dir, "queue", id));
+    assert_int_equal(entries(f->dir, "tmp"), 0);
+
+    assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), 0);
+    assert_string_equal(m.id, id);
+    assert_string_equal(m.binding, "b1");
+    assert_string_equal(m.sender, "");
+    assert_true(m.dsn);
+    assert_int_equal(m.size, 3);
+    assert_true(m.arrival >= now - 1 && m.arrival <= now + 1);
+    /* duplicates (domain in any case, same local part) kept once, in order */
+    assert_int_equal(m.nrcpt, 4);
+    assert_string_equal(m.rcpt[0].addr, "a@Example.COM");
+    assert_string_equal(m.rcpt[1].addr, "c@other.net");
+    assert_string_equal(m.rcpt[2].addr, "b@example.com");
+    assert_string_equal(m.rcpt[3].addr, "A@example.com");
+    /* parts by lower-cased domain, numbered by first appearance */
+    assert_int_equal(m.nparts, 2);
+    assert_string_equal(m.domain[0], "example.com");
+    assert_string_equal(m.domain[1], "other.net");
+    assert_int_equal(m.rcpt[0].part, 0);
+    assert_int_equal(m.rcpt[1].part, 1);
+    assert_int_equal(m.rcpt[2].part, 0);
+    assert_int_equal(m.rcpt[3].part, 0);
+    sl_spool_msg_free(&m);
+}
+
+static void test_body_crlf_and_dots(void **state)
+{
+    struct fixture *f = *state;
+    static const char in[] = "a\nb\r\nc\rd\r\n.e\n..f\n.\n\r\n\rlast";
+    static const char want[] = "a\r\nb\r\nc\r\nd\r\n..e\r\n...f\r\n..\r\n\r\n\r\nlast\r\n";
+    const char *rcpt[] = {"r@example.com"};
+    struct sl_spool_new n = {.binding = "default",
+                             .sender = "s@example.org",
+                             .rcpt = rcpt,
+                             .nrcpt = 1,
+                             .body = in,
+                             .len = sizeof in - 1};
+    struct sl_spool_msg m;
+    char id[SL_SPOOL_ID_LEN + 1], err[256], *body;
+    size_t len;
+
+    assert_int_equal(sl_spool_write(f->dir, &n, id, err, sizeof err), 0);
+    assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), 0);
+    /* size: the CRLF form before stuffing (three stuffed dots fewer) */
+    assert_int_equal(m.size, sizeof want - 1 - 3);
+    assert_int_equal(sl_spool_body(f->dir, &m, &body, &len, err, sizeof err), 0);
+    assert_int_equal(len, sizeof want - 1);
+    assert_memory_equal(body, want, len);
+    free(body);
+    sl_spool_msg_free(&m);
+}
+
+/* refused - sl_spool_write refuses n with a reason containing why, and leaves nothing */
+static void refused(const char *dir, const struct sl_spool_new *n, const char *why)
+{
+    char id[SL_SPOOL_ID_LEN + 1], err[256] = "";
+
+    assert_int_equal(sl_spool_write(dir, n, id, err, sizeof err), -1);
+    if (strstr(err, why) == NULL)
+        fail_msg("reason \"%s\" lacks \"%s\"", err, why);
+    assert_null(strchr(err, '\n'));
+    assert_int_equal(entries(dir, "tmp"), 0);
+    assert_int_equal(entries(dir, "queue"), 0);
+}
+
+static void test_refusals_leave_nothing(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"r@example.com"}, *bad_rcpt[] = {"r@example.com", "x\r@example.com"};
+    static const char nul[] = "Subject: x\n\nbad\0byte\n";
+    static char line999[1001], line998[1000];
+    const char **many = calloc(SL_SPOOL_PARTS_MAX + 1, sizeof *many);
+    char(*doms)[32] = calloc(SL_SPOOL_PARTS_MAX + 1, sizeof *doms);
+    struct sl_spool_new n = {.binding = "default",
+                             .sender = "s@example.org",
+                             .rcpt = rcpt,
+                             .nrcpt = 1,
+                             .body = "ok\n",
+                             .len = 3};
+    struct sl_spool_new t;
+    char id[SL_SPOOL_ID_LEN + 1], err[256];
+
+    t = n, t.sender = "bad sender@x.org";
+    refused(f->dir, &t, "bad sender");
+    t = n, t.rcpt = bad_rcpt, t.nrcpt = 2;
+    refused(f->dir, &t, "contains CR");
+    t = n, t.nrcpt = 0;
+    refused(f->dir, &t, "no recipient");
+    t = n, t.binding = "two words";
+    refused(f->dir, &t, "binding");
+    t = n, t.body = "", t.len = 0;
+    refused(f->dir, &t, "empty");
+    t = n, t.body = nul, t.len = sizeof nul - 1;
+    refused(f->dir, &t, "NUL");
+    memset(line999, 'x', 999);
+    line999[999] = '\n';
+    t = n, t.body = line999, t.len = 1000;
+    refused(f->dir, &t, "longer than 998");
+    /* 3 bytes become "ok\r\n": 4 > 3 */
+    t = n, t.max_size = 3;
+    refused(f->dir, &t, "larger than 3");
+    for (int i = 0; i <= SL_SPOOL_PARTS_MAX; i++) {
+        snprintf(doms[i], sizeof doms[i], "r@d%d.example", i);
+        many[i] = doms[i];
+    }
+    t = n, t.rcpt = many, t.nrcpt = SL_SPOOL_PARTS_MAX + 1;
+    refused(f->dir, &t, "domains");
+
+    /* the limits themselves pass: 998 octets, exactly max_size, 256 domains */
+    memset(line998, 'x', 998);
+    line998[998] = '\n';
+    t = n, t.body = line998, t.len = 999, t.max_size = 1000, t.nrcpt = 1;
+    assert_int_equal(sl_spool_write(f->dir, &t, id, err, sizeof err), 0);
+    t = n, t.rcpt = many, t.nrcpt = SL_SPOOL_PARTS_MAX;
+    assert_int_equal(sl_spool_write(f->dir, &t, id, err, sizeof err), 0);
+    assert_int_equal(entries(f->dir, "queue"), 2);
+    free(many);
+    free(doms);
+}
+
+static void test_ids_unique(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"r@example.com"};
+    char ids[200][SL_SPOOL_ID_LEN + 1];
+
+    for (int i = 0; i < 200; i++) {
+        write_msg(f->dir, rcpt, 1, ids[i]);
+        assert_true(sl_spool_id_valid(ids[i]));
+        /* the time prefix never goes back */
+        if (i > 0)
+            assert_true(memcmp(ids[i - 1], ids[i], 10) <= 0);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(ids[i], ids[j]);
+    }
+    assert_int_equal(entries(f->dir, "queue"), 200);
+    assert_false(sl_spool_id_valid("short"));
+    assert_false(sl_spool_id_valid("0123456789abcdefghi/"));
+    assert_false(sl_spool_id_valid("0123456789abcdefghijk"));
+}
+
+/* A damaged queue file and what it must be refused for. */
+struct damaged {
+    const char *text;
+};
+
+static void test_read_damaged(void **state)
+{
+    struct fixture *f = *state;
+    const char *id = "0000000000aaaaaaaaaa";
+    const char *pre = "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival 1\nbinding b\ndsn 0\n"
+                      "from s@x.org\nsize 3\n";
+    const char *bodies[] = {
+        "rcpt 0 r@x.org\n",                        /* no blank line */
+        "rcpt 1 r@x.org\n\nx\r\n",                 /* part 1 before part 0 */
+        "rcpt 0 r@x.org\nrcpt 1 q@X.org\n\nx\r\n", /* one domain in two parts */
+        "rcpt 0 r@x.org\nrcpt 0 q@y.org\n\nx\r\n", /* two domains in one part */
+        "rcpt 0 bad address@x.org\n\nx\r\n",
+        "rcpt x r@x.org\n\nx\r\n",
+        "rcpt 0\n\nx\r\n",
+        "\nx\r\n", /* no recipient */
+        "rcpt 0 r@x.org\nbogus 1\n\nx\r\n",
+    };
+    const char *heads[] = {
+        "sluice-spool 2\nid 0000000000aaaaaaaaaa\narrival 1\nbinding b\ndsn 0\nfrom \nsize "
+        "3\nrcpt 0 r@x.org\n\nx\r\n",
+        "sluice-spool 1\nid 0000000000aaaaaaaaab\narrival 1\nbinding b\ndsn 0\nfrom \nsize "
+        "3\nrcpt 0 r@x.org\n\nx\r\n",
+        "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival -1\nbinding b\ndsn 0\nfrom \nsize "
+        "3\nrcpt 0 r@x.org\n\nx\r\n",
+        "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival 1\nbinding b\ndsn 2\nfrom \nsize "
+        "3\nrcpt 0 r@x.org\n\nx\r\n",
+        "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival 1\nbinding b\ndsn 0\nfrom \nsize "
+        "99999999999999999999999\nrcpt 0 r@x.org\n\nx\r\n",
+        "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival 1\nbinding \ndsn 0\nfrom \nsize "
+        "3\nrcpt 0 r@x.org\n\nx\r\n",
+        "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival 1\nbinding b\ndsn 0\nsize "
+        "3\nrcpt 0 r@x.org\n\nx\r\n",
+        "",
+    };
+    struct sl_spool_msg m;
+    char text[1024], err[256], *body, *huge;
+    size_t len, hugelen = 200 * 1024;
+
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        snprintf(text, sizeof text, "%s%s", pre, bodies[i]);
+        put_file(f->dir, "queue", id, text, strlen(text));
+        err[0] = '\0';
+        if (sl_spool_read(f->dir, id, &m, err, sizeof err) == 0)
+            fail_msg("accepted damaged file #%zu", i);
+        assert_true(err[0] != '\0');
+    }
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+        put_file(f->dir, "queue", id, heads[i], strlen(heads[i]));
+        if (sl_spool_read(f->dir, id, &m, err, sizeof err) == 0)
+            fail_msg("accepted damaged header #%zu", i);
+    }
+    /* a NUL in the header */
+    snprintf(text, sizeof text, "%srcpt 0 r@x.org\n\nx\r\n", pre);
+    text[20] = '\0';
+    put_file(f->dir, "queue", id, text, strlen(pre) + 19);
+    assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), -1);
+    /* a header that never ends, longer than the first read */
+    huge = malloc(hugelen);
+    memset(huge, 'r', hugelen);
+    memcpy(huge, pre, strlen(pre));
+    put_file(f->dir, "queue", id, huge, hugelen);
+    assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), -1);
+    free(huge);
+    /* good header, body without its final CRLF */
+    snprintf(text, sizeof text, "%srcpt 0 r@x.org\n\nx", pre);
+    put_file(f->dir, "queue", id, text, strlen(text));
+    assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), 0);
+    assert_int_equal(sl_spool_body(f->dir, &m, &body, &len, err, sizeof err), -1);
+    sl_spool_msg_free(&m);
+    /* missing file and a bad id */
+    assert_int_equal(sl_spool_read(f->dir, "0000000000aaaaaaaaaz", &m, err, sizeof err), -1);
+    assert_int_equal(sl_spool_read(f->dir, "../queue/x", &m, err, sizeof err), -1);
+}
+
+static void test_many_recipients(void **state)
+{
+    struct fixture *f = *state;
+    size_t n = 3000;
+    const char **rcpt = calloc(n, sizeof *rcpt);
+    char(*addr)[64] = calloc(n, sizeof *addr);
+    struct sl_spool_msg m;
+    char id[SL_SPOOL_ID_LEN + 1], err[256];
+
+    for (size_t i = 0; i < n; i++) {
+        snprintf(addr[i], sizeof addr[i], "recipient-number-%05zu@domain%zu.example", i, i % 7);
+        rcpt[i] = addr[i];
+    }
+    write_msg(f->dir, rcpt, n, id);
+    /* header > 64 KB: read grows its buffer */
+    assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), 0);
+    assert_int_equal(m.nrcpt, n);
+    assert_int_equal(m.nparts, 7);
+    assert_string_equal(m.rcpt[n - 1].addr, addr[n - 1]);
+    assert_int_equal(m.rcpt[n - 1].part, (n - 1) % 7);
+    sl_spool_msg_free(&m);
+    free(rcpt);
+    free(addr);
+}
+
+static void test_state_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"a@x.org", "b@y.org", "c@x.org", "d@y.org"};
+    struct sl_spool_state st, back;
+    char id[SL_SPOOL_ID_LEN + 1], err[256];
+
+    write_msg(f->dir, rcpt, 4, id);
+    /* never saved: the initial state */
+    assert_int_equal(sl_spool_state_load(f->dir, id, 1, 4, &st, err, sizeof err), 0);
+    assert_int_equal(st.attempts, 0);
+    assert_int_equal(st.next, 0);
+    assert_string_equal(st.reply, "");
+    assert_int_equal(st.nrcpt, 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(st.status[i], SL_RCPT_PENDING);
+
+    st.attempts = 3;
+    st.next = 1700000000;
+    snprintf(st.reply, sizeof st.reply, "451 4.3.0 try\r\nlater");
+    st.status[1] = SL_RCPT_DELIVERED;
+    st.status[3] = SL_RCPT_BOUNCED;
+    assert_int_equal(sl_spool_state_save(f->dir, id, 1, &st, err, sizeof err), 0);
+    assert_int_equal(entries(f->dir, "tmp"), 0);
+    assert_int_equal(sl_spool_state_load(f->dir, id, 1, 4, &back, err, sizeof err), 0);
+    assert_int_equal(back.attempts, 3);
+    assert_int_equal(back.next, 1700000000);
+    /* the reply is kept on one line */
+    assert_string_equal(back.reply, "451 4.3.0 try  later");
+    assert_memory_equal(back.status, "PDPB", 4);
+    sl_spool_state_free(&back);
+
+    /* saving again replaces */
+    st.attempts = 4;
+    st.status[1] = SL_RCPT_PENDING;
+    assert_int_equal(sl_spool_state_save(f->dir, id, 1, &st, err, sizeof err), 0);
+    assert_int_equal(sl_spool_state_load(f->dir, id, 1, 4, &back, err, sizeof err), 0);
+    assert_int_equal(back.attempts, 4);
+    assert_memory_equal(back.status, "PPPB", 4);
+    sl_spool_state_free(&back);
+    sl_spool_state_free(&st);
+}
+
+static void test_state_damaged(void **state)
+{
+    struct fixture *f = *state;
+    const char *id = "0000000000bbbbbbbbbb";
+    const char *bad[] = {
+        "attempts x\nnext 0\nreply \n",
+        "attempts 1\nreply \nnext 0\n",
+        "attempts 1\nnext 0\nreply \ndone 4 D\n", /* index beyond the message */
+        "attempts 1\nnext 0\nreply \ndone 1 X\n",
+        "attempts 1\nnext 0\nreply \ndone 1 DD\n",
+        "attempts 1\nnext 0\nreply ok",           /* no final LF: torn */
+        "attempts 99999999999\nnext 0\nreply \n", /* beyond 32 bits */
+        "",
+    };
+    struct sl_spool_state st;
+    char err[256], longreply[SL_REPLY_MAX + 64];
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        put_file(f->dir, "state", "0000000000bbbbbbbbbb.0", bad[i], strlen(bad[i]));
+        if (sl_spool_state_load(f->dir, id, 0, 4, &st, err, sizeof err) == 0)
+            fail_msg("accepted damaged state #%zu", i);
+        assert_null(st.status);
+    }
+    snprintf(longreply, sizeof longreply, "attempts 1\nnext 0\nreply %0*d\n", SL_REPLY_MAX, 0);
+    put_file(f->dir, "state", "0000000000bbbbbbbbbb.0", longreply, strlen(longreply));
+    assert_int_equal(sl_spool_state_load(f->dir, id, 0, 4, &st, err, sizeof err), -1);
+    assert_int_equal(sl_spool_state_load(f->dir, "../x", 0, 4, &st, err, sizeof err), -1);
+}
+
+static void test_part_done(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"a@x.org", "b@y.org", "c@x.org"};
+    struct sl_spool_msg m;
+    struct sl_spool_state st;
+    char id[SL_SPOOL_ID_LEN + 1], err[256];
+
+    write_msg(f->dir, rcpt, 3, id);
+    assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), 0);
+    assert_int_equal(sl_spool_state_load(f->dir, id, 0, m.nrcpt, &st, err, sizeof err), 0);
+    assert_false(sl_spool_part_done(&m, 0, &st));
+    st.status[0] = SL_RCPT_DELIVERED;
+    assert_false(sl_spool_part_done(&m, 0, &st));
+    st.status[2] = SL_RCPT_BOUNCED;
+    assert_true(sl_spool_part_done(&m, 0, &st));
+    /* part 1's recipient is still pending */
+    assert_false(sl_spool_part_done(&m, 1, &st));
+    st.status[1] = SL_RCPT_DELIVERED;
+    assert_true(sl_spool_part_done(&m, 1, &st));
+    sl_spool_state_free(&st);
+    sl_spool_msg_free(&m);
+}
+
+static void test_remove(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"a@x.org", "b@y.org"}, *other_rcpt[] = {"c@z.org"};
+    struct sl_spool_state st;
+    struct sl_spool_msg m;
+    char id[SL_SPOOL_ID_LEN + 1], other[SL_SPOOL_ID_LEN + 1], err[256];
+
+    write_msg(f->dir, rcpt, 2, id);
+    write_msg(f->dir, other_rcpt, 1, other);
+    assert_int_equal(sl_spool_state_load(f->dir, id, 0, 2, &st, err, sizeof err), 0);
+    st.attempts = 1;
+    assert_int_equal(sl_spool_state_save(f->dir, id, 0, &st, err, sizeof err), 0);
+    assert_int_equal(sl_spool_state_save(f->dir, id, 1, &st, err, sizeof err), 0);
+    assert_int_equal(sl_spool_state_save(f->dir, other, 0, &st, err, sizeof err), 0);
+    sl_spool_state_free(&st);
+    assert_int_equal(entries(f->dir, "state"), 3);
+
+    assert_int_equal(sl_spool_remove(f->dir, id, 2), 0);
+    assert_false(exists(f->dir, "queue", id));
+    assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), -1);
+    assert_int_equal(entries(f->dir, "state"), 1);
+    assert_true(exists(f->dir, "queue", other));
+    /* removing again (a crash between the two steps) is fine */
+    assert_int_equal(sl_spool_remove(f->dir, id, 2), 0);
+}
+
+/* Ids seen by the scan. */
+struct seen {
+    char ids[8][SL_SPOOL_ID_LEN + 1];
+    int n;
+};
+
+static void see(const char *id, void *ctx)
+{
+    struct seen *s = ctx;
+
+    assert_true(s->n < 8);
+    snprintf(s->ids[s->n++], sizeof s->ids[0], "%s", id);
+}
+
+static void test_scan(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"a@x.org"};
+    char ids[3][SL_SPOOL_ID_LEN + 1], path[256], name[32], err[256];
+    struct sl_spool_state st;
+    struct timespec old[2] = {{.tv_sec = time(NULL) - 120}, {.tv_sec = time(NULL) - 120}};
+    struct seen s = {0};
+
+    for (int i = 0; i < 3; i++)
+        write_msg(f->dir, rcpt, 1, ids[i]);
+    /* a live state, an orphan state, a stale and a fresh tmp file, a stranger */
+    assert_int_equal(sl_spool_state_load(f->dir, ids[1], 0, 1, &st, err, sizeof err), 0);
+    assert_int_equal(sl_spool_state_save(f->dir, ids[1], 0, &st, err, sizeof err), 0);
+    sl_spool_state_free(&st);
+    put_file(f->dir, "state", "0000000000cccccccccc.0", "attempts 0\n", 11);
+    put_file(f->dir, "tmp", "stale", "x", 1);
+    snprintf(path, sizeof path, "%s/tmp/stale", f->dir);
+    assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+    put_file(f->dir, "tmp", "fresh", "x", 1);
+    put_file(f->dir, "queue", "not-an-id", "x", 1);
+
+    assert_int_equal(sl_spool_scan(f->dir, see, &s), 0);
+    assert_int_equal(s.n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(s.ids[i], ids[i]); /* oldest first */
+    assert_false(exists(f->dir, "tmp", "stale"));
+    assert_true(exists(f->dir, "tmp", "fresh"));
+    assert_false(exists(f->dir, "state", "0000000000cccccccccc.0"));
+    snprintf(name, sizeof name, "%s.0", ids[1]);
+    assert_true(exists(f->dir, "state", name));
+    assert_true(exists(f->dir, "queue", "not-an-id"));
+    assert_int_equal(sl_spool_scan("/nonexistent/spool", see, &s), -1);
+}
+
+static void test_notify(void **state)
+{
+    struct fixture *f = *state;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct timeval tv = {2, 0};
+    char buf[64];
+    ssize_t n;
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+
+    /* with nobody listening: silent, no error */
+    sl_spool_notify(f->dir, "0000000000dddddddddd");
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/control.sock", f->dir);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    sl_spool_notify(f->dir, "0000000000dddddddddd");
+    n = recv(fd, buf, sizeof buf - 1, 0);
+    assert_int_equal(n, 2 + SL_SPOOL_ID_LEN);
+    buf[n] = '\0';
+    assert_string_equal(buf, "N 0000000000dddddddddd");
+    close(fd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_address_good),
+        cmocka_unit_test(test_address_bad),
+        cmocka_unit_test(test_address_domain),
+        cmocka_unit_test_setup_teardown(test_write_read_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_crlf_and_dots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals_leave_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ids_unique, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_damaged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_recipients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_damaged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_part_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notify, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,168 @@
+/*
+ * connect.c - open a connection for a destination: resolve, pick an MX whose
+ * counters have room, reserve them, connect from the binding's address.
+ *
+ * Hosts are tried in the resolver's order (MX preference, equal ones
+ * shuffled, at most mx_limit), each at most multihomed_limit addresses.  A
+ * host whose own counters (binding x host, host scope) are full is skipped
+ * for the next; any other full counter (domain, binding, server) stops the
+ * attempt: the mail waits for a slot, not for the retry interval.  The
+ * counters are taken before connect and held until sl_conn_close.
+ * Trust boundary: DNS answers and the peer's replies come from outside; they
+ * reach here already bounded by sl_dns and sl_smtp.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <bsd/string.h>
+
+#include "sl_config.h"
+#include "sl_msg.h"
+#include "worker_impl.h"
+
+#define DNS_TIMEOUT_MS 10000 /* one resolution, ldns retries included */
+
+/* resolver - the worker's resolver, opened on first use */
+static struct sl_dns *resolver(struct sl_wstate *w, char *err, size_t errlen)
+{
+    struct sl_scope_ref none = {0};
+
+    if (w->dns == NULL)
+        w->dns = sl_dns_open(sl_config_str(w->ctx->cfg, SL_OPT_DNS_SERVER, &none), DNS_TIMEOUT_MS,
+                             err, errlen);
+    return w->dns;
+}
+
+/* host_scoped - a refusal that another MX host may not meet */
+static bool host_scoped(enum sl_scope_kind kind)
+{
+    return kind == SL_SCOPE_BINDING_HOST || kind == SL_SCOPE_HOST;
+}
+
+/* note_refusal - keep the refusing counter for the log and the master */
+static void note_refusal(struct sl_wstate *w, const struct sl_refusal *why,
+                         struct sl_open_info *info)
+{
+    info->why = *why;
+    info->phase = "limits";
+    sl_worker_scope_name(w->ctx->shm, why->slot, info->scope, sizeof info->scope);
+    snprintf(info->reply, sizeof info->reply, "%s: %u in use, limit %d", info->scope, why->in_use,
+             why->limit);
+}
+
+/* try_addresses - connect to one of h's addresses; true when a session is open */
+static bool try_addresses(struct sl_wstate *w, const struct sl_dest *d, const struct sl_dns_host *h,
+                          struct sl_open_info *info)
+{
+    struct sl_smtp_env env = {.wait_mask = &w->wait_mask, .alarmed = w->alarmed};
+    struct sl_conn *c = &w->conn;
+
+    for (size_t i = 0; i < h->naddr; i++) {
+        struct sl_reply r = {0};
+        sl_dns_format_addr(&h->addr[i], info->ip, sizeof info->ip, false);
+        strlcpy(info->mx, h->name, sizeof info->mx);
+        if (sl_smtp_open(&c->s, &env, &d->to, d->srclen ? (const struct sockaddr *)&d->src : NULL,
+                         d->srclen, (const struct sockaddr *)&h->addr[i], h->addrlen[i], d->helo,
+                         &r) == 0)
+            return true;
+        info->phase = sl_phase_name(c->s.phase);
+        if (r.code != 0)
+            strlcpy(info->reply, r.text, sizeof info->reply);
+        else
+            strlcpy(info->reply, c->s.err, sizeof info->reply);
+        sl_msg_debug("%s [%s]: %s", h->name, info->ip, info->reply);
+    }
+    return false;
+}
+
+/* connected - record the open connection */
+static void connected(struct sl_wstate *w, const struct sl_dest *d, const struct sl_open_info *info)
+{
+    struct sl_conn *c = &w->conn;
+
+    c->open = true;
+    strlcpy(c->binding, d->binding, sizeof c->binding);
+    strlcpy(c->domain, d->domain, sizeof c->domain);
+    strlcpy(c->mx, info->mx, sizeof c->mx);
+    strlcpy(c->ip, info->ip, sizeof c->ip);
+    c->deliveries = c->rcpts = c->txns = 0;
+    c->idle_ms = d->idle_ms;
+}
+
+/* resolve - the hosts to try, or the outcome when there are none */
+static enum sl_open_result resolve(struct sl_wstate *w, const struct sl_dest *d,
+                                   struct sl_dns_answer *a, struct sl_open_info *info)
+{
+    struct sl_dns_query q = {.domain = d->domain,
+                             .route = d->route,
+                             .port = d->port,
+                             .mx_limit = d->mx_limit,
+                             .multihomed_limit = d->multihomed_limit,
+                             .family = d->family};
+    struct sl_dns *dns = resolver(w, info->reply, sizeof info->reply);
+    enum sl_dns_result res;
+
+    info->phase = "dns";
+    if (dns == NULL)
+        return SL_OPEN_DEFER;
+    res = sl_dns_resolve(dns, &q, a, info->reply, sizeof info->reply);
+    if (res == SL_DNS_OK)
+        return SL_OPEN_OK;
+    return res == SL_DNS_TEMPFAIL ? SL_OPEN_DEFER : SL_OPEN_BOUNCE;
+}
+
+/* sl_conn_open - resolve, reserve and connect for d */
+enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
+                                 struct sl_open_info *info)
+{
+    struct sl_dns_answer a; /* about 20 KB: fine on a worker's stack */
+    enum sl_open_result res;
+    bool refused = false, failed = false;
+
+    memset(info, 0, sizeof *info);
+    if ((res = resolve(w, d, &a, info)) != SL_OPEN_OK)
+        return res;
+    for (size_t i = 0; i < a.nhosts; i++) {
+        struct sl_refusal why;
+        char err[256];
+        if (!sl_worker_reserve(w, d->binding, d->domain, a.host[i].name, &w->conn.r, &why, err,
+                               sizeof err)) {
+            if (why.kind == SL_SCOPE_NONE) {
+                info->phase = "limits";
+                strlcpy(info->reply, err, sizeof info->reply);
+                return SL_OPEN_DEFER;
+            }
+            note_refusal(w, &why, info);
+            if (!host_scoped(why.kind))
+                return SL_OPEN_WAIT;
+            refused = true;
+            continue;
+        }
+        if (try_addresses(w, d, &a.host[i], info)) {
+            connected(w, d, info);
+            return SL_OPEN_OK;
+        }
+        failed = true;
+        sl_resv_release(w->ctx->shm, w->owner, &w->conn.r);
+    }
+    if (!failed && !refused) {
+        info->phase = "dns";
+        snprintf(info->reply, sizeof info->reply, "no usable address for %s", d->domain);
+    }
+    return refused && !failed ? SL_OPEN_WAIT : SL_OPEN_DEFER;
+}
+
+/* sl_conn_close - end the session and give its counters back */
+void sl_conn_close(struct sl_wstate *w, bool polite)
+{
+    struct sl_conn *c = &w->conn;
+
+    if (!c->open)
+        return;
+    if (polite)
+        sl_smtp_quit(&c->s);
+    else
+        sl_smtp_close(&c->s);
+    sl_resv_release(w->ctx->shm, w->owner, &c->r);
+    c->open = false;
+}

@@ -1,0 +1,160 @@
+/*
+ * dsn.c - the bounce: an RFC 3464 delivery status notification to the sender.
+ *
+ * multipart/report; report-type=delivery-status with three parts: a line of
+ * text for people, message/delivery-status (per-message fields, then one
+ * block per failed recipient: Final-Recipient, Action: failed, Status,
+ * Remote-MTA, Diagnostic-Code), and the original message's header as
+ * text/rfc822-headers.  It is queued from the null sender with the dsn flag,
+ * through the same durable spool write as inject, on the original binding.
+ * Trust boundary: the original header and the replies come from outside;
+ * replies are kept to one line, the header is copied up to a bound.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "sl_msg.h"
+#include "worker_impl.h"
+
+#define HEADER_COPY_MAX (64 * 1024)
+
+/* A growing text buffer. */
+struct text {
+    char *s;
+    size_t len, cap;
+};
+
+/* add - append formatted text */
+static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(struct text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < t->cap - t->len)
+            break;
+        t->cap = t->cap * 2 + (size_t)n + 64;
+        t->s = sl_realloc(t->s, t->cap);
+    }
+    t->len += (size_t)n;
+}
+
+/* status_of - the enhanced status in a reply ("550 5.1.1 ..."), else 5.0.0 */
+static void status_of(const char *reply, char *buf, size_t len)
+{
+    unsigned a, b, c;
+
+    if (sscanf(reply, "%*3d %u.%u.%u", &a, &b, &c) == 3 && a == 5)
+        snprintf(buf, len, "%u.%u.%u", a, b, c);
+    else
+        snprintf(buf, len, "5.0.0");
+}
+
+/* copy_header - the original's header lines (un-dot-stuffed), up to the blank line */
+static void copy_header(struct text *t, const char *body, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len && off < HEADER_COPY_MAX) {
+        const char *eol = memchr(body + off, '\n', len - off);
+        size_t n = eol ? (size_t)(eol - (body + off)) + 1 : len - off;
+        const char *line = body + off;
+        if (n <= 2 && line[0] == '\r')
+            break;
+        if (line[0] == '.') {
+            line++;
+            n--;
+        }
+        add(t, "%.*s", (int)n, line);
+        off = eol ? (size_t)(eol - body) + 1 : len;
+    }
+}
+
+/* per_recipient - the delivery-status block of each bounced recipient */
+static void per_recipient(struct text *t, const struct sl_part *p)
+{
+    for (size_t i = 0; i < p->nbounced; i++) {
+        char status[16];
+        status_of(p->bounce_reply[i], status, sizeof status);
+        add(t, "\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\n",
+            p->msg.rcpt[p->bounced[i]].addr, status);
+        if (p->mx[0])
+            add(t, "Remote-MTA: dns; %s\r\n", p->mx);
+        add(t, "Diagnostic-Code: smtp; %s\r\n", p->bounce_reply[i]);
+    }
+}
+
+/* compose - the whole report */
+static void compose(struct text *t, struct sl_wstate *w, const struct sl_part *p, const char *body,
+                    size_t len)
+{
+    char boundary[40], date[64];
+    time_t now = time(NULL), arr = (time_t)p->msg.arrival;
+    struct tm tm;
+
+    snprintf(boundary, sizeof boundary, "sluice-%08x%08x", randombytes_random(),
+             randombytes_random());
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&now, &tm));
+    add(t, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\n", w->hostname,
+        p->msg.sender);
+    add(t, "Subject: Undelivered Mail Returned to Sender\r\nDate: %s\r\n", date);
+    add(t, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n");
+    add(t, "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"%s\"\r\n",
+        boundary);
+    add(t, "\r\n--%s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n", boundary);
+    add(t, "Your message %s could not be delivered to %zu recipient(s) at %s.\r\n", p->id,
+        p->nbounced, p->msg.domain[p->k]);
+    for (size_t i = 0; i < p->nbounced; i++)
+        add(t, "  <%s>: %s\r\n", p->msg.rcpt[p->bounced[i]].addr, p->bounce_reply[i]);
+    add(t, "\r\n--%s\r\nContent-Type: message/delivery-status\r\n\r\n", boundary);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&arr, &tm));
+    add(t, "Reporting-MTA: dns; %s\r\nX-Sluice-Queue-ID: %s\r\nArrival-Date: %s\r\n", w->hostname,
+        p->id, date);
+    per_recipient(t, p);
+    add(t, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary);
+    copy_header(t, body, len);
+    add(t, "\r\n--%s--\r\n", boundary);
+}
+
+/* sl_dsn_queue - queue the report of p's bounces to its sender */
+int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id)
+{
+    struct sl_scope_ref none = {0};
+    const char *rcpt[1] = {p->msg.sender};
+    struct text t = {.s = sl_malloc(4096), .cap = 4096};
+    char *body = NULL, err[256];
+    size_t len = 0;
+    int rc;
+
+    t.s[0] = '\0';
+    if (sl_spool_body(w->ctx->spool, &p->msg, &body, &len, err, sizeof err) < 0)
+        len = 0; /* the report goes out without the original header */
+    compose(&t, w, p, body ? body : "", len);
+    struct sl_spool_new m = {
+        .binding = p->msg.binding,
+        .sender = "",
+        .dsn = true,
+        .rcpt = rcpt,
+        .nrcpt = 1,
+        .body = t.s,
+        .len = t.len,
+        .max_size = (uint64_t)sl_config_num(w->ctx->cfg, SL_OPT_MAX_MESSAGE_SIZE, &none) +
+                    HEADER_COPY_MAX + 65536};
+    rc = sl_spool_write(w->ctx->spool, &m, id, err, sizeof err);
+    if (rc < 0)
+        sl_msg_warn("queue %s: bounce report not queued: %s", p->id, err);
+    else
+        sl_msg_info("queue %s: bounce report %s queued to <%s>", p->id, id, p->msg.sender);
+    free(body);
+    free(t.s);
+    return rc;
+}

@@ -1,0 +1,226 @@
+/*
+ * outcome.c - what an attempt did to one part of a message, made durable.
+ *
+ * 2xx: delivered; 4xx or a timeout: deferred; 5xx: bounced.  At the end of
+ * an attempt (sl_outcome_finish) a part whose recipients are all final is
+ * finished: a message of one part is removed from the spool here, one of
+ * several parts gets its final state written and the master removes it after
+ * the last.  A part with deferred recipients gets attempts + 1 and its next
+ * attempt (retry_interval doubling up to max_retry_interval), unless it is
+ * past message_expiration or max_retries: then the rest bounces.  Bounces
+ * produce one RFC 3464 report to the sender, queued before the state that
+ * records them is written, so a crash can repeat a report but never lose one;
+ * a bounce is never bounced.
+ * Trust boundary: spool files are ours; replies come from outside and are
+ * stored one line, truncated.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <bsd/string.h>
+
+#include "sl_msg.h"
+#include "worker_impl.h"
+
+/* sl_part_load - the message envelope and this part's state */
+bool sl_part_load(struct sl_wstate *w, struct sl_part *p)
+{
+    char err[256];
+
+    strlcpy(p->outcome, "x", sizeof p->outcome);
+    if (sl_spool_read(w->ctx->spool, p->id, &p->msg, err, sizeof err) < 0) {
+        sl_msg_warn("queue %s: %s", p->id, err);
+        return false;
+    }
+    if (p->k >= p->msg.nparts || sl_spool_state_load(w->ctx->spool, p->id, p->k, p->msg.nrcpt,
+                                                     &p->st, err, sizeof err) < 0) {
+        sl_msg_warn("queue %s part %u: %s", p->id, p->k,
+                    p->k >= p->msg.nparts ? "no such part" : err);
+        sl_spool_msg_free(&p->msg);
+        return false;
+    }
+    p->bounced = sl_calloc(p->msg.nrcpt, sizeof *p->bounced);
+    p->bounce_reply = sl_calloc(p->msg.nrcpt, sizeof *p->bounce_reply);
+    p->loaded = true;
+    return true;
+}
+
+/* sl_part_free - everything sl_part_load allocated */
+void sl_part_free(struct sl_part *p)
+{
+    if (!p->loaded)
+        return;
+    for (size_t i = 0; i < p->nbounced; i++)
+        free(p->bounce_reply[i]);
+    free(p->bounced);
+    free(p->bounce_reply);
+    sl_spool_state_free(&p->st);
+    sl_spool_msg_free(&p->msg);
+    p->loaded = false;
+}
+
+/* sl_outcome_set - recipient i ends this attempt with res */
+void sl_outcome_set(struct sl_part *p, size_t i, enum sl_rcpt_result res, const char *reply)
+{
+    p->attempted = true;
+    if (res == SL_RES_DELIVERED) {
+        p->st.status[i] = SL_RCPT_DELIVERED;
+    } else if (res == SL_RES_BOUNCED) {
+        p->st.status[i] = SL_RCPT_BOUNCED;
+        p->bounced[p->nbounced] = i;
+        p->bounce_reply[p->nbounced++] = sl_strdup(reply);
+    } else {
+        strlcpy(p->st.reply, reply, sizeof p->st.reply);
+    }
+}
+
+/* result_name - the delivery log's word for res */
+static const char *result_name(enum sl_rcpt_result res)
+{
+    return res == SL_RES_DELIVERED ? "delivered" : res == SL_RES_BOUNCED ? "bounced" : "deferred";
+}
+
+/* sl_outcome_log - one delivery-log line for some recipients of p */
+void sl_outcome_log(struct sl_wstate *w, const struct sl_part *p, const size_t *idx, size_t n,
+                    enum sl_rcpt_result res, const char *reply, const struct sl_attempt *a)
+{
+    const char *rcpt[SL_JOB_PARTS * 4];
+    struct sl_dlog_line l = {.id = p->id,
+                             .rcpt = rcpt,
+                             .binding = a->d->binding,
+                             .domain = a->d->domain,
+                             .mx = a->mx,
+                             .ip = a->ip,
+                             .outcome = result_name(res),
+                             .reply = reply,
+                             .phase = a->phase,
+                             .scope = a->scope,
+                             .why = a->why};
+
+    for (size_t i = 0; i < n && l.nrcpt < sizeof rcpt / sizeof rcpt[0]; i++)
+        rcpt[l.nrcpt++] = p->msg.rcpt[idx[i]].addr;
+    sl_dlog_write(w->dlog, &l);
+}
+
+/* pending - the indexes of p's recipients still pending, into idx; their count */
+static size_t pending(const struct sl_part *p, size_t *idx)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < p->msg.nrcpt; i++)
+        if (p->msg.rcpt[i].part == p->k && p->st.status[i] == SL_RCPT_PENDING)
+            idx[n++] = i;
+    return n;
+}
+
+/* sl_outcome_all - every pending recipient of p gets res */
+void sl_outcome_all(struct sl_wstate *w, struct sl_part *p, enum sl_rcpt_result res,
+                    const char *reply, const struct sl_attempt *a)
+{
+    size_t *idx = sl_calloc(p->msg.nrcpt, sizeof *idx);
+    size_t n = pending(p, idx);
+
+    for (size_t i = 0; i < n; i++)
+        sl_outcome_set(p, idx[i], res, reply);
+    if (n > 0)
+        sl_outcome_log(w, p, idx, n, res, reply, a);
+    free(idx);
+}
+
+/* next_delay_s - retry_interval doubled per earlier attempt, capped */
+static long next_delay_s(const struct sl_dest *d, uint32_t attempts)
+{
+    long ms = d->retry_ms > 0 ? d->retry_ms : 1000;
+
+    for (uint32_t i = 1; i < attempts && ms < d->max_retry_ms; i++)
+        ms *= 2;
+    if (d->max_retry_ms > 0 && ms > d->max_retry_ms)
+        ms = d->max_retry_ms;
+    return (ms + 999) / 1000;
+}
+
+/* give_up - past message_expiration or max_retries: the reason, else NULL */
+static const char *give_up(const struct sl_part *p, const struct sl_dest *d, time_t now)
+{
+    if (d->expire_ms >= 0 && (now - p->msg.arrival) * 1000 >= d->expire_ms)
+        return "message expired";
+    if (d->max_retries >= 0 && p->st.attempts > (uint32_t)d->max_retries)
+        return "too many retries";
+    return NULL;
+}
+
+/* expire - bounce every pending recipient: the message is too old or tried too often */
+static void expire(struct sl_wstate *w, struct sl_part *p, const struct sl_dest *d, const char *why)
+{
+    struct sl_attempt a = {.d = d, .phase = "expiry"};
+    char reply[SL_REPLY_MAX + 64];
+
+    snprintf(reply, sizeof reply, "%s after %u attempts; last reply: %s", why, p->st.attempts,
+             p->st.reply);
+    sl_outcome_all(w, p, SL_RES_BOUNCED, reply, &a);
+}
+
+/* report_bounces - queue the report for this attempt's bounces */
+static void report_bounces(struct sl_wstate *w, struct sl_part *p)
+{
+    char id[SL_SPOOL_ID_LEN + 1];
+
+    if (p->nbounced == 0 || p->msg.dsn || p->msg.sender[0] == '\0')
+        return;
+    if (sl_dsn_queue(w, p, id) == 0)
+        sl_worker_tell_new(w, id);
+}
+
+/* save - write part state durably; false (logged) on error */
+static bool save(struct sl_wstate *w, struct sl_part *p)
+{
+    char err[256];
+
+    if (sl_spool_state_save(w->ctx->spool, p->id, p->k, &p->st, err, sizeof err) == 0)
+        return true;
+    sl_msg_warn("queue %s part %u: %s", p->id, p->k, err);
+    return false;
+}
+
+/* sl_outcome_finish - settle p after an attempt and say what the master should do */
+void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_dest *d)
+{
+    size_t *idx = sl_calloc(p->msg.nrcpt, sizeof *idx);
+    time_t now = time(NULL);
+    const char *why;
+
+    if (pending(p, idx) > 0 && p->attempted) {
+        p->st.attempts++;
+        if ((why = give_up(p, d, now)) != NULL)
+            expire(w, p, d, why);
+        else
+            p->st.next = now + next_delay_s(d, p->st.attempts);
+    }
+    free(idx);
+    report_bounces(w, p);
+    if (sl_spool_part_done(&p->msg, p->k, &p->st)) {
+        if (p->msg.nparts == 1)
+            sl_spool_remove(w->ctx->spool, p->id, 1);
+        else
+            save(w, p);
+        strlcpy(p->outcome, "d", sizeof p->outcome);
+    } else if (!p->attempted) {
+        strlcpy(p->outcome, "w", sizeof p->outcome);
+    } else {
+        save(w, p);
+        snprintf(p->outcome, sizeof p->outcome, "f%lld", (long long)p->st.next);
+    }
+}
+
+/* sl_worker_tell_new - "N <id>" to the master */
+void sl_worker_tell_new(struct sl_wstate *w, const char *id)
+{
+    char msg[SL_SPOOL_ID_LEN + 8];
+    int n = snprintf(msg, sizeof msg, "%c %s", SL_WMSG_NEW, id);
+
+    if (send(w->fd, msg, (size_t)n, MSG_NOSIGNAL) < 0)
+        sl_msg_debug("master gone: %m");
+}

@@ -1,0 +1,167 @@
+/*
+ * worker_impl.h - what the files of a worker share: its process state, the
+ * settings of one destination, the open connection, the parts of a job.
+ * Private to worker/.
+ */
+#ifndef SL_WORKER_IMPL_H
+#define SL_WORKER_IMPL_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "sl_dns.h"
+#include "sl_shm.h"
+#include "sl_smtp.h"
+#include "sl_spool.h"
+#include "sl_worker.h"
+
+/* The settings of one binding x destination domain, resolved once per job. */
+struct sl_dest {
+    char binding[128];
+    char domain[SL_DOMAIN_MAX + 1];
+    struct sockaddr_storage src; /* bind_address, port 0 */
+    socklen_t srclen;            /* 0: no bind_address */
+    int family;                  /* AF_UNSPEC when no bind_address */
+    const char *route;           /* host[:port] or NULL */
+    const char *helo;            /* ehlo_hostname, or the system host name */
+    int port;
+    int mx_limit, multihomed_limit;
+    long max_deliveries;  /* per connection, 0: no limit */
+    long max_rcpts_conn;  /* per connection, 0: no limit */
+    long max_rcpts_batch; /* per transaction */
+    long idle_ms;
+    long retry_ms, max_retry_ms, expire_ms;
+    long max_retries; /* -1 auto (until expiry), 0 none, N */
+    struct sl_smtp_timeouts to;
+};
+
+/* The connection a worker holds, with the counters it reserved for it. */
+struct sl_conn {
+    bool open;
+    struct sl_smtp s;
+    struct sl_resv r;
+    char binding[128];
+    char domain[SL_DOMAIN_MAX + 1];
+    char mx[256];
+    char ip[64];
+    unsigned deliveries; /* successful deliveries on it */
+    unsigned rcpts;      /* RCPT commands sent on it */
+    unsigned txns;       /* transactions started on it */
+    long idle_ms;        /* idle_timeout of its destination */
+};
+
+/* A worker process's state, made once after fork. */
+struct sl_wstate {
+    int fd; /* the master's socketpair */
+    uint32_t owner;
+    const struct sl_worker_ctx *ctx;
+    sigset_t wait_mask;
+    volatile sig_atomic_t *stop;
+    volatile sig_atomic_t *alarmed;
+    struct sl_dns *dns; /* opened on first use */
+    int dlog;           /* the delivery log, -1 when it cannot be opened */
+    char hostname[256];
+    struct sl_conn conn;
+};
+
+/* What one part of a job needs while it is delivered. */
+struct sl_part {
+    char id[SL_SPOOL_ID_LEN + 1];
+    unsigned k;
+    bool loaded;    /* msg and st are valid */
+    bool attempted; /* a recipient got an outcome in this attempt */
+    struct sl_spool_msg msg;
+    struct sl_spool_state st;
+    size_t *bounced;     /* recipients bounced in this attempt (for the DSN) */
+    char **bounce_reply; /* their replies */
+    size_t nbounced;
+    char mx[256];     /* the host that answered, for the DSN */
+    char outcome[32]; /* d, f<time>, w or x: what the master is told */
+};
+
+/* worker/dest.c: the settings of binding x domain from the config. */
+void sl_dest_load(const struct sl_config *cfg, const char *binding, const char *domain,
+                  const char *hostname, struct sl_dest *d);
+
+/* worker/reserve.c: take every counter for a connection to mx; the reserve
+ * counter stands in for the server counter when this binding x domain has no
+ * open connection.  false with *why when a counter refused (nothing held) or
+ * the set could not be built (why->kind == SL_SCOPE_NONE, err says why). */
+bool sl_worker_reserve(struct sl_wstate *w, const char *binding, const char *domain, const char *mx,
+                       struct sl_resv *r, struct sl_refusal *why, char *err, size_t errlen);
+/* "kind key" of a counter slot, for logs. */
+void sl_worker_scope_name(const struct sl_shm *shm, uint32_t slot, char *buf, size_t len);
+
+/* worker/connect.c: how opening a connection ended. */
+enum sl_open_result {
+    SL_OPEN_OK,
+    SL_OPEN_WAIT,   /* a counter was full for every host: wait for a slot */
+    SL_OPEN_DEFER,  /* temporary failure (DNS, every address failed) */
+    SL_OPEN_BOUNCE, /* permanent: null MX, no such domain, 5xx greeting */
+};
+struct sl_open_info {
+    const char *phase; /* where it failed: "dns", "limits" or a session phase */
+    char reply[SL_SMTP_TEXT_MAX];
+    char mx[256];
+    char ip[64];
+    struct sl_refusal why; /* SL_OPEN_WAIT */
+    char scope[300];       /* SL_OPEN_WAIT: the refusing counter, "kind key" */
+};
+/* Resolve, reserve and connect for d; on SL_OPEN_OK w->conn is open. */
+enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
+                                 struct sl_open_info *info);
+/* QUIT (or just close when failed), then release the counters. */
+void sl_conn_close(struct sl_wstate *w, bool polite);
+
+/* worker/deliver.c: run one delivery job ("J<job> D ..."). */
+void sl_worker_deliver(struct sl_wstate *w, const char *job);
+
+/* worker/outcome.c: record what happened to the recipients of one part. */
+enum sl_rcpt_result { SL_RES_NONE = 0, SL_RES_DELIVERED, SL_RES_DEFERRED, SL_RES_BOUNCED };
+struct sl_attempt {
+    const struct sl_dest *d;
+    const char *mx; /* NULL before a host was chosen */
+    const char *ip;
+    const char *phase; /* NULL when none */
+    const char *scope; /* a refusal's counter, or NULL */
+    const struct sl_refusal *why;
+};
+/* Load queue/ID and part k's state into p; false (p->outcome "x") when gone. */
+bool sl_part_load(struct sl_wstate *w, struct sl_part *p);
+void sl_part_free(struct sl_part *p);
+/* Recipient i (index in the whole message) of p ends this attempt with res. */
+void sl_outcome_set(struct sl_part *p, size_t i, enum sl_rcpt_result res, const char *reply);
+/* One delivery-log line for recipients idx[0..n) of p. */
+void sl_outcome_log(struct sl_wstate *w, const struct sl_part *p, const size_t *idx, size_t n,
+                    enum sl_rcpt_result res, const char *reply, const struct sl_attempt *a);
+/* Every pending recipient of p gets res (a failure before any transaction), logged. */
+void sl_outcome_all(struct sl_wstate *w, struct sl_part *p, enum sl_rcpt_result res,
+                    const char *reply, const struct sl_attempt *a);
+/* The attempt on p is over: bounce what expired, queue the bounce message,
+ * write the state (or remove the message) and set p->outcome. */
+void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_dest *d);
+/* Tell the master (over the worker's socket) about a message it should queue. */
+void sl_worker_tell_new(struct sl_wstate *w, const char *id);
+
+/* worker/dlog.c: one JSON line per attempt in the delivery log. */
+struct sl_dlog_line {
+    const char *id;
+    const char *const *rcpt;
+    size_t nrcpt;
+    const char *binding, *domain, *mx, *ip;
+    const char *outcome; /* delivered | deferred | bounced */
+    const char *reply;
+    const char *phase; /* NULL when none */
+    const char *scope; /* a refusal: the counter */
+    const struct sl_refusal *why;
+};
+int sl_dlog_open(const char *path);
+void sl_dlog_write(int fd, const struct sl_dlog_line *l);
+
+/* worker/dsn.c: queue an RFC 3464 report to the sender of p's message for the
+ * recipients bounced in this attempt; the new id goes to id; -1 (logged) on error. */
+int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id);
+
+#endif
