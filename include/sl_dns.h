@@ -36,6 +36,7 @@ struct sl_dns_host {
 };
 
 struct sl_dns_answer {
+    unsigned ttl; /* seconds the answer may be reused (the MX records' TTL), 0: not at all */
     size_t nhosts;
     struct sl_dns_host host[SL_DNS_HOSTS_MAX];
 };

@@ -99,15 +99,21 @@ static enum sl_open_result resolve(struct sl_wstate *w, const struct sl_dest *d,
                              .mx_limit = d->mx_limit,
                              .multihomed_limit = d->multihomed_limit,
                              .family = d->family};
-    struct sl_dns *dns = resolver(w, info->reply, sizeof info->reply);
+    struct sl_dns *dns;
     enum sl_dns_result res;
 
     info->phase = "dns";
-    if (dns == NULL)
+    if (w->dns_cache == NULL)
+        w->dns_cache = sl_calloc(1, sizeof *w->dns_cache);
+    if (sl_dns_cache_get(w->dns_cache, &q, a))
+        return SL_OPEN_OK;
+    if ((dns = resolver(w, info->reply, sizeof info->reply)) == NULL)
         return SL_OPEN_DEFER;
     res = sl_dns_resolve(dns, &q, a, info->reply, sizeof info->reply);
-    if (res == SL_DNS_OK)
+    if (res == SL_DNS_OK) {
+        sl_dns_cache_put(w->dns_cache, &q, a);
         return SL_OPEN_OK;
+    }
     return res == SL_DNS_TEMPFAIL ? SL_OPEN_DEFER : SL_OPEN_BOUNCE;
 }
 

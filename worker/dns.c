@@ -287,12 +287,13 @@ static enum sl_dns_result resolve_no_mx(struct walk *w, struct sl_dns_answer *a,
 
 /* read_mx - the MX records of the answer (every owner: the server may have
  * followed a CNAME); *nulls counts the "." exchanges.  Caller frees. */
-static struct dns_mx *read_mx(const ldns_pkt *pkt, size_t *n, size_t *nulls)
+static struct dns_mx *read_mx(const ldns_pkt *pkt, size_t *n, size_t *nulls, unsigned *ttl)
 {
     const ldns_rr_list *an = ldns_pkt_answer(pkt);
     struct dns_mx *mx = sl_calloc(ldns_rr_list_rr_count(an) + 1, sizeof *mx);
 
     *n = *nulls = 0;
+    *ttl = UINT32_MAX;
     for (size_t i = 0; i < ldns_rr_list_rr_count(an); i++) {
         const ldns_rr *rr = ldns_rr_list_rr(an, i);
         const ldns_rdf *ex = ldns_rr_mx_exchange(rr), *pref = ldns_rr_mx_preference(rr);
@@ -308,6 +309,8 @@ static struct dns_mx *read_mx(const ldns_pkt *pkt, size_t *n, size_t *nulls)
             continue;
         }
         mx[*n].pref = ldns_rdf2native_int16(pref);
+        if (ldns_rr_ttl(rr) < *ttl)
+            *ttl = ldns_rr_ttl(rr);
         (*n)++;
     }
     return mx;
@@ -318,7 +321,8 @@ static enum sl_dns_result resolve_hosts(struct walk *w, const ldns_pkt *pkt,
                                         struct sl_dns_answer *a, char *err, size_t errlen)
 {
     size_t n, nulls;
-    struct dns_mx *mx = read_mx(pkt, &n, &nulls);
+    unsigned ttl;
+    struct dns_mx *mx = read_mx(pkt, &n, &nulls, &ttl);
     bool temp = false;
 
     if (n == 0) {
@@ -345,8 +349,10 @@ static enum sl_dns_result resolve_hosts(struct walk *w, const ldns_pkt *pkt,
         temp = temp || r == DNS_TEMP;
     }
     free(mx);
-    if (a->nhosts > 0)
+    if (a->nhosts > 0) {
+        a->ttl = temp ? 0 : ttl; /* an answer missing a host for now is not kept */
         return SL_DNS_OK;
+    }
     if (temp) {
         snprintf(err, errlen, "no MX host of %s has an address now: %s", w->q->domain, w->temp_err);
         return SL_DNS_TEMPFAIL;

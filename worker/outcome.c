@@ -196,8 +196,8 @@ void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_d
         p->st.attempts++;
         if ((why = give_up(p, d, now)) != NULL)
             expire(w, p, d, why);
-        else
-            p->st.next = now + next_delay_s(d, p->st.attempts);
+        else /* + 1: the spool keeps whole seconds, and a retry never comes early */
+            p->st.next = now + next_delay_s(d, p->st.attempts) + 1;
     }
     free(idx);
     report_bounces(w, p);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "sl_dns.h"
 #include "sl_shm.h"
@@ -52,6 +53,22 @@ struct sl_conn {
     long idle_ms;        /* idle_timeout of its destination */
 };
 
+/* worker/dns_cache.c: recent full answers, per worker. */
+#define SL_DNS_CACHE_ENTRIES 16
+#define SL_DNS_CACHE_MAX_S   300
+struct sl_dns_cache_entry {
+    char key[SL_DOMAIN_MAX + 320];
+    time_t expires; /* monotonic seconds; 0: free */
+    struct sl_dns_answer answer;
+};
+struct sl_dns_cache {
+    struct sl_dns_cache_entry entry[SL_DNS_CACHE_ENTRIES];
+};
+bool sl_dns_cache_get(struct sl_dns_cache *c, const struct sl_dns_query *q,
+                      struct sl_dns_answer *a);
+void sl_dns_cache_put(struct sl_dns_cache *c, const struct sl_dns_query *q,
+                      const struct sl_dns_answer *a);
+
 /* A worker process's state, made once after fork. */
 struct sl_wstate {
     int fd; /* the master's socketpair */
@@ -61,7 +78,8 @@ struct sl_wstate {
     volatile sig_atomic_t *stop;
     volatile sig_atomic_t *alarmed;
     struct sl_dns *dns; /* opened on first use */
-    int dlog;           /* the delivery log, -1 when it cannot be opened */
+    struct sl_dns_cache *dns_cache;
+    int dlog; /* the delivery log, -1 when it cannot be opened */
     char hostname[256];
     struct sl_conn conn;
 };

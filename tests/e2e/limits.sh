@@ -9,7 +9,9 @@
 #             yahoo.com 5 each (a regex max_outbound is not shared)
 #   host scope: a [host] scope_max across bindings; a full host is skipped
 #   for the next MX; mx_limit and multihomed_limit bound what is tried;
-#   max_deliveries_per_connection is reached and never passed.
+#   max_deliveries_per_connection is reached and never passed;
+#   server_max with server_reserve: a domain with no open connection still
+#   gets one while a big domain holds every server slot.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/dns.sh"
 . "$(dirname "$0")/lib/peer.sh"
@@ -38,6 +40,10 @@ mx1.hosts   A  127.0.1.5
 mx2.hosts   A  127.0.1.6
 reuse       MX 10 mx.reuse
 mx.reuse    A  127.0.1.7
+big         MX 10 mx.big
+mx.big      A  127.0.1.8
+small       MX 10 mx.small
+mx.small    A  127.0.1.9
 many        MX 10 a.many
 many        MX 20 b.many
 many        MX 30 c.many
@@ -56,7 +62,8 @@ EOF
 dns_start
 
 # Every final reply waits 0.3 s: sessions overlap and the limits are reached.
-peer_start mx '{"hold": 0.3}' 127.0.1.1 127.0.1.2 127.0.1.3 127.0.1.4 127.0.1.5 127.0.1.6 127.0.1.7
+peer_start mx '{"hold": 0.3}' 127.0.1.1 127.0.1.2 127.0.1.3 127.0.1.4 127.0.1.5 127.0.1.6 127.0.1.7 \
+  127.0.1.8 127.0.1.9
 # The many.test hosts drop every connection at the greeting.
 peer_start dead '{"drop": "greeting"}' 127.0.1.11 127.0.1.12 127.0.1.13 127.0.1.21 127.0.1.22 \
   127.0.1.23 127.0.1.31 127.0.1.41 127.0.1.51
@@ -183,6 +190,29 @@ check "no counter ever went over its limit ($over)" test -z "$over"
 check "every delivery was logged once" \
   test "$(grep -c '"outcome":"delivered"' "$T/delivery.log")" -eq 266
 
+kill -TERM "$daemon"
+wait "$daemon"
+check "SIGTERM exits 0" test $? -eq 0
+
+# --- server_max 2 with a reserve of 1: big.test fills the server, small.test still gets
+# a connection (its binding x domain has none open), and big.test never gets the reserve.
+sed -i -e 's/^audit_interval = 1s$/audit_interval = 1s\nserver_max_outbound_connections = 2\nserver_reserve_outbound_connections = 1/' \
+  "$T/sluice.ini"
+peer_script mx '{"hold": 1.0}'
+inject_many 12 solo big.test
+"$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon2.log" &
+daemon=$!
+started "$daemon"
+big_busy() { peer_true mx "dest('127.0.1.8')['sessions'] == 2"; }
+check "big.test takes both server slots" wait_for 20 big_busy
+inject_many 1 solo small.test
+small_done() { peer_true mx "dest('127.0.1.9')['messages'] == 1"; }
+check "small.test is delivered through the reserve while big.test holds the server" \
+  wait_for 10 small_done
+check "while big.test still had mail queued" peer_true mx "dest('127.0.1.8')['messages'] < 12"
+check "big.test never went past server_max (2)" test "$(dest_peak 127.0.1.8)" -eq 2
+check "every message of big.test is delivered in the end (many.test waits on)" wait_for 60 queue_at_most 1
+check "the reserve counter is back at 0" wait_for 10 counts_zero
 kill -TERM "$daemon"
 wait "$daemon"
 check "SIGTERM exits 0" test $? -eq 0

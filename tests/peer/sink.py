@@ -11,7 +11,7 @@ command line come from the test and are trusted.
 
 Usage:
   sink.py --listen IP:PORT [--listen IP:PORT ...] [--script FILE] [--stats FILE]
-          [--maildir DIR] [--tls-cert PEM --tls-key PEM] [--hostname NAME]
+          [--maildir DIR] [--tls-cert PEM --tls-key PEM] [--hostname NAME] [--timeline]
   Every --listen must use the same port; PORT 0 lets the sink pick one free on all the
   addresses.  "READY port=N" is printed on stdout once every listener is bound.
   SIGHUP re-reads the script (a bad script is reported on stderr and the old one kept);
@@ -54,6 +54,14 @@ Stats (JSON):
    "drop:data_end": n, "rcpt_rule:REGEX": n, ...}, "protocol_errors": {"unadvertised_pipelining",
    "pipelining_not_last", "bad_sequence", "unknown_command", "line_too_long": n},
    "script_loads", "script_errors"}
+  With --timeline, also "timeline": {"N": {"src", "dst", "events": [[WHAT, epoch seconds], ...]}}
+  for every session N (numbered from 1 in accept order), at most TIMELINE_MAX events each:
+  "accept"; "cmd:VERB" as each command line arrives (VERB upper-cased, "?" when unknown);
+  "body_end" when the final dot arrives; "stall:PHASE" as a stall begins; "sent:PHASE" once a
+  phase's reply is written (or queued behind a pipelined command); "drop:PHASE" when the sink
+  closes by script; "gone" when the client hangs up (EOF or reset, even during a stall);
+  "closed" when the session ends.  For timing tests: e.g. "gone" minus "cmd:MAIL" is how long
+  the client waited for a stalled MAIL reply.  Off by default (benchmarks open many sessions).
   C = {"sessions" (open now), "peak" (most open at once), "connections", "transactions"
   (MAIL accepted), "messages", "recipients" (accepted), "max_per_connection" (most messages
   accepted on one connection), "rcpt_rejected", "rejected" (final reply not 2xx), "dropped",
@@ -86,6 +94,7 @@ DEFAULT_RULE = {
     **{a: [] for a in ACTIONS},
 }
 LINE_LIMIT = 4 << 20
+TIMELINE_MAX = 256  # events kept per session with --timeline
 GARBAGE = b"HTTP/1.1 400 Bad Request\r\n"
 HUGELINE = b"x" * (1 << 20)
 
@@ -193,6 +202,16 @@ class Stats:
         self.pairs, self.by_dest, self.by_source = {}, {}, {}
         self.per_connection, self.helo, self.events, self.protocol = {}, {}, {}, {}
         self.listen = listen
+        self.timeline = None  # {conn: {"src", "dst", "events"}} with --timeline
+
+    def mark(self, conn, src, dst, what):
+        """One timestamped event of session conn (only with --timeline)."""
+        if self.timeline is None:
+            return
+        t = self.timeline.setdefault(str(conn), {"src": src, "dst": dst, "events": []})
+        if len(t["events"]) < TIMELINE_MAX:
+            t["events"].append([what, time.time()])
+            self.dirty = True
 
     def buckets(self, src, dst):
         return (self.total,
@@ -231,7 +250,8 @@ class Stats:
                 "by_dest": self.by_dest, "by_source": self.by_source,
                 "per_connection": self.per_connection, "helo": self.helo,
                 "events": self.events, "protocol_errors": self.protocol,
-                "script_loads": script.loads, "script_errors": script.errors}
+                "script_loads": script.loads, "script_errors": script.errors,
+                **({"timeline": self.timeline} if self.timeline is not None else {})}
 
     def write(self, script):
         if not self.path:
@@ -323,6 +343,7 @@ class Session:
         self.sink, self.reader, self.writer = sink, reader, writer
         self.src, self.dst = src, dst
         self.open = False
+        self.hung_up = False
         self.out = []
         self.helo = None
         self.esmtp = self.tls = False
@@ -337,6 +358,11 @@ class Session:
 
     def event(self, what, phase):
         self.sink.stats.bump(self.sink.stats.events, f"{what}:{phase}")
+        if what in ("stall", "drop"):
+            self.mark(f"{what}:{phase}")
+
+    def mark(self, what):
+        self.sink.stats.mark(self.conn, self.src, self.dst, what)
 
     def protocol_error(self, what):
         self.sink.stats.bump(self.sink.stats.protocol, what)
@@ -436,6 +462,7 @@ class Session:
     async def answer(self, phase, normal, override=None, delay=0.0):
         reply = await self.prepare(phase, normal, override, delay)
         await self.emit(reply)
+        self.mark(f"sent:{phase}")
         return reply.ok
 
     @staticmethod
@@ -443,6 +470,13 @@ class Session:
         return ("\r\n".join(text.splitlines()) + "\r\n").encode()
 
     # --- the session
+    def client_gone(self):
+        """The client hung up: noted once in the timeline; the session is no longer open."""
+        if not self.hung_up:
+            self.hung_up = True
+            self.mark("gone")
+        self.end()
+
     def end(self):
         """The session stops counting as open (once: client gone or sink closing)."""
         if self.open:
@@ -452,10 +486,11 @@ class Session:
     async def run(self, protocol):
         stats = self.sink.stats
         stats.opened(self.src, self.dst)
+        self.mark("accept")
         self.open = True
-        protocol.on_gone = self.end
+        protocol.on_gone = self.client_gone
         if protocol.gone:
-            self.end()
+            self.client_gone()
         try:
             host = self.rule().hostname or self.sink.hostname
             if not await self.answer("greeting", f"220 {host} ESMTP sink"):
@@ -469,6 +504,7 @@ class Session:
             self.protocol_error("sink_bug")
         finally:
             self.end()
+            self.mark("closed")
             stats.closed(self.delivered)
             if self.out:  # a queued reply (e.g. the 221) still goes out before the close
                 self.writer.write(b"".join(self.out))
@@ -486,6 +522,8 @@ class Session:
     async def command(self, line):
         verb, _, arg = line.partition(" ")
         verb = verb.upper()
+        known = ("EHLO", "HELO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "STARTTLS")
+        self.mark("cmd:" + (verb if verb in known else "?"))
         if not self.esmtp_pipelining() and self.buffered():
             self.protocol_error("unadvertised_pipelining")
         elif verb in ("EHLO", "HELO", "DATA", "STARTTLS", "NOOP", "QUIT") and self.buffered():
@@ -617,6 +655,7 @@ class Session:
                 raise Close()
             complete = line.endswith(b"\n")
             if at_start and line in (b".\r\n", b".\n"):
+                self.mark("body_end")
                 return b"".join(chunks)
             if at_start and line.startswith(b"."):
                 line = line[1:]
@@ -654,6 +693,7 @@ class Session:
             stats.add(self.src, self.dst, "rejected")
         self.mail, self.rcpts = None, []
         await self.emit(reply)
+        self.mark("sent:data_end")
 
     async def rset(self, verb, arg):
         await self.answer("rset", self.text(250, "2.0.0", "Ok"))
@@ -747,6 +787,8 @@ class Sink:
         self.args.port_zero = any(item.endswith(":0") for item in self.args.listen)
         addrs, port = await self.listen()
         self.stats = Stats(self.args.stats, [f"{a}:{port}" for a in addrs])
+        if self.args.timeline:
+            self.stats.timeline = {}
         self.stats.write(self.script)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -779,6 +821,8 @@ def parse_args(argv):
     p.add_argument("--hostname", default="sink.test")
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
+    p.add_argument("--timeline", action="store_true",
+                   help="keep every session's timestamped events in the stats")
     return p.parse_args(argv)
 
 
