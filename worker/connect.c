@@ -126,6 +126,15 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
     bool refused = false, failed = false;
 
     memset(info, 0, sizeof *info);
+    if (d->tls >= SL_TLS_REQUIRED) {
+        /* This build has no STARTTLS yet: mail that must be encrypted waits
+         * rather than ever leave in clear. */
+        info->phase = "tls";
+        snprintf(info->reply, sizeof info->reply,
+                 "tls = %s for %s, and this build cannot encrypt yet: the mail waits",
+                 d->tls == SL_TLS_VERIFY ? "verify" : "required", d->domain);
+        return SL_OPEN_DEFER;
+    }
     if ((res = resolve(w, d, &a, info)) != SL_OPEN_OK)
         return res;
     for (size_t i = 0; i < a.nhosts; i++) {

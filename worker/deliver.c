@@ -35,17 +35,6 @@ struct job {
     struct sl_part part[SL_JOB_PARTS];
 };
 
-/* plain_word - printable, without spaces, not empty */
-static bool plain_word(const char *s)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s; s++)
-        if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f)
-            return false;
-    return true;
-}
-
 /* parse_part - "<id>.<k>" */
 static bool parse_part(const char *word, struct sl_part *p)
 {
@@ -77,8 +66,8 @@ static bool parse_job(const char *text, struct job *j)
         (w = strtok_r(NULL, " ", &save)) &&
         strlcpy(j->binding, w, sizeof j->binding) < sizeof j->binding &&
         (w = strtok_r(NULL, " ", &save)) &&
-        strlcpy(j->domain, w, sizeof j->domain) < sizeof j->domain && plain_word(j->binding) &&
-        plain_word(j->domain)) {
+        strlcpy(j->domain, w, sizeof j->domain) < sizeof j->domain &&
+        sl_worker_plain_word(j->binding) && sl_worker_plain_word(j->domain)) {
         ok = true;
         while (ok && (w = strtok_r(NULL, " ", &save)) != NULL) {
             memset(&j->part[j->n], 0, sizeof j->part[j->n]);
@@ -191,17 +180,6 @@ static size_t batch_size(const struct sl_conn *c, const struct sl_dest *d, size_
     return n;
 }
 
-/* pending_of - p's pending recipients, into idx */
-static size_t pending_of(const struct sl_part *p, size_t *idx)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < p->msg.nrcpt; i++)
-        if (p->msg.rcpt[i].part == p->k && p->st.status[i] == SL_RCPT_PENDING)
-            idx[n++] = i;
-    return n;
-}
-
 /* run_txn - one transaction for recipients idx[0..n) of p; -1 when the session died */
 static int run_txn(struct sl_wstate *w, const struct sl_dest *d, struct sl_part *p,
                    const size_t *idx, size_t n, const char *body, size_t len)
@@ -299,7 +277,7 @@ static bool deliver_part(struct sl_wstate *w, const struct sl_dest *d, struct sl
                          enum sl_open_result *res, struct sl_open_info *info)
 {
     size_t *idx = sl_calloc(p->msg.nrcpt, sizeof *idx);
-    size_t n = pending_of(p, idx), off = 0;
+    size_t n = sl_part_pending(p, idx), off = 0;
     char *body = NULL, err[256];
     size_t len = 0;
     bool ok = true;
@@ -345,7 +323,7 @@ static void settle_rest(struct sl_wstate *w, const struct sl_dest *d, struct job
             continue;
         }
         size_t *idx = sl_calloc(p->msg.nrcpt, sizeof *idx);
-        open_failed(w, d, p, idx, pending_of(p, idx), res, info);
+        open_failed(w, d, p, idx, sl_part_pending(p, idx), res, info);
         free(idx);
         sl_outcome_finish(w, p, d);
     }

@@ -84,5 +84,6 @@ void sl_dest_load(const struct sl_config *cfg, const char *binding, const char *
     d->max_retry_ms = (long)sl_config_num(cfg, SL_OPT_MAX_RETRY_INTERVAL, &ref);
     d->expire_ms = (long)sl_config_num(cfg, SL_OPT_MESSAGE_EXPIRATION, &ref);
     d->max_retries = (long)sl_config_num(cfg, SL_OPT_MAX_RETRIES, &ref);
+    d->tls = (int)sl_config_num(cfg, SL_OPT_TLS, &ref);
     set_timeouts(cfg, &ref, &d->to);
 }

@@ -105,8 +105,8 @@ void sl_outcome_log(struct sl_wstate *w, const struct sl_part *p, const size_t *
     sl_dlog_write(w->dlog, &l);
 }
 
-/* pending - the indexes of p's recipients still pending, into idx; their count */
-static size_t pending(const struct sl_part *p, size_t *idx)
+/* sl_part_pending - the indexes of p's recipients still pending, into idx; their count */
+size_t sl_part_pending(const struct sl_part *p, size_t *idx)
 {
     size_t n = 0;
 
@@ -121,7 +121,7 @@ void sl_outcome_all(struct sl_wstate *w, struct sl_part *p, enum sl_rcpt_result 
                     const char *reply, const struct sl_attempt *a)
 {
     size_t *idx = sl_calloc(p->msg.nrcpt, sizeof *idx);
-    size_t n = pending(p, idx);
+    size_t n = sl_part_pending(p, idx);
 
     for (size_t i = 0; i < n; i++)
         sl_outcome_set(p, idx[i], res, reply);
@@ -192,7 +192,7 @@ void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_d
     time_t now = time(NULL);
     const char *why;
 
-    if (pending(p, idx) > 0 && p->attempted) {
+    if (sl_part_pending(p, idx) > 0 && p->attempted) {
         p->st.attempts++;
         if ((why = give_up(p, d, now)) != NULL)
             expire(w, p, d, why);

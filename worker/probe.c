@@ -23,6 +23,7 @@
 #include "sl_limits.h"
 #include "sl_msg.h"
 #include "sl_worker.h"
+#include "worker_impl.h"
 
 /* A parsed probe request. */
 struct probe {
@@ -32,8 +33,9 @@ struct probe {
     long hold_ms;
 };
 
-/* valid_name - a binding, domain or host name: printable, no spaces, not empty */
-static bool valid_name(const char *s)
+/* sl_worker_plain_word - a binding, domain or host name from the master: printable, no
+ * spaces, not empty */
+bool sl_worker_plain_word(const char *s)
 {
     if (*s == '\0')
         return false;
@@ -53,7 +55,8 @@ static bool parse(const char *req, struct probe *p)
         return false;
     p->hold_ms = strtol(hold, &end, 10);
     return *end == '\0' && p->hold_ms >= 0 && p->hold_ms <= SL_PROBE_HOLD_MAX_MS &&
-           valid_name(p->binding) && valid_name(p->domain) && valid_name(p->mx);
+           sl_worker_plain_word(p->binding) && sl_worker_plain_word(p->domain) &&
+           sl_worker_plain_word(p->mx);
 }
 
 /* say - one message to the master */

@@ -35,6 +35,7 @@ struct sl_dest {
     long idle_ms;
     long retry_ms, max_retry_ms, expire_ms;
     long max_retries; /* -1 auto (until expiry), 0 none, N */
+    int tls;          /* enum sl_tls_mode */
     struct sl_smtp_timeouts to;
 };
 
@@ -133,6 +134,9 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
 /* QUIT (or just close when failed), then release the counters. */
 void sl_conn_close(struct sl_wstate *w, bool polite);
 
+/* worker/probe.c: a name from a job: printable, without spaces, not empty. */
+bool sl_worker_plain_word(const char *s);
+
 /* worker/deliver.c: run one delivery job ("J<job> D ..."). */
 void sl_worker_deliver(struct sl_wstate *w, const char *job);
 
@@ -146,6 +150,8 @@ struct sl_attempt {
     const char *scope; /* a refusal's counter, or NULL */
     const struct sl_refusal *why;
 };
+/* The indexes of p's recipients still pending, into idx (msg.nrcpt of room); their count. */
+size_t sl_part_pending(const struct sl_part *p, size_t *idx);
 /* Load queue/ID and part k's state into p; false (p->outcome "x") when gone. */
 bool sl_part_load(struct sl_wstate *w, struct sl_part *p);
 void sl_part_free(struct sl_part *p);

@@ -64,6 +64,10 @@ max_retries = none
 [domain "old.sink.test"]
 route = 127.0.1.21:$sport
 message_expiration = 1s
+
+[domain "secret.test"]
+route = 127.0.1.21:$sport
+tls = required
 INI
 
 inject() { "$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 "$@"; }
@@ -173,6 +177,14 @@ check "7 recipients are delivered" \
   wait_for 20 logged_at_least 3 "\"id\":\"$id\".*delivered"
 sizes=$(peer_stat sink "sorted(len(e['rcpt_to']) for e, b in messages() if b'Subject: many' in b)")
 check "in 3 transactions of at most 3 recipients ($sizes)" test "$sizes" = "[1, 3, 3]"
+
+# --- tls = required: never in clear (this build has no STARTTLS yet, so the mail waits)
+id=$(printf 'Subject: secret\r\n\r\nx\r\n' | inject -f '' a@secret.test)
+check "tls = required defers, naming tls" \
+  wait_for 20 log_has "\"id\":\"$id\".*\"outcome\":\"deferred\".*\"phase\":\"tls\""
+check "and the message never reached the peer" \
+  peer_true sink "not any(b'Subject: secret' in b for e, b in messages())"
+check "it stays queued" test -e "$T/spool/queue/$id"
 
 check "every delivery-log line is valid JSON with the documented keys" python3 -c "
 import json, sys
