@@ -217,6 +217,25 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi,
     return true;
 }
 
+/* serve_held_back - a destination held back (a counter full) takes no new
+ * connection, but a worker already connected to it takes its next job at
+ * once: that job opens nothing, and the connection would otherwise sit idle
+ * until a slot frees somewhere */
+static void serve_held_back(struct sl_sched *s, struct sl_supervisor *sup, struct freelist *f)
+{
+    for (size_t i = 0; i < f->nconn;) {
+        unsigned wi = f->conn[i];
+        struct sl_qdest *d = sup->w[wi].conn;
+
+        if (d == NULL || d->where != SL_QDEST_BLOCKED || d->nready == 0) {
+            i++;
+            continue;
+        }
+        take_at(f->conn, &f->nconn, i);
+        send_job(s, sup, wi, d);
+    }
+}
+
 /* sl_sched_dispatch - jobs to free workers while destinations are ready */
 void sl_sched_dispatch(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_config *cfg,
                        const struct sl_shm *shm, uint32_t gen)
@@ -224,11 +243,13 @@ void sl_sched_dispatch(struct sl_sched *s, struct sl_supervisor *sup, const stru
     struct freelist f;
     struct sl_qdest *d;
 
-    if (s->draining || sl_queue_next(s->q) == NULL || sup->nw == 0)
+    if (s->draining || sup->nw == 0 ||
+        (sl_queue_next(s->q) == NULL && sl_queue_blocked(s->q) == 0))
         return;
     f.conn = sl_malloc(sup->nw * sizeof *f.conn);
     f.idle = sl_malloc(sup->nw * sizeof *f.idle);
     collect_free(sup, gen, &f);
+    serve_held_back(s, sup, &f);
     while ((d = sl_queue_next(s->q)) != NULL && f.nconn + f.nidle > 0) {
         int w = connected_to(sup, &f, d); /* reuses its connection: no new counter */
 

@@ -71,7 +71,7 @@ port=$(peer_port mx)
 
 cat >"$T/sluice.ini" <<INI
 [global]
-workers = 90
+workers = 120
 shm_name = $shm
 spool_dir = $T/spool
 delivery_log = $T/delivery.log
