@@ -23,6 +23,9 @@ mx.sink     A  127.0.1.21
 sender      MX 10 mx.sender
 mx.sender   A  127.0.1.22
 nullmx      MX 0 .
+v6          MX 10 mx.v6
+mx.v6       AAAA ::1
+mx.v6       A  127.0.1.23
 EOF
 dns_start
 
@@ -33,7 +36,7 @@ peer_start sink '{
   "rcpt": [{"match": "^nobody@", "reply": "550 5.1.1 no such user"},
            {"match": "^later@", "reply": "451 4.2.0 try again later", "times": 1},
            {"match": "^never@", "reply": "451 4.2.0 not today"}],
-  "127.0.1.22": {"size": 2000}}' 127.0.1.21 127.0.1.22
+  "127.0.1.22": {"size": 2000}}' 127.0.1.21 127.0.1.22 ::1
 sport=$(peer_port sink)
 
 cat >"$T/sluice.ini" <<INI
@@ -50,6 +53,9 @@ max_retry_interval = 4s
 
 [binding "b1"]
 bind_address = 127.0.0.2
+
+[binding "v6"]
+bind_address = ::1
 
 [domain "/^pf2?\.test\$/"]
 smtp_port = $pport
@@ -177,6 +183,12 @@ check "7 recipients are delivered" \
   wait_for 20 logged_at_least 3 "\"id\":\"$id\".*delivered"
 sizes=$(peer_stat sink "sorted(len(e['rcpt_to']) for e, b in messages() if b'Subject: many' in b)")
 check "in 3 transactions of at most 3 recipients ($sizes)" test "$sizes" = "[1, 3, 3]"
+
+# --- IPv6: a binding on ::1 takes the MX host's AAAA, never its A
+id=$(printf 'Subject: six\r\n\r\nx\r\n' | "$SLUICECTL" -c "$T/sluice.ini" inject --binding v6 -f '' a@v6.test)
+check "a binding with an IPv6 bind_address delivers over IPv6" \
+  wait_for 20 log_has "\"id\":\"$id\".*\"binding\":\"v6\".*\"ip\":\"::1\",\"outcome\":\"delivered\""
+check "the peer saw it from ::1 on ::1" peer_true sink "pair('::1', '::1')['messages'] == 1"
 
 # --- tls = required: never in clear (this build has no STARTTLS yet, so the mail waits)
 id=$(printf 'Subject: secret\r\n\r\nx\r\n' | inject -f '' a@secret.test)
