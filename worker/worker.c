@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -182,6 +183,12 @@ void sl_worker_main(int fd, uint32_t owner, void *vctx)
     setproctitle("-sluiced: worker (owner %u, config generation %u)", owner, (unsigned)ctx->gen);
     init_state(&w, fd, owner, ctx);
     setup_signals(&w.wait_mask);
+    /* A master that dies (kill -9) must not leave a worker delivering beside
+     * the next master, which rescans the spool: the worker finishes the part
+     * in hand and goes. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != (pid_t)ctx->shm->hdr->master_pid)
+        stop_requested = 1; /* the master died before the line above */
     say_hello(fd);
 
     while (!stop_requested) {
