@@ -14,9 +14,20 @@
 
 #define SL_PICKUP_RESCAN_MS 60000
 
-/* Create the spool's directories (fatal with one clear line when that fails)
- * and index every queued message; returns how many were indexed. */
+#define SL_PICKUP_CHUNK 256 /* messages the start scan indexes per loop pass */
+
+/* Create the spool's directories (fatal with one clear line when that fails),
+ * list queue/ and index its first SL_PICKUP_CHUNK messages; the rest follow
+ * through sl_pickup_step.  Returns how many messages queue/ holds. */
 size_t sl_pickup_start(struct sl_sched *s);
+/* Index up to max more messages of the start scan, oldest first; true while
+ * some are left.  A message without a state file at the listing costs one
+ * read of its envelope, no state-file lookup. */
+bool sl_pickup_step(struct sl_sched *s, size_t max);
+/* Is the start scan still indexing? */
+bool sl_pickup_pending(const struct sl_sched *s);
+/* Drop what is left of the start scan (the scheduler is freed). */
+void sl_pickup_forget(struct sl_sched *s);
 /* Index queue/ID when it is new to the index and readable: one read of the
  * envelope and of each part's state.  Parts already final are not queued; a
  * message whose parts are all final is removed from the spool. */

@@ -17,6 +17,7 @@
 #include "sl_config.h"
 #include "sl_queue.h"
 #include "sl_shm.h"
+#include "sl_spool.h"
 #include "sl_supervise.h"
 
 #define SL_SCHED_UNBLOCK_MS                                                                        \
@@ -31,6 +32,12 @@ struct sl_sched {
     bool unblock_armed;      /* some destination is held back */
     struct timespec unblock; /* ... until this at the latest */
     uint64_t jobs, parts;    /* handed out (statistics) */
+    /* The start scan, indexed a chunk per loop pass (sl_pickup_step) so that
+     * delivery starts while a large spool is still being read. */
+    struct sl_spool_ids scan_ids;   /* queue/ at the start, oldest first */
+    struct sl_spool_ids scan_state; /* ids that had a state file then */
+    size_t scan_next;               /* the next entry of scan_ids to index */
+    bool scan_trust;                /* scan_state still tells which ids have none */
 };
 
 /* An empty scheduler; spool must outlive it. */

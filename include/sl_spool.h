@@ -70,6 +70,8 @@ struct sl_spool_msg {
     struct sl_spool_rcpt *rcpt;
     size_t nparts;
     char **domain; /* one per part, lower case */
+    char *body;    /* the stored body when sl_spool_read_full got it, else NULL */
+    size_t body_len;
 };
 
 /* One part's delivery state (state/ID.K). */
@@ -118,6 +120,10 @@ int sl_spool_write(const char *dir, const struct sl_spool_new *m, char *id, char
 /* Read the envelope of queue/ID; -1 with err when missing or malformed. */
 int sl_spool_read(const char *dir, const char *id, struct sl_spool_msg *out, char *err,
                   size_t errlen);
+/* The same, and the stored body too when the envelope's read brought the
+ * whole file (a message of up to 64 KB): sl_spool_body then needs no file. */
+int sl_spool_read_full(const char *dir, const char *id, struct sl_spool_msg *out, char *err,
+                       size_t errlen);
 void sl_spool_msg_free(struct sl_spool_msg *m);
 /* The stored body (dot-stuffed, CRLF, without the final ".") into a newly
  * allocated buffer (caller frees); -1 with err on error. */
@@ -144,6 +150,20 @@ int sl_spool_remove(const char *dir, const char *id, size_t nparts);
  * messages no longer queued are removed on the way.  0, or -1 when queue/
  * cannot be read. */
 int sl_spool_scan(const char *dir, void (*fn)(const char *id, void *ctx), void *ctx);
+
+/* The queue as two sorted id lists: every id in queue/ (oldest first), and
+ * every id that has at least one state file (after the same sweep as
+ * sl_spool_scan).  An id missing from `stated` had no state file at the time
+ * of the listing, so a reader that knows no one has written one since may
+ * skip sl_spool_state_load.  0, or -1 when queue/ cannot be read. */
+struct sl_spool_ids {
+    char (*id)[SL_SPOOL_ID_LEN + 1];
+    size_t n;
+};
+int sl_spool_list(const char *dir, struct sl_spool_ids *queued, struct sl_spool_ids *stated);
+/* Is id in the sorted list? */
+bool sl_spool_ids_has(const struct sl_spool_ids *l, const char *id);
+void sl_spool_ids_free(struct sl_spool_ids *l);
 
 /* Tell a running master that queue/ID is new ("N ID" datagram on its control
  * socket).  Best effort: with no daemon the message waits for its start. */

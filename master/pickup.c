@@ -4,9 +4,14 @@
  *
  * Picking up a message costs one read of its envelope and one state-file
  * load per part (absent for mail never tried); nothing here runs per message
- * again after that.  A part whose state says every recipient is final is not
- * queued; one whose next attempt lies ahead goes to the timer heap.  A message
- * whose parts are all final (a crash before its removal) is removed here.
+ * again after that.  The start scan lists queue/ and state/ once, then indexes
+ * SL_PICKUP_CHUNK messages per main-loop pass, so workers deliver the first
+ * messages while the rest are read; a message with no state file in that
+ * listing skips the state lookup (no one writes a part's state before the
+ * part was handed out, and it is handed out only once indexed).  A part
+ * whose state says every recipient is final is not queued; one whose next
+ * attempt lies ahead goes to the timer heap.  A message whose parts are all
+ * final (a crash before its removal) is removed here.
  * Trust boundary: ids come from local clients and from directory entries:
  * each is checked to be a well-formed queue id before it becomes a path; the
  * spool library validates the files themselves.
@@ -29,8 +34,9 @@ bool sl_pickup_valid_id(const char *id)
     return n == SL_SPOOL_ID_LEN && id[n] == '\0';
 }
 
-/* part_state - whether part k is final and when it is due, from its state file */
-static void part_state(const char *spool, const struct sl_spool_msg *m, unsigned k,
+/* part_state - whether part k is final and when it is due, from its state file
+ * (none when stateless: known to have none) */
+static void part_state(const char *spool, const struct sl_spool_msg *m, unsigned k, bool stateless,
                        struct sl_queue_part_init *p)
 {
     struct sl_spool_state st;
@@ -39,6 +45,8 @@ static void part_state(const char *spool, const struct sl_spool_msg *m, unsigned
     p->domain = m->domain[k];
     p->done = false;
     p->due = 0;
+    if (stateless)
+        return; /* the state before any attempt: pending, due now */
     if (sl_spool_state_load(spool, m->id, k, m->nrcpt, &st, err, sizeof err) < 0) {
         sl_msg_warn("message %s part %u: %s; queued as never tried", m->id, k, err);
         return; /* the worker that takes it meets the same state and settles it */
@@ -49,7 +57,7 @@ static void part_state(const char *spool, const struct sl_spool_msg *m, unsigned
 }
 
 /* index_msg - queue the parts of m that are not final; false when none is left */
-static bool index_msg(struct sl_sched *s, const struct sl_spool_msg *m)
+static bool index_msg(struct sl_sched *s, const struct sl_spool_msg *m, bool stateless)
 {
     struct sl_queue_part_init parts[SL_SPOOL_PARTS_MAX];
     size_t pending = 0;
@@ -59,7 +67,7 @@ static bool index_msg(struct sl_sched *s, const struct sl_spool_msg *m)
         return false;
     }
     for (unsigned k = 0; k < m->nparts; k++) {
-        part_state(s->spool, m, k, &parts[k]);
+        part_state(s->spool, m, k, stateless, &parts[k]);
         pending += !parts[k].done;
     }
     if (pending == 0) {
@@ -74,8 +82,8 @@ static bool index_msg(struct sl_sched *s, const struct sl_spool_msg *m)
     return true;
 }
 
-/* sl_pickup_id - index queue/ID when it is new */
-bool sl_pickup_id(struct sl_sched *s, const char *id)
+/* pickup - index queue/ID when it is new; stateless as for part_state */
+static bool pickup(struct sl_sched *s, const char *id, bool stateless)
 {
     struct sl_spool_msg m;
     char err[256];
@@ -87,12 +95,24 @@ bool sl_pickup_id(struct sl_sched *s, const char *id)
         sl_msg_warn("message %s not queued: %s", id, err);
         return false;
     }
-    ok = index_msg(s, &m);
+    ok = index_msg(s, &m, stateless);
     if (ok)
         sl_msg_debug("queued %s: %zu recipients, %zu parts, binding %s", id, m.nrcpt, m.nparts,
                      m.binding);
     sl_spool_msg_free(&m);
     return ok;
+}
+
+/* sl_pickup_id - index queue/ID when it is new */
+bool sl_pickup_id(struct sl_sched *s, const char *id)
+{
+    /* Indexed out of turn while the start scan runs: once it has been handed out it may
+     * have a state file the listing lacks, so the listing's word is no longer trusted. */
+    if (sl_pickup_pending(s) && sl_spool_ids_has(&s->scan_ids, id)) {
+        sl_spool_ids_free(&s->scan_state);
+        s->scan_trust = false;
+    }
+    return pickup(s, id, false);
 }
 
 /* What a scan counts. */
@@ -122,15 +142,45 @@ size_t sl_pickup_rescan(struct sl_sched *s)
     return c.added;
 }
 
-/* sl_pickup_start - the spool's directories, then every message in it */
+/* sl_pickup_start - the spool's directories, its listing, and a first chunk */
 size_t sl_pickup_start(struct sl_sched *s)
 {
-    struct scan c = {.s = s};
     char err[256];
 
     if (sl_spool_init(s->spool, err, sizeof err) < 0)
         sl_msg_fatal("spool %s: %s", s->spool, err);
-    if (sl_spool_scan(s->spool, scan_one, &c) < 0)
+    if (sl_spool_list(s->spool, &s->scan_ids, &s->scan_state) < 0)
         sl_msg_fatal("cannot scan the spool %s: %s", s->spool, strerror(errno));
-    return c.added;
+    s->scan_next = 0;
+    s->scan_trust = true;
+    size_t found = s->scan_ids.n;
+    sl_pickup_step(s, SL_PICKUP_CHUNK);
+    return found;
+}
+
+/* sl_pickup_step - the next max messages of the start scan */
+bool sl_pickup_step(struct sl_sched *s, size_t max)
+{
+    for (size_t i = 0; i < max && s->scan_next < s->scan_ids.n; i++) {
+        const char *id = s->scan_ids.id[s->scan_next++];
+        pickup(s, id, s->scan_trust && !sl_spool_ids_has(&s->scan_state, id));
+    }
+    if (s->scan_next < s->scan_ids.n)
+        return true;
+    sl_pickup_forget(s);
+    return false;
+}
+
+/* sl_pickup_pending - ids of the start scan not yet indexed */
+bool sl_pickup_pending(const struct sl_sched *s)
+{
+    return s->scan_next < s->scan_ids.n;
+}
+
+/* sl_pickup_forget - the start scan's lists */
+void sl_pickup_forget(struct sl_sched *s)
+{
+    sl_spool_ids_free(&s->scan_ids);
+    sl_spool_ids_free(&s->scan_state);
+    s->scan_next = 0;
 }

@@ -51,6 +51,7 @@ void sl_sched_init(struct sl_sched *s, const char *spool)
 /* sl_sched_free - the index and everything in it */
 void sl_sched_free(struct sl_sched *s)
 {
+    sl_pickup_forget(s);
     sl_queue_free(s->q);
     s->q = NULL;
 }
@@ -243,8 +244,9 @@ void sl_sched_dispatch(struct sl_sched *s, struct sl_supervisor *sup, const stru
     struct freelist f;
     struct sl_qdest *d;
 
-    if (s->draining || sup->nw == 0 ||
-        (sl_queue_next(s->q) == NULL && sl_queue_blocked(s->q) == 0))
+    if (!s->draining && sl_pickup_pending(s))
+        sl_pickup_step(s, SL_PICKUP_CHUNK); /* the start scan goes on between loop passes */
+    if (s->draining || sup->nw == 0 || (sl_queue_next(s->q) == NULL && sl_queue_blocked(s->q) == 0))
         return;
     f.conn = sl_malloc(sup->nw * sizeof *f.conn);
     f.idle = sl_malloc(sup->nw * sizeof *f.idle);
@@ -535,6 +537,8 @@ long sl_sched_wait_ms(const struct sl_sched *s)
     int64_t due = sl_queue_next_due(s->q);
     long wait = -1;
 
+    if (!s->draining && sl_pickup_pending(s))
+        return 0; /* the start scan has more to index */
     if (due != INT64_MAX) {
         struct timespec now;
         int64_t ms;

@@ -4,7 +4,8 @@
  *
  * Workers read envelopes at thousands per second, so the common case is one
  * open and one read of SPOOL_HEAD_FIRST bytes; a header with many recipients
- * grows the buffer up to SPOOL_HEAD_MAX.  The body is one pread of the tail.
+ * grows the buffer up to SPOOL_HEAD_MAX.  The body is one pread of the tail,
+ * or nothing more when sl_spool_read_full's one read brought the whole file.
  * Concurrency: any process; a message file never changes once in queue/.
  * Trust boundary: the file is ours but may be damaged: every line is checked
  * against the format of sl_spool.h (order, keys, numbers, addresses, part
@@ -29,8 +30,10 @@ static bool token_ok(const char *s, size_t n)
     return n > 0;
 }
 
-/* read_header - bytes of queue/ID up to and including the blank line */
-static char *read_header(int fd, size_t *hlen, char *err, size_t errlen)
+/* read_header - bytes of queue/ID up to and including the blank line; *have is
+ * how many were read, *whole whether they are the whole file */
+static char *read_header(int fd, size_t *hlen, size_t *have_out, bool *whole, char *err,
+                         size_t errlen)
 {
     size_t cap = SPOOL_HEAD_FIRST, have = 0;
     char *buf = sl_malloc(cap), *end;
@@ -46,6 +49,9 @@ static char *read_header(int fd, size_t *hlen, char *err, size_t errlen)
         have += (size_t)n;
         if ((end = memmem(buf, have, "\n\n", 2)) != NULL) {
             *hlen = (size_t)(end - buf) + 2;
+            *have_out = have;
+            /* a short read of a regular file ends at its end (it never changes in queue/) */
+            *whole = have < cap;
             return buf;
         }
         if (n == 0 || (have == cap && cap >= SPOOL_HEAD_MAX)) {
@@ -126,13 +132,30 @@ static const char *parse_header(struct spool_lines *l, const char *id, struct sl
     return m->nrcpt > 0 ? NULL : "no recipient";
 }
 
-/* sl_spool_read - the envelope of queue/ID */
-int sl_spool_read(const char *dir, const char *id, struct sl_spool_msg *out, char *err,
-                  size_t errlen)
+/* keep_body - the stored body from a buffer holding the whole file; false when it is
+ * not a body (too short, no final CRLF): sl_spool_body then reports it */
+static bool keep_body(struct sl_spool_msg *m, const char *buf, size_t have)
+{
+    size_t n;
+
+    if (have < m->body_off + 2 || buf[have - 2] != '\r' || buf[have - 1] != '\n')
+        return false;
+    n = have - m->body_off;
+    m->body = sl_malloc(n + 1);
+    memcpy(m->body, buf + m->body_off, n);
+    m->body[n] = '\0';
+    m->body_len = n;
+    return true;
+}
+
+/* read_msg - the envelope of queue/ID, and its body when asked and at hand */
+static int read_msg(const char *dir, const char *id, struct sl_spool_msg *out, bool body, char *err,
+                    size_t errlen)
 {
     char path[4096], *buf;
     const char *why;
-    size_t hlen;
+    size_t hlen, have;
+    bool whole;
     struct spool_lines l;
     int fd;
 
@@ -143,7 +166,7 @@ int sl_spool_read(const char *dir, const char *id, struct sl_spool_msg *out, cha
         return spool_fail(err, errlen, "spool path too long: %s", dir);
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
         return spool_fail(err, errlen, "%s: %s", path, strerror(errno));
-    buf = read_header(fd, &hlen, err, errlen);
+    buf = read_header(fd, &hlen, &have, &whole, err, errlen);
     close(fd);
     if (buf == NULL)
         return -1;
@@ -152,12 +175,28 @@ int sl_spool_read(const char *dir, const char *id, struct sl_spool_msg *out, cha
     /* The blank line ends the header; the lines before it hold no NUL. */
     l = (struct spool_lines){buf, buf + hlen - 1};
     why = memchr(buf, '\0', hlen) != NULL ? "NUL byte in header" : parse_header(&l, id, out);
+    if (why == NULL && body && whole)
+        keep_body(out, buf, have);
     free(buf);
     if (why != NULL) {
         sl_spool_msg_free(out);
         return spool_fail(err, errlen, "%s: %s", path, why);
     }
     return 0;
+}
+
+/* sl_spool_read - the envelope of queue/ID */
+int sl_spool_read(const char *dir, const char *id, struct sl_spool_msg *out, char *err,
+                  size_t errlen)
+{
+    return read_msg(dir, id, out, false, err, errlen);
+}
+
+/* sl_spool_read_full - the envelope of queue/ID, and its body when one read got it */
+int sl_spool_read_full(const char *dir, const char *id, struct sl_spool_msg *out, char *err,
+                       size_t errlen)
+{
+    return read_msg(dir, id, out, true, err, errlen);
 }
 
 /* sl_spool_msg_free - everything sl_spool_read allocated */
@@ -171,6 +210,7 @@ void sl_spool_msg_free(struct sl_spool_msg *m)
     free(m->domain);
     free(m->binding);
     free(m->sender);
+    free(m->body);
     memset(m, 0, sizeof *m);
 }
 
@@ -201,6 +241,12 @@ int sl_spool_body(const char *dir, const struct sl_spool_msg *m, char **body, si
 
     *body = NULL;
     *len = 0;
+    if (m->body != NULL) { /* read with the envelope, checked then */
+        *body = sl_malloc(m->body_len + 1);
+        memcpy(*body, m->body, m->body_len + 1);
+        *len = m->body_len;
+        return 0;
+    }
     if (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, m->id))
         return spool_fail(err, errlen, "spool path too long: %s", dir);
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {

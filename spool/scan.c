@@ -5,7 +5,10 @@
  * Garbage is of two kinds: files in tmp/ that a writer never renamed (a
  * writer finishes within seconds, so anything older than STALE_TMP_S is
  * dead), and state files of a message whose queue file is gone (a crash
- * between the two unlinks of sl_spool_remove).
+ * between the two unlinks of sl_spool_remove).  The listing also tells which
+ * messages have state files, so the master's start scan looks up no state
+ * file that is not there; removing a message that never had one costs a
+ * single unlink and a single lookup.
  * Concurrency: the master's scan at start and sluicectl queue may run while
  * workers save state and inject writes; a state file is only removed when its
  * message is gone, and a message is only written once, so no live file is
@@ -27,8 +30,6 @@
 #include "spool_impl.h"
 
 #define STALE_TMP_S 60
-
-typedef char queue_id[SL_SPOOL_ID_LEN + 1];
 
 /* sweep_tmp - remove files of tmp/ older than STALE_TMP_S */
 static void sweep_tmp(const char *dir)
@@ -68,18 +69,33 @@ static bool orphan(int queue_fd, const char *name)
     return sl_spool_id_valid(id) && fstatat(queue_fd, id, &st, 0) < 0 && errno == ENOENT;
 }
 
-/* sweep_state - remove state files of messages no longer queued */
-static void sweep_state(const char *dir, int queue_fd)
+/* sweep_state - remove state files of messages no longer queued; the ids of
+ * the state files that stay go into stated (unsorted, maybe repeated) */
+static void sweep_state(const char *dir, int queue_fd, struct sl_spool_ids *stated)
 {
     char path[4096];
     struct dirent *e;
+    size_t cap = 0;
     DIR *d;
 
     if (!spool_path(path, sizeof path, dir, SPOOL_STATE, NULL) || (d = opendir(path)) == NULL)
         return;
-    while ((e = readdir(d)) != NULL)
-        if (orphan(queue_fd, e->d_name) && unlinkat(dirfd(d), e->d_name, 0) == 0)
-            sl_msg_info("spool: removed orphan state %s/%s", path, e->d_name);
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || strlen(e->d_name) <= SL_SPOOL_ID_LEN)
+            continue;
+        if (orphan(queue_fd, e->d_name)) {
+            if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+                sl_msg_info("spool: removed orphan state %s/%s", path, e->d_name);
+            continue;
+        }
+        /* anything else that looks like a state file counts: a reader loads it and judges */
+        if (stated->n == cap) {
+            cap = cap ? cap * 2 : 64;
+            stated->id = sl_realloc(stated->id, cap * sizeof *stated->id);
+        }
+        memcpy(stated->id[stated->n], e->d_name, SL_SPOOL_ID_LEN);
+        stated->id[stated->n++][SL_SPOOL_ID_LEN] = '\0';
+    }
     closedir(d);
 }
 
@@ -89,45 +105,73 @@ static int by_id(const void *a, const void *b)
     return memcmp(a, b, SL_SPOOL_ID_LEN);
 }
 
-/* list_queue - the valid ids of queue/, sorted; NULL with n 0 when none */
-static queue_id *list_queue(DIR *d, size_t *n)
+/* list_queue - the valid ids of queue/, unsorted */
+static void list_queue(DIR *d, struct sl_spool_ids *l)
 {
-    queue_id *ids = NULL;
     size_t cap = 0;
     struct dirent *e;
 
-    *n = 0;
     while ((e = readdir(d)) != NULL) {
         if (!sl_spool_id_valid(e->d_name))
             continue;
-        if (*n == cap) {
+        if (l->n == cap) {
             cap = cap ? cap * 2 : 64;
-            ids = sl_realloc(ids, cap * sizeof *ids);
+            l->id = sl_realloc(l->id, cap * sizeof *l->id);
         }
-        memcpy(ids[(*n)++], e->d_name, SL_SPOOL_ID_LEN + 1);
+        memcpy(l->id[l->n++], e->d_name, SL_SPOOL_ID_LEN + 1);
     }
-    if (*n > 1)
-        qsort(ids, *n, sizeof *ids, by_id);
-    return ids;
+}
+
+/* sort_ids - ascending, which for queue ids is arrival order */
+static void sort_ids(struct sl_spool_ids *l)
+{
+    if (l->n > 1)
+        qsort(l->id, l->n, sizeof *l->id, by_id);
+}
+
+/* sl_spool_list - the queued ids and the ids with state files, both sorted */
+int sl_spool_list(const char *dir, struct sl_spool_ids *queued, struct sl_spool_ids *stated)
+{
+    char path[4096];
+    DIR *d;
+
+    *queued = (struct sl_spool_ids){0};
+    *stated = (struct sl_spool_ids){0};
+    if (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, NULL) || (d = opendir(path)) == NULL)
+        return -1;
+    sweep_tmp(dir);
+    list_queue(d, queued);
+    sweep_state(dir, dirfd(d), stated);
+    closedir(d);
+    sort_ids(queued);
+    sort_ids(stated);
+    return 0;
+}
+
+/* sl_spool_ids_has - binary search of a sorted list */
+bool sl_spool_ids_has(const struct sl_spool_ids *l, const char *id)
+{
+    return l->n > 0 && bsearch(id, l->id, l->n, sizeof *l->id, by_id) != NULL;
+}
+
+/* sl_spool_ids_free - the list's array */
+void sl_spool_ids_free(struct sl_spool_ids *l)
+{
+    free(l->id);
+    *l = (struct sl_spool_ids){0};
 }
 
 /* sl_spool_scan - fn for every queued id, oldest first, after sweeping garbage */
 int sl_spool_scan(const char *dir, void (*fn)(const char *id, void *ctx), void *ctx)
 {
-    char path[4096];
-    queue_id *ids;
-    size_t n;
-    DIR *d;
+    struct sl_spool_ids queued, stated;
 
-    if (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, NULL) || (d = opendir(path)) == NULL)
+    if (sl_spool_list(dir, &queued, &stated) < 0)
         return -1;
-    sweep_tmp(dir);
-    ids = list_queue(d, &n);
-    sweep_state(dir, dirfd(d));
-    closedir(d);
-    for (size_t i = 0; i < n; i++)
-        fn(ids[i], ctx);
-    free(ids);
+    sl_spool_ids_free(&stated);
+    for (size_t i = 0; i < queued.n; i++)
+        fn(queued.id[i], ctx);
+    sl_spool_ids_free(&queued);
     return 0;
 }
 
@@ -159,8 +203,9 @@ int sl_spool_remove(const char *dir, const char *id, size_t nparts)
      * case) skips that sync: a crash can at worst bring it back for one more
      * delivery, the at-least-once window of I4, and the drain rate is not
      * bound to one directory sync per message. */
-    if (has_state(dir, id, nparts) &&
-        (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, NULL) || spool_fsync_dir(path) < 0))
+    if (!has_state(dir, id, nparts))
+        return 0; /* nothing more to remove */
+    if (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, NULL) || spool_fsync_dir(path) < 0)
         return -1;
     for (size_t k = 0; k < nparts && k < SL_SPOOL_PARTS_MAX; k++) {
         snprintf(name, sizeof name, "%s.%zu", id, k);

@@ -31,7 +31,7 @@ bool sl_part_load(struct sl_wstate *w, struct sl_part *p)
     char err[256];
 
     strlcpy(p->outcome, "x", sizeof p->outcome);
-    if (sl_spool_read(w->ctx->spool, p->id, &p->msg, err, sizeof err) < 0) {
+    if (sl_spool_read_full(w->ctx->spool, p->id, &p->msg, err, sizeof err) < 0) {
         sl_msg_warn("queue %s: %s", p->id, err);
         return false;
     }
