@@ -652,6 +652,73 @@ static void test_scan(void **state)
     assert_int_equal(sl_spool_scan("/nonexistent/spool", see, &s), -1);
 }
 
+/* The master's start listing: queue/ ids sorted, and which of them have state. */
+static void test_list(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"a@x.org", "b@y.org"};
+    char ids[3][SL_SPOOL_ID_LEN + 1], err[256];
+    struct sl_spool_ids queued = {0}, stated = {0};
+    struct sl_spool_state st;
+
+    for (int i = 0; i < 3; i++)
+        write_msg(f->dir, rcpt, 2, ids[i]);
+    assert_int_equal(sl_spool_state_load(f->dir, ids[2], 1, 2, &st, err, sizeof err), 0);
+    assert_int_equal(sl_spool_state_save(f->dir, ids[2], 1, &st, err, sizeof err), 0);
+    sl_spool_state_free(&st);
+    assert_int_equal(sl_spool_list(f->dir, &queued, &stated), 0);
+    assert_int_equal(queued.n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(queued.id[i], ids[i]); /* oldest first */
+        assert_true(sl_spool_ids_has(&queued, ids[i]));
+    }
+    assert_false(sl_spool_ids_has(&stated, ids[0]));
+    assert_false(sl_spool_ids_has(&stated, ids[1]));
+    assert_true(sl_spool_ids_has(&stated, ids[2]));
+    assert_false(sl_spool_ids_has(&queued, "0000000000zzzzzzzzzz"));
+    sl_spool_ids_free(&queued);
+    sl_spool_ids_free(&stated);
+}
+
+/* One read brings the envelope and the body of a small message; a big one
+ * still reads its body from the file; both give the same bytes. */
+static void test_read_full(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"r@example.com"};
+    size_t big = 200 * 1000;
+    char *text = malloc(big), id[2][SL_SPOOL_ID_LEN + 1], err[256], *body;
+    struct sl_spool_msg m;
+    size_t len;
+
+    for (size_t i = 0; i < big; i++)
+        text[i] = (i % 100 == 99) ? '\n' : 'x';
+    for (int k = 0; k < 2; k++) {
+        struct sl_spool_new n = {.binding = "default",
+                                 .sender = "",
+                                 .rcpt = rcpt,
+                                 .nrcpt = 1,
+                                 .body = k == 0 ? "Subject: s\n\n.dot\n" : text,
+                                 .len = k == 0 ? 17 : big};
+        assert_int_equal(sl_spool_write(f->dir, &n, id[k], err, sizeof err), 0);
+    }
+    assert_int_equal(sl_spool_read_full(f->dir, id[0], &m, err, sizeof err), 0);
+    assert_non_null(m.body);
+    assert_int_equal(sl_spool_body(f->dir, &m, &body, &len, err, sizeof err), 0);
+    assert_int_equal(len, 21);
+    assert_memory_equal(body, "Subject: s\r\n\r\n..dot\r\n", len);
+    free(body);
+    sl_spool_msg_free(&m);
+    assert_int_equal(sl_spool_read_full(f->dir, id[1], &m, err, sizeof err), 0);
+    assert_null(m.body); /* over 64 KB: the body stays in the file */
+    assert_int_equal(sl_spool_body(f->dir, &m, &body, &len, err, sizeof err), 0);
+    assert_int_equal(len, big + big / 100); /* every LF became CRLF */
+    assert_int_equal(m.size, len);
+    free(body);
+    sl_spool_msg_free(&m);
+    free(text);
+}
+
 static void test_notify(void **state)
 {
     struct fixture *f = *state;
@@ -691,6 +758,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_part_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
