@@ -2,7 +2,8 @@
  * sl_smtp.h - the SMTP client of a worker: one blocking session at a time.
  *
  * Every phase runs under its own timer (setitimer, so sub-second settings
- * work): the phase arms it, the SIGALRM handler only sets *alarmed, and the
+ * work): the phase arms it at its first wait (a phase whose reply is already
+ * buffered needs no timer), the SIGALRM handler only sets *alarmed, and the
  * one place the session waits (ppoll with the worker's wait mask, the only
  * window where SIGALRM is unblocked) turns the interruption into a timeout of
  * that phase.  Other signals (SIGTERM) do not end a session: it finishes or
@@ -79,8 +80,9 @@ struct sl_smtp {
     /* input buffer */
     char *rbuf;
     size_t rlen, roff, rcap;
-    /* the phase timer (ITIMER_REAL) is running, set to timer_ms */
-    bool timer_armed;
+    /* the phase timer (ITIMER_REAL) is running; timer_ms is the running phase's time;
+     * timer_due: the running phase has not waited yet, its timer is armed at its first wait */
+    bool timer_armed, timer_due;
     long timer_ms;
     /* a MAIL was accepted and its transaction not ended: the next
      * sl_smtp_send sends RSET first */
@@ -114,6 +116,20 @@ struct sl_smtp_txn {
  * can carry another transaction (whatever the replies said); -1 when it is
  * dead (s->fail, s->phase, s->err), with the replies read so far in t. */
 int sl_smtp_send(struct sl_smtp *s, struct sl_smtp_txn *t);
+/* Told, in order, that transaction i of a sl_smtp_send_many call is over (its
+ * replies are final) before anything of a later message's body goes out, so
+ * the caller can make its outcome durable while the peer holds at most one
+ * accepted message not yet recorded.  It must not use the session. */
+typedef void sl_smtp_txn_over(void *arg, size_t i);
+/* Transactions t[0..n) in order, as n calls of sl_smtp_send would, but with
+ * PIPELINING each body goes out in one write with the next transaction's
+ * commands (RFC 2920 3.1: message content may lead a group): one round trip
+ * per message.  over (may be NULL) is called for each transaction that ends
+ * while the session lives.  0 when the session can carry more; -1 when it
+ * died (s->fail, s->phase, s->err): the transactions not told over have the
+ * replies read until then, the others code 0 (all 0: not carried). */
+int sl_smtp_send_many(struct sl_smtp *s, struct sl_smtp_txn *t, size_t n, sl_smtp_txn_over *over,
+                      void *arg);
 /* RSET under rset_timeout; -1 when the session is dead. */
 int sl_smtp_rset(struct sl_smtp *s);
 /* Is the idle connection still usable (the peer has not closed it or sent a

@@ -7,12 +7,16 @@
  * it reserved (connect.c), runs one transaction per batch of at most
  * max_recipients_per_batch recipients, and opens a new connection when
  * max_deliveries_per_connection or max_recipients_per_connection is reached.
+ * Consecutive transactions, across parts, go out in runs (sl_smtp_send_many:
+ * one round trip per message when the peer pipelines), never more than the
+ * connection may still carry; each is then settled as if sent on its own.
  * Each recipient's outcome is made durable (outcome.c) before the master is
  * told, in one "D<job> ..." datagram, what became of every part.  A session
- * that dies (timeout, reset, garbage) defers what it carried and what the job
- * still holds: a peer that stalls costs one phase timeout per job, not one
- * per message.  SIGTERM ends the job after the current part; the parts not
- * attempted go back to the master untouched.
+ * that dies (timeout, reset, garbage) defers what it carried (a transaction
+ * of the run with no final reply) and what the job still holds: a peer that
+ * stalls costs one phase timeout per job, not one per message.  SIGTERM ends
+ * the job after the current run; the parts not attempted go back to the
+ * master untouched.
  * Trust boundary: the job comes from our master; its names are checked here
  * before use.  Everything from the peer is bounded by sl_smtp.
  */
@@ -170,43 +174,220 @@ static bool conn_spent(const struct sl_conn *c, const struct sl_dest *d)
            (d->max_rcpts_conn > 0 && c->rcpts >= (unsigned long)d->max_rcpts_conn);
 }
 
-/* batch_size - recipients for the next transaction */
-static size_t batch_size(const struct sl_conn *c, const struct sl_dest *d, size_t left)
+/* A part's progress through the job. */
+struct work {
+    size_t *idx;    /* its pending recipients; NULL until the part is reached */
+    size_t n;       /* how many */
+    size_t sent;    /* how many went into a transaction */
+    size_t settled; /* how many got their outcome */
+    bool ready;     /* its size passed the peer's SIZE, body and len are read */
+    char *body;
+    size_t len;
+    bool finished; /* the part's outcome for the master is set */
+};
+
+#define RUN_TXNS  16         /* transactions in one pipelined run */
+#define RUN_BYTES (4u << 20) /* bodies in one run, beyond its first transaction's */
+
+/* One run: transactions sent in one sl_smtp_send_many, each for recipients
+ * idx[from..from + nrcpt) of part k of the job it belongs to. */
+struct run {
+    struct sl_wstate *w;
+    const struct sl_dest *d;
+    struct job *j;
+    struct work *wk;
+    size_t n, rcpts, bytes;
+    size_t settled; /* transactions settled */
+    struct {
+        size_t k, from;
+    } slot[RUN_TXNS];
+    struct sl_smtp_txn t[RUN_TXNS];
+};
+
+/* txn_room - transactions the connection may still carry in one run: each may be a delivery */
+static size_t txn_room(const struct sl_conn *c, const struct sl_dest *d)
+{
+    if (d->max_deliveries <= 0)
+        return RUN_TXNS;
+    unsigned long left = (unsigned long)d->max_deliveries > c->deliveries
+                             ? (unsigned long)d->max_deliveries - c->deliveries
+                             : 0;
+    return left < RUN_TXNS ? (size_t)left : RUN_TXNS;
+}
+
+/* batch_size - recipients for the next transaction, after the planned ones of this run */
+static size_t batch_size(const struct sl_conn *c, const struct sl_dest *d, size_t planned,
+                         size_t left)
 {
     size_t n = left < (size_t)d->max_rcpts_batch ? left : (size_t)d->max_rcpts_batch;
 
-    if (d->max_rcpts_conn > 0 && (unsigned long)d->max_rcpts_conn - c->rcpts < n)
-        n = (size_t)d->max_rcpts_conn - c->rcpts;
+    if (d->max_rcpts_conn > 0) {
+        unsigned long used = c->rcpts + planned;
+        size_t room = (unsigned long)d->max_rcpts_conn > used
+                          ? (size_t)((unsigned long)d->max_rcpts_conn - used)
+                          : 0;
+        if (room < n)
+            n = room;
+    }
     return n;
 }
 
-/* run_txn - one transaction for recipients idx[0..n) of p; -1 when the session died */
-static int run_txn(struct sl_wstate *w, const struct sl_dest *d, struct sl_part *p,
-                   const size_t *idx, size_t n, const char *body, size_t len)
+/* finish - the attempt on part k is over: its outcome, and what it held is freed */
+static void finish(struct sl_wstate *w, const struct sl_dest *d, struct job *j, struct work *wk,
+                   size_t k)
 {
-    struct sl_conn *c = &w->conn;
-    const char **rcpt = sl_calloc(n, sizeof *rcpt);
-    struct sl_reply *replies = sl_calloc(n, sizeof *replies);
-    struct sl_smtp_txn t = {.rset = c->txns > 0,
-                            .sender = p->msg.sender,
-                            .size = p->msg.size,
-                            .rcpt = rcpt,
-                            .nrcpt = n,
-                            .body = body,
-                            .len = len,
-                            .rcpt_reply = replies};
-    int rc;
+    sl_outcome_finish(w, &j->part[k], d);
+    wk[k].finished = true;
+    free(wk[k].body);
+    wk[k].body = NULL;
+}
 
-    for (size_t i = 0; i < n; i++)
-        rcpt[i] = p->msg.rcpt[idx[i]].addr;
-    rc = sl_smtp_send(&c->s, &t);
-    c->txns++;
-    c->rcpts += (unsigned)n;
-    strlcpy(p->mx, c->mx, sizeof p->mx);
-    if (settle_txn(w, d, p, idx, &t))
-        c->deliveries++;
-    free(rcpt);
-    free(replies);
+/* next_part - the first part from k on with recipients still to send; the parts passed over
+ * are settled: gone, done already, nothing pending, or held back while draining */
+static size_t next_part(struct sl_wstate *w, const struct sl_dest *d, struct job *j,
+                        struct work *wk, size_t k)
+{
+    for (; k < j->n; k++) {
+        struct sl_part *p = &j->part[k];
+        struct work *x = &wk[k];
+
+        if (!p->loaded || x->finished)
+            continue;
+        if (x->idx != NULL) {
+            if (x->sent < x->n)
+                return k;
+            continue; /* every recipient in the run under way */
+        }
+        if (*w->stop) { /* draining: what was not attempted goes back untouched */
+            strlcpy(p->outcome, "w", sizeof p->outcome);
+            x->finished = true;
+            continue;
+        }
+        x->idx = sl_calloc(p->msg.nrcpt + 1, sizeof *x->idx);
+        x->n = sl_spool_part_done(&p->msg, p->k, &p->st) ? 0 : sl_part_pending(p, x->idx);
+        if (x->n > 0)
+            return k;
+        finish(w, d, j, wk, k);
+    }
+    return j->n;
+}
+
+/* load_part - before part k's first transaction: bounce it when the peer's SIZE is too
+ * small, read its body; false when it was settled instead */
+static bool load_part(struct sl_wstate *w, const struct sl_dest *d, struct job *j, struct work *wk,
+                      size_t k)
+{
+    struct sl_part *p = &j->part[k];
+    struct work *x = &wk[k];
+    char err[256];
+
+    if (too_big(w, d, p)) {
+        finish(w, d, j, wk, k);
+        return false;
+    }
+    if (sl_spool_body(w->ctx->spool, &p->msg, &x->body, &x->len, err, sizeof err) < 0) {
+        sl_msg_warn("queue %s: %s", p->id, err);
+        finish(w, d, j, wk, k);
+        return false;
+    }
+    x->ready = true;
+    return true;
+}
+
+/* add_txn - the next m recipients of part k as the run's next transaction */
+static void add_txn(struct run *r, const struct sl_conn *c, struct job *j, struct work *wk,
+                    size_t k, size_t m)
+{
+    struct sl_part *p = &j->part[k];
+    struct work *x = &wk[k];
+    const char **rcpt = sl_calloc(m, sizeof *rcpt);
+
+    for (size_t i = 0; i < m; i++)
+        rcpt[i] = p->msg.rcpt[x->idx[x->sent + i]].addr;
+    r->slot[r->n].k = k;
+    r->slot[r->n].from = x->sent;
+    /* RSET before every transaction but a connection's first, in the same group */
+    r->t[r->n] = (struct sl_smtp_txn){.rset = c->txns + r->n > 0,
+                                      .sender = p->msg.sender,
+                                      .size = p->msg.size,
+                                      .rcpt = rcpt,
+                                      .nrcpt = m,
+                                      .body = x->body,
+                                      .len = x->len,
+                                      .rcpt_reply = sl_calloc(m, sizeof(struct sl_reply))};
+    x->sent += m;
+    r->n++;
+    r->rcpts += m;
+    r->bytes += x->len;
+}
+
+/* plan - the next run from part k on: consecutive transactions, across parts, as many as
+ * the connection may still carry (its deliveries and recipients counted in advance), at
+ * most RUN_TXNS and RUN_BYTES of bodies */
+static void plan(struct sl_wstate *w, const struct sl_dest *d, struct job *j, struct work *wk,
+                 size_t k, struct run *r)
+{
+    const struct sl_conn *c = &w->conn;
+    size_t room = txn_room(c, d);
+
+    r->n = r->rcpts = r->bytes = r->settled = 0;
+    while (k < j->n && r->n < room) {
+        struct work *x = &wk[k];
+        if (!x->ready && !load_part(w, d, j, wk, k)) {
+            k = next_part(w, d, j, wk, k + 1);
+            continue;
+        }
+        size_t m = batch_size(c, d, r->rcpts, x->n - x->sent);
+        if (m == 0 || (r->n > 0 && r->bytes + x->len > RUN_BYTES))
+            break;
+        add_txn(r, c, j, wk, k, m);
+        if (x->sent == x->n)
+            k = next_part(w, d, j, wk, k + 1);
+    }
+}
+
+/* settle_through - the run's transactions up to upto, in order, each as if it had been its
+ * own call; a part is finished (made durable) once every recipient of it is settled */
+static void settle_through(struct run *r, size_t upto)
+{
+    struct sl_conn *c = &r->w->conn;
+
+    for (; r->settled < upto; r->settled++) {
+        size_t k = r->slot[r->settled].k;
+        struct sl_part *p = &r->j->part[k];
+        struct work *x = &r->wk[k];
+        struct sl_smtp_txn *t = &r->t[r->settled];
+
+        c->txns++;
+        c->rcpts += (unsigned)t->nrcpt;
+        strlcpy(p->mx, c->mx, sizeof p->mx);
+        if (settle_txn(r->w, r->d, p, x->idx + r->slot[r->settled].from, t))
+            c->deliveries++;
+        x->settled += t->nrcpt;
+        if (x->settled == x->n)
+            finish(r->w, r->d, r->j, r->wk, k);
+    }
+}
+
+/* txn_over - a transaction's replies are in: record it before the next message goes, so a
+ * crash leaves at most one accepted message unrecorded */
+static void txn_over(void *arg, size_t i)
+{
+    settle_through(arg, i + 1);
+}
+
+/* send_run - the run on the open connection; every transaction settled when it returns;
+ * -1 when the session died */
+static int send_run(struct sl_wstate *w, struct run *r)
+{
+    int rc = r->n > 0 ? sl_smtp_send_many(&w->conn.s, r->t, r->n, txn_over, r) : 0;
+
+    settle_through(r, r->n); /* those the session took down with it */
+    for (size_t i = 0; i < r->n; i++) {
+        free((void *)r->t[i].rcpt);
+        free(r->t[i].rcpt_reply);
+    }
+    r->n = 0;
     return rc;
 }
 
@@ -271,61 +452,23 @@ static void session_died(struct sl_wstate *w, enum sl_open_result *res, struct s
     *res = SL_OPEN_DEFER;
 }
 
-/* deliver_part - every pending recipient of p, in batches; false when the
- * connection could not be had or died (then the rest of p is settled) */
-static bool deliver_part(struct sl_wstate *w, const struct sl_dest *d, struct sl_part *p,
-                         enum sl_open_result *res, struct sl_open_info *info)
-{
-    size_t *idx = sl_calloc(p->msg.nrcpt, sizeof *idx);
-    size_t n = sl_part_pending(p, idx), off = 0;
-    char *body = NULL, err[256];
-    size_t len = 0;
-    bool ok = true;
-
-    while (off < n) {
-        if (!ensure_conn(w, d, res, info)) {
-            ok = false;
-            break;
-        }
-        if (off == 0 && too_big(w, d, p))
-            break;
-        if (body == NULL &&
-            sl_spool_body(w->ctx->spool, &p->msg, &body, &len, err, sizeof err) < 0) {
-            sl_msg_warn("queue %s: %s", p->id, err);
-            break;
-        }
-        size_t b = batch_size(&w->conn, d, n - off);
-        int rc = run_txn(w, d, p, idx + off, b, body, len);
-        off += b;
-        if (rc < 0) {
-            session_died(w, res, info);
-            ok = false;
-            break;
-        }
-    }
-    if (!ok)
-        open_failed(w, d, p, idx + off, n - off, *res, info);
-    free(body);
-    free(idx);
-    return ok;
-}
-
 /* settle_rest - a failure that ends the job: the same outcome for every later part */
-static void settle_rest(struct sl_wstate *w, const struct sl_dest *d, struct job *j, size_t from,
-                        enum sl_open_result res, const struct sl_open_info *info)
+static void settle_rest(struct sl_wstate *w, const struct sl_dest *d, struct job *j,
+                        struct work *wk, size_t from, enum sl_open_result res,
+                        const struct sl_open_info *info)
 {
     for (size_t i = from; i < j->n; i++) {
         struct sl_part *p = &j->part[i];
-        if (!p->loaded)
+        if (!p->loaded || wk[i].finished)
             continue;
         if (res == SL_OPEN_WAIT) {
             strlcpy(p->outcome, "w", sizeof p->outcome);
             continue;
         }
-        size_t *idx = sl_calloc(p->msg.nrcpt, sizeof *idx);
+        size_t *idx = sl_calloc(p->msg.nrcpt + 1, sizeof *idx);
         open_failed(w, d, p, idx, sl_part_pending(p, idx), res, info);
         free(idx);
-        sl_outcome_finish(w, p, d);
+        finish(w, d, j, wk, i);
     }
 }
 
@@ -343,33 +486,58 @@ static void tell_stuck(struct sl_wstate *w, const struct sl_open_info *info)
     send(w->fd, msg, (size_t)n, MSG_NOSIGNAL);
 }
 
-/* run_job - deliver every part, in order, until done or a failure ends the job */
+/* fail_job - no connection could be had, or it died: part k's unsent recipients and every
+ * later part get that outcome */
+static void fail_job(struct sl_wstate *w, const struct sl_dest *d, struct job *j, struct work *wk,
+                     size_t k, enum sl_open_result res, const struct sl_open_info *info)
+{
+    struct sl_part *p = &j->part[k];
+    struct work *x = &wk[k];
+
+    open_failed(w, d, p, x->idx + x->sent, x->n - x->sent, res, info);
+    if (res == SL_OPEN_WAIT && !p->attempted) {
+        strlcpy(p->outcome, "w", sizeof p->outcome);
+        x->finished = true;
+        tell_stuck(w, info);
+    } else {
+        finish(w, d, j, wk, k);
+    }
+    settle_rest(w, d, j, wk, k + 1, res, info);
+}
+
+/* run_job - deliver every part in order, in runs of pipelined transactions, until done or a
+ * failure ends the job */
 static void run_job(struct sl_wstate *w, const struct sl_dest *d, struct job *j)
 {
-    for (size_t i = 0; i < j->n; i++) {
-        struct sl_part *p = &j->part[i];
+    struct work *wk = sl_calloc(j->n, sizeof *wk);
+    struct run *r = sl_calloc(1, sizeof *r);
+    size_t k = 0;
+
+    r->w = w;
+    r->d = d;
+    r->j = j;
+    r->wk = wk;
+    while ((k = next_part(w, d, j, wk, k)) < j->n) {
         enum sl_open_result res = SL_OPEN_OK;
         struct sl_open_info info = {0};
 
-        if (!p->loaded)
-            continue;
-        if (*w->stop) { /* draining: what was not attempted goes back untouched */
-            strlcpy(p->outcome, "w", sizeof p->outcome);
-            continue;
+        if (ensure_conn(w, d, &res, &info)) {
+            plan(w, d, j, wk, k, r);
+            if (send_run(w, r) == 0)
+                continue;
+            session_died(w, &res, &info);
+            if ((k = next_part(w, d, j, wk, k)) == j->n)
+                break;
         }
-        if (sl_spool_part_done(&p->msg, p->k, &p->st) || deliver_part(w, d, p, &res, &info)) {
-            sl_outcome_finish(w, p, d);
-            continue;
-        }
-        if (res == SL_OPEN_WAIT && !p->attempted) {
-            strlcpy(p->outcome, "w", sizeof p->outcome);
-            tell_stuck(w, &info);
-        } else {
-            sl_outcome_finish(w, p, d);
-        }
-        settle_rest(w, d, j, i + 1, res, &info);
-        return;
+        fail_job(w, d, j, wk, k, res, &info);
+        break;
     }
+    for (size_t i = 0; i < j->n; i++) {
+        free(wk[i].idx);
+        free(wk[i].body);
+    }
+    free(wk);
+    free(r);
 }
 
 /* report - "D<job> <id>.<k>=<outcome>..." to the master */

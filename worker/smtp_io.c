@@ -4,9 +4,11 @@
  *
  * The socket is non-blocking and the only wait is ppoll() with the worker's
  * wait mask, the one window where SIGALRM (and SIGTERM) are unblocked.  A
- * phase arms ITIMER_REAL for its whole duration (a reply trickled byte by byte
- * still ends when the phase's time is up); an EINTR with *alarmed set is that
- * phase's timeout, any other EINTR (SIGTERM) just resumes the wait.
+ * phase arms ITIMER_REAL at its first wait, for the rest of the phase (a reply
+ * trickled byte by byte still ends when the phase's time is up); a phase whose
+ * reply is already buffered, as pipelined replies often are, costs no system
+ * call.  An EINTR with *alarmed set is that phase's timeout, any other EINTR
+ * (SIGTERM) just resumes the wait.
  * Trust boundary: every byte read comes from the peer; lines are capped at
  * SL_SMTP_LINE_MAX and the buffer never grows past its one allocation.
  */
@@ -65,26 +67,33 @@ static void drop_pending_alarm(void)
     (void)sigtimedwait(&alrm, NULL, &now);
 }
 
-/* smtp_phase_begin - enter phase ph with its full time, replacing the running phase's timer */
+/* smtp_phase_begin - enter phase ph with its full time; the timer is armed at the phase's
+ * first wait (arm_phase) */
 void smtp_phase_begin(struct sl_smtp *s, enum sl_phase ph)
 {
-    long ms = smtp_phase_ms(s, ph);
-
     s->phase = ph;
-    s->timer_ms = ms;
+    s->timer_ms = smtp_phase_ms(s, ph);
+    s->timer_due = true;
+}
+
+/* arm_phase - start the running phase's timer, replacing the previous phase's */
+static void arm_phase(struct sl_smtp *s)
+{
     /* One syscall in the common case; when the old timer had run out its signal may be
      * pending: drop it, then arm again so the new phase gets its whole time. */
-    if (set_timer(ms) && s->timer_armed) {
+    if (set_timer(s->timer_ms) && s->timer_armed) {
         drop_pending_alarm();
-        set_timer(ms);
+        set_timer(s->timer_ms);
     }
     s->timer_armed = true;
+    s->timer_due = false;
     *s->env.alarmed = 0;
 }
 
 /* smtp_phase_end - stop the phase timer and forget an alarm that came too late to matter */
 void smtp_phase_end(struct sl_smtp *s)
 {
+    s->timer_due = false;
     if (!s->timer_armed)
         return;
     if (set_timer(0))
@@ -149,6 +158,8 @@ static int wait_fd(struct sl_smtp *s, short events, const char *what)
 {
     struct pollfd p = {.fd = s->fd, .events = events};
 
+    if (s->timer_due)
+        arm_phase(s);
     for (;;) {
         if (*s->env.alarmed)
             return timeout(s, events, what);

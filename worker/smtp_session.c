@@ -1,6 +1,7 @@
 /*
  * smtp_session.c - the SMTP client's conversation: greeting, EHLO (HELO when
- * refused), mail transactions pipelined when offered, RSET, QUIT.
+ * refused), mail transactions pipelined when offered (a body and the next
+ * transaction's commands in one write: one round trip per message), RSET, QUIT.
  *
  * One session per worker at a time, no global state: everything lives in
  * struct sl_smtp, whose read buffer is the one allocation of a session.  Each
@@ -184,9 +185,22 @@ static bool valid_address(const char *a)
     return true;
 }
 
+/* sendable - every address of t fits a command line */
+static bool sendable(const struct sl_smtp_txn *t)
+{
+    if (!valid_address(t->sender))
+        return false;
+    for (size_t i = 0; i < t->nrcpt; i++)
+        if (!valid_address(t->rcpt[i]))
+            return false;
+    return true;
+}
+
 /* check_addresses - refuse the transaction before a byte goes out if an address is unfit */
 static int check_addresses(struct sl_smtp *s, const struct sl_smtp_txn *t)
 {
+    if (sendable(t))
+        return 0;
     s->phase = SL_PH_MAIL_FROM;
     if (!valid_address(t->sender))
         return smtp_fail(s, SL_SMTP_FAIL_PROTO,
@@ -223,20 +237,23 @@ static void fill_rcpts(struct sl_smtp_txn *t, size_t i, const struct sl_reply *r
         t->rcpt_reply[i] = *r;
 }
 
-/* send_body - after 354: the body and ".", each of the transfer and the final reply under a
- * full data timer; with no recipient accepted only "." goes, to end the DATA the pipeline
- * opened */
-static int send_body(struct sl_smtp *s, struct sl_smtp_txn *t, bool any_rcpt)
+/* send_body - after 354: the body and "." (only "." when no recipient was accepted, to end
+ * the DATA the pipeline opened), followed in the same write by next[0..next_len), the next
+ * transaction's first commands (RFC 2920 3.1 lets message content lead a group); the
+ * transfer and the final reply each under a full data timer */
+static int send_body(struct sl_smtp *s, struct sl_smtp_txn *t, bool any_rcpt, const char *next,
+                     size_t next_len)
 {
     size_t len = any_rcpt ? t->len : 0;
     bool crlf = len == 0 || (len >= 2 && t->body[len - 2] == '\r' && t->body[len - 1] == '\n');
     /* A body without its final CRLF would swallow the dot: end the line first. */
-    struct iovec v[2] = {
+    struct iovec v[3] = {
         {.iov_base = (void *)t->body, .iov_len = len},
-        {.iov_base = (void *)(crlf ? ".\r\n" : "\r\n.\r\n"), .iov_len = crlf ? 3 : 5}};
+        {.iov_base = (void *)(crlf ? ".\r\n" : "\r\n.\r\n"), .iov_len = crlf ? 3 : 5},
+        {.iov_base = (void *)next, .iov_len = next_len}};
 
     smtp_phase_begin(s, SL_PH_DATA);
-    if (smtp_io_send(s, v, 2, "the message body") < 0)
+    if (smtp_io_send(s, v, 3, "the message body") < 0)
         return -1;
     smtp_phase_begin(s, SL_PH_DATA);
     if (smtp_reply_read(s, &t->data, false) < 0)
@@ -245,9 +262,11 @@ static int send_body(struct sl_smtp *s, struct sl_smtp_txn *t, bool any_rcpt)
     return t->data.code == 421 ? closing(s, &t->data) : 0;
 }
 
-/* Where a pipelined transaction stands: which replies have been read. */
+/* Where a pipelined transaction stands: which commands went out, which replies were read. */
 struct pipe {
     bool rset_pending; /* RSET leads the group; its reply comes first */
+    bool mail_put;     /* RSET (if any) and MAIL are written */
+    size_t rcpts_put;
     bool mail_read, mail_ok;
     size_t rcpts_read;
     size_t accepted;
@@ -306,49 +325,141 @@ static int read_through(struct sl_smtp *s, struct sl_smtp_txn *t, struct pipe *p
     return 0;
 }
 
-/* send_group - MAIL, every RCPT and DATA, in one write unless the recipients overflow
- * CMD_BUF: then each full chunk's replies are read before the next chunk goes, so the
- * peer's replies never pile up unread while we block writing (RFC 2920 section 3.1) */
-static int send_group(struct sl_smtp *s, struct sl_smtp_txn *t, struct pipe *p)
+/* put_chunk - into buf (CMD_BUF bytes), the next of t's commands that fit: RSET and MAIL
+ * first, then the recipients not yet written, DATA after the last; *len bytes; true when
+ * the group is complete */
+static bool put_chunk(const struct sl_smtp *s, const struct sl_smtp_txn *t, struct pipe *p,
+                      char *buf, size_t *len)
 {
-    char buf[CMD_BUF];
-    size_t n;
+    size_t n = 0;
 
-    n = 0;
-    if (p->rset_pending) {
-        memcpy(buf, "RSET\r\n", 6);
-        n = 6;
-    }
-    smtp_phase_begin(s, p->rset_pending ? SL_PH_RSET : SL_PH_MAIL_FROM);
-    n += put_mail(buf + n, s, t);
-    for (size_t i = 0; i < t->nrcpt; i++) {
-        if (n + CMD_MAX > sizeof buf) {
-            if (smtp_io_send_str(s, buf, n, "the pipelined commands") < 0 ||
-                read_through(s, t, p, i) < 0)
-                return -1;
-            n = 0;
+    if (!p->mail_put) {
+        if (p->rset_pending) {
+            memcpy(buf, "RSET\r\n", 6);
+            n = 6;
         }
-        n += put_rcpt(buf + n, t->rcpt[i]);
+        n += put_mail(buf + n, s, t);
+        p->mail_put = true;
     }
-    memcpy(buf + n, "DATA\r\n", 6);
-    return smtp_io_send_str(s, buf, n + 6, "the pipelined commands");
+    for (; p->rcpts_put < t->nrcpt; p->rcpts_put++) {
+        if (n + CMD_MAX > CMD_BUF) {
+            *len = n;
+            return false;
+        }
+        n += put_rcpt(buf + n, t->rcpt[p->rcpts_put]);
+    }
+    memcpy(buf + n, "DATA\r\n", 6); /* a RCPT line is at most ADDR_MAX + 12 < CMD_MAX - 6 */
+    *len = n + 6;
+    return true;
 }
 
-/* send_pipelined - the commands in one group, then the replies in order, each under its
- * phase's timer */
-static int send_pipelined(struct sl_smtp *s, struct sl_smtp_txn *t, bool rset)
+/* send_rest - the chunks of a group that did not fit its first write, each after the replies
+ * to what went before, so the peer's replies never pile up unread while we block writing
+ * (RFC 2920 section 3.1) */
+static int send_rest(struct sl_smtp *s, struct sl_smtp_txn *t, struct pipe *p, bool done)
 {
-    struct pipe p = {.rset_pending = rset};
+    char buf[CMD_BUF];
+    size_t len;
 
-    if (send_group(s, t, &p) < 0 || read_through(s, t, &p, t->nrcpt) < 0)
+    while (!done) {
+        if (read_through(s, t, p, p->rcpts_put) < 0)
+            return -1;
+        done = put_chunk(s, t, p, buf, &len);
+        if (smtp_io_send_str(s, buf, len, "the pipelined commands") < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A run of pipelined transactions: the caller's array and callback, and the transaction whose
+ * DATA got 354 and whose body waits to lead the next write. */
+struct chain {
+    struct sl_smtp_txn *t;
+    sl_smtp_txn_over *over;
+    void *arg;
+    struct sl_smtp_txn *prev;
+    bool prev_any; /* prev has an accepted recipient */
+};
+
+/* txn_over - tell the caller that t's replies are all in */
+static void txn_over(const struct chain *c, const struct sl_smtp_txn *t)
+{
+    if (c->over != NULL)
+        c->over(c->arg, (size_t)(t - c->t));
+}
+
+/* end_prev - the waiting body, followed in the same write by next[0..len), its final reply,
+ * and the caller told, before anything of the next message goes out */
+static int end_prev(struct sl_smtp *s, struct chain *c, const char *next, size_t len)
+{
+    struct sl_smtp_txn *t = c->prev;
+
+    c->prev = NULL;
+    if (send_body(s, t, c->prev_any, next, len) < 0)
+        return -1;
+    txn_over(c, t);
+    return 0;
+}
+
+/* send_group - t's commands, RSET first when asked or when the last transaction was left
+ * open, led in the same write by the waiting body if there is one */
+static int send_group(struct sl_smtp *s, struct chain *c, struct sl_smtp_txn *t, struct pipe *p)
+{
+    char buf[CMD_BUF];
+    size_t len;
+
+    /* the waiting body's "." ends its transaction whatever the final reply says */
+    *p = (struct pipe){.rset_pending = t->rset || (c->prev == NULL && s->txn_open)};
+    bool done = put_chunk(s, t, p, buf, &len);
+    if (c->prev != NULL) {
+        if (end_prev(s, c, buf, len) < 0)
+            return -1;
+    } else {
+        smtp_phase_begin(s, p->rset_pending ? SL_PH_RSET : SL_PH_MAIL_FROM);
+        if (smtp_io_send_str(s, buf, len, "the pipelined commands") < 0)
+            return -1;
+    }
+    smtp_phase_begin(s, p->rset_pending ? SL_PH_RSET : SL_PH_MAIL_FROM);
+    return send_rest(s, t, p, done);
+}
+
+/* read_replies - the replies to t's group, in order, each under its phase's timer, through
+ * DATA's */
+static int read_replies(struct sl_smtp *s, struct sl_smtp_txn *t, struct pipe *p)
+{
+    if (read_through(s, t, p, t->nrcpt) < 0)
         return -1;
     smtp_phase_begin(s, SL_PH_DATA);
     if (smtp_reply_read(s, &t->data, false) < 0)
         return -1;
-    s->txn_open = p.mail_ok;
-    if (t->data.code == 421)
-        return closing(s, &t->data);
-    return t->data.code == 354 ? send_body(s, t, p.accepted > 0) : 0;
+    s->txn_open = p->mail_ok;
+    return t->data.code == 421 ? closing(s, &t->data) : 0;
+}
+
+/* send_pipelined - transactions t[0..n), one group each; a body waits to go out with the
+ * next group, so each message costs one round trip */
+static int send_pipelined(struct sl_smtp *s, struct sl_smtp_txn *t, size_t n,
+                          sl_smtp_txn_over *over, void *arg)
+{
+    struct chain c = {.t = t, .over = over, .arg = arg};
+    struct pipe p;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!sendable(&t[i])) { /* end the one before, then refuse as one call would */
+            if (c.prev != NULL && end_prev(s, &c, NULL, 0) < 0)
+                return -1;
+            return check_addresses(s, &t[i]);
+        }
+        if (send_group(s, &c, &t[i], &p) < 0 || read_replies(s, &t[i], &p) < 0)
+            return -1;
+        if (t[i].data.code == 354) {
+            c.prev = &t[i];
+            c.prev_any = p.accepted > 0;
+        } else {
+            txn_over(&c, &t[i]);
+        }
+    }
+    return c.prev != NULL ? end_prev(s, &c, NULL, 0) : 0;
 }
 
 /* send_stepwise - one command at a time: no RCPT after a refused MAIL, no DATA without an
@@ -381,7 +492,7 @@ static int send_stepwise(struct sl_smtp *s, struct sl_smtp_txn *t)
         return -1;
     if (t->data.code == 421)
         return closing(s, &t->data);
-    return t->data.code == 354 ? send_body(s, t, true) : 0;
+    return t->data.code == 354 ? send_body(s, t, true, NULL, 0) : 0;
 }
 
 /* clear_replies - every reply "none received" until one is */
@@ -409,27 +520,44 @@ static int not_open(struct sl_smtp *s)
     return -1;
 }
 
+/* send_one_by_one - without PIPELINING: each command waits for the reply before */
+static int send_one_by_one(struct sl_smtp *s, struct sl_smtp_txn *t, size_t n,
+                           sl_smtp_txn_over *over, void *arg)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (check_addresses(s, &t[i]) < 0)
+            return -1;
+        /* RSET when asked, or when the last transaction was left open (MAIL accepted, no
+         * final reply): the peer would refuse a second MAIL */
+        if ((t[i].rset || s->txn_open) && rset_command(s, &t[i].rset_reply) < 0)
+            return -1;
+        if (send_stepwise(s, &t[i]) < 0)
+            return -1;
+        if (over != NULL)
+            over(arg, i);
+    }
+    return 0;
+}
+
+/* sl_smtp_send_many - mail transactions in a row; see sl_smtp.h */
+int sl_smtp_send_many(struct sl_smtp *s, struct sl_smtp_txn *t, size_t n, sl_smtp_txn_over *over,
+                      void *arg)
+{
+    for (size_t i = 0; i < n; i++)
+        clear_replies(&t[i]);
+    if (s->fd < 0)
+        return not_open(s);
+    if ((s->pipelining ? send_pipelined(s, t, n, over, arg) : send_one_by_one(s, t, n, over, arg)) <
+        0)
+        return -1;
+    smtp_phase_end(s);
+    return 0;
+}
+
 /* sl_smtp_send - one mail transaction; see sl_smtp.h */
 int sl_smtp_send(struct sl_smtp *s, struct sl_smtp_txn *t)
 {
-    clear_replies(t);
-    if (s->fd < 0)
-        return not_open(s);
-    if (check_addresses(s, t) < 0)
-        return -1;
-    /* RSET when asked, or when the last transaction was left open (MAIL accepted, no final
-     * reply): the peer would refuse a second MAIL */
-    bool rset = t->rset || s->txn_open;
-    if (s->pipelining) {
-        if (send_pipelined(s, t, rset) < 0)
-            return -1;
-    } else if (rset && rset_command(s, &t->rset_reply) < 0) {
-        return -1;
-    } else if (send_stepwise(s, t) < 0) {
-        return -1;
-    }
-    smtp_phase_end(s);
-    return 0;
+    return sl_smtp_send_many(s, t, 1, NULL, NULL);
 }
 
 /* sl_smtp_rset - end any transaction; see sl_smtp.h */

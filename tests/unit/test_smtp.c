@@ -5,8 +5,10 @@
  * accepts one connection and follows a small script: replies to send, commands to
  * wait for, where to stall, trickle, flood, close or reset.  It records every byte
  * the client sent (and how much had arrived when each reply went out) in a shared
- * mapping, so the tests assert the exact command stream, the pipelining groups,
- * SIZE=, the HELO fallback, the dot-stuffed body and its final ".", RSET and QUIT.
+ * mapping, so the tests assert the exact command stream, the pipelining groups
+ * (within a transaction and across transactions: a body, its dot and the next
+ * transaction's commands before the peer answers the dot), SIZE=, the HELO
+ * fallback, the dot-stuffed body and its final ".", RSET and QUIT.
  * The client binds 127.0.0.2 and runs under the worker's signal arrangement:
  * SIGALRM and SIGTERM blocked, handlers that set flags, unblocked only in ppoll.
  * Timeouts are short settings; elapsed times are checked against the setting and a
@@ -764,6 +766,365 @@ static void test_many_recipients(void **state)
     assert_true(strncmp(p, "DATA\r\n", 6) == 0);
 }
 
+/* ---- several transactions in a row (sl_smtp_send_many) ---- */
+
+#define EHLO_LINE "EHLO " HELO_NAME "\r\n"
+#define MAIL_LINE "MAIL FROM:<a@x.test> SIZE=4321\r\n"
+
+/* Which transactions sl_smtp_send_many said were over, and how many bytes the peer had when
+ * it did. */
+struct overs {
+    size_t n;
+    size_t i[8];
+    size_t peer_had[8];
+};
+
+/* note_over - the callback: record i and what the peer had received by then */
+static void note_over(void *arg, size_t i)
+{
+    struct overs *o = arg;
+
+    assert_true(o->n < 8);
+    o->i[o->n] = i;
+    o->peer_had[o->n++] = rec->len;
+}
+
+/* assert_overs - the callback came for transactions 0..n-1, in order */
+static void assert_overs(const struct overs *o, size_t n)
+{
+    assert_int_equal(o->n, n);
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(o->i[k], k);
+}
+
+/* three_txns - transactions to b@, c@ and d@y.test (one recipient each), RSET before the
+ * second and third as the worker asks */
+static void three_txns(struct sl_smtp_txn *t, struct sl_reply rr[][2])
+{
+    static const char *const rcpt[3][1] = {{"b@y.test"}, {"c@y.test"}, {"d@y.test"}};
+
+    for (int i = 0; i < 3; i++) {
+        t[i] = txn("a@x.test", rcpt[i], 1, rr[i]);
+        t[i].rset = i > 0;
+    }
+}
+
+/* Pipelined across transactions: each body and "." go in one write with the next
+ * transaction's RSET, MAIL, RCPT and DATA, all of which reach the peer before it answers the
+ * dot: one round trip per message.  Every reply lands in its own transaction. */
+static void test_many_pipelined(void **state)
+{
+    static const struct step script[] = {
+        GREET,
+        EHLO_PIPE,
+        EXPECT("<b@y.test>\r\nDATA\r\n"),
+        SEND("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
+        EXPECT("<c@y.test>\r\nDATA\r\n"),
+        SEND("250 2.0.0 queued 1\r\n250 2.0.0 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+        EXPECT("<d@y.test>\r\nDATA\r\n"),
+        SEND("250 2.0.0 queued 2\r\n250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+        EXPECT("\r\n.\r\n"),
+        SEND("250 2.0.0 queued 3\r\n"),
+        QUIT_OK,
+        {0}};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[3][2];
+    struct sl_smtp_txn t[3];
+    struct overs o = {0};
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    server_start(&sv, script, 0);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    three_txns(t, rr);
+    assert_int_equal(sl_smtp_send_many(&s, t, 3, note_over, &o), 0);
+    assert_timer_clean();
+    for (int i = 0; i < 3; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "250 2.0.0 queued %d", i + 1);
+        assert_int_equal(t[i].mail.code, 250);
+        assert_int_equal(rr[i][0].code, 250);
+        assert_string_equal(t[i].data.text, want);
+        assert_int_equal(t[i].rset_reply.code, i > 0 ? 250 : 0);
+    }
+    assert_string_equal(t[1].rset_reply.text, "250 2.0.0 reset");
+    assert_true(sl_smtp_alive(&s));
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+
+    assert_int_equal(rec->expects_missed, 0);
+    const char *g1 = MAIL_LINE "RCPT TO:<b@y.test>\r\nDATA\r\n";
+    const char *g2 = "RSET\r\n" MAIL_LINE "RCPT TO:<c@y.test>\r\nDATA\r\n";
+    const char *g3 = "RSET\r\n" MAIL_LINE "RCPT TO:<d@y.test>\r\nDATA\r\n";
+    char want[2048];
+    snprintf(want, sizeof want, EHLO_LINE "%s%s.\r\n%s%s.\r\n%s%s.\r\nQUIT\r\n", g1, body, g2, body,
+             g3, body);
+    assert_string_equal(received(), want);
+    /* The peer answered each dot only once the next group had arrived behind it. */
+    size_t at = strlen(EHLO_LINE) + strlen(g1);
+    assert_int_equal(rec->at_send[2], at);
+    at += strlen(body) + 3 + strlen(g2);
+    assert_int_equal(rec->at_send[3], at);
+    at += strlen(body) + 3 + strlen(g3);
+    assert_int_equal(rec->at_send[4], at);
+    /* Each was over (for the caller to record) before the next body went out. */
+    assert_overs(&o, 3);
+    assert_int_equal(o.peer_had[0], rec->at_send[3]);
+    assert_int_equal(o.peer_had[1], rec->at_send[4]);
+    assert_int_equal(o.peer_had[2], at + strlen(body) + 3);
+}
+
+/* A refused recipient in the middle transaction: the accepted one still gets the body, the
+ * refused one keeps its reply, and the transactions around it are untouched. */
+static void test_many_refused_rcpt(void **state)
+{
+    static const struct step script[] = {
+        GREET,
+        EHLO_PIPE,
+        EXPECT("<b@y.test>\r\nDATA\r\n"),
+        SEND("250 ok\r\n250 ok\r\n354 go\r\n"),
+        EXPECT("<e@y.test>\r\nDATA\r\n"),
+        SEND("250 queued 1\r\n250 reset\r\n250 ok\r\n550 5.1.1 no such user\r\n250 ok\r\n354 "
+             "go\r\n"),
+        EXPECT("<d@y.test>\r\nDATA\r\n"),
+        SEND("250 queued 2\r\n250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+        EXPECT("\r\n.\r\n"),
+        SEND("250 queued 3\r\n"),
+        QUIT_OK,
+        {0}};
+    static const char *const two[] = {"c@y.test", "e@y.test"};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[3][2];
+    struct sl_smtp_txn t[3];
+    struct overs o = {0};
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    server_start(&sv, script, 0);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    three_txns(t, rr);
+    t[1].rcpt = two;
+    t[1].nrcpt = 2;
+    assert_int_equal(sl_smtp_send_many(&s, t, 3, note_over, &o), 0);
+    assert_overs(&o, 3);
+    assert_int_equal(rr[1][0].code, 550);
+    assert_string_equal(rr[1][0].text, "550 5.1.1 no such user");
+    assert_int_equal(rr[1][1].code, 250);
+    assert_string_equal(t[0].data.text, "250 queued 1");
+    assert_string_equal(t[1].data.text, "250 queued 2");
+    assert_string_equal(t[2].data.text, "250 queued 3");
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+
+    assert_int_equal(rec->expects_missed, 0);
+    char want[2048];
+    snprintf(want, sizeof want,
+             EHLO_LINE MAIL_LINE "RCPT TO:<b@y.test>\r\nDATA\r\n%s.\r\n"
+                                 "RSET\r\n" MAIL_LINE "RCPT TO:<c@y.test>\r\nRCPT TO:<e@y.test>\r\n"
+                                 "DATA\r\n%s.\r\n"
+                                 "RSET\r\n" MAIL_LINE
+                                 "RCPT TO:<d@y.test>\r\nDATA\r\n%s.\r\nQUIT\r\n",
+             body, body, body);
+    assert_string_equal(received(), want);
+}
+
+/* DATA refused in the middle (no 354): no body and no dot for it, the next group goes on
+ * its own; a middle transaction whose only recipient is refused while DATA still gets 354
+ * sends only "." (leading the next group). */
+static void test_many_data_refused(void **state)
+{
+    static const struct step script[] = {
+        GREET,
+        EHLO_PIPE,
+        EXPECT("<b@y.test>\r\nDATA\r\n"),
+        SEND("250 ok\r\n250 ok\r\n354 go\r\n"),
+        EXPECT("<c@y.test>\r\nDATA\r\n"),
+        SEND("250 queued 1\r\n250 reset\r\n250 ok\r\n250 ok\r\n451 4.3.0 not now\r\n"),
+        EXPECT("<d@y.test>\r\nDATA\r\n"),
+        SEND("250 reset\r\n250 ok\r\n550 5.1.1 no\r\n354 go\r\n"),
+        EXPECT("<b@y.test>\r\nDATA\r\n"),
+        SEND("554 5.5.1 no valid recipients\r\n250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+        EXPECT("\r\n.\r\n"),
+        SEND("250 queued 4\r\n"),
+        QUIT_OK,
+        {0}};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[4][2];
+    struct sl_smtp_txn t[4];
+    struct overs o = {0};
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    server_start(&sv, script, 0);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    three_txns(t, rr);
+    t[3] = t[0];
+    t[3].rset = true;
+    t[3].rcpt_reply = rr[3];
+    assert_int_equal(sl_smtp_send_many(&s, t, 4, note_over, &o), 0);
+    assert_overs(&o, 4);
+    assert_string_equal(t[0].data.text, "250 queued 1");
+    assert_int_equal(t[1].data.code, 451);
+    assert_int_equal(rr[1][0].code, 250);
+    assert_int_equal(rr[2][0].code, 550);
+    assert_int_equal(t[2].data.code, 554);
+    assert_string_equal(t[3].data.text, "250 queued 4");
+    assert_timer_clean();
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+
+    assert_int_equal(rec->expects_missed, 0);
+    char want[2048];
+    snprintf(want, sizeof want,
+             EHLO_LINE MAIL_LINE "RCPT TO:<b@y.test>\r\nDATA\r\n%s.\r\n"
+                                 "RSET\r\n" MAIL_LINE "RCPT TO:<c@y.test>\r\nDATA\r\n"
+                                 "RSET\r\n" MAIL_LINE "RCPT TO:<d@y.test>\r\nDATA\r\n.\r\n"
+                                 "RSET\r\n" MAIL_LINE
+                                 "RCPT TO:<b@y.test>\r\nDATA\r\n%s.\r\nQUIT\r\n",
+             body, body);
+    assert_string_equal(received(), want);
+}
+
+/* The peer closes after the first final reply: the first transaction is done, the second
+ * (already sent) and the third (never sent) report no reply at all; the failure names the
+ * phase whose reply was awaited. */
+static void test_many_session_dies(void **state)
+{
+    static const struct step script[] = {GREET,
+                                         EHLO_PIPE,
+                                         EXPECT("<b@y.test>\r\nDATA\r\n"),
+                                         SEND("250 ok\r\n250 ok\r\n354 go\r\n"),
+                                         EXPECT("<c@y.test>\r\nDATA\r\n"),
+                                         SEND("250 queued 1\r\n"),
+                                         CLOSE,
+                                         {0}};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[3][2];
+    struct sl_smtp_txn t[3];
+    struct overs o = {0};
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    server_start(&sv, script, 0);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    three_txns(t, rr);
+    assert_int_equal(sl_smtp_send_many(&s, t, 3, note_over, &o), -1);
+    assert_overs(&o, 1);
+    assert_int_equal(s.fd, -1);
+    assert_timer_clean();
+    assert_int_equal(s.fail, SL_SMTP_FAIL_IO);
+    assert_int_equal(s.phase, SL_PH_RSET);
+    assert_string_equal(s.err, "connection closed by the peer during rset");
+    assert_string_equal(t[0].data.text, "250 queued 1");
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(t[i].rset_reply.code, 0);
+        assert_int_equal(t[i].mail.code, 0);
+        assert_int_equal(rr[i][0].code, 0);
+        assert_int_equal(t[i].data.code, 0);
+    }
+    server_wait(&sv);
+    assert_int_equal(rec->expects_missed, 0);
+}
+
+/* An unfit address in a later transaction: the one before still ends properly (its body
+ * goes alone), then the call fails as sl_smtp_send would, before a byte of the unfit one. */
+static void test_many_unfit_address(void **state)
+{
+    static const struct step script[] = {GREET,
+                                         EHLO_PIPE,
+                                         EXPECT("<b@y.test>\r\nDATA\r\n"),
+                                         SEND("250 ok\r\n250 ok\r\n354 go\r\n"),
+                                         EXPECT("\r\n.\r\n"),
+                                         SEND("250 queued 1\r\n"),
+                                         STALL(3000),
+                                         {0}};
+    static const char *const unfit[] = {"c@y.test>\r\nRCPT TO:<evil@y.test"};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[3][2];
+    struct sl_smtp_txn t[3];
+    struct overs o = {0};
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    server_start(&sv, script, 0);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    three_txns(t, rr);
+    t[1].rcpt = unfit;
+    assert_int_equal(sl_smtp_send_many(&s, t, 3, note_over, &o), -1);
+    assert_overs(&o, 1);
+    assert_int_equal(s.fail, SL_SMTP_FAIL_PROTO);
+    assert_int_equal(s.phase, SL_PH_RCPT_TO);
+    assert_string_equal(t[0].data.text, "250 queued 1");
+    assert_int_equal(t[1].mail.code, 0);
+    assert_timer_clean();
+    server_wait(&sv);
+
+    char want[1024];
+    snprintf(want, sizeof want, EHLO_LINE MAIL_LINE "RCPT TO:<b@y.test>\r\nDATA\r\n%s.\r\n", body);
+    assert_string_equal(received(), want);
+}
+
+/* Without PIPELINING the transactions go one command at a time, RSET between them. */
+static void test_many_stepwise(void **state)
+{
+    static const struct step script[] = {GREET,
+                                         EHLO_PLAIN,
+                                         EXPECT("MAIL FROM:<a@x.test>\r\n"),
+                                         SEND("250 ok\r\n"),
+                                         EXPECT("RCPT TO:<b@y.test>\r\n"),
+                                         SEND("250 ok\r\n"),
+                                         EXPECT("DATA\r\n"),
+                                         SEND("354 go\r\n"),
+                                         EXPECT("\r\n.\r\n"),
+                                         SEND("250 queued 1\r\n"),
+                                         EXPECT("RSET\r\n"),
+                                         SEND("250 reset\r\n"),
+                                         EXPECT("MAIL FROM:<a@x.test>\r\n"),
+                                         SEND("250 ok\r\n"),
+                                         EXPECT("RCPT TO:<c@y.test>\r\n"),
+                                         SEND("250 ok\r\n"),
+                                         EXPECT("DATA\r\n"),
+                                         SEND("354 go\r\n"),
+                                         EXPECT("\r\n.\r\n"),
+                                         SEND("250 queued 2\r\n"),
+                                         QUIT_OK,
+                                         {0}};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[3][2];
+    struct sl_smtp_txn t[3];
+    struct overs o = {0};
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    server_start(&sv, script, 0);
+    assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+    assert_false(s.pipelining);
+    three_txns(t, rr);
+    assert_int_equal(sl_smtp_send_many(&s, t, 2, note_over, &o), 0);
+    assert_overs(&o, 2);
+    assert_string_equal(t[0].data.text, "250 queued 1");
+    assert_int_equal(t[1].rset_reply.code, 250);
+    assert_string_equal(t[1].data.text, "250 queued 2");
+    assert_timer_clean();
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+
+    assert_int_equal(rec->expects_missed, 0);
+    char want[1024];
+    snprintf(want, sizeof want,
+             EHLO_LINE "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n%s.\r\n"
+                       "RSET\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<c@y.test>\r\nDATA\r\n%s.\r\n"
+                       "QUIT\r\n",
+             body, body);
+    assert_string_equal(received(), want);
+}
+
 /* A SIGTERM while the session waits does not end it; a SIGALRM that nobody armed for us
  * would, which the clean timer checks rule out. */
 static void test_sigterm_does_not_end_a_phase(void **state)
@@ -1260,6 +1621,12 @@ int main(void)
         cmocka_unit_test(test_pipelined_rset),
         cmocka_unit_test(test_large_body),
         cmocka_unit_test(test_many_recipients),
+        cmocka_unit_test(test_many_pipelined),
+        cmocka_unit_test(test_many_refused_rcpt),
+        cmocka_unit_test(test_many_data_refused),
+        cmocka_unit_test(test_many_session_dies),
+        cmocka_unit_test(test_many_unfit_address),
+        cmocka_unit_test(test_many_stepwise),
         cmocka_unit_test(test_sigterm_does_not_end_a_phase),
         cmocka_unit_test(test_alive),
         cmocka_unit_test(test_timeouts),
