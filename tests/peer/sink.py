@@ -94,6 +94,7 @@ DEFAULT_RULE = {
     **{a: [] for a in ACTIONS},
 }
 LINE_LIMIT = 4 << 20
+TCP_CLOSE, TCP_CLOSE_WAIT, TCP_LAST_ACK = 7, 8, 9  # Linux tcp_states.h
 TIMELINE_MAX = 256  # events kept per session with --timeline
 GARBAGE = b"HTTP/1.1 400 Bad Request\r\n"
 HUGELINE = b"x" * (1 << 20)
@@ -479,12 +480,33 @@ class Session:
 
     def end(self):
         """The session stops counting as open (once: client gone or sink closing)."""
+        self.sink.live.discard(self)
         if self.open:
             self.open = False
             self.sink.stats.add(self.src, self.dst, "sessions", -1)
 
+    def peer_closed(self):
+        """Has the client sent its FIN (TCP CLOSE_WAIT or later), whatever data is still
+        unread?  The event loop may not have delivered that EOF yet."""
+        sock = self.writer.get_extra_info("socket")
+        try:
+            state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+        except (OSError, AttributeError):
+            return False
+        return state in (TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_CLOSE)
+
+    def settle_others(self):
+        """Before a new session counts, every session whose client already hung up stops
+        counting: under load the loop may see the new accept before an older EOF, and a
+        client that closes one connection then opens another was never at two at once."""
+        for other in list(self.sink.live):
+            if other.peer_closed():
+                other.client_gone()
+
     async def run(self, protocol):
         stats = self.sink.stats
+        self.settle_others()
+        self.sink.live.add(self)
         stats.opened(self.src, self.dst)
         self.mark("accept")
         self.open = True
@@ -720,6 +742,7 @@ class Sink:
             self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self.tls.load_cert_chain(args.tls_cert, args.tls_key)
         self.conns = 0
+        self.live = set()  # sessions counted as open
         self.tasks = set()
         self.servers = []
         self.stats = None
