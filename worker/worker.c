@@ -160,7 +160,7 @@ static void init_state(struct sl_wstate *w, int fd, uint32_t owner, const struct
     w->conn.s.fd = -1;
     w->dlog = sl_dlog_open(sl_config_str(ctx->cfg, SL_OPT_DELIVERY_LOG, &none));
     if (gethostname(w->hostname, sizeof w->hostname - 1) < 0)
-        strcpy(w->hostname, "localhost");
+        strlcpy(w->hostname, "localhost", sizeof w->hostname);
 }
 
 /* sl_worker_main - the worker's life: hello, then jobs until QUIT, SIGTERM or EOF */
