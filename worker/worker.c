@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <bsd/string.h>
 #include <bsd/unistd.h>
 
 #include "sl_clock.h"
