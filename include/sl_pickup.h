@@ -34,7 +34,5 @@ void sl_pickup_forget(struct sl_sched *s);
 bool sl_pickup_id(struct sl_sched *s, const char *id);
 /* Index every queued id the index lacks; returns how many. */
 size_t sl_pickup_rescan(struct sl_sched *s);
-/* True for a well-formed queue id (it becomes a path). */
-bool sl_pickup_valid_id(const char *id);
 
 #endif

@@ -85,7 +85,7 @@ static void new_message(struct sl_sched *sched, char *req)
     char *id = req + 1 + strspn(req + 1, " ");
 
     id[strcspn(id, " \r\n")] = '\0';
-    if (!sl_pickup_valid_id(id)) {
+    if (!sl_spool_id_valid(id)) {
         sl_msg_debug("control: malformed notification ignored");
         return;
     }

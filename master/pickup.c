@@ -25,15 +25,6 @@
 #include "sl_pickup.h"
 #include "sl_spool.h"
 
-/* sl_pickup_valid_id - exactly SL_SPOOL_ID_LEN characters of [0-9A-Za-z] */
-bool sl_pickup_valid_id(const char *id)
-{
-    static const char alnum[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    size_t n = strspn(id, alnum);
-
-    return n == SL_SPOOL_ID_LEN && id[n] == '\0';
-}
-
 /* part_state - whether part k is final and when it is due, from its state file
  * (none when stateless: known to have none) */
 static void part_state(const char *spool, const struct sl_spool_msg *m, unsigned k, bool stateless,
@@ -89,7 +80,7 @@ static bool pickup(struct sl_sched *s, const char *id, bool stateless)
     char err[256];
     bool ok;
 
-    if (!sl_pickup_valid_id(id) || sl_queue_find(s->q, id) != NULL)
+    if (!sl_spool_id_valid(id) || sl_queue_find(s->q, id) != NULL)
         return false;
     if (sl_spool_read(s->spool, id, &m, err, sizeof err) < 0) {
         sl_msg_warn("message %s not queued: %s", id, err);

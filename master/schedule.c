@@ -291,7 +291,7 @@ bool sl_sched_parse_part(const char *tok, size_t len, char *id, unsigned *k)
     if (*end != '\0' || num[0] < '0' || num[0] > '9' || v >= SL_SPOOL_PARTS_MAX)
         return false;
     *k = (unsigned)v;
-    return sl_pickup_valid_id(id);
+    return sl_spool_id_valid(id);
 }
 
 /* inflight_part - the part "<id>.<k>" if it is in flight in job; NULL otherwise */
@@ -452,7 +452,7 @@ static void on_new(struct sl_sched *s, const char *msg)
 {
     const char *id = msg + 1 + strspn(msg + 1, " ");
 
-    if (!sl_pickup_valid_id(id)) {
+    if (!sl_spool_id_valid(id)) {
         sl_msg_warn("a worker announced a malformed queue id");
         return;
     }

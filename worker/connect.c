@@ -20,16 +20,14 @@
 #include "sl_msg.h"
 #include "worker_impl.h"
 
-#define DNS_TIMEOUT_MS 10000 /* one resolution, ldns retries included */
-
 /* resolver - the worker's resolver, opened on first use */
 static struct sl_dns *resolver(struct sl_wstate *w, char *err, size_t errlen)
 {
     struct sl_scope_ref none = {0};
 
     if (w->dns == NULL)
-        w->dns = sl_dns_open(sl_config_str(w->ctx->cfg, SL_OPT_DNS_SERVER, &none), DNS_TIMEOUT_MS,
-                             err, errlen);
+        w->dns = sl_dns_open(sl_config_str(w->ctx->cfg, SL_OPT_DNS_SERVER, &none),
+                             SL_DNS_TIMEOUT_MS, err, errlen);
     return w->dns;
 }
 

@@ -391,16 +391,6 @@ static int send_run(struct sl_wstate *w, struct run *r)
     return rc;
 }
 
-/* settle_some - recipients idx[0..n) of p end this attempt with res, one log line */
-static void settle_some(struct sl_wstate *w, struct sl_part *p, const size_t *idx, size_t n,
-                        enum sl_rcpt_result res, const char *reply, const struct sl_attempt *a)
-{
-    for (size_t i = 0; i < n; i++)
-        sl_outcome_set(p, idx[i], res, reply);
-    if (n > 0)
-        sl_outcome_log(w, p, idx, n, res, reply, a);
-}
-
 /* open_failed - what a failed connection attempt does to recipients idx[0..n) of p */
 static void open_failed(struct sl_wstate *w, const struct sl_dest *d, struct sl_part *p,
                         const size_t *idx, size_t n, enum sl_open_result res,
@@ -421,8 +411,8 @@ static void open_failed(struct sl_wstate *w, const struct sl_dest *d, struct sl_
     }
     if (info->mx[0])
         strlcpy(p->mx, info->mx, sizeof p->mx);
-    settle_some(w, p, idx, n, res == SL_OPEN_BOUNCE ? SL_RES_BOUNCED : SL_RES_DEFERRED, info->reply,
-                &a);
+    sl_outcome_some(w, p, idx, n, res == SL_OPEN_BOUNCE ? SL_RES_BOUNCED : SL_RES_DEFERRED,
+                    info->reply, &a);
 }
 
 /* ensure_conn - an open, usable connection for d; else the reason in res/info */
@@ -555,21 +545,34 @@ static void report(struct sl_wstate *w, const struct job *j)
         sl_msg_debug("master gone: %m");
 }
 
+/* dest_for - the settings of binding x domain: read from the config once for a run of
+ * jobs to the same destination (the common case: a held connection's next job), not per
+ * job.  A worker's config never changes under it: a reload replaces the workers. */
+static const struct sl_dest *dest_for(struct sl_wstate *w, const char *binding, const char *domain)
+{
+    struct sl_dest *d = &w->dest;
+
+    if (!w->have_dest || strcmp(d->binding, binding) != 0 || strcmp(d->domain, domain) != 0) {
+        sl_dest_load(w->ctx->cfg, binding, domain, w->hostname, d);
+        w->have_dest = true;
+    }
+    return d;
+}
+
 /* sl_worker_deliver - run one delivery job and report every part's outcome */
 void sl_worker_deliver(struct sl_wstate *w, const char *text)
 {
     struct job *j = sl_calloc(1, sizeof *j);
-    struct sl_dest d;
 
     if (!parse_job(text, j)) {
         sl_msg_warn("malformed delivery job: %.80s", text);
         for (size_t i = 0; i < j->n; i++)
             strlcpy(j->part[i].outcome, "x", sizeof j->part[i].outcome);
     } else {
-        sl_dest_load(w->ctx->cfg, j->binding, j->domain, w->hostname, &d);
+        const struct sl_dest *d = dest_for(w, j->binding, j->domain);
         for (size_t i = 0; i < j->n; i++)
             sl_part_load(w, &j->part[i]);
-        run_job(w, &d, j);
+        run_job(w, d, j);
     }
     report(w, j);
     for (size_t i = 0; i < j->n; i++)

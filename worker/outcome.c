@@ -116,17 +116,23 @@ size_t sl_part_pending(const struct sl_part *p, size_t *idx)
     return n;
 }
 
+/* sl_outcome_some - recipients idx[0..n) of p end this attempt with res, one log line */
+void sl_outcome_some(struct sl_wstate *w, struct sl_part *p, const size_t *idx, size_t n,
+                     enum sl_rcpt_result res, const char *reply, const struct sl_attempt *a)
+{
+    for (size_t i = 0; i < n; i++)
+        sl_outcome_set(p, idx[i], res, reply);
+    if (n > 0)
+        sl_outcome_log(w, p, idx, n, res, reply, a);
+}
+
 /* sl_outcome_all - every pending recipient of p gets res */
 void sl_outcome_all(struct sl_wstate *w, struct sl_part *p, enum sl_rcpt_result res,
                     const char *reply, const struct sl_attempt *a)
 {
     size_t *idx = sl_calloc(p->msg.nrcpt, sizeof *idx);
-    size_t n = sl_part_pending(p, idx);
 
-    for (size_t i = 0; i < n; i++)
-        sl_outcome_set(p, idx[i], res, reply);
-    if (n > 0)
-        sl_outcome_log(w, p, idx, n, res, reply, a);
+    sl_outcome_some(w, p, idx, sl_part_pending(p, idx), res, reply, a);
     free(idx);
 }
 

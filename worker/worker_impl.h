@@ -83,6 +83,8 @@ struct sl_wstate {
     int dlog; /* the delivery log, -1 when it cannot be opened */
     char hostname[256];
     struct sl_conn conn;
+    struct sl_dest dest; /* the last destination's settings (deliver.c dest_for) */
+    bool have_dest;
 };
 
 /* What one part of a job needs while it is delivered. */
@@ -160,6 +162,9 @@ void sl_outcome_set(struct sl_part *p, size_t i, enum sl_rcpt_result res, const 
 /* One delivery-log line for recipients idx[0..n) of p. */
 void sl_outcome_log(struct sl_wstate *w, const struct sl_part *p, const size_t *idx, size_t n,
                     enum sl_rcpt_result res, const char *reply, const struct sl_attempt *a);
+/* Recipients idx[0..n) of p end this attempt with res, in one log line. */
+void sl_outcome_some(struct sl_wstate *w, struct sl_part *p, const size_t *idx, size_t n,
+                     enum sl_rcpt_result res, const char *reply, const struct sl_attempt *a);
 /* Every pending recipient of p gets res (a failure before any transaction), logged. */
 void sl_outcome_all(struct sl_wstate *w, struct sl_part *p, enum sl_rcpt_result res,
                     const char *reply, const struct sl_attempt *a);
