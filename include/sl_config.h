@@ -81,6 +81,9 @@ enum sl_opt {
     SL_OPT_ROUTE,
     SL_OPT_TLS,
     SL_OPT_TLS_CA_FILE,
+    SL_OPT_DANE,
+    SL_OPT_MTA_STS,
+    SL_OPT_MTA_STS_PORT,
     /* engine (global only) */
     SL_OPT_WORKERS,
     SL_OPT_SPOOL_DIR,

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "sl_tls.h"
+
 #define SL_DNS_HOSTS_MAX  16    /* mx_limit is capped here */
 #define SL_DNS_ADDRS_MAX  8     /* multihomed_limit is capped here */
 #define SL_DNS_TIMEOUT_MS 10000 /* sl_dns_open's bound when given timeout_ms <= 0 */
@@ -62,6 +64,33 @@ void sl_dns_close(struct sl_dns *d);
 /* Resolve q into *a; err gets one line for anything but SL_DNS_OK. */
 enum sl_dns_result sl_dns_resolve(struct sl_dns *d, const struct sl_dns_query *q,
                                   struct sl_dns_answer *a, char *err, size_t errlen);
+/* Is the AD bit of this resolver's answers to be believed?  Only when every
+ * server it asks is on loopback (127.0.0.0/8, ::1): an AD bit that crossed a
+ * network could have been set by anyone on the path (RFC 6698 4.1, RFC 7672). */
+bool sl_dns_trusts_ad(const struct sl_dns *d);
+
+/* The TLSA records of _port._tcp.host (RFC 7672 2.2), asked with the DO bit.
+ * SL_DNS_OK: *secure tells whether the answer (or the denial, for *n == 0) was
+ * DNSSEC-validated: AD set by a resolver sl_dns_trusts_ad trusts; *n records
+ * (at most max) are copied to out, unusable ones too (the caller filters).
+ * NXDOMAIN and NODATA are SL_DNS_OK with *n == 0.  SL_DNS_TEMPFAIL: timeout,
+ * SERVFAIL (a validating resolver's answer to bogus data): err says which. */
+enum sl_dns_result sl_dns_tlsa(struct sl_dns *d, const char *host, int port, struct sl_tlsa *out,
+                               size_t max, size_t *n, bool *secure, char *err, size_t errlen);
+
+/* The TXT records of name, each one's strings joined (RFC 7208 3.3 style).
+ * SL_DNS_OK with *n records (at most max, each cut to SL_DNS_TXT_MAX - 1);
+ * NXDOMAIN and NODATA are SL_DNS_OK with *n == 0; SL_DNS_TEMPFAIL otherwise. */
+#define SL_DNS_TXT_MAX 512
+enum sl_dns_result sl_dns_txt(struct sl_dns *d, const char *name, char (*out)[SL_DNS_TXT_MAX],
+                              size_t max, size_t *n, char *err, size_t errlen);
+
+/* The addresses of one host name (A and AAAA), port set, at most max.
+ * SL_DNS_OK with *n >= 1; SL_DNS_NOHOST; SL_DNS_TEMPFAIL. */
+enum sl_dns_result sl_dns_addrs(struct sl_dns *d, const char *host, int port,
+                                struct sockaddr_storage *out, size_t max, size_t *n, char *err,
+                                size_t errlen);
+
 /* "IP" or "[IPv6]" with ":port" for logs. */
 void sl_dns_format_addr(const struct sockaddr_storage *ss, char *buf, size_t len, bool with_port);
 

@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "sl_tls.h"
+
 #define SL_SMTP_LINE_MAX  2048 /* RFC 5321 4.5.3.1.5 says 512; peers send more */
 #define SL_SMTP_LINES_MAX 128  /* lines in one multi-line reply */
 #define SL_SMTP_TEXT_MAX  512  /* reply text kept (lines joined by a space, truncated) */
@@ -54,6 +56,8 @@ enum sl_smtp_fail {
     SL_SMTP_FAIL_IO,      /* connect refused, reset, closed by the peer */
     SL_SMTP_FAIL_PROTO,   /* garbage, an overlong line or reply, a code out of range */
     SL_SMTP_FAIL_REPLY,   /* the peer answered greeting/EHLO/HELO with an error (see reply) */
+    SL_SMTP_FAIL_TLS,     /* the TLS need was not met: no STARTTLS offered, STARTTLS refused,
+                             handshake failed, certificate not verified (phase SL_PH_TLS) */
 };
 
 struct sl_smtp_timeouts {
@@ -87,15 +91,24 @@ struct sl_smtp {
     /* a MAIL was accepted and its transaction not ended: the next
      * sl_smtp_send sends RSET first */
     bool txn_open;
+    /* TLS: the OpenSSL session (SSL *) once STARTTLS succeeded, else NULL; every read
+     * and write goes through it then */
+    void *ssl;
+    struct sl_tls_info tls;
 };
 
 /* Connect from src (NULL: any) to dst, read the greeting, EHLO (HELO when
- * EHLO is refused).  0 on success; -1 with s->fail/phase/err and, when the
- * peer answered, *r.  On failure the socket is closed. */
+ * EHLO is refused), then STARTTLS and EHLO again as tls says (NULL: no TLS).
+ * 0 on success (s->tls tells what TLS came to); -1 with s->fail/phase/err and,
+ * when the peer answered, *r.  On failure the socket is closed.  A need above
+ * SL_TLS_NEED_TRY that is not met fails with SL_SMTP_FAIL_TLS before any
+ * MAIL FROM; under SL_TLS_NEED_TRY a failed handshake fails the same way (the
+ * caller retries once in clear) while a missing or refused STARTTLS goes on in
+ * clear. */
 int sl_smtp_open(struct sl_smtp *s, const struct sl_smtp_env *env,
                  const struct sl_smtp_timeouts *to, const struct sockaddr *src, socklen_t srclen,
                  const struct sockaddr *dst, socklen_t dstlen, const char *helo_name,
-                 struct sl_reply *r);
+                 const struct sl_tls_params *tls, struct sl_reply *r);
 
 /* One mail transaction. */
 struct sl_smtp_txn {

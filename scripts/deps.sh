@@ -10,8 +10,14 @@ pkgs=(
   libpcre2-dev     # regex domain stanzas, in Momentum's (PCRE) syntax
   libsodium-dev    # keyed hash (SipHash) of counter names, random keys
   libldns-dev      # DNS resolution (MX, A, AAAA, TLSA)
-  libssl-dev       # TLS (STARTTLS)
+  libssl-dev       # TLS (STARTTLS), certificate checks, DANE (SSL_dane_*)
+  libcurl4-openssl-dev # HTTPS fetch of MTA-STS policies
+  libmicrohttpd-dev    # the HTTP endpoint of `sluicectl metrics --listen`
   openssl          # test certificates for the STARTTLS peers
+  curl             # a real HTTP client scraping the metrics endpoint in tests
+  unbound          # a real validating resolver for the DNSSEC (DANE) tests
+  ldnsutils        # ldns-keygen and ldns-signzone sign the DANE test zone
+  systemd          # systemd-analyze verify of the unit file
   libsystemd-dev   # sd_notify: readiness, reload and stop for systemd (Type=notify)
   libcmocka-dev    # unit-test framework
   python3          # test helpers: JSON checks, the sd_notify listener

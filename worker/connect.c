@@ -61,7 +61,7 @@ static bool try_addresses(struct sl_wstate *w, const struct sl_dest *d, const st
         strlcpy(info->mx, h->name, sizeof info->mx);
         if (sl_smtp_open(&c->s, &env, &d->to, d->srclen ? (const struct sockaddr *)&d->src : NULL,
                          d->srclen, (const struct sockaddr *)&h->addr[i], h->addrlen[i], d->helo,
-                         &r) == 0)
+                         NULL, &r) == 0)
             return true;
         info->phase = sl_phase_name(c->s.phase);
         if (r.code != 0)

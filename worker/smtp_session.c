@@ -154,9 +154,11 @@ static int hello(struct sl_smtp *s, const char *name, struct sl_reply *r)
 int sl_smtp_open(struct sl_smtp *s, const struct sl_smtp_env *env,
                  const struct sl_smtp_timeouts *to, const struct sockaddr *src, socklen_t srclen,
                  const struct sockaddr *dst, socklen_t dstlen, const char *helo_name,
-                 struct sl_reply *r)
+                 const struct sl_tls_params *tls, struct sl_reply *r)
 {
     struct sl_reply scratch;
+
+    (void)tls; /* STARTTLS: smtp_tls.c */
 
     if (r == NULL)
         r = &scratch;

@@ -407,7 +407,7 @@ static int open_to(struct sl_smtp *s, const struct server *sv, const struct sl_s
 {
     struct sockaddr_in src = source();
     return sl_smtp_open(s, &env, to, (const struct sockaddr *)&src, sizeof src,
-                        (const struct sockaddr *)&sv->addr, sizeof sv->addr, HELO_NAME, r);
+                        (const struct sockaddr *)&sv->addr, sizeof sv->addr, HELO_NAME, NULL, r);
 }
 
 /* timer_clean - no phase timer left running and no SIGALRM left pending */
@@ -1553,7 +1553,7 @@ static void test_connect(void **state)
     getsockname(lfd, (struct sockaddr *)&dst, &alen);
     close(lfd);
     assert_int_equal(sl_smtp_open(&s, &env, &to, (struct sockaddr *)&src, sizeof src,
-                                  (struct sockaddr *)&dst, sizeof dst, HELO_NAME, &r),
+                                  (struct sockaddr *)&dst, sizeof dst, HELO_NAME, NULL, &r),
                      -1);
     assert_int_equal(s.fail, SL_SMTP_FAIL_IO);
     assert_int_equal(s.phase, SL_PH_CONNECT);
@@ -1578,7 +1578,7 @@ static void test_connect(void **state)
     to.ms[SL_PH_CONNECT] = 300;
     long t0 = now_ms();
     assert_int_equal(sl_smtp_open(&s, &env, &to, (struct sockaddr *)&src, sizeof src,
-                                  (struct sockaddr *)&dst, sizeof dst, HELO_NAME, &r),
+                                  (struct sockaddr *)&dst, sizeof dst, HELO_NAME, NULL, &r),
                      -1);
     long ms = now_ms() - t0;
     assert_int_equal(s.fail, SL_SMTP_FAIL_TIMEOUT);
