@@ -14,10 +14,12 @@
 
 int sl_ctl_config(const char *cfgpath, int argc, char **argv);   /* config check | eval */
 int sl_ctl_counters(const char *cfgpath, int argc, char **argv); /* counters [--json] [--watch S] */
+int sl_ctl_metrics(const char *cfgpath, int argc, char **argv);  /* metrics [--listen ADDR:PORT] */
 int sl_ctl_probe(const char *cfgpath, int argc, char **argv);    /* probe --domain D ... */
 int sl_ctl_inject(const char *cfgpath, int argc, char **argv);   /* inject -f SENDER RCPT... */
 int sl_ctl_queue(const char *cfgpath, int argc, char **argv);    /* queue [--json] */
 int sl_ctl_resolve(const char *cfgpath, int argc, char **argv);  /* resolve [--binding B] DOMAIN */
+int sl_ctl_tls(const char *cfgpath, int argc, char **argv);      /* tls [--binding B] DOMAIN */
 
 /* A [global] string setting from the file, read leniently when the file does
  * not validate (with a note on stderr); 0, or -1 when nothing usable. */

@@ -78,6 +78,10 @@ bool sl_dns_trusts_ad(const struct sl_dns *d);
 enum sl_dns_result sl_dns_tlsa(struct sl_dns *d, const char *host, int port, struct sl_tlsa *out,
                                size_t max, size_t *n, bool *secure, char *err, size_t errlen);
 
+/* Is host's address answer DNSSEC-validated (AD from a trusted resolver)?
+ * true also when no answer came (fail safe); false for an unsigned zone. */
+bool sl_dns_host_signed(struct sl_dns *d, const char *host);
+
 /* The TXT records of name, each one's strings joined (RFC 7208 3.3 style).
  * SL_DNS_OK with *n records (at most max, each cut to SL_DNS_TXT_MAX - 1);
  * NXDOMAIN and NODATA are SL_DNS_OK with *n == 0; SL_DNS_TEMPFAIL otherwise. */

@@ -21,10 +21,10 @@
 
 #include "sl_dns.h"
 
-#define SL_STS_MX_MAX     16
-#define SL_STS_BODY_MAX   65536 /* a policy body larger than this is invalid (RFC 8461 3.3) */
-#define SL_STS_RECHECK_S  300   /* a worker asks for the TXT record again after this */
-#define SL_STS_MAX_AGE_S  31557600
+#define SL_STS_MX_MAX    16
+#define SL_STS_BODY_MAX  65536 /* a policy body larger than this is invalid (RFC 8461 3.3) */
+#define SL_STS_RECHECK_S 300   /* a worker asks for the TXT record again after this */
+#define SL_STS_MAX_AGE_S 31557600
 
 enum sl_sts_mode { SL_STS_NONE = 0, SL_STS_TESTING, SL_STS_ENFORCE };
 /* "none", "testing", "enforce" */

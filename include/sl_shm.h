@@ -47,7 +47,7 @@
 #include "sl_atomic.h"
 
 #define SL_SHM_MAGIC     0x534c5549434531ULL /* "SLUICE1" */
-#define SL_SHM_VERSION   1u
+#define SL_SHM_VERSION   2u
 #define SL_SHM_NAME_MAX  255  /* one key component, bytes, without NUL */
 #define SL_RESV_MAX      16   /* counters in one reservation */
 #define SL_OWNER_RECORDS 4    /* reservations one owner may hold at once */
@@ -114,6 +114,24 @@ struct sl_shm_owner {
     struct sl_shm_hold hold[SL_OWNER_RECORDS];
 };
 
+/* Daemon-wide statistics (shm/stats.c), for `sluicectl metrics`; added in version 2.  Relaxed
+ * atomic counters that only ever grow and that no decision reads back. */
+#define SL_STATS_PHASES 16 /* timeouts[] is indexed by enum sl_phase (sl_smtp.h) */
+enum sl_stats_outcome {
+    SL_STATS_DELIVERED,
+    SL_STATS_DEFERRED,
+    SL_STATS_BOUNCED,
+    SL_STATS__OUTCOMES
+};
+struct sl_shm_stats {
+    sl_atomic_u64 recipients[SL_STATS__OUTCOMES]; /* per recipient of a delivery attempt */
+    sl_atomic_u64 connections;               /* SMTP sessions opened (greeting and EHLO done) */
+    sl_atomic_u64 tls;                       /* of which encrypted */
+    sl_atomic_u64 tls_verified;              /* of which the peer was authenticated */
+    sl_atomic_u64 timeouts[SL_STATS_PHASES]; /* session phases that timed out */
+    uint8_t reserved[64];
+};
+
 struct sl_shm_header {
     uint64_t magic;
     uint32_t version;
@@ -141,6 +159,7 @@ struct sl_shm_header {
     sl_atomic_u64 claiming;    /* lookups between claiming a slot and publishing it: a reclaim
                                   scans the slots for abandoned claims only when this is > 0 */
     uint8_t reserved[56];
+    struct sl_shm_stats stats; /* version 2 */
 };
 
 struct sl_shm_params {
@@ -273,5 +292,19 @@ int sl_shm_view(const struct sl_shm *shm, uint32_t slot, struct sl_counter_view 
 void sl_shm_foreach(const struct sl_shm *shm,
                     void (*fn)(uint32_t slot, const struct sl_counter_view *v, void *ctx),
                     void *ctx);
+
+/* Statistics (shm/stats.c): one relaxed increment each, never blocking.  outcome is the delivery
+ * log's word ("delivered", "deferred", "bounced"; anything else is not counted), n recipients;
+ * phase an enum sl_phase (out of range: not counted). */
+void sl_stats_outcome(struct sl_shm *shm, const char *outcome, size_t n);
+void sl_stats_timeout(struct sl_shm *shm, unsigned phase);
+void sl_stats_connection(struct sl_shm *shm, bool tls, bool verified);
+struct sl_stats_view {
+    uint64_t recipients[SL_STATS__OUTCOMES];
+    uint64_t connections, tls, tls_verified;
+    uint64_t timeouts[SL_STATS_PHASES];
+};
+/* A copy of the statistics block; works on a read-only mapping. */
+void sl_stats_read(const struct sl_shm *shm, struct sl_stats_view *out);
 
 #endif

@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-enum sl_sig { SL_SIG_CHILD, SL_SIG_RELOAD, SL_SIG_STOP, SL_SIG__COUNT };
+enum sl_sig { SL_SIG_CHILD, SL_SIG_RELOAD, SL_SIG_STOP, SL_SIG_REOPEN, SL_SIG__COUNT };
 /* Install the handlers; returns the read end of the self-pipe. */
 int sl_signals_install(void);
 /* True (once) when the signal was raised since the last call. */

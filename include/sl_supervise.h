@@ -22,6 +22,7 @@ struct sl_worker_slot {
     bool retiring;             /* from an older config: exits when idle */
     bool busy;                 /* has a job (a probe or a delivery), until it says I or K */
     bool quit_sent;            /* retiring and told to QUIT */
+    bool log_pending;          /* to reopen the delivery log once its probe is over */
     struct sockaddr_un client; /* who asked for the job, for the answer */
     socklen_t clientlen;
     uint32_t gen; /* config generation it runs */
@@ -68,8 +69,12 @@ int sl_supervise_idle(const struct sl_supervisor *s, uint32_t gen);
 void sl_supervise_retire(struct sl_supervisor *s, uint32_t gen);
 /* Drain (SIGTERM): every worker retires as above; a probe's hold is ended. */
 void sl_supervise_drain(struct sl_supervisor *s);
-/* A retiring worker reported idle (I or K): tell it to QUIT now. */
+/* A worker reported idle (I or K): a reopen of the delivery log that waited
+ * for the end of its probe is sent; a retiring one is told to QUIT now. */
 void sl_supervise_quit_if_retiring(struct sl_supervisor *s, unsigned worker);
+/* Tell every live worker to reopen the delivery log (SIGUSR1, logrotate); each
+ * does it between two jobs.  Returns how many were told. */
+unsigned sl_supervise_reopen_log(struct sl_supervisor *s);
 /* Workers not yet reaped. */
 unsigned sl_supervise_alive(const struct sl_supervisor *s);
 /* Number of current-generation workers that said hello. */

@@ -50,6 +50,7 @@ enum sl_wmsg {
     SL_WMSG_IDLE = 'I',  /* worker -> master: idle, no connection */
     SL_WMSG_NEW = 'N',   /* worker -> master: new message in the spool */
     SL_WMSG_STUCK = 'S', /* worker -> master: the counter that refused */
+    SL_WMSG_LOG = 'L',   /* master -> worker: reopen the delivery log (SIGUSR1) */
 };
 
 #define SL_JOB_PARTS 64   /* parts in one delivery job */

@@ -23,11 +23,13 @@ static const struct {
      "config check | config eval [--explain] [--binding B] [--binding-group G] [--domain D] "
      "[--host H] OPTION"},
     {"counters", sl_ctl_counters, "counters [--json] [--watch SECONDS [--count N]] [--shm NAME]"},
+    {"metrics", sl_ctl_metrics, "metrics [--listen ADDR:PORT] [--shm NAME]"},
     {"probe", sl_ctl_probe, "probe [--binding B] --domain D [--mx HOST] [--hold SECONDS]"},
     {"inject", sl_ctl_inject,
      "inject [--binding B | --binding-group G] -f SENDER RCPT... < MESSAGE"},
     {"queue", sl_ctl_queue, "queue [--json]"},
     {"resolve", sl_ctl_resolve, "resolve [--binding B] [--timeout SECONDS] DOMAIN"},
+    {"tls", sl_ctl_tls, "tls [--binding B] [--json] DOMAIN"},
 };
 
 /* usage - list the subcommands on stderr and return the usage status */

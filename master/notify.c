@@ -4,11 +4,16 @@
  * libsystemd's sd_notify sends to $NOTIFY_SOCKET and does nothing when it is
  * unset, so sluiced runs the same in a terminal and under systemd.  The
  * sequence is READY=1 once the workers are up; RELOADING=1 then READY=1 around
- * a reload; STOPPING=1 at shutdown; STATUS= lines for `systemctl status`.
+ * a reload; STOPPING=1 at shutdown; STATUS= lines for `systemctl status`;
+ * WATCHDOG=1 every half watchdog interval while the master's loop turns.
+ * The watchdog proves the loop is alive, so only the loop pings: a master stuck
+ * anywhere (a blocked poll, a livelock) stops the pings and systemd restarts it.
+ * Trust boundary: the environment (NOTIFY_SOCKET, WATCHDOG_USEC) is systemd's.
  */
 #include <stdio.h>
 #include <systemd/sd-daemon.h>
 
+#include "sl_clock.h"
 #include "sl_notify.h"
 #include "sl_msg.h"
 
@@ -46,4 +51,39 @@ void sl_notify_status(const char *status)
     char msg[512];
     snprintf(msg, sizeof msg, "STATUS=%s", status);
     tell(msg);
+}
+
+/* sl_notify_watchdog_init - WatchdogSec= from the environment; off when unset */
+void sl_notify_watchdog_init(struct sl_watchdog *wd)
+{
+    uint64_t usec = 0;
+
+    wd->every_ms = 0;
+    /* > 0 only when WATCHDOG_USEC is set (and WATCHDOG_PID, if set, is ours). */
+    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0)
+        return;
+    /* Half the interval, as sd_watchdog_enabled(3) advises: a ping that is a
+     * little late still arrives in time.  At least 1 ms, so the loop never spins. */
+    wd->every_ms = (long)(usec / 2000);
+    if (wd->every_ms < 1)
+        wd->every_ms = 1;
+    wd->next = sl_clock_after_ms(0);
+    sl_msg_info("watchdog: %llu ms, pinged every %ld ms", (unsigned long long)(usec / 1000),
+                wd->every_ms);
+}
+
+/* sl_notify_watchdog_wait_ms - how long the loop may sleep before the next ping */
+long sl_notify_watchdog_wait_ms(const struct sl_watchdog *wd)
+{
+    return wd->every_ms > 0 ? sl_clock_ms_until(wd->next) : -1;
+}
+
+/* sl_notify_watchdog_tick - ping when due */
+bool sl_notify_watchdog_tick(struct sl_watchdog *wd)
+{
+    if (wd->every_ms == 0 || sl_clock_ms_until(wd->next) > 0)
+        return false;
+    tell("WATCHDOG=1");
+    wd->next = sl_clock_after_ms(wd->every_ms);
+    return true;
 }

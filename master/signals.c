@@ -3,7 +3,7 @@
  *
  * Handlers set a flag and write one byte to a non-blocking self-pipe whose read
  * end the main loop polls, so the loop wakes at once and does the real work
- * (reap, reload, stop) outside signal context.  SA_RESTART is not used: a
+ * (reap, reload, reopen the delivery log, stop) outside signal context.  SA_RESTART is not used: a
  * signal interrupts the poll, which is what we want.
  * Global state: the flags and the pipe, below; set here, read by sl_signals_take.
  */
@@ -32,6 +32,9 @@ static void on_signal(int signo)
     case SIGHUP:
         raised[SL_SIG_RELOAD] = 1;
         break;
+    case SIGUSR1:
+        raised[SL_SIG_REOPEN] = 1;
+        break;
     default:
         raised[SL_SIG_STOP] = 1;
         break;
@@ -42,11 +45,11 @@ static void on_signal(int signo)
     errno = saved;
 }
 
-/* sl_signals_install - route SIGCHLD, SIGHUP, SIGTERM, SIGINT to the loop */
+/* sl_signals_install - route SIGCHLD, SIGHUP, SIGUSR1, SIGTERM, SIGINT to the loop */
 int sl_signals_install(void)
 {
     struct sigaction sa;
-    static const int sigs[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT};
+    static const int sigs[] = {SIGCHLD, SIGHUP, SIGUSR1, SIGTERM, SIGINT};
 
     if (pipe2(self_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
         sl_msg_fatal("cannot create the signal pipe: %s", strerror(errno));

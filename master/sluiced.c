@@ -10,7 +10,10 @@
  * reload on SIGHUP, release deferred mail whose time came, rescan the spool
  * (safety net), refill the worker pool, and run the periodic audit of the
  * counter table.  SIGTERM drains: no new jobs, each worker finishes the one it
- * has, then exits.
+ * has, then exits.  SIGUSR1 (logrotate) makes every worker reopen the delivery
+ * log.  Under systemd the loop pings the watchdog and keeps STATUS= current.
+ * Started as root with `user`, the master drops to that user once the segment,
+ * the spool and the control socket are open, before the first worker forks.
  * Global state: none beyond main's locals and the signal flags of signals.c.
  */
 #include <errno.h>
@@ -30,6 +33,7 @@
 #include "sl_limits.h"
 #include "sl_notify.h"
 #include "sl_pickup.h"
+#include "sl_privileges.h"
 #include "sl_schedule.h"
 #include "sl_signals.h"
 #include "sl_supervise.h"
@@ -37,11 +41,12 @@
 #include "sl_shm.h"
 #include "sl_worker.h"
 
-#define DEFAULT_CONFIG "/etc/sluice/sluice.ini"
-#define OWNER_RECORDS  2100 /* 2 x the workers maximum (old and new during a reload), + spare */
-#define STOP_SLACK_MS  5000 /* added to the longest session phase timeout for the drain */
-#define STOP_AFTER_MS  1000 /* SIGTERM to SIGKILL for what the drain left */
-#define MAX_POLL_FDS   (2 + 2 * 1024 + 64)
+#define DEFAULT_CONFIG  "/etc/sluice/sluice.ini"
+#define OWNER_RECORDS   2100 /* 2 x the workers maximum (old and new during a reload), + spare */
+#define STOP_SLACK_MS   5000 /* added to the longest session phase timeout for the drain */
+#define STOP_AFTER_MS   1000 /* SIGTERM to SIGKILL for what the drain left */
+#define MAX_POLL_FDS    (2 + 2 * 1024 + 64)
+#define STATUS_EVERY_MS 1000 /* STATUS= is refreshed this often (sent only when it changed) */
 
 extern char **environ;
 
@@ -58,6 +63,9 @@ struct master {
     bool announced; /* READY=1 sent for the current generation */
     struct timespec next_audit;
     struct timespec next_rescan; /* the spool scan that catches a lost notification */
+    struct timespec next_status; /* the next look at the STATUS= line */
+    char status[256];            /* the STATUS= line systemd has */
+    struct sl_watchdog wd;       /* WatchdogSec=: pinged from poll_once */
     struct sl_sched sched;       /* the queue index and the jobs in flight */
 };
 
@@ -119,14 +127,26 @@ static void status_line(const struct master *m, char *buf, size_t len)
 static void run_audit(struct master *m)
 {
     struct sl_audit_stats st = {0};
-    char status[256];
 
     sl_shm_audit(&m->shm, &st);
     if (st.corrected > 0)
         sl_msg_warn("audit corrected %u of %u counters", st.corrected, st.checked);
-    status_line(m, status, sizeof status);
-    sl_notify_status(status); /* `systemctl status` follows the daemon at the audit's pace */
     schedule_audit(m);
+}
+
+/* refresh_status - `systemctl status` follows the queue and the connections */
+static void refresh_status(struct master *m)
+{
+    char status[sizeof m->status];
+
+    if (sl_clock_ms_until(m->next_status) > 0)
+        return;
+    m->next_status = sl_clock_after_ms(STATUS_EVERY_MS);
+    status_line(m, status, sizeof status);
+    if (strcmp(status, m->status) == 0)
+        return; /* unchanged: spare systemd a message a second */
+    memcpy(m->status, status, sizeof status);
+    sl_notify_status(status);
 }
 
 /* maybe_announce - READY=1 once every current worker said hello */
@@ -139,7 +159,14 @@ static void maybe_announce(struct master *m)
     m->announced = true;
     status_line(m, status, sizeof status);
     sl_notify_ready(status);
+    memcpy(m->status, status, sizeof status);
     sl_msg_info("ready: %s", status);
+}
+
+/* same_str - two optional settings are equal (both unset counts as equal) */
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
 /* reload - read the file again; a valid one replaces the config, a bad one is refused */
@@ -161,8 +188,9 @@ static void reload(struct master *m)
     }
     if (strcmp(str(next, SL_OPT_SHM_NAME), str(m->cfg, SL_OPT_SHM_NAME)) != 0 ||
         num(next, SL_OPT_SHM_CAPACITY) != num(m->cfg, SL_OPT_SHM_CAPACITY) ||
-        strcmp(str(next, SL_OPT_SPOOL_DIR), str(m->cfg, SL_OPT_SPOOL_DIR)) != 0)
-        sl_msg_warn("shm_name, shm_capacity and spool_dir take effect at the next restart");
+        strcmp(str(next, SL_OPT_SPOOL_DIR), str(m->cfg, SL_OPT_SPOOL_DIR)) != 0 ||
+        !same_str(str(next, SL_OPT_USER), str(m->cfg, SL_OPT_USER)))
+        sl_msg_warn("shm_name, shm_capacity, spool_dir and user take effect at the next restart");
     m->gen = (uint32_t)sl_add64(&m->shm.hdr->config_gen, 1) + 1;
     sl_limits_refresh(next, &m->shm, m->gen);
     sl_config_free(m->cfg);
@@ -186,10 +214,14 @@ static int min_wait(int a, long b)
     return a < 0 || b < a ? (int)b : a;
 }
 
-/* loop_timeout - until the next timer: audit, spawn, deferred mail, rescan, and until */
+/* loop_timeout - until the next timer: audit, status, watchdog, spawn, deferred mail,
+ * rescan, and until */
 static int loop_timeout(const struct master *m, const struct timespec *until)
 {
     int timeout = (int)sl_clock_ms_until(m->next_audit);
+
+    timeout = min_wait(timeout, sl_clock_ms_until(m->next_status));
+    timeout = min_wait(timeout, sl_notify_watchdog_wait_ms(&m->wd));
 
     timeout = min_wait(timeout, sl_supervise_wait_ms(&m->sup, m->gen));
     timeout = min_wait(timeout, sl_sched_wait_ms(&m->sched));
@@ -232,6 +264,7 @@ static void poll_once(struct master *m, int sigfd, const struct timespec *until)
         }
     if (poll(p, n, loop_timeout(m, until)) < 0 && errno != EINTR)
         sl_msg_fatal("poll: %s", strerror(errno));
+    sl_notify_watchdog_tick(&m->wd); /* every turn of the loop passes here, draining too */
     for (nfds_t i = first_worker; i < n; i++)
         if (p[i].revents != 0)
             from_worker(m, widx[i]);
@@ -248,6 +281,13 @@ static void rescan(struct master *m)
     m->next_rescan = sl_clock_after_ms(SL_PICKUP_RESCAN_MS);
 }
 
+/* reopen_log - SIGUSR1: the workers write the delivery log; each reopens it between jobs */
+static void reopen_log(struct master *m)
+{
+    unsigned told = sl_supervise_reopen_log(&m->sup);
+    sl_msg_info("delivery log %s: reopened by %u workers", str(m->cfg, SL_OPT_DELIVERY_LOG), told);
+}
+
 /* serve - the main loop, until SIGTERM or SIGINT */
 static void serve(struct master *m, int sigfd)
 {
@@ -262,10 +302,13 @@ static void serve(struct master *m, int sigfd)
             sl_supervise_reap(&m->sup, &m->shm);
         if (sl_signals_take(SL_SIG_RELOAD))
             reload(m);
+        if (sl_signals_take(SL_SIG_REOPEN))
+            reopen_log(m);
         sl_sched_tick(&m->sched);
         rescan(m);
         if ((int)sl_clock_ms_until(m->next_audit) == 0)
             run_audit(m);
+        refresh_status(m);
     }
 }
 
@@ -301,6 +344,8 @@ static void drain(struct master *m, int sigfd)
             break;
         if (sl_signals_take(SL_SIG_CHILD))
             sl_supervise_reap(&m->sup, &m->shm);
+        if (sl_signals_take(SL_SIG_REOPEN))
+            reopen_log(m); /* the last jobs' lines go to the new file too */
     }
     sl_supervise_stop(&m->sup, &m->shm, STOP_AFTER_MS);
 }
@@ -333,6 +378,7 @@ static _Noreturn void usage(int status)
 int main(int argc, char **argv)
 {
     struct master m = {.path = DEFAULT_CONFIG};
+    struct sl_privileges priv;
     struct sl_diag d = {0};
     bool debug = false;
     int opt, sigfd;
@@ -358,6 +404,7 @@ int main(int argc, char **argv)
     apply_log_level(m.cfg);
     if (debug)
         sl_msg_set_level(SL_MSG_DEBUG);
+    sl_privileges_plan(str(m.cfg, SL_OPT_USER), &priv); /* fatal before anything exists */
     sigfd = sl_signals_install();
     open_table(&m);
     m.spool = sl_strdup(str(m.cfg, SL_OPT_SPOOL_DIR));
@@ -365,11 +412,15 @@ int main(int argc, char **argv)
     sl_sched_init(&m.sched, m.spool);
     sl_msg_info("spool %s: %zu messages queued", m.spool, sl_pickup_start(&m.sched));
     m.ctlfd = sl_control_open(m.spool);
+    sl_privileges_hand_over(&priv, m.shm.name, m.spool);
+    sl_privileges_drop(&priv); /* before the first fork: workers are never root */
     sl_supervise_init(&m.sup, (unsigned)num(m.cfg, SL_OPT_WORKERS));
     m.sup.on_exit = sl_sched_worker_exit;
     m.sup.on_exit_ctx = &m.sched;
     schedule_audit(&m);
     m.next_rescan = sl_clock_after_ms(SL_PICKUP_RESCAN_MS);
+    m.next_status = sl_clock_after_ms(STATUS_EVERY_MS);
+    sl_notify_watchdog_init(&m.wd);
     setproctitle("-sluiced: master (%s)", m.path);
     sl_msg_info("starting: config %s, counter table %s", m.path, m.shm.name);
 

@@ -250,10 +250,48 @@ void sl_supervise_drain(struct sl_supervisor *s)
     }
 }
 
-/* sl_supervise_quit_if_retiring - the job is over: a retiring worker may go now */
+/* tell_reopen - one worker reopens its delivery log (it reads the message between jobs) */
+static bool tell_reopen(struct sl_worker_slot *w)
+{
+    char msg = SL_WMSG_LOG;
+
+    w->log_pending = false;
+    if (send(w->fd, &msg, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        sl_msg_warn("worker pid %ld not told to reopen the delivery log: %s", (long)w->pid,
+                    strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* sl_supervise_reopen_log - every worker reopens its delivery log; how many were told */
+unsigned sl_supervise_reopen_log(struct sl_supervisor *s)
+{
+    unsigned told = 0;
+
+    /* Retiring workers too: they may still write lines of their last job. */
+    for (unsigned i = 0; i < s->nw; i++) {
+        struct sl_worker_slot *w = &s->w[i];
+        if (w->pid == 0 || w->fd < 0)
+            continue;
+        if (w->busy && w->job == 0) {
+            w->log_pending = true; /* a probe's hold ends on any message: tell it after */
+            told++;
+        } else if (tell_reopen(w)) {
+            told++;
+        }
+    }
+    return told;
+}
+
+/* sl_supervise_quit_if_retiring - the job is over: a pending reopen goes, a retiring worker may go
+ */
 void sl_supervise_quit_if_retiring(struct sl_supervisor *s, unsigned worker)
 {
     struct sl_worker_slot *w = &s->w[worker];
+
+    if (w->pid != 0 && w->fd >= 0 && w->log_pending && !w->busy)
+        tell_reopen(w);
 
     if (w->pid != 0 && w->retiring && !w->quit_sent && !w->busy)
         send_quit(w);

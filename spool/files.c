@@ -100,6 +100,26 @@ static int write_all(int fd, const char *p, size_t len)
     return 0;
 }
 
+/* own_like_dir - root writing into a spool that belongs to the daemon's user (sluiced
+ * dropped privileges) gives the new file to the directory's owner, or the daemon could
+ * not read the message it is asked to deliver */
+static int own_like_dir(int fd, const char *path)
+{
+    char dir[4096];
+    char *slash;
+    struct stat st;
+
+    if (geteuid() != 0 || strlen(path) >= sizeof dir)
+        return 0;
+    strcpy(dir, path);
+    if ((slash = strrchr(dir, '/')) == NULL)
+        return 0;
+    *slash = '\0';
+    if (stat(dir, &st) < 0 || (st.st_uid == 0 && st.st_gid == 0))
+        return 0;
+    return fchown(fd, st.st_uid, st.st_gid);
+}
+
 /* write_tmp - create tmp/NAME with data, fsynced; -1 with errno */
 static int write_tmp(const char *path, const void *data, size_t len, enum spool_commit_mode mode)
 {
@@ -109,7 +129,7 @@ static int write_tmp(const char *path, const void *data, size_t len, enum spool_
 
     if (fd < 0)
         return -1;
-    if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+    if (own_like_dir(fd, path) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
         saved = errno;
         close(fd);
         errno = saved;

@@ -48,23 +48,47 @@ static void note_refusal(struct sl_wstate *w, const struct sl_refusal *why,
              why->limit);
 }
 
-/* try_addresses - connect to one of h's addresses; true when a session is open */
-static bool try_addresses(struct sl_wstate *w, const struct sl_dest *d, const struct sl_dns_host *h,
-                          struct sl_open_info *info)
+/* open_session - one session to one address under the host's TLS choice; an opportunistic
+ * handshake that fails is tried once more in clear (a peer that offers STARTTLS and cannot
+ * finish it would otherwise never get mail) */
+static bool open_session(struct sl_wstate *w, const struct sl_dest *d, const struct sockaddr *dst,
+                         socklen_t dstlen, struct sl_tls_choice *tc, struct sl_reply *r)
 {
     struct sl_smtp_env env = {.wait_mask = &w->wait_mask, .alarmed = w->alarmed};
+    const struct sockaddr *src = d->srclen ? (const struct sockaddr *)&d->src : NULL;
+    struct sl_smtp *s = &w->conn.s;
+
+    if (sl_smtp_open(s, &env, &d->to, src, d->srclen, dst, dstlen, d->helo, &tc->params, r) == 0)
+        return true;
+    if (tc->params.need != SL_TLS_NEED_TRY || s->phase != SL_PH_TLS)
+        return false;
+    snprintf(tc->why, sizeof tc->why, "TLS failed (%.200s): retried in clear", s->err);
+    tc->params.need = SL_TLS_NEED_NONE;
+    return sl_smtp_open(s, &env, &d->to, src, d->srclen, dst, dstlen, d->helo, &tc->params, r) == 0;
+}
+
+/* try_addresses - connect to one of h's addresses; true when a session is open */
+static bool try_addresses(struct sl_wstate *w, const struct sl_dest *d, const struct sl_dns_host *h,
+                          const struct sl_tls_plan *plan, struct sl_tls_choice *tc,
+                          struct sl_open_info *info)
+{
     struct sl_conn *c = &w->conn;
+    enum sl_tls_need need = tc->params.need;
 
     for (size_t i = 0; i < h->naddr; i++) {
         struct sl_reply r = {0};
+        bool ok;
         sl_dns_format_addr(&h->addr[i], info->ip, sizeof info->ip, false);
         strlcpy(info->mx, h->name, sizeof info->mx);
-        if (sl_smtp_open(&c->s, &env, &d->to, d->srclen ? (const struct sockaddr *)&d->src : NULL,
-                         d->srclen, (const struct sockaddr *)&h->addr[i], h->addrlen[i], d->helo,
-                         NULL, &r) == 0)
+        tc->params.need = need;
+        ok = open_session(w, d, (const struct sockaddr *)&h->addr[i], h->addrlen[i], tc, &r);
+        sl_tls_record(plan, tc, &c->s, &info->tls);
+        if (ok)
             return true;
+        if (c->s.fail == SL_SMTP_FAIL_TIMEOUT)
+            sl_stats_timeout(w->ctx->shm, c->s.phase);
         info->phase = sl_phase_name(c->s.phase);
-        if (r.code != 0)
+        if (r.code != 0 && c->s.fail != SL_SMTP_FAIL_TLS)
             strlcpy(info->reply, r.text, sizeof info->reply);
         else
             strlcpy(info->reply, c->s.err, sizeof info->reply);
@@ -73,18 +97,32 @@ static bool try_addresses(struct sl_wstate *w, const struct sl_dest *d, const st
     return false;
 }
 
+/* host_refused_by_policy - a host the TLS policy rules out: noted like a failed host */
+static void host_refused_by_policy(const struct sl_dns_host *h, const struct sl_tls_plan *plan,
+                                   const struct sl_tls_choice *tc, struct sl_open_info *info)
+{
+    info->phase = "tls";
+    strlcpy(info->mx, h->name, sizeof info->mx);
+    info->ip[0] = '\0';
+    strlcpy(info->reply, tc->why, sizeof info->reply);
+    sl_tls_note_refusal(plan, tc, &info->tls);
+    sl_msg_debug("%s: %s", h->name, tc->why);
+}
+
 /* connected - record the open connection */
 static void connected(struct sl_wstate *w, const struct sl_dest *d, const struct sl_open_info *info)
 {
     struct sl_conn *c = &w->conn;
 
     c->open = true;
+    sl_stats_connection(w->ctx->shm, c->s.tls.on, c->s.tls.verified);
     strlcpy(c->binding, d->binding, sizeof c->binding);
     strlcpy(c->domain, d->domain, sizeof c->domain);
     strlcpy(c->mx, info->mx, sizeof c->mx);
     strlcpy(c->ip, info->ip, sizeof c->ip);
     c->deliveries = c->rcpts = c->txns = 0;
     c->idle_ms = d->idle_ms;
+    c->tls = info->tls;
 }
 
 /* resolve - the hosts to try, or the outcome when there are none */
@@ -115,29 +153,44 @@ static enum sl_open_result resolve(struct sl_wstate *w, const struct sl_dest *d,
     return res == SL_DNS_TEMPFAIL ? SL_OPEN_DEFER : SL_OPEN_BOUNCE;
 }
 
+/* plan_tls - the domain's TLS plan; false (info set) when TLS cannot be set up */
+static bool plan_tls(struct sl_wstate *w, const struct sl_dest *d, struct sl_tls_plan *plan,
+                     struct sl_open_info *info)
+{
+    char err[200];
+    struct sl_dns *dns = d->route == NULL ? resolver(w, err, sizeof err) : NULL;
+
+    if (sl_tls_plan_make(w, d, dns, plan, err, sizeof err))
+        return true;
+    info->phase = "tls";
+    snprintf(info->reply, sizeof info->reply, "TLS cannot be set up: %s", err);
+    return false;
+}
+
 /* sl_conn_open - resolve, reserve and connect for d */
 enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
                                  struct sl_open_info *info)
 {
     struct sl_dns_answer a; /* about 20 KB: fine on a worker's stack */
+    struct sl_tls_plan plan;
+    struct sl_tls_choice tc;
     enum sl_open_result res;
     bool refused = false, failed = false;
 
     memset(info, 0, sizeof *info);
-    if (d->tls >= SL_TLS_REQUIRED) {
-        /* This build has no STARTTLS yet: mail that must be encrypted waits
-         * rather than ever leave in clear. */
-        info->phase = "tls";
-        snprintf(info->reply, sizeof info->reply,
-                 "tls = %s for %s, and this build cannot encrypt yet: the mail waits",
-                 d->tls == SL_TLS_VERIFY ? "verify" : "required", d->domain);
-        return SL_OPEN_DEFER;
-    }
     if ((res = resolve(w, d, &a, info)) != SL_OPEN_OK)
         return res;
+    if (!plan_tls(w, d, &plan, info))
+        return SL_OPEN_DEFER;
     for (size_t i = 0; i < a.nhosts; i++) {
         struct sl_refusal why;
         char err[256];
+        sl_tls_choose(w, d, &plan, a.host[i].name, &tc);
+        if (tc.skip) {
+            host_refused_by_policy(&a.host[i], &plan, &tc, info);
+            failed = true;
+            continue;
+        }
         if (!sl_worker_reserve(w, d->binding, d->domain, a.host[i].name, &w->conn.r, &why, err,
                                sizeof err)) {
             if (why.kind == SL_SCOPE_NONE) {
@@ -151,7 +204,7 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
             refused = true;
             continue;
         }
-        if (try_addresses(w, d, &a.host[i], info)) {
+        if (try_addresses(w, d, &a.host[i], &plan, &tc, info)) {
             connected(w, d, info);
             return SL_OPEN_OK;
         }

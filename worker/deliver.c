@@ -95,7 +95,8 @@ static enum sl_rcpt_result result_of(int code)
 static struct sl_attempt conn_attempt(const struct sl_wstate *w, const struct sl_dest *d,
                                       const char *phase)
 {
-    return (struct sl_attempt){.d = d, .mx = w->conn.mx, .ip = w->conn.ip, .phase = phase};
+    return (struct sl_attempt){
+        .d = d, .mx = w->conn.mx, .ip = w->conn.ip, .phase = phase, .tls = &w->conn.tls};
 }
 
 /* One recipient's end of a transaction. */
@@ -399,7 +400,8 @@ static void open_failed(struct sl_wstate *w, const struct sl_dest *d, struct sl_
     struct sl_attempt a = {.d = d,
                            .mx = info->mx[0] ? info->mx : NULL,
                            .ip = info->ip[0] ? info->ip : NULL,
-                           .phase = info->phase};
+                           .phase = info->phase,
+                           .tls = info->tls.tried ? &info->tls : NULL};
 
     if (res == SL_OPEN_WAIT) {
         a.scope = info->scope;
@@ -434,10 +436,13 @@ static bool ensure_conn(struct sl_wstate *w, const struct sl_dest *d, enum sl_op
 static void session_died(struct sl_wstate *w, enum sl_open_result *res, struct sl_open_info *info)
 {
     memset(info, 0, sizeof *info);
+    if (w->conn.s.fail == SL_SMTP_FAIL_TIMEOUT)
+        sl_stats_timeout(w->ctx->shm, w->conn.s.phase);
     info->phase = sl_phase_name(w->conn.s.phase);
     strlcpy(info->reply, w->conn.s.err, sizeof info->reply);
     strlcpy(info->mx, w->conn.mx, sizeof info->mx);
     strlcpy(info->ip, w->conn.ip, sizeof info->ip);
+    info->tls = w->conn.tls;
     sl_conn_close(w, false);
     *res = SL_OPEN_DEFER;
 }

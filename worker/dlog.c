@@ -4,10 +4,12 @@
  * Keys: time (UTC, ms), id, rcpt (array), binding, domain, mx, ip, outcome
  * (delivered | deferred | bounced), reply, phase (where it failed, or null),
  * and for a connection refused by a limit "refused": {"scope", "in_use",
- * "limit"}.  Each line is built in memory and written with one write() on an
- * O_APPEND descriptor, so lines of concurrent workers never interleave.
- * Trust boundary: replies and addresses come from outside; every string is
- * escaped, and a line is bounded (long fields are cut).
+ * "limit"}, and where a session was tried "tls": {"need", "source" (config,
+ * mta-sts, dane), "on", "version", "cipher", "verified", "auth", "check",
+ * "note"} (version to check only when encrypted).  Each line is built in memory and written with
+ * one write() on an O_APPEND descriptor, so lines of concurrent workers never interleave. Trust
+ * boundary: replies and addresses come from outside; every string is escaped, and a line is bounded
+ * (long fields are cut).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -101,6 +103,47 @@ static void put_refusal(struct out *o, const struct sl_dlog_line *l)
     put(o, n);
 }
 
+/* put_bool - ,"key":true|false */
+static void put_bool(struct out *o, const char *key, bool v)
+{
+    put_key(o, key);
+    put(o, v ? "true" : "false");
+}
+
+/* put_tls - what TLS the attempt demanded (and why) and what the session came to */
+static void put_tls(struct out *o, const struct sl_tls_log *t)
+{
+    struct out in = {.len = 0};
+
+    put(&in, "{");
+    put_key(&in, "need");
+    put_str(&in, sl_tls_need_name(t->need));
+    put_key(&in, "source");
+    put_str(&in, t->source);
+    put_bool(&in, "on", t->info.on);
+    if (t->info.on) {
+        put_key(&in, "version");
+        put_str(&in, t->info.version);
+        put_key(&in, "cipher");
+        put_str(&in, t->info.cipher);
+        put_bool(&in, "verified", t->info.verified);
+        put_key(&in, "auth");
+        put_str(&in, t->info.auth);
+        if (t->info.check[0] != '\0') {
+            put_key(&in, "check");
+            put_str(&in, t->info.check);
+        }
+    }
+    if (t->note[0] != '\0') {
+        put_key(&in, "note");
+        put_str(&in, t->note);
+    }
+    put(&in, "}");
+    in.buf[in.len] = '\0'; /* put leaves room for it */
+    put_key(o, "tls");
+    put(o, in.buf);
+}
+
 /* sl_dlog_open - the delivery log for appending; -1 (warned) when it cannot be opened */
 int sl_dlog_open(const char *path)
 {
@@ -112,6 +155,19 @@ int sl_dlog_open(const char *path)
     if (fd < 0)
         sl_msg_warn("delivery log %s: %m", path);
     return fd;
+}
+
+/* sl_dlog_reopen - the new file first, then the old one closed: between two
+ * lines, so every line lands in one file or the other */
+void sl_dlog_reopen(int *fd, const char *path)
+{
+    int next = sl_dlog_open(path);
+
+    if (next < 0)
+        return; /* warned; the lines keep going to the old file */
+    if (*fd >= 0)
+        close(*fd);
+    *fd = next;
 }
 
 /* sl_dlog_write - one attempt, one line */
@@ -149,6 +205,8 @@ void sl_dlog_write(int fd, const struct sl_dlog_line *l)
     put_str(&o, l->phase);
     if (l->why != NULL && l->scope != NULL)
         put_refusal(&o, l);
+    if (l->tls != NULL && l->tls->tried)
+        put_tls(&o, l->tls);
     if (o.len > sizeof o.buf - 3) /* cut: close what must be closed */
         o.len = sizeof o.buf - 3;
     put(&o, "}\n");

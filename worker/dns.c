@@ -99,6 +99,31 @@ static ldns_resolver *open_system(char *label, size_t labellen, char *err, size_
     return res;
 }
 
+/* is_loopback - is this server address (an A or AAAA rdf) 127.0.0.0/8 or ::1? */
+static bool is_loopback(const ldns_rdf *ns)
+{
+    static const uint8_t v6_loopback[16] = {[15] = 1};
+    const uint8_t *b = ldns_rdf_data(ns);
+
+    if (ldns_rdf_get_type(ns) == LDNS_RDF_TYPE_A && ldns_rdf_size(ns) == 4)
+        return b[0] == 127;
+    return ldns_rdf_get_type(ns) == LDNS_RDF_TYPE_AAAA && ldns_rdf_size(ns) == 16 &&
+           memcmp(b, v6_loopback, 16) == 0;
+}
+
+/* all_loopback - does the resolver ask only servers on this machine?  Only
+ * then can the AD bit of its replies be believed (nothing on a network path
+ * protects it) */
+static bool all_loopback(ldns_resolver *res)
+{
+    size_t n = ldns_resolver_nameserver_count(res);
+
+    for (size_t i = 0; i < n; i++)
+        if (!is_loopback(ldns_resolver_nameservers(res)[i]))
+            return false;
+    return n > 0;
+}
+
 /* sl_dns_open - a resolver for this worker */
 struct sl_dns *sl_dns_open(const char *server, int timeout_ms, char *err, size_t errlen)
 {
@@ -120,6 +145,7 @@ struct sl_dns *sl_dns_open(const char *server, int timeout_ms, char *err, size_t
     d = sl_calloc(1, sizeof *d);
     d->res = res;
     d->timeout_ms = timeout_ms > 0 ? timeout_ms : SL_DNS_TIMEOUT_MS;
+    d->ad_trusted = all_loopback(res);
     strlcpy(d->label, label, sizeof d->label);
     return d;
 }

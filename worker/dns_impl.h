@@ -6,6 +6,8 @@
  *                records of an answer read into an sl_dns_host
  * dns_addr.c     pure helpers: "host[:port]" parsing, address formatting, MX
  *                ordering (no network, unit-tested)
+ * dns_tlsa.c     TLSA records (DANE) and whether the AD bit can be believed
+ * dns_txt.c      TXT records and one host's addresses (for MTA-STS)
  */
 #ifndef SL_DNS_IMPL_H
 #define SL_DNS_IMPL_H
@@ -22,6 +24,7 @@ struct sl_dns {
     ldns_resolver *res;
     char label[96]; /* the server as messages name it: "127.0.0.1:5353" */
     long timeout_ms;
+    bool ad_trusted; /* every server is on loopback (sl_dns_trusts_ad), set at open */
 };
 
 /* What one question came to. */

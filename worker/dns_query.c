@@ -33,6 +33,10 @@ static const char *type_name(ldns_rr_type type)
         return "A";
     case LDNS_RR_TYPE_AAAA:
         return "AAAA";
+    case LDNS_RR_TYPE_TLSA:
+        return "TLSA";
+    case LDNS_RR_TYPE_TXT:
+        return "TXT";
     default:
         return "?";
     }

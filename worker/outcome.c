@@ -98,11 +98,14 @@ void sl_outcome_log(struct sl_wstate *w, const struct sl_part *p, const size_t *
                              .reply = reply,
                              .phase = a->phase,
                              .scope = a->scope,
-                             .why = a->why};
+                             .why = a->why,
+                             .tls = a->tls};
 
     for (size_t i = 0; i < n && l.nrcpt < sizeof rcpt / sizeof rcpt[0]; i++)
         rcpt[l.nrcpt++] = p->msg.rcpt[idx[i]].addr;
     sl_dlog_write(w->dlog, &l);
+    if (p->attempted) /* else held back for a connection slot: no attempt, no outcome */
+        sl_stats_outcome(w->ctx->shm, l.outcome, n);
 }
 
 /* sl_part_pending - the indexes of p's recipients still pending, into idx; their count */

@@ -7,7 +7,8 @@
  * phase arms ITIMER_REAL at its first wait, for the rest of the phase (a reply
  * trickled byte by byte still ends when the phase's time is up); a phase whose
  * reply is already buffered, as pipelined replies often are, costs no system
- * call.  An EINTR with *alarmed set is that phase's timeout, any other EINTR
+ * call.  Once STARTTLS is on, reads and writes go through smtp_tls.c, which waits
+ * here as well.  An EINTR with *alarmed set is that phase's timeout, any other EINTR
  * (SIGTERM) just resumes the wait.
  * Trust boundary: every byte read comes from the peer; lines are capped at
  * SL_SMTP_LINE_MAX and the buffer never grows past its one allocation.
@@ -132,6 +133,8 @@ static int timeout(struct sl_smtp *s, short events, const char *what)
     const char *ph = sl_phase_name(s->phase);
 
     span(s->timer_ms, t, sizeof t);
+    if (s->phase == SL_PH_TLS && s->ssl != NULL)
+        return smtp_fail(s, SL_SMTP_FAIL_TIMEOUT, "timeout in the TLS handshake after %s", t);
     if (s->phase == SL_PH_CONNECT)
         return smtp_fail(s, SL_SMTP_FAIL_TIMEOUT, "timeout connecting after %s", t);
     if (events & POLLIN)
@@ -152,9 +155,9 @@ static int io_error(struct sl_smtp *s, int err)
     return smtp_fail(s, SL_SMTP_FAIL_IO, "%s during %s", strerror(err), ph);
 }
 
-/* wait_fd - wait for events on the socket under the running phase's timer; the one place
- * the session sleeps */
-static int wait_fd(struct sl_smtp *s, short events, const char *what)
+/* smtp_io_wait - wait for events on the socket under the running phase's timer; the one
+ * place the session sleeps (smtp_tls.c waits here too) */
+int smtp_io_wait(struct sl_smtp *s, short events, const char *what)
 {
     struct pollfd p = {.fd = s->fd, .events = events};
 
@@ -212,7 +215,7 @@ static int finish_connect(struct sl_smtp *s, const struct sockaddr *dst)
     socklen_t elen = sizeof err;
     char a[64];
 
-    if (wait_fd(s, POLLOUT, "") < 0)
+    if (smtp_io_wait(s, POLLOUT, "") < 0)
         return -1;
     if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
         err = errno;
@@ -274,6 +277,8 @@ int smtp_io_send(struct sl_smtp *s, struct iovec *iov, int iovcnt, const char *w
 {
     struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
 
+    if (s->ssl != NULL)
+        return smtp_tls_send(s, iov, iovcnt, what);
     advance(&m, 0);
     while (m.msg_iovlen > 0) {
         ssize_t n = sendmsg(s->fd, &m, MSG_NOSIGNAL);
@@ -282,7 +287,7 @@ int smtp_io_send(struct sl_smtp *s, struct iovec *iov, int iovcnt, const char *w
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            if (wait_fd(s, POLLOUT, what) < 0)
+            if (smtp_io_wait(s, POLLOUT, what) < 0)
                 return -1;
         } else if (errno != EINTR) {
             return io_error(s, errno);
@@ -301,6 +306,13 @@ int smtp_io_send_str(struct sl_smtp *s, const char *buf, size_t len, const char 
 /* fill - read what the peer has sent into the free end of the buffer, waiting if need be */
 static int fill(struct sl_smtp *s)
 {
+    if (s->ssl != NULL) {
+        ssize_t n = smtp_tls_read(s, s->rbuf + s->rlen, s->rcap - s->rlen);
+        if (n < 0)
+            return -1;
+        s->rlen += (size_t)n;
+        return 0;
+    }
     for (;;) {
         ssize_t n = recv(s->fd, s->rbuf + s->rlen, s->rcap - s->rlen, 0);
         if (n > 0) {
@@ -310,7 +322,7 @@ static int fill(struct sl_smtp *s)
         if (n == 0)
             return io_error(s, 0);
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            if (wait_fd(s, POLLIN, "") < 0)
+            if (smtp_io_wait(s, POLLIN, "") < 0)
                 return -1;
         } else if (errno != EINTR) {
             return io_error(s, errno);

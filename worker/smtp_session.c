@@ -1,6 +1,7 @@
 /*
  * smtp_session.c - the SMTP client's conversation: greeting, EHLO (HELO when
- * refused), mail transactions pipelined when offered (a body and the next
+ * refused), STARTTLS as the TLS need says (smtp_tls.c) and EHLO again, mail
+ * transactions pipelined when offered (a body and the next
  * transaction's commands in one write: one round trip per message), RSET, QUIT.
  *
  * One session per worker at a time, no global state: everything lives in
@@ -150,6 +151,22 @@ static int hello(struct sl_smtp *s, const char *name, struct sl_reply *r)
     return 0;
 }
 
+/* secure - STARTTLS as tls says, then EHLO again with what was offered in clear forgotten
+ * (RFC 3207 4.2); a failure of either fails the open */
+static int secure(struct sl_smtp *s, const struct sl_tls_params *tls, const char *helo_name,
+                  struct sl_reply *r)
+{
+    if (tls == NULL || tls->need == SL_TLS_NEED_NONE)
+        return 0;
+    if (tls->client == NULL)
+        return smtp_fail(s, SL_SMTP_FAIL_TLS, "TLS asked (%s) without a TLS context",
+                         sl_tls_need_name(tls->need));
+    int res = smtp_tls_start(s, tls, r);
+    if (res != 0)
+        return res < 0 ? -1 : 0;
+    return hello(s, helo_name, r);
+}
+
 /* sl_smtp_open - connect, greeting, EHLO/HELO; see sl_smtp.h */
 int sl_smtp_open(struct sl_smtp *s, const struct sl_smtp_env *env,
                  const struct sl_smtp_timeouts *to, const struct sockaddr *src, socklen_t srclen,
@@ -157,8 +174,6 @@ int sl_smtp_open(struct sl_smtp *s, const struct sl_smtp_env *env,
                  const struct sl_tls_params *tls, struct sl_reply *r)
 {
     struct sl_reply scratch;
-
-    (void)tls; /* STARTTLS: smtp_tls.c */
 
     if (r == NULL)
         r = &scratch;
@@ -168,7 +183,7 @@ int sl_smtp_open(struct sl_smtp *s, const struct sl_smtp_env *env,
         return smtp_fail(s, SL_SMTP_FAIL_PROTO, "refusing to announce the HELO name \"%.64s\"",
                          helo_name);
     if (smtp_io_connect(s, src, srclen, dst, dstlen) < 0 || greeting(s, r) < 0 ||
-        hello(s, helo_name, r) < 0)
+        hello(s, helo_name, r) < 0 || secure(s, tls, helo_name, r) < 0)
         return -1;
     smtp_phase_end(s);
     return 0;
@@ -583,6 +598,8 @@ bool sl_smtp_alive(struct sl_smtp *s)
 
     if (s->fd < 0 || s->roff < s->rlen)
         return false;
+    if (s->ssl != NULL)
+        return smtp_tls_idle(s);
     ssize_t n = recv(s->fd, c, sizeof c, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
@@ -599,6 +616,7 @@ void sl_smtp_quit(struct sl_smtp *s)
 
         memcpy(err, s->err, sizeof err);
         (void)command(s, SL_PH_QUIT, "QUIT\r\n", 6, &r, false);
+        smtp_tls_shutdown(s);
         s->fail = fail;
         s->phase = phase;
         memcpy(s->err, err, sizeof err);
@@ -606,11 +624,14 @@ void sl_smtp_quit(struct sl_smtp *s)
     sl_smtp_close(s);
 }
 
-/* sl_smtp_close - stop the timer, close the socket, free the buffer; safe to repeat */
+/* sl_smtp_close - stop the timer, free the TLS session, close the socket, free the buffer;
+ * safe to repeat */
 void sl_smtp_close(struct sl_smtp *s)
 {
     if (s->timer_armed)
         smtp_phase_end(s);
+    if (s->ssl != NULL)
+        smtp_tls_drop(s);
     /* rbuf marks a session opened by sl_smtp_open: a zeroed struct's fd 0 is not ours */
     if (s->rbuf != NULL && s->fd >= 0)
         close(s->fd);

@@ -7,6 +7,8 @@
  * inside ppoll(): a handler can then never run between a counter change and its
  * ownership record (architecture I2), and per-phase alarms surface as EINTR at
  * the one place a session waits for its peer.  The handlers only set flags.
+ * Between jobs it also reopens the delivery log when the master says so
+ * (logrotate's SIGUSR1, forwarded as SL_WMSG_LOG).
  * Trust boundary: messages on the socketpair come from our own master.
  */
 #include <errno.h>
@@ -51,6 +53,9 @@ static void setup_signals(sigset_t *wait_mask)
     sigaction(SIGALRM, &sa, NULL);
     signal(SIGHUP, SIG_IGN); /* the master reloads; workers are replaced */
     signal(SIGINT, SIG_IGN); /* a terminal's ^C goes to the master, which stops us */
+    /* logrotate's SIGUSR1 may reach the whole group (systemctl kill): the master
+     * alone acts on it and tells each worker on its socket (SL_WMSG_LOG). */
+    signal(SIGUSR1, SIG_IGN);
     signal(SIGCHLD, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&block);
@@ -128,11 +133,16 @@ static bool wait_for_job(struct sl_wstate *w, struct timespec idle_until)
 /* run_message - one message from the master; false when the worker should exit */
 static bool run_message(struct sl_wstate *w, char *buf, size_t len, struct timespec *idle_until)
 {
+    struct sl_scope_ref none = {0};
     ssize_t n = recv(w->fd, buf, len - 1, 0);
 
     if (n <= 0 || buf[0] == SL_WMSG_QUIT)
         return false; /* the master closed our socket or asked us to go */
     buf[n] = '\0';
+    if (buf[0] == SL_WMSG_LOG) { /* between jobs: no line is half written */
+        sl_dlog_reopen(&w->dlog, sl_config_str(w->ctx->cfg, SL_OPT_DELIVERY_LOG, &none));
+        return true;
+    }
     if (buf[0] != SL_WMSG_JOB) {
         sl_msg_warn("unknown message type 0x%02x from the master", (unsigned char)buf[0]);
         return true;

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "sl_dns.h"
+#include "sl_mta_sts.h"
 #include "sl_shm.h"
 #include "sl_smtp.h"
 #include "sl_spool.h"
@@ -36,7 +37,18 @@ struct sl_dest {
     long retry_ms, max_retry_ms, expire_ms;
     long max_retries; /* -1 auto (until expiry), 0 none, N */
     int tls;          /* enum sl_tls_mode */
+    bool dane;        /* honour validated TLSA records */
+    bool mta_sts;     /* look up and apply the domain's MTA-STS policy */
     struct sl_smtp_timeouts to;
+};
+
+/* The TLS side of one connection attempt, as the delivery log shows it. */
+struct sl_tls_log {
+    bool tried;              /* a session was tried: the log line gets a "tls" object */
+    enum sl_tls_need need;   /* what the policy demanded of the host */
+    const char *source;      /* "config", "mta-sts" or "dane" */
+    struct sl_tls_info info; /* what the session came to */
+    char note[256];          /* MTA-STS testing failures, a retry in clear, ... */
 };
 
 /* The connection a worker holds, with the counters it reserved for it. */
@@ -52,6 +64,7 @@ struct sl_conn {
     unsigned rcpts;      /* RCPT commands sent on it */
     unsigned txns;       /* transactions started on it */
     long idle_ms;        /* idle_timeout of its destination */
+    struct sl_tls_log tls;
 };
 
 /* worker/dns_cache.c: recent full answers, per worker. */
@@ -85,6 +98,8 @@ struct sl_wstate {
     struct sl_conn conn;
     struct sl_dest dest; /* the last destination's settings (deliver.c dest_for) */
     bool have_dest;
+    struct sl_tls_client *tls;    /* OpenSSL client context, made on first use */
+    struct sl_sts_memo *sts_memo; /* recent MTA-STS answers, made on first use */
 };
 
 /* What one part of a job needs while it is delivered. */
@@ -129,12 +144,44 @@ struct sl_open_info {
     char ip[64];
     struct sl_refusal why; /* SL_OPEN_WAIT */
     char scope[300];       /* SL_OPEN_WAIT: the refusing counter, "kind key" */
+    struct sl_tls_log tls; /* the last session tried */
 };
 /* Resolve, reserve and connect for d; on SL_OPEN_OK w->conn is open. */
 enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
                                  struct sl_open_info *info);
 /* QUIT (or just close when failed), then release the counters. */
 void sl_conn_close(struct sl_wstate *w, bool polite);
+
+/* worker/tls_policy.c: what TLS a destination demands, and why.  A plan is
+ * made once per connection attempt (config tls, the MTA-STS policy); a choice
+ * per MX host adds DANE (validated TLSA records win over MTA-STS, RFC 8461 2). */
+struct sl_tls_plan {
+    int mode;                   /* config tls (enum sl_tls_mode) */
+    bool dane;                  /* dane on, no route, and a resolver whose AD bit counts */
+    enum sl_sts_source sts_src; /* SL_STS_SRC_NONE: no MTA-STS policy applies */
+    struct sl_sts_policy sts;
+    char note[256]; /* what the MTA-STS lookup had to say */
+};
+struct sl_tls_choice {
+    struct sl_tls_params params; /* need, client, host, tlsa */
+    const char *source;          /* "config", "mta-sts", "dane" */
+    bool skip;                   /* this host must not be used: why says why */
+    bool testing;                /* MTA-STS testing: report, never refuse */
+    char why[256];
+    struct sl_tlsa tlsa[SL_TLSA_MAX];
+};
+/* The plan for d.  false with info->phase/reply when it cannot be made (no TLS context). */
+bool sl_tls_plan_make(struct sl_wstate *w, const struct sl_dest *d, struct sl_dns *dns,
+                      struct sl_tls_plan *p, char *err, size_t errlen);
+/* What connecting to MX host mx (a name from DNS, or the route) demands. */
+void sl_tls_choose(struct sl_wstate *w, const struct sl_dest *d, const struct sl_tls_plan *p,
+                   const char *mx, struct sl_tls_choice *c);
+/* Fill log for a host the choice ruled out (c->skip) before any connection. */
+void sl_tls_note_refusal(const struct sl_tls_plan *p, const struct sl_tls_choice *c,
+                         struct sl_tls_log *log);
+/* Fill log from the choice and the session s (after sl_smtp_open, either way). */
+void sl_tls_record(const struct sl_tls_plan *p, const struct sl_tls_choice *c,
+                   const struct sl_smtp *s, struct sl_tls_log *log);
 
 /* worker/probe.c: a name from a job: printable, without spaces, not empty. */
 bool sl_worker_plain_word(const char *s);
@@ -151,6 +198,7 @@ struct sl_attempt {
     const char *phase; /* NULL when none */
     const char *scope; /* a refusal's counter, or NULL */
     const struct sl_refusal *why;
+    const struct sl_tls_log *tls; /* NULL when no session was tried */
 };
 /* The indexes of p's recipients still pending, into idx (msg.nrcpt of room); their count. */
 size_t sl_part_pending(const struct sl_part *p, size_t *idx);
@@ -185,8 +233,12 @@ struct sl_dlog_line {
     const char *phase; /* NULL when none */
     const char *scope; /* a refusal: the counter */
     const struct sl_refusal *why;
+    const struct sl_tls_log *tls; /* NULL, or tls->tried false: no "tls" object */
 };
 int sl_dlog_open(const char *path);
+/* Open path anew (logrotate renamed the file), then close *fd and keep the new
+ * one; when the new one cannot be opened (warned) the old one stays. */
+void sl_dlog_reopen(int *fd, const char *path);
 void sl_dlog_write(int fd, const struct sl_dlog_line *l);
 
 /* worker/dsn.c: queue an RFC 3464 report to the sender of p's message for the

@@ -190,7 +190,7 @@ check "a binding with an IPv6 bind_address delivers over IPv6" \
   wait_for 20 log_has "\"id\":\"$id\".*\"binding\":\"v6\".*\"ip\":\"::1\",\"outcome\":\"delivered\""
 check "the peer saw it from ::1 on ::1" wait_for 5 peer_true sink "pair('::1', '::1')['messages'] == 1"
 
-# --- tls = required: never in clear (this build has no STARTTLS yet, so the mail waits)
+# --- tls = required: never in clear (this peer offers no STARTTLS, so the mail waits)
 id=$(printf 'Subject: secret\r\n\r\nx\r\n' | inject -f '' a@secret.test)
 check "tls = required defers, naming tls" \
   wait_for 20 log_has "\"id\":\"$id\".*\"outcome\":\"deferred\".*\"phase\":\"tls\""

@@ -25,6 +25,10 @@ rule is the default rule with its own keys laid over it (stall/reply dicts are m
                       gets 552; false = do not advertise SIZE
   extensions: [..]    extra EHLO keywords
   starttls: bool      advertise STARTTLS (needs --tls-cert/--tls-key)
+  tls_fault: "garbage" | "drop" | "stall"   after the 220 to STARTTLS, instead of the
+                      handshake: a non-TLS line (once the client's first TLS bytes are
+                      in) and a close; a close; or read (never
+                      answering) until the client hangs up (event "tls_fault:WHAT")
   hostname: NAME      in the banner and the EHLO reply
   stall: {phase: s}   wait s seconds before answering that phase
   reply: {phase: "451 4.3.0 try later"}  answer the phase with this text ("\\n" separates the
@@ -90,7 +94,7 @@ DEFAULT_RULE = {
     "pipelining": True, "enhancedstatuscodes": True, "8bitmime": True, "smtputf8": False,
     "size": 0, "extensions": [], "starttls": False, "hostname": None,
     "stall": {}, "reply": {}, "rcpt": [], "ehlo_reject": False, "hold": 0,
-    "max_messages": 0, "max_rcpts": 0,
+    "max_messages": 0, "max_rcpts": 0, "tls_fault": None,
     **{a: [] for a in ACTIONS},
 }
 LINE_LIMIT = 4 << 20
@@ -602,10 +606,23 @@ class Session:
             return
         if await self.answer("starttls", self.text(220, "2.0.0", "Ready to start TLS")):
             await self.flush()
+            if self.rule().tls_fault:
+                await self.tls_fault(self.rule().tls_fault)
             await self.writer.start_tls(self.sink.tls)
             self.tls, self.helo, self.esmtp = True, None, False
             self.mail, self.rcpts = None, []
             self.sink.stats.add(self.src, self.dst, "tls")
+
+    async def tls_fault(self, fault):
+        """A broken handshake as the script says; the session ends here."""
+        self.event("tls_fault", fault)
+        if fault == "garbage":  # once the ClientHello is in: a broken handshake, not a reply
+            await asyncio.wait_for(self.reader.read(4096), 10)
+            await self.send(GARBAGE)
+        elif fault == "stall":
+            while await self.reader.read(4096):
+                pass
+        raise Close()
 
     async def mail_from(self, verb, arg):
         rule = self.rule()

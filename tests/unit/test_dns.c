@@ -1,7 +1,8 @@
 /*
  * test_dns.c - the DNS module's pure parts: host[:port] texts (dns_server,
  * route), IP literals, address formatting, the order of MX hosts, the
- * address limits; and sl_dns_open's refusals.
+ * address limits; sl_dns_open's refusals; which resolvers' AD bit is
+ * believed.
  *
  * The network side (MX, A, AAAA, timeouts) runs against a real nsd in
  * tests/e2e/resolve.sh.
@@ -176,13 +177,45 @@ static void open_close(void **state)
     sl_dns_close(NULL);
 }
 
+/* Only a resolver on this machine is trusted with the AD bit (DANE). */
+static void trusts_ad_only_loopback(void **state)
+{
+    static const struct {
+        const char *server;
+        bool trusted;
+    } cases[] = {
+        {"127.0.0.1", true},
+        {"127.0.2.53:5353", true},
+        {"127.255.255.254", true},
+        {"[::1]:53", true},
+        {"::1", true},
+        {"10.0.0.53", false},
+        {"128.0.0.1", false},
+        {"126.255.255.255", false},
+        {"[::2]:53", false},
+        {"2001:db8::53", false},
+        {"::ffff:127.0.0.1", false},
+    };
+    char err[200];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct sl_dns *d = sl_dns_open(cases[i].server, 500, err, sizeof err);
+
+        assert_non_null(d);
+        if (sl_dns_trusts_ad(d) != cases[i].trusted)
+            fail_msg("%s: trusts_ad is %d", cases[i].server, !cases[i].trusted);
+        sl_dns_close(d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(split_hostport),     cmocka_unit_test(split_hostport_too_long),
         cmocka_unit_test(literal_and_format), cmocka_unit_test(add_addr_limits),
         cmocka_unit_test(order_mx),           cmocka_unit_test(open_refuses),
-        cmocka_unit_test(open_close),
+        cmocka_unit_test(open_close),         cmocka_unit_test(trusts_ad_only_loopback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,9 @@
  * (within a transaction and across transactions: a body, its dot and the next
  * transaction's commands before the peer answers the dot), SIZE=, the HELO
  * fallback, the dot-stuffed body and its final ".", RSET and QUIT.
+ * For STARTTLS the peer turns TLS on mid-script with a certificate for mx.test from
+ * a test CA made at start with the openssl command line (its record is then the
+ * plaintext inside TLS), and can send a TLS 1.3 session ticket while the client idles.
  * The client binds 127.0.0.2 and runs under the worker's signal arrangement:
  * SIGALRM and SIGTERM blocked, handlers that set flags, unblocked only in ppoll.
  * Timeouts are short settings; elapsed times are checked against the setting and a
@@ -33,6 +36,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "sl_smtp.h"
 
@@ -58,6 +65,8 @@ enum op {
     OP_SIGTERM, /* send SIGTERM to the client process */
     OP_SLEEP,   /* read nothing for n ms */
     OP_ANSWER,  /* answer each MAIL/RCPT line as it comes (550 if it holds "bad"), until DATA */
+    OP_TLS,     /* TLS handshake as the server; reads and writes go through it from then on */
+    OP_TICKET,  /* send a TLS 1.3 session ticket (a record without application data) */
 };
 
 struct step {
@@ -79,6 +88,8 @@ struct step {
 #define BIGLINE(s, n)  {OP_BIGLINE, s, n}
 #define SIGTERM_CLIENT {OP_SIGTERM, NULL, 0}
 #define ANSWER         {OP_ANSWER, NULL, 0}
+#define TLS_ACCEPT     {OP_TLS, NULL, 0}
+#define TICKET         {OP_TICKET, NULL, 0}
 /* clang-format on */
 
 #define GREET       SEND("220 mx.test ESMTP\r\n")
@@ -86,8 +97,13 @@ struct step {
 #define EHLO_PIPE                                                                                  \
     EHLO_EXPECT, SEND("250-mx.test hello\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n"                \
                       "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 STARTTLS\r\n")
-#define EHLO_PLAIN EHLO_EXPECT, SEND("250-mx.test hello\r\n250 8BITMIME\r\n")
-#define QUIT_OK    EXPECT("QUIT\r\n"), SEND("221 bye\r\n")
+#define EHLO_PLAIN  EHLO_EXPECT, SEND("250-mx.test hello\r\n250 8BITMIME\r\n")
+#define QUIT_OK     EXPECT("QUIT\r\n"), SEND("221 bye\r\n")
+#define STARTTLS_OK EXPECT("STARTTLS\r\n"), SEND("220 2.0.0 ready to start TLS\r\n"), TLS_ACCEPT
+/* what the peer offers inside TLS: no STARTTLS any more */
+#define EHLO_TLS                                                                                   \
+    EHLO_EXPECT, SEND("250-mx.test hello again\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n"          \
+                      "250 ENHANCEDSTATUSCODES\r\n")
 
 /* What the peer saw, shared with the test process. */
 struct record {
@@ -96,11 +112,15 @@ struct record {
     int nsend;
     int expects_met;
     int expects_missed;
+    bool tls_on; /* the peer's handshake succeeded */
+    int tickets; /* session tickets sent by OP_TICKET */
     size_t len;
     char got[REC_MAX];
 };
 
 static struct record *rec;
+static SSL_CTX *srv_ctx; /* the peer's TLS context (certificate for mx.test) */
+static SSL *srv_ssl;     /* in the peer process, once OP_TLS succeeded */
 
 struct server {
     pid_t pid;
@@ -113,11 +133,12 @@ static bool take(int c, long ms)
     struct pollfd p = {.fd = c, .events = POLLIN};
     char discard[65536];
 
-    if (poll(&p, 1, (int)ms) <= 0)
+    if ((srv_ssl == NULL || SSL_pending(srv_ssl) == 0) && poll(&p, 1, (int)ms) <= 0)
         return false;
     char *to = rec->len < REC_MAX ? rec->got + rec->len : discard;
     size_t room = rec->len < REC_MAX ? REC_MAX - rec->len : sizeof discard;
-    ssize_t n = recv(c, to, room, 0);
+    ssize_t n = srv_ssl != NULL ? SSL_read(srv_ssl, to, (int)(room > 65536 ? 65536 : room))
+                                : recv(c, to, room, 0);
     if (n <= 0)
         return false;
     if (to != discard)
@@ -165,7 +186,8 @@ static void stall(int c, long ms)
 static bool put(int c, const char *buf, size_t len)
 {
     while (len > 0) {
-        ssize_t n = send(c, buf, len, MSG_NOSIGNAL);
+        ssize_t n =
+            srv_ssl != NULL ? SSL_write(srv_ssl, buf, (int)len) : send(c, buf, len, MSG_NOSIGNAL);
         if (n <= 0)
             return false;
         buf += n;
@@ -205,6 +227,30 @@ static bool answer(int c, size_t *scan)
         if (!put(c, reply, strlen(reply)))
             return false;
     }
+}
+
+/* tls_accept - the server's side of the handshake on c */
+static bool tls_accept(int c)
+{
+    SSL *ssl = SSL_new(srv_ctx);
+
+    SSL_set_fd(ssl, c);
+    if (SSL_accept(ssl) != 1) {
+        SSL_free(ssl);
+        return false;
+    }
+    srv_ssl = ssl;
+    rec->tls_on = true;
+    return true;
+}
+
+/* ticket - a TLS 1.3 session ticket, unasked: a record the client must take in passing */
+static bool ticket(void)
+{
+    if (srv_ssl == NULL || SSL_new_session_ticket(srv_ssl) != 1 || SSL_do_handshake(srv_ssl) != 1)
+        return false;
+    rec->tickets++;
+    return true;
 }
 
 /* run_step - one step of the script; false ends the script */
@@ -256,6 +302,10 @@ static bool run_step(int c, const struct step *st, size_t *scan)
         return true;
     case OP_ANSWER:
         return answer(c, scan);
+    case OP_TLS:
+        return tls_accept(c);
+    case OP_TICKET:
+        return ticket();
     case OP_END:
         break;
     }
@@ -345,6 +395,51 @@ static void on_signal(int signo)
         termed = 1;
 }
 
+/* ---- TLS: a test CA and the peer's certificate for mx.test, made once ---- */
+
+static char cert_dir[] = "/tmp/test_smtp.XXXXXX";
+static struct sl_tls_client *tls_client; /* trusts the test CA */
+
+/* cert_path - a file of the test CA's directory */
+static const char *cert_path(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "%s/%s", cert_dir, name);
+    return buf;
+}
+
+/* make_certs - the CA, mx.test's key and certificate (chain with the CA), the peer's context
+ * and the client's */
+static int make_certs(void)
+{
+    char cmd[2048], chain[128], key[128], ca[128], err[256];
+
+    if (mkdtemp(cert_dir) == NULL)
+        return -1;
+    snprintf(cmd, sizeof cmd,
+             "cd %s && "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+             "-subj '/CN=test CA' -keyout ca.key -out ca.crt "
+             "-addext basicConstraints=critical,CA:TRUE "
+             "-addext keyUsage=critical,keyCertSign,cRLSign && "
+             "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-subj /CN=mx.test -keyout mx.key -out mx.csr && "
+             "printf 'subjectAltName=DNS:mx.test\nextendedKeyUsage=serverAuth\n' >mx.ext && "
+             "openssl x509 -req -in mx.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+             "-out mx.crt -extfile mx.ext && cat mx.crt ca.crt >chain.pem",
+             cert_dir);
+    if (system(cmd) != 0)
+        return -1;
+    srv_ctx = SSL_CTX_new(TLS_server_method());
+    if (srv_ctx == NULL ||
+        SSL_CTX_use_certificate_chain_file(srv_ctx, cert_path(chain, sizeof chain, "chain.pem")) !=
+            1 ||
+        SSL_CTX_use_PrivateKey_file(srv_ctx, cert_path(key, sizeof key, "mx.key"),
+                                    SSL_FILETYPE_PEM) != 1)
+        return -1;
+    tls_client = sl_tls_client_new(cert_path(ca, sizeof ca, "ca.crt"), err, sizeof err);
+    return tls_client != NULL ? 0 : -1;
+}
+
 static int group_setup(void **state)
 {
     struct sigaction sa;
@@ -364,14 +459,21 @@ static int group_setup(void **state)
     sigdelset(&wait_mask, SIGALRM);
     sigdelset(&wait_mask, SIGTERM);
     rec = mmap(NULL, sizeof *rec, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    return rec == MAP_FAILED ? -1 : 0;
+    if (rec == MAP_FAILED || make_certs() < 0)
+        return -1;
+    return 0;
 }
 
 static int group_teardown(void **state)
 {
+    char cmd[128];
+
     (void)state;
     munmap(rec, sizeof *rec);
-    return 0;
+    sl_tls_client_free(tls_client);
+    SSL_CTX_free(srv_ctx);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", cert_dir);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 static const struct sl_smtp_env env = {.wait_mask = &wait_mask, .alarmed = &alarmed};
@@ -1612,6 +1714,408 @@ static void test_address_injection_refused(void **state)
     assert_string_equal(received(), "EHLO " HELO_NAME "\r\n");
 }
 
+/* ---- STARTTLS ---- */
+
+/* open_tls - sl_smtp_open with a TLS need against host */
+static int open_tls(struct sl_smtp *s, const struct server *sv, const struct sl_smtp_timeouts *to,
+                    const struct sl_tls_params *tls, struct sl_reply *r)
+{
+    struct sockaddr_in src = source();
+    return sl_smtp_open(s, &env, to, (const struct sockaddr *)&src, sizeof src,
+                        (const struct sockaddr *)&sv->addr, sizeof sv->addr, HELO_NAME, tls, r);
+}
+
+/* params - the need against host, with the test CA's client */
+static struct sl_tls_params params(enum sl_tls_need need, const char *host)
+{
+    struct sl_tls_params p = {.need = need, .client = tls_client, .host = host};
+    return p;
+}
+
+/* STARTTLS when offered: TLS 1.2 or later, the certificate verified against the CA and
+ * mx.test, EHLO again inside (its extensions replace the clear ones), then three pipelined
+ * messages over TLS; a session ticket sent while idle does not make the session look dead;
+ * QUIT.  The peer saw every command in order, inside TLS after STARTTLS. */
+static void test_tls_try_encrypts(void **state)
+{
+    static const struct step script[] = {
+        GREET,
+        EHLO_PIPE,
+        STARTTLS_OK,
+        EHLO_TLS,
+        EXPECT("<b@y.test>\r\nDATA\r\n"),
+        SEND("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
+        EXPECT("<c@y.test>\r\nDATA\r\n"),
+        SEND("250 2.0.0 queued 1\r\n250 2.0.0 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+        EXPECT("<d@y.test>\r\nDATA\r\n"),
+        SEND("250 2.0.0 queued 2\r\n250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+        EXPECT("\r\n.\r\n"),
+        SEND("250 2.0.0 queued 3\r\n"),
+        TICKET,
+        QUIT_OK,
+        {0}};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[3][2];
+    struct sl_smtp_txn t[3];
+    struct overs o = {0};
+    struct sl_smtp_timeouts to = quick();
+    struct sl_tls_params tls = params(SL_TLS_NEED_TRY, "mx.test");
+
+    (void)state;
+    server_start(&sv, script, 0);
+    assert_int_equal(open_tls(&s, &sv, &to, &tls, &r), 0);
+    assert_timer_clean();
+    assert_true(s.tls.on);
+    assert_true(strcmp(s.tls.version, "TLSv1.2") == 0 || strcmp(s.tls.version, "TLSv1.3") == 0);
+    assert_true(s.tls.cipher[0] != '\0');
+    assert_true(s.tls.verified);
+    assert_string_equal(s.tls.auth, "pkix");
+    assert_string_equal(s.tls.peer, "mx.test");
+    assert_string_equal(s.tls.check, "");
+    assert_int_equal(strncmp(r.text, "250 mx.test hello again ", 24), 0);
+    assert_false(s.starttls); /* the extensions are those offered inside TLS */
+    assert_false(s.eightbit);
+    assert_true(s.pipelining);
+
+    three_txns(t, rr);
+    assert_int_equal(sl_smtp_send_many(&s, t, 3, note_over, &o), 0);
+    assert_overs(&o, 3);
+    for (int i = 0; i < 3; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "250 2.0.0 queued %d", i + 1);
+        assert_string_equal(t[i].data.text, want);
+    }
+    usleep(300000); /* the ticket arrives while the session idles */
+    assert_true(sl_smtp_alive(&s));
+    sl_smtp_quit(&s);
+    assert_int_equal(s.fd, -1);
+    assert_null(s.ssl);
+    server_wait(&sv);
+
+    assert_true(rec->tls_on);
+    assert_int_equal(rec->tickets, 1);
+    assert_int_equal(rec->expects_missed, 0);
+    const char *g1 = MAIL_LINE "RCPT TO:<b@y.test>\r\nDATA\r\n";
+    const char *g2 = "RSET\r\n" MAIL_LINE "RCPT TO:<c@y.test>\r\nDATA\r\n";
+    const char *g3 = "RSET\r\n" MAIL_LINE "RCPT TO:<d@y.test>\r\nDATA\r\n";
+    char want[2048];
+    snprintf(want, sizeof want,
+             EHLO_LINE "STARTTLS\r\n" EHLO_LINE "%s%s.\r\n%s%s.\r\n%s%s.\r\nQUIT\r\n", g1, body, g2,
+             body, g3, body);
+    assert_string_equal(received(), want);
+}
+
+/* Not offered, or refused with 454: TRY goes on in clear on the same session; ENCRYPT and
+ * VERIFY end it in phase tls with the reason, after a polite QUIT, and no MAIL is possible. */
+static void test_tls_not_offered_or_refused(void **state)
+{
+    static const struct step plain[] = {GREET, EHLO_PLAIN, QUIT_OK, {0}};
+    static const struct step refused[] = {
+        GREET,   EHLO_PIPE, EXPECT("STARTTLS\r\n"), SEND("454 4.7.0 TLS not available\r\n"),
+        QUIT_OK, {0}};
+    static const struct {
+        const struct step *script;
+        enum sl_tls_need need;
+        const char *err; /* NULL: goes on in clear */
+        const char *sent;
+    } cases[] = {
+        {plain, SL_TLS_NEED_TRY, NULL, EHLO_LINE "QUIT\r\n"},
+        {refused, SL_TLS_NEED_TRY, NULL, EHLO_LINE "STARTTLS\r\nQUIT\r\n"},
+        {plain, SL_TLS_NEED_ENCRYPT, "STARTTLS not offered by the peer", EHLO_LINE "QUIT\r\n"},
+        {plain, SL_TLS_NEED_VERIFY, "STARTTLS not offered by the peer", EHLO_LINE "QUIT\r\n"},
+        {refused, SL_TLS_NEED_ENCRYPT, "STARTTLS refused: 454 4.7.0 TLS not available",
+         EHLO_LINE "STARTTLS\r\nQUIT\r\n"},
+        {refused, SL_TLS_NEED_VERIFY, "STARTTLS refused: 454 4.7.0 TLS not available",
+         EHLO_LINE "STARTTLS\r\nQUIT\r\n"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct server sv;
+        struct sl_smtp s;
+        struct sl_reply r;
+        struct sl_smtp_timeouts to = quick();
+        struct sl_tls_params tls = params(cases[i].need, "mx.test");
+
+        server_start(&sv, cases[i].script, 0);
+        int rc = open_tls(&s, &sv, &to, &tls, &r);
+        if (cases[i].err == NULL) {
+            assert_int_equal(rc, 0);
+            assert_false(s.tls.on);
+            sl_smtp_quit(&s);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_int_equal(s.fail, SL_SMTP_FAIL_TLS);
+            assert_int_equal(s.phase, SL_PH_TLS);
+            assert_string_equal(s.err, cases[i].err);
+            assert_int_equal(s.fd, -1);
+            assert_int_equal(r.code, cases[i].script == refused ? 454 : 250);
+        }
+        assert_timer_clean();
+        server_wait(&sv);
+        assert_int_equal(rec->expects_missed, 0);
+        assert_string_equal(received(), cases[i].sent);
+    }
+}
+
+/* spki_sha256 - SHA-256 of a certificate file's public key (TLSA 3 1 1) or, whole, of the
+ * certificate itself (TLSA 2 0 1) */
+static void cert_digest(const char *name, bool key_only, struct sl_tlsa *t)
+{
+    char path[128];
+    FILE *f = fopen(cert_path(path, sizeof path, name), "r");
+    assert_non_null(f);
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(x);
+    unsigned char *der = NULL;
+    int n = key_only ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der) : i2d_X509(x, &der);
+    unsigned int len = 0;
+    assert_true(n > 0);
+    assert_int_equal(EVP_Digest(der, (size_t)n, t->data, &len, EVP_sha256(), NULL), 1);
+    t->len = len;
+    OPENSSL_free(der);
+    X509_free(x);
+}
+
+/* The certificate judged against the need: VERIFY fails on a name it does not carry (after
+ * QUIT inside TLS, no MAIL), ENCRYPT goes on and reports why it would not verify; DANE
+ * matches the key (DANE-EE) or the CA (DANE-TA), and fails on a digest that matches
+ * nothing. */
+static void test_tls_certificate_checks(void **state)
+{
+    static const struct step quit_inside[] = {GREET, EHLO_PIPE, STARTTLS_OK, QUIT_OK, {0}};
+    static const struct step works[] = {GREET, EHLO_PIPE, STARTTLS_OK, EHLO_TLS, QUIT_OK, {0}};
+    struct sl_tlsa ee = {.usage = 3, .selector = 1, .mtype = 1};
+    struct sl_tlsa ta = {.usage = 2, .selector = 0, .mtype = 1};
+    struct sl_tlsa wrong = {.usage = 3, .selector = 1, .mtype = 1, .len = 32};
+    cert_digest("mx.crt", true, &ee);
+    cert_digest("ca.crt", false, &ta);
+    memset(wrong.data, 0xab, 32);
+    struct {
+        const struct step *script;
+        enum sl_tls_need need;
+        const char *host;
+        const struct sl_tlsa *tlsa;
+        const char *err; /* NULL: open succeeds */
+        bool verified;
+        const char *auth;
+    } cases[] = {
+        {quit_inside, SL_TLS_NEED_VERIFY, "other.test", NULL,
+         "certificate not verified: hostname mismatch (host other.test)", false, "none"},
+        {works, SL_TLS_NEED_ENCRYPT, "other.test", NULL, NULL, false, "none"},
+        {works, SL_TLS_NEED_VERIFY, "mx.test", NULL, NULL, true, "pkix"},
+        {works, SL_TLS_NEED_DANE, "mx.test", &ee, NULL, true, "dane-ee"},
+        {works, SL_TLS_NEED_DANE, "other.test", &ee, NULL, true, "dane-ee"}, /* no name check */
+        {works, SL_TLS_NEED_DANE, "mx.test", &ta, NULL, true, "dane-ta"},
+        {quit_inside, SL_TLS_NEED_DANE, "mx.test", &wrong, "no TLSA record matches the certificate",
+         false, "none"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct server sv;
+        struct sl_smtp s;
+        struct sl_reply r;
+        struct sl_smtp_timeouts to = quick();
+        struct sl_tls_params tls = params(cases[i].need, cases[i].host);
+        tls.tlsa = cases[i].tlsa;
+        tls.ntlsa = cases[i].tlsa != NULL;
+
+        server_start(&sv, cases[i].script, 0);
+        int rc = open_tls(&s, &sv, &to, &tls, &r);
+        assert_true(s.tls.on);
+        assert_int_equal(s.tls.verified, cases[i].verified);
+        assert_string_equal(s.tls.auth, cases[i].auth);
+        if (cases[i].err != NULL) {
+            assert_int_equal(rc, -1);
+            assert_int_equal(s.fail, SL_SMTP_FAIL_TLS);
+            assert_int_equal(s.phase, SL_PH_TLS);
+            assert_string_equal(s.err, cases[i].err);
+        } else {
+            assert_int_equal(rc, 0);
+            if (!cases[i].verified)
+                assert_string_equal(s.tls.check, "hostname mismatch (host other.test)");
+            sl_smtp_quit(&s);
+        }
+        assert_timer_clean();
+        server_wait(&sv);
+        assert_true(rec->tls_on);
+        assert_int_equal(rec->expects_missed, 0);
+        assert_null(strstr(received(), "MAIL"));
+    }
+}
+
+/* The tls phase's own timer covers STARTTLS's reply and the handshake; a peer that breaks
+ * the handshake, or slips a reply in after its 220 (command injection), fails it in phase
+ * tls even under TRY (the caller then retries in clear). */
+static void test_tls_failures(void **state)
+{
+    static const struct {
+        const char *name;
+        struct step script[8];
+        enum sl_smtp_fail fail;
+        const char *err; /* prefix */
+        bool timed;
+    } cases[] = {
+        {"no reply to STARTTLS",
+         {GREET, EHLO_PIPE, EXPECT("STARTTLS\r\n"), STALL(10000)},
+         SL_SMTP_FAIL_TIMEOUT,
+         "timeout waiting for the tls reply after 500ms",
+         true},
+        {"220, then silence in the handshake",
+         {GREET, EHLO_PIPE, EXPECT("STARTTLS\r\n"), SEND("220 go\r\n"), STALL(10000)},
+         SL_SMTP_FAIL_TIMEOUT,
+         "timeout in the TLS handshake after 500ms",
+         true},
+        {"220, then garbage",
+         {GREET, EHLO_PIPE, EXPECT("STARTTLS\r\n"), SEND("220 go\r\n"), SLEEP(200),
+          SEND("this is not TLS at all\r\n"), STALL(3000)},
+         SL_SMTP_FAIL_TLS,
+         "TLS handshake failed: ",
+         false},
+        {"220, then a close",
+         {GREET, EHLO_PIPE, EXPECT("STARTTLS\r\n"), SEND("220 go\r\n"), SLEEP(200), CLOSE},
+         SL_SMTP_FAIL_TLS,
+         "TLS handshake failed: ",
+         false},
+        {"a reply injected after 220",
+         {GREET, EHLO_PIPE, EXPECT("STARTTLS\r\n"), SEND("220 go\r\n250 injected\r\n"),
+          STALL(3000)},
+         SL_SMTP_FAIL_TLS,
+         "the peer sent data after its STARTTLS reply",
+         false},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct server sv;
+        struct sl_smtp s;
+        struct sl_reply r;
+        struct sl_smtp_timeouts to = quick();
+        struct sl_tls_params tls = params(SL_TLS_NEED_TRY, "mx.test");
+
+        to.ms[SL_PH_TLS] = 500;
+        server_start(&sv, cases[i].script, 0);
+        long t0 = now_ms();
+        assert_int_equal(open_tls(&s, &sv, &to, &tls, &r), -1);
+        long ms = now_ms() - t0;
+        print_message("%s: %s (%ld ms)\n", cases[i].name, s.err, ms);
+        assert_int_equal(s.fail, cases[i].fail);
+        assert_int_equal(s.phase, SL_PH_TLS);
+        assert_int_equal(strncmp(s.err, cases[i].err, strlen(cases[i].err)), 0);
+        assert_true(strlen(s.err) > strlen(cases[i].err) ||
+                    cases[i].err[strlen(cases[i].err) - 1] != ' ');
+        if (cases[i].timed)
+            assert_true(ms >= 500 && ms < 500 + SLACK_MS);
+        assert_int_equal(s.fd, -1);
+        assert_null(s.ssl);
+        assert_false(s.tls.on);
+        assert_int_equal(r.code, 0); /* no reply of the peer's is the reason (not the 220) */
+        assert_timer_clean();
+        server_wait(&sv);
+    }
+}
+
+/* A 3 MB body over TLS to a peer with a small receive buffer: written in full records,
+ * waiting whenever OpenSSL asks, and arriving intact. */
+static void test_tls_large_body(void **state)
+{
+    static const struct step script[] = {GREET,
+                                         EHLO_PIPE,
+                                         STARTTLS_OK,
+                                         EHLO_TLS,
+                                         EXPECT("DATA\r\n"),
+                                         SEND("250 ok\r\n250 ok\r\n354 go\r\n"),
+                                         EXPECT("\r\n.\r\n"),
+                                         SEND("250 queued\r\n"),
+                                         QUIT_OK,
+                                         {0}};
+    static const char *const rcpt[] = {"b@y.test"};
+    size_t len = 3000000; /* whole 100-byte lines */
+    char *big = malloc(len);
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[1];
+    struct sl_smtp_timeouts to = quick();
+    struct sl_tls_params tls = params(SL_TLS_NEED_ENCRYPT, "mx.test");
+
+    (void)state;
+    assert_non_null(big);
+    for (size_t i = 0; i < len; i += 100) {
+        memset(big + i, 'a' + (int)(i / 100 % 26), 98);
+        memcpy(big + i + 98, "\r\n", 2);
+    }
+    server_start(&sv, script, 4096);
+    assert_int_equal(open_tls(&s, &sv, &to, &tls, &r), 0);
+    struct sl_smtp_txn t = {
+        .sender = "a@x.test", .rcpt = rcpt, .nrcpt = 1, .body = big, .len = len, .rcpt_reply = rr};
+    assert_int_equal(sl_smtp_send(&s, &t), 0);
+    assert_int_equal(t.data.code, 250);
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+
+    const char *head =
+        EHLO_LINE "STARTTLS\r\n" EHLO_LINE "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n";
+    assert_int_equal(rec->len, strlen(head) + len + strlen(".\r\nQUIT\r\n"));
+    assert_memory_equal(rec->got + strlen(head), big, len);
+    free(big);
+}
+
+/* Under TLS an idle session with the peer's close or an unasked 421 is not usable. */
+static void test_tls_alive(void **state)
+{
+    static const struct step closes[] = {GREET, EHLO_PIPE, STARTTLS_OK, EHLO_TLS, CLOSE, {0}};
+    static const struct step says_421[] = {
+        GREET,       EHLO_PIPE, STARTTLS_OK, EHLO_TLS, SEND("421 4.3.2 shutting down\r\n"),
+        STALL(3000), {0}};
+    const struct step *scripts[] = {closes, says_421};
+
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        struct server sv;
+        struct sl_smtp s;
+        struct sl_reply r;
+        struct sl_smtp_timeouts to = quick();
+        struct sl_tls_params tls = params(SL_TLS_NEED_ENCRYPT, "mx.test");
+
+        server_start(&sv, scripts[i], 0);
+        assert_int_equal(open_tls(&s, &sv, &to, &tls, &r), 0);
+        assert_true(s.tls.on);
+        for (int k = 0; k < 100 && sl_smtp_alive(&s); k++)
+            usleep(20000);
+        assert_false(sl_smtp_alive(&s));
+        sl_smtp_close(&s);
+        sl_smtp_close(&s);
+        server_wait(&sv);
+    }
+}
+
+/* A context cannot be made from a CA file that does not exist; NONE never says STARTTLS. */
+static void test_tls_client_and_none(void **state)
+{
+    static const struct step script[] = {GREET, EHLO_PIPE, QUIT_OK, {0}};
+    char err[256] = "";
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r;
+    struct sl_smtp_timeouts to = quick();
+    struct sl_tls_params tls = params(SL_TLS_NEED_NONE, "mx.test");
+
+    (void)state;
+    assert_null(sl_tls_client_new("/nonexistent/ca.pem", err, sizeof err));
+    assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+    assert_string_equal(sl_tls_need_name(SL_TLS_NEED_DANE), "dane");
+    assert_string_equal(sl_tls_need_name(SL_TLS_NEED_TRY), "try");
+    server_start(&sv, script, 0);
+    assert_int_equal(open_tls(&s, &sv, &to, &tls, &r), 0);
+    assert_false(s.tls.on);
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+    assert_string_equal(received(), EHLO_LINE "QUIT\r\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1636,6 +2140,13 @@ int main(void)
         cmocka_unit_test(test_421_fills_the_rest),
         cmocka_unit_test(test_connect),
         cmocka_unit_test(test_address_injection_refused),
+        cmocka_unit_test(test_tls_try_encrypts),
+        cmocka_unit_test(test_tls_not_offered_or_refused),
+        cmocka_unit_test(test_tls_certificate_checks),
+        cmocka_unit_test(test_tls_failures),
+        cmocka_unit_test(test_tls_large_body),
+        cmocka_unit_test(test_tls_alive),
+        cmocka_unit_test(test_tls_client_and_none),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

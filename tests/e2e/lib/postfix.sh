@@ -26,6 +26,10 @@
 #   postfix_pid [DIR]            the root of the instance's process tree (a small reaper whose
 #       child is master; every daemon of the instance descends from it, for CPU accounting)
 # Extra main.cf lines for postfix_start may be given in POSTFIX_EXTRA (one per line).
+# STARTTLS: with POSTFIX_TLS_CERT and POSTFIX_TLS_KEY (PEM files, e.g. from ca.sh's ca_issue)
+# set, postfix_start's smtpd offers STARTTLS with that certificate (not required), logs each
+# TLS session in the maillog ("Anonymous TLS connection established from ...: TLSv1.3 with
+# cipher ...") and notes it in the Received header.
 
 _postfix_n=0
 declare -A _postfix_pid=()
@@ -167,6 +171,7 @@ postfix_start() {
     echo "virtual_mailbox_maps = static:any"
     echo "virtual_transport = store"
     echo "store_destination_recipient_limit = 1"
+    _postfix_tls_cf
     echo "${POSTFIX_EXTRA:-}"
   } >"$_pd/etc/main.cf"
   _postfix_store_sh >"$_pd/etc/store.sh"
@@ -174,9 +179,22 @@ postfix_start() {
   {
     _postfix_master_cf "$addr" "$port"
     echo "store     unix  - n n - - pipe flags=DR user=nobody argv=/bin/sh $_pd/etc/store.sh $_pd/mail \${domain} \${user}"
+    [ -z "${POSTFIX_TLS_CERT:-}" ] || echo "tlsmgr    unix  - - n 1000? 1 tlsmgr"
   } >"$_pd/etc/master.cf"
   POSTFIX_MAIL=$_pd/mail
   _postfix_run "$_pd" "$addr" "$port"
+}
+
+# _postfix_tls_cf: smtpd's STARTTLS settings when POSTFIX_TLS_CERT/POSTFIX_TLS_KEY are set
+_postfix_tls_cf() {
+  [ -n "${POSTFIX_TLS_CERT:-}" ] || return 0
+  cat <<EOF
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = $POSTFIX_TLS_CERT
+smtpd_tls_key_file = ${POSTFIX_TLS_KEY:?POSTFIX_TLS_KEY goes with POSTFIX_TLS_CERT}
+smtpd_tls_loglevel = 1
+smtpd_tls_received_header = yes
+EOF
 }
 
 # _postfix_store_sh: the delivery command: stdin into BASE/DOMAIN/LOCALPART/new/ (Maildir)
