@@ -239,8 +239,12 @@ static void judge(struct sl_smtp *s, const struct sl_tls_params *tls)
     if (tls->need == SL_TLS_NEED_DANE) {
         i->verified =
             i->verified && SSL_get0_dane_tlsa(s->ssl, &usage, NULL, NULL, NULL, NULL) >= 0;
-        if (!i->verified)
-            strlcpy(i->check, "no TLSA record matches the certificate", sizeof i->check);
+        if (!i->verified) /* OpenSSL names the cause: no match, or (DANE-TA) the name */
+            snprintf(i->check, sizeof i->check, "DANE: %s (host %s)",
+                     cert == NULL     ? "no certificate"
+                     : v != X509_V_OK ? X509_verify_cert_error_string(v)
+                                      : "no TLSA record matches the certificate",
+                     tls->host != NULL ? tls->host : "");
     } else if (!i->verified) {
         snprintf(i->check, sizeof i->check, "%s (host %s)",
                  cert == NULL ? "no certificate" : X509_verify_cert_error_string(v),

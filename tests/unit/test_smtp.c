@@ -1909,8 +1909,11 @@ static void test_tls_certificate_checks(void **state)
         {works, SL_TLS_NEED_DANE, "mx.test", &ee, NULL, true, "dane-ee"},
         {works, SL_TLS_NEED_DANE, "other.test", &ee, NULL, true, "dane-ee"}, /* no name check */
         {works, SL_TLS_NEED_DANE, "mx.test", &ta, NULL, true, "dane-ta"},
-        {quit_inside, SL_TLS_NEED_DANE, "mx.test", &wrong, "no TLSA record matches the certificate",
-         false, "none"},
+        {quit_inside, SL_TLS_NEED_DANE, "mx.test", &wrong,
+         "DANE: no matching DANE TLSA records (host mx.test)", false, "none"},
+        /* DANE-TA still checks the name (RFC 7672 3.2.2): the log must say so */
+        {quit_inside, SL_TLS_NEED_DANE, "other.test", &ta,
+         "DANE: hostname mismatch (host other.test)", false, "none"},
     };
 
     (void)state;
