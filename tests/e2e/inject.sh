@@ -139,3 +139,27 @@ started $!
 wait_for 5 test -S "$spool/control.sock"
 id_n=$(echo hi | inject -f s@example.org r@example.com)
 check "the control socket receives \"N $id_n\"" wait_for 5 grep -qx "N $id_n" "$T/dgrams"
+
+# --- a busy master: its socket holds few datagrams (net.unix.max_dgram_qlen), so a
+# burst of injects must wait for room rather than drop notifications (a dropped one
+# leaves the message to the next rescan, a minute later).  This listener takes one
+# datagram, then reads nothing for 300 ms while 25 injects run at once.
+busy=$T/busy-spool
+mkdir -p "$busy"
+sed "s|^spool_dir = .*|spool_dir = $busy|" "$T/main.ini" >"$T/busy.ini"
+python3 -u - "$busy/control.sock" "$T/busy-dgrams" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as f:
+    f.write(s.recv(1024).decode() + "\n")
+    time.sleep(0.3)
+    while True:
+        f.write(s.recv(1024).decode() + "\n")
+PY
+started $!
+wait_for 5 test -S "$busy/control.sock"
+seq 1 26 | xargs -P 26 -I{} sh -c \
+  "echo hi | '$SLUICECTL' -c '$T/busy.ini' inject -f s@example.org r{}@example.com >/dev/null"
+all_told() { test "$(grep -c '^N ' "$T/busy-dgrams")" -eq 26; }
+check "a burst of 26 injects against a master that pauses: every one is told" wait_for 5 all_told
