@@ -351,6 +351,28 @@ static void check_sections(struct loader *L)
     }
 }
 
+/* check_ca_file - tls_ca_file must be a readable PEM bundle: found wrong at delivery time,
+ * every verify, MTA-STS and DANE delivery would wait instead of the start failing */
+static void check_ca_file(struct loader *L)
+{
+    const struct sl_value *v = &L->cfg->sections[0]->v[SL_OPT_TLS_CA_FILE];
+    char line[256];
+    bool pem = false;
+    FILE *f;
+
+    if (!v->set || v->str == NULL)
+        return;
+    if ((f = fopen(v->str, "r")) == NULL) {
+        sl_config_report(L, v->line, "tls_ca_file %s: %s", v->str, strerror(errno));
+        return;
+    }
+    while (!pem && fgets(line, sizeof line, f) != NULL)
+        pem = strncmp(line, "-----BEGIN CERTIFICATE-----", 27) == 0;
+    fclose(f);
+    if (!pem)
+        sl_config_report(L, v->line, "tls_ca_file %s: no PEM certificate in it", v->str);
+}
+
 /* by_line - order of the diagnostics: by line, then as found */
 static int by_line(const void *a, const void *b)
 {
@@ -397,6 +419,7 @@ static struct sl_config *load_buffer(const char *name, const char *buf, size_t l
     }
     link_scopes(&L);
     check_sections(&L);
+    check_ca_file(&L);
     return hand_over(&L, d);
 }
 

@@ -211,3 +211,17 @@ kill -TERM "$daemon"
 wait "$daemon"
 check "SIGTERM exits 0" test $? -eq 0
 postfix_stop
+
+# --- a tls_ca_file that cannot serve is a config error (FILE:LINE), not deferred mail
+printf '[global]\nspool_dir = %s\n\ntls_ca_file = %s\n' "$T/badca-spool" "$T/no-such.pem" >"$T/badca.ini"
+out=$("$SLUICECTL" -c "$T/badca.ini" config check 2>&1)
+check "config check: a missing tls_ca_file is FILE:LINE and exit 1" \
+  test "$?/$out" = "1/$T/badca.ini:4: tls_ca_file $T/no-such.pem: No such file or directory"
+echo "not a certificate" >"$T/not.pem"
+printf '[global]\ntls_ca_file = %s\n' "$T/not.pem" >"$T/notpem.ini"
+out=$("$SLUICECTL" -c "$T/notpem.ini" config check 2>&1)
+check "config check: a file without a PEM certificate is refused" \
+  test "$?/$out" = "1/$T/notpem.ini:2: tls_ca_file $T/not.pem: no PEM certificate in it"
+out=$("$SLUICED" -c "$T/badca.ini" 2>&1)
+check "sluiced refuses to start on it, with the same line" \
+  test "$?/$out" = "1/$T/badca.ini:4: tls_ca_file $T/no-such.pem: No such file or directory"
