@@ -69,14 +69,20 @@ enum sl_dns_result sl_dns_resolve(struct sl_dns *d, const struct sl_dns_query *q
  * network could have been set by anyone on the path (RFC 6698 4.1, RFC 7672). */
 bool sl_dns_trusts_ad(const struct sl_dns *d);
 
+/* The TLSA records of one host and their DNSSEC status. */
+struct sl_tlsa_answer {
+    bool secure;  /* DNSSEC-validated: AD set by a resolver sl_dns_trusts_ad trusts */
+    unsigned ttl; /* seconds the answer may be reused (the records' TTL; 60 for a denial) */
+    size_t n;
+    struct sl_tlsa rec[SL_TLSA_MAX]; /* unusable ones too: the caller filters */
+};
 /* The TLSA records of _port._tcp.host (RFC 7672 2.2), asked with the DO bit.
- * SL_DNS_OK: *secure tells whether the answer (or the denial, for *n == 0) was
- * DNSSEC-validated: AD set by a resolver sl_dns_trusts_ad trusts; *n records
- * (at most max) are copied to out, unusable ones too (the caller filters).
- * NXDOMAIN and NODATA are SL_DNS_OK with *n == 0.  SL_DNS_TEMPFAIL: timeout,
- * SERVFAIL (a validating resolver's answer to bogus data): err says which. */
-enum sl_dns_result sl_dns_tlsa(struct sl_dns *d, const char *host, int port, struct sl_tlsa *out,
-                               size_t max, size_t *n, bool *secure, char *err, size_t errlen);
+ * SL_DNS_OK: a->secure tells whether the answer (or the denial, for n == 0)
+ * was DNSSEC-validated.  NXDOMAIN and NODATA are SL_DNS_OK with n == 0.
+ * SL_DNS_TEMPFAIL: timeout, SERVFAIL (a validating resolver's answer to bogus
+ * data): err says which. */
+enum sl_dns_result sl_dns_tlsa(struct sl_dns *d, const char *host, int port,
+                               struct sl_tlsa_answer *a, char *err, size_t errlen);
 
 /* Is host's address answer DNSSEC-validated (AD from a trusted resolver)?
  * true also when no answer came (fail safe); false for an unsigned zone. */

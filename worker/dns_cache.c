@@ -10,12 +10,16 @@
  * failures, null MX and answers that lacked a host's addresses are asked
  * again every time.  The table is small and per process: a worker serves few
  * destinations at once, and the resolver it asks caches the rest.
+ * TLSA answers (DANE) are kept the same way, per "_port._tcp.host", for their
+ * records' TTL (a denial for a minute): with a validating resolver on
+ * loopback every connection would otherwise cost one more query.
  * Trust boundary: what is stored came from sl_dns_resolve.
  */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include <bsd/string.h>
 #include <sodium.h>
 
 #include "sl_dns.h"
@@ -88,4 +92,41 @@ void sl_dns_cache_put(struct sl_dns_cache *c, const struct sl_dns_query *q,
     key_of(q, victim->key, sizeof victim->key);
     victim->answer = *a;
     victim->expires = now_s() + (time_t)ttl;
+}
+
+/* stalest - the entry to reuse: a free one, else the one that expires first */
+static struct sl_tlsa_cache_entry *stalest(struct sl_tlsa_cache *c)
+{
+    struct sl_tlsa_cache_entry *victim = &c->entry[0];
+
+    for (size_t i = 1; i < SL_DNS_CACHE_ENTRIES; i++)
+        if (c->entry[i].expires < victim->expires)
+            victim = &c->entry[i];
+    return victim;
+}
+
+/* sl_tlsa_cached - the TLSA answer for host:port, kept or asked */
+enum sl_dns_result sl_tlsa_cached(struct sl_tlsa_cache *c, struct sl_dns *dns, const char *host,
+                                  int port, struct sl_tlsa_answer *a, char *err, size_t errlen)
+{
+    char key[sizeof c->entry[0].key];
+    time_t now = now_s();
+    struct sl_tlsa_cache_entry *e;
+    enum sl_dns_result r;
+
+    snprintf(key, sizeof key, "_%d._tcp.%s", port, host);
+    for (size_t i = 0; i < SL_DNS_CACHE_ENTRIES; i++) {
+        if (c->entry[i].expires > now && strcmp(c->entry[i].key, key) == 0) {
+            *a = c->entry[i].answer;
+            return SL_DNS_OK;
+        }
+    }
+    r = sl_dns_tlsa(dns, host, port, a, err, errlen);
+    if (r != SL_DNS_OK || a->ttl == 0)
+        return r;
+    e = stalest(c);
+    strlcpy(e->key, key, sizeof e->key);
+    e->answer = *a;
+    e->expires = now + (time_t)(a->ttl < SL_DNS_CACHE_MAX_S ? a->ttl : SL_DNS_CACHE_MAX_S);
+    return r;
 }

@@ -22,6 +22,8 @@
 #include "sl_clock.h"
 #include "sl_msg.h"
 
+#define TLSA_DENIAL_TTL 60 /* how long "no TLSA record" may be reused */
+
 /* sl_dns_trusts_ad - is every server this resolver asks on loopback? */
 bool sl_dns_trusts_ad(const struct sl_dns *d)
 {
@@ -49,22 +51,22 @@ static bool read_tlsa(const ldns_rr *rr, struct sl_tlsa *t)
 }
 
 /* take_tlsa - the answer's TLSA records (any owner: the resolver may have
- * followed a CNAME) into out, at most max */
-static size_t take_tlsa(const ldns_pkt *pkt, struct sl_tlsa *out, size_t max)
+ * followed a CNAME) into a, with the smallest TTL among them */
+static void take_tlsa(const ldns_pkt *pkt, struct sl_tlsa_answer *a)
 {
     const ldns_rr_list *an = ldns_pkt_answer(pkt);
-    size_t n = 0;
 
-    for (size_t i = 0; i < ldns_rr_list_rr_count(an) && n < max; i++) {
+    for (size_t i = 0; i < ldns_rr_list_rr_count(an) && a->n < SL_TLSA_MAX; i++) {
         const ldns_rr *rr = ldns_rr_list_rr(an, i);
         if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_TLSA)
             continue;
-        if (read_tlsa(rr, &out[n]))
-            n++;
-        else
+        if (!read_tlsa(rr, &a->rec[a->n])) {
             sl_msg_debug("dns: a TLSA record that is malformed or too long is skipped");
+            continue;
+        }
+        if (a->n++ == 0 || ldns_rr_ttl(rr) < a->ttl)
+            a->ttl = ldns_rr_ttl(rr);
     }
-    return n;
 }
 
 /* asked_as - did the reply answer the name we asked, not a CNAME target that
@@ -80,15 +82,15 @@ static bool asked_as(const ldns_pkt *pkt, const char *name)
 }
 
 /* sl_dns_tlsa - the TLSA records of _port._tcp.host and their DNSSEC status */
-enum sl_dns_result sl_dns_tlsa(struct sl_dns *d, const char *host, int port, struct sl_tlsa *out,
-                               size_t max, size_t *n, bool *secure, char *err, size_t errlen)
+enum sl_dns_result sl_dns_tlsa(struct sl_dns *d, const char *host, int port,
+                               struct sl_tlsa_answer *a, char *err, size_t errlen)
 {
     char name[300];
     ldns_pkt *pkt = NULL;
     enum dns_lookup r;
 
-    *n = 0;
-    *secure = false;
+    memset(a, 0, sizeof *a);
+    a->ttl = TLSA_DENIAL_TTL;
     if (errlen > 0)
         err[0] = '\0';
     if ((size_t)snprintf(name, sizeof name, "_%d._tcp.%s", port, host) >= 254)
@@ -103,9 +105,9 @@ enum sl_dns_result sl_dns_tlsa(struct sl_dns *d, const char *host, int port, str
             err[0] = '\0';
         return SL_DNS_OK;
     }
-    *secure = d->ad_trusted && ldns_pkt_ad(pkt) && asked_as(pkt, name);
+    a->secure = d->ad_trusted && ldns_pkt_ad(pkt) && asked_as(pkt, name);
     if (r == DNS_FOUND)
-        *n = take_tlsa(pkt, out, max);
+        take_tlsa(pkt, a);
     ldns_pkt_free(pkt);
     return SL_DNS_OK;
 }

@@ -104,6 +104,7 @@ int sl_tls_explain(const struct sl_config *cfg, const char *binding, const char 
     sl_dns_close(w->dns);
     sl_tls_client_free(w->tls);
     free(w->sts_memo);
+    free(w->tlsa_cache);
     free(w);
     free(d);
     return rc;

@@ -112,13 +112,13 @@ static bool usable_tlsa(const struct sl_tlsa *t)
 static bool choose_dane(struct sl_wstate *w, const struct sl_dest *d, const char *mx,
                         struct sl_tls_choice *c)
 {
-    struct sl_tlsa all[SL_TLSA_MAX];
-    size_t n = 0, usable = 0;
-    bool secure = false;
+    struct sl_tlsa_answer a;
+    size_t usable = 0;
     char err[200];
 
-    if (sl_dns_tlsa(w->dns, mx, d->port, all, SL_TLSA_MAX, &n, &secure, err, sizeof err) !=
-        SL_DNS_OK) {
+    if (w->tlsa_cache == NULL)
+        w->tlsa_cache = sl_calloc(1, sizeof *w->tlsa_cache);
+    if (sl_tlsa_cached(w->tlsa_cache, w->dns, mx, d->port, &a, err, sizeof err) != SL_DNS_OK) {
         if (!sl_dns_host_signed(w->dns, mx))
             return false; /* an unsigned zone: DANE cannot apply (RFC 7672 2.2.2) */
         c->skip = true;
@@ -127,11 +127,11 @@ static bool choose_dane(struct sl_wstate *w, const struct sl_dest *d, const char
         snprintf(c->why, sizeof c->why, "TLSA lookup for _%d._tcp.%s failed: %s", d->port, mx, err);
         return true;
     }
-    if (!secure || n == 0)
+    if (!a.secure || a.n == 0)
         return false;
-    for (size_t i = 0; i < n; i++)
-        if (usable_tlsa(&all[i]))
-            c->tlsa[usable++] = all[i];
+    for (size_t i = 0; i < a.n; i++)
+        if (usable_tlsa(&a.rec[i]))
+            c->tlsa[usable++] = a.rec[i];
     c->source = "dane";
     c->params.tlsa = c->tlsa;
     c->params.ntlsa = usable;

@@ -83,6 +83,21 @@ bool sl_dns_cache_get(struct sl_dns_cache *c, const struct sl_dns_query *q,
 void sl_dns_cache_put(struct sl_dns_cache *c, const struct sl_dns_query *q,
                       const struct sl_dns_answer *a);
 
+/* worker/dns_cache.c: recent TLSA answers, per worker (DANE costs no query per
+ * connection either). */
+struct sl_tlsa_cache_entry {
+    char key[300]; /* "_port._tcp.host" */
+    time_t expires;
+    struct sl_tlsa_answer answer;
+};
+struct sl_tlsa_cache {
+    struct sl_tlsa_cache_entry entry[SL_DNS_CACHE_ENTRIES];
+};
+/* The TLSA answer for host:port: kept while fresh, else asked of dns and kept
+ * for its TTL (capped at SL_DNS_CACHE_MAX_S); failures are never kept. */
+enum sl_dns_result sl_tlsa_cached(struct sl_tlsa_cache *c, struct sl_dns *dns, const char *host,
+                                  int port, struct sl_tlsa_answer *a, char *err, size_t errlen);
+
 /* A worker process's state, made once after fork. */
 struct sl_wstate {
     int fd; /* the master's socketpair */
@@ -93,7 +108,8 @@ struct sl_wstate {
     volatile sig_atomic_t *alarmed;
     struct sl_dns *dns; /* opened on first use */
     struct sl_dns_cache *dns_cache;
-    int dlog; /* the delivery log, -1 when it cannot be opened */
+    struct sl_tlsa_cache *tlsa_cache; /* made on first use */
+    int dlog;                         /* the delivery log, -1 when it cannot be opened */
     char hostname[256];
     struct sl_conn conn;
     struct sl_dest dest; /* the last destination's settings (deliver.c dest_for) */

@@ -114,6 +114,9 @@ bind_address = 127.0.0.2
 
 [domain "off.dane.test"]
 dane = off
+
+[domain "good.dane.test"]
+max_deliveries_per_connection = 1
 INI
 }
 
@@ -193,6 +196,16 @@ check "... still encrypted" test "$(tls_of "$log" off.dane.test on)" = true
 
 check "an unsigned zone's TLSA is not used: delivered" test "$(outcome_of "$log" plain.test)" = delivered
 check "... under the config" test "$(tls_of "$log" plain.test source)" = config
+
+# --- a worker keeps TLSA answers for their TTL: one message per connection
+# (max_deliveries_per_connection = 1) costs no TLSA query per message
+tlsa_queries() { grep -c "_$port._tcp.mx.good.dane.test. TLSA IN" "$T/dnssec/unbound.log"; }
+before=$(tlsa_queries)
+for i in $(seq 1 12); do inject "$ini" good.dane.test; done
+good_delivered() { test "$(grep -c '"domain":"good.dane.test".*"outcome":"delivered"' "$log")" -ge 13; }
+check "12 more messages to the DANE domain, one connection each: delivered" wait_for 60 good_delivered
+asked=$(($(tlsa_queries) - before))
+check "... over 12 connections, at most one TLSA query per worker (4): $asked" test "$asked" -le 4
 
 # --- what the operator sees: sluicectl tls, deciding as a worker would
 tls_line() { "$SLUICECTL" -c "$ini" tls --binding b "$1" | grep "^$2"; }

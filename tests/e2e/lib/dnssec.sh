@@ -95,6 +95,7 @@ server:
   use-syslog: no
   do-daemonize: no
   verbosity: 1
+  log-queries: yes
   val-log-level: 2
   log-servfail: yes
   num-threads: 1
