@@ -13,7 +13,11 @@
  * Trust boundary: requests come from the network: only the method and the path are looked at,
  * nothing is read from a body, and connections are bounded in number and time.  The listen
  * address comes from the operator and is parsed as a numeric address and port.
+ * libmicrohttpd is loaded (dlopen) when --listen is used rather than linked: its dependencies
+ * (GnuTLS and more) would slow the start of every sluicectl process, inject's above all.
+ * Global state: `mhd`, the loaded entry points, set once.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <netdb.h>
 #include <signal.h>
@@ -33,6 +37,44 @@
 #define CONTENT_TYPE    "text/plain; version=0.0.4; charset=utf-8"
 #define MAX_CONNECTIONS 16
 #define CONN_TIMEOUT_S  10
+
+/* libmicrohttpd's entry points this file uses, loaded once (NULL handle: not yet). */
+static struct {
+    void *handle;
+    struct MHD_Daemon *(*start_daemon)(unsigned, uint16_t, MHD_AcceptPolicyCallback, void *,
+                                       MHD_AccessHandlerCallback, void *, ...);
+    void (*stop_daemon)(struct MHD_Daemon *);
+    struct MHD_Response *(*create_response_from_buffer)(size_t, void *,
+                                                        enum MHD_ResponseMemoryMode);
+    enum MHD_Result (*add_response_header)(struct MHD_Response *, const char *, const char *);
+    enum MHD_Result (*queue_response)(struct MHD_Connection *, unsigned, struct MHD_Response *);
+    void (*destroy_response)(struct MHD_Response *);
+} mhd;
+
+/* load_mhd - libmicrohttpd's entry points; false with err when the library is missing */
+static bool load_mhd(char *err, size_t errlen)
+{
+    void *h = dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL);
+
+    if (h == NULL) {
+        snprintf(err, errlen, "libmicrohttpd cannot be loaded: %s", dlerror());
+        return false;
+    }
+    *(void **)&mhd.start_daemon = dlsym(h, "MHD_start_daemon");
+    *(void **)&mhd.stop_daemon = dlsym(h, "MHD_stop_daemon");
+    *(void **)&mhd.create_response_from_buffer = dlsym(h, "MHD_create_response_from_buffer");
+    *(void **)&mhd.add_response_header = dlsym(h, "MHD_add_response_header");
+    *(void **)&mhd.queue_response = dlsym(h, "MHD_queue_response");
+    *(void **)&mhd.destroy_response = dlsym(h, "MHD_destroy_response");
+    if (!mhd.start_daemon || !mhd.stop_daemon || !mhd.create_response_from_buffer ||
+        !mhd.add_response_header || !mhd.queue_response || !mhd.destroy_response) {
+        snprintf(err, errlen, "libmicrohttpd.so.12 lacks an entry point sluice uses");
+        dlclose(h);
+        return false;
+    }
+    mhd.handle = h;
+    return true;
+}
 
 /* The listener's state: the segment's name and the attachment, the polling thread's alone. */
 struct server {
@@ -149,18 +191,18 @@ static char *exposition(struct server *sv, size_t *len, char *err, size_t errlen
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, char *body, size_t len,
                              const char *type)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r = mhd.create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     enum MHD_Result rc;
 
     if (r == NULL) {
         free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    mhd.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    rc = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
+        mhd.add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    rc = mhd.queue_response(c, status, r);
+    mhd.destroy_response(r);
     return rc;
 }
 
@@ -230,6 +272,10 @@ int sl_metrics_serve(const char *shm_name, const char *listen)
         fprintf(stderr, "sluicectl: %s\n", err);
         return 2;
     }
+    if (!load_mhd(err, sizeof err)) {
+        fprintf(stderr, "sluicectl: %s\n", err);
+        return 1;
+    }
     if ((fd = open_listener(&ss, len, listen, err, sizeof err)) < 0) {
         fprintf(stderr, "sluicectl: %s\n", err);
         return 1;
@@ -241,7 +287,7 @@ int sl_metrics_serve(const char *shm_name, const char *listen)
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
-    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL, NULL, on_request,
+    d = mhd.start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL, NULL, on_request,
                          &sv, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
                          (unsigned)MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
                          (unsigned)CONN_TIMEOUT_S, MHD_OPTION_END);
@@ -254,7 +300,7 @@ int sl_metrics_serve(const char *shm_name, const char *listen)
     fprintf(stderr, "sluicectl: serving metrics at http://%s/metrics\n", where);
     while (sigwait(&stop, &sig) != 0)
         ;
-    MHD_stop_daemon(d); /* closes the listening socket too */
+    mhd.stop_daemon(d); /* closes the listening socket too */
     if (sv.attached)
         sl_shm_detach(&sv.shm);
     return 0;

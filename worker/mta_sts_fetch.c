@@ -12,9 +12,14 @@
  *
  * One handle per fetch, freed before return: a fetch happens at most once
  * per policy id and max_age, so there is nothing to gain from keeping it.
+ * libcurl is loaded (dlopen) at the first fetch rather than linked: its
+ * dependencies (about 30 libraries) would cost every sluicectl process,
+ * inject above all, some 4 ms of start-up, and most domains publish no
+ * policy.  Global state: `curl`, the loaded entry points, set once.
  * Trust boundary: the HTTPS server (what it sends is only read up to the cap
  * and handed to the parser as bytes).
  */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +32,48 @@
 #include "sl_msg.h"
 
 #define DEFAULT_TIMEOUT_MS 120000L /* mta_sts_timeout's default, should none be given */
+
+/* libcurl's entry points this file uses, loaded once (NULL handle: not yet). */
+static struct {
+    void *handle;
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL *);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+    void (*easy_cleanup)(CURL *);
+    const char *(*easy_strerror)(CURLcode);
+    struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+    void (*slist_free_all)(struct curl_slist *);
+} curl;
+
+/* load_curl - libcurl's entry points; false with err when the library is missing */
+static bool load_curl(char *err, size_t errlen)
+{
+    void *h;
+
+    if (curl.handle != NULL)
+        return true;
+    if ((h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL)) == NULL) {
+        snprintf(err, errlen, "libcurl cannot be loaded: %s", dlerror());
+        return false;
+    }
+    *(void **)&curl.easy_init = dlsym(h, "curl_easy_init");
+    *(void **)&curl.easy_setopt = dlsym(h, "curl_easy_setopt");
+    *(void **)&curl.easy_perform = dlsym(h, "curl_easy_perform");
+    *(void **)&curl.easy_getinfo = dlsym(h, "curl_easy_getinfo");
+    *(void **)&curl.easy_cleanup = dlsym(h, "curl_easy_cleanup");
+    *(void **)&curl.easy_strerror = dlsym(h, "curl_easy_strerror");
+    *(void **)&curl.slist_append = dlsym(h, "curl_slist_append");
+    *(void **)&curl.slist_free_all = dlsym(h, "curl_slist_free_all");
+    if (!curl.easy_init || !curl.easy_setopt || !curl.easy_perform || !curl.easy_getinfo ||
+        !curl.easy_cleanup || !curl.easy_strerror || !curl.slist_append || !curl.slist_free_all) {
+        snprintf(err, errlen, "libcurl.so.4 lacks an entry point sluice uses");
+        dlclose(h);
+        return false;
+    }
+    curl.handle = h;
+    return true;
+}
 
 /* The body as it arrives. */
 struct body {
@@ -104,7 +151,7 @@ static void explain(CURLcode rc, const struct body *b, const char *curlerr, long
                     char *err, size_t errlen)
 {
     char t[32];
-    const char *detail = curlerr[0] != '\0' ? curlerr : curl_easy_strerror(rc);
+    const char *detail = curlerr[0] != '\0' ? curlerr : curl.easy_strerror(rc);
 
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
@@ -135,22 +182,22 @@ static bool setup(CURL *c, const struct sl_sts_env *env, const char *url,
 {
     bool ok = true;
 
-    ok = ok && curl_easy_setopt(c, CURLOPT_URL, url) == CURLE_OK;
-    ok = ok && curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https") == CURLE_OK;
-    ok = ok && curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK;
-    ok = ok && curl_easy_setopt(c, CURLOPT_RESOLVE, resolve) == CURLE_OK;
-    ok = ok && curl_easy_setopt(c, CURLOPT_PROXY, "") == CURLE_OK; /* no proxy from the env */
-    ok = ok && curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
-    ok = ok && curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK;
-    ok = ok && curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
-    ok = ok && curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
+    ok = ok && curl.easy_setopt(c, CURLOPT_URL, url) == CURLE_OK;
+    ok = ok && curl.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https") == CURLE_OK;
+    ok = ok && curl.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK;
+    ok = ok && curl.easy_setopt(c, CURLOPT_RESOLVE, resolve) == CURLE_OK;
+    ok = ok && curl.easy_setopt(c, CURLOPT_PROXY, "") == CURLE_OK; /* no proxy from the env */
+    ok = ok && curl.easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
+    ok = ok && curl.easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK;
+    ok = ok && curl.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
+    ok = ok && curl.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
     if (env->ca_file != NULL && env->ca_file[0] != '\0')
-        ok = ok && curl_easy_setopt(c, CURLOPT_CAINFO, env->ca_file) == CURLE_OK;
-    ok = ok && curl_easy_setopt(c, CURLOPT_MAXFILESIZE, (long)SL_STS_BODY_MAX) == CURLE_OK;
-    ok = ok && curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, take_body) == CURLE_OK;
-    ok = ok && curl_easy_setopt(c, CURLOPT_WRITEDATA, b) == CURLE_OK;
-    ok = ok && curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curlerr) == CURLE_OK;
-    ok = ok && curl_easy_setopt(c, CURLOPT_USERAGENT, "sluice") == CURLE_OK;
+        ok = ok && curl.easy_setopt(c, CURLOPT_CAINFO, env->ca_file) == CURLE_OK;
+    ok = ok && curl.easy_setopt(c, CURLOPT_MAXFILESIZE, (long)SL_STS_BODY_MAX) == CURLE_OK;
+    ok = ok && curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, take_body) == CURLE_OK;
+    ok = ok && curl.easy_setopt(c, CURLOPT_WRITEDATA, b) == CURLE_OK;
+    ok = ok && curl.easy_setopt(c, CURLOPT_ERRORBUFFER, curlerr) == CURLE_OK;
+    ok = ok && curl.easy_setopt(c, CURLOPT_USERAGENT, "sluice") == CURLE_OK;
     return ok;
 }
 
@@ -158,7 +205,7 @@ static bool setup(CURL *c, const struct sl_sts_env *env, const char *url,
 static int transfer(CURL *c, struct body *b, const char *curlerr, long timeout_ms, char *err,
                     size_t errlen)
 {
-    CURLcode rc = curl_easy_perform(c);
+    CURLcode rc = curl.easy_perform(c);
     long status = 0;
     char *ct = NULL;
 
@@ -166,13 +213,13 @@ static int transfer(CURL *c, struct body *b, const char *curlerr, long timeout_m
         explain(rc, b, curlerr, timeout_ms, err, errlen);
         return -1;
     }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) {
         snprintf(err, errlen, "HTTP %ld%s", status,
                  status >= 300 && status < 400 ? " (redirects are not followed)" : "");
         return -1;
     }
-    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+    curl.easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
     if (!text_plain(ct)) {
         snprintf(err, errlen, "content type %.60s is not text/plain", ct != NULL ? ct : "(none)");
         return -1;
@@ -199,16 +246,16 @@ int sl_sts_fetch(const struct sl_sts_env *env, const char *domain, char **body, 
         snprintf(url, sizeof url, "https://%s/.well-known/mta-sts.txt", host);
     else
         snprintf(url, sizeof url, "https://%s:%d/.well-known/mta-sts.txt", host, env->port);
-    if (resolve_entry(env, host, entry, sizeof entry, err, errlen) < 0)
+    if (!load_curl(err, errlen) || resolve_entry(env, host, entry, sizeof entry, err, errlen) < 0)
         return -1;
-    resolve = curl_slist_append(NULL, entry);
-    c = curl_easy_init();
+    resolve = curl.slist_append(NULL, entry);
+    c = curl.easy_init();
     if (resolve == NULL || c == NULL || !setup(c, env, url, resolve, &b, curlerr, timeout_ms))
         snprintf(err, errlen, "libcurl cannot set up a fetch of %s", url);
     else
         r = transfer(c, &b, curlerr, timeout_ms, err, errlen);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(resolve);
+    curl.easy_cleanup(c);
+    curl.slist_free_all(resolve);
     if (r < 0) {
         free(b.data);
         return -1;

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <bsd/string.h>
 #include <openssl/err.h>
@@ -32,8 +33,12 @@
 
 #define TLS_WRITE_MAX 16384 /* one TLS record's worth of plaintext per write */
 
+/* The OpenSSL context is made at the first STARTTLS, not with the client: most
+ * workers of a busy server may never meet a peer that offers it, and loading a
+ * CA store costs tens of milliseconds of CPU. */
 struct sl_tls_client {
-    SSL_CTX *ctx;
+    char *ca_file; /* NULL: the system store */
+    SSL_CTX *ctx;  /* NULL until the first session needs it */
 };
 
 static const char *const need_names[] = {
@@ -64,8 +69,24 @@ static const char *ssl_reason(char *buf, size_t len)
     return buf;
 }
 
-/* sl_tls_client_new - the worker's client context: TLS 1.2 or later, the CA store, DANE ready */
-struct sl_tls_client *sl_tls_client_new(const char *ca_file, char *err, size_t errlen)
+/* load_store - tls_ca_file, or the system store as its hashed directory: certificates are
+ * read from it as chains need them, where the bundle file would be parsed whole (about
+ * 20 ms); without the directory, the bundle after all */
+static int load_store(SSL_CTX *ctx, const char *ca_file)
+{
+    const char *dir = getenv(X509_get_default_cert_dir_env());
+
+    if (ca_file != NULL)
+        return SSL_CTX_load_verify_file(ctx, ca_file);
+    if (dir == NULL)
+        dir = X509_get_default_cert_dir();
+    if (access(dir, R_OK | X_OK) == 0 && SSL_CTX_load_verify_dir(ctx, dir) == 1)
+        return 1;
+    return SSL_CTX_set_default_verify_paths(ctx);
+}
+
+/* make_ctx - the context: TLS 1.2 or later, the CA store, DANE ready */
+static SSL_CTX *make_ctx(const char *ca_file, char *err, size_t errlen)
 {
     char why[160];
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -79,17 +100,24 @@ struct sl_tls_client *sl_tls_client_new(const char *ca_file, char *err, size_t e
         SSL_CTX_free(ctx);
         return NULL;
     }
-    int ok = ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
-                             : SSL_CTX_set_default_verify_paths(ctx);
-    if (ok != 1) {
+    if (load_store(ctx, ca_file) != 1) {
         snprintf(err, errlen, "TLS CA %s: %s", ca_file != NULL ? ca_file : "(system store)",
                  ssl_reason(why, sizeof why));
         SSL_CTX_free(ctx);
         return NULL;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* judged after the handshake */
+    return ctx;
+}
+
+/* sl_tls_client_new - the worker's client; its context is made at the first STARTTLS */
+struct sl_tls_client *sl_tls_client_new(const char *ca_file, char *err, size_t errlen)
+{
     struct sl_tls_client *c = sl_calloc(1, sizeof *c);
-    c->ctx = ctx;
+
+    (void)err;
+    (void)errlen;
+    c->ca_file = ca_file != NULL ? sl_strdup(ca_file) : NULL;
     return c;
 }
 
@@ -99,6 +127,7 @@ void sl_tls_client_free(struct sl_tls_client *c)
     if (c == NULL)
         return;
     SSL_CTX_free(c->ctx);
+    free(c->ca_file);
     free(c);
 }
 
@@ -140,10 +169,14 @@ static size_t add_tlsa(SSL *ssl, const struct sl_tls_params *tls)
 /* new_ssl - the session's SSL on the socket: SNI, the name to check or the TLSA records */
 static SSL *new_ssl(struct sl_smtp *s, const struct sl_tls_params *tls, char *why, size_t len)
 {
-    SSL *ssl = SSL_new(tls->client->ctx);
+    struct sl_tls_client *c = tls->client;
     const char *host = tls->host != NULL ? tls->host : "";
     char reason[160];
+    SSL *ssl;
 
+    if (c->ctx == NULL && (c->ctx = make_ctx(c->ca_file, why, len)) == NULL)
+        return NULL;
+    ssl = SSL_new(c->ctx);
     if (ssl == NULL || SSL_set_fd(ssl, s->fd) != 1) {
         snprintf(why, len, "TLS session: %s", ssl_reason(reason, sizeof reason));
         SSL_free(ssl);

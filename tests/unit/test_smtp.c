@@ -2095,20 +2095,30 @@ static void test_tls_alive(void **state)
     }
 }
 
-/* A context cannot be made from a CA file that does not exist; NONE never says STARTTLS. */
+/* The context is made at the first STARTTLS: a CA file that does not exist fails that
+ * session (naming the file) before any handshake, not the client; NONE never says STARTTLS. */
 static void test_tls_client_and_none(void **state)
 {
     static const struct step script[] = {GREET, EHLO_PIPE, QUIT_OK, {0}};
+    static const struct step offered[] = {
+        GREET, EHLO_PIPE, EXPECT("STARTTLS\r\n"), SEND("220 2.0.0 ready to start TLS\r\n"), {0}};
     char err[256] = "";
     struct server sv;
     struct sl_smtp s;
     struct sl_reply r;
     struct sl_smtp_timeouts to = quick();
     struct sl_tls_params tls = params(SL_TLS_NEED_NONE, "mx.test");
+    struct sl_tls_params bad = params(SL_TLS_NEED_ENCRYPT, "mx.test");
 
     (void)state;
-    assert_null(sl_tls_client_new("/nonexistent/ca.pem", err, sizeof err));
-    assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+    bad.client = sl_tls_client_new("/nonexistent/ca.pem", err, sizeof err);
+    assert_non_null(bad.client);
+    server_start(&sv, offered, 0);
+    assert_int_equal(open_tls(&s, &sv, &to, &bad, &r), -1);
+    assert_int_equal(s.fail, SL_SMTP_FAIL_TLS);
+    assert_non_null(strstr(s.err, "/nonexistent/ca.pem"));
+    server_wait(&sv);
+    sl_tls_client_free(bad.client);
     assert_string_equal(sl_tls_need_name(SL_TLS_NEED_DANE), "dane");
     assert_string_equal(sl_tls_need_name(SL_TLS_NEED_TRY), "try");
     server_start(&sv, script, 0);
