@@ -38,28 +38,6 @@ static void on_interrupt(int signo)
     interrupted = 1;
 }
 
-/* by_scope - sort by kind (the reservation order), then by key */
-static int by_scope(const void *a, const void *b)
-{
-    const struct sl_counter_view *x = a, *y = b;
-    int c;
-    if (x->kind != y->kind)
-        return (int)x->kind - (int)y->kind;
-    c = strcmp(x->name, y->name);
-    return c != 0 ? c : strcmp(x->name2, y->name2);
-}
-
-/* key_text - a counter's key as one string: "b1 example.com", or "*" for the server */
-static void key_text(const struct sl_counter_view *v, char *buf, size_t len)
-{
-    if (v->name[0] == '\0')
-        snprintf(buf, len, "*");
-    else if (v->name2[0] != '\0')
-        snprintf(buf, len, "%s %s", v->name, v->name2);
-    else
-        snprintf(buf, len, "%s", v->name);
-}
-
 /* limit_text - a limit as the operator wrote it; -1 is "none" */
 static void limit_text(int32_t limit, char *buf, size_t len)
 {
@@ -81,17 +59,6 @@ static uint32_t server_in_use(const struct sl_counter_view *v, size_t n, int32_t
     return 0;
 }
 
-/* workers_alive - owner records in use, less the master's own */
-static unsigned workers_alive(const struct sl_shm *shm)
-{
-    unsigned n = 0;
-    for (uint32_t i = 0; i < shm->hdr->owner_capacity; i++)
-        if (sl_peek32(&shm->owners[i].state) == SL_OWNER_ALIVE &&
-            sl_peek32(&shm->owners[i].pid) != (uint32_t)shm->hdr->master_pid)
-            n++;
-    return n;
-}
-
 /* print_table - the human view */
 static void print_table(const struct sl_shm *shm, const struct sl_counter_view *v, size_t n)
 {
@@ -110,7 +77,8 @@ static void print_table(const struct sl_shm *shm, const struct sl_counter_view *
         snprintf(last, sizeof last, "none yet");
     printf("sluiced pid %llu, up %llds, config generation %llu, %zu/%u counters, %u workers\n",
            (unsigned long long)h->master_pid, (long long)(now - (time_t)h->master_start),
-           (unsigned long long)sl_peek64(&h->config_gen), n, h->slot_capacity, workers_alive(shm));
+           (unsigned long long)sl_peek64(&h->config_gen), n, h->slot_capacity,
+           sl_ctl_workers_alive(shm));
     limit_text(slimit, lim, sizeof lim);
     printf("open connections %u of %s; refused %llu; reclaimed %llu; audit: %llu runs, %llu "
            "fixed, %s\n\n",
@@ -119,27 +87,11 @@ static void print_table(const struct sl_shm *shm, const struct sl_counter_view *
            (unsigned long long)sl_peek64(&h->audit_fixed), last);
     printf("%-15s %-40s %7s %7s %7s %9s\n", "SCOPE", "KEY", "IN USE", "LIMIT", "PEAK", "REFUSED");
     for (size_t i = 0; i < n; i++) {
-        key_text(&v[i], key, sizeof key);
+        sl_ctl_scope_key(&v[i], key, sizeof key);
         limit_text(v[i].limit, lim, sizeof lim);
         printf("%-15s %-40s %7u %7s %7llu %9llu\n", sl_scope_kind_name(v[i].kind), key, v[i].in_use,
                lim, (unsigned long long)v[i].peak, (unsigned long long)v[i].refused);
     }
-}
-
-/* json_string - s as a JSON string literal */
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
 }
 
 /* print_json - the machine view: one object, counters sorted as in the table */
@@ -153,8 +105,8 @@ static void print_json(const struct sl_shm *shm, const struct sl_counter_view *v
            "\"workers\":%u,\"capacity\":%u,\"reclaimed\":%llu,\"audit_runs\":%llu,"
            "\"audit_fixed\":%llu,\"last_audit\":%llu},",
            (unsigned long long)h->master_pid, (unsigned long long)h->master_start,
-           (unsigned long long)sl_peek64(&h->config_gen), workers_alive(shm), h->slot_capacity,
-           (unsigned long long)sl_peek64(&h->reclaimed),
+           (unsigned long long)sl_peek64(&h->config_gen), sl_ctl_workers_alive(shm),
+           h->slot_capacity, (unsigned long long)sl_peek64(&h->reclaimed),
            (unsigned long long)sl_peek64(&h->audit_runs),
            (unsigned long long)sl_peek64(&h->audit_fixed),
            (unsigned long long)sl_peek64(&h->last_audit));
@@ -163,11 +115,11 @@ static void print_json(const struct sl_shm *shm, const struct sl_counter_view *v
     printf("\"counters\":[");
     for (size_t i = 0; i < n; i++) {
         printf("%s{\"scope\":", i ? "," : "");
-        json_string(sl_scope_kind_name(v[i].kind));
+        sl_ctl_json_string(sl_scope_kind_name(v[i].kind));
         printf(",\"name\":");
-        json_string(v[i].name);
+        sl_ctl_json_string(v[i].name);
         printf(",\"name2\":");
-        json_string(v[i].name2);
+        sl_ctl_json_string(v[i].name2);
         printf(",\"in_use\":%u,\"limit\":%d,\"peak\":%llu,\"refused\":%llu,\"generation\":%u}",
                v[i].in_use, v[i].limit, (unsigned long long)v[i].peak,
                (unsigned long long)v[i].refused, v[i].gen);
@@ -185,7 +137,7 @@ static int show(const struct sl_shm *shm, const struct opts *o)
         fprintf(stderr, "sluicectl: cannot read the counter table %s\n", shm->name);
         return 1;
     }
-    qsort(v, n, sizeof *v, by_scope);
+    qsort(v, n, sizeof *v, sl_ctl_by_scope);
     if (o->json)
         print_json(shm, v, n);
     else
@@ -265,7 +217,7 @@ int sl_ctl_counters(const char *cfgpath, int argc, char **argv)
 {
     struct opts o = {0};
     struct sl_shm shm;
-    char name[256], err[256];
+    char name[256];
     int rc = parse(argc, argv, &o);
 
     if (rc != 0)
@@ -276,16 +228,8 @@ int sl_ctl_counters(const char *cfgpath, int argc, char **argv)
         return 1;
     if (o.watch > 0)
         return watch(name, &o);
-    if (sl_shm_attach(name, true, 1000, &shm, err, sizeof err) < 0) {
-        fprintf(stderr, "sluicectl: no daemon running: %s\n", err);
+    if (sl_ctl_attach_live(name, &shm) != 0)
         return 1;
-    }
-    if (sl_shm_stale(&shm)) {
-        fprintf(stderr, "sluicectl: no daemon running: segment %s was left by pid %llu\n", name,
-                (unsigned long long)shm.hdr->master_pid);
-        sl_shm_detach(&shm);
-        return 1;
-    }
     rc = show(&shm, &o);
     sl_shm_detach(&shm);
     return rc;

@@ -42,17 +42,6 @@
 #include "sl_smtp.h"
 #include "ctl_metrics.h"
 
-/* by_scope - sort by kind (the reservation order), then by key, as `counters` does */
-static int by_scope(const void *a, const void *b)
-{
-    const struct sl_counter_view *x = a, *y = b;
-    int c;
-    if (x->kind != y->kind)
-        return (int)x->kind - (int)y->kind;
-    c = strcmp(x->name, y->name);
-    return c != 0 ? c : strcmp(x->name2, y->name2);
-}
-
 /* family - the # HELP and # TYPE lines that open a metric family (help is our own text) */
 static void family(FILE *f, const char *name, const char *type, const char *help)
 {
@@ -79,12 +68,7 @@ static void scope_labels(FILE *f, const struct sl_counter_view *v)
 {
     char key[2 * SL_SHM_NAME_MAX + 4];
 
-    if (v->name[0] == '\0')
-        snprintf(key, sizeof key, "*");
-    else if (v->name2[0] != '\0')
-        snprintf(key, sizeof key, "%s %s", v->name, v->name2);
-    else
-        snprintf(key, sizeof key, "%s", v->name);
+    sl_ctl_scope_key(v, key, sizeof key);
     fputs("{kind=", f);
     label_value(f, sl_scope_kind_name(v->kind));
     fputs(",scope=", f);
@@ -139,17 +123,6 @@ static void single(FILE *f, const char *name, const char *type, const char *help
     fprintf(f, "%s %llu\n", name, value);
 }
 
-/* workers_alive - owner records in use, less the master's own */
-static unsigned workers_alive(const struct sl_shm *shm)
-{
-    unsigned n = 0;
-    for (uint32_t i = 0; i < shm->hdr->owner_capacity; i++)
-        if (sl_peek32(&shm->owners[i].state) == SL_OWNER_ALIVE &&
-            sl_peek32(&shm->owners[i].pid) != (uint32_t)shm->hdr->master_pid)
-            n++;
-    return n;
-}
-
 /* write_daemon - the daemon and the segment themselves */
 static void write_daemon(FILE *f, const struct sl_shm *shm, size_t n)
 {
@@ -159,7 +132,7 @@ static void write_daemon(FILE *f, const struct sl_shm *shm, size_t n)
            "Start time of the running sluiced since the epoch, in seconds.", h->master_start);
     single(f, "sluice_config_generation", "gauge",
            "Configuration generation: bumped by every accepted reload.", sl_peek64(&h->config_gen));
-    single(f, "sluice_workers", "gauge", "Worker processes alive.", workers_alive(shm));
+    single(f, "sluice_workers", "gauge", "Worker processes alive.", sl_ctl_workers_alive(shm));
     single(f, "sluice_segment_slots", "gauge", "Counters the shared-memory table can hold.",
            h->slot_capacity);
     single(f, "sluice_segment_slots_used", "gauge", "Counters in the shared-memory table.", n);
@@ -236,7 +209,7 @@ int sl_metrics_write(FILE *f, const struct sl_shm *shm)
 
     if (sl_shm_snapshot(shm, &v, &n) < 0)
         return -1;
-    qsort(v, n, sizeof *v, by_scope);
+    qsort(v, n, sizeof *v, sl_ctl_by_scope);
     write_daemon(f, shm, n);
     write_counters(f, v, n);
     write_stats(f, shm);
@@ -256,7 +229,7 @@ int sl_ctl_metrics(const char *cfgpath, int argc, char **argv)
 {
     const char *listen = NULL, *shm_name = NULL;
     struct sl_shm shm;
-    char name[256], err[256];
+    char name[256];
     int rc;
 
     for (int i = 1; i < argc; i++) {
@@ -273,16 +246,8 @@ int sl_ctl_metrics(const char *cfgpath, int argc, char **argv)
         return 1;
     if (listen != NULL)
         return sl_metrics_serve(name, listen);
-    if (sl_shm_attach(name, true, 1000, &shm, err, sizeof err) < 0) {
-        fprintf(stderr, "sluicectl: no daemon running: %s\n", err);
+    if (sl_ctl_attach_live(name, &shm) != 0)
         return 1;
-    }
-    if (sl_shm_stale(&shm)) {
-        fprintf(stderr, "sluicectl: no daemon running: segment %s was left by pid %llu\n", name,
-                (unsigned long long)shm.hdr->master_pid);
-        sl_shm_detach(&shm);
-        return 1;
-    }
     rc = sl_metrics_write(stdout, &shm);
     sl_shm_detach(&shm);
     if (rc < 0) {

@@ -92,21 +92,6 @@ static const char *status_word(unsigned char s)
     return s == SL_RCPT_DELIVERED ? "delivered" : s == SL_RCPT_BOUNCED ? "bounced" : "pending";
 }
 
-/* json_string - s as a JSON string literal */
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p < 0x20 || *p >= 0x7f)
-            printf("\\u%04x", *p);
-        else
-            putchar(*p);
-    }
-    putchar('"');
-}
-
 /* count_part - pending and final recipients of part k */
 static struct part_view count_part(const struct sl_spool_msg *m, unsigned k,
                                    const struct sl_spool_state *st)
@@ -155,17 +140,17 @@ static void print_json_part(const struct sl_spool_msg *m, unsigned k,
 
     next_time(st->next, now, next, sizeof next);
     printf("{\"part\":%u,\"domain\":", k);
-    json_string(m->domain[k]);
+    sl_ctl_json_string(m->domain[k]);
     printf(",\"pending\":%zu,\"done\":%zu,\"attempts\":%u,\"next\":\"%s\",\"next_unix\":%lld,"
            "\"reply\":",
            v.pending, v.done, st->attempts, next, (long long)st->next);
-    json_string(st->reply);
+    sl_ctl_json_string(st->reply);
     printf(",\"recipients\":[");
     for (size_t i = 0; i < m->nrcpt; i++) {
         if (m->rcpt[i].part != k)
             continue;
         printf("%s{\"address\":", first ? "" : ",");
-        json_string(m->rcpt[i].addr);
+        sl_ctl_json_string(m->rcpt[i].addr);
         printf(",\"status\":\"%s\"}", status_word(st->status[i]));
         first = false;
     }
@@ -181,9 +166,9 @@ static void print_json(const struct sl_spool_msg *m, const struct sl_spool_state
     iso_time(m->arrival, arrival, sizeof arrival);
     printf("%s{\"id\":\"%s\",\"arrival\":\"%s\",\"arrival_unix\":%lld,\"binding\":",
            first ? "" : ",", m->id, arrival, (long long)m->arrival);
-    json_string(m->binding);
+    sl_ctl_json_string(m->binding);
     printf(",\"sender\":");
-    json_string(m->sender);
+    sl_ctl_json_string(m->sender);
     printf(",\"size\":%llu,\"dsn\":%s,\"parts\":[", (unsigned long long)m->size,
            m->dsn ? "true" : "false");
     for (unsigned k = 0; k < m->nparts; k++) {

@@ -35,22 +35,6 @@ static int usage(void)
     return 2;
 }
 
-/* json_str - a JSON string, escaped */
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
 /* sts_line - the MTA-STS policy in one line */
 static void sts_line(const struct sl_tls_report *r)
 {
@@ -109,32 +93,32 @@ static void print_text(const char *binding, const char *domain, const struct sl_
 static void print_json(const char *binding, const char *domain, const struct sl_tls_report *r)
 {
     printf("{\"domain\":");
-    json_str(domain);
+    sl_ctl_json_string(domain);
     printf(",\"binding\":");
-    json_str(binding);
+    sl_ctl_json_string(binding);
     printf(",\"tls\":\"%s\",\"tls_from\":", mode_words[r->mode & 3]);
-    json_str(r->mode_from);
+    sl_ctl_json_string(r->mode_from);
     printf(",\"dane\":{\"option\":%s,\"trusted\":%s}", r->dane_option ? "true" : "false",
            r->dane_trusted ? "true" : "false");
     printf(",\"mta_sts\":{\"option\":%s,\"source\":\"%s\",\"mode\":\"%s\",\"id\":",
            r->mta_sts_option ? "true" : "false", src_words[r->sts_src],
            sl_sts_mode_name(r->sts.mode));
-    json_str(r->sts.id);
+    sl_ctl_json_string(r->sts.id);
     printf(",\"max_age\":%ld,\"mx\":[", r->sts.max_age);
     for (size_t i = 0; i < r->sts.nmx; i++) {
         printf(i ? "," : "");
-        json_str(r->sts.mx[i]);
+        sl_ctl_json_string(r->sts.mx[i]);
     }
     printf("],\"note\":");
-    json_str(r->note);
+    sl_ctl_json_string(r->note);
     printf("},\"hosts\":[");
     for (size_t i = 0; i < r->nhosts; i++) {
         const struct sl_tls_report_host *h = &r->host[i];
         printf("%s{\"mx\":", i ? "," : "");
-        json_str(h->name);
+        sl_ctl_json_string(h->name);
         printf(",\"need\":\"%s\",\"source\":\"%s\",\"used\":%s,\"tlsa\":%zu,\"why\":",
                sl_tls_need_name(h->need), h->source, h->skip ? "false" : "true", h->ntlsa);
-        json_str(h->why);
+        sl_ctl_json_string(h->why);
         printf("}");
     }
     printf("]}\n");

@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <bsd/string.h>
+
 #include "spool_impl.h"
 
 /* spool_fail - format the error for the caller and return -1 */
@@ -109,9 +111,8 @@ static int own_like_dir(int fd, const char *path)
     char *slash;
     struct stat st;
 
-    if (geteuid() != 0 || strlen(path) >= sizeof dir)
+    if (geteuid() != 0 || strlcpy(dir, path, sizeof dir) >= sizeof dir)
         return 0;
-    strcpy(dir, path);
     if ((slash = strrchr(dir, '/')) == NULL)
         return 0;
     *slash = '\0';

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bsd/string.h>
+
 #include "../../worker/mta_sts_impl.h"
 
 #define GOOD                                                                                       \
@@ -157,11 +159,11 @@ static void parse_size_and_nul(void **state)
     for (int i = 0; i < SL_STS_MX_MAX; i++) {
         char line[64];
         snprintf(line, sizeof line, "mx: mx%d.example.com\n", i);
-        strcat(many, line);
+        strlcat(many, line, sizeof many);
     }
     assert_int_equal(parse(many, &p, err, sizeof err), 0);
     assert_int_equal(p.nmx, SL_STS_MX_MAX);
-    strcat(many, "mx: one-more.example.com\n");
+    strlcat(many, "mx: one-more.example.com\n", sizeof many);
     assert_int_equal(parse(many, &p, err, sizeof err), -1);
     assert_non_null(strstr(err, "more than"));
 }
