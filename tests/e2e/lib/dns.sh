@@ -90,31 +90,42 @@ EOF
 
 # dns_start [IP]: start nsd on IP at a free port; exports DNS_SERVER
 dns_start() {
-  local ip=${1:-127.0.0.53} port try z
+  local ip=${1:-127.0.0.53} z
   z=$(_dns_zones | head -1)
   [ -n "$z" ] || { echo "dns_start: no zone (call dns_zone first)" >&2; return 1; }
+  if ! _dns_launch "$ip" "$z" _dns_write_conf "$_dns_dir/nsd.out" \
+    /usr/sbin/nsd -d -c "$_dns_dir/nsd.conf"; then
+    echo "dns_start: nsd did not answer on $ip; its log:" >&2
+    cat "$_dns_dir/nsd.out" "$_dns_dir/nsd.log" >&2 2>/dev/null
+    return 1
+  fi
+  DNS_PID=$_dns_pid
+  export DNS_IP=$ip DNS_PORT=$_dns_port DNS_SERVER=$ip:$_dns_port DNS_PID
+}
+
+# _dns_launch IP ZONE CONF_FN OUT CMD...: start a DNS server (CMD, in the foreground, output
+# appended to OUT) on a free port of IP, its config written first by `CONF_FN IP PORT`; up to 5
+# ports are tried until it answers ZONE's SOA.  Sets _dns_pid and _dns_port; 1 when it never did.
+_dns_launch() {
+  local ip=$1 zone=$2 conf=$3 out=$4 try
+  shift 4
   for try in 1 2 3 4 5; do
-    port=$(_dns_free_port "$ip")
-    _dns_write_conf "$ip" "$port"
-    /usr/sbin/nsd -d -c "$_dns_dir/nsd.conf" >>"$_dns_dir/nsd.out" 2>&1 &
-    DNS_PID=$!
-    started "$DNS_PID"
-    if wait_for 10 _dns_answers "$ip" "$port" "$z"; then
-      export DNS_IP=$ip DNS_PORT=$port DNS_SERVER=$ip:$port DNS_PID
-      return 0
-    fi
-    kill -TERM "$DNS_PID" 2>/dev/null
-    wait "$DNS_PID" 2>/dev/null
+    _dns_port=$(_dns_free_port "$ip")
+    "$conf" "$ip" "$_dns_port"
+    "$@" >>"$out" 2>&1 &
+    _dns_pid=$!
+    started "$_dns_pid"
+    wait_for 10 _dns_answers "$_dns_pid" "$ip" "$_dns_port" "$zone" && return 0
+    kill -TERM "$_dns_pid" 2>/dev/null
+    wait "$_dns_pid" 2>/dev/null
   done
-  echo "dns_start: nsd did not answer on $ip; its log:" >&2
-  cat "$_dns_dir/nsd.out" "$_dns_dir/nsd.log" >&2 2>/dev/null
   return 1
 }
 
-# _dns_answers IP PORT ZONE: true once the server gives the zone's SOA
+# _dns_answers PID IP PORT ZONE: true once the server (still running) gives the zone's SOA
 _dns_answers() {
-  alive "$DNS_PID" || return 1
-  [ -n "$(dig +short +time=1 +tries=1 @"$1" -p "$2" "$3." SOA 2>/dev/null)" ]
+  alive "$1" || return 1
+  [ -n "$(dig +short +time=1 +tries=1 @"$2" -p "$3" "$4." SOA 2>/dev/null)" ]
 }
 
 # dns_query NAME TYPE: the server's short answer

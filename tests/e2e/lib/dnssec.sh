@@ -123,33 +123,19 @@ EOF
 
 # dnssec_start [IP]: sign, start nsd and unbound; exports DNSSEC_SERVER
 dnssec_start() {
-  local ip=${1:-127.0.2.53} port z
+  local ip=${1:-127.0.2.53} z
   while read -r z; do _dnssec_sign "$z" || return 1; done <"$_dnssec_dir/signed.list"
   dns_start || return 1
   z=$(head -1 "$_dnssec_dir/signed.list")
   z=${z:-$(_dns_zones | head -1)}
-  for _ in 1 2 3 4 5; do
-    port=$(_dns_free_port "$ip")
-    _dnssec_write_conf "$ip" "$port"
-    unbound -d -c "$_dnssec_dir/unbound.conf" >>"$_dnssec_dir/unbound.out" 2>&1 &
-    DNSSEC_PID=$!
-    started "$DNSSEC_PID"
-    if wait_for 10 _dnssec_answers "$ip" "$port" "$z"; then
-      export DNSSEC_IP=$ip DNSSEC_PORT=$port DNSSEC_SERVER=$ip:$port DNSSEC_PID
-      return 0
-    fi
-    kill -TERM "$DNSSEC_PID" 2>/dev/null
-    wait "$DNSSEC_PID" 2>/dev/null
-  done
-  echo "dnssec_start: unbound did not answer on $ip; its log:" >&2
-  cat "$_dnssec_dir/unbound.out" "$_dnssec_dir/unbound.log" >&2 2>/dev/null
-  return 1
-}
-
-# _dnssec_answers IP PORT ZONE: true once unbound resolves the zone's SOA
-_dnssec_answers() {
-  alive "$DNSSEC_PID" || return 1
-  [ -n "$(dig +short +time=1 +tries=1 @"$1" -p "$2" "$3." SOA 2>/dev/null)" ]
+  if ! _dns_launch "$ip" "$z" _dnssec_write_conf "$_dnssec_dir/unbound.out" \
+    unbound -d -c "$_dnssec_dir/unbound.conf"; then
+    echo "dnssec_start: unbound did not answer on $ip; its log:" >&2
+    cat "$_dnssec_dir/unbound.out" "$_dnssec_dir/unbound.log" >&2 2>/dev/null
+    return 1
+  fi
+  DNSSEC_PID=$_dns_pid
+  export DNSSEC_IP=$ip DNSSEC_PORT=$_dns_port DNSSEC_SERVER=$ip:$_dns_port DNSSEC_PID
 }
 
 dnssec_dig() { dig +dnssec +time=2 +tries=2 @"$DNSSEC_IP" -p "$DNSSEC_PORT" "$@"; }
