@@ -1,5 +1,6 @@
 /*
- * sl_control.h - the master's control socket and the job messages.
+ * sl_control.h - the control socket's protocol: how sluicectl, inject and the
+ * workers talk to the master.
  *
  * The master listens on a unix datagram socket, `control.sock` in spool_dir
  * (mode 0660).  sluicectl sends one request per datagram from an autobound
@@ -26,21 +27,7 @@
 #define SL_CONTROL_MAX       1024 /* bytes in one request or answer */
 #define SL_PROBE_HOLD_MAX_MS (24 * 3600 * 1000)
 
-struct sl_supervisor;
-struct sl_config;
-struct sl_sched;
-
 /* The control socket's path for this spool directory. */
 void sl_control_path(const char *spool_dir, char *buf, size_t len);
-
-/* master/control.c: open the socket (creating spool_dir if needed); -1 on error. */
-int sl_control_open(const char *spool_dir);
-void sl_control_close(int fd, const char *spool_dir);
-/* A request is waiting on fd: hand it to an idle worker of generation gen, or
- * answer BUSY; "N <id>" (a new message, no answer) goes to the pickup. */
-void sl_control_accept(int fd, struct sl_supervisor *sup, uint32_t gen, struct sl_sched *sched);
-/* A worker's answer "R<id> text": forward it to the client. */
-void sl_control_from_worker(int fd, struct sl_supervisor *sup, unsigned worker, const char *msg,
-                            size_t len);
 
 #endif

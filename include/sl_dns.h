@@ -14,11 +14,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
-
-#include "sl_tls.h"
+#include <time.h>
 
 #define SL_DNS_HOSTS_MAX  16    /* mx_limit is capped here */
+#define SL_DNS_NAME_MAX   255   /* a domain name (RFC 1035 2.3.4) */
 #define SL_DNS_ADDRS_MAX  8     /* multihomed_limit is capped here */
 #define SL_DNS_TIMEOUT_MS 10000 /* sl_dns_open's bound when given timeout_ms <= 0 */
 
@@ -69,6 +70,17 @@ enum sl_dns_result sl_dns_resolve(struct sl_dns *d, const struct sl_dns_query *q
  * network could have been set by anyone on the path (RFC 6698 4.1, RFC 7672). */
 bool sl_dns_trusts_ad(const struct sl_dns *d);
 
+#define SL_TLSA_MAX      8
+#define SL_TLSA_DATA_MAX 512 /* SHA-256/512 digests, or a whole key (selector 1, type 0) */
+
+/* One TLSA record (RFC 6698): usage 2 (DANE-TA) and 3 (DANE-EE) are the ones
+ * SMTP uses (RFC 7672 3.1); 0 and 1 are not usable for SMTP. */
+struct sl_tlsa {
+    uint8_t usage, selector, mtype;
+    size_t len;
+    uint8_t data[SL_TLSA_DATA_MAX];
+};
+
 /* The TLSA records of one host and their DNSSEC status. */
 struct sl_tlsa_answer {
     bool secure;  /* DNSSEC-validated: AD set by a resolver sl_dns_trusts_ad trusts */
@@ -103,5 +115,36 @@ enum sl_dns_result sl_dns_addrs(struct sl_dns *d, const char *host, int port,
 
 /* "IP" or "[IPv6]" with ":port" for logs. */
 void sl_dns_format_addr(const struct sockaddr_storage *ss, char *buf, size_t len, bool with_port);
+
+/* dns_cache.c: recent full answers, kept per process (a worker's, sluicectl's). */
+#define SL_DNS_CACHE_ENTRIES 16
+#define SL_DNS_CACHE_MAX_S   300
+struct sl_dns_cache_entry {
+    char key[SL_DNS_NAME_MAX + 320];
+    time_t expires; /* monotonic seconds; 0: free */
+    struct sl_dns_answer answer;
+};
+struct sl_dns_cache {
+    struct sl_dns_cache_entry entry[SL_DNS_CACHE_ENTRIES];
+};
+bool sl_dns_cache_get(struct sl_dns_cache *c, const struct sl_dns_query *q,
+                      struct sl_dns_answer *a);
+void sl_dns_cache_put(struct sl_dns_cache *c, const struct sl_dns_query *q,
+                      const struct sl_dns_answer *a);
+
+/* dns_cache.c: recent TLSA answers, per process (DANE costs no query per
+ * connection either). */
+struct sl_tlsa_cache_entry {
+    char key[300]; /* "_port._tcp.host" */
+    time_t expires;
+    struct sl_tlsa_answer answer;
+};
+struct sl_tlsa_cache {
+    struct sl_tlsa_cache_entry entry[SL_DNS_CACHE_ENTRIES];
+};
+/* The TLSA answer for host:port: kept while fresh, else asked of dns and kept
+ * for its TTL (capped at SL_DNS_CACHE_MAX_S); failures are never kept. */
+enum sl_dns_result sl_tlsa_cached(struct sl_tlsa_cache *c, struct sl_dns *dns, const char *host,
+                                  int port, struct sl_tlsa_answer *a, char *err, size_t errlen);
 
 #endif

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sl_dns.h" /* struct sl_tlsa */
+
 enum sl_tls_need {
     SL_TLS_NEED_NONE = 0, /* no STARTTLS: tls = disabled, or the one retry in clear after
                              an opportunistic handshake failed */
@@ -29,17 +31,6 @@ enum sl_tls_need {
 };
 /* "none", "try", "encrypt", "verify", "dane" */
 const char *sl_tls_need_name(enum sl_tls_need n);
-
-#define SL_TLSA_MAX      8
-#define SL_TLSA_DATA_MAX 512 /* SHA-256/512 digests, or a whole key (selector 1, type 0) */
-
-/* One TLSA record (RFC 6698): usage 2 (DANE-TA) and 3 (DANE-EE) are the ones
- * SMTP uses (RFC 7672 3.1); 0 and 1 are not usable for SMTP. */
-struct sl_tlsa {
-    uint8_t usage, selector, mtype;
-    size_t len;
-    uint8_t data[SL_TLSA_DATA_MAX];
-};
 
 /* A worker's client context (OpenSSL's SSL_CTX with the CA store), made once. */
 struct sl_tls_client;

@@ -18,7 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "sl_control.h"
+#include "sl_control_socket.h"
 #include "sl_pickup.h"
 #include "sl_supervise.h"
 #include "sl_msg.h"
@@ -26,12 +26,6 @@
 
 /* The id of the last job handed to a worker; answers are matched by worker, the id is for logs. */
 static uint64_t last_job_id;
-
-/* sl_control_path - spool_dir/control.sock */
-void sl_control_path(const char *spool_dir, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s/%s", spool_dir, SL_CONTROL_SOCK);
-}
 
 /* sl_control_open - bind the control socket, replacing a stale one */
 int sl_control_open(const char *spool_dir)

@@ -29,7 +29,7 @@
 
 #include "sl_clock.h"
 #include "sl_config.h"
-#include "sl_control.h"
+#include "sl_control_socket.h"
 #include "sl_limits.h"
 #include "sl_notify.h"
 #include "sl_pickup.h"

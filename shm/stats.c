@@ -14,9 +14,6 @@
 #include <string.h>
 
 #include "sl_shm.h"
-#include "sl_smtp.h"
-
-_Static_assert(SL_PH__COUNT <= SL_STATS_PHASES, "every session phase has a timeout counter");
 
 /* outcome_index - the counter of a delivery-log outcome word; -1 when it is none of ours */
 static int outcome_index(const char *outcome)

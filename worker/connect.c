@@ -160,7 +160,7 @@ static bool plan_tls(struct sl_wstate *w, const struct sl_dest *d, struct sl_tls
     char err[200];
     struct sl_dns *dns = d->route == NULL ? resolver(w, err, sizeof err) : NULL;
 
-    if (sl_tls_plan_make(w, d, dns, plan, err, sizeof err))
+    if (sl_tls_plan_make(&w->tls, d, dns, plan, err, sizeof err))
         return true;
     info->phase = "tls";
     snprintf(info->reply, sizeof info->reply, "TLS cannot be set up: %s", err);
@@ -185,7 +185,7 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
     for (size_t i = 0; i < a.nhosts; i++) {
         struct sl_refusal why;
         char err[256];
-        sl_tls_choose(w, d, &plan, a.host[i].name, &tc);
+        sl_tls_choose(&w->tls, d, &plan, a.host[i].name, &tc);
         if (tc.skip) {
             host_refused_by_policy(&a.host[i], &plan, &tc, info);
             failed = true;

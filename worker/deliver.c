@@ -30,6 +30,9 @@
 #include "sl_msg.h"
 #include "worker_impl.h"
 
+/* The statistics block (sl_shm.h) counts timeouts per session phase (sl_smtp.h). */
+_Static_assert(SL_PH__COUNT <= SL_STATS_PHASES, "every session phase has a timeout counter");
+
 /* A parsed job. */
 struct job {
     char id[24];

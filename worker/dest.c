@@ -9,7 +9,7 @@
 #include <bsd/string.h>
 
 #include "sl_config.h"
-#include "worker_impl.h"
+#include "sl_dest.h"
 
 /* set_source - the binding's bind_address as a socket address, port 0 */
 static void set_source(struct sl_dest *d, const char *ip)

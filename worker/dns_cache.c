@@ -24,7 +24,6 @@
 
 #include "sl_dns.h"
 #include "sl_msg.h"
-#include "worker_impl.h"
 
 /* key_of - the whole question as one string */
 static void key_of(const struct sl_dns_query *q, char *buf, size_t len)

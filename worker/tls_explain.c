@@ -19,7 +19,7 @@
 
 #include "sl_msg.h"
 #include "sl_tls_policy.h"
-#include "worker_impl.h"
+#include "sl_dest.h"
 
 /* mode_source - where the tls option's value comes from */
 static void mode_source(const struct sl_config *cfg, const char *binding, const char *domain,
@@ -48,8 +48,8 @@ static void report_host(const struct sl_tls_choice *c, const char *name,
 }
 
 /* decide - the plan, then every host's choice */
-static int decide(struct sl_wstate *w, const struct sl_dest *d, struct sl_tls_report *r, char *err,
-                  size_t errlen)
+static int decide(struct sl_tls_env *env, struct sl_dns *dns, const struct sl_dest *d,
+                  struct sl_tls_report *r, char *err, size_t errlen)
 {
     struct sl_dns_answer a;
     struct sl_dns_query q = {.domain = d->domain,
@@ -61,8 +61,8 @@ static int decide(struct sl_wstate *w, const struct sl_dest *d, struct sl_tls_re
     struct sl_tls_plan plan;
     struct sl_tls_choice c;
 
-    r->dns = sl_dns_resolve(w->dns, &q, &a, r->dns_err, sizeof r->dns_err);
-    if (!sl_tls_plan_make(w, d, d->route == NULL ? w->dns : NULL, &plan, err, errlen))
+    r->dns = sl_dns_resolve(dns, &q, &a, r->dns_err, sizeof r->dns_err);
+    if (!sl_tls_plan_make(env, d, d->route == NULL ? dns : NULL, &plan, err, errlen))
         return -1;
     r->dane_trusted = plan.dane;
     r->sts_src = plan.sts_src;
@@ -71,7 +71,7 @@ static int decide(struct sl_wstate *w, const struct sl_dest *d, struct sl_tls_re
     if (r->dns != SL_DNS_OK)
         return 0;
     for (size_t i = 0; i < a.nhosts && r->nhosts < SL_DNS_HOSTS_MAX; i++) {
-        sl_tls_choose(w, d, &plan, a.host[i].name, &c);
+        sl_tls_choose(env, d, &plan, a.host[i].name, &c);
         report_host(&c, a.host[i].name, &r->host[r->nhosts++]);
     }
     return 0;
@@ -82,14 +82,13 @@ int sl_tls_explain(const struct sl_config *cfg, const char *binding, const char 
                    struct sl_tls_report *r, char *err, size_t errlen)
 {
     struct sl_scope_ref none = {0};
-    struct sl_worker_ctx ctx = {.cfg = cfg, .spool = sl_config_str(cfg, SL_OPT_SPOOL_DIR, &none)};
-    struct sl_wstate *w = sl_calloc(1, sizeof *w);
+    struct sl_tls_env env = {.cfg = cfg};
+    struct sl_dns *dns;
     struct sl_dest *d = sl_calloc(1, sizeof *d);
     char host[256] = "localhost";
     int rc = -1;
 
     memset(r, 0, sizeof *r);
-    w->ctx = &ctx;
     (void)gethostname(host, sizeof host - 1);
     sl_dest_load(cfg, binding, domain, host, d);
     r->mode = d->tls;
@@ -97,15 +96,11 @@ int sl_tls_explain(const struct sl_config *cfg, const char *binding, const char 
     r->mta_sts_option = d->mta_sts;
     r->route = d->route != NULL;
     mode_source(cfg, binding, domain, r);
-    w->dns =
-        sl_dns_open(sl_config_str(cfg, SL_OPT_DNS_SERVER, &none), SL_DNS_TIMEOUT_MS, err, errlen);
-    if (w->dns != NULL)
-        rc = decide(w, d, r, err, errlen);
-    sl_dns_close(w->dns);
-    sl_tls_client_free(w->tls);
-    free(w->sts_memo);
-    free(w->tlsa_cache);
-    free(w);
+    dns = sl_dns_open(sl_config_str(cfg, SL_OPT_DNS_SERVER, &none), SL_DNS_TIMEOUT_MS, err, errlen);
+    if (dns != NULL)
+        rc = decide(&env, dns, d, r, err, errlen);
+    sl_dns_close(dns);
+    sl_tls_env_free(&env);
     free(d);
     return rc;
 }

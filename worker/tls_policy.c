@@ -21,6 +21,7 @@
  * reach here bounded and checked by sl_sts_get and sl_dns_tlsa.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -28,7 +29,7 @@
 
 #include "sl_config.h"
 #include "sl_msg.h"
-#include "worker_impl.h"
+#include "sl_tls_policy.h"
 
 /* config_need - what the tls option alone asks */
 static enum sl_tls_need config_need(int mode)
@@ -51,28 +52,28 @@ static enum sl_tls_need stronger(enum sl_tls_need a, enum sl_tls_need b)
     return a > b ? a : b;
 }
 
-/* tls_client - the worker's OpenSSL context, made once with tls_ca_file */
-static struct sl_tls_client *tls_client(struct sl_wstate *w, char *err, size_t errlen)
+/* tls_client - the process's OpenSSL context, made once with tls_ca_file */
+static struct sl_tls_client *tls_client(struct sl_tls_env *env, char *err, size_t errlen)
 {
     struct sl_scope_ref none = {0};
 
-    if (w->tls == NULL)
-        w->tls =
-            sl_tls_client_new(sl_config_str(w->ctx->cfg, SL_OPT_TLS_CA_FILE, &none), err, errlen);
-    return w->tls;
+    if (env->client == NULL)
+        env->client =
+            sl_tls_client_new(sl_config_str(env->cfg, SL_OPT_TLS_CA_FILE, &none), err, errlen);
+    return env->client;
 }
 
-/* sts_lookup - the domain's MTA-STS policy, through the worker's memo and the shared cache */
-static void sts_lookup(struct sl_wstate *w, const struct sl_dest *d, struct sl_dns *dns,
+/* sts_lookup - the domain's MTA-STS policy, through the process's memo and the shared cache */
+static void sts_lookup(struct sl_tls_env *env, const struct sl_dest *d, struct sl_dns *dns,
                        struct sl_tls_plan *p)
 {
-    const struct sl_config *cfg = w->ctx->cfg;
+    const struct sl_config *cfg = env->cfg;
     struct sl_scope_ref none = {0};
     struct sl_scope_ref ref = {.binding = d->binding, .domain = d->domain};
     char dir[4096];
 
     snprintf(dir, sizeof dir, "%s/mta-sts", sl_config_str(cfg, SL_OPT_SPOOL_DIR, &none));
-    struct sl_sts_env env = {
+    struct sl_sts_env sts = {
         .dns = dns,
         .cache_dir = dir,
         .timeout_ms = (long)sl_config_num(cfg, SL_OPT_MTA_STS_TIMEOUT, &ref),
@@ -80,24 +81,25 @@ static void sts_lookup(struct sl_wstate *w, const struct sl_dest *d, struct sl_d
         .ca_file = sl_config_str(cfg, SL_OPT_TLS_CA_FILE, &none),
         .now = time(NULL),
     };
-    if (w->sts_memo == NULL)
-        w->sts_memo = sl_calloc(1, sizeof *w->sts_memo);
-    p->sts_src = sl_sts_get(&env, w->sts_memo, d->domain, &p->sts, p->note, sizeof p->note);
+    if (env->sts_memo == NULL)
+        env->sts_memo = sl_calloc(1, sizeof *env->sts_memo);
+    p->sts_src = sl_sts_get(&sts, env->sts_memo, d->domain, &p->sts, p->note, sizeof p->note);
     if (p->sts_src == SL_STS_SRC_NONE)
         p->sts.mode = SL_STS_NONE;
 }
 
 /* sl_tls_plan_make - the domain-wide part: the tls option and the MTA-STS policy */
-bool sl_tls_plan_make(struct sl_wstate *w, const struct sl_dest *d, struct sl_dns *dns,
+bool sl_tls_plan_make(struct sl_tls_env *env, const struct sl_dest *d, struct sl_dns *dns,
                       struct sl_tls_plan *p, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
     p->mode = d->tls;
-    if (tls_client(w, err, errlen) == NULL)
+    p->dns = dns;
+    if (tls_client(env, err, errlen) == NULL)
         return false; /* a broken CA file must not turn verify into clear text */
     p->dane = d->dane && d->route == NULL && dns != NULL && sl_dns_trusts_ad(dns);
     if (d->mta_sts && d->route == NULL && dns != NULL)
-        sts_lookup(w, d, dns, p);
+        sts_lookup(env, d, dns, p);
     return true;
 }
 
@@ -109,17 +111,17 @@ static bool usable_tlsa(const struct sl_tlsa *t)
 }
 
 /* choose_dane - the host's validated TLSA records, if any; true when DANE decided */
-static bool choose_dane(struct sl_wstate *w, const struct sl_dest *d, const char *mx,
-                        struct sl_tls_choice *c)
+static bool choose_dane(struct sl_tls_env *env, const struct sl_dest *d,
+                        const struct sl_tls_plan *p, const char *mx, struct sl_tls_choice *c)
 {
     struct sl_tlsa_answer a;
     size_t usable = 0;
     char err[200];
 
-    if (w->tlsa_cache == NULL)
-        w->tlsa_cache = sl_calloc(1, sizeof *w->tlsa_cache);
-    if (sl_tlsa_cached(w->tlsa_cache, w->dns, mx, d->port, &a, err, sizeof err) != SL_DNS_OK) {
-        if (!sl_dns_host_signed(w->dns, mx))
+    if (env->tlsa_cache == NULL)
+        env->tlsa_cache = sl_calloc(1, sizeof *env->tlsa_cache);
+    if (sl_tlsa_cached(env->tlsa_cache, p->dns, mx, d->port, &a, err, sizeof err) != SL_DNS_OK) {
+        if (!sl_dns_host_signed(p->dns, mx))
             return false; /* an unsigned zone: DANE cannot apply (RFC 7672 2.2.2) */
         c->skip = true;
         c->source = "dane";
@@ -164,15 +166,15 @@ static void apply_sts(const struct sl_tls_plan *p, const char *mx, struct sl_tls
 }
 
 /* sl_tls_choose - the need for one MX host */
-void sl_tls_choose(struct sl_wstate *w, const struct sl_dest *d, const struct sl_tls_plan *p,
+void sl_tls_choose(struct sl_tls_env *env, const struct sl_dest *d, const struct sl_tls_plan *p,
                    const char *mx, struct sl_tls_choice *c)
 {
     memset(c, 0, sizeof *c);
-    c->params.client = w->tls;
+    c->params.client = env->client;
     c->params.host = mx;
     c->params.need = config_need(p->mode);
     c->source = "config";
-    if (p->dane && choose_dane(w, d, mx, c))
+    if (p->dane && choose_dane(env, d, p, mx, c))
         return;
     if (p->sts.mode != SL_STS_NONE)
         apply_sts(p, mx, c);
@@ -223,4 +225,15 @@ void sl_tls_record(const struct sl_tls_plan *p, const struct sl_tls_choice *c,
         snprintf(t, sizeof t, "MTA-STS testing: certificate not verified: %s", s->tls.check);
         add_note(log, t);
     }
+}
+
+/* sl_tls_env_free - the context and memories env made */
+void sl_tls_env_free(struct sl_tls_env *env)
+{
+    sl_tls_client_free(env->client);
+    free(env->sts_memo);
+    free(env->tlsa_cache);
+    env->client = NULL;
+    env->sts_memo = NULL;
+    env->tlsa_cache = NULL;
 }

@@ -169,6 +169,7 @@ static void init_state(struct sl_wstate *w, int fd, uint32_t owner, const struct
     w->stop = &stop_requested;
     w->alarmed = &alarmed;
     w->conn.s.fd = -1;
+    w->tls.cfg = ctx->cfg;
     w->dlog = sl_dlog_open(sl_config_str(ctx->cfg, SL_OPT_DELIVERY_LOG, &none));
     if (gethostname(w->hostname, sizeof w->hostname - 1) < 0)
         strlcpy(w->hostname, "localhost", sizeof w->hostname);

@@ -12,44 +12,13 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "sl_dest.h"
 #include "sl_dns.h"
-#include "sl_mta_sts.h"
 #include "sl_shm.h"
 #include "sl_smtp.h"
 #include "sl_spool.h"
+#include "sl_tls_policy.h"
 #include "sl_worker.h"
-
-/* The settings of one binding x destination domain, resolved once per job. */
-struct sl_dest {
-    char binding[128];
-    char domain[SL_DOMAIN_MAX + 1];
-    struct sockaddr_storage src; /* bind_address, port 0 */
-    socklen_t srclen;            /* 0: no bind_address */
-    int family;                  /* AF_UNSPEC when no bind_address */
-    const char *route;           /* host[:port] or NULL */
-    const char *helo;            /* ehlo_hostname, or the system host name */
-    int port;
-    int mx_limit, multihomed_limit;
-    long max_deliveries;  /* per connection, 0: no limit */
-    long max_rcpts_conn;  /* per connection, 0: no limit */
-    long max_rcpts_batch; /* per transaction */
-    long idle_ms;
-    long retry_ms, max_retry_ms, expire_ms;
-    long max_retries; /* -1 auto (until expiry), 0 none, N */
-    int tls;          /* enum sl_tls_mode */
-    bool dane;        /* honour validated TLSA records */
-    bool mta_sts;     /* look up and apply the domain's MTA-STS policy */
-    struct sl_smtp_timeouts to;
-};
-
-/* The TLS side of one connection attempt, as the delivery log shows it. */
-struct sl_tls_log {
-    bool tried;              /* a session was tried: the log line gets a "tls" object */
-    enum sl_tls_need need;   /* what the policy demanded of the host */
-    const char *source;      /* "config", "mta-sts" or "dane" */
-    struct sl_tls_info info; /* what the session came to */
-    char note[256];          /* MTA-STS testing failures, a retry in clear, ... */
-};
 
 /* The connection a worker holds, with the counters it reserved for it. */
 struct sl_conn {
@@ -67,37 +36,6 @@ struct sl_conn {
     struct sl_tls_log tls;
 };
 
-/* worker/dns_cache.c: recent full answers, per worker. */
-#define SL_DNS_CACHE_ENTRIES 16
-#define SL_DNS_CACHE_MAX_S   300
-struct sl_dns_cache_entry {
-    char key[SL_DOMAIN_MAX + 320];
-    time_t expires; /* monotonic seconds; 0: free */
-    struct sl_dns_answer answer;
-};
-struct sl_dns_cache {
-    struct sl_dns_cache_entry entry[SL_DNS_CACHE_ENTRIES];
-};
-bool sl_dns_cache_get(struct sl_dns_cache *c, const struct sl_dns_query *q,
-                      struct sl_dns_answer *a);
-void sl_dns_cache_put(struct sl_dns_cache *c, const struct sl_dns_query *q,
-                      const struct sl_dns_answer *a);
-
-/* worker/dns_cache.c: recent TLSA answers, per worker (DANE costs no query per
- * connection either). */
-struct sl_tlsa_cache_entry {
-    char key[300]; /* "_port._tcp.host" */
-    time_t expires;
-    struct sl_tlsa_answer answer;
-};
-struct sl_tlsa_cache {
-    struct sl_tlsa_cache_entry entry[SL_DNS_CACHE_ENTRIES];
-};
-/* The TLSA answer for host:port: kept while fresh, else asked of dns and kept
- * for its TTL (capped at SL_DNS_CACHE_MAX_S); failures are never kept. */
-enum sl_dns_result sl_tlsa_cached(struct sl_tlsa_cache *c, struct sl_dns *dns, const char *host,
-                                  int port, struct sl_tlsa_answer *a, char *err, size_t errlen);
-
 /* A worker process's state, made once after fork. */
 struct sl_wstate {
     int fd; /* the master's socketpair */
@@ -108,14 +46,12 @@ struct sl_wstate {
     volatile sig_atomic_t *alarmed;
     struct sl_dns *dns; /* opened on first use */
     struct sl_dns_cache *dns_cache;
-    struct sl_tlsa_cache *tlsa_cache; /* made on first use */
-    int dlog;                         /* the delivery log, -1 when it cannot be opened */
+    int dlog; /* the delivery log, -1 when it cannot be opened */
     char hostname[256];
     struct sl_conn conn;
     struct sl_dest dest; /* the last destination's settings (deliver.c dest_for) */
     bool have_dest;
-    struct sl_tls_client *tls;    /* OpenSSL client context, made on first use */
-    struct sl_sts_memo *sts_memo; /* recent MTA-STS answers, made on first use */
+    struct sl_tls_env tls; /* TLS context and policy memory, made on first use */
 };
 
 /* What one part of a job needs while it is delivered. */
@@ -132,10 +68,6 @@ struct sl_part {
     char mx[256];     /* the host that answered, for the DSN */
     char outcome[32]; /* d, f<time>, w or x: what the master is told */
 };
-
-/* worker/dest.c: the settings of binding x domain from the config. */
-void sl_dest_load(const struct sl_config *cfg, const char *binding, const char *domain,
-                  const char *hostname, struct sl_dest *d);
 
 /* worker/reserve.c: take every counter for a connection to mx; the reserve
  * counter stands in for the server counter when this binding x domain has no
@@ -167,37 +99,6 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
                                  struct sl_open_info *info);
 /* QUIT (or just close when failed), then release the counters. */
 void sl_conn_close(struct sl_wstate *w, bool polite);
-
-/* worker/tls_policy.c: what TLS a destination demands, and why.  A plan is
- * made once per connection attempt (config tls, the MTA-STS policy); a choice
- * per MX host adds DANE (validated TLSA records win over MTA-STS, RFC 8461 2). */
-struct sl_tls_plan {
-    int mode;                   /* config tls (enum sl_tls_mode) */
-    bool dane;                  /* dane on, no route, and a resolver whose AD bit counts */
-    enum sl_sts_source sts_src; /* SL_STS_SRC_NONE: no MTA-STS policy applies */
-    struct sl_sts_policy sts;
-    char note[256]; /* what the MTA-STS lookup had to say */
-};
-struct sl_tls_choice {
-    struct sl_tls_params params; /* need, client, host, tlsa */
-    const char *source;          /* "config", "mta-sts", "dane" */
-    bool skip;                   /* this host must not be used: why says why */
-    bool testing;                /* MTA-STS testing: report, never refuse */
-    char why[256];
-    struct sl_tlsa tlsa[SL_TLSA_MAX];
-};
-/* The plan for d.  false with info->phase/reply when it cannot be made (no TLS context). */
-bool sl_tls_plan_make(struct sl_wstate *w, const struct sl_dest *d, struct sl_dns *dns,
-                      struct sl_tls_plan *p, char *err, size_t errlen);
-/* What connecting to MX host mx (a name from DNS, or the route) demands. */
-void sl_tls_choose(struct sl_wstate *w, const struct sl_dest *d, const struct sl_tls_plan *p,
-                   const char *mx, struct sl_tls_choice *c);
-/* Fill log for a host the choice ruled out (c->skip) before any connection. */
-void sl_tls_note_refusal(const struct sl_tls_plan *p, const struct sl_tls_choice *c,
-                         struct sl_tls_log *log);
-/* Fill log from the choice and the session s (after sl_smtp_open, either way). */
-void sl_tls_record(const struct sl_tls_plan *p, const struct sl_tls_choice *c,
-                   const struct sl_smtp *s, struct sl_tls_log *log);
 
 /* worker/probe.c: a name from a job: printable, without spaces, not empty. */
 bool sl_worker_plain_word(const char *s);
