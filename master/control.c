@@ -18,11 +18,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "sl_control_socket.h"
-#include "sl_pickup.h"
-#include "sl_supervise.h"
-#include "sl_msg.h"
-#include "sl_worker.h"
+#include "master/sl_control_socket.h"
+#include "master/sl_pickup.h"
+#include "master/sl_supervise.h"
+#include "util/sl_msg.h"
+#include "worker/sl_worker.h"
 
 /* The id of the last job handed to a worker; answers are matched by worker, the id is for logs. */
 static uint64_t last_job_id;

@@ -13,9 +13,9 @@
 #include <stdio.h>
 #include <systemd/sd-daemon.h>
 
-#include "sl_clock.h"
-#include "sl_notify.h"
-#include "sl_msg.h"
+#include "util/sl_clock.h"
+#include "master/sl_notify.h"
+#include "util/sl_msg.h"
 
 /* tell - one notification; a failure is worth a warning, never more */
 static void tell(const char *state)

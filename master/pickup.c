@@ -21,9 +21,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "sl_msg.h"
-#include "sl_pickup.h"
-#include "sl_spool.h"
+#include "util/sl_msg.h"
+#include "master/sl_pickup.h"
+#include "spool/sl_spool.h"
 
 /* part_state - whether part k is final and when it is due, from its state file
  * (none when stateless: known to have none) */

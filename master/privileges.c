@@ -29,8 +29,8 @@
 
 #include <bsd/string.h>
 
-#include "sl_msg.h"
-#include "sl_privileges.h"
+#include "util/sl_msg.h"
+#include "master/sl_privileges.h"
 
 #define SPOOL_DEPTH 2 /* spool_dir/queue/FILE: the deepest entry sluiced makes */
 

@@ -21,8 +21,8 @@
 
 #include <sodium.h>
 
-#include "sl_msg.h"
-#include "sl_queue.h"
+#include "util/sl_msg.h"
+#include "master/sl_queue.h"
 
 #define DEST_NAME_MAX 255 /* bytes of a binding or domain name */
 

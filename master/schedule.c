@@ -27,13 +27,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "sl_clock.h"
-#include "sl_limits.h"
-#include "sl_msg.h"
-#include "sl_pickup.h"
-#include "sl_schedule.h"
-#include "sl_spool.h"
-#include "sl_worker.h"
+#include "util/sl_clock.h"
+#include "config/sl_limits.h"
+#include "util/sl_msg.h"
+#include "master/sl_pickup.h"
+#include "master/sl_schedule.h"
+#include "spool/sl_spool.h"
+#include "worker/sl_worker.h"
 
 /* Free workers found for one dispatch round. */
 struct freelist {

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sl_signals.h"
-#include "sl_msg.h"
+#include "master/sl_signals.h"
+#include "util/sl_msg.h"
 
 static volatile sig_atomic_t raised[SL_SIG__COUNT];
 static int self_pipe[2] = {-1, -1};

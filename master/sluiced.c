@@ -27,19 +27,19 @@
 
 #include <bsd/unistd.h>
 
-#include "sl_clock.h"
-#include "sl_config.h"
-#include "sl_control_socket.h"
-#include "sl_limits.h"
-#include "sl_notify.h"
-#include "sl_pickup.h"
-#include "sl_privileges.h"
-#include "sl_schedule.h"
-#include "sl_signals.h"
-#include "sl_supervise.h"
-#include "sl_msg.h"
-#include "sl_shm.h"
-#include "sl_worker.h"
+#include "util/sl_clock.h"
+#include "config/sl_config.h"
+#include "master/sl_control_socket.h"
+#include "config/sl_limits.h"
+#include "master/sl_notify.h"
+#include "master/sl_pickup.h"
+#include "master/sl_privileges.h"
+#include "master/sl_schedule.h"
+#include "master/sl_signals.h"
+#include "master/sl_supervise.h"
+#include "util/sl_msg.h"
+#include "shm/sl_shm.h"
+#include "worker/sl_worker.h"
 
 #define DEFAULT_CONFIG  "/etc/sluice/sluice.ini"
 #define OWNER_RECORDS   2100 /* 2 x the workers maximum (old and new during a reload), + spare */

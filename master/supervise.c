@@ -18,10 +18,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sl_clock.h"
-#include "sl_supervise.h"
-#include "sl_msg.h"
-#include "sl_worker.h"
+#include "util/sl_clock.h"
+#include "master/sl_supervise.h"
+#include "util/sl_msg.h"
+#include "worker/sl_worker.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000

@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "sl_msg.h"
-#include "sl_shm.h"
+#include "util/sl_msg.h"
+#include "shm/sl_shm.h"
 #include "shm_impl.h"
 
 /* scan_record - add one record's share to expected, or mark its slots in flux */

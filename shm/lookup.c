@@ -20,8 +20,8 @@
 
 #include <sodium.h>
 
-#include "sl_msg.h"
-#include "sl_shm.h"
+#include "util/sl_msg.h"
+#include "shm/sl_shm.h"
 #include "shm_impl.h"
 
 _Static_assert(crypto_shorthash_KEYBYTES == sizeof((struct sl_shm_header *)0)->hash_key,

@@ -13,8 +13,8 @@
  */
 #include <string.h>
 
-#include "sl_msg.h"
-#include "sl_shm.h"
+#include "util/sl_msg.h"
+#include "shm/sl_shm.h"
 #include "shm_impl.h"
 
 /* sl_shm_owner_claim - a free owner record for process pid */

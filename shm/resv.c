@@ -16,8 +16,8 @@
  */
 #include <string.h>
 
-#include "sl_msg.h"
-#include "sl_shm.h"
+#include "util/sl_msg.h"
+#include "shm/sl_shm.h"
 #include "shm_impl.h"
 
 /* sl_resv_init - an empty reservation for config generation gen */

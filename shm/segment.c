@@ -26,7 +26,7 @@
 #include <bsd/string.h>
 #include <sodium.h>
 
-#include "sl_shm.h"
+#include "shm/sl_shm.h"
 #include "shm_impl.h"
 
 /* align_up - round n up to a multiple of a (a power of two) */

@@ -17,8 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "sl_atomic.h"
-#include "sl_shm.h"
+#include "util/sl_atomic.h"
+#include "shm/sl_shm.h"
 
 #define SL_SHM_OWNER_MAX 16384u                      /* the claimer field of a tag has 14 bits */
 #define SL_SHM_SLOT_MAX  (1u << 22)                  /* keeps every arena offset within 32 bits */

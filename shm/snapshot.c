@@ -15,8 +15,8 @@
  */
 #include <string.h>
 
-#include "sl_msg.h"
-#include "sl_shm.h"
+#include "util/sl_msg.h"
+#include "shm/sl_shm.h"
 #include "shm_impl.h"
 
 /* copy_name - a bounded copy of one key component, control characters masked */

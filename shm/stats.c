@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "sl_shm.h"
+#include "shm/sl_shm.h"
 
 /* outcome_index - the counter of a delivery-log outcome word; -1 when it is none of ours */
 static int outcome_index(const char *outcome)

@@ -15,7 +15,7 @@
 
 #include <sodium.h>
 
-#include "sl_msg.h"
+#include "util/sl_msg.h"
 #include "spool_impl.h"
 
 #define TIME_CHARS 10

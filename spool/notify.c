@@ -19,7 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "sl_control.h"
+#include "ipc/sl_control.h"
 #include "spool_impl.h"
 
 #define NOTIFY_WAIT_MS 500 /* a stopped or stuck master costs inject at most this */

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sl_msg.h"
+#include "util/sl_msg.h"
 #include "spool_impl.h"
 
 /* token_ok - n printable bytes and no space: a binding name */

@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sl_msg.h"
+#include "util/sl_msg.h"
 #include "spool_impl.h"
 
 #define STALE_TMP_S 60

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sl_spool.h"
+#include "spool/sl_spool.h"
 
 #define SPOOL_TMP   "tmp"
 #define SPOOL_QUEUE "queue"

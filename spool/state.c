@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sl_msg.h"
+#include "util/sl_msg.h"
 #include "spool_impl.h"
 
 #define DONE_LINE_MAX 32 /* "done 9999 D\n" with room */

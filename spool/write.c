@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sl_msg.h"
+#include "util/sl_msg.h"
 #include "spool_impl.h"
 
 #define BINDING_NAME_MAX 255

@@ -16,8 +16,8 @@
 
 #include <bsd/string.h>
 
-#include "sl_config.h"
-#include "sl_msg.h"
+#include "config/sl_config.h"
+#include "util/sl_msg.h"
 #include "worker_impl.h"
 
 /* resolver - the worker's resolver, opened on first use */

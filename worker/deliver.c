@@ -27,7 +27,7 @@
 
 #include <bsd/string.h>
 
-#include "sl_msg.h"
+#include "util/sl_msg.h"
 #include "worker_impl.h"
 
 /* The statistics block (sl_shm.h) counts timeouts per session phase (sl_smtp.h). */

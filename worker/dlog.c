@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sl_msg.h"
+#include "util/sl_msg.h"
 #include "worker_impl.h"
 
 #define LINE_MAX_BYTES 16384

@@ -18,7 +18,7 @@
 
 #include <sodium.h>
 
-#include "sl_msg.h"
+#include "util/sl_msg.h"
 #include "worker_impl.h"
 
 #define HEADER_COPY_MAX (64 * 1024)

@@ -22,7 +22,7 @@
 
 #include <bsd/string.h>
 
-#include "sl_msg.h"
+#include "util/sl_msg.h"
 #include "worker_impl.h"
 
 /* sl_part_load - the message envelope and this part's state */

@@ -18,11 +18,11 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "sl_clock.h"
-#include "sl_control.h"
-#include "sl_limits.h"
-#include "sl_msg.h"
-#include "sl_worker.h"
+#include "util/sl_clock.h"
+#include "ipc/sl_control.h"
+#include "config/sl_limits.h"
+#include "util/sl_msg.h"
+#include "worker/sl_worker.h"
 #include "worker_impl.h"
 
 /* A parsed probe request. */

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sl_limits.h"
+#include "config/sl_limits.h"
 #include "worker_impl.h"
 
 /* find_kind - the position of the first counter of kind in r, or -1 */

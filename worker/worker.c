@@ -23,9 +23,9 @@
 #include <bsd/string.h>
 #include <bsd/unistd.h>
 
-#include "sl_clock.h"
-#include "sl_msg.h"
-#include "sl_worker.h"
+#include "util/sl_clock.h"
+#include "util/sl_msg.h"
+#include "worker/sl_worker.h"
 #include "worker_impl.h"
 
 static volatile sig_atomic_t stop_requested; /* SIGTERM: finish the job, then exit */

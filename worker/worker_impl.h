@@ -12,13 +12,13 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "sl_dest.h"
-#include "sl_dns.h"
-#include "sl_shm.h"
-#include "sl_smtp.h"
-#include "sl_spool.h"
-#include "sl_tls_policy.h"
-#include "sl_worker.h"
+#include "config/sl_dest.h"
+#include "dns/sl_dns.h"
+#include "shm/sl_shm.h"
+#include "smtp/sl_smtp.h"
+#include "spool/sl_spool.h"
+#include "tls/sl_tls_policy.h"
+#include "worker/sl_worker.h"
 
 /* The connection a worker holds, with the counters it reserved for it. */
 struct sl_conn {

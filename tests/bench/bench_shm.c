@@ -27,8 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sl_msg.h"
-#include "sl_shm.h"
+#include "util/sl_msg.h"
+#include "shm/sl_shm.h"
 
 #define NKEYS         5
 #define RUNS          5

@@ -4,7 +4,7 @@
 # sample config (conf/sluice.ini) and in sluice.ini(5), with its scopes and its
 # default as the code has them.
 #
-# The option names come from the table (master/config_options.c); each option's
+# The option names come from the table (config/config_options.c); each option's
 # default is what `config eval` reports on an empty file, and its valid scopes
 # are what `config check` says when the option is put where it is not valid.
 # The binaries under test ($SLUICE_BIN) are installed as they are (BIN=...):
@@ -15,9 +15,9 @@ root=$T/root
 prefix=/usr
 
 # --- the option table, as the code sees it -----------------------------------
-names=$(sed -nE 's/^ *(OPT|TIMEOUT|ENGINE)\(([A-Z_]+), "([a-z_]+)".*/\3/p' "$top/master/config_options.c")
+names=$(sed -nE 's/^ *(OPT|TIMEOUT|ENGINE)\(([A-Z_]+), "([a-z_]+)".*/\3/p' "$top/config/config_options.c")
 count=$(echo "$names" | wc -l)
-nenum=$(sed -n '/^enum sl_opt {/,/SL_OPT__COUNT/p' "$top/include/sl_config.h" | grep -c '^ *SL_OPT_[A-Z_]*,')
+nenum=$(sed -n '/^enum sl_opt {/,/SL_OPT__COUNT/p' "$top/config/sl_config.h" | grep -c '^ *SL_OPT_[A-Z_]*,')
 check "the option table lists $count options, as many as enum sl_opt ($nenum)" test "$count" -eq "$nenum"
 
 printf '[global]\n' >"$T/empty.ini"

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sl_config.h"
+#include "config/sl_config.h"
 
 #define NAME "t.ini"
 

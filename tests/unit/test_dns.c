@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../worker/dns_impl.h"
+#include "dns/dns_impl.h"
 
 /* A host[:port] text and what it splits into ("" host: refused). */
 static const struct {

@@ -33,8 +33,8 @@
 
 #include <cmocka.h>
 
-#include "sl_msg.h"
-#include "sl_shm.h"
+#include "util/sl_msg.h"
+#include "shm/sl_shm.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_SAN 1

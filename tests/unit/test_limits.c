@@ -1,5 +1,5 @@
 /*
- * test_limits.c - which counters a connection takes, and their limits (master/limits.c).
+ * test_limits.c - which counters a connection takes, and their limits (config/limits.c).
  *
  * Each case loads a config, creates a real counter table, collects the
  * reservation for a binding x domain x MX and checks the exact set of counters
@@ -14,9 +14,9 @@
 
 #include <cmocka.h>
 
-#include "sl_config.h"
-#include "sl_limits.h"
-#include "sl_shm.h"
+#include "config/sl_config.h"
+#include "config/sl_limits.h"
+#include "shm/sl_shm.h"
 
 static const char *const cfg_text = "[global]\n"
                                     "max_outbound_connections = 30\n"

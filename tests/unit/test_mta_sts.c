@@ -24,7 +24,7 @@
 
 #include <bsd/string.h>
 
-#include "../../worker/mta_sts_impl.h"
+#include "tls/mta_sts_impl.h"
 
 #define GOOD                                                                                       \
     "version: STSv1\nmode: enforce\nmx: mail.example.com\nmx: *.example.net\nmax_age: 86400\n"

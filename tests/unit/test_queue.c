@@ -1,6 +1,6 @@
 /*
  * test_queue.c - the master's queue index and scheduler (master/queue.c,
- * master/schedule.c, sl_limits_dest_room in master/limits.c).
+ * master/schedule.c, sl_limits_dest_room in config/limits.c).
  *
  * The index is pure data, so the scheduling rules are checked directly:
  * round-robin fairness between a big and a small destination, FIFO order
@@ -21,14 +21,14 @@
 
 #include <cmocka.h>
 
-#include "sl_config.h"
-#include "sl_limits.h"
-#include "sl_msg.h"
-#include "sl_queue.h"
-#include "sl_schedule.h"
-#include "sl_shm.h"
-#include "sl_supervise.h"
-#include "sl_worker.h"
+#include "config/sl_config.h"
+#include "config/sl_limits.h"
+#include "util/sl_msg.h"
+#include "master/sl_queue.h"
+#include "master/sl_schedule.h"
+#include "shm/sl_shm.h"
+#include "master/sl_supervise.h"
+#include "worker/sl_worker.h"
 
 /* make_id - a well-formed 20-character queue id from a number */
 static void make_id(char *id, unsigned n)

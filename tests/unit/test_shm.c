@@ -21,8 +21,8 @@
 
 #include <cmocka.h>
 
-#include "sl_msg.h"
-#include "sl_shm.h"
+#include "util/sl_msg.h"
+#include "shm/sl_shm.h"
 
 static int serial;
 

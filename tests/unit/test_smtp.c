@@ -41,7 +41,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "sl_smtp.h"
+#include "smtp/sl_smtp.h"
 
 #define PEER_IP   "127.0.1.1"
 #define SOURCE_IP "127.0.0.2"

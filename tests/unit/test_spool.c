@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sl_spool.h"
+#include "spool/sl_spool.h"
 
 /* A private spool for one case. */
 struct fixture {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """shm_poke.py SEGMENT KIND NAME IN_USE - set a live counter's in_use behind the
 daemon's back, as a crash between a count change and its record could leave it.
-The layout is sluice's shared-memory ABI (include/sl_shm.h)."""
+The layout is sluice's shared-memory ABI (shm/sl_shm.h)."""
 import mmap, os, struct, sys
 
 KINDS = {"binding_domain": 1, "binding_host": 2, "host": 3, "group_domain": 4,

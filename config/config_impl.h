@@ -1,0 +1,58 @@
+/*
+ * config_impl.h - what the files of the configuration share, private to
+ * config/config_*.c.
+ *
+ * config_load.c owns the loader: the reader's position, the errors collected
+ * and the config being built.  config_header.c turns one `[...]` header line
+ * into a struct header for it and reports through the loader.  Two lookups
+ * that the loader and the evaluator both need (a group by name, the text
+ * value types) are defined once, in config_eval.c and config_value.c.
+ * Concurrency: a loader belongs to one call of sl_config_load; no global state.
+ * Trust boundary: a loader holds operator input (the file) until it is checked.
+ */
+#ifndef SL_CONFIG_IMPL_H
+#define SL_CONFIG_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/sl_config.h"
+
+#define SCOPE(s) (1u << (s)) /* the bit of a scope in sl_optdef.scopes */
+
+struct diag; /* one collected error: config_load.c */
+
+/* One load in progress. */
+struct loader {
+    const char *name; /* FILE in every diagnostic */
+    const char *buf;  /* the whole input */
+    size_t len, pos;
+    unsigned lineno;
+    struct sl_config *cfg;
+    struct sl_section *cur; /* where keys go; NULL after a bad header */
+    struct diag *diags;
+    size_t ndiags;
+};
+
+/* A parsed section header: the names it gives, each lower-cased but a regex. */
+struct header {
+    enum sl_scope scope;
+    char *binding, *group, *domain, *host;
+};
+
+/* Collect one error at a line (0: about the whole file): config_load.c. */
+__attribute__((format(printf, 3, 4))) void sl_config_report(struct loader *L, unsigned line,
+                                                            const char *fmt, ...);
+
+/* Read the header at line (masking it in place for inih) into h, which then
+ * owns its names; false with the error reported: config_header.c. */
+bool sl_config_parse_header(struct loader *L, char *line, struct header *h);
+/* The pcre2_code of a /regex/ domain name, or NULL with the error reported. */
+void *sl_config_compile_domain(struct loader *L, const char *domain);
+
+/* The declared binding_group so named (case-insensitive), or NULL: config_eval.c. */
+const char *sl_config_group(const struct sl_config *cfg, const char *name);
+/* The value types whose text is kept as written (sl_value.str): config_value.c. */
+bool sl_value_is_text(enum sl_vtype t);
+
+#endif

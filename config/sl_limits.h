@@ -1,0 +1,59 @@
+/*
+ * sl_limits.h - which counters a connection takes, and each one's limit: the
+ * mapping from the config's scopes to the counter table (semantics.md).
+ */
+#ifndef SL_LIMITS_H
+#define SL_LIMITS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/sl_config.h"
+#include "shm/sl_shm.h"
+
+/* The limit that cfg gives a counter of this kind and key (-1: no limit). */
+int32_t sl_limits_for_key(const struct sl_config *cfg, enum sl_scope_kind kind, const char *name,
+                          const char *name2);
+/* Create (and set the limits of) the counters the config names explicitly, so
+ * the inspector shows every configured limit before any connection opens. */
+void sl_limits_publish(const struct sl_config *cfg, struct sl_shm *shm, uint32_t gen);
+/* Set every live counter's limit from cfg for generation gen (after a reload). */
+void sl_limits_refresh(const struct sl_config *cfg, struct sl_shm *shm, uint32_t gen);
+/* Add to r the counters a connection from binding to domain (via MX host mx,
+ * which may be NULL before the MX is known) takes.  Returns false with a reason
+ * in err when the table is full or r cannot hold them all. */
+bool sl_limits_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t owner,
+                       const char *binding, const char *domain, const char *mx, struct sl_resv *r,
+                       char *err, size_t errlen);
+
+/* The counters one binding x domain destination takes before its MX is known,
+ * with their limits, cached by the master per destination.  Names point into
+ * the config or at the caller's binding and domain strings, so the cache is
+ * valid for one config generation (the table's config_gen) and those strings. */
+struct sl_limits_cache {
+    uint64_t gen; /* config_gen the entries were made for; 0: never filled */
+    uint32_t n;
+    struct sl_limits_counter {
+        uint8_t kind;  /* enum sl_scope_kind */
+        int32_t limit; /* from the config; -1: none */
+        uint32_t slot; /* UINT32_MAX while the counter does not exist yet */
+        const char *name, *name2;
+    } c[SL_RESV_MAX];
+};
+/* True when a new connection from binding to domain would fit: the binding x
+ * domain counter, every domain scope counter of the domain, the binding's
+ * server_max and the server counter are below their limits (a counter that does
+ * not exist yet counts 0 in use; none is ever created here).  A full server
+ * counter alone does not refuse a destination with no open connection: the
+ * reserve (server_reserve_outbound_connections) is for it.  false with the
+ * refusing counter in *why (why may be NULL). */
+bool sl_limits_dest_room(const struct sl_config *cfg, const struct sl_shm *shm, const char *binding,
+                         const char *domain, struct sl_refusal *why);
+/* The same with the counters and limits cached in c, refilled when the table's
+ * config generation changed. */
+bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,
+                                struct sl_limits_cache *c, const char *binding, const char *domain,
+                                struct sl_refusal *why);
+
+#endif

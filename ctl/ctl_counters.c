@@ -1,0 +1,236 @@
+/*
+ * ctl_counters.c - sluicectl counters: the live view of every limit.
+ *
+ * Attaches read-only to the daemon's counter table and prints every live
+ * counter (scope kind, key, in use, limit, peak, refused) and the server
+ * totals, as a table, as JSON (--json), or refreshed in place (--watch S).
+ * It only reads: the daemon never waits for it.  Under --watch it notices a
+ * restarted daemon (another segment, or a dead master pid) and re-attaches, and
+ * says so plainly while no daemon runs.
+ * Trust boundary: the segment is validated by sl_shm_attach before use.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config/sl_config.h"
+#include "ctl/sl_ctl.h"
+#include "util/sl_msg.h"
+#include "shm/sl_shm.h"
+
+struct opts {
+    bool json;
+    double watch; /* seconds between refreshes; 0: print once */
+    long count;   /* refreshes under --watch; 0: until interrupted */
+    const char *shm_name;
+};
+
+static volatile sig_atomic_t interrupted;
+
+/* on_interrupt - ^C ends --watch cleanly */
+static void on_interrupt(int signo)
+{
+    (void)signo;
+    interrupted = 1;
+}
+
+/* limit_text - a limit as the operator wrote it; -1 is "none" */
+static void limit_text(int32_t limit, char *buf, size_t len)
+{
+    if (limit < 0)
+        snprintf(buf, len, "none");
+    else
+        snprintf(buf, len, "%d", limit);
+}
+
+/* server_in_use - connections open on the whole server (the server counter) */
+static uint32_t server_in_use(const struct sl_counter_view *v, size_t n, int32_t *limit)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].kind == SL_SCOPE_SERVER) {
+            *limit = v[i].limit;
+            return v[i].in_use;
+        }
+    *limit = SL_LIMIT_NONE;
+    return 0;
+}
+
+/* print_table - the human view */
+static void print_table(const struct sl_shm *shm, const struct sl_counter_view *v, size_t n)
+{
+    const struct sl_shm_header *h = shm->hdr;
+    time_t now = time(NULL), audit = (time_t)sl_peek64(&h->last_audit);
+    int32_t slimit;
+    uint32_t open = server_in_use(v, n, &slimit);
+    uint64_t refused = 0;
+    char key[2 * SL_SHM_NAME_MAX + 4], lim[16], last[32];
+
+    for (size_t i = 0; i < n; i++)
+        refused += v[i].refused;
+    if (audit != 0)
+        snprintf(last, sizeof last, "last %llds ago", (long long)(now - audit));
+    else
+        snprintf(last, sizeof last, "none yet");
+    printf("sluiced pid %llu, up %llds, config generation %llu, %zu/%u counters, %u workers\n",
+           (unsigned long long)h->master_pid, (long long)(now - (time_t)h->master_start),
+           (unsigned long long)sl_peek64(&h->config_gen), n, h->slot_capacity,
+           sl_ctl_workers_alive(shm));
+    limit_text(slimit, lim, sizeof lim);
+    printf("open connections %u of %s; refused %llu; reclaimed %llu; audit: %llu runs, %llu "
+           "fixed, %s\n\n",
+           open, lim, (unsigned long long)refused, (unsigned long long)sl_peek64(&h->reclaimed),
+           (unsigned long long)sl_peek64(&h->audit_runs),
+           (unsigned long long)sl_peek64(&h->audit_fixed), last);
+    printf("%-15s %-40s %7s %7s %7s %9s\n", "SCOPE", "KEY", "IN USE", "LIMIT", "PEAK", "REFUSED");
+    for (size_t i = 0; i < n; i++) {
+        sl_ctl_scope_key(&v[i], key, sizeof key);
+        limit_text(v[i].limit, lim, sizeof lim);
+        printf("%-15s %-40s %7u %7s %7llu %9llu\n", sl_scope_kind_name(v[i].kind), key, v[i].in_use,
+               lim, (unsigned long long)v[i].peak, (unsigned long long)v[i].refused);
+    }
+}
+
+/* print_json - the machine view: one object, counters sorted as in the table */
+static void print_json(const struct sl_shm *shm, const struct sl_counter_view *v, size_t n)
+{
+    const struct sl_shm_header *h = shm->hdr;
+    int32_t slimit;
+    uint32_t open = server_in_use(v, n, &slimit);
+
+    printf("{\"daemon\":{\"pid\":%llu,\"started\":%llu,\"config_generation\":%llu,"
+           "\"workers\":%u,\"capacity\":%u,\"reclaimed\":%llu,\"audit_runs\":%llu,"
+           "\"audit_fixed\":%llu,\"last_audit\":%llu},",
+           (unsigned long long)h->master_pid, (unsigned long long)h->master_start,
+           (unsigned long long)sl_peek64(&h->config_gen), sl_ctl_workers_alive(shm),
+           h->slot_capacity, (unsigned long long)sl_peek64(&h->reclaimed),
+           (unsigned long long)sl_peek64(&h->audit_runs),
+           (unsigned long long)sl_peek64(&h->audit_fixed),
+           (unsigned long long)sl_peek64(&h->last_audit));
+    printf("\"totals\":{\"counters\":%zu,\"open_connections\":%u,\"server_limit\":%d},", n, open,
+           slimit);
+    printf("\"counters\":[");
+    for (size_t i = 0; i < n; i++) {
+        printf("%s{\"scope\":", i ? "," : "");
+        sl_ctl_json_string(sl_scope_kind_name(v[i].kind));
+        printf(",\"name\":");
+        sl_ctl_json_string(v[i].name);
+        printf(",\"name2\":");
+        sl_ctl_json_string(v[i].name2);
+        printf(",\"in_use\":%u,\"limit\":%d,\"peak\":%llu,\"refused\":%llu,\"generation\":%u}",
+               v[i].in_use, v[i].limit, (unsigned long long)v[i].peak,
+               (unsigned long long)v[i].refused, v[i].gen);
+    }
+    printf("]}\n");
+}
+
+/* show - one snapshot, printed */
+static int show(const struct sl_shm *shm, const struct opts *o)
+{
+    struct sl_counter_view *v = NULL;
+    size_t n = 0;
+
+    if (sl_shm_snapshot(shm, &v, &n) < 0) {
+        fprintf(stderr, "sluicectl: cannot read the counter table %s\n", shm->name);
+        return 1;
+    }
+    qsort(v, n, sizeof *v, sl_ctl_by_scope);
+    if (o->json)
+        print_json(shm, v, n);
+    else
+        print_table(shm, v, n);
+    free(v);
+    return 0;
+}
+
+/* parse - the subcommand's arguments */
+static int parse(int argc, char **argv, struct opts *o)
+{
+    for (int i = 1; i < argc; i++) {
+        char *end;
+        if (strcmp(argv[i], "--json") == 0) {
+            o->json = true;
+        } else if (strcmp(argv[i], "--watch") == 0 && i + 1 < argc) {
+            o->watch = strtod(argv[++i], &end);
+            if (*end != '\0' || !(o->watch > 0) || o->watch > 86400 || !isfinite(o->watch)) {
+                fprintf(stderr, "sluicectl: --watch takes a number of seconds, not %s\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+            o->count = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || o->count < 1) {
+                fprintf(stderr, "sluicectl: --count takes a positive number, not %s\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--shm") == 0 && i + 1 < argc) {
+            o->shm_name = argv[++i];
+        } else {
+            fprintf(stderr, "usage: sluicectl counters [--json] [--watch SECONDS [--count N]] "
+                            "[--shm NAME]\n");
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* watch - refresh in place until ^C or --count, re-attaching across restarts */
+static int watch(const char *name, const struct opts *o)
+{
+    struct sl_shm shm;
+    bool attached = false;
+    char err[256];
+    long shown = 0;
+    struct timespec pause = {(time_t)o->watch, (long)((o->watch - floor(o->watch)) * 1e9)};
+
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
+    while (!interrupted && (o->count == 0 || shown < o->count)) {
+        if (attached && sl_shm_stale(&shm)) {
+            sl_shm_detach(&shm);
+            attached = false;
+        }
+        if (!attached)
+            attached = sl_shm_attach(name, true, 0, &shm, err, sizeof err) == 0;
+        if (!o->json)
+            printf("\033[H\033[2J");
+        if (attached)
+            show(&shm, o);
+        else if (o->json)
+            printf("{\"daemon\":null,\"error\":\"no daemon running\"}\n");
+        else
+            printf("no daemon running (%s); waiting\n", err);
+        fflush(stdout);
+        shown++;
+        if (o->count == 0 || shown < o->count)
+            nanosleep(&pause, NULL);
+    }
+    if (attached)
+        sl_shm_detach(&shm);
+    return 0;
+}
+
+/* sl_ctl_counters - sluicectl counters [--json] [--watch SECONDS [--count N]] [--shm NAME] */
+int sl_ctl_counters(const char *cfgpath, int argc, char **argv)
+{
+    struct opts o = {0};
+    struct sl_shm shm;
+    char name[256];
+    int rc = parse(argc, argv, &o);
+
+    if (rc != 0)
+        return rc;
+    if (o.shm_name != NULL)
+        snprintf(name, sizeof name, "%s", o.shm_name);
+    else if (sl_ctl_global(cfgpath, SL_OPT_SHM_NAME, name, sizeof name) != 0)
+        return 1;
+    if (o.watch > 0)
+        return watch(name, &o);
+    if (sl_ctl_attach_live(name, &shm) != 0)
+        return 1;
+    rc = show(&shm, &o);
+    sl_shm_detach(&shm);
+    return rc;
+}

@@ -1,0 +1,21 @@
+/*
+ * ctl_metrics.h - what the two files of `sluicectl metrics` share: the exposition (ctl_metrics.c)
+ * and the HTTP listener that serves it (ctl_metrics_http.c).  Private to sluicectl.
+ */
+#ifndef SL_CTL_METRICS_H
+#define SL_CTL_METRICS_H
+
+#include <stdio.h>
+
+#include "shm/sl_shm.h"
+
+/* The Prometheus text exposition (format 0.0.4) of the segment as it is now, written to f.
+ * 0, or -1 when the counter table cannot be read. */
+int sl_metrics_write(FILE *f, const struct sl_shm *shm);
+
+/* Serve GET /metrics on listen ("ADDR:PORT", "[V6ADDR]:PORT"), attaching to the segment named
+ * shm_name on every scrape, until SIGTERM or SIGINT.  The exit status: 0 after a signal, 1 when
+ * the address cannot be listened on, 2 when it is not an address. */
+int sl_metrics_serve(const char *shm_name, const char *listen);
+
+#endif

@@ -1,0 +1,257 @@
+/*
+ * ctl_queue.c - sluicectl queue: list the messages waiting in the spool.
+ *
+ * Reads the spool directly (no daemon needed, nothing locked): each message's
+ * envelope and the state of each of its parts.  A message delivered while we
+ * read simply drops out of the list.
+ *
+ * Text: one block per message, oldest first:
+ *   ID  ARRIVAL  binding B  from <SENDER>  size N [bounce]
+ *     part K DOMAIN: P pending, D done, A attempts, next TIME
+ *       reply: LAST REPLY
+ *       ADDRESS  pending|delivered|bounced
+ * JSON (--json), keys kept stable for scripts:
+ *   {"messages": [{"id": str, "arrival": ISO-8601 UTC, "arrival_unix": int,
+ *                  "binding": str, "sender": str ("" for the null sender),
+ *                  "size": int, "dsn": bool,
+ *                  "parts": [{"part": int, "domain": str, "pending": int,
+ *                             "done": int, "attempts": int,
+ *                             "next": ISO-8601 UTC or "now", "next_unix": int,
+ *                             "reply": str ("" before any attempt),
+ *                             "recipients": [{"address": str,
+ *                                             "status": "pending" | "delivered"
+ *                                                       | "bounced"}]}]}],
+ *    "total": int}
+ * Trust boundary: spool files are parsed by the spool layer, strictly; one
+ * that does not parse is reported on stderr and skipped.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config/sl_config.h"
+#include "ctl/sl_ctl.h"
+#include "util/sl_msg.h"
+#include "spool/sl_spool.h"
+
+/* The ids found by the scan. */
+struct id_list {
+    char (*ids)[SL_SPOOL_ID_LEN + 1];
+    size_t n, cap;
+};
+
+/* One part's figures for printing. */
+struct part_view {
+    const struct sl_spool_state *st;
+    size_t pending, done;
+};
+
+/* usage - the subcommand's synopsis */
+static int usage(void)
+{
+    fprintf(stderr, "usage: sluicectl queue [--json]\n");
+    return 2;
+}
+
+/* collect - the scan's callback: keep the id */
+static void collect(const char *id, void *ctx)
+{
+    struct id_list *l = ctx;
+
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->ids = sl_realloc(l->ids, l->cap * sizeof *l->ids);
+    }
+    memcpy(l->ids[l->n++], id, SL_SPOOL_ID_LEN + 1);
+}
+
+/* iso_time - UNIX seconds as 2024-05-01T12:00:00Z */
+static void iso_time(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, len, "%lld", (long long)t);
+}
+
+/* next_time - the next attempt: "now" when due */
+static void next_time(int64_t next, int64_t now, char *buf, size_t len)
+{
+    if (next <= now)
+        snprintf(buf, len, "now");
+    else
+        iso_time(next, buf, len);
+}
+
+/* status_word - a recipient's status for people and scripts */
+static const char *status_word(unsigned char s)
+{
+    return s == SL_RCPT_DELIVERED ? "delivered" : s == SL_RCPT_BOUNCED ? "bounced" : "pending";
+}
+
+/* count_part - pending and final recipients of part k */
+static struct part_view count_part(const struct sl_spool_msg *m, unsigned k,
+                                   const struct sl_spool_state *st)
+{
+    struct part_view v = {.st = st};
+
+    for (size_t i = 0; i < m->nrcpt; i++)
+        if (m->rcpt[i].part == k) {
+            if (st->status[i] == SL_RCPT_PENDING)
+                v.pending++;
+            else
+                v.done++;
+        }
+    return v;
+}
+
+/* print_text - one message as a block */
+static void print_text(const struct sl_spool_msg *m, const struct sl_spool_state *st, int64_t now)
+{
+    char arrival[32], next[32];
+
+    iso_time(m->arrival, arrival, sizeof arrival);
+    printf("%s  %s  binding %s  from <%s>  size %llu%s\n", m->id, arrival, m->binding, m->sender,
+           (unsigned long long)m->size, m->dsn ? "  bounce" : "");
+    for (unsigned k = 0; k < m->nparts; k++) {
+        struct part_view v = count_part(m, k, &st[k]);
+        next_time(st[k].next, now, next, sizeof next);
+        printf("  part %u %s: %zu pending, %zu done, %u attempts, next %s\n", k, m->domain[k],
+               v.pending, v.done, st[k].attempts, next);
+        if (st[k].reply[0] != '\0')
+            printf("    reply: %s\n", st[k].reply);
+        for (size_t i = 0; i < m->nrcpt; i++)
+            if (m->rcpt[i].part == k)
+                printf("    %s  %s\n", m->rcpt[i].addr, status_word(st[k].status[i]));
+    }
+    putchar('\n');
+}
+
+/* print_json_part - one element of "parts" */
+static void print_json_part(const struct sl_spool_msg *m, unsigned k,
+                            const struct sl_spool_state *st, int64_t now)
+{
+    struct part_view v = count_part(m, k, st);
+    char next[32];
+    bool first = true;
+
+    next_time(st->next, now, next, sizeof next);
+    printf("{\"part\":%u,\"domain\":", k);
+    sl_ctl_json_string(m->domain[k]);
+    printf(",\"pending\":%zu,\"done\":%zu,\"attempts\":%u,\"next\":\"%s\",\"next_unix\":%lld,"
+           "\"reply\":",
+           v.pending, v.done, st->attempts, next, (long long)st->next);
+    sl_ctl_json_string(st->reply);
+    printf(",\"recipients\":[");
+    for (size_t i = 0; i < m->nrcpt; i++) {
+        if (m->rcpt[i].part != k)
+            continue;
+        printf("%s{\"address\":", first ? "" : ",");
+        sl_ctl_json_string(m->rcpt[i].addr);
+        printf(",\"status\":\"%s\"}", status_word(st->status[i]));
+        first = false;
+    }
+    printf("]}");
+}
+
+/* print_json - one element of "messages" */
+static void print_json(const struct sl_spool_msg *m, const struct sl_spool_state *st, int64_t now,
+                       bool first)
+{
+    char arrival[32];
+
+    iso_time(m->arrival, arrival, sizeof arrival);
+    printf("%s{\"id\":\"%s\",\"arrival\":\"%s\",\"arrival_unix\":%lld,\"binding\":",
+           first ? "" : ",", m->id, arrival, (long long)m->arrival);
+    sl_ctl_json_string(m->binding);
+    printf(",\"sender\":");
+    sl_ctl_json_string(m->sender);
+    printf(",\"size\":%llu,\"dsn\":%s,\"parts\":[", (unsigned long long)m->size,
+           m->dsn ? "true" : "false");
+    for (unsigned k = 0; k < m->nparts; k++) {
+        if (k > 0)
+            putchar(',');
+        print_json_part(m, k, &st[k], now);
+    }
+    printf("]}");
+}
+
+/* load_states - every part's state; false (after a note) when one is unreadable */
+static bool load_states(const char *spool, const struct sl_spool_msg *m, struct sl_spool_state *st)
+{
+    char err[512];
+
+    for (unsigned k = 0; k < m->nparts; k++)
+        if (sl_spool_state_load(spool, m->id, k, m->nrcpt, &st[k], err, sizeof err) < 0) {
+            fprintf(stderr, "sluicectl: queue: %s\n", err);
+            while (k-- > 0)
+                sl_spool_state_free(&st[k]);
+            return false;
+        }
+    return true;
+}
+
+/* show_one - read and print one message; false when it is gone or unreadable */
+static bool show_one(const char *spool, const char *id, bool json, bool first, int64_t now)
+{
+    struct sl_spool_msg m;
+    struct sl_spool_state *st;
+    char err[512];
+    bool shown = false;
+
+    if (sl_spool_read(spool, id, &m, err, sizeof err) < 0) {
+        if (errno != ENOENT) /* delivered since the scan: not an error */
+            fprintf(stderr, "sluicectl: queue: %s\n", err);
+        return false;
+    }
+    st = sl_calloc(m.nparts, sizeof *st);
+    if (load_states(spool, &m, st)) {
+        if (json)
+            print_json(&m, st, now, first);
+        else
+            print_text(&m, st, now);
+        for (unsigned k = 0; k < m.nparts; k++)
+            sl_spool_state_free(&st[k]);
+        shown = true;
+    }
+    free(st);
+    sl_spool_msg_free(&m);
+    return shown;
+}
+
+/* sl_ctl_queue - sluicectl queue [--json] */
+int sl_ctl_queue(const char *cfgpath, int argc, char **argv)
+{
+    char spool[4096], path[4200];
+    struct id_list l = {0};
+    bool json = false;
+    size_t total = 0;
+    int64_t now = (int64_t)time(NULL);
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") != 0)
+            return usage();
+        json = true;
+    }
+    if (sl_ctl_global(cfgpath, SL_OPT_SPOOL_DIR, spool, sizeof spool) != 0)
+        return 1;
+    snprintf(path, sizeof path, "%s/queue", spool);
+    if (sl_spool_scan(spool, collect, &l) < 0 && errno != ENOENT) {
+        fprintf(stderr, "sluicectl: queue: cannot read %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    if (json)
+        printf("{\"messages\":[");
+    for (size_t i = 0; i < l.n; i++)
+        if (show_one(spool, l.ids[i], json, total == 0, now))
+            total++;
+    if (json)
+        printf("],\"total\":%zu}\n", total);
+    else
+        printf("%zu message%s queued\n", total, total == 1 ? "" : "s");
+    free(l.ids);
+    return 0;
+}

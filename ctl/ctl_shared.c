@@ -1,0 +1,82 @@
+/*
+ * ctl_shared.c - what several sluicectl subcommands share: JSON string output,
+ * and attaching to the running daemon's counter segment.
+ *
+ * Trust boundary: strings printed come from the spool, the segment or the
+ * network (reply texts, scope names): every byte outside printable ASCII is
+ * escaped, so the output is valid JSON whatever they hold.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl/sl_ctl.h"
+#include "util/sl_atomic.h"
+#include "shm/sl_shm.h"
+
+/* sl_ctl_json_string - s as a JSON string literal on stdout */
+void sl_ctl_json_string(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20 || *p >= 0x7f)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+/* sl_ctl_attach_live - attach read-only to the segment of the daemon that runs */
+int sl_ctl_attach_live(const char *name, struct sl_shm *shm)
+{
+    char err[256];
+
+    if (sl_shm_attach(name, true, 1000, shm, err, sizeof err) < 0) {
+        fprintf(stderr, "sluicectl: no daemon running: %s\n", err);
+        return 1;
+    }
+    if (sl_shm_stale(shm)) {
+        fprintf(stderr, "sluicectl: no daemon running: segment %s was left by pid %llu\n", name,
+                (unsigned long long)shm->hdr->master_pid);
+        sl_shm_detach(shm);
+        return 1;
+    }
+    return 0;
+}
+
+/* sl_ctl_by_scope - qsort order of counters: by kind (the reservation order), then by key */
+int sl_ctl_by_scope(const void *a, const void *b)
+{
+    const struct sl_counter_view *x = a, *y = b;
+    int c;
+
+    if (x->kind != y->kind)
+        return (int)x->kind - (int)y->kind;
+    c = strcmp(x->name, y->name);
+    return c != 0 ? c : strcmp(x->name2, y->name2);
+}
+
+/* sl_ctl_scope_key - a counter's key as one string: "b1 example.com", or "*" for the server */
+void sl_ctl_scope_key(const struct sl_counter_view *v, char *buf, size_t len)
+{
+    if (v->name[0] == '\0')
+        snprintf(buf, len, "*");
+    else if (v->name2[0] != '\0')
+        snprintf(buf, len, "%s %s", v->name, v->name2);
+    else
+        snprintf(buf, len, "%s", v->name);
+}
+
+/* sl_ctl_workers_alive - owner records in use, less the master's own */
+unsigned sl_ctl_workers_alive(const struct sl_shm *shm)
+{
+    unsigned n = 0;
+
+    for (uint32_t i = 0; i < shm->hdr->owner_capacity; i++)
+        if (sl_peek32(&shm->owners[i].state) == SL_OWNER_ALIVE &&
+            sl_peek32(&shm->owners[i].pid) != (uint32_t)shm->hdr->master_pid)
+            n++;
+    return n;
+}

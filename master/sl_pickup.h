@@ -1,0 +1,38 @@
+/*
+ * sl_pickup.h - how queued mail reaches the scheduler's index: the spool scan
+ * at start, "N <id>" notifications (from sluicectl inject on the control
+ * socket, from workers that queued a bounce), and a periodic rescan as a
+ * safety net for a notification that was lost.  Master only.
+ */
+#ifndef SL_PICKUP_H
+#define SL_PICKUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "master/sl_schedule.h"
+
+#define SL_PICKUP_RESCAN_MS 60000
+
+#define SL_PICKUP_CHUNK 256 /* messages the start scan indexes per loop pass */
+
+/* Create the spool's directories (fatal with one clear line when that fails),
+ * list queue/ and index its first SL_PICKUP_CHUNK messages; the rest follow
+ * through sl_pickup_step.  Returns how many messages queue/ holds. */
+size_t sl_pickup_start(struct sl_sched *s);
+/* Index up to max more messages of the start scan, oldest first; true while
+ * some are left.  A message without a state file at the listing costs one
+ * read of its envelope, no state-file lookup. */
+bool sl_pickup_step(struct sl_sched *s, size_t max);
+/* Is the start scan still indexing? */
+bool sl_pickup_pending(const struct sl_sched *s);
+/* Drop what is left of the start scan (the scheduler is freed). */
+void sl_pickup_forget(struct sl_sched *s);
+/* Index queue/ID when it is new to the index and readable: one read of the
+ * envelope and of each part's state.  Parts already final are not queued; a
+ * message whose parts are all final is removed from the spool. */
+bool sl_pickup_id(struct sl_sched *s, const char *id);
+/* Index every queued id the index lacks; returns how many. */
+size_t sl_pickup_rescan(struct sl_sched *s);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * sl_schedule.h - the master's scheduler: delivery jobs out to the workers,
+ * their outcomes back into the queue index (sl_queue.h).
+ *
+ * Jobs and outcomes follow the protocol in sl_worker.h.  Master only, from
+ * the main loop; nothing here blocks or touches the disk except removing a
+ * finished multi-part message (sl_spool_remove).
+ */
+#ifndef SL_SCHEDULE_H
+#define SL_SCHEDULE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "config/sl_config.h"
+#include "master/sl_queue.h"
+#include "shm/sl_shm.h"
+#include "spool/sl_spool.h"
+#include "master/sl_supervise.h"
+
+#define SL_SCHED_UNBLOCK_MS                                                                        \
+    1000 /* a held-back destination tries again at the latest after this                           \
+          */
+
+struct sl_sched {
+    struct sl_queue *q;
+    const char *spool;       /* spool_dir (the caller's string) */
+    uint64_t last_job;       /* job ids, for matching outcomes */
+    bool draining;           /* SIGTERM: no new jobs */
+    bool unblock_armed;      /* some destination is held back */
+    struct timespec unblock; /* ... until this at the latest */
+    uint64_t jobs, parts;    /* handed out (statistics) */
+    /* The start scan, indexed a chunk per loop pass (sl_pickup_step) so that
+     * delivery starts while a large spool is still being read. */
+    struct sl_spool_ids scan_ids;   /* queue/ at the start, oldest first */
+    struct sl_spool_ids scan_state; /* ids that had a state file then */
+    size_t scan_next;               /* the next entry of scan_ids to index */
+    bool scan_trust;                /* scan_state still tells which ids have none */
+};
+
+/* An empty scheduler; spool must outlive it. */
+void sl_sched_init(struct sl_sched *s, const char *spool);
+void sl_sched_free(struct sl_sched *s);
+/* Hand jobs to the free current-generation workers while destinations are
+ * ready: round-robin over destinations, a worker already connected to the
+ * destination first, then an idle one, then one connected elsewhere.  A
+ * destination whose counters are full is held back (sl_limits_dest_room).
+ * Cheap when nothing is ready. */
+void sl_sched_dispatch(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_config *cfg,
+                       const struct sl_shm *shm, uint32_t gen);
+/* A message from worker w (D, K, I, N or S; sl_worker.h). */
+void sl_sched_from_worker(struct sl_sched *s, struct sl_supervisor *sup, unsigned w,
+                          const char *msg, size_t len);
+/* A worker was reaped (struct sl_supervisor's on_exit): its job's parts go back
+ * to their queues, its connection is gone. */
+void sl_sched_worker_exit(struct sl_worker_slot *w, void *sched);
+/* Timers: deferred parts whose time came, the held-back safety net. */
+void sl_sched_tick(struct sl_sched *s);
+/* Milliseconds until sl_sched_tick has work (-1: none pending). */
+long sl_sched_wait_ms(const struct sl_sched *s);
+/* Parse "<id>.<k>"; false when malformed. */
+bool sl_sched_parse_part(const char *tok, size_t len, char *id, unsigned *k);
+
+#endif

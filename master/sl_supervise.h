@@ -1,0 +1,87 @@
+/*
+ * sl_supervise.h - the master's prefork workers: fork, hello, reap, reclaim,
+ * replace with back-off, retire on reload.  Master only, single-threaded.
+ */
+#ifndef SL_SUPERVISE_H
+#define SL_SUPERVISE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "shm/sl_shm.h"
+
+struct sl_worker_slot {
+    pid_t pid;                 /* 0: not running */
+    uint32_t owner;            /* its owner record in the counter table */
+    int fd;                    /* master's end of the socketpair, -1 when closed */
+    bool ready;                /* said hello */
+    bool retiring;             /* from an older config: exits when idle */
+    bool busy;                 /* has a job (a probe or a delivery), until it says I or K */
+    bool quit_sent;            /* retiring and told to QUIT */
+    bool log_pending;          /* to reopen the delivery log once its probe is over */
+    struct sockaddr_un client; /* who asked for the job, for the answer */
+    socklen_t clientlen;
+    uint32_t gen; /* config generation it runs */
+    time_t started;
+    /* The scheduler's (schedule.c) record of this worker: */
+    uint64_t job; /* delivery job in flight, 0: none */
+    char *parts;  /* that job's parts, "<id>.<k> ...", owned by schedule.c */
+    void *conn;   /* the destination (struct sl_qdest) it keeps a connection to */
+    bool refused; /* its last job had a "w" outcome: its next I closed no connection */
+};
+
+struct sl_supervisor {
+    struct sl_worker_slot *w;
+    unsigned nw;                /* slots in w */
+    unsigned want;              /* workers the config asks for */
+    unsigned failures;          /* consecutive early deaths, for the back-off */
+    struct timespec next_spawn; /* not before this (back-off) */
+    uint64_t spawned, reaped, reclaimed_units;
+    /* Called for a reaped worker before its slot is cleared (the scheduler
+     * requeues its job); may be NULL. */
+    void (*on_exit)(struct sl_worker_slot *w, void *ctx);
+    void *on_exit_ctx;
+};
+
+/* What a forked worker runs; it never returns. */
+typedef void (*sl_worker_fn)(int fd, uint32_t owner, void *ctx);
+
+void sl_supervise_init(struct sl_supervisor *s, unsigned want);
+/* Fork workers until `want` current-generation workers run (respecting the
+ * back-off); each gets an owner record and a socketpair. */
+void sl_supervise_fill(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen, sl_worker_fn fn,
+                       void *ctx);
+/* Reap every dead worker: waitpid, reclaim its counter holds, free its slot. */
+void sl_supervise_reap(struct sl_supervisor *s, struct sl_shm *shm);
+/* Read one message from worker's socket (NUL-terminated in buf).  Hello is
+ * handled here (0); any other message's length is returned; -1 when nothing is
+ * left to read now (EAGAIN) or the socket closed. */
+ssize_t sl_supervise_read(struct sl_supervisor *s, unsigned worker, char *buf, size_t len);
+/* An idle current-generation worker's index, or -1; one holding no connection
+ * is preferred. */
+int sl_supervise_idle(const struct sl_supervisor *s, uint32_t gen);
+/* Ask every worker of an older generation to exit (reload): at once when idle,
+ * after its job (sl_supervise_quit_if_retiring) when busy. */
+void sl_supervise_retire(struct sl_supervisor *s, uint32_t gen);
+/* Drain (SIGTERM): every worker retires as above; a probe's hold is ended. */
+void sl_supervise_drain(struct sl_supervisor *s);
+/* A worker reported idle (I or K): a reopen of the delivery log that waited
+ * for the end of its probe is sent; a retiring one is told to QUIT now. */
+void sl_supervise_quit_if_retiring(struct sl_supervisor *s, unsigned worker);
+/* Tell every live worker to reopen the delivery log (SIGUSR1, logrotate); each
+ * does it between two jobs.  Returns how many were told. */
+unsigned sl_supervise_reopen_log(struct sl_supervisor *s);
+/* Workers not yet reaped. */
+unsigned sl_supervise_alive(const struct sl_supervisor *s);
+/* Number of current-generation workers that said hello. */
+unsigned sl_supervise_ready(const struct sl_supervisor *s, uint32_t gen);
+/* SIGTERM every worker, wait up to grace_ms, SIGKILL the rest, reap, reclaim. */
+void sl_supervise_stop(struct sl_supervisor *s, struct sl_shm *shm, int grace_ms);
+/* Milliseconds until the back-off allows the next spawn (0: now, -1: none due). */
+int sl_supervise_wait_ms(const struct sl_supervisor *s, uint32_t gen);
+
+#endif

@@ -1,0 +1,310 @@
+/*
+ * sl_shm.h - the shared-memory table of connection counters.
+ *
+ * The master creates one segment (shm_open, mode 0640) and the workers inherit
+ * the mapping across fork; sluicectl maps it read-only.  No locks anywhere:
+ * every change is a compare-and-swap on one word, so a process that dies at
+ * any instruction leaves no lock behind, and the inspector never blocks the
+ * daemon.
+ *
+ * Layout (offsets, never pointers; fixed-width types; this is an ABI):
+ *   struct sl_shm_header
+ *   struct sl_shm_slot   slots[slot_capacity]     open addressing, linear probe
+ *   struct sl_shm_owner  owners[owner_capacity]   one per worker process
+ *   char                 arena[arena_bytes]       the slots' key strings
+ *
+ * A slot only moves forward within one segment: EMPTY -> CLAIMED -> LIVE
+ * (or CLAIMED -> ABANDONED when its claimer died before publishing it).  Keys
+ * are immutable once LIVE, so lookups take no lock.  A slot's count word packs
+ * (sequence << 32 | in_use): every change bumps the sequence, so an audit can
+ * tell "unchanged" from "changed and back".  A slot's limit word packs
+ * (config generation << 32 | (uint32_t)limit): the newest generation wins.
+ *
+ * Invariants (architecture.md):
+ *   I1  a reservation increments every counter below its limit, in one fixed
+ *       order, or none of them (roll-back, refused scope reported);
+ *   I2  each hold is recorded in the owner record (intent, held, releasing)
+ *       before and after the counter changes, so the master can return a dead
+ *       worker's holds (sl_shm_reclaim_owner) and the audit can settle a count
+ *       that was in flux (sl_shm_audit);
+ *   I3  the header is filled before `ready` is set; the inspector checks magic,
+ *       version, sizes against the mapping, and master pid/start/inode.
+ * Callers run sl_resv_acquire/sl_resv_release with SIGALRM and SIGTERM blocked
+ * (the worker keeps them blocked outside ppoll), so no handler runs between a
+ * counter change and its record change.
+ *
+ * Trust boundary: the segment's contents are ours when we created it; a
+ * read-only attach validates the header before trusting any offset in it.
+ */
+#ifndef SL_SHM_H
+#define SL_SHM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/sl_atomic.h"
+
+#define SL_SHM_MAGIC     0x534c5549434531ULL /* "SLUICE1" */
+#define SL_SHM_VERSION   2u
+#define SL_SHM_NAME_MAX  255  /* one key component, bytes, without NUL */
+#define SL_RESV_MAX      16   /* counters in one reservation */
+#define SL_OWNER_RECORDS 4    /* reservations one owner may hold at once */
+#define SL_LIMIT_NONE    (-1) /* no limit */
+
+/* Scope kinds, in the fixed order a reservation takes them: narrowest first, so
+ * that a refusal usually comes before any wide counter was touched. */
+enum sl_scope_kind {
+    SL_SCOPE_NONE = 0,
+    SL_SCOPE_BINDING_DOMAIN, /* max_outbound_connections: binding x domain */
+    SL_SCOPE_BINDING_HOST,   /* [host H] max_outbound_connections: binding x MX */
+    SL_SCOPE_HOST,           /* scope_max in [host H]: MX, all bindings */
+    SL_SCOPE_GROUP_DOMAIN,   /* scope_max in [binding_group G domain D] */
+    SL_SCOPE_DOMAIN,         /* scope_max in [domain D] (D a name or /regex/) */
+    SL_SCOPE_BINDING,        /* server_max in [binding B] */
+    SL_SCOPE_SERVER,         /* server_max (and scope_max) in [global] */
+    SL_SCOPE_RESERVE,        /* server_reserve_outbound_connections */
+    SL_SCOPE_CLUSTER,        /* cluster_max_outbound_connections (this node's share) */
+    SL_SCOPE__COUNT
+};
+
+/* Short lower-case name of a kind ("binding_domain", "server", ...). */
+const char *sl_scope_kind_name(enum sl_scope_kind kind);
+/* The kind named so, or SL_SCOPE_NONE. */
+enum sl_scope_kind sl_scope_kind_parse(const char *name);
+
+enum sl_slot_state {
+    SL_SLOT_EMPTY = 0,
+    SL_SLOT_CLAIMED = 1,
+    SL_SLOT_LIVE = 2,
+    SL_SLOT_ABANDONED = 3
+};
+
+struct sl_shm_slot {
+    sl_atomic_u64 tag;     /* hash & ~0xffff | claimer owner << 2 | state */
+    sl_atomic_u64 count;   /* seq << 32 | in_use */
+    sl_atomic_u64 limit;   /* generation << 32 | (uint32_t)limit */
+    sl_atomic_u64 refused; /* reservations this counter refused (statistics) */
+    sl_atomic_u64 peak;    /* highest in_use seen (statistics) */
+    uint32_t key_off;      /* key in the arena: name NUL name2 NUL */
+    uint16_t name_len;
+    uint16_t name2_len;
+    uint8_t kind; /* enum sl_scope_kind */
+    uint8_t pad[15];
+};
+_Static_assert(sizeof(struct sl_shm_slot) == 64, "a slot is one cache line");
+
+enum sl_hold_state { SL_HOLD_FREE = 0, SL_HOLD_INTENT, SL_HOLD_HELD, SL_HOLD_RELEASING };
+
+/* One reservation as the owner recorded it: the slots it may hold. */
+struct sl_shm_hold {
+    sl_atomic_u32 state; /* enum sl_hold_state */
+    uint32_t n;
+    uint32_t slot[SL_RESV_MAX];
+};
+
+enum sl_owner_state { SL_OWNER_FREE = 0, SL_OWNER_ALIVE = 1 };
+
+struct sl_shm_owner {
+    sl_atomic_u32 state; /* enum sl_owner_state */
+    sl_atomic_u32 pid;
+    sl_atomic_u64 acquired; /* statistics: reservations granted */
+    sl_atomic_u64 refused;  /* statistics: reservations refused */
+    struct sl_shm_hold hold[SL_OWNER_RECORDS];
+};
+
+/* Daemon-wide statistics (shm/stats.c), for `sluicectl metrics`; added in version 2.  Relaxed
+ * atomic counters that only ever grow and that no decision reads back. */
+#define SL_STATS_PHASES 16 /* timeouts[] is indexed by enum sl_phase (sl_smtp.h) */
+enum sl_stats_outcome {
+    SL_STATS_DELIVERED,
+    SL_STATS_DEFERRED,
+    SL_STATS_BOUNCED,
+    SL_STATS__OUTCOMES
+};
+struct sl_shm_stats {
+    sl_atomic_u64 recipients[SL_STATS__OUTCOMES]; /* per recipient of a delivery attempt */
+    sl_atomic_u64 connections;               /* SMTP sessions opened (greeting and EHLO done) */
+    sl_atomic_u64 tls;                       /* of which encrypted */
+    sl_atomic_u64 tls_verified;              /* of which the peer was authenticated */
+    sl_atomic_u64 timeouts[SL_STATS_PHASES]; /* session phases that timed out */
+    uint8_t reserved[64];
+};
+
+struct sl_shm_header {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t header_size;
+    uint32_t slot_size;
+    uint32_t owner_size;
+    uint32_t slot_capacity; /* a power of two */
+    uint32_t owner_capacity;
+    uint64_t slots_off;
+    uint64_t owners_off;
+    uint64_t arena_off;
+    uint64_t arena_bytes;
+    uint64_t total_size; /* bytes of the whole mapping */
+    uint64_t master_pid;
+    uint64_t master_start;    /* CLOCK_REALTIME seconds at creation */
+    uint8_t hash_key[16];     /* keyed hash of names (they come from outside) */
+    sl_atomic_u64 ready;      /* set last, once everything above is written */
+    sl_atomic_u64 config_gen; /* bumped by the master on every accepted reload */
+    sl_atomic_u64 arena_used;
+    sl_atomic_u64 live_slots;
+    sl_atomic_u64 reclaimed; /* holds returned from dead owners */
+    sl_atomic_u64 audit_runs;
+    sl_atomic_u64 audit_fixed; /* counts the audit corrected */
+    sl_atomic_u64 last_audit;  /* CLOCK_REALTIME seconds */
+    sl_atomic_u64 claiming;    /* lookups between claiming a slot and publishing it: a reclaim
+                                  scans the slots for abandoned claims only when this is > 0 */
+    uint8_t reserved[56];
+    struct sl_shm_stats stats; /* version 2 */
+};
+
+struct sl_shm_params {
+    uint32_t slot_capacity;  /* counters the table can hold; rounded up to a power of two */
+    uint32_t owner_capacity; /* owner records: at least the number of workers */
+};
+
+/* A process-local handle on a mapping. */
+struct sl_shm {
+    struct sl_shm_header *hdr;
+    struct sl_shm_slot *slots;
+    struct sl_shm_owner *owners;
+    char *arena;
+    size_t size;
+    bool readonly;
+    dev_t dev;
+    ino_t ino;
+    char name[256];
+};
+
+enum sl_shm_result {
+    SL_SHM_OK = 0,
+    SL_SHM_FULL,   /* no free slot or no room for the key: the table is full */
+    SL_SHM_BADKEY, /* a name too long, empty where required, or with a NUL */
+    SL_SHM_NOENT,  /* lookup without create: no such counter */
+};
+
+/* Create and publish a new segment under `name` (unlinking a stale one left by a
+ * dead master; refusing if a live master owns it).  On error returns -1 with a
+ * one-line reason in err. */
+int sl_shm_create(const char *name, const struct sl_shm_params *p, struct sl_shm *out, char *err,
+                  size_t errlen);
+/* Attach to an existing segment; read-only for the inspector.  Validates the
+ * header (magic, version, sizes, offsets within the mapping); waits up to
+ * wait_ms for `ready`.  -1 with a reason in err. */
+int sl_shm_attach(const char *name, bool readonly, int wait_ms, struct sl_shm *out, char *err,
+                  size_t errlen);
+void sl_shm_detach(struct sl_shm *shm);
+/* Remove the name (the master, at clean stop). */
+int sl_shm_unlink(const char *name);
+/* True when the name now refers to another segment than this handle, or to
+ * none, or its master is gone: the reader should re-attach. */
+bool sl_shm_stale(const struct sl_shm *shm);
+
+/* Find the counter (kind, name, name2), creating it when absent.  name2 may be
+ * NULL.  Names are lower-cased on the way in.  `owner` is the caller's owner
+ * record (recorded as claimer while the slot is being filled).  The slot index
+ * never changes within a segment, so callers may cache it. */
+enum sl_shm_result sl_shm_lookup(struct sl_shm *shm, enum sl_scope_kind kind, const char *name,
+                                 const char *name2, uint32_t owner, uint32_t *slot);
+/* The same without creating: SL_SHM_NOENT when absent.  Works read-only. */
+enum sl_shm_result sl_shm_find(const struct sl_shm *shm, enum sl_scope_kind kind, const char *name,
+                               const char *name2, uint32_t *slot);
+
+/* Set a counter's limit for config generation gen; an older generation never
+ * overwrites a newer one. */
+void sl_shm_set_limit(struct sl_shm *shm, uint32_t slot, int32_t limit, uint32_t gen);
+
+/* A set of counters to take together for one connection. */
+struct sl_resv {
+    uint32_t n;
+    uint32_t gen;   /* config generation the limits come from */
+    int32_t record; /* owner hold record in use, -1 when not held */
+    uint32_t slot[SL_RESV_MAX];
+    int32_t limit[SL_RESV_MAX];
+};
+
+/* Which counter refused, and how full it was. */
+struct sl_refusal {
+    uint32_t slot;
+    enum sl_scope_kind kind;
+    uint32_t in_use;
+    int32_t limit;
+};
+
+enum sl_resv_result {
+    SL_RESV_OK = 0,
+    SL_RESV_REFUSED,  /* a counter was at its limit: nothing is held */
+    SL_RESV_NORECORD, /* the owner has no free hold record: nothing is held */
+};
+
+void sl_resv_init(struct sl_resv *r, uint32_t gen);
+/* Add a counter with its limit; -1 when the set is full. */
+int sl_resv_add(struct sl_resv *r, uint32_t slot, int32_t limit);
+/* Take every counter of r below its limit, in the fixed order (kind, then slot
+ * index), or none: on refusal the ones taken are released and *why says which
+ * refused (why may be NULL).  A limit of 0 refuses; -1 never does.  The limit
+ * used is the slot's own when it carries a newer generation than r->gen. */
+enum sl_resv_result sl_resv_acquire(struct sl_shm *shm, uint32_t owner, struct sl_resv *r,
+                                    struct sl_refusal *why);
+/* Give back what sl_resv_acquire took.  Idempotent; a count never goes below 0. */
+void sl_resv_release(struct sl_shm *shm, uint32_t owner, struct sl_resv *r);
+
+/* Owner records.  The master claims one for each worker it forks. */
+int sl_shm_owner_claim(struct sl_shm *shm, pid_t pid, uint32_t *owner);
+/* The master, after reaping `owner`'s process: release its HELD reservations,
+ * settle the ones that were in flux through the audit, free the record.
+ * Returns the number of counter units given back. */
+uint32_t sl_shm_reclaim_owner(struct sl_shm *shm, uint32_t owner);
+
+struct sl_audit_stats {
+    uint32_t checked;   /* live slots looked at */
+    uint32_t corrected; /* counts set to the number of live holds */
+    uint32_t in_flux;   /* skipped because a live owner was mid-change */
+};
+/* Set every count that disagrees with the live owners' HELD records, and did not
+ * change during the scan, to that number.  Safe while workers run.  st may be
+ * NULL when the caller does not want the figures. */
+void sl_shm_audit(struct sl_shm *shm, struct sl_audit_stats *st);
+
+/* One counter as the inspector shows it. */
+struct sl_counter_view {
+    enum sl_scope_kind kind;
+    char name[SL_SHM_NAME_MAX + 1];
+    char name2[SL_SHM_NAME_MAX + 1];
+    uint32_t in_use;
+    int32_t limit;
+    uint32_t gen;
+    uint64_t refused;
+    uint64_t peak;
+};
+/* Copy every LIVE counter into a newly allocated array (caller frees *out). */
+int sl_shm_snapshot(const struct sl_shm *shm, struct sl_counter_view **out, size_t *n);
+
+/* One counter by slot index (shm/snapshot.c); -1 when the slot is not LIVE (or
+ * its kind or key is out of bounds).  Control characters in names show as '?'. */
+int sl_shm_view(const struct sl_shm *shm, uint32_t slot, struct sl_counter_view *v);
+
+/* Call fn on every LIVE slot (the master's reload walk). */
+void sl_shm_foreach(const struct sl_shm *shm,
+                    void (*fn)(uint32_t slot, const struct sl_counter_view *v, void *ctx),
+                    void *ctx);
+
+/* Statistics (shm/stats.c): one relaxed increment each, never blocking.  outcome is the delivery
+ * log's word ("delivered", "deferred", "bounced"; anything else is not counted), n recipients;
+ * phase an enum sl_phase (out of range: not counted). */
+void sl_stats_outcome(struct sl_shm *shm, const char *outcome, size_t n);
+void sl_stats_timeout(struct sl_shm *shm, unsigned phase);
+void sl_stats_connection(struct sl_shm *shm, bool tls, bool verified);
+struct sl_stats_view {
+    uint64_t recipients[SL_STATS__OUTCOMES];
+    uint64_t connections, tls, tls_verified;
+    uint64_t timeouts[SL_STATS_PHASES];
+};
+/* A copy of the statistics block; works on a read-only mapping. */
+void sl_stats_read(const struct sl_shm *shm, struct sl_stats_view *out);
+
+#endif

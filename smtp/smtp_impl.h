@@ -1,0 +1,50 @@
+/*
+ * smtp_impl.h - what the SMTP client's three files share (not for other modules).
+ *
+ * smtp_io.c owns the socket, the read buffer and the phase timer;
+ * smtp_reply.c turns lines into replies; smtp_session.c speaks the protocol;
+ * smtp_tls.c does STARTTLS and carries the reads and writes once s->ssl is set.
+ * Every failure goes through smtp_fail, which stops the timer and closes the
+ * session, so a caller only has to return -1.
+ */
+#ifndef SMTP_IMPL_H
+#define SMTP_IMPL_H
+
+#include <stdbool.h>
+#include <sys/uio.h>
+
+#include "smtp/sl_smtp.h"
+
+/* smtp_io.c */
+long smtp_phase_ms(const struct sl_smtp *s, enum sl_phase ph);
+void smtp_phase_begin(struct sl_smtp *s, enum sl_phase ph);
+void smtp_phase_end(struct sl_smtp *s);
+int smtp_fail(struct sl_smtp *s, enum sl_smtp_fail f, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int smtp_io_connect(struct sl_smtp *s, const struct sockaddr *src, socklen_t srclen,
+                    const struct sockaddr *dst, socklen_t dstlen);
+/* Wait for events on the socket under the running phase's timer (-1: the session ended). */
+int smtp_io_wait(struct sl_smtp *s, short events, const char *what);
+/* Write all of iov (modified on partial writes); what names it in errors. */
+int smtp_io_send(struct sl_smtp *s, struct iovec *iov, int iovcnt, const char *what);
+int smtp_io_send_str(struct sl_smtp *s, const char *buf, size_t len, const char *what);
+/* The next line without its CRLF; valid until the next call. */
+int smtp_io_line(struct sl_smtp *s, const char **line, size_t *len);
+
+/* smtp_reply.c: one whole reply; ehlo: also record the extensions offered. */
+int smtp_reply_read(struct sl_smtp *s, struct sl_reply *r, bool ehlo);
+
+/* smtp_tls.c */
+/* STARTTLS as tls->need says: 0 encrypted (say EHLO again), 1 in clear, -1 failed. */
+int smtp_tls_start(struct sl_smtp *s, const struct sl_tls_params *tls, struct sl_reply *r);
+/* At least one byte of plaintext (buffered plaintext first, without a wait), or -1. */
+ssize_t smtp_tls_read(struct sl_smtp *s, char *buf, size_t len);
+/* All of iov over TLS, in records of up to 16 KB. */
+int smtp_tls_send(struct sl_smtp *s, const struct iovec *iov, int iovcnt, const char *what);
+/* An idle TLS session is usable: nothing but records without application data arrived. */
+bool smtp_tls_idle(struct sl_smtp *s);
+/* close_notify, best effort; smtp_tls_drop frees the SSL (not the socket). */
+void smtp_tls_shutdown(struct sl_smtp *s);
+void smtp_tls_drop(struct sl_smtp *s);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * sl_worker.h - the worker process: one blocking session at a time.
+ *
+ * A worker inherits the config and the counter-table mapping across fork and
+ * talks to the master over one SOCK_SEQPACKET socketpair.  It keeps SIGALRM and
+ * SIGTERM blocked except inside ppoll(), so a signal can never land between a
+ * counter change and its ownership record (I2) and the per-phase alarm() turns
+ * into EINTR exactly where the session waits for the peer.
+ */
+#ifndef SL_WORKER_H
+#define SL_WORKER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "config/sl_config.h"
+#include "shm/sl_shm.h"
+
+/*
+ * Messages on the socketpair: one datagram each, first byte the type.
+ *
+ * Delivery jobs (the scheduler's; probes are in sl_control.h):
+ *   master -> worker  "J<job> D <binding> <domain> <id>.<k> [<id>.<k>...]"
+ *        deliver parts k of messages id (at most SL_JOB_PARTS of them), all
+ *        for one binding x destination domain, over one connection when the
+ *        limits allow.
+ *   worker -> master  "D<job> <id>.<k>=<outcome> [...]"  once every part of
+ *        the job is settled (state already durable in the spool).  outcome:
+ *          d         final: every recipient of the part delivered or bounced
+ *                    (a message of one part is already removed from the spool;
+ *                    for several parts the master removes it after the last)
+ *          f<time>   deferred: next attempt not before UNIX time <time>
+ *          w         not attempted: a counter was full (the master holds the
+ *                    destination back until a connection closes)
+ *          x         gone: the spool file is missing or unreadable
+ *   worker -> master  "K <binding> <domain>"  the connection stays open for more
+ *        mail to that destination (idle_timeout); a J for it reuses it, a J for
+ *        another destination closes it first.
+ *   worker -> master  "I"  idle with no connection: its counters are released.
+ *   worker -> master  "N <id>"  the worker queued a new message (a bounce).
+ *   worker -> master  "S <kind> <name> <name2|->"  sent with a "w" outcome: the
+ *        counter that refused (for the master's log and pre-check).
+ */
+enum sl_wmsg {
+    SL_WMSG_HELLO = 'H', /* worker -> master: up and waiting (then its pid, decimal) */
+    SL_WMSG_QUIT = 'Q',  /* master -> worker: exit when idle */
+    SL_WMSG_JOB = 'J',   /* master -> worker: a job (sl_control.h, or D above) */
+    SL_WMSG_DONE = 'D',  /* worker -> master: outcomes of a delivery job */
+    SL_WMSG_KEEP = 'K',  /* worker -> master: holding a connection open */
+    SL_WMSG_IDLE = 'I',  /* worker -> master: idle, no connection */
+    SL_WMSG_NEW = 'N',   /* worker -> master: new message in the spool */
+    SL_WMSG_STUCK = 'S', /* worker -> master: the counter that refused */
+    SL_WMSG_LOG = 'L',   /* master -> worker: reopen the delivery log (SIGUSR1) */
+};
+
+#define SL_JOB_PARTS 64   /* parts in one delivery job */
+#define SL_JOB_MAX   4096 /* bytes in one job or outcome datagram */
+
+struct sl_worker_ctx {
+    const struct sl_config *cfg;
+    struct sl_shm *shm;
+    uint32_t gen;
+    const char *spool; /* spool_dir */
+};
+
+/* The worker process: say hello, wait for jobs on fd until told to stop. */
+_Noreturn void sl_worker_main(int fd, uint32_t owner, void *ctx);
+
+/* worker/probe.c: run one probe job ("J<id> P ...", sl_control.h) and answer
+ * it; the hold waits in ppoll with wait_mask and ends early on *stop. */
+void sl_worker_probe(int fd, uint32_t owner, const struct sl_worker_ctx *ctx, const char *job,
+                     const sigset_t *wait_mask, volatile sig_atomic_t *stop);
+
+#endif
