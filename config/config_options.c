@@ -112,6 +112,8 @@ static const struct sl_optdef defs[SL_OPT__COUNT] = {
     OPT(MTA_STS_PORT, "mta_sts_port", .type = SL_VT_COUNT, .chain = SL_CHAIN_GLOBAL,
         .scopes = SC(GLOBAL), .def = "443", .min = 1, .max = 65535,
         .help = "HTTPS port of the MTA-STS policy hosts (443; another for a test bed)"),
+    ENGINE(MIGRATE_SIBLINGS, "migrate_connections_between_sibling_domains", SL_VT_BOOL, "true",
+           "a connection carries mail of another domain of its binding behind the same MX host"),
     /* engine */
     OPT(WORKERS, "workers", .type = SL_VT_COUNT, .chain = SL_CHAIN_GLOBAL, .scopes = SC(GLOBAL),
         .def = "4", .min = 1, .max = 1024, .help = "worker processes (one SMTP session each)"),

@@ -400,6 +400,9 @@ static void cache_fill(const struct sl_config *cfg, const struct sl_shm *shm,
         cache_add(shm, c, SL_SCOPE_BINDING, binding, NULL,
                   (int32_t)binding_server_max(cfg, binding));
     cache_add(shm, c, SL_SCOPE_SERVER, "", NULL, sl_limits_for_key(cfg, SL_SCOPE_SERVER, "", NULL));
+    /* not taken with the others: it stands in for a full server counter (the room check) */
+    cache_add(shm, c, SL_SCOPE_RESERVE, "", NULL,
+              sl_limits_for_key(cfg, SL_SCOPE_RESERVE, "", NULL));
 }
 
 /* in_use - a cached counter's open connections; one that does not exist yet has none */
@@ -413,13 +416,24 @@ static uint32_t in_use(const struct sl_shm *shm, struct sl_limits_counter *e)
     return (uint32_t)sl_peek64(&shm->slots[e->slot].count);
 }
 
+/* sl_limits_cache_has - is the counter in slot among c's */
+bool sl_limits_cache_has(const struct sl_shm *shm, struct sl_limits_cache *c, uint32_t slot)
+{
+    for (uint32_t i = 0; i < c->n; i++) {
+        in_use(shm, &c->c[i]); /* finds a counter created since c was filled */
+        if (c->c[i].slot == slot)
+            return true;
+    }
+    return false;
+}
+
 /* sl_limits_dest_room_cached - can one more connection to binding x domain open now? */
 bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,
                                 struct sl_limits_cache *c, const char *binding, const char *domain,
                                 struct sl_refusal *why)
 {
     uint32_t pair_in_use = 0;
-    bool server_full = false;
+    bool server_full = false, reserve_full = false;
     struct sl_refusal server = {0};
 
     if (c->gen == 0 || c->gen != sl_peek64(&shm->hdr->config_gen))
@@ -431,6 +445,10 @@ bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm
 
         if (e->kind == SL_SCOPE_BINDING_DOMAIN)
             pair_in_use = n;
+        if (e->kind == SL_SCOPE_RESERVE) { /* a limit of 0 or less: no reserve at all */
+            reserve_full = e->limit <= 0 || n >= (uint32_t)e->limit;
+            continue;
+        }
         if (e->limit < 0 || n < (uint32_t)e->limit)
             continue;
         if (e->kind == SL_SCOPE_SERVER) {
@@ -442,7 +460,7 @@ bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm
             *why = r;
         return false;
     }
-    if (server_full && pair_in_use > 0) {
+    if (server_full && (pair_in_use > 0 || reserve_full)) {
         if (why != NULL)
             *why = server;
         return false;

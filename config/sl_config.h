@@ -84,6 +84,7 @@ enum sl_opt {
     SL_OPT_DANE,
     SL_OPT_MTA_STS,
     SL_OPT_MTA_STS_PORT,
+    SL_OPT_MIGRATE_SIBLINGS,
     /* engine (global only) */
     SL_OPT_WORKERS,
     SL_OPT_SPOOL_DIR,

@@ -33,6 +33,7 @@ struct sl_dest {
     int tls;          /* enum sl_tls_mode */
     bool dane;        /* honour validated TLSA records */
     bool mta_sts;     /* look up and apply the domain's MTA-STS policy */
+    bool migrate;     /* migrate_connections_between_sibling_domains */
     struct sl_smtp_timeouts to;
 };
 

@@ -45,11 +45,14 @@ struct sl_limits_cache {
  * domain counter, every domain scope counter of the domain, the binding's
  * server_max and the server counter are below their limits (a counter that does
  * not exist yet counts 0 in use; none is ever created here).  A full server
- * counter alone does not refuse a destination with no open connection: the
- * reserve (server_reserve_outbound_connections) is for it.  false with the
+ * counter alone does not refuse a destination with no open connection while
+ * the reserve (server_reserve_outbound_connections) has room: it is for it.  false with the
  * refusing counter in *why (why may be NULL). */
 bool sl_limits_dest_room(const struct sl_config *cfg, const struct sl_shm *shm, const char *binding,
                          const char *domain, struct sl_refusal *why);
+/* Is the counter in slot one of those cached in c (a connection of that destination holds
+ * it)?  Counters created since c was filled are looked up now. */
+bool sl_limits_cache_has(const struct sl_shm *shm, struct sl_limits_cache *c, uint32_t slot);
 /* The same with the counters and limits cached in c, refilled when the table's
  * config generation changed. */
 bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,

@@ -2,7 +2,8 @@
  * ctl_counters.c - sluicectl counters: the live view of every limit.
  *
  * Attaches read-only to the daemon's counter table and prints every live
- * counter (scope kind, key, in use, limit, peak, refused) and the server
+ * counter (scope kind, key, in use, limit, peak, refused, destinations waiting for it
+ * now and how often one was held back by it) and the server
  * totals, as a table, as JSON (--json), or refreshed in place (--watch S).
  * It only reads: the daemon never waits for it.  Under --watch it notices a
  * restarted daemon (another segment, or a dead master pid) and re-attaches, and
@@ -85,12 +86,17 @@ static void print_table(const struct sl_shm *shm, const struct sl_counter_view *
            open, lim, (unsigned long long)refused, (unsigned long long)sl_peek64(&h->reclaimed),
            (unsigned long long)sl_peek64(&h->audit_runs),
            (unsigned long long)sl_peek64(&h->audit_fixed), last);
-    printf("%-15s %-40s %7s %7s %7s %9s\n", "SCOPE", "KEY", "IN USE", "LIMIT", "PEAK", "REFUSED");
+    printf("%-15s %-40s %7s %7s %7s %9s %7s %9s\n", "SCOPE", "KEY", "IN USE", "LIMIT", "PEAK",
+           "REFUSED", "WAITING", "HELD BACK");
     for (size_t i = 0; i < n; i++) {
         sl_ctl_scope_key(&v[i], key, sizeof key);
         limit_text(v[i].limit, lim, sizeof lim);
-        printf("%-15s %-40s %7u %7s %7llu %9llu\n", sl_scope_kind_name(v[i].kind), key, v[i].in_use,
-               lim, (unsigned long long)v[i].peak, (unsigned long long)v[i].refused);
+        printf("%-15s %-40s %7u %7s %7llu %9llu %7u %9llu", sl_scope_kind_name(v[i].kind), key,
+               v[i].in_use, lim, (unsigned long long)v[i].peak, (unsigned long long)v[i].refused,
+               v[i].waiting, (unsigned long long)v[i].holdbacks);
+        if (v[i].waiting > 0 && v[i].wait_since > 0)
+            printf("  waiting %llds", (long long)(now - (time_t)(v[i].wait_since / 1000)));
+        putchar('\n');
     }
 }
 
@@ -120,9 +126,12 @@ static void print_json(const struct sl_shm *shm, const struct sl_counter_view *v
         sl_ctl_json_string(v[i].name);
         printf(",\"name2\":");
         sl_ctl_json_string(v[i].name2);
-        printf(",\"in_use\":%u,\"limit\":%d,\"peak\":%llu,\"refused\":%llu,\"generation\":%u}",
+        printf(",\"in_use\":%u,\"limit\":%d,\"peak\":%llu,\"refused\":%llu,\"generation\":%u,"
+               "\"waiting\":%u,\"holdbacks\":%llu,\"waited_ms\":%llu,\"waiting_since_ms\":%llu}",
                v[i].in_use, v[i].limit, (unsigned long long)v[i].peak,
-               (unsigned long long)v[i].refused, v[i].gen);
+               (unsigned long long)v[i].refused, v[i].gen, v[i].waiting,
+               (unsigned long long)v[i].holdbacks, (unsigned long long)v[i].waited_ms,
+               (unsigned long long)v[i].wait_since);
     }
     printf("]}\n");
 }

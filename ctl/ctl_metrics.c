@@ -11,6 +11,10 @@
  *                                                           exported (no series: no limit)
  *   sluice_connections_peak{kind,scope}            gauge    its highest in-use since start
  *   sluice_connections_refused_total{kind,scope}   counter  reservations it refused
+ *   sluice_destinations_waiting{kind,scope}        gauge    destinations held back by it now
+ *   sluice_delivery_phase_seconds{binding,phase}   histogram  queued, connect, tls, transaction
+ *   sluice_holdbacks_total{kind,scope}             counter  waits for it that began
+ *   sluice_wait_milliseconds_total{kind,scope}     counter  time ended waits lasted
  *   sluice_server_connections_in_use               gauge    open connections, whole server
  *   sluice_server_connection_limit                 gauge    server_max (when finite)
  *   sluice_connections_opened_total                counter  SMTP sessions opened
@@ -99,6 +103,21 @@ static bool refused_of(const struct sl_counter_view *v, unsigned long long *out)
     *out = v->refused;
     return true;
 }
+static bool waiting_of(const struct sl_counter_view *v, unsigned long long *out)
+{
+    *out = v->waiting;
+    return true;
+}
+static bool holdbacks_of(const struct sl_counter_view *v, unsigned long long *out)
+{
+    *out = v->holdbacks;
+    return true;
+}
+static bool waited_of(const struct sl_counter_view *v, unsigned long long *out)
+{
+    *out = v->waited_ms;
+    return true;
+}
 
 /* per_counter - one family with a sample per counter */
 static void per_counter(FILE *f, const char *name, const char *type, const char *help,
@@ -160,6 +179,15 @@ static void write_counters(FILE *f, const struct sl_counter_view *v, size_t n)
                 peak_of);
     per_counter(f, "sluice_connections_refused_total", "counter",
                 "Connections a scope refused because it was at its limit.", v, n, refused_of);
+    per_counter(f, "sluice_destinations_waiting", "gauge",
+                "Destinations (binding x domain) held back now because the scope is full.", v, n,
+                waiting_of);
+    per_counter(f, "sluice_holdbacks_total", "counter",
+                "Times a destination began to wait because the scope was full.", v, n,
+                holdbacks_of);
+    per_counter(f, "sluice_wait_milliseconds_total", "counter",
+                "Milliseconds destinations waited for the scope, summed over ended waits.", v, n,
+                waited_of);
     for (size_t i = 0; i < n; i++)
         if (v[i].kind == SL_SCOPE_SERVER)
             server = &v[i];
@@ -201,6 +229,45 @@ static void write_stats(FILE *f, const struct sl_shm *shm)
                 (unsigned long long)st.timeouts[ph]);
 }
 
+/* hist_samples - the _bucket, _sum and _count samples of one binding's histogram of phase */
+static void hist_samples(FILE *f, const struct sl_lat_view *v, unsigned ph)
+{
+    const char *name = "sluice_delivery_phase_seconds";
+    unsigned long long cum = 0;
+
+    for (unsigned b = 0; b < SL_LAT_BUCKETS; b++) {
+        cum += v->bucket[ph][b];
+        fprintf(f, "%s_bucket{binding=", name);
+        label_value(f, v->name);
+        fprintf(f, ",phase=\"%s\",le=", sl_lat_phase_name(ph));
+        if (b < SL_LAT_BUCKETS - 1)
+            fprintf(f, "\"%g\"} %llu\n", (double)sl_lat_bounds_us[b] / 1e6, cum);
+        else
+            fprintf(f, "\"+Inf\"} %llu\n", cum);
+    }
+    fprintf(f, "%s_sum{binding=", name);
+    label_value(f, v->name);
+    fprintf(f, ",phase=\"%s\"} %.6f\n", sl_lat_phase_name(ph), (double)v->sum_us[ph] / 1e6);
+    fprintf(f, "%s_count{binding=", name);
+    label_value(f, v->name);
+    fprintf(f, ",phase=\"%s\"} %llu\n", sl_lat_phase_name(ph), (unsigned long long)cum);
+}
+
+/* write_latency - where delivery time goes, per binding and phase */
+static void write_latency(FILE *f, const struct sl_shm *shm)
+{
+    struct sl_lat_view v;
+
+    family(f, "sluice_delivery_phase_seconds", "histogram",
+           "Delivery time per binding and phase: queued (arrival to first attempt), connect "
+           "(TCP, greeting, EHLO), tls (STARTTLS and handshake), transaction (commands out to "
+           "last reply in).");
+    for (unsigned i = 0; i < SL_LAT_BINDINGS; i++)
+        if (sl_lat_read(shm, i, &v))
+            for (unsigned ph = 0; ph < SL_LAT__PHASES; ph++)
+                hist_samples(f, &v, ph);
+}
+
 /* sl_metrics_write - the whole exposition of the segment as it is now */
 int sl_metrics_write(FILE *f, const struct sl_shm *shm)
 {
@@ -213,6 +280,7 @@ int sl_metrics_write(FILE *f, const struct sl_shm *shm)
     write_daemon(f, shm, n);
     write_counters(f, v, n);
     write_stats(f, shm);
+    write_latency(f, shm);
     free(v);
     return 0;
 }

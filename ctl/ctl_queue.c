@@ -8,6 +8,7 @@
  * Text: one block per message, oldest first:
  *   ID  ARRIVAL  binding B  from <SENDER>  size N [bounce]
  *     part K DOMAIN: P pending, D done, A attempts, next TIME
+ *       waiting for SCOPE KEY (IN USE/LIMIT) since TIME   (a full counter holds it back)
  *       reply: LAST REPLY
  *       ADDRESS  pending|delivered|bounced
  * JSON (--json), keys kept stable for scripts:
@@ -18,10 +19,17 @@
  *                             "done": int, "attempts": int,
  *                             "next": ISO-8601 UTC or "now", "next_unix": int,
  *                             "reply": str ("" before any attempt),
+ *                             "waiting": null or {"scope": str, "key": str,
+ *                                        "in_use": int, "limit": int,
+ *                                        "since": ISO-8601 UTC or null},
  *                             "recipients": [{"address": str,
  *                                             "status": "pending" | "delivered"
  *                                                       | "bounced"}]}]}],
  *    "total": int}
+ * "waiting": with a daemon running, a part due now whose destination has no
+ * open connection and whose counters refuse a new one (the very check the
+ * scheduler makes, on the live counter table, read-only) waits for that
+ * counter; "since" is when mail began to wait for it without a break.
  * Trust boundary: spool files are parsed by the spool layer, strictly; one
  * that does not parse is reported on stderr and skipped.
  */
@@ -32,7 +40,9 @@
 #include <time.h>
 
 #include "config/sl_config.h"
+#include "config/sl_limits.h"
 #include "ctl/sl_ctl.h"
+#include "shm/sl_shm.h"
 #include "util/sl_msg.h"
 #include "spool/sl_spool.h"
 
@@ -46,6 +56,20 @@ struct id_list {
 struct part_view {
     const struct sl_spool_state *st;
     size_t pending, done;
+};
+
+/* What tells whether a destination waits for a counter: the config and the live table
+ * (both NULL-able: no daemon, or a config that does not load, shows no waits). */
+struct waits {
+    struct sl_config *cfg;
+    struct sl_shm shm;
+    bool attached;
+};
+
+/* A destination's wait, for printing. */
+struct wait_view {
+    bool waiting;
+    struct sl_counter_view c;
 };
 
 /* usage - the subcommand's synopsis */
@@ -92,6 +116,53 @@ static const char *status_word(unsigned char s)
     return s == SL_RCPT_DELIVERED ? "delivered" : s == SL_RCPT_BOUNCED ? "bounced" : "pending";
 }
 
+/* waits_open - the config and, when a daemon runs, its counter table (read-only) */
+static void waits_open(const char *cfgpath, struct waits *w)
+{
+    struct sl_diag d = {0};
+    struct sl_scope_ref none = {0};
+    char err[256];
+
+    memset(w, 0, sizeof *w);
+    w->cfg = sl_config_load(cfgpath, &d);
+    sl_diag_free(&d);
+    if (w->cfg == NULL)
+        return;
+    w->attached = sl_shm_attach(sl_config_str(w->cfg, SL_OPT_SHM_NAME, &none), true, 0, &w->shm,
+                                err, sizeof err) == 0;
+    if (w->attached && sl_shm_stale(&w->shm)) {
+        sl_shm_detach(&w->shm);
+        w->attached = false;
+    }
+}
+
+/* waits_close - what waits_open took */
+static void waits_close(struct waits *w)
+{
+    if (w->attached)
+        sl_shm_detach(&w->shm);
+    sl_config_free(w->cfg);
+}
+
+/* wait_of - the counter binding x domain waits for, if it has no connection and is held back */
+static struct wait_view wait_of(struct waits *w, const char *binding, const char *domain)
+{
+    struct wait_view v = {0};
+    struct sl_refusal why;
+    struct sl_counter_view own;
+    uint32_t slot;
+
+    if (!w->attached)
+        return v;
+    if (sl_shm_find(&w->shm, SL_SCOPE_BINDING_DOMAIN, binding, domain, &slot) == SL_SHM_OK &&
+        sl_shm_view(&w->shm, slot, &own) == 0 && own.in_use > 0)
+        return v; /* it has a connection: its mail moves */
+    if (sl_limits_dest_room(w->cfg, &w->shm, binding, domain, &why))
+        return v;
+    v.waiting = sl_shm_view(&w->shm, why.slot, &v.c) == 0;
+    return v;
+}
+
 /* count_part - pending and final recipients of part k */
 static struct part_view count_part(const struct sl_spool_msg *m, unsigned k,
                                    const struct sl_spool_state *st)
@@ -108,10 +179,31 @@ static struct part_view count_part(const struct sl_spool_msg *m, unsigned k,
     return v;
 }
 
-/* print_text - one message as a block */
-static void print_text(const struct sl_spool_msg *m, const struct sl_spool_state *st, int64_t now)
+/* wait_key - "SCOPE KEY" of the counter a destination waits for */
+static void wait_key(const struct sl_counter_view *c, char *buf, size_t len)
 {
-    char arrival[32], next[32];
+    char key[2 * SL_SHM_NAME_MAX + 4];
+
+    sl_ctl_scope_key(c, key, sizeof key);
+    snprintf(buf, len, "%s %s", sl_scope_kind_name(c->kind), key);
+}
+
+/* part_wait - the wait of part k, when it is due and has pending recipients */
+static struct wait_view part_wait(struct waits *w, const struct sl_spool_msg *m, unsigned k,
+                                  const struct sl_spool_state *st, size_t pending, int64_t now)
+{
+    struct wait_view none = {0};
+
+    if (pending == 0 || st->next > now)
+        return none;
+    return wait_of(w, m->binding, m->domain[k]);
+}
+
+/* print_text - one message as a block */
+static void print_text(struct waits *w, const struct sl_spool_msg *m,
+                       const struct sl_spool_state *st, int64_t now)
+{
+    char arrival[32], next[32], key[2 * SL_SHM_NAME_MAX + 64], since[32];
 
     iso_time(m->arrival, arrival, sizeof arrival);
     printf("%s  %s  binding %s  from <%s>  size %llu%s\n", m->id, arrival, m->binding, m->sender,
@@ -119,8 +211,15 @@ static void print_text(const struct sl_spool_msg *m, const struct sl_spool_state
     for (unsigned k = 0; k < m->nparts; k++) {
         struct part_view v = count_part(m, k, &st[k]);
         next_time(st[k].next, now, next, sizeof next);
+        struct wait_view wv = part_wait(w, m, k, &st[k], v.pending, now);
         printf("  part %u %s: %zu pending, %zu done, %u attempts, next %s\n", k, m->domain[k],
                v.pending, v.done, st[k].attempts, next);
+        if (wv.waiting) {
+            wait_key(&wv.c, key, sizeof key);
+            iso_time((int64_t)(wv.c.wait_since / 1000), since, sizeof since);
+            printf("    waiting for %s (%u/%d)%s%s\n", key, wv.c.in_use, wv.c.limit,
+                   wv.c.wait_since ? " since " : "", wv.c.wait_since ? since : "");
+        }
         if (st[k].reply[0] != '\0')
             printf("    reply: %s\n", st[k].reply);
         for (size_t i = 0; i < m->nrcpt; i++)
@@ -130,11 +229,33 @@ static void print_text(const struct sl_spool_msg *m, const struct sl_spool_state
     putchar('\n');
 }
 
+/* print_json_wait - the "waiting" member */
+static void print_json_wait(const struct wait_view *wv)
+{
+    char key[2 * SL_SHM_NAME_MAX + 4], since[32];
+
+    if (!wv->waiting) {
+        printf(",\"waiting\":null");
+        return;
+    }
+    sl_ctl_scope_key(&wv->c, key, sizeof key);
+    printf(",\"waiting\":{\"scope\":\"%s\",\"key\":", sl_scope_kind_name(wv->c.kind));
+    sl_ctl_json_string(key);
+    printf(",\"in_use\":%u,\"limit\":%d,\"since\":", wv->c.in_use, wv->c.limit);
+    if (wv->c.wait_since == 0) {
+        printf("null}");
+        return;
+    }
+    iso_time((int64_t)(wv->c.wait_since / 1000), since, sizeof since);
+    printf("\"%s\"}", since);
+}
+
 /* print_json_part - one element of "parts" */
-static void print_json_part(const struct sl_spool_msg *m, unsigned k,
+static void print_json_part(struct waits *w, const struct sl_spool_msg *m, unsigned k,
                             const struct sl_spool_state *st, int64_t now)
 {
     struct part_view v = count_part(m, k, st);
+    struct wait_view wv = part_wait(w, m, k, st, v.pending, now);
     char next[32];
     bool first = true;
 
@@ -145,6 +266,7 @@ static void print_json_part(const struct sl_spool_msg *m, unsigned k,
            "\"reply\":",
            v.pending, v.done, st->attempts, next, (long long)st->next);
     sl_ctl_json_string(st->reply);
+    print_json_wait(&wv);
     printf(",\"recipients\":[");
     for (size_t i = 0; i < m->nrcpt; i++) {
         if (m->rcpt[i].part != k)
@@ -158,8 +280,8 @@ static void print_json_part(const struct sl_spool_msg *m, unsigned k,
 }
 
 /* print_json - one element of "messages" */
-static void print_json(const struct sl_spool_msg *m, const struct sl_spool_state *st, int64_t now,
-                       bool first)
+static void print_json(struct waits *w, const struct sl_spool_msg *m,
+                       const struct sl_spool_state *st, int64_t now, bool first)
 {
     char arrival[32];
 
@@ -174,7 +296,7 @@ static void print_json(const struct sl_spool_msg *m, const struct sl_spool_state
     for (unsigned k = 0; k < m->nparts; k++) {
         if (k > 0)
             putchar(',');
-        print_json_part(m, k, &st[k], now);
+        print_json_part(w, m, k, &st[k], now);
     }
     printf("]}");
 }
@@ -195,7 +317,8 @@ static bool load_states(const char *spool, const struct sl_spool_msg *m, struct 
 }
 
 /* show_one - read and print one message; false when it is gone or unreadable */
-static bool show_one(const char *spool, const char *id, bool json, bool first, int64_t now)
+static bool show_one(struct waits *w, const char *spool, const char *id, bool json, bool first,
+                     int64_t now)
 {
     struct sl_spool_msg m;
     struct sl_spool_state *st;
@@ -210,9 +333,9 @@ static bool show_one(const char *spool, const char *id, bool json, bool first, i
     st = sl_calloc(m.nparts, sizeof *st);
     if (load_states(spool, &m, st)) {
         if (json)
-            print_json(&m, st, now, first);
+            print_json(w, &m, st, now, first);
         else
-            print_text(&m, st, now);
+            print_text(w, &m, st, now);
         for (unsigned k = 0; k < m.nparts; k++)
             sl_spool_state_free(&st[k]);
         shown = true;
@@ -230,6 +353,7 @@ int sl_ctl_queue(const char *cfgpath, int argc, char **argv)
     bool json = false;
     size_t total = 0;
     int64_t now = (int64_t)time(NULL);
+    struct waits w;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") != 0)
@@ -243,11 +367,13 @@ int sl_ctl_queue(const char *cfgpath, int argc, char **argv)
         fprintf(stderr, "sluicectl: queue: cannot read %s: %s\n", path, strerror(errno));
         return 1;
     }
+    waits_open(cfgpath, &w);
     if (json)
         printf("{\"messages\":[");
     for (size_t i = 0; i < l.n; i++)
-        if (show_one(spool, l.ids[i], json, total == 0, now))
+        if (show_one(&w, spool, l.ids[i], json, total == 0, now))
             total++;
+    waits_close(&w);
     if (json)
         printf("],\"total\":%zu}\n", total);
     else

@@ -47,6 +47,10 @@ struct sl_queue {
     struct sl_qpart **heap;
     size_t nheap, heapcap;
     size_t count[SL_PART_DONE + 1];
+    /* Called when a destination has no ready part left or is freed (the scheduler ends its
+     * wait for a counter there); NULL: none. */
+    void (*idle_hook)(struct sl_qdest *d, void *arg);
+    void *idle_arg;
 };
 
 /* hash - keyed hash of len bytes */
@@ -158,6 +162,13 @@ static void list_append(struct sl_qdest **head, struct sl_qdest *d)
     (*head)->lprev = d;
 }
 
+/* list_prepend - d at the head of the circular list *head */
+static void list_prepend(struct sl_qdest **head, struct sl_qdest *d)
+{
+    list_append(head, d);
+    *head = d;
+}
+
 /* list_remove - d out of the circular list *head */
 static void list_remove(struct sl_qdest **head, struct sl_qdest *d)
 {
@@ -242,6 +253,7 @@ struct sl_qdest *sl_queue_dest_get(struct sl_queue *q, const char *binding, cons
     d->domain = d->binding + bl + 1;
     memcpy(d->domain, domain, dl + 1);
     d->hash = hash(q, d->binding, bl + 1 + dl);
+    d->wait_slot = UINT32_MAX;
     htab_insert(&q->dests, (struct hnode *)d);
     return d;
 }
@@ -253,6 +265,8 @@ static void dest_release(struct sl_queue *q, struct sl_qdest *d)
         return;
     if (d->nready != 0)
         sl_msg_panic("queue: destination %s/%s freed with ready parts", d->binding, d->domain);
+    if (q->idle_hook != NULL)
+        q->idle_hook(d, q->idle_arg);
     leave(q, d);
     htab_remove(&q->dests, (struct hnode *)d);
     free(d->binding);
@@ -317,6 +331,8 @@ static void fifo_unlink(struct sl_queue *q, struct sl_qpart *p)
     q->count[SL_PART_READY]--;
     if (d->nready == 0 && d->where == SL_QDEST_RING)
         leave(q, d);
+    if (d->nready == 0 && q->idle_hook != NULL)
+        q->idle_hook(d, q->idle_arg);
 }
 
 /* ---- the heap of deferred parts ---- */
@@ -582,17 +598,54 @@ void sl_queue_block(struct sl_queue *q, struct sl_qdest *d)
     q->nblocked++;
 }
 
-/* sl_queue_unblock_all - every blocked destination may try again */
+/* sl_queue_unblock_all - every blocked destination may try again, before the ring's others:
+ * they go to the ring's head in the order they were held back, so the one that has waited
+ * longest is served first */
 size_t sl_queue_unblock_all(struct sl_queue *q)
 {
     size_t n = q->nblocked;
 
     while (q->blocked != NULL) {
-        struct sl_qdest *d = q->blocked;
+        struct sl_qdest *d = q->blocked->lprev; /* the newest first: each goes to the head */
         leave(q, d);
-        wake(q, d);
+        if (d->nready == 0) {
+            if (q->idle_hook != NULL)
+                q->idle_hook(d, q->idle_arg);
+            continue;
+        }
+        list_prepend(&q->ring, d);
+        d->where = SL_QDEST_RING;
     }
     return n;
+}
+
+/* sl_queue_unblock - d leaves the blocked list for the ring's tail (it got a connection) */
+void sl_queue_unblock(struct sl_queue *q, struct sl_qdest *d)
+{
+    if (d->where != SL_QDEST_BLOCKED)
+        return;
+    leave(q, d);
+    wake(q, d);
+}
+
+/* sl_queue_first_blocked - the destination held back longest, NULL when none */
+struct sl_qdest *sl_queue_first_blocked(const struct sl_queue *q)
+{
+    return q->blocked;
+}
+
+/* sl_queue_next_blocked - the one held back after d, NULL after the last */
+struct sl_qdest *sl_queue_next_blocked(const struct sl_queue *q, const struct sl_qdest *d)
+{
+    return d->lnext == q->blocked ? NULL : d->lnext;
+}
+
+/* sl_queue_set_idle_hook - fn(d, arg) when d has no ready part left or is freed */
+void sl_queue_set_idle_hook(struct sl_queue *q, void (*fn)(struct sl_qdest *d, void *arg),
+                            void *arg)
+{
+    q->idle_hook = fn;
+    q->idle_arg = arg;
 }
 
 /* sl_queue_blocked - destinations held back */

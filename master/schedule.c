@@ -7,10 +7,19 @@
  * other ready destination has its turn before it gets the next one.  A worker
  * that keeps a connection open to the destination (it said "K") is preferred,
  * then an idle one, then one connected elsewhere (it closes that connection
- * first).  Before a new connection is asked for, the destination's counters are
- * checked in the shared table (sl_limits_dest_room_cached); a full one holds the
- * destination back until a worker says "I" (a connection closed, counters
- * released) or SL_SCHED_UNBLOCK_MS passed.
+ * first, or moves it to the new domain when both share the MX host).  Before a
+ * new connection is asked for, the destination's counters are checked in the
+ * shared table (sl_limits_dest_room_cached).  When one is full:
+ *  - a free worker whose open connection holds a unit of that counter and has
+ *    no ready mail of its own gives it up at once: it takes the waiting
+ *    destination's job (no slot sits idle while mail waits for it);
+ *  - else the destination is held back (it waits for the counter) until a
+ *    worker says "I" (a connection closed, counters released); the waits are
+ *    shown per counter in the shared table (shm/wait.c).
+ * Fair turns: a worker connected to a destination with more mail is handed,
+ * instead, the job of the destination that has waited longest for a counter
+ * its connection holds; freed units go to the longest waiting first (the queue
+ * puts released destinations at the ring's head in waiting order).
  * Outcomes (sl_worker.h) move each part on: final, deferred to the heap, back
  * to the front of its queue, or gone.  The spool stays the truth: a worker that
  * dies with a job simply has its parts queued again.
@@ -24,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -42,10 +52,46 @@ struct freelist {
     size_t nconn, nidle;
 };
 
+/* now_ms - CLOCK_REALTIME milliseconds, the clock of the waits shown to the operator */
+static uint64_t now_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+/* wait_end - d no longer waits for a counter */
+static void wait_end(struct sl_sched *s, struct sl_qdest *d)
+{
+    if (d->wait_slot == UINT32_MAX)
+        return;
+    sl_shm_wait_end(s->shm, d->wait_slot, d->wait_since, now_ms());
+    d->wait_slot = UINT32_MAX;
+}
+
+/* on_dest_idle - the queue's hook: a destination with no ready part waits for nothing */
+static void on_dest_idle(struct sl_qdest *d, void *vs)
+{
+    wait_end(vs, d);
+}
+
+/* wait_begin - d waits for the counter in slot, from now unless it already did */
+static void wait_begin(struct sl_sched *s, struct sl_qdest *d, uint32_t slot)
+{
+    if (d->wait_slot == slot)
+        return;
+    wait_end(s, d);
+    d->wait_slot = slot;
+    d->wait_since = now_ms();
+    sl_shm_wait_begin(s->shm, slot, d->wait_since);
+}
+
 /* sl_sched_init - an empty scheduler */
 void sl_sched_init(struct sl_sched *s, const char *spool)
 {
     *s = (struct sl_sched){.q = sl_queue_new(), .spool = spool};
+    sl_queue_set_idle_hook(s->q, on_dest_idle, s);
 }
 
 /* sl_sched_free - the index and everything in it */
@@ -62,10 +108,12 @@ static int64_t now_seconds(void)
     return (int64_t)time(NULL);
 }
 
-/* hold_back - dest's counters are full: out of the ring until a connection closes */
-static void hold_back(struct sl_sched *s, struct sl_qdest *d)
+/* hold_back - dest's counter in slot is full: out of the ring until a connection closes */
+static void hold_back(struct sl_sched *s, struct sl_qdest *d, uint32_t slot)
 {
     sl_queue_block(s->q, d);
+    if (d->nready > 0 && slot != UINT32_MAX)
+        wait_begin(s, d, slot);
     if (!s->unblock_armed) {
         s->unblock_armed = true;
         s->unblock = sl_clock_after_ms(SL_SCHED_UNBLOCK_MS);
@@ -128,27 +176,81 @@ static void drop_conn(struct sl_sched *s, struct sl_worker_slot *w)
     w->conn = NULL;
 }
 
-/* any_worker - an idle worker, else one connected elsewhere (its connection will close), or -1 */
-static int any_worker(struct sl_sched *s, struct sl_supervisor *sup, struct freelist *f)
+/* spare - worker w's connection carries nothing now: its destination has no ready mail */
+static bool spare(const struct sl_worker_slot *w)
 {
-    unsigned w;
-
-    if (f->nidle > 0)
-        return (int)take_at(f->idle, &f->nidle, f->nidle - 1);
-    if (f->nconn == 0)
-        return -1;
-    w = take_at(f->conn, &f->nconn, f->nconn - 1);
-    drop_conn(s, &sup->w[w]);
-    return (int)w;
+    const struct sl_qdest *e = w->conn;
+    return e != NULL && e->nready == 0;
 }
 
-/* room - may a new connection to d open now?  Logs the refusal. */
-static bool room(const struct sl_config *cfg, const struct sl_shm *shm, struct sl_qdest *d)
+/* any_worker - an idle worker, else one connected elsewhere (its connection will close or
+ * move), one whose destination has no ready mail first; -1 when none is free */
+static int any_worker(struct sl_supervisor *sup, struct freelist *f)
+{
+    if (f->nidle > 0)
+        return (int)take_at(f->idle, &f->nidle, f->nidle - 1);
+    for (size_t i = f->nconn; i-- > 0;)
+        if (spare(&sup->w[f->conn[i]]))
+            return (int)take_at(f->conn, &f->nconn, i);
+    if (f->nconn == 0)
+        return -1;
+    return (int)take_at(f->conn, &f->nconn, f->nconn - 1);
+}
+
+/* holds - does worker w's open connection hold a unit of the counter in slot */
+static bool holds(struct sl_sched *s, const struct sl_worker_slot *w, uint32_t slot)
+{
+    struct sl_qdest *e = w->conn;
+    struct sl_counter_view v;
+
+    if (e == NULL || sl_shm_view(s->shm, slot, &v) < 0)
+        return false;
+    switch (v.kind) {
+    case SL_SCOPE_SERVER:
+    case SL_SCOPE_RESERVE:
+        return true; /* every connection holds one of the two */
+    case SL_SCOPE_HOST:
+        return strcasecmp(w->conn_mx, v.name) == 0;
+    case SL_SCOPE_BINDING_HOST:
+        return strcmp(e->binding, v.name) == 0 && strcasecmp(w->conn_mx, v.name2) == 0;
+    default:
+        return sl_limits_cache_has(s->shm, &e->room, slot);
+    }
+}
+
+/* spare_holding - a free worker whose connection has nothing to carry and holds a unit of
+ * the counter in slot (it will give it up for the waiting mail), or -1 */
+static int spare_holding(struct sl_sched *s, struct sl_supervisor *sup, struct freelist *f,
+                         uint32_t slot)
+{
+    for (size_t i = 0; i < f->nconn; i++)
+        if (spare(&sup->w[f->conn[i]]) && holds(s, &sup->w[f->conn[i]], slot))
+            return (int)take_at(f->conn, &f->nconn, i);
+    return -1;
+}
+
+/* older_waiter - the destination held back longest for a counter that worker w's connection
+ * (to d) holds; NULL when none.  d itself may wait too, for a second connection: it has one,
+ * so the others go first */
+static struct sl_qdest *older_waiter(struct sl_sched *s, const struct sl_worker_slot *w,
+                                     const struct sl_qdest *d)
+{
+    for (struct sl_qdest *x = sl_queue_first_blocked(s->q); x != NULL;
+         x = sl_queue_next_blocked(s->q, x))
+        if (x != d && x->nready > 0 && x->wait_slot != UINT32_MAX && holds(s, w, x->wait_slot))
+            return x;
+    return NULL;
+}
+
+/* room - may a new connection to d open now?  Logs the refusal, which goes to *why. */
+static bool room(const struct sl_config *cfg, const struct sl_shm *shm, struct sl_qdest *d,
+                 struct sl_refusal *why_out)
 {
     struct sl_refusal why;
 
     if (sl_limits_dest_room_cached(cfg, shm, &d->room, d->binding, d->domain, &why))
         return true;
+    *why_out = why;
     if (why.limit < 0)
         sl_msg_debug("holding back %s %s: %s counter full (%u in use)", d->binding, d->domain,
                      sl_scope_kind_name(why.kind), why.in_use);
@@ -171,13 +273,16 @@ static void requeue_parts(struct sl_sched *s, struct sl_qpart **p, size_t n)
  * has far more, so the master's work per message stays small */
 static size_t job_size(size_t ready, unsigned workers)
 {
-    size_t n = workers > 0 ? (ready + workers - 1) / workers : ready;
+    size_t n = workers > 1 ? (ready + workers - 1) / workers : ready;
 
     return n < 1 ? 1 : n > SL_JOB_PARTS ? SL_JOB_PARTS : n;
 }
 
-/* send_job - up to SL_JOB_PARTS of d's ready parts to worker w in one datagram */
-static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi, struct sl_qdest *d)
+/* send_job - up to SL_JOB_PARTS of d's ready parts to worker w in one datagram; a
+ * destination served over a contended counter (contended) gets a whole turn's worth, since
+ * spreading its mail over workers could not open more connections anyway */
+static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi, struct sl_qdest *d,
+                     bool contended)
 {
     struct sl_worker_slot *w = &sup->w[wi];
     struct sl_qpart *taken[SL_JOB_PARTS], *p;
@@ -186,7 +291,7 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi,
     int head = snprintf(job, sizeof job, "J%" PRIu64 " D %s %s", id, d->binding, d->domain);
     size_t len = (size_t)head, n = 0;
 
-    size_t max = job_size(d->nready, sup->want);
+    size_t max = job_size(d->nready, contended ? 1 : sup->want);
 
     if (head < 0 || len >= sizeof job)
         sl_msg_panic("job header for %s %s does not fit a datagram", d->binding, d->domain);
@@ -207,6 +312,9 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi,
         }
         return false;
     }
+    if (w->conn != d)
+        drop_conn(s, w); /* it closes that connection first, or moves it to d */
+    wait_end(s, d);
     w->busy = true;
     w->job = id;
     free(w->parts);
@@ -218,32 +326,89 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi,
     return true;
 }
 
-/* serve_held_back - a destination held back (a counter full) takes no new
- * connection, but a worker already connected to it takes its next job at
- * once: that job opens nothing, and the connection would otherwise sit idle
- * until a slot frees somewhere */
-static void serve_held_back(struct sl_sched *s, struct sl_supervisor *sup, struct freelist *f)
+/* serve_connected - worker wi, connected to d which has ready mail, takes d's next job;
+ * unless a destination has waited longer for a counter its connection holds: then that one
+ * gets the connection's units (fair turns) */
+static void serve_connected(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi,
+                            struct sl_qdest *d)
 {
+    struct sl_qdest *x = older_waiter(s, &sup->w[wi], d);
+
+    if (x == NULL) {
+        if (send_job(s, sup, wi, d, false))
+            sl_queue_rotate(s->q, d);
+        return;
+    }
+    sl_msg_debug("worker pid %ld leaves %s %s for %s %s, waiting longer", (long)sup->w[wi].pid,
+                 d->binding, d->domain, x->binding, x->domain);
+    if (send_job(s, sup, wi, x, true))
+        sl_queue_unblock(s->q, x);
+}
+
+/* serve_connections - the free workers that hold a connection, before the ring's turn:
+ *  - one connected to a held-back destination with ready mail takes its next job at once
+ *    (it opens nothing, and the connection would otherwise sit idle until a slot frees);
+ *  - one whose destination has nothing ready gives its units to the destination that has
+ *    waited longest for a counter it holds (no slot sits idle while mail waits for it). */
+static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup, struct freelist *f)
+{
+    if (sl_queue_blocked(s->q) == 0)
+        return; /* nobody waits: the ring's turn decides */
     for (size_t i = 0; i < f->nconn;) {
         unsigned wi = f->conn[i];
-        struct sl_qdest *d = sup->w[wi].conn;
+        struct sl_qdest *d = sup->w[wi].conn, *x;
 
-        if (d == NULL || d->where != SL_QDEST_BLOCKED || d->nready == 0) {
+        if (d != NULL && d->where == SL_QDEST_BLOCKED && d->nready > 0) {
+            take_at(f->conn, &f->nconn, i);
+            serve_connected(s, sup, wi, d);
+        } else if (spare(&sup->w[wi]) && (x = older_waiter(s, &sup->w[wi], d)) != NULL) {
+            take_at(f->conn, &f->nconn, i);
+            sl_msg_debug("%s %s takes over worker pid %ld's idle connection", x->binding, x->domain,
+                         (long)sup->w[wi].pid);
+            if (send_job(s, sup, wi, x, true))
+                sl_queue_unblock(s->q, x);
+        } else {
             i++;
-            continue;
         }
-        take_at(f->conn, &f->nconn, i);
-        send_job(s, sup, wi, d);
     }
+}
+
+/* serve - one turn of d, the ring's head: its own free connection, else a new one where the
+ * counters allow, else the units of a spare connection that holds the full counter; else d
+ * waits for that counter */
+static void serve(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_config *cfg,
+                  struct freelist *f, struct sl_qdest *d)
+{
+    int w = connected_to(sup, f, d); /* reuses its connection: no new counter */
+    struct sl_refusal why = {.slot = UINT32_MAX};
+
+    if (w >= 0) {
+        serve_connected(s, sup, (unsigned)w, d);
+        return;
+    }
+    if (room(cfg, s->shm, d, &why)) {
+        if ((w = any_worker(sup, f)) >= 0 && send_job(s, sup, (unsigned)w, d, false))
+            sl_queue_rotate(s->q, d);
+        return;
+    }
+    if (why.slot != UINT32_MAX && (w = spare_holding(s, sup, f, why.slot)) >= 0) {
+        sl_msg_debug("%s %s takes over worker pid %ld's idle connection (%s full)", d->binding,
+                     d->domain, (long)sup->w[w].pid, sl_scope_kind_name(why.kind));
+        if (send_job(s, sup, (unsigned)w, d, true))
+            sl_queue_rotate(s->q, d);
+        return;
+    }
+    hold_back(s, d, why.slot);
 }
 
 /* sl_sched_dispatch - jobs to free workers while destinations are ready */
 void sl_sched_dispatch(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_config *cfg,
-                       const struct sl_shm *shm, uint32_t gen)
+                       struct sl_shm *shm, uint32_t gen)
 {
     struct freelist f;
     struct sl_qdest *d;
 
+    s->shm = shm;
     if (!s->draining && sl_pickup_pending(s))
         sl_pickup_step(s, SL_PICKUP_CHUNK); /* the start scan goes on between loop passes */
     if (s->draining || sup->nw == 0 || (sl_queue_next(s->q) == NULL && sl_queue_blocked(s->q) == 0))
@@ -251,19 +416,9 @@ void sl_sched_dispatch(struct sl_sched *s, struct sl_supervisor *sup, const stru
     f.conn = sl_malloc(sup->nw * sizeof *f.conn);
     f.idle = sl_malloc(sup->nw * sizeof *f.idle);
     collect_free(sup, gen, &f);
-    serve_held_back(s, sup, &f);
-    while ((d = sl_queue_next(s->q)) != NULL && f.nconn + f.nidle > 0) {
-        int w = connected_to(sup, &f, d); /* reuses its connection: no new counter */
-
-        if (w < 0 && !room(cfg, shm, d)) {
-            hold_back(s, d);
-            continue;
-        }
-        if (w < 0)
-            w = any_worker(s, sup, &f);
-        if (send_job(s, sup, (unsigned)w, d))
-            sl_queue_rotate(s->q, d);
-    }
+    serve_connections(s, sup, &f);
+    while ((d = sl_queue_next(s->q)) != NULL && f.nconn + f.nidle > 0)
+        serve(s, sup, cfg, &f, d);
     free(f.conn);
     free(f.idle);
 }
@@ -330,8 +485,9 @@ static void finished(struct sl_sched *s, struct sl_qpart *p)
         sl_msg_warn("cannot remove finished message %s: %s", id, strerror(errno));
 }
 
-/* outcome - apply one "<id>.<k>=<o>" of job; false for "w" (not attempted) */
-static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t job)
+/* outcome - apply one "<id>.<k>=<o>" of job; false for "w" (not attempted: the counter
+ * in slot refused, as the worker's "S" said) */
+static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t job, uint32_t slot)
 {
     const char *eq = memchr(tok, '=', len);
     struct sl_qpart *p;
@@ -356,8 +512,11 @@ static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t jo
         break;
     case 'w':
         sl_queue_requeue(s->q, p);
-        hold_back(s, p->dest);
+        hold_back(s, p->dest, slot);
         return false;
+    case 'y': /* not attempted: its connection was spent and others wait for its units */
+        sl_queue_requeue(s->q, p);
+        break;
     case 'x':
         sl_msg_info("message %s is gone from the spool", p->msg->id);
         sl_queue_drop(s->q, p->msg);
@@ -386,10 +545,11 @@ static void on_done(struct sl_sched *s, struct sl_worker_slot *w, const char *ms
         size_t len;
         t += strspn(t, " ");
         len = strcspn(t, " ");
-        if (len > 0 && !outcome(s, t, len, job))
+        if (len > 0 && !outcome(s, t, len, job, w->stuck_slot))
             w->refused = true;
         t += len;
     }
+    w->stuck_slot = UINT32_MAX;
     if (job == w->job) {
         w->job = 0;
         free(w->parts);
@@ -416,8 +576,12 @@ static void on_keep(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi, 
     const char *b = msg + 1 + strspn(msg + 1, " ");
     size_t bl = strcspn(b, " "), dl;
     const char *dom = b + bl + strspn(b + bl, " ");
+    const char *mx;
+    size_t ml;
 
     dl = strcspn(dom, " ");
+    mx = dom + dl + strspn(dom + dl, " ");
+    ml = strcspn(mx, " ");
     drop_conn(s, w);
     w->busy = false;
     w->refused = false;
@@ -430,6 +594,10 @@ static void on_keep(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi, 
         domain[dl] = '\0';
         w->conn = sl_queue_dest_get(s->q, binding, domain);
         sl_queue_conn_add(w->conn);
+        if (ml >= sizeof w->conn_mx || !valid_name(mx, ml))
+            ml = 0; /* the host is only a hint for the fair turns */
+        memcpy(w->conn_mx, mx, ml);
+        w->conn_mx[ml] = '\0';
     }
     sl_supervise_quit_if_retiring(sup, wi);
 }
@@ -445,6 +613,18 @@ static void on_idle(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi)
         release_all(s);
     w->refused = false;
     sl_supervise_quit_if_retiring(sup, wi);
+}
+
+/* on_stuck - "S <kind> <name> <name2> <slot>": the counter that refused the worker's job */
+static void on_stuck(struct sl_worker_slot *w, const char *msg, size_t len)
+{
+    const char *last = memrchr(msg, ' ', len);
+    char *end;
+    unsigned long slot = last != NULL ? strtoul(last + 1, &end, 10) : 0;
+
+    sl_msg_debug("worker pid %ld: refused by counter %.*s", (long)w->pid, (int)len - 1, msg + 1);
+    if (last != NULL && end != last + 1 && *end == '\0' && slot < UINT32_MAX)
+        w->stuck_slot = (uint32_t)slot;
 }
 
 /* on_new - "N <id>": a worker queued a message (a bounce) */
@@ -481,7 +661,7 @@ void sl_sched_from_worker(struct sl_sched *s, struct sl_supervisor *sup, unsigne
         on_new(s, msg);
         break;
     case SL_WMSG_STUCK:
-        sl_msg_debug("worker pid %ld: refused by counter %s", (long)w->pid, msg + 1);
+        on_stuck(w, msg, len);
         break;
     default:
         sl_msg_warn("worker pid %ld sent an unknown message 0x%02x", (long)w->pid,
@@ -521,6 +701,12 @@ void sl_sched_worker_exit(struct sl_worker_slot *w, void *vs)
     w->job = 0;
     drop_conn(s, w);
     release_all(s); /* its counters were reclaimed */
+}
+
+/* sl_sched_limits_changed - new limits: every held-back destination tries again */
+void sl_sched_limits_changed(struct sl_sched *s)
+{
+    release_all(s);
 }
 
 /* sl_sched_tick - deferred parts that are due, and the held-back safety net */

@@ -12,8 +12,9 @@
  *   - a round-robin ring of destinations that have ready parts and are not
  *     blocked: the head is served, then moved to the tail, so a domain with
  *     100,000 parts cannot starve one with 10;
- *   - a list of blocked destinations (counters full), released all at once
- *     when a connection closes;
+ *   - a list of blocked destinations (counters full), in the order they were
+ *     held back, released all at once to the ring's head when a connection
+ *     closes, so the one that waited longest is served first;
  *   - a binary min-heap of deferred parts by next attempt time.
  * A part is in exactly one place: a ready FIFO (READY), a worker's job
  * (INFLIGHT), the heap (TIMER), or nowhere (DONE).
@@ -72,6 +73,9 @@ struct sl_qdest {
     unsigned conns; /* workers holding an open connection to it (the scheduler's count) */
     uint8_t where;  /* enum sl_qdest_where */
     struct sl_limits_cache room; /* the scheduler's cache of its counters */
+    /* The scheduler's record of a wait for a full counter (schedule.c): */
+    uint32_t wait_slot;  /* the counter it waits for; UINT32_MAX: none */
+    uint64_t wait_since; /* CLOCK_REALTIME ms the wait began */
 };
 
 /* A part as the spool scan found it. */
@@ -110,9 +114,19 @@ struct sl_qpart *sl_queue_take(struct sl_queue *q, struct sl_qdest *d, uint64_t 
 void sl_queue_rotate(struct sl_queue *q, struct sl_qdest *d);
 /* Hold dest back (counters full): out of the ring until sl_queue_unblock_all. */
 void sl_queue_block(struct sl_queue *q, struct sl_qdest *d);
-/* A connection closed: every blocked destination gets its turn again.
- * Returns how many were blocked. */
+/* A connection closed: every blocked destination gets its turn again, at the ring's head in
+ * the order they were held back (the longest waiting first).  Returns how many were blocked. */
 size_t sl_queue_unblock_all(struct sl_queue *q);
+/* d got a connection: out of the blocked list, to the ring's tail when it has ready parts. */
+void sl_queue_unblock(struct sl_queue *q, struct sl_qdest *d);
+/* The blocked list, the longest held back first: the first, and the one after d (NULL at
+ * the end). */
+struct sl_qdest *sl_queue_first_blocked(const struct sl_queue *q);
+struct sl_qdest *sl_queue_next_blocked(const struct sl_queue *q, const struct sl_qdest *d);
+/* fn(d, arg) whenever d has no ready part left (taken, deferred, dropped, or found so when
+ * unblocked) and before d is freed. */
+void sl_queue_set_idle_hook(struct sl_queue *q, void (*fn)(struct sl_qdest *d, void *arg),
+                            void *arg);
 size_t sl_queue_blocked(const struct sl_queue *q);
 
 /* Outcomes of an INFLIGHT part. */

@@ -26,6 +26,7 @@
 
 struct sl_sched {
     struct sl_queue *q;
+    struct sl_shm *shm;      /* the counter table (set by sl_sched_dispatch): waits shown there */
     const char *spool;       /* spool_dir (the caller's string) */
     uint64_t last_job;       /* job ids, for matching outcomes */
     bool draining;           /* SIGTERM: no new jobs */
@@ -49,7 +50,9 @@ void sl_sched_free(struct sl_sched *s);
  * destination whose counters are full is held back (sl_limits_dest_room).
  * Cheap when nothing is ready. */
 void sl_sched_dispatch(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_config *cfg,
-                       const struct sl_shm *shm, uint32_t gen);
+                       struct sl_shm *shm, uint32_t gen);
+/* The limits changed (a reload): every held-back destination tries again. */
+void sl_sched_limits_changed(struct sl_sched *s);
 /* A message from worker w (D, K, I, N or S; sl_worker.h). */
 void sl_sched_from_worker(struct sl_sched *s, struct sl_supervisor *sup, unsigned w,
                           const char *msg, size_t len);

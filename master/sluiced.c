@@ -193,6 +193,7 @@ static void reload(struct master *m)
         sl_msg_warn("shm_name, shm_capacity, spool_dir and user take effect at the next restart");
     m->gen = (uint32_t)sl_add64(&m->shm.hdr->config_gen, 1) + 1;
     sl_limits_refresh(next, &m->shm, m->gen);
+    sl_sched_limits_changed(&m->sched);
     sl_config_free(m->cfg);
     m->cfg = next;
     apply_log_level(m->cfg);

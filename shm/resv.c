@@ -164,6 +164,56 @@ enum sl_resv_result sl_resv_acquire(struct sl_shm *shm, uint32_t owner, struct s
     return SL_RESV_OK;
 }
 
+/* in_resv - is slot among r's counters */
+static bool in_resv(const struct sl_resv *r, uint32_t slot)
+{
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->slot[i] == slot)
+            return true;
+    return false;
+}
+
+/* sl_resv_swap - move a held reservation to want's counters: take the new ones, give back the
+ * old ones, leave the shared ones alone */
+enum sl_resv_result sl_resv_swap(struct sl_shm *shm, uint32_t owner, struct sl_resv *r,
+                                 struct sl_resv *want, struct sl_refusal *why)
+{
+    struct sl_resv add;
+    struct sl_shm_hold *h, *t;
+    enum sl_resv_result res;
+
+    if (owner >= shm->hdr->owner_capacity || shm->readonly || r->record < 0)
+        sl_msg_panic("shm: swap by owner %u of record %d", owner, r->record);
+    h = &shm->owners[owner].hold[r->record];
+    order(shm, want);
+    sl_resv_init(&add, r->gen);
+    for (uint32_t i = 0; i < want->n; i++)
+        if (!in_resv(r, want->slot[i]))
+            sl_resv_add(&add, want->slot[i], want->limit[i]);
+    /* The new units first, under a record of their own: all or none, as any acquire. */
+    if (add.n > 0 && (res = sl_resv_acquire(shm, owner, &add, why)) != SL_RESV_OK)
+        return res;
+    t = add.n > 0 ? &shm->owners[owner].hold[add.record] : NULL;
+    /* Both records in flux while the list moves: the audit leaves their slots alone. */
+    if (t != NULL)
+        sl_store32(&t->state, SL_HOLD_INTENT);
+    sl_store32(&h->state, SL_HOLD_RELEASING);
+    for (uint32_t i = r->n; i-- > 0;)
+        if (!in_resv(want, r->slot[i]))
+            count_give(&shm->slots[r->slot[i]]);
+    sl_word_store32(&h->n, want->n);
+    for (uint32_t i = 0; i < want->n; i++)
+        sl_word_store32(&h->slot[i], want->slot[i]);
+    sl_store32(&h->state, SL_HOLD_HELD);
+    if (t != NULL) {
+        sl_word_store32(&t->n, 0);
+        sl_store32(&t->state, SL_HOLD_FREE);
+    }
+    want->record = r->record;
+    *r = *want;
+    return SL_RESV_OK;
+}
+
 /* sl_resv_release - give back what sl_resv_acquire took; a second call does nothing */
 void sl_resv_release(struct sl_shm *shm, uint32_t owner, struct sl_resv *r)
 {

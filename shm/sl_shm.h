@@ -47,7 +47,7 @@
 #include "util/sl_atomic.h"
 
 #define SL_SHM_MAGIC     0x534c5549434531ULL /* "SLUICE1" */
-#define SL_SHM_VERSION   2u
+#define SL_SHM_VERSION   3u
 #define SL_SHM_NAME_MAX  255  /* one key component, bytes, without NUL */
 #define SL_RESV_MAX      16   /* counters in one reservation */
 #define SL_OWNER_RECORDS 4    /* reservations one owner may hold at once */
@@ -92,8 +92,16 @@ struct sl_shm_slot {
     uint16_t name2_len;
     uint8_t kind; /* enum sl_scope_kind */
     uint8_t pad[15];
+    /* Second cache line: mail waiting for this counter (shm/wait.c), written by the master
+     * alone, so its stores never share a line with the workers' CAS on count. */
+    sl_atomic_u32 waiting; /* destinations held back by this counter now */
+    uint32_t pad2;
+    sl_atomic_u64 holdbacks;  /* times a destination started waiting for it (statistics) */
+    sl_atomic_u64 waited_ms;  /* milliseconds destinations waited, summed over ended waits */
+    sl_atomic_u64 wait_since; /* CLOCK_REALTIME ms since which mail waits without a break; 0 */
+    uint8_t pad3[32];
 };
-_Static_assert(sizeof(struct sl_shm_slot) == 64, "a slot is one cache line");
+_Static_assert(sizeof(struct sl_shm_slot) == 128, "a slot is two cache lines");
 
 enum sl_hold_state { SL_HOLD_FREE = 0, SL_HOLD_INTENT, SL_HOLD_HELD, SL_HOLD_RELEASING };
 
@@ -132,6 +140,34 @@ struct sl_shm_stats {
     uint8_t reserved[64];
 };
 
+/* Where delivery time goes, per binding (shm/latency.c): four Prometheus histograms each.
+ * Version 3.  Buckets are counted one by one (not cumulated): an observation increments the
+ * first bucket whose bound it does not exceed, or the last (+Inf). */
+#define SL_LAT_BINDINGS 64 /* bindings with histograms of their own; the rest share "*" */
+#define SL_LAT_BUCKETS  16
+#define SL_LAT_NAME_MAX 127
+enum sl_lat_phase {
+    SL_LAT_QUEUED,  /* arrival (the queue id's time) to the first attempt */
+    SL_LAT_CONNECT, /* TCP connect, greeting, EHLO */
+    SL_LAT_TLS,     /* STARTTLS and the handshake, then EHLO again */
+    SL_LAT_TXN,     /* a transaction: its commands out to its last reply in */
+    SL_LAT__PHASES
+};
+/* The buckets' upper bounds in microseconds (the last is +Inf), and the phases' names. */
+extern const uint64_t sl_lat_bounds_us[SL_LAT_BUCKETS - 1];
+const char *sl_lat_phase_name(enum sl_lat_phase p);
+struct sl_lat_hist {
+    sl_atomic_u64 bucket[SL_LAT_BUCKETS];
+    sl_atomic_u64 sum_us;
+    sl_atomic_u64 count;
+};
+struct sl_lat_entry {
+    sl_atomic_u32 state; /* 0 free, 1 being claimed, 2 live (name set) */
+    uint32_t len;
+    char name[SL_LAT_NAME_MAX + 1];
+    struct sl_lat_hist h[SL_LAT__PHASES];
+};
+
 struct sl_shm_header {
     uint64_t magic;
     uint32_t version;
@@ -159,7 +195,8 @@ struct sl_shm_header {
     sl_atomic_u64 claiming;    /* lookups between claiming a slot and publishing it: a reclaim
                                   scans the slots for abandoned claims only when this is > 0 */
     uint8_t reserved[56];
-    struct sl_shm_stats stats; /* version 2 */
+    struct sl_shm_stats stats;                    /* version 2 */
+    struct sl_lat_entry latency[SL_LAT_BINDINGS]; /* version 3 */
 };
 
 struct sl_shm_params {
@@ -250,6 +287,15 @@ int sl_resv_add(struct sl_resv *r, uint32_t slot, int32_t limit);
  * used is the slot's own when it carries a newer generation than r->gen. */
 enum sl_resv_result sl_resv_acquire(struct sl_shm *shm, uint32_t owner, struct sl_resv *r,
                                     struct sl_refusal *why);
+/* Move the held reservation r to the counters of want (another domain over the same
+ * connection): the counters only want names are taken first, all or none, within their
+ * limits; then those only r names are given back; the shared ones never move.  On
+ * SL_RESV_OK r becomes want (same record); otherwise r is untouched and *why says who
+ * refused.  A process killed midway leaves records in flux, which the audit settles (I2). */
+enum sl_resv_result sl_resv_swap(struct sl_shm *shm, uint32_t owner, struct sl_resv *r,
+                                 struct sl_resv *want, struct sl_refusal *why);
+/* Does mail wait (shm/wait.c) for any counter r names? */
+bool sl_resv_contended(const struct sl_shm *shm, const struct sl_resv *r);
 /* Give back what sl_resv_acquire took.  Idempotent; a count never goes below 0. */
 void sl_resv_release(struct sl_shm *shm, uint32_t owner, struct sl_resv *r);
 
@@ -280,6 +326,10 @@ struct sl_counter_view {
     uint32_t gen;
     uint64_t refused;
     uint64_t peak;
+    uint32_t waiting;    /* destinations held back by it now */
+    uint64_t holdbacks;  /* times a destination started waiting for it */
+    uint64_t waited_ms;  /* time destinations waited for it, ended waits */
+    uint64_t wait_since; /* CLOCK_REALTIME ms since mail waits for it; 0: none waits */
 };
 /* Copy every LIVE counter into a newly allocated array (caller frees *out). */
 int sl_shm_snapshot(const struct sl_shm *shm, struct sl_counter_view **out, size_t *n);
@@ -292,6 +342,25 @@ int sl_shm_view(const struct sl_shm *shm, uint32_t slot, struct sl_counter_view 
 void sl_shm_foreach(const struct sl_shm *shm,
                     void (*fn)(uint32_t slot, const struct sl_counter_view *v, void *ctx),
                     void *ctx);
+
+/* Mail waiting for a counter (shm/wait.c; the master's scheduler): a destination held back by
+ * the counter in slot starts waiting at now_ms (CLOCK_REALTIME ms), and ends its wait that began
+ * at since_ms.  Counts never go below zero; a slot that is not LIVE is left alone. */
+void sl_shm_wait_begin(struct sl_shm *shm, uint32_t slot, uint64_t now_ms);
+void sl_shm_wait_end(struct sl_shm *shm, uint32_t slot, uint64_t since_ms, uint64_t now_ms);
+
+/* Delivery latency per binding (shm/latency.c): the entry of binding (claimed on first use;
+ * past SL_LAT_BINDINGS, the shared "*"), then one observation of phase.  Relaxed, lock-free,
+ * never blocking; -1 (nothing counted) on a read-only mapping. */
+int sl_lat_entry(struct sl_shm *shm, const char *binding);
+void sl_lat_observe(struct sl_shm *shm, int entry, enum sl_lat_phase phase, uint64_t us);
+/* A copy of entry i when it is live; false otherwise.  Works on a read-only mapping. */
+struct sl_lat_view {
+    char name[SL_LAT_NAME_MAX + 1];
+    uint64_t bucket[SL_LAT__PHASES][SL_LAT_BUCKETS]; /* not cumulated */
+    uint64_t sum_us[SL_LAT__PHASES], count[SL_LAT__PHASES];
+};
+bool sl_lat_read(const struct sl_shm *shm, unsigned i, struct sl_lat_view *v);
 
 /* Statistics (shm/stats.c): one relaxed increment each, never blocking.  outcome is the delivery
  * log's word ("delivered", "deferred", "bounced"; anything else is not counted), n recipients;

@@ -60,6 +60,10 @@ int sl_shm_view(const struct sl_shm *shm, uint32_t slot, struct sl_counter_view 
     v->gen = (uint32_t)(limit >> 32);
     v->refused = sl_peek64(&s->refused);
     v->peak = sl_peek64(&s->peak);
+    v->waiting = sl_peek32(&s->waiting);
+    v->holdbacks = sl_peek64(&s->holdbacks);
+    v->waited_ms = sl_peek64(&s->waited_ms);
+    v->wait_since = sl_peek64(&s->wait_since);
     return 0;
 }
 

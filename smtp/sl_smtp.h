@@ -95,6 +95,9 @@ struct sl_smtp {
      * and write goes through it then */
     void *ssl;
     struct sl_tls_info tls;
+    /* how long sl_smtp_open took: connect, greeting and EHLO; STARTTLS, the handshake and
+     * EHLO again (0 without TLS) */
+    uint64_t connect_us, tls_us;
 };
 
 /* Connect from src (NULL: any) to dst, read the greeting, EHLO (HELO when

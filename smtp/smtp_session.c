@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "smtp_impl.h"
+#include "util/sl_clock.h"
 #include "util/sl_msg.h"
 
 #define RBUF_SIZE 16384 /* > SL_SMTP_LINE_MAX + 2; holds many pipelined replies at once */
@@ -182,9 +183,15 @@ int sl_smtp_open(struct sl_smtp *s, const struct sl_smtp_env *env,
     if (!valid_helo(helo_name))
         return smtp_fail(s, SL_SMTP_FAIL_PROTO, "refusing to announce the HELO name \"%.64s\"",
                          helo_name);
+    uint64_t t0 = sl_clock_us(), t1;
     if (smtp_io_connect(s, src, srclen, dst, dstlen) < 0 || greeting(s, r) < 0 ||
-        hello(s, helo_name, r) < 0 || secure(s, tls, helo_name, r) < 0)
+        hello(s, helo_name, r) < 0)
         return -1;
+    t1 = sl_clock_us();
+    s->connect_us = t1 - t0;
+    if (secure(s, tls, helo_name, r) < 0)
+        return -1;
+    s->tls_us = s->tls.on ? sl_clock_us() - t1 : 0;
     smtp_phase_end(s);
     return 0;
 }

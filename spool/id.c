@@ -47,3 +47,15 @@ bool sl_spool_id_valid(const char *id)
     size_t n = strspn(id, digits62);
     return n == SL_SPOOL_ID_LEN && id[n] == '\0';
 }
+
+/* sl_spool_id_time_us - the microseconds of the id's time prefix */
+uint64_t sl_spool_id_time_us(const char *id)
+{
+    uint64_t us = 0;
+
+    for (int i = 0; i < TIME_CHARS; i++) {
+        const char *p = strchr(digits62, id[i]);
+        us = us * 62 + (p != NULL && *p != '\0' ? (uint64_t)(p - digits62) : 0);
+    }
+    return us;
+}

@@ -110,6 +110,8 @@ void sl_spool_address_domain(const char *addr, char *buf, size_t len);
 void sl_spool_printable(const char *s, char *buf, size_t len);
 /* A queue id: SL_SPOOL_ID_LEN characters of [0-9A-Za-z] (ids sort by arrival). */
 bool sl_spool_id_valid(const char *id);
+/* The arrival time a valid id carries: microseconds since the epoch when it was made. */
+uint64_t sl_spool_id_time_us(const char *id);
 
 /* Validate and write one message durably (tmp, fsync, rename, fsync queue/);
  * the new id goes to id (SL_SPOOL_ID_LEN + 1 bytes).  On refusal nothing is

@@ -37,3 +37,24 @@ long sl_clock_ms_until(struct timespec t)
     ms = (long)(t.tv_sec - n.tv_sec) * 1000 + (t.tv_nsec - n.tv_nsec) / 1000000L;
     return ms > 0 ? ms : 0;
 }
+
+/* us_of - a clock's reading in microseconds */
+static uint64_t us_of(clockid_t id)
+{
+    struct timespec t;
+
+    clock_gettime(id, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* sl_clock_us - monotonic microseconds */
+uint64_t sl_clock_us(void)
+{
+    return us_of(CLOCK_MONOTONIC);
+}
+
+/* sl_clock_wall_us - microseconds since the epoch */
+uint64_t sl_clock_wall_us(void)
+{
+    return us_of(CLOCK_REALTIME);
+}

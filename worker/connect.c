@@ -13,6 +13,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <bsd/string.h>
 
@@ -83,8 +84,11 @@ static bool try_addresses(struct sl_wstate *w, const struct sl_dest *d, const st
         tc->params.need = need;
         ok = open_session(w, d, (const struct sockaddr *)&h->addr[i], h->addrlen[i], tc, &r);
         sl_tls_record(plan, tc, &c->s, &info->tls);
-        if (ok)
+        if (ok) {
+            memcpy(&c->peer, &h->addr[i], sizeof c->peer);
+            c->peerlen = h->addrlen[i];
             return true;
+        }
         if (c->s.fail == SL_SMTP_FAIL_TIMEOUT)
             sl_stats_timeout(w->ctx->shm, c->s.phase);
         info->phase = sl_phase_name(c->s.phase);
@@ -123,6 +127,9 @@ static void connected(struct sl_wstate *w, const struct sl_dest *d, const struct
     c->deliveries = c->rcpts = c->txns = 0;
     c->idle_ms = d->idle_ms;
     c->tls = info->tls;
+    sl_lat_observe(w->ctx->shm, sl_worker_lat(w, d->binding), SL_LAT_CONNECT, c->s.connect_us);
+    if (c->s.tls.on)
+        sl_lat_observe(w->ctx->shm, sl_worker_lat(w, d->binding), SL_LAT_TLS, c->s.tls_us);
 }
 
 /* resolve - the hosts to try, or the outcome when there are none */
@@ -216,6 +223,71 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
         snprintf(info->reply, sizeof info->reply, "no usable address for %s", d->domain);
     }
     return refused && !failed ? SL_OPEN_WAIT : SL_OPEN_DEFER;
+}
+
+/* tls_meets - does a session with TLS state info, opened under need had, give what need asks */
+static bool tls_meets(const struct sl_tls_info *info, enum sl_tls_need had, enum sl_tls_need need)
+{
+    switch (need) {
+    case SL_TLS_NEED_NONE:
+        return true;
+    case SL_TLS_NEED_TRY: /* STARTTLS was tried (or is on) */
+        return info->on || had >= SL_TLS_NEED_TRY;
+    case SL_TLS_NEED_ENCRYPT:
+        return info->on;
+    case SL_TLS_NEED_VERIFY: /* the chain and the MX name, checked when the session opened */
+        return info->on && info->verified && strcmp(info->auth, "pkix") == 0;
+    case SL_TLS_NEED_DANE: /* matched the TLSA records of this very host and port */
+        return info->on && info->verified && strncmp(info->auth, "dane", 4) == 0;
+    }
+    return false;
+}
+
+/* serves - does host h of an answer sit at the address the connection is open to */
+static bool serves(const struct sl_dns_host *h, const struct sl_conn *c)
+{
+    if (strcasecmp(h->name, c->mx) != 0)
+        return false;
+    for (size_t i = 0; i < h->naddr; i++)
+        if (h->addrlen[i] == c->peerlen && memcmp(&h->addr[i], &c->peer, c->peerlen) == 0)
+            return true;
+    return false;
+}
+
+/* sl_conn_migrate - the open connection carries d's mail when d's MX plan has its host */
+bool sl_conn_migrate(struct sl_wstate *w, const struct sl_dest *d)
+{
+    struct sl_conn *c = &w->conn;
+    struct sl_dns_answer a; /* about 20 KB: fine on a worker's stack */
+    struct sl_open_info info = {0};
+    struct sl_tls_plan plan;
+    struct sl_tls_choice tc;
+    struct sl_refusal why;
+    char err[300];
+    size_t i;
+
+    if (!d->migrate || !c->open || strcmp(c->binding, d->binding) != 0 || c->peerlen == 0 ||
+        resolve(w, d, &a, &info) != SL_OPEN_OK)
+        return false;
+    for (i = 0; i < a.nhosts && !serves(&a.host[i], c); i++)
+        ;
+    if (i == a.nhosts || !plan_tls(w, d, &plan, &info))
+        return false;
+    sl_tls_choose(&w->tls, d, &plan, a.host[i].name, &tc);
+    if (tc.skip || !tls_meets(&c->s.tls, c->tls.need, tc.params.need)) {
+        sl_msg_debug("%s: not moved to %s: its TLS policy asks %s", c->mx, d->domain,
+                     sl_tls_need_name(tc.params.need));
+        return false;
+    }
+    if (!sl_worker_reserve_move(w, d->binding, d->domain, c->mx, &c->r, &why, err, sizeof err)) {
+        sl_msg_debug("%s: not moved to %s: %s", c->mx, d->domain, err);
+        return false;
+    }
+    sl_msg_debug("connection to %s [%s] moved from %s to %s", c->mx, c->ip, c->domain, d->domain);
+    strlcpy(c->domain, d->domain, sizeof c->domain);
+    c->idle_ms = d->idle_ms;
+    sl_tls_record(&plan, &tc, &c->s, &c->tls);
+    return true;
 }
 
 /* sl_conn_close - end the session and give its counters back */

@@ -27,6 +27,7 @@
 
 #include <bsd/string.h>
 
+#include "util/sl_clock.h"
 #include "util/sl_msg.h"
 #include "worker_impl.h"
 
@@ -201,7 +202,8 @@ struct run {
     struct job *j;
     struct work *wk;
     size_t n, rcpts, bytes;
-    size_t settled; /* transactions settled */
+    size_t settled;   /* transactions settled */
+    uint64_t sent_us; /* when the run went out (monotonic) */
     struct {
         size_t k, from;
     } slot[RUN_TXNS];
@@ -246,6 +248,14 @@ static void finish(struct sl_wstate *w, const struct sl_dest *d, struct job *j, 
     wk[k].body = NULL;
 }
 
+/* since_arrival - microseconds since the message with queue id id arrived */
+static uint64_t since_arrival(const char *id)
+{
+    uint64_t now = sl_clock_wall_us(), then = sl_spool_id_time_us(id);
+
+    return now > then ? now - then : 0;
+}
+
 /* next_part - the first part from k on with recipients still to send; the parts passed over
  * are settled: gone, done already, nothing pending, or held back while draining */
 static size_t next_part(struct sl_wstate *w, const struct sl_dest *d, struct job *j,
@@ -269,6 +279,9 @@ static size_t next_part(struct sl_wstate *w, const struct sl_dest *d, struct job
         }
         x->idx = sl_calloc(p->msg.nrcpt + 1, sizeof *x->idx);
         x->n = sl_spool_part_done(&p->msg, p->k, &p->st) ? 0 : sl_part_pending(p, x->idx);
+        if (x->n > 0 && p->st.attempts == 0) /* its first attempt begins */
+            sl_lat_observe(w->ctx->shm, sl_worker_lat(w, d->binding), SL_LAT_QUEUED,
+                           since_arrival(p->id));
         if (x->n > 0)
             return k;
         finish(w, d, j, wk, k);
@@ -377,14 +390,21 @@ static void settle_through(struct run *r, size_t upto)
  * crash leaves at most one accepted message unrecorded */
 static void txn_over(void *arg, size_t i)
 {
-    settle_through(arg, i + 1);
+    struct run *r = arg;
+
+    sl_lat_observe(r->w->ctx->shm, sl_worker_lat(r->w, r->d->binding), SL_LAT_TXN,
+                   sl_clock_us() - r->sent_us);
+    settle_through(r, i + 1);
 }
 
 /* send_run - the run on the open connection; every transaction settled when it returns;
  * -1 when the session died */
 static int send_run(struct sl_wstate *w, struct run *r)
 {
-    int rc = r->n > 0 ? sl_smtp_send_many(&w->conn.s, r->t, r->n, txn_over, r) : 0;
+    int rc;
+
+    r->sent_us = sl_clock_us();
+    rc = r->n > 0 ? sl_smtp_send_many(&w->conn.s, r->t, r->n, txn_over, r) : 0;
 
     settle_through(r, r->n); /* those the session took down with it */
     for (size_t i = 0; i < r->n; i++) {
@@ -426,8 +446,10 @@ static bool ensure_conn(struct sl_wstate *w, const struct sl_dest *d, enum sl_op
 {
     struct sl_conn *c = &w->conn;
 
-    if (c->open && (strcmp(c->binding, d->binding) != 0 || strcmp(c->domain, d->domain) != 0 ||
-                    conn_spent(c, d) || !sl_smtp_alive(&c->s)))
+    if (c->open && (strcmp(c->binding, d->binding) != 0 || strcmp(c->domain, d->domain) != 0) &&
+        (conn_spent(c, d) || !sl_smtp_alive(&c->s) || !sl_conn_migrate(w, d)))
+        sl_conn_close(w, true); /* another destination, and the connection cannot carry it */
+    if (c->open && (conn_spent(c, d) || !sl_smtp_alive(&c->s)))
         sl_conn_close(w, true);
     if (c->open)
         return true;
@@ -479,8 +501,8 @@ static void tell_stuck(struct sl_wstate *w, const struct sl_open_info *info)
 
     if (sl_shm_view(w->ctx->shm, info->why.slot, &v) < 0)
         return;
-    n = snprintf(msg, sizeof msg, "%c %s %s %s", SL_WMSG_STUCK, sl_scope_kind_name(v.kind),
-                 v.name[0] ? v.name : "-", v.name2[0] ? v.name2 : "-");
+    n = snprintf(msg, sizeof msg, "%c %s %s %s %u", SL_WMSG_STUCK, sl_scope_kind_name(v.kind),
+                 v.name[0] ? v.name : "-", v.name2[0] ? v.name2 : "-", info->why.slot);
     send(w->fd, msg, (size_t)n, MSG_NOSIGNAL);
 }
 
@@ -503,6 +525,27 @@ static void fail_job(struct sl_wstate *w, const struct sl_dest *d, struct job *j
     settle_rest(w, d, j, wk, k + 1, res, info);
 }
 
+/* yields - part k is next and the connection is spent: when other mail waits for a counter
+ * the connection holds, the job ends here instead of opening a new connection, and the
+ * units go to the mail that waited (fair turns); only at a part's start, so nothing half
+ * sent is left behind */
+static bool yields(struct sl_wstate *w, const struct sl_dest *d, struct job *j, struct work *wk,
+                   size_t k)
+{
+    struct sl_conn *c = &w->conn;
+
+    if (!c->open || !conn_spent(c, d) || wk[k].sent > 0 || j->part[k].attempted ||
+        !sl_resv_contended(w->ctx->shm, &c->r))
+        return false;
+    sl_conn_close(w, true);
+    for (size_t i = k; i < j->n; i++)
+        if (j->part[i].loaded && !wk[i].finished) {
+            strlcpy(j->part[i].outcome, "y", sizeof j->part[i].outcome);
+            wk[i].finished = true;
+        }
+    return true;
+}
+
 /* run_job - deliver every part in order, in runs of pipelined transactions, until done or a
  * failure ends the job */
 static void run_job(struct sl_wstate *w, const struct sl_dest *d, struct job *j)
@@ -515,7 +558,7 @@ static void run_job(struct sl_wstate *w, const struct sl_dest *d, struct job *j)
     r->d = d;
     r->j = j;
     r->wk = wk;
-    while ((k = next_part(w, d, j, wk, k)) < j->n) {
+    while ((k = next_part(w, d, j, wk, k)) < j->n && !yields(w, d, j, wk, k)) {
         enum sl_open_result res = SL_OPEN_OK;
         struct sl_open_info info = {0};
 

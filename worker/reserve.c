@@ -75,6 +75,31 @@ bool sl_worker_reserve(struct sl_wstate *w, const char *binding, const char *dom
     return res == SL_RESV_OK;
 }
 
+/* sl_worker_reserve_move - the held r moves to binding -> domain via the same mx: the
+ * counters of the new domain are taken, the old domain's given back, the rest stay held.
+ * A connection that holds the reserve in place of the server counter does not move (the
+ * reserve is for a destination with no connection, and it had one). */
+bool sl_worker_reserve_move(struct sl_wstate *w, const char *binding, const char *domain,
+                            const char *mx, struct sl_resv *r, struct sl_refusal *why, char *err,
+                            size_t errlen)
+{
+    struct sl_shm *shm = w->ctx->shm;
+    struct sl_resv want;
+
+    memset(why, 0, sizeof *why);
+    if (find_kind(shm, r, SL_SCOPE_RESERVE) >= 0) {
+        snprintf(err, errlen, "the connection holds the reserve");
+        return false;
+    }
+    sl_resv_init(&want, r->gen);
+    if (!sl_limits_collect(w->ctx->cfg, shm, w->owner, binding, domain, mx, &want, err, errlen))
+        return false;
+    if (sl_resv_swap(shm, w->owner, r, &want, why) == SL_RESV_OK)
+        return true;
+    sl_worker_scope_name(shm, why->slot, err, errlen);
+    return false;
+}
+
 /* sl_worker_scope_name - "kind key [key2]" of a counter, as the inspector names it */
 void sl_worker_scope_name(const struct sl_shm *shm, uint32_t slot, char *buf, size_t len)
 {

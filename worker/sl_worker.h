@@ -32,14 +32,18 @@
  *          f<time>   deferred: next attempt not before UNIX time <time>
  *          w         not attempted: a counter was full (the master holds the
  *                    destination back until a connection closes)
+ *          y         not attempted: the connection was spent and other mail waits
+ *                    for a counter it held, so it closed (the master queues the
+ *                    part again; the freed units go to the mail that waited)
  *          x         gone: the spool file is missing or unreadable
- *   worker -> master  "K <binding> <domain>"  the connection stays open for more
- *        mail to that destination (idle_timeout); a J for it reuses it, a J for
- *        another destination closes it first.
+ *   worker -> master  "K <binding> <domain> <mx>"  the connection (to MX host
+ *        mx) stays open for more mail to that destination (idle_timeout); a J for
+ *        it reuses it, a J for another destination moves it there when both share
+ *        the host (migrate_connections_between_sibling_domains), else closes it.
  *   worker -> master  "I"  idle with no connection: its counters are released.
  *   worker -> master  "N <id>"  the worker queued a new message (a bounce).
- *   worker -> master  "S <kind> <name> <name2|->"  sent with a "w" outcome: the
- *        counter that refused (for the master's log and pre-check).
+ *   worker -> master  "S <kind> <name> <name2|-> <slot>"  sent with a "w"
+ *        outcome: the counter that refused (the master's destination waits for it).
  */
 enum sl_wmsg {
     SL_WMSG_HELLO = 'H', /* worker -> master: up and waiting (then its pid, decimal) */

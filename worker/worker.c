@@ -92,13 +92,14 @@ static void hold_done(struct sl_wstate *w, bool polite)
 /* after_job - tell the master whether the connection stays open for more */
 static void after_job(struct sl_wstate *w, struct timespec *idle_until)
 {
-    char msg[400];
+    char msg[800];
 
     if (!w->conn.open) {
         say(w->fd, "I");
         return;
     }
-    snprintf(msg, sizeof msg, "%c %s %s", SL_WMSG_KEEP, w->conn.binding, w->conn.domain);
+    snprintf(msg, sizeof msg, "%c %s %s %s", SL_WMSG_KEEP, w->conn.binding, w->conn.domain,
+             w->conn.mx);
     say(w->fd, msg);
     *idle_until = sl_clock_after_ms(w->conn.idle_ms);
 }
@@ -155,6 +156,16 @@ static bool run_message(struct sl_wstate *w, char *buf, size_t len, struct times
         sl_worker_probe(w->fd, w->owner, w->ctx, buf, &w->wait_mask, &stop_requested);
     }
     return true;
+}
+
+/* sl_worker_lat - binding's latency entry, looked up once per binding in a row */
+int sl_worker_lat(struct sl_wstate *w, const char *binding)
+{
+    if (w->lat_binding[0] == '\0' || strcmp(w->lat_binding, binding) != 0) {
+        w->lat = sl_lat_entry(w->ctx->shm, binding);
+        strlcpy(w->lat_binding, binding, sizeof w->lat_binding);
+    }
+    return w->lat;
 }
 
 /* init_state - the worker's process state */

@@ -29,6 +29,8 @@ struct sl_conn {
     char domain[SL_DOMAIN_MAX + 1];
     char mx[256];
     char ip[64];
+    struct sockaddr_storage peer; /* the address connected to */
+    socklen_t peerlen;
     unsigned deliveries; /* successful deliveries on it */
     unsigned rcpts;      /* RCPT commands sent on it */
     unsigned txns;       /* transactions started on it */
@@ -52,6 +54,8 @@ struct sl_wstate {
     struct sl_dest dest; /* the last destination's settings (deliver.c dest_for) */
     bool have_dest;
     struct sl_tls_env tls; /* TLS context and policy memory, made on first use */
+    char lat_binding[128]; /* the binding whose latency entry is lat (sl_worker_lat) */
+    int lat;
 };
 
 /* What one part of a job needs while it is delivered. */
@@ -75,6 +79,12 @@ struct sl_part {
  * the set could not be built (why->kind == SL_SCOPE_NONE, err says why). */
 bool sl_worker_reserve(struct sl_wstate *w, const char *binding, const char *domain, const char *mx,
                        struct sl_resv *r, struct sl_refusal *why, char *err, size_t errlen);
+/* worker/reserve.c: move the held r to binding -> domain over the same mx (a connection
+ * carrying a sibling domain's mail); false (r untouched) when a counter refused or the
+ * connection cannot move, with the reason in err. */
+bool sl_worker_reserve_move(struct sl_wstate *w, const char *binding, const char *domain,
+                            const char *mx, struct sl_resv *r, struct sl_refusal *why, char *err,
+                            size_t errlen);
 /* "kind key" of a counter slot, for logs. */
 void sl_worker_scope_name(const struct sl_shm *shm, uint32_t slot, char *buf, size_t len);
 
@@ -97,8 +107,17 @@ struct sl_open_info {
 /* Resolve, reserve and connect for d; on SL_OPEN_OK w->conn is open. */
 enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
                                  struct sl_open_info *info);
+/* The open connection (to another domain of d's binding) carries d's mail from now on, when
+ * d's MX hosts include its host at its address, its TLS meets d's policy for that host, and
+ * d's counters can be taken in place of the old domain's (host, binding and server counters
+ * stay).  false, the connection untouched, otherwise. */
+bool sl_conn_migrate(struct sl_wstate *w, const struct sl_dest *d);
 /* QUIT (or just close when failed), then release the counters. */
 void sl_conn_close(struct sl_wstate *w, bool polite);
+
+/* worker/worker.c: the latency histograms' entry of binding (shm/latency.c), kept for the
+ * last binding asked. */
+int sl_worker_lat(struct sl_wstate *w, const char *binding);
 
 /* worker/probe.c: a name from a job: printable, without spaces, not empty. */
 bool sl_worker_plain_word(const char *s);

@@ -87,7 +87,7 @@ def parse(text):
             table = helps if parts[1] == 'HELP' else types
             if parts[2] in table:
                 raise ValueError(f'line {n}: a second {parts[1]} for {parts[2]}')
-            if parts[1] == 'TYPE' and parts[3] not in ('counter', 'gauge', 'untyped'):
+            if parts[1] == 'TYPE' and parts[3] not in ('counter', 'gauge', 'histogram', 'untyped'):
                 raise ValueError(f'line {n}: unknown type {parts[3]}')
             if parts[1] == 'TYPE' and parts[2] in done:
                 raise ValueError(f'line {n}: TYPE of {parts[2]} after its samples')
@@ -98,16 +98,23 @@ def parse(text):
         m = SAMPLE.match(line)
         if not m:
             raise ValueError(f'line {n}: not a sample: {line!r}')
-        name = m.group(1)
-        if name not in types:
+        name = family = m.group(1)
+        for suffix in ('_bucket', '_sum', '_count'):  # a histogram's samples
+            if name.endswith(suffix) and types.get(name[:-len(suffix)]) == 'histogram':
+                family = name[:-len(suffix)]
+        if family not in types:
             raise ValueError(f'line {n}: {name} has no # TYPE before it')
-        if types[name] == 'counter' and not name.endswith('_total'):
+        if types[family] == 'counter' and not name.endswith('_total'):
             raise ValueError(f'line {n}: counter {name} does not end in _total')
-        if name != current and name in done:
-            raise ValueError(f'line {n}: samples of {name} are not together')
-        current = name
-        done.add(name)
+        if types[family] == 'histogram' and family == name:
+            raise ValueError(f'line {n}: histogram {name} sampled without _bucket, _sum or _count')
+        if family != current and family in done:
+            raise ValueError(f'line {n}: samples of {family} are not together')
+        current = family
+        done.add(family)
         labels = tuple(sorted((k, unescape(v)) for k, v in re.findall(LABEL, m.group(2) or '')))
+        if name.endswith('_bucket') and family != name and 'le' not in dict(labels):
+            raise ValueError(f'line {n}: bucket {name} without le')
         if len({k for k, _ in labels}) != len(labels):
             raise ValueError(f'line {n}: a label twice')
         if (name, labels) in series:

@@ -124,6 +124,48 @@ static void test_blocked(void **state)
     sl_queue_free(q);
 }
 
+/* Released destinations go to the ring's head in the order they were held back (the one
+ * that waited longest is served first, before destinations that never waited); one with
+ * nothing ready left goes idle and the idle hook hears of it. */
+static void idle_seen(struct sl_qdest *d, void *arg)
+{
+    *(struct sl_qdest **)arg = d;
+}
+static void test_unblock_order(void **state)
+{
+    struct sl_queue *q = sl_queue_new();
+    struct sl_qdest *a, *b, *c, *e, *idle = NULL;
+
+    (void)state;
+    sl_queue_set_idle_hook(q, idle_seen, &idle);
+    add1(q, 1, "a.example", 0);
+    add1(q, 2, "b.example", 0);
+    add1(q, 3, "c.example", 0);
+    add1(q, 4, "e.example", 0);
+    a = sl_queue_dest(q, "b1", "a.example");
+    b = sl_queue_dest(q, "b1", "b.example");
+    c = sl_queue_dest(q, "b1", "c.example");
+    e = sl_queue_dest(q, "b1", "e.example");
+    sl_queue_block(q, b); /* b waits first, then c, then a */
+    sl_queue_block(q, c);
+    sl_queue_block(q, a);
+    assert_ptr_equal(sl_queue_first_blocked(q), b);
+    assert_ptr_equal(sl_queue_next_blocked(q, b), c);
+    assert_ptr_equal(sl_queue_next_blocked(q, a), NULL);
+    assert_ptr_equal(sl_queue_next(q), e);
+    sl_queue_take(q, c, 9); /* c's only part leaves while it waits */
+    assert_ptr_equal(idle, c);
+    idle = NULL;
+    assert_int_equal(sl_queue_unblock_all(q), 3);
+    assert_ptr_equal(idle, c); /* released with nothing ready: idle, not in the ring */
+    assert_ptr_equal(sl_queue_next(q), b);
+    sl_queue_rotate(q, b);
+    assert_ptr_equal(sl_queue_next(q), a);
+    sl_queue_rotate(q, a);
+    assert_ptr_equal(sl_queue_next(q), e);
+    sl_queue_free(q);
+}
+
 /* "w": the part was not attempted and goes back to the FRONT of its queue. */
 static void test_wait_front(void **state)
 {
@@ -511,6 +553,18 @@ static void test_room_reserve(void **state)
     sl_store64(&f->shm.slots[server].count, 0);
     assert_true(sl_limits_dest_room(f->cfg, &f->shm, "b1", "pair.example", NULL));
     sl_resv_release(&f->shm, owner, &r);
+    /* the reserve used up too (200 by default): a destination with no connection waits for
+     * the server counter instead of being handed to a worker that would be refused */
+    uint32_t reserve;
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_RESERVE, "", NULL, &reserve), SL_SHM_OK);
+    sl_store64(&f->shm.slots[server].count, 10);
+    sl_store64(&f->shm.slots[reserve].count, 200);
+    assert_false(sl_limits_dest_room(f->cfg, &f->shm, "b1", "fresh.example", &why));
+    assert_int_equal(why.kind, SL_SCOPE_SERVER);
+    sl_store64(&f->shm.slots[reserve].count, 199);
+    assert_true(sl_limits_dest_room(f->cfg, &f->shm, "b1", "fresh.example", NULL));
+    sl_store64(&f->shm.slots[server].count, 0);
+    sl_store64(&f->shm.slots[reserve].count, 0);
 }
 
 int main(void)
@@ -519,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_fairness),
         cmocka_unit_test(test_fifo),
         cmocka_unit_test(test_blocked),
+        cmocka_unit_test(test_unblock_order),
         cmocka_unit_test(test_wait_front),
         cmocka_unit_test(test_heap),
         cmocka_unit_test(test_multipart),

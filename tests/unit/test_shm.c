@@ -170,7 +170,8 @@ static void attach_fails(const char *name, const char *want)
 static void test_attach_garbage(void **state)
 {
     (void)state;
-    char name[64], junk[4096];
+    char name[64];
+    static char junk[sizeof(struct sl_shm_header) + 4096]; /* room for a whole header */
     struct sl_shm_header h;
     struct sl_shm good;
 
@@ -610,6 +611,101 @@ static void test_release(void **state)
     done(&shm, name);
 }
 
+/* test_swap - a held reservation moves to another domain's counters: the new ones are taken
+ * within their limits (all or none), the old domain's given back, the shared ones untouched,
+ * and the audit finds the table consistent afterwards */
+static void test_swap(void **state)
+{
+    (void)state;
+    struct sl_shm shm;
+    char name[64];
+    struct sl_audit_stats st;
+    struct sl_refusal why;
+
+    mk(&shm, name, sizeof name, 64, 2);
+    uint32_t o = owner_new(&shm), da = slot_of(&shm, SL_SCOPE_DOMAIN, "a.example", NULL),
+             db = slot_of(&shm, SL_SCOPE_DOMAIN, "b.example", NULL),
+             host = slot_of(&shm, SL_SCOPE_HOST, "mx.example", NULL),
+             srv = slot_of(&shm, SL_SCOPE_SERVER, "", NULL);
+    struct sl_resv r, want, full;
+    sl_resv_init(&r, 0);
+    sl_resv_add(&r, da, 5);
+    sl_resv_add(&r, host, 1);
+    sl_resv_add(&r, srv, 1);
+    assert_int_equal(sl_resv_acquire(&shm, o, &r, NULL), SL_RESV_OK);
+    int32_t rec = r.record;
+
+    /* b.example is full (another holder): the swap is refused and nothing moves */
+    full = one(db, 1, 0);
+    assert_int_equal(sl_resv_acquire(&shm, o, &full, NULL), SL_RESV_OK);
+    sl_resv_init(&want, 0);
+    sl_resv_add(&want, db, 1);
+    sl_resv_add(&want, host, 1);
+    sl_resv_add(&want, srv, 1);
+    assert_int_equal(sl_resv_swap(&shm, o, &r, &want, &why), SL_RESV_REFUSED);
+    assert_int_equal(why.slot, db);
+    assert_int_equal(in_use(&shm, da), 1);
+    assert_int_equal(in_use(&shm, db), 1);
+    assert_int_equal(r.record, rec);
+    sl_resv_release(&shm, o, &full);
+
+    /* with room: host and server stay at 1 (their limit: a re-take would have been refused) */
+    sl_resv_init(&want, 0);
+    sl_resv_add(&want, db, 1);
+    sl_resv_add(&want, host, 1);
+    sl_resv_add(&want, srv, 1);
+    assert_int_equal(sl_resv_swap(&shm, o, &r, &want, &why), SL_RESV_OK);
+    assert_int_equal(in_use(&shm, da), 0);
+    assert_int_equal(in_use(&shm, db), 1);
+    assert_int_equal(in_use(&shm, host), 1);
+    assert_int_equal(in_use(&shm, srv), 1);
+    assert_int_equal(r.record, rec);
+    sl_shm_audit(&shm, &st);
+    assert_int_equal(st.corrected, 0);
+    assert_int_equal(st.in_flux, 0);
+    /* the record now names the new set: releasing gives back exactly those */
+    sl_resv_release(&shm, o, &r);
+    assert_int_equal(in_use(&shm, db), 0);
+    assert_int_equal(in_use(&shm, host), 0);
+    assert_int_equal(in_use(&shm, srv), 0);
+    done(&shm, name);
+}
+
+/* test_waits - the scheduler's waits per counter: how many wait now, how often and how long
+ * they waited, since when mail waits without a break; never below zero */
+static void test_waits(void **state)
+{
+    (void)state;
+    struct sl_shm shm;
+    char name[64];
+    struct sl_counter_view v;
+
+    mk(&shm, name, sizeof name, 16, 2);
+    uint32_t d = slot_of(&shm, SL_SCOPE_DOMAIN, "a.example", NULL);
+    sl_shm_wait_begin(&shm, d, 1000);
+    sl_shm_wait_begin(&shm, d, 1500);
+    assert_int_equal(sl_shm_view(&shm, d, &v), 0);
+    assert_int_equal(v.waiting, 2);
+    assert_int_equal(v.holdbacks, 2);
+    assert_int_equal(v.wait_since, 1000);
+    sl_shm_wait_end(&shm, d, 1000, 1200);
+    assert_int_equal(sl_shm_view(&shm, d, &v), 0);
+    assert_int_equal(v.waiting, 1);
+    assert_int_equal(v.wait_since, 1000); /* mail still waits: no break yet */
+    sl_shm_wait_end(&shm, d, 1500, 2000);
+    sl_shm_wait_end(&shm, d, 1500, 2000); /* one too many: stays at 0 */
+    assert_int_equal(sl_shm_view(&shm, d, &v), 0);
+    assert_int_equal(v.waiting, 0);
+    assert_int_equal(v.wait_since, 0);
+    assert_int_equal(v.waited_ms, 200 + 500 + 500);
+    struct sl_resv r = one(d, 3, 0);
+    assert_false(sl_resv_contended(&shm, &r));
+    sl_shm_wait_begin(&shm, d, 3000);
+    assert_true(sl_resv_contended(&shm, &r));
+    sl_shm_wait_begin(&shm, 9999, 3000); /* not a slot of the table: ignored */
+    done(&shm, name);
+}
+
 /* test_generations - a newer limit wins, an older never overwrites it */
 static void test_generations(void **state)
 {
@@ -934,6 +1030,7 @@ int main(void)
         cmocka_unit_test(test_lookup_keys),   cmocka_unit_test(test_table_full),
         cmocka_unit_test(test_limits),        cmocka_unit_test(test_all_or_none),
         cmocka_unit_test(test_fixed_order),   cmocka_unit_test(test_release),
+        cmocka_unit_test(test_swap),          cmocka_unit_test(test_waits),
         cmocka_unit_test(test_generations),   cmocka_unit_test(test_norecord),
         cmocka_unit_test(test_owner_claim),   cmocka_unit_test(test_reclaim),
         cmocka_unit_test(test_audit),         cmocka_unit_test(test_snapshot_foreach),
