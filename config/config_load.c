@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -32,9 +33,10 @@
 #include "util/sl_msg.h"
 #include "config_impl.h"
 
-#define MAX_FILE  (16u * 1024 * 1024) /* a config beyond this is a mistake, not a config */
-#define SC_GROUPS (SCOPE(SL_SC_BINDING_GROUP) | SCOPE(SL_SC_GROUP_DOMAIN) | SCOPE(SL_SC_GROUP_HOST))
-#define SC_BOUND  (SCOPE(SL_SC_BINDING) | SCOPE(SL_SC_BINDING_DOMAIN) | SCOPE(SL_SC_BINDING_HOST))
+#define MAX_FILE    (16u * 1024 * 1024) /* a config beyond this is a mistake, not a config */
+#define CA_FILE_MAX (16 * 1024 * 1024)  /* a CA bundle is a few hundred KB */
+#define SC_GROUPS   (SCOPE(SL_SC_BINDING_GROUP) | SCOPE(SL_SC_GROUP_DOMAIN) | SCOPE(SL_SC_GROUP_HOST))
+#define SC_BOUND    (SCOPE(SL_SC_BINDING) | SCOPE(SL_SC_BINDING_DOMAIN) | SCOPE(SL_SC_BINDING_HOST))
 
 struct diag {
     unsigned line;
@@ -352,21 +354,39 @@ static void check_sections(struct loader *L)
 }
 
 /* check_ca_file - tls_ca_file must be a readable PEM bundle: found wrong at delivery time,
- * every verify, MTA-STS and DANE delivery would wait instead of the start failing */
+ * every verify, MTA-STS and DANE delivery would wait instead of the start failing.  Only a
+ * regular file of at most CA_FILE_MAX bytes is read (opened without blocking, so a FIFO cannot
+ * hang the check; /dev/zero or /dev/urandom are not regular files and are refused at once):
+ * the same check runs at start and on every reload. */
 static void check_ca_file(struct loader *L)
 {
     const struct sl_value *v = &L->cfg->sections[0]->v[SL_OPT_TLS_CA_FILE];
     char line[256];
     bool pem = false;
+    struct stat st;
     FILE *f;
+    int fd;
 
     if (!v->set || v->str == NULL)
         return;
-    if ((f = fopen(v->str, "r")) == NULL) {
+    if ((fd = open(v->str, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
         sl_config_report(L, v->line, "tls_ca_file %s: %s", v->str, strerror(errno));
         return;
     }
-    while (!pem && fgets(line, sizeof line, f) != NULL)
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > CA_FILE_MAX) {
+        sl_config_report(L, v->line, "tls_ca_file %s: %s", v->str,
+                         fstat(fd, &st) < 0     ? strerror(errno)
+                         : !S_ISREG(st.st_mode) ? "not a regular file"
+                                                : "larger than 16 MB");
+        close(fd);
+        return;
+    }
+    if ((f = fdopen(fd, "r")) == NULL) {
+        sl_config_report(L, v->line, "tls_ca_file %s: %s", v->str, strerror(errno));
+        close(fd);
+        return;
+    }
+    while (!pem && ftell(f) < CA_FILE_MAX && fgets(line, sizeof line, f) != NULL)
         pem = strncmp(line, "-----BEGIN CERTIFICATE-----", 27) == 0;
     fclose(f);
     if (!pem)
@@ -429,15 +449,23 @@ struct sl_config *sl_config_load_string(const char *name, const char *text, stru
     return load_buffer(name, text, strlen(text), d);
 }
 
-/* slurp - the whole file in memory, or an errno */
+#define NOT_REGULAR (-1) /* slurp's answer for a FIFO, a device, a directory */
+
+/* slurp - the whole file in memory, or an errno (NOT_REGULAR: not a regular file, which is
+ * never read: a FIFO would hang the check, /dev/zero would never end) */
 static int slurp(const char *path, char **buf, size_t *len)
 {
     size_t cap = 8192;
     ssize_t got = 1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), err = 0;
+    struct stat st;
 
     if (fd < 0)
         return errno;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return NOT_REGULAR;
+    }
     *buf = sl_malloc(cap);
     for (*len = 0; got > 0 && err == 0;) {
         if (*len == cap)
@@ -466,7 +494,8 @@ struct sl_config *sl_config_load(const char *path, struct sl_diag *d)
         size_t n = strlen(path) + 128;
         d->lines = sl_realloc(d->lines, (d->n + 1) * sizeof *d->lines);
         d->lines[d->n] = sl_malloc(n);
-        snprintf(d->lines[d->n++], n, "%s: cannot read: %s", path, strerror(err));
+        snprintf(d->lines[d->n++], n, "%s: cannot read: %s", path,
+                 err == NOT_REGULAR ? "not a regular file" : strerror(err));
         return NULL;
     }
     cfg = load_buffer(path, buf, len, d);

@@ -42,6 +42,7 @@
 
 #include "config/sl_config.h"
 #include "ctl/sl_ctl.h"
+#include "spool/sl_spool.h"
 #include "shm/sl_shm.h"
 #include "smtp/sl_smtp.h"
 #include "ctl_metrics.h"
@@ -269,7 +270,7 @@ static void write_latency(FILE *f, const struct sl_shm *shm)
 }
 
 /* sl_metrics_write - the whole exposition of the segment as it is now */
-int sl_metrics_write(FILE *f, const struct sl_shm *shm)
+int sl_metrics_write(FILE *f, const struct sl_shm *shm, const char *spool)
 {
     struct sl_counter_view *v = NULL;
     size_t n = 0;
@@ -281,6 +282,10 @@ int sl_metrics_write(FILE *f, const struct sl_shm *shm)
     write_counters(f, v, n);
     write_stats(f, shm);
     write_latency(f, shm);
+    if (spool != NULL)
+        single(f, "sluice_spool_quarantined_files", "gauge",
+               "Damaged spool entries set aside in the spool's corrupt/ directory.",
+               sl_spool_corrupt_list(spool, NULL, NULL));
     free(v);
     return 0;
 }
@@ -297,7 +302,8 @@ int sl_ctl_metrics(const char *cfgpath, int argc, char **argv)
 {
     const char *listen = NULL, *shm_name = NULL;
     struct sl_shm shm;
-    char name[256];
+    char name[256], spool[4096];
+    const char *spool_dir = NULL;
     int rc;
 
     for (int i = 1; i < argc; i++) {
@@ -312,11 +318,13 @@ int sl_ctl_metrics(const char *cfgpath, int argc, char **argv)
         snprintf(name, sizeof name, "%s", shm_name);
     else if (sl_ctl_global(cfgpath, SL_OPT_SHM_NAME, name, sizeof name) != 0)
         return 1;
+    if (sl_ctl_global(cfgpath, SL_OPT_SPOOL_DIR, spool, sizeof spool) == 0)
+        spool_dir = spool;
     if (listen != NULL)
-        return sl_metrics_serve(name, listen);
+        return sl_metrics_serve(name, spool_dir, listen);
     if (sl_ctl_attach_live(name, &shm) != 0)
         return 1;
-    rc = sl_metrics_write(stdout, &shm);
+    rc = sl_metrics_write(stdout, &shm, spool_dir);
     sl_shm_detach(&shm);
     if (rc < 0) {
         fprintf(stderr, "sluicectl: cannot read the counter table %s\n", name);

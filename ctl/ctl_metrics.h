@@ -9,13 +9,14 @@
 
 #include "shm/sl_shm.h"
 
-/* The Prometheus text exposition (format 0.0.4) of the segment as it is now, written to f.
+/* The Prometheus text exposition (format 0.0.4) of the segment as it is now, written to f,
+ * with the entries set aside in spool's corrupt/ (spool NULL: not counted).
  * 0, or -1 when the counter table cannot be read. */
-int sl_metrics_write(FILE *f, const struct sl_shm *shm);
+int sl_metrics_write(FILE *f, const struct sl_shm *shm, const char *spool);
 
 /* Serve GET /metrics on listen ("ADDR:PORT", "[V6ADDR]:PORT"), attaching to the segment named
  * shm_name on every scrape, until SIGTERM or SIGINT.  The exit status: 0 after a signal, 1 when
  * the address cannot be listened on, 2 when it is not an address. */
-int sl_metrics_serve(const char *shm_name, const char *listen);
+int sl_metrics_serve(const char *shm_name, const char *spool, const char *listen);
 
 #endif

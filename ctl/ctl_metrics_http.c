@@ -79,6 +79,7 @@ static bool load_mhd(char *err, size_t errlen)
 /* The listener's state: the segment's name and the attachment, the polling thread's alone. */
 struct server {
     const char *shm_name;
+    const char *spool; /* spool_dir, for the entries set aside; NULL: not counted */
     struct sl_shm shm;
     bool attached;
 };
@@ -176,7 +177,7 @@ static char *exposition(struct server *sv, size_t *len, char *err, size_t errlen
         return NULL;
     if ((f = open_memstream(&buf, len)) == NULL)
         sl_msg_fatal("out of memory");
-    rc = sl_metrics_write(f, shm);
+    rc = sl_metrics_write(f, shm, sv->spool);
     if (fclose(f) != 0)
         sl_msg_fatal("out of memory");
     if (rc < 0) {
@@ -258,9 +259,9 @@ static void bound_text(int fd, char *buf, size_t len)
 }
 
 /* sl_metrics_serve - the listener, until SIGTERM or SIGINT */
-int sl_metrics_serve(const char *shm_name, const char *listen)
+int sl_metrics_serve(const char *shm_name, const char *spool, const char *listen)
 {
-    struct server sv = {.shm_name = shm_name};
+    struct server sv = {.shm_name = shm_name, .spool = spool};
     struct sockaddr_storage ss;
     socklen_t len;
     struct MHD_Daemon *d;

@@ -25,7 +25,9 @@
  *                             "recipients": [{"address": str,
  *                                             "status": "pending" | "delivered"
  *                                                       | "bounced"}]}]}],
- *    "total": int}
+ *    "total": int,
+ *    "corrupt": [{"name": str, "size": int, "modified": ISO-8601 UTC}]}
+ *   (damaged spool entries set aside in spool/corrupt/, listed after the queue)
  * "waiting": with a daemon running, a part due now whose destination has no
  * open connection and whose counters refuse a new one (the very check the
  * scheduler makes, on the live counter table, read-only) waits for that
@@ -37,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "config/sl_config.h"
@@ -345,6 +348,47 @@ static bool show_one(struct waits *w, const char *spool, const char *id, bool js
     return shown;
 }
 
+/* corrupt_text - one entry set aside, as a line */
+static void corrupt_text(const char *name, const struct stat *st, void *ctx)
+{
+    char when[32];
+
+    (void)ctx;
+    iso_time((int64_t)st->st_mtime, when, sizeof when);
+    printf("  corrupt/%s  %lld bytes  %s\n", name, (long long)st->st_size, when);
+}
+
+/* corrupt_json - one entry set aside, as an element of "corrupt" */
+static void corrupt_json(const char *name, const struct stat *st, void *ctx)
+{
+    bool *first = ctx;
+    char when[32];
+
+    iso_time((int64_t)st->st_mtime, when, sizeof when);
+    printf("%s{\"name\":", *first ? "" : ",");
+    sl_ctl_json_string(name);
+    printf(",\"size\":%lld,\"modified\":\"%s\"}", (long long)st->st_size, when);
+    *first = false;
+}
+
+/* show_corrupt - the entries set aside in corrupt/ (damaged files), after the queue */
+static void show_corrupt(const char *spool, bool json)
+{
+    bool first = true;
+    size_t n;
+
+    if (json) {
+        printf(",\"corrupt\":[");
+        sl_spool_corrupt_list(spool, corrupt_json, &first);
+        printf("]");
+        return;
+    }
+    if ((n = sl_spool_corrupt_list(spool, NULL, NULL)) == 0)
+        return;
+    printf("%zu damaged spool entr%s set aside in %s/corrupt/:\n", n, n == 1 ? "y" : "ies", spool);
+    sl_spool_corrupt_list(spool, corrupt_text, NULL);
+}
+
 /* sl_ctl_queue - sluicectl queue [--json] */
 int sl_ctl_queue(const char *cfgpath, int argc, char **argv)
 {
@@ -374,10 +418,14 @@ int sl_ctl_queue(const char *cfgpath, int argc, char **argv)
         if (show_one(&w, spool, l.ids[i], json, total == 0, now))
             total++;
     waits_close(&w);
-    if (json)
-        printf("],\"total\":%zu}\n", total);
-    else
+    if (json) {
+        printf("],\"total\":%zu", total);
+        show_corrupt(spool, true);
+        printf("}\n");
+    } else {
         printf("%zu message%s queued\n", total, total == 1 ? "" : "s");
+        show_corrupt(spool, false);
+    }
     free(l.ids);
     return 0;
 }

@@ -39,8 +39,11 @@ static void part_state(const char *spool, const struct sl_spool_msg *m, unsigned
     if (stateless)
         return; /* the state before any attempt: pending, due now */
     if (sl_spool_state_load(spool, m->id, k, m->nrcpt, &st, err, sizeof err) < 0) {
-        sl_msg_warn("message %s part %u: %s; queued as never tried", m->id, k, err);
-        return; /* the worker that takes it meets the same state and settles it */
+        if (errno == EBADMSG) /* damaged: set aside, the part starts again as never tried */
+            sl_spool_quarantine_state(spool, m->id, k, err);
+        else
+            sl_msg_warn("message %s part %u: %s; queued as never tried", m->id, k, err);
+        return;
     }
     p->done = sl_spool_part_done(m, k, &st);
     p->due = st.next;
@@ -54,7 +57,7 @@ static bool index_msg(struct sl_sched *s, const struct sl_spool_msg *m, bool sta
     size_t pending = 0;
 
     if (m->nparts == 0 || m->nparts > SL_SPOOL_PARTS_MAX) {
-        sl_msg_warn("message %s has %zu parts: not queued", m->id, m->nparts);
+        sl_spool_quarantine_msg(s->spool, m->id, "no valid number of parts");
         return false;
     }
     for (unsigned k = 0; k < m->nparts; k++) {
@@ -67,7 +70,7 @@ static bool index_msg(struct sl_sched *s, const struct sl_spool_msg *m, bool sta
         return false;
     }
     if (sl_queue_add(s->q, m->id, m->binding, m->nparts, parts, (int64_t)time(NULL)) == NULL) {
-        sl_msg_warn("message %s not queued: malformed envelope", m->id);
+        sl_spool_quarantine_msg(s->spool, m->id, "malformed envelope");
         return false;
     }
     return true;
@@ -83,7 +86,10 @@ static bool pickup(struct sl_sched *s, const char *id, bool stateless)
     if (!sl_spool_id_valid(id) || sl_queue_find(s->q, id) != NULL)
         return false;
     if (sl_spool_read(s->spool, id, &m, err, sizeof err) < 0) {
-        sl_msg_warn("message %s not queued: %s", id, err);
+        if (errno == EBADMSG)
+            sl_spool_quarantine_msg(s->spool, id, err);
+        else if (errno != ENOENT) /* delivered meanwhile: nothing to say */
+            sl_msg_warn("message %s not queued: %s", id, err);
         return false;
     }
     ok = index_msg(s, &m, stateless);
@@ -140,7 +146,7 @@ size_t sl_pickup_start(struct sl_sched *s)
 
     if (sl_spool_init(s->spool, err, sizeof err) < 0)
         sl_msg_fatal("spool %s: %s", s->spool, err);
-    if (sl_spool_list(s->spool, &s->scan_ids, &s->scan_state) < 0)
+    if (sl_spool_list(s->spool, &s->scan_ids, &s->scan_state, true) < 0)
         sl_msg_fatal("cannot scan the spool %s: %s", s->spool, strerror(errno));
     s->scan_next = 0;
     s->scan_trust = true;

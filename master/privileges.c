@@ -18,6 +18,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -133,9 +134,43 @@ static void give_segment(const struct sl_privileges *p, const char *shm_name)
     close(fd);
 }
 
-/* sl_privileges_hand_over - while root: the segment and the spool tree to the user */
+/* give_log - the delivery log, when it exists, to the user: the workers append to it and
+ * reopen it after a rotation as that user (a file an earlier run as root left behind would
+ * otherwise take every per-attempt record away) */
+static void give_log(const struct sl_privileges *p, const char *path)
+{
+    int fd;
+    struct stat st;
+
+    if (path == NULL || (fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
+        return; /* not there yet: the dropped master creates it (sl_privileges_check_log) */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_uid != p->uid || st.st_gid != p->gid))
+        give_fd(p, fd, path);
+    close(fd);
+}
+
+/* sl_privileges_check_log - can this process append to the delivery log (creating it)?  A
+ * log the workers could not write is a start error, not a warning per worker. */
+bool sl_privileges_check_log(const char *path, char *err, size_t errlen)
+{
+    int fd;
+
+    if (path == NULL)
+        return true;
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        snprintf(err, errlen, "delivery log %s cannot be written as uid %ld: %s", path,
+                 (long)geteuid(), strerror(errno));
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
+/* sl_privileges_hand_over - while root: the segment, the spool tree and the delivery log to the
+ * user */
 void sl_privileges_hand_over(const struct sl_privileges *p, const char *shm_name,
-                             const char *spool_dir)
+                             const char *spool_dir, const char *delivery_log)
 {
     int top;
     struct stat st;
@@ -143,6 +178,7 @@ void sl_privileges_hand_over(const struct sl_privileges *p, const char *shm_name
     if (!p->drop)
         return;
     give_segment(p, shm_name);
+    give_log(p, delivery_log);
     top = open(spool_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (top < 0 || fstat(top, &st) < 0)
         sl_msg_fatal("spool %s: %s", spool_dir, strerror(errno));

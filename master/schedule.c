@@ -517,8 +517,13 @@ static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t jo
     case 'y': /* not attempted: its connection was spent and others wait for its units */
         sl_queue_requeue(s->q, p);
         break;
+    case 'r': /* the worker could not read it now: try it again later, never forget it */
+        sl_msg_warn("message %s part %u could not be read by a worker; tried again in %d s",
+                    p->msg->id, p->k, SL_SCHED_REFUSED_S);
+        sl_queue_defer(s->q, p, now_seconds() + SL_SCHED_REFUSED_S);
+        break;
     case 'x':
-        sl_msg_info("message %s is gone from the spool", p->msg->id);
+        sl_msg_info("message %s left the spool (delivered elsewhere, or set aside)", p->msg->id);
         sl_queue_drop(s->q, p->msg);
         break;
     default:

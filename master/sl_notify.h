@@ -1,7 +1,8 @@
 /*
  * sl_notify.h - tell systemd where the daemon stands (Type=notify); nothing
- * happens without $NOTIFY_SOCKET.  The watchdog is the master loop's: the loop
- * asks how long it may sleep (sl_notify_watchdog_wait_ms) and pings when due.
+ * happens without $NOTIFY_SOCKET, and nothing ever blocks: a change of state
+ * that the socket could not take is sent again by sl_notify_flush.  The watchdog is the master
+ * loop's: the loop asks how long it may sleep (sl_notify_watchdog_wait_ms) and pings when due.
  */
 #ifndef SL_NOTIFY_H
 #define SL_NOTIFY_H
@@ -13,6 +14,9 @@ void sl_notify_ready(const char *status);
 void sl_notify_reloading(void);
 void sl_notify_stopping(void);
 void sl_notify_status(const char *status);
+/* Send again a change of state (READY, RELOADING, STOPPING) the socket could not take; the
+ * main loop calls it every turn.  true when nothing is left to send. */
+bool sl_notify_flush(void);
 
 /* The service watchdog (WatchdogSec=, seen as $WATCHDOG_USEC). */
 struct sl_watchdog {

@@ -7,6 +7,7 @@
 #define SL_PRIVILEGES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 struct sl_privileges {
@@ -25,7 +26,11 @@ void sl_privileges_plan(const char *user, struct sl_privileges *p);
  * spool tree (its directory, its subdirectories and their files) to the user;
  * fatal when that fails.  Nothing to do without a drop. */
 void sl_privileges_hand_over(const struct sl_privileges *p, const char *shm_name,
-                             const char *spool_dir);
+                             const char *spool_dir, const char *delivery_log);
+/* Can this process append to the delivery log (creating it)?  Run after the drop, so a log the
+ * workers could not write stops the start with one clear line (err) rather than a warning per
+ * worker. */
+bool sl_privileges_check_log(const char *path, char *err, size_t errlen);
 /* Become the user for good: supplementary groups, gid, uid; fatal when any
  * step fails or root could be regained.  Nothing to do without a drop. */
 void sl_privileges_drop(const struct sl_privileges *p);

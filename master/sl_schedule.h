@@ -24,6 +24,8 @@
     1000 /* a held-back destination tries again at the latest after this                           \
           */
 
+#define SL_SCHED_REFUSED_S 60 /* a part a worker could not read waits this long */
+
 struct sl_sched {
     struct sl_queue *q;
     struct sl_shm *shm;      /* the counter table (set by sl_sched_dispatch): waits shown there */

@@ -47,6 +47,7 @@
 #define STOP_AFTER_MS   1000 /* SIGTERM to SIGKILL for what the drain left */
 #define MAX_POLL_FDS    (2 + 2 * 1024 + 64)
 #define STATUS_EVERY_MS 1000 /* STATUS= is refreshed this often (sent only when it changed) */
+#define NOTIFY_RETRY_MS 100  /* a READY or STOPPING the notify socket refused is sent again */
 
 extern char **environ;
 
@@ -223,6 +224,8 @@ static int loop_timeout(const struct master *m, const struct timespec *until)
 
     timeout = min_wait(timeout, sl_clock_ms_until(m->next_status));
     timeout = min_wait(timeout, sl_notify_watchdog_wait_ms(&m->wd));
+    if (!sl_notify_flush()) /* a change of state the notify socket could not take yet */
+        timeout = min_wait(timeout, NOTIFY_RETRY_MS);
 
     timeout = min_wait(timeout, sl_supervise_wait_ms(&m->sup, m->gen));
     timeout = min_wait(timeout, sl_sched_wait_ms(&m->sched));
@@ -266,6 +269,7 @@ static void poll_once(struct master *m, int sigfd, const struct timespec *until)
     if (poll(p, n, loop_timeout(m, until)) < 0 && errno != EINTR)
         sl_msg_fatal("poll: %s", strerror(errno));
     sl_notify_watchdog_tick(&m->wd); /* every turn of the loop passes here, draining too */
+    sl_notify_flush();
     for (nfds_t i = first_worker; i < n; i++)
         if (p[i].revents != 0)
             from_worker(m, widx[i]);
@@ -382,6 +386,7 @@ int main(int argc, char **argv)
     struct sl_privileges priv;
     struct sl_diag d = {0};
     bool debug = false;
+    char err[512];
     int opt, sigfd;
 
     setproctitle_init(argc, argv, environ);
@@ -413,8 +418,13 @@ int main(int argc, char **argv)
     sl_sched_init(&m.sched, m.spool);
     sl_msg_info("spool %s: %zu messages queued", m.spool, sl_pickup_start(&m.sched));
     m.ctlfd = sl_control_open(m.spool);
-    sl_privileges_hand_over(&priv, m.shm.name, m.spool);
+    sl_privileges_hand_over(&priv, m.shm.name, m.spool, str(m.cfg, SL_OPT_DELIVERY_LOG));
     sl_privileges_drop(&priv); /* before the first fork: workers are never root */
+    if (!sl_privileges_check_log(str(m.cfg, SL_OPT_DELIVERY_LOG), err, sizeof err)) {
+        sl_control_close(m.ctlfd, m.spool);
+        sl_shm_unlink(m.shm.name); /* nothing of this start is left behind */
+        sl_msg_fatal("%s", err);
+    }
     sl_supervise_init(&m.sup, (unsigned)num(m.cfg, SL_OPT_WORKERS));
     m.sup.on_exit = sl_sched_worker_exit;
     m.sup.on_exit_ctx = &m.sched;

@@ -21,6 +21,31 @@
 
 #include "spool_impl.h"
 
+/* spool_open_entry - a spool entry opened for reading, only if it is a regular file */
+int spool_open_entry(const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+    if (fd < 0) {
+        if (errno == ELOOP) /* a symlink: never followed (it could name /etc/passwd) */
+            errno = EBADMSG;
+        return -1;
+    }
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EBADMSG;
+        return -1;
+    }
+    return fd;
+}
+
 /* spool_fail - format the error for the caller and return -1 */
 int spool_fail(char *err, size_t errlen, const char *fmt, ...)
 {

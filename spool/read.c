@@ -133,12 +133,13 @@ static const char *parse_header(struct spool_lines *l, const char *id, struct sl
 }
 
 /* keep_body - the stored body from a buffer holding the whole file; false when it is
- * not a body (too short, no final CRLF): sl_spool_body then reports it */
+ * not a body (too short for its SIZE, no final CRLF): sl_spool_body then reports it */
 static bool keep_body(struct sl_spool_msg *m, const char *buf, size_t have)
 {
     size_t n;
 
-    if (have < m->body_off + 2 || buf[have - 2] != '\r' || buf[have - 1] != '\n')
+    if (have < m->body_off + 2 || have - m->body_off < m->size || buf[have - 2] != '\r' ||
+        buf[have - 1] != '\n')
         return false;
     n = have - m->body_off;
     m->body = sl_malloc(n + 1);
@@ -164,12 +165,15 @@ static int read_msg(const char *dir, const char *id, struct sl_spool_msg *out, b
         return spool_fail(err, errlen, "bad queue id");
     if (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, id))
         return spool_fail(err, errlen, "spool path too long: %s", dir);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return spool_fail(err, errlen, "%s: %s", path, strerror(errno));
+    if ((fd = spool_open_entry(path)) < 0)
+        return spool_fail(err, errlen, "%s: %s", path,
+                          errno == EBADMSG ? "not a regular file" : strerror(errno));
     buf = read_header(fd, &hlen, &have, &whole, err, errlen);
     close(fd);
-    if (buf == NULL)
+    if (buf == NULL) {
+        errno = EBADMSG; /* truncated or too long: it never changes in queue/ */
         return -1;
+    }
     memcpy(out->id, id, SL_SPOOL_ID_LEN + 1);
     out->body_off = hlen;
     /* The blank line ends the header; the lines before it hold no NUL. */
@@ -180,7 +184,9 @@ static int read_msg(const char *dir, const char *id, struct sl_spool_msg *out, b
     free(buf);
     if (why != NULL) {
         sl_spool_msg_free(out);
-        return spool_fail(err, errlen, "%s: %s", path, why);
+        spool_fail(err, errlen, "%s: %s", path, why);
+        errno = EBADMSG;
+        return -1;
     }
     return 0;
 }
@@ -249,22 +255,28 @@ int sl_spool_body(const char *dir, const struct sl_spool_msg *m, char **body, si
     }
     if (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, m->id))
         return spool_fail(err, errlen, "spool path too long: %s", dir);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
-        spool_fail(err, errlen, "%s: %s", path, strerror(errno));
+    if ((fd = spool_open_entry(path)) < 0 || fstat(fd, &st) < 0) {
+        spool_fail(err, errlen, "%s: %s", path,
+                   errno == EBADMSG ? "not a regular file" : strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
     }
-    if (st.st_size < 0 || (uint64_t)st.st_size < (uint64_t)m->body_off + 2) {
+    if (st.st_size < 0 || (uint64_t)st.st_size < (uint64_t)m->body_off + 2 ||
+        (uint64_t)st.st_size - m->body_off < m->size) {
         close(fd);
-        return spool_fail(err, errlen, "%s: no body", path);
+        spool_fail(err, errlen, "%s: body truncated", path);
+        errno = EBADMSG;
+        return -1;
     }
     n = (size_t)st.st_size - m->body_off;
     buf = sl_malloc(n + 1);
     if (pread_all(fd, buf, n, (off_t)m->body_off) < 0 || buf[n - 2] != '\r' || buf[n - 1] != '\n') {
         close(fd);
         free(buf);
-        return spool_fail(err, errlen, "%s: body unreadable or not ending in CRLF", path);
+        spool_fail(err, errlen, "%s: body unreadable or not ending in CRLF", path);
+        errno = EBADMSG;
+        return -1;
     }
     close(fd);
     buf[n] = '\0';

@@ -31,8 +31,19 @@
 
 #define STALE_TMP_S 60
 
-/* sweep_tmp - remove files of tmp/ older than STALE_TMP_S */
-static void sweep_tmp(const char *dir)
+/* dead_state_write - a tmp/ file named like a state file ("ID.K"): a worker's state write.
+ * At the master's start no worker of it runs yet and a dead master's workers died with it, so
+ * such a file is a write cut short by a kill, whatever its age. */
+static bool dead_state_write(const char *name, bool at_start)
+{
+    const char *dot = strchr(name, '.');
+
+    return at_start && dot != NULL && dot - name == SL_SPOOL_ID_LEN;
+}
+
+/* sweep_tmp - remove files of tmp/ older than STALE_TMP_S, and at the master's start the
+ * state writes that a kill cut short */
+static void sweep_tmp(const char *dir, bool at_start)
 {
     char path[4096];
     struct dirent *e;
@@ -46,18 +57,36 @@ static void sweep_tmp(const char *dir)
         if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
             !S_ISREG(st.st_mode))
             continue;
-        if (now - st.st_mtime > STALE_TMP_S && unlinkat(dirfd(d), e->d_name, 0) == 0)
+        if ((now - st.st_mtime > STALE_TMP_S || dead_state_write(e->d_name, at_start)) &&
+            unlinkat(dirfd(d), e->d_name, 0) == 0)
             sl_msg_info("spool: removed stale %s/%s", path, e->d_name);
     }
     closedir(d);
 }
 
-/* orphan - a state file name "ID.K" whose queue/ID is gone */
-static bool orphan(int queue_fd, const char *name)
+/* regular - is entry e of the directory d a regular file (not a symlink, FIFO, directory) */
+static bool regular(DIR *d, const struct dirent *e)
+{
+    struct stat st;
+
+    if (e->d_type == DT_REG)
+        return true;
+    if (e->d_type != DT_UNKNOWN)
+        return false;
+    return fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+/* dot - "." or ".." */
+static bool dot(const char *name)
+{
+    return strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+}
+
+/* state_name_valid - "ID.K": a queue id, a dot, a part number in range */
+static bool state_name_valid(const char *name)
 {
     char id[SL_SPOOL_ID_LEN + 1];
     uint64_t k;
-    struct stat st;
     size_t n = strlen(name);
 
     if (n < SL_SPOOL_ID_LEN + 2 || name[SL_SPOOL_ID_LEN] != '.' ||
@@ -66,7 +95,18 @@ static bool orphan(int queue_fd, const char *name)
         return false;
     memcpy(id, name, SL_SPOOL_ID_LEN);
     id[SL_SPOOL_ID_LEN] = '\0';
-    return sl_spool_id_valid(id) && fstatat(queue_fd, id, &st, 0) < 0 && errno == ENOENT;
+    return sl_spool_id_valid(id);
+}
+
+/* orphan - a valid state file name "ID.K" whose queue/ID is gone */
+static bool orphan(int queue_fd, const char *name)
+{
+    char id[SL_SPOOL_ID_LEN + 1];
+    struct stat st;
+
+    memcpy(id, name, SL_SPOOL_ID_LEN);
+    id[SL_SPOOL_ID_LEN] = '\0';
+    return fstatat(queue_fd, id, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
 }
 
 /* sweep_state - remove state files of messages no longer queued; the ids of
@@ -81,8 +121,14 @@ static void sweep_state(const char *dir, int queue_fd, struct sl_spool_ids *stat
     if (!spool_path(path, sizeof path, dir, SPOOL_STATE, NULL) || (d = opendir(path)) == NULL)
         return;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.' || strlen(e->d_name) <= SL_SPOOL_ID_LEN)
+        if (dot(e->d_name))
             continue;
+        if (!state_name_valid(e->d_name) || !regular(d, e)) {
+            sl_spool_quarantine_entry(dir, SPOOL_STATE, e->d_name,
+                                      state_name_valid(e->d_name) ? "not a regular file"
+                                                                  : "not a state file name");
+            continue;
+        }
         if (orphan(queue_fd, e->d_name)) {
             if (unlinkat(dirfd(d), e->d_name, 0) == 0)
                 sl_msg_info("spool: removed orphan state %s/%s", path, e->d_name);
@@ -105,15 +151,21 @@ static int by_id(const void *a, const void *b)
     return memcmp(a, b, SL_SPOOL_ID_LEN);
 }
 
-/* list_queue - the valid ids of queue/, unsorted */
-static void list_queue(DIR *d, struct sl_spool_ids *l)
+/* list_queue - the valid ids of queue/, unsorted; anything else there is set aside */
+static void list_queue(const char *dir, DIR *d, struct sl_spool_ids *l)
 {
     size_t cap = 0;
     struct dirent *e;
 
     while ((e = readdir(d)) != NULL) {
-        if (!sl_spool_id_valid(e->d_name))
+        if (dot(e->d_name))
             continue;
+        if (!sl_spool_id_valid(e->d_name) || !regular(d, e)) {
+            sl_spool_quarantine_entry(dir, SPOOL_QUEUE, e->d_name,
+                                      sl_spool_id_valid(e->d_name) ? "not a regular file"
+                                                                   : "not a queue id");
+            continue;
+        }
         if (l->n == cap) {
             cap = cap ? cap * 2 : 64;
             l->id = sl_realloc(l->id, cap * sizeof *l->id);
@@ -130,7 +182,8 @@ static void sort_ids(struct sl_spool_ids *l)
 }
 
 /* sl_spool_list - the queued ids and the ids with state files, both sorted */
-int sl_spool_list(const char *dir, struct sl_spool_ids *queued, struct sl_spool_ids *stated)
+int sl_spool_list(const char *dir, struct sl_spool_ids *queued, struct sl_spool_ids *stated,
+                  bool at_start)
 {
     char path[4096];
     DIR *d;
@@ -139,8 +192,8 @@ int sl_spool_list(const char *dir, struct sl_spool_ids *queued, struct sl_spool_
     *stated = (struct sl_spool_ids){0};
     if (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, NULL) || (d = opendir(path)) == NULL)
         return -1;
-    sweep_tmp(dir);
-    list_queue(d, queued);
+    sweep_tmp(dir, at_start);
+    list_queue(dir, d, queued);
     sweep_state(dir, dirfd(d), stated);
     closedir(d);
     sort_ids(queued);
@@ -166,7 +219,7 @@ int sl_spool_scan(const char *dir, void (*fn)(const char *id, void *ctx), void *
 {
     struct sl_spool_ids queued, stated;
 
-    if (sl_spool_list(dir, &queued, &stated) < 0)
+    if (sl_spool_list(dir, &queued, &stated, false) < 0)
         return -1;
     sl_spool_ids_free(&stated);
     for (size_t i = 0; i < queued.n; i++)

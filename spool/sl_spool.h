@@ -157,12 +157,15 @@ int sl_spool_scan(const char *dir, void (*fn)(const char *id, void *ctx), void *
  * every id that has at least one state file (after the same sweep as
  * sl_spool_scan).  An id missing from `stated` had no state file at the time
  * of the listing, so a reader that knows no one has written one since may
- * skip sl_spool_state_load.  0, or -1 when queue/ cannot be read. */
+ * skip sl_spool_state_load.  at_start: the master's start, when no worker of
+ * it runs: state writes a kill cut short are swept from tmp/ whatever their
+ * age.  0, or -1 when queue/ cannot be read. */
 struct sl_spool_ids {
     char (*id)[SL_SPOOL_ID_LEN + 1];
     size_t n;
 };
-int sl_spool_list(const char *dir, struct sl_spool_ids *queued, struct sl_spool_ids *stated);
+int sl_spool_list(const char *dir, struct sl_spool_ids *queued, struct sl_spool_ids *stated,
+                  bool at_start);
 /* Is id in the sorted list? */
 bool sl_spool_ids_has(const struct sl_spool_ids *l, const char *id);
 void sl_spool_ids_free(struct sl_spool_ids *l);
@@ -170,5 +173,20 @@ void sl_spool_ids_free(struct sl_spool_ids *l);
 /* Tell a running master that queue/ID is new ("N ID" datagram on its control
  * socket).  Best effort: with no daemon the message waits for its start. */
 void sl_spool_notify(const char *dir, const char *id);
+
+/* Damaged entries (quarantine.c): moved to spool/corrupt/ with one warning naming the file and
+ * the reason, never retried and never followed.  A reader's -1 with errno EBADMSG means
+ * damaged; ENOENT gone; anything else transient.  A message takes its state files along; a
+ * state file goes alone (the message stays, that part as never tried).  0, or -1 (warned). */
+int sl_spool_quarantine_msg(const char *dir, const char *id, const char *reason);
+int sl_spool_quarantine_state(const char *dir, const char *id, unsigned k, const char *reason);
+/* An entry of "queue" or "state" by name (a name that is no spool name, a FIFO...). */
+int sl_spool_quarantine_entry(const char *dir, const char *sub, const char *name,
+                              const char *reason);
+/* fn(name, its lstat, ctx) for every entry of corrupt/ (fn may be NULL); their number. */
+struct stat;
+size_t sl_spool_corrupt_list(const char *dir,
+                             void (*fn)(const char *name, const struct stat *st, void *ctx),
+                             void *ctx);
 
 #endif

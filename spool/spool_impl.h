@@ -28,6 +28,13 @@
 int spool_fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+#define SPOOL_CORRUPT "corrupt"
+
+/* Open a spool entry for reading: never through a symlink, never waiting (a FIFO), and only a
+ * regular file.  The fd, or -1 with errno ENOENT (gone), EBADMSG (damaged: a symlink, a FIFO,
+ * a directory...), or another errno (a transient failure: EMFILE, EIO, EACCES). */
+int spool_open_entry(const char *path);
+
 /* dir/sub/name (name may be NULL) into buf; false when it does not fit. */
 bool spool_path(char *buf, size_t len, const char *dir, const char *sub, const char *name);
 

@@ -113,10 +113,11 @@ int sl_spool_state_load(const char *dir, const char *id, unsigned k, size_t nrcp
     st->nrcpt = nrcpt;
     st->status = sl_malloc(nrcpt);
     memset(st->status, SL_RCPT_PENDING, nrcpt);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+    if ((fd = spool_open_entry(path)) < 0) {
         if (errno == ENOENT)
             return 0;
-        spool_fail(err, errlen, "%s: %s", path, strerror(errno));
+        spool_fail(err, errlen, "%s: %s", path,
+                   errno == EBADMSG ? "not a regular file" : strerror(errno));
         sl_spool_state_free(st);
         return -1;
     }
@@ -132,7 +133,9 @@ int sl_spool_state_load(const char *dir, const char *id, unsigned k, size_t nrcp
     free(buf);
     if (why != NULL) {
         sl_spool_state_free(st);
-        return spool_fail(err, errlen, "%s: %s", path, why);
+        spool_fail(err, errlen, "%s: %s", path, why);
+        errno = EBADMSG;
+        return -1;
     }
     return 0;
 }

@@ -20,6 +20,7 @@
  * Trust boundary: the job comes from our master; its names are checked here
  * before use.  Everything from the peer is bounded by sl_smtp.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,8 +304,8 @@ static bool load_part(struct sl_wstate *w, const struct sl_dest *d, struct job *
         return false;
     }
     if (sl_spool_body(w->ctx->spool, &p->msg, &x->body, &x->len, err, sizeof err) < 0) {
-        sl_msg_warn("queue %s: %s", p->id, err);
-        finish(w, d, j, wk, k);
+        sl_part_unreadable(w, p, errno, err); /* nothing was attempted: no state to write */
+        x->finished = true;
         return false;
     }
     x->ready = true;

@@ -14,6 +14,7 @@
  * Trust boundary: spool files are ours; replies come from outside and are
  * stored one line, truncated.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,36 @@
 #include "util/sl_msg.h"
 #include "worker_impl.h"
 
+/* sl_part_unreadable - queue/ID could not be read (errno e, err says why): gone ("x"), set
+ * aside when damaged ("x": it left the queue), or refused for now ("r": a transient failure,
+ * the master tries it again later) */
+void sl_part_unreadable(struct sl_wstate *w, struct sl_part *p, int e, const char *err)
+{
+    if (e == EBADMSG) {
+        sl_spool_quarantine_msg(w->ctx->spool, p->id, err);
+        strlcpy(p->outcome, "x", sizeof p->outcome);
+    } else if (e == ENOENT) {
+        strlcpy(p->outcome, "x", sizeof p->outcome);
+    } else {
+        sl_msg_warn("queue %s: %s; the master tries it again later", p->id, err);
+        strlcpy(p->outcome, "r", sizeof p->outcome);
+    }
+}
+
+/* load_state - part k's state; a damaged state file is set aside and the part starts again as
+ * never tried (its message is never dropped for it); -1 on a transient failure */
+static int load_state(struct sl_wstate *w, struct sl_part *p, char *err, size_t errlen)
+{
+    const char *spool = w->ctx->spool;
+
+    if (sl_spool_state_load(spool, p->id, p->k, p->msg.nrcpt, &p->st, err, errlen) == 0)
+        return 0;
+    if (errno != EBADMSG)
+        return -1;
+    sl_spool_quarantine_state(spool, p->id, p->k, err);
+    return sl_spool_state_load(spool, p->id, p->k, p->msg.nrcpt, &p->st, err, errlen);
+}
+
 /* sl_part_load - the message envelope and this part's state */
 bool sl_part_load(struct sl_wstate *w, struct sl_part *p)
 {
@@ -32,13 +63,17 @@ bool sl_part_load(struct sl_wstate *w, struct sl_part *p)
 
     strlcpy(p->outcome, "x", sizeof p->outcome);
     if (sl_spool_read_full(w->ctx->spool, p->id, &p->msg, err, sizeof err) < 0) {
-        sl_msg_warn("queue %s: %s", p->id, err);
+        sl_part_unreadable(w, p, errno, err);
         return false;
     }
-    if (p->k >= p->msg.nparts || sl_spool_state_load(w->ctx->spool, p->id, p->k, p->msg.nrcpt,
-                                                     &p->st, err, sizeof err) < 0) {
-        sl_msg_warn("queue %s part %u: %s", p->id, p->k,
-                    p->k >= p->msg.nparts ? "no such part" : err);
+    if (p->k >= p->msg.nparts) {
+        sl_msg_warn("queue %s: no part %u in it", p->id, p->k);
+        sl_spool_msg_free(&p->msg);
+        return false;
+    }
+    if (load_state(w, p, err, sizeof err) < 0) {
+        sl_msg_warn("queue %s part %u: %s; the master tries it again later", p->id, p->k, err);
+        strlcpy(p->outcome, "r", sizeof p->outcome);
         sl_spool_msg_free(&p->msg);
         return false;
     }

@@ -35,7 +35,10 @@
  *          y         not attempted: the connection was spent and other mail waits
  *                    for a counter it held, so it closed (the master queues the
  *                    part again; the freed units go to the mail that waited)
- *          x         gone: the spool file is missing or unreadable
+ *          r         refused for now: the spool file could not be read (a transient
+ *                    failure such as EMFILE or EIO); the master tries it later
+ *          x         gone: the spool file is missing, or was damaged and set aside
+ *                    in spool/corrupt/
  *   worker -> master  "K <binding> <domain> <mx>"  the connection (to MX host
  *        mx) stays open for more mail to that destination (idle_timeout); a J for
  *        it reuses it, a J for another destination moves it there when both share

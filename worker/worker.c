@@ -206,12 +206,13 @@ void sl_worker_main(int fd, uint32_t owner, void *vctx)
     setproctitle("-sluiced: worker (owner %u, config generation %u)", owner, (unsigned)ctx->gen);
     init_state(&w, fd, owner, ctx);
     setup_signals(&w.wait_mask);
-    /* A master that dies (kill -9) must not leave a worker delivering beside
-     * the next master, which rescans the spool: the worker finishes the part
-     * in hand and goes. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* A master that dies (kill -9) must not leave a worker delivering beside the next master,
+     * which rescans the spool and hands the same parts out again: the worker dies with it, at
+     * once, so a master's death costs at most the one message per session whose 250 was in
+     * and not yet recorded, as a worker's death does.  Its counters die with the segment. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != (pid_t)ctx->shm->hdr->master_pid)
-        stop_requested = 1; /* the master died before the line above */
+        _exit(0); /* the master died before the line above */
     say_hello(fd);
 
     while (!stop_requested) {

@@ -138,9 +138,13 @@ struct sl_attempt {
 };
 /* The indexes of p's recipients still pending, into idx (msg.nrcpt of room); their count. */
 size_t sl_part_pending(const struct sl_part *p, size_t *idx);
-/* Load queue/ID and part k's state into p; false (p->outcome "x") when gone. */
+/* Load queue/ID and part k's state into p; false when it cannot be, with p->outcome "x"
+ * (gone, or damaged and set aside) or "r" (a transient failure). */
 bool sl_part_load(struct sl_wstate *w, struct sl_part *p);
 void sl_part_free(struct sl_part *p);
+/* queue/ID could not be read (errno e, err says why): p->outcome says what to tell the master;
+ * a damaged file is set aside. */
+void sl_part_unreadable(struct sl_wstate *w, struct sl_part *p, int e, const char *err);
 /* Recipient i (index in the whole message) of p ends this attempt with res. */
 void sl_outcome_set(struct sl_part *p, size_t i, enum sl_rcpt_result res, const char *reply);
 /* One delivery-log line for recipients idx[0..n) of p. */

@@ -69,6 +69,7 @@ inject() {
     "$SLUICECTL" -c "$T/sluice.ini" inject --binding "$b" -f s@sender.test "$@" >/dev/null
 }
 queued() { find "$T/spool/queue" -type f | wc -l; }
+queue_empty() { test "$(queued)" -eq 0; }
 # start: the daemon on $T/sluice.ini, ready
 start() {
   : >"$T/notify.log"
@@ -177,5 +178,5 @@ check "80 messages for 40 domains all arrive" \
   wait_for 60 peer_true fast "dest('127.0.1.42')['messages'] == $before + 80"
 check "the receiver never saw more than the server limit of 2" \
   peer_true fast "dest('127.0.1.42')['peak'] <= 2"
-check "nothing is left in the spool" wait_for 5 test "$(queued)" -eq 0
+check "nothing is left in the spool" wait_for 5 queue_empty
 stop

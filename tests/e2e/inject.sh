@@ -123,7 +123,7 @@ assert m["arrival"].endswith("Z")
 PY
 "$SLUICECTL" -c "$T/refuse.ini" queue --json >"$T/empty.json"
 check "queue --json of an empty spool" python3 -c \
-  'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(d != {"messages": [], "total": 0})' \
+  'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(d != {"messages": [], "total": 0, "corrupt": []})' \
   "$T/empty.json"
 
 # --- a listening master is told "N <id>" ---

@@ -37,8 +37,8 @@ daemon=$!
 started "$daemon"
 check "the daemon is ready" wait_for 10 grep -q '^READY=1' "$T/notify.log"
 check "the start scan indexed the waiting message" grep -q "messages queued" "$T/daemon.log"
-check "each part of it went to a worker as a job" \
-  wait_for 5 test "$(grep -c "job [0-9]* to worker pid [0-9]*: b1 \(one\|two\).example, 1 parts" "$T/daemon.log")" -ge 2
+jobs_seen() { test "$(grep -c "job [0-9]* to worker pid [0-9]*: b1 \(one\|two\).example, 1 parts" "$T/daemon.log")" -ge 2; }
+check "each part of it went to a worker as a job" wait_for 5 jobs_seen
 check "the STATUS line counts the queued message" grep -q '^STATUS=.*1 messages queued' "$T/notify.log"
 
 late=$(inject d@one.example)

@@ -269,6 +269,30 @@ wait "$daemon"; rc=$?
 check "the dropped master stops with 0" test "$rc" -eq 0
 check "and removed its segment" test ! -e "/dev/shm$shm"
 
+# --- the delivery log: one an earlier root run left is handed over; one nobody cannot write
+# is a start error, not a warning per worker
+mv "$T/log/delivery.log" "$T/log/dropped-run.log" 2>/dev/null
+: >"$T/log/delivery.log" # as root, mode 0600: the workers as nobody could not append
+chmod 0600 "$T/log/delivery.log"
+: >"$T/nobody2.log"
+"$SLUICED" -c "$T/sluice.ini" 2>>"$T/nobody2.log" &
+daemon=$!
+started "$daemon"
+said_ready2() { grep -q 'info: ready' "$T/nobody2.log"; }
+check "a root-owned delivery log does not stop the start" wait_for 15 said_ready2
+check "it was handed to the user" test "$(stat -c %U "$T/log/delivery.log")" = nobody
+kill -TERM "$daemon"
+wait "$daemon"
+mkdir -p "$T/rootlog"
+chmod 0755 "$T/rootlog"
+sed "s|^delivery_log = .*|delivery_log = $T/rootlog/delivery.log|" "$T/sluice.ini" >"$T/rootlog.ini"
+chmod 0644 "$T/rootlog.ini"
+"$SLUICED" -c "$T/rootlog.ini" >"$T/rootlog.out" 2>&1; rc=$?
+check "a delivery log nobody cannot create stops the start: exit 1" test "$rc" -eq 1
+check "with one line naming the log" \
+  grep -q "fatal: delivery log $T/rootlog/delivery.log cannot be written as uid 65534" "$T/rootlog.out"
+check "and leaves no segment behind" test ! -e "/dev/shm$shm"
+
 # --- not root, asking for another user: one line, exit 1, nothing created
 write_config "$T/other.ini" 1 daemon
 chmod 0644 "$T/other.ini"

@@ -874,7 +874,7 @@ static void test_load_file(void **state)
     assert_string_equal(d.lines[0], want);
     sl_diag_free(&d);
     assert_null(sl_config_load("/", &d));
-    assert_string_equal(d.lines[0], "/: cannot read: Is a directory");
+    assert_string_equal(d.lines[0], "/: cannot read: not a regular file");
     sl_diag_free(&d);
 }
 

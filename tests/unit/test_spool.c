@@ -648,7 +648,22 @@ static void test_scan(void **state)
     assert_false(exists(f->dir, "state", "0000000000cccccccccc.0"));
     snprintf(name, sizeof name, "%s.0", ids[1]);
     assert_true(exists(f->dir, "state", name));
-    assert_true(exists(f->dir, "queue", "not-an-id"));
+    /* a name that is no queue id is set aside in corrupt/, not left in the queue */
+    assert_false(exists(f->dir, "queue", "not-an-id"));
+    assert_true(exists(f->dir, "corrupt", "not-an-id"));
+    assert_int_equal(sl_spool_corrupt_list(f->dir, NULL, NULL), 1);
+    /* a state write a kill cut short: left by a scan (a worker may be writing it), swept at
+     * the master's start whatever its age (no worker runs then) */
+    snprintf(name, sizeof name, "%s.0", ids[2]);
+    put_file(f->dir, "tmp", name, "attempts 1", 10);
+    assert_int_equal(sl_spool_scan(f->dir, see, &s), 0);
+    assert_true(exists(f->dir, "tmp", name));
+    struct sl_spool_ids queued, stated;
+    assert_int_equal(sl_spool_list(f->dir, &queued, &stated, true), 0);
+    assert_false(exists(f->dir, "tmp", name));
+    assert_true(exists(f->dir, "tmp", "fresh")); /* an inject in progress stays */
+    sl_spool_ids_free(&queued);
+    sl_spool_ids_free(&stated);
     assert_int_equal(sl_spool_scan("/nonexistent/spool", see, &s), -1);
 }
 
@@ -666,7 +681,7 @@ static void test_list(void **state)
     assert_int_equal(sl_spool_state_load(f->dir, ids[2], 1, 2, &st, err, sizeof err), 0);
     assert_int_equal(sl_spool_state_save(f->dir, ids[2], 1, &st, err, sizeof err), 0);
     sl_spool_state_free(&st);
-    assert_int_equal(sl_spool_list(f->dir, &queued, &stated), 0);
+    assert_int_equal(sl_spool_list(f->dir, &queued, &stated, true), 0);
     assert_int_equal(queued.n, 3);
     for (int i = 0; i < 3; i++) {
         assert_string_equal(queued.id[i], ids[i]); /* oldest first */
