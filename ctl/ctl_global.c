@@ -54,6 +54,11 @@ int sl_ctl_global(const char *cfgpath, enum sl_opt opt, char *buf, size_t len)
         sl_config_free(cfg);
         return v != NULL ? 0 : -1;
     }
+    if (d.n == 1 && strstr(d.lines[0], ": cannot read: ") != NULL) {
+        fprintf(stderr, "sluicectl: %s\n", d.lines[0]); /* missing, unreadable: say so */
+        sl_diag_free(&d);
+        return -1;
+    }
     fprintf(stderr, "sluicectl: %s does not validate (%zu errors; see 'sluicectl config check')\n",
             cfgpath, d.n);
     sl_diag_free(&d);

@@ -5,12 +5,14 @@
  * (config check/eval) and the master's shared memory, read-only (counters).
  * It never signals or locks the daemon.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctl/sl_ctl.h"
 #include "util/sl_msg.h"
+#include "util/sl_version.h"
 
 #define DEFAULT_CONFIG "/etc/sluice/sluice.ini"
 
@@ -18,27 +20,65 @@ static const struct {
     const char *name;
     int (*run)(const char *cfgpath, int argc, char **argv);
     const char *usage;
+    const char *help; /* what it does, for --help */
 } subcommands[] = {
     {"config", sl_ctl_config,
      "config check | config eval [--explain] [--binding B] [--binding-group G] [--domain D] "
-     "[--host H] OPTION"},
-    {"counters", sl_ctl_counters, "counters [--json] [--watch SECONDS [--count N]] [--shm NAME]"},
-    {"metrics", sl_ctl_metrics, "metrics [--listen ADDR:PORT] [--shm NAME]"},
-    {"probe", sl_ctl_probe, "probe [--binding B] --domain D [--mx HOST] [--hold SECONDS]"},
+     "[--host H] OPTION",
+     "check: validate the file, every error as FILE:LINE: message (exit 1 on any).\n"
+     "eval: the value OPTION takes in a scope; --explain adds the section that set it."},
+    {"counters", sl_ctl_counters, "counters [--json] [--watch SECONDS [--count N]] [--shm NAME]",
+     "The live connection counters: in use, limit, peak, refusals, mail waiting for each;\n"
+     "read-only from shared memory.  --watch refreshes every SECONDS (N times with --count)."},
+    {"metrics", sl_ctl_metrics, "metrics [--listen ADDR:PORT] [--shm NAME]",
+     "The counters, outcomes, timeouts and latency histograms in Prometheus' text format;\n"
+     "--listen serves GET /metrics."},
+    {"probe", sl_ctl_probe, "probe [--binding B] --domain D [--mx HOST] [--hold SECONDS]",
+     "Take, through an idle worker, every counter a connection would take, hold them,\n"
+     "give them back: a dry run of the limits on the live daemon."},
     {"inject", sl_ctl_inject,
-     "inject [--binding B | --binding-group G] -f SENDER RCPT... < MESSAGE"},
-    {"queue", sl_ctl_queue, "queue [--json]"},
-    {"resolve", sl_ctl_resolve, "resolve [--binding B] [--timeout SECONDS] DOMAIN"},
-    {"tls", sl_ctl_tls, "tls [--binding B] [--json] DOMAIN"},
+     "inject [--binding B | --binding-group G] -f SENDER RCPT... < MESSAGE",
+     "Queue the message on standard input durably and print its queue id."},
+    {"queue", sl_ctl_queue, "queue [--json]",
+     "What is queued, per destination domain: pending, attempts, next attempt, last reply,\n"
+     "the counter the mail waits for; and the damaged entries set aside."},
+    {"resolve", sl_ctl_resolve, "resolve [--binding B] [--timeout SECONDS] DOMAIN",
+     "The MX hosts and addresses a worker would try for DOMAIN."},
+    {"tls", sl_ctl_tls, "tls [--binding B] [--json] DOMAIN",
+     "The domain's effective TLS policy (tls option, MTA-STS, DANE) per MX host, and why."},
 };
+#define NSUB (sizeof subcommands / sizeof subcommands[0])
 
-/* usage - list the subcommands on stderr and return the usage status */
-static int usage(void)
+/* usage - the subcommands' synopses on f; status to return */
+static int usage(FILE *f, int status)
 {
-    fprintf(stderr, "usage: sluicectl [-c CONFIG] SUBCOMMAND ...\n");
-    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
-        fprintf(stderr, "       sluicectl [-c CONFIG] %s\n", subcommands[i].usage);
-    return 2;
+    fprintf(f, "usage: sluicectl [-c CONFIG] SUBCOMMAND ...\n");
+    for (size_t i = 0; i < NSUB; i++)
+        fprintf(f, "       sluicectl [-c CONFIG] %s\n", subcommands[i].usage);
+    return status;
+}
+
+/* help - --help: every subcommand with what it does, on standard output */
+static int help(void)
+{
+    usage(stdout, 0);
+    printf("\n  -c CONFIG   the configuration file (default $SLUICE_CONFIG, else %s)\n"
+           "  --help      this text; SUBCOMMAND --help: that subcommand's\n"
+           "  --version   the version\n\n",
+           DEFAULT_CONFIG);
+    for (size_t i = 0; i < NSUB; i++)
+        printf("%s\n  %s\n\n", subcommands[i].name, subcommands[i].help);
+    printf("See sluicectl(8) and sluice.ini(5).\n");
+    return 0;
+}
+
+/* asks_help - does the subcommand's argument list ask for help */
+static bool asks_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
 }
 
 int main(int argc, char **argv)
@@ -54,18 +94,27 @@ int main(int argc, char **argv)
             cfgpath = argv[i + 1];
             i += 2;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage();
+            return help();
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("sluicectl %s\n", SL_VERSION);
             return 0;
         } else {
             fprintf(stderr, "sluicectl: unknown option %s\n", argv[i]);
-            return usage();
+            return usage(stderr, 2);
         }
     }
     if (i >= argc)
-        return usage();
-    for (size_t k = 0; k < sizeof subcommands / sizeof subcommands[0]; k++)
-        if (strcmp(argv[i], subcommands[k].name) == 0)
-            return subcommands[k].run(cfgpath, argc - i, argv + i);
+        return usage(stderr, 2);
+    for (size_t k = 0; k < NSUB; k++) {
+        if (strcmp(argv[i], subcommands[k].name) != 0)
+            continue;
+        if (asks_help(argc - i, argv + i)) {
+            printf("usage: sluicectl [-c CONFIG] %s\n\n%s\n", subcommands[k].usage,
+                   subcommands[k].help);
+            return 0;
+        }
+        return subcommands[k].run(cfgpath, argc - i, argv + i);
+    }
     fprintf(stderr, "sluicectl: unknown subcommand %s\n", argv[i]);
-    return usage();
+    return usage(stderr, 2);
 }

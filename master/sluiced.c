@@ -17,6 +17,7 @@
  * Global state: none beyond main's locals and the signal flags of signals.c.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@
 #include "master/sl_signals.h"
 #include "master/sl_supervise.h"
 #include "util/sl_msg.h"
+#include "util/sl_version.h"
 #include "shm/sl_shm.h"
 #include "worker/sl_worker.h"
 
@@ -371,12 +373,27 @@ static void open_table(struct master *m)
     sl_limits_publish(m->cfg, &m->shm, m->gen);
 }
 
-/* usage - the command line */
+static const struct option long_options[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+/* usage - the command line; with status 0 (--help) on standard output, with what it does */
 static _Noreturn void usage(int status)
 {
-    fprintf(status ? stderr : stdout, "usage: sluiced [-c CONFIG] [-d]\n"
-                                      "  -c CONFIG  the INI file (default " DEFAULT_CONFIG ")\n"
-                                      "  -d         log at debug level\n");
+    FILE *f = status ? stderr : stdout;
+
+    fprintf(f, "usage: sluiced [-c CONFIG] [-d] | --help | --version\n"
+               "  -c CONFIG   the INI file (default " DEFAULT_CONFIG ")\n"
+               "  -d          log at debug level\n"
+               "  --help      this text\n"
+               "  --version   the version\n");
+    if (status == 0)
+        fprintf(f,
+                "\nThe delivery daemon: a master and prefork workers, in the foreground (systemd\n"
+                "Type=notify).  SIGHUP re-reads CONFIG; SIGTERM or SIGINT drains and exits 0;\n"
+                "SIGUSR1 reopens the delivery log.  See sluiced(8) and sluice.ini(5).\n");
     exit(status);
 }
 
@@ -391,12 +408,15 @@ int main(int argc, char **argv)
 
     setproctitle_init(argc, argv, environ);
     sl_msg_init("sluiced");
-    while ((opt = getopt(argc, argv, "c:dh")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:dh", long_options, NULL)) != -1) {
         if (opt == 'c')
             m.path = optarg;
         else if (opt == 'd')
             debug = true;
-        else
+        else if (opt == 'V') {
+            printf("sluiced %s\n", SL_VERSION);
+            return 0;
+        } else
             usage(opt == 'h' ? 0 : 2);
     }
     if (optind != argc)
