@@ -5,16 +5,24 @@
  * counter (scope kind, key, in use, limit, peak, refused, destinations waiting for it
  * now and how often one was held back by it) and the server
  * totals, as a table, as JSON (--json), or refreshed in place (--watch S).
+ * A busy table is made readable: keys sort naturally (dom2 before dom19), or by a
+ * figure (--sort in_use|refused|waits|peak, highest first); --scope KIND,
+ * --nonzero and --match PATTERN (fnmatch on "kind key") keep only what matters;
+ * under --watch on a terminal the header stays on screen (the rows are cut to the
+ * terminal's height, with a count of what did not fit), and into a pipe each
+ * snapshot follows a separator line instead of screen-clearing codes.
  * It only reads: the daemon never waits for it.  Under --watch it notices a
  * restarted daemon (another segment, or a dead master pid) and re-attaches, and
  * says so plainly while no daemon runs.
  * Trust boundary: the segment is validated by sl_shm_attach before use.
  */
+#include <fnmatch.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +36,11 @@ struct opts {
     double watch; /* seconds between refreshes; 0: print once */
     long count;   /* refreshes under --watch; 0: until interrupted */
     const char *shm_name;
+    const char *sort;  /* NULL: by scope and key; "in_use", "refused", "waits", "peak" */
+    int scope;         /* SL_SCOPE_NONE: every kind */
+    bool nonzero;      /* only counters with something in use or waiting */
+    const char *match; /* fnmatch pattern on "kind key" */
+    size_t max_rows;   /* table rows at most (the terminal's height under --watch); 0: all */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -60,8 +73,62 @@ static uint32_t server_in_use(const struct sl_counter_view *v, size_t n, int32_t
     return 0;
 }
 
-/* print_table - the human view */
-static void print_table(const struct sl_shm *shm, const struct sl_counter_view *v, size_t n)
+/* figure - the value --sort orders by */
+static uint64_t figure(const struct sl_counter_view *v, const char *sort)
+{
+    if (strcmp(sort, "in_use") == 0)
+        return v->in_use;
+    if (strcmp(sort, "refused") == 0)
+        return v->refused;
+    if (strcmp(sort, "waits") == 0)
+        return v->holdbacks;
+    return v->peak;
+}
+
+/* by_figure - highest figure first (the --sort key in sort), then the natural order */
+static int by_figure(const void *a, const void *b, void *sort)
+{
+    uint64_t x = figure(a, sort), y = figure(b, sort);
+
+    if (x != y)
+        return x > y ? -1 : 1;
+    return sl_ctl_by_scope(a, b);
+}
+
+/* wanted - does counter v pass the filters */
+static bool wanted(const struct sl_counter_view *v, const struct opts *o)
+{
+    char key[2 * SL_SHM_NAME_MAX + 32], scoped[2 * SL_SHM_NAME_MAX + 64];
+
+    if (o->scope != SL_SCOPE_NONE && (int)v->kind != o->scope)
+        return false;
+    if (o->nonzero && v->in_use == 0 && v->waiting == 0)
+        return false;
+    if (o->match == NULL)
+        return true;
+    sl_ctl_scope_key(v, key, sizeof key);
+    snprintf(scoped, sizeof scoped, "%s %s", sl_scope_kind_name(v->kind), key);
+    return fnmatch(o->match, scoped, 0) == 0 || fnmatch(o->match, key, 0) == 0;
+}
+
+/* select_rows - keep the counters that pass the filters, in the asked order; how many */
+static size_t select_rows(struct sl_counter_view *v, size_t n, const struct opts *o)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (wanted(&v[i], o))
+            v[kept++] = v[i];
+    if (o->sort != NULL)
+        qsort_r(v, kept, sizeof *v, by_figure, (void *)o->sort);
+    else
+        qsort(v, kept, sizeof *v, sl_ctl_by_scope);
+    return kept;
+}
+
+/* print_table - the human view; the header's totals count every counter, the rows the kept */
+static void print_table(const struct sl_shm *shm, const struct sl_counter_view *v, size_t n,
+                        const struct sl_counter_view *rows, size_t nrows, size_t max_rows)
 {
     const struct sl_shm_header *h = shm->hdr;
     time_t now = time(NULL), audit = (time_t)sl_peek64(&h->last_audit);
@@ -88,6 +155,12 @@ static void print_table(const struct sl_shm *shm, const struct sl_counter_view *
            (unsigned long long)sl_peek64(&h->audit_fixed), last);
     printf("%-15s %-40s %7s %7s %7s %9s %7s %9s\n", "SCOPE", "KEY", "IN USE", "LIMIT", "PEAK",
            "REFUSED", "WAITING", "HELD BACK");
+    v = rows;
+    if (max_rows > 0 && nrows > max_rows) {
+        n = max_rows - 1; /* the last line says what did not fit */
+    } else {
+        n = nrows;
+    }
     for (size_t i = 0; i < n; i++) {
         sl_ctl_scope_key(&v[i], key, sizeof key);
         limit_text(v[i].limit, lim, sizeof lim);
@@ -98,6 +171,9 @@ static void print_table(const struct sl_shm *shm, const struct sl_counter_view *
             printf("  waiting %llds", (long long)(now - (time_t)(v[i].wait_since / 1000)));
         putchar('\n');
     }
+    if (n < nrows)
+        printf("... %zu more (narrow with --scope, --nonzero, --match or sort with --sort)\n",
+               nrows - n);
 }
 
 /* print_json - the machine view: one object, counters sorted as in the table */
@@ -139,18 +215,21 @@ static void print_json(const struct sl_shm *shm, const struct sl_counter_view *v
 /* show - one snapshot, printed */
 static int show(const struct sl_shm *shm, const struct opts *o)
 {
-    struct sl_counter_view *v = NULL;
-    size_t n = 0;
+    struct sl_counter_view *v = NULL, *rows;
+    size_t n = 0, nrows;
 
     if (sl_shm_snapshot(shm, &v, &n) < 0) {
         fprintf(stderr, "sluicectl: cannot read the counter table %s\n", shm->name);
         return 1;
     }
-    qsort(v, n, sizeof *v, sl_ctl_by_scope);
+    rows = sl_malloc((n + 1) * sizeof *rows);
+    memcpy(rows, v, n * sizeof *rows);
+    nrows = select_rows(rows, n, o);
     if (o->json)
-        print_json(shm, v, n);
+        print_json(shm, rows, nrows);
     else
-        print_table(shm, v, n);
+        print_table(shm, v, n, rows, nrows, o->max_rows);
+    free(rows);
     free(v);
     return 0;
 }
@@ -176,13 +255,48 @@ static int parse(int argc, char **argv, struct opts *o)
             }
         } else if (strcmp(argv[i], "--shm") == 0 && i + 1 < argc) {
             o->shm_name = argv[++i];
+        } else if (strcmp(argv[i], "--sort") == 0 && i + 1 < argc) {
+            o->sort = argv[++i];
+            if (strcmp(o->sort, "in_use") != 0 && strcmp(o->sort, "refused") != 0 &&
+                strcmp(o->sort, "waits") != 0 && strcmp(o->sort, "peak") != 0) {
+                fprintf(stderr, "sluicectl: --sort takes in_use, refused, waits or peak, not %s\n",
+                        o->sort);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--scope") == 0 && i + 1 < argc) {
+            o->scope = (int)sl_scope_kind_parse(argv[++i]);
+            if (o->scope == SL_SCOPE_NONE) {
+                fprintf(stderr,
+                        "sluicectl: --scope takes a kind (binding_domain, host, domain, "
+                        "server, ...), not %s\n",
+                        argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--nonzero") == 0) {
+            o->nonzero = true;
+        } else if (strcmp(argv[i], "--match") == 0 && i + 1 < argc) {
+            o->match = argv[++i];
         } else {
-            fprintf(stderr, "usage: sluicectl counters [--json] [--watch SECONDS [--count N]] "
-                            "[--shm NAME]\n");
+            fprintf(stderr,
+                    "sluicectl: counters: unexpected argument %s\n"
+                    "usage: sluicectl counters [--json] [--watch SECONDS [--count N]] "
+                    "[--shm NAME] [--sort in_use|refused|waits|peak] [--scope KIND] "
+                    "[--nonzero] [--match PATTERN]\n",
+                    argv[i]);
             return 2;
         }
     }
     return 0;
+}
+
+/* terminal_rows - table rows that fit the terminal below the header (0: unknown, no cut) */
+static size_t terminal_rows(void)
+{
+    struct winsize ws;
+
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_row < 8)
+        return 0;
+    return (size_t)ws.ws_row - 5; /* two header lines, a blank, the column names, a cursor line */
 }
 
 /* watch - refresh in place until ^C or --count, re-attaching across restarts */
@@ -194,19 +308,25 @@ static int watch(const char *name, const struct opts *o)
     long shown = 0;
     struct timespec pause = {(time_t)o->watch, (long)((o->watch - floor(o->watch)) * 1e9)};
 
+    bool tty = isatty(STDOUT_FILENO);
+    struct opts shown_o = *o;
+
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
     while (!interrupted && (o->count == 0 || shown < o->count)) {
+        shown_o.max_rows = tty && !o->json ? terminal_rows() : 0;
         if (attached && sl_shm_stale(&shm)) {
             sl_shm_detach(&shm);
             attached = false;
         }
         if (!attached)
             attached = sl_shm_attach(name, true, 0, &shm, err, sizeof err) == 0;
-        if (!o->json)
-            printf("\033[H\033[2J");
+        if (!o->json && tty)
+            printf("\033[H\033[2J"); /* on a terminal only: a pipe gets no control codes */
+        else if (!o->json)
+            printf("--- %lld\n", (long long)time(NULL));
         if (attached)
-            show(&shm, o);
+            show(&shm, &shown_o);
         else if (o->json)
             printf("{\"daemon\":null,\"error\":\"no daemon running\"}\n");
         else
@@ -224,7 +344,7 @@ static int watch(const char *name, const struct opts *o)
 /* sl_ctl_counters - sluicectl counters [--json] [--watch SECONDS [--count N]] [--shm NAME] */
 int sl_ctl_counters(const char *cfgpath, int argc, char **argv)
 {
-    struct opts o = {0};
+    struct opts o = {.scope = SL_SCOPE_NONE};
     struct sl_shm shm;
     char name[256];
     int rc = parse(argc, argv, &o);

@@ -27,9 +27,12 @@ static const struct {
      "[--host H] OPTION",
      "check: validate the file, every error as FILE:LINE: message (exit 1 on any).\n"
      "eval: the value OPTION takes in a scope; --explain adds the section that set it."},
-    {"counters", sl_ctl_counters, "counters [--json] [--watch SECONDS [--count N]] [--shm NAME]",
+    {"counters", sl_ctl_counters,
+     "counters [--json] [--watch SECONDS [--count N]] [--shm NAME] "
+     "[--sort in_use|refused|waits|peak] [--scope KIND] [--nonzero] [--match PATTERN]",
      "The live connection counters: in use, limit, peak, refusals, mail waiting for each;\n"
-     "read-only from shared memory.  --watch refreshes every SECONDS (N times with --count)."},
+     "read-only from shared memory.  --watch refreshes every SECONDS (N times with --count);\n"
+     "--sort orders by a figure, --scope, --nonzero and --match keep only some counters."},
     {"metrics", sl_ctl_metrics, "metrics [--listen ADDR:PORT] [--shm NAME]",
      "The counters, outcomes, timeouts and latency histograms in Prometheus' text format;\n"
      "--listen serves GET /metrics."},

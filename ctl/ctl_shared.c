@@ -46,7 +46,8 @@ int sl_ctl_attach_live(const char *name, struct sl_shm *shm)
     return 0;
 }
 
-/* sl_ctl_by_scope - qsort order of counters: by kind (the reservation order), then by key */
+/* sl_ctl_by_scope - qsort order of counters: by kind (the reservation order), then by key in
+ * natural order (dom2 before dom19: strverscmp compares runs of digits as numbers) */
 int sl_ctl_by_scope(const void *a, const void *b)
 {
     const struct sl_counter_view *x = a, *y = b;
@@ -54,8 +55,8 @@ int sl_ctl_by_scope(const void *a, const void *b)
 
     if (x->kind != y->kind)
         return (int)x->kind - (int)y->kind;
-    c = strcmp(x->name, y->name);
-    return c != 0 ? c : strcmp(x->name2, y->name2);
+    c = strverscmp(x->name, y->name);
+    return c != 0 ? c : strverscmp(x->name2, y->name2);
 }
 
 /* sl_ctl_scope_key - a counter's key as one string: "b1 example.com", or "*" for the server */

@@ -179,4 +179,26 @@ check "80 messages for 40 domains all arrive" \
 check "the receiver never saw more than the server limit of 2" \
   peer_true fast "dest('127.0.1.42')['peak'] <= 2"
 check "nothing is left in the spool" wait_for 5 queue_empty
+
+# --- 5. a busy counter table stays readable -------------------------------------------------
+ctl() { "$SLUICECTL" -c "$T/sluice.ini" "$@"; }
+rows() { ctl counters "$@" | sed -n '/^SCOPE/,$p' | tail -n +2; }
+order=$(rows --scope binding_domain | awk '{print $3}' | grep -nx 'd2.test\|d19.test' | cut -d: -f1 | tr '\n' ' ')
+check "keys sort naturally: d2.test before d19.test (rows $order)" \
+  sh -c "set -- $order; [ \$# -eq 2 ] && [ \$1 -lt \$2 ]"
+check "--scope server keeps the server's row alone" \
+  test "$(rows --scope server | awk '{print $1}' | sort -u)" = server
+check "--match keeps the keys that match" \
+  test "$(rows --match '*d1?.test' | wc -l)" -eq 10
+jq_py() { python3 -c "import json,sys; c=json.load(sys.stdin)['counters']; $1"; }
+check "--nonzero drops the idle counters" \
+  sh -c "'$SLUICECTL' -c '$T/sluice.ini' counters --json --nonzero | python3 -c \"import json,sys; sys.exit(any(c['in_use'] == 0 and c['waiting'] == 0 for c in json.load(sys.stdin)['counters']))\""
+peaks=$(ctl counters --json --sort peak | jq_py "print(' '.join(str(x['peak']) for x in c))")
+check "--sort peak puts the highest peaks first (the server's 2 before the domains' 1)" \
+  test "$peaks" = "$(tr ' ' '\n' <<<"$peaks" | sort -rn | tr '\n' ' ' | sed 's/ $//')" -a \
+  "${peaks%% *}" -gt "${peaks##* }"
+ctl counters --watch 0.1 --count 2 >"$T/watch.out"
+check "--watch into a pipe writes no terminal codes, a separator per snapshot" \
+  sh -c "! grep -q \$(printf '\033') '$T/watch.out' && [ \$(grep -c '^--- ' '$T/watch.out') -eq 2 ]"
+check "a bad --sort is a usage error" sh -c "'$SLUICECTL' -c '$T/sluice.ini' counters --sort size >/dev/null 2>&1; [ \$? -eq 2 ]"
 stop
