@@ -431,7 +431,7 @@ static void open_failed(struct sl_wstate *w, const struct sl_dest *d, struct sl_
         a.scope = info->scope;
         a.why = &info->why;
         if (!p->attempted) { /* not attempted: no state change, the master holds it back */
-            sl_outcome_log(w, p, idx, n, SL_RES_DEFERRED, info->reply, &a);
+            sl_outcome_log(w, p, idx, n, SL_RES_HELD, info->reply, &a);
             return;
         }
     }

@@ -115,7 +115,16 @@ void sl_outcome_set(struct sl_part *p, size_t i, enum sl_rcpt_result res, const 
 /* result_name - the delivery log's word for res */
 static const char *result_name(enum sl_rcpt_result res)
 {
-    return res == SL_RES_DELIVERED ? "delivered" : res == SL_RES_BOUNCED ? "bounced" : "deferred";
+    switch (res) {
+    case SL_RES_DELIVERED:
+        return "delivered";
+    case SL_RES_BOUNCED:
+        return "bounced";
+    case SL_RES_HELD:
+        return "held"; /* not attempted: a counter was full; counting deferrals skips it */
+    default:
+        return "deferred";
+    }
 }
 
 /* sl_outcome_log - one delivery-log line for some recipients of p */

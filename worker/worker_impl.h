@@ -126,7 +126,13 @@ bool sl_worker_plain_word(const char *s);
 void sl_worker_deliver(struct sl_wstate *w, const char *job);
 
 /* worker/outcome.c: record what happened to the recipients of one part. */
-enum sl_rcpt_result { SL_RES_NONE = 0, SL_RES_DELIVERED, SL_RES_DEFERRED, SL_RES_BOUNCED };
+enum sl_rcpt_result {
+    SL_RES_NONE = 0,
+    SL_RES_DELIVERED,
+    SL_RES_DEFERRED,
+    SL_RES_BOUNCED,
+    SL_RES_HELD, /* logged only: not attempted, a counter was full (the part waits for a slot) */
+};
 struct sl_attempt {
     const struct sl_dest *d;
     const char *mx; /* NULL before a host was chosen */

@@ -59,6 +59,11 @@ route = 127.0.1.42:$(peer_port fast)
 
 [domain "strict.test"]
 tls = verify
+
+[domain "/^h[12]\.test\$/"]
+route = 127.0.1.40:$(peer_port slow)
+[host "127.0.1.40"]
+scope_max_outbound_connections = 1
 INI
 }
 
@@ -197,6 +202,19 @@ peaks=$(ctl counters --json --sort peak | jq_py "print(' '.join(str(x['peak']) f
 check "--sort peak puts the highest peaks first (the server's 2 before the domains' 1)" \
   test "$peaks" = "$(tr ' ' '\n' <<<"$peaks" | sort -rn | tr '\n' ' ' | sed 's/ $//')" -a \
   "${peaks%% *}" -gt "${peaks##* }"
+
+# --- 6. a worker's refusal by a host counter is logged as held, not deferred ----------------
+inject b1 one@h1.test &
+first=$!
+inject b1 two@h2.test
+wait "$first"
+check "both messages behind the host limit of 1 arrive" \
+  wait_for 20 peer_true slow "dest('127.0.1.40')['messages'] == 33"
+held=$(grep '"domain":"h[12].test"' "$T/delivery.log" | grep -c '"outcome":"held".*"phase":"limits"')
+echo "# $held attempts held back by the host counter"
+check "a part refused by the full host counter is logged as held (not deferred), naming it" \
+  sh -c "! grep '\"domain\":\"h[12].test\"' '$T/delivery.log' | grep -q '\"outcome\":\"deferred\"' &&
+         { [ $held -eq 0 ] || grep '\"outcome\":\"held\"' '$T/delivery.log' | grep -q '\"refused\":{\"scope\":\"host 127.0.1.40\"'; }"
 ctl counters --watch 0.1 --count 2 >"$T/watch.out"
 check "--watch into a pipe writes no terminal codes, a separator per snapshot" \
   sh -c "! grep -q \$(printf '\033') '$T/watch.out' && [ \$(grep -c '^--- ' '$T/watch.out') -eq 2 ]"
