@@ -329,9 +329,14 @@ bsink_start() {
   "$bench/bench_sink" "${args[@]}" "$@" >"$BS_DIR/out" 2>"$BS_DIR/err" &
   BS_PID=$!
   started "$BS_PID"
-  wait_for 5 grep -q '^READY' "$BS_DIR/out" || return 1
+  if ! wait_for 5 _bsink_ready "$n"; then
+    echo "no READY line with $n ports" >>"$BS_DIR/err"
+    bsink_stop
+    return 1
+  fi
   read -r -a BS_PORTS <<<"$(sed -n 's/^READY //p' "$BS_DIR/out")"
 }
+_bsink_ready() { [ "$(sed -n 's/^READY //p' "$BS_DIR/out" | wc -w)" -eq "$1" ]; }
 # bsink_stop: end it; it writes its stats file as it goes
 bsink_stop() {
   kill -TERM "$BS_PID" 2>/dev/null
@@ -340,7 +345,8 @@ bsink_stop() {
 # bsink_stat WHAT FIELD: a figure of its stats: "total peak", "total messages", "listener peak"
 # (the most at one listener: at one domain, or at one MX host), "addr peak" (at one address)
 bsink_stat() {
-  awk -v k="$1" -v f="$2" '$1 == k { for (i = 2; i < NF; i++) if ($i == f && $(i + 1) > m) m = $(i + 1) }
+  awk -v k="$1" -v f="$2" '
+    $1 == k { for (i = 2; i < NF; i++) if ($i == f && $(i + 1) > m) m = $(i + 1) }
     END { print m + 0 }' "$BS_DIR/stats" 2>/dev/null
 }
 
@@ -405,7 +411,11 @@ EOF
 # spread_sink NAME D MODE LOG: the receiver of a row: one port per domain on 127.0.1.1 (route),
 # or one port on both MX hosts (mx2)
 spread_sink() {
-  if [ "$3" = mx2 ]; then bsink_start "$1" 1 "$4" 127.0.1.1 127.0.1.2; else bsink_start "$1" "$2" "$4" 127.0.1.1; fi
+  if [ "$3" = mx2 ]; then
+    bsink_start "$1" 1 "$4" 127.0.1.1 127.0.1.2
+  else
+    bsink_start "$1" "$2" "$4" 127.0.1.1
+  fi
 }
 
 # spread_transport D MODE: Postfix's transport map for the sink started last
@@ -478,10 +488,10 @@ dom_left() {
 
 # dom_sluice ROW D LIMIT MODE SPOOL: drain a copy of SPOOL
 dom_sluice() {
-  local row=$1 D=$2 limit=$3 mode=$4 d=$T/dsl.$1 pid t0 t1 c1 got refused deferred
+  local row=$1 D=$2 limit=$3 mode=$4 d=$T/dsl.$1 pid t0 t1 c1 got refused deferred more
   mkdir -p "$d"
   if ! spread_sink "sl$row" "$D" "$mode" 0; then
-    dr[$row,sluice-note]="sink did not start: $(cat "$BS_DIR/err")"
+    dr[$row,sluice-note]="sink did not start: $(tail -1 "$BS_DIR/err")"
     return
   fi
   spread_conf "$d" "$D" "$limit" "$mode" "${BS_PORTS[@]}" >"$d/sluice.ini"
@@ -513,8 +523,8 @@ dom_sluice() {
   refused=$(grep -c '"refused"' "$d/delivery.log" 2>/dev/null)
   [ "${refused:-0}" -eq 0 ] ||
     dr[$row,sluice-note]+="${dr[$row,sluice-note]:+; }$refused attempts refused by a full counter"
-  [ $((${deferred:-0} - ${refused:-0})) -le 0 ] ||
-    dr[$row,sluice-note]+="${dr[$row,sluice-note]:+; }$((deferred - refused)) other deferred attempts"
+  more=$((${deferred:-0} - ${refused:-0}))
+  [ "$more" -le 0 ] || dr[$row,sluice-note]+="${dr[$row,sluice-note]:+; }$more other deferred attempts"
 }
 
 # dom_postfix ROW D LIMIT MODE WHO: fill a private Postfix on hold, release, time until empty;
@@ -522,10 +532,10 @@ dom_sluice() {
 # LIMIT; pfcache: Postfix's default, on-demand connection caching (idle cached connections stay
 # open beyond LIMIT)
 dom_postfix() {
-  local row=$1 D=$2 limit=$3 mode=$4 who=$5 master t0 t1 c0 c1 got cache=no
+  local row=$1 D=$2 limit=$3 mode=$4 who=$5 master t0 t1 c0 c1 got cache=no log deferred
   [ "$who" = postfix ] || cache=yes
   if ! spread_sink "$who$row" "$D" "$mode" 0; then
-    dr[$row,$who-note]="sink did not start: $(cat "$BS_DIR/err")"
+    dr[$row,$who-note]="sink did not start: $(tail -1 "$BS_DIR/err")"
     return
   fi
   if ! spread_postfix_start "$who$row" "$D" "$limit" "$mode" \
@@ -554,17 +564,21 @@ dom_postfix() {
   postfix_stop "$SP_DIR"
   bsink_stop
   got=$(bsink_stat total messages)
+  log=$(postfix_log "$SP_DIR")
+  deferred=$(grep -c 'status=deferred' "$log")
   [ "$got" -eq "$N" ] ||
     dr[$row,$who-note]="$got of $N delivered in ${DOMAIN_DRAIN_LIMIT}s; $(postfix_queued "$SP_DIR") left"
-  grep -q 'status=deferred' "$(postfix_log "$SP_DIR")" &&
-    dr[$row,$who-note]+="${dr[$row,$who-note]:+; }$(grep -c 'status=deferred' "$(postfix_log "$SP_DIR")") deferred"
+  [ "${deferred:-0}" -eq 0 ] || dr[$row,$who-note]+="${dr[$row,$who-note]:+; }$deferred deferred"
   dom_record "$row" "$who" "$t0" "$t1" $((c1 - c0)) "$got"
 }
 
 # dom_ceiling ROW LIMIT: bench_feed with PIPELINING at LIMIT sessions into a fresh sink
 dom_ceiling() {
   local row=$1 out
-  bsink_start "cl$row" 1 0 127.0.1.1 || { dr[$row,ceiling-note]="sink did not start"; return; }
+  if ! bsink_start "cl$row" 1 0 127.0.1.1; then
+    dr[$row,ceiling-note]="sink did not start: $(tail -1 "$BS_DIR/err")"
+    return
+  fi
   if out=$("$bench/bench_feed" -p -s "$2" -m "$N" "127.0.1.1:${BS_PORTS[0]}" 2>&1); then
     dr[$row,ceiling-rate]=${out##* }
   else
@@ -663,8 +677,8 @@ dom_report() {
 lat_send() {
   python3 - "$LAT_N" "$LAT_GAP" "$BODY" "$@" <<'PY'
 import smtplib, subprocess, sys, time
-n, gap, size, who, out = int(sys.argv[1]), float(sys.argv[2]) / 1000, int(sys.argv[3]), sys.argv[4], sys.argv[5]
-args = sys.argv[6:]
+n, gap, size = int(sys.argv[1]), float(sys.argv[2]) / 1000, int(sys.argv[3])
+who, out, args = sys.argv[4], sys.argv[5], sys.argv[6:]
 D = int(args[2])
 
 def message(i, rcpt):
@@ -733,15 +747,18 @@ _lat_all_in() { [ "$(lat_arrived)" -ge "$LAT_N" ]; }
 
 # _sluice_up PID CONF: sluiced publishes its table with every worker running
 _sluice_up() {
-  alive "$1" && [ "$("$SLUICECTL" -c "$2" counters --json 2>/dev/null |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["daemon"]["workers"])' 2>/dev/null)" = "$DOMAIN_WORKERS" ]
+  alive "$1" && [ "$("$SLUICECTL" -c "$2" counters --json 2>/dev/null | python3 -c '
+import json, sys; print(json.load(sys.stdin)["daemon"]["workers"])' 2>/dev/null)" = "$DOMAIN_WORKERS" ]
 }
 
 # lat_sluice ROW D LIMIT
 lat_sluice() {
   local row=$1 D=$2 limit=$3 d=$T/lsl.$1 pid
   mkdir -p "$d"
-  bsink_start "ls$row" "$D" 1 127.0.1.1 || { lr[$row,sluice-note]="sink did not start"; return; }
+  if ! bsink_start "ls$row" "$D" 1 127.0.1.1; then
+    lr[$row,sluice-note]="sink did not start: $(tail -1 "$BS_DIR/err")"
+    return
+  fi
   spread_conf "$d" "$D" "$limit" route "${BS_PORTS[@]}" >"$d/sluice.ini"
   "$SLUICED" -c "$d/sluice.ini" >"$d/sluiced.out" 2>&1 &
   pid=$!
@@ -763,7 +780,10 @@ lat_sluice() {
 # lat_postfix ROW D LIMIT
 lat_postfix() {
   local row=$1 D=$2 limit=$3
-  bsink_start "lp$row" "$D" 1 127.0.1.1 || { lr[$row,postfix-note]="sink did not start"; return; }
+  if ! bsink_start "lp$row" "$D" 1 127.0.1.1; then
+    lr[$row,postfix-note]="sink did not start: $(tail -1 "$BS_DIR/err")"
+    return
+  fi
   if ! spread_postfix_start "l$row" "$D" "$limit" route "smtp_connection_cache_on_demand = no"; then
     lr[$row,postfix-note]=$SP_ERR
   elif ! lat_send postfix "$T/lpf.$row.starts" 127.0.1.10 "$SP_PORT" "$D" 2>"$T/lpf.$row.err"; then
@@ -780,7 +800,8 @@ lat_postfix() {
 
 bench_latency() {
   local spec D limit row t_start
-  [ -x "$bench/bench_sink" ] || { echo "bench_delivery: latency: no $bench/bench_sink; skipped"; return; }
+  [ -x "$bench/bench_sink" ] ||
+    { echo "bench_delivery: latency: no $bench/bench_sink; skipped"; return; }
   [ -x "$SLUICED" ] || { echo "bench_delivery: latency: no $SLUICED; skipped"; return; }
   t_start=$(now)
   for spec in $LAT_ROWS; do
@@ -808,7 +829,8 @@ lat_report() {
     read -r -a sv <<<"${lr[$spec,sluice]:-- - - - -}"
     read -r -a pv <<<"${lr[$spec,postfix]:-- - - - -}"
     printf '  %-8s %5s | %7s %7s %7s %7s %7s %4s | %7s %7s %7s %7s %7s %4s\n' "${spec%%:*}" \
-      "${spec#*:}" "${sv[@]}" "${lr[$spec,sluice-peak]:--}" "${pv[@]}" "${lr[$spec,postfix-peak]:--}"
+      "${spec#*:}" "${sv[@]}" "${lr[$spec,sluice-peak]:--}" "${pv[@]}" \
+      "${lr[$spec,postfix-peak]:--}"
   done
   echo "  s: sluice, sluicectl inject into a running sluiced, clock from inject's exit; p: Postfix"
   echo "  (no connection cache), clock from smtpd's 250; peak: most sessions open at once at the"
@@ -882,5 +904,12 @@ main() {
   done
 }
 
-main
+# main runs in a subshell with the same clean-up, so that even a mistake of this script (an
+# unset variable under set -u) ends it with its processes ended and exit status 0
+(
+  trap cleanup EXIT
+  main
+)
+rc=$?
+[ "$rc" -eq 0 ] || echo "bench_delivery: stopped early (status $rc); the error is above"
 exit 0

@@ -7,11 +7,12 @@
  *   bench_sink [-n PORTS] [-s STATS] [-l LOG] ADDR...
  *
  * Listens on PORTS ports (default 1), each on every ADDR (the same port number on all, picked
- * free), prints "READY P1 P2 ..." (the ports in order) on stdout once all are bound, and
- * answers every session alike: EHLO offers PIPELINING, 8BITMIME and ENHANCEDSTATUSCODES; MAIL,
- * RCPT, RSET and NOOP get 250; DATA gets 354, then 250 at the final dot; QUIT 221 and a close;
- * anything else 502.  Replies to pipelined commands leave together, once every complete line
- * read so far is answered.  One thread, epoll, level-triggered.
+ * free), prints "READY P1 P2 ..." (the ports in order) on stdout in one write once all are
+ * bound (exiting 1 without it when one cannot be), and answers every session alike: EHLO
+ * offers PIPELINING, 8BITMIME and ENHANCEDSTATUSCODES; MAIL, RCPT, RSET and NOOP get 250; DATA
+ * gets 354, then 250 at the final dot; QUIT 221 and a close; anything else 502.  Replies to
+ * pipelined commands leave together, once every complete line read so far is answered.  One thread,
+ * epoll, level-triggered.
  *
  * Counting, as tests/peer/sink.py counts: a session is open from its accept until the client
  * hangs up (EOF or reset) or the sink closes it after QUIT.  Before an accept would raise a
@@ -44,6 +45,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -491,14 +493,29 @@ int main(int argc, char **argv)
     static enum kind signal_tag = K_SIGNAL;
     ep_add(sfd, &signal_tag, EPOLLIN);
 
+    /* a listener per port and address, and the sessions: the soft limit up to the hard one */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     S.listeners = xmalloc(sizeof *S.listeners * (size_t)(S.nports * S.naddrs));
-    printf("READY");
+    size_t cap = 16 + 6 * (size_t)S.nports, len = 0;
+    char *ready = xmalloc(cap);
+    len += (size_t)snprintf(ready, cap, "READY");
     for (int i = 0; i < S.nports; i++)
-        printf(" %u", bind_port(i));
+        len += (size_t)snprintf(ready + len, cap - len, " %u", bind_port(i));
+    len += (size_t)snprintf(ready + len, cap - len, "\n");
     for (int i = 0; i < S.nports * S.naddrs; i++)
         ep_add(S.listeners[i].fd, &S.listeners[i], EPOLLIN);
-    printf("\n");
-    fflush(stdout);
+    /* one write once every port is bound (a reader polling the file never sees half a line) */
+    for (size_t done = 0; done < len;) {
+        ssize_t w = write(STDOUT_FILENO, ready + done, len - done);
+        if (w <= 0 && errno != EINTR)
+            die("stdout");
+        done += w > 0 ? (size_t)w : 0;
+    }
+    free(ready);
 
     struct epoll_event ev[256];
     for (;;) {
