@@ -3,14 +3,17 @@
  * (smtp-sink) as fast as the sink and the loopback allow, over reused connections, with or
  * without PIPELINING.
  *
- *   bench_feed [-p] [-s SESSIONS] [-m MESSAGES] [-l BYTES] IP:PORT
+ *   bench_feed [-p] [-s SESSIONS] [-m MESSAGES] [-l BYTES] [-d DOMAINS] IP:PORT
  *
  * SESSIONS processes (default 8) each open one connection, say EHLO once and send their share
  * of MESSAGES (default 10000) messages of a BYTES-byte body (default 4096) to
- * <rcpt@bench.test>.  Without -p every command waits for its reply (connection reuse only);
- * with -p the end of one message's DATA, the next MAIL, RCPT and DATA go out in one write and
- * their four replies are read together (RFC 2920), so a message costs one round trip plus the
- * body.  Prints "messages SECONDS RATE" on stdout; exits 1 on any unexpected reply.
+ * <rcpt@bench.test>; with -d, message number I (from 0 over all sessions) goes to
+ * <rcpt@dNNNN.bench.test>, NNNN being I modulo DOMAINS in four digits or more (the many-domain
+ * benchmark fills a relay's queue with it).  Without -p every command waits for its reply
+ * (connection reuse only); with -p the end of one message's DATA, the next MAIL, RCPT and DATA go
+ * out in one write and their four replies are read together (RFC 2920), so a message costs one
+ * round trip plus the body.  Prints "messages SECONDS RATE" on stdout; exits 1 on any unexpected
+ * reply.
  *
  * Trust boundary: the peer is a local test sink; its replies are only checked for their code.
  */
@@ -27,15 +30,26 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CMDS "MAIL FROM:<bench@sender.test>\r\nRCPT TO:<rcpt@bench.test>\r\nDATA\r\n"
+#define MAIL "MAIL FROM:<bench@sender.test>\r\n"
 
 struct feed_opts {
     bool pipelining;
     int sessions;
     long messages;
     long body_len;
+    long domains; /* 0: every message to rcpt@bench.test */
     struct sockaddr_in peer;
 };
+
+/* The envelope commands of message number i: MAIL, RCPT, DATA (at most 128 bytes). */
+static size_t envelope(const struct feed_opts *o, long i, char *buf, size_t size)
+{
+    int n = o->domains > 0
+                ? snprintf(buf, size, MAIL "RCPT TO:<rcpt@d%04ld.bench.test>\r\nDATA\r\n",
+                           i % o->domains)
+                : snprintf(buf, size, MAIL "RCPT TO:<rcpt@bench.test>\r\nDATA\r\n");
+    return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
 
 /* A connection with a small read buffer for reply lines. */
 struct conn {
@@ -137,50 +151,54 @@ static bool open_session(struct conn *c, const struct sockaddr_in *peer)
 }
 
 /* One command at a time: four round trips and the body per message. */
-static bool feed_lockstep(struct conn *c, long count, const char *msg, size_t len)
+static bool feed_lockstep(const struct feed_opts *o, struct conn *c, long first, long count,
+                          const char *msg, size_t len)
 {
     static const int ok[] = {250}, go[] = {354};
-    static const char mail[] = "MAIL FROM:<bench@sender.test>\r\n";
-    static const char rcpt[] = "RCPT TO:<rcpt@bench.test>\r\n";
-    for (long i = 0; i < count; i++) {
-        if (!send_all(c->fd, mail, strlen(mail)) || !expect(c, ok, 1) ||
-            !send_all(c->fd, rcpt, strlen(rcpt)) || !expect(c, ok, 1) ||
-            !send_all(c->fd, "DATA\r\n", 6) || !expect(c, go, 1) || !send_all(c->fd, msg, len) ||
-            !expect(c, ok, 1))
+    char cmds[128];
+    for (long i = first; i < first + count; i++) {
+        size_t n = envelope(o, i, cmds, sizeof cmds);
+        char *rcpt = strstr(cmds, "RCPT"), *data = strstr(cmds, "DATA");
+        if (n == 0 || !send_all(c->fd, cmds, (size_t)(rcpt - cmds)) || !expect(c, ok, 1) ||
+            !send_all(c->fd, rcpt, (size_t)(data - rcpt)) || !expect(c, ok, 1) ||
+            !send_all(c->fd, data, strlen(data)) || !expect(c, go, 1) ||
+            !send_all(c->fd, msg, len) || !expect(c, ok, 1))
             return false;
     }
     return true;
 }
 
 /* PIPELINING: the message's end and the next envelope share one write and one wait. */
-static bool feed_pipelined(struct conn *c, long count, const char *msg, size_t len)
+static bool feed_pipelined(const struct feed_opts *o, struct conn *c, long first, long count,
+                           const char *msg, size_t len)
 {
-    static const int first[] = {250, 250, 354}, next[] = {250, 250, 250, 354}, last[] = {250};
-    size_t cmds = strlen(CMDS);
-    char *joined = malloc(len + cmds);
+    static const int head[] = {250, 250, 354}, next[] = {250, 250, 250, 354}, last[] = {250};
+    char *joined = malloc(len + 128);
     if (joined == NULL)
         return false;
     memcpy(joined, msg, len);
-    memcpy(joined + len, CMDS, cmds);
-    bool ok = count == 0 || (send_all(c->fd, CMDS, cmds) && expect(c, first, 3));
-    for (long i = 1; ok && i < count; i++)
-        ok = send_all(c->fd, joined, len + cmds) && expect(c, next, 4);
+    size_t cmds = envelope(o, first, joined + len, 128);
+    bool ok = count == 0 || (cmds > 0 && send_all(c->fd, joined + len, cmds) && expect(c, head, 3));
+    for (long i = first + 1; ok && i < first + count; i++) {
+        cmds = envelope(o, i, joined + len, 128);
+        ok = cmds > 0 && send_all(c->fd, joined, len + cmds) && expect(c, next, 4);
+    }
     if (ok && count > 0)
         ok = send_all(c->fd, msg, len) && expect(c, last, 1);
     free(joined);
     return ok;
 }
 
-/* One session's share; the exit status of the child process. */
-static int run_session(const struct feed_opts *o, long count)
+/* One session's share, messages first to first + count - 1; the child's exit status. */
+static int run_session(const struct feed_opts *o, long first, long count)
 {
     struct conn c;
     size_t len;
     char *msg = make_message(o->body_len, &len);
     if (msg == NULL || !open_session(&c, &o->peer))
         return 1;
-    bool ok =
-        o->pipelining ? feed_pipelined(&c, count, msg, len) : feed_lockstep(&c, count, msg, len);
+    bool ok = o->pipelining ? feed_pipelined(o, &c, first, count, msg, len)
+                            : feed_lockstep(o, &c, first, count, msg, len);
     if (ok)
         ok = send_all(c.fd, "QUIT\r\n", 6);
     close(c.fd);
@@ -206,7 +224,7 @@ static bool parse_args(int argc, char **argv, struct feed_opts *o)
 {
     *o = (struct feed_opts){.sessions = 8, .messages = 10000, .body_len = 4096};
     int ch;
-    while ((ch = getopt(argc, argv, "ps:m:l:")) != -1) {
+    while ((ch = getopt(argc, argv, "ps:m:l:d:")) != -1) {
         switch (ch) {
         case 'p':
             o->pipelining = true;
@@ -220,12 +238,15 @@ static bool parse_args(int argc, char **argv, struct feed_opts *o)
         case 'l':
             o->body_len = atol(optarg);
             break;
+        case 'd':
+            o->domains = atol(optarg);
+            break;
         default:
             return false;
         }
     }
     return optind == argc - 1 && o->sessions > 0 && o->messages >= 0 && o->body_len >= 0 &&
-           parse_peer(argv[optind], &o->peer);
+           o->domains >= 0 && parse_peer(argv[optind], &o->peer);
 }
 
 static double now_s(void)
@@ -238,6 +259,7 @@ static double now_s(void)
 /* Fork the sessions, each with its share, and wait for all; true when all succeeded. */
 static bool run_all(const struct feed_opts *o)
 {
+    long first = 0;
     for (int s = 0; s < o->sessions; s++) {
         long share = o->messages / o->sessions + (s < o->messages % o->sessions ? 1 : 0);
         pid_t pid = fork();
@@ -246,7 +268,8 @@ static bool run_all(const struct feed_opts *o)
             return false;
         }
         if (pid == 0)
-            _exit(run_session(o, share));
+            _exit(run_session(o, first, share));
+        first += share;
     }
     bool ok = true;
     int status;
@@ -259,7 +282,9 @@ int main(int argc, char **argv)
 {
     struct feed_opts o;
     if (!parse_args(argc, argv, &o)) {
-        fprintf(stderr, "usage: bench_feed [-p] [-s SESSIONS] [-m MESSAGES] [-l BYTES] IP:PORT\n");
+        fprintf(stderr,
+                "usage: bench_feed [-p] [-s SESSIONS] [-m MESSAGES] [-l BYTES] [-d DOMAINS] "
+                "IP:PORT\n");
         return 2;
     }
     double t0 = now_s();

@@ -6,9 +6,10 @@
 #   mx1.multi A 127.0.1.1         $ORIGIN and $TTL are set, so relative names
 #   EOF                           work.  Once per zone, before dns_start (a
 #                                 pipe into it works too: the file is the state).
-#   dns_start [IP]                start nsd in the foreground (-d) as a child,
+#   dns_start [IP [PORT]]         start nsd in the foreground (-d) as a child,
 #                                 serving every zone written so far, on IP
-#                                 (default 127.0.0.53) at a free high port; wait
+#                                 (default 127.0.0.53) at a free high port (or
+#                                 at PORT, e.g. 53 for a resolv.conf); wait
 #                                 until dig gets an answer; export
 #                                 DNS_SERVER="IP:PORT" (for `dns_server =`),
 #                                 DNS_IP, DNS_PORT and DNS_PID.
@@ -21,6 +22,7 @@
 # nsd is registered with `started`, so tap.sh ends it at exit.
 
 _dns_dir=$T/dns
+_dns_fixed_port=
 mkdir -p "$_dns_dir"
 
 # dns_zone ORIGIN: write $T/dns/ORIGIN.zone from the records on stdin
@@ -79,6 +81,10 @@ server:
   logfile: "$_dns_dir/nsd.log"
   verbosity: 1
   hide-version: yes
+  # no response rate limiting (200 answers/s to a client by default): a benchmark's
+  # resolvers ask thousands of times a second from loopback
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
 remote-control:
   control-enable: no
 EOF
@@ -88,9 +94,10 @@ EOF
   } >"$_dns_dir/nsd.conf"
 }
 
-# dns_start [IP]: start nsd on IP at a free port; exports DNS_SERVER
+# dns_start [IP [PORT]]: start nsd on IP at a free port (or PORT); exports DNS_SERVER
 dns_start() {
   local ip=${1:-127.0.0.53} z
+  local _dns_fixed_port=${2:-} # seen by _dns_launch (dynamic scope)
   z=$(_dns_zones | head -1)
   [ -n "$z" ] || { echo "dns_start: no zone (call dns_zone first)" >&2; return 1; }
   if ! _dns_launch "$ip" "$z" _dns_write_conf "$_dns_dir/nsd.out" \
@@ -104,13 +111,14 @@ dns_start() {
 }
 
 # _dns_launch IP ZONE CONF_FN OUT CMD...: start a DNS server (CMD, in the foreground, output
-# appended to OUT) on a free port of IP, its config written first by `CONF_FN IP PORT`; up to 5
-# ports are tried until it answers ZONE's SOA.  Sets _dns_pid and _dns_port; 1 when it never did.
+# appended to OUT) on a free port of IP (or on $_dns_fixed_port when set), its config written
+# first by `CONF_FN IP PORT`; up to 5 ports (a fixed port once) are tried until it answers
+# ZONE's SOA.  Sets _dns_pid and _dns_port; 1 when it never did.
 _dns_launch() {
   local ip=$1 zone=$2 conf=$3 out=$4 try
   shift 4
   for try in 1 2 3 4 5; do
-    _dns_port=$(_dns_free_port "$ip")
+    _dns_port=${_dns_fixed_port:-$(_dns_free_port "$ip")}
     "$conf" "$ip" "$_dns_port"
     "$@" >>"$out" 2>&1 &
     _dns_pid=$!
@@ -118,6 +126,7 @@ _dns_launch() {
     wait_for 10 _dns_answers "$_dns_pid" "$ip" "$_dns_port" "$zone" && return 0
     kill -TERM "$_dns_pid" 2>/dev/null
     wait "$_dns_pid" 2>/dev/null
+    [ -z "${_dns_fixed_port:-}" ] || break # a fixed port does not get free by trying again
   done
   return 1
 }

@@ -26,6 +26,11 @@
 #   postfix_pid [DIR]            the root of the instance's process tree (a small reaper whose
 #       child is master; every daemon of the instance descends from it, for CPU accounting)
 # Extra main.cf lines for postfix_start may be given in POSTFIX_EXTRA (one per line).
+# DNS: with POSTFIX_RESOLV_CONF=FILE set when an instance starts, its master (and so every
+# daemon) runs in a private mount namespace (unshare --mount) where FILE is bind-mounted over
+# /etc/resolv.conf: with "smtp_dns_support_level = enabled" and "smtp_host_lookup = dns" its
+# smtp client asks the test's DNS server (dns.sh's dns_start IP 53: resolv.conf has no port).
+# The system's /etc/resolv.conf is never written; nothing outside the namespace sees the mount.
 # STARTTLS: with POSTFIX_TLS_CERT and POSTFIX_TLS_KEY (PEM files, e.g. from ca.sh's ca_issue)
 # set, postfix_start's smtpd offers STARTTLS with that certificate (not required), logs each
 # TLS session in the maillog ("Anonymous TLS connection established from ...: TLSv1.3 with
@@ -148,7 +153,13 @@ _postfix_run() {
   if ! postfix -c "$d/etc" check >"$d/check.log" 2>&1; then
     echo "postfix check failed:" >&2; cat "$d/check.log" "$d/maillog" >&2 2>/dev/null; return 1
   fi
-  python3 -c "$_postfix_reaper" /usr/lib/postfix/sbin/master -c "$d/etc" -d >"$d/master.out" 2>&1 &
+  local run=(python3 -c "$_postfix_reaper" /usr/lib/postfix/sbin/master -c "$d/etc" -d)
+  if [ -n "${POSTFIX_RESOLV_CONF:-}" ]; then
+    # sh and then the reaper replace unshare in the same process: $! stays the reaper
+    run=(unshare --mount --propagation private sh -c \
+      'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$POSTFIX_RESOLV_CONF" "${run[@]}")
+  fi
+  "${run[@]}" >"$d/master.out" 2>&1 &
   pid=$!
   started "$pid"
   _postfix_pid[$d]=$pid
