@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -358,12 +359,29 @@ static void check_ca_file(struct loader *L)
     const struct sl_value *v = &L->cfg->sections[0]->v[SL_OPT_TLS_CA_FILE];
     char line[256];
     bool pem = false;
+    struct stat st;
     FILE *f;
+    int fd;
 
     if (!v->set || v->str == NULL)
         return;
-    if ((f = fopen(v->str, "r")) == NULL) {
+    /* Only a regular file: a device such as /dev/zero never ends and a FIFO blocks, either of
+     * which hung config check and a reload for good (O_NONBLOCK keeps a FIFO's open from
+     * waiting for a writer). */
+    if ((fd = open(v->str, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
         sl_config_report(L, v->line, "tls_ca_file %s: %s", v->str, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        sl_config_report(L, v->line, "tls_ca_file %s: not a regular file", v->str);
+        close(fd);
+        return;
+    }
+    if ((f = fdopen(fd, "r")) == NULL) {
+        sl_config_report(L, v->line, "tls_ca_file %s: %s", v->str, strerror(errno));
+        close(fd);
         return;
     }
     while (!pem && fgets(line, sizeof line, f) != NULL)
