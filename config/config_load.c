@@ -369,15 +369,15 @@ static void check_ca_file(struct loader *L)
 
     if (!v->set || v->str == NULL)
         return;
-    if ((fd = open(v->str, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+    if ((fd = open(v->str, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
         sl_config_report(L, v->line, "tls_ca_file %s: %s", v->str, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return;
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > CA_FILE_MAX) {
+    if (!S_ISREG(st.st_mode) || st.st_size > CA_FILE_MAX) {
         sl_config_report(L, v->line, "tls_ca_file %s: %s", v->str,
-                         fstat(fd, &st) < 0     ? strerror(errno)
-                         : !S_ISREG(st.st_mode) ? "not a regular file"
-                                                : "larger than 16 MB");
+                         !S_ISREG(st.st_mode) ? "not a regular file" : "larger than 16 MB");
         close(fd);
         return;
     }

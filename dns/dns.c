@@ -311,9 +311,9 @@ static enum sl_dns_result resolve_no_mx(struct walk *w, struct sl_dns_answer *a,
     return SL_DNS_NOHOST;
 }
 
-/* read_mx - the MX records of the answer (every owner: the server may have
+/* sl_dns_read_mx - the MX records of the answer (every owner: the server may have
  * followed a CNAME); *nulls counts the "." exchanges.  Caller frees. */
-static struct dns_mx *read_mx(const ldns_pkt *pkt, size_t *n, size_t *nulls, unsigned *ttl)
+struct dns_mx *sl_dns_read_mx(const ldns_pkt *pkt, size_t *n, size_t *nulls, unsigned *ttl)
 {
     const ldns_rr_list *an = ldns_pkt_answer(pkt);
     struct dns_mx *mx = sl_calloc(ldns_rr_list_rr_count(an) + 1, sizeof *mx);
@@ -348,7 +348,7 @@ static enum sl_dns_result resolve_hosts(struct walk *w, const ldns_pkt *pkt,
 {
     size_t n, nulls;
     unsigned ttl;
-    struct dns_mx *mx = read_mx(pkt, &n, &nulls, &ttl);
+    struct dns_mx *mx = sl_dns_read_mx(pkt, &n, &nulls, &ttl);
     bool temp = false;
 
     if (n == 0) {

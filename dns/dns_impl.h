@@ -8,6 +8,9 @@
  *                ordering (no network, unit-tested)
  * dns_tlsa.c     TLSA records (DANE) and whether the AD bit can be believed
  * dns_txt.c      TXT records and one host's addresses (for MTA-STS)
+ * The readers that turn an answer (an ldns_pkt) into ours are declared here
+ * apart from the questions, so that the DNS fuzz target (tests/fuzz/fuzz_dns.c)
+ * can hand them packets made of its bytes.
  */
 #ifndef SL_DNS_IMPL_H
 #define SL_DNS_IMPL_H
@@ -52,9 +55,26 @@ enum dns_lookup sl_dns_ask(struct sl_dns *d, const char *name, ldns_rr_type type
  * when owner is not NULL, up to limit addresses in all; duplicates skipped. */
 void sl_dns_take_addrs(const ldns_rr_list *list, const char *owner, ldns_rr_type type, int port,
                        struct sl_dns_host *h, size_t limit);
+/* Where the answer's CNAME chain from name leads (into target); false when nowhere. */
+bool sl_dns_cname_end(const ldns_pkt *pkt, const char *name, char *target, size_t len);
 /* A domain name of DNS as a host name: lower case, no final dot.  False when
  * it is empty (the root), too long, or holds characters no host name has. */
 bool sl_dns_rdf_name(const ldns_rdf *rdf, char *buf, size_t len);
+
+/* dns.c */
+/* The MX records of an answer, every owner: *n hosts (names checked, lower case), *nulls
+ * "." exchanges, *ttl the smallest TTL of the hosts.  Caller frees the array. */
+struct dns_mx *sl_dns_read_mx(const ldns_pkt *pkt, size_t *n, size_t *nulls, unsigned *ttl);
+
+/* dns_tlsa.c */
+/* The answer's TLSA records into a (malformed or long ones skipped, at most SL_TLSA_MAX),
+ * a->ttl the smallest of their TTLs. */
+void sl_dns_take_tlsa(const ldns_pkt *pkt, struct sl_tlsa_answer *a);
+
+/* dns_txt.c */
+/* The answer's TXT records, each one's strings joined and made printable, at most max;
+ * returns how many. */
+size_t sl_dns_take_txt(const ldns_pkt *pkt, char (*out)[SL_DNS_TXT_MAX], size_t max);
 
 /* dns_addr.c */
 /* Split "host", "host:port", "[v6]:port", "[v6]" or a bare IPv6 literal.

@@ -186,8 +186,8 @@ static bool has_type(const ldns_pkt *pkt, ldns_rr_type type)
     return false;
 }
 
-/* cname_end - where the answer's CNAME chain from name leads; false when nowhere */
-static bool cname_end(const ldns_pkt *pkt, const char *name, char *target, size_t len)
+/* sl_dns_cname_end - where the answer's CNAME chain from name leads; false when nowhere */
+bool sl_dns_cname_end(const ldns_pkt *pkt, const char *name, char *target, size_t len)
 {
     const ldns_rr_list *an = ldns_pkt_answer(pkt);
     char cur[256], owner[256];
@@ -225,7 +225,7 @@ enum dns_lookup sl_dns_ask(struct sl_dns *d, const char *name, ldns_rr_type type
             return r;
         if (has_type(*pkt, type))
             return DNS_FOUND;
-        if (hop == CNAME_HOPS || !cname_end(*pkt, cur, next, sizeof next))
+        if (hop == CNAME_HOPS || !sl_dns_cname_end(*pkt, cur, next, sizeof next))
             return DNS_NODATA;
         ldns_pkt_free(*pkt);
         *pkt = NULL;

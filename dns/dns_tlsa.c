@@ -50,9 +50,9 @@ static bool read_tlsa(const ldns_rr *rr, struct sl_tlsa *t)
     return true;
 }
 
-/* take_tlsa - the answer's TLSA records (any owner: the resolver may have
+/* sl_dns_take_tlsa - the answer's TLSA records (any owner: the resolver may have
  * followed a CNAME) into a, with the smallest TTL among them */
-static void take_tlsa(const ldns_pkt *pkt, struct sl_tlsa_answer *a)
+void sl_dns_take_tlsa(const ldns_pkt *pkt, struct sl_tlsa_answer *a)
 {
     const ldns_rr_list *an = ldns_pkt_answer(pkt);
 
@@ -107,7 +107,7 @@ enum sl_dns_result sl_dns_tlsa(struct sl_dns *d, const char *host, int port,
     }
     a->secure = d->ad_trusted && ldns_pkt_ad(pkt) && asked_as(pkt, name);
     if (r == DNS_FOUND)
-        take_tlsa(pkt, a);
+        sl_dns_take_tlsa(pkt, a);
     ldns_pkt_free(pkt);
     return SL_DNS_OK;
 }

@@ -38,13 +38,26 @@ static void join_strings(const ldns_rr *rr, char *out, size_t outlen)
     out[pos] = '\0';
 }
 
+/* sl_dns_take_txt - the answer's TXT records, each one's strings joined, at most max */
+size_t sl_dns_take_txt(const ldns_pkt *pkt, char (*out)[SL_DNS_TXT_MAX], size_t max)
+{
+    const ldns_rr_list *an = ldns_pkt_answer(pkt);
+    size_t n = 0;
+
+    for (size_t i = 0; i < ldns_rr_list_rr_count(an) && n < max; i++) {
+        const ldns_rr *rr = ldns_rr_list_rr(an, i);
+        if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_TXT)
+            join_strings(rr, out[n++], SL_DNS_TXT_MAX);
+    }
+    return n;
+}
+
 /* sl_dns_txt - the TXT records of name */
 enum sl_dns_result sl_dns_txt(struct sl_dns *d, const char *name, char (*out)[SL_DNS_TXT_MAX],
                               size_t max, size_t *n, char *err, size_t errlen)
 {
     ldns_pkt *pkt = NULL;
     enum dns_lookup r;
-    const ldns_rr_list *an;
 
     *n = 0;
     if (errlen > 0)
@@ -52,14 +65,8 @@ enum sl_dns_result sl_dns_txt(struct sl_dns *d, const char *name, char (*out)[SL
     r = sl_dns_ask(d, name, LDNS_RR_TYPE_TXT, sl_clock_after_ms(d->timeout_ms), &pkt, err, errlen);
     if (r == DNS_TEMP)
         return SL_DNS_TEMPFAIL;
-    if (r == DNS_FOUND) {
-        an = ldns_pkt_answer(pkt);
-        for (size_t i = 0; i < ldns_rr_list_rr_count(an) && *n < max; i++) {
-            const ldns_rr *rr = ldns_rr_list_rr(an, i);
-            if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_TXT)
-                join_strings(rr, out[(*n)++], SL_DNS_TXT_MAX);
-        }
-    }
+    if (r == DNS_FOUND)
+        *n = sl_dns_take_txt(pkt, out, max);
     ldns_pkt_free(pkt);
     if (errlen > 0)
         err[0] = '\0'; /* NXDOMAIN and NODATA are no failure: no records */

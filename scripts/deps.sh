@@ -5,6 +5,7 @@ set -euo pipefail
 
 pkgs=(
   gcc clang make pkg-config clang-format      # toolchain, and the format check
+  libclang-rt-14-dev # libFuzzer for make fuzz (clang only recommends it)
   libinih-dev      # INI parsing of the config file
   libbsd-dev       # strlcpy/strlcat, setproctitle
   libpcre2-dev     # regex domain stanzas, in Momentum's (PCRE) syntax

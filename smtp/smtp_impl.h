@@ -1,5 +1,6 @@
 /*
- * smtp_impl.h - what the SMTP client's three files share (not for other modules).
+ * smtp_impl.h - what the SMTP client's files share (not for other modules; the fuzz
+ * target of the reply reader, tests/fuzz/fuzz_smtp.c, reaches in here too).
  *
  * smtp_io.c owns the socket, the read buffer and the phase timer;
  * smtp_reply.c turns lines into replies; smtp_session.c speaks the protocol;
@@ -30,6 +31,12 @@ int smtp_io_send(struct sl_smtp *s, struct iovec *iov, int iovcnt, const char *w
 int smtp_io_send_str(struct sl_smtp *s, const char *buf, size_t len, const char *what);
 /* The next line without its CRLF; valid until the next call. */
 int smtp_io_line(struct sl_smtp *s, const char **line, size_t *len);
+
+/* smtp_session.c: a fresh session (fd -1, the read buffer allocated, env and to copied),
+ * as sl_smtp_open starts one; the fuzz target of the reply reader starts its own with it
+ * on a socket of its making, which sl_smtp_close then closes. */
+void smtp_session_init(struct sl_smtp *s, const struct sl_smtp_env *env,
+                       const struct sl_smtp_timeouts *to);
 
 /* smtp_reply.c: one whole reply; ehlo: also record the extensions offered. */
 int smtp_reply_read(struct sl_smtp *s, struct sl_reply *r, bool ehlo);

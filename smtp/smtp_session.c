@@ -76,9 +76,9 @@ static int command(struct sl_smtp *s, enum sl_phase ph, const char *cmd, size_t 
     return smtp_reply_read(s, r, ehlo);
 }
 
-/* session_init - a fresh session: no socket yet, the read buffer, the caller's settings */
-static void session_init(struct sl_smtp *s, const struct sl_smtp_env *env,
-                         const struct sl_smtp_timeouts *to)
+/* smtp_session_init - a fresh session: no socket yet, the read buffer, the caller's settings */
+void smtp_session_init(struct sl_smtp *s, const struct sl_smtp_env *env,
+                       const struct sl_smtp_timeouts *to)
 {
     memset(s, 0, sizeof *s);
     s->fd = -1;
@@ -179,7 +179,7 @@ int sl_smtp_open(struct sl_smtp *s, const struct sl_smtp_env *env,
     if (r == NULL)
         r = &scratch;
     memset(r, 0, sizeof *r);
-    session_init(s, env, to);
+    smtp_session_init(s, env, to);
     if (!valid_helo(helo_name))
         return smtp_fail(s, SL_SMTP_FAIL_PROTO, "refusing to announce the HELO name \"%.64s\"",
                          helo_name);

@@ -118,8 +118,10 @@ static const char *parse_header(const char *s, char id[33], long long *fetched)
     if (strncmp(s, MAGIC "\n", sizeof MAGIC) != 0)
         return NULL;
     s += sizeof MAGIC;
+    /* A fetch time before 1970 was never written here (it is the wall clock at the fetch),
+     * and one far enough back made sl_sts_fresh's now - fetched overflow: refused. */
     if (sscanf(s, "id %40[A-Za-z0-9]\nfetched %lld\n\n%n", idbuf, fetched, &used) != 2 ||
-        used == 0 || strlen(idbuf) > 32)
+        used == 0 || strlen(idbuf) > 32 || *fetched < 0)
         return NULL;
     strlcpy(id, idbuf, 33);
     return s + used;

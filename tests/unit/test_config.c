@@ -619,6 +619,10 @@ static const struct {
     {"[binding \"a b\"]\n", "t.ini:1: ", "bad binding name \"a b\""},
     {"[global]\njust words\n", "t.ini:2: ", "expected OPTION = VALUE or a [section] header"},
     {"[nope]\nmx_limit = 0\n", "t.ini:2: ", "bad value \"0\" for mx_limit"},
+    /* only a regular file: a device such as /dev/zero never ended the check (that one is
+     * replayed by tests/e2e/fuzz_regress.sh, under a time limit) */
+    {"tls_ca_file = /dev/null\n", "t.ini:1: ", "tls_ca_file /dev/null: not a regular file"},
+    {"tls_ca_file = /\n", "t.ini:1: ", "tls_ca_file /: not a regular file"},
 };
 
 static void test_errors(void **state)

@@ -328,6 +328,12 @@ static void cache_round_trip(void **state)
     fclose(f);
     assert_int_equal(sl_sts_cache_load(cachedir, "example.com", &q, err, sizeof err), -1);
     assert_non_null(strstr(err, "not a policy cache file"));
+    /* a fetch time before 1970 was never written (and made sl_sts_fresh overflow) */
+    f = fopen(path, "w");
+    fprintf(f, "sluice-mta-sts 1\nid abc\nfetched -9223372036854775807\n\n%s", GOOD);
+    fclose(f);
+    assert_int_equal(sl_sts_cache_load(cachedir, "example.com", &q, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not a policy cache file"));
 }
 
 /* sl_sts_get with a DNS server that refuses every question (a closed UDP port):
