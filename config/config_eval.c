@@ -107,13 +107,21 @@ static bool applies(const struct sl_section *s, enum sl_scope sc, const struct w
     return sl_section_matches_domain(s, w->domain);
 }
 
-/* level - the section of one level that sets opt: literal first, then regexes in file order */
+/* level - the section of one level that sets opt: literal first, then regexes in file order;
+ * only the sections that set opt are walked once the config is indexed */
 static const struct sl_section *level(const struct sl_config *cfg, enum sl_opt opt,
                                       enum sl_scope sc, const struct want *w)
 {
+    struct sl_section *const *list = cfg->sections;
+    size_t n = cfg->nsections;
+
+    if (cfg->setters != NULL) {
+        list = cfg->setters[opt].s;
+        n = cfg->setters[opt].n;
+    }
     for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < cfg->nsections; i++) {
-            const struct sl_section *s = cfg->sections[i];
+        for (size_t i = 0; i < n; i++) {
+            const struct sl_section *s = list[i];
             if (s->v[opt].set && applies(s, sc, w, pass == 1))
                 return s;
         }

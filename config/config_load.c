@@ -419,6 +419,20 @@ static struct sl_config *hand_over(struct loader *L, struct sl_diag *d)
     return cfg;
 }
 
+/* index_setters - per option, the sections that set it (file order), for sl_config_eval */
+static void index_setters(struct sl_config *cfg)
+{
+    cfg->setters = sl_calloc(SL_OPT__COUNT, sizeof *cfg->setters);
+    for (size_t i = 0; i < cfg->nsections; i++)
+        for (int opt = 0; opt < SL_OPT__COUNT; opt++) {
+            struct sl_setters *t = &cfg->setters[opt];
+            if (!cfg->sections[i]->v[opt].set)
+                continue;
+            t->s = sl_realloc(t->s, (t->n + 1) * sizeof *t->s);
+            t->s[t->n++] = cfg->sections[i];
+        }
+}
+
 /* load_buffer - parse and validate len bytes of INI text */
 static struct sl_config *load_buffer(const char *name, const char *buf, size_t len,
                                      struct sl_diag *d)
@@ -440,6 +454,8 @@ static struct sl_config *load_buffer(const char *name, const char *buf, size_t l
     link_scopes(&L);
     check_sections(&L);
     check_ca_file(&L);
+    if (L.ndiags == 0)
+        index_setters(L.cfg);
     return hand_over(&L, d);
 }
 
@@ -527,6 +543,9 @@ void sl_config_free(struct sl_config *cfg)
         free(cfg->bindings[i].name);
     for (size_t i = 0; i < cfg->ngroups; i++)
         free(cfg->groups[i]);
+    for (int opt = 0; cfg->setters != NULL && opt < SL_OPT__COUNT; opt++)
+        free(cfg->setters[opt].s);
+    free(cfg->setters);
     free(cfg->sections);
     free(cfg->bindings);
     free(cfg->groups);
