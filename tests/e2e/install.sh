@@ -118,7 +118,7 @@ sed 's/^/# /' "$T/make.log"
 check "sluiced installed executable in /usr/sbin" test -x "$root/usr/sbin/sluiced"
 check "sluicectl installed executable in /usr/bin" test -x "$root/usr/bin/sluicectl"
 check "installed sluiced runs (-h)" bash -c "'$root/usr/sbin/sluiced' -h | grep -q usage"
-"$root/usr/bin/sluicectl" --help 2>"$T/help.txt"
+"$root/usr/bin/sluicectl" --help >"$T/help.txt"
 check "installed sluicectl runs (--help lists its subcommands)" grep -q 'counters' "$T/help.txt"
 
 unit=$root/usr/lib/systemd/system/sluice.service
