@@ -55,10 +55,7 @@ struct freelist {
 /* now_ms - CLOCK_REALTIME milliseconds, the clock of the waits shown to the operator */
 static uint64_t now_ms(void)
 {
-    struct timespec t;
-
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+    return sl_clock_wall_us() / 1000u;
 }
 
 /* wait_end - d no longer waits for a counter */
