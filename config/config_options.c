@@ -63,6 +63,11 @@ static const struct sl_optdef defs[SL_OPT__COUNT] = {
     OPT(MAX_RECIPIENTS_PER_BATCH, "max_recipients_per_batch", .type = SL_VT_COUNT,
         .scopes = SC_GENERAL, .def = "100", .min = 1, .max = INT32_MAX,
         .help = "recipients per transaction"),
+    /* rate throttles: one bucket per defining stanza (config/throttle.c) */
+    OPT(OUTBOUND_THROTTLE_CONNECTIONS, "outbound_throttle_connections", .type = SL_VT_RATE,
+        .scopes = SC_ALL, .help = "new connections: N per second or N/S (N per S seconds)"),
+    OPT(OUTBOUND_THROTTLE_MESSAGES, "outbound_throttle_messages", .type = SL_VT_RATE,
+        .scopes = SC_ALL, .help = "messages sent: N per second or N/S (N per S seconds)"),
     /* MX and address limits */
     OPT(MX_LIMIT, "mx_limit", .type = SL_VT_COUNT, .scopes = SC_GENERAL, .def = "7", .min = 1,
         .max = 64, .help = "MX hosts tried per delivery attempt"),

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "config/sl_config.h"
+#include "config/sl_throttle.h"
 #include "config_impl.h"
 
 #define MS_PER_S   INT64_C(1000)
@@ -317,6 +318,9 @@ bool sl_value_parse(const struct sl_optdef *def, const char *text, struct sl_val
     case SL_VT_RETRIES:
         ok = parse_retries(text, &out->num, err, errlen);
         break;
+    case SL_VT_RATE:
+        ok = sl_rate_parse(text, &out->num, err, errlen);
+        break;
     default:
         ok = parse_text(def, text, err, errlen);
         if (ok && def->type == SL_VT_HOSTPORT)
@@ -369,6 +373,9 @@ void sl_value_format(enum sl_opt opt, const struct sl_value *v, char *buf, size_
         break;
     case SL_VT_ENUM:
         snprintf(buf, len, "%s", def->words[v->num]);
+        break;
+    case SL_VT_RATE:
+        sl_rate_format(v->num, buf, len);
         break;
     case SL_VT_RETRIES:
         if (v->num < 0)

@@ -53,6 +53,9 @@ enum sl_opt {
     SL_OPT_MAX_DELIVERIES_PER_CONNECTION,
     SL_OPT_MAX_RECIPIENTS_PER_CONNECTION,
     SL_OPT_MAX_RECIPIENTS_PER_BATCH,
+    /* rate throttles (config/sl_throttle.h) */
+    SL_OPT_OUTBOUND_THROTTLE_CONNECTIONS,
+    SL_OPT_OUTBOUND_THROTTLE_MESSAGES,
     /* MX and address limits */
     SL_OPT_MX_LIMIT,
     SL_OPT_MULTIHOMED_LIMIT,
@@ -112,6 +115,7 @@ enum sl_vtype {
     SL_VT_HOSTPORT, /* host or IP, optional :port ([v6]:port) */
     SL_VT_PATH,     /* an absolute path */
     SL_VT_NAME,     /* a binding group name */
+    SL_VT_RATE,     /* N (per second) | N/S | -1 (none); packed (sl_throttle.h) */
 };
 
 enum sl_chain { SL_CHAIN_GENERAL, SL_CHAIN_HOST, SL_CHAIN_CLUSTER, SL_CHAIN_GLOBAL };

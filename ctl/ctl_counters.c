@@ -100,6 +100,8 @@ static bool wanted(const struct sl_counter_view *v, const struct opts *o)
 {
     char key[2 * SL_SHM_NAME_MAX + 32], scoped[2 * SL_SHM_NAME_MAX + 64];
 
+    if (sl_ctl_is_bucket(v)) /* a throttle: shown in a table of its own */
+        return false;
     if (o->scope != SL_SCOPE_NONE && (int)v->kind != o->scope)
         return false;
     if (o->nonzero && v->in_use == 0 && v->waiting == 0)
@@ -138,7 +140,7 @@ static void print_table(const struct sl_shm *shm, const struct sl_counter_view *
     char key[2 * SL_SHM_NAME_MAX + 4], lim[16], last[32];
 
     for (size_t i = 0; i < n; i++)
-        refused += v[i].refused;
+        refused += sl_ctl_is_bucket(&v[i]) ? 0 : v[i].refused;
     if (audit != 0)
         snprintf(last, sizeof last, "last %llds ago", (long long)(now - audit));
     else
@@ -177,7 +179,8 @@ static void print_table(const struct sl_shm *shm, const struct sl_counter_view *
 }
 
 /* print_json - the machine view: one object, counters sorted as in the table */
-static void print_json(const struct sl_shm *shm, const struct sl_counter_view *v, size_t n)
+static void print_json(const struct sl_shm *shm, const struct sl_counter_view *v, size_t n,
+                       const struct sl_counter_view *all, size_t nall)
 {
     const struct sl_shm_header *h = shm->hdr;
     int32_t slimit;
@@ -209,7 +212,9 @@ static void print_json(const struct sl_shm *shm, const struct sl_counter_view *v
                (unsigned long long)v[i].holdbacks, (unsigned long long)v[i].waited_ms,
                (unsigned long long)v[i].wait_since);
     }
-    printf("]}\n");
+    printf("],\"throttles\":");
+    sl_ctl_throttles_json(shm, all, nall);
+    printf("}\n");
 }
 
 /* show - one snapshot, printed */
@@ -226,9 +231,11 @@ static int show(const struct sl_shm *shm, const struct opts *o)
     memcpy(rows, v, n * sizeof *rows);
     nrows = select_rows(rows, n, o);
     if (o->json)
-        print_json(shm, rows, nrows);
+        print_json(shm, rows, nrows, v, n);
     else
         print_table(shm, v, n, rows, nrows, o->max_rows);
+    if (!o->json)
+        sl_ctl_throttles_table(shm, v, n);
     free(rows);
     free(v);
     return 0;

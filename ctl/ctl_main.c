@@ -49,6 +49,18 @@ static const struct {
      "The MX hosts and addresses a worker would try for DOMAIN."},
     {"tls", sl_ctl_tls, "tls [--binding B] [--json] DOMAIN",
      "The domain's effective TLS policy (tls option, MTA-STS, DANE) per MX host, and why."},
+    {"suspend", sl_ctl_suspend,
+     "suspend (--domain D | --binding B | --binding B --domain D) [--for DURATION] "
+     "[--reason TEXT]",
+     "No connection for that scope until resumed (or for DURATION); its mail waits.\n"
+     "Kept in the spool: a restart keeps it.  Works with the daemon stopped too."},
+    {"resume", sl_ctl_resume, "resume (--domain D | --binding B | --binding B --domain D)",
+     "End the suspensions of exactly that scope; its mail goes at once."},
+    {"suspended", sl_ctl_suspended, "suspended [--json]",
+     "The suspensions in force: id, scope, until when, reason."},
+    {"shaping", sl_ctl_shaping, "shaping [--json] | shaping cancel ID",
+     "Every shaping action in force (suspensions, temporary limits and throttles): id,\n"
+     "scope, action, rule, the reply that triggered it, since, until; cancel ends one now."},
 };
 #define NSUB (sizeof subcommands / sizeof subcommands[0])
 

@@ -279,7 +279,9 @@ int sl_metrics_write(FILE *f, const struct sl_shm *shm, const char *spool)
         return -1;
     qsort(v, n, sizeof *v, sl_ctl_by_scope);
     write_daemon(f, shm, n);
-    write_counters(f, v, n);
+    size_t counters = sl_ctl_split_buckets(v, n); /* the throttles' buckets have their own */
+    write_counters(f, v, counters);
+    sl_ctl_throttles_metrics(f, shm, v + counters, n - counters, spool);
     write_stats(f, shm);
     write_latency(f, shm);
     if (spool != NULL)

@@ -8,7 +8,9 @@
 #ifndef SL_CTL_H
 #define SL_CTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "config/sl_config.h"
 
@@ -20,6 +22,11 @@ int sl_ctl_inject(const char *cfgpath, int argc, char **argv);   /* inject -f SE
 int sl_ctl_queue(const char *cfgpath, int argc, char **argv);    /* queue [--json] */
 int sl_ctl_resolve(const char *cfgpath, int argc, char **argv);  /* resolve [--binding B] DOMAIN */
 int sl_ctl_tls(const char *cfgpath, int argc, char **argv);      /* tls [--binding B] DOMAIN */
+/* ctl_shaping.c: the shaping actions (suspensions, rule actions) */
+int sl_ctl_suspend(const char *cfgpath, int argc, char **argv);   /* suspend --domain D ... */
+int sl_ctl_resume(const char *cfgpath, int argc, char **argv);    /* resume --domain D ... */
+int sl_ctl_suspended(const char *cfgpath, int argc, char **argv); /* suspended [--json] */
+int sl_ctl_shaping(const char *cfgpath, int argc, char **argv);   /* shaping [cancel ID] */
 
 /* s as a JSON string literal on stdout (bytes outside printable ASCII escaped). */
 void sl_ctl_json_string(const char *s);
@@ -32,6 +39,16 @@ int sl_ctl_attach_live(const char *name, struct sl_shm *shm);
 struct sl_counter_view;
 int sl_ctl_by_scope(const void *a, const void *b);
 void sl_ctl_scope_key(const struct sl_counter_view *v, char *buf, size_t len);
+/* ctl_throttles.c: the rate throttles' buckets (counter slots of the throttle kinds) in
+ * counters and metrics: is v one; move them after the counters (the counters' count); show
+ * those among v[0..n) as a table, a JSON array, or Prometheus families (with the shaping
+ * actions in force read from spool, which may be NULL). */
+bool sl_ctl_is_bucket(const struct sl_counter_view *v);
+size_t sl_ctl_split_buckets(struct sl_counter_view *v, size_t n);
+void sl_ctl_throttles_table(const struct sl_shm *shm, const struct sl_counter_view *v, size_t n);
+void sl_ctl_throttles_json(const struct sl_shm *shm, const struct sl_counter_view *v, size_t n);
+void sl_ctl_throttles_metrics(FILE *f, const struct sl_shm *shm, const struct sl_counter_view *v,
+                              size_t n, const char *spool);
 /* The daemon's workers with a live owner record (the master's own not counted). */
 unsigned sl_ctl_workers_alive(const struct sl_shm *shm);
 

@@ -9,6 +9,9 @@
  *        idle worker, every counter a connection from binding to domain (via
  *        mx) takes, hold them for the given time, then release.
  *   "N <id>"   queue/<id> is new (sl_spool_notify); no answer.
+ *   "X suspend <binding|-> <domain|-> <seconds, 0: until resumed> <reason...>"
+ *   "X resume <binding|-> <domain|->"   "X cancel <action id>"
+ *        shaping actions, kept by the master in spool_dir/actions.
  * Answers start with a word: OK, REFUSED, BUSY or ERROR, then one line of text.
  * Between master and worker (SOCK_SEQPACKET, sl_worker.h): "J<id> <request>"
  * hands a job over; "R<id> <answer>" is the worker's answer for the client;

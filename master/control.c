@@ -5,9 +5,10 @@
  * with a job id; the worker's answer comes back through the master, which
  * sends it to the client's address recorded in the worker's slot.  The master
  * only routes: it never parses a request beyond its first byte, so a hostile
- * request cannot cost the master more than one datagram's copy.  The one
- * exception is "N <id>" (a message was queued), which goes to the pickup with
- * its id checked there.
+ * request cannot cost the master more than one datagram's copy.  The
+ * exceptions are "N <id>" (a message was queued), which goes to the pickup with
+ * its id checked there, and "X ..." (suspend, resume, cancel a shaping action),
+ * which changes the master's own list (master/shaping.c).
  * Concurrency: master only, from the main loop.
  */
 #include <errno.h>
@@ -20,6 +21,8 @@
 
 #include "master/sl_control_socket.h"
 #include "master/sl_pickup.h"
+#include "master/sl_schedule.h"
+#include "master/sl_shaping.h"
 #include "master/sl_supervise.h"
 #include "util/sl_msg.h"
 #include "worker/sl_worker.h"
@@ -105,6 +108,13 @@ static bool accept_one(int fd, struct sl_supervisor *sup, uint32_t gen, struct s
     }
     if (fromlen <= sizeof(sa_family_t))
         return true; /* an unnamed sender cannot be answered */
+    if (req[0] == 'X') { /* suspend, resume, cancel: the master's own (master/shaping.c) */
+        char ans[SL_CONTROL_MAX];
+        if (sl_shaping_control(req, ans, sizeof ans))
+            sl_sched_limits_changed(sched);
+        answer(fd, &from, fromlen, ans);
+        return true;
+    }
     if (req[0] != 'P') {
         answer(fd, &from, fromlen, "ERROR unknown request");
         return true;

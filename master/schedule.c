@@ -42,6 +42,7 @@
 #include "util/sl_msg.h"
 #include "master/sl_pickup.h"
 #include "master/sl_schedule.h"
+#include "master/sl_shaping.h"
 #include "spool/sl_spool.h"
 #include "worker/sl_worker.h"
 
@@ -89,6 +90,7 @@ void sl_sched_init(struct sl_sched *s, const char *spool)
 {
     *s = (struct sl_sched){.q = sl_queue_new(), .spool = spool};
     sl_queue_set_idle_hook(s->q, on_dest_idle, s);
+    sl_shaping_init(spool);
 }
 
 /* sl_sched_free - the index and everything in it */
@@ -97,12 +99,25 @@ void sl_sched_free(struct sl_sched *s)
     sl_pickup_forget(s);
     sl_queue_free(s->q);
     s->q = NULL;
+    sl_shaping_free();
 }
 
 /* now_seconds - UNIX time, the clock of the spool's next-attempt times */
 static int64_t now_seconds(void)
 {
     return (int64_t)time(NULL);
+}
+
+/* wake_within - look at the held-back destinations again within ms (a bucket refills, a
+ * suspension ends), sooner than the safety net */
+static void wake_within(struct sl_sched *s, long ms)
+{
+    if (ms < 0)
+        return;
+    if (!s->unblock_armed || sl_clock_ms_until(s->unblock) > ms) {
+        s->unblock_armed = true;
+        s->unblock = sl_clock_after_ms(ms);
+    }
 }
 
 /* hold_back - dest's counter in slot is full: out of the ring until a connection closes */
@@ -115,6 +130,26 @@ static void hold_back(struct sl_sched *s, struct sl_qdest *d, uint32_t slot)
         s->unblock_armed = true;
         s->unblock = sl_clock_after_ms(SL_SCHED_UNBLOCK_MS);
     }
+    if (slot != UINT32_MAX) { /* a throttle's bucket: look again when it has a token */
+        uint64_t us = sl_bucket_wait(s->shm, slot, sl_clock_us());
+        if (us > 0)
+            wake_within(s, (long)(us / 1000u) + 1);
+    }
+}
+
+/* shaped - the shaping gate holds d back (a suspension, an empty bucket: master/shaping.c);
+ * newconn: the job would open a connection */
+static bool shaped(struct sl_sched *s, const struct sl_config *cfg, struct sl_qdest *d,
+                   bool newconn)
+{
+    struct sl_shaping_hold h;
+
+    if (sl_shaping_gate(cfg, s->shm, d->binding, d->domain, newconn, &h))
+        return false;
+    sl_msg_debug("holding back %s %s: %s", d->binding, d->domain, h.why);
+    hold_back(s, d, h.slot);
+    wake_within(s, h.wake_ms);
+    return true;
 }
 
 /* release_all - a connection closed: every held-back destination may try again */
@@ -326,11 +361,13 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi,
 /* serve_connected - worker wi, connected to d which has ready mail, takes d's next job;
  * unless a destination has waited longer for a counter its connection holds: then that one
  * gets the connection's units (fair turns) */
-static void serve_connected(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi,
-                            struct sl_qdest *d)
+static void serve_connected(struct sl_sched *s, struct sl_supervisor *sup,
+                            const struct sl_config *cfg, unsigned wi, struct sl_qdest *d)
 {
     struct sl_qdest *x = older_waiter(s, &sup->w[wi], d);
 
+    if (x != NULL && shaped(s, cfg, x, true))
+        x = NULL;
     if (x == NULL) {
         if (send_job(s, sup, wi, d, false))
             sl_queue_rotate(s->q, d);
@@ -347,7 +384,8 @@ static void serve_connected(struct sl_sched *s, struct sl_supervisor *sup, unsig
  *    (it opens nothing, and the connection would otherwise sit idle until a slot frees);
  *  - one whose destination has nothing ready gives its units to the destination that has
  *    waited longest for a counter it holds (no slot sits idle while mail waits for it). */
-static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup, struct freelist *f)
+static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup,
+                              const struct sl_config *cfg, struct freelist *f)
 {
     if (sl_queue_blocked(s->q) == 0)
         return; /* nobody waits: the ring's turn decides */
@@ -355,10 +393,11 @@ static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup, str
         unsigned wi = f->conn[i];
         struct sl_qdest *d = sup->w[wi].conn, *x;
 
-        if (d != NULL && d->where == SL_QDEST_BLOCKED && d->nready > 0) {
+        if (d != NULL && d->where == SL_QDEST_BLOCKED && d->nready > 0 && !shaped(s, cfg, d, false)) {
             take_at(f->conn, &f->nconn, i);
-            serve_connected(s, sup, wi, d);
-        } else if (spare(&sup->w[wi]) && (x = older_waiter(s, &sup->w[wi], d)) != NULL) {
+            serve_connected(s, sup, cfg, wi, d);
+        } else if (spare(&sup->w[wi]) && (x = older_waiter(s, &sup->w[wi], d)) != NULL &&
+                   !shaped(s, cfg, x, true)) {
             take_at(f->conn, &f->nconn, i);
             sl_msg_debug("%s %s takes over worker pid %ld's idle connection", x->binding, x->domain,
                          (long)sup->w[wi].pid);
@@ -380,15 +419,24 @@ static void serve(struct sl_sched *s, struct sl_supervisor *sup, const struct sl
     struct sl_refusal why = {.slot = UINT32_MAX};
 
     if (w >= 0) {
-        serve_connected(s, sup, (unsigned)w, d);
+        if (shaped(s, cfg, d, false))
+            f->conn[f->nconn++] = (unsigned)w; /* free for another destination */
+        else
+            serve_connected(s, sup, cfg, (unsigned)w, d);
         return;
     }
     if (room(cfg, s->shm, d, &why)) {
+        if (shaped(s, cfg, d, true))
+            return;
         if ((w = any_worker(sup, f)) >= 0 && send_job(s, sup, (unsigned)w, d, false))
             sl_queue_rotate(s->q, d);
         return;
     }
     if (why.slot != UINT32_MAX && (w = spare_holding(s, sup, f, why.slot)) >= 0) {
+        if (shaped(s, cfg, d, true)) {
+            f->conn[f->nconn++] = (unsigned)w;
+            return;
+        }
         sl_msg_debug("%s %s takes over worker pid %ld's idle connection (%s full)", d->binding,
                      d->domain, (long)sup->w[w].pid, sl_scope_kind_name(why.kind));
         if (send_job(s, sup, (unsigned)w, d, true))
@@ -413,7 +461,7 @@ void sl_sched_dispatch(struct sl_sched *s, struct sl_supervisor *sup, const stru
     f.conn = sl_malloc(sup->nw * sizeof *f.conn);
     f.idle = sl_malloc(sup->nw * sizeof *f.idle);
     collect_free(sup, gen, &f);
-    serve_connections(s, sup, &f);
+    serve_connections(s, sup, cfg, &f);
     while ((d = sl_queue_next(s->q)) != NULL && f.nconn + f.nidle > 0)
         serve(s, sup, cfg, &f, d);
     free(f.conn);
@@ -715,6 +763,8 @@ void sl_sched_limits_changed(struct sl_sched *s)
 void sl_sched_tick(struct sl_sched *s)
 {
     sl_queue_release_due(s->q, now_seconds());
+    if (sl_shaping_tick(now_seconds()))
+        release_all(s); /* a suspension ended: its destinations go again */
     if (s->unblock_armed && sl_clock_ms_until(s->unblock) == 0)
         release_all(s);
 }

@@ -46,6 +46,8 @@ static const char *const kind_names[SL_SCOPE__COUNT] = {
     [SL_SCOPE_SERVER] = "server",
     [SL_SCOPE_RESERVE] = "reserve",
     [SL_SCOPE_CLUSTER] = "cluster",
+    [SL_SCOPE_THROTTLE_CONN] = "throttle_connections",
+    [SL_SCOPE_THROTTLE_MSG] = "throttle_messages",
 };
 
 /* sl_scope_kind_name - the short name of a kind */

@@ -47,7 +47,7 @@
 #include "util/sl_atomic.h"
 
 #define SL_SHM_MAGIC     0x534c5549434531ULL /* "SLUICE1" */
-#define SL_SHM_VERSION   3u
+#define SL_SHM_VERSION   4u
 #define SL_SHM_NAME_MAX  255  /* one key component, bytes, without NUL */
 #define SL_RESV_MAX      16   /* counters in one reservation */
 #define SL_OWNER_RECORDS 4    /* reservations one owner may hold at once */
@@ -66,6 +66,8 @@ enum sl_scope_kind {
     SL_SCOPE_SERVER,         /* server_max (and scope_max) in [global] */
     SL_SCOPE_RESERVE,        /* server_reserve_outbound_connections */
     SL_SCOPE_CLUSTER,        /* cluster_max_outbound_connections (this node's share) */
+    SL_SCOPE_THROTTLE_CONN,  /* outbound_throttle_connections: a bucket, not a counter */
+    SL_SCOPE_THROTTLE_MSG,   /* outbound_throttle_messages: a bucket, not a counter */
     SL_SCOPE__COUNT
 };
 
@@ -99,7 +101,12 @@ struct sl_shm_slot {
     sl_atomic_u64 holdbacks;  /* times a destination started waiting for it (statistics) */
     sl_atomic_u64 waited_ms;  /* milliseconds destinations waited, summed over ended waits */
     sl_atomic_u64 wait_since; /* CLOCK_REALTIME ms since which mail waits without a break; 0 */
-    uint8_t pad3[32];
+    /* A throttle's bucket (shm/bucket.c, version 4; the THROTTLE kinds only): */
+    sl_atomic_u64 tat_us;   /* CLOCK_MONOTONIC us before which no token is given; 0: ready */
+    sl_atomic_u64 rate;     /* n << 32 | period_ms (config/sl_throttle.h); 0: not set yet */
+    sl_atomic_u64 taken;    /* tokens given (statistics) */
+    sl_atomic_u32 rate_gen; /* config generation the rate comes from */
+    uint32_t pad4;
 };
 _Static_assert(sizeof(struct sl_shm_slot) == 128, "a slot is two cache lines");
 
@@ -348,6 +355,29 @@ void sl_shm_foreach(const struct sl_shm *shm,
  * at since_ms.  Counts never go below zero; a slot that is not LIVE is left alone. */
 void sl_shm_wait_begin(struct sl_shm *shm, uint32_t slot, uint64_t now_ms);
 void sl_shm_wait_end(struct sl_shm *shm, uint32_t slot, uint64_t since_ms, uint64_t now_ms);
+
+/* Rate throttles' buckets (shm/bucket.c): a slot of kind SL_SCOPE_THROTTLE_CONN or _MSG is
+ * paced to its rate: one token every period/n, never two closer, so no window of period
+ * sees more than n.  Lock-free (one CAS on tat_us); times are CLOCK_MONOTONIC microseconds,
+ * one clock for every process of the machine. */
+/* Publish a bucket's rate for config generation gen (an older generation never overwrites
+ * a newer one). */
+void sl_bucket_set(struct sl_shm *shm, uint32_t slot, uint32_t n, uint32_t period_ms, uint32_t gen);
+/* Take one token at now_us: true; or false, nothing taken, with the microseconds until the
+ * next token in *wait_us (may be NULL).  A bucket with no rate set gives every token. */
+bool sl_bucket_take(struct sl_shm *shm, uint32_t slot, uint64_t now_us, uint64_t *wait_us);
+/* Microseconds until the bucket gives a token (0: now); works on a read-only mapping. */
+uint64_t sl_bucket_wait(const struct sl_shm *shm, uint32_t slot, uint64_t now_us);
+/* The pacing interval of a rate in microseconds (period / n, rounded up). */
+uint64_t sl_bucket_interval_us(uint32_t n, uint32_t period_ms);
+/* One bucket as the inspector shows it (-1: slot not a live bucket). */
+struct sl_bucket_view {
+    uint32_t n, period_ms; /* 0/0: no rate set yet */
+    uint64_t wait_us;      /* until the next token; 0: one is ready */
+    uint64_t taken, refused;
+};
+int sl_bucket_view(const struct sl_shm *shm, uint32_t slot, uint64_t now_us,
+                   struct sl_bucket_view *v);
 
 /* Delivery latency per binding (shm/latency.c): the entry of binding (claimed on first use;
  * past SL_LAT_BINDINGS, the shared "*"), then one observation of phase.  Relaxed, lock-free,

@@ -174,6 +174,19 @@ static bool plan_tls(struct sl_wstate *w, const struct sl_dest *d, struct sl_tls
     return false;
 }
 
+/* throttle_open - a token of outbound_throttle_connections for a connection to mx, its
+ * counters held; false with the counters given back when a bucket refused (*host_only: mx's
+ * own, so another host may do) */
+static bool throttle_open(struct sl_wstate *w, const struct sl_dest *d, const char *mx,
+                          struct sl_open_info *info, bool *host_only)
+{
+    if (sl_worker_throttle(w, SL_THROTTLE_CONNECTIONS, d->binding, d->domain, mx, info,
+                           host_only))
+        return true;
+    sl_resv_release(w->ctx->shm, w->owner, &w->conn.r);
+    return false;
+}
+
 /* sl_conn_open - resolve, reserve and connect for d */
 enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
                                  struct sl_open_info *info)
@@ -182,7 +195,7 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
     struct sl_tls_plan plan;
     struct sl_tls_choice tc;
     enum sl_open_result res;
-    bool refused = false, failed = false;
+    bool refused = false, failed = false, host_only;
 
     memset(info, 0, sizeof *info);
     if ((res = resolve(w, d, &a, info)) != SL_OPEN_OK)
@@ -207,6 +220,12 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
             }
             note_refusal(w, &why, info);
             if (!host_scoped(why.kind))
+                return SL_OPEN_WAIT;
+            refused = true;
+            continue;
+        }
+        if (!throttle_open(w, d, a.host[i].name, info, &host_only)) {
+            if (!host_only)
                 return SL_OPEN_WAIT;
             refused = true;
             continue;

@@ -204,6 +204,8 @@ struct run {
     struct work *wk;
     size_t n, rcpts, bytes;
     size_t settled;   /* transactions settled */
+    bool throttled;   /* planning stopped at an empty outbound_throttle_messages bucket */
+    struct sl_open_info why; /* ... which one, for the log and the master */
     uint64_t sent_us; /* when the run went out (monotonic) */
     struct {
         size_t k, from;
@@ -339,6 +341,19 @@ static void add_txn(struct run *r, const struct sl_conn *c, struct job *j, struc
     r->bytes += x->len;
 }
 
+/* message_token - one token of outbound_throttle_messages for the next transaction; false
+ * (r->throttled, the refusal in r->why) when a bucket is empty */
+static bool message_token(struct sl_wstate *w, const struct sl_dest *d, struct run *r)
+{
+    bool host_only;
+
+    if (sl_worker_throttle(w, SL_THROTTLE_MESSAGES, d->binding, d->domain, w->conn.mx, &r->why,
+                           &host_only))
+        return true;
+    r->throttled = true;
+    return false;
+}
+
 /* plan - the next run from part k on: consecutive transactions, across parts, as many as
  * the connection may still carry (its deliveries and recipients counted in advance), at
  * most RUN_TXNS and RUN_BYTES of bodies */
@@ -349,6 +364,7 @@ static void plan(struct sl_wstate *w, const struct sl_dest *d, struct job *j, st
     size_t room = txn_room(c, d);
 
     r->n = r->rcpts = r->bytes = r->settled = 0;
+    r->throttled = false;
     while (k < j->n && r->n < room) {
         struct work *x = &wk[k];
         if (!x->ready && !load_part(w, d, j, wk, k)) {
@@ -357,6 +373,8 @@ static void plan(struct sl_wstate *w, const struct sl_dest *d, struct job *j, st
         }
         size_t m = batch_size(c, d, r->rcpts, x->n - x->sent);
         if (m == 0 || (r->n > 0 && r->bytes + x->len > RUN_BYTES))
+            break;
+        if (!message_token(w, d, r))
             break;
         add_txn(r, c, j, wk, k, m);
         if (x->sent == x->n)
@@ -565,6 +583,15 @@ static void run_job(struct sl_wstate *w, const struct sl_dest *d, struct job *j)
 
         if (ensure_conn(w, d, &res, &info)) {
             plan(w, d, j, wk, k, r);
+            if (r->n == 0 && r->throttled) { /* the rest waits for the bucket, in the master */
+                res = SL_OPEN_WAIT;
+                info = r->why;
+                strlcpy(info.mx, w->conn.mx, sizeof info.mx);
+                strlcpy(info.ip, w->conn.ip, sizeof info.ip);
+                if ((k = next_part(w, d, j, wk, k)) < j->n)
+                    fail_job(w, d, j, wk, k, res, &info);
+                break;
+            }
             if (send_run(w, r) == 0)
                 continue;
             session_died(w, &res, &info);

@@ -1,0 +1,436 @@
+/*
+ * ctl_shaping.c - sluicectl suspend, resume, suspended and shaping: the
+ * operator's side of the shaping actions (spool/sl_actions.h).
+ *
+ * suspend/resume/shaping cancel ask the master over the control socket ("X
+ * ..." requests, sl_control.h): it changes its list, writes it to the spool
+ * and lets held mail go at once.  With no daemon running they change the file
+ * in the spool themselves (the daemon reads it when it starts).  suspended
+ * and shaping read the file, so they work with the daemon stopped.
+ * Trust boundary: arguments are the operator's; names are checked against
+ * the configuration before anything is sent or written.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bsd/string.h>
+
+#include "config/sl_throttle.h"
+#include "ctl/sl_ctl.h"
+#include "ipc/sl_control.h"
+#include "spool/sl_actions.h"
+
+#define ANSWER_WAIT_S 10
+
+/* The outcome of a request to the daemon. */
+enum ask_result { ASK_OK, ASK_NO_DAEMON, ASK_FAILED };
+
+/* ask - one request to the control socket and its answer; ASK_NO_DAEMON when nobody listens */
+static enum ask_result ask(const char *path, const char *req, char *ans, size_t len)
+{
+    struct sockaddr_un to = {.sun_family = AF_UNIX}, me = {.sun_family = AF_UNIX};
+    struct timeval tv = {ANSWER_WAIT_S, 0};
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ssize_t n;
+
+    if (fd < 0 || strlcpy(to.sun_path, path, sizeof to.sun_path) >= sizeof to.sun_path) {
+        fprintf(stderr, "sluicectl: cannot reach the control socket %s\n", path);
+        if (fd >= 0)
+            close(fd);
+        return ASK_FAILED;
+    }
+    /* Autobind: the kernel names our socket so the master can answer it. */
+    if (bind(fd, (struct sockaddr *)&me, sizeof(sa_family_t)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+        sendto(fd, req, strlen(req), 0, (struct sockaddr *)&to, sizeof to) < 0) {
+        int e = errno;
+        close(fd);
+        return e == ENOENT || e == ECONNREFUSED ? ASK_NO_DAEMON : ASK_FAILED;
+    }
+    n = recv(fd, ans, len - 1, 0);
+    close(fd);
+    if (n <= 0) {
+        fprintf(stderr, "sluicectl: no answer from the daemon within %d s\n", ANSWER_WAIT_S);
+        return ASK_FAILED;
+    }
+    ans[n] = '\0';
+    return ASK_OK;
+}
+
+/* The arguments of suspend and resume. */
+struct scope_args {
+    const char *binding, *domain, *reason;
+    long long seconds; /* 0: until resumed */
+};
+
+/* parse_scope - --binding B, --domain D (at least one), and for suspend --for, --reason */
+static int parse_scope(const struct sl_config *cfg, int argc, char **argv, bool suspend,
+                       struct scope_args *a)
+{
+    *a = (struct scope_args){.reason = ""};
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (val == NULL)
+            return -1;
+        i++;
+        if (strcmp(opt, "--binding") == 0)
+            a->binding = val;
+        else if (strcmp(opt, "--domain") == 0)
+            a->domain = val;
+        else if (suspend && strcmp(opt, "--reason") == 0)
+            a->reason = val;
+        else if (suspend && strcmp(opt, "--for") == 0) {
+            struct sl_value v;
+            char err[200];
+            if (!sl_value_parse(sl_opt_def(SL_OPT_RETRY_INTERVAL), val, &v, err, sizeof err) ||
+                v.num < 1000) {
+                fprintf(stderr, "sluicectl: --for takes a duration (90s, 30m, 1h, 2d), not %s\n",
+                        val);
+                return -1;
+            }
+            a->seconds = v.num / 1000;
+        } else
+            return -1;
+    }
+    if (a->binding == NULL && a->domain == NULL)
+        return -1;
+    if (a->binding != NULL && sl_config_binding(cfg, a->binding) == NULL) {
+        fprintf(stderr, "sluicectl: unknown binding \"%s\"\n", a->binding);
+        return 1;
+    }
+    for (const char *s = a->domain; s != NULL && *s != '\0'; s++)
+        if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f) {
+            fprintf(stderr, "sluicectl: not a domain name: %s\n", a->domain);
+            return 1;
+        }
+    return 0;
+}
+
+/* when - a UNIX time as the operator reads it (UTC), or "resumed" for 0 */
+static void when(int64_t t, const char *none, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (t <= 0 || gmtime_r(&tt, &tm) == NULL)
+        snprintf(buf, len, "%s", none);
+    else
+        strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* scope_of - "binding B domain D" of an action */
+static void scope_of(const struct sl_action *a, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s%s%s%s%s%s", a->binding[0] ? "binding " : "", a->binding,
+             a->binding[0] && a->domain[0] ? " " : "", a->domain[0] ? "domain " : "", a->domain,
+             a->host[0] ? " host " : "", a->host);
+}
+
+/* offline - change the file in the spool when no daemon runs; the exit status */
+static int offline(const char *spool, bool suspend, const struct scope_args *a)
+{
+    struct sl_actions l;
+    char err[512], scope[700];
+    size_t n = 0;
+
+    if (sl_actions_load(spool, &l, err, sizeof err) < 0) {
+        fprintf(stderr, "sluicectl: %s\n", err);
+        return 1;
+    }
+    if (suspend) {
+        struct sl_action x = {.kind = SL_ACTION_SUSPEND, .since = (int64_t)time(NULL)};
+        strlcpy(x.binding, a->binding ? a->binding : "", sizeof x.binding);
+        strlcpy(x.domain, a->domain ? a->domain : "", sizeof x.domain);
+        x.until = a->seconds > 0 ? x.since + a->seconds : 0;
+        sl_action_text(x.reason, sizeof x.reason, a->reason);
+        if (sl_actions_add(&l, &x) < 0) {
+            fprintf(stderr, "sluicectl: too many actions in force\n");
+            sl_actions_free(&l);
+            return 1;
+        }
+        scope_of(&x, scope, sizeof scope);
+        printf("OK %" PRIu64 " %s suspended (no daemon runs: in force when it starts)\n", x.id,
+               scope);
+        n = 1;
+    } else {
+        for (size_t i = 0; i < l.n;)
+            if (l.a[i].kind == SL_ACTION_SUSPEND &&
+                strcasecmp(l.a[i].binding, a->binding ? a->binding : "") == 0 &&
+                strcasecmp(l.a[i].domain, a->domain ? a->domain : "") == 0) {
+                sl_actions_remove(&l, i);
+                n++;
+            } else {
+                i++;
+            }
+        if (n == 0)
+            fprintf(stderr, "sluicectl: no suspension of that scope is in force\n");
+        else
+            printf("OK %zu suspension(s) ended\n", n);
+    }
+    if (n > 0 && sl_actions_save(spool, &l, err, sizeof err) < 0) {
+        fprintf(stderr, "sluicectl: %s\n", err);
+        n = 0;
+    }
+    sl_actions_free(&l);
+    return n > 0 ? 0 : 1;
+}
+
+/* request - send req to the daemon, or fall back to the file; the exit status */
+static int request(const char *spool, const char *req, bool suspend, const struct scope_args *a)
+{
+    char path[256], ans[SL_CONTROL_MAX];
+
+    sl_control_path(spool, path, sizeof path);
+    switch (ask(path, req, ans, sizeof ans)) {
+    case ASK_OK:
+        if (strncmp(ans, "OK", 2) == 0) {
+            printf("%s\n", ans);
+            return 0;
+        }
+        fprintf(stderr, "sluicectl: %s\n", strncmp(ans, "ERROR ", 6) == 0 ? ans + 6 : ans);
+        return 1;
+    case ASK_NO_DAEMON:
+        return a != NULL ? offline(spool, suspend, a) : 1;
+    default:
+        return 1;
+    }
+}
+
+/* load - the config and its spool_dir; NULL (reported) when the file does not validate */
+static struct sl_config *load(const char *cfgpath, const char **spool)
+{
+    struct sl_diag d = {0};
+    struct sl_config *cfg = sl_config_load(cfgpath, &d);
+    struct sl_scope_ref none = {0};
+
+    for (size_t i = 0; i < d.n; i++)
+        fprintf(stderr, "%s\n", d.lines[i]);
+    sl_diag_free(&d);
+    if (cfg != NULL)
+        *spool = sl_config_str(cfg, SL_OPT_SPOOL_DIR, &none);
+    return cfg;
+}
+
+/* suspend_or_resume - the two subcommands' common body */
+static int suspend_or_resume(const char *cfgpath, int argc, char **argv, bool suspend)
+{
+    const char *spool = NULL;
+    struct sl_config *cfg = load(cfgpath, &spool);
+    struct scope_args a;
+    char req[SL_CONTROL_MAX];
+    int rc;
+
+    if (cfg == NULL)
+        return 1;
+    if ((rc = parse_scope(cfg, argc, argv, suspend, &a)) != 0) {
+        if (rc < 0)
+            fprintf(stderr, "usage: sluicectl %s\n",
+                    suspend ? "suspend (--domain D | --binding B | --binding B --domain D) "
+                              "[--for DURATION] [--reason TEXT]"
+                            : "resume (--domain D | --binding B | --binding B --domain D)");
+        sl_config_free(cfg);
+        return rc < 0 ? 2 : 1;
+    }
+    if (suspend)
+        snprintf(req, sizeof req, "X suspend %s %s %lld %s", a.binding ? a.binding : "-",
+                 a.domain ? a.domain : "-", a.seconds, a.reason);
+    else
+        snprintf(req, sizeof req, "X resume %s %s", a.binding ? a.binding : "-",
+                 a.domain ? a.domain : "-");
+    rc = request(spool, req, suspend, &a);
+    sl_config_free(cfg);
+    return rc;
+}
+
+/* sl_ctl_suspend - sluicectl suspend --domain D | --binding B ... [--for D] [--reason T] */
+int sl_ctl_suspend(const char *cfgpath, int argc, char **argv)
+{
+    return suspend_or_resume(cfgpath, argc, argv, true);
+}
+
+/* sl_ctl_resume - sluicectl resume --domain D | --binding B ... */
+int sl_ctl_resume(const char *cfgpath, int argc, char **argv)
+{
+    return suspend_or_resume(cfgpath, argc, argv, false);
+}
+
+/* action_text - what an action does, as written in the INI ("suspend", "max_... = 2") */
+static void action_text(const struct sl_action *a, char *buf, size_t len)
+{
+    char rate[32];
+
+    switch (a->kind) {
+    case SL_ACTION_MAX_CONNECTIONS:
+        snprintf(buf, len, "max_outbound_connections = %" PRId64, a->value);
+        break;
+    case SL_ACTION_THROTTLE_MESSAGES:
+        sl_rate_format(a->value, rate, sizeof rate);
+        snprintf(buf, len, "outbound_throttle_messages = %s", rate);
+        break;
+    default:
+        snprintf(buf, len, "suspend");
+        break;
+    }
+}
+
+/* json_action - one action as a JSON object */
+static void json_action(const struct sl_action *a)
+{
+    char what[64], since[32], until[32];
+
+    action_text(a, what, sizeof what);
+    when(a->since, "", since, sizeof since);
+    when(a->until, "", until, sizeof until);
+    printf("{\"id\":%" PRIu64 ",\"binding\":", a->id);
+    sl_ctl_json_string(a->binding);
+    printf(",\"domain\":");
+    sl_ctl_json_string(a->domain);
+    printf(",\"host\":");
+    sl_ctl_json_string(a->host);
+    printf(",\"action\":");
+    sl_ctl_json_string(what);
+    printf(",\"rule\":");
+    sl_ctl_json_string(a->rule);
+    printf(",\"reason\":");
+    sl_ctl_json_string(a->reason);
+    printf(",\"since\":\"%s\",\"until\":", since);
+    if (a->until > 0)
+        printf("\"%s\"}", until);
+    else
+        printf("null}");
+}
+
+/* list - the actions in force (only suspensions: suspended), as a table or JSON */
+static int list(const char *cfgpath, int argc, char **argv, bool only_suspend)
+{
+    const char *spool = NULL;
+    struct sl_config *cfg = load(cfgpath, &spool);
+    struct sl_actions l;
+    bool json = argc == 2 && strcmp(argv[1], "--json") == 0, first = true;
+    int64_t now = (int64_t)time(NULL);
+    char err[512];
+
+    if (cfg == NULL)
+        return 1;
+    if (argc > 1 && !json) {
+        fprintf(stderr, "usage: sluicectl %s [--json]\n", argv[0]);
+        sl_config_free(cfg);
+        return 2;
+    }
+    if (sl_actions_load(spool, &l, err, sizeof err) < 0) {
+        fprintf(stderr, "sluicectl: %s\n", err);
+        sl_config_free(cfg);
+        return 1;
+    }
+    sl_actions_expire(&l, now); /* what the daemon drops at its next tick */
+    if (json)
+        printf("[");
+    else if (only_suspend)
+        printf("%-5s %-40s %-20s %s\n", "ID", "SCOPE", "UNTIL", "REASON");
+    else
+        printf("%-5s %-36s %-34s %-16s %-20s %-20s %s\n", "ID", "SCOPE", "ACTION", "RULE",
+               "SINCE", "UNTIL", "REPLY");
+    for (size_t i = 0; i < l.n; i++) {
+        const struct sl_action *a = &l.a[i];
+        char scope[700], what[64], since[32], until[32];
+        if (only_suspend && a->kind != SL_ACTION_SUSPEND)
+            continue;
+        if (json) {
+            printf("%s", first ? "" : ",");
+            json_action(a);
+            first = false;
+            continue;
+        }
+        scope_of(a, scope, sizeof scope);
+        action_text(a, what, sizeof what);
+        when(a->since, "-", since, sizeof since);
+        when(a->until, "resumed", until, sizeof until);
+        if (only_suspend)
+            printf("%-5" PRIu64 " %-40s %-20s %s\n", a->id, scope, until,
+                   a->reason[0] ? a->reason : "-");
+        else
+            printf("%-5" PRIu64 " %-36s %-34s %-16s %-20s %-20s %s\n", a->id, scope, what,
+                   a->rule[0] ? a->rule : "(operator)", since, until,
+                   a->reason[0] ? a->reason : "-");
+    }
+    if (json)
+        printf("]\n");
+    sl_actions_free(&l);
+    sl_config_free(cfg);
+    return 0;
+}
+
+/* sl_ctl_suspended - sluicectl suspended [--json] */
+int sl_ctl_suspended(const char *cfgpath, int argc, char **argv)
+{
+    return list(cfgpath, argc, argv, true);
+}
+
+/* cancel - sluicectl shaping cancel ID */
+static int cancel(const char *cfgpath, const char *idw)
+{
+    const char *spool = NULL;
+    struct sl_config *cfg;
+    char req[64], *end, path[256], ans[SL_CONTROL_MAX], err[512];
+    unsigned long long id = strtoull(idw, &end, 10);
+    int rc = 1;
+
+    if (id == 0 || *end != '\0') {
+        fprintf(stderr, "usage: sluicectl shaping cancel ID\n");
+        return 2;
+    }
+    if ((cfg = load(cfgpath, &spool)) == NULL)
+        return 1;
+    snprintf(req, sizeof req, "X cancel %llu", id);
+    sl_control_path(spool, path, sizeof path);
+    switch (ask(path, req, ans, sizeof ans)) {
+    case ASK_OK:
+        rc = strncmp(ans, "OK", 2) == 0 ? 0 : 1;
+        fprintf(rc == 0 ? stdout : stderr, "%s%s\n", rc == 0 ? "" : "sluicectl: ",
+                strncmp(ans, "ERROR ", 6) == 0 ? ans + 6 : ans);
+        break;
+    case ASK_NO_DAEMON: {
+        struct sl_actions l;
+        if (sl_actions_load(spool, &l, err, sizeof err) < 0) {
+            fprintf(stderr, "sluicectl: %s\n", err);
+            break;
+        }
+        for (size_t i = 0; i < l.n && rc != 0; i++)
+            if (l.a[i].id == id) {
+                sl_actions_remove(&l, i);
+                rc = sl_actions_save(spool, &l, err, sizeof err) < 0 ? 1 : 0;
+            }
+        if (rc == 0)
+            printf("OK action %llu cancelled\n", id);
+        else
+            fprintf(stderr, "sluicectl: no action %llu is in force\n", id);
+        sl_actions_free(&l);
+        break;
+    }
+    default:
+        break;
+    }
+    sl_config_free(cfg);
+    return rc;
+}
+
+/* sl_ctl_shaping - sluicectl shaping [--json] | shaping cancel ID */
+int sl_ctl_shaping(const char *cfgpath, int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "cancel") == 0) {
+        if (argc != 3) {
+            fprintf(stderr, "usage: sluicectl shaping cancel ID\n");
+            return 2;
+        }
+        return cancel(cfgpath, argv[2]);
+    }
+    return list(cfgpath, argc, argv, false);
+}

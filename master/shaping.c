@@ -1,0 +1,305 @@
+/*
+ * shaping.c - the master's traffic shaping: suspensions and temporary limits
+ * in force (spool/sl_actions.h), and the rate throttles' buckets, checked
+ * before the scheduler hands a destination a job.
+ *
+ * The actions live in memory and in spool_dir/actions, written again after
+ * each change, so a restart keeps them; each ends by itself at its `until`.
+ * Buckets are read here, never taken: the workers take the tokens
+ * (worker/throttle.c); the gate only keeps the scheduler from handing out a
+ * job that would find the bucket empty.  Since a job handed out now takes
+ * its token a moment later, the gate remembers the token it promised (a small
+ * direct-mapped table of bucket slots), so one bucket's pace is handed to one
+ * worker at a time.
+ * Concurrency: master only, from the main loop.
+ * Trust boundary: control requests come from local users allowed by the
+ * socket's mode; every field is checked before use, and a bad one answered
+ * with ERROR.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <bsd/string.h>
+
+#include "config/sl_throttle.h"
+#include "master/sl_shaping.h"
+#include "spool/sl_actions.h"
+#include "util/sl_clock.h"
+#include "util/sl_msg.h"
+
+#define PROMISES 64 /* buckets whose next token the gate promised to a job */
+
+static struct {
+    char *spool;
+    struct sl_actions list;
+    struct {
+        uint32_t slot;
+        uint64_t until_us; /* CLOCK_MONOTONIC: the promised token's pace ends then */
+    } promise[PROMISES];
+} sh;
+
+/* sl_shaping_init - the actions persisted in spool_dir */
+void sl_shaping_init(const char *spool_dir)
+{
+    char err[512];
+
+    free(sh.spool);
+    sl_actions_free(&sh.list);
+    sh.spool = sl_strdup(spool_dir);
+    for (size_t i = 0; i < PROMISES; i++)
+        sh.promise[i].slot = UINT32_MAX;
+    if (sl_actions_load(spool_dir, &sh.list, err, sizeof err) < 0)
+        sl_msg_warn("shaping actions not restored: %s", err);
+    else if (sh.list.n > 0)
+        sl_msg_info("%zu shaping action(s) in force from %s/%s", sh.list.n, spool_dir,
+                    SL_ACTIONS_FILE);
+}
+
+/* sl_shaping_free - the memory of the actions */
+void sl_shaping_free(void)
+{
+    sl_actions_free(&sh.list);
+    free(sh.spool);
+    sh.spool = NULL;
+}
+
+/* save - the list to the spool; a failure is logged and the list kept in memory */
+static void save(void)
+{
+    char err[512];
+
+    if (sh.spool != NULL && sl_actions_save(sh.spool, &sh.list, err, sizeof err) < 0)
+        sl_msg_warn("shaping actions not saved: %s", err);
+}
+
+/* suspended - the suspension in force for binding x domain, or NULL */
+static const struct sl_action *suspended(const char *binding, const char *domain, int64_t now)
+{
+    for (size_t i = 0; i < sh.list.n; i++) {
+        const struct sl_action *a = &sh.list.a[i];
+        if (a->kind == SL_ACTION_SUSPEND && (a->until == 0 || a->until > now) &&
+            sl_action_covers(a, binding, domain, NULL))
+            return a;
+    }
+    return NULL;
+}
+
+/* promised - the end of the pace promised on bucket slot, 0 when none */
+static uint64_t *promised(uint32_t slot)
+{
+    size_t i = slot % PROMISES;
+
+    if (sh.promise[i].slot != slot) {
+        sh.promise[i].slot = slot;
+        sh.promise[i].until_us = 0;
+    }
+    return &sh.promise[i].until_us;
+}
+
+/* bucket_ready - may a token of the throttle of kind for binding x domain go now?  false
+ * with the wait in h; promise: the token is counted as taken by the job about to go */
+static bool bucket_ready(const struct sl_config *cfg, const struct sl_shm *shm,
+                         enum sl_throttle_kind kind, const char *binding, const char *domain,
+                         bool promise, struct sl_shaping_hold *h)
+{
+    enum sl_scope_kind sk =
+        kind == SL_THROTTLE_CONNECTIONS ? SL_SCOPE_THROTTLE_CONN : SL_SCOPE_THROTTLE_MSG;
+    struct sl_throttle t;
+    uint64_t now = sl_clock_us(), wait, *until;
+    uint32_t slot;
+
+    if (!sl_throttle_resolve(cfg, kind, binding, domain, NULL, &t) ||
+        sl_shm_find(shm, sk, t.key, NULL, &slot) != SL_SHM_OK)
+        return true; /* no throttle, or no token taken yet */
+    wait = sl_bucket_wait(shm, slot, now);
+    until = promised(slot);
+    if (*until > now + wait)
+        wait = *until - now;
+    if (wait > 0) {
+        h->slot = slot;
+        h->wake_ms = (long)(wait / 1000u) + 1;
+        snprintf(h->why, sizeof h->why, "%s %s empty for %" PRIu64 " ms", sl_scope_kind_name(sk),
+                 t.key, wait / 1000u);
+        return false;
+    }
+    if (promise)
+        *until = now + sl_bucket_interval_us(t.rate.n, t.rate.period_ms);
+    return true;
+}
+
+/* sl_shaping_gate - may binding x domain have a job now */
+bool sl_shaping_gate(const struct sl_config *cfg, const struct sl_shm *shm, const char *binding,
+                     const char *domain, bool newconn, struct sl_shaping_hold *h)
+{
+    int64_t now = (int64_t)time(NULL);
+    const struct sl_action *a = suspended(binding, domain, now);
+
+    *h = (struct sl_shaping_hold){.slot = UINT32_MAX, .wake_ms = -1};
+    if (a == NULL && cfg->setters != NULL &&
+        cfg->setters[SL_OPT_OUTBOUND_THROTTLE_CONNECTIONS].n == 0 &&
+        cfg->setters[SL_OPT_OUTBOUND_THROTTLE_MESSAGES].n == 0)
+        return true; /* the common case: nothing to shape, no lookup */
+    if (a != NULL) {
+        if (a->until > 0)
+            h->wake_ms = (long)(a->until - now) * 1000;
+        snprintf(h->why, sizeof h->why, "suspended (action %" PRIu64 ")", a->id);
+        return false;
+    }
+    if (newconn &&
+        !bucket_ready(cfg, shm, SL_THROTTLE_CONNECTIONS, binding, domain, false, h))
+        return false;
+    return bucket_ready(cfg, shm, SL_THROTTLE_MESSAGES, binding, domain, true, h);
+}
+
+/* sl_shaping_tick - drop what ended */
+bool sl_shaping_tick(int64_t now)
+{
+    size_t n = sl_actions_expire(&sh.list, now);
+
+    if (n == 0)
+        return false;
+    sl_msg_info("%zu shaping action(s) ended", n);
+    save();
+    return true;
+}
+
+/* word - the next blank-separated word of *p into buf; false when none or too long */
+static bool word(const char **p, char *buf, size_t len)
+{
+    size_t n;
+
+    *p += strspn(*p, " ");
+    n = strcspn(*p, " ");
+    if (n == 0 || n >= len)
+        return false;
+    memcpy(buf, *p, n);
+    buf[n] = '\0';
+    *p += n;
+    return true;
+}
+
+/* plain - a binding or domain name from a request: printable, no blank; "-" is none */
+static bool plain(char *s)
+{
+    for (const char *c = s; *c != '\0'; c++)
+        if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f)
+            return false;
+    if (strcmp(s, "-") == 0)
+        s[0] = '\0';
+    return true;
+}
+
+/* scope_text - "binding B domain D" for answers and logs */
+static void scope_text(const struct sl_action *a, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s%s%s%s", a->binding[0] ? "binding " : "", a->binding,
+             a->binding[0] && a->domain[0] ? " " : "", a->domain[0] ? "domain " : "", a->domain);
+}
+
+/* suspend - "X suspend BINDING DOMAIN SECONDS REASON..." */
+static bool suspend(const char *p, char *ans, size_t len)
+{
+    struct sl_action a = {.kind = SL_ACTION_SUSPEND, .since = (int64_t)time(NULL)};
+    char secs[24], scope[600];
+    char *end;
+    long long s;
+
+    if (!word(&p, a.binding, sizeof a.binding) || !word(&p, a.domain, sizeof a.domain) ||
+        !word(&p, secs, sizeof secs) || !plain(a.binding) || !plain(a.domain) ||
+        (a.binding[0] == '\0' && a.domain[0] == '\0') || (s = strtoll(secs, &end, 10)) < 0 ||
+        *end != '\0' || s > 366LL * 86400) {
+        snprintf(ans, len, "ERROR malformed suspend request");
+        return false;
+    }
+    a.until = s > 0 ? a.since + s : 0;
+    sl_action_text(a.reason, sizeof a.reason, p + strspn(p, " "));
+    if (sl_actions_add(&sh.list, &a) < 0) {
+        snprintf(ans, len, "ERROR too many actions in force (%d)", SL_ACTIONS_MAX);
+        return false;
+    }
+    save();
+    scope_text(&a, scope, sizeof scope);
+    sl_msg_info("action %" PRIu64 ": %s suspended%s%s (by the operator%s%s)", a.id, scope,
+                a.until ? " for " : "", a.until ? secs : "", a.reason[0] ? ": " : "", a.reason);
+    snprintf(ans, len, "OK %" PRIu64 " %s suspended", a.id, scope);
+    return true;
+}
+
+/* resume - "X resume BINDING DOMAIN": every suspension of exactly that scope ends */
+static bool resume(const char *p, char *ans, size_t len)
+{
+    char binding[128], domain[256];
+    size_t n = 0;
+
+    if (!word(&p, binding, sizeof binding) || !word(&p, domain, sizeof domain) ||
+        !plain(binding) || !plain(domain)) {
+        snprintf(ans, len, "ERROR malformed resume request");
+        return false;
+    }
+    for (size_t i = 0; i < sh.list.n;) {
+        const struct sl_action *a = &sh.list.a[i];
+        if (a->kind == SL_ACTION_SUSPEND && strcasecmp(a->binding, binding) == 0 &&
+            strcasecmp(a->domain, domain) == 0) {
+            sl_msg_info("action %" PRIu64 " ended: resumed by the operator", a->id);
+            sl_actions_remove(&sh.list, i);
+            n++;
+        } else {
+            i++;
+        }
+    }
+    if (n == 0) {
+        snprintf(ans, len, "ERROR no suspension of that scope is in force");
+        return false;
+    }
+    save();
+    snprintf(ans, len, "OK %zu suspension(s) ended", n);
+    return true;
+}
+
+/* cancel - "X cancel ID": one action ends now */
+static bool cancel(const char *p, char *ans, size_t len)
+{
+    char idw[24], *end;
+    unsigned long long id;
+
+    if (!word(&p, idw, sizeof idw) || (id = strtoull(idw, &end, 10)) == 0 || *end != '\0') {
+        snprintf(ans, len, "ERROR malformed cancel request");
+        return false;
+    }
+    for (size_t i = 0; i < sh.list.n; i++) {
+        if (sh.list.a[i].id != id)
+            continue;
+        sl_msg_info("action %llu ended: cancelled by the operator", id);
+        sl_actions_remove(&sh.list, i);
+        save();
+        snprintf(ans, len, "OK action %llu cancelled", id);
+        return true;
+    }
+    snprintf(ans, len, "ERROR no action %llu is in force", id);
+    return false;
+}
+
+/* sl_shaping_control - one "X ..." request */
+bool sl_shaping_control(const char *req, char *ans, size_t len)
+{
+    const char *p = req + 1;
+    char verb[16];
+
+    if (!word(&p, verb, sizeof verb)) {
+        snprintf(ans, len, "ERROR malformed request");
+        return false;
+    }
+    if (strcmp(verb, "suspend") == 0)
+        return suspend(p, ans, len);
+    if (strcmp(verb, "resume") == 0)
+        return resume(p, ans, len);
+    if (strcmp(verb, "cancel") == 0)
+        return cancel(p, ans, len);
+    snprintf(ans, len, "ERROR unknown shaping request %s", verb);
+    return false;
+}

@@ -1,0 +1,42 @@
+/*
+ * sl_shaping.h - the master's traffic shaping: the actions in force
+ * (suspensions and temporary limits, spool/sl_actions.h) and the rate
+ * throttles' buckets, consulted before a job is handed out.
+ *
+ * A destination whose scope is suspended, or whose bucket is empty, is held
+ * back exactly like one whose counter is full: its mail waits in the master,
+ * no connection is opened, nothing is dispatched to fail.
+ * Concurrency: master only, from the main loop.
+ */
+#ifndef SL_SHAPING_H
+#define SL_SHAPING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/sl_config.h"
+#include "shm/sl_shm.h"
+
+/* Load the actions persisted in spool_dir (kept for the master's lifetime). */
+void sl_shaping_init(const char *spool_dir);
+void sl_shaping_free(void);
+
+/* Why a destination may not have a job now. */
+struct sl_shaping_hold {
+    uint32_t slot; /* the bucket it waits for (shown as a wait); UINT32_MAX: a suspension */
+    long wake_ms;  /* when to look again; -1: when something changes (or the safety net) */
+    char why[320]; /* for the debug log */
+};
+/* May binding x domain have a job now (newconn: one that opens a connection)?  false with
+ * the reason in *h.  A message throttle's next token is promised to the job about to be
+ * handed out, so that one bucket's pace is not handed to several workers at once. */
+bool sl_shaping_gate(const struct sl_config *cfg, const struct sl_shm *shm, const char *binding,
+                     const char *domain, bool newconn, struct sl_shaping_hold *h);
+/* Drop the actions that ended; true when one did (held destinations may go). */
+bool sl_shaping_tick(int64_t now);
+/* A control request "X ..." (sl_control.h): the answer into ans; true when the actions
+ * changed (held destinations may go). */
+bool sl_shaping_control(const char *req, char *ans, size_t len);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * throttle.c - a worker draws from the rate throttles' buckets: one token of
+ * outbound_throttle_connections before each new connection, one of
+ * outbound_throttle_messages before each transaction.
+ *
+ * The general chain's bucket (binding x domain) and the host chain's (binding
+ * x MX host) both apply; a refusal by the host's bucket lets the next MX host
+ * be tried, any other ends the attempt and the mail goes back to the master,
+ * which holds the destination back until the bucket refills (the same path as
+ * a full counter: outcome "w", the bucket's slot in an "S" message).
+ * Concurrency: buckets are shared by every worker (shm/bucket.c, lock-free).
+ * Trust boundary: names come from the master's job and DNS; the table bounds
+ * and checks them.
+ */
+#include <stdio.h>
+
+#include "config/sl_throttle.h"
+#include "util/sl_clock.h"
+#include "util/sl_msg.h"
+#include "worker_impl.h"
+
+/* take - one token of t's bucket of kind; false with the refusal noted in info */
+static bool take(struct sl_wstate *w, enum sl_scope_kind kind, const struct sl_throttle *t,
+                 struct sl_open_info *info)
+{
+    struct sl_shm *shm = w->ctx->shm;
+    uint64_t wait_us;
+    uint32_t slot;
+
+    if (sl_shm_lookup(shm, kind, t->key, NULL, w->owner, &slot) != SL_SHM_OK) {
+        sl_msg_warn("throttle %s: counter table full (set shm_capacity higher)", t->key);
+        return true; /* a throttle the table cannot hold must not stop the mail for good */
+    }
+    sl_bucket_set(shm, slot, t->rate.n, t->rate.period_ms, w->ctx->gen);
+    if (sl_bucket_take(shm, slot, sl_clock_us(), &wait_us))
+        return true;
+    info->why = (struct sl_refusal){.slot = slot, .kind = kind, .limit = (int32_t)t->rate.n};
+    info->phase = "limits";
+    snprintf(info->scope, sizeof info->scope, "%s %s", sl_scope_kind_name(kind), t->key);
+    char rate[32];
+    sl_rate_format((int64_t)t->rate.n << 32 | t->rate.period_ms, rate, sizeof rate);
+    snprintf(info->reply, sizeof info->reply, "%s: rate %s reached, next in %llu ms", info->scope,
+             rate, (unsigned long long)(wait_us + 999) / 1000);
+    return false;
+}
+
+/* sl_worker_throttle - a token of kind for binding x domain and for binding x mx (mx may be
+ * NULL); false with the refusal in info, *host_only telling that only mx's bucket refused */
+bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, const char *binding,
+                        const char *domain, const char *mx, struct sl_open_info *info,
+                        bool *host_only)
+{
+    const struct sl_config *cfg = w->ctx->cfg;
+    enum sl_scope_kind sk =
+        kind == SL_THROTTLE_CONNECTIONS ? SL_SCOPE_THROTTLE_CONN : SL_SCOPE_THROTTLE_MSG;
+    struct sl_throttle t;
+
+    *host_only = false;
+    if (sl_throttle_resolve(cfg, kind, binding, domain, NULL, &t) && !take(w, sk, &t, info))
+        return false;
+    if (mx != NULL && mx[0] != '\0' && sl_throttle_resolve(cfg, kind, binding, NULL, mx, &t) &&
+        !take(w, sk, &t, info)) {
+        *host_only = true;
+        return false;
+    }
+    return true;
+}
