@@ -9,6 +9,8 @@
  *   ID  ARRIVAL  binding B  from <SENDER>  size N [bounce]
  *     part K DOMAIN: P pending, D done, A attempts, next TIME
  *       waiting for SCOPE KEY (IN USE/LIMIT) since TIME   (a full counter holds it back)
+ *     (instead of "next TIME": "suspended until TIME (REASON)" for a suspended scope,
+ *     "waiting for SCOPE KEY IN USE/LIMIT" for a full counter)
  *       reply: LAST REPLY
  *       ADDRESS  pending|delivered|bounced
  * JSON (--json), keys kept stable for scripts:
@@ -19,6 +21,7 @@
  *                             "done": int, "attempts": int,
  *                             "next": ISO-8601 UTC or "now", "next_unix": int,
  *                             "reply": str ("" before any attempt),
+ *                             "suspended": null or {"text": str, "reason": str},
  *                             "waiting": null or {"scope": str, "key": str,
  *                                        "in_use": int, "limit": int,
  *                                        "since": ISO-8601 UTC or null},
@@ -215,8 +218,17 @@ static void print_text(struct waits *w, const struct sl_spool_msg *m,
         struct part_view v = count_part(m, k, &st[k]);
         next_time(st[k].next, now, next, sizeof next);
         struct wait_view wv = part_wait(w, m, k, &st[k], v.pending, now);
-        printf("  part %u %s: %zu pending, %zu done, %u attempts, next %s\n", k, m->domain[k],
-               v.pending, v.done, st[k].attempts, next);
+        char held[600];
+        bool suspended = v.pending > 0 && sl_ctl_suspension(w->cfg, m->binding, m->domain[k],
+                                                            held, sizeof held, NULL);
+        if (!suspended && wv.waiting) {
+            wait_key(&wv.c, key, sizeof key);
+            snprintf(held, sizeof held, "waiting for %s %u/%d", key, wv.c.in_use, wv.c.limit);
+        } else if (!suspended) {
+            snprintf(held, sizeof held, "next %s", next);
+        }
+        printf("  part %u %s: %zu pending, %zu done, %u attempts, %s\n", k, m->domain[k],
+               v.pending, v.done, st[k].attempts, held);
         if (wv.waiting) {
             wait_key(&wv.c, key, sizeof key);
             iso_time((int64_t)(wv.c.wait_since / 1000), since, sizeof since);
@@ -270,6 +282,17 @@ static void print_json_part(struct waits *w, const struct sl_spool_msg *m, unsig
            v.pending, v.done, st->attempts, next, (long long)st->next);
     sl_ctl_json_string(st->reply);
     print_json_wait(&wv);
+    char until[600], reason[SL_CTL_REASON_MAX];
+    if (v.pending > 0 && sl_ctl_suspension(w->cfg, m->binding, m->domain[k], until, sizeof until,
+                                           reason)) {
+        printf(",\"suspended\":{\"text\":");
+        sl_ctl_json_string(until);
+        printf(",\"reason\":");
+        sl_ctl_json_string(reason);
+        printf("}");
+    } else {
+        printf(",\"suspended\":null");
+    }
     printf(",\"recipients\":[");
     for (size_t i = 0; i < m->nrcpt; i++) {
         if (m->rcpt[i].part != k)

@@ -434,3 +434,34 @@ int sl_ctl_shaping(const char *cfgpath, int argc, char **argv)
     }
     return list(cfgpath, argc, argv, false);
 }
+
+/* sl_ctl_suspension - the suspension in force for binding x domain, as queue shows it */
+bool sl_ctl_suspension(const struct sl_config *cfg, const char *binding, const char *domain,
+                       char *buf, size_t len, char *reason)
+{
+    static struct sl_actions l;
+    static bool loaded;
+    struct sl_scope_ref none = {0};
+    int64_t now = (int64_t)time(NULL);
+    char err[512], until[32];
+
+    if (cfg == NULL)
+        return false;
+    if (!loaded) { /* one read for the whole listing; the process ends after it */
+        if (sl_actions_load(sl_config_str(cfg, SL_OPT_SPOOL_DIR, &none), &l, err, sizeof err) < 0)
+            fprintf(stderr, "sluicectl: %s\n", err);
+        loaded = true;
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        const struct sl_action *a = &l.a[i];
+        if (a->kind != SL_ACTION_SUSPEND || (a->until > 0 && a->until <= now) ||
+            !sl_action_covers(a, binding, domain, NULL))
+            continue;
+        when(a->until, "resumed", until, sizeof until);
+        snprintf(buf, len, "suspended until %s (%s)", until, a->reason[0] ? a->reason : "-");
+        if (reason != NULL)
+            strlcpy(reason, a->reason, SL_CTL_REASON_MAX);
+        return true;
+    }
+    return false;
+}

@@ -27,6 +27,12 @@ int sl_ctl_suspend(const char *cfgpath, int argc, char **argv);   /* suspend --d
 int sl_ctl_resume(const char *cfgpath, int argc, char **argv);    /* resume --domain D ... */
 int sl_ctl_suspended(const char *cfgpath, int argc, char **argv); /* suspended [--json] */
 int sl_ctl_shaping(const char *cfgpath, int argc, char **argv);   /* shaping [cancel ID] */
+/* Is binding x domain suspended (the spool's actions file, read once per process)?  Then
+ * "suspended until TIME (REASON)" in buf and the reason alone in reason (NULL-able, of
+ * SL_CTL_REASON_MAX bytes).  cfg may be NULL (no suspension known then). */
+#define SL_CTL_REASON_MAX 404
+bool sl_ctl_suspension(const struct sl_config *cfg, const char *binding, const char *domain,
+                       char *buf, size_t len, char *reason);
 
 /* s as a JSON string literal on stdout (bytes outside printable ASCII escaped). */
 void sl_ctl_json_string(const char *s);

@@ -4,9 +4,11 @@
  * A bucket is a slot of kind SL_SCOPE_THROTTLE_CONN or _MSG.  It paces tokens
  * (the generic cell rate algorithm with no burst tolerance): tat_us is the
  * earliest time the next token may go; taking one at now moves it to
- * max(tat, now) + period/n.  Two tokens are therefore never closer than
- * period/n, so any window of period holds at most n of them whatever the
- * number of processes drawing: the receiver's guarantee, not an average.
+ * max(tat, now) + (period + margin)/n.  Two tokens are therefore never
+ * closer than that, so any window of period holds at most n of them whatever
+ * the number of processes drawing, and the margin (5% of the period, at least
+ * 50 ms) absorbs the jitter between a token taken and the receiver's clock:
+ * the guarantee is the receiver's, not an average.
  * Concurrency: every worker takes tokens with one CAS on tat_us; a process
  * killed at any instruction leaves at worst one token spent unused.  The rate
  * is written by whoever resolved it from the config (a newer generation wins);
@@ -31,12 +33,17 @@ static struct sl_shm_slot *bucket_slot(const struct sl_shm *shm, uint32_t slot)
     return s;
 }
 
-/* sl_bucket_interval_us - period / n in microseconds, rounded up (never faster than asked) */
+/* sl_bucket_interval_us - (period + margin) / n in microseconds, rounded up: never faster
+ * than asked, and with room for the jitter between a token and the receiver's clock */
 uint64_t sl_bucket_interval_us(uint32_t n, uint32_t period_ms)
 {
+    uint64_t margin = period_ms / 20u; /* 5%, at least 50 ms, at most a tenth of the period */
+
     if (n == 0)
         return 0;
-    return ((uint64_t)period_ms * 1000u + n - 1) / n;
+    if (margin < 50)
+        margin = period_ms / 10u < 50 ? period_ms / 10u : 50;
+    return (((uint64_t)period_ms + margin) * 1000u + n - 1) / n;
 }
 
 /* sl_bucket_set - publish the rate for generation gen, unless a newer one is there */

@@ -357,8 +357,8 @@ void sl_shm_wait_begin(struct sl_shm *shm, uint32_t slot, uint64_t now_ms);
 void sl_shm_wait_end(struct sl_shm *shm, uint32_t slot, uint64_t since_ms, uint64_t now_ms);
 
 /* Rate throttles' buckets (shm/bucket.c): a slot of kind SL_SCOPE_THROTTLE_CONN or _MSG is
- * paced to its rate: one token every period/n, never two closer, so no window of period
- * sees more than n.  Lock-free (one CAS on tat_us); times are CLOCK_MONOTONIC microseconds,
+ * paced to its rate: one token every (period + margin)/n, never two closer, so no window of
+ * period sees more than n, even after some jitter on the way to the receiver.  Lock-free (one CAS on tat_us); times are CLOCK_MONOTONIC microseconds,
  * one clock for every process of the machine. */
 /* Publish a bucket's rate for config generation gen (an older generation never overwrites
  * a newer one). */
@@ -368,7 +368,7 @@ void sl_bucket_set(struct sl_shm *shm, uint32_t slot, uint32_t n, uint32_t perio
 bool sl_bucket_take(struct sl_shm *shm, uint32_t slot, uint64_t now_us, uint64_t *wait_us);
 /* Microseconds until the bucket gives a token (0: now); works on a read-only mapping. */
 uint64_t sl_bucket_wait(const struct sl_shm *shm, uint32_t slot, uint64_t now_us);
-/* The pacing interval of a rate in microseconds (period / n, rounded up). */
+/* The pacing interval of a rate in microseconds ((period + 5%, at least 50 ms) / n). */
 uint64_t sl_bucket_interval_us(uint32_t n, uint32_t period_ms);
 /* One bucket as the inspector shows it (-1: slot not a live bucket). */
 struct sl_bucket_view {

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# suspend.sh - runtime suspend and resume (sluicectl suspend, resume, suspended, shaping):
+#   a suspended domain gets no connection and no delivery-log line (its mail waits in the
+#   master), queue says "suspended until ... (reason)", other domains flow; the suspension
+#   is kept in the spool across a restart; resume lets the mail go at once; a timed one
+#   ends by itself; shaping cancel ends one by its id; with no daemon running the commands
+#   work on the spool's file; bad arguments are refused.
+. "$(dirname "$0")/lib/tap.sh"
+. "$(dirname "$0")/lib/peer.sh"
+
+shm=/sluice-e2e-suspend-$$
+peer_start mx '{}' 127.0.1.1 127.0.1.2 127.0.1.3
+cat >"$T/sluice.ini" <<INI
+[global]
+workers = 2
+shm_name = $shm
+spool_dir = $T/spool
+delivery_log = $T/delivery.log
+retry_interval = 1h
+
+[binding "b1"]
+bind_address = 127.0.0.2
+[binding "b2"]
+bind_address = 127.0.0.3
+
+[domain "one.test"]
+route = 127.0.1.1:$PEER_PORT
+[domain "two.test"]
+route = 127.0.1.2:$PEER_PORT
+[domain "three.test"]
+route = 127.0.1.3:$PEER_PORT
+INI
+ctl() { "$SLUICECTL" -c "$T/sluice.ini" "$@"; }
+inject() { printf 'Subject: t\r\n\r\nbody\r\n' | ctl inject "$@" >/dev/null; }
+got() { peer_true mx "dest('$1')['messages'] >= $2"; }
+conns() { peer_stat mx "dest('$1')['connections']"; }
+start() {
+  "$SLUICED" -c "$T/sluice.ini" 2>>"$T/daemon.log" &
+  daemon=$!
+  started "$daemon"
+  wait_for 10 test -S "$T/spool/control.sock"
+}
+stop() { kill -TERM "$daemon"; wait "$daemon"; }
+
+start
+out=$(ctl suspend --domain one.test --reason "receiver maintenance")
+check "suspend answers with the action's id" grep -qE '^OK [0-9]+ domain one.test suspended$' <<<"$out"
+inject --binding b1 -f s@sender.test a@one.test
+inject --binding b1 -f s@sender.test b@two.test
+check "an other domain's mail flows" wait_for 10 got 127.0.1.2 1
+sleep 2
+check "no connection is opened for the suspended domain" test "$(conns 127.0.1.1)" -eq 0
+check "nor is its mail dispatched to fail: no delivery-log line for it" \
+  bash -c "! grep -q '\"domain\":\"one.test\"' '$T/delivery.log'"
+check "queue says it is suspended and why" \
+  bash -c "'$SLUICECTL' -c '$T/sluice.ini' queue | grep -q 'part 0 one.test: 1 pending, 0 done, 0 attempts, suspended until resumed (receiver maintenance)'"
+check "queue --json carries the suspension" \
+  bash -c "'$SLUICECTL' -c '$T/sluice.ini' queue --json | grep -q '\"suspended\":{\"text\":\"suspended until resumed (receiver maintenance)\",\"reason\":\"receiver maintenance\"}'"
+check "suspended lists it" bash -c "'$SLUICECTL' -c '$T/sluice.ini' suspended | grep -qE '^[0-9]+ +domain one.test +resumed +receiver maintenance$'"
+check "the spool keeps it" grep -q 'suspend.*one.test' "$T/spool/actions"
+
+stop
+check "the daemon stops cleanly with a suspension in force" test $? -eq 0
+start
+check "the restarted daemon restored it" wait_for 5 grep -q '1 shaping action(s) in force' "$T/daemon.log"
+sleep 2
+check "and still opens no connection for the domain" test "$(conns 127.0.1.1)" -eq 0
+out=$(ctl resume --domain one.test)
+check "resume ends it" grep -qx 'OK 1 suspension(s) ended' <<<"$out"
+check "and the mail goes at once" wait_for 5 got 127.0.1.1 1
+check "suspended is empty then" test "$(ctl suspended | wc -l)" -eq 1
+check "resume of a scope not suspended fails" bash -c "! '$SLUICECTL' -c '$T/sluice.ini' resume --domain one.test 2>/dev/null"
+
+# a binding x domain suspension for a while: the other binding flows, this one waits, then goes
+ctl suspend --binding b1 --domain three.test --for 4s --reason short >/dev/null
+inject --binding b1 -f s@sender.test c@three.test
+inject --binding b2 -f s@sender.test d@three.test
+check "the other binding's mail to the domain flows" \
+  wait_for 10 peer_true mx "pair('127.0.0.3', '127.0.1.3')['messages'] >= 1"
+check "the suspended binding's does not" peer_true mx "pair('127.0.0.2', '127.0.1.3')['messages'] == 0"
+check "a timed suspension ends by itself" \
+  wait_for 12 peer_true mx "pair('127.0.0.2', '127.0.1.3')['messages'] >= 1"
+
+# shaping lists every action; cancel ends one by its id
+id=$(ctl suspend --binding b2 | awk '{print $2}')
+inject --binding b2 -f s@sender.test e@two.test
+check "shaping lists the operator's action" \
+  bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping | grep -qE '^$id +binding b2 +suspend +\(operator\) '"
+sleep 1
+check "a suspended binding gets no connection" peer_true mx "pair('127.0.0.3', '127.0.1.2')['messages'] == 0"
+check "shaping cancel ends it" bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping cancel $id | grep -qx 'OK action $id cancelled'"
+check "and its mail goes at once" wait_for 5 peer_true mx "pair('127.0.0.3', '127.0.1.2')['messages'] >= 1"
+
+# with no daemon the commands work on the spool's file, and a start honours it
+stop
+out=$(ctl suspend --domain two.test --for 1h)
+check "suspend without a daemon writes the spool" grep -q 'no daemon runs' <<<"$out"
+check "suspended reads it without a daemon" bash -c "'$SLUICECTL' -c '$T/sluice.ini' suspended | grep -q 'domain two.test'"
+inject --binding b1 -f s@sender.test f@two.test
+before=$(conns 127.0.1.2)
+start
+sleep 2
+check "a daemon started after an offline suspend honours it" test "$(conns 127.0.1.2)" -eq "$before"
+ctl resume --domain two.test >/dev/null
+check "and resume over the socket lets the mail go" wait_for 5 got 127.0.1.2 3
+
+check "an unknown binding is refused" bash -c "! '$SLUICECTL' -c '$T/sluice.ini' suspend --binding nosuch 2>&1 | grep -q OK"
+check "a scope is required" bash -c "'$SLUICECTL' -c '$T/sluice.ini' suspend --reason x 2>/dev/null; test \$? -eq 2"
+check "a bad duration is refused" bash -c "'$SLUICECTL' -c '$T/sluice.ini' suspend --domain x.test --for soon 2>&1 | grep -q 'duration'"
+stop
