@@ -20,8 +20,8 @@
 
 #include "config/sl_config.h"
 
-#define SL_RATE_NONE       (-1)
-#define SL_RATE_PERIOD_MAX (30LL * 86400 * 1000) /* ms: S at most 30 days */
+#define SL_RATE_NONE        (-1)
+#define SL_RATE_PERIOD_MAX  (30LL * 86400 * 1000) /* ms: S at most 30 days */
 #define SL_THROTTLE_KEY_MAX 255
 
 /* A rate: n events per period_ms milliseconds. */

@@ -64,8 +64,9 @@ bool sl_rate_parse(const char *text, int64_t *num, char *err, size_t len)
     }
     if (!whole(&s, &n) || n < 1 || n > INT32_MAX || (*s != '\0' && *s != '/') ||
         (*s == '/' && !period(s + 1, &ms))) {
-        snprintf(err, len, "expected a rate: N (per second) or N/S (N per S seconds, S up to "
-                           "30 days), N at least 1; or -1 for none");
+        snprintf(err, len,
+                 "expected a rate: N (per second) or N/S (N per S seconds, S up to "
+                 "30 days), N at least 1; or -1 for none");
         return false;
     }
     *num = n << 32 | ms;

@@ -219,16 +219,16 @@ static void print_text(struct waits *w, const struct sl_spool_msg *m,
         next_time(st[k].next, now, next, sizeof next);
         struct wait_view wv = part_wait(w, m, k, &st[k], v.pending, now);
         char held[600];
-        bool suspended = v.pending > 0 && sl_ctl_suspension(w->cfg, m->binding, m->domain[k],
-                                                            held, sizeof held, NULL);
+        bool suspended = v.pending > 0 && sl_ctl_suspension(w->cfg, m->binding, m->domain[k], held,
+                                                            sizeof held, NULL);
         if (!suspended && wv.waiting) {
             wait_key(&wv.c, key, sizeof key);
             snprintf(held, sizeof held, "waiting for %s %u/%d", key, wv.c.in_use, wv.c.limit);
         } else if (!suspended) {
             snprintf(held, sizeof held, "next %s", next);
         }
-        printf("  part %u %s: %zu pending, %zu done, %u attempts, %s\n", k, m->domain[k],
-               v.pending, v.done, st[k].attempts, held);
+        printf("  part %u %s: %zu pending, %zu done, %u attempts, %s\n", k, m->domain[k], v.pending,
+               v.done, st[k].attempts, held);
         if (wv.waiting) {
             wait_key(&wv.c, key, sizeof key);
             iso_time((int64_t)(wv.c.wait_since / 1000), since, sizeof since);
@@ -283,8 +283,8 @@ static void print_json_part(struct waits *w, const struct sl_spool_msg *m, unsig
     sl_ctl_json_string(st->reply);
     print_json_wait(&wv);
     char until[600], reason[SL_CTL_REASON_MAX];
-    if (v.pending > 0 && sl_ctl_suspension(w->cfg, m->binding, m->domain[k], until, sizeof until,
-                                           reason)) {
+    if (v.pending > 0 &&
+        sl_ctl_suspension(w->cfg, m->binding, m->domain[k], until, sizeof until, reason)) {
         printf(",\"suspended\":{\"text\":");
         sl_ctl_json_string(until);
         printf(",\"reason\":");

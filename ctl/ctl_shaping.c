@@ -336,8 +336,8 @@ static int list(const char *cfgpath, int argc, char **argv, bool only_suspend)
     else if (only_suspend)
         printf("%-5s %-40s %-20s %s\n", "ID", "SCOPE", "UNTIL", "REASON");
     else
-        printf("%-5s %-36s %-34s %-16s %-20s %-20s %s\n", "ID", "SCOPE", "ACTION", "RULE",
-               "SINCE", "UNTIL", "REPLY");
+        printf("%-5s %-36s %-34s %-16s %-20s %-20s %s\n", "ID", "SCOPE", "ACTION", "RULE", "SINCE",
+               "UNTIL", "REPLY");
     for (size_t i = 0; i < l.n; i++) {
         const struct sl_action *a = &l.a[i];
         char scope[700], what[64], since[32], until[32];
@@ -394,8 +394,8 @@ static int cancel(const char *cfgpath, const char *idw)
     switch (ask(path, req, ans, sizeof ans)) {
     case ASK_OK:
         rc = strncmp(ans, "OK", 2) == 0 ? 0 : 1;
-        fprintf(rc == 0 ? stdout : stderr, "%s%s\n", rc == 0 ? "" : "sluicectl: ",
-                strncmp(ans, "ERROR ", 6) == 0 ? ans + 6 : ans);
+        fprintf(rc == 0 ? stdout : stderr, "%s%s\n",
+                rc == 0 ? "" : "sluicectl: ", strncmp(ans, "ERROR ", 6) == 0 ? ans + 6 : ans);
         break;
     case ASK_NO_DAEMON: {
         struct sl_actions l;

@@ -107,7 +107,7 @@ static bool accept_one(int fd, struct sl_supervisor *sup, uint32_t gen, struct s
         return true;
     }
     if (fromlen <= sizeof(sa_family_t))
-        return true; /* an unnamed sender cannot be answered */
+        return true;     /* an unnamed sender cannot be answered */
     if (req[0] == 'X') { /* suspend, resume, cancel: the master's own (master/shaping.c) */
         char ans[SL_CONTROL_MAX];
         if (sl_shaping_control(req, ans, sizeof ans))

@@ -393,7 +393,8 @@ static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup,
         unsigned wi = f->conn[i];
         struct sl_qdest *d = sup->w[wi].conn, *x;
 
-        if (d != NULL && d->where == SL_QDEST_BLOCKED && d->nready > 0 && !shaped(s, cfg, d, false)) {
+        if (d != NULL && d->where == SL_QDEST_BLOCKED && d->nready > 0 &&
+            !shaped(s, cfg, d, false)) {
             take_at(f->conn, &f->nconn, i);
             serve_connected(s, sup, cfg, wi, d);
         } else if (spare(&sup->w[wi]) && (x = older_waiter(s, &sup->w[wi], d)) != NULL &&

@@ -150,8 +150,7 @@ bool sl_shaping_gate(const struct sl_config *cfg, const struct sl_shm *shm, cons
         snprintf(h->why, sizeof h->why, "suspended (action %" PRIu64 ")", a->id);
         return false;
     }
-    if (newconn &&
-        !bucket_ready(cfg, shm, SL_THROTTLE_CONNECTIONS, binding, domain, false, h))
+    if (newconn && !bucket_ready(cfg, shm, SL_THROTTLE_CONNECTIONS, binding, domain, false, h))
         return false;
     return bucket_ready(cfg, shm, SL_THROTTLE_MESSAGES, binding, domain, true, h);
 }
@@ -236,8 +235,8 @@ static bool resume(const char *p, char *ans, size_t len)
     char binding[128], domain[256];
     size_t n = 0;
 
-    if (!word(&p, binding, sizeof binding) || !word(&p, domain, sizeof domain) ||
-        !plain(binding) || !plain(domain)) {
+    if (!word(&p, binding, sizeof binding) || !word(&p, domain, sizeof domain) || !plain(binding) ||
+        !plain(domain)) {
         snprintf(ans, len, "ERROR malformed resume request");
         return false;
     }

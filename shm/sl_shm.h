@@ -358,8 +358,9 @@ void sl_shm_wait_end(struct sl_shm *shm, uint32_t slot, uint64_t since_ms, uint6
 
 /* Rate throttles' buckets (shm/bucket.c): a slot of kind SL_SCOPE_THROTTLE_CONN or _MSG is
  * paced to its rate: one token every (period + margin)/n, never two closer, so no window of
- * period sees more than n, even after some jitter on the way to the receiver.  Lock-free (one CAS on tat_us); times are CLOCK_MONOTONIC microseconds,
- * one clock for every process of the machine. */
+ * period sees more than n, even after some jitter on the way to the receiver.  Lock-free (one CAS
+ * on tat_us); times are CLOCK_MONOTONIC microseconds, one clock for every process of the machine.
+ */
 /* Publish a bucket's rate for config generation gen (an older generation never overwrites
  * a newer one). */
 void sl_bucket_set(struct sl_shm *shm, uint32_t slot, uint32_t n, uint32_t period_ms, uint32_t gen);

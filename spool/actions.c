@@ -26,9 +26,9 @@
 #include "util/sl_msg.h"
 #include "spool_impl.h"
 
-#define HEADER    "sluice-actions 1"
-#define FILE_MAX  (SL_ACTIONS_MAX * 1600)
-#define NFIELDS   10
+#define HEADER   "sluice-actions 1"
+#define FILE_MAX (SL_ACTIONS_MAX * 1600)
+#define NFIELDS  10
 
 static const char *const kind_names[SL_ACTION__COUNT] = {
     [SL_ACTION_SUSPEND] = "suspend",

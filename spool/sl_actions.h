@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_ACTIONS_FILE  "actions"
-#define SL_ACTIONS_MAX   4096 /* actions in force at once */
-#define SL_ACTION_TEXT   400  /* bytes of a reason or reply, without NUL */
+#define SL_ACTIONS_FILE "actions"
+#define SL_ACTIONS_MAX  4096 /* actions in force at once */
+#define SL_ACTION_TEXT  400  /* bytes of a reason or reply, without NUL */
 
 enum sl_action_kind {
     SL_ACTION_SUSPEND,           /* no new connection, no job: mail waits */
@@ -31,13 +31,13 @@ enum sl_action_kind {
 struct sl_action {
     uint64_t id;
     enum sl_action_kind kind;
-    int64_t value;      /* MAX_CONNECTIONS: N; THROTTLE_MESSAGES: n << 32 | period_ms */
-    char binding[128];  /* "" : every binding */
-    char domain[256];   /* "" : every domain */
-    char host[256];     /* "" : every host */
-    int64_t since;      /* UNIX seconds */
-    int64_t until;      /* UNIX seconds; 0: until lifted */
-    char rule[128];     /* the [shaping] rule; "" for the operator */
+    int64_t value;     /* MAX_CONNECTIONS: N; THROTTLE_MESSAGES: n << 32 | period_ms */
+    char binding[128]; /* "" : every binding */
+    char domain[256];  /* "" : every domain */
+    char host[256];    /* "" : every host */
+    int64_t since;     /* UNIX seconds */
+    int64_t until;     /* UNIX seconds; 0: until lifted */
+    char rule[128];    /* the [shaping] rule; "" for the operator */
     char reason[SL_ACTION_TEXT + 1]; /* the reply that matched, or the operator's reason */
 };
 

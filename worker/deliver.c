@@ -203,10 +203,10 @@ struct run {
     struct job *j;
     struct work *wk;
     size_t n, rcpts, bytes;
-    size_t settled;   /* transactions settled */
-    bool throttled;   /* planning stopped at an empty outbound_throttle_messages bucket */
+    size_t settled;          /* transactions settled */
+    bool throttled;          /* planning stopped at an empty outbound_throttle_messages bucket */
     struct sl_open_info why; /* ... which one, for the log and the master */
-    uint64_t sent_us; /* when the run went out (monotonic) */
+    uint64_t sent_us;        /* when the run went out (monotonic) */
     struct {
         size_t k, from;
     } slot[RUN_TXNS];

@@ -109,8 +109,8 @@ struct sl_open_info {
  * binding x domain and binding x mx (mx may be NULL); false with the refusal in info (phase
  * "limits", the bucket in why and scope), *host_only when only mx's bucket refused. */
 bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, const char *binding,
-                        const char *domain,
-                        const char *mx, struct sl_open_info *info, bool *host_only);
+                        const char *domain, const char *mx, struct sl_open_info *info,
+                        bool *host_only);
 /* Resolve, reserve and connect for d; on SL_OPEN_OK w->conn is open. */
 enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
                                  struct sl_open_info *info);
