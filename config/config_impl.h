@@ -30,6 +30,8 @@ struct loader {
     unsigned lineno;
     struct sl_config *cfg;
     struct sl_section *cur; /* where keys go; NULL after a bad header */
+    struct sl_rule *rule;   /* the [shaping] rule keys go to instead (config/rules.c) */
+    bool in_rule;           /* under a [shaping] header (a bad one leaves rule NULL) */
     struct diag *diags;
     size_t ndiags;
 };
@@ -49,6 +51,14 @@ __attribute__((format(printf, 3, 4))) void sl_config_report(struct loader *L, un
 bool sl_config_parse_header(struct loader *L, char *line, struct header *h);
 /* The pcre2_code of a /regex/ domain name, or NULL with the error reported. */
 void *sl_config_compile_domain(struct loader *L, const char *domain);
+
+/* config/rules.c: a "[shaping ...]" header line? Then it is taken (a rule begun, or the error
+ * reported) and true; the loader's keys go to sl_rules_store until the next header. */
+bool sl_rules_header(struct loader *L, const char *line);
+void sl_rules_store(struct loader *L, const char *key, const char *value);
+/* Once the file is read: every rule complete (match, action, duration), errors reported. */
+void sl_rules_check(struct loader *L);
+void sl_rules_free(struct sl_config *cfg);
 
 /* The declared binding_group so named (case-insensitive), or NULL: config_eval.c. */
 const char *sl_config_group(const struct sl_config *cfg, const char *name);

@@ -184,6 +184,8 @@ struct sl_config {
         struct sl_section **s;
         size_t n;
     } * setters;
+    struct sl_rule *rules; /* [shaping "NAME"] sections, file order (config/sl_rules.h) */
+    size_t nrules;
 };
 
 /* Diagnostics collected while loading: "FILE:LINE: message" each. */

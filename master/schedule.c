@@ -455,6 +455,7 @@ void sl_sched_dispatch(struct sl_sched *s, struct sl_supervisor *sup, const stru
     struct sl_qdest *d;
 
     s->shm = shm;
+    sl_shaping_use(cfg, shm); /* the rules and buckets of this generation, for worker replies */
     if (!s->draining && sl_pickup_pending(s))
         sl_pickup_step(s, SL_PICKUP_CHUNK); /* the start scan goes on between loop passes */
     if (s->draining || sup->nw == 0 || (sl_queue_next(s->q) == NULL && sl_queue_blocked(s->q) == 0))
@@ -713,6 +714,9 @@ void sl_sched_from_worker(struct sl_sched *s, struct sl_supervisor *sup, unsigne
         break;
     case SL_WMSG_STUCK:
         on_stuck(w, msg, len);
+        break;
+    case SL_WMSG_REPLY: /* for the [shaping] rules; an action taken lets nothing new go */
+        sl_shaping_reply(msg, len);
         break;
     default:
         sl_msg_warn("worker pid %ld sent an unknown message 0x%02x", (long)w->pid,

@@ -32,10 +32,14 @@
 #include "util/sl_clock.h"
 #include "util/sl_msg.h"
 
-#define PROMISES 64 /* buckets whose next token the gate promised to a job */
+#define PROMISES 64
+
+static void save(void); /* buckets whose next token the gate promised to a job */
 
 static struct {
     char *spool;
+    const struct sl_config *cfg; /* in force (sl_shaping_use) */
+    struct sl_shm *shm;
     struct sl_actions list;
     struct {
         uint32_t slot;
@@ -77,6 +81,61 @@ static void save(void)
         sl_msg_warn("shaping actions not saved: %s", err);
 }
 
+/* sl_shaping_use - the config and table of this dispatch round */
+void sl_shaping_use(const struct sl_config *cfg, struct sl_shm *shm)
+{
+    sh.cfg = cfg;
+    sh.shm = shm;
+}
+
+/* sl_shaping_config - the config in force, NULL before the first dispatch */
+const struct sl_config *sl_shaping_config(void)
+{
+    return sh.cfg;
+}
+
+/* action_bucket - the bucket of a throttle action ("action ID"), created when asked */
+static bool action_bucket(const struct sl_action *a, bool create, uint32_t *slot)
+{
+    char key[48];
+
+    snprintf(key, sizeof key, "action %" PRIu64, a->id);
+    if (sh.shm == NULL)
+        return false;
+    if (!create)
+        return sl_shm_find(sh.shm, SL_SCOPE_THROTTLE_MSG, key, NULL, slot) == SL_SHM_OK;
+    return sl_shm_lookup(sh.shm, SL_SCOPE_THROTTLE_MSG, key, NULL, 0, slot) == SL_SHM_OK;
+}
+
+/* sl_shaping_add - a new action in force, persisted */
+bool sl_shaping_add(struct sl_action *a)
+{
+    struct sl_rate r;
+    uint32_t slot;
+
+    if (sl_actions_add(&sh.list, a) < 0)
+        return false;
+    if (a->kind == SL_ACTION_THROTTLE_MESSAGES && sl_rate_unpack(a->value, &r) &&
+        action_bucket(a, true, &slot))
+        sl_bucket_set(sh.shm, slot, r.n, r.period_ms, 1);
+    save();
+    return true;
+}
+
+/* sl_shaping_in_force - an action of rule over exactly binding x domain */
+bool sl_shaping_in_force(const char *rule, const char *binding, const char *domain)
+{
+    int64_t now = (int64_t)time(NULL);
+
+    for (size_t i = 0; i < sh.list.n; i++) {
+        const struct sl_action *a = &sh.list.a[i];
+        if (strcmp(a->rule, rule) == 0 && strcasecmp(a->binding, binding) == 0 &&
+            strcasecmp(a->domain, domain) == 0 && (a->until == 0 || a->until > now))
+            return true;
+    }
+    return false;
+}
+
 /* suspended - the suspension in force for binding x domain, or NULL */
 static const struct sl_action *suspended(const char *binding, const char *domain, int64_t now)
 {
@@ -101,6 +160,26 @@ static uint64_t *promised(uint32_t slot)
     return &sh.promise[i].until_us;
 }
 
+/* pace - may the next token of the bucket in slot (paced at step us) go now?  false with the
+ * wait in h; promise: the token is counted as taken by the job about to go */
+static bool pace(const struct sl_shm *shm, uint32_t slot, uint64_t step, bool promise,
+                 const char *what, struct sl_shaping_hold *h)
+{
+    uint64_t now = sl_clock_us(), wait = sl_bucket_wait(shm, slot, now), *until = promised(slot);
+
+    if (*until > now + wait)
+        wait = *until - now;
+    if (wait > 0) {
+        h->slot = slot;
+        h->wake_ms = (long)(wait / 1000u) + 1;
+        snprintf(h->why, sizeof h->why, "%s empty for %" PRIu64 " ms", what, wait / 1000u);
+        return false;
+    }
+    if (promise)
+        *until = now + step;
+    return true;
+}
+
 /* bucket_ready - may a token of the throttle of kind for binding x domain go now?  false
  * with the wait in h; promise: the token is counted as taken by the job about to go */
 static bool bucket_ready(const struct sl_config *cfg, const struct sl_shm *shm,
@@ -110,25 +189,44 @@ static bool bucket_ready(const struct sl_config *cfg, const struct sl_shm *shm,
     enum sl_scope_kind sk =
         kind == SL_THROTTLE_CONNECTIONS ? SL_SCOPE_THROTTLE_CONN : SL_SCOPE_THROTTLE_MSG;
     struct sl_throttle t;
-    uint64_t now = sl_clock_us(), wait, *until;
+    char what[SL_THROTTLE_KEY_MAX + 32];
     uint32_t slot;
 
     if (!sl_throttle_resolve(cfg, kind, binding, domain, NULL, &t) ||
         sl_shm_find(shm, sk, t.key, NULL, &slot) != SL_SHM_OK)
         return true; /* no throttle, or no token taken yet */
-    wait = sl_bucket_wait(shm, slot, now);
-    until = promised(slot);
-    if (*until > now + wait)
-        wait = *until - now;
-    if (wait > 0) {
-        h->slot = slot;
-        h->wake_ms = (long)(wait / 1000u) + 1;
-        snprintf(h->why, sizeof h->why, "%s %s empty for %" PRIu64 " ms", sl_scope_kind_name(sk),
-                 t.key, wait / 1000u);
-        return false;
+    snprintf(what, sizeof what, "%s %s", sl_scope_kind_name(sk), t.key);
+    return pace(shm, slot, sl_bucket_interval_us(t.rate.n, t.rate.period_ms), promise, what, h);
+}
+
+/* actions_allow - the rule actions in force over binding x domain: a lower connection limit
+ * (newconn), a throttle; false with the reason in h */
+static bool actions_allow(const struct sl_shm *shm, const char *binding, const char *domain,
+                          bool newconn, int64_t now, struct sl_shaping_hold *h)
+{
+    for (size_t i = 0; i < sh.list.n; i++) {
+        const struct sl_action *a = &sh.list.a[i];
+        struct sl_counter_view v;
+        struct sl_rate r;
+        uint32_t slot;
+        char what[64];
+        if ((a->until > 0 && a->until <= now) || !sl_action_covers(a, binding, domain, NULL))
+            continue;
+        if (a->kind == SL_ACTION_MAX_CONNECTIONS && newconn &&
+            sl_shm_find(shm, SL_SCOPE_BINDING_DOMAIN, binding, domain, &slot) == SL_SHM_OK &&
+            sl_shm_view(shm, slot, &v) == 0 && (int64_t)v.in_use >= a->value) {
+            h->slot = slot; /* a connection that closes lets it look again */
+            snprintf(h->why, sizeof h->why,
+                     "action %" PRIu64 ": max_outbound_connections = %" PRId64 " (%u in use)",
+                     a->id, a->value, v.in_use);
+            return false;
+        }
+        snprintf(what, sizeof what, "action %" PRIu64 " bucket", a->id);
+        if (a->kind == SL_ACTION_THROTTLE_MESSAGES && sl_rate_unpack(a->value, &r) &&
+            action_bucket(a, false, &slot) &&
+            !pace(shm, slot, sl_bucket_interval_us(r.n, r.period_ms), true, what, h))
+            return false;
     }
-    if (promise)
-        *until = now + sl_bucket_interval_us(t.rate.n, t.rate.period_ms);
     return true;
 }
 
@@ -140,7 +238,7 @@ bool sl_shaping_gate(const struct sl_config *cfg, const struct sl_shm *shm, cons
     const struct sl_action *a = suspended(binding, domain, now);
 
     *h = (struct sl_shaping_hold){.slot = UINT32_MAX, .wake_ms = -1};
-    if (a == NULL && cfg->setters != NULL &&
+    if (sh.list.n == 0 && cfg->setters != NULL &&
         cfg->setters[SL_OPT_OUTBOUND_THROTTLE_CONNECTIONS].n == 0 &&
         cfg->setters[SL_OPT_OUTBOUND_THROTTLE_MESSAGES].n == 0)
         return true; /* the common case: nothing to shape, no lookup */
@@ -150,6 +248,8 @@ bool sl_shaping_gate(const struct sl_config *cfg, const struct sl_shm *shm, cons
         snprintf(h->why, sizeof h->why, "suspended (action %" PRIu64 ")", a->id);
         return false;
     }
+    if (!actions_allow(shm, binding, domain, newconn, now, h))
+        return false;
     if (newconn && !bucket_ready(cfg, shm, SL_THROTTLE_CONNECTIONS, binding, domain, false, h))
         return false;
     return bucket_ready(cfg, shm, SL_THROTTLE_MESSAGES, binding, domain, true, h);

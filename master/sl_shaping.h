@@ -33,6 +33,20 @@ struct sl_shaping_hold {
  * handed out, so that one bucket's pace is not handed to several workers at once. */
 bool sl_shaping_gate(const struct sl_config *cfg, const struct sl_shm *shm, const char *binding,
                      const char *domain, bool newconn, struct sl_shaping_hold *h);
+/* The config and table in force (set before each dispatch; the rules read them). */
+void sl_shaping_use(const struct sl_config *cfg, struct sl_shm *shm);
+/* A worker's "T <binding> <domain> <mx|-> <R|L> <reply>": the [shaping] rules it matches
+ * count it, and one whose trigger is reached takes its action (master/rules.c). */
+void sl_shaping_reply(const char *msg, size_t len);
+
+/* master/shaping.c, for master/rules.c: add a (its id set), persist it, and make the bucket
+ * of a throttle action; false when the list is full.  Is an action of rule in force over
+ * exactly binding x domain ("" for any)? */
+struct sl_action;
+bool sl_shaping_add(struct sl_action *a);
+bool sl_shaping_in_force(const char *rule, const char *binding, const char *domain);
+const struct sl_config *sl_shaping_config(void);
+
 /* Drop the actions that ended; true when one did (held destinations may go). */
 bool sl_shaping_tick(int64_t now);
 /* A control request "X ..." (sl_control.h): the answer into ans; true when the actions

@@ -148,6 +148,8 @@ void sl_outcome_log(struct sl_wstate *w, const struct sl_part *p, const size_t *
     for (size_t i = 0; i < n && l.nrcpt < sizeof rcpt / sizeof rcpt[0]; i++)
         rcpt[l.nrcpt++] = p->msg.rcpt[idx[i]].addr;
     sl_dlog_write(w->dlog, &l);
+    if (res == SL_RES_DEFERRED || res == SL_RES_BOUNCED)
+        sl_worker_tell_reply(w, a, reply);
     if (p->attempted) /* else held back for a connection slot: no attempt, no outcome */
         sl_stats_outcome(w->ctx->shm, l.outcome, n);
 }

@@ -47,6 +47,9 @@
  *   worker -> master  "N <id>"  the worker queued a new message (a bounce).
  *   worker -> master  "S <kind> <name> <name2|-> <slot>"  sent with a "w"
  *        outcome: the counter that refused (the master's destination waits for it).
+ *   worker -> master  "T <binding> <domain> <mx|-> <R|L> <reply>"  a deferral or bounce
+ *        reply, from the receiver (R) or made up by the worker (L), for the [shaping]
+ *        rules (only when the config has some).
  */
 enum sl_wmsg {
     SL_WMSG_HELLO = 'H', /* worker -> master: up and waiting (then its pid, decimal) */
@@ -58,6 +61,7 @@ enum sl_wmsg {
     SL_WMSG_NEW = 'N',   /* worker -> master: new message in the spool */
     SL_WMSG_STUCK = 'S', /* worker -> master: the counter that refused */
     SL_WMSG_LOG = 'L',   /* master -> worker: reopen the delivery log (SIGUSR1) */
+    SL_WMSG_REPLY = 'T', /* worker -> master: a failure reply, for the [shaping] rules */
 };
 
 #define SL_JOB_PARTS 64   /* parts in one delivery job */

@@ -8,13 +8,21 @@
  * be tried, any other ends the attempt and the mail goes back to the master,
  * which holds the destination back until the bucket refills (the same path as
  * a full counter: outcome "w", the bucket's slot in an "S" message).
+ * A [shaping] rule's outbound_throttle_messages action is one more bucket
+ * ("action ID"), for the scope the action covers; the worker learns of the
+ * actions from the spool's file, read again when it was replaced.
  * Concurrency: buckets are shared by every worker (shm/bucket.c, lock-free).
  * Trust boundary: names come from the master's job and DNS; the table bounds
  * and checks them.
  */
+#include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "config/sl_throttle.h"
+#include "spool/sl_actions.h"
 #include "util/sl_clock.h"
 #include "util/sl_msg.h"
 #include "worker_impl.h"
@@ -44,6 +52,53 @@ static bool take(struct sl_wstate *w, enum sl_scope_kind kind, const struct sl_t
     return false;
 }
 
+/* actions - the actions in force as the spool has them, read again when the file was
+ * replaced (each write is a new file: a new inode) */
+static const struct sl_actions *actions(struct sl_wstate *w)
+{
+    static struct sl_actions l;
+    static ino_t ino;
+    static struct timespec mtime;
+    char path[4096], err[256];
+    struct stat st;
+
+    snprintf(path, sizeof path, "%s/%s", w->ctx->spool, SL_ACTIONS_FILE);
+    if (stat(path, &st) < 0) {
+        sl_actions_free(&l);
+        ino = 0;
+        return &l;
+    }
+    if (st.st_ino == ino && st.st_mtim.tv_sec == mtime.tv_sec &&
+        st.st_mtim.tv_nsec == mtime.tv_nsec)
+        return &l;
+    sl_actions_free(&l);
+    if (sl_actions_load(w->ctx->spool, &l, err, sizeof err) < 0)
+        sl_msg_warn("shaping actions not read: %s", err);
+    ino = st.st_ino;
+    mtime = st.st_mtim;
+    return &l;
+}
+
+/* action_tokens - a token of every rule throttle in force over binding x domain (x mx) */
+static bool action_tokens(struct sl_wstate *w, const char *binding, const char *domain,
+                          const char *mx, struct sl_open_info *info)
+{
+    const struct sl_actions *l = actions(w);
+    int64_t now = (int64_t)time(NULL);
+
+    for (size_t i = 0; i < l->n; i++) {
+        const struct sl_action *a = &l->a[i];
+        struct sl_throttle t;
+        if (a->kind != SL_ACTION_THROTTLE_MESSAGES || (a->until > 0 && a->until <= now) ||
+            !sl_action_covers(a, binding, domain, mx) || !sl_rate_unpack(a->value, &t.rate))
+            continue;
+        snprintf(t.key, sizeof t.key, "action %" PRIu64, a->id);
+        if (!take(w, SL_SCOPE_THROTTLE_MSG, &t, info))
+            return false;
+    }
+    return true;
+}
+
 /* sl_worker_throttle - a token of kind for binding x domain and for binding x mx (mx may be
  * NULL); false with the refusal in info, *host_only telling that only mx's bucket refused */
 bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, const char *binding,
@@ -63,5 +118,5 @@ bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, const c
         *host_only = true;
         return false;
     }
-    return true;
+    return kind != SL_THROTTLE_MESSAGES || action_tokens(w, binding, domain, mx, info);
 }

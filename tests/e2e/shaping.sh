@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# shaping.sh - [shaping] rules driven by the receiver's replies:
+#   a rule that suspends a domain after 3 matching 421 replies within a minute takes its
+#   action at the third (listed by `shaping` with rule, reply, since and until; logged;
+#   counted in metrics), no connection is opened while it is in force, delivery resumes by
+#   itself after its duration, and at once after `shaping cancel`;
+#   a reply sluice made up itself (connection refused) never matches a rule, unless the rule
+#   says match_local = yes;
+#   a rule's outbound_throttle_messages action paces the domain's mail;
+#   config check reports a bad rule with FILE:LINE.
+. "$(dirname "$0")/lib/tap.sh"
+. "$(dirname "$0")/lib/peer.sh"
+
+shm=/sluice-e2e-shaping-$$
+tss04='421 4.7.0 [TSS04] Messages temporarily deferred due to unexpected volume'
+peer_start mx "{\"127.0.1.1\": {\"reply\": {\"mail_from\": {\"text\": \"$tss04\", \"times\": 3}}},
+                \"127.0.1.3\": {\"reply\": {\"mail_from\": {\"text\": \"421 4.7.0 slow down S3150\", \"times\": 1}}}}" \
+  127.0.1.1 127.0.1.2 127.0.1.3
+closed=$(peer_free_port 127.0.1.9)
+cat >"$T/sluice.ini" <<INI
+[global]
+workers = 2
+shm_name = $shm
+spool_dir = $T/spool
+delivery_log = $T/delivery.log
+retry_interval = 1h
+connect_timeout = 2s
+
+[binding "b1"]
+bind_address = 127.0.0.2
+
+[domain "one.test"]
+route = 127.0.1.1:$PEER_PORT
+[domain "two.test"]
+route = 127.0.1.9:$closed
+[domain "local.test"]
+route = 127.0.1.9:$closed
+[domain "slow.test"]
+route = 127.0.1.3:$PEER_PORT
+
+[shaping "tss04"]
+domain = /^one\.test$/
+match = /TSS04/
+trigger = 3/60s
+action = suspend
+duration = 6s
+scope = domain
+
+; a rule that would match anything, but only the receiver's replies
+[shaping "anything"]
+domain = two.test
+match = /.*/
+trigger = immediate
+action = suspend
+duration = 1h
+
+[shaping "local"]
+domain = local.test
+match = /refused/
+match_local = yes
+action = suspend
+duration = 1h
+
+[shaping "s3150"]
+domain = slow.test
+match = /S3150/
+action = outbound_throttle_messages = 2/2
+duration = 1h
+INI
+ctl() { "$SLUICECTL" -c "$T/sluice.ini" "$@"; }
+inject() { printf 'Subject: t\r\n\r\nbody\r\n' | ctl inject --binding b1 -f s@sender.test "$@" >/dev/null; }
+conns() { peer_stat mx "dest('$1')['connections']"; }
+
+check "the rules validate" bash -c "'$SLUICECTL' -c '$T/sluice.ini' config check >/dev/null"
+"$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon.log" &
+started $!
+wait_for 10 test -S "$T/spool/control.sock"
+
+for i in 1 2 3; do inject "r$i@one.test"; done
+check "three 421 [TSS04] replies reach the rule" \
+  wait_for 10 peer_true mx "d['events'].get('reply:mail_from', 0) >= 3"
+check "the third takes the rule's action" wait_for 5 grep -q 'shaping rule tss04: action [0-9]* suspend for domain one.test' "$T/daemon.log"
+check "the log line names the reply" grep -q "shaping rule tss04: .*reply from b1 one.test via .*TSS04" "$T/daemon.log"
+list=$(ctl shaping)
+check "shaping lists the action: scope, action, rule, reply, since, until" \
+  grep -qE '^[0-9]+ +domain one.test +suspend +tss04 +[0-9T:-]+Z +[0-9T:-]+Z +421 4.7.0 \[TSS04\]' <<<"$list"
+check "metrics counts the actions by rule" \
+  bash -c "'$SLUICECTL' -c '$T/sluice.ini' metrics --shm $shm | grep -qx 'sluice_shaping_actions{rule=\"tss04\",action=\"suspend\"} 1'"
+before=$(conns 127.0.1.1)
+inject r4@one.test
+sleep 2
+check "no connection while the domain is suspended" test "$(conns 127.0.1.1)" -eq "$before"
+check "its mail waits in the master: no delivery-log line for it" \
+  bash -c "! grep -q 'r4@one.test' '$T/delivery.log'"
+check "delivery resumes by itself when the action ends" \
+  wait_for 12 peer_true mx "dest('127.0.1.1')['messages'] >= 1"
+check "the ended action is gone from the list" wait_for 3 bash -c "! '$SLUICECTL' -c '$T/sluice.ini' shaping | grep -q tss04"
+
+# again, and this time shaping cancel ends it at once
+peer_script mx "{\"127.0.1.1\": {\"reply\": {\"mail_from\": {\"text\": \"$tss04\", \"times\": 3}}},
+                 \"127.0.1.3\": {\"reply\": {\"mail_from\": {\"text\": \"421 4.7.0 slow down S3150\", \"times\": 1}}}}"
+for i in 5 6 7; do inject "r$i@one.test"; done
+check "the rule acts again on three more" \
+  wait_for 10 bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping | grep -q ' tss04 '"
+id=$(ctl shaping | awk '$5 == "tss04" {print $1; exit}')
+inject r8@one.test
+sleep 1
+check "still suspended" peer_true mx "dest('127.0.1.1')['messages'] == 1"
+check "shaping cancel ends it" bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping cancel $id | grep -q cancelled"
+check "and the mail goes at once" wait_for 4 peer_true mx "dest('127.0.1.1')['messages'] >= 2"
+
+# replies sluice made up itself
+inject a@two.test
+inject a@local.test
+check "a refused connection is deferred" wait_for 10 grep -q '"rcpt":\["a@two.test"\].*"outcome":"deferred"' "$T/delivery.log"
+check "the rule that only matches receivers' replies does not act on it" \
+  bash -c "! '$SLUICECTL' -c '$T/sluice.ini' shaping | grep -q ' anything '"
+check "the rule with match_local = yes does" \
+  wait_for 10 bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping | grep -qE ' domain local.test +suspend +local '"
+
+# a throttle action: 2 messages per 2 s for slow.test once its receiver said S3150
+inject s0@slow.test
+check "the S3150 reply sets a throttle" \
+  wait_for 10 bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping | grep -qE 'outbound_throttle_messages = 2/2 +s3150'"
+for i in $(seq 1 8); do inject "s$i@slow.test"; done
+check "the throttled domain's mail arrives" wait_for 30 peer_true mx "dest('127.0.1.3')['messages'] >= 8"
+peak=$(peer_stat mx "' '.join(str(e['time']) for e, b in messages() if e['dst'] == '127.0.1.3')" |
+  python3 -c '
+import sys
+ts = sorted(float(x) for x in sys.stdin.read().split()); best = j = 0
+for i, t in enumerate(ts):
+    while ts[i] - ts[j] >= 2: j += 1
+    best = max(best, i - j + 1)
+print(best)')
+check "at most 2 of them in any 2 s (peak $peak)" test "$peak" -le 2
+
+printf '[global]\nspool_dir = %s/x\n[shaping "x"]\nmatch = /(/\naction = pause\n' "$T" >"$T/bad.ini"
+out=$("$SLUICECTL" -c "$T/bad.ini" config check 2>&1)
+check "config check: a bad match regex at its line" grep -q "^$T/bad.ini:4: bad match regex" <<<"$out"
+check "config check: a bad action at its line" grep -q "^$T/bad.ini:5: bad value \"pause\" for action" <<<"$out"
+check "config check: a rule without duration at its header" grep -q "^$T/bad.ini:3: \[shaping \"x\"\] has no duration" <<<"$out"
