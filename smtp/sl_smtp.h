@@ -77,6 +77,8 @@ struct sl_smtp {
     /* what EHLO offered */
     bool esmtp, pipelining, size, starttls, enhanced, eightbit;
     uint64_t size_max; /* 0: no limit announced */
+    /* RFC 9422 LIMITS: most recipients per transaction, transactions per session; 0: none */
+    uint32_t rcptmax, mailmax;
     /* the last failure */
     enum sl_smtp_fail fail;
     enum sl_phase phase;

@@ -100,6 +100,39 @@ static bool is_keyword(const char *txt, size_t n, const char *kw, size_t kwlen)
     return n >= kwlen && strncasecmp(txt, kw, kwlen) == 0 && (n == kwlen || txt[kwlen] == ' ');
 }
 
+/* limit_value - one LIMITS parameter's value (1 to 2^31-1); 0 when unreadable: ignored */
+static uint32_t limit_value(const char *v, size_t n)
+{
+    uint64_t x = ehlo_size(v, n);
+
+    return x > 0 && x <= INT32_MAX && digits(v, n, 20) == n ? (uint32_t)x : 0;
+}
+
+/* ehlo_limits - "LIMITS MAILMAX=n RCPTMAX=n RCPTDOMAINMAX=n" (RFC 9422): the two a client
+ * obeys here; an unknown or malformed parameter is ignored, as the RFC asks */
+static void ehlo_limits(struct sl_smtp *s, const char *txt, size_t n)
+{
+    size_t i = 6; /* past "LIMITS" */
+
+    while (i < n) {
+        size_t start, len, eq;
+        while (i < n && txt[i] == ' ')
+            i++;
+        start = i;
+        while (i < n && txt[i] != ' ')
+            i++;
+        len = i - start;
+        for (eq = 0; eq < len && txt[start + eq] != '='; eq++)
+            ;
+        if (eq == len)
+            continue;
+        if (eq == 7 && strncasecmp(txt + start, "RCPTMAX", 7) == 0)
+            s->rcptmax = limit_value(txt + start + 8, len - 8);
+        else if (eq == 7 && strncasecmp(txt + start, "MAILMAX", 7) == 0)
+            s->mailmax = limit_value(txt + start + 8, len - 8);
+    }
+}
+
 /* ehlo_line - one extension line of an EHLO reply ("PIPELINING", "SIZE 10240000", ...) */
 static void ehlo_line(struct sl_smtp *s, const char *txt, size_t n)
 {
@@ -111,6 +144,8 @@ static void ehlo_line(struct sl_smtp *s, const char *txt, size_t n)
         s->enhanced = true;
     else if (is_keyword(txt, n, "8BITMIME", 8))
         s->eightbit = true;
+    else if (is_keyword(txt, n, "LIMITS", 6))
+        ehlo_limits(s, txt, n);
     else if (is_keyword(txt, n, "SIZE", 4)) {
         s->size = true;
         s->size_max = n > 5 ? ehlo_size(txt + 5, n - 5) : 0;

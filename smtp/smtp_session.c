@@ -126,6 +126,7 @@ static void forget_extensions(struct sl_smtp *s)
 {
     s->esmtp = s->pipelining = s->size = s->starttls = s->enhanced = s->eightbit = false;
     s->size_max = 0;
+    s->rcptmax = s->mailmax = 0;
 }
 
 /* hello - EHLO, and HELO under a fresh ehlo timer when EHLO gets a 5xx */

@@ -100,8 +100,13 @@ static enum sl_rcpt_result result_of(int code)
 static struct sl_attempt conn_attempt(const struct sl_wstate *w, const struct sl_dest *d,
                                       const char *phase)
 {
-    return (struct sl_attempt){
-        .d = d, .mx = w->conn.mx, .ip = w->conn.ip, .phase = phase, .tls = &w->conn.tls};
+    return (struct sl_attempt){.d = d,
+                               .mx = w->conn.mx,
+                               .ip = w->conn.ip,
+                               .phase = phase,
+                               .tls = &w->conn.tls,
+                               .rcptmax = w->conn.s.rcptmax,
+                               .mailmax = w->conn.s.mailmax};
 }
 
 /* One recipient's end of a transaction. */
@@ -177,7 +182,8 @@ static bool too_big(struct sl_wstate *w, const struct sl_dest *d, struct sl_part
 static bool conn_spent(const struct sl_conn *c, const struct sl_dest *d)
 {
     return (d->max_deliveries > 0 && c->deliveries >= (unsigned long)d->max_deliveries) ||
-           (d->max_rcpts_conn > 0 && c->rcpts >= (unsigned long)d->max_rcpts_conn);
+           (d->max_rcpts_conn > 0 && c->rcpts >= (unsigned long)d->max_rcpts_conn) ||
+           (c->s.mailmax > 0 && c->txns >= c->s.mailmax); /* the receiver's LIMITS MAILMAX */
 }
 
 /* A part's progress through the job. */
@@ -216,12 +222,18 @@ struct run {
 /* txn_room - transactions the connection may still carry in one run: each may be a delivery */
 static size_t txn_room(const struct sl_conn *c, const struct sl_dest *d)
 {
+    size_t room = RUN_TXNS;
+
+    if (c->s.mailmax > 0) /* RFC 9422 MAILMAX: transactions on this session */
+        room = c->txns < c->s.mailmax ? c->s.mailmax - c->txns : 0;
+    if (room > RUN_TXNS)
+        room = RUN_TXNS;
     if (d->max_deliveries <= 0)
-        return RUN_TXNS;
+        return room;
     unsigned long left = (unsigned long)d->max_deliveries > c->deliveries
                              ? (unsigned long)d->max_deliveries - c->deliveries
                              : 0;
-    return left < RUN_TXNS ? (size_t)left : RUN_TXNS;
+    return left < room ? (size_t)left : room;
 }
 
 /* batch_size - recipients for the next transaction, after the planned ones of this run */
@@ -229,6 +241,9 @@ static size_t batch_size(const struct sl_conn *c, const struct sl_dest *d, size_
                          size_t left)
 {
     size_t n = left < (size_t)d->max_rcpts_batch ? left : (size_t)d->max_rcpts_batch;
+
+    if (c->s.rcptmax > 0 && n > c->s.rcptmax) /* RFC 9422 RCPTMAX, whatever the config says */
+        n = c->s.rcptmax;
 
     if (d->max_rcpts_conn > 0) {
         unsigned long used = c->rcpts + planned;

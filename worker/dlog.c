@@ -103,6 +103,20 @@ static void put_refusal(struct out *o, const struct sl_dlog_line *l)
     put(o, n);
 }
 
+/* put_limits - the receiver's RFC 9422 LIMITS that shaped the session (null: not announced) */
+static void put_limits(struct out *o, const struct sl_dlog_line *l)
+{
+    char n[80], r[16] = "null", m[16] = "null";
+
+    if (l->rcptmax > 0)
+        snprintf(r, sizeof r, "%u", l->rcptmax);
+    if (l->mailmax > 0)
+        snprintf(m, sizeof m, "%u", l->mailmax);
+    put_key(o, "limits");
+    snprintf(n, sizeof n, "{\"rcptmax\":%s,\"mailmax\":%s}", r, m);
+    put(o, n);
+}
+
 /* put_bool - ,"key":true|false */
 static void put_bool(struct out *o, const char *key, bool v)
 {
@@ -207,6 +221,8 @@ void sl_dlog_write(int fd, const struct sl_dlog_line *l)
         put_refusal(&o, l);
     if (l->tls != NULL && l->tls->tried)
         put_tls(&o, l->tls);
+    if (l->rcptmax > 0 || l->mailmax > 0)
+        put_limits(&o, l);
     if (o.len > sizeof o.buf - 3) /* cut: close what must be closed */
         o.len = sizeof o.buf - 3;
     put(&o, "}\n");

@@ -143,7 +143,9 @@ void sl_outcome_log(struct sl_wstate *w, const struct sl_part *p, const size_t *
                              .phase = a->phase,
                              .scope = a->scope,
                              .why = a->why,
-                             .tls = a->tls};
+                             .tls = a->tls,
+                             .rcptmax = a->rcptmax,
+                             .mailmax = a->mailmax};
 
     for (size_t i = 0; i < n && l.nrcpt < sizeof rcpt / sizeof rcpt[0]; i++)
         rcpt[l.nrcpt++] = p->msg.rcpt[idx[i]].addr;

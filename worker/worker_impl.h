@@ -148,6 +148,7 @@ struct sl_attempt {
     const char *scope; /* a refusal's counter, or NULL */
     const struct sl_refusal *why;
     const struct sl_tls_log *tls; /* NULL when no session was tried */
+    uint32_t rcptmax, mailmax;    /* the session's LIMITS (RFC 9422); 0: none */
 };
 /* The indexes of p's recipients still pending, into idx (msg.nrcpt of room); their count. */
 size_t sl_part_pending(const struct sl_part *p, size_t *idx);
@@ -190,6 +191,7 @@ struct sl_dlog_line {
     const char *scope; /* a refusal: the counter */
     const struct sl_refusal *why;
     const struct sl_tls_log *tls; /* NULL, or tls->tried false: no "tls" object */
+    uint32_t rcptmax, mailmax;    /* the receiver's LIMITS (RFC 9422); 0: not announced */
 };
 int sl_dlog_open(const char *path);
 /* Open path anew (logrotate renamed the file), then close *fd and keep the new
