@@ -68,11 +68,12 @@ static uint64_t interval(struct sl_shm_slot *s)
     return sl_bucket_interval_us((uint32_t)(r >> 32), (uint32_t)(r & 0xffffffffu));
 }
 
-/* sl_bucket_take - one token at now_us, or the wait until the next */
-bool sl_bucket_take(struct sl_shm *shm, uint32_t slot, uint64_t now_us, uint64_t *wait_us)
+/* sl_bucket_take - one token at now_us, or the next one reserved when it comes soon enough */
+bool sl_bucket_take(struct sl_shm *shm, uint32_t slot, uint64_t now_us, uint64_t max_wait_us,
+                    uint64_t *wait_us)
 {
     struct sl_shm_slot *s = bucket_slot(shm, slot);
-    uint64_t tat, step;
+    uint64_t tat, step, at;
 
     if (wait_us != NULL)
         *wait_us = 0;
@@ -80,15 +81,18 @@ bool sl_bucket_take(struct sl_shm *shm, uint32_t slot, uint64_t now_us, uint64_t
         return true;
     tat = sl_load64(&s->tat_us);
     for (;;) {
-        if (tat > now_us) {
+        if (tat > now_us + max_wait_us) {
             if (wait_us != NULL)
                 *wait_us = tat - now_us;
             sl_stat_inc64(&s->refused);
             return false;
         }
-        if (sl_cas64(&s->tat_us, &tat, now_us + step))
+        at = tat > now_us ? tat : now_us; /* the token's time: the next one paced */
+        if (sl_cas64(&s->tat_us, &tat, at + step))
             break;
     }
+    if (wait_us != NULL)
+        *wait_us = at - now_us;
     sl_stat_inc64(&s->taken);
     return true;
 }

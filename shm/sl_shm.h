@@ -364,9 +364,12 @@ void sl_shm_wait_end(struct sl_shm *shm, uint32_t slot, uint64_t since_ms, uint6
 /* Publish a bucket's rate for config generation gen (an older generation never overwrites
  * a newer one). */
 void sl_bucket_set(struct sl_shm *shm, uint32_t slot, uint32_t n, uint32_t period_ms, uint32_t gen);
-/* Take one token at now_us: true; or false, nothing taken, with the microseconds until the
- * next token in *wait_us (may be NULL).  A bucket with no rate set gives every token. */
-bool sl_bucket_take(struct sl_shm *shm, uint32_t slot, uint64_t now_us, uint64_t *wait_us);
+/* Take one token at now_us, or reserve the next one when it comes within max_wait_us: true
+ * with *wait_us the microseconds until the token's time (0: now; the caller waits that long
+ * before it uses it); or false, nothing taken, with the wait until the next token in *wait_us
+ * (may be NULL).  A bucket with no rate set gives every token at once. */
+bool sl_bucket_take(struct sl_shm *shm, uint32_t slot, uint64_t now_us, uint64_t max_wait_us,
+                    uint64_t *wait_us);
 /* Microseconds until the bucket gives a token (0: now); works on a read-only mapping. */
 uint64_t sl_bucket_wait(const struct sl_shm *shm, uint32_t slot, uint64_t now_us);
 /* The pacing interval of a rate in microseconds ((period + 5%, at least 50 ms) / n). */

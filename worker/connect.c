@@ -180,7 +180,8 @@ static bool plan_tls(struct sl_wstate *w, const struct sl_dest *d, struct sl_tls
 static bool throttle_open(struct sl_wstate *w, const struct sl_dest *d, const char *mx,
                           struct sl_open_info *info, bool *host_only)
 {
-    if (sl_worker_throttle(w, SL_THROTTLE_CONNECTIONS, d->binding, d->domain, mx, info, host_only))
+    if (sl_worker_throttle(w, SL_THROTTLE_CONNECTIONS, true, d->binding, d->domain, mx, info,
+                           host_only))
         return true;
     sl_resv_release(w->ctx->shm, w->owner, &w->conn.r);
     return false;

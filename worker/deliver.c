@@ -362,8 +362,10 @@ static bool message_token(struct sl_wstate *w, const struct sl_dest *d, struct r
 {
     bool host_only;
 
-    if (sl_worker_throttle(w, SL_THROTTLE_MESSAGES, d->binding, d->domain, w->conn.mx, &r->why,
-                           &host_only))
+    /* the run's first transaction may wait for its token; the others go in the same write,
+     * so they only take a token that is due now */
+    if (sl_worker_throttle(w, SL_THROTTLE_MESSAGES, r->n == 0, d->binding, d->domain, w->conn.mx,
+                           &r->why, &host_only))
         return true;
     r->throttled = true;
     return false;
@@ -464,7 +466,10 @@ static void open_failed(struct sl_wstate *w, const struct sl_dest *d, struct sl_
         a.scope = info->scope;
         a.why = &info->why;
         if (!p->attempted) { /* not attempted: no state change, the master holds it back */
-            sl_outcome_log(w, p, idx, n, SL_RES_HELD, info->reply, &a);
+            /* a bucket's refusals are counted in the bucket, not logged: a paced domain
+             * would flood the log */
+            if (info->why.kind != SL_SCOPE_THROTTLE_CONN && info->why.kind != SL_SCOPE_THROTTLE_MSG)
+                sl_outcome_log(w, p, idx, n, SL_RES_HELD, info->reply, &a);
             return;
         }
     }

@@ -15,6 +15,7 @@
  * Trust boundary: names come from the master's job and DNS; the table bounds
  * and checks them.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,9 +28,23 @@
 #include "util/sl_msg.h"
 #include "worker_impl.h"
 
-/* take - one token of t's bucket of kind; false with the refusal noted in info */
+#define PACE_WAIT_US 1000000 /* a token due within this is waited for, not refused */
+
+/* pause_for - wait us microseconds for a reserved token; SIGTERM is blocked here, and the
+ * wait is short: a draining worker finishes it like any other step of its job */
+static void pause_for(uint64_t us)
+{
+    struct timespec t = {.tv_sec = (time_t)(us / 1000000u),
+                         .tv_nsec = (long)(us % 1000000u) * 1000};
+
+    while (us > 0 && nanosleep(&t, &t) < 0 && errno == EINTR)
+        continue;
+}
+
+/* take - one token of t's bucket of kind (waited for when due within PACE_WAIT_US and wait is
+ * set); false with the refusal noted in info */
 static bool take(struct sl_wstate *w, enum sl_scope_kind kind, const struct sl_throttle *t,
-                 struct sl_open_info *info)
+                 bool wait, struct sl_open_info *info)
 {
     struct sl_shm *shm = w->ctx->shm;
     uint64_t wait_us;
@@ -40,8 +55,10 @@ static bool take(struct sl_wstate *w, enum sl_scope_kind kind, const struct sl_t
         return true; /* a throttle the table cannot hold must not stop the mail for good */
     }
     sl_bucket_set(shm, slot, t->rate.n, t->rate.period_ms, w->ctx->gen);
-    if (sl_bucket_take(shm, slot, sl_clock_us(), &wait_us))
+    if (sl_bucket_take(shm, slot, sl_clock_us(), wait ? PACE_WAIT_US : 0, &wait_us)) {
+        pause_for(wait_us); /* the token reserved is due then: the pace is kept here */
         return true;
+    }
     info->why = (struct sl_refusal){.slot = slot, .kind = kind, .limit = (int32_t)t->rate.n};
     info->phase = "limits";
     snprintf(info->scope, sizeof info->scope, "%s %s", sl_scope_kind_name(kind), t->key);
@@ -81,7 +98,7 @@ static const struct sl_actions *actions(struct sl_wstate *w)
 
 /* action_tokens - a token of every rule throttle in force over binding x domain (x mx) */
 static bool action_tokens(struct sl_wstate *w, const char *binding, const char *domain,
-                          const char *mx, struct sl_open_info *info)
+                          const char *mx, bool wait, struct sl_open_info *info)
 {
     const struct sl_actions *l = actions(w);
     int64_t now = (int64_t)time(NULL);
@@ -93,7 +110,7 @@ static bool action_tokens(struct sl_wstate *w, const char *binding, const char *
             !sl_action_covers(a, binding, domain, mx) || !sl_rate_unpack(a->value, &t.rate))
             continue;
         snprintf(t.key, sizeof t.key, "action %" PRIu64, a->id);
-        if (!take(w, SL_SCOPE_THROTTLE_MSG, &t, info))
+        if (!take(w, SL_SCOPE_THROTTLE_MSG, &t, wait, info))
             return false;
     }
     return true;
@@ -101,9 +118,9 @@ static bool action_tokens(struct sl_wstate *w, const char *binding, const char *
 
 /* sl_worker_throttle - a token of kind for binding x domain and for binding x mx (mx may be
  * NULL); false with the refusal in info, *host_only telling that only mx's bucket refused */
-bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, const char *binding,
-                        const char *domain, const char *mx, struct sl_open_info *info,
-                        bool *host_only)
+bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, bool wait,
+                        const char *binding, const char *domain, const char *mx,
+                        struct sl_open_info *info, bool *host_only)
 {
     const struct sl_config *cfg = w->ctx->cfg;
     enum sl_scope_kind sk =
@@ -111,12 +128,12 @@ bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, const c
     struct sl_throttle t;
 
     *host_only = false;
-    if (sl_throttle_resolve(cfg, kind, binding, domain, NULL, &t) && !take(w, sk, &t, info))
+    if (sl_throttle_resolve(cfg, kind, binding, domain, NULL, &t) && !take(w, sk, &t, wait, info))
         return false;
     if (mx != NULL && mx[0] != '\0' && sl_throttle_resolve(cfg, kind, binding, NULL, mx, &t) &&
-        !take(w, sk, &t, info)) {
+        !take(w, sk, &t, wait, info)) {
         *host_only = true;
         return false;
     }
-    return kind != SL_THROTTLE_MESSAGES || action_tokens(w, binding, domain, mx, info);
+    return kind != SL_THROTTLE_MESSAGES || action_tokens(w, binding, domain, mx, wait, info);
 }

@@ -105,12 +105,13 @@ struct sl_open_info {
     char scope[300];       /* SL_OPEN_WAIT: the refusing counter, "kind key" */
     struct sl_tls_log tls; /* the last session tried */
 };
-/* worker/throttle.c: one token of the rate throttle of kind for
+/* worker/throttle.c: one token of the rate throttle of kind (with wait, one due within a
+ * second is reserved and waited for: the pace is kept in the worker) for
  * binding x domain and binding x mx (mx may be NULL); false with the refusal in info (phase
  * "limits", the bucket in why and scope), *host_only when only mx's bucket refused. */
-bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, const char *binding,
-                        const char *domain, const char *mx, struct sl_open_info *info,
-                        bool *host_only);
+bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, bool wait,
+                        const char *binding, const char *domain, const char *mx,
+                        struct sl_open_info *info, bool *host_only);
 /* Resolve, reserve and connect for d; on SL_OPEN_OK w->conn is open. */
 enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
                                  struct sl_open_info *info);

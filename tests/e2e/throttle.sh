@@ -85,6 +85,9 @@ check "40 messages at 10/2 take at least 6 s, at most 12 s ($span s)" \
   test "$span" -ge 6 -a "$span" -le 12
 check "both bindings of the group delivered" \
   peer_true mx "pair('127.0.0.2', '127.0.1.1')['messages'] > 0 and pair('127.0.0.3', '127.0.1.1')['messages'] > 0"
+check "the pacing writes no held lines to the delivery log" \
+  bash -c "! grep -q '\"outcome\":\"held\"' '$T/delivery.log'"
+check "every message has one delivered line" test "$(grep -c '"outcome":"delivered"' "$T/delivery.log")" -eq 40
 c=$(ctl counters --shm "$shm")
 check "counters shows the group's bucket with its rate" \
   grep -qE '^messages +binding_group "g" +10/2 ' <<<"$c"

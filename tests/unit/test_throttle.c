@@ -148,26 +148,31 @@ static void test_bucket(void **state)
     assert_int_equal(
         sl_shm_lookup(&shm, SL_SCOPE_THROTTLE_MSG, "binding_group \"g\"", NULL, 0, &slot),
         SL_SHM_OK);
-    assert_true(sl_bucket_take(&shm, slot, t, &wait)); /* no rate yet: never refuses */
+    assert_true(sl_bucket_take(&shm, slot, t, 0, &wait)); /* no rate yet: never refuses */
     sl_bucket_set(&shm, slot, 10, 2000, 1);
-    assert_true(sl_bucket_take(&shm, slot, t, &wait));
-    assert_false(sl_bucket_take(&shm, slot, t + 1, &wait)); /* the second waits one step */
+    assert_true(sl_bucket_take(&shm, slot, t, 0, &wait));
+    assert_false(sl_bucket_take(&shm, slot, t + 1, 0, &wait)); /* the second waits one step */
     assert_int_equal(wait, step - 1);
     assert_int_equal(sl_bucket_wait(&shm, slot, t + step / 2), step - step / 2);
-    assert_true(sl_bucket_take(&shm, slot, t + step, &wait));
+    assert_true(sl_bucket_take(&shm, slot, t + step, 0, &wait));
     /* over 10 s of asking every millisecond, the tokens never exceed 10 in any 2 s */
     uint64_t given[64];
     size_t n = 0;
     for (uint64_t now = t + step; now < t + step + 10000000u && n < 64; now += 1000)
-        if (sl_bucket_take(&shm, slot, now, NULL))
+        if (sl_bucket_take(&shm, slot, now, 0, NULL))
             given[n++] = now;
     for (size_t i = 0; i + 10 < n; i++)
         assert_true(given[i + 10] - given[i] >= 2000000u);
     assert_true(n >= 47); /* and the rate is used: 10 s at 10/2.1 s */
     /* a bucket idle for long gives one token, not a burst */
     uint64_t later = t + 100000000u;
-    assert_true(sl_bucket_take(&shm, slot, later, NULL));
-    assert_false(sl_bucket_take(&shm, slot, later, NULL));
+    assert_true(sl_bucket_take(&shm, slot, later, 0, NULL));
+    assert_false(sl_bucket_take(&shm, slot, later, 0, NULL));
+    /* the next token, due within the wait allowed, is reserved: its time comes back */
+    assert_true(sl_bucket_take(&shm, slot, later, step, &wait));
+    assert_int_equal(wait, step);
+    assert_false(sl_bucket_take(&shm, slot, later, step, &wait)); /* two steps away: refused */
+    assert_int_equal(wait, 2 * step);
     /* an older generation does not change the rate; a newer one does */
     sl_bucket_set(&shm, slot, 1, 1000, 0);
     assert_int_equal(sl_bucket_view(&shm, slot, later, &v), 0);
@@ -181,7 +186,7 @@ static void test_bucket(void **state)
     /* a connection counter is not a bucket */
     assert_int_equal(sl_shm_lookup(&shm, SL_SCOPE_DOMAIN, "x.test", NULL, 0, &other), SL_SHM_OK);
     assert_int_equal(sl_bucket_view(&shm, other, later, &v), -1);
-    assert_true(sl_bucket_take(&shm, other, later, NULL));
+    assert_true(sl_bucket_take(&shm, other, later, 0, NULL));
     sl_shm_detach(&shm);
     sl_shm_unlink(name);
 }
