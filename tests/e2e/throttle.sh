@@ -91,6 +91,11 @@ check "every message has one delivered line" test "$(grep -c '"outcome":"deliver
 c=$(ctl counters --shm "$shm")
 check "counters shows the group's bucket with its rate" \
   grep -qE '^messages +binding_group "g" +10/2 ' <<<"$c"
+check "counters --json lists the bucket under throttles" bash -c "
+  '$SLUICECTL' -c '$T/sluice.ini' counters --json --shm '$shm' | python3 -c '
+import json, sys
+t = [b for b in json.load(sys.stdin)[\"throttles\"] if b[\"bucket\"] == \"binding_group \\\"g\\\"\"]
+sys.exit(not (t and t[0][\"rate\"] == \"10/2\" and t[0][\"taken\"] >= 40))'"
 m=$(ctl metrics --shm "$shm")
 check "metrics shows the bucket's rate in tokens per second" \
   grep -qF 'sluice_throttle_rate{kind="messages",bucket="binding_group \"g\""} 5' <<<"$m"

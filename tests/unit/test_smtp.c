@@ -596,6 +596,39 @@ static void test_pipelined_transaction(void **state)
     assert_int_equal(rec->at_send[2], strlen("EHLO " HELO_NAME "\r\n") + strlen(group));
 }
 
+/* RFC 9422 LIMITS: RCPTMAX and MAILMAX are read (any case, any order; unknown parameters,
+ * bad values and a keyword that only starts with LIMITS are ignored). */
+static void test_ehlo_limits(void **state)
+{
+    static const struct {
+        const char *line;
+        uint32_t rcptmax, mailmax;
+    } cases[] = {
+        {"250 LIMITS RCPTMAX=2 MAILMAX=5\r\n", 2, 5},
+        {"250 limits mailmax=7 RCPTDOMAINMAX=3 rcptmax=100\r\n", 100, 7},
+        {"250 LIMITS RCPTMAX=0 MAILMAX=x FOO\r\n", 0, 0},
+        {"250 LIMITS RCPTMAX=99999999999 MAILMAX=3\r\n", 0, 3},
+        {"250 LIMITSX RCPTMAX=2\r\n", 0, 0},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char ehlo[256];
+        snprintf(ehlo, sizeof ehlo, "250-mx.test hello\r\n250-PIPELINING\r\n%s", cases[i].line);
+        const struct step script[] = {GREET, EHLO_EXPECT, SEND(ehlo), QUIT_OK, {0}};
+        struct server sv;
+        struct sl_smtp s;
+        struct sl_reply r;
+        struct sl_smtp_timeouts to = quick();
+
+        server_start(&sv, script, 0);
+        assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+        if (s.rcptmax != cases[i].rcptmax || s.mailmax != cases[i].mailmax)
+            fail_msg("%s: rcptmax %u mailmax %u", cases[i].line, s.rcptmax, s.mailmax);
+        sl_smtp_quit(&s);
+        server_wait(&sv);
+    }
+}
+
 /* No PIPELINING, EHLO refused with 502: HELO on the same connection, then one command at a
  * time; a refused MAIL sends no RCPT; a refused only recipient sends no DATA and the next
  * transaction starts with RSET; an explicit RSET; no SIZE= when SIZE is not offered. */
@@ -2133,6 +2166,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipelined_transaction),
+        cmocka_unit_test(test_ehlo_limits),
         cmocka_unit_test(test_stepwise_helo_fallback),
         cmocka_unit_test(test_pipelined_refusals),
         cmocka_unit_test(test_pipelined_rset),
