@@ -323,8 +323,9 @@ static bool suspend(const char *p, char *ans, size_t len)
     }
     save();
     scope_text(&a, scope, sizeof scope);
-    sl_msg_info("action %" PRIu64 ": %s suspended%s%s (by the operator%s%s)", a.id, scope,
-                a.until ? " for " : "", a.until ? secs : "", a.reason[0] ? ": " : "", a.reason);
+    sl_msg_info("action %" PRIu64 ": %s suspended%s%s%s (by the operator%s%s)", a.id, scope,
+                a.until ? " for " : "", a.until ? secs : "", a.until ? " s" : "",
+                a.reason[0] ? ": " : "", a.reason);
     snprintf(ans, len, "OK %" PRIu64 " %s suspended", a.id, scope);
     return true;
 }
