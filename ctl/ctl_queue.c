@@ -10,7 +10,8 @@
  *     part K DOMAIN: P pending, D done, A attempts, next TIME
  *       waiting for SCOPE KEY (IN USE/LIMIT) since TIME   (a full counter holds it back)
  *     (instead of "next TIME": "suspended until TIME (REASON)" for a suspended scope,
- *     "waiting for SCOPE KEY IN USE/LIMIT" for a full counter)
+ *     "waiting for SCOPE KEY IN USE/LIMIT" for a full counter; the reply is then
+ *     "last reply", of an earlier attempt)
  *       reply: LAST REPLY
  *       ADDRESS  pending|delivered|bounced
  * JSON (--json), keys kept stable for scripts:
@@ -235,8 +236,8 @@ static void print_text(struct waits *w, const struct sl_spool_msg *m,
             printf("    waiting for %s (%u/%d)%s%s\n", key, wv.c.in_use, wv.c.limit,
                    wv.c.wait_since ? " since " : "", wv.c.wait_since ? since : "");
         }
-        if (st[k].reply[0] != '\0')
-            printf("    reply: %s\n", st[k].reply);
+        if (st[k].reply[0] != '\0') /* held back now: the reply is of an earlier attempt */
+            printf("    %s: %s\n", suspended || wv.waiting ? "last reply" : "reply", st[k].reply);
         for (size_t i = 0; i < m->nrcpt; i++)
             if (m->rcpt[i].part == k)
                 printf("    %s  %s\n", m->rcpt[i].addr, status_word(st[k].status[i]));
