@@ -128,6 +128,9 @@ bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, bool wa
     struct sl_throttle t;
 
     *host_only = false;
+    if (cfg->setters != NULL && cfg->setters[sl_throttle_opt(kind)].n == 0 &&
+        (kind != SL_THROTTLE_MESSAGES || cfg->nrules == 0))
+        return true; /* the common case: no throttle anywhere, no lookup per message */
     if (sl_throttle_resolve(cfg, kind, binding, domain, NULL, &t) && !take(w, sk, &t, wait, info))
         return false;
     if (mx != NULL && mx[0] != '\0' && sl_throttle_resolve(cfg, kind, binding, NULL, mx, &t) &&
@@ -135,5 +138,6 @@ bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, bool wa
         *host_only = true;
         return false;
     }
-    return kind != SL_THROTTLE_MESSAGES || action_tokens(w, binding, domain, mx, wait, info);
+    return kind != SL_THROTTLE_MESSAGES || cfg->nrules == 0 ||
+           action_tokens(w, binding, domain, mx, wait, info); /* only rules make such actions */
 }
