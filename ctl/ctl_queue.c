@@ -225,6 +225,10 @@ static void print_text(struct waits *w, const struct sl_spool_msg *m,
         if (!suspended && wv.waiting) {
             wait_key(&wv.c, key, sizeof key);
             snprintf(held, sizeof held, "waiting for %s %u/%d", key, wv.c.in_use, wv.c.limit);
+        } else if (!suspended && w->attached && v.pending > 0 && st[k].next <= now &&
+                   sl_ctl_throttle_wait(w->cfg, &w->shm, m->binding, m->domain[k], held,
+                                        sizeof held)) {
+            /* held says which throttle's bucket the mail waits for */
         } else if (!suspended) {
             snprintf(held, sizeof held, "next %s", next);
         }

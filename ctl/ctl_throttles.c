@@ -214,3 +214,32 @@ void sl_ctl_throttles_metrics(FILE *f, const struct sl_shm *shm, const struct sl
     }
     actions_metrics(f, spool);
 }
+
+/* sl_ctl_throttle_wait - the bucket binding x domain waits for, as queue shows it */
+bool sl_ctl_throttle_wait(const struct sl_config *cfg, const struct sl_shm *shm,
+                          const char *binding, const char *domain, char *buf, size_t len)
+{
+    static const enum sl_throttle_kind kinds[] = {SL_THROTTLE_MESSAGES, SL_THROTTLE_CONNECTIONS};
+
+    if (cfg == NULL || sl_config_binding(cfg, binding) == NULL)
+        return false;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        enum sl_scope_kind sk =
+            kinds[i] == SL_THROTTLE_CONNECTIONS ? SL_SCOPE_THROTTLE_CONN : SL_SCOPE_THROTTLE_MSG;
+        struct sl_throttle t;
+        struct sl_counter_view v;
+        struct sl_bucket_view b;
+        uint32_t slot;
+        char rate[32];
+        if (!sl_throttle_resolve(cfg, kinds[i], binding, domain, NULL, &t) ||
+            sl_shm_find(shm, sk, t.key, NULL, &slot) != SL_SHM_OK ||
+            sl_shm_view(shm, slot, &v) < 0 || sl_bucket_view(shm, slot, sl_clock_us(), &b) < 0 ||
+            (v.waiting == 0 && b.wait_us == 0))
+            continue;
+        rate_text(&b, rate, sizeof rate);
+        snprintf(buf, len, "waiting for %s %s (%s, next token in %llu ms)", sl_scope_kind_name(sk),
+                 t.key, rate, (unsigned long long)(b.wait_us + 999) / 1000);
+        return true;
+    }
+    return false;
+}

@@ -55,6 +55,11 @@ void sl_ctl_throttles_table(const struct sl_shm *shm, const struct sl_counter_vi
 void sl_ctl_throttles_json(const struct sl_shm *shm, const struct sl_counter_view *v, size_t n);
 void sl_ctl_throttles_metrics(FILE *f, const struct sl_shm *shm, const struct sl_counter_view *v,
                               size_t n, const char *spool);
+/* Does binding x domain wait for a throttle's bucket (the daemon holds mail back for it now,
+ * or it has no token ready)?  Then "waiting for throttle_KIND BUCKET (RATE, next token in N
+ * ms)" in buf. */
+bool sl_ctl_throttle_wait(const struct sl_config *cfg, const struct sl_shm *shm,
+                          const char *binding, const char *domain, char *buf, size_t len);
 /* The daemon's workers with a live owner record (the master's own not counted). */
 unsigned sl_ctl_workers_alive(const struct sl_shm *shm);
 

@@ -62,6 +62,8 @@ done
 "$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon.log" &
 started $!
 t0=$(date +%s.%N)
+shows_throttle_wait() { ctl queue | grep -q 'waiting for throttle_messages binding_group "g" (10/2, next token in [0-9]* ms)$'; }
+check "while they drain, queue says the mail waits for the group's bucket" wait_for 10 shows_throttle_wait
 check "all 40 messages arrive" wait_for 40 peer_true mx "dest('127.0.1.1')['messages'] >= 40"
 t1=$(date +%s.%N)
 
