@@ -10,8 +10,9 @@
  *     part K DOMAIN: P pending, D done, A attempts, next TIME
  *       waiting for SCOPE KEY (IN USE/LIMIT) since TIME   (a full counter holds it back)
  *     (instead of "next TIME": "suspended until TIME (REASON)" for a suspended scope,
- *     "waiting for SCOPE KEY IN USE/LIMIT" for a full counter; the reply is then
- *     "last reply", of an earlier attempt)
+ *     "waiting for SCOPE KEY IN USE/LIMIT" for a full counter, "waiting for
+ *     throttle_KIND BUCKET (RATE, next token in N ms)" for an empty bucket; the reply
+ *     is then "last reply", of an earlier attempt)
  *       reply: LAST REPLY
  *       ADDRESS  pending|delivered|bounced
  * JSON (--json), keys kept stable for scripts:
