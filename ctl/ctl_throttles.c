@@ -196,6 +196,14 @@ static void actions_metrics(FILE *f, const char *spool)
         label(f, l.a[i].rule);
         fprintf(f, ",action=\"%s\"} %zu\n", sl_action_kind_name(l.a[i].kind), same);
     }
+    fprintf(f, "# HELP sluice_shaping_actions_taken_total Actions each [shaping] rule has taken "
+               "(kept in the spool across restarts).\n"
+               "# TYPE sluice_shaping_actions_taken_total counter\n");
+    for (size_t i = 0; i < l.ntaken; i++) {
+        fputs("sluice_shaping_actions_taken_total{rule=", f);
+        label(f, l.taken[i].rule);
+        fprintf(f, "} %llu\n", (unsigned long long)l.taken[i].n);
+    }
     sl_actions_free(&l);
 }
 

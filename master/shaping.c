@@ -115,6 +115,8 @@ bool sl_shaping_add(struct sl_action *a)
 
     if (sl_actions_add(&sh.list, a) < 0)
         return false;
+    if (a->rule[0] != '\0')
+        sl_actions_count(&sh.list, a->rule);
     if (a->kind == SL_ACTION_THROTTLE_MESSAGES && sl_rate_unpack(a->value, &r) &&
         action_bucket(a, true, &slot))
         sl_bucket_set(sh.shm, slot, r.n, r.period_ms, 1);

@@ -2,7 +2,7 @@
  * actions.c - the file of shaping actions in force (sl_actions.h).
  *
  * Format, one action per line, tab-separated, after a "sluice-actions 1"
- * line and a "next ID" line:
+ * line, a "next ID" line and a "taken RULE N" line per rule that took actions:
  *   ID KIND VALUE BINDING DOMAIN HOST SINCE UNTIL RULE REASON
  * where an empty name is written "-" and REASON runs to the end of the line.
  * Concurrency: the master alone writes it while it runs (sluicectl writes it
@@ -115,6 +115,39 @@ static bool parse_line(char *line, struct sl_action *a)
     return true;
 }
 
+/* sl_actions_count - one more action of rule */
+void sl_actions_count(struct sl_actions *l, const char *rule)
+{
+    for (size_t i = 0; i < l->ntaken; i++)
+        if (strcmp(l->taken[i].rule, rule) == 0) {
+            l->taken[i].n++;
+            return;
+        }
+    if (l->ntaken >= SL_ACTIONS_MAX)
+        return;
+    l->taken = sl_realloc(l->taken, (l->ntaken + 1) * sizeof *l->taken);
+    strlcpy(l->taken[l->ntaken].rule, rule, sizeof l->taken[l->ntaken].rule);
+    l->taken[l->ntaken++].n = 1;
+}
+
+/* taken_line - "RULE N" of a "taken" line into l; false when malformed */
+static bool taken_line(struct sl_actions *l, char *s)
+{
+    char *sp = strrchr(s, ' ');
+    int64_t n;
+
+    if (sp == NULL || sp == s || !number(sp + 1, &n) || n < 0)
+        return false;
+    *sp = '\0';
+    if (strlen(s) >= sizeof l->taken->rule || strchr(s, '\t') != NULL)
+        return false;
+    sl_actions_count(l, s);
+    for (size_t i = 0; i < l->ntaken; i++)
+        if (strcmp(l->taken[i].rule, s) == 0)
+            l->taken[i].n = (uint64_t)n;
+    return true;
+}
+
 /* read_file - the whole file into a new string; NULL with errno (ENOENT: none) */
 static char *read_file(const char *path, size_t *len)
 {
@@ -162,6 +195,8 @@ int sl_actions_load(const char *spool_dir, struct sl_actions *out, char *err, si
         lineno++;
         if (lineno == 1 && strcmp(line, HEADER) == 0)
             continue;
+        if (strncmp(line, "taken ", 6) == 0 && taken_line(out, line + 6))
+            continue;
         if (strncmp(line, "next ", 5) == 0 && number(line + 5, &next) && next > 0) {
             out->next_id = (uint64_t)next > out->next_id ? (uint64_t)next : out->next_id;
             continue;
@@ -203,6 +238,11 @@ int sl_actions_save(const char *spool_dir, const struct sl_actions *l, char *err
     snprintf(tmp, sizeof tmp, "next %" PRIu64, l->next_id);
     put(&buf, &len, &cap, HEADER, '\n');
     put(&buf, &len, &cap, tmp, '\n');
+    for (size_t i = 0; i < l->ntaken; i++) {
+        char line[200];
+        snprintf(line, sizeof line, "taken %s %" PRIu64, l->taken[i].rule, l->taken[i].n);
+        put(&buf, &len, &cap, line, '\n');
+    }
     for (size_t i = 0; i < l->n; i++) {
         const struct sl_action *a = &l->a[i];
         char reason[SL_ACTION_TEXT + 1];
@@ -272,6 +312,7 @@ size_t sl_actions_expire(struct sl_actions *l, int64_t now)
 void sl_actions_free(struct sl_actions *l)
 {
     free(l->a);
+    free(l->taken);
     *l = (struct sl_actions){.next_id = l->next_id};
 }
 

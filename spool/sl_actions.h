@@ -45,6 +45,11 @@ struct sl_actions {
     struct sl_action *a;
     size_t n;
     uint64_t next_id; /* ids are never reused */
+    struct sl_actions_taken {
+        char rule[128];
+        uint64_t n;
+    } * taken; /* actions each rule has taken since the spool was made (for metrics) */
+    size_t ntaken;
 };
 
 /* The kind's word in the file and on screen ("suspend", ...), and back (-1: none). */
@@ -57,6 +62,8 @@ int sl_actions_load(const char *spool_dir, struct sl_actions *out, char *err, si
 int sl_actions_save(const char *spool_dir, const struct sl_actions *l, char *err, size_t errlen);
 /* Append a (its id assigned from l->next_id); -1 when the list is full. */
 int sl_actions_add(struct sl_actions *l, struct sl_action *a);
+/* One more action taken by rule (for metrics); kept with the list. */
+void sl_actions_count(struct sl_actions *l, const char *rule);
 /* Remove entry i (order kept). */
 void sl_actions_remove(struct sl_actions *l, size_t i);
 /* Drop the actions whose until has passed at now; how many were dropped. */

@@ -102,6 +102,8 @@ peer_script mx "{\"127.0.1.1\": {\"reply\": {\"mail_from\": {\"text\": \"$tss04\
 for i in 5 6 7; do inject "r$i@one.test"; done
 check "the rule acts again on three more" \
   wait_for 10 bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping | grep -q ' tss04 '"
+check "metrics counts the actions each rule took, ended ones too" \
+  bash -c "'$SLUICECTL' -c '$T/sluice.ini' metrics --shm $shm | grep -qx 'sluice_shaping_actions_taken_total{rule=\"tss04\"} 2'"
 id=$(ctl shaping | awk '$5 == "tss04" {print $1; exit}')
 inject r8@one.test
 sleep 1

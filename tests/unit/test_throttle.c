@@ -214,6 +214,9 @@ static void test_actions_file(void **state)
     strcpy(a.rule, "yahoo-tss04");
     strcpy(a.reason, "421 4.7.0 [TSS04] Messages temporarily deferred");
     assert_int_equal(sl_actions_add(&l, &a), 0);
+    sl_actions_count(&l, "yahoo-tss04");
+    sl_actions_count(&l, "yahoo-tss04");
+    sl_actions_count(&l, "gmail");
     assert_int_equal(sl_actions_save(dir, &l, err, sizeof err), 0);
     snprintf(path, sizeof path, "%s/actions", dir);
     assert_non_null(f = fopen(path, "a"));
@@ -229,6 +232,10 @@ static void test_actions_file(void **state)
     assert_int_equal(back.a[1].value, l.a[1].value);
     assert_string_equal(back.a[1].rule, "yahoo-tss04");
     assert_int_equal(back.next_id, 3);
+    assert_int_equal(back.ntaken, 2);
+    assert_string_equal(back.taken[0].rule, "yahoo-tss04");
+    assert_int_equal(back.taken[0].n, 2);
+    assert_int_equal(back.taken[1].n, 1);
     assert_true(sl_action_covers(&back.a[0], "b9", "ONE.test", NULL));
     assert_false(sl_action_covers(&back.a[0], "b9", "two.test", NULL));
     assert_false(sl_action_covers(&back.a[1], "b2", "one.test", NULL));
