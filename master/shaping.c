@@ -32,9 +32,9 @@
 #include "util/sl_clock.h"
 #include "util/sl_msg.h"
 
-#define PROMISES 64
+#define PROMISES 64 /* buckets whose next token the gate promised to a job */
 
-static void save(void); /* buckets whose next token the gate promised to a job */
+static void save(void);
 
 static struct {
     char *spool;
