@@ -3,7 +3,8 @@
 #   outbound_throttle_messages = 10/2 in a binding group is one bucket for both of its
 #   bindings and every worker: the sink never sees more than 10 messages in 2 s, and the
 #   mail still all arrives; the bucket shows in counters, metrics and config eval --explain;
-#   outbound_throttle_connections in a [host] section paces new connections to that host.
+#   outbound_throttle_connections in a [host] section paces new connections to that host;
+#   a reload with a new rate applies it to the same bucket.
 # Windows are counted at the receiver from its own timestamps.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
@@ -60,7 +61,8 @@ for i in $(seq 1 10); do
   inject --binding b2 -f s@sender.test "d$i@two.test"
 done
 "$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon.log" &
-started $!
+daemon=$!
+started "$daemon"
 t0=$(date +%s.%N)
 shows_throttle_wait() { ctl queue | grep -q 'waiting for throttle_messages binding_group "g" (10/2, next token in [0-9]* ms)$'; }
 check "while they drain, queue says the mail waits for the group's bucket" wait_for 10 shows_throttle_wait
@@ -112,3 +114,12 @@ check "one connection per message there" peer_true mx "dest('127.0.1.2')['connec
 conns() { peer_stat mx "' '.join(str(ev[1]) for s in d['timeline'].values() if s['dst'] == '127.0.1.2' for ev in s['events'] if ev[0] == 'accept')"; }
 peak=$(conns | max_in_window 2)
 check "never more than 3 new connections to the host in 2 s (peak $peak)" test "$peak" -le 3
+
+# a reload with a new rate: the same bucket (same stanza) takes the new rate at once
+sed -i 's|^outbound_throttle_messages = 10/2$|outbound_throttle_messages = 20/2|' "$T/sluice.ini"
+kill -HUP "$daemon"
+check "the reload is accepted" wait_for 10 grep -q 'reloaded .*config generation [0-9]' "$T/daemon.log"
+inject --binding b1 -f s@sender.test late@one.test
+check "mail after the reload arrives" wait_for 10 peer_true mx "dest('127.0.1.1')['messages'] >= 41"
+check "the group's bucket paces at the new rate" \
+  bash -c "'$SLUICECTL' -c '$T/sluice.ini' counters --shm '$shm' | grep -qE '^messages +binding_group \"g\" +20/2 '"
