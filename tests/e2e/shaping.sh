@@ -7,6 +7,7 @@
 #   a reply sluice made up itself (connection refused) never matches a rule, unless the rule
 #   says match_local = yes;
 #   a rule's outbound_throttle_messages action paces the domain's mail;
+#   a rule's action is kept across a restart;
 #   config check reports a bad rule with FILE:LINE.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
@@ -73,7 +74,8 @@ conns() { peer_stat mx "dest('$1')['connections']"; }
 
 check "the rules validate" bash -c "'$SLUICECTL' -c '$T/sluice.ini' config check >/dev/null"
 "$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon.log" &
-started $!
+daemon=$!
+started "$daemon"
 wait_for 10 test -S "$T/spool/control.sock"
 
 for i in 1 2 3; do inject "r$i@one.test"; done
@@ -135,6 +137,21 @@ for i, t in enumerate(ts):
     best = max(best, i - j + 1)
 print(best)')
 check "at most 2 of them in any 2 s (peak $peak)" test "$peak" -le 2
+
+# a rule's action is kept across a restart
+kill -TERM "$daemon"
+wait "$daemon"
+"$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon2.log" &
+daemon=$!
+started "$daemon"
+check "the restarted daemon restores the rules' actions" \
+  wait_for 10 grep -q 'shaping action(s) in force' "$T/daemon2.log"
+inject b@local.test
+sleep 2
+check "and the suspension a rule took still holds: no attempt for its domain" \
+  bash -c "! grep -q 'b@local.test' '$T/delivery.log'"
+check "shaping still lists it" \
+  bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping | grep -qE ' domain local.test +suspend +local '"
 
 printf '[global]\nspool_dir = %s/x\n[shaping "x"]\nmatch = /(/\naction = pause\n' "$T" >"$T/bad.ini"
 out=$("$SLUICECTL" -c "$T/bad.ini" config check 2>&1)
