@@ -47,6 +47,8 @@ struct sl_qpart {
     int64_t due;                  /* next attempt (UNIX seconds) while TIMER */
     uint64_t job;                 /* the job holding it while INFLIGHT */
     size_t heap;                  /* index in the heap while TIMER */
+    uint32_t attempts;            /* attempts the workers reported: a floor for the spool's
+                                     count, which a full disk may have kept from being saved */
     uint16_t k;                   /* part number within the message */
     uint8_t state;                /* enum sl_part_state */
 };

@@ -20,16 +20,18 @@
  * Messages on the socketpair: one datagram each, first byte the type.
  *
  * Delivery jobs (the scheduler's; probes are in sl_control.h):
- *   master -> worker  "J<job> D <binding> <domain> <id>.<k> [<id>.<k>...]"
+ *   master -> worker  "J<job> D <binding> <domain> <id>.<k>[:<n>] [...]"
  *        deliver parts k of messages id (at most SL_JOB_PARTS of them), all
  *        for one binding x destination domain, over one connection when the
- *        limits allow.
+ *        limits allow.  :<n> is the part's attempts as last reported, a floor
+ *        for the spool's count (a state the disk had no room for is older).
  *   worker -> master  "D<job> <id>.<k>=<outcome> [...]"  once every part of
  *        the job is settled (state already durable in the spool).  outcome:
  *          d         final: every recipient of the part delivered or bounced
  *                    (a message of one part is already removed from the spool;
  *                    for several parts the master removes it after the last)
- *          f<time>   deferred: next attempt not before UNIX time <time>
+ *          f<time>:<n>  deferred: next attempt not before UNIX time <time>,
+ *                    after n attempts in all
  *          w         not attempted: a counter was full (the master holds the
  *                    destination back until a connection closes)
  *          y         not attempted: the connection was spent and other mail waits

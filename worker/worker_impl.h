@@ -62,15 +62,16 @@ struct sl_wstate {
 struct sl_part {
     char id[SL_SPOOL_ID_LEN + 1];
     unsigned k;
-    bool loaded;    /* msg and st are valid */
-    bool attempted; /* a recipient got an outcome in this attempt */
+    uint32_t attempts_floor; /* the master's count of attempts, when the spool's may be older */
+    bool loaded;             /* msg and st are valid */
+    bool attempted;          /* a recipient got an outcome in this attempt */
     struct sl_spool_msg msg;
     struct sl_spool_state st;
     size_t *bounced;     /* recipients bounced in this attempt (for the DSN) */
     char **bounce_reply; /* their replies */
     size_t nbounced;
     char mx[256];     /* the host that answered, for the DSN */
-    char outcome[32]; /* d, f<time>, w or x: what the master is told */
+    char outcome[40]; /* d, f<time>:<attempts>, w, y, r or x: what the master is told */
 };
 
 /* worker/reserve.c: take every counter for a connection to mx; the reserve

@@ -2,6 +2,8 @@
 # diskfull.sh - the spool on a small tmpfs made by the test, filled up: inject refuses cleanly
 # (one line, a non-zero exit, nothing half-written left in the spool), delivery goes on for
 # what was accepted, nothing accepted is lost, and injecting works again once space returns.
+# A message the receiver keeps deferring still ends after max_retries attempts although no
+# attempt's state can be saved (the master carries the count).
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 
@@ -14,7 +16,7 @@ fi
 unmount() { umount "$T/spool" 2>/dev/null; cleanup; }
 trap unmount EXIT
 
-peer_start sink '{}' 127.0.1.80
+peer_start sink '{"rcpt": [{"match": "@defer\\.test$", "reply": "451 4.3.0 try later"}]}' 127.0.1.80
 cat >"$T/sluice.ini" <<INI
 [global]
 workers = 2
@@ -29,6 +31,10 @@ bind_address = 127.0.0.2
 
 [domain "full.test"]
 route = 127.0.1.80:$(peer_port sink)
+
+[domain "defer.test"]
+route = 127.0.1.80:$(peer_port sink)
+max_retries = 2
 INI
 body=$(seq 300 | sed 's/$/ a line of about sixty bytes to fill the small spool up quickly/')
 inject() { # inject N: one 20 KB message to uN@full.test; its id, or the error on stderr
@@ -68,6 +74,27 @@ check "with space back, inject accepts again ($id)" test -n "$id"
 check "and the new message is delivered at once" \
   wait_for 30 peer_true sink "dest('127.0.1.80')['messages'] == ${#accepted[@]} + 2"
 check "nothing is left queued" test "$(find "$T/spool/queue" -type f | wc -l)" -eq 0
+kill -TERM "$daemon"
+wait "$daemon"
+check "the daemon stops cleanly" test $? -eq 0
+
+# a null sender: its expiry writes no bounce, which a full disk would refuse
+"$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 -f '' late@defer.test \
+  <<<"Subject: deferred" >/dev/null
+head -c 4194304 /dev/zero >"$T/spool/filler" 2>/dev/null # not a byte left for a state file
+: >"$T/notify.log"
+"$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon2.log" &
+daemon=$!
+started "$daemon"
+deferred_logged() { grep -c '"rcpt":\["late@defer.test"\].*"outcome":"deferred"' "$T/delivery.log"; }
+check "a deferral with no room for its state still ends: expired after max_retries" \
+  wait_for 30 grep -q '"rcpt":\["late@defer.test"\].*"outcome":"bounced".*"phase":"expiry"' \
+  "$T/delivery.log"
+check "after exactly 3 attempts (max_retries = 2), though none could be saved" \
+  test "$(deferred_logged)" -eq 3
+check "the saves did fail for want of space" grep -qi 'no space' "$T/daemon2.log"
+check "and the expired message left the queue" \
+  test "$(find "$T/spool/queue" -type f | wc -l)" -eq 0
 kill -TERM "$daemon"
 wait "$daemon"
 check "the daemon stops cleanly" test $? -eq 0
