@@ -237,7 +237,8 @@ static bool save(struct sl_wstate *w, struct sl_part *p)
 
     if (sl_spool_state_save(w->ctx->spool, p->id, p->k, &p->st, err, sizeof err) == 0)
         return true;
-    sl_msg_warn("queue %s part %u: %s", p->id, p->k, err);
+    sl_msg_warn("queue %s part %u: %s; kept to be saved again", p->id, p->k, err);
+    sl_unsaved_keep(p);
     return false;
 }
 

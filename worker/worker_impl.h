@@ -190,6 +190,11 @@ void sl_dlog_write(int fd, const struct sl_dlog_line *l);
 
 /* worker/dsn.c: queue an RFC 3464 report to the sender of p's message for the
  * recipients bounced in this attempt; the new id goes to id; -1 (logged) on error. */
+/* worker/unsaved.c: states a full disk kept from being saved, saved again later */
+void sl_unsaved_keep(const struct sl_part *p);
+bool sl_unsaved_pending(void);
+void sl_unsaved_retry(struct sl_wstate *w);
+
 int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id);
 
 #endif
