@@ -42,9 +42,23 @@ static const struct {
     {"inject", sl_ctl_inject,
      "inject [--binding B | --binding-group G] -f SENDER RCPT... < MESSAGE",
      "Queue the message on standard input durably and print its queue id."},
-    {"queue", sl_ctl_queue, "queue [--json]",
+    {"queue", sl_ctl_queue, "queue [--json] [--summary | ID... | --domain D | --binding B]",
      "What is queued, per destination domain: pending, attempts, next attempt, last reply,\n"
-     "the counter the mail waits for; and the damaged entries set aside."},
+     "the counter the mail waits for, holds; and the damaged entries set aside.  --summary:\n"
+     "queued messages by destination domain and age (like qshape), with totals; ID...,\n"
+     "--domain and --binding show only those messages."},
+    {"delete", sl_ctl_queue_op, "delete ID... | --domain D | --binding B",
+     "Remove queued mail without a report to the sender.  A message being delivered right\n"
+     "now is deleted when that attempt ends (what it delivered stays delivered)."},
+    {"bounce", sl_ctl_queue_op, "bounce ID... | --domain D | --binding B [--reason TEXT]",
+     "Fail queued mail: an RFC 3464 report with TEXT goes to the sender; needs the daemon.\n"
+     "A message being delivered right now is bounced when that attempt ends."},
+    {"hold", sl_ctl_queue_op, "hold ID... | --domain D | --binding B",
+     "Hold queued mail: never attempted until released; kept across restarts."},
+    {"release", sl_ctl_queue_op, "release ID... | --domain D | --binding B",
+     "Release held mail: it waits for its next attempt time again."},
+    {"flush", sl_ctl_queue_op, "flush [ID... | --domain D | --binding B]",
+     "Retry deferred mail now (all of it without an argument); held mail stays held."},
     {"resolve", sl_ctl_resolve, "resolve [--binding B] [--timeout SECONDS] DOMAIN",
      "The MX hosts and addresses a worker would try for DOMAIN."},
     {"tls", sl_ctl_tls, "tls [--binding B] [--json] DOMAIN",

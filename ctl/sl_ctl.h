@@ -8,6 +8,7 @@
 #ifndef SL_CTL_H
 #define SL_CTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config/sl_config.h"
@@ -20,6 +21,15 @@ int sl_ctl_inject(const char *cfgpath, int argc, char **argv);   /* inject -f SE
 int sl_ctl_queue(const char *cfgpath, int argc, char **argv);    /* queue [--json] */
 int sl_ctl_resolve(const char *cfgpath, int argc, char **argv);  /* resolve [--binding B] DOMAIN */
 int sl_ctl_tls(const char *cfgpath, int argc, char **argv);      /* tls [--binding B] DOMAIN */
+
+/* The operator's queue commands (ctl_queue_ops.c): delete, bounce, hold, release, flush. */
+int sl_ctl_queue_op(const char *cfgpath, int argc, char **argv);
+/* queue --summary (ctl_queue_summary.c): queued parts by domain and age. */
+int sl_ctl_queue_summary(const char *spool, bool json);
+
+/* One request to the daemon's control socket (ctl_request.c); the answer into ans. */
+enum { SL_CTL_REQ_OK = 0, SL_CTL_REQ_NO_DAEMON = 1, SL_CTL_REQ_FAILED = -1 };
+int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len);
 
 /* s as a JSON string literal on stdout (bytes outside printable ASCII escaped). */
 void sl_ctl_json_string(const char *s);

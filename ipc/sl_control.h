@@ -9,6 +9,9 @@
  *        idle worker, every counter a connection from binding to domain (via
  *        mx) takes, hold them for the given time, then release.
  *   "N <id>"   queue/<id> is new (sl_spool_notify); no answer.
+ *   "O <verb> [<id>|<id>.<k> ...] [-- <reason>]"   the operator's queue
+ *        commands (delete, bounce, hold, release, flush), run by the master
+ *        itself; answer "OK <token>=<a|p|n|f> ..." (master/sl_queue_ops.h).
  * Answers start with a word: OK, REFUSED, BUSY or ERROR, then one line of text.
  * Between master and worker (SOCK_SEQPACKET, sl_worker.h): "J<id> <request>"
  * hands a job over; "R<id> <answer>" is the worker's answer for the client;
