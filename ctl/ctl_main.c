@@ -59,6 +59,10 @@ static const struct {
      "Release held mail: it waits for its next attempt time again."},
     {"flush", sl_ctl_queue_op, "flush [ID... | --domain D | --binding B]",
      "Retry deferred mail now (all of it without an argument); held mail stays held."},
+    {"domain", sl_ctl_domain, "domain [--binding B] [--json] [--timeout SECONDS] DOMAIN",
+     "The domain as the daemon sees it: MX count and TTL, each MX with preference, TTL and\n"
+     "addresses; per address the last reply and the last hour's deliveries and failures\n"
+     "(delivery log); per binding the counters a connection takes, in use and limits."},
     {"resolve", sl_ctl_resolve, "resolve [--binding B] [--timeout SECONDS] DOMAIN",
      "The MX hosts and addresses a worker would try for DOMAIN."},
     {"tls", sl_ctl_tls, "tls [--binding B] [--json] DOMAIN",

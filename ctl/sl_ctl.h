@@ -27,6 +27,15 @@ int sl_ctl_queue_op(const char *cfgpath, int argc, char **argv);
 /* queue --summary (ctl_queue_summary.c): queued parts by domain and age. */
 int sl_ctl_queue_summary(const char *spool, bool json);
 
+/* sluicectl domain D (ctl_domain.c): the domain's MX hosts with TTLs and live state. */
+int sl_ctl_domain(const char *cfgpath, int argc, char **argv);
+/* The DNS query a worker of binding makes for domain (ctl_resolve.c); the domain as the
+ * daemon keys it (lower case, no final dot). */
+struct sl_dns_query;
+void sl_ctl_dns_query(const struct sl_config *cfg, const char *binding, const char *domain,
+                      struct sl_dns_query *q);
+void sl_ctl_domain_name(const char *in, char *out, size_t len);
+
 /* One request to the daemon's control socket (ctl_request.c); the answer into ans. */
 enum { SL_CTL_REQ_OK = 0, SL_CTL_REQ_NO_DAEMON = 1, SL_CTL_REQ_FAILED = -1 };
 int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len);

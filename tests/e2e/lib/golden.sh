@@ -22,7 +22,7 @@ golden_init() {
 golden_name() { _golden_sed+=(-e "s|$1|$2|g"); }
 
 _golden_norm() {
-  sed "${_golden_sed[@]}" -e 's/[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T[0-9:]\{8\}Z/TIME/g'
+  sed "${_golden_sed[@]}" -e 's/[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T[0-9:]\{8\}\(\.[0-9]*\)\{0,1\}Z/TIME/g'
 }
 
 # _golden_block N: the N-th block of the golden file (blocks end with "[exit N]")
