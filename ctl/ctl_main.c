@@ -23,10 +23,15 @@ static const struct {
     const char *help; /* what it does, for --help */
 } subcommands[] = {
     {"config", sl_ctl_config,
-     "config check | config eval [--explain] [--binding B] [--binding-group G] [--domain D] "
-     "[--host H] OPTION",
-     "check: validate the file, every error as FILE:LINE: message (exit 1 on any).\n"
-     "eval: the value OPTION takes in a scope; --explain adds the section that set it."},
+     "config check [--strict] | config show [-n] | config eval [--explain [--chain]] "
+     "[--binding B] [--binding-group G] [--domain D] [--host H] OPTION",
+     "check: validate the file, every error as FILE:LINE: message (exit 1 on any), with\n"
+     "hints, and warnings (FILE:LINE: warning: ...) for likely mistakes: an unanchored regex\n"
+     "domain, a bind_address not on this host or shared by two bindings, a [domain] value\n"
+     "shadowed for some bindings; --strict: exit 1 on a warning too.\n"
+     "show: the effective configuration; -n: only what differs from the defaults.\n"
+     "eval: the value OPTION takes in a scope; --explain adds the section that set it,\n"
+     "--chain every section of the chain that sets it, the shadowed ones too."},
     {"counters", sl_ctl_counters,
      "counters [--json] [--watch SECONDS [--count N]] [--shm NAME] "
      "[--sort in_use|refused|waits|peak] [--scope KIND] [--nonzero] [--match PATTERN]",

@@ -27,6 +27,11 @@ int sl_ctl_queue_op(const char *cfgpath, int argc, char **argv);
 /* queue --summary (ctl_queue_summary.c): queued parts by domain and age. */
 int sl_ctl_queue_summary(const char *spool, bool json);
 
+/* config show [-n], and the chain of config eval --explain --chain (ctl_config_show.c). */
+int sl_ctl_config_show(const char *cfgpath, int argc, char **argv);
+void sl_ctl_config_chain(const struct sl_config *cfg, enum sl_opt opt,
+                         const struct sl_scope_ref *ref);
+
 /* sluicectl domain D (ctl_domain.c): the domain's MX hosts with TTLs and live state. */
 int sl_ctl_domain(const char *cfgpath, int argc, char **argv);
 /* The DNS query a worker of binding makes for domain (ctl_resolve.c); the domain as the
