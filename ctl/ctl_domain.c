@@ -414,7 +414,7 @@ int sl_ctl_domain(const char *cfgpath, int argc, char **argv)
         } else if (argv[i][0] != '-' && arg == NULL)
             arg = argv[i];
         else {
-            fprintf(stderr, "sluicectl: domain: unexpected argument %s\n", argv[i]);
+            sl_ctl_unexpected("domain", argv[i]);
             return usage();
         }
     }

@@ -68,6 +68,12 @@ static const struct {
      "The domain as the daemon sees it: MX count and TTL, each MX with preference, TTL and\n"
      "addresses; per address the last reply and the last hour's deliveries and failures\n"
      "(delivery log); per binding the counters a connection takes, in use and limits."},
+    {"status", sl_ctl_status, "status",
+     "Whether sluiced runs (its pid file in spool_dir): pid, workers, config generation,\n"
+     "connections open, messages queued.  Exit 0 running, 3 not running."},
+    {"reload", sl_ctl_reload, "reload",
+     "Validate the file, then have the daemon re-read it (SIGHUP) and wait until it took it\n"
+     "(exit 0) or refused it (exit 1: its log says why)."},
     {"resolve", sl_ctl_resolve, "resolve [--binding B] [--timeout SECONDS] DOMAIN",
      "The MX hosts and addresses a worker would try for DOMAIN."},
     {"tls", sl_ctl_tls, "tls [--binding B] [--json] DOMAIN",

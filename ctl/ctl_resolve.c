@@ -151,8 +151,10 @@ int sl_ctl_resolve(const char *cfgpath, int argc, char **argv)
             }
         } else if (argv[i][0] != '-' && arg == NULL)
             arg = argv[i];
-        else
+        else {
+            sl_ctl_unexpected("resolve", argv[i]);
             return usage();
+        }
     }
     if (arg == NULL || *arg == '\0')
         return usage();

@@ -32,6 +32,10 @@ int sl_ctl_config_show(const char *cfgpath, int argc, char **argv);
 void sl_ctl_config_chain(const struct sl_config *cfg, enum sl_opt opt,
                          const struct sl_scope_ref *ref);
 
+/* sluicectl status | reload (ctl_daemon.c): the daemon through its pid file. */
+int sl_ctl_status(const char *cfgpath, int argc, char **argv);
+int sl_ctl_reload(const char *cfgpath, int argc, char **argv);
+
 /* sluicectl domain D (ctl_domain.c): the domain's MX hosts with TTLs and live state. */
 int sl_ctl_domain(const char *cfgpath, int argc, char **argv);
 /* The DNS query a worker of binding makes for domain (ctl_resolve.c); the domain as the
@@ -44,6 +48,9 @@ void sl_ctl_domain_name(const char *in, char *out, size_t len);
 /* One request to the daemon's control socket (ctl_request.c); the answer into ans. */
 enum { SL_CTL_REQ_OK = 0, SL_CTL_REQ_NO_DAEMON = 1, SL_CTL_REQ_FAILED = -1 };
 int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len);
+
+/* "sluicectl: SUB: unexpected argument ARG" on stderr (the caller prints its usage next). */
+void sl_ctl_unexpected(const char *sub, const char *arg);
 
 /* s as a JSON string literal on stdout (bytes outside printable ASCII escaped). */
 void sl_ctl_json_string(const char *s);

@@ -34,6 +34,7 @@
 #include "config/sl_limits.h"
 #include "master/sl_notify.h"
 #include "master/sl_pickup.h"
+#include "master/sl_pidfile.h"
 #include "master/sl_privileges.h"
 #include "master/sl_queue_ops.h"
 #include "master/sl_schedule.h"
@@ -450,6 +451,7 @@ int main(int argc, char **argv)
         sl_shm_unlink(m.shm.name); /* nothing of this start is left behind */
         sl_msg_fatal("%s", err);
     }
+    sl_pidfile_write(m.spool); /* for sluicectl status and reload */
     sl_supervise_init(&m.sup, (unsigned)num(m.cfg, SL_OPT_WORKERS));
     m.sup.on_exit = sl_sched_worker_exit;
     m.sup.on_exit_ctx = &m.sched;
@@ -465,6 +467,7 @@ int main(int argc, char **argv)
     sl_notify_stopping();
     drain(&m, sigfd);
     sl_control_close(m.ctlfd, m.spool);
+    sl_pidfile_remove(m.spool);
     sl_sched_free(&m.sched);
     sl_queue_ops_free();
     free(m.spool);
