@@ -28,7 +28,7 @@
 
 #define SL_CONTROL_SOCK      "control.sock"
 #define SL_PIDFILE           "sluiced.pid" /* the master's pid, beside the socket */
-#define SL_CONTROL_MAX       1024 /* bytes in one request or answer */
+#define SL_CONTROL_MAX       1024          /* bytes in one request or answer */
 #define SL_PROBE_HOLD_MAX_MS (24 * 3600 * 1000)
 
 /* The control socket's path for this spool directory. */
