@@ -27,9 +27,11 @@
 #include <stdint.h>
 
 #define SL_CONTROL_SOCK      "control.sock"
-#define SL_PIDFILE           "sluiced.pid" /* the master's pid, beside the socket */
-#define SL_CONTROL_MAX       1024          /* bytes in one request or answer */
+#define SL_CONTROL_MAX       1024 /* bytes in one request or answer */
 #define SL_PROBE_HOLD_MAX_MS (24 * 3600 * 1000)
+
+/* The master's pid, beside the socket (sluicectl status and reload). */
+#define SL_PIDFILE "sluiced.pid"
 
 /* The control socket's path for this spool directory. */
 void sl_control_path(const char *spool_dir, char *buf, size_t len);
