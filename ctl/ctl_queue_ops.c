@@ -9,7 +9,8 @@
  *   release ID... | --domain D | --binding B
  *   flush  [ID... | --domain D | --binding B]      deferred mail is retried now
  * IDs name whole messages; --domain selects the parts of every message for
- * that destination domain (id.k), --binding every message of that binding.
+ * that destination domain (id.k) that still have recipients pending, --binding
+ * every message of that binding.
  * With a daemon running, the request goes to the master ("O" on the control
  * socket), which acts at once, or, for a part a worker is delivering right
  * now, when that attempt ends; the master logs each command.  With no daemon
@@ -83,6 +84,20 @@ struct select_ctx {
     struct targets *t;
 };
 
+/* part_final - is part k of m final already (nothing left to act on) */
+static bool part_final(const char *spool, const struct sl_spool_msg *m, size_t k)
+{
+    struct sl_spool_state st;
+    char err[256];
+    bool done;
+
+    if (sl_spool_state_load(spool, m->id, (unsigned)k, m->nrcpt, &st, err, sizeof err) < 0)
+        return false; /* let the command say what it finds */
+    done = sl_spool_part_done(m, (unsigned)k, &st);
+    sl_spool_state_free(&st);
+    return done;
+}
+
 /* select_one - the scan's callback: the message's parts for the domain, or it for the binding */
 static void select_one(const char *id, void *vctx)
 {
@@ -95,7 +110,7 @@ static void select_one(const char *id, void *vctx)
     if (c->op->binding != NULL && strcmp(m.binding, c->op->binding) == 0)
         add(c->t, id);
     for (size_t k = 0; c->op->domain != NULL && k < m.nparts; k++)
-        if (strcasecmp(m.domain[k], c->op->domain) == 0) {
+        if (strcasecmp(m.domain[k], c->op->domain) == 0 && !part_final(c->op->spool, &m, k)) {
             snprintf(tok, sizeof tok, "%s.%zu", id, k);
             add(c->t, tok);
         }
