@@ -20,6 +20,7 @@
 
 #include "master/sl_control_socket.h"
 #include "master/sl_pickup.h"
+#include "master/sl_queue_ops.h"
 #include "master/sl_supervise.h"
 #include "util/sl_msg.h"
 #include "worker/sl_worker.h"
@@ -104,7 +105,13 @@ static bool accept_one(int fd, struct sl_supervisor *sup, uint32_t gen, struct s
         return true;
     }
     if (fromlen <= sizeof(sa_family_t))
-        return true; /* an unnamed sender cannot be answered */
+        return true;     /* an unnamed sender cannot be answered */
+    if (req[0] == 'O') { /* the operator's queue commands: the master's own index */
+        char out[SL_CONTROL_MAX];
+        sl_queue_ops_request(sched, req, out, sizeof out);
+        answer(fd, &from, fromlen, out);
+        return true;
+    }
     if (req[0] != 'P') {
         answer(fd, &from, fromlen, "ERROR unknown request");
         return true;

@@ -125,6 +125,8 @@ static const char *result_name(enum sl_rcpt_result res)
         return "bounced";
     case SL_RES_HELD:
         return "held"; /* not attempted: a counter was full; counting deferrals skips it */
+    case SL_RES_DELETED:
+        return "deleted";
     default:
         return "deferred";
     }

@@ -132,7 +132,8 @@ enum sl_rcpt_result {
     SL_RES_DELIVERED,
     SL_RES_DEFERRED,
     SL_RES_BOUNCED,
-    SL_RES_HELD, /* logged only: not attempted, a counter was full (the part waits for a slot) */
+    SL_RES_HELD,    /* logged only: not attempted, a counter was full (the part waits for a slot) */
+    SL_RES_DELETED, /* logged only: the operator deleted it (sluicectl delete), no report */
 };
 struct sl_attempt {
     const struct sl_dest *d;
