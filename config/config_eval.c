@@ -21,6 +21,7 @@
 #include <pcre2.h>
 
 #include "config/sl_config.h"
+#include "config/sl_config_lint.h"
 #include "util/sl_msg.h"
 #include "config_impl.h"
 
@@ -207,6 +208,31 @@ bool sl_config_eval(const struct sl_config *cfg, enum sl_opt opt, const struct s
     if (from != NULL)
         *from = s;
     return true;
+}
+
+/* sl_config_chain - every section that sets opt for ref, in chain order (the first wins) */
+int sl_config_chain(const struct sl_config *cfg, enum sl_opt opt, const struct sl_scope_ref *ref,
+                    const struct sl_section **out, size_t max, char *err, size_t errlen)
+{
+    static const struct sl_scope_ref none;
+    const struct sl_optdef *def = sl_opt_def(opt);
+    enum sl_chain chain;
+    struct want w;
+    size_t n = 0;
+
+    if (def == NULL || !complete(cfg, ref != NULL ? ref : &none, &w, err, errlen))
+        return -1;
+    chain = def->chain;
+    if (chain == SL_CHAIN_GENERAL && w.host != NULL && (def->scopes & SC_HOSTS))
+        chain = SL_CHAIN_HOST;
+    for (size_t l = 0; l < chains[chain].n; l++)
+        for (int pass = 0; pass < 2; pass++) /* literal, then regex, as level() tries them */
+            for (size_t i = 0; i < cfg->nsections && n < max; i++) {
+                const struct sl_section *s = cfg->sections[i];
+                if (s->v[opt].set && applies(s, chains[chain].levels[l], &w, pass == 1))
+                    out[n++] = s;
+            }
+    return (int)n;
 }
 
 /* sl_config_num - the number of opt for a ref known to be valid; -1 when unset */

@@ -25,6 +25,7 @@
 #include <pcre2.h>
 
 #include "config/sl_config.h"
+#include "config/sl_config_lint.h"
 #include "util/sl_msg.h"
 #include "config_impl.h"
 
@@ -160,7 +161,7 @@ static bool check_name(struct loader *L, int kind, char *name)
 bool sl_config_parse_header(struct loader *L, char *line, struct header *h)
 {
     int kinds[2] = {-1, -1}, nk = 0, scope = -1;
-    char *names[2] = {NULL, NULL};
+    char *names[2] = {NULL, NULL}, *raw = sl_strdup(line), fix[1100];
     const char *why = tokens(line, kinds, names, &nk, L);
     bool ok = why == NULL;
 
@@ -176,8 +177,11 @@ bool sl_config_parse_header(struct loader *L, char *line, struct header *h)
     }
     for (int i = 0; ok && i < nk; i++)
         ok = kinds[i] == K_GLOBAL || check_name(L, kinds[i], names[i]);
-    if (why != NULL && *why != '\0')
+    if (why != NULL && *why != '\0' && sl_config_header_fix(raw, fix, sizeof fix))
+        sl_config_report(L, L->lineno, "malformed section header: %s; write it as %s", why, fix);
+    else if (why != NULL && *why != '\0')
         sl_config_report(L, L->lineno, "malformed section header: %s", why);
+    free(raw);
     *h = (struct header){.scope = (enum sl_scope)(scope < 0 ? 0 : scope)};
     for (int i = 0; ok && i < nk; i++) {
         char **slot[K__COUNT] = {NULL, &h->binding, &h->group, &h->domain, &h->host};

@@ -30,6 +30,7 @@
 #include <pcre2.h>
 
 #include "config/sl_config.h"
+#include "config/sl_config_lint.h"
 #include "util/sl_msg.h"
 #include "config_impl.h"
 
@@ -181,7 +182,9 @@ static void store(struct loader *L, struct sl_section *s, const char *key, const
         return;
     }
     if (opt < 0) {
-        sl_config_report(L, L->lineno, "unknown option \"%s\"", key);
+        const char *near = sl_config_suggest_option(key);
+        sl_config_report(L, L->lineno, "unknown option \"%s\"%s%s%s", key,
+                         near ? "; did you mean \"" : "", near ? near : "", near ? "\"?" : "");
         return;
     }
     if (s != NULL && !(def->scopes & SCOPE(s->scope))) {
@@ -270,7 +273,14 @@ static void prepare(struct loader *L, const char *line, size_t n, char *str, siz
         if (L->cur == NULL)
             str[0] = '\0';
     } else if (!has_separator(str)) {
-        sl_config_report(L, L->lineno, "expected OPTION = VALUE or a [section] header");
+        char fix[1100];
+        if (sl_config_header_fix(str, fix, sizeof fix)) /* Momentum's "Binding b {" */
+            sl_config_report(L, L->lineno,
+                             "expected OPTION = VALUE or a [section] header; write "
+                             "it as %s",
+                             fix);
+        else
+            sl_config_report(L, L->lineno, "expected OPTION = VALUE or a [section] header");
         str[0] = '\0';
     }
 }

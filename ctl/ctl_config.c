@@ -2,8 +2,10 @@
  * ctl_config.c - sluicectl config check | eval: validate the INI file, and show
  * which value an option takes in a scope and where it comes from.
  *
- * `config check` prints every error as FILE:LINE: message on stderr (exit 1),
- * or FILE: OK (N sections, M bindings) on stdout.  `config eval` prints
+ * `config check [--strict]` prints every error as FILE:LINE: message on stderr
+ * (exit 1), or the linter's warnings (FILE:LINE: warning: ...) on stderr and
+ * FILE: OK (N sections, M bindings[, W warnings]) on stdout, exit 0 (1 with
+ * --strict and any warning).  `config show [-n]` is in ctl_config_show.c.  `config eval` prints
  * Momentum's console form, `Max_Outbound_Connections = 15`, and with
  * --explain the section (and line) that supplied it.  Scopes are given as
  * flags (--binding B) or positionally as Momentum's console takes them
@@ -18,15 +20,17 @@
 #include <string.h>
 
 #include "config/sl_config.h"
+#include "config/sl_config_lint.h"
 #include "ctl/sl_ctl.h"
 
 #define EVAL_USAGE                                                                                 \
-    "config eval [--explain] [--binding B] [--binding-group G] [--domain D] [--host H] OPTION\n"   \
+    "config eval [--explain [--chain]] [--binding B] [--binding-group G] [--domain D] [--host H] " \
+    "OPTION\n"                                                                                     \
     "       sluicectl [-c CONFIG] config eval [binding B] [binding_group G] [domain D] [host H] "  \
     "OPTION"
 
 struct eval_args {
-    bool explain;
+    bool explain, chain;
     struct sl_scope_ref ref;
     const char *option;
 };
@@ -36,7 +40,8 @@ static int usage(const char *why)
 {
     if (why != NULL)
         fprintf(stderr, "sluicectl: config: %s\n", why);
-    fprintf(stderr, "usage: sluicectl [-c CONFIG] config check\n");
+    fprintf(stderr, "usage: sluicectl [-c CONFIG] config check [--strict]\n");
+    fprintf(stderr, "       sluicectl [-c CONFIG] config show [-n]\n");
     fprintf(stderr, "       sluicectl [-c CONFIG] " EVAL_USAGE "\n");
     return 2;
 }
@@ -49,23 +54,32 @@ static void print_diag(struct sl_diag *d)
     sl_diag_free(d);
 }
 
-/* check - load and validate; summarise on success */
-static int check(const char *cfgpath, int argc)
+/* check - load and validate, then lint; summarise on success (warnings fail only --strict) */
+static int check(const char *cfgpath, int argc, char **argv)
 {
-    struct sl_diag d = {0};
+    struct sl_diag d = {0}, w = {0};
     struct sl_config *cfg;
+    bool strict = argc == 2 && strcmp(argv[1], "--strict") == 0;
+    size_t nw;
 
-    if (argc != 1)
-        return usage("config check takes no arguments");
+    if (argc > 2 || (argc == 2 && !strict)) {
+        fprintf(stderr, "sluicectl: config check: unexpected argument %s\n", argv[argc - 1]);
+        return usage(NULL);
+    }
     cfg = sl_config_load(cfgpath, &d);
     if (cfg == NULL) {
         print_diag(&d);
         return 1;
     }
-    printf("%s: OK (%zu section%s, %zu binding%s)\n", cfgpath, cfg->nsections,
+    nw = sl_config_lint(cfg, &w);
+    print_diag(&w);
+    printf("%s: OK (%zu section%s, %zu binding%s)", cfgpath, cfg->nsections,
            cfg->nsections == 1 ? "" : "s", cfg->nbindings, cfg->nbindings == 1 ? "" : "s");
+    if (nw > 0)
+        printf(", %zu warning%s%s", nw, nw == 1 ? "" : "s", strict ? " (--strict: failed)" : "");
+    printf("\n");
     sl_config_free(cfg);
-    return 0;
+    return strict && nw > 0 ? 1 : 0;
 }
 
 /* scope_slot - the ref field a scope word names (flag or positional), or NULL */
@@ -100,6 +114,8 @@ static const char *parse_eval(int argc, char **argv, struct eval_args *a)
 
         if (strcmp(argv[i], "--explain") == 0) {
             a->explain = true;
+        } else if (strcmp(argv[i], "--chain") == 0) {
+            a->chain = a->explain = true;
         } else if (slot != NULL && (flag || i + 2 < argc)) {
             /* A positional scope word needs its name and an OPTION after it:
              * otherwise it is the OPTION (binding_group is one). */
@@ -167,6 +183,8 @@ static int eval(const char *cfgpath, int argc, char **argv)
     printf("%s = %s\n", display, value);
     if (a.explain)
         explain(cfg, from, &v);
+    if (a.chain)
+        sl_ctl_config_chain(cfg, (enum sl_opt)opt, &a.ref);
     sl_config_free(cfg);
     return 0;
 }
@@ -175,8 +193,10 @@ static int eval(const char *cfgpath, int argc, char **argv)
 int sl_ctl_config(const char *cfgpath, int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "check") == 0)
-        return check(cfgpath, argc - 1);
+        return check(cfgpath, argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "show") == 0)
+        return sl_ctl_config_show(cfgpath, argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "eval") == 0)
         return eval(cfgpath, argc - 1, argv + 1);
-    return usage(argc < 2 ? "missing check or eval" : "unknown config subcommand");
+    return usage(argc < 2 ? "missing check, show or eval" : "unknown config subcommand");
 }

@@ -23,10 +23,15 @@ static const struct {
     const char *help; /* what it does, for --help */
 } subcommands[] = {
     {"config", sl_ctl_config,
-     "config check | config eval [--explain] [--binding B] [--binding-group G] [--domain D] "
-     "[--host H] OPTION",
-     "check: validate the file, every error as FILE:LINE: message (exit 1 on any).\n"
-     "eval: the value OPTION takes in a scope; --explain adds the section that set it."},
+     "config check [--strict] | config show [-n] | config eval [--explain [--chain]] "
+     "[--binding B] [--binding-group G] [--domain D] [--host H] OPTION",
+     "check: validate the file, every error as FILE:LINE: message (exit 1 on any), with\n"
+     "hints, and warnings (FILE:LINE: warning: ...) for likely mistakes: an unanchored regex\n"
+     "domain, a bind_address not on this host or shared by two bindings, a [domain] value\n"
+     "shadowed for some bindings; --strict: exit 1 on a warning too.\n"
+     "show: the effective configuration; -n: only what differs from the defaults.\n"
+     "eval: the value OPTION takes in a scope; --explain adds the section that set it,\n"
+     "--chain every section of the chain that sets it, the shadowed ones too."},
     {"counters", sl_ctl_counters,
      "counters [--json] [--watch SECONDS [--count N]] [--shm NAME] "
      "[--sort in_use|refused|waits|peak] [--scope KIND] [--nonzero] [--match PATTERN]",
@@ -42,9 +47,33 @@ static const struct {
     {"inject", sl_ctl_inject,
      "inject [--binding B | --binding-group G] -f SENDER RCPT... < MESSAGE",
      "Queue the message on standard input durably and print its queue id."},
-    {"queue", sl_ctl_queue, "queue [--json]",
+    {"queue", sl_ctl_queue, "queue [--json] [--summary | ID... | --domain D | --binding B]",
      "What is queued, per destination domain: pending, attempts, next attempt, last reply,\n"
-     "the counter the mail waits for; and the damaged entries set aside."},
+     "the counter the mail waits for, holds; and the damaged entries set aside.  --summary:\n"
+     "queued messages by destination domain and age (like qshape), with totals; ID...,\n"
+     "--domain and --binding show only those messages."},
+    {"delete", sl_ctl_queue_op, "delete ID... | --domain D | --binding B",
+     "Remove queued mail without a report to the sender.  A message being delivered right\n"
+     "now is deleted when that attempt ends (what it delivered stays delivered)."},
+    {"bounce", sl_ctl_queue_op, "bounce ID... | --domain D | --binding B [--reason TEXT]",
+     "Fail queued mail: an RFC 3464 report with TEXT goes to the sender; needs the daemon.\n"
+     "A message being delivered right now is bounced when that attempt ends."},
+    {"hold", sl_ctl_queue_op, "hold ID... | --domain D | --binding B",
+     "Hold queued mail: never attempted until released; kept across restarts."},
+    {"release", sl_ctl_queue_op, "release ID... | --domain D | --binding B",
+     "Release held mail: it waits for its next attempt time again."},
+    {"flush", sl_ctl_queue_op, "flush [ID... | --domain D | --binding B]",
+     "Retry deferred mail now (all of it without an argument); held mail stays held."},
+    {"domain", sl_ctl_domain, "domain [--binding B] [--json] [--timeout SECONDS] DOMAIN",
+     "The domain as the daemon sees it: MX count and TTL, each MX with preference, TTL and\n"
+     "addresses; per address the last reply and the last hour's deliveries and failures\n"
+     "(delivery log); per binding the counters a connection takes, in use and limits."},
+    {"status", sl_ctl_status, "status",
+     "Whether sluiced runs (its pid file in spool_dir): pid, workers, config generation,\n"
+     "connections open, messages queued.  Exit 0 running, 3 not running."},
+    {"reload", sl_ctl_reload, "reload",
+     "Validate the file, then have the daemon re-read it (SIGHUP) and wait until it took it\n"
+     "(exit 0) or refused it (exit 1: its log says why)."},
     {"resolve", sl_ctl_resolve, "resolve [--binding B] [--timeout SECONDS] DOMAIN",
      "The MX hosts and addresses a worker would try for DOMAIN."},
     {"tls", sl_ctl_tls, "tls [--binding B] [--json] DOMAIN",

@@ -313,8 +313,10 @@ int sl_ctl_metrics(const char *cfgpath, int argc, char **argv)
             listen = argv[++i];
         else if (strcmp(argv[i], "--shm") == 0 && i + 1 < argc)
             shm_name = argv[++i];
-        else
+        else {
+            sl_ctl_unexpected("metrics", argv[i]);
             return usage();
+        }
     }
     if (shm_name != NULL)
         snprintf(name, sizeof name, "%s", shm_name);

@@ -1,6 +1,10 @@
 /*
  * ctl_queue.c - sluicectl queue: list the messages waiting in the spool.
  *
+ * sluicectl queue [--json] [--summary | ID... | --domain D | --binding B]:
+ * every message, or the ones named, or those with a part for domain D, or of
+ * binding B; --summary is the queue's shape (ctl_queue_summary.c).
+ *
  * Reads the spool directly (no daemon needed, nothing locked): each message's
  * envelope and the state of each of its parts.  A message delivered while we
  * read simply drops out of the list.
@@ -8,6 +12,7 @@
  * Text: one block per message, oldest first:
  *   ID  ARRIVAL  binding B  from <SENDER>  size N [bounce]
  *     part K DOMAIN: P pending, D done, A attempts, next TIME
+ *       held by the operator: not attempted until released   (sluicectl hold)
  *       waiting for SCOPE KEY (IN USE/LIMIT) since TIME   (a full counter holds it back)
  *     (instead of "next TIME": "suspended until TIME (REASON)" for a suspended scope,
  *     "waiting for SCOPE KEY IN USE/LIMIT" for a full counter, "waiting for
@@ -22,6 +27,7 @@
  *                  "parts": [{"part": int, "domain": str, "pending": int,
  *                             "done": int, "attempts": int,
  *                             "next": ISO-8601 UTC or "now", "next_unix": int,
+ *                             "held": bool (the operator holds it),
  *                             "reply": str ("" before any attempt),
  *                             "suspended": null or {"text": str, "reason": str},
  *                             "waiting": null or {"scope": str, "key": str,
@@ -44,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -80,11 +87,32 @@ struct wait_view {
     struct sl_counter_view c;
 };
 
+/* Which messages to show (all when every field is empty). */
+struct filter {
+    const char *domain, *binding;
+    char **ids;
+    int nids;
+    bool summary;
+};
+
 /* usage - the subcommand's synopsis */
 static int usage(void)
 {
-    fprintf(stderr, "usage: sluicectl queue [--json]\n");
+    fprintf(stderr,
+            "usage: sluicectl queue [--json] [--summary | ID... | --domain D | --binding B]\n");
     return 2;
+}
+
+/* wanted - does the filter keep message m */
+static bool wanted(const struct filter *f, const struct sl_spool_msg *m)
+{
+    bool any = f->domain == NULL;
+
+    if (f->binding != NULL && strcmp(m->binding, f->binding) != 0)
+        return false;
+    for (size_t k = 0; !any && k < m->nparts; k++)
+        any = strcasecmp(m->domain[k], f->domain) == 0;
+    return any;
 }
 
 /* collect - the scan's callback: keep the id */
@@ -202,7 +230,7 @@ static struct wait_view part_wait(struct waits *w, const struct sl_spool_msg *m,
 {
     struct wait_view none = {0};
 
-    if (pending == 0 || st->next > now)
+    if (pending == 0 || st->next > now || st->held)
         return none;
     return wait_of(w, m->binding, m->domain[k]);
 }
@@ -220,21 +248,23 @@ static void print_text(struct waits *w, const struct sl_spool_msg *m,
         struct part_view v = count_part(m, k, &st[k]);
         next_time(st[k].next, now, next, sizeof next);
         struct wait_view wv = part_wait(w, m, k, &st[k], v.pending, now);
-        char held[600];
-        bool suspended = v.pending > 0 && sl_ctl_suspension(w->cfg, m->binding, m->domain[k], held,
-                                                            sizeof held, NULL);
+        char state[600];
+        bool suspended = v.pending > 0 && sl_ctl_suspension(w->cfg, m->binding, m->domain[k], state,
+                                                            sizeof state, NULL);
         if (!suspended && wv.waiting) {
             wait_key(&wv.c, key, sizeof key);
-            snprintf(held, sizeof held, "waiting for %s %u/%d", key, wv.c.in_use, wv.c.limit);
-        } else if (!suspended && w->attached && v.pending > 0 && st[k].next <= now &&
-                   sl_ctl_throttle_wait(w->cfg, &w->shm, m->binding, m->domain[k], held,
-                                        sizeof held)) {
-            /* held says which throttle's bucket the mail waits for */
+            snprintf(state, sizeof state, "waiting for %s %u/%d", key, wv.c.in_use, wv.c.limit);
+        } else if (!suspended && w->attached && v.pending > 0 && st[k].next <= now && !st[k].held &&
+                   sl_ctl_throttle_wait(w->cfg, &w->shm, m->binding, m->domain[k], state,
+                                        sizeof state)) {
+            /* state says which throttle's bucket the mail waits for */
         } else if (!suspended) {
-            snprintf(held, sizeof held, "next %s", next);
+            snprintf(state, sizeof state, "next %s", next);
         }
         printf("  part %u %s: %zu pending, %zu done, %u attempts, %s\n", k, m->domain[k], v.pending,
-               v.done, st[k].attempts, held);
+               v.done, st[k].attempts, state);
+        if (st[k].held && v.pending > 0)
+            printf("    held by the operator: not attempted until released\n");
         if (wv.waiting) {
             wait_key(&wv.c, key, sizeof key);
             iso_time((int64_t)(wv.c.wait_since / 1000), since, sizeof since);
@@ -284,8 +314,8 @@ static void print_json_part(struct waits *w, const struct sl_spool_msg *m, unsig
     printf("{\"part\":%u,\"domain\":", k);
     sl_ctl_json_string(m->domain[k]);
     printf(",\"pending\":%zu,\"done\":%zu,\"attempts\":%u,\"next\":\"%s\",\"next_unix\":%lld,"
-           "\"reply\":",
-           v.pending, v.done, st->attempts, next, (long long)st->next);
+           "\"held\":%s,\"reply\":",
+           v.pending, v.done, st->attempts, next, (long long)st->next, st->held ? "true" : "false");
     sl_ctl_json_string(st->reply);
     print_json_wait(&wv);
     char until[600], reason[SL_CTL_REASON_MAX];
@@ -350,7 +380,7 @@ static bool load_states(const char *spool, const struct sl_spool_msg *m, struct 
 
 /* show_one - read and print one message; false when it is gone or unreadable */
 static bool show_one(struct waits *w, const char *spool, const char *id, bool json, bool first,
-                     int64_t now)
+                     int64_t now, const struct filter *f)
 {
     struct sl_spool_msg m;
     struct sl_spool_state *st;
@@ -360,6 +390,12 @@ static bool show_one(struct waits *w, const char *spool, const char *id, bool js
     if (sl_spool_read(spool, id, &m, err, sizeof err) < 0) {
         if (errno != ENOENT) /* delivered since the scan: not an error */
             fprintf(stderr, "sluicectl: queue: %s\n", err);
+        else if (f->nids > 0)
+            fprintf(stderr, "sluicectl: queue: %s is not in the queue\n", id);
+        return false;
+    }
+    if (!wanted(f, &m)) {
+        sl_spool_msg_free(&m);
         return false;
     }
     st = sl_calloc(m.nparts, sizeof *st);
@@ -418,25 +454,56 @@ static void show_corrupt(const char *spool, bool json)
     sl_spool_corrupt_list(spool, corrupt_text, NULL);
 }
 
-/* sl_ctl_queue - sluicectl queue [--json] */
+/* parse - the options into *f and *json; false on bad usage */
+static bool parse(int argc, char **argv, struct filter *f, bool *json)
+{
+    int i = 1;
+
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            *json = true;
+        else if (strcmp(argv[i], "--summary") == 0)
+            f->summary = true;
+        else if (strcmp(argv[i], "--domain") == 0 && i + 1 < argc)
+            f->domain = argv[++i];
+        else if (strcmp(argv[i], "--binding") == 0 && i + 1 < argc)
+            f->binding = argv[++i];
+        else {
+            fprintf(stderr, "sluicectl: queue: unknown option or missing value: %s\n", argv[i]);
+            return false;
+        }
+    }
+    f->ids = argv + i;
+    f->nids = argc - i;
+    for (int j = 0; j < f->nids; j++)
+        if (!sl_spool_id_valid(f->ids[j])) {
+            fprintf(stderr, "sluicectl: queue: %s is not a queue id\n", f->ids[j]);
+            return false;
+        }
+    return (f->summary + (f->nids > 0) + (f->domain != NULL || f->binding != NULL)) <= 1;
+}
+
+/* sl_ctl_queue - sluicectl queue [--json] [--summary | ID... | --domain D | --binding B] */
 int sl_ctl_queue(const char *cfgpath, int argc, char **argv)
 {
     char spool[4096], path[4200];
     struct id_list l = {0};
+    struct filter f = {0};
     bool json = false;
     size_t total = 0;
     int64_t now = (int64_t)time(NULL);
     struct waits w;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") != 0)
-            return usage();
-        json = true;
-    }
+    if (!parse(argc, argv, &f, &json))
+        return usage();
     if (sl_ctl_global(cfgpath, SL_OPT_SPOOL_DIR, spool, sizeof spool) != 0)
         return 1;
+    if (f.summary)
+        return sl_ctl_queue_summary(spool, json);
     snprintf(path, sizeof path, "%s/queue", spool);
-    if (sl_spool_scan(spool, collect, &l) < 0 && errno != ENOENT) {
+    for (int i = 0; i < f.nids; i++)
+        collect(f.ids[i], &l);
+    if (f.nids == 0 && sl_spool_scan(spool, collect, &l) < 0 && errno != ENOENT) {
         fprintf(stderr, "sluicectl: queue: cannot read %s: %s\n", path, strerror(errno));
         return 1;
     }
@@ -444,7 +511,7 @@ int sl_ctl_queue(const char *cfgpath, int argc, char **argv)
     if (json)
         printf("{\"messages\":[");
     for (size_t i = 0; i < l.n; i++)
-        if (show_one(&w, spool, l.ids[i], json, total == 0, now))
+        if (show_one(&w, spool, l.ids[i], json, total == 0, now, &f))
             total++;
     waits_close(&w);
     if (json) {
@@ -456,5 +523,5 @@ int sl_ctl_queue(const char *cfgpath, int argc, char **argv)
         show_corrupt(spool, false);
     }
     free(l.ids);
-    return 0;
+    return f.nids > 0 && total < (size_t)f.nids ? 1 : 0;
 }

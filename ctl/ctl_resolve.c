@@ -42,8 +42,8 @@ static long parse_timeout(const char *s)
     return lround(v * 1000) > 0 ? lround(v * 1000) : 1;
 }
 
-/* normalise - the domain as the daemon keys it: lower case, no final dot */
-static void normalise(const char *in, char *out, size_t len)
+/* sl_ctl_domain_name - the domain as the daemon keys it: lower case, no final dot */
+void sl_ctl_domain_name(const char *in, char *out, size_t len)
 {
     size_t n;
 
@@ -92,12 +92,13 @@ static int print_answer(enum sl_dns_result r, const struct sl_dns_answer *a, con
     }
 }
 
-/* resolve - the query the binding x domain would make, made */
-static int resolve(const struct sl_config *cfg, const char *binding, const char *domain,
-                   long timeout_ms)
+/* sl_ctl_dns_query - the query a worker of binding makes for domain */
+void sl_ctl_dns_query(const struct sl_config *cfg, const char *binding, const char *domain,
+                      struct sl_dns_query *q)
 {
     struct sl_scope_ref ref = {.binding = binding, .domain = domain};
-    struct sl_dns_query q = {
+
+    *q = (struct sl_dns_query){
         .domain = domain,
         .route = sl_config_str(cfg, SL_OPT_ROUTE, &ref),
         .port = (int)sl_config_num(cfg, SL_OPT_SMTP_PORT, &ref),
@@ -105,11 +106,20 @@ static int resolve(const struct sl_config *cfg, const char *binding, const char 
         .multihomed_limit = (int)sl_config_num(cfg, SL_OPT_MULTIHOMED_LIMIT, &ref),
         .family = family_of(sl_config_str(cfg, SL_OPT_BIND_ADDRESS, &ref)),
     };
+}
+
+/* resolve - the query the binding x domain would make, made */
+static int resolve(const struct sl_config *cfg, const char *binding, const char *domain,
+                   long timeout_ms)
+{
+    struct sl_scope_ref ref = {.binding = binding, .domain = domain};
+    struct sl_dns_query q;
     struct sl_dns_answer a;
     struct sl_dns *d;
     char err[512];
     int rc;
 
+    sl_ctl_dns_query(cfg, binding, domain, &q);
     d = sl_dns_open(sl_config_str(cfg, SL_OPT_DNS_SERVER, &ref), (int)timeout_ms, err, sizeof err);
     if (d == NULL) {
         printf("tempfail: %s\n", err);
@@ -141,12 +151,14 @@ int sl_ctl_resolve(const char *cfgpath, int argc, char **argv)
             }
         } else if (argv[i][0] != '-' && arg == NULL)
             arg = argv[i];
-        else
+        else {
+            sl_ctl_unexpected("resolve", argv[i]);
             return usage();
+        }
     }
     if (arg == NULL || *arg == '\0')
         return usage();
-    normalise(arg, domain, sizeof domain);
+    sl_ctl_domain_name(arg, domain, sizeof domain);
     if ((cfg = sl_config_load(cfgpath, &diag)) == NULL) {
         for (size_t i = 0; i < diag.n; i++)
             fprintf(stderr, "%s\n", diag.lines[i]);

@@ -81,3 +81,10 @@ unsigned sl_ctl_workers_alive(const struct sl_shm *shm)
             n++;
     return n;
 }
+
+/* sl_ctl_unexpected - name the argument a subcommand did not take */
+void sl_ctl_unexpected(const char *sub, const char *arg)
+{
+    fprintf(stderr, "sluicectl: %s: unexpected argument %s%s\n", sub, arg,
+            arg[0] == '-' ? " (an unknown option, or one missing its value)" : "");
+}

@@ -153,8 +153,10 @@ int sl_ctl_tls(const char *cfgpath, int argc, char **argv)
             json = true;
         else if (argv[i][0] != '-' && arg == NULL)
             arg = argv[i];
-        else
+        else {
+            sl_ctl_unexpected("tls", argv[i]);
             return usage();
+        }
     }
     if (arg == NULL || *arg == '\0' || strlen(arg) >= sizeof domain)
         return usage();

@@ -34,6 +34,36 @@ int sl_ctl_shaping(const char *cfgpath, int argc, char **argv);   /* shaping [ca
 bool sl_ctl_suspension(const struct sl_config *cfg, const char *binding, const char *domain,
                        char *buf, size_t len, char *reason);
 
+/* The operator's queue commands (ctl_queue_ops.c): delete, bounce, hold, release, flush. */
+int sl_ctl_queue_op(const char *cfgpath, int argc, char **argv);
+/* queue --summary (ctl_queue_summary.c): queued parts by domain and age. */
+int sl_ctl_queue_summary(const char *spool, bool json);
+
+/* config show [-n], and the chain of config eval --explain --chain (ctl_config_show.c). */
+int sl_ctl_config_show(const char *cfgpath, int argc, char **argv);
+void sl_ctl_config_chain(const struct sl_config *cfg, enum sl_opt opt,
+                         const struct sl_scope_ref *ref);
+
+/* sluicectl status | reload (ctl_daemon.c): the daemon through its pid file. */
+int sl_ctl_status(const char *cfgpath, int argc, char **argv);
+int sl_ctl_reload(const char *cfgpath, int argc, char **argv);
+
+/* sluicectl domain D (ctl_domain.c): the domain's MX hosts with TTLs and live state. */
+int sl_ctl_domain(const char *cfgpath, int argc, char **argv);
+/* The DNS query a worker of binding makes for domain (ctl_resolve.c); the domain as the
+ * daemon keys it (lower case, no final dot). */
+struct sl_dns_query;
+void sl_ctl_dns_query(const struct sl_config *cfg, const char *binding, const char *domain,
+                      struct sl_dns_query *q);
+void sl_ctl_domain_name(const char *in, char *out, size_t len);
+
+/* One request to the daemon's control socket (ctl_request.c); the answer into ans. */
+enum { SL_CTL_REQ_OK = 0, SL_CTL_REQ_NO_DAEMON = 1, SL_CTL_REQ_FAILED = -1 };
+int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len);
+
+/* "sluicectl: SUB: unexpected argument ARG" on stderr (the caller prints its usage next). */
+void sl_ctl_unexpected(const char *sub, const char *arg);
+
 /* s as a JSON string literal on stdout (bytes outside printable ASCII escaped). */
 void sl_ctl_json_string(const char *s);
 /* Attach read-only to the running daemon's segment name; 0, or 1 with one line on

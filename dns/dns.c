@@ -361,6 +361,7 @@ static enum sl_dns_result resolve_hosts(struct walk *w, const ldns_pkt *pkt,
         return SL_DNS_NOHOST;
     }
     n = sl_dns_order_mx(mx, n);
+    a->mx_ttl = ttl;
     for (size_t i = 0; i < n && i < w->max_hosts; i++) {
         struct sl_dns_host *h = &a->host[a->nhosts];
         enum dns_lookup r;

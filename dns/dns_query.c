@@ -264,6 +264,8 @@ void sl_dns_take_addrs(const ldns_rr_list *list, const char *owner, ldns_rr_type
             memcpy(&v6->sin6_addr, ldns_rdf_data(rd), 16);
             len = sizeof *v6;
         }
+        if (h->naddr < limit && (h->ttl == 0 || ldns_rr_ttl(rr) < h->ttl))
+            h->ttl = ldns_rr_ttl(rr); /* the record kept soonest out of date */
         sl_dns_add_addr(h, &ss, len, limit);
     }
 }

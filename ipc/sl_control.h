@@ -9,6 +9,9 @@
  *        idle worker, every counter a connection from binding to domain (via
  *        mx) takes, hold them for the given time, then release.
  *   "N <id>"   queue/<id> is new (sl_spool_notify); no answer.
+ *   "O <verb> [<id>|<id>.<k> ...] [-- <reason>]"   the operator's queue
+ *        commands (delete, bounce, hold, release, flush), run by the master
+ *        itself; answer "OK <token>=<a|p|n|f> ..." (master/sl_queue_ops.h).
  *   "X suspend <binding|-> <domain|-> <seconds, 0: until resumed> <reason...>"
  *   "X resume <binding|-> <domain|->"   "X cancel <action id>"
  *        shaping actions, kept by the master in spool_dir/actions.
@@ -29,6 +32,9 @@
 #define SL_CONTROL_SOCK      "control.sock"
 #define SL_CONTROL_MAX       1024 /* bytes in one request or answer */
 #define SL_PROBE_HOLD_MAX_MS (24 * 3600 * 1000)
+
+/* The master's pid, beside the socket (sluicectl status and reload). */
+#define SL_PIDFILE "sluiced.pid"
 
 /* The control socket's path for this spool directory. */
 void sl_control_path(const char *spool_dir, char *buf, size_t len);

@@ -21,6 +21,7 @@
 
 #include "master/sl_control_socket.h"
 #include "master/sl_pickup.h"
+#include "master/sl_queue_ops.h"
 #include "master/sl_schedule.h"
 #include "master/sl_shaping.h"
 #include "master/sl_supervise.h"
@@ -113,6 +114,12 @@ static bool accept_one(int fd, struct sl_supervisor *sup, uint32_t gen, struct s
         if (sl_shaping_control(req, ans, sizeof ans))
             sl_sched_limits_changed(sched);
         answer(fd, &from, fromlen, ans);
+        return true;
+    }
+    if (req[0] == 'O') { /* the operator's queue commands: the master's own index */
+        char out[SL_CONTROL_MAX];
+        sl_queue_ops_request(sched, req, out, sizeof out);
+        answer(fd, &from, fromlen, out);
         return true;
     }
     if (req[0] != 'P') {

@@ -7,7 +7,7 @@
  * messages or all parts.
  * Invariants (a broken one is our bug, so it panics):
  *   - a part is in exactly one of: its destination's FIFO (READY), a job
- *     (INFLIGHT), the heap (TIMER), nowhere (DONE);
+ *     (INFLIGHT), the heap (TIMER), nowhere (HELD by the operator, or DONE);
  *   - a destination is in the ring only when it has READY parts and is not
  *     blocked; it is freed when no part refers to it and no worker holds a
  *     connection to it.
@@ -452,7 +452,10 @@ struct sl_qmsg *sl_queue_add(struct sl_queue *q, const char *id, const char *bin
         p->dest = sl_queue_dest_get(q, binding, parts[k].domain);
         p->dest->refs++;
         p->due = parts[k].due;
-        if (p->due > now)
+        if (parts[k].held) {
+            p->state = SL_PART_HELD;
+            q->count[SL_PART_HELD]++;
+        } else if (p->due > now)
             heap_push(q, p);
         else
             fifo_push(q, p, false);
@@ -485,7 +488,8 @@ static void part_settle(struct sl_queue *q, struct sl_qpart *p)
         heap_remove(q, p);
         break;
     case SL_PART_INFLIGHT:
-        q->count[SL_PART_INFLIGHT]--;
+    case SL_PART_HELD:
+        q->count[p->state]--;
         break;
     default:
         return;
@@ -548,6 +552,65 @@ void sl_queue_requeue(struct sl_queue *q, struct sl_qpart *p)
     q->count[SL_PART_INFLIGHT]--;
     p->job = 0;
     fifo_push(q, p, true);
+}
+
+/* ---- the operator's commands ---- */
+
+/* unqueue - p (READY or TIMER) out of its FIFO or the heap; false in any other state */
+static bool unqueue(struct sl_queue *q, struct sl_qpart *p)
+{
+    if (p->state == SL_PART_READY)
+        fifo_unlink(q, p);
+    else if (p->state == SL_PART_TIMER)
+        heap_remove(q, p);
+    else
+        return false;
+    return true;
+}
+
+/* sl_queue_hold - p waits for the operator's release, wherever it waited */
+void sl_queue_hold(struct sl_queue *q, struct sl_qpart *p)
+{
+    if (!unqueue(q, p))
+        return;
+    p->state = SL_PART_HELD;
+    q->count[SL_PART_HELD]++;
+}
+
+/* sl_queue_unhold - a released part goes back to waiting for its due time */
+void sl_queue_unhold(struct sl_queue *q, struct sl_qpart *p, int64_t now)
+{
+    if (p->state != SL_PART_HELD)
+        return;
+    q->count[SL_PART_HELD]--;
+    if (p->due > now)
+        heap_push(q, p);
+    else
+        fifo_push(q, p, false);
+}
+
+/* sl_queue_flush_part - a deferred part is ready now */
+void sl_queue_flush_part(struct sl_queue *q, struct sl_qpart *p)
+{
+    if (p->state != SL_PART_TIMER)
+        return;
+    heap_remove(q, p);
+    p->due = 0;
+    fifo_push(q, p, false);
+}
+
+/* sl_queue_finish - p is final without an attempt; the message goes with its last part */
+bool sl_queue_finish(struct sl_queue *q, struct sl_qpart *p)
+{
+    struct sl_qmsg *m = p->msg;
+
+    if (p->state == SL_PART_INFLIGHT || p->state == SL_PART_DONE)
+        sl_msg_panic("queue: part %s.%u finished while in flight or done", m->id, p->k);
+    part_settle(q, p);
+    if (--m->left > 0)
+        return false;
+    msg_free(q, m);
+    return true;
 }
 
 /* ---- dispatch ---- */

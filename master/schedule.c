@@ -328,7 +328,9 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi,
     if (head < 0 || len >= sizeof job)
         sl_msg_panic("job header for %s %s does not fit a datagram", d->binding, d->domain);
     while (n < max && (p = sl_queue_peek(d)) != NULL) {
-        int t = snprintf(job + len, sizeof job - len, " %s.%u", p->msg->id, p->k);
+        int t = p->attempts == 0 ? snprintf(job + len, sizeof job - len, " %s.%u", p->msg->id, p->k)
+                                 : snprintf(job + len, sizeof job - len, " %s.%u:%" PRIu32,
+                                            p->msg->id, p->k, p->attempts);
         if (t < 0 || len + (size_t)t >= sizeof job)
             break;
         len += (size_t)t;
@@ -532,6 +534,21 @@ static void finished(struct sl_sched *s, struct sl_qpart *p)
         sl_msg_warn("cannot remove finished message %s: %s", id, strerror(errno));
 }
 
+/* note_attempts - ":<n>" after a deferral's time, in [at, end): the attempts the worker counted.
+ * Kept as a floor for the next job, since a worker that could not save the part's state (a
+ * full disk) would otherwise start again from the spool's older count and never give up. */
+static void note_attempts(struct sl_qpart *p, const char *at, const char *end)
+{
+    char *stop;
+    unsigned long n;
+
+    if (at >= end || *at != ':')
+        return;
+    n = strtoul(at + 1, &stop, 10);
+    if (stop == end && stop != at + 1 && n <= UINT32_MAX && n > p->attempts)
+        p->attempts = (uint32_t)n;
+}
+
 /* outcome - apply one "<id>.<k>=<o>" of job; false for "w" (not attempted: the counter
  * in slot refused, as the worker's "S" said) */
 static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t job, uint32_t slot)
@@ -553,8 +570,9 @@ static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t jo
         break;
     case 'f':
         due = strtoll(eq + 2, &end, 10);
-        if (end == eq + 2 || end != tok + len)
+        if (end == eq + 2 || (end != tok + len && *end != ':'))
             due = now_seconds(); /* unreadable time: try again soon rather than never */
+        note_attempts(p, end, tok + len);
         sl_queue_defer(s->q, p, (int64_t)due);
         break;
     case 'w':

@@ -17,7 +17,8 @@
  *     closes, so the one that waited longest is served first;
  *   - a binary min-heap of deferred parts by next attempt time.
  * A part is in exactly one place: a ready FIFO (READY), a worker's job
- * (INFLIGHT), the heap (TIMER), or nowhere (DONE).
+ * (INFLIGHT), the heap (TIMER), nowhere while the operator holds it (HELD),
+ * or nowhere (DONE).
  * Concurrency: the master's main loop only.
  */
 #ifndef SL_QUEUE_H
@@ -34,6 +35,7 @@ enum sl_part_state {
     SL_PART_READY,    /* in its destination's FIFO */
     SL_PART_INFLIGHT, /* handed to a worker in job `job` */
     SL_PART_TIMER,    /* in the heap until `next` */
+    SL_PART_HELD,     /* held by the operator: never handed out until released */
     SL_PART_DONE,     /* final; kept only until the message's last part is */
 };
 
@@ -47,6 +49,8 @@ struct sl_qpart {
     int64_t due;                  /* next attempt (UNIX seconds) while TIMER */
     uint64_t job;                 /* the job holding it while INFLIGHT */
     size_t heap;                  /* index in the heap while TIMER */
+    uint32_t attempts;            /* attempts the workers reported: a floor for the spool's
+                                     count, which a full disk may have kept from being saved */
     uint16_t k;                   /* part number within the message */
     uint8_t state;                /* enum sl_part_state */
 };
@@ -83,6 +87,7 @@ struct sl_queue_part_init {
     const char *domain;
     bool done;   /* every recipient final: not queued */
     int64_t due; /* next attempt, UNIX seconds (0: never tried) */
+    bool held;   /* the operator holds it (state file): HELD, not queued */
 };
 
 struct sl_queue;
@@ -139,6 +144,17 @@ void sl_queue_defer(struct sl_queue *q, struct sl_qpart *p, int64_t due);
 void sl_queue_requeue(struct sl_queue *q, struct sl_qpart *p);
 /* Gone ("x"): drop the message and every part of it, wherever they are. */
 void sl_queue_drop(struct sl_queue *q, struct sl_qmsg *m);
+
+/* The operator's queue commands (master/queue_ops.c) on a part that is not INFLIGHT: */
+/* Hold: out of its FIFO or the heap, never handed out until released. */
+void sl_queue_hold(struct sl_queue *q, struct sl_qpart *p);
+/* Release a HELD part: to its FIFO when due by now, to the heap otherwise. */
+void sl_queue_unhold(struct sl_queue *q, struct sl_qpart *p, int64_t now);
+/* Retry now: a TIMER part to the tail of its FIFO (other states unchanged). */
+void sl_queue_flush_part(struct sl_queue *q, struct sl_qpart *p);
+/* Final (deleted or bounced by the operator): as sl_queue_done for a part in
+ * any state but INFLIGHT and DONE. */
+bool sl_queue_finish(struct sl_queue *q, struct sl_qpart *p);
 
 /* Move every part whose time has come (due <= now) from the heap to the tail
  * of its FIFO; returns how many. */

@@ -34,7 +34,9 @@
 #include "config/sl_limits.h"
 #include "master/sl_notify.h"
 #include "master/sl_pickup.h"
+#include "master/sl_pidfile.h"
 #include "master/sl_privileges.h"
+#include "master/sl_queue_ops.h"
 #include "master/sl_schedule.h"
 #include "master/sl_signals.h"
 #include "master/sl_supervise.h"
@@ -301,6 +303,7 @@ static void serve(struct master *m, int sigfd)
     for (;;) {
         sl_supervise_fill(&m->sup, &m->shm, m->gen, sl_worker_main, &m->wctx);
         maybe_announce(m);
+        sl_queue_ops_settle(&m->sched); /* commands that waited for an attempt in flight */
         sl_sched_dispatch(&m->sched, &m->sup, m->cfg, &m->shm, m->gen);
         poll_once(m, sigfd, NULL);
         if (sl_signals_take(SL_SIG_STOP))
@@ -347,6 +350,7 @@ static void drain(struct master *m, int sigfd)
                 sl_supervise_alive(&m->sup), grace);
     while (sl_supervise_alive(&m->sup) > 0 && sl_clock_ms_until(deadline) > 0) {
         poll_once(m, sigfd, &deadline);
+        sl_queue_ops_settle(&m->sched); /* a hold asked for during the last attempt is kept */
         if (sl_signals_take(SL_SIG_STOP))
             break;
         if (sl_signals_take(SL_SIG_CHILD))
@@ -355,6 +359,7 @@ static void drain(struct master *m, int sigfd)
             reopen_log(m); /* the last jobs' lines go to the new file too */
     }
     sl_supervise_stop(&m->sup, &m->shm, STOP_AFTER_MS);
+    sl_queue_ops_settle(&m->sched); /* parts of workers stopped mid-attempt */
 }
 
 /* open_table - create the counter table the config names, and publish its limits */
@@ -436,6 +441,7 @@ int main(int argc, char **argv)
     m.spool = sl_strdup(str(m.cfg, SL_OPT_SPOOL_DIR));
     m.wctx = (struct sl_worker_ctx){.cfg = m.cfg, .shm = &m.shm, .gen = m.gen, .spool = m.spool};
     sl_sched_init(&m.sched, m.spool);
+    sl_queue_ops_init(&m.wctx);
     sl_msg_info("spool %s: %zu messages queued", m.spool, sl_pickup_start(&m.sched));
     m.ctlfd = sl_control_open(m.spool);
     sl_privileges_hand_over(&priv, m.shm.name, m.spool, str(m.cfg, SL_OPT_DELIVERY_LOG));
@@ -445,6 +451,7 @@ int main(int argc, char **argv)
         sl_shm_unlink(m.shm.name); /* nothing of this start is left behind */
         sl_msg_fatal("%s", err);
     }
+    sl_pidfile_write(m.spool); /* for sluicectl status and reload */
     sl_supervise_init(&m.sup, (unsigned)num(m.cfg, SL_OPT_WORKERS));
     m.sup.on_exit = sl_sched_worker_exit;
     m.sup.on_exit_ctx = &m.sched;
@@ -460,7 +467,9 @@ int main(int argc, char **argv)
     sl_notify_stopping();
     drain(&m, sigfd);
     sl_control_close(m.ctlfd, m.spool);
+    sl_pidfile_remove(m.spool);
     sl_sched_free(&m.sched);
+    sl_queue_ops_free();
     free(m.spool);
     sl_shm_unlink(m.shm.name);
     sl_shm_detach(&m.shm);

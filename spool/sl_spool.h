@@ -32,6 +32,7 @@
  *   attempts N
  *   next UNIX-SECONDS  (earliest next attempt)
  *   reply TEXT         (last reply or error, one line)
+ *   held 1             (only while the operator holds the part: never attempted)
  *   done INDEX D|B     (recipient INDEX, counted over the whole message, is
  *                       delivered or bounced; repeats)
  */
@@ -79,6 +80,7 @@ struct sl_spool_state {
     uint32_t attempts;
     int64_t next;
     char reply[SL_REPLY_MAX];
+    bool held;             /* the operator holds it: not attempted until released */
     size_t nrcpt;          /* of the whole message */
     unsigned char *status; /* enum sl_rcpt_status per recipient of the message */
 };

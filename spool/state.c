@@ -5,7 +5,8 @@
  * reply, and which recipients are final.  It is rewritten whole after each
  * attempt (write new, fsync, rename, fsync state/), so a reader sees the old
  * state or the new, never a mix.  A missing file is the state before any
- * attempt.
+ * attempt.  An operator's hold is one optional line, written only while held,
+ * so files of parts never held read as before.
  * Concurrency: one process at a time per part (the worker holding it as a
  * job, or the master between jobs); no locks.
  * Trust boundary: the file is ours; a damaged one is an error, never a crash:
@@ -23,7 +24,7 @@
 #include "spool_impl.h"
 
 #define DONE_LINE_MAX 32 /* "done 9999 D\n" with room */
-#define STATE_FIXED   (64 + SL_REPLY_MAX)
+#define STATE_FIXED   (80 + SL_REPLY_MAX)
 
 /* state_name - "ID.K" */
 static bool state_name(char *buf, size_t len, const char *id, unsigned k)
@@ -83,6 +84,11 @@ static const char *parse_state(struct spool_lines *l, struct sl_spool_state *st)
     st->next = (int64_t)next;
     memcpy(st->reply, v, vn);
     st->reply[vn] = '\0';
+    if (l->p < l->end && (size_t)(l->end - l->p) >= 6 && memcmp(l->p, "held 1", 6) == 0 &&
+        (l->p + 6 == l->end || l->p[6] == '\n')) {
+        st->held = true; /* the operator's hold: never attempted until released */
+        l->p += l->p + 6 == l->end ? 6 : 7;
+    }
     while (l->p < l->end) {
         const char *sp;
         if (!spool_value_of(l, "done", &v, &vn) || (sp = memchr(v, ' ', vn)) == NULL ||
@@ -167,6 +173,8 @@ int sl_spool_state_save(const char *dir, const char *id, unsigned k,
                            st->next < 0 ? 0 : st->next);
     len += put_reply(buf + len, st->reply);
     buf[len++] = '\n';
+    if (st->held)
+        len += (size_t)snprintf(buf + len, cap - len, "held 1\n");
     for (size_t i = 0; i < st->nrcpt; i++) {
         if (st->status[i] == SL_RCPT_PENDING)
             continue;

@@ -44,18 +44,26 @@ struct job {
     struct sl_part part[SL_JOB_PARTS];
 };
 
-/* parse_part - "<id>.<k>" */
+/* parse_part - "<id>.<k>[:<attempts>]" */
 static bool parse_part(const char *word, struct sl_part *p)
 {
     const char *dot = strrchr(word, '.');
     char *end;
     long k;
+    unsigned long a = 0;
 
     if (dot == NULL || dot - word != SL_SPOOL_ID_LEN)
         return false;
     k = strtol(dot + 1, &end, 10);
+    if (*end == ':') {
+        const char *digits = end + 1;
+        a = strtoul(digits, &end, 10);
+        if (end == digits || a > UINT32_MAX)
+            return false;
+    }
     if (*end != '\0' || k < 0 || k >= SL_SPOOL_PARTS_MAX)
         return false;
+    p->attempts_floor = (uint32_t)a;
     memcpy(p->id, word, SL_SPOOL_ID_LEN);
     p->id[SL_SPOOL_ID_LEN] = '\0';
     p->k = (unsigned)k;
@@ -628,6 +636,10 @@ static void run_job(struct sl_wstate *w, const struct sl_dest *d, struct job *j)
     free(wk);
     free(r);
 }
+
+/* The longest outcome token (" <id>.<k>=f<time>:<attempts>") of every part of a job fits. */
+_Static_assert(24 + SL_JOB_PARTS * (1 + SL_SPOOL_ID_LEN + 4 + 2 + 20 + 1 + 10) <= SL_JOB_MAX,
+               "outcome datagram too small for a full job");
 
 /* report - "D<job> <id>.<k>=<outcome>..." to the master */
 static void report(struct sl_wstate *w, const struct job *j)

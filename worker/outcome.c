@@ -15,6 +15,7 @@
  * stored one line, truncated.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,8 @@ bool sl_part_load(struct sl_wstate *w, struct sl_part *p)
         sl_spool_msg_free(&p->msg);
         return false;
     }
+    if (p->st.attempts < p->attempts_floor) /* the last deferral's state was not saved */
+        p->st.attempts = p->attempts_floor;
     p->bounced = sl_calloc(p->msg.nrcpt, sizeof *p->bounced);
     p->bounce_reply = sl_calloc(p->msg.nrcpt, sizeof *p->bounce_reply);
     p->loaded = true;
@@ -122,6 +125,8 @@ static const char *result_name(enum sl_rcpt_result res)
         return "bounced";
     case SL_RES_HELD:
         return "held"; /* not attempted: a counter was full; counting deferrals skips it */
+    case SL_RES_DELETED:
+        return "deleted";
     default:
         return "deferred";
     }
@@ -238,7 +243,8 @@ static bool save(struct sl_wstate *w, struct sl_part *p)
 
     if (sl_spool_state_save(w->ctx->spool, p->id, p->k, &p->st, err, sizeof err) == 0)
         return true;
-    sl_msg_warn("queue %s part %u: %s", p->id, p->k, err);
+    sl_msg_warn("queue %s part %u: %s; kept to be saved again", p->id, p->k, err);
+    sl_unsaved_keep(p);
     return false;
 }
 
@@ -268,7 +274,8 @@ void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_d
         strlcpy(p->outcome, "w", sizeof p->outcome);
     } else {
         save(w, p);
-        snprintf(p->outcome, sizeof p->outcome, "f%lld", (long long)p->st.next);
+        snprintf(p->outcome, sizeof p->outcome, "f%lld:%" PRIu32, (long long)p->st.next,
+                 p->st.attempts);
     }
 }
 

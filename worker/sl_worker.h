@@ -20,16 +20,18 @@
  * Messages on the socketpair: one datagram each, first byte the type.
  *
  * Delivery jobs (the scheduler's; probes are in sl_control.h):
- *   master -> worker  "J<job> D <binding> <domain> <id>.<k> [<id>.<k>...]"
+ *   master -> worker  "J<job> D <binding> <domain> <id>.<k>[:<n>] [...]"
  *        deliver parts k of messages id (at most SL_JOB_PARTS of them), all
  *        for one binding x destination domain, over one connection when the
- *        limits allow.
+ *        limits allow.  :<n> is the part's attempts as last reported, a floor
+ *        for the spool's count (a state the disk had no room for is older).
  *   worker -> master  "D<job> <id>.<k>=<outcome> [...]"  once every part of
  *        the job is settled (state already durable in the spool).  outcome:
  *          d         final: every recipient of the part delivered or bounced
  *                    (a message of one part is already removed from the spool;
  *                    for several parts the master removes it after the last)
- *          f<time>   deferred: next attempt not before UNIX time <time>
+ *          f<time>:<n>  deferred: next attempt not before UNIX time <time>,
+ *                    after n attempts in all
  *          w         not attempted: a counter was full (the master holds the
  *                    destination back until a connection closes)
  *          y         not attempted: the connection was spent and other mail waits
@@ -76,6 +78,23 @@ struct sl_worker_ctx {
 
 /* The worker process: say hello, wait for jobs on fd until told to stop. */
 _Noreturn void sl_worker_main(int fd, uint32_t owner, void *ctx);
+
+/* worker/admin.c: the operator's command on part k of message id, made durable and logged,
+ * run by the master for a part no worker holds.  delete and bounce make every pending
+ * recipient final (a delivery-log line, outcome "deleted" or "bounced", phase "operator";
+ * bounce queues an RFC 3464 report with reason first, its id into dsn_id, else "");
+ * hold and release write the part's hold. */
+#define SL_ADMIN_ID_MAX 32 /* room for a queue id */
+enum sl_admin_op { SL_ADMIN_DELETE, SL_ADMIN_BOUNCE, SL_ADMIN_HOLD, SL_ADMIN_RELEASE };
+enum sl_admin_result {
+    SL_ADMIN_FINAL,  /* every recipient of the part is final (it was, or is now) */
+    SL_ADMIN_KEPT,   /* hold or release written; the part stays queued */
+    SL_ADMIN_GONE,   /* the message left the spool (or was damaged and set aside) */
+    SL_ADMIN_FAILED, /* could not be read or written now (logged); nothing changed */
+};
+enum sl_admin_result sl_worker_admin(const struct sl_worker_ctx *ctx, enum sl_admin_op op,
+                                     const char *id, unsigned k, const char *reason,
+                                     char dsn_id[SL_ADMIN_ID_MAX]);
 
 /* worker/probe.c: run one probe job ("J<id> P ...", sl_control.h) and answer
  * it; the hold waits in ppoll with wait_mask and ends early on *stop. */

@@ -104,6 +104,8 @@ static void after_job(struct sl_wstate *w, struct timespec *idle_until)
     *idle_until = sl_clock_after_ms(w->conn.idle_ms);
 }
 
+#define UNSAVED_RETRY_MS 1000 /* how often a state the disk refused is tried again */
+
 /* wait_for_job - ppoll the master's socket (and the held connection) until a
  * message, the end of the idle time or a signal; true when a message waits */
 static bool wait_for_job(struct sl_wstate *w, struct timespec idle_until)
@@ -111,6 +113,11 @@ static bool wait_for_job(struct sl_wstate *w, struct timespec idle_until)
     struct pollfd p[2] = {{.fd = w->fd, .events = POLLIN}, {.fd = -1}};
     struct timespec span, *timeout = NULL;
 
+    if (sl_unsaved_pending()) { /* a full disk kept states from the spool: try again */
+        sl_unsaved_retry(w);
+        span = sl_clock_span(UNSAVED_RETRY_MS);
+        timeout = sl_unsaved_pending() ? &span : NULL;
+    }
     if (w->conn.open) {
         long left = sl_clock_ms_until(idle_until);
         if (left == 0) {
@@ -118,6 +125,8 @@ static bool wait_for_job(struct sl_wstate *w, struct timespec idle_until)
             return false;
         }
         p[1] = (struct pollfd){.fd = w->conn.s.fd, .events = POLLIN};
+        if (timeout != NULL && left > UNSAVED_RETRY_MS)
+            left = UNSAVED_RETRY_MS;
         span = sl_clock_span(left);
         timeout = &span;
     }
@@ -220,5 +229,7 @@ void sl_worker_main(int fd, uint32_t owner, void *vctx)
             break;
     }
     sl_conn_close(&w, true);
+    if (sl_unsaved_pending())
+        sl_unsaved_retry(&w); /* a last chance; what still fails, the master's count covers */
     _exit(0);
 }

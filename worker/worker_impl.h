@@ -63,15 +63,16 @@ struct sl_wstate {
 struct sl_part {
     char id[SL_SPOOL_ID_LEN + 1];
     unsigned k;
-    bool loaded;    /* msg and st are valid */
-    bool attempted; /* a recipient got an outcome in this attempt */
+    uint32_t attempts_floor; /* the master's count of attempts, when the spool's may be older */
+    bool loaded;             /* msg and st are valid */
+    bool attempted;          /* a recipient got an outcome in this attempt */
     struct sl_spool_msg msg;
     struct sl_spool_state st;
     size_t *bounced;     /* recipients bounced in this attempt (for the DSN) */
     char **bounce_reply; /* their replies */
     size_t nbounced;
     char mx[256];     /* the host that answered, for the DSN */
-    char outcome[32]; /* d, f<time>, w or x: what the master is told */
+    char outcome[40]; /* d, f<time>:<attempts>, w, y, r or x: what the master is told */
 };
 
 /* worker/reserve.c: take every counter for a connection to mx; the reserve
@@ -139,7 +140,8 @@ enum sl_rcpt_result {
     SL_RES_DELIVERED,
     SL_RES_DEFERRED,
     SL_RES_BOUNCED,
-    SL_RES_HELD, /* logged only: not attempted, a counter was full (the part waits for a slot) */
+    SL_RES_HELD,    /* logged only: not attempted, a counter was full (the part waits for a slot) */
+    SL_RES_DELETED, /* logged only: the operator deleted it (sluicectl delete), no report */
 };
 struct sl_attempt {
     const struct sl_dest *d;
@@ -202,6 +204,11 @@ void sl_dlog_write(int fd, const struct sl_dlog_line *l);
 
 /* worker/dsn.c: queue an RFC 3464 report to the sender of p's message for the
  * recipients bounced in this attempt; the new id goes to id; -1 (logged) on error. */
+/* worker/unsaved.c: states a full disk kept from being saved, saved again later */
+void sl_unsaved_keep(const struct sl_part *p);
+bool sl_unsaved_pending(void);
+void sl_unsaved_retry(struct sl_wstate *w);
+
 int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id);
 
 #endif

@@ -6,7 +6,8 @@
 
 out=$("$SLUICECTL" --help 2>/dev/null); rc=$?
 check "sluicectl --help: exit 0 on standard output" test "$rc" -eq 0 -a -n "$out"
-for sub in config counters metrics probe inject queue resolve tls; do
+for sub in config counters metrics probe inject queue delete bounce hold release flush domain \
+    status reload resolve tls; do
   check "sluicectl --help describes $sub" sh -c "printf '%s\n' \"\$1\" | grep -q '^$sub\$'" _ "$out"
   sout=$("$SLUICECTL" "$sub" --help 2>/dev/null); rc=$?
   check "sluicectl $sub --help: exit 0, its usage on standard output" \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# config_cli.sh - `sluicectl config check|eval` against golden output.
+# config_cli.sh - `sluicectl config check|show|eval` against golden output.
 #
 # Each case runs the real binary on a config of tests/golden/ and compares its
 # output (stdout, then stderr) and exit status with the block of the same
@@ -58,6 +58,19 @@ cases=(
   "seed000.ini config eval --bogus mx_limit"
   "seed000.ini config frobnicate"
   "missing.ini config check"
+  # the linter: hints in errors, warnings that keep exit 0 unless --strict
+  "lint_errors.ini config check"
+  "lint_warn.ini config check"
+  "lint_warn.ini config check --strict"
+  "lint_warn.ini config check --bogus"
+  "lint_warn.ini config eval --explain --chain --binding b1 --domain yahoo.com max_outbound_connections"
+  "lint_warn.ini config eval --explain --chain --binding b3 --domain yahoo.com max_outbound_connections"
+  "seed000.ini config eval --explain --chain --binding example --domain example.com max_outbound_connections"
+  # the effective configuration: -n only what the file changes (the full list grows with options)
+  "lint_warn.ini config show -n"
+  "seed000.ini config show -n"
+  "host.ini config show -n"
+  "host.ini config show --all"
 )
 
 # run_case - the transcript block of one case: "$ command", its output, "[exit N]"

@@ -2,6 +2,9 @@
 # diskfull.sh - the spool on a small tmpfs made by the test, filled up: inject refuses cleanly
 # (one line, a non-zero exit, nothing half-written left in the spool), delivery goes on for
 # what was accepted, nothing accepted is lost, and injecting works again once space returns.
+# A message the receiver keeps deferring still ends after max_retries attempts although no
+# attempt's state can be saved (the master carries the count), and a deferral's state is
+# saved once space returns, so a restart keeps its attempt count.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 
@@ -14,7 +17,7 @@ fi
 unmount() { umount "$T/spool" 2>/dev/null; cleanup; }
 trap unmount EXIT
 
-peer_start sink '{}' 127.0.1.80
+peer_start sink '{"rcpt": [{"match": "@(defer|later)\\.test$", "reply": "451 4.3.0 try later"}]}' 127.0.1.80
 cat >"$T/sluice.ini" <<INI
 [global]
 workers = 2
@@ -29,6 +32,15 @@ bind_address = 127.0.0.2
 
 [domain "full.test"]
 route = 127.0.1.80:$(peer_port sink)
+
+[domain "defer.test"]
+route = 127.0.1.80:$(peer_port sink)
+max_retries = 2
+
+[domain "later.test"]
+route = 127.0.1.80:$(peer_port sink)
+retry_interval = 1h
+max_retry_interval = 1h
 INI
 body=$(seq 300 | sed 's/$/ a line of about sixty bytes to fill the small spool up quickly/')
 inject() { # inject N: one 20 KB message to uN@full.test; its id, or the error on stderr
@@ -71,3 +83,39 @@ check "nothing is left queued" test "$(find "$T/spool/queue" -type f | wc -l)" -
 kill -TERM "$daemon"
 wait "$daemon"
 check "the daemon stops cleanly" test $? -eq 0
+
+# a null sender: its expiry writes no bounce, which a full disk would refuse
+late=$("$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 -f '' late@defer.test \
+  <<<"Subject: deferred")
+later=$("$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 -f '' wait@later.test \
+  <<<"Subject: deferred for an hour")
+head -c 4194304 /dev/zero >"$T/spool/filler" 2>/dev/null # not a byte left for a state file
+: >"$T/notify.log"
+"$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon2.log" &
+daemon=$!
+started "$daemon"
+check "the message deferred for an hour was tried once" \
+  wait_for 10 grep -q '"rcpt":\["wait@later.test"\].*"outcome":"deferred"' "$T/delivery.log"
+check "its state could not be saved (the disk is full)" test ! -e "$T/spool/state/$later.0"
+deferred_logged() { grep -c '"rcpt":\["late@defer.test"\].*"outcome":"deferred"' "$T/delivery.log"; }
+check "a deferral with no room for its state still ends: expired after max_retries" \
+  wait_for 30 grep -q '"rcpt":\["late@defer.test"\].*"outcome":"bounced".*"phase":"expiry"' \
+  "$T/delivery.log"
+check "after exactly 3 attempts (max_retries = 2), though none could be saved" \
+  test "$(deferred_logged)" -eq 3
+check "the saves did fail for want of space" grep -qi 'no space' "$T/daemon2.log"
+check "and the expired message left the queue" test ! -e "$T/spool/queue/$late"
+rm -f "$T/spool/filler"
+check "with space back, its state is saved: 1 attempt" \
+  wait_for 10 grep -qx 'attempts 1' "$T/spool/state/$later.0"
+kill -TERM "$daemon"
+wait "$daemon"
+check "the daemon stops cleanly" test $? -eq 0
+attempts_after_restart() {
+  "$SLUICECTL" -c "$T/sluice.ini" queue --json | python3 -c '
+import json, sys
+print([p["attempts"] for m in json.load(sys.stdin)["messages"] if m["id"] == sys.argv[1]
+       for p in m["parts"]])' "$1"
+}
+check "and the count survives the stop: queue says 1 attempt" \
+  test "$(attempts_after_restart "$later")" = "[1]"

@@ -121,6 +121,11 @@ check "installed sluiced runs (-h)" bash -c "'$root/usr/sbin/sluiced' -h | grep 
 "$root/usr/bin/sluicectl" --help >"$T/help.txt"
 check "installed sluicectl runs (--help lists its subcommands)" grep -q 'counters' "$T/help.txt"
 
+compl=$root/usr/share/bash-completion/completions/sluicectl
+check "bash completion installed in /usr/share/bash-completion/completions" test -s "$compl"
+words() { bash -c ". '$compl'; COMP_WORDS=(sluicectl $1); COMP_CWORD=$2; _sluicectl; echo \"\${COMPREPLY[*]}\""; }
+check "completion offers the subcommands" bash -c '[[ " $1 " == *" delete "* ]]' _ "$(words de 1)"
+check "completion offers a subcommand's options" bash -c "[[ \"\$1\" == *--reason* ]]" _ "$(words 'bounce --' 2)"
 unit=$root/usr/lib/systemd/system/sluice.service
 check "the systemd unit is in /usr/lib/systemd/system" test -f "$unit"
 check "its ExecStart runs /usr/sbin/sluiced" grep -Eq '^ExecStart=/usr/sbin/sluiced( |$)' "$unit"

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config/sl_config.h"
+#include "config/sl_config_lint.h"
 
 #define NAME "t.ini"
 
@@ -882,10 +883,74 @@ static void test_load_file(void **state)
     sl_diag_free(&d);
 }
 
+/* The linter's hints: a typo finds its option (aliases too), a word far from every option
+ * finds none; a header written without quotes, or Momentum's way, gets its fixed form, and
+ * one that cannot be guessed gets none. */
+static void test_lint_hints(void **state)
+{
+    char fix[256];
+
+    (void)state;
+    assert_string_equal(sl_config_suggest_option("max_outbound_conections"),
+                        "max_outbound_connections");
+    assert_string_equal(sl_config_suggest_option("Retry_Intervall"), "retry_interval");
+    assert_string_equal(sl_config_suggest_option("mx_limt"), "mx_limit");
+    assert_null(sl_config_suggest_option("frobnicate"));
+    assert_null(sl_config_suggest_option("x"));
+    assert_true(sl_config_header_fix("[binding example]", fix, sizeof fix));
+    assert_string_equal(fix, "[binding \"example\"]");
+    assert_true(sl_config_header_fix("[Binding_Group g1 Domain \"yahoo.com\"]", fix, sizeof fix));
+    assert_string_equal(fix, "[binding_group \"g1\" domain \"yahoo.com\"]");
+    assert_true(sl_config_header_fix("Domain aol.com {", fix, sizeof fix));
+    assert_string_equal(fix, "[domain \"aol.com\"]");
+    assert_true(sl_config_header_fix("[ GLOBAL ]", fix, sizeof fix));
+    assert_string_equal(fix, "[global]");
+    assert_false(sl_config_header_fix("[domain a.com binding b]", fix, sizeof fix));
+    assert_false(sl_config_header_fix("[frob x]", fix, sizeof fix));
+    assert_false(sl_config_header_fix("[binding a domain b host c]", fix, sizeof fix));
+}
+
+/* The linter's warnings on a config that loads: one per mistake, at its line, in file order;
+ * a [binding domain] section beating a [domain] one is meant and not warned about. */
+static void test_lint_warnings(void **state)
+{
+    static const char text[] = "[binding_group \"g\"]\n"             /* 1 */
+                               "max_outbound_connections = 5\n"      /* 2 */
+                               "[binding \"b1\"]\n"                  /* 3 */
+                               "binding_group = g\n"                 /* 4 */
+                               "bind_address = 127.0.0.2\n"          /* 5 */
+                               "[binding \"b2\"]\n"                  /* 6 */
+                               "bind_address = 127.0.0.2\n"          /* 7 */
+                               "[binding \"b2\" domain \"y.com\"]\n" /* 8 */
+                               "max_outbound_connections = 2\n"      /* 9 */
+                               "[domain \"y.com\"]\n"                /* 10 */
+                               "max_outbound_connections = 10\n"     /* 11 */
+                               "[domain \"/^aol\\.com$/\"]\n"        /* 12 */
+                               "mx_limit = 2\n"                      /* 13 */
+                               "[domain \"/gmail/\"]\n"              /* 14 */
+                               "mx_limit = 2\n";                     /* 15 */
+    struct sl_diag d = {0}, w = {0};
+    struct sl_config *cfg = sl_config_load_string("t.ini", text, &d);
+
+    (void)state;
+    assert_non_null(cfg);
+    assert_int_equal(sl_config_lint(cfg, &w), 3);
+    assert_non_null(strstr(w.lines[0], "t.ini:7: warning: bindings \"b1\" and \"b2\""));
+    assert_non_null(strstr(w.lines[1], "t.ini:11: warning: max_outbound_connections = 10"));
+    assert_non_null(strstr(w.lines[1], "for binding b1 by [binding_group \"g\"]"));
+    assert_null(strstr(w.lines[1], "b2")); /* b2's own [binding domain] section is meant */
+    assert_non_null(strstr(w.lines[2], "t.ini:14: warning: [domain \"/gmail/\"]"));
+    assert_non_null(strstr(w.lines[2], "/^gmail$/"));
+    sl_diag_free(&w);
+    sl_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_option_table),
+        cmocka_unit_test(test_lint_hints),
+        cmocka_unit_test(test_lint_warnings),
         cmocka_unit_test(test_values_good),
         cmocka_unit_test(test_values_bad),
         cmocka_unit_test(test_values_long),

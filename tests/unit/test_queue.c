@@ -567,6 +567,47 @@ static void test_room_reserve(void **state)
     sl_store64(&f->shm.slots[reserve].count, 0);
 }
 
+/* The operator's commands on the index: a held part is never handed out, whether it was ready
+ * or deferred, and comes back where it belongs when released; flush makes a deferred part
+ * ready at once; finish makes a part final in any waiting state, the message going with its
+ * last part; a hold read from the spool indexes the part as held. */
+static void test_operator(void **state)
+{
+    struct sl_queue *q = sl_queue_new();
+    struct sl_qmsg *ready = add1(q, 1, "a.example", 0), *later = add1(q, 2, "a.example", 500);
+    struct sl_queue_part_init parts[2] = {{.domain = "a.example", .held = true},
+                                          {.domain = "b.example"}};
+    char id[SL_SPOOL_ID_LEN + 1];
+    struct sl_qmsg *two;
+
+    (void)state;
+    sl_queue_hold(q, &ready->part[0]);
+    sl_queue_hold(q, &later->part[0]);
+    assert_int_equal(sl_queue_count(q, SL_PART_HELD), 2);
+    assert_null(sl_queue_next(q));
+    assert_int_equal(sl_queue_release_due(q, 1000), 0); /* held: not in the heap either */
+    sl_queue_unhold(q, &ready->part[0], 100);
+    sl_queue_unhold(q, &later->part[0], 100);
+    assert_int_equal(ready->part[0].state, SL_PART_READY);
+    assert_int_equal(later->part[0].state, SL_PART_TIMER); /* due at 500, not yet */
+    sl_queue_flush_part(q, &later->part[0]);
+    assert_int_equal(later->part[0].state, SL_PART_READY);
+    assert_int_equal(sl_queue_next_due(q), INT64_MAX);
+    assert_true(sl_queue_finish(q, &ready->part[0])); /* one part: the message goes */
+    assert_null(sl_queue_find(q, "M0000000000000000001"));
+
+    make_id(id, 3);
+    two = sl_queue_add(q, id, "b1", 2, parts, 100);
+    assert_non_null(two);
+    assert_int_equal(two->part[0].state, SL_PART_HELD);
+    assert_int_equal(two->part[1].state, SL_PART_READY);
+    assert_false(sl_queue_finish(q, &two->part[0]));
+    assert_int_equal(sl_queue_count(q, SL_PART_HELD), 0);
+    assert_true(sl_queue_finish(q, &two->part[1]));
+    assert_null(sl_queue_find(q, id));
+    sl_queue_free(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -580,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_drop),
         cmocka_unit_test(test_dead_worker),
         cmocka_unit_test(test_many),
+        cmocka_unit_test(test_operator),
         cmocka_unit_test_setup_teardown(test_dispatch_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_idle, setup, teardown),

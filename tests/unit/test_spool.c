@@ -523,6 +523,34 @@ static void test_state_roundtrip(void **state)
     sl_spool_state_free(&st);
 }
 
+/* The operator's hold is one line, kept only while held: a held state reads back held, a
+ * released one without the line, and the done lines after it still parse. */
+static void test_state_held(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"a@x.org", "b@x.org"};
+    struct sl_spool_state st, back;
+    char id[SL_SPOOL_ID_LEN + 1], err[256];
+
+    write_msg(f->dir, rcpt, 2, id);
+    assert_int_equal(sl_spool_state_load(f->dir, id, 0, 2, &st, err, sizeof err), 0);
+    assert_false(st.held);
+    st.held = true;
+    st.status[1] = SL_RCPT_DELIVERED;
+    assert_int_equal(sl_spool_state_save(f->dir, id, 0, &st, err, sizeof err), 0);
+    assert_int_equal(sl_spool_state_load(f->dir, id, 0, 2, &back, err, sizeof err), 0);
+    assert_true(back.held);
+    assert_memory_equal(back.status, "PD", 2);
+    sl_spool_state_free(&back);
+    st.held = false;
+    assert_int_equal(sl_spool_state_save(f->dir, id, 0, &st, err, sizeof err), 0);
+    assert_int_equal(sl_spool_state_load(f->dir, id, 0, 2, &back, err, sizeof err), 0);
+    assert_false(back.held);
+    assert_memory_equal(back.status, "PD", 2);
+    sl_spool_state_free(&back);
+    sl_spool_state_free(&st);
+}
+
 static void test_state_damaged(void **state)
 {
     struct fixture *f = *state;
@@ -760,6 +788,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_address_good),
+        cmocka_unit_test_setup_teardown(test_state_held, setup, teardown),
         cmocka_unit_test(test_address_bad),
         cmocka_unit_test(test_address_domain),
         cmocka_unit_test_setup_teardown(test_write_read_roundtrip, setup, teardown),
