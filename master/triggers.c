@@ -161,7 +161,7 @@ static void apply(const struct sl_config *cfg, const struct sl_rule_reply *p)
 void sl_shaping_reply(const char *msg, size_t len)
 {
     const struct sl_config *cfg = sl_shaping_config();
-    char copy[1024], binding[128], domain[256], host[256], origin[4];
+    char copy[2048], binding[128], domain[256], host[256], origin[4];
     const char *p = copy + 1;
     struct sl_rule_reply r;
 
