@@ -1,7 +1,8 @@
 /*
  * test_throttle.c - the rate throttles: the "N" / "N/S" parser and its printed form, which
- * stanza's bucket a throttle draws from, the bucket's pacing arithmetic in a real segment,
- * and the actions file of the spool (write, read back, damaged lines, expiry).
+ * stanza's bucket a throttle draws from, the [shaping] rules (loaded, refused, matched), the
+ * bucket's pacing arithmetic in a real segment, and the actions file of the spool (write,
+ * read back, damaged lines, expiry).
  *
  * Each case that needs a segment makes its own ("/sluice-test-thr-PID-N") and unlinks it;
  * the spool case works in a fresh temporary directory.
@@ -18,6 +19,7 @@
 #include <cmocka.h>
 
 #include "config/sl_config.h"
+#include "config/sl_rules.h"
 #include "config/sl_throttle.h"
 #include "shm/sl_shm.h"
 #include "spool/sl_actions.h"
@@ -118,6 +120,87 @@ static void test_resolve(void **state)
     assert_string_equal(t1.key, "host \"mx.example\"");
     assert_false(sl_throttle_resolve(cfg, SL_THROTTLE_CONNECTIONS, "b1", NULL, "mx.other", &t1));
     sl_config_free(cfg);
+}
+
+/* test_rules - [shaping] rules as loaded, and which replies they match */
+static void test_rules(void **state)
+{
+    static const char ini[] = "[binding \"b1\"]\n"
+                              "[shaping \"yahoo\"]\n"
+                              "domain = /^(yahoo|aol)\\./\n"
+                              "match = /\\[TSS04\\]/\n"
+                              "trigger = 3/60s\n"
+                              "action = suspend\n"
+                              "duration = 1h\n"
+                              "scope = domain\n"
+                              "[shaping \"local\"]\n"
+                              "binding = b1\n"
+                              "host = mx.example\n"
+                              "match = refused\n"
+                              "match_local = yes\n"
+                              "action = outbound_throttle_messages = 10/60\n"
+                              "duration = 30m\n";
+    struct sl_diag d = {0};
+    struct sl_config *cfg = sl_config_load_string("t.ini", ini, &d);
+    const struct sl_rule *y, *l;
+    char what[96];
+
+    (void)state;
+    if (cfg == NULL)
+        fail_msg("%s", d.n ? d.lines[0] : "no config");
+    assert_int_equal(cfg->nrules, 2);
+    y = &cfg->rules[0];
+    l = &cfg->rules[1];
+    assert_string_equal(y->name, "yahoo");
+    assert_int_equal(y->trigger_n, 3);
+    assert_int_equal(y->trigger_ms, 60000);
+    assert_int_equal(y->action, SL_RULE_SUSPEND);
+    assert_int_equal(y->duration_ms, 3600000);
+    assert_int_equal(y->scope, SL_RULE_DOMAIN);
+    assert_int_equal(l->trigger_n, 1); /* immediate by default */
+    sl_rule_action_text(l, what, sizeof what);
+    assert_string_equal(what, "outbound_throttle_messages = 10/60");
+
+    struct sl_rule_reply r = {.binding = "b2",
+                              .domain = "AOL.com",
+                              .host = "mx1.aol.com",
+                              .text = "421 4.7.0 [TSS04] Messages temporarily deferred"};
+    assert_true(sl_rule_matches(y, &r));
+    r.domain = "example.com";
+    assert_false(sl_rule_matches(y, &r)); /* not its domain */
+    r.domain = "yahoo.com";
+    r.local = true;
+    assert_false(sl_rule_matches(y, &r)); /* made up by sluice: not without match_local */
+    r = (struct sl_rule_reply){.binding = "b1",
+                               .domain = "x.test",
+                               .host = "MX.example.",
+                               .text = "connect to 192.0.2.1:25: Connection refused",
+                               .local = true};
+    assert_true(sl_rule_matches(l, &r));
+    r.binding = "b2";
+    assert_false(sl_rule_matches(l, &r)); /* not its binding */
+    r.binding = "b1";
+    r.host = "mx.other";
+    assert_false(sl_rule_matches(l, &r)); /* not its host */
+    sl_config_free(cfg);
+
+    static const char *const bad[] = {
+        "[shaping \"x\"]\nmatch = /a/\naction = suspend\n",                /* no duration */
+        "[shaping \"x\"]\nmatch = /a/\naction = pause\nduration = 1h\n",   /* bad action */
+        "[shaping \"x\"]\nmatch = /(/\naction = suspend\nduration = 1h\n", /* bad regex */
+        "[shaping \"x\"]\nmatch = /a/\naction = suspend\nduration = 1h\ntrigger = 0/1m\n",
+        "[shaping \"x\"]\nmatch = /a/\naction = suspend\nduration = 1h\nbinding = nobody\n",
+        "[shaping \"x\"]\nmatch = /a/\naction = suspend\nduration = 1h\ncolour = red\n",
+        "[shaping \"x\"]\nmatch = /a/\naction = suspend\nduration = 1h\n[shaping \"x\"]\n",
+        "[shaping x]\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct sl_diag e = {0};
+        struct sl_config *c = sl_config_load_string("bad.ini", bad[i], &e);
+        if (c != NULL || e.n == 0 || strncmp(e.lines[0], "bad.ini:", 8) != 0)
+            fail_msg("case %zu accepted or reported without a line", i);
+        sl_diag_free(&e);
+    }
 }
 
 /* test_interval - the pacing interval: the period plus its margin, over n, rounded up */
@@ -255,7 +338,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rate_parse),   cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_interval),     cmocka_unit_test(test_bucket),
-        cmocka_unit_test(test_actions_file),
+        cmocka_unit_test(test_actions_file), cmocka_unit_test(test_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
