@@ -260,11 +260,16 @@ bool sl_shaping_gate(const struct sl_config *cfg, const struct sl_shm *shm, cons
 /* sl_shaping_tick - drop what ended */
 bool sl_shaping_tick(int64_t now)
 {
-    size_t n = sl_actions_expire(&sh.list, now);
-
-    if (n == 0)
+    for (size_t i = 0; i < sh.list.n; i++) {
+        const struct sl_action *a = &sh.list.a[i];
+        if (a->until > 0 && a->until <= now)
+            sl_msg_info("action %" PRIu64 " (%s%s%s) over%s%s%s%s ended: its time is up", a->id,
+                        sl_action_kind_name(a->kind), a->rule[0] ? ", rule " : "", a->rule,
+                        a->binding[0] ? " binding " : "", a->binding,
+                        a->domain[0] ? " domain " : "", a->domain);
+    }
+    if (sl_actions_expire(&sh.list, now) == 0)
         return false;
-    sl_msg_info("%zu shaping action(s) ended", n);
     save();
     return true;
 }

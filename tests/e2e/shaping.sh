@@ -96,6 +96,8 @@ check "its mail waits in the master: no delivery-log line for it" \
   bash -c "! grep -q 'r4@one.test' '$T/delivery.log'"
 check "delivery resumes by itself when the action ends" \
   wait_for 12 peer_true mx "dest('127.0.1.1')['messages'] >= 1"
+check "the end is logged with the action and its scope" \
+  grep -q 'action [0-9]* (suspend, rule tss04) over domain one.test ended: its time is up' "$T/daemon.log"
 check "the ended action is gone from the list" wait_for 3 bash -c "! '$SLUICECTL' -c '$T/sluice.ini' shaping | grep -q tss04"
 
 # again, and this time shaping cancel ends it at once
