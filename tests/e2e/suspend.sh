@@ -57,6 +57,13 @@ check "queue says it is suspended and why" \
 check "queue --json carries the suspension" \
   bash -c "'$SLUICECTL' -c '$T/sluice.ini' queue --json | grep -q '\"suspended\":{\"text\":\"suspended until resumed (receiver maintenance)\",\"reason\":\"receiver maintenance\"}'"
 check "suspended lists it" bash -c "'$SLUICECTL' -c '$T/sluice.ini' suspended | grep -qE '^[0-9]+ +domain one.test +resumed +receiver maintenance$'"
+check "suspended --json gives scope, reason and no end" bash -c "
+  '$SLUICECTL' -c '$T/sluice.ini' suspended --json | python3 -c '
+import json, sys
+a = json.load(sys.stdin)
+sys.exit(not (len(a) == 1 and a[0][\"domain\"] == \"one.test\" and a[0][\"binding\"] == \"\" and
+              a[0][\"action\"] == \"suspend\" and a[0][\"reason\"] == \"receiver maintenance\" and
+              a[0][\"until\"] is None and a[0][\"rule\"] == \"\"))'"
 check "the spool keeps it" grep -q 'suspend.*one.test' "$T/spool/actions"
 
 stop
