@@ -62,6 +62,10 @@ static int check(const char *cfgpath, int argc)
         print_diag(&d);
         return 1;
     }
+    if (sl_ctl_cluster_check(cfg) != 0) {
+        sl_config_free(cfg);
+        return 1;
+    }
     printf("%s: OK (%zu section%s, %zu binding%s)\n", cfgpath, cfg->nsections,
            cfg->nsections == 1 ? "" : "s", cfg->nbindings, cfg->nbindings == 1 ? "" : "s");
     sl_config_free(cfg);

@@ -174,6 +174,7 @@ static void print_table(const struct sl_shm *shm, const struct sl_counter_view *
     if (n < nrows)
         printf("... %zu more (narrow with --scope, --nonzero, --match or sort with --sort)\n",
                nrows - n);
+    sl_ctl_cluster_table(rows, n);
 }
 
 /* print_json - the machine view: one object, counters sorted as in the table */
@@ -209,7 +210,9 @@ static void print_json(const struct sl_shm *shm, const struct sl_counter_view *v
                (unsigned long long)v[i].holdbacks, (unsigned long long)v[i].waited_ms,
                (unsigned long long)v[i].wait_since);
     }
-    printf("]}\n");
+    printf("]");
+    sl_ctl_cluster_json(v, n);
+    printf("}\n");
 }
 
 /* show - one snapshot, printed */
@@ -351,6 +354,7 @@ int sl_ctl_counters(const char *cfgpath, int argc, char **argv)
 
     if (rc != 0)
         return rc;
+    sl_ctl_cluster_open(cfgpath);
     if (o.shm_name != NULL)
         snprintf(name, sizeof name, "%s", o.shm_name);
     else if (sl_ctl_global(cfgpath, SL_OPT_SHM_NAME, name, sizeof name) != 0)

@@ -282,6 +282,7 @@ int sl_metrics_write(FILE *f, const struct sl_shm *shm, const char *spool)
     write_counters(f, v, n);
     write_stats(f, shm);
     write_latency(f, shm);
+    sl_ctl_cluster_metrics(f, v, n);
     if (spool != NULL)
         single(f, "sluice_spool_quarantined_files", "gauge",
                "Damaged spool entries set aside in the spool's corrupt/ directory.",
@@ -314,6 +315,7 @@ int sl_ctl_metrics(const char *cfgpath, int argc, char **argv)
         else
             return usage();
     }
+    sl_ctl_cluster_open(cfgpath);
     if (shm_name != NULL)
         snprintf(name, sizeof name, "%s", shm_name);
     else if (sl_ctl_global(cfgpath, SL_OPT_SHM_NAME, name, sizeof name) != 0)

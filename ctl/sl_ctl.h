@@ -9,6 +9,7 @@
 #define SL_CTL_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "config/sl_config.h"
 
@@ -20,6 +21,19 @@ int sl_ctl_inject(const char *cfgpath, int argc, char **argv);   /* inject -f SE
 int sl_ctl_queue(const char *cfgpath, int argc, char **argv);    /* queue [--json] */
 int sl_ctl_resolve(const char *cfgpath, int argc, char **argv);  /* resolve [--binding B] DOMAIN */
 int sl_ctl_tls(const char *cfgpath, int argc, char **argv);      /* tls [--binding B] DOMAIN */
+
+int sl_ctl_cluster(const char *cfgpath, int argc, char **argv); /* cluster [--json] */
+
+/* ctl_cluster.c: the cluster-wide figures of the cluster counters, for counters and metrics
+ * (nothing without cluster_redis): load the file's cluster settings; print them after the
+ * table, inside the JSON object, in the exposition; and config check's cluster part (0, or 1
+ * when Redis refuses the password). */
+struct sl_counter_view;
+void sl_ctl_cluster_open(const char *cfgpath);
+void sl_ctl_cluster_table(const struct sl_counter_view *v, size_t n);
+void sl_ctl_cluster_json(const struct sl_counter_view *v, size_t n);
+void sl_ctl_cluster_metrics(FILE *f, const struct sl_counter_view *v, size_t n);
+int sl_ctl_cluster_check(const struct sl_config *cfg);
 
 /* s as a JSON string literal on stdout (bytes outside printable ASCII escaped). */
 void sl_ctl_json_string(const char *s);

@@ -64,6 +64,36 @@ for n in 1 2 3; do
 done
 for n in 1 2 3; do node_start "$n"; done
 
+# While the nodes deliver: node 1's counters show the cluster-wide in-use from Redis beside
+# its own holds, and sluicectl cluster lists the three nodes alive.
+cluster_full() {
+  node_ctl 1 counters --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)["cluster"]
+c = next((c for c in d["counters"] if c["scope"] == "binding_domain" and c["key"] == "b d.test"),
+         {"cluster_in_use": -1})
+sys.exit(not (c["cluster_in_use"] == 3 and c["limit"] == 3 and 0 <= c["node_holds"] < 3))'
+}
+check "counters --json: d.test's cluster counter at 3 of 3 across nodes, fewer held by node 1" \
+  wait_for 60 cluster_full
+node_ctl 1 counters >"$T/counters.txt"
+check "counters: the cluster section names the counter with its cluster-wide in-use" \
+  grep -Eq '^binding_domain b d.test +[0-9]+ +[0-9]+ +3$' "$T/counters.txt"
+node_ctl 1 metrics >"$T/metrics.txt"
+check "metrics: sluice_cluster_in_use per cluster counter, Redis up" \
+  grep -q '^sluice_cluster_in_use{scope="binding_domain b d.test"} [0-3]$' "$T/metrics.txt"
+check "metrics: sluice_cluster_redis_up 1" grep -qx 'sluice_cluster_redis_up 1' "$T/metrics.txt"
+nodes_alive() {
+  node_ctl 2 cluster --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+sys.exit(sorted(n["name"] for n in d["nodes"] if n["alive"]) != ["node1", "node2", "node3"])'
+}
+check "sluicectl cluster lists node1, node2 and node3 alive" wait_for 10 nodes_alive
+node_ctl 3 cluster >"$T/cluster.txt"
+check "sluicectl cluster's table: a line per node with its heartbeat and holds" \
+  test "$(grep -Ec '^node[123] +yes +[0-9.]+s ago +[0-9]+$' "$T/cluster.txt")" -eq 3
+
 check "every message is delivered through the three nodes" wait_for 120 all_drained
 dest_peak() { peer_stat mx "dest('$1')['peak']"; }
 check "d.test (cluster_max 3 across nodes) peaks at 3 ($(dest_peak 127.0.1.1))" \
@@ -80,3 +110,13 @@ srcs() { peer_stat mx "sum(1 for n in (2, 3, 4) if pair('127.0.0.%d' % n, '$1')[
 check "every node delivered to d.test" test "$(srcs 127.0.1.1)" -eq 3
 check "the sink accepted every message" \
   peer_true mx "total['messages'] == $((3 * (20 + 14 + 6 + 14 + 14 + 14)))"
+check "a refused lease names the cluster scope in the delivery log" \
+  bash -c "grep -hq '\"refused\":{\"scope\":\"cluster binding_domain b d.test\",\"in_use\":3,\"limit\":3}' $T/delivery[123].log"
+counts_zero() {
+  node_ctl "$1" counters --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+sys.exit(any(c["in_use"] for c in d["counters"]) or any(c["cluster_in_use"] for c in d["cluster"]["counters"]))'
+}
+check "every count, local and cluster-wide, is back at 0" wait_for 10 counts_zero 1
+check "no lease is left in Redis" test "$(redis_cli --scan --pattern '{sluice}:lease:*' | wc -l)" -eq 0
