@@ -70,4 +70,5 @@ node_inject() {
 }
 
 node_queued() { ls "$T/spool$1/queue" 2>/dev/null | wc -l; }
+node_drained() { [ "$(node_queued "$1")" -eq 0 ]; }
 all_drained() { [ "$(node_queued 1)" -eq 0 ] && [ "$(node_queued 2)" -eq 0 ] && [ "$(node_queued 3)" -eq 0 ]; }

@@ -21,6 +21,6 @@ redis_start() {
   wait_for 10 redis_ping || { echo "redis-server did not start" >&2; cat "$T/redis/log" >&2; return 1; }
 }
 redis_cli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ${REDIS_AUTH:+-a "$REDIS_AUTH" --no-auth-warning} "$@"; }
-redis_ping() { redis_cli ping 2>/dev/null | grep -q PONG; }
+redis_ping() { redis_cli ping 2>/dev/null | grep -Eq 'PONG|NOAUTH'; }
 redis_stop() { [ -n "$_redis_pid" ] && kill -TERM "$_redis_pid" && wait "$_redis_pid" 2>/dev/null; _redis_pid=; }
 redis_kill() { [ -n "$_redis_pid" ] && kill -KILL "$_redis_pid" && wait "$_redis_pid" 2>/dev/null; _redis_pid=; }
