@@ -20,6 +20,7 @@
 
 #include <bsd/string.h>
 
+#include "util/sl_clock.h"
 #include "util/sl_msg.h"
 #include "cluster_impl.h"
 
@@ -42,6 +43,7 @@ struct sl_cluster_board *sl_cluster_board_new(uint32_t owners)
     if (b == MAP_FAILED)
         sl_msg_fatal("cluster board: mmap of %zu bytes: %s", size, strerror(errno));
     b->owners = owners;
+    sl_store64(&b->last_up_us, sl_clock_us()); /* a node started while Redis is down waits too */
     return b;
 }
 
@@ -63,6 +65,13 @@ int32_t sl_cluster_share(const struct sl_cluster_board *b, int32_t limit)
         return limit;
     share = alive > 1 ? limit / (int32_t)alive : limit;
     return share < 1 ? 1 : share;
+}
+
+/* sl_cluster_share_open - Redis down for two leases' lives: the shares may be used */
+bool sl_cluster_share_open(const struct sl_cluster_board *b, long ttl_ms)
+{
+    return b != NULL && sl_peek32(&b->redis_up) == 0 &&
+           sl_clock_us() >= sl_peek64(&b->last_up_us) + (uint64_t)ttl_ms * 2000u;
 }
 
 /* sl_cluster_key - the Redis key of a cluster counter: {sluice}:lease:SCOPE NAMES */

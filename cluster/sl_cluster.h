@@ -121,6 +121,8 @@ struct sl_cluster_board {
     sl_atomic_u32 alive;    /* nodes alive as last seen (0: never seen) */
     uint32_t owners;
     uint32_t pad;
+    sl_atomic_u64 last_up_us; /* CLOCK_MONOTONIC µs of the master's last renewal that reached
+                                 Redis (or of the board's making) */
     sl_atomic_u64 valid_until[];
 };
 /* What a process inherits: the params in force and the board (NULL until the master made
@@ -135,5 +137,9 @@ struct sl_cluster_board *sl_cluster_board_new(uint32_t owners);
 sl_atomic_u64 *sl_cluster_valid(struct sl_cluster_board *b, uint32_t owner, int record);
 /* A node's share of limit while Redis is unreachable (cluster_on_failure = share). */
 int32_t sl_cluster_share(const struct sl_cluster_board *b, int32_t limit);
+/* May shares be used now: the master has not reached Redis for twice a lease's life (ttl_ms):
+ * every lease granted through Redis before has run out, and its connection closed before its
+ * next transaction (the second ttl leaves room for a transaction in flight to end). */
+bool sl_cluster_share_open(const struct sl_cluster_board *b, long ttl_ms);
 
 #endif

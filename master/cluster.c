@@ -198,6 +198,8 @@ void sl_master_cluster_tick(const struct sl_shm *shm)
                                                             : "no new connection");
     }
     node.up = alive >= 0;
+    if (node.up)
+        sl_store64(&h->board->last_up_us, start);
     sl_store32(&h->board->redis_up, node.up ? 1 : 0);
 }
 

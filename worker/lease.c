@@ -67,7 +67,10 @@ static bool degraded(const struct sl_resv *r, uint32_t i, const struct sl_counte
 {
     const struct sl_cluster_heritage *h = sl_cluster_heritage();
 
-    if (h->p.on_failure != SL_CLUSTER_SHARE)
+    /* Only once the master has not reached Redis for a lease's life: until then leases
+     * granted through Redis may still be in use on other nodes (and a worker whose own
+     * connection is only pausing between retries must not take a share while Redis is up). */
+    if (h->p.on_failure != SL_CLUSTER_SHARE || !sl_cluster_share_open(h->board, h->p.ttl_ms))
         return false;
     /* our own unit is already in v->in_use (the local counters were taken first) */
     return (int64_t)v->in_use <= sl_cluster_share(h->board, r->limit[i]);
