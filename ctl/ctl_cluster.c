@@ -42,6 +42,14 @@ void sl_ctl_cluster_open(const char *cfgpath)
     sl_config_free(cfg);
 }
 
+/* sl_ctl_cluster_close - the Redis connection closed, the settings forgotten */
+void sl_ctl_cluster_close(void)
+{
+    sl_redis_free(ctl.redis);
+    ctl.redis = NULL;
+    ctl.loaded = false;
+}
+
 /* address - cluster_redis as written */
 static void address(char *buf, size_t len)
 {
@@ -268,8 +276,6 @@ int sl_ctl_cluster(const char *cfgpath, int argc, char **argv)
         print_nodes(v, n, json);
     }
     free(v);
-    sl_redis_free(ctl.redis);
-    ctl.redis = NULL;
-    ctl.loaded = false;
+    sl_ctl_cluster_close();
     return rc;
 }

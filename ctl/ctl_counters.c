@@ -360,10 +360,13 @@ int sl_ctl_counters(const char *cfgpath, int argc, char **argv)
     else if (sl_ctl_global(cfgpath, SL_OPT_SHM_NAME, name, sizeof name) != 0)
         return 1;
     if (o.watch > 0)
-        return watch(name, &o);
-    if (sl_ctl_attach_live(name, &shm) != 0)
-        return 1;
-    rc = show(&shm, &o);
-    sl_shm_detach(&shm);
+        rc = watch(name, &o);
+    else if (sl_ctl_attach_live(name, &shm) != 0)
+        rc = 1;
+    else {
+        rc = show(&shm, &o);
+        sl_shm_detach(&shm);
+    }
+    sl_ctl_cluster_close();
     return rc;
 }

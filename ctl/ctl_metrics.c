@@ -322,12 +322,18 @@ int sl_ctl_metrics(const char *cfgpath, int argc, char **argv)
         return 1;
     if (sl_ctl_global(cfgpath, SL_OPT_SPOOL_DIR, spool, sizeof spool) == 0)
         spool_dir = spool;
-    if (listen != NULL)
-        return sl_metrics_serve(name, spool_dir, listen);
-    if (sl_ctl_attach_live(name, &shm) != 0)
+    if (listen != NULL) {
+        rc = sl_metrics_serve(name, spool_dir, listen);
+        sl_ctl_cluster_close();
+        return rc;
+    }
+    if (sl_ctl_attach_live(name, &shm) != 0) {
+        sl_ctl_cluster_close();
         return 1;
+    }
     rc = sl_metrics_write(stdout, &shm, spool_dir);
     sl_shm_detach(&shm);
+    sl_ctl_cluster_close();
     if (rc < 0) {
         fprintf(stderr, "sluicectl: cannot read the counter table %s\n", name);
         return 1;

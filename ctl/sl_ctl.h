@@ -30,6 +30,7 @@ int sl_ctl_cluster(const char *cfgpath, int argc, char **argv); /* cluster [--js
  * when Redis refuses the password). */
 struct sl_counter_view;
 void sl_ctl_cluster_open(const char *cfgpath);
+void sl_ctl_cluster_close(void);
 void sl_ctl_cluster_table(const struct sl_counter_view *v, size_t n);
 void sl_ctl_cluster_json(const struct sl_counter_view *v, size_t n);
 void sl_ctl_cluster_metrics(FILE *f, const struct sl_counter_view *v, size_t n);

@@ -48,8 +48,11 @@ static void connect_check(bool starting)
     char err[300];
     enum sl_redis_state st = sl_redis_check(node.redis, err, sizeof err);
 
-    if (st == SL_REDIS_AUTH && starting)
+    if (st == SL_REDIS_AUTH && starting) {
+        sl_redis_free(node.redis);
+        node.redis = NULL;
         sl_msg_fatal("cluster_redis %s%s%.0d: %s", p->addr, p->port ? ":" : "", p->port, err);
+    }
     if (st != SL_REDIS_UP)
         sl_msg_warn("cluster_redis %s%s%.0d: %s; cluster limits: %s until it answers", p->addr,
                     p->port ? ":" : "", p->port, err,
