@@ -19,6 +19,7 @@
 #define SL_KEY_GRACE "{sluice}:grace"
 #define SL_KEY_NODES "{sluice}:nodes"
 #define SL_KEY_HOLDS "{sluice}:holds"
+#define SL_KEY_NODE  "{sluice}:node:"
 #define SL_KEY_LEASE "{sluice}:lease:"
 
 enum sl_script {

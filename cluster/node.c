@@ -21,15 +21,17 @@
 /* sl_cluster_heartbeat - this node is alive and holds holds leases; nodes alive, or -1 */
 long sl_cluster_heartbeat(struct sl_redis *r, const char *node, uint32_t holds, long ttl_ms)
 {
-    const char *keys[2] = {SL_KEY_NODES, SL_KEY_HOLDS};
+    char nodekey[SL_CLUSTER_NODE_MAX + 32];
+    const char *keys[3] = {SL_KEY_NODES, SL_KEY_HOLDS, nodekey};
     char h[16], ttl[24];
     const char *args[3] = {node, h, ttl};
     redisReply *rep;
     long n;
 
+    snprintf(nodekey, sizeof nodekey, SL_KEY_NODE "%s", node);
     snprintf(h, sizeof h, "%u", holds);
     snprintf(ttl, sizeof ttl, "%ld", ttl_ms);
-    rep = sl_redis_script(r, SL_SCRIPT_BEAT, keys, 2, args, 3);
+    rep = sl_redis_script(r, SL_SCRIPT_BEAT, keys, 3, args, 3);
     n = rep != NULL && rep->type == REDIS_REPLY_INTEGER && rep->integer >= 0 ? (long)rep->integer
                                                                              : -1;
     if (rep != NULL)

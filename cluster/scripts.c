@@ -10,7 +10,8 @@
  *   acquire  KEYS lease epoch grace; ARGV member limit ttl -> {0 ok | 1 full | 2 grace, in_use}
  *   renew    KEYS lease epoch grace; ARGV limit ttl member... -> {1 kept | 2 re-added | 0 lost...}
  *   count    KEYS lease -> members alive now
- *   beat     KEYS nodes holds; ARGV node holds ttl -> nodes alive (heartbeat within ttl)
+ *   beat     KEYS nodes holds node; ARGV node holds ttl -> nodes alive (heartbeat within ttl);
+ *            the node's own key {sluice}:node:NAME lives one ttl (its holds as value)
  * Concurrency: Redis runs each script alone.
  * Trust boundary: arguments are ours; a limit below 0 never reaches a script (no limit, no
  * lease).
@@ -64,6 +65,7 @@ static const char *const scripts[SL_SCRIPT__COUNT] = {
         NOW "local ttl = tonumber(ARGV[3]) "
             "redis.call('ZADD', KEYS[1], now, ARGV[1]) "
             "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) "
+            "redis.call('SET', KEYS[3], ARGV[2], 'PX', ttl) "
             "local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - 86400000) "
             "for _, name in ipairs(old) do "
             "  redis.call('ZREM', KEYS[1], name) "

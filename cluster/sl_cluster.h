@@ -13,7 +13,8 @@
  * Keys (one hash tag, so every key lands in one slot of a Redis Cluster and the scripts may
  * touch several):  {sluice}:lease:SCOPE NAMES  the leases of one counter;  {sluice}:epoch
  * and {sluice}:grace  the restart detection;  {sluice}:nodes  (node -> last heartbeat, ms)
- * and {sluice}:holds  (node -> leases held).
+ * and {sluice}:holds  (node -> leases held); {sluice}:node:NAME  a node's heartbeat key, which
+ * lives one lease ttl.
  *
  * Concurrency: a struct sl_redis belongs to one process (each worker opens its own; the
  * master has one); every call blocks for at most the connect or command timeout (200 ms,

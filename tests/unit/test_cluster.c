@@ -346,6 +346,7 @@ static void test_heartbeat(void **state)
     struct sl_cluster_params p = params(300);
     struct sl_redis *r = sl_redis_new(&p);
     struct sl_cluster_node_view *v;
+    char cmd[256];
     size_t n;
     (void)state;
 
@@ -354,6 +355,11 @@ static void test_heartbeat(void **state)
     assert_int_equal(sl_cluster_heartbeat(r, "n2", 0, 300), 2);
     usleep(350000);
     assert_int_equal(sl_cluster_heartbeat(r, "n2", 1, 300), 1); /* n1 fell silent */
+    snprintf(cmd, sizeof cmd,
+             "test \"$(redis-cli -p %d exists '{sluice}:node:n1' "
+             "'{sluice}:node:n2')\" = 1",
+             rs.port);
+    assert_int_equal(system(cmd), 0); /* n1's heartbeat key expired, n2's lives */
     assert_int_equal(sl_cluster_nodes(r, 300, &v, &n), 0);
     assert_int_equal(n, 2);
     for (size_t i = 0; i < n; i++) {
