@@ -153,14 +153,14 @@ static int by_key(const void *a, const void *b)
 }
 
 /* post - the renewal's results on the board: each record good until start + 90% of the ttl,
- * or lost (0) when any of its leases was */
-static void post(struct sl_lease_ref *refs, size_t n, uint64_t start, bool ok)
+ * or lost (0) when any of its leases was; one Redis did not answer keeps its old validity */
+static void post(struct sl_lease_ref *refs, size_t n, uint64_t start)
 {
     struct sl_cluster_heritage *h = sl_cluster_heritage();
     uint64_t until = start + (uint64_t)h->p.ttl_ms * 900u;
 
     for (size_t i = 0; i < n; i++)
-        if (ok && refs[i].result > 0)
+        if (refs[i].result > 0) /* answered, even when another part of the round was not */
             sl_store64(sl_cluster_valid(h->board, refs[i].owner, (int)refs[i].record), until);
     for (size_t i = 0; i < n; i++)
         if (refs[i].result == 0) {
@@ -184,9 +184,10 @@ void sl_master_cluster_tick(const struct sl_shm *shm)
         return;
     node.next_tick = sl_clock_after_ms(period_ms(&h->p));
     n = collect(shm, &refs, false, 0);
-    qsort(refs, n, sizeof *refs, by_key);
+    if (n > 1)
+        qsort(refs, n, sizeof *refs, by_key);
     ok = sl_lease_renew(node.redis, refs, n, h->p.ttl_ms);
-    post(refs, n, start, ok);
+    post(refs, n, start);
     free(refs);
     alive = ok ? sl_cluster_heartbeat(node.redis, h->p.node, (uint32_t)n, h->p.ttl_ms) : -1;
     if (alive > 0)

@@ -206,7 +206,7 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
                 return SL_OPEN_DEFER;
             }
             note_refusal(w, &why, info);
-            if (!host_scoped(why.kind))
+            if (!host_scoped(why.kind) && !sl_worker_lease_host_scoped(w->ctx->shm, &why))
                 return SL_OPEN_WAIT;
             refused = true;
             continue;

@@ -173,6 +173,16 @@ bool sl_worker_lease_valid(struct sl_wstate *w)
     return false;
 }
 
+/* sl_worker_lease_host_scoped - a cluster counter of one MX host refused (another MX may have
+ * room, as for a local host counter) */
+bool sl_worker_lease_host_scoped(const struct sl_shm *shm, const struct sl_refusal *why)
+{
+    struct sl_counter_view v;
+
+    return why->kind == SL_SCOPE_CLUSTER && is_cluster(shm, why->slot, &v) &&
+           (strcmp(v.name, "host") == 0 || strcmp(v.name, "binding_host") == 0);
+}
+
 /* sl_worker_lease_same - do r and want name the same cluster counters (a connection moves to
  * another domain only then: its leases stay as they are) */
 bool sl_worker_lease_same(const struct sl_shm *shm, const struct sl_resv *r,

@@ -99,6 +99,7 @@ void sl_worker_release(struct sl_wstate *w, struct sl_resv *r);
 bool sl_worker_lease_acquire(struct sl_wstate *w, const struct sl_resv *r, struct sl_refusal *why);
 void sl_worker_lease_release(struct sl_wstate *w, const struct sl_resv *r);
 bool sl_worker_lease_valid(struct sl_wstate *w);
+bool sl_worker_lease_host_scoped(const struct sl_shm *shm, const struct sl_refusal *why);
 bool sl_worker_lease_same(const struct sl_shm *shm, const struct sl_resv *r,
                           const struct sl_resv *want);
 
