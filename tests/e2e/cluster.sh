@@ -67,9 +67,12 @@ for n in 1 2 3; do node_start "$n"; done
 # While the nodes deliver: node 1's counters show the cluster-wide in-use from Redis beside
 # its own holds, and sluicectl cluster lists the three nodes alive.
 cluster_full() {
-  node_ctl 1 counters --json | python3 -c '
+  node_ctl 1 counters --json 2>/dev/null | python3 -c '
 import json, sys
-d = json.load(sys.stdin)["cluster"]
+try:
+    d = json.load(sys.stdin)["cluster"]
+except ValueError:
+    sys.exit(1)  # the daemon is not up yet
 c = next((c for c in d["counters"] if c["scope"] == "binding_domain" and c["key"] == "b d.test"),
          {"cluster_in_use": -1})
 sys.exit(not (c["cluster_in_use"] == 3 and c["limit"] == 3 and 0 <= c["node_holds"] < 3))'
