@@ -62,6 +62,18 @@ static const struct sl_section *exact(const struct sl_config *cfg, enum sl_scope
     return NULL;
 }
 
+/* setters - the sections that set opt: the loader's index once the file is loaded (a config
+ * with a stanza per domain has thousands of sections, and this runs per connection) */
+static struct sl_section *const *setters(const struct sl_config *cfg, enum sl_opt opt, size_t *n)
+{
+    if (cfg->setters != NULL) {
+        *n = cfg->setters[opt].n;
+        return cfg->setters[opt].s;
+    }
+    *n = cfg->nsections;
+    return cfg->sections;
+}
+
 /* chain_max - cluster_max_outbound_connections along its chain; *host_side says whether it
  * came from a host section (the counter is then binding x MX host) */
 static int32_t chain_max(const struct sl_config *cfg, const char *binding, const char *domain,
@@ -159,9 +171,11 @@ static bool scope_counters(const struct sl_config *cfg, struct sl_shm *shm, uint
                            char *err, size_t errlen)
 {
     const enum sl_opt smax = SL_OPT_CLUSTER_SCOPE_MAX_OUTBOUND_CONNECTIONS;
+    size_t n;
+    struct sl_section *const *list = setters(cfg, smax, &n);
 
-    for (size_t i = 0; i < cfg->nsections; i++) {
-        const struct sl_section *s = cfg->sections[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_section *s = list[i];
         bool ok = true;
 
         if (!s->v[smax].set)
@@ -240,12 +254,16 @@ void sl_limits_cluster_publish(const struct sl_config *cfg, struct sl_shm *shm, 
 /* sl_limits_cluster_any - does the config set any cluster limit */
 bool sl_limits_cluster_any(const struct sl_config *cfg)
 {
-    for (size_t i = 0; i < cfg->nsections; i++) {
-        const struct sl_section *s = cfg->sections[i];
-        if (lim(s, SL_OPT_CLUSTER_MAX_OUTBOUND_CONNECTIONS) >= 0 ||
-            lim(s, SL_OPT_CLUSTER_SCOPE_MAX_OUTBOUND_CONNECTIONS) >= 0 ||
-            lim(s, SL_OPT_CLUSTER_SERVER_MAX_OUTBOUND_CONNECTIONS) >= 0)
-            return true;
+    static const enum sl_opt opts[] = {SL_OPT_CLUSTER_MAX_OUTBOUND_CONNECTIONS,
+                                       SL_OPT_CLUSTER_SCOPE_MAX_OUTBOUND_CONNECTIONS,
+                                       SL_OPT_CLUSTER_SERVER_MAX_OUTBOUND_CONNECTIONS};
+
+    for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++) {
+        size_t n;
+        struct sl_section *const *list = setters(cfg, opts[k], &n);
+        for (size_t i = 0; i < n; i++)
+            if (lim(list[i], opts[k]) >= 0)
+                return true;
     }
     return false;
 }
