@@ -357,6 +357,8 @@ static void drain(struct master *m, int sigfd)
             sl_supervise_reap(&m->sup, &m->shm);
         if (sl_signals_take(SL_SIG_REOPEN))
             reopen_log(m); /* the last jobs' lines go to the new file too */
+        /* the sessions still running keep their cluster leases */
+        sl_master_cluster_tick(&m->shm);
     }
     sl_supervise_stop(&m->sup, &m->shm, STOP_AFTER_MS);
 }
