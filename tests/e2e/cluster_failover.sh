@@ -54,6 +54,20 @@ configure kill
 node_inject 1 40 b d.test
 node_start 1
 check "node 1 alone takes the 3 slots" wait_for 30 saturated kill
+
+# kill -9 of one worker holding a lease: the master removes its lease at the reap, at once
+# rather than after the lease's life
+lease_key='{sluice}:lease:binding_domain b d.test'
+victim=$(redis_cli zrange "$lease_key" 0 0 | cut -d: -f2)
+check "a worker of node 1 holds a lease (member node1:$victim:...)" test -n "$victim"
+kill -KILL "$victim"
+t_kill=$(date +%s.%N)
+lease_gone() { ! redis_cli zrange "$lease_key" 0 -1 | grep -q "^node1:$victim:"; }
+check "its lease is gone from Redis within a second, not after the ttl" wait_for 1 lease_gone
+gone=$(python3 -c "import time; print(round(time.time() - $t_kill, 2))")
+check "the master says it removed it (${gone}s)" \
+  wait_for 2 grep -q 'cluster leases of a dead worker removed' "$T/daemon1.log"
+check "node 1 takes the slot again" wait_for 10 saturated kill
 node_inject 2 10 b d.test
 node_inject 3 10 b d.test
 node_start 2
