@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <bsd/string.h>
@@ -86,6 +89,21 @@ void sl_cluster_member(const char *node, long pid, int record, char *buf, size_t
     snprintf(buf, len, "%s:%ld:%d", node, pid, record);
 }
 
+/* numeric - a host name resolved now to its first address, so that no worker ever waits for
+ * DNS inside a connect (hiredis resolves a name on every connect, without a timeout); a name
+ * that does not resolve now is kept, and resolved again at each connect */
+static void numeric(char *host, size_t len)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    char ip[INET6_ADDRSTRLEN];
+
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
+        return;
+    if (getnameinfo(res->ai_addr, res->ai_addrlen, ip, sizeof ip, NULL, 0, NI_NUMERICHOST) == 0)
+        strlcpy(host, ip, len);
+    freeaddrinfo(res);
+}
+
 /* sl_cluster_params - the cluster options of cfg; the password file is read now */
 bool sl_cluster_params(const struct sl_config *cfg, struct sl_cluster_params *p, char *err,
                        size_t errlen)
@@ -117,6 +135,7 @@ bool sl_cluster_params(const struct sl_config *cfg, struct sl_cluster_params *p,
             p->addr[strlen(p->addr) - 1] = '\0';
         }
         p->port = atoi(colon + 1);
+        numeric(p->addr, sizeof p->addr);
     } else {
         snprintf(err, errlen, "cluster_redis %s: expected host:port or a socket path", addr);
         return false;

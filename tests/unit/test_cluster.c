@@ -150,6 +150,12 @@ static void test_cluster_params(void **state)
     assert_int_equal(p.ttl_ms, 5000);
     assert_int_equal(p.on_failure, SL_CLUSTER_SHARE);
     sl_config_free(cfg);
+    /* a name is resolved once, here: no worker waits for DNS inside a connect */
+    cfg = sl_config_load_string("t.ini", "cluster_redis = localhost:6379\n", &d);
+    assert_non_null(cfg);
+    assert_true(sl_cluster_params(cfg, &p, err, sizeof err));
+    assert_true(strcmp(p.addr, "127.0.0.1") == 0 || strcmp(p.addr, "::1") == 0);
+    sl_config_free(cfg);
     cfg = sl_config_load_string("t.ini", "cluster_redis = /run/redis.sock\n", &d);
     assert_non_null(cfg);
     assert_true(sl_cluster_params(cfg, &p, err, sizeof err));
