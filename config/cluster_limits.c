@@ -216,6 +216,60 @@ bool sl_limits_cluster_collect(const struct sl_config *cfg, struct sl_shm *shm, 
            add(shm, owner, r, "server", NULL, NULL, lim(cfg->sections[0], smx), err, errlen);
 }
 
+/* full - is the cluster counter (scope, a b) full on this node alone; the refusal in *why */
+static bool full(const struct sl_shm *shm, const char *scope, const char *a, const char *b,
+                 int32_t limit, struct sl_refusal *why)
+{
+    char names[2 * SL_SHM_NAME_MAX + 2];
+    uint32_t slot, n;
+
+    if (limit < 0)
+        return false;
+    snprintf(names, sizeof names, "%s%s%s", a != NULL ? a : "", b != NULL ? " " : "",
+             b != NULL ? b : "");
+    if (sl_shm_find(shm, SL_SCOPE_CLUSTER, scope, names[0] ? names : NULL, &slot) != SL_SHM_OK)
+        return limit == 0; /* no holder yet: full only when paused */
+    n = (uint32_t)sl_peek64(&shm->slots[slot].count);
+    if (n < (uint32_t)limit)
+        return false;
+    *why = (struct sl_refusal){.slot = slot, .kind = SL_SCOPE_CLUSTER, .in_use = n, .limit = limit};
+    return true;
+}
+
+/* sl_limits_cluster_room - may a new connection from binding to domain open as far as this
+ * node's own holds of its cluster counters know (before the MX is known): the scheduler holds
+ * mail back for a cluster counter this node alone fills, as for a local one */
+bool sl_limits_cluster_room(const struct sl_config *cfg, const struct sl_shm *shm,
+                            const char *binding, const char *domain, struct sl_refusal *why)
+{
+    const enum sl_opt smax = SL_OPT_CLUSTER_SCOPE_MAX_OUTBOUND_CONNECTIONS;
+    const enum sl_opt smx = SL_OPT_CLUSTER_SERVER_MAX_OUTBOUND_CONNECTIONS;
+    const struct sl_binding *b;
+    struct sl_section *const *list;
+    bool host_side;
+    int32_t v;
+    size_t n;
+
+    if (!sl_limits_cluster_any(cfg) || (b = sl_config_binding(cfg, binding)) == NULL)
+        return true;
+    v = chain_max(cfg, binding, domain, NULL, &host_side);
+    if (!host_side && full(shm, "binding_domain", binding, domain, v, why))
+        return false;
+    list = setters(cfg, smax, &n);
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_section *s = list[i];
+        if (s->scope == SL_SC_DOMAIN && sl_section_matches_domain(s, domain) &&
+            full(shm, "domain", s->domain, NULL, lim(s, smax), why))
+            return false;
+        if (s->scope == SL_SC_GROUP_DOMAIN && same(s->group, b->group) &&
+            sl_section_matches_domain(s, domain) &&
+            full(shm, "group_domain", s->group, s->domain, lim(s, smax), why))
+            return false;
+    }
+    return !full(shm, "binding", binding, NULL, lim(b->section, smx), why) &&
+           !full(shm, "server", NULL, NULL, lim(cfg->sections[0], smx), why);
+}
+
 /* publish - create one configured cluster counter with its limit */
 static void publish(struct sl_shm *shm, const struct sl_config *cfg, uint32_t gen,
                     const char *scope, const char *a, const char *b)

@@ -69,6 +69,10 @@ bool sl_limits_cluster_collect(const struct sl_config *cfg, struct sl_shm *shm, 
                                const char *binding, const char *domain, const char *mx,
                                struct sl_resv *r, char *err, size_t errlen);
 void sl_limits_cluster_publish(const struct sl_config *cfg, struct sl_shm *shm, uint32_t gen);
+/* The scheduler's check: false (the refusing counter in *why) when this node alone fills a
+ * cluster counter that a connection from binding to domain would take. */
+bool sl_limits_cluster_room(const struct sl_config *cfg, const struct sl_shm *shm,
+                            const char *binding, const char *domain, struct sl_refusal *why);
 bool sl_limits_cluster_any(const struct sl_config *cfg);
 
 #endif

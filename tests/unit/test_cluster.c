@@ -99,6 +99,45 @@ static void test_cluster_counters(void **state)
     assert_string_equal(got, "binding_host s mx.h.test=7,binding s=9,server =50");
 }
 
+/* The scheduler's check: a cluster counter this node alone fills holds the mail back. */
+static void test_cluster_room(void **state)
+{
+    struct sl_diag d = {0};
+    struct sl_config *cfg = sl_config_load_string("t.ini", cfg_text, &d);
+    struct sl_shm_params p = {.slot_capacity = 128, .owner_capacity = 2};
+    struct sl_refusal why = {0};
+    struct sl_counter_view v;
+    struct sl_resv r[3];
+    struct sl_shm shm;
+    char err[256], name[64];
+    (void)state;
+
+    assert_non_null(cfg);
+    snprintf(name, sizeof name, "/sluice-test-cluster-room-%d", (int)getpid());
+    assert_int_equal(sl_shm_create(name, &p, &shm, err, sizeof err), 0);
+    assert_true(sl_limits_cluster_room(cfg, &shm, "b", "d.test", &why));
+    for (int i = 0; i < 3; i++) { /* d.test's cluster_max is 3: this node takes all of it */
+        sl_resv_init(&r[i], 1);
+        assert_true(sl_limits_collect(cfg, &shm, 1, "b", "d.test", NULL, &r[i], err, sizeof err));
+        assert_int_equal(sl_resv_acquire(&shm, 1, &r[i], NULL), SL_RESV_OK);
+    }
+    assert_false(sl_limits_cluster_room(cfg, &shm, "b", "d.test", &why));
+    assert_int_equal(why.kind, SL_SCOPE_CLUSTER);
+    assert_int_equal(why.in_use, 3);
+    assert_int_equal(why.limit, 3);
+    assert_int_equal(sl_shm_view(&shm, why.slot, &v), 0);
+    assert_string_equal(v.name, "binding_domain");
+    assert_string_equal(v.name2, "b d.test");
+    assert_true(sl_limits_cluster_room(cfg, &shm, "s", "d.test", &why)); /* another binding */
+    sl_resv_release(&shm, 1, &r[0]);
+    assert_true(sl_limits_cluster_room(cfg, &shm, "b", "d.test", &why));
+    sl_resv_release(&shm, 1, &r[1]);
+    sl_resv_release(&shm, 1, &r[2]);
+    sl_shm_unlink(name);
+    sl_shm_detach(&shm);
+    sl_config_free(cfg);
+}
+
 /* The limit of a counter is found again from its key alone (a reload's walk). */
 static void test_cluster_limit_for_key(void **state)
 {
@@ -420,10 +459,11 @@ static void test_redis_gone(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cluster_counters),      cmocka_unit_test(test_cluster_limit_for_key),
-        cmocka_unit_test(test_cluster_params),        cmocka_unit_test(test_redis_gone),
-        cmocka_unit_test(test_lease_acquire_release), cmocka_unit_test(test_lease_expiry),
-        cmocka_unit_test(test_lease_renew_and_grace), cmocka_unit_test(test_heartbeat),
+        cmocka_unit_test(test_cluster_counters), cmocka_unit_test(test_cluster_limit_for_key),
+        cmocka_unit_test(test_cluster_room),     cmocka_unit_test(test_cluster_params),
+        cmocka_unit_test(test_redis_gone),       cmocka_unit_test(test_lease_acquire_release),
+        cmocka_unit_test(test_lease_expiry),     cmocka_unit_test(test_lease_renew_and_grace),
+        cmocka_unit_test(test_heartbeat),
     };
     return cmocka_run_group_tests(tests, redis_up, redis_down);
 }
