@@ -57,7 +57,7 @@ check "config check passes on a node" node_ctl 1 config check
 for n in 1 2 3; do
   node_inject "$n" 20 b d.test
   node_inject "$n" 14 b e.test
-  node_inject "$n" 6 s e.test
+  node_inject "$n" 6 c e.test
   node_inject "$n" 14 b f.test
   node_inject "$n" 14 b h.test
   node_inject "$n" 14 s s.test

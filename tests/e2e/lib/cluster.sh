@@ -2,7 +2,7 @@
 # Source it after tap.sh, dns.sh, peer.sh and redis.sh.  Node N (1..3) has its own spool
 # ($T/spoolN), shared-memory name, delivery log and config ($T/nodeN.ini), and its bindings'
 # source addresses on 127.0.0.x of its own:
-#   binding b (in group g)  127.0.0.(1+N)        binding s  127.0.0.(4+N)
+#   binding b (in group g)  127.0.0.(1+N)   binding s  127.0.0.(4+N)   binding c  127.0.0.(7+N)
 # The config is the text of $T/common.ini (written by the test: the cluster limits and
 # the [global] settings they share) under each node's own [global] lines; NODE_BINDING_S
 # adds lines to [binding "s"].
@@ -40,6 +40,9 @@ bind_address = 127.0.0.$((1 + n))
 [binding "s"]
 bind_address = 127.0.0.$((4 + n))
 ${NODE_BINDING_S:-}
+
+[binding "c"]
+bind_address = 127.0.0.$((7 + n))
 INI
 }
 
