@@ -87,6 +87,23 @@ check "every message is delivered through the password-protected Redis" \
   wait_for 60 node_drained 1
 check "the node's heartbeat is in Redis" \
   bash -c "REDIS_AUTH=s3cret; $(declare -f redis_cli); REDIS_PORT=$REDIS_PORT; redis_cli zscore '{sluice}:nodes' node1 | grep -q '^[0-9]'"
+
+# --- SIGHUP with a lower cluster limit: the counter shows it and the next mail keeps to it.
+peer_start after '{"hold": 0.3}' 127.0.1.1
+sed -i -e "s/^smtp_port = .*/smtp_port = $(peer_port after)/" \
+  -e 's/^cluster_max_outbound_connections = 2$/cluster_max_outbound_connections = 1/' "$T/node1.ini"
+kill -HUP "${NODE_PID[1]}"
+cluster_limit_is_1() {
+  node_ctl 1 counters --json 2>/dev/null | python3 -c '
+import json, sys
+c = [c for c in json.load(sys.stdin)["cluster"]["counters"] if c["key"] == "b d.test"]
+sys.exit(not (c and c[0]["limit"] == 1))'
+}
+check "after SIGHUP the cluster counter's limit is 1" wait_for 10 cluster_limit_is_1
+node_inject 1 10 b d.test
+check "the next mail is delivered" wait_for 60 node_drained 1
+check "one connection at a time under the new limit ($(peer_stat after "dest('127.0.1.1')['peak']"))" \
+  test "$(peer_stat after "dest('127.0.1.1')['peak']")" -eq 1
 node_stop 1
 
 # --- Grouped bindings refuse a cluster limit (seed 001).
