@@ -64,5 +64,8 @@ void sl_rules_free(struct sl_config *cfg);
 const char *sl_config_group(const struct sl_config *cfg, const char *name);
 /* The value types whose text is kept as written (sl_value.str): config_value.c. */
 bool sl_value_is_text(enum sl_vtype t);
+/* The cluster options make sense together (cluster_redis, its password file, the node name,
+ * the lease's life): config/cluster_limits.c. */
+void sl_config_check_cluster(struct loader *L);
 
 #endif

@@ -472,6 +472,7 @@ static struct sl_config *load_buffer(const char *name, const char *buf, size_t l
     check_sections(&L);
     check_ca_file(&L);
     sl_rules_check(&L);
+    sl_config_check_cluster(&L);
     if (L.ndiags == 0)
         index_setters(L.cfg);
     return hand_over(&L, d);

@@ -76,6 +76,8 @@ static const struct {
      "(exit 0) or refused it (exit 1: its log says why)."},
     {"resolve", sl_ctl_resolve, "resolve [--binding B] [--timeout SECONDS] DOMAIN",
      "The MX hosts and addresses a worker would try for DOMAIN."},
+    {"cluster", sl_ctl_cluster, "cluster [--json]",
+     "The nodes of the cluster (cluster_redis): last heartbeat, alive or not, leases held."},
     {"tls", sl_ctl_tls, "tls [--binding B] [--json] DOMAIN",
      "The domain's effective TLS policy (tls option, MTA-STS, DANE) per MX host, and why."},
     {"suspend", sl_ctl_suspend,

@@ -34,6 +34,7 @@
 #include "config/sl_limits.h"
 #include "master/sl_notify.h"
 #include "master/sl_pickup.h"
+#include "master/sl_cluster_node.h"
 #include "master/sl_pidfile.h"
 #include "master/sl_privileges.h"
 #include "master/sl_queue_ops.h"
@@ -198,6 +199,7 @@ static void reload(struct master *m)
         sl_msg_warn("shm_name, shm_capacity, spool_dir and user take effect at the next restart");
     m->gen = (uint32_t)sl_add64(&m->shm.hdr->config_gen, 1) + 1;
     sl_limits_refresh(next, &m->shm, m->gen);
+    sl_master_cluster_reload(next);
     sl_sched_limits_changed(&m->sched);
     sl_config_free(m->cfg);
     m->cfg = next;
@@ -234,6 +236,7 @@ static int loop_timeout(const struct master *m, const struct timespec *until)
     timeout = min_wait(timeout, sl_supervise_wait_ms(&m->sup, m->gen));
     timeout = min_wait(timeout, sl_sched_wait_ms(&m->sched));
     timeout = min_wait(timeout, sl_clock_ms_until(m->next_rescan));
+    timeout = min_wait(timeout, sl_master_cluster_wait_ms());
     if (until != NULL)
         timeout = min_wait(timeout, sl_clock_ms_until(*until));
     return timeout;
@@ -315,6 +318,7 @@ static void serve(struct master *m, int sigfd)
         if (sl_signals_take(SL_SIG_REOPEN))
             reopen_log(m);
         sl_sched_tick(&m->sched);
+        sl_master_cluster_tick(&m->shm);
         rescan(m);
         if ((int)sl_clock_ms_until(m->next_audit) == 0)
             run_audit(m);
@@ -357,6 +361,8 @@ static void drain(struct master *m, int sigfd)
             sl_supervise_reap(&m->sup, &m->shm);
         if (sl_signals_take(SL_SIG_REOPEN))
             reopen_log(m); /* the last jobs' lines go to the new file too */
+        /* the sessions still running keep their cluster leases */
+        sl_master_cluster_tick(&m->shm);
     }
     sl_supervise_stop(&m->sup, &m->shm, STOP_AFTER_MS);
     sl_queue_ops_settle(&m->sched); /* parts of workers stopped mid-attempt */
@@ -438,6 +444,7 @@ int main(int argc, char **argv)
     sl_privileges_plan(str(m.cfg, SL_OPT_USER), &priv); /* fatal before anything exists */
     sigfd = sl_signals_install();
     open_table(&m);
+    sl_master_cluster_start(m.cfg, &m.shm);
     m.spool = sl_strdup(str(m.cfg, SL_OPT_SPOOL_DIR));
     m.wctx = (struct sl_worker_ctx){.cfg = m.cfg, .shm = &m.shm, .gen = m.gen, .spool = m.spool};
     sl_sched_init(&m.sched, m.spool);
@@ -471,6 +478,7 @@ int main(int argc, char **argv)
     sl_sched_free(&m.sched);
     sl_queue_ops_free();
     free(m.spool);
+    sl_master_cluster_stop();
     sl_shm_unlink(m.shm.name);
     sl_shm_detach(&m.shm);
     sl_config_free(m.cfg);

@@ -46,6 +46,12 @@
 #             message's Message-ID.  Prints p50, p90, p99 and max in ms (a message that had
 #             not arrived 10 s after the last one was sent counts as lost: ">10s"), and the
 #             peak of sessions at the sink.  Postfix has no connection cache, as in domains.
+#   cluster   what a cluster lease adds to a connection (tests/bench/bench_cluster.c against a
+#             private redis-server on loopback): acquire + release of one and of three cluster
+#             counters, mean / p50 / p99 in µs and Redis calls per connection
+#             (BENCH_CLUSTER_CONNECTIONS of them, default 20000); lease pairs per second that one
+#             Redis serves to 2, 8 and 32 processes; one node's renewal round of 1,000 leases
+#             over 100 counters and the Redis calls per second it costs
 # sluice's idle_timeout is its default unless BENCH_IDLE_TIMEOUT is set (e.g. 1s).  The new
 # parts use tests/bench/bench_sink.c (an epoll SMTP sink that counts concurrent sessions as
 # tests/peer/sink.py does and timestamps each message) rather than smtp-sink, which counts
@@ -69,7 +75,7 @@ BODY=4096
 INJECT_JOBS=${BENCH_INJECT_JOBS:-8}
 DRAIN_LIMIT=${BENCH_DRAIN_LIMIT:-60} # seconds before a drain is given up
 WORKERS=${BENCH_WORKERS:-16}
-PARTS=${BENCH_PARTS:-feeders postfix sluice domains latency} # a subset runs only those parts
+PARTS=${BENCH_PARTS:-feeders postfix sluice domains latency cluster} # a subset runs only those
 DOMAIN_ROWS=${BENCH_DOMAIN_ROWS:-100:4 100:20 1000:20 100mx2:20}
 DOMAIN_WORKERS=${BENCH_DOMAIN_WORKERS:-32}
 DOMAIN_DRAIN_LIMIT=${BENCH_DOMAIN_DRAIN_LIMIT:-60}
@@ -898,10 +904,24 @@ main() {
       fi
       [ "$i" -ne "$last" ] || report
       ;;
-    domains | latency) "bench_$part" ;;
-    *) echo "bench_delivery: no part $part (feeders postfix sluice domains latency)" ;;
+    domains | latency | cluster) "bench_$part" ;;
+    *) echo "bench_delivery: no part $part (feeders postfix sluice domains latency cluster)" ;;
     esac
   done
+}
+
+# bench_cluster - the cost of a cluster lease per connection, against a private redis-server
+bench_cluster() {
+  # shellcheck source=../tests/e2e/lib/redis.sh
+  . "$root/tests/e2e/lib/redis.sh"
+  if ! redis_start; then
+    echo "bench_delivery: cluster: redis-server did not start"
+    return
+  fi
+  echo
+  echo "cluster leases (one redis-server on loopback; a worker's cost per connection):"
+  "$bench/bench_cluster" "$REDIS_PORT" "${BENCH_CLUSTER_CONNECTIONS:-20000}" | sed 's/^/  /'
+  redis_stop
 }
 
 # main runs in a subshell with the same clean-up, so that even a mistake of this script (an

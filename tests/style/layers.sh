@@ -15,9 +15,10 @@ declare -A uses=(
   [smtp]="util dns"
   [config]="util shm dns smtp"
   [tls]="util dns smtp config"
-  [worker]="util ipc shm spool dns smtp config tls"
-  [master]="util ipc shm spool dns smtp config tls worker"
-  [ctl]="util ipc shm spool dns smtp config tls"
+  [cluster]="util shm config"
+  [worker]="util ipc shm spool dns smtp config tls cluster"
+  [master]="util ipc shm spool dns smtp config tls cluster worker"
+  [ctl]="util ipc shm spool dns smtp config tls cluster"
 )
 programs="master worker ctl"
 n=0
