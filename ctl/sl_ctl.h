@@ -63,6 +63,8 @@ int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len);
 
 /* "sluicectl: SUB: unexpected argument ARG" on stderr (the caller prints its usage next). */
 void sl_ctl_unexpected(const char *sub, const char *arg);
+/* The config at path, or NULL with its errors on stderr, one line each. */
+struct sl_config *sl_ctl_load_config(const char *path);
 
 int sl_ctl_cluster(const char *cfgpath, int argc, char **argv); /* cluster [--json] */
 
