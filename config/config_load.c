@@ -212,7 +212,10 @@ static int handler(void *user, const char *section, const char *name, const char
     struct loader *L = user;
 
     (void)section; /* truncated by inih and masked by us: the reader knows better */
-    store(L, L->cur, name, value);
+    if (L->lis != NULL)
+        sl_config_listener_store(L, L->lis, name, value);
+    else
+        store(L, L->cur, name, value);
     return 1;
 }
 
@@ -244,7 +247,7 @@ static void prepare(struct loader *L, const char *line, size_t n, char *str, siz
     if (n == 0 || line[0] == ';' || line[0] == '#')
         return; /* blank or comment: inih gets an empty line, whatever the length */
     if (line[0] == '[')
-        L->cur = NULL; /* until the header is known good */
+        L->cur = NULL, L->lis = NULL; /* until the header is known good */
     if (memchr(line, '\0', n) != NULL) {
         sl_config_report(L, L->lineno, "NUL byte in line");
         return;
@@ -257,7 +260,10 @@ static void prepare(struct loader *L, const char *line, size_t n, char *str, siz
     }
     memcpy(str, line, n);
     str[n] = '\0';
-    if (str[0] == '[') {
+    if (str[0] == '[' && sl_config_is_listener_header(str)) {
+        L->lis = sl_config_listener_header(L, str);
+        str[0] = '\0'; /* inih sees a blank line; the keys go to L->lis */
+    } else if (str[0] == '[') {
         if (sl_config_parse_header(L, str, &h))
             L->cur = enter(L, &h);
         if (L->cur == NULL)
@@ -454,6 +460,7 @@ static struct sl_config *load_buffer(const char *name, const char *buf, size_t l
     link_scopes(&L);
     check_sections(&L);
     check_ca_file(&L);
+    sl_config_listeners_check(&L);
     if (L.ndiags == 0)
         index_setters(L.cfg);
     return hand_over(&L, d);
@@ -546,6 +553,7 @@ void sl_config_free(struct sl_config *cfg)
     for (int opt = 0; cfg->setters != NULL && opt < SL_OPT__COUNT; opt++)
         free(cfg->setters[opt].s);
     free(cfg->setters);
+    sl_config_listeners_free(cfg);
     free(cfg->sections);
     free(cfg->bindings);
     free(cfg->groups);

@@ -180,6 +180,8 @@ struct sl_config {
         struct sl_section **s;
         size_t n;
     } * setters;
+    struct sl_listener *listeners; /* the [listener "NAME"] sections (config/sl_listener.h) */
+    size_t nlisteners;
 };
 
 /* Diagnostics collected while loading: "FILE:LINE: message" each. */
