@@ -190,5 +190,7 @@ void sl_dlog_write(int fd, const struct sl_dlog_line *l);
 /* worker/dsn.c: queue an RFC 3464 report to the sender of p's message for the
  * recipients bounced in this attempt; the new id goes to id; -1 (logged) on error. */
 int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id);
+/* Does any bounced recipient of p want a failure report (RFC 3461 NOTIFY)? */
+bool sl_dsn_wanted(const struct sl_part *p);
 
 #endif

@@ -1,0 +1,92 @@
+/*
+ * group.c - group commit: one fsync of queue/ covers the new messages of
+ * every writer that renamed its file before the sync began.
+ *
+ * A durable accept costs two syncs, the file's and the directory's (the
+ * rename).  Writers that share a group (sl_spool_group_new, a shared page
+ * made before they fork: the listener processes) take a ticket after their
+ * rename, then the group's lock; whoever holds it and finds its ticket not yet
+ * covered reads the newest ticket, syncs the directory once and publishes
+ * that ticket as covered.  Writers that queued on the lock meanwhile find
+ * theirs covered and return without a sync, so under load one directory sync
+ * serves many sessions instead of one each.
+ * Concurrency: any processes sharing the page.  The lock is flock(2) on a
+ * descriptor each call opens, so a writer killed while holding it releases it
+ * with its descriptors (a lock word in the page would stay taken forever).
+ * Tickets only grow: "renamed" by atomic increment after the rename,
+ * "synced" written only under the lock, from a value read under the lock.
+ * Trust boundary: none; the page and the directory are ours.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "util/sl_atomic.h"
+#include "util/sl_msg.h"
+#include "spool_impl.h"
+
+struct sl_spool_group {
+    sl_atomic_u64 renamed; /* tickets handed out: files renamed into queue/ */
+    sl_atomic_u64 synced;  /* every ticket up to this one is durable */
+    sl_atomic_u64 syncs;   /* directory syncs done (statistics) */
+};
+
+/* sl_spool_group_new - a group in a shared anonymous page, for the processes forked after */
+struct sl_spool_group *sl_spool_group_new(void)
+{
+    void *p = mmap(NULL, sizeof(struct sl_spool_group), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED)
+        sl_msg_fatal("group commit page: %s", strerror(errno));
+    memset(p, 0, sizeof(struct sl_spool_group));
+    return p;
+}
+
+/* sl_spool_group_syncs - how many directory syncs the group made (for tests and logs) */
+uint64_t sl_spool_group_syncs(struct sl_spool_group *g)
+{
+    return sl_stat_load64(&g->syncs);
+}
+
+/* lock - flock that a signal does not cut short */
+static int lock(int fd, int op)
+{
+    int rc;
+
+    while ((rc = flock(fd, op)) < 0 && errno == EINTR)
+        ;
+    return rc;
+}
+
+/* spool_group_sync - the caller's rename into subdir is durable when this returns 0 */
+int spool_group_sync(struct sl_spool_group *g, const char *subdir)
+{
+    int fd = open(subdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    uint64_t ticket, upto;
+    int rc = 0;
+
+    if (fd < 0)
+        return -1;
+    ticket = sl_add64(&g->renamed, 1) + 1;
+    if (lock(fd, LOCK_EX) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (sl_load64(&g->synced) < ticket) {
+        upto = sl_load64(&g->renamed); /* every rename counted here is in the directory */
+        if ((rc = fsync(fd)) == 0) {
+            sl_store64(&g->synced, upto);
+            sl_stat_inc64(&g->syncs);
+        }
+    }
+    int e = errno;
+    close(fd); /* releases the lock */
+    errno = e;
+    return rc;
+}
