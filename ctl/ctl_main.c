@@ -49,6 +49,9 @@ static const struct {
      "The MX hosts and addresses a worker would try for DOMAIN."},
     {"tls", sl_ctl_tls, "tls [--binding B] [--json] DOMAIN",
      "The domain's effective TLS policy (tls option, MTA-STS, DANE) per MX host, and why."},
+    {"passwd", sl_ctl_passwd, "passwd (--file PATH | --listener NAME) USER < PASSWORD",
+     "Set USER's password in a listener's auth_file (Argon2id hash, crypto_pwhash_str);\n"
+     "the password is the first line of standard input."},
 };
 #define NSUB (sizeof subcommands / sizeof subcommands[0])
 

@@ -20,6 +20,7 @@ int sl_ctl_inject(const char *cfgpath, int argc, char **argv);   /* inject -f SE
 int sl_ctl_queue(const char *cfgpath, int argc, char **argv);    /* queue [--json] */
 int sl_ctl_resolve(const char *cfgpath, int argc, char **argv);  /* resolve [--binding B] DOMAIN */
 int sl_ctl_tls(const char *cfgpath, int argc, char **argv);      /* tls [--binding B] DOMAIN */
+int sl_ctl_passwd(const char *cfgpath, int argc, char **argv);   /* passwd --file F USER */
 
 /* s as a JSON string literal on stdout (bytes outside printable ASCII escaped). */
 void sl_ctl_json_string(const char *s);
