@@ -29,7 +29,7 @@ struct loader {
     size_t len, pos;
     unsigned lineno;
     struct sl_config *cfg;
-    struct sl_section *cur; /* where keys go; NULL after a bad header */
+    struct sl_section *cur;  /* where keys go; NULL after a bad header */
     struct sl_listener *lis; /* under a [listener] header: its keys go there (listener.c) */
     struct diag *diags;
     size_t ndiags;

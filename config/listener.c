@@ -46,11 +46,22 @@ enum lkey {
     LK__COUNT
 };
 
-static const char *const key_names[LK__COUNT] = {
-    "address",          "binding",         "binding_group",           "binding_header",
-    "relay_networks",   "max_sessions",    "max_sessions_per_client", "max_recipients",
-    "max_errors",       "command_timeout", "data_timeout",            "tls_timeout",
-    "tls_cert_file",    "tls_key_file",    "auth_file",               "hostname"};
+static const char *const key_names[LK__COUNT] = {"address",
+                                                 "binding",
+                                                 "binding_group",
+                                                 "binding_header",
+                                                 "relay_networks",
+                                                 "max_sessions",
+                                                 "max_sessions_per_client",
+                                                 "max_recipients",
+                                                 "max_errors",
+                                                 "command_timeout",
+                                                 "data_timeout",
+                                                 "tls_timeout",
+                                                 "tls_cert_file",
+                                                 "tls_key_file",
+                                                 "auth_file",
+                                                 "hostname"};
 
 _Static_assert(LK__COUNT <= 32, "sl_listener.set has 32 entries");
 
@@ -253,8 +264,12 @@ static void store_value(struct loader *L, struct sl_listener *l, enum lkey k, co
         else
             l->address = sl_strdup(v);
         break;
-    case LK_BINDING: store_text(L, name, "binding", v, &l->binding); break;
-    case LK_BINDING_GROUP: store_text(L, name, "binding_group", v, &l->binding_group); break;
+    case LK_BINDING:
+        store_text(L, name, "binding", v, &l->binding);
+        break;
+    case LK_BINDING_GROUP:
+        store_text(L, name, "binding_group", v, &l->binding_group);
+        break;
     case LK_BINDING_HEADER:
         if (header_name_ok(v))
             l->binding_header = sl_strdup(v);
@@ -266,7 +281,8 @@ static void store_value(struct loader *L, struct sl_listener *l, enum lkey k, co
     case LK_RELAY_NETWORKS:
         if (!parse_networks(l, v, bad, sizeof bad))
             sl_config_report(L, L->lineno,
-                             "bad network \"%s\" in relay_networks: expected IPv4/N or IPv6/N", bad);
+                             "bad network \"%s\" in relay_networks: expected IPv4/N or IPv6/N",
+                             bad);
         break;
     case LK_MAX_SESSIONS:
         store_count(L, "max_sessions", v, 1, SL_LISTENER_SESSIONS_MAX, &l->max_sessions);
@@ -279,19 +295,32 @@ static void store_value(struct loader *L, struct sl_listener *l, enum lkey k, co
         store_count(L, "max_recipients", v, 1, 10000 /* the spool's SL_SPOOL_RCPT_MAX */,
                     &l->max_recipients);
         break;
-    case LK_MAX_ERRORS: store_count(L, "max_errors", v, 1, 1000, &l->max_errors); break;
+    case LK_MAX_ERRORS:
+        store_count(L, "max_errors", v, 1, 1000, &l->max_errors);
+        break;
     case LK_COMMAND_TIMEOUT:
         parse_typed(L, &dur, "command_timeout", v, &l->command_timeout_ms);
         break;
-    case LK_DATA_TIMEOUT: parse_typed(L, &dur, "data_timeout", v, &l->data_timeout_ms); break;
-    case LK_TLS_TIMEOUT: parse_typed(L, &dur, "tls_timeout", v, &l->tls_timeout_ms); break;
-    case LK_TLS_CERT_FILE: store_text(L, &path, "tls_cert_file", v, &l->tls_cert_file); break;
-    case LK_TLS_KEY_FILE: store_text(L, &path, "tls_key_file", v, &l->tls_key_file); break;
-    case LK_AUTH_FILE: store_text(L, &path, "auth_file", v, &l->auth_file); break;
+    case LK_DATA_TIMEOUT:
+        parse_typed(L, &dur, "data_timeout", v, &l->data_timeout_ms);
+        break;
+    case LK_TLS_TIMEOUT:
+        parse_typed(L, &dur, "tls_timeout", v, &l->tls_timeout_ms);
+        break;
+    case LK_TLS_CERT_FILE:
+        store_text(L, &path, "tls_cert_file", v, &l->tls_cert_file);
+        break;
+    case LK_TLS_KEY_FILE:
+        store_text(L, &path, "tls_key_file", v, &l->tls_key_file);
+        break;
+    case LK_AUTH_FILE:
+        store_text(L, &path, "auth_file", v, &l->auth_file);
+        break;
     case LK_HOSTNAME:
         store_text(L, sl_opt_def(SL_OPT_EHLO_HOSTNAME), "hostname", v, &l->hostname);
         break;
-    case LK__COUNT: break;
+    case LK__COUNT:
+        break;
     }
 }
 

@@ -143,8 +143,8 @@ static void check_tls(struct loader *L, const struct sl_listener *l)
     SSL_CTX *ctx;
 
     if ((l->tls_cert_file == NULL) != (l->tls_key_file == NULL)) {
-        sl_config_report(L, l->line, "[listener \"%s\"]: tls_cert_file and tls_key_file go together",
-                         l->name);
+        sl_config_report(L, l->line,
+                         "[listener \"%s\"]: tls_cert_file and tls_key_file go together", l->name);
         return;
     }
     if (l->tls_cert_file == NULL)
@@ -233,8 +233,8 @@ static void check_auth(struct loader *L, const struct sl_listener *l)
 static void check_binding(struct loader *L, const struct sl_listener *l)
 {
     if (l->binding != NULL && l->binding_group != NULL)
-        sl_config_report(L, l->line, "[listener \"%s\"]: binding and binding_group exclude each other",
-                         l->name);
+        sl_config_report(
+            L, l->line, "[listener \"%s\"]: binding and binding_group exclude each other", l->name);
     else if (l->binding != NULL && sl_config_binding(L->cfg, l->binding) == NULL)
         sl_config_report(L, l->line,
                          "[listener \"%s\"]: binding \"%s\" is not declared (no [binding \"%s\"] "

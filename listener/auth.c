@@ -155,8 +155,8 @@ bool smtpd_auth(struct session *s, const char *arg)
         return smtpd_error(s);
     }
     if (s->auth_user != NULL || s->t.mail) {
-        io_reply(&s->io, "503 5.5.1 Error: %s", s->t.mail ? "MAIL transaction in progress"
-                                                          : "already authenticated");
+        io_reply(&s->io, "503 5.5.1 Error: %s",
+                 s->t.mail ? "MAIL transaction in progress" : "already authenticated");
         return smtpd_error(s);
     }
     snprintf(mech, sizeof mech, "%.*s", (int)(mlen < sizeof mech ? mlen : sizeof mech - 1), arg);

@@ -26,7 +26,7 @@
 
 struct entry {
     sl_atomic_u32 pid;
-    sl_atomic_u32 active; /* listener index + 1 while a session runs, else 0 */
+    sl_atomic_u32 active;  /* listener index + 1 while a session runs, else 0 */
     sl_atomic_u64 addr[2]; /* the client's address, IPv4 mapped into IPv6 */
 };
 

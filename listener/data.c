@@ -86,7 +86,8 @@ static void finish(struct session *s, bool unstuff)
         io_reply(&s->io, "552 5.3.4 Error: message file too big");
     } else if (t->bad_newline) {
         sl_msg_info("%s: message refused: bare CR or LF", s->peer_ip);
-        io_reply(&s->io, "554 5.6.0 Error: bare <CR> or <LF> in message: lines must end in <CR><LF>");
+        io_reply(&s->io,
+                 "554 5.6.0 Error: bare <CR> or <LF> in message: lines must end in <CR><LF>");
     } else if (t->long_line) {
         io_reply(&s->io, "554 5.6.0 Error: message line longer than 998 octets");
     } else if (t->nul) {
@@ -109,7 +110,7 @@ void smtpd_data(struct session *s)
     unsigned matched = 2; /* the DATA line's CRLF counts as the start of the end marker */
 
     if (t->bdat || !t->mail || t->nrcpt == 0) {
-        io_reply(&s->io, t->bdat  ? "503 5.5.1 Error: DATA after BDAT"
+        io_reply(&s->io, t->bdat   ? "503 5.5.1 Error: DATA after BDAT"
                          : t->mail ? "554 5.5.1 Error: no valid recipients"
                                    : "503 5.5.1 Error: need RCPT command");
         smtpd_error(s);

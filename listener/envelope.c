@@ -25,10 +25,10 @@
 #define XTEXT_MAX 500 /* RFC 3461: ENVID at most 100 characters, ORCPT an address */
 
 static const struct smtpd_cmd cmds[] = {
-    {"EHLO", CMD_EHLO},       {"HELO", CMD_HELO}, {"STARTTLS", CMD_STARTTLS},
-    {"AUTH", CMD_AUTH},       {"MAIL FROM:", CMD_MAIL}, {"RCPT TO:", CMD_RCPT},
-    {"DATA", CMD_DATA},       {"BDAT", CMD_BDAT}, {"RSET", CMD_RSET},
-    {"NOOP", CMD_NOOP},       {"VRFY", CMD_VRFY}, {"QUIT", CMD_QUIT},
+    {"EHLO", CMD_EHLO}, {"HELO", CMD_HELO},       {"STARTTLS", CMD_STARTTLS},
+    {"AUTH", CMD_AUTH}, {"MAIL FROM:", CMD_MAIL}, {"RCPT TO:", CMD_RCPT},
+    {"DATA", CMD_DATA}, {"BDAT", CMD_BDAT},       {"RSET", CMD_RSET},
+    {"NOOP", CMD_NOOP}, {"VRFY", CMD_VRFY},       {"QUIT", CMD_QUIT},
 };
 
 /* smtpd_cmd_find - the command a line starts with (a word ends at a blank or the end) */
@@ -53,8 +53,8 @@ static char *xtext_decode(const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         unsigned v;
         if (c == '+') {
-            if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) || !isxdigit((unsigned char)s[i + 2]) ||
-                sscanf(s + i + 1, "%2x", &v) != 1)
+            if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+                !isxdigit((unsigned char)s[i + 2]) || sscanf(s + i + 1, "%2x", &v) != 1)
                 goto bad;
             c = (unsigned char)v;
             i += 2;

@@ -139,15 +139,16 @@ static size_t prefix(const struct session *s, const struct head *h, char *buf, s
     size_t n;
 
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&now, &tm));
-    n = (size_t)snprintf(buf, len, "Received: from %s ([%s])\r\n\tby %s (sluice) with %s%s%s;\r\n\t%s\r\n",
+    n = (size_t)snprintf(buf, len,
+                         "Received: from %s ([%s])\r\n\tby %s (sluice) with %s%s%s;\r\n\t%s\r\n",
                          s->helo, s->peer_ip, s->hostname, s->esmtp ? "ESMTP" : "SMTP",
                          s->tls_on ? "S" : "", s->auth_user != NULL ? "A" : "", date);
     if (n < len && !h->has_date)
         n += (size_t)snprintf(buf + n, len - n, "Date: %s\r\n", date);
     if (n < len && !h->has_msgid)
-        n += (size_t)snprintf(buf + n, len - n, "Message-ID: <%lld.%08x%08x@%s>\r\n",
-                              (long long)now, randombytes_random(), randombytes_random(),
-                              s->hostname);
+        n +=
+            (size_t)snprintf(buf + n, len - n, "Message-ID: <%lld.%08x%08x@%s>\r\n", (long long)now,
+                             randombytes_random(), randombytes_random(), s->hostname);
     return n < len ? n : len - 1;
 }
 

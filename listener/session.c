@@ -129,12 +129,18 @@ static bool dispatch(struct session *s, char *line)
         return smtpd_error(s);
     }
     switch (c->id) {
-    case CMD_EHLO: return ehlo(s, arg, true);
-    case CMD_HELO: return ehlo(s, arg, false);
-    case CMD_STARTTLS: return starttls(s, arg);
-    case CMD_AUTH: return smtpd_auth(s, arg);
-    case CMD_MAIL: return need_helo(s) ? smtpd_mail(s, arg) : smtpd_error(s);
-    case CMD_RCPT: return smtpd_rcpt(s, arg);
+    case CMD_EHLO:
+        return ehlo(s, arg, true);
+    case CMD_HELO:
+        return ehlo(s, arg, false);
+    case CMD_STARTTLS:
+        return starttls(s, arg);
+    case CMD_AUTH:
+        return smtpd_auth(s, arg);
+    case CMD_MAIL:
+        return need_helo(s) ? smtpd_mail(s, arg) : smtpd_error(s);
+    case CMD_RCPT:
+        return smtpd_rcpt(s, arg);
     case CMD_DATA:
         if (*arg != '\0') {
             io_reply(&s->io, "501 5.5.4 Syntax: DATA");
@@ -142,16 +148,22 @@ static bool dispatch(struct session *s, char *line)
         }
         smtpd_data(s);
         return !s->io.broken && s->errors < s->l->max_errors;
-    case CMD_BDAT: smtpd_bdat(s, arg); return !s->io.broken && s->errors < s->l->max_errors;
+    case CMD_BDAT:
+        smtpd_bdat(s, arg);
+        return !s->io.broken && s->errors < s->l->max_errors;
     case CMD_RSET:
         smtpd_txn_reset(&s->t);
         io_reply(&s->io, "250 2.0.0 Ok");
         return true;
-    case CMD_NOOP: io_reply(&s->io, "250 2.0.0 Ok"); return true;
+    case CMD_NOOP:
+        io_reply(&s->io, "250 2.0.0 Ok");
+        return true;
     case CMD_VRFY:
         io_reply(&s->io, "252 2.5.2 Cannot VRFY user, but will accept message");
         return true;
-    case CMD_QUIT: io_reply(&s->io, "221 2.0.0 Bye"); return false;
+    case CMD_QUIT:
+        io_reply(&s->io, "221 2.0.0 Bye");
+        return false;
     }
     return false;
 }
@@ -168,8 +180,7 @@ void smtpd_session(struct session *s)
         bool in_txn = s->t.mail || s->t.bdat;
 
         if (!in_txn && io_stopping()) {
-            io_reply(&s->io, "421 4.3.2 %s Service shutting down, closing connection",
-                     s->hostname);
+            io_reply(&s->io, "421 4.3.2 %s Service shutting down, closing connection", s->hostname);
             break;
         }
         io_deadline((long)s->l->command_timeout_ms);

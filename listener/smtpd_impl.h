@@ -22,10 +22,10 @@
 
 #include "listener/sl_smtpd.h"
 
-#define IO_IN_CAP    (64 * 1024) /* a pipelined burst of commands, or a stretch of DATA */
-#define IO_OUT_CAP   (16 * 1024) /* replies batched until the client must see them */
-#define CMD_LINE_MAX 2048        /* RFC 5321 4.5.3.1.4: 512, more with extensions */
-#define TEXT_LINE_MAX 998        /* RFC 5322 2.1.1, without the CRLF */
+#define IO_IN_CAP     (64 * 1024) /* a pipelined burst of commands, or a stretch of DATA */
+#define IO_OUT_CAP    (16 * 1024) /* replies batched until the client must see them */
+#define CMD_LINE_MAX  2048        /* RFC 5321 4.5.3.1.4: 512, more with extensions */
+#define TEXT_LINE_MAX 998         /* RFC 5322 2.1.1, without the CRLF */
 
 /* How a read ended. */
 enum io_result { IO_OK, IO_EOF, IO_TIMEOUT, IO_ERROR, IO_STOP, IO_TOO_LONG };
@@ -97,13 +97,13 @@ struct txn {
     /* the body as received, CRLF lines, dot-unstuffed; bounded by max_message_size */
     char *body;
     size_t len, cap;
-    bool bdat;          /* a BDAT sequence has begun */
-    bool bad_newline;   /* a bare CR or bare LF was seen */
-    bool long_line;     /* a line over 998 octets */
-    bool nul;           /* a NUL byte */
-    bool oversize;      /* more than max_message_size */
-    size_t line;        /* octets of the current line so far (BDAT scan) */
-    bool cr;            /* the last byte was CR (BDAT scan) */
+    bool bdat;        /* a BDAT sequence has begun */
+    bool bad_newline; /* a bare CR or bare LF was seen */
+    bool long_line;   /* a line over 998 octets */
+    bool nul;         /* a NUL byte */
+    bool oversize;    /* more than max_message_size */
+    size_t line;      /* octets of the current line so far (BDAT scan) */
+    bool cr;          /* the last byte was CR (BDAT scan) */
 };
 
 /* The session. */

@@ -64,8 +64,8 @@
 enum sl_rcpt_status { SL_RCPT_PENDING = 'P', SL_RCPT_DELIVERED = 'D', SL_RCPT_BOUNCED = 'B' };
 
 struct sl_spool_rcpt {
-    char *addr;    /* as given (the local part keeps its case) */
-    uint16_t part; /* index into domain[] */
+    char *addr;      /* as given (the local part keeps its case) */
+    uint16_t part;   /* index into domain[] */
     unsigned notify; /* SL_NOTIFY_* bits, 0: not given */
     char *orcpt;     /* RFC 3461 ORCPT ("rfc822;addr"), or NULL */
 };
@@ -120,8 +120,8 @@ struct sl_spool_new {
     /* RFC 3461, from an SMTP client (all optional): */
     const char *envid;
     bool ret_hdrs;
-    const unsigned *notify;     /* per recipient, or NULL */
-    const char *const *orcpt;   /* per recipient (NULL entries allowed), or NULL */
+    const unsigned *notify;   /* per recipient, or NULL */
+    const char *const *orcpt; /* per recipient (NULL entries allowed), or NULL */
 };
 
 /* Create tmp/, queue/ and state/ under dir (and dir, mode 0750). */

@@ -43,8 +43,8 @@ int spool_fsync_dir(const char *path);
 
 /* How spool_commit treats an existing final file. */
 enum spool_commit_mode {
-    SPOOL_NEW,     /* refuse it (a new message: an id is never reused) */
-    SPOOL_REPLACE, /* replace it atomically (a state update) */
+    SPOOL_NEW,         /* refuse it (a new message: an id is never reused) */
+    SPOOL_REPLACE,     /* replace it atomically (a state update) */
     SPOOL_NEW_GROUPED, /* as SPOOL_NEW, and the directory sync is the caller's (group.c) */
 };
 /* Results of spool_commit. */

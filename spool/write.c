@@ -260,7 +260,8 @@ static int commit_new(const char *dir, const struct sl_spool_new *m, const struc
         spool_body_encode(m->body, m->len, o.p + o.len);
         r = spool_commit(dir, id, SPOOL_QUEUE, id, o.p, o.len + stuffed,
                          m->group != NULL ? SPOOL_NEW_GROUPED : SPOOL_NEW, err, errlen);
-        if (r == SPOOL_COMMIT_OK && m->group != NULL && sync_grouped(dir, m->group, id, err, errlen) < 0)
+        if (r == SPOOL_COMMIT_OK && m->group != NULL &&
+            sync_grouped(dir, m->group, id, err, errlen) < 0)
             r = SPOOL_COMMIT_ERROR;
         if (r != SPOOL_COMMIT_EXISTS) {
             free(o.p);

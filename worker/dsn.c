@@ -111,8 +111,7 @@ static void per_recipient(struct text *t, const struct sl_part *p)
         add(t, "\r\n");
         if (r->orcpt != NULL)
             add(t, "Original-Recipient: %s\r\n", r->orcpt);
-        add(t, "Final-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\n", r->addr,
-            status);
+        add(t, "Final-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\n", r->addr, status);
         if (p->mx[0])
             add(t, "Remote-MTA: dns; %s\r\n", p->mx);
         add(t, "Diagnostic-Code: smtp; %s\r\n", p->bounce_reply[i]);

@@ -16,10 +16,11 @@ declare -A uses=(
   [config]="util shm dns smtp"
   [tls]="util dns smtp config"
   [worker]="util ipc shm spool dns smtp config tls"
-  [master]="util ipc shm spool dns smtp config tls worker"
+  [listener]="util ipc shm spool dns smtp config tls"
+  [master]="util ipc shm spool dns smtp config tls worker listener"
   [ctl]="util ipc shm spool dns smtp config tls"
 )
-programs="master worker ctl"
+programs="master worker listener ctl"
 n=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
 bad() { n=$((n + 1)); echo "not ok $n - $*"; }
