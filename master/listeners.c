@@ -271,8 +271,12 @@ int sl_listeners_grace_ms(const struct sl_listeners *ls)
 /* sl_listeners_stop - SIGKILL what the drain left, and reap it */
 void sl_listeners_stop(struct sl_listeners *ls)
 {
+    uint64_t files = 0, syncs = ls->group != NULL ? sl_spool_group_syncs(ls->group, &files) : 0;
     int status;
 
+    if (files > 0)
+        sl_msg_info("listeners: %llu messages queued with %llu syncs of queue/",
+                    (unsigned long long)files, (unsigned long long)syncs);
     for (size_t k = 0; k < ls->np; k++)
         if (ls->p[k].pid != 0) {
             sl_msg_warn("listener pid %ld did not finish its session: killing it",

@@ -13,6 +13,10 @@
  * Concurrency: any processes sharing the page.  The lock is flock(2) on a
  * descriptor each call opens, so a writer killed while holding it releases it
  * with its descriptors (a lock word in the page would stay taken forever).
+ * A writer about to sync first waits, at most JOIN_WAIT_US, while other writers are
+ * between the start of their write and their rename ("writing"): their files' own syncs
+ * end within that time, and one directory sync then covers them too (PostgreSQL's
+ * commit_delay, bounded and only when someone is on the way).
  * Tickets only grow: "renamed" by atomic increment after the rename,
  * "synced" written only under the lock, from a value read under the lock.
  * Trust boundary: none; the page and the directory are ours.
@@ -22,13 +26,18 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/sl_atomic.h"
 #include "util/sl_msg.h"
 #include "spool_impl.h"
 
+#define JOIN_WAIT_US 300 /* longest a sync waits for writers on their way */
+#define JOIN_STEP_US 50
+
 struct sl_spool_group {
+    sl_atomic_u64 writing; /* writers between their write's start and their rename */
     sl_atomic_u64 renamed; /* tickets handed out: files renamed into queue/ */
     sl_atomic_u64 synced;  /* every ticket up to this one is durable */
     sl_atomic_u64 syncs;   /* directory syncs done (statistics) */
@@ -46,10 +55,29 @@ struct sl_spool_group *sl_spool_group_new(void)
     return p;
 }
 
-/* sl_spool_group_syncs - how many directory syncs the group made (for tests and logs) */
-uint64_t sl_spool_group_syncs(struct sl_spool_group *g)
+/* sl_spool_group_syncs - directory syncs the group made, and files it covered (for logs) */
+uint64_t sl_spool_group_syncs(struct sl_spool_group *g, uint64_t *files)
 {
+    if (files != NULL)
+        *files = sl_load64(&g->renamed);
     return sl_stat_load64(&g->syncs);
+}
+
+/* spool_group_writing - count the writers on their way to a rename */
+void spool_group_writing(struct sl_spool_group *g, bool start)
+{
+    if (g != NULL)
+        sl_add64(&g->writing, start ? 1 : UINT64_MAX); /* UINT64_MAX: minus one, modulo 2^64 */
+}
+
+/* join_wait - let writers that are about to rename join the coming sync */
+static void join_wait(struct sl_spool_group *g)
+{
+    const struct timespec step = {.tv_nsec = JOIN_STEP_US * 1000};
+
+    for (int waited = 0; waited < JOIN_WAIT_US && sl_load64(&g->writing) > 0;
+         waited += JOIN_STEP_US)
+        nanosleep(&step, NULL);
 }
 
 /* lock - flock that a signal does not cut short */
@@ -79,6 +107,7 @@ int spool_group_sync(struct sl_spool_group *g, const char *subdir)
         return -1;
     }
     if (sl_load64(&g->synced) < ticket) {
+        join_wait(g);
         upto = sl_load64(&g->renamed); /* every rename counted here is in the directory */
         if ((rc = fsync(fd)) == 0) {
             sl_store64(&g->synced, upto);

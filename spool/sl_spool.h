@@ -103,8 +103,8 @@ struct sl_spool_group;
 /* A group in a shared page; made before the writers fork (never freed: it lives as long as
  * the processes). */
 struct sl_spool_group *sl_spool_group_new(void);
-/* Directory syncs the group made so far. */
-uint64_t sl_spool_group_syncs(struct sl_spool_group *g);
+/* Directory syncs the group made so far; *files (if not NULL): the new files they covered. */
+uint64_t sl_spool_group_syncs(struct sl_spool_group *g, uint64_t *files);
 
 /* What inject hands to sl_spool_write. */
 struct sl_spool_new {

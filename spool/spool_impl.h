@@ -59,6 +59,9 @@ enum spool_commit_result spool_commit(const char *dir, const char *tmpname, cons
 /* Make the caller's rename into subdir durable, sharing the sync with the group (group.c);
  * -1 with errno. */
 int spool_group_sync(struct sl_spool_group *g, const char *subdir);
+/* A writer of the group starts (true) or ends (false) its file's write and rename: a sync
+ * about to start waits a moment for those in progress to join it.  g may be NULL. */
+void spool_group_writing(struct sl_spool_group *g, bool start);
 
 /* A decimal number of n bytes at s, no sign, no leading zeros beyond "0",
  * at most max. */

@@ -258,8 +258,10 @@ static int commit_new(const char *dir, const struct sl_spool_new *m, const struc
         o.len = 0;
         put_header(&o, m, id, arrival, size, k);
         spool_body_encode(m->body, m->len, o.p + o.len);
+        spool_group_writing(m->group, true);
         r = spool_commit(dir, id, SPOOL_QUEUE, id, o.p, o.len + stuffed,
                          m->group != NULL ? SPOOL_NEW_GROUPED : SPOOL_NEW, err, errlen);
+        spool_group_writing(m->group, false);
         if (r == SPOOL_COMMIT_OK && m->group != NULL &&
             sync_grouped(dir, m->group, id, err, errlen) < 0)
             r = SPOOL_COMMIT_ERROR;
