@@ -4,13 +4,14 @@
  *
  * auth_file holds "user:hash" lines, the hash in libsodium's crypto_pwhash_str
  * form (Argon2id; `sluicectl passwd` writes them), '#' comments and blank
- * lines.  Each listener process reads it once at start (a reload starts new
- * processes, which read it again).  A client that authenticated may relay
- * from anywhere; a failure is 535 and counts as an error of the session.
+ * lines.  The master reads it before it drops privileges (and again at each
+ * reload, whose new processes get the new list); the processes inherit it.  A client that
+ * authenticated may relay from anywhere; a failure is 535 and counts as an error of the session.
  * Concurrency: one session per process.
  * Trust boundary: the client's base64 is decoded with bounds; the password
  * never reaches a log.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,15 +29,18 @@ struct creds {
     char **user, **hash;
 };
 
-/* smtpd_creds_load - the credentials in memory; fatal when the file cannot be read */
-struct creds *smtpd_creds_load(const char *path)
+/* smtpd_creds_load - the credentials in memory; NULL with err when the file cannot be read */
+struct creds *smtpd_creds_load(const char *path, char *err, size_t errlen)
 {
-    struct creds *c = sl_calloc(1, sizeof *c);
+    struct creds *c;
     char line[AUTH_LINE_MAX];
     FILE *f = fopen(path, "re");
 
-    if (f == NULL)
-        sl_msg_fatal("auth_file %s: cannot read it", path);
+    if (f == NULL) {
+        snprintf(err, errlen, "auth_file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    c = sl_calloc(1, sizeof *c);
     while (fgets(line, sizeof line, f) != NULL) {
         char *colon;
         line[strcspn(line, "\r\n")] = '\0';

@@ -179,8 +179,8 @@ void sl_smtpd_main(const struct sl_smtpd_ctx *ctx)
     s->ctx = ctx;
     s->l = l;
     s->hostname = host_name(ctx, l);
-    s->tls = smtpd_tls_context(l);
-    s->creds = l->auth_file != NULL ? smtpd_creds_load(l->auth_file) : NULL;
+    s->tls = ctx->prep->tls;
+    s->creds = ctx->prep->creds;
     s->max_size = (uint64_t)sl_config_num(ctx->cfg, SL_OPT_MAX_MESSAGE_SIZE, &none);
     while ((fd = next_client(lfd, &wait, &s->peer)) >= 0) {
         memset(&s->t, 0, sizeof s->t); /* a fresh session; the listener's settings stay */

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <openssl/ssl.h>
+
 #include "config/sl_config.h"
 #include "config/sl_listener.h"
 #include "spool/sl_spool.h"
@@ -25,6 +27,14 @@
 #define SL_SMTPD_BOARD_SLOTS 8192 /* listener processes alive at once, old and new in a reload */
 
 struct sl_smtpd_board; /* board.c */
+struct creds;          /* auth.c */
+
+/* What the master prepares for a listener before it drops privileges (the TLS key, the
+ * credentials may be readable by root alone), inherited by its processes. */
+struct sl_smtpd_prep {
+    SSL_CTX *tls;        /* NULL: no STARTTLS */
+    struct creds *creds; /* NULL: no AUTH */
+};
 
 /* What a forked listener process inherits. */
 struct sl_smtpd_ctx {
@@ -36,8 +46,13 @@ struct sl_smtpd_ctx {
     struct sl_smtpd_board *board;
     uint32_t gen;
     pid_t master;
+    const struct sl_smtpd_prep *prep;
 };
 
+/* Build l's TLS context and read its credentials; false with err. */
+bool sl_smtpd_prepare(const struct sl_listener *l, struct sl_smtpd_prep *p, char *err,
+                      size_t errlen);
+void sl_smtpd_prep_free(struct sl_smtpd_prep *p);
 /* A listening socket for l (SO_REUSEADDR, v6-only for IPv6), or -1 with err. */
 int sl_smtpd_bind(const struct sl_listener *l, char *err, size_t errlen);
 /* The process's life: accept, serve, until SIGTERM (after its session) or the master's death. */

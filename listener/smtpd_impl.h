@@ -67,12 +67,11 @@ void io_discard(struct io *io);
 bool io_starttls(struct io *io, SSL_CTX *ctx, long timeout_ms);
 void io_close(struct io *io);
 
-/* tls.c: the listener's server context, or NULL when it has no certificate. */
-SSL_CTX *smtpd_tls_context(const struct sl_listener *l);
+/* tls.c: the listener's server context, or NULL with err. */
+SSL_CTX *smtpd_tls_context(const struct sl_listener *l, char *err, size_t errlen);
 
-/* auth.c: the credentials file in memory; check one user and password. */
-struct creds;
-struct creds *smtpd_creds_load(const char *path);
+/* auth.c: the credentials file in memory (NULL with err); check one user and password. */
+struct creds *smtpd_creds_load(const char *path, char *err, size_t errlen);
 bool smtpd_creds_check(const struct creds *c, const char *user, const char *pass, size_t passlen);
 void smtpd_creds_free(struct creds *c);
 

@@ -12,7 +12,9 @@
  * addresses, keeps the sockets of unchanged ones (no connection is refused
  * while the processes change), SIGTERMs every process of the older
  * generation (each finishes its transaction, then goes) and forks new ones
- * on the new config.  The group-commit page and the per-client board are
+ * on the new config.  Each listener's TLS context and credentials are read here
+ * too (sl_smtpd_prepare), before the drop at start, and inherited by its
+ * processes: a key only root may read works.  The group-commit page and the per-client board are
  * made once, before the first fork, and shared by every generation.
  * Concurrency: master only, single-threaded, from the main loop.
  */
@@ -68,6 +70,36 @@ static bool bind_all(struct sl_listeners *ls, const struct sl_config *cfg, bool 
     return ok;
 }
 
+/* prepare_all - TLS contexts and credentials of cfg's listeners; one that fails is fatal at
+ * start, and at a reload is warned and not run */
+static void prepare_all(struct sl_listeners *ls, const struct sl_config *cfg, bool fatal)
+{
+    char err[512];
+
+    ls->prep = sl_calloc(cfg->nlisteners + 1, sizeof *ls->prep);
+    ls->ready = sl_calloc(cfg->nlisteners + 1, sizeof *ls->ready);
+    ls->nprep = cfg->nlisteners;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        ls->ready[i] = sl_smtpd_prepare(&cfg->listeners[i], &ls->prep[i], err, sizeof err);
+        if (!ls->ready[i] && fatal)
+            sl_msg_fatal("%s", err);
+        if (!ls->ready[i])
+            sl_msg_warn("%s: the listener does not run", err);
+    }
+}
+
+/* free_prep - the prepared state of the config the listeners had (children keep copies) */
+static void free_prep(struct sl_listeners *ls)
+{
+    for (size_t i = 0; ls->prep != NULL && i < ls->nprep; i++)
+        sl_smtpd_prep_free(&ls->prep[i]);
+    free(ls->prep);
+    free(ls->ready);
+    ls->prep = NULL;
+    ls->ready = NULL;
+    ls->nprep = 0;
+}
+
 /* sl_listeners_open - bind at start; nothing at all without a listener section */
 void sl_listeners_open(struct sl_listeners *ls, const struct sl_config *cfg, const char *spool,
                        uint32_t gen)
@@ -81,6 +113,7 @@ void sl_listeners_open(struct sl_listeners *ls, const struct sl_config *cfg, con
         return;
     ls->group = sl_spool_group_new();
     ls->board = sl_smtpd_board_new();
+    prepare_all(ls, cfg, true);
     bind_all(ls, cfg, true);
 }
 
@@ -106,7 +139,8 @@ static bool spawn(struct sl_listeners *ls, size_t i, int fd)
                                .group = ls->group,
                                .board = ls->board,
                                .gen = ls->gen,
-                               .master = getpid()};
+                               .master = getpid(),
+                               .prep = &ls->prep[i]};
     struct sl_lproc *p = NULL;
     pid_t pid = fork();
 
@@ -134,8 +168,8 @@ void sl_listeners_fill(struct sl_listeners *ls)
     for (size_t i = 0; i < ls->cfg->nlisteners && !ls->draining; i++) {
         const struct sl_listener *l = &ls->cfg->listeners[i];
         struct sl_lsock *s = find_sock(ls, l);
-        if (s == NULL)
-            continue; /* its address could not be bound at the reload: warned then */
+        if (s == NULL || !ls->ready[i])
+            continue; /* its address, key or credentials failed at the reload: warned then */
         while (running(ls, i) < l->max_sessions) {
             if (sl_clock_ms_until(ls->next_spawn) > 0)
                 return;
@@ -195,9 +229,12 @@ static bool still_used(const struct sl_listeners *ls, const struct sl_lsock *s)
     return false;
 }
 
-/* sl_listeners_reload - new addresses bound, older processes retired, unused sockets closed */
+/* sl_listeners_reload - new addresses bound, older processes retired, unused sockets closed
+ * (the previous config is already freed: only cfg is read here) */
 void sl_listeners_reload(struct sl_listeners *ls, const struct sl_config *cfg, uint32_t gen)
 {
+    free_prep(ls);
+    prepare_all(ls, cfg, false);
     ls->cfg = cfg;
     ls->gen = gen;
     if (cfg->nlisteners > 0 && ls->group == NULL) {
@@ -223,7 +260,7 @@ void sl_listeners_reload(struct sl_listeners *ls, const struct sl_config *cfg, u
 int sl_listeners_wait_ms(const struct sl_listeners *ls)
 {
     for (size_t i = 0; i < ls->cfg->nlisteners && !ls->draining; i++)
-        if (running(ls, i) < ls->cfg->listeners[i].max_sessions)
+        if (ls->ready[i] && running(ls, i) < ls->cfg->listeners[i].max_sessions)
             return (int)sl_clock_ms_until(ls->next_spawn);
     return -1;
 }
@@ -291,6 +328,7 @@ void sl_listeners_stop(struct sl_listeners *ls)
             close(ls->sock[i].fd);
     free(ls->sock);
     free(ls->p);
+    free_prep(ls);
     ls->sock = NULL;
     ls->p = NULL;
     ls->nsock = ls->np = 0;

@@ -38,6 +38,9 @@ struct sl_listeners {
     size_t nsock;
     struct sl_lproc *p;
     size_t np;
+    struct sl_smtpd_prep *prep; /* per listener of cfg: TLS context, credentials */
+    bool *ready;                /* per listener of cfg: prepared, may run */
+    size_t nprep;
     struct sl_spool_group *group;
     struct sl_smtpd_board *board;
     unsigned failures;

@@ -99,7 +99,7 @@ tls_cert_file = $CA_DIR/listener.crt
 tls_key_file = $CA_DIR/listener.key
 auth_file = $T/auth
 INI
-check "config check accepts the listener sections" "$SLUICECTL" -c "$T/sluice.ini" config check
+check "config check accepts the listener sections" eval "\"\$SLUICECTL\" -c \"\$T/sluice.ini\" config check >/dev/null"
 
 "$SLUICED" -c "$T/sluice.ini" >"$T/daemon.log" 2>&1 &
 daemon=$!
@@ -180,6 +180,18 @@ check "Received says ESMTPSA (TLS and AUTH)" grep -q 'with ESMTPSA' <<<"$b"
 swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to r8@sink.test -tls \
   --header 'X-Test: tlsonly' >"$T/swaks_tls" 2>&1
 check "STARTTLS on the loopback listener: 250 queued" grep -q '250 2.0.0 Ok: queued' "$T/swaks_tls"
+
+# A new password counts once sluiced is reloaded (the new listener processes read it).
+echo 'renewed-PW' | "$SLUICECTL" passwd --file "$T/auth" app1
+kill -HUP "$daemon"
+auth_ok() {
+  swaks --server 127.0.0.1 --port "$aport" --from app@sender.test --to r10@sink.test -tls \
+    -a PLAIN -au app1 -ap renewed-PW --header 'X-Test: renewed' 2>&1 | grep -q '235 2.7.0'
+}
+check "after sluicectl passwd and SIGHUP, the new password is accepted" wait_for 10 auth_ok
+swaks --server 127.0.0.1 --port "$aport" --from app@sender.test --to r7@sink.test -tls \
+  -a PLAIN -au app1 -ap sekret-PW >"$T/swaks_old" 2>&1
+check "and the old one is refused" grep -q '535 5.7.8' "$T/swaks_old"
 
 # --- SMTP smuggling: <LF>.<LF>, <CR>.<CR> and <CRLF>.<LF> never end a message ---
 for c in smuggle-lf smuggle-cr smuggle-crlf-lf; do
