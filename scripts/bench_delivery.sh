@@ -36,7 +36,7 @@
 #             60) is cut there: its rate is what was delivered by then, and the note says how
 #             much and how many domains were left.
 #   submit    N messages submitted by smtp-source over 8 and 32 sessions to sluice's listener
-#             and to a private Postfix's smtpd, both delivering to smtp-sink: accept and
+#             and to a private Postfix's smtpd, both delivering to bench_sink: accept and
 #             end-to-end rates, latency from the durable write to the sink, CPU per message
 #             (scripts/bench_listener.sh says how each is measured)
 #   latency   one message every BENCH_LATENCY_INTERVAL_MS ms (default 50), BENCH_LATENCY_MESSAGES
@@ -905,13 +905,7 @@ main() {
       [ "$i" -ne "$last" ] || report
       ;;
     domains | latency) "bench_$part" ;;
-    submit)
-      if [ -z "${SINK:-}" ] && ! sink_start; then
-        echo "bench_delivery: submit: smtp-sink did not start: $(cat "$T/sink.out")"
-      else
-        bench_submit
-      fi
-      ;;
+    submit) bench_submit ;;
     *) echo "bench_delivery: no part $part (feeders postfix sluice domains latency submit)" ;;
     esac
   done

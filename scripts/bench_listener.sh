@@ -1,18 +1,24 @@
 # bench_listener.sh - the "submit" part of make bench (sourced by bench_delivery.sh, which
-# provides N, BODY, WORKERS, DRAIN_LIMIT, the smtp-sink at $SINK, cpu_ticks, now, calc,
-# postfix_relay_start and the clean-up).
+# provides N, BODY, WORKERS, DRAIN_LIMIT, bench_sink (bsink_start), cpu_ticks, now, calc,
+# sluice_message, postfix_relay_start and the clean-up).
 #
-# N messages of BODY bytes submitted by smtp-source over S sessions (one row per
-# BENCH_SUBMIT_SESSIONS entry, default "8 32"), with connection reuse and PIPELINING, to:
-#   sluice    sluiced's listener on 127.0.0.1 (max_sessions = S), delivering to smtp-sink
-#   postfix   a private Postfix (smtpd, queue, smtp; defaults, relayhost = smtp-sink)
-# both making each message durable (fsync) before the 250.  Per row and system:
+# N messages of BODY bytes (sluice_message's, without Message-ID: each server adds its own)
+# submitted by smtp-source -F over S sessions (one row per BENCH_SUBMIT_SESSIONS entry,
+# default "8 32"), with connection reuse and PIPELINING, to:
+#   sluice    sluiced's listener on 127.0.0.1 (max_sessions = S)
+#   postfix   a private Postfix (smtpd, queue, smtp; defaults but enable_long_queue_ids and
+#             always_add_missing_headers, for the latency below)
+# both making each message durable (fsync) before the 250, and both delivering to one
+# bench_sink port on 127.0.1.1 (rather than smtp-sink: it timestamps each message with its
+# Message-ID, which the latency needs; its ceiling is far above both).  Per row and system:
 #   accept    N / the time smtp-source took (every 250 in)
 #   e2e       N / (from smtp-source's start, the first MAIL, to the queue empty: the last
 #             message at the sink; polled every 50 ms)
-#   p50, p99  from the message's durable write to the sink's 250, per message, in ms: sluice
-#             from its queue id (which carries the write's microsecond) to the delivery log's
-#             line; Postfix from cleanup's "message-id=" log line to smtp's "status=sent"
+#   p50, p99  from the queue file's creation to the message at the sink, per message, in ms:
+#             sluice from its queue id (the write's microsecond, after DATA) to the delivery
+#             log's line (written after the sink's 250); Postfix from its long queue id (the
+#             file's creation at MAIL FROM, a millisecond or so before the 250 on loopback) to
+#             bench_sink's timestamp of the Message-ID Postfix added (<QUEUEID@host>)
 #   CPU       user+system ms per message of the whole system (sluiced and every child;
 #             Postfix's master and every child) from the start of the submission to the end
 # The ratios sluice/postfix of the same run are the figures that matter (a shared machine).
@@ -37,7 +43,7 @@ tls = disabled
 bind_address = 127.0.0.2
 
 [domain "bench.test"]
-route = $SINK
+route = $SUBMIT_SINK
 max_outbound_connections = 64
 max_deliveries_per_connection = 1000
 
@@ -50,12 +56,12 @@ EOF
 
 # submit_source ADDR:PORT SESSIONS: smtp-source, N messages, reuse and pipelining
 submit_source() {
-  smtp-source -c -s "$2" -m "$N" -l "$BODY" -f bench@sender.test -t rcpt@bench.test "$1" \
-    >"$T/submit-source.out" 2>&1
+  smtp-source -c -s "$2" -m "$N" -F "$T/submit-msg.eml" -f bench@sender.test -t rcpt@bench.test \
+    "$1" >"$T/submit-source.out" 2>&1
 }
 
-# submit_latency KIND FILE...: "p50 p99" in ms from the logs (sluice: delivery.log; postfix:
-# maillog), or "- -"
+# submit_latency KIND FILE: "p50 p99" in ms (sluice: from its delivery.log; postfix: from
+# bench_sink's log), or "- -"
 submit_latency() {
   python3 - "$@" <<'PY'
 import datetime, json, re, sys
@@ -74,23 +80,19 @@ if kind == "sluice":
             tzinfo=datetime.timezone.utc).timestamp()
         lat.extend([(t - us / 1e6) * 1000] * len(j["rcpt"]))
 else:
-    year = datetime.date.today().year
-    def stamp(line):
-        m = re.match(r"(\w{3} +\d+ [\d:]+(?:\.\d+)?) ", line)
-        if not m:
-            return None
-        s = m.group(1)
-        fmt = "%Y %b %d %H:%M:%S.%f" if "." in s else "%Y %b %d %H:%M:%S"
-        return datetime.datetime.strptime(f"{year} {' '.join(s.split())}", fmt).timestamp()
-    start = {}
+    # Postfix's long queue id: seconds (6) and microseconds (4) in its base-52 alphabet
+    P = "0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz"
+    def dec(t):
+        v = 0
+        for c in t:
+            v = v * 52 + P.index(c)
+        return v
     for line in open(files[0]):
-        m = re.search(r"cleanup\[\d+\]: (\w+): message-id=", line)
+        t, _, mid = line.split()
+        m = re.match(r"<(\w{10})z\w+@", mid)
         if m:
-            start[m.group(1)] = stamp(line)
-            continue
-        m = re.search(r"smtp\[\d+\]: (\w+): to=.*status=sent", line)
-        if m and m.group(1) in start:
-            lat.append((stamp(line) - start[m.group(1)]) * 1000)
+            q = m.group(1)
+            lat.append((float(t) - dec(q[:6]) - dec(q[6:]) / 1e6) * 1000)
 if not lat:
     print("- -")
 else:
@@ -109,10 +111,16 @@ submit_figures() {
   sub[$1,cpu]=$(calc "f'{$5 * 1000 / $hz / $N:.3f}'")
 }
 
-# submit_sluice SESSIONS
+# submit_sink: a fresh bench_sink, one port on 127.0.1.1 with a line per message; sets SUBMIT_SINK
+submit_sink() {
+  [ -n "${BS_PID:-}" ] && bsink_stop
+  bsink_start submit 1 1 127.0.1.1 || return 1
+  SUBMIT_SINK=127.0.1.1:${BS_PORTS[0]}
+}
 submit_sluice() {
   local s=$1 d=$T/submit-sluice-$1 port pid t0 t1 t2 c0 c1 n
   mkdir -p "$d"
+  submit_sink || { sub[sluice$s,note]="bench_sink did not start"; return; }
   port=$(peer_free_port 127.0.0.1)
   submit_conf "$d" "$port" "$s" >"$d/sluice.ini"
   "$SLUICED" -c "$d/sluice.ini" >"$d/sluiced.out" 2>&1 &
@@ -148,9 +156,11 @@ _sink_port_up() { python3 -c "import socket; socket.create_connection(('$1', $2)
 # submit_postfix SESSIONS
 submit_postfix() {
   local s=$1 port d master t0 t1 t2 c0 c1 n
+  submit_sink || { sub[postfix$s,note]="bench_sink did not start"; return; }
   port=$(peer_free_port 127.0.1.2)
-  if ! postfix_relay_start 127.0.1.2 "$port" "${SINK%:*}" "${SINK#*:}" \
-    "smtp_bind_address = 127.0.0.3" >"$T/submit-postfix.out" 2>&1; then
+  if ! postfix_relay_start 127.0.1.2 "$port" "${SUBMIT_SINK%:*}" "${SUBMIT_SINK#*:}" \
+    "smtp_bind_address = 127.0.0.3" "enable_long_queue_ids = yes" \
+    "always_add_missing_headers = yes" >"$T/submit-postfix.out" 2>&1; then
     sub[postfix$s,note]="did not start: $(tail -1 "$T/submit-postfix.out")"
     return
   fi
@@ -170,7 +180,7 @@ submit_postfix() {
   n=$(grep -c 'status=sent' "$(postfix_log "$d")")
   [ "$n" -eq "$N" ] || sub[postfix$s,note]="$n of $N sent in ${DRAIN_LIMIT}s"
   submit_figures "postfix$s" "$t0" "$t1" "$t2" $((c1 - c0))
-  read -r "sub[postfix$s,p50]" "sub[postfix$s,p99]" < <(submit_latency postfix "$(postfix_log "$d")")
+  read -r "sub[postfix$s,p50]" "sub[postfix$s,p99]" < <(submit_latency postfix "$BS_DIR/log")
   postfix_stop "$d"
 }
 _submit_postfix_done() {
@@ -195,11 +205,14 @@ submit_ratio() {
 
 bench_submit() {
   local s
+  [ -x "$bench/bench_sink" ] || { echo "bench_delivery: submit: no $bench/bench_sink"; return; }
+  sluice_message | tr -d '\r' >"$T/submit-msg.eml" # smtp-source -F adds the CRLF
   for s in $SUBMIT_SESSIONS; do
     submit_sluice "$s"
     submit_postfix "$s"
   done
-  echo "bench_delivery: submit: $N messages of $BODY bytes by smtp-source (pipelining), to smtp-sink"
+  [ -n "${BS_PID:-}" ] && bsink_stop
+  echo "bench_delivery: submit: $N messages of $BODY bytes by smtp-source (pipelining), to bench_sink"
   printf '  %-28s %9s %9s %8s %8s %10s\n' "" "accept/s" "e2e/s" "p50 ms" "p99 ms" "CPU ms/msg"
   for s in $SUBMIT_SESSIONS; do
     submit_row "sluice$s" "sluice listener, $s sessions"
@@ -209,5 +222,5 @@ bench_submit() {
     submit_ratio "$s" accept ">= 3x"
     submit_ratio "$s" e2e ">= 5x"
   done
-  echo "  (latency: from the message's durable write to the sink's 250)"
+  echo "  (latency: from the queue file's creation to the message at the sink; see bench_listener.sh)"
 }
