@@ -25,6 +25,7 @@
 #include "smtpd_impl.h"
 
 static volatile sig_atomic_t alarmed, stopping;
+static bool no_timers; /* a test harness that owns SIGALRM (libFuzzer's -timeout) */
 
 /* on_signal - a flag, nothing else */
 static void on_signal(int sig)
@@ -35,6 +36,12 @@ static void on_signal(int sig)
         stopping = 1;
 }
 
+/* smtpd_io_no_timers - never arm the timer nor take SIGALRM (a harness whose reads never wait) */
+void smtpd_io_no_timers(void)
+{
+    no_timers = true;
+}
+
 /* io_init - a fresh connection; the handlers are (re)installed */
 void io_init(struct io *io, int fd)
 {
@@ -43,7 +50,8 @@ void io_init(struct io *io, int fd)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, NULL);
+    if (!no_timers)
+        sigaction(SIGALRM, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     io->fd = fd;
     io->ssl = NULL;
@@ -57,7 +65,8 @@ void io_deadline(long ms)
     struct itimerval it = {.it_value = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000}};
 
     alarmed = 0;
-    setitimer(ITIMER_REAL, &it, NULL);
+    if (!no_timers)
+        setitimer(ITIMER_REAL, &it, NULL);
 }
 
 /* io_timed_out - the armed step's time ran out */

@@ -42,6 +42,8 @@ struct io {
 
 /* io.c */
 void io_init(struct io *io, int fd);
+/* For a test harness whose reads never wait and which owns SIGALRM: no timer is ever armed. */
+void smtpd_io_no_timers(void);
 /* Arm the timer for the next step (a command, the body, the handshake). */
 void io_deadline(long ms);
 bool io_timed_out(void);
