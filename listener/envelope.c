@@ -152,6 +152,17 @@ static const char *mail_param(struct session *s, const char *key, const char *v,
     return NULL;
 }
 
+/* ascii - an address of ASCII bytes only: the spool (and the delivery side) take no UTF-8
+ * address yet, so SMTPUTF8 covers headers and body, and a UTF-8 address gets RFC 6531's
+ * 553 5.6.7 rather than a vague syntax error */
+static bool ascii(const char *a)
+{
+    for (; *a != '\0'; a++)
+        if ((unsigned char)*a >= 0x80)
+            return false;
+    return true;
+}
+
 /* refuse - one error reply; false when the session has had too many */
 static bool refuse(struct session *s, const char *reply)
 {
@@ -172,6 +183,10 @@ bool smtpd_mail(struct session *s, const char *arg)
     if ((t->sender = take_path(&p)) == NULL) {
         smtpd_txn_reset(t);
         return refuse(s, "501 5.1.7 Syntax: MAIL FROM:<address>");
+    }
+    if (!ascii(t->sender)) {
+        smtpd_txn_reset(t);
+        return refuse(s, "553 5.6.7 Error: UTF-8 addresses are not supported");
     }
     if (!sl_spool_valid_address(t->sender, true, err, sizeof err)) {
         smtpd_txn_reset(t);
@@ -254,6 +269,11 @@ bool smtpd_rcpt(struct session *s, const char *arg)
     if (!s->relay_ok && s->auth_user == NULL) {
         sl_msg_info("%s: relay refused for <%s>", s->peer_ip, shown);
         io_reply(&s->io, "554 5.7.1 <%s>: Relay access denied", shown);
+        free(r.addr);
+        return smtpd_error(s);
+    }
+    if (!ascii(r.addr)) {
+        io_reply(&s->io, "553 5.6.7 <%s>: UTF-8 addresses are not supported", shown);
         free(r.addr);
         return smtpd_error(s);
     }
