@@ -73,6 +73,7 @@ dns_server = $DNS_SERVER
 smtp_port = $sport
 idle_timeout = 1s
 ehlo_hostname = sluice.test
+max_message_size = 200000
 
 [binding "b1"]
 bind_address = 127.0.0.2
@@ -86,6 +87,7 @@ binding = b1
 binding_header = X-Sluice-Binding
 max_sessions = 6
 max_recipients = 3
+data_timeout = 3s
 tls_cert_file = $CA_DIR/listener.crt
 tls_key_file = $CA_DIR/listener.key
 
@@ -95,6 +97,7 @@ address = 127.0.0.1:$aport
 relay_networks = 10.99.0.0/16
 max_sessions = 3
 max_sessions_per_client = 2
+command_timeout = 2s
 tls_cert_file = $CA_DIR/listener.crt
 tls_key_file = $CA_DIR/listener.key
 auth_file = $T/auth
@@ -239,6 +242,38 @@ check "both messages were tried and bounced" \
 sleep 2
 check "NOTIFY=NEVER: no bounce to its sender" [ "$(count_with "e['rcpt_to'] == ['dsn-never@sender.test']")" -eq 0 ]
 
+# --- max_message_size: a body over it gets 552 5.3.4 and nothing is queued ---
+python3 -c "import sys; sys.stdout.write(('y' * 76 + '\n') * 4000)" >"$T/big.txt"
+swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to big@sink.test \
+  --header 'X-Test: big' --body "$T/big.txt" >"$T/swaks_big" 2>&1
+check "a message over max_message_size gets 552 5.3.4" grep -q '<\*\* *552 5.3.4' "$T/swaks_big"
+
+# --- per-command timeouts (auth listener: command_timeout 2s; local: data_timeout 3s) ---
+idle_session() { # PORT STEPS: the last reply of a session that says STEPS then falls silent
+  python3 - "$1" "$2" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(10)
+if sys.argv[2]:
+    s.sendall(sys.argv[2].encode().replace(b"|", b"\r\n"))
+t0, out = time.time(), b""
+while True:
+    d = s.recv(4096)
+    if not d:
+        break
+    out += d
+print(out.decode(errors="replace").splitlines()[-1], "after %.1f s" % (time.time() - t0))
+PY
+}
+out=$(idle_session "$aport" "")
+check "a silent client gets 421 4.4.2 after command_timeout ($out)" \
+  eval '[[ $out == "421 4.4.2"*"after "[2-4]* ]]'
+out=$(idle_session "$aport" "EHLO c|MAIL FROM:<a@sender.test>|RCPT TO:<r@example.test>|")
+check "a refused RCPT, then silence: 421 after command_timeout ($out)" eval '[[ $out == "421 4.4.2"* ]]'
+out=$(idle_session "$lport" "EHLO c|MAIL FROM:<a@sender.test>|RCPT TO:<stall@sink.test>|DATA|X-Test: stall||half a body|")
+check "a body that stops: 421 4.4.2 after data_timeout ($out)" \
+  eval '[[ $out == "421 4.4.2"*"after "[3-5]* ]]'
+
 # --- max_sessions_per_client (2 on the auth listener) ---
 exec 7<>/dev/tcp/127.0.0.1/"$aport"
 exec 8<>/dev/tcp/127.0.0.1/"$aport"
@@ -274,6 +309,8 @@ postfix_stop
 
 # --- nothing refused was ever delivered ---
 check "no smuggled message was delivered" [ "$(count_with "b'smuggled' in b or e['mail_from'] == 'evil@evil.test'")" -eq 0 ]
+check "no timed-out or oversize message was delivered" \
+  [ "$(count_with "b'X-Test: stall' in b or b'X-Test: big' in b")" -eq 0 ]
 check "no relay-refused or failed-AUTH message was delivered" \
   [ "$(count_with "e['rcpt_to'] in (['r4@sink.test'], ['r7@sink.test'])")" -eq 0 ]
 check "the listeners logged no crash" eval '! grep -q "killed by signal" $T/daemon.log'
