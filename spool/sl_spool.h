@@ -45,6 +45,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define SL_SPOOL_ID_LEN    20  /* characters of a queue id, without NUL */
 #define SL_ADDR_MAX        254 /* RFC 5321 path: 256 octets with the angle brackets */
@@ -103,6 +104,9 @@ struct sl_spool_group;
 /* A group in a shared page; made before the writers fork (never freed: it lives as long as
  * the processes). */
 struct sl_spool_group *sl_spool_group_new(void);
+/* A writer process of the group was reaped (killed in the middle of a write, its mark would
+ * make every later sync wait its longest). */
+void sl_spool_group_forget(struct sl_spool_group *g, pid_t pid);
 /* Directory syncs the group made so far; *files (if not NULL): the new files they covered. */
 uint64_t sl_spool_group_syncs(struct sl_spool_group *g, uint64_t *files);
 
