@@ -33,7 +33,7 @@
 /* What the header scan found. */
 struct head {
     bool has_date, has_msgid;
-    size_t bh_off, bh_len; /* the binding header's lines (with continuations), len 0: none */
+    bool has_bh; /* the binding header is there (its first value below) */
     char bh_value[256];
 };
 
@@ -69,33 +69,37 @@ static void value_of(const char *p, size_t n, size_t name_len, char *buf, size_t
     memmove(buf, buf + lead, o - lead + 1);
 }
 
-/* scan_head - Date, Message-ID and the binding header in the header section */
+/* field_at - the header field at off: its first line's length (n) and its whole length with
+ * continuation lines (whole); false at the blank line or at a body without a header */
+static bool field_at(const char *b, size_t len, size_t off, size_t *n, size_t *whole)
+{
+    const char *lf = memchr(b + off, '\n', len - off);
+
+    *n = lf != NULL ? (size_t)(lf - (b + off)) + 1 : len - off;
+    if (off >= len || !is_field(b + off, *n))
+        return false;
+    *whole = *n;
+    while (off + *whole < len && (b[off + *whole] == ' ' || b[off + *whole] == '\t')) {
+        const char *nl = memchr(b + off + *whole, '\n', len - off - *whole);
+        *whole = nl != NULL ? (size_t)(nl - (b + off)) + 1 : len - off;
+    }
+    return true;
+}
+
+/* scan_head - Date, Message-ID and the first binding header in the header section */
 static void scan_head(const struct session *s, const char *b, size_t len, struct head *h)
 {
     const char *bh = s->l->binding_header;
-    size_t off = 0;
+    size_t off = 0, n, whole;
 
     memset(h, 0, sizeof *h);
-    while (off < len) {
-        const char *lf = memchr(b + off, '\n', len - off);
-        size_t n = lf != NULL ? (size_t)(lf - (b + off)) + 1 : len - off;
-        const char *line = b + off;
-        if (!is_field(line, n))
-            break; /* the blank line, or a body without a header */
-        /* the field's continuation lines */
-        size_t whole = n;
-        while (off + whole < len && (b[off + whole] == ' ' || b[off + whole] == '\t')) {
-            const char *nl = memchr(b + off + whole, '\n', len - off - whole);
-            whole = nl != NULL ? (size_t)(nl - (b + off)) + 1 : len - off;
+    for (; field_at(b, len, off, &n, &whole); off += whole) {
+        h->has_date |= field_is(b + off, n, "Date");
+        h->has_msgid |= field_is(b + off, n, "Message-ID");
+        if (bh != NULL && !h->has_bh && field_is(b + off, n, bh)) {
+            h->has_bh = true;
+            value_of(b + off, whole, strlen(bh), h->bh_value, sizeof h->bh_value);
         }
-        h->has_date |= field_is(line, n, "Date");
-        h->has_msgid |= field_is(line, n, "Message-ID");
-        if (bh != NULL && h->bh_len == 0 && field_is(line, n, bh)) {
-            h->bh_off = off;
-            h->bh_len = whole;
-            value_of(line, whole, strlen(bh), h->bh_value, sizeof h->bh_value);
-        }
-        off += whole;
     }
 }
 
@@ -152,20 +156,21 @@ static size_t prefix(const struct session *s, const struct head *h, char *buf, s
     return n < len ? n : len - 1;
 }
 
-/* compose - the message as it is queued: prefix, then the body without the binding header */
+/* compose - the message as it is queued: prefix, then the body without any binding header */
 static char *compose(const struct session *s, const struct head *h, size_t *out_len)
 {
     const struct txn *t = &s->t;
+    const char *bh = s->l->binding_header;
     char *m = sl_malloc(PREFIX_MAX + t->len);
-    size_t n = prefix(s, h, m, PREFIX_MAX);
+    size_t n = prefix(s, h, m, PREFIX_MAX), off = 0, first, whole;
 
-    memcpy(m + n, t->body, h->bh_len > 0 ? h->bh_off : t->len);
-    n += h->bh_len > 0 ? h->bh_off : t->len;
-    if (h->bh_len > 0) {
-        memcpy(m + n, t->body + h->bh_off + h->bh_len, t->len - h->bh_off - h->bh_len);
-        n += t->len - h->bh_off - h->bh_len;
-    }
-    *out_len = n;
+    for (; bh != NULL && field_at(t->body, t->len, off, &first, &whole); off += whole)
+        if (!field_is(t->body + off, first, bh)) {
+            memcpy(m + n, t->body + off, whole);
+            n += whole;
+        }
+    memcpy(m + n, t->body + off, t->len - off);
+    *out_len = n + t->len - off;
     return m;
 }
 
@@ -213,7 +218,7 @@ void smtpd_accept(struct session *s)
     char *msg;
 
     scan_head(s, s->t.body, s->t.len, &h);
-    binding = pick_binding(s, h.bh_len > 0 ? h.bh_value : NULL);
+    binding = pick_binding(s, h.has_bh ? h.bh_value : NULL);
     if (binding == NULL) {
         sl_spool_printable(h.bh_value, shown, sizeof shown);
         io_reply(&s->io, "554 5.7.0 Error: %s names no binding or binding group: %s",

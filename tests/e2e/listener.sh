@@ -140,11 +140,12 @@ check "swaks' own Message-Id is kept, none added" [ "$(grep -ci '^Message-ID:' <
 
 # binding_header picks the binding per message and is removed before delivery.
 swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to r3@sink.test \
-  --header 'X-Test: bh' --header 'X-Sluice-Binding: b2' >/dev/null 2>&1
+  --header 'X-Test: bh' --header 'X-Sluice-Binding: b2' --header 'X-Sluice-Binding: b1' \
+  >/dev/null 2>&1
 check "binding_header: the message reaches the sink" wait_for 15 messages_with "b'X-Test: bh' in b"
 check "binding_header: delivered through binding b2 (127.0.0.3)" \
   peer_true sink "[e for e, b in messages() if b'X-Test: bh' in b][0]['src'] == '127.0.0.3'"
-check "binding_header: the header is removed" \
+check "binding_header: the first one counts, every one is removed" \
   peer_true sink "b'X-Sluice-Binding' not in [b for e, b in messages() if b'X-Test: bh' in b][0]"
 swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to r3@sink.test \
   --header 'X-Sluice-Binding: nosuch' >"$T/swaks_bh" 2>&1
