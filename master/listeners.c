@@ -292,15 +292,18 @@ unsigned sl_listeners_alive(const struct sl_listeners *ls)
     return n;
 }
 
-/* sl_listeners_grace_ms - the longest data_timeout plus command_timeout, plus slack */
+/* sl_listeners_grace_ms - the longest wait a transaction in hand may still be in (the body, or
+ * one command), plus slack: with the defaults 10 min 5 s, within the unit's TimeoutStopSec */
 int sl_listeners_grace_ms(const struct sl_listeners *ls)
 {
     int64_t longest = 0;
 
     for (size_t i = 0; i < ls->cfg->nlisteners; i++) {
         const struct sl_listener *l = &ls->cfg->listeners[i];
-        if (l->data_timeout_ms + l->command_timeout_ms > longest)
-            longest = l->data_timeout_ms + l->command_timeout_ms;
+        if (l->data_timeout_ms > longest)
+            longest = l->data_timeout_ms;
+        if (l->command_timeout_ms > longest)
+            longest = l->command_timeout_ms;
     }
     longest += GRACE_SLACK_MS;
     return longest > 24 * 3600 * 1000 ? 24 * 3600 * 1000 : (int)longest;
