@@ -58,6 +58,7 @@ ca_issue listener listener.test
 
 lport=$(peer_free_port 127.0.0.1)
 aport=$(peer_free_port 127.0.0.1)
+v6port=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1", 0)); print(s.getsockname()[1])')
 while [ "$aport" = "$lport" ]; do aport=$(peer_free_port 127.0.0.1); done
 echo 'sekret-PW' | "$SLUICECTL" passwd --file "$T/auth" app1
 echo 'other-PW' | "$SLUICECTL" passwd --file "$T/auth" app2
@@ -101,6 +102,10 @@ command_timeout = 2s
 tls_cert_file = $CA_DIR/listener.crt
 tls_key_file = $CA_DIR/listener.key
 auth_file = $T/auth
+
+[listener "v6"]
+address = [::1]:$v6port
+max_sessions = 1
 INI
 check "config check accepts the listener sections" eval "\"\$SLUICECTL\" -c \"\$T/sluice.ini\" config check >/dev/null"
 
@@ -110,7 +115,7 @@ started "$daemon"
 listening() { swaks --server 127.0.0.1 --port "$1" --quit-after EHLO >/dev/null 2>&1; }
 check "both listeners answer" wait_for 10 eval 'listening $lport && listening $aport'
 nlisteners() { ps -o args= --ppid "$daemon" | grep -c 'sluiced: listener'; }
-check "max_sessions processes per listener are preforked (6 + 3)" wait_for 5 eval '[ "$(nlisteners)" -eq 9 ]'
+check "max_sessions processes per listener are preforked (6 + 3 + 1)" wait_for 5 eval '[ "$(nlisteners)" -eq 10 ]'
 
 messages_with() { peer_true sink "sum(1 for e, b in messages() if $1) >= ${2:-1}"; }
 count_with() { peer_stat sink "sum(1 for e, b in messages() if $1)"; }
@@ -156,6 +161,17 @@ swaks --server 127.0.0.1 --port "$lport" --from app@sender.test \
   --to m1@sink.test,m2@sink.test,m3@sink.test,m4@sink.test --header 'X-Test: maxrcpt' \
   >"$T/swaks_max" 2>&1
 check "max_recipients: the 4th recipient gets 452 4.5.3" grep -q '452 4.5.3' "$T/swaks_max"
+
+# IPv6: a listener on [::1], loopback relays there too.
+python3 - "$v6port" <<'PY'
+import smtplib, sys
+s = smtplib.SMTP("::1", int(sys.argv[1]))
+s.sendmail("app@sender.test", ["v6@sink.test"], "Subject: v6\r\nX-Test: v6\r\n\r\nover IPv6\r\n")
+s.quit()
+PY
+check "a message over IPv6 ([::1]) reaches the sink" wait_for 15 messages_with "b'X-Test: v6' in b"
+b=$(body "b'X-Test: v6' in b")
+check "its Received header names the IPv6 client" grep -q 'Received: from .*(\[::1\])' <<<"$b"
 
 # --- relay control: outside relay_networks without AUTH: 5.7.1, nothing queued ---
 swaks --server 127.0.0.1 --port "$aport" --from app@sender.test --to r4@sink.test \
