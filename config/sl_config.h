@@ -196,6 +196,8 @@ struct sl_config {
     } * setters;
     struct sl_rule *rules; /* [shaping "NAME"] sections, file order (config/sl_rules.h) */
     size_t nrules;
+    struct sl_listener *listeners; /* the [listener "NAME"] sections (config/sl_listener.h) */
+    size_t nlisteners;
 };
 
 /* Diagnostics collected while loading: "FILE:LINE: message" each. */

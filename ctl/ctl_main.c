@@ -92,6 +92,9 @@ static const struct {
     {"shaping", sl_ctl_shaping, "shaping [--json] | shaping cancel ID",
      "Every shaping action in force (suspensions, temporary limits and throttles): id,\n"
      "scope, action, rule, the reply that triggered it, since, until; cancel ends one now."},
+    {"passwd", sl_ctl_passwd, "passwd (--file PATH | --listener NAME) USER < PASSWORD",
+     "Set USER's password in a listener's auth_file (Argon2id hash, crypto_pwhash_str);\n"
+     "the password is the first line of standard input."},
 };
 #define NSUB (sizeof subcommands / sizeof subcommands[0])
 

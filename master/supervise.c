@@ -168,11 +168,13 @@ void sl_supervise_reap(struct sl_supervisor *s, struct sl_shm *shm)
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (unsigned i = 0; i < s->nw; i++)
-            if (s->w[i].pid == pid) {
-                forget(s, shm, &s->w[i], status);
-                break;
-            }
+        unsigned i = 0;
+        while (i < s->nw && s->w[i].pid != pid)
+            i++;
+        if (i < s->nw)
+            forget(s, shm, &s->w[i], status);
+        else if (s->on_other != NULL)
+            s->on_other(pid, status, s->on_other_ctx);
     }
 }
 

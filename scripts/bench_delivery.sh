@@ -35,6 +35,10 @@
 #             of connections.  A drain not done in BENCH_DOMAIN_DRAIN_LIMIT seconds (default
 #             60) is cut there: its rate is what was delivered by then, and the note says how
 #             much and how many domains were left.
+#   submit    N messages submitted by smtp-source over 8 and 32 sessions to sluice's listener
+#             and to a private Postfix's smtpd, both delivering to bench_sink: accept and
+#             end-to-end rates, latency from the durable write to the sink, CPU per message
+#             (scripts/bench_listener.sh says how each is measured)
 #   latency   one message every BENCH_LATENCY_INTERVAL_MS ms (default 50), BENCH_LATENCY_MESSAGES
 #             of them (default 200) per row, message i to domain i mod D, one row per
 #             BENCH_LATENCY_ROWS entry D:LIMIT (default "1:20 100:20 1000:20 1:4 100:4 1000:4";
@@ -75,7 +79,7 @@ BODY=4096
 INJECT_JOBS=${BENCH_INJECT_JOBS:-8}
 DRAIN_LIMIT=${BENCH_DRAIN_LIMIT:-60} # seconds before a drain is given up
 WORKERS=${BENCH_WORKERS:-16}
-PARTS=${BENCH_PARTS:-feeders postfix sluice domains latency cluster} # a subset runs only those
+PARTS=${BENCH_PARTS:-feeders postfix sluice domains latency cluster submit} # a subset runs only those parts
 DOMAIN_ROWS=${BENCH_DOMAIN_ROWS:-100:4 100:20 1000:20 100mx2:20}
 DOMAIN_WORKERS=${BENCH_DOMAIN_WORKERS:-32}
 DOMAIN_DRAIN_LIMIT=${BENCH_DOMAIN_DRAIN_LIMIT:-60}
@@ -93,6 +97,8 @@ PF_CACHED=${BENCH_POSTFIX_CACHED:-1}
 . "$root/tests/e2e/lib/peer.sh"
 # shellcheck source=../tests/e2e/lib/dns.sh
 . "$root/tests/e2e/lib/dns.sh"
+# shellcheck source=bench_listener.sh
+. "$root/scripts/bench_listener.sh"
 
 declare -A rate=() cpu=() note=() fill=()
 
@@ -905,7 +911,8 @@ main() {
       [ "$i" -ne "$last" ] || report
       ;;
     domains | latency | cluster) "bench_$part" ;;
-    *) echo "bench_delivery: no part $part (feeders postfix sluice domains latency cluster)" ;;
+    submit) bench_submit ;;
+    *) echo "bench_delivery: no part $part (feeders postfix sluice domains latency cluster submit)" ;;
     esac
   done
 }

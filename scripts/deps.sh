@@ -28,6 +28,8 @@ pkgs=(
   nsd              # a real authoritative DNS server for the test zones
   postfix          # real SMTP peers: smtpd as a receiving server, smtp-sink for speed
   dnsutils         # dig, to check the test zones are served before a test starts
+  swaks            # a real SMTP client submitting to the listener (plain, STARTTLS, AUTH)
+  libnet-ssleay-perl # swaks' STARTTLS
 )
 
 missing=()

@@ -17,10 +17,11 @@ declare -A uses=(
   [tls]="util dns smtp config"
   [cluster]="util shm config"
   [worker]="util ipc shm spool dns smtp config tls cluster"
-  [master]="util ipc shm spool dns smtp config tls cluster worker"
+  [listener]="util ipc shm spool dns smtp config tls"
+  [master]="util ipc shm spool dns smtp config tls cluster worker listener"
   [ctl]="util ipc shm spool dns smtp config tls cluster"
 )
-programs="master worker ctl"
+programs="master worker listener ctl"
 n=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
 bad() { n=$((n + 1)); echo "not ok $n - $*"; }
