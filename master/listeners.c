@@ -208,7 +208,7 @@ bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status)
                         WIFSIGNALED(status) ? "killed by signal" : "exited with status",
                         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
         sl_smtpd_board_forget(ls->board, pid);
-        sl_spool_group_forget(ls->group, pid);
+        sl_spool_group_forget(ls->group, ls->spool, pid);
         if (failed && young && !p->retiring) {
             ls->failures++;
             back_off(ls);
@@ -325,7 +325,7 @@ void sl_listeners_stop(struct sl_listeners *ls)
             kill(ls->p[k].pid, SIGKILL);
             if (waitpid(ls->p[k].pid, &status, 0) == ls->p[k].pid) {
                 sl_smtpd_board_forget(ls->board, ls->p[k].pid);
-                sl_spool_group_forget(ls->group, ls->p[k].pid);
+                sl_spool_group_forget(ls->group, ls->spool, ls->p[k].pid);
             }
             ls->p[k].pid = 0;
         }

@@ -146,8 +146,10 @@ static int own_like_dir(int fd, const char *path)
     return fchown(fd, st.st_uid, st.st_gid);
 }
 
-/* write_tmp - create tmp/NAME with data, fsynced; -1 with errno */
-static int write_tmp(const char *path, const void *data, size_t len, enum spool_commit_mode mode)
+/* write_tmp - create tmp/NAME with data, fsynced unless the caller's group syncs it; -1 with
+ * errno */
+static int write_tmp(const char *path, const void *data, size_t len, enum spool_commit_mode mode,
+                     bool sync)
 {
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (mode != SPOOL_REPLACE ? O_EXCL : O_TRUNC);
     int fd = open(path, flags, 0640);
@@ -155,7 +157,7 @@ static int write_tmp(const char *path, const void *data, size_t len, enum spool_
 
     if (fd < 0)
         return -1;
-    if (own_like_dir(fd, path) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+    if (own_like_dir(fd, path) < 0 || write_all(fd, data, len) < 0 || (sync && fsync(fd) < 0)) {
         saved = errno;
         close(fd);
         errno = saved;
@@ -192,7 +194,7 @@ enum spool_commit_result spool_commit(const char *dir, const char *tmpname, cons
         spool_fail(err, errlen, "spool path too long: %s", dir);
         return SPOOL_COMMIT_ERROR;
     }
-    if (write_tmp(tmp, data, len, mode) < 0) {
+    if (write_tmp(tmp, data, len, mode, true) < 0) {
         spool_fail(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
         unlink(tmp);
         return SPOOL_COMMIT_ERROR;
@@ -206,14 +208,52 @@ enum spool_commit_result spool_commit(const char *dir, const char *tmpname, cons
         spool_fail(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(saved));
         return SPOOL_COMMIT_ERROR;
     }
-    if (mode == SPOOL_NEW_GROUPED)
-        return SPOOL_COMMIT_OK; /* the caller syncs subdir, with its group */
     if (spool_fsync_dir(subdir) < 0) {
         /* The file is in place but maybe not durable: take it back, the
          * caller reports a failure and must not believe it was accepted. */
         spool_fail(err, errlen, "cannot fsync %s: %s", subdir, strerror(errno));
         if (mode == SPOOL_NEW)
             unlink(final);
+        return SPOOL_COMMIT_ERROR;
+    }
+    return SPOOL_COMMIT_OK;
+}
+
+/* spool_commit_grouped - tmp/tmpname <- data, the group's data sync, rename to sub/name
+ * (never replacing), the group's sync of sub/ */
+enum spool_commit_result spool_commit_grouped(const char *dir, const char *tmpname, const char *sub,
+                                              const char *name, const void *data, size_t len,
+                                              struct sl_spool_group *g, char *err, size_t errlen)
+{
+    char tmp[4096], tmpdir[4096], final[4096], subdir[4096];
+
+    if (!spool_path(tmp, sizeof tmp, dir, SPOOL_TMP, tmpname) ||
+        !spool_path(tmpdir, sizeof tmpdir, dir, SPOOL_TMP, NULL) ||
+        !spool_path(final, sizeof final, dir, sub, name) ||
+        !spool_path(subdir, sizeof subdir, dir, sub, NULL)) {
+        spool_fail(err, errlen, "spool path too long: %s", dir);
+        return SPOOL_COMMIT_ERROR;
+    }
+    spool_group_heading(g, SPOOL_GROUP_DATA);
+    if (write_tmp(tmp, data, len, SPOOL_NEW, false) < 0 || spool_group_sync_data(g, tmpdir) < 0) {
+        spool_fail(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        spool_group_heading(g, 0);
+        unlink(tmp);
+        return SPOOL_COMMIT_ERROR;
+    }
+    spool_group_heading(g, SPOOL_GROUP_DIR);
+    if (claim(tmp, final) < 0) {
+        int saved = errno;
+        spool_group_heading(g, 0);
+        unlink(tmp);
+        if (saved == EEXIST)
+            return SPOOL_COMMIT_EXISTS;
+        spool_fail(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(saved));
+        return SPOOL_COMMIT_ERROR;
+    }
+    if (spool_group_sync_dir(g, subdir) < 0) {
+        spool_fail(err, errlen, "cannot fsync %s: %s", subdir, strerror(errno));
+        unlink(final); /* in place but maybe not durable: the caller must not acknowledge it */
         return SPOOL_COMMIT_ERROR;
     }
     return SPOOL_COMMIT_OK;

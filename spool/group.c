@@ -1,28 +1,35 @@
 /*
- * group.c - group commit: one fsync of queue/ covers the new messages of
- * every writer that renamed its file before the sync began.
+ * group.c - group commit: one sync covers the new messages of every writer
+ * that reached the same point before the sync began.
  *
- * A durable accept costs two syncs, the file's and the directory's (the
- * rename).  Writers that share a group (sl_spool_group_new, a shared page
- * made before they fork: the listener processes) take a ticket after their
- * rename, then the group's lock; whoever holds it and finds its ticket not yet
- * covered reads the newest ticket, syncs the directory once and publishes
- * that ticket as covered.  Writers that queued on the lock meanwhile find
- * theirs covered and return without a sync, so under load one directory sync
- * serves many sessions instead of one each.
- * Concurrency: any processes sharing the page.  The lock is flock(2) on a
- * descriptor each call opens, so a writer killed while holding it releases it
- * with its descriptors (a lock word in the page would stay taken forever).
+ * A durable accept needs two syncs in order: the file's data (before the rename,
+ * so that a crash can never leave a renamed file whose bytes are not on disk),
+ * then the directory (the rename).  Writers that share a group (sl_spool_group_new,
+ * a shared page made before they fork: the listener processes) go through both
+ * as stages.  At each stage a writer takes a ticket, then the stage's lock;
+ * whoever holds it and finds its ticket not yet covered reads the newest ticket,
+ * syncs once and publishes that ticket as covered.  Writers that queued on the
+ * lock meanwhile find theirs covered and return without a sync, so under load one
+ * sync serves many sessions instead of one each.
+ * The data stage syncs the whole file system (syncfs): one device flush for every
+ * file written before it, where a fsync per file costs a flush each (on a file
+ * system without a journal, a flush is most of an accept's time).  It also flushes
+ * whatever else is dirty on that file system, which only costs time, never safety.
+ * The directory stage is fsync of queue/.
+ * Concurrency: any processes sharing the page.  A stage's lock is flock(2) on a
+ * descriptor each call opens (tmp/ for the data stage, queue/ for the directory
+ * stage), so a writer killed while holding it releases it with its descriptors
+ * (a lock word in the page would stay taken forever).
  * A writer about to sync first waits, at most JOIN_WAIT_US, while other writers are
- * between the start of their write and their rename ("writing"): their files' own syncs
- * end within that time, and one directory sync then covers them too (PostgreSQL's
- * commit_delay, bounded and only when someone is on the way).  Each writer marks itself
- * in an entry of its own, claimed by pid; a writer killed in the middle leaves its mark,
- * which costs the next syncs their wait (never more) until whoever reaps it calls
+ * on their way to the same stage ("heading": writing their file, or renaming it):
+ * they arrive within that time, and one sync then covers them too (PostgreSQL's
+ * commit_delay, bounded and only when someone is on the way).  Each writer marks itself in an entry
+ * of its own, claimed by pid; a writer killed in the middle leaves its mark, which
+ * costs the next syncs their wait (never more) until whoever reaps it calls
  * sl_spool_group_forget.
- * Tickets only grow: "renamed" by atomic increment after the rename,
- * "synced" written only under the lock, from a value read under the lock.
- * Trust boundary: none; the page and the directory are ours.
+ * Tickets only grow: taken by atomic increment once the write (or the rename) is
+ * done; "synced" written only under the lock, from a value read under the lock.
+ * Trust boundary: none; the page and the directories are ours.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +38,8 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <bsd/string.h>
 
 #include "util/sl_atomic.h"
 #include "util/sl_msg.h"
@@ -42,13 +51,19 @@
 
 struct writer {
     sl_atomic_u32 pid;
-    sl_atomic_u32 writing; /* between its write's start and its rename */
+    sl_atomic_u32 heading; /* the stage (enum spool_group_stage) it is on its way to, or 0 */
+    char tmp[SL_SPOOL_ID_LEN + 1]; /* its file in tmp/ while there (read once it is dead) */
+};
+
+struct stage {
+    sl_atomic_u64 tickets; /* handed out: files written (data) or renamed (directory) */
+    sl_atomic_u64 synced;  /* every ticket up to this one is durable */
+    sl_atomic_u64 syncs;   /* syncs done (statistics) */
 };
 
 struct sl_spool_group {
-    sl_atomic_u64 renamed; /* tickets handed out: files renamed into queue/ */
-    sl_atomic_u64 synced;  /* every ticket up to this one is durable */
-    sl_atomic_u64 syncs;   /* directory syncs done (statistics) */
+    struct stage data; /* files written in tmp/, synced with syncfs */
+    struct stage dir;  /* files renamed into queue/, synced with fsync of queue/ */
     struct writer w[GROUP_WRITERS];
 };
 
@@ -66,12 +81,12 @@ struct sl_spool_group *sl_spool_group_new(void)
     return p;
 }
 
-/* sl_spool_group_syncs - directory syncs the group made, and files it covered (for logs) */
+/* sl_spool_group_syncs - syncs the group made (both stages), and files it covered (for logs) */
 uint64_t sl_spool_group_syncs(struct sl_spool_group *g, uint64_t *files)
 {
     if (files != NULL)
-        *files = sl_load64(&g->renamed);
-    return sl_stat_load64(&g->syncs);
+        *files = sl_load64(&g->dir.tickets);
+    return sl_stat_load64(&g->data.syncs) + sl_stat_load64(&g->dir.syncs);
 }
 
 /* claim - this process's writer entry (a free one, taken by pid); NULL when all are taken */
@@ -89,40 +104,56 @@ static struct writer *claim(struct sl_spool_group *g)
     return NULL; /* more writers than entries: this one is simply not waited for */
 }
 
-/* sl_spool_group_forget - a writer process is gone (reaped): its entry is free again */
-void sl_spool_group_forget(struct sl_spool_group *g, pid_t pid)
+/* sl_spool_group_forget - a writer process of spool dir is gone (reaped): the file it was
+ * writing leaves tmp/ (never acknowledged, so never a message), its entry is free again */
+void sl_spool_group_forget(struct sl_spool_group *g, const char *dir, pid_t pid)
 {
+    char path[4096];
+
     for (size_t i = 0; g != NULL && i < GROUP_WRITERS; i++)
         if (sl_load32(&g->w[i].pid) == (uint32_t)pid) {
-            sl_store32(&g->w[i].writing, 0);
+            if (g->w[i].tmp[0] != '\0' &&
+                spool_path(path, sizeof path, dir, SPOOL_TMP, g->w[i].tmp))
+                unlink(path);
+            g->w[i].tmp[0] = '\0';
+            sl_store32(&g->w[i].heading, 0);
             sl_store32(&g->w[i].pid, 0);
         }
 }
 
-/* spool_group_writing - mark this writer as on its way to a rename, or not */
-void spool_group_writing(struct sl_spool_group *g, bool start)
+/* spool_group_tmp - name the file this writer has in tmp/ from now on (NULL: none) */
+void spool_group_tmp(struct sl_spool_group *g, const char *name)
 {
-    struct writer *w = g != NULL ? claim(g) : NULL;
+    struct writer *w = claim(g);
 
     if (w != NULL)
-        sl_store32(&w->writing, start ? 1 : 0);
+        strlcpy(w->tmp, name != NULL && strlen(name) < sizeof w->tmp ? name : "", sizeof w->tmp);
 }
 
-/* anyone_writing - is another writer between its write and its rename? */
-static bool anyone_writing(struct sl_spool_group *g)
+/* spool_group_heading - mark this writer as on its way to stage's sync (0: to none) */
+void spool_group_heading(struct sl_spool_group *g, enum spool_group_stage stage)
+{
+    struct writer *w = claim(g);
+
+    if (w != NULL)
+        sl_store32(&w->heading, (uint32_t)stage);
+}
+
+/* anyone_heading - is another writer on its way to stage's sync (not yet ticketed)? */
+static bool anyone_heading(struct sl_spool_group *g, enum spool_group_stage stage)
 {
     for (size_t i = 0; i < GROUP_WRITERS; i++)
-        if (sl_load32(&g->w[i].writing) != 0 && &g->w[i] != me)
+        if (sl_load32(&g->w[i].heading) == (uint32_t)stage && &g->w[i] != me)
             return true;
     return false;
 }
 
-/* join_wait - let writers that are about to rename join the coming sync */
-static void join_wait(struct sl_spool_group *g)
+/* join_wait - let writers about to reach stage join its coming sync */
+static void join_wait(struct sl_spool_group *g, enum spool_group_stage stage)
 {
     const struct timespec step = {.tv_nsec = JOIN_STEP_US * 1000};
 
-    for (int waited = 0; waited < JOIN_WAIT_US && anyone_writing(g); waited += JOIN_STEP_US)
+    for (int waited = 0; waited < JOIN_WAIT_US && anyone_heading(g, stage); waited += JOIN_STEP_US)
         nanosleep(&step, NULL);
 }
 
@@ -136,32 +167,47 @@ static int lock(int fd, int op)
     return rc;
 }
 
-/* spool_group_sync - the caller's rename into subdir is durable when this returns 0 */
-int spool_group_sync(struct sl_spool_group *g, const char *subdir)
+/* stage_sync - the caller's step (a write, seen from dirpath's file system, or a rename
+ * into dirpath) is durable when this returns 0; -1 with errno */
+static int stage_sync(struct sl_spool_group *g, enum spool_group_stage which, struct stage *st,
+                      const char *dirpath, int (*sync)(int))
 {
-    int fd = open(subdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = open(dirpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     uint64_t ticket, upto;
     int rc = 0;
 
     if (fd < 0)
         return -1;
-    ticket = sl_add64(&g->renamed, 1) + 1;
+    ticket = sl_add64(&st->tickets, 1) + 1;
+    spool_group_heading(g, 0); /* arrived: a sync starting now waits for it no longer */
     if (lock(fd, LOCK_EX) < 0) {
         int e = errno;
         close(fd);
         errno = e;
         return -1;
     }
-    if (sl_load64(&g->synced) < ticket) {
-        join_wait(g);
-        upto = sl_load64(&g->renamed); /* every rename counted here is in the directory */
-        if ((rc = fsync(fd)) == 0) {
-            sl_store64(&g->synced, upto);
-            sl_stat_inc64(&g->syncs);
+    if (sl_load64(&st->synced) < ticket) {
+        join_wait(g, which);
+        upto = sl_load64(&st->tickets); /* every step counted here is done */
+        if ((rc = sync(fd)) == 0) {
+            sl_store64(&st->synced, upto);
+            sl_stat_inc64(&st->syncs);
         }
     }
     int e = errno;
     close(fd); /* releases the lock */
     errno = e;
     return rc;
+}
+
+/* spool_group_sync_data - the caller's file, written in tmpdir, is on disk when this returns 0 */
+int spool_group_sync_data(struct sl_spool_group *g, const char *tmpdir)
+{
+    return stage_sync(g, SPOOL_GROUP_DATA, &g->data, tmpdir, syncfs);
+}
+
+/* spool_group_sync_dir - the caller's rename into subdir is durable when this returns 0 */
+int spool_group_sync_dir(struct sl_spool_group *g, const char *subdir)
+{
+    return stage_sync(g, SPOOL_GROUP_DIR, &g->dir, subdir, fsync);
 }

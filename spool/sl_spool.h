@@ -101,15 +101,17 @@ struct sl_spool_state {
     unsigned char *status; /* enum sl_rcpt_status per recipient of the message */
 };
 
-/* Group commit (group.c): writers sharing one share their directory syncs. */
+/* Group commit (group.c): writers sharing one share their syncs. */
 struct sl_spool_group;
 /* A group in a shared page; made before the writers fork (never freed: it lives as long as
  * the processes). */
 struct sl_spool_group *sl_spool_group_new(void);
-/* A writer process of the group was reaped (killed in the middle of a write, its mark would
- * make every later sync wait its longest). */
-void sl_spool_group_forget(struct sl_spool_group *g, pid_t pid);
-/* Directory syncs the group made so far; *files (if not NULL): the new files they covered. */
+/* A writer process of the group, writing into spool dir, was reaped: the file it had in
+ * tmp/ goes (never acknowledged), and its mark (which would make every later sync wait its
+ * longest). */
+void sl_spool_group_forget(struct sl_spool_group *g, const char *dir, pid_t pid);
+/* Syncs the group made so far (data and directory); *files (if not NULL): the new files they
+ * covered. */
 uint64_t sl_spool_group_syncs(struct sl_spool_group *g, uint64_t *files);
 
 /* What inject hands to sl_spool_write. */

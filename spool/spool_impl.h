@@ -43,9 +43,8 @@ int spool_fsync_dir(const char *path);
 
 /* How spool_commit treats an existing final file. */
 enum spool_commit_mode {
-    SPOOL_NEW,         /* refuse it (a new message: an id is never reused) */
-    SPOOL_REPLACE,     /* replace it atomically (a state update) */
-    SPOOL_NEW_GROUPED, /* as SPOOL_NEW, and the directory sync is the caller's (group.c) */
+    SPOOL_NEW,     /* refuse it (a new message: an id is never reused) */
+    SPOOL_REPLACE, /* replace it atomically (a state update) */
 };
 /* Results of spool_commit. */
 enum spool_commit_result { SPOOL_COMMIT_OK, SPOOL_COMMIT_EXISTS, SPOOL_COMMIT_ERROR };
@@ -56,12 +55,21 @@ enum spool_commit_result spool_commit(const char *dir, const char *tmpname, cons
                                       const char *name, const void *data, size_t len,
                                       enum spool_commit_mode mode, char *err, size_t errlen);
 
-/* Make the caller's rename into subdir durable, sharing the sync with the group (group.c);
- * -1 with errno. */
-int spool_group_sync(struct sl_spool_group *g, const char *subdir);
-/* A writer of the group starts (true) or ends (false) its file's write and rename: a sync
- * about to start waits a moment for those in progress to join it.  g may be NULL. */
-void spool_group_writing(struct sl_spool_group *g, bool start);
+/* As spool_commit with SPOOL_NEW, each sync shared with the writers of group g (group.c):
+ * the data of every file written in tmp/ by then, then queue/'s entries. */
+enum spool_commit_result spool_commit_grouped(const char *dir, const char *tmpname, const char *sub,
+                                              const char *name, const void *data, size_t len,
+                                              struct sl_spool_group *g, char *err, size_t errlen);
+/* The two syncs of a group commit (group.c), -1 with errno: the caller's file written in
+ * tmpdir is on disk (one syncfs for all); its rename into subdir is durable (one fsync). */
+int spool_group_sync_data(struct sl_spool_group *g, const char *tmpdir);
+int spool_group_sync_dir(struct sl_spool_group *g, const char *subdir);
+/* The stages of a group commit; a writer on its way to one (writing its file, renaming it)
+ * says so, and a sync about to start waits a moment for it to join. */
+enum spool_group_stage { SPOOL_GROUP_DATA = 1, SPOOL_GROUP_DIR = 2 };
+void spool_group_heading(struct sl_spool_group *g, enum spool_group_stage stage);
+/* The file a writer of the group has in tmp/ (NULL: none), for sl_spool_group_forget. */
+void spool_group_tmp(struct sl_spool_group *g, const char *name);
 
 /* A decimal number of n bytes at s, no sign, no leading zeros beyond "0",
  * at most max. */

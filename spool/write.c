@@ -228,22 +228,6 @@ static void put_header(struct out *o, const struct sl_spool_new *m, const char *
     put(o, "\n");
 }
 
-/* sync_grouped - queue/ synced with the group; on failure the message is taken back */
-static int sync_grouped(const char *dir, struct sl_spool_group *g, const char *id, char *err,
-                        size_t errlen)
-{
-    char sub[4096], final[4096];
-
-    if (!spool_path(sub, sizeof sub, dir, SPOOL_QUEUE, NULL) ||
-        !spool_path(final, sizeof final, dir, SPOOL_QUEUE, id))
-        return spool_fail(err, errlen, "spool path too long: %s", dir);
-    if (spool_group_sync(g, sub) == 0)
-        return 0;
-    spool_fail(err, errlen, "cannot fsync %s: %s", sub, strerror(errno));
-    unlink(final); /* in place but maybe not durable: the caller must not acknowledge it */
-    return -1;
-}
-
 /* commit_new - the file under a fresh id; a taken id is drawn again */
 static int commit_new(const char *dir, const struct sl_spool_new *m, const struct rcpt_key *k,
                       uint64_t size, size_t stuffed, char *id, char *err, size_t errlen)
@@ -258,13 +242,12 @@ static int commit_new(const char *dir, const struct sl_spool_new *m, const struc
         o.len = 0;
         put_header(&o, m, id, arrival, size, k);
         spool_body_encode(m->body, m->len, o.p + o.len);
-        spool_group_writing(m->group, true);
-        r = spool_commit(dir, id, SPOOL_QUEUE, id, o.p, o.len + stuffed,
-                         m->group != NULL ? SPOOL_NEW_GROUPED : SPOOL_NEW, err, errlen);
-        spool_group_writing(m->group, false);
-        if (r == SPOOL_COMMIT_OK && m->group != NULL &&
-            sync_grouped(dir, m->group, id, err, errlen) < 0)
-            r = SPOOL_COMMIT_ERROR;
+        if (m->group != NULL)
+            r = spool_commit_grouped(dir, id, SPOOL_QUEUE, id, o.p, o.len + stuffed, m->group, err,
+                                     errlen);
+        else
+            r = spool_commit(dir, id, SPOOL_QUEUE, id, o.p, o.len + stuffed, SPOOL_NEW, err,
+                             errlen);
         if (r != SPOOL_COMMIT_EXISTS) {
             free(o.p);
             return r == SPOOL_COMMIT_OK ? 0 : -1;
