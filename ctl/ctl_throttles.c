@@ -53,14 +53,14 @@ static const char *kind_word(enum sl_scope_kind k)
     return k == SL_SCOPE_THROTTLE_CONN ? "connections" : "messages";
 }
 
-/* bucket_of - the bucket behind view v; false when it is gone */
+/* bucket_of - the bucket behind view v; false when it is gone or retired */
 static bool bucket_of(const struct sl_shm *shm, const struct sl_counter_view *v,
                       struct sl_bucket_view *b)
 {
     uint32_t slot;
 
     return sl_shm_find(shm, v->kind, v->name, NULL, &slot) == SL_SHM_OK &&
-           sl_bucket_view(shm, slot, sl_clock_us(), b) == 0;
+           sl_bucket_view(shm, slot, sl_clock_us(), b) == 0 && !b->retired;
 }
 
 /* rate_text - the bucket's rate as written in the INI */

@@ -47,6 +47,7 @@ static void note_refusal(struct sl_wstate *w, const struct sl_refusal *why,
     sl_worker_scope_name(w->ctx->shm, why->slot, info->scope, sizeof info->scope);
     snprintf(info->reply, sizeof info->reply, "%s: %u in use, limit %d", info->scope, why->in_use,
              why->limit);
+    sl_worker_action_note(why, info->reply, sizeof info->reply);
 }
 
 /* open_session - one session to one address under the host's TLS choice; an opportunistic

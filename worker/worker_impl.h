@@ -89,6 +89,8 @@ bool sl_worker_reserve_move(struct sl_wstate *w, const char *binding, const char
                             size_t errlen);
 /* "kind key" of a counter slot, for logs. */
 void sl_worker_scope_name(const struct sl_shm *shm, uint32_t slot, char *buf, size_t len);
+/* Append " (action N: max_outbound_connections = C)" when a shaping action's cap refused. */
+void sl_worker_action_note(const struct sl_refusal *why, char *buf, size_t len);
 
 /* worker/connect.c: how opening a connection ended. */
 enum sl_open_result {
