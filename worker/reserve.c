@@ -55,10 +55,10 @@ static bool swap_in_reserve(struct sl_wstate *w, struct sl_resv *r)
     return true;
 }
 
-/* apply_cap - the shaping actions' cap over binding x domain on r's binding x domain counter
- * (one load and nothing more when no action caps anything) */
-static void apply_cap(const struct sl_shm *shm, const char *binding, const char *domain,
-                      struct sl_resv *r)
+/* sl_worker_apply_cap - the shaping actions' cap over binding x domain on r's binding x domain
+ * counter (one load and nothing more when no action caps anything) */
+void sl_worker_apply_cap(const struct sl_shm *shm, const char *binding, const char *domain,
+                         struct sl_resv *r)
 {
     int32_t cap;
     uint64_t action;
@@ -81,7 +81,7 @@ bool sl_worker_reserve(struct sl_wstate *w, const char *binding, const char *dom
     sl_resv_init(r, w->ctx->gen);
     if (!sl_limits_collect(w->ctx->cfg, shm, w->owner, binding, domain, mx, r, err, errlen))
         return false;
-    apply_cap(shm, binding, domain, r);
+    sl_worker_apply_cap(shm, binding, domain, r);
     res = sl_resv_acquire(shm, w->owner, r, why);
     if (res == SL_RESV_REFUSED && why->kind == SL_SCOPE_SERVER && has_no_connection(shm, r) &&
         swap_in_reserve(w, r))
@@ -112,7 +112,7 @@ bool sl_worker_reserve_move(struct sl_wstate *w, const char *binding, const char
     sl_resv_init(&want, r->gen);
     if (!sl_limits_collect(w->ctx->cfg, shm, w->owner, binding, domain, mx, &want, err, errlen))
         return false;
-    apply_cap(shm, binding, domain, &want);
+    sl_worker_apply_cap(shm, binding, domain, &want);
     if (sl_resv_swap(shm, w->owner, r, &want, why) == SL_RESV_OK)
         return true;
     sl_worker_scope_name(shm, why->slot, err, errlen);

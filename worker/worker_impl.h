@@ -87,6 +87,9 @@ bool sl_worker_reserve(struct sl_wstate *w, const char *binding, const char *dom
 bool sl_worker_reserve_move(struct sl_wstate *w, const char *binding, const char *domain,
                             const char *mx, struct sl_resv *r, struct sl_refusal *why, char *err,
                             size_t errlen);
+/* Cap r's binding x domain counter at the shaping actions' cap over the pair, if any. */
+void sl_worker_apply_cap(const struct sl_shm *shm, const char *binding, const char *domain,
+                         struct sl_resv *r);
 /* "kind key" of a counter slot, for logs. */
 void sl_worker_scope_name(const struct sl_shm *shm, uint32_t slot, char *buf, size_t len);
 /* Append " (action N: max_outbound_connections = C)" when a shaping action's cap refused. */

@@ -65,6 +65,20 @@ sys.exit(not (len(a) == 1 and a[0][\"domain\"] == \"one.test\" and a[0][\"bindin
               a[0][\"action\"] == \"suspend\" and a[0][\"reason\"] == \"receiver maintenance\" and
               a[0][\"until\"] is None and a[0][\"rule\"] == \"\"))'"
 check "the spool keeps it" grep -q 'suspend.*one.test' "$T/spool/actions"
+out=$(ctl probe --binding b1 --domain one.test 2>&1)
+rc=$?
+check "probe of a suspended pair says so, until resumed, and why" \
+  grep -qE '^SUSPENDED binding b1 domain one.test until resumed \(action [0-9]+, by the operator: receiver maintenance\)$' <<<"$out"
+check "and fails though its counters are free" bash -c "test $rc -eq 1 && grep -q '^OK held' <<<'$out'"
+ctl suspend --binding b2 --domain two.test --for 1h >/dev/null
+out=$(ctl probe --binding b2 --domain two.test 2>&1)
+check "probe says until when a timed suspension holds" \
+  grep -qE '^SUSPENDED binding b2 domain two.test until 2[0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z \(action [0-9]+, by the operator\)$' <<<"$out"
+ctl resume --binding b2 --domain two.test >/dev/null
+out=$(ctl probe --binding b2 --domain two.test 2>&1)
+rc=$?
+check "probe of a pair not suspended says nothing of suspension" \
+  bash -c "test $rc -eq 0 && ! grep -q SUSPENDED <<<'$out'"
 
 stop
 check "the daemon stops cleanly with a suspension in force" test $? -eq 0
