@@ -27,7 +27,14 @@ bool sl_ctl_is_bucket(const struct sl_counter_view *v)
     return v->kind == SL_SCOPE_THROTTLE_CONN || v->kind == SL_SCOPE_THROTTLE_MSG;
 }
 
-/* sl_ctl_split_buckets - the buckets moved after the counters, order kept; counters' count */
+/* not_counter - a bucket or a shaping action's cap (shm/cap.c): no connection counter */
+static bool not_counter(const struct sl_counter_view *v)
+{
+    return sl_ctl_is_bucket(v) || v->kind == SL_SCOPE_ACTION_CAP;
+}
+
+/* sl_ctl_split_buckets - the buckets (and the actions' caps) moved after the counters, order
+ * kept; counters' count */
 size_t sl_ctl_split_buckets(struct sl_counter_view *v, size_t n)
 {
     struct sl_counter_view *tmp = malloc((n + 1) * sizeof *tmp);
@@ -36,11 +43,11 @@ size_t sl_ctl_split_buckets(struct sl_counter_view *v, size_t n)
     if (tmp == NULL)
         return n;
     for (size_t i = 0; i < n; i++)
-        if (!sl_ctl_is_bucket(&v[i]))
+        if (!not_counter(&v[i]))
             tmp[k++] = v[i];
     size_t counters = k;
     for (size_t i = 0; i < n; i++)
-        if (sl_ctl_is_bucket(&v[i]))
+        if (not_counter(&v[i]))
             tmp[k++] = v[i];
     memcpy(v, tmp, n * sizeof *v);
     free(tmp);

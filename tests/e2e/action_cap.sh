@@ -66,6 +66,8 @@ check "many connections were opened one after the other" \
 check "a job the cap held back names the action in the delivery log" \
   grep -qE '"outcome":"held".*binding_domain b1 capped.test: 1 in use, limit 1 \(action [0-9]+: max_outbound_connections = 1\)' "$T/delivery.log"
 
+check "metrics keeps the cap out of the connection counters" \
+  bash -c "! '$SLUICECTL' -c '$T/sluice.ini' metrics --shm $shm | grep -q 'action_cap'"
 id=$(ctl shaping | awk '/ ts01 / {print $1; exit}')
 check "shaping cancel ends the cap" bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping cancel $id | grep -q cancelled"
 check "counters no longer shows it" \
