@@ -81,7 +81,8 @@ static void until_text(int64_t t, char *buf, size_t len)
         strftime(buf, len, "until %Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* suspensions - print each suspension in force over binding x domain (x mx); how many */
+/* suspensions - print each suspension in force over binding x domain (x mx); how many hold
+ * the connection probed */
 static int suspensions(const char *spool, const char *binding, const char *domain, const char *mx)
 {
     struct sl_actions l = {0};
@@ -99,10 +100,12 @@ static int suspensions(const char *spool, const char *binding, const char *domai
             !sl_action_covers(a, binding, domain, strcmp(mx, "-") ? mx : NULL))
             continue;
         until_text(a->until, until, sizeof until);
-        printf("SUSPENDED binding %s domain %s %s (action %llu%s%s%s%s)\n", binding, domain, until,
-               (unsigned long long)a->id, a->rule[0] ? ", rule " : ", by the operator", a->rule,
-               a->reason[0] ? ": " : "", a->reason);
-        n++;
+        printf("SUSPENDED binding %s domain %s%s%s %s (action %llu%s%s%s%s)\n", binding, domain,
+               a->host[0] ? " host " : "", a->host, until, (unsigned long long)a->id,
+               a->rule[0] ? ", rule " : ", by the operator", a->rule, a->reason[0] ? ": " : "",
+               a->reason);
+        /* Without --mx, a host's suspension leaves the domain's other MX hosts open. */
+        n += a->host[0] == '\0' || strcmp(mx, "-") != 0;
     }
     sl_actions_free(&l);
     return n;

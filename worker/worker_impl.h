@@ -118,6 +118,10 @@ struct sl_open_info {
 bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, bool wait,
                         const char *binding, const char *domain, const char *mx,
                         struct sl_open_info *info, bool *host_only);
+/* worker/throttle.c: is MX host mx suspended for binding x domain (sluicectl suspend --host, a
+ * rule's action that names a host)?  True with why in buf. */
+bool sl_worker_host_suspended(struct sl_wstate *w, const char *binding, const char *domain,
+                              const char *mx, char *buf, size_t len);
 /* Resolve, reserve and connect for d; on SL_OPEN_OK w->conn is open. */
 enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
                                  struct sl_open_info *info);

@@ -125,6 +125,29 @@ check "a daemon started after an offline suspend honours it" test "$(conns 127.0
 ctl resume --domain two.test >/dev/null
 check "and resume over the socket lets the mail go" wait_for 5 got 127.0.1.2 3
 
+# a host's suspension: no connection to that MX host; mail for other hosts flows
+out=$(ctl suspend --host 127.0.1.1 --for 1h --reason 'mx maintenance')
+check "suspend --host answers with the host scope" grep -qE '^OK [0-9]+ host 127.0.1.1 suspended$' <<<"$out"
+hid=$(awk '{print $2}' <<<"$out")
+before=$(conns 127.0.1.1)
+delivered=$(peer_stat mx "dest('127.0.1.1')['messages']")
+inject --binding b1 -f s@sender.test h1@one.test
+inject --binding b1 -f s@sender.test h2@two.test
+check "mail for a domain on another host flows" wait_for 10 got 127.0.1.2 4
+sleep 2
+check "no connection is opened to the suspended host" test "$(conns 127.0.1.1)" -eq "$before"
+check "its mail waits in the daemon: no delivery-log line for it" \
+  bash -c "! grep -q 'h1@one.test' '$T/delivery.log'"
+check "shaping lists the host scope" \
+  bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping | grep -qE '^$hid +host 127.0.1.1 +suspend +\(operator\) '"
+out=$(ctl probe --binding b1 --domain one.test --mx 127.0.1.1 2>&1)
+rc=$?
+check "probe through that host says it is suspended, until when" \
+  grep -qE '^SUSPENDED binding b1 domain one.test host 127.0.1.1 until 2[0-9-]+T[0-9:]+Z \(action [0-9]+, by the operator: mx maintenance\)$' <<<"$out"
+check "and fails" test "$rc" -eq 1
+check "resume --host ends it" bash -c "'$SLUICECTL' -c '$T/sluice.ini' resume --host 127.0.1.1 | grep -qx 'OK 1 suspension(s) ended'"
+check "and the host's mail goes" wait_for 5 got 127.0.1.1 $((delivered + 1))
+
 check "an unknown binding is refused" bash -c "! '$SLUICECTL' -c '$T/sluice.ini' suspend --binding nosuch 2>&1 | grep -q OK"
 check "a scope is required" bash -c "'$SLUICECTL' -c '$T/sluice.ini' suspend --reason x 2>/dev/null; test \$? -eq 2"
 check "a bad duration is refused" bash -c "'$SLUICECTL' -c '$T/sluice.ini' suspend --domain x.test --for soon 2>&1 | grep -q 'duration'"
