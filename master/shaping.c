@@ -11,11 +11,8 @@
  * its token a moment later, the gate remembers the token it promised (a small
  * direct-mapped table of bucket slots), so one bucket's pace is handed to one
  * worker at a time.
- * After every change of the list the caps of the max_outbound_connections
- * actions in force are published in the shared table (shm/cap.c), where the
- * workers take them with the counters, and what ended is retired there: a
- * cap slot goes back to no cap, a throttle action's bucket is marked retired
- * (the inspector no longer shows it).
+ * After every change of the list what is in force is published in the
+ * shared table (master/publish.c).
  * Concurrency: master only, from the main loop.
  * Trust boundary: control requests come from local users allowed by the
  * socket's mode; every field is checked before use, and a bad one answered
@@ -40,7 +37,6 @@
 #define PROMISES 64 /* buckets whose next token the gate promised to a job */
 
 static void save(void);
-static void publish(void);
 
 static struct {
     char *spool;
@@ -85,7 +81,7 @@ static void save(void)
 
     if (sh.spool != NULL && sl_actions_save(sh.spool, &sh.list, err, sizeof err) < 0)
         sl_msg_warn("shaping actions not saved: %s", err);
-    publish();
+    sl_shaping_publish(sh.shm, &sh.list);
 }
 
 /* sl_shaping_use - the config and table of this dispatch round */
@@ -96,7 +92,7 @@ void sl_shaping_use(const struct sl_config *cfg, struct sl_shm *shm)
     sh.cfg = cfg;
     sh.shm = shm;
     if (fresh) /* the first round, or a new table: the actions restored go in it */
-        publish();
+        sl_shaping_publish(sh.shm, &sh.list);
 }
 
 /* sl_shaping_config - the config in force, NULL before the first dispatch */
@@ -116,108 +112,6 @@ static bool action_bucket(const struct sl_action *a, bool create, uint32_t *slot
     if (!create)
         return sl_shm_find(sh.shm, SL_SCOPE_THROTTLE_MSG, key, NULL, slot) == SL_SHM_OK;
     return sl_shm_lookup(sh.shm, SL_SCOPE_THROTTLE_MSG, key, NULL, 0, slot) == SL_SHM_OK;
-}
-
-/* live - is a in force at now */
-static bool live(const struct sl_action *a, int64_t now)
-{
-    return a->until == 0 || a->until > now;
-}
-
-/* same_scope - do a and b name the same binding and domain */
-static bool same_scope(const struct sl_action *a, const struct sl_action *b)
-{
-    return strcasecmp(a->binding, b->binding) == 0 && strcasecmp(a->domain, b->domain) == 0;
-}
-
-/* cap_of - the tightest max_outbound_connections in force over exactly a's scope, with its
- * action in *id; false when an earlier entry of the list has that scope (it publishes) */
-static bool cap_of(size_t i, int64_t now, int32_t *cap, uint64_t *id)
-{
-    const struct sl_action *a = &sh.list.a[i];
-
-    *cap = -1;
-    for (size_t j = 0; j < sh.list.n; j++) {
-        const struct sl_action *b = &sh.list.a[j];
-        if (b->kind != SL_ACTION_MAX_CONNECTIONS || !live(b, now) || !same_scope(a, b))
-            continue;
-        if (j < i)
-            return false;
-        if (*cap < 0 || b->value < *cap) {
-            *cap = b->value > INT32_MAX ? INT32_MAX : (int32_t)b->value;
-            *id = b->id;
-        }
-    }
-    return true;
-}
-
-/* cap_key_in_force - does an action in force cap the scope of a cap slot (binding, domain,
- * "*" for every one) */
-static bool cap_key_in_force(const char *binding, const char *domain, int64_t now)
-{
-    for (size_t i = 0; i < sh.list.n; i++) {
-        const struct sl_action *a = &sh.list.a[i];
-        if (a->kind == SL_ACTION_MAX_CONNECTIONS && live(a, now) &&
-            strcasecmp(a->binding[0] ? a->binding : "*", binding) == 0 &&
-            strcasecmp(a->domain[0] ? a->domain : "*", domain) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* bucket_in_force - is "action ID" the bucket of a throttle action in force */
-static bool bucket_in_force(const char *key, int64_t now)
-{
-    unsigned long long id;
-    char *end;
-
-    if (strncmp(key, "action ", 7) != 0)
-        return true; /* a throttle of the config, not an action's */
-    id = strtoull(key + 7, &end, 10);
-    for (size_t i = 0; *end == '\0' && i < sh.list.n; i++)
-        if (sh.list.a[i].id == id && live(&sh.list.a[i], now))
-            return true;
-    return false;
-}
-
-/* retire_one - a cap slot or an action's bucket whose action is no longer in force */
-static void retire_one(uint32_t slot, const struct sl_counter_view *v, void *ctx)
-{
-    int64_t now = *(const int64_t *)ctx;
-    struct sl_bucket_view b;
-
-    if (v->kind == SL_SCOPE_ACTION_CAP && v->limit >= 0 &&
-        !cap_key_in_force(v->name, v->name2, now))
-        sl_shm_cap_set(sh.shm, v->name, v->name2, -1, 0);
-    else if (v->kind == SL_SCOPE_THROTTLE_MSG && !bucket_in_force(v->name, now) &&
-             sl_bucket_view(sh.shm, slot, 0, &b) == 0 && !b.retired)
-        sl_bucket_retire(sh.shm, slot);
-}
-
-/* publish - the caps in force into the shared table, and what ended retired there */
-static void publish(void)
-{
-    int64_t now = (int64_t)time(NULL);
-    uint64_t n = 0;
-
-    if (sh.shm == NULL)
-        return;
-    for (size_t i = 0; i < sh.list.n; i++) {
-        const struct sl_action *a = &sh.list.a[i];
-        int32_t cap;
-        uint64_t id = 0;
-        if (a->kind != SL_ACTION_MAX_CONNECTIONS || !live(a, now) || !cap_of(i, now, &cap, &id))
-            continue;
-        if (sl_shm_cap_set(sh.shm, a->binding, a->domain, cap, id) < 0)
-            sl_msg_warn("action %" PRIu64 ": its cap is not in the shared table (full?)", id);
-        else
-            n++;
-    }
-    /* The count last when caps appear, and after the retirements when they go. */
-    if (n > 0)
-        sl_shm_caps_publish(sh.shm, n);
-    sl_shm_foreach(sh.shm, retire_one, &now);
-    sl_shm_caps_publish(sh.shm, n);
 }
 
 /* sl_shaping_add - a new action in force, persisted */
@@ -473,7 +367,8 @@ static bool resume(const char *p, char *ans, size_t len)
     size_t n = 0;
 
     if (!word(&p, binding, sizeof binding) || !word(&p, domain, sizeof domain) || !plain(binding) ||
-        !plain(domain) || (word(&p, host, sizeof host) && !plain(host))) {
+        !plain(domain) || (word(&p, host, sizeof host) && !plain(host)) ||
+        p[strspn(p, " ")] != '\0') {
         snprintf(ans, len, "ERROR malformed resume request");
         return false;
     }
