@@ -36,8 +36,9 @@ enum kind { K_GLOBAL, K_BINDING, K_GROUP, K_DOMAIN, K_HOST, K__COUNT };
 static const char *const kind_words[K__COUNT] = {"global", "binding", "binding_group", "domain",
                                                  "host"};
 /* Section kinds whose headers other parts of the loader take before this file sees them
- * (config/rules.c): named in the "unknown section kind" error with the ones above. */
-static const char *const other_kinds[] = {"shaping"};
+ * (config/rules.c, the listeners'): named in the "unknown section kind" error with the ones
+ * above. */
+static const char *const other_kinds[] = {"shaping", "listener"};
 static const int single_scope[K__COUNT] = {SL_SC_GLOBAL, SL_SC_BINDING, SL_SC_BINDING_GROUP,
                                            SL_SC_DOMAIN, SL_SC_HOST};
 
@@ -57,7 +58,7 @@ static int kind_of(const char *p, size_t n)
     return -1;
 }
 
-/* expected_kinds - "global, binding, ... or shaping": every section kind, for an error */
+/* expected_kinds - "global, binding, ... or listener": every section kind, for an error */
 static void expected_kinds(char *buf, size_t len)
 {
     const size_t nother = sizeof other_kinds / sizeof other_kinds[0], n = K__COUNT + nother;

@@ -29,9 +29,10 @@ struct loader {
     size_t len, pos;
     unsigned lineno;
     struct sl_config *cfg;
-    struct sl_section *cur; /* where keys go; NULL after a bad header */
-    struct sl_rule *rule;   /* the [shaping] rule keys go to instead (config/rules.c) */
-    bool in_rule;           /* under a [shaping] header (a bad one leaves rule NULL) */
+    struct sl_section *cur;  /* where keys go; NULL after a bad header */
+    struct sl_rule *rule;    /* the [shaping] rule keys go to instead (config/rules.c) */
+    bool in_rule;            /* under a [shaping] header (a bad one leaves rule NULL) */
+    struct sl_listener *lis; /* under a [listener] header: its keys go there (listener.c) */
     struct diag *diags;
     size_t ndiags;
 };
@@ -64,5 +65,16 @@ void sl_rules_free(struct sl_config *cfg);
 const char *sl_config_group(const struct sl_config *cfg, const char *name);
 /* The value types whose text is kept as written (sl_value.str): config_value.c. */
 bool sl_value_is_text(enum sl_vtype t);
+/* The cluster options make sense together (cluster_redis, its password file, the node name,
+ * the lease's life): config/cluster_limits.c. */
+void sl_config_check_cluster(struct loader *L);
+
+/* The [listener "NAME"] sections: listener.c and listener_check.c. */
+bool sl_config_is_listener_header(const char *line);
+struct sl_listener *sl_config_listener_header(struct loader *L, const char *line);
+void sl_config_listener_store(struct loader *L, struct sl_listener *l, const char *key,
+                              const char *value);
+void sl_config_listeners_check(struct loader *L);
+void sl_config_listeners_free(struct sl_config *cfg);
 
 #endif

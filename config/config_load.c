@@ -217,6 +217,8 @@ static int handler(void *user, const char *section, const char *name, const char
     (void)section; /* truncated by inih and masked by us: the reader knows better */
     if (L->in_rule)
         sl_rules_store(L, name, value);
+    else if (L->lis != NULL)
+        sl_config_listener_store(L, L->lis, name, value);
     else
         store(L, L->cur, name, value);
     return 1;
@@ -252,6 +254,7 @@ static void prepare(struct loader *L, const char *line, size_t n, char *str, siz
     if (line[0] == '[') {
         L->cur = NULL; /* until the header is known good */
         L->in_rule = false;
+        L->lis = NULL;
     }
     if (memchr(line, '\0', n) != NULL) {
         sl_config_report(L, L->lineno, "NUL byte in line");
@@ -267,6 +270,9 @@ static void prepare(struct loader *L, const char *line, size_t n, char *str, siz
     str[n] = '\0';
     if (str[0] == '[' && sl_rules_header(L, str)) {
         str[0] = '\0'; /* a [shaping] rule: its keys come to handler, for sl_rules_store */
+    } else if (str[0] == '[' && sl_config_is_listener_header(str)) {
+        L->lis = sl_config_listener_header(L, str);
+        str[0] = '\0'; /* inih sees a blank line; the keys go to L->lis */
     } else if (str[0] == '[') {
         if (sl_config_parse_header(L, str, &h))
             L->cur = enter(L, &h);
@@ -472,6 +478,8 @@ static struct sl_config *load_buffer(const char *name, const char *buf, size_t l
     check_sections(&L);
     check_ca_file(&L);
     sl_rules_check(&L);
+    sl_config_check_cluster(&L);
+    sl_config_listeners_check(&L);
     if (L.ndiags == 0)
         index_setters(L.cfg);
     return hand_over(&L, d);
@@ -565,6 +573,7 @@ void sl_config_free(struct sl_config *cfg)
         free(cfg->setters[opt].s);
     free(cfg->setters);
     sl_rules_free(cfg);
+    sl_config_listeners_free(cfg);
     free(cfg->sections);
     free(cfg->bindings);
     free(cfg->groups);

@@ -32,6 +32,7 @@
         .help = (h))
 
 static const char *const tls_words[] = {"disabled", "opportunistic", "required", "verify", NULL};
+static const char *const failure_words[] = {"closed", "share", NULL};
 static const char *const level_words[] = {"debug", "info", "warning", NULL};
 
 static const struct sl_optdef defs[SL_OPT__COUNT] = {
@@ -53,6 +54,12 @@ static const struct sl_optdef defs[SL_OPT__COUNT] = {
         .scopes = SC(GLOBAL) | SC(BINDING) | SC(DOMAIN) | SC(HOST) | SC(BINDING_DOMAIN) |
                   SC(BINDING_HOST),
         .def = "-1", .help = "connections counted across every node of the cluster"),
+    OPT(CLUSTER_SCOPE_MAX_OUTBOUND_CONNECTIONS, "cluster_scope_max_outbound_connections",
+        .type = SL_VT_LIMIT, .scopes = SC(DOMAIN) | SC(GROUP_DOMAIN) | SC(HOST),
+        .help = "connections to this domain or host across bindings, on every node"),
+    OPT(CLUSTER_SERVER_MAX_OUTBOUND_CONNECTIONS, "cluster_server_max_outbound_connections",
+        .type = SL_VT_LIMIT, .scopes = SC(GLOBAL) | SC(BINDING),
+        .help = "connections of every node (in a binding: through it, on every node)"),
     /* per-connection limits */
     OPT(MAX_DELIVERIES_PER_CONNECTION, "max_deliveries_per_connection", .type = SL_VT_COUNT,
         .scopes = SC_GENERAL, .def = "0", .min = 0, .max = INT32_MAX,
@@ -137,6 +144,20 @@ static const struct sl_optdef defs[SL_OPT__COUNT] = {
     OPT(MAX_MESSAGE_SIZE, "max_message_size", .type = SL_VT_COUNT, .chain = SL_CHAIN_GLOBAL,
         .scopes = SC(GLOBAL), .def = "52428800", .min = 1, .max = INT32_MAX,
         .help = "bytes of a message (CRLF line ends) that inject accepts"),
+    /* cluster */
+    ENGINE(CLUSTER_REDIS, "cluster_redis", SL_VT_STRING, NULL,
+           "host:port or unix socket path of the Redis holding cluster leases (unset: "
+           "cluster limits count this node alone)"),
+    ENGINE(CLUSTER_REDIS_PASSWORD_FILE, "cluster_redis_password_file", SL_VT_PATH, NULL,
+           "file holding the Redis password (AUTH), read at start and reload"),
+    ENGINE(CLUSTER_NODE, "cluster_node", SL_VT_STRING, NULL,
+           "this node's name in the cluster (unset: the host name)"),
+    OPT(CLUSTER_LEASE_TTL, "cluster_lease_ttl", .type = SL_VT_DURATION, .chain = SL_CHAIN_GLOBAL,
+        .scopes = SC(GLOBAL), .def = "30s",
+        .help = "life of a lease not renewed: a dead node's connections are free after it"),
+    OPT(CLUSTER_ON_FAILURE, "cluster_on_failure", .type = SL_VT_ENUM, .chain = SL_CHAIN_GLOBAL,
+        .scopes = SC(GLOBAL), .def = "closed", .words = failure_words,
+        .help = "Redis unreachable: closed (nothing new) | share (limit / nodes alive)"),
 };
 
 static const char *const scope_names[SL_SC__COUNT] = {

@@ -169,6 +169,8 @@ int32_t sl_limits_for_key(const struct sl_config *cfg, enum sl_scope_kind kind, 
                        value(g, smax));
     case SL_SCOPE_RESERVE:
         return (int32_t)general(cfg, SL_OPT_SERVER_RESERVE_OUTBOUND_CONNECTIONS, NULL, NULL, NULL);
+    case SL_SCOPE_CLUSTER:
+        return sl_limits_cluster_for_key(cfg, name, name2);
     default:
         return SL_LIMIT_NONE;
     }
@@ -257,6 +259,7 @@ void sl_limits_publish(const struct sl_config *cfg, struct sl_shm *shm, uint32_t
             publish_one(shm, cfg, gen, SL_SCOPE_BINDING, cfg->bindings[i].name, NULL);
     for (size_t i = 0; i < cfg->nsections; i++)
         publish_section(shm, cfg, gen, cfg->sections[i]);
+    sl_limits_cluster_publish(cfg, shm, gen);
 }
 
 /* What the reload walk needs at each live counter. */
@@ -355,7 +358,8 @@ bool sl_limits_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t
                      (int32_t)binding_server_max(cfg, binding), err, errlen))
         return false;
     return add(shm, owner, r, SL_SCOPE_SERVER, "", NULL,
-               sl_limits_for_key(cfg, SL_SCOPE_SERVER, "", NULL), err, errlen);
+               sl_limits_for_key(cfg, SL_SCOPE_SERVER, "", NULL), err, errlen) &&
+           sl_limits_cluster_collect(cfg, shm, owner, binding, domain, mx, r, err, errlen);
 }
 
 /* cache_add - one counter of a destination, with its limit and slot if it exists */

@@ -49,6 +49,8 @@ enum sl_opt {
     SL_OPT_SERVER_MAX_OUTBOUND_CONNECTIONS,
     SL_OPT_SERVER_RESERVE_OUTBOUND_CONNECTIONS,
     SL_OPT_CLUSTER_MAX_OUTBOUND_CONNECTIONS,
+    SL_OPT_CLUSTER_SCOPE_MAX_OUTBOUND_CONNECTIONS,
+    SL_OPT_CLUSTER_SERVER_MAX_OUTBOUND_CONNECTIONS,
     /* per-connection limits */
     SL_OPT_MAX_DELIVERIES_PER_CONNECTION,
     SL_OPT_MAX_RECIPIENTS_PER_CONNECTION,
@@ -99,6 +101,12 @@ enum sl_opt {
     SL_OPT_LOG_LEVEL,
     SL_OPT_USER,
     SL_OPT_MAX_MESSAGE_SIZE,
+    /* cluster (global only): the Redis that holds the cluster counters' leases */
+    SL_OPT_CLUSTER_REDIS,
+    SL_OPT_CLUSTER_REDIS_PASSWORD_FILE,
+    SL_OPT_CLUSTER_NODE,
+    SL_OPT_CLUSTER_LEASE_TTL,
+    SL_OPT_CLUSTER_ON_FAILURE,
     SL_OPT__COUNT
 };
 
@@ -119,6 +127,8 @@ enum sl_vtype {
 };
 
 enum sl_chain { SL_CHAIN_GENERAL, SL_CHAIN_HOST, SL_CHAIN_CLUSTER, SL_CHAIN_GLOBAL };
+
+enum sl_cluster_failure { SL_CLUSTER_CLOSED, SL_CLUSTER_SHARE };
 
 enum sl_tls_mode { SL_TLS_DISABLED, SL_TLS_OPPORTUNISTIC, SL_TLS_REQUIRED, SL_TLS_VERIFY };
 
@@ -186,6 +196,8 @@ struct sl_config {
     } * setters;
     struct sl_rule *rules; /* [shaping "NAME"] sections, file order (config/sl_rules.h) */
     size_t nrules;
+    struct sl_listener *listeners; /* the [listener "NAME"] sections (config/sl_listener.h) */
+    size_t nlisteners;
 };
 
 /* Diagnostics collected while loading: "FILE:LINE: message" each. */
@@ -226,6 +238,10 @@ const char *sl_config_str(const struct sl_config *cfg, enum sl_opt opt,
 bool sl_section_matches_domain(const struct sl_section *s, const char *domain);
 /* The binding so named, or NULL. */
 const struct sl_binding *sl_config_binding(const struct sl_config *cfg, const char *name);
+
+/* The first line of a password file (cluster_redis_password_file): a regular file of at most
+ * 512 bytes; false with the reason in err (config/cluster_limits.c). */
+bool sl_config_read_password(const char *path, char *out, size_t outlen, char *err, size_t errlen);
 
 /* Parse the text of one value (blanks and surrounding quotes already stripped)
  * as def says: fills out->num (out->str stays NULL: the caller keeps the text

@@ -59,4 +59,20 @@ bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm
                                 struct sl_limits_cache *c, const char *binding, const char *domain,
                                 struct sl_refusal *why);
 
+/* Cluster counters (config/cluster_limits.c): kind SL_SCOPE_CLUSTER, name a scope word
+ * (binding_domain, binding_host, domain, group_domain, host, binding, server), name2 the
+ * scope's names separated by a space.  The limit of one; add those a connection takes to r;
+ * create the ones the config names by themselves; does the config set any. */
+int32_t sl_limits_cluster_for_key(const struct sl_config *cfg, const char *scope,
+                                  const char *names);
+bool sl_limits_cluster_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t owner,
+                               const char *binding, const char *domain, const char *mx,
+                               struct sl_resv *r, char *err, size_t errlen);
+void sl_limits_cluster_publish(const struct sl_config *cfg, struct sl_shm *shm, uint32_t gen);
+/* The scheduler's check: false (the refusing counter in *why) when this node alone fills a
+ * cluster counter that a connection from binding to domain would take. */
+bool sl_limits_cluster_room(const struct sl_config *cfg, const struct sl_shm *shm,
+                            const char *binding, const char *domain, struct sl_refusal *why);
+bool sl_limits_cluster_any(const struct sl_config *cfg);
+
 #endif

@@ -71,6 +71,10 @@ static int check(const char *cfgpath, int argc, char **argv)
         print_diag(&d);
         return 1;
     }
+    if (sl_ctl_cluster_check(cfg) != 0) {
+        sl_config_free(cfg);
+        return 1;
+    }
     nw = sl_config_lint(cfg, &w);
     print_diag(&w);
     printf("%s: OK (%zu section%s, %zu binding%s)", cfgpath, cfg->nsections,

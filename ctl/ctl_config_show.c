@@ -73,7 +73,6 @@ static void show_section(const struct sl_section *s)
 /* sl_ctl_config_show - config show [-n] */
 int sl_ctl_config_show(const char *cfgpath, int argc, char **argv)
 {
-    struct sl_diag d = {0};
     struct sl_config *cfg;
     bool only_set = false;
 
@@ -87,12 +86,8 @@ int sl_ctl_config_show(const char *cfgpath, int argc, char **argv)
         }
         only_set = true;
     }
-    if ((cfg = sl_config_load(cfgpath, &d)) == NULL) {
-        for (size_t i = 0; i < d.n; i++)
-            fprintf(stderr, "%s\n", d.lines[i]);
-        sl_diag_free(&d);
+    if ((cfg = sl_ctl_load_config(cfgpath)) == NULL)
         return 1;
-    }
     show_global(cfg, only_set);
     for (size_t i = 0; i < cfg->nsections; i++)
         if (cfg->sections[i]->scope != SL_SC_GLOBAL)

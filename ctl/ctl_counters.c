@@ -178,6 +178,7 @@ static void print_table(const struct sl_shm *shm, const struct sl_counter_view *
     if (n < nrows)
         printf("... %zu more (narrow with --scope, --nonzero, --match or sort with --sort)\n",
                nrows - n);
+    sl_ctl_cluster_table(rows, n);
 }
 
 /* print_json - the machine view: one object, counters sorted as in the table */
@@ -216,6 +217,7 @@ static void print_json(const struct sl_shm *shm, const struct sl_counter_view *v
     }
     printf("],\"throttles\":");
     sl_ctl_throttles_json(shm, all, nall);
+    sl_ctl_cluster_json(v, n);
     printf("}\n");
 }
 
@@ -360,15 +362,19 @@ int sl_ctl_counters(const char *cfgpath, int argc, char **argv)
 
     if (rc != 0)
         return rc;
+    sl_ctl_cluster_open(cfgpath);
     if (o.shm_name != NULL)
         snprintf(name, sizeof name, "%s", o.shm_name);
     else if (sl_ctl_global(cfgpath, SL_OPT_SHM_NAME, name, sizeof name) != 0)
         return 1;
     if (o.watch > 0)
-        return watch(name, &o);
-    if (sl_ctl_attach_live(name, &shm) != 0)
-        return 1;
-    rc = show(&shm, &o);
-    sl_shm_detach(&shm);
+        rc = watch(name, &o);
+    else if (sl_ctl_attach_live(name, &shm) != 0)
+        rc = 1;
+    else {
+        rc = show(&shm, &o);
+        sl_shm_detach(&shm);
+    }
+    sl_ctl_cluster_close();
     return rc;
 }

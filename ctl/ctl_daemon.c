@@ -141,12 +141,8 @@ int sl_ctl_status(const char *cfgpath, int argc, char **argv)
 /* valid - does the file validate (errors on stderr when not) */
 static bool valid(const char *cfgpath)
 {
-    struct sl_diag diag = {0};
-    struct sl_config *cfg = sl_config_load(cfgpath, &diag);
+    struct sl_config *cfg = sl_ctl_load_config(cfgpath);
 
-    for (size_t i = 0; i < diag.n; i++)
-        fprintf(stderr, "%s\n", diag.lines[i]);
-    sl_diag_free(&diag);
     sl_config_free(cfg);
     return cfg != NULL;
 }

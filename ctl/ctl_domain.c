@@ -398,7 +398,6 @@ int sl_ctl_domain(const char *cfgpath, int argc, char **argv)
     const char *arg = NULL;
     long timeout_ms = SL_DNS_TIMEOUT_MS;
     char domain[256];
-    struct sl_diag diag = {0};
     struct sl_config *cfg;
 
     for (int i = 1; i < argc; i++) {
@@ -421,12 +420,8 @@ int sl_ctl_domain(const char *cfgpath, int argc, char **argv)
     if (arg == NULL || *arg == '\0')
         return usage();
     sl_ctl_domain_name(arg, domain, sizeof domain);
-    if ((cfg = sl_config_load(cfgpath, &diag)) == NULL) {
-        for (size_t i = 0; i < diag.n; i++)
-            fprintf(stderr, "%s\n", diag.lines[i]);
-        sl_diag_free(&diag);
+    if ((cfg = sl_ctl_load_config(cfgpath)) == NULL)
         return 1;
-    }
     if (v.binding != NULL && sl_config_binding(cfg, v.binding) == NULL) {
         fprintf(stderr, "sluicectl: no binding \"%s\" in %s\n", v.binding, cfgpath);
         sl_config_free(cfg);

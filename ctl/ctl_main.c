@@ -76,6 +76,8 @@ static const struct {
      "(exit 0) or refused it (exit 1: its log says why)."},
     {"resolve", sl_ctl_resolve, "resolve [--binding B] [--timeout SECONDS] DOMAIN",
      "The MX hosts and addresses a worker would try for DOMAIN."},
+    {"cluster", sl_ctl_cluster, "cluster [--json]",
+     "The nodes of the cluster (cluster_redis): last heartbeat, alive or not, leases held."},
     {"tls", sl_ctl_tls, "tls [--binding B] [--json] DOMAIN",
      "The domain's effective TLS policy (tls option, MTA-STS, DANE) per MX host, and why."},
     {"suspend", sl_ctl_suspend,
@@ -90,6 +92,9 @@ static const struct {
     {"shaping", sl_ctl_shaping, "shaping [--json] | shaping cancel ID",
      "Every shaping action in force (suspensions, temporary limits and throttles): id,\n"
      "scope, action, rule, the reply that triggered it, since, until; cancel ends one now."},
+    {"passwd", sl_ctl_passwd, "passwd (--file PATH | --listener NAME) USER < PASSWORD",
+     "Set USER's password in a listener's auth_file (Argon2id hash, crypto_pwhash_str);\n"
+     "the password is the first line of standard input."},
 };
 #define NSUB (sizeof subcommands / sizeof subcommands[0])
 

@@ -284,6 +284,7 @@ int sl_metrics_write(FILE *f, const struct sl_shm *shm, const char *spool)
     sl_ctl_throttles_metrics(f, shm, v + counters, n - counters, spool);
     write_stats(f, shm);
     write_latency(f, shm);
+    sl_ctl_cluster_metrics(f, v, n);
     if (spool != NULL)
         single(f, "sluice_spool_quarantined_files", "gauge",
                "Damaged spool entries set aside in the spool's corrupt/ directory.",
@@ -318,18 +319,25 @@ int sl_ctl_metrics(const char *cfgpath, int argc, char **argv)
             return usage();
         }
     }
+    sl_ctl_cluster_open(cfgpath);
     if (shm_name != NULL)
         snprintf(name, sizeof name, "%s", shm_name);
     else if (sl_ctl_global(cfgpath, SL_OPT_SHM_NAME, name, sizeof name) != 0)
         return 1;
     if (sl_ctl_global(cfgpath, SL_OPT_SPOOL_DIR, spool, sizeof spool) == 0)
         spool_dir = spool;
-    if (listen != NULL)
-        return sl_metrics_serve(name, spool_dir, listen);
-    if (sl_ctl_attach_live(name, &shm) != 0)
+    if (listen != NULL) {
+        rc = sl_metrics_serve(name, spool_dir, listen);
+        sl_ctl_cluster_close();
+        return rc;
+    }
+    if (sl_ctl_attach_live(name, &shm) != 0) {
+        sl_ctl_cluster_close();
         return 1;
+    }
     rc = sl_metrics_write(stdout, &shm, spool_dir);
     sl_shm_detach(&shm);
+    sl_ctl_cluster_close();
     if (rc < 0) {
         fprintf(stderr, "sluicectl: cannot read the counter table %s\n", name);
         return 1;

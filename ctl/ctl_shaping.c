@@ -221,13 +221,9 @@ static int request(const char *spool, const char *req, bool suspend, const struc
 /* load - the config and its spool_dir; NULL (reported) when the file does not validate */
 static struct sl_config *load(const char *cfgpath, const char **spool)
 {
-    struct sl_diag d = {0};
-    struct sl_config *cfg = sl_config_load(cfgpath, &d);
+    struct sl_config *cfg = sl_ctl_load_config(cfgpath);
     struct sl_scope_ref none = {0};
 
-    for (size_t i = 0; i < d.n; i++)
-        fprintf(stderr, "%s\n", d.lines[i]);
-    sl_diag_free(&d);
     if (cfg != NULL)
         *spool = sl_config_str(cfg, SL_OPT_SPOOL_DIR, &none);
     return cfg;

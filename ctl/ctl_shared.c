@@ -88,3 +88,15 @@ void sl_ctl_unexpected(const char *sub, const char *arg)
     fprintf(stderr, "sluicectl: %s: unexpected argument %s%s\n", sub, arg,
             arg[0] == '-' ? " (an unknown option, or one missing its value)" : "");
 }
+
+/* sl_ctl_load_config - the config, or NULL with its errors on stderr */
+struct sl_config *sl_ctl_load_config(const char *path)
+{
+    struct sl_diag diag = {0};
+    struct sl_config *cfg = sl_config_load(path, &diag);
+
+    for (size_t i = 0; cfg == NULL && i < diag.n; i++)
+        fprintf(stderr, "%s\n", diag.lines[i]);
+    sl_diag_free(&diag);
+    return cfg;
+}

@@ -124,18 +124,6 @@ static void print_json(const char *binding, const char *domain, const struct sl_
     printf("]}\n");
 }
 
-/* load - the config, or its diagnostics on stderr */
-static struct sl_config *load(const char *cfgpath)
-{
-    struct sl_diag diag = {0};
-    struct sl_config *cfg = sl_config_load(cfgpath, &diag);
-
-    for (size_t i = 0; cfg == NULL && i < diag.n; i++)
-        fprintf(stderr, "%s\n", diag.lines[i]);
-    sl_diag_free(&diag);
-    return cfg;
-}
-
 /* sl_ctl_tls - sluicectl tls [--binding B] [--json] DOMAIN */
 int sl_ctl_tls(const char *cfgpath, int argc, char **argv)
 {
@@ -165,7 +153,7 @@ int sl_ctl_tls(const char *cfgpath, int argc, char **argv)
         *p = (char)tolower((unsigned char)*p);
     if (strlen(domain) > 1 && domain[strlen(domain) - 1] == '.')
         domain[strlen(domain) - 1] = '\0';
-    if ((cfg = load(cfgpath)) == NULL)
+    if ((cfg = sl_ctl_load_config(cfgpath)) == NULL)
         return 1;
     if (sl_config_binding(cfg, binding) == NULL) {
         fprintf(stderr, "sluicectl: no binding \"%s\" in %s\n", binding, cfgpath);

@@ -63,6 +63,23 @@ int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len);
 
 /* "sluicectl: SUB: unexpected argument ARG" on stderr (the caller prints its usage next). */
 void sl_ctl_unexpected(const char *sub, const char *arg);
+/* The config at path, or NULL with its errors on stderr, one line each. */
+struct sl_config *sl_ctl_load_config(const char *path);
+
+int sl_ctl_cluster(const char *cfgpath, int argc, char **argv); /* cluster [--json] */
+
+/* ctl_cluster.c: the cluster-wide figures of the cluster counters, for counters and metrics
+ * (nothing without cluster_redis): load the file's cluster settings; print them after the
+ * table, inside the JSON object, in the exposition; and config check's cluster part (0, or 1
+ * when Redis refuses the password). */
+struct sl_counter_view;
+void sl_ctl_cluster_open(const char *cfgpath);
+void sl_ctl_cluster_close(void);
+void sl_ctl_cluster_table(const struct sl_counter_view *v, size_t n);
+void sl_ctl_cluster_json(const struct sl_counter_view *v, size_t n);
+void sl_ctl_cluster_metrics(FILE *f, const struct sl_counter_view *v, size_t n);
+int sl_ctl_cluster_check(const struct sl_config *cfg);
+int sl_ctl_passwd(const char *cfgpath, int argc, char **argv); /* passwd --file F USER */
 
 /* s as a JSON string literal on stdout (bytes outside printable ASCII escaped). */
 void sl_ctl_json_string(const char *s);

@@ -280,7 +280,8 @@ static bool room(const struct sl_config *cfg, const struct sl_shm *shm, struct s
 {
     struct sl_refusal why;
 
-    if (sl_limits_dest_room_cached(cfg, shm, &d->room, d->binding, d->domain, &why))
+    if (sl_limits_dest_room_cached(cfg, shm, &d->room, d->binding, d->domain, &why) &&
+        sl_limits_cluster_room(cfg, shm, d->binding, d->domain, &why))
         return true;
     *why_out = why;
     if (why.limit < 0)

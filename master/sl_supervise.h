@@ -47,6 +47,9 @@ struct sl_supervisor {
      * requeues its job); may be NULL. */
     void (*on_exit)(struct sl_worker_slot *w, void *ctx);
     void *on_exit_ctx;
+    /* Called for a reaped child that is no worker (a listener process); may be NULL. */
+    void (*on_other)(pid_t pid, int status, void *ctx);
+    void *on_other_ctx;
 };
 
 /* What a forked worker runs; it never returns. */

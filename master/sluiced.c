@@ -31,9 +31,11 @@
 #include "util/sl_clock.h"
 #include "config/sl_config.h"
 #include "master/sl_control_socket.h"
+#include "master/sl_listeners.h"
 #include "config/sl_limits.h"
 #include "master/sl_notify.h"
 #include "master/sl_pickup.h"
+#include "master/sl_cluster_node.h"
 #include "master/sl_pidfile.h"
 #include "master/sl_privileges.h"
 #include "master/sl_queue_ops.h"
@@ -72,6 +74,7 @@ struct master {
     char status[256];            /* the STATUS= line systemd has */
     struct sl_watchdog wd;       /* WatchdogSec=: pinged from poll_once */
     struct sl_sched sched;       /* the queue index and the jobs in flight */
+    struct sl_listeners lsn;     /* the SMTP listener processes (none without a section) */
 };
 
 /* print_diag - every config error on its own line */
@@ -198,6 +201,7 @@ static void reload(struct master *m)
         sl_msg_warn("shm_name, shm_capacity, spool_dir and user take effect at the next restart");
     m->gen = (uint32_t)sl_add64(&m->shm.hdr->config_gen, 1) + 1;
     sl_limits_refresh(next, &m->shm, m->gen);
+    sl_master_cluster_reload(next);
     sl_sched_limits_changed(&m->sched);
     sl_config_free(m->cfg);
     m->cfg = next;
@@ -206,6 +210,7 @@ static void reload(struct master *m)
     m->wctx.gen = m->gen;
     m->sup.want = (unsigned)num(m->cfg, SL_OPT_WORKERS);
     sl_supervise_retire(&m->sup, m->gen);
+    sl_listeners_reload(&m->lsn, m->cfg, m->gen);
     m->announced = false;
     sl_msg_info("reloaded %s: config generation %u", m->path, m->gen);
 }
@@ -232,8 +237,10 @@ static int loop_timeout(const struct master *m, const struct timespec *until)
         timeout = min_wait(timeout, NOTIFY_RETRY_MS);
 
     timeout = min_wait(timeout, sl_supervise_wait_ms(&m->sup, m->gen));
+    timeout = min_wait(timeout, sl_listeners_wait_ms(&m->lsn));
     timeout = min_wait(timeout, sl_sched_wait_ms(&m->sched));
     timeout = min_wait(timeout, sl_clock_ms_until(m->next_rescan));
+    timeout = min_wait(timeout, sl_master_cluster_wait_ms());
     if (until != NULL)
         timeout = min_wait(timeout, sl_clock_ms_until(*until));
     return timeout;
@@ -297,11 +304,18 @@ static void reopen_log(struct master *m)
     sl_msg_info("delivery log %s: reopened by %u workers", str(m->cfg, SL_OPT_DELIVERY_LOG), told);
 }
 
+/* listener_exit - a reaped child the worker supervisor does not know */
+static void listener_exit(pid_t pid, int status, void *ctx)
+{
+    sl_listeners_reaped(ctx, pid, status);
+}
+
 /* serve - the main loop, until SIGTERM or SIGINT */
 static void serve(struct master *m, int sigfd)
 {
     for (;;) {
         sl_supervise_fill(&m->sup, &m->shm, m->gen, sl_worker_main, &m->wctx);
+        sl_listeners_fill(&m->lsn);
         maybe_announce(m);
         sl_queue_ops_settle(&m->sched); /* commands that waited for an attempt in flight */
         sl_sched_dispatch(&m->sched, &m->sup, m->cfg, &m->shm, m->gen);
@@ -315,6 +329,7 @@ static void serve(struct master *m, int sigfd)
         if (sl_signals_take(SL_SIG_REOPEN))
             reopen_log(m);
         sl_sched_tick(&m->sched);
+        sl_master_cluster_tick(&m->shm);
         rescan(m);
         if ((int)sl_clock_ms_until(m->next_audit) == 0)
             run_audit(m);
@@ -342,13 +357,18 @@ static int stop_grace_ms(const struct sl_config *cfg)
 static void drain(struct master *m, int sigfd)
 {
     int grace = stop_grace_ms(m->cfg);
-    struct timespec deadline = sl_clock_after_ms(grace);
+    struct timespec deadline;
 
+    if (m->lsn.np > 0 && sl_listeners_grace_ms(&m->lsn) > grace)
+        grace = sl_listeners_grace_ms(&m->lsn);
+    deadline = sl_clock_after_ms(grace);
     m->sched.draining = true;
+    sl_listeners_drain(&m->lsn);
     sl_supervise_drain(&m->sup);
     sl_msg_info("stopping: %u workers finish their jobs (at most %d ms)",
                 sl_supervise_alive(&m->sup), grace);
-    while (sl_supervise_alive(&m->sup) > 0 && sl_clock_ms_until(deadline) > 0) {
+    while (sl_supervise_alive(&m->sup) + sl_listeners_alive(&m->lsn) > 0 &&
+           sl_clock_ms_until(deadline) > 0) {
         poll_once(m, sigfd, &deadline);
         sl_queue_ops_settle(&m->sched); /* a hold asked for during the last attempt is kept */
         if (sl_signals_take(SL_SIG_STOP))
@@ -357,7 +377,10 @@ static void drain(struct master *m, int sigfd)
             sl_supervise_reap(&m->sup, &m->shm);
         if (sl_signals_take(SL_SIG_REOPEN))
             reopen_log(m); /* the last jobs' lines go to the new file too */
+        /* the sessions still running keep their cluster leases */
+        sl_master_cluster_tick(&m->shm);
     }
+    sl_listeners_stop(&m->lsn);
     sl_supervise_stop(&m->sup, &m->shm, STOP_AFTER_MS);
     sl_queue_ops_settle(&m->sched); /* parts of workers stopped mid-attempt */
 }
@@ -438,12 +461,14 @@ int main(int argc, char **argv)
     sl_privileges_plan(str(m.cfg, SL_OPT_USER), &priv); /* fatal before anything exists */
     sigfd = sl_signals_install();
     open_table(&m);
+    sl_master_cluster_start(m.cfg, &m.shm);
     m.spool = sl_strdup(str(m.cfg, SL_OPT_SPOOL_DIR));
     m.wctx = (struct sl_worker_ctx){.cfg = m.cfg, .shm = &m.shm, .gen = m.gen, .spool = m.spool};
     sl_sched_init(&m.sched, m.spool);
     sl_queue_ops_init(&m.wctx);
     sl_msg_info("spool %s: %zu messages queued", m.spool, sl_pickup_start(&m.sched));
     m.ctlfd = sl_control_open(m.spool);
+    sl_listeners_open(&m.lsn, m.cfg, m.spool, m.gen); /* ports below 1024 before the drop */
     sl_privileges_hand_over(&priv, m.shm.name, m.spool, str(m.cfg, SL_OPT_DELIVERY_LOG));
     sl_privileges_drop(&priv); /* before the first fork: workers are never root */
     if (!sl_privileges_check_log(str(m.cfg, SL_OPT_DELIVERY_LOG), err, sizeof err)) {
@@ -455,6 +480,8 @@ int main(int argc, char **argv)
     sl_supervise_init(&m.sup, (unsigned)num(m.cfg, SL_OPT_WORKERS));
     m.sup.on_exit = sl_sched_worker_exit;
     m.sup.on_exit_ctx = &m.sched;
+    m.sup.on_other = listener_exit;
+    m.sup.on_other_ctx = &m.lsn;
     schedule_audit(&m);
     m.next_rescan = sl_clock_after_ms(SL_PICKUP_RESCAN_MS);
     m.next_status = sl_clock_after_ms(STATUS_EVERY_MS);
@@ -471,6 +498,7 @@ int main(int argc, char **argv)
     sl_sched_free(&m.sched);
     sl_queue_ops_free();
     free(m.spool);
+    sl_master_cluster_stop();
     sl_shm_unlink(m.shm.name);
     sl_shm_detach(&m.shm);
     sl_config_free(m.cfg);

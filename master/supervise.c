@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "util/sl_clock.h"
+#include "master/sl_cluster_node.h"
 #include "master/sl_supervise.h"
 #include "util/sl_msg.h"
 #include "worker/sl_worker.h"
@@ -129,7 +130,10 @@ static void back_off(struct sl_supervisor *s)
 static void forget(struct sl_supervisor *s, struct sl_shm *shm, struct sl_worker_slot *w,
                    int status)
 {
-    uint32_t units = sl_shm_reclaim_owner(shm, w->owner);
+    uint32_t units;
+
+    sl_master_cluster_reclaim(shm, w->owner); /* its records still name its leases */
+    units = sl_shm_reclaim_owner(shm, w->owner);
     bool young = time(NULL) - w->started < YOUNG_SECONDS;
 
     if (WIFSIGNALED(status))
@@ -164,11 +168,13 @@ void sl_supervise_reap(struct sl_supervisor *s, struct sl_shm *shm)
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (unsigned i = 0; i < s->nw; i++)
-            if (s->w[i].pid == pid) {
-                forget(s, shm, &s->w[i], status);
-                break;
-            }
+        unsigned i = 0;
+        while (i < s->nw && s->w[i].pid != pid)
+            i++;
+        if (i < s->nw)
+            forget(s, shm, &s->w[i], status);
+        else if (s->on_other != NULL)
+            s->on_other(pid, status, s->on_other_ctx);
     }
 }
 

@@ -35,6 +35,10 @@
 #             of connections.  A drain not done in BENCH_DOMAIN_DRAIN_LIMIT seconds (default
 #             60) is cut there: its rate is what was delivered by then, and the note says how
 #             much and how many domains were left.
+#   submit    N messages submitted by smtp-source over 8 and 32 sessions to sluice's listener
+#             and to a private Postfix's smtpd, both delivering to bench_sink: accept and
+#             end-to-end rates, latency from the durable write to the sink, CPU per message
+#             (scripts/bench_listener.sh says how each is measured)
 #   latency   one message every BENCH_LATENCY_INTERVAL_MS ms (default 50), BENCH_LATENCY_MESSAGES
 #             of them (default 200) per row, message i to domain i mod D, one row per
 #             BENCH_LATENCY_ROWS entry D:LIMIT (default "1:20 100:20 1000:20 1:4 100:4 1000:4";
@@ -46,6 +50,12 @@
 #             message's Message-ID.  Prints p50, p90, p99 and max in ms (a message that had
 #             not arrived 10 s after the last one was sent counts as lost: ">10s"), and the
 #             peak of sessions at the sink.  Postfix has no connection cache, as in domains.
+#   cluster   what a cluster lease adds to a connection (tests/bench/bench_cluster.c against a
+#             private redis-server on loopback): acquire + release of one and of three cluster
+#             counters, mean / p50 / p99 in µs and Redis calls per connection
+#             (BENCH_CLUSTER_CONNECTIONS of them, default 20000); lease pairs per second that one
+#             Redis serves to 2, 8 and 32 processes; one node's renewal round of 1,000 leases
+#             over 100 counters and the Redis calls per second it costs
 # sluice's idle_timeout is its default unless BENCH_IDLE_TIMEOUT is set (e.g. 1s).  The new
 # parts use tests/bench/bench_sink.c (an epoll SMTP sink that counts concurrent sessions as
 # tests/peer/sink.py does and timestamps each message) rather than smtp-sink, which counts
@@ -69,7 +79,7 @@ BODY=4096
 INJECT_JOBS=${BENCH_INJECT_JOBS:-8}
 DRAIN_LIMIT=${BENCH_DRAIN_LIMIT:-60} # seconds before a drain is given up
 WORKERS=${BENCH_WORKERS:-16}
-PARTS=${BENCH_PARTS:-feeders postfix sluice domains latency} # a subset runs only those parts
+PARTS=${BENCH_PARTS:-feeders postfix sluice domains latency cluster submit} # a subset runs only those parts
 DOMAIN_ROWS=${BENCH_DOMAIN_ROWS:-100:4 100:20 1000:20 100mx2:20}
 DOMAIN_WORKERS=${BENCH_DOMAIN_WORKERS:-32}
 DOMAIN_DRAIN_LIMIT=${BENCH_DOMAIN_DRAIN_LIMIT:-60}
@@ -87,6 +97,8 @@ PF_CACHED=${BENCH_POSTFIX_CACHED:-1}
 . "$root/tests/e2e/lib/peer.sh"
 # shellcheck source=../tests/e2e/lib/dns.sh
 . "$root/tests/e2e/lib/dns.sh"
+# shellcheck source=bench_listener.sh
+. "$root/scripts/bench_listener.sh"
 
 declare -A rate=() cpu=() note=() fill=()
 
@@ -898,10 +910,25 @@ main() {
       fi
       [ "$i" -ne "$last" ] || report
       ;;
-    domains | latency) "bench_$part" ;;
-    *) echo "bench_delivery: no part $part (feeders postfix sluice domains latency)" ;;
+    domains | latency | cluster) "bench_$part" ;;
+    submit) bench_submit ;;
+    *) echo "bench_delivery: no part $part (feeders postfix sluice domains latency cluster submit)" ;;
     esac
   done
+}
+
+# bench_cluster - the cost of a cluster lease per connection, against a private redis-server
+bench_cluster() {
+  # shellcheck source=../tests/e2e/lib/redis.sh
+  . "$root/tests/e2e/lib/redis.sh"
+  if ! redis_start; then
+    echo "bench_delivery: cluster: redis-server did not start"
+    return
+  fi
+  echo
+  echo "cluster leases (one redis-server on loopback; a worker's cost per connection):"
+  "$bench/bench_cluster" "$REDIS_PORT" "${BENCH_CLUSTER_CONNECTIONS:-20000}" | sed 's/^/  /'
+  redis_stop
 }
 
 # main runs in a subshell with the same clean-up, so that even a mistake of this script (an

@@ -8,6 +8,8 @@
 # shows the slots reclaimed.  Then it injects a few thousand messages while the
 # daemon runs, shows the inspector's live view while they flow, and ends with a
 # summary: delivered, time, and per scope the peak connections the sink saw
+# A third of the messages is submitted over SMTP to the listener (conf/demo.ini's
+# [listener "apps"]) by Python's smtplib, one by swaks for show; the rest by inject.
 # against each limit.  Exit 0 only when everything was delivered and no peak
 # went over its limit.  Everything it starts, it ends; its temp dir goes too.
 # Environment: SLUICE_BIN (default bin/), DEMO_MESSAGES (default 3000).
@@ -45,9 +47,10 @@ dns_start >/dev/null
 PEER_MAILDIR=0 peer_start mx '{"hold": 0.1}' 127.0.1.1 127.0.1.2 127.0.1.3 127.0.1.4 127.0.1.5
 echo "nsd on $DNS_SERVER; sink on 127.0.1.1-5 port $PEER_PORT (each reply to DATA held 0.1 s)"
 
+lport=$(peer_free_port 127.0.0.1)
 { echo "shm_name = /sluice-demo-$$"; echo "spool_dir = $dir/spool"; echo "delivery_log = $dir/delivery.log"
   echo "dns_server = $DNS_SERVER"; echo "smtp_port = $PEER_PORT"
-  cat "$top/conf/demo.ini"; } >"$cfg"
+  sed "s/^address = 127.0.0.1:2525\$/address = 127.0.0.1:$lport/" "$top/conf/demo.ini"; } >"$cfg"
 ctl() { "$bin/sluicectl" -c "$cfg" "$@"; }
 
 step "The configuration (conf/demo.ini) is valid"
@@ -83,6 +86,11 @@ ctl counters | grep -E 'sluiced pid|reclaimed|SCOPE|wanadoo|orange|^server'
 grep -c 'killed by signal 9' "$dir/sluiced.log" | sed 's/^/workers reaped: /'
 echo "(they are replaced with a back-off, as after any burst of crashes: the queue fills meanwhile)"
 
+step "An application submits over SMTP: swaks to the listener on 127.0.0.1:$lport"
+swaks --server 127.0.0.1 --port "$lport" --from app@sluice.test --to swaks@example.com \
+  --header 'X-Sluice-Binding: example' --body 'submitted with swaks' 2>&1 |
+  grep -E '^ *(->|<-) *(EHLO|MAIL|RCPT|250 2.0.0|250 2.1|221)' || echo "swaks failed" >&2
+
 total=${DEMO_MESSAGES:-3000}
 step "Queueing $total messages while sluiced runs; the live view while they flow"
 # One line per message: binding, domain (the seed pages' cases, every limit busy
@@ -100,9 +108,29 @@ printf 'Subject: sluice demo\r\nFrom: demo@sluice.test\r\n\r\nhello from the dem
 plan "$total" | nl -w1 -s' ' >"$dir/plan" # N BINDING DOMAIN
 total=$(wc -l <"$dir/plan")
 export DEMO_CTL=$bin/sluicectl DEMO_CFG=$cfg DEMO_MSG=$dir/msg.eml
-inject_all() { # six at a time: each inject waits for its fsyncs
-  xargs -P 6 -L 1 sh -c 'exec "$DEMO_CTL" -c "$DEMO_CFG" inject --binding "$1" \
-    -f demo@sluice.test "u$0@$2" <"$DEMO_MSG" >/dev/null' <"$dir/plan" 2>>"$dir/inject.err"
+inject_all() { # six at a time: each inject waits for its fsyncs; every third line by SMTP
+  awk 'NR % 3 != 0' "$dir/plan" | xargs -P 6 -L 1 sh -c 'exec "$DEMO_CTL" -c "$DEMO_CFG" \
+    inject --binding "$1" -f demo@sluice.test "u$0@$2" <"$DEMO_MSG" >/dev/null' \
+    2>>"$dir/inject.err" &
+  awk 'NR % 3 == 0' "$dir/plan" >"$dir/plan.smtp"
+  submit_smtp "$dir/plan.smtp" 2>>"$dir/inject.err"
+  wait
+}
+submit_smtp() { # FILE of lines "N BINDING DOMAIN", over 4 SMTP sessions to the listener
+  python3 - "$lport" "$1" <<'PY'
+import smtplib, sys, threading
+port, lines = int(sys.argv[1]), [l.split() for l in open(sys.argv[2])]
+def send(part):
+    s = smtplib.SMTP("127.0.0.1", port)
+    for n, binding, domain in part:
+        msg = ("Subject: sluice demo\r\nFrom: demo@sluice.test\r\nX-Sluice-Binding: %s\r\n"
+               "\r\nhello from the demo, over SMTP\r\n" % binding)
+        s.sendmail("demo@sluice.test", ["u%s@%s" % (n, domain)], msg)
+    s.quit()
+threads = [threading.Thread(target=send, args=(lines[i::4],)) for i in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+PY
 }
 start_s=$(date +%s.%N)
 inject_all &
@@ -124,7 +152,8 @@ wait "$injector"
 took=$(python3 -c "print(round($(date +%s.%N) - $start_s, 1))")
 ndelivered=$(delivered)
 
-step "Summary: $ndelivered of $total delivered in $took s; peak connections the sink saw"
+ndelivered=$((ndelivered - 1)) # the swaks message
+step "Summary: $ndelivered of $total delivered in $took s ($((total / 3)) of them by SMTP); peak connections the sink saw"
 peak() { peer_stat mx "$1['peak']"; }
 bad=0
 row() { # WHAT LIMIT PEAK
@@ -143,7 +172,7 @@ row "yahoofriends -> yahoo.com (binding::domain)" 30 "$(peak "pair('127.0.0.5', 
 row "host mx1.example.com (example.net), every binding" 8 "$(peak "dest('127.0.1.5')")"
 row "binding outside, all domains (server_max)" 50 "$(peak "source('127.0.0.4')")"
 row "the whole server (server_max)" 200 "$(peer_stat mx "total['peak']")"
-if [ "$ndelivered" -ne "$total" ]; then
+if [ "$ndelivered" -lt "$total" ]; then
   echo "not everything was delivered: $ndelivered of $total (see $dir/delivery.log)"; bad=1
 fi
 failed_inject=$(wc -l <"$dir/inject.err")

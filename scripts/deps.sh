@@ -14,6 +14,8 @@ pkgs=(
   libssl-dev       # TLS (STARTTLS), certificate checks, DANE (SSL_dane_*)
   libcurl4-openssl-dev # HTTPS fetch of MTA-STS policies
   libmicrohttpd-dev    # the HTTP endpoint of `sluicectl metrics --listen`
+  libhiredis-dev   # the Redis client of the cluster counters' leases (cluster/)
+  redis-server     # a real Redis for the cluster tests and the lease benchmark
   openssl          # test certificates for the STARTTLS peers
   curl             # a real HTTP client scraping the metrics endpoint in tests
   unbound          # a real validating resolver for the DNSSEC (DANE) tests
@@ -26,6 +28,8 @@ pkgs=(
   nsd              # a real authoritative DNS server for the test zones
   postfix          # real SMTP peers: smtpd as a receiving server, smtp-sink for speed
   dnsutils         # dig, to check the test zones are served before a test starts
+  swaks            # a real SMTP client submitting to the listener (plain, STARTTLS, AUTH)
+  libnet-ssleay-perl # swaks' STARTTLS
 )
 
 missing=()

@@ -149,7 +149,7 @@ static int own_like_dir(int fd, const char *path)
 /* write_tmp - create tmp/NAME with data, fsynced; -1 with errno */
 static int write_tmp(const char *path, const void *data, size_t len, enum spool_commit_mode mode)
 {
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (mode == SPOOL_NEW ? O_EXCL : O_TRUNC);
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (mode != SPOOL_REPLACE ? O_EXCL : O_TRUNC);
     int fd = open(path, flags, 0640);
     int saved;
 
@@ -197,7 +197,7 @@ enum spool_commit_result spool_commit(const char *dir, const char *tmpname, cons
         unlink(tmp);
         return SPOOL_COMMIT_ERROR;
     }
-    rc = mode == SPOOL_NEW ? claim(tmp, final) : rename(tmp, final);
+    rc = mode != SPOOL_REPLACE ? claim(tmp, final) : rename(tmp, final);
     if (rc < 0) {
         int saved = errno;
         unlink(tmp);
@@ -206,6 +206,8 @@ enum spool_commit_result spool_commit(const char *dir, const char *tmpname, cons
         spool_fail(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(saved));
         return SPOOL_COMMIT_ERROR;
     }
+    if (mode == SPOOL_NEW_GROUPED)
+        return SPOOL_COMMIT_OK; /* the caller syncs subdir, with its group */
     if (spool_fsync_dir(subdir) < 0) {
         /* The file is in place but maybe not durable: take it back, the
          * caller reports a failure and must not believe it was accepted. */

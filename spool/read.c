@@ -99,6 +99,45 @@ static bool add_rcpt(struct sl_spool_msg *m, const char *v, size_t vn, size_t *c
     return true;
 }
 
+/* starts - the next line is "key ..." */
+static bool starts(const struct spool_lines *l, const char *key)
+{
+    size_t n = strlen(key);
+    return (size_t)(l->end - l->p) > n && memcmp(l->p, key, n) == 0 && l->p[n] == ' ';
+}
+
+/* text_of - an optional "key TEXT" line (RFC 3461 values): a new string, or NULL when absent;
+ * false when present and malformed */
+static bool text_of(struct spool_lines *l, const char *key, char **out)
+{
+    const char *v;
+    size_t vn;
+
+    *out = NULL;
+    if (!starts(l, key))
+        return true;
+    if (!spool_value_of(l, key, &v, &vn) || vn == 0 || vn > 500)
+        return false;
+    for (size_t i = 0; i < vn; i++)
+        if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] >= 0x7f)
+            return false;
+    *out = sl_strndup(v, vn);
+    return true;
+}
+
+/* rcpt_dsn - the optional notify and orcpt lines after a rcpt line */
+static bool rcpt_dsn(struct spool_lines *l, struct sl_spool_rcpt *r)
+{
+    uint64_t bits;
+
+    if (starts(l, "notify")) {
+        if (!spool_number_of(l, "notify", SL_NOTIFY_ALL, &bits) || bits == 0)
+            return false;
+        r->notify = (unsigned)bits;
+    }
+    return text_of(l, "orcpt", &r->orcpt);
+}
+
 /* parse_header - the envelope lines, strictly in the order of sl_spool.h */
 static const char *parse_header(struct spool_lines *l, const char *id, struct sl_spool_msg *m)
 {
@@ -126,9 +165,20 @@ static const char *parse_header(struct spool_lines *l, const char *id, struct sl
         return "bad sender";
     if (!spool_number_of(l, "size", UINT64_MAX, &m->size))
         return "bad size line";
-    while (l->p < l->end)
+    if (!text_of(l, "envid", &m->envid))
+        return "bad envid line";
+    if (starts(l, "ret")) {
+        if (!spool_value_of(l, "ret", &v, &vn) || vn != 4 ||
+            (memcmp(v, "hdrs", 4) != 0 && memcmp(v, "full", 4) != 0))
+            return "bad ret line";
+        m->ret_hdrs = memcmp(v, "hdrs", 4) == 0;
+    }
+    while (l->p < l->end) {
         if (!spool_value_of(l, "rcpt", &v, &vn) || !add_rcpt(m, v, vn, &cap))
             return "bad rcpt line";
+        if (!rcpt_dsn(l, &m->rcpt[m->nrcpt - 1]))
+            return "bad notify or orcpt line";
+    }
     return m->nrcpt > 0 ? NULL : "no recipient";
 }
 
@@ -208,8 +258,11 @@ int sl_spool_read_full(const char *dir, const char *id, struct sl_spool_msg *out
 /* sl_spool_msg_free - everything sl_spool_read allocated */
 void sl_spool_msg_free(struct sl_spool_msg *m)
 {
-    for (size_t i = 0; i < m->nrcpt; i++)
+    for (size_t i = 0; i < m->nrcpt; i++) {
         free(m->rcpt[i].addr);
+        free(m->rcpt[i].orcpt);
+    }
+    free(m->envid);
     for (size_t i = 0; i < m->nparts; i++)
         free(m->domain[i]);
     free(m->rcpt);

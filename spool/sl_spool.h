@@ -26,7 +26,11 @@
  *   from ADDRESS       (empty for the null sender)
  *   size BYTES         (the body as the sender wrote it, before dot-stuffing:
  *                       what SIZE= announces)
+ *   envid TEXT         (optional: RFC 3461 ENVID, decoded, printable ASCII)
+ *   ret hdrs|full      (optional: RFC 3461 RET)
  *   rcpt PART ADDRESS
+ *   notify BITS        (optional, after its rcpt: RFC 3461 NOTIFY, SL_NOTIFY_* bits)
+ *   orcpt TEXT         (optional, after its rcpt: RFC 3461 ORCPT "type;address", decoded)
  *   (blank line)
  * State file (text lines):
  *   attempts N
@@ -42,6 +46,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define SL_SPOOL_ID_LEN    20  /* characters of a queue id, without NUL */
 #define SL_ADDR_MAX        254 /* RFC 5321 path: 256 octets with the angle brackets */
@@ -51,11 +56,20 @@
 #define SL_SPOOL_RCPT_MAX  10000
 #define SL_REPLY_MAX       512 /* a stored reply, truncated */
 
+/* RFC 3461 NOTIFY, as bits; 0: not given (a failure is reported, as by default). */
+#define SL_NOTIFY_NEVER   1u
+#define SL_NOTIFY_SUCCESS 2u
+#define SL_NOTIFY_FAILURE 4u
+#define SL_NOTIFY_DELAY   8u
+#define SL_NOTIFY_ALL     15u
+
 enum sl_rcpt_status { SL_RCPT_PENDING = 'P', SL_RCPT_DELIVERED = 'D', SL_RCPT_BOUNCED = 'B' };
 
 struct sl_spool_rcpt {
-    char *addr;    /* as given (the local part keeps its case) */
-    uint16_t part; /* index into domain[] */
+    char *addr;      /* as given (the local part keeps its case) */
+    uint16_t part;   /* index into domain[] */
+    unsigned notify; /* SL_NOTIFY_* bits, 0: not given */
+    char *orcpt;     /* RFC 3461 ORCPT ("rfc822;addr"), or NULL */
 };
 
 /* One queued message as read back from queue/ID (the envelope only). */
@@ -65,6 +79,8 @@ struct sl_spool_msg {
     char *binding;
     char *sender; /* "" for the null sender */
     bool dsn;
+    char *envid;     /* RFC 3461 ENVID, or NULL */
+    bool ret_hdrs;   /* RET=HDRS */
     uint64_t size;   /* SIZE= value */
     size_t body_off; /* byte offset of the stored body in the file */
     size_t nrcpt;
@@ -85,6 +101,17 @@ struct sl_spool_state {
     unsigned char *status; /* enum sl_rcpt_status per recipient of the message */
 };
 
+/* Group commit (group.c): writers sharing one share their directory syncs. */
+struct sl_spool_group;
+/* A group in a shared page; made before the writers fork (never freed: it lives as long as
+ * the processes). */
+struct sl_spool_group *sl_spool_group_new(void);
+/* A writer process of the group was reaped (killed in the middle of a write, its mark would
+ * make every later sync wait its longest). */
+void sl_spool_group_forget(struct sl_spool_group *g, pid_t pid);
+/* Directory syncs the group made so far; *files (if not NULL): the new files they covered. */
+uint64_t sl_spool_group_syncs(struct sl_spool_group *g, uint64_t *files);
+
 /* What inject hands to sl_spool_write. */
 struct sl_spool_new {
     const char *binding;
@@ -95,6 +122,12 @@ struct sl_spool_new {
     const char *body; /* RFC 5322 bytes, any of CRLF, LF or CR line ends */
     size_t len;
     uint64_t max_size; /* refuse a body larger than this (bytes after normalising); 0: no limit */
+    struct sl_spool_group *group; /* NULL: queue/ synced for this message alone */
+    /* RFC 3461, from an SMTP client (all optional): */
+    const char *envid;
+    bool ret_hdrs;
+    const unsigned *notify;   /* per recipient, or NULL */
+    const char *const *orcpt; /* per recipient (NULL entries allowed), or NULL */
 };
 
 /* Create tmp/, queue/ and state/ under dir (and dir, mode 0750). */

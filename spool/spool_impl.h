@@ -43,8 +43,9 @@ int spool_fsync_dir(const char *path);
 
 /* How spool_commit treats an existing final file. */
 enum spool_commit_mode {
-    SPOOL_NEW,     /* refuse it (a new message: an id is never reused) */
-    SPOOL_REPLACE, /* replace it atomically (a state update) */
+    SPOOL_NEW,         /* refuse it (a new message: an id is never reused) */
+    SPOOL_REPLACE,     /* replace it atomically (a state update) */
+    SPOOL_NEW_GROUPED, /* as SPOOL_NEW, and the directory sync is the caller's (group.c) */
 };
 /* Results of spool_commit. */
 enum spool_commit_result { SPOOL_COMMIT_OK, SPOOL_COMMIT_EXISTS, SPOOL_COMMIT_ERROR };
@@ -54,6 +55,13 @@ enum spool_commit_result { SPOOL_COMMIT_OK, SPOOL_COMMIT_EXISTS, SPOOL_COMMIT_ER
 enum spool_commit_result spool_commit(const char *dir, const char *tmpname, const char *sub,
                                       const char *name, const void *data, size_t len,
                                       enum spool_commit_mode mode, char *err, size_t errlen);
+
+/* Make the caller's rename into subdir durable, sharing the sync with the group (group.c);
+ * -1 with errno. */
+int spool_group_sync(struct sl_spool_group *g, const char *subdir);
+/* A writer of the group starts (true) or ends (false) its file's write and rename: a sync
+ * about to start waits a moment for those in progress to join it.  g may be NULL. */
+void spool_group_writing(struct sl_spool_group *g, bool start);
 
 /* A decimal number of n bytes at s, no sign, no leading zeros beyond "0",
  * at most max. */

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "util/sl_msg.h"
 #include "spool_impl.h"
@@ -66,6 +68,28 @@ static bool binding_ok(const char *b)
         if ((unsigned char)b[i] <= ' ' || (unsigned char)b[i] >= 0x7f)
             return false;
     return true;
+}
+
+/* dsn_text_ok - an ENVID or ORCPT: printable ASCII on one line, bounded */
+static bool dsn_text_ok(const char *s)
+{
+    size_t n = 0;
+
+    for (; s[n] != '\0'; n++)
+        if ((unsigned char)s[n] < 0x20 || (unsigned char)s[n] >= 0x7f)
+            return false;
+    return n > 0 && n <= 500;
+}
+
+/* check_dsn - the RFC 3461 values, which go into the header as text */
+static int check_dsn(const struct sl_spool_new *m, char *err, size_t errlen)
+{
+    if (m->envid != NULL && !dsn_text_ok(m->envid))
+        return spool_fail(err, errlen, "bad ENVID");
+    for (size_t i = 0; m->orcpt != NULL && i < m->nrcpt; i++)
+        if (m->orcpt[i] != NULL && !dsn_text_ok(m->orcpt[i]))
+            return spool_fail(err, errlen, "bad ORCPT");
+    return 0;
 }
 
 /* check_addresses - the sender and every recipient, with the culprit in err */
@@ -170,8 +194,13 @@ static size_t header_room(const struct sl_spool_new *m)
 {
     size_t room = 256 + strlen(m->binding) + strlen(m->sender);
 
-    for (size_t i = 0; i < m->nrcpt; i++)
-        room += strlen(m->rcpt[i]) + 16;
+    if (m->envid != NULL)
+        room += strlen(m->envid) + 16;
+    for (size_t i = 0; i < m->nrcpt; i++) {
+        room += strlen(m->rcpt[i]) + 16 + 16;
+        if (m->orcpt != NULL && m->orcpt[i] != NULL)
+            room += strlen(m->orcpt[i]) + 16;
+    }
     return room;
 }
 
@@ -183,10 +212,36 @@ static void put_header(struct out *o, const struct sl_spool_new *m, const char *
         "sluice-spool 1\nid %s\narrival %" PRId64 "\nbinding %s\ndsn %d\nfrom %s\nsize %" PRIu64
         "\n",
         id, arrival, m->binding, m->dsn ? 1 : 0, m->sender, size);
-    for (size_t i = 0; i < m->nrcpt; i++)
-        if (!k[i].dup)
-            put(o, "rcpt %u %s\n", k[i].part, k[i].addr);
+    if (m->envid != NULL)
+        put(o, "envid %s\n", m->envid);
+    if (m->ret_hdrs)
+        put(o, "ret hdrs\n");
+    for (size_t i = 0; i < m->nrcpt; i++) {
+        if (k[i].dup)
+            continue;
+        put(o, "rcpt %u %s\n", k[i].part, k[i].addr);
+        if (m->notify != NULL && m->notify[i] != 0)
+            put(o, "notify %u\n", m->notify[i] & SL_NOTIFY_ALL);
+        if (m->orcpt != NULL && m->orcpt[i] != NULL)
+            put(o, "orcpt %s\n", m->orcpt[i]);
+    }
     put(o, "\n");
+}
+
+/* sync_grouped - queue/ synced with the group; on failure the message is taken back */
+static int sync_grouped(const char *dir, struct sl_spool_group *g, const char *id, char *err,
+                        size_t errlen)
+{
+    char sub[4096], final[4096];
+
+    if (!spool_path(sub, sizeof sub, dir, SPOOL_QUEUE, NULL) ||
+        !spool_path(final, sizeof final, dir, SPOOL_QUEUE, id))
+        return spool_fail(err, errlen, "spool path too long: %s", dir);
+    if (spool_group_sync(g, sub) == 0)
+        return 0;
+    spool_fail(err, errlen, "cannot fsync %s: %s", sub, strerror(errno));
+    unlink(final); /* in place but maybe not durable: the caller must not acknowledge it */
+    return -1;
 }
 
 /* commit_new - the file under a fresh id; a taken id is drawn again */
@@ -203,7 +258,13 @@ static int commit_new(const char *dir, const struct sl_spool_new *m, const struc
         o.len = 0;
         put_header(&o, m, id, arrival, size, k);
         spool_body_encode(m->body, m->len, o.p + o.len);
-        r = spool_commit(dir, id, SPOOL_QUEUE, id, o.p, o.len + stuffed, SPOOL_NEW, err, errlen);
+        spool_group_writing(m->group, true);
+        r = spool_commit(dir, id, SPOOL_QUEUE, id, o.p, o.len + stuffed,
+                         m->group != NULL ? SPOOL_NEW_GROUPED : SPOOL_NEW, err, errlen);
+        spool_group_writing(m->group, false);
+        if (r == SPOOL_COMMIT_OK && m->group != NULL &&
+            sync_grouped(dir, m->group, id, err, errlen) < 0)
+            r = SPOOL_COMMIT_ERROR;
         if (r != SPOOL_COMMIT_EXISTS) {
             free(o.p);
             return r == SPOOL_COMMIT_OK ? 0 : -1;
@@ -226,7 +287,8 @@ int sl_spool_write(const char *dir, const struct sl_spool_new *m, char *id, char
         return spool_fail(err, errlen, "bad binding name");
     if (m->sender == NULL || check_addresses(m, err, errlen) < 0)
         return m->sender == NULL ? spool_fail(err, errlen, "no sender") : -1;
-    if (spool_body_measure(m->body, m->len, &size, &stuffed, err, errlen) < 0)
+    if (check_dsn(m, err, errlen) < 0 ||
+        spool_body_measure(m->body, m->len, &size, &stuffed, err, errlen) < 0)
         return -1;
     if (m->max_size > 0 && size > m->max_size)
         return spool_fail(err, errlen, "message of %" PRIu64 " bytes is larger than %" PRIu64, size,

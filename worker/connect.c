@@ -45,8 +45,8 @@ static void note_refusal(struct sl_wstate *w, const struct sl_refusal *why,
     info->why = *why;
     info->phase = "limits";
     sl_worker_scope_name(w->ctx->shm, why->slot, info->scope, sizeof info->scope);
-    snprintf(info->reply, sizeof info->reply, "%s: %u in use, limit %d", info->scope, why->in_use,
-             why->limit);
+    snprintf(info->reply, sizeof info->reply, "%s: %u in use, limit %d%s", info->scope, why->in_use,
+             why->limit, why->kind == SL_SCOPE_CLUSTER ? w->lease_note : "");
     sl_worker_action_note(why, info->reply, sizeof info->reply);
 }
 
@@ -240,7 +240,7 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
                 return SL_OPEN_DEFER;
             }
             note_refusal(w, &why, info);
-            if (!host_scoped(why.kind))
+            if (!host_scoped(why.kind) && !sl_worker_lease_host_scoped(w->ctx->shm, &why))
                 return SL_OPEN_WAIT;
             refused = true;
             continue;
@@ -256,7 +256,7 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
             return SL_OPEN_OK;
         }
         failed = true;
-        sl_resv_release(w->ctx->shm, w->owner, &w->conn.r);
+        sl_worker_release(w, &w->conn.r);
     }
     if (!failed && !refused) {
         info->phase = "dns";
@@ -341,6 +341,6 @@ void sl_conn_close(struct sl_wstate *w, bool polite)
         sl_smtp_quit(&c->s);
     else
         sl_smtp_close(&c->s);
-    sl_resv_release(w->ctx->shm, w->owner, &c->r);
+    sl_worker_release(w, &c->r);
     c->open = false;
 }

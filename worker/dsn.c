@@ -7,6 +7,11 @@
  * Remote-MTA, Diagnostic-Code), and the original message's header as
  * text/rfc822-headers.  It is queued from the null sender with the dsn flag,
  * through the same durable spool write as inject, on the original binding.
+ * RFC 3461: a recipient whose NOTIFY does not ask for failures (NEVER, or
+ * SUCCESS/DELAY alone) is left out of the report, and with none left there is
+ * no report; ENVID and ORCPT, kept in the spool from the SMTP client, are
+ * given back as Original-Envelope-Id and Original-Recipient.  The report
+ * always carries the header only (RET=HDRS; RET=FULL is served the same).
  * Trust boundary: the original header and the replies come from outside;
  * replies are kept to one line, the header is copied up to a bound.
  */
@@ -79,14 +84,34 @@ static void copy_header(struct text *t, const char *body, size_t len)
     }
 }
 
-/* per_recipient - the delivery-status block of each bounced recipient */
+/* wants_failure - RFC 3461: no NOTIFY, or one that names FAILURE */
+static bool wants_failure(const struct sl_spool_rcpt *r)
+{
+    return r->notify == 0 || (r->notify & SL_NOTIFY_FAILURE) != 0;
+}
+
+/* sl_dsn_wanted - does any bounced recipient of p ask for a failure report? */
+bool sl_dsn_wanted(const struct sl_part *p)
+{
+    for (size_t i = 0; i < p->nbounced; i++)
+        if (wants_failure(&p->msg.rcpt[p->bounced[i]]))
+            return true;
+    return false;
+}
+
+/* per_recipient - the delivery-status block of each bounced recipient that wants one */
 static void per_recipient(struct text *t, const struct sl_part *p)
 {
     for (size_t i = 0; i < p->nbounced; i++) {
+        const struct sl_spool_rcpt *r = &p->msg.rcpt[p->bounced[i]];
         char status[16];
+        if (!wants_failure(r))
+            continue;
         status_of(p->bounce_reply[i], status, sizeof status);
-        add(t, "\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\n",
-            p->msg.rcpt[p->bounced[i]].addr, status);
+        add(t, "\r\n");
+        if (r->orcpt != NULL)
+            add(t, "Original-Recipient: %s\r\n", r->orcpt);
+        add(t, "Final-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\n", r->addr, status);
         if (p->mx[0])
             add(t, "Remote-MTA: dns; %s\r\n", p->mx);
         add(t, "Diagnostic-Code: smtp; %s\r\n", p->bounce_reply[i]);
@@ -111,14 +136,17 @@ static void compose(struct text *t, struct sl_wstate *w, const struct sl_part *p
     add(t, "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"%s\"\r\n",
         boundary);
     add(t, "\r\n--%s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n", boundary);
-    add(t, "Your message %s could not be delivered to %zu recipient(s) at %s.\r\n", p->id,
-        p->nbounced, p->msg.domain[p->k]);
+    add(t, "Your message %s could not be delivered to recipient(s) at %s.\r\n", p->id,
+        p->msg.domain[p->k]);
     for (size_t i = 0; i < p->nbounced; i++)
-        add(t, "  <%s>: %s\r\n", p->msg.rcpt[p->bounced[i]].addr, p->bounce_reply[i]);
+        if (wants_failure(&p->msg.rcpt[p->bounced[i]]))
+            add(t, "  <%s>: %s\r\n", p->msg.rcpt[p->bounced[i]].addr, p->bounce_reply[i]);
     add(t, "\r\n--%s\r\nContent-Type: message/delivery-status\r\n\r\n", boundary);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&arr, &tm));
-    add(t, "Reporting-MTA: dns; %s\r\nX-Sluice-Queue-ID: %s\r\nArrival-Date: %s\r\n", w->hostname,
-        p->id, date);
+    add(t, "Reporting-MTA: dns; %s\r\n", w->hostname);
+    if (p->msg.envid != NULL)
+        add(t, "Original-Envelope-Id: %s\r\n", p->msg.envid);
+    add(t, "X-Sluice-Queue-ID: %s\r\nArrival-Date: %s\r\n", p->id, date);
     per_recipient(t, p);
     add(t, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary);
     copy_header(t, body, len);

@@ -90,7 +90,18 @@ bool sl_worker_reserve(struct sl_wstate *w, const char *binding, const char *dom
         why->kind = SL_SCOPE_NONE;
         snprintf(err, errlen, "no free hold record in this worker");
     }
+    if (res == SL_RESV_OK && !sl_worker_lease_acquire(w, r, why)) {
+        sl_resv_release(shm, w->owner, r); /* the cluster refused: no local unit stays */
+        return false;
+    }
     return res == SL_RESV_OK;
+}
+
+/* sl_worker_release - the mirror image of sl_worker_reserve: leases, then local counters */
+void sl_worker_release(struct sl_wstate *w, struct sl_resv *r)
+{
+    sl_worker_lease_release(w, r);
+    sl_resv_release(w->ctx->shm, w->owner, r);
 }
 
 /* sl_worker_reserve_move - the held r moves to binding -> domain via the same mx: the
@@ -112,6 +123,10 @@ bool sl_worker_reserve_move(struct sl_wstate *w, const char *binding, const char
     sl_resv_init(&want, r->gen);
     if (!sl_limits_collect(w->ctx->cfg, shm, w->owner, binding, domain, mx, &want, err, errlen))
         return false;
+    if (!sl_worker_lease_same(shm, r, &want)) {
+        snprintf(err, errlen, "its cluster counters differ");
+        return false;
+    }
     sl_worker_apply_cap(shm, binding, domain, &want);
     if (sl_resv_swap(shm, w->owner, r, &want, why) == SL_RESV_OK)
         return true;

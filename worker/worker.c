@@ -28,6 +28,8 @@
 #include "worker/sl_worker.h"
 #include "worker_impl.h"
 
+#define LEASE_CHECK_MS 500 /* how often an idle connection under cluster leases is checked */
+
 static volatile sig_atomic_t stop_requested; /* SIGTERM: finish the job, then exit */
 static volatile sig_atomic_t alarmed;        /* SIGALRM: the session's phase timer fired */
 
@@ -120,10 +122,12 @@ static bool wait_for_job(struct sl_wstate *w, struct timespec idle_until)
     }
     if (w->conn.open) {
         long left = sl_clock_ms_until(idle_until);
-        if (left == 0) {
-            hold_done(w, true); /* idle_timeout: nothing more for this destination */
+        if (left == 0 || !sl_worker_lease_valid(w)) {
+            hold_done(w, true); /* idle_timeout (or its cluster lease is gone) */
             return false;
         }
+        if (left > LEASE_CHECK_MS && sl_cluster_heritage()->p.enabled)
+            left = LEASE_CHECK_MS; /* an idle connection whose lease is lost must not stay */
         p[1] = (struct pollfd){.fd = w->conn.s.fd, .events = POLLIN};
         if (timeout != NULL && left > UNSAVED_RETRY_MS)
             left = UNSAVED_RETRY_MS;

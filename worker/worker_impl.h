@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "cluster/sl_cluster.h"
 #include "config/sl_dest.h"
 #include "config/sl_throttle.h"
 #include "dns/sl_dns.h"
@@ -57,6 +58,8 @@ struct sl_wstate {
     struct sl_tls_env tls; /* TLS context and policy memory, made on first use */
     char lat_binding[128]; /* the binding whose latency entry is lat (sl_worker_lat) */
     int lat;
+    struct sl_redis *redis; /* the cluster's Redis (worker/lease.c), opened on first use */
+    char lease_note[96];    /* why the last lease was refused, for the log */
 };
 
 /* What one part of a job needs while it is delivered. */
@@ -90,6 +93,21 @@ bool sl_worker_reserve_move(struct sl_wstate *w, const char *binding, const char
 /* Cap r's binding x domain counter at the shaping actions' cap over the pair, if any. */
 void sl_worker_apply_cap(const struct sl_shm *shm, const char *binding, const char *domain,
                          struct sl_resv *r);
+/* worker/reserve.c: give back what sl_worker_reserve took (leases first, then the local
+ * counters); idempotent. */
+void sl_worker_release(struct sl_wstate *w, struct sl_resv *r);
+
+/* worker/lease.c: the cluster leases of the held r (after its local counters), all or none:
+ * false with *why (the cluster counter) when one was refused, nothing leased then; give
+ * them back; may the open connection start another transaction (its leases still good);
+ * do two reservations name the same cluster counters. */
+bool sl_worker_lease_acquire(struct sl_wstate *w, const struct sl_resv *r, struct sl_refusal *why);
+void sl_worker_lease_release(struct sl_wstate *w, const struct sl_resv *r);
+bool sl_worker_lease_valid(struct sl_wstate *w);
+bool sl_worker_lease_host_scoped(const struct sl_shm *shm, const struct sl_refusal *why);
+bool sl_worker_lease_same(const struct sl_shm *shm, const struct sl_resv *r,
+                          const struct sl_resv *want);
+
 /* "kind key" of a counter slot, for logs. */
 void sl_worker_scope_name(const struct sl_shm *shm, uint32_t slot, char *buf, size_t len);
 /* Append " (action N: max_outbound_connections = C)" when a shaping action's cap refused. */
@@ -219,5 +237,7 @@ bool sl_unsaved_pending(void);
 void sl_unsaved_retry(struct sl_wstate *w);
 
 int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id);
+/* Does any bounced recipient of p want a failure report (RFC 3461 NOTIFY)? */
+bool sl_dsn_wanted(const struct sl_part *p);
 
 #endif

@@ -240,3 +240,30 @@ for i, a in enumerate([
         "caf\xe9@example.com", "\"a\\", "0AbCdEfGhIjKlMnOpQrS", "a@[1.2.3]", "a@[IPv6:1.2.3.4]",
         "@example.com", "a@", "\\x@example.com"]):
     put("address", "%02d" % i, a)
+
+# ---- smtpd: what a client says to the listener, one conversation each ----
+ENV = ["EHLO client.test", "MAIL FROM:<a@sender.test>", "RCPT TO:<r@sink.test>"]
+put("smtpd", "plain", crlf(*ENV, "DATA", "Subject: hi", "", "body", "..dot", ".", "QUIT"))
+put("smtpd", "pipelined_two", crlf(*ENV, "DATA", "Subject: one", "", "x", ".",
+                                   "MAIL FROM:<> SIZE=10 BODY=8BITMIME", "RCPT TO:<q@sink.test>",
+                                   "DATA", "X-B: b", "Subject: two", "", "y", ".", "QUIT"))
+put("smtpd", "bdat", crlf(*ENV, "BDAT 12") + "Subject: b\r\n" + crlf("BDAT 6 LAST") +
+    "\r\nhi\r\n" + crlf("QUIT"))
+put("smtpd", "smuggle_lf", crlf(*ENV, "DATA") + "Subject: s\r\n\r\nfirst\n.\nMAIL FROM:<e@x>\r\n"
+    + crlf(".", "QUIT"))
+put("smtpd", "smuggle_cr", crlf(*ENV, "DATA") + "Subject: s\r\n\r\nfirst\r.\rMAIL FROM:<e@x>\r\n"
+    + crlf(".", "QUIT"))
+put("smtpd", "dsn", crlf("EHLO c", "MAIL FROM:<a@s.test> RET=HDRS ENVID=x+2By",
+                         "RCPT TO:<r@sink.test> NOTIFY=FAILURE,DELAY ORCPT=rfc822;o+40x.test",
+                         "RCPT TO:<n@sink.test> NOTIFY=NEVER", "DATA", "s", ".", "QUIT"))
+put("smtpd", "errors", crlf("MAIL FROM:<a@b>", "HELO", "EHLO", "RCPT TO:<x@y.test>", "DATA",
+                            "BDAT x", "AUTH PLAIN", "STARTTLS", "VRFY x", "NOOP", "RSET", "EXPN",
+                            "MAIL FROM:<a b@c>", "QUIT"))
+put("smtpd", "limits", crlf("EHLO c", "MAIL FROM:<a@s.test> SIZE=99999999", "MAIL FROM:<a@s.test>",
+                            *["RCPT TO:<r%d@sink.test>" % i for i in range(6)], "DATA",
+                            "x" * 1200, ".", "QUIT"))
+put("smtpd", "long_command", "NOOP " + "x" * 3000 + "\r\nQUIT\r\n")
+put("smtpd", "binding_header", crlf(*ENV, "DATA", "X-B: b", "X-B2: no", "Subject: h", "", "x",
+                                    ".", *ENV[1:], "DATA", "X-B: nosuch", "", "y", ".", "QUIT"))
+put("smtpd", "no_end", crlf(*ENV, "DATA", "Subject: cut", "", "never ends"))
+put("smtpd", "empty", "")

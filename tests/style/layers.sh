@@ -15,11 +15,13 @@ declare -A uses=(
   [smtp]="util dns"
   [config]="util shm dns smtp"
   [tls]="util dns smtp config"
-  [worker]="util ipc shm spool dns smtp config tls"
-  [master]="util ipc shm spool dns smtp config tls worker"
-  [ctl]="util ipc shm spool dns smtp config tls"
+  [cluster]="util shm config"
+  [worker]="util ipc shm spool dns smtp config tls cluster"
+  [listener]="util ipc shm spool dns smtp config tls"
+  [master]="util ipc shm spool dns smtp config tls cluster worker listener"
+  [ctl]="util ipc shm spool dns smtp config tls cluster"
 )
-programs="master worker ctl"
+programs="master worker listener ctl"
 n=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
 bad() { n=$((n + 1)); echo "not ok $n - $*"; }

@@ -11,6 +11,8 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 
 #include "config/sl_config.h"
 #include "config/sl_config_lint.h"
+#include "config/sl_listener.h"
 
 #define NAME "t.ini"
 
@@ -585,8 +588,8 @@ static const struct {
     {"data_timeout = 1m\nbody_timeout = 2m\n", "t.ini:2: ", "duplicate data_timeout"},
     {"[binding \"b\"\n", "t.ini:1: ", "malformed section header: missing ']'"},
     {"\n[server \"x\"]\n", "t.ini:2: ",
-     "unknown section kind \"server\" (expected global, binding, binding_group, domain, host or "
-     "shaping)"},
+     "unknown section kind \"server\" (expected global, binding, binding_group, domain, host, "
+     "shaping or listener)"},
     {"[domain x.com]\n", "t.ini:1: ", "expected a quoted name after the section keyword"},
     {"[domain \"x.com]\n", "t.ini:1: ", "unterminated quoted name"},
     {"[domain \"x.com\" binding \"b\"]\n",
@@ -947,12 +950,89 @@ static void test_lint_warnings(void **state)
     sl_config_free(cfg);
 }
 
+/* relay - may a client at this address (v4 or v6 text) relay through listener l? */
+static bool relay(const struct sl_listener *l, const char *ip)
+{
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+    if (inet_pton(AF_INET, ip, &in->sin_addr) == 1)
+        in->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1)
+        in6->sin6_family = AF_INET6;
+    return sl_listener_may_relay(l, (struct sockaddr *)&ss);
+}
+
+static void test_listener(void **state)
+{
+    struct sl_config *cfg = load("[binding \"b1\"]\n"
+                                 "[listener \"in\"]\n"
+                                 "address = 127.0.0.1:2525\n"
+                                 "binding = b1\n"
+                                 "command_timeout = 30s\n"
+                                 "[listener \"v6\"]\n"
+                                 "address = [::1]:2526\n"
+                                 "relay_networks = 10.1.0.0/16, 2001:db8::/32 192.0.2.7\n");
+    const struct sl_listener *a, *b;
+
+    (void)state;
+    assert_non_null(cfg);
+    assert_int_equal(cfg->nlisteners, 2);
+    a = sl_config_listener(cfg, "in");
+    b = sl_config_listener(cfg, "V6");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(a->binding, "b1");
+    assert_int_equal(a->command_timeout_ms, 30000);
+    assert_int_equal(a->max_sessions, 32); /* defaults */
+    assert_int_equal(a->max_recipients, 1000);
+    assert_int_equal(a->sa.ss_family, AF_INET);
+    assert_int_equal(b->sa.ss_family, AF_INET6);
+    /* the default: loopback only, IPv4-mapped IPv6 taken as IPv4 */
+    assert_true(relay(a, "127.0.0.1"));
+    assert_true(relay(a, "127.255.0.9"));
+    assert_true(relay(a, "::1"));
+    assert_true(relay(a, "::ffff:127.0.0.1"));
+    assert_false(relay(a, "10.0.0.1"));
+    assert_false(relay(a, "::2"));
+    /* given networks replace the default, prefixes are exact */
+    assert_true(relay(b, "10.1.255.255"));
+    assert_false(relay(b, "10.2.0.0"));
+    assert_true(relay(b, "2001:db8:ffff::1"));
+    assert_false(relay(b, "2001:db9::1"));
+    assert_true(relay(b, "192.0.2.7"));
+    assert_false(relay(b, "192.0.2.8"));
+    assert_false(relay(b, "127.0.0.1"));
+    sl_config_free(cfg);
+}
+
+static void test_cidr(void **state)
+{
+    struct sl_cidr c;
+    const uint8_t in[4] = {192, 168, 1, 130}, out[4] = {192, 168, 1, 127};
+
+    (void)state;
+    assert_true(sl_cidr_parse("192.168.1.128/25", &c));
+    assert_true(sl_cidr_match(&c, AF_INET, in));
+    assert_false(sl_cidr_match(&c, AF_INET, out));
+    assert_true(sl_cidr_parse("0.0.0.0/0", &c));
+    assert_true(sl_cidr_match(&c, AF_INET, out));
+    assert_false(sl_cidr_parse("10.0.0.0/33", &c));
+    assert_false(sl_cidr_parse("10.0.0/8", &c));
+    assert_false(sl_cidr_parse("::1/129", &c));
+    assert_false(sl_cidr_parse("10.0.0.0/", &c));
+    assert_false(sl_cidr_parse("/8", &c));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_option_table),
         cmocka_unit_test(test_lint_hints),
         cmocka_unit_test(test_lint_warnings),
+        cmocka_unit_test(test_listener),
+        cmocka_unit_test(test_cidr),
         cmocka_unit_test(test_values_good),
         cmocka_unit_test(test_values_bad),
         cmocka_unit_test(test_values_long),

@@ -5,8 +5,9 @@
  * addresses inject accepts, what a written message reads back as (parts,
  * duplicates, null sender, bounce flag), the stored body (CRLF, dot-stuffed),
  * refusals that leave nothing behind, damaged files that are refused without
- * a crash, part states, removal, the scan and its garbage sweep, and the
- * notification datagram.
+ * a crash, part states, removal, the scan and its garbage sweep, the
+ * notification datagram, the RFC 3461 values an SMTP client gives (kept and
+ * read back, damaged ones refused) and the group commit of concurrent writers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -784,6 +786,126 @@ static void test_notify(void **state)
     close(fd);
 }
 
+static void test_dsn_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"a@x.org", "b@x.org", "c@y.org"};
+    const unsigned notify[] = {SL_NOTIFY_NEVER, 0, SL_NOTIFY_FAILURE | SL_NOTIFY_DELAY};
+    const char *orcpt[] = {NULL, "rfc822;orig@example.org", "rfc822;c@y.org"};
+    struct sl_spool_new n = {.binding = "b1",
+                             .sender = "s@x.org",
+                             .rcpt = rcpt,
+                             .nrcpt = 3,
+                             .body = "x\r\n",
+                             .len = 3,
+                             .envid = "env id 42",
+                             .ret_hdrs = true,
+                             .notify = notify,
+                             .orcpt = orcpt};
+    struct sl_spool_msg m;
+    char id[SL_SPOOL_ID_LEN + 1], err[256];
+
+    assert_int_equal(sl_spool_write(f->dir, &n, id, err, sizeof err), 0);
+    assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), 0);
+    assert_string_equal(m.envid, "env id 42");
+    assert_true(m.ret_hdrs);
+    assert_int_equal(m.nrcpt, 3);
+    assert_int_equal(m.rcpt[0].notify, SL_NOTIFY_NEVER);
+    assert_null(m.rcpt[0].orcpt);
+    assert_int_equal(m.rcpt[1].notify, 0);
+    assert_string_equal(m.rcpt[1].orcpt, "rfc822;orig@example.org");
+    assert_int_equal(m.rcpt[2].notify, SL_NOTIFY_FAILURE | SL_NOTIFY_DELAY);
+    assert_string_equal(m.rcpt[2].orcpt, "rfc822;c@y.org");
+    sl_spool_msg_free(&m);
+
+    /* a message without them reads back without them */
+    n.envid = NULL, n.ret_hdrs = false, n.notify = NULL, n.orcpt = NULL;
+    assert_int_equal(sl_spool_write(f->dir, &n, id, err, sizeof err), 0);
+    assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), 0);
+    assert_null(m.envid);
+    assert_false(m.ret_hdrs);
+    assert_int_equal(m.rcpt[2].notify, 0);
+    assert_null(m.rcpt[2].orcpt);
+    sl_spool_msg_free(&m);
+
+    /* a control character in ENVID never reaches the header */
+    n.envid = "two\nlines";
+    assert_int_equal(sl_spool_write(f->dir, &n, id, err, sizeof err), -1);
+    assert_string_equal(err, "bad ENVID");
+}
+
+static void test_dsn_damaged(void **state)
+{
+    struct fixture *f = *state;
+    const char *id = "0000000000aaaaaaaaac";
+    const char *pre = "sluice-spool 1\nid 0000000000aaaaaaaaac\narrival 1\nbinding b\ndsn 0\n"
+                      "from s@x.org\nsize 3\n";
+    const char *bad[] = {
+        "envid \nrcpt 0 r@x.org\n\nx\r\n",       /* empty ENVID */
+        "ret some\nrcpt 0 r@x.org\n\nx\r\n",     /* RET neither hdrs nor full */
+        "rcpt 0 r@x.org\nnotify 16\n\nx\r\n",    /* unknown NOTIFY bits */
+        "rcpt 0 r@x.org\nnotify 0\n\nx\r\n",     /* NOTIFY given as nothing */
+        "notify 1\nrcpt 0 r@x.org\n\nx\r\n",     /* notify before any rcpt */
+        "rcpt 0 r@x.org\norcpt a\x01z\n\nx\r\n", /* a control character */
+        "rcpt 0 r@x.org\nenvid late\n\nx\r\n",   /* envid after the recipients */
+    };
+    struct sl_spool_msg m;
+    char path[256], text[512], err[256];
+
+    snprintf(path, sizeof path, "%s/queue/%s", f->dir, id);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        snprintf(text, sizeof text, "%s%s", pre, bad[i]);
+        fputs(text, fp);
+        fclose(fp);
+        assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), -1);
+    }
+}
+
+/* write_some - a child's n messages through the group, then its exit status */
+static void write_some(const char *dir, struct sl_spool_group *g, int n)
+{
+    const char *rcpt[] = {"r@x.org"};
+    struct sl_spool_new m = {.binding = "b",
+                             .sender = "s@x.org",
+                             .rcpt = rcpt,
+                             .nrcpt = 1,
+                             .body = "x\r\n",
+                             .len = 3,
+                             .group = g};
+    char id[SL_SPOOL_ID_LEN + 1], err[256];
+
+    for (int i = 0; i < n; i++)
+        if (sl_spool_write(dir, &m, id, err, sizeof err) < 0)
+            _exit(1);
+    _exit(0);
+}
+
+static void test_group_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_spool_group *g = sl_spool_group_new();
+    uint64_t files = 0, syncs;
+    int status, writers = 6, each = 40;
+
+    for (int w = 0; w < writers; w++)
+        if (fork() == 0)
+            write_some(f->dir, g, each);
+    for (int w = 0; w < writers; w++) {
+        assert_true(wait(&status) > 0);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    syncs = sl_spool_group_syncs(g, &files);
+    /* every message is in queue/, and each was covered by a sync */
+    assert_int_equal(entries(f->dir, "queue"), writers * each);
+    assert_int_equal(entries(f->dir, "tmp"), 0);
+    assert_int_equal(files, (uint64_t)(writers * each));
+    assert_true(syncs >= 1);
+    /* concurrent writers share syncs: fewer directory syncs than messages */
+    assert_true(syncs < files);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -805,6 +927,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dsn_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dsn_damaged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,155 @@
+/*
+ * ctl_passwd.c - sluicectl passwd: one entry of a listener's auth_file.
+ *
+ *   sluicectl [-c CONFIG] passwd (--file PATH | --listener NAME) USER < PASSWORD
+ *
+ * The password is the first line of standard input (so that it never shows in
+ * a process listing); it is hashed with libsodium's crypto_pwhash_str
+ * (Argon2id, the interactive limits) and written as "USER:HASH", replacing
+ * the user's earlier entry.  The file is rewritten whole (new file, fsync,
+ * rename), mode 0640, so a listener never reads half of it; running listener
+ * processes read it at start, so `systemctl reload sluice` makes it count.
+ * --listener NAME takes the path from that listener's auth_file.
+ * Trust boundary: the operator's input; the user name is checked (no ':',
+ * no blanks or control characters), the password is wiped after use.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "config/sl_listener.h"
+#include "ctl/sl_ctl.h"
+#include "util/sl_msg.h"
+
+#define PASS_MAX 1024
+
+/* usage - the synopsis */
+static int usage(void)
+{
+    fprintf(stderr, "usage: sluicectl passwd (--file PATH | --listener NAME) USER < PASSWORD\n");
+    return 2;
+}
+
+/* user_ok - a name that is one token before the ':' */
+static bool user_ok(const char *u)
+{
+    size_t n = strlen(u);
+
+    if (n == 0 || n > 255)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)u[i] <= ' ' || u[i] == ':' || u[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* path_of_listener - the auth_file of listener name; NULL (said) when none */
+static char *path_of_listener(const char *cfgpath, const char *name)
+{
+    struct sl_diag d = {0};
+    struct sl_config *cfg = sl_config_load(cfgpath, &d);
+    const struct sl_listener *l;
+    char *path = NULL;
+
+    if (cfg == NULL) {
+        fprintf(stderr, "sluicectl: passwd: %s\n", d.n > 0 ? d.lines[0] : cfgpath);
+        sl_diag_free(&d);
+        return NULL;
+    }
+    if ((l = sl_config_listener(cfg, name)) == NULL || l->auth_file == NULL)
+        fprintf(stderr, "sluicectl: passwd: %s\n",
+                l == NULL ? "no such listener" : "that listener has no auth_file");
+    else
+        path = sl_strdup(l->auth_file);
+    sl_config_free(cfg);
+    return path;
+}
+
+/* read_password - the first line of stdin, without its end */
+static bool read_password(char *buf, size_t len)
+{
+    if (fgets(buf, (int)len, stdin) == NULL)
+        return false;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return buf[0] != '\0';
+}
+
+/* rewrite - the file without user's old line, plus the new one, replaced atomically */
+static int rewrite(const char *path, const char *user, const char *hash)
+{
+    char tmp[4096], line[1024];
+    size_t ulen = strlen(user);
+    FILE *in = fopen(path, "re"), *out;
+    int fd;
+
+    if (in == NULL && errno != ENOENT)
+        return fprintf(stderr, "sluicectl: passwd: %s: %s\n", path, strerror(errno)), 1;
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0 ||
+        (out = fdopen(fd, "w")) == NULL) {
+        fprintf(stderr, "sluicectl: passwd: %s: %s\n", tmp, strerror(errno));
+        if (in != NULL)
+            fclose(in);
+        return 1;
+    }
+    while (in != NULL && fgets(line, sizeof line, in) != NULL)
+        if (!(strncmp(line, user, ulen) == 0 && line[ulen] == ':'))
+            fputs(line, out);
+    if (in != NULL)
+        fclose(in);
+    fprintf(out, "%s:%s\n", user, hash);
+    if (fflush(out) != 0 || fsync(fileno(out)) != 0 || fclose(out) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "sluicectl: passwd: cannot write %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+        return 1;
+    }
+    return 0;
+}
+
+/* sl_ctl_passwd - sluicectl passwd (--file PATH | --listener NAME) USER < PASSWORD */
+int sl_ctl_passwd(const char *cfgpath, int argc, char **argv)
+{
+    char hash[crypto_pwhash_STRBYTES], pass[PASS_MAX];
+    const char *file = NULL, *listener = NULL, *user = NULL;
+    char *path;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "--file") == 0 || strcmp(argv[i], "--listener") == 0) &&
+            i + 1 < argc) {
+            *(argv[i][2] == 'f' ? &file : &listener) = argv[i + 1];
+            i++;
+        } else if (user == NULL && argv[i][0] != '-')
+            user = argv[i];
+        else
+            return usage();
+    }
+    if (user == NULL || (file == NULL) == (listener == NULL))
+        return usage();
+    if (!user_ok(user))
+        return fprintf(stderr, "sluicectl: passwd: bad user name\n"), 1;
+    path = file != NULL ? sl_strdup(file) : path_of_listener(cfgpath, listener);
+    if (path == NULL)
+        return 1;
+    if (sodium_init() < 0)
+        sl_msg_fatal("libsodium cannot initialise");
+    if (!read_password(pass, sizeof pass)) {
+        free(path);
+        return fprintf(stderr, "sluicectl: passwd: no password on standard input\n"), 1;
+    }
+    if (crypto_pwhash_str(hash, pass, strlen(pass), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+        sodium_memzero(pass, sizeof pass);
+        free(path);
+        return fprintf(stderr, "sluicectl: passwd: out of memory hashing\n"), 1;
+    }
+    sodium_memzero(pass, sizeof pass);
+    rc = rewrite(path, user, hash);
+    free(path);
+    return rc;
+}

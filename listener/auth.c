@@ -1,0 +1,189 @@
+/*
+ * auth.c - SMTP AUTH (RFC 4954): PLAIN (RFC 4616) and LOGIN, only under TLS,
+ * against the listener's auth_file.
+ *
+ * auth_file holds "user:hash" lines, the hash in libsodium's crypto_pwhash_str
+ * form (Argon2id; `sluicectl passwd` writes them), '#' comments and blank
+ * lines.  The master reads it before it drops privileges (and again at each
+ * reload, whose new processes get the new list); the processes inherit it.  A client that
+ * authenticated may relay from anywhere; a failure is 535 and counts as an error of the session.
+ * Concurrency: one session per process.
+ * Trust boundary: the client's base64 is decoded with bounds; the password
+ * never reaches a log.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "util/sl_msg.h"
+#include "smtpd_impl.h"
+
+#define AUTH_LINE_MAX 1024
+
+struct creds {
+    size_t n;
+    char **user, **hash;
+};
+
+/* smtpd_creds_load - the credentials in memory; NULL with err when the file cannot be read */
+struct creds *smtpd_creds_load(const char *path, char *err, size_t errlen)
+{
+    struct creds *c;
+    char line[AUTH_LINE_MAX];
+    FILE *f = fopen(path, "re");
+
+    if (f == NULL) {
+        snprintf(err, errlen, "auth_file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    c = sl_calloc(1, sizeof *c);
+    while (fgets(line, sizeof line, f) != NULL) {
+        char *colon;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '\0' || line[0] == '#' || (colon = strchr(line, ':')) == NULL)
+            continue;
+        *colon = '\0';
+        c->user = sl_realloc(c->user, (c->n + 1) * sizeof *c->user);
+        c->hash = sl_realloc(c->hash, (c->n + 1) * sizeof *c->hash);
+        c->user[c->n] = sl_strdup(line);
+        c->hash[c->n++] = sl_strdup(colon + 1);
+    }
+    fclose(f);
+    return c;
+}
+
+/* smtpd_creds_check - the user exists and the password matches its hash */
+bool smtpd_creds_check(const struct creds *c, const char *user, const char *pass, size_t passlen)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->user[i], user) == 0)
+            return crypto_pwhash_str_verify(c->hash[i], pass, passlen) == 0;
+    return false;
+}
+
+/* smtpd_creds_free - forget the credentials */
+void smtpd_creds_free(struct creds *c)
+{
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
+        free(c->user[i]);
+        sodium_memzero(c->hash[i], strlen(c->hash[i]));
+        free(c->hash[i]);
+    }
+    if (c != NULL) {
+        free(c->user);
+        free(c->hash);
+        free(c);
+    }
+}
+
+/* decode - base64 text into out (NUL-terminated); the length, or -1 when malformed */
+static long decode(const char *b64, char *out, size_t len)
+{
+    size_t n;
+
+    if (sodium_base642bin((unsigned char *)out, len - 1, b64, strlen(b64), NULL, &n, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0)
+        return -1;
+    out[n] = '\0';
+    return (long)n;
+}
+
+/* challenge - a 334 with the given base64 text, and the client's answer line; false: cancel */
+static bool challenge(struct session *s, const char *b64, char *line, size_t len)
+{
+    size_t n;
+
+    io_reply(&s->io, "334 %s", b64);
+    io_deadline((long)s->l->command_timeout_ms);
+    if (io_line(&s->io, line, len - 1, &n, false) != IO_OK)
+        return false;
+    return strcmp(line, "*") != 0;
+}
+
+/* plain - RFC 4616: [authzid] NUL authcid NUL passwd */
+static bool plain(struct session *s, const char *initial, char *user, size_t ulen)
+{
+    char line[AUTH_LINE_MAX], buf[AUTH_LINE_MAX];
+    long n;
+
+    if (*initial == '\0' && !challenge(s, "", line, sizeof line))
+        return false;
+    if ((n = decode(*initial != '\0' ? initial : line, buf, sizeof buf)) < 0)
+        return false;
+    char *authz = buf, *authc = memchr(buf, '\0', (size_t)n);
+    char *pass = authc != NULL ? memchr(authc + 1, '\0', (size_t)(buf + n - authc - 1)) : NULL;
+    if (authc == NULL || pass == NULL)
+        return false;
+    authc++, pass++;
+    if (*authz != '\0' && strcmp(authz, authc) != 0)
+        return false; /* acting for someone else is not offered */
+    snprintf(user, ulen, "%s", authc);
+    bool ok = smtpd_creds_check(s->creds, authc, pass, (size_t)(buf + n - pass));
+    sodium_memzero(buf, sizeof buf);
+    return ok;
+}
+
+/* login - the LOGIN mechanism: user and password each in base64 after a prompt */
+static bool login(struct session *s, const char *initial, char *user, size_t ulen)
+{
+    char line[AUTH_LINE_MAX], pass[AUTH_LINE_MAX];
+    long n;
+
+    if (*initial == '\0' && !challenge(s, "VXNlcm5hbWU6", line, sizeof line)) /* Username: */
+        return false;
+    if (decode(*initial != '\0' ? initial : line, user, ulen) < 0)
+        return false;
+    if (!challenge(s, "UGFzc3dvcmQ6", line, sizeof line) || /* Password: */
+        (n = decode(line, pass, sizeof pass)) < 0)
+        return false;
+    bool ok = smtpd_creds_check(s->creds, user, pass, (size_t)n);
+    sodium_memzero(pass, sizeof pass);
+    return ok;
+}
+
+/* smtpd_auth - AUTH MECHANISM [initial-response] */
+bool smtpd_auth(struct session *s, const char *arg)
+{
+    char mech[16], user[256] = "", shown[300];
+    const char *initial = arg + strcspn(arg, " ");
+    size_t mlen = strcspn(arg, " ");
+    bool ok;
+
+    if (s->creds == NULL || !s->tls_on) {
+        io_reply(&s->io, s->creds == NULL ? "502 5.5.1 Error: authentication not enabled"
+                                          : "530 5.7.0 Must issue a STARTTLS command first");
+        return smtpd_error(s);
+    }
+    if (s->auth_user != NULL || s->t.mail) {
+        io_reply(&s->io, "503 5.5.1 Error: %s",
+                 s->t.mail ? "MAIL transaction in progress" : "already authenticated");
+        return smtpd_error(s);
+    }
+    snprintf(mech, sizeof mech, "%.*s", (int)(mlen < sizeof mech ? mlen : sizeof mech - 1), arg);
+    while (*initial == ' ')
+        initial++;
+    if (strcmp(initial, "=") == 0)
+        initial = ""; /* RFC 4954 4: an empty initial response */
+    if (strcasecmp(mech, "PLAIN") == 0)
+        ok = plain(s, initial, user, sizeof user);
+    else if (strcasecmp(mech, "LOGIN") == 0)
+        ok = login(s, initial, user, sizeof user);
+    else {
+        io_reply(&s->io, "504 5.5.4 Unrecognized authentication type");
+        return smtpd_error(s);
+    }
+    sl_spool_printable(user, shown, sizeof shown);
+    if (!ok) {
+        sl_msg_info("%s: authentication failed for \"%s\"", s->peer_ip, shown);
+        io_reply(&s->io, "535 5.7.8 Error: authentication failed");
+        return smtpd_error(s);
+    }
+    s->auth_user = sl_strdup(user);
+    sl_msg_info("%s: authenticated as \"%s\"", s->peer_ip, shown);
+    io_reply(&s->io, "235 2.7.0 Authentication successful");
+    return true;
+}

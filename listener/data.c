@@ -1,0 +1,203 @@
+/*
+ * data.c - the message body: DATA (RFC 5321 4.1.1.4) and BDAT (RFC 3030).
+ *
+ * DATA ends only at <CRLF>.<CRLF>, matched on the raw bytes: a <LF>.<LF>,
+ * <CR>.<CR> or any mix never ends a message (the SMTP smuggling attack needs
+ * the server to see an end the sender's MTA did not).  Once the end is in,
+ * one pass checks the lines and undoes the dot-stuffing: a bare CR or a bare
+ * LF anywhere refuses the whole message (554 5.6.0; nothing is queued), as
+ * does a line over 998 octets or a NUL.  BDAT chunks are taken as counted
+ * bytes and checked the same way at LAST, without unstuffing.  Memory is
+ * bounded: past max_message_size (and a margin for the dots) the bytes are
+ * read and dropped, and the reply at the end is 552 5.3.4.
+ * Concurrency: one session per process.
+ * Trust boundary: the body is the client's; it is stored only once checked.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/sl_msg.h"
+#include "smtpd_impl.h"
+
+#define STUFF_MARGIN (64 * 1024) /* dots of stuffing allowed above max_message_size */
+
+/* keep - append received bytes while within the bound; beyond it they are dropped */
+static void keep(struct session *s, const char *p, size_t n)
+{
+    struct txn *t = &s->t;
+    size_t bound = (size_t)s->max_size + STUFF_MARGIN;
+
+    if (t->oversize || t->len + n > bound) {
+        t->oversize = true;
+        return;
+    }
+    if (t->len + n > t->cap) {
+        size_t cap = t->cap ? t->cap : 16 * 1024;
+        while (cap < t->len + n)
+            cap *= 2;
+        t->cap = cap < bound ? cap : bound;
+        t->body = sl_realloc(t->body, t->cap);
+    }
+    memcpy(t->body + t->len, p, n);
+    t->len += n;
+}
+
+/* check_lines - flag bare CR/LF, long lines and NUL; unstuff in place (DATA) */
+static void check_lines(struct txn *t, bool unstuff)
+{
+    size_t in = 0, out = 0;
+
+    while (in < t->len) {
+        char *lf = memchr(t->body + in, '\n', t->len - in);
+        size_t n = lf != NULL ? (size_t)(lf - (t->body + in)) + 1 : t->len - in;
+        const char *line = t->body + in;
+        size_t content = n;
+
+        if (lf != NULL) {
+            if (n < 2 || line[n - 2] != '\r')
+                t->bad_newline = true; /* a bare LF */
+            content = n >= 2 && line[n - 2] == '\r' ? n - 2 : n - 1;
+        }
+        if (memchr(line, '\r', content) != NULL)
+            t->bad_newline = true; /* a bare CR */
+        if (memchr(line, '\0', n) != NULL)
+            t->nul = true;
+        if (unstuff && content > 0 && line[0] == '.')
+            line++, n--, content--;
+        if (content > TEXT_LINE_MAX)
+            t->long_line = true;
+        memmove(t->body + out, line, n);
+        out += n;
+        in += (size_t)(lf != NULL ? (size_t)(lf - (t->body + in)) + 1 : t->len - in);
+    }
+    t->len = out;
+}
+
+/* finish - the body is in: refuse it with the reason, or queue it */
+static void finish(struct session *s, bool unstuff)
+{
+    struct txn *t = &s->t;
+
+    if (!t->oversize)
+        check_lines(t, unstuff);
+    if (t->oversize || t->len > s->max_size) {
+        io_reply(&s->io, "552 5.3.4 Error: message file too big");
+    } else if (t->bad_newline) {
+        sl_msg_info("%s: message refused: bare CR or LF", s->peer_ip);
+        io_reply(&s->io,
+                 "554 5.6.0 Error: bare <CR> or <LF> in message: lines must end in <CR><LF>");
+    } else if (t->long_line) {
+        io_reply(&s->io, "554 5.6.0 Error: message line longer than 998 octets");
+    } else if (t->nul) {
+        io_reply(&s->io, "554 5.6.0 Error: NUL byte in message");
+    } else if (t->len == 0) {
+        io_reply(&s->io, "554 5.6.0 Error: empty message");
+    } else {
+        smtpd_accept(s);
+        return;
+    }
+    smtpd_txn_reset(t);
+    smtpd_error(s);
+}
+
+/* smtpd_data - DATA: 354, the body to <CRLF>.<CRLF>, then the verdict */
+void smtpd_data(struct session *s)
+{
+    static const char end[] = "\r\n.\r\n";
+    struct txn *t = &s->t;
+    unsigned matched = 2; /* the DATA line's CRLF counts as the start of the end marker */
+
+    if (t->bdat || !t->mail || t->nrcpt == 0) {
+        io_reply(&s->io, t->bdat   ? "503 5.5.1 Error: DATA after BDAT"
+                         : t->mail ? "554 5.5.1 Error: no valid recipients"
+                                   : "503 5.5.1 Error: need RCPT command");
+        smtpd_error(s);
+        return;
+    }
+    io_reply(&s->io, "354 End data with <CR><LF>.<CR><LF>");
+    io_deadline((long)s->l->data_timeout_ms);
+    while (matched < 5) {
+        const char *p;
+        size_t got, i;
+        enum io_result r = io_bytes(&s->io, IO_IN_CAP, &p, &got);
+
+        if (r != IO_OK) {
+            if (r == IO_TIMEOUT)
+                io_reply(&s->io, "421 4.4.2 %s Error: timeout exceeded", s->hostname);
+            io_end(&s->io); /* the session ends; nothing was queued */
+            smtpd_txn_reset(t);
+            return;
+        }
+        for (i = 0; i < got && matched < 5; i++) {
+            char c = p[i];
+            if (c == end[matched])
+                matched++;
+            else
+                matched = c == '\r' ? 1 : 0;
+        }
+        s->io.start -= got - i; /* what follows the end is the next command (pipelining) */
+        keep(s, p, i);
+    }
+    /* The stored bytes end with ".\r\n" of the marker (the CRLF before it ends the last line). */
+    if (!t->oversize)
+        t->len -= t->len >= 3 ? 3 : t->len;
+    finish(s, true);
+}
+
+/* bdat_args - "SIZE [LAST]"; false when malformed */
+static bool bdat_args(const char *a, uint64_t *size, bool *last)
+{
+    char *end;
+
+    if (*a < '0' || *a > '9')
+        return false;
+    *size = strtoull(a, &end, 10);
+    while (*end == ' ')
+        end++;
+    *last = strncasecmp(end, "LAST", 4) == 0 && end[4] == '\0';
+    return *end == '\0' || *last;
+}
+
+/* smtpd_bdat - BDAT SIZE [LAST]: the chunk is read whatever the verdict, to stay in step */
+void smtpd_bdat(struct session *s, const char *args)
+{
+    struct txn *t = &s->t;
+    uint64_t size, left;
+    bool last;
+
+    if (!bdat_args(args, &size, &last)) {
+        io_reply(&s->io, "501 5.5.4 Syntax: BDAT size [LAST]");
+        io_end(&s->io); /* the chunk's length is unknown: the session is out of step */
+        return;
+    }
+    io_deadline((long)s->l->data_timeout_ms);
+    for (left = size; left > 0;) {
+        const char *p;
+        size_t got;
+        enum io_result r = io_bytes(&s->io, left < IO_IN_CAP ? (size_t)left : IO_IN_CAP, &p, &got);
+        if (r != IO_OK) {
+            if (r == IO_TIMEOUT)
+                io_reply(&s->io, "421 4.4.2 %s Error: timeout exceeded", s->hostname);
+            io_end(&s->io);
+            smtpd_txn_reset(t);
+            return;
+        }
+        if (t->mail && t->nrcpt > 0)
+            keep(s, p, got);
+        left -= got;
+    }
+    if (!t->mail || t->nrcpt == 0) {
+        io_reply(&s->io, t->mail ? "554 5.5.1 Error: no valid recipients"
+                                 : "503 5.5.1 Error: need MAIL command");
+        smtpd_error(s);
+        return;
+    }
+    t->bdat = true;
+    if (!last) {
+        io_reply(&s->io, "250 2.0.0 %" PRIu64 " octets received", size);
+        return;
+    }
+    finish(s, false);
+}

@@ -1,0 +1,295 @@
+/*
+ * envelope.c - the command table, and MAIL and RCPT with their parameters.
+ *
+ * MAIL FROM:<path> takes SIZE (RFC 1870: refused at once above
+ * max_message_size), BODY=7BIT|8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531),
+ * RET and ENVID (RFC 3461) and AUTH=<> (ignored); RCPT TO:<path> takes
+ * NOTIFY and ORCPT (RFC 3461).  Anything else is 555.  Addresses are checked
+ * as the spool checks them, so what is accepted here can be queued.
+ * Relay control is at RCPT: a client outside relay_networks that has not
+ * authenticated gets 5.7.1 for every recipient.
+ * Concurrency: one session per process.
+ * Trust boundary: the arguments are the client's; xtext is decoded with
+ * bounds and the decoded text must be printable.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/sl_msg.h"
+#include "smtpd_impl.h"
+
+#define XTEXT_MAX 500 /* RFC 3461: ENVID at most 100 characters, ORCPT an address */
+
+static const struct smtpd_cmd cmds[] = {
+    {"EHLO", CMD_EHLO}, {"HELO", CMD_HELO},       {"STARTTLS", CMD_STARTTLS},
+    {"AUTH", CMD_AUTH}, {"MAIL FROM:", CMD_MAIL}, {"RCPT TO:", CMD_RCPT},
+    {"DATA", CMD_DATA}, {"BDAT", CMD_BDAT},       {"RSET", CMD_RSET},
+    {"NOOP", CMD_NOOP}, {"VRFY", CMD_VRFY},       {"QUIT", CMD_QUIT},
+};
+
+/* smtpd_cmd_find - the command a line starts with (a word ends at a blank or the end) */
+const struct smtpd_cmd *smtpd_cmd_find(const char *line)
+{
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        size_t n = strlen(cmds[i].name);
+        if (strncasecmp(line, cmds[i].name, n) == 0 &&
+            (cmds[i].name[n - 1] == ':' || line[n] == '\0' || line[n] == ' '))
+            return &cmds[i];
+    }
+    return NULL;
+}
+
+/* xtext_decode - RFC 3461 xtext ("+HH" escapes) into a new string, or NULL when malformed */
+static char *xtext_decode(const char *s, size_t n)
+{
+    char *out = sl_malloc(n + 1);
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        unsigned v;
+        if (c == '+') {
+            if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+                !isxdigit((unsigned char)s[i + 2]) || sscanf(s + i + 1, "%2x", &v) != 1)
+                goto bad;
+            c = (unsigned char)v;
+            i += 2;
+        } else if (c < 33 || c > 126 || c == '=')
+            goto bad;
+        if (c < 32 || c == 127)
+            goto bad; /* decoded text goes into the spool and a report: printable only */
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return out;
+bad:
+    free(out);
+    return NULL;
+}
+
+/* take_path - "<addr>" at *p (a space after the colon is tolerated); the address, or NULL */
+static char *take_path(const char **p)
+{
+    const char *s = *p, *close;
+
+    while (*s == ' ')
+        s++;
+    if (*s != '<' || (close = strchr(s, '>')) == NULL || close - s - 1 > SL_ADDR_MAX)
+        return NULL;
+    *p = close + 1;
+    return sl_strndup(s + 1, (size_t)(close - s - 1));
+}
+
+/* next_param - the next "KEY[=VALUE]" word of the arguments, or false at the end */
+static bool next_param(const char **p, char *key, size_t keylen, const char **val, size_t *vlen)
+{
+    const char *s = *p, *end, *eq;
+    size_t n;
+
+    while (*s == ' ')
+        s++;
+    if (*s == '\0')
+        return false;
+    end = s + strcspn(s, " ");
+    eq = memchr(s, '=', (size_t)(end - s));
+    n = (size_t)((eq != NULL ? eq : end) - s);
+    if (n >= keylen)
+        n = keylen - 1;
+    memcpy(key, s, n);
+    key[n] = '\0';
+    *val = eq != NULL ? eq + 1 : NULL;
+    *vlen = eq != NULL ? (size_t)(end - eq - 1) : 0;
+    *p = end;
+    return true;
+}
+
+/* is - a parameter value equals word (no case) */
+static bool is(const char *v, size_t n, const char *word)
+{
+    return v != NULL && n == strlen(word) && strncasecmp(v, word, n) == 0;
+}
+
+/* mail_param - one MAIL parameter into the transaction; the reply when refused, else NULL */
+static const char *mail_param(struct session *s, const char *key, const char *v, size_t n)
+{
+    struct txn *t = &s->t;
+    char num[24];
+
+    if (strcasecmp(key, "SIZE") == 0) {
+        char *end;
+        if (v == NULL || n == 0 || n >= sizeof num)
+            return "501 5.5.4 Bad SIZE parameter";
+        memcpy(num, v, n);
+        num[n] = '\0';
+        t->size_hint = strtoull(num, &end, 10);
+        if (*end != '\0' || !isdigit((unsigned char)num[0]))
+            return "501 5.5.4 Bad SIZE parameter";
+        if (t->size_hint > s->max_size)
+            return "552 5.3.4 Message size exceeds fixed limit";
+    } else if (strcasecmp(key, "BODY") == 0) {
+        if (!is(v, n, "7BIT") && !is(v, n, "8BITMIME"))
+            return "501 5.5.4 Unsupported BODY parameter";
+        t->body_8bit = is(v, n, "8BITMIME");
+    } else if (strcasecmp(key, "SMTPUTF8") == 0 && v == NULL) {
+        t->smtputf8 = true;
+    } else if (strcasecmp(key, "RET") == 0) {
+        if (t->ret_set || (!is(v, n, "FULL") && !is(v, n, "HDRS")))
+            return "501 5.5.4 Bad RET parameter";
+        t->ret_set = true;
+        t->ret_hdrs = is(v, n, "HDRS");
+    } else if (strcasecmp(key, "ENVID") == 0) {
+        if (t->envid != NULL || v == NULL || n == 0 || n > XTEXT_MAX ||
+            (t->envid = xtext_decode(v, n)) == NULL || strlen(t->envid) > 100)
+            return "501 5.5.4 Bad ENVID parameter";
+    } else if (strcasecmp(key, "AUTH") == 0 && v != NULL) {
+        /* RFC 4954 5: the original submitter; we keep our own record of who authenticated */
+    } else
+        return "555 5.5.4 Unsupported option";
+    return NULL;
+}
+
+/* ascii - an address of ASCII bytes only: the spool (and the delivery side) take no UTF-8
+ * address yet, so SMTPUTF8 covers headers and body, and a UTF-8 address gets RFC 6531's
+ * 553 5.6.7 rather than a vague syntax error */
+static bool ascii(const char *a)
+{
+    for (; *a != '\0'; a++)
+        if ((unsigned char)*a >= 0x80)
+            return false;
+    return true;
+}
+
+/* refuse - one error reply; false when the session has had too many */
+static bool refuse(struct session *s, const char *reply)
+{
+    io_reply(&s->io, "%s", reply);
+    return smtpd_error(s);
+}
+
+/* smtpd_mail - MAIL FROM:<path> [params] */
+bool smtpd_mail(struct session *s, const char *arg)
+{
+    struct txn *t = &s->t;
+    const char *p = arg + 0, *v, *why;
+    char key[32], err[128];
+    size_t n;
+
+    if (t->mail || t->bdat)
+        return refuse(s, "503 5.5.1 Error: nested MAIL command");
+    if ((t->sender = take_path(&p)) == NULL) {
+        smtpd_txn_reset(t);
+        return refuse(s, "501 5.1.7 Syntax: MAIL FROM:<address>");
+    }
+    if (!ascii(t->sender)) {
+        smtpd_txn_reset(t);
+        return refuse(s, "553 5.6.7 Error: UTF-8 addresses are not supported");
+    }
+    if (!sl_spool_valid_address(t->sender, true, err, sizeof err)) {
+        smtpd_txn_reset(t);
+        io_reply(&s->io, "553 5.1.7 Bad sender address: %s", err);
+        return smtpd_error(s);
+    }
+    while (next_param(&p, key, sizeof key, &v, &n))
+        if ((why = mail_param(s, key, v, n)) != NULL) {
+            smtpd_txn_reset(t);
+            return refuse(s, why);
+        }
+    t->mail = true;
+    io_reply(&s->io, "250 2.1.0 Ok");
+    return true;
+}
+
+/* notify_param - NOTIFY=NEVER or a list of SUCCESS, FAILURE, DELAY; 0 when malformed */
+static unsigned notify_param(const char *v, size_t n)
+{
+    unsigned bits = 0;
+    size_t i = 0;
+
+    while (v != NULL && i < n) {
+        size_t w = 0;
+        while (i + w < n && v[i + w] != ',')
+            w++;
+        if (is(v + i, w, "NEVER"))
+            bits |= SL_NOTIFY_NEVER;
+        else if (is(v + i, w, "SUCCESS"))
+            bits |= SL_NOTIFY_SUCCESS;
+        else if (is(v + i, w, "FAILURE"))
+            bits |= SL_NOTIFY_FAILURE;
+        else if (is(v + i, w, "DELAY"))
+            bits |= SL_NOTIFY_DELAY;
+        else
+            return 0;
+        i += w + 1;
+    }
+    if ((bits & SL_NOTIFY_NEVER) && bits != SL_NOTIFY_NEVER)
+        return 0; /* RFC 3461 4.1: NEVER stands alone */
+    return bits;
+}
+
+/* rcpt_param - one RCPT parameter into r; the reply when refused, else NULL */
+static const char *rcpt_param(struct rcpt *r, const char *key, const char *v, size_t n)
+{
+    if (strcasecmp(key, "NOTIFY") == 0) {
+        if (r->notify != 0 || (r->notify = notify_param(v, n)) == 0)
+            return "501 5.5.4 Bad NOTIFY parameter";
+    } else if (strcasecmp(key, "ORCPT") == 0) {
+        const char *semi = v != NULL ? memchr(v, ';', n) : NULL;
+        if (r->orcpt != NULL || semi == NULL || semi == v || n > XTEXT_MAX ||
+            (r->orcpt = xtext_decode(v, n)) == NULL)
+            return "501 5.5.4 Bad ORCPT parameter";
+    } else
+        return "555 5.5.4 Unsupported option";
+    return NULL;
+}
+
+/* smtpd_rcpt - RCPT TO:<path> [params], relay control first */
+bool smtpd_rcpt(struct session *s, const char *arg)
+{
+    struct txn *t = &s->t;
+    struct rcpt r = {0};
+    const char *p = arg, *v, *why;
+    char key[32], err[128], shown[SL_ADDR_MAX * 4 + 1];
+    size_t n;
+
+    if (!t->mail)
+        return refuse(s, "503 5.5.1 Error: need MAIL command");
+    if (t->nrcpt >= s->l->max_recipients) {
+        io_reply(&s->io, "452 4.5.3 Error: too many recipients");
+        return true; /* RFC 5321 4.5.3.1.10: not an error of the client's */
+    }
+    if ((r.addr = take_path(&p)) == NULL || r.addr[0] == '\0') {
+        free(r.addr);
+        return refuse(s, "501 5.1.3 Syntax: RCPT TO:<address>");
+    }
+    sl_spool_printable(r.addr, shown, sizeof shown);
+    if (!s->relay_ok && s->auth_user == NULL) {
+        sl_msg_info("%s: relay refused for <%s>", s->peer_ip, shown);
+        io_reply(&s->io, "554 5.7.1 <%s>: Relay access denied", shown);
+        free(r.addr);
+        return smtpd_error(s);
+    }
+    if (!ascii(r.addr)) {
+        io_reply(&s->io, "553 5.6.7 <%s>: UTF-8 addresses are not supported", shown);
+        free(r.addr);
+        return smtpd_error(s);
+    }
+    if (!sl_spool_valid_address(r.addr, false, err, sizeof err)) {
+        io_reply(&s->io, "553 5.1.3 <%s>: Bad recipient address: %s", shown, err);
+        free(r.addr);
+        return smtpd_error(s);
+    }
+    while (next_param(&p, key, sizeof key, &v, &n))
+        if ((why = rcpt_param(&r, key, v, n)) != NULL) {
+            free(r.addr);
+            free(r.orcpt);
+            return refuse(s, why);
+        }
+    t->rcpt = sl_realloc(t->rcpt, (t->nrcpt + 1) * sizeof *t->rcpt);
+    t->rcpt[t->nrcpt++] = r;
+    io_reply(&s->io, "250 2.1.5 Ok");
+    return true;
+}

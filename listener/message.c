@@ -1,0 +1,245 @@
+/*
+ * message.c - an accepted body on its way to the spool, and the reply.
+ *
+ * In front of the client's header go a Received line (RFC 5321 4.4) and,
+ * when the client sent none, Date and Message-ID (RFC 6409 8.2, 8.3).  The
+ * binding is the listener's (binding, one of binding_group's drawn evenly,
+ * else "default"), unless binding_header is set and the message carries it:
+ * then its value names the binding or group, and the header is removed
+ * before the message is queued (an unknown name refuses the message).  The
+ * message is then written exactly as `sluicectl inject` writes it
+ * (sl_spool_write), with the RFC 3461 values, its directory sync shared with
+ * the other listener processes (the group page), and the master is told at
+ * once.  250 is sent only after that: a message acknowledged is on disk.
+ * Concurrency: one session per process; the spool write is safe against
+ * every other writer.
+ * Trust boundary: the header lines are the client's; only their names are
+ * looked at, and the binding header's value only as a name to look up.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "util/sl_msg.h"
+#include "smtpd_impl.h"
+
+#define PREFIX_MAX 2048 /* Received, Date, Message-ID */
+
+/* What the header scan found. */
+struct head {
+    bool has_date, has_msgid;
+    bool has_bh; /* the binding header is there (its first value below) */
+    char bh_value[256];
+};
+
+/* field_is - a header line starts with "name:" (no case) */
+static bool field_is(const char *line, size_t n, const char *name)
+{
+    size_t k = strlen(name);
+    return n > k && strncasecmp(line, name, k) == 0 && line[k] == ':';
+}
+
+/* is_field - a header field line: a name of printable characters, then ':' */
+static bool is_field(const char *line, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && line[i] > ' ' && line[i] < 0x7f && line[i] != ':')
+        i++;
+    return i > 0 && i < n && line[i] == ':';
+}
+
+/* value_of - a header's value, unfolded and trimmed, into buf */
+static void value_of(const char *p, size_t n, size_t name_len, char *buf, size_t len)
+{
+    size_t o = 0;
+
+    for (size_t i = name_len + 1; i < n && o + 1 < len; i++)
+        if (p[i] != '\r' && p[i] != '\n')
+            buf[o++] = p[i] == '\t' ? ' ' : p[i];
+    buf[o] = '\0';
+    while (o > 0 && buf[o - 1] == ' ')
+        buf[--o] = '\0';
+    size_t lead = strspn(buf, " ");
+    memmove(buf, buf + lead, o - lead + 1);
+}
+
+/* field_at - the header field at off: its first line's length (n) and its whole length with
+ * continuation lines (whole); false at the blank line or at a body without a header */
+static bool field_at(const char *b, size_t len, size_t off, size_t *n, size_t *whole)
+{
+    const char *lf = memchr(b + off, '\n', len - off);
+
+    *n = lf != NULL ? (size_t)(lf - (b + off)) + 1 : len - off;
+    if (off >= len || !is_field(b + off, *n))
+        return false;
+    *whole = *n;
+    while (off + *whole < len && (b[off + *whole] == ' ' || b[off + *whole] == '\t')) {
+        const char *nl = memchr(b + off + *whole, '\n', len - off - *whole);
+        *whole = nl != NULL ? (size_t)(nl - (b + off)) + 1 : len - off;
+    }
+    return true;
+}
+
+/* scan_head - Date, Message-ID and the first binding header in the header section */
+static void scan_head(const struct session *s, const char *b, size_t len, struct head *h)
+{
+    const char *bh = s->l->binding_header;
+    size_t off = 0, n, whole;
+
+    memset(h, 0, sizeof *h);
+    for (; field_at(b, len, off, &n, &whole); off += whole) {
+        h->has_date |= field_is(b + off, n, "Date");
+        h->has_msgid |= field_is(b + off, n, "Message-ID");
+        if (bh != NULL && !h->has_bh && field_is(b + off, n, bh)) {
+            h->has_bh = true;
+            value_of(b + off, whole, strlen(bh), h->bh_value, sizeof h->bh_value);
+        }
+    }
+}
+
+/* draw_from_group - one binding of the group, evenly; NULL when none */
+static const char *draw_from_group(const struct sl_config *cfg, const char *group)
+{
+    const char *pick = NULL;
+    uint32_t n = 0;
+
+    for (size_t i = 0; i < cfg->nbindings; i++)
+        if (cfg->bindings[i].group != NULL && strcasecmp(cfg->bindings[i].group, group) == 0 &&
+            randombytes_uniform(++n) == 0)
+            pick = cfg->bindings[i].name; /* reservoir sampling: each member with 1/n */
+    return pick;
+}
+
+/* pick_binding - by the header's name when given, else the listener's */
+static const char *pick_binding(const struct session *s, const char *named)
+{
+    const struct sl_config *cfg = s->ctx->cfg;
+    const struct sl_binding *b;
+
+    if (named != NULL) {
+        if ((b = sl_config_binding(cfg, named)) != NULL)
+            return b->name;
+        return draw_from_group(cfg, named);
+    }
+    if (s->l->binding != NULL)
+        return s->l->binding;
+    if (s->l->binding_group != NULL)
+        return draw_from_group(cfg, s->l->binding_group);
+    return "default";
+}
+
+/* prefix - Received, and Date and Message-ID when missing */
+static size_t prefix(const struct session *s, const struct head *h, char *buf, size_t len)
+{
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    size_t n;
+
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&now, &tm));
+    n = (size_t)snprintf(buf, len,
+                         "Received: from %s ([%s])\r\n\tby %s (sluice) with %s%s%s;\r\n\t%s\r\n",
+                         s->helo, s->peer_ip, s->hostname, s->esmtp ? "ESMTP" : "SMTP",
+                         s->tls_on ? "S" : "", s->auth_user != NULL ? "A" : "", date);
+    if (n < len && !h->has_date)
+        n += (size_t)snprintf(buf + n, len - n, "Date: %s\r\n", date);
+    if (n < len && !h->has_msgid)
+        n +=
+            (size_t)snprintf(buf + n, len - n, "Message-ID: <%lld.%08x%08x@%s>\r\n", (long long)now,
+                             randombytes_random(), randombytes_random(), s->hostname);
+    return n < len ? n : len - 1;
+}
+
+/* compose - the message as it is queued: prefix, then the body without any binding header */
+static char *compose(const struct session *s, const struct head *h, size_t *out_len)
+{
+    const struct txn *t = &s->t;
+    const char *bh = s->l->binding_header;
+    char *m = sl_malloc(PREFIX_MAX + t->len);
+    size_t n = prefix(s, h, m, PREFIX_MAX), off = 0, first, whole;
+
+    for (; bh != NULL && field_at(t->body, t->len, off, &first, &whole); off += whole)
+        if (!field_is(t->body + off, first, bh)) {
+            memcpy(m + n, t->body + off, whole);
+            n += whole;
+        }
+    memcpy(m + n, t->body + off, t->len - off);
+    *out_len = n + t->len - off;
+    return m;
+}
+
+/* write_spool - the message durably in the spool; 0 with its id, or -1 with err */
+static int write_spool(const struct session *s, const char *binding, const char *body, size_t len,
+                       char *id, char *err, size_t errlen)
+{
+    const struct txn *t = &s->t;
+    const char **rcpt = sl_calloc(t->nrcpt, sizeof *rcpt);
+    const char **orcpt = sl_calloc(t->nrcpt, sizeof *orcpt);
+    unsigned *notify = sl_calloc(t->nrcpt, sizeof *notify);
+    int rc;
+
+    for (size_t i = 0; i < t->nrcpt; i++) {
+        rcpt[i] = t->rcpt[i].addr;
+        orcpt[i] = t->rcpt[i].orcpt;
+        notify[i] = t->rcpt[i].notify;
+    }
+    struct sl_spool_new m = {.binding = binding,
+                             .sender = t->sender,
+                             .rcpt = rcpt,
+                             .nrcpt = t->nrcpt,
+                             .body = body,
+                             .len = len,
+                             .max_size = s->max_size + PREFIX_MAX,
+                             .group = s->ctx->group,
+                             .envid = t->envid,
+                             .ret_hdrs = t->ret_hdrs,
+                             .notify = notify,
+                             .orcpt = orcpt};
+    rc = sl_spool_write(s->ctx->spool, &m, id, err, errlen);
+    free(rcpt);
+    free(orcpt);
+    free(notify);
+    return rc;
+}
+
+/* smtpd_accept - queue the transaction's message, then 250 (or 4xx/5xx with the reason) */
+void smtpd_accept(struct session *s)
+{
+    char id[SL_SPOOL_ID_LEN + 1], err[512], shown[300];
+    const char *binding;
+    struct head h;
+    size_t len;
+    char *msg;
+
+    scan_head(s, s->t.body, s->t.len, &h);
+    binding = pick_binding(s, h.has_bh ? h.bh_value : NULL);
+    if (binding == NULL) {
+        sl_spool_printable(h.bh_value, shown, sizeof shown);
+        io_reply(&s->io, "554 5.7.0 Error: %s names no binding or binding group: %s",
+                 s->l->binding_header, shown);
+        smtpd_txn_reset(&s->t);
+        smtpd_error(s);
+        return;
+    }
+    msg = compose(s, &h, &len);
+    free(s->t.body); /* the composed copy is what is queued: one body in memory from here */
+    s->t.body = NULL;
+    s->t.len = s->t.cap = 0;
+    if (write_spool(s, binding, msg, len, id, err, sizeof err) < 0) {
+        sl_msg_warn("%s: message not queued: %s", s->peer_ip, err);
+        io_reply(&s->io, "451 4.3.0 Error: queue file write error");
+    } else {
+        sl_spool_notify(s->ctx->spool, id);
+        sl_msg_debug("%s: queued %s from <%s>, %zu recipients, binding %s", s->peer_ip, id,
+                     s->t.sender, s->t.nrcpt, binding);
+        io_reply(&s->io, "250 2.0.0 Ok: queued as %s", id);
+    }
+    free(msg);
+    smtpd_txn_reset(&s->t);
+}

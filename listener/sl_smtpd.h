@@ -1,0 +1,65 @@
+/*
+ * sl_smtpd.h - the SMTP listener processes, as the master sees them.
+ *
+ * The master binds every [listener] address before it drops privileges
+ * (sl_smtpd_bind), then forks max_sessions processes per listener; each runs
+ * sl_smtpd_main: it accepts on the shared socket and serves one blocking
+ * session at a time, writes each accepted message to the spool durably
+ * (sharing directory syncs with the other listener processes: the group
+ * page) and tells the master at once.  A board in shared memory says which
+ * client each process serves, for max_sessions_per_client.
+ * Concurrency: the board and the group page are shared by every listener
+ * process; everything else is per process.
+ */
+#ifndef SL_SMTPD_H
+#define SL_SMTPD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <openssl/ssl.h>
+
+#include "config/sl_config.h"
+#include "config/sl_listener.h"
+#include "spool/sl_spool.h"
+
+#define SL_SMTPD_BOARD_SLOTS 8192 /* listener processes alive at once, old and new in a reload */
+
+struct sl_smtpd_board; /* board.c */
+struct creds;          /* auth.c */
+
+/* What the master prepares for a listener before it drops privileges (the TLS key, the
+ * credentials may be readable by root alone), inherited by its processes. */
+struct sl_smtpd_prep {
+    SSL_CTX *tls;        /* NULL: no STARTTLS */
+    struct creds *creds; /* NULL: no AUTH */
+};
+
+/* What a forked listener process inherits. */
+struct sl_smtpd_ctx {
+    const struct sl_config *cfg;
+    size_t listener; /* index into cfg->listeners */
+    int fd;          /* its listening socket */
+    const char *spool;
+    struct sl_spool_group *group;
+    struct sl_smtpd_board *board;
+    uint32_t gen;
+    pid_t master;
+    const struct sl_smtpd_prep *prep;
+};
+
+/* Build l's TLS context and read its credentials; false with err. */
+bool sl_smtpd_prepare(const struct sl_listener *l, struct sl_smtpd_prep *p, char *err,
+                      size_t errlen);
+void sl_smtpd_prep_free(struct sl_smtpd_prep *p);
+/* A listening socket for l (SO_REUSEADDR, v6-only for IPv6), or -1 with err. */
+int sl_smtpd_bind(const struct sl_listener *l, char *err, size_t errlen);
+/* The process's life: accept, serve, until SIGTERM (after its session) or the master's death. */
+_Noreturn void sl_smtpd_main(const struct sl_smtpd_ctx *ctx);
+
+/* The shared board (board.c): made before the first fork; cleared for a reaped pid. */
+struct sl_smtpd_board *sl_smtpd_board_new(void);
+void sl_smtpd_board_forget(struct sl_smtpd_board *b, pid_t pid);
+
+#endif

@@ -1,0 +1,341 @@
+/*
+ * listeners.c - the SMTP listener processes: bind, fork, reap, replace,
+ * retire on reload, drain on SIGTERM.
+ *
+ * At start every [listener] address is bound here, before the master drops
+ * privileges (a port below 1024 needs root or CAP_NET_BIND_SERVICE; after
+ * the drop a reload can bind only what the user may).  Each listener gets
+ * max_sessions processes, all accepting on its one socket.  A process that
+ * dies is reaped (the worker supervisor's waitpid hands us the pids it does
+ * not know) and replaced; processes that keep dying young are replaced with
+ * the workers' back-off (100 ms doubling to 10 s).  A reload binds the new
+ * addresses, keeps the sockets of unchanged ones (no connection is refused
+ * while the processes change), SIGTERMs every process of the older
+ * generation (each finishes its transaction, then goes) and forks new ones
+ * on the new config.  Each listener's TLS context and credentials are read here
+ * too (sl_smtpd_prepare), before the drop at start, and inherited by its
+ * processes: a key only root may read works.  The group-commit page and the per-client board are
+ * made once, before the first fork, and shared by every generation.
+ * Concurrency: master only, single-threaded, from the main loop.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/sl_clock.h"
+#include "util/sl_msg.h"
+#include "master/sl_listeners.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 10000
+#define YOUNG_SECONDS  5
+#define GRACE_SLACK_MS 5000
+
+/* find_sock - the bound socket of an address, or NULL */
+static struct sl_lsock *find_sock(struct sl_listeners *ls, const struct sl_listener *l)
+{
+    for (size_t i = 0; i < ls->nsock; i++)
+        if (ls->sock[i].fd >= 0 && ls->sock[i].salen == l->salen &&
+            memcmp(&ls->sock[i].sa, &l->sa, l->salen) == 0)
+            return &ls->sock[i];
+    return NULL;
+}
+
+/* bind_all - a socket for every listener of cfg; false (warned or fatal) when one failed */
+static bool bind_all(struct sl_listeners *ls, const struct sl_config *cfg, bool fatal)
+{
+    bool ok = true;
+    char err[512];
+
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct sl_listener *l = &cfg->listeners[i];
+        int fd;
+        if (find_sock(ls, l) != NULL)
+            continue;
+        if ((fd = sl_smtpd_bind(l, err, sizeof err)) < 0) {
+            if (fatal)
+                sl_msg_fatal("%s", err);
+            sl_msg_warn("%s", err);
+            ok = false;
+            continue;
+        }
+        ls->sock = sl_realloc(ls->sock, (ls->nsock + 1) * sizeof *ls->sock);
+        ls->sock[ls->nsock] = (struct sl_lsock){.salen = l->salen, .fd = fd};
+        memcpy(&ls->sock[ls->nsock++].sa, &l->sa, l->salen);
+        sl_msg_info("listener %s: listening on %s", l->name, l->address);
+    }
+    return ok;
+}
+
+/* prepare_all - TLS contexts and credentials of cfg's listeners; one that fails is fatal at
+ * start, and at a reload is warned and not run */
+static void prepare_all(struct sl_listeners *ls, const struct sl_config *cfg, bool fatal)
+{
+    char err[512];
+
+    ls->prep = sl_calloc(cfg->nlisteners + 1, sizeof *ls->prep);
+    ls->ready = sl_calloc(cfg->nlisteners + 1, sizeof *ls->ready);
+    ls->nprep = cfg->nlisteners;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        ls->ready[i] = sl_smtpd_prepare(&cfg->listeners[i], &ls->prep[i], err, sizeof err);
+        if (!ls->ready[i] && fatal)
+            sl_msg_fatal("%s", err);
+        if (!ls->ready[i])
+            sl_msg_warn("%s: the listener does not run", err);
+    }
+}
+
+/* free_prep - the prepared state of the config the listeners had (children keep copies) */
+static void free_prep(struct sl_listeners *ls)
+{
+    for (size_t i = 0; ls->prep != NULL && i < ls->nprep; i++)
+        sl_smtpd_prep_free(&ls->prep[i]);
+    free(ls->prep);
+    free(ls->ready);
+    ls->prep = NULL;
+    ls->ready = NULL;
+    ls->nprep = 0;
+}
+
+/* sl_listeners_open - bind at start; nothing at all without a listener section */
+void sl_listeners_open(struct sl_listeners *ls, const struct sl_config *cfg, const char *spool,
+                       uint32_t gen)
+{
+    memset(ls, 0, sizeof *ls);
+    ls->cfg = cfg;
+    ls->spool = spool;
+    ls->gen = gen;
+    ls->next_spawn = sl_clock_after_ms(0);
+    if (cfg->nlisteners == 0)
+        return;
+    ls->group = sl_spool_group_new();
+    ls->board = sl_smtpd_board_new();
+    prepare_all(ls, cfg, true);
+    bind_all(ls, cfg, true);
+}
+
+/* running - current-generation processes of listener i */
+static unsigned running(const struct sl_listeners *ls, size_t i)
+{
+    unsigned n = 0;
+
+    for (size_t k = 0; k < ls->np; k++)
+        if (ls->p[k].pid != 0 && !ls->p[k].retiring && ls->p[k].gen == ls->gen &&
+            ls->p[k].listener == i)
+            n++;
+    return n;
+}
+
+/* spawn - fork one process of listener i; false when fork failed */
+static bool spawn(struct sl_listeners *ls, size_t i, int fd)
+{
+    struct sl_smtpd_ctx ctx = {.cfg = ls->cfg,
+                               .listener = i,
+                               .fd = fd,
+                               .spool = ls->spool,
+                               .group = ls->group,
+                               .board = ls->board,
+                               .gen = ls->gen,
+                               .master = getpid(),
+                               .prep = &ls->prep[i]};
+    struct sl_lproc *p = NULL;
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        sl_msg_warn("fork: %s", strerror(errno));
+        return false;
+    }
+    if (pid == 0)
+        sl_smtpd_main(&ctx); /* never returns */
+    for (size_t k = 0; k < ls->np && p == NULL; k++)
+        if (ls->p[k].pid == 0)
+            p = &ls->p[k];
+    if (p == NULL) {
+        ls->p = sl_realloc(ls->p, (ls->np + 1) * sizeof *ls->p);
+        p = &ls->p[ls->np++];
+    }
+    *p = (struct sl_lproc){
+        .pid = pid, .listener = i, .fd = fd, .gen = ls->gen, .started = time(NULL)};
+    return true;
+}
+
+/* sl_listeners_fill - max_sessions processes per listener */
+void sl_listeners_fill(struct sl_listeners *ls)
+{
+    for (size_t i = 0; i < ls->cfg->nlisteners && !ls->draining; i++) {
+        const struct sl_listener *l = &ls->cfg->listeners[i];
+        struct sl_lsock *s = find_sock(ls, l);
+        if (s == NULL || !ls->ready[i])
+            continue; /* its address, key or credentials failed at the reload: warned then */
+        while (running(ls, i) < l->max_sessions) {
+            if (sl_clock_ms_until(ls->next_spawn) > 0)
+                return;
+            if (!spawn(ls, i, s->fd)) {
+                ls->next_spawn = sl_clock_after_ms(BACKOFF_MAX_MS);
+                return;
+            }
+        }
+    }
+}
+
+/* back_off - a process died young: the next spawn waits, doubling each time */
+static void back_off(struct sl_listeners *ls)
+{
+    long ms = BACKOFF_MIN_MS;
+
+    for (unsigned i = 1; i < ls->failures && ms < BACKOFF_MAX_MS; i++)
+        ms *= 2;
+    if (ms > BACKOFF_MAX_MS)
+        ms = BACKOFF_MAX_MS;
+    ls->next_spawn = sl_clock_after_ms(ms);
+    sl_msg_warn("listener processes keep dying: next start in %ld ms", ms);
+}
+
+/* sl_listeners_reaped - forget a dead listener process; false when pid is not one */
+bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status)
+{
+    for (size_t k = 0; k < ls->np; k++) {
+        struct sl_lproc *p = &ls->p[k];
+        if (p->pid != pid)
+            continue;
+        bool young = time(NULL) - p->started < YOUNG_SECONDS;
+        bool failed = WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
+        if (failed && !p->retiring)
+            sl_msg_warn("listener pid %ld %s %d", (long)pid,
+                        WIFSIGNALED(status) ? "killed by signal" : "exited with status",
+                        WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        sl_smtpd_board_forget(ls->board, pid);
+        sl_spool_group_forget(ls->group, pid);
+        if (failed && young && !p->retiring) {
+            ls->failures++;
+            back_off(ls);
+        } else if (!failed)
+            ls->failures = 0;
+        p->pid = 0;
+        return true;
+    }
+    return false;
+}
+
+/* still_used - does a current listener, or a live process, use this socket? */
+static bool still_used(const struct sl_listeners *ls, const struct sl_lsock *s)
+{
+    for (size_t i = 0; i < ls->cfg->nlisteners; i++)
+        if (ls->cfg->listeners[i].salen == s->salen &&
+            memcmp(&ls->cfg->listeners[i].sa, &s->sa, s->salen) == 0)
+            return true;
+    return false;
+}
+
+/* sl_listeners_reload - new addresses bound, older processes retired, unused sockets closed
+ * (the previous config is already freed: only cfg is read here) */
+void sl_listeners_reload(struct sl_listeners *ls, const struct sl_config *cfg, uint32_t gen)
+{
+    free_prep(ls);
+    prepare_all(ls, cfg, false);
+    ls->cfg = cfg;
+    ls->gen = gen;
+    if (cfg->nlisteners > 0 && ls->group == NULL) {
+        ls->group = sl_spool_group_new();
+        ls->board = sl_smtpd_board_new();
+    }
+    bind_all(ls, cfg, false);
+    for (size_t k = 0; k < ls->np; k++)
+        if (ls->p[k].pid != 0 && ls->p[k].gen != gen && !ls->p[k].retiring) {
+            ls->p[k].retiring = true;
+            kill(ls->p[k].pid, SIGTERM);
+        }
+    for (size_t i = 0; i < ls->nsock; i++)
+        if (ls->sock[i].fd >= 0 && !still_used(ls, &ls->sock[i])) {
+            close(ls->sock[i].fd); /* the retiring processes keep their copy until they go */
+            ls->sock[i].fd = -1;
+        }
+    ls->failures = 0;
+    ls->next_spawn = sl_clock_after_ms(0);
+}
+
+/* sl_listeners_wait_ms - until a spawn the back-off delays (-1: none) */
+int sl_listeners_wait_ms(const struct sl_listeners *ls)
+{
+    for (size_t i = 0; i < ls->cfg->nlisteners && !ls->draining; i++)
+        if (ls->ready[i] && running(ls, i) < ls->cfg->listeners[i].max_sessions)
+            return (int)sl_clock_ms_until(ls->next_spawn);
+    return -1;
+}
+
+/* sl_listeners_drain - every process told to finish; no more are started */
+void sl_listeners_drain(struct sl_listeners *ls)
+{
+    ls->draining = true;
+    for (size_t k = 0; k < ls->np; k++)
+        if (ls->p[k].pid != 0) {
+            ls->p[k].retiring = true;
+            kill(ls->p[k].pid, SIGTERM);
+        }
+    for (size_t i = 0; i < ls->nsock; i++)
+        if (ls->sock[i].fd >= 0) { /* new connections are refused from now on */
+            close(ls->sock[i].fd);
+            ls->sock[i].fd = -1;
+        }
+}
+
+/* sl_listeners_alive - processes not yet reaped */
+unsigned sl_listeners_alive(const struct sl_listeners *ls)
+{
+    unsigned n = 0;
+
+    for (size_t k = 0; k < ls->np; k++)
+        n += ls->p[k].pid != 0;
+    return n;
+}
+
+/* sl_listeners_grace_ms - the longest wait a transaction in hand may still be in (the body, or
+ * one command), plus slack: with the defaults 10 min 5 s, within the unit's TimeoutStopSec */
+int sl_listeners_grace_ms(const struct sl_listeners *ls)
+{
+    int64_t longest = 0;
+
+    for (size_t i = 0; i < ls->cfg->nlisteners; i++) {
+        const struct sl_listener *l = &ls->cfg->listeners[i];
+        if (l->data_timeout_ms > longest)
+            longest = l->data_timeout_ms;
+        if (l->command_timeout_ms > longest)
+            longest = l->command_timeout_ms;
+    }
+    longest += GRACE_SLACK_MS;
+    return longest > 24 * 3600 * 1000 ? 24 * 3600 * 1000 : (int)longest;
+}
+
+/* sl_listeners_stop - SIGKILL what the drain left, and reap it */
+void sl_listeners_stop(struct sl_listeners *ls)
+{
+    uint64_t files = 0, syncs = ls->group != NULL ? sl_spool_group_syncs(ls->group, &files) : 0;
+    int status;
+
+    if (files > 0)
+        sl_msg_info("listeners: %llu messages queued with %llu syncs of queue/",
+                    (unsigned long long)files, (unsigned long long)syncs);
+    for (size_t k = 0; k < ls->np; k++)
+        if (ls->p[k].pid != 0) {
+            sl_msg_warn("listener pid %ld did not finish its session: killing it",
+                        (long)ls->p[k].pid);
+            kill(ls->p[k].pid, SIGKILL);
+            if (waitpid(ls->p[k].pid, &status, 0) == ls->p[k].pid) {
+                sl_smtpd_board_forget(ls->board, ls->p[k].pid);
+                sl_spool_group_forget(ls->group, ls->p[k].pid);
+            }
+            ls->p[k].pid = 0;
+        }
+    for (size_t i = 0; i < ls->nsock; i++)
+        if (ls->sock[i].fd >= 0)
+            close(ls->sock[i].fd);
+    free(ls->sock);
+    free(ls->p);
+    free_prep(ls);
+    ls->sock = NULL;
+    ls->p = NULL;
+    ls->nsock = ls->np = 0;
+}

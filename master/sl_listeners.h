@@ -1,0 +1,70 @@
+/*
+ * sl_listeners.h - the master's side of the SMTP listeners: the bound
+ * sockets, the preforked listener processes, reaped and replaced like the
+ * workers, retired on reload and drained on SIGTERM.  Master only.
+ */
+#ifndef SL_LISTENERS_H
+#define SL_LISTENERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "config/sl_config.h"
+#include "listener/sl_smtpd.h"
+
+struct sl_lsock { /* one bound address */
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int fd;
+};
+
+struct sl_lproc { /* one listener process */
+    pid_t pid;
+    size_t listener; /* index in the config of its generation */
+    int fd;          /* the socket it accepts on */
+    uint32_t gen;
+    time_t started;
+    bool retiring;
+};
+
+struct sl_listeners {
+    const struct sl_config *cfg;
+    const char *spool;
+    uint32_t gen;
+    struct sl_lsock *sock;
+    size_t nsock;
+    struct sl_lproc *p;
+    size_t np;
+    struct sl_smtpd_prep *prep; /* per listener of cfg: TLS context, credentials */
+    bool *ready;                /* per listener of cfg: prepared, may run */
+    size_t nprep;
+    struct sl_spool_group *group;
+    struct sl_smtpd_board *board;
+    unsigned failures;
+    struct timespec next_spawn;
+    bool draining;
+};
+
+/* Bind every listener of cfg (before privileges are dropped); fatal when one cannot be. */
+void sl_listeners_open(struct sl_listeners *ls, const struct sl_config *cfg, const char *spool,
+                       uint32_t gen);
+/* Fork listener processes up to max_sessions per listener, back-off allowing. */
+void sl_listeners_fill(struct sl_listeners *ls);
+/* A reaped child: true when it was a listener process (then forgotten). */
+bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status);
+/* A new config: bind new addresses, retire every older process, close unused sockets. */
+void sl_listeners_reload(struct sl_listeners *ls, const struct sl_config *cfg, uint32_t gen);
+/* Milliseconds until the back-off allows a spawn (-1: none due). */
+int sl_listeners_wait_ms(const struct sl_listeners *ls);
+/* SIGTERM: stop accepting; each process finishes its transaction. */
+void sl_listeners_drain(struct sl_listeners *ls);
+unsigned sl_listeners_alive(const struct sl_listeners *ls);
+/* The longest a listener session may still need after SIGTERM. */
+int sl_listeners_grace_ms(const struct sl_listeners *ls);
+/* SIGKILL what is left, reap it, close the sockets. */
+void sl_listeners_stop(struct sl_listeners *ls);
+
+#endif

@@ -1,0 +1,338 @@
+#!/usr/bin/env bash
+# listener.sh - mail submitted over SMTP to sluice's listener, end to end, with clients nobody
+# here wrote: swaks (plain, STARTTLS, AUTH PLAIN and LOGIN), Postfix's smtp-source (pipelined,
+# many sessions), Python's smtplib (DSN parameters) and a private Postfix relaying through
+# sluice; and what no honest client sends, byte for byte (tests/e2e/lib/smtp_raw.py): SMTP
+# smuggling, commands pipelined before STARTTLS, BDAT chunks, over-long lines.  Every accepted
+# message is checked at the sink it is delivered to; every refused one is checked absent.
+# Also: `config check` of listener sections, relay refusal, binding_header, Received,
+# Message-ID and Date, the spool file a listener writes, max_sessions_per_client.
+. "$(dirname "$0")/lib/tap.sh"
+. "$(dirname "$0")/lib/dns.sh"
+. "$(dirname "$0")/lib/peer.sh"
+. "$(dirname "$0")/lib/postfix.sh"
+raw=$(dirname "$0")/lib/smtp_raw.py
+shm=/sluice-e2e-listener-$$
+
+# --- config check: listener sections, every error with FILE:LINE ---
+cat >"$T/bad.ini" <<EOF
+[global]
+spool_dir = $T/badspool
+[listener "a"]
+address = 127.0.0.1:99999
+relay_networks = 10.0.0.0/40
+max_sessions = 0
+binding = nope
+tls_cert_file = $T/none.pem
+bogus = 1
+[listener "b"]
+binding_group = g
+[listener "a"]
+EOF
+"$SLUICECTL" -c "$T/bad.ini" config check >"$T/check.out" 2>&1
+rc=$?
+check "config check refuses bad listener sections (exit 1)" [ "$rc" -eq 1 ]
+has() { grep -qF -- "$1" "$T/check.out"; }
+check "a bad address is reported at its line" has "bad.ini:4: bad value \"127.0.0.1:99999\" for address"
+check "a bad relay network is reported at its line" has "bad.ini:5: bad network \"10.0.0.0/40\""
+check "max_sessions 0 is reported at its line" has "bad.ini:6: bad value \"0\" for max_sessions"
+check "an unknown key is reported at its line" has "bad.ini:9: unknown option \"bogus\" in [listener \"a\"]"
+check "an undeclared binding is reported" has "bad.ini:3: [listener \"a\"]: binding \"nope\" is not declared"
+check "a certificate without its key is reported" has "tls_cert_file and tls_key_file go together"
+check "a listener without address is reported" has "bad.ini:10: [listener \"b\"]: no address"
+check "an undeclared binding_group is reported" has "binding_group \"g\" is not declared"
+check "a listener defined twice is reported" has "bad.ini:12: listener \"a\" already defined on line 3"
+
+# --- the peers: DNS, a sink for the destinations, a CA for STARTTLS ---
+dns_zone test <<'EOF'
+sink        MX 10 mx.sink
+sender      MX 10 mx.sink
+mx.sink     A  127.0.1.21
+EOF
+dns_start
+peer_start sink '{"rcpt": [{"match": "^nobody@", "reply": "550 5.1.1 no such user"}]}' 127.0.1.21
+sport=$(peer_port sink)
+. "$(dirname "$0")/lib/ca.sh"
+ca_init
+ca_issue listener listener.test
+
+lport=$(peer_free_port 127.0.0.1)
+aport=$(peer_free_port 127.0.0.1)
+v6port=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1", 0)); print(s.getsockname()[1])')
+while [ "$aport" = "$lport" ]; do aport=$(peer_free_port 127.0.0.1); done
+echo 'sekret-PW' | "$SLUICECTL" passwd --file "$T/auth" app1
+echo 'other-PW' | "$SLUICECTL" passwd --file "$T/auth" app2
+check "sluicectl passwd writes USER:argon2id hashes" grep -q '^app1:\$argon2id\$' "$T/auth"
+
+cat >"$T/sluice.ini" <<INI
+[global]
+workers = 2
+shm_name = $shm
+spool_dir = $T/spool
+delivery_log = $T/delivery.log
+dns_server = $DNS_SERVER
+smtp_port = $sport
+idle_timeout = 1s
+ehlo_hostname = sluice.test
+max_message_size = 200000
+
+[binding "b1"]
+bind_address = 127.0.0.2
+[binding "b2"]
+bind_address = 127.0.0.3
+
+; applications on this host: loopback may relay
+[listener "local"]
+address = 127.0.0.1:$lport
+binding = b1
+binding_header = X-Sluice-Binding
+max_sessions = 6
+max_recipients = 3
+data_timeout = 3s
+tls_cert_file = $CA_DIR/listener.crt
+tls_key_file = $CA_DIR/listener.key
+
+; the outside: nobody relays without AUTH, which needs STARTTLS
+[listener "auth"]
+address = 127.0.0.1:$aport
+relay_networks = 10.99.0.0/16
+max_sessions = 3
+max_sessions_per_client = 2
+command_timeout = 2s
+tls_cert_file = $CA_DIR/listener.crt
+tls_key_file = $CA_DIR/listener.key
+auth_file = $T/auth
+
+[listener "v6"]
+address = [::1]:$v6port
+max_sessions = 1
+INI
+check "config check accepts the listener sections" eval "\"\$SLUICECTL\" -c \"\$T/sluice.ini\" config check >/dev/null"
+
+"$SLUICED" -c "$T/sluice.ini" >"$T/daemon.log" 2>&1 &
+daemon=$!
+started "$daemon"
+listening() { swaks --server 127.0.0.1 --port "$1" --quit-after EHLO >/dev/null 2>&1; }
+check "both listeners answer" wait_for 10 eval 'listening $lport && listening $aport'
+nlisteners() { ps -o args= --ppid "$daemon" | grep -c 'sluiced: listener'; }
+check "max_sessions processes per listener are preforked (6 + 3 + 1)" wait_for 5 eval '[ "$(nlisteners)" -eq 10 ]'
+
+messages_with() { peer_true sink "sum(1 for e, b in messages() if $1) >= ${2:-1}"; }
+count_with() { peer_stat sink "sum(1 for e, b in messages() if $1)"; }
+
+# --- plain submission with swaks, delivered to the sink ---
+swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to r1@sink.test \
+  --header 'X-Test: plain' --body 'hello over SMTP' >"$T/swaks1" 2>&1
+check "swaks: a plain submission gets 250 queued as ID" grep -q '<-  250 2.0.0 Ok: queued as ' "$T/swaks1"
+check "the message reaches the sink" wait_for 15 messages_with "b'X-Test: plain' in b"
+body() { peer_stat sink "[b for e, b in messages() if $1][0].decode()"; }
+b=$(body "b'X-Test: plain' in b")
+check "a Received header names the client and the listener" \
+  grep -q 'Received: from .*(\[127.0.0.1\])' <<<"$b"
+check "delivered through the listener's binding (b1: 127.0.0.2)" \
+  peer_true sink "[e for e, b in messages() if b'X-Test: plain' in b][0]['src'] == '127.0.0.2'"
+
+# Date and Message-ID are added when the message has none, kept when it has them.
+printf 'Subject: bare\r\nX-Test: bare\r\n\r\nno date, no id\r\n' >"$T/bare.eml"
+swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to r2@sink.test \
+  --data "$T/bare.eml" >/dev/null 2>&1
+check "a message without Date and Message-ID arrives" wait_for 15 messages_with "b'X-Test: bare' in b"
+b=$(body "b'X-Test: bare' in b")
+check "Date is added" grep -q '^Date: ' <<<"$b"
+check "Message-ID is added" grep -q '^Message-ID: <.*@sluice.test>' <<<"$b"
+b=$(body "b'X-Test: plain' in b")
+check "swaks' own Message-Id is kept, none added" [ "$(grep -ci '^Message-ID:' <<<"$b")" -eq 1 ]
+
+# binding_header picks the binding per message and is removed before delivery.
+swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to r3@sink.test \
+  --header 'X-Test: bh' --header 'X-Sluice-Binding: b2' --header 'X-Sluice-Binding: b1' \
+  >/dev/null 2>&1
+check "binding_header: the message reaches the sink" wait_for 15 messages_with "b'X-Test: bh' in b"
+check "binding_header: delivered through binding b2 (127.0.0.3)" \
+  peer_true sink "[e for e, b in messages() if b'X-Test: bh' in b][0]['src'] == '127.0.0.3'"
+check "binding_header: the first one counts, every one is removed" \
+  peer_true sink "b'X-Sluice-Binding' not in [b for e, b in messages() if b'X-Test: bh' in b][0]"
+swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to r3@sink.test \
+  --header 'X-Sluice-Binding: nosuch' >"$T/swaks_bh" 2>&1
+check "binding_header naming no binding is refused with 554 5.7.0" grep -q '<\*\* *554 5.7.0' "$T/swaks_bh"
+
+# max_recipients: the fourth RCPT gets 452, the message goes to the first three.
+swaks --server 127.0.0.1 --port "$lport" --from app@sender.test \
+  --to m1@sink.test,m2@sink.test,m3@sink.test,m4@sink.test --header 'X-Test: maxrcpt' \
+  >"$T/swaks_max" 2>&1
+check "max_recipients: the 4th recipient gets 452 4.5.3" grep -q '452 4.5.3' "$T/swaks_max"
+
+# IPv6: a listener on [::1], loopback relays there too.
+python3 - "$v6port" <<'PY'
+import smtplib, sys
+s = smtplib.SMTP("::1", int(sys.argv[1]))
+s.sendmail("app@sender.test", ["v6@sink.test"], "Subject: v6\r\nX-Test: v6\r\n\r\nover IPv6\r\n")
+s.quit()
+PY
+check "a message over IPv6 ([::1]) reaches the sink" wait_for 15 messages_with "b'X-Test: v6' in b"
+b=$(body "b'X-Test: v6' in b")
+check "its Received header names the IPv6 client" grep -q 'Received: from .*(\[::1\])' <<<"$b"
+
+# --- relay control: outside relay_networks without AUTH: 5.7.1, nothing queued ---
+swaks --server 127.0.0.1 --port "$aport" --from app@sender.test --to r4@sink.test \
+  --header 'X-Test: relay' >"$T/swaks_relay" 2>&1
+check "a client outside relay_networks gets 554 5.7.1 at RCPT" \
+  grep -q '<\*\* *554 5.7.1 <r4@sink.test>: Relay access denied' "$T/swaks_relay"
+swaks --server 127.0.0.1 --port "$aport" --from app@sender.test --to r4@sink.test \
+  -a PLAIN -au app1 -ap sekret-PW >"$T/swaks_noauth" 2>&1
+check "AUTH is not offered before STARTTLS" grep -q 'Host did not advertise authentication' "$T/swaks_noauth"
+
+# --- STARTTLS and AUTH with swaks ---
+swaks --server 127.0.0.1 --port "$aport" --from app@sender.test --to r5@sink.test -tls \
+  -a PLAIN -au app1 -ap sekret-PW --header 'X-Test: authplain' >"$T/swaks_plain" 2>&1
+check "STARTTLS + AUTH PLAIN: 235, then 250 queued" \
+  eval "grep -q '235 2.7.0' $T/swaks_plain && grep -q '250 2.0.0 Ok: queued' $T/swaks_plain"
+swaks --server 127.0.0.1 --port "$aport" --from app@sender.test --to r6@sink.test -tls \
+  -a LOGIN -au app2 -ap other-PW --header 'X-Test: authlogin' >"$T/swaks_login" 2>&1
+check "STARTTLS + AUTH LOGIN: 250 queued" grep -q '250 2.0.0 Ok: queued' "$T/swaks_login"
+swaks --server 127.0.0.1 --port "$aport" --from app@sender.test --to r7@sink.test -tls \
+  -a PLAIN -au app1 -ap wrong --header 'X-Test: authbad' >"$T/swaks_bad" 2>&1
+check "a wrong password gets 535 5.7.8" grep -q '535 5.7.8' "$T/swaks_bad"
+check "authenticated mail reaches the sink (PLAIN and LOGIN)" \
+  wait_for 15 eval 'messages_with "b\"X-Test: authplain\" in b" && messages_with "b\"X-Test: authlogin\" in b"'
+b=$(body "b'X-Test: authplain' in b")
+check "Received says ESMTPSA (TLS and AUTH)" grep -q 'with ESMTPSA' <<<"$b"
+swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to r8@sink.test -tls \
+  --header 'X-Test: tlsonly' >"$T/swaks_tls" 2>&1
+check "STARTTLS on the loopback listener: 250 queued" grep -q '250 2.0.0 Ok: queued' "$T/swaks_tls"
+
+# A new password counts once sluiced is reloaded (the new listener processes read it).
+echo 'renewed-PW' | "$SLUICECTL" passwd --file "$T/auth" app1
+kill -HUP "$daemon"
+auth_ok() {
+  swaks --server 127.0.0.1 --port "$aport" --from app@sender.test --to r10@sink.test -tls \
+    -a PLAIN -au app1 -ap renewed-PW --header 'X-Test: renewed' 2>&1 | grep -q '235 2.7.0'
+}
+check "after sluicectl passwd and SIGHUP, the new password is accepted" wait_for 10 auth_ok
+swaks --server 127.0.0.1 --port "$aport" --from app@sender.test --to r7@sink.test -tls \
+  -a PLAIN -au app1 -ap sekret-PW >"$T/swaks_old" 2>&1
+check "and the old one is refused" grep -q '535 5.7.8' "$T/swaks_old"
+
+# --- SMTP smuggling: <LF>.<LF>, <CR>.<CR> and <CRLF>.<LF> never end a message ---
+for c in smuggle-lf smuggle-cr smuggle-crlf-lf; do
+  python3 "$raw" 127.0.0.1 "$lport" "$c" >"$T/$c.out" 2>&1
+  check "$c: the message is refused with 554 5.6.0" grep -q '^554 5.6.0' "$T/$c.out"
+  check "$c: only one 354 (the smuggled DATA was never a command)" [ "$(grep -c '^354' "$T/$c.out")" -eq 1 ]
+done
+python3 "$raw" 127.0.0.1 "$lport" longline >"$T/longline.out" 2>&1
+check "a body line over 998 octets is refused with 554 5.6.0" grep -q '^554 5.6.0.*998' "$T/longline.out"
+
+# --- STARTTLS command injection: what was pipelined after STARTTLS is dropped ---
+python3 "$raw" 127.0.0.1 "$lport" starttls-inject >"$T/inject.out" 2>&1
+check "starttls-inject: the handshake is done" grep -qx TLS "$T/inject.out"
+check "starttls-inject: the first reply under TLS is EHLO's, not the injected RSET's" \
+  [ "$(sed -n '/^TLS$/{n;p}' "$T/inject.out")" = "250-sluice.test" ]
+
+# --- BDAT (CHUNKING): two chunks, the second LAST ---
+python3 "$raw" 127.0.0.1 "$lport" bdat app@sender.test r9@sink.test >"$T/bdat.out" 2>&1
+check "BDAT: the first chunk is acknowledged, the last queued" \
+  eval "grep -q '^250 2.0.0 .* octets received' $T/bdat.out && grep -q '^250 2.0.0 Ok: queued' $T/bdat.out"
+check "BDAT: the message reaches the sink whole" \
+  wait_for 15 messages_with "b'X-Test: bdat' in b and b'second chunk' in b"
+
+# --- DSN parameters (Python's smtplib): ENVID/ORCPT in the bounce, NOTIFY=NEVER none ---
+python3 - 127.0.0.1 "$lport" <<'PY'
+import smtplib, sys
+s = smtplib.SMTP(sys.argv[1], int(sys.argv[2]))
+s.ehlo("dsn.test")
+s.sendmail("dsn-sender@sender.test", ["nobody@sink.test"],
+           "Subject: dsn\r\nX-Test: dsn-failure\r\n\r\nbody\r\n",
+           mail_options=["RET=HDRS", "ENVID=env+2Bid-42"],
+           rcpt_options=["NOTIFY=FAILURE,DELAY", "ORCPT=rfc822;original+40example.org"])
+s.sendmail("dsn-never@sender.test", ["nobody@sink.test"],
+           "Subject: dsn\r\nX-Test: dsn-never\r\n\r\nbody\r\n",
+           rcpt_options=["NOTIFY=NEVER"])
+s.quit()
+PY
+check "the bounce (NOTIFY=FAILURE) reaches the sender" \
+  wait_for 20 messages_with "e['rcpt_to'] == ['dsn-sender@sender.test']"
+b=$(peer_stat sink "[b for e, b in messages() if e['rcpt_to'] == ['dsn-sender@sender.test']][0].decode()")
+check "the bounce gives ENVID back as Original-Envelope-Id" grep -q '^Original-Envelope-Id: env+id-42' <<<"$b"
+check "the bounce gives ORCPT back as Original-Recipient" grep -q '^Original-Recipient: rfc822;original@example.org' <<<"$b"
+check "both messages were tried and bounced" \
+  wait_for 10 eval '[ "$(grep -c "\"rcpt\":\[\"nobody@sink.test\"\].*\"outcome\":\"bounced\"" $T/delivery.log)" -ge 2 ]'
+sleep 2
+check "NOTIFY=NEVER: no bounce to its sender" [ "$(count_with "e['rcpt_to'] == ['dsn-never@sender.test']")" -eq 0 ]
+
+# --- max_message_size: a body over it gets 552 5.3.4 and nothing is queued ---
+python3 -c "import sys; sys.stdout.write(('y' * 76 + '\n') * 4000)" >"$T/big.txt"
+swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to big@sink.test \
+  --header 'X-Test: big' --body "$T/big.txt" >"$T/swaks_big" 2>&1
+check "a message over max_message_size gets 552 5.3.4" grep -q '<\*\* *552 5.3.4' "$T/swaks_big"
+
+# --- per-command timeouts (auth listener: command_timeout 2s; local: data_timeout 3s) ---
+idle_session() { # PORT STEPS: the last reply of a session that says STEPS then falls silent
+  python3 - "$1" "$2" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(10)
+if sys.argv[2]:
+    s.sendall(sys.argv[2].encode().replace(b"|", b"\r\n"))
+t0, out = time.time(), b""
+while True:
+    d = s.recv(4096)
+    if not d:
+        break
+    out += d
+print(out.decode(errors="replace").splitlines()[-1], "after %.1f s" % (time.time() - t0))
+PY
+}
+out=$(idle_session "$aport" "")
+check "a silent client gets 421 4.4.2 after command_timeout ($out)" \
+  eval '[[ $out == "421 4.4.2"*"after "[2-4]* ]]'
+out=$(idle_session "$aport" "EHLO c|MAIL FROM:<a@sender.test>|RCPT TO:<r@example.test>|")
+check "a refused RCPT, then silence: 421 after command_timeout ($out)" eval '[[ $out == "421 4.4.2"* ]]'
+out=$(idle_session "$lport" "EHLO c|MAIL FROM:<a@sender.test>|RCPT TO:<stall@sink.test>|DATA|X-Test: stall||half a body|")
+check "a body that stops: 421 4.4.2 after data_timeout ($out)" \
+  eval '[[ $out == "421 4.4.2"*"after "[3-5]* ]]'
+
+# --- max_sessions_per_client (2 on the auth listener) ---
+exec 7<>/dev/tcp/127.0.0.1/"$aport"
+exec 8<>/dev/tcp/127.0.0.1/"$aport"
+read -r -t 5 g7 <&7
+read -r -t 5 g8 <&8
+exec 9<>/dev/tcp/127.0.0.1/"$aport"
+read -r -t 5 g9 <&9
+check "two sessions from one client are greeted" eval '[[ $g7 == 220* && $g8 == 220* ]]'
+check "a third from the same client gets 421 4.7.0" eval '[[ $g9 == "421 4.7.0"* ]]'
+exec 7>&- 8>&- 9>&-
+
+# --- smtp-source: 200 messages pipelined over 10 sessions ---
+before=$(peer_stat sink "sum(1 for e, b in messages() if e['rcpt_to'] == ['bulk@sink.test'])")
+smtp-source -c -m 200 -s 10 -l 2048 -f bulk-from@sender.test -t bulk@sink.test \
+  127.0.0.1:"$lport" >"$T/source.out" 2>&1
+rc=$?
+check "smtp-source: 200 messages over 10 pipelined sessions, no error" \
+  eval '[ $rc -eq 0 ] && ! grep -qi "error\|fatal" $T/source.out'
+check "smtp-source: all 200 reach the sink" \
+  wait_for 60 messages_with "e['rcpt_to'] == ['bulk@sink.test']" $((before + 200))
+
+# --- a private Postfix relaying through sluice (relayhost = the listener) ---
+pfport=$(peer_free_port 127.0.0.1)
+postfix_relay_start 127.0.0.1 "$pfport" 127.0.0.1 "$lport"
+swaks --server 127.0.0.1 --port "$pfport" --from app@sender.test --to viapf@sink.test \
+  --header 'X-Test: via-postfix' >"$T/swaks_pf" 2>&1
+check "Postfix takes the message" grep -q '250 2.0.0 Ok: queued' "$T/swaks_pf"
+check "Postfix -> sluice -> sink: delivered" wait_for 30 messages_with "b'X-Test: via-postfix' in b"
+b=$(body "b'X-Test: via-postfix' in b")
+check "Postfix's hop and sluice's are both in the Received chain" \
+  eval "grep -q 'by sluice.test (sluice) with ESMTP' <<<\"\$b\" && grep -q 'by postfix-127-0-0-1.test' <<<\"\$b\""
+postfix_stop
+
+# --- nothing refused was ever delivered ---
+check "no smuggled message was delivered" [ "$(count_with "b'smuggled' in b or e['mail_from'] == 'evil@evil.test'")" -eq 0 ]
+check "no timed-out or oversize message was delivered" \
+  [ "$(count_with "b'X-Test: stall' in b or b'X-Test: big' in b")" -eq 0 ]
+check "no relay-refused or failed-AUTH message was delivered" \
+  [ "$(count_with "e['rcpt_to'] in (['r4@sink.test'], ['r7@sink.test'])")" -eq 0 ]
+check "the listeners logged no crash" eval '! grep -q "killed by signal" $T/daemon.log'
+
+kill -TERM "$daemon"
+wait "$daemon"
+check "sluiced stops with listeners (exit 0)" [ $? -eq 0 ]
+echo "1..$_n"
