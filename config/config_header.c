@@ -17,6 +17,7 @@
  * Trust boundary: the header line is operator input.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -34,6 +35,10 @@
 enum kind { K_GLOBAL, K_BINDING, K_GROUP, K_DOMAIN, K_HOST, K__COUNT };
 static const char *const kind_words[K__COUNT] = {"global", "binding", "binding_group", "domain",
                                                  "host"};
+/* Section kinds whose headers other parts of the loader take before this file sees them
+ * (config/rules.c, the listeners'): named in the "unknown section kind" error with the ones
+ * above. */
+static const char *const other_kinds[] = {"shaping", "listener"};
 static const int single_scope[K__COUNT] = {SL_SC_GLOBAL, SL_SC_BINDING, SL_SC_BINDING_GROUP,
                                            SL_SC_DOMAIN, SL_SC_HOST};
 
@@ -51,6 +56,23 @@ static int kind_of(const char *p, size_t n)
         if (strlen(kind_words[k]) == n && strncasecmp(p, kind_words[k], n) == 0)
             return k;
     return -1;
+}
+
+/* expected_kinds - "global, binding, ... or listener": every section kind, for an error */
+static void expected_kinds(char *buf, size_t len)
+{
+    const size_t nother = sizeof other_kinds / sizeof other_kinds[0], n = K__COUNT + nother;
+    size_t off = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && off < len; i++) {
+        const char *word = i < K__COUNT ? kind_words[i] : other_kinds[i - K__COUNT];
+        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+        int w = snprintf(buf + off, len - off, "%s%s", sep, word);
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
 }
 
 /* quoted - take a "name" at *pp (\" is a quote); masks `]`, `;`, `#` in place for inih */
@@ -107,10 +129,10 @@ static const char *tokens(char *p, int kinds[2], char *names[2], int *nk, struct
             return "expected a section keyword";
         kinds[*nk] = kind_of(p, n);
         if (kinds[*nk] < 0) {
-            sl_config_report(L, L->lineno,
-                             "unknown section kind \"%.*s\" (expected global, binding, "
-                             "binding_group, domain or host)",
-                             (int)n, p);
+            char expected[200];
+            expected_kinds(expected, sizeof expected);
+            sl_config_report(L, L->lineno, "unknown section kind \"%.*s\" (expected %s)", (int)n, p,
+                             expected);
             return "";
         }
         p += n + strspn(p + n, " \t");

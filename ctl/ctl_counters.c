@@ -102,6 +102,8 @@ static bool wanted(const struct sl_counter_view *v, const struct opts *o)
 
     if (sl_ctl_is_bucket(v)) /* a throttle: shown in a table of its own */
         return false;
+    if (v->kind == SL_SCOPE_ACTION_CAP && v->limit < 0) /* its action ended */
+        return false;
     if (o->scope != SL_SCOPE_NONE && (int)v->kind != o->scope)
         return false;
     if (o->nonzero && v->in_use == 0 && v->waiting == 0)

@@ -81,11 +81,11 @@ static const struct {
     {"tls", sl_ctl_tls, "tls [--binding B] [--json] DOMAIN",
      "The domain's effective TLS policy (tls option, MTA-STS, DANE) per MX host, and why."},
     {"suspend", sl_ctl_suspend,
-     "suspend (--domain D | --binding B | --binding B --domain D) [--for DURATION] "
-     "[--reason TEXT]",
-     "No connection for that scope until resumed (or for DURATION); its mail waits.\n"
+     "suspend [--binding B] [--domain D] [--host H] [--for DURATION] [--reason TEXT]",
+     "No connection for that scope (one to three of binding, domain, MX host) until\n"
+     "resumed (or for DURATION); its mail waits.\n"
      "Kept in the spool: a restart keeps it.  Works with the daemon stopped too."},
-    {"resume", sl_ctl_resume, "resume (--domain D | --binding B | --binding B --domain D)",
+    {"resume", sl_ctl_resume, "resume [--binding B] [--domain D] [--host H]",
      "End the suspensions of exactly that scope; its mail goes at once."},
     {"suspended", sl_ctl_suspended, "suspended [--json]",
      "The suspensions in force: id, scope, until when, reason."},

@@ -4,8 +4,10 @@
  * Asks the master (control socket in spool_dir) to have an idle worker take
  * every counter a connection from a binding to a domain (via an MX host) would
  * take, hold them for --hold seconds and give them back.  Prints the answer:
- * each counter with in-use/limit, or the scope that refused.  Exit 0 when the
- * counters were granted, 1 otherwise.
+ * each counter with in-use/limit, or the scope that refused.  A suspension in
+ * force over the binding x domain (spool_dir/actions, spool/sl_actions.h) is
+ * said too, with its end: the counters may be free while no mail goes.  Exit 0
+ * when the counters were granted and nothing is suspended, 1 otherwise.
  */
 #include <errno.h>
 #include <math.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bsd/string.h>
@@ -21,6 +24,7 @@
 #include "config/sl_config.h"
 #include "ipc/sl_control.h"
 #include "ctl/sl_ctl.h"
+#include "spool/sl_actions.h"
 
 #define ANSWER_WAIT_S 10
 
@@ -65,6 +69,48 @@ static int ask(const char *path, const char *req, char *ans, size_t len)
     return 0;
 }
 
+/* until_text - when a suspension ends, as the operator reads it (UTC) */
+static void until_text(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (t <= 0 || gmtime_r(&tt, &tm) == NULL)
+        snprintf(buf, len, "until resumed");
+    else
+        strftime(buf, len, "until %Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* suspensions - print each suspension in force over binding x domain (x mx); how many hold
+ * the connection probed */
+static int suspensions(const char *spool, const char *binding, const char *domain, const char *mx)
+{
+    struct sl_actions l = {0};
+    int64_t now = (int64_t)time(NULL);
+    char err[512], until[48];
+    int n = 0;
+
+    if (sl_actions_load(spool, &l, err, sizeof err) < 0) {
+        fprintf(stderr, "sluicectl: suspensions not known: %s\n", err);
+        return 0;
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        const struct sl_action *a = &l.a[i];
+        if (a->kind != SL_ACTION_SUSPEND || (a->until > 0 && a->until <= now) ||
+            !sl_action_covers(a, binding, domain, strcmp(mx, "-") ? mx : NULL))
+            continue;
+        until_text(a->until, until, sizeof until);
+        printf("SUSPENDED binding %s domain %s%s%s %s (action %llu%s%s%s%s)\n", binding, domain,
+               a->host[0] ? " host " : "", a->host, until, (unsigned long long)a->id,
+               a->rule[0] ? ", rule " : ", by the operator", a->rule, a->reason[0] ? ": " : "",
+               a->reason);
+        /* Without --mx, a host's suspension leaves the domain's other MX hosts open. */
+        n += a->host[0] == '\0' || strcmp(mx, "-") != 0;
+    }
+    sl_actions_free(&l);
+    return n;
+}
+
 /* sl_ctl_probe - sluicectl probe [--binding B] --domain D [--mx H] [--hold S] */
 int sl_ctl_probe(const char *cfgpath, int argc, char **argv)
 {
@@ -101,5 +147,7 @@ int sl_ctl_probe(const char *cfgpath, int argc, char **argv)
     if (ask(path, req, ans, sizeof ans) < 0)
         return 1;
     printf("%s\n", ans);
+    if (suspensions(spool, binding, domain, mx) > 0)
+        return 1;
     return strncmp(ans, "OK", 2) == 0 ? 0 : 1;
 }

@@ -67,11 +67,23 @@ static enum ask_result ask(const char *path, const char *req, char *ans, size_t 
 
 /* The arguments of suspend and resume. */
 struct scope_args {
-    const char *binding, *domain, *reason;
+    const char *binding, *domain, *host, *reason;
     long long seconds; /* 0: until resumed */
 };
 
-/* parse_scope - --binding B, --domain D (at least one), and for suspend --for, --reason */
+/* plain_name - a domain or host name of the command line: printable, no blank (NULL: none) */
+static bool plain_name(const char *name, const char *what)
+{
+    for (const char *s = name; s != NULL && *s != '\0'; s++)
+        if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f || strcmp(name, "-") == 0) {
+            fprintf(stderr, "sluicectl: not a %s name: %s\n", what, name);
+            return false;
+        }
+    return true;
+}
+
+/* parse_scope - --binding B, --domain D, --host H (at least one), and for suspend --for,
+ * --reason */
 static int parse_scope(const struct sl_config *cfg, int argc, char **argv, bool suspend,
                        struct scope_args *a)
 {
@@ -85,6 +97,8 @@ static int parse_scope(const struct sl_config *cfg, int argc, char **argv, bool 
             a->binding = val;
         else if (strcmp(opt, "--domain") == 0)
             a->domain = val;
+        else if (strcmp(opt, "--host") == 0)
+            a->host = val;
         else if (suspend && strcmp(opt, "--reason") == 0)
             a->reason = val;
         else if (suspend && strcmp(opt, "--for") == 0) {
@@ -100,17 +114,14 @@ static int parse_scope(const struct sl_config *cfg, int argc, char **argv, bool 
         } else
             return -1;
     }
-    if (a->binding == NULL && a->domain == NULL)
+    if (a->binding == NULL && a->domain == NULL && a->host == NULL)
         return -1;
     if (a->binding != NULL && sl_config_binding(cfg, a->binding) == NULL) {
         fprintf(stderr, "sluicectl: unknown binding \"%s\"\n", a->binding);
         return 1;
     }
-    for (const char *s = a->domain; s != NULL && *s != '\0'; s++)
-        if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f) {
-            fprintf(stderr, "sluicectl: not a domain name: %s\n", a->domain);
-            return 1;
-        }
+    if (!plain_name(a->domain, "domain") || !plain_name(a->host, "host"))
+        return 1;
     return 0;
 }
 
@@ -126,12 +137,13 @@ static void when(int64_t t, const char *none, char *buf, size_t len)
         strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* scope_of - "binding B domain D" of an action */
+/* scope_of - "binding B domain D host H" of an action (the parts it names) */
 static void scope_of(const struct sl_action *a, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s%s%s%s%s%s%s", a->binding[0] ? "binding " : "", a->binding,
+    snprintf(buf, len, "%s%s%s%s%s%s%s%s", a->binding[0] ? "binding " : "", a->binding,
              a->binding[0] && a->domain[0] ? " " : "", a->domain[0] ? "domain " : "", a->domain,
-             a->host[0] ? " host " : "", a->host);
+             (a->binding[0] || a->domain[0]) && a->host[0] ? " " : "", a->host[0] ? "host " : "",
+             a->host);
 }
 
 /* offline - change the file in the spool when no daemon runs; the exit status */
@@ -149,6 +161,7 @@ static int offline(const char *spool, bool suspend, const struct scope_args *a)
         struct sl_action x = {.kind = SL_ACTION_SUSPEND, .since = (int64_t)time(NULL)};
         strlcpy(x.binding, a->binding ? a->binding : "", sizeof x.binding);
         strlcpy(x.domain, a->domain ? a->domain : "", sizeof x.domain);
+        strlcpy(x.host, a->host ? a->host : "", sizeof x.host);
         x.until = a->seconds > 0 ? x.since + a->seconds : 0;
         sl_action_text(x.reason, sizeof x.reason, a->reason);
         if (sl_actions_add(&l, &x) < 0) {
@@ -164,7 +177,8 @@ static int offline(const char *spool, bool suspend, const struct scope_args *a)
         for (size_t i = 0; i < l.n;)
             if (l.a[i].kind == SL_ACTION_SUSPEND &&
                 strcasecmp(l.a[i].binding, a->binding ? a->binding : "") == 0 &&
-                strcasecmp(l.a[i].domain, a->domain ? a->domain : "") == 0) {
+                strcasecmp(l.a[i].domain, a->domain ? a->domain : "") == 0 &&
+                strcasecmp(l.a[i].host, a->host ? a->host : "") == 0) {
                 sl_actions_remove(&l, i);
                 n++;
             } else {
@@ -229,18 +243,21 @@ static int suspend_or_resume(const char *cfgpath, int argc, char **argv, bool su
     if ((rc = parse_scope(cfg, argc, argv, suspend, &a)) != 0) {
         if (rc < 0)
             fprintf(stderr, "usage: sluicectl %s\n",
-                    suspend ? "suspend (--domain D | --binding B | --binding B --domain D) "
+                    suspend ? "suspend [--binding B] [--domain D] [--host H] (at least one) "
                               "[--for DURATION] [--reason TEXT]"
-                            : "resume (--domain D | --binding B | --binding B --domain D)");
+                            : "resume [--binding B] [--domain D] [--host H] (at least one)");
         sl_config_free(cfg);
         return rc < 0 ? 2 : 1;
     }
+    /* The host goes after the domain only when there is one, so a daemon of before hosts
+     * understands every other request. */
     if (suspend)
-        snprintf(req, sizeof req, "X suspend %s %s %lld %s", a.binding ? a.binding : "-",
-                 a.domain ? a.domain : "-", a.seconds, a.reason);
+        snprintf(req, sizeof req, "X suspend %s %s %s%s%lld %s", a.binding ? a.binding : "-",
+                 a.domain ? a.domain : "-", a.host ? a.host : "", a.host ? " " : "", a.seconds,
+                 a.reason);
     else
-        snprintf(req, sizeof req, "X resume %s %s", a.binding ? a.binding : "-",
-                 a.domain ? a.domain : "-");
+        snprintf(req, sizeof req, "X resume %s %s%s%s", a.binding ? a.binding : "-",
+                 a.domain ? a.domain : "-", a.host ? " " : "", a.host ? a.host : "");
     rc = request(spool, req, suspend, &a);
     sl_config_free(cfg);
     return rc;
@@ -451,8 +468,8 @@ bool sl_ctl_suspension(const struct sl_config *cfg, const char *binding, const c
     for (size_t i = 0; i < l.n; i++) {
         const struct sl_action *a = &l.a[i];
         if (a->kind != SL_ACTION_SUSPEND || (a->until > 0 && a->until <= now) ||
-            !sl_action_covers(a, binding, domain, NULL))
-            continue;
+            a->host[0] != '\0' || !sl_action_covers(a, binding, domain, NULL))
+            continue; /* a host's suspension holds only its connections, not the destination */
         when(a->until, "resumed", until, sizeof until);
         snprintf(buf, len, "suspended until %s (%s)", until, a->reason[0] ? a->reason : "-");
         if (reason != NULL)

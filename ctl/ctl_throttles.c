@@ -27,7 +27,14 @@ bool sl_ctl_is_bucket(const struct sl_counter_view *v)
     return v->kind == SL_SCOPE_THROTTLE_CONN || v->kind == SL_SCOPE_THROTTLE_MSG;
 }
 
-/* sl_ctl_split_buckets - the buckets moved after the counters, order kept; counters' count */
+/* not_counter - a bucket or a shaping action's cap (shm/cap.c): no connection counter */
+static bool not_counter(const struct sl_counter_view *v)
+{
+    return sl_ctl_is_bucket(v) || v->kind == SL_SCOPE_ACTION_CAP;
+}
+
+/* sl_ctl_split_buckets - the buckets (and the actions' caps) moved after the counters, order
+ * kept; counters' count */
 size_t sl_ctl_split_buckets(struct sl_counter_view *v, size_t n)
 {
     struct sl_counter_view *tmp = malloc((n + 1) * sizeof *tmp);
@@ -36,11 +43,11 @@ size_t sl_ctl_split_buckets(struct sl_counter_view *v, size_t n)
     if (tmp == NULL)
         return n;
     for (size_t i = 0; i < n; i++)
-        if (!sl_ctl_is_bucket(&v[i]))
+        if (!not_counter(&v[i]))
             tmp[k++] = v[i];
     size_t counters = k;
     for (size_t i = 0; i < n; i++)
-        if (sl_ctl_is_bucket(&v[i]))
+        if (not_counter(&v[i]))
             tmp[k++] = v[i];
     memcpy(v, tmp, n * sizeof *v);
     free(tmp);
@@ -53,14 +60,14 @@ static const char *kind_word(enum sl_scope_kind k)
     return k == SL_SCOPE_THROTTLE_CONN ? "connections" : "messages";
 }
 
-/* bucket_of - the bucket behind view v; false when it is gone */
+/* bucket_of - the bucket behind view v; false when it is gone or retired */
 static bool bucket_of(const struct sl_shm *shm, const struct sl_counter_view *v,
                       struct sl_bucket_view *b)
 {
     uint32_t slot;
 
     return sl_shm_find(shm, v->kind, v->name, NULL, &slot) == SL_SHM_OK &&
-           sl_bucket_view(shm, slot, sl_clock_us(), b) == 0;
+           sl_bucket_view(shm, slot, sl_clock_us(), b) == 0 && !b->retired;
 }
 
 /* rate_text - the bucket's rate as written in the INI */

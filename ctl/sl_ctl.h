@@ -97,6 +97,7 @@ void sl_ctl_scope_key(const struct sl_counter_view *v, char *buf, size_t len);
  * those among v[0..n) as a table, a JSON array, or Prometheus families (with the shaping
  * actions in force read from spool, which may be NULL). */
 bool sl_ctl_is_bucket(const struct sl_counter_view *v);
+/* The buckets and the shaping actions' caps moved after the counters; the counters' count. */
 size_t sl_ctl_split_buckets(struct sl_counter_view *v, size_t n);
 void sl_ctl_throttles_table(const struct sl_shm *shm, const struct sl_counter_view *v, size_t n);
 void sl_ctl_throttles_json(const struct sl_shm *shm, const struct sl_counter_view *v, size_t n);

@@ -11,6 +11,8 @@
  * its token a moment later, the gate remembers the token it promised (a small
  * direct-mapped table of bucket slots), so one bucket's pace is handed to one
  * worker at a time.
+ * After every change of the list what is in force is published in the
+ * shared table (master/publish.c).
  * Concurrency: master only, from the main loop.
  * Trust boundary: control requests come from local users allowed by the
  * socket's mode; every field is checked before use, and a bad one answered
@@ -79,13 +81,18 @@ static void save(void)
 
     if (sh.spool != NULL && sl_actions_save(sh.spool, &sh.list, err, sizeof err) < 0)
         sl_msg_warn("shaping actions not saved: %s", err);
+    sl_shaping_publish(sh.shm, &sh.list);
 }
 
 /* sl_shaping_use - the config and table of this dispatch round */
 void sl_shaping_use(const struct sl_config *cfg, struct sl_shm *shm)
 {
+    bool fresh = shm != sh.shm;
+
     sh.cfg = cfg;
     sh.shm = shm;
+    if (fresh) /* the first round, or a new table: the actions restored go in it */
+        sl_shaping_publish(sh.shm, &sh.list);
 }
 
 /* sl_shaping_config - the config in force, NULL before the first dispatch */
@@ -143,8 +150,9 @@ static const struct sl_action *suspended(const char *binding, const char *domain
 {
     for (size_t i = 0; i < sh.list.n; i++) {
         const struct sl_action *a = &sh.list.a[i];
+        /* A host's suspension holds only the connections to it: the workers keep to it. */
         if (a->kind == SL_ACTION_SUSPEND && (a->until == 0 || a->until > now) &&
-            sl_action_covers(a, binding, domain, NULL))
+            a->host[0] == '\0' && sl_action_covers(a, binding, domain, NULL))
             return a;
     }
     return NULL;
@@ -300,25 +308,40 @@ static bool plain(char *s)
     return true;
 }
 
-/* scope_text - "binding B domain D" for answers and logs */
+/* scope_text - "binding B domain D host H" for answers and logs (the parts a names) */
 static void scope_text(const struct sl_action *a, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s%s%s%s%s", a->binding[0] ? "binding " : "", a->binding,
-             a->binding[0] && a->domain[0] ? " " : "", a->domain[0] ? "domain " : "", a->domain);
+    snprintf(buf, len, "%s%s%s%s%s%s%s%s", a->binding[0] ? "binding " : "", a->binding,
+             a->binding[0] && a->domain[0] ? " " : "", a->domain[0] ? "domain " : "", a->domain,
+             (a->binding[0] || a->domain[0]) && a->host[0] ? " " : "", a->host[0] ? "host " : "",
+             a->host);
 }
 
-/* suspend - "X suspend BINDING DOMAIN SECONDS REASON..." */
+/* host_then_seconds - "[HOST] SECONDS" of a suspend request: a word of digits is the
+ * seconds (no host) */
+static bool host_then_seconds(const char **p, struct sl_action *a, char *secs, size_t len)
+{
+    if (!word(p, secs, len))
+        return false;
+    if (secs[strspn(secs, "0123456789")] == '\0')
+        return true;
+    if (strlcpy(a->host, secs, sizeof a->host) >= sizeof a->host || !plain(a->host))
+        return false;
+    return word(p, secs, len);
+}
+
+/* suspend - "X suspend BINDING DOMAIN [HOST] SECONDS REASON..." */
 static bool suspend(const char *p, char *ans, size_t len)
 {
     struct sl_action a = {.kind = SL_ACTION_SUSPEND, .since = (int64_t)time(NULL)};
-    char secs[24], scope[600];
+    char secs[256], scope[900];
     char *end;
     long long s;
 
     if (!word(&p, a.binding, sizeof a.binding) || !word(&p, a.domain, sizeof a.domain) ||
-        !word(&p, secs, sizeof secs) || !plain(a.binding) || !plain(a.domain) ||
-        (a.binding[0] == '\0' && a.domain[0] == '\0') || (s = strtoll(secs, &end, 10)) < 0 ||
-        *end != '\0' || s > 366LL * 86400) {
+        !host_then_seconds(&p, &a, secs, sizeof secs) || !plain(a.binding) || !plain(a.domain) ||
+        (a.binding[0] == '\0' && a.domain[0] == '\0' && a.host[0] == '\0') ||
+        (s = strtoll(secs, &end, 10)) < 0 || *end != '\0' || s > 366LL * 86400) {
         snprintf(ans, len, "ERROR malformed suspend request");
         return false;
     }
@@ -337,21 +360,22 @@ static bool suspend(const char *p, char *ans, size_t len)
     return true;
 }
 
-/* resume - "X resume BINDING DOMAIN": every suspension of exactly that scope ends */
+/* resume - "X resume BINDING DOMAIN [HOST]": every suspension of exactly that scope ends */
 static bool resume(const char *p, char *ans, size_t len)
 {
-    char binding[128], domain[256];
+    char binding[128], domain[256], host[256] = "";
     size_t n = 0;
 
     if (!word(&p, binding, sizeof binding) || !word(&p, domain, sizeof domain) || !plain(binding) ||
-        !plain(domain)) {
+        !plain(domain) || (word(&p, host, sizeof host) && !plain(host)) ||
+        p[strspn(p, " ")] != '\0') {
         snprintf(ans, len, "ERROR malformed resume request");
         return false;
     }
     for (size_t i = 0; i < sh.list.n;) {
         const struct sl_action *a = &sh.list.a[i];
         if (a->kind == SL_ACTION_SUSPEND && strcasecmp(a->binding, binding) == 0 &&
-            strcasecmp(a->domain, domain) == 0) {
+            strcasecmp(a->domain, domain) == 0 && strcasecmp(a->host, host) == 0) {
             sl_msg_info("action %" PRIu64 " ended: resumed by the operator", a->id);
             sl_actions_remove(&sh.list, i);
             n++;

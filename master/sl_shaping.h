@@ -47,6 +47,11 @@ bool sl_shaping_add(struct sl_action *a);
 bool sl_shaping_in_force(const char *rule, const char *binding, const char *domain);
 const struct sl_config *sl_shaping_config(void);
 
+/* master/publish.c: the caps of the actions in force in l into shm (shm/cap.c), and what
+ * ended retired there (caps, throttle actions' buckets); after every change of the list. */
+struct sl_actions;
+void sl_shaping_publish(struct sl_shm *shm, const struct sl_actions *l);
+
 /* Drop the actions that ended; true when one did (held destinations may go). */
 bool sl_shaping_tick(int64_t now);
 /* A control request "X ..." (sl_control.h): the answer into ans; true when the actions

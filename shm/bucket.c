@@ -60,6 +60,17 @@ void sl_bucket_set(struct sl_shm *shm, uint32_t slot, uint32_t n, uint32_t perio
     sl_store32(&s->rate_gen, gen);
 }
 
+/* sl_bucket_retire - the bucket's throttle ended: no rate, and none may be set again */
+void sl_bucket_retire(struct sl_shm *shm, uint32_t slot)
+{
+    struct sl_shm_slot *s = bucket_slot(shm, slot);
+
+    if (s == NULL || shm->readonly)
+        return;
+    sl_store32(&s->rate_gen, SL_BUCKET_RETIRED);
+    sl_store64(&s->rate, 0);
+}
+
 /* interval - the bucket's pacing interval now; 0 when it has no rate */
 static uint64_t interval(struct sl_shm_slot *s)
 {
@@ -124,5 +135,6 @@ int sl_bucket_view(const struct sl_shm *shm, uint32_t slot, uint64_t now_us,
     v->wait_us = sl_bucket_wait(shm, slot, now_us);
     v->taken = sl_peek64(&s->taken);
     v->refused = sl_peek64(&s->refused);
+    v->retired = sl_peek32(&s->rate_gen) == SL_BUCKET_RETIRED && r == 0;
     return 0;
 }

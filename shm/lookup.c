@@ -48,6 +48,7 @@ static const char *const kind_names[SL_SCOPE__COUNT] = {
     [SL_SCOPE_CLUSTER] = "cluster",
     [SL_SCOPE_THROTTLE_CONN] = "throttle_connections",
     [SL_SCOPE_THROTTLE_MSG] = "throttle_messages",
+    [SL_SCOPE_ACTION_CAP] = "action_cap",
 };
 
 /* sl_scope_kind_name - the short name of a kind */
@@ -243,6 +244,8 @@ void sl_shm_set_limit(struct sl_shm *shm, uint32_t slot, int32_t limit, uint32_t
     if (shm->readonly || slot >= shm->hdr->slot_capacity)
         sl_msg_panic("shm: set_limit on slot %u (read-only %d)", slot, shm->readonly);
     s = &shm->slots[slot];
+    if (s->kind == SL_SCOPE_ACTION_CAP)
+        return; /* an action's cap, not the config's: shm/cap.c alone writes it */
     w = sl_load64(&s->limit);
     while ((uint32_t)(w >> 32) <= gen && !sl_cas64(&s->limit, &w, limit_word(gen, limit)))
         ;

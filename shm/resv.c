@@ -26,6 +26,16 @@ void sl_resv_init(struct sl_resv *r, uint32_t gen)
     memset(r, 0, sizeof *r);
     r->gen = gen;
     r->record = -1;
+    r->cap_slot = UINT32_MAX;
+    r->cap = SL_LIMIT_NONE;
+}
+
+/* sl_resv_cap - a shaping action's cap on the counter in slot, for this reservation */
+void sl_resv_cap(struct sl_resv *r, uint32_t slot, int32_t cap, uint64_t action)
+{
+    r->cap_slot = slot;
+    r->cap = cap;
+    r->cap_action = action;
 }
 
 /* sl_resv_add - one more counter with its limit; -1 when the set is full */
@@ -134,8 +144,11 @@ enum sl_resv_result sl_resv_acquire(struct sl_shm *shm, uint32_t owner, struct s
     for (uint32_t i = 0; i < r->n; i++) {
         struct sl_shm_slot *s = &shm->slots[r->slot[i]];
         int32_t limit = effective_limit(s, r, i);
+        bool capped = r->slot[i] == r->cap_slot && tighter(limit, r->cap) != limit;
         uint32_t seen;
 
+        if (capped) /* a shaping action's cap, taken in the same step as the limit */
+            limit = r->cap;
         if (count_take(s, limit, &seen)) {
             taken[i] = seen;
             continue;
@@ -152,6 +165,7 @@ enum sl_resv_result sl_resv_acquire(struct sl_shm *shm, uint32_t owner, struct s
             why->kind = (enum sl_scope_kind)s->kind;
             why->in_use = seen;
             why->limit = limit;
+            why->action = capped ? r->cap_action : 0;
         }
         return SL_RESV_REFUSED;
     }
@@ -187,6 +201,7 @@ enum sl_resv_result sl_resv_swap(struct sl_shm *shm, uint32_t owner, struct sl_r
     h = &shm->owners[owner].hold[r->record];
     order(shm, want);
     sl_resv_init(&add, r->gen);
+    sl_resv_cap(&add, want->cap_slot, want->cap, want->cap_action);
     for (uint32_t i = 0; i < want->n; i++)
         if (!in_resv(r, want->slot[i]))
             sl_resv_add(&add, want->slot[i], want->limit[i]);

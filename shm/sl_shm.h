@@ -47,7 +47,7 @@
 #include "util/sl_atomic.h"
 
 #define SL_SHM_MAGIC     0x534c5549434531ULL /* "SLUICE1" */
-#define SL_SHM_VERSION   4u
+#define SL_SHM_VERSION   5u
 #define SL_SHM_NAME_MAX  255  /* one key component, bytes, without NUL */
 #define SL_RESV_MAX      16   /* counters in one reservation */
 #define SL_OWNER_RECORDS 4    /* reservations one owner may hold at once */
@@ -68,6 +68,7 @@ enum sl_scope_kind {
     SL_SCOPE_CLUSTER,        /* cluster_max_outbound_connections (this node's share) */
     SL_SCOPE_THROTTLE_CONN,  /* outbound_throttle_connections: a bucket, not a counter */
     SL_SCOPE_THROTTLE_MSG,   /* outbound_throttle_messages: a bucket, not a counter */
+    SL_SCOPE_ACTION_CAP,     /* a shaping action's max_outbound_connections (shm/cap.c) */
     SL_SCOPE__COUNT
 };
 
@@ -201,7 +202,8 @@ struct sl_shm_header {
     sl_atomic_u64 last_audit;  /* CLOCK_REALTIME seconds */
     sl_atomic_u64 claiming;    /* lookups between claiming a slot and publishing it: a reclaim
                                   scans the slots for abandoned claims only when this is > 0 */
-    uint8_t reserved[56];
+    sl_atomic_u64 action_caps; /* version 5: action caps in force (shm/cap.c); 0: no lookup */
+    uint8_t reserved[48];
     struct sl_shm_stats stats;                    /* version 2 */
     struct sl_lat_entry latency[SL_LAT_BINDINGS]; /* version 3 */
 };
@@ -269,6 +271,11 @@ struct sl_resv {
     int32_t record; /* owner hold record in use, -1 when not held */
     uint32_t slot[SL_RESV_MAX];
     int32_t limit[SL_RESV_MAX];
+    /* A shaping action's cap on one of the counters (UINT32_MAX: none): the tighter of it and
+     * the counter's limit holds, in the same all-or-none take (sl_resv_cap). */
+    uint32_t cap_slot;
+    int32_t cap;
+    uint64_t cap_action; /* the action's id, for the refusal */
 };
 
 /* Which counter refused, and how full it was. */
@@ -277,6 +284,7 @@ struct sl_refusal {
     enum sl_scope_kind kind;
     uint32_t in_use;
     int32_t limit;
+    uint64_t action; /* the shaping action whose cap refused; 0: the configured limit */
 };
 
 enum sl_resv_result {
@@ -303,6 +311,9 @@ enum sl_resv_result sl_resv_swap(struct sl_shm *shm, uint32_t owner, struct sl_r
                                  struct sl_resv *want, struct sl_refusal *why);
 /* Does mail wait (shm/wait.c) for any counter r names? */
 bool sl_resv_contended(const struct sl_shm *shm, const struct sl_resv *r);
+/* Cap the counter in slot at cap (a shaping action's, id action) for this reservation: the
+ * tighter of the cap and the counter's limit is taken.  Call before acquire or swap. */
+void sl_resv_cap(struct sl_resv *r, uint32_t slot, int32_t cap, uint64_t action);
 /* Give back what sl_resv_acquire took.  Idempotent; a count never goes below 0. */
 void sl_resv_release(struct sl_shm *shm, uint32_t owner, struct sl_resv *r);
 
@@ -364,6 +375,11 @@ void sl_shm_wait_end(struct sl_shm *shm, uint32_t slot, uint64_t since_ms, uint6
 /* Publish a bucket's rate for config generation gen (an older generation never overwrites
  * a newer one). */
 void sl_bucket_set(struct sl_shm *shm, uint32_t slot, uint32_t n, uint32_t period_ms, uint32_t gen);
+/* Retire a bucket whose throttle ended (a shaping action cancelled or run out): it gives every
+ * token at once, keeps no rate set later (the generation is SL_BUCKET_RETIRED) and views as
+ * retired, so the inspector leaves it out. */
+#define SL_BUCKET_RETIRED UINT32_MAX
+void sl_bucket_retire(struct sl_shm *shm, uint32_t slot);
 /* Take one token at now_us, or reserve the next one when it comes within max_wait_us: true
  * with *wait_us the microseconds until the token's time (0: now; the caller waits that long
  * before it uses it); or false, nothing taken, with the wait until the next token in *wait_us
@@ -379,9 +395,25 @@ struct sl_bucket_view {
     uint32_t n, period_ms; /* 0/0: no rate set yet */
     uint64_t wait_us;      /* until the next token; 0: one is ready */
     uint64_t taken, refused;
+    bool retired; /* its throttle ended (sl_bucket_retire) */
 };
 int sl_bucket_view(const struct sl_shm *shm, uint32_t slot, uint64_t now_us,
                    struct sl_bucket_view *v);
+
+/* Shaping actions' connection caps (shm/cap.c): a slot of kind SL_SCOPE_ACTION_CAP keyed
+ * (binding, domain), either "" for every one, holds limit = cap (-1: retired) and rate = the
+ * action's id; the master alone writes them, and header->action_caps counts the caps in force so
+ * that a worker looks them up only when there is one.
+ * Publish (the master): the cap of the scope, creating its slot; -1 retires it. */
+int sl_shm_cap_set(struct sl_shm *shm, const char *binding, const char *domain, int32_t cap,
+                   uint64_t action);
+/* How many caps are in force (the master, after a round of sl_shm_cap_set). */
+void sl_shm_caps_publish(struct sl_shm *shm, uint64_t n);
+/* The tightest cap over binding x domain (of the scopes binding x domain, every binding x
+ * domain, binding x every domain): true with it and its action; false when none (at the cost
+ * of one load when no cap is in force anywhere). */
+bool sl_shm_cap_find(const struct sl_shm *shm, const char *binding, const char *domain,
+                     int32_t *cap, uint64_t *action);
 
 /* Delivery latency per binding (shm/latency.c): the entry of binding (claimed on first use;
  * past SL_LAT_BINDINGS, the shared "*"), then one observation of phase.  Relaxed, lock-free,

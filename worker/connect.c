@@ -47,6 +47,23 @@ static void note_refusal(struct sl_wstate *w, const struct sl_refusal *why,
     sl_worker_scope_name(w->ctx->shm, why->slot, info->scope, sizeof info->scope);
     snprintf(info->reply, sizeof info->reply, "%s: %u in use, limit %d%s", info->scope, why->in_use,
              why->limit, why->kind == SL_SCOPE_CLUSTER ? w->lease_note : "");
+    sl_worker_action_note(why, info->reply, sizeof info->reply);
+}
+
+/* host_held - is the MX host suspended for d: then the refusal goes in info (the next MX
+ * host is tried; the master holds the mail when every one is) */
+static bool host_held(struct sl_wstate *w, const struct sl_dest *d, const char *mx,
+                      struct sl_open_info *info)
+{
+    char why[sizeof info->reply];
+
+    if (!sl_worker_host_suspended(w, d->binding, d->domain, mx, why, sizeof why))
+        return false;
+    info->why = (struct sl_refusal){.slot = UINT32_MAX, .kind = SL_SCOPE_NONE};
+    info->phase = "limits";
+    snprintf(info->scope, sizeof info->scope, "host %s", mx);
+    strlcpy(info->reply, why, sizeof info->reply);
+    return true;
 }
 
 /* open_session - one session to one address under the host's TLS choice; an opportunistic
@@ -209,6 +226,10 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
         if (tc.skip) {
             host_refused_by_policy(&a.host[i], &plan, &tc, info);
             failed = true;
+            continue;
+        }
+        if (host_held(w, d, a.host[i].name, info)) {
+            refused = true;
             continue;
         }
         if (!sl_worker_reserve(w, d->binding, d->domain, a.host[i].name, &w->conn.r, &why, err,

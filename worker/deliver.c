@@ -475,8 +475,10 @@ static void open_failed(struct sl_wstate *w, const struct sl_dest *d, struct sl_
         a.why = &info->why;
         if (!p->attempted) { /* not attempted: no state change, the master holds it back */
             /* a bucket's refusals are counted in the bucket, not logged: a paced domain
-             * would flood the log */
-            if (info->why.kind != SL_SCOPE_THROTTLE_CONN && info->why.kind != SL_SCOPE_THROTTLE_MSG)
+             * would flood the log; nor are a suspended host's (the master asks again each
+             * second) */
+            if (info->why.kind != SL_SCOPE_THROTTLE_CONN &&
+                info->why.kind != SL_SCOPE_THROTTLE_MSG && info->why.kind != SL_SCOPE_NONE)
                 sl_outcome_log(w, p, idx, n, SL_RES_HELD, info->reply, &a);
             return;
         }
@@ -498,6 +500,9 @@ static bool ensure_conn(struct sl_wstate *w, const struct sl_dest *d, enum sl_op
         sl_conn_close(w, true); /* another destination, and the connection cannot carry it */
     if (c->open && (conn_spent(c, d) || !sl_smtp_alive(&c->s) || !sl_worker_lease_valid(w)))
         sl_conn_close(w, true);
+    if (c->open &&
+        sl_worker_host_suspended(w, d->binding, d->domain, c->mx, info->reply, sizeof info->reply))
+        sl_conn_close(w, true); /* its host was suspended since: no more mail over it */
     if (c->open)
         return true;
     *res = sl_conn_open(w, d, info);

@@ -87,6 +87,15 @@ static void describe(const struct sl_shm *shm, const struct sl_resv *r, char *bu
     }
 }
 
+/* take - acquire r as a delivery would: within the limits and a shaping action's cap */
+static enum sl_resv_result take(const struct sl_worker_ctx *ctx, uint32_t owner,
+                                const struct probe *p, struct sl_resv *r, struct sl_refusal *why)
+{
+    sl_worker_apply_cap(ctx->shm, p->binding, p->domain, r);
+    memset(why, 0, sizeof *why);
+    return sl_resv_acquire(ctx->shm, owner, r, why);
+}
+
 /* hold - keep the counters for ms, or until told to stop */
 static void hold(int fd, long ms, const sigset_t *wait_mask, volatile sig_atomic_t *stop)
 {
@@ -119,7 +128,7 @@ void sl_worker_probe(int fd, uint32_t owner, const struct sl_worker_ctx *ctx, co
     } else if (!sl_limits_collect(ctx->cfg, ctx->shm, owner, p.binding, p.domain,
                                   strcmp(p.mx, "-") ? p.mx : NULL, &r, err, sizeof err)) {
         snprintf(reply, sizeof reply, "R%s ERROR %s", id + 1, err);
-    } else if ((res = sl_resv_acquire(ctx->shm, owner, &r, &why)) == SL_RESV_NORECORD) {
+    } else if ((res = take(ctx, owner, &p, &r, &why)) == SL_RESV_NORECORD) {
         snprintf(reply, sizeof reply, "R%s ERROR no free hold record in this worker", id + 1);
     } else if (res == SL_RESV_REFUSED) {
         struct sl_counter_view v = {0};
@@ -127,6 +136,7 @@ void sl_worker_probe(int fd, uint32_t owner, const struct sl_worker_ctx *ctx, co
         snprintf(reply, sizeof reply, "R%s REFUSED %s %s%s%s: %u in use, limit %d", id + 1,
                  sl_scope_kind_name(why.kind), v.name[0] ? v.name : "*", v.name2[0] ? " " : "",
                  v.name2, why.in_use, why.limit);
+        sl_worker_action_note(&why, reply, sizeof reply);
     } else {
         describe(ctx->shm, &r, what, sizeof what);
         snprintf(reply, sizeof reply, "R%s OK held for %ld ms: %s", id + 1, p.hold_ms, what);

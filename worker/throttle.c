@@ -10,7 +10,9 @@
  * a full counter: outcome "w", the bucket's slot in an "S" message).
  * A [shaping] rule's outbound_throttle_messages action is one more bucket
  * ("action ID"), for the scope the action covers; the worker learns of the
- * actions from the spool's file, read again when it was replaced.
+ * actions from the spool's file, read again when it was replaced.  The same
+ * list says which MX hosts are suspended (a suspension that names a host holds
+ * only the connections to it, so the worker, which knows the MX, keeps to it).
  * Concurrency: buckets are shared by every worker (shm/bucket.c, lock-free).
  * Trust boundary: names come from the master's job and DNS; the table bounds
  * and checks them.
@@ -114,6 +116,29 @@ static bool action_tokens(struct sl_wstate *w, const char *binding, const char *
             return false;
     }
     return true;
+}
+
+/* sl_worker_host_suspended - is mx suspended for binding x domain (a suspension in force that
+ * names the host); false when not, else true with "host H suspended until ..." in buf */
+bool sl_worker_host_suspended(struct sl_wstate *w, const char *binding, const char *domain,
+                              const char *mx, char *buf, size_t len)
+{
+    const struct sl_actions *l = actions(w);
+    int64_t now = (int64_t)time(NULL);
+
+    for (size_t i = 0; mx != NULL && i < l->n; i++) {
+        const struct sl_action *a = &l->a[i];
+        if (a->kind != SL_ACTION_SUSPEND || a->host[0] == '\0' ||
+            (a->until > 0 && a->until <= now) || !sl_action_covers(a, binding, domain, mx))
+            continue;
+        if (a->until > 0)
+            snprintf(buf, len, "host %s suspended for %lld s more (action %" PRIu64 ")", mx,
+                     (long long)(a->until - now), a->id);
+        else
+            snprintf(buf, len, "host %s suspended until resumed (action %" PRIu64 ")", mx, a->id);
+        return true;
+    }
+    return false;
 }
 
 /* sl_worker_throttle - a token of kind for binding x domain and for binding x mx (mx may be

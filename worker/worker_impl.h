@@ -90,6 +90,9 @@ bool sl_worker_reserve(struct sl_wstate *w, const char *binding, const char *dom
 bool sl_worker_reserve_move(struct sl_wstate *w, const char *binding, const char *domain,
                             const char *mx, struct sl_resv *r, struct sl_refusal *why, char *err,
                             size_t errlen);
+/* Cap r's binding x domain counter at the shaping actions' cap over the pair, if any. */
+void sl_worker_apply_cap(const struct sl_shm *shm, const char *binding, const char *domain,
+                         struct sl_resv *r);
 /* worker/reserve.c: give back what sl_worker_reserve took (leases first, then the local
  * counters); idempotent. */
 void sl_worker_release(struct sl_wstate *w, struct sl_resv *r);
@@ -107,6 +110,8 @@ bool sl_worker_lease_same(const struct sl_shm *shm, const struct sl_resv *r,
 
 /* "kind key" of a counter slot, for logs. */
 void sl_worker_scope_name(const struct sl_shm *shm, uint32_t slot, char *buf, size_t len);
+/* Append " (action N: max_outbound_connections = C)" when a shaping action's cap refused. */
+void sl_worker_action_note(const struct sl_refusal *why, char *buf, size_t len);
 
 /* worker/connect.c: how opening a connection ended. */
 enum sl_open_result {
@@ -131,6 +136,10 @@ struct sl_open_info {
 bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, bool wait,
                         const char *binding, const char *domain, const char *mx,
                         struct sl_open_info *info, bool *host_only);
+/* worker/throttle.c: is MX host mx suspended for binding x domain (sluicectl suspend --host, a
+ * rule's action that names a host)?  True with why in buf. */
+bool sl_worker_host_suspended(struct sl_wstate *w, const char *binding, const char *domain,
+                              const char *mx, char *buf, size_t len);
 /* Resolve, reserve and connect for d; on SL_OPEN_OK w->conn is open. */
 enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
                                  struct sl_open_info *info);

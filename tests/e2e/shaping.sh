@@ -139,6 +139,14 @@ for i, t in enumerate(ts):
     best = max(best, i - j + 1)
 print(best)')
 check "at most 2 of them in any 2 s (peak $peak)" test "$peak" -le 2
+check "counters shows the throttle action's bucket" \
+  bash -c "'$SLUICECTL' -c '$T/sluice.ini' counters --shm $shm | grep -qE '^messages +action [0-9]+ +2/2 '"
+tid=$(ctl shaping | awk '/ s3150 / {print $1; exit}')
+ctl shaping cancel "$tid" >/dev/null
+check "once the action is cancelled its bucket is no longer shown" \
+  wait_for 5 bash -c "! '$SLUICECTL' -c '$T/sluice.ini' counters --shm $shm | grep -qE '^messages +action '"
+check "nor in the JSON view" \
+  bash -c "! '$SLUICECTL' -c '$T/sluice.ini' counters --json --shm $shm | grep -q '\"bucket\":\"action '"
 
 # a rule's action is kept across a restart
 kill -TERM "$daemon"

@@ -65,6 +65,20 @@ sys.exit(not (len(a) == 1 and a[0][\"domain\"] == \"one.test\" and a[0][\"bindin
               a[0][\"action\"] == \"suspend\" and a[0][\"reason\"] == \"receiver maintenance\" and
               a[0][\"until\"] is None and a[0][\"rule\"] == \"\"))'"
 check "the spool keeps it" grep -q 'suspend.*one.test' "$T/spool/actions"
+out=$(ctl probe --binding b1 --domain one.test 2>&1)
+rc=$?
+check "probe of a suspended pair says so, until resumed, and why" \
+  grep -qE '^SUSPENDED binding b1 domain one.test until resumed \(action [0-9]+, by the operator: receiver maintenance\)$' <<<"$out"
+check "and fails though its counters are free" bash -c "test $rc -eq 1 && grep -q '^OK held' <<<'$out'"
+ctl suspend --binding b2 --domain two.test --for 1h >/dev/null
+out=$(ctl probe --binding b2 --domain two.test 2>&1)
+check "probe says until when a timed suspension holds" \
+  grep -qE '^SUSPENDED binding b2 domain two.test until 2[0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z \(action [0-9]+, by the operator\)$' <<<"$out"
+ctl resume --binding b2 --domain two.test >/dev/null
+out=$(ctl probe --binding b2 --domain two.test 2>&1)
+rc=$?
+check "probe of a pair not suspended says nothing of suspension" \
+  bash -c "test $rc -eq 0 && ! grep -q SUSPENDED <<<'$out'"
 
 stop
 check "the daemon stops cleanly with a suspension in force" test $? -eq 0
@@ -110,6 +124,29 @@ sleep 2
 check "a daemon started after an offline suspend honours it" test "$(conns 127.0.1.2)" -eq "$before"
 ctl resume --domain two.test >/dev/null
 check "and resume over the socket lets the mail go" wait_for 5 got 127.0.1.2 3
+
+# a host's suspension: no connection to that MX host; mail for other hosts flows
+out=$(ctl suspend --host 127.0.1.1 --for 1h --reason 'mx maintenance')
+check "suspend --host answers with the host scope" grep -qE '^OK [0-9]+ host 127.0.1.1 suspended$' <<<"$out"
+hid=$(awk '{print $2}' <<<"$out")
+before=$(conns 127.0.1.1)
+delivered=$(peer_stat mx "dest('127.0.1.1')['messages']")
+inject --binding b1 -f s@sender.test h1@one.test
+inject --binding b1 -f s@sender.test h2@two.test
+check "mail for a domain on another host flows" wait_for 10 got 127.0.1.2 4
+sleep 2
+check "no connection is opened to the suspended host" test "$(conns 127.0.1.1)" -eq "$before"
+check "its mail waits in the daemon: no delivery-log line for it" \
+  bash -c "! grep -q 'h1@one.test' '$T/delivery.log'"
+check "shaping lists the host scope" \
+  bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping | grep -qE '^$hid +host 127.0.1.1 +suspend +\(operator\) '"
+out=$(ctl probe --binding b1 --domain one.test --mx 127.0.1.1 2>&1)
+rc=$?
+check "probe through that host says it is suspended, until when" \
+  grep -qE '^SUSPENDED binding b1 domain one.test host 127.0.1.1 until 2[0-9-]+T[0-9:]+Z \(action [0-9]+, by the operator: mx maintenance\)$' <<<"$out"
+check "and fails" test "$rc" -eq 1
+check "resume --host ends it" bash -c "'$SLUICECTL' -c '$T/sluice.ini' resume --host 127.0.1.1 | grep -qx 'OK 1 suspension(s) ended'"
+check "and the host's mail goes" wait_for 5 got 127.0.1.1 $((delivered + 1))
 
 check "an unknown binding is refused" bash -c "! '$SLUICECTL' -c '$T/sluice.ini' suspend --binding nosuch 2>&1 | grep -q OK"
 check "a scope is required" bash -c "'$SLUICECTL' -c '$T/sluice.ini' suspend --reason x 2>/dev/null; test \$? -eq 2"

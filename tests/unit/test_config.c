@@ -587,7 +587,9 @@ static const struct {
      "t.ini:5: ", "duplicate mx_limit (first set on line 2)"},
     {"data_timeout = 1m\nbody_timeout = 2m\n", "t.ini:2: ", "duplicate data_timeout"},
     {"[binding \"b\"\n", "t.ini:1: ", "malformed section header: missing ']'"},
-    {"\n[server \"x\"]\n", "t.ini:2: ", "unknown section kind \"server\""},
+    {"\n[server \"x\"]\n", "t.ini:2: ",
+     "unknown section kind \"server\" (expected global, binding, binding_group, domain, host, "
+     "shaping or listener)"},
     {"[domain x.com]\n", "t.ini:1: ", "expected a quoted name after the section keyword"},
     {"[domain \"x.com]\n", "t.ini:1: ", "unterminated quoted name"},
     {"[domain \"x.com\" binding \"b\"]\n",

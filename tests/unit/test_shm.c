@@ -1008,6 +1008,69 @@ static void test_snapshot_foreach(void **state)
     done(&shm, name);
 }
 
+/* test_action_cap - an action's cap is found only while counted in force, the tightest of the
+ * scopes over a pair wins, it holds the counter in the same acquire (the refusal names the
+ * action), a config reload does not overwrite it, and retiring it lifts it */
+static void test_action_cap(void **state)
+{
+    (void)state;
+    struct sl_shm shm;
+    char name[64];
+    struct sl_refusal why;
+    struct sl_resv r[3];
+    int32_t cap;
+    uint64_t id;
+
+    mk(&shm, name, sizeof name, 64, 2);
+    uint32_t o = owner_new(&shm);
+    uint32_t s = slot_of(&shm, SL_SCOPE_BINDING_DOMAIN, "b1", "capped.test");
+    assert_false(sl_shm_cap_find(&shm, "b1", "capped.test", &cap, &id));
+    assert_int_equal(sl_shm_cap_set(&shm, "b1", "capped.test", 3, 7), 0);
+    assert_int_equal(sl_shm_cap_set(&shm, "", "capped.test", 2, 9), 0);
+    /* Not yet counted in force: a worker does not look. */
+    assert_false(sl_shm_cap_find(&shm, "b1", "capped.test", &cap, &id));
+    sl_shm_caps_publish(&shm, 2);
+    assert_true(sl_shm_cap_find(&shm, "B1", "Capped.Test", &cap, &id));
+    assert_int_equal(cap, 2);
+    assert_int_equal(id, 9);
+    assert_false(sl_shm_cap_find(&shm, "b1", "other.test", &cap, &id));
+    /* A reload publishes the config's limits everywhere: the cap is not one of them. */
+    uint32_t cs = slot_of(&shm, SL_SCOPE_ACTION_CAP, "*", "capped.test");
+    sl_shm_set_limit(&shm, cs, 50, 4);
+    assert_true(sl_shm_cap_find(&shm, "b1", "capped.test", &cap, &id));
+    assert_int_equal(cap, 2);
+
+    for (int i = 0; i < 3; i++) {
+        r[i] = one(s, 10, 0);
+        sl_resv_cap(&r[i], s, cap, id);
+        memset(&why, 0, sizeof why);
+        enum sl_resv_result res = sl_resv_acquire(&shm, o, &r[i], &why);
+        assert_int_equal(res, i < 2 ? SL_RESV_OK : SL_RESV_REFUSED);
+    }
+    assert_int_equal(why.slot, s);
+    assert_int_equal(why.limit, 2);
+    assert_int_equal(why.action, 9);
+    assert_int_equal(in_use(&shm, s), 2);
+    /* A cap looser than the limit leaves the limit in charge, and names no action. */
+    sl_resv_release(&shm, o, &r[1]);
+    r[1] = one(s, 1, 0);
+    sl_resv_cap(&r[1], s, 5, 9);
+    assert_int_equal(sl_resv_acquire(&shm, o, &r[1], &why), SL_RESV_REFUSED);
+    assert_int_equal(why.limit, 1);
+    assert_int_equal(why.action, 0);
+    /* Retired: the narrower cap is left. */
+    assert_int_equal(sl_shm_cap_set(&shm, "", "capped.test", -1, 0), 0);
+    assert_true(sl_shm_cap_find(&shm, "b1", "capped.test", &cap, &id));
+    assert_int_equal(cap, 3);
+    assert_int_equal(id, 7);
+    assert_int_equal(sl_shm_cap_set(&shm, "b1", "capped.test", -1, 0), 0);
+    sl_shm_caps_publish(&shm, 0);
+    assert_false(sl_shm_cap_find(&shm, "b1", "capped.test", &cap, &id));
+    sl_resv_release(&shm, o, &r[0]);
+    assert_int_equal(in_use(&shm, s), 0);
+    done(&shm, name);
+}
+
 /* unlink_all - drop every segment this process named, even those a failed case left behind */
 static int unlink_all(void **state)
 {
@@ -1034,6 +1097,7 @@ int main(void)
         cmocka_unit_test(test_generations),   cmocka_unit_test(test_norecord),
         cmocka_unit_test(test_owner_claim),   cmocka_unit_test(test_reclaim),
         cmocka_unit_test(test_audit),         cmocka_unit_test(test_snapshot_foreach),
+        cmocka_unit_test(test_action_cap),
     };
     sl_msg_init("test_shm");
     sl_msg_set_level(SL_MSG_FATAL); /* the audit's and reclaim's warnings are expected here */

@@ -266,6 +266,15 @@ static void test_bucket(void **state)
     assert_int_equal(v.period_ms, 1000);
     assert_true(v.taken >= 49);
     assert_true(v.refused >= 2);
+    assert_false(v.retired);
+    /* retired (its action ended): no rate, none set again, every token at once */
+    sl_bucket_retire(&shm, slot);
+    sl_bucket_set(&shm, slot, 1, 1000, 3);
+    assert_int_equal(sl_bucket_view(&shm, slot, later, &v), 0);
+    assert_true(v.retired);
+    assert_int_equal(v.n, 0);
+    assert_true(sl_bucket_take(&shm, slot, later, 0, NULL));
+    assert_true(sl_bucket_take(&shm, slot, later, 0, NULL));
     /* a connection counter is not a bucket */
     assert_int_equal(sl_shm_lookup(&shm, SL_SCOPE_DOMAIN, "x.test", NULL, 0, &other), SL_SHM_OK);
     assert_int_equal(sl_bucket_view(&shm, other, later, &v), -1);

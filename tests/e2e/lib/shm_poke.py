@@ -6,14 +6,14 @@ import mmap, os, struct, sys
 
 KINDS = {"binding_domain": 1, "binding_host": 2, "host": 3, "group_domain": 4,
          "domain": 5, "binding": 6, "server": 7, "reserve": 8, "cluster": 9,
-         "throttle_connections": 10, "throttle_messages": 11}
+         "throttle_connections": 10, "throttle_messages": 11, "action_cap": 12}
 
 seg, kind, name, in_use = sys.argv[1], KINDS[sys.argv[2]], sys.argv[3].encode(), int(sys.argv[4])
 fd = os.open("/dev/shm" + seg, os.O_RDWR)
 m = mmap.mmap(fd, 0)
 magic, version, _hs, slot_size, _os, capacity, _oc, slots_off, _ow, arena_off = \
     struct.unpack_from("<QIIIIIIQQQ", m, 0)
-assert magic == 0x534c5549434531 and version == 4 and slot_size == 128
+assert magic == 0x534c5549434531 and version == 5 and slot_size == 128
 for i in range(capacity):
     off = slots_off + i * slot_size
     tag, count = struct.unpack_from("<QQ", m, off)

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# action_cap.sh - a rule's max_outbound_connections = 1 action is an exact limit:
+#   with plenty of mail queued for the binding x domain and several free workers, the receiver
+#   never sees a second connection from that binding at once (the cap is taken in the same
+#   all-or-none reservation as the configured limits, not only checked before dispatch), the
+#   mail keeps flowing over the one connection, `counters` shows the cap, and once the action
+#   is cancelled the configured limit is back.
+. "$(dirname "$0")/lib/tap.sh"
+. "$(dirname "$0")/lib/peer.sh"
+
+shm=/sluice-e2e-actcap-$$
+ts01='421 4.7.0 [TS01] Messages from 127.0.0.2 temporarily deferred due to user complaints'
+# Every session is slow to finish and carries at most 2 messages, so connections come and go
+# while mail waits: each close lets the master hand out several jobs at once.
+script() {
+  echo "{\"127.0.1.1\": {\"hold\": 0.3, \"max_messages\": 2 $1}}"
+}
+peer_start mx "$(script ", \"reply\": {\"mail_from\": {\"text\": \"$ts01\", \"times\": 1}}")" 127.0.1.1
+cat >"$T/sluice.ini" <<INI
+[global]
+workers = 4
+shm_name = $shm
+spool_dir = $T/spool
+delivery_log = $T/delivery.log
+retry_interval = 1s
+max_outbound_connections = 8
+
+[binding "b1"]
+bind_address = 127.0.0.2
+
+[domain "capped.test"]
+route = 127.0.1.1:$PEER_PORT
+
+[shaping "ts01"]
+domain = capped.test
+match = /TS01/
+trigger = immediate
+action = max_outbound_connections = 1
+duration = 1h
+INI
+ctl() { "$SLUICECTL" -c "$T/sluice.ini" "$@"; }
+inject() { printf 'Subject: t\r\n\r\nbody\r\n' | ctl inject --binding b1 -f s@sender.test "$@" >/dev/null; }
+peak() { peer_stat mx "pair('127.0.0.2', '127.0.1.1')['peak']"; }
+
+"$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon.log" &
+daemon=$!
+started "$daemon"
+wait_for 10 test -S "$T/spool/control.sock"
+
+inject first@capped.test
+check "the receiver's 421 [TS01] takes the rule's action" \
+  wait_for 10 bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping | grep -qE 'max_outbound_connections = 1 +ts01'"
+check "counters shows the cap for the binding x domain" \
+  wait_for 5 bash -c "'$SLUICECTL' -c '$T/sluice.ini' counters --shm $shm | grep -E '^action_cap +b1 +capped.test' | grep -qw 1"
+
+# Queue plenty while the domain is held, then let it all go at once.
+ctl suspend --domain capped.test --reason 'fill the queue' >/dev/null
+for i in $(seq 1 24); do inject "m$i@capped.test"; done
+ctl resume --domain capped.test >/dev/null
+check "delivery goes on at one connection until the queue is empty" \
+  wait_for 60 peer_true mx "dest('127.0.1.1')['messages'] >= 25"
+p=$(peak)
+check "the receiver saw at most one connection from b1 at once (peak $p)" test "$p" -eq 1
+check "many connections were opened one after the other" \
+  peer_true mx "pair('127.0.0.2', '127.0.1.1')['connections'] >= 12"
+check "a job the cap held back names the action in the delivery log" \
+  grep -qE '"outcome":"held".*binding_domain b1 capped.test: 1 in use, limit 1 \(action [0-9]+: max_outbound_connections = 1\)' "$T/delivery.log"
+
+check "metrics keeps the cap out of the connection counters" \
+  bash -c "! '$SLUICECTL' -c '$T/sluice.ini' metrics --shm $shm | grep -q 'action_cap'"
+id=$(ctl shaping | awk '/ ts01 / {print $1; exit}')
+check "shaping cancel ends the cap" bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping cancel $id | grep -q cancelled"
+check "counters no longer shows it" \
+  wait_for 5 bash -c "! '$SLUICECTL' -c '$T/sluice.ini' counters --shm $shm | grep -q '^action_cap'"
+ctl suspend --domain capped.test --reason 'fill the queue' >/dev/null
+for i in $(seq 1 12); do inject "n$i@capped.test"; done
+ctl resume --domain capped.test >/dev/null
+check "the next mail arrives" wait_for 60 peer_true mx "dest('127.0.1.1')['messages'] >= 37"
+p=$(peak)
+check "and with the cap gone, more than one connection at once (peak $p)" test "$p" -gt 1
