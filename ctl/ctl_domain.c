@@ -14,11 +14,15 @@
  *     its connections in use and its limit, the MX hosts' own counters (host,
  *     binding x host) included.  With no daemon running, only the limits of
  *     the config are shown (nothing is in use).
+ *   - per binding, the shaping in force: a suspension of binding x domain (from
+ *     the spool's actions) and every rate throttle that applies, towards the
+ *     domain and towards each MX host, with its bucket.
  * Text: a block per part.  JSON: {"domain", "result" ("ok", "nullmx", "nohost",
  *   "tempfail"), "error", "route" (or null), "ttl", "mx": [{"host", "pref",
  *   "ttl", "addresses": [{"address", "last": null or {"time", "outcome",
  *   "reply", "binding"}, "delivered_1h", "failed_1h"}]}], "live": bool,
  *   "bindings": [{"binding", "room": bool, "waits_for": null or str,
+ *   "suspended": null or str, "throttles": [{"host": null or str, "throttle"}],
  *   "counters": [{"scope", "key", "in_use", "limit"}], "hosts": [{"host",
  *   "counters": [...]}]}]}  (limit -1: none).
  * Exit 0; 1 for a config that does not load; 2 for bad usage.
@@ -33,6 +37,7 @@
 
 #include "config/sl_config.h"
 #include "config/sl_limits.h"
+#include "config/sl_throttle.h"
 #include "ctl/ctl_recent.h"
 #include "ctl/sl_ctl.h"
 #include "dns/sl_dns.h"
@@ -215,6 +220,71 @@ static void text_counter(const struct shown *c, const char *indent)
            c->in_use, limit_text(c->limit, lim, sizeof lim));
 }
 
+/* ---- Shaping in force: suspensions (spool_dir/actions) and throttles (the config) ---- */
+
+/* throttle_text - "outbound_throttle_KIND = RATE (bucket KEY)" for binding towards the
+ * domain (host NULL) or one of its MX hosts; false when no throttle applies */
+static bool throttle_text(const struct view *v, const char *binding, enum sl_throttle_kind kind,
+                          const char *host, char *buf, size_t len)
+{
+    struct sl_throttle t;
+    char rate[32];
+
+    if (!sl_throttle_resolve(v->cfg, kind, binding, v->domain, host, &t))
+        return false;
+    sl_rate_format((int64_t)t.rate.n << 32 | t.rate.period_ms, rate, sizeof rate);
+    snprintf(buf, len, "%s = %s (bucket %s)", sl_opt_name(sl_throttle_opt(kind)), rate, t.key);
+    return true;
+}
+
+/* text_shaping - the binding's suspension and throttles, one line each (none: no line) */
+static void text_shaping(const struct view *v, const char *binding)
+{
+    static const enum sl_throttle_kind kinds[] = {SL_THROTTLE_CONNECTIONS, SL_THROTTLE_MESSAGES};
+    char line[800];
+
+    if (sl_ctl_suspension(v->cfg, binding, v->domain, line, sizeof line, NULL))
+        printf("  %s\n", line);
+    for (size_t k = 0; k < 2; k++) {
+        if (throttle_text(v, binding, kinds[k], NULL, line, sizeof line))
+            printf("  throttle %s\n", line);
+        for (size_t i = 0; v->res == SL_DNS_OK && i < v->a.nhosts; i++)
+            if (throttle_text(v, binding, kinds[k], v->a.host[i].name, line, sizeof line))
+                printf("  throttle towards %s: %s\n", v->a.host[i].name, line);
+    }
+}
+
+/* json_shaping - ,"suspended":TEXT|null,"throttles":[...] of the binding */
+static void json_shaping(const struct view *v, const char *binding)
+{
+    static const enum sl_throttle_kind kinds[] = {SL_THROTTLE_CONNECTIONS, SL_THROTTLE_MESSAGES};
+    char line[800];
+    bool first = true;
+
+    printf(",\"suspended\":");
+    if (sl_ctl_suspension(v->cfg, binding, v->domain, line, sizeof line, NULL))
+        sl_ctl_json_string(line);
+    else
+        printf("null");
+    printf(",\"throttles\":[");
+    for (size_t k = 0; k < 2; k++)
+        for (size_t i = 0; i <= (v->res == SL_DNS_OK ? v->a.nhosts : 0); i++) {
+            const char *host = i == 0 ? NULL : v->a.host[i - 1].name;
+            if (!throttle_text(v, binding, kinds[k], host, line, sizeof line))
+                continue;
+            printf("%s{\"host\":", first ? "" : ",");
+            if (host != NULL)
+                sl_ctl_json_string(host);
+            else
+                printf("null");
+            printf(",\"throttle\":");
+            sl_ctl_json_string(line);
+            putchar('}');
+            first = false;
+        }
+    putchar(']');
+}
+
 /* text_binding - one binding's block */
 static void text_binding(const struct view *v, const char *binding)
 {
@@ -231,6 +301,7 @@ static void text_binding(const struct view *v, const char *binding)
     else
         printf("binding %s: a new connection waits for %s (%u in use, limit %d)\n", binding,
                sl_scope_kind_name(why.kind), why.in_use, why.limit);
+    text_shaping(v, binding);
     for (size_t i = 0; i < n; i++)
         text_counter(&c[i], "  ");
     for (size_t i = 0; v->res == SL_DNS_OK && i < v->a.nhosts; i++) {
@@ -327,6 +398,7 @@ static void json_binding(const struct view *v, const char *binding, bool first)
         printf("null");
     else
         printf("\"%s\"", sl_scope_kind_name(why.kind));
+    json_shaping(v, binding);
     putchar(',');
     json_counters(c, n);
     printf(",\"hosts\":[");

@@ -27,6 +27,7 @@
 #include "ctl/sl_ctl.h"
 #include "ipc/sl_control.h"
 #include "spool/sl_actions.h"
+#include "spool/sl_spool.h"
 
 #define ANSWER_WAIT_S 10
 
@@ -170,8 +171,6 @@ static int offline(const char *spool, bool suspend, const struct scope_args *a)
             return 1;
         }
         scope_of(&x, scope, sizeof scope);
-        printf("OK %" PRIu64 " %s suspended (no daemon runs: in force when it starts)\n", x.id,
-               scope);
         n = 1;
     } else {
         for (size_t i = 0; i < l.n;)
@@ -186,12 +185,18 @@ static int offline(const char *spool, bool suspend, const struct scope_args *a)
             }
         if (n == 0)
             fprintf(stderr, "sluicectl: no suspension of that scope is in force\n");
-        else
-            printf("OK %zu suspension(s) ended\n", n);
     }
-    if (n > 0 && sl_actions_save(spool, &l, err, sizeof err) < 0) {
+    /* Saved first, said after: an OK is only ever printed for what the file now holds
+     * (a spool never used yet gets its directories, as inject makes them). */
+    if (n > 0 && (sl_spool_init(spool, err, sizeof err) < 0 ||
+                  sl_actions_save(spool, &l, err, sizeof err) < 0)) {
         fprintf(stderr, "sluicectl: %s\n", err);
         n = 0;
+    } else if (n > 0 && suspend) {
+        printf("OK %" PRIu64 " %s suspended (no daemon runs: in force when it starts)\n",
+               l.a[l.n - 1].id, scope);
+    } else if (n > 0) {
+        printf("OK %zu suspension(s) ended\n", n);
     }
     sl_actions_free(&l);
     return n > 0 ? 0 : 1;
@@ -416,13 +421,17 @@ static int cancel(const char *cfgpath, const char *idw)
             fprintf(stderr, "sluicectl: %s\n", err);
             break;
         }
-        for (size_t i = 0; i < l.n && rc != 0; i++)
+        bool found = false;
+        for (size_t i = 0; i < l.n && !found; i++)
             if (l.a[i].id == id) {
                 sl_actions_remove(&l, i);
+                found = true;
                 rc = sl_actions_save(spool, &l, err, sizeof err) < 0 ? 1 : 0;
             }
         if (rc == 0)
             printf("OK action %llu cancelled\n", id);
+        else if (found)
+            fprintf(stderr, "sluicectl: %s\n", err);
         else
             fprintf(stderr, "sluicectl: no action %llu is in force\n", id);
         sl_actions_free(&l);

@@ -4,7 +4,8 @@
 # rewrites it): the MX count and the domain's TTL, each MX with its preference, TTL and
 # addresses; the limits per binding from the config with no daemon; with the daemon, the
 # connections in use while a delivery is held open, then the last reply and the last hour's
-# deliveries and failures per address from the delivery log.
+# deliveries and failures per address from the delivery log; the shaping in force per binding
+# (a suspension, the rate throttles towards the domain and towards each MX host).
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/dns.sh"
 . "$(dirname "$0")/lib/peer.sh"
@@ -52,6 +53,12 @@ scope_max_outbound_connections = 7
 
 [binding "b1" host "mx1.multi.test"]
 max_outbound_connections = 2
+
+[binding "b2" domain "multi.test"]
+outbound_throttle_messages = 10/2
+
+[host "mx2.multi.test"]
+outbound_throttle_connections = 3
 INI
 golden_name "$port" PORT
 golden_name "$T" T
@@ -66,6 +73,11 @@ golden "--binding and --json" domain --binding b1 --json multi.test
 golden "a null MX" domain --binding b1 nomail.test
 golden "an unknown binding" domain --binding nobody multi.test
 golden "no domain: usage" domain
+"$SLUICECTL" -c "$T/sluice.ini" suspend --binding b1 --domain multi.test --reason "TSS04 seen" \
+  >/dev/null
+golden "a suspension of binding b1 towards the domain" domain --binding b1 multi.test
+golden "the suspension in JSON" domain --binding b1 --json multi.test
+"$SLUICECTL" -c "$T/sluice.ini" resume --binding b1 --domain multi.test >/dev/null
 
 "$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon.log" &
 daemon=$!
