@@ -211,7 +211,7 @@ check "the killed listeners are replaced" wait_for 10 answers
 hold_tmp
 submit "stalled two" >"$T/stalled2.out" &
 client=$!
-wait_for 10 in_tmp
+check "a second write waits likewise" wait_for 10 in_tmp
 kill -KILL "$daemon"
 wait "$daemon" 2>/dev/null
 wait "$client"
