@@ -5,6 +5,11 @@
 # A message the receiver keeps deferring still ends after max_retries attempts although no
 # attempt's state can be saved (the master carries the count), and a deferral's state is
 # saved once space returns, so a restart keeps its attempt count.
+# The listener: with the spool full, a message submitted over SMTP gets 452 4.3.1 at the end
+# of DATA, nothing of it stays in tmp/ or queue/, the process serves on, and the same
+# submission gets 250 and is delivered once space returns.  A listener whose write hangs in
+# its sync (a stalled disk: the group commit's lock held by the test) and is killed there,
+# or whose master is, never said 250 and leaves nothing in tmp/.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 
