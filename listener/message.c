@@ -11,12 +11,16 @@
  * (sl_spool_write), with the RFC 3461 values, its directory sync shared with
  * the other listener processes (the group page), and the master is told at
  * once.  250 is sent only after that: a message acknowledged is on disk.
+ * A write that fails is a temporary refusal the client retries: 452 4.3.1
+ * when the spool's file system is full (RFC 3463 "mail system full"), else
+ * 451 4.3.0; the session goes on either way.
  * Concurrency: one session per process; the spool write is safe against
  * every other writer.
  * Trust boundary: the header lines are the client's; only their names are
  * looked at, and the binding header's value only as a name to look up.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,7 +178,8 @@ static char *compose(const struct session *s, const struct head *h, size_t *out_
     return m;
 }
 
-/* write_spool - the message durably in the spool; 0 with its id, or -1 with err */
+/* write_spool - the message durably in the spool; 0 with its id, or -1 with err and errno
+ * (ENOSPC or EDQUOT: the file system is full) */
 static int write_spool(const struct session *s, const char *binding, const char *body, size_t len,
                        char *id, char *err, size_t errlen)
 {
@@ -201,10 +206,13 @@ static int write_spool(const struct session *s, const char *binding, const char 
                              .ret_hdrs = t->ret_hdrs,
                              .notify = notify,
                              .orcpt = orcpt};
+    errno = 0; /* a refusal before any write leaves it 0 */
     rc = sl_spool_write(s->ctx->spool, &m, id, err, errlen);
+    int saved = errno;
     free(rcpt);
     free(orcpt);
     free(notify);
+    errno = saved;
     return rc;
 }
 
@@ -232,8 +240,11 @@ void smtpd_accept(struct session *s)
     s->t.body = NULL;
     s->t.len = s->t.cap = 0;
     if (write_spool(s, binding, msg, len, id, err, sizeof err) < 0) {
+        bool full = errno == ENOSPC || errno == EDQUOT;
         sl_msg_warn("%s: message not queued: %s", s->peer_ip, err);
-        io_reply(&s->io, "451 4.3.0 Error: queue file write error");
+        io_reply(&s->io, full ? "452 4.3.1 Error: insufficient system storage: spool full, try "
+                                "again later"
+                              : "451 4.3.0 Error: queue file write error, try again later");
     } else {
         sl_spool_notify(s->ctx->spool, id);
         sl_msg_debug("%s: queued %s from <%s>, %zu recipients, binding %s", s->peer_ip, id,

@@ -180,6 +180,14 @@ static int claim(const char *tmp, const char *final)
     return 0;
 }
 
+/* failed - SPOOL_COMMIT_ERROR with errno e, the failure's cause (the clean-up that followed it
+ * may have changed errno; a listener tells a full disk by it) */
+static enum spool_commit_result failed(int e)
+{
+    errno = e;
+    return SPOOL_COMMIT_ERROR;
+}
+
 /* spool_commit - tmp/tmpname <- data, fsync, rename to sub/name, fsync sub/ */
 enum spool_commit_result spool_commit(const char *dir, const char *tmpname, const char *sub,
                                       const char *name, const void *data, size_t len,
@@ -195,9 +203,10 @@ enum spool_commit_result spool_commit(const char *dir, const char *tmpname, cons
         return SPOOL_COMMIT_ERROR;
     }
     if (write_tmp(tmp, data, len, mode, true) < 0) {
-        spool_fail(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        int saved = errno;
+        spool_fail(err, errlen, "cannot write %s: %s", tmp, strerror(saved));
         unlink(tmp);
-        return SPOOL_COMMIT_ERROR;
+        return failed(saved);
     }
     rc = mode != SPOOL_REPLACE ? claim(tmp, final) : rename(tmp, final);
     if (rc < 0) {
@@ -206,15 +215,16 @@ enum spool_commit_result spool_commit(const char *dir, const char *tmpname, cons
         if (saved == EEXIST)
             return SPOOL_COMMIT_EXISTS;
         spool_fail(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(saved));
-        return SPOOL_COMMIT_ERROR;
+        return failed(saved);
     }
     if (spool_fsync_dir(subdir) < 0) {
         /* The file is in place but maybe not durable: take it back, the
          * caller reports a failure and must not believe it was accepted. */
-        spool_fail(err, errlen, "cannot fsync %s: %s", subdir, strerror(errno));
+        int saved = errno;
+        spool_fail(err, errlen, "cannot fsync %s: %s", subdir, strerror(saved));
         if (mode == SPOOL_NEW)
             unlink(final);
-        return SPOOL_COMMIT_ERROR;
+        return failed(saved);
     }
     return SPOOL_COMMIT_OK;
 }
@@ -235,26 +245,32 @@ enum spool_commit_result spool_commit_grouped(const char *dir, const char *tmpna
         return SPOOL_COMMIT_ERROR;
     }
     spool_group_heading(g, SPOOL_GROUP_DATA);
+    spool_group_tmp(g, tmpname); /* named before it exists: a kill from here on is cleaned up */
     if (write_tmp(tmp, data, len, SPOOL_NEW, false) < 0 || spool_group_sync_data(g, tmpdir) < 0) {
-        spool_fail(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        int saved = errno;
+        spool_fail(err, errlen, "cannot write %s: %s", tmp, strerror(saved));
         spool_group_heading(g, 0);
         unlink(tmp);
-        return SPOOL_COMMIT_ERROR;
+        spool_group_tmp(g, NULL);
+        return failed(saved);
     }
     spool_group_heading(g, SPOOL_GROUP_DIR);
     if (claim(tmp, final) < 0) {
         int saved = errno;
         spool_group_heading(g, 0);
         unlink(tmp);
+        spool_group_tmp(g, NULL);
         if (saved == EEXIST)
             return SPOOL_COMMIT_EXISTS;
         spool_fail(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(saved));
-        return SPOOL_COMMIT_ERROR;
+        return failed(saved);
     }
+    spool_group_tmp(g, NULL); /* renamed: nothing of it is in tmp/ any more */
     if (spool_group_sync_dir(g, subdir) < 0) {
-        spool_fail(err, errlen, "cannot fsync %s: %s", subdir, strerror(errno));
+        int saved = errno;
+        spool_fail(err, errlen, "cannot fsync %s: %s", subdir, strerror(saved));
         unlink(final); /* in place but maybe not durable: the caller must not acknowledge it */
-        return SPOOL_COMMIT_ERROR;
+        return failed(saved);
     }
     return SPOOL_COMMIT_OK;
 }

@@ -52,7 +52,7 @@
 struct writer {
     sl_atomic_u32 pid;
     sl_atomic_u32 heading; /* the stage (enum spool_group_stage) it is on its way to, or 0 */
-    char tmp[SL_SPOOL_ID_LEN + 1]; /* its file in tmp/ while there (read once it is dead) */
+    char tmp[SPOOL_GROUP_TMP_MAX]; /* its file in tmp/ while there (read once it is dead) */
 };
 
 struct stage {

@@ -31,10 +31,11 @@
 
 #define STALE_TMP_S 60
 
-/* dead_state_write - a tmp/ file named like a state file ("ID.K"): a worker's state write.
- * At the master's start no worker of it runs yet and a dead master's workers died with it, so
- * such a file is a write cut short by a kill, whatever its age. */
-static bool dead_state_write(const char *name, bool at_start)
+/* dead_child_write - a tmp/ file named "ID.K" (a worker's state write) or "ID.in" (a listener
+ * process's new message, SPOOL_GROUP_TMP_SUFFIX).  At the master's start no worker or listener
+ * of it runs yet and a dead master's children died with it, so such a file is a write cut short
+ * by a kill, whatever its age. */
+static bool dead_child_write(const char *name, bool at_start)
 {
     const char *dot = strchr(name, '.');
 
@@ -42,7 +43,7 @@ static bool dead_state_write(const char *name, bool at_start)
 }
 
 /* sweep_tmp - remove files of tmp/ older than STALE_TMP_S, and at the master's start the
- * state writes that a kill cut short */
+ * state and listener writes that a kill cut short */
 static void sweep_tmp(const char *dir, bool at_start)
 {
     char path[4096];
@@ -57,7 +58,7 @@ static void sweep_tmp(const char *dir, bool at_start)
         if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
             !S_ISREG(st.st_mode))
             continue;
-        if ((now - st.st_mtime > STALE_TMP_S || dead_state_write(e->d_name, at_start)) &&
+        if ((now - st.st_mtime > STALE_TMP_S || dead_child_write(e->d_name, at_start)) &&
             unlinkat(dirfd(d), e->d_name, 0) == 0)
             sl_msg_info("spool: removed stale %s/%s", path, e->d_name);
     }

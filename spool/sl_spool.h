@@ -152,7 +152,8 @@ uint64_t sl_spool_id_time_us(const char *id);
 
 /* Validate and write one message durably (tmp, fsync, rename, fsync queue/);
  * the new id goes to id (SL_SPOOL_ID_LEN + 1 bytes).  On refusal nothing is
- * left behind and err holds one line. */
+ * left behind and err holds one line; when the disk refused, errno says why
+ * (ENOSPC: full). */
 int sl_spool_write(const char *dir, const struct sl_spool_new *m, char *id, char *err,
                    size_t errlen);
 

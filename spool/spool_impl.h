@@ -50,7 +50,7 @@ enum spool_commit_mode {
 enum spool_commit_result { SPOOL_COMMIT_OK, SPOOL_COMMIT_EXISTS, SPOOL_COMMIT_ERROR };
 
 /* Write data to dir/tmp/tmpname, fsync it, rename it to dir/sub/name and fsync
- * dir/sub.  On any failure the tmp file is removed. */
+ * dir/sub.  On any failure the tmp file is removed and errno is the failure's cause. */
 enum spool_commit_result spool_commit(const char *dir, const char *tmpname, const char *sub,
                                       const char *name, const void *data, size_t len,
                                       enum spool_commit_mode mode, char *err, size_t errlen);
@@ -70,6 +70,11 @@ enum spool_group_stage { SPOOL_GROUP_DATA = 1, SPOOL_GROUP_DIR = 2 };
 void spool_group_heading(struct sl_spool_group *g, enum spool_group_stage stage);
 /* The file a writer of the group has in tmp/ (NULL: none), for sl_spool_group_forget. */
 void spool_group_tmp(struct sl_spool_group *g, const char *name);
+/* A group writer's (a listener process's) new message is written as tmp/ID.in: the master
+ * reaping a writer killed mid-write removes it, and the master's start scan (when no writer of
+ * a group runs: a dead master's listeners died with it) removes any left over. */
+#define SPOOL_GROUP_TMP_SUFFIX ".in"
+#define SPOOL_GROUP_TMP_MAX    (SL_SPOOL_ID_LEN + sizeof SPOOL_GROUP_TMP_SUFFIX)
 
 /* A decimal number of n bytes at s, no sign, no leading zeros beyond "0",
  * at most max. */

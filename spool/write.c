@@ -242,14 +242,18 @@ static int commit_new(const char *dir, const struct sl_spool_new *m, const struc
         o.len = 0;
         put_header(&o, m, id, arrival, size, k);
         spool_body_encode(m->body, m->len, o.p + o.len);
-        if (m->group != NULL)
-            r = spool_commit_grouped(dir, id, SPOOL_QUEUE, id, o.p, o.len + stuffed, m->group, err,
-                                     errlen);
-        else
+        if (m->group != NULL) {
+            char tmpname[SPOOL_GROUP_TMP_MAX];
+            snprintf(tmpname, sizeof tmpname, "%s%s", id, SPOOL_GROUP_TMP_SUFFIX);
+            r = spool_commit_grouped(dir, tmpname, SPOOL_QUEUE, id, o.p, o.len + stuffed, m->group,
+                                     err, errlen);
+        } else
             r = spool_commit(dir, id, SPOOL_QUEUE, id, o.p, o.len + stuffed, SPOOL_NEW, err,
                              errlen);
         if (r != SPOOL_COMMIT_EXISTS) {
+            int saved = errno; /* the cause, for the caller */
             free(o.p);
+            errno = saved;
             return r == SPOOL_COMMIT_OK ? 0 : -1;
         }
     }
@@ -279,6 +283,8 @@ int sl_spool_write(const char *dir, const struct sl_spool_new *m, char *id, char
     if ((k = group_recipients(m, err, errlen)) == NULL)
         return -1;
     rc = commit_new(dir, m, k, size, stuffed, id, err, errlen);
+    int saved = errno;
     free(k);
+    errno = saved;
     return rc;
 }

@@ -5,6 +5,11 @@
 # A message the receiver keeps deferring still ends after max_retries attempts although no
 # attempt's state can be saved (the master carries the count), and a deferral's state is
 # saved once space returns, so a restart keeps its attempt count.
+# The listener: with the spool full, a message submitted over SMTP gets 452 4.3.1 at the end
+# of DATA, nothing of it stays in tmp/ or queue/, the process serves on, and the same
+# submission gets 250 and is delivered once space returns.  A listener whose write hangs in
+# its sync (a stalled disk: the group commit's lock held by the test) and is killed there,
+# or whose master is, never said 250 and leaves nothing in tmp/.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 
@@ -119,3 +124,114 @@ print([p["attempts"] for m in json.load(sys.stdin)["messages"] if m["id"] == sys
 }
 check "and the count survives the stop: queue says 1 attempt" \
   test "$(attempts_after_restart "$later")" = "[1]"
+
+# --- the listener: a message submitted over SMTP with the spool full gets 452 at the end of
+# DATA, nothing of it stays in the spool, the process serves on, and the same submission is
+# accepted (250) and delivered once space returns ---
+lport=$(peer_free_port 127.0.0.1)
+cat >>"$T/sluice.ini" <<INI
+
+[listener "in"]
+address = 127.0.0.1:$lport
+binding = b1
+max_sessions = 2
+INI
+cat >"$T/submit.py" <<'PY'
+# submit.py PORT SUBJECT: one message over SMTP, then NOOP in the same session; prints
+# "data CODE TEXT" and "noop CODE TEXT" ("disconnected" when the session is cut).
+# submit.py PORT -: a session with NOOP only.
+import smtplib, sys
+port, subject = int(sys.argv[1]), sys.argv[2]
+try:
+    s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+    s.ehlo("client.test")
+    if subject != "-":
+        s.mail("s@sender.test")
+        s.rcpt("lst@full.test")
+        body = "Subject: %s\r\n\r\n" % subject + "a line of text to make some bytes\r\n" * 300
+        code, text = s.data(body)
+        print("data", code, text.decode(), flush=True)
+    code, text = s.noop()
+    print("noop", code, text.decode(), flush=True)
+    s.quit()
+except (smtplib.SMTPException, OSError) as e:
+    print("disconnected", e, flush=True)
+PY
+submit() { python3 "$T/submit.py" "$lport" "$@"; }
+with_subject() { peer_stat sink "sum(1 for e, b in messages() if b'Subject: $1' in b)"; }
+listener_pids() { ps -o pid=,args= --ppid "$daemon" | awk '/sluiced: listener/ {print $1}'; }
+answers() { submit - | grep -q '^noop 250'; }
+rm -f "$T/spool/filler"
+queued_before=$(find "$T/spool/queue" -type f | wc -l)
+"$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon3.log" &
+daemon=$!
+started "$daemon"
+check "the listener answers" wait_for 10 answers
+head -c 4194304 /dev/zero >"$T/spool/filler" 2>/dev/null # not a byte left for a message
+submit "listener full" >"$T/full.out"
+echo "# $(tr '\n' ' ' <"$T/full.out")"
+check "with the spool full, the end of DATA gets 452 4.3.1 naming the cause" \
+  grep -q '^data 452 4\.3\.1 .*insufficient system storage' "$T/full.out"
+check "the listener logs why it was not queued" grep -qi 'not queued: .*no space' "$T/daemon3.log"
+check "the session goes on: NOOP after the refusal gets 250" grep -q '^noop 250' "$T/full.out"
+check "a second session is served" answers
+check "the refused message left nothing in spool/tmp" \
+  test "$(find "$T/spool/tmp" -type f | wc -l)" -eq 0
+check "nor in spool/queue" test "$(find "$T/spool/queue" -type f | wc -l)" -eq "$queued_before"
+rm -f "$T/spool/filler"
+submit "listener full" >"$T/again.out"
+check "with space back, the same submission gets 250" grep -q '^data 250 ' "$T/again.out"
+check "and it is delivered to the sink, once" \
+  wait_for 30 eval '[ "$(with_subject "listener full")" -eq 1 ]'
+
+# --- a stalled disk: the listener's write hangs in its sync (the group-commit lock of tmp/ is
+# held here, as a sync that does not return would hold it); a listener killed then never said
+# 250, and its file in tmp/ is removed when the master reaps it ---
+hold_tmp() { # take the group commit's lock of spool/tmp; prints LOCKED to $T/lock.out
+  : >"$T/lock.out"
+  python3 -c 'import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("LOCKED", flush=True)
+time.sleep(120)' "$T/spool/tmp" >"$T/lock.out" &
+  locker=$!
+  started "$locker"
+  wait_for 5 grep -q LOCKED "$T/lock.out"
+}
+in_tmp() { find "$T/spool/tmp" -type f | grep -q .; }
+hold_tmp
+submit "stalled one" >"$T/stalled1.out" &
+client=$!
+check "the listener's write waits on the stalled sync, its file in tmp/" wait_for 10 in_tmp
+for p in $(listener_pids); do kill -KILL "$p"; done
+wait "$client"
+check "a listener killed in its write: the client never got 250" \
+  eval '! grep -q "^data 250" "$T/stalled1.out"'
+check "its file in tmp/ is removed when the master reaps it" wait_for 10 eval '! in_tmp'
+kill "$locker"
+wait "$locker" 2>/dev/null
+check "the killed listeners are replaced" wait_for 10 answers
+
+# the same with the master killed: its listeners die with it; the next start removes the file
+hold_tmp
+submit "stalled two" >"$T/stalled2.out" &
+client=$!
+check "a second write waits likewise" wait_for 10 in_tmp
+kill -KILL "$daemon"
+wait "$daemon" 2>/dev/null
+wait "$client"
+kill "$locker"
+wait "$locker" 2>/dev/null
+check "a master killed during a listener's write: the client never got 250" \
+  eval '! grep -q "^data 250" "$T/stalled2.out"'
+"$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon4.log" &
+daemon=$!
+started "$daemon"
+check "the next start answers" wait_for 10 answers
+check "and has removed the dead listener's file from tmp/" eval '! in_tmp'
+check "neither stalled message was queued or delivered" \
+  eval '! grep -rqs "Subject: stalled" "$T/spool/queue" &&
+    [ "$(with_subject stalled)" -eq 0 ]'
+kill -TERM "$daemon"
+wait "$daemon"
+check "the daemon stops cleanly" test $? -eq 0

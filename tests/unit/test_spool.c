@@ -686,11 +686,17 @@ static void test_scan(void **state)
      * the master's start whatever its age (no worker runs then) */
     snprintf(name, sizeof name, "%s.0", ids[2]);
     put_file(f->dir, "tmp", name, "attempts 1", 10);
+    /* and so is a listener's new message (ID.in) whose master was killed with it */
+    char lname[64];
+    snprintf(lname, sizeof lname, "%s.in", ids[2]);
+    put_file(f->dir, "tmp", lname, "sluice-spool 1\n", 15);
     assert_int_equal(sl_spool_scan(f->dir, see, &s), 0);
     assert_true(exists(f->dir, "tmp", name));
+    assert_true(exists(f->dir, "tmp", lname));
     struct sl_spool_ids queued, stated;
     assert_int_equal(sl_spool_list(f->dir, &queued, &stated, true), 0);
     assert_false(exists(f->dir, "tmp", name));
+    assert_false(exists(f->dir, "tmp", lname));
     assert_true(exists(f->dir, "tmp", "fresh")); /* an inject in progress stays */
     sl_spool_ids_free(&queued);
     sl_spool_ids_free(&stated);
