@@ -17,6 +17,7 @@
 
 #include "cluster/sl_cluster.h"
 #include "config/sl_limits.h"
+#include "ctl/ctl_metrics.h"
 #include "ctl/sl_ctl.h"
 
 static struct {
@@ -128,20 +129,6 @@ void sl_ctl_cluster_json(const struct sl_counter_view *v, size_t n)
     printf("]}");
 }
 
-/* label - s as a Prometheus label value */
-static void label(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++)
-        if (*s == '\\' || *s == '"')
-            fprintf(f, "\\%c", *s);
-        else if (*s == '\n')
-            fputs("\\n", f);
-        else
-            fputc(*s, f);
-    fputc('"', f);
-}
-
 /* sl_ctl_cluster_metrics - the cluster families: cluster-wide in-use per counter, Redis up */
 void sl_ctl_cluster_metrics(FILE *f, const struct sl_counter_view *v, size_t n)
 {
@@ -166,7 +153,7 @@ void sl_ctl_cluster_metrics(FILE *f, const struct sl_counter_view *v, size_t n)
             continue;
         sl_ctl_scope_key(&v[i], key, sizeof key);
         fputs("sluice_cluster_in_use{scope=", f);
-        label(f, key);
+        sl_metrics_label(f, key);
         fprintf(f, "} %ld\n", all);
     }
 }

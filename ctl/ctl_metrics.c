@@ -53,8 +53,8 @@ static void family(FILE *f, const char *name, const char *type, const char *help
     fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* label_value - s quoted as a label value: backslash, double quote and newline escaped */
-static void label_value(FILE *f, const char *s)
+/* sl_metrics_label - s quoted as a label value: backslash, double quote and newline escaped */
+void sl_metrics_label(FILE *f, const char *s)
 {
     fputc('"', f);
     for (; *s; s++) {
@@ -75,9 +75,9 @@ static void scope_labels(FILE *f, const struct sl_counter_view *v)
 
     sl_ctl_scope_key(v, key, sizeof key);
     fputs("{kind=", f);
-    label_value(f, sl_scope_kind_name(v->kind));
+    sl_metrics_label(f, sl_scope_kind_name(v->kind));
     fputs(",scope=", f);
-    label_value(f, key);
+    sl_metrics_label(f, key);
     fputc('}', f);
 }
 
@@ -239,7 +239,7 @@ static void hist_samples(FILE *f, const struct sl_lat_view *v, unsigned ph)
     for (unsigned b = 0; b < SL_LAT_BUCKETS; b++) {
         cum += v->bucket[ph][b];
         fprintf(f, "%s_bucket{binding=", name);
-        label_value(f, v->name);
+        sl_metrics_label(f, v->name);
         fprintf(f, ",phase=\"%s\",le=", sl_lat_phase_name(ph));
         if (b < SL_LAT_BUCKETS - 1)
             fprintf(f, "\"%g\"} %llu\n", (double)sl_lat_bounds_us[b] / 1e6, cum);
@@ -247,10 +247,10 @@ static void hist_samples(FILE *f, const struct sl_lat_view *v, unsigned ph)
             fprintf(f, "\"+Inf\"} %llu\n", cum);
     }
     fprintf(f, "%s_sum{binding=", name);
-    label_value(f, v->name);
+    sl_metrics_label(f, v->name);
     fprintf(f, ",phase=\"%s\"} %.6f\n", sl_lat_phase_name(ph), (double)v->sum_us[ph] / 1e6);
     fprintf(f, "%s_count{binding=", name);
-    label_value(f, v->name);
+    sl_metrics_label(f, v->name);
     fprintf(f, ",phase=\"%s\"} %llu\n", sl_lat_phase_name(ph), (unsigned long long)cum);
 }
 

@@ -14,6 +14,9 @@
  * 0, or -1 when the counter table cannot be read. */
 int sl_metrics_write(FILE *f, const struct sl_shm *shm, const char *spool);
 
+/* s as a Prometheus label value, quoted, with backslash, double quote and newline escaped. */
+void sl_metrics_label(FILE *f, const char *s);
+
 /* Serve GET /metrics on listen ("ADDR:PORT", "[V6ADDR]:PORT"), attaching to the segment named
  * shm_name on every scrape, until SIGTERM or SIGINT.  The exit status: 0 after a signal, 1 when
  * the address cannot be listened on, 2 when it is not an address. */

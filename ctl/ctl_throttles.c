@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "config/sl_throttle.h"
+#include "ctl/ctl_metrics.h"
 #include "ctl/sl_ctl.h"
 #include "shm/sl_shm.h"
 #include "spool/sl_actions.h"
@@ -124,26 +125,11 @@ void sl_ctl_throttles_json(const struct sl_shm *shm, const struct sl_counter_vie
     printf("]");
 }
 
-/* label - s as a Prometheus label value */
-static void label(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            fprintf(f, "\\%c", *s);
-        else if (*s == '\n')
-            fputs("\\n", f);
-        else
-            fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 /* series - one sample of a bucket */
 static void series(FILE *f, const char *name, const struct sl_counter_view *v, double x)
 {
     fprintf(f, "%s{kind=\"%s\",bucket=", name, kind_word(v->kind));
-    label(f, v->name);
+    sl_metrics_label(f, v->name);
     fprintf(f, "} %.10g\n", x);
 }
 
@@ -200,7 +186,7 @@ static void actions_metrics(FILE *f, const char *spool)
         if (seen)
             continue;
         fputs("sluice_shaping_actions{rule=", f);
-        label(f, l.a[i].rule);
+        sl_metrics_label(f, l.a[i].rule);
         fprintf(f, ",action=\"%s\"} %zu\n", sl_action_kind_name(l.a[i].kind), same);
     }
     fprintf(f, "# HELP sluice_shaping_actions_taken_total Actions each [shaping] rule has taken "
@@ -208,7 +194,7 @@ static void actions_metrics(FILE *f, const char *spool)
                "# TYPE sluice_shaping_actions_taken_total counter\n");
     for (size_t i = 0; i < l.ntaken; i++) {
         fputs("sluice_shaping_actions_taken_total{rule=", f);
-        label(f, l.taken[i].rule);
+        sl_metrics_label(f, l.taken[i].rule);
         fprintf(f, "} %llu\n", (unsigned long long)l.taken[i].n);
     }
     sl_actions_free(&l);

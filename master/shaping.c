@@ -282,8 +282,8 @@ bool sl_shaping_tick(int64_t now)
     return true;
 }
 
-/* word - the next blank-separated word of *p into buf; false when none or too long */
-static bool word(const char **p, char *buf, size_t len)
+/* sl_shaping_word - the next blank-separated word of *p into buf; false when none or too long */
+bool sl_shaping_word(const char **p, char *buf, size_t len)
 {
     size_t n;
 
@@ -321,13 +321,13 @@ static void scope_text(const struct sl_action *a, char *buf, size_t len)
  * seconds (no host) */
 static bool host_then_seconds(const char **p, struct sl_action *a, char *secs, size_t len)
 {
-    if (!word(p, secs, len))
+    if (!sl_shaping_word(p, secs, len))
         return false;
     if (secs[strspn(secs, "0123456789")] == '\0')
         return true;
     if (strlcpy(a->host, secs, sizeof a->host) >= sizeof a->host || !plain(a->host))
         return false;
-    return word(p, secs, len);
+    return sl_shaping_word(p, secs, len);
 }
 
 /* suspend - "X suspend BINDING DOMAIN [HOST] SECONDS REASON..." */
@@ -338,7 +338,8 @@ static bool suspend(const char *p, char *ans, size_t len)
     char *end;
     long long s;
 
-    if (!word(&p, a.binding, sizeof a.binding) || !word(&p, a.domain, sizeof a.domain) ||
+    if (!sl_shaping_word(&p, a.binding, sizeof a.binding) ||
+        !sl_shaping_word(&p, a.domain, sizeof a.domain) ||
         !host_then_seconds(&p, &a, secs, sizeof secs) || !plain(a.binding) || !plain(a.domain) ||
         (a.binding[0] == '\0' && a.domain[0] == '\0' && a.host[0] == '\0') ||
         (s = strtoll(secs, &end, 10)) < 0 || *end != '\0' || s > 366LL * 86400) {
@@ -366,9 +367,9 @@ static bool resume(const char *p, char *ans, size_t len)
     char binding[128], domain[256], host[256] = "";
     size_t n = 0;
 
-    if (!word(&p, binding, sizeof binding) || !word(&p, domain, sizeof domain) || !plain(binding) ||
-        !plain(domain) || (word(&p, host, sizeof host) && !plain(host)) ||
-        p[strspn(p, " ")] != '\0') {
+    if (!sl_shaping_word(&p, binding, sizeof binding) ||
+        !sl_shaping_word(&p, domain, sizeof domain) || !plain(binding) || !plain(domain) ||
+        (sl_shaping_word(&p, host, sizeof host) && !plain(host)) || p[strspn(p, " ")] != '\0') {
         snprintf(ans, len, "ERROR malformed resume request");
         return false;
     }
@@ -398,7 +399,8 @@ static bool cancel(const char *p, char *ans, size_t len)
     char idw[24], *end;
     unsigned long long id;
 
-    if (!word(&p, idw, sizeof idw) || (id = strtoull(idw, &end, 10)) == 0 || *end != '\0') {
+    if (!sl_shaping_word(&p, idw, sizeof idw) || (id = strtoull(idw, &end, 10)) == 0 ||
+        *end != '\0') {
         snprintf(ans, len, "ERROR malformed cancel request");
         return false;
     }
@@ -421,7 +423,7 @@ bool sl_shaping_control(const char *req, char *ans, size_t len)
     const char *p = req + 1;
     char verb[16];
 
-    if (!word(&p, verb, sizeof verb)) {
+    if (!sl_shaping_word(&p, verb, sizeof verb)) {
         snprintf(ans, len, "ERROR malformed request");
         return false;
     }

@@ -58,4 +58,8 @@ bool sl_shaping_tick(int64_t now);
  * changed (held destinations may go). */
 bool sl_shaping_control(const char *req, char *ans, size_t len);
 
+/* The next blank-separated word of *p into buf (len bytes), *p moved past it; false when
+ * there is none or it does not fit (the requests' and the replies' fields). */
+bool sl_shaping_word(const char **p, char *buf, size_t len);
+
 #endif

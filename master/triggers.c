@@ -49,21 +49,6 @@ struct tracker {
 
 static struct tracker trackers[TRACKERS];
 
-/* field - the next blank-separated field of *p into buf; false when none or too long */
-static bool field(const char **p, char *buf, size_t len)
-{
-    size_t n;
-
-    *p += strspn(*p, " ");
-    n = strcspn(*p, " ");
-    if (n == 0 || n >= len)
-        return false;
-    memcpy(buf, *p, n);
-    buf[n] = '\0';
-    *p += n;
-    return true;
-}
-
 /* tracker_for - the counts of rule r over binding x domain, a fresh (or the oldest) slot
  * when there are none */
 static struct tracker *tracker_for(const struct sl_rule *r, const char *binding, const char *domain)
@@ -169,8 +154,9 @@ void sl_shaping_reply(const char *msg, size_t len)
         return;
     memcpy(copy, msg, len);
     copy[len] = '\0';
-    if (!field(&p, binding, sizeof binding) || !field(&p, domain, sizeof domain) ||
-        !field(&p, host, sizeof host) || !field(&p, origin, sizeof origin) ||
+    if (!sl_shaping_word(&p, binding, sizeof binding) ||
+        !sl_shaping_word(&p, domain, sizeof domain) || !sl_shaping_word(&p, host, sizeof host) ||
+        !sl_shaping_word(&p, origin, sizeof origin) ||
         (strcmp(origin, "R") != 0 && strcmp(origin, "L") != 0)) {
         sl_msg_warn("a worker sent a malformed reply notice");
         return;
