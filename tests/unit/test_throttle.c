@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <bsd/string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -297,14 +299,14 @@ static void test_actions_file(void **state)
     assert_int_equal(mkdir(path, 0700), 0);
     assert_int_equal(sl_actions_load(dir, &back, err, sizeof err), 0); /* none yet */
     assert_int_equal(back.n, 0);
-    strcpy(a.domain, "one.test");
+    strlcpy(a.domain, "one.test", sizeof a.domain);
     sl_action_text(a.reason, sizeof a.reason, "tab\there\nand newline");
     assert_int_equal(sl_actions_add(&l, &a), 0);
     a = (struct sl_action){.kind = SL_ACTION_THROTTLE_MESSAGES, .since = 100, .until = 200};
     a.value = (int64_t)10 << 32 | 2000;
-    strcpy(a.binding, "b1");
-    strcpy(a.rule, "yahoo-tss04");
-    strcpy(a.reason, "421 4.7.0 [TSS04] Messages temporarily deferred");
+    strlcpy(a.binding, "b1", sizeof a.binding);
+    strlcpy(a.rule, "yahoo-tss04", sizeof a.rule);
+    strlcpy(a.reason, "421 4.7.0 [TSS04] Messages temporarily deferred", sizeof a.reason);
     assert_int_equal(sl_actions_add(&l, &a), 0);
     sl_actions_count(&l, "yahoo-tss04");
     sl_actions_count(&l, "yahoo-tss04");
