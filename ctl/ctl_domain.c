@@ -29,7 +29,6 @@
  * Trust boundary: DNS answers and log lines come from outside; names and
  * replies are printed escaped in JSON and bounded everywhere.
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -478,10 +477,8 @@ int sl_ctl_domain(const char *cfgpath, int argc, char **argv)
         else if (strcmp(argv[i], "--json") == 0)
             v.json = true;
         else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-            double s = strtod(argv[++i], NULL);
-            if (!isfinite(s) || s <= 0 || s > 600)
+            if ((timeout_ms = sl_ctl_parse_timeout(argv[++i])) < 0)
                 return usage();
-            timeout_ms = lround(s * 1000) > 0 ? lround(s * 1000) : 1;
         } else if (argv[i][0] != '-' && arg == NULL)
             arg = argv[i];
         else {

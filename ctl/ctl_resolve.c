@@ -31,8 +31,9 @@ static int usage(void)
     return 2;
 }
 
-/* parse_timeout - "--timeout" seconds (fractions allowed) into ms; -1 when bad */
-static long parse_timeout(const char *s)
+/* sl_ctl_parse_timeout - "--timeout" seconds (fractions allowed, up to 600) into ms; -1 when
+ * bad */
+long sl_ctl_parse_timeout(const char *s)
 {
     char *end;
     double v = strtod(s, &end);
@@ -143,7 +144,7 @@ int sl_ctl_resolve(const char *cfgpath, int argc, char **argv)
         if (strcmp(argv[i], "--binding") == 0 && i + 1 < argc)
             binding = argv[++i];
         else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-            if ((timeout_ms = parse_timeout(argv[++i])) < 0) {
+            if ((timeout_ms = sl_ctl_parse_timeout(argv[++i])) < 0) {
                 fprintf(stderr, "sluicectl: --timeout takes seconds (up to 600), not %s\n",
                         argv[i]);
                 return 2;

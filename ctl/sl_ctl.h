@@ -56,6 +56,8 @@ struct sl_dns_query;
 void sl_ctl_dns_query(const struct sl_config *cfg, const char *binding, const char *domain,
                       struct sl_dns_query *q);
 void sl_ctl_domain_name(const char *in, char *out, size_t len);
+/* --timeout SECONDS (fractions allowed, up to 600) in ms; -1 when it is not that. */
+long sl_ctl_parse_timeout(const char *s);
 
 /* One request to the daemon's control socket (ctl_request.c); the answer into ans. */
 enum { SL_CTL_REQ_OK = 0, SL_CTL_REQ_NO_DAEMON = 1, SL_CTL_REQ_FAILED = -1 };

@@ -28,10 +28,8 @@
 #include "util/sl_clock.h"
 #include "util/sl_msg.h"
 #include "master/sl_listeners.h"
+#include "master/sl_supervise.h"
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 10000
-#define YOUNG_SECONDS  5
 #define GRACE_SLACK_MS 5000
 
 /* find_sock - the bound socket of an address, or NULL */
@@ -174,7 +172,7 @@ void sl_listeners_fill(struct sl_listeners *ls)
             if (sl_clock_ms_until(ls->next_spawn) > 0)
                 return;
             if (!spawn(ls, i, s->fd)) {
-                ls->next_spawn = sl_clock_after_ms(BACKOFF_MAX_MS);
+                ls->next_spawn = sl_clock_after_ms(sl_supervise_backoff_ms(~0U));
                 return;
             }
         }
@@ -184,12 +182,8 @@ void sl_listeners_fill(struct sl_listeners *ls)
 /* back_off - a process died young: the next spawn waits, doubling each time */
 static void back_off(struct sl_listeners *ls)
 {
-    long ms = BACKOFF_MIN_MS;
+    long ms = sl_supervise_backoff_ms(ls->failures);
 
-    for (unsigned i = 1; i < ls->failures && ms < BACKOFF_MAX_MS; i++)
-        ms *= 2;
-    if (ms > BACKOFF_MAX_MS)
-        ms = BACKOFF_MAX_MS;
     ls->next_spawn = sl_clock_after_ms(ms);
     sl_msg_warn("listener processes keep dying: next start in %ld ms", ms);
 }
@@ -201,7 +195,7 @@ bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status)
         struct sl_lproc *p = &ls->p[k];
         if (p->pid != pid)
             continue;
-        bool young = time(NULL) - p->started < YOUNG_SECONDS;
+        bool young = time(NULL) - p->started < SL_SUPERVISE_YOUNG_S;
         bool failed = WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
         if (failed && !p->retiring)
             sl_msg_warn("listener pid %ld %s %d", (long)pid,

@@ -89,4 +89,9 @@ void sl_supervise_stop(struct sl_supervisor *s, struct sl_shm *shm, int grace_ms
 /* Milliseconds until the back-off allows the next spawn (0: now, -1: none due). */
 int sl_supervise_wait_ms(const struct sl_supervisor *s, uint32_t gen);
 
+/* A process dying younger than this counts as a failure (the back-off grows). */
+#define SL_SUPERVISE_YOUNG_S 5
+/* The wait before the next spawn after failures young deaths in a row. */
+long sl_supervise_backoff_ms(unsigned failures);
+
 #endif

@@ -26,7 +26,6 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
-#define YOUNG_SECONDS  5 /* a worker dying younger than this counts as a failure */
 
 /* sl_supervise_init - an empty table sized for reloads that add workers */
 void sl_supervise_init(struct sl_supervisor *s, unsigned want)
@@ -114,14 +113,22 @@ void sl_supervise_fill(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen
     }
 }
 
-/* back_off - a worker died young: delay the next spawn, doubling each time */
-static void back_off(struct sl_supervisor *s)
+/* sl_supervise_backoff_ms - the wait before the next spawn after failures deaths of young
+ * processes in a row: 100 ms doubling each time, at most 10 s (workers and listeners alike) */
+long sl_supervise_backoff_ms(unsigned failures)
 {
     long ms = BACKOFF_MIN_MS;
-    for (unsigned i = 1; i < s->failures && ms < BACKOFF_MAX_MS; i++)
+
+    for (unsigned i = 1; i < failures && ms < BACKOFF_MAX_MS; i++)
         ms *= 2;
-    if (ms > BACKOFF_MAX_MS)
-        ms = BACKOFF_MAX_MS;
+    return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+}
+
+/* back_off - a worker died young: delay the next spawn */
+static void back_off(struct sl_supervisor *s)
+{
+    long ms = sl_supervise_backoff_ms(s->failures);
+
     s->next_spawn = sl_clock_after_ms(ms);
     sl_msg_warn("workers keep dying: next start in %ld ms", ms);
 }
@@ -134,7 +141,7 @@ static void forget(struct sl_supervisor *s, struct sl_shm *shm, struct sl_worker
 
     sl_master_cluster_reclaim(shm, w->owner); /* its records still name its leases */
     units = sl_shm_reclaim_owner(shm, w->owner);
-    bool young = time(NULL) - w->started < YOUNG_SECONDS;
+    bool young = time(NULL) - w->started < SL_SUPERVISE_YOUNG_S;
 
     if (WIFSIGNALED(status))
         sl_msg_warn("worker pid %ld killed by signal %d; %u counter units reclaimed", (long)w->pid,
