@@ -69,8 +69,7 @@ static enum sl_admin_result settle(struct sl_wstate *w, struct sl_part *p, enum 
              op == SL_ADMIN_BOUNCE ? "bounced" : "deleted", reason[0] ? ": " : "", reason);
     if (op == SL_ADMIN_BOUNCE) {
         sl_outcome_some(w, p, idx, n, SL_RES_BOUNCED, reply, &a);
-        if (p->nbounced > 0 && !p->msg.dsn && p->msg.sender[0] != '\0' &&
-            sl_dsn_queue(w, p, dsn_id) < 0)
+        if (!sl_dsn_due(p) || sl_dsn_queue(w, p, dsn_id) < 0)
             dsn_id[0] = '\0';
     } else {
         for (size_t i = 0; i < n; i++)

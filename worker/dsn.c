@@ -90,9 +90,13 @@ static bool wants_failure(const struct sl_spool_rcpt *r)
     return r->notify == 0 || (r->notify & SL_NOTIFY_FAILURE) != 0;
 }
 
-/* sl_dsn_wanted - does any bounced recipient of p ask for a failure report? */
-bool sl_dsn_wanted(const struct sl_part *p)
+/* sl_dsn_due - is a failure report owed for p's bounces: some were bounced, the message is not
+ * itself a report (a bounce is never bounced), it has a sender, and a bounced recipient asked
+ * for failures (NOTIFY) */
+bool sl_dsn_due(const struct sl_part *p)
 {
+    if (p->nbounced == 0 || p->msg.dsn || p->msg.sender[0] == '\0')
+        return false;
     for (size_t i = 0; i < p->nbounced; i++)
         if (wants_failure(&p->msg.rcpt[p->bounced[i]]))
             return true;

@@ -230,7 +230,7 @@ static void report_bounces(struct sl_wstate *w, struct sl_part *p)
 {
     char id[SL_SPOOL_ID_LEN + 1];
 
-    if (p->nbounced == 0 || p->msg.dsn || p->msg.sender[0] == '\0' || !sl_dsn_wanted(p))
+    if (!sl_dsn_due(p))
         return;
     if (sl_dsn_queue(w, p, id) == 0)
         sl_worker_tell_new(w, id);

@@ -237,7 +237,8 @@ bool sl_unsaved_pending(void);
 void sl_unsaved_retry(struct sl_wstate *w);
 
 int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id);
-/* Does any bounced recipient of p want a failure report (RFC 3461 NOTIFY)? */
-bool sl_dsn_wanted(const struct sl_part *p);
+/* Is a report owed for p's bounces: some bounced, p is not itself a report, it has a sender,
+ * and a bounced recipient wants failures reported (RFC 3461 NOTIFY)? */
+bool sl_dsn_due(const struct sl_part *p);
 
 #endif

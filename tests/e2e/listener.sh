@@ -259,6 +259,25 @@ check "both messages were tried and bounced" \
 sleep 2
 check "NOTIFY=NEVER: no bounce to its sender" [ "$(count_with "e['rcpt_to'] == ['dsn-never@sender.test']")" -eq 0 ]
 
+# --- sluicectl bounce honours NOTIFY too: a report for the default, none for NOTIFY=NEVER ---
+"$SLUICECTL" -c "$T/sluice.ini" suspend --domain opbounce.test --reason "held for bounce" >/dev/null
+python3 - 127.0.0.1 "$lport" <<'PY'
+import smtplib, sys
+s = smtplib.SMTP(sys.argv[1], int(sys.argv[2]))
+s.ehlo("dsn.test")
+s.sendmail("op-default@sender.test", ["x@opbounce.test"], "Subject: op\r\n\r\nbody\r\n")
+s.sendmail("op-never@sender.test", ["y@opbounce.test"], "Subject: op\r\n\r\nbody\r\n",
+           rcpt_options=["NOTIFY=NEVER"])
+s.quit()
+PY
+"$SLUICECTL" -c "$T/sluice.ini" bounce --domain opbounce.test --reason "by the test" >"$T/opbounce.out" 2>&1
+check "operator bounce: the sender who did not say NOTIFY gets a report" \
+  wait_for 20 messages_with "e['rcpt_to'] == ['op-default@sender.test']"
+sleep 2
+check "operator bounce: NOTIFY=NEVER gets none" \
+  [ "$(count_with "e['rcpt_to'] == ['op-never@sender.test']")" -eq 0 ]
+"$SLUICECTL" -c "$T/sluice.ini" resume --domain opbounce.test >/dev/null
+
 # --- max_message_size: a body over it gets 552 5.3.4 and nothing is queued ---
 python3 -c "import sys; sys.stdout.write(('y' * 76 + '\n') * 4000)" >"$T/big.txt"
 swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to big@sink.test \
