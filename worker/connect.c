@@ -200,7 +200,7 @@ static bool throttle_open(struct sl_wstate *w, const struct sl_dest *d, const ch
     if (sl_worker_throttle(w, SL_THROTTLE_CONNECTIONS, true, d->binding, d->domain, mx, info,
                            host_only))
         return true;
-    sl_resv_release(w->ctx->shm, w->owner, &w->conn.r);
+    sl_worker_release(w, &w->conn.r); /* its cluster leases too, not only the local counters */
     return false;
 }
 

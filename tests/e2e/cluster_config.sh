@@ -106,6 +106,31 @@ check "one connection at a time under the new limit ($(peer_stat after "dest('12
   test "$(peer_stat after "dest('127.0.1.1')['peak']")" -eq 1
 node_stop 1
 
+# --- A connection the connection throttle turns away gives its cluster lease back at once,
+# not when the lease runs out (30 s here): no lease is left once the connections are closed.
+cat >"$T/common.ini" <<INI
+smtp_port = $(peer_port after)
+
+[domain "d.test"]
+cluster_max_outbound_connections = 4
+outbound_throttle_connections = 2/4
+INI
+node_config 1 "cluster_redis = 127.0.0.1:$REDIS_PORT
+cluster_redis_password_file = $T/good.pw
+cluster_lease_ttl = 30s"
+node_inject 1 30 b d.test
+node_start 1
+check "the throttled mail is delivered" wait_for 60 node_drained 1
+leases_left() {
+  REDIS_AUTH=s3cret redis_cli --scan --pattern '{sluice}:lease:*' | while read -r k; do
+    REDIS_AUTH=s3cret redis_cli zcard "$k"; done | awk '{n += $1} END {print n + 0}'
+}
+no_lease_left() { [ "$(leases_left)" -eq 0 ]; }
+check "no cluster lease is left a few seconds after the last connection ($(leases_left) now)" \
+  wait_for 8 no_lease_left
+grep -c '"outcome":"held".*throttle' "$T/delivery1.log" | sed 's/^/# throttle refusals logged: /'
+node_stop 1
+
 # --- Grouped bindings refuse a cluster limit (seed 001).
 cat >"$T/grouped.ini" <<'INI'
 [binding_group "g"]
