@@ -22,6 +22,7 @@
 
 #include "master/sl_shaping.h"
 #include "spool/sl_actions.h"
+#include "util/sl_atomic.h"
 #include "util/sl_msg.h"
 
 /* live - is a in force at now */
@@ -133,4 +134,5 @@ void sl_shaping_publish(struct sl_shm *shm, const struct sl_actions *l)
         sl_shm_caps_publish(shm, n);
     sl_shm_foreach(shm, retire_one, &w);
     sl_shm_caps_publish(shm, n);
+    sl_add64(&shm->hdr->actions_gen, 1); /* the workers read spool_dir/actions again */
 }

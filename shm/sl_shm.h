@@ -203,7 +203,9 @@ struct sl_shm_header {
     sl_atomic_u64 claiming;    /* lookups between claiming a slot and publishing it: a reclaim
                                   scans the slots for abandoned claims only when this is > 0 */
     sl_atomic_u64 action_caps; /* version 5: action caps in force (shm/cap.c); 0: no lookup */
-    uint8_t reserved[48];
+    sl_atomic_u64 actions_gen; /* bumped by the master after each write of spool_dir/actions:
+                                  a worker reads the file again only when it changed */
+    uint8_t reserved[40];
     struct sl_shm_stats stats;                    /* version 2 */
     struct sl_lat_entry latency[SL_LAT_BINDINGS]; /* version 3 */
 };

@@ -21,11 +21,11 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "config/sl_throttle.h"
 #include "spool/sl_actions.h"
+#include "util/sl_atomic.h"
 #include "util/sl_clock.h"
 #include "util/sl_msg.h"
 #include "worker_impl.h"
@@ -71,30 +71,23 @@ static bool take(struct sl_wstate *w, enum sl_scope_kind kind, const struct sl_t
     return false;
 }
 
-/* actions - the actions in force as the spool has them, read again when the file was
- * replaced (each write is a new file: a new inode) */
+/* actions - the actions in force as the spool has them, read again only when the master says
+ * it wrote the file (header->actions_gen): no file system call per message */
 static const struct sl_actions *actions(struct sl_wstate *w)
 {
     static struct sl_actions l;
-    static ino_t ino;
-    static struct timespec mtime;
-    char path[4096], err[256];
-    struct stat st;
+    static uint64_t seen;
+    static bool loaded;
+    uint64_t gen = sl_load64(&w->ctx->shm->hdr->actions_gen);
+    char err[256];
 
-    snprintf(path, sizeof path, "%s/%s", w->ctx->spool, SL_ACTIONS_FILE);
-    if (stat(path, &st) < 0) {
-        sl_actions_free(&l);
-        ino = 0;
-        return &l;
-    }
-    if (st.st_ino == ino && st.st_mtim.tv_sec == mtime.tv_sec &&
-        st.st_mtim.tv_nsec == mtime.tv_nsec)
+    if (loaded && gen == seen)
         return &l;
     sl_actions_free(&l);
     if (sl_actions_load(w->ctx->spool, &l, err, sizeof err) < 0)
         sl_msg_warn("shaping actions not read: %s", err);
-    ino = st.st_ino;
-    mtime = st.st_mtim;
+    seen = gen;
+    loaded = true;
     return &l;
 }
 
