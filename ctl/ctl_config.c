@@ -77,8 +77,9 @@ static int check(const char *cfgpath, int argc, char **argv)
     }
     nw = sl_config_lint(cfg, &w);
     print_diag(&w);
-    printf("%s: OK (%zu section%s, %zu binding%s)", cfgpath, cfg->nsections,
-           cfg->nsections == 1 ? "" : "s", cfg->nbindings, cfg->nbindings == 1 ? "" : "s");
+    printf("%s: OK (%zu section%s, %zu binding%s, %zu listener%s)", cfgpath, cfg->nsections,
+           cfg->nsections == 1 ? "" : "s", cfg->nbindings, cfg->nbindings == 1 ? "" : "s",
+           cfg->nlisteners, cfg->nlisteners == 1 ? "" : "s");
     if (nw > 0)
         printf(", %zu warning%s%s", nw, nw == 1 ? "" : "s", strict ? " (--strict: failed)" : "");
     printf("\n");

@@ -107,7 +107,11 @@ auth_file = $T/auth
 address = [::1]:$v6port
 max_sessions = 1
 INI
-check "config check accepts the listener sections" eval "\"\$SLUICECTL\" -c \"\$T/sluice.ini\" config check >/dev/null"
+"$SLUICECTL" -c "$T/sluice.ini" config check >"$T/check_ok.out" 2>&1
+rc=$?
+check "config check accepts the listener sections" [ "$rc" -eq 0 ]
+check "config check's summary counts the listeners (3)" \
+  grep -q "OK (.*, 3 listeners)" "$T/check_ok.out"
 
 "$SLUICED" -c "$T/sluice.ini" >"$T/daemon.log" 2>&1 &
 daemon=$!
