@@ -83,14 +83,18 @@ static void finish(struct session *s, bool unstuff)
     if (!t->oversize)
         check_lines(t, unstuff);
     if (t->oversize || t->len > s->max_size) {
+        sl_msg_info("%s: message refused: larger than max_message_size (%llu bytes)", s->peer_ip,
+                    (unsigned long long)s->max_size);
         io_reply(&s->io, "552 5.3.4 Error: message file too big");
     } else if (t->bad_newline) {
         sl_msg_info("%s: message refused: bare CR or LF", s->peer_ip);
         io_reply(&s->io,
                  "554 5.6.0 Error: bare <CR> or <LF> in message: lines must end in <CR><LF>");
     } else if (t->long_line) {
+        sl_msg_info("%s: message refused: a line longer than 998 octets", s->peer_ip);
         io_reply(&s->io, "554 5.6.0 Error: message line longer than 998 octets");
     } else if (t->nul) {
+        sl_msg_info("%s: message refused: NUL byte", s->peer_ip);
         io_reply(&s->io, "554 5.6.0 Error: NUL byte in message");
     } else if (t->len == 0) {
         io_reply(&s->io, "554 5.6.0 Error: empty message");

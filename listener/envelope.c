@@ -128,8 +128,11 @@ static const char *mail_param(struct session *s, const char *key, const char *v,
         t->size_hint = strtoull(num, &end, 10);
         if (*end != '\0' || !isdigit((unsigned char)num[0]))
             return "501 5.5.4 Bad SIZE parameter";
-        if (t->size_hint > s->max_size)
+        if (t->size_hint > s->max_size) {
+            sl_msg_info("%s: refused: SIZE=%llu over max_message_size (%llu bytes)", s->peer_ip,
+                        (unsigned long long)t->size_hint, (unsigned long long)s->max_size);
             return "552 5.3.4 Message size exceeds fixed limit";
+        }
     } else if (strcasecmp(key, "BODY") == 0) {
         if (!is(v, n, "7BIT") && !is(v, n, "8BITMIME"))
             return "501 5.5.4 Unsupported BODY parameter";

@@ -13,7 +13,9 @@
  * once.  250 is sent only after that: a message acknowledged is on disk.
  * A write that fails is a temporary refusal the client retries: 452 4.3.1
  * when the spool's file system is full (RFC 3463 "mail system full"), else
- * 451 4.3.0; the session goes on either way.
+ * 451 4.3.0; the session goes on either way.  Each message queued is logged
+ * in one info line ("queued ID: listener= client= [user=] from= nrcpt= size=
+ * binding= [binding_group=] tls="), each refused one with the client and why.
  * Concurrency: one session per process; the spool write is safe against
  * every other writer.
  * Trust boundary: the header lines are the client's; only their names are
@@ -108,33 +110,47 @@ static void scan_head(const struct session *s, const char *b, size_t len, struct
 }
 
 /* draw_from_group - one binding of the group, evenly; NULL when none */
-static const char *draw_from_group(const struct sl_config *cfg, const char *group)
+static const struct sl_binding *draw_from_group(const struct sl_config *cfg, const char *group)
 {
-    const char *pick = NULL;
+    const struct sl_binding *pick = NULL;
     uint32_t n = 0;
 
     for (size_t i = 0; i < cfg->nbindings; i++)
         if (cfg->bindings[i].group != NULL && strcasecmp(cfg->bindings[i].group, group) == 0 &&
             randombytes_uniform(++n) == 0)
-            pick = cfg->bindings[i].name; /* reservoir sampling: each member with 1/n */
+            pick = &cfg->bindings[i]; /* reservoir sampling: each member with 1/n */
     return pick;
 }
 
-/* pick_binding - by the header's name when given, else the listener's */
-static const char *pick_binding(const struct session *s, const char *named)
+/* from_group - the name of a binding drawn from group, its group's name in *drawn; NULL when
+ * the group has none */
+static const char *from_group(const struct sl_config *cfg, const char *group, const char **drawn)
+{
+    const struct sl_binding *b = draw_from_group(cfg, group);
+
+    if (b == NULL)
+        return NULL;
+    *drawn = b->group; /* the config's spelling, not the client's */
+    return b->name;
+}
+
+/* pick_binding - by the header's name when given, else the listener's; *group is the group it
+ * was drawn from (for the log), or NULL */
+static const char *pick_binding(const struct session *s, const char *named, const char **group)
 {
     const struct sl_config *cfg = s->ctx->cfg;
     const struct sl_binding *b;
 
+    *group = NULL;
     if (named != NULL) {
         if ((b = sl_config_binding(cfg, named)) != NULL)
             return b->name;
-        return draw_from_group(cfg, named);
+        return from_group(cfg, named, group);
     }
     if (s->l->binding != NULL)
         return s->l->binding;
     if (s->l->binding_group != NULL)
-        return draw_from_group(cfg, s->l->binding_group);
+        return from_group(cfg, s->l->binding_group, group);
     return "default";
 }
 
@@ -216,19 +232,38 @@ static int write_spool(const struct session *s, const char *binding, const char 
     return rc;
 }
 
+/* log_queued - the one line per accepted message an operator greps for (Postfix's "queued as"):
+ * who sent what through which listener and binding; never a password */
+static void log_queued(const struct session *s, const char *id, const char *binding,
+                       const char *group, size_t size)
+{
+    char from[SL_ADDR_MAX * 4 + 1], user[256 * 4 + 1] = "";
+
+    sl_spool_printable(s->t.sender, from, sizeof from);
+    if (s->auth_user != NULL)
+        sl_spool_printable(s->auth_user, user, sizeof user);
+    sl_msg_info("queued %s: listener=%s client=%s%s%s from=<%s> nrcpt=%zu size=%zu binding=%s%s%s "
+                "tls=%s",
+                id, s->l->name, s->peer_ip, s->auth_user != NULL ? " user=" : "", user, from,
+                s->t.nrcpt, size, binding, group != NULL ? " binding_group=" : "",
+                group != NULL ? group : "", s->tls_on ? SSL_get_version(s->io.ssl) : "no");
+}
+
 /* smtpd_accept - queue the transaction's message, then 250 (or 4xx/5xx with the reason) */
 void smtpd_accept(struct session *s)
 {
     char id[SL_SPOOL_ID_LEN + 1], err[512], shown[300];
-    const char *binding;
+    const char *binding, *group;
     struct head h;
     size_t len;
     char *msg;
 
     scan_head(s, s->t.body, s->t.len, &h);
-    binding = pick_binding(s, h.has_bh ? h.bh_value : NULL);
+    binding = pick_binding(s, h.has_bh ? h.bh_value : NULL, &group);
     if (binding == NULL) {
         sl_spool_printable(h.bh_value, shown, sizeof shown);
+        sl_msg_info("%s: message refused: %s names no binding or binding group: %s", s->peer_ip,
+                    s->l->binding_header, shown);
         io_reply(&s->io, "554 5.7.0 Error: %s names no binding or binding group: %s",
                  s->l->binding_header, shown);
         smtpd_txn_reset(&s->t);
@@ -247,8 +282,7 @@ void smtpd_accept(struct session *s)
                               : "451 4.3.0 Error: queue file write error, try again later");
     } else {
         sl_spool_notify(s->ctx->spool, id);
-        sl_msg_debug("%s: queued %s from <%s>, %zu recipients, binding %s", s->peer_ip, id,
-                     s->t.sender, s->t.nrcpt, binding);
+        log_queued(s, id, binding, group, len);
         io_reply(&s->io, "250 2.0.0 Ok: queued as %s", id);
     }
     free(msg);

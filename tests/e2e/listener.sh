@@ -76,10 +76,13 @@ idle_timeout = 1s
 ehlo_hostname = sluice.test
 max_message_size = 200000
 
+[binding_group "g"]
 [binding "b1"]
 bind_address = 127.0.0.2
+binding_group = g
 [binding "b2"]
 bind_address = 127.0.0.3
+binding_group = g
 
 ; applications on this host: loopback may relay
 [listener "local"]
@@ -128,6 +131,17 @@ count_with() { peer_stat sink "sum(1 for e, b in messages() if $1)"; }
 swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to r1@sink.test \
   --header 'X-Test: plain' --body 'hello over SMTP' >"$T/swaks1" 2>&1
 check "swaks: a plain submission gets 250 queued as ID" grep -q '<-  250 2.0.0 Ok: queued as ' "$T/swaks1"
+# queued_line FILE: the daemon's log line for the message swaks' transcript FILE got 250 for
+queued_line() {
+  local id
+  id=$(sed -n 's/.*<[-~]  250 2.0.0 Ok: queued as \([A-Za-z0-9]*\).*/\1/p' "$1" | head -1)
+  [ -n "$id" ] && grep -E "^listener [a-z0-9]+\[[0-9]+\]: info: queued $id: " "$T/daemon.log"
+}
+line=$(queued_line "$T/swaks1")
+check "the accepted message is logged at info, one line, with its queue ID ($line)" \
+  [ "$(wc -l <<<"$line")" -eq 1 -a -n "$line" ]
+check "the queued line names listener, client, sender, recipients, size, binding, no TLS" \
+  eval '[[ $line == *": listener=local client=127.0.0.1 from=<app@sender.test> nrcpt=1 size="[1-9]*" binding=b1 tls=no" ]]'
 check "the message reaches the sink" wait_for 15 messages_with "b'X-Test: plain' in b"
 body() { peer_stat sink "[b for e, b in messages() if $1][0].decode()"; }
 b=$(body "b'X-Test: plain' in b")
@@ -157,14 +171,23 @@ check "binding_header: delivered through binding b2 (127.0.0.3)" \
 check "binding_header: the first one counts, every one is removed" \
   peer_true sink "b'X-Sluice-Binding' not in [b for e, b in messages() if b'X-Test: bh' in b][0]"
 swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to r3@sink.test \
+  --header 'X-Test: bh-group' --header 'X-Sluice-Binding: g' >"$T/swaks_bhg" 2>&1
+line=$(queued_line "$T/swaks_bhg")
+check "binding_header naming a group: the queued line gives the binding drawn and its group" \
+  eval '[[ $line == *" binding=b"[12]" binding_group=g tls=no" ]]'
+swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to r3@sink.test \
   --header 'X-Sluice-Binding: nosuch' >"$T/swaks_bh" 2>&1
 check "binding_header naming no binding is refused with 554 5.7.0" grep -q '<\*\* *554 5.7.0' "$T/swaks_bh"
+check "and the refusal is logged with the client and the name" \
+  grep -q 'info: 127.0.0.1: message refused: X-Sluice-Binding names no binding or binding group: nosuch' "$T/daemon.log"
 
 # max_recipients: the fourth RCPT gets 452, the message goes to the first three.
 swaks --server 127.0.0.1 --port "$lport" --from app@sender.test \
   --to m1@sink.test,m2@sink.test,m3@sink.test,m4@sink.test --header 'X-Test: maxrcpt' \
   >"$T/swaks_max" 2>&1
 check "max_recipients: the 4th recipient gets 452 4.5.3" grep -q '452 4.5.3' "$T/swaks_max"
+line=$(queued_line "$T/swaks_max")
+check "the queued line counts the 3 recipients taken" eval '[[ $line == *" nrcpt=3 "* ]]'
 
 # IPv6: a listener on [::1], loopback relays there too.
 python3 - "$v6port" <<'PY'
@@ -182,6 +205,8 @@ swaks --server 127.0.0.1 --port "$aport" --from app@sender.test --to r4@sink.tes
   --header 'X-Test: relay' >"$T/swaks_relay" 2>&1
 check "a client outside relay_networks gets 554 5.7.1 at RCPT" \
   grep -q '<\*\* *554 5.7.1 <r4@sink.test>: Relay access denied' "$T/swaks_relay"
+check "the relay refusal is logged at info with the client and the recipient" \
+  grep -q '^listener auth\[[0-9]*\]: info: 127.0.0.1: relay refused for <r4@sink.test>$' "$T/daemon.log"
 swaks --server 127.0.0.1 --port "$aport" --from app@sender.test --to r4@sink.test \
   -a PLAIN -au app1 -ap sekret-PW >"$T/swaks_noauth" 2>&1
 check "AUTH is not offered before STARTTLS" grep -q 'Host did not advertise authentication' "$T/swaks_noauth"
@@ -201,6 +226,10 @@ check "authenticated mail reaches the sink (PLAIN and LOGIN)" \
   wait_for 15 eval 'messages_with "b\"X-Test: authplain\" in b" && messages_with "b\"X-Test: authlogin\" in b"'
 b=$(body "b'X-Test: authplain' in b")
 check "Received says ESMTPSA (TLS and AUTH)" grep -q 'with ESMTPSA' <<<"$b"
+line=$(queued_line "$T/swaks_plain")
+check "the queued line names the AUTH user and the TLS version ($line)" \
+  eval '[[ $line == *": listener=auth client=127.0.0.1 user=app1 from=<app@sender.test> nrcpt=1 size="*" binding=default tls=TLSv1."[0-9] ]]'
+check "no password is ever logged" eval '! grep -q "sekret-PW\|other-PW" $T/daemon.log'
 swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to r8@sink.test -tls \
   --header 'X-Test: tlsonly' >"$T/swaks_tls" 2>&1
 check "STARTTLS on the loopback listener: 250 queued" grep -q '250 2.0.0 Ok: queued' "$T/swaks_tls"
@@ -223,6 +252,8 @@ for c in smuggle-lf smuggle-cr smuggle-crlf-lf; do
   check "$c: the message is refused with 554 5.6.0" grep -q '^554 5.6.0' "$T/$c.out"
   check "$c: only one 354 (the smuggled DATA was never a command)" [ "$(grep -c '^354' "$T/$c.out")" -eq 1 ]
 done
+check "each smuggling refusal is logged at info with the client (3)" \
+  [ "$(grep -c 'info: 127.0.0.1: message refused: bare CR or LF' "$T/daemon.log")" -eq 3 ]
 python3 "$raw" 127.0.0.1 "$lport" longline >"$T/longline.out" 2>&1
 check "a body line over 998 octets is refused with 554 5.6.0" grep -q '^554 5.6.0.*998' "$T/longline.out"
 
@@ -287,6 +318,8 @@ python3 -c "import sys; sys.stdout.write(('y' * 76 + '\n') * 4000)" >"$T/big.txt
 swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to big@sink.test \
   --header 'X-Test: big' --body "$T/big.txt" >"$T/swaks_big" 2>&1
 check "a message over max_message_size gets 552 5.3.4" grep -q '<\*\* *552 5.3.4' "$T/swaks_big"
+check "the oversize refusal is logged at info with the client and the limit" \
+  grep -q 'info: 127.0.0.1: message refused: larger than max_message_size (200000 bytes)' "$T/daemon.log"
 
 # --- per-command timeouts (auth listener: command_timeout 2s; local: data_timeout 3s) ---
 idle_session() { # PORT STEPS: the last reply of a session that says STEPS then falls silent
