@@ -3,13 +3,15 @@
  * max_sessions_per_client across the processes of a listener.
  *
  * One shared page of entries, one per live listener process (claimed by pid
- * with a compare-and-swap at its first session, cleared by the master when it
- * reaps that pid).  Entering a session publishes the client's address in the
- * process's own entry first, then counts the entries of the same listener
- * and address: two processes entering at once both count each other, so the
- * limit can refuse one too many but never admit one too many.  No lock, so a
- * process killed at any point blocks nobody; the master's clean-up frees its
- * entry.
+ * with a compare-and-swap once the process is set up, just before its first
+ * accept; cleared by the master when it reaps that pid).  The claim doubles
+ * as the process's "ready": the master looks for it when it reaps a process,
+ * to tell a crash loop from a serving process killed from outside.  Entering
+ * a session publishes the client's address in the process's own entry first,
+ * then counts the entries of the same listener and address: two processes
+ * entering at once both count each other, so the limit can refuse one too
+ * many but never admit one too many.  No lock, so a process killed at any
+ * point blocks nobody; the master's clean-up frees its entry.
  * Concurrency: every listener process and the master; each entry's words are
  * atomics, written by its owner (and zeroed by the master after the owner died).
  * Trust boundary: none; the page is ours.
@@ -58,6 +60,15 @@ void sl_smtpd_board_forget(struct sl_smtpd_board *b, pid_t pid)
         }
 }
 
+/* sl_smtpd_board_was_ready - had pid claimed its entry (reached its accept loop)? */
+bool sl_smtpd_board_was_ready(const struct sl_smtpd_board *b, pid_t pid)
+{
+    for (size_t i = 0; b != NULL && i < SL_SMTPD_BOARD_SLOTS; i++)
+        if (sl_peek32(&b->e[i].pid) == (uint32_t)pid)
+            return true;
+    return false;
+}
+
 /* key_of - the client's address as 16 bytes (IPv4 mapped) */
 static void key_of(const struct sockaddr_storage *peer, uint64_t key[2])
 {
@@ -82,6 +93,13 @@ static struct entry *claim(struct sl_smtpd_board *b)
             return &b->e[i];
     }
     return NULL;
+}
+
+/* smtpd_board_ready - take our entry: set up and about to accept (the master's "ready") */
+void smtpd_board_ready(struct sl_smtpd_board *b)
+{
+    if (mine == NULL)
+        mine = claim(b);
 }
 
 /* smtpd_board_enter - publish our client, then count it; false when over the limit */

@@ -61,5 +61,8 @@ _Noreturn void sl_smtpd_main(const struct sl_smtpd_ctx *ctx);
 /* The shared board (board.c): made before the first fork; cleared for a reaped pid. */
 struct sl_smtpd_board *sl_smtpd_board_new(void);
 void sl_smtpd_board_forget(struct sl_smtpd_board *b, pid_t pid);
+/* Had pid taken its entry, i.e. reached its accept loop (the master's "ready", for the
+ * back-off)?  Asked before sl_smtpd_board_forget. */
+bool sl_smtpd_board_was_ready(const struct sl_smtpd_board *b, pid_t pid);
 
 #endif

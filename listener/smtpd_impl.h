@@ -164,7 +164,9 @@ void smtpd_bdat(struct session *s, const char *args);
 /* message.c: the accepted body to the spool, the reply sent; clears the transaction. */
 void smtpd_accept(struct session *s);
 
-/* board.c: claim our entry, mark the client served (false: over max_sessions_per_client). */
+/* board.c: claim our entry once set up (ready); mark the client served (false: over
+ * max_sessions_per_client). */
+void smtpd_board_ready(struct sl_smtpd_board *b);
 bool smtpd_board_enter(struct sl_smtpd_board *b, size_t listener, unsigned limit,
                        const struct sockaddr_storage *peer);
 void smtpd_board_leave(struct sl_smtpd_board *b);

@@ -7,8 +7,10 @@
  * the drop a reload can bind only what the user may).  Each listener gets
  * max_sessions processes, all accepting on its one socket.  A process that
  * dies is reaped (the worker supervisor's waitpid hands us the pids it does
- * not know) and replaced; processes that keep dying young are replaced with
- * the workers' back-off (100 ms doubling to 10 s).  A reload binds the new
+ * not know) and replaced by the workers' rule (supervise.c): a crash loop
+ * with a back-off (100 ms doubling to 10 s), a process killed from outside
+ * once it was ready (its board entry taken, just before its first accept) at
+ * once.  A reload binds the new
  * addresses, keeps the sockets of unchanged ones (no connection is refused
  * while the processes change), SIGTERMs every process of the older
  * generation (each finishes its transaction, then goes) and forks new ones
@@ -179,7 +181,7 @@ void sl_listeners_fill(struct sl_listeners *ls)
     }
 }
 
-/* back_off - a process died young: the next spawn waits, doubling each time */
+/* back_off - a process failed (sl_supervise_failed): the next spawn waits, doubling each time */
 static void back_off(struct sl_listeners *ls)
 {
     long ms = sl_supervise_backoff_ms(ls->failures);
@@ -195,7 +197,7 @@ bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status)
         struct sl_lproc *p = &ls->p[k];
         if (p->pid != pid)
             continue;
-        bool young = time(NULL) - p->started < SL_SUPERVISE_YOUNG_S;
+        bool ready = sl_smtpd_board_was_ready(ls->board, pid); /* before the forget below */
         bool failed = WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
         if (failed && !p->retiring)
             sl_msg_warn("listener pid %ld %s %d", (long)pid,
@@ -203,11 +205,13 @@ bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status)
                         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
         sl_smtpd_board_forget(ls->board, pid);
         sl_spool_group_forget(ls->group, ls->spool, pid);
-        if (failed && young && !p->retiring) {
+        if (!p->retiring && sl_supervise_failed(ready, time(NULL) - p->started, status)) {
             ls->failures++;
             back_off(ls);
-        } else if (!failed)
+        } else if (!p->retiring) {
             ls->failures = 0;
+            ls->next_spawn = sl_clock_after_ms(0); /* replaced at once */
+        }
         p->pid = 0;
         return true;
     }

@@ -89,9 +89,14 @@ void sl_supervise_stop(struct sl_supervisor *s, struct sl_shm *shm, int grace_ms
 /* Milliseconds until the back-off allows the next spawn (0: now, -1: none due). */
 int sl_supervise_wait_ms(const struct sl_supervisor *s, uint32_t gen);
 
-/* A process dying younger than this counts as a failure (the back-off grows). */
+/* A ready process dying of its own doing younger than this counts as a failure. */
 #define SL_SUPERVISE_YOUNG_S 5
-/* The wait before the next spawn after failures young deaths in a row. */
+/* The wait before the next spawn after failures failures in a row. */
 long sl_supervise_backoff_ms(unsigned failures);
+/* Does a death raise the back-off?  ready: the process had reported ready; age_s: its life;
+ * status: waitpid's.  True for a crash loop (dead before ready, or of its own fault while
+ * young); false for exit 0 and for a ready process killed from outside (replaced at once).
+ * The rule in full is supervise.c's header comment. */
+bool sl_supervise_failed(bool ready, long age_s, int status);
 
 #endif

@@ -5,9 +5,23 @@
  * the fork, so the record exists before the worker can hold anything) and a
  * SOCK_SEQPACKET socketpair.  When a worker dies, the main loop reaps it here
  * and returns its counter holds with sl_shm_reclaim_owner, the same function
- * the fork-and-kill test drives.  Workers that keep dying young are replaced
- * with an exponential back-off (100 ms doubling to 10 s), so a broken
- * environment does not turn into a fork storm.
+ * the fork-and-kill test drives.
+ *
+ * The back-off rule (workers and listener processes alike): a crash loop is
+ * replaced with an exponential back-off (100 ms doubling to 10 s), so a
+ * broken environment does not turn into a fork storm; a process killed from
+ * outside while it served is replaced at once.  A death (not of a retiring
+ * process) is a failure, which raises the back-off one step, when
+ *   - the process never reported ready (a worker's hello, a listener
+ *     process's board entry, taken just before its first accept): it died
+ *     before it could serve, whatever killed it; or
+ *   - it was ready, died of its own doing (a non-zero exit, or a signal a
+ *     process raises itself: SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT,
+ *     SIGSYS, SIGTRAP, SIGPIPE, SIGALRM, SIGXCPU, SIGXFSZ), and was younger
+ *     than SL_SUPERVISE_YOUNG_S (it crashes on its first job or client).
+ * Any other death (exit 0, or a ready process killed by a signal sent from
+ * outside: SIGKILL, SIGTERM, the OOM killer ...) resets the back-off and the
+ * replacement is forked at once.  sl_supervise_failed is that rule.
  * Concurrency: master only, single-threaded; called from the main loop.
  */
 #include <errno.h>
@@ -113,8 +127,8 @@ void sl_supervise_fill(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen
     }
 }
 
-/* sl_supervise_backoff_ms - the wait before the next spawn after failures deaths of young
- * processes in a row: 100 ms doubling each time, at most 10 s (workers and listeners alike) */
+/* sl_supervise_backoff_ms - the wait before the next spawn after failures failures in a row
+ * (sl_supervise_failed): 100 ms doubling each time, at most 10 s (workers and listeners alike) */
 long sl_supervise_backoff_ms(unsigned failures)
 {
     long ms = BACKOFF_MIN_MS;
@@ -122,6 +136,41 @@ long sl_supervise_backoff_ms(unsigned failures)
     for (unsigned i = 1; i < failures && ms < BACKOFF_MAX_MS; i++)
         ms *= 2;
     return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+}
+
+/* own_fault - a signal a process raises itself (a fault, abort(), its own timer or limit),
+ * as against one sent from outside */
+static bool own_fault(int sig)
+{
+    static const int own[] = {SIGSEGV, SIGBUS,  SIGILL,  SIGFPE,  SIGABRT, SIGSYS,
+                              SIGTRAP, SIGPIPE, SIGALRM, SIGXCPU, SIGXFSZ};
+
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (own[i] == sig)
+            return true;
+    return false;
+}
+
+/* sl_supervise_failed - does this death raise the back-off (the rule in the header comment)? */
+bool sl_supervise_failed(bool ready, long age_s, int status)
+{
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return false;
+    if (!ready)
+        return true; /* died before it could serve: a crash loop until shown otherwise */
+    if (WIFSIGNALED(status) && !own_fault(WTERMSIG(status)))
+        return false; /* killed from outside while it served: nothing wrong with it */
+    return age_s < SL_SUPERVISE_YOUNG_S;
+}
+
+/* said_hello - ready, or its hello is still unread in the socket (killed before we read it) */
+static bool said_hello(const struct sl_worker_slot *w)
+{
+    char c;
+
+    if (w->ready)
+        return true;
+    return w->fd >= 0 && recv(w->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1 && c == SL_WMSG_HELLO;
 }
 
 /* back_off - a worker died young: delay the next spawn */
@@ -141,7 +190,6 @@ static void forget(struct sl_supervisor *s, struct sl_shm *shm, struct sl_worker
 
     sl_master_cluster_reclaim(shm, w->owner); /* its records still name its leases */
     units = sl_shm_reclaim_owner(shm, w->owner);
-    bool young = time(NULL) - w->started < SL_SUPERVISE_YOUNG_S;
 
     if (WIFSIGNALED(status))
         sl_msg_warn("worker pid %ld killed by signal %d; %u counter units reclaimed", (long)w->pid,
@@ -151,13 +199,12 @@ static void forget(struct sl_supervisor *s, struct sl_shm *shm, struct sl_worker
                     (long)w->pid, WEXITSTATUS(status), units);
     else
         sl_msg_debug("worker pid %ld exited", (long)w->pid);
-    if (!w->retiring && (WIFSIGNALED(status) || WEXITSTATUS(status) != 0)) {
-        if (young) {
-            s->failures++;
-            back_off(s);
-        } else {
-            s->failures = 0;
-        }
+    if (!w->retiring && sl_supervise_failed(said_hello(w), time(NULL) - w->started, status)) {
+        s->failures++;
+        back_off(s);
+    } else if (!w->retiring) {
+        s->failures = 0;
+        s->next_spawn = sl_clock_after_ms(0); /* replaced at once */
     }
     s->reaped++;
     s->reclaimed_units += units;

@@ -2,8 +2,10 @@
 # faults.sh - what the daemon does when things go wrong around it: a count
 # corrupted behind its back (the periodic audit repairs it), a second daemon on
 # the same table (refused), the master killed with -9 (no worker outlives it,
-# and the next start takes over the table), workers that keep dying (back-off).
+# and the next start takes over the table), serving workers killed from outside (replaced at
+# once), workers that keep crashing (back-off).
 . "$(dirname "$0")/lib/tap.sh"
+ulimit -c 0 # the crash loop below dumps no core
 
 shm=/sluice-faults-$$
 cat >"$T/sluice.ini" <<INI
@@ -52,9 +54,18 @@ check "and names the pid that left the table" grep -q "left by pid $daemon" "$T/
 start
 check "a new daemon takes over the stale table" wait_for 10 up 2
 
-# --- workers that die young are restarted with a growing delay, and come back
-for round in 1 2 3 4; do
+# --- serving workers killed from outside (kill -9, the OOM killer) are replaced at once, each
+# time: no back-off (it would be 1.6 s, then 3.2 s, by the third round)
+for round in 1 2 3; do
+  wait_for 10 up 2
   for p in $(children_of "$daemon"); do kill -KILL "$p"; done
+  check "kill -9 of both workers, round $round: both replaced within 1 s" wait_for 1 up 2
+done
+check "no back-off for workers killed from outside" eval '! grep -q "workers keep dying" $T/daemon.log'
+
+# --- workers that crash young (SIGSEGV) are restarted with a growing delay, and come back
+for round in 1 2 3 4; do
+  for p in $(children_of "$daemon"); do kill -SEGV "$p"; done
   sleep 0.3
 done
 check "the master backs off" grep -q 'workers keep dying: next start in' "$T/daemon.log"
