@@ -182,7 +182,7 @@ void sl_smtpd_main(const struct sl_smtpd_ctx *ctx)
     s->tls = ctx->prep->tls;
     s->creds = ctx->prep->creds;
     s->max_size = (uint64_t)sl_config_num(ctx->cfg, SL_OPT_MAX_MESSAGE_SIZE, &none);
-    smtpd_board_ready(ctx->board); /* up: a death from now on is no crash loop of a start */
+    smtpd_board_ready(ctx->board); /* ready: killed from now on, we are replaced at once */
     while ((fd = next_client(lfd, &wait, &s->peer)) >= 0) {
         memset(&s->t, 0, sizeof s->t); /* a fresh session; the listener's settings stay */
         s->helo[0] = '\0';

@@ -9,9 +9,9 @@
  * dies is reaped (the worker supervisor's waitpid hands us the pids it does
  * not know) and replaced by the workers' rule (supervise.c): a crash loop
  * with a back-off (100 ms doubling to 10 s), a process killed from outside
- * once it was ready (its board entry taken, just before its first accept) at
- * once.  A reload binds the new
- * addresses, keeps the sockets of unchanged ones (no connection is refused
+ * once it was ready (its board entry taken, just before its first accept)
+ * at once.  A reload binds the new addresses, keeps the sockets of
+ * unchanged ones (no connection is refused
  * while the processes change), SIGTERMs every process of the older
  * generation (each finishes its transaction, then goes) and forks new ones
  * on the new config.  Each listener's TLS context and credentials are read here
