@@ -11,9 +11,9 @@
  * with a back-off (100 ms doubling to 10 s), a process killed from outside
  * once it was ready (its board entry taken, just before its first accept)
  * at once.  A reload binds the new addresses, keeps the sockets of
- * unchanged ones (no connection is refused
- * while the processes change), SIGTERMs every process of the older
- * generation (each finishes its transaction, then goes) and forks new ones
+ * unchanged ones (no connection is refused while the processes change),
+ * SIGTERMs every process of the older generation (each finishes its
+ * transaction, then goes) and forks new ones
  * on the new config.  Each listener's TLS context and credentials are read here
  * too (sl_smtpd_prepare), before the drop at start, and inherited by its
  * processes: a key only root may read works.  The group-commit page and the per-client board are
