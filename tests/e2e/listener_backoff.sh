@@ -66,7 +66,9 @@ for round in 1 2 3 4; do
   wait_for 10 serves
   kill -SEGV "$(solo_pid)"
 done
-waits=$(sed -n 's/.*listener processes keep dying: next start in \([0-9]*\) ms/\1/p' "$T/daemon.log" | tr '\n' ' ')
+backoffs() { sed -n 's/.*listener processes keep dying: next start in \([0-9]*\) ms/\1/p' "$T/daemon.log"; }
+wait_for 5 eval '[ "$(backoffs | wc -l)" -ge 4 ]' # the master reaps the last one after our kill
+waits=$(backoffs | tr '\n' ' ')
 check "a crash loop backs off, doubling each time (${waits}ms)" [ "$waits" = "100 200 400 800 " ]
 check "after the back-off the listener serves again" wait_for 10 serves
 check "a serving process killed from outside after the crash loop is replaced at once" \
