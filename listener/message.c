@@ -169,10 +169,12 @@ static size_t prefix(const struct session *s, const struct head *h, char *buf, s
                          s->tls_on ? "S" : "", s->auth_user != NULL ? "A" : "", date);
     if (n < len && !h->has_date)
         n += (size_t)snprintf(buf + n, len - n, "Date: %s\r\n", date);
-    if (n < len && !h->has_msgid)
-        n +=
-            (size_t)snprintf(buf + n, len - n, "Message-ID: <%lld.%08x%08x@%s>\r\n", (long long)now,
-                             randombytes_random(), randombytes_random(), s->hostname);
+    if (n < len && !h->has_msgid) {
+        uint32_t r[2];
+        randombytes_buf(r, sizeof r); /* one system call, not one per word */
+        n += (size_t)snprintf(buf + n, len - n, "Message-ID: <%lld.%08x%08x@%s>\r\n",
+                              (long long)now, r[0], r[1], s->hostname);
+    }
     return n < len ? n : len - 1;
 }
 

@@ -22,6 +22,25 @@
 
 static const char digits62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/* random_chars - n uniform characters of digits62 from one call for random bytes (each call
+ * is a system call: one per character cost a listener ten per message); a byte of 248 or
+ * more is skipped so that every character is as likely as any other */
+static void random_chars(char *out, size_t n)
+{
+    unsigned char pool[64];
+    size_t used = sizeof pool;
+
+    for (size_t i = 0; i < n;) {
+        if (used == sizeof pool) {
+            randombytes_buf(pool, sizeof pool);
+            used = 0;
+        }
+        unsigned char b = pool[used++];
+        if (b < 248) /* 248 = 4 * 62 */
+            out[i++] = digits62[b % 62];
+    }
+}
+
 /* spool_new_id - time-ordered prefix, random suffix */
 void spool_new_id(char id[SL_SPOOL_ID_LEN + 1])
 {
@@ -36,8 +55,7 @@ void spool_new_id(char id[SL_SPOOL_ID_LEN + 1])
         id[i] = digits62[us % 62];
         us /= 62;
     }
-    for (int i = TIME_CHARS; i < SL_SPOOL_ID_LEN; i++)
-        id[i] = digits62[randombytes_uniform(62)];
+    random_chars(id + TIME_CHARS, SL_SPOOL_ID_LEN - TIME_CHARS);
     id[SL_SPOOL_ID_LEN] = '\0';
 }
 
