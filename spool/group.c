@@ -62,8 +62,9 @@ struct stage {
 };
 
 struct sl_spool_group {
-    struct stage data; /* files written in tmp/, synced with syncfs */
-    struct stage dir;  /* files renamed into queue/, synced with fsync of queue/ */
+    struct stage data;  /* files written in tmp/, synced with syncfs */
+    struct stage dir;   /* files renamed into queue/, synced with fsync of queue/ */
+    sl_atomic_u32 used; /* entries below this one were ever claimed: the scans stop here */
     struct writer w[GROUP_WRITERS];
 };
 
@@ -89,6 +90,16 @@ uint64_t sl_spool_group_syncs(struct sl_spool_group *g, uint64_t *files)
     return sl_stat_load64(&g->data.syncs) + sl_stat_load64(&g->dir.syncs);
 }
 
+/* raise_used - entries up to n are in use (a scan of 8192 entries at every sync cost more
+ * than the sync's own work) */
+static void raise_used(struct sl_spool_group *g, uint32_t n)
+{
+    uint32_t seen = sl_load32(&g->used);
+
+    while (seen < n && !sl_cas32(&g->used, &seen, n))
+        ;
+}
+
 /* claim - this process's writer entry (a free one, taken by pid); NULL when all are taken */
 static struct writer *claim(struct sl_spool_group *g)
 {
@@ -98,8 +109,10 @@ static struct writer *claim(struct sl_spool_group *g)
         return me;
     for (size_t i = 0; i < GROUP_WRITERS; i++) {
         uint32_t free_pid = 0;
-        if (sl_load32(&g->w[i].pid) == pid || sl_cas32(&g->w[i].pid, &free_pid, pid))
+        if (sl_load32(&g->w[i].pid) == pid || sl_cas32(&g->w[i].pid, &free_pid, pid)) {
+            raise_used(g, (uint32_t)i + 1);
             return me = &g->w[i];
+        }
     }
     return NULL; /* more writers than entries: this one is simply not waited for */
 }
@@ -110,7 +123,7 @@ void sl_spool_group_forget(struct sl_spool_group *g, const char *dir, pid_t pid)
 {
     char path[4096];
 
-    for (size_t i = 0; g != NULL && i < GROUP_WRITERS; i++)
+    for (size_t i = 0; g != NULL && i < sl_load32(&g->used) && i < GROUP_WRITERS; i++)
         if (sl_load32(&g->w[i].pid) == (uint32_t)pid) {
             if (g->w[i].tmp[0] != '\0' &&
                 spool_path(path, sizeof path, dir, SPOOL_TMP, g->w[i].tmp))
@@ -142,7 +155,9 @@ void spool_group_heading(struct sl_spool_group *g, enum spool_group_stage stage)
 /* anyone_heading - is another writer on its way to stage's sync (not yet ticketed)? */
 static bool anyone_heading(struct sl_spool_group *g, enum spool_group_stage stage)
 {
-    for (size_t i = 0; i < GROUP_WRITERS; i++)
+    uint32_t used = sl_load32(&g->used);
+
+    for (size_t i = 0; i < used && i < GROUP_WRITERS; i++)
         if (sl_load32(&g->w[i].heading) == (uint32_t)stage && &g->w[i] != me)
             return true;
     return false;
