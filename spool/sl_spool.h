@@ -99,6 +99,7 @@ struct sl_spool_state {
     bool held;             /* the operator holds it: not attempted until released */
     size_t nrcpt;          /* of the whole message */
     unsigned char *status; /* enum sl_rcpt_status per recipient of the message */
+    bool on_disk;          /* read from its state file (false: never saved before this load) */
 };
 
 /* Group commit (group.c): writers sharing one share their syncs. */
@@ -181,8 +182,9 @@ void sl_spool_state_free(struct sl_spool_state *st);
 /* True when every recipient of part k is final in st. */
 bool sl_spool_part_done(const struct sl_spool_msg *m, unsigned k, const struct sl_spool_state *st);
 
-/* Remove a finished message: queue/ID, then its state files.  A crash between
- * the two leaves only state files, which the master's scan removes. */
+/* Remove a finished message: queue/ID, then its state files ID.0 .. ID.(nparts - 1).  A crash
+ * between the two leaves only state files, which the master's scan removes.  nparts 0: the
+ * caller knows no state file was ever written (no lookup, no directory sync). */
 int sl_spool_remove(const char *dir, const char *id, size_t nparts);
 
 /* Call fn for every id in queue/, oldest first (the master's scan at start,

@@ -135,6 +135,7 @@ int sl_spool_state_load(const char *dir, const char *id, unsigned k, size_t nrcp
     else {
         l = (struct spool_lines){buf, buf + n - 1};
         why = parse_state(&l, st);
+        st->on_disk = true;
     }
     free(buf);
     if (why != NULL) {

@@ -265,8 +265,8 @@ void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_d
     free(idx);
     report_bounces(w, p);
     if (sl_spool_part_done(&p->msg, p->k, &p->st)) {
-        if (p->msg.nparts == 1)
-            sl_spool_remove(w->ctx->spool, p->id, 1);
+        if (p->msg.nparts == 1) /* the only part: its state file is there if it was read */
+            sl_spool_remove(w->ctx->spool, p->id, p->st.on_disk ? 1 : 0);
         else
             save(w, p);
         strlcpy(p->outcome, "d", sizeof p->outcome);
