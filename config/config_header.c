@@ -161,8 +161,10 @@ static bool alabel(struct loader *L, int kind, char **namep)
     if (sl_idna_ascii(*namep, strlen(*namep)))
         return true;
     if (!sl_idna_alabel(*namep, strlen(*namep), a, sizeof a)) {
-        sl_config_report(L, L->lineno, "bad %s name \"%s\": not a valid internationalised "
-                                       "domain name (IDNA2008)", kind_words[kind], *namep);
+        sl_config_report(L, L->lineno,
+                         "bad %s name \"%s\": not a valid internationalised "
+                         "domain name (IDNA2008)",
+                         kind_words[kind], *namep);
         return false;
     }
     free(*namep);

@@ -76,7 +76,7 @@ struct sl_smtp {
     struct sl_smtp_timeouts to;
     /* what EHLO offered */
     bool esmtp, pipelining, size, starttls, enhanced, eightbit;
-    bool smtputf8; /* RFC 6531 */
+    bool smtputf8;     /* RFC 6531 */
     uint64_t size_max; /* 0: no limit announced */
     /* RFC 9422 LIMITS: most recipients per transaction, transactions per session; 0: none */
     uint32_t rcptmax, mailmax;
