@@ -95,6 +95,10 @@ check "one counter for the domain, keyed by its A-label" \
 check "no counter under another spelling" \
   eval '! "$SLUICECTL" -c "$T/sluice.ini" counters | grep -qi "bücher"'
 
+"$SLUICECTL" -c "$T/sluice.ini" resolve --binding b1 'Bücher.test' >"$T/resolve.out" 2>&1
+check "sluicectl resolve looks a UTF-8 domain up by its A-label" \
+  eval 'grep -q "mx.utf.test" "$T/resolve.out" && grep -q "127.0.1.41" "$T/resolve.out"'
+
 # --- sluicectl inject: UTF-8 addresses, routed by a [domain] section written in UTF-8 ---
 printf 'Subject: inject\r\nX-Test: inject-route\r\n\r\nbody\r\n' |
   "$SLUICECTL" -c "$T/sluice.ini" inject -f 'jörg@sender.test' 'Ölaf@münchen.test' >"$T/inject.out" 2>&1
