@@ -138,6 +138,8 @@ check "... without the SMTPUTF8 parameter" eval '! utf8_param ascii-utf8'
 smtp_utf8 'a@sender.test' 'hdr@plain.test' utf8-header 'X-Name: Jürgen' >/dev/null 2>&1
 check "a UTF-8 header under SMTPUTF8 bounces at a receiver without it" \
   wait_for 20 grep -q '"rcpt":\["hdr@plain.test"\].*"reply":"550 5.6.7' "$T/delivery.log"
+check "SMTPUTF8 never went to a receiver that did not offer it (the sink would count it)" \
+  [ "$(peer_stat sink "errors.get('unadvertised_smtputf8', 0)")" -eq 0 ]
 
 # --- without SMTPUTF8 on MAIL: 553 5.6.7 for a UTF-8 address; bad UTF-8 refused with it ---
 python3 - 127.0.0.1 "$lport" >"$T/raw.out" <<'PY'
