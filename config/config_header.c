@@ -9,8 +9,9 @@
  * (\" is a quote), checked as a binding_group value (binding and group names)
  * or an ehlo_hostname (domains and hosts), and lower-cased, a domain or host
  * losing its final dot and, written in UTF-8, becoming its A-label (the form
- * the queue and DNS use: RFC 6531 mail); a /regex/ domain is kept as written, and compiled
- * caselessly when the loader creates its section.  In-quote `]`, `;` and `#`
+ * the queue and DNS use: RFC 6531 mail); a /regex/ domain is kept as written
+ * (it matches the A-label), and compiled caselessly when the loader creates
+ * its section.  In-quote `]`, `;` and `#`
  * are masked in the line, in place, so that inih takes the whole line for a
  * header; the section string inih passes back is never used.  Errors are
  * reported through the loader, at its current line.

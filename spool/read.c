@@ -67,6 +67,14 @@ static char *read_header(int fd, size_t *hlen, size_t *have_out, bool *whole, ch
     return NULL;
 }
 
+/* address_ok - a valid address of m: UTF-8 (RFC 6531) only when m needs SMTPUTF8 */
+static bool address_ok(const struct sl_spool_msg *m, const char *addr, bool empty)
+{
+    if (m->smtputf8)
+        return sl_spool_valid_address_utf8(addr, empty, NULL, 0);
+    return sl_spool_valid_address(addr, empty, NULL, 0);
+}
+
 /* add_rcpt - one "rcpt PART ADDRESS" value, checking the part numbering */
 static bool add_rcpt(struct sl_spool_msg *m, const char *v, size_t vn, size_t *cap)
 {
@@ -78,9 +86,7 @@ static bool add_rcpt(struct sl_spool_msg *m, const char *v, size_t vn, size_t *c
         m->nrcpt >= SL_SPOOL_RCPT_MAX)
         return false;
     addr = sl_strndup(sp + 1, vn - (size_t)(sp + 1 - v));
-    if (!(m->smtputf8 ? sl_spool_valid_address_utf8 : sl_spool_valid_address)(addr, false, NULL,
-                                                                              0) ||
-        part > m->nparts) {
+    if (!address_ok(m, addr, false) || part > m->nparts) {
         free(addr);
         return false;
     }
@@ -181,7 +187,7 @@ static const char *parse_header(struct spool_lines *l, const char *id, struct sl
             return "bad smtputf8 line";
         m->smtputf8 = true;
     }
-    if (!m->smtputf8 && !sl_spool_valid_address(m->sender, true, NULL, 0))
+    if (!address_ok(m, m->sender, true))
         return "UTF-8 sender without smtputf8";
     while (l->p < l->end) {
         if (!spool_value_of(l, "rcpt", &v, &vn) || !add_rcpt(m, v, vn, &cap))

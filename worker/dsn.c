@@ -7,15 +7,17 @@
  * Remote-MTA, Diagnostic-Code), and the original message: its header as
  * text/rfc822-headers, or with RET=FULL (RFC 3461 4.3) the whole message as
  * message/rfc822 when it is at most bounce_size_limit bytes (Postfix's name
- * and default; above it the header only, and the text says so).  A message
- * that needs SMTPUTF8 gets RFC 6533's types instead (message/global,
- * message/global-headers, message/global-delivery-status, and a UTF-8
- * Final-Recipient as "utf-8;"), and so does its report.  It is queued from the null sender with the
- * dsn flag, through the same durable spool write as inject, on the original binding. RFC 3461: a
- * recipient whose NOTIFY does not ask for failures (NEVER, or SUCCESS/DELAY alone) is left out of
- * the report, and with none left there is no report; ENVID and ORCPT, kept in the spool from the
- * SMTP client, are given back as Original-Envelope-Id and Original-Recipient.  RET=HDRS and no RET
- * return the header. Trust boundary: the original message and the replies come from outside;
+ * and default; above it the header only, and the text says so).  RET=HDRS
+ * and no RET return the header.  A message that needs SMTPUTF8 gets RFC
+ * 6533's types instead (message/global, message/global-headers,
+ * message/global-delivery-status, a UTF-8 Final-Recipient as "utf-8;"), and
+ * its report needs SMTPUTF8 too.  It is queued from the null sender with the
+ * dsn flag, through the same durable spool write as inject, on the original
+ * binding.  RFC 3461: a recipient whose NOTIFY does not ask for failures
+ * (NEVER, or SUCCESS/DELAY alone) is left out of the report, and with none
+ * left there is no report; ENVID and ORCPT, kept in the spool from the SMTP
+ * client, are given back as Original-Envelope-Id and Original-Recipient.
+ * Trust boundary: the original message and the replies come from outside;
  * replies are kept to one line, the header is copied up to a bound, the
  * whole message only within bounce_size_limit.
  */
