@@ -64,6 +64,7 @@ listening() { swaks --server 127.0.0.1 --port "$lport" --quit-after EHLO >/dev/n
 check "the listener answers" wait_for 10 listening
 
 # smtp_utf8 FROM TO,TO MARKER [HEADER-LINE]: a message with SMTPUTF8 through the listener
+# (and RET=$RET when set)
 smtp_utf8() {
   python3 - 127.0.0.1 "$lport" "$@" <<'PY'
 import smtplib, sys
@@ -72,7 +73,9 @@ extra = sys.argv[6] + "\r\n" if len(sys.argv) > 6 else ""
 msg = ("Subject: utf8\r\nX-Test: %s\r\n%s\r\nbody %s\r\n" % (marker, extra, marker)).encode()
 s = smtplib.SMTP(host, int(port))
 s.ehlo("utf8.test")
-s.sendmail(sender, rcpts.split(","), msg, mail_options=["SMTPUTF8"])
+import os
+ret = ["RET=" + os.environ["RET"]] if os.environ.get("RET") else []
+s.sendmail(sender, rcpts.split(","), msg, mail_options=["SMTPUTF8"] + ret)
 s.quit()
 PY
 }
@@ -129,6 +132,13 @@ b=$(peer_stat sink "[b for e, b in messages() if e['rcpt_to'] == ['jörg@sender.
 check "the report is a global delivery status (RFC 6533)" \
   grep -q '^Content-Type: message/global-delivery-status' <<<"$b"
 check "... naming the recipient as utf-8" grep -q '^Final-Recipient: utf-8; ülrich@plain.test' <<<"$b"
+check "... and returning the header as message/global-headers" \
+  grep -q '^Content-Type: message/global-headers' <<<"$b"
+RET=FULL smtp_utf8 'jörg@sender.test' 'ret@plain.test' utf8-full >/dev/null 2>&1
+full_report() { peer_true sink "any(e['rcpt_to'] == ['jörg@sender.test'] and b'body utf8-full' in b for e, b in messages())"; }
+check "RET=FULL under SMTPUTF8: the whole message comes back" wait_for 20 full_report
+b=$(peer_stat sink "[b for e, b in messages() if e['rcpt_to'] == ['jörg@sender.test'] and b'body utf8-full' in b][0].decode()")
+check "... as message/global (RFC 6533)" grep -qE $'^Content-Type: message/global\r?$' <<<"$b"
 
 # an ASCII envelope and header under SMTPUTF8 needs nothing: delivered to that receiver
 smtp_utf8 'a@sender.test' 'b@plain.test' ascii-utf8 >/dev/null 2>&1
