@@ -59,6 +59,19 @@ void sl_ctl_domain_name(const char *in, char *out, size_t len)
         out[n - 1] = '\0';
 }
 
+/* sl_ctl_domain_arg - a UTF-8 --domain by its A-label, else as given */
+const char *sl_ctl_domain_arg(const char *arg)
+{
+    static char slot[4][SL_IDNA_NAME_MAX];
+    static size_t next;
+    char *out = slot[next % 4];
+
+    if (sl_idna_ascii(arg, strlen(arg)) || !sl_idna_alabel(arg, strlen(arg), out, sizeof slot[0]))
+        return arg; /* no valid IDN: as given, the lookup then finds nothing */
+    next++;
+    return out;
+}
+
 /* family_of - the family a binding's bind_address allows (AF_UNSPEC: any) */
 static int family_of(const char *bind_address)
 {

@@ -116,6 +116,17 @@ rc=$?
 check "inject refuses an address that is not well-formed UTF-8" \
   eval '[ $rc -eq 1 ] && grep -q "bad recipient.*not well-formed UTF-8" "$T/bad_inject.out"'
 
+# --- the operator names the domain in either spelling: one domain ---
+"$SLUICECTL" -c "$T/sluice.ini" suspend --domain 'BÜCHER.test' --reason utf8 >/dev/null
+check "suspend --domain in UTF-8 suspends the A-label" \
+  eval '"$SLUICECTL" -c "$T/sluice.ini" suspended | grep -q "xn--bcher-kva.test"'
+printf 'Subject: held\r\nX-Test: held-idn\r\n\r\nbody\r\n' |
+  "$SLUICECTL" -c "$T/sluice.ini" inject -f 'a@sender.test' 'held@bücher.test' >/dev/null
+check "queue --domain in UTF-8 finds the message queued under the A-label" \
+  wait_for 10 eval '"$SLUICECTL" -c "$T/sluice.ini" queue --domain bücher.test | grep -q "held@bücher.test"'
+"$SLUICECTL" -c "$T/sluice.ini" resume --domain xn--bcher-kva.test >/dev/null
+check "resumed under the A-label, it is delivered" wait_for 20 msg_with held-idn
+
 # --- a receiver without SMTPUTF8: the recipient bounces with 5.6.7, nothing is sent ---
 smtp_utf8 'jörg@sender.test' 'ülrich@plain.test' no-utf8 >/dev/null 2>&1
 check "to a receiver without SMTPUTF8 the recipient bounces" \
