@@ -52,6 +52,8 @@ INI
 check "config check takes [domain] sections written in UTF-8" "$SLUICECTL" -c "$T/sluice.ini" config check
 check "a UTF-8 [domain] section answers for its A-label" \
   eval '"$SLUICECTL" -c "$T/sluice.ini" config eval --binding b1 --domain xn--mnchen-3ya.test route | grep -qx "Route = 127.0.1.41:$port"'
+check "config eval --domain in UTF-8 finds that section too" \
+  eval '"$SLUICECTL" -c "$T/sluice.ini" config eval --binding b1 --domain münchen.test route | grep -qx "Route = 127.0.1.41:$port"'
 printf '[global]\nspool_dir = %s\n[domain "bad\xe2\x80\x8fname.test"]\nroute = 127.0.0.1\n' "$T/x" >"$T/bad.ini"
 "$SLUICECTL" -c "$T/bad.ini" config check >"$T/bad.out" 2>&1
 check "a [domain] name that is no valid IDN is an error at its line" \
