@@ -8,8 +8,10 @@
  * a pair: binding or binding_group, then domain or host.  Names are quoted
  * (\" is a quote), checked as a binding_group value (binding and group names)
  * or an ehlo_hostname (domains and hosts), and lower-cased, a domain or host
- * losing its final dot; a /regex/ domain is kept as written, and compiled
- * caselessly when the loader creates its section.  In-quote `]`, `;` and `#`
+ * losing its final dot and, written in UTF-8, becoming its A-label (the form
+ * the queue and DNS use: RFC 6531 mail); a /regex/ domain is kept as written
+ * (it matches the A-label), and compiled caselessly when the loader creates
+ * its section.  In-quote `]`, `;` and `#`
  * are masked in the line, in place, so that inih takes the whole line for a
  * header; the section string inih passes back is never used.  Errors are
  * reported through the loader, at its current line.
@@ -27,6 +29,7 @@
 
 #include "config/sl_config.h"
 #include "config/sl_config_lint.h"
+#include "util/sl_idna.h"
 #include "util/sl_msg.h"
 #include "config_impl.h"
 
@@ -149,11 +152,33 @@ static const char *tokens(char *p, int kinds[2], char *names[2], int *nk, struct
     return NULL;
 }
 
+/* alabel - a UTF-8 domain or host name replaced by its A-label (IDNA2008), so that a
+ * section matches the domain whatever form the operator wrote it in; false (reported) when
+ * it is no valid IDN */
+static bool alabel(struct loader *L, int kind, char **namep)
+{
+    char a[SL_IDNA_NAME_MAX];
+
+    if (sl_idna_ascii(*namep, strlen(*namep)))
+        return true;
+    if (!sl_idna_alabel(*namep, strlen(*namep), a, sizeof a)) {
+        sl_config_report(L, L->lineno,
+                         "bad %s name \"%s\": not a valid internationalised "
+                         "domain name (IDNA2008)",
+                         kind_words[kind], *namep);
+        return false;
+    }
+    free(*namep);
+    *namep = sl_strdup(a);
+    return true;
+}
+
 /* check_name - validate (and normalise) one name of a header */
-static bool check_name(struct loader *L, int kind, char *name)
+static bool check_name(struct loader *L, int kind, char **namep)
 {
     const struct sl_optdef *namedef = sl_opt_def(SL_OPT_BINDING_GROUP);
     const struct sl_optdef *hostdef = sl_opt_def(SL_OPT_EHLO_HOSTNAME);
+    char *name = *namep;
     size_t n = strlen(name);
     struct sl_value v;
     char err[256];
@@ -169,6 +194,10 @@ static bool check_name(struct loader *L, int kind, char *name)
                          "bad host \"%s\": a host section names one MX host, not a regex", name);
         return false;
     }
+    if ((kind == K_DOMAIN || kind == K_HOST) && !alabel(L, kind, namep))
+        return false;
+    name = *namep;
+    n = strlen(name);
     lower(name);
     if (n > 1 && name[n - 1] == '.' && (kind == K_DOMAIN || kind == K_HOST))
         name[n - 1] = '\0';
@@ -198,7 +227,7 @@ bool sl_config_parse_header(struct loader *L, char *line, struct header *h)
         ok = false;
     }
     for (int i = 0; ok && i < nk; i++)
-        ok = kinds[i] == K_GLOBAL || check_name(L, kinds[i], names[i]);
+        ok = kinds[i] == K_GLOBAL || check_name(L, kinds[i], &names[i]);
     if (why != NULL && *why != '\0' && sl_config_header_fix(raw, fix, sizeof fix))
         sl_config_report(L, L->lineno, "malformed section header: %s; write it as %s", why, fix);
     else if (why != NULL && *why != '\0')

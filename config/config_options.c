@@ -144,6 +144,9 @@ static const struct sl_optdef defs[SL_OPT__COUNT] = {
     OPT(MAX_MESSAGE_SIZE, "max_message_size", .type = SL_VT_COUNT, .chain = SL_CHAIN_GLOBAL,
         .scopes = SC(GLOBAL), .def = "52428800", .min = 1, .max = INT32_MAX,
         .help = "bytes of a message (CRLF line ends) that inject accepts"),
+    OPT(BOUNCE_SIZE_LIMIT, "bounce_size_limit", .type = SL_VT_COUNT, .chain = SL_CHAIN_GLOBAL,
+        .scopes = SC(GLOBAL), .def = "50000", .min = 0, .max = INT32_MAX,
+        .help = "largest original a bounce returns whole (RET=FULL); above it, its header"),
     /* cluster */
     ENGINE(CLUSTER_REDIS, "cluster_redis", SL_VT_STRING, NULL,
            "host:port or unix socket path of the Redis holding cluster leases (unset: "

@@ -101,6 +101,7 @@ enum sl_opt {
     SL_OPT_LOG_LEVEL,
     SL_OPT_USER,
     SL_OPT_MAX_MESSAGE_SIZE,
+    SL_OPT_BOUNCE_SIZE_LIMIT,
     /* cluster (global only): the Redis that holds the cluster counters' leases */
     SL_OPT_CLUSTER_REDIS,
     SL_OPT_CLUSTER_REDIS_PASSWORD_FILE,

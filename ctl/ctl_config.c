@@ -128,7 +128,9 @@ static const char *parse_eval(int argc, char **argv, struct eval_args *a)
                 return "a scope flag needs a name";
             if (*slot != NULL)
                 return "each scope may be given once";
-            *slot = argv[++i];
+            i++; /* a domain or host in UTF-8 by its A-label, as its section is kept */
+            *slot = slot == &a->ref.domain || slot == &a->ref.host ? sl_ctl_domain_arg(argv[i])
+                                                                   : argv[i];
         } else if (argv[i][0] == '-') {
             return "unknown flag for config eval";
         } else if (a->option != NULL) {

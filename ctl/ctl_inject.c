@@ -3,7 +3,8 @@
  *
  *   sluicectl -c CONFIG inject [--binding B | --binding-group G] -f SENDER RCPT... < MESSAGE
  *
- * Everything is checked before anything is written: the addresses, the
+ * Everything is checked before anything is written: the addresses (UTF-8 ones
+ * too, RFC 6531: the message is then marked as needing SMTPUTF8), the
  * binding or group against the loaded config, then the message itself (not
  * empty, within max_message_size, CRLF-normalisable: no NUL, no line over 998
  * octets).  The message is then written durably (sl_spool_write) and its queue
@@ -24,6 +25,7 @@
 
 #include "config/sl_config.h"
 #include "ctl/sl_ctl.h"
+#include "util/sl_idna.h"
 #include "util/sl_msg.h"
 #include "spool/sl_spool.h"
 
@@ -82,19 +84,29 @@ static int parse_args(int argc, char **argv, struct inject_args *a)
     return a->sender == NULL || (a->binding != NULL && a->group != NULL) ? -1 : 0;
 }
 
+/* utf8 - some address is UTF-8: the message needs SMTPUTF8 (RFC 6531) */
+static bool utf8(const struct inject_args *a)
+{
+    bool any = !sl_idna_ascii(a->sender, strlen(a->sender));
+
+    for (size_t i = 0; i < a->nrcpt; i++)
+        any = any || !sl_idna_ascii(a->rcpt[i], strlen(a->rcpt[i]));
+    return any;
+}
+
 /* check_addresses - the sender and every recipient, before reading stdin */
 static int check_addresses(const struct inject_args *a)
 {
     char why[128], shown[SL_ADDR_MAX * 4 + 1];
 
-    if (!sl_spool_valid_address(a->sender, true, why, sizeof why)) {
+    if (!sl_spool_valid_address_utf8(a->sender, true, why, sizeof why)) {
         sl_spool_printable(a->sender, shown, sizeof shown);
         return refuse("bad sender \"%s\": %s", shown, why);
     }
     if (a->nrcpt == 0)
         return refuse("no recipient");
     for (size_t i = 0; i < a->nrcpt; i++)
-        if (!sl_spool_valid_address(a->rcpt[i], false, why, sizeof why)) {
+        if (!sl_spool_valid_address_utf8(a->rcpt[i], false, why, sizeof why)) {
             sl_spool_printable(a->rcpt[i], shown, sizeof shown);
             return refuse("bad recipient \"%s\": %s", shown, why);
         }
@@ -202,6 +214,7 @@ static int queue_message(const struct sl_config *cfg, const struct inject_args *
                              .sender = a->sender,
                              .rcpt = (const char *const *)a->rcpt,
                              .nrcpt = a->nrcpt,
+                             .smtputf8 = utf8(a),
                              .max_size =
                                  (uint64_t)sl_config_num(cfg, SL_OPT_MAX_MESSAGE_SIZE, &global)};
     char id[SL_SPOOL_ID_LEN + 1], err[512];

@@ -126,7 +126,7 @@ int sl_ctl_probe(const char *cfgpath, int argc, char **argv)
         if (strcmp(argv[i], "--binding") == 0)
             binding = argv[++i];
         else if (strcmp(argv[i], "--domain") == 0)
-            domain = argv[++i];
+            domain = sl_ctl_domain_arg(argv[++i]);
         else if (strcmp(argv[i], "--mx") == 0)
             mx = argv[++i];
         else if (strcmp(argv[i], "--hold") == 0) {

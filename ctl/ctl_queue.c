@@ -465,7 +465,7 @@ static bool parse(int argc, char **argv, struct filter *f, bool *json)
         else if (strcmp(argv[i], "--summary") == 0)
             f->summary = true;
         else if (strcmp(argv[i], "--domain") == 0 && i + 1 < argc)
-            f->domain = argv[++i];
+            f->domain = sl_ctl_domain_arg(argv[++i]);
         else if (strcmp(argv[i], "--binding") == 0 && i + 1 < argc)
             f->binding = argv[++i];
         else {

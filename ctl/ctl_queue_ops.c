@@ -379,7 +379,7 @@ static bool parse(struct op *op, int argc, char **argv, int *first)
         if (i + 1 >= argc)
             return false;
         if (strcmp(argv[i], "--domain") == 0)
-            op->domain = argv[i + 1];
+            op->domain = sl_ctl_domain_arg(argv[i + 1]);
         else if (strcmp(argv[i], "--binding") == 0)
             op->binding = argv[i + 1];
         else if (strcmp(argv[i], "--reason") == 0 && strcmp(op->verb, "bounce") == 0)

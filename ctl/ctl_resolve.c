@@ -21,6 +21,7 @@
 #include "config/sl_config.h"
 #include "ctl/sl_ctl.h"
 #include "dns/sl_dns.h"
+#include "util/sl_idna.h"
 
 #define USAGE "resolve [--binding B] [--timeout SECONDS] DOMAIN"
 
@@ -43,17 +44,32 @@ long sl_ctl_parse_timeout(const char *s)
     return lround(v * 1000) > 0 ? lround(v * 1000) : 1;
 }
 
-/* sl_ctl_domain_name - the domain as the daemon keys it: lower case, no final dot */
+/* sl_ctl_domain_name - the domain as the daemon keys it: lower case, no final dot, a UTF-8
+ * name as its A-label (IDNA2008) */
 void sl_ctl_domain_name(const char *in, char *out, size_t len)
 {
     size_t n;
 
-    strlcpy(out, in, len);
+    if (sl_idna_ascii(in, strlen(in)) || !sl_idna_alabel(in, strlen(in), out, len))
+        strlcpy(out, in, len); /* no valid IDN: as given, the lookup then says so */
     for (char *p = out; *p != '\0'; p++)
         *p = (char)tolower((unsigned char)*p);
     n = strlen(out);
     if (n > 1 && out[n - 1] == '.')
         out[n - 1] = '\0';
+}
+
+/* sl_ctl_domain_arg - a UTF-8 --domain by its A-label, else as given */
+const char *sl_ctl_domain_arg(const char *arg)
+{
+    static char slot[4][SL_IDNA_NAME_MAX];
+    static size_t next;
+    char *out = slot[next % 4];
+
+    if (sl_idna_ascii(arg, strlen(arg)) || !sl_idna_alabel(arg, strlen(arg), out, sizeof slot[0]))
+        return arg; /* no valid IDN: as given, the lookup then finds nothing */
+    next++;
+    return out;
 }
 
 /* family_of - the family a binding's bind_address allows (AF_UNSPEC: any) */

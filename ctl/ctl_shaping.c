@@ -97,7 +97,7 @@ static int parse_scope(const struct sl_config *cfg, int argc, char **argv, bool 
         if (strcmp(opt, "--binding") == 0)
             a->binding = val;
         else if (strcmp(opt, "--domain") == 0)
-            a->domain = val;
+            a->domain = sl_ctl_domain_arg(val);
         else if (strcmp(opt, "--host") == 0)
             a->host = val;
         else if (suspend && strcmp(opt, "--reason") == 0)

@@ -56,6 +56,9 @@ struct sl_dns_query;
 void sl_ctl_dns_query(const struct sl_config *cfg, const char *binding, const char *domain,
                       struct sl_dns_query *q);
 void sl_ctl_domain_name(const char *in, char *out, size_t len);
+/* A --domain argument as the queue keys it: a UTF-8 name as its A-label (in static storage
+ * that lasts the process, a few per command line), anything else as given. */
+const char *sl_ctl_domain_arg(const char *arg);
 /* --timeout SECONDS (fractions allowed, up to 600) in ms; -1 when it is not that. */
 long sl_ctl_parse_timeout(const char *s);
 

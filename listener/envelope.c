@@ -5,7 +5,8 @@
  * max_message_size), BODY=7BIT|8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531),
  * RET and ENVID (RFC 3461) and AUTH=<> (ignored); RCPT TO:<path> takes
  * NOTIFY and ORCPT (RFC 3461).  Anything else is 555.  Addresses are checked
- * as the spool checks them, so what is accepted here can be queued.
+ * as the spool checks them, so what is accepted here can be queued: UTF-8 in
+ * an address only after SMTPUTF8 on MAIL (RFC 6531), else 553 5.6.7.
  * Relay control is at RCPT: a client outside relay_networks that has not
  * authenticated gets 5.7.1 for every recipient.
  * Concurrency: one session per process.
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/sl_idna.h"
 #include "util/sl_msg.h"
 #include "smtpd_impl.h"
 
@@ -155,15 +157,19 @@ static const char *mail_param(struct session *s, const char *key, const char *v,
     return NULL;
 }
 
-/* ascii - an address of ASCII bytes only: the spool (and the delivery side) take no UTF-8
- * address yet, so SMTPUTF8 covers headers and body, and a UTF-8 address gets RFC 6531's
- * 553 5.6.7 rather than a vague syntax error */
+/* ascii - an address of ASCII bytes only: a UTF-8 address needs SMTPUTF8 on MAIL, and without
+ * it gets RFC 6531's 553 5.6.7 rather than a vague syntax error */
 static bool ascii(const char *a)
 {
-    for (; *a != '\0'; a++)
-        if ((unsigned char)*a >= 0x80)
-            return false;
-    return true;
+    return sl_idna_ascii(a, strlen(a));
+}
+
+/* address_ok - the spool's check of an address: UTF-8 (RFC 6531) under SMTPUTF8 only */
+static bool address_ok(const struct txn *t, const char *a, bool empty, char *err, size_t len)
+{
+    if (t->smtputf8)
+        return sl_spool_valid_address_utf8(a, empty, err, len);
+    return sl_spool_valid_address(a, empty, err, len);
 }
 
 /* refuse - one error reply; false when the session has had too many */
@@ -187,20 +193,20 @@ bool smtpd_mail(struct session *s, const char *arg)
         smtpd_txn_reset(t);
         return refuse(s, "501 5.1.7 Syntax: MAIL FROM:<address>");
     }
-    if (!ascii(t->sender)) {
-        smtpd_txn_reset(t);
-        return refuse(s, "553 5.6.7 Error: UTF-8 addresses are not supported");
-    }
-    if (!sl_spool_valid_address(t->sender, true, err, sizeof err)) {
-        smtpd_txn_reset(t);
-        io_reply(&s->io, "553 5.1.7 Bad sender address: %s", err);
-        return smtpd_error(s);
-    }
     while (next_param(&p, key, sizeof key, &v, &n))
         if ((why = mail_param(s, key, v, n)) != NULL) {
             smtpd_txn_reset(t);
             return refuse(s, why);
         }
+    if (!t->smtputf8 && !ascii(t->sender)) { /* the parameters first: SMTPUTF8 allows it */
+        smtpd_txn_reset(t);
+        return refuse(s, "553 5.6.7 Error: a UTF-8 address needs the SMTPUTF8 parameter");
+    }
+    if (!address_ok(t, t->sender, true, err, sizeof err)) {
+        smtpd_txn_reset(t);
+        io_reply(&s->io, "553 5.1.7 Bad sender address: %s", err);
+        return smtpd_error(s);
+    }
     t->mail = true;
     io_reply(&s->io, "250 2.1.0 Ok");
     return true;
@@ -275,12 +281,12 @@ bool smtpd_rcpt(struct session *s, const char *arg)
         free(r.addr);
         return smtpd_error(s);
     }
-    if (!ascii(r.addr)) {
-        io_reply(&s->io, "553 5.6.7 <%s>: UTF-8 addresses are not supported", shown);
+    if (!t->smtputf8 && !ascii(r.addr)) {
+        io_reply(&s->io, "553 5.6.7 <%s>: a UTF-8 address needs SMTPUTF8 on MAIL", shown);
         free(r.addr);
         return smtpd_error(s);
     }
-    if (!sl_spool_valid_address(r.addr, false, err, sizeof err)) {
+    if (!address_ok(t, r.addr, false, err, sizeof err)) {
         io_reply(&s->io, "553 5.1.3 <%s>: Bad recipient address: %s", shown, err);
         free(r.addr);
         return smtpd_error(s);

@@ -31,6 +31,7 @@
 
 #include <sodium.h>
 
+#include "util/sl_idna.h"
 #include "util/sl_msg.h"
 #include "smtpd_impl.h"
 
@@ -40,6 +41,7 @@
 struct head {
     bool has_date, has_msgid;
     bool has_bh; /* the binding header is there (its first value below) */
+    bool utf8;   /* a header line has a non-ASCII byte (RFC 6532) */
     char bh_value[256];
 };
 
@@ -102,6 +104,7 @@ static void scan_head(const struct session *s, const char *b, size_t len, struct
     for (; field_at(b, len, off, &n, &whole); off += whole) {
         h->has_date |= field_is(b + off, n, "Date");
         h->has_msgid |= field_is(b + off, n, "Message-ID");
+        h->utf8 |= !sl_idna_ascii(b + off, whole);
         if (bh != NULL && !h->has_bh && field_is(b + off, n, bh)) {
             h->has_bh = true;
             value_of(b + off, whole, strlen(bh), h->bh_value, sizeof h->bh_value);
@@ -196,10 +199,24 @@ static char *compose(const struct session *s, const struct head *h, size_t *out_
     return m;
 }
 
+/* needs_smtputf8 - RFC 6531: the client asked for SMTPUTF8 and the envelope or the header
+ * has UTF-8, so the message may go out only to a receiver that offers SMTPUTF8 */
+static bool needs_smtputf8(const struct txn *t, const struct head *h)
+{
+    if (!t->smtputf8)
+        return false;
+    if (h->utf8 || !sl_idna_ascii(t->sender, strlen(t->sender)))
+        return true;
+    for (size_t i = 0; i < t->nrcpt; i++)
+        if (!sl_idna_ascii(t->rcpt[i].addr, strlen(t->rcpt[i].addr)))
+            return true;
+    return false;
+}
+
 /* write_spool - the message durably in the spool; 0 with its id, or -1 with err and errno
  * (ENOSPC or EDQUOT: the file system is full) */
-static int write_spool(const struct session *s, const char *binding, const char *body, size_t len,
-                       char *id, char *err, size_t errlen)
+static int write_spool(const struct session *s, const struct head *h, const char *binding,
+                       const char *body, size_t len, char *id, char *err, size_t errlen)
 {
     const struct txn *t = &s->t;
     const char **rcpt = sl_calloc(t->nrcpt, sizeof *rcpt);
@@ -222,6 +239,8 @@ static int write_spool(const struct session *s, const char *binding, const char 
                              .group = s->ctx->group,
                              .envid = t->envid,
                              .ret_hdrs = t->ret_hdrs,
+                             .ret_full = t->ret_set && !t->ret_hdrs,
+                             .smtputf8 = needs_smtputf8(t, h),
                              .notify = notify,
                              .orcpt = orcpt};
     errno = 0; /* a refusal before any write leaves it 0 */
@@ -276,7 +295,7 @@ void smtpd_accept(struct session *s)
     free(s->t.body); /* the composed copy is what is queued: one body in memory from here */
     s->t.body = NULL;
     s->t.len = s->t.cap = 0;
-    if (write_spool(s, binding, msg, len, id, err, sizeof err) < 0) {
+    if (write_spool(s, &h, binding, msg, len, id, err, sizeof err) < 0) {
         bool full = errno == ENOSPC || errno == EDQUOT;
         sl_msg_warn("%s: message not queued: %s", s->peer_ip, err);
         io_reply(&s->io, full ? "452 4.3.1 Error: insufficient system storage: spool full, try "

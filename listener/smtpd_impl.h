@@ -89,8 +89,8 @@ struct txn {
     bool mail; /* MAIL accepted */
     char *sender;
     bool ret_hdrs; /* RET=HDRS */
-    bool ret_set;
-    char *envid; /* ENVID (xtext decoded), or NULL */
+    bool ret_set;  /* RET given: RET=FULL when not ret_hdrs */
+    char *envid;   /* ENVID (xtext decoded), or NULL */
     bool body_8bit, smtputf8;
     uint64_t size_hint; /* SIZE= */
     struct rcpt *rcpt;

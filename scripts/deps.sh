@@ -14,6 +14,7 @@ pkgs=(
   libssl-dev       # TLS (STARTTLS), certificate checks, DANE (SSL_dane_*)
   libcurl4-openssl-dev # HTTPS fetch of MTA-STS policies
   libmicrohttpd-dev    # the HTTP endpoint of `sluicectl metrics --listen`
+  libidn2-dev      # IDNA2008: a UTF-8 domain (RFC 6531) routed and counted by its A-label
   libhiredis-dev   # the Redis client of the cluster counters' leases (cluster/)
   redis-server     # a real Redis for the cluster tests and the lease benchmark
   openssl          # test certificates for the STARTTLS peers

@@ -76,6 +76,7 @@ struct sl_smtp {
     struct sl_smtp_timeouts to;
     /* what EHLO offered */
     bool esmtp, pipelining, size, starttls, enhanced, eightbit;
+    bool smtputf8;     /* RFC 6531 */
     uint64_t size_max; /* 0: no limit announced */
     /* RFC 9422 LIMITS: most recipients per transaction, transactions per session; 0: none */
     uint32_t rcptmax, mailmax;
@@ -120,6 +121,7 @@ struct sl_smtp_txn {
     bool rset;          /* send RSET first (in the same pipelined group when offered) */
     const char *sender; /* "" for the null sender */
     uint64_t size;      /* SIZE= when the peer offers SIZE */
+    bool smtputf8;      /* the SMTPUTF8 parameter (RFC 6531): the caller checked the offer */
     const char *const *rcpt;
     size_t nrcpt;
     const char *body; /* dot-stuffed, CRLF line ends, ending in CRLF, without "." */

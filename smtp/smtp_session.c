@@ -125,6 +125,7 @@ static int greeting(struct sl_smtp *s, struct sl_reply *r)
 static void forget_extensions(struct sl_smtp *s)
 {
     s->esmtp = s->pipelining = s->size = s->starttls = s->enhanced = s->eightbit = false;
+    s->smtputf8 = false;
     s->size_max = 0;
     s->rcptmax = s->mailmax = 0;
 }
@@ -240,13 +241,15 @@ static int check_addresses(struct sl_smtp *s, const struct sl_smtp_txn *t)
     return 0;
 }
 
-/* put_mail - "MAIL FROM:<sender> SIZE=n" into buf (CMD_MAX bytes free) */
+/* put_mail - "MAIL FROM:<sender> [SIZE=n] [SMTPUTF8]" into buf (CMD_MAX bytes free) */
 static size_t put_mail(char *buf, const struct sl_smtp *s, const struct sl_smtp_txn *t)
 {
+    char size[32] = "";
+
     if (s->size && t->size > 0)
-        return (size_t)snprintf(buf, CMD_MAX, "MAIL FROM:<%s> SIZE=%" PRIu64 "\r\n", t->sender,
-                                t->size);
-    return (size_t)snprintf(buf, CMD_MAX, "MAIL FROM:<%s>\r\n", t->sender);
+        snprintf(size, sizeof size, " SIZE=%" PRIu64, t->size);
+    return (size_t)snprintf(buf, CMD_MAX, "MAIL FROM:<%s>%s%s\r\n", t->sender, size,
+                            t->smtputf8 ? " SMTPUTF8" : "");
 }
 
 /* put_rcpt - "RCPT TO:<rcpt>" into buf (CMD_MAX bytes free) */

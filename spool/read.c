@@ -67,6 +67,14 @@ static char *read_header(int fd, size_t *hlen, size_t *have_out, bool *whole, ch
     return NULL;
 }
 
+/* address_ok - a valid address of m: UTF-8 (RFC 6531) only when m needs SMTPUTF8 */
+static bool address_ok(const struct sl_spool_msg *m, const char *addr, bool empty)
+{
+    if (m->smtputf8)
+        return sl_spool_valid_address_utf8(addr, empty, NULL, 0);
+    return sl_spool_valid_address(addr, empty, NULL, 0);
+}
+
 /* add_rcpt - one "rcpt PART ADDRESS" value, checking the part numbering */
 static bool add_rcpt(struct sl_spool_msg *m, const char *v, size_t vn, size_t *cap)
 {
@@ -78,7 +86,7 @@ static bool add_rcpt(struct sl_spool_msg *m, const char *v, size_t vn, size_t *c
         m->nrcpt >= SL_SPOOL_RCPT_MAX)
         return false;
     addr = sl_strndup(sp + 1, vn - (size_t)(sp + 1 - v));
-    if (!sl_spool_valid_address(addr, false, NULL, 0) || part > m->nparts) {
+    if (!address_ok(m, addr, false) || part > m->nparts) {
         free(addr);
         return false;
     }
@@ -143,7 +151,7 @@ static const char *parse_header(struct spool_lines *l, const char *id, struct sl
 {
     const char *v, *s;
     size_t vn, n, cap = 0;
-    uint64_t arrival, dsn;
+    uint64_t arrival, dsn, utf8;
 
     if (!spool_next_line(l, &s, &n) || n != 14 || memcmp(s, "sluice-spool 1", 14) != 0)
         return "not a version 1 spool file";
@@ -161,7 +169,7 @@ static const char *parse_header(struct spool_lines *l, const char *id, struct sl
     if (!spool_value_of(l, "from", &v, &vn))
         return "bad from line";
     m->sender = sl_strndup(v, vn);
-    if (!sl_spool_valid_address(m->sender, true, NULL, 0))
+    if (!sl_spool_valid_address_utf8(m->sender, true, NULL, 0)) /* ASCII unless smtputf8, below */
         return "bad sender";
     if (!spool_number_of(l, "size", UINT64_MAX, &m->size))
         return "bad size line";
@@ -172,7 +180,15 @@ static const char *parse_header(struct spool_lines *l, const char *id, struct sl
             (memcmp(v, "hdrs", 4) != 0 && memcmp(v, "full", 4) != 0))
             return "bad ret line";
         m->ret_hdrs = memcmp(v, "hdrs", 4) == 0;
+        m->ret_full = !m->ret_hdrs;
     }
+    if (starts(l, "smtputf8")) {
+        if (!spool_number_of(l, "smtputf8", 1, &utf8) || utf8 != 1)
+            return "bad smtputf8 line";
+        m->smtputf8 = true;
+    }
+    if (!address_ok(m, m->sender, true))
+        return "UTF-8 sender without smtputf8";
     while (l->p < l->end) {
         if (!spool_value_of(l, "rcpt", &v, &vn) || !add_rcpt(m, v, vn, &cap))
             return "bad rcpt line";

@@ -28,6 +28,8 @@
  *                       what SIZE= announces)
  *   envid TEXT         (optional: RFC 3461 ENVID, decoded, printable ASCII)
  *   ret hdrs|full      (optional: RFC 3461 RET)
+ *   smtputf8 1         (optional: RFC 6531, the message needs SMTPUTF8: an address of
+ *                       its envelope or its header is UTF-8; only then may an address be)
  *   rcpt PART ADDRESS
  *   notify BITS        (optional, after its rcpt: RFC 3461 NOTIFY, SL_NOTIFY_* bits)
  *   orcpt TEXT         (optional, after its rcpt: RFC 3461 ORCPT "type;address", decoded)
@@ -81,6 +83,8 @@ struct sl_spool_msg {
     bool dsn;
     char *envid;     /* RFC 3461 ENVID, or NULL */
     bool ret_hdrs;   /* RET=HDRS */
+    bool ret_full;   /* RET=FULL */
+    bool smtputf8;   /* RFC 6531: delivered only with SMTPUTF8 */
     uint64_t size;   /* SIZE= value */
     size_t body_off; /* byte offset of the stored body in the file */
     size_t nrcpt;
@@ -129,6 +133,9 @@ struct sl_spool_new {
     /* RFC 3461, from an SMTP client (all optional): */
     const char *envid;
     bool ret_hdrs;
+    bool ret_full;
+    /* RFC 6531: the message needs SMTPUTF8 (UTF-8 addresses are refused without it) */
+    bool smtputf8;
     const unsigned *notify;   /* per recipient, or NULL */
     const char *const *orcpt; /* per recipient (NULL entries allowed), or NULL */
 };
@@ -140,8 +147,12 @@ int sl_spool_init(const char *dir, char *err, size_t errlen);
  * limits, with no CR, LF, NUL, space or control character; allow_empty accepts
  * "" (the null sender).  false with the reason in err. */
 bool sl_spool_valid_address(const char *addr, bool allow_empty, char *err, size_t errlen);
-/* The lower-cased domain of a valid address, into buf (an IPv6 literal keeps
- * its tag as "[IPv6:"). */
+/* The same for a message that needs SMTPUTF8 (RFC 6531): UTF-8 is allowed too, well-formed
+ * and without control characters, in a domain only as a valid IDN (IDNA2008). */
+bool sl_spool_valid_address_utf8(const char *addr, bool allow_empty, char *err, size_t errlen);
+/* The lower-cased domain of a valid address, into buf: a UTF-8 domain as its A-label
+ * ("xn--..."), so every spelling of a domain is one part; an IPv6 literal keeps
+ * its tag as "[IPv6:". */
 void sl_spool_address_domain(const char *addr, char *buf, size_t len);
 /* s for an error message: bytes outside printable ASCII, and backslash, as
  * \xNN; cut to fit len. */

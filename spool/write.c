@@ -92,12 +92,21 @@ static int check_dsn(const struct sl_spool_new *m, char *err, size_t errlen)
     return 0;
 }
 
+/* address_ok - one address, UTF-8 only when the message needs SMTPUTF8 */
+static bool address_ok(const struct sl_spool_new *m, const char *addr, bool empty, char *why,
+                       size_t len)
+{
+    if (m->smtputf8)
+        return sl_spool_valid_address_utf8(addr, empty, why, len);
+    return sl_spool_valid_address(addr, empty, why, len);
+}
+
 /* check_addresses - the sender and every recipient, with the culprit in err */
 static int check_addresses(const struct sl_spool_new *m, char *err, size_t errlen)
 {
     char why[128], shown[SL_ADDR_MAX * 4 + 1];
 
-    if (!sl_spool_valid_address(m->sender, true, why, sizeof why)) {
+    if (!address_ok(m, m->sender, true, why, sizeof why)) {
         sl_spool_printable(m->sender, shown, sizeof shown);
         return spool_fail(err, errlen, "bad sender \"%s\": %s", shown, why);
     }
@@ -106,7 +115,7 @@ static int check_addresses(const struct sl_spool_new *m, char *err, size_t errle
     if (m->nrcpt > SL_SPOOL_RCPT_MAX)
         return spool_fail(err, errlen, "%zu recipients, more than %d", m->nrcpt, SL_SPOOL_RCPT_MAX);
     for (size_t i = 0; i < m->nrcpt; i++)
-        if (!sl_spool_valid_address(m->rcpt[i], false, why, sizeof why)) {
+        if (!address_ok(m, m->rcpt[i], false, why, sizeof why)) {
             sl_spool_printable(m->rcpt[i], shown, sizeof shown);
             return spool_fail(err, errlen, "bad recipient \"%s\": %s", shown, why);
         }
@@ -179,7 +188,9 @@ static struct rcpt_key *group_recipients(const struct sl_spool_new *m, char *err
         k[i].addr = m->rcpt[i];
         k[i].index = i;
         sl_spool_address_domain(m->rcpt[i], k[i].domain, sizeof k[i].domain);
-        k[i].local = strlen(m->rcpt[i]) - strlen(k[i].domain) - 1;
+        /* the last '@' ends the local part (a domain has none); the domain key may be an
+         * A-label of another length than the domain as written */
+        k[i].local = (size_t)(strrchr(m->rcpt[i], '@') - m->rcpt[i]);
     }
     mark_duplicates(k, m->nrcpt);
     if (assign_parts(k, m->nrcpt, domain, &nparts, err, errlen) < 0) {
@@ -214,8 +225,10 @@ static void put_header(struct out *o, const struct sl_spool_new *m, const char *
         id, arrival, m->binding, m->dsn ? 1 : 0, m->sender, size);
     if (m->envid != NULL)
         put(o, "envid %s\n", m->envid);
-    if (m->ret_hdrs)
-        put(o, "ret hdrs\n");
+    if (m->ret_hdrs || m->ret_full)
+        put(o, "ret %s\n", m->ret_hdrs ? "hdrs" : "full");
+    if (m->smtputf8)
+        put(o, "smtputf8 1\n");
     for (size_t i = 0; i < m->nrcpt; i++) {
         if (k[i].dup)
             continue;

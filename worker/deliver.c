@@ -186,6 +186,23 @@ static bool too_big(struct sl_wstate *w, const struct sl_dest *d, struct sl_part
     return true;
 }
 
+/* no_smtputf8 - the message needs SMTPUTF8 (RFC 6531) and the peer does not offer it: its
+ * recipients bounce with 5.6.7, never a downgrade (RFC 6531 3.2) */
+static bool no_smtputf8(struct sl_wstate *w, const struct sl_dest *d, struct sl_part *p)
+{
+    char reply[400];
+
+    if (!p->msg.smtputf8 || w->conn.s.smtputf8)
+        return false;
+    snprintf(reply, sizeof reply,
+             "550 5.6.7 the message needs SMTPUTF8 (UTF-8 in its addresses or header) and %s "
+             "does not offer it",
+             w->conn.mx);
+    struct sl_attempt a = conn_attempt(w, d, "mail_from");
+    sl_outcome_all(w, p, SL_RES_BOUNCED, reply, &a);
+    return true;
+}
+
 /* conn_spent - the connection reached a per-connection limit */
 static bool conn_spent(const struct sl_conn *c, const struct sl_dest *d)
 {
@@ -316,7 +333,7 @@ static size_t next_part(struct sl_wstate *w, const struct sl_dest *d, struct job
 }
 
 /* load_part - before part k's first transaction: bounce it when the peer's SIZE is too
- * small, read its body; false when it was settled instead */
+ * small or it needs SMTPUTF8 the peer lacks, read its body; false when it was settled instead */
 static bool load_part(struct sl_wstate *w, const struct sl_dest *d, struct job *j, struct work *wk,
                       size_t k)
 {
@@ -324,7 +341,7 @@ static bool load_part(struct sl_wstate *w, const struct sl_dest *d, struct job *
     struct work *x = &wk[k];
     char err[256];
 
-    if (too_big(w, d, p)) {
+    if (too_big(w, d, p) || no_smtputf8(w, d, p)) {
         finish(w, d, j, wk, k);
         return false;
     }
@@ -353,6 +370,7 @@ static void add_txn(struct run *r, const struct sl_conn *c, struct job *j, struc
     r->t[r->n] = (struct sl_smtp_txn){.rset = c->txns + r->n > 0,
                                       .sender = p->msg.sender,
                                       .size = p->msg.size,
+                                      .smtputf8 = p->msg.smtputf8,
                                       .rcpt = rcpt,
                                       .nrcpt = m,
                                       .body = x->body,

@@ -4,16 +4,22 @@
  * multipart/report; report-type=delivery-status with three parts: a line of
  * text for people, message/delivery-status (per-message fields, then one
  * block per failed recipient: Final-Recipient, Action: failed, Status,
- * Remote-MTA, Diagnostic-Code), and the original message's header as
- * text/rfc822-headers.  It is queued from the null sender with the dsn flag,
- * through the same durable spool write as inject, on the original binding.
- * RFC 3461: a recipient whose NOTIFY does not ask for failures (NEVER, or
- * SUCCESS/DELAY alone) is left out of the report, and with none left there is
- * no report; ENVID and ORCPT, kept in the spool from the SMTP client, are
- * given back as Original-Envelope-Id and Original-Recipient.  The report
- * always carries the header only (RET=HDRS; RET=FULL is served the same).
- * Trust boundary: the original header and the replies come from outside;
- * replies are kept to one line, the header is copied up to a bound.
+ * Remote-MTA, Diagnostic-Code), and the original message: its header as
+ * text/rfc822-headers, or with RET=FULL (RFC 3461 4.3) the whole message as
+ * message/rfc822 when it is at most bounce_size_limit bytes (Postfix's name
+ * and default; above it the header only, and the text says so).  RET=HDRS
+ * and no RET return the header.  A message that needs SMTPUTF8 gets RFC
+ * 6533's types instead (message/global, message/global-headers,
+ * message/global-delivery-status, a UTF-8 Final-Recipient as "utf-8;"), and
+ * its report needs SMTPUTF8 too.  It is queued from the null sender with the
+ * dsn flag, through the same durable spool write as inject, on the original
+ * binding.  RFC 3461: a recipient whose NOTIFY does not ask for failures
+ * (NEVER, or SUCCESS/DELAY alone) is left out of the report, and with none
+ * left there is no report; ENVID and ORCPT, kept in the spool from the SMTP
+ * client, are given back as Original-Envelope-Id and Original-Recipient.
+ * Trust boundary: the original message and the replies come from outside;
+ * replies are kept to one line, the header is copied up to a bound, the
+ * whole message only within bounce_size_limit.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +29,7 @@
 
 #include <sodium.h>
 
+#include "util/sl_idna.h"
 #include "util/sl_msg.h"
 #include "worker_impl.h"
 
@@ -64,16 +71,17 @@ static void status_of(const char *reply, char *buf, size_t len)
         snprintf(buf, len, "5.0.0");
 }
 
-/* copy_header - the original's header lines (un-dot-stuffed), up to the blank line */
-static void copy_header(struct text *t, const char *body, size_t len)
+/* copy_lines - the original's lines (un-dot-stuffed) from the start, up to the blank line that
+ * ends the header when header_only, else all of it */
+static void copy_lines(struct text *t, const char *body, size_t len, bool header_only)
 {
     size_t off = 0;
 
-    while (off < len && off < HEADER_COPY_MAX) {
+    while (off < len && (!header_only || off < HEADER_COPY_MAX)) {
         const char *eol = memchr(body + off, '\n', len - off);
         size_t n = eol ? (size_t)(eol - (body + off)) + 1 : len - off;
         const char *line = body + off;
-        if (n <= 2 && line[0] == '\r')
+        if (header_only && n <= 2 && line[0] == '\r')
             break;
         if (line[0] == '.') {
             line++;
@@ -82,6 +90,16 @@ static void copy_header(struct text *t, const char *body, size_t len)
         add(t, "%.*s", (int)n, line);
         off = eol ? (size_t)(eol - body) + 1 : len;
     }
+}
+
+/* too_big - RET=FULL asked for an original over bounce_size_limit (its size as the sender
+ * wrote it, before dot-stuffing), into *limit */
+static bool too_big(const struct sl_wstate *w, const struct sl_part *p, uint64_t *limit)
+{
+    struct sl_scope_ref none = {0};
+
+    *limit = (uint64_t)sl_config_num(w->ctx->cfg, SL_OPT_BOUNCE_SIZE_LIMIT, &none);
+    return p->msg.ret_full && p->msg.size > *limit;
 }
 
 /* wants_failure - RFC 3461: no NOTIFY, or one that names FAILURE */
@@ -115,11 +133,25 @@ static void per_recipient(struct text *t, const struct sl_part *p)
         add(t, "\r\n");
         if (r->orcpt != NULL)
             add(t, "Original-Recipient: %s\r\n", r->orcpt);
-        add(t, "Final-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\n", r->addr, status);
+        /* RFC 6533 3: a UTF-8 address is of type utf-8 */
+        add(t, "Final-Recipient: %s; %s\r\nAction: failed\r\nStatus: %s\r\n",
+            sl_idna_ascii(r->addr, strlen(r->addr)) ? "rfc822" : "utf-8", r->addr, status);
         if (p->mx[0])
             add(t, "Remote-MTA: dns; %s\r\n", p->mx);
         add(t, "Diagnostic-Code: smtp; %s\r\n", p->bounce_reply[i]);
     }
+}
+
+/* returned - the third part: the whole original (RET=FULL within the limit) or its header */
+static void returned(struct text *t, const char *boundary, bool full, bool global, const char *body,
+                     size_t len)
+{
+    const char *type = full ? (global ? "message/global" : "message/rfc822")
+                            : (global ? "message/global-headers" : "text/rfc822-headers");
+
+    add(t, "\r\n--%s\r\nContent-Type: %s\r\n\r\n", boundary, type);
+    copy_lines(t, body, len, !full);
+    add(t, "\r\n--%s--\r\n", boundary);
 }
 
 /* compose - the whole report */
@@ -129,6 +161,9 @@ static void compose(struct text *t, struct sl_wstate *w, const struct sl_part *p
     char boundary[40], date[64];
     time_t now = time(NULL), arr = (time_t)p->msg.arrival;
     struct tm tm;
+    uint64_t limit;
+    bool over = too_big(w, p, &limit), global = p->msg.smtputf8;
+    bool full = p->msg.ret_full && !over && len > 0;
 
     snprintf(boundary, sizeof boundary, "sluice-%08x%08x", randombytes_random(),
              randombytes_random());
@@ -137,24 +172,30 @@ static void compose(struct text *t, struct sl_wstate *w, const struct sl_part *p
         p->msg.sender);
     add(t, "Subject: Undelivered Mail Returned to Sender\r\nDate: %s\r\n", date);
     add(t, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n");
-    add(t, "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"%s\"\r\n",
-        boundary);
-    add(t, "\r\n--%s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n", boundary);
+    add(t,
+        "Content-Type: multipart/report; report-type=%sdelivery-status;\r\n\tboundary=\"%s\"\r\n",
+        global ? "global-" : "", boundary);
+    add(t, "\r\n--%s\r\nContent-Type: text/plain; charset=%s\r\n\r\n", boundary,
+        global ? "utf-8" : "us-ascii");
     add(t, "Your message %s could not be delivered to recipient(s) at %s.\r\n", p->id,
         p->msg.domain[p->k]);
     for (size_t i = 0; i < p->nbounced; i++)
         if (wants_failure(&p->msg.rcpt[p->bounced[i]]))
             add(t, "  <%s>: %s\r\n", p->msg.rcpt[p->bounced[i]].addr, p->bounce_reply[i]);
-    add(t, "\r\n--%s\r\nContent-Type: message/delivery-status\r\n\r\n", boundary);
+    if (over)
+        add(t,
+            "\r\nThe original message was larger than %llu bytes: only its header is "
+            "returned.\r\n",
+            (unsigned long long)limit);
+    add(t, "\r\n--%s\r\nContent-Type: message/%sdelivery-status\r\n\r\n", boundary,
+        global ? "global-" : "");
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&arr, &tm));
     add(t, "Reporting-MTA: dns; %s\r\n", w->hostname);
     if (p->msg.envid != NULL)
         add(t, "Original-Envelope-Id: %s\r\n", p->msg.envid);
     add(t, "X-Sluice-Queue-ID: %s\r\nArrival-Date: %s\r\n", p->id, date);
     per_recipient(t, p);
-    add(t, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary);
-    copy_header(t, body, len);
-    add(t, "\r\n--%s--\r\n", boundary);
+    returned(t, boundary, full, global, body, len);
 }
 
 /* sl_dsn_queue - queue the report of p's bounces to its sender */
@@ -175,12 +216,14 @@ int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id)
         .binding = p->msg.binding,
         .sender = "",
         .dsn = true,
+        .smtputf8 = p->msg.smtputf8, /* its recipient, the sender, may be UTF-8 */
         .rcpt = rcpt,
         .nrcpt = 1,
         .body = t.s,
         .len = t.len,
         .max_size = (uint64_t)sl_config_num(w->ctx->cfg, SL_OPT_MAX_MESSAGE_SIZE, &none) +
-                    HEADER_COPY_MAX + 65536};
+                    HEADER_COPY_MAX + 65536 +
+                    (uint64_t)sl_config_num(w->ctx->cfg, SL_OPT_BOUNCE_SIZE_LIMIT, &none)};
     rc = sl_spool_write(w->ctx->spool, &m, id, err, sizeof err);
     if (rc < 0)
         sl_msg_warn("queue %s: bounce report not queued: %s", p->id, err);

@@ -4,14 +4,17 @@
  *
  * The input is one command-line argument (it ends at a NUL byte, as argv
  * strings do), checked as a recipient and as a sender (the null sender
- * allowed), as sluicectl inject checks them.  An address that passes is
+ * allowed), as sluicectl inject checks them, in ASCII and with RFC 6531's
+ * UTF-8 (sl_spool_valid_address_utf8).  An address that passes is
  * taken apart as the spool takes it (its domain, lower case) and quoted for a
  * message at several buffer sizes (sl_spool_printable); the text is also
  * checked as a queue id, as ids from the control socket are.
  * Promises checked: an accepted address fits RFC 5321's limits, is one token
  * of printable ASCII and has a non-empty domain no longer than 255 octets;
  * printable output is NUL-terminated within its buffer, printable itself, and
- * never longer than the buffer allows.
+ * never longer than the buffer allows.  An ASCII address accepted is accepted
+ * with UTF-8 allowed too; one accepted only so is well-formed UTF-8 without
+ * control characters, and its domain is an A-label: ASCII, lower case.
  * Concurrency: one thread.  Trust boundary: the operator's command line and
  * bounce recipients.
  */
@@ -20,6 +23,7 @@
 
 #include "spool/sl_spool.h"
 #include "support.h"
+#include "util/sl_idna.h"
 
 /* check_accepted - what an accepted address promises, and its domain */
 static void check_accepted(const char *a)
@@ -33,6 +37,21 @@ static void check_accepted(const char *a)
     FUZZ_CHECK(strchr(a, '@') != NULL);
     sl_spool_address_domain(a, domain, sizeof domain);
     FUZZ_CHECK(domain[0] != '\0' && strlen(domain) <= SL_DOMAIN_MAX);
+    for (const char *p = domain; *p != '\0'; p++)
+        FUZZ_CHECK(*p < 'A' || *p > 'Z' || strncmp(domain, "[IPv6:", 6) == 0);
+}
+
+/* check_accepted_utf8 - what an address accepted under SMTPUTF8 promises, and its domain */
+static void check_accepted_utf8(const char *a)
+{
+    char domain[SL_DOMAIN_MAX + 1];
+    size_t n = strlen(a);
+
+    FUZZ_CHECK(n > 0 && n <= SL_ADDR_MAX && sl_idna_utf8_ok(a, n));
+    FUZZ_CHECK(strchr(a, ' ') == NULL && strchr(a, '@') != NULL);
+    sl_spool_address_domain(a, domain, sizeof domain);
+    FUZZ_CHECK(domain[0] != '\0' && strlen(domain) <= SL_DOMAIN_MAX);
+    FUZZ_CHECK(sl_idna_ascii(domain, strlen(domain)));
     for (const char *p = domain; *p != '\0'; p++)
         FUZZ_CHECK(*p < 'A' || *p > 'Z' || strncmp(domain, "[IPv6:", 6) == 0);
 }
@@ -61,9 +80,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool rcpt = sl_spool_valid_address(s, false, err, sizeof err);
     bool sender = sl_spool_valid_address(s, true, err, sizeof err);
 
+    bool utf8 = sl_spool_valid_address_utf8(s, false, err, sizeof err);
+
     FUZZ_CHECK(sender == (rcpt || s[0] == '\0'));
+    FUZZ_CHECK(utf8 || !rcpt);
     if (rcpt)
         check_accepted(s);
+    if (utf8)
+        check_accepted_utf8(s);
     check_printable(s);
     if (sl_spool_id_valid(s))
         (void)sl_spool_id_time_us(s);

@@ -54,10 +54,14 @@ static void check_msg(const struct sl_spool_msg *m)
     FUZZ_CHECK(strcmp(m->id, FUZZ_ID) == 0);
     FUZZ_CHECK(m->nrcpt > 0 && m->nrcpt <= SL_SPOOL_RCPT_MAX);
     FUZZ_CHECK(m->nparts > 0 && m->nparts <= SL_SPOOL_PARTS_MAX);
-    FUZZ_CHECK(sl_spool_valid_address(m->sender, true, NULL, 0));
+    /* UTF-8 (RFC 6531) only in a message marked as needing SMTPUTF8 */
+    bool (*valid)(const char *, bool, char *, size_t) =
+        m->smtputf8 ? sl_spool_valid_address_utf8 : sl_spool_valid_address;
+
+    FUZZ_CHECK(valid(m->sender, true, NULL, 0));
     for (size_t i = 0; i < m->nrcpt; i++) {
         char domain[SL_DOMAIN_MAX + 1];
-        FUZZ_CHECK(sl_spool_valid_address(m->rcpt[i].addr, false, NULL, 0));
+        FUZZ_CHECK(valid(m->rcpt[i].addr, false, NULL, 0));
         FUZZ_CHECK(m->rcpt[i].part < m->nparts);
         sl_spool_address_domain(m->rcpt[i].addr, domain, sizeof domain);
         FUZZ_CHECK(strcmp(domain, m->domain[m->rcpt[i].part]) == 0);

@@ -133,6 +133,9 @@ put("spool", "bounce", HEAD.replace("dsn 0", "dsn 1").replace("sender@example.or
     "rcpt 0 \"quoted.local\"@[IPv6:2001:DB8::1]\n\nx\r\n")
 put("spool", "literal", HEAD + "rcpt 0 postmaster@[192.0.2.1]\n\nbody\r\n"
     "\n@state\nattempts 0\nnext 0\nreply \n")
+put("spool", "smtputf8", (HEAD.replace("sender@example.org", "j\u00f6rg@example.org") +
+                          "ret full\nsmtputf8 1\nrcpt 0 \u00fc@B\u00fccher.example\n"
+                          "rcpt 0 z@xn--bcher-kva.example\n\nSubject: \u00fc\r\n\r\nx\r\n").encode())
 put("spool", "no_body", HEAD + "rcpt 0 a@example.com\n\n")
 put("spool", "no_crlf", HEAD + "rcpt 0 a@example.com\n\nbody without its CRLF")
 put("spool", "truncated", HEAD + "rcpt 0 a@example.com\n")
@@ -240,6 +243,13 @@ for i, a in enumerate([
         "caf\xe9@example.com", "\"a\\", "0AbCdEfGhIjKlMnOpQrS", "a@[1.2.3]", "a@[IPv6:1.2.3.4]",
         "@example.com", "a@", "\\x@example.com"]):
     put("address", "%02d" % i, a)
+# RFC 6531: UTF-8 addresses (bytes, as argv carries them)
+for name, a in [("utf8_local", "j\u00f6rg@example.com"), ("utf8_idn", "\u00fc@B\u00fccher.example"),
+                ("utf8_cjk", "\u7528\u6237@\u4f8b\u5b50.\u5e7f\u544a"),
+                ("utf8_bad_idn", "a@bad\u200fname.example")]:
+    put("address", name, a.encode("utf-8"))
+put("address", "utf8_overlong", b"\xc0\xaf@example.com")
+put("address", "utf8_c1", b"a\xc2\x85@example.com")
 
 # ---- smtpd: what a client says to the listener, one conversation each ----
 ENV = ["EHLO client.test", "MAIL FROM:<a@sender.test>", "RCPT TO:<r@sink.test>"]

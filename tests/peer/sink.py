@@ -56,7 +56,8 @@ Stats (JSON):
    "per_connection": {"N": connections that delivered N messages},
    "helo": {EHLO/HELO name: count}, "events": {"stall:rcpt_to": n, "reply:mail_from": n,
    "drop:data_end": n, "rcpt_rule:REGEX": n, ...}, "protocol_errors": {"unadvertised_pipelining",
-   "pipelining_not_last", "bad_sequence", "unknown_command", "line_too_long": n},
+   "pipelining_not_last", "bad_sequence", "unknown_command", "line_too_long",
+   "unadvertised_smtputf8" (MAIL with SMTPUTF8 where it was not offered: answered 555): n},
    "script_loads", "script_errors"}
   With --timeline, also "timeline": {"N": {"src", "dst", "events": [[WHAT, epoch seconds], ...]}}
   for every session N (numbered from 1 in accept order), at most TIMELINE_MAX events each:
@@ -639,7 +640,10 @@ class Session:
             raise Close()
         override = None
         declared = [p for p in params if p.upper().startswith("SIZE=")]
-        if declared and rule.size and not declared[0][5:].isdigit():
+        if any(p.upper() == "SMTPUTF8" for p in params) and not rule.smtputf8:
+            self.protocol_error("unadvertised_smtputf8")
+            override = self.text(555, "5.5.4", "SMTPUTF8 not supported")
+        elif declared and rule.size and not declared[0][5:].isdigit():
             override = self.text(501, "5.5.4", "Bad SIZE parameter")
         elif declared and rule.size and int(declared[0][5:]) > rule.size:
             override = self.text(552, "5.3.4", "Message size exceeds fixed limit")

@@ -869,6 +869,122 @@ static void test_dsn_damaged(void **state)
     }
 }
 
+/* RFC 6531: UTF-8 addresses, only through the _utf8 check; what each refuses and why */
+static void test_address_utf8(void **state)
+{
+    static const char *const good[] = {
+        "j\xc3\xb6rg@example.com",        /* jörg */
+        "\xc3\xbc@b\303\274cher.example", /* ü@bücher.example */
+        "x@B\303\234CHER.example",        /* upper case folds (UTS #46) */
+        "\"qu\xc3\xb6ted\"@example.com",  /* UTF-8 in a quoted string */
+        "\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a", /* CJK */
+        "\xf0\x9f\x98\x80@example.com", /* a 4-byte sequence */
+        "a@xn--bcher-kva.example",      /* an A-label, as ASCII */
+        "plain@example.com",
+    };
+    const struct bad bad[] = {
+        {"\xff@example.com", "UTF-8"},               /* not UTF-8 */
+        {"\xc3@example.com", "UTF-8"},               /* cut short */
+        {"\xc0\xaf@example.com", "UTF-8"},           /* overlong '/' */
+        {"\xed\xa0\x80@example.com", "UTF-8"},       /* a surrogate */
+        {"\xf4\x90\x80\x80@example.com", "UTF-8"},   /* beyond U+10FFFF */
+        {"a\xc2\x85z@example.com", "control"},       /* NEL, a C1 control */
+        {"a@bad\xe2\x80\x8fname.example", "domain"}, /* RLM: no valid IDN */
+        {"a@b\xc3\xbc_c.example", "domain"},         /* an A-label that is no LDH name */
+        {"a b@c.d", "space"},
+        {"a\x01@b.c", "control"},
+    };
+    char err[128];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (!sl_spool_valid_address_utf8(good[i], false, err, sizeof err))
+            fail_msg("refused %s: %s", good[i], err);
+    /* without SMTPUTF8 the same UTF-8 addresses stay refused */
+    assert_false(sl_spool_valid_address(good[0], false, err, sizeof err));
+    assert_non_null(strstr(err, "non-ASCII"));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        if (sl_spool_valid_address_utf8(bad[i].addr, false, err, sizeof err))
+            fail_msg("accepted bad UTF-8 address #%zu", i);
+        if (strstr(err, bad[i].why) == NULL)
+            fail_msg("bad UTF-8 address #%zu: reason \"%s\" lacks \"%s\"", i, err, bad[i].why);
+    }
+}
+
+/* a UTF-8 domain is grouped by its A-label, lower case, whatever its spelling */
+static void test_address_domain_idn(void **state)
+{
+    char d[256];
+
+    (void)state;
+    sl_spool_address_domain("x@b\303\274cher.Example", d, sizeof d);
+    assert_string_equal(d, "xn--bcher-kva.example");
+    sl_spool_address_domain("x@B\303\234CHER.example", d, sizeof d);
+    assert_string_equal(d, "xn--bcher-kva.example");
+    sl_spool_address_domain("\"a@\xc3\xbc\"@XN--BCHER-KVA.example", d, sizeof d);
+    assert_string_equal(d, "xn--bcher-kva.example");
+}
+
+/* RET=FULL and the smtputf8 flag round-trip; UTF-8 addresses need the flag; two spellings
+ * of one IDN are one part and one recipient */
+static void test_utf8_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"\303\274@b\303\274cher.example", "\303\274@XN--BCHER-KVA.example",
+                          "z@other.example"};
+    struct sl_spool_new n = {.binding = "b1",
+                             .sender = "j\xc3\xb6rg@example.com",
+                             .rcpt = rcpt,
+                             .nrcpt = 3,
+                             .body = "Subject: \xc3\xbc\r\n\r\nx\r\n",
+                             .len = 18,
+                             .ret_full = true};
+    struct sl_spool_msg m;
+    char id[SL_SPOOL_ID_LEN + 1], err[256];
+
+    refused(f->dir, &n, "non-ASCII"); /* no smtputf8: refused, nothing left */
+    n.smtputf8 = true;
+    assert_int_equal(sl_spool_write(f->dir, &n, id, err, sizeof err), 0);
+    assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), 0);
+    assert_true(m.smtputf8);
+    assert_true(m.ret_full);
+    assert_false(m.ret_hdrs);
+    assert_string_equal(m.sender, "j\xc3\xb6rg@example.com");
+    assert_int_equal(m.nrcpt, 2); /* the A-label spelling is the same recipient */
+    assert_int_equal(m.nparts, 2);
+    assert_string_equal(m.domain[0], "xn--bcher-kva.example");
+    assert_string_equal(m.rcpt[0].addr, "\303\274@b\303\274cher.example");
+    sl_spool_msg_free(&m);
+}
+
+/* a spool file with a UTF-8 address and no smtputf8 line is damaged */
+static void test_utf8_damaged(void **state)
+{
+    struct fixture *f = *state;
+    const char *id = "0000000000aaaaaaaaad";
+    const char *bad[] = {
+        "from \xc3\xbc@x.org\nsize 3\nrcpt 0 r@x.org\n\nx\r\n",
+        "from s@x.org\nsize 3\nrcpt 0 \xc3\xbc@x.org\n\nx\r\n",
+        "from s@x.org\nsize 3\nsmtputf8 1\nrcpt 0 \xff@x.org\n\nx\r\n",
+        "from s@x.org\nsize 3\nsmtputf8 2\nrcpt 0 r@x.org\n\nx\r\n",
+    };
+    struct sl_spool_msg m;
+    char path[256], text[512], err[256];
+
+    snprintf(path, sizeof path, "%s/queue/%s", f->dir, id);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        snprintf(text, sizeof text, "sluice-spool 1\nid %s\narrival 1\nbinding b\ndsn 0\n%s", id,
+                 bad[i]);
+        fputs(text, fp);
+        fclose(fp);
+        if (sl_spool_read(f->dir, id, &m, err, sizeof err) != -1)
+            fail_msg("damaged file #%zu read", i);
+    }
+}
+
 /* write_some - a child's n messages through the group, then its exit status */
 static void write_some(const char *dir, struct sl_spool_group *g, int n)
 {
@@ -937,6 +1053,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dsn_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dsn_damaged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+        cmocka_unit_test(test_address_utf8),
+        cmocka_unit_test(test_address_domain_idn),
+        cmocka_unit_test_setup_teardown(test_utf8_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_utf8_damaged, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
