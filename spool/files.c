@@ -229,49 +229,42 @@ enum spool_commit_result spool_commit(const char *dir, const char *tmpname, cons
     return SPOOL_COMMIT_OK;
 }
 
-/* spool_commit_grouped - tmp/tmpname <- data, the group's data sync, rename to sub/name
- * (never replacing), the group's sync of sub/ */
+/* spool_commit_grouped - tmp/tmpname <- data, rename to sub/name (never replacing), the
+ * group's sync */
 enum spool_commit_result spool_commit_grouped(const char *dir, const char *tmpname, const char *sub,
                                               const char *name, const void *data, size_t len,
                                               struct sl_spool_group *g, char *err, size_t errlen)
 {
-    char tmp[4096], tmpdir[4096], final[4096], subdir[4096];
+    char tmp[4096], final[4096], subdir[4096];
 
     if (!spool_path(tmp, sizeof tmp, dir, SPOOL_TMP, tmpname) ||
-        !spool_path(tmpdir, sizeof tmpdir, dir, SPOOL_TMP, NULL) ||
         !spool_path(final, sizeof final, dir, sub, name) ||
         !spool_path(subdir, sizeof subdir, dir, sub, NULL)) {
         spool_fail(err, errlen, "spool path too long: %s", dir);
         return SPOOL_COMMIT_ERROR;
     }
-    spool_group_heading(g, SPOOL_GROUP_DATA);
+    spool_group_heading(g, true);
     spool_group_tmp(g, tmpname); /* named before it exists: a kill from here on is cleaned up */
-    if (write_tmp(tmp, data, len, SPOOL_NEW, false) < 0 || spool_group_sync_data(g, tmpdir) < 0) {
+    if (write_tmp(tmp, data, len, SPOOL_NEW, false) < 0 || claim(tmp, final) < 0) {
         int saved = errno;
-        spool_fail(err, errlen, "cannot write %s: %s", tmp, strerror(saved));
-        spool_group_heading(g, 0);
-        unlink(tmp);
-        spool_group_tmp(g, NULL);
-        return failed(saved);
-    }
-    spool_group_heading(g, SPOOL_GROUP_DIR);
-    if (claim(tmp, final) < 0) {
-        int saved = errno;
-        spool_group_heading(g, 0);
+        spool_group_heading(g, false);
         unlink(tmp);
         spool_group_tmp(g, NULL);
         if (saved == EEXIST)
             return SPOOL_COMMIT_EXISTS;
-        spool_fail(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(saved));
+        spool_fail(err, errlen, "cannot write %s as %s: %s", tmp, final, strerror(saved));
         return failed(saved);
     }
-    spool_group_tmp(g, NULL); /* renamed: nothing of it is in tmp/ any more */
-    if (spool_group_sync_dir(g, subdir) < 0) {
+    spool_group_queued(g, name); /* a kill from here on: the master takes it up */
+    spool_group_tmp(g, NULL);    /* renamed: nothing of it is in tmp/ any more */
+    if (spool_group_sync(g, subdir) < 0) {
         int saved = errno;
-        spool_fail(err, errlen, "cannot fsync %s: %s", subdir, strerror(saved));
+        spool_fail(err, errlen, "cannot sync %s: %s", subdir, strerror(saved));
         unlink(final); /* in place but maybe not durable: the caller must not acknowledge it */
+        spool_group_queued(g, NULL);
         return failed(saved);
     }
+    spool_group_queued(g, NULL); /* before the caller's 250 */
     return SPOOL_COMMIT_OK;
 }
 

@@ -2,33 +2,36 @@
  * group.c - group commit: one sync covers the new messages of every writer
  * that reached the same point before the sync began.
  *
- * A durable accept needs two syncs in order: the file's data (before the rename,
- * so that a crash can never leave a renamed file whose bytes are not on disk),
- * then the directory (the rename).  Writers that share a group (sl_spool_group_new,
- * a shared page made before they fork: the listener processes) go through both
- * as stages.  At each stage a writer takes a ticket, then the stage's lock;
- * whoever holds it and finds its ticket not yet covered reads the newest ticket,
- * syncs once and publishes that ticket as covered.  Writers that queued on the
- * lock meanwhile find theirs covered and return without a sync, so under load one
- * sync serves many sessions instead of one each.
- * The data stage syncs the whole file system (syncfs): one device flush for every
- * file written before it, where a fsync per file costs a flush each (on a file
- * system without a journal, a flush is most of an accept's time).  It also flushes
- * whatever else is dirty on that file system, which only costs time, never safety.
- * The directory stage is fsync of queue/.
- * Concurrency: any processes sharing the page.  A stage's lock is flock(2) on a
- * descriptor each call opens (tmp/ for the data stage, queue/ for the directory
- * stage), so a writer killed while holding it releases it with its descriptors
- * (a lock word in the page would stay taken forever).
+ * A writer writes its file in tmp/ (no fsync), renames it into queue/, then
+ * asks for the group's sync: one syncfs of the spool's file system, which
+ * writes every dirty file's data and commits the metadata (the renames) of
+ * every writer that got there before it.  One sync per acknowledged batch, not
+ * the two of spool_commit (the file's data, then its directory): each is a
+ * device flush and a round of the file system's journal.
+ * The order a lone writer keeps (data durable before the name) matters only
+ * for a crash before the sync returns, and then the message was never
+ * acknowledged: its file may come back short or empty, which the reader takes
+ * for damaged and sets aside (quarantine), or whole, and is delivered once more
+ * than the client asked (it will send it again): at least once, never lost.
+ * At the sync a writer takes a ticket, then the lock; whoever holds it and
+ * finds its ticket not yet covered reads the newest ticket, syncs once and
+ * publishes that ticket as covered.  Writers that queued on the lock meanwhile
+ * find theirs covered and return without a sync, so under load one sync serves
+ * many sessions instead of one each.  syncfs also flushes whatever else is dirty
+ * on that file system, which only costs time, never safety.
+ * Concurrency: any processes sharing the page.  The lock is flock(2) on a
+ * descriptor of queue/ each call opens, so a writer killed while holding it
+ * releases it with its descriptors (a lock word in the page would stay taken
+ * forever).
  * A writer about to sync first waits, at most JOIN_WAIT_US, while other writers are
- * on their way to the same stage ("heading": writing their file, or renaming it):
- * they arrive within that time, and one sync then covers them too (PostgreSQL's
- * commit_delay, bounded and only when someone is on the way).  Each writer marks itself in an entry
- * of its own, claimed by pid; a writer killed in the middle leaves its mark, which
- * costs the next syncs their wait (never more) until whoever reaps it calls
+ * on their way ("heading": writing their file, or renaming it): they arrive within
+ * that time, and one sync then covers them too (PostgreSQL's commit_delay, bounded
+ * and only when someone is on the way).  Each writer marks itself in an entry of its
+ * own, claimed by pid; a writer killed in the middle leaves its mark, which costs the
+ * next syncs their wait (never more) until whoever reaps it calls
  * sl_spool_group_forget.
- * Tickets only grow: taken by atomic increment once the write (or the rename) is
- * done; "synced" written only under the lock, from a value read under the lock.
+ * Tickets only grow: taken by atomic increment once the rename is done; "synced"
+ * written only under the lock, from a value read under the lock.
  * Trust boundary: none; the page and the directories are ours.
  */
 #include <errno.h>
@@ -51,8 +54,9 @@
 
 struct writer {
     sl_atomic_u32 pid;
-    sl_atomic_u32 heading; /* the stage (enum spool_group_stage) it is on its way to, or 0 */
-    char tmp[SPOOL_GROUP_TMP_MAX]; /* its file in tmp/ while there (read once it is dead) */
+    sl_atomic_u32 heading;            /* 1: on its way to the sync (writing, renaming); 0: not */
+    char tmp[SPOOL_GROUP_TMP_MAX];    /* its file in tmp/ while there (read once it is dead) */
+    char queued[SL_SPOOL_ID_LEN + 1]; /* its message renamed into queue/, not yet synced */
 };
 
 struct stage {
@@ -62,9 +66,8 @@ struct stage {
 };
 
 struct sl_spool_group {
-    struct stage data;  /* files written in tmp/, synced with syncfs */
-    struct stage dir;   /* files renamed into queue/, synced with fsync of queue/ */
-    sl_atomic_u32 used; /* entries below this one were ever claimed: the scans stop here */
+    struct stage commit; /* files renamed into queue/, synced with syncfs */
+    sl_atomic_u32 used;  /* entries below this one were ever claimed: the scans stop here */
     struct writer w[GROUP_WRITERS];
 };
 
@@ -82,12 +85,12 @@ struct sl_spool_group *sl_spool_group_new(void)
     return p;
 }
 
-/* sl_spool_group_syncs - syncs the group made (both stages), and files it covered (for logs) */
+/* sl_spool_group_syncs - syncs the group made, and files it covered (for logs) */
 uint64_t sl_spool_group_syncs(struct sl_spool_group *g, uint64_t *files)
 {
     if (files != NULL)
-        *files = sl_load64(&g->dir.tickets);
-    return sl_stat_load64(&g->data.syncs) + sl_stat_load64(&g->dir.syncs);
+        *files = sl_load64(&g->commit.tickets);
+    return sl_stat_load64(&g->commit.syncs);
 }
 
 /* raise_used - entries up to n are in use (a scan of 8192 entries at every sync cost more
@@ -118,7 +121,10 @@ static struct writer *claim(struct sl_spool_group *g)
 }
 
 /* sl_spool_group_forget - a writer process of spool dir is gone (reaped): the file it was
- * writing leaves tmp/ (never acknowledged, so never a message), its entry is free again */
+ * writing leaves tmp/ (never acknowledged, so never a message); a message it had renamed into
+ * queue/ but not seen synced is whole there, and the master hears of it (sl_spool_notify) as
+ * if the writer had said so: delivered at least once, like every message the client may
+ * send again; its entry is free again */
 void sl_spool_group_forget(struct sl_spool_group *g, const char *dir, pid_t pid)
 {
     char path[4096];
@@ -128,7 +134,9 @@ void sl_spool_group_forget(struct sl_spool_group *g, const char *dir, pid_t pid)
             if (g->w[i].tmp[0] != '\0' &&
                 spool_path(path, sizeof path, dir, SPOOL_TMP, g->w[i].tmp))
                 unlink(path);
-            g->w[i].tmp[0] = '\0';
+            if (g->w[i].queued[0] != '\0')
+                sl_spool_notify(dir, g->w[i].queued);
+            g->w[i].tmp[0] = g->w[i].queued[0] = '\0';
             sl_store32(&g->w[i].heading, 0);
             sl_store32(&g->w[i].pid, 0);
         }
@@ -143,32 +151,42 @@ void spool_group_tmp(struct sl_spool_group *g, const char *name)
         strlcpy(w->tmp, name != NULL && strlen(name) < sizeof w->tmp ? name : "", sizeof w->tmp);
 }
 
-/* spool_group_heading - mark this writer as on its way to stage's sync (0: to none) */
-void spool_group_heading(struct sl_spool_group *g, enum spool_group_stage stage)
+/* spool_group_queued - name the message this writer renamed into queue/ and waits to see
+ * synced (NULL: none; cleared before the writer acknowledges it) */
+void spool_group_queued(struct sl_spool_group *g, const char *id)
 {
     struct writer *w = claim(g);
 
     if (w != NULL)
-        sl_store32(&w->heading, (uint32_t)stage);
+        strlcpy(w->queued, id != NULL && strlen(id) < sizeof w->queued ? id : "", sizeof w->queued);
 }
 
-/* anyone_heading - is another writer on its way to stage's sync (not yet ticketed)? */
-static bool anyone_heading(struct sl_spool_group *g, enum spool_group_stage stage)
+/* spool_group_heading - mark this writer as on its way to the sync, or not */
+void spool_group_heading(struct sl_spool_group *g, bool on_way)
+{
+    struct writer *w = claim(g);
+
+    if (w != NULL)
+        sl_store32(&w->heading, on_way ? 1 : 0);
+}
+
+/* anyone_heading - is another writer on its way to the sync (not yet ticketed)? */
+static bool anyone_heading(struct sl_spool_group *g)
 {
     uint32_t used = sl_load32(&g->used);
 
     for (size_t i = 0; i < used && i < GROUP_WRITERS; i++)
-        if (sl_load32(&g->w[i].heading) == (uint32_t)stage && &g->w[i] != me)
+        if (sl_load32(&g->w[i].heading) != 0 && &g->w[i] != me)
             return true;
     return false;
 }
 
-/* join_wait - let writers about to reach stage join its coming sync */
-static void join_wait(struct sl_spool_group *g, enum spool_group_stage stage)
+/* join_wait - let writers about to reach the sync join it */
+static void join_wait(struct sl_spool_group *g)
 {
     const struct timespec step = {.tv_nsec = JOIN_STEP_US * 1000};
 
-    for (int waited = 0; waited < JOIN_WAIT_US && anyone_heading(g, stage); waited += JOIN_STEP_US)
+    for (int waited = 0; waited < JOIN_WAIT_US && anyone_heading(g); waited += JOIN_STEP_US)
         nanosleep(&step, NULL);
 }
 
@@ -182,11 +200,11 @@ static int lock(int fd, int op)
     return rc;
 }
 
-/* stage_sync - the caller's step (a write, seen from dirpath's file system, or a rename
- * into dirpath) is durable when this returns 0; -1 with errno */
-static int stage_sync(struct sl_spool_group *g, enum spool_group_stage which, struct stage *st,
-                      const char *dirpath, int (*sync)(int))
+/* spool_group_sync - the caller's file, renamed into dirpath, and its data are durable when
+ * this returns 0; -1 with errno */
+int spool_group_sync(struct sl_spool_group *g, const char *dirpath)
 {
+    struct stage *st = &g->commit;
     int fd = open(dirpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     uint64_t ticket, upto;
     int rc = 0;
@@ -194,7 +212,7 @@ static int stage_sync(struct sl_spool_group *g, enum spool_group_stage which, st
     if (fd < 0)
         return -1;
     ticket = sl_add64(&st->tickets, 1) + 1;
-    spool_group_heading(g, 0); /* arrived: a sync starting now waits for it no longer */
+    spool_group_heading(g, false); /* arrived: a sync starting now waits for it no longer */
     if (lock(fd, LOCK_EX) < 0) {
         int e = errno;
         close(fd);
@@ -202,9 +220,9 @@ static int stage_sync(struct sl_spool_group *g, enum spool_group_stage which, st
         return -1;
     }
     if (sl_load64(&st->synced) < ticket) {
-        join_wait(g, which);
+        join_wait(g);
         upto = sl_load64(&st->tickets); /* every step counted here is done */
-        if ((rc = sync(fd)) == 0) {
+        if ((rc = syncfs(fd)) == 0) {
             sl_store64(&st->synced, upto);
             sl_stat_inc64(&st->syncs);
         }
@@ -213,16 +231,4 @@ static int stage_sync(struct sl_spool_group *g, enum spool_group_stage which, st
     close(fd); /* releases the lock */
     errno = e;
     return rc;
-}
-
-/* spool_group_sync_data - the caller's file, written in tmpdir, is on disk when this returns 0 */
-int spool_group_sync_data(struct sl_spool_group *g, const char *tmpdir)
-{
-    return stage_sync(g, SPOOL_GROUP_DATA, &g->data, tmpdir, syncfs);
-}
-
-/* spool_group_sync_dir - the caller's rename into subdir is durable when this returns 0 */
-int spool_group_sync_dir(struct sl_spool_group *g, const char *subdir)
-{
-    return stage_sync(g, SPOOL_GROUP_DIR, &g->dir, subdir, fsync);
 }

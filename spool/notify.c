@@ -26,7 +26,9 @@
 
 #define NOTIFY_WAIT_MS 500 /* a stopped or stuck master costs inject at most this */
 
-static int notify_fd = -1; /* this process's sending socket, made at its first notice */
+static int notify_fd = -1;   /* this process's sending socket, made at its first notice */
+static pid_t notify_pid = 0; /* ... by this process: a child (which may have closed the
+                              * descriptor, and reused its number) makes its own */
 
 /* notify_socket - the sending socket, made and autobound on first use; -1 when it cannot be */
 static int notify_socket(void)
@@ -35,7 +37,7 @@ static int notify_socket(void)
     struct timeval wait = {.tv_sec = 0, .tv_usec = NOTIFY_WAIT_MS * 1000};
     int fd;
 
-    if (notify_fd >= 0)
+    if (notify_fd >= 0 && notify_pid == getpid())
         return notify_fd;
     if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
         return -1;
@@ -45,6 +47,7 @@ static int notify_socket(void)
         close(fd);
         return -1;
     }
+    notify_pid = getpid();
     return notify_fd = fd;
 }
 

@@ -55,21 +55,21 @@ enum spool_commit_result spool_commit(const char *dir, const char *tmpname, cons
                                       const char *name, const void *data, size_t len,
                                       enum spool_commit_mode mode, char *err, size_t errlen);
 
-/* As spool_commit with SPOOL_NEW, each sync shared with the writers of group g (group.c):
- * the data of every file written in tmp/ by then, then queue/'s entries. */
+/* As spool_commit with SPOOL_NEW, but one sync after the rename, shared with the writers of
+ * group g (group.c): the data and the names of every file renamed by then. */
 enum spool_commit_result spool_commit_grouped(const char *dir, const char *tmpname, const char *sub,
                                               const char *name, const void *data, size_t len,
                                               struct sl_spool_group *g, char *err, size_t errlen);
-/* The two syncs of a group commit (group.c), -1 with errno: the caller's file written in
- * tmpdir is on disk (one syncfs for all); its rename into subdir is durable (one fsync). */
-int spool_group_sync_data(struct sl_spool_group *g, const char *tmpdir);
-int spool_group_sync_dir(struct sl_spool_group *g, const char *subdir);
-/* The stages of a group commit; a writer on its way to one (writing its file, renaming it)
- * says so, and a sync about to start waits a moment for it to join. */
-enum spool_group_stage { SPOOL_GROUP_DATA = 1, SPOOL_GROUP_DIR = 2 };
-void spool_group_heading(struct sl_spool_group *g, enum spool_group_stage stage);
+/* The group's sync (group.c), -1 with errno: the caller's file, renamed into dirpath, is
+ * durable, data and name (one syncfs for every writer that got there). */
+int spool_group_sync(struct sl_spool_group *g, const char *dirpath);
+/* A writer on its way to the sync (writing its file, renaming it) says so, and a sync about
+ * to start waits a moment for it to join. */
+void spool_group_heading(struct sl_spool_group *g, bool on_way);
 /* The file a writer of the group has in tmp/ (NULL: none), for sl_spool_group_forget. */
 void spool_group_tmp(struct sl_spool_group *g, const char *name);
+/* The message a writer renamed into queue/ and waits to see synced (NULL: none). */
+void spool_group_queued(struct sl_spool_group *g, const char *id);
 /* A group writer's (a listener process's) new message is written as tmp/ID.in: the master
  * reaping a writer killed mid-write removes it, and the master's start scan (when no writer of
  * a group runs: a dead master's listeners died with it) removes any left over. */

@@ -9,7 +9,8 @@
 # of DATA, nothing of it stays in tmp/ or queue/, the process serves on, and the same
 # submission gets 250 and is delivered once space returns.  A listener whose write hangs in
 # its sync (a stalled disk: the group commit's lock held by the test) and is killed there,
-# or whose master is, never said 250 and leaves nothing in tmp/.
+# or whose master is, never said 250, leaves nothing in tmp/, and its message (renamed into
+# queue/ before the sync) is delivered once, whole.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 
@@ -148,7 +149,8 @@ try:
     if subject != "-":
         s.mail("s@sender.test")
         s.rcpt("lst@full.test")
-        body = "Subject: %s\r\n\r\n" % subject + "a line of text to make some bytes\r\n" * 300
+        body = ("Subject: %s\r\n\r\n" % subject + "a line of text to make some bytes\r\n" * 300 +
+                "end of %s\r\n" % subject)
         code, text = s.data(body)
         print("data", code, text.decode(), flush=True)
     code, text = s.noop()
@@ -184,54 +186,61 @@ check "with space back, the same submission gets 250" grep -q '^data 250 ' "$T/a
 check "and it is delivered to the sink, once" \
   wait_for 30 eval '[ "$(with_subject "listener full")" -eq 1 ]'
 
-# --- a stalled disk: the listener's write hangs in its sync (the group-commit lock of tmp/ is
-# held here, as a sync that does not return would hold it); a listener killed then never said
-# 250, and its file in tmp/ is removed when the master reaps it ---
-hold_tmp() { # take the group commit's lock of spool/tmp; prints LOCKED to $T/lock.out
+# --- a stalled disk: the listener's write hangs in its sync (the group-commit lock of queue/
+# is held here, as a sync that does not return would hold it).  By then its file is renamed
+# into queue/, whole: a listener killed there never said 250, leaves nothing in tmp/, and its
+# message is delivered once, whole (at least once: the client will send it again) ---
+hold_queue() { # take the group commit's lock of spool/queue; prints LOCKED to $T/lock.out
   : >"$T/lock.out"
   python3 -c 'import fcntl, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
 fcntl.flock(fd, fcntl.LOCK_EX)
 print("LOCKED", flush=True)
-time.sleep(120)' "$T/spool/tmp" >"$T/lock.out" &
+time.sleep(120)' "$T/spool/queue" >"$T/lock.out" &
   locker=$!
   started "$locker"
   wait_for 5 grep -q LOCKED "$T/lock.out"
 }
 in_tmp() { find "$T/spool/tmp" -type f | grep -q .; }
-hold_tmp
+queued_whole() { grep -rqs "Subject: $1" "$T/spool/queue" && grep -rqs "end of $1" "$T/spool/queue"; }
+delivered_whole() {
+  peer_stat sink "sum(1 for e, b in messages() if b'Subject: $1' in b and b'end of $1' in b)"
+}
+hold_queue
 submit "stalled one" >"$T/stalled1.out" &
 client=$!
-check "the listener's write waits on the stalled sync, its file in tmp/" wait_for 10 in_tmp
+check "the listener's write waits on the stalled sync, its file whole in queue/" \
+  wait_for 10 queued_whole "stalled one"
 for p in $(listener_pids); do kill -KILL "$p"; done
 wait "$client"
-check "a listener killed in its write: the client never got 250" \
+check "a listener killed in its sync: the client never got 250" \
   eval '! grep -q "^data 250" "$T/stalled1.out"'
-check "its file in tmp/ is removed when the master reaps it" wait_for 10 eval '! in_tmp'
+check "nothing of it stays in tmp/" eval '! in_tmp'
 kill "$locker"
 wait "$locker" 2>/dev/null
 check "the killed listeners are replaced" wait_for 10 answers
+check "its message is delivered once, whole" \
+  wait_for 10 eval '[ "$(delivered_whole "stalled one")" -eq 1 ]'
 
-# the same with the master killed: its listeners die with it; the next start removes the file
-hold_tmp
+# the same with the master killed: its listeners die with it; the next start delivers it
+hold_queue
 submit "stalled two" >"$T/stalled2.out" &
 client=$!
-check "a second write waits likewise" wait_for 10 in_tmp
+check "a second write waits likewise" wait_for 10 queued_whole "stalled two"
 kill -KILL "$daemon"
 wait "$daemon" 2>/dev/null
 wait "$client"
 kill "$locker"
 wait "$locker" 2>/dev/null
-check "a master killed during a listener's write: the client never got 250" \
+check "a master killed during a listener's sync: the client never got 250" \
   eval '! grep -q "^data 250" "$T/stalled2.out"'
 "$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon4.log" &
 daemon=$!
 started "$daemon"
 check "the next start answers" wait_for 10 answers
-check "and has removed the dead listener's file from tmp/" eval '! in_tmp'
-check "neither stalled message was queued or delivered" \
-  eval '! grep -rqs "Subject: stalled" "$T/spool/queue" &&
-    [ "$(with_subject stalled)" -eq 0 ]'
+check "nothing is left in tmp/" eval '! in_tmp'
+check "and the message is delivered once, whole" \
+  wait_for 10 eval '[ "$(delivered_whole "stalled two")" -eq 1 ]'
 kill -TERM "$daemon"
 wait "$daemon"
 check "the daemon stops cleanly" test $? -eq 0
