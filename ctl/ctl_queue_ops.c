@@ -15,7 +15,9 @@
  * socket), which acts at once, or, for a part a worker is delivering right
  * now, when that attempt ends; the master logs each command.  With no daemon
  * the spool is changed directly (nothing can deliver meanwhile), except for
- * bounce: its report is composed by the daemon.
+ * bounce: its report is composed by the daemon; a delete then writes the same
+ * delivery-log line the daemon would (phase "operator"), so the audit trail
+ * does not depend on whether the daemon was up.
  * Output: one line per message or part, "TOKEN: what happened", then a count.
  * Exit 0 when every token was acted on or had nothing to do, 1 on a failure or
  * an id not in the queue, 2 on bad usage.
@@ -29,11 +31,13 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <bsd/string.h>
 
 #include "config/sl_config.h"
 #include "ctl/sl_ctl.h"
+#include "dlog/sl_dlog.h"
 #include "ipc/sl_control.h"
 #include "spool/sl_spool.h"
 #include "util/sl_msg.h"
@@ -53,7 +57,8 @@ struct targets {
 struct op {
     const char *verb;
     const char *domain, *binding, *reason;
-    const char *spool;
+    const char *cfgpath, *spool;
+    int dlog; /* the delivery log, with no daemon: -1 when none */
     unsigned done, later, none, failed;
 };
 
@@ -269,11 +274,30 @@ static int via_daemon(struct op *op, const struct targets *t, bool all)
     return SL_CTL_REQ_OK;
 }
 
+/* log_deleted - the delivery-log line of a delete, as the daemon writes it (worker/admin.c) */
+static void log_deleted(const struct op *op, const struct sl_spool_msg *m, unsigned k,
+                        const char *const *rcpt, size_t n)
+{
+    struct sl_dlog_line l = {.id = m->id,
+                             .rcpt = rcpt,
+                             .nrcpt = n,
+                             .binding = m->binding,
+                             .domain = m->domain[k],
+                             .outcome = "deleted",
+                             .reply = "deleted by the operator",
+                             .phase = "operator"};
+
+    if (n > 0)
+        sl_dlog_write(op->dlog, &l);
+}
+
 /* offline_part - the command on part k's state file; its code */
 static char offline_part(const struct op *op, const struct sl_spool_msg *m, unsigned k, int64_t now)
 {
     struct sl_spool_state st;
     char err[512], code = 'n';
+    const char **gone = sl_calloc(m->nrcpt + 1, sizeof *gone);
+    size_t ngone = 0;
 
     if (sl_spool_state_load(op->spool, m->id, k, m->nrcpt, &st, err, sizeof err) < 0) {
         fprintf(stderr, "sluicectl: %s: %s\n", op->verb, err);
@@ -288,8 +312,10 @@ static char offline_part(const struct op *op, const struct sl_spool_msg *m, unsi
             st.next = 0, code = 'a';
         else if (strcmp(op->verb, "delete") == 0) {
             for (size_t i = 0; i < m->nrcpt; i++)
-                if (m->rcpt[i].part == k && st.status[i] == SL_RCPT_PENDING)
+                if (m->rcpt[i].part == k && st.status[i] == SL_RCPT_PENDING) {
                     st.status[i] = SL_RCPT_BOUNCED; /* final, not delivered, no report */
+                    gone[ngone++] = m->rcpt[i].addr;
+                }
             code = 'a';
         }
     }
@@ -297,6 +323,9 @@ static char offline_part(const struct op *op, const struct sl_spool_msg *m, unsi
         fprintf(stderr, "sluicectl: %s: %s\n", op->verb, err);
         code = 'f';
     }
+    if (code == 'a')
+        log_deleted(op, m, k, gone, ngone);
+    free(gone);
     sl_spool_state_free(&st);
     return code;
 }
@@ -328,20 +357,28 @@ static char offline_token(const struct op *op, const char *tok, int64_t now)
     strlcpy(id, tok, dot != NULL ? (size_t)(dot - tok) + 1 : sizeof id);
     if (sl_spool_read(op->spool, id, &m, err, sizeof err) < 0)
         return errno == ENOENT ? 'n' : 'f';
-    if (dot == NULL && strcmp(op->verb, "delete") == 0) {
-        code = sl_spool_remove(op->spool, id, m.nparts) == 0 ? 'a' : 'f';
-    } else {
-        for (unsigned i = dot != NULL ? (unsigned)k : 0; i < m.nparts; i++) {
-            char c = offline_part(op, &m, i, now);
-            code = c == 'f' || code == 'f' ? 'f' : c == 'a' ? 'a' : code;
-            if (dot != NULL)
-                break;
-        }
-        if (code == 'a' && strcmp(op->verb, "delete") == 0 && all_done(op->spool, &m))
-            sl_spool_remove(op->spool, id, m.nparts);
+    for (unsigned i = dot != NULL ? (unsigned)k : 0; i < m.nparts; i++) {
+        char c = offline_part(op, &m, i, now); /* a delete logs each part's recipients */
+        code = c == 'f' || code == 'f' ? 'f' : c == 'a' ? 'a' : code;
+        if (dot != NULL)
+            break;
     }
+    if (code != 'f' && strcmp(op->verb, "delete") == 0 && all_done(op->spool, &m) &&
+        sl_spool_remove(op->spool, id, m.nparts) < 0)
+        code = 'f';
     sl_spool_msg_free(&m);
     return code;
+}
+
+/* open_dlog - the configured delivery log for appending; -1 when none is set or it cannot be
+ * opened (warned) */
+static int open_dlog(const char *cfgpath)
+{
+    char path[4096];
+
+    if (sl_ctl_global(cfgpath, SL_OPT_DELIVERY_LOG, path, sizeof path) != 0 || path[0] == '\0')
+        return -1;
+    return sl_dlog_open(path);
 }
 
 /* offline - no daemon runs: every token on the spool itself */
@@ -355,6 +392,8 @@ static int offline(struct op *op, const struct targets *t, bool all)
         return 1;
     }
     printf("no daemon is running: acting on the spool directly\n");
+    if (strcmp(op->verb, "delete") == 0)
+        op->dlog = open_dlog(op->cfgpath);
     if (all) {
         struct targets every = {0};
         sl_spool_scan(op->spool, every_one, &every);
@@ -367,6 +406,8 @@ static int offline(struct op *op, const struct targets *t, bool all)
     }
     for (size_t i = 0; i < t->n; i++)
         report(op, t->tok[i], offline_token(op, t->tok[i], now));
+    if (op->dlog >= 0)
+        close(op->dlog);
     return 0;
 }
 
@@ -405,7 +446,7 @@ static bool parse(struct op *op, int argc, char **argv, int *first)
 /* sl_ctl_queue_op - sluicectl delete | bounce | hold | release | flush */
 int sl_ctl_queue_op(const char *cfgpath, int argc, char **argv)
 {
-    struct op op = {.verb = argv[0]};
+    struct op op = {.verb = argv[0], .cfgpath = cfgpath, .dlog = -1};
     struct targets t = {0};
     char spool[4096];
     int first, rc = 0;
