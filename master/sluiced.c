@@ -37,6 +37,7 @@
 #include "master/sl_pickup.h"
 #include "master/sl_cluster_node.h"
 #include "master/sl_pidfile.h"
+#include "spool/sl_spool_lock.h"
 #include "master/sl_privileges.h"
 #include "master/sl_queue_ops.h"
 #include "master/sl_schedule.h"
@@ -432,7 +433,7 @@ int main(int argc, char **argv)
     struct sl_diag d = {0};
     bool debug = false;
     char err[512];
-    int opt, sigfd;
+    int opt, sigfd, spool_lock;
 
     setproctitle_init(argc, argv, environ);
     sl_msg_init("sluiced");
@@ -466,8 +467,10 @@ int main(int argc, char **argv)
     m.wctx = (struct sl_worker_ctx){.cfg = m.cfg, .shm = &m.shm, .gen = m.gen, .spool = m.spool};
     sl_sched_init(&m.sched, m.spool);
     sl_queue_ops_init(&m.wctx);
+    m.ctlfd = sl_control_open(m.spool); /* first: a command sent during the scan waits for it */
+    if ((spool_lock = sl_spool_lock_daemon(m.spool, err, sizeof err)) < 0)
+        sl_msg_warn("%s: sluicectl cannot tell that the daemon holds the spool", err);
     sl_msg_info("spool %s: %zu messages queued", m.spool, sl_pickup_start(&m.sched));
-    m.ctlfd = sl_control_open(m.spool);
     sl_listeners_open(&m.lsn, m.cfg, m.spool, m.gen); /* ports below 1024 before the drop */
     sl_privileges_hand_over(&priv, m.shm.name, m.spool, str(m.cfg, SL_OPT_DELIVERY_LOG));
     sl_privileges_drop(&priv); /* before the first fork: workers are never root */
@@ -495,6 +498,8 @@ int main(int argc, char **argv)
     drain(&m, sigfd);
     sl_control_close(m.ctlfd, m.spool);
     sl_pidfile_remove(m.spool);
+    if (spool_lock >= 0)
+        close(spool_lock);
     sl_sched_free(&m.sched);
     sl_queue_ops_free();
     free(m.spool);

@@ -9,6 +9,7 @@
  *   state/ID.K      the state of part K (0-based) of message ID; absent means
  *                   "never tried": attempts 0, every recipient pending
  *   control.sock    the master's control socket (sl_control.h)
+ *   sluiced.lock    the daemon's hold on the spool (sl_spool_lock.h)
  *
  * A message's recipients are grouped by destination domain (lower-cased) into
  * parts, numbered in the order of each domain's first recipient.  One part is

@@ -72,3 +72,31 @@ check "the daemon logs its delete" wait_for 10 eval 'line "$m2" | grep -q delete
 check "both lines are the same record but for the time, id and recipients" \
   test "$(shape "$m1" | sed 's/"rcpt":\[[^]]*\]//')" = "$(shape "$m2" | sed 's/"rcpt":\[[^]]*\]//')"
 stop
+
+# --- a command while a daemon starts: the spool is held (here by a stand-in for the start of
+# a daemon, holding the lock sluiced takes before its start scan for 2 s), no socket answers
+# yet: sluicectl waits and goes through the daemon, which acts once
+m4=$(inject g@ok.test)
+python3 - "$T/spool/sluiced.lock" "$T/held" <<'PY' &
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o640)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(2)
+PY
+holder=$!
+started "$holder"
+wait_for 5 test -e "$T/held"
+ctl hold "$m4" >"$T/hold.out" 2>"$T/hold.err" &
+hold=$!
+sleep 0.5
+start
+wait "$hold"
+check "the command did not act on the spool itself" eval '! grep -q "no daemon" "$T/hold.out"'
+check "it said it waited for the starting daemon" grep -q "the daemon is starting" "$T/hold.err"
+check "the daemon held the message" grep -qx "$m4: held" "$T/hold.out"
+check "the daemon logged the hold once" test "$(grep -c "operator: hold $m4: done" "$T/daemon.log")" -eq 1
+check "the hold is in the part's state file" grep -qx 'held 1' "$T/spool/state/$m4.0"
+check "the daemon waited for the spool's holder before its start scan" \
+  grep -q "waiting for sluicectl" "$T/daemon.log"
+stop
