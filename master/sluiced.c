@@ -178,21 +178,34 @@ static bool same_str(const char *a, const char *b)
     return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-/* reload - read the file again; a valid one replaces the config, a bad one is refused */
+/* refuse - the reload is refused (why: one line, or NULL when the errors were logged) */
+static void refuse(struct master *m, const char *why)
+{
+    sl_msg_warn("reload of %s refused: %s%sthe running config (generation %u) stays", m->path,
+                why != NULL ? why : "", why != NULL ? "; " : "", m->gen);
+    m->announced = false;
+    maybe_announce(m);
+}
+
+/* reload - read the file again; a valid one replaces the config, a bad one is refused, as is
+ * one whose delivery log this (dropped) process cannot append to, the same check as at start */
 static void reload(struct master *m)
 {
     struct sl_diag d = {0};
     struct sl_config *next;
+    char err[512];
 
     sl_notify_reloading();
     next = sl_config_load(m->path, &d);
     if (next == NULL) {
         print_diag(&d, true);
         sl_diag_free(&d);
-        sl_msg_warn("reload of %s refused: the running config (generation %u) stays", m->path,
-                    m->gen);
-        m->announced = false;
-        maybe_announce(m);
+        refuse(m, NULL);
+        return;
+    }
+    if (!sl_privileges_check_log(str(next, SL_OPT_DELIVERY_LOG), err, sizeof err)) {
+        sl_config_free(next);
+        refuse(m, err);
         return;
     }
     if (strcmp(str(next, SL_OPT_SHM_NAME), str(m->cfg, SL_OPT_SHM_NAME)) != 0 ||
