@@ -498,6 +498,7 @@ int main(int argc, char **argv)
     m.sup.on_exit_ctx = &m.sched;
     m.sup.on_other = listener_exit;
     m.sup.on_other_ctx = &m.lsn;
+    m.sup.spool = m.spool;
     schedule_audit(&m);
     m.next_rescan = sl_clock_after_ms(SL_PICKUP_RESCAN_MS);
     m.next_status = sl_clock_after_ms(STATUS_EVERY_MS);

@@ -191,6 +191,9 @@ int sl_spool_state_load(const char *dir, const char *id, unsigned k, size_t nrcp
 int sl_spool_state_save(const char *dir, const char *id, unsigned k,
                         const struct sl_spool_state *st, char *err, size_t errlen);
 void sl_spool_state_free(struct sl_spool_state *st);
+/* Process pid is gone (reaped): remove the state writes it left in tmp/ (each is written as
+ * tmp/ID.K.PID before its rename). */
+void sl_spool_state_forget(const char *dir, pid_t pid);
 /* True when every recipient of part k is final in st. */
 bool sl_spool_part_done(const struct sl_spool_msg *m, unsigned k, const struct sl_spool_state *st);
 
