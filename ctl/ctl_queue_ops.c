@@ -18,7 +18,7 @@
  * a daemon starting meanwhile waits and nothing can deliver; except for
  * bounce: its report is composed by the daemon.  When a daemon holds that lock
  * it is starting and does not answer yet: the command waits for it
- * (START_WAIT_MS) rather than act on the spool behind it.  A delete with no
+ * (sl_ctl_offline) rather than act on the spool behind it.  A delete with no
  * daemon writes the same
  * delivery-log line the daemon would (phase "operator"), so the audit trail
  * does not depend on whether the daemon was up.
@@ -44,14 +44,11 @@
 #include "dlog/sl_dlog.h"
 #include "ipc/sl_control.h"
 #include "spool/sl_spool.h"
-#include "spool/sl_spool_lock.h"
 #include "util/sl_msg.h"
 
-#define BATCH         25  /* tokens per request: each answer fits one datagram */
-#define REASON_MAX    200 /* the master keeps no more */
-#define TOKEN_MAX     (SL_SPOOL_ID_LEN + 8)
-#define START_WAIT_MS 10000 /* a daemon holding the spool answers within this, once started */
-#define START_STEP_MS 100
+#define BATCH      25  /* tokens per request: each answer fits one datagram */
+#define REASON_MAX 200 /* the master keeps no more */
+#define TOKEN_MAX  (SL_SPOOL_ID_LEN + 8)
 
 /* What the command acts on. */
 struct targets {
@@ -418,30 +415,25 @@ static int offline(struct op *op, const struct targets *t, bool all)
     return 0;
 }
 
-/* no_daemon - nobody answered: act on the spool when no daemon holds it (holding it meanwhile,
- * so a daemon starting now waits), else wait for the daemon that holds it: it is starting */
+/* no_daemon - nobody answered: act on the spool under its lock, so a daemon starting now waits,
+ * or go to the daemon that holds it (it is starting) */
 static int no_daemon(struct op *op, const struct targets *t, bool all)
 {
-    const struct timespec step = {.tv_nsec = START_STEP_MS * 1000000L};
-    int lock = sl_spool_lock_offline(op->spool), rc;
+    int lock, rc;
 
-    if (lock != SL_SPOOL_LOCK_BUSY) {
+    switch (sl_ctl_offline(op->spool, op->verb, &lock)) {
+    case SL_CTL_OFFLINE_RETRY:
+        if ((rc = via_daemon(op, t, all)) == SL_CTL_REQ_NO_DAEMON)
+            fprintf(stderr, "sluicectl: %s: the daemon went away\n", op->verb);
+        return rc == SL_CTL_REQ_OK ? 0 : 1;
+    case SL_CTL_OFFLINE_BUSY:
+        return 1;
+    default:
         rc = offline(op, t, all);
         if (lock >= 0)
             close(lock);
         return rc;
     }
-    fprintf(stderr, "sluicectl: %s: the daemon is starting: waiting for it\n", op->verb);
-    for (int waited = 0; waited < START_WAIT_MS; waited += START_STEP_MS) {
-        nanosleep(&step, NULL);
-        if ((rc = via_daemon(op, t, all)) != SL_CTL_REQ_NO_DAEMON)
-            return rc == SL_CTL_REQ_OK ? 0 : 1;
-    }
-    fprintf(stderr,
-            "sluicectl: %s: a daemon holds %s but did not answer within %d s: nothing done, "
-            "try again\n",
-            op->verb, op->spool, START_WAIT_MS / 1000);
-    return 1;
 }
 
 /* parse - the options; the ids start at *first; false on bad usage */

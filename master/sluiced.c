@@ -478,11 +478,11 @@ int main(int argc, char **argv)
     sl_master_cluster_start(m.cfg, &m.shm);
     m.spool = sl_strdup(str(m.cfg, SL_OPT_SPOOL_DIR));
     m.wctx = (struct sl_worker_ctx){.cfg = m.cfg, .shm = &m.shm, .gen = m.gen, .spool = m.spool};
-    sl_sched_init(&m.sched, m.spool);
-    sl_queue_ops_init(&m.wctx);
-    m.ctlfd = sl_control_open(m.spool); /* first: a command sent during the scan waits for it */
+    m.ctlfd = sl_control_open(m.spool); /* first: a command sent meanwhile waits for the loop */
     if ((spool_lock = sl_spool_lock_daemon(m.spool, err, sizeof err)) < 0)
         sl_msg_warn("%s: sluicectl cannot tell that the daemon holds the spool", err);
+    sl_sched_init(&m.sched, m.spool); /* reads the shaping actions: under the lock */
+    sl_queue_ops_init(&m.wctx);
     sl_msg_info("spool %s: %zu messages queued", m.spool, sl_pickup_start(&m.sched));
     sl_listeners_open(&m.lsn, m.cfg, m.spool, m.gen); /* ports below 1024 before the drop */
     sl_privileges_hand_over(&priv, m.shm.name, m.spool, str(m.cfg, SL_OPT_DELIVERY_LOG));

@@ -3,8 +3,9 @@
 #  - a delete with no daemon writes the same delivery-log line the daemon writes (phase
 #    "operator"), per part, naming the recipients it made final, so the audit trail does not
 #    depend on whether the daemon was up;
-#  - a command sent while the daemon starts (its start scan running) goes through the daemon,
-#    not to the spool behind its back.
+#  - a command sent while the daemon starts (it holds the spool's lock, its socket not open yet)
+#    waits and goes through the daemon, not to the spool behind its back: queue commands and
+#    suspend alike.
 . "$(dirname "$0")/lib/tap.sh"
 
 shm=/sluice-e2e-offl-$$
@@ -89,9 +90,12 @@ started "$holder"
 wait_for 5 test -e "$T/held"
 ctl hold "$m4" >"$T/hold.out" 2>"$T/hold.err" &
 hold=$!
+ctl suspend --domain other.test --reason maintenance >"$T/suspend.out" 2>"$T/suspend.err" &
+suspend=$!
 sleep 0.5
 start
 wait "$hold"
+wait "$suspend"
 check "the command did not act on the spool itself" eval '! grep -q "no daemon" "$T/hold.out"'
 check "it said it waited for the starting daemon" grep -q "the daemon is starting" "$T/hold.err"
 check "the daemon held the message" grep -qx "$m4: held" "$T/hold.out"
@@ -99,4 +103,8 @@ check "the daemon logged the hold once" test "$(grep -c "operator: hold $m4: don
 check "the hold is in the part's state file" grep -qx 'held 1' "$T/spool/state/$m4.0"
 check "the daemon waited for the spool's holder before its start scan" \
   grep -q "waiting for sluicectl" "$T/daemon.log"
+check "a suspend sent meanwhile waited too, and the daemon took it (not the file behind it)" \
+  eval 'grep -q "the daemon is starting" "$T/suspend.err" && grep -q "^OK" "$T/suspend.out" &&
+        ! grep -q "no daemon runs" "$T/suspend.out"'
+check "the suspension is in force, once" test "$(ctl suspended | grep -c other.test)" -eq 1
 stop

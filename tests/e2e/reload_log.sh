@@ -25,6 +25,7 @@ INI
 }
 ctl() { "$SLUICECTL" -c "$T/sluice.ini" "$@"; }
 gen() { ctl status | sed -n 's/.*config generation \([0-9]*\),.*/\1/p'; }
+has_gen() { test -n "$(gen)"; }
 inject() {
   printf "Subject: test\r\n\r\nbody\r\n" | ctl inject --binding b1 -f alice@sender.test "$@"
 }
@@ -35,7 +36,7 @@ conf "$T/delivery.log"
 daemon=$!
 started "$daemon"
 wait_for 10 test -S "$T/spool/control.sock"
-wait_for 10 test -n "$(gen)"
+wait_for 10 has_gen
 g=$(gen)
 
 conf "$T/afile/delivery.log"
