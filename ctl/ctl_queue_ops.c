@@ -295,18 +295,34 @@ static void log_deleted(const struct op *op, const struct sl_spool_msg *m, unsig
         sl_dlog_write(op->dlog, &l);
 }
 
+/* delete_pending - part k's pending recipients final (not delivered, no report); their
+ * addresses into gone, their count */
+static size_t delete_pending(const struct sl_spool_msg *m, unsigned k, struct sl_spool_state *st,
+                             const char **gone)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < m->nrcpt; i++)
+        if (m->rcpt[i].part == k && st->status[i] == SL_RCPT_PENDING) {
+            st->status[i] = SL_RCPT_BOUNCED;
+            gone[n++] = m->rcpt[i].addr;
+        }
+    return n;
+}
+
 /* offline_part - the command on part k's state file; its code */
 static char offline_part(const struct op *op, const struct sl_spool_msg *m, unsigned k, int64_t now)
 {
     struct sl_spool_state st;
     char err[512], code = 'n';
-    const char **gone = sl_calloc(m->nrcpt + 1, sizeof *gone);
+    const char **gone;
     size_t ngone = 0;
 
     if (sl_spool_state_load(op->spool, m->id, k, m->nrcpt, &st, err, sizeof err) < 0) {
         fprintf(stderr, "sluicectl: %s: %s\n", op->verb, err);
         return 'f';
     }
+    gone = sl_calloc(m->nrcpt + 1, sizeof *gone);
     if (!sl_spool_part_done(m, k, &st)) {
         if (strcmp(op->verb, "hold") == 0 && !st.held)
             st.held = true, code = 'a';
@@ -314,14 +330,8 @@ static char offline_part(const struct op *op, const struct sl_spool_msg *m, unsi
             st.held = false, code = 'a';
         else if (strcmp(op->verb, "flush") == 0 && !st.held && st.next > now)
             st.next = 0, code = 'a';
-        else if (strcmp(op->verb, "delete") == 0) {
-            for (size_t i = 0; i < m->nrcpt; i++)
-                if (m->rcpt[i].part == k && st.status[i] == SL_RCPT_PENDING) {
-                    st.status[i] = SL_RCPT_BOUNCED; /* final, not delivered, no report */
-                    gone[ngone++] = m->rcpt[i].addr;
-                }
-            code = 'a';
-        }
+        else if (strcmp(op->verb, "delete") == 0)
+            ngone = delete_pending(m, k, &st, gone), code = 'a';
     }
     if (code == 'a' && sl_spool_state_save(op->spool, m->id, k, &st, err, sizeof err) < 0) {
         fprintf(stderr, "sluicectl: %s: %s\n", op->verb, err);
