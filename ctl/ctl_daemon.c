@@ -8,7 +8,8 @@
  *            (the spool), counters in use.  Exit 0 running, 3 not running (as
  *            LSB's status), 1 when it cannot tell.
  *   reload   validates the file first (the errors, exit 1, and no signal when it
- *            does not validate), then SIGHUP, and waits up to 10 s for the
+ *            does not validate, or names a delivery_log no user can append to),
+ *            then SIGHUP, and waits up to 10 s for the
  *            daemon's config generation to move: exit 0 when it did, 1 when the
  *            daemon refused the file (its log says why) or did not answer.
  * Trust boundary: the pid file is the daemon's; the pid read is checked against
@@ -16,12 +17,16 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <bsd/string.h>
 
 #include "config/sl_config.h"
 #include "ctl/sl_ctl.h"
@@ -147,12 +152,43 @@ static bool valid(const char *cfgpath)
     return cfg != NULL;
 }
 
+/* log_error - why no user could append to the file's delivery_log (a missing directory, a
+ * path through a file, a directory, a read-only file system), else 0: whether the daemon's own
+ * user may is for the daemon to judge (it refuses such a reload, and its log says why) */
+static int log_error(const char *cfgpath, char *path, size_t len)
+{
+    struct stat st;
+    char dir[4096], *slash;
+    int fd, e;
+
+    if (sl_ctl_global(cfgpath, SL_OPT_DELIVERY_LOG, path, len) != 0 || path[0] == '\0')
+        return 0;
+    if ((fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+        close(fd);
+        return 0;
+    }
+    e = errno;
+    if (e == EACCES || e == EPERM)
+        return 0;
+    if (e != ENOENT)
+        return e;
+    strlcpy(dir, path, sizeof dir); /* not there yet: its directory must be */
+    if ((slash = strrchr(dir, '/')) == NULL)
+        return 0;
+    *slash = '\0';
+    if (stat(dir[0] != '\0' ? dir : "/", &st) < 0)
+        return errno == EACCES ? 0 : errno;
+    return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
 /* sl_ctl_reload - sluicectl reload */
 int sl_ctl_reload(const char *cfgpath, int argc, char **argv)
 {
     struct timespec pause = {0, 50 * 1000 * 1000};
     struct daemon d;
     uint64_t before;
+    char path[4096];
+    int e;
 
     if (argc > 1) {
         fprintf(stderr, "sluicectl: reload: unexpected argument %s\nusage: sluicectl reload\n",
@@ -162,6 +198,13 @@ int sl_ctl_reload(const char *cfgpath, int argc, char **argv)
     if (!valid(cfgpath)) {
         fprintf(stderr, "sluicectl: reload: %s does not validate: the daemon was not told\n",
                 cfgpath);
+        return 1;
+    }
+    if ((e = log_error(cfgpath, path, sizeof path)) != 0) {
+        fprintf(stderr,
+                "sluicectl: reload: delivery_log %s cannot be opened for append: %s: the daemon "
+                "was not told\n",
+                path, strerror(e));
         return 1;
     }
     if (find(cfgpath, &d) < 0)

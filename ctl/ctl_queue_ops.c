@@ -14,8 +14,14 @@
  * With a daemon running, the request goes to the master ("O" on the control
  * socket), which acts at once, or, for a part a worker is delivering right
  * now, when that attempt ends; the master logs each command.  With no daemon
- * the spool is changed directly (nothing can deliver meanwhile), except for
- * bounce: its report is composed by the daemon.
+ * the spool is changed directly, under the spool's lock (sl_spool_lock.h), so
+ * a daemon starting meanwhile waits and nothing can deliver; except for
+ * bounce: its report is composed by the daemon.  When a daemon holds that lock
+ * it is starting and does not answer yet: the command waits for it
+ * (sl_ctl_offline) rather than act on the spool behind it.  A delete with no
+ * daemon writes the same
+ * delivery-log line the daemon would (phase "operator"), so the audit trail
+ * does not depend on whether the daemon was up.
  * Output: one line per message or part, "TOKEN: what happened", then a count.
  * Exit 0 when every token was acted on or had nothing to do, 1 on a failure or
  * an id not in the queue, 2 on bad usage.
@@ -29,11 +35,13 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <bsd/string.h>
 
 #include "config/sl_config.h"
 #include "ctl/sl_ctl.h"
+#include "dlog/sl_dlog.h"
 #include "ipc/sl_control.h"
 #include "spool/sl_spool.h"
 #include "util/sl_msg.h"
@@ -53,7 +61,8 @@ struct targets {
 struct op {
     const char *verb;
     const char *domain, *binding, *reason;
-    const char *spool;
+    const char *cfgpath, *spool;
+    int dlog; /* the delivery log, with no daemon: -1 when none */
     unsigned done, later, none, failed;
 };
 
@@ -269,16 +278,51 @@ static int via_daemon(struct op *op, const struct targets *t, bool all)
     return SL_CTL_REQ_OK;
 }
 
+/* log_deleted - the delivery-log line of a delete, as the daemon writes it (worker/admin.c) */
+static void log_deleted(const struct op *op, const struct sl_spool_msg *m, unsigned k,
+                        const char *const *rcpt, size_t n)
+{
+    struct sl_dlog_line l = {.id = m->id,
+                             .rcpt = rcpt,
+                             .nrcpt = n,
+                             .binding = m->binding,
+                             .domain = m->domain[k],
+                             .outcome = "deleted",
+                             .reply = "deleted by the operator",
+                             .phase = "operator"};
+
+    if (n > 0)
+        sl_dlog_write(op->dlog, &l);
+}
+
+/* delete_pending - part k's pending recipients final (not delivered, no report); their
+ * addresses into gone, their count */
+static size_t delete_pending(const struct sl_spool_msg *m, unsigned k, struct sl_spool_state *st,
+                             const char **gone)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < m->nrcpt; i++)
+        if (m->rcpt[i].part == k && st->status[i] == SL_RCPT_PENDING) {
+            st->status[i] = SL_RCPT_BOUNCED;
+            gone[n++] = m->rcpt[i].addr;
+        }
+    return n;
+}
+
 /* offline_part - the command on part k's state file; its code */
 static char offline_part(const struct op *op, const struct sl_spool_msg *m, unsigned k, int64_t now)
 {
     struct sl_spool_state st;
     char err[512], code = 'n';
+    const char **gone;
+    size_t ngone = 0;
 
     if (sl_spool_state_load(op->spool, m->id, k, m->nrcpt, &st, err, sizeof err) < 0) {
         fprintf(stderr, "sluicectl: %s: %s\n", op->verb, err);
         return 'f';
     }
+    gone = sl_calloc(m->nrcpt + 1, sizeof *gone);
     if (!sl_spool_part_done(m, k, &st)) {
         if (strcmp(op->verb, "hold") == 0 && !st.held)
             st.held = true, code = 'a';
@@ -286,17 +330,16 @@ static char offline_part(const struct op *op, const struct sl_spool_msg *m, unsi
             st.held = false, code = 'a';
         else if (strcmp(op->verb, "flush") == 0 && !st.held && st.next > now)
             st.next = 0, code = 'a';
-        else if (strcmp(op->verb, "delete") == 0) {
-            for (size_t i = 0; i < m->nrcpt; i++)
-                if (m->rcpt[i].part == k && st.status[i] == SL_RCPT_PENDING)
-                    st.status[i] = SL_RCPT_BOUNCED; /* final, not delivered, no report */
-            code = 'a';
-        }
+        else if (strcmp(op->verb, "delete") == 0)
+            ngone = delete_pending(m, k, &st, gone), code = 'a';
     }
     if (code == 'a' && sl_spool_state_save(op->spool, m->id, k, &st, err, sizeof err) < 0) {
         fprintf(stderr, "sluicectl: %s: %s\n", op->verb, err);
         code = 'f';
     }
+    if (code == 'a')
+        log_deleted(op, m, k, gone, ngone);
+    free(gone);
     sl_spool_state_free(&st);
     return code;
 }
@@ -328,20 +371,28 @@ static char offline_token(const struct op *op, const char *tok, int64_t now)
     strlcpy(id, tok, dot != NULL ? (size_t)(dot - tok) + 1 : sizeof id);
     if (sl_spool_read(op->spool, id, &m, err, sizeof err) < 0)
         return errno == ENOENT ? 'n' : 'f';
-    if (dot == NULL && strcmp(op->verb, "delete") == 0) {
-        code = sl_spool_remove(op->spool, id, m.nparts) == 0 ? 'a' : 'f';
-    } else {
-        for (unsigned i = dot != NULL ? (unsigned)k : 0; i < m.nparts; i++) {
-            char c = offline_part(op, &m, i, now);
-            code = c == 'f' || code == 'f' ? 'f' : c == 'a' ? 'a' : code;
-            if (dot != NULL)
-                break;
-        }
-        if (code == 'a' && strcmp(op->verb, "delete") == 0 && all_done(op->spool, &m))
-            sl_spool_remove(op->spool, id, m.nparts);
+    for (unsigned i = dot != NULL ? (unsigned)k : 0; i < m.nparts; i++) {
+        char c = offline_part(op, &m, i, now); /* a delete logs each part's recipients */
+        code = c == 'f' || code == 'f' ? 'f' : c == 'a' ? 'a' : code;
+        if (dot != NULL)
+            break;
     }
+    if (code != 'f' && strcmp(op->verb, "delete") == 0 && all_done(op->spool, &m) &&
+        sl_spool_remove(op->spool, id, m.nparts) < 0)
+        code = 'f';
     sl_spool_msg_free(&m);
     return code;
+}
+
+/* open_dlog - the configured delivery log for appending; -1 when none is set or it cannot be
+ * opened (warned) */
+static int open_dlog(const char *cfgpath)
+{
+    char path[4096];
+
+    if (sl_ctl_global(cfgpath, SL_OPT_DELIVERY_LOG, path, sizeof path) != 0 || path[0] == '\0')
+        return -1;
+    return sl_dlog_open(path);
 }
 
 /* offline - no daemon runs: every token on the spool itself */
@@ -355,6 +406,8 @@ static int offline(struct op *op, const struct targets *t, bool all)
         return 1;
     }
     printf("no daemon is running: acting on the spool directly\n");
+    if (strcmp(op->verb, "delete") == 0)
+        op->dlog = open_dlog(op->cfgpath);
     if (all) {
         struct targets every = {0};
         sl_spool_scan(op->spool, every_one, &every);
@@ -367,7 +420,30 @@ static int offline(struct op *op, const struct targets *t, bool all)
     }
     for (size_t i = 0; i < t->n; i++)
         report(op, t->tok[i], offline_token(op, t->tok[i], now));
+    if (op->dlog >= 0)
+        close(op->dlog);
     return 0;
+}
+
+/* no_daemon - nobody answered: act on the spool under its lock, so a daemon starting now waits,
+ * or go to the daemon that holds it (it is starting) */
+static int no_daemon(struct op *op, const struct targets *t, bool all)
+{
+    int lock, rc;
+
+    switch (sl_ctl_offline(op->spool, op->verb, &lock)) {
+    case SL_CTL_OFFLINE_RETRY:
+        if ((rc = via_daemon(op, t, all)) == SL_CTL_REQ_NO_DAEMON)
+            fprintf(stderr, "sluicectl: %s: the daemon went away\n", op->verb);
+        return rc == SL_CTL_REQ_OK ? 0 : 1;
+    case SL_CTL_OFFLINE_BUSY:
+        return 1;
+    default:
+        rc = offline(op, t, all);
+        if (lock >= 0)
+            close(lock);
+        return rc;
+    }
 }
 
 /* parse - the options; the ids start at *first; false on bad usage */
@@ -405,7 +481,7 @@ static bool parse(struct op *op, int argc, char **argv, int *first)
 /* sl_ctl_queue_op - sluicectl delete | bounce | hold | release | flush */
 int sl_ctl_queue_op(const char *cfgpath, int argc, char **argv)
 {
-    struct op op = {.verb = argv[0]};
+    struct op op = {.verb = argv[0], .cfgpath = cfgpath, .dlog = -1};
     struct targets t = {0};
     char spool[4096];
     int first, rc = 0;
@@ -434,7 +510,7 @@ int sl_ctl_queue_op(const char *cfgpath, int argc, char **argv)
     case SL_CTL_REQ_OK:
         break;
     case SL_CTL_REQ_NO_DAEMON:
-        rc = offline(&op, &t, all);
+        rc = no_daemon(&op, &t, all);
         break;
     default:
         rc = 1;

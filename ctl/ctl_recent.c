@@ -5,7 +5,7 @@
  *
  * Reads at most the last TAIL_BYTES of the log (a rotated file's older lines
  * are not looked at): enough for "what happened lately", and bounded however
- * large the log grows.  Lines are this project's own JSON (worker/dlog.c);
+ * large the log grows.  Lines are this project's own JSON (dlog/dlog.c);
  * only the few string fields needed are picked out, and a line that does not
  * have them is skipped.
  * Trust boundary: the log holds replies from remote servers: every field is

@@ -1,7 +1,10 @@
 /*
  * ctl_request.c - one request to the running daemon's control socket
  * (sl_control.h) and its one-datagram answer, telling "no daemon runs" apart
- * from other failures so a command can fall back to the spool.
+ * from other failures so a command can fall back to the spool, and when it
+ * may: only under the spool's lock (sl_spool_lock.h), which a daemon holds from
+ * before its start scan; a command that finds it held waits a few seconds for
+ * that daemon's socket rather than change the spool behind it.
  *
  * Trust boundary: the answer comes from the master (a process of the same
  * installation); it is kept NUL-terminated and within the caller's buffer.
@@ -11,14 +14,18 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bsd/string.h>
 
 #include "ctl/sl_ctl.h"
 #include "ipc/sl_control.h"
+#include "spool/sl_spool_lock.h"
 
-#define ANSWER_WAIT_S 30 /* a batch may cost the master some fsyncs */
+#define ANSWER_WAIT_S 30    /* a batch may cost the master some fsyncs */
+#define START_WAIT_MS 10000 /* a daemon holding the spool binds its socket within this */
+#define START_STEP_MS 100
 
 /* sl_ctl_request - send req to the daemon of spool, wait for its answer */
 int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len)
@@ -53,4 +60,41 @@ int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len)
     }
     ans[n] = '\0';
     return SL_CTL_REQ_OK;
+}
+
+/* bound - does a process listen on spool's control socket (a request would go in) */
+static bool bound(const char *spool)
+{
+    struct sockaddr_un to = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    bool yes;
+
+    if (fd < 0)
+        return false;
+    sl_control_path(spool, to.sun_path, sizeof to.sun_path);
+    yes = connect(fd, (struct sockaddr *)&to, sizeof to) == 0;
+    close(fd);
+    return yes;
+}
+
+/* sl_ctl_offline - the spool's lock, or the starting daemon's socket, whichever comes first */
+int sl_ctl_offline(const char *spool, const char *verb, int *lock)
+{
+    const struct timespec step = {.tv_nsec = START_STEP_MS * 1000000L};
+
+    if ((*lock = sl_spool_lock_offline(spool)) != SL_SPOOL_LOCK_BUSY)
+        return SL_CTL_OFFLINE_LOCKED;
+    fprintf(stderr, "sluicectl: %s: the daemon is starting: waiting for it\n", verb);
+    for (int waited = 0; waited < START_WAIT_MS; waited += START_STEP_MS) {
+        nanosleep(&step, NULL);
+        if (bound(spool))
+            return SL_CTL_OFFLINE_RETRY;
+        if ((*lock = sl_spool_lock_offline(spool)) != SL_SPOOL_LOCK_BUSY)
+            return SL_CTL_OFFLINE_LOCKED; /* it died before it started */
+    }
+    fprintf(stderr,
+            "sluicectl: %s: a daemon holds %s but did not answer within %d s: nothing done, "
+            "try again\n",
+            verb, spool, START_WAIT_MS / 1000);
+    return SL_CTL_OFFLINE_BUSY;
 }

@@ -5,7 +5,9 @@
  * suspend/resume/shaping cancel ask the master over the control socket ("X
  * ..." requests, sl_control.h): it changes its list, writes it to the spool
  * and lets held mail go at once.  With no daemon running they change the file
- * in the spool themselves (the daemon reads it when it starts).  suspended
+ * in the spool themselves, under the spool's lock (the daemon reads the file when
+ * it starts, after taking that lock); a daemon that is starting is waited for
+ * instead (sl_ctl_offline).  suspended
  * and shaping read the file, so they work with the daemon stopped.
  * Trust boundary: arguments are the operator's; names are checked against
  * the configuration before anything is sent or written.
@@ -202,13 +204,37 @@ static int offline(const char *spool, bool suspend, const struct scope_args *a)
     return n > 0 ? 0 : 1;
 }
 
+/* ask_again - ask, and when nobody answers, ask the daemon that holds the spool (it is starting)
+ * once more; ASK_NO_DAEMON with *lock (sl_ctl_offline) when the spool is ours to change */
+static enum ask_result ask_again(const char *spool, const char *verb, const char *req, char *ans,
+                                 size_t len, int *lock)
+{
+    char path[256];
+    enum ask_result r;
+
+    sl_control_path(spool, path, sizeof path);
+    *lock = -1;
+    if ((r = ask(path, req, ans, len)) != ASK_NO_DAEMON)
+        return r;
+    switch (sl_ctl_offline(spool, verb, lock)) {
+    case SL_CTL_OFFLINE_LOCKED:
+        return ASK_NO_DAEMON;
+    case SL_CTL_OFFLINE_RETRY:
+        if ((r = ask(path, req, ans, len)) == ASK_NO_DAEMON)
+            fprintf(stderr, "sluicectl: %s: the daemon went away\n", verb);
+        return r == ASK_OK ? ASK_OK : ASK_FAILED;
+    default:
+        return ASK_FAILED;
+    }
+}
+
 /* request - send req to the daemon, or fall back to the file; the exit status */
 static int request(const char *spool, const char *req, bool suspend, const struct scope_args *a)
 {
-    char path[256], ans[SL_CONTROL_MAX];
+    char ans[SL_CONTROL_MAX];
+    int lock, rc = 1;
 
-    sl_control_path(spool, path, sizeof path);
-    switch (ask(path, req, ans, sizeof ans)) {
+    switch (ask_again(spool, suspend ? "suspend" : "resume", req, ans, sizeof ans, &lock)) {
     case ASK_OK:
         if (strncmp(ans, "OK", 2) == 0) {
             printf("%s\n", ans);
@@ -217,7 +243,10 @@ static int request(const char *spool, const char *req, bool suspend, const struc
         fprintf(stderr, "sluicectl: %s\n", strncmp(ans, "ERROR ", 6) == 0 ? ans + 6 : ans);
         return 1;
     case ASK_NO_DAEMON:
-        return a != NULL ? offline(spool, suspend, a) : 1;
+        rc = a != NULL ? offline(spool, suspend, a) : 1;
+        if (lock >= 0)
+            close(lock);
+        return rc;
     default:
         return 1;
     }
@@ -397,9 +426,9 @@ static int cancel(const char *cfgpath, const char *idw)
 {
     const char *spool = NULL;
     struct sl_config *cfg;
-    char req[64], *end, path[256], ans[SL_CONTROL_MAX], err[512];
+    char req[64], *end, ans[SL_CONTROL_MAX], err[512];
     unsigned long long id = strtoull(idw, &end, 10);
-    int rc = 1;
+    int rc = 1, lock = -1;
 
     if (id == 0 || *end != '\0') {
         fprintf(stderr, "usage: sluicectl shaping cancel ID\n");
@@ -408,8 +437,7 @@ static int cancel(const char *cfgpath, const char *idw)
     if ((cfg = load(cfgpath, &spool)) == NULL)
         return 1;
     snprintf(req, sizeof req, "X cancel %llu", id);
-    sl_control_path(spool, path, sizeof path);
-    switch (ask(path, req, ans, sizeof ans)) {
+    switch (ask_again(spool, "shaping cancel", req, ans, sizeof ans, &lock)) {
     case ASK_OK:
         rc = strncmp(ans, "OK", 2) == 0 ? 0 : 1;
         fprintf(rc == 0 ? stdout : stderr, "%s%s\n",
@@ -440,6 +468,8 @@ static int cancel(const char *cfgpath, const char *idw)
     default:
         break;
     }
+    if (lock >= 0)
+        close(lock);
     sl_config_free(cfg);
     return rc;
 }

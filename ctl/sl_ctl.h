@@ -65,6 +65,12 @@ long sl_ctl_parse_timeout(const char *s);
 /* One request to the daemon's control socket (ctl_request.c); the answer into ans. */
 enum { SL_CTL_REQ_OK = 0, SL_CTL_REQ_NO_DAEMON = 1, SL_CTL_REQ_FAILED = -1 };
 int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len);
+/* No daemon answered: may the command change the spool itself (ctl_request.c)?  LOCKED: yes,
+ * under *lock (close it when done; -1: no lock file could be had, as with a spool not made
+ * yet); RETRY: a daemon holds the spool and is starting, its socket takes requests now: send
+ * again; BUSY: it did not within a few seconds (said on stderr). */
+enum { SL_CTL_OFFLINE_LOCKED, SL_CTL_OFFLINE_RETRY, SL_CTL_OFFLINE_BUSY };
+int sl_ctl_offline(const char *spool, const char *verb, int *lock);
 
 /* "sluicectl: SUB: unexpected argument ARG" on stderr (the caller prints its usage next). */
 void sl_ctl_unexpected(const char *sub, const char *arg);

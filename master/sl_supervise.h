@@ -50,6 +50,8 @@ struct sl_supervisor {
     /* Called for a reaped child that is no worker (a listener process); may be NULL. */
     void (*on_other)(pid_t pid, int status, void *ctx);
     void *on_other_ctx;
+    /* The spool a reaped worker's unfinished state writes are removed from; may be NULL. */
+    const char *spool;
 };
 
 /* What a forked worker runs; it never returns. */

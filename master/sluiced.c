@@ -37,6 +37,7 @@
 #include "master/sl_pickup.h"
 #include "master/sl_cluster_node.h"
 #include "master/sl_pidfile.h"
+#include "spool/sl_spool_lock.h"
 #include "master/sl_privileges.h"
 #include "master/sl_queue_ops.h"
 #include "master/sl_schedule.h"
@@ -177,21 +178,34 @@ static bool same_str(const char *a, const char *b)
     return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-/* reload - read the file again; a valid one replaces the config, a bad one is refused */
+/* refuse - the reload is refused (why: one line, or NULL when the errors were logged) */
+static void refuse(struct master *m, const char *why)
+{
+    sl_msg_warn("reload of %s refused: %s%sthe running config (generation %u) stays", m->path,
+                why != NULL ? why : "", why != NULL ? "; " : "", m->gen);
+    m->announced = false;
+    maybe_announce(m);
+}
+
+/* reload - read the file again; a valid one replaces the config, a bad one is refused, as is
+ * one whose delivery log this (dropped) process cannot append to, the same check as at start */
 static void reload(struct master *m)
 {
     struct sl_diag d = {0};
     struct sl_config *next;
+    char err[512];
 
     sl_notify_reloading();
     next = sl_config_load(m->path, &d);
     if (next == NULL) {
         print_diag(&d, true);
         sl_diag_free(&d);
-        sl_msg_warn("reload of %s refused: the running config (generation %u) stays", m->path,
-                    m->gen);
-        m->announced = false;
-        maybe_announce(m);
+        refuse(m, NULL);
+        return;
+    }
+    if (!sl_privileges_check_log(str(next, SL_OPT_DELIVERY_LOG), err, sizeof err)) {
+        sl_config_free(next);
+        refuse(m, err);
         return;
     }
     if (strcmp(str(next, SL_OPT_SHM_NAME), str(m->cfg, SL_OPT_SHM_NAME)) != 0 ||
@@ -432,7 +446,7 @@ int main(int argc, char **argv)
     struct sl_diag d = {0};
     bool debug = false;
     char err[512];
-    int opt, sigfd;
+    int opt, sigfd, spool_lock;
 
     setproctitle_init(argc, argv, environ);
     sl_msg_init("sluiced");
@@ -464,10 +478,12 @@ int main(int argc, char **argv)
     sl_master_cluster_start(m.cfg, &m.shm);
     m.spool = sl_strdup(str(m.cfg, SL_OPT_SPOOL_DIR));
     m.wctx = (struct sl_worker_ctx){.cfg = m.cfg, .shm = &m.shm, .gen = m.gen, .spool = m.spool};
-    sl_sched_init(&m.sched, m.spool);
+    m.ctlfd = sl_control_open(m.spool); /* first: a command sent meanwhile waits for the loop */
+    if ((spool_lock = sl_spool_lock_daemon(m.spool, err, sizeof err)) < 0)
+        sl_msg_warn("%s: sluicectl cannot tell that the daemon holds the spool", err);
+    sl_sched_init(&m.sched, m.spool); /* reads the shaping actions: under the lock */
     sl_queue_ops_init(&m.wctx);
     sl_msg_info("spool %s: %zu messages queued", m.spool, sl_pickup_start(&m.sched));
-    m.ctlfd = sl_control_open(m.spool);
     sl_listeners_open(&m.lsn, m.cfg, m.spool, m.gen); /* ports below 1024 before the drop */
     sl_privileges_hand_over(&priv, m.shm.name, m.spool, str(m.cfg, SL_OPT_DELIVERY_LOG));
     sl_privileges_drop(&priv); /* before the first fork: workers are never root */
@@ -482,6 +498,7 @@ int main(int argc, char **argv)
     m.sup.on_exit_ctx = &m.sched;
     m.sup.on_other = listener_exit;
     m.sup.on_other_ctx = &m.lsn;
+    m.sup.spool = m.spool;
     schedule_audit(&m);
     m.next_rescan = sl_clock_after_ms(SL_PICKUP_RESCAN_MS);
     m.next_status = sl_clock_after_ms(STATUS_EVERY_MS);
@@ -495,6 +512,8 @@ int main(int argc, char **argv)
     drain(&m, sigfd);
     sl_control_close(m.ctlfd, m.spool);
     sl_pidfile_remove(m.spool);
+    if (spool_lock >= 0)
+        close(spool_lock);
     sl_sched_free(&m.sched);
     sl_queue_ops_free();
     free(m.spool);

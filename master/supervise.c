@@ -35,6 +35,7 @@
 #include "util/sl_clock.h"
 #include "master/sl_cluster_node.h"
 #include "master/sl_supervise.h"
+#include "spool/sl_spool.h"
 #include "util/sl_msg.h"
 #include "worker/sl_worker.h"
 
@@ -182,7 +183,8 @@ static void back_off(struct sl_supervisor *s)
     sl_msg_warn("workers keep dying: next start in %ld ms", ms);
 }
 
-/* forget - a reaped worker: return its holds, close its socket, free its entry */
+/* forget - a reaped worker: return its holds, drop its unfinished state writes, close its
+ * socket, free its entry */
 static void forget(struct sl_supervisor *s, struct sl_shm *shm, struct sl_worker_slot *w,
                    int status)
 {
@@ -190,6 +192,8 @@ static void forget(struct sl_supervisor *s, struct sl_shm *shm, struct sl_worker
 
     sl_master_cluster_reclaim(shm, w->owner); /* its records still name its leases */
     units = sl_shm_reclaim_owner(shm, w->owner);
+    if (s->spool != NULL) /* a state write the kill cut short, now rather than in a minute */
+        sl_spool_state_forget(s->spool, w->pid);
 
     if (WIFSIGNALED(status))
         sl_msg_warn("worker pid %ld killed by signal %d; %u counter units reclaimed", (long)w->pid,

@@ -31,7 +31,7 @@
 
 #define STALE_TMP_S 60
 
-/* dead_child_write - a tmp/ file named "ID.K" (a worker's state write) or "ID.in" (a listener
+/* dead_child_write - a tmp/ file named "ID.K.PID" (a worker's state write) or "ID.in" (a listener
  * process's new message, SPOOL_GROUP_TMP_SUFFIX).  At the master's start no worker or listener
  * of it runs yet and a dead master's children died with it, so such a file is a write cut short
  * by a kill, whatever its age. */

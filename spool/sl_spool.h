@@ -9,6 +9,7 @@
  *   state/ID.K      the state of part K (0-based) of message ID; absent means
  *                   "never tried": attempts 0, every recipient pending
  *   control.sock    the master's control socket (sl_control.h)
+ *   sluiced.lock    the daemon's hold on the spool (sl_spool_lock.h)
  *
  * A message's recipients are grouped by destination domain (lower-cased) into
  * parts, numbered in the order of each domain's first recipient.  One part is
@@ -190,6 +191,9 @@ int sl_spool_state_load(const char *dir, const char *id, unsigned k, size_t nrcp
 int sl_spool_state_save(const char *dir, const char *id, unsigned k,
                         const struct sl_spool_state *st, char *err, size_t errlen);
 void sl_spool_state_free(struct sl_spool_state *st);
+/* Process pid is gone (reaped): remove the state writes it left in tmp/ (each is written as
+ * tmp/ID.K.PID before its rename). */
+void sl_spool_state_forget(const char *dir, pid_t pid);
 /* True when every recipient of part k is final in st. */
 bool sl_spool_part_done(const struct sl_spool_msg *m, unsigned k, const struct sl_spool_state *st);
 

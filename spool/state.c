@@ -6,12 +6,15 @@
  * attempt (write new, fsync, rename, fsync state/), so a reader sees the old
  * state or the new, never a mix.  A missing file is the state before any
  * attempt.  An operator's hold is one optional line, written only while held,
- * so files of parts never held read as before.
+ * so files of parts never held read as before.  The new file is written as
+ * tmp/ID.K.PID, the writer's pid in its name: when the master reaps a worker
+ * killed mid-write it removes that worker's files at once.
  * Concurrency: one process at a time per part (the worker holding it as a
  * job, or the master between jobs); no locks.
  * Trust boundary: the file is ours; a damaged one is an error, never a crash:
  * lines are checked in order, numbers bounded, indexes within the message.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -159,16 +162,18 @@ static size_t put_reply(char *out, const char *reply)
     return n;
 }
 
-/* sl_spool_state_save - part K's state, durably */
+/* sl_spool_state_save - part K's state, durably; written as tmp/ID.K.PID, so the master can
+ * remove what a writer it reaped left (sl_spool_state_forget) */
 int sl_spool_state_save(const char *dir, const char *id, unsigned k,
                         const struct sl_spool_state *st, char *err, size_t errlen)
 {
-    char name[SL_SPOOL_ID_LEN + 16], *buf;
+    char name[SL_SPOOL_ID_LEN + 16], tmpname[SL_SPOOL_ID_LEN + 40], *buf;
     size_t cap = STATE_FIXED + st->nrcpt * DONE_LINE_MAX, len;
     int rc;
 
     if (!state_name(name, sizeof name, id, k) || st->nrcpt > SL_SPOOL_RCPT_MAX)
         return spool_fail(err, errlen, "bad state %s.%u", id, k);
+    snprintf(tmpname, sizeof tmpname, "%s.%ld", name, (long)getpid());
     buf = sl_malloc(cap);
     len = (size_t)snprintf(buf, cap, "attempts %" PRIu32 "\nnext %" PRId64 "\nreply ", st->attempts,
                            st->next < 0 ? 0 : st->next);
@@ -183,12 +188,49 @@ int sl_spool_state_save(const char *dir, const char *id, unsigned k,
             sl_msg_panic("recipient %zu of %s has status %d", i, id, st->status[i]);
         len += (size_t)snprintf(buf + len, cap - len, "done %zu %c\n", i, st->status[i]);
     }
-    rc = spool_commit(dir, name, SPOOL_STATE, name, buf, len, SPOOL_REPLACE, err, errlen) ==
+    rc = spool_commit(dir, tmpname, SPOOL_STATE, name, buf, len, SPOOL_REPLACE, err, errlen) ==
                  SPOOL_COMMIT_OK
              ? 0
              : -1;
     free(buf);
     return rc;
+}
+
+/* state_tmp_of - is tmp/ entry name a state write of process pid ("ID.K.PID") */
+static bool state_tmp_of(const char *name, pid_t pid)
+{
+    char id[SL_SPOOL_ID_LEN + 1], *end;
+    const char *p = name + SL_SPOOL_ID_LEN + 1;
+    long v;
+
+    if (strnlen(name, SL_SPOOL_ID_LEN + 1) <= SL_SPOOL_ID_LEN || name[SL_SPOOL_ID_LEN] != '.')
+        return false;
+    memcpy(id, name, SL_SPOOL_ID_LEN);
+    id[SL_SPOOL_ID_LEN] = '\0';
+    if (!sl_spool_id_valid(id) || *p < '0' || *p > '9')
+        return false;
+    strtoul(p, &end, 10);
+    if (*end != '.' || end[1] < '0' || end[1] > '9')
+        return false;
+    v = strtol(end + 1, &end, 10);
+    return *end == '\0' && v == (long)pid;
+}
+
+/* sl_spool_state_forget - the state writes process pid (reaped: it can never finish them)
+ * left in tmp/ go */
+void sl_spool_state_forget(const char *dir, pid_t pid)
+{
+    char path[4096];
+    struct dirent *e;
+    DIR *d;
+
+    if (!spool_path(path, sizeof path, dir, SPOOL_TMP, NULL) || (d = opendir(path)) == NULL)
+        return;
+    while ((e = readdir(d)) != NULL)
+        if (state_tmp_of(e->d_name, pid) && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            sl_msg_info("spool: removed %s/%s, a state write its dead process left", path,
+                        e->d_name);
+    closedir(d);
 }
 
 /* sl_spool_state_free - the status array */

@@ -15,6 +15,7 @@
 #include "cluster/sl_cluster.h"
 #include "config/sl_dest.h"
 #include "config/sl_throttle.h"
+#include "dlog/sl_dlog.h"
 #include "dns/sl_dns.h"
 #include "shm/sl_shm.h"
 #include "smtp/sl_smtp.h"
@@ -208,26 +209,6 @@ void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_d
 void sl_worker_tell_reply(struct sl_wstate *w, const struct sl_attempt *a, const char *reply);
 /* Tell the master (over the worker's socket) about a message it should queue. */
 void sl_worker_tell_new(struct sl_wstate *w, const char *id);
-
-/* worker/dlog.c: one JSON line per attempt in the delivery log. */
-struct sl_dlog_line {
-    const char *id;
-    const char *const *rcpt;
-    size_t nrcpt;
-    const char *binding, *domain, *mx, *ip;
-    const char *outcome; /* delivered | deferred | bounced */
-    const char *reply;
-    const char *phase; /* NULL when none */
-    const char *scope; /* a refusal: the counter */
-    const struct sl_refusal *why;
-    const struct sl_tls_log *tls; /* NULL, or tls->tried false: no "tls" object */
-    uint32_t rcptmax, mailmax;    /* the receiver's LIMITS (RFC 9422); 0: not announced */
-};
-int sl_dlog_open(const char *path);
-/* Open path anew (logrotate renamed the file), then close *fd and keep the new
- * one; when the new one cannot be opened (warned) the old one stays. */
-void sl_dlog_reopen(int *fd, const char *path);
-void sl_dlog_write(int fd, const struct sl_dlog_line *l);
 
 /* worker/dsn.c: queue an RFC 3464 report to the sender of p's message for the
  * recipients bounced in this attempt; the new id goes to id; -1 (logged) on error. */

@@ -16,10 +16,11 @@ declare -A uses=(
   [config]="util shm dns smtp"
   [tls]="util dns smtp config"
   [cluster]="util shm config"
-  [worker]="util ipc shm spool dns smtp config tls cluster"
+  [dlog]="util shm tls"
+  [worker]="util ipc shm spool dns smtp config tls cluster dlog"
   [listener]="util ipc shm spool dns smtp config tls"
-  [master]="util ipc shm spool dns smtp config tls cluster worker listener"
-  [ctl]="util ipc shm spool dns smtp config tls cluster"
+  [master]="util ipc shm spool dns smtp config tls cluster dlog worker listener"
+  [ctl]="util ipc shm spool dns smtp config tls cluster dlog"
 )
 programs="master worker listener ctl"
 n=0

@@ -1,8 +1,10 @@
 /*
- * dlog.c - the delivery log: one JSON object per line for every attempt.
+ * dlog.c - the delivery log: one JSON object per line for every attempt (and for
+ * every operator command that makes recipients final), whoever writes it: a
+ * worker, the master, or sluicectl acting on the spool with no daemon.
  *
  * Keys: time (UTC, ms), id, rcpt (array), binding, domain, mx, ip, outcome
- * (delivered | deferred | bounced), reply, phase (where it failed, or null),
+ * (delivered | deferred | bounced | held | deleted), reply, phase (where it failed, or null),
  * and for a connection refused by a limit "refused": {"scope", "in_use",
  * "limit"}, and where a session was tried "tls": {"need", "source" (config,
  * mta-sts, dane), "on", "version", "cipher", "verified", "auth", "check",
@@ -18,8 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dlog/sl_dlog.h"
+#include "shm/sl_shm.h"
+#include "tls/sl_tls_policy.h"
 #include "util/sl_msg.h"
-#include "worker_impl.h"
 
 #define LINE_MAX_BYTES 16384
 

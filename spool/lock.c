@@ -1,0 +1,79 @@
+/*
+ * lock.c - spool_dir/sluiced.lock: the daemon's hold on the spool, and
+ * sluicectl's while it acts on the spool with no daemon (sl_spool_lock.h).
+ *
+ * The master waits for a sluicectl already acting (a bounded amount of work),
+ * sluicectl never waits for the master: it is told the spool is held, and goes
+ * to the daemon's control socket instead.  Only these functions open the lock
+ * file, so no other close in the process drops the record lock.
+ * Concurrency: master and sluicectl processes.
+ * Trust boundary: the spool directory is the daemon's own.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool/sl_spool_lock.h"
+#include "util/sl_msg.h"
+#include "spool_impl.h"
+
+/* open_lock - the lock file, created (owned like the spool when root makes it) */
+static int open_lock(const char *dir, int mode)
+{
+    char path[4096];
+    struct stat st;
+    int fd;
+
+    if (snprintf(path, sizeof path, "%s/%s", dir, SL_SPOOL_LOCK) >= (int)sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if ((fd = open(path, mode | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640)) < 0)
+        return -1;
+    /* root makes it in the daemon's spool: the daemon's user (and sluicectl run as it) reads it */
+    if (geteuid() == 0 && stat(dir, &st) == 0 && fchown(fd, st.st_uid, st.st_gid) < 0)
+        sl_msg_debug("cannot give %s to the spool's owner: %s", path, strerror(errno));
+    return fd;
+}
+
+/* sl_spool_lock_daemon - the write lock, waited for */
+int sl_spool_lock_daemon(const char *dir, char *err, size_t errlen)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    int fd = open_lock(dir, O_RDWR), rc, e;
+
+    if (fd < 0)
+        return spool_fail(err, errlen, "cannot open %s/%s: %s", dir, SL_SPOOL_LOCK,
+                          strerror(errno));
+    if ((rc = fcntl(fd, F_SETLK, &fl)) < 0 && (errno == EAGAIN || errno == EACCES)) {
+        sl_msg_info("spool %s: waiting for sluicectl, which is changing it", dir);
+        while ((rc = fcntl(fd, F_SETLKW, &fl)) < 0 && errno == EINTR)
+            ;
+    }
+    if (rc == 0)
+        return fd;
+    e = errno;
+    close(fd);
+    errno = e;
+    return spool_fail(err, errlen, "cannot lock %s/%s: %s", dir, SL_SPOOL_LOCK, strerror(e));
+}
+
+/* sl_spool_lock_offline - the read lock, not waited for */
+int sl_spool_lock_offline(const char *dir)
+{
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+    int fd = open_lock(dir, O_RDONLY);
+
+    if (fd < 0)
+        return -1;
+    if (fcntl(fd, F_SETLK, &fl) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return e == EAGAIN || e == EACCES ? SL_SPOOL_LOCK_BUSY : -1;
+    }
+    return fd;
+}

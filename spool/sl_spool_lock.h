@@ -1,0 +1,28 @@
+/*
+ * sl_spool_lock.h - who may change the spool without the daemon (lock.c).
+ *
+ * spool_dir/sluiced.lock carries a POSIX record lock: the master takes it for
+ * writing before its start scan and keeps it to its end; sluicectl, finding no
+ * daemon to answer, takes it for reading while it changes the spool itself.
+ * So a sluicectl command never acts on the spool while a daemon starts (or
+ * runs without answering yet), and a daemon never scans the spool while such a
+ * command is changing it.  A record lock is the process's own: the workers a
+ * master forks do not hold it, and it goes with the process, however it ends.
+ */
+#ifndef SL_SPOOL_LOCK_H
+#define SL_SPOOL_LOCK_H
+
+#include <stddef.h>
+
+#define SL_SPOOL_LOCK      "sluiced.lock"
+#define SL_SPOOL_LOCK_BUSY (-2) /* a daemon holds the spool */
+
+/* The daemon's hold on spool dir, waited for while a sluicectl acts on it; the descriptor
+ * (kept open for the daemon's life), or -1 with err. */
+int sl_spool_lock_daemon(const char *dir, char *err, size_t errlen);
+/* May sluicectl change spool dir itself: the descriptor to keep open while it does,
+ * SL_SPOOL_LOCK_BUSY when a daemon holds the spool, -1 (errno) when the lock file cannot be
+ * opened (a reader without write access: it cannot change the spool either). */
+int sl_spool_lock_offline(const char *dir);
+
+#endif

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# ctl_offline.sh - sluicectl's queue commands when no daemon answers:
+#  - a delete with no daemon writes the same delivery-log line the daemon writes (phase
+#    "operator"), per part, naming the recipients it made final, so the audit trail does not
+#    depend on whether the daemon was up;
+#  - a command sent while the daemon starts (it holds the spool's lock, its socket not open yet)
+#    waits and goes through the daemon, not to the spool behind its back: queue commands and
+#    suspend alike.
+. "$(dirname "$0")/lib/tap.sh"
+
+shm=/sluice-e2e-offl-$$
+cat >"$T/sluice.ini" <<INI
+[global]
+workers = 1
+shm_name = $shm
+spool_dir = $T/spool
+delivery_log = $T/delivery.log
+retry_interval = 1h
+
+[binding "b1"]
+bind_address = 127.0.0.2
+
+[domain "ok.test"]
+route = 127.0.1.31:9
+
+[domain "other.test"]
+route = 127.0.1.31:9
+INI
+
+inject() {
+  printf "Subject: test\r\n\r\nbody\r\n" |
+    "$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 -f alice@sender.test "$@"
+}
+ctl() { "$SLUICECTL" -c "$T/sluice.ini" "$@"; }
+in_queue() { test -e "$T/spool/queue/$1"; }
+# line ID: the delivery log's lines of that message
+line() { grep "\"id\":\"$1\"" "$T/delivery.log" 2>/dev/null; }
+# shape ID: its lines without the time and the id (what must not depend on who wrote them)
+shape() { line "$1" | sed -e 's/"time":"[^"]*",//' -e "s/$1/ID/"; }
+start() {
+  "$SLUICED" -c "$T/sluice.ini" 2>>"$T/daemon.log" &
+  daemon=$!
+  started "$daemon"
+}
+stop() { kill -TERM "$daemon"; wait "$daemon"; }
+
+# --- no daemon: delete writes the delivery log
+m1=$(inject a@ok.test b@ok.test)
+m2=$(inject c@ok.test d@ok.test)
+m3=$(inject e@ok.test f@other.test)
+ctl hold "$m2" >/dev/null
+out=$(ctl delete "$m1")
+check "with no daemon the delete acts on the spool" grep -q "no daemon is running" <<<"$out"
+check "the message is gone" test ! -e "$T/spool/queue/$m1"
+check "the delivery log has one line for it: deleted by the operator, both recipients" \
+  test "$(line "$m1" | grep -c '"rcpt":\["a@ok.test","b@ok.test"\],"binding":"b1","domain":"ok.test".*"outcome":"deleted","reply":"deleted by the operator","phase":"operator"')" -eq 1
+ctl delete --domain other.test >/dev/null
+check "delete --domain with no daemon logs the part it deleted, with its recipient only" \
+  test "$(line "$m3" | grep -c '"rcpt":\["f@other.test"\],"binding":"b1","domain":"other.test".*"outcome":"deleted"')" -eq 1
+check "and the message stays for its other part" in_queue "$m3"
+ctl delete "$m3" >/dev/null
+check "deleting the rest logs the other part only" \
+  test "$(line "$m3" | grep -c '"outcome":"deleted"')" -eq 2 -a \
+  "$(line "$m3" | grep -c '"rcpt":\["e@ok.test"\],"binding":"b1","domain":"ok.test"')" -eq 1
+check "and the message leaves the queue" test ! -e "$T/spool/queue/$m3"
+
+# --- the daemon deletes the held message: the same record
+start
+wait_for 10 test -S "$T/spool/control.sock"
+out=$(ctl delete "$m2")
+check "with the daemon up the delete goes through it" eval '! grep -q "no daemon" <<<"$out"'
+check "the daemon logs its delete" wait_for 10 eval 'line "$m2" | grep -q deleted'
+check "both lines are the same record but for the time, id and recipients" \
+  test "$(shape "$m1" | sed 's/"rcpt":\[[^]]*\]//')" = "$(shape "$m2" | sed 's/"rcpt":\[[^]]*\]//')"
+stop
+
+# --- a command while a daemon starts: the spool is held (here by a stand-in for the start of
+# a daemon, holding the lock sluiced takes before its start scan for 2 s), no socket answers
+# yet: sluicectl waits and goes through the daemon, which acts once
+m4=$(inject g@ok.test)
+python3 - "$T/spool/sluiced.lock" "$T/held" <<'PY' &
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o640)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(2)
+PY
+holder=$!
+started "$holder"
+wait_for 5 test -e "$T/held"
+ctl hold "$m4" >"$T/hold.out" 2>"$T/hold.err" &
+hold=$!
+ctl suspend --domain other.test --reason maintenance >"$T/suspend.out" 2>"$T/suspend.err" &
+suspend=$!
+sleep 0.5
+start
+wait "$hold"
+wait "$suspend"
+check "the command did not act on the spool itself" eval '! grep -q "no daemon" "$T/hold.out"'
+check "it said it waited for the starting daemon" grep -q "the daemon is starting" "$T/hold.err"
+check "the daemon held the message" grep -qx "$m4: held" "$T/hold.out"
+check "the daemon logged the hold once" test "$(grep -c "operator: hold $m4: done" "$T/daemon.log")" -eq 1
+check "the hold is in the part's state file" grep -qx 'held 1' "$T/spool/state/$m4.0"
+check "the daemon waited for the spool's holder before its start scan" \
+  grep -q "waiting for sluicectl" "$T/daemon.log"
+check "a suspend sent meanwhile waited too, and the daemon took it (not the file behind it)" \
+  eval 'grep -q "the daemon is starting" "$T/suspend.err" && grep -q "^OK" "$T/suspend.out" &&
+        ! grep -q "no daemon runs" "$T/suspend.out"'
+check "the suspension is in force, once" test "$(ctl suspended | grep -c other.test)" -eq 1
+stop
