@@ -387,6 +387,7 @@ static void cache_fill(const struct sl_config *cfg, const struct sl_shm *shm,
 
     c->n = 0;
     c->gen = sl_peek64(&shm->hdr->config_gen);
+    sl_limits_cluster_cache(cfg, shm, c, binding, domain);
     if (b == NULL)
         return; /* unknown binding: the worker settles the message */
     cache_add(shm, c, SL_SCOPE_BINDING_DOMAIN, binding, domain,
@@ -470,6 +471,18 @@ bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm
         return false;
     }
     return true;
+}
+
+/* sl_limits_room_cached - the local counters' room, then the cluster counters' */
+bool sl_limits_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,
+                           struct sl_limits_cache *c, const char *binding, const char *domain,
+                           struct sl_refusal *why)
+{
+    if (!sl_limits_dest_room_cached(cfg, shm, c, binding, domain, why))
+        return false;
+    if (c->cluster_over) /* more cluster counters than the cache holds */
+        return sl_limits_cluster_room(cfg, shm, binding, domain, why);
+    return sl_limits_cluster_room_cached(shm, c, why);
 }
 
 /* sl_limits_dest_room - the same without a cache kept between calls */
