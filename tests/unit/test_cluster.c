@@ -323,6 +323,37 @@ static void test_lease_acquire_release(void **state)
     sl_redis_free(r);
 }
 
+/* A connection's leases in one call: all of them, or none when one key is full (the leases of
+ * the keys before it, even one held before the call, are not kept); a held member is kept. */
+static void test_lease_acquire_all(void **state)
+{
+    struct sl_cluster_params p = params(1000);
+    struct sl_redis *r = sl_redis_new(&p);
+    const char *k[3] = {"{sluice}:lease:domain d.test", "{sluice}:lease:binding b",
+                        "{sluice}:lease:server"};
+    int32_t lim[3] = {5, 1, 5};
+    size_t at = 99;
+    uint32_t n = 0;
+    (void)state;
+
+    flush_and_settle(r, p.ttl_ms);
+    assert_int_equal(sl_lease_acquire_all(r, k, lim, 3, "a:1:0", 5000, &at, &n), SL_LEASE_OK);
+    assert_int_equal(sl_lease_count(r, k[0]), 1);
+    assert_int_equal(sl_lease_count(r, k[1]), 1);
+    assert_int_equal(sl_lease_count(r, k[2]), 1);
+    assert_int_equal(sl_lease_acquire_all(r, k, lim, 3, "a:1:0", 5000, &at, &n), SL_LEASE_OK);
+    assert_int_equal(sl_lease_count(r, k[1]), 1); /* held: taken once */
+    assert_int_equal(sl_lease_acquire(r, k[0], "b:2:0", 5, 5000, &n), SL_LEASE_OK);
+    assert_int_equal(sl_lease_acquire_all(r, k, lim, 3, "b:2:0", 5000, &at, &n), SL_LEASE_FULL);
+    assert_int_equal(at, 1);
+    assert_int_equal(n, 1);
+    assert_int_equal(sl_lease_count(r, k[0]), 1); /* b's lease of k[0] given back */
+    assert_int_equal(sl_lease_count(r, k[2]), 1); /* never taken */
+    assert_int_equal(sl_lease_acquire_all(r, k, lim, 1, "b:2:0", 5000, &at, &n), SL_LEASE_OK);
+    assert_int_equal(sl_lease_count(r, k[0]), 2);
+    sl_redis_free(r);
+}
+
 /* A lease nobody renews expires: a dead node's slot is free after the ttl. */
 static void test_lease_expiry(void **state)
 {
@@ -459,10 +490,15 @@ static void test_redis_gone(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cluster_counters), cmocka_unit_test(test_cluster_limit_for_key),
-        cmocka_unit_test(test_cluster_room),     cmocka_unit_test(test_cluster_params),
-        cmocka_unit_test(test_redis_gone),       cmocka_unit_test(test_lease_acquire_release),
-        cmocka_unit_test(test_lease_expiry),     cmocka_unit_test(test_lease_renew_and_grace),
+        cmocka_unit_test(test_cluster_counters),
+        cmocka_unit_test(test_cluster_limit_for_key),
+        cmocka_unit_test(test_cluster_room),
+        cmocka_unit_test(test_cluster_params),
+        cmocka_unit_test(test_redis_gone),
+        cmocka_unit_test(test_lease_acquire_release),
+        cmocka_unit_test(test_lease_acquire_all),
+        cmocka_unit_test(test_lease_expiry),
+        cmocka_unit_test(test_lease_renew_and_grace),
         cmocka_unit_test(test_heartbeat),
     };
     return cmocka_run_group_tests(tests, redis_up, redis_down);
