@@ -106,6 +106,7 @@ static void test_cluster_room(void **state)
     struct sl_config *cfg = sl_config_load_string("t.ini", cfg_text, &d);
     struct sl_shm_params p = {.slot_capacity = 128, .owner_capacity = 2};
     struct sl_refusal why = {0};
+    struct sl_limits_cache c = {0};
     struct sl_counter_view v;
     struct sl_resv r[3];
     struct sl_shm shm;
@@ -115,7 +116,10 @@ static void test_cluster_room(void **state)
     assert_non_null(cfg);
     snprintf(name, sizeof name, "/sluice-test-cluster-room-%d", (int)getpid());
     assert_int_equal(sl_shm_create(name, &p, &shm, err, sizeof err), 0);
+    sl_add64(&shm.hdr->config_gen, 1); /* the cache below is kept for this generation */
     assert_true(sl_limits_cluster_room(cfg, &shm, "b", "d.test", &why));
+    /* filled before any counter exists: the scheduler's one check finds them later */
+    assert_true(sl_limits_room_cached(cfg, &shm, &c, "b", "d.test", &why));
     for (int i = 0; i < 3; i++) { /* d.test's cluster_max is 3: this node takes all of it */
         sl_resv_init(&r[i], 1);
         assert_true(sl_limits_collect(cfg, &shm, 1, "b", "d.test", NULL, &r[i], err, sizeof err));
@@ -128,9 +132,17 @@ static void test_cluster_room(void **state)
     assert_int_equal(sl_shm_view(&shm, why.slot, &v), 0);
     assert_string_equal(v.name, "binding_domain");
     assert_string_equal(v.name2, "b d.test");
+    why = (struct sl_refusal){0};
+    assert_false(sl_limits_room_cached(cfg, &shm, &c, "b", "d.test", &why));
+    assert_int_equal(why.kind, SL_SCOPE_CLUSTER);
+    assert_int_equal(why.in_use, 3);
+    assert_int_equal(why.limit, 3);
+    assert_int_equal(sl_shm_view(&shm, why.slot, &v), 0);
+    assert_string_equal(v.name2, "b d.test");
     assert_true(sl_limits_cluster_room(cfg, &shm, "s", "d.test", &why)); /* another binding */
     sl_resv_release(&shm, 1, &r[0]);
     assert_true(sl_limits_cluster_room(cfg, &shm, "b", "d.test", &why));
+    assert_true(sl_limits_room_cached(cfg, &shm, &c, "b", "d.test", &why));
     sl_resv_release(&shm, 1, &r[1]);
     sl_resv_release(&shm, 1, &r[2]);
     sl_shm_unlink(name);
