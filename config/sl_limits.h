@@ -21,11 +21,18 @@ void sl_limits_publish(const struct sl_config *cfg, struct sl_shm *shm, uint32_t
 /* Set every live counter's limit from cfg for generation gen (after a reload). */
 void sl_limits_refresh(const struct sl_config *cfg, struct sl_shm *shm, uint32_t gen);
 /* Add to r the counters a connection from binding to domain (via MX host mx,
- * which may be NULL before the MX is known) takes.  Returns false with a reason
- * in err when the table is full or r cannot hold them all. */
+ * which may be NULL before the MX is known) takes, with the shaping actions' cap
+ * over binding x domain (shm/cap.c) on its binding x domain counter, so the cap is
+ * taken in the same acquire, as exact as a limit.  Returns false with a reason in
+ * err when the table is full or r cannot hold them all. */
 bool sl_limits_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t owner,
                        const char *binding, const char *domain, const char *mx, struct sl_resv *r,
                        char *err, size_t errlen);
+/* The master's check before it hands out a job that opens a connection: true when
+ * binding x domain has room under a shaping action's cap of cap connections; false with
+ * the binding x domain counter in *why (its use, limit = cap) when it is reached. */
+bool sl_limits_cap_room(const struct sl_shm *shm, const char *binding, const char *domain,
+                        int64_t cap, struct sl_refusal *why);
 
 /* The counters one binding x domain destination takes before its MX is known,
  * with their limits, cached by the master per destination.  Names point into

@@ -28,6 +28,7 @@
 
 #include <bsd/string.h>
 
+#include "config/sl_limits.h"
 #include "config/sl_throttle.h"
 #include "master/sl_shaping.h"
 #include "spool/sl_actions.h"
@@ -222,19 +223,18 @@ static bool actions_allow(const struct sl_shm *shm, const char *binding, const c
 {
     for (size_t i = 0; i < sh.list.n; i++) {
         const struct sl_action *a = &sh.list.a[i];
-        struct sl_counter_view v;
+        struct sl_refusal why;
         struct sl_rate r;
         uint32_t slot;
         char what[64];
         if ((a->until > 0 && a->until <= now) || !sl_action_covers(a, binding, domain, NULL))
             continue;
         if (a->kind == SL_ACTION_MAX_CONNECTIONS && newconn &&
-            sl_shm_find(shm, SL_SCOPE_BINDING_DOMAIN, binding, domain, &slot) == SL_SHM_OK &&
-            sl_shm_view(shm, slot, &v) == 0 && (int64_t)v.in_use >= a->value) {
-            h->slot = slot; /* a connection that closes lets it look again */
+            !sl_limits_cap_room(shm, binding, domain, a->value, &why)) {
+            h->slot = why.slot; /* a connection that closes lets it look again */
             snprintf(h->why, sizeof h->why,
                      "action %" PRIu64 ": max_outbound_connections = %" PRId64 " (%u in use)",
-                     a->id, a->value, v.in_use);
+                     a->id, a->value, why.in_use);
             return false;
         }
         snprintf(what, sizeof what, "action %" PRIu64 " bucket", a->id);

@@ -101,9 +101,6 @@ bool sl_worker_reserve(struct sl_wstate *w, const char *binding, const char *dom
 bool sl_worker_reserve_move(struct sl_wstate *w, const char *binding, const char *domain,
                             const char *mx, struct sl_resv *r, struct sl_refusal *why, char *err,
                             size_t errlen);
-/* Cap r's binding x domain counter at the shaping actions' cap over the pair, if any. */
-void sl_worker_apply_cap(const struct sl_shm *shm, const char *binding, const char *domain,
-                         struct sl_resv *r);
 /* worker/reserve.c: give back what sl_worker_reserve took (leases first, then the local
  * counters); idempotent. */
 void sl_worker_release(struct sl_wstate *w, struct sl_resv *r);
