@@ -24,6 +24,7 @@
 
 enum sl_script {
     SL_SCRIPT_ACQUIRE,
+    SL_SCRIPT_ACQUIRE_ALL,
     SL_SCRIPT_RENEW,
     SL_SCRIPT_COUNT,
     SL_SCRIPT_BEAT,

@@ -2,15 +2,17 @@
  * lease.c - take, give back, renew and count the leases of cluster counters in Redis.
  *
  * acquire and release are the Redis half of a connection's symmetric pair (the worker takes
- * its local counters first, then the leases, all or none; it gives the leases back first at
- * close).  renew and drop are the master's: every lease of its node renewed in one pipeline
- * each cluster_lease_ttl / 3, and a dead worker's leases removed when its slots are reclaimed.
- * Concurrency: one handle per process; each script is atomic in Redis.
- * Trust boundary: every reply's type and range are checked; anything else is "unreachable".
+ * its local counters first, then the leases, all or none in one script call; it gives the
+ * leases back first at close, in one pipeline: drop).  renew and drop are the master's: every lease
+ * of its node renewed in one pipeline each cluster_lease_ttl / 3, and a dead worker's leases
+ * removed when its slots are reclaimed. Concurrency: one handle per process; each script is atomic
+ * in Redis. Trust boundary: every reply's type and range are checked; anything else is
+ * "unreachable".
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "util/sl_msg.h"
 #include "cluster_impl.h"
 
 /* int_at - element i of an array reply as an integer, or -1 */
@@ -43,6 +45,43 @@ enum sl_lease_result sl_lease_acquire(struct sl_redis *r, const char *key, const
         return SL_LEASE_DOWN;
     *in_use = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
     return code == 0 ? SL_LEASE_OK : code == 1 ? SL_LEASE_FULL : SL_LEASE_GRACE;
+}
+
+/* sl_lease_acquire_all - member's lease of every key, or of none, in one script call */
+enum sl_lease_result sl_lease_acquire_all(struct sl_redis *r, const char *const *keys,
+                                          const int32_t *limits, size_t n, const char *member,
+                                          long ttl_ms, size_t *refused, uint32_t *in_use)
+{
+    const char *k[SL_LEASE_BATCH_MAX + 2] = {SL_KEY_EPOCH, SL_KEY_GRACE};
+    const char *args[SL_LEASE_BATCH_MAX + 2] = {member};
+    char lim[SL_LEASE_BATCH_MAX][16], ttl[24];
+    redisReply *rep;
+    long long code, at, count;
+
+    _Static_assert(2 * (SL_LEASE_BATCH_MAX + 2) <= SL_SCRIPT_ARGS_MAX, "one call holds them");
+    *refused = 0;
+    if (n > SL_LEASE_BATCH_MAX)
+        sl_msg_panic("cluster: %zu leases for one connection", n);
+    snprintf(ttl, sizeof ttl, "%ld", ttl_ms);
+    args[1] = ttl;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(lim[i], sizeof lim[i], "%d", limits[i]);
+        k[i + 2] = keys[i];
+        args[i + 2] = lim[i];
+    }
+    rep = sl_redis_script(r, SL_SCRIPT_ACQUIRE_ALL, k, (int)n + 2, args, (int)n + 2);
+    code = int_at(rep, 0);
+    at = int_at(rep, 1);
+    count = int_at(rep, 2);
+    if (rep != NULL)
+        freeReplyObject(rep);
+    if (code < 0 || code > 2 || count < 0 || at < 0 || at > (long long)n || (code > 0) != (at > 0))
+        return SL_LEASE_DOWN;
+    if (code == 0)
+        return SL_LEASE_OK;
+    *refused = (size_t)at - 1;
+    *in_use = count > UINT32_MAX ? UINT32_MAX : (uint32_t)count;
+    return code == 1 ? SL_LEASE_FULL : SL_LEASE_GRACE;
 }
 
 /* sl_lease_release - member's lease of key back */

@@ -8,6 +8,10 @@
  * first and the receiver never sees more than the limit.  Redis 7 replicates the scripts'
  * effects, so TIME followed by writes is allowed.
  *   acquire  KEYS lease epoch grace; ARGV member limit ttl -> {0 ok | 1 full | 2 grace, in_use}
+ *   acquire_all  KEYS epoch grace lease...; ARGV member ttl limit... (one per lease key) ->
+ *            {0, 0, 0} with every lease taken, or {1 full | 2 grace, i, in_use} for the first
+ *            key i (1-based) that refused, none taken then: acquire's steps key by key, the
+ *            leases of the keys before i removed again, as a caller giving them back would
  *   renew    KEYS lease epoch grace; ARGV limit ttl member... -> {1 kept | 2 re-added | 0 lost...}
  *   count    KEYS lease -> members alive now
  *   beat     KEYS nodes holds node; ARGV node holds ttl -> nodes alive (heartbeat within ttl);
@@ -41,6 +45,30 @@ static const char *const scripts[SL_SCRIPT__COUNT] = {
                               "redis.call('ZADD', KEYS[1], now + ttl, ARGV[1]) "
                               "redis.call('PEXPIRE', KEYS[1], 2 * ttl) "
                               "return {0, n + 1}",
+    [SL_SCRIPT_ACQUIRE_ALL] =
+        NOW "local ttl = tonumber(ARGV[2]) "
+            "if redis.call('EXISTS', KEYS[1]) == 0 then "
+            "  redis.call('SET', KEYS[1], now) "
+            "  redis.call('SET', KEYS[2], now, 'PX', ttl) "
+            "end "
+            "for i = 3, #KEYS do "
+            "  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now) "
+            "  local n = redis.call('ZCARD', KEYS[i]) "
+            "  local code = 0 "
+            "  if not redis.call('ZSCORE', KEYS[i], ARGV[1]) then "
+            "    if redis.call('EXISTS', KEYS[2]) == 1 then code = 2 "
+            "    elseif n >= tonumber(ARGV[i]) then code = 1 end "
+            "  end "
+            "  if code > 0 then "
+            "    for j = 3, i - 1 do redis.call('ZREM', KEYS[j], ARGV[1]) end "
+            "    return {code, i - 2, n} "
+            "  end "
+            "end "
+            "for i = 3, #KEYS do "
+            "  redis.call('ZADD', KEYS[i], now + ttl, ARGV[1]) "
+            "  redis.call('PEXPIRE', KEYS[i], 2 * ttl) "
+            "end "
+            "return {0, 0, 0}",
     [SL_SCRIPT_RENEW] =
         NOW "local ttl = tonumber(ARGV[2]) " EPOCH "local limit = tonumber(ARGV[1]) "
             "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) "

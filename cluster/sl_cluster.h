@@ -84,6 +84,14 @@ enum sl_lease_result sl_lease_acquire(struct sl_redis *r, const char *key, const
                                       int32_t limit, long ttl_ms, uint32_t *in_use);
 /* Give a lease back; false when Redis could not be told (the lease then expires). */
 bool sl_lease_release(struct sl_redis *r, const char *key, const char *member);
+/* A connection's leases in one script call, all or none: member's lease of each of keys[0..n)
+ * within limits[i] (n at most SL_LEASE_BATCH_MAX).  Not SL_LEASE_OK: *refused is the first
+ * key that refused and *in_use its count (SL_LEASE_DOWN: nothing is known, *refused 0), and
+ * member holds none of the n leases (those held before the call included, as if given back). */
+#define SL_LEASE_BATCH_MAX SL_RESV_MAX
+enum sl_lease_result sl_lease_acquire_all(struct sl_redis *r, const char *const *keys,
+                                          const int32_t *limits, size_t n, const char *member,
+                                          long ttl_ms, size_t *refused, uint32_t *in_use);
 
 /* A batch of leases for the master: renewals and a dead worker's removal. */
 struct sl_lease_ref {

@@ -270,6 +270,93 @@ bool sl_limits_cluster_room(const struct sl_config *cfg, const struct sl_shm *sh
            !full(shm, "server", NULL, NULL, lim(cfg->sections[0], smx), why);
 }
 
+/* cluster_find - the slot of the cached cluster counter e, once it exists */
+static bool cluster_find(const struct sl_shm *shm, struct sl_limits_cluster_counter *e)
+{
+    char names[2 * SL_SHM_NAME_MAX + 2];
+
+    if (e->slot != UINT32_MAX)
+        return true;
+    snprintf(names, sizeof names, "%s%s%s", e->a != NULL ? e->a : "", e->b != NULL ? " " : "",
+             e->b != NULL ? e->b : "");
+    if (sl_shm_find(shm, SL_SCOPE_CLUSTER, e->scope, names[0] ? names : NULL, &e->slot) ==
+        SL_SHM_OK)
+        return true;
+    e->slot = UINT32_MAX;
+    return false;
+}
+
+/* cache_one - the cluster counter (scope, a b) into c's cluster part, when it has a limit */
+static void cache_one(const struct sl_shm *shm, struct sl_limits_cache *c, const char *scope,
+                      const char *a, const char *b, int32_t limit)
+{
+    struct sl_limits_cluster_counter *e;
+
+    if (limit < 0)
+        return; /* never full */
+    if (c->ncl >= sizeof c->cl / sizeof c->cl[0]) {
+        c->cluster_over = true;
+        return;
+    }
+    e = &c->cl[c->ncl++];
+    *e = (struct sl_limits_cluster_counter){
+        .limit = limit, .slot = UINT32_MAX, .scope = scope, .a = a, .b = b};
+    cluster_find(shm, e);
+}
+
+/* sl_limits_cluster_cache - the counters sl_limits_cluster_room looks at, in its order */
+void sl_limits_cluster_cache(const struct sl_config *cfg, const struct sl_shm *shm,
+                             struct sl_limits_cache *c, const char *binding, const char *domain)
+{
+    const enum sl_opt smax = SL_OPT_CLUSTER_SCOPE_MAX_OUTBOUND_CONNECTIONS;
+    const enum sl_opt smx = SL_OPT_CLUSTER_SERVER_MAX_OUTBOUND_CONNECTIONS;
+    const struct sl_binding *b;
+    struct sl_section *const *list;
+    bool host_side;
+    int32_t v;
+    size_t n;
+
+    c->ncl = 0;
+    c->cluster_over = false;
+    if (!sl_limits_cluster_any(cfg) || (b = sl_config_binding(cfg, binding)) == NULL)
+        return;
+    v = chain_max(cfg, binding, domain, NULL, &host_side);
+    if (!host_side)
+        cache_one(shm, c, "binding_domain", binding, domain, v);
+    list = setters(cfg, smax, &n);
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_section *s = list[i];
+        if (s->scope == SL_SC_DOMAIN && sl_section_matches_domain(s, domain))
+            cache_one(shm, c, "domain", s->domain, NULL, lim(s, smax));
+        if (s->scope == SL_SC_GROUP_DOMAIN && same(s->group, b->group) &&
+            sl_section_matches_domain(s, domain))
+            cache_one(shm, c, "group_domain", s->group, s->domain, lim(s, smax));
+    }
+    cache_one(shm, c, "binding", binding, NULL, lim(b->section, smx));
+    cache_one(shm, c, "server", NULL, NULL, lim(cfg->sections[0], smx));
+}
+
+/* sl_limits_cluster_room_cached - the room check over the cluster counters cached in c */
+bool sl_limits_cluster_room_cached(const struct sl_shm *shm, struct sl_limits_cache *c,
+                                   struct sl_refusal *why)
+{
+    for (uint32_t i = 0; i < c->ncl; i++) {
+        struct sl_limits_cluster_counter *e = &c->cl[i];
+        uint32_t n = 0;
+
+        if (cluster_find(shm, e))
+            n = (uint32_t)sl_peek64(&shm->slots[e->slot].count);
+        else if (e->limit != 0)
+            continue; /* no holder yet: full only when paused */
+        if (n < (uint32_t)e->limit)
+            continue;
+        *why = (struct sl_refusal){
+            .slot = e->slot, .kind = SL_SCOPE_CLUSTER, .in_use = n, .limit = e->limit};
+        return false;
+    }
+    return true;
+}
+
 /* publish - create one configured cluster counter with its limit */
 static void publish(struct sl_shm *shm, const struct sl_config *cfg, uint32_t gen,
                     const char *scope, const char *a, const char *b)

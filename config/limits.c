@@ -332,12 +332,45 @@ static bool domain_scopes(const struct sl_config *cfg, struct sl_shm *shm, uint3
     return true;
 }
 
-/* sl_limits_collect - every counter a connection from binding to domain via mx takes */
+/* apply_cap - the shaping actions' cap over binding x domain (shm/cap.c) on the binding x
+ * domain counter in r at pair, taken in the same all-or-none acquire as the limits (one load
+ * and nothing more when no action caps anything) */
+static void apply_cap(const struct sl_shm *shm, const char *binding, const char *domain,
+                      struct sl_resv *r, uint32_t pair)
+{
+    int32_t cap;
+    uint64_t action;
+
+    if (sl_shm_cap_find(shm, binding, domain, &cap, &action))
+        sl_resv_cap(r, r->slot[pair], cap, action);
+}
+
+/* sl_limits_cap_room - may one more connection of binding x domain open under a shaping
+ * action's cap; false with the binding x domain counter in *why when its use reached cap */
+bool sl_limits_cap_room(const struct sl_shm *shm, const char *binding, const char *domain,
+                        int64_t cap, struct sl_refusal *why)
+{
+    struct sl_counter_view v;
+    uint32_t slot;
+
+    if (sl_shm_find(shm, SL_SCOPE_BINDING_DOMAIN, binding, domain, &slot) != SL_SHM_OK ||
+        sl_shm_view(shm, slot, &v) != 0 || (int64_t)v.in_use < cap)
+        return true;
+    *why = (struct sl_refusal){.slot = slot,
+                               .kind = SL_SCOPE_BINDING_DOMAIN,
+                               .in_use = v.in_use,
+                               .limit = cap > INT32_MAX ? INT32_MAX : (int32_t)cap};
+    return false;
+}
+
+/* sl_limits_collect - every counter a connection from binding to domain via mx takes, the
+ * binding x domain counter under the shaping actions' cap */
 bool sl_limits_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t owner,
                        const char *binding, const char *domain, const char *mx, struct sl_resv *r,
                        char *err, size_t errlen)
 {
     const struct sl_binding *b = sl_config_binding(cfg, binding);
+    const uint32_t pair = r->n; /* where the binding x domain counter goes */
 
     if (b == NULL) {
         snprintf(err, errlen, "unknown binding %s", binding);
@@ -357,9 +390,12 @@ bool sl_limits_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t
     if (!add_limited(shm, owner, r, SL_SCOPE_BINDING, binding, NULL,
                      (int32_t)binding_server_max(cfg, binding), err, errlen))
         return false;
-    return add(shm, owner, r, SL_SCOPE_SERVER, "", NULL,
-               sl_limits_for_key(cfg, SL_SCOPE_SERVER, "", NULL), err, errlen) &&
-           sl_limits_cluster_collect(cfg, shm, owner, binding, domain, mx, r, err, errlen);
+    if (!add(shm, owner, r, SL_SCOPE_SERVER, "", NULL,
+             sl_limits_for_key(cfg, SL_SCOPE_SERVER, "", NULL), err, errlen) ||
+        !sl_limits_cluster_collect(cfg, shm, owner, binding, domain, mx, r, err, errlen))
+        return false;
+    apply_cap(shm, binding, domain, r, pair);
+    return true;
 }
 
 /* cache_add - one counter of a destination, with its limit and slot if it exists */
@@ -387,6 +423,7 @@ static void cache_fill(const struct sl_config *cfg, const struct sl_shm *shm,
 
     c->n = 0;
     c->gen = sl_peek64(&shm->hdr->config_gen);
+    sl_limits_cluster_cache(cfg, shm, c, binding, domain);
     if (b == NULL)
         return; /* unknown binding: the worker settles the message */
     cache_add(shm, c, SL_SCOPE_BINDING_DOMAIN, binding, domain,
@@ -470,6 +507,18 @@ bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm
         return false;
     }
     return true;
+}
+
+/* sl_limits_room_cached - the local counters' room, then the cluster counters' */
+bool sl_limits_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,
+                           struct sl_limits_cache *c, const char *binding, const char *domain,
+                           struct sl_refusal *why)
+{
+    if (!sl_limits_dest_room_cached(cfg, shm, c, binding, domain, why))
+        return false;
+    if (c->cluster_over) /* more cluster counters than the cache holds */
+        return sl_limits_cluster_room(cfg, shm, binding, domain, why);
+    return sl_limits_cluster_room_cached(shm, c, why);
 }
 
 /* sl_limits_dest_room - the same without a cache kept between calls */

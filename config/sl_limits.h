@@ -21,11 +21,18 @@ void sl_limits_publish(const struct sl_config *cfg, struct sl_shm *shm, uint32_t
 /* Set every live counter's limit from cfg for generation gen (after a reload). */
 void sl_limits_refresh(const struct sl_config *cfg, struct sl_shm *shm, uint32_t gen);
 /* Add to r the counters a connection from binding to domain (via MX host mx,
- * which may be NULL before the MX is known) takes.  Returns false with a reason
- * in err when the table is full or r cannot hold them all. */
+ * which may be NULL before the MX is known) takes, with the shaping actions' cap
+ * over binding x domain (shm/cap.c) on its binding x domain counter, so the cap is
+ * taken in the same acquire, as exact as a limit.  Returns false with a reason in
+ * err when the table is full or r cannot hold them all. */
 bool sl_limits_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t owner,
                        const char *binding, const char *domain, const char *mx, struct sl_resv *r,
                        char *err, size_t errlen);
+/* The master's check before it hands out a job that opens a connection: true when
+ * binding x domain has room under a shaping action's cap of cap connections; false with
+ * the binding x domain counter in *why (its use, limit = cap) when it is reached. */
+bool sl_limits_cap_room(const struct sl_shm *shm, const char *binding, const char *domain,
+                        int64_t cap, struct sl_refusal *why);
 
 /* The counters one binding x domain destination takes before its MX is known,
  * with their limits, cached by the master per destination.  Names point into
@@ -40,6 +47,15 @@ struct sl_limits_cache {
         uint32_t slot; /* UINT32_MAX while the counter does not exist yet */
         const char *name, *name2;
     } c[SL_RESV_MAX];
+    /* The cluster counters with a limit that sl_limits_cluster_room looks at, in its order
+     * (kept apart: they are not among the counters above that a connection holds). */
+    bool cluster_over; /* more than fit in cl: the check is made without the cache */
+    uint32_t ncl;
+    struct sl_limits_cluster_counter {
+        int32_t limit;
+        uint32_t slot;             /* UINT32_MAX while the counter does not exist yet */
+        const char *scope, *a, *b; /* key: scope word, names "a b" (either may be NULL) */
+    } cl[SL_RESV_MAX / 2];
 };
 /* True when a new connection from binding to domain would fit: the binding x
  * domain counter, every domain scope counter of the domain, the binding's
@@ -58,6 +74,13 @@ bool sl_limits_cache_has(const struct sl_shm *shm, struct sl_limits_cache *c, ui
 bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,
                                 struct sl_limits_cache *c, const char *binding, const char *domain,
                                 struct sl_refusal *why);
+/* The scheduler's one check per dispatch: sl_limits_dest_room_cached, then
+ * sl_limits_cluster_room over the cluster counters cached in c (why not NULL).  Only the
+ * counters' use is read each time, so what the cluster's leases change in this node's holds
+ * (a lease refused, given back, lost at a renewal) is seen at once. */
+bool sl_limits_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,
+                           struct sl_limits_cache *c, const char *binding, const char *domain,
+                           struct sl_refusal *why);
 
 /* Cluster counters (config/cluster_limits.c): kind SL_SCOPE_CLUSTER, name a scope word
  * (binding_domain, binding_host, domain, group_domain, host, binding, server), name2 the
@@ -73,6 +96,12 @@ void sl_limits_cluster_publish(const struct sl_config *cfg, struct sl_shm *shm, 
  * cluster counter that a connection from binding to domain would take. */
 bool sl_limits_cluster_room(const struct sl_config *cfg, const struct sl_shm *shm,
                             const char *binding, const char *domain, struct sl_refusal *why);
+/* The cluster counters the check above looks at, with their limits, into c's cluster part. */
+void sl_limits_cluster_cache(const struct sl_config *cfg, const struct sl_shm *shm,
+                             struct sl_limits_cache *c, const char *binding, const char *domain);
+/* sl_limits_cluster_room over the counters cached in c by sl_limits_cluster_cache. */
+bool sl_limits_cluster_room_cached(const struct sl_shm *shm, struct sl_limits_cache *c,
+                                   struct sl_refusal *why);
 bool sl_limits_cluster_any(const struct sl_config *cfg);
 
 #endif

@@ -53,6 +53,21 @@ struct sl_throttle {
 bool sl_throttle_resolve(const struct sl_config *cfg, enum sl_throttle_kind kind,
                          const char *binding, const char *domain, const char *host,
                          struct sl_throttle *out);
+/* A throttle resolved once per config generation for one scope (binding x domain, or
+ * binding x host), kept by its user (the master per destination, a worker per connection),
+ * so a token or a gate costs no config walk and no key formatting.  slot is the user's
+ * (the bucket's counter slot, UINT32_MAX until known). */
+struct sl_throttle_memo {
+    uint64_t gen; /* the generation has and t are for; 0: never resolved */
+    bool has;     /* a throttle is in force */
+    uint32_t slot;
+    struct sl_throttle t;
+};
+/* m's throttle (sl_throttle_resolve's answer), resolved again only when gen differs from
+ * the one m holds (gen 0: every time); a new resolution forgets m->slot. */
+bool sl_throttle_memo_get(struct sl_throttle_memo *m, uint64_t gen, const struct sl_config *cfg,
+                          enum sl_throttle_kind kind, const char *binding, const char *domain,
+                          const char *host);
 /* The option of a throttle kind. */
 enum sl_opt sl_throttle_opt(enum sl_throttle_kind kind);
 

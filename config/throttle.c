@@ -142,3 +142,16 @@ bool sl_throttle_resolve(const struct sl_config *cfg, enum sl_throttle_kind kind
     bucket_key(from, out->key, sizeof out->key);
     return true;
 }
+
+/* sl_throttle_memo_get - the throttle of m, resolved when its generation is not gen */
+bool sl_throttle_memo_get(struct sl_throttle_memo *m, uint64_t gen, const struct sl_config *cfg,
+                          enum sl_throttle_kind kind, const char *binding, const char *domain,
+                          const char *host)
+{
+    if (gen != 0 && m->gen == gen)
+        return m->has;
+    m->has = sl_throttle_resolve(cfg, kind, binding, domain, host, &m->t);
+    m->gen = gen;
+    m->slot = UINT32_MAX;
+    return m->has;
+}

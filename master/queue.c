@@ -137,6 +137,7 @@ void sl_queue_free(struct sl_queue *q)
     for (size_t i = 0; i < q->dests.nb; i++)
         for (struct hnode *e = q->dests.b[i], *next; e != NULL; e = next) {
             next = e->hnext;
+            free(((struct sl_qdest *)e)->throttle);
             free(((struct sl_qdest *)e)->binding);
             free(e);
         }
@@ -269,6 +270,7 @@ static void dest_release(struct sl_queue *q, struct sl_qdest *d)
         q->idle_hook(d, q->idle_arg);
     leave(q, d);
     htab_remove(&q->dests, (struct hnode *)d);
+    free(d->throttle);
     free(d->binding);
     free(d);
 }

@@ -9,7 +9,8 @@
  * then an idle one, then one connected elsewhere (it closes that connection
  * first, or moves it to the new domain when both share the MX host).  Before a
  * new connection is asked for, the destination's counters are checked in the
- * shared table (sl_limits_dest_room_cached).  When one is full:
+ * shared table (sl_limits_room_cached, the cluster counters' local holds too).  When one is
+ * full:
  *  - a free worker whose open connection holds a unit of that counter and has
  *    no ready mail of its own gives it up at once: it takes the waiting
  *    destination's job (no slot sits idle while mail waits for it);
@@ -144,7 +145,7 @@ static bool shaped(struct sl_sched *s, const struct sl_config *cfg, struct sl_qd
 {
     struct sl_shaping_hold h;
 
-    if (sl_shaping_gate(cfg, s->shm, d->binding, d->domain, newconn, &h))
+    if (sl_shaping_gate(cfg, s->shm, d->binding, d->domain, &d->throttle, newconn, &h))
         return false;
     sl_msg_debug("holding back %s %s: %s", d->binding, d->domain, h.why);
     hold_back(s, d, h.slot);
@@ -280,8 +281,7 @@ static bool room(const struct sl_config *cfg, const struct sl_shm *shm, struct s
 {
     struct sl_refusal why;
 
-    if (sl_limits_dest_room_cached(cfg, shm, &d->room, d->binding, d->domain, &why) &&
-        sl_limits_cluster_room(cfg, shm, d->binding, d->domain, &why))
+    if (sl_limits_room_cached(cfg, shm, &d->room, d->binding, d->domain, &why))
         return true;
     *why_out = why;
     if (why.limit < 0)

@@ -28,9 +28,11 @@
 
 #include <bsd/string.h>
 
+#include "config/sl_limits.h"
 #include "config/sl_throttle.h"
 #include "master/sl_shaping.h"
 #include "spool/sl_actions.h"
+#include "util/sl_atomic.h"
 #include "util/sl_clock.h"
 #include "util/sl_msg.h"
 
@@ -191,22 +193,27 @@ static bool pace(const struct sl_shm *shm, uint32_t slot, uint64_t step, bool pr
 }
 
 /* bucket_ready - may a token of the throttle of kind for binding x domain go now?  false
- * with the wait in h; promise: the token is counted as taken by the job about to go */
+ * with the wait in h; promise: the token is counted as taken by the job about to go.  m keeps
+ * the throttle and its bucket's slot for the destination, resolved once per generation */
 static bool bucket_ready(const struct sl_config *cfg, const struct sl_shm *shm,
-                         enum sl_throttle_kind kind, const char *binding, const char *domain,
-                         bool promise, struct sl_shaping_hold *h)
+                         struct sl_throttle_memo *m, enum sl_throttle_kind kind,
+                         const char *binding, const char *domain, bool promise,
+                         struct sl_shaping_hold *h)
 {
     enum sl_scope_kind sk =
         kind == SL_THROTTLE_CONNECTIONS ? SL_SCOPE_THROTTLE_CONN : SL_SCOPE_THROTTLE_MSG;
-    struct sl_throttle t;
     char what[SL_THROTTLE_KEY_MAX + 32];
-    uint32_t slot;
 
-    if (!sl_throttle_resolve(cfg, kind, binding, domain, NULL, &t) ||
-        sl_shm_find(shm, sk, t.key, NULL, &slot) != SL_SHM_OK)
-        return true; /* no throttle, or no token taken yet */
-    snprintf(what, sizeof what, "%s %s", sl_scope_kind_name(sk), t.key);
-    return pace(shm, slot, sl_bucket_interval_us(t.rate.n, t.rate.period_ms), promise, what, h);
+    if (!sl_throttle_memo_get(m, sl_peek64(&shm->hdr->config_gen), cfg, kind, binding, domain,
+                              NULL))
+        return true; /* no throttle */
+    if (m->slot == UINT32_MAX && sl_shm_find(shm, sk, m->t.key, NULL, &m->slot) != SL_SHM_OK) {
+        m->slot = UINT32_MAX; /* no token taken yet: looked for again next time */
+        return true;
+    }
+    snprintf(what, sizeof what, "%s %s", sl_scope_kind_name(sk), m->t.key);
+    return pace(shm, m->slot, sl_bucket_interval_us(m->t.rate.n, m->t.rate.period_ms), promise,
+                what, h);
 }
 
 /* actions_allow - the rule actions in force over binding x domain: a lower connection limit
@@ -216,19 +223,18 @@ static bool actions_allow(const struct sl_shm *shm, const char *binding, const c
 {
     for (size_t i = 0; i < sh.list.n; i++) {
         const struct sl_action *a = &sh.list.a[i];
-        struct sl_counter_view v;
+        struct sl_refusal why;
         struct sl_rate r;
         uint32_t slot;
         char what[64];
         if ((a->until > 0 && a->until <= now) || !sl_action_covers(a, binding, domain, NULL))
             continue;
         if (a->kind == SL_ACTION_MAX_CONNECTIONS && newconn &&
-            sl_shm_find(shm, SL_SCOPE_BINDING_DOMAIN, binding, domain, &slot) == SL_SHM_OK &&
-            sl_shm_view(shm, slot, &v) == 0 && (int64_t)v.in_use >= a->value) {
-            h->slot = slot; /* a connection that closes lets it look again */
+            !sl_limits_cap_room(shm, binding, domain, a->value, &why)) {
+            h->slot = why.slot; /* a connection that closes lets it look again */
             snprintf(h->why, sizeof h->why,
                      "action %" PRIu64 ": max_outbound_connections = %" PRId64 " (%u in use)",
-                     a->id, a->value, v.in_use);
+                     a->id, a->value, why.in_use);
             return false;
         }
         snprintf(what, sizeof what, "action %" PRIu64 " bucket", a->id);
@@ -242,7 +248,8 @@ static bool actions_allow(const struct sl_shm *shm, const char *binding, const c
 
 /* sl_shaping_gate - may binding x domain have a job now */
 bool sl_shaping_gate(const struct sl_config *cfg, const struct sl_shm *shm, const char *binding,
-                     const char *domain, bool newconn, struct sl_shaping_hold *h)
+                     const char *domain, struct sl_throttle_memo **memo, bool newconn,
+                     struct sl_shaping_hold *h)
 {
     int64_t now = (int64_t)time(NULL);
     const struct sl_action *a = suspended(binding, domain, now);
@@ -260,9 +267,13 @@ bool sl_shaping_gate(const struct sl_config *cfg, const struct sl_shm *shm, cons
     }
     if (!actions_allow(shm, binding, domain, newconn, now, h))
         return false;
-    if (newconn && !bucket_ready(cfg, shm, SL_THROTTLE_CONNECTIONS, binding, domain, false, h))
+    if (*memo == NULL)
+        *memo = sl_calloc(2, sizeof **memo);
+    if (newconn && !bucket_ready(cfg, shm, &(*memo)[SL_THROTTLE_CONNECTIONS],
+                                 SL_THROTTLE_CONNECTIONS, binding, domain, false, h))
         return false;
-    return bucket_ready(cfg, shm, SL_THROTTLE_MESSAGES, binding, domain, true, h);
+    return bucket_ready(cfg, shm, &(*memo)[SL_THROTTLE_MESSAGES], SL_THROTTLE_MESSAGES, binding,
+                        domain, true, h);
 }
 
 /* sl_shaping_tick - drop what ended */

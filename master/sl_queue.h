@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "config/sl_limits.h"
+#include "config/sl_throttle.h"
 #include "spool/sl_spool.h"
 
 enum sl_part_state {
@@ -77,6 +78,8 @@ struct sl_qdest {
     unsigned conns; /* workers holding an open connection to it (the scheduler's count) */
     uint8_t where;  /* enum sl_qdest_where */
     struct sl_limits_cache room; /* the scheduler's cache of its counters */
+    /* the shaping gate's throttles, by enum sl_throttle_kind: made when a throttle is set */
+    struct sl_throttle_memo *throttle;
     /* The scheduler's record of a wait for a full counter (schedule.c): */
     uint32_t wait_slot;  /* the counter it waits for; UINT32_MAX: none */
     uint64_t wait_since; /* CLOCK_REALTIME ms the wait began */

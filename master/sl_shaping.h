@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "config/sl_config.h"
+#include "config/sl_throttle.h"
 #include "shm/sl_shm.h"
 
 /* Load the actions persisted in spool_dir (kept for the master's lifetime). */
@@ -29,10 +30,14 @@ struct sl_shaping_hold {
     char why[320]; /* for the debug log */
 };
 /* May binding x domain have a job now (newconn: one that opens a connection)?  false with
- * the reason in *h.  A message throttle's next token is promised to the job about to be
- * handed out, so that one bucket's pace is not handed to several workers at once. */
+ * the reason in *h.  *memo is the destination's: its throttles (by enum sl_throttle_kind)
+ * resolved once per config generation, allocated here when a throttle is set (the caller
+ * frees it with the destination).  A message throttle's next token is promised to
+ * the job about to be handed out, so that one bucket's pace is not handed to several workers at
+ * once. */
 bool sl_shaping_gate(const struct sl_config *cfg, const struct sl_shm *shm, const char *binding,
-                     const char *domain, bool newconn, struct sl_shaping_hold *h);
+                     const char *domain, struct sl_throttle_memo **memo, bool newconn,
+                     struct sl_shaping_hold *h);
 /* The config and table in force (set before each dispatch; the rules read them). */
 void sl_shaping_use(const struct sl_config *cfg, struct sl_shm *shm);
 /* A worker's "T <binding> <domain> <mx|-> <R|L> <reply>": the [shaping] rules it matches

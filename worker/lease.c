@@ -2,10 +2,10 @@
  * lease.c - a connection's cluster leases: the Redis half of its counters.
  *
  * sl_worker_reserve takes the local counters first (a cluster counter is also a local one:
- * this node's holds), then, when cluster_redis is set, one lease per cluster counter, in the
- * reservation's order, all or none: a refusal gives back the leases already taken and the
- * caller gives back the local counters.  At close the leases go back first, then the local
- * counters (sl_worker_release), the mirror image.  The member of a lease is
+ * this node's holds), then, when cluster_redis is set, one lease per cluster counter, all or
+ * none in one script call (cluster/lease.c): a refusal leaves no lease held and the caller
+ * gives back the local counters.  At close the leases go back first, in one pipeline, then
+ * the local counters (sl_worker_release), the mirror image.  The member of a lease is
  * node:pid:record (the hold record of the reservation), so the master can renew it and,
  * when this worker dies, remove it, from its shm record alone.
  * While Redis is unreachable: cluster_on_failure = closed refuses; share grants while this
@@ -44,22 +44,27 @@ static struct sl_redis *redis(struct sl_wstate *w, const struct sl_cluster_param
     return w->redis;
 }
 
-/* give_back - the leases of r's first n counters back to Redis (a lost one expires) */
+/* give_back - the leases of r's first n counters back to Redis in one pipeline, last first
+ * (a lease that could not be given back expires) */
 static void give_back(struct sl_wstate *w, const struct sl_resv *r, uint32_t n)
 {
     const struct sl_cluster_heritage *h = sl_cluster_heritage();
+    struct sl_lease_ref refs[SL_RESV_MAX];
     struct sl_counter_view v;
-    char key[SL_CLUSTER_KEY_MAX], member[SL_CLUSTER_MEMBER_MAX];
+    char member[SL_CLUSTER_MEMBER_MAX];
+    size_t m = 0;
 
     sl_cluster_member(h->p.node, (long)getpid(), r->record, member, sizeof member);
     for (uint32_t i = n; i-- > 0;) {
         if (!is_cluster(w->ctx->shm, r->slot[i], &v))
             continue;
-        sl_cluster_key(&v, key, sizeof key);
-        if (!sl_lease_release(redis(w, &h->p), key, member))
-            sl_msg_debug("lease %s of %s not given back (%s): it expires", member, key,
-                         sl_redis_error(w->redis));
+        sl_cluster_key(&v, refs[m].key, sizeof refs[m].key);
+        snprintf(refs[m].member, sizeof refs[m].member, "%s", member);
+        m++;
     }
+    if (m > 0 && !sl_lease_drop(redis(w, &h->p), refs, m))
+        sl_msg_debug("leases %s of %zu cluster counter(s) not given back (%s): they expire", member,
+                     m, sl_redis_error(w->redis));
 }
 
 /* degraded - Redis unreachable: may this connection open under counter i of r anyway? */
@@ -76,13 +81,36 @@ static bool degraded(const struct sl_resv *r, uint32_t i, const struct sl_counte
     return (int64_t)v->in_use <= sl_cluster_share(h->board, r->limit[i]);
 }
 
-/* sl_worker_lease_acquire - a lease of every cluster counter of the held r, or none */
+/* refuse - counter i of r refused a lease (res, in_use the cluster-wide count): *why and the
+ * note for the log */
+static void refuse(struct sl_wstate *w, const struct sl_resv *r, uint32_t i,
+                   enum sl_lease_result res, uint32_t in_use, const struct sl_counter_view *v,
+                   struct sl_refusal *why)
+{
+    *why = (struct sl_refusal){.slot = r->slot[i],
+                               .kind = SL_SCOPE_CLUSTER,
+                               .in_use = res == SL_LEASE_DOWN ? v->in_use - 1 : in_use,
+                               .limit = r->limit[i]};
+    snprintf(w->lease_note, sizeof w->lease_note, "%s",
+             res == SL_LEASE_GRACE  ? " (Redis was emptied: holders re-establish first)"
+             : res == SL_LEASE_DOWN ? " (Redis unreachable: cluster_on_failure = closed)"
+                                    : " across the cluster");
+}
+
+/* sl_worker_lease_acquire - a lease of every cluster counter of the held r, or none: one
+ * script call for them all */
 bool sl_worker_lease_acquire(struct sl_wstate *w, const struct sl_resv *r, struct sl_refusal *why)
 {
     const struct sl_cluster_heritage *h = sl_cluster_heritage();
-    char key[SL_CLUSTER_KEY_MAX], member[SL_CLUSTER_MEMBER_MAX];
+    char keys[SL_RESV_MAX][SL_CLUSTER_KEY_MAX], member[SL_CLUSTER_MEMBER_MAX];
+    const char *keyp[SL_RESV_MAX];
+    int32_t limits[SL_RESV_MAX];
+    uint32_t at[SL_RESV_MAX]; /* the position in r of each cluster counter */
+    struct sl_counter_view v[SL_RESV_MAX];
     uint64_t start = sl_clock_us();
-    struct sl_counter_view v;
+    enum sl_lease_result res = SL_LEASE_OK;
+    uint32_t in_use = 0;
+    size_t m = 0, refused = 0;
     bool down = false;
 
     w->lease_note[0] = '\0';
@@ -90,28 +118,24 @@ bool sl_worker_lease_acquire(struct sl_wstate *w, const struct sl_resv *r, struc
         return true; /* no Redis: the local cluster counters are the whole limit */
     sl_cluster_member(h->p.node, (long)getpid(), r->record, member, sizeof member);
     for (uint32_t i = 0; i < r->n; i++) {
-        uint32_t in_use = 0;
-        enum sl_lease_result res;
-
-        if (!is_cluster(w->ctx->shm, r->slot[i], &v))
+        if (!is_cluster(w->ctx->shm, r->slot[i], &v[m]))
             continue;
-        sl_cluster_key(&v, key, sizeof key);
-        res = sl_lease_acquire(redis(w, &h->p), key, member, r->limit[i], h->p.ttl_ms, &in_use);
-        if (res == SL_LEASE_OK)
-            continue;
-        if (res == SL_LEASE_DOWN && degraded(r, i, &v)) {
+        sl_cluster_key(&v[m], keys[m], sizeof keys[m]);
+        keyp[m] = keys[m];
+        limits[m] = r->limit[i];
+        at[m++] = i;
+    }
+    if (m > 0)
+        res = sl_lease_acquire_all(redis(w, &h->p), keyp, limits, m, member, h->p.ttl_ms, &refused,
+                                   &in_use);
+    if (res == SL_LEASE_DOWN) { /* each counter: within this node's share, or refused */
+        for (refused = 0; refused < m && degraded(r, at[refused], &v[refused]); refused++)
             down = true;
-            continue;
-        }
-        give_back(w, r, i);
-        *why = (struct sl_refusal){.slot = r->slot[i],
-                                   .kind = SL_SCOPE_CLUSTER,
-                                   .in_use = res == SL_LEASE_DOWN ? v.in_use - 1 : in_use,
-                                   .limit = r->limit[i]};
-        snprintf(w->lease_note, sizeof w->lease_note, "%s",
-                 res == SL_LEASE_GRACE  ? " (Redis was emptied: holders re-establish first)"
-                 : res == SL_LEASE_DOWN ? " (Redis unreachable: cluster_on_failure = closed)"
-                                        : " across the cluster");
+        if (refused == m)
+            res = SL_LEASE_OK;
+    }
+    if (res != SL_LEASE_OK) { /* the script left none held; Redis down: none was taken */
+        refuse(w, r, at[refused], res, in_use, &v[refused], why);
         return false;
     }
     /* Leases granted while Redis is unreachable are trusted until the master can renew

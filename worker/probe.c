@@ -87,11 +87,11 @@ static void describe(const struct sl_shm *shm, const struct sl_resv *r, char *bu
     }
 }
 
-/* take - acquire r as a delivery would: within the limits and a shaping action's cap */
-static enum sl_resv_result take(const struct sl_worker_ctx *ctx, uint32_t owner,
-                                const struct probe *p, struct sl_resv *r, struct sl_refusal *why)
+/* take - acquire r as a delivery would: within the limits and a shaping action's cap (which
+ * sl_limits_collect put on r) */
+static enum sl_resv_result take(const struct sl_worker_ctx *ctx, uint32_t owner, struct sl_resv *r,
+                                struct sl_refusal *why)
 {
-    sl_worker_apply_cap(ctx->shm, p->binding, p->domain, r);
     memset(why, 0, sizeof *why);
     return sl_resv_acquire(ctx->shm, owner, r, why);
 }
@@ -128,7 +128,7 @@ void sl_worker_probe(int fd, uint32_t owner, const struct sl_worker_ctx *ctx, co
     } else if (!sl_limits_collect(ctx->cfg, ctx->shm, owner, p.binding, p.domain,
                                   strcmp(p.mx, "-") ? p.mx : NULL, &r, err, sizeof err)) {
         snprintf(reply, sizeof reply, "R%s ERROR %s", id + 1, err);
-    } else if ((res = take(ctx, owner, &p, &r, &why)) == SL_RESV_NORECORD) {
+    } else if ((res = take(ctx, owner, &r, &why)) == SL_RESV_NORECORD) {
         snprintf(reply, sizeof reply, "R%s ERROR no free hold record in this worker", id + 1);
     } else if (res == SL_RESV_REFUSED) {
         struct sl_counter_view v = {0};

@@ -9,7 +9,8 @@
  * starved by large ones (semantics.md).  The connection then holds the
  * reserve unit instead of a server unit until it closes.
  * A shaping action's max_outbound_connections (shm/cap.c) caps the binding x
- * domain counter in the same acquire, so the cap is as exact as a limit.
+ * domain counter in the same acquire (sl_limits_collect puts the cap on it), so
+ * the cap is as exact as a limit.
  * Trust boundary: names come from the master's job and from DNS; the counter
  * table bounds and validates them (sl_shm_lookup).
  */
@@ -55,21 +56,6 @@ static bool swap_in_reserve(struct sl_wstate *w, struct sl_resv *r)
     return true;
 }
 
-/* sl_worker_apply_cap - the shaping actions' cap over binding x domain on r's binding x domain
- * counter (one load and nothing more when no action caps anything) */
-void sl_worker_apply_cap(const struct sl_shm *shm, const char *binding, const char *domain,
-                         struct sl_resv *r)
-{
-    int32_t cap;
-    uint64_t action;
-    int i;
-
-    if (!sl_shm_cap_find(shm, binding, domain, &cap, &action) ||
-        (i = find_kind(shm, r, SL_SCOPE_BINDING_DOMAIN)) < 0)
-        return;
-    sl_resv_cap(r, r->slot[i], cap, action);
-}
-
 /* sl_worker_reserve - every counter for binding -> domain via mx, or the one that refused */
 bool sl_worker_reserve(struct sl_wstate *w, const char *binding, const char *domain, const char *mx,
                        struct sl_resv *r, struct sl_refusal *why, char *err, size_t errlen)
@@ -81,7 +67,6 @@ bool sl_worker_reserve(struct sl_wstate *w, const char *binding, const char *dom
     sl_resv_init(r, w->ctx->gen);
     if (!sl_limits_collect(w->ctx->cfg, shm, w->owner, binding, domain, mx, r, err, errlen))
         return false;
-    sl_worker_apply_cap(shm, binding, domain, r);
     res = sl_resv_acquire(shm, w->owner, r, why);
     if (res == SL_RESV_REFUSED && why->kind == SL_SCOPE_SERVER && has_no_connection(shm, r) &&
         swap_in_reserve(w, r))
@@ -127,7 +112,6 @@ bool sl_worker_reserve_move(struct sl_wstate *w, const char *binding, const char
         snprintf(err, errlen, "its cluster counters differ");
         return false;
     }
-    sl_worker_apply_cap(shm, binding, domain, &want);
     if (sl_resv_swap(shm, w->owner, r, &want, why) == SL_RESV_OK)
         return true;
     sl_worker_scope_name(shm, why->slot, err, errlen);

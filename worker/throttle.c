@@ -43,25 +43,27 @@ static void pause_for(uint64_t us)
         continue;
 }
 
-/* take - one token of t's bucket of kind (waited for when due within PACE_WAIT_US and wait is
- * set); false with the refusal noted in info */
+/* take - one token of t's bucket of kind in *slot (looked up when UINT32_MAX, and kept)
+ * (waited for when due within PACE_WAIT_US and wait is set); false with the refusal noted in
+ * info */
 static bool take(struct sl_wstate *w, enum sl_scope_kind kind, const struct sl_throttle *t,
-                 bool wait, struct sl_open_info *info)
+                 uint32_t *slot, bool wait, struct sl_open_info *info)
 {
     struct sl_shm *shm = w->ctx->shm;
     uint64_t wait_us;
-    uint32_t slot;
 
-    if (sl_shm_lookup(shm, kind, t->key, NULL, w->owner, &slot) != SL_SHM_OK) {
+    if (*slot == UINT32_MAX &&
+        sl_shm_lookup(shm, kind, t->key, NULL, w->owner, slot) != SL_SHM_OK) {
+        *slot = UINT32_MAX;
         sl_msg_warn("throttle %s: counter table full (set shm_capacity higher)", t->key);
         return true; /* a throttle the table cannot hold must not stop the mail for good */
     }
-    sl_bucket_set(shm, slot, t->rate.n, t->rate.period_ms, w->ctx->gen);
-    if (sl_bucket_take(shm, slot, sl_clock_us(), wait ? PACE_WAIT_US : 0, &wait_us)) {
+    sl_bucket_set(shm, *slot, t->rate.n, t->rate.period_ms, w->ctx->gen);
+    if (sl_bucket_take(shm, *slot, sl_clock_us(), wait ? PACE_WAIT_US : 0, &wait_us)) {
         pause_for(wait_us); /* the token reserved is due then: the pace is kept here */
         return true;
     }
-    info->why = (struct sl_refusal){.slot = slot, .kind = kind, .limit = (int32_t)t->rate.n};
+    info->why = (struct sl_refusal){.slot = *slot, .kind = kind, .limit = (int32_t)t->rate.n};
     info->phase = "limits";
     snprintf(info->scope, sizeof info->scope, "%s %s", sl_scope_kind_name(kind), t->key);
     char rate[32];
@@ -69,6 +71,40 @@ static bool take(struct sl_wstate *w, enum sl_scope_kind kind, const struct sl_t
     snprintf(info->reply, sizeof info->reply, "%s: rate %s reached, next in %llu ms", info->scope,
              rate, (unsigned long long)(wait_us + 999) / 1000);
     return false;
+}
+
+/* scope_memo - the throttle of kind kept in sc for binding x name, resolved again (sc's
+ * whole memo forgotten) when the connection's scope is another one */
+static struct sl_throttle_memo *scope_memo(struct sl_throttle_scope *sc, enum sl_throttle_kind kind,
+                                           const char *binding, const char *name)
+{
+    if (!sc->set || strcmp(sc->binding, binding) != 0 || strcmp(sc->name, name) != 0) {
+        *sc = (struct sl_throttle_scope){0};
+        sc->set = strlen(binding) < sizeof sc->binding && strlen(name) < sizeof sc->name;
+        if (sc->set) {
+            memcpy(sc->binding, binding, strlen(binding) + 1);
+            memcpy(sc->name, name, strlen(name) + 1);
+        }
+    }
+    return &sc->memo[kind];
+}
+
+/* scope_take - a token of the throttle of kind over binding x domain (host NULL) or
+ * binding x host, if one is in force; resolved once for the connection's scope and the
+ * worker's config generation */
+static bool scope_take(struct sl_wstate *w, struct sl_throttle_scope *sc,
+                       enum sl_throttle_kind kind, const char *binding, const char *domain,
+                       const char *host, bool wait, struct sl_open_info *info)
+{
+    enum sl_scope_kind sk =
+        kind == SL_THROTTLE_CONNECTIONS ? SL_SCOPE_THROTTLE_CONN : SL_SCOPE_THROTTLE_MSG;
+    struct sl_throttle_memo *m = scope_memo(sc, kind, binding, host != NULL ? host : domain);
+    /* a name too long to keep is resolved each time (generation 0), as before */
+    uint64_t gen = sc->set ? w->ctx->gen : 0;
+
+    if (!sl_throttle_memo_get(m, gen, w->ctx->cfg, kind, binding, domain, host))
+        return true;
+    return take(w, sk, &m->t, &m->slot, wait, info);
 }
 
 /* actions - the actions in force as the spool has them, read again only when the master says
@@ -101,11 +137,12 @@ static bool action_tokens(struct sl_wstate *w, const char *binding, const char *
     for (size_t i = 0; i < l->n; i++) {
         const struct sl_action *a = &l->a[i];
         struct sl_throttle t;
+        uint32_t slot = UINT32_MAX;
         if (a->kind != SL_ACTION_THROTTLE_MESSAGES || (a->until > 0 && a->until <= now) ||
             !sl_action_covers(a, binding, domain, mx) || !sl_rate_unpack(a->value, &t.rate))
             continue;
         snprintf(t.key, sizeof t.key, "action %" PRIu64, a->id);
-        if (!take(w, SL_SCOPE_THROTTLE_MSG, &t, wait, info))
+        if (!take(w, SL_SCOPE_THROTTLE_MSG, &t, &slot, wait, info))
             return false;
     }
     return true;
@@ -141,18 +178,15 @@ bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, bool wa
                         struct sl_open_info *info, bool *host_only)
 {
     const struct sl_config *cfg = w->ctx->cfg;
-    enum sl_scope_kind sk =
-        kind == SL_THROTTLE_CONNECTIONS ? SL_SCOPE_THROTTLE_CONN : SL_SCOPE_THROTTLE_MSG;
-    struct sl_throttle t;
 
     *host_only = false;
     if (cfg->setters != NULL && cfg->setters[sl_throttle_opt(kind)].n == 0 &&
         (kind != SL_THROTTLE_MESSAGES || cfg->nrules == 0))
         return true; /* the common case: no throttle anywhere, no lookup per message */
-    if (sl_throttle_resolve(cfg, kind, binding, domain, NULL, &t) && !take(w, sk, &t, wait, info))
+    if (!scope_take(w, &w->thr_general, kind, binding, domain, NULL, wait, info))
         return false;
-    if (mx != NULL && mx[0] != '\0' && sl_throttle_resolve(cfg, kind, binding, NULL, mx, &t) &&
-        !take(w, sk, &t, wait, info)) {
+    if (mx != NULL && mx[0] != '\0' &&
+        !scope_take(w, &w->thr_host, kind, binding, NULL, mx, wait, info)) {
         *host_only = true;
         return false;
     }

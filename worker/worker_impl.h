@@ -41,6 +41,16 @@ struct sl_conn {
     struct sl_tls_log tls;
 };
 
+/* The rate throttles of one scope a worker draws tokens from (worker/throttle.c), resolved
+ * once for the connection's binding x domain or binding x MX host and kept while it stays
+ * the same: memo[kind] with its bucket's slot. */
+struct sl_throttle_scope {
+    char binding[128];
+    char name[256]; /* the domain, or the MX host */
+    bool set;       /* binding and name are those of memo */
+    struct sl_throttle_memo memo[2];
+};
+
 /* A worker process's state, made once after fork. */
 struct sl_wstate {
     int fd; /* the master's socketpair */
@@ -61,6 +71,7 @@ struct sl_wstate {
     int lat;
     struct sl_redis *redis; /* the cluster's Redis (worker/lease.c), opened on first use */
     char lease_note[96];    /* why the last lease was refused, for the log */
+    struct sl_throttle_scope thr_general, thr_host; /* worker/throttle.c */
 };
 
 /* What one part of a job needs while it is delivered. */
@@ -91,9 +102,6 @@ bool sl_worker_reserve(struct sl_wstate *w, const char *binding, const char *dom
 bool sl_worker_reserve_move(struct sl_wstate *w, const char *binding, const char *domain,
                             const char *mx, struct sl_resv *r, struct sl_refusal *why, char *err,
                             size_t errlen);
-/* Cap r's binding x domain counter at the shaping actions' cap over the pair, if any. */
-void sl_worker_apply_cap(const struct sl_shm *shm, const char *binding, const char *domain,
-                         struct sl_resv *r);
 /* worker/reserve.c: give back what sl_worker_reserve took (leases first, then the local
  * counters); idempotent. */
 void sl_worker_release(struct sl_wstate *w, struct sl_resv *r);

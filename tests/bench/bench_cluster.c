@@ -4,8 +4,9 @@
  * Against the redis-server listening on 127.0.0.1:PORT (started by scripts/bench_delivery.sh's
  * "cluster" part), measures, one figure per line on stdout:
  *   - one connection's lease: acquire + release of one cluster counter, N times in a row from
- *     one process (as a worker does per connection), the mean and the 50th / 99th percentile
- *     in microseconds, and the Redis calls per connection;
+ *     one process (as a worker does per connection: one script call for all its leases, one
+ *     pipeline of ZREMs to give them back), the mean and the 50th / 99th percentile in
+ *     microseconds, and the Redis calls (commands) per connection;
  *   - the same with three cluster counters per connection (every cluster scope at once);
  *   - how far one Redis carries: 2, 8 and 32 processes doing acquire + release as fast as they
  *     can on 64 counters, in connections (lease pairs) per second;
@@ -40,23 +41,34 @@ static int by_value(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* pairs - n acquire + release of k counters; the per-connection times in µs into t */
+/* pairs - n acquire + release of k counters as a worker does them (one script call for the
+ * k leases, one pipeline to give them back); the per-connection times in µs into t */
 static int pairs(struct sl_redis *r, int n, int k, double *t, const char *tag)
 {
     char key[8][SL_CLUSTER_KEY_MAX], member[SL_CLUSTER_MEMBER_MAX];
+    const char *keys[8];
+    const int32_t limits[8] = {1000000, 1000000, 1000000, 1000000,
+                               1000000, 1000000, 1000000, 1000000};
+    struct sl_lease_ref refs[8];
     uint32_t in_use;
+    size_t refused;
 
-    for (int j = 0; j < k; j++)
+    for (int j = 0; j < k; j++) {
         snprintf(key[j], sizeof key[j], "{sluice}:lease:bench %s %d", tag, j);
+        keys[j] = key[j];
+    }
     for (int i = 0; i < n; i++) {
         uint64_t t0 = sl_clock_us();
         snprintf(member, sizeof member, "bench:%ld:%d", (long)getpid(), i % 4);
-        for (int j = 0; j < k; j++)
-            if (sl_lease_acquire(r, key[j], member, 1000000, 30000, &in_use) != SL_LEASE_OK)
-                return -1;
-        for (int j = k; j-- > 0;)
-            if (!sl_lease_release(r, key[j], member))
-                return -1;
+        if (sl_lease_acquire_all(r, keys, limits, (size_t)k, member, 30000, &refused, &in_use) !=
+            SL_LEASE_OK)
+            return -1;
+        for (int j = 0; j < k; j++) { /* last first, as the worker gives them back */
+            snprintf(refs[j].key, sizeof refs[j].key, "%s", key[k - 1 - j]);
+            snprintf(refs[j].member, sizeof refs[j].member, "%s", member);
+        }
+        if (!sl_lease_drop(r, refs, (size_t)k))
+            return -1;
         if (t != NULL)
             t[i] = (double)(sl_clock_us() - t0);
     }

@@ -106,6 +106,7 @@ static void test_cluster_room(void **state)
     struct sl_config *cfg = sl_config_load_string("t.ini", cfg_text, &d);
     struct sl_shm_params p = {.slot_capacity = 128, .owner_capacity = 2};
     struct sl_refusal why = {0};
+    struct sl_limits_cache c = {0};
     struct sl_counter_view v;
     struct sl_resv r[3];
     struct sl_shm shm;
@@ -115,7 +116,10 @@ static void test_cluster_room(void **state)
     assert_non_null(cfg);
     snprintf(name, sizeof name, "/sluice-test-cluster-room-%d", (int)getpid());
     assert_int_equal(sl_shm_create(name, &p, &shm, err, sizeof err), 0);
+    sl_add64(&shm.hdr->config_gen, 1); /* the cache below is kept for this generation */
     assert_true(sl_limits_cluster_room(cfg, &shm, "b", "d.test", &why));
+    /* filled before any counter exists: the scheduler's one check finds them later */
+    assert_true(sl_limits_room_cached(cfg, &shm, &c, "b", "d.test", &why));
     for (int i = 0; i < 3; i++) { /* d.test's cluster_max is 3: this node takes all of it */
         sl_resv_init(&r[i], 1);
         assert_true(sl_limits_collect(cfg, &shm, 1, "b", "d.test", NULL, &r[i], err, sizeof err));
@@ -128,9 +132,17 @@ static void test_cluster_room(void **state)
     assert_int_equal(sl_shm_view(&shm, why.slot, &v), 0);
     assert_string_equal(v.name, "binding_domain");
     assert_string_equal(v.name2, "b d.test");
+    why = (struct sl_refusal){0};
+    assert_false(sl_limits_room_cached(cfg, &shm, &c, "b", "d.test", &why));
+    assert_int_equal(why.kind, SL_SCOPE_CLUSTER);
+    assert_int_equal(why.in_use, 3);
+    assert_int_equal(why.limit, 3);
+    assert_int_equal(sl_shm_view(&shm, why.slot, &v), 0);
+    assert_string_equal(v.name2, "b d.test");
     assert_true(sl_limits_cluster_room(cfg, &shm, "s", "d.test", &why)); /* another binding */
     sl_resv_release(&shm, 1, &r[0]);
     assert_true(sl_limits_cluster_room(cfg, &shm, "b", "d.test", &why));
+    assert_true(sl_limits_room_cached(cfg, &shm, &c, "b", "d.test", &why));
     sl_resv_release(&shm, 1, &r[1]);
     sl_resv_release(&shm, 1, &r[2]);
     sl_shm_unlink(name);
@@ -323,6 +335,37 @@ static void test_lease_acquire_release(void **state)
     sl_redis_free(r);
 }
 
+/* A connection's leases in one call: all of them, or none when one key is full (the leases of
+ * the keys before it, even one held before the call, are not kept); a held member is kept. */
+static void test_lease_acquire_all(void **state)
+{
+    struct sl_cluster_params p = params(1000);
+    struct sl_redis *r = sl_redis_new(&p);
+    const char *k[3] = {"{sluice}:lease:domain d.test", "{sluice}:lease:binding b",
+                        "{sluice}:lease:server"};
+    int32_t lim[3] = {5, 1, 5};
+    size_t at = 99;
+    uint32_t n = 0;
+    (void)state;
+
+    flush_and_settle(r, p.ttl_ms);
+    assert_int_equal(sl_lease_acquire_all(r, k, lim, 3, "a:1:0", 5000, &at, &n), SL_LEASE_OK);
+    assert_int_equal(sl_lease_count(r, k[0]), 1);
+    assert_int_equal(sl_lease_count(r, k[1]), 1);
+    assert_int_equal(sl_lease_count(r, k[2]), 1);
+    assert_int_equal(sl_lease_acquire_all(r, k, lim, 3, "a:1:0", 5000, &at, &n), SL_LEASE_OK);
+    assert_int_equal(sl_lease_count(r, k[1]), 1); /* held: taken once */
+    assert_int_equal(sl_lease_acquire(r, k[0], "b:2:0", 5, 5000, &n), SL_LEASE_OK);
+    assert_int_equal(sl_lease_acquire_all(r, k, lim, 3, "b:2:0", 5000, &at, &n), SL_LEASE_FULL);
+    assert_int_equal(at, 1);
+    assert_int_equal(n, 1);
+    assert_int_equal(sl_lease_count(r, k[0]), 1); /* b's lease of k[0] given back */
+    assert_int_equal(sl_lease_count(r, k[2]), 1); /* never taken */
+    assert_int_equal(sl_lease_acquire_all(r, k, lim, 1, "b:2:0", 5000, &at, &n), SL_LEASE_OK);
+    assert_int_equal(sl_lease_count(r, k[0]), 2);
+    sl_redis_free(r);
+}
+
 /* A lease nobody renews expires: a dead node's slot is free after the ttl. */
 static void test_lease_expiry(void **state)
 {
@@ -459,10 +502,15 @@ static void test_redis_gone(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cluster_counters), cmocka_unit_test(test_cluster_limit_for_key),
-        cmocka_unit_test(test_cluster_room),     cmocka_unit_test(test_cluster_params),
-        cmocka_unit_test(test_redis_gone),       cmocka_unit_test(test_lease_acquire_release),
-        cmocka_unit_test(test_lease_expiry),     cmocka_unit_test(test_lease_renew_and_grace),
+        cmocka_unit_test(test_cluster_counters),
+        cmocka_unit_test(test_cluster_limit_for_key),
+        cmocka_unit_test(test_cluster_room),
+        cmocka_unit_test(test_cluster_params),
+        cmocka_unit_test(test_redis_gone),
+        cmocka_unit_test(test_lease_acquire_release),
+        cmocka_unit_test(test_lease_acquire_all),
+        cmocka_unit_test(test_lease_expiry),
+        cmocka_unit_test(test_lease_renew_and_grace),
         cmocka_unit_test(test_heartbeat),
     };
     return cmocka_run_group_tests(tests, redis_up, redis_down);
