@@ -13,16 +13,20 @@
  * acknowledged: its file may come back short or empty, which the reader takes
  * for damaged and sets aside (quarantine), or whole, and is delivered once more
  * than the client asked (it will send it again): at least once, never lost.
- * At the sync a writer takes a ticket, then the lock; whoever holds it and
- * finds its ticket not yet covered reads the newest ticket, syncs once and
- * publishes that ticket as covered.  Writers that queued on the lock meanwhile
- * find theirs covered and return without a sync, so under load one sync serves
- * many sessions instead of one each.  syncfs also flushes whatever else is dirty
- * on that file system, which only costs time, never safety.
+ * At the sync a writer takes a ticket, then tries the lock; whoever gets it and
+ * finds its ticket not yet covered reads the newest ticket, syncs once,
+ * publishes that ticket as covered and wakes every waiter.  A writer that finds
+ * the lock taken sleeps on a word of the page (a futex) until a sync ends, then
+ * looks again: covered, it returns without a sync; if not, one of the woken
+ * takes the lock for the next sync.  So under load one sync serves many
+ * sessions, and the waiters wake at once rather than one by one through the
+ * lock.  syncfs also flushes whatever else is dirty on that file system, which
+ * only costs time, never safety.
  * Concurrency: any processes sharing the page.  The lock is flock(2) on a
  * descriptor of queue/ each call opens, so a writer killed while holding it
  * releases it with its descriptors (a lock word in the page would stay taken
- * forever).
+ * forever); a waiter looks again every WAIT_POLL_MS even unwoken, for the sync
+ * of a writer killed in it never ends with a wake-up.
  * A writer about to sync first waits, at most JOIN_WAIT_US, while other writers are
  * on their way ("heading": writing their file, or renaming it): they arrive within
  * that time, and one sync then covers them too (PostgreSQL's commit_delay, bounded
@@ -36,9 +40,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +57,7 @@
 
 #define JOIN_WAIT_US  300 /* longest a sync waits for writers on their way */
 #define JOIN_STEP_US  50
+#define WAIT_POLL_MS  10   /* a waiter looks again this often even unwoken (a syncer killed) */
 #define GROUP_WRITERS 8192 /* writer processes at once (the listeners' board has as many) */
 
 struct writer {
@@ -60,9 +68,10 @@ struct writer {
 };
 
 struct stage {
-    sl_atomic_u64 tickets; /* handed out: files written (data) or renamed (directory) */
+    sl_atomic_u64 tickets; /* handed out: files renamed into queue/ */
     sl_atomic_u64 synced;  /* every ticket up to this one is durable */
     sl_atomic_u64 syncs;   /* syncs done (statistics) */
+    sl_atomic_u32 done;    /* bumped after each sync: the word waiters sleep on (futex) */
 };
 
 struct sl_spool_group {
@@ -190,45 +199,62 @@ static void join_wait(struct sl_spool_group *g)
         nanosleep(&step, NULL);
 }
 
-/* lock - flock that a signal does not cut short */
-static int lock(int fd, int op)
+/* sleep_until_done - wait until the syncs-done word moves from seen (a sync ended), or
+ * WAIT_POLL_MS: a syncer killed in its sync never wakes anyone, and its lock is free again */
+static void sleep_until_done(struct stage *st, uint32_t seen)
 {
-    int rc;
+    const struct timespec poll = {.tv_nsec = WAIT_POLL_MS * 1000000L};
 
-    while ((rc = flock(fd, op)) < 0 && errno == EINTR)
-        ;
-    return rc;
+    (void)syscall(SYS_futex, &st->done, FUTEX_WAIT, seen, &poll, NULL, 0);
+}
+
+/* wake_all - every writer asleep on the syncs-done word looks again */
+static void wake_all(struct stage *st)
+{
+    atomic_fetch_add(&st->done, 1);
+    (void)syscall(SYS_futex, &st->done, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 /* spool_group_sync - the caller's file, renamed into dirpath, and its data are durable when
- * this returns 0; -1 with errno */
+ * this returns 0; -1 with errno.  Whoever gets the lock syncs for everyone that has a ticket
+ * by then; the others sleep until a sync ends (not in a queue on the lock, where each would
+ * wake in turn only to find itself covered and pass the lock on), then look again. */
 int spool_group_sync(struct sl_spool_group *g, const char *dirpath)
 {
     struct stage *st = &g->commit;
     int fd = open(dirpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    uint64_t ticket, upto;
-    int rc = 0;
+    uint64_t ticket;
+    int rc = 0, e = 0;
 
     if (fd < 0)
         return -1;
     ticket = sl_add64(&st->tickets, 1) + 1;
     spool_group_heading(g, false); /* arrived: a sync starting now waits for it no longer */
-    if (lock(fd, LOCK_EX) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    if (sl_load64(&st->synced) < ticket) {
-        join_wait(g);
-        upto = sl_load64(&st->tickets); /* every step counted here is done */
-        if ((rc = syncfs(fd)) == 0) {
-            sl_store64(&st->synced, upto);
-            sl_stat_inc64(&st->syncs);
+    while (sl_load64(&st->synced) < ticket) {
+        uint32_t seen = sl_load32(&st->done);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            if (errno != EWOULDBLOCK && errno != EINTR) {
+                rc = -1;
+                e = errno;
+                break;
+            }
+            sleep_until_done(st, seen);
+            continue;
         }
+        if (sl_load64(&st->synced) < ticket) {
+            join_wait(g);
+            uint64_t upto = sl_load64(&st->tickets); /* every rename counted here is done */
+            if ((rc = syncfs(fd)) == 0) {
+                sl_store64(&st->synced, upto);
+                sl_stat_inc64(&st->syncs);
+            }
+            e = errno;
+        }
+        flock(fd, LOCK_UN);
+        wake_all(st);
+        break;
     }
-    int e = errno;
-    close(fd); /* releases the lock */
+    close(fd);
     errno = e;
     return rc;
 }
