@@ -4,7 +4,8 @@
 #
 # N messages of BODY bytes (sluice_message's, without Message-ID: each server adds its own)
 # submitted by smtp-source -F over S sessions (one row per BENCH_SUBMIT_SESSIONS entry,
-# default "8 32"), with connection reuse and PIPELINING, to:
+# default "8 32"), with PIPELINING and a new connection per message (smtp-source without -d,
+# as most applications submit), to:
 #   sluice    sluiced's listener on 127.0.0.1 (max_sessions = S)
 #   postfix   a private Postfix (smtpd, queue, smtp; defaults but enable_long_queue_ids and
 #             always_add_missing_headers, for the latency below)
@@ -54,7 +55,7 @@ max_sessions = $3
 EOF
 }
 
-# submit_source ADDR:PORT SESSIONS: smtp-source, N messages, reuse and pipelining
+# submit_source ADDR:PORT SESSIONS: smtp-source, N messages, pipelining, a connection each
 submit_source() {
   smtp-source -c -s "$2" -m "$N" -F "$T/submit-msg.eml" -f bench@sender.test -t rcpt@bench.test \
     "$1" >"$T/submit-source.out" 2>&1
