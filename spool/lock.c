@@ -14,11 +14,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spool/sl_spool_lock.h"
 #include "util/sl_msg.h"
 #include "spool_impl.h"
+
+#define DAEMON_WAIT_S 60 /* longest a starting master waits for a sluicectl acting offline */
 
 /* open_lock - the lock file, created (owned like the spool when root makes it) */
 static int open_lock(const char *dir, int mode)
@@ -39,26 +42,59 @@ static int open_lock(const char *dir, int mode)
     return fd;
 }
 
-/* sl_spool_lock_daemon - the write lock, waited for */
+/* holder - the pid holding a lock on fd that conflicts with fl, and whether it writes (a
+ * daemon) or reads (a sluicectl); 0 when none does any more */
+static pid_t holder(int fd, const struct flock *fl, bool *writes)
+{
+    struct flock probe = *fl;
+
+    if (fcntl(fd, F_GETLK, &probe) < 0 || probe.l_type == F_UNLCK)
+        return 0;
+    *writes = probe.l_type == F_WRLCK;
+    return probe.l_pid;
+}
+
+/* sl_spool_lock_daemon - the write lock; a sluicectl acting on the spool is waited for (at
+ * most DAEMON_WAIT_S), another daemon is not: two masters on one spool would each take the
+ * other's control socket and deliver the same mail */
 int sl_spool_lock_daemon(const char *dir, char *err, size_t errlen)
 {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    int fd = open_lock(dir, O_RDWR), rc, e;
+    const struct timespec step = {.tv_nsec = 100 * 1000000L};
+    int fd = open_lock(dir, O_RDWR), e = 0;
 
+    if (fd < 0 && errno == ENOENT && mkdir(dir, 0750) == 0) /* a first start */
+        fd = open_lock(dir, O_RDWR);
     if (fd < 0)
         return spool_fail(err, errlen, "cannot open %s/%s: %s", dir, SL_SPOOL_LOCK,
                           strerror(errno));
-    if ((rc = fcntl(fd, F_SETLK, &fl)) < 0 && (errno == EAGAIN || errno == EACCES)) {
-        sl_msg_info("spool %s: waiting for sluicectl, which is changing it", dir);
-        while ((rc = fcntl(fd, F_SETLKW, &fl)) < 0 && errno == EINTR)
-            ;
+    for (int waited = 0; fcntl(fd, F_SETLK, &fl) < 0; waited++) {
+        bool writes = false;
+        pid_t pid;
+        if ((e = errno) == EINTR)
+            continue;
+        if (e != EAGAIN && e != EACCES) {
+            close(fd);
+            return spool_fail(err, errlen, "cannot lock %s/%s: %s", dir, SL_SPOOL_LOCK,
+                              strerror(e));
+        }
+        if ((pid = holder(fd, &fl, &writes)) != 0 && writes) {
+            close(fd);
+            spool_fail(err, errlen, "spool %s is held by another sluiced (pid %ld)", dir,
+                       (long)pid);
+            return SL_SPOOL_LOCK_BUSY;
+        }
+        if (waited >= DAEMON_WAIT_S * 10) {
+            close(fd);
+            return spool_fail(err, errlen, "spool %s: sluicectl (pid %ld) held it for over %d s",
+                              dir, (long)pid, DAEMON_WAIT_S);
+        }
+        if (waited == 0)
+            sl_msg_info("spool %s: waiting for sluicectl (pid %ld), which is changing it", dir,
+                        (long)pid);
+        nanosleep(&step, NULL);
     }
-    if (rc == 0)
-        return fd;
-    e = errno;
-    close(fd);
-    errno = e;
-    return spool_fail(err, errlen, "cannot lock %s/%s: %s", dir, SL_SPOOL_LOCK, strerror(e));
+    return fd;
 }
 
 /* sl_spool_lock_offline - the read lock, not waited for */

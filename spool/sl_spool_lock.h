@@ -17,8 +17,9 @@
 #define SL_SPOOL_LOCK      "sluiced.lock"
 #define SL_SPOOL_LOCK_BUSY (-2) /* a daemon holds the spool */
 
-/* The daemon's hold on spool dir, waited for while a sluicectl acts on it; the descriptor
- * (kept open for the daemon's life), or -1 with err. */
+/* The daemon's hold on spool dir, waited for while a sluicectl acts on it (at most a
+ * minute); the descriptor (kept open for the daemon's life), SL_SPOOL_LOCK_BUSY with err when
+ * another daemon holds it, or -1 with err. */
 int sl_spool_lock_daemon(const char *dir, char *err, size_t errlen);
 /* May sluicectl change spool dir itself: the descriptor to keep open while it does,
  * SL_SPOOL_LOCK_BUSY when a daemon holds the spool, -1 (errno) when the lock file cannot be
