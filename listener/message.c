@@ -301,8 +301,7 @@ void smtpd_accept(struct session *s)
         io_reply(&s->io, full ? "452 4.3.1 Error: insufficient system storage: spool full, try "
                                 "again later"
                               : "451 4.3.0 Error: queue file write error, try again later");
-    } else {
-        sl_spool_notify(s->ctx->spool, id);
+    } else { /* the master was told by the group commit (sl_spool_write) */
         log_queued(s, id, binding, group, len);
         io_reply(&s->io, "250 2.0.0 Ok: queued as %s", id);
     }

@@ -190,9 +190,12 @@ static void back_off(struct sl_listeners *ls)
     sl_msg_warn("listener processes keep dying: next start in %ld ms", ms);
 }
 
-/* sl_listeners_reaped - forget a dead listener process; false when pid is not one */
-bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status)
+/* sl_listeners_reaped - forget a dead listener process; false when pid is not one.  queued:
+ * the id of a message it had put in queue/ without telling the master, or "" */
+bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status,
+                         char queued[SL_SPOOL_ID_LEN + 1])
 {
+    queued[0] = '\0';
     for (size_t k = 0; k < ls->np; k++) {
         struct sl_lproc *p = &ls->p[k];
         if (p->pid != pid)
@@ -204,7 +207,7 @@ bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status)
                         WIFSIGNALED(status) ? "killed by signal" : "exited with status",
                         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
         sl_smtpd_board_forget(ls->board, pid);
-        sl_spool_group_forget(ls->group, ls->spool, pid);
+        sl_spool_group_forget(ls->group, ls->spool, pid, queued);
         if (!p->retiring && sl_supervise_failed(ready, time(NULL) - p->started, status)) {
             ls->failures++;
             back_off(ls);
@@ -322,8 +325,9 @@ void sl_listeners_stop(struct sl_listeners *ls)
                         (long)ls->p[k].pid);
             kill(ls->p[k].pid, SIGKILL);
             if (waitpid(ls->p[k].pid, &status, 0) == ls->p[k].pid) {
+                char queued[SL_SPOOL_ID_LEN + 1]; /* stays in queue/: the next start has it */
                 sl_smtpd_board_forget(ls->board, ls->p[k].pid);
-                sl_spool_group_forget(ls->group, ls->spool, ls->p[k].pid);
+                sl_spool_group_forget(ls->group, ls->spool, ls->p[k].pid, queued);
             }
             ls->p[k].pid = 0;
         }

@@ -53,8 +53,10 @@ void sl_listeners_open(struct sl_listeners *ls, const struct sl_config *cfg, con
                        uint32_t gen);
 /* Fork listener processes up to max_sessions per listener, back-off allowing. */
 void sl_listeners_fill(struct sl_listeners *ls);
-/* A reaped child: true when it was a listener process (then forgotten). */
-bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status);
+/* A reaped child: true when it was a listener process (then forgotten); queued gets the id
+ * of a message it had put in queue/ without telling the master (else ""). */
+bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status,
+                         char queued[SL_SPOOL_ID_LEN + 1]);
 /* A new config: bind new addresses, retire every older process, close unused sockets. */
 void sl_listeners_reload(struct sl_listeners *ls, const struct sl_config *cfg, uint32_t gen);
 /* Milliseconds until the back-off allows a spawn (-1: none due). */

@@ -318,10 +318,15 @@ static void reopen_log(struct master *m)
     sl_msg_info("delivery log %s: reopened by %u workers", str(m->cfg, SL_OPT_DELIVERY_LOG), told);
 }
 
-/* listener_exit - a reaped child the worker supervisor does not know */
+/* listener_exit - a reaped child the worker supervisor does not know; a message a listener
+ * process had queued but not announced is taken up here */
 static void listener_exit(pid_t pid, int status, void *ctx)
 {
-    sl_listeners_reaped(ctx, pid, status);
+    struct master *m = ctx;
+    char queued[SL_SPOOL_ID_LEN + 1];
+
+    if (sl_listeners_reaped(&m->lsn, pid, status, queued) && queued[0] != '\0')
+        sl_pickup_id(&m->sched, queued);
 }
 
 /* serve - the main loop, until SIGTERM or SIGINT */
@@ -504,7 +509,7 @@ int main(int argc, char **argv)
     m.sup.on_exit = sl_sched_worker_exit;
     m.sup.on_exit_ctx = &m.sched;
     m.sup.on_other = listener_exit;
-    m.sup.on_other_ctx = &m.lsn;
+    m.sup.on_other_ctx = &m;
     m.sup.spool = m.spool;
     schedule_audit(&m);
     m.next_rescan = sl_clock_after_ms(SL_PICKUP_RESCAN_MS);

@@ -230,7 +230,7 @@ enum spool_commit_result spool_commit(const char *dir, const char *tmpname, cons
 }
 
 /* spool_commit_grouped - tmp/tmpname <- data, rename to sub/name (never replacing), the
- * group's sync */
+ * group's sync, then the master told (sl_spool_notify) */
 enum spool_commit_result spool_commit_grouped(const char *dir, const char *tmpname, const char *sub,
                                               const char *name, const void *data, size_t len,
                                               struct sl_spool_group *g, char *err, size_t errlen)
@@ -243,11 +243,18 @@ enum spool_commit_result spool_commit_grouped(const char *dir, const char *tmpna
         spool_fail(err, errlen, "spool path too long: %s", dir);
         return SPOOL_COMMIT_ERROR;
     }
+    if (spool_group_fd(subdir) < 0) { /* before the write: its sync must see the write's errors */
+        int saved = errno;
+        spool_fail(err, errlen, "cannot open %s: %s", subdir, strerror(saved));
+        return failed(saved);
+    }
     spool_group_heading(g, true);
     spool_group_tmp(g, tmpname); /* named before it exists: a kill from here on is cleaned up */
+    spool_group_queued(g, name); /* ... and, renamed, taken up by the master */
     if (write_tmp(tmp, data, len, SPOOL_NEW, false) < 0 || claim(tmp, final) < 0) {
         int saved = errno;
         spool_group_heading(g, false);
+        spool_group_queued(g, NULL);
         unlink(tmp);
         spool_group_tmp(g, NULL);
         if (saved == EEXIST)
@@ -255,8 +262,7 @@ enum spool_commit_result spool_commit_grouped(const char *dir, const char *tmpna
         spool_fail(err, errlen, "cannot write %s as %s: %s", tmp, final, strerror(saved));
         return failed(saved);
     }
-    spool_group_queued(g, name); /* a kill from here on: the master takes it up */
-    spool_group_tmp(g, NULL);    /* renamed: nothing of it is in tmp/ any more */
+    spool_group_tmp(g, NULL); /* renamed: nothing of it is in tmp/ any more */
     if (spool_group_sync(g, subdir) < 0) {
         int saved = errno;
         spool_fail(err, errlen, "cannot sync %s: %s", subdir, strerror(saved));
@@ -264,7 +270,8 @@ enum spool_commit_result spool_commit_grouped(const char *dir, const char *tmpna
         spool_group_queued(g, NULL);
         return failed(saved);
     }
-    spool_group_queued(g, NULL); /* before the caller's 250 */
+    sl_spool_notify(dir, name);  /* durable: the master takes it up now */
+    spool_group_queued(g, NULL); /* told: a kill from here on leaves nothing to take up */
     return SPOOL_COMMIT_OK;
 }
 

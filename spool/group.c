@@ -22,8 +22,15 @@
  * sessions, and the waiters wake at once rather than one by one through the
  * lock.  syncfs also flushes whatever else is dirty on that file system, which
  * only costs time, never safety.
- * Concurrency: any processes sharing the page.  The lock is flock(2) on a
- * descriptor of queue/ each call opens, so a writer killed while holding it
+ * A sync that fails fails every writer it covered (the "failed" mark): none of
+ * them may say 250.  Each process syncs on a descriptor of queue/ it opened
+ * before its first write, because syncfs reports only the write-back errors
+ * seen since its descriptor was opened.  A writer names its message in its
+ * entry from before the rename until the master was told (sl_spool_notify,
+ * after the sync): killed in between, its whole message is in queue/, and the
+ * master takes it up when it reaps the writer (sl_spool_group_forget).
+ * Concurrency: any processes sharing the page.  The lock is flock(2) on that
+ * descriptor (each process has its own), so a writer killed while holding it
  * releases it with its descriptors (a lock word in the page would stay taken
  * forever); a waiter looks again every WAIT_POLL_MS even unwoken, for the sync
  * of a writer killed in it never ends with a wake-up.
@@ -71,6 +78,7 @@ struct stage {
     sl_atomic_u64 tickets; /* handed out: files renamed into queue/ */
     sl_atomic_u64 synced;  /* every ticket up to this one is durable */
     sl_atomic_u64 syncs;   /* syncs done (statistics) */
+    sl_atomic_u64 failed;  /* a sync that failed covered every ticket up to this one */
     sl_atomic_u32 done;    /* bumped after each sync: the word waiters sleep on (futex) */
 };
 
@@ -81,6 +89,11 @@ struct sl_spool_group {
 };
 
 static struct writer *me; /* this process's entry, claimed at its first write */
+static int sync_fd = -1;  /* this process's descriptor of queue/, opened before its first
+                           * write: syncfs reports a write-back error seen since it was
+                           * opened, so a sync on a descriptor opened later could miss
+                           * the failure of an earlier writer's data */
+static pid_t sync_pid;    /* ... of this process (a child opens its own) */
 
 /* sl_spool_group_new - a group in a shared anonymous page, for the processes forked after */
 struct sl_spool_group *sl_spool_group_new(void)
@@ -130,25 +143,31 @@ static struct writer *claim(struct sl_spool_group *g)
 }
 
 /* sl_spool_group_forget - a writer process of spool dir is gone (reaped): the file it was
- * writing leaves tmp/ (never acknowledged, so never a message); a message it had renamed into
- * queue/ but not seen synced is whole there, and the master hears of it (sl_spool_notify) as
- * if the writer had said so: delivered at least once, like every message the client may
- * send again; its entry is free again */
-void sl_spool_group_forget(struct sl_spool_group *g, const char *dir, pid_t pid)
+ * writing leaves tmp/ (never acknowledged, so never a message), its entry is free again.  A
+ * message it had renamed into queue/ but not yet announced is whole there: its id goes to
+ * queued (true returned), for the caller to take it up as if the writer had said so (the
+ * client may send it again: at least once) */
+bool sl_spool_group_forget(struct sl_spool_group *g, const char *dir, pid_t pid,
+                           char queued[SL_SPOOL_ID_LEN + 1])
 {
     char path[4096];
+    bool had = false;
 
+    queued[0] = '\0';
     for (size_t i = 0; g != NULL && i < sl_load32(&g->used) && i < GROUP_WRITERS; i++)
         if (sl_load32(&g->w[i].pid) == (uint32_t)pid) {
             if (g->w[i].tmp[0] != '\0' &&
                 spool_path(path, sizeof path, dir, SPOOL_TMP, g->w[i].tmp))
                 unlink(path);
-            if (g->w[i].queued[0] != '\0')
-                sl_spool_notify(dir, g->w[i].queued);
+            if (g->w[i].queued[0] != '\0') {
+                strlcpy(queued, g->w[i].queued, SL_SPOOL_ID_LEN + 1);
+                had = true;
+            }
             g->w[i].tmp[0] = g->w[i].queued[0] = '\0';
             sl_store32(&g->w[i].heading, 0);
             sl_store32(&g->w[i].pid, 0);
         }
+    return had;
 }
 
 /* spool_group_tmp - name the file this writer has in tmp/ from now on (NULL: none) */
@@ -160,8 +179,8 @@ void spool_group_tmp(struct sl_spool_group *g, const char *name)
         strlcpy(w->tmp, name != NULL && strlen(name) < sizeof w->tmp ? name : "", sizeof w->tmp);
 }
 
-/* spool_group_queued - name the message this writer renamed into queue/ and waits to see
- * synced (NULL: none; cleared before the writer acknowledges it) */
+/* spool_group_queued - name the message this writer is renaming into queue/, until the
+ * master was told of it (NULL: none) */
 void spool_group_queued(struct sl_spool_group *g, const char *id)
 {
     struct writer *w = claim(g);
@@ -215,6 +234,17 @@ static void wake_all(struct stage *st)
     (void)syscall(SYS_futex, &st->done, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
+/* spool_group_fd - this process's descriptor of dirpath (queue/), for the lock and the
+ * sync; opened once, at its first commit, before its first write */
+int spool_group_fd(const char *dirpath)
+{
+    if (sync_fd >= 0 && sync_pid == getpid())
+        return sync_fd;
+    sync_fd = open(dirpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    sync_pid = getpid();
+    return sync_fd;
+}
+
 /* spool_group_sync - the caller's file, renamed into dirpath, and its data are durable when
  * this returns 0; -1 with errno.  Whoever gets the lock syncs for everyone that has a ticket
  * by then; the others sleep until a sync ends (not in a queue on the lock, where each would
@@ -222,7 +252,7 @@ static void wake_all(struct stage *st)
 int spool_group_sync(struct sl_spool_group *g, const char *dirpath)
 {
     struct stage *st = &g->commit;
-    int fd = open(dirpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = spool_group_fd(dirpath);
     uint64_t ticket;
     int rc = 0, e = 0;
 
@@ -230,8 +260,15 @@ int spool_group_sync(struct sl_spool_group *g, const char *dirpath)
         return -1;
     ticket = sl_add64(&st->tickets, 1) + 1;
     spool_group_heading(g, false); /* arrived: a sync starting now waits for it no longer */
-    while (sl_load64(&st->synced) < ticket) {
+    for (;;) {
         uint32_t seen = sl_load32(&st->done);
+        if (sl_load64(&st->failed) >= ticket) { /* first: a later sync may cover it too */
+            rc = -1;
+            e = EIO;
+            break;
+        }
+        if (sl_load64(&st->synced) >= ticket)
+            break;
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
             if (errno != EWOULDBLOCK && errno != EINTR) {
                 rc = -1;
@@ -241,20 +278,23 @@ int spool_group_sync(struct sl_spool_group *g, const char *dirpath)
             sleep_until_done(st, seen);
             continue;
         }
-        if (sl_load64(&st->synced) < ticket) {
+        if (sl_load64(&st->synced) < ticket && sl_load64(&st->failed) < ticket) {
             join_wait(g);
             uint64_t upto = sl_load64(&st->tickets); /* every rename counted here is done */
             if ((rc = syncfs(fd)) == 0) {
                 sl_store64(&st->synced, upto);
                 sl_stat_inc64(&st->syncs);
+            } else {
+                e = errno;
+                sl_store64(&st->failed, upto); /* everyone it covered fails with it */
             }
-            e = errno;
         }
         flock(fd, LOCK_UN);
         wake_all(st);
+        if (rc == 0)
+            continue; /* look again: covered, or (a sync of someone else's) not yet */
         break;
     }
-    close(fd);
     errno = e;
     return rc;
 }

@@ -114,8 +114,10 @@ struct sl_spool_group;
 struct sl_spool_group *sl_spool_group_new(void);
 /* A writer process of the group, writing into spool dir, was reaped: the file it had in
  * tmp/ goes (never acknowledged), and its mark (which would make every later sync wait its
- * longest). */
-void sl_spool_group_forget(struct sl_spool_group *g, const char *dir, pid_t pid);
+ * longest).  True, with its id in queued, when it had renamed a message into queue/ and
+ * not yet told the master: the caller takes it up (it is whole; never acknowledged). */
+bool sl_spool_group_forget(struct sl_spool_group *g, const char *dir, pid_t pid,
+                           char queued[SL_SPOOL_ID_LEN + 1]);
 /* Syncs the group made so far (data and directory); *files (if not NULL): the new files they
  * covered. */
 uint64_t sl_spool_group_syncs(struct sl_spool_group *g, uint64_t *files);

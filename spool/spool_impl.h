@@ -63,12 +63,15 @@ enum spool_commit_result spool_commit_grouped(const char *dir, const char *tmpna
 /* The group's sync (group.c), -1 with errno: the caller's file, renamed into dirpath, is
  * durable, data and name (one syncfs for every writer that got there). */
 int spool_group_sync(struct sl_spool_group *g, const char *dirpath);
+/* This process's descriptor of dirpath for the group's lock and sync, opened at its first
+ * call (before the caller's write, so that the sync sees that write's errors); -1 (errno). */
+int spool_group_fd(const char *dirpath);
 /* A writer on its way to the sync (writing its file, renaming it) says so, and a sync about
  * to start waits a moment for it to join. */
 void spool_group_heading(struct sl_spool_group *g, bool on_way);
 /* The file a writer of the group has in tmp/ (NULL: none), for sl_spool_group_forget. */
 void spool_group_tmp(struct sl_spool_group *g, const char *name);
-/* The message a writer renamed into queue/ and waits to see synced (NULL: none). */
+/* The message a writer is renaming into queue/, until the master was told (NULL: none). */
 void spool_group_queued(struct sl_spool_group *g, const char *id);
 /* A group writer's (a listener process's) new message is written as tmp/ID.in: the master
  * reaping a writer killed mid-write removes it, and the master's start scan (when no writer of
