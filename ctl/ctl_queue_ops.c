@@ -377,9 +377,16 @@ static char offline_token(const struct op *op, const char *tok, int64_t now)
         if (dot != NULL)
             break;
     }
-    if (code != 'f' && strcmp(op->verb, "delete") == 0 && all_done(op->spool, &m) &&
-        sl_spool_remove(op->spool, id, m.nparts) < 0)
-        code = 'f';
+    /* A whole message deleted goes even when a part's state could not be read or written (a
+     * damaged state file): the operator asked for it gone; a part deleted goes with the
+     * message's last. */
+    if (strcmp(op->verb, "delete") == 0 &&
+        (dot == NULL || (code != 'f' && all_done(op->spool, &m)))) {
+        if (sl_spool_remove(op->spool, id, m.nparts) < 0)
+            code = 'f';
+        else if (code == 'f')
+            code = 'a';
+    }
     sl_spool_msg_free(&m);
     return code;
 }

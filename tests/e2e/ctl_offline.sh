@@ -111,3 +111,10 @@ check "a suspend sent meanwhile waited too, and the daemon took it (not the file
         ! grep -q "no daemon runs" "$T/suspend.out"'
 check "the suspension is in force, once" test "$(ctl suspended | grep -c other.test)" -eq 1
 stop
+
+# --- no daemon: a message whose state file is damaged is still deleted whole
+m5=$(inject h@ok.test)
+printf 'garbage\n' >"$T/spool/state/$m5.0"
+ctl delete "$m5" >"$T/del5.out" 2>&1
+check "delete of a message with a damaged state file succeeds" grep -q "$m5" "$T/del5.out"
+check "and the message is gone" eval '! in_queue "$m5"'
