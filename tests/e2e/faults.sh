@@ -56,10 +56,20 @@ check "a new daemon takes over the stale table" wait_for 10 up 2
 
 # --- serving workers killed from outside (kill -9, the OOM killer) are replaced at once, each
 # time: no back-off (it would be 1.6 s, then 3.2 s, by the third round)
+# replaced: N live children (zombies not yet reaped do not count), none of them in $killed
+replaced() {
+  local n=0 p
+  for p in $(ps -o pid=,stat= --ppid "$daemon" | awk '$2 !~ /^Z/ {print $1}'); do
+    case " $killed " in *" $p "*) return 1 ;; esac
+    n=$((n + 1))
+  done
+  [ "$n" -eq "$1" ]
+}
 for round in 1 2 3; do
   wait_for 10 up 2
-  for p in $(children_of "$daemon"); do kill -KILL "$p"; done
-  check "kill -9 of both workers, round $round: both replaced within 1 s" wait_for 1 up 2
+  killed=$(children_of "$daemon" | tr '\n' ' ')
+  for p in $killed; do kill -KILL "$p"; done
+  check "kill -9 of both workers, round $round: both replaced within 1 s" wait_for 1 replaced 2
 done
 check "no back-off for workers killed from outside" eval '! grep -q "workers keep dying" $T/daemon.log'
 
