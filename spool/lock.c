@@ -2,9 +2,12 @@
  * lock.c - spool_dir/sluiced.lock: the daemon's hold on the spool, and
  * sluicectl's while it acts on the spool with no daemon (sl_spool_lock.h).
  *
- * The master waits for a sluicectl already acting (a bounded amount of work),
- * sluicectl never waits for the master: it is told the spool is held, and goes
- * to the daemon's control socket instead.  Only these functions open the lock
+ * Byte 0 is the daemon's: the master write-locks it (waiting for a sluicectl
+ * already acting, a bounded amount of work; refusing when another daemon holds
+ * it), sluicectl read-locks it and never waits for the master: it is told the
+ * spool is held, and goes to the daemon's control socket instead.  Byte 1 is
+ * sluicectl's own, write-locked and waited for, so that two of them acting on
+ * the spool take turns.  Only these functions open the lock
  * file, so no other close in the process drops the record lock.
  * Concurrency: master and sluicectl processes.
  * Trust boundary: the spool directory is the daemon's own.
@@ -59,7 +62,7 @@ static pid_t holder(int fd, const struct flock *fl, bool *writes)
  * other's control socket and deliver the same mail */
 int sl_spool_lock_daemon(const char *dir, char *err, size_t errlen)
 {
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
     const struct timespec step = {.tv_nsec = 100 * 1000000L};
     int fd = open_lock(dir, O_RDWR), e = 0;
 
@@ -97,19 +100,30 @@ int sl_spool_lock_daemon(const char *dir, char *err, size_t errlen)
     return fd;
 }
 
-/* sl_spool_lock_offline - the read lock, not waited for */
+/* sl_spool_lock_offline - the read lock of the daemon's byte, not waited for; then the
+ * sluicectl byte, waited for: two sluicectl acting at once would each read, change and
+ * write back the same file (the actions, a part's state), and one change would be lost */
 int sl_spool_lock_offline(const char *dir)
 {
-    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
-    int fd = open_lock(dir, O_RDONLY);
+    struct flock daemon = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    struct flock ctl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1};
+    int fd = open_lock(dir, O_RDWR), rc, e;
 
     if (fd < 0)
         return -1;
-    if (fcntl(fd, F_SETLK, &fl) < 0) {
-        int e = errno;
+    if (fcntl(fd, F_SETLK, &daemon) < 0) {
+        e = errno;
         close(fd);
         errno = e;
         return e == EAGAIN || e == EACCES ? SL_SPOOL_LOCK_BUSY : -1;
+    }
+    while ((rc = fcntl(fd, F_SETLKW, &ctl)) < 0 && errno == EINTR)
+        ;
+    if (rc < 0) {
+        e = errno;
+        close(fd);
+        errno = e;
+        return -1;
     }
     return fd;
 }

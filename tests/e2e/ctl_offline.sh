@@ -118,3 +118,14 @@ printf 'garbage\n' >"$T/spool/state/$m5.0"
 ctl delete "$m5" >"$T/del5.out" 2>&1
 check "delete of a message with a damaged state file succeeds" grep -q "$m5" "$T/del5.out"
 check "and the message is gone" eval '! in_queue "$m5"'
+
+# --- no daemon: sluicectl commands run at once take turns on the spool (each reads, changes
+# and writes back the actions file): every suspension is in force
+pids=()
+for i in 1 2 3 4 5 6 7 8; do
+  ctl suspend --domain "many$i.test" --reason turns >/dev/null 2>&1 &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+check "eight suspensions made at once are all in force" \
+  test "$(ctl suspended | grep -c 'many[1-8]\.test')" -eq 8
