@@ -80,6 +80,9 @@ static void give_entries(const struct sl_privileges *p, int dir, const char *dir
 static void give_entry(const struct sl_privileges *p, int dir, const char *dirname,
                        const char *name, int depth)
 {
+    /* O_PATH, and only O_PATH: this walk reaches spool_dir/sluiced.lock, and closing any
+     * other descriptor of that file would drop the master's record lock on it (POSIX locks
+     * belong to the process and file); a close of an O_PATH descriptor leaves locks alone. */
     int fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
 
