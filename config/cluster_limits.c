@@ -236,11 +236,15 @@ static bool full(const struct sl_shm *shm, const char *scope, const char *a, con
     return true;
 }
 
-/* sl_limits_cluster_room - may a new connection from binding to domain open as far as this
- * node's own holds of its cluster counters know (before the MX is known): the scheduler holds
- * mail back for a cluster counter this node alone fills, as for a local one */
-bool sl_limits_cluster_room(const struct sl_config *cfg, const struct sl_shm *shm,
-                            const char *binding, const char *domain, struct sl_refusal *why)
+/* A cluster counter a connection from binding to domain would take: (scope, a b) and its
+ * limit; true stops the walk. */
+typedef bool (*cluster_visit)(void *ctx, const char *scope, const char *a, const char *b,
+                              int32_t limit);
+
+/* walk_cluster - visit, in order, the cluster counters a connection from binding to domain
+ * takes before its MX is known; true when a visit stopped the walk */
+static bool walk_cluster(const struct sl_config *cfg, const char *binding, const char *domain,
+                         cluster_visit visit, void *ctx)
 {
     const enum sl_opt smax = SL_OPT_CLUSTER_SCOPE_MAX_OUTBOUND_CONNECTIONS;
     const enum sl_opt smx = SL_OPT_CLUSTER_SERVER_MAX_OUTBOUND_CONNECTIONS;
@@ -251,23 +255,46 @@ bool sl_limits_cluster_room(const struct sl_config *cfg, const struct sl_shm *sh
     size_t n;
 
     if (!sl_limits_cluster_any(cfg) || (b = sl_config_binding(cfg, binding)) == NULL)
-        return true;
-    v = chain_max(cfg, binding, domain, NULL, &host_side);
-    if (!host_side && full(shm, "binding_domain", binding, domain, v, why))
         return false;
+    v = chain_max(cfg, binding, domain, NULL, &host_side);
+    if (!host_side && visit(ctx, "binding_domain", binding, domain, v))
+        return true;
     list = setters(cfg, smax, &n);
     for (size_t i = 0; i < n; i++) {
         const struct sl_section *s = list[i];
         if (s->scope == SL_SC_DOMAIN && sl_section_matches_domain(s, domain) &&
-            full(shm, "domain", s->domain, NULL, lim(s, smax), why))
-            return false;
+            visit(ctx, "domain", s->domain, NULL, lim(s, smax)))
+            return true;
         if (s->scope == SL_SC_GROUP_DOMAIN && same(s->group, b->group) &&
             sl_section_matches_domain(s, domain) &&
-            full(shm, "group_domain", s->group, s->domain, lim(s, smax), why))
-            return false;
+            visit(ctx, "group_domain", s->group, s->domain, lim(s, smax)))
+            return true;
     }
-    return !full(shm, "binding", binding, NULL, lim(b->section, smx), why) &&
-           !full(shm, "server", NULL, NULL, lim(cfg->sections[0], smx), why);
+    return visit(ctx, "binding", binding, NULL, lim(b->section, smx)) ||
+           visit(ctx, "server", NULL, NULL, lim(cfg->sections[0], smx));
+}
+
+/* The room check's walk: the table and where to say which counter is full. */
+struct room_walk {
+    const struct sl_shm *shm;
+    struct sl_refusal *why;
+};
+
+/* visit_full - stop at a full counter */
+static bool visit_full(void *ctx, const char *scope, const char *a, const char *b, int32_t limit)
+{
+    struct room_walk *r = ctx;
+    return full(r->shm, scope, a, b, limit, r->why);
+}
+
+/* sl_limits_cluster_room - may a new connection from binding to domain open as far as this
+ * node's own holds of its cluster counters know (before the MX is known): the scheduler holds
+ * mail back for a cluster counter this node alone fills, as for a local one */
+bool sl_limits_cluster_room(const struct sl_config *cfg, const struct sl_shm *shm,
+                            const char *binding, const char *domain, struct sl_refusal *why)
+{
+    struct room_walk r = {shm, why};
+    return !walk_cluster(cfg, binding, domain, visit_full, &r);
 }
 
 /* cluster_find - the slot of the cached cluster counter e, once it exists */
@@ -304,36 +331,29 @@ static void cache_one(const struct sl_shm *shm, struct sl_limits_cache *c, const
     cluster_find(shm, e);
 }
 
+/* The cache's walk: the table and the cache being filled. */
+struct cache_walk {
+    const struct sl_shm *shm;
+    struct sl_limits_cache *c;
+};
+
+/* visit_cache - every counter into the cache */
+static bool visit_cache(void *ctx, const char *scope, const char *a, const char *b, int32_t limit)
+{
+    struct cache_walk *w = ctx;
+    cache_one(w->shm, w->c, scope, a, b, limit);
+    return false;
+}
+
 /* sl_limits_cluster_cache - the counters sl_limits_cluster_room looks at, in its order */
 void sl_limits_cluster_cache(const struct sl_config *cfg, const struct sl_shm *shm,
                              struct sl_limits_cache *c, const char *binding, const char *domain)
 {
-    const enum sl_opt smax = SL_OPT_CLUSTER_SCOPE_MAX_OUTBOUND_CONNECTIONS;
-    const enum sl_opt smx = SL_OPT_CLUSTER_SERVER_MAX_OUTBOUND_CONNECTIONS;
-    const struct sl_binding *b;
-    struct sl_section *const *list;
-    bool host_side;
-    int32_t v;
-    size_t n;
+    struct cache_walk w = {shm, c};
 
     c->ncl = 0;
     c->cluster_over = false;
-    if (!sl_limits_cluster_any(cfg) || (b = sl_config_binding(cfg, binding)) == NULL)
-        return;
-    v = chain_max(cfg, binding, domain, NULL, &host_side);
-    if (!host_side)
-        cache_one(shm, c, "binding_domain", binding, domain, v);
-    list = setters(cfg, smax, &n);
-    for (size_t i = 0; i < n; i++) {
-        const struct sl_section *s = list[i];
-        if (s->scope == SL_SC_DOMAIN && sl_section_matches_domain(s, domain))
-            cache_one(shm, c, "domain", s->domain, NULL, lim(s, smax));
-        if (s->scope == SL_SC_GROUP_DOMAIN && same(s->group, b->group) &&
-            sl_section_matches_domain(s, domain))
-            cache_one(shm, c, "group_domain", s->group, s->domain, lim(s, smax));
-    }
-    cache_one(shm, c, "binding", binding, NULL, lim(b->section, smx));
-    cache_one(shm, c, "server", NULL, NULL, lim(cfg->sections[0], smx));
+    (void)walk_cluster(cfg, binding, domain, visit_cache, &w);
 }
 
 /* sl_limits_cluster_room_cached - the room check over the cluster counters cached in c */
