@@ -5,8 +5,9 @@
  * `config check [--strict]` prints every error as FILE:LINE: message on stderr
  * (exit 1), or the linter's warnings (FILE:LINE: warning: ...) on stderr and
  * FILE: OK (N sections, M bindings[, W warnings]) on stdout, exit 0 (1 with
- * --strict and any warning).  `config show [-n]` is in ctl_config_show.c.  `config eval` prints
- * Momentum's console form, `Max_Outbound_Connections = 15`, and with
+ * --strict and any warning).  A delivery_log the file sets that no user could
+ * append to (ctl_log_check.c) is an error too.  `config show [-n]` is in ctl_config_show.c. `config
+ * eval` prints Momentum's console form, `Max_Outbound_Connections = 15`, and with
  * --explain the section (and line) that supplied it.  Scopes are given as
  * flags (--binding B) or positionally as Momentum's console takes them
  * (binding B domain D host H OPTION).
@@ -71,7 +72,7 @@ static int check(const char *cfgpath, int argc, char **argv)
         print_diag(&d);
         return 1;
     }
-    if (sl_ctl_cluster_check(cfg) != 0) {
+    if (sl_ctl_cluster_check(cfg) != 0 || sl_ctl_log_check(cfg) != 0) {
         sl_config_free(cfg);
         return 1;
     }

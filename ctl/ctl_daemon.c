@@ -152,33 +152,14 @@ static bool valid(const char *cfgpath)
     return cfg != NULL;
 }
 
-/* log_error - why no user could append to the file's delivery_log (a missing directory, a
- * path through a file, a directory, a read-only file system), else 0: whether the daemon's own
- * user may is for the daemon to judge (it refuses such a reload, and its log says why) */
+/* log_error - why no user could append to the file's delivery_log (ctl_log_check.c), else 0:
+ * whether the daemon's own user may is for the daemon to judge (it refuses such a reload, and
+ * its log says why) */
 static int log_error(const char *cfgpath, char *path, size_t len)
 {
-    struct stat st;
-    char dir[4096], *slash;
-    int fd, e;
-
     if (sl_ctl_global(cfgpath, SL_OPT_DELIVERY_LOG, path, len) != 0 || path[0] == '\0')
         return 0;
-    if ((fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
-        close(fd);
-        return 0;
-    }
-    e = errno;
-    if (e == EACCES || e == EPERM)
-        return 0;
-    if (e != ENOENT)
-        return e;
-    strlcpy(dir, path, sizeof dir); /* not there yet: its directory must be */
-    if ((slash = strrchr(dir, '/')) == NULL)
-        return 0;
-    *slash = '\0';
-    if (stat(dir[0] != '\0' ? dir : "/", &st) < 0)
-        return errno == EACCES ? 0 : errno;
-    return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    return sl_ctl_log_error(path);
 }
 
 /* sl_ctl_reload - sluicectl reload */

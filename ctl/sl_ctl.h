@@ -126,4 +126,10 @@ unsigned sl_ctl_workers_alive(const struct sl_shm *shm);
  * not validate (with a note on stderr); 0, or -1 when nothing usable. */
 int sl_ctl_global(const char *cfgpath, enum sl_opt opt, char *buf, size_t len);
 
+/* ctl_log_check.c: why no user could append to the delivery log at path (a missing directory,
+ * a path through a file, a directory, a read-only file system), else 0; and config check's
+ * part, a delivery_log the file sets that is so, as FILE:LINE on stderr (0, or 1). */
+int sl_ctl_log_error(const char *path);
+int sl_ctl_log_check(const struct sl_config *cfg);
+
 #endif

@@ -58,6 +58,11 @@ cases=(
   "seed000.ini config eval --bogus mx_limit"
   "seed000.ini config frobnicate"
   "missing.ini config check"
+  # a delivery_log no user could append to: a missing directory, through a file, a directory
+  "log_nodir.ini config check"
+  "log_notdir.ini config check"
+  "log_isdir.ini config check"
+  "log_ok.ini config check"
   # the linter: hints in errors, warnings that keep exit 0 unless --strict
   "lint_errors.ini config check"
   "lint_warn.ini config check"
@@ -130,5 +135,12 @@ for s in "${seeds[@]}"; do
     failed=$((failed + 1))
   fi
 done
+n=$((n + 1))
+if [ ! -e /tmp/sluice-config-cli-never-created.log ]; then
+  echo "ok $n - config check creates no delivery log"
+else
+  echo "not ok $n - config check created /tmp/sluice-config-cli-never-created.log"
+  failed=$((failed + 1))
+fi
 echo "1..$n"
 [ "$failed" -eq 0 ]
