@@ -8,7 +8,9 @@
  * max_sessions processes, all accepting on its one socket.  A process that
  * dies is reaped (the worker supervisor's waitpid hands us the pids it does
  * not know) and replaced by the workers' rule (supervise.c): a crash loop
- * with a back-off (100 ms doubling to 10 s), a process killed from outside
+ * with a back-off (100 ms doubling to 10 s), counted per listener (one whose
+ * processes die young, say of a key file a reload made unreadable, delays no
+ * other listener's replacements), a process killed from outside
  * once it was ready (its board entry taken, just before its first accept)
  * at once.  A reload binds the new addresses, keeps the sockets of
  * unchanged ones (no connection is refused while the processes change),
@@ -78,8 +80,10 @@ static void prepare_all(struct sl_listeners *ls, const struct sl_config *cfg, bo
 
     ls->prep = sl_calloc(cfg->nlisteners + 1, sizeof *ls->prep);
     ls->ready = sl_calloc(cfg->nlisteners + 1, sizeof *ls->ready);
+    ls->back = sl_calloc(cfg->nlisteners + 1, sizeof *ls->back);
     ls->nprep = cfg->nlisteners;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
+        ls->back[i].next_spawn = sl_clock_after_ms(0);
         ls->ready[i] = sl_smtpd_prepare(&cfg->listeners[i], &ls->prep[i], err, sizeof err);
         if (!ls->ready[i] && fatal)
             sl_msg_fatal("%s", err);
@@ -95,8 +99,10 @@ static void free_prep(struct sl_listeners *ls)
         sl_smtpd_prep_free(&ls->prep[i]);
     free(ls->prep);
     free(ls->ready);
+    free(ls->back);
     ls->prep = NULL;
     ls->ready = NULL;
+    ls->back = NULL;
     ls->nprep = 0;
 }
 
@@ -108,7 +114,6 @@ void sl_listeners_open(struct sl_listeners *ls, const struct sl_config *cfg, con
     ls->cfg = cfg;
     ls->spool = spool;
     ls->gen = gen;
-    ls->next_spawn = sl_clock_after_ms(0);
     if (cfg->nlisteners == 0)
         return;
     ls->group = sl_spool_group_new();
@@ -162,7 +167,7 @@ static bool spawn(struct sl_listeners *ls, size_t i, int fd)
     return true;
 }
 
-/* sl_listeners_fill - max_sessions processes per listener */
+/* sl_listeners_fill - max_sessions processes per listener, each as its back-off allows */
 void sl_listeners_fill(struct sl_listeners *ls)
 {
     for (size_t i = 0; i < ls->cfg->nlisteners && !ls->draining; i++) {
@@ -170,24 +175,23 @@ void sl_listeners_fill(struct sl_listeners *ls)
         struct sl_lsock *s = find_sock(ls, l);
         if (s == NULL || !ls->ready[i])
             continue; /* its address, key or credentials failed at the reload: warned then */
-        while (running(ls, i) < l->max_sessions) {
-            if (sl_clock_ms_until(ls->next_spawn) > 0)
-                return;
+        while (running(ls, i) < l->max_sessions && sl_clock_ms_until(ls->back[i].next_spawn) == 0)
             if (!spawn(ls, i, s->fd)) {
-                ls->next_spawn = sl_clock_after_ms(sl_supervise_backoff_ms(~0U));
-                return;
+                ls->back[i].next_spawn = sl_clock_after_ms(sl_supervise_backoff_ms(~0U));
+                return; /* no fork for one: none for the others either */
             }
-        }
     }
 }
 
-/* back_off - a process failed (sl_supervise_failed): the next spawn waits, doubling each time */
-static void back_off(struct sl_listeners *ls)
+/* back_off - a process of listener i failed (sl_supervise_failed): its next spawn waits,
+ * doubling each time */
+static void back_off(struct sl_listeners *ls, size_t i)
 {
-    long ms = sl_supervise_backoff_ms(ls->failures);
+    long ms = sl_supervise_backoff_ms(ls->back[i].failures);
 
-    ls->next_spawn = sl_clock_after_ms(ms);
-    sl_msg_warn("listener processes keep dying: next start in %ld ms", ms);
+    ls->back[i].next_spawn = sl_clock_after_ms(ms);
+    sl_msg_warn("listener processes keep dying: next start in %ld ms (listener %s)", ms,
+                ls->cfg->listeners[i].name);
 }
 
 /* sl_listeners_reaped - forget a dead listener process; false when pid is not one.  queued:
@@ -208,12 +212,16 @@ bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status,
                         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
         sl_smtpd_board_forget(ls->board, pid);
         sl_spool_group_forget(ls->group, ls->spool, pid, queued);
-        if (!p->retiring && sl_supervise_failed(ready, time(NULL) - p->started, status)) {
-            ls->failures++;
-            back_off(ls);
-        } else if (!p->retiring) {
-            ls->failures = 0;
-            ls->next_spawn = sl_clock_after_ms(0); /* replaced at once */
+        /* not retiring: of the current generation, its index one of ls->cfg */
+        if (!p->retiring && p->listener < ls->nprep) {
+            struct sl_lbackoff *b = &ls->back[p->listener];
+            if (sl_supervise_failed(ready, time(NULL) - p->started, status)) {
+                b->failures++;
+                back_off(ls, p->listener);
+            } else {
+                b->failures = 0;
+                b->next_spawn = sl_clock_after_ms(0); /* replaced at once */
+            }
         }
         p->pid = 0;
         return true;
@@ -254,17 +262,19 @@ void sl_listeners_reload(struct sl_listeners *ls, const struct sl_config *cfg, u
             close(ls->sock[i].fd); /* the retiring processes keep their copy until they go */
             ls->sock[i].fd = -1;
         }
-    ls->failures = 0;
-    ls->next_spawn = sl_clock_after_ms(0);
 }
 
-/* sl_listeners_wait_ms - until a spawn the back-off delays (-1: none) */
+/* sl_listeners_wait_ms - until the first spawn a back-off delays (-1: none) */
 int sl_listeners_wait_ms(const struct sl_listeners *ls)
 {
+    long wait = -1;
+
     for (size_t i = 0; i < ls->cfg->nlisteners && !ls->draining; i++)
-        if (ls->ready[i] && running(ls, i) < ls->cfg->listeners[i].max_sessions)
-            return (int)sl_clock_ms_until(ls->next_spawn);
-    return -1;
+        if (ls->ready[i] && running(ls, i) < ls->cfg->listeners[i].max_sessions) {
+            long ms = sl_clock_ms_until(ls->back[i].next_spawn);
+            wait = wait < 0 || ms < wait ? ms : wait;
+        }
+    return (int)wait;
 }
 
 /* sl_listeners_drain - every process told to finish; no more are started */

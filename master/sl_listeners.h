@@ -30,6 +30,11 @@ struct sl_lproc { /* one listener process */
     bool retiring;
 };
 
+struct sl_lbackoff {            /* one listener's crash-loop back-off (sl_supervise_failed) */
+    unsigned failures;          /* consecutive early deaths of its processes */
+    struct timespec next_spawn; /* none of its processes forked before */
+};
+
 struct sl_listeners {
     const struct sl_config *cfg;
     const char *spool;
@@ -40,11 +45,10 @@ struct sl_listeners {
     size_t np;
     struct sl_smtpd_prep *prep; /* per listener of cfg: TLS context, credentials */
     bool *ready;                /* per listener of cfg: prepared, may run */
+    struct sl_lbackoff *back;   /* per listener of cfg: a crash loop delays its own alone */
     size_t nprep;
     struct sl_spool_group *group;
     struct sl_smtpd_board *board;
-    unsigned failures;
-    struct timespec next_spawn;
     bool draining;
 };
 
