@@ -37,7 +37,7 @@
 #define GRACE_SLACK_MS 5000
 
 /* find_sock - the bound socket of an address, or NULL */
-static struct sl_lsock *find_sock(struct sl_listeners *ls, const struct sl_listener *l)
+static struct sl_lsock *find_sock(const struct sl_listeners *ls, const struct sl_listener *l)
 {
     for (size_t i = 0; i < ls->nsock; i++)
         if (ls->sock[i].fd >= 0 && ls->sock[i].salen == l->salen &&
@@ -270,7 +270,9 @@ int sl_listeners_wait_ms(const struct sl_listeners *ls)
     long wait = -1;
 
     for (size_t i = 0; i < ls->cfg->nlisteners && !ls->draining; i++)
-        if (ls->ready[i] && running(ls, i) < ls->cfg->listeners[i].max_sessions) {
+        /* as fill: one whose address failed at the reload waits for nothing (no spinning) */
+        if (ls->ready[i] && find_sock(ls, &ls->cfg->listeners[i]) != NULL &&
+            running(ls, i) < ls->cfg->listeners[i].max_sessions) {
             long ms = sl_clock_ms_until(ls->back[i].next_spawn);
             wait = wait < 0 || ms < wait ? ms : wait;
         }
