@@ -2,9 +2,12 @@
  * probe.c - the probe job: take a connection's counters, hold them, give them back.
  *
  * This is the reservation path a delivery uses (sl_limits_collect, then
- * sl_resv_acquire, then sl_resv_release at close) without the SMTP session:
- * an operator can try a limit live, and the tests can hold slots in a real
- * worker and kill it.  The hold is a ppoll on the master's socket with
+ * sl_resv_acquire and, when cluster_redis is set, the cluster leases of
+ * worker/lease.c, all or none; at close the leases and then the local counters
+ * go back) without the SMTP session: an operator can try a limit live, and the
+ * tests can hold slots in a real worker and kill it.  A probe must not pass a
+ * limit that a delivery could not, so a cluster limit the other nodes fill
+ * refuses it like a full local counter.  The hold is a ppoll on the master's socket with
  * SIGTERM unblocked, so a stop request or the master's exit ends it early.
  * Trust boundary: the request comes from a local client through the master;
  * every field is checked here.
@@ -88,12 +91,19 @@ static void describe(const struct sl_shm *shm, const struct sl_resv *r, char *bu
 }
 
 /* take - acquire r as a delivery would: within the limits and a shaping action's cap (which
- * sl_limits_collect put on r) */
-static enum sl_resv_result take(const struct sl_worker_ctx *ctx, uint32_t owner, struct sl_resv *r,
-                                struct sl_refusal *why)
+ * sl_limits_collect put on r), then a lease of each cluster counter across the nodes */
+static enum sl_resv_result take(struct sl_wstate *w, struct sl_resv *r, struct sl_refusal *why)
 {
+    enum sl_resv_result res;
+
     memset(why, 0, sizeof *why);
-    return sl_resv_acquire(ctx->shm, owner, r, why);
+    w->lease_note[0] = '\0';
+    res = sl_resv_acquire(w->ctx->shm, w->owner, r, why);
+    if (res == SL_RESV_OK && !sl_worker_lease_acquire(w, r, why)) {
+        sl_resv_release(w->ctx->shm, w->owner, r); /* the cluster refused: no local unit stays */
+        return SL_RESV_REFUSED;
+    }
+    return res;
 }
 
 /* hold - keep the counters for ms, or until told to stop */
@@ -111,9 +121,10 @@ static void hold(int fd, long ms, const sigset_t *wait_mask, volatile sig_atomic
 }
 
 /* sl_worker_probe - run one probe job and answer it */
-void sl_worker_probe(int fd, uint32_t owner, const struct sl_worker_ctx *ctx, const char *job,
-                     const sigset_t *wait_mask, volatile sig_atomic_t *stop)
+void sl_worker_probe(struct sl_wstate *w, const char *job)
 {
+    const struct sl_worker_ctx *ctx = w->ctx;
+    int fd = w->fd;
     char id[32], reply[SL_CONTROL_MAX], what[SL_CONTROL_MAX - 64], err[256];
     const char *req = strchr(job, ' ');
     enum sl_resv_result res;
@@ -125,24 +136,24 @@ void sl_worker_probe(int fd, uint32_t owner, const struct sl_worker_ctx *ctx, co
     sl_resv_init(&r, ctx->gen);
     if (req == NULL || !parse(req + 1, &p)) {
         snprintf(reply, sizeof reply, "R%s ERROR malformed probe request", id + 1);
-    } else if (!sl_limits_collect(ctx->cfg, ctx->shm, owner, p.binding, p.domain,
+    } else if (!sl_limits_collect(ctx->cfg, ctx->shm, w->owner, p.binding, p.domain,
                                   strcmp(p.mx, "-") ? p.mx : NULL, &r, err, sizeof err)) {
         snprintf(reply, sizeof reply, "R%s ERROR %s", id + 1, err);
-    } else if ((res = take(ctx, owner, &r, &why)) == SL_RESV_NORECORD) {
+    } else if ((res = take(w, &r, &why)) == SL_RESV_NORECORD) {
         snprintf(reply, sizeof reply, "R%s ERROR no free hold record in this worker", id + 1);
     } else if (res == SL_RESV_REFUSED) {
         struct sl_counter_view v = {0};
         sl_shm_view(ctx->shm, why.slot, &v);
-        snprintf(reply, sizeof reply, "R%s REFUSED %s %s%s%s: %u in use, limit %d", id + 1,
+        snprintf(reply, sizeof reply, "R%s REFUSED %s %s%s%s: %u in use, limit %d%s", id + 1,
                  sl_scope_kind_name(why.kind), v.name[0] ? v.name : "*", v.name2[0] ? " " : "",
-                 v.name2, why.in_use, why.limit);
+                 v.name2, why.in_use, why.limit, why.kind == SL_SCOPE_CLUSTER ? w->lease_note : "");
         sl_worker_action_note(&why, reply, sizeof reply);
     } else {
         describe(ctx->shm, &r, what, sizeof what);
         snprintf(reply, sizeof reply, "R%s OK held for %ld ms: %s", id + 1, p.hold_ms, what);
         say(fd, reply);
-        hold(fd, p.hold_ms, wait_mask, stop);
-        sl_resv_release(ctx->shm, owner, &r);
+        hold(fd, p.hold_ms, &w->wait_mask, w->stop);
+        sl_worker_release(w, &r); /* the leases first, then the local counters */
         say(fd, "I");
         return;
     }

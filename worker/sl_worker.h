@@ -96,9 +96,4 @@ enum sl_admin_result sl_worker_admin(const struct sl_worker_ctx *ctx, enum sl_ad
                                      const char *id, unsigned k, const char *reason,
                                      char dsn_id[SL_ADMIN_ID_MAX]);
 
-/* worker/probe.c: run one probe job ("J<id> P ...", sl_control.h) and answer
- * it; the hold waits in ppoll with wait_mask and ends early on *stop. */
-void sl_worker_probe(int fd, uint32_t owner, const struct sl_worker_ctx *ctx, const char *job,
-                     const sigset_t *wait_mask, volatile sig_atomic_t *stop);
-
 #endif

@@ -166,7 +166,7 @@ static bool run_message(struct sl_wstate *w, char *buf, size_t len, struct times
         after_job(w, idle_until);
     } else {
         sl_conn_close(w, true); /* a probe's "I" must mean what it says */
-        sl_worker_probe(w->fd, w->owner, w->ctx, buf, &w->wait_mask, &stop_requested);
+        sl_worker_probe(w, buf);
     }
     return true;
 }

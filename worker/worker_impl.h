@@ -167,6 +167,11 @@ int sl_worker_lat(struct sl_wstate *w, const char *binding);
 /* worker/probe.c: a name from a job: printable, without spaces, not empty. */
 bool sl_worker_plain_word(const char *s);
 
+/* worker/probe.c: run one probe job ("J<id> P ...", sl_control.h) and answer it: the
+ * counters and cluster leases a delivery would take, held in ppoll with w->wait_mask until
+ * the hold ends, the master speaks or *w->stop. */
+void sl_worker_probe(struct sl_wstate *w, const char *job);
+
 /* worker/deliver.c: run one delivery job ("J<job> D ..."). */
 void sl_worker_deliver(struct sl_wstate *w, const char *job);
 
