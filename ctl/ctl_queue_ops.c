@@ -21,10 +21,7 @@
  * (sl_ctl_offline) rather than act on the spool behind it.  A delete with no
  * daemon writes the same
  * delivery-log line the daemon would (phase "operator"), so the audit trail
- * does not depend on whether the daemon was up.  With no daemon every command
- * also logs, on stderr (the journal under systemd), the line the master logs
- * for it ("operator: hold ID: done"), so an operator finds a hold, release or
- * flush made offline where the daemon's would be.
+ * does not depend on whether the daemon was up.
  * Output: one line per message or part, "TOKEN: what happened", then a count.
  * Exit 0 when every token was acted on or had nothing to do, 1 on a failure or
  * an id not in the queue, 2 on bad usage.
@@ -405,15 +402,6 @@ static int open_dlog(const char *cfgpath)
     return sl_dlog_open(path);
 }
 
-/* log_offline - the master's log line of one token's command (master/queue_ops.c) */
-static void log_offline(const struct op *op, const char *tok, char code)
-{
-    sl_msg_info("operator: %s %s: %s (no daemon running)", op->verb, tok,
-                code == 'a'   ? "done"
-                : code == 'f' ? "failed"
-                              : "nothing to do");
-}
-
 /* offline - no daemon runs: every token on the spool itself */
 static int offline(struct op *op, const struct targets *t, bool all)
 {
@@ -433,18 +421,12 @@ static int offline(struct op *op, const struct targets *t, bool all)
         for (size_t i = 0; i < every.n; i++)
             if (offline_token(op, every.tok[i], now) == 'a')
                 op->done++;
-        sl_msg_info("the operator flushed the queue: %u deferred messages ready now (no daemon "
-                    "running)",
-                    op->done);
         printf("%u messages ready to be retried now\n", op->done);
         free(every.tok);
         return 0;
     }
-    for (size_t i = 0; i < t->n; i++) {
-        char code = offline_token(op, t->tok[i], now);
-        log_offline(op, t->tok[i], code);
-        report(op, t->tok[i], code);
-    }
+    for (size_t i = 0; i < t->n; i++)
+        report(op, t->tok[i], offline_token(op, t->tok[i], now));
     if (op->dlog >= 0)
         close(op->dlog);
     return 0;

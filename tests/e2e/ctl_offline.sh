@@ -5,9 +5,7 @@
 #    depend on whether the daemon was up;
 #  - a command sent while the daemon starts (it holds the spool's lock, its socket not open yet)
 #    waits and goes through the daemon, not to the spool behind its back: queue commands and
-#    suspend alike;
-#  - hold, release and flush with no daemon log on stderr the line the master logs for them
-#    ("operator: hold ID: done"), and nothing in the delivery log (delivery outcomes only).
+#    suspend alike.
 . "$(dirname "$0")/lib/tap.sh"
 
 shm=/sluice-e2e-offl-$$
@@ -131,26 +129,3 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 check "eight suspensions made at once are all in force" \
   test "$(ctl suspended | grep -c 'many[1-8]\.test')" -eq 8
-
-# --- no daemon: hold, release and flush log the master's line on stderr, not in the delivery log
-m6=$(inject i@ok.test)
-dlog_before=$(wc -l <"$T/delivery.log")
-ctl hold "$m6" >/dev/null 2>"$T/hold6.err"
-check "an offline hold logs the daemon's line on stderr" \
-  grep -q "^sluicectl\[[0-9]*\]: info: operator: hold $m6: done" "$T/hold6.err"
-ctl hold "$m6" >/dev/null 2>"$T/hold6b.err"
-check "a hold with nothing to do says so" grep -q "operator: hold $m6: nothing to do" "$T/hold6b.err"
-ctl release "$m6" >/dev/null 2>"$T/release6.err"
-check "an offline release logs the daemon's line on stderr" \
-  grep -q "operator: release $m6: done" "$T/release6.err"
-# deferred to a time far ahead (as a failed attempt would leave it)
-sed -i 's/^next .*/next 9999999999/' "$T/spool/state/$m6.0"
-ctl flush "$m6" >/dev/null 2>"$T/flush6.err"
-check "an offline flush logs the daemon's line on stderr" \
-  grep -q "operator: flush $m6: done" "$T/flush6.err"
-sed -i 's/^next .*/next 9999999999/' "$T/spool/state/$m6.0"
-ctl flush >/dev/null 2>"$T/flushall.err"
-check "an offline flush of everything logs the count, as the daemon does" \
-  grep -q "the operator flushed the queue: 1 deferred" "$T/flushall.err"
-check "the delivery log has no line of them (delivery outcomes only)" \
-  test "$(wc -l <"$T/delivery.log")" -eq "$dlog_before"
