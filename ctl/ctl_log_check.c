@@ -3,8 +3,9 @@
  * checks before it signals the daemon, and config check for a delivery_log the
  * file sets.
  *
- * Only what no user could do is an error: a missing directory, a path through
- * a file, a directory, a read-only file system.  A permission refused to the
+ * Only what no user could do is an error: a missing directory (for reload: for
+ * config check, before a first start, it is not), a path through a file, a
+ * directory, a read-only file system.  A permission refused to the
  * user running sluicectl is not (the daemon appends as its own user, and
  * refuses a log it cannot write at start and reload, its log saying why).
  * Nothing is created or changed: the file is opened only when it exists.
@@ -70,8 +71,10 @@ int sl_ctl_log_check(const struct sl_config *cfg)
     int e;
 
     /* The built-in default names this host's /var/log: a file that does not set it is checked
-     * on the host that runs the daemon (at its start). */
-    if (!v->set || v->str == NULL || (e = sl_ctl_log_error(v->str)) == 0)
+     * on the host that runs the daemon (at its start).  A directory not there yet is no error
+     * here: the systemd unit's LogsDirectory= makes it when the daemon starts (a config is
+     * checked before its first start), and the daemon refuses a log it cannot open then. */
+    if (!v->set || v->str == NULL || (e = sl_ctl_log_error(v->str)) == 0 || e == ENOENT)
         return 0;
     fprintf(stderr, "%s:%u: delivery_log %s cannot be opened for append: %s\n", cfg->path, v->line,
             v->str, strerror(e));
