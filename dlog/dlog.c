@@ -44,7 +44,8 @@ static void put(struct out *o, const char *s)
     o->len += n;
 }
 
-/* put_str - a JSON string, escaped, or null */
+/* put_str - a JSON string, escaped, or null; a plain byte is appended as it is (no call per
+ * byte: a line is written per delivery) */
 static void put_str(struct out *o, const char *s)
 {
     char esc[8];
@@ -60,13 +61,13 @@ static void put_str(struct out *o, const char *s)
             esc[0] = '\\';
             esc[1] = (char)c;
             esc[2] = '\0';
+            put(o, esc);
         } else if (c < 0x20 || c == 0x7f) {
             snprintf(esc, sizeof esc, "\\u%04x", c);
+            put(o, esc);
         } else {
-            esc[0] = (char)c;
-            esc[1] = '\0';
+            o->buf[o->len++] = (char)c;
         }
-        put(o, esc);
     }
     put(o, "\"");
 }
@@ -191,10 +192,11 @@ void sl_dlog_reopen(int *fd, const char *path)
 /* sl_dlog_write - one attempt, one line */
 void sl_dlog_write(int fd, const struct sl_dlog_line *l)
 {
-    struct out o = {.len = 0};
+    struct out o;
 
     if (fd < 0)
         return;
+    o.len = 0; /* the 16 KB buffer is not cleared: only its first len bytes are ever read */
     put(&o, "{");
     put_time(&o);
     put_key(&o, "id");
