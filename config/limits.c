@@ -509,6 +509,21 @@ bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm
     return true;
 }
 
+/* sl_limits_server_free_cached - the units the server counter (server_max_outbound_connections,
+ * shared by every destination) has free, as cached in c by a room check; UINT32_MAX when it has
+ * no limit */
+uint32_t sl_limits_server_free_cached(const struct sl_shm *shm, struct sl_limits_cache *c)
+{
+    for (uint32_t i = 0; i < c->n; i++) {
+        struct sl_limits_counter *e = &c->c[i];
+        if (e->kind == SL_SCOPE_SERVER && e->limit >= 0) {
+            uint32_t n = in_use(shm, e);
+            return n < (uint32_t)e->limit ? (uint32_t)e->limit - n : 0;
+        }
+    }
+    return UINT32_MAX;
+}
+
 /* sl_limits_room_cached - the local counters' room, then the cluster counters' */
 bool sl_limits_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,
                            struct sl_limits_cache *c, const char *binding, const char *domain,

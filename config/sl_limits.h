@@ -74,6 +74,9 @@ bool sl_limits_cache_has(const struct sl_shm *shm, struct sl_limits_cache *c, ui
 bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,
                                 struct sl_limits_cache *c, const char *binding, const char *domain,
                                 struct sl_refusal *why);
+/* The units still free in the server counter (server_max_outbound_connections, which every
+ * destination shares) as cached in c by a room check; UINT32_MAX when it has no limit. */
+uint32_t sl_limits_server_free_cached(const struct sl_shm *shm, struct sl_limits_cache *c);
 /* The scheduler's one check per dispatch: sl_limits_dest_room_cached, then
  * sl_limits_cluster_room over the cluster counters cached in c (why not NULL).  Only the
  * counters' use is read each time, so what the cluster's leases change in this node's holds

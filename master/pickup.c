@@ -6,11 +6,11 @@
  * load per part (absent for mail never tried); nothing here runs per message
  * again after that.  The start scan lists queue/ and state/ once, then indexes
  * SL_PICKUP_CHUNK messages per main-loop pass, so workers deliver the first
- * messages while the rest are read; a message with no state file in that
- * listing skips the state lookup (no one writes a part's state before the
- * part was handed out, and it is handed out only once indexed).  A part
- * whose state says every recipient is final is not queued; one whose next
- * attempt lies ahead goes to the timer heap.  A message whose parts are all
+ * messages while the rest are read (a destination with a whole job's worth at
+ * once; the others when the scan ends or its warm-up time is over); a message with no state file in
+ * that listing skips the state lookup (no one writes a part's state before the part was handed out,
+ * and it is handed out only once indexed).  A part whose state says every recipient is final is not
+ * queued; one whose next attempt lies ahead goes to the timer heap.  A message whose parts are all
  * final (a crash before its removal) is removed here.
  * Trust boundary: ids come from local clients and from directory entries:
  * each is checked to be a well-formed queue id before it becomes a path; the
@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/sl_clock.h"
 #include "util/sl_msg.h"
 #include "master/sl_pickup.h"
 #include "spool/sl_spool.h"
@@ -152,6 +153,7 @@ size_t sl_pickup_start(struct sl_sched *s)
         sl_msg_fatal("cannot scan the spool %s: %s", s->spool, strerror(errno));
     s->scan_next = 0;
     s->scan_trust = true;
+    s->scan_warm_until = sl_clock_us() + SL_PICKUP_WARMUP_MS * 1000u;
     size_t found = s->scan_ids.n;
     sl_pickup_step(s, SL_PICKUP_CHUNK);
     return found;
@@ -174,6 +176,12 @@ bool sl_pickup_step(struct sl_sched *s, size_t max)
 bool sl_pickup_pending(const struct sl_sched *s)
 {
     return s->scan_next < s->scan_ids.n;
+}
+
+/* sl_pickup_warming - the start scan indexes, and its warm-up time is not over */
+bool sl_pickup_warming(const struct sl_sched *s)
+{
+    return sl_pickup_pending(s) && sl_clock_us() < s->scan_warm_until;
 }
 
 /* sl_pickup_forget - the start scan's lists */

@@ -713,6 +713,19 @@ void sl_queue_set_idle_hook(struct sl_queue *q, void (*fn)(struct sl_qdest *d, v
     q->idle_arg = arg;
 }
 
+/* sl_queue_ring_upto - destinations in the ring, counted up to max (a bounded walk) */
+size_t sl_queue_ring_upto(const struct sl_queue *q, size_t max)
+{
+    const struct sl_qdest *d = q->ring;
+    size_t n = 0;
+
+    while (d != NULL && n < max) {
+        n++;
+        d = d->lnext == q->ring ? NULL : d->lnext;
+    }
+    return n;
+}
+
 /* sl_queue_blocked - destinations held back */
 size_t sl_queue_blocked(const struct sl_queue *q)
 {

@@ -413,6 +413,27 @@ static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup,
     }
 }
 
+/* crowded - would spreading d's mail over several new connections take server units that
+ * other destinations want: do the others ready or held back number at least the units the
+ * server counter (which they all share) has free?  Then d's new connection carries a whole
+ * turn instead: one connection for a domain with a few messages, not one per message while
+ * the rest wait for their turn.  A limit of d's own (its domain, its binding) is not shared
+ * with them: under it d still spreads, to reach that limit. */
+static bool crowded(struct sl_sched *s, struct sl_qdest *d)
+{
+    uint32_t free_units = sl_limits_server_free_cached(s->shm, &d->room);
+    size_t others;
+
+    if (free_units == UINT32_MAX)
+        return false;
+    others = sl_queue_blocked(s->q);
+    if (others < free_units) { /* the ring holds d and the ready others */
+        size_t ring = sl_queue_ring_upto(s->q, free_units - others + 1);
+        others += ring > 0 ? ring - 1 : 0;
+    }
+    return others >= free_units;
+}
+
 /* serve - one turn of d, the ring's head: its own free connection, else a new one where the
  * counters allow, else the units of a spare connection that holds the full counter; else d
  * waits for that counter */
@@ -432,7 +453,7 @@ static void serve(struct sl_sched *s, struct sl_supervisor *sup, const struct sl
     if (room(cfg, s->shm, d, &why)) {
         if (shaped(s, cfg, d, true))
             return;
-        if ((w = any_worker(sup, f)) >= 0 && send_job(s, sup, (unsigned)w, d, false))
+        if ((w = any_worker(sup, f)) >= 0 && send_job(s, sup, (unsigned)w, d, crowded(s, d)))
             sl_queue_rotate(s->q, d);
         return;
     }
@@ -450,12 +471,30 @@ static void serve(struct sl_sched *s, struct sl_supervisor *sup, const struct sl
     hold_back(s, d, why.slot);
 }
 
+/* next_to_serve - the ring's head; during the start scan's warm-up (warming), one with a
+ * whole job's worth of its mail indexed: the others wait at the ring's tail.  *first is the
+ * first sent to wait in this pass; NULL when the ring came back to it (nobody can go now). */
+static struct sl_qdest *next_to_serve(struct sl_sched *s, bool warming, struct sl_qdest **first)
+{
+    struct sl_qdest *d;
+
+    while ((d = sl_queue_next(s->q)) != NULL && warming && d->nready < SL_JOB_PARTS) {
+        if (d == *first)
+            return NULL;
+        if (*first == NULL)
+            *first = d;
+        sl_queue_rotate(s->q, d);
+    }
+    return d;
+}
+
 /* sl_sched_dispatch - jobs to free workers while destinations are ready */
 void sl_sched_dispatch(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_config *cfg,
                        struct sl_shm *shm, uint32_t gen)
 {
     struct freelist f;
-    struct sl_qdest *d;
+    struct sl_qdest *d, *skip = NULL;
+    bool warming;
 
     s->shm = shm;
     sl_shaping_use(cfg, shm); /* the rules and buckets of this generation, for worker replies */
@@ -467,7 +506,8 @@ void sl_sched_dispatch(struct sl_sched *s, struct sl_supervisor *sup, const stru
     f.idle = sl_malloc(sup->nw * sizeof *f.idle);
     collect_free(sup, gen, &f);
     serve_connections(s, sup, cfg, &f);
-    while ((d = sl_queue_next(s->q)) != NULL && f.nconn + f.nidle > 0)
+    warming = sl_pickup_warming(s);
+    while (f.nconn + f.nidle > 0 && (d = next_to_serve(s, warming, &skip)) != NULL)
         serve(s, sup, cfg, &f, d);
     free(f.conn);
     free(f.idle);

@@ -14,7 +14,8 @@
 
 #define SL_PICKUP_RESCAN_MS 60000
 
-#define SL_PICKUP_CHUNK 256 /* messages the start scan indexes per loop pass */
+#define SL_PICKUP_CHUNK     256 /* messages the start scan indexes per loop pass */
+#define SL_PICKUP_WARMUP_MS 250 /* the start scan's warm-up at most (sl_pickup_warming) */
 
 /* Create the spool's directories (fatal with one clear line when that fails),
  * list queue/ and index its first SL_PICKUP_CHUNK messages; the rest follow
@@ -26,6 +27,11 @@ size_t sl_pickup_start(struct sl_sched *s);
 bool sl_pickup_step(struct sl_sched *s, size_t max);
 /* Is the start scan still indexing? */
 bool sl_pickup_pending(const struct sl_sched *s);
+/* Is the start scan in its warm-up: still indexing, for less than SL_PICKUP_WARMUP_MS?  Then
+ * a destination is served only once a whole job's worth of its mail is indexed: after a
+ * restart with a backlog over many domains, each one's first connection carries its mail,
+ * not the one message the first chunks happened to hold (a second connection for the rest). */
+bool sl_pickup_warming(const struct sl_sched *s);
 /* Drop what is left of the start scan (the scheduler is freed). */
 void sl_pickup_forget(struct sl_sched *s);
 /* Index queue/ID when it is new to the index and readable: one read of the

@@ -136,6 +136,8 @@ struct sl_qdest *sl_queue_next_blocked(const struct sl_queue *q, const struct sl
 void sl_queue_set_idle_hook(struct sl_queue *q, void (*fn)(struct sl_qdest *d, void *arg),
                             void *arg);
 size_t sl_queue_blocked(const struct sl_queue *q);
+/* Destinations in the ring (ready, not held back), counted up to max. */
+size_t sl_queue_ring_upto(const struct sl_queue *q, size_t max);
 
 /* Outcomes of an INFLIGHT part. */
 /* Final ("d"): true when it was the message's last part; the message is then

@@ -41,6 +41,7 @@ struct sl_sched {
     struct sl_spool_ids scan_state; /* ids that had a state file then */
     size_t scan_next;               /* the next entry of scan_ids to index */
     bool scan_trust;                /* scan_state still tells which ids have none */
+    uint64_t scan_warm_until;       /* sl_clock_us: the start scan's warm-up ends (pickup.c) */
 };
 
 /* An empty scheduler; spool must outlive it. */

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# start_backlog.sh - a daemon started on a backlog over many domains (more than the start
+# scan's first chunk) gives each domain one connection that carries all of its mail, rather
+# than one for the messages the first chunk happened to hold and another for the rest; and
+# mail of one domain with a whole job's worth in the first chunk goes out before the scan ends.
+. "$(dirname "$0")/lib/tap.sh"
+. "$(dirname "$0")/lib/peer.sh"
+
+D=30 # domains, 10 messages each: 300 messages, more than the scan's first chunk (256)
+addrs=()
+for ((i = 1; i <= D; i++)); do addrs+=("127.0.1.$i"); done
+PEER_MAILDIR=0 peer_start mx '{}' "${addrs[@]}"
+
+shm=/sluice-e2e-backlog-$$
+{
+  cat <<INI
+[global]
+workers = 4
+shm_name = $shm
+spool_dir = $T/spool
+delivery_log = $T/delivery.log
+server_max_outbound_connections = 2
+server_reserve_outbound_connections = 0
+tls = disabled
+
+[binding "b1"]
+bind_address = 127.0.0.2
+INI
+  for ((i = 1; i <= D; i++)); do
+    printf '\n[domain "d%02d.example"]\nroute = 127.0.1.%d:%s\n' "$i" "$i" "$PEER_PORT"
+  done
+} >"$T/sluice.ini"
+
+# queued while the daemon is stopped, the domains interleaved as mail from many senders
+# arrives: the first chunk of the start scan holds some of every domain's mail, not all
+for ((n = 0; n < 10 * D; n++)); do
+  printf 'Subject: %d\r\n\r\nbody\r\n' "$n" |
+    "$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 -f s@sender.example \
+      "r$n@d$(printf %02d $((n % D + 1))).example" >/dev/null || break
+done
+check "the backlog is queued" test "$(ls "$T/spool/queue" | wc -l)" -eq $((10 * D))
+
+"$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon.log" &
+daemon=$!
+started "$daemon"
+delivered() { test "$(grep -c "\"delivered\"" "$T/delivery.log" 2>/dev/null)" = $((10 * D)); }
+check "the whole backlog is delivered" wait_for 60 delivered
+check "the receiver never saw more than the server limit" peer_true mx "total['peak'] <= 2"
+per_domain() {
+  peer_stat mx "sorted(set(dest('127.0.1.%d' % i)['connections'] for i in range(1, $D + 1)))"
+}
+check "each domain got one connection, carrying all its mail (per domain: $(per_domain))" \
+  test "$(per_domain)" = "[1]"
+
+kill -TERM "$daemon"
+wait "$daemon"
+
