@@ -12,7 +12,8 @@
  * direct-mapped table of bucket slots), so one bucket's pace is handed to one
  * worker at a time.
  * After every change of the list what is in force is published in the
- * shared table (master/publish.c).
+ * shared table (master/publish.c); the gate reads the connection caps from
+ * there, as the workers do, so the two never judge a cap differently.
  * Concurrency: master only, from the main loop.
  * Trust boundary: control requests come from local users allowed by the
  * socket's mode; every field is checked before use, and a bad one answered
@@ -216,27 +217,41 @@ static bool bucket_ready(const struct sl_config *cfg, const struct sl_shm *shm,
                 what, h);
 }
 
-/* actions_allow - the rule actions in force over binding x domain: a lower connection limit
- * (newconn), a throttle; false with the reason in h */
+/* cap_allows - may one more connection of binding x domain open under the actions' caps?
+ * false with the reason in h.  The caps are read as published (shm/cap.c), not from the list:
+ * the workers take them from there, so the gate holds back by the same tightest cap, from the
+ * same moment to the same moment, as the worker's reservation would refuse by */
+static bool cap_allows(const struct sl_shm *shm, const char *binding, const char *domain,
+                       struct sl_shaping_hold *h)
+{
+    struct sl_refusal why;
+    uint64_t id;
+    int32_t cap;
+
+    if (!sl_shm_cap_find(shm, binding, domain, &cap, &id) ||
+        sl_limits_cap_room(shm, binding, domain, cap, &why))
+        return true;
+    h->slot = why.slot; /* a connection that closes lets it look again */
+    snprintf(h->why, sizeof h->why,
+             "action %" PRIu64 ": max_outbound_connections = %" PRId32 " (%u in use)", id, cap,
+             why.in_use);
+    return false;
+}
+
+/* actions_allow - the rule actions over binding x domain: a lower connection limit (newconn),
+ * a throttle in force; false with the reason in h */
 static bool actions_allow(const struct sl_shm *shm, const char *binding, const char *domain,
                           bool newconn, int64_t now, struct sl_shaping_hold *h)
 {
+    if (newconn && !cap_allows(shm, binding, domain, h))
+        return false;
     for (size_t i = 0; i < sh.list.n; i++) {
         const struct sl_action *a = &sh.list.a[i];
-        struct sl_refusal why;
         struct sl_rate r;
         uint32_t slot;
         char what[64];
         if ((a->until > 0 && a->until <= now) || !sl_action_covers(a, binding, domain, NULL))
             continue;
-        if (a->kind == SL_ACTION_MAX_CONNECTIONS && newconn &&
-            !sl_limits_cap_room(shm, binding, domain, a->value, &why)) {
-            h->slot = why.slot; /* a connection that closes lets it look again */
-            snprintf(h->why, sizeof h->why,
-                     "action %" PRIu64 ": max_outbound_connections = %" PRId64 " (%u in use)",
-                     a->id, a->value, why.in_use);
-            return false;
-        }
         snprintf(what, sizeof what, "action %" PRIu64 " bucket", a->id);
         if (a->kind == SL_ACTION_THROTTLE_MESSAGES && sl_rate_unpack(a->value, &r) &&
             action_bucket(a, false, &slot) &&

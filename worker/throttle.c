@@ -43,22 +43,35 @@ static void pause_for(uint64_t us)
         continue;
 }
 
-/* take - one token of t's bucket of kind in *slot (looked up when UINT32_MAX, and kept)
- * (waited for when due within PACE_WAIT_US and wait is set); false with the refusal noted in
- * info */
+/* bucket - the slot of t's bucket of kind in *slot, looked up and given t's rate when
+ * UINT32_MAX (and kept); false when the table cannot hold it */
+static bool bucket(struct sl_wstate *w, enum sl_scope_kind kind, const struct sl_throttle *t,
+                   uint32_t *slot)
+{
+    if (*slot != UINT32_MAX)
+        return true;
+    if (sl_shm_lookup(w->ctx->shm, kind, t->key, NULL, w->owner, slot) != SL_SHM_OK) {
+        *slot = UINT32_MAX;
+        sl_msg_warn("throttle %s: counter table full (set shm_capacity higher)", t->key);
+        return false;
+    }
+    /* once per resolution (a memo resolved again forgets its slot): the worker's generation
+     * never changes and only a newer one overwrites the rate, so setting it again per token
+     * would change nothing */
+    sl_bucket_set(w->ctx->shm, *slot, t->rate.n, t->rate.period_ms, w->ctx->gen);
+    return true;
+}
+
+/* take - one token of t's bucket of kind in *slot (see bucket) (waited for when due within
+ * PACE_WAIT_US and wait is set); false with the refusal noted in info */
 static bool take(struct sl_wstate *w, enum sl_scope_kind kind, const struct sl_throttle *t,
                  uint32_t *slot, bool wait, struct sl_open_info *info)
 {
     struct sl_shm *shm = w->ctx->shm;
     uint64_t wait_us;
 
-    if (*slot == UINT32_MAX &&
-        sl_shm_lookup(shm, kind, t->key, NULL, w->owner, slot) != SL_SHM_OK) {
-        *slot = UINT32_MAX;
-        sl_msg_warn("throttle %s: counter table full (set shm_capacity higher)", t->key);
+    if (!bucket(w, kind, t, slot))
         return true; /* a throttle the table cannot hold must not stop the mail for good */
-    }
-    sl_bucket_set(shm, *slot, t->rate.n, t->rate.period_ms, w->ctx->gen);
     if (sl_bucket_take(shm, *slot, sl_clock_us(), wait ? PACE_WAIT_US : 0, &wait_us)) {
         pause_for(wait_us); /* the token reserved is due then: the pace is kept here */
         return true;

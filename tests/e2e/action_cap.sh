@@ -4,7 +4,8 @@
 #   never sees a second connection from that binding at once (the cap is taken in the same
 #   all-or-none reservation as the configured limits, not only checked before dispatch), the
 #   mail keeps flowing over the one connection, `counters` shows the cap, and once the action
-#   is cancelled the configured limit is back.
+#   is cancelled the configured limit is back.  The master's gate holds the pair back by the
+#   cap the workers take (the published one), and says so.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 
@@ -24,6 +25,7 @@ spool_dir = $T/spool
 delivery_log = $T/delivery.log
 retry_interval = 1s
 max_outbound_connections = 8
+log_level = debug
 
 [binding "b1"]
 bind_address = 127.0.0.2
@@ -65,6 +67,8 @@ check "many connections were opened one after the other" \
   peer_true mx "pair('127.0.0.2', '127.0.1.1')['connections'] >= 12"
 check "a job the cap held back names the action in the delivery log" \
   grep -qE '"outcome":"held".*binding_domain b1 capped.test: 1 in use, limit 1 \(action [0-9]+: max_outbound_connections = 1\)' "$T/delivery.log"
+check "the master's gate holds the pair back by the same cap, naming the action" \
+  grep -qE 'holding back b1 capped.test: action [0-9]+: max_outbound_connections = 1 \(1 in use\)$' "$T/daemon.log"
 
 check "metrics keeps the cap out of the connection counters" \
   bash -c "! '$SLUICECTL' -c '$T/sluice.ini' metrics --shm $shm | grep -q 'action_cap'"

@@ -7,25 +7,10 @@
 #    waits and goes through the daemon, not to the spool behind its back: queue commands and
 #    suspend alike.
 . "$(dirname "$0")/lib/tap.sh"
+. "$(dirname "$0")/lib/deferring.sh"
 
 shm=/sluice-e2e-offl-$$
-cat >"$T/sluice.ini" <<INI
-[global]
-workers = 1
-shm_name = $shm
-spool_dir = $T/spool
-delivery_log = $T/delivery.log
-retry_interval = 1h
-
-[binding "b1"]
-bind_address = 127.0.0.2
-
-[domain "ok.test"]
-route = 127.0.1.31:9
-
-[domain "other.test"]
-route = 127.0.1.31:9
-INI
+deferring_config "$T/delivery.log" ok.test other.test
 
 inject() {
   printf "Subject: test\r\n\r\nbody\r\n" |

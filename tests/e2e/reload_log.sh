@@ -4,25 +4,10 @@
 # on its running config (generation and delivery log), and a good file is taken afterwards.
 # The bad path goes through a regular file, so no user, root included, can create it.
 . "$(dirname "$0")/lib/tap.sh"
+. "$(dirname "$0")/lib/deferring.sh"
 
 shm=/sluice-e2e-rlog-$$
 : >"$T/afile"
-conf() {
-  cat >"$T/sluice.ini" <<INI
-[global]
-workers = 1
-shm_name = $shm
-spool_dir = $T/spool
-delivery_log = $1
-retry_interval = 1h
-
-[binding "b1"]
-bind_address = 127.0.0.2
-
-[domain "ok.test"]
-route = 127.0.1.31:9
-INI
-}
 ctl() { "$SLUICECTL" -c "$T/sluice.ini" "$@"; }
 gen() { ctl status | sed -n 's/.*config generation \([0-9]*\),.*/\1/p'; }
 has_gen() { test -n "$(gen)"; }
@@ -31,7 +16,7 @@ inject() {
 }
 logged() { grep -q "\"id\":\"$1\".*\"outcome\":\"deferred\"" "$2" 2>/dev/null; }
 
-conf "$T/delivery.log"
+deferring_config "$T/delivery.log" ok.test
 "$SLUICED" -c "$T/sluice.ini" 2>>"$T/daemon.log" &
 daemon=$!
 started "$daemon"
@@ -39,7 +24,7 @@ wait_for 10 test -S "$T/spool/control.sock"
 wait_for 10 has_gen
 g=$(gen)
 
-conf "$T/afile/delivery.log"
+deferring_config "$T/afile/delivery.log" ok.test
 err=$(ctl reload 2>&1 >/dev/null); rc=$?
 check "sluicectl reload refuses it: exit 1" test "$rc" -eq 1
 check "in one line naming the path and why ($err)" \
@@ -54,7 +39,7 @@ check "on its running config (generation $g)" test "$(gen)" = "$g"
 m=$(inject a@ok.test)
 check "its attempts still go to the running delivery log" wait_for 20 logged "$m" "$T/delivery.log"
 
-conf "$T/delivery2.log"
+deferring_config "$T/delivery2.log" ok.test
 out=$(ctl reload); rc=$?
 check "a good file is then taken ($out)" test "$rc" -eq 0 -a "$(gen)" -gt "$g"
 kill -TERM "$daemon"

@@ -5,22 +5,10 @@
 # The kill lands mid-write for sure: a FIFO stands where the worker's write goes, so its open
 # blocks until the kill.
 . "$(dirname "$0")/lib/tap.sh"
+. "$(dirname "$0")/lib/deferring.sh"
 
 shm=/sluice-e2e-wtmp-$$
-cat >"$T/sluice.ini" <<INI
-[global]
-workers = 1
-shm_name = $shm
-spool_dir = $T/spool
-delivery_log = $T/delivery.log
-retry_interval = 1h
-
-[binding "b1"]
-bind_address = 127.0.0.2
-
-[domain "ok.test"]
-route = 127.0.1.31:9
-INI
+deferring_config "$T/delivery.log" ok.test
 ctl() { "$SLUICECTL" -c "$T/sluice.ini" "$@"; }
 deferred() { grep -q "\"id\":\"$1\".*\"outcome\":\"deferred\"" "$T/delivery.log" 2>/dev/null; }
 one_worker() { test "$(children_of "$daemon" | wc -l)" -eq 1; }
