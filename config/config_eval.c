@@ -109,14 +109,21 @@ static bool applies(const struct sl_section *s, enum sl_scope sc, const struct w
 }
 
 /* level - the section of one level that sets opt: literal first, then regexes in file order;
- * only the sections that set opt are walked once the config is indexed */
+ * once the config is indexed, a literal [domain] section is found by its name and only the
+ * other sections that set opt are walked */
 static const struct sl_section *level(const struct sl_config *cfg, enum sl_opt opt,
                                       enum sl_scope sc, const struct want *w)
 {
     struct sl_section *const *list = cfg->sections;
     size_t n = cfg->nsections;
 
-    if (cfg->setters != NULL) {
+    if (cfg->domains != NULL) {
+        const struct sl_section *s;
+        if (sc == SL_SC_DOMAIN && w->domain != NULL &&
+            (s = sl_domain_index_find(cfg->domains, opt, w->domain)) != NULL)
+            return s;
+        list = sl_domain_index_rest(cfg->domains, opt, &n);
+    } else if (cfg->setters != NULL) {
         list = cfg->setters[opt].s;
         n = cfg->setters[opt].n;
     }

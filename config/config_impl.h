@@ -77,4 +77,14 @@ void sl_config_listener_store(struct loader *L, struct sl_listener *l, const cha
 void sl_config_listeners_check(struct loader *L);
 void sl_config_listeners_free(struct sl_config *cfg);
 
+/* config/domain_index.c: the literal [domain] sections by name (see struct sl_config). */
+struct sl_domain_index *sl_domain_index_build(const struct sl_config *cfg);
+void sl_domain_index_free(struct sl_domain_index *x);
+/* The first literal [domain] section of domain (final dot ignored) that sets opt; NULL: none. */
+const struct sl_section *sl_domain_index_find(const struct sl_domain_index *x, enum sl_opt opt,
+                                              const char *domain);
+/* The sections that set opt other than literal [domain] ones, file order; *n of them. */
+struct sl_section *const *sl_domain_index_rest(const struct sl_domain_index *x, enum sl_opt opt,
+                                               size_t *n);
+
 #endif

@@ -480,8 +480,10 @@ static struct sl_config *load_buffer(const char *name, const char *buf, size_t l
     sl_rules_check(&L);
     sl_config_check_cluster(&L);
     sl_config_listeners_check(&L);
-    if (L.ndiags == 0)
+    if (L.ndiags == 0) {
         index_setters(L.cfg);
+        L.cfg->domains = sl_domain_index_build(L.cfg);
+    }
     return hand_over(&L, d);
 }
 
@@ -572,6 +574,7 @@ void sl_config_free(struct sl_config *cfg)
     for (int opt = 0; cfg->setters != NULL && opt < SL_OPT__COUNT; opt++)
         free(cfg->setters[opt].s);
     free(cfg->setters);
+    sl_domain_index_free(cfg->domains);
     sl_rules_free(cfg);
     sl_config_listeners_free(cfg);
     free(cfg->sections);

@@ -195,6 +195,10 @@ struct sl_config {
         struct sl_section **s;
         size_t n;
     } * setters;
+    /* The literal [domain "NAME"] sections by name, and per option the other setters
+     * (config/domain_index.c): a domain's own stanza found among thousands in one probe.  NULL
+     * with setters. */
+    struct sl_domain_index *domains;
     struct sl_rule *rules; /* [shaping "NAME"] sections, file order (config/sl_rules.h) */
     size_t nrules;
     struct sl_listener *listeners; /* the [listener "NAME"] sections (config/sl_listener.h) */

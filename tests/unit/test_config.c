@@ -458,6 +458,43 @@ static void test_regex_file_order(void **state)
     sl_config_free(cfg);
 }
 
+/* A stanza per domain, by the thousand (found by name, not by a walk): each domain gets its
+ * own, whatever the case and final dot asked; a regex still covers what a literal leaves unset
+ * and the domains that have no stanza; a binding x domain pair still comes first. */
+static void test_many_domains(void **state)
+{
+    size_t cap = 3000 * 64, len = 0;
+    char *text = malloc(cap);
+    struct sl_config *cfg;
+    char name[64];
+
+    (void)state;
+    assert_non_null(text);
+    len += (size_t)snprintf(text + len, cap - len,
+                            "[domain \"/^d1[0-9]*\\.example$/\"]\n"
+                            "mx_limit = 7\nmax_outbound_connections = 1\n");
+    for (int i = 0; i < 2000; i++)
+        len +=
+            (size_t)snprintf(text + len, cap - len,
+                             "[domain \"d%d.example\"]\nmax_outbound_connections = %d\n", i, i + 2);
+    snprintf(text + len, cap - len,
+             "[binding \"b\" domain \"d5.example\"]\n"
+             "max_outbound_connections = 99\n[binding \"b\"]\n");
+    cfg = load(text);
+    free(text);
+    for (int i = 0; i < 2000; i += 37) {
+        snprintf(name, sizeof name, "d%d.example", i);
+        assert_int_equal(num(cfg, MOC, "default", name, NULL), i + 2);
+    }
+    assert_int_equal(num(cfg, MOC, "default", "D1999.Example.", NULL), 2001);
+    assert_int_equal(num(cfg, SL_OPT_MX_LIMIT, "default", "d15.example", NULL), 7);
+    assert_int_equal(num(cfg, MOC, "default", "d15000.example", NULL), 1);
+    assert_int_equal(num(cfg, MOC, "default", "d2000x.example", NULL), 32);
+    assert_int_equal(num(cfg, MOC, "b", "d5.example", NULL), 99);
+    assert_int_equal(num(cfg, MOC, "b", "d6.example", NULL), 8);
+    sl_config_free(cfg);
+}
+
 /* Seed 002: wanadoo and orange share one scope_max stanza. */
 static void test_scope_max_regex(void **state)
 {
@@ -1043,6 +1080,7 @@ int main(void)
         cmocka_unit_test(test_host_scope),
         cmocka_unit_test(test_regex),
         cmocka_unit_test(test_literal_beats_regex),
+        cmocka_unit_test(test_many_domains),
         cmocka_unit_test(test_regex_file_order),
         cmocka_unit_test(test_scope_max_regex),
         cmocka_unit_test(test_general_chain),
