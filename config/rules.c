@@ -21,6 +21,7 @@
 
 #include "config/sl_rules.h"
 #include "config/sl_throttle.h"
+#include "util/sl_idna.h"
 #include "util/sl_msg.h"
 #include "config_impl.h"
 
@@ -189,12 +190,29 @@ static enum key key_of(const char *key)
     return K_OTHER;
 }
 
+/* name_value - a domain or MX host name of a rule into *out: checked as a host name, and
+ * one written in UTF-8 made its A-label (IDNA2008), the form the queue, DNS and the replies'
+ * scopes use, as a section header does; false when it is neither */
+static bool name_value(const char *v, char **out)
+{
+    const struct sl_optdef *host = sl_opt_def(SL_OPT_EHLO_HOSTNAME);
+    char a[SL_IDNA_NAME_MAX];
+    struct sl_value x;
+
+    if (!sl_idna_ascii(v, strlen(v))) {
+        if (!sl_idna_alabel(v, strlen(v), a, sizeof a))
+            return false;
+        v = a;
+    }
+    *out = sl_strdup(v);
+    return sl_value_parse(host, v, &x, NULL, 0);
+}
+
 /* store_one - one key of rule r; false when the value is bad (reported by the caller) */
 static bool store_one(struct loader *L, struct sl_rule *r, const char *key, const char *v,
                       const char **expected)
 {
     const struct sl_optdef *dur = sl_opt_def(SL_OPT_RETRY_INTERVAL);
-    const struct sl_optdef *host = sl_opt_def(SL_OPT_EHLO_HOSTNAME);
     struct sl_value x;
 
     switch (key_of(key)) {
@@ -202,16 +220,14 @@ static bool store_one(struct loader *L, struct sl_rule *r, const char *key, cons
         *expected = "a domain name or /regex/";
         if (v[0] == '/')
             return regex_value(L, "domain", v, false, &r->domain, &r->domain_re);
-        r->domain = sl_strdup(v);
-        return sl_value_parse(host, v, &x, NULL, 0);
+        return name_value(v, &r->domain);
     case K_BINDING:
         *expected = "a binding name";
         r->binding = sl_strdup(v);
         return true; /* checked against the bindings once the file is read */
     case K_HOST:
         *expected = "an MX host name";
-        r->host = sl_strdup(v);
-        return sl_value_parse(host, v, &x, NULL, 0);
+        return name_value(v, &r->host);
     case K_MATCH:
         *expected = "a regex on the reply text, e.g. /TSS04/";
         return regex_value(L, "match", v, true, &r->match, &r->match_re);

@@ -186,6 +186,25 @@ static void test_rules(void **state)
     assert_false(sl_rule_matches(l, &r)); /* not its host */
     sl_config_free(cfg);
 
+    /* a domain or host written in UTF-8 is kept as its A-label: the form of the replies' */
+    cfg = sl_config_load_string("t.ini",
+                                "[shaping \"idn\"]\ndomain = b\xc3\xbc"
+                                "cher.example\n"
+                                "host = mx.b\xc3\xbc"
+                                "cher.example\nmatch = /421/\n"
+                                "action = suspend\nduration = 1h\n",
+                                &d);
+    if (cfg == NULL)
+        fail_msg("%s", d.n ? d.lines[d.n - 1] : "no config");
+    assert_string_equal(cfg->rules[0].domain, "xn--bcher-kva.example");
+    assert_string_equal(cfg->rules[0].host, "mx.xn--bcher-kva.example");
+    r = (struct sl_rule_reply){.binding = "b1",
+                               .domain = "xn--bcher-kva.example",
+                               .host = "mx.xn--bcher-kva.example",
+                               .text = "421 try later"};
+    assert_true(sl_rule_matches(&cfg->rules[0], &r));
+    sl_config_free(cfg);
+
     static const char *const bad[] = {
         "[shaping \"x\"]\nmatch = /a/\naction = suspend\n",                /* no duration */
         "[shaping \"x\"]\nmatch = /a/\naction = pause\nduration = 1h\n",   /* bad action */
@@ -195,6 +214,7 @@ static void test_rules(void **state)
         "[shaping \"x\"]\nmatch = /a/\naction = suspend\nduration = 1h\ncolour = red\n",
         "[shaping \"x\"]\nmatch = /a/\naction = suspend\nduration = 1h\n[shaping \"x\"]\n",
         "[shaping x]\n",
+        "[shaping \"x\"]\nmatch = /a/\naction = suspend\nduration = 1h\ndomain = b\xc3.example\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct sl_diag e = {0};
