@@ -188,42 +188,55 @@ static enum spool_commit_result failed(int e)
     return SPOOL_COMMIT_ERROR;
 }
 
+/* The three paths of a commit: the file in tmp/, its final name, its directory. */
+struct commit_paths {
+    char tmp[4096], final[4096], subdir[4096];
+};
+
+/* commit_paths - p's paths for dir, tmpname, sub and name; false (err set) when too long */
+static bool commit_paths(struct commit_paths *p, const char *dir, const char *tmpname,
+                         const char *sub, const char *name, char *err, size_t errlen)
+{
+    if (spool_path(p->tmp, sizeof p->tmp, dir, SPOOL_TMP, tmpname) &&
+        spool_path(p->final, sizeof p->final, dir, sub, name) &&
+        spool_path(p->subdir, sizeof p->subdir, dir, sub, NULL))
+        return true;
+    spool_fail(err, errlen, "spool path too long: %s", dir);
+    return false;
+}
+
 /* spool_commit - tmp/tmpname <- data, fsync, rename to sub/name, fsync sub/ */
 enum spool_commit_result spool_commit(const char *dir, const char *tmpname, const char *sub,
                                       const char *name, const void *data, size_t len,
                                       enum spool_commit_mode mode, char *err, size_t errlen)
 {
-    char tmp[4096], final[4096], subdir[4096];
+    struct commit_paths p;
     int rc;
 
-    if (!spool_path(tmp, sizeof tmp, dir, SPOOL_TMP, tmpname) ||
-        !spool_path(final, sizeof final, dir, sub, name) ||
-        !spool_path(subdir, sizeof subdir, dir, sub, NULL)) {
-        spool_fail(err, errlen, "spool path too long: %s", dir);
+    if (!commit_paths(&p, dir, tmpname, sub, name, err, errlen))
         return SPOOL_COMMIT_ERROR;
-    }
-    if (write_tmp(tmp, data, len, mode, true) < 0) {
+    if (write_tmp(p.tmp, data, len, mode, true) < 0) {
         int saved = errno;
-        spool_fail(err, errlen, "cannot write %s: %s", tmp, strerror(saved));
-        unlink(tmp);
+        spool_fail(err, errlen, "cannot write %s: %s", p.tmp, strerror(saved));
+        unlink(p.tmp);
         return failed(saved);
     }
-    rc = mode != SPOOL_REPLACE ? claim(tmp, final) : rename(tmp, final);
+    rc = mode != SPOOL_REPLACE ? claim(p.tmp, p.final) : rename(p.tmp, p.final);
     if (rc < 0) {
         int saved = errno;
-        unlink(tmp);
+        unlink(p.tmp);
         if (saved == EEXIST)
             return SPOOL_COMMIT_EXISTS;
-        spool_fail(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(saved));
+        spool_fail(err, errlen, "cannot rename %s to %s: %s", p.tmp, p.final, strerror(saved));
         return failed(saved);
     }
-    if (spool_fsync_dir(subdir) < 0) {
+    if (spool_fsync_dir(p.subdir) < 0) {
         /* The file is in place but maybe not durable: take it back, the
          * caller reports a failure and must not believe it was accepted. */
         int saved = errno;
-        spool_fail(err, errlen, "cannot fsync %s: %s", subdir, strerror(saved));
+        spool_fail(err, errlen, "cannot fsync %s: %s", p.subdir, strerror(saved));
         if (mode == SPOOL_NEW)
-            unlink(final);
+            unlink(p.final);
         return failed(saved);
     }
     return SPOOL_COMMIT_OK;
@@ -235,38 +248,34 @@ enum spool_commit_result spool_commit_grouped(const char *dir, const char *tmpna
                                               const char *name, const void *data, size_t len,
                                               struct sl_spool_group *g, char *err, size_t errlen)
 {
-    char tmp[4096], final[4096], subdir[4096];
+    struct commit_paths p;
 
-    if (!spool_path(tmp, sizeof tmp, dir, SPOOL_TMP, tmpname) ||
-        !spool_path(final, sizeof final, dir, sub, name) ||
-        !spool_path(subdir, sizeof subdir, dir, sub, NULL)) {
-        spool_fail(err, errlen, "spool path too long: %s", dir);
+    if (!commit_paths(&p, dir, tmpname, sub, name, err, errlen))
         return SPOOL_COMMIT_ERROR;
-    }
-    if (spool_group_fd(subdir) < 0) { /* before the write: its sync must see the write's errors */
+    if (spool_group_fd(p.subdir) < 0) { /* before the write: its sync must see the write's errors */
         int saved = errno;
-        spool_fail(err, errlen, "cannot open %s: %s", subdir, strerror(saved));
+        spool_fail(err, errlen, "cannot open %s: %s", p.subdir, strerror(saved));
         return failed(saved);
     }
     spool_group_heading(g, true);
     spool_group_tmp(g, tmpname); /* named before it exists: a kill from here on is cleaned up */
     spool_group_queued(g, name); /* ... and, renamed, taken up by the master */
-    if (write_tmp(tmp, data, len, SPOOL_NEW, false) < 0 || claim(tmp, final) < 0) {
+    if (write_tmp(p.tmp, data, len, SPOOL_NEW, false) < 0 || claim(p.tmp, p.final) < 0) {
         int saved = errno;
         spool_group_heading(g, false);
         spool_group_queued(g, NULL);
-        unlink(tmp);
+        unlink(p.tmp);
         spool_group_tmp(g, NULL);
         if (saved == EEXIST)
             return SPOOL_COMMIT_EXISTS;
-        spool_fail(err, errlen, "cannot write %s as %s: %s", tmp, final, strerror(saved));
+        spool_fail(err, errlen, "cannot write %s as %s: %s", p.tmp, p.final, strerror(saved));
         return failed(saved);
     }
     spool_group_tmp(g, NULL); /* renamed: nothing of it is in tmp/ any more */
-    if (spool_group_sync(g, subdir) < 0) {
+    if (spool_group_sync(g, p.subdir) < 0) {
         int saved = errno;
-        spool_fail(err, errlen, "cannot sync %s: %s", subdir, strerror(saved));
-        unlink(final); /* in place but maybe not durable: the caller must not acknowledge it */
+        spool_fail(err, errlen, "cannot sync %s: %s", p.subdir, strerror(saved));
+        unlink(p.final); /* in place but maybe not durable: the caller must not acknowledge it */
         spool_group_queued(g, NULL);
         return failed(saved);
     }
