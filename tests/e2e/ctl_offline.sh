@@ -60,16 +60,22 @@ check "both lines are the same record but for the time, id and recipients" \
 stop
 
 # --- a command while a daemon starts: the spool is held (here by a stand-in for the start of
-# a daemon, holding the lock sluiced takes before its start scan for 2 s), no socket answers
-# yet: sluicectl waits and goes through the daemon, which acts once.  A second sluiced started
-# meanwhile refuses the spool (it would take the first one's control socket) ---
+# a daemon, holding the lock sluiced takes before its start scan for 2 s, then that daemon
+# itself), no socket answers yet: sluicectl waits and goes through the daemon, which acts
+# once.  A second sluiced started meanwhile refuses the spool (it would take the first one's
+# control socket) ---
 m4=$(inject g@ok.test)
-python3 - "$T/spool/sluiced.lock" "$T/held" <<'PY' &
+# the holder then becomes the daemon (exec keeps its POSIX lock): the lock passes on with no
+# moment free, in which a waiting command would take the spool itself
+python3 - "$T/spool/sluiced.lock" "$T/held" "$SLUICED" "$T/sluice.ini" "$T/daemon.log" <<'PY' &
 import fcntl, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o640)
 fcntl.lockf(fd, fcntl.LOCK_EX)
 open(sys.argv[2], "w").close()
 time.sleep(2)
+os.set_inheritable(fd, True)
+os.dup2(os.open(sys.argv[5], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640), 2)
+os.execv(sys.argv[3], [sys.argv[3], "-c", sys.argv[4]])
 PY
 holder=$!
 started "$holder"
@@ -82,8 +88,7 @@ timeout 10 "$SLUICED" -c "$T/sluice.ini" >"$T/second.out" 2>&1
 check "a second sluiced on a held spool exits non-zero" test $? -ne 0
 check "saying which daemon holds it" grep -q "is held by another sluiced (pid $holder)" "$T/second.out"
 check "and leaves the control socket to the first" test ! -e "$T/spool/control.sock"
-wait "$holder"
-start
+daemon=$holder
 wait "$hold"
 wait "$suspend"
 check "the command did not act on the spool itself" eval '! grep -q "no daemon" "$T/hold.out"'
