@@ -209,7 +209,10 @@ bench_submit() {
   [ -x "$bench/bench_sink" ] || { echo "bench_delivery: submit: no $bench/bench_sink"; return; }
   sluice_message | tr -d '\r' >"$T/submit-msg.eml" # smtp-source -F adds the CRLF
   for s in $SUBMIT_SESSIONS; do
+    sync # both start on a file system with nothing left to write back from an earlier part:
+    # each one's syncs before its 250s would flush that too (a drain's spool, Postfix's queue)
     submit_sluice "$s"
+    sync
     submit_postfix "$s"
   done
   [ -n "${BS_PID:-}" ] && bsink_stop
