@@ -413,19 +413,23 @@ static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup,
     }
 }
 
-/* crowded - would spreading d's mail over several new connections take server units that
- * other destinations want: do the others ready or held back number at least the units the
- * server counter (which they all share) has free?  Then d's new connection carries a whole
- * turn instead: one connection for a domain with a few messages, not one per message while
- * the rest wait for their turn.  A limit of d's own (its domain, its binding) is not shared
- * with them: under it d still spreads, to reach that limit. */
-static bool crowded(struct sl_sched *s, struct sl_qdest *d)
+/* crowded - d has at most a job's worth of mail, and spreading it over several new
+ * connections would take connection units that other destinations want: the others ready or
+ * held back number at least the units free, those of the server counter (which they all share)
+ * and at most one per worker (a connection is a worker's).  Then d's new connection carries
+ * its whole turn: one connection for a domain with a few messages, not one per message while
+ * the rest wait for their turn.  A destination with more mail than a job still spreads, to
+ * reach its own limit (a suspended or throttled destination counts among the others, and must
+ * not make a big one slow). */
+static bool crowded(struct sl_sched *s, const struct sl_supervisor *sup, struct sl_qdest *d)
 {
     uint32_t free_units = sl_limits_server_free_cached(s->shm, &d->room);
     size_t others;
 
-    if (free_units == UINT32_MAX)
+    if (d->nready > SL_JOB_PARTS)
         return false;
+    if (free_units > sup->want)
+        free_units = sup->want;
     others = sl_queue_blocked(s->q);
     if (others < free_units) { /* the ring holds d and the ready others */
         size_t ring = sl_queue_ring_upto(s->q, free_units - others + 1);
@@ -453,7 +457,7 @@ static void serve(struct sl_sched *s, struct sl_supervisor *sup, const struct sl
     if (room(cfg, s->shm, d, &why)) {
         if (shaped(s, cfg, d, true))
             return;
-        if ((w = any_worker(sup, f)) >= 0 && send_job(s, sup, (unsigned)w, d, crowded(s, d)))
+        if ((w = any_worker(sup, f)) >= 0 && send_job(s, sup, (unsigned)w, d, crowded(s, sup, d)))
             sl_queue_rotate(s->q, d);
         return;
     }
@@ -472,13 +476,15 @@ static void serve(struct sl_sched *s, struct sl_supervisor *sup, const struct sl
 }
 
 /* next_to_serve - the ring's head; during the start scan's warm-up (warming), one with a
- * whole job's worth of its mail indexed: the others wait at the ring's tail.  *first is the
+ * whole job's worth of its mail indexed or a connection of its own open: the others wait at
+ * the ring's tail.  *first is the
  * first sent to wait in this pass; NULL when the ring came back to it (nobody can go now). */
 static struct sl_qdest *next_to_serve(struct sl_sched *s, bool warming, struct sl_qdest **first)
 {
     struct sl_qdest *d;
 
-    while ((d = sl_queue_next(s->q)) != NULL && warming && d->nready < SL_JOB_PARTS) {
+    while ((d = sl_queue_next(s->q)) != NULL && warming && d->nready < SL_JOB_PARTS &&
+           d->conns == 0) {
         if (d == *first)
             return NULL;
         if (*first == NULL)

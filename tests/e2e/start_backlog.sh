@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# start_backlog.sh - a daemon started on a backlog over many domains (more than the start
+# start_backlog.sh - a daemon started on a backlog over many domains (far more than the start
 # scan's first chunk) gives each domain one connection that carries all of its mail, rather
-# than one for the messages the first chunk happened to hold and another for the rest; and
-# mail of one domain with a whole job's worth in the first chunk goes out before the scan ends.
+# than one for the messages the first chunks happened to hold and more for the rest: during
+# the scan's warm-up a domain waits until a job's worth of its mail is read, and a new
+# connection carries a whole turn when other domains want the connection units.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 
-D=30 # domains, 10 messages each: 300 messages, more than the scan's first chunk (256)
+D=100 M=30 # domains and messages each: 3,000 messages, the scan's first chunk is 256
 addrs=()
 for ((i = 1; i <= D; i++)); do addrs+=("127.0.1.$i"); done
 PEER_MAILDIR=0 peer_start mx '{}' "${addrs[@]}"
@@ -20,6 +21,7 @@ shm_name = $shm
 spool_dir = $T/spool
 delivery_log = $T/delivery.log
 server_max_outbound_connections = 2
+idle_timeout = 60s
 server_reserve_outbound_connections = 0
 tls = disabled
 
@@ -32,18 +34,19 @@ INI
 } >"$T/sluice.ini"
 
 # queued while the daemon is stopped, the domains interleaved as mail from many senders
-# arrives: the first chunk of the start scan holds some of every domain's mail, not all
-for ((n = 0; n < 10 * D; n++)); do
-  printf 'Subject: %d\r\n\r\nbody\r\n' "$n" |
-    "$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 -f s@sender.example \
-      "r$n@d$(printf %02d $((n % D + 1))).example" >/dev/null || break
-done
-check "the backlog is queued" test "$(ls "$T/spool/queue" | wc -l)" -eq $((10 * D))
+# arrives: the first chunks of the start scan hold some of every domain's mail, not all
+printf 'Subject: t\r\n\r\nbody\r\n' >"$T/msg"
+seq 0 $((M * D - 1)) | xargs -P 4 -n 50 sh -c '
+  conf=$1 msg=$2 ctl=$3 D=$4; shift 4
+  for n; do "$ctl" -c "$conf" inject --binding b1 -f s@sender.example \
+    "r$n@d$(printf %02d $((n % D + 1))).example" <"$msg" >/dev/null || exit 255; done' \
+  sh "$T/sluice.ini" "$T/msg" "$SLUICECTL" "$D"
+check "the backlog is queued" test "$(ls "$T/spool/queue" | wc -l)" -eq $((M * D))
 
 "$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon.log" &
 daemon=$!
 started "$daemon"
-delivered() { test "$(grep -c "\"delivered\"" "$T/delivery.log" 2>/dev/null)" = $((10 * D)); }
+delivered() { test "$(grep -c "\"delivered\"" "$T/delivery.log" 2>/dev/null)" = $((M * D)); }
 check "the whole backlog is delivered" wait_for 60 delivered
 check "the receiver never saw more than the server limit" peer_true mx "total['peak'] <= 2"
 per_domain() {
