@@ -83,6 +83,11 @@ void sl_domain_index_free(struct sl_domain_index *x);
 /* The first literal [domain] section of domain (final dot ignored) that sets opt; NULL: none. */
 const struct sl_section *sl_domain_index_find(const struct sl_domain_index *x, enum sl_opt opt,
                                               const char *domain);
+/* The first literal [domain] section of domain (final dot ignored); NULL: none. */
+const struct sl_section *sl_domain_index_named(const struct sl_domain_index *x, const char *domain);
+/* The sections of scope sc other than literal [domain] ones, file order; *n of them. */
+struct sl_section *const *sl_domain_index_scope(const struct sl_domain_index *x, enum sl_scope sc,
+                                                size_t *n);
 /* The sections that set opt other than literal [domain] ones, file order; *n of them. */
 struct sl_section *const *sl_domain_index_rest(const struct sl_domain_index *x, enum sl_opt opt,
                                                size_t *n);

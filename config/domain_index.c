@@ -8,8 +8,8 @@
  * hashes the literal domain sections by their name (lower case, no final dot,
  * as the header parser stores them) and keeps, per option, the setters that
  * are not such sections (regexes, bindings, hosts, pairs, [global]), which
- * stay few: a lookup finds the domain's own stanza in one probe, then walks
- * only those.  Built once when the file is loaded, immutable after.
+ * stay few, and the same per scope: a lookup finds the domain's own stanza in
+ * one probe, then walks only those.  Built once when the file is loaded, immutable after.
  * Concurrency: read-only once built; any number of readers.
  * Trust boundary: the names looked up come from recipients and MX records;
  * they are only hashed and compared.
@@ -34,6 +34,7 @@ struct sl_domain_index {
     struct entry *slot; /* open addressing; name NULL: empty */
     size_t mask;
     struct sl_setters rest[SL_OPT__COUNT]; /* per option, the setters not indexed here */
+    struct sl_setters of[SL_SC__COUNT];    /* per scope, its sections but literal [domain] */
 };
 
 /* literal_domain - a [domain "NAME"] section, not a regex */
@@ -92,6 +93,7 @@ struct sl_domain_index *sl_domain_index_build(const struct sl_config *cfg)
             e->s[e->n++] = s;
             continue;
         }
+        add_rest(&x->of[s->scope], s);
         for (int opt = 0; opt < SL_OPT__COUNT; opt++)
             if (s->v[opt].set)
                 add_rest(&x->rest[opt], s);
@@ -108,6 +110,8 @@ void sl_domain_index_free(struct sl_domain_index *x)
         free(x->slot[i].s);
     for (int opt = 0; opt < SL_OPT__COUNT; opt++)
         free(x->rest[opt].s);
+    for (int sc = 0; sc < SL_SC__COUNT; sc++)
+        free(x->of[sc].s);
     free(x->slot);
     free(x);
 }
@@ -127,6 +131,28 @@ const struct sl_section *sl_domain_index_find(const struct sl_domain_index *x, e
         if (e->s[i]->v[opt].set)
             return e->s[i];
     return NULL;
+}
+
+/* sl_domain_index_named - the first literal [domain] section of domain (its final dot
+ * ignored), NULL when there is none */
+const struct sl_section *sl_domain_index_named(const struct sl_domain_index *x, const char *domain)
+{
+    size_t len = strlen(domain);
+    const struct entry *e;
+
+    if (len > 1 && domain[len - 1] == '.')
+        len--;
+    e = probe(x, domain, len);
+    return e->name != NULL ? e->s[0] : NULL;
+}
+
+/* sl_domain_index_scope - the sections of scope sc other than literal [domain] ones, in file
+ * order; their number in *n */
+struct sl_section *const *sl_domain_index_scope(const struct sl_domain_index *x, enum sl_scope sc,
+                                                size_t *n)
+{
+    *n = x->of[sc].n;
+    return x->of[sc].s;
 }
 
 /* sl_domain_index_rest - the sections that set opt other than literal [domain] ones, in file

@@ -22,6 +22,7 @@
 
 #include "config/sl_limits.h"
 #include "util/sl_msg.h"
+#include "config_impl.h"
 
 /* tighter - the stricter of two limits, where -1 means none */
 static int32_t tighter(int64_t a, int64_t b)
@@ -45,12 +46,31 @@ static int64_t value(const struct sl_section *s, enum sl_opt opt)
     return s != NULL && s->v[opt].set ? s->v[opt].num : -1;
 }
 
+/* scope_sections - the sections that may be of scope sc: once the config is indexed, those of
+ * sc but the literal [domain] ones (found by name), else all */
+static struct sl_section *const *scope_sections(const struct sl_config *cfg, enum sl_scope sc,
+                                                size_t *n)
+{
+    if (cfg->domains != NULL)
+        return sl_domain_index_scope(cfg->domains, sc, n);
+    *n = cfg->nsections;
+    return cfg->sections;
+}
+
 /* section - the section of this scope with exactly these names (no regex match) */
 static const struct sl_section *section(const struct sl_config *cfg, enum sl_scope sc,
                                         const char *a, const char *b)
 {
-    for (size_t i = 0; i < cfg->nsections; i++) {
-        const struct sl_section *s = cfg->sections[i];
+    size_t n;
+    struct sl_section *const *list = scope_sections(cfg, sc, &n);
+
+    if (sc == SL_SC_DOMAIN && cfg->domains != NULL && a != NULL) {
+        const struct sl_section *s = sl_domain_index_named(cfg->domains, a);
+        if (s != NULL)
+            return s;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_section *s = list[i];
         if (s->scope != sc)
             continue;
         switch (sc) {
@@ -102,8 +122,11 @@ static int64_t pair_scope_max(const struct sl_config *cfg, const char *b, const 
 
     if (lit != NULL && lit->regex == NULL && lit->v[SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS].set)
         return value(lit, SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS);
-    for (size_t i = 0; i < cfg->nsections; i++) {
-        const struct sl_section *s = cfg->sections[i];
+    size_t n;
+    struct sl_section *const *list = scope_sections(cfg, SL_SC_BINDING_DOMAIN, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_section *s = list[i];
         if (s->scope == SL_SC_BINDING_DOMAIN && s->regex != NULL && eq(s->binding, b) &&
             s->v[SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS].set && sl_section_matches_domain(s, d))
             return value(s, SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS);

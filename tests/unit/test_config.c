@@ -21,7 +21,9 @@
 
 #include "config/sl_config.h"
 #include "config/sl_config_lint.h"
+#include "config/sl_limits.h"
 #include "config/sl_listener.h"
+#include "shm/sl_shm.h"
 
 #define NAME "t.ini"
 
@@ -472,11 +474,12 @@ static void test_many_domains(void **state)
     assert_non_null(text);
     len += (size_t)snprintf(text + len, cap - len,
                             "[domain \"/^d1[0-9]*\\.example$/\"]\n"
-                            "mx_limit = 7\nmax_outbound_connections = 1\n");
+                            "mx_limit = 7\nmax_outbound_connections = 1\n"
+                            "scope_max_outbound_connections = 6\n");
     for (int i = 0; i < 2000; i++)
-        len +=
-            (size_t)snprintf(text + len, cap - len,
-                             "[domain \"d%d.example\"]\nmax_outbound_connections = %d\n", i, i + 2);
+        len += (size_t)snprintf(text + len, cap - len,
+                                "[domain \"d%d.example\"]\nmax_outbound_connections = %d\n%s", i,
+                                i + 2, i == 1999 ? "scope_max_outbound_connections = 5\n" : "");
     snprintf(text + len, cap - len,
              "[binding \"b\" domain \"d5.example\"]\n"
              "max_outbound_connections = 99\n[binding \"b\"]\n");
@@ -492,6 +495,10 @@ static void test_many_domains(void **state)
     assert_int_equal(num(cfg, MOC, "default", "d2000x.example", NULL), 32);
     assert_int_equal(num(cfg, MOC, "b", "d5.example", NULL), 99);
     assert_int_equal(num(cfg, MOC, "b", "d6.example", NULL), 8);
+    /* the counters' limits: a domain's scope_max by its name, a regex scope's by its text */
+    assert_int_equal(sl_limits_for_key(cfg, SL_SCOPE_DOMAIN, "d1999.example", NULL), 5);
+    assert_int_equal(sl_limits_for_key(cfg, SL_SCOPE_DOMAIN, "d1998.example", NULL), -1);
+    assert_int_equal(sl_limits_for_key(cfg, SL_SCOPE_DOMAIN, "/^d1[0-9]*\\.example$/", NULL), 6);
     sl_config_free(cfg);
 }
 
