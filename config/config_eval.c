@@ -109,8 +109,8 @@ static bool applies(const struct sl_section *s, enum sl_scope sc, const struct w
 }
 
 /* level - the section of one level that sets opt: literal first, then regexes in file order;
- * once the config is indexed, a literal [domain] section is found by its name and only the
- * other sections that set opt are walked */
+ * once the config is indexed (loaded whole), a literal [domain] section is found by its name
+ * and only the other sections that set opt are walked; before, during validation, all are */
 static const struct sl_section *level(const struct sl_config *cfg, enum sl_opt opt,
                                       enum sl_scope sc, const struct want *w)
 {
@@ -123,9 +123,6 @@ static const struct sl_section *level(const struct sl_config *cfg, enum sl_opt o
             (s = sl_domain_index_find(cfg->domains, opt, w->domain)) != NULL)
             return s;
         list = sl_domain_index_rest(cfg->domains, opt, &n);
-    } else if (cfg->setters != NULL) {
-        list = cfg->setters[opt].s;
-        n = cfg->setters[opt].n;
     }
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < n; i++) {

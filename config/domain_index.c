@@ -9,7 +9,8 @@
  * as the header parser stores them) and keeps, per option, the setters that
  * are not such sections (regexes, bindings, hosts, pairs, [global]), which
  * stay few, and the same per scope: a lookup finds the domain's own stanza in
- * one probe, then walks only those.  Built once when the file is loaded, immutable after.
+ * one probe, then walks only those.  Built once when the file is loaded,
+ * immutable after.
  * Concurrency: read-only once built; any number of readers.
  * Trust boundary: the names looked up come from recipients and MX records;
  * they are only hashed and compared.
@@ -116,18 +117,24 @@ void sl_domain_index_free(struct sl_domain_index *x)
     free(x);
 }
 
+/* entry_of - the entry of domain (its final dot ignored), empty when it has no section */
+static const struct entry *entry_of(const struct sl_domain_index *x, const char *domain)
+{
+    size_t len = strlen(domain);
+
+    if (len > 1 && domain[len - 1] == '.')
+        len--;
+    return probe(x, domain, len);
+}
+
 /* sl_domain_index_find - the first literal [domain] section of domain (its final dot
  * ignored) that sets opt, NULL when none does */
 const struct sl_section *sl_domain_index_find(const struct sl_domain_index *x, enum sl_opt opt,
                                               const char *domain)
 {
-    size_t len = strlen(domain);
-    const struct entry *e;
+    const struct entry *e = entry_of(x, domain);
 
-    if (len > 1 && domain[len - 1] == '.')
-        len--;
-    e = probe(x, domain, len);
-    for (size_t i = 0; e->name != NULL && i < e->n; i++)
+    for (size_t i = 0; i < e->n; i++)
         if (e->s[i]->v[opt].set)
             return e->s[i];
     return NULL;
@@ -137,13 +144,9 @@ const struct sl_section *sl_domain_index_find(const struct sl_domain_index *x, e
  * ignored), NULL when there is none */
 const struct sl_section *sl_domain_index_named(const struct sl_domain_index *x, const char *domain)
 {
-    size_t len = strlen(domain);
-    const struct entry *e;
+    const struct entry *e = entry_of(x, domain);
 
-    if (len > 1 && domain[len - 1] == '.')
-        len--;
-    e = probe(x, domain, len);
-    return e->name != NULL ? e->s[0] : NULL;
+    return e->n > 0 ? e->s[0] : NULL;
 }
 
 /* sl_domain_index_scope - the sections of scope sc other than literal [domain] ones, in file

@@ -188,9 +188,9 @@ struct sl_config {
     size_t nbindings;
     char **groups;
     size_t ngroups;
-    /* Per option, the sections that set it, in file order: a lookup walks those alone, not
-     * every section (a config with a stanza per domain has thousands).  NULL until the file
-     * is fully loaded (lookups during validation walk every section). */
+    /* Per option, the sections that set it, in file order (the cluster limits walk those
+     * alone, not every section: a config with a stanza per domain has thousands).  NULL until
+     * the file is fully loaded. */
     struct sl_setters {
         struct sl_section **s;
         size_t n;

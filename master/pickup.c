@@ -7,11 +7,12 @@
  * again after that.  The start scan lists queue/ and state/ once, then indexes
  * SL_PICKUP_CHUNK messages per main-loop pass, so workers deliver the first
  * messages while the rest are read (a destination with a whole job's worth at
- * once; the others when the scan ends or its warm-up time is over); a message with no state file in
- * that listing skips the state lookup (no one writes a part's state before the part was handed out,
- * and it is handed out only once indexed).  A part whose state says every recipient is final is not
- * queued; one whose next attempt lies ahead goes to the timer heap.  A message whose parts are all
- * final (a crash before its removal) is removed here.
+ * once, the others when the scan ends or its warm-up time is over); a message
+ * with no state file in that listing skips the state lookup (no one writes a
+ * part's state before the part was handed out, and it is handed out only once
+ * indexed).  A part whose state says every recipient is final is not queued;
+ * one whose next attempt lies ahead goes to the timer heap.  A message whose
+ * parts are all final (a crash before its removal) is removed here.
  * Trust boundary: ids come from local clients and from directory entries:
  * each is checked to be a well-formed queue id before it becomes a path; the
  * spool library validates the files themselves.

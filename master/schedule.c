@@ -477,8 +477,8 @@ static void serve(struct sl_sched *s, struct sl_supervisor *sup, const struct sl
 
 /* next_to_serve - the ring's head; during the start scan's warm-up (warming), one with a
  * whole job's worth of its mail indexed or a connection of its own open: the others wait at
- * the ring's tail.  *first is the
- * first sent to wait in this pass; NULL when the ring came back to it (nobody can go now). */
+ * the ring's tail.  *first is the first sent to wait in this pass; NULL when the ring came
+ * back to it (nobody can go now). */
 static struct sl_qdest *next_to_serve(struct sl_sched *s, bool warming, struct sl_qdest **first)
 {
     struct sl_qdest *d;

@@ -21,9 +21,9 @@
  * closes one connection and then opens another was never at two at once.
  *
  * -s STATS  written (write-new, rename) at SIGTERM/SIGINT before exiting and at SIGUSR1:
- *             total connections N messages N peak N first T last T
- *           (T: the first and the last message's final dot, CLOCK_REALTIME seconds, 0 before
- *           any: a rate timed by the receiver, not by a poller's step)
+ *             total connections N messages N peak N last T
+ *           (T: the last message's final dot, CLOCK_REALTIME seconds, 0 before any: a rate
+ *           timed by the receiver, not by a poller's step)
  *             addr IP connections N messages N peak N           one line per ADDR
  *             listener IP:PORT connections N messages N peak N  one line per ADDR and port
  * -l LOG    one line per message at its final dot, written at once:
@@ -103,7 +103,7 @@ static struct {
     struct session *live, *dead;
     const char *stats_path;
     FILE *log;
-    struct timespec first, last; /* the first and the last message's final dot */
+    struct timespec last; /* the last message's final dot */
 } S;
 
 static void die(const char *what)
@@ -153,9 +153,8 @@ static void write_stats(void)
         perror("bench_sink: stats");
         return;
     }
-    fprintf(f, "total connections %ld messages %ld peak %d first %lld.%09ld last %lld.%09ld\n",
-            S.total.conns, S.total.msgs, S.total.peak, (long long)S.first.tv_sec, S.first.tv_nsec,
-            (long long)S.last.tv_sec, S.last.tv_nsec);
+    fprintf(f, "total connections %ld messages %ld peak %d last %lld.%09ld\n", S.total.conns,
+            S.total.msgs, S.total.peak, (long long)S.last.tv_sec, S.last.tv_nsec);
     for (int a = 0; a < S.naddrs; a++)
         fprintf(f, "addr %s connections %ld messages %ld peak %d\n", S.addrs[a], S.addr_c[a].conns,
                 S.addr_c[a].msgs, S.addr_c[a].peak);
@@ -242,8 +241,6 @@ static void message_done(struct session *s)
     S.addr_c[s->l->addr].msgs++;
     S.total.msgs++;
     clock_gettime(CLOCK_REALTIME, &S.last);
-    if (S.total.msgs == 1)
-        S.first = S.last;
     if (S.log != NULL) {
         const struct timespec t = S.last;
         fprintf(S.log, "%lld.%09ld %s %s\n", (long long)t.tv_sec, t.tv_nsec, s->l->name,
