@@ -11,7 +11,7 @@
  * (stop, or a reload that replaces it) stops accepting, finishes the
  * transaction in hand and says 421 at the next command.
  * Concurrency: each process serves one client; SIGTERM is blocked except
- * while it waits in ppoll for a connection and during a session (where it
+ * while it waits in epoll_pwait for a connection and during a session (where it
  * ends a blocking read with EINTR, see io.c).
  * Trust boundary: the client is outside; its address decides relaying.
  */
@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -73,7 +74,7 @@ static const char *host_name(const struct sl_smtpd_ctx *ctx, const struct sl_lis
     return buf;
 }
 
-/* setup - descriptors, signals, name; SIGTERM blocked, the mask for ppoll in wait */
+/* setup - descriptors, signals, name; SIGTERM blocked, the mask for the wait in wait */
 static void setup(const struct sl_smtpd_ctx *ctx, int *fd, sigset_t *wait)
 {
     const struct sl_listener *l = &ctx->cfg->listeners[ctx->listener];
@@ -105,14 +106,28 @@ static void setup(const struct sl_smtpd_ctx *ctx, int *fd, sigset_t *wait)
         sl_msg_fatal("libsodium cannot initialise");
 }
 
+/* accept_waiter - this process's epoll set holding the listening socket, exclusive: a new
+ * connection wakes one idle process, not all max_sessions of them (a poll on the shared socket
+ * woke every one, and all but one found nothing to accept: a context switch per process per
+ * connection, the listener's largest cost with a connection per message) */
+static int accept_waiter(int lfd)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE};
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0)
+        sl_msg_fatal("listener: epoll: %s", strerror(errno));
+    return ep;
+}
+
 /* next_client - wait for a connection (SIGTERM ends the wait); -1 when stopping */
-static int next_client(int lfd, const sigset_t *wait, struct sockaddr_storage *peer)
+static int next_client(int lfd, int ep, const sigset_t *wait, struct sockaddr_storage *peer)
 {
     while (!io_stopping()) {
-        struct pollfd p = {.fd = lfd, .events = POLLIN};
+        struct epoll_event ev;
         socklen_t len = sizeof *peer;
         int fd;
-        if (ppoll(&p, 1, NULL, wait) <= 0)
+        if (epoll_pwait(ep, &ev, 1, -1, wait) <= 0)
             continue;
         fd = accept4(lfd, (struct sockaddr *)peer, &len, SOCK_CLOEXEC);
         if (fd >= 0)
@@ -173,9 +188,10 @@ void sl_smtpd_main(const struct sl_smtpd_ctx *ctx)
     const struct sl_scope_ref none = {0};
     struct session *s = sl_calloc(1, sizeof *s);
     sigset_t wait;
-    int lfd, fd;
+    int lfd, ep, fd;
 
     setup(ctx, &lfd, &wait);
+    ep = accept_waiter(lfd);
     s->ctx = ctx;
     s->l = l;
     s->hostname = host_name(ctx, l);
@@ -183,7 +199,7 @@ void sl_smtpd_main(const struct sl_smtpd_ctx *ctx)
     s->creds = ctx->prep->creds;
     s->max_size = (uint64_t)sl_config_num(ctx->cfg, SL_OPT_MAX_MESSAGE_SIZE, &none);
     smtpd_board_ready(ctx->board); /* ready: killed from now on, we are replaced at once */
-    while ((fd = next_client(lfd, &wait, &s->peer)) >= 0) {
+    while ((fd = next_client(lfd, ep, &wait, &s->peer)) >= 0) {
         memset(&s->t, 0, sizeof s->t); /* a fresh session; the listener's settings stay */
         s->helo[0] = '\0';
         s->auth_user = NULL;
