@@ -7,25 +7,12 @@
 # accept: with a connection per message, the listener's largest cost.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
+. "$(dirname "$0")/lib/listener.sh"
 shm=/sluice-e2e-lwake-$$
-lport=$(peer_free_port 127.0.0.1)
 sessions=40
 
-cat >"$T/sluice.ini" <<INI
-[global]
-workers = 1
-shm_name = $shm
-spool_dir = $T/spool
-delivery_log = $T/delivery.log
-
-[listener "in"]
-address = 127.0.0.1:$lport
-max_sessions = 16
-INI
-
-"$SLUICED" -c "$T/sluice.ini" >"$T/daemon.log" 2>&1 &
-daemon=$!
-started "$daemon"
+listener_sessions=16 listener_start in
+lport=$(listener_port in)
 listener_pids() { ps -o pid=,args= --ppid "$daemon" | awk '/sluiced: listener/ {print $1}'; }
 check "16 listener processes are preforked" wait_for 10 eval '[ "$(listener_pids | wc -l)" -eq 16 ]'
 greets() {

@@ -5,7 +5,7 @@
 #   listener_start NAME...
 #       Write $T/sluice.ini (one worker, shm_name $shm, spool and delivery log in $T) with one
 #       [listener "NAME"] per NAME, each on 127.0.0.1 on a port of its own free right now, with
-#       max_sessions = 1; start sluiced on it (stdout and stderr into $T/daemon.log) and set
+#       max_sessions = $listener_sessions (1 unless set); start sluiced on it (stdout and stderr into $T/daemon.log) and set
 #       daemon to its pid.  It does not wait for the listeners: poll listener_serves.
 #   listener_port NAME           the listener's port
 #   listener_greeting_ms NAME [SINCE]
@@ -36,8 +36,8 @@ INI
     # a port is free until taken: two listeners asked in a row could be given the same one
     while [[ " ${_listener_port[*]} " == *" $port "* ]]; do port=$(peer_free_port 127.0.0.1); done
     _listener_port[$name]=$port
-    printf '\n[listener "%s"]\naddress = 127.0.0.1:%s\nmax_sessions = 1\n' "$name" "$port" \
-      >>"$T/sluice.ini"
+    printf '\n[listener "%s"]\naddress = 127.0.0.1:%s\nmax_sessions = %s\n' "$name" "$port" \
+      "${listener_sessions:-1}" >>"$T/sluice.ini"
   done
   "$SLUICED" -c "$T/sluice.ini" >"$T/daemon.log" 2>&1 &
   daemon=$!
