@@ -790,7 +790,8 @@ void sl_sched_from_worker(struct sl_sched *s, struct sl_supervisor *sup, unsigne
     }
 }
 
-/* sl_sched_worker_exit - a dead worker's job goes back to the queues, in order */
+/* sl_sched_worker_exit - a dead worker's job goes back to the queues, in order (its tokens as
+ * sent: "<id>.<k>", with ":<attempts>" after a part tried before) */
 void sl_sched_worker_exit(struct sl_worker_slot *w, void *vs)
 {
     struct sl_sched *s = vs;
@@ -806,7 +807,7 @@ void sl_sched_worker_exit(struct sl_worker_slot *w, void *vs)
 
         t += strspn(t, " ");
         len = strcspn(t, " ");
-        if (len > 0 && n < SL_JOB_PARTS && sl_sched_parse_part(t, len, id, &k) &&
+        if (len > 0 && n < SL_JOB_PARTS && sl_sched_parse_part(t, strcspn(t, " :"), id, &k) &&
             (m = sl_queue_find(s->q, id)) != NULL && k < m->nparts &&
             (p = &m->part[k])->state == SL_PART_INFLIGHT && p->job == w->job)
             back[n++] = p;

@@ -466,6 +466,27 @@ static void test_dispatch_outcomes(void **state)
     assert_null(f->sup.w[wi].conn);
 }
 
+/* A worker that dies with a job as the scheduler sent it, one part tried before (":<n>")
+ * and one never: both are queued again, not left in flight for ever. */
+static void test_dispatch_dead_worker(void **state)
+{
+    struct fixture *f = *state;
+    char job[SL_JOB_MAX];
+    unsigned wi;
+
+    add1(f->s.q, 1, "pair.example", 0)->part[0].attempts = 2;
+    add1(f->s.q, 2, "pair.example", 0);
+    f->sup.want = 1;
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    wi = f->sup.w[0].job == 1 ? 0 : 1;
+    job_of(f, wi, job, sizeof job);
+    assert_string_equal(job,
+                        "J1 D b1 pair.example M0000000000000000001.0:2 M0000000000000000002.0");
+    sl_sched_worker_exit(&f->sup.w[wi], &f->s);
+    assert_int_equal(sl_queue_count(f->s.q, SL_PART_INFLIGHT), 0);
+    assert_int_equal(sl_queue_count(f->s.q, SL_PART_READY), 2);
+}
+
 /* A destination whose counter is full is held back, not handed out. */
 static void test_dispatch_full(void **state)
 {
@@ -623,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_many),
         cmocka_unit_test(test_operator),
         cmocka_unit_test_setup_teardown(test_dispatch_outcomes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_dead_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_reserve, setup, teardown),
