@@ -39,6 +39,7 @@ static void part_state(const char *spool, const struct sl_spool_msg *m, unsigned
     p->done = false;
     p->due = 0;
     p->held = false;
+    p->fresh = stateless;
     if (stateless)
         return; /* the state before any attempt: pending, due now */
     if (sl_spool_state_load(spool, m->id, k, m->nrcpt, &st, err, sizeof err) < 0) {
@@ -51,6 +52,7 @@ static void part_state(const char *spool, const struct sl_spool_msg *m, unsigned
     p->done = sl_spool_part_done(m, k, &st);
     p->due = st.next;
     p->held = st.held;
+    p->fresh = !st.on_disk;
     sl_spool_state_free(&st);
 }
 

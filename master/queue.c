@@ -454,6 +454,7 @@ struct sl_qmsg *sl_queue_add(struct sl_queue *q, const char *id, const char *bin
         p->dest = sl_queue_dest_get(q, binding, parts[k].domain);
         p->dest->refs++;
         p->due = parts[k].due;
+        p->fresh = parts[k].fresh && !parts[k].held;
         if (parts[k].held) {
             p->state = SL_PART_HELD;
             q->count[SL_PART_HELD]++;
@@ -639,6 +640,7 @@ struct sl_qpart *sl_queue_take(struct sl_queue *q, struct sl_qdest *d, uint64_t 
     fifo_unlink(q, p);
     p->state = SL_PART_INFLIGHT;
     p->job = job;
+    p->fresh = false; /* its worker may save a state from now on */
     q->count[SL_PART_INFLIGHT]++;
     return p;
 }

@@ -113,7 +113,10 @@ static void finish(struct sl_sched *s, struct sl_qpart *p)
 static char on_disk(struct sl_sched *s, struct sl_qpart *p, enum sl_admin_op op, const char *reason)
 {
     char dsn[SL_ADMIN_ID_MAX];
-    enum sl_admin_result r = sl_worker_admin(ops_ctx, op, p->msg->id, p->k, reason, dsn);
+    enum sl_admin_result r;
+
+    p->fresh = false; /* the command may write the part's state file */
+    r = sl_worker_admin(ops_ctx, op, p->msg->id, p->k, reason, dsn);
 
     if (dsn[0] != '\0')
         sl_pickup_id(s, dsn);

@@ -329,7 +329,8 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi,
     if (head < 0 || len >= sizeof job)
         sl_msg_panic("job header for %s %s does not fit a datagram", d->binding, d->domain);
     while (n < max && (p = sl_queue_peek(d)) != NULL) {
-        int t = p->attempts == 0 ? snprintf(job + len, sizeof job - len, " %s.%u", p->msg->id, p->k)
+        int t = p->attempts == 0 ? snprintf(job + len, sizeof job - len, " %s.%u%s", p->msg->id,
+                                            p->k, p->fresh ? "+" : "")
                                  : snprintf(job + len, sizeof job - len, " %s.%u:%" PRIu32,
                                             p->msg->id, p->k, p->attempts);
         if (t < 0 || len + (size_t)t >= sizeof job)
@@ -791,7 +792,7 @@ void sl_sched_from_worker(struct sl_sched *s, struct sl_supervisor *sup, unsigne
 }
 
 /* sl_sched_worker_exit - a dead worker's job goes back to the queues, in order (its tokens as
- * sent: "<id>.<k>", with ":<attempts>" after a part tried before) */
+ * sent: "<id>.<k>", with ":<attempts>" or "+" after a part that has them) */
 void sl_sched_worker_exit(struct sl_worker_slot *w, void *vs)
 {
     struct sl_sched *s = vs;
@@ -807,7 +808,7 @@ void sl_sched_worker_exit(struct sl_worker_slot *w, void *vs)
 
         t += strspn(t, " ");
         len = strcspn(t, " ");
-        if (len > 0 && n < SL_JOB_PARTS && sl_sched_parse_part(t, strcspn(t, " :"), id, &k) &&
+        if (len > 0 && n < SL_JOB_PARTS && sl_sched_parse_part(t, strcspn(t, " :+"), id, &k) &&
             (m = sl_queue_find(s->q, id)) != NULL && k < m->nparts &&
             (p = &m->part[k])->state == SL_PART_INFLIGHT && p->job == w->job)
             back[n++] = p;

@@ -54,6 +54,9 @@ struct sl_qpart {
                                      count, which a full disk may have kept from being saved */
     uint16_t k;                   /* part number within the message */
     uint8_t state;                /* enum sl_part_state */
+    bool fresh; /* no state file can exist: none was there when it was indexed and it was
+                   never handed out or touched by an operator's command since (the worker
+                   then skips looking for one) */
 };
 
 struct sl_qmsg {
@@ -91,6 +94,7 @@ struct sl_queue_part_init {
     bool done;   /* every recipient final: not queued */
     int64_t due; /* next attempt, UNIX seconds (0: never tried) */
     bool held;   /* the operator holds it (state file): HELD, not queued */
+    bool fresh;  /* known to have no state file (sl_qpart.fresh) */
 };
 
 struct sl_queue;

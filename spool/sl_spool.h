@@ -189,6 +189,10 @@ int sl_spool_body(const char *dir, const struct sl_spool_msg *m, char **body, si
  * message's recipient count.  Caller frees with sl_spool_state_free. */
 int sl_spool_state_load(const char *dir, const char *id, unsigned k, size_t nrcpt,
                         struct sl_spool_state *st, char *err, size_t errlen);
+/* The initial state of a part of nrcpt recipients (every one pending, never tried), without
+ * looking for a file: for a reader that knows none was ever saved.  Freed with
+ * sl_spool_state_free. */
+void sl_spool_state_initial(struct sl_spool_state *st, size_t nrcpt);
 /* Write part K's state durably (write new, fsync, rename, fsync state/). */
 int sl_spool_state_save(const char *dir, const char *id, unsigned k,
                         const struct sl_spool_state *st, char *err, size_t errlen);

@@ -103,6 +103,15 @@ static const char *parse_state(struct spool_lines *l, struct sl_spool_state *st)
     return NULL;
 }
 
+/* sl_spool_state_initial - every recipient pending, never tried, not on disk */
+void sl_spool_state_initial(struct sl_spool_state *st, size_t nrcpt)
+{
+    memset(st, 0, sizeof *st);
+    st->nrcpt = nrcpt;
+    st->status = sl_malloc(nrcpt > 0 ? nrcpt : 1);
+    memset(st->status, SL_RCPT_PENDING, nrcpt);
+}
+
 /* sl_spool_state_load - part K's state, or the initial one when never saved */
 int sl_spool_state_load(const char *dir, const char *id, unsigned k, size_t nrcpt,
                         struct sl_spool_state *st, char *err, size_t errlen)
@@ -119,9 +128,7 @@ int sl_spool_state_load(const char *dir, const char *id, unsigned k, size_t nrcp
         return spool_fail(err, errlen, "bad state request %s.%u for %zu recipients", id, k, nrcpt);
     if (!spool_path(path, sizeof path, dir, SPOOL_STATE, name))
         return spool_fail(err, errlen, "spool path too long: %s", dir);
-    st->nrcpt = nrcpt;
-    st->status = sl_malloc(nrcpt);
-    memset(st->status, SL_RCPT_PENDING, nrcpt);
+    sl_spool_state_initial(st, nrcpt);
     if ((fd = spool_open_entry(path)) < 0) {
         if (errno == ENOENT)
             return 0;

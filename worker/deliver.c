@@ -44,7 +44,7 @@ struct job {
     struct sl_part part[SL_JOB_PARTS];
 };
 
-/* parse_part - "<id>.<k>[:<attempts>]" */
+/* parse_part - "<id>.<k>[:<attempts>|+]" */
 static bool parse_part(const char *word, struct sl_part *p)
 {
     const char *dot = strrchr(word, '.');
@@ -55,7 +55,10 @@ static bool parse_part(const char *word, struct sl_part *p)
     if (dot == NULL || dot - word != SL_SPOOL_ID_LEN)
         return false;
     k = strtol(dot + 1, &end, 10);
-    if (*end == ':') {
+    p->fresh = *end == '+';
+    if (p->fresh)
+        end++;
+    else if (*end == ':') {
         const char *digits = end + 1;
         a = strtoul(digits, &end, 10);
         if (end == digits || a > UINT32_MAX)

@@ -49,6 +49,10 @@ static int load_state(struct sl_wstate *w, struct sl_part *p, char *err, size_t 
 {
     const char *spool = w->ctx->spool;
 
+    if (p->fresh) {
+        sl_spool_state_initial(&p->st, p->msg.nrcpt);
+        return 0;
+    }
     if (sl_spool_state_load(spool, p->id, p->k, p->msg.nrcpt, &p->st, err, errlen) == 0)
         return 0;
     if (errno != EBADMSG)

@@ -466,22 +466,51 @@ static void test_dispatch_outcomes(void **state)
     assert_null(f->sup.w[wi].conn);
 }
 
+/* A part indexed with no state file goes out marked "+" (its worker skips the state lookup)
+ * only the first time: once handed out its worker may have saved a state, so a part that
+ * comes back, here not attempted ("w"), goes out again unmarked; a held part is never so
+ * marked. */
+static void test_dispatch_fresh(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_queue_part_init p = {.domain = "pair.example", .fresh = true};
+    struct sl_queue_part_init held = {.domain = "pair.example", .fresh = true, .held = true};
+    char job[SL_JOB_MAX];
+    unsigned wi;
+
+    assert_non_null(sl_queue_add(f->s.q, "M0000000000000000007", "b1", 1, &p, 100));
+    assert_non_null(sl_queue_add(f->s.q, "M0000000000000000008", "b1", 1, &held, 100));
+    assert_false(sl_queue_find(f->s.q, "M0000000000000000008")->part[0].fresh);
+    f->sup.want = 1;
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    wi = f->sup.w[0].job == 1 ? 0 : 1;
+    job_of(f, wi, job, sizeof job);
+    assert_string_equal(job, "J1 D b1 pair.example M0000000000000000007.0+");
+    say(f, wi, "D1 M0000000000000000007.0=w"); /* a counter was full: queued again */
+    say(f, wi, "K b1 pair.example");
+    say(f, 1 - wi, "I"); /* a connection closed: the destination tries again */
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, wi, job, sizeof job);
+    assert_string_equal(job, "J2 D b1 pair.example M0000000000000000007.0");
+}
+
 /* A worker that dies with a job as the scheduler sent it, one part tried before (":<n>")
- * and one never: both are queued again, not left in flight for ever. */
+ * and one never ("+"): both are queued again, not left in flight for ever. */
 static void test_dispatch_dead_worker(void **state)
 {
     struct fixture *f = *state;
+    struct sl_queue_part_init p = {.domain = "pair.example", .fresh = true};
     char job[SL_JOB_MAX];
     unsigned wi;
 
     add1(f->s.q, 1, "pair.example", 0)->part[0].attempts = 2;
-    add1(f->s.q, 2, "pair.example", 0);
+    assert_non_null(sl_queue_add(f->s.q, "M0000000000000000002", "b1", 1, &p, 100));
     f->sup.want = 1;
     sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
     wi = f->sup.w[0].job == 1 ? 0 : 1;
     job_of(f, wi, job, sizeof job);
     assert_string_equal(job,
-                        "J1 D b1 pair.example M0000000000000000001.0:2 M0000000000000000002.0");
+                        "J1 D b1 pair.example M0000000000000000001.0:2 M0000000000000000002.0+");
     sl_sched_worker_exit(&f->sup.w[wi], &f->s);
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_INFLIGHT), 0);
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_READY), 2);
@@ -644,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_many),
         cmocka_unit_test(test_operator),
         cmocka_unit_test_setup_teardown(test_dispatch_outcomes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_dead_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_idle, setup, teardown),
