@@ -136,6 +136,14 @@ dnssec_start() {
   fi
   DNSSEC_PID=$_dns_pid
   export DNSSEC_IP=$ip DNSSEC_PORT=$_dns_port DNSSEC_SERVER=$ip:$_dns_port DNSSEC_PID
+  # Ready once it validates, not once it answers: its first validated answer needs the chain
+  # of trust from nsd, which on a loaded machine can come after dig has given up (the first
+  # check of the test then failed while every later one passed).
+  if [ -s "$_dnssec_dir/signed.list" ] && ! wait_for 10 dnssec_ad "$z" SOA; then
+    echo "dnssec_start: unbound does not validate $z; its log:" >&2
+    cat "$_dnssec_dir/unbound.out" "$_dnssec_dir/unbound.log" >&2 2>/dev/null
+    return 1
+  fi
 }
 
 dnssec_dig() { dig +dnssec +time=2 +tries=2 @"$DNSSEC_IP" -p "$DNSSEC_PORT" "$@"; }
