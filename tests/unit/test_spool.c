@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "spool/sl_spool.h"
+#include "spool/spool_impl.h"
 
 /* A private spool for one case. */
 struct fixture {
@@ -770,6 +771,69 @@ static void test_read_full(void **state)
     free(text);
 }
 
+/* atime - the access time of queue/ID, in seconds */
+static time_t atime(const char *dir, const char *id)
+{
+    char path[256];
+    struct stat st;
+
+    snprintf(path, sizeof path, "%s/queue/%s", dir, id);
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_atime;
+}
+
+/* Reading a message (the master's pickup, the worker's envelope and body) leaves its access
+ * time alone: an update would dirty every message's inode, one more write-back per message.
+ * The access time is set an hour before the last change, which a relatime mount updates on
+ * the next read. */
+static void test_read_keeps_atime(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"r@example.com"};
+    char id[SL_SPOOL_ID_LEN + 1], err[256], path[256], *body;
+    struct timespec t[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+    struct sl_spool_msg m;
+    struct stat st;
+    size_t len;
+
+    write_msg(f->dir, rcpt, 1, id);
+    snprintf(path, sizeof path, "%s/queue/%s", f->dir, id);
+    assert_int_equal(stat(path, &st), 0);
+    t[0].tv_sec = st.st_mtime - 3600;
+    t[0].tv_nsec = 0;
+    assert_int_equal(utimensat(AT_FDCWD, path, t, 0), 0);
+    assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), 0);
+    sl_spool_msg_free(&m);
+    assert_int_equal(sl_spool_read_full(f->dir, id, &m, err, sizeof err), 0);
+    assert_int_equal(sl_spool_body(f->dir, &m, &body, &len, err, sizeof err), 0);
+    free(body);
+    sl_spool_msg_free(&m);
+    assert_int_equal(atime(f->dir, id), st.st_mtime - 3600);
+}
+
+/* A reader that does not own a spool file (an operator's sluicectl in sluice's group) may not
+ * ask for O_NOATIME; it still reads the file.  A root-owned world-readable file stands for it,
+ * read by nobody when the test runs as root. */
+static void test_read_not_owner(void **state)
+{
+    int status;
+    pid_t pid;
+
+    (void)state;
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd;
+        if (geteuid() == 0 && setuid(65534) < 0)
+            _exit(2);
+        fd = spool_open_entry("/etc/passwd");
+        _exit(fd >= 0 ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_notify(void **state)
 {
     struct fixture *f = *state;
@@ -1049,6 +1113,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_keeps_atime, setup, teardown),
+        cmocka_unit_test(test_read_not_owner),
         cmocka_unit_test_setup_teardown(test_notify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dsn_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dsn_damaged, setup, teardown),
