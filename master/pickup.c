@@ -10,7 +10,9 @@
  * once, the others when the scan ends or its warm-up time is over); a message
  * with no state file in that listing skips the state lookup (no one writes a
  * part's state before the part was handed out, and it is handed out only once
- * indexed).  A part whose state says every recipient is final is not queued;
+ * indexed).  Past the first chunk, a thread reads the envelopes ahead of the
+ * master (readahead.c), so a second CPU shares the reads of a large backlog.
+ * A part whose state says every recipient is final is not queued;
  * one whose next attempt lies ahead goes to the timer heap.  A message whose
  * parts are all final (a crash before its removal) is removed here.
  * Trust boundary: ids come from local clients and from directory entries:
@@ -25,6 +27,7 @@
 #include "util/sl_clock.h"
 #include "util/sl_msg.h"
 #include "master/sl_pickup.h"
+#include "master/sl_readahead.h"
 #include "spool/sl_spool.h"
 
 /* part_state - whether part k is final and when it is due, from its state file
@@ -82,28 +85,42 @@ static bool index_msg(struct sl_sched *s, const struct sl_spool_msg *m, bool sta
     return true;
 }
 
-/* pickup - index queue/ID when it is new; stateless as for part_state */
-static bool pickup(struct sl_sched *s, const char *id, bool stateless)
+/* pickup_read - index queue/ID from its envelope m, or from the failure of its read (rc -1,
+ * errno, err); stateless as for part_state.  m is freed here. */
+static bool pickup_read(struct sl_sched *s, const char *id, bool stateless, int rc,
+                        struct sl_spool_msg *m, const char *err)
 {
-    struct sl_spool_msg m;
-    char err[256];
     bool ok;
 
-    if (!sl_spool_id_valid(id) || sl_queue_find(s->q, id) != NULL)
+    if (!sl_spool_id_valid(id) || sl_queue_find(s->q, id) != NULL) {
+        if (rc == 0) /* read ahead, then indexed out of turn */
+            sl_spool_msg_free(m);
         return false;
-    if (sl_spool_read(s->spool, id, &m, err, sizeof err) < 0) {
+    }
+    if (rc < 0) {
         if (errno == EBADMSG)
             sl_spool_quarantine_msg(s->spool, id, err);
         else if (errno != ENOENT) /* delivered meanwhile: nothing to say */
             sl_msg_warn("message %s not queued: %s", id, err);
         return false;
     }
-    ok = index_msg(s, &m, stateless);
+    ok = index_msg(s, m, stateless);
     if (ok)
-        sl_msg_debug("queued %s: %zu recipients, %zu parts, binding %s", id, m.nrcpt, m.nparts,
-                     m.binding);
-    sl_spool_msg_free(&m);
+        sl_msg_debug("queued %s: %zu recipients, %zu parts, binding %s", id, m->nrcpt, m->nparts,
+                     m->binding);
+    sl_spool_msg_free(m);
     return ok;
+}
+
+/* pickup - index queue/ID when it is new; stateless as for part_state */
+static bool pickup(struct sl_sched *s, const char *id, bool stateless)
+{
+    struct sl_spool_msg m;
+    char err[256];
+
+    if (!sl_spool_id_valid(id) || sl_queue_find(s->q, id) != NULL)
+        return false;
+    return pickup_read(s, id, stateless, sl_spool_read(s->spool, id, &m, err, sizeof err), &m, err);
 }
 
 /* sl_pickup_id - index queue/ID when it is new */
@@ -156,19 +173,48 @@ size_t sl_pickup_start(struct sl_sched *s)
         sl_msg_fatal("cannot scan the spool %s: %s", s->spool, strerror(errno));
     s->scan_next = 0;
     s->scan_trust = true;
+    s->scan_ahead = NULL;
+    s->scan_ahead_tried = false;
     s->scan_warm_until = sl_clock_us() + SL_PICKUP_WARMUP_MS * 1000u;
     size_t found = s->scan_ids.n;
     sl_pickup_step(s, SL_PICKUP_CHUNK);
     return found;
 }
 
+/* start_readahead - the read-ahead thread for the rest of the start scan, when there is
+ * enough of it; only from the main loop: the first step runs before the workers are forked
+ * and the privileges dropped, which a thread must not see */
+static void start_readahead(struct sl_sched *s)
+{
+    if (s->scan_ahead_tried || s->scan_next == 0 ||
+        s->scan_ids.n - s->scan_next < SL_PICKUP_READAHEAD_MIN)
+        return;
+    s->scan_ahead_tried = true;
+    s->scan_ahead = sl_readahead_start(s->spool, &s->scan_ids, s->scan_next);
+}
+
+/* step_one - the next message of the start scan: its envelope read ahead, or read now */
+static void step_one(struct sl_sched *s)
+{
+    size_t i = s->scan_next++;
+    const char *id = s->scan_ids.id[i];
+    bool stateless = s->scan_trust && !sl_spool_ids_has(&s->scan_state, id);
+    struct sl_spool_msg m;
+    char err[256];
+    int got = sl_readahead_take(s->scan_ahead, i, &m, err, sizeof err);
+
+    if (got == 0)
+        pickup(s, id, stateless);
+    else
+        pickup_read(s, id, stateless, got > 0 ? 0 : -1, &m, err);
+}
+
 /* sl_pickup_step - the next max messages of the start scan */
 bool sl_pickup_step(struct sl_sched *s, size_t max)
 {
-    for (size_t i = 0; i < max && s->scan_next < s->scan_ids.n; i++) {
-        const char *id = s->scan_ids.id[s->scan_next++];
-        pickup(s, id, s->scan_trust && !sl_spool_ids_has(&s->scan_state, id));
-    }
+    start_readahead(s);
+    for (size_t i = 0; i < max && s->scan_next < s->scan_ids.n; i++)
+        step_one(s);
     if (s->scan_next < s->scan_ids.n)
         return true;
     sl_pickup_forget(s);
@@ -190,6 +236,8 @@ bool sl_pickup_warming(const struct sl_sched *s)
 /* sl_pickup_forget - the start scan's lists */
 void sl_pickup_forget(struct sl_sched *s)
 {
+    sl_readahead_stop(s->scan_ahead); /* before the listing it reads goes */
+    s->scan_ahead = NULL;
     sl_spool_ids_free(&s->scan_ids);
     sl_spool_ids_free(&s->scan_state);
     s->scan_next = 0;

@@ -14,8 +14,9 @@
 
 #define SL_PICKUP_RESCAN_MS 60000
 
-#define SL_PICKUP_CHUNK     256 /* messages the start scan indexes per loop pass */
-#define SL_PICKUP_WARMUP_MS 250 /* the start scan's warm-up at most (sl_pickup_warming) */
+#define SL_PICKUP_CHUNK         256  /* messages the start scan indexes per loop pass */
+#define SL_PICKUP_WARMUP_MS     250  /* the start scan's warm-up at most (sl_pickup_warming) */
+#define SL_PICKUP_READAHEAD_MIN 1024 /* messages left that are worth a read-ahead thread */
 
 /* Create the spool's directories (fatal with one clear line when that fails),
  * list queue/ and index its first SL_PICKUP_CHUNK messages; the rest follow
