@@ -8,7 +8,9 @@
  * timer heap, removal of a message only after its last part, and a dead
  * worker's parts going back.  The scheduler is then driven through real
  * SOCK_SEQPACKET socketpairs standing in for workers, with a real counter
- * table, so the job datagrams and the outcome parsing follow sl_worker.h.
+ * table, so the job datagrams and the outcome parsing follow sl_worker.h;
+ * and the start scan of a real spool (master/pickup.c), read ahead by its
+ * thread, with its warm-up and that warm-up's time limit.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -24,6 +28,7 @@
 #include "config/sl_config.h"
 #include "config/sl_limits.h"
 #include "util/sl_msg.h"
+#include "master/sl_pickup.h"
 #include "master/sl_queue.h"
 #include "master/sl_schedule.h"
 #include "shm/sl_shm.h"
@@ -516,6 +521,62 @@ static void test_dispatch_dead_worker(void **state)
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_READY), 2);
 }
 
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+#define BACKLOG_DOMAINS 200
+#define BACKLOG_EACH    7 /* fewer than a job's worth (SL_JOB_PARTS) per domain */
+
+/* A restart on a backlog over many small domains: during the start scan's warm-up no domain
+ * with less than a job's worth of mail is served (its first connection should carry all of
+ * it), but only for SL_PICKUP_WARMUP_MS: then they are served though the scan goes on.  The
+ * scan, read ahead by its thread, indexes every message once. */
+static void test_pickup_warmup(void **state)
+{
+    struct fixture *f = *state;
+    char dir[64] = "/tmp/sluice-pickup.XXXXXX", err[256], rcpt[64], job[SL_JOB_MAX];
+    const size_t total = BACKLOG_DOMAINS * BACKLOG_EACH;
+    const struct timespec wait = {.tv_nsec = (SL_PICKUP_WARMUP_MS + 50) * 1000000L};
+    struct sl_sched s;
+
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(sl_spool_init(dir, err, sizeof err), 0);
+    for (size_t i = 0; i < total; i++) {
+        const char *r[] = {rcpt};
+        char id[SL_SPOOL_ID_LEN + 1];
+        snprintf(rcpt, sizeof rcpt, "u%zu@d%zu.example", i, i % BACKLOG_DOMAINS);
+        struct sl_spool_new m = {
+            .binding = "b1", .sender = "", .rcpt = r, .nrcpt = 1, .body = "\n", .len = 1};
+        assert_int_equal(sl_spool_write(dir, &m, id, err, sizeof err), 0);
+    }
+    sl_sched_init(&s, dir);
+    assert_int_equal(sl_pickup_start(&s), total);
+    assert_true(sl_pickup_warming(&s));
+    f->sup.want = 2;
+    sl_sched_dispatch(&s, &f->sup, f->cfg, &f->shm, 1); /* indexes a chunk more, serves none */
+    assert_true(sl_pickup_pending(&s));
+    for (int i = 0; i < 2; i++) {
+        job_of(f, i, job, sizeof job);
+        assert_string_equal(job, "");
+    }
+    nanosleep(&wait, NULL);
+    assert_true(sl_pickup_pending(&s));
+    assert_false(sl_pickup_warming(&s)); /* the warm-up is over, the scan is not */
+    sl_sched_dispatch(&s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, 0, job, sizeof job);
+    if (job[0] == '\0')
+        job_of(f, 1, job, sizeof job);
+    assert_memory_equal(job, "J", 1);
+    while (sl_pickup_step(&s, SL_PICKUP_CHUNK))
+        ;
+    assert_int_equal(sl_queue_messages(s.q), total);
+    sl_sched_free(&s);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* A destination whose counter is full is held back, not handed out. */
 static void test_dispatch_full(void **state)
 {
@@ -676,6 +737,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_dead_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pickup_warmup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_reserve, setup, teardown),
     };
