@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ftw.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +33,7 @@
 #include "shm/sl_shm.h"
 #include "master/sl_supervise.h"
 #include "worker/sl_worker.h"
+#include "tests/lib/tmpdir.h"
 
 /* make_id - a well-formed 20-character queue id from a number */
 static void make_id(char *id, unsigned n)
@@ -521,12 +521,6 @@ static void test_dispatch_dead_worker(void **state)
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_READY), 2);
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 #define BACKLOG_DOMAINS 200
 #define BACKLOG_EACH    7 /* fewer than a job's worth (SL_JOB_PARTS) per domain */
 
@@ -574,7 +568,7 @@ static void test_pickup_warmup(void **state)
         ;
     assert_int_equal(sl_queue_messages(s.q), total);
     sl_sched_free(&s);
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(dir);
 }
 
 /* A destination whose counter is full is held back, not handed out. */

@@ -18,13 +18,13 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "master/sl_readahead.h"
 #include "spool/sl_spool.h"
+#include "tests/lib/tmpdir.h"
 
 #define MESSAGES 1500
 #define DAMAGED  7  /* every DAMAGED-th message is overwritten with garbage */
@@ -70,16 +70,10 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(f->dir);
     sl_spool_ids_free(&f->ids);
     sl_spool_ids_free(&f->stated);
     free(f);
