@@ -233,11 +233,17 @@ bool sl_pickup_warming(const struct sl_sched *s)
     return sl_pickup_pending(s) && sl_clock_us() < s->scan_warm_until;
 }
 
+/* sl_pickup_stop_readahead - no more reading ahead (what is left is read as it comes) */
+void sl_pickup_stop_readahead(struct sl_sched *s)
+{
+    sl_readahead_stop(s->scan_ahead);
+    s->scan_ahead = NULL;
+}
+
 /* sl_pickup_forget - the start scan's lists */
 void sl_pickup_forget(struct sl_sched *s)
 {
-    sl_readahead_stop(s->scan_ahead); /* before the listing it reads goes */
-    s->scan_ahead = NULL;
+    sl_pickup_stop_readahead(s); /* before the listing it reads goes */
     sl_spool_ids_free(&s->scan_ids);
     sl_spool_ids_free(&s->scan_state);
     s->scan_next = 0;

@@ -35,6 +35,9 @@ bool sl_pickup_pending(const struct sl_sched *s);
 bool sl_pickup_warming(const struct sl_sched *s);
 /* Drop what is left of the start scan (the scheduler is freed). */
 void sl_pickup_forget(struct sl_sched *s);
+/* The daemon stops: the start scan indexes no more, so its read-ahead thread ends now rather
+ * than wait, waking every half millisecond, through the workers' grace. */
+void sl_pickup_stop_readahead(struct sl_sched *s);
 /* Index queue/ID when it is new to the index and readable: one read of the
  * envelope and of each part's state.  Parts already final are not queued; a
  * message whose parts are all final is removed from the spool. */

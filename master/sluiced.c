@@ -382,6 +382,7 @@ static void drain(struct master *m, int sigfd)
         grace = sl_listeners_grace_ms(&m->lsn);
     deadline = sl_clock_after_ms(grace);
     m->sched.draining = true;
+    sl_pickup_stop_readahead(&m->sched);
     sl_listeners_drain(&m->lsn);
     sl_supervise_drain(&m->sup);
     sl_msg_info("stopping: %u workers finish their jobs (at most %d ms)",
