@@ -16,9 +16,9 @@
  * master, whose results wait in a ring of that size.
  * The thread holds fork_gate while it has a spool file open, and a fork takes the gate first
  * (pthread_atfork): a worker never inherits the descriptor of a message it may delete.  The
- * thread blocks every signal (the master reads its own from a signalfd) and logs nothing: a
- * failed read goes to the master with its result, and the master reports it as if it had
- * read the file itself.
+ * thread blocks every signal, so the master's handlers (signals.c) run on the master's own
+ * thread and interrupt its poll as before; and it logs nothing: a failed read goes to the
+ * master with its result, and the master reports it as if it had read the file itself.
  * Concurrency: this thread and the master; the listing is read-only while both run
  * (sl_readahead_stop joins the thread before the master frees it).
  */
