@@ -127,10 +127,14 @@ static bool pickup(struct sl_sched *s, const char *id, bool stateless)
 bool sl_pickup_id(struct sl_sched *s, const char *id)
 {
     /* Indexed out of turn while the start scan runs: once it has been handed out it may
-     * have a state file the listing lacks, so the listing's word is no longer trusted. */
+     * have a state file the listing lacks, so the listing's word is no longer trusted; nor
+     * is an envelope read ahead, for the message may be delivered or deleted before the scan
+     * reaches it (and, indexed anew from what was read, it would come back as never tried):
+     * the rest of the scan reads each file when it gets there. */
     if (sl_pickup_pending(s) && sl_spool_ids_has(&s->scan_ids, id)) {
         sl_spool_ids_free(&s->scan_state);
         s->scan_trust = false;
+        sl_pickup_stop_readahead(s);
     }
     return pickup(s, id, false);
 }

@@ -18,7 +18,11 @@
  * (pthread_atfork): a worker never inherits the descriptor of a message it may delete.  The
  * thread blocks every signal, so the master's handlers (signals.c) run on the master's own
  * thread and interrupt its poll as before; and it logs nothing: a failed read goes to the
- * master with its result, and the master reports it as if it had read the file itself.
+ * master with its result, and the master reports it as if it had read the file itself (only
+ * an allocation failure ends the daemon from here, as it would from any other place).
+ * A result read ahead is as old as its read: the master stops the thread as soon as a message
+ * of the listing is indexed out of turn (sl_pickup_id), which is the only way a listed file
+ * can change or go before the scan reaches it.
  * Concurrency: this thread and the master; the listing is read-only while both run
  * (sl_readahead_stop joins the thread before the master frees it).
  */
@@ -100,11 +104,14 @@ static void *run(void *arg)
 
     for (size_t i = r->from + RING / 2; i < r->ids->n && !sl_load32(&r->stop); i++) {
         uint32_t expect = FREE;
-        size_t taken = sl_load64(&r->taken);
+        size_t taken;
 
+        if (!wait_for_room(r, i))
+            break;
+        taken = sl_load64(&r->taken); /* after the wait: the master may have come close */
         if (i < taken + GAP) /* it caught up: it reads the next ones, this thread further on */
             i = taken + RING / 2;
-        if (i >= r->ids->n || !wait_for_room(r, i))
+        if (i >= r->ids->n)
             break;
         if (!sl_cas32(&r->state[i], &expect, READING))
             continue; /* the master took it */

@@ -524,21 +524,16 @@ static void test_dispatch_dead_worker(void **state)
 #define BACKLOG_DOMAINS 200
 #define BACKLOG_EACH    7 /* fewer than a job's worth (SL_JOB_PARTS) per domain */
 
-/* A restart on a backlog over many small domains: during the start scan's warm-up no domain
- * with less than a job's worth of mail is served (its first connection should carry all of
- * it), but only for SL_PICKUP_WARMUP_MS: then they are served though the scan goes on.  The
- * scan, read ahead by its thread, indexes every message once. */
-static void test_pickup_warmup(void **state)
+/* write_backlog - a spool in dir (a mkdtemp template) of BACKLOG_DOMAINS x BACKLOG_EACH
+ * messages, binding b1, one recipient each; its ids in *ids, oldest first */
+static void write_backlog(char *dir, struct sl_spool_ids *ids)
 {
-    struct fixture *f = *state;
-    char dir[64] = "/tmp/sluice-pickup.XXXXXX", err[256], rcpt[64], job[SL_JOB_MAX];
-    const size_t total = BACKLOG_DOMAINS * BACKLOG_EACH;
-    const struct timespec wait = {.tv_nsec = (SL_PICKUP_WARMUP_MS + 50) * 1000000L};
-    struct sl_sched s;
+    struct sl_spool_ids stated;
+    char err[256], rcpt[64];
 
     assert_non_null(mkdtemp(dir));
     assert_int_equal(sl_spool_init(dir, err, sizeof err), 0);
-    for (size_t i = 0; i < total; i++) {
+    for (size_t i = 0; i < BACKLOG_DOMAINS * BACKLOG_EACH; i++) {
         const char *r[] = {rcpt};
         char id[SL_SPOOL_ID_LEN + 1];
         snprintf(rcpt, sizeof rcpt, "u%zu@d%zu.example", i, i % BACKLOG_DOMAINS);
@@ -546,12 +541,32 @@ static void test_pickup_warmup(void **state)
             .binding = "b1", .sender = "", .rcpt = r, .nrcpt = 1, .body = "\n", .len = 1};
         assert_int_equal(sl_spool_write(dir, &m, id, err, sizeof err), 0);
     }
+    assert_int_equal(sl_spool_list(dir, ids, &stated, false), 0);
+    sl_spool_ids_free(&stated);
+}
+
+/* A restart on a backlog over many small domains: during the start scan's warm-up no domain
+ * with less than a job's worth of mail is served (its first connection should carry all of
+ * it), but only for SL_PICKUP_WARMUP_MS: then they are served though the scan goes on.  The
+ * scan, read ahead by its thread, indexes every message once. */
+static void test_pickup_warmup(void **state)
+{
+    struct fixture *f = *state;
+    char dir[64] = "/tmp/sluice-pickup.XXXXXX", job[SL_JOB_MAX];
+    const size_t total = BACKLOG_DOMAINS * BACKLOG_EACH;
+    const struct timespec wait = {.tv_nsec = (SL_PICKUP_WARMUP_MS + 50) * 1000000L};
+    struct sl_spool_ids ids;
+    struct sl_sched s;
+
+    write_backlog(dir, &ids);
+    sl_spool_ids_free(&ids);
     sl_sched_init(&s, dir);
     assert_int_equal(sl_pickup_start(&s), total);
     assert_true(sl_pickup_warming(&s));
     f->sup.want = 2;
     sl_sched_dispatch(&s, &f->sup, f->cfg, &f->shm, 1); /* indexes a chunk more, serves none */
     assert_true(sl_pickup_pending(&s));
+    assert_non_null(s.scan_ahead); /* the rest is read ahead */
     for (int i = 0; i < 2; i++) {
         job_of(f, i, job, sizeof job);
         assert_string_equal(job, "");
@@ -567,6 +582,41 @@ static void test_pickup_warmup(void **state)
     while (sl_pickup_step(&s, SL_PICKUP_CHUNK))
         ;
     assert_int_equal(sl_queue_messages(s.q), total);
+    sl_sched_free(&s);
+    test_rmtree(dir);
+}
+
+/* A message of the listing indexed out of turn while the scan runs (an operator's command
+ * names it, or a rescan finds it) and then gone (delivered, deleted) before the scan reaches
+ * it is not indexed again from an envelope read ahead of that: it would come back as a
+ * message never tried. */
+static void test_pickup_gone_out_of_turn(void **state)
+{
+    char dir[64] = "/tmp/sluice-pickup.XXXXXX";
+    const size_t total = BACKLOG_DOMAINS * BACKLOG_EACH;
+    const struct timespec settle = {.tv_nsec = 50 * 1000000L};
+    struct sl_spool_ids ids;
+    struct sl_sched s;
+    char id[SL_SPOOL_ID_LEN + 1];
+    struct sl_qmsg *m;
+
+    (void)state;
+    write_backlog(dir, &ids);
+    memcpy(id, ids.id[total - 10], sizeof id); /* far ahead of the master: read ahead */
+    sl_spool_ids_free(&ids);
+    sl_sched_init(&s, dir);
+    assert_int_equal(sl_pickup_start(&s), total);
+    sl_pickup_step(&s, SL_PICKUP_CHUNK); /* starts the thread */
+    assert_non_null(s.scan_ahead);
+    nanosleep(&settle, NULL); /* it reads the rest of the listing */
+    assert_true(sl_pickup_id(&s, id));
+    assert_non_null(m = sl_queue_find(s.q, id));
+    assert_int_equal(sl_spool_remove(dir, id, 1), 0); /* delivered */
+    sl_queue_drop(s.q, m);
+    while (sl_pickup_step(&s, SL_PICKUP_CHUNK))
+        ;
+    assert_null(sl_queue_find(s.q, id));
+    assert_int_equal(sl_queue_messages(s.q), total - 1);
     sl_sched_free(&s);
     test_rmtree(dir);
 }
@@ -732,6 +782,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_dead_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pickup_warmup, setup, teardown),
+        cmocka_unit_test(test_pickup_gone_out_of_turn),
         cmocka_unit_test_setup_teardown(test_refused_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_reserve, setup, teardown),
     };
