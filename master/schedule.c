@@ -791,6 +791,23 @@ void sl_sched_from_worker(struct sl_sched *s, struct sl_supervisor *sup, unsigne
     }
 }
 
+/* crashed_parts - the parts of a worker that died of its own doing wait SL_SCHED_CRASHED_S:
+ * one of them may be what kills a worker (a message that trips a bug, a reply that does), and
+ * handed out again at once it would kill worker after worker, each perhaps after the peer
+ * took the message, so its recipients would get it again and again; the parts of a worker
+ * killed from outside (an operator, the OOM killer) go back at once */
+static void crashed_parts(struct sl_sched *s, const struct sl_worker_slot *w, struct sl_qpart **p,
+                          size_t n)
+{
+    int64_t due = now_seconds() + SL_SCHED_CRASHED_S;
+
+    sl_msg_warn("worker pid %ld died of its own doing with job %" PRIu64
+                ": its %zu parts wait %d s, in case one of them is why: %s",
+                (long)w->pid, w->job, n, SL_SCHED_CRASHED_S, w->parts);
+    while (n > 0)
+        sl_queue_defer(s->q, p[--n], due);
+}
+
 /* sl_sched_worker_exit - a dead worker's job goes back to the queues, in order (its tokens as
  * sent: "<id>.<k>", with ":<attempts>" or "+" after a part that has them) */
 void sl_sched_worker_exit(struct sl_worker_slot *w, void *vs)
@@ -814,10 +831,14 @@ void sl_sched_worker_exit(struct sl_worker_slot *w, void *vs)
             back[n++] = p;
         t += len;
     }
-    if (n > 0)
-        sl_msg_info("worker pid %ld died with job %" PRIu64 ": %zu parts queued again",
-                    (long)w->pid, w->job, n);
-    requeue_parts(s, back, n);
+    if (n > 0 && w->crashed) {
+        crashed_parts(s, w, back, n);
+    } else {
+        if (n > 0)
+            sl_msg_info("worker pid %ld died with job %" PRIu64 ": %zu parts queued again",
+                        (long)w->pid, w->job, n);
+        requeue_parts(s, back, n);
+    }
     free(w->parts);
     w->parts = NULL;
     w->job = 0;

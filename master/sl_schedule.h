@@ -26,7 +26,8 @@ struct sl_readahead;
     1000 /* a held-back destination tries again at the latest after this                           \
           */
 
-#define SL_SCHED_REFUSED_S 60 /* a part a worker could not read waits this long */
+#define SL_SCHED_REFUSED_S 60  /* a part a worker could not read waits this long */
+#define SL_SCHED_CRASHED_S 300 /* the parts of a worker that crashed with them wait this long */
 
 struct sl_sched {
     struct sl_queue *q;
@@ -64,7 +65,8 @@ void sl_sched_limits_changed(struct sl_sched *s);
 void sl_sched_from_worker(struct sl_sched *s, struct sl_supervisor *sup, unsigned w,
                           const char *msg, size_t len);
 /* A worker was reaped (struct sl_supervisor's on_exit): its job's parts go back
- * to their queues, its connection is gone. */
+ * to their queues, at once when it was killed from outside, SL_SCHED_CRASHED_S later when it
+ * died of its own doing (w->crashed); its connection is gone. */
 void sl_sched_worker_exit(struct sl_worker_slot *w, void *sched);
 /* Timers: deferred parts whose time came, the held-back safety net. */
 void sl_sched_tick(struct sl_sched *s);

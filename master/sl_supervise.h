@@ -34,6 +34,7 @@ struct sl_worker_slot {
     char conn_mx[256];   /* that connection's MX host, as its "K" said ("" unknown) */
     uint32_t stuck_slot; /* the counter its "S" named for the job in hand; UINT32_MAX none */
     bool refused;        /* its last job had a "w" outcome: its next I closed no connection */
+    bool crashed;        /* it died of its own doing (sl_supervise_own_death), for on_exit */
 };
 
 struct sl_supervisor {
@@ -100,5 +101,9 @@ long sl_supervise_backoff_ms(unsigned failures);
  * young); false for exit 0 and for a ready process killed from outside (replaced at once).
  * The rule in full is supervise.c's header comment. */
 bool sl_supervise_failed(bool ready, long age_s, int status);
+/* Did the process end by its own doing: a non-zero exit, or a signal it raised itself (a
+ * fault, abort(), its own timer or limit)?  False for exit 0 and for a kill from outside
+ * (SIGKILL, SIGTERM, the OOM killer). */
+bool sl_supervise_own_death(int status);
 
 #endif

@@ -152,6 +152,14 @@ static bool own_fault(int sig)
     return false;
 }
 
+/* sl_supervise_own_death - a non-zero exit or a signal of its own */
+bool sl_supervise_own_death(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status) != 0;
+    return WIFSIGNALED(status) && own_fault(WTERMSIG(status));
+}
+
 /* sl_supervise_failed - does this death raise the back-off (the rule in the header comment)? */
 bool sl_supervise_failed(bool ready, long age_s, int status)
 {
@@ -212,6 +220,7 @@ static void forget(struct sl_supervisor *s, struct sl_shm *shm, struct sl_worker
     }
     s->reaped++;
     s->reclaimed_units += units;
+    w->crashed = sl_supervise_own_death(status);
     if (s->on_exit != NULL)
         s->on_exit(w, s->on_exit_ctx);
     if (w->fd >= 0)

@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -621,6 +623,32 @@ static void test_pickup_gone_out_of_turn(void **state)
     test_rmtree(dir);
 }
 
+/* A worker that dies of its own doing (here SIGSEGV) with a job: its parts are not handed
+ * out again at once, where one that kills workers would kill the next, but wait
+ * SL_SCHED_CRASHED_S; a worker killed from outside (SIGKILL) gives them back at once
+ * (test_dispatch_dead_worker). */
+static void test_dispatch_crashed_worker(void **state)
+{
+    struct fixture *f = *state;
+    int64_t before = (int64_t)time(NULL);
+    unsigned wi;
+
+    add1(f->s.q, 1, "pair.example", 0);
+    add1(f->s.q, 2, "pair.example", 0);
+    f->sup.want = 1;
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    wi = f->sup.w[0].job == 1 ? 0 : 1;
+    assert_int_equal(sl_queue_count(f->s.q, SL_PART_INFLIGHT), 2);
+    assert_true(sl_supervise_own_death(W_EXITCODE(0, SIGSEGV)));
+    assert_false(sl_supervise_own_death(W_EXITCODE(0, SIGKILL)));
+    f->sup.w[wi].crashed = sl_supervise_own_death(W_EXITCODE(0, SIGSEGV));
+    sl_sched_worker_exit(&f->sup.w[wi], &f->s);
+    assert_int_equal(sl_queue_count(f->s.q, SL_PART_INFLIGHT), 0);
+    assert_int_equal(sl_queue_count(f->s.q, SL_PART_READY), 0);
+    assert_int_equal(sl_queue_count(f->s.q, SL_PART_TIMER), 2);
+    assert_true(sl_queue_next_due(f->s.q) >= before + SL_SCHED_CRASHED_S);
+}
+
 /* A destination whose counter is full is held back, not handed out. */
 static void test_dispatch_full(void **state)
 {
@@ -780,6 +808,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_dead_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_crashed_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pickup_warmup, setup, teardown),
         cmocka_unit_test(test_pickup_gone_out_of_turn),

@@ -1,7 +1,8 @@
 /*
  * test_supervise.c - the back-off rule of master/supervise.c, for workers and listener
  * processes alike: which deaths raise the back-off (sl_supervise_failed) and how long the
- * next start then waits (sl_supervise_backoff_ms).
+ * next start then waits (sl_supervise_backoff_ms); and which deaths are of a process's own
+ * doing (sl_supervise_own_death), after which a worker's job waits.
  *
  * Both are pure functions of waitpid's status, the process's age and whether it had
  * reported ready, so every case is checked directly; the e2e tests (faults.sh,
@@ -73,6 +74,21 @@ static void test_clean_exit(void **state)
     assert_false(sl_supervise_failed(true, 0, W_EXITCODE(0, 0)));
 }
 
+/* test_own_death - what makes a dead worker's parts wait (sl_sched_worker_exit): a non-zero
+ * exit or a signal of its own, whatever its age; never exit 0 or a kill from outside */
+static void test_own_death(void **state)
+{
+    (void)state;
+    assert_true(sl_supervise_own_death(W_EXITCODE(70, 0)));
+    assert_true(sl_supervise_own_death(W_EXITCODE(1, 0)));
+    assert_true(sl_supervise_own_death(W_EXITCODE(0, SIGSEGV)));
+    assert_true(sl_supervise_own_death(W_EXITCODE(0, SIGABRT)));
+    assert_true(sl_supervise_own_death(W_EXITCODE(0, SIGALRM)));
+    assert_false(sl_supervise_own_death(W_EXITCODE(0, 0)));
+    assert_false(sl_supervise_own_death(W_EXITCODE(0, SIGKILL)));
+    assert_false(sl_supervise_own_death(W_EXITCODE(0, SIGTERM)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -81,6 +97,7 @@ int main(void)
         cmocka_unit_test(test_outside_kill_of_ready),
         cmocka_unit_test(test_own_fault_of_ready),
         cmocka_unit_test(test_clean_exit),
+        cmocka_unit_test(test_own_death),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

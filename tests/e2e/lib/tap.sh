@@ -21,6 +21,12 @@ wait_for() {
 started() { _pids+=("$1"); }
 alive() { kill -0 "$1" 2>/dev/null; }
 children_of() { ps -o pid= --ppid "$1" | tr -d ' '; }
+# ini_global WORKERS: the [global] head of a test's config (WORKERS workers, the counter
+# table $shm, spool and delivery log in $T); the test's own settings follow it
+ini_global() {
+  printf '[global]\nworkers = %s\nshm_name = %s\nspool_dir = %s\ndelivery_log = %s\n' \
+    "$1" "$shm" "$T/spool" "$T/delivery.log"
+}
 
 cleanup() {
   local p
