@@ -810,7 +810,7 @@ static void crashed_parts(struct sl_sched *s, const struct sl_worker_slot *w, st
 
 /* sl_sched_worker_exit - a dead worker's job goes back to the queues, in order (its tokens as
  * sent: "<id>.<k>", with ":<attempts>" or "+" after a part that has them) */
-void sl_sched_worker_exit(struct sl_worker_slot *w, void *vs)
+void sl_sched_worker_exit(struct sl_worker_slot *w, int status, void *vs)
 {
     struct sl_sched *s = vs;
     struct sl_qpart *back[SL_JOB_PARTS];
@@ -831,7 +831,7 @@ void sl_sched_worker_exit(struct sl_worker_slot *w, void *vs)
             back[n++] = p;
         t += len;
     }
-    if (n > 0 && w->crashed) {
+    if (n > 0 && sl_supervise_own_death(status)) {
         crashed_parts(s, w, back, n);
     } else {
         if (n > 0)

@@ -64,10 +64,10 @@ void sl_sched_limits_changed(struct sl_sched *s);
 /* A message from worker w (D, K, I, N or S; sl_worker.h). */
 void sl_sched_from_worker(struct sl_sched *s, struct sl_supervisor *sup, unsigned w,
                           const char *msg, size_t len);
-/* A worker was reaped (struct sl_supervisor's on_exit): its job's parts go back
- * to their queues, at once when it was killed from outside, SL_SCHED_CRASHED_S later when it
- * died of its own doing (w->crashed); its connection is gone. */
-void sl_sched_worker_exit(struct sl_worker_slot *w, void *sched);
+/* A worker was reaped (struct sl_supervisor's on_exit; status: waitpid's): its job's parts
+ * go back to their queues, at once when it was killed from outside, SL_SCHED_CRASHED_S later
+ * when it died of its own doing (sl_supervise_own_death); its connection is gone. */
+void sl_sched_worker_exit(struct sl_worker_slot *w, int status, void *sched);
 /* Timers: deferred parts whose time came, the held-back safety net. */
 void sl_sched_tick(struct sl_sched *s);
 /* Milliseconds until sl_sched_tick has work (-1: none pending). */

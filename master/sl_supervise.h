@@ -34,7 +34,6 @@ struct sl_worker_slot {
     char conn_mx[256];   /* that connection's MX host, as its "K" said ("" unknown) */
     uint32_t stuck_slot; /* the counter its "S" named for the job in hand; UINT32_MAX none */
     bool refused;        /* its last job had a "w" outcome: its next I closed no connection */
-    bool crashed;        /* it died of its own doing (sl_supervise_own_death), for on_exit */
 };
 
 struct sl_supervisor {
@@ -46,7 +45,7 @@ struct sl_supervisor {
     uint64_t spawned, reaped, reclaimed_units;
     /* Called for a reaped worker before its slot is cleared (the scheduler
      * requeues its job); may be NULL. */
-    void (*on_exit)(struct sl_worker_slot *w, void *ctx);
+    void (*on_exit)(struct sl_worker_slot *w, int status, void *ctx); /* status: waitpid's */
     void *on_exit_ctx;
     /* Called for a reaped child that is no worker (a listener process); may be NULL. */
     void (*on_other)(pid_t pid, int status, void *ctx);

@@ -167,9 +167,8 @@ bool sl_supervise_failed(bool ready, long age_s, int status)
         return false;
     if (!ready)
         return true; /* died before it could serve: a crash loop until shown otherwise */
-    if (WIFSIGNALED(status) && !own_fault(WTERMSIG(status)))
-        return false; /* killed from outside while it served: nothing wrong with it */
-    return age_s < SL_SUPERVISE_YOUNG_S;
+    /* killed from outside while it served: nothing wrong with it */
+    return sl_supervise_own_death(status) && age_s < SL_SUPERVISE_YOUNG_S;
 }
 
 /* said_hello - ready, or its hello is still unread in the socket (killed before we read it) */
@@ -220,9 +219,8 @@ static void forget(struct sl_supervisor *s, struct sl_shm *shm, struct sl_worker
     }
     s->reaped++;
     s->reclaimed_units += units;
-    w->crashed = sl_supervise_own_death(status);
     if (s->on_exit != NULL)
-        s->on_exit(w, s->on_exit_ctx);
+        s->on_exit(w, status, s->on_exit_ctx);
     if (w->fd >= 0)
         close(w->fd);
     *w = (struct sl_worker_slot){.fd = -1};

@@ -306,7 +306,7 @@ static void test_dead_worker(void **state)
     }
     w.job = 42;
     w.parts = strdup(parts);
-    sl_sched_worker_exit(&w, &s);
+    sl_sched_worker_exit(&w, W_EXITCODE(0, SIGKILL), &s);
     assert_null(w.parts);
     assert_int_equal(w.job, 0);
     assert_int_equal(sl_queue_count(s.q, SL_PART_INFLIGHT), 0);
@@ -518,7 +518,7 @@ static void test_dispatch_dead_worker(void **state)
     job_of(f, wi, job, sizeof job);
     assert_string_equal(job,
                         "J1 D b1 pair.example M0000000000000000001.0:2 M0000000000000000002.0+");
-    sl_sched_worker_exit(&f->sup.w[wi], &f->s);
+    sl_sched_worker_exit(&f->sup.w[wi], W_EXITCODE(0, SIGKILL), &f->s);
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_INFLIGHT), 0);
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_READY), 2);
 }
@@ -641,8 +641,7 @@ static void test_dispatch_crashed_worker(void **state)
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_INFLIGHT), 2);
     assert_true(sl_supervise_own_death(W_EXITCODE(0, SIGSEGV)));
     assert_false(sl_supervise_own_death(W_EXITCODE(0, SIGKILL)));
-    f->sup.w[wi].crashed = sl_supervise_own_death(W_EXITCODE(0, SIGSEGV));
-    sl_sched_worker_exit(&f->sup.w[wi], &f->s);
+    sl_sched_worker_exit(&f->sup.w[wi], W_EXITCODE(0, SIGSEGV), &f->s);
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_INFLIGHT), 0);
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_READY), 0);
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_TIMER), 2);
