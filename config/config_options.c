@@ -121,6 +121,9 @@ static const struct sl_optdef defs[SL_OPT__COUNT] = {
         .help = "honour DNSSEC-validated TLSA records (needs a validating resolver on loopback)"),
     OPT(MTA_STS, "mta_sts", .type = SL_VT_BOOL, .scopes = SC_GENERAL, .def = "on",
         .help = "look up, fetch, cache and apply the domain's MTA-STS policy"),
+    OPT(CHUNKING, "chunking", .type = SL_VT_BOOL, .scopes = SC_GENERAL, .def = "on",
+        .help = "BDAT when the receiver offers CHUNKING and PIPELINING: a run of messages per "
+                "round trip"),
     OPT(MTA_STS_PORT, "mta_sts_port", .type = SL_VT_COUNT, .chain = SL_CHAIN_GLOBAL,
         .scopes = SC(GLOBAL), .def = "443", .min = 1, .max = 65535,
         .help = "HTTPS port of the MTA-STS policy hosts (443; another for a test bed)"),

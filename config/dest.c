@@ -88,5 +88,6 @@ void sl_dest_load(const struct sl_config *cfg, const char *binding, const char *
     d->dane = sl_config_num(cfg, SL_OPT_DANE, &ref) != 0;
     d->migrate = sl_config_num(cfg, SL_OPT_MIGRATE_SIBLINGS, &ref) != 0;
     d->mta_sts = sl_config_num(cfg, SL_OPT_MTA_STS, &ref) != 0;
+    d->chunking = sl_config_num(cfg, SL_OPT_CHUNKING, &ref) != 0;
     set_timeouts(cfg, &ref, &d->to);
 }

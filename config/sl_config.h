@@ -88,6 +88,7 @@ enum sl_opt {
     SL_OPT_TLS_CA_FILE,
     SL_OPT_DANE,
     SL_OPT_MTA_STS,
+    SL_OPT_CHUNKING,
     SL_OPT_MTA_STS_PORT,
     SL_OPT_MIGRATE_SIBLINGS,
     /* engine (global only) */

@@ -34,6 +34,7 @@ struct sl_dest {
     bool dane;        /* honour validated TLSA records */
     bool mta_sts;     /* look up and apply the domain's MTA-STS policy */
     bool migrate;     /* migrate_connections_between_sibling_domains */
+    bool chunking;    /* BDAT runs when CHUNKING and PIPELINING are offered */
     struct sl_smtp_timeouts to;
 };
 

@@ -77,6 +77,7 @@ struct sl_smtp {
     /* what EHLO offered */
     bool esmtp, pipelining, size, starttls, enhanced, eightbit;
     bool smtputf8;     /* RFC 6531 */
+    bool chunking;     /* RFC 3030 BDAT */
     uint64_t size_max; /* 0: no limit announced */
     /* RFC 9422 LIMITS: most recipients per transaction, transactions per session; 0: none */
     uint32_t rcptmax, mailmax;
@@ -91,6 +92,9 @@ struct sl_smtp {
      * timer_due: the running phase has not waited yet, its timer is armed at its first wait */
     bool timer_armed, timer_due;
     long timer_ms;
+    /* the caller's choice, set after sl_smtp_open (which clears it): with CHUNKING and
+     * PIPELINING offered, transactions go as BDAT, a run of them per round trip */
+    bool bdat;
     /* a MAIL was accepted and its transaction not ended: the next
      * sl_smtp_send sends RSET first */
     bool txn_open;

@@ -38,6 +38,29 @@ int smtp_io_line(struct sl_smtp *s, const char **line, size_t *len);
 void smtp_session_init(struct sl_smtp *s, const struct sl_smtp_env *env,
                        const struct sl_smtp_timeouts *to);
 
+/* smtp_session.c: what the transaction senders share.  A command line built from a checked
+ * address fits SMTP_CMD_MAX bytes. */
+#define SMTP_ADDR_MAX 900 /* a command must fit in RFC 5321's 1000-byte line */
+#define SMTP_CMD_MAX  (SMTP_ADDR_MAX + 64)
+size_t smtp_put_mail(char *buf, const struct sl_smtp *s, const struct sl_smtp_txn *t);
+size_t smtp_put_rcpt(char *buf, const char *rcpt);
+/* every address of t fits a command line */
+bool smtp_sendable(const struct sl_smtp_txn *t);
+/* 0 when every address of t fits a command line; else the session fails (PROTO) */
+int smtp_check_addresses(struct sl_smtp *s, const struct sl_smtp_txn *t);
+/* the peer's 421: the session fails, naming the phase */
+int smtp_closing(struct sl_smtp *s, const struct sl_reply *r);
+/* the replies to RSET (when rset), MAIL and every RCPT of t */
+int smtp_read_group(struct sl_smtp *s, struct sl_smtp_txn *t, bool rset);
+/* t[from..to) pipelined with DATA, one round trip per message; over gets indexes into t */
+int smtp_send_data(struct sl_smtp *s, struct sl_smtp_txn *t, size_t from, size_t to,
+                   sl_smtp_txn_over *over, void *arg);
+
+/* smtp_chunk.c: t[0..n) with BDAT (CHUNKING and PIPELINING offered, s->bdat set), runs of
+ * them in one write each: one round trip per run. */
+int smtp_send_chunked(struct sl_smtp *s, struct sl_smtp_txn *t, size_t n, sl_smtp_txn_over *over,
+                      void *arg);
+
 /* smtp_reply.c: one whole reply; ehlo: also record the extensions offered. */
 int smtp_reply_read(struct sl_smtp *s, struct sl_reply *r, bool ehlo);
 

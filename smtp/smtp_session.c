@@ -24,8 +24,8 @@
 #include "util/sl_msg.h"
 
 #define RBUF_SIZE 16384 /* > SL_SMTP_LINE_MAX + 2; holds many pipelined replies at once */
-#define ADDR_MAX  900   /* a command must fit in RFC 5321's 1000-byte line */
-#define CMD_MAX   (ADDR_MAX + 64)
+#define ADDR_MAX  SMTP_ADDR_MAX
+#define CMD_MAX   SMTP_CMD_MAX
 #define CMD_BUF   8192 /* a pipelined group is written in chunks of this size */
 
 static const char *const phase_names[SL_PH__COUNT] = {
@@ -47,8 +47,8 @@ static bool is_2xx(const struct sl_reply *r)
     return r->code >= 200 && r->code <= 299;
 }
 
-/* closing - the peer answered 421: it is closing the session, which cannot go on */
-static int closing(struct sl_smtp *s, const struct sl_reply *r)
+/* smtp_closing - the peer answered 421: it is closing the session, which cannot go on */
+int smtp_closing(struct sl_smtp *s, const struct sl_reply *r)
 {
     return smtp_fail(s, SL_SMTP_FAIL_REPLY, "the peer closes the session during %s: %s",
                      sl_phase_name(s->phase), r->text);
@@ -125,7 +125,7 @@ static int greeting(struct sl_smtp *s, struct sl_reply *r)
 static void forget_extensions(struct sl_smtp *s)
 {
     s->esmtp = s->pipelining = s->size = s->starttls = s->enhanced = s->eightbit = false;
-    s->smtputf8 = false;
+    s->smtputf8 = s->chunking = false;
     s->size_max = 0;
     s->rcptmax = s->mailmax = 0;
 }
@@ -211,8 +211,8 @@ static bool valid_address(const char *a)
     return true;
 }
 
-/* sendable - every address of t fits a command line */
-static bool sendable(const struct sl_smtp_txn *t)
+/* smtp_sendable - every address of t fits a command line */
+bool smtp_sendable(const struct sl_smtp_txn *t)
 {
     if (!valid_address(t->sender))
         return false;
@@ -222,10 +222,11 @@ static bool sendable(const struct sl_smtp_txn *t)
     return true;
 }
 
-/* check_addresses - refuse the transaction before a byte goes out if an address is unfit */
-static int check_addresses(struct sl_smtp *s, const struct sl_smtp_txn *t)
+/* smtp_check_addresses - refuse the transaction before a byte goes out if an address is
+ * unfit */
+int smtp_check_addresses(struct sl_smtp *s, const struct sl_smtp_txn *t)
 {
-    if (sendable(t))
+    if (smtp_sendable(t))
         return 0;
     s->phase = SL_PH_MAIL_FROM;
     if (!valid_address(t->sender))
@@ -241,8 +242,8 @@ static int check_addresses(struct sl_smtp *s, const struct sl_smtp_txn *t)
     return 0;
 }
 
-/* put_mail - "MAIL FROM:<sender> [SIZE=n] [SMTPUTF8]" into buf (CMD_MAX bytes free) */
-static size_t put_mail(char *buf, const struct sl_smtp *s, const struct sl_smtp_txn *t)
+/* smtp_put_mail - "MAIL FROM:<sender> [SIZE=n] [SMTPUTF8]" into buf (CMD_MAX bytes free) */
+size_t smtp_put_mail(char *buf, const struct sl_smtp *s, const struct sl_smtp_txn *t)
 {
     char size[32] = "";
 
@@ -252,8 +253,8 @@ static size_t put_mail(char *buf, const struct sl_smtp *s, const struct sl_smtp_
                             t->smtputf8 ? " SMTPUTF8" : "");
 }
 
-/* put_rcpt - "RCPT TO:<rcpt>" into buf (CMD_MAX bytes free) */
-static size_t put_rcpt(char *buf, const char *rcpt)
+/* smtp_put_rcpt - "RCPT TO:<rcpt>" into buf (CMD_MAX bytes free) */
+size_t smtp_put_rcpt(char *buf, const char *rcpt)
 {
     return (size_t)snprintf(buf, CMD_MAX, "RCPT TO:<%s>\r\n", rcpt);
 }
@@ -287,7 +288,7 @@ static int send_body(struct sl_smtp *s, struct sl_smtp_txn *t, bool any_rcpt, co
     if (smtp_reply_read(s, &t->data, false) < 0)
         return -1;
     s->txn_open = false;
-    return t->data.code == 421 ? closing(s, &t->data) : 0;
+    return t->data.code == 421 ? smtp_closing(s, &t->data) : 0;
 }
 
 /* Where a pipelined transaction stands: which commands went out, which replies were read. */
@@ -315,7 +316,7 @@ static int read_mail_reply(struct sl_smtp *s, struct sl_smtp_txn *t, struct pipe
     p->mail_ok = is_2xx(&t->mail);
     if (t->mail.code == 421) {
         fill_rcpts(t, 0, &t->mail);
-        return closing(s, &t->mail);
+        return smtp_closing(s, &t->mail);
     }
     return 0;
 }
@@ -333,7 +334,7 @@ static int read_rcpt_reply(struct sl_smtp *s, struct sl_smtp_txn *t, struct pipe
         return -1;
     if (r->code == 421) {
         fill_rcpts(t, i, r);
-        return closing(s, r);
+        return smtp_closing(s, r);
     }
     if (!p->mail_ok)
         t->rcpt_reply[i] = t->mail;
@@ -366,7 +367,7 @@ static bool put_chunk(const struct sl_smtp *s, const struct sl_smtp_txn *t, stru
             memcpy(buf, "RSET\r\n", 6);
             n = 6;
         }
-        n += put_mail(buf + n, s, t);
+        n += smtp_put_mail(buf + n, s, t);
         p->mail_put = true;
     }
     for (; p->rcpts_put < t->nrcpt; p->rcpts_put++) {
@@ -374,7 +375,7 @@ static bool put_chunk(const struct sl_smtp *s, const struct sl_smtp_txn *t, stru
             *len = n;
             return false;
         }
-        n += put_rcpt(buf + n, t->rcpt[p->rcpts_put]);
+        n += smtp_put_rcpt(buf + n, t->rcpt[p->rcpts_put]);
     }
     memcpy(buf + n, "DATA\r\n", 6); /* a RCPT line is at most ADDR_MAX + 12 < CMD_MAX - 6 */
     *len = n + 6;
@@ -451,6 +452,16 @@ static int send_group(struct sl_smtp *s, struct chain *c, struct sl_smtp_txn *t,
     return send_rest(s, t, p, done);
 }
 
+/* smtp_read_group - the replies to RSET (when rset), MAIL and every RCPT of t, in order, each
+ * under its phase's timer; a refused MAIL stands for every recipient */
+int smtp_read_group(struct sl_smtp *s, struct sl_smtp_txn *t, bool rset)
+{
+    struct pipe p = {.rset_pending = rset, .mail_put = true, .rcpts_put = t->nrcpt};
+
+    smtp_phase_begin(s, rset ? SL_PH_RSET : SL_PH_MAIL_FROM);
+    return read_through(s, t, &p, t->nrcpt);
+}
+
 /* read_replies - the replies to t's group, in order, each under its phase's timer, through
  * DATA's */
 static int read_replies(struct sl_smtp *s, struct sl_smtp_txn *t, struct pipe *p)
@@ -461,22 +472,22 @@ static int read_replies(struct sl_smtp *s, struct sl_smtp_txn *t, struct pipe *p
     if (smtp_reply_read(s, &t->data, false) < 0)
         return -1;
     s->txn_open = p->mail_ok;
-    return t->data.code == 421 ? closing(s, &t->data) : 0;
+    return t->data.code == 421 ? smtp_closing(s, &t->data) : 0;
 }
 
-/* send_pipelined - transactions t[0..n), one group each; a body waits to go out with the
- * next group, so each message costs one round trip */
-static int send_pipelined(struct sl_smtp *s, struct sl_smtp_txn *t, size_t n,
-                          sl_smtp_txn_over *over, void *arg)
+/* smtp_send_data - transactions t[from..to) with DATA, one group each; a body waits to go out
+ * with the next group, so each message costs one round trip; over learns indexes into t */
+int smtp_send_data(struct sl_smtp *s, struct sl_smtp_txn *t, size_t from, size_t to,
+                   sl_smtp_txn_over *over, void *arg)
 {
     struct chain c = {.t = t, .over = over, .arg = arg};
     struct pipe p;
 
-    for (size_t i = 0; i < n; i++) {
-        if (!sendable(&t[i])) { /* end the one before, then refuse as one call would */
+    for (size_t i = from; i < to; i++) {
+        if (!smtp_sendable(&t[i])) { /* end the one before, then refuse as one call would */
             if (c.prev != NULL && end_prev(s, &c, NULL, 0) < 0)
                 return -1;
-            return check_addresses(s, &t[i]);
+            return smtp_check_addresses(s, &t[i]);
         }
         if (send_group(s, &c, &t[i], &p) < 0 || read_replies(s, &t[i], &p) < 0)
             return -1;
@@ -497,20 +508,20 @@ static int send_stepwise(struct sl_smtp *s, struct sl_smtp_txn *t)
     char buf[CMD_MAX];
     long accepted = 0;
 
-    if (command(s, SL_PH_MAIL_FROM, buf, put_mail(buf, s, t), &t->mail, false) < 0)
+    if (command(s, SL_PH_MAIL_FROM, buf, smtp_put_mail(buf, s, t), &t->mail, false) < 0)
         return -1;
     if (!is_2xx(&t->mail)) {
         fill_rcpts(t, 0, &t->mail);
-        return t->mail.code == 421 ? closing(s, &t->mail) : 0;
+        return t->mail.code == 421 ? smtp_closing(s, &t->mail) : 0;
     }
     s->txn_open = true;
     for (size_t i = 0; i < t->nrcpt; i++) {
         struct sl_reply *r = &t->rcpt_reply[i];
-        if (command(s, SL_PH_RCPT_TO, buf, put_rcpt(buf, t->rcpt[i]), r, false) < 0)
+        if (command(s, SL_PH_RCPT_TO, buf, smtp_put_rcpt(buf, t->rcpt[i]), r, false) < 0)
             return -1;
         if (r->code == 421) {
             fill_rcpts(t, i, r);
-            return closing(s, r);
+            return smtp_closing(s, r);
         }
         accepted += is_2xx(r);
     }
@@ -519,7 +530,7 @@ static int send_stepwise(struct sl_smtp *s, struct sl_smtp_txn *t)
     if (command(s, SL_PH_DATA, "DATA\r\n", 6, &t->data, false) < 0)
         return -1;
     if (t->data.code == 421)
-        return closing(s, &t->data);
+        return smtp_closing(s, &t->data);
     return t->data.code == 354 ? send_body(s, t, true, NULL, 0) : 0;
 }
 
@@ -553,7 +564,7 @@ static int send_one_by_one(struct sl_smtp *s, struct sl_smtp_txn *t, size_t n,
                            sl_smtp_txn_over *over, void *arg)
 {
     for (size_t i = 0; i < n; i++) {
-        if (check_addresses(s, &t[i]) < 0)
+        if (smtp_check_addresses(s, &t[i]) < 0)
             return -1;
         /* RSET when asked, or when the last transaction was left open (MAIL accepted, no
          * final reply): the peer would refuse a second MAIL */
@@ -575,8 +586,14 @@ int sl_smtp_send_many(struct sl_smtp *s, struct sl_smtp_txn *t, size_t n, sl_smt
         clear_replies(&t[i]);
     if (s->fd < 0)
         return not_open(s);
-    if ((s->pipelining ? send_pipelined(s, t, n, over, arg) : send_one_by_one(s, t, n, over, arg)) <
-        0)
+    int rc;
+    if (!s->pipelining)
+        rc = send_one_by_one(s, t, n, over, arg);
+    else if (s->chunking && s->bdat)
+        rc = smtp_send_chunked(s, t, n, over, arg);
+    else
+        rc = smtp_send_data(s, t, 0, n, over, arg);
+    if (rc < 0)
         return -1;
     smtp_phase_end(s);
     return 0;

@@ -452,7 +452,7 @@ static void settle_through(struct run *r, size_t upto)
 }
 
 /* txn_over - a transaction's replies are in: record it before the next message goes, so a
- * crash leaves at most one accepted message unrecorded */
+ * crash leaves at most one accepted message unrecorded (with BDAT, one run's) */
 static void txn_over(void *arg, size_t i)
 {
     struct run *r = arg;
@@ -469,6 +469,7 @@ static int send_run(struct sl_wstate *w, struct run *r)
     int rc;
 
     r->sent_us = sl_clock_us();
+    w->conn.s.bdat = r->d->chunking; /* the run's domain decides, on a migrated connection too */
     rc = r->n > 0 ? sl_smtp_send_many(&w->conn.s, r->t, r->n, txn_over, r) : 0;
 
     settle_through(r, r->n); /* those the session took down with it */

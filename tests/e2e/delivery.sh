@@ -60,6 +60,9 @@ bind_address = ::1
 [domain "/^pf2?\.test\$/"]
 smtp_port = $pport
 
+[domain "pf2.test"]
+chunking = off
+
 [domain "sink.test"]
 max_recipients_per_batch = 3
 
@@ -97,6 +100,11 @@ check "and for pf2.test (the message's second part)" wait_for 20 delivered_pf pf
 got=$(cat "$POSTFIX_MAIL"/pf.test/bob/new/* | sed -n '/^Subject: dots/,$p' | tr -d '\r')
 want=$(printf 'Subject: dots\n\n.leading dot\n..two dots\n.\nlast line')
 check "the body arrives byte for byte (dot-stuffing undone by the peer)" test "$got" = "$want"
+# Postfix counts each session's commands when it ends: pf.test's message went as BDAT
+# (CHUNKING offered), pf2.test's with DATA (chunking = off), on one session or two
+pf_used() { grep 'disconnect from' "$(postfix_log)" | grep -q " $1=1"; }
+check "Postfix took pf.test's part with BDAT (its offer of CHUNKING used)" wait_for 10 pf_used bdat
+check "and pf2.test's with DATA (chunking = off for that domain)" wait_for 10 pf_used data
 check "the message leaves the spool once both parts are delivered" \
   wait_for 10 test ! -e "$T/spool/queue/$id"
 check "the delivery log has one delivered line per part, with MX and IP" \

@@ -162,6 +162,9 @@ check "Postfix's Received header says the opp.test message came over TLS" tls_re
 check "and the ver.test one" tls_received ver.test
 check "Postfix logged TLS sessions from sluice" \
   grep -q "TLS connection established from .*127.0.0.2" "$(postfix_log)"
+tls_bdat() { grep 'disconnect from .*127.0.0.2' "$(postfix_log)" | grep -q "starttls=1 .*bdat=1"; }
+check "inside TLS the messages went as BDAT (Postfix offers CHUNKING there too)" \
+  wait_for 20 tls_bdat
 
 # --- the need not met: deferred in phase tls, nothing sent in clear
 deferred_tls() { log_true "$1" "l['outcome'] == 'deferred' and l['phase'] == 'tls' and $2"; }

@@ -9,7 +9,7 @@
  * does) reads it: the greeting and the EHLO reply (HELO's after a 5xx) through
  * smtp_reply_read, as greeting() and hello() in smtp_session.c read them; then
  * three transactions through sl_smtp_send_many (pipelined or one command at a
- * time, as the EHLO reply offered), the idle check, RSET and QUIT.  The fourth
+ * time, or as one BDAT run, as the EHLO reply offered), the idle check, RSET and QUIT.  The fourth
  * transaction's recipients are long enough that its pipelined group goes out
  * in chunks, each after the replies to the one before.  Every byte
  * reaches the reader through smtp_io_line's bounded line reads.
@@ -112,6 +112,7 @@ static int open_session(struct sl_smtp *s, struct sl_reply *r)
     if (r->code < 500)
         return -1;
     s->esmtp = s->pipelining = s->size = s->starttls = s->enhanced = s->eightbit = false;
+    s->chunking = false;
     s->size_max = 0;
     if (smtp_io_send_str(s, helo, sizeof helo - 1, "the command") < 0 ||
         smtp_reply_read(s, r, false) < 0)
@@ -185,6 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     smtp_session_init(&s, &env, &to);
     s.fd = sv[0];
+    s.bdat = true; /* BDAT runs when the peer offers CHUNKING, as a worker asks by default */
     fcntl(s.fd, F_SETFL, O_NONBLOCK);
     if (open_session(&s, &r) == 0) {
         transactions(&s);

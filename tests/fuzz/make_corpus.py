@@ -38,6 +38,14 @@ PIPELINED = (["220 mx.test ESMTP"] + EHLO_PIPE +
               "250 2.1.0 ok"] + ["250 2.1.5 ok"] * 12 + ["354 go on", "250 2.0.0 queued as D",
               "250 2.0.0 reset", "221 2.0.0 bye"])
 put("smtp", "pipelined", crlf(*PIPELINED))
+# the same four as one BDAT run (CHUNKING offered): RSET leads all but the first
+put("smtp", "chunked", crlf("220 mx.test ESMTP", "250-mx.test hello", "250-PIPELINING",
+                            "250-CHUNKING", "250 SIZE 1000000",
+                            "250 ok", "250 ok", "250 ok", "250 queued A",
+                            "250 reset", "250 ok", "250 ok", "250 queued B",
+                            "250 reset", "250 ok", "250 ok", "550 5.1.1 no", "250 ok",
+                            "250 queued C", "250 reset", "250 ok", *(["250 ok"] * 12),
+                            "250 queued D", "250 reset", "221 bye"))
 put("smtp", "stepwise", crlf("220 mx.test", "250 mx.test",
                              "250 ok", "250 ok", "250 ok", "354 go", "250 done",
                              "250 ok", "250 ok", "354 go", "250 done",

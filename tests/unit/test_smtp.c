@@ -97,8 +97,12 @@ struct step {
 #define EHLO_PIPE                                                                                  \
     EHLO_EXPECT, SEND("250-mx.test hello\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n"                \
                       "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 STARTTLS\r\n")
-#define EHLO_PLAIN  EHLO_EXPECT, SEND("250-mx.test hello\r\n250 8BITMIME\r\n")
-#define QUIT_OK     EXPECT("QUIT\r\n"), SEND("221 bye\r\n")
+#define EHLO_PLAIN EHLO_EXPECT, SEND("250-mx.test hello\r\n250 8BITMIME\r\n")
+#define QUIT_OK    EXPECT("QUIT\r\n"), SEND("221 bye\r\n")
+/* one pipelined transaction with DATA, one recipient, all accepted */
+#define ONE_DATA                                                                                   \
+    EXPECT("DATA\r\n"), SEND("250 ok\r\n250 ok\r\n354 go\r\n"), EXPECT("\r\n.\r\n"),               \
+        SEND("250 queued\r\n")
 #define STARTTLS_OK EXPECT("STARTTLS\r\n"), SEND("220 2.0.0 ready to start TLS\r\n"), TLS_ACCEPT
 /* what the peer offers inside TLS: no STARTTLS any more */
 #define EHLO_TLS                                                                                   \
@@ -820,14 +824,7 @@ static void test_pipelined_rset(void **state)
  * byte arrives once and in order. */
 static void test_large_body(void **state)
 {
-    static const struct step script[] = {GREET,
-                                         EHLO_PIPE,
-                                         EXPECT("DATA\r\n"),
-                                         SEND("250 ok\r\n250 ok\r\n354 go\r\n"),
-                                         EXPECT("\r\n.\r\n"),
-                                         SEND("250 queued\r\n"),
-                                         QUIT_OK,
-                                         {0}};
+    static const struct step script[] = {GREET, EHLO_PIPE, ONE_DATA, QUIT_OK, {0}};
     static const char *const rcpt[] = {"b@y.test"};
     size_t len = 3000000; /* whole 100-byte lines */
     char *big = malloc(len);
@@ -1202,6 +1199,300 @@ static void test_many_unfit_address(void **state)
     char want[1024];
     snprintf(want, sizeof want, EHLO_LINE MAIL_LINE "RCPT TO:<b@y.test>\r\nDATA\r\n%s.\r\n", body);
     assert_string_equal(received(), want);
+}
+
+/* ---- BDAT runs (CHUNKING) ---- */
+
+#define EHLO_CHUNK                                                                                 \
+    EHLO_EXPECT, SEND("250-mx.test hello\r\n250-PIPELINING\r\n250-CHUNKING\r\n"                    \
+                      "250-SIZE 1000000\r\n250 ENHANCEDSTATUSCODES\r\n")
+
+/* the test body as BDAT carries it: the stuffed dot taken off */
+static const char unstuffed[] = "Subject: test\r\n\r\n.a line starting with a dot\r\nlast line\r\n";
+
+/* open_chunked - a session to the server with BDAT asked for */
+static void open_chunked(struct sl_smtp *s, const struct server *sv,
+                         const struct sl_smtp_timeouts *to)
+{
+    struct sl_reply r;
+
+    assert_int_equal(open_to(s, sv, to, &r), 0);
+    assert_true(s->chunking && s->pipelining);
+    s->bdat = true;
+}
+
+/* bdat_group - "[RSET]MAIL RCPT BDAT n LAST" and the plain body, into out */
+static void bdat_group(char *out, size_t cap, bool rset, const char *rcpt)
+{
+    snprintf(out, cap, "%s" MAIL_LINE "RCPT TO:<%s>\r\nBDAT %zu LAST\r\n%s", rset ? "RSET\r\n" : "",
+             rcpt, sizeof unstuffed - 1, unstuffed);
+}
+
+/* RUN_IN - the peer waits for the whole run of three_txns: the last group and its body */
+#define RUN_IN EXPECT("<d@y.test>\r\nBDAT"), EXPECT("last line\r\n")
+
+/* send_three - three_txns sent with BDAT to a server following script; the call's result */
+static int send_three(struct server *sv, const struct step *script, struct sl_smtp *s,
+                      struct sl_smtp_txn *t, struct sl_reply rr[][2], struct overs *o)
+{
+    struct sl_smtp_timeouts to = quick();
+
+    server_start(sv, script, 0);
+    open_chunked(s, sv, &to);
+    three_txns(t, rr);
+    return sl_smtp_send_many(s, t, 3, note_over, o);
+}
+
+/* want_runs - what the peer gets for BDAT groups to rcpt[0..n) (RSET before all but the
+ * first), between EHLO and QUIT */
+static void want_runs(char *want, size_t cap, const char *const *rcpt, size_t n)
+{
+    size_t len = (size_t)snprintf(want, cap, EHLO_LINE);
+
+    for (size_t i = 0; i < n; i++) {
+        bdat_group(want + len, cap - len, i > 0, rcpt[i]);
+        len += strlen(want + len);
+    }
+    snprintf(want + len, cap - len, "QUIT\r\n");
+}
+
+/* A run of three: every command and every body (unstuffed, counted by BDAT) reach the peer
+ * before its first reply, so the run costs one round trip; each reply lands in its own
+ * transaction, RSET leads the second and third, and the caller hears of each in order. */
+static void test_chunked_run(void **state)
+{
+    static const struct step script[] = {
+        GREET,
+        EHLO_CHUNK,
+        RUN_IN,
+        SEND("250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued 1\r\n"
+             "250 2.0.0 reset\r\n250 ok\r\n250 ok\r\n250 2.0.0 queued 2\r\n"
+             "250 reset\r\n250 ok\r\n250 ok\r\n250 2.0.0 queued 3\r\n"),
+        QUIT_OK,
+        {0}};
+    static const char *const rcpt[] = {"b@y.test", "c@y.test", "d@y.test"};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply rr[3][2];
+    struct sl_smtp_txn t[3];
+    struct overs o = {0};
+
+    (void)state;
+    assert_int_equal(send_three(&sv, script, &s, t, rr, &o), 0);
+    assert_timer_clean();
+    assert_overs(&o, 3);
+    for (int i = 0; i < 3; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "250 2.0.0 queued %d", i + 1);
+        assert_int_equal(t[i].mail.code, 250);
+        assert_int_equal(rr[i][0].code, 250);
+        assert_string_equal(t[i].data.text, want);
+        assert_int_equal(t[i].rset_reply.code, i > 0 ? 250 : 0);
+    }
+    assert_false(s.txn_open);
+    assert_true(sl_smtp_alive(&s));
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+
+    assert_int_equal(rec->expects_missed, 0);
+    char want[2048];
+    want_runs(want, sizeof want, rcpt, 3);
+    assert_string_equal(received(), want);
+    /* the whole run was in when the peer sent its first reply */
+    assert_int_equal(rec->at_send[2], strlen(want) - strlen("QUIT\r\n"));
+}
+
+/* Refusals inside a run: a refused MAIL stands for its recipients and its BDAT gets 503, a
+ * transaction whose only recipient is refused gets 554 at BDAT, the last one's 451 leaves the
+ * session needing RSET, so the next call leads with it although not asked. */
+static void test_chunked_refusals(void **state)
+{
+    static const struct step script[] = {
+        GREET,
+        EHLO_CHUNK,
+        RUN_IN,
+        SEND("550 5.7.1 sender refused\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need MAIL\r\n"
+             "250 reset\r\n250 ok\r\n550 5.1.1 no such user\r\n554 5.5.1 no valid recipients\r\n"
+             "250 reset\r\n250 ok\r\n250 ok\r\n451 4.3.0 try later\r\n"),
+        EXPECT("<b@y.test>\r\nBDAT"),
+        EXPECT("last line\r\n"),
+        SEND("250 reset\r\n250 ok\r\n250 ok\r\n250 queued 4\r\n"),
+        QUIT_OK,
+        {0}};
+    static const char *const rcpt[] = {"b@y.test", "c@y.test", "d@y.test", "b@y.test"};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply rr[4][2];
+    struct sl_smtp_txn t[4];
+    struct overs o = {0};
+
+    (void)state;
+    assert_int_equal(send_three(&sv, script, &s, t, rr, &o), 0);
+    assert_overs(&o, 3);
+    assert_int_equal(t[0].mail.code, 550);
+    assert_string_equal(rr[0][0].text, "550 5.7.1 sender refused");
+    assert_int_equal(t[0].data.code, 503);
+    assert_int_equal(rr[1][0].code, 550);
+    assert_int_equal(t[1].data.code, 554);
+    assert_int_equal(t[2].data.code, 451);
+    assert_true(s.txn_open);
+    t[3] = t[0];
+    t[3].rset = false;
+    t[3].rcpt_reply = rr[3];
+    assert_int_equal(sl_smtp_send(&s, &t[3]), 0);
+    assert_int_equal(t[3].rset_reply.code, 250);
+    assert_string_equal(t[3].data.text, "250 queued 4");
+    assert_false(s.txn_open);
+    assert_timer_clean();
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+
+    assert_int_equal(rec->expects_missed, 0);
+    char want[4096];
+    want_runs(want, sizeof want, rcpt, 4);
+    assert_string_equal(received(), want);
+}
+
+/* Unstuffing: a dot-stuffed first line, a line of dots, a body without its final CRLF (ended
+ * as DATA would end it), and an empty body; BDAT counts exactly what follows it. */
+static void test_chunked_unstuffing(void **state)
+{
+    static const struct step script[] = {GREET,
+                                         EHLO_CHUNK,
+                                         EXPECT("BDAT 0 LAST\r\n"),
+                                         SEND("250 ok\r\n250 ok\r\n250 q1\r\n"
+                                              "250 r\r\n250 ok\r\n250 ok\r\n250 q2\r\n"),
+                                         QUIT_OK,
+                                         {0}};
+    static const char *const rcpt[] = {"b@y.test"};
+    static const char stuffed[] = "..x\r\n...\r\nmid..dle\r\n..";
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply rr[2][1];
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    server_start(&sv, script, 0);
+    open_chunked(&s, &sv, &to);
+    struct sl_smtp_txn t[2] = {txn("a@x.test", rcpt, 1, rr[0]), txn("a@x.test", rcpt, 1, rr[1])};
+    t[0].body = stuffed;
+    t[0].len = sizeof stuffed - 1;
+    t[1].body = "";
+    t[1].len = 0;
+    assert_int_equal(sl_smtp_send_many(&s, t, 2, NULL, NULL), 0);
+    assert_string_equal(t[0].data.text, "250 q1");
+    assert_string_equal(t[1].data.text, "250 q2");
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+
+    assert_int_equal(rec->expects_missed, 0);
+    assert_string_equal(received(),
+                        EHLO_LINE MAIL_LINE "RCPT TO:<b@y.test>\r\nBDAT 21 LAST\r\n"
+                                            ".x\r\n..\r\nmid..dle\r\n.\r\n"
+                                            "RSET\r\n" MAIL_LINE "RCPT TO:<b@y.test>\r\n"
+                                            "BDAT 0 LAST\r\nQUIT\r\n");
+}
+
+/* The peer closes after the first transaction's replies: that one is over, the others (sent
+ * in the same run) report no reply at all, and the session is dead. */
+static void test_chunked_session_dies(void **state)
+{
+    static const struct step script[] = {
+        GREET, EHLO_CHUNK, RUN_IN, SEND("250 ok\r\n250 ok\r\n250 queued 1\r\n"), CLOSE, {0}};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply rr[3][2];
+    struct sl_smtp_txn t[3];
+    struct overs o = {0};
+
+    (void)state;
+    assert_int_equal(send_three(&sv, script, &s, t, rr, &o), -1);
+    assert_overs(&o, 1);
+    assert_int_equal(s.fd, -1);
+    assert_int_equal(s.fail, SL_SMTP_FAIL_IO);
+    assert_int_equal(s.phase, SL_PH_RSET);
+    assert_string_equal(t[0].data.text, "250 queued 1");
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(t[i].mail.code, 0);
+        assert_int_equal(rr[i][0].code, 0);
+        assert_int_equal(t[i].data.code, 0);
+    }
+    assert_timer_clean();
+    server_wait(&sv);
+}
+
+/* DATA, not BDAT: when the caller does not ask for it although CHUNKING is offered, and when
+ * it asks but the peer does not offer CHUNKING. */
+static void test_chunked_not_used(void **state)
+{
+    static const struct step offered[] = {GREET, EHLO_CHUNK, ONE_DATA, QUIT_OK, {0}};
+    static const struct step not_offered[] = {GREET, EHLO_PIPE, ONE_DATA, QUIT_OK, {0}};
+    const struct step *scripts[] = {offered, not_offered};
+    static const char *const rcpt[] = {"b@y.test"};
+
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        struct server sv;
+        struct sl_smtp s;
+        struct sl_reply r, rr[1];
+        struct sl_smtp_timeouts to = quick();
+        server_start(&sv, scripts[k], 0);
+        assert_int_equal(open_to(&s, &sv, &to, &r), 0);
+        assert_true(s.chunking == (k == 0));
+        s.bdat = k == 1;
+        struct sl_smtp_txn t = txn("a@x.test", rcpt, 1, rr);
+        assert_int_equal(sl_smtp_send(&s, &t), 0);
+        assert_string_equal(t.data.text, "250 queued");
+        sl_smtp_quit(&s);
+        server_wait(&sv);
+        assert_int_equal(rec->expects_missed, 0);
+        assert_null(strstr(received(), "BDAT"));
+    }
+}
+
+/* A transaction with more recipients than a run may leave replies pending goes with DATA,
+ * written in chunks between reads; the small one after it is a BDAT run again. */
+static void test_chunked_many_recipients(void **state)
+{
+    static const struct step script[] = {GREET,
+                                         EHLO_CHUNK,
+                                         ANSWER,
+                                         EXPECT("\r\n.\r\n"),
+                                         SEND("250 queued\r\n"),
+                                         EXPECT("BDAT"),
+                                         EXPECT("last line\r\n"),
+                                         SEND("250 reset\r\n250 ok\r\n250 ok\r\n250 queued 2\r\n"),
+                                         QUIT_OK,
+                                         {0}};
+    enum { N = 400 };
+    static char addr[N][64];
+    static const char *rcpt[N];
+    static struct sl_reply rr[N], rr2[1];
+    static const char *const one[] = {"b@y.test"};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        snprintf(addr[i], sizeof addr[i], "u%04d@y.test", i);
+        rcpt[i] = addr[i];
+    }
+    server_start(&sv, script, 0);
+    open_chunked(&s, &sv, &to);
+    struct sl_smtp_txn t[2] = {txn("a@x.test", rcpt, N, rr), txn("a@x.test", one, 1, rr2)};
+    t[1].rset = true;
+    assert_int_equal(sl_smtp_send_many(&s, t, 2, NULL, NULL), 0);
+    assert_int_equal(rr[N - 1].code, 250);
+    assert_string_equal(t[0].data.text, "250 queued");
+    assert_string_equal(t[1].data.text, "250 queued 2");
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+    assert_int_equal(rec->expects_missed, 0);
+    const char *p = strstr(received(), "DATA\r\n");
+    assert_non_null(p);
+    assert_null(strstr(received(), "BDAT 0"));
+    assert_non_null(strstr(p, ".\r\nRSET\r\n" MAIL_LINE "RCPT TO:<b@y.test>\r\nBDAT"));
 }
 
 /* Without PIPELINING the transactions go one command at a time, RSET between them. */
@@ -2180,6 +2471,12 @@ int main(void)
         cmocka_unit_test(test_many_session_dies),
         cmocka_unit_test(test_many_unfit_address),
         cmocka_unit_test(test_many_stepwise),
+        cmocka_unit_test(test_chunked_run),
+        cmocka_unit_test(test_chunked_refusals),
+        cmocka_unit_test(test_chunked_unstuffing),
+        cmocka_unit_test(test_chunked_session_dies),
+        cmocka_unit_test(test_chunked_not_used),
+        cmocka_unit_test(test_chunked_many_recipients),
         cmocka_unit_test(test_sigterm_does_not_end_a_phase),
         cmocka_unit_test(test_alive),
         cmocka_unit_test(test_timeouts),
