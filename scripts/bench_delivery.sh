@@ -32,8 +32,9 @@
 #             127.0.1.2 (one bench_sink on both), published by nsd on 127.0.0.53:53 (MX records;
 #             sluice: dns_server, smtp_port; Postfix: DNS through a resolv.conf bind-mounted in a
 #             private mount namespace, transport_maps DOMAIN:PORT, so each domain is still its
-#             own destination).  Per row: msgs/s of each, the ratio, the sink's ceiling in the
-#             same run at LIMIT sessions (bench_feed -p -s LIMIT) and each one's share of it,
+#             own destination).  Per row: msgs/s of each, the ratio, the sink's ceilings in the
+#             same run at LIMIT sessions (bench_feed -s LIMIT with -p and with -b 16; see
+#             CHUNKING below) and each one's share of them,
 #             CPU ms per message, and what the receiver saw: the peak of concurrent sessions
 #             (all of them, and the most at one domain's listener or MX host), and the number
 #             of connections.  A drain not done in BENCH_DOMAIN_DRAIN_LIMIT seconds (default
@@ -60,6 +61,12 @@
 #             (BENCH_CLUSTER_CONNECTIONS of them, default 20000); lease pairs per second that one
 #             Redis serves to 2, 8 and 32 processes; one node's renewal round of 1,000 leases
 #             over 100 counters and the Redis calls per second it costs
+# The bench_sink receivers offer CHUNKING (as Postfix's smtpd and the large mailbox providers
+# do), so sluice sends BDAT runs (its default chunking = on); BENCH_CHUNKING=0 offers only
+# DATA.  The domains part measures the sink's ceiling both ways: "ceil DATA" (bench_feed -p,
+# one round trip per message, the most a DATA client such as Postfix can get) and "ceil BDAT"
+# (bench_feed -b 16, runs of 16 messages per round trip as sluice sends them); s/ceil is
+# sluice's share of the BDAT one when the sink offers CHUNKING, p/ceil Postfix's of the DATA one.
 # sluice's idle_timeout is its default unless BENCH_IDLE_TIMEOUT is set (e.g. 1s).  The new
 # parts use tests/bench/bench_sink.c (an epoll SMTP sink that counts concurrent sessions as
 # tests/peer/sink.py does and timestamps each message) rather than smtp-sink, which counts
@@ -98,6 +105,7 @@ LAT_GAP=${BENCH_LATENCY_INTERVAL_MS:-50}
 LAT_WAIT=10 # seconds after the last message before the missing ones count as lost
 IDLE=${BENCH_IDLE_TIMEOUT:-}
 PF_CACHED=${BENCH_POSTFIX_CACHED:-1}
+CHUNKING=${BENCH_CHUNKING:-1}
 # shellcheck source=../tests/e2e/lib/tap.sh
 . "$root/tests/e2e/lib/tap.sh"
 # shellcheck source=../tests/e2e/lib/postfix.sh
@@ -345,6 +353,7 @@ bsink_start() {
   BS_DIR=$T/bsink.$name
   mkdir -p "$BS_DIR"
   args=(-n "$n" -s "$BS_DIR/stats")
+  [ "$CHUNKING" = 0 ] || args+=(-c)
   [ "$log" = 1 ] && args+=(-l "$BS_DIR/log")
   : >"$BS_DIR/out"
   "$bench/bench_sink" "${args[@]}" "$@" >"$BS_DIR/out" 2>"$BS_DIR/err" &
@@ -602,19 +611,28 @@ dom_postfix() {
   dom_record "$row" "$who" "$t0" "$t1" $((c1 - c0)) "$got"
 }
 
-# dom_ceiling ROW LIMIT: bench_feed with PIPELINING at LIMIT sessions into a fresh sink
+# dom_ceiling ROW LIMIT: bench_feed at LIMIT sessions into a fresh sink, with PIPELINING
+# (ceiling-rate) and, when the sink offers CHUNKING, with BDAT runs of 16 (bdat-rate)
 dom_ceiling() {
-  local row=$1 out
-  if ! bsink_start "cl$row" 1 0 127.0.1.1; then
-    dr[$row,ceiling-note]="sink did not start: $(tail -1 "$BS_DIR/err")"
-    return
-  fi
-  if out=$("$bench/bench_feed" -p -s "$2" -m "$N" "127.0.1.1:${BS_PORTS[0]}" 2>&1); then
-    dr[$row,ceiling-rate]=${out##* }
-  else
-    dr[$row,ceiling-note]="bench_feed failed: $out"
-  fi
-  bsink_stop
+  local row=$1 out mode key
+  for mode in -p "-b 16"; do
+    key=ceiling
+    if [ "$mode" != -p ]; then
+      [ "$CHUNKING" = 1 ] || continue
+      key=bdat
+    fi
+    if ! bsink_start "cl$row$key" 1 0 127.0.1.1; then
+      dr[$row,$key-note]="sink did not start: $(tail -1 "$BS_DIR/err")"
+      continue
+    fi
+    # shellcheck disable=SC2086 # mode is one or two words
+    if out=$("$bench/bench_feed" $mode -s "$2" -m "$N" "127.0.1.1:${BS_PORTS[0]}" 2>&1); then
+      dr[$row,$key-rate]=${out##* }
+    else
+      dr[$row,$key-note]="bench_feed $mode failed: $out"
+    fi
+    bsink_stop
+  done
 }
 
 bench_domains() {
@@ -653,21 +671,24 @@ bench_domains() {
 }
 
 dom_report() {
-  local spec row s p c who
-  local f1='  %-28s %5s %7s %7s %6s %7s %6s %6s %7s\n'
+  local spec row s p c b who
+  local f1='  %-28s %5s %7s %7s %6s %7s %7s %6s %6s %7s\n'
   local f2='  %-28s %5s %6s %6s %6s %7s %7s %7s %6s %6s %6s\n'
   echo "bench_delivery, many domains: $N messages of $BODY bytes, sluice $DOMAIN_WORKERS workers," \
     "idle_timeout ${IDLE:-default}, reserve 0 (took $1 s)"
   # shellcheck disable=SC2059 # the formats are the tables' columns
-  printf "$f1" "msgs/s" limit sluice postfix "s/p" ceiling "s/ceil" "p/ceil" "pf+cache"
+  printf "$f1" "msgs/s" limit sluice postfix "s/p" "ceil" "ceil" "s/ceil" "p/ceil" "pf+cache"
+  # shellcheck disable=SC2059
+  printf "$f1" "" "" "" "" "" DATA BDAT "" "" ""
   for spec in $DOMAIN_ROWS; do
     row=${spec%%:*}-${spec#*:}
     [ -n "${dr[$row,label]:-}" ] || continue
     s=${dr[$row,sluice-rate]:-} p=${dr[$row,postfix-rate]:-} c=${dr[$row,ceiling-rate]:-}
+    b=${dr[$row,bdat-rate]:-}
     # shellcheck disable=SC2059
     printf "$f1" "${dr[$row,label]}" "${dr[$row,limit]}" "${s:--}" "${p:--}" \
-      "$(pyfmt "$s / $p" .2f | sed 's/[0-9]$/&x/')" "${c:--}" \
-      "$(pyfmt "100 * $s / $c" .0f | sed 's/[0-9]$/&%/')" \
+      "$(pyfmt "$s / $p" .2f | sed 's/[0-9]$/&x/')" "${c:--}" "${b:--}" \
+      "$(pyfmt "100 * $s / ${b:-$c}" .0f | sed 's/[0-9]$/&%/')" \
       "$(pyfmt "100 * $p / $c" .0f | sed 's/[0-9]$/&%/')" "${dr[$row,pfcache-rate]:--}"
   done
   # shellcheck disable=SC2059
@@ -687,12 +708,15 @@ dom_report() {
   done
   echo "  postfix: smtp_connection_cache_on_demand = no, so its connections are its at most LIMIT"
   echo "  smtp processes; pf+cache (pf+c): Postfix's default connection cache, whose idle"
-  echo "  connections stay open beyond LIMIT.  ceiling: bench_feed -p, LIMIT sessions, same sink."
+  echo "  connections stay open beyond LIMIT.  ceil: bench_feed at LIMIT sessions into the same"
+  echo "  sink, DATA pipelined (-p) and BDAT runs of 16 (-b 16, when the sink offers CHUNKING);"
+  echo "  s/ceil: sluice's share of ceil BDAT (of ceil DATA without CHUNKING), p/ceil Postfix's"
+  echo "  of ceil DATA (its client sends DATA)."
   echo "  peak conns: most sessions open at once at the receiver, in all / at one domain (or one"
   echo "  MX host with 2 MX); connections: sessions opened over the drain."
   for spec in $DOMAIN_ROWS; do
     row=${spec%%:*}-${spec#*:}
-    for who in sluice postfix pfcache ceiling; do
+    for who in sluice postfix pfcache ceiling bdat; do
       [ -z "${dr[$row,$who-note]:-}" ] || echo "  note: $row $who: ${dr[$row,$who-note]}"
     done
   done

@@ -4,13 +4,15 @@
  * reports what smtp-sink cannot: the most sessions open at once (in all, per address, per
  * listener) and the arrival time of each message.
  *
- *   bench_sink [-n PORTS] [-s STATS] [-l LOG] ADDR...
+ *   bench_sink [-c] [-n PORTS] [-s STATS] [-l LOG] ADDR...
  *
  * Listens on PORTS ports (default 1), each on every ADDR (the same port number on all, picked
  * free), prints "READY P1 P2 ..." (the ports in order) on stdout in one write once all are
  * bound (exiting 1 without it when one cannot be), and answers every session alike: EHLO
  * offers PIPELINING, 8BITMIME and ENHANCEDSTATUSCODES; MAIL, RCPT, RSET and NOOP get 250; DATA
  * gets 354, then 250 at the final dot; QUIT 221 and a close; anything else 502.  Replies to
+ * pipelined commands leave together.  With -c, EHLO also offers CHUNKING and BDAT is taken:
+ * "BDAT n [LAST]" gets 250 once its n octets are in (the message counts at LAST's).  Replies to
  * pipelined commands leave together, once every complete line read so far is answered.  One thread,
  * epoll, level-triggered.
  *
@@ -79,12 +81,15 @@ struct listener {
 struct session {
     enum kind kind;
     int fd;
-    bool dead;      /* closed; freed at the end of the event batch */
-    bool data;      /* inside DATA */
-    bool in_header; /* inside DATA, before the first empty line */
-    bool skipping;  /* inside DATA, the rest of a line longer than the buffer */
-    bool quitting;  /* close once the output is written */
-    bool want_out;  /* EPOLLOUT is on */
+    bool dead;                     /* closed; freed at the end of the event batch */
+    bool data;                     /* inside DATA */
+    bool in_header;                /* inside DATA, before the first empty line */
+    bool skipping;                 /* inside DATA, the rest of a line longer than the buffer */
+    bool quitting;                 /* close once the output is written */
+    unsigned long long chunk_left; /* inside a BDAT chunk: its octets still to come */
+    bool chunk;                    /* inside a BDAT chunk */
+    bool chunk_last;               /* ... the message's last */
+    bool want_out;                 /* EPOLLOUT is on */
     struct listener *l;
     struct session *prev, *next, *next_dead;
     char msgid[MSGID_MAX];
@@ -104,6 +109,7 @@ static struct {
     const char *stats_path;
     FILE *log;
     struct timespec last; /* the last message's final dot */
+    bool chunking;        /* -c: CHUNKING offered */
 } S;
 
 static void die(const char *what)
@@ -269,6 +275,15 @@ static void note_msgid(struct session *s, const char *line, size_t len)
             s->msgid[i] = '_'; /* one field in the log */
 }
 
+/* header_line - a line of the message's header part: its end, its Message-ID */
+static void header_line(struct session *s, const char *line, size_t len)
+{
+    if (line[0] == '\r' || line[0] == '\n')
+        s->in_header = false;
+    else
+        note_msgid(s, line, len);
+}
+
 static void data_line(struct session *s, const char *line, size_t len)
 {
     if (s->skipping) { /* the end of a line longer than the buffer */
@@ -280,12 +295,51 @@ static void data_line(struct session *s, const char *line, size_t len)
         message_done(s);
         return;
     }
-    if (s->in_header) {
-        if (line[0] == '\r' || line[0] == '\n')
-            s->in_header = false;
-        else
-            note_msgid(s, line, len);
+    if (s->in_header)
+        header_line(s, line, len);
+}
+
+/* chunk_done - a BDAT chunk is in: the message at the last one, else the chunk's 250 */
+static void chunk_done(struct session *s)
+{
+    s->chunk = false;
+    if (s->chunk_last)
+        message_done(s);
+    else
+        reply(s, "250 2.0.0 chunk received\r\n");
+}
+
+/* chunk_bytes - octets of the BDAT chunk at p (avail of them in the buffer), a line at a time
+ * while the header lasts; how many were taken (0: wait for more) */
+static size_t chunk_bytes(struct session *s, const char *p, size_t avail)
+{
+    const char *nl = memchr(p, '\n', avail);
+    size_t len = nl != NULL ? (size_t)(nl - p) + 1 : 0;
+
+    if (len == 0 || len > s->chunk_left) {
+        if (avail < s->chunk_left && avail < IN_SIZE / 2)
+            return 0; /* a partial line, the chunk goes on: wait */
+        len = avail < s->chunk_left ? avail : (size_t)s->chunk_left;
+    } else if (s->in_header) {
+        header_line(s, p, len);
     }
+    s->chunk_left -= len;
+    if (s->chunk_left == 0)
+        chunk_done(s);
+    return len;
+}
+
+/* bdat - "BDAT n [LAST]": the next n octets are the chunk */
+static void bdat(struct session *s, const char *line)
+{
+    char *end;
+    s->chunk_left = strtoull(line + 4, &end, 10);
+    while (*end == ' ')
+        end++;
+    s->chunk_last = strncasecmp(end, "LAST", 4) == 0;
+    s->chunk = true;
+    if (s->chunk_left == 0)
+        chunk_done(s);
 }
 
 static void command(struct session *s, const char *line, size_t len)
@@ -294,11 +348,19 @@ static void command(struct session *s, const char *line, size_t len)
     for (size_t i = 0; i < 4 && i < len; i++)
         verb[i] = (char)(line[i] & ~0x20); /* ASCII upper case */
     if (strcmp(verb, "EHLO") == 0)
-        reply(s, "250-bench-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
-                 "250 ENHANCEDSTATUSCODES\r\n");
+        reply(s, S.chunking ? "250-bench-sink\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n"
+                              "250 ENHANCEDSTATUSCODES\r\n"
+                            : "250-bench-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+                              "250 ENHANCEDSTATUSCODES\r\n");
+    else if (strcmp(verb, "MAIL") == 0) {
+        reply(s, "250 2.0.0 Ok\r\n");
+        s->in_header = true; /* a BDAT message's header starts with its first chunk */
+        s->msgid[0] = '\0';
+    } else if (strcmp(verb, "BDAT") == 0 && S.chunking)
+        bdat(s, line);
     else if (strcmp(verb, "HELO") == 0)
         reply(s, "250 bench-sink\r\n");
-    else if (strcmp(verb, "MAIL") == 0 || strcmp(verb, "RSET") == 0 || strcmp(verb, "NOOP") == 0)
+    else if (strcmp(verb, "RSET") == 0 || strcmp(verb, "NOOP") == 0)
         reply(s, "250 2.0.0 Ok\r\n");
     else if (strcmp(verb, "RCPT") == 0)
         reply(s, "250 2.1.5 Ok\r\n");
@@ -319,6 +381,13 @@ static void process(struct session *s)
 {
     size_t pos = 0;
     while (pos < s->inlen && !s->quitting) {
+        if (s->chunk) {
+            size_t took = chunk_bytes(s, s->in + pos, s->inlen - pos);
+            if (took == 0)
+                break;
+            pos += took;
+            continue;
+        }
         char *nl = memchr(s->in + pos, '\n', s->inlen - pos);
         if (nl == NULL)
             break;
@@ -461,8 +530,11 @@ int main(int argc, char **argv)
 {
     int ch;
     S.nports = 1;
-    while ((ch = getopt(argc, argv, "n:s:l:")) != -1) {
+    while ((ch = getopt(argc, argv, "cn:s:l:")) != -1) {
         switch (ch) {
+        case 'c':
+            S.chunking = true;
+            break;
         case 'n':
             S.nports = atoi(optarg);
             break;
@@ -552,6 +624,6 @@ int main(int argc, char **argv)
         }
     }
 usage:
-    fprintf(stderr, "usage: bench_sink [-n PORTS] [-s STATS] [-l LOG] ADDR...\n");
+    fprintf(stderr, "usage: bench_sink [-c] [-n PORTS] [-s STATS] [-l LOG] ADDR...\n");
     return 2;
 }
