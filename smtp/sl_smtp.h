@@ -95,6 +95,9 @@ struct sl_smtp {
     /* the caller's choice, set after sl_smtp_open (which clears it): with CHUNKING and
      * PIPELINING offered, transactions go as BDAT, a run of them per round trip */
     bool bdat;
+    /* a BDAT run's write failing keeps the socket (keep_on_fail) so the replies that already
+     * arrived can still be read (salvage: no waiting); the first failure is what is reported */
+    bool keep_on_fail, salvage;
     /* a MAIL was accepted and its transaction not ended: the next
      * sl_smtp_send sends RSET first */
     bool txn_open;
@@ -141,17 +144,19 @@ struct sl_smtp_txn {
  * dead (s->fail, s->phase, s->err), with the replies read so far in t. */
 int sl_smtp_send(struct sl_smtp *s, struct sl_smtp_txn *t);
 /* Told, in order, that transaction i of a sl_smtp_send_many call is over (its
- * replies are final) before anything of a later message's body goes out, so
- * the caller can make its outcome durable while the peer holds at most one
- * accepted message not yet recorded.  It must not use the session. */
+ * replies are final), so the caller can make its outcome durable: with DATA
+ * before anything of a later message's body goes out (the peer holds at most
+ * one accepted message not yet recorded); with BDAT as each reply of a run is
+ * read (at most a run).  It must not use the session. */
 typedef void sl_smtp_txn_over(void *arg, size_t i);
 /* Transactions t[0..n) in order, as n calls of sl_smtp_send would, but with
  * PIPELINING each body goes out in one write with the next transaction's
  * commands (RFC 2920 3.1: message content may lead a group): one round trip
- * per message.  over (may be NULL) is called for each transaction that ends
- * while the session lives.  0 when the session can carry more; -1 when it
- * died (s->fail, s->phase, s->err): the transactions not told over have the
- * replies read until then, the others code 0 (all 0: not carried). */
+ * per message; with CHUNKING offered and s->bdat set, runs of them as BDAT,
+ * one round trip per run (smtp_chunk.c).  over (may be NULL) is called for each transaction that
+ * ends while the session lives.  0 when the session can carry more; -1 when it died (s->fail,
+ * s->phase, s->err): the transactions not told over have the replies read until then, the others
+ * code 0 (all 0: not carried). */
 int sl_smtp_send_many(struct sl_smtp *s, struct sl_smtp_txn *t, size_t n, sl_smtp_txn_over *over,
                       void *arg);
 /* RSET under rset_timeout; -1 when the session is dead. */

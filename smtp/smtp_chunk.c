@@ -16,7 +16,16 @@
  * Bounds: a run leaves at most RUN_REPLIES replies pending, so the peer's replies fit the
  * socket buffers while we write (a peer blocked writing them would stop reading us); a
  * transaction whose commands alone exceed a run goes with DATA, which writes recipients in
- * chunks between reads.
+ * chunks between reads.  Each write runs under a fresh data timer, and a run is written in
+ * pieces of about RUN_FLUSH bytes at transaction boundaries, so a large run gets a data timer
+ * per piece as DATA gives one per body.
+ *
+ * A peer may answer and close while the rest of the run is still being written (a 421 after
+ * too many refused recipients): the write fails with replies to the first transactions
+ * already received.  Thrown away, they would make those messages go again; so the write
+ * keeps the socket on failure (keep_on_fail, in clear: a TLS session that failed is not read
+ * again), the replies that arrived are read without waiting (salvage), the transactions they
+ * complete are told over, and the write's failure ends the session.
  */
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +36,7 @@
 #define RUN_CMDS    16384 /* command text of one run */
 #define RUN_REPLIES 256   /* replies pending in one run */
 #define RUN_IOV     64    /* iovecs per write */
+#define RUN_FLUSH   65536 /* bytes after which a transaction boundary ends a write */
 
 /* A run being written: its command text, the iovecs not written yet. */
 struct run {
@@ -35,6 +45,7 @@ struct run {
     size_t replies;
     struct iovec iov[RUN_IOV];
     int niov;
+    size_t pending; /* bytes in iov */
 };
 
 /* is_2xx - a positive completion reply */
@@ -43,13 +54,17 @@ static bool is_2xx(const struct sl_reply *r)
     return r->code >= 200 && r->code <= 299;
 }
 
-/* write_out - the iovecs gathered so far, under the data timer */
+/* write_out - the iovecs gathered so far, under a data timer of their own */
 static int write_out(struct sl_smtp *s, struct run *r)
 {
     int n = r->niov;
 
     r->niov = 0;
-    return n > 0 ? smtp_io_send(s, r->iov, n, "the BDAT run") : 0;
+    r->pending = 0;
+    if (n == 0)
+        return 0;
+    smtp_phase_begin(s, SL_PH_DATA);
+    return smtp_io_send(s, r->iov, n, "the BDAT run");
 }
 
 /* add_iov - b[0..len) goes next; a full iovec array is written first */
@@ -58,6 +73,7 @@ static int add_iov(struct sl_smtp *s, struct run *r, const char *b, size_t len)
     if (r->niov == RUN_IOV && write_out(s, r) < 0)
         return -1;
     r->iov[r->niov++] = (struct iovec){.iov_base = (void *)b, .iov_len = len};
+    r->pending += len;
     return 0;
 }
 
@@ -140,25 +156,32 @@ static bool lead_rset(const struct sl_smtp *s, const struct sl_smtp_txn *t, size
 }
 
 /* write_run - the commands and bodies of t[from..) that fit one run, written; the end of
- * the run (from when not even t[from] fits) */
+ * the run (from when not even t[from] fits); on a failed write (*rc -1), the end of what may
+ * have gone out, and in clear the socket kept for a salvage */
 static size_t write_run(struct sl_smtp *s, struct run *r, struct sl_smtp_txn *t, size_t from,
                         size_t n, int *rc)
 {
     size_t i;
 
-    r->cmd_len = r->replies = 0;
+    r->cmd_len = r->replies = r->pending = 0;
     r->niov = 0;
-    smtp_phase_begin(s, SL_PH_DATA);
+    s->keep_on_fail = s->ssl == NULL;
+    *rc = 0;
     for (i = from; i < n && smtp_sendable(&t[i]); i++) {
         size_t at = r->cmd_len;
+        if (r->pending >= RUN_FLUSH && (*rc = write_out(s, r)) < 0)
+            break;
         if (!put_commands(s, r, &t[i], lead_rset(s, &t[i], i - from)))
             break;
-        if (add_iov(s, r, r->cmd + at, r->cmd_len - at) < 0 || put_body(s, r, &t[i]) < 0) {
-            *rc = -1;
-            return i;
+        if ((*rc = add_iov(s, r, r->cmd + at, r->cmd_len - at)) < 0 ||
+            (*rc = put_body(s, r, &t[i])) < 0) {
+            i++; /* partly written */
+            break;
         }
     }
-    *rc = write_out(s, r);
+    if (*rc == 0)
+        *rc = write_out(s, r);
+    s->keep_on_fail = false;
     return i;
 }
 
@@ -185,6 +208,20 @@ static int read_run(struct sl_smtp *s, struct sl_smtp_txn *t, size_t from, size_
     return 0;
 }
 
+/* salvage - after a failed write of t[from..to): the replies that arrived, read without
+ * waiting, and the transactions they complete told over; then the session ends with the
+ * write's failure */
+static int salvage(struct sl_smtp *s, struct sl_smtp_txn *t, size_t from, size_t to,
+                   sl_smtp_txn_over *over, void *arg)
+{
+    enum sl_phase failed_in = s->phase;
+
+    if (s->salvage && read_run(s, t, from, to, over, arg) == 0)
+        (void)smtp_fail(s, s->fail, "%s", s->err); /* every reply was in: end it all the same */
+    s->phase = failed_in; /* the failure is the write's, whatever the salvage read */
+    return -1;
+}
+
 /* smtp_send_chunked - see smtp_impl.h */
 int smtp_send_chunked(struct sl_smtp *s, struct sl_smtp_txn *t, size_t n, sl_smtp_txn_over *over,
                       void *arg)
@@ -197,7 +234,7 @@ int smtp_send_chunked(struct sl_smtp *s, struct sl_smtp_txn *t, size_t n, sl_smt
             return smtp_check_addresses(s, &t[i]);
         size_t end = write_run(s, &r, t, i, n, &rc);
         if (rc < 0)
-            return -1;
+            return salvage(s, t, i, end, over, arg);
         if (end == i) { /* too many recipients for one run */
             if (smtp_send_data(s, t, i, i + 1, over, arg) < 0)
                 return -1;

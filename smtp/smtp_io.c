@@ -103,15 +103,26 @@ void smtp_phase_end(struct sl_smtp *s)
     *s->env.alarmed = 0;
 }
 
-/* smtp_fail - record why the session ended, then end it; returns -1 for the caller to pass on */
+/* smtp_fail - record why the session ended, then end it; returns -1 for the caller to pass on.
+ * Under keep_on_fail the socket stays open for a salvage of the replies already received
+ * (smtp_chunk.c), and the salvage's own end keeps this first reason. */
 int smtp_fail(struct sl_smtp *s, enum sl_smtp_fail f, const char *fmt, ...)
 {
     va_list ap;
 
+    if (s->salvage) { /* the failure that started the salvage stands */
+        sl_smtp_close(s);
+        return -1;
+    }
     va_start(ap, fmt);
     vsnprintf(s->err, sizeof s->err, fmt, ap);
     va_end(ap);
     s->fail = f;
+    if (s->keep_on_fail) { /* replies may be waiting: the caller reads them first */
+        s->keep_on_fail = false;
+        s->salvage = true;
+        return -1;
+    }
     sl_smtp_close(s);
     return -1;
 }
@@ -161,6 +172,8 @@ int smtp_io_wait(struct sl_smtp *s, short events, const char *what)
 {
     struct pollfd p = {.fd = s->fd, .events = events};
 
+    if (s->salvage) /* only what already arrived is read: nothing more is waited for */
+        return smtp_fail(s, s->fail, "%s", s->err);
     if (s->timer_due)
         arm_phase(s);
     for (;;) {

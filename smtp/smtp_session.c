@@ -667,5 +667,5 @@ void sl_smtp_close(struct sl_smtp *s)
     free(s->rbuf);
     s->rbuf = NULL;
     s->rlen = s->roff = s->rcap = 0;
-    s->txn_open = false;
+    s->txn_open = s->keep_on_fail = s->salvage = false;
 }

@@ -1421,6 +1421,121 @@ static void test_chunked_session_dies(void **state)
     server_wait(&sv);
 }
 
+/* A 421 in the middle of a run: the transaction before it is over, the one it answers and
+ * the rest (written in the same run) report what was read, and the session is dead. */
+static void test_chunked_421_mid_run(void **state)
+{
+    static const struct step script[] = {
+        GREET,
+        EHLO_CHUNK,
+        RUN_IN,
+        SEND("250 ok\r\n250 ok\r\n250 queued 1\r\n250 reset\r\n421 4.7.0 too many errors\r\n"),
+        CLOSE,
+        {0}};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply rr[3][2];
+    struct sl_smtp_txn t[3];
+    struct overs o = {0};
+
+    (void)state;
+    assert_int_equal(send_three(&sv, script, &s, t, rr, &o), -1);
+    assert_overs(&o, 1);
+    assert_int_equal(s.fd, -1);
+    assert_int_equal(s.fail, SL_SMTP_FAIL_REPLY);
+    assert_string_equal(t[0].data.text, "250 queued 1");
+    assert_int_equal(t[1].mail.code, 421);
+    assert_int_equal(rr[1][0].code, 421);
+    assert_int_equal(t[1].data.code, 0);
+    assert_int_equal(t[2].mail.code, 0);
+    assert_timer_clean();
+    server_wait(&sv);
+}
+
+/* The peer answers the first transaction and closes while the run's later (large) bodies are
+ * still being written: the write fails, yet the replies that had arrived are read and the
+ * first transaction is over (not sent again); the session ends with the write's failure. */
+static void test_chunked_write_fails(void **state)
+{
+    static const struct step script[] = {GREET,
+                                         EHLO_CHUNK,
+                                         EXPECT("first end\r\n"),
+                                         SEND("250 ok\r\n250 ok\r\n250 queued 1\r\n"),
+                                         SLEEP(200),
+                                         CLOSE,
+                                         {0}};
+    enum { BIG = 8 << 20 }; /* twice over the largest socket send buffer (tcp_wmem's 4 MB) */
+    static const char first[] = "Subject: one\r\n\r\nfirst end\r\n";
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply rr[3][2];
+    struct sl_smtp_txn t[3];
+    struct overs o = {0};
+    struct sl_smtp_timeouts to = quick();
+    char *big = malloc(BIG);
+
+    (void)state;
+    assert_non_null(big);
+    for (size_t i = 0; i + 100 <= BIG; i += 100) {
+        memset(big + i, 'x', 98);
+        memcpy(big + i + 98, "\r\n", 2);
+    }
+    server_start(&sv, script, 4096);
+    open_chunked(&s, &sv, &to);
+    three_txns(t, rr);
+    t[0].body = first;
+    t[0].len = sizeof first - 1;
+    for (int i = 1; i < 3; i++) {
+        t[i].body = big;
+        t[i].len = BIG - BIG % 100;
+    }
+    assert_int_equal(sl_smtp_send_many(&s, t, 3, note_over, &o), -1);
+    assert_overs(&o, 1);
+    assert_string_equal(t[0].data.text, "250 queued 1");
+    assert_int_equal(t[1].rset_reply.code, 0);
+    assert_int_equal(t[1].mail.code, 0);
+    assert_int_equal(s.fd, -1);
+    assert_int_equal(s.fail, SL_SMTP_FAIL_IO);
+    assert_int_equal(s.phase, SL_PH_DATA);
+    assert_timer_clean();
+    server_wait(&sv);
+    free(big);
+}
+
+/* More line-leading dots than one write's iovecs: the run is written in several writes and
+ * every byte arrives once, unstuffed, in order. */
+static void test_chunked_many_dots(void **state)
+{
+    static const struct step script[] = {
+        GREET, EHLO_CHUNK, EXPECT("d99\r\n"), SEND("250 ok\r\n250 ok\r\n250 q\r\n"), QUIT_OK, {0}};
+    static const char *const rcpt[] = {"b@y.test"};
+    char stuffed[1024], plain[1024], want[2048];
+    size_t n = 0, m = 0;
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply rr[1];
+    struct sl_smtp_timeouts to = quick();
+
+    (void)state;
+    for (int i = 0; i < 100; i++) {
+        n += (size_t)snprintf(stuffed + n, sizeof stuffed - n, "..d%02d\r\n", i);
+        m += (size_t)snprintf(plain + m, sizeof plain - m, ".d%02d\r\n", i);
+    }
+    server_start(&sv, script, 0);
+    open_chunked(&s, &sv, &to);
+    struct sl_smtp_txn t = txn("a@x.test", rcpt, 1, rr);
+    t.body = stuffed;
+    t.len = n;
+    assert_int_equal(sl_smtp_send(&s, &t), 0);
+    assert_string_equal(t.data.text, "250 q");
+    sl_smtp_quit(&s);
+    server_wait(&sv);
+    assert_int_equal(rec->expects_missed, 0);
+    snprintf(want, sizeof want,
+             EHLO_LINE MAIL_LINE "RCPT TO:<b@y.test>\r\nBDAT %zu LAST\r\n%sQUIT\r\n", m, plain);
+    assert_string_equal(received(), want);
+}
+
 /* DATA, not BDAT: when the caller does not ask for it although CHUNKING is offered, and when
  * it asks but the peer does not offer CHUNKING. */
 static void test_chunked_not_used(void **state)
@@ -2475,6 +2590,9 @@ int main(void)
         cmocka_unit_test(test_chunked_refusals),
         cmocka_unit_test(test_chunked_unstuffing),
         cmocka_unit_test(test_chunked_session_dies),
+        cmocka_unit_test(test_chunked_421_mid_run),
+        cmocka_unit_test(test_chunked_write_fails),
+        cmocka_unit_test(test_chunked_many_dots),
         cmocka_unit_test(test_chunked_not_used),
         cmocka_unit_test(test_chunked_many_recipients),
         cmocka_unit_test(test_sigterm_does_not_end_a_phase),
