@@ -1536,6 +1536,80 @@ static void test_chunked_many_dots(void **state)
     assert_string_equal(received(), want);
 }
 
+/* Runs end where their replies would pile up: three transactions of 100 recipients each
+ * leave 103 replies pending apiece, so the first two make a run and the third another, which
+ * goes only once the first run is answered; an unfit address after them ends the call as
+ * sl_smtp_send would, before a byte of it, the runs before it settled. */
+static void test_chunked_run_limits(void **state)
+{
+    enum { R = 100 };
+    static char addr[R][32], answers[2][2 * R * 8 + 128];
+    static const char *rcpt[R];
+    static const char *const unfit[] = {"e@y.test>\r\nRCPT TO:<evil@y.test"};
+    static struct sl_reply rr[4][R];
+    static struct step script[] = {GREET,
+                                   EHLO_CHUNK,
+                                   EXPECT("<u099@y.test>\r\nBDAT"),
+                                   EXPECT("<u099@y.test>\r\nBDAT"),
+                                   EXPECT("last line\r\n"),
+                                   SEND(NULL),
+                                   EXPECT("<u099@y.test>\r\nBDAT"),
+                                   EXPECT("last line\r\n"),
+                                   SEND(NULL),
+                                   STALL(3000),
+                                   {0}};
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_smtp_txn t[4];
+    struct overs o = {0};
+    struct sl_smtp_timeouts to = quick();
+    size_t n[2] = {0, 0};
+
+    (void)state;
+    for (int i = 0; i < R; i++) {
+        snprintf(addr[i], sizeof addr[i], "u%03d@y.test", i);
+        rcpt[i] = addr[i];
+    }
+    /* the first run: two transactions (the second after RSET); the second run: one, RSET first */
+    for (int k = 0; k < 3; k++) {
+        char *a = answers[k < 2 ? 0 : 1];
+        size_t *len = &n[k < 2 ? 0 : 1];
+        *len += (size_t)snprintf(a + *len, sizeof answers[0] - *len, "%s250 ok\r\n",
+                                 k > 0 ? "250 reset\r\n" : "");
+        for (int i = 0; i < R; i++)
+            *len += (size_t)snprintf(a + *len, sizeof answers[0] - *len, "250 ok\r\n");
+        *len += (size_t)snprintf(a + *len, sizeof answers[0] - *len, "250 queued %d\r\n", k + 1);
+    }
+    script[6].arg = answers[0]; /* EHLO_CHUNK is two steps */
+    script[9].arg = answers[1];
+    server_start(&sv, script, 0);
+    open_chunked(&s, &sv, &to);
+    for (int k = 0; k < 4; k++) {
+        t[k] = txn("a@x.test", rcpt, R, rr[k]);
+        t[k].rset = k > 0;
+    }
+    t[3].rcpt = unfit;
+    t[3].nrcpt = 1;
+    assert_int_equal(sl_smtp_send_many(&s, t, 4, note_over, &o), -1);
+    assert_overs(&o, 3);
+    for (int k = 0; k < 3; k++) {
+        char want[32];
+        snprintf(want, sizeof want, "250 queued %d", k + 1);
+        assert_string_equal(t[k].data.text, want);
+        assert_int_equal(rr[k][R - 1].code, 250);
+    }
+    assert_int_equal(s.fail, SL_SMTP_FAIL_PROTO);
+    assert_int_equal(t[3].mail.code, 0);
+    server_wait(&sv);
+    assert_int_equal(rec->expects_missed, 0);
+    /* the third transaction went only after the first run's replies */
+    const char *got = received();
+    const char *third = strstr(strstr(strstr(got, "BDAT") + 1, "BDAT") + 1, "RSET");
+    assert_non_null(third);
+    assert_true(rec->at_send[2] <= (size_t)(third - got));
+    assert_null(strstr(got, "evil"));
+}
+
 /* DATA, not BDAT: when the caller does not ask for it although CHUNKING is offered, and when
  * it asks but the peer does not offer CHUNKING. */
 static void test_chunked_not_used(void **state)
@@ -2593,6 +2667,7 @@ int main(void)
         cmocka_unit_test(test_chunked_421_mid_run),
         cmocka_unit_test(test_chunked_write_fails),
         cmocka_unit_test(test_chunked_many_dots),
+        cmocka_unit_test(test_chunked_run_limits),
         cmocka_unit_test(test_chunked_not_used),
         cmocka_unit_test(test_chunked_many_recipients),
         cmocka_unit_test(test_sigterm_does_not_end_a_phase),
