@@ -10,8 +10,11 @@
 #             started; timed until spool/queue/ is empty
 #   feeders   a client feeding the sink directly (smtp-source with connection reuse, and
 #             BENCHDIR/bench_feed with reuse and with PIPELINING): the ceiling of the sink
-#   domains   the many-domain drain, one row per BENCH_DOMAIN_ROWS entry SHAPE:LIMIT (default
-#             "100:4 100:20 1000:20 100mx2:20"): N messages spread evenly over SHAPE domains
+#   domains   the many-domain drain, one row per BENCH_DOMAIN_ROWS entry SHAPE:LIMIT[:RTT]
+#             (default "100:4 100:20 1000:20 100mx2:20 100:4:20"): N messages spread evenly
+#             over SHAPE domains; with RTT, the receiver is RTT ms away (bench_sink -d: each
+#             batch of replies leaves RTT ms late, so every round trip costs RTT more, as with
+#             a real receiver on the internet; its ceilings are fed N/10 messages)
 #             (d0000.bench.test ...; message i to domain i mod SHAPE), drained by sluiced
 #             (BENCH_DOMAIN_WORKERS workers, default 32) with server_max_outbound_connections =
 #             LIMIT and server_reserve_outbound_connections = 0, and by a private Postfix with
@@ -96,7 +99,8 @@ INJECT_JOBS=${BENCH_INJECT_JOBS:-8}
 DRAIN_LIMIT=${BENCH_DRAIN_LIMIT:-60} # seconds before a drain is given up
 WORKERS=${BENCH_WORKERS:-16}
 PARTS=${BENCH_PARTS:-submit feeders postfix sluice domains latency cluster} # a subset runs only those parts
-DOMAIN_ROWS=${BENCH_DOMAIN_ROWS:-100:4 100:20 1000:20 100mx2:20}
+DOMAIN_ROWS=${BENCH_DOMAIN_ROWS:-100:4 100:20 1000:20 100mx2:20 100:4:20}
+SINK_DELAY=0 # ms the domains part's receivers hold each batch of replies (a row's RTT)
 DOMAIN_WORKERS=${BENCH_DOMAIN_WORKERS:-32}
 DOMAIN_DRAIN_LIMIT=${BENCH_DOMAIN_DRAIN_LIMIT:-60}
 LAT_ROWS=${BENCH_LATENCY_ROWS:-1:20 100:20 1000:20 1:4 100:4 1000:4}
@@ -354,6 +358,7 @@ bsink_start() {
   mkdir -p "$BS_DIR"
   args=(-n "$n" -s "$BS_DIR/stats")
   [ "$CHUNKING" = 0 ] || args+=(-c)
+  [ "$SINK_DELAY" = 0 ] || args+=(-d "$SINK_DELAY")
   [ "$log" = 1 ] && args+=(-l "$BS_DIR/log")
   : >"$BS_DIR/out"
   "$bench/bench_sink" "${args[@]}" "$@" >"$BS_DIR/out" 2>"$BS_DIR/err" &
@@ -626,7 +631,8 @@ dom_ceiling() {
       continue
     fi
     # shellcheck disable=SC2086 # mode is one or two words
-    if out=$("$bench/bench_feed" $mode -s "$2" -m "$N" "127.0.1.1:${BS_PORTS[0]}" 2>&1); then
+    if out=$("$bench/bench_feed" $mode -s "$2" -m "$([ "$SINK_DELAY" = 0 ] && echo "$N" ||
+      echo $((N / 10)))" "127.0.1.1:${BS_PORTS[0]}" 2>&1); then
       dr[$row,$key-rate]=${out##* }
     else
       dr[$row,$key-note]="bench_feed $mode failed: $out"
@@ -635,24 +641,35 @@ dom_ceiling() {
   done
 }
 
+# dom_row SPEC: the key of a domains row ("100-4", "100-4-20ms")
+dom_row() {
+  local shape limit rtt
+  IFS=: read -r shape limit rtt <<<"$1"
+  echo "$shape-$limit${rtt:+-${rtt}ms}"
+}
+
 bench_domains() {
-  local row shape limit D mode spec
+  local row shape limit rtt D mode spec
   [ -x "$bench/bench_sink" ] && [ -x "$bench/bench_feed" ] ||
     { echo "bench_delivery: domains: no $bench/bench_sink or bench_feed; skipped"; return; }
   [ -x "$SLUICED" ] || { echo "bench_delivery: domains: no $SLUICED; skipped"; return; }
   local t_start
   t_start=$(now)
   for spec in $DOMAIN_ROWS; do
-    shape=${spec%%:*} limit=${spec#*:}
+    IFS=: read -r shape limit rtt <<<"$spec"
+    rtt=${rtt:-0}
     D=${shape%mx2} mode=route
     [ "$D" = "$shape" ] || mode=mx2
-    row=$shape-$limit
-    if ! [[ $D =~ ^[0-9]+$ && $limit =~ ^[0-9]+$ ]] || [ "$D" -lt 1 ] || [ "$D" -gt 1000 ] ||
-      [ "$limit" -lt 1 ]; then
-      echo "bench_delivery: domains: bad row $spec (SHAPE:LIMIT, SHAPE 1..1000 with mx2 or not)"
+    row=$(dom_row "$spec")
+    if ! [[ $D =~ ^[0-9]+$ && $limit =~ ^[0-9]+$ && $rtt =~ ^[0-9]+$ ]] || [ "$D" -lt 1 ] ||
+      [ "$D" -gt 1000 ] || [ "$limit" -lt 1 ]; then
+      echo "bench_delivery: domains: bad row $spec (SHAPE:LIMIT[:RTT], SHAPE 1..1000 with mx2" \
+        "or not, RTT in ms)"
       continue
     fi
+    SINK_DELAY=$rtt
     dr[$row,label]="$D domains x $((N / D)) msgs$([ "$mode" = route ] || echo ", 2 MX")"
+    [ "$rtt" = 0 ] || dr[$row,label]+=", ${rtt} ms"
     dr[$row,limit]=$limit
     if [ "$mode" = mx2 ] && ! spread_dns; then
       dr[$row,sluice-note]="nsd did not start on 127.0.0.53:53: $(tail -1 "$T/dns.err")"
@@ -666,14 +683,15 @@ bench_domains() {
     dom_postfix "$row" "$D" "$limit" "$mode" postfix
     [ "$PF_CACHED" = 0 ] || dom_postfix "$row" "$D" "$limit" "$mode" pfcache
     dom_ceiling "$row" "$limit"
+    SINK_DELAY=0
   done
   dom_report "$(pyfmt "$(now) - $t_start" .0f)"
 }
 
 dom_report() {
   local spec row s p c b who
-  local f1='  %-28s %5s %7s %7s %6s %7s %7s %6s %6s %7s\n'
-  local f2='  %-28s %5s %6s %6s %6s %7s %7s %7s %6s %6s %6s\n'
+  local f1='  %-32s %5s %7s %7s %6s %7s %7s %6s %6s %7s\n'
+  local f2='  %-32s %5s %6s %6s %6s %7s %7s %7s %6s %6s %6s\n'
   echo "bench_delivery, many domains: $N messages of $BODY bytes, sluice $DOMAIN_WORKERS workers," \
     "idle_timeout ${IDLE:-default}, reserve 0 (took $1 s)"
   # shellcheck disable=SC2059 # the formats are the tables' columns
@@ -681,7 +699,7 @@ dom_report() {
   # shellcheck disable=SC2059
   printf "$f1" "" "" "" "" "" DATA BDAT "" "" ""
   for spec in $DOMAIN_ROWS; do
-    row=${spec%%:*}-${spec#*:}
+    row=$(dom_row "$spec")
     [ -n "${dr[$row,label]:-}" ] || continue
     s=${dr[$row,sluice-rate]:-} p=${dr[$row,postfix-rate]:-} c=${dr[$row,ceiling-rate]:-}
     b=${dr[$row,bdat-rate]:-}
@@ -696,7 +714,7 @@ dom_report() {
   # shellcheck disable=SC2059
   printf "$f2" "" limit sluice postfix "pf+c" sluice postfix "pf+c" sluice postfix "pf+c"
   for spec in $DOMAIN_ROWS; do
-    row=${spec%%:*}-${spec#*:}
+    row=$(dom_row "$spec")
     [ -n "${dr[$row,label]:-}" ] || continue
     # shellcheck disable=SC2059
     printf "$f2" "${dr[$row,label]}" "${dr[$row,limit]}" \
@@ -715,7 +733,7 @@ dom_report() {
   echo "  peak conns: most sessions open at once at the receiver, in all / at one domain (or one"
   echo "  MX host with 2 MX); connections: sessions opened over the drain."
   for spec in $DOMAIN_ROWS; do
-    row=${spec%%:*}-${spec#*:}
+    row=$(dom_row "$spec")
     for who in sluice postfix pfcache ceiling bdat; do
       [ -z "${dr[$row,$who-note]:-}" ] || echo "  note: $row $who: ${dr[$row,$who-note]}"
     done

@@ -4,7 +4,7 @@
  * reports what smtp-sink cannot: the most sessions open at once (in all, per address, per
  * listener) and the arrival time of each message.
  *
- *   bench_sink [-c] [-n PORTS] [-s STATS] [-l LOG] ADDR...
+ *   bench_sink [-c] [-d MS] [-n PORTS] [-s STATS] [-l LOG] ADDR...
  *
  * Listens on PORTS ports (default 1), each on every ADDR (the same port number on all, picked
  * free), prints "READY P1 P2 ..." (the ports in order) on stdout in one write once all are
@@ -12,7 +12,10 @@
  * offers PIPELINING, 8BITMIME and ENHANCEDSTATUSCODES; MAIL, RCPT, RSET and NOOP get 250; DATA
  * gets 354, then 250 at the final dot; QUIT 221 and a close; anything else 502.  Replies to
  * pipelined commands leave together.  With -c, EHLO also offers CHUNKING and BDAT is taken:
- * "BDAT n [LAST]" gets 250 once its n octets are in (the message counts at LAST's).  Replies to
+ * "BDAT n [LAST]" gets 250 once its n octets are in (the message counts at LAST's).  With -d,
+ * every batch of replies (the greeting too) leaves MS milliseconds after it is ready: a receiver
+ * that far away, each round trip MS longer (later replies of the same session join a batch still
+ * waiting).  Replies to
  * pipelined commands leave together, once every complete line read so far is answered.  One thread,
  * epoll, level-triggered.
  *
@@ -89,6 +92,9 @@ struct session {
     unsigned long long chunk_left; /* inside a BDAT chunk: its octets still to come */
     bool chunk;                    /* inside a BDAT chunk */
     bool chunk_last;               /* ... the message's last */
+    bool delayed;                  /* -d: its replies wait in the delay queue */
+    long long due_ns;              /* ... until then (CLOCK_MONOTONIC) */
+    struct session *dnext, *dprev; /* the delay queue, oldest first */
     bool want_out;                 /* EPOLLOUT is on */
     struct listener *l;
     struct session *prev, *next, *next_dead;
@@ -110,6 +116,8 @@ static struct {
     FILE *log;
     struct timespec last; /* the last message's final dot */
     bool chunking;        /* -c: CHUNKING offered */
+    long delay_ms;        /* -d: replies held this long */
+    struct session *dhead, *dtail;
 } S;
 
 static void die(const char *what)
@@ -175,10 +183,35 @@ static void write_stats(void)
 
 /* --- sessions ---------------------------------------------------------------------------- */
 
+static long long mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* undelay - out of the delay queue */
+static void undelay(struct session *s)
+{
+    if (!s->delayed)
+        return;
+    s->delayed = false;
+    if (s->dprev)
+        s->dprev->dnext = s->dnext;
+    else
+        S.dhead = s->dnext;
+    if (s->dnext)
+        s->dnext->dprev = s->dprev;
+    else
+        S.dtail = s->dprev;
+    s->dnext = s->dprev = NULL;
+}
+
 static void session_close(struct session *s)
 {
     if (s->dead)
         return;
+    undelay(s);
     s->dead = true;
     close(s->fd); /* also leaves the epoll set */
     s->l->c.open--;
@@ -376,6 +409,39 @@ static void command(struct session *s, const char *line, size_t len)
         reply(s, "502 5.5.2 Command not recognized\r\n");
 }
 
+/* answer - the replies queued so far go out: now, or with -d once the delay is over */
+static void answer(struct session *s)
+{
+    if (S.delay_ms == 0) {
+        flush(s);
+        return;
+    }
+    if (s->delayed || s->outlen == 0)
+        return;
+    s->delayed = true;
+    s->due_ns = mono_ns() + S.delay_ms * 1000000LL;
+    s->dprev = S.dtail;
+    if (S.dtail)
+        S.dtail->dnext = s;
+    else
+        S.dhead = s;
+    S.dtail = s;
+}
+
+/* release_due - the delayed replies whose time has come; the epoll timeout until the next */
+static int release_due(void)
+{
+    long long now = mono_ns();
+    while (S.dhead != NULL && S.dhead->due_ns <= now) {
+        struct session *s = S.dhead;
+        undelay(s);
+        flush(s);
+    }
+    if (S.dhead == NULL)
+        return -1;
+    return (int)((S.dhead->due_ns - now + 999999) / 1000000);
+}
+
 /* Answer every complete line in the buffer; keep the partial one. */
 static void process(struct session *s)
 {
@@ -412,7 +478,7 @@ static void process(struct session *s)
             s->inlen = 0;
         }
     }
-    flush(s);
+    answer(s);
 }
 
 /* Read what is there (once; drain: until EAGAIN or the end) and answer it. */
@@ -474,7 +540,7 @@ static void accept_all(struct listener *l)
         opened(&S.total);
         ep_add(fd, s, EPOLLIN);
         reply(s, "220 bench-sink ESMTP\r\n");
-        flush(s);
+        answer(s);
     }
 }
 
@@ -530,10 +596,13 @@ int main(int argc, char **argv)
 {
     int ch;
     S.nports = 1;
-    while ((ch = getopt(argc, argv, "cn:s:l:")) != -1) {
+    while ((ch = getopt(argc, argv, "cd:n:s:l:")) != -1) {
         switch (ch) {
         case 'c':
             S.chunking = true;
+            break;
+        case 'd':
+            S.delay_ms = atol(optarg);
             break;
         case 'n':
             S.nports = atoi(optarg);
@@ -593,8 +662,8 @@ int main(int argc, char **argv)
     free(ready);
 
     struct epoll_event ev[256];
-    for (;;) {
-        int n = epoll_wait(S.ep, ev, 256, -1);
+    for (int timeout = -1;; timeout = release_due()) {
+        int n = epoll_wait(S.ep, ev, 256, timeout);
         if (n < 0 && errno != EINTR)
             die("epoll_wait");
         for (int i = 0; i < n; i++) {
@@ -624,6 +693,6 @@ int main(int argc, char **argv)
         }
     }
 usage:
-    fprintf(stderr, "usage: bench_sink [-c] [-n PORTS] [-s STATS] [-l LOG] ADDR...\n");
+    fprintf(stderr, "usage: bench_sink [-c] [-d MS] [-n PORTS] [-s STATS] [-l LOG] ADDR...\n");
     return 2;
 }
