@@ -154,7 +154,8 @@ typedef void sl_smtp_txn_over(void *arg, size_t i);
  * commands (RFC 2920 3.1: message content may lead a group): one round trip
  * per message; with CHUNKING offered and s->bdat set, runs of them as BDAT,
  * one round trip per run (smtp_chunk.c).  over (may be NULL) is called for each transaction that
- * ends while the session lives.  0 when the session can carry more; -1 when it died (s->fail,
+ * ends while the session lives (with BDAT also for those whose replies had all arrived when
+ * a run's write failed).  0 when the session can carry more; -1 when it died (s->fail,
  * s->phase, s->err): the transactions not told over have the replies read until then, the others
  * code 0 (all 0: not carried). */
 int sl_smtp_send_many(struct sl_smtp *s, struct sl_smtp_txn *t, size_t n, sl_smtp_txn_over *over,

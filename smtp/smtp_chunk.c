@@ -45,7 +45,7 @@ struct run {
     size_t replies;
     struct iovec iov[RUN_IOV];
     int niov;
-    size_t pending; /* bytes in iov */
+    size_t pending; /* bytes of the running piece (since its data timer began) */
 };
 
 /* is_2xx - a positive completion reply */
@@ -54,17 +54,13 @@ static bool is_2xx(const struct sl_reply *r)
     return r->code >= 200 && r->code <= 299;
 }
 
-/* write_out - the iovecs gathered so far, under a data timer of their own */
+/* write_out - the iovecs gathered so far, under the running piece's data timer */
 static int write_out(struct sl_smtp *s, struct run *r)
 {
     int n = r->niov;
 
     r->niov = 0;
-    r->pending = 0;
-    if (n == 0)
-        return 0;
-    smtp_phase_begin(s, SL_PH_DATA);
-    return smtp_io_send(s, r->iov, n, "the BDAT run");
+    return n > 0 ? smtp_io_send(s, r->iov, n, "the BDAT run") : 0;
 }
 
 /* add_iov - b[0..len) goes next; a full iovec array is written first */
@@ -167,15 +163,20 @@ static size_t write_run(struct sl_smtp *s, struct run *r, struct sl_smtp_txn *t,
     r->niov = 0;
     s->keep_on_fail = s->ssl == NULL;
     *rc = 0;
+    smtp_phase_begin(s, SL_PH_DATA);
     for (i = from; i < n && smtp_sendable(&t[i]); i++) {
         size_t at = r->cmd_len;
-        if (r->pending >= RUN_FLUSH && (*rc = write_out(s, r)) < 0)
-            break;
+        if (r->pending >= RUN_FLUSH) { /* the piece ends here; the next has a timer of its own */
+            if ((*rc = write_out(s, r)) < 0)
+                break;
+            r->pending = 0;
+            smtp_phase_begin(s, SL_PH_DATA);
+        }
         if (!put_commands(s, r, &t[i], lead_rset(s, &t[i], i - from)))
             break;
         if ((*rc = add_iov(s, r, r->cmd + at, r->cmd_len - at)) < 0 ||
             (*rc = put_body(s, r, &t[i])) < 0) {
-            i++; /* partly written */
+            i++; /* some of it may have gone: its replies, if any, are read */
             break;
         }
     }
