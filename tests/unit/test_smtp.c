@@ -1393,63 +1393,50 @@ static void test_chunked_unstuffing(void **state)
                                             "BDAT 0 LAST\r\nQUIT\r\n");
 }
 
-/* The peer closes after the first transaction's replies: that one is over, the others (sent
- * in the same run) report no reply at all, and the session is dead. */
+/* The session ends in the middle of a run, after the first transaction's replies: the peer
+ * closes, or answers the second's RSET and then MAIL with 421.  The first is over; the others
+ * (written in the same run) keep what was read (the 421 stands for the second's recipients),
+ * and the session is dead, naming the phase whose reply ended it. */
 static void test_chunked_session_dies(void **state)
 {
-    static const struct step script[] = {
+    static const struct step closes[] = {
         GREET, EHLO_CHUNK, RUN_IN, SEND("250 ok\r\n250 ok\r\n250 queued 1\r\n"), CLOSE, {0}};
-    struct server sv;
-    struct sl_smtp s;
-    struct sl_reply rr[3][2];
-    struct sl_smtp_txn t[3];
-    struct overs o = {0};
-
-    (void)state;
-    assert_int_equal(send_three(&sv, script, &s, t, rr, &o), -1);
-    assert_overs(&o, 1);
-    assert_int_equal(s.fd, -1);
-    assert_int_equal(s.fail, SL_SMTP_FAIL_IO);
-    assert_int_equal(s.phase, SL_PH_RSET);
-    assert_string_equal(t[0].data.text, "250 queued 1");
-    for (int i = 1; i < 3; i++) {
-        assert_int_equal(t[i].mail.code, 0);
-        assert_int_equal(rr[i][0].code, 0);
-        assert_int_equal(t[i].data.code, 0);
-    }
-    assert_timer_clean();
-    server_wait(&sv);
-}
-
-/* A 421 in the middle of a run: the transaction before it is over, the one it answers and
- * the rest (written in the same run) report what was read, and the session is dead. */
-static void test_chunked_421_mid_run(void **state)
-{
-    static const struct step script[] = {
+    static const struct step says_421[] = {
         GREET,
         EHLO_CHUNK,
         RUN_IN,
         SEND("250 ok\r\n250 ok\r\n250 queued 1\r\n250 reset\r\n421 4.7.0 too many errors\r\n"),
         CLOSE,
         {0}};
-    struct server sv;
-    struct sl_smtp s;
-    struct sl_reply rr[3][2];
-    struct sl_smtp_txn t[3];
-    struct overs o = {0};
+    static const struct {
+        const struct step *script;
+        enum sl_smtp_fail fail;
+        enum sl_phase phase;
+        int mail1; /* the second transaction's MAIL reply */
+    } cases[] = {{closes, SL_SMTP_FAIL_IO, SL_PH_RSET, 0},
+                 {says_421, SL_SMTP_FAIL_REPLY, SL_PH_MAIL_FROM, 421}};
 
     (void)state;
-    assert_int_equal(send_three(&sv, script, &s, t, rr, &o), -1);
-    assert_overs(&o, 1);
-    assert_int_equal(s.fd, -1);
-    assert_int_equal(s.fail, SL_SMTP_FAIL_REPLY);
-    assert_string_equal(t[0].data.text, "250 queued 1");
-    assert_int_equal(t[1].mail.code, 421);
-    assert_int_equal(rr[1][0].code, 421);
-    assert_int_equal(t[1].data.code, 0);
-    assert_int_equal(t[2].mail.code, 0);
-    assert_timer_clean();
-    server_wait(&sv);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct server sv;
+        struct sl_smtp s;
+        struct sl_reply rr[3][2];
+        struct sl_smtp_txn t[3];
+        struct overs o = {0};
+        assert_int_equal(send_three(&sv, cases[k].script, &s, t, rr, &o), -1);
+        assert_overs(&o, 1);
+        assert_int_equal(s.fd, -1);
+        assert_int_equal(s.fail, cases[k].fail);
+        assert_int_equal(s.phase, cases[k].phase);
+        assert_string_equal(t[0].data.text, "250 queued 1");
+        assert_int_equal(t[1].mail.code, cases[k].mail1);
+        assert_int_equal(rr[1][0].code, cases[k].mail1);
+        assert_int_equal(t[1].data.code, 0);
+        assert_int_equal(t[2].mail.code, 0);
+        assert_int_equal(rr[2][0].code, 0);
+        assert_timer_clean();
+        server_wait(&sv);
+    }
 }
 
 /* The peer answers the first transaction and closes while the run's later (large) bodies are
@@ -2664,7 +2651,6 @@ int main(void)
         cmocka_unit_test(test_chunked_refusals),
         cmocka_unit_test(test_chunked_unstuffing),
         cmocka_unit_test(test_chunked_session_dies),
-        cmocka_unit_test(test_chunked_421_mid_run),
         cmocka_unit_test(test_chunked_write_fails),
         cmocka_unit_test(test_chunked_many_dots),
         cmocka_unit_test(test_chunked_run_limits),
