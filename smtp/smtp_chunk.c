@@ -48,12 +48,6 @@ struct run {
     size_t pending; /* bytes of the running piece (since its data timer began) */
 };
 
-/* is_2xx - a positive completion reply */
-static bool is_2xx(const struct sl_reply *r)
-{
-    return r->code >= 200 && r->code <= 299;
-}
-
 /* write_out - the iovecs gathered so far, under the running piece's data timer */
 static int write_out(struct sl_smtp *s, struct run *r)
 {
@@ -144,11 +138,11 @@ static bool put_commands(const struct sl_smtp *s, struct run *r, const struct sl
     return true;
 }
 
-/* lead_rset - t (number i of the run) leads with RSET: asked, the session left a
- * transaction open, or it follows another of the run */
-static bool lead_rset(const struct sl_smtp *s, const struct sl_smtp_txn *t, size_t i)
+/* lead_rset - t (number i of the run) leads with RSET: asked, the session had a transaction
+ * open when the run began (open), or it follows another of the run */
+static bool lead_rset(bool open, const struct sl_smtp_txn *t, size_t i)
 {
-    return i > 0 || t->rset || s->txn_open;
+    return i > 0 || t->rset || open;
 }
 
 /* write_run - the commands and bodies of t[from..) that fit one run, written; the end of
@@ -172,7 +166,7 @@ static size_t write_run(struct sl_smtp *s, struct run *r, struct sl_smtp_txn *t,
             r->pending = 0;
             smtp_phase_begin(s, SL_PH_DATA);
         }
-        if (!put_commands(s, r, &t[i], lead_rset(s, &t[i], i - from)))
+        if (!put_commands(s, r, &t[i], lead_rset(s->txn_open, &t[i], i - from)))
             break;
         if ((*rc = add_iov(s, r, r->cmd + at, r->cmd_len - at)) < 0 ||
             (*rc = put_body(s, r, &t[i])) < 0) {
@@ -194,7 +188,7 @@ static int read_run(struct sl_smtp *s, struct sl_smtp_txn *t, size_t from, size_
     bool open = s->txn_open;
 
     for (size_t i = from; i < to; i++) {
-        if (smtp_read_group(s, &t[i], i > from || t[i].rset || open) < 0)
+        if (smtp_read_group(s, &t[i], lead_rset(open, &t[i], i - from)) < 0)
             return -1;
         smtp_phase_begin(s, SL_PH_DATA);
         if (smtp_reply_read(s, &t[i].data, false) < 0)
@@ -202,7 +196,7 @@ static int read_run(struct sl_smtp *s, struct sl_smtp_txn *t, size_t from, size_
         if (t[i].data.code == 421)
             return smtp_closing(s, &t[i].data);
         /* a refused BDAT may leave the transaction open: RSET before the next MAIL */
-        s->txn_open = !is_2xx(&t[i].data);
+        s->txn_open = !smtp_is_2xx(&t[i].data);
         if (over != NULL)
             over(arg, i);
     }
@@ -218,7 +212,7 @@ static int salvage(struct sl_smtp *s, struct sl_smtp_txn *t, size_t from, size_t
     enum sl_phase failed_in = s->phase;
 
     if (s->salvage && read_run(s, t, from, to, over, arg) == 0)
-        (void)smtp_fail(s, s->fail, "%s", s->err); /* every reply was in: end it all the same */
+        sl_smtp_close(s); /* every reply was in: the session ends all the same */
     s->phase = failed_in; /* the failure is the write's, whatever the salvage read */
     return -1;
 }

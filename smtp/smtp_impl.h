@@ -38,6 +38,12 @@ int smtp_io_line(struct sl_smtp *s, const char **line, size_t *len);
 void smtp_session_init(struct sl_smtp *s, const struct sl_smtp_env *env,
                        const struct sl_smtp_timeouts *to);
 
+/* smtp_is_2xx - a positive completion reply */
+static inline bool smtp_is_2xx(const struct sl_reply *r)
+{
+    return r->code >= 200 && r->code <= 299;
+}
+
 /* smtp_session.c: what the transaction senders share.  A command line built from a checked
  * address fits SMTP_CMD_MAX bytes. */
 #define SMTP_ADDR_MAX 900 /* a command must fit in RFC 5321's 1000-byte line */

@@ -172,8 +172,10 @@ int smtp_io_wait(struct sl_smtp *s, short events, const char *what)
 {
     struct pollfd p = {.fd = s->fd, .events = events};
 
-    if (s->salvage) /* only what already arrived is read: nothing more is waited for */
-        return smtp_fail(s, s->fail, "%s", s->err);
+    if (s->salvage) { /* only what already arrived is read: nothing more is waited for */
+        sl_smtp_close(s);
+        return -1;
+    }
     if (s->timer_due)
         arm_phase(s);
     for (;;) {

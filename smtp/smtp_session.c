@@ -24,9 +24,7 @@
 #include "util/sl_msg.h"
 
 #define RBUF_SIZE 16384 /* > SL_SMTP_LINE_MAX + 2; holds many pipelined replies at once */
-#define ADDR_MAX  SMTP_ADDR_MAX
-#define CMD_MAX   SMTP_CMD_MAX
-#define CMD_BUF   8192 /* a pipelined group is written in chunks of this size */
+#define CMD_BUF   8192  /* a pipelined group is written in chunks of this size */
 
 static const char *const phase_names[SL_PH__COUNT] = {
     [SL_PH_NONE] = "none",       [SL_PH_CONNECT] = "connect", [SL_PH_GREETING] = "greeting",
@@ -39,12 +37,6 @@ static const char *const phase_names[SL_PH__COUNT] = {
 const char *sl_phase_name(enum sl_phase ph)
 {
     return (unsigned)ph < SL_PH__COUNT ? phase_names[ph] : "unknown";
-}
-
-/* is_2xx - a positive completion reply */
-static bool is_2xx(const struct sl_reply *r)
-{
-    return r->code >= 200 && r->code <= 299;
 }
 
 /* smtp_closing - the peer answered 421: it is closing the session, which cannot go on */
@@ -60,7 +52,7 @@ static int rset_reply(struct sl_smtp *s, struct sl_reply *r)
 {
     if (smtp_reply_read(s, r, false) < 0)
         return -1;
-    if (!is_2xx(r))
+    if (!smtp_is_2xx(r))
         return smtp_fail(s, SL_SMTP_FAIL_REPLY, "RSET refused: %s", r->text);
     s->txn_open = false;
     return 0;
@@ -139,7 +131,7 @@ static int hello(struct sl_smtp *s, const char *name, struct sl_reply *r)
     forget_extensions(s);
     if (command(s, SL_PH_EHLO, cmd, (size_t)n, r, true) < 0)
         return -1;
-    if (is_2xx(r)) {
+    if (smtp_is_2xx(r)) {
         s->esmtp = true;
         return 0;
     }
@@ -149,7 +141,7 @@ static int hello(struct sl_smtp *s, const char *name, struct sl_reply *r)
     n = snprintf(cmd, sizeof cmd, "HELO %s\r\n", name);
     if (command(s, SL_PH_EHLO, cmd, (size_t)n, r, false) < 0)
         return -1;
-    if (!is_2xx(r))
+    if (!smtp_is_2xx(r))
         return smtp_fail(s, SL_SMTP_FAIL_REPLY, "HELO refused: %s", r->text);
     return 0;
 }
@@ -201,9 +193,9 @@ int sl_smtp_open(struct sl_smtp *s, const struct sl_smtp_env *env,
 /* valid_address - an address we can put between <> on one command line */
 static bool valid_address(const char *a)
 {
-    size_t n = strnlen(a, ADDR_MAX + 1);
+    size_t n = strnlen(a, SMTP_ADDR_MAX + 1);
 
-    if (n > ADDR_MAX)
+    if (n > SMTP_ADDR_MAX)
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)a[i] < ' ' || (unsigned char)a[i] == 0x7f)
@@ -232,31 +224,31 @@ int smtp_check_addresses(struct sl_smtp *s, const struct sl_smtp_txn *t)
     if (!valid_address(t->sender))
         return smtp_fail(s, SL_SMTP_FAIL_PROTO,
                          "refusing to send a sender with a control character or over %d bytes",
-                         ADDR_MAX);
+                         SMTP_ADDR_MAX);
     s->phase = SL_PH_RCPT_TO;
     for (size_t i = 0; i < t->nrcpt; i++)
         if (!valid_address(t->rcpt[i]))
             return smtp_fail(s, SL_SMTP_FAIL_PROTO,
                              "refusing to send recipient %zu: a control character or over %d bytes",
-                             i + 1, ADDR_MAX);
+                             i + 1, SMTP_ADDR_MAX);
     return 0;
 }
 
-/* smtp_put_mail - "MAIL FROM:<sender> [SIZE=n] [SMTPUTF8]" into buf (CMD_MAX bytes free) */
+/* smtp_put_mail - "MAIL FROM:<sender> [SIZE=n] [SMTPUTF8]" into buf (SMTP_CMD_MAX bytes free) */
 size_t smtp_put_mail(char *buf, const struct sl_smtp *s, const struct sl_smtp_txn *t)
 {
     char size[32] = "";
 
     if (s->size && t->size > 0)
         snprintf(size, sizeof size, " SIZE=%" PRIu64, t->size);
-    return (size_t)snprintf(buf, CMD_MAX, "MAIL FROM:<%s>%s%s\r\n", t->sender, size,
+    return (size_t)snprintf(buf, SMTP_CMD_MAX, "MAIL FROM:<%s>%s%s\r\n", t->sender, size,
                             t->smtputf8 ? " SMTPUTF8" : "");
 }
 
-/* smtp_put_rcpt - "RCPT TO:<rcpt>" into buf (CMD_MAX bytes free) */
+/* smtp_put_rcpt - "RCPT TO:<rcpt>" into buf (SMTP_CMD_MAX bytes free) */
 size_t smtp_put_rcpt(char *buf, const char *rcpt)
 {
-    return (size_t)snprintf(buf, CMD_MAX, "RCPT TO:<%s>\r\n", rcpt);
+    return (size_t)snprintf(buf, SMTP_CMD_MAX, "RCPT TO:<%s>\r\n", rcpt);
 }
 
 /* fill_rcpts - recipients from i on get reply r (MAIL refused, or the peer closing) */
@@ -313,7 +305,7 @@ static int read_mail_reply(struct sl_smtp *s, struct sl_smtp_txn *t, struct pipe
     if (smtp_reply_read(s, &t->mail, false) < 0)
         return -1;
     p->mail_read = true;
-    p->mail_ok = is_2xx(&t->mail);
+    p->mail_ok = smtp_is_2xx(&t->mail);
     if (t->mail.code == 421) {
         fill_rcpts(t, 0, &t->mail);
         return smtp_closing(s, &t->mail);
@@ -338,7 +330,7 @@ static int read_rcpt_reply(struct sl_smtp *s, struct sl_smtp_txn *t, struct pipe
     }
     if (!p->mail_ok)
         t->rcpt_reply[i] = t->mail;
-    p->accepted += p->mail_ok && is_2xx(r);
+    p->accepted += p->mail_ok && smtp_is_2xx(r);
     p->rcpts_read++;
     return 0;
 }
@@ -371,13 +363,14 @@ static bool put_chunk(const struct sl_smtp *s, const struct sl_smtp_txn *t, stru
         p->mail_put = true;
     }
     for (; p->rcpts_put < t->nrcpt; p->rcpts_put++) {
-        if (n + CMD_MAX > CMD_BUF) {
+        if (n + SMTP_CMD_MAX > CMD_BUF) {
             *len = n;
             return false;
         }
         n += smtp_put_rcpt(buf + n, t->rcpt[p->rcpts_put]);
     }
-    memcpy(buf + n, "DATA\r\n", 6); /* a RCPT line is at most ADDR_MAX + 12 < CMD_MAX - 6 */
+    memcpy(buf + n, "DATA\r\n",
+           6); /* a RCPT line is at most SMTP_ADDR_MAX + 12 < SMTP_CMD_MAX - 6 */
     *len = n + 6;
     return true;
 }
@@ -505,12 +498,12 @@ int smtp_send_data(struct sl_smtp *s, struct sl_smtp_txn *t, size_t from, size_t
  * accepted recipient */
 static int send_stepwise(struct sl_smtp *s, struct sl_smtp_txn *t)
 {
-    char buf[CMD_MAX];
+    char buf[SMTP_CMD_MAX];
     long accepted = 0;
 
     if (command(s, SL_PH_MAIL_FROM, buf, smtp_put_mail(buf, s, t), &t->mail, false) < 0)
         return -1;
-    if (!is_2xx(&t->mail)) {
+    if (!smtp_is_2xx(&t->mail)) {
         fill_rcpts(t, 0, &t->mail);
         return t->mail.code == 421 ? smtp_closing(s, &t->mail) : 0;
     }
@@ -523,7 +516,7 @@ static int send_stepwise(struct sl_smtp *s, struct sl_smtp_txn *t)
             fill_rcpts(t, i, r);
             return smtp_closing(s, r);
         }
-        accepted += is_2xx(r);
+        accepted += smtp_is_2xx(r);
     }
     if (accepted == 0)
         return 0;
