@@ -254,7 +254,7 @@ static int write_spool(const struct session *s, const struct head *h, const char
 }
 
 /* log_queued - the one line per accepted message an operator greps for (Postfix's "queued as"):
- * who sent what through which listener and binding; never a password */
+ * who sent what, with DATA or BDAT, through which listener and binding; never a password */
 static void log_queued(const struct session *s, const char *id, const char *binding,
                        const char *group, size_t size)
 {
@@ -263,11 +263,12 @@ static void log_queued(const struct session *s, const char *id, const char *bind
     sl_spool_printable(s->t.sender, from, sizeof from);
     if (s->auth_user != NULL)
         sl_spool_printable(s->auth_user, user, sizeof user);
-    sl_msg_info("queued %s: listener=%s client=%s%s%s from=<%s> nrcpt=%zu size=%zu binding=%s%s%s "
-                "tls=%s",
+    sl_msg_info("queued %s: listener=%s client=%s%s%s from=<%s> nrcpt=%zu size=%zu with=%s "
+                "binding=%s%s%s tls=%s",
                 id, s->l->name, s->peer_ip, s->auth_user != NULL ? " user=" : "", user, from,
-                s->t.nrcpt, size, binding, group != NULL ? " binding_group=" : "",
-                group != NULL ? group : "", s->tls_on ? SSL_get_version(s->io.ssl) : "no");
+                s->t.nrcpt, size, s->t.bdat ? "BDAT" : "DATA", binding,
+                group != NULL ? " binding_group=" : "", group != NULL ? group : "",
+                s->tls_on ? SSL_get_version(s->io.ssl) : "no");
 }
 
 /* smtpd_accept - queue the transaction's message, then 250 (or 4xx/5xx with the reason) */

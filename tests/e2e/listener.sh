@@ -140,8 +140,8 @@ queued_line() {
 line=$(queued_line "$T/swaks1")
 check "the accepted message is logged at info, one line, with its queue ID ($line)" \
   [ "$(wc -l <<<"$line")" -eq 1 -a -n "$line" ]
-check "the queued line names listener, client, sender, recipients, size, binding, no TLS" \
-  eval '[[ $line == *": listener=local client=127.0.0.1 from=<app@sender.test> nrcpt=1 size="[1-9]*" binding=b1 tls=no" ]]'
+check "the queued line names listener, client, sender, recipients, size, DATA, binding, no TLS" \
+  eval '[[ $line == *": listener=local client=127.0.0.1 from=<app@sender.test> nrcpt=1 size="[1-9]*" with=DATA binding=b1 tls=no" ]]'
 check "the message reaches the sink" wait_for 15 messages_with "b'X-Test: plain' in b"
 body() { peer_stat sink "[b for e, b in messages() if $1][0].decode()"; }
 b=$(body "b'X-Test: plain' in b")
@@ -269,6 +269,9 @@ check "BDAT: the first chunk is acknowledged, the last queued" \
   eval "grep -q '^250 2.0.0 .* octets received' $T/bdat.out && grep -q '^250 2.0.0 Ok: queued' $T/bdat.out"
 check "BDAT: the message reaches the sink whole" \
   wait_for 15 messages_with "b'X-Test: bdat' in b and b'second chunk' in b"
+bdat_id=$(sed -n 's/^250 2.0.0 Ok: queued as \([A-Za-z0-9]*\).*/\1/p' "$T/bdat.out" | head -1)
+check "BDAT: its queued line says with=BDAT" \
+  grep -qE "info: queued ${bdat_id:-none}: .* with=BDAT binding=" "$T/daemon.log"
 
 # --- DSN parameters (Python's smtplib): ENVID/ORCPT in the bounce, NOTIFY=NEVER none ---
 python3 - 127.0.0.1 "$lport" <<'PY'
