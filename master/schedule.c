@@ -47,6 +47,11 @@
 #include "spool/sl_spool.h"
 #include "worker/sl_worker.h"
 
+/* During the start scan's warm-up a destination goes once this many of its parts are indexed
+ * (or it has a connection open): enough for a connection's first runs, and reached early in the
+ * scan even when a backlog is spread over many domains (a whole job, SL_JOB_PARTS, is not). */
+#define WARM_PARTS 64
+
 /* Free workers found for one dispatch round. */
 struct freelist {
     unsigned *conn; /* connected somewhere (said K) */
@@ -476,15 +481,15 @@ static void serve(struct sl_sched *s, struct sl_supervisor *sup, const struct sl
     hold_back(s, d, why.slot);
 }
 
-/* next_to_serve - the ring's head; during the start scan's warm-up (warming), one with a
- * whole job's worth of its mail indexed or a connection of its own open: the others wait at
+/* next_to_serve - the ring's head; during the start scan's warm-up (warming), one with
+ * WARM_PARTS of its mail indexed or a connection of its own open: the others wait at
  * the ring's tail.  *first is the first sent to wait in this pass; NULL when the ring came
  * back to it (nobody can go now). */
 static struct sl_qdest *next_to_serve(struct sl_sched *s, bool warming, struct sl_qdest **first)
 {
     struct sl_qdest *d;
 
-    while ((d = sl_queue_next(s->q)) != NULL && warming && d->nready < SL_JOB_PARTS &&
+    while ((d = sl_queue_next(s->q)) != NULL && warming && d->nready < WARM_PARTS &&
            d->conns == 0) {
         if (d == *first)
             return NULL;

@@ -69,8 +69,8 @@ enum sl_wmsg {
     SL_WMSG_REPLY = 'T', /* worker -> master: a failure reply, for the [shaping] rules */
 };
 
-#define SL_JOB_PARTS 64   /* parts in one delivery job */
-#define SL_JOB_MAX   4096 /* bytes in one job or outcome datagram */
+#define SL_JOB_PARTS 128  /* parts in one delivery job: a turn on a contended counter */
+#define SL_JOB_MAX   8192 /* bytes in one job or outcome datagram */
 
 struct sl_worker_ctx {
     const struct sl_config *cfg;
