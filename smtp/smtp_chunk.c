@@ -75,13 +75,22 @@ static bool ends_crlf(const struct sl_smtp_txn *t)
 }
 
 /* next_dot - where in b[from..len) the next line-leading (stuffed) dot is, len when none;
- * from is 0 or just past a skipped dot */
+ * from is 0 or just past a skipped dot.  Line by line with memchr, which scans many bytes
+ * at a time, rather than memmem, whose two-byte search goes byte by byte: this runs twice
+ * over every body a run carries. */
 static size_t next_dot(const char *b, size_t len, size_t from)
 {
+    const char *end = b + len;
+
     if (from == 0 && len > 0 && b[0] == '.')
         return 0;
-    const char *p = from < len ? memmem(b + from, len - from, "\n.", 2) : NULL;
-    return p != NULL ? (size_t)(p - b) + 1 : len;
+    for (const char *p = b + from; p < end; p++) {
+        if ((p = memchr(p, '\n', (size_t)(end - p))) == NULL || p + 1 == end)
+            break;
+        if (p[1] == '.')
+            return (size_t)(p - b) + 1;
+    }
+    return len;
 }
 
 /* unstuffed_len - the octets BDAT carries for t: the body without its stuffing, its last
