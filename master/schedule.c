@@ -52,6 +52,10 @@
  * scan even when a backlog is spread over many domains (a whole job, SL_JOB_PARTS, is not). */
 #define WARM_PARTS 64
 
+/* Bytes of a crashed job's part list per warning line: a job's list (up to SL_JOB_PARTS
+ * parts) goes over several lines rather than past the log's line length, which would cut it. */
+#define CRASH_LINE 1200
+
 /* Free workers found for one dispatch round. */
 struct freelist {
     unsigned *conn; /* connected somewhere (said K) */
@@ -796,6 +800,16 @@ void sl_sched_from_worker(struct sl_sched *s, struct sl_supervisor *sup, unsigne
     }
 }
 
+/* last_space - where to cut s (longer than max) so that its first line names whole parts */
+static size_t last_space(const char *s, size_t max)
+{
+    size_t at = max;
+
+    while (at > 0 && s[at] != ' ')
+        at--;
+    return at > 0 ? at : max;
+}
+
 /* crashed_parts - the parts of a worker that died of its own doing wait SL_SCHED_CRASHED_S:
  * one of them may be what kills a worker (a message that trips a bug, a reply that does), and
  * handed out again at once it would kill worker after worker, each perhaps after the peer
@@ -806,9 +820,20 @@ static void crashed_parts(struct sl_sched *s, const struct sl_worker_slot *w, st
 {
     int64_t due = now_seconds() + SL_SCHED_CRASHED_S;
 
+    size_t len = strlen(w->parts), cut = len <= CRASH_LINE ? len : last_space(w->parts, CRASH_LINE);
+
     sl_msg_warn("worker pid %ld died of its own doing with job %" PRIu64
-                ": its %zu parts wait %d s, in case one of them is why: %s",
-                (long)w->pid, w->job, n, SL_SCHED_CRASHED_S, w->parts);
+                ": its %zu parts wait %d s, in case one of them is why: %.*s",
+                (long)w->pid, w->job, n, SL_SCHED_CRASHED_S, (int)cut, w->parts);
+    for (const char *rest = w->parts + cut; *rest != '\0'; rest += cut) {
+        rest += strspn(rest, " ");
+        if (*rest == '\0')
+            break;
+        len = strlen(rest);
+        cut = len <= CRASH_LINE ? len : last_space(rest, CRASH_LINE);
+        sl_msg_warn("job %" PRIu64 " (worker pid %ld) also held: %.*s", w->job, (long)w->pid,
+                    (int)cut, rest);
+    }
     while (n > 0)
         sl_queue_defer(s->q, p[--n], due);
 }

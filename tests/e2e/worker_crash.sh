@@ -4,6 +4,7 @@
 # that kills its worker would kill the next one and the next (each time perhaps after the
 # receiver took it, so its recipients would get it again and again), but wait five minutes,
 # and the master names them; the message stays queued, and `sluicectl flush` sends it at once.
+# A job of many parts (up to 128) is named whole, its list continued over several warning lines.
 # A worker killed from outside (kill -9, the OOM killer) gives its parts back at once: crash.sh.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
@@ -50,3 +51,32 @@ check "the master survived it" alive "$daemon"
 kill -TERM "$daemon"
 wait "$daemon"
 check "and stops cleanly" test $? -eq 0
+
+# A job of many parts: the warning names every one of them, over several lines if need be
+# (one line would be cut at the log's line length, and the last parts left unnamed).
+M=120
+sed -i 's/^workers = .*/workers = 1/' "$T/sluice.ini"
+printf '\n[domain "many.test"]\nroute = 127.0.1.1:%s\nchunking = off\n' "$(peer_port mx)" \
+  >>"$T/sluice.ini"
+peer_script mx '{"stall": {"data": 30}}'
+for i in $(seq $M); do
+  printf 'Subject: t\r\n\r\nbody\r\n' | ctl inject --binding b1 -f s@sender.test "r$i@many.test"
+done >"$T/many.ids"
+check "$M messages are queued while the daemon is stopped" [ "$(wc -l <"$T/many.ids")" -eq $M ]
+: >"$T/daemon2.log"
+before=$(peer_stat mx "total['connections']")
+"$SLUICED" -c "$T/sluice.ini" 2>>"$T/daemon2.log" &
+daemon=$!
+started "$daemon"
+check "the one worker takes them in one job and is in the middle of the first" \
+  wait_for 10 peer_true mx "total['connections'] == $before + 1"
+for p in $(children_of "$daemon"); do kill -SEGV "$p"; done
+check "the master names the job's $M parts" \
+  wait_for 10 grep -q "died of its own doing with job .*: its $M parts wait 300 s" "$T/daemon2.log"
+named() {
+  local id
+  while read -r id; do grep -q "$id" "$T/daemon2.log" || return 1; done <"$T/many.ids"
+}
+check "every one of them is in its warning lines" wait_for 5 named
+kill -TERM "$daemon"
+wait "$daemon"
