@@ -6,7 +6,7 @@
  * load per part (absent for mail never tried); nothing here runs per message
  * again after that.  The start scan lists queue/ and state/ once, then indexes
  * SL_PICKUP_CHUNK messages per main-loop pass, so workers deliver the first
- * messages while the rest are read (a destination with a whole job's worth at
+ * messages while the rest are read (a destination with 64 messages indexed at
  * once, the others when the scan ends or its warm-up time is over); a message
  * with no state file in that listing skips the state lookup (no one writes a
  * part's state before the part was handed out, and it is handed out only once

@@ -29,7 +29,7 @@ bool sl_pickup_step(struct sl_sched *s, size_t max);
 /* Is the start scan still indexing? */
 bool sl_pickup_pending(const struct sl_sched *s);
 /* Is the start scan in its warm-up: still indexing, for less than SL_PICKUP_WARMUP_MS?  Then
- * a destination is served only once a whole job's worth of its mail is indexed: after a
+ * a destination is served only once WARM_PARTS (schedule.c) of its mail are indexed: after a
  * restart with a backlog over many domains, each one's first connection carries its mail,
  * not the one message the first chunks happened to hold (a second connection for the rest). */
 bool sl_pickup_warming(const struct sl_sched *s);

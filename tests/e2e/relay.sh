@@ -107,7 +107,7 @@ started $!
 # at the sink: N messages, the multi-recipient one in two transactions (3 + 2), 3 plain
 sink_count() { peer_true sink "len(messages()) >= $1"; }
 check "every message reaches the sink through B" wait_for 30 sink_count $((N + 2 + 3))
-queue_empty() { [ -z "$(find "$1" -type f -print -quit 2>/dev/null)" ]; }
+queue_empty() { [ -d "$1" ] && [ -z "$(find "$1" -type f -print -quit)" ]; }
 check "A's and B's queues end empty" \
   wait_for 10 eval 'queue_empty "$T/a/spool/queue" && queue_empty "$T/b/spool/queue"'
 
@@ -156,8 +156,9 @@ check "A logged B's 452 for the recipients past max_recipients, deferred" \
   eval 'line_of r4@sink.test deferred | grep -q "452 4.5.3"'
 check "and delivered them on its retry" \
   eval 'line_of r4@sink.test delivered | grep -qF r5@sink.test'
-check "A delivered every message (one line each, $N + 1 + 3 first attempts)" \
+check "A logged each delivery once ($N, 3 + 2 of the five recipients, 3 plain)" \
   [ "$(grep -c '"outcome":"delivered"' "$T/a/delivery.log")" -eq $((N + 2 + 3)) ]
-check "neither daemon logged an error" eval '! grep -qE ": (error|panic|warning: worker)" "$T/a.log" "$T/b.log"'
+check "neither daemon logged a failure" \
+  eval '! grep -qE ": (fatal|panic): |warning: worker|AddressSanitizer|runtime error" "$T/a.log" "$T/b.log"'
 
 echo "1..$_n"

@@ -61,7 +61,8 @@ wait "$daemon"
 # Domains with more mail than the old 64-part job but no more than a job (128): each domain's
 # turn on the shared server counter is one job, so each still gets one connection (with 64 a
 # job, each needed two, and two rounds of connection set-up: a round trip each, far away).
-# The first few domains may start while the scan still reads their mail: allow a few more.
+# The first few domains may start while the scan still reads their mail and need a second
+# connection for the rest (more of them under a sanitizer's slower scan): allow half again.
 D2=20 M2=100
 sed -i '/^\[domain /,$d' "$T/sluice.ini"
 for ((i = 1; i <= D2; i++)); do
@@ -85,6 +86,6 @@ check "the second backlog is delivered" wait_for 60 delivered2
 check "the receiver never saw more than the server limit" peer_true mx "total['peak'] <= 2"
 n=$(($(conns) - before))
 check "a domain of $M2 messages takes one connection, a few at most two ($n for $D2 domains)" \
-  [ "$n" -le $((D2 + D2 / 4)) ]
+  [ "$n" -le $((D2 + D2 / 2)) ]
 kill -TERM "$daemon"
 wait "$daemon"

@@ -524,7 +524,7 @@ static void test_dispatch_dead_worker(void **state)
 }
 
 #define BACKLOG_DOMAINS 200
-#define BACKLOG_EACH    7 /* fewer than a job's worth (SL_JOB_PARTS) per domain */
+#define BACKLOG_EACH    7 /* fewer than the warm-up's 64 per domain */
 
 /* write_backlog - a spool in dir (a mkdtemp template) of BACKLOG_DOMAINS x BACKLOG_EACH
  * messages, binding b1, one recipient each; its ids in *ids, oldest first */
@@ -548,7 +548,7 @@ static void write_backlog(char *dir, struct sl_spool_ids *ids)
 }
 
 /* A restart on a backlog over many small domains: during the start scan's warm-up no domain
- * with less than a job's worth of mail is served (its first connection should carry all of
+ * with less than 64 messages is served (its first connection should carry all of
  * it), but only for SL_PICKUP_WARMUP_MS: then they are served though the scan goes on.  The
  * scan, read ahead by its thread, indexes every message once. */
 static void test_pickup_warmup(void **state)
