@@ -480,9 +480,13 @@ static uint32_t in_use(const struct sl_shm *shm, struct sl_limits_counter *e)
     return (uint32_t)sl_peek64(&shm->slots[e->slot].count);
 }
 
-/* sl_limits_cache_has - is the counter in slot among c's */
-bool sl_limits_cache_has(const struct sl_shm *shm, struct sl_limits_cache *c, uint32_t slot)
+/* sl_limits_cache_has - is the counter in slot among binding x domain's, cached in c */
+bool sl_limits_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
+                         struct sl_limits_cache *c, const char *binding, const char *domain,
+                         uint32_t slot)
 {
+    if (c->gen == 0 || c->gen != sl_peek64(&shm->hdr->config_gen))
+        cache_fill(cfg, shm, c, binding, domain);
     for (uint32_t i = 0; i < c->n; i++) {
         in_use(shm, &c->c[i]); /* finds a counter created since c was filled */
         if (c->c[i].slot == slot)

@@ -66,9 +66,13 @@ struct sl_limits_cache {
  * refusing counter in *why (why may be NULL). */
 bool sl_limits_dest_room(const struct sl_config *cfg, const struct sl_shm *shm, const char *binding,
                          const char *domain, struct sl_refusal *why);
-/* Is the counter in slot one of those cached in c (a connection of that destination holds
- * it)?  Counters created since c was filled are looked up now. */
-bool sl_limits_cache_has(const struct sl_shm *shm, struct sl_limits_cache *c, uint32_t slot);
+/* Is the counter in slot one of binding x domain's, cached in c (a connection of that
+ * destination holds it)?  c is filled first when it never was or the config changed since (a
+ * destination can be handed a connection without a room check of its own); counters created
+ * since c was filled are looked up now. */
+bool sl_limits_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
+                         struct sl_limits_cache *c, const char *binding, const char *domain,
+                         uint32_t slot);
 /* The same with the counters and limits cached in c, refilled when the table's
  * config generation changed. */
 bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,

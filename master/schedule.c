@@ -240,7 +240,8 @@ static int any_worker(struct sl_supervisor *sup, struct freelist *f)
 }
 
 /* holds - does worker w's open connection hold a unit of the counter in slot */
-static bool holds(struct sl_sched *s, const struct sl_worker_slot *w, uint32_t slot)
+static bool holds(struct sl_sched *s, const struct sl_config *cfg, const struct sl_worker_slot *w,
+                  uint32_t slot)
 {
     struct sl_qdest *e = w->conn;
     struct sl_counter_view v;
@@ -256,17 +257,17 @@ static bool holds(struct sl_sched *s, const struct sl_worker_slot *w, uint32_t s
     case SL_SCOPE_BINDING_HOST:
         return strcmp(e->binding, v.name) == 0 && strcasecmp(w->conn_mx, v.name2) == 0;
     default:
-        return sl_limits_cache_has(s->shm, &e->room, slot);
+        return sl_limits_cache_has(cfg, s->shm, &e->room, e->binding, e->domain, slot);
     }
 }
 
 /* spare_holding - a free worker whose connection has nothing to carry and holds a unit of
  * the counter in slot (it will give it up for the waiting mail), or -1 */
-static int spare_holding(struct sl_sched *s, struct sl_supervisor *sup, struct freelist *f,
-                         uint32_t slot)
+static int spare_holding(struct sl_sched *s, const struct sl_config *cfg, struct sl_supervisor *sup,
+                         struct freelist *f, uint32_t slot)
 {
     for (size_t i = 0; i < f->nconn; i++)
-        if (spare(&sup->w[f->conn[i]]) && holds(s, &sup->w[f->conn[i]], slot))
+        if (spare(&sup->w[f->conn[i]]) && holds(s, cfg, &sup->w[f->conn[i]], slot))
             return (int)take_at(f->conn, &f->nconn, i);
     return -1;
 }
@@ -274,12 +275,12 @@ static int spare_holding(struct sl_sched *s, struct sl_supervisor *sup, struct f
 /* older_waiter - the destination held back longest for a counter that worker w's connection
  * (to d) holds; NULL when none.  d itself may wait too, for a second connection: it has one,
  * so the others go first */
-static struct sl_qdest *older_waiter(struct sl_sched *s, const struct sl_worker_slot *w,
-                                     const struct sl_qdest *d)
+static struct sl_qdest *older_waiter(struct sl_sched *s, const struct sl_config *cfg,
+                                     const struct sl_worker_slot *w, const struct sl_qdest *d)
 {
     for (struct sl_qdest *x = sl_queue_first_blocked(s->q); x != NULL;
          x = sl_queue_next_blocked(s->q, x))
-        if (x != d && x->nready > 0 && x->wait_slot != UINT32_MAX && holds(s, w, x->wait_slot))
+        if (x != d && x->nready > 0 && x->wait_slot != UINT32_MAX && holds(s, cfg, w, x->wait_slot))
             return x;
     return NULL;
 }
@@ -377,7 +378,7 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi,
 static void serve_connected(struct sl_sched *s, struct sl_supervisor *sup,
                             const struct sl_config *cfg, unsigned wi, struct sl_qdest *d)
 {
-    struct sl_qdest *x = older_waiter(s, &sup->w[wi], d);
+    struct sl_qdest *x = older_waiter(s, cfg, &sup->w[wi], d);
 
     if (x != NULL && shaped(s, cfg, x, true))
         x = NULL;
@@ -410,7 +411,7 @@ static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup,
             !shaped(s, cfg, d, false)) {
             take_at(f->conn, &f->nconn, i);
             serve_connected(s, sup, cfg, wi, d);
-        } else if (spare(&sup->w[wi]) && (x = older_waiter(s, &sup->w[wi], d)) != NULL &&
+        } else if (spare(&sup->w[wi]) && (x = older_waiter(s, cfg, &sup->w[wi], d)) != NULL &&
                    !shaped(s, cfg, x, true)) {
             take_at(f->conn, &f->nconn, i);
             sl_msg_debug("%s %s takes over worker pid %ld's idle connection", x->binding, x->domain,
@@ -471,7 +472,7 @@ static void serve(struct sl_sched *s, struct sl_supervisor *sup, const struct sl
             sl_queue_rotate(s->q, d);
         return;
     }
-    if (why.slot != UINT32_MAX && (w = spare_holding(s, sup, f, why.slot)) >= 0) {
+    if (why.slot != UINT32_MAX && (w = spare_holding(s, cfg, sup, f, why.slot)) >= 0) {
         if (shaped(s, cfg, d, true)) {
             f->conn[f->nconn++] = (unsigned)w;
             return;

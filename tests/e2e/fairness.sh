@@ -132,6 +132,24 @@ check "the receiver never saw two connections under the server limit of 1" \
   peer_true fast "dest('127.0.1.42')['peak'] == 1"
 stop
 
+# --- 2b. the same under a binding's limit: the slot passes from domain to domain ---------------
+# (each domain's connection, handed over rather than opened after a room check of its own, must
+# still be known to hold the binding's counter, or the next domain waits for the idle_timeout)
+: >"$T/delivery.log"
+write_config "$T/sluice.ini" 4 "idle_timeout = 60s"
+sed -i '/^bind_address = 127.0.0.2$/a server_max_outbound_connections = 1' "$T/sluice.ini"
+before=$(peer_stat fast "dest('127.0.1.42')['messages']")
+for i in 1 2 3 4 5 6; do inject b1 "x$i@d$i.test" "y$i@d$i.test"; done
+t0=$(date +%s)
+start
+check "six domains under b1's limit of 1 all arrive long before the 60 s idle_timeout" \
+  wait_for 20 peer_true fast "dest('127.0.1.42')['messages'] >= $before + 6"
+t1=$(date +%s)
+check "all six were delivered within 20 s of the start ($((t1 - t0)) s)" test $((t1 - t0)) -lt 20
+check "the receiver never saw two connections under b1's limit of 1" \
+  peer_true fast "dest('127.0.1.42')['peak'] == 1"
+stop
+
 # --- 3. a connection moves between domains that share an MX host ------------------------------
 : >"$T/delivery.log"
 write_config "$T/sluice.ini" 1 "idle_timeout = 30s"
