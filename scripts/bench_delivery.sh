@@ -70,6 +70,8 @@
 # one round trip per message, the most a DATA client such as Postfix can get) and "ceil BDAT"
 # (bench_feed -b 16, runs of 16 messages per round trip as sluice sends them); s/ceil is
 # sluice's share of the BDAT one when the sink offers CHUNKING, p/ceil Postfix's of the DATA one.
+# BENCH_LIMIT_SCOPE=binding puts a domains row's LIMIT on sluice's binding (its
+# server_max_outbound_connections, a per-IP limit) instead of the whole server's.
 # sluice's idle_timeout is its default unless BENCH_IDLE_TIMEOUT is set (e.g. 1s).  The new
 # parts use tests/bench/bench_sink.c (an epoll SMTP sink that counts concurrent sessions as
 # tests/peer/sink.py does and timestamps each message) rather than smtp-sink, which counts
@@ -110,6 +112,7 @@ LAT_WAIT=10 # seconds after the last message before the missing ones count as lo
 IDLE=${BENCH_IDLE_TIMEOUT:-}
 PF_CACHED=${BENCH_POSTFIX_CACHED:-1}
 CHUNKING=${BENCH_CHUNKING:-1}
+LIMIT_SCOPE=${BENCH_LIMIT_SCOPE:-server} # binding: a domains row's LIMIT is the binding's
 # shellcheck source=../tests/e2e/lib/tap.sh
 . "$root/tests/e2e/lib/tap.sh"
 # shellcheck source=../tests/e2e/lib/postfix.sh
@@ -434,7 +437,7 @@ workers = $DOMAIN_WORKERS
 spool_dir = $dir/spool
 shm_name = /sluice-bench-$$-${dir##*/}
 delivery_log = $dir/delivery.log
-server_max_outbound_connections = $limit
+server_max_outbound_connections = $([ "$LIMIT_SCOPE" = binding ] && echo 1000 || echo "$limit")
 server_reserve_outbound_connections = 0
 tls = disabled
 EOF
@@ -442,6 +445,7 @@ EOF
   [ "$mode" != mx2 ] || printf 'dns_server = %s\nsmtp_port = %s\nmta_sts = off\ndane = off\n' \
     "$DNS_SERVER" "${ports[0]}"
   printf '\n[binding "bench"]\nbind_address = 127.0.0.2\n'
+  [ "$LIMIT_SCOPE" != binding ] || echo "server_max_outbound_connections = $limit"
   if [ "$mode" = route ]; then
     for ((i = 0; i < D; i++)); do
       printf '\n[domain "d%04d.bench.test"]\nroute = 127.0.1.1:%s\n' "$i" "${ports[i]}"
