@@ -36,11 +36,15 @@ INI
 # queued while the daemon is stopped, the domains interleaved as mail from many senders
 # arrives: the first chunks of the start scan hold some of every domain's mail, not all
 printf 'Subject: t\r\n\r\nbody\r\n' >"$T/msg"
-seq 0 $((M * D - 1)) | xargs -P 4 -n 50 sh -c '
-  conf=$1 msg=$2 ctl=$3 D=$4; shift 4
-  for n; do "$ctl" -c "$conf" inject --binding b1 -f s@sender.example \
-    "r$n@d$(printf %02d $((n % D + 1))).example" <"$msg" >/dev/null || exit 255; done' \
-  sh "$T/sluice.ini" "$T/msg" "$SLUICECTL" "$D"
+# queue_backlog PREFIX D M: M messages to each of domains PREFIX01..PREFIXnn.example, interleaved
+queue_backlog() {
+  seq 0 $(($3 * $2 - 1)) | xargs -P 4 -n 50 sh -c '
+    conf=$1 msg=$2 ctl=$3 p=$4 D=$5; shift 5
+    for n; do "$ctl" -c "$conf" inject --binding b1 -f s@sender.example \
+      "r$n@$p$(printf %02d $((n % D + 1))).example" <"$msg" >/dev/null || exit 255; done' \
+    sh "$T/sluice.ini" "$T/msg" "$SLUICECTL" "$1" "$2"
+}
+queue_backlog d "$D" "$M"
 check "the backlog is queued" test "$(ls "$T/spool/queue" | wc -l)" -eq $((M * D))
 
 "$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon.log" &
@@ -69,11 +73,7 @@ for ((i = 1; i <= D2; i++)); do
   printf '\n[domain "e%02d.example"]\nroute = 127.0.1.%d:%s\n' "$i" "$i" "$PEER_PORT"
 done >>"$T/sluice.ini"
 : >"$T/delivery.log"
-seq 0 $((M2 * D2 - 1)) | xargs -P 4 -n 50 sh -c '
-  conf=$1 msg=$2 ctl=$3 D=$4; shift 4
-  for n; do "$ctl" -c "$conf" inject --binding b1 -f s@sender.example \
-    "r$n@e$(printf %02d $((n % D + 1))).example" <"$msg" >/dev/null || exit 255; done' \
-  sh "$T/sluice.ini" "$T/msg" "$SLUICECTL" "$D2"
+queue_backlog e "$D2" "$M2"
 check "the second backlog is queued ($D2 domains of $M2)" \
   test "$(ls "$T/spool/queue" | wc -l)" -eq $((M2 * D2))
 conns() { peer_stat mx "sum(dest('127.0.1.%d' % i)['connections'] for i in range(1, $D2 + 1))"; }
