@@ -377,6 +377,38 @@ bool sl_limits_cluster_room_cached(const struct sl_shm *shm, struct sl_limits_ca
     return true;
 }
 
+/* The handover's walk: the table and the slot looked for. */
+struct has_walk {
+    const struct sl_shm *shm;
+    uint32_t slot;
+};
+
+/* visit_has - stop at the cluster counter in the slot looked for */
+static bool visit_has(void *ctx, const char *scope, const char *a, const char *b, int32_t limit)
+{
+    struct has_walk *h = ctx;
+    struct sl_limits_cluster_counter e = {
+        .limit = limit, .slot = UINT32_MAX, .scope = scope, .a = a, .b = b};
+
+    return cluster_find(h->shm, &e) && e.slot == h->slot;
+}
+
+/* sl_limits_cluster_cache_has - is the cluster counter in slot one of those a connection from
+ * binding to domain holds (c: that destination's cache, filled) */
+bool sl_limits_cluster_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
+                                 struct sl_limits_cache *c, const char *binding, const char *domain,
+                                 uint32_t slot)
+{
+    if (c->cluster_over) { /* more than the cache holds: walk them */
+        struct has_walk h = {shm, slot};
+        return walk_cluster(cfg, binding, domain, visit_has, &h);
+    }
+    for (uint32_t i = 0; i < c->ncl; i++)
+        if (cluster_find(shm, &c->cl[i]) && c->cl[i].slot == slot)
+            return true;
+    return false;
+}
+
 /* publish - create one configured cluster counter with its limit */
 static void publish(struct sl_shm *shm, const struct sl_config *cfg, uint32_t gen,
                     const char *scope, const char *a, const char *b)

@@ -492,7 +492,7 @@ bool sl_limits_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
         if (c->c[i].slot == slot)
             return true;
     }
-    return false;
+    return sl_limits_cluster_cache_has(cfg, shm, c, binding, domain, slot);
 }
 
 /* sl_limits_dest_room_cached - can one more connection to binding x domain open now? */

@@ -109,6 +109,10 @@ void sl_limits_cluster_cache(const struct sl_config *cfg, const struct sl_shm *s
 /* sl_limits_cluster_room over the counters cached in c by sl_limits_cluster_cache. */
 bool sl_limits_cluster_room_cached(const struct sl_shm *shm, struct sl_limits_cache *c,
                                    struct sl_refusal *why);
+/* Is the cluster counter in slot one a connection from binding to domain holds (c filled)? */
+bool sl_limits_cluster_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
+                                 struct sl_limits_cache *c, const char *binding, const char *domain,
+                                 uint32_t slot);
 bool sl_limits_cluster_any(const struct sl_config *cfg);
 
 #endif
