@@ -480,13 +480,21 @@ static uint32_t in_use(const struct sl_shm *shm, struct sl_limits_counter *e)
     return (uint32_t)sl_peek64(&shm->slots[e->slot].count);
 }
 
+/* cache_current - c filled for the table's config generation: never filled, or filled under
+ * an older config (whose names it points into), it is filled now */
+static void cache_current(const struct sl_config *cfg, const struct sl_shm *shm,
+                          struct sl_limits_cache *c, const char *binding, const char *domain)
+{
+    if (c->gen == 0 || c->gen != sl_peek64(&shm->hdr->config_gen))
+        cache_fill(cfg, shm, c, binding, domain);
+}
+
 /* sl_limits_cache_has - is the counter in slot among binding x domain's, cached in c */
 bool sl_limits_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
                          struct sl_limits_cache *c, const char *binding, const char *domain,
                          uint32_t slot)
 {
-    if (c->gen == 0 || c->gen != sl_peek64(&shm->hdr->config_gen))
-        cache_fill(cfg, shm, c, binding, domain);
+    cache_current(cfg, shm, c, binding, domain);
     for (uint32_t i = 0; i < c->n; i++) {
         in_use(shm, &c->c[i]); /* finds a counter created since c was filled */
         if (c->c[i].slot == slot)
@@ -504,8 +512,7 @@ bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm
     bool server_full = false, reserve_full = false;
     struct sl_refusal server = {0};
 
-    if (c->gen == 0 || c->gen != sl_peek64(&shm->hdr->config_gen))
-        cache_fill(cfg, shm, c, binding, domain);
+    cache_current(cfg, shm, c, binding, domain);
     for (uint32_t i = 0; i < c->n; i++) {
         struct sl_limits_counter *e = &c->c[i];
         uint32_t n = in_use(shm, e);

@@ -801,14 +801,17 @@ void sl_sched_from_worker(struct sl_sched *s, struct sl_supervisor *sup, unsigne
     }
 }
 
-/* last_space - where to cut s (longer than max) so that its first line names whole parts */
-static size_t last_space(const char *s, size_t max)
+/* line_of_parts - the length of the first warning line of the part list s: all of it when it
+ * fits CRASH_LINE, else up to the last space that does (whole parts on each line) */
+static size_t line_of_parts(const char *s)
 {
-    size_t at = max;
+    size_t at = strlen(s);
 
-    while (at > 0 && s[at] != ' ')
+    if (at <= CRASH_LINE)
+        return at;
+    for (at = CRASH_LINE; at > 0 && s[at] != ' ';)
         at--;
-    return at > 0 ? at : max;
+    return at > 0 ? at : CRASH_LINE;
 }
 
 /* crashed_parts - the parts of a worker that died of its own doing wait SL_SCHED_CRASHED_S:
@@ -820,8 +823,7 @@ static void crashed_parts(struct sl_sched *s, const struct sl_worker_slot *w, st
                           size_t n)
 {
     int64_t due = now_seconds() + SL_SCHED_CRASHED_S;
-
-    size_t len = strlen(w->parts), cut = len <= CRASH_LINE ? len : last_space(w->parts, CRASH_LINE);
+    size_t cut = line_of_parts(w->parts);
 
     sl_msg_warn("worker pid %ld died of its own doing with job %" PRIu64
                 ": its %zu parts wait %d s, in case one of them is why: %.*s",
@@ -830,8 +832,7 @@ static void crashed_parts(struct sl_sched *s, const struct sl_worker_slot *w, st
         rest += strspn(rest, " ");
         if (*rest == '\0')
             break;
-        len = strlen(rest);
-        cut = len <= CRASH_LINE ? len : last_space(rest, CRASH_LINE);
+        cut = line_of_parts(rest);
         sl_msg_warn("job %" PRIu64 " (worker pid %ld) also held: %.*s", w->job, (long)w->pid,
                     (int)cut, rest);
     }
