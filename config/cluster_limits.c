@@ -358,14 +358,15 @@ void sl_limits_cluster_cache(const struct sl_config *cfg, const struct sl_shm *s
 
 /* sl_limits_cluster_room_cached - the room check over the cluster counters cached in c */
 bool sl_limits_cluster_room_cached(const struct sl_shm *shm, struct sl_limits_cache *c,
-                                   struct sl_refusal *why)
+                                   const uint16_t *promised, struct sl_refusal *why)
 {
     for (uint32_t i = 0; i < c->ncl; i++) {
         struct sl_limits_cluster_counter *e = &c->cl[i];
         uint32_t n = 0;
 
         if (cluster_find(shm, e))
-            n = (uint32_t)sl_peek64(&shm->slots[e->slot].count);
+            n = (uint32_t)sl_peek64(&shm->slots[e->slot].count) +
+                (promised != NULL ? promised[e->slot] : 0u);
         else if (e->limit != 0)
             continue; /* no holder yet: full only when paused */
         if (n < (uint32_t)e->limit)

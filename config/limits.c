@@ -469,21 +469,24 @@ static void cache_fill(const struct sl_config *cfg, const struct sl_shm *shm,
               sl_limits_for_key(cfg, SL_SCOPE_RESERVE, "", NULL));
 }
 
-/* in_use - a cached counter's open connections; one that does not exist yet has none */
-static uint32_t in_use(const struct sl_shm *shm, struct sl_limits_counter *e)
+/* in_use - a cached counter's open connections, and the units promised to connections about to
+ * open (promised, by slot; NULL: none); one that does not exist yet has none */
+static uint32_t in_use(const struct sl_shm *shm, struct sl_limits_counter *e,
+                       const uint16_t *promised)
 {
     if (e->slot == UINT32_MAX &&
         sl_shm_find(shm, (enum sl_scope_kind)e->kind, e->name, e->name2, &e->slot) != SL_SHM_OK) {
         e->slot = UINT32_MAX;
         return 0;
     }
-    return (uint32_t)sl_peek64(&shm->slots[e->slot].count);
+    return (uint32_t)sl_peek64(&shm->slots[e->slot].count) +
+           (promised != NULL ? promised[e->slot] : 0u);
 }
 
-/* cache_current - c filled for the table's config generation: never filled, or filled under
- * an older config (whose names it points into), it is filled now */
-static void cache_current(const struct sl_config *cfg, const struct sl_shm *shm,
-                          struct sl_limits_cache *c, const char *binding, const char *domain)
+/* sl_limits_cache_current - c filled for the table's config generation: never filled, or
+ * filled under an older config (whose names it points into), it is filled now */
+void sl_limits_cache_current(const struct sl_config *cfg, const struct sl_shm *shm,
+                             struct sl_limits_cache *c, const char *binding, const char *domain)
 {
     if (c->gen == 0 || c->gen != sl_peek64(&shm->hdr->config_gen))
         cache_fill(cfg, shm, c, binding, domain);
@@ -494,9 +497,9 @@ bool sl_limits_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
                          struct sl_limits_cache *c, const char *binding, const char *domain,
                          uint32_t slot)
 {
-    cache_current(cfg, shm, c, binding, domain);
+    sl_limits_cache_current(cfg, shm, c, binding, domain);
     for (uint32_t i = 0; i < c->n; i++) {
-        in_use(shm, &c->c[i]); /* finds a counter created since c was filled */
+        in_use(shm, &c->c[i], NULL); /* finds a counter created since c was filled */
         if (c->c[i].slot == slot)
             return true;
     }
@@ -506,16 +509,16 @@ bool sl_limits_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
 /* sl_limits_dest_room_cached - can one more connection to binding x domain open now? */
 bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,
                                 struct sl_limits_cache *c, const char *binding, const char *domain,
-                                struct sl_refusal *why)
+                                const uint16_t *promised, struct sl_refusal *why)
 {
     uint32_t pair_in_use = 0;
     bool server_full = false, reserve_full = false;
     struct sl_refusal server = {0};
 
-    cache_current(cfg, shm, c, binding, domain);
+    sl_limits_cache_current(cfg, shm, c, binding, domain);
     for (uint32_t i = 0; i < c->n; i++) {
         struct sl_limits_counter *e = &c->c[i];
-        uint32_t n = in_use(shm, e);
+        uint32_t n = in_use(shm, e, promised);
         struct sl_refusal r = {.slot = e->slot, .kind = e->kind, .in_use = n, .limit = e->limit};
 
         if (e->kind == SL_SCOPE_BINDING_DOMAIN)
@@ -546,12 +549,13 @@ bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm
 /* sl_limits_server_free_cached - the units the server counter (server_max_outbound_connections,
  * shared by every destination) has free, as cached in c by a room check; UINT32_MAX when it has
  * no limit */
-uint32_t sl_limits_server_free_cached(const struct sl_shm *shm, struct sl_limits_cache *c)
+uint32_t sl_limits_server_free_cached(const struct sl_shm *shm, struct sl_limits_cache *c,
+                                      const uint16_t *promised)
 {
     for (uint32_t i = 0; i < c->n; i++) {
         struct sl_limits_counter *e = &c->c[i];
         if (e->kind == SL_SCOPE_SERVER && e->limit >= 0) {
-            uint32_t n = in_use(shm, e);
+            uint32_t n = in_use(shm, e, promised);
             return n < (uint32_t)e->limit ? (uint32_t)e->limit - n : 0;
         }
     }
@@ -561,13 +565,13 @@ uint32_t sl_limits_server_free_cached(const struct sl_shm *shm, struct sl_limits
 /* sl_limits_room_cached - the local counters' room, then the cluster counters' */
 bool sl_limits_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,
                            struct sl_limits_cache *c, const char *binding, const char *domain,
-                           struct sl_refusal *why)
+                           const uint16_t *promised, struct sl_refusal *why)
 {
-    if (!sl_limits_dest_room_cached(cfg, shm, c, binding, domain, why))
+    if (!sl_limits_dest_room_cached(cfg, shm, c, binding, domain, promised, why))
         return false;
     if (c->cluster_over) /* more cluster counters than the cache holds */
         return sl_limits_cluster_room(cfg, shm, binding, domain, why);
-    return sl_limits_cluster_room_cached(shm, c, why);
+    return sl_limits_cluster_room_cached(shm, c, promised, why);
 }
 
 /* sl_limits_dest_room - the same without a cache kept between calls */
@@ -575,5 +579,5 @@ bool sl_limits_dest_room(const struct sl_config *cfg, const struct sl_shm *shm, 
                          const char *domain, struct sl_refusal *why)
 {
     struct sl_limits_cache c = {0};
-    return sl_limits_dest_room_cached(cfg, shm, &c, binding, domain, why);
+    return sl_limits_dest_room_cached(cfg, shm, &c, binding, domain, NULL, why);
 }

@@ -73,21 +73,28 @@ bool sl_limits_dest_room(const struct sl_config *cfg, const struct sl_shm *shm, 
 bool sl_limits_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
                          struct sl_limits_cache *c, const char *binding, const char *domain,
                          uint32_t slot);
+/* c filled for binding x domain under the table's config generation (filled now when it never
+ * was or the config changed since). */
+void sl_limits_cache_current(const struct sl_config *cfg, const struct sl_shm *shm,
+                             struct sl_limits_cache *c, const char *binding, const char *domain);
 /* The same with the counters and limits cached in c, refilled when the table's
- * config generation changed. */
+ * config generation changed.  promised (NULL: none) counts, by slot, the units the caller
+ * has promised to connections about to open: they count as in use. */
 bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,
                                 struct sl_limits_cache *c, const char *binding, const char *domain,
-                                struct sl_refusal *why);
+                                const uint16_t *promised, struct sl_refusal *why);
 /* The units still free in the server counter (server_max_outbound_connections, which every
- * destination shares) as cached in c by a room check; UINT32_MAX when it has no limit. */
-uint32_t sl_limits_server_free_cached(const struct sl_shm *shm, struct sl_limits_cache *c);
+ * destination shares) as cached in c by a room check, promised ones counted as in use;
+ * UINT32_MAX when it has no limit. */
+uint32_t sl_limits_server_free_cached(const struct sl_shm *shm, struct sl_limits_cache *c,
+                                      const uint16_t *promised);
 /* The scheduler's one check per dispatch: sl_limits_dest_room_cached, then
  * sl_limits_cluster_room over the cluster counters cached in c (why not NULL).  Only the
  * counters' use is read each time, so what the cluster's leases change in this node's holds
  * (a lease refused, given back, lost at a renewal) is seen at once. */
 bool sl_limits_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,
                            struct sl_limits_cache *c, const char *binding, const char *domain,
-                           struct sl_refusal *why);
+                           const uint16_t *promised, struct sl_refusal *why);
 
 /* Cluster counters (config/cluster_limits.c): kind SL_SCOPE_CLUSTER, name a scope word
  * (binding_domain, binding_host, domain, group_domain, host, binding, server), name2 the
@@ -106,9 +113,10 @@ bool sl_limits_cluster_room(const struct sl_config *cfg, const struct sl_shm *sh
 /* The cluster counters the check above looks at, with their limits, into c's cluster part. */
 void sl_limits_cluster_cache(const struct sl_config *cfg, const struct sl_shm *shm,
                              struct sl_limits_cache *c, const char *binding, const char *domain);
-/* sl_limits_cluster_room over the counters cached in c by sl_limits_cluster_cache. */
+/* sl_limits_cluster_room over the counters cached in c by sl_limits_cluster_cache, the units
+ * promised (by slot; NULL: none) counted as this node's. */
 bool sl_limits_cluster_room_cached(const struct sl_shm *shm, struct sl_limits_cache *c,
-                                   struct sl_refusal *why);
+                                   const uint16_t *promised, struct sl_refusal *why);
 /* Is the cluster counter in slot one a connection from binding to domain holds (c filled)? */
 bool sl_limits_cluster_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
                                  struct sl_limits_cache *c, const char *binding, const char *domain,

@@ -147,7 +147,7 @@ static size_t dest_counters(const struct view *v, const char *binding,
         *room = true;
         return n;
     }
-    *room = sl_limits_dest_room_cached(v->cfg, &v->shm, cache, binding, v->domain, why);
+    *room = sl_limits_dest_room_cached(v->cfg, &v->shm, cache, binding, v->domain, NULL, why);
     for (uint32_t i = 0; i < cache->n && n < SL_RESV_MAX; i++) {
         const struct sl_limits_counter *e = &cache->c[i];
         out[n++] =

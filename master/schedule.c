@@ -9,7 +9,9 @@
  * then an idle one, then one connected elsewhere (it closes that connection
  * first, or moves it to the new domain when both share the MX host).  Before a
  * new connection is asked for, the destination's counters are checked in the
- * shared table (sl_limits_room_cached, the cluster counters' local holds too).  When one is
+ * shared table (sl_limits_room_cached, the cluster counters' local holds too), the units
+ * promised to jobs whose workers have not taken them yet counted as in use (promise.c: one
+ * pass hands a small limit's units out once, not to every free worker).  When one is
  * full:
  *  - a free worker whose open connection holds a unit of that counter and has
  *    no ready mail of its own gives it up at once: it takes the waiting
@@ -107,6 +109,7 @@ void sl_sched_init(struct sl_sched *s, const char *spool)
 void sl_sched_free(struct sl_sched *s)
 {
     sl_pickup_forget(s);
+    sl_promise_free(&s->promises);
     sl_queue_free(s->q);
     s->q = NULL;
     sl_shaping_free();
@@ -285,13 +288,89 @@ static struct sl_qdest *older_waiter(struct sl_sched *s, const struct sl_config 
     return NULL;
 }
 
-/* room - may a new connection to d open now?  Logs the refusal, which goes to *why. */
-static bool room(const struct sl_config *cfg, const struct sl_shm *shm, struct sl_qdest *d,
-                 struct sl_refusal *why_out)
+/* promise - worker w's job for d opens a connection (or moves w's own there): the counters of
+ * d it will take that w's connection does not hold count as in use until it tries (the
+ * reserve in place of a full server counter, as the worker takes it) */
+static void promise(struct sl_sched *s, const struct sl_config *cfg, struct sl_worker_slot *w,
+                    struct sl_qdest *d)
 {
+    const uint16_t *counts = sl_promise_counts(&s->promises);
+    uint32_t slot[SL_RESV_MAX], n = 0;
+    bool via_reserve;
+
+    sl_limits_cache_current(cfg, s->shm, &d->room, d->binding, d->domain);
+    via_reserve = sl_limits_server_free_cached(s->shm, &d->room, counts) == 0;
+    for (uint32_t i = 0; i < d->room.n; i++) {
+        const struct sl_limits_counter *e = &d->room.c[i];
+        bool server = e->kind == SL_SCOPE_SERVER, reserve = e->kind == SL_SCOPE_RESERVE;
+
+        if (e->slot == UINT32_MAX || e->limit < 0 || (server && via_reserve) ||
+            (reserve && (!via_reserve || e->limit == 0)) || holds(s, cfg, w, e->slot))
+            continue; /* unlimited, or not what this job takes */
+        slot[n++] = e->slot;
+    }
+    for (uint32_t i = 0; i < d->room.ncl && n < SL_RESV_MAX; i++) /* this node's holds */
+        if (d->room.cl[i].slot != UINT32_MAX && !holds(s, cfg, w, d->room.cl[i].slot))
+            slot[n++] = d->room.cl[i].slot;
+    sl_promise_make(&s->promises, s->shm, w, slot, n);
+}
+
+/* unblock_waiting - the destinations held back for a counter in slot[0..n) try again */
+static void unblock_waiting(struct sl_sched *s, const uint32_t *slot, uint32_t n)
+{
+    struct sl_qdest *x, *next;
+
+    for (x = n > 0 ? sl_queue_first_blocked(s->q) : NULL; x != NULL; x = next) {
+        next = sl_queue_next_blocked(s->q, x);
+        for (uint32_t i = 0; i < n; i++)
+            if (x->wait_slot == slot[i]) {
+                sl_queue_unblock(s->q, x);
+                break;
+            }
+    }
+}
+
+/* end_promise - w's job is over: the counters it was promised and never took are free for
+ * the mail that waited for them */
+static void end_promise(struct sl_sched *s, struct sl_worker_slot *w)
+{
+    uint32_t freed[SL_RESV_MAX];
+
+    if (s->shm != NULL)
+        unblock_waiting(s, freed, sl_promise_end(&s->promises, s->shm, w, freed));
+}
+
+/* settle_promises - the promises of workers that tried to take their units end (the
+ * counters one kept from others and never took are free again); how many ended */
+static unsigned settle_promises(struct sl_sched *s, struct sl_supervisor *sup)
+{
+    uint32_t freed[SL_RESV_MAX];
+    unsigned ended = 0;
+
+    for (unsigned i = 0; i < sup->nw; i++) {
+        struct sl_worker_slot *w = &sup->w[i];
+        uint32_t had = w->npromised;
+
+        unblock_waiting(s, freed, sl_promise_settle(&s->promises, s->shm, w, freed));
+        ended += had > 0 && w->npromised == 0;
+    }
+    return ended;
+}
+
+/* room - may a new connection to d open now, the units promised to jobs not yet started
+ * counted as in use?  Logs the refusal, which goes to *why. */
+static bool room(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_config *cfg,
+                 struct sl_qdest *d, struct sl_refusal *why_out)
+{
+    const uint16_t *promised = sl_promise_counts(&s->promises);
     struct sl_refusal why;
 
-    if (sl_limits_room_cached(cfg, shm, &d->room, d->binding, d->domain, &why))
+    if (sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why))
+        return true;
+    /* A worker may have taken its units since the pass began: then they counted twice */
+    if (promised != NULL && why.slot != UINT32_MAX && promised[why.slot] > 0 &&
+        settle_promises(s, sup) > 0 &&
+        sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why))
         return true;
     *why_out = why;
     if (why.limit < 0)
@@ -324,8 +403,8 @@ static size_t job_size(size_t ready, unsigned workers)
 /* send_job - up to SL_JOB_PARTS of d's ready parts to worker w in one datagram; a
  * destination served over a contended counter (contended) gets a whole turn's worth, since
  * spreading its mail over workers could not open more connections anyway */
-static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi, struct sl_qdest *d,
-                     bool contended)
+static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_config *cfg,
+                     unsigned wi, struct sl_qdest *d, bool contended)
 {
     struct sl_worker_slot *w = &sup->w[wi];
     struct sl_qpart *taken[SL_JOB_PARTS], *p;
@@ -358,8 +437,10 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi,
         }
         return false;
     }
-    if (w->conn != d)
+    if (w->conn != d) {
+        promise(s, cfg, w, d);
         drop_conn(s, w); /* it closes that connection first, or moves it to d */
+    }
     wait_end(s, d);
     w->busy = true;
     w->job = id;
@@ -383,13 +464,13 @@ static void serve_connected(struct sl_sched *s, struct sl_supervisor *sup,
     if (x != NULL && shaped(s, cfg, x, true))
         x = NULL;
     if (x == NULL) {
-        if (send_job(s, sup, wi, d, false))
+        if (send_job(s, sup, cfg, wi, d, false))
             sl_queue_rotate(s->q, d);
         return;
     }
     sl_msg_debug("worker pid %ld leaves %s %s for %s %s, waiting longer", (long)sup->w[wi].pid,
                  d->binding, d->domain, x->binding, x->domain);
-    if (send_job(s, sup, wi, x, true))
+    if (send_job(s, sup, cfg, wi, x, true))
         sl_queue_unblock(s->q, x);
 }
 
@@ -416,7 +497,7 @@ static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup,
             take_at(f->conn, &f->nconn, i);
             sl_msg_debug("%s %s takes over worker pid %ld's idle connection", x->binding, x->domain,
                          (long)sup->w[wi].pid);
-            if (send_job(s, sup, wi, x, true))
+            if (send_job(s, sup, cfg, wi, x, true))
                 sl_queue_unblock(s->q, x);
         } else {
             i++;
@@ -434,7 +515,8 @@ static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup,
  * not make a big one slow). */
 static bool crowded(struct sl_sched *s, const struct sl_supervisor *sup, struct sl_qdest *d)
 {
-    uint32_t free_units = sl_limits_server_free_cached(s->shm, &d->room);
+    uint32_t free_units =
+        sl_limits_server_free_cached(s->shm, &d->room, sl_promise_counts(&s->promises));
     size_t others;
 
     if (d->nready > SL_JOB_PARTS)
@@ -465,10 +547,11 @@ static void serve(struct sl_sched *s, struct sl_supervisor *sup, const struct sl
             serve_connected(s, sup, cfg, (unsigned)w, d);
         return;
     }
-    if (room(cfg, s->shm, d, &why)) {
+    if (room(s, sup, cfg, d, &why)) {
         if (shaped(s, cfg, d, true))
             return;
-        if ((w = any_worker(sup, f)) >= 0 && send_job(s, sup, (unsigned)w, d, crowded(s, sup, d)))
+        if ((w = any_worker(sup, f)) >= 0 &&
+            send_job(s, sup, cfg, (unsigned)w, d, crowded(s, sup, d)))
             sl_queue_rotate(s->q, d);
         return;
     }
@@ -479,7 +562,7 @@ static void serve(struct sl_sched *s, struct sl_supervisor *sup, const struct sl
         }
         sl_msg_debug("%s %s takes over worker pid %ld's idle connection (%s full)", d->binding,
                      d->domain, (long)sup->w[w].pid, sl_scope_kind_name(why.kind));
-        if (send_job(s, sup, (unsigned)w, d, true))
+        if (send_job(s, sup, cfg, (unsigned)w, d, true))
             sl_queue_rotate(s->q, d);
         return;
     }
@@ -519,6 +602,7 @@ void sl_sched_dispatch(struct sl_sched *s, struct sl_supervisor *sup, const stru
         sl_pickup_step(s, SL_PICKUP_CHUNK); /* the start scan goes on between loop passes */
     if (s->draining || sup->nw == 0 || (sl_queue_next(s->q) == NULL && sl_queue_blocked(s->q) == 0))
         return;
+    settle_promises(s, sup);
     f.conn = sl_malloc(sup->nw * sizeof *f.conn);
     f.idle = sl_malloc(sup->nw * sizeof *f.idle);
     collect_free(sup, gen, &f);
@@ -679,6 +763,7 @@ static void on_done(struct sl_sched *s, struct sl_worker_slot *w, const char *ms
     }
     w->stuck_slot = UINT32_MAX;
     if (job == w->job) {
+        end_promise(s, w);
         w->job = 0;
         free(w->parts);
         w->parts = NULL;
@@ -710,6 +795,7 @@ static void on_keep(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi, 
     dl = strcspn(dom, " ");
     mx = dom + dl + strspn(dom + dl, " ");
     ml = strcspn(mx, " ");
+    end_promise(s, w);
     drop_conn(s, w);
     w->busy = false;
     w->refused = false;
@@ -735,6 +821,7 @@ static void on_idle(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi)
 {
     struct sl_worker_slot *w = &sup->w[wi];
 
+    end_promise(s, w);
     drop_conn(s, w);
     w->busy = false;
     if (!w->refused) /* after a refusal this worker closed nothing: no new room */
@@ -874,6 +961,7 @@ void sl_sched_worker_exit(struct sl_worker_slot *w, int status, void *vs)
     free(w->parts);
     w->parts = NULL;
     w->job = 0;
+    end_promise(s, w);
     drop_conn(s, w);
     release_all(s); /* its counters were reclaimed */
 }

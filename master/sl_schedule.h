@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "config/sl_config.h"
+#include "master/sl_promise.h"
 #include "master/sl_queue.h"
 #include "shm/sl_shm.h"
 #include "spool/sl_spool.h"
@@ -38,6 +39,7 @@ struct sl_sched {
     bool unblock_armed;      /* some destination is held back */
     struct timespec unblock; /* ... until this at the latest */
     uint64_t jobs, parts;    /* handed out (statistics) */
+    struct sl_promises promises; /* units promised to jobs that open a connection */
     /* The start scan, indexed a chunk per loop pass (sl_pickup_step) so that
      * delivery starts while a large spool is still being read. */
     struct sl_spool_ids scan_ids;    /* queue/ at the start, oldest first */

@@ -34,6 +34,11 @@ struct sl_worker_slot {
     char conn_mx[256];   /* that connection's MX host, as its "K" said ("" unknown) */
     uint32_t stuck_slot; /* the counter its "S" named for the job in hand; UINT32_MAX none */
     bool refused;        /* its last job had a "w" outcome: its next I closed no connection */
+    /* The units promised to its job's new connection until it tries to take them (promise.c),
+     * and its owner record's acquired and refused figures when they were promised: */
+    uint32_t promised[SL_RESV_MAX];
+    uint32_t npromised;
+    uint64_t promise_acquired, promise_refused;
 };
 
 struct sl_supervisor {

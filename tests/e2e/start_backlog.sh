@@ -4,6 +4,7 @@
 # than one for the messages the first chunks happened to hold and more for the rest: during
 # the scan's warm-up a domain waits until 64 of its messages are read, and a new connection
 # carries a whole turn (a job, up to 128 messages) when other domains want the connection units.
+# No worker is sent to a full counter on the way (the units of jobs not yet started count).
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 
@@ -58,6 +59,14 @@ per_domain() {
 }
 check "each domain got one connection, carrying all its mail (per domain: $(per_domain))" \
   test "$(per_domain)" = "[1]"
+# The master counts the units of the jobs it sent until their workers take them: it never
+# hands the limit's two units to more than two new connections at once, so no worker tries
+# a full counter (an attempt logged "held" and a refusal on the counter, for nothing).
+held=$(grep -c '"outcome":"held"' "$T/delivery.log")
+check "no attempt was refused by the full server counter ($held held)" test "$held" = 0
+"$SLUICECTL" -c "$T/sluice.ini" counters >"$T/counters.out" 2>&1
+check "the counters show no refusal ($(grep -o 'refused [0-9]*' "$T/counters.out"))" \
+  grep -q 'refused 0;' "$T/counters.out"
 
 kill -TERM "$daemon"
 wait "$daemon"

@@ -119,7 +119,7 @@ static void test_cluster_room(void **state)
     sl_add64(&shm.hdr->config_gen, 1); /* the cache below is kept for this generation */
     assert_true(sl_limits_cluster_room(cfg, &shm, "b", "d.test", &why));
     /* filled before any counter exists: the scheduler's one check finds them later */
-    assert_true(sl_limits_room_cached(cfg, &shm, &c, "b", "d.test", &why));
+    assert_true(sl_limits_room_cached(cfg, &shm, &c, "b", "d.test", NULL, &why));
     for (int i = 0; i < 3; i++) { /* d.test's cluster_max is 3: this node takes all of it */
         sl_resv_init(&r[i], 1);
         assert_true(sl_limits_collect(cfg, &shm, 1, "b", "d.test", NULL, &r[i], err, sizeof err));
@@ -133,7 +133,7 @@ static void test_cluster_room(void **state)
     assert_string_equal(v.name, "binding_domain");
     assert_string_equal(v.name2, "b d.test");
     why = (struct sl_refusal){0};
-    assert_false(sl_limits_room_cached(cfg, &shm, &c, "b", "d.test", &why));
+    assert_false(sl_limits_room_cached(cfg, &shm, &c, "b", "d.test", NULL, &why));
     assert_int_equal(why.kind, SL_SCOPE_CLUSTER);
     assert_int_equal(why.in_use, 3);
     assert_int_equal(why.limit, 3);
@@ -142,7 +142,7 @@ static void test_cluster_room(void **state)
     assert_true(sl_limits_cluster_room(cfg, &shm, "s", "d.test", &why)); /* another binding */
     sl_resv_release(&shm, 1, &r[0]);
     assert_true(sl_limits_cluster_room(cfg, &shm, "b", "d.test", &why));
-    assert_true(sl_limits_room_cached(cfg, &shm, &c, "b", "d.test", &why));
+    assert_true(sl_limits_room_cached(cfg, &shm, &c, "b", "d.test", NULL, &why));
     sl_resv_release(&shm, 1, &r[1]);
     sl_resv_release(&shm, 1, &r[2]);
     sl_shm_unlink(name);

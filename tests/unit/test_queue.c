@@ -355,6 +355,7 @@ struct fixture {
 static const char *const cfg_text = "[global]\n"
                                     "server_max_outbound_connections = 10\n"
                                     "[binding \"b1\"]\n"
+                                    "[binding \"b2\"]\n"
                                     "[domain \"full.example\"]\n"
                                     "scope_max_outbound_connections = 1\n"
                                     "[binding \"b1\" domain \"pair.example\"]\n"
@@ -686,6 +687,63 @@ static void test_dispatch_full(void **state)
     assert_string_equal(job, "J1 D b1 full.example M0000000000000000007.0");
 }
 
+/* The unit of a job not yet started counts: of two bindings waiting for [domain
+ * full.example]'s one connection, one gets a job and the other waits (not a second job that
+ * its worker would find refused).  The promise ends once the worker took the unit (the table
+ * counts it); a promise never taken frees the unit for the one that waited. */
+static void test_dispatch_promised(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_queue_part_init p = {.domain = "full.example"};
+    char job[SL_JOB_MAX], id[SL_SPOOL_ID_LEN + 1];
+    const struct sl_qdest *other;
+    struct sl_resv r;
+    uint32_t slot;
+
+    make_id(id, 20);
+    sl_queue_add(f->s.q, id, "b1", 1, &p, 100);
+    make_id(id, 21);
+    sl_queue_add(f->s.q, id, "b2", 1, &p, 100);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    unsigned wi = f->sup.w[0].job == 1 ? 0 : 1;
+    job_of(f, wi, job, sizeof job);
+    assert_string_equal(job, "J1 D b1 full.example M0000000000000000020.0");
+    job_of(f, 1 - wi, job, sizeof job);
+    assert_string_equal(job, ""); /* the limit's one unit is promised to job 1 */
+    other = sl_queue_dest(f->s.q, "b2", "full.example");
+    assert_int_equal(other->where, SL_QDEST_BLOCKED);
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_DOMAIN, "full.example", NULL, &slot), SL_SHM_OK);
+    assert_int_equal(other->wait_slot, slot);
+
+    /* the worker takes the unit: the promise ends, the table's count holds b2 back */
+    sl_resv_init(&r, 1);
+    sl_resv_add(&r, slot, 1);
+    assert_int_equal(sl_resv_acquire(&f->shm, f->sup.w[wi].owner, &r, NULL), SL_RESV_OK);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    assert_int_equal(f->sup.w[wi].npromised, 0);
+    assert_int_equal(other->where, SL_QDEST_BLOCKED);
+    job_of(f, 1 - wi, job, sizeof job);
+    assert_string_equal(job, "");
+    sl_resv_release(&f->shm, f->sup.w[wi].owner, &r);
+    say(f, wi, "D1 M0000000000000000020.0=d");
+    say(f, wi, "I");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, 0, job, sizeof job);
+    if (job[0] == '\0')
+        job_of(f, 1, job, sizeof job);
+    assert_string_equal(job, "J2 D b2 full.example M0000000000000000021.0");
+
+    /* job 2 ends before its worker tried (its part was gone): what waits for the unit goes */
+    make_id(id, 22);
+    sl_queue_add(f->s.q, id, "b1", 1, &p, 100);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    other = sl_queue_dest(f->s.q, "b1", "full.example");
+    assert_int_equal(other->where, SL_QDEST_BLOCKED);
+    wi = f->sup.w[0].job == 2 ? 0 : 1;
+    say(f, wi, "D2 M0000000000000000021.0=x");
+    assert_int_equal(other->where, SL_QDEST_RING);
+}
+
 /* The "I" of the worker that just reported "w" closed no connection: the destination stays
  * held back; another worker's "I" releases it. */
 static void test_refused_idle(void **state)
@@ -812,6 +870,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pickup_warmup, setup, teardown),
         cmocka_unit_test(test_pickup_gone_out_of_turn),
         cmocka_unit_test_setup_teardown(test_refused_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_promised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_reserve, setup, teardown),
     };
     sl_msg_init("test_queue");
