@@ -4,8 +4,8 @@
 #
 # N messages of BODY bytes (sluice_message's, without Message-ID: each server adds its own)
 # submitted by smtp-source -F over S sessions (one row per BENCH_SUBMIT_SESSIONS entry,
-# default "8 32"), with PIPELINING and a new connection per message (smtp-source without -d,
-# as most applications submit), to:
+# default "8 32"), a new connection per message (smtp-source without -d, as most applications
+# submit; it greets with HELO and waits for each reply before the next command), to:
 #   sluice    sluiced's listener on 127.0.0.1 (max_sessions = S)
 #   postfix   a private Postfix (smtpd, queue, smtp; defaults but enable_long_queue_ids and
 #             always_add_missing_headers, for the latency below)
@@ -55,7 +55,7 @@ max_sessions = $3
 EOF
 }
 
-# submit_source ADDR:PORT SESSIONS: smtp-source, N messages, pipelining, a connection each
+# submit_source ADDR:PORT SESSIONS: smtp-source, N messages, a connection each
 submit_source() {
   smtp-source -c -s "$2" -m "$N" -F "$T/submit-msg.eml" -f bench@sender.test -t rcpt@bench.test \
     "$1" >"$T/submit-source.out" 2>&1
@@ -216,7 +216,7 @@ bench_submit() {
     submit_postfix "$s"
   done
   [ -n "${BS_PID:-}" ] && bsink_stop
-  echo "bench_delivery: submit: $N messages of $BODY bytes by smtp-source (pipelining), to bench_sink"
+  echo "bench_delivery: submit: $N messages of $BODY bytes by smtp-source (a connection each), to bench_sink"
   printf '  %-28s %9s %9s %8s %8s %10s\n' "" "accept/s" "e2e/s" "p50 ms" "p99 ms" "CPU ms/msg"
   for s in $SUBMIT_SESSIONS; do
     submit_row "sluice$s" "sluice listener, $s sessions"

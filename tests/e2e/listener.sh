@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # listener.sh - mail submitted over SMTP to sluice's listener, end to end, with clients nobody
-# here wrote: swaks (plain, STARTTLS, AUTH PLAIN and LOGIN), Postfix's smtp-source (pipelined,
-# many sessions), Python's smtplib (DSN parameters) and a private Postfix relaying through
+# here wrote: swaks (plain, STARTTLS, AUTH PLAIN and LOGIN), Postfix's smtp-source (parallel
+# sessions), Python's smtplib (DSN parameters) and a private Postfix relaying through
 # sluice; and what no honest client sends, byte for byte (tests/e2e/lib/smtp_raw.py): SMTP
 # smuggling, commands pipelined before STARTTLS, BDAT chunks, over-long lines.  Every accepted
 # message is checked at the sink it is delivered to; every refused one is checked absent.
@@ -361,12 +361,12 @@ check "two sessions from one client are greeted" eval '[[ $g7 == 220* && $g8 == 
 check "a third from the same client gets 421 4.7.0" eval '[[ $g9 == "421 4.7.0"* ]]'
 exec 7>&- 8>&- 9>&-
 
-# --- smtp-source: 200 messages pipelined over 10 sessions ---
+# --- smtp-source: 200 messages over 10 parallel sessions ---
 before=$(peer_stat sink "sum(1 for e, b in messages() if e['rcpt_to'] == ['bulk@sink.test'])")
 smtp-source -c -m 200 -s 10 -l 2048 -f bulk-from@sender.test -t bulk@sink.test \
   127.0.0.1:"$lport" >"$T/source.out" 2>&1
 rc=$?
-check "smtp-source: 200 messages over 10 pipelined sessions, no error" \
+check "smtp-source: 200 messages over 10 parallel sessions, no error" \
   eval '[ $rc -eq 0 ] && ! grep -qi "error\|fatal" $T/source.out'
 check "smtp-source: all 200 reach the sink" \
   wait_for 60 messages_with "e['rcpt_to'] == ['bulk@sink.test']" $((before + 200))
