@@ -304,7 +304,9 @@ static void promise(struct sl_sched *s, const struct sl_config *cfg, struct sl_w
         const struct sl_limits_counter *e = &d->room.c[i];
         bool server = e->kind == SL_SCOPE_SERVER, reserve = e->kind == SL_SCOPE_RESERVE;
 
-        if (e->slot == UINT32_MAX || e->limit < 0 || (server && via_reserve) ||
+        bool pair = e->kind == SL_SCOPE_BINDING_DOMAIN; /* the reserve rule reads its use */
+
+        if (e->slot == UINT32_MAX || (e->limit < 0 && !pair) || (server && via_reserve) ||
             (reserve && (!via_reserve || e->limit == 0)) || holds(s, cfg, w, e->slot))
             continue; /* unlimited, or not what this job takes */
         slot[n++] = e->slot;
@@ -427,20 +429,23 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
         len += (size_t)t;
         taken[n++] = sl_queue_take(s->q, d, id);
     }
+    if (w->conn != d) /* before the send: the worker may take its units at once */
+        promise(s, cfg, w, d);
     if (send(w->fd, job, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        int err = errno;
+
         sl_msg_warn("worker pid %ld did not take job %" PRIu64 ": %s", (long)w->pid, id,
-                    strerror(errno));
+                    strerror(err));
+        end_promise(s, w);
         requeue_parts(s, taken, n);
-        if (errno != EAGAIN && errno != EINTR) { /* dying: the reap follows on SIGCHLD */
+        if (err != EAGAIN && err != EINTR) { /* dying: the reap follows on SIGCHLD */
             close(w->fd);
             w->fd = -1;
         }
         return false;
     }
-    if (w->conn != d) {
-        promise(s, cfg, w, d);
+    if (w->conn != d)
         drop_conn(s, w); /* it closes that connection first, or moves it to d */
-    }
     wait_end(s, d);
     w->busy = true;
     w->job = id;
@@ -753,6 +758,8 @@ static void on_done(struct sl_sched *s, struct sl_worker_slot *w, const char *ms
         return;
     }
     sl_msg_debug("job %" PRIu64 " done by worker pid %ld:%s", job, (long)w->pid, t);
+    if (job == w->job) /* first: mail it kept waiting goes, and a "w" below holds its own back */
+        end_promise(s, w);
     while (*t != '\0') {
         size_t len;
         t += strspn(t, " ");
@@ -763,7 +770,6 @@ static void on_done(struct sl_sched *s, struct sl_worker_slot *w, const char *ms
     }
     w->stuck_slot = UINT32_MAX;
     if (job == w->job) {
-        end_promise(s, w);
         w->job = 0;
         free(w->parts);
         w->parts = NULL;

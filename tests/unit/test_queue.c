@@ -384,7 +384,8 @@ static int setup(void **state)
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) < 0)
             return -1;
-        f.sup.w[i] = (struct sl_worker_slot){.pid = 100 + i, .fd = sv[0], .ready = true, .gen = 1};
+        f.sup.w[i] = (struct sl_worker_slot){
+            .pid = 100 + i, .fd = sv[0], .ready = true, .gen = 1, .stuck_slot = UINT32_MAX};
         f.peer[i] = sv[1];
     }
     sl_sched_init(&f.s, "/nonexistent");
@@ -744,6 +745,29 @@ static void test_dispatch_promised(void **state)
     assert_int_equal(other->where, SL_QDEST_RING);
 }
 
+/* A job refused ("w") by the very counter it was promised stays held back: its promise ends
+ * before the outcome holds it, so the end does not undo the hold. */
+static void test_refused_promised(void **state)
+{
+    struct fixture *f = *state;
+    char job[SL_JOB_MAX], msg[128];
+    const struct sl_qdest *d;
+    uint32_t slot;
+
+    add1(f->s.q, 9, "full.example", 0);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    unsigned wi = f->sup.w[0].job == 1 ? 0 : 1;
+    job_of(f, wi, job, sizeof job);
+    assert_string_equal(job, "J1 D b1 full.example M0000000000000000009.0");
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_DOMAIN, "full.example", NULL, &slot), SL_SHM_OK);
+    snprintf(msg, sizeof msg, "S domain full.example - %u", slot);
+    say(f, wi, msg);
+    say(f, wi, "D1 M0000000000000000009.0=w");
+    d = sl_queue_dest(f->s.q, "b1", "full.example");
+    assert_int_equal(d->where, SL_QDEST_BLOCKED);
+    assert_int_equal(d->wait_slot, slot);
+}
+
 /* The "I" of the worker that just reported "w" closed no connection: the destination stays
  * held back; another worker's "I" releases it. */
 static void test_refused_idle(void **state)
@@ -871,6 +895,7 @@ int main(void)
         cmocka_unit_test(test_pickup_gone_out_of_turn),
         cmocka_unit_test_setup_teardown(test_refused_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_promised, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_promised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_reserve, setup, teardown),
     };
     sl_msg_init("test_queue");
