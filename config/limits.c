@@ -369,19 +369,23 @@ static void apply_cap(const struct sl_shm *shm, const char *binding, const char 
 }
 
 /* sl_limits_cap_room - may one more connection of binding x domain open under a shaping
- * action's cap; false with the binding x domain counter in *why when its use reached cap */
+ * action's cap (its promised units counted); false with the binding x domain counter in *why
+ * when its use reached cap */
 bool sl_limits_cap_room(const struct sl_shm *shm, const char *binding, const char *domain,
-                        int64_t cap, struct sl_refusal *why)
+                        int64_t cap, const uint16_t *promised, struct sl_refusal *why)
 {
     struct sl_counter_view v;
-    uint32_t slot;
+    uint32_t slot, n;
 
     if (sl_shm_find(shm, SL_SCOPE_BINDING_DOMAIN, binding, domain, &slot) != SL_SHM_OK ||
-        sl_shm_view(shm, slot, &v) != 0 || (int64_t)v.in_use < cap)
+        sl_shm_view(shm, slot, &v) != 0)
+        return true;
+    n = v.in_use + (promised != NULL ? promised[slot] : 0u);
+    if ((int64_t)n < cap)
         return true;
     *why = (struct sl_refusal){.slot = slot,
                                .kind = SL_SCOPE_BINDING_DOMAIN,
-                               .in_use = v.in_use,
+                               .in_use = n,
                                .limit = cap > INT32_MAX ? INT32_MAX : (int32_t)cap};
     return false;
 }

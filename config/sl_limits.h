@@ -29,10 +29,11 @@ bool sl_limits_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t
                        const char *binding, const char *domain, const char *mx, struct sl_resv *r,
                        char *err, size_t errlen);
 /* The master's check before it hands out a job that opens a connection: true when
- * binding x domain has room under a shaping action's cap of cap connections; false with
- * the binding x domain counter in *why (its use, limit = cap) when it is reached. */
+ * binding x domain has room under a shaping action's cap of cap connections, the units
+ * promised to connections about to open (by slot; NULL: none) counted; false with the binding
+ * x domain counter in *why (its use, limit = cap) when it is reached. */
 bool sl_limits_cap_room(const struct sl_shm *shm, const char *binding, const char *domain,
-                        int64_t cap, struct sl_refusal *why);
+                        int64_t cap, const uint16_t *promised, struct sl_refusal *why);
 
 /* The counters one binding x domain destination takes before its MX is known,
  * with their limits, cached by the master per destination.  Names point into

@@ -14,8 +14,7 @@
  * connection to close or the scheduler's safety net (SL_SCHED_UNBLOCK_MS).
  * Not covered: a worker connected elsewhere promises only what its connection does not hold
  * (it may move the connection, keeping those); when it closes and reopens instead, the units
- * it held are free in the table until its new take.  A shaping action's cap is checked
- * against the table alone (master/shaping.c).
+ * it held are free in the table until its new take.
  * Concurrency: master only; the figures are read with relaxed atomic loads.
  */
 #include <stdlib.h>

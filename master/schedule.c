@@ -157,7 +157,8 @@ static bool shaped(struct sl_sched *s, const struct sl_config *cfg, struct sl_qd
 {
     struct sl_shaping_hold h;
 
-    if (sl_shaping_gate(cfg, s->shm, d->binding, d->domain, &d->throttle, newconn, &h))
+    if (sl_shaping_gate(cfg, s->shm, d->binding, d->domain, &d->throttle, newconn,
+                        sl_promise_counts(&s->promises), &h))
         return false;
     sl_msg_debug("holding back %s %s: %s", d->binding, d->domain, h.why);
     hold_back(s, d, h.slot);

@@ -222,14 +222,14 @@ static bool bucket_ready(const struct sl_config *cfg, const struct sl_shm *shm,
  * the workers take them from there, so the gate holds back by the same tightest cap, from the
  * same moment to the same moment, as the worker's reservation would refuse by */
 static bool cap_allows(const struct sl_shm *shm, const char *binding, const char *domain,
-                       struct sl_shaping_hold *h)
+                       const uint16_t *promised, struct sl_shaping_hold *h)
 {
     struct sl_refusal why;
     uint64_t id;
     int32_t cap;
 
     if (!sl_shm_cap_find(shm, binding, domain, &cap, &id) ||
-        sl_limits_cap_room(shm, binding, domain, cap, &why))
+        sl_limits_cap_room(shm, binding, domain, cap, promised, &why))
         return true;
     h->slot = why.slot; /* a connection that closes lets it look again */
     snprintf(h->why, sizeof h->why,
@@ -241,9 +241,10 @@ static bool cap_allows(const struct sl_shm *shm, const char *binding, const char
 /* actions_allow - the rule actions over binding x domain: a lower connection limit (newconn),
  * a throttle in force; false with the reason in h */
 static bool actions_allow(const struct sl_shm *shm, const char *binding, const char *domain,
-                          bool newconn, int64_t now, struct sl_shaping_hold *h)
+                          bool newconn, const uint16_t *promised, int64_t now,
+                          struct sl_shaping_hold *h)
 {
-    if (newconn && !cap_allows(shm, binding, domain, h))
+    if (newconn && !cap_allows(shm, binding, domain, promised, h))
         return false;
     for (size_t i = 0; i < sh.list.n; i++) {
         const struct sl_action *a = &sh.list.a[i];
@@ -264,7 +265,7 @@ static bool actions_allow(const struct sl_shm *shm, const char *binding, const c
 /* sl_shaping_gate - may binding x domain have a job now */
 bool sl_shaping_gate(const struct sl_config *cfg, const struct sl_shm *shm, const char *binding,
                      const char *domain, struct sl_throttle_memo **memo, bool newconn,
-                     struct sl_shaping_hold *h)
+                     const uint16_t *promised, struct sl_shaping_hold *h)
 {
     int64_t now = (int64_t)time(NULL);
     const struct sl_action *a = suspended(binding, domain, now);
@@ -280,7 +281,7 @@ bool sl_shaping_gate(const struct sl_config *cfg, const struct sl_shm *shm, cons
         snprintf(h->why, sizeof h->why, "suspended (action %" PRIu64 ")", a->id);
         return false;
     }
-    if (!actions_allow(shm, binding, domain, newconn, now, h))
+    if (!actions_allow(shm, binding, domain, newconn, promised, now, h))
         return false;
     if (*memo == NULL)
         *memo = sl_calloc(2, sizeof **memo);

@@ -34,10 +34,11 @@ struct sl_shaping_hold {
  * resolved once per config generation, allocated here when a throttle is set (the caller
  * frees it with the destination).  A message throttle's next token is promised to
  * the job about to be handed out, so that one bucket's pace is not handed to several workers at
- * once. */
+ * once; an action's connection cap counts the connections promised to jobs not yet started
+ * (promised, by counter slot: master/promise.c; NULL: none). */
 bool sl_shaping_gate(const struct sl_config *cfg, const struct sl_shm *shm, const char *binding,
                      const char *domain, struct sl_throttle_memo **memo, bool newconn,
-                     struct sl_shaping_hold *h);
+                     const uint16_t *promised, struct sl_shaping_hold *h);
 /* The config and table in force (set before each dispatch; the rules read them). */
 void sl_shaping_use(const struct sl_config *cfg, struct sl_shm *shm);
 /* A worker's "T <binding> <domain> <mx|-> <R|L> <reply>": the [shaping] rules it matches

@@ -65,8 +65,11 @@ p=$(peak)
 check "the receiver saw at most one connection from b1 at once (peak $p)" test "$p" -eq 1
 check "many connections were opened one after the other" \
   peer_true mx "pair('127.0.0.2', '127.0.1.1')['connections'] >= 12"
-check "a job the cap held back names the action in the delivery log" \
-  grep -qE '"outcome":"held".*binding_domain b1 capped.test: 1 in use, limit 1 \(action [0-9]+: max_outbound_connections = 1\)' "$T/delivery.log"
+# The gate counts the connection of a job handed out and not yet opened: no second job goes
+# out for the pair while the first one's worker is still looking up the MX (each would be
+# refused by the cap at the worker, a "held" line for nothing).
+held=$(grep -c '"outcome":"held"' "$T/delivery.log")
+check "no job was refused by the cap at the worker ($held held)" test "$held" = 0
 check "the master's gate holds the pair back by the same cap, naming the action" \
   grep -qE 'holding back b1 capped.test: action [0-9]+: max_outbound_connections = 1 \(1 in use\)$' "$T/daemon.log"
 
