@@ -362,14 +362,15 @@ bool sl_limits_cluster_room_cached(const struct sl_shm *shm, struct sl_limits_ca
 {
     for (uint32_t i = 0; i < c->ncl; i++) {
         struct sl_limits_cluster_counter *e = &c->cl[i];
-        uint32_t n = 0;
+        uint32_t n = 0, extra = 0;
 
-        if (cluster_find(shm, e))
-            n = (uint32_t)sl_peek64(&shm->slots[e->slot].count) +
-                (promised != NULL ? promised[e->slot] : 0u);
-        else if (e->limit != 0)
+        if (cluster_find(shm, e)) {
+            n = (uint32_t)sl_peek64(&shm->slots[e->slot].count);
+            extra = promised != NULL ? promised[e->slot] : 0u;
+        } else if (e->limit != 0) {
             continue; /* no holder yet: full only when paused */
-        if (n < (uint32_t)e->limit)
+        }
+        if (n + extra < (uint32_t)e->limit)
             continue;
         *why = (struct sl_refusal){
             .slot = e->slot, .kind = SL_SCOPE_CLUSTER, .in_use = n, .limit = e->limit};

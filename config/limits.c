@@ -385,7 +385,7 @@ bool sl_limits_cap_room(const struct sl_shm *shm, const char *binding, const cha
         return true;
     *why = (struct sl_refusal){.slot = slot,
                                .kind = SL_SCOPE_BINDING_DOMAIN,
-                               .in_use = n,
+                               .in_use = v.in_use, /* open now: the log's figure */
                                .limit = cap > INT32_MAX ? INT32_MAX : (int32_t)cap};
     return false;
 }
@@ -496,6 +496,23 @@ void sl_limits_cache_current(const struct sl_config *cfg, const struct sl_shm *s
         cache_fill(cfg, shm, c, binding, domain);
 }
 
+/* sl_limits_cache_resolve - c current and each counter's slot looked up; the binding x domain
+ * counter is created when absent, as the worker's reservation would */
+void sl_limits_cache_resolve(const struct sl_config *cfg, struct sl_shm *shm,
+                             struct sl_limits_cache *c, const char *binding, const char *domain)
+{
+    sl_limits_cache_current(cfg, shm, c, binding, domain);
+    for (uint32_t i = 0; i < c->n; i++) {
+        struct sl_limits_counter *e = &c->c[i];
+
+        if (e->kind == SL_SCOPE_BINDING_DOMAIN && e->slot == UINT32_MAX &&
+            !take(shm, cfg, 0, (uint32_t)sl_peek64(&shm->hdr->config_gen), SL_SCOPE_BINDING_DOMAIN,
+                  e->name, e->name2, &e->slot))
+            e->slot = UINT32_MAX; /* a full table: the worker's reservation says so */
+        in_use(shm, e, NULL);     /* finds one created since c was filled */
+    }
+}
+
 /* sl_limits_cache_has - is the counter in slot among binding x domain's, cached in c */
 bool sl_limits_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
                          struct sl_limits_cache *c, const char *binding, const char *domain,
@@ -523,7 +540,8 @@ bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm
     for (uint32_t i = 0; i < c->n; i++) {
         struct sl_limits_counter *e = &c->c[i];
         uint32_t n = in_use(shm, e, promised);
-        struct sl_refusal r = {.slot = e->slot, .kind = e->kind, .in_use = n, .limit = e->limit};
+        uint32_t open = n - (promised != NULL && e->slot != UINT32_MAX ? promised[e->slot] : 0u);
+        struct sl_refusal r = {.slot = e->slot, .kind = e->kind, .in_use = open, .limit = e->limit};
 
         if (e->kind == SL_SCOPE_BINDING_DOMAIN)
             pair_in_use = n;

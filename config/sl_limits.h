@@ -78,7 +78,12 @@ bool sl_limits_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
  * was or the config changed since). */
 void sl_limits_cache_current(const struct sl_config *cfg, const struct sl_shm *shm,
                              struct sl_limits_cache *c, const char *binding, const char *domain);
-/* The same with the counters and limits cached in c, refilled when the table's
+/* c current (as above), and the slot of each of its counters looked up; the binding x domain
+ * counter is created when it does not exist yet (a worker's reservation creates it too), so
+ * that what a caller promises to a destination's first connection has a slot to count in. */
+void sl_limits_cache_resolve(const struct sl_config *cfg, struct sl_shm *shm,
+                             struct sl_limits_cache *c, const char *binding, const char *domain);
+/* sl_limits_dest_room with the counters and limits cached in c, refilled when the table's
  * config generation changed.  promised (NULL: none) counts, by slot, the units the caller
  * has promised to connections about to open: they count as in use. */
 bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm *shm,

@@ -150,15 +150,71 @@ static void hold_back(struct sl_sched *s, struct sl_qdest *d, uint32_t slot)
     }
 }
 
-/* shaped - the shaping gate holds d back (a suspension, an empty bucket: master/shaping.c);
- * newconn: the job would open a connection */
-static bool shaped(struct sl_sched *s, const struct sl_config *cfg, struct sl_qdest *d,
-                   bool newconn)
+/* unblock_waiting - the destinations held back for a counter in slot[0..n) try again */
+static void unblock_waiting(struct sl_sched *s, const uint32_t *slot, uint32_t n)
+{
+    struct sl_qdest *x, *next;
+
+    for (x = n > 0 ? sl_queue_first_blocked(s->q) : NULL; x != NULL; x = next) {
+        next = sl_queue_next_blocked(s->q, x);
+        for (uint32_t i = 0; i < n; i++)
+            if (x->wait_slot == slot[i]) {
+                sl_queue_unblock(s->q, x);
+                break;
+            }
+    }
+}
+
+/* end_promise - w's job is over: the counters it was promised and never took are free for
+ * the mail that waited for them */
+static void end_promise(struct sl_sched *s, struct sl_worker_slot *w)
+{
+    uint32_t freed[SL_RESV_MAX];
+
+    if (s->shm != NULL)
+        unblock_waiting(s, freed, sl_promise_end(&s->promises, s->shm, w, freed));
+}
+
+/* settle_promises - the promises of workers that tried to take their units end (the
+ * counters one kept from others and never took are free again); how many ended */
+static unsigned settle_promises(struct sl_sched *s, struct sl_supervisor *sup)
+{
+    uint32_t freed[SL_RESV_MAX];
+    unsigned ended = 0;
+
+    for (unsigned i = 0; i < sup->nw; i++) {
+        struct sl_worker_slot *w = &sup->w[i];
+        uint32_t had = w->npromised;
+
+        unblock_waiting(s, freed, sl_promise_settle(&s->promises, s->shm, w, freed));
+        ended += had > 0 && w->npromised == 0;
+    }
+    return ended;
+}
+
+/* gate - the shaping gate's word on d, the connections promised to jobs not yet started
+ * counted under an action's cap (settled again before they hold d back, as in room) */
+static bool gate(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_config *cfg,
+                 struct sl_qdest *d, bool newconn, struct sl_shaping_hold *h)
+{
+    const uint16_t *promised = sl_promise_counts(&s->promises);
+
+    if (sl_shaping_gate(cfg, s->shm, d->binding, d->domain, &d->throttle, newconn, promised, h))
+        return true;
+    /* only a cap's refusal names a counter with promised units: nothing was taken before it */
+    return promised != NULL && h->slot != UINT32_MAX && promised[h->slot] > 0 &&
+           settle_promises(s, sup) > 0 &&
+           sl_shaping_gate(cfg, s->shm, d->binding, d->domain, &d->throttle, newconn, promised, h);
+}
+
+/* shaped - the shaping gate holds d back (a suspension, an empty bucket, an action's cap:
+ * master/shaping.c); newconn: the job would open a connection */
+static bool shaped(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_config *cfg,
+                   struct sl_qdest *d, bool newconn)
 {
     struct sl_shaping_hold h;
 
-    if (sl_shaping_gate(cfg, s->shm, d->binding, d->domain, &d->throttle, newconn,
-                        sl_promise_counts(&s->promises), &h))
+    if (gate(s, sup, cfg, d, newconn, &h))
         return false;
     sl_msg_debug("holding back %s %s: %s", d->binding, d->domain, h.why);
     hold_back(s, d, h.slot);
@@ -299,7 +355,7 @@ static void promise(struct sl_sched *s, const struct sl_config *cfg, struct sl_w
     uint32_t slot[SL_RESV_MAX], n = 0;
     bool via_reserve;
 
-    sl_limits_cache_current(cfg, s->shm, &d->room, d->binding, d->domain);
+    sl_limits_cache_resolve(cfg, s->shm, &d->room, d->binding, d->domain);
     via_reserve = sl_limits_server_free_cached(s->shm, &d->room, counts) == 0;
     for (uint32_t i = 0; i < d->room.n; i++) {
         const struct sl_limits_counter *e = &d->room.c[i];
@@ -316,48 +372,6 @@ static void promise(struct sl_sched *s, const struct sl_config *cfg, struct sl_w
         if (d->room.cl[i].slot != UINT32_MAX && !holds(s, cfg, w, d->room.cl[i].slot))
             slot[n++] = d->room.cl[i].slot;
     sl_promise_make(&s->promises, s->shm, w, slot, n);
-}
-
-/* unblock_waiting - the destinations held back for a counter in slot[0..n) try again */
-static void unblock_waiting(struct sl_sched *s, const uint32_t *slot, uint32_t n)
-{
-    struct sl_qdest *x, *next;
-
-    for (x = n > 0 ? sl_queue_first_blocked(s->q) : NULL; x != NULL; x = next) {
-        next = sl_queue_next_blocked(s->q, x);
-        for (uint32_t i = 0; i < n; i++)
-            if (x->wait_slot == slot[i]) {
-                sl_queue_unblock(s->q, x);
-                break;
-            }
-    }
-}
-
-/* end_promise - w's job is over: the counters it was promised and never took are free for
- * the mail that waited for them */
-static void end_promise(struct sl_sched *s, struct sl_worker_slot *w)
-{
-    uint32_t freed[SL_RESV_MAX];
-
-    if (s->shm != NULL)
-        unblock_waiting(s, freed, sl_promise_end(&s->promises, s->shm, w, freed));
-}
-
-/* settle_promises - the promises of workers that tried to take their units end (the
- * counters one kept from others and never took are free again); how many ended */
-static unsigned settle_promises(struct sl_sched *s, struct sl_supervisor *sup)
-{
-    uint32_t freed[SL_RESV_MAX];
-    unsigned ended = 0;
-
-    for (unsigned i = 0; i < sup->nw; i++) {
-        struct sl_worker_slot *w = &sup->w[i];
-        uint32_t had = w->npromised;
-
-        unblock_waiting(s, freed, sl_promise_settle(&s->promises, s->shm, w, freed));
-        ended += had > 0 && w->npromised == 0;
-    }
-    return ended;
 }
 
 /* room - may a new connection to d open now, the units promised to jobs not yet started
@@ -467,7 +481,7 @@ static void serve_connected(struct sl_sched *s, struct sl_supervisor *sup,
 {
     struct sl_qdest *x = older_waiter(s, cfg, &sup->w[wi], d);
 
-    if (x != NULL && shaped(s, cfg, x, true))
+    if (x != NULL && shaped(s, sup, cfg, x, true))
         x = NULL;
     if (x == NULL) {
         if (send_job(s, sup, cfg, wi, d, false))
@@ -495,11 +509,11 @@ static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup,
         struct sl_qdest *d = sup->w[wi].conn, *x;
 
         if (d != NULL && d->where == SL_QDEST_BLOCKED && d->nready > 0 &&
-            !shaped(s, cfg, d, false)) {
+            !shaped(s, sup, cfg, d, false)) {
             take_at(f->conn, &f->nconn, i);
             serve_connected(s, sup, cfg, wi, d);
         } else if (spare(&sup->w[wi]) && (x = older_waiter(s, cfg, &sup->w[wi], d)) != NULL &&
-                   !shaped(s, cfg, x, true)) {
+                   !shaped(s, sup, cfg, x, true)) {
             take_at(f->conn, &f->nconn, i);
             sl_msg_debug("%s %s takes over worker pid %ld's idle connection", x->binding, x->domain,
                          (long)sup->w[wi].pid);
@@ -547,14 +561,14 @@ static void serve(struct sl_sched *s, struct sl_supervisor *sup, const struct sl
     struct sl_refusal why = {.slot = UINT32_MAX};
 
     if (w >= 0) {
-        if (shaped(s, cfg, d, false))
+        if (shaped(s, sup, cfg, d, false))
             f->conn[f->nconn++] = (unsigned)w; /* free for another destination */
         else
             serve_connected(s, sup, cfg, (unsigned)w, d);
         return;
     }
     if (room(s, sup, cfg, d, &why)) {
-        if (shaped(s, cfg, d, true))
+        if (shaped(s, sup, cfg, d, true))
             return;
         if ((w = any_worker(sup, f)) >= 0 &&
             send_job(s, sup, cfg, (unsigned)w, d, crowded(s, sup, d)))
@@ -562,7 +576,7 @@ static void serve(struct sl_sched *s, struct sl_supervisor *sup, const struct sl
         return;
     }
     if (why.slot != UINT32_MAX && (w = spare_holding(s, cfg, sup, f, why.slot)) >= 0) {
-        if (shaped(s, cfg, d, true)) {
+        if (shaped(s, sup, cfg, d, true)) {
             f->conn[f->nconn++] = (unsigned)w;
             return;
         }

@@ -11,12 +11,15 @@
 
 shm=/sluice-e2e-actcap-$$
 ts01='421 4.7.0 [TS01] Messages from 127.0.0.2 temporarily deferred due to user complaints'
-# Every session is slow to finish and carries at most 2 messages, so connections come and go
-# while mail waits: each close lets the master hand out several jobs at once.
-script() {
-  echo "{\"127.0.1.1\": {\"hold\": 0.3, \"max_messages\": 2 $1}}"
+ts02='421 4.7.0 [TS02] Messages from 127.0.0.2 temporarily deferred'
+# host ADDR TEXT: one MX address's script: every session is slow to finish and carries at most
+# 2 messages, so connections come and go while mail waits (each close lets the master hand out
+# several jobs at once); the first MAIL FROM gets TEXT
+host() {
+  echo "\"$1\": {\"hold\": 0.3, \"max_messages\": 2,
+    \"reply\": {\"mail_from\": {\"text\": \"$2\", \"times\": 1}}}"
 }
-peer_start mx "$(script ", \"reply\": {\"mail_from\": {\"text\": \"$ts01\", \"times\": 1}}")" 127.0.1.1
+peer_start mx "{$(host 127.0.1.1 "$ts01"), $(host 127.0.1.2 "$ts02")}" 127.0.1.1 127.0.1.2
 cat >"$T/sluice.ini" <<INI
 [global]
 workers = 4
@@ -30,8 +33,22 @@ log_level = debug
 [binding "b1"]
 bind_address = 127.0.0.2
 
+[binding "b2"]
+bind_address = 127.0.0.3
+
 [domain "capped.test"]
 route = 127.0.1.1:$PEER_PORT
+
+[domain "wide.test"]
+route = 127.0.1.2:$PEER_PORT
+
+[shaping "ts02"]
+domain = wide.test
+scope = domain
+match = /TS02/
+trigger = immediate
+action = max_outbound_connections = 1
+duration = 1h
 
 [shaping "ts01"]
 domain = capped.test
@@ -41,7 +58,10 @@ action = max_outbound_connections = 1
 duration = 1h
 INI
 ctl() { "$SLUICECTL" -c "$T/sluice.ini" "$@"; }
-inject() { printf 'Subject: t\r\n\r\nbody\r\n' | ctl inject --binding b1 -f s@sender.test "$@" >/dev/null; }
+inject() { inject_by b1 "$@"; }
+inject_by() {
+  printf 'Subject: t\r\n\r\nbody\r\n' | ctl inject --binding "$1" -f s@sender.test "${@:2}" >/dev/null
+}
 peak() { peer_stat mx "pair('127.0.0.2', '127.0.1.1')['peak']"; }
 
 "$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon.log" &
@@ -73,12 +93,28 @@ check "no job was refused by the cap at the worker ($held held)" test "$held" = 
 check "the master's gate holds the pair back by the same cap, naming the action" \
   grep -qE 'holding back b1 capped.test: action [0-9]+: max_outbound_connections = 1 \(1 in use\)$' "$T/daemon.log"
 
+# A cap over a whole domain (scope = domain) covers a binding that never connected to it: the
+# gate counts its first connection's promised unit too (its counter is made for it), so the
+# first pass does not hand b2's mail to every free worker.
+inject_by b1 first@wide.test
+check "the receiver's 421 [TS02] takes the domain-wide action" \
+  wait_for 10 bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping | grep -qE 'max_outbound_connections = 1 +ts02'"
+ctl suspend --domain wide.test --reason 'fill the queue' >/dev/null
+for i in $(seq 1 12); do inject_by b2 "w$i@wide.test"; done
+ctl resume --domain wide.test >/dev/null
+check "b2's mail to wide.test is delivered" \
+  wait_for 60 peer_true mx "pair('127.0.0.3', '127.0.1.2')['messages'] >= 12"
+p2=$(peer_stat mx "pair('127.0.0.3', '127.0.1.2')['peak']")
+check "at one connection at once (peak $p2)" test "$p2" -eq 1
+held=$(grep -c '"outcome":"held"' "$T/delivery.log")
+check "and no job was refused by the cap at the worker ($held held)" test "$held" = 0
+
 check "metrics keeps the cap out of the connection counters" \
   bash -c "! '$SLUICECTL' -c '$T/sluice.ini' metrics --shm $shm | grep -q 'action_cap'"
 id=$(ctl shaping | awk '/ ts01 / {print $1; exit}')
 check "shaping cancel ends the cap" bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping cancel $id | grep -q cancelled"
 check "counters no longer shows it" \
-  wait_for 5 bash -c "! '$SLUICECTL' -c '$T/sluice.ini' counters --shm $shm | grep -q '^action_cap'"
+  wait_for 5 bash -c "! '$SLUICECTL' -c '$T/sluice.ini' counters --shm $shm | grep -qE '^action_cap +b1 +capped.test'"
 ctl suspend --domain capped.test --reason 'fill the queue' >/dev/null
 for i in $(seq 1 12); do inject "n$i@capped.test"; done
 ctl resume --domain capped.test >/dev/null

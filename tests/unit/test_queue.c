@@ -32,7 +32,9 @@
 #include "master/sl_pickup.h"
 #include "master/sl_queue.h"
 #include "master/sl_schedule.h"
+#include "master/sl_shaping.h"
 #include "shm/sl_shm.h"
+#include "spool/sl_actions.h"
 #include "master/sl_supervise.h"
 #include "worker/sl_worker.h"
 #include "tests/lib/tmpdir.h"
@@ -768,6 +770,32 @@ static void test_refused_promised(void **state)
     assert_int_equal(d->wait_slot, slot);
 }
 
+/* A shaping action's cap of 1 over a domain that no binding has connected to yet: the gate
+ * counts the first job's connection, promised before its worker made the counter, so two
+ * messages and two free workers make one job, not two (the second refused at its worker). */
+static void test_cap_promised(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_action a = {.kind = SL_ACTION_MAX_CONNECTIONS, .value = 1, .since = time(NULL)};
+    char job0[SL_JOB_MAX], job1[SL_JOB_MAX];
+    uint32_t slot;
+
+    snprintf(a.domain, sizeof a.domain, "capped.example"); /* every binding */
+    sl_shaping_use(f->cfg, &f->shm);
+    assert_true(sl_shaping_add(&a)); /* its cap published in the table */
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_BINDING_DOMAIN, "b1", "capped.example", &slot),
+                     SL_SHM_NOENT);
+    add1(f->s.q, 30, "capped.example", 0);
+    add1(f->s.q, 31, "capped.example", 0);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, 0, job0, sizeof job0);
+    job_of(f, 1, job1, sizeof job1);
+    assert_true((job0[0] == '\0') != (job1[0] == '\0')); /* exactly one job */
+    assert_string_equal(job0[0] != '\0' ? job0 : job1,
+                        "J1 D b1 capped.example M0000000000000000030.0");
+    assert_int_equal(sl_queue_dest(f->s.q, "b1", "capped.example")->where, SL_QDEST_BLOCKED);
+}
+
 /* The "I" of the worker that just reported "w" closed no connection: the destination stays
  * held back; another worker's "I" releases it. */
 static void test_refused_idle(void **state)
@@ -896,6 +924,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_promised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_promised, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cap_promised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_reserve, setup, teardown),
     };
     sl_msg_init("test_queue");
