@@ -496,20 +496,32 @@ void sl_limits_cache_current(const struct sl_config *cfg, const struct sl_shm *s
         cache_fill(cfg, shm, c, binding, domain);
 }
 
-/* sl_limits_cache_resolve - c current and each counter's slot looked up; the binding x domain
- * counter is created when absent, as the worker's reservation would */
+/* capped - binding x domain has a limit, or a shaping action's cap covers it: a counter the
+ * master counts connections in before a worker takes it */
+static bool capped(const struct sl_shm *shm, const struct sl_limits_counter *e)
+{
+    int32_t cap;
+    uint64_t action;
+
+    return e->limit >= 0 || sl_shm_cap_find(shm, e->name, e->name2, &cap, &action);
+}
+
+/* sl_limits_cache_resolve - c current and each counter's slot looked up; with create, a limited
+ * or capped binding x domain counter is created when absent, as the worker's reservation would */
 void sl_limits_cache_resolve(const struct sl_config *cfg, struct sl_shm *shm,
-                             struct sl_limits_cache *c, const char *binding, const char *domain)
+                             struct sl_limits_cache *c, const char *binding, const char *domain,
+                             bool create)
 {
     sl_limits_cache_current(cfg, shm, c, binding, domain);
     for (uint32_t i = 0; i < c->n; i++) {
         struct sl_limits_counter *e = &c->c[i];
 
-        if (e->kind == SL_SCOPE_BINDING_DOMAIN && e->slot == UINT32_MAX &&
+        in_use(shm, e, NULL); /* finds one created since c was filled */
+        if (create && e->slot == UINT32_MAX && e->kind == SL_SCOPE_BINDING_DOMAIN &&
+            capped(shm, e) &&
             !take(shm, cfg, 0, (uint32_t)sl_peek64(&shm->hdr->config_gen), SL_SCOPE_BINDING_DOMAIN,
                   e->name, e->name2, &e->slot))
             e->slot = UINT32_MAX; /* a full table: the worker's reservation says so */
-        in_use(shm, e, NULL);     /* finds one created since c was filled */
     }
 }
 

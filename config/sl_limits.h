@@ -78,11 +78,14 @@ bool sl_limits_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
  * was or the config changed since). */
 void sl_limits_cache_current(const struct sl_config *cfg, const struct sl_shm *shm,
                              struct sl_limits_cache *c, const char *binding, const char *domain);
-/* c current (as above), and the slot of each of its counters looked up; the binding x domain
- * counter is created when it does not exist yet (a worker's reservation creates it too), so
- * that what a caller promises to a destination's first connection has a slot to count in. */
+/* c current (as above), and the slot of each of its counters looked up.  With create, the
+ * binding x domain counter, when it has a limit or a shaping action's cap covers it, is created
+ * when it does not exist yet (a worker's reservation creates it too), so that what a caller
+ * promises to a destination's first connection has a slot to count in.  A slot is for ever:
+ * the caller asks only when it matters (more jobs for the destination may follow at once). */
 void sl_limits_cache_resolve(const struct sl_config *cfg, struct sl_shm *shm,
-                             struct sl_limits_cache *c, const char *binding, const char *domain);
+                             struct sl_limits_cache *c, const char *binding, const char *domain,
+                             bool create);
 /* sl_limits_dest_room with the counters and limits cached in c, refilled when the table's
  * config generation changed.  promised (NULL: none) counts, by slot, the units the caller
  * has promised to connections about to open: they count as in use. */

@@ -355,7 +355,9 @@ static void promise(struct sl_sched *s, const struct sl_config *cfg, struct sl_w
     uint32_t slot[SL_RESV_MAX], n = 0;
     bool via_reserve;
 
-    sl_limits_cache_resolve(cfg, s->shm, &d->room, d->binding, d->domain);
+    /* a counter made for a pair whose mail this job takes whole would be a slot for nothing:
+     * no second job follows in this pass (mail queued later may find it not made yet) */
+    sl_limits_cache_resolve(cfg, s->shm, &d->room, d->binding, d->domain, d->nready > 0);
     via_reserve = sl_limits_server_free_cached(s->shm, &d->room, counts) == 0;
     for (uint32_t i = 0; i < d->room.n; i++) {
         const struct sl_limits_counter *e = &d->room.c[i];

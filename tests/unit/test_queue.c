@@ -701,7 +701,7 @@ static void test_dispatch_promised(void **state)
     char job[SL_JOB_MAX], id[SL_SPOOL_ID_LEN + 1];
     const struct sl_qdest *other;
     struct sl_resv r;
-    uint32_t slot;
+    uint32_t slot, pair;
 
     make_id(id, 20);
     sl_queue_add(f->s.q, id, "b1", 1, &p, 100);
@@ -717,6 +717,10 @@ static void test_dispatch_promised(void **state)
     assert_int_equal(other->where, SL_QDEST_BLOCKED);
     assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_DOMAIN, "full.example", NULL, &slot), SL_SHM_OK);
     assert_int_equal(other->wait_slot, slot);
+    /* the pairs have no limit and no cap: the master made no counter for them (a slot is for
+     * ever; the worker makes it when it connects) */
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_BINDING_DOMAIN, "b1", "full.example", &pair),
+                     SL_SHM_NOENT);
 
     /* the worker takes the unit: the promise ends, the table's count holds b2 back */
     sl_resv_init(&r, 1);
