@@ -473,18 +473,22 @@ static void cache_fill(const struct sl_config *cfg, const struct sl_shm *shm,
               sl_limits_for_key(cfg, SL_SCOPE_RESERVE, "", NULL));
 }
 
-/* in_use - a cached counter's open connections, and the units promised to connections about to
- * open (promised, by slot; NULL: none); one that does not exist yet has none */
-static uint32_t in_use(const struct sl_shm *shm, struct sl_limits_counter *e,
-                       const uint16_t *promised)
+/* in_use - a cached counter's open connections; one that does not exist yet has none */
+static uint32_t in_use(const struct sl_shm *shm, struct sl_limits_counter *e)
 {
     if (e->slot == UINT32_MAX &&
         sl_shm_find(shm, (enum sl_scope_kind)e->kind, e->name, e->name2, &e->slot) != SL_SHM_OK) {
         e->slot = UINT32_MAX;
         return 0;
     }
-    return (uint32_t)sl_peek64(&shm->slots[e->slot].count) +
-           (promised != NULL ? promised[e->slot] : 0u);
+    return (uint32_t)sl_peek64(&shm->slots[e->slot].count);
+}
+
+/* promised_to - the units promised to connections about to open (promised, by slot; NULL:
+ * none) in the cached counter e, looked up by in_use */
+static uint32_t promised_to(const struct sl_limits_counter *e, const uint16_t *promised)
+{
+    return promised != NULL && e->slot != UINT32_MAX ? promised[e->slot] : 0u;
 }
 
 /* sl_limits_cache_current - c filled for the table's config generation: never filled, or
@@ -516,7 +520,7 @@ void sl_limits_cache_resolve(const struct sl_config *cfg, struct sl_shm *shm,
     for (uint32_t i = 0; i < c->n; i++) {
         struct sl_limits_counter *e = &c->c[i];
 
-        in_use(shm, e, NULL); /* finds one created since c was filled */
+        in_use(shm, e); /* finds one created since c was filled */
         if (create && e->slot == UINT32_MAX && e->kind == SL_SCOPE_BINDING_DOMAIN &&
             capped(shm, e) &&
             !take(shm, cfg, 0, (uint32_t)sl_peek64(&shm->hdr->config_gen), SL_SCOPE_BINDING_DOMAIN,
@@ -532,7 +536,7 @@ bool sl_limits_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
 {
     sl_limits_cache_current(cfg, shm, c, binding, domain);
     for (uint32_t i = 0; i < c->n; i++) {
-        in_use(shm, &c->c[i], NULL); /* finds a counter created since c was filled */
+        in_use(shm, &c->c[i]); /* finds a counter created since c was filled */
         if (c->c[i].slot == slot)
             return true;
     }
@@ -551,8 +555,7 @@ bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm
     sl_limits_cache_current(cfg, shm, c, binding, domain);
     for (uint32_t i = 0; i < c->n; i++) {
         struct sl_limits_counter *e = &c->c[i];
-        uint32_t n = in_use(shm, e, promised);
-        uint32_t open = n - (promised != NULL && e->slot != UINT32_MAX ? promised[e->slot] : 0u);
+        uint32_t open = in_use(shm, e), n = open + promised_to(e, promised);
         struct sl_refusal r = {.slot = e->slot, .kind = e->kind, .in_use = open, .limit = e->limit};
 
         if (e->kind == SL_SCOPE_BINDING_DOMAIN)
@@ -589,7 +592,9 @@ uint32_t sl_limits_server_free_cached(const struct sl_shm *shm, struct sl_limits
     for (uint32_t i = 0; i < c->n; i++) {
         struct sl_limits_counter *e = &c->c[i];
         if (e->kind == SL_SCOPE_SERVER && e->limit >= 0) {
-            uint32_t n = in_use(shm, e, promised);
+            uint32_t n = in_use(shm, e); /* first: it looks the slot up */
+
+            n += promised_to(e, promised);
             return n < (uint32_t)e->limit ? (uint32_t)e->limit - n : 0;
         }
     }

@@ -81,23 +81,7 @@ static uint32_t drop(struct sl_promises *p, struct sl_worker_slot *w, uint32_t *
     return freed != NULL ? n : 0;
 }
 
-/* sl_promise_settle - end w's promise when it tried to take the units */
-uint32_t sl_promise_settle(struct sl_promises *p, const struct sl_shm *shm,
-                           struct sl_worker_slot *w, uint32_t freed[SL_RESV_MAX])
-{
-    uint64_t acquired, refused;
-
-    if (w->npromised == 0)
-        return 0;
-    figures(shm, w, &acquired, &refused);
-    if (acquired != w->promise_acquired)
-        return drop(p, w, NULL); /* taken: the table counts them now */
-    if (refused == w->promise_refused)
-        return 0; /* not tried yet */
-    return drop(p, w, freed);
-}
-
-/* sl_promise_end - end w's promise now */
+/* sl_promise_end - end w's promise now; the slots into freed when it never took them */
 uint32_t sl_promise_end(struct sl_promises *p, const struct sl_shm *shm, struct sl_worker_slot *w,
                         uint32_t freed[SL_RESV_MAX])
 {
@@ -107,4 +91,19 @@ uint32_t sl_promise_end(struct sl_promises *p, const struct sl_shm *shm, struct 
         return 0;
     figures(shm, w, &acquired, &refused);
     return drop(p, w, acquired == w->promise_acquired ? freed : NULL);
+}
+
+/* sl_promise_settle - end w's promise once it tried to take the units (taken: the table counts
+ * them now; refused: they are free) */
+uint32_t sl_promise_settle(struct sl_promises *p, const struct sl_shm *shm,
+                           struct sl_worker_slot *w, uint32_t freed[SL_RESV_MAX])
+{
+    uint64_t acquired, refused;
+
+    if (w->npromised == 0)
+        return 0;
+    figures(shm, w, &acquired, &refused);
+    if (acquired == w->promise_acquired && refused == w->promise_refused)
+        return 0; /* not tried yet */
+    return sl_promise_end(p, shm, w, freed);
 }

@@ -192,8 +192,19 @@ static unsigned settle_promises(struct sl_sched *s, struct sl_supervisor *sup)
     return ended;
 }
 
+/* resettled - a refusal by the counter in slot may be a worker's take counted twice (in the
+ * table since this pass began, and still promised): true when settling the promises again
+ * ended some, so the check is worth asking again */
+static bool resettled(struct sl_sched *s, struct sl_supervisor *sup, uint32_t slot)
+{
+    const uint16_t *promised = sl_promise_counts(&s->promises);
+
+    return promised != NULL && slot != UINT32_MAX && promised[slot] > 0 &&
+           settle_promises(s, sup) > 0;
+}
+
 /* gate - the shaping gate's word on d, the connections promised to jobs not yet started
- * counted under an action's cap (settled again before they hold d back, as in room) */
+ * counted under an action's cap */
 static bool gate(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_config *cfg,
                  struct sl_qdest *d, bool newconn, struct sl_shaping_hold *h)
 {
@@ -202,8 +213,7 @@ static bool gate(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_
     if (sl_shaping_gate(cfg, s->shm, d->binding, d->domain, &d->throttle, newconn, promised, h))
         return true;
     /* only a cap's refusal names a counter with promised units: nothing was taken before it */
-    return promised != NULL && h->slot != UINT32_MAX && promised[h->slot] > 0 &&
-           settle_promises(s, sup) > 0 &&
+    return resettled(s, sup, h->slot) &&
            sl_shaping_gate(cfg, s->shm, d->binding, d->domain, &d->throttle, newconn, promised, h);
 }
 
@@ -345,9 +355,25 @@ static struct sl_qdest *older_waiter(struct sl_sched *s, const struct sl_config 
     return NULL;
 }
 
+/* job_takes - does a new connection to the destination take a unit of its counter e: a limited
+ * one (the binding x domain counter always: the reserve rule reads its use), the reserve in
+ * place of a full server counter (via_reserve), as the worker takes them */
+static bool job_takes(const struct sl_limits_counter *e, bool via_reserve)
+{
+    switch (e->kind) {
+    case SL_SCOPE_BINDING_DOMAIN:
+        return true;
+    case SL_SCOPE_SERVER:
+        return !via_reserve && e->limit >= 0;
+    case SL_SCOPE_RESERVE:
+        return via_reserve && e->limit > 0;
+    default:
+        return e->limit >= 0;
+    }
+}
+
 /* promise - worker w's job for d opens a connection (or moves w's own there): the counters of
- * d it will take that w's connection does not hold count as in use until it tries (the
- * reserve in place of a full server counter, as the worker takes it) */
+ * d it will take that w's connection does not hold count as in use until it tries */
 static void promise(struct sl_sched *s, const struct sl_config *cfg, struct sl_worker_slot *w,
                     struct sl_qdest *d)
 {
@@ -361,14 +387,9 @@ static void promise(struct sl_sched *s, const struct sl_config *cfg, struct sl_w
     via_reserve = sl_limits_server_free_cached(s->shm, &d->room, counts) == 0;
     for (uint32_t i = 0; i < d->room.n; i++) {
         const struct sl_limits_counter *e = &d->room.c[i];
-        bool server = e->kind == SL_SCOPE_SERVER, reserve = e->kind == SL_SCOPE_RESERVE;
 
-        bool pair = e->kind == SL_SCOPE_BINDING_DOMAIN; /* the reserve rule reads its use */
-
-        if (e->slot == UINT32_MAX || (e->limit < 0 && !pair) || (server && via_reserve) ||
-            (reserve && (!via_reserve || e->limit == 0)) || holds(s, cfg, w, e->slot))
-            continue; /* unlimited, or not what this job takes */
-        slot[n++] = e->slot;
+        if (e->slot != UINT32_MAX && job_takes(e, via_reserve) && !holds(s, cfg, w, e->slot))
+            slot[n++] = e->slot;
     }
     for (uint32_t i = 0; i < d->room.ncl && n < SL_RESV_MAX; i++) /* this node's holds */
         if (d->room.cl[i].slot != UINT32_MAX && !holds(s, cfg, w, d->room.cl[i].slot))
@@ -384,12 +405,9 @@ static bool room(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_
     const uint16_t *promised = sl_promise_counts(&s->promises);
     struct sl_refusal why;
 
-    if (sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why))
-        return true;
-    /* A worker may have taken its units since the pass began: then they counted twice */
-    if (promised != NULL && why.slot != UINT32_MAX && promised[why.slot] > 0 &&
-        settle_promises(s, sup) > 0 &&
-        sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why))
+    if (sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why) ||
+        (resettled(s, sup, why.slot) &&
+         sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why)))
         return true;
     *why_out = why;
     if (why.limit < 0)
