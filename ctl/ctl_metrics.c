@@ -26,6 +26,7 @@
  *                                                           made no attempt are not counted)
  *   sluice_timeouts_total{phase}                   counter  connect|greeting|tls|ehlo|mail_from|
  *                                                           rcpt_to|data|rset
+ *   sluice_listener_*{listener}                    the SMTP listeners (ctl_metrics_listen.c)
  *   sluice_workers, sluice_config_generation, sluice_start_time_seconds,
  *   sluice_segment_slots, sluice_segment_slots_used             gauges
  *   sluice_reclaimed_connections_total, sluice_audit_runs_total,
@@ -47,8 +48,9 @@
 #include "smtp/sl_smtp.h"
 #include "ctl_metrics.h"
 
-/* family - the # HELP and # TYPE lines that open a metric family (help is our own text) */
-static void family(FILE *f, const char *name, const char *type, const char *help)
+/* sl_metrics_family - the # HELP and # TYPE lines that open a metric family (help is our own
+ * text) */
+void sl_metrics_family(FILE *f, const char *name, const char *type, const char *help)
 {
     fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -126,7 +128,7 @@ static void per_counter(FILE *f, const char *name, const char *type, const char 
 {
     unsigned long long x;
 
-    family(f, name, type, help);
+    sl_metrics_family(f, name, type, help);
     for (size_t i = 0; i < n; i++)
         if (value(&v[i], &x)) {
             fputs(name, f);
@@ -139,7 +141,7 @@ static void per_counter(FILE *f, const char *name, const char *type, const char 
 static void single(FILE *f, const char *name, const char *type, const char *help,
                    unsigned long long value)
 {
-    family(f, name, type, help);
+    sl_metrics_family(f, name, type, help);
     fprintf(f, "%s %llu\n", name, value);
 }
 
@@ -194,8 +196,8 @@ static void write_counters(FILE *f, const struct sl_counter_view *v, size_t n)
             server = &v[i];
     single(f, "sluice_server_connections_in_use", "gauge", "Connections open on the whole server.",
            server ? server->in_use : 0);
-    family(f, "sluice_server_connection_limit", "gauge",
-           "server_max_outbound_connections; no series when the server has no limit.");
+    sl_metrics_family(f, "sluice_server_connection_limit", "gauge",
+                      "server_max_outbound_connections; no series when the server has no limit.");
     if (server != NULL && server->limit >= 0)
         fprintf(f, "sluice_server_connection_limit %d\n", server->limit);
 }
@@ -217,13 +219,13 @@ static void write_stats(FILE *f, const struct sl_shm *shm)
            st.tls);
     single(f, "sluice_tls_verified_connections_total", "counter",
            "Encrypted SMTP sessions whose peer was authenticated (PKIX or DANE).", st.tls_verified);
-    family(f, "sluice_recipients_total", "counter",
-           "Recipients by the outcome of a delivery attempt (mail held back for a "
-           "connection slot is not attempted: see sluice_connections_refused_total).");
+    sl_metrics_family(f, "sluice_recipients_total", "counter",
+                      "Recipients by the outcome of a delivery attempt (mail held back for a "
+                      "connection slot is not attempted: see sluice_connections_refused_total).");
     for (int i = 0; i < SL_STATS__OUTCOMES; i++)
         fprintf(f, "sluice_recipients_total{outcome=\"%s\"} %llu\n", outcome[i],
                 (unsigned long long)st.recipients[i]);
-    family(f, "sluice_timeouts_total", "counter", "SMTP session phases that timed out.");
+    sl_metrics_family(f, "sluice_timeouts_total", "counter", "SMTP session phases that timed out.");
     /* quit is left out: a QUIT that times out is not a failure of the delivery */
     for (unsigned ph = SL_PH_CONNECT; ph < SL_PH_QUIT; ph++)
         fprintf(f, "sluice_timeouts_total{phase=\"%s\"} %llu\n", sl_phase_name(ph),
@@ -259,10 +261,11 @@ static void write_latency(FILE *f, const struct sl_shm *shm)
 {
     struct sl_lat_view v;
 
-    family(f, "sluice_delivery_phase_seconds", "histogram",
-           "Delivery time per binding and phase: queued (arrival to first attempt), connect "
-           "(TCP, greeting, EHLO), tls (STARTTLS and handshake), transaction (commands out to "
-           "last reply in).");
+    sl_metrics_family(
+        f, "sluice_delivery_phase_seconds", "histogram",
+        "Delivery time per binding and phase: queued (arrival to first attempt), connect "
+        "(TCP, greeting, EHLO), tls (STARTTLS and handshake), transaction (commands out to "
+        "last reply in).");
     for (unsigned i = 0; i < SL_LAT_BINDINGS; i++)
         if (sl_lat_read(shm, i, &v))
             for (unsigned ph = 0; ph < SL_LAT__PHASES; ph++)
@@ -284,6 +287,7 @@ int sl_metrics_write(FILE *f, const struct sl_shm *shm, const char *spool)
     sl_ctl_throttles_metrics(f, shm, v + counters, n - counters, spool);
     write_stats(f, shm);
     write_latency(f, shm);
+    sl_metrics_listeners(f, shm);
     sl_ctl_cluster_metrics(f, v, n);
     if (spool != NULL)
         single(f, "sluice_spool_quarantined_files", "gauge",

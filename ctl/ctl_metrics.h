@@ -1,6 +1,7 @@
 /*
- * ctl_metrics.h - what the two files of `sluicectl metrics` share: the exposition (ctl_metrics.c)
- * and the HTTP listener that serves it (ctl_metrics_http.c).  Private to sluicectl.
+ * ctl_metrics.h - what the files of `sluicectl metrics` share: the exposition (ctl_metrics.c,
+ * the listeners' part in ctl_metrics_listen.c) and the HTTP listener that serves it
+ * (ctl_metrics_http.c).  Private to sluicectl.
  */
 #ifndef SL_CTL_METRICS_H
 #define SL_CTL_METRICS_H
@@ -13,6 +14,11 @@
  * with the entries set aside in spool's corrupt/ (spool NULL: not counted).
  * 0, or -1 when the counter table cannot be read. */
 int sl_metrics_write(FILE *f, const struct sl_shm *shm, const char *spool);
+
+/* The # HELP and # TYPE lines that open a metric family. */
+void sl_metrics_family(FILE *f, const char *name, const char *type, const char *help);
+/* The SMTP listeners' families: sessions, messages, rejections, per [listener]. */
+void sl_metrics_listeners(FILE *f, const struct sl_shm *shm);
 
 /* s as a Prometheus label value, quoted, with backslash, double quote and newline escaped. */
 void sl_metrics_label(FILE *f, const char *s);

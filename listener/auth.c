@@ -180,10 +180,12 @@ bool smtpd_auth(struct session *s, const char *arg)
     if (!ok) {
         sl_msg_info("%s: authentication failed for \"%s\"", s->peer_ip, shown);
         io_reply(&s->io, "535 5.7.8 Error: authentication failed");
+        smtpd_count(s, SL_LSTAT_AUTH_FAILED, 1);
         return smtpd_error(s);
     }
     s->auth_user = sl_strdup(user);
     sl_msg_info("%s: authenticated as \"%s\"", s->peer_ip, shown);
     io_reply(&s->io, "235 2.7.0 Authentication successful");
+    smtpd_count(s, SL_LSTAT_AUTH, 1);
     return true;
 }

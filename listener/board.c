@@ -1,6 +1,9 @@
 /*
  * board.c - which client each listener process serves, for
- * max_sessions_per_client across the processes of a listener.
+ * max_sessions_per_client across the processes of a listener, and which
+ * processes are in a session (the master's count of sessions open, for the
+ * listener statistics: counted from here, a process killed mid-session leaves
+ * nothing behind once the master has reaped it).
  *
  * One shared page of entries, one per live listener process (claimed by pid
  * with a compare-and-swap once the process is set up, just before its first
@@ -30,6 +33,8 @@ struct entry {
     sl_atomic_u32 pid;
     sl_atomic_u32 active;  /* listener index + 1 while a session runs, else 0 */
     sl_atomic_u64 addr[2]; /* the client's address, IPv4 mapped into IPv6 */
+    sl_atomic_u32 open;    /* the process's statistics entry + 1 while a session runs, else 0
+                            * (the master's count of sessions open, sl_smtpd_board_sessions) */
 };
 
 struct sl_smtpd_board {
@@ -37,6 +42,7 @@ struct sl_smtpd_board {
 };
 
 static struct entry *mine; /* this process's entry */
+static uint32_t my_stat;   /* its statistics entry + 1 (0: none), written to open */
 
 /* sl_smtpd_board_new - the shared page, before the first listener forks */
 struct sl_smtpd_board *sl_smtpd_board_new(void)
@@ -56,6 +62,7 @@ void sl_smtpd_board_forget(struct sl_smtpd_board *b, pid_t pid)
     for (size_t i = 0; i < SL_SMTPD_BOARD_SLOTS; i++)
         if (sl_load32(&b->e[i].pid) == (uint32_t)pid) {
             sl_store32(&b->e[i].active, 0);
+            sl_store32(&b->e[i].open, 0);
             sl_store32(&b->e[i].pid, 0);
         }
 }
@@ -67,6 +74,17 @@ bool sl_smtpd_board_was_ready(const struct sl_smtpd_board *b, pid_t pid)
         if (sl_peek32(&b->e[i].pid) == (uint32_t)pid)
             return true;
     return false;
+}
+
+/* sl_smtpd_board_sessions - sessions open now, by statistics entry */
+void sl_smtpd_board_sessions(const struct sl_smtpd_board *b, uint64_t open[SL_LSTAT_LISTENERS])
+{
+    memset(open, 0, SL_LSTAT_LISTENERS * sizeof *open);
+    for (size_t i = 0; b != NULL && i < SL_SMTPD_BOARD_SLOTS; i++) {
+        uint32_t o = sl_peek32(&b->e[i].open);
+        if (o > 0 && o <= SL_LSTAT_LISTENERS && sl_peek32(&b->e[i].pid) != 0)
+            open[o - 1]++;
+    }
 }
 
 /* key_of - the client's address as 16 bytes (IPv4 mapped) */
@@ -96,10 +114,11 @@ static struct entry *claim(struct sl_smtpd_board *b)
 }
 
 /* smtpd_board_ready - take our entry: set up and about to accept (the master's "ready") */
-void smtpd_board_ready(struct sl_smtpd_board *b)
+void smtpd_board_ready(struct sl_smtpd_board *b, int stat)
 {
     if (mine == NULL)
         mine = claim(b);
+    my_stat = stat >= 0 && stat < SL_LSTAT_LISTENERS ? (uint32_t)stat + 1 : 0;
 }
 
 /* smtpd_board_enter - publish our client, then count it; false when over the limit */
@@ -109,10 +128,11 @@ bool smtpd_board_enter(struct sl_smtpd_board *b, size_t listener, unsigned limit
     uint64_t key[2];
     unsigned n = 0;
 
-    if (limit == 0)
-        return true;
     if (mine == NULL && (mine = claim(b)) == NULL)
         return true; /* cannot happen with SL_SMTPD_BOARD_SLOTS processes at most */
+    sl_store32(&mine->open, my_stat);
+    if (limit == 0)
+        return true;
     key_of(peer, key);
     sl_store64(&mine->addr[0], key[0]);
     sl_store64(&mine->addr[1], key[1]);
@@ -124,6 +144,7 @@ bool smtpd_board_enter(struct sl_smtpd_board *b, size_t listener, unsigned limit
     if (n <= limit)
         return true;
     sl_store32(&mine->active, 0);
+    sl_store32(&mine->open, 0);
     return false;
 }
 
@@ -131,6 +152,8 @@ bool smtpd_board_enter(struct sl_smtpd_board *b, size_t listener, unsigned limit
 void smtpd_board_leave(struct sl_smtpd_board *b)
 {
     (void)b;
-    if (mine != NULL)
+    if (mine != NULL) {
         sl_store32(&mine->active, 0);
+        sl_store32(&mine->open, 0);
+    }
 }

@@ -75,10 +75,24 @@ static void check_lines(struct txn *t, bool unstuff)
     t->len = out;
 }
 
+/* broken_off - the body stopped coming (r: a timeout, the client gone): the session ends and
+ * nothing was queued */
+static void broken_off(struct session *s, enum io_result r)
+{
+    if (r == IO_TIMEOUT) {
+        sl_msg_info("%s: timeout in the message data", s->peer_ip);
+        io_reply(&s->io, "421 4.4.2 %s Error: timeout exceeded", s->hostname);
+        smtpd_count(s, SL_LSTAT_TIMEOUTS, 1);
+    }
+    io_end(&s->io);
+    smtpd_txn_reset(&s->t);
+}
+
 /* finish - the body is in: refuse it with the reason, or queue it */
 static void finish(struct session *s, bool unstuff)
 {
     struct txn *t = &s->t;
+    const char *why = NULL; /* the content rule it breaks, for the log */
 
     if (!t->oversize)
         check_lines(t, unstuff);
@@ -86,21 +100,27 @@ static void finish(struct session *s, bool unstuff)
         sl_msg_info("%s: message refused: larger than max_message_size (%llu bytes)", s->peer_ip,
                     (unsigned long long)s->max_size);
         io_reply(&s->io, "552 5.3.4 Error: message file too big");
+        smtpd_count(s, SL_LSTAT_REJ_SIZE, 1);
     } else if (t->bad_newline) {
-        sl_msg_info("%s: message refused: bare CR or LF", s->peer_ip);
+        why = "bare CR or LF";
         io_reply(&s->io,
                  "554 5.6.0 Error: bare <CR> or <LF> in message: lines must end in <CR><LF>");
     } else if (t->long_line) {
-        sl_msg_info("%s: message refused: a line longer than 998 octets", s->peer_ip);
+        why = "a line longer than 998 octets";
         io_reply(&s->io, "554 5.6.0 Error: message line longer than 998 octets");
     } else if (t->nul) {
-        sl_msg_info("%s: message refused: NUL byte", s->peer_ip);
+        why = "NUL byte";
         io_reply(&s->io, "554 5.6.0 Error: NUL byte in message");
     } else if (t->len == 0) {
+        why = "empty";
         io_reply(&s->io, "554 5.6.0 Error: empty message");
     } else {
         smtpd_accept(s);
         return;
+    }
+    if (why != NULL) {
+        sl_msg_info("%s: message refused: %s", s->peer_ip, why);
+        smtpd_count(s, SL_LSTAT_REJ_CONTENT, 1);
     }
     smtpd_txn_reset(t);
     smtpd_error(s);
@@ -128,10 +148,7 @@ void smtpd_data(struct session *s)
         enum io_result r = io_bytes(&s->io, IO_IN_CAP, &p, &got);
 
         if (r != IO_OK) {
-            if (r == IO_TIMEOUT)
-                io_reply(&s->io, "421 4.4.2 %s Error: timeout exceeded", s->hostname);
-            io_end(&s->io); /* the session ends; nothing was queued */
-            smtpd_txn_reset(t);
+            broken_off(s, r);
             return;
         }
         for (i = 0; i < got && matched < 5; i++) {
@@ -182,10 +199,7 @@ void smtpd_bdat(struct session *s, const char *args)
         size_t got;
         enum io_result r = io_bytes(&s->io, left < IO_IN_CAP ? (size_t)left : IO_IN_CAP, &p, &got);
         if (r != IO_OK) {
-            if (r == IO_TIMEOUT)
-                io_reply(&s->io, "421 4.4.2 %s Error: timeout exceeded", s->hostname);
-            io_end(&s->io);
-            smtpd_txn_reset(t);
+            broken_off(s, r);
             return;
         }
         if (t->mail && t->nrcpt > 0)

@@ -268,6 +268,7 @@ bool smtpd_rcpt(struct session *s, const char *arg)
         return refuse(s, "503 5.5.1 Error: need MAIL command");
     if (t->nrcpt >= s->l->max_recipients) {
         io_reply(&s->io, "452 4.5.3 Error: too many recipients");
+        smtpd_count(s, SL_LSTAT_REJ_RECIPIENTS, 1);
         return true; /* RFC 5321 4.5.3.1.10: not an error of the client's */
     }
     if ((r.addr = take_path(&p)) == NULL || r.addr[0] == '\0') {
@@ -278,6 +279,7 @@ bool smtpd_rcpt(struct session *s, const char *arg)
     if (!s->relay_ok && s->auth_user == NULL) {
         sl_msg_info("%s: relay refused for <%s>", s->peer_ip, shown);
         io_reply(&s->io, "554 5.7.1 <%s>: Relay access denied", shown);
+        smtpd_count(s, SL_LSTAT_REJ_RELAY, 1);
         free(r.addr);
         return smtpd_error(s);
     }

@@ -165,9 +165,11 @@ static void serve(struct session *s, int fd)
                     l->max_sessions_per_client);
         io_reply(&s->io, "421 4.7.0 %s Error: too many connections from %s", s->hostname,
                  s->peer_ip);
+        smtpd_count(s, SL_LSTAT_TURNED_AWAY, 1);
         io_close(&s->io);
         return;
     }
+    smtpd_count(s, SL_LSTAT_SESSIONS, 1);
     s->relay_ok = sl_listener_may_relay(l, (const struct sockaddr *)&s->peer);
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
@@ -197,7 +199,8 @@ void sl_smtpd_main(const struct sl_smtpd_ctx *ctx)
     s->tls = ctx->prep->tls;
     s->creds = ctx->prep->creds;
     s->max_size = (uint64_t)sl_config_num(ctx->cfg, SL_OPT_MAX_MESSAGE_SIZE, &none);
-    smtpd_board_ready(ctx->board); /* ready: killed from now on, we are replaced at once */
+    smtpd_board_ready(ctx->board,
+                      ctx->stat); /* ready: killed from now on, we are replaced at once */
     while ((fd = next_client(lfd, ep, &wait, &s->peer)) >= 0) {
         memset(&s->t, 0, sizeof s->t); /* a fresh session; the listener's settings stay */
         s->helo[0] = '\0';

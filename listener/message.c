@@ -288,6 +288,7 @@ void smtpd_accept(struct session *s)
                     s->l->binding_header, shown);
         io_reply(&s->io, "554 5.7.0 Error: %s names no binding or binding group: %s",
                  s->l->binding_header, shown);
+        smtpd_count(s, SL_LSTAT_REJ_BINDING, 1);
         smtpd_txn_reset(&s->t);
         smtpd_error(s);
         return;
@@ -302,9 +303,13 @@ void smtpd_accept(struct session *s)
         io_reply(&s->io, full ? "452 4.3.1 Error: insufficient system storage: spool full, try "
                                 "again later"
                               : "451 4.3.0 Error: queue file write error, try again later");
+        smtpd_count(s, SL_LSTAT_REJ_STORAGE, 1);
     } else { /* the master was told by the group commit (sl_spool_write) */
         log_queued(s, id, binding, group, len);
         io_reply(&s->io, "250 2.0.0 Ok: queued as %s", id);
+        smtpd_count(s, SL_LSTAT_MESSAGES, 1);
+        smtpd_count(s, SL_LSTAT_RECIPIENTS, s->t.nrcpt);
+        smtpd_count(s, SL_LSTAT_BYTES, len);
     }
     free(msg);
     smtpd_txn_reset(&s->t);

@@ -45,6 +45,7 @@ bool smtpd_error(struct session *s)
     if (++s->errors < s->l->max_errors)
         return true;
     io_reply(&s->io, "421 4.7.0 %s Too many errors, closing connection", s->hostname);
+    smtpd_count(s, SL_LSTAT_REJ_ERRORS, 1);
     return false;
 }
 
@@ -101,6 +102,7 @@ static bool starttls(struct session *s, const char *arg)
         return false;
     }
     s->tls_on = true;
+    smtpd_count(s, SL_LSTAT_TLS, 1);
     s->esmtp = false;
     s->helo[0] = '\0'; /* RFC 3207 4.2: the client starts over with EHLO */
     smtpd_txn_reset(&s->t);
@@ -193,8 +195,11 @@ void smtpd_session(struct session *s)
         }
         if (r == IO_STOP)
             continue; /* the 421 above */
-        if (r == IO_TIMEOUT)
+        if (r == IO_TIMEOUT) {
+            sl_msg_info("%s: timeout waiting for a command", s->peer_ip);
             io_reply(&s->io, "421 4.4.2 %s Error: timeout exceeded", s->hostname);
+            smtpd_count(s, SL_LSTAT_TIMEOUTS, 1);
+        }
         if (r != IO_OK)
             break;
         if (memchr(line, '\0', len) != NULL) {

@@ -22,6 +22,7 @@
 
 #include "config/sl_config.h"
 #include "config/sl_listener.h"
+#include "shm/sl_shm.h"
 #include "spool/sl_spool.h"
 
 #define SL_SMTPD_BOARD_SLOTS 8192 /* listener processes alive at once, old and new in a reload */
@@ -47,6 +48,8 @@ struct sl_smtpd_ctx {
     uint32_t gen;
     pid_t master;
     const struct sl_smtpd_prep *prep;
+    struct sl_shm *shm; /* the daemon's segment, for the listener's statistics */
+    int stat;           /* its entry there (sl_lstat_claim), -1: none */
 };
 
 /* Build l's TLS context and read its credentials; false with err. */
@@ -64,5 +67,7 @@ void sl_smtpd_board_forget(struct sl_smtpd_board *b, pid_t pid);
 /* Had pid taken its entry, i.e. reached its accept loop (the master's "ready", for the
  * back-off)?  Asked before sl_smtpd_board_forget. */
 bool sl_smtpd_board_was_ready(const struct sl_smtpd_board *b, pid_t pid);
+/* Sessions open now, by statistics entry (sl_lstat_claim), into open[SL_LSTAT_LISTENERS]. */
+void sl_smtpd_board_sessions(const struct sl_smtpd_board *b, uint64_t open[SL_LSTAT_LISTENERS]);
 
 #endif

@@ -164,9 +164,15 @@ void smtpd_bdat(struct session *s, const char *args);
 /* message.c: the accepted body to the spool, the reply sent; clears the transaction. */
 void smtpd_accept(struct session *s);
 
-/* board.c: claim our entry once set up (ready); mark the client served (false: over
- * max_sessions_per_client). */
-void smtpd_board_ready(struct sl_smtpd_board *b);
+/* One more (or n more) of what in the listener's statistics. */
+static inline void smtpd_count(const struct session *s, enum sl_lstat what, uint64_t n)
+{
+    sl_lstat_add(s->ctx->shm, s->ctx->stat, what, n);
+}
+
+/* board.c: claim our entry once set up (ready), counted under statistics entry stat; mark the
+ * client served (false: over max_sessions_per_client). */
+void smtpd_board_ready(struct sl_smtpd_board *b, int stat);
 bool smtpd_board_enter(struct sl_smtpd_board *b, size_t listener, unsigned limit,
                        const struct sockaddr_storage *peer);
 void smtpd_board_leave(struct sl_smtpd_board *b);

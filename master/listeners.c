@@ -81,9 +81,11 @@ static void prepare_all(struct sl_listeners *ls, const struct sl_config *cfg, bo
     ls->prep = sl_calloc(cfg->nlisteners + 1, sizeof *ls->prep);
     ls->ready = sl_calloc(cfg->nlisteners + 1, sizeof *ls->ready);
     ls->back = sl_calloc(cfg->nlisteners + 1, sizeof *ls->back);
+    ls->stat = sl_calloc(cfg->nlisteners + 1, sizeof *ls->stat);
     ls->nprep = cfg->nlisteners;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         ls->back[i].next_spawn = sl_clock_after_ms(0);
+        ls->stat[i] = sl_lstat_claim(ls->shm, cfg->listeners[i].name);
         ls->ready[i] = sl_smtpd_prepare(&cfg->listeners[i], &ls->prep[i], err, sizeof err);
         if (!ls->ready[i] && fatal)
             sl_msg_fatal("%s", err);
@@ -100,19 +102,22 @@ static void free_prep(struct sl_listeners *ls)
     free(ls->prep);
     free(ls->ready);
     free(ls->back);
+    free(ls->stat);
     ls->prep = NULL;
     ls->ready = NULL;
     ls->back = NULL;
+    ls->stat = NULL;
     ls->nprep = 0;
 }
 
 /* sl_listeners_open - bind at start; nothing at all without a listener section */
 void sl_listeners_open(struct sl_listeners *ls, const struct sl_config *cfg, const char *spool,
-                       uint32_t gen)
+                       struct sl_shm *shm, uint32_t gen)
 {
     memset(ls, 0, sizeof *ls);
     ls->cfg = cfg;
     ls->spool = spool;
+    ls->shm = shm;
     ls->gen = gen;
     if (cfg->nlisteners == 0)
         return;
@@ -145,7 +150,9 @@ static bool spawn(struct sl_listeners *ls, size_t i, int fd)
                                .board = ls->board,
                                .gen = ls->gen,
                                .master = getpid(),
-                               .prep = &ls->prep[i]};
+                               .prep = &ls->prep[i],
+                               .shm = ls->shm,
+                               .stat = ls->stat[i]};
     struct sl_lproc *p = NULL;
     pid_t pid = fork();
 
@@ -227,6 +234,18 @@ bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status,
         return true;
     }
     return false;
+}
+
+/* sl_listeners_publish - the sessions open now, counted from the board, into the statistics */
+void sl_listeners_publish(struct sl_listeners *ls)
+{
+    uint64_t open[SL_LSTAT_LISTENERS];
+
+    if (ls->board == NULL)
+        return;
+    sl_smtpd_board_sessions(ls->board, open);
+    for (int i = 0; i < SL_LSTAT_LISTENERS; i++)
+        sl_lstat_set_active(ls->shm, i, open[i]);
 }
 
 /* still_used - does a current listener, or a live process, use this socket? */

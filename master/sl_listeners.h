@@ -46,7 +46,9 @@ struct sl_listeners {
     struct sl_smtpd_prep *prep; /* per listener of cfg: TLS context, credentials */
     bool *ready;                /* per listener of cfg: prepared, may run */
     struct sl_lbackoff *back;   /* per listener of cfg: a crash loop delays its own alone */
+    int *stat;                  /* per listener of cfg: its statistics entry (sl_lstat_claim) */
     size_t nprep;
+    struct sl_shm *shm; /* the daemon's segment: the statistics */
     struct sl_spool_group *group;
     struct sl_smtpd_board *board;
     bool draining;
@@ -54,7 +56,9 @@ struct sl_listeners {
 
 /* Bind every listener of cfg (before privileges are dropped); fatal when one cannot be. */
 void sl_listeners_open(struct sl_listeners *ls, const struct sl_config *cfg, const char *spool,
-                       uint32_t gen);
+                       struct sl_shm *shm, uint32_t gen);
+/* Write the sessions each listener has open now to its statistics (a second old at most). */
+void sl_listeners_publish(struct sl_listeners *ls);
 /* Fork listener processes up to max_sessions per listener, back-off allowing. */
 void sl_listeners_fill(struct sl_listeners *ls);
 /* A reaped child: true when it was a listener process (then forgotten); queued gets the id

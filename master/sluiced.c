@@ -151,6 +151,7 @@ static void refresh_status(struct master *m)
     if (sl_clock_ms_until(m->next_status) > 0)
         return;
     m->next_status = sl_clock_after_ms(STATUS_EVERY_MS);
+    sl_listeners_publish(&m->lsn); /* the sessions open, on the same beat */
     status_line(m, status, sizeof status);
     if (strcmp(status, m->status) == 0)
         return; /* unchanged: spare systemd a message a second */
@@ -325,7 +326,10 @@ static void listener_exit(pid_t pid, int status, void *ctx)
     struct master *m = ctx;
     char queued[SL_SPOOL_ID_LEN + 1];
 
-    if (sl_listeners_reaped(&m->lsn, pid, status, queued) && queued[0] != '\0')
+    if (!sl_listeners_reaped(&m->lsn, pid, status, queued))
+        return;
+    sl_listeners_publish(&m->lsn); /* its session, if it had one, is over */
+    if (queued[0] != '\0')
         sl_pickup_id(&m->sched, queued);
 }
 
@@ -497,7 +501,7 @@ int main(int argc, char **argv)
     sl_sched_init(&m.sched, m.spool); /* reads the shaping actions: under the lock */
     sl_queue_ops_init(&m.wctx);
     sl_msg_info("spool %s: %zu messages queued", m.spool, sl_pickup_start(&m.sched));
-    sl_listeners_open(&m.lsn, m.cfg, m.spool, m.gen); /* ports below 1024 before the drop */
+    sl_listeners_open(&m.lsn, m.cfg, m.spool, &m.shm, m.gen); /* ports below 1024 before the drop */
     sl_privileges_hand_over(&priv, m.shm.name, m.spool, str(m.cfg, SL_OPT_DELIVERY_LOG));
     sl_privileges_drop(&priv); /* before the first fork: workers are never root */
     if (!sl_privileges_check_log(str(m.cfg, SL_OPT_DELIVERY_LOG), err, sizeof err)) {

@@ -47,7 +47,7 @@
 #include "util/sl_atomic.h"
 
 #define SL_SHM_MAGIC     0x534c5549434531ULL /* "SLUICE1" */
-#define SL_SHM_VERSION   5u
+#define SL_SHM_VERSION   6u
 #define SL_SHM_NAME_MAX  255  /* one key component, bytes, without NUL */
 #define SL_RESV_MAX      16   /* counters in one reservation */
 #define SL_OWNER_RECORDS 4    /* reservations one owner may hold at once */
@@ -176,6 +176,38 @@ struct sl_lat_entry {
     struct sl_lat_hist h[SL_LAT__PHASES];
 };
 
+/* What each SMTP listener took and refused (shm/lstat.c): one entry per [listener] name,
+ * claimed by the master; counted by its processes.  Version 6. */
+#define SL_LSTAT_LISTENERS 32
+#define SL_LSTAT_NAME_MAX  63
+enum sl_lstat {
+    SL_LSTAT_SESSIONS,       /* sessions served (the client was greeted) */
+    SL_LSTAT_TURNED_AWAY,    /* connections refused at once: max_sessions_per_client */
+    SL_LSTAT_TLS,            /* STARTTLS handshakes completed */
+    SL_LSTAT_AUTH,           /* AUTH that succeeded */
+    SL_LSTAT_AUTH_FAILED,    /* AUTH that failed (535) */
+    SL_LSTAT_MESSAGES,       /* messages queued (the 250 after the data) */
+    SL_LSTAT_RECIPIENTS,     /* their recipients */
+    SL_LSTAT_BYTES,          /* their octets, as queued */
+    SL_LSTAT_REJ_RELAY,      /* rejections: RCPT refused, relaying denied (5.7.1) */
+    SL_LSTAT_REJ_RECIPIENTS, /* RCPT over max_recipients */
+    SL_LSTAT_REJ_SIZE,       /* a message over max_message_size */
+    SL_LSTAT_REJ_CONTENT,    /* bare CR or LF, a line over 998 octets, NUL, empty */
+    SL_LSTAT_REJ_BINDING,    /* binding_header named no binding */
+    SL_LSTAT_REJ_STORAGE,    /* the spool could not take it (4xx) */
+    SL_LSTAT_REJ_ERRORS,     /* sessions closed after max_errors */
+    SL_LSTAT_TIMEOUTS,       /* sessions closed on a command or data timeout */
+    SL_LSTAT__N
+};
+#define SL_LSTAT_FIRST_REJ SL_LSTAT_REJ_RELAY /* the rejections run to SL_LSTAT_REJ_ERRORS */
+struct sl_lstat_entry {
+    sl_atomic_u32 state; /* 0 free, 2 live (name set); claimed by the master alone */
+    uint32_t len;
+    char name[SL_LSTAT_NAME_MAX + 1];
+    sl_atomic_u64 active; /* sessions open now, as the master last counted them */
+    sl_atomic_u64 n[SL_LSTAT__N];
+};
+
 struct sl_shm_header {
     uint64_t magic;
     uint32_t version;
@@ -206,8 +238,9 @@ struct sl_shm_header {
     sl_atomic_u64 actions_gen; /* bumped by the master after each write of spool_dir/actions:
                                   a worker reads the file again only when it changed */
     uint8_t reserved[40];
-    struct sl_shm_stats stats;                    /* version 2 */
-    struct sl_lat_entry latency[SL_LAT_BINDINGS]; /* version 3 */
+    struct sl_shm_stats stats;                        /* version 2 */
+    struct sl_lat_entry latency[SL_LAT_BINDINGS];     /* version 3 */
+    struct sl_lstat_entry listen[SL_LSTAT_LISTENERS]; /* version 6 */
 };
 
 struct sl_shm_params {
@@ -429,6 +462,23 @@ struct sl_lat_view {
     uint64_t sum_us[SL_LAT__PHASES], count[SL_LAT__PHASES];
 };
 bool sl_lat_read(const struct sl_shm *shm, unsigned i, struct sl_lat_view *v);
+
+/* SMTP listener statistics (shm/lstat.c).  The master claims a listener's entry by name (the
+ * same entry across reloads; past SL_LSTAT_LISTENERS names, the shared "*"), its processes
+ * count into it with relaxed increments, and the master sets the sessions open now.  -1 / no
+ * effect on a read-only mapping or a bad index. */
+int sl_lstat_claim(struct sl_shm *shm, const char *listener);
+void sl_lstat_add(struct sl_shm *shm, int entry, enum sl_lstat what, uint64_t n);
+void sl_lstat_set_active(struct sl_shm *shm, int entry, uint64_t sessions);
+/* The metric word of a counter ("sessions", "relay", ...). */
+const char *sl_lstat_name(enum sl_lstat what);
+/* A copy of entry i when it is live; false otherwise.  Works on a read-only mapping. */
+struct sl_lstat_view {
+    char name[SL_LSTAT_NAME_MAX + 1];
+    uint64_t active;
+    uint64_t n[SL_LSTAT__N];
+};
+bool sl_lstat_read(const struct sl_shm *shm, unsigned i, struct sl_lstat_view *v);
 
 /* Statistics (shm/stats.c): one relaxed increment each, never blocking.  outcome is the delivery
  * log's word ("delivered", "deferred", "bounced"; anything else is not counted), n recipients;

@@ -359,7 +359,18 @@ exec 9<>/dev/tcp/127.0.0.1/"$aport"
 read -r -t 5 g9 <&9
 check "two sessions from one client are greeted" eval '[[ $g7 == 220* && $g8 == 220* ]]'
 check "a third from the same client gets 421 4.7.0" eval '[[ $g9 == "421 4.7.0"* ]]'
+# sessions open, as sluicectl metrics shows them (the master counts them once a second)
+metric() { "$SLUICECTL" -c "$T/sluice.ini" metrics | awk -v k="$1" '$1 == k {print $2}'; }
+open_at() { metric "sluice_listener_sessions_open{listener=\"$1\"}"; }
+check "metrics: the auth listener has the 2 sessions open" wait_for 5 eval '[ "$(open_at auth)" = 2 ]'
+killed=$(ss -Htnp state established "( sport = :$aport )" | sed -n 's/.*pid=\([0-9]*\),.*/\1/p' | head -1)
+check "one of those sessions is served by a listener process of ours ($killed)" \
+  eval '[ -n "$killed" ] && [ "$(ps -o ppid= -p $killed | tr -d " ")" = "$daemon" ]'
+kill -KILL "$killed"
+check "metrics: a listener killed mid-session leaves no session counted" \
+  wait_for 5 eval '[ "$(open_at auth)" = 1 ]'
 exec 7>&- 8>&- 9>&-
+check "metrics: no session counted once the clients are gone" wait_for 5 eval '[ "$(open_at auth)" = 0 ]'
 
 # --- smtp-source: 200 messages over 10 parallel sessions ---
 before=$(peer_stat sink "sum(1 for e, b in messages() if e['rcpt_to'] == ['bulk@sink.test'])")
@@ -389,7 +400,49 @@ check "no timed-out or oversize message was delivered" \
   [ "$(count_with "b'X-Test: stall' in b or b'X-Test: big' in b")" -eq 0 ]
 check "no relay-refused or failed-AUTH message was delivered" \
   [ "$(count_with "e['rcpt_to'] in (['r4@sink.test'], ['r7@sink.test'])")" -eq 0 ]
-check "the listeners logged no crash" eval '! grep -q "killed by signal" $T/daemon.log'
+check "the listeners logged no crash (but the one killed above)" \
+  eval '! grep "killed by signal" $T/daemon.log | grep -vq "listener pid $killed killed by signal 9"'
+
+# --- sluicectl metrics: each listener's figures agree with what it logged ---
+"$SLUICECTL" -c "$T/sluice.ini" metrics >"$T/metrics" 2>&1
+got() { awk -v k="$1{listener=\"$2\"${3:-}}" '$1 == k {print $2}' "$T/metrics"; }
+logged() { grep -c "^listener $1\[[0-9]*\]: info: $2" "$T/daemon.log"; }
+logged_sum() { # LISTENER FIELD: the sum of FIELD=N over its queued lines
+  sed -n "s/^listener $1\[[0-9]*\]: info: queued .* $2=\([0-9]*\).*/\1/p" "$T/daemon.log" |
+    awk '{s += $1} END {print s + 0}'
+}
+same() { # WHAT LISTENER METRIC LABELS EXPECTED
+  local m
+  m=$(got "$3" "$2" "$4")
+  check "metrics: $2's $1 ($m) is what it logged ($5)" [ -n "$m" -a "$m" = "$5" ]
+}
+for l in local auth v6; do
+  same "messages" $l sluice_listener_messages_total "" "$(logged $l 'queued ')"
+  same "recipients" $l sluice_listener_recipients_total "" "$(logged_sum $l nrcpt)"
+  same "octets" $l sluice_listener_bytes_total "" "$(logged_sum $l size)"
+  same "relay refusals" $l sluice_listener_rejections_total ',reason="relay"' "$(logged $l '.*: relay refused for ')"
+  same "timeouts" $l sluice_listener_timeouts_total "" "$(logged $l '.*: timeout ')"
+done
+same "AUTH successes" auth sluice_listener_auth_total ',result="ok"' "$(logged auth '.*: authenticated as ')"
+same "AUTH failures" auth sluice_listener_auth_total ',result="failed"' "$(logged auth '.*: authentication failed ')"
+same "clients turned away" auth sluice_listener_turned_away_total "" "$(logged auth '.*: refused: more than ')"
+same "refused contents" local sluice_listener_rejections_total ',reason="content"' \
+  "$(logged local '.*: message refused: \(bare CR\|a line longer\|NUL\|empty\)')"
+same "oversize messages" local sluice_listener_rejections_total ',reason="size"' \
+  "$(logged local '.*: message refused: larger than')"
+same "unknown bindings" local sluice_listener_rejections_total ',reason="binding"' \
+  "$(logged local '.*: message refused: X-Sluice-Binding names no binding')"
+check "metrics: every kind of event above happened at least once" eval '
+  [ "$(got sluice_listener_messages_total local)" -ge 200 ] &&
+  [ "$(got sluice_listener_rejections_total auth ",reason=\"relay\"")" -ge 1 ] &&
+  [ "$(got sluice_listener_timeouts_total auth)" -ge 2 ] &&
+  [ "$(got sluice_listener_timeouts_total local)" -ge 1 ] &&
+  [ "$(got sluice_listener_rejections_total local ",reason=\"content\"")" -ge 1 ] &&
+  [ "$(got sluice_listener_rejections_total local ",reason=\"size\"")" -ge 1 ]'
+check "metrics: TLS sessions are counted (STARTTLS with swaks: 3 at auth at least)" \
+  [ "$(got sluice_listener_tls_sessions_total auth)" -ge 3 ]
+check "metrics: sessions are counted (at local, more than smtp-source's 10 at once)" \
+  [ "$(got sluice_listener_sessions_total local)" -gt 10 ]
 
 kill -TERM "$daemon"
 wait "$daemon"

@@ -1085,6 +1085,56 @@ static int unlink_all(void **state)
 }
 
 /* main - every case, with the expected warnings hidden */
+/* The listeners' figures: one entry per name, kept by name (a reload finds it again), the
+ * names past the table counted together under "*", nothing written through a read-only map. */
+static void test_listener_stats(void **state)
+{
+    (void)state;
+    struct sl_shm shm, ro;
+    char name[64], err[256], lname[32];
+    struct sl_lstat_view v;
+    int first, again, star = -1;
+
+    mk(&shm, name, sizeof name, 64, 2);
+    first = sl_lstat_claim(&shm, "local");
+    assert_true(first >= 0);
+    assert_int_equal(sl_lstat_claim(&shm, "auth") != first, 1);
+    sl_lstat_add(&shm, first, SL_LSTAT_MESSAGES, 2);
+    sl_lstat_add(&shm, first, SL_LSTAT_BYTES, 4096);
+    sl_lstat_add(&shm, first, SL_LSTAT__N, 1); /* out of range: ignored */
+    sl_lstat_set_active(&shm, first, 3);
+    again = sl_lstat_claim(&shm, "local");
+    assert_int_equal(again, first);
+    assert_true(sl_lstat_read(&shm, (unsigned)first, &v));
+    assert_string_equal(v.name, "local");
+    assert_int_equal(v.n[SL_LSTAT_MESSAGES], 2);
+    assert_int_equal(v.n[SL_LSTAT_BYTES], 4096);
+    assert_int_equal(v.active, 3);
+    assert_string_equal(sl_lstat_name(SL_LSTAT_REJ_RELAY), "relay");
+    /* More names than entries: the last ones share "*" */
+    for (int i = 0; i < SL_LSTAT_LISTENERS + 3; i++) {
+        snprintf(lname, sizeof lname, "l%d", i);
+        int e = sl_lstat_claim(&shm, lname);
+        assert_true(e >= 0 && e < SL_LSTAT_LISTENERS);
+        if (i >= SL_LSTAT_LISTENERS - 3) {
+            if (star < 0)
+                star = e;
+            assert_int_equal(e, star);
+        }
+    }
+    assert_true(sl_lstat_read(&shm, (unsigned)star, &v));
+    assert_string_equal(v.name, "*");
+    assert_int_equal(sl_lstat_claim(&shm, "local"), first); /* still its own */
+    /* A reader's mapping counts nothing and claims nothing */
+    assert_int_equal(sl_shm_attach(name, true, 0, &ro, err, sizeof err), 0);
+    assert_int_equal(sl_lstat_claim(&ro, "new"), -1);
+    sl_lstat_add(&ro, first, SL_LSTAT_MESSAGES, 5);
+    assert_true(sl_lstat_read(&ro, (unsigned)first, &v));
+    assert_int_equal(v.n[SL_LSTAT_MESSAGES], 2);
+    sl_shm_detach(&ro);
+    done(&shm, name);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1097,7 +1147,7 @@ int main(void)
         cmocka_unit_test(test_generations),   cmocka_unit_test(test_norecord),
         cmocka_unit_test(test_owner_claim),   cmocka_unit_test(test_reclaim),
         cmocka_unit_test(test_audit),         cmocka_unit_test(test_snapshot_foreach),
-        cmocka_unit_test(test_action_cap),
+        cmocka_unit_test(test_action_cap),    cmocka_unit_test(test_listener_stats),
     };
     sl_msg_init("test_shm");
     sl_msg_set_level(SL_MSG_FATAL); /* the audit's and reclaim's warnings are expected here */
