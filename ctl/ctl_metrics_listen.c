@@ -16,7 +16,8 @@
  *   sluice_listener_recipients_total               counter  their recipients
  *   sluice_listener_bytes_total                    counter  their octets as queued
  *   sluice_listener_rejections_total{reason}       counter  relay | recipients | size | content |
- *                                                           binding | storage | errors
+ *                                                           binding | storage
+ *   sluice_listener_error_limit_total              counter  sessions closed after max_errors
  *   sluice_listener_timeouts_total                 counter  sessions ended by a timeout
  * A daemon with no listener section prints the families without samples.
  * Trust boundary: the names come from the segment (bounded by sl_lstat_read) and are escaped
@@ -46,6 +47,10 @@ static const struct plain plain[] = {
      SL_LSTAT_RECIPIENTS},
     {"sluice_listener_bytes_total", "counter", "Octets of the messages a listener queued.",
      SL_LSTAT_BYTES},
+    {"sluice_listener_error_limit_total", "counter",
+     "Sessions a listener closed after max_errors error replies (each error is also counted "
+     "under its own reason, when it is a rejection).",
+     SL_LSTAT_ERROR_LIMIT},
     {"sluice_listener_timeouts_total", "counter",
      "Sessions a listener ended because a command or the message data timed out.",
      SL_LSTAT_TIMEOUTS},
@@ -65,7 +70,7 @@ static void sample(FILE *f, const char *name, const char *listener, const char *
 /* sl_metrics_listeners - every listener's families */
 void sl_metrics_listeners(FILE *f, const struct sl_shm *shm)
 {
-    static struct sl_lstat_view v[SL_LSTAT_LISTENERS]; /* 4 KiB: not on the stack */
+    static struct sl_lstat_view v[SL_LSTAT_LISTENERS]; /* 6 KiB: not on the stack */
     bool live[SL_LSTAT_LISTENERS];
 
     for (unsigned i = 0; i < SL_LSTAT_LISTENERS; i++)
@@ -92,11 +97,11 @@ void sl_metrics_listeners(FILE *f, const struct sl_shm *shm)
         }
     sl_metrics_family(f, "sluice_listener_rejections_total", "counter",
                       "What a listener refused, by reason: relay (relaying denied), recipients "
-                      "(over max_recipients), size, content (bare CR or LF, long line, NUL, "
-                      "empty), binding (binding_header named none), storage (spool write "
-                      "failed), errors (session closed after too many errors).");
+                      "(over max_recipients), size (SIZE= or the data over max_message_size), "
+                      "content (bare CR or LF, long line, NUL, empty), binding (binding_header "
+                      "named none), storage (spool write failed).");
     for (unsigned i = 0; i < SL_LSTAT_LISTENERS; i++)
-        for (unsigned r = SL_LSTAT_FIRST_REJ; live[i] && r <= SL_LSTAT_REJ_ERRORS; r++)
+        for (unsigned r = SL_LSTAT_FIRST_REJ; live[i] && r <= SL_LSTAT_LAST_REJ; r++)
             sample(f, "sluice_listener_rejections_total", v[i].name, "reason",
-                   sl_lstat_name((enum sl_lstat)r), v[i].n[r]);
+                   sl_lstat_reason((enum sl_lstat)r), v[i].n[r]);
 }

@@ -130,9 +130,10 @@ bool smtpd_board_enter(struct sl_smtpd_board *b, size_t listener, unsigned limit
 
     if (mine == NULL && (mine = claim(b)) == NULL)
         return true; /* cannot happen with SL_SMTPD_BOARD_SLOTS processes at most */
-    sl_store32(&mine->open, my_stat);
-    if (limit == 0)
+    if (limit == 0) {
+        sl_store32(&mine->open, my_stat);
         return true;
+    }
     key_of(peer, key);
     sl_store64(&mine->addr[0], key[0]);
     sl_store64(&mine->addr[1], key[1]);
@@ -141,11 +142,12 @@ bool smtpd_board_enter(struct sl_smtpd_board *b, size_t listener, unsigned limit
         if (sl_load32(&b->e[i].active) == (uint32_t)listener + 1 &&
             sl_load64(&b->e[i].addr[0]) == key[0] && sl_load64(&b->e[i].addr[1]) == key[1])
             n++;
-    if (n <= limit)
-        return true;
-    sl_store32(&mine->active, 0);
-    sl_store32(&mine->open, 0);
-    return false;
+    if (n > limit) {
+        sl_store32(&mine->active, 0);
+        return false;
+    }
+    sl_store32(&mine->open, my_stat); /* only a session served counts as open */
+    return true;
 }
 
 /* smtpd_board_leave - our session is over */

@@ -133,6 +133,7 @@ static const char *mail_param(struct session *s, const char *key, const char *v,
         if (t->size_hint > s->max_size) {
             sl_msg_info("%s: refused: SIZE=%llu over max_message_size (%llu bytes)", s->peer_ip,
                         (unsigned long long)t->size_hint, (unsigned long long)s->max_size);
+            smtpd_count(s, SL_LSTAT_REJ_SIZE, 1);
             return "552 5.3.4 Message size exceeds fixed limit";
         }
     } else if (strcasecmp(key, "BODY") == 0) {

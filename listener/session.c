@@ -45,7 +45,7 @@ bool smtpd_error(struct session *s)
     if (++s->errors < s->l->max_errors)
         return true;
     io_reply(&s->io, "421 4.7.0 %s Too many errors, closing connection", s->hostname);
-    smtpd_count(s, SL_LSTAT_REJ_ERRORS, 1);
+    smtpd_count(s, SL_LSTAT_ERROR_LIMIT, 1);
     return false;
 }
 

@@ -34,7 +34,8 @@
 #include "master/sl_listeners.h"
 #include "master/sl_supervise.h"
 
-#define GRACE_SLACK_MS 5000
+#define GRACE_SLACK_MS   5000
+#define PUBLISH_EVERY_MS 1000 /* the sessions open are counted this often */
 
 /* find_sock - the bound socket of an address, or NULL */
 static struct sl_lsock *find_sock(const struct sl_listeners *ls, const struct sl_listener *l)
@@ -236,13 +237,15 @@ bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status,
     return false;
 }
 
-/* sl_listeners_publish - the sessions open now, counted from the board, into the statistics */
-void sl_listeners_publish(struct sl_listeners *ls)
+/* sl_listeners_publish - the sessions open now, counted from the board, into the statistics
+ * (a scan of the whole board: once a second, not at every turn of the loop) */
+void sl_listeners_publish(struct sl_listeners *ls, bool now)
 {
     uint64_t open[SL_LSTAT_LISTENERS];
 
-    if (ls->board == NULL)
+    if (ls->board == NULL || (!now && sl_clock_ms_until(ls->next_publish) > 0))
         return;
+    ls->next_publish = sl_clock_after_ms(PUBLISH_EVERY_MS);
     sl_smtpd_board_sessions(ls->board, open);
     for (int i = 0; i < SL_LSTAT_LISTENERS; i++)
         sl_lstat_set_active(ls->shm, i, open[i]);
@@ -295,6 +298,10 @@ int sl_listeners_wait_ms(const struct sl_listeners *ls)
             long ms = sl_clock_ms_until(ls->back[i].next_spawn);
             wait = wait < 0 || ms < wait ? ms : wait;
         }
+    if (ls->board != NULL) {
+        long ms = sl_clock_ms_until(ls->next_publish);
+        wait = wait < 0 || ms < wait ? ms : wait;
+    }
     return (int)wait;
 }
 

@@ -48,7 +48,8 @@ struct sl_listeners {
     struct sl_lbackoff *back;   /* per listener of cfg: a crash loop delays its own alone */
     int *stat;                  /* per listener of cfg: its statistics entry (sl_lstat_claim) */
     size_t nprep;
-    struct sl_shm *shm; /* the daemon's segment: the statistics */
+    struct sl_shm *shm;           /* the daemon's segment: the statistics */
+    struct timespec next_publish; /* the next count of the sessions open */
     struct sl_spool_group *group;
     struct sl_smtpd_board *board;
     bool draining;
@@ -57,8 +58,9 @@ struct sl_listeners {
 /* Bind every listener of cfg (before privileges are dropped); fatal when one cannot be. */
 void sl_listeners_open(struct sl_listeners *ls, const struct sl_config *cfg, const char *spool,
                        struct sl_shm *shm, uint32_t gen);
-/* Write the sessions each listener has open now to its statistics (a second old at most). */
-void sl_listeners_publish(struct sl_listeners *ls);
+/* Write the sessions each listener has open now to its statistics: once a second, or now
+ * (a process was reaped). */
+void sl_listeners_publish(struct sl_listeners *ls, bool now);
 /* Fork listener processes up to max_sessions per listener, back-off allowing. */
 void sl_listeners_fill(struct sl_listeners *ls);
 /* A reaped child: true when it was a listener process (then forgotten); queued gets the id
@@ -67,7 +69,7 @@ bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status,
                          char queued[SL_SPOOL_ID_LEN + 1]);
 /* A new config: bind new addresses, retire every older process, close unused sockets. */
 void sl_listeners_reload(struct sl_listeners *ls, const struct sl_config *cfg, uint32_t gen);
-/* Milliseconds until the back-off allows a spawn (-1: none due). */
+/* Milliseconds until the back-off allows a spawn or the sessions are counted (-1: none). */
 int sl_listeners_wait_ms(const struct sl_listeners *ls);
 /* SIGTERM: stop accepting; each process finishes its transaction. */
 void sl_listeners_drain(struct sl_listeners *ls);

@@ -151,7 +151,6 @@ static void refresh_status(struct master *m)
     if (sl_clock_ms_until(m->next_status) > 0)
         return;
     m->next_status = sl_clock_after_ms(STATUS_EVERY_MS);
-    sl_listeners_publish(&m->lsn); /* the sessions open, on the same beat */
     status_line(m, status, sizeof status);
     if (strcmp(status, m->status) == 0)
         return; /* unchanged: spare systemd a message a second */
@@ -328,7 +327,7 @@ static void listener_exit(pid_t pid, int status, void *ctx)
 
     if (!sl_listeners_reaped(&m->lsn, pid, status, queued))
         return;
-    sl_listeners_publish(&m->lsn); /* its session, if it had one, is over */
+    sl_listeners_publish(&m->lsn, true); /* its session, if it had one, is over */
     if (queued[0] != '\0')
         sl_pickup_id(&m->sched, queued);
 }
@@ -357,6 +356,7 @@ static void serve(struct master *m, int sigfd)
         if ((int)sl_clock_ms_until(m->next_audit) == 0)
             run_audit(m);
         refresh_status(m);
+        sl_listeners_publish(&m->lsn, false);
     }
 }
 

@@ -9,7 +9,8 @@
  * processes count into their entry with relaxed increments; the sessions open now are
  * counted by the master from the listeners' board (a process killed mid-session cannot leave
  * a count behind) and written here.
- * Concurrency: statistics only; a reader sees each word as it was at one instant.
+ * Concurrency: statistics only, one atomic add each; a reader sees each word as it was at one
+ * instant (a scrape does not need them consistent with each other).
  * Trust boundary: the names come from our own config; a reader of a damaged mapping bounds
  * every length it reads.
  */
@@ -18,30 +19,22 @@
 #include "shm/sl_shm.h"
 #include "shm_impl.h"
 
-enum { LSTAT_FREE = 0, LSTAT_LIVE = 2 };
+enum { LSTAT_FREE = 0, LSTAT_LIVE = 1 }; /* one writer: no "being claimed" state */
 
-/* sl_lstat_name - the metric word of a counter */
-const char *sl_lstat_name(enum sl_lstat what)
+/* sl_lstat_reason - the reason word of a rejection counter */
+const char *sl_lstat_reason(enum sl_lstat what)
 {
-    static const char *const names[SL_LSTAT__N] = {
-        [SL_LSTAT_SESSIONS] = "sessions",
-        [SL_LSTAT_TURNED_AWAY] = "turned_away",
-        [SL_LSTAT_TLS] = "tls",
-        [SL_LSTAT_AUTH] = "auth",
-        [SL_LSTAT_AUTH_FAILED] = "auth_failed",
-        [SL_LSTAT_MESSAGES] = "messages",
-        [SL_LSTAT_RECIPIENTS] = "recipients",
-        [SL_LSTAT_BYTES] = "bytes",
-        [SL_LSTAT_REJ_RELAY] = "relay",
-        [SL_LSTAT_REJ_RECIPIENTS] = "recipients",
-        [SL_LSTAT_REJ_SIZE] = "size",
-        [SL_LSTAT_REJ_CONTENT] = "content",
-        [SL_LSTAT_REJ_BINDING] = "binding",
-        [SL_LSTAT_REJ_STORAGE] = "storage",
-        [SL_LSTAT_REJ_ERRORS] = "errors",
-        [SL_LSTAT_TIMEOUTS] = "timeouts",
+    static const char *const reasons[SL_LSTAT_LAST_REJ - SL_LSTAT_FIRST_REJ + 1] = {
+        [SL_LSTAT_REJ_RELAY - SL_LSTAT_FIRST_REJ] = "relay",
+        [SL_LSTAT_REJ_RECIPIENTS - SL_LSTAT_FIRST_REJ] = "recipients",
+        [SL_LSTAT_REJ_SIZE - SL_LSTAT_FIRST_REJ] = "size",
+        [SL_LSTAT_REJ_CONTENT - SL_LSTAT_FIRST_REJ] = "content",
+        [SL_LSTAT_REJ_BINDING - SL_LSTAT_FIRST_REJ] = "binding",
+        [SL_LSTAT_REJ_STORAGE - SL_LSTAT_FIRST_REJ] = "storage",
     };
-    return (unsigned)what < SL_LSTAT__N ? names[what] : "?";
+    return what >= SL_LSTAT_FIRST_REJ && what <= SL_LSTAT_LAST_REJ
+               ? reasons[what - SL_LSTAT_FIRST_REJ]
+               : "?";
 }
 
 /* find - the index of name's live entry in t, or -1 */

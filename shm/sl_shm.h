@@ -195,13 +195,14 @@ enum sl_lstat {
     SL_LSTAT_REJ_CONTENT,    /* bare CR or LF, a line over 998 octets, NUL, empty */
     SL_LSTAT_REJ_BINDING,    /* binding_header named no binding */
     SL_LSTAT_REJ_STORAGE,    /* the spool could not take it (4xx) */
-    SL_LSTAT_REJ_ERRORS,     /* sessions closed after max_errors */
+    SL_LSTAT_ERROR_LIMIT,    /* sessions closed after max_errors error replies */
     SL_LSTAT_TIMEOUTS,       /* sessions closed on a command or data timeout */
     SL_LSTAT__N
 };
-#define SL_LSTAT_FIRST_REJ SL_LSTAT_REJ_RELAY /* the rejections run to SL_LSTAT_REJ_ERRORS */
+#define SL_LSTAT_FIRST_REJ SL_LSTAT_REJ_RELAY /* the rejections, by reason: first and last */
+#define SL_LSTAT_LAST_REJ  SL_LSTAT_REJ_STORAGE
 struct sl_lstat_entry {
-    sl_atomic_u32 state; /* 0 free, 2 live (name set); claimed by the master alone */
+    sl_atomic_u32 state; /* 0 free, 1 live (name set); claimed by the master alone */
     uint32_t len;
     char name[SL_LSTAT_NAME_MAX + 1];
     sl_atomic_u64 active; /* sessions open now, as the master last counted them */
@@ -470,8 +471,8 @@ bool sl_lat_read(const struct sl_shm *shm, unsigned i, struct sl_lat_view *v);
 int sl_lstat_claim(struct sl_shm *shm, const char *listener);
 void sl_lstat_add(struct sl_shm *shm, int entry, enum sl_lstat what, uint64_t n);
 void sl_lstat_set_active(struct sl_shm *shm, int entry, uint64_t sessions);
-/* The metric word of a counter ("sessions", "relay", ...). */
-const char *sl_lstat_name(enum sl_lstat what);
+/* The reason word of a rejection counter ("relay", "size", ...); "?" for the others. */
+const char *sl_lstat_reason(enum sl_lstat what);
 /* A copy of entry i when it is live; false otherwise.  Works on a read-only mapping. */
 struct sl_lstat_view {
     char name[SL_LSTAT_NAME_MAX + 1];

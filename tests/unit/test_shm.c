@@ -1084,7 +1084,6 @@ static int unlink_all(void **state)
     return 0;
 }
 
-/* main - every case, with the expected warnings hidden */
 /* The listeners' figures: one entry per name, kept by name (a reload finds it again), the
  * names past the table counted together under "*", nothing written through a read-only map. */
 static void test_listener_stats(void **state)
@@ -1098,10 +1097,13 @@ static void test_listener_stats(void **state)
     mk(&shm, name, sizeof name, 64, 2);
     first = sl_lstat_claim(&shm, "local");
     assert_true(first >= 0);
-    assert_int_equal(sl_lstat_claim(&shm, "auth") != first, 1);
+    assert_int_not_equal(sl_lstat_claim(&shm, "auth"), first);
     sl_lstat_add(&shm, first, SL_LSTAT_MESSAGES, 2);
     sl_lstat_add(&shm, first, SL_LSTAT_BYTES, 4096);
     sl_lstat_add(&shm, first, SL_LSTAT__N, 1); /* out of range: ignored */
+    sl_lstat_add(&shm, -1, SL_LSTAT_MESSAGES, 1);
+    sl_lstat_add(&shm, SL_LSTAT_LISTENERS, SL_LSTAT_MESSAGES, 1);
+    sl_lstat_set_active(&shm, SL_LSTAT_LISTENERS, 9);
     sl_lstat_set_active(&shm, first, 3);
     again = sl_lstat_claim(&shm, "local");
     assert_int_equal(again, first);
@@ -1110,7 +1112,9 @@ static void test_listener_stats(void **state)
     assert_int_equal(v.n[SL_LSTAT_MESSAGES], 2);
     assert_int_equal(v.n[SL_LSTAT_BYTES], 4096);
     assert_int_equal(v.active, 3);
-    assert_string_equal(sl_lstat_name(SL_LSTAT_REJ_RELAY), "relay");
+    assert_string_equal(sl_lstat_reason(SL_LSTAT_REJ_RELAY), "relay");
+    assert_string_equal(sl_lstat_reason(SL_LSTAT_REJ_STORAGE), "storage");
+    assert_string_equal(sl_lstat_reason(SL_LSTAT_MESSAGES), "?");
     /* More names than entries: the last ones share "*" */
     for (int i = 0; i < SL_LSTAT_LISTENERS + 3; i++) {
         snprintf(lname, sizeof lname, "l%d", i);
@@ -1135,6 +1139,7 @@ static void test_listener_stats(void **state)
     done(&shm, name);
 }
 
+/* main - every case, with the expected warnings hidden */
 int main(void)
 {
     const struct CMUnitTest tests[] = {
