@@ -14,7 +14,9 @@
  * connection to close or the scheduler's safety net (SL_SCHED_UNBLOCK_MS).
  * Not covered: a worker connected elsewhere promises only what its connection does not hold
  * (it may move the connection, keeping those); when it closes and reopens instead, the units
- * it held are free in the table until its new take.
+ * it held are free in the table until its new take.  A promise whose units were taken then
+ * given back (a cluster lease refused) ends as taken; the refusal's outcome releases the mail
+ * that waited for them (schedule.c, made_room, with sl_promise_taken).
  * Concurrency: master only; the figures are read with relaxed atomic loads.
  */
 #include <stdlib.h>
@@ -91,6 +93,17 @@ uint32_t sl_promise_end(struct sl_promises *p, const struct sl_shm *shm, struct 
         return 0;
     figures(shm, w, &acquired, &refused);
     return drop(p, w, acquired == w->promise_acquired ? freed : NULL);
+}
+
+/* sl_promise_taken - w's job took its units since they were promised */
+bool sl_promise_taken(const struct sl_shm *shm, const struct sl_worker_slot *w)
+{
+    uint64_t acquired, refused;
+
+    if (shm == NULL)
+        return false;
+    figures(shm, w, &acquired, &refused);
+    return acquired != w->promise_acquired;
 }
 
 /* sl_promise_settle - end w's promise once it tried to take the units (taken: the table counts

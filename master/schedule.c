@@ -17,8 +17,9 @@
  *    no ready mail of its own gives it up at once: it takes the waiting
  *    destination's job (no slot sits idle while mail waits for it);
  *  - else the destination is held back (it waits for the counter) until a
- *    worker says "I" (a connection closed, counters released); the waits are
- *    shown per counter in the shared table (shm/wait.c).
+ *    worker says "I" (a connection closed, counters released), or a refused
+ *    worker gave units back (made_room); the waits are shown per counter in the
+ *    shared table (shm/wait.c).
  * Fair turns: a worker connected to a destination with more mail is handed,
  * instead, the job of the destination that has waited longest for a counter
  * its connection holds; freed units go to the longest waiting first (the queue
@@ -466,6 +467,7 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
     }
     if (w->conn != d) /* before the send: the worker may take its units at once */
         promise(s, cfg, w, d);
+    w->had_conn = w->conn != NULL;
     if (send(w->fd, job, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
         int err = errno;
 
@@ -781,6 +783,29 @@ static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t jo
     return true;
 }
 
+/* release_others - a refused worker made room: the destinations held back for any counter
+ * but the one that refused it (slot) try again; those stay, or they would be refused in turn */
+static void release_others(struct sl_sched *s, uint32_t slot)
+{
+    struct sl_qdest *x, *next;
+
+    for (x = sl_queue_first_blocked(s->q); x != NULL; x = next) {
+        next = sl_queue_next_blocked(s->q, x);
+        if (x->wait_slot != slot)
+            sl_queue_unblock(s->q, x);
+    }
+}
+
+/* made_room - worker w, refused, still gave units back: it closed the connection it had when
+ * its job was handed out (to open another), or took its units and gave them back (a cluster
+ * lease or a throttle refused them after the local counters were taken).  Its "I" releases
+ * nothing after a refusal, so without this the mail waiting for those units would wait for
+ * another connection to close or the safety net */
+static bool made_room(const struct sl_sched *s, const struct sl_worker_slot *w)
+{
+    return w->had_conn || sl_promise_taken(s->shm, w);
+}
+
 /* on_done - "D<job> <id>.<k>=<o> ..." */
 static void on_done(struct sl_sched *s, struct sl_worker_slot *w, const char *msg)
 {
@@ -799,8 +824,11 @@ static void on_done(struct sl_sched *s, struct sl_worker_slot *w, const char *ms
         size_t len;
         t += strspn(t, " ");
         len = strcspn(t, " ");
-        if (len > 0 && !outcome(s, t, len, job, w->stuck_slot))
+        if (len > 0 && !outcome(s, t, len, job, w->stuck_slot) && !w->refused) {
             w->refused = true;
+            if (job == w->job && made_room(s, w))
+                release_others(s, w->stuck_slot);
+        }
         t += len;
     }
     w->stuck_slot = UINT32_MAX;

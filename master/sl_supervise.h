@@ -33,7 +33,9 @@ struct sl_worker_slot {
     void *conn;          /* the destination (struct sl_qdest) it keeps a connection to */
     char conn_mx[256];   /* that connection's MX host, as its "K" said ("" unknown) */
     uint32_t stuck_slot; /* the counter its "S" named for the job in hand; UINT32_MAX none */
-    bool refused;        /* its last job had a "w" outcome: its next I closed no connection */
+    bool refused;        /* its last job had a "w" outcome: its next I releases nothing (what it
+                          * gave back was released at its outcome: schedule.c, made_room) */
+    bool had_conn;       /* it held a connection when its job was handed out */
     /* The units promised to its job's new connection until it tries to take them (promise.c),
      * and its owner record's acquired and refused figures when they were promised: */
     uint32_t promised[SL_RESV_MAX];

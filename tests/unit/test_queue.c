@@ -774,6 +774,82 @@ static void test_refused_promised(void **state)
     assert_int_equal(d->wait_slot, slot);
 }
 
+/* A worker that took its units and gave them back (its cluster lease refused) made room:
+ * the destination waiting for [domain full.example]'s one unit goes at once, not after the
+ * safety net; the refused one stays held back by the counter that refused it. */
+static void test_gave_back(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_queue_part_init p = {.domain = "full.example"};
+    char id[SL_SPOOL_ID_LEN + 1], msg[128];
+    const struct sl_qdest *b1, *b2;
+    struct sl_resv r;
+    uint32_t dom, lease;
+
+    make_id(id, 40);
+    sl_queue_add(f->s.q, id, "b1", 1, &p, 100);
+    make_id(id, 41);
+    sl_queue_add(f->s.q, id, "b2", 1, &p, 100);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    unsigned wi = f->sup.w[0].job == 1 ? 0 : 1;
+    b1 = sl_queue_dest(f->s.q, "b1", "full.example");
+    b2 = sl_queue_dest(f->s.q, "b2", "full.example");
+    assert_int_equal(b2->where, SL_QDEST_BLOCKED); /* the unit is promised to b1's job */
+    /* b1's worker takes the unit, then gives it back: the cluster refused the lease */
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_DOMAIN, "full.example", NULL, &dom), SL_SHM_OK);
+    sl_resv_init(&r, 1);
+    sl_resv_add(&r, dom, 1);
+    assert_int_equal(sl_resv_acquire(&f->shm, f->sup.w[wi].owner, &r, NULL), SL_RESV_OK);
+    sl_resv_release(&f->shm, f->sup.w[wi].owner, &r);
+    assert_int_equal(sl_shm_lookup(&f->shm, SL_SCOPE_CLUSTER, "domain", "full.example", 0, &lease),
+                     SL_SHM_OK);
+    snprintf(msg, sizeof msg, "S cluster domain full.example %u", lease);
+    say(f, wi, msg);
+    say(f, wi, "D1 M0000000000000000040.0=w");
+    assert_int_equal(b1->where, SL_QDEST_BLOCKED);
+    assert_int_equal(b1->wait_slot, lease);
+    assert_int_equal(b2->where, SL_QDEST_RING);
+    say(f, wi, "I");
+    assert_int_equal(b1->where, SL_QDEST_BLOCKED);
+}
+
+/* A worker connected elsewhere closes that connection to open one for its new job, and is
+ * refused: the units it closed are free, so what waited for them goes at once. */
+static void test_closed_then_refused(void **state)
+{
+    struct fixture *f = *state;
+    char job[SL_JOB_MAX], msg[128];
+    const struct sl_qdest *full;
+    uint32_t dom, hostslot;
+
+    say(f, 0, "K b1 pair.example mx.pair.example");
+    add1(f->s.q, 50, "full.example", 0);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    /* the job goes to the worker without a connection; it is refused by the domain counter */
+    unsigned wi = 1;
+    assert_int_equal(f->sup.w[wi].job, 1);
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_DOMAIN, "full.example", NULL, &dom), SL_SHM_OK);
+    snprintf(msg, sizeof msg, "S domain full.example - %u", dom);
+    say(f, wi, msg);
+    say(f, wi, "D1 M0000000000000000050.0=w"); /* its "I" comes later: it stays busy */
+    full = sl_queue_dest(f->s.q, "b1", "full.example");
+    assert_int_equal(full->where, SL_QDEST_BLOCKED);
+    /* the connected worker gets a job of another domain: it closes pair.example's connection
+     * and is refused by that domain's host counter */
+    add1(f->s.q, 51, "other.example", 0);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, 0, job, sizeof job);
+    assert_string_equal(job, "J2 D b1 other.example M0000000000000000051.0");
+    assert_int_equal(
+        sl_shm_lookup(&f->shm, SL_SCOPE_BINDING_HOST, "b1", "mx.other.example", 0, &hostslot),
+        SL_SHM_OK);
+    snprintf(msg, sizeof msg, "S binding_host b1 mx.other.example %u", hostslot);
+    say(f, 0, msg);
+    say(f, 0, "D2 M0000000000000000051.0=w");
+    assert_int_equal(full->where, SL_QDEST_RING);
+    assert_int_equal(sl_queue_dest(f->s.q, "b1", "other.example")->where, SL_QDEST_BLOCKED);
+}
+
 /* A shaping action's cap of 1 over a domain that no binding has connected to yet: the gate
  * counts the first job's connection, promised before its worker made the counter, so two
  * messages and two free workers make one job, not two (the second refused at its worker). */
@@ -929,6 +1005,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_promised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_promised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cap_promised, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gave_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_closed_then_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_reserve, setup, teardown),
     };
     sl_msg_init("test_queue");
