@@ -5,7 +5,8 @@
  * clean stop); a left-over file is recognised by the process being gone, or not
  * being the master that the counter segment names.
  *   status   pid, workers, config generation, connections open, messages queued
- *            (the spool), counters in use.  Exit 0 running, 3 not running (as
+ *            (the spool), counters in use, and per SMTP listener its sessions open,
+ *            the messages it queued and the commands it refused.  Exit 0 running, 3 not running (as
  *            LSB's status), 1 when it cannot tell.
  *   reload   validates the file first (the errors, exit 1, and no signal when it
  *            does not validate, or names a delivery_log no user can append to),
@@ -115,6 +116,23 @@ static unsigned connections(const struct sl_shm *shm)
     return v.in_use;
 }
 
+/* listeners - one line per SMTP listener: sessions open, messages taken, what it refused */
+static void listeners(const struct sl_shm *shm)
+{
+    struct sl_lstat_view v;
+
+    for (unsigned i = 0; i < SL_LSTAT_LISTENERS; i++) {
+        uint64_t refused = 0;
+        if (!sl_lstat_read(shm, i, &v))
+            continue;
+        for (unsigned r = SL_LSTAT_FIRST_REJ; r <= SL_LSTAT_LAST_REJ; r++)
+            refused += v.n[r];
+        printf("  listener %s: sessions open %llu, messages queued %llu, refused %llu\n", v.name,
+               (unsigned long long)v.active, (unsigned long long)v.n[SL_LSTAT_MESSAGES],
+               (unsigned long long)refused);
+    }
+}
+
 /* sl_ctl_status - sluicectl status */
 int sl_ctl_status(const char *cfgpath, int argc, char **argv)
 {
@@ -137,6 +155,7 @@ int sl_ctl_status(const char *cfgpath, int argc, char **argv)
         printf("  workers %u, config generation %llu, connections open %u, counters %llu\n",
                sl_ctl_workers_alive(&d.shm), (unsigned long long)sl_peek64(&d.shm.hdr->config_gen),
                connections(&d.shm), (unsigned long long)sl_peek64(&d.shm.hdr->live_slots));
+        listeners(&d.shm);
         sl_shm_detach(&d.shm);
     }
     printf("  spool %s: %zu messages queued\n", d.spool, queued(d.spool));

@@ -457,6 +457,10 @@ check "metrics: every kind of event above happened at least once" eval '
   [ "$(got sluice_listener_rejections_total local ",reason=\"size\"")" -ge 2 ]'
 check "metrics: TLS sessions are counted (STARTTLS with swaks: 3 at auth at least)" \
   [ "$(got sluice_listener_tls_sessions_total auth)" -ge 3 ]
+"$SLUICECTL" -c "$T/sluice.ini" status >"$T/status" 2>&1
+refused_local=$(awk '$1 ~ /^sluice_listener_rejections_total\{listener="local",/ {s += $2} END {print s + 0}' "$T/metrics")
+check "sluicectl status: a line per listener, with the figures of metrics" \
+  grep -qEx "  listener local: sessions open [0-9]+, messages queued $(got sluice_listener_messages_total local), refused $refused_local" "$T/status"
 check "metrics: sessions are counted (at local, more than smtp-source's 10 at once)" \
   [ "$(got sluice_listener_sessions_total local)" -gt 10 ]
 
