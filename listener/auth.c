@@ -97,10 +97,14 @@ static bool challenge(struct session *s, const char *b64, char *line, size_t len
 {
     size_t n;
 
+    enum io_result r;
+
     io_reply(&s->io, "334 %s", b64);
     io_deadline((long)s->l->command_timeout_ms);
-    if (io_line(&s->io, line, len - 1, &n, false) != IO_OK)
+    if ((r = io_line(&s->io, line, len - 1, &n, false)) != IO_OK) {
+        s->auth_timeout = r == IO_TIMEOUT;
         return false;
+    }
     return strcmp(line, "*") != 0;
 }
 
@@ -164,6 +168,7 @@ bool smtpd_auth(struct session *s, const char *arg)
         return smtpd_error(s);
     }
     snprintf(mech, sizeof mech, "%.*s", (int)(mlen < sizeof mech ? mlen : sizeof mech - 1), arg);
+    s->auth_timeout = false;
     while (*initial == ' ')
         initial++;
     if (strcmp(initial, "=") == 0)
@@ -175,6 +180,10 @@ bool smtpd_auth(struct session *s, const char *arg)
     else {
         io_reply(&s->io, "504 5.5.4 Unrecognized authentication type");
         return smtpd_error(s);
+    }
+    if (!ok && s->auth_timeout) { /* silent at a challenge: not a wrong password */
+        smtpd_timed_out(s, "waiting for an AUTH answer");
+        return false;
     }
     sl_spool_printable(user, shown, sizeof shown);
     if (!ok) {

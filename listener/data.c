@@ -79,11 +79,8 @@ static void check_lines(struct txn *t, bool unstuff)
  * nothing was queued */
 static void broken_off(struct session *s, enum io_result r)
 {
-    if (r == IO_TIMEOUT) {
-        sl_msg_info("%s: timeout in the message data", s->peer_ip);
-        io_reply(&s->io, "421 4.4.2 %s Error: timeout exceeded", s->hostname);
-        smtpd_count(s, SL_LSTAT_TIMEOUTS, 1);
-    }
+    if (r == IO_TIMEOUT)
+        smtpd_timed_out(s, "in the message data");
     io_end(&s->io);
     smtpd_txn_reset(&s->t);
 }

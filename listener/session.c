@@ -39,6 +39,15 @@ void smtpd_txn_reset(struct txn *t)
     memset(t, 0, sizeof *t);
 }
 
+/* smtpd_timed_out - the client was silent past the step's timeout (where: the step): 421, and
+ * the caller ends the session */
+void smtpd_timed_out(struct session *s, const char *where)
+{
+    sl_msg_info("%s: timeout %s", s->peer_ip, where);
+    io_reply(&s->io, "421 4.4.2 %s Error: timeout exceeded", s->hostname);
+    smtpd_count(s, SL_LSTAT_TIMEOUTS, 1);
+}
+
 /* smtpd_error - count one error reply; false once the client had too many */
 bool smtpd_error(struct session *s)
 {
@@ -195,11 +204,8 @@ void smtpd_session(struct session *s)
         }
         if (r == IO_STOP)
             continue; /* the 421 above */
-        if (r == IO_TIMEOUT) {
-            sl_msg_info("%s: timeout waiting for a command", s->peer_ip);
-            io_reply(&s->io, "421 4.4.2 %s Error: timeout exceeded", s->hostname);
-            smtpd_count(s, SL_LSTAT_TIMEOUTS, 1);
-        }
+        if (r == IO_TIMEOUT)
+            smtpd_timed_out(s, "waiting for a command");
         if (r != IO_OK)
             break;
         if (memchr(line, '\0', len) != NULL) {

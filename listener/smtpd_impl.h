@@ -120,6 +120,7 @@ struct session {
     const char *hostname;
     bool esmtp, tls_on, relay_ok;
     char *auth_user;
+    bool auth_timeout; /* the client fell silent at an AUTH challenge */
     unsigned errors;
     uint64_t max_size;
     struct txn t;
@@ -154,6 +155,8 @@ bool smtpd_auth(struct session *s, const char *arg);
 /* session.c */
 void smtpd_session(struct session *s);
 void smtpd_txn_reset(struct txn *t);
+/* The client was silent past a step's timeout: logged, counted, 421 queued; the session ends. */
+void smtpd_timed_out(struct session *s, const char *where);
 /* One error reply more; false when the session has had too many. */
 bool smtpd_error(struct session *s);
 

@@ -357,6 +357,33 @@ out=$(idle_session "$lport" "EHLO c|MAIL FROM:<a@sender.test>|RCPT TO:<stall@sin
 check "a body that stops: 421 4.4.2 after data_timeout ($out)" \
   eval '[[ $out == "421 4.4.2"*"after "[3-5]* ]]'
 
+# AUTH LOGIN, then silence at the password prompt: a timeout (421), not a failed AUTH (535)
+out=$(python3 - "$aport" <<'PY'
+import socket, ssl, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("rb")
+def reply():
+    while True:
+        line = f.readline().decode()
+        if line[3:4] != "-":
+            return line.strip()
+reply()
+s.sendall(b"EHLO c\r\n"); reply()
+s.sendall(b"STARTTLS\r\n"); reply()
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(s, server_hostname="listener.test"); f = s.makefile("rb")
+s.sendall(b"EHLO c\r\n"); reply()
+s.sendall(b"AUTH LOGIN dXNlcg==\r\n")  # user, then no password
+print(reply(), end=" / ")
+t0 = time.time()
+print(reply(), "after %.1f s" % (time.time() - t0))
+PY
+)
+check "AUTH with no answer to its challenge: 421 4.4.2 after command_timeout, not 535 ($out)" \
+  eval '[[ $out == "334 "*" / 421 4.4.2"*"after "[2-4]* ]]'
+check "and it is logged as a timeout, not as a failed AUTH" \
+  grep -q '^listener auth\[[0-9]*\]: info: 127.0.0.1: timeout waiting for an AUTH answer$' "$T/daemon.log"
+
 # --- max_sessions_per_client (2 on the auth listener) ---
 exec 7<>/dev/tcp/127.0.0.1/"$aport"
 exec 8<>/dev/tcp/127.0.0.1/"$aport"
