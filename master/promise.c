@@ -14,9 +14,10 @@
  * connection to close or the scheduler's safety net (SL_SCHED_UNBLOCK_MS).
  * Not covered: a worker connected elsewhere promises only what its connection does not hold
  * (it may move the connection, keeping those); when it closes and reopens instead, the units
- * it held are free in the table until its new take.  A promise whose units were taken then
- * given back (a cluster lease refused) ends as taken; the refusal's outcome releases the mail
- * that waited for them (schedule.c, made_room, with sl_promise_taken).
+ * it held are free in the table until its new take.
+ * A promise that ended taken leaves its counters in the worker's slot (taken): if the job is
+ * then refused (a cluster lease refused after the local counters were taken) and the worker
+ * goes idle, it gave them back, and the scheduler releases the mail that waits for them.
  * Concurrency: master only; the figures are read with relaxed atomic loads.
  */
 #include <stdlib.h>
@@ -54,6 +55,7 @@ void sl_promise_make(struct sl_promises *p, const struct sl_shm *shm, struct sl_
 {
     if (w->npromised > 0)
         sl_msg_panic("worker pid %ld promised units twice", (long)w->pid);
+    w->ntaken = 0;
     if (p->n == NULL) {
         p->cap = shm->hdr->slot_capacity;
         p->n = calloc(p->cap, sizeof *p->n);
@@ -92,18 +94,11 @@ uint32_t sl_promise_end(struct sl_promises *p, const struct sl_shm *shm, struct 
     if (w->npromised == 0)
         return 0;
     figures(shm, w, &acquired, &refused);
-    return drop(p, w, acquired == w->promise_acquired ? freed : NULL);
-}
-
-/* sl_promise_taken - w's job took its units since they were promised */
-bool sl_promise_taken(const struct sl_shm *shm, const struct sl_worker_slot *w)
-{
-    uint64_t acquired, refused;
-
-    if (shm == NULL)
-        return false;
-    figures(shm, w, &acquired, &refused);
-    return acquired != w->promise_acquired;
+    if (acquired == w->promise_acquired)
+        return drop(p, w, freed);
+    memcpy(w->taken, w->promised, w->npromised * sizeof *w->taken); /* the job's own, now */
+    w->ntaken = w->npromised;
+    return drop(p, w, NULL);
 }
 
 /* sl_promise_settle - end w's promise once it tried to take the units (taken: the table counts

@@ -17,9 +17,9 @@
  *    no ready mail of its own gives it up at once: it takes the waiting
  *    destination's job (no slot sits idle while mail waits for it);
  *  - else the destination is held back (it waits for the counter) until a
- *    worker says "I" (a connection closed, counters released), or a refused
- *    worker gave units back (made_room); the waits are shown per counter in the
- *    shared table (shm/wait.c).
+ *    worker says "I" (a connection closed, counters released; after a
+ *    refusal, only what it gave back: given_back); the waits are shown per
+ *    counter in the shared table (shm/wait.c).
  * Fair turns: a worker connected to a destination with more mail is handed,
  * instead, the job of the destination that has waited longest for a counter
  * its connection holds; freed units go to the longest waiting first (the queue
@@ -468,6 +468,8 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
     if (w->conn != d) /* before the send: the worker may take its units at once */
         promise(s, cfg, w, d);
     w->had_conn = w->conn != NULL;
+    if (w->conn == d)
+        w->ntaken = 0; /* no promise: nothing of this job's take to remember */
     if (send(w->fd, job, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
         int err = errno;
 
@@ -783,29 +785,6 @@ static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t jo
     return true;
 }
 
-/* release_others - a refused worker made room: the destinations held back for any counter
- * but the one that refused it (slot) try again; those stay, or they would be refused in turn */
-static void release_others(struct sl_sched *s, uint32_t slot)
-{
-    struct sl_qdest *x, *next;
-
-    for (x = sl_queue_first_blocked(s->q); x != NULL; x = next) {
-        next = sl_queue_next_blocked(s->q, x);
-        if (x->wait_slot != slot)
-            sl_queue_unblock(s->q, x);
-    }
-}
-
-/* made_room - worker w, refused, still gave units back: it closed the connection it had when
- * its job was handed out (to open another), or took its units and gave them back (a cluster
- * lease or a throttle refused them after the local counters were taken).  Its "I" releases
- * nothing after a refusal, so without this the mail waiting for those units would wait for
- * another connection to close or the safety net */
-static bool made_room(const struct sl_sched *s, const struct sl_worker_slot *w)
-{
-    return w->had_conn || sl_promise_taken(s->shm, w);
-}
-
 /* on_done - "D<job> <id>.<k>=<o> ..." */
 static void on_done(struct sl_sched *s, struct sl_worker_slot *w, const char *msg)
 {
@@ -824,10 +803,9 @@ static void on_done(struct sl_sched *s, struct sl_worker_slot *w, const char *ms
         size_t len;
         t += strspn(t, " ");
         len = strcspn(t, " ");
-        if (len > 0 && !outcome(s, t, len, job, w->stuck_slot) && !w->refused) {
+        if (len > 0 && !outcome(s, t, len, job, w->stuck_slot)) {
             w->refused = true;
-            if (job == w->job && made_room(s, w))
-                release_others(s, w->stuck_slot);
+            w->refused_slot = w->stuck_slot;
         }
         t += len;
     }
@@ -885,6 +863,39 @@ static void on_keep(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi, 
     sl_supervise_quit_if_retiring(sup, wi);
 }
 
+/* release_others - a refused worker closed the connection it had: what it held is free, so
+ * the destinations held back for any counter go, but those held back by the counter that
+ * refused it (slot: tried again now, they would be refused in turn) */
+static void release_others(struct sl_sched *s, uint32_t slot)
+{
+    struct sl_qdest *x, *next;
+
+    for (x = sl_queue_first_blocked(s->q); x != NULL; x = next) {
+        next = sl_queue_next_blocked(s->q, x);
+        if (x->wait_slot != slot)
+            sl_queue_unblock(s->q, x);
+    }
+}
+
+/* given_back - the "I" of worker w after a refusal: it made room only if it closed the
+ * connection it had when the job was handed out (to open another), or took its job's units
+ * and gave them back (a cluster lease refused after the local counters were taken); the mail
+ * waiting for those goes at once, not after the safety net.  A worker that was refused
+ * without taking anything closed nothing: no new room, and no one is released for nothing. */
+static void given_back(struct sl_sched *s, struct sl_worker_slot *w)
+{
+    uint32_t slot[SL_RESV_MAX], n = 0;
+
+    if (w->had_conn) {
+        release_others(s, w->refused_slot);
+        return;
+    }
+    for (uint32_t i = 0; i < w->ntaken; i++)
+        if (w->taken[i] != w->refused_slot)
+            slot[n++] = w->taken[i];
+    unblock_waiting(s, slot, n);
+}
+
 /* on_idle - "I": the worker is free and holds no connection: counters were released */
 static void on_idle(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi)
 {
@@ -893,8 +904,10 @@ static void on_idle(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi)
     end_promise(s, w);
     drop_conn(s, w);
     w->busy = false;
-    if (!w->refused) /* after a refusal this worker closed nothing: no new room */
+    if (!w->refused)
         release_all(s);
+    else
+        given_back(s, w);
     w->refused = false;
     sl_supervise_quit_if_retiring(sup, wi);
 }

@@ -35,8 +35,6 @@ void sl_promise_make(struct sl_promises *p, const struct sl_shm *shm, struct sl_
  * their number is returned (0 when the units were taken or the worker has not tried yet). */
 uint32_t sl_promise_settle(struct sl_promises *p, const struct sl_shm *shm,
                            struct sl_worker_slot *w, uint32_t freed[SL_RESV_MAX]);
-/* Did w's job take its units (its acquired figure moved since they were promised)? */
-bool sl_promise_taken(const struct sl_shm *shm, const struct sl_worker_slot *w);
 /* End w's promise now (its job is over, or it died): the same, freed when never taken. */
 uint32_t sl_promise_end(struct sl_promises *p, const struct sl_shm *shm, struct sl_worker_slot *w,
                         uint32_t freed[SL_RESV_MAX]);

@@ -28,19 +28,25 @@ struct sl_worker_slot {
     uint32_t gen; /* config generation it runs */
     time_t started;
     /* The scheduler's (schedule.c) record of this worker: */
-    uint64_t job;        /* delivery job in flight, 0: none */
-    char *parts;         /* that job's parts, "<id>.<k> ...", owned by schedule.c */
-    void *conn;          /* the destination (struct sl_qdest) it keeps a connection to */
-    char conn_mx[256];   /* that connection's MX host, as its "K" said ("" unknown) */
-    uint32_t stuck_slot; /* the counter its "S" named for the job in hand; UINT32_MAX none */
-    bool refused;        /* its last job had a "w" outcome: its next I releases nothing (what it
-                          * gave back was released at its outcome: schedule.c, made_room) */
-    bool had_conn;       /* it held a connection when its job was handed out */
+    uint64_t job;          /* delivery job in flight, 0: none */
+    char *parts;           /* that job's parts, "<id>.<k> ...", owned by schedule.c */
+    void *conn;            /* the destination (struct sl_qdest) it keeps a connection to */
+    char conn_mx[256];     /* that connection's MX host, as its "K" said ("" unknown) */
+    uint32_t stuck_slot;   /* the counter its "S" named for the job in hand; UINT32_MAX none */
+    bool refused;          /* its last job had a "w" outcome: its next I closed no connection of
+                            * its own accord (schedule.c, given_back) */
+    uint32_t refused_slot; /* the counter that refused it (its "S"); UINT32_MAX none */
+    bool had_conn;         /* it held a connection when its job was handed out (an "I" after its
+                            * refusal then means it closed it; a "K", that it kept it) */
     /* The units promised to its job's new connection until it tries to take them (promise.c),
      * and its owner record's acquired and refused figures when they were promised: */
     uint32_t promised[SL_RESV_MAX];
     uint32_t npromised;
     uint64_t promise_acquired, promise_refused;
+    /* ... and once the promise ended taken, those counters: its job's connection holds them, or
+     * gave them back if refused after its take (a cluster lease refused) */
+    uint32_t taken[SL_RESV_MAX];
+    uint32_t ntaken;
 };
 
 struct sl_supervisor {

@@ -774,28 +774,53 @@ static void test_refused_promised(void **state)
     assert_int_equal(d->wait_slot, slot);
 }
 
-/* A worker that took its units and gave them back (its cluster lease refused) made room:
- * the destination waiting for [domain full.example]'s one unit goes at once, not after the
- * safety net; the refused one stays held back by the counter that refused it. */
+/* refuse - worker wi's job (number job, its one part id.0) refused by the counter of kind in
+ * slot, as a worker says it */
+static void refuse(struct fixture *f, unsigned wi, unsigned job, unsigned id, const char *kind,
+                   uint32_t slot)
+{
+    char msg[128];
+
+    snprintf(msg, sizeof msg, "S %s - - %u", kind, slot);
+    say(f, wi, msg);
+    snprintf(msg, sizeof msg, "D%u M%019u.0=w", job, id);
+    say(f, wi, msg);
+}
+
+/* A worker that took its units and gave them back (its cluster lease refused) made room: at
+ * its "I", the destination waiting for [domain full.example]'s one unit goes at once, not
+ * after the safety net; the one refused stays held back, and so does one waiting for a counter
+ * the worker never took. */
 static void test_gave_back(void **state)
 {
     struct fixture *f = *state;
     struct sl_queue_part_init p = {.domain = "full.example"};
-    char id[SL_SPOOL_ID_LEN + 1], msg[128];
-    const struct sl_qdest *b1, *b2;
+    char id[SL_SPOOL_ID_LEN + 1];
+    const struct sl_qdest *b1, *b2, *pair;
     struct sl_resv r;
-    uint32_t dom, lease;
+    uint32_t dom, lease, host;
+    unsigned wi, wp;
 
     make_id(id, 40);
     sl_queue_add(f->s.q, id, "b1", 1, &p, 100);
     make_id(id, 41);
     sl_queue_add(f->s.q, id, "b2", 1, &p, 100);
+    add1(f->s.q, 42, "pair.example", 0);
     sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
-    unsigned wi = f->sup.w[0].job == 1 ? 0 : 1;
     b1 = sl_queue_dest(f->s.q, "b1", "full.example");
     b2 = sl_queue_dest(f->s.q, "b2", "full.example");
-    assert_int_equal(b2->where, SL_QDEST_BLOCKED); /* the unit is promised to b1's job */
-    /* b1's worker takes the unit, then gives it back: the cluster refused the lease */
+    pair = sl_queue_dest(f->s.q, "b1", "pair.example");
+    assert_int_equal(b2->where, SL_QDEST_BLOCKED); /* the domain's unit is promised to b1 */
+    wi = strstr(f->sup.w[0].parts, "40.0") != NULL ? 0 : 1;
+    wp = 1 - wi;
+    /* pair.example's worker is refused by a host counter before it took anything */
+    assert_int_equal(sl_shm_lookup(&f->shm, SL_SCOPE_HOST, "mx.pair.example", NULL, 0, &host),
+                     SL_SHM_OK);
+    refuse(f, wp, (unsigned)f->sup.w[wp].job, 42, "host", host);
+    say(f, wp, "I");
+    assert_int_equal(pair->where, SL_QDEST_BLOCKED);
+    assert_int_equal(b2->where, SL_QDEST_BLOCKED); /* it gave nothing back */
+    /* b1's worker takes the domain's unit, then gives it back: the cluster refused the lease */
     assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_DOMAIN, "full.example", NULL, &dom), SL_SHM_OK);
     sl_resv_init(&r, 1);
     sl_resv_add(&r, dom, 1);
@@ -803,51 +828,58 @@ static void test_gave_back(void **state)
     sl_resv_release(&f->shm, f->sup.w[wi].owner, &r);
     assert_int_equal(sl_shm_lookup(&f->shm, SL_SCOPE_CLUSTER, "domain", "full.example", 0, &lease),
                      SL_SHM_OK);
-    snprintf(msg, sizeof msg, "S cluster domain full.example %u", lease);
-    say(f, wi, msg);
-    say(f, wi, "D1 M0000000000000000040.0=w");
+    refuse(f, wi, (unsigned)f->sup.w[wi].job, 40, "cluster", lease);
+    assert_int_equal(b2->where, SL_QDEST_BLOCKED); /* not yet: a "K" would mean it kept them */
+    say(f, wi, "I");
+    assert_int_equal(b2->where, SL_QDEST_RING);
     assert_int_equal(b1->where, SL_QDEST_BLOCKED);
     assert_int_equal(b1->wait_slot, lease);
-    assert_int_equal(b2->where, SL_QDEST_RING);
-    say(f, wi, "I");
-    assert_int_equal(b1->where, SL_QDEST_BLOCKED);
+    assert_int_equal(pair->where, SL_QDEST_BLOCKED); /* it waits for a counter never taken */
 }
 
 /* A worker connected elsewhere closes that connection to open one for its new job, and is
- * refused: the units it closed are free, so what waited for them goes at once. */
+ * refused: what the connection held is free (which counters, the master does not know), so at
+ * its "I" the mail held back goes at once, but the mail held back by the refusing counter.
+ * Refused but keeping its connection ("K": a message throttle's empty bucket), it freed
+ * nothing, and nothing is released. */
 static void test_closed_then_refused(void **state)
 {
     struct fixture *f = *state;
-    char job[SL_JOB_MAX], msg[128];
-    const struct sl_qdest *full;
-    uint32_t dom, hostslot;
+    char job[SL_JOB_MAX];
+    const struct sl_qdest *full, *other;
+    uint32_t fullhost, host;
 
     say(f, 0, "K b1 pair.example mx.pair.example");
     add1(f->s.q, 50, "full.example", 0);
     sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
-    /* the job goes to the worker without a connection; it is refused by the domain counter */
-    unsigned wi = 1;
-    assert_int_equal(f->sup.w[wi].job, 1);
-    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_DOMAIN, "full.example", NULL, &dom), SL_SHM_OK);
-    snprintf(msg, sizeof msg, "S domain full.example - %u", dom);
-    say(f, wi, msg);
-    say(f, wi, "D1 M0000000000000000050.0=w"); /* its "I" comes later: it stays busy */
+    assert_int_equal(f->sup.w[1].job, 1); /* the worker without a connection */
+    assert_int_equal(sl_shm_lookup(&f->shm, SL_SCOPE_HOST, "mx.full.example", NULL, 0, &fullhost),
+                     SL_SHM_OK);
+    refuse(f, 1, 1, 50, "host", fullhost); /* its "I" comes later: it stays busy */
     full = sl_queue_dest(f->s.q, "b1", "full.example");
     assert_int_equal(full->where, SL_QDEST_BLOCKED);
-    /* the connected worker gets a job of another domain: it closes pair.example's connection
-     * and is refused by that domain's host counter */
+    /* the connected worker gets a job of another domain: it keeps its connection, refused
+     * before it opened anything */
     add1(f->s.q, 51, "other.example", 0);
     sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
     job_of(f, 0, job, sizeof job);
     assert_string_equal(job, "J2 D b1 other.example M0000000000000000051.0");
-    assert_int_equal(
-        sl_shm_lookup(&f->shm, SL_SCOPE_BINDING_HOST, "b1", "mx.other.example", 0, &hostslot),
-        SL_SHM_OK);
-    snprintf(msg, sizeof msg, "S binding_host b1 mx.other.example %u", hostslot);
-    say(f, 0, msg);
-    say(f, 0, "D2 M0000000000000000051.0=w");
+    assert_int_equal(sl_shm_lookup(&f->shm, SL_SCOPE_HOST, "mx.other.example", NULL, 0, &host),
+                     SL_SHM_OK);
+    refuse(f, 0, 2, 51, "host", host);
+    say(f, 0, "K b1 pair.example mx.pair.example");
+    assert_int_equal(full->where, SL_QDEST_BLOCKED);
+    other = sl_queue_dest(f->s.q, "b1", "other.example");
+    assert_int_equal(other->where, SL_QDEST_BLOCKED);
+    /* again, and this time it closed its connection to try: what that held is free */
+    sl_queue_unblock(f->s.q, (struct sl_qdest *)other);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, 0, job, sizeof job);
+    assert_string_equal(job, "J3 D b1 other.example M0000000000000000051.0");
+    refuse(f, 0, 3, 51, "host", host);
+    say(f, 0, "I");
     assert_int_equal(full->where, SL_QDEST_RING);
-    assert_int_equal(sl_queue_dest(f->s.q, "b1", "other.example")->where, SL_QDEST_BLOCKED);
+    assert_int_equal(other->where, SL_QDEST_BLOCKED);
 }
 
 /* A shaping action's cap of 1 over a domain that no binding has connected to yet: the gate
