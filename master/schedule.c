@@ -881,7 +881,9 @@ static void release_others(struct sl_sched *s, uint32_t slot)
  * connection it had when the job was handed out (to open another), or took its job's units
  * and gave them back (a cluster lease refused after the local counters were taken); the mail
  * waiting for those goes at once, not after the safety net.  A worker that was refused
- * without taking anything closed nothing: no new room, and no one is released for nothing. */
+ * without taking anything closed nothing: no new room, and no one is released for nothing.
+ * Only the promised counters are known taken: mail waiting for a host counter the job also
+ * took still waits for the next close or the safety net. */
 static void given_back(struct sl_sched *s, struct sl_worker_slot *w)
 {
     uint32_t slot[SL_RESV_MAX], n = 0;

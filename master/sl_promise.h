@@ -35,7 +35,9 @@ void sl_promise_make(struct sl_promises *p, const struct sl_shm *shm, struct sl_
  * their number is returned (0 when the units were taken or the worker has not tried yet). */
 uint32_t sl_promise_settle(struct sl_promises *p, const struct sl_shm *shm,
                            struct sl_worker_slot *w, uint32_t freed[SL_RESV_MAX]);
-/* End w's promise now (its job is over, or it died): the same, freed when never taken. */
+/* End w's promise now (its job is over, or it died): the same, freed when never taken.  A
+ * promise that ends taken (here or through settle) leaves its slots in w->taken, for the
+ * release after a refusal that gave them back; sl_promise_make clears them. */
 uint32_t sl_promise_end(struct sl_promises *p, const struct sl_shm *shm, struct sl_worker_slot *w,
                         uint32_t freed[SL_RESV_MAX]);
 

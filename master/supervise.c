@@ -106,8 +106,12 @@ static bool spawn(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen, sl_
     close(sv[1]);
     sl_store32(&shm->owners[owner].pid, (uint32_t)pid);
     w = free_slot(s);
-    *w = (struct sl_worker_slot){
-        .pid = pid, .owner = owner, .fd = sv[0], .gen = gen, .stuck_slot = UINT32_MAX};
+    *w = (struct sl_worker_slot){.pid = pid,
+                                 .owner = owner,
+                                 .fd = sv[0],
+                                 .gen = gen,
+                                 .stuck_slot = UINT32_MAX,
+                                 .refused_slot = UINT32_MAX};
     w->started = time(NULL);
     s->spawned++;
     sl_msg_debug("worker pid %ld started (owner record %u)", (long)pid, owner);

@@ -840,14 +840,14 @@ static void test_gave_back(void **state)
 /* A worker connected elsewhere closes that connection to open one for its new job, and is
  * refused: what the connection held is free (which counters, the master does not know), so at
  * its "I" the mail held back goes at once, but the mail held back by the refusing counter.
- * Refused but keeping its connection ("K": a message throttle's empty bucket), it freed
- * nothing, and nothing is released. */
+ * Refused on its own connection and keeping it ("K": a message throttle's empty bucket), it
+ * freed nothing, and nothing is released. */
 static void test_closed_then_refused(void **state)
 {
     struct fixture *f = *state;
     char job[SL_JOB_MAX];
     const struct sl_qdest *full, *other;
-    uint32_t fullhost, host;
+    uint32_t fullhost, host, bucket;
 
     say(f, 0, "K b1 pair.example mx.pair.example");
     add1(f->s.q, 50, "full.example", 0);
@@ -858,27 +858,34 @@ static void test_closed_then_refused(void **state)
     refuse(f, 1, 1, 50, "host", fullhost); /* its "I" comes later: it stays busy */
     full = sl_queue_dest(f->s.q, "b1", "full.example");
     assert_int_equal(full->where, SL_QDEST_BLOCKED);
-    /* the connected worker gets a job of another domain: it keeps its connection, refused
-     * before it opened anything */
+    /* the connected worker gets its own destination's next message; the messages throttle's
+     * bucket is dry: refused, it keeps its connection */
+    add1(f->s.q, 52, "pair.example", 0);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, 0, job, sizeof job);
+    assert_string_equal(job, "J2 D b1 pair.example M0000000000000000052.0");
+    assert_int_equal(
+        sl_shm_lookup(&f->shm, SL_SCOPE_THROTTLE_MSG, "b1", "pair.example", 0, &bucket), SL_SHM_OK);
+    refuse(f, 0, 2, 52, "throttle_msg", bucket);
+    say(f, 0, "K b1 pair.example mx.pair.example");
+    assert_int_equal(full->where, SL_QDEST_BLOCKED);
+    /* the bucket refilled: the message goes over the kept connection */
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, 0, job, sizeof job);
+    assert_string_equal(job, "J3 D b1 pair.example M0000000000000000052.0");
+    say(f, 0, "D3 M0000000000000000052.0=d");
+    say(f, 0, "K b1 pair.example mx.pair.example");
+    /* a job of another domain: it closes pair.example's connection to try, and is refused */
     add1(f->s.q, 51, "other.example", 0);
     sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
     job_of(f, 0, job, sizeof job);
-    assert_string_equal(job, "J2 D b1 other.example M0000000000000000051.0");
+    assert_string_equal(job, "J4 D b1 other.example M0000000000000000051.0");
     assert_int_equal(sl_shm_lookup(&f->shm, SL_SCOPE_HOST, "mx.other.example", NULL, 0, &host),
                      SL_SHM_OK);
-    refuse(f, 0, 2, 51, "host", host);
-    say(f, 0, "K b1 pair.example mx.pair.example");
-    assert_int_equal(full->where, SL_QDEST_BLOCKED);
-    other = sl_queue_dest(f->s.q, "b1", "other.example");
-    assert_int_equal(other->where, SL_QDEST_BLOCKED);
-    /* again, and this time it closed its connection to try: what that held is free */
-    sl_queue_unblock(f->s.q, (struct sl_qdest *)other);
-    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
-    job_of(f, 0, job, sizeof job);
-    assert_string_equal(job, "J3 D b1 other.example M0000000000000000051.0");
-    refuse(f, 0, 3, 51, "host", host);
+    refuse(f, 0, 4, 51, "host", host);
     say(f, 0, "I");
     assert_int_equal(full->where, SL_QDEST_RING);
+    other = sl_queue_dest(f->s.q, "b1", "other.example");
     assert_int_equal(other->where, SL_QDEST_BLOCKED);
 }
 
