@@ -372,8 +372,11 @@ bool sl_limits_cluster_room_cached(const struct sl_shm *shm, struct sl_limits_ca
         }
         if (n + extra < (uint32_t)e->limit)
             continue;
-        *why = (struct sl_refusal){
-            .slot = e->slot, .kind = SL_SCOPE_CLUSTER, .in_use = n, .limit = e->limit};
+        *why = (struct sl_refusal){.slot = e->slot,
+                                   .kind = SL_SCOPE_CLUSTER,
+                                   .in_use = n,
+                                   .limit = e->limit,
+                                   .promised = extra};
         return false;
     }
     return true;

@@ -386,8 +386,19 @@ bool sl_limits_cap_room(const struct sl_shm *shm, const char *binding, const cha
     *why = (struct sl_refusal){.slot = slot,
                                .kind = SL_SCOPE_BINDING_DOMAIN,
                                .in_use = v.in_use, /* open now: the log's figure */
-                               .limit = cap > INT32_MAX ? INT32_MAX : (int32_t)cap};
+                               .limit = cap > INT32_MAX ? INT32_MAX : (int32_t)cap,
+                               .promised = n - v.in_use};
     return false;
+}
+
+/* sl_limits_use_text - "N in use", and ", P promised" when jobs not yet started hold some */
+const char *sl_limits_use_text(const struct sl_refusal *r, char *buf, size_t len)
+{
+    if (r->promised > 0)
+        snprintf(buf, len, "%u in use, %u promised", r->in_use, r->promised);
+    else
+        snprintf(buf, len, "%u in use", r->in_use);
+    return buf;
 }
 
 /* sl_limits_collect - every counter a connection from binding to domain via mx takes, the
@@ -556,7 +567,11 @@ bool sl_limits_dest_room_cached(const struct sl_config *cfg, const struct sl_shm
     for (uint32_t i = 0; i < c->n; i++) {
         struct sl_limits_counter *e = &c->c[i];
         uint32_t open = in_use(shm, e), n = open + promised_to(e, promised);
-        struct sl_refusal r = {.slot = e->slot, .kind = e->kind, .in_use = open, .limit = e->limit};
+        struct sl_refusal r = {.slot = e->slot,
+                               .kind = e->kind,
+                               .in_use = open,
+                               .limit = e->limit,
+                               .promised = n - open};
 
         if (e->kind == SL_SCOPE_BINDING_DOMAIN)
             pair_in_use = n;

@@ -28,6 +28,9 @@ void sl_limits_refresh(const struct sl_config *cfg, struct sl_shm *shm, uint32_t
 bool sl_limits_collect(const struct sl_config *cfg, struct sl_shm *shm, uint32_t owner,
                        const char *binding, const char *domain, const char *mx, struct sl_resv *r,
                        char *err, size_t errlen);
+/* What a refusal found: "N in use", with ", P promised" when units promised to jobs not yet
+ * started made it full (the master's hold-back lines). */
+const char *sl_limits_use_text(const struct sl_refusal *r, char *buf, size_t len);
 /* The master's check before it hands out a job that opens a connection: true when
  * binding x domain has room under a shaping action's cap of cap connections, the units
  * promised to connections about to open (by slot; NULL: none) counted; false with the binding

@@ -405,6 +405,7 @@ static bool room(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_
 {
     const uint16_t *promised = sl_promise_counts(&s->promises);
     struct sl_refusal why;
+    char use[64];
 
     if (sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why) ||
         (resettled(s, sup, why.slot) &&
@@ -412,11 +413,12 @@ static bool room(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_
         return true;
     *why_out = why;
     if (why.limit < 0)
-        sl_msg_debug("holding back %s %s: %s counter full (%u in use)", d->binding, d->domain,
-                     sl_scope_kind_name(why.kind), why.in_use);
+        sl_msg_debug("holding back %s %s: %s counter full (%s)", d->binding, d->domain,
+                     sl_scope_kind_name(why.kind), sl_limits_use_text(&why, use, sizeof use));
     else
-        sl_msg_debug("holding back %s %s: %s counter %u in use, limit %d", d->binding, d->domain,
-                     sl_scope_kind_name(why.kind), why.in_use, why.limit);
+        sl_msg_debug("holding back %s %s: %s counter %s, limit %d", d->binding, d->domain,
+                     sl_scope_kind_name(why.kind), sl_limits_use_text(&why, use, sizeof use),
+                     why.limit);
     return false;
 }
 

@@ -225,6 +225,7 @@ static bool cap_allows(const struct sl_shm *shm, const char *binding, const char
                        const uint16_t *promised, struct sl_shaping_hold *h)
 {
     struct sl_refusal why;
+    char use[64];
     uint64_t id;
     int32_t cap;
 
@@ -233,8 +234,8 @@ static bool cap_allows(const struct sl_shm *shm, const char *binding, const char
         return true;
     h->slot = why.slot; /* a connection that closes lets it look again */
     snprintf(h->why, sizeof h->why,
-             "action %" PRIu64 ": max_outbound_connections = %" PRId32 " (%u in use)", id, cap,
-             why.in_use);
+             "action %" PRIu64 ": max_outbound_connections = %" PRId32 " (%s)", id, cap,
+             sl_limits_use_text(&why, use, sizeof use));
     return false;
 }
 

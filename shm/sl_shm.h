@@ -320,7 +320,8 @@ struct sl_refusal {
     enum sl_scope_kind kind;
     uint32_t in_use;
     int32_t limit;
-    uint64_t action; /* the shaping action whose cap refused; 0: the configured limit */
+    uint64_t action;   /* the shaping action whose cap refused; 0: the configured limit */
+    uint32_t promised; /* units the master promised to jobs not yet started (master only) */
 };
 
 enum sl_resv_result {
