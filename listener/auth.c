@@ -92,20 +92,24 @@ static long decode(const char *b64, char *out, size_t len)
     return (long)n;
 }
 
-/* challenge - a 334 with the given base64 text, and the client's answer line; false: cancel */
+/* challenge - a 334 with the given base64 text, and the client's answer line; false when
+ * there is none (s->auth_stop says whether it fell silent or cancelled with "*") */
 static bool challenge(struct session *s, const char *b64, char *line, size_t len)
 {
-    size_t n;
-
     enum io_result r;
+    size_t n;
 
     io_reply(&s->io, "334 %s", b64);
     io_deadline((long)s->l->command_timeout_ms);
     if ((r = io_line(&s->io, line, len - 1, &n, false)) != IO_OK) {
-        s->auth_timeout = r == IO_TIMEOUT;
+        s->auth_stop = r == IO_TIMEOUT ? AUTH_SILENT : AUTH_ANSWERED;
         return false;
     }
-    return strcmp(line, "*") != 0;
+    if (strcmp(line, "*") == 0) {
+        s->auth_stop = AUTH_CANCELLED;
+        return false;
+    }
+    return true;
 }
 
 /* plain - RFC 4616: [authzid] NUL authcid NUL passwd */
@@ -168,7 +172,7 @@ bool smtpd_auth(struct session *s, const char *arg)
         return smtpd_error(s);
     }
     snprintf(mech, sizeof mech, "%.*s", (int)(mlen < sizeof mech ? mlen : sizeof mech - 1), arg);
-    s->auth_timeout = false;
+    s->auth_stop = AUTH_ANSWERED;
     while (*initial == ' ')
         initial++;
     if (strcmp(initial, "=") == 0)
@@ -181,9 +185,13 @@ bool smtpd_auth(struct session *s, const char *arg)
         io_reply(&s->io, "504 5.5.4 Unrecognized authentication type");
         return smtpd_error(s);
     }
-    if (!ok && s->auth_timeout) { /* silent at a challenge: not a wrong password */
+    if (!ok && s->auth_stop == AUTH_SILENT) { /* not a wrong password */
         smtpd_timed_out(s, "waiting for an AUTH answer");
         return false;
+    }
+    if (!ok && s->auth_stop == AUTH_CANCELLED) { /* RFC 4954 4: the client gave up */
+        io_reply(&s->io, "501 5.7.0 Authentication cancelled");
+        return smtpd_error(s);
     }
     sl_spool_printable(user, shown, sizeof shown);
     if (!ok) {

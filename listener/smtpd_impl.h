@@ -120,7 +120,7 @@ struct session {
     const char *hostname;
     bool esmtp, tls_on, relay_ok;
     char *auth_user;
-    bool auth_timeout; /* the client fell silent at an AUTH challenge */
+    enum { AUTH_ANSWERED, AUTH_SILENT, AUTH_CANCELLED } auth_stop; /* how a challenge ended */
     unsigned errors;
     uint64_t max_size;
     struct txn t;

@@ -357,8 +357,10 @@ out=$(idle_session "$lport" "EHLO c|MAIL FROM:<a@sender.test>|RCPT TO:<stall@sin
 check "a body that stops: 421 4.4.2 after data_timeout ($out)" \
   eval '[[ $out == "421 4.4.2"*"after "[3-5]* ]]'
 
-# AUTH LOGIN, then silence at the password prompt: a timeout (421), not a failed AUTH (535)
-out=$(python3 - "$aport" <<'PY'
+# AUTH after STARTTLS, byte by byte: each LINE sent in turn ("": send nothing, just wait) and
+# its reply printed, " / " between them, with the seconds the last one took
+tls_auth_replies() { # PORT LINE...
+  python3 - "$@" <<'PY'
 import socket, ssl, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 f = s.makefile("rb")
@@ -373,15 +375,22 @@ s.sendall(b"STARTTLS\r\n"); reply()
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 s = ctx.wrap_socket(s, server_hostname="listener.test"); f = s.makefile("rb")
 s.sendall(b"EHLO c\r\n"); reply()
-s.sendall(b"AUTH LOGIN dXNlcg==\r\n")  # user, then no password
-print(reply(), end=" / ")
-t0 = time.time()
-print(reply(), "after %.1f s" % (time.time() - t0))
+out = []
+for line in sys.argv[2:]:
+    t0 = time.time()
+    if line:
+        s.sendall(line.encode() + b"\r\n")
+    out.append(reply())
+print(" / ".join(out), "after %.1f s" % (time.time() - t0))
 PY
-)
+}
+# AUTH LOGIN, then silence at the password prompt: a timeout (421), not a failed AUTH (535)
+out=$(tls_auth_replies "$aport" "AUTH LOGIN dXNlcg==" "")
 check "AUTH with no answer to its challenge: 421 4.4.2 after command_timeout, not 535 ($out)" \
   eval '[[ $out == "334 "*" / 421 4.4.2"*"after "[2-4]* ]]'
-check "and it is logged as a timeout, not as a failed AUTH" \
+out=$(tls_auth_replies "$aport" "AUTH LOGIN" "*")
+check "AUTH cancelled with \"*\": 501, not 535 ($out) (RFC 4954 4)" eval '[[ $out == "334 "*" / 501 5.7.0"* ]]'
+check "and the AUTH silence is logged as a timeout, not as a failed AUTH" \
   grep -q '^listener auth\[[0-9]*\]: info: 127.0.0.1: timeout waiting for an AUTH answer$' "$T/daemon.log"
 
 # --- max_sessions_per_client (2 on the auth listener) ---
