@@ -7,6 +7,8 @@
  * lines.  The master reads it before it drops privileges (and again at each
  * reload, whose new processes get the new list); the processes inherit it.  A client that
  * authenticated may relay from anywhere; a failure is 535 and counts as an error of the session.
+ * A client that answers a challenge with "*" cancelled: 501 (RFC 4954 4), an error too; one
+ * silent at a challenge past command_timeout gets 421 and the session ends.
  * Concurrency: one session per process.
  * Trust boundary: the client's base64 is decoded with bounds; the password
  * never reaches a log.

@@ -358,11 +358,12 @@ check "a body that stops: 421 4.4.2 after data_timeout ($out)" \
   eval '[[ $out == "421 4.4.2"*"after "[3-5]* ]]'
 
 # AUTH after STARTTLS, byte by byte: each LINE sent in turn ("": send nothing, just wait) and
-# its reply printed, " / " between them, with the seconds the last one took
+# its reply printed, " / " between them, with the seconds the last one took; then QUIT, so the
+# session is over at the listener too before the next test counts sessions
 tls_auth_replies() { # PORT LINE...
   python3 - "$@" <<'PY'
 import socket, ssl, sys, time
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
 f = s.makefile("rb")
 def reply():
     while True:
@@ -382,14 +383,24 @@ for line in sys.argv[2:]:
         s.sendall(line.encode() + b"\r\n")
     out.append(reply())
 print(" / ".join(out), "after %.1f s" % (time.time() - t0))
+try:
+    s.sendall(b"QUIT\r\n"); reply(); f.read()  # the 221, then the close
+except OSError:
+    pass  # the listener had ended the session already
 PY
 }
 # AUTH LOGIN, then silence at the password prompt: a timeout (421), not a failed AUTH (535)
 out=$(tls_auth_replies "$aport" "AUTH LOGIN dXNlcg==" "")
 check "AUTH with no answer to its challenge: 421 4.4.2 after command_timeout, not 535 ($out)" \
-  eval '[[ $out == "334 "*" / 421 4.4.2"*"after "[2-4]* ]]'
-out=$(tls_auth_replies "$aport" "AUTH LOGIN" "*")
-check "AUTH cancelled with \"*\": 501, not 535 ($out) (RFC 4954 4)" eval '[[ $out == "334 "*" / 501 5.7.0"* ]]'
+  eval '[[ $out == "334 "*" / 421 4.4.2"*"after "[2-4]"."[0-9]" s" ]]'
+for steps in "AUTH LOGIN|*" "AUTH LOGIN dXNlcg==|*" "AUTH PLAIN|*"; do
+  IFS='|' read -r -a step <<<"$steps"
+  out=$(tls_auth_replies "$aport" "${step[@]}")
+  check "AUTH cancelled with \"*\" after ${step[0]}: 501, not 535 ($out) (RFC 4954 4)" \
+    eval '[[ $out == "334"*" / 501 5.7.0"* ]]'
+done
+check "neither the silent nor the cancelled AUTH is logged as a failed one" \
+  eval '! grep -q "authentication failed for \"\(user\)\?\"" $T/daemon.log'
 check "and the AUTH silence is logged as a timeout, not as a failed AUTH" \
   grep -q '^listener auth\[[0-9]*\]: info: 127.0.0.1: timeout waiting for an AUTH answer$' "$T/daemon.log"
 
