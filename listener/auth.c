@@ -7,7 +7,8 @@
  * lines.  The master reads it before it drops privileges (and again at each
  * reload, whose new processes get the new list); the processes inherit it.  A client that
  * authenticated may relay from anywhere; a failure is 535 and counts as an error of the session.
- * A client that answers a challenge with "*" cancelled: 501 (RFC 4954 4), an error too; one
+ * A client that answers a challenge with "*" cancelled: 501 (RFC 4954 4); an answer that is
+ * not base64 gets 501 5.5.2, one over the line limit 500 5.5.6 (6), each an error too; one
  * silent at a challenge past command_timeout gets 421 and the session ends.
  * Concurrency: one session per process.
  * Trust boundary: the client's base64 is decoded with bounds; the password
@@ -82,14 +83,17 @@ void smtpd_creds_free(struct creds *c)
     }
 }
 
-/* decode - base64 text into out (NUL-terminated); the length, or -1 when malformed */
-static long decode(const char *b64, char *out, size_t len)
+/* decode - the client's base64 answer into out (NUL-terminated); the length, or -1 when it is
+ * not base64 (s->auth_stop says so) */
+static long decode(struct session *s, const char *b64, char *out, size_t len)
 {
     size_t n;
 
     if (sodium_base642bin((unsigned char *)out, len - 1, b64, strlen(b64), NULL, &n, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) != 0)
+                          sodium_base64_VARIANT_ORIGINAL) != 0) {
+        s->auth_stop = AUTH_UNDECODABLE;
         return -1;
+    }
     out[n] = '\0';
     return (long)n;
 }
@@ -104,7 +108,7 @@ static bool challenge(struct session *s, const char *b64, char *line, size_t len
     io_reply(&s->io, "334 %s", b64);
     io_deadline((long)s->l->command_timeout_ms);
     if ((r = io_line(&s->io, line, len - 1, &n, false)) != IO_OK) {
-        s->auth_stop = r == IO_TIMEOUT ? AUTH_SILENT : AUTH_ANSWERED;
+        s->auth_stop = r == IO_TIMEOUT ? AUTH_SILENT : r == IO_TOO_LONG ? AUTH_TOO_LONG : AUTH_GONE;
         return false;
     }
     if (strcmp(line, "*") == 0) {
@@ -122,7 +126,7 @@ static bool plain(struct session *s, const char *initial, char *user, size_t ule
 
     if (*initial == '\0' && !challenge(s, "", line, sizeof line))
         return false;
-    if ((n = decode(*initial != '\0' ? initial : line, buf, sizeof buf)) < 0)
+    if ((n = decode(s, *initial != '\0' ? initial : line, buf, sizeof buf)) < 0)
         return false;
     char *authz = buf, *authc = memchr(buf, '\0', (size_t)n);
     char *pass = authc != NULL ? memchr(authc + 1, '\0', (size_t)(buf + n - authc - 1)) : NULL;
@@ -145,14 +149,45 @@ static bool login(struct session *s, const char *initial, char *user, size_t ule
 
     if (*initial == '\0' && !challenge(s, "VXNlcm5hbWU6", line, sizeof line)) /* Username: */
         return false;
-    if (decode(*initial != '\0' ? initial : line, user, ulen) < 0)
+    if (decode(s, *initial != '\0' ? initial : line, user, ulen) < 0)
         return false;
     if (!challenge(s, "UGFzc3dvcmQ6", line, sizeof line) || /* Password: */
-        (n = decode(line, pass, sizeof pass)) < 0)
+        (n = decode(s, line, pass, sizeof pass)) < 0)
         return false;
     bool ok = smtpd_creds_check(s->creds, user, pass, (size_t)n);
     sodium_memzero(pass, sizeof pass);
     return ok;
+}
+
+/* refused - the exchange ended without a login: the reply its end calls for (RFC 4954 4 and
+ * 6); only wrong credentials are a failed AUTH.  false: the session ends */
+static bool refused(struct session *s, const char *user)
+{
+    char shown[300];
+
+    switch (s->auth_stop) {
+    case AUTH_SILENT:
+        smtpd_timed_out(s, "waiting for an AUTH answer");
+        return false;
+    case AUTH_GONE:
+        return false; /* nobody to answer */
+    case AUTH_CANCELLED:
+        io_reply(&s->io, "501 5.7.0 Authentication cancelled");
+        return smtpd_error(s);
+    case AUTH_UNDECODABLE:
+        io_reply(&s->io, "501 5.5.2 Cannot decode the response");
+        return smtpd_error(s);
+    case AUTH_TOO_LONG:
+        io_reply(&s->io, "500 5.5.6 Authentication exchange line is too long");
+        return smtpd_error(s);
+    case AUTH_ANSWERED:
+        break;
+    }
+    sl_spool_printable(user, shown, sizeof shown);
+    sl_msg_info("%s: authentication failed for \"%s\"", s->peer_ip, shown);
+    io_reply(&s->io, "535 5.7.8 Error: authentication failed");
+    smtpd_count(s, SL_LSTAT_AUTH_FAILED, 1);
+    return smtpd_error(s);
 }
 
 /* smtpd_auth - AUTH MECHANISM [initial-response] */
@@ -187,21 +222,9 @@ bool smtpd_auth(struct session *s, const char *arg)
         io_reply(&s->io, "504 5.5.4 Unrecognized authentication type");
         return smtpd_error(s);
     }
-    if (!ok && s->auth_stop == AUTH_SILENT) { /* not a wrong password */
-        smtpd_timed_out(s, "waiting for an AUTH answer");
-        return false;
-    }
-    if (!ok && s->auth_stop == AUTH_CANCELLED) { /* RFC 4954 4: the client gave up */
-        io_reply(&s->io, "501 5.7.0 Authentication cancelled");
-        return smtpd_error(s);
-    }
+    if (!ok)
+        return refused(s, user);
     sl_spool_printable(user, shown, sizeof shown);
-    if (!ok) {
-        sl_msg_info("%s: authentication failed for \"%s\"", s->peer_ip, shown);
-        io_reply(&s->io, "535 5.7.8 Error: authentication failed");
-        smtpd_count(s, SL_LSTAT_AUTH_FAILED, 1);
-        return smtpd_error(s);
-    }
     s->auth_user = sl_strdup(user);
     sl_msg_info("%s: authenticated as \"%s\"", s->peer_ip, shown);
     io_reply(&s->io, "235 2.7.0 Authentication successful");

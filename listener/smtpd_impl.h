@@ -120,7 +120,14 @@ struct session {
     const char *hostname;
     bool esmtp, tls_on, relay_ok;
     char *auth_user;
-    enum { AUTH_ANSWERED, AUTH_SILENT, AUTH_CANCELLED } auth_stop; /* how a challenge ended */
+    enum {
+        AUTH_ANSWERED,    /* the answers came: a failure is the credentials' */
+        AUTH_SILENT,      /* no answer to a challenge within command_timeout */
+        AUTH_GONE,        /* the client left in the middle */
+        AUTH_CANCELLED,   /* it answered "*" */
+        AUTH_UNDECODABLE, /* an answer that is not base64 */
+        AUTH_TOO_LONG     /* an answer over the line limit */
+    } auth_stop;          /* how the exchange in hand ended */
     unsigned errors;
     uint64_t max_size;
     struct txn t;

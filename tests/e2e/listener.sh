@@ -399,6 +399,12 @@ for steps in "AUTH LOGIN|*" "AUTH LOGIN dXNlcg==|*" "AUTH PLAIN|*"; do
   check "AUTH cancelled with \"*\" after ${step[0]}: 501, not 535 ($out) (RFC 4954 4)" \
     eval '[[ $out == "334"*" / 501 5.7.0"* ]]'
 done
+out=$(tls_auth_replies "$aport" "AUTH PLAIN not*base64")
+check "an AUTH answer that is not base64: 501 5.5.2, not 535 ($out) (RFC 4954 4)" \
+  eval '[[ $out == "501 5.5.2"* ]]'
+out=$(tls_auth_replies "$aport" "AUTH LOGIN" "$(printf '%01500d' 0)")
+check "an AUTH answer over the line limit: 500 5.5.6 (${out:0:60}) (RFC 4954 6)" \
+  eval '[[ $out == "334"*" / 500 5.5.6"* ]]'
 check "neither the silent nor the cancelled AUTH is logged as a failed one" \
   eval '! grep -q "authentication failed for \"\(user\)\?\"" $T/daemon.log'
 check "and the AUTH silence is logged as a timeout, not as a failed AUTH" \
