@@ -83,13 +83,17 @@ void smtpd_creds_free(struct creds *c)
     }
 }
 
-/* decode - the client's base64 answer into out (NUL-terminated); the length, or -1 when it is
- * not base64 (s->auth_stop says so) */
+/* decode - the client's base64 answer into out (NUL-terminated); the length, or -1 (s->auth_stop
+ * says why: not base64, or more than out holds) */
 static long decode(struct session *s, const char *b64, char *out, size_t len)
 {
-    size_t n;
+    size_t n, chars = strlen(b64);
 
-    if (sodium_base642bin((unsigned char *)out, len - 1, b64, strlen(b64), NULL, &n, NULL,
+    if (chars / 4 * 3 > len + 1) { /* 4 characters make 3 octets, less 2 at most of padding */
+        s->auth_stop = AUTH_TOO_LONG;
+        return -1;
+    }
+    if (sodium_base642bin((unsigned char *)out, len - 1, b64, chars, NULL, &n, NULL,
                           sodium_base64_VARIANT_ORIGINAL) != 0) {
         s->auth_stop = AUTH_UNDECODABLE;
         return -1;
@@ -118,43 +122,51 @@ static bool challenge(struct session *s, const char *b64, char *line, size_t len
     return true;
 }
 
-/* plain - RFC 4616: [authzid] NUL authcid NUL passwd */
-static bool plain(struct session *s, const char *initial, char *user, size_t ulen)
+/* plain_check - a decoded PLAIN message, [authzid] NUL authcid NUL passwd: the user into
+ * user, and whether the password is its own */
+static bool plain_check(struct session *s, const char *buf, long n, char *user, size_t ulen)
 {
-    char line[AUTH_LINE_MAX], buf[AUTH_LINE_MAX];
-    long n;
+    const char *authz = buf, *authc = memchr(buf, '\0', (size_t)n), *pass;
 
-    if (*initial == '\0' && !challenge(s, "", line, sizeof line))
-        return false;
-    if ((n = decode(s, *initial != '\0' ? initial : line, buf, sizeof buf)) < 0)
-        return false;
-    char *authz = buf, *authc = memchr(buf, '\0', (size_t)n);
-    char *pass = authc != NULL ? memchr(authc + 1, '\0', (size_t)(buf + n - authc - 1)) : NULL;
-    if (authc == NULL || pass == NULL)
+    if (authc == NULL || (pass = memchr(authc + 1, '\0', (size_t)(buf + n - authc - 1))) == NULL)
         return false;
     authc++, pass++;
+    snprintf(user, ulen, "%s", authc);
     if (*authz != '\0' && strcmp(authz, authc) != 0)
         return false; /* acting for someone else is not offered */
-    snprintf(user, ulen, "%s", authc);
-    bool ok = smtpd_creds_check(s->creds, authc, pass, (size_t)(buf + n - pass));
+    return smtpd_creds_check(s->creds, authc, pass, (size_t)(buf + n - pass));
+}
+
+/* plain - RFC 4616, the message as the initial response (given) or after an empty challenge;
+ * what held the password is wiped on every way out */
+static bool plain(struct session *s, const char *initial, bool given, char *user, size_t ulen)
+{
+    char line[AUTH_LINE_MAX], buf[AUTH_LINE_MAX];
+    bool ok = false;
+    long n;
+
+    if ((given || challenge(s, "", line, sizeof line)) &&
+        (n = decode(s, given ? initial : line, buf, sizeof buf)) >= 0)
+        ok = plain_check(s, buf, n, user, ulen);
+    sodium_memzero(line, sizeof line);
     sodium_memzero(buf, sizeof buf);
     return ok;
 }
 
-/* login - the LOGIN mechanism: user and password each in base64 after a prompt */
-static bool login(struct session *s, const char *initial, char *user, size_t ulen)
+/* login - the LOGIN mechanism: user and password each in base64 after a prompt (the user may
+ * come as the initial response); what held the password is wiped on every way out */
+static bool login(struct session *s, const char *initial, bool given, char *user, size_t ulen)
 {
     char line[AUTH_LINE_MAX], pass[AUTH_LINE_MAX];
+    bool ok = false;
     long n;
 
-    if (*initial == '\0' && !challenge(s, "VXNlcm5hbWU6", line, sizeof line)) /* Username: */
-        return false;
-    if (decode(s, *initial != '\0' ? initial : line, user, ulen) < 0)
-        return false;
-    if (!challenge(s, "UGFzc3dvcmQ6", line, sizeof line) || /* Password: */
-        (n = decode(s, line, pass, sizeof pass)) < 0)
-        return false;
-    bool ok = smtpd_creds_check(s->creds, user, pass, (size_t)n);
+    if ((given || challenge(s, "VXNlcm5hbWU6", line, sizeof line)) && /* Username: */
+        decode(s, given ? initial : line, user, ulen) >= 0 &&
+        challenge(s, "UGFzc3dvcmQ6", line, sizeof line) && /* Password: */
+        (n = decode(s, line, pass, sizeof pass)) >= 0)
+        ok = smtpd_creds_check(s->creds, user, pass, (size_t)n);
+    sodium_memzero(line, sizeof line);
     sodium_memzero(pass, sizeof pass);
     return ok;
 }
@@ -196,7 +208,7 @@ bool smtpd_auth(struct session *s, const char *arg)
     char mech[16], user[256] = "", shown[300];
     const char *initial = arg + strcspn(arg, " ");
     size_t mlen = strcspn(arg, " ");
-    bool ok;
+    bool ok, given;
 
     if (s->creds == NULL || !s->tls_on) {
         io_reply(&s->io, s->creds == NULL ? "502 5.5.1 Error: authentication not enabled"
@@ -212,12 +224,13 @@ bool smtpd_auth(struct session *s, const char *arg)
     s->auth_stop = AUTH_ANSWERED;
     while (*initial == ' ')
         initial++;
+    given = *initial != '\0';
     if (strcmp(initial, "=") == 0)
-        initial = ""; /* RFC 4954 4: an empty initial response */
+        initial = ""; /* RFC 4954 4: an initial response, empty */
     if (strcasecmp(mech, "PLAIN") == 0)
-        ok = plain(s, initial, user, sizeof user);
+        ok = plain(s, initial, given, user, sizeof user);
     else if (strcasecmp(mech, "LOGIN") == 0)
-        ok = login(s, initial, user, sizeof user);
+        ok = login(s, initial, given, user, sizeof user);
     else {
         io_reply(&s->io, "504 5.5.4 Unrecognized authentication type");
         return smtpd_error(s);

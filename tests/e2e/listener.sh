@@ -399,9 +399,12 @@ for steps in "AUTH LOGIN|*" "AUTH LOGIN dXNlcg==|*" "AUTH PLAIN|*"; do
   check "AUTH cancelled with \"*\" after ${step[0]}: 501, not 535 ($out) (RFC 4954 4)" \
     eval '[[ $out == "334"*" / 501 5.7.0"* ]]'
 done
-out=$(tls_auth_replies "$aport" "AUTH PLAIN not*base64")
-check "an AUTH answer that is not base64: 501 5.5.2, not 535 ($out) (RFC 4954 4)" \
-  eval '[[ $out == "501 5.5.2"* ]]'
+out=$(tls_auth_replies "$aport" "AUTH PLAIN not*base64" "NOOP")
+check "an AUTH answer that is not base64: 501 5.5.2, not 535, and the session goes on ($out)" \
+  eval '[[ $out == "501 5.5.2"*" / 250 "* ]]'
+out=$(tls_auth_replies "$aport" "AUTH PLAIN $(printf 'QUFB%.0s' $(seq 350))")
+check "valid base64 that decodes past the buffer: 500 5.5.6 (${out:0:60}) (RFC 4954 6)" \
+  eval '[[ $out == "500 5.5.6"* ]]'
 out=$(tls_auth_replies "$aport" "AUTH LOGIN" "$(printf '%01500d' 0)")
 check "an AUTH answer over the line limit: 500 5.5.6 (${out:0:60}) (RFC 4954 6)" \
   eval '[[ $out == "334"*" / 500 5.5.6"* ]]'
@@ -409,6 +412,10 @@ check "neither the silent nor the cancelled AUTH is logged as a failed one" \
   eval '! grep -q "authentication failed for \"\(user\)\?\"" $T/daemon.log'
 check "and the AUTH silence is logged as a timeout, not as a failed AUTH" \
   grep -q '^listener auth\[[0-9]*\]: info: 127.0.0.1: timeout waiting for an AUTH answer$' "$T/daemon.log"
+# (after the checks of the log above: this one is a failed AUTH, of user "")
+out=$(tls_auth_replies "$aport" "AUTH PLAIN =")
+check "AUTH PLAIN = is an empty initial response, not a request for a challenge ($out)" \
+  eval '[[ $out == "535 5.7.8"* ]]'
 
 # --- max_sessions_per_client (2 on the auth listener) ---
 exec 7<>/dev/tcp/127.0.0.1/"$aport"
