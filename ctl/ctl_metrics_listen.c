@@ -19,6 +19,9 @@
  *                                                           binding | storage
  *   sluice_listener_error_limit_total              counter  sessions closed after max_errors
  *   sluice_listener_timeouts_total                 counter  sessions ended by a timeout
+ * and, for all listeners together (counted once a second):
+ *   sluice_listener_spool_syncs_total              counter  syncs of the group commit
+ *   sluice_listener_spool_synced_messages_total    counter  messages those syncs covered
  * A daemon with no listener section prints the families without samples.
  * Trust boundary: the names come from the segment (bounded by sl_lstat_read) and are escaped
  * as label values.
@@ -67,6 +70,22 @@ static void sample(FILE *f, const char *name, const char *listener, const char *
     fprintf(f, "} %llu\n", value);
 }
 
+/* group_commit - the listeners' shared syncs: messages per sync is how well they batch */
+static void group_commit(FILE *f, const struct sl_shm *shm)
+{
+    struct sl_stats_view st;
+
+    sl_stats_read(shm, &st);
+    sl_metrics_family(f, "sluice_listener_spool_syncs_total", "counter",
+                      "Syncs of the spool by the listeners' group commit (each makes durable "
+                      "every message renamed into the queue before it began).");
+    fprintf(f, "sluice_listener_spool_syncs_total %llu\n", (unsigned long long)st.spool_syncs);
+    sl_metrics_family(f, "sluice_listener_spool_synced_messages_total", "counter",
+                      "Messages the listeners put in the queue for those syncs to cover.");
+    fprintf(f, "sluice_listener_spool_synced_messages_total %llu\n",
+            (unsigned long long)st.spool_synced);
+}
+
 /* sl_metrics_listeners - every listener's families */
 void sl_metrics_listeners(FILE *f, const struct sl_shm *shm)
 {
@@ -104,4 +123,5 @@ void sl_metrics_listeners(FILE *f, const struct sl_shm *shm)
         for (unsigned r = SL_LSTAT_FIRST_REJ; live[i] && r <= SL_LSTAT_LAST_REJ; r++)
             sample(f, "sluice_listener_rejections_total", v[i].name, "reason",
                    sl_lstat_reason((enum sl_lstat)r), v[i].n[r]);
+    group_commit(f, shm);
 }

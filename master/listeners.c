@@ -237,15 +237,18 @@ bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status,
     return false;
 }
 
-/* sl_listeners_publish - the sessions open now, counted from the board, into the statistics
- * (a scan of the whole board: once a second, not at every turn of the loop) */
+/* sl_listeners_publish - the sessions open now, counted from the board, and the group commit's
+ * figures, into the statistics (a scan of the whole board: once a second, not at every turn
+ * of the loop) */
 void sl_listeners_publish(struct sl_listeners *ls, bool now)
 {
-    uint64_t open[SL_LSTAT_LISTENERS];
+    uint64_t open[SL_LSTAT_LISTENERS], files = 0, syncs;
 
     if (ls->board == NULL || (!now && sl_clock_ms_until(ls->next_publish) > 0))
         return;
     ls->next_publish = sl_clock_after_ms(PUBLISH_EVERY_MS);
+    syncs = sl_spool_group_syncs(ls->group, &files);
+    sl_stats_group_commit(ls->shm, syncs, files);
     sl_smtpd_board_sessions(ls->board, open);
     for (int i = 0; i < SL_LSTAT_LISTENERS; i++)
         sl_lstat_set_active(ls->shm, i, open[i]);

@@ -145,7 +145,9 @@ struct sl_shm_stats {
     sl_atomic_u64 tls;                       /* of which encrypted */
     sl_atomic_u64 tls_verified;              /* of which the peer was authenticated */
     sl_atomic_u64 timeouts[SL_STATS_PHASES]; /* session phases that timed out */
-    uint8_t reserved[64];
+    sl_atomic_u64 spool_syncs;  /* the listeners' group commit: syncs of the spool (version 6) */
+    sl_atomic_u64 spool_synced; /* ... and the messages renamed into queue/ for them */
+    uint8_t reserved[48];
 };
 
 /* Where delivery time goes, per binding (shm/latency.c): four Prometheus histograms each.
@@ -492,7 +494,10 @@ struct sl_stats_view {
     uint64_t recipients[SL_STATS__OUTCOMES];
     uint64_t connections, tls, tls_verified;
     uint64_t timeouts[SL_STATS_PHASES];
+    uint64_t spool_syncs, spool_synced;
 };
+/* The listeners' group commit so far (the master copies the group page's figures). */
+void sl_stats_group_commit(struct sl_shm *shm, uint64_t syncs, uint64_t messages);
 /* A copy of the statistics block; works on a read-only mapping. */
 void sl_stats_read(const struct sl_shm *shm, struct sl_stats_view *out);
 

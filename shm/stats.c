@@ -59,6 +59,15 @@ void sl_stats_connection(struct sl_shm *shm, bool tls, bool verified)
         sl_stat_inc64(&shm->hdr->stats.tls_verified);
 }
 
+/* sl_stats_group_commit - the group commit's figures, as the master last read them */
+void sl_stats_group_commit(struct sl_shm *shm, uint64_t syncs, uint64_t messages)
+{
+    if (shm == NULL || shm->hdr == NULL || shm->readonly)
+        return;
+    sl_store64(&shm->hdr->stats.spool_syncs, syncs);
+    sl_store64(&shm->hdr->stats.spool_synced, messages);
+}
+
 /* sl_stats_read - a copy of the block, each word as it is now */
 void sl_stats_read(const struct sl_shm *shm, struct sl_stats_view *out)
 {
@@ -72,4 +81,6 @@ void sl_stats_read(const struct sl_shm *shm, struct sl_stats_view *out)
     out->tls_verified = sl_peek64(&st->tls_verified);
     for (int i = 0; i < SL_STATS_PHASES; i++)
         out->timeouts[i] = sl_peek64(&st->timeouts[i]);
+    out->spool_syncs = sl_peek64(&st->spool_syncs);
+    out->spool_synced = sl_peek64(&st->spool_synced);
 }

@@ -515,6 +515,12 @@ check "metrics: every kind of event above happened at least once" eval '
   [ "$(got sluice_listener_timeouts_total local)" -ge 1 ] &&
   [ "$(got sluice_listener_rejections_total local ",reason=\"content\"")" -ge 1 ] &&
   [ "$(got sluice_listener_rejections_total local ",reason=\"size\"")" -ge 2 ]'
+msgs=$(awk '$1 ~ /^sluice_listener_messages_total\{/ {s += $2} END {print s + 0}' "$T/metrics")
+check "metrics: the group commit's syncs covered every message the listeners queued ($msgs)" \
+  wait_for 5 eval '[ "$(metric sluice_listener_spool_synced_messages_total)" = "$msgs" ]'
+syncs=$(metric sluice_listener_spool_syncs_total)
+check "metrics: in at least one sync and at most one per message ($syncs)" \
+  [ "$syncs" -ge 1 -a "$syncs" -le "$msgs" ]
 check "metrics: TLS sessions are counted (STARTTLS with swaks: 3 at auth at least)" \
   [ "$(got sluice_listener_tls_sessions_total auth)" -ge 3 ]
 "$SLUICECTL" -c "$T/sluice.ini" status >"$T/status" 2>&1
