@@ -21,8 +21,9 @@
  *   sluice_listener_timeouts_total                 counter  sessions ended by a timeout
  * and, for all listeners together (counted once a second):
  *   sluice_listener_spool_syncs_total              counter  syncs of the group commit
- *   sluice_listener_spool_synced_messages_total    counter  messages those syncs covered
- * A daemon with no listener section prints the families without samples.
+ *   sluice_listener_spool_synced_messages_total    counter  messages handed to them
+ * A daemon with no listener section prints the per-listener families without samples, and
+ * the two group-commit ones at 0.
  * Trust boundary: the names come from the segment (bounded by sl_lstat_read) and are escaped
  * as label values.
  */
@@ -80,8 +81,10 @@ static void group_commit(FILE *f, const struct sl_shm *shm)
                       "Syncs of the spool by the listeners' group commit (each makes durable "
                       "every message renamed into the queue before it began).");
     fprintf(f, "sluice_listener_spool_syncs_total %llu\n", (unsigned long long)st.spool_syncs);
-    sl_metrics_family(f, "sluice_listener_spool_synced_messages_total", "counter",
-                      "Messages the listeners put in the queue for those syncs to cover.");
+    sl_metrics_family(
+        f, "sluice_listener_spool_synced_messages_total", "counter",
+        "Messages the listeners renamed into the queue and handed to the group commit "
+        "(with any whose sync failed, refused with a 4xx).");
     fprintf(f, "sluice_listener_spool_synced_messages_total %llu\n",
             (unsigned long long)st.spool_synced);
 }

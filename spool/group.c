@@ -107,7 +107,8 @@ struct sl_spool_group *sl_spool_group_new(void)
     return p;
 }
 
-/* sl_spool_group_syncs - syncs the group made, and files it covered (for logs) */
+/* sl_spool_group_syncs - syncs the group made, and files handed to it (for the stop's log and
+ * the metrics) */
 uint64_t sl_spool_group_syncs(struct sl_spool_group *g, uint64_t *files)
 {
     if (files != NULL)
