@@ -36,6 +36,8 @@ enum lkey {
     LK_MAX_SESSIONS_PER_CLIENT,
     LK_MAX_RECIPIENTS,
     LK_MAX_ERRORS,
+    LK_MAX_AUTH_FAILURES,
+    LK_AUTH_FAILURE_WINDOW,
     LK_COMMAND_TIMEOUT,
     LK_DATA_TIMEOUT,
     LK_TLS_TIMEOUT,
@@ -46,22 +48,12 @@ enum lkey {
     LK__COUNT
 };
 
-static const char *const key_names[LK__COUNT] = {"address",
-                                                 "binding",
-                                                 "binding_group",
-                                                 "binding_header",
-                                                 "relay_networks",
-                                                 "max_sessions",
-                                                 "max_sessions_per_client",
-                                                 "max_recipients",
-                                                 "max_errors",
-                                                 "command_timeout",
-                                                 "data_timeout",
-                                                 "tls_timeout",
-                                                 "tls_cert_file",
-                                                 "tls_key_file",
-                                                 "auth_file",
-                                                 "hostname"};
+static const char *const key_names[LK__COUNT] = {
+    "address",        "binding",           "binding_group",           "binding_header",
+    "relay_networks", "max_sessions",      "max_sessions_per_client", "max_recipients",
+    "max_errors",     "max_auth_failures", "auth_failure_window",     "command_timeout",
+    "data_timeout",   "tls_timeout",       "tls_cert_file",           "tls_key_file",
+    "auth_file",      "hostname"};
 
 _Static_assert(LK__COUNT <= 32, "sl_listener.set has 32 entries");
 
@@ -92,6 +84,8 @@ static void defaults(struct sl_listener *l)
     l->max_sessions_per_client = 0;
     l->max_recipients = 1000;
     l->max_errors = 10;
+    l->max_auth_failures = 10;
+    l->auth_failure_window_ms = 15 * 60 * 1000;
     l->command_timeout_ms = 5 * 60 * 1000; /* RFC 5321 4.5.3.2.7 */
     l->data_timeout_ms = 10 * 60 * 1000;
     l->tls_timeout_ms = 60 * 1000;
@@ -253,6 +247,7 @@ static void store_value(struct loader *L, struct sl_listener *l, enum lkey k, co
     const struct sl_optdef dur = {.type = SL_VT_DURATION}, path = {.type = SL_VT_PATH};
     const struct sl_optdef *name = sl_opt_def(SL_OPT_BINDING_GROUP);
     char bad[256];
+    int64_t n = 0;
 
     switch (k) {
     case LK_ADDRESS:
@@ -297,6 +292,16 @@ static void store_value(struct loader *L, struct sl_listener *l, enum lkey k, co
         break;
     case LK_MAX_ERRORS:
         store_count(L, "max_errors", v, 1, 1000, &l->max_errors);
+        break;
+    case LK_MAX_AUTH_FAILURES:
+        store_count(L, "max_auth_failures", v, 0, 1000000, &l->max_auth_failures);
+        break;
+    case LK_AUTH_FAILURE_WINDOW:
+        if (parse_typed(L, &dur, "auth_failure_window", v, &n) && n < 1000)
+            sl_config_report(L, L->lineno, "bad value \"%s\" for auth_failure_window: at least 1s",
+                             v);
+        else if (n >= 1000)
+            l->auth_failure_window_ms = n;
         break;
     case LK_COMMAND_TIMEOUT:
         parse_typed(L, &dur, "command_timeout", v, &l->command_timeout_ms);

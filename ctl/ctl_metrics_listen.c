@@ -11,7 +11,7 @@
  *   sluice_listener_turned_away_total              counter  connections refused at once
  *                                                           (max_sessions_per_client)
  *   sluice_listener_tls_sessions_total             counter  STARTTLS handshakes completed
- *   sluice_listener_auth_total{result}             counter  AUTH: ok | failed
+ *   sluice_listener_auth_total{result}             counter  AUTH: ok | failed | locked
  *   sluice_listener_messages_total                 counter  messages queued (250 given)
  *   sluice_listener_recipients_total               counter  their recipients
  *   sluice_listener_bytes_total                    counter  their octets as queued
@@ -109,13 +109,16 @@ void sl_metrics_listeners(FILE *f, const struct sl_shm *shm)
                 sample(f, plain[k].name, v[i].name, NULL, NULL, v[i].n[plain[k].what]);
     }
     sl_metrics_family(f, "sluice_listener_auth_total", "counter",
-                      "AUTH attempts at a listener by result (ok, failed).");
+                      "AUTH attempts at a listener by result (ok, failed, locked: refused "
+                      "unchecked, the address over max_auth_failures).");
     for (unsigned i = 0; i < SL_LSTAT_LISTENERS; i++)
         if (live[i]) {
             sample(f, "sluice_listener_auth_total", v[i].name, "result", "ok",
                    v[i].n[SL_LSTAT_AUTH]);
             sample(f, "sluice_listener_auth_total", v[i].name, "result", "failed",
                    v[i].n[SL_LSTAT_AUTH_FAILED]);
+            sample(f, "sluice_listener_auth_total", v[i].name, "result", "locked",
+                   v[i].n[SL_LSTAT_AUTH_LOCKED]);
         }
     sl_metrics_family(f, "sluice_listener_rejections_total", "counter",
                       "What a listener refused, by reason: relay (relaying denied), recipients "

@@ -9,7 +9,9 @@
  * authenticated may relay from anywhere; a failure is 535 and counts as an error of the session.
  * A client that answers a challenge with "*" cancelled: 501 (RFC 4954 4); an answer that is
  * not base64 gets 501 5.5.2, one over the line limit 500 5.5.6 (6), each an error too; one
- * silent at a challenge past command_timeout gets 421 and the session ends.
+ * silent at a challenge past command_timeout gets 421 and the session ends.  A client address
+ * with max_auth_failures failed within auth_failure_window gets 454 to every AUTH until the
+ * window is over (lockout.c), an error too.
  * Concurrency: one session per process.
  * Trust boundary: the client's base64 is decoded with bounds; the password
  * never reaches a log.
@@ -199,6 +201,8 @@ static bool refused(struct session *s, const char *user)
     sl_msg_info("%s: authentication failed for \"%s\"", s->peer_ip, shown);
     io_reply(&s->io, "535 5.7.8 Error: authentication failed");
     smtpd_count(s, SL_LSTAT_AUTH_FAILED, 1);
+    smtpd_lockout_failed(s->ctx->lockout, &s->peer, s->l->max_auth_failures,
+                         (uint64_t)s->l->auth_failure_window_ms);
     return smtpd_error(s);
 }
 
@@ -218,6 +222,15 @@ bool smtpd_auth(struct session *s, const char *arg)
     if (s->auth_user != NULL || s->t.mail) {
         io_reply(&s->io, "503 5.5.1 Error: %s",
                  s->t.mail ? "MAIL transaction in progress" : "already authenticated");
+        return smtpd_error(s);
+    }
+    if (smtpd_lockout_locked(s->ctx->lockout, &s->peer, s->l->max_auth_failures,
+                             (uint64_t)s->l->auth_failure_window_ms)) {
+        sl_msg_info("%s: AUTH refused: %u failed from this address within auth_failure_window",
+                    s->peer_ip, s->l->max_auth_failures);
+        io_reply(&s->io, "454 4.7.0 Too many failed authentications from your address; try "
+                         "again later");
+        smtpd_count(s, SL_LSTAT_AUTH_LOCKED, 1);
         return smtpd_error(s);
     }
     snprintf(mech, sizeof mech, "%.*s", (int)(mlen < sizeof mech ? mlen : sizeof mech - 1), arg);
@@ -242,5 +255,6 @@ bool smtpd_auth(struct session *s, const char *arg)
     sl_msg_info("%s: authenticated as \"%s\"", s->peer_ip, shown);
     io_reply(&s->io, "235 2.7.0 Authentication successful");
     smtpd_count(s, SL_LSTAT_AUTH, 1);
+    smtpd_lockout_cleared(s->ctx->lockout, &s->peer);
     return true;
 }

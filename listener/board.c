@@ -87,8 +87,8 @@ void sl_smtpd_board_sessions(const struct sl_smtpd_board *b, uint64_t open[SL_LS
     }
 }
 
-/* key_of - the client's address as 16 bytes (IPv4 mapped) */
-static void key_of(const struct sockaddr_storage *peer, uint64_t key[2])
+/* smtpd_peer_key - the client's address as 16 bytes (IPv4 mapped) */
+void smtpd_peer_key(const struct sockaddr_storage *peer, uint64_t key[2])
 {
     uint8_t a[16] = {0};
 
@@ -134,7 +134,7 @@ bool smtpd_board_enter(struct sl_smtpd_board *b, size_t listener, unsigned limit
         sl_store32(&mine->open, my_stat);
         return true;
     }
-    key_of(peer, key);
+    smtpd_peer_key(peer, key);
     sl_store64(&mine->addr[0], key[0]);
     sl_store64(&mine->addr[1], key[1]);
     sl_store32(&mine->active, (uint32_t)listener + 1);

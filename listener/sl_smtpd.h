@@ -27,8 +27,9 @@
 
 #define SL_SMTPD_BOARD_SLOTS 8192 /* listener processes alive at once, old and new in a reload */
 
-struct sl_smtpd_board; /* board.c */
-struct creds;          /* auth.c */
+struct sl_smtpd_board;   /* board.c */
+struct sl_smtpd_lockout; /* lockout.c */
+struct creds;            /* auth.c */
 
 /* What the master prepares for a listener before it drops privileges (the TLS key, the
  * credentials may be readable by root alone), inherited by its processes. */
@@ -45,6 +46,7 @@ struct sl_smtpd_ctx {
     const char *spool;
     struct sl_spool_group *group;
     struct sl_smtpd_board *board;
+    struct sl_smtpd_lockout *lockout; /* failed AUTH by client address */
     uint32_t gen;
     pid_t master;
     const struct sl_smtpd_prep *prep;
@@ -61,6 +63,8 @@ int sl_smtpd_bind(const struct sl_listener *l, char *err, size_t errlen);
 /* The process's life: accept, serve, until SIGTERM (after its session) or the master's death. */
 _Noreturn void sl_smtpd_main(const struct sl_smtpd_ctx *ctx);
 
+/* The failed-AUTH table (lockout.c): made before the first fork, kept for the daemon's life. */
+struct sl_smtpd_lockout *sl_smtpd_lockout_new(void);
 /* The shared board (board.c): made before the first fork; cleared for a reaped pid. */
 struct sl_smtpd_board *sl_smtpd_board_new(void);
 void sl_smtpd_board_forget(struct sl_smtpd_board *b, pid_t pid);

@@ -18,8 +18,8 @@
  * transaction, then goes) and forks new ones
  * on the new config.  Each listener's TLS context and credentials are read here
  * too (sl_smtpd_prepare), before the drop at start, and inherited by its
- * processes: a key only root may read works.  The group-commit page and the per-client board are
- * made once, before the first fork, and shared by every generation.
+ * processes: a key only root may read works.  The group-commit page, the per-client board and the
+ * failed-AUTH table are made once, before the first fork, and shared by every generation.
  * Concurrency: master only, single-threaded, from the main loop.
  */
 #include <errno.h>
@@ -124,6 +124,7 @@ void sl_listeners_open(struct sl_listeners *ls, const struct sl_config *cfg, con
         return;
     ls->group = sl_spool_group_new();
     ls->board = sl_smtpd_board_new();
+    ls->lockout = sl_smtpd_lockout_new();
     prepare_all(ls, cfg, true);
     bind_all(ls, cfg, true);
 }
@@ -149,6 +150,7 @@ static bool spawn(struct sl_listeners *ls, size_t i, int fd)
                                .spool = ls->spool,
                                .group = ls->group,
                                .board = ls->board,
+                               .lockout = ls->lockout,
                                .gen = ls->gen,
                                .master = getpid(),
                                .prep = &ls->prep[i],
@@ -275,6 +277,7 @@ void sl_listeners_reload(struct sl_listeners *ls, const struct sl_config *cfg, u
     if (cfg->nlisteners > 0 && ls->group == NULL) {
         ls->group = sl_spool_group_new();
         ls->board = sl_smtpd_board_new();
+        ls->lockout = sl_smtpd_lockout_new();
     }
     bind_all(ls, cfg, false);
     for (size_t k = 0; k < ls->np; k++)

@@ -52,6 +52,7 @@ struct sl_listeners {
     struct timespec next_publish; /* the next count of the sessions open */
     struct sl_spool_group *group;
     struct sl_smtpd_board *board;
+    struct sl_smtpd_lockout *lockout;
     bool draining;
 };
 

@@ -47,7 +47,7 @@
 #include "util/sl_atomic.h"
 
 #define SL_SHM_MAGIC     0x534c5549434531ULL /* "SLUICE1" */
-#define SL_SHM_VERSION   6u
+#define SL_SHM_VERSION   7u
 #define SL_SHM_NAME_MAX  255  /* one key component, bytes, without NUL */
 #define SL_RESV_MAX      16   /* counters in one reservation */
 #define SL_OWNER_RECORDS 4    /* reservations one owner may hold at once */
@@ -179,7 +179,7 @@ struct sl_lat_entry {
 };
 
 /* What each SMTP listener took and refused (shm/lstat.c): one entry per [listener] name,
- * claimed by the master; counted by its processes.  Version 6. */
+ * claimed by the master; counted by its processes.  Version 7. */
 #define SL_LSTAT_LISTENERS 32
 #define SL_LSTAT_NAME_MAX  63
 enum sl_lstat {
@@ -188,6 +188,7 @@ enum sl_lstat {
     SL_LSTAT_TLS,            /* STARTTLS handshakes completed */
     SL_LSTAT_AUTH,           /* AUTH that succeeded */
     SL_LSTAT_AUTH_FAILED,    /* AUTH that failed (535) */
+    SL_LSTAT_AUTH_LOCKED,    /* AUTH refused unchecked: the address is locked out (454) */
     SL_LSTAT_MESSAGES,       /* messages queued (the 250 after the data) */
     SL_LSTAT_RECIPIENTS,     /* their recipients */
     SL_LSTAT_BYTES,          /* their octets, as queued */
@@ -243,7 +244,7 @@ struct sl_shm_header {
     uint8_t reserved[40];
     struct sl_shm_stats stats;                        /* version 2 */
     struct sl_lat_entry latency[SL_LAT_BINDINGS];     /* version 3 */
-    struct sl_lstat_entry listen[SL_LSTAT_LISTENERS]; /* version 6 */
+    struct sl_lstat_entry listen[SL_LSTAT_LISTENERS]; /* version 6; auth locked: 7 */
 };
 
 struct sl_shm_params {

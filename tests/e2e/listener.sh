@@ -28,6 +28,10 @@ bogus = 1
 [listener "b"]
 binding_group = g
 [listener "a"]
+[listener "c"]
+address = 127.0.0.1:2525
+auth_failure_window = 500ms
+max_auth_failures = -1
 EOF
 "$SLUICECTL" -c "$T/bad.ini" config check >"$T/check.out" 2>&1
 rc=$?
@@ -42,6 +46,9 @@ check "a certificate without its key is reported" has "tls_cert_file and tls_key
 check "a listener without address is reported" has "bad.ini:10: [listener \"b\"]: no address"
 check "an undeclared binding_group is reported" has "binding_group \"g\" is not declared"
 check "a listener defined twice is reported" has "bad.ini:12: listener \"a\" already defined on line 3"
+check "an auth_failure_window under a second is reported at its line" \
+  has "bad.ini:15: bad value \"500ms\" for auth_failure_window: at least 1s"
+check "a negative max_auth_failures is reported at its line" has "bad.ini:16: bad value \"-1\" for max_auth_failures"
 
 # --- the peers: DNS, a sink for the destinations, a CA for STARTTLS ---
 dns_zone test <<'EOF'
@@ -105,6 +112,8 @@ command_timeout = 2s
 tls_cert_file = $CA_DIR/listener.crt
 tls_key_file = $CA_DIR/listener.key
 auth_file = $T/auth
+max_auth_failures = 3
+auth_failure_window = 8s
 
 [listener "v6"]
 address = [::1]:$v6port
@@ -360,10 +369,11 @@ check "a body that stops: 421 4.4.2 after data_timeout ($out)" \
 # AUTH after STARTTLS, byte by byte: each LINE sent in turn ("": send nothing, just wait) and
 # its reply printed, " / " between them, with the seconds the last one took; then QUIT, so the
 # session is over at the listener too before the next test counts sessions
-tls_auth_replies() { # PORT LINE...
+tls_auth_replies() { # PORT LINE... (the client's address: $SRC, else 127.0.0.1)
   python3 - "$@" <<'PY'
-import socket, ssl, sys, time
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+import os, socket, ssl, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15,
+                             source_address=(os.environ.get("SRC", "127.0.0.1"), 0))
 f = s.makefile("rb")
 def reply():
     while True:
@@ -416,6 +426,25 @@ check "and the AUTH silence is logged as a timeout, not as a failed AUTH" \
 out=$(tls_auth_replies "$aport" "AUTH PLAIN =")
 check "AUTH PLAIN = is an empty initial response, not a request for a challenge ($out)" \
   eval '[[ $out == "535 5.7.8"* ]]'
+
+# --- max_auth_failures (3 within 8 s on the auth listener), by client address ---
+good=$(printf '\0app1\0renewed-PW' | base64 -w0)
+bad=$(printf '\0app1\0guess' | base64 -w0)
+out=$(SRC=127.0.0.5 tls_auth_replies "$aport" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $good")
+check "3 failed AUTH from one address: the 4th, with the right password, gets 454 4.7.0 ($out)" \
+  eval '[[ $out == "535 "*" / 535 "*" / 535 "*" / 454 4.7.0 "* ]]'
+out=$(SRC=127.0.0.5 tls_auth_replies "$aport" "AUTH PLAIN $good")
+check "the lockout holds in another session of that address ($out)" eval '[[ $out == "454 4.7.0 "* ]]'
+out=$(SRC=127.0.0.6 tls_auth_replies "$aport" "AUTH PLAIN $good")
+check "another address is not locked out ($out)" eval '[[ $out == "235 "* ]]'
+check "the lockout is logged, with the address" \
+  grep -q '^listener auth\[[0-9]*\]: info: 127.0.0.5: AUTH refused: 3 failed from this address within auth_failure_window$' "$T/daemon.log"
+auth_from_5() { [[ $(SRC=127.0.0.5 tls_auth_replies "$aport" "AUTH PLAIN $good") == "235 "* ]]; }
+check "once auth_failure_window is over, the address authenticates again" wait_for 20 auth_from_5
+out=$(SRC=127.0.0.5 tls_auth_replies "$aport" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $good")
+out2=$(SRC=127.0.0.5 tls_auth_replies "$aport" "AUTH PLAIN $bad" "AUTH PLAIN $good")
+check "a success clears the address's failures (2 failed, 235; then 1 failed, 235) ($out; $out2)" \
+  eval '[[ $out == "535 "*" / 535 "*" / 235 "* && $out2 == "535 "*" / 235 "* ]]'
 
 # --- max_sessions_per_client (2 on the auth listener) ---
 exec 7<>/dev/tcp/127.0.0.1/"$aport"
@@ -501,6 +530,7 @@ for l in local auth v6; do
 done
 same "AUTH successes" auth sluice_listener_auth_total ',result="ok"' "$(logged auth '.*: authenticated as ')"
 same "AUTH failures" auth sluice_listener_auth_total ',result="failed"' "$(logged auth '.*: authentication failed ')"
+same "AUTH refused during a lockout" auth sluice_listener_auth_total ',result="locked"' "$(logged auth '.*: AUTH refused: ')"
 same "clients turned away" auth sluice_listener_turned_away_total "" "$(logged auth '.*: refused: more than ')"
 same "refused contents" local sluice_listener_rejections_total ',reason="content"' \
   "$(logged local '.*: message refused: \(bare CR\|a line longer\|NUL\|empty\)')"

@@ -13,7 +13,7 @@ fd = os.open("/dev/shm" + seg, os.O_RDWR)
 m = mmap.mmap(fd, 0)
 magic, version, _hs, slot_size, _os, capacity, _oc, slots_off, _ow, arena_off = \
     struct.unpack_from("<QIIIIIIQQQ", m, 0)
-assert magic == 0x534c5549434531 and version == 6 and slot_size == 128
+assert magic == 0x534c5549434531 and version == 7 and slot_size == 128
 for i in range(capacity):
     off = slots_off + i * slot_size
     tag, count = struct.unpack_from("<QQ", m, off)
