@@ -232,28 +232,35 @@ static void write_stats(FILE *f, const struct sl_shm *shm)
                 (unsigned long long)st.timeouts[ph]);
 }
 
-/* hist_samples - the _bucket, _sum and _count samples of one binding's histogram of phase */
-static void hist_samples(FILE *f, const struct sl_lat_view *v, unsigned ph)
+/* labels - a sample's name with its suffix, and its labels up to where le would go */
+static void labels(FILE *f, const char *name, const char *suffix, const char *key,
+                   const char *value, const char *extra_key, const char *extra)
 {
-    const char *name = "sluice_delivery_phase_seconds";
+    fprintf(f, "%s%s{%s=", name, suffix, key);
+    sl_metrics_label(f, value);
+    if (extra_key != NULL)
+        fprintf(f, ",%s=\"%s\"", extra_key, extra);
+}
+
+/* sl_metrics_histogram - one histogram's samples, its buckets cumulated here */
+void sl_metrics_histogram(FILE *f, const char *name, const char *key, const char *value,
+                          const char *extra_key, const char *extra, const uint64_t *bucket,
+                          uint64_t sum_us)
+{
     unsigned long long cum = 0;
 
     for (unsigned b = 0; b < SL_LAT_BUCKETS; b++) {
-        cum += v->bucket[ph][b];
-        fprintf(f, "%s_bucket{binding=", name);
-        sl_metrics_label(f, v->name);
-        fprintf(f, ",phase=\"%s\",le=", sl_lat_phase_name(ph));
+        cum += bucket[b];
+        labels(f, name, "_bucket", key, value, extra_key, extra);
         if (b < SL_LAT_BUCKETS - 1)
-            fprintf(f, "\"%g\"} %llu\n", (double)sl_lat_bounds_us[b] / 1e6, cum);
+            fprintf(f, ",le=\"%g\"} %llu\n", (double)sl_lat_bounds_us[b] / 1e6, cum);
         else
-            fprintf(f, "\"+Inf\"} %llu\n", cum);
+            fprintf(f, ",le=\"+Inf\"} %llu\n", cum);
     }
-    fprintf(f, "%s_sum{binding=", name);
-    sl_metrics_label(f, v->name);
-    fprintf(f, ",phase=\"%s\"} %.6f\n", sl_lat_phase_name(ph), (double)v->sum_us[ph] / 1e6);
-    fprintf(f, "%s_count{binding=", name);
-    sl_metrics_label(f, v->name);
-    fprintf(f, ",phase=\"%s\"} %llu\n", sl_lat_phase_name(ph), (unsigned long long)cum);
+    labels(f, name, "_sum", key, value, extra_key, extra);
+    fprintf(f, "} %.6f\n", (double)sum_us / 1e6);
+    labels(f, name, "_count", key, value, extra_key, extra);
+    fprintf(f, "} %llu\n", cum);
 }
 
 /* write_latency - where delivery time goes, per binding and phase */
@@ -269,7 +276,8 @@ static void write_latency(FILE *f, const struct sl_shm *shm)
     for (unsigned i = 0; i < SL_LAT_BINDINGS; i++)
         if (sl_lat_read(shm, i, &v))
             for (unsigned ph = 0; ph < SL_LAT__PHASES; ph++)
-                hist_samples(f, &v, ph);
+                sl_metrics_histogram(f, "sluice_delivery_phase_seconds", "binding", v.name, "phase",
+                                     sl_lat_phase_name(ph), v.bucket[ph], v.sum_us[ph]);
 }
 
 /* sl_metrics_write - the whole exposition of the segment as it is now */

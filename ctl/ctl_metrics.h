@@ -20,6 +20,13 @@ void sl_metrics_family(FILE *f, const char *name, const char *type, const char *
 /* The SMTP listeners' families: sessions, messages, rejections, per [listener]. */
 void sl_metrics_listeners(FILE *f, const struct sl_shm *shm);
 
+/* The _bucket, _sum and _count samples of one histogram with the segment's latency buckets
+ * (bucket[SL_LAT_BUCKETS] as counted, not cumulated), labelled key="value" and, when extra_key
+ * is not NULL, extra_key="extra". */
+void sl_metrics_histogram(FILE *f, const char *name, const char *key, const char *value,
+                          const char *extra_key, const char *extra, const uint64_t *bucket,
+                          uint64_t sum_us);
+
 /* s as a Prometheus label value, quoted, with backslash, double quote and newline escaped. */
 void sl_metrics_label(FILE *f, const char *s);
 

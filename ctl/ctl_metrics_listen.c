@@ -19,6 +19,8 @@
  *                                                           binding | storage
  *   sluice_listener_error_limit_total              counter  sessions closed after max_errors
  *   sluice_listener_timeouts_total                 counter  sessions ended by a timeout
+ *   sluice_listener_accept_seconds                 histogram the end of a message's data to
+ *                                                           its 250 (spool write and sync)
  * and, for all listeners together (counted once a second):
  *   sluice_listener_spool_syncs_total              counter  syncs of the group commit
  *   sluice_listener_spool_synced_messages_total    counter  messages handed to them
@@ -129,5 +131,12 @@ void sl_metrics_listeners(FILE *f, const struct sl_shm *shm)
         for (unsigned r = SL_LSTAT_FIRST_REJ; live[i] && r <= SL_LSTAT_LAST_REJ; r++)
             sample(f, "sluice_listener_rejections_total", v[i].name, "reason",
                    sl_lstat_reason((enum sl_lstat)r), v[i].n[r]);
+    sl_metrics_family(f, "sluice_listener_accept_seconds", "histogram",
+                      "Time a listener took from the end of a message's data to its 250: "
+                      "the spool write and the sync it shares with other sessions.");
+    for (unsigned i = 0; i < SL_LSTAT_LISTENERS; i++)
+        if (live[i])
+            sl_metrics_histogram(f, "sluice_listener_accept_seconds", "listener", v[i].name, NULL,
+                                 NULL, v[i].accept_bucket, v[i].accept_sum_us);
     group_commit(f, shm);
 }

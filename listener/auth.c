@@ -11,7 +11,8 @@
  * not base64 gets 501 5.5.2, one over the line limit 500 5.5.6 (6), each an error too; one
  * silent at a challenge past command_timeout gets 421 and the session ends.  A client address
  * with max_auth_failures failed within auth_failure_window gets 454 to every AUTH until the
- * window is over (lockout.c), an error too.
+ * window is over (lockout.c), an error too; each attempt is counted as it starts and given
+ * back unless it ends in wrong credentials.
  * Concurrency: one session per process.
  * Trust boundary: the client's base64 is decoded with bounds; the password
  * never reaches a log.
@@ -179,6 +180,8 @@ static bool refused(struct session *s, const char *user)
 {
     char shown[300];
 
+    if (s->auth_stop != AUTH_ANSWERED) /* not a guess: the attempt is given back */
+        smtpd_lockout_undo(s->ctx->lockout, &s->peer, s->l->max_auth_failures);
     switch (s->auth_stop) {
     case AUTH_SILENT:
         smtpd_timed_out(s, "waiting for an AUTH answer");
@@ -201,9 +204,27 @@ static bool refused(struct session *s, const char *user)
     sl_msg_info("%s: authentication failed for \"%s\"", s->peer_ip, shown);
     io_reply(&s->io, "535 5.7.8 Error: authentication failed");
     smtpd_count(s, SL_LSTAT_AUTH_FAILED, 1);
-    smtpd_lockout_failed(s->ctx->lockout, &s->peer, s->l->max_auth_failures,
-                         (uint64_t)s->l->auth_failure_window_ms);
-    return smtpd_error(s);
+    return smtpd_error(s); /* the attempt stays counted (lockout.c) */
+}
+
+/* admitted - may the peer try now (its attempt counted)?  Else 454, logged once a window */
+static bool admitted(struct session *s)
+{
+    switch (smtpd_lockout_try(s->ctx->lockout, &s->peer, s->l->max_auth_failures,
+                              (uint64_t)s->l->auth_failure_window_ms)) {
+    case SMTPD_LOCKOUT_OPEN:
+        return true;
+    case SMTPD_LOCKOUT_REFUSED_FIRST:
+        sl_msg_info("%s: AUTH refused: %u failed from this address within auth_failure_window",
+                    s->peer_ip, s->l->max_auth_failures);
+        break;
+    case SMTPD_LOCKOUT_REFUSED:
+        break;
+    }
+    io_reply(&s->io, "454 4.7.0 Too many failed authentications from your address; try again "
+                     "later");
+    smtpd_count(s, SL_LSTAT_AUTH_LOCKED, 1);
+    return false;
 }
 
 /* smtpd_auth - AUTH MECHANISM [initial-response] */
@@ -224,15 +245,6 @@ bool smtpd_auth(struct session *s, const char *arg)
                  s->t.mail ? "MAIL transaction in progress" : "already authenticated");
         return smtpd_error(s);
     }
-    if (smtpd_lockout_locked(s->ctx->lockout, &s->peer, s->l->max_auth_failures,
-                             (uint64_t)s->l->auth_failure_window_ms)) {
-        sl_msg_info("%s: AUTH refused: %u failed from this address within auth_failure_window",
-                    s->peer_ip, s->l->max_auth_failures);
-        io_reply(&s->io, "454 4.7.0 Too many failed authentications from your address; try "
-                         "again later");
-        smtpd_count(s, SL_LSTAT_AUTH_LOCKED, 1);
-        return smtpd_error(s);
-    }
     snprintf(mech, sizeof mech, "%.*s", (int)(mlen < sizeof mech ? mlen : sizeof mech - 1), arg);
     s->auth_stop = AUTH_ANSWERED;
     while (*initial == ' ')
@@ -240,14 +252,16 @@ bool smtpd_auth(struct session *s, const char *arg)
     given = *initial != '\0';
     if (strcmp(initial, "=") == 0)
         initial = ""; /* RFC 4954 4: an initial response, empty */
-    if (strcasecmp(mech, "PLAIN") == 0)
-        ok = plain(s, initial, given, user, sizeof user);
-    else if (strcasecmp(mech, "LOGIN") == 0)
-        ok = login(s, initial, given, user, sizeof user);
-    else {
+    if (strcasecmp(mech, "PLAIN") != 0 && strcasecmp(mech, "LOGIN") != 0) {
         io_reply(&s->io, "504 5.5.4 Unrecognized authentication type");
         return smtpd_error(s);
     }
+    if (!admitted(s))
+        return smtpd_error(s);
+    if (strcasecmp(mech, "PLAIN") == 0)
+        ok = plain(s, initial, given, user, sizeof user);
+    else
+        ok = login(s, initial, given, user, sizeof user);
     if (!ok)
         return refused(s, user);
     sl_spool_printable(user, shown, sizeof shown);
@@ -255,6 +269,6 @@ bool smtpd_auth(struct session *s, const char *arg)
     sl_msg_info("%s: authenticated as \"%s\"", s->peer_ip, shown);
     io_reply(&s->io, "235 2.7.0 Authentication successful");
     smtpd_count(s, SL_LSTAT_AUTH, 1);
-    smtpd_lockout_cleared(s->ctx->lockout, &s->peer);
+    smtpd_lockout_undo(s->ctx->lockout, &s->peer, s->l->max_auth_failures); /* not a failure */
     return true;
 }

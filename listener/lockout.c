@@ -8,14 +8,21 @@
  * and processes it spreads them over (max_errors bounds one session only),
  * and its tries while locked out cost no Argon2 verification: the hash is
  * slow on purpose, so unchecked guesses would also spend the listeners' CPU.
- * A success clears its address.
+ * An attempt is counted when it starts, in the same locked step as the
+ * check, so sessions verifying at once cannot pass the check together; one
+ * that ends other than in wrong credentials (success, cancel, bad base64, a
+ * timeout) is given back.  A success neither counts nor clears: one valid
+ * account must not reset the count for guesses at the others.  IPv6 clients
+ * are counted by /64, the block one host is given.  Listeners with different
+ * windows share an address's entry: it lasts for the longest window it was
+ * counted under, and each listener judges the lock by its own max and window.
  * One shared mapping made by the master before the first fork (kept across
- * reloads), its entries behind a process-shared robust mutex: a process
- * killed while it holds the lock leaves the next taker EOWNERDEAD, which
- * marks it consistent and goes on (an update is a few stores; one cut short
- * miscounts one address at worst).  Only AUTH takes the lock, never the
- * mail path.  When the table is full, the entry whose window began longest
- * ago gives way.
+ * reloads), behind a process-shared robust mutex: a process killed while it
+ * holds the lock leaves the next taker EOWNERDEAD, which marks it consistent
+ * and goes on (an update is a few stores; one cut short miscounts one
+ * address at worst); a holder stopped from outside costs each AUTH a second,
+ * then the check is skipped.  Only AUTH takes the lock, never the mail path.
+ * When the table is full, the entry whose window began longest ago gives way.
  * Concurrency: every listener process; the mutex.
  * Trust boundary: none; the mapping is ours.
  */
@@ -23,21 +30,25 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "util/sl_clock.h"
 #include "util/sl_msg.h"
 #include "smtpd_impl.h"
 
 #define LOCKOUT_SLOTS 4096 /* addresses with recent failures remembered at once */
+#define LOCK_WAIT_S   1    /* the longest an AUTH waits for the table */
 
 struct entry {
-    uint64_t key[2];   /* the client's address (smtpd_peer_key) */
-    uint64_t since_ms; /* the first failure of its window (CLOCK_MONOTONIC) */
-    uint32_t failures; /* 0: the entry is free */
+    uint64_t key[2];    /* the client's address (smtpd_peer_key), IPv6 cut to its /64 */
+    uint64_t since_ms;  /* the first failure of its window (CLOCK_MONOTONIC) */
+    uint64_t window_ms; /* the longest window it was counted under */
+    uint32_t failures;  /* attempts counted, the ones in progress too; 0: the entry is free */
+    uint32_t told;      /* its lockout was logged */
 };
 
 struct sl_smtpd_lockout {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* first: test_lockout.c takes it to die holding it */
     struct entry e[LOCKOUT_SLOTS];
 };
 
@@ -60,20 +71,49 @@ struct sl_smtpd_lockout *sl_smtpd_lockout_new(void)
     return t;
 }
 
-/* take - the table's lock; false when it cannot be had (the check is skipped then) */
+/* take - the table's lock within LOCK_WAIT_S; false when it cannot be had (no check then) */
 static bool take(struct sl_smtpd_lockout *t)
 {
-    int rc = pthread_mutex_lock(&t->lock);
+    static bool warned;
+    struct timespec until;
+    int rc;
 
-    if (rc == EOWNERDEAD) /* its holder died: the entries are whole enough to go on */
-        return pthread_mutex_consistent(&t->lock) == 0;
-    return rc == 0;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += LOCK_WAIT_S;
+    rc = pthread_mutex_timedlock(&t->lock, &until);
+    if (rc == EOWNERDEAD) { /* its holder died: the entries are whole enough to go on */
+        if (pthread_mutex_consistent(&t->lock) == 0)
+            return true;
+        pthread_mutex_unlock(&t->lock);
+    } else if (rc == 0) {
+        return true;
+    }
+    if (!warned)
+        sl_msg_warn("listener AUTH lockout table: %s; AUTH is not limited by address meanwhile",
+                    rc == ETIMEDOUT ? "its lock is held too long" : strerror(rc));
+    warned = true;
+    return false;
 }
 
-/* live - entry e still counts at now for a window of window_ms */
-static bool live(const struct entry *e, uint64_t now, uint64_t window_ms)
+/* key_of - the peer's key: its address, an IPv6 one cut to its /64 */
+static void key_of(const struct sockaddr_storage *peer, uint64_t key[2])
 {
-    return e->failures > 0 && now - e->since_ms < window_ms;
+    smtpd_peer_key(peer, key);
+    if (peer->ss_family == AF_INET6 &&
+        !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)peer)->sin6_addr))
+        key[1] = 0;
+}
+
+/* age - how long ago e's window began (0 for one begun after now was read elsewhere) */
+static uint64_t age(const struct entry *e, uint64_t now)
+{
+    return now > e->since_ms ? now - e->since_ms : 0;
+}
+
+/* live - entry e still counts at now */
+static bool live(const struct entry *e, uint64_t now)
+{
+    return e->failures > 0 && age(e, now) < e->window_ms;
 }
 
 /* find - the entry of key, or NULL */
@@ -86,12 +126,12 @@ static struct entry *find(struct sl_smtpd_lockout *t, const uint64_t key[2])
 }
 
 /* room - an entry for a new address: a free or spent one, else the oldest */
-static struct entry *room(struct sl_smtpd_lockout *t, uint64_t now, uint64_t window_ms)
+static struct entry *room(struct sl_smtpd_lockout *t, uint64_t now)
 {
     struct entry *oldest = &t->e[0];
 
     for (size_t i = 0; i < LOCKOUT_SLOTS; i++) {
-        if (!live(&t->e[i], now, window_ms))
+        if (!live(&t->e[i], now))
             return &t->e[i];
         if (t->e[i].since_ms < oldest->since_ms)
             oldest = &t->e[i];
@@ -99,62 +139,48 @@ static struct entry *room(struct sl_smtpd_lockout *t, uint64_t now, uint64_t win
     return oldest;
 }
 
-/* now_ms - the monotonic clock, the same in every process */
-static uint64_t now_ms(void)
+/* smtpd_lockout_try - count one attempt of the peer, unless it is locked out */
+enum smtpd_lockout smtpd_lockout_try(struct sl_smtpd_lockout *t,
+                                     const struct sockaddr_storage *peer, unsigned max,
+                                     uint64_t window_ms)
 {
-    return sl_clock_us() / 1000;
-}
-
-/* smtpd_lockout_locked - has the peer had max failures within the window? */
-bool smtpd_lockout_locked(struct sl_smtpd_lockout *t, const struct sockaddr_storage *peer,
-                          unsigned max, uint64_t window_ms)
-{
-    uint64_t key[2], now = now_ms();
-    bool locked = false;
+    enum smtpd_lockout answer = SMTPD_LOCKOUT_OPEN;
+    uint64_t key[2], now;
     struct entry *e;
 
     if (t == NULL || max == 0 || !take(t))
-        return false;
-    smtpd_peer_key(peer, key);
-    if ((e = find(t, key)) != NULL)
-        locked = live(e, now, window_ms) && e->failures >= max;
-    pthread_mutex_unlock(&t->lock);
-    return locked;
-}
-
-/* smtpd_lockout_failed - one failure more for the peer (a new window when its last is over) */
-void smtpd_lockout_failed(struct sl_smtpd_lockout *t, const struct sockaddr_storage *peer,
-                          unsigned max, uint64_t window_ms)
-{
-    uint64_t key[2], now = now_ms();
-    struct entry *e;
-
-    if (t == NULL || max == 0 || !take(t))
-        return;
-    smtpd_peer_key(peer, key);
-    if ((e = find(t, key)) == NULL || !live(e, now, window_ms)) {
-        if (e == NULL)
-            e = room(t, now, window_ms);
-        e->key[0] = key[0];
-        e->key[1] = key[1];
-        e->since_ms = now;
-        e->failures = 0;
+        return SMTPD_LOCKOUT_OPEN;
+    now = sl_clock_us() / 1000; /* under the lock: no window begins after it */
+    key_of(peer, key);
+    e = find(t, key);
+    if (e != NULL && live(e, now)) {
+        if (e->failures >= max && age(e, now) < window_ms) {
+            answer = e->told ? SMTPD_LOCKOUT_REFUSED : SMTPD_LOCKOUT_REFUSED_FIRST;
+            e->told = 1;
+        } else {
+            e->failures += e->failures < UINT32_MAX;
+            e->window_ms = window_ms > e->window_ms ? window_ms : e->window_ms;
+        }
+    } else {
+        e = e != NULL ? e : room(t, now);
+        *e = (struct entry){
+            .key = {key[0], key[1]}, .since_ms = now, .window_ms = window_ms, .failures = 1};
     }
-    if (e->failures < UINT32_MAX)
-        e->failures++;
     pthread_mutex_unlock(&t->lock);
+    return answer;
 }
 
-/* smtpd_lockout_cleared - the peer authenticated: its failures are forgotten */
-void smtpd_lockout_cleared(struct sl_smtpd_lockout *t, const struct sockaddr_storage *peer)
+/* smtpd_lockout_undo - the attempt counted by smtpd_lockout_try was not a failure */
+void smtpd_lockout_undo(struct sl_smtpd_lockout *t, const struct sockaddr_storage *peer,
+                        unsigned max)
 {
     uint64_t key[2];
     struct entry *e;
 
-    if (t == NULL || !take(t))
+    if (t == NULL || max == 0 || !take(t))
         return;
-    smtpd_peer_key(peer, key);
+    key_of(peer, key);
     if ((e = find(t, key)) != NULL)
-        e->failures = 0;
+        e->failures--; /* found: failures > 0 */
     pthread_mutex_unlock(&t->lock);
 }

@@ -31,6 +31,7 @@
 
 #include <sodium.h>
 
+#include "util/sl_clock.h"
 #include "util/sl_idna.h"
 #include "util/sl_msg.h"
 #include "smtpd_impl.h"
@@ -276,6 +277,7 @@ void smtpd_accept(struct session *s)
 {
     char id[SL_SPOOL_ID_LEN + 1], err[512], shown[300];
     const char *binding, *group;
+    uint64_t t0 = sl_clock_us();
     struct head h;
     size_t len;
     char *msg;
@@ -307,6 +309,7 @@ void smtpd_accept(struct session *s)
     } else { /* the master was told by the group commit (sl_spool_write) */
         log_queued(s, id, binding, group, len);
         io_reply(&s->io, "250 2.0.0 Ok: queued as %s", id);
+        sl_lstat_accepted(s->ctx->shm, s->ctx->stat, sl_clock_us() - t0);
         smtpd_count(s, SL_LSTAT_MESSAGES, 1);
         smtpd_count(s, SL_LSTAT_RECIPIENTS, s->t.nrcpt);
         smtpd_count(s, SL_LSTAT_BYTES, len);

@@ -77,21 +77,25 @@ int sl_lat_entry(struct sl_shm *shm, const char *binding)
     return i;
 }
 
-/* sl_lat_observe - one observation of us microseconds in phase */
-void sl_lat_observe(struct sl_shm *shm, int entry, enum sl_lat_phase phase, uint64_t us)
+/* sl_lat_hist_observe - one observation of us microseconds in histogram h */
+void sl_lat_hist_observe(struct sl_lat_hist *h, uint64_t us)
 {
-    struct sl_lat_hist *h;
     unsigned b = 0;
 
-    if (shm == NULL || shm->hdr == NULL || shm->readonly || entry < 0 || entry >= SL_LAT_BINDINGS ||
-        (unsigned)phase >= SL_LAT__PHASES)
-        return;
-    h = &shm->hdr->latency[entry].h[phase];
     while (b < SL_LAT_BUCKETS - 1 && us > sl_lat_bounds_us[b])
         b++;
     sl_stat_inc64(&h->bucket[b]);
     sl_add64(&h->sum_us, us);
     sl_stat_inc64(&h->count);
+}
+
+/* sl_lat_observe - one observation of us microseconds in phase */
+void sl_lat_observe(struct sl_shm *shm, int entry, enum sl_lat_phase phase, uint64_t us)
+{
+    if (shm == NULL || shm->hdr == NULL || shm->readonly || entry < 0 || entry >= SL_LAT_BINDINGS ||
+        (unsigned)phase >= SL_LAT__PHASES)
+        return;
+    sl_lat_hist_observe(&shm->hdr->latency[entry].h[phase], us);
 }
 
 /* sl_lat_read - a copy of entry i when it is live */

@@ -89,6 +89,15 @@ void sl_lstat_add(struct sl_shm *shm, int entry, enum sl_lstat what, uint64_t n)
     sl_add64(&shm->hdr->listen[entry].n[what], n);
 }
 
+/* sl_lstat_accepted - one message accepted in us microseconds */
+void sl_lstat_accepted(struct sl_shm *shm, int entry, uint64_t us)
+{
+    if (shm == NULL || shm->hdr == NULL || shm->readonly || entry < 0 ||
+        entry >= SL_LSTAT_LISTENERS)
+        return;
+    sl_lat_hist_observe(&shm->hdr->listen[entry].accept, us);
+}
+
 /* sl_lstat_set_active - the sessions entry's listener has open now */
 void sl_lstat_set_active(struct sl_shm *shm, int entry, uint64_t sessions)
 {
@@ -114,5 +123,8 @@ bool sl_lstat_read(const struct sl_shm *shm, unsigned i, struct sl_lstat_view *v
     v->active = sl_peek64(&e->active);
     for (unsigned k = 0; k < SL_LSTAT__N; k++)
         v->n[k] = sl_peek64(&e->n[k]);
+    for (unsigned b = 0; b < SL_LAT_BUCKETS; b++)
+        v->accept_bucket[b] = sl_peek64(&e->accept.bucket[b]);
+    v->accept_sum_us = sl_peek64(&e->accept.sum_us);
     return true;
 }

@@ -81,4 +81,7 @@ static inline bool count_give(struct sl_shm_slot *s)
     }
 }
 
+/* latency.c: one observation of us microseconds in h (the listeners' accept time too). */
+void sl_lat_hist_observe(struct sl_lat_hist *h, uint64_t us);
+
 #endif

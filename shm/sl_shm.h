@@ -179,7 +179,8 @@ struct sl_lat_entry {
 };
 
 /* What each SMTP listener took and refused (shm/lstat.c): one entry per [listener] name,
- * claimed by the master; counted by its processes.  Version 7. */
+ * claimed by the master; counted by its processes.  Version 7 (AUTH locked, the accept
+ * histogram). */
 #define SL_LSTAT_LISTENERS 32
 #define SL_LSTAT_NAME_MAX  63
 enum sl_lstat {
@@ -210,6 +211,7 @@ struct sl_lstat_entry {
     char name[SL_LSTAT_NAME_MAX + 1];
     sl_atomic_u64 active; /* sessions open now, as the master last counted them */
     sl_atomic_u64 n[SL_LSTAT__N];
+    struct sl_lat_hist accept; /* the end of the data to the 250: the spool write, its sync */
 };
 
 struct sl_shm_header {
@@ -482,8 +484,11 @@ struct sl_lstat_view {
     char name[SL_LSTAT_NAME_MAX + 1];
     uint64_t active;
     uint64_t n[SL_LSTAT__N];
+    uint64_t accept_bucket[SL_LAT_BUCKETS], accept_sum_us; /* not cumulated */
 };
 bool sl_lstat_read(const struct sl_shm *shm, unsigned i, struct sl_lstat_view *v);
+/* One message accepted in us microseconds (the end of its data to its 250). */
+void sl_lstat_accepted(struct sl_shm *shm, int entry, uint64_t us);
 
 /* Statistics (shm/stats.c): one relaxed increment each, never blocking.  outcome is the delivery
  * log's word ("delivered", "deferred", "bounced"; anything else is not counted), n recipients;

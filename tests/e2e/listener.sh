@@ -67,6 +67,8 @@ lport=$(peer_free_port 127.0.0.1)
 aport=$(peer_free_port 127.0.0.1)
 v6port=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1", 0)); print(s.getsockname()[1])')
 while [ "$aport" = "$lport" ]; do aport=$(peer_free_port 127.0.0.1); done
+gport=$(peer_free_port 127.0.0.1)
+while [ "$gport" = "$lport" ] || [ "$gport" = "$aport" ]; do gport=$(peer_free_port 127.0.0.1); done
 echo 'sekret-PW' | "$SLUICECTL" passwd --file "$T/auth" app1
 echo 'other-PW' | "$SLUICECTL" passwd --file "$T/auth" app2
 check "sluicectl passwd writes USER:argon2id hashes" grep -q '^app1:\$argon2id\$' "$T/auth"
@@ -112,8 +114,17 @@ command_timeout = 2s
 tls_cert_file = $CA_DIR/listener.crt
 tls_key_file = $CA_DIR/listener.key
 auth_file = $T/auth
+
+; AUTH from the outside, for the lockout by address (3 failed within 20 s)
+[listener "guard"]
+address = 127.0.0.1:$gport
+relay_networks = 10.99.0.0/16
+max_sessions = 2
+tls_cert_file = $CA_DIR/listener.crt
+tls_key_file = $CA_DIR/listener.key
+auth_file = $T/auth
 max_auth_failures = 3
-auth_failure_window = 8s
+auth_failure_window = 20s
 
 [listener "v6"]
 address = [::1]:$v6port
@@ -122,8 +133,8 @@ INI
 "$SLUICECTL" -c "$T/sluice.ini" config check >"$T/check_ok.out" 2>&1
 rc=$?
 check "config check accepts the listener sections" [ "$rc" -eq 0 ]
-check "config check's summary counts the listeners (3)" \
-  grep -q "OK (.*, 3 listeners)" "$T/check_ok.out"
+check "config check's summary counts the listeners (4)" \
+  grep -q "OK (.*, 4 listeners)" "$T/check_ok.out"
 
 "$SLUICED" -c "$T/sluice.ini" >"$T/daemon.log" 2>&1 &
 daemon=$!
@@ -131,7 +142,7 @@ started "$daemon"
 listening() { swaks --server 127.0.0.1 --port "$1" --quit-after EHLO >/dev/null 2>&1; }
 check "both listeners answer" wait_for 10 eval 'listening $lport && listening $aport'
 nlisteners() { ps -o args= --ppid "$daemon" | grep -c 'sluiced: listener'; }
-check "max_sessions processes per listener are preforked (6 + 3 + 1)" wait_for 5 eval '[ "$(nlisteners)" -eq 10 ]'
+check "max_sessions processes per listener are preforked (6 + 3 + 2 + 1)" wait_for 5 eval '[ "$(nlisteners)" -eq 12 ]'
 
 messages_with() { peer_true sink "sum(1 for e, b in messages() if $1) >= ${2:-1}"; }
 count_with() { peer_stat sink "sum(1 for e, b in messages() if $1)"; }
@@ -427,24 +438,65 @@ out=$(tls_auth_replies "$aport" "AUTH PLAIN =")
 check "AUTH PLAIN = is an empty initial response, not a request for a challenge ($out)" \
   eval '[[ $out == "535 5.7.8"* ]]'
 
-# --- max_auth_failures (3 within 8 s on the auth listener), by client address ---
+# --- max_auth_failures (3 within 20 s on the guard listener), by client address ---
 good=$(printf '\0app1\0renewed-PW' | base64 -w0)
 bad=$(printf '\0app1\0guess' | base64 -w0)
-out=$(SRC=127.0.0.5 tls_auth_replies "$aport" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $good")
-check "3 failed AUTH from one address: the 4th, with the right password, gets 454 4.7.0 ($out)" \
-  eval '[[ $out == "535 "*" / 535 "*" / 535 "*" / 454 4.7.0 "* ]]'
-out=$(SRC=127.0.0.5 tls_auth_replies "$aport" "AUTH PLAIN $good")
-check "the lockout holds in another session of that address ($out)" eval '[[ $out == "454 4.7.0 "* ]]'
-out=$(SRC=127.0.0.6 tls_auth_replies "$aport" "AUTH PLAIN $good")
+# Session A from 127.0.0.5 fails 3 times and stays open, so session B from the same address is
+# served by the other process: the count is shared, not per process.
+out=$(python3 - "$gport" "$bad" "$good" <<'PY'
+import socket, ssl, sys
+def session(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=15, source_address=("127.0.0.5", 0))
+    f = s.makefile("rb")
+    def reply():
+        while True:
+            line = f.readline().decode()
+            if line[3:4] != "-":
+                return line.strip()
+    reply(); s.sendall(b"EHLO c\r\n"); reply(); s.sendall(b"STARTTLS\r\n"); reply()
+    ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+    s = ctx.wrap_socket(s, server_hostname="listener.test"); f = s.makefile("rb")
+    s.sendall(b"EHLO c\r\n"); reply()
+    def say(line):
+        s.sendall(line.encode() + b"\r\n"); return reply()
+    return say
+port, bad, good = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+a = session(port)
+out = [a("AUTH PLAIN " + bad) for _ in range(3)]
+b = session(port)
+out.append(b("AUTH PLAIN " + good))
+out += [a("QUIT"), b("QUIT")]
+print(" / ".join(out))
+PY
+)
+check "3 failed AUTH from one address; then, from another process, the right password gets 454 4.7.0 ($out)" \
+  eval '[[ $out == "535 "*" / 535 "*" / 535 "*" / 454 4.7.0 "*" / 221 "*" / 221 "* ]]'
+failed_pid=$(sed -n 's/^listener guard\[\([0-9]*\)\]: info: 127.0.0.5: authentication failed .*/\1/p' "$T/daemon.log" | sort -u)
+refused_pid=$(sed -n 's/^listener guard\[\([0-9]*\)\]: info: 127.0.0.5: AUTH refused: .*/\1/p' "$T/daemon.log" | sort -u)
+check "the failures and the refusal were in two processes ($failed_pid, $refused_pid), the refusal logged once" \
+  eval '[ -n "$failed_pid" ] && [ -n "$refused_pid" ] && [ "$failed_pid" != "$refused_pid" ] && [ "$(grep -c "127.0.0.5: AUTH refused: 3 failed from this address within auth_failure_window$" "$T/daemon.log")" -eq 1 ]'
+out=$(SRC=127.0.0.6 tls_auth_replies "$gport" "AUTH PLAIN $good")
 check "another address is not locked out ($out)" eval '[[ $out == "235 "* ]]'
-check "the lockout is logged, with the address" \
-  grep -q '^listener auth\[[0-9]*\]: info: 127.0.0.5: AUTH refused: 3 failed from this address within auth_failure_window$' "$T/daemon.log"
-auth_from_5() { [[ $(SRC=127.0.0.5 tls_auth_replies "$aport" "AUTH PLAIN $good") == "235 "* ]]; }
-check "once auth_failure_window is over, the address authenticates again" wait_for 20 auth_from_5
-out=$(SRC=127.0.0.5 tls_auth_replies "$aport" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $good")
-out2=$(SRC=127.0.0.5 tls_auth_replies "$aport" "AUTH PLAIN $bad" "AUTH PLAIN $good")
-check "a success clears the address's failures (2 failed, 235; then 1 failed, 235) ($out; $out2)" \
-  eval '[[ $out == "535 "*" / 535 "*" / 235 "* && $out2 == "535 "*" / 235 "* ]]'
+# the lockout outlives a reload: the new processes see the same table
+old_guard=$(ps -o pid=,args= --ppid "$daemon" | awk '/listener guard/ {print $1}')
+kill -HUP "$daemon"
+guard_renewed() {
+  local p
+  for p in $old_guard; do alive "$p" && return 1; done
+  [ "$(ps -o args= --ppid "$daemon" | grep -c 'sluiced: listener guard')" -eq 2 ]
+}
+check "SIGHUP replaces the guard listener's processes" wait_for 10 guard_renewed
+out=$(SRC=127.0.0.5 tls_auth_replies "$gport" "AUTH PLAIN $good")
+check "after the reload, the address is still locked out ($out)" eval '[[ $out == "454 4.7.0 "* ]]'
+auth_from_5() { [[ $(SRC=127.0.0.5 tls_auth_replies "$gport" "AUTH PLAIN $good") == "235 "* ]]; }
+check "once auth_failure_window is over, the address authenticates again" wait_for 40 auth_from_5
+out=$(SRC=127.0.0.5 tls_auth_replies "$gport" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $good")
+out2=$(SRC=127.0.0.5 tls_auth_replies "$gport" "AUTH PLAIN $bad" "AUTH PLAIN $good")
+check "a success neither counts nor clears (2 failed, 235; then the 3rd failure locks: 454) ($out; $out2)" \
+  eval '[[ $out == "535 "*" / 535 "*" / 235 "* && $out2 == "535 "*" / 454 4.7.0 "* ]]'
+out=$(SRC=127.0.0.6 tls_auth_replies "$gport" "AUTH PLAIN" "*" "AUTH PLAIN not*base64" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $good")
+check "cancelled and undecodable AUTH do not count: 2 failures after them do not lock ($out)" \
+  eval '[[ $out == "334"*" / 501 5.7.0"*" / 501 5.5.2"*" / 535 "*" / 535 "*" / 235 "* ]]'
 
 # --- max_sessions_per_client (2 on the auth listener) ---
 exec 7<>/dev/tcp/127.0.0.1/"$aport"
@@ -521,16 +573,27 @@ same() { # WHAT LISTENER METRIC LABELS EXPECTED
   m=$(got "$3" "$2" "$4")
   check "metrics: $2's $1 ($m) is what it logged ($5)" [ -n "$m" -a "$m" = "$5" ]
 }
-for l in local auth v6; do
+for l in local auth guard v6; do
   same "messages" $l sluice_listener_messages_total "" "$(logged $l 'queued ')"
   same "recipients" $l sluice_listener_recipients_total "" "$(logged_sum $l nrcpt)"
   same "octets" $l sluice_listener_bytes_total "" "$(logged_sum $l size)"
   same "relay refusals" $l sluice_listener_rejections_total ',reason="relay"' "$(logged $l '.*: relay refused for ')"
   same "timeouts" $l sluice_listener_timeouts_total "" "$(logged $l '.*: timeout ')"
 done
+for l in local auth; do
+  same "accept-time observations (one per message queued)" $l sluice_listener_accept_seconds_count "" \
+    "$(got sluice_listener_messages_total $l)"
+  same "accept-time +Inf bucket" $l sluice_listener_accept_seconds_bucket ',le="+Inf"' \
+    "$(got sluice_listener_accept_seconds_count $l)"
+done
+check "metrics: the accept time of local's messages is counted in seconds, above 0 and below their count times 30" \
+  awk -v n="$(got sluice_listener_messages_total local)" \
+  '$1 == "sluice_listener_accept_seconds_sum{listener=\"local\"}" {ok = $2 > 0 && $2 < n * 30} END {exit !ok}' "$T/metrics"
 same "AUTH successes" auth sluice_listener_auth_total ',result="ok"' "$(logged auth '.*: authenticated as ')"
 same "AUTH failures" auth sluice_listener_auth_total ',result="failed"' "$(logged auth '.*: authentication failed ')"
-same "AUTH refused during a lockout" auth sluice_listener_auth_total ',result="locked"' "$(logged auth '.*: AUTH refused: ')"
+check "metrics: guard's AUTH refused during a lockout (454s: 3 at least) are counted" \
+  [ "$(got sluice_listener_auth_total guard ',result="locked"')" -ge 3 ]
+same "AUTH failures" guard sluice_listener_auth_total ',result="failed"' "$(logged guard '.*: authentication failed ')"
 same "clients turned away" auth sluice_listener_turned_away_total "" "$(logged auth '.*: refused: more than ')"
 same "refused contents" local sluice_listener_rejections_total ',reason="content"' \
   "$(logged local '.*: message refused: \(bare CR\|a line longer\|NUL\|empty\)')"

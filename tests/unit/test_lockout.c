@@ -1,7 +1,9 @@
 /*
  * test_lockout.c - the listeners' failed-AUTH table (listener/lockout.c): an address is
- * locked after max failures within the window, others are not, a success clears it, the
- * window's end frees it, a full table still counts a new address, and a process that died
+ * locked after max failures within the window, others are not, attempts in progress count,
+ * what is not a failure is given back (a success clears nothing), IPv6 counts by /64, the
+ * window's end frees it and a shorter window does not restart a longer one, a full table still
+ * counts a new address, the count is shared between processes, and a process that died
  * holding the table's lock blocks nobody.
  *
  * e2e/listener.sh drives the same table through real STARTTLS + AUTH sessions; this covers
@@ -43,12 +45,25 @@ static struct sockaddr_storage addr(uint32_t host, bool v6)
     return ss;
 }
 
-/* failures - n failures of peer */
-static void failures(struct sl_smtpd_lockout *t, const struct sockaddr_storage *peer, unsigned n,
-                     unsigned max, uint64_t window_ms)
+/* failures - n attempts of peer that end in wrong credentials; how many were let through */
+static unsigned failures(struct sl_smtpd_lockout *t, const struct sockaddr_storage *peer,
+                         unsigned n, unsigned max, uint64_t window_ms)
 {
+    unsigned open = 0;
+
     for (unsigned i = 0; i < n; i++)
-        smtpd_lockout_failed(t, peer, max, window_ms);
+        open += smtpd_lockout_try(t, peer, max, window_ms) == SMTPD_LOCKOUT_OPEN;
+    return open;
+}
+
+/* locked - would the peer's next attempt be refused?  (probing counts none) */
+static bool locked(struct sl_smtpd_lockout *t, const struct sockaddr_storage *peer, unsigned max,
+                   uint64_t window_ms)
+{
+    if (smtpd_lockout_try(t, peer, max, window_ms) != SMTPD_LOCKOUT_OPEN)
+        return true;
+    smtpd_lockout_undo(t, peer, max);
+    return false;
 }
 
 /* test_locked_after_max - max failures lock that address alone; max 0 locks nobody */
@@ -58,47 +73,89 @@ static void test_locked_after_max(void **state)
     struct sockaddr_storage a = addr(1, false), b = addr(2, false), a6 = addr(1, true);
 
     (void)state;
-    failures(t, &a, 2, 3, WINDOW_MS);
-    assert_false(smtpd_lockout_locked(t, &a, 3, WINDOW_MS));
-    failures(t, &a, 1, 3, WINDOW_MS);
-    assert_true(smtpd_lockout_locked(t, &a, 3, WINDOW_MS));
-    assert_false(smtpd_lockout_locked(t, &b, 3, WINDOW_MS));
-    assert_false(smtpd_lockout_locked(t, &a6, 3, WINDOW_MS)); /* same low bytes, other family */
-    assert_false(smtpd_lockout_locked(t, &a, 0, WINDOW_MS));  /* 0: no limit */
-    assert_true(smtpd_lockout_locked(t, &a, 2, WINDOW_MS));   /* a listener with a lower max */
-    failures(t, &b, 5, 0, WINDOW_MS);                         /* not counted with no limit */
-    assert_false(smtpd_lockout_locked(t, &b, 1, WINDOW_MS));
+    assert_int_equal(failures(t, &a, 2, 3, WINDOW_MS), 2);
+    assert_false(locked(t, &a, 3, WINDOW_MS));
+    assert_int_equal(failures(t, &a, 1, 3, WINDOW_MS), 1);
+    assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS), SMTPD_LOCKOUT_REFUSED_FIRST);
+    assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS), SMTPD_LOCKOUT_REFUSED); /* logged */
+    assert_false(locked(t, &b, 3, WINDOW_MS));
+    assert_false(locked(t, &a6, 3, WINDOW_MS));            /* same low bytes, other family */
+    assert_false(locked(t, &a, 0, WINDOW_MS));             /* 0: no limit */
+    assert_true(locked(t, &a, 2, WINDOW_MS));              /* a listener with a lower max */
+    assert_int_equal(failures(t, &b, 5, 0, WINDOW_MS), 5); /* not counted with no limit */
+    assert_false(locked(t, &b, 1, WINDOW_MS));
 }
 
-/* test_success_clears - a success forgets the address's failures */
-static void test_success_clears(void **state)
+/* test_attempts_at_once - attempts in progress count: no more than max verify at once */
+static void test_attempts_at_once(void **state)
 {
     struct sl_smtpd_lockout *t = sl_smtpd_lockout_new();
     struct sockaddr_storage a = addr(3, false);
 
     (void)state;
-    failures(t, &a, 2, 3, WINDOW_MS);
-    smtpd_lockout_cleared(t, &a);
-    failures(t, &a, 2, 3, WINDOW_MS);
-    assert_false(smtpd_lockout_locked(t, &a, 3, WINDOW_MS));
-    failures(t, &a, 1, 3, WINDOW_MS);
-    assert_true(smtpd_lockout_locked(t, &a, 3, WINDOW_MS));
+    assert_int_equal(failures(t, &a, 5, 3, WINDOW_MS), 3); /* 5 sessions at once: 3 verify */
+}
+
+/* test_given_back - what is not a failure is given back; a success does not clear */
+static void test_given_back(void **state)
+{
+    struct sl_smtpd_lockout *t = sl_smtpd_lockout_new();
+    struct sockaddr_storage a = addr(4, false);
+
+    (void)state;
+    assert_int_equal(failures(t, &a, 2, 3, WINDOW_MS), 2);
+    for (int i = 0; i < 10; i++) { /* successes, cancels: each counted, then given back */
+        assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS), SMTPD_LOCKOUT_OPEN);
+        smtpd_lockout_undo(t, &a, 3);
+    }
+    assert_false(locked(t, &a, 3, WINDOW_MS));
+    assert_int_equal(failures(t, &a, 1, 3, WINDOW_MS), 1); /* the 3rd: the 2 are still there */
+    assert_true(locked(t, &a, 3, WINDOW_MS));
+}
+
+/* test_ipv6_by_64 - IPv6 clients of one /64 share a count */
+static void test_ipv6_by_64(void **state)
+{
+    struct sl_smtpd_lockout *t = sl_smtpd_lockout_new();
+    struct sockaddr_storage x = addr(0x01000000, true), y = addr(0x02000000, true);
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&y;
+
+    (void)state;
+    assert_int_equal(failures(t, &x, 3, 3, WINDOW_MS), 3);
+    assert_true(locked(t, &y, 3, WINDOW_MS)); /* another host of the /64 */
+    in6->sin6_addr.s6_addr[7] = 1;            /* another /64 */
+    assert_false(locked(t, &y, 3, WINDOW_MS));
 }
 
 /* test_window_over - the lock ends with the window; the next failure starts a new one */
 static void test_window_over(void **state)
 {
     struct sl_smtpd_lockout *t = sl_smtpd_lockout_new();
-    struct sockaddr_storage a = addr(4, false);
+    struct sockaddr_storage a = addr(5, false);
     const struct timespec past = {0, 120 * 1000 * 1000};
 
     (void)state;
     failures(t, &a, 3, 3, 100);
-    assert_true(smtpd_lockout_locked(t, &a, 3, WINDOW_MS));
+    assert_true(locked(t, &a, 3, WINDOW_MS));
     nanosleep(&past, NULL);
-    assert_false(smtpd_lockout_locked(t, &a, 3, 100));
+    assert_false(locked(t, &a, 3, 100));
     failures(t, &a, 2, 3, 100); /* 2 in the new window, not 5 */
-    assert_false(smtpd_lockout_locked(t, &a, 3, 100));
+    assert_false(locked(t, &a, 3, 100));
+}
+
+/* test_windows_differ - a short-window listener does not restart a longer window's count */
+static void test_windows_differ(void **state)
+{
+    struct sl_smtpd_lockout *t = sl_smtpd_lockout_new();
+    struct sockaddr_storage a = addr(6, false);
+    const struct timespec past = {0, 120 * 1000 * 1000};
+
+    (void)state;
+    failures(t, &a, 2, 3, WINDOW_MS); /* at a listener of 3 per minute */
+    nanosleep(&past, NULL);
+    failures(t, &a, 1, 10, 100); /* at one of 10 per 100 ms: its window is over, the other's not */
+    assert_true(locked(t, &a, 3, WINDOW_MS));
+    assert_false(locked(t, &a, 10, 100));
 }
 
 /* test_full_table - with every entry live, a new address is still counted (the oldest went) */
@@ -110,17 +167,35 @@ static void test_full_table(void **state)
     (void)state;
     for (uint32_t i = 0; i < 5000; i++) {
         struct sockaddr_storage p = addr(i + 100, false);
-        smtpd_lockout_failed(t, &p, 1, WINDOW_MS);
+        failures(t, &p, 1, 1, WINDOW_MS);
     }
     failures(t, &late, 2, 2, WINDOW_MS);
-    assert_true(smtpd_lockout_locked(t, &late, 2, WINDOW_MS));
+    assert_true(locked(t, &late, 2, WINDOW_MS));
+}
+
+/* test_shared - the count is the same in every process: a child's failures lock the parent */
+static void test_shared(void **state)
+{
+    struct sl_smtpd_lockout *t = sl_smtpd_lockout_new();
+    struct sockaddr_storage a = addr(7, false);
+    int status;
+    pid_t pid;
+
+    (void)state;
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(failures(t, &a, 3, 3, WINDOW_MS) == 3 ? 0 : 1);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(locked(t, &a, 3, WINDOW_MS));
 }
 
 /* test_dead_holder - a process killed while it held the lock blocks nobody */
 static void test_dead_holder(void **state)
 {
     struct sl_smtpd_lockout *t = sl_smtpd_lockout_new();
-    struct sockaddr_storage a = addr(5, false);
+    struct sockaddr_storage a = addr(8, false);
     int status;
     pid_t pid;
 
@@ -133,17 +208,19 @@ static void test_dead_holder(void **state)
         _exit(0);
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
-    failures(t, &a, 1, 3, WINDOW_MS); /* would wait for ever on a lock that is not robust */
-    assert_true(smtpd_lockout_locked(t, &a, 3, WINDOW_MS));
-    smtpd_lockout_cleared(t, &a);
-    assert_false(smtpd_lockout_locked(t, &a, 3, WINDOW_MS));
+    alarm(10);                                /* a lock that is not robust: killed, not hung */
+    failures(t, &a, 1, 3, WINDOW_MS);         /* the dead holder's lock is taken over at once... */
+    assert_true(locked(t, &a, 3, WINDOW_MS)); /* ...not skipped after the 1 s wait */
+    alarm(0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_locked_after_max), cmocka_unit_test(test_success_clears),
-        cmocka_unit_test(test_window_over),      cmocka_unit_test(test_full_table),
+        cmocka_unit_test(test_locked_after_max), cmocka_unit_test(test_attempts_at_once),
+        cmocka_unit_test(test_given_back),       cmocka_unit_test(test_ipv6_by_64),
+        cmocka_unit_test(test_window_over),      cmocka_unit_test(test_windows_differ),
+        cmocka_unit_test(test_full_table),       cmocka_unit_test(test_shared),
         cmocka_unit_test(test_dead_holder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
