@@ -92,6 +92,11 @@ static const struct {
     {"shaping", sl_ctl_shaping, "shaping [--json] | shaping cancel ID",
      "Every shaping action in force (suspensions, temporary limits and throttles): id,\n"
      "scope, action, rule, the reply that triggered it, since, until; cancel ends one now."},
+    {"lockouts", sl_ctl_lockouts, "lockouts [--json]",
+     "Client addresses with failed AUTH counted at the listeners (max_auth_failures): the\n"
+     "count, when its window ends, the listeners that answer their AUTH with 454 now."},
+    {"unlock", sl_ctl_unlock, "unlock ADDRESS",
+     "Forget ADDRESS's failed AUTH (an IPv6 address: its /64): its AUTH is checked again."},
     {"passwd", sl_ctl_passwd, "passwd (--file PATH | --listener NAME) USER < PASSWORD",
      "Set USER's password in a listener's auth_file (Argon2id hash, crypto_pwhash_str);\n"
      "the password is the first line of standard input."},

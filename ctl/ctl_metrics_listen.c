@@ -94,7 +94,7 @@ static void group_commit(FILE *f, const struct sl_shm *shm)
 /* sl_metrics_listeners - every listener's families */
 void sl_metrics_listeners(FILE *f, const struct sl_shm *shm)
 {
-    static struct sl_lstat_view v[SL_LSTAT_LISTENERS]; /* 6 KiB: not on the stack */
+    static struct sl_lstat_view v[SL_LSTAT_LISTENERS]; /* 11 KiB: not on the stack */
     bool live[SL_LSTAT_LISTENERS];
 
     for (unsigned i = 0; i < SL_LSTAT_LISTENERS; i++)

@@ -90,7 +90,9 @@ void sl_ctl_cluster_table(const struct sl_counter_view *v, size_t n);
 void sl_ctl_cluster_json(const struct sl_counter_view *v, size_t n);
 void sl_ctl_cluster_metrics(FILE *f, const struct sl_counter_view *v, size_t n);
 int sl_ctl_cluster_check(const struct sl_config *cfg);
-int sl_ctl_passwd(const char *cfgpath, int argc, char **argv); /* passwd --file F USER */
+int sl_ctl_passwd(const char *cfgpath, int argc, char **argv);   /* passwd --file F USER */
+int sl_ctl_lockouts(const char *cfgpath, int argc, char **argv); /* lockouts [--json] */
+int sl_ctl_unlock(const char *cfgpath, int argc, char **argv);   /* unlock ADDRESS */
 
 /* s as a JSON string literal on stdout (bytes outside printable ASCII escaped). */
 void sl_ctl_json_string(const char *s);

@@ -174,14 +174,20 @@ static bool login(struct session *s, const char *initial, bool given, char *user
     return ok;
 }
 
+/* window_ms - the listener's auth_failure_window */
+static uint64_t window_ms(const struct session *s)
+{
+    return (uint64_t)s->l->auth_failure_window_ms;
+}
+
 /* refused - the exchange ended without a login: the reply its end calls for (RFC 4954 4 and
  * 6); only wrong credentials are a failed AUTH.  false: the session ends */
-static bool refused(struct session *s, const char *user)
+static bool refused(struct session *s, const char *user, const struct smtpd_attempt *a)
 {
     char shown[300];
 
     if (s->auth_stop != AUTH_ANSWERED) /* not a guess: the attempt is given back */
-        smtpd_lockout_undo(s->ctx->lockout, &s->peer, s->l->max_auth_failures);
+        smtpd_lockout_undo(s->ctx->lockout, &s->peer, window_ms(s), a);
     switch (s->auth_stop) {
     case AUTH_SILENT:
         smtpd_timed_out(s, "waiting for an AUTH answer");
@@ -207,11 +213,11 @@ static bool refused(struct session *s, const char *user)
     return smtpd_error(s); /* the attempt stays counted (lockout.c) */
 }
 
-/* admitted - may the peer try now (its attempt counted)?  Else 454, logged once a window */
-static bool admitted(struct session *s)
+/* admitted - may the peer try now (its attempt counted in a)?  Else 454, logged once a window */
+static bool admitted(struct session *s, struct smtpd_attempt *a)
 {
-    switch (smtpd_lockout_try(s->ctx->lockout, &s->peer, s->l->max_auth_failures,
-                              (uint64_t)s->l->auth_failure_window_ms)) {
+    switch (
+        smtpd_lockout_try(s->ctx->lockout, &s->peer, s->l->max_auth_failures, window_ms(s), a)) {
     case SMTPD_LOCKOUT_OPEN:
         return true;
     case SMTPD_LOCKOUT_REFUSED_FIRST:
@@ -231,6 +237,7 @@ static bool admitted(struct session *s)
 bool smtpd_auth(struct session *s, const char *arg)
 {
     char mech[16], user[256] = "", shown[300];
+    struct smtpd_attempt attempt;
     const char *initial = arg + strcspn(arg, " ");
     size_t mlen = strcspn(arg, " ");
     bool ok, given;
@@ -256,19 +263,19 @@ bool smtpd_auth(struct session *s, const char *arg)
         io_reply(&s->io, "504 5.5.4 Unrecognized authentication type");
         return smtpd_error(s);
     }
-    if (!admitted(s))
+    if (!admitted(s, &attempt))
         return smtpd_error(s);
     if (strcasecmp(mech, "PLAIN") == 0)
         ok = plain(s, initial, given, user, sizeof user);
     else
         ok = login(s, initial, given, user, sizeof user);
     if (!ok)
-        return refused(s, user);
+        return refused(s, user, &attempt);
     sl_spool_printable(user, shown, sizeof shown);
     s->auth_user = sl_strdup(user);
     sl_msg_info("%s: authenticated as \"%s\"", s->peer_ip, shown);
     io_reply(&s->io, "235 2.7.0 Authentication successful");
     smtpd_count(s, SL_LSTAT_AUTH, 1);
-    smtpd_lockout_undo(s->ctx->lockout, &s->peer, s->l->max_auth_failures); /* not a failure */
+    smtpd_lockout_undo(s->ctx->lockout, &s->peer, window_ms(s), &attempt); /* not a failure */
     return true;
 }

@@ -65,6 +65,15 @@ _Noreturn void sl_smtpd_main(const struct sl_smtpd_ctx *ctx);
 
 /* The failed-AUTH table (lockout.c): made before the first fork, kept for the daemon's life. */
 struct sl_smtpd_lockout *sl_smtpd_lockout_new(void);
+/* For sluicectl lockouts: the entries live now from index *from on, a line each while they fit
+ * in out ("ADDRESS FAILURES AGE_MS WINDOW_MS\n"; ADDRESS a.b.c.d or an IPv6 /64); *from is
+ * where the next page starts (SL_SMTPD_LOCKOUT_SLOTS: done).  false: the table is busy. */
+#define SL_SMTPD_LOCKOUT_SLOTS 4096
+bool sl_smtpd_lockout_page(struct sl_smtpd_lockout *t, size_t *from, char *out, size_t len);
+/* For sluicectl unlock: peer's failures (its /64 for IPv6) forgotten, their number in *had;
+ * 1 forgotten, 0 none were counted, -1 the table is busy. */
+int sl_smtpd_lockout_forget(struct sl_smtpd_lockout *t, const struct sockaddr_storage *peer,
+                            uint32_t *had);
 /* The shared board (board.c): made before the first fork; cleared for a reaped pid. */
 struct sl_smtpd_board *sl_smtpd_board_new(void);
 void sl_smtpd_board_forget(struct sl_smtpd_board *b, pid_t pid);

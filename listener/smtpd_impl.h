@@ -189,14 +189,19 @@ void smtpd_board_leave(struct sl_smtpd_board *b);
 /* The client's address as the board and the lockout key it: 16 bytes, IPv4 mapped. */
 void smtpd_peer_key(const struct sockaddr_storage *peer, uint64_t key[2]);
 
-/* lockout.c: failed AUTH by client address across the processes (max 0: no limit).  try
- * counts one attempt, or refuses it: max counted within window_ms of the first (REFUSED_FIRST
- * once a window, for the log); undo gives back an attempt that was not a failure. */
+/* lockout.c: failed AUTH by client address and window length, across the processes (max 0:
+ * no limit).  try counts one attempt into *a, or refuses it: max counted within window_ms of
+ * the first (REFUSED_FIRST once a window, for the log); undo gives back the attempt a counted,
+ * when it was not a failure. */
 enum smtpd_lockout { SMTPD_LOCKOUT_OPEN, SMTPD_LOCKOUT_REFUSED, SMTPD_LOCKOUT_REFUSED_FIRST };
+struct smtpd_attempt {
+    int slot;          /* the entry counted in; -1: nothing was counted */
+    uint64_t since_ms; /* its window's start, so a later window is not touched */
+};
 enum smtpd_lockout smtpd_lockout_try(struct sl_smtpd_lockout *t,
                                      const struct sockaddr_storage *peer, unsigned max,
-                                     uint64_t window_ms);
+                                     uint64_t window_ms, struct smtpd_attempt *a);
 void smtpd_lockout_undo(struct sl_smtpd_lockout *t, const struct sockaddr_storage *peer,
-                        unsigned max);
+                        uint64_t window_ms, const struct smtpd_attempt *a);
 
 #endif

@@ -7,8 +7,9 @@
  * only routes: it never parses a request beyond its first byte, so a hostile
  * request cannot cost the master more than one datagram's copy.  The
  * exceptions are "N <id>" (a message was queued), which goes to the pickup with
- * its id checked there, and "X ..." (suspend, resume, cancel a shaping action),
- * which changes the master's own list (master/shaping.c).
+ * its id checked there, "X ..." (suspend, resume, cancel a shaping action),
+ * which changes the master's own list (master/shaping.c), "O ..." (the queue
+ * commands) and "A ..." (the listeners' AUTH lockouts, master/lockouts.c).
  * Concurrency: master only, from the main loop.
  */
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "master/sl_control_socket.h"
+#include "master/sl_lockouts.h"
 #include "master/sl_pickup.h"
 #include "master/sl_queue_ops.h"
 #include "master/sl_schedule.h"
@@ -92,7 +94,8 @@ static void new_message(struct sl_sched *sched, char *req)
 
 /* accept_one - route one request to an idle worker, or a notification to the pickup;
  * false when nothing was waiting */
-static bool accept_one(int fd, struct sl_supervisor *sup, uint32_t gen, struct sl_sched *sched)
+static bool accept_one(int fd, struct sl_supervisor *sup, uint32_t gen, struct sl_sched *sched,
+                       struct sl_smtpd_lockout *lockout)
 {
     char req[SL_CONTROL_MAX], job[SL_CONTROL_MAX + 32];
     struct sockaddr_un from;
@@ -113,6 +116,12 @@ static bool accept_one(int fd, struct sl_supervisor *sup, uint32_t gen, struct s
         char ans[SL_CONTROL_MAX];
         if (sl_shaping_control(req, ans, sizeof ans))
             sl_sched_limits_changed(sched);
+        answer(fd, &from, fromlen, ans);
+        return true;
+    }
+    if (req[0] == 'A') { /* lockouts, unlock: the listeners' failed-AUTH table */
+        char ans[SL_CONTROL_MAX];
+        sl_lockouts_control(lockout, req, ans, sizeof ans);
         answer(fd, &from, fromlen, ans);
         return true;
     }
@@ -144,9 +153,10 @@ static bool accept_one(int fd, struct sl_supervisor *sup, uint32_t gen, struct s
 
 /* sl_control_accept - every waiting datagram, up to a batch, so a burst of injects costs one
  * wake-up while workers' messages still get their turn */
-void sl_control_accept(int fd, struct sl_supervisor *sup, uint32_t gen, struct sl_sched *sched)
+void sl_control_accept(int fd, struct sl_supervisor *sup, uint32_t gen, struct sl_sched *sched,
+                       struct sl_smtpd_lockout *lockout)
 {
-    for (int i = 0; i < 256 && accept_one(fd, sup, gen, sched); i++)
+    for (int i = 0; i < 256 && accept_one(fd, sup, gen, sched, lockout); i++)
         continue;
 }
 

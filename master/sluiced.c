@@ -299,7 +299,7 @@ static void poll_once(struct master *m, int sigfd, const struct timespec *until)
         if (p[i].revents != 0)
             from_worker(m, widx[i]);
     if (p[1].revents & POLLIN)
-        sl_control_accept(m->ctlfd, &m->sup, m->gen, &m->sched);
+        sl_control_accept(m->ctlfd, &m->sup, m->gen, &m->sched, m->lsn.lockout);
 }
 
 /* rescan - the safety net: queued ids the index lacks, every SL_PICKUP_RESCAN_MS */

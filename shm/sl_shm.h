@@ -246,7 +246,7 @@ struct sl_shm_header {
     uint8_t reserved[40];
     struct sl_shm_stats stats;                        /* version 2 */
     struct sl_lat_entry latency[SL_LAT_BINDINGS];     /* version 3 */
-    struct sl_lstat_entry listen[SL_LSTAT_LISTENERS]; /* version 6; auth locked: 7 */
+    struct sl_lstat_entry listen[SL_LSTAT_LISTENERS]; /* version 6; 7: AUTH locked, accept time */
 };
 
 struct sl_shm_params {

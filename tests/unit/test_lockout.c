@@ -2,7 +2,8 @@
  * test_lockout.c - the listeners' failed-AUTH table (listener/lockout.c): an address is
  * locked after max failures within the window, others are not, attempts in progress count,
  * what is not a failure is given back (a success clears nothing), IPv6 counts by /64, the
- * window's end frees it and a shorter window does not restart a longer one, a full table still
+ * window's end frees it, each window length counts on its own, a give-back touches only its
+ * own window, a full table still
  * counts a new address, the count is shared between processes, and a process that died
  * holding the table's lock blocks nobody.
  *
@@ -49,10 +50,11 @@ static struct sockaddr_storage addr(uint32_t host, bool v6)
 static unsigned failures(struct sl_smtpd_lockout *t, const struct sockaddr_storage *peer,
                          unsigned n, unsigned max, uint64_t window_ms)
 {
+    struct smtpd_attempt a;
     unsigned open = 0;
 
     for (unsigned i = 0; i < n; i++)
-        open += smtpd_lockout_try(t, peer, max, window_ms) == SMTPD_LOCKOUT_OPEN;
+        open += smtpd_lockout_try(t, peer, max, window_ms, &a) == SMTPD_LOCKOUT_OPEN;
     return open;
 }
 
@@ -60,9 +62,11 @@ static unsigned failures(struct sl_smtpd_lockout *t, const struct sockaddr_stora
 static bool locked(struct sl_smtpd_lockout *t, const struct sockaddr_storage *peer, unsigned max,
                    uint64_t window_ms)
 {
-    if (smtpd_lockout_try(t, peer, max, window_ms) != SMTPD_LOCKOUT_OPEN)
+    struct smtpd_attempt a;
+
+    if (smtpd_lockout_try(t, peer, max, window_ms, &a) != SMTPD_LOCKOUT_OPEN)
         return true;
-    smtpd_lockout_undo(t, peer, max);
+    smtpd_lockout_undo(t, peer, window_ms, &a);
     return false;
 }
 
@@ -76,8 +80,9 @@ static void test_locked_after_max(void **state)
     assert_int_equal(failures(t, &a, 2, 3, WINDOW_MS), 2);
     assert_false(locked(t, &a, 3, WINDOW_MS));
     assert_int_equal(failures(t, &a, 1, 3, WINDOW_MS), 1);
-    assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS), SMTPD_LOCKOUT_REFUSED_FIRST);
-    assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS), SMTPD_LOCKOUT_REFUSED); /* logged */
+    assert_true(locked(t, &a, 3, WINDOW_MS));
+    assert_true(locked(t, &a, 3, WINDOW_MS));  /* probing counted nothing more... */
+    assert_false(locked(t, &a, 4, WINDOW_MS)); /* ...as a listener with a max of 4 sees */
     assert_false(locked(t, &b, 3, WINDOW_MS));
     assert_false(locked(t, &a6, 3, WINDOW_MS));            /* same low bytes, other family */
     assert_false(locked(t, &a, 0, WINDOW_MS));             /* 0: no limit */
@@ -105,8 +110,9 @@ static void test_given_back(void **state)
     (void)state;
     assert_int_equal(failures(t, &a, 2, 3, WINDOW_MS), 2);
     for (int i = 0; i < 10; i++) { /* successes, cancels: each counted, then given back */
-        assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS), SMTPD_LOCKOUT_OPEN);
-        smtpd_lockout_undo(t, &a, 3);
+        struct smtpd_attempt at;
+        assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS, &at), SMTPD_LOCKOUT_OPEN);
+        smtpd_lockout_undo(t, &a, WINDOW_MS, &at);
     }
     assert_false(locked(t, &a, 3, WINDOW_MS));
     assert_int_equal(failures(t, &a, 1, 3, WINDOW_MS), 1); /* the 3rd: the 2 are still there */
@@ -132,18 +138,19 @@ static void test_window_over(void **state)
 {
     struct sl_smtpd_lockout *t = sl_smtpd_lockout_new();
     struct sockaddr_storage a = addr(5, false);
-    const struct timespec past = {0, 120 * 1000 * 1000};
+    const struct timespec past = {0, 450 * 1000 * 1000};
 
     (void)state;
-    failures(t, &a, 3, 3, 100);
-    assert_true(locked(t, &a, 3, WINDOW_MS));
+    failures(t, &a, 3, 3, 400);
+    assert_true(locked(t, &a, 3, 400));
     nanosleep(&past, NULL);
-    assert_false(locked(t, &a, 3, 100));
-    failures(t, &a, 2, 3, 100); /* 2 in the new window, not 5 */
-    assert_false(locked(t, &a, 3, 100));
+    assert_false(locked(t, &a, 3, 400));
+    failures(t, &a, 2, 3, 400); /* 2 in the new window, not 5 */
+    assert_false(locked(t, &a, 3, 400));
 }
 
-/* test_windows_differ - a short-window listener does not restart a longer window's count */
+/* test_windows_differ - each window length counts on its own: no listener's window restarts
+ * or stretches another's */
 static void test_windows_differ(void **state)
 {
     struct sl_smtpd_lockout *t = sl_smtpd_lockout_new();
@@ -151,11 +158,33 @@ static void test_windows_differ(void **state)
     const struct timespec past = {0, 120 * 1000 * 1000};
 
     (void)state;
-    failures(t, &a, 2, 3, WINDOW_MS); /* at a listener of 3 per minute */
+    failures(t, &a, 2, 3, WINDOW_MS);                 /* at a listener of 3 per minute */
+    assert_int_equal(failures(t, &a, 10, 3, 100), 3); /* at one of 3 per 100 ms: 3, not 1 */
+    assert_false(locked(t, &a, 3, WINDOW_MS));        /* its own 2 */
     nanosleep(&past, NULL);
-    failures(t, &a, 1, 10, 100); /* at one of 10 per 100 ms: its window is over, the other's not */
+    assert_int_equal(failures(t, &a, 10, 3, 100), 3);       /* a new short window: 3 more guesses */
+    assert_int_equal(failures(t, &a, 10, 3, WINDOW_MS), 1); /* the minute's: 1 more, then 454 */
     assert_true(locked(t, &a, 3, WINDOW_MS));
-    assert_false(locked(t, &a, 10, 100));
+}
+
+/* test_undo_in_its_window - a give-back touches only the window it was counted in */
+static void test_undo_in_its_window(void **state)
+{
+    struct sl_smtpd_lockout *t = sl_smtpd_lockout_new();
+    struct sockaddr_storage a = addr(9, false);
+    const struct timespec past = {0, 120 * 1000 * 1000};
+    struct smtpd_attempt slow, none;
+
+    (void)state;
+    assert_int_equal(smtpd_lockout_try(t, &a, 3, 100, &slow), SMTPD_LOCKOUT_OPEN);
+    nanosleep(&past, NULL); /* a LOGIN exchange outlasts the window */
+    failures(t, &a, 3, 3, 100);
+    smtpd_lockout_undo(t, &a, 100, &slow); /* that success must not lift the new lock */
+    assert_true(locked(t, &a, 3, 100));
+    assert_int_equal(smtpd_lockout_try(t, &a, 0, 100, &none), SMTPD_LOCKOUT_OPEN); /* no limit */
+    assert_int_equal(none.slot, -1);
+    smtpd_lockout_undo(t, &a, 100, &none); /* counted nothing: gives nothing back */
+    assert_true(locked(t, &a, 3, 100));
 }
 
 /* test_full_table - with every entry live, a new address is still counted (the oldest went) */
@@ -217,10 +246,15 @@ static void test_dead_holder(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_locked_after_max), cmocka_unit_test(test_attempts_at_once),
-        cmocka_unit_test(test_given_back),       cmocka_unit_test(test_ipv6_by_64),
-        cmocka_unit_test(test_window_over),      cmocka_unit_test(test_windows_differ),
-        cmocka_unit_test(test_full_table),       cmocka_unit_test(test_shared),
+        cmocka_unit_test(test_locked_after_max),
+        cmocka_unit_test(test_attempts_at_once),
+        cmocka_unit_test(test_given_back),
+        cmocka_unit_test(test_ipv6_by_64),
+        cmocka_unit_test(test_window_over),
+        cmocka_unit_test(test_windows_differ),
+        cmocka_unit_test(test_undo_in_its_window),
+        cmocka_unit_test(test_full_table),
+        cmocka_unit_test(test_shared),
         cmocka_unit_test(test_dead_holder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,204 @@
+/*
+ * ctl_lockouts.c - sluicectl lockouts and unlock: the client addresses the
+ * listeners count failed AUTH for (max_auth_failures), and forgetting one.
+ *
+ *   lockouts [--json]   each address with failures in its window: the count,
+ *                       when the window ends, the listeners that refuse its
+ *                       AUTH now (454: failures at their max within their window;
+ *                       an address appears once per window length counted)
+ *   unlock ADDRESS      its failures forgotten at once (a customer behind a NAT
+ *                       locked out by a colleague's typos need not wait)
+ * The table lives in the daemon's memory only (listener/lockout.c): both ask
+ * the master ("A" on the control socket), page by page; with no daemon there
+ * is nothing counted.  Exit 0, 1 when the daemon cannot be asked or the
+ * address had nothing counted, 2 on bad usage.
+ * Trust boundary: the master's lines are parsed with bounds; a line that does
+ * not parse is skipped.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config/sl_config.h"
+#include "config/sl_listener.h"
+#include "ctl/sl_ctl.h"
+#include "ipc/sl_control.h"
+
+#define BUSY_TRIES 20 /* a listener holds the table for microseconds: ask again this often */
+
+/* One address as the master reports it. */
+struct counted {
+    char addr[64];
+    unsigned failures;
+    uint64_t age_ms, window_ms;
+};
+
+/* ask - one request, asked again while the table is busy; SL_CTL_REQ_* */
+static int ask(const char *spool, const char *req, char *ans, size_t len)
+{
+    const struct timespec pause = {0, 10 * 1000 * 1000};
+    int rc = SL_CTL_REQ_FAILED;
+
+    for (int i = 0; i < BUSY_TRIES; i++) {
+        if ((rc = sl_ctl_request(spool, req, ans, len)) != SL_CTL_REQ_OK ||
+            strncmp(ans, "BUSY", 4) != 0)
+            return rc;
+        nanosleep(&pause, NULL);
+    }
+    return rc;
+}
+
+/* locked_at - the listeners that refuse c's AUTH now, comma-separated ("-": none) */
+static void locked_at(const struct sl_config *cfg, const struct counted *c, char *out, size_t len)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct sl_listener *l = &cfg->listeners[i];
+        int n;
+        if (l->auth_file == NULL || l->max_auth_failures == 0 ||
+            (uint64_t)l->auth_failure_window_ms != c->window_ms ||
+            c->failures < l->max_auth_failures)
+            continue; /* a listener judges the count of its own window length alone */
+        n = snprintf(out + used, len - used, "%s%s", used > 0 ? "," : "", l->name);
+        if (n < 0 || (size_t)n >= len - used)
+            break;
+        used += (size_t)n;
+    }
+    if (used == 0)
+        snprintf(out, len, "-");
+}
+
+/* show - one address, as a table row or a JSON object */
+static void show(const struct sl_config *cfg, const struct counted *c, bool json, bool first)
+{
+    char at[256], ends[32];
+    time_t end = time(NULL) + (time_t)((c->window_ms - c->age_ms) / 1000);
+
+    locked_at(cfg, c, at, sizeof at);
+    strftime(ends, sizeof ends, "%Y-%m-%d %H:%M:%S", localtime(&end));
+    if (!json) {
+        printf("%-42s %8u  %-19s  %s\n", c->addr, c->failures, ends, at);
+        return;
+    }
+    printf("%s{\"address\":", first ? "" : ",");
+    sl_ctl_json_string(c->addr);
+    printf(",\"failures\":%u,\"window_ends\":\"%s\",\"locked_at\":[", c->failures, ends);
+    for (char *p = at, *save = NULL, *tok; (tok = strtok_r(p, ",", &save)) != NULL; p = NULL)
+        if (strcmp(tok, "-") != 0) {
+            printf("%s", p == NULL ? "," : "");
+            sl_ctl_json_string(tok);
+        }
+    printf("]}");
+}
+
+/* page - the lines of one answer, shown; false on a malformed head */
+static bool page(const struct sl_config *cfg, const char *ans, size_t *next, bool json,
+                 unsigned *shown)
+{
+    const char *line = strchr(ans, '\n');
+    char *end;
+
+    if (strncmp(ans, "OK ", 3) != 0 || line == NULL)
+        return false;
+    *next = strtoul(ans + 3, &end, 10);
+    while (*++line != '\0') {
+        struct counted c;
+        if (sscanf(line, "%63s %u %" SCNu64 " %" SCNu64, c.addr, &c.failures, &c.age_ms,
+                   &c.window_ms) == 4 &&
+            c.age_ms <= c.window_ms)
+            show(cfg, &c, json, (*shown)++ == 0);
+        if ((line = strchr(line, '\n')) == NULL)
+            break;
+    }
+    return true;
+}
+
+/* spool_of - the config and its spool_dir */
+static struct sl_config *spool_of(const char *cfgpath, const char **spool)
+{
+    struct sl_config *cfg = sl_ctl_load_config(cfgpath);
+    struct sl_scope_ref none = {0};
+
+    if (cfg != NULL)
+        *spool = sl_config_str(cfg, SL_OPT_SPOOL_DIR, &none);
+    return cfg;
+}
+
+/* sl_ctl_lockouts - sluicectl lockouts [--json] */
+int sl_ctl_lockouts(const char *cfgpath, int argc, char **argv)
+{
+    bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+    char req[64], ans[SL_CONTROL_MAX];
+    const char *spool = NULL;
+    struct sl_config *cfg;
+    unsigned shown = 0;
+    size_t next = 0;
+    int rc = 0;
+
+    if (argc > 1 && !json) {
+        sl_ctl_unexpected("lockouts", argv[1]);
+        fprintf(stderr, "usage: sluicectl lockouts [--json]\n");
+        return 2;
+    }
+    if ((cfg = spool_of(cfgpath, &spool)) == NULL)
+        return 1;
+    if (json)
+        printf("[");
+    else
+        printf("%-42s %8s  %-19s  %s\n", "ADDRESS", "FAILURES", "WINDOW ENDS", "LOCKED AT");
+    for (size_t from = 0;; from = next) { /* the master's NEXT: 0 once the table is done */
+        snprintf(req, sizeof req, "A list %zu", from);
+        if ((rc = ask(spool, req, ans, sizeof ans)) == SL_CTL_REQ_NO_DAEMON) {
+            rc = 0; /* no daemon: nothing is counted */
+            break;
+        }
+        if (rc != SL_CTL_REQ_OK || !page(cfg, ans, &next, json, &shown) ||
+            (next != 0 && next <= from)) {
+            fprintf(stderr, "sluicectl: lockouts: %s\n",
+                    rc == SL_CTL_REQ_OK ? ans : "the daemon did not answer");
+            rc = 1;
+            break;
+        }
+        if (next == 0)
+            break;
+    }
+    if (json)
+        printf("]\n");
+    sl_config_free(cfg);
+    return rc;
+}
+
+/* sl_ctl_unlock - sluicectl unlock ADDRESS */
+int sl_ctl_unlock(const char *cfgpath, int argc, char **argv)
+{
+    char req[128], ans[SL_CONTROL_MAX];
+    const char *spool = NULL;
+    struct sl_config *cfg;
+    int rc;
+
+    if (argc != 2 || strlen(argv[1]) > 64) {
+        fprintf(stderr, "usage: sluicectl unlock ADDRESS\n");
+        return 2;
+    }
+    if ((cfg = spool_of(cfgpath, &spool)) == NULL)
+        return 1;
+    snprintf(req, sizeof req, "A forget %s", argv[1]);
+    rc = ask(spool, req, ans, sizeof ans);
+    sl_config_free(cfg);
+    if (rc == SL_CTL_REQ_NO_DAEMON) {
+        fprintf(stderr, "sluicectl: unlock: no daemon runs: nothing is counted\n");
+        return 1;
+    }
+    if (rc != SL_CTL_REQ_OK)
+        return 1;
+    if (strncmp(ans, "OK ", 3) == 0) {
+        printf("%s\n", ans + 3);
+        return 0;
+    }
+    fprintf(stderr, "sluicectl: unlock: %s\n", strncmp(ans, "ERROR ", 6) == 0 ? ans + 6 : ans);
+    return 1;
+}
