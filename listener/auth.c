@@ -233,8 +233,8 @@ static bool admitted(struct session *s, struct smtpd_attempt *a)
     return false;
 }
 
-/* smtpd_auth - AUTH MECHANISM [initial-response] */
-bool smtpd_auth(struct session *s, const char *arg)
+/* auth - AUTH MECHANISM [initial-response] */
+static bool auth(struct session *s, const char *arg)
 {
     char mech[16], user[256] = "", shown[300];
     struct smtpd_attempt attempt;
@@ -278,4 +278,13 @@ bool smtpd_auth(struct session *s, const char *arg)
     smtpd_count(s, SL_LSTAT_AUTH, 1);
     smtpd_lockout_undo(s->ctx->lockout, &s->peer, window_ms(s), &attempt); /* not a failure */
     return true;
+}
+
+/* smtpd_auth - AUTH, then no copy of its lines left in the input buffer, whatever the end */
+bool smtpd_auth(struct session *s, const char *arg)
+{
+    bool go_on = auth(s, arg);
+
+    io_wipe_read(&s->io);
+    return go_on;
 }

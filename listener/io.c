@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <sodium.h>
 
 #include "smtpd_impl.h"
 
@@ -235,6 +236,14 @@ size_t io_pending(const struct io *io)
 void io_discard(struct io *io)
 {
     io->start = io->end = 0;
+}
+
+/* io_wipe_read - zero every byte of the input buffer but those not read yet: an AUTH line and
+ * its answers leave no copy behind (what was pipelined after them is kept) */
+void io_wipe_read(struct io *io)
+{
+    sodium_memzero(io->in, io->start);
+    sodium_memzero(io->in + io->end, sizeof io->in - io->end);
 }
 
 /* io_starttls - the server side of the handshake, under the TLS timer */

@@ -214,7 +214,10 @@ void smtpd_session(struct session *s)
                 break;
             continue;
         }
-        if (!dispatch(s, line))
+        bool go_on = dispatch(s, line);
+        if (strncasecmp(line, "AUTH", 4) == 0) /* its initial response may hold a password */
+            sodium_memzero(line, len);
+        if (!go_on)
             break;
     }
     io_deadline(5000); /* the last replies may still wait for a slow client */

@@ -65,6 +65,8 @@ enum io_result io_bytes(struct io *io, size_t want, const char **p, size_t *got)
 /* Bytes buffered and not yet read (RFC 3207 4.2: dropped at STARTTLS). */
 size_t io_pending(const struct io *io);
 void io_discard(struct io *io);
+/* Zero the input buffer except the bytes not read yet (after AUTH: no password left in it). */
+void io_wipe_read(struct io *io);
 /* Start TLS on the connection (after the 220 was flushed); false when the handshake failed. */
 bool io_starttls(struct io *io, SSL_CTX *ctx, long timeout_ms);
 void io_close(struct io *io);
