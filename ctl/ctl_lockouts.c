@@ -3,9 +3,12 @@
  * listeners count failed AUTH for (max_auth_failures), and forgetting one.
  *
  *   lockouts [--json]   each address with failures in its window: the count,
- *                       when the window ends, the listeners that refuse its
- *                       AUTH now (454: failures at their max within their window;
- *                       an address appears once per window length counted)
+ *                       the window's length and end (UTC), the listeners that
+ *                       refuse its AUTH now (454: failures at their max within
+ *                       their window; an address appears once per window length
+ *                       counted).  Which listeners lock is judged from the config
+ *                       file as it is now; the counts from the running daemon,
+ *                       read page by page (not one snapshot).
  *   unlock ADDRESS      its failures forgotten at once (a customer behind a NAT
  *                       locked out by a colleague's typos need not wait)
  * The table lives in the daemon's memory only (listener/lockout.c): both ask
@@ -50,49 +53,75 @@ static int ask(const char *spool, const char *req, char *ans, size_t len)
     return rc;
 }
 
-/* locked_at - the listeners that refuse c's AUTH now, comma-separated ("-": none) */
-static void locked_at(const struct sl_config *cfg, const struct counted *c, char *out, size_t len)
+/* locks - does listener l refuse c's AUTH now?  It judges the count of its own window alone */
+static bool locks(const struct sl_listener *l, const struct counted *c)
 {
-    size_t used = 0;
-
-    out[0] = '\0';
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        const struct sl_listener *l = &cfg->listeners[i];
-        int n;
-        if (l->auth_file == NULL || l->max_auth_failures == 0 ||
-            (uint64_t)l->auth_failure_window_ms != c->window_ms ||
-            c->failures < l->max_auth_failures)
-            continue; /* a listener judges the count of its own window length alone */
-        n = snprintf(out + used, len - used, "%s%s", used > 0 ? "," : "", l->name);
-        if (n < 0 || (size_t)n >= len - used)
-            break;
-        used += (size_t)n;
-    }
-    if (used == 0)
-        snprintf(out, len, "-");
+    return l->auth_file != NULL && l->max_auth_failures > 0 &&
+           (uint64_t)l->auth_failure_window_ms == c->window_ms &&
+           c->failures >= l->max_auth_failures;
 }
 
-/* show - one address, as a table row or a JSON object */
-static void show(const struct sl_config *cfg, const struct counted *c, bool json, bool first)
+/* duration - a window's length as the config writes it: 15m, 90s, 2h */
+static void duration(uint64_t ms, char *out, size_t len)
 {
-    char at[256], ends[32];
-    time_t end = time(NULL) + (time_t)((c->window_ms - c->age_ms) / 1000);
+    uint64_t s = ms / 1000;
 
-    locked_at(cfg, c, at, sizeof at);
-    strftime(ends, sizeof ends, "%Y-%m-%d %H:%M:%S", localtime(&end));
-    if (!json) {
-        printf("%-42s %8u  %-19s  %s\n", c->addr, c->failures, ends, at);
-        return;
-    }
+    if (s % 3600 == 0)
+        snprintf(out, len, "%" PRIu64 "h", s / 3600);
+    else if (s % 60 == 0)
+        snprintf(out, len, "%" PRIu64 "m", s / 60);
+    else
+        snprintf(out, len, "%" PRIu64 "s", s);
+}
+
+/* row - one address as a table row: the listeners that lock it, comma-separated, "-" if none */
+static void row(const struct sl_config *cfg, const struct counted *c, const char *ends,
+                const char *window)
+{
+    bool any = false;
+
+    printf("%-42s %8u  %-7s %-20s  ", c->addr, c->failures, window, ends);
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (locks(&cfg->listeners[i], c)) {
+            printf("%s%s", any ? "," : "", cfg->listeners[i].name);
+            any = true;
+        }
+    printf("%s\n", any ? "" : "-");
+}
+
+/* object - one address as a JSON object */
+static void object(const struct sl_config *cfg, const struct counted *c, const char *ends,
+                   bool first)
+{
+    bool any = false;
+
     printf("%s{\"address\":", first ? "" : ",");
     sl_ctl_json_string(c->addr);
-    printf(",\"failures\":%u,\"window_ends\":\"%s\",\"locked_at\":[", c->failures, ends);
-    for (char *p = at, *save = NULL, *tok; (tok = strtok_r(p, ",", &save)) != NULL; p = NULL)
-        if (strcmp(tok, "-") != 0) {
-            printf("%s", p == NULL ? "," : "");
-            sl_ctl_json_string(tok);
+    printf(",\"failures\":%u,\"window_seconds\":%" PRIu64 ",\"age_seconds\":%" PRIu64
+           ",\"window_ends\":\"%s\",\"locked_at\":[",
+           c->failures, c->window_ms / 1000, c->age_ms / 1000, ends);
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (locks(&cfg->listeners[i], c)) {
+            printf("%s", any ? "," : "");
+            sl_ctl_json_string(cfg->listeners[i].name);
+            any = true;
         }
     printf("]}");
+}
+
+/* parse - one line "ADDRESS FAILURES AGE_MS WINDOW_MS" of the master, whole; false otherwise */
+static bool parse(const char *line, size_t len, struct counted *c)
+{
+    char buf[160];
+    int used = -1;
+
+    if (len >= sizeof buf)
+        return false;
+    memcpy(buf, line, len);
+    buf[len] = '\0';
+    return sscanf(buf, "%63[^ ] %u %" SCNu64 " %" SCNu64 "%n", c->addr, &c->failures, &c->age_ms,
+                  &c->window_ms, &used) == 4 &&
+           used == (int)len && c->age_ms < c->window_ms;
 }
 
 /* page - the lines of one answer, shown; false on a malformed head */
@@ -105,14 +134,22 @@ static bool page(const struct sl_config *cfg, const char *ans, size_t *next, boo
     if (strncmp(ans, "OK ", 3) != 0 || line == NULL)
         return false;
     *next = strtoul(ans + 3, &end, 10);
-    while (*++line != '\0') {
+    if (end == ans + 3 || *end != '\n')
+        return false;
+    for (line++; *line != '\0';) {
+        size_t n = strcspn(line, "\n");
         struct counted c;
-        if (sscanf(line, "%63s %u %" SCNu64 " %" SCNu64, c.addr, &c.failures, &c.age_ms,
-                   &c.window_ms) == 4 &&
-            c.age_ms <= c.window_ms)
-            show(cfg, &c, json, (*shown)++ == 0);
-        if ((line = strchr(line, '\n')) == NULL)
-            break;
+        char ends[32], window[24];
+        if (parse(line, n, &c)) {
+            sl_ctl_iso_time((int64_t)time(NULL) + (int64_t)((c.window_ms - c.age_ms) / 1000), ends,
+                            sizeof ends);
+            duration(c.window_ms, window, sizeof window);
+            if (json)
+                object(cfg, &c, ends, (*shown)++ == 0);
+            else
+                row(cfg, &c, ends, window);
+        }
+        line += n + (line[n] == '\n');
     }
     return true;
 }
@@ -140,7 +177,7 @@ int sl_ctl_lockouts(const char *cfgpath, int argc, char **argv)
     int rc = 0;
 
     if (argc > 1 && !json) {
-        sl_ctl_unexpected("lockouts", argv[1]);
+        sl_ctl_unexpected("lockouts", strcmp(argv[1], "--json") == 0 ? argv[2] : argv[1]);
         fprintf(stderr, "usage: sluicectl lockouts [--json]\n");
         return 2;
     }
@@ -149,7 +186,8 @@ int sl_ctl_lockouts(const char *cfgpath, int argc, char **argv)
     if (json)
         printf("[");
     else
-        printf("%-42s %8s  %-19s  %s\n", "ADDRESS", "FAILURES", "WINDOW ENDS", "LOCKED AT");
+        printf("%-42s %8s  %-7s %-20s  %s\n", "ADDRESS", "FAILURES", "WINDOW", "WINDOW ENDS",
+               "LOCKED AT");
     for (size_t from = 0;; from = next) { /* the master's NEXT: 0 once the table is done */
         snprintf(req, sizeof req, "A list %zu", from);
         if ((rc = ask(spool, req, ans, sizeof ans)) == SL_CTL_REQ_NO_DAEMON) {

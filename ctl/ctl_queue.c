@@ -127,23 +127,13 @@ static void collect(const char *id, void *ctx)
     memcpy(l->ids[l->n++], id, SL_SPOOL_ID_LEN + 1);
 }
 
-/* iso_time - UNIX seconds as 2024-05-01T12:00:00Z */
-static void iso_time(int64_t t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, len, "%lld", (long long)t);
-}
-
 /* next_time - the next attempt: "now" when due */
 static void next_time(int64_t next, int64_t now, char *buf, size_t len)
 {
     if (next <= now)
         snprintf(buf, len, "now");
     else
-        iso_time(next, buf, len);
+        sl_ctl_iso_time(next, buf, len);
 }
 
 /* status_word - a recipient's status for people and scripts */
@@ -241,7 +231,7 @@ static void print_text(struct waits *w, const struct sl_spool_msg *m,
 {
     char arrival[32], next[32], key[2 * SL_SHM_NAME_MAX + 64], since[32];
 
-    iso_time(m->arrival, arrival, sizeof arrival);
+    sl_ctl_iso_time(m->arrival, arrival, sizeof arrival);
     printf("%s  %s  binding %s  from <%s>  size %llu%s\n", m->id, arrival, m->binding, m->sender,
            (unsigned long long)m->size, m->dsn ? "  bounce" : "");
     for (unsigned k = 0; k < m->nparts; k++) {
@@ -267,7 +257,7 @@ static void print_text(struct waits *w, const struct sl_spool_msg *m,
             printf("    held by the operator: not attempted until released\n");
         if (wv.waiting) {
             wait_key(&wv.c, key, sizeof key);
-            iso_time((int64_t)(wv.c.wait_since / 1000), since, sizeof since);
+            sl_ctl_iso_time((int64_t)(wv.c.wait_since / 1000), since, sizeof since);
             printf("    waiting for %s (%u/%d)%s%s\n", key, wv.c.in_use, wv.c.limit,
                    wv.c.wait_since ? " since " : "", wv.c.wait_since ? since : "");
         }
@@ -297,7 +287,7 @@ static void print_json_wait(const struct wait_view *wv)
         printf("null}");
         return;
     }
-    iso_time((int64_t)(wv->c.wait_since / 1000), since, sizeof since);
+    sl_ctl_iso_time((int64_t)(wv->c.wait_since / 1000), since, sizeof since);
     printf("\"%s\"}", since);
 }
 
@@ -347,7 +337,7 @@ static void print_json(struct waits *w, const struct sl_spool_msg *m,
 {
     char arrival[32];
 
-    iso_time(m->arrival, arrival, sizeof arrival);
+    sl_ctl_iso_time(m->arrival, arrival, sizeof arrival);
     printf("%s{\"id\":\"%s\",\"arrival\":\"%s\",\"arrival_unix\":%lld,\"binding\":",
            first ? "" : ",", m->id, arrival, (long long)m->arrival);
     sl_ctl_json_string(m->binding);
@@ -419,7 +409,7 @@ static void corrupt_text(const char *name, const struct stat *st, void *ctx)
     char when[32];
 
     (void)ctx;
-    iso_time((int64_t)st->st_mtime, when, sizeof when);
+    sl_ctl_iso_time((int64_t)st->st_mtime, when, sizeof when);
     printf("  corrupt/%s  %lld bytes  %s\n", name, (long long)st->st_size, when);
 }
 
@@ -429,7 +419,7 @@ static void corrupt_json(const char *name, const struct stat *st, void *ctx)
     bool *first = ctx;
     char when[32];
 
-    iso_time((int64_t)st->st_mtime, when, sizeof when);
+    sl_ctl_iso_time((int64_t)st->st_mtime, when, sizeof when);
     printf("%s{\"name\":", *first ? "" : ",");
     sl_ctl_json_string(name);
     printf(",\"size\":%lld,\"modified\":\"%s\"}", (long long)st->st_size, when);

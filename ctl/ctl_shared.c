@@ -1,6 +1,6 @@
 /*
  * ctl_shared.c - what several sluicectl subcommands share: JSON string output,
- * and attaching to the running daemon's counter segment.
+ * times in ISO 8601 UTC, and attaching to the running daemon's counter segment.
  *
  * Trust boundary: strings printed come from the spool, the segment or the
  * network (reply texts, scope names): every byte outside printable ASCII is
@@ -8,10 +8,21 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl/sl_ctl.h"
 #include "util/sl_atomic.h"
 #include "shm/sl_shm.h"
+
+/* sl_ctl_iso_time - UNIX seconds as 2024-05-01T12:00:00Z */
+void sl_ctl_iso_time(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, len, "%lld", (long long)t);
+}
 
 /* sl_ctl_json_string - s as a JSON string literal on stdout */
 void sl_ctl_json_string(const char *s)

@@ -94,6 +94,8 @@ int sl_ctl_passwd(const char *cfgpath, int argc, char **argv);   /* passwd --fil
 int sl_ctl_lockouts(const char *cfgpath, int argc, char **argv); /* lockouts [--json] */
 int sl_ctl_unlock(const char *cfgpath, int argc, char **argv);   /* unlock ADDRESS */
 
+/* UNIX seconds as 2024-05-01T12:00:00Z (UTC) into buf. */
+void sl_ctl_iso_time(int64_t t, char *buf, size_t len);
 /* s as a JSON string literal on stdout (bytes outside printable ASCII escaped). */
 void sl_ctl_json_string(const char *s);
 /* Attach read-only to the running daemon's segment name; 0, or 1 with one line on

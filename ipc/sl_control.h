@@ -15,7 +15,12 @@
  *   "X suspend <binding|-> <domain|-> <seconds, 0: until resumed> <reason...>"
  *   "X resume <binding|-> <domain|->"   "X cancel <action id>"
  *        shaping actions, kept by the master in spool_dir/actions.
- * Answers start with a word: OK, REFUSED, BUSY or ERROR, then one line of text.
+ *   "A list <from>"   the listeners' failed-AUTH counts from table index
+ *        <from>: "OK <next>" (0: the table is done) and a line each,
+ *        "ADDRESS FAILURES AGE_MS WINDOW_MS" (master/lockouts.c).
+ *   "A forget <address>"   that address's counts forgotten (sluicectl unlock).
+ * Answers start with a word: OK, REFUSED, BUSY or ERROR, then one line of text
+ * (the lines of "A list" excepted).
  * Between master and worker (SOCK_SEQPACKET, sl_worker.h): "J<id> <request>"
  * hands a job over; "R<id> <answer>" is the worker's answer for the client;
  * "I" says the worker is idle again.

@@ -287,7 +287,7 @@ int sl_smtpd_lockout_forget(struct sl_smtpd_lockout *t, const struct sockaddr_st
     for (size_t i = 0; i < LOCKOUT_SLOTS; i++) {
         struct entry *e = &t->e[i];
         if (is(e, key, e->window_ms) && live(e, now)) {
-            *had = *had > e->failures ? *had : e->failures;
+            *had += e->failures; /* each attempt is counted in one window only */
             e->failures = 0;
         }
     }

@@ -6,11 +6,11 @@
  * sends it to the client's address recorded in the worker's slot.  The master
  * only routes: it never parses a request beyond its first byte, so a hostile
  * request cannot cost the master more than one datagram's copy.  The
- * exceptions are "N <id>" (a message was queued), which goes to the pickup with
- * its id checked there, "X ..." (suspend, resume, cancel a shaping action),
- * which changes the master's own list (master/shaping.c), "O ..." (the queue
- * commands) and "A ..." (the listeners' AUTH lockouts, master/lockouts.c).
- * Concurrency: master only, from the main loop.
+ * exceptions, each bounded (the lockout table's scan at most), are "N <id>" (a message was queued),
+ * which goes to the pickup with its id checked there, "X ..." (suspend, resume, cancel a shaping
+ * action), which changes the master's own list (master/shaping.c), "O ..." (the queue commands) and
+ * "A ..." (the listeners' AUTH lockouts, master/lockouts.c). Concurrency: master only, from the
+ * main loop.
  */
 #include <errno.h>
 #include <stdio.h>

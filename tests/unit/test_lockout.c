@@ -24,7 +24,10 @@
 
 #include "listener/smtpd_impl.h"
 
-#define WINDOW_MS 60000u
+#define WINDOW_MS 60000u /* a window no test outlives */
+#define SHORT_MS  1000u  /* one a test waits out: past_short later, the window is over */
+
+static const struct timespec past_short = {1, 200 * 1000 * 1000};
 
 /* addr - 10.x.y.z as a peer address, or ::ffff-less IPv6 when v6 */
 static struct sockaddr_storage addr(uint32_t host, bool v6)
@@ -75,12 +78,14 @@ static void test_locked_after_max(void **state)
 {
     struct sl_smtpd_lockout *t = sl_smtpd_lockout_new();
     struct sockaddr_storage a = addr(1, false), b = addr(2, false), a6 = addr(1, true);
+    struct smtpd_attempt at;
 
     (void)state;
     assert_int_equal(failures(t, &a, 2, 3, WINDOW_MS), 2);
     assert_false(locked(t, &a, 3, WINDOW_MS));
     assert_int_equal(failures(t, &a, 1, 3, WINDOW_MS), 1);
-    assert_true(locked(t, &a, 3, WINDOW_MS));
+    assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS, &at), SMTPD_LOCKOUT_REFUSED_FIRST);
+    assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS, &at), SMTPD_LOCKOUT_REFUSED);
     assert_true(locked(t, &a, 3, WINDOW_MS));  /* probing counted nothing more... */
     assert_false(locked(t, &a, 4, WINDOW_MS)); /* ...as a listener with a max of 4 sees */
     assert_false(locked(t, &b, 3, WINDOW_MS));
@@ -138,15 +143,13 @@ static void test_window_over(void **state)
 {
     struct sl_smtpd_lockout *t = sl_smtpd_lockout_new();
     struct sockaddr_storage a = addr(5, false);
-    const struct timespec past = {0, 450 * 1000 * 1000};
-
     (void)state;
-    failures(t, &a, 3, 3, 400);
-    assert_true(locked(t, &a, 3, 400));
-    nanosleep(&past, NULL);
-    assert_false(locked(t, &a, 3, 400));
-    failures(t, &a, 2, 3, 400); /* 2 in the new window, not 5 */
-    assert_false(locked(t, &a, 3, 400));
+    failures(t, &a, 3, 3, SHORT_MS);
+    assert_true(locked(t, &a, 3, SHORT_MS));
+    nanosleep(&past_short, NULL);
+    assert_false(locked(t, &a, 3, SHORT_MS));
+    failures(t, &a, 2, 3, SHORT_MS); /* 2 in the new window, not 5 */
+    assert_false(locked(t, &a, 3, SHORT_MS));
 }
 
 /* test_windows_differ - each window length counts on its own: no listener's window restarts
@@ -172,19 +175,18 @@ static void test_undo_in_its_window(void **state)
 {
     struct sl_smtpd_lockout *t = sl_smtpd_lockout_new();
     struct sockaddr_storage a = addr(9, false);
-    const struct timespec past = {0, 120 * 1000 * 1000};
     struct smtpd_attempt slow, none;
 
     (void)state;
-    assert_int_equal(smtpd_lockout_try(t, &a, 3, 100, &slow), SMTPD_LOCKOUT_OPEN);
-    nanosleep(&past, NULL); /* a LOGIN exchange outlasts the window */
-    failures(t, &a, 3, 3, 100);
-    smtpd_lockout_undo(t, &a, 100, &slow); /* that success must not lift the new lock */
-    assert_true(locked(t, &a, 3, 100));
-    assert_int_equal(smtpd_lockout_try(t, &a, 0, 100, &none), SMTPD_LOCKOUT_OPEN); /* no limit */
-    assert_int_equal(none.slot, -1);
-    smtpd_lockout_undo(t, &a, 100, &none); /* counted nothing: gives nothing back */
-    assert_true(locked(t, &a, 3, 100));
+    assert_int_equal(smtpd_lockout_try(t, &a, 3, SHORT_MS, &slow), SMTPD_LOCKOUT_OPEN);
+    nanosleep(&past_short, NULL); /* a LOGIN exchange outlasts the window */
+    failures(t, &a, 3, 3, SHORT_MS);
+    smtpd_lockout_undo(t, &a, SHORT_MS, &slow); /* that success must not lift the new lock */
+    assert_true(locked(t, &a, 3, SHORT_MS));
+    assert_int_equal(smtpd_lockout_try(t, &a, 0, SHORT_MS, &none), SMTPD_LOCKOUT_OPEN);
+    assert_int_equal(none.slot, -1);            /* no limit: nothing counted... */
+    smtpd_lockout_undo(t, &a, SHORT_MS, &none); /* ...and nothing given back */
+    assert_true(locked(t, &a, 3, SHORT_MS));
 }
 
 /* test_full_table - with every entry live, a new address is still counted (the oldest went) */
