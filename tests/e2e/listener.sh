@@ -381,33 +381,16 @@ check "a body that stops: 421 4.4.2 after data_timeout ($out)" \
 # its reply printed, " / " between them, with the seconds the last one took; then QUIT, so the
 # session is over at the listener too before the next test counts sessions
 tls_auth_replies() { # PORT LINE... (the client's address: $SRC, else 127.0.0.1)
-  python3 - "$@" <<'PY'
-import os, socket, ssl, sys, time
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15,
-                             source_address=(os.environ.get("SRC", "127.0.0.1"), 0))
-f = s.makefile("rb")
-def reply():
-    while True:
-        line = f.readline().decode()
-        if line[3:4] != "-":
-            return line.strip()
-reply()
-s.sendall(b"EHLO c\r\n"); reply()
-s.sendall(b"STARTTLS\r\n"); reply()
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-s = ctx.wrap_socket(s, server_hostname="listener.test"); f = s.makefile("rb")
-s.sendall(b"EHLO c\r\n"); reply()
+  PYTHONPATH="$(dirname "$0")/lib" python3 - "$@" <<'PY'
+import os, sys, time
+from tls_session import Session
+s = Session(int(sys.argv[1]), os.environ.get("SRC", "127.0.0.1"))
 out = []
 for line in sys.argv[2:]:
     t0 = time.time()
-    if line:
-        s.sendall(line.encode() + b"\r\n")
-    out.append(reply())
+    out.append(s.say(line))
 print(" / ".join(out), "after %.1f s" % (time.time() - t0))
-try:
-    s.sendall(b"QUIT\r\n"); reply(); f.read()  # the 221, then the close
-except OSError:
-    pass  # the listener had ended the session already
+s.quit()
 PY
 }
 # AUTH LOGIN, then silence at the password prompt: a timeout (421), not a failed AUTH (535)
@@ -443,29 +426,15 @@ good=$(printf '\0app1\0renewed-PW' | base64 -w0)
 bad=$(printf '\0app1\0guess' | base64 -w0)
 # Session A from 127.0.0.5 fails 3 times and stays open, so session B from the same address is
 # served by the other process: the count is shared, not per process.
-out=$(python3 - "$gport" "$bad" "$good" <<'PY'
-import socket, ssl, sys
-def session(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=15, source_address=("127.0.0.5", 0))
-    f = s.makefile("rb")
-    def reply():
-        while True:
-            line = f.readline().decode()
-            if line[3:4] != "-":
-                return line.strip()
-    reply(); s.sendall(b"EHLO c\r\n"); reply(); s.sendall(b"STARTTLS\r\n"); reply()
-    ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-    s = ctx.wrap_socket(s, server_hostname="listener.test"); f = s.makefile("rb")
-    s.sendall(b"EHLO c\r\n"); reply()
-    def say(line):
-        s.sendall(line.encode() + b"\r\n"); return reply()
-    return say
+out=$(PYTHONPATH="$(dirname "$0")/lib" python3 - "$gport" "$bad" "$good" <<'PY'
+import sys
+from tls_session import Session
 port, bad, good = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-a = session(port)
-out = [a("AUTH PLAIN " + bad) for _ in range(3)]
-b = session(port)
-out.append(b("AUTH PLAIN " + good))
-out += [a("QUIT"), b("QUIT")]
+a = Session(port, "127.0.0.5")
+out = [a.say("AUTH PLAIN " + bad) for _ in range(3)]
+b = Session(port, "127.0.0.5")
+out.append(b.say("AUTH PLAIN " + good))
+out += [a.say("QUIT"), b.say("QUIT")]
 print(" / ".join(out))
 PY
 )

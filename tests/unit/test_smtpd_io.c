@@ -26,6 +26,15 @@ static bool has(const char *p, size_t len, const char *s)
     return memmem(p, len, s, strlen(s)) != NULL;
 }
 
+/* connected - io reads sv[0] of a new socket pair; the test writes the client's bytes to sv[1] */
+static void connected(int sv[2], const char *sent, size_t len)
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    smtpd_io_no_timers();
+    io_init(&io, sv[0]);
+    assert_int_equal(write(sv[1], sent, len), (ssize_t)len);
+}
+
 /* test_wipe_keeps_pipelined - the AUTH line is gone from the buffer, the next command is not */
 static void test_wipe_keeps_pipelined(void **state)
 {
@@ -35,10 +44,7 @@ static void test_wipe_keeps_pipelined(void **state)
     int sv[2];
 
     (void)state;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    smtpd_io_no_timers();
-    io_init(&io, sv[0]);
-    assert_int_equal(write(sv[1], sent, sizeof sent - 1), (ssize_t)(sizeof sent - 1));
+    connected(sv, sent, sizeof sent - 1);
     assert_int_equal(io_line(&io, line, sizeof line - 1, &len, false), IO_OK);
     assert_string_equal(line, "AUTH PLAIN " SECRET);
     assert_true(has(io.in, sizeof io.in, SECRET)); /* read, and still there */
@@ -61,10 +67,7 @@ static void test_wipe_stale_tail(void **state)
     int sv[2];
 
     (void)state;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    smtpd_io_no_timers();
-    io_init(&io, sv[0]);
-    assert_int_equal(write(sv[1], first, sizeof first - 1), (ssize_t)(sizeof first - 1));
+    connected(sv, first, sizeof first - 1);
     for (int i = 0; i < 2; i++)
         assert_int_equal(io_line(&io, line, sizeof line - 1, &len, false), IO_OK);
     assert_int_equal(write(sv[1], second, sizeof second - 1), (ssize_t)(sizeof second - 1));
