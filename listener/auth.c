@@ -12,7 +12,7 @@
  * silent at a challenge past command_timeout gets 421 and the session ends.  A client address
  * with max_auth_failures failed within auth_failure_window gets 454 to every AUTH until the
  * window is over (lockout.c), an error too; each attempt is counted as it starts and given
- * back unless it ends in wrong credentials.
+ * back unless it ends in wrong credentials.  Clients in relay_networks are not counted.
  * Concurrency: one session per process.
  * Trust boundary: the client's base64 is decoded with bounds; the password
  * never reaches a log.
@@ -216,6 +216,9 @@ static bool refused(struct session *s, const char *user, const struct smtpd_atte
 /* admitted - may the peer try now (its attempt counted in a)?  Else 454, logged once a window */
 static bool admitted(struct session *s, struct smtpd_attempt *a)
 {
+    a->slot = -1;
+    if (s->relay_ok) /* relay_networks are trusted: one app's bad password locks out no other */
+        return true;
     switch (
         smtpd_lockout_try(s->ctx->lockout, &s->peer, s->l->max_auth_failures, window_ms(s), a)) {
     case SMTPD_LOCKOUT_OPEN:

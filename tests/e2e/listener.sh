@@ -118,7 +118,7 @@ auth_file = $T/auth
 ; AUTH from the outside, for the lockout by address (3 failed within 5 minutes)
 [listener "guard"]
 address = 127.0.0.1:$gport
-relay_networks = 10.99.0.0/16
+relay_networks = 10.99.0.0/16, 127.0.0.9/32
 max_sessions = 2
 tls_cert_file = $CA_DIR/listener.crt
 tls_key_file = $CA_DIR/listener.key
@@ -489,6 +489,9 @@ out=$(SRC=127.0.0.5 tls_auth_replies "$gport" "AUTH PLAIN $bad" "AUTH PLAIN $bad
 out2=$(SRC=127.0.0.5 tls_auth_replies "$gport" "AUTH PLAIN $bad" "AUTH PLAIN $good")
 check "a success neither counts nor clears (2 failed, 235; then the 3rd failure locks: 454) ($out; $out2)" \
   eval '[[ $out == "535 "*" / 535 "*" / 235 "* && $out2 == "535 "*" / 454 4.7.0 "* ]]'
+out=$(SRC=127.0.0.9 tls_auth_replies "$gport" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $good")
+check "a client in relay_networks is not counted: 4 failures, then 235 ($out)" \
+  eval '[[ $out == "535 "*" / 535 "*" / 535 "*" / 535 "*" / 235 "* ]]'
 out=$(SRC=127.0.0.6 tls_auth_replies "$gport" "AUTH PLAIN" "*" "AUTH PLAIN not*base64" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $good")
 check "cancelled and undecodable AUTH do not count: 2 failures after them do not lock ($out)" \
   eval '[[ $out == "334"*" / 501 5.7.0"*" / 501 5.5.2"*" / 535 "*" / 535 "*" / 235 "* ]]'
