@@ -13,8 +13,9 @@
  *                       locked out by a colleague's typos need not wait)
  * The table lives in the daemon's memory only (listener/lockout.c): both ask
  * the master ("A" on the control socket), page by page; with no daemon there
- * is nothing counted.  Exit 0, 1 when the daemon cannot be asked or the
- * address had nothing counted, 2 on bad usage.
+ * is nothing counted (lockouts lists nothing and exits 0; unlock exits 1).
+ * Exit 1 also when the daemon does not answer or keeps its table busy, and for
+ * an unlock of an address with nothing counted; 2 on bad usage.
  * Trust boundary: the master's lines are parsed with bounds; a line that does
  * not parse is skipped.
  */
@@ -53,12 +54,25 @@ static int ask(const char *spool, const char *req, char *ans, size_t len)
     return rc;
 }
 
+/* trusted - is c's address in l's relay_networks (where nothing is counted or refused)? */
+static bool trusted(const struct sl_listener *l, const struct counted *c)
+{
+    struct sl_cidr a;
+
+    if (!sl_cidr_parse(c->addr, &a)) /* a.b.c.d, or an IPv6 /64 */
+        return false;
+    for (size_t i = 0; i < l->nrelay; i++)
+        if (sl_cidr_match(&l->relay[i], a.family, a.addr))
+            return true;
+    return false;
+}
+
 /* locks - does listener l refuse c's AUTH now?  It judges the count of its own window alone */
 static bool locks(const struct sl_listener *l, const struct counted *c)
 {
     return l->auth_file != NULL && l->max_auth_failures > 0 &&
            (uint64_t)l->auth_failure_window_ms == c->window_ms &&
-           c->failures >= l->max_auth_failures;
+           c->failures >= l->max_auth_failures && !trusted(l, c);
 }
 
 /* duration - a window's length as the config writes it: 15m, 90s, 2h */

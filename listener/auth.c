@@ -11,8 +11,9 @@
  * not base64 gets 501 5.5.2, one over the line limit 500 5.5.6 (6), each an error too; one
  * silent at a challenge past command_timeout gets 421 and the session ends.  A client address
  * with max_auth_failures failed within auth_failure_window gets 454 to every AUTH until the
- * window is over (lockout.c), an error too; each attempt is counted as it starts and given
- * back unless it ends in wrong credentials.  Clients in relay_networks are not counted.
+ * window is over (lockout.c), an error too: the credentials are read, then refused unchecked.
+ * Only a password check is counted (once the credentials are all in, in the check's own locked
+ * step), and given back when it succeeds.  Clients in relay_networks are not counted.
  * Concurrency: one session per process.
  * Trust boundary: the client's base64 is decoded with bounds; the password
  * never reaches a log.
@@ -125,6 +126,50 @@ static bool challenge(struct session *s, const char *b64, char *line, size_t len
     return true;
 }
 
+/* window_ms - the listener's auth_failure_window */
+static uint64_t window_ms(const struct session *s)
+{
+    return (uint64_t)s->l->auth_failure_window_ms;
+}
+
+/* admitted - may the peer have its password checked now (the attempt counted in a)?  Not
+ * when its address is locked out: s->auth_stop says so, the first refusal of a window logged */
+static bool admitted(struct session *s, struct smtpd_attempt *a)
+{
+    a->slot = -1;
+    if (s->relay_ok) /* relay_networks are trusted: one app's bad password locks out no other */
+        return true;
+    switch (
+        smtpd_lockout_try(s->ctx->lockout, &s->peer, s->l->max_auth_failures, window_ms(s), a)) {
+    case SMTPD_LOCKOUT_OPEN:
+        return true;
+    case SMTPD_LOCKOUT_REFUSED_FIRST:
+        sl_msg_info("%s: AUTH refused: %u failed from this address within auth_failure_window "
+                    "(max_auth_failures %u)",
+                    s->peer_ip, a->failures, s->l->max_auth_failures);
+        break;
+    case SMTPD_LOCKOUT_REFUSED:
+        break;
+    }
+    s->auth_stop = AUTH_LOCKED;
+    return false;
+}
+
+/* verified - user's password checked, unless the address is locked out; the check and the
+ * count are one step of the lockout table, taken only once the credentials are all in (a
+ * session left waiting at a prompt holds no count), and a success gives its count back */
+static bool verified(struct session *s, const char *user, const char *pass, size_t passlen)
+{
+    struct smtpd_attempt a;
+
+    if (!admitted(s, &a))
+        return false;
+    if (!smtpd_creds_check(s->creds, user, pass, passlen))
+        return false; /* wrong credentials: the attempt stays counted */
+    smtpd_lockout_undo(s->ctx->lockout, &s->peer, window_ms(s), &a);
+    return true;
+}
+
 /* plain_check - a decoded PLAIN message, [authzid] NUL authcid NUL passwd: the user into
  * user, and whether the password is its own */
 static bool plain_check(struct session *s, const char *buf, long n, char *user, size_t ulen)
@@ -137,7 +182,7 @@ static bool plain_check(struct session *s, const char *buf, long n, char *user, 
     snprintf(user, ulen, "%s", authc);
     if (*authz != '\0' && strcmp(authz, authc) != 0)
         return false; /* acting for someone else is not offered */
-    return smtpd_creds_check(s->creds, authc, pass, (size_t)(buf + n - pass));
+    return verified(s, authc, pass, (size_t)(buf + n - pass));
 }
 
 /* plain - RFC 4616, the message as the initial response (given) or after an empty challenge;
@@ -168,27 +213,24 @@ static bool login(struct session *s, const char *initial, bool given, char *user
         decode(s, given ? initial : line, user, ulen) >= 0 &&
         challenge(s, "UGFzc3dvcmQ6", line, sizeof line) && /* Password: */
         (n = decode(s, line, pass, sizeof pass)) >= 0)
-        ok = smtpd_creds_check(s->creds, user, pass, (size_t)n);
+        ok = verified(s, user, pass, (size_t)n);
     sodium_memzero(line, sizeof line);
     sodium_memzero(pass, sizeof pass);
     return ok;
 }
 
-/* window_ms - the listener's auth_failure_window */
-static uint64_t window_ms(const struct session *s)
-{
-    return (uint64_t)s->l->auth_failure_window_ms;
-}
-
 /* refused - the exchange ended without a login: the reply its end calls for (RFC 4954 4 and
  * 6); only wrong credentials are a failed AUTH.  false: the session ends */
-static bool refused(struct session *s, const char *user, const struct smtpd_attempt *a)
+static bool refused(struct session *s, const char *user)
 {
     char shown[300];
 
-    if (s->auth_stop != AUTH_ANSWERED) /* not a guess: the attempt is given back */
-        smtpd_lockout_undo(s->ctx->lockout, &s->peer, window_ms(s), a);
     switch (s->auth_stop) {
+    case AUTH_LOCKED:
+        io_reply(&s->io, "454 4.7.0 Too many failed authentications from your address; try "
+                         "again later");
+        smtpd_count(s, SL_LSTAT_AUTH_LOCKED, 1);
+        return smtpd_error(s);
     case AUTH_SILENT:
         smtpd_timed_out(s, "waiting for an AUTH answer");
         return false;
@@ -213,34 +255,10 @@ static bool refused(struct session *s, const char *user, const struct smtpd_atte
     return smtpd_error(s); /* the attempt stays counted (lockout.c) */
 }
 
-/* admitted - may the peer try now (its attempt counted in a)?  Else 454, logged once a window */
-static bool admitted(struct session *s, struct smtpd_attempt *a)
-{
-    a->slot = -1;
-    if (s->relay_ok) /* relay_networks are trusted: one app's bad password locks out no other */
-        return true;
-    switch (
-        smtpd_lockout_try(s->ctx->lockout, &s->peer, s->l->max_auth_failures, window_ms(s), a)) {
-    case SMTPD_LOCKOUT_OPEN:
-        return true;
-    case SMTPD_LOCKOUT_REFUSED_FIRST:
-        sl_msg_info("%s: AUTH refused: %u failed from this address within auth_failure_window",
-                    s->peer_ip, s->l->max_auth_failures);
-        break;
-    case SMTPD_LOCKOUT_REFUSED:
-        break;
-    }
-    io_reply(&s->io, "454 4.7.0 Too many failed authentications from your address; try again "
-                     "later");
-    smtpd_count(s, SL_LSTAT_AUTH_LOCKED, 1);
-    return false;
-}
-
 /* auth - AUTH MECHANISM [initial-response] */
 static bool auth(struct session *s, const char *arg)
 {
     char mech[16], user[256] = "", shown[300];
-    struct smtpd_attempt attempt;
     const char *initial = arg + strcspn(arg, " ");
     size_t mlen = strcspn(arg, " ");
     bool ok, given;
@@ -266,20 +284,17 @@ static bool auth(struct session *s, const char *arg)
         io_reply(&s->io, "504 5.5.4 Unrecognized authentication type");
         return smtpd_error(s);
     }
-    if (!admitted(s, &attempt))
-        return smtpd_error(s);
     if (strcasecmp(mech, "PLAIN") == 0)
         ok = plain(s, initial, given, user, sizeof user);
     else
         ok = login(s, initial, given, user, sizeof user);
     if (!ok)
-        return refused(s, user, &attempt);
+        return refused(s, user);
     sl_spool_printable(user, shown, sizeof shown);
     s->auth_user = sl_strdup(user);
     sl_msg_info("%s: authenticated as \"%s\"", s->peer_ip, shown);
     io_reply(&s->io, "235 2.7.0 Authentication successful");
     smtpd_count(s, SL_LSTAT_AUTH, 1);
-    smtpd_lockout_undo(s->ctx->lockout, &s->peer, window_ms(s), &attempt); /* not a failure */
     return true;
 }
 

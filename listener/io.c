@@ -239,7 +239,8 @@ void io_discard(struct io *io)
 }
 
 /* io_wipe_read - zero every byte of the input buffer but those not read yet: an AUTH line and
- * its answers leave no copy behind (what was pipelined after them is kept) */
+ * its answers leave no copy in this buffer (what was pipelined after them is kept; OpenSSL's
+ * own record buffers are its business) */
 void io_wipe_read(struct io *io)
 {
     sodium_memzero(io->in, io->start);

@@ -1,33 +1,38 @@
 /*
  * lockout.c - failed AUTH counted by client address across every listener
  * process: after max_auth_failures within auth_failure_window (counted from
- * the first of them), each AUTH from that address gets 454 until the window
- * is over, without a password check.
+ * the first check of the window), each AUTH from that address gets 454 until
+ * the window is over, without a password check.
  *
  * A password guesser so gets a few tries per window however many sessions
  * and processes it spreads them over (max_errors bounds one session only),
  * and its tries while locked out cost no Argon2 verification: the hash is
  * slow on purpose, so unchecked guesses would also spend the listeners' CPU.
- * An attempt is counted when it starts, in the same locked step as the
- * check, so sessions verifying at once cannot pass the check together; one
- * that ends other than in wrong credentials (success, cancel, bad base64, a
- * timeout) is given back.  A success neither counts nor clears: one valid
- * account must not reset the count for guesses at the others.  IPv6 clients
- * are counted by /64, the block one host is given.  An address is counted
- * once per window length: listeners with the same auth_failure_window share
- * its count (each judges it by its own max), one with another window counts
- * on its own, so no listener's window restarts or stretches another's.
+ * A password check is counted as it starts, in the same locked step as the
+ * lockout check, so sessions verifying at once cannot pass it together; a
+ * check that succeeds is given back.  Nothing else counts: a session waiting
+ * at a prompt holds no count, so it cannot lock out its neighbours.  A
+ * success neither counts nor clears: one valid account must not reset the
+ * count for guesses at the others.  IPv6 clients are counted by /64, the
+ * block one host is given.  An address is counted once per window length:
+ * listeners with the same auth_failure_window share its count (each judges it
+ * by its own max), one with another window counts on its own, so no
+ * listener's window restarts or stretches another's.
  * One shared mapping made by the master before the first fork (kept across
  * reloads), behind a process-shared robust mutex: a process killed while it
  * holds the lock leaves the next taker EOWNERDEAD, which marks it consistent
  * and goes on (an update is a few stores; one cut short miscounts one
- * address at worst); a holder stopped from outside costs each AUTH up to a
- * second at the check and one at the give-back, then they are skipped (AUTH
- * is then not limited: logged once a minute per process).  Only AUTH takes the lock, never the mail
- * path. When the table is full, the entry whose window began longest ago gives way. The master
- * lists the entries and forgets one for `sluicectl lockouts` and `unlock` with a trylock: it never
- * waits for a listener process. Concurrency: every listener process; the mutex. Trust boundary:
- * none; the mapping is ours.
+ * address at worst).  A process killed during a check (an Argon2 hash, tens
+ * of milliseconds) leaves that check counted as a failure.  A holder stopped
+ * from outside costs an AUTH up to a second at the check (and one more at
+ * the give-back if it got the first), then they are skipped: AUTH is not
+ * limited meanwhile, and a warning says so once a minute per process.  Only
+ * AUTH takes the lock, never the mail path.  When the table is full, the
+ * entry whose window began longest ago gives way.  The master lists the
+ * entries and forgets one for `sluicectl lockouts` and `unlock` with a
+ * trylock: it never waits for a listener process.
+ * Concurrency: every listener process; the mutex.
+ * Trust boundary: none; the mapping is ours.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,9 +54,9 @@
 
 struct entry {
     uint64_t key[2];    /* the client's address (smtpd_peer_key), IPv6 cut to its /64 */
-    uint64_t since_ms;  /* the first failure of its window (CLOCK_MONOTONIC) */
+    uint64_t since_ms;  /* the first check of its window (CLOCK_MONOTONIC) */
     uint64_t window_ms; /* the window it is counted under (part of the key) */
-    uint32_t failures;  /* attempts counted, the ones in progress too; 0: the entry is free */
+    uint32_t failures;  /* checks counted, the ones in progress too; 0: the entry is free */
     uint32_t told;      /* its lockout was logged */
 };
 
@@ -169,6 +174,7 @@ enum smtpd_lockout smtpd_lockout_try(struct sl_smtpd_lockout *t,
     struct entry *e;
 
     a->slot = -1; /* nothing counted */
+    a->failures = 0;
     if (t == NULL || max == 0 || !take(t))
         return SMTPD_LOCKOUT_OPEN;
     now = sl_clock_us() / 1000; /* under the lock: no window begins after it */
@@ -176,6 +182,7 @@ enum smtpd_lockout smtpd_lockout_try(struct sl_smtpd_lockout *t,
     e = find(t, key, window_ms);
     if (e != NULL && live(e, now) && e->failures >= max) {
         answer = e->told ? SMTPD_LOCKOUT_REFUSED : SMTPD_LOCKOUT_REFUSED_FIRST;
+        a->failures = e->failures;
         e->told = 1;
     } else {
         if (e != NULL && live(e, now))
@@ -187,6 +194,7 @@ enum smtpd_lockout smtpd_lockout_try(struct sl_smtpd_lockout *t,
         }
         a->slot = (int)(e - t->e);
         a->since_ms = e->since_ms;
+        a->failures = e->failures;
     }
     pthread_mutex_unlock(&t->lock);
     return answer;
@@ -270,27 +278,26 @@ bool sl_smtpd_lockout_page(struct sl_smtpd_lockout *t, size_t *from, char *out, 
     return true;
 }
 
-/* sl_smtpd_lockout_forget - every count of peer's key forgotten: 1, 0 when it had none,
- * -1 when the lock is held */
-int sl_smtpd_lockout_forget(struct sl_smtpd_lockout *t, const struct sockaddr_storage *peer,
-                            uint32_t *had)
+/* sl_smtpd_lockout_forget - every count of peer's key forgotten */
+enum sl_smtpd_forget sl_smtpd_lockout_forget(struct sl_smtpd_lockout *t,
+                                             const struct sockaddr_storage *peer, uint32_t *had)
 {
     uint64_t key[2], now;
 
     *had = 0;
     if (t == NULL)
-        return 0;
+        return SL_SMTPD_NONE_COUNTED;
     if (!try_take(t))
-        return -1;
+        return SL_SMTPD_TABLE_BUSY;
     key_of(peer, key);
     now = sl_clock_us() / 1000;
     for (size_t i = 0; i < LOCKOUT_SLOTS; i++) {
         struct entry *e = &t->e[i];
         if (is(e, key, e->window_ms) && live(e, now)) {
-            *had += e->failures; /* each attempt is counted in one window only */
+            *had += e->failures; /* each check is counted in one window only */
             e->failures = 0;
         }
     }
     pthread_mutex_unlock(&t->lock);
-    return *had > 0;
+    return *had > 0 ? SL_SMTPD_FORGOTTEN : SL_SMTPD_NONE_COUNTED;
 }

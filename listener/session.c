@@ -179,6 +179,16 @@ static bool dispatch(struct session *s, char *line)
     return false;
 }
 
+/* forget_auth_line - an AUTH command line may hold a password (its initial response): no copy
+ * of it stays in line or in the input buffer, whether it was served or refused */
+static void forget_auth_line(struct session *s, char *line, size_t len)
+{
+    if (strncasecmp(line, "AUTH", 4) != 0)
+        return;
+    sodium_memzero(line, len);
+    io_wipe_read(&s->io);
+}
+
 /* smtpd_session - greet, then one command after the other until the end */
 void smtpd_session(struct session *s)
 {
@@ -197,6 +207,8 @@ void smtpd_session(struct session *s)
         io_deadline((long)s->l->command_timeout_ms);
         r = io_line(&s->io, line, CMD_LINE_MAX, &len, !in_txn);
         if (r == IO_TOO_LONG) {
+            sodium_memzero(line, sizeof line); /* what of it was kept is not a string: */
+            io_wipe_read(&s->io);              /* wiped whatever it was, as an AUTH's would be */
             io_reply(&s->io, "500 5.5.2 Error: line too long");
             if (!smtpd_error(s))
                 break;
@@ -209,14 +221,14 @@ void smtpd_session(struct session *s)
         if (r != IO_OK)
             break;
         if (memchr(line, '\0', len) != NULL) {
+            forget_auth_line(s, line, len);
             io_reply(&s->io, "500 5.5.2 Error: NUL in command");
             if (!smtpd_error(s))
                 break;
             continue;
         }
         bool go_on = dispatch(s, line);
-        if (strncasecmp(line, "AUTH", 4) == 0) /* its initial response may hold a password */
-            sodium_memzero(line, len);
+        forget_auth_line(s, line, len);
         if (!go_on)
             break;
     }

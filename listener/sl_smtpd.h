@@ -70,10 +70,10 @@ struct sl_smtpd_lockout *sl_smtpd_lockout_new(void);
  * where the next page starts (SL_SMTPD_LOCKOUT_SLOTS: done).  false: the table is busy. */
 #define SL_SMTPD_LOCKOUT_SLOTS 4096
 bool sl_smtpd_lockout_page(struct sl_smtpd_lockout *t, size_t *from, char *out, size_t len);
-/* For sluicectl unlock: peer's failures (its /64 for IPv6) forgotten, their number in *had;
- * 1 forgotten, 0 none were counted, -1 the table is busy. */
-int sl_smtpd_lockout_forget(struct sl_smtpd_lockout *t, const struct sockaddr_storage *peer,
-                            uint32_t *had);
+/* For sluicectl unlock: peer's failures (its /64 for IPv6) forgotten, their number in *had. */
+enum sl_smtpd_forget { SL_SMTPD_FORGOTTEN, SL_SMTPD_NONE_COUNTED, SL_SMTPD_TABLE_BUSY };
+enum sl_smtpd_forget sl_smtpd_lockout_forget(struct sl_smtpd_lockout *t,
+                                             const struct sockaddr_storage *peer, uint32_t *had);
 /* The shared board (board.c): made before the first fork; cleared for a reaped pid. */
 struct sl_smtpd_board *sl_smtpd_board_new(void);
 void sl_smtpd_board_forget(struct sl_smtpd_board *b, pid_t pid);

@@ -128,7 +128,8 @@ struct session {
         AUTH_GONE,        /* the client left in the middle */
         AUTH_CANCELLED,   /* it answered "*" */
         AUTH_UNDECODABLE, /* an answer that is not base64 */
-        AUTH_TOO_LONG     /* an answer over the line limit */
+        AUTH_TOO_LONG,    /* an answer over the line limit */
+        AUTH_LOCKED       /* the address is locked out (lockout.c): nothing was checked */
     } auth_stop;          /* how the exchange in hand ended */
     unsigned errors;
     uint64_t max_size;
@@ -199,6 +200,7 @@ enum smtpd_lockout { SMTPD_LOCKOUT_OPEN, SMTPD_LOCKOUT_REFUSED, SMTPD_LOCKOUT_RE
 struct smtpd_attempt {
     int slot;          /* the entry counted in; -1: nothing was counted */
     uint64_t since_ms; /* its window's start, so a later window is not touched */
+    uint32_t failures; /* the count after this attempt, or the one that refused it */
 };
 enum smtpd_lockout smtpd_lockout_try(struct sl_smtpd_lockout *t,
                                      const struct sockaddr_storage *peer, unsigned max,

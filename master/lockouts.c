@@ -71,13 +71,13 @@ static void forget(struct sl_smtpd_lockout *t, const char *arg, char *ans, size_
         return;
     }
     switch (sl_smtpd_lockout_forget(t, &ss, &had)) {
-    case 1:
+    case SL_SMTPD_FORGOTTEN:
         snprintf(ans, len, "OK %s: %u failed AUTH forgotten", arg, had);
         break;
-    case 0:
+    case SL_SMTPD_NONE_COUNTED:
         snprintf(ans, len, "ERROR %s: no failed AUTH is counted", arg);
         break;
-    default:
+    case SL_SMTPD_TABLE_BUSY:
         snprintf(ans, len, "BUSY the lockout table is in use: try again");
         break;
     }

@@ -119,7 +119,7 @@ auth_file = $T/auth
 [listener "guard"]
 address = 127.0.0.1:$gport
 relay_networks = 10.99.0.0/16, 127.0.0.9/32
-max_sessions = 2
+max_sessions = 4
 tls_cert_file = $CA_DIR/listener.crt
 tls_key_file = $CA_DIR/listener.key
 auth_file = $T/auth
@@ -142,7 +142,7 @@ started "$daemon"
 listening() { swaks --server 127.0.0.1 --port "$1" --quit-after EHLO >/dev/null 2>&1; }
 check "both listeners answer" wait_for 10 eval 'listening $lport && listening $aport'
 nlisteners() { ps -o args= --ppid "$daemon" | grep -c 'sluiced: listener'; }
-check "max_sessions processes per listener are preforked (6 + 3 + 2 + 1)" wait_for 5 eval '[ "$(nlisteners)" -eq 12 ]'
+check "max_sessions processes per listener are preforked (6 + 3 + 4 + 1)" wait_for 5 eval '[ "$(nlisteners)" -eq 14 ]'
 
 messages_with() { peer_true sink "sum(1 for e, b in messages() if $1) >= ${2:-1}"; }
 count_with() { peer_stat sink "sum(1 for e, b in messages() if $1)"; }
@@ -443,7 +443,7 @@ check "3 failed AUTH from one address; then, from another process, the right pas
 failed_pid=$(sed -n 's/^listener guard\[\([0-9]*\)\]: info: 127.0.0.5: authentication failed .*/\1/p' "$T/daemon.log" | sort -u)
 refused_pid=$(sed -n 's/^listener guard\[\([0-9]*\)\]: info: 127.0.0.5: AUTH refused: .*/\1/p' "$T/daemon.log" | sort -u)
 check "the failures and the refusal were in two processes ($failed_pid, $refused_pid), the refusal logged once" \
-  eval '[ -n "$failed_pid" ] && [ -n "$refused_pid" ] && [ "$failed_pid" != "$refused_pid" ] && [ "$(grep -c "127.0.0.5: AUTH refused: 3 failed from this address within auth_failure_window$" "$T/daemon.log")" -eq 1 ]'
+  eval '[ -n "$failed_pid" ] && [ -n "$refused_pid" ] && [ "$failed_pid" != "$refused_pid" ] && [ "$(grep -c "127.0.0.5: AUTH refused: 3 failed from this address within auth_failure_window (max_auth_failures 3)$" "$T/daemon.log")" -eq 1 ]'
 out=$(SRC=127.0.0.6 tls_auth_replies "$gport" "AUTH PLAIN $good")
 check "another address is not locked out ($out)" eval '[[ $out == "235 "* ]]'
 # the lockout outlives a reload: the new processes see the same table
@@ -452,7 +452,7 @@ kill -HUP "$daemon"
 guard_renewed() {
   local p
   for p in $old_guard; do alive "$p" && return 1; done
-  [ "$(ps -o args= --ppid "$daemon" | grep -c 'sluiced: listener guard')" -eq 2 ]
+  [ "$(ps -o args= --ppid "$daemon" | grep -c 'sluiced: listener guard')" -eq 4 ]
 }
 check "SIGHUP replaces the guard listener's processes" wait_for 10 guard_renewed
 out=$(SRC=127.0.0.5 tls_auth_replies "$gport" "AUTH PLAIN $good")
@@ -489,6 +489,21 @@ out=$(SRC=127.0.0.5 tls_auth_replies "$gport" "AUTH PLAIN $bad" "AUTH PLAIN $bad
 out2=$(SRC=127.0.0.5 tls_auth_replies "$gport" "AUTH PLAIN $bad" "AUTH PLAIN $good")
 check "a success neither counts nor clears (2 failed, 235; then the 3rd failure locks: 454) ($out; $out2)" \
   eval '[[ $out == "535 "*" / 535 "*" / 235 "* && $out2 == "535 "*" / 454 4.7.0 "* ]]'
+# Sessions waiting at a prompt check nothing, so they hold no count: 3 of them from 127.0.0.8
+# sit at AUTH LOGIN's password prompt while a 4th, from the same address, logs in.
+out=$(PYTHONPATH="$(dirname "$0")/lib" python3 - "$gport" "$good" <<'PY'
+import sys
+from tls_session import Session
+port, good = int(sys.argv[1]), sys.argv[2]
+waiting = [Session(port, "127.0.0.8") for _ in range(3)]
+out = [w.say("AUTH LOGIN YXBwMQ==") for w in waiting]  # the user, then the password prompt
+out.append(Session(port, "127.0.0.8").say("AUTH PLAIN " + good))
+out += [w.say("*") for w in waiting]
+print(" / ".join(out))
+PY
+)
+check "3 sessions waiting at a password prompt do not lock their address out: the 4th logs in ($out)" \
+  eval '[[ $out == "334 "*" / 334 "*" / 334 "*" / 235 "*" / 501 "*" / 501 "*" / 501 "* ]]'
 out=$(SRC=127.0.0.9 tls_auth_replies "$gport" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $good")
 check "a client in relay_networks is not counted: 4 failures, then 235 ($out)" \
   eval '[[ $out == "535 "*" / 535 "*" / 535 "*" / 535 "*" / 235 "* ]]'
@@ -581,8 +596,6 @@ done
 for l in local auth; do
   same "accept-time observations (one per message queued)" $l sluice_listener_accept_seconds_count "" \
     "$(got sluice_listener_messages_total $l)"
-  same "accept-time +Inf bucket" $l sluice_listener_accept_seconds_bucket ',le="+Inf"' \
-    "$(got sluice_listener_accept_seconds_count $l)"
 done
 check "metrics: the accept time of local's messages is counted in seconds, above 0 and below their count times 30" \
   awk -v n="$(got sluice_listener_messages_total local)" \
