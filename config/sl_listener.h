@@ -43,7 +43,7 @@ struct sl_listener {
     size_t nrelay;
     unsigned max_sessions, max_sessions_per_client, max_recipients, max_errors;
     unsigned max_auth_failures;     /* failed AUTH from one address per window; 0: no limit */
-    int64_t auth_failure_window_ms; /* counted from the first of them */
+    int64_t auth_failure_window_ms; /* counted from the window's first check */
     int64_t command_timeout_ms, data_timeout_ms, tls_timeout_ms;
     char *tls_cert_file, *tls_key_file, *auth_file;
     char *hostname; /* the greeting's and Received's name; NULL: ehlo_hostname or the host's */

@@ -5,7 +5,8 @@
  *   lockouts [--json]   each address with failures in its window: the count,
  *                       the window's length and end (UTC), the listeners that
  *                       refuse its AUTH now (454: failures at their max within
- *                       their window; an address appears once per window length
+ *                       their window, the address not covered by their
+ *                       relay_networks; an address appears once per window length
  *                       counted).  Which listeners lock is judged from the config
  *                       file as it is now; the counts from the running daemon,
  *                       read page by page (not one snapshot).
@@ -54,15 +55,16 @@ static int ask(const char *spool, const char *req, char *ans, size_t len)
     return rc;
 }
 
-/* trusted - is c's address in l's relay_networks (where nothing is counted or refused)? */
+/* trusted - does one of l's relay_networks cover c's whole key (an address, or an IPv6 /64),
+ * so that l counts and refuses none of it?  A narrower network leaves some of a /64 locked. */
 static bool trusted(const struct sl_listener *l, const struct counted *c)
 {
     struct sl_cidr a;
 
-    if (!sl_cidr_parse(c->addr, &a)) /* a.b.c.d, or an IPv6 /64 */
+    if (!sl_cidr_parse(c->addr, &a)) /* a.b.c.d (32 bits), or an IPv6 /64 */
         return false;
     for (size_t i = 0; i < l->nrelay; i++)
-        if (sl_cidr_match(&l->relay[i], a.family, a.addr))
+        if (l->relay[i].bits <= a.bits && sl_cidr_match(&l->relay[i], a.family, a.addr))
             return true;
     return false;
 }

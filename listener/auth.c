@@ -10,10 +10,12 @@
  * A client that answers a challenge with "*" cancelled: 501 (RFC 4954 4); an answer that is
  * not base64 gets 501 5.5.2, one over the line limit 500 5.5.6 (6), each an error too; one
  * silent at a challenge past command_timeout gets 421 and the session ends.  A client address
- * with max_auth_failures failed within auth_failure_window gets 454 to every AUTH until the
- * window is over (lockout.c), an error too: the credentials are read, then refused unchecked.
- * Only a password check is counted (once the credentials are all in, in the check's own locked
- * step), and given back when it succeeds.  Clients in relay_networks are not counted.
+ * with max_auth_failures failed checks within auth_failure_window gets 454 in place of each
+ * password check until the window is over (lockout.c), an error too: the credentials are read,
+ * then refused unchecked.  Only a password check is counted (once the credentials are all in,
+ * in the check's own locked step), and given back when it succeeds; a PLAIN response that is
+ * malformed or names another authorization identity gets 535 with no check, so it counts
+ * nothing.  Clients in relay_networks are not counted.
  * Concurrency: one session per process.
  * Trust boundary: the client's base64 is decoded with bounds; the password
  * never reaches a log.
@@ -252,7 +254,7 @@ static bool refused(struct session *s, const char *user)
     sl_msg_info("%s: authentication failed for \"%s\"", s->peer_ip, shown);
     io_reply(&s->io, "535 5.7.8 Error: authentication failed");
     smtpd_count(s, SL_LSTAT_AUTH_FAILED, 1);
-    return smtpd_error(s); /* the attempt stays counted (lockout.c) */
+    return smtpd_error(s); /* a failed check stays counted (verified) */
 }
 
 /* auth - AUTH MECHANISM [initial-response] */

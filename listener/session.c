@@ -221,7 +221,8 @@ void smtpd_session(struct session *s)
         if (r != IO_OK)
             break;
         if (memchr(line, '\0', len) != NULL) {
-            forget_auth_line(s, line, len);
+            sodium_memzero(line, len); /* an AUTH's, perhaps, whatever its first bytes */
+            io_wipe_read(&s->io);
             io_reply(&s->io, "500 5.5.2 Error: NUL in command");
             if (!smtpd_error(s))
                 break;

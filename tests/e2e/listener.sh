@@ -69,6 +69,10 @@ v6port=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind((
 while [ "$aport" = "$lport" ]; do aport=$(peer_free_port 127.0.0.1); done
 gport=$(peer_free_port 127.0.0.1)
 while [ "$gport" = "$lport" ] || [ "$gport" = "$aport" ]; do gport=$(peer_free_port 127.0.0.1); done
+iport=$(peer_free_port 127.0.0.1)
+while [ "$iport" = "$lport" ] || [ "$iport" = "$aport" ] || [ "$iport" = "$gport" ]; do
+  iport=$(peer_free_port 127.0.0.1)
+done
 echo 'sekret-PW' | "$SLUICECTL" passwd --file "$T/auth" app1
 echo 'other-PW' | "$SLUICECTL" passwd --file "$T/auth" app2
 check "sluicectl passwd writes USER:argon2id hashes" grep -q '^app1:\$argon2id\$' "$T/auth"
@@ -126,6 +130,17 @@ auth_file = $T/auth
 max_auth_failures = 3
 auth_failure_window = 5m
 
+; the same limits, but 127.0.0.5 is trusted here: sluicectl lockouts must not name it
+[listener "inside"]
+address = 127.0.0.1:$iport
+relay_networks = 127.0.0.5/32
+max_sessions = 1
+tls_cert_file = $CA_DIR/listener.crt
+tls_key_file = $CA_DIR/listener.key
+auth_file = $T/auth
+max_auth_failures = 3
+auth_failure_window = 5m
+
 [listener "v6"]
 address = [::1]:$v6port
 max_sessions = 1
@@ -133,8 +148,8 @@ INI
 "$SLUICECTL" -c "$T/sluice.ini" config check >"$T/check_ok.out" 2>&1
 rc=$?
 check "config check accepts the listener sections" [ "$rc" -eq 0 ]
-check "config check's summary counts the listeners (4)" \
-  grep -q "OK (.*, 4 listeners)" "$T/check_ok.out"
+check "config check's summary counts the listeners (5)" \
+  grep -q "OK (.*, 5 listeners)" "$T/check_ok.out"
 
 "$SLUICED" -c "$T/sluice.ini" >"$T/daemon.log" 2>&1 &
 daemon=$!
@@ -142,7 +157,7 @@ started "$daemon"
 listening() { swaks --server 127.0.0.1 --port "$1" --quit-after EHLO >/dev/null 2>&1; }
 check "both listeners answer" wait_for 10 eval 'listening $lport && listening $aport'
 nlisteners() { ps -o args= --ppid "$daemon" | grep -c 'sluiced: listener'; }
-check "max_sessions processes per listener are preforked (6 + 3 + 4 + 1)" wait_for 5 eval '[ "$(nlisteners)" -eq 14 ]'
+check "max_sessions processes per listener are preforked (6 + 3 + 4 + 1 + 1)" wait_for 5 eval '[ "$(nlisteners)" -eq 15 ]'
 
 messages_with() { peer_true sink "sum(1 for e, b in messages() if $1) >= ${2:-1}"; }
 count_with() { peer_stat sink "sum(1 for e, b in messages() if $1)"; }
@@ -425,7 +440,7 @@ check "AUTH PLAIN = is an empty initial response, not a request for a challenge 
 good=$(printf '\0app1\0renewed-PW' | base64 -w0)
 bad=$(printf '\0app1\0guess' | base64 -w0)
 # Session A from 127.0.0.5 fails 3 times and stays open, so session B from the same address is
-# served by the other process: the count is shared, not per process.
+# served by another process: the count is shared, not per process.
 out=$(PYTHONPATH="$(dirname "$0")/lib" python3 - "$gport" "$bad" "$good" <<'PY'
 import sys
 from tls_session import Session
@@ -459,7 +474,7 @@ out=$(SRC=127.0.0.5 tls_auth_replies "$gport" "AUTH PLAIN $good")
 check "after the reload, the address is still locked out ($out)" eval '[[ $out == "454 4.7.0 "* ]]'
 # the operator's view, and unlock
 "$SLUICECTL" -c "$T/sluice.ini" lockouts >"$T/lockouts" 2>&1
-check "sluicectl lockouts: 127.0.0.5, 3 failures in a 5m window, locked at guard alone ($(grep 127.0.0.5 "$T/lockouts"))" \
+check "sluicectl lockouts: 127.0.0.5, 3 failures in a 5m window, locked at guard alone, not at inside, which trusts it ($(grep 127.0.0.5 "$T/lockouts"))" \
   grep -qE '^127\.0\.0\.5 +3  5m +[0-9]{4}-[0-9-]+T[0-9:]+Z  guard$' "$T/lockouts"
 check "sluicectl lockouts: an address whose AUTH succeeded has nothing counted" \
   eval '! grep -q "^127\.0\.0\.6 " "$T/lockouts"'

@@ -207,7 +207,7 @@ static void test_full_table(void **state)
     assert_true(locked(t, &late, 2, WINDOW_MS));
 }
 
-/* test_operator_view - the master's pages list each address once, whatever the page size;
+/* test_operator_view - the master's pages (of a few hundred bytes) list each address once;
  * unlock forgets an IPv6 client's whole /64 */
 static void test_operator_view(void **state)
 {
@@ -223,7 +223,7 @@ static void test_operator_view(void **state)
         struct sockaddr_storage p = addr(i, false);
         failures(t, &p, i % 3 + 1, 5, WINDOW_MS);
     }
-    while (from < SL_SMTPD_LOCKOUT_SLOTS) { /* about 5 lines a page */
+    while (from < SL_SMTPD_LOCKOUT_SLOTS) { /* about 9 lines a page */
         assert_true(sl_smtpd_lockout_page(t, &from, page, sizeof page));
         for (line = page; *line != '\0'; line = strchr(line, '\n') + 1) {
             unsigned a, b, c, d, n;
