@@ -442,7 +442,8 @@ static size_t job_size(size_t ready, unsigned workers)
 
 /* send_job - up to SL_JOB_PARTS of d's ready parts to worker w in one datagram; a
  * destination served over a contended counter (contended) gets a whole turn's worth, since
- * spreading its mail over workers could not open more connections anyway */
+ * spreading its mail over workers could not open more connections anyway.  A part that was
+ * in a crashed job goes in a job of its own (crashed_parts). */
 static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_config *cfg,
                      unsigned wi, struct sl_qdest *d, bool contended)
 {
@@ -457,7 +458,7 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
 
     if (head < 0 || len >= sizeof job)
         sl_msg_panic("job header for %s %s does not fit a datagram", d->binding, d->domain);
-    while (n < max && (p = sl_queue_peek(d)) != NULL) {
+    while (n < max && (p = sl_queue_peek(d)) != NULL && !(n > 0 && p->crashes > 0)) {
         int t = p->attempts == 0 ? snprintf(job + len, sizeof job - len, " %s.%u%s", p->msg->id,
                                             p->k, p->fresh ? "+" : "")
                                  : snprintf(job + len, sizeof job - len, " %s.%u:%" PRIu32,
@@ -466,6 +467,8 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
             break;
         len += (size_t)t;
         taken[n++] = sl_queue_take(s->q, d, id);
+        if (p->crashes > 0)
+            break; /* a suspect goes alone (crashed_parts) */
     }
     if (w->conn != d) /* before the send: the worker may take its units at once */
         promise(s, cfg, w, d);
@@ -987,16 +990,37 @@ static size_t line_of_parts(const char *s)
     return at > 0 ? at : CRASH_LINE;
 }
 
+/* suspects_named - what the crash tells of its parts: each goes alone from now on, and a part
+ * that was alone when its worker died is almost surely why */
+static void suspects_named(const struct sl_worker_slot *w, struct sl_qpart *const *p, size_t n)
+{
+    if (n > 1)
+        sl_msg_warn("job %" PRIu64 " (worker pid %ld): each of its %zu parts goes in a job of "
+                    "its own from now on, so that one that kills workers takes no other down",
+                    w->job, (long)w->pid, n);
+    else if (n == 1)
+        sl_msg_warn("job %" PRIu64 " (worker pid %ld): part %s.%u was alone in it, and has now "
+                    "been in %u crashed jobs: most likely it is what kills workers",
+                    w->job, (long)w->pid, p[0]->msg->id, p[0]->k, (unsigned)p[0]->crashes);
+}
+
 /* crashed_parts - the parts of a worker that died of its own doing wait SL_SCHED_CRASHED_S:
  * one of them may be what kills a worker (a message that trips a bug, a reply that does), and
  * handed out again at once it would kill worker after worker, each perhaps after the peer
  * took the message, so its recipients would get it again and again; the parts of a worker
- * killed from outside (an operator, the OOM killer) go back at once */
+ * killed from outside (an operator, the OOM killer) go back at once.  Each is a suspect from
+ * then on and goes in a job of its own (send_job): sent together again, the one that kills
+ * would take the others down with it at every retry, and none would ever be delivered; alone,
+ * the innocent go through and only the guilty one keeps waiting. */
 static void crashed_parts(struct sl_sched *s, const struct sl_worker_slot *w, struct sl_qpart **p,
                           size_t n)
 {
     int64_t due = now_seconds() + SL_SCHED_CRASHED_S;
     size_t cut = line_of_parts(w->parts);
+
+    for (size_t i = 0; i < n; i++)
+        if (p[i]->crashes < UINT8_MAX)
+            p[i]->crashes++;
 
     sl_msg_warn("worker pid %ld died of its own doing with job %" PRIu64
                 ": its %zu parts wait %d s, in case one of them is why: %.*s",
@@ -1009,6 +1033,7 @@ static void crashed_parts(struct sl_sched *s, const struct sl_worker_slot *w, st
         sl_msg_warn("job %" PRIu64 " (worker pid %ld) also held: %.*s", w->job, (long)w->pid,
                     (int)cut, rest);
     }
+    suspects_named(w, p, n);
     while (n > 0)
         sl_queue_defer(s->q, p[--n], due);
 }

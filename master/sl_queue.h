@@ -54,9 +54,12 @@ struct sl_qpart {
                                      count, which a full disk may have kept from being saved */
     uint16_t k;                   /* part number within the message */
     uint8_t state;                /* enum sl_part_state */
-    bool fresh; /* no state file can exist: none was there when it was indexed and it was
-                   never handed out or touched by an operator's command since (the worker
-                   then skips looking for one) */
+    bool fresh;      /* no state file can exist: none was there when it was indexed and it was
+                        never handed out or touched by an operator's command since (the worker
+                        then skips looking for one) */
+    uint8_t crashes; /* jobs it was in whose worker died of its own doing (at most 255):
+                        from one on it goes in a job of its own, so that a message that
+                        kills workers takes no other message down with it */
 };
 
 struct sl_qmsg {

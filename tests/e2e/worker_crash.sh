@@ -5,6 +5,8 @@
 # receiver took it, so its recipients would get it again and again), but wait five minutes,
 # and the master names them; the message stays queued, and `sluicectl flush` sends it at once.
 # A job of many parts (up to 128) is named whole, its list continued over several warning lines.
+# From then on each of those parts goes alone, so a message that kills workers (a "poison")
+# takes no other down with it.
 # A worker killed from outside (kill -9, the OOM killer) gives its parts back at once: crash.sh.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
@@ -78,5 +80,57 @@ named() {
   while read -r id; do grep -q "$id" "$T/daemon2.log" || return 1; done <"$T/many.ids"
 }
 check "every one of them is in its warning lines" wait_for 5 named
+kill -TERM "$daemon"
+wait "$daemon"
+
+# A message that kills workers takes no other down with it: after the crash, each part of
+# the job goes in a job of its own, so the innocent ones are delivered while the guilty one
+# (here the receiver stalls on its recipient, as it would make a worker die) keeps the
+# worker it is in; sent together again, those behind it in its job would wait with it, and
+# die with it at every retry.  Two workers: one for the poison, one for the rest.
+ctl delete --domain many.test >/dev/null # phase 2's mail, out of the way
+sed -i 's/^workers = .*/workers = 2/' "$T/sluice.ini"
+printf '\n[domain "poison.test"]\nroute = 127.0.1.1:%s\nchunking = off\n' "$(peer_port mx)" \
+  >>"$T/sluice.ini"
+peer_script mx '{"rcpt": [{"match": "^poison@", "stall": 60}]}'
+poison=$(printf 'Subject: p\r\n\r\nbody\r\n' | ctl inject --binding b1 -f s@sender.test poison@poison.test)
+for i in $(seq 9); do
+  printf 'Subject: t\r\n\r\nbody\r\n' | ctl inject --binding b1 -f s@sender.test "r$i@poison.test"
+done >"$T/innocent.ids"
+check "the poison and 9 other messages are queued while the daemon is stopped" \
+  eval 'test -n "$poison" && [ "$(wc -l <"$T/innocent.ids")" -eq 9 ]'
+: >"$T/daemon3.log"
+delivered() { test "$(grep -c '"domain":"poison.test".*"outcome":"delivered"' "$T/delivery.log")" -eq "$1"; }
+"$SLUICED" -c "$T/sluice.ini" 2>>"$T/daemon3.log" &
+daemon=$!
+started "$daemon"
+stalled() { peer_true mx "events.get('rcpt_rule:^poison@', 0) >= $1"; }
+check "a worker is stuck on the poison's recipient" wait_for 10 stalled 1
+sleep 1 # the other worker's job ends
+for p in $(children_of "$daemon"); do kill -SEGV "$p"; done
+check "the master names the poison's crashed job" \
+  wait_for 10 grep -q "died of its own doing with job .*: its [0-9]* parts wait 300 s.*$poison" \
+  "$T/daemon3.log"
+held=$(sed -n "s/.*died of its own doing with job .*: its \([0-9]*\) parts wait 300 s.*$poison.*/\1/p" \
+  "$T/daemon3.log")
+check "others were in the poison's job (${held:-?} parts)" test "${held:-0}" -ge 2
+check "and says each goes alone from now on" \
+  grep -q "each of its $held parts goes in a job of its own from now on" "$T/daemon3.log"
+check "the replacements come up" wait_for 10 eval 'test "$(children_of "$daemon" | wc -l)" -eq 2'
+ctl flush --domain poison.test >/dev/null
+check "after a flush, the poison is stuck again, alone" wait_for 10 stalled 2
+check "while every other message is delivered" wait_for 15 delivered 9
+check "the poison is still queued" test -f "$T/spool/queue/$poison"
+for p in $(children_of "$daemon"); do kill -SEGV "$p"; done
+check "its second crash names it alone" \
+  wait_for 10 grep -q "part $poison.0 was alone in it, and has now been in 2 crashed jobs" \
+  "$T/daemon3.log"
+peer_script mx '{}'
+check "the replacements come up again" \
+  wait_for 10 eval 'test "$(children_of "$daemon" | wc -l)" -eq 2'
+ctl flush "$poison" >/dev/null
+check "once the cause is gone, the poison is delivered too" wait_for 10 delivered 10
+check "and nothing of poison.test is left in the queue" \
+  eval '! ctl queue --domain poison.test | grep -q "poison.test"'
 kill -TERM "$daemon"
 wait "$daemon"

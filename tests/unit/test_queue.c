@@ -652,6 +652,55 @@ static void test_dispatch_crashed_worker(void **state)
     assert_true(sl_queue_next_due(f->s.q) >= before + SL_SCHED_CRASHED_S);
 }
 
+/* After a crash, each part of the job goes in a job of its own: sent together again, a
+ * message that kills workers would take the others down with it at every retry, and none would
+ * ever be delivered.  A part never in a crash still goes with others, and a job stops before a
+ * suspect. */
+static void test_dispatch_crashed_alone(void **state)
+{
+    struct fixture *f = *state;
+    char job[SL_JOB_MAX], want[SL_JOB_MAX];
+    bool seen[4] = {false};
+    unsigned wi, other;
+
+    for (unsigned i = 1; i <= 3; i++)
+        add1(f->s.q, i, "pair.example", 0);
+    f->sup.want = 1;
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    wi = f->sup.w[0].job == 1 ? 0 : 1;
+    other = 1 - wi;
+    job_of(f, wi, job, sizeof job);
+    assert_string_equal(job, "J1 D b1 pair.example M0000000000000000001.0 "
+                             "M0000000000000000002.0 M0000000000000000003.0");
+    sl_sched_worker_exit(&f->sup.w[wi], W_EXITCODE(0, SIGSEGV), &f->s);
+    f->sup.w[wi].ready = false; /* its replacement is not up yet */
+    add1(f->s.q, 4, "pair.example", 0);
+    add1(f->s.q, 5, "pair.example", 0);
+    assert_int_equal(sl_queue_release_due(f->s.q, INT64_MAX), 3); /* as sluicectl flush */
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, other, job, sizeof job);
+    assert_string_equal(job, "J2 D b1 pair.example M0000000000000000004.0 M0000000000000000005.0");
+    say(f, other, "D2 M0000000000000000004.0=d M0000000000000000005.0=d");
+    say(f, other, "K b1 pair.example");
+    for (unsigned j = 3; j <= 5; j++) { /* the three suspects, one job each */
+        char id[SL_SPOOL_ID_LEN + 1];
+        unsigned n;
+        sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+        job_of(f, other, job, sizeof job);
+        assert_int_equal(sscanf(job, "J%*u D b1 pair.example M%u.0", &n), 1);
+        assert_true(n >= 1 && n <= 3 && !seen[n]);
+        seen[n] = true;
+        snprintf(want, sizeof want, "J%u D b1 pair.example M%019u.0", j, n);
+        assert_string_equal(job, want); /* nothing after it */
+        make_id(id, n);
+        assert_int_equal(sl_queue_find(f->s.q, id)->part[0].crashes, 1);
+        snprintf(want, sizeof want, "D%u M%019u.0=d", j, n);
+        say(f, other, want);
+        say(f, other, "K b1 pair.example");
+    }
+    assert_int_equal(sl_queue_messages(f->s.q), 0);
+}
+
 /* A destination whose counter is full is held back, not handed out. */
 static void test_dispatch_full(void **state)
 {
@@ -1037,6 +1086,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_dead_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_crashed_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_crashed_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pickup_warmup, setup, teardown),
         cmocka_unit_test(test_pickup_gone_out_of_turn),
