@@ -141,8 +141,8 @@ static bool admitted(struct session *s, struct smtpd_attempt *a)
     a->slot = -1;
     if (s->relay_ok) /* relay_networks are trusted: one app's bad password locks out no other */
         return true;
-    switch (
-        smtpd_lockout_try(s->ctx->lockout, &s->peer, s->l->max_auth_failures, window_ms(s), a)) {
+    switch (smtpd_lockout_try(s->ctx->lockout, &s->peer, s->l->max_auth_failures, window_ms(s),
+                              (unsigned)s->ctx->listener, a)) {
     case SMTPD_LOCKOUT_OPEN:
         return true;
     case SMTPD_LOCKOUT_REFUSED_FIRST:

@@ -57,7 +57,7 @@ struct entry {
     uint64_t since_ms;  /* the first check of its window (CLOCK_MONOTONIC) */
     uint64_t window_ms; /* the window it is counted under (part of the key) */
     uint32_t failures;  /* checks counted, the ones in progress too; 0: the entry is free */
-    uint32_t told;      /* its lockout was logged */
+    uint32_t told;      /* the listeners that logged its lockout (bit: index mod 32) */
 };
 
 struct sl_smtpd_lockout {
@@ -167,8 +167,9 @@ static struct entry *room(struct sl_smtpd_lockout *t, uint64_t now)
  * count to give back if the attempt is not a failure */
 enum smtpd_lockout smtpd_lockout_try(struct sl_smtpd_lockout *t,
                                      const struct sockaddr_storage *peer, unsigned max,
-                                     uint64_t window_ms, struct smtpd_attempt *a)
+                                     uint64_t window_ms, unsigned listener, struct smtpd_attempt *a)
 {
+    uint32_t teller = 1u << (listener % 32);
     enum smtpd_lockout answer = SMTPD_LOCKOUT_OPEN;
     uint64_t key[2], now;
     struct entry *e;
@@ -181,9 +182,9 @@ enum smtpd_lockout smtpd_lockout_try(struct sl_smtpd_lockout *t,
     key_of(peer, key);
     e = find(t, key, window_ms);
     if (e != NULL && live(e, now) && e->failures >= max) {
-        answer = e->told ? SMTPD_LOCKOUT_REFUSED : SMTPD_LOCKOUT_REFUSED_FIRST;
+        answer = e->told & teller ? SMTPD_LOCKOUT_REFUSED : SMTPD_LOCKOUT_REFUSED_FIRST;
         a->failures = e->failures;
-        e->told = 1;
+        e->told |= teller;
     } else {
         if (e != NULL && live(e, now))
             e->failures += e->failures < UINT32_MAX;

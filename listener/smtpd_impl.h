@@ -194,8 +194,9 @@ void smtpd_peer_key(const struct sockaddr_storage *peer, uint64_t key[2]);
 
 /* lockout.c: failed AUTH by client address and window length, across the processes (max 0:
  * no limit).  try counts one attempt into *a, or refuses it: max counted within window_ms of
- * the first (REFUSED_FIRST once a window, for the log); undo gives back the attempt a counted,
- * when it was not a failure. */
+ * the first (REFUSED_FIRST once a window for each listener, by its index, for the log: with
+ * other maxima, listeners sharing the window lock an address out at different counts); undo
+ * gives back the attempt a counted, when it was not a failure. */
 enum smtpd_lockout { SMTPD_LOCKOUT_OPEN, SMTPD_LOCKOUT_REFUSED, SMTPD_LOCKOUT_REFUSED_FIRST };
 struct smtpd_attempt {
     int slot;          /* the entry counted in; -1: nothing was counted */
@@ -204,7 +205,8 @@ struct smtpd_attempt {
 };
 enum smtpd_lockout smtpd_lockout_try(struct sl_smtpd_lockout *t,
                                      const struct sockaddr_storage *peer, unsigned max,
-                                     uint64_t window_ms, struct smtpd_attempt *a);
+                                     uint64_t window_ms, unsigned listener,
+                                     struct smtpd_attempt *a);
 void smtpd_lockout_undo(struct sl_smtpd_lockout *t, const struct sockaddr_storage *peer,
                         uint64_t window_ms, const struct smtpd_attempt *a);
 

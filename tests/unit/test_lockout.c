@@ -58,7 +58,7 @@ static unsigned failures(struct sl_smtpd_lockout *t, const struct sockaddr_stora
     unsigned open = 0;
 
     for (unsigned i = 0; i < n; i++)
-        open += smtpd_lockout_try(t, peer, max, window_ms, &a) == SMTPD_LOCKOUT_OPEN;
+        open += smtpd_lockout_try(t, peer, max, window_ms, 0, &a) == SMTPD_LOCKOUT_OPEN;
     return open;
 }
 
@@ -68,7 +68,7 @@ static bool locked(struct sl_smtpd_lockout *t, const struct sockaddr_storage *pe
 {
     struct smtpd_attempt a;
 
-    if (smtpd_lockout_try(t, peer, max, window_ms, &a) != SMTPD_LOCKOUT_OPEN)
+    if (smtpd_lockout_try(t, peer, max, window_ms, 0, &a) != SMTPD_LOCKOUT_OPEN)
         return true;
     smtpd_lockout_undo(t, peer, window_ms, &a);
     return false;
@@ -85,8 +85,8 @@ static void test_locked_after_max(void **state)
     assert_int_equal(failures(t, &a, 2, 3, WINDOW_MS), 2);
     assert_false(locked(t, &a, 3, WINDOW_MS));
     assert_int_equal(failures(t, &a, 1, 3, WINDOW_MS), 1);
-    assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS, &at), SMTPD_LOCKOUT_REFUSED_FIRST);
-    assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS, &at), SMTPD_LOCKOUT_REFUSED);
+    assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS, 0, &at), SMTPD_LOCKOUT_REFUSED_FIRST);
+    assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS, 0, &at), SMTPD_LOCKOUT_REFUSED);
     assert_true(locked(t, &a, 3, WINDOW_MS));  /* probing counted nothing more... */
     assert_false(locked(t, &a, 4, WINDOW_MS)); /* ...as a listener with a max of 4 sees */
     assert_false(locked(t, &b, 3, WINDOW_MS));
@@ -95,6 +95,27 @@ static void test_locked_after_max(void **state)
     assert_true(locked(t, &a, 2, WINDOW_MS));              /* a listener with a lower max */
     assert_int_equal(failures(t, &b, 5, 0, WINDOW_MS), 5); /* not counted with no limit */
     assert_false(locked(t, &b, 1, WINDOW_MS));
+}
+
+/* test_told_per_listener - two listeners share a window with other maxima: each logs its own
+ * first refusal (the one with the higher max refuses later, and must not be silent because the
+ * other logged) */
+static void test_told_per_listener(void **state)
+{
+    struct sl_smtpd_lockout *t = sl_smtpd_lockout_new();
+    struct sockaddr_storage a = addr(9, false);
+    struct smtpd_attempt at;
+
+    (void)state;
+    assert_int_equal(failures(t, &a, 3, 3, WINDOW_MS), 3);
+    assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS, 0, &at), SMTPD_LOCKOUT_REFUSED_FIRST);
+    assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS, 0, &at), SMTPD_LOCKOUT_REFUSED);
+    for (int i = 0; i < 2; i++) /* listener 1 (max 5) still verifies: 4, 5 */
+        assert_int_equal(smtpd_lockout_try(t, &a, 5, WINDOW_MS, 1, &at), SMTPD_LOCKOUT_OPEN);
+    assert_int_equal(smtpd_lockout_try(t, &a, 5, WINDOW_MS, 1, &at), SMTPD_LOCKOUT_REFUSED_FIRST);
+    assert_int_equal(at.failures, 5);
+    assert_int_equal(smtpd_lockout_try(t, &a, 5, WINDOW_MS, 1, &at), SMTPD_LOCKOUT_REFUSED);
+    assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS, 0, &at), SMTPD_LOCKOUT_REFUSED);
 }
 
 /* test_attempts_at_once - attempts in progress count: no more than max verify at once */
@@ -117,7 +138,7 @@ static void test_given_back(void **state)
     assert_int_equal(failures(t, &a, 2, 3, WINDOW_MS), 2);
     for (int i = 0; i < 10; i++) { /* successes, cancels: each counted, then given back */
         struct smtpd_attempt at;
-        assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS, &at), SMTPD_LOCKOUT_OPEN);
+        assert_int_equal(smtpd_lockout_try(t, &a, 3, WINDOW_MS, 0, &at), SMTPD_LOCKOUT_OPEN);
         smtpd_lockout_undo(t, &a, WINDOW_MS, &at);
     }
     assert_false(locked(t, &a, 3, WINDOW_MS));
@@ -178,12 +199,12 @@ static void test_undo_in_its_window(void **state)
     struct smtpd_attempt slow, none;
 
     (void)state;
-    assert_int_equal(smtpd_lockout_try(t, &a, 3, SHORT_MS, &slow), SMTPD_LOCKOUT_OPEN);
+    assert_int_equal(smtpd_lockout_try(t, &a, 3, SHORT_MS, 0, &slow), SMTPD_LOCKOUT_OPEN);
     nanosleep(&past_short, NULL); /* a LOGIN exchange outlasts the window */
     failures(t, &a, 3, 3, SHORT_MS);
     smtpd_lockout_undo(t, &a, SHORT_MS, &slow); /* that success must not lift the new lock */
     assert_true(locked(t, &a, 3, SHORT_MS));
-    assert_int_equal(smtpd_lockout_try(t, &a, 0, SHORT_MS, &none), SMTPD_LOCKOUT_OPEN);
+    assert_int_equal(smtpd_lockout_try(t, &a, 0, SHORT_MS, 0, &none), SMTPD_LOCKOUT_OPEN);
     assert_int_equal(none.slot, -1);            /* no limit: nothing counted... */
     smtpd_lockout_undo(t, &a, SHORT_MS, &none); /* ...and nothing given back */
     assert_true(locked(t, &a, 3, SHORT_MS));
@@ -287,12 +308,12 @@ static void test_dead_holder(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_locked_after_max),   cmocka_unit_test(test_attempts_at_once),
-        cmocka_unit_test(test_given_back),         cmocka_unit_test(test_ipv6_by_64),
-        cmocka_unit_test(test_window_over),        cmocka_unit_test(test_windows_differ),
-        cmocka_unit_test(test_undo_in_its_window), cmocka_unit_test(test_full_table),
-        cmocka_unit_test(test_operator_view),      cmocka_unit_test(test_shared),
-        cmocka_unit_test(test_dead_holder),
+        cmocka_unit_test(test_locked_after_max), cmocka_unit_test(test_told_per_listener),
+        cmocka_unit_test(test_attempts_at_once), cmocka_unit_test(test_given_back),
+        cmocka_unit_test(test_ipv6_by_64),       cmocka_unit_test(test_window_over),
+        cmocka_unit_test(test_windows_differ),   cmocka_unit_test(test_undo_in_its_window),
+        cmocka_unit_test(test_full_table),       cmocka_unit_test(test_operator_view),
+        cmocka_unit_test(test_shared),           cmocka_unit_test(test_dead_holder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
