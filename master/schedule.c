@@ -1019,7 +1019,7 @@ static void crashed_parts(struct sl_sched *s, const struct sl_worker_slot *w, st
     size_t cut = line_of_parts(w->parts);
 
     for (size_t i = 0; i < n; i++)
-        if (p[i]->crashes < UINT8_MAX)
+        if (p[i]->crashes < SL_QPART_CRASHES_MAX)
             p[i]->crashes++;
 
     sl_msg_warn("worker pid %ld died of its own doing with job %" PRIu64

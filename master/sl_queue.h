@@ -43,6 +43,8 @@ enum sl_part_state {
 struct sl_qmsg;
 struct sl_qdest;
 
+#define SL_QPART_CRASHES_MAX 31 /* what crashes counts up to */
+
 struct sl_qpart {
     struct sl_qmsg *msg;
     struct sl_qdest *dest;
@@ -53,14 +55,15 @@ struct sl_qpart {
     uint32_t attempts;            /* attempts the workers reported: a floor for the spool's
                                      count, which a full disk may have kept from being saved */
     uint16_t k;                   /* part number within the message */
-    uint8_t state;                /* enum sl_part_state */
-    bool fresh;      /* no state file can exist: none was there when it was indexed and it was
-                        never handed out or touched by an operator's command since (the worker
-                        then skips looking for one) */
-    uint8_t crashes; /* jobs it was in whose worker died of its own doing (at most 255):
-                        from one on it goes in a job of its own, so that a message that
-                        kills workers takes no other message down with it */
+    uint8_t state : 3;            /* enum sl_part_state */
+    uint8_t crashes : 5;          /* jobs it was in whose worker died of its own doing (at most
+                                     SL_QPART_CRASHES_MAX): from one on it goes in a job of its own, so
+                                     that a message that kills workers takes no other down with it */
+    bool fresh; /* no state file can exist: none was there when it was indexed and it was
+                   never handed out or touched by an operator's command since (the worker
+                   then skips looking for one) */
 };
+_Static_assert(sizeof(struct sl_qpart) <= 64, "a part per message and domain: one cache line");
 
 struct sl_qmsg {
     struct sl_qmsg *hnext; /* hash chain */

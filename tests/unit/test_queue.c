@@ -701,6 +701,33 @@ static void test_dispatch_crashed_alone(void **state)
     assert_int_equal(sl_queue_messages(f->s.q), 0);
 }
 
+/* A suspect first in line goes alone too: the parts behind it wait for the next job. */
+static void test_dispatch_suspect_first(void **state)
+{
+    struct fixture *f = *state;
+    char job[SL_JOB_MAX];
+    unsigned wi, other;
+
+    add1(f->s.q, 1, "pair.example", 0);
+    f->sup.want = 1;
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    wi = f->sup.w[0].job == 1 ? 0 : 1;
+    other = 1 - wi;
+    sl_sched_worker_exit(&f->sup.w[wi], W_EXITCODE(0, SIGSEGV), &f->s);
+    f->sup.w[wi].ready = false;
+    assert_int_equal(sl_queue_release_due(f->s.q, INT64_MAX), 1);
+    add1(f->s.q, 2, "pair.example", 0);
+    add1(f->s.q, 3, "pair.example", 0);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, other, job, sizeof job);
+    assert_string_equal(job, "J2 D b1 pair.example M0000000000000000001.0");
+    say(f, other, "D2 M0000000000000000001.0=d");
+    say(f, other, "K b1 pair.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, other, job, sizeof job);
+    assert_string_equal(job, "J3 D b1 pair.example M0000000000000000002.0 M0000000000000000003.0");
+}
+
 /* A destination whose counter is full is held back, not handed out. */
 static void test_dispatch_full(void **state)
 {
@@ -1087,6 +1114,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_dead_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_crashed_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_crashed_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_suspect_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pickup_warmup, setup, teardown),
         cmocka_unit_test(test_pickup_gone_out_of_turn),
