@@ -27,6 +27,7 @@
 
 #include "util/sl_atomic.h"
 #include "util/sl_msg.h"
+#include "util/sl_pid.h"
 #include "smtpd_impl.h"
 
 struct entry {
@@ -103,7 +104,7 @@ void smtpd_peer_key(const struct sockaddr_storage *peer, uint64_t key[2])
 /* claim - this process's entry (a free one, taken by pid); NULL when the board is full */
 static struct entry *claim(struct sl_smtpd_board *b)
 {
-    uint32_t me = (uint32_t)getpid();
+    uint32_t me = (uint32_t)sl_pid();
 
     for (size_t i = 0; i < SL_SMTPD_BOARD_SLOTS; i++) {
         uint32_t want = 0;

@@ -26,7 +26,8 @@
 #include "smtpd_impl.h"
 
 static volatile sig_atomic_t alarmed, stopping;
-static bool no_timers; /* a test harness that owns SIGALRM (libFuzzer's -timeout) */
+static bool no_timers;   /* a test harness that owns SIGALRM (libFuzzer's -timeout) */
+static bool handlers_in; /* this process's handlers are installed (a fork keeps them) */
 
 /* on_signal - a flag, nothing else */
 static void on_signal(int sig)
@@ -43,8 +44,9 @@ void smtpd_io_no_timers(void)
     no_timers = true;
 }
 
-/* io_init - a fresh connection; the handlers are (re)installed */
-void io_init(struct io *io, int fd)
+/* install_handlers - SIGALRM's and SIGTERM's, once per process (two system calls a session
+ * saved: a connection per message is the common case) */
+static void install_handlers(void)
 {
     struct sigaction sa;
 
@@ -54,6 +56,14 @@ void io_init(struct io *io, int fd)
     if (!no_timers)
         sigaction(SIGALRM, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    handlers_in = true;
+}
+
+/* io_init - a fresh connection; the handlers are installed at the first */
+void io_init(struct io *io, int fd)
+{
+    if (!handlers_in)
+        install_handlers();
     io->fd = fd;
     io->ssl = NULL;
     io->start = io->end = io->outlen = 0;

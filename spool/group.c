@@ -60,6 +60,7 @@
 
 #include "util/sl_atomic.h"
 #include "util/sl_msg.h"
+#include "util/sl_pid.h"
 #include "spool_impl.h"
 
 #define JOIN_WAIT_US  300 /* longest a sync waits for writers on their way */
@@ -129,7 +130,7 @@ static void raise_used(struct sl_spool_group *g, uint32_t n)
 /* claim - this process's writer entry (a free one, taken by pid); NULL when all are taken */
 static struct writer *claim(struct sl_spool_group *g)
 {
-    uint32_t pid = (uint32_t)getpid();
+    uint32_t pid = (uint32_t)sl_pid();
 
     if (me != NULL && sl_load32(&me->pid) == pid)
         return me;
@@ -239,10 +240,10 @@ static void wake_all(struct stage *st)
  * sync; opened once, at its first commit, before its first write */
 int spool_group_fd(const char *dirpath)
 {
-    if (sync_fd >= 0 && sync_pid == getpid())
+    if (sync_fd >= 0 && sync_pid == sl_pid())
         return sync_fd;
     sync_fd = open(dirpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    sync_pid = getpid();
+    sync_pid = sl_pid();
     return sync_fd;
 }
 

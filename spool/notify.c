@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "ipc/sl_control.h"
+#include "util/sl_pid.h"
 #include "spool_impl.h"
 
 #define NOTIFY_WAIT_MS 500 /* a stopped or stuck master costs inject at most this */
@@ -37,7 +38,7 @@ static int notify_socket(void)
     struct timeval wait = {.tv_sec = 0, .tv_usec = NOTIFY_WAIT_MS * 1000};
     int fd;
 
-    if (notify_fd >= 0 && notify_pid == getpid())
+    if (notify_fd >= 0 && notify_pid == sl_pid())
         return notify_fd;
     if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
         return -1;
@@ -47,7 +48,7 @@ static int notify_socket(void)
         close(fd);
         return -1;
     }
-    notify_pid = getpid();
+    notify_pid = sl_pid();
     return notify_fd = fd;
 }
 
