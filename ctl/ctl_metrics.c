@@ -30,7 +30,8 @@
  *   sluice_workers, sluice_config_generation, sluice_start_time_seconds,
  *   sluice_segment_slots, sluice_segment_slots_used             gauges
  *   sluice_reclaimed_connections_total, sluice_audit_runs_total,
- *   sluice_audit_corrections_total                              counters
+ *   sluice_audit_corrections_total, sluice_worker_crashes_total,
+ *   sluice_crashed_job_parts_total                              counters
  * kind is the scope kind as `sluicectl counters` names it (binding_domain, host, server...);
  * scope its key ("b1 orange.fr"; "*" for the server).
  * It only reads: the daemon never waits for it.
@@ -165,6 +166,12 @@ static void write_daemon(FILE *f, const struct sl_shm *shm, size_t n)
            sl_peek64(&h->audit_runs));
     single(f, "sluice_audit_corrections_total", "counter",
            "Counts the audit found wrong and corrected.", sl_peek64(&h->audit_fixed));
+    single(f, "sluice_worker_crashes_total", "counter",
+           "Workers that died of their own doing (a signal such as SIGSEGV, or a non-zero exit).",
+           sl_peek64(&h->worker_crashes));
+    single(f, "sluice_crashed_job_parts_total", "counter",
+           "Parts of crashed workers' jobs: each waits 5 minutes, then goes in a job of its own.",
+           sl_peek64(&h->crashed_parts));
 }
 
 /* write_counters - every live counter, and the server's own */

@@ -1038,6 +1038,15 @@ static void crashed_parts(struct sl_sched *s, const struct sl_worker_slot *w, st
         sl_queue_defer(s->q, p[--n], due);
 }
 
+/* count_crash - a worker died of its own doing with n parts, for sluicectl metrics */
+static void count_crash(struct sl_sched *s, size_t n)
+{
+    if (s->shm == NULL || s->shm->hdr == NULL)
+        return; /* nothing dispatched yet: no job either */
+    sl_stat_inc64(&s->shm->hdr->worker_crashes);
+    sl_add64(&s->shm->hdr->crashed_parts, n);
+}
+
 /* sl_sched_worker_exit - a dead worker's job goes back to the queues, in order (its tokens as
  * sent: "<id>.<k>", with ":<attempts>" or "+" after a part that has them) */
 void sl_sched_worker_exit(struct sl_worker_slot *w, int status, void *vs)
@@ -1045,6 +1054,7 @@ void sl_sched_worker_exit(struct sl_worker_slot *w, int status, void *vs)
     struct sl_sched *s = vs;
     struct sl_qpart *back[SL_JOB_PARTS];
     size_t n = 0;
+    bool own = sl_supervise_own_death(status);
 
     for (const char *t = w->parts; w->job != 0 && t != NULL && *t != '\0';) {
         size_t len;
@@ -1061,7 +1071,9 @@ void sl_sched_worker_exit(struct sl_worker_slot *w, int status, void *vs)
             back[n++] = p;
         t += len;
     }
-    if (n > 0 && sl_supervise_own_death(status)) {
+    if (own)
+        count_crash(s, n);
+    if (n > 0 && own) {
         crashed_parts(s, w, back, n);
     } else {
         if (n > 0)

@@ -236,14 +236,16 @@ struct sl_shm_header {
     sl_atomic_u64 live_slots;
     sl_atomic_u64 reclaimed; /* holds returned from dead owners */
     sl_atomic_u64 audit_runs;
-    sl_atomic_u64 audit_fixed; /* counts the audit corrected */
-    sl_atomic_u64 last_audit;  /* CLOCK_REALTIME seconds */
-    sl_atomic_u64 claiming;    /* lookups between claiming a slot and publishing it: a reclaim
-                                  scans the slots for abandoned claims only when this is > 0 */
-    sl_atomic_u64 action_caps; /* version 5: action caps in force (shm/cap.c); 0: no lookup */
-    sl_atomic_u64 actions_gen; /* bumped by the master after each write of spool_dir/actions:
-                                  a worker reads the file again only when it changed */
-    uint8_t reserved[40];
+    sl_atomic_u64 audit_fixed;    /* counts the audit corrected */
+    sl_atomic_u64 last_audit;     /* CLOCK_REALTIME seconds */
+    sl_atomic_u64 claiming;       /* lookups between claiming a slot and publishing it: a reclaim
+                                     scans the slots for abandoned claims only when this is > 0 */
+    sl_atomic_u64 action_caps;    /* version 5: action caps in force (shm/cap.c); 0: no lookup */
+    sl_atomic_u64 actions_gen;    /* bumped by the master after each write of spool_dir/actions:
+                                     a worker reads the file again only when it changed */
+    sl_atomic_u64 worker_crashes; /* workers that died of their own doing (from reserved) */
+    sl_atomic_u64 crashed_parts;  /* parts of their jobs, set aside to go alone (the same) */
+    uint8_t reserved[24];
     struct sl_shm_stats stats;                        /* version 2 */
     struct sl_lat_entry latency[SL_LAT_BINDINGS];     /* version 3 */
     struct sl_lstat_entry listen[SL_LSTAT_LISTENERS]; /* version 6; 7: AUTH locked, accept time */
