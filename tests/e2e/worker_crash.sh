@@ -134,13 +134,13 @@ for p in $old; do kill -SEGV "$p"; done
 check "its second crash names it alone" \
   wait_for 10 grep -q "part $poison.0 was alone in it, and has now been in 2 crashed jobs" \
   "$T/daemon3.log"
-metric() { ctl metrics | sed -n "s/^$1 //p"; }
+peer_script mx '{}'
+check "both workers are replaced again" wait_for 20 replaced "$old"
+metric() { ctl metrics | sed -n "s/^$1 //p"; } # both reaped by now: counted
 check "metrics count the 4 crashed workers" test "$(metric sluice_worker_crashes_total)" = 4
 parts=$(metric sluice_crashed_job_parts_total)
 check "and the parts of their jobs (${parts:-?}: the poison's job of $held, then the poison)" \
   test "${parts:-0}" -ge $((held + 1))
-peer_script mx '{}'
-check "both workers are replaced again" wait_for 20 replaced "$old"
 ctl flush "$poison" >/dev/null
 check "once the cause is gone, the poison is delivered too" wait_for 10 delivered 10
 check "and nothing of poison.test is left in the queue" \
