@@ -58,6 +58,19 @@ sl_atomic_u64 *sl_cluster_valid(struct sl_cluster_board *b, uint32_t owner, int 
     return &b->valid_until[(size_t)owner * SL_OWNER_RECORDS + (size_t)record];
 }
 
+/* sl_alive_note - one heartbeat's count in the window; the largest count of the window */
+uint32_t sl_alive_note(struct sl_alive_window *w, uint32_t alive)
+{
+    uint32_t most = 0;
+
+    w->seen[w->next] = alive;
+    w->next = (w->next + 1) % SL_ALIVE_BEATS;
+    for (unsigned i = 0; i < SL_ALIVE_BEATS; i++)
+        if (w->seen[i] > most)
+            most = w->seen[i];
+    return most;
+}
+
 /* sl_cluster_share - limit divided by the nodes last seen alive, at least 1 */
 int32_t sl_cluster_share(const struct sl_cluster_board *b, int32_t limit)
 {

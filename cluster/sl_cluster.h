@@ -144,6 +144,18 @@ struct sl_cluster_heritage *sl_cluster_heritage(void);
 /* Map the board for owners owner records (the master, once). */
 struct sl_cluster_board *sl_cluster_board_new(uint32_t owners);
 sl_atomic_u64 *sl_cluster_valid(struct sl_cluster_board *b, uint32_t owner, int record);
+/* The nodes alive by the last heartbeats: the most any of the last SL_ALIVE_BEATS saw, so
+ * that a count falls only when a node has been missing for a lease's whole life of beats
+ * (one beat per third of the ttl), not when its heartbeat was late once or Redis has just
+ * come back (the first node to beat again sees itself alone).  A larger count is taken at
+ * once: a share that is too small is safe, one that is too large exceeds the limit. */
+#define SL_ALIVE_BEATS 4
+struct sl_alive_window {
+    uint32_t seen[SL_ALIVE_BEATS];
+    unsigned next;
+};
+/* Count one heartbeat that saw alive nodes; returns the nodes to divide a limit by. */
+uint32_t sl_alive_note(struct sl_alive_window *w, uint32_t alive);
 /* A node's share of limit while Redis is unreachable (cluster_on_failure = share). */
 int32_t sl_cluster_share(const struct sl_cluster_board *b, int32_t limit);
 /* May shares be used now: the master has not reached Redis for twice a lease's life (ttl_ms):

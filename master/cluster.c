@@ -30,8 +30,9 @@
 static struct {
     struct sl_redis *redis;
     struct timespec next_tick;
-    bool up;           /* the last tick reached Redis */
-    bool warned_local; /* said once that cluster limits count this node alone */
+    bool up;                      /* the last tick reached Redis */
+    bool warned_local;            /* said once that cluster limits count this node alone */
+    struct sl_alive_window alive; /* the last heartbeats' counts of nodes alive */
 } node;
 
 /* period_ms - how often leases are renewed and the heartbeat sent */
@@ -170,6 +171,22 @@ static void post(struct sl_lease_ref *refs, size_t n, uint64_t start)
         }
 }
 
+/* note_alive - the nodes the heartbeat saw alive, on the board; a change is logged: under
+ * cluster_on_failure = share it is what divides a cluster limit while Redis is unreachable */
+static void note_alive(const struct sl_cluster_heritage *h, uint32_t alive)
+{
+    uint32_t was = sl_peek32(&h->board->alive);
+
+    if (alive == was)
+        return;
+    sl_store32(&h->board->alive, alive);
+    sl_msg_info("cluster: %u node%s alive (was %u)%s", alive, alive == 1 ? "" : "s", was,
+                h->p.on_failure == SL_CLUSTER_SHARE
+                    ? "; while Redis is unreachable this node's share of a cluster limit is the "
+                      "limit divided by that"
+                    : "");
+}
+
 /* sl_master_cluster_tick - heartbeat and renewals, when their time came */
 void sl_master_cluster_tick(const struct sl_shm *shm)
 {
@@ -191,10 +208,11 @@ void sl_master_cluster_tick(const struct sl_shm *shm)
     free(refs);
     alive = ok ? sl_cluster_heartbeat(node.redis, h->p.node, (uint32_t)n, h->p.ttl_ms) : -1;
     if (alive > 0)
-        sl_store32(&h->board->alive, (uint32_t)alive);
+        note_alive(h, sl_alive_note(&node.alive, (uint32_t)alive));
     if ((alive >= 0) != node.up) {
         if (alive >= 0)
-            sl_msg_info("cluster_redis answers again: %ld nodes alive", alive);
+            sl_msg_info("cluster_redis answers again: %ld node%s heartbeating now", alive,
+                        alive == 1 ? "" : "s");
         else
             sl_msg_warn("cluster_redis unreachable (%s): leases not renewed; cluster limits: %s",
                         sl_redis_error(node.redis),

@@ -47,6 +47,19 @@ peak() { peer_stat "$1" "dest('127.0.1.1')['peak']"; }
 saturated() { [ "$(sessions "$1")" -eq 3 ]; }
 no_session() { [ "$(sessions "$1")" -eq 0 ]; }
 drained() { node_drained 1 && node_drained 2 && node_drained 3; }
+# no_fall: no node's log since LOGGED[node] lines has its count of nodes alive fall from 3
+no_fall() {
+  for n in 1 2 3; do
+    ! tail -n +$((LOGGED[n] + 1)) "$T/daemon$n.log" | grep -q "nodes\? alive (was 3)" || return 1
+  done
+}
+# all_seen N: in every node's log since LOGGED[node] lines, its last heartbeat saw N nodes alive
+all_seen() {
+  for n in 1 2 3; do
+    tail -n +$((LOGGED[n] + 1)) "$T/daemon$n.log" | grep -o "cluster: [0-9]* nodes\? alive" |
+      tail -n 1 | grep -q "cluster: $1 nodes alive" || return 1
+  done
+}
 stop_all() { for n in 1 2 3; do node_stop "$n"; done; }
 
 # --- 1. kill -9 of the node that holds every slot
@@ -110,8 +123,15 @@ stop_all
 # --- 3. Redis stopped mid-run under cluster_on_failure = share: 3 / 3 nodes = 1 each
 configure share "cluster_on_failure = share"
 for n in 1 2 3; do node_inject "$n" 60 b d.test; done
-for n in 1 2 3; do node_start "$n"; done
+for n in 1 2 3; do
+  LOGGED[$n]=$(wc -l <"$T/daemon$n.log")
+  node_start "$n"
+done
 check "share: the three nodes saturate the limit" wait_for 60 saturated share
+# A share is the limit divided by the nodes alive at this node's last heartbeat: Redis goes
+# down only once every node's heartbeat has seen the other two (one started just before Redis
+# went down would rightly count itself alone).
+check "share: each node has seen the three nodes alive" wait_for 10 all_seen 3
 redis_stop
 sleep $((2 * TTL + 1)) # connections over a node's share close; shares open after 2 ttl
 m0=$(peer_stat share "dest('127.0.1.1')['messages']")
@@ -127,17 +147,24 @@ check "share: the nodes keep delivering within their shares" \
   test "$(peer_stat share "dest('127.0.1.1')['messages']")" -gt "$m0"
 redis_start
 check "share: delivery goes on when Redis returns, and drains" wait_for 90 drained
+check "share: no node's count of nodes alive fell when Redis came back (it would widen its share)" \
+  no_fall
 check "share: the receiver never saw more than 3 ($(peak share))" test "$(peak share)" -eq 3
 stop_all
 
 # --- 4. Redis restarted empty under load: no overshoot
 configure empty
 for n in 1 2 3; do node_inject "$n" 40 b d.test; done
-for n in 1 2 3; do node_start "$n"; done
+for n in 1 2 3; do
+  LOGGED[$n]=$(wc -l <"$T/daemon$n.log")
+  node_start "$n"
+done
 check "empty: the three nodes saturate the limit" wait_for 60 saturated empty
+check "empty: each node has seen the three nodes alive" wait_for 10 all_seen 3
 redis_kill
 redis_start
 check "empty: every message is delivered" wait_for 90 drained
+check "empty: no node's count of nodes alive fell when Redis came back empty" no_fall
 check "empty: the receiver never saw more than 3 across the restart ($(peak empty))" \
   test "$(peak empty)" -eq 3
 stop_all

@@ -499,6 +499,23 @@ static void test_redis_gone(void **state)
     assert_false(sl_cluster_share_open(b, 1000));
 }
 
+/* The nodes a share divides by: a larger count at once, a smaller one only once the last
+ * SL_ALIVE_BEATS heartbeats all saw it (a late beat, or the first beat after an outage that
+ * sees this node alone, must not hand it the whole limit). */
+static void test_alive_window(void **state)
+{
+    struct sl_alive_window w = {0};
+    (void)state;
+
+    assert_int_equal(sl_alive_note(&w, 1), 1); /* the first to start sees itself alone */
+    assert_int_equal(sl_alive_note(&w, 3), 3); /* the others at once */
+    assert_int_equal(sl_alive_note(&w, 1), 3); /* Redis back: this node beat first */
+    assert_int_equal(sl_alive_note(&w, 3), 3);
+    for (int i = 0; i < SL_ALIVE_BEATS - 1; i++) /* a node gone for good */
+        assert_int_equal(sl_alive_note(&w, 2), 3);
+    assert_int_equal(sl_alive_note(&w, 2), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_cluster_room),
         cmocka_unit_test(test_cluster_params),
         cmocka_unit_test(test_redis_gone),
+        cmocka_unit_test(test_alive_window),
         cmocka_unit_test(test_lease_acquire_release),
         cmocka_unit_test(test_lease_acquire_all),
         cmocka_unit_test(test_lease_expiry),
