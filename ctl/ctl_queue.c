@@ -13,6 +13,7 @@
  *   ID  ARRIVAL  binding B  from <SENDER>  size N [bounce]
  *     part K DOMAIN: P pending, D done, A attempts, next TIME
  *       held by the operator: not attempted until released   (sluicectl hold)
+ *       suspect: in N crashed jobs; it goes in jobs of its own   (a worker died with it)
  *       waiting for SCOPE KEY (IN USE/LIMIT) since TIME   (a full counter holds it back)
  *     (instead of "next TIME": "suspended until TIME (REASON)" for a suspended scope,
  *     "waiting for SCOPE KEY IN USE/LIMIT" for a full counter, "waiting for
@@ -28,6 +29,8 @@
  *                             "done": int, "attempts": int,
  *                             "next": ISO-8601 UTC or "now", "next_unix": int,
  *                             "held": bool (the operator holds it),
+ *                             "crashes": int (jobs it was in whose worker died of
+ *                                        its own doing: more than 0, a suspect),
  *                             "reply": str ("" before any attempt),
  *                             "suspended": null or {"text": str, "reason": str},
  *                             "waiting": null or {"scope": str, "key": str,
@@ -255,6 +258,9 @@ static void print_text(struct waits *w, const struct sl_spool_msg *m,
                v.done, st[k].attempts, state);
         if (st[k].held && v.pending > 0)
             printf("    held by the operator: not attempted until released\n");
+        if (st[k].crashes > 0 && v.pending > 0)
+            printf("    suspect: in %u crashed job%s; it goes in jobs of its own\n", st[k].crashes,
+                   st[k].crashes == 1 ? "" : "s");
         if (wv.waiting) {
             wait_key(&wv.c, key, sizeof key);
             sl_ctl_iso_time((int64_t)(wv.c.wait_since / 1000), since, sizeof since);
@@ -304,8 +310,9 @@ static void print_json_part(struct waits *w, const struct sl_spool_msg *m, unsig
     printf("{\"part\":%u,\"domain\":", k);
     sl_ctl_json_string(m->domain[k]);
     printf(",\"pending\":%zu,\"done\":%zu,\"attempts\":%u,\"next\":\"%s\",\"next_unix\":%lld,"
-           "\"held\":%s,\"reply\":",
-           v.pending, v.done, st->attempts, next, (long long)st->next, st->held ? "true" : "false");
+           "\"held\":%s,\"crashes\":%u,\"reply\":",
+           v.pending, v.done, st->attempts, next, (long long)st->next, st->held ? "true" : "false",
+           st->crashes);
     sl_ctl_json_string(st->reply);
     print_json_wait(&wv);
     char until[600], reason[SL_CTL_REASON_MAX];

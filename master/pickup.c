@@ -42,6 +42,7 @@ static void part_state(const char *spool, const struct sl_spool_msg *m, unsigned
     p->done = false;
     p->due = 0;
     p->held = false;
+    p->crashes = 0;
     p->fresh = stateless;
     if (stateless)
         return; /* the state before any attempt: pending, due now */
@@ -55,6 +56,7 @@ static void part_state(const char *spool, const struct sl_spool_msg *m, unsigned
     p->done = sl_spool_part_done(m, k, &st);
     p->due = st.next;
     p->held = st.held;
+    p->crashes = st.crashes;
     p->fresh = !st.on_disk;
     sl_spool_state_free(&st);
 }

@@ -455,6 +455,8 @@ struct sl_qmsg *sl_queue_add(struct sl_queue *q, const char *id, const char *bin
         p->dest->refs++;
         p->due = parts[k].due;
         p->fresh = parts[k].fresh && !parts[k].held;
+        p->crashes =
+            parts[k].crashes < SL_QPART_CRASHES_MAX ? parts[k].crashes : SL_QPART_CRASHES_MAX;
         if (parts[k].held) {
             p->state = SL_PART_HELD;
             q->count[SL_PART_HELD]++;

@@ -463,6 +463,9 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
                                             p->k, p->fresh ? "+" : "")
                                  : snprintf(job + len, sizeof job - len, " %s.%u:%" PRIu32,
                                             p->msg->id, p->k, p->attempts);
+        if (t >= 0 && len + (size_t)t < sizeof job && p->crashes > 0) /* recorded before the
+                                                                          attempt (outcome.c) */
+            t += snprintf(job + len + t, sizeof job - len - (size_t)t, "!%u", (unsigned)p->crashes);
         if (t < 0 || len + (size_t)t >= sizeof job)
             break;
         len += (size_t)t;
@@ -1065,7 +1068,7 @@ void sl_sched_worker_exit(struct sl_worker_slot *w, int status, void *vs)
 
         t += strspn(t, " ");
         len = strcspn(t, " ");
-        if (len > 0 && n < SL_JOB_PARTS && sl_sched_parse_part(t, strcspn(t, " :+"), id, &k) &&
+        if (len > 0 && n < SL_JOB_PARTS && sl_sched_parse_part(t, strcspn(t, " :+!"), id, &k) &&
             (m = sl_queue_find(s->q, id)) != NULL && k < m->nparts &&
             (p = &m->part[k])->state == SL_PART_INFLIGHT && p->job == w->job)
             back[n++] = p;

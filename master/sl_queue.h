@@ -97,10 +97,11 @@ struct sl_qdest {
 /* A part as the spool scan found it. */
 struct sl_queue_part_init {
     const char *domain;
-    bool done;   /* every recipient final: not queued */
-    int64_t due; /* next attempt, UNIX seconds (0: never tried) */
-    bool held;   /* the operator holds it (state file): HELD, not queued */
-    bool fresh;  /* known to have no state file (sl_qpart.fresh) */
+    bool done;        /* every recipient final: not queued */
+    int64_t due;      /* next attempt, UNIX seconds (0: never tried) */
+    bool held;        /* the operator holds it (state file): HELD, not queued */
+    bool fresh;       /* known to have no state file (sl_qpart.fresh) */
+    uint32_t crashes; /* crashed jobs it was in (state file): a suspect, sent alone */
 };
 
 struct sl_queue;

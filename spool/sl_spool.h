@@ -40,6 +40,8 @@
  *   next UNIX-SECONDS  (earliest next attempt)
  *   reply TEXT         (last reply or error, one line)
  *   held 1             (only while the operator holds the part: never attempted)
+ *   crashes N          (only once the part was in a job whose worker died of its own doing:
+ *                       N such jobs; a suspect, sent in jobs of its own)
  *   done INDEX D|B     (recipient INDEX, counted over the whole message, is
  *                       delivered or bounced; repeats)
  */
@@ -51,13 +53,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SL_SPOOL_ID_LEN    20  /* characters of a queue id, without NUL */
-#define SL_ADDR_MAX        254 /* RFC 5321 path: 256 octets with the angle brackets */
-#define SL_LOCAL_MAX       64  /* RFC 5321 4.5.3.1.1 */
-#define SL_DOMAIN_MAX      255 /* RFC 5321 4.5.3.1.2 */
-#define SL_SPOOL_PARTS_MAX 256 /* destination domains in one message */
-#define SL_SPOOL_RCPT_MAX  10000
-#define SL_REPLY_MAX       512 /* a stored reply, truncated */
+#define SL_SPOOL_ID_LEN      20  /* characters of a queue id, without NUL */
+#define SL_ADDR_MAX          254 /* RFC 5321 path: 256 octets with the angle brackets */
+#define SL_LOCAL_MAX         64  /* RFC 5321 4.5.3.1.1 */
+#define SL_DOMAIN_MAX        255 /* RFC 5321 4.5.3.1.2 */
+#define SL_SPOOL_PARTS_MAX   256 /* destination domains in one message */
+#define SL_SPOOL_RCPT_MAX    10000
+#define SL_REPLY_MAX         512  /* a stored reply, truncated */
+#define SL_SPOOL_CRASHES_MAX 9999 /* a state file's crashes count, at most */
 
 /* RFC 3461 NOTIFY, as bits; 0: not given (a failure is reported, as by default). */
 #define SL_NOTIFY_NEVER   1u
@@ -102,6 +105,7 @@ struct sl_spool_state {
     int64_t next;
     char reply[SL_REPLY_MAX];
     bool held;             /* the operator holds it: not attempted until released */
+    uint32_t crashes;      /* jobs it was in whose worker died of its own doing */
     size_t nrcpt;          /* of the whole message */
     unsigned char *status; /* enum sl_rcpt_status per recipient of the message */
     bool on_disk;          /* read from its state file (false: never saved before this load) */

@@ -27,7 +27,7 @@
 #include "spool_impl.h"
 
 #define DONE_LINE_MAX 32 /* "done 9999 D\n" with room */
-#define STATE_FIXED   (80 + SL_REPLY_MAX)
+#define STATE_FIXED   (96 + SL_REPLY_MAX)
 
 /* state_name - "ID.K" */
 static bool state_name(char *buf, size_t len, const char *id, unsigned k)
@@ -75,7 +75,7 @@ static const char *parse_state(struct spool_lines *l, struct sl_spool_state *st)
 {
     const char *v;
     size_t vn;
-    uint64_t attempts, next, index;
+    uint64_t attempts, next, index, crashes;
 
     if (!spool_number_of(l, "attempts", UINT32_MAX, &attempts))
         return "bad attempts line";
@@ -91,6 +91,11 @@ static const char *parse_state(struct spool_lines *l, struct sl_spool_state *st)
         (l->p + 6 == l->end || l->p[6] == '\n')) {
         st->held = true; /* the operator's hold: never attempted until released */
         l->p += l->p + 6 == l->end ? 6 : 7;
+    }
+    if ((size_t)(l->end - l->p) > 8 && memcmp(l->p, "crashes ", 8) == 0) {
+        if (!spool_number_of(l, "crashes", SL_SPOOL_CRASHES_MAX, &crashes))
+            return "bad crashes line";
+        st->crashes = (uint32_t)crashes; /* a suspect since a worker crashed with it */
     }
     while (l->p < l->end) {
         const char *sp;
@@ -188,6 +193,10 @@ int sl_spool_state_save(const char *dir, const char *id, unsigned k,
     buf[len++] = '\n';
     if (st->held)
         len += (size_t)snprintf(buf + len, cap - len, "held 1\n");
+    if (st->crashes > 0)
+        len += (size_t)snprintf(buf + len, cap - len, "crashes %" PRIu32 "\n",
+                                st->crashes > SL_SPOOL_CRASHES_MAX ? SL_SPOOL_CRASHES_MAX
+                                                                   : st->crashes);
     for (size_t i = 0; i < st->nrcpt; i++) {
         if (st->status[i] == SL_RCPT_PENDING)
             continue;

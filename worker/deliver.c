@@ -44,13 +44,13 @@ struct job {
     struct sl_part part[SL_JOB_PARTS];
 };
 
-/* parse_part - "<id>.<k>[:<attempts>|+]" */
+/* parse_part - "<id>.<k>[:<attempts>|+][!<crashes>]" */
 static bool parse_part(const char *word, struct sl_part *p)
 {
     const char *dot = strrchr(word, '.');
     char *end;
     long k;
-    unsigned long a = 0;
+    unsigned long a = 0, c = 0;
 
     if (dot == NULL || dot - word != SL_SPOOL_ID_LEN)
         return false;
@@ -64,9 +64,16 @@ static bool parse_part(const char *word, struct sl_part *p)
         if (end == digits || a > UINT32_MAX)
             return false;
     }
+    if (*end == '!') { /* a suspect: in c jobs whose worker crashed */
+        const char *digits = end + 1;
+        c = strtoul(digits, &end, 10);
+        if (end == digits || c > SL_SPOOL_CRASHES_MAX)
+            return false;
+    }
     if (*end != '\0' || k < 0 || k >= SL_SPOOL_PARTS_MAX)
         return false;
     p->attempts_floor = (uint32_t)a;
+    p->crashes_floor = (uint32_t)c;
     memcpy(p->id, word, SL_SPOOL_ID_LEN);
     p->id[SL_SPOOL_ID_LEN] = '\0';
     p->k = (unsigned)k;

@@ -61,6 +61,18 @@ static int load_state(struct sl_wstate *w, struct sl_part *p, char *err, size_t 
     return sl_spool_state_load(spool, p->id, p->k, p->msg.nrcpt, &p->st, err, errlen);
 }
 
+/* save_suspicion - the master's count of crashed jobs p was in, on disk before the attempt:
+ * should this one crash too, a master started again still knows p for a suspect (it goes
+ * alone), and sluicectl queue shows it; a failed write costs only that */
+static void save_suspicion(struct sl_wstate *w, struct sl_part *p)
+{
+    char err[256];
+
+    p->st.crashes = p->crashes_floor;
+    if (sl_spool_state_save(w->ctx->spool, p->id, p->k, &p->st, err, sizeof err) < 0)
+        sl_msg_warn("queue %s part %u: %s; its crashed jobs are not recorded", p->id, p->k, err);
+}
+
 /* sl_part_load - the message envelope and this part's state */
 bool sl_part_load(struct sl_wstate *w, struct sl_part *p)
 {
@@ -84,6 +96,8 @@ bool sl_part_load(struct sl_wstate *w, struct sl_part *p)
     }
     if (p->st.attempts < p->attempts_floor) /* the last deferral's state was not saved */
         p->st.attempts = p->attempts_floor;
+    if (p->st.crashes < p->crashes_floor)
+        save_suspicion(w, p);
     p->bounced = sl_calloc(p->msg.nrcpt, sizeof *p->bounced);
     p->bounce_reply = sl_calloc(p->msg.nrcpt, sizeof *p->bounce_reply);
     p->loaded = true;

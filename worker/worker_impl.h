@@ -79,6 +79,7 @@ struct sl_part {
     char id[SL_SPOOL_ID_LEN + 1];
     unsigned k;
     uint32_t attempts_floor; /* the master's count of attempts, when the spool's may be older */
+    uint32_t crashes_floor;  /* the master's count of crashed jobs it was in ("!N" in the job) */
     bool fresh;              /* the master knows no state file exists ("+" in the job) */
     bool loaded;             /* msg and st are valid */
     bool attempted;          /* a recipient got an outcome in this attempt */

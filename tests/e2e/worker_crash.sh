@@ -134,15 +134,33 @@ for p in $old; do kill -SEGV "$p"; done
 check "its second crash names it alone" \
   wait_for 10 grep -q "part $poison.0 was alone in it, and has now been in 2 crashed jobs" \
   "$T/daemon3.log"
-peer_script mx '{}'
 check "both workers are replaced again" wait_for 20 replaced "$old"
 metric() { ctl metrics | sed -n "s/^$1 //p"; } # both reaped by now: counted
 check "metrics count the 4 crashed workers" test "$(metric sluice_worker_crashes_total)" = 4
 parts=$(metric sluice_crashed_job_parts_total)
 check "and the parts of their jobs (${parts:-?}: the poison's job of $held, then the poison)" \
   test "${parts:-0}" -ge $((held + 1))
+# The suspicion is on disk (the worker records it before each attempt): sluicectl queue shows
+# it, and a master started again still sends the poison alone.
+check "sluicectl queue shows the poison as a suspect" \
+  eval 'ctl queue "$poison" | grep -q "suspect: in 1 crashed job; it goes in jobs of its own"'
+check "and so does its JSON" eval 'ctl queue --json "$poison" | grep -q "\"crashes\":1,"'
+kill -TERM "$daemon"
+wait "$daemon"
+for i in 1 2; do
+  printf 'Subject: t\r\n\r\nbody\r\n' | ctl inject --binding b1 -f s@sender.test "late$i@poison.test"
+done >/dev/null
+"$SLUICED" -c "$T/sluice.ini" 2>>"$T/daemon4.log" &
+daemon=$!
+started "$daemon"
+check "started again, the master sends the poison alone: stuck again" wait_for 10 stalled 3
+check "while the two messages queued after it are delivered" wait_for 15 delivered 11
+old=$(children_of "$daemon" | tr '\n' ' ')
+for p in $old; do kill -SEGV "$p"; done
+peer_script mx '{}'
+check "both workers are replaced a third time" wait_for 20 replaced "$old"
 ctl flush "$poison" >/dev/null
-check "once the cause is gone, the poison is delivered too" wait_for 10 delivered 10
+check "once the cause is gone, the poison is delivered too" wait_for 10 delivered 12
 check "and nothing of poison.test is left in the queue" \
   wait_for 10 eval '! ctl queue --domain poison.test | grep -q "poison.test"'
 kill -TERM "$daemon"

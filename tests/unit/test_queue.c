@@ -690,8 +690,8 @@ static void test_dispatch_crashed_alone(void **state)
         assert_int_equal(sscanf(job, "J%*u D b1 pair.example M%u.0", &n), 1);
         assert_true(n >= 1 && n <= 3 && !seen[n]);
         seen[n] = true;
-        snprintf(want, sizeof want, "J%u D b1 pair.example M%019u.0", j, n);
-        assert_string_equal(job, want); /* nothing after it */
+        snprintf(want, sizeof want, "J%u D b1 pair.example M%019u.0!1", j, n);
+        assert_string_equal(job, want); /* nothing after it; the worker records the 1 */
         make_id(id, n);
         assert_int_equal(sl_queue_find(f->s.q, id)->part[0].crashes, 1);
         snprintf(want, sizeof want, "D%u M%019u.0=d", j, n);
@@ -720,12 +720,31 @@ static void test_dispatch_suspect_first(void **state)
     add1(f->s.q, 3, "pair.example", 0);
     sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
     job_of(f, other, job, sizeof job);
-    assert_string_equal(job, "J2 D b1 pair.example M0000000000000000001.0");
+    assert_string_equal(job, "J2 D b1 pair.example M0000000000000000001.0!1");
     say(f, other, "D2 M0000000000000000001.0=d");
     say(f, other, "K b1 pair.example");
     sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
     job_of(f, other, job, sizeof job);
     assert_string_equal(job, "J3 D b1 pair.example M0000000000000000002.0 M0000000000000000003.0");
+}
+
+/* A suspect indexed from its state file (a master started again) still goes alone, and its
+ * count goes to the worker. */
+static void test_dispatch_suspect_restored(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_queue_part_init p = {.domain = "pair.example", .crashes = 3};
+    char id[SL_SPOOL_ID_LEN + 1], job[SL_JOB_MAX];
+    unsigned wi;
+
+    make_id(id, 1);
+    sl_queue_add(f->s.q, id, "b1", 1, &p, 100);
+    add1(f->s.q, 2, "pair.example", 0);
+    f->sup.want = 1;
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    wi = f->sup.w[0].job == 1 ? 0 : 1;
+    job_of(f, wi, job, sizeof job);
+    assert_string_equal(job, "J1 D b1 pair.example M0000000000000000001.0!3");
 }
 
 /* A destination whose counter is full is held back, not handed out. */
@@ -1115,6 +1134,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_crashed_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_crashed_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_suspect_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_suspect_restored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pickup_warmup, setup, teardown),
         cmocka_unit_test(test_pickup_gone_out_of_turn),

@@ -548,6 +548,30 @@ static void test_state_held(void **state)
     sl_spool_state_free(&st);
 }
 
+/* A suspect's count of crashed jobs is one line, kept only once there is one: it reads back
+ * (a master started again still sends the part alone), and the done lines after it parse. */
+static void test_state_crashes(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"a@x.org", "b@x.org"};
+    struct sl_spool_state st, back;
+    char id[SL_SPOOL_ID_LEN + 1], err[256];
+
+    write_msg(f->dir, rcpt, 2, id);
+    assert_int_equal(sl_spool_state_load(f->dir, id, 0, 2, &st, err, sizeof err), 0);
+    assert_int_equal(st.crashes, 0);
+    st.crashes = 2;
+    st.held = true;
+    st.status[0] = SL_RCPT_BOUNCED;
+    assert_int_equal(sl_spool_state_save(f->dir, id, 0, &st, err, sizeof err), 0);
+    assert_int_equal(sl_spool_state_load(f->dir, id, 0, 2, &back, err, sizeof err), 0);
+    assert_int_equal(back.crashes, 2);
+    assert_true(back.held);
+    assert_memory_equal(back.status, "BP", 2);
+    sl_spool_state_free(&back);
+    sl_spool_state_free(&st);
+}
+
 static void test_state_damaged(void **state)
 {
     struct fixture *f = *state;
@@ -558,8 +582,11 @@ static void test_state_damaged(void **state)
         "attempts 1\nnext 0\nreply \ndone 4 D\n", /* index beyond the message */
         "attempts 1\nnext 0\nreply \ndone 1 X\n",
         "attempts 1\nnext 0\nreply \ndone 1 DD\n",
-        "attempts 1\nnext 0\nreply ok",           /* no final LF: torn */
-        "attempts 99999999999\nnext 0\nreply \n", /* beyond 32 bits */
+        "attempts 1\nnext 0\nreply \ncrashes x\n",
+        "attempts 1\nnext 0\nreply \ncrashes 10000\n",
+        "attempts 1\nnext 0\nreply \ndone 1 D\ncrashes 1\n", /* out of its place */
+        "attempts 1\nnext 0\nreply ok",                      /* no final LF: torn */
+        "attempts 99999999999\nnext 0\nreply \n",            /* beyond 32 bits */
         "",
     };
     struct sl_spool_state st;
@@ -1092,6 +1119,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_address_good),
         cmocka_unit_test_setup_teardown(test_state_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_crashes, setup, teardown),
         cmocka_unit_test(test_address_bad),
         cmocka_unit_test(test_address_domain),
         cmocka_unit_test_setup_teardown(test_write_read_roundtrip, setup, teardown),
