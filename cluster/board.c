@@ -58,20 +58,35 @@ sl_atomic_u64 *sl_cluster_valid(struct sl_cluster_board *b, uint32_t owner, int 
     return &b->valid_until[(size_t)owner * SL_OWNER_RECORDS + (size_t)record];
 }
 
-/* sl_alive_note - one heartbeat's count in the window; the largest count of the window */
-uint32_t sl_alive_note(struct sl_alive_window *w, uint32_t alive)
+/* sl_alive_note - one heartbeat's count; the count a share divides by */
+uint32_t sl_alive_note(struct sl_alive_window *w, uint32_t alive, uint64_t now_ms, uint64_t hold_ms)
 {
-    uint32_t most = 0;
-
-    w->seen[w->next] = alive;
-    w->next = (w->next + 1) % SL_ALIVE_BEATS;
-    for (unsigned i = 0; i < SL_ALIVE_BEATS; i++)
-        if (w->seen[i] > most)
-            most = w->seen[i];
-    return most;
+    if (alive >= w->count) {
+        w->count = alive;
+        w->lower_ms = 0;
+        return w->count;
+    }
+    if (w->lower_ms == 0) {
+        w->lower_ms = now_ms > 0 ? now_ms : 1;
+        w->lower = alive;
+    } else if (alive > w->lower) {
+        w->lower = alive;
+    }
+    if (now_ms - w->lower_ms >= hold_ms) { /* fewer for hold_ms without a break: gone */
+        w->count = w->lower;
+        w->lower_ms = 0;
+    }
+    return w->count;
 }
 
-/* sl_cluster_share - limit divided by the nodes last seen alive, at least 1 */
+/* sl_alive_broken - Redis did not answer: a fall must be seen again from the start */
+void sl_alive_broken(struct sl_alive_window *w)
+{
+    w->lower_ms = 0;
+}
+
+/* sl_cluster_share - limit divided by the nodes last seen alive, at least 1; 0 before any
+ * heartbeat (how many nodes share the limit is unknown) */
 int32_t sl_cluster_share(const struct sl_cluster_board *b, int32_t limit)
 {
     uint32_t alive = b != NULL ? sl_peek32(&b->alive) : 0;
@@ -79,6 +94,8 @@ int32_t sl_cluster_share(const struct sl_cluster_board *b, int32_t limit)
 
     if (limit <= 0)
         return limit;
+    if (alive == 0)
+        return 0;
     share = alive > 1 ? limit / (int32_t)alive : limit;
     return share < 1 ? 1 : share;
 }

@@ -144,19 +144,25 @@ struct sl_cluster_heritage *sl_cluster_heritage(void);
 /* Map the board for owners owner records (the master, once). */
 struct sl_cluster_board *sl_cluster_board_new(uint32_t owners);
 sl_atomic_u64 *sl_cluster_valid(struct sl_cluster_board *b, uint32_t owner, int record);
-/* The nodes alive by the last heartbeats: the most any of the last SL_ALIVE_BEATS saw, so
- * that a count falls only when a node has been missing for a lease's whole life of beats
- * (one beat per third of the ttl), not when its heartbeat was late once or Redis has just
- * come back (the first node to beat again sees itself alone).  A larger count is taken at
- * once: a share that is too small is safe, one that is too large exceeds the limit. */
-#define SL_ALIVE_BEATS 4
+/* The nodes alive by the heartbeats: a larger count is taken at once, a smaller one only once
+ * every heartbeat has seen fewer for hold_ms of Redis answering without a break (the caller
+ * gives a lease's life, plus a retry pause and a heartbeat period: the time the other nodes
+ * take to beat again after Redis comes back).  So a late heartbeat, Redis coming back (the
+ * first node to beat again sees itself alone) or Redis flapping never shrinks the count; a
+ * node gone for good leaves it after hold_ms.  A share too small is safe, one too large
+ * exceeds the limit. */
 struct sl_alive_window {
-    uint32_t seen[SL_ALIVE_BEATS];
-    unsigned next;
+    uint32_t count;    /* the nodes to divide a limit by (0: none seen yet) */
+    uint32_t lower;    /* the most the beats saw since they began to see fewer */
+    uint64_t lower_ms; /* since when (CLOCK_MONOTONIC ms; 0: no fall pending) */
 };
-/* Count one heartbeat that saw alive nodes; returns the nodes to divide a limit by. */
-uint32_t sl_alive_note(struct sl_alive_window *w, uint32_t alive);
-/* A node's share of limit while Redis is unreachable (cluster_on_failure = share). */
+/* A heartbeat at now_ms saw alive nodes; returns the count. */
+uint32_t sl_alive_note(struct sl_alive_window *w, uint32_t alive, uint64_t now_ms,
+                       uint64_t hold_ms);
+/* A heartbeat did not reach Redis: a pending fall starts again. */
+void sl_alive_broken(struct sl_alive_window *w);
+/* A node's share of limit while Redis is unreachable (cluster_on_failure = share); 0 when no
+ * heartbeat has been seen yet (a master started while Redis is down: nothing opens). */
 int32_t sl_cluster_share(const struct sl_cluster_board *b, int32_t limit);
 /* May shares be used now: the master has not reached Redis for twice a lease's life (ttl_ms):
  * every lease granted through Redis before has run out, and its connection closed before its

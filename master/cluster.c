@@ -32,7 +32,7 @@ static struct {
     struct timespec next_tick;
     bool up;                      /* the last tick reached Redis */
     bool warned_local;            /* said once that cluster limits count this node alone */
-    struct sl_alive_window alive; /* the last heartbeats' counts of nodes alive */
+    struct sl_alive_window alive; /* the heartbeats' count of nodes alive */
 } node;
 
 /* period_ms - how often leases are renewed and the heartbeat sent */
@@ -171,6 +171,14 @@ static void post(struct sl_lease_ref *refs, size_t n, uint64_t start)
         }
 }
 
+/* alive_hold_ms - how long every heartbeat must see fewer nodes before the count falls: a
+ * lease's life, and the time the others take to beat again once Redis is back (a retry pause
+ * and a period) */
+static uint64_t alive_hold_ms(const struct sl_cluster_params *p)
+{
+    return (uint64_t)p->ttl_ms + SL_CLUSTER_RETRY_MS + (uint64_t)period_ms(p);
+}
+
 /* note_alive - the nodes the heartbeat saw alive, on the board; a change is logged: under
  * cluster_on_failure = share it is what divides a cluster limit while Redis is unreachable */
 static void note_alive(const struct sl_cluster_heritage *h, uint32_t alive)
@@ -208,7 +216,10 @@ void sl_master_cluster_tick(const struct sl_shm *shm)
     free(refs);
     alive = ok ? sl_cluster_heartbeat(node.redis, h->p.node, (uint32_t)n, h->p.ttl_ms) : -1;
     if (alive > 0)
-        note_alive(h, sl_alive_note(&node.alive, (uint32_t)alive));
+        note_alive(h,
+                   sl_alive_note(&node.alive, (uint32_t)alive, start / 1000, alive_hold_ms(&h->p)));
+    else
+        sl_alive_broken(&node.alive);
     if ((alive >= 0) != node.up) {
         if (alive >= 0)
             sl_msg_info("cluster_redis answers again: %ld node%s heartbeating now", alive,

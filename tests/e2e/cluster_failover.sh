@@ -128,9 +128,9 @@ for n in 1 2 3; do
   node_start "$n"
 done
 check "share: the three nodes saturate the limit" wait_for 60 saturated share
-# A share is the limit divided by the nodes alive at this node's last heartbeat: Redis goes
-# down only once every node's heartbeat has seen the other two (one started just before Redis
-# went down would rightly count itself alone).
+# A share is the limit divided by the nodes this node's heartbeats saw alive: Redis goes down
+# only once every node's heartbeat has seen the other two (one started just before Redis went
+# down would rightly count itself alone).
 check "share: each node has seen the three nodes alive" wait_for 10 all_seen 3
 redis_stop
 sleep $((2 * TTL + 1)) # connections over a node's share close; shares open after 2 ttl

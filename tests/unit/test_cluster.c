@@ -487,7 +487,9 @@ static void test_redis_gone(void **state)
     assert_int_equal(sl_redis_check(r, err, sizeof err), SL_REDIS_DOWN);
     assert_non_null(strstr(err, "cannot connect"));
     sl_redis_free(r);
-    assert_int_equal(sl_cluster_share(b, 10), 10); /* no node seen yet: the whole limit */
+    assert_int_equal(sl_cluster_share(b, 10), 0); /* no heartbeat yet: nothing opens */
+    sl_store32(&b->alive, 1);
+    assert_int_equal(sl_cluster_share(b, 10), 10);
     sl_store32(&b->alive, 3);
     assert_int_equal(sl_cluster_share(b, 10), 3);
     assert_int_equal(sl_cluster_share(b, 2), 1);
@@ -499,21 +501,29 @@ static void test_redis_gone(void **state)
     assert_false(sl_cluster_share_open(b, 1000));
 }
 
-/* The nodes a share divides by: a larger count at once, a smaller one only once the last
- * SL_ALIVE_BEATS heartbeats all saw it (a late beat, or the first beat after an outage that
- * sees this node alone, must not hand it the whole limit). */
+/* The nodes a share divides by: a larger count at once, a smaller one only once every
+ * heartbeat saw fewer for the hold time of Redis answering without a break (a late beat,
+ * the first beat after an outage that sees this node alone, or Redis flapping must not hand
+ * it the whole limit). */
 static void test_alive_window(void **state)
 {
     struct sl_alive_window w = {0};
+    const uint64_t hold = 5000;
     (void)state;
 
-    assert_int_equal(sl_alive_note(&w, 1), 1); /* the first to start sees itself alone */
-    assert_int_equal(sl_alive_note(&w, 3), 3); /* the others at once */
-    assert_int_equal(sl_alive_note(&w, 1), 3); /* Redis back: this node beat first */
-    assert_int_equal(sl_alive_note(&w, 3), 3);
-    for (int i = 0; i < SL_ALIVE_BEATS - 1; i++) /* a node gone for good */
-        assert_int_equal(sl_alive_note(&w, 2), 3);
-    assert_int_equal(sl_alive_note(&w, 2), 2);
+    assert_int_equal(sl_alive_note(&w, 1, 1000, hold), 1); /* the first to start: alone */
+    assert_int_equal(sl_alive_note(&w, 3, 2000, hold), 3); /* the others at once */
+    assert_int_equal(sl_alive_note(&w, 1, 3000, hold), 3); /* Redis back: it beat first */
+    assert_int_equal(sl_alive_note(&w, 1, 7000, hold), 3);
+    assert_int_equal(sl_alive_note(&w, 3, 8000, hold), 3);
+    for (uint64_t t = 10000; t < 30000; t += 4000) { /* flapping: each blip sees it alone */
+        assert_int_equal(sl_alive_note(&w, 1, t, hold), 3);
+        sl_alive_broken(&w);
+    }
+    assert_int_equal(sl_alive_note(&w, 1, 40000, hold), 3); /* a node gone for good ... */
+    assert_int_equal(sl_alive_note(&w, 2, 42000, hold), 3);
+    assert_int_equal(sl_alive_note(&w, 2, 44999, hold), 3);
+    assert_int_equal(sl_alive_note(&w, 2, 45000, hold), 2); /* ... leaves it after hold */
 }
 
 int main(void)
