@@ -13,7 +13,8 @@
  *   ID  ARRIVAL  binding B  from <SENDER>  size N [bounce]
  *     part K DOMAIN: P pending, D done, A attempts, next TIME
  *       held by the operator: not attempted until released   (sluicectl hold)
- *       suspect: in N crashed jobs; it goes in jobs of its own   (a worker died with it)
+ *       suspect: in at least N crashed jobs; it goes in jobs of its own   (a worker died
+ *         with it; the latest crash is recorded at the part's next try)
  *       waiting for SCOPE KEY (IN USE/LIMIT) since TIME   (a full counter holds it back)
  *     (instead of "next TIME": "suspended until TIME (REASON)" for a suspended scope,
  *     "waiting for SCOPE KEY IN USE/LIMIT" for a full counter, "waiting for
@@ -30,7 +31,8 @@
  *                             "next": ISO-8601 UTC or "now", "next_unix": int,
  *                             "held": bool (the operator holds it),
  *                             "crashes": int (jobs it was in whose worker died of
- *                                        its own doing: more than 0, a suspect),
+ *                                        its own doing, as recorded at its last try:
+ *                                        more than 0, a suspect),
  *                             "reply": str ("" before any attempt),
  *                             "suspended": null or {"text": str, "reason": str},
  *                             "waiting": null or {"scope": str, "key": str,
@@ -259,8 +261,8 @@ static void print_text(struct waits *w, const struct sl_spool_msg *m,
         if (st[k].held && v.pending > 0)
             printf("    held by the operator: not attempted until released\n");
         if (st[k].crashes > 0 && v.pending > 0)
-            printf("    suspect: in %u crashed job%s; it goes in jobs of its own\n", st[k].crashes,
-                   st[k].crashes == 1 ? "" : "s");
+            printf("    suspect: in at least %u crashed job%s; it goes in jobs of its own\n",
+                   st[k].crashes, st[k].crashes == 1 ? "" : "s");
         if (wv.waiting) {
             wait_key(&wv.c, key, sizeof key);
             sl_ctl_iso_time((int64_t)(wv.c.wait_since / 1000), since, sizeof since);

@@ -1051,7 +1051,7 @@ static void count_crash(struct sl_sched *s, size_t n)
 }
 
 /* sl_sched_worker_exit - a dead worker's job goes back to the queues, in order (its tokens as
- * sent: "<id>.<k>", with ":<attempts>" or "+" after a part that has them) */
+ * sent: "<id>.<k>", with ":<attempts>" or "+", then "!<crashes>", after a part that has them) */
 void sl_sched_worker_exit(struct sl_worker_slot *w, int status, void *vs)
 {
     struct sl_sched *s = vs;

@@ -69,7 +69,9 @@ static void save_suspicion(struct sl_wstate *w, struct sl_part *p)
     char err[256];
 
     p->st.crashes = p->crashes_floor;
-    if (sl_spool_state_save(w->ctx->spool, p->id, p->k, &p->st, err, sizeof err) < 0)
+    if (sl_spool_state_save(w->ctx->spool, p->id, p->k, &p->st, err, sizeof err) == 0)
+        p->st.on_disk = true; /* the file exists now: it goes with the message */
+    else
         sl_msg_warn("queue %s part %u: %s; its crashed jobs are not recorded", p->id, p->k, err);
 }
 

@@ -20,7 +20,7 @@
  * Messages on the socketpair: one datagram each, first byte the type.
  *
  * Delivery jobs (the scheduler's; probes are in sl_control.h):
- *   master -> worker  "J<job> D <binding> <domain> <id>.<k>[:<n>|+] [...]"
+ *   master -> worker  "J<job> D <binding> <domain> <id>.<k>[:<n>|+][!<c>] [...]"
  *        deliver parts k of messages id (at most SL_JOB_PARTS of them), all
  *        for one binding x destination domain, over one connection when the
  *        limits allow.  :<n> is the part's attempts as last reported, a floor
@@ -28,6 +28,8 @@
  *        + marks a part the master knows has no state file (never saved, never
  *        handed out since): the worker starts it as never tried without looking
  *        for one (a failed lookup in state/ costs as much as a small write).
+ *        !<c> marks a suspect: the part was in c jobs whose worker died of its own
+ *        doing; the worker records c in the part's state file before it tries it.
  *   worker -> master  "D<job> <id>.<k>=<outcome> [...]"  once every part of
  *        the job is settled (state already durable in the spool).  outcome:
  *          d         final: every recipient of the part delivered or bounced

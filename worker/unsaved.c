@@ -76,6 +76,9 @@ static void merge(struct unsaved *u, const struct sl_spool_state *on)
         u->st.next = on->next;
         strlcpy(u->st.reply, on->reply, sizeof u->st.reply);
     }
+    if (on->crashes > u->st.crashes) /* a worker recorded a crash since */
+        u->st.crashes = on->crashes;
+    u->st.held = on->held; /* the operator's hold or release since stands */
 }
 
 /* save_one - write u merged with the spool; true when it needs keeping no longer */
