@@ -89,7 +89,7 @@ static void new_message(struct sl_sched *sched, char *req)
         sl_msg_debug("control: malformed notification ignored");
         return;
     }
-    sl_pickup_id(sched, id);
+    sl_pickup_new(sched, id);
 }
 
 /* accept_one - route one request to an idle worker, or a notification to the pickup;

@@ -141,6 +141,17 @@ bool sl_pickup_id(struct sl_sched *s, const char *id)
     return pickup(s, id, false);
 }
 
+/* sl_pickup_new - index queue/ID, just written and announced ("N ID": by a listener, sluicectl
+ * inject, a worker's bounce, or found at a writer's reaping): no worker has had it yet, so it
+ * has no state file, and none is looked for (a failed lookup in state/ costs as much as the
+ * envelope's read).  One in the start scan's listing goes the scan's way. */
+bool sl_pickup_new(struct sl_sched *s, const char *id)
+{
+    if (sl_pickup_pending(s) && sl_spool_ids_has(&s->scan_ids, id))
+        return sl_pickup_id(s, id);
+    return pickup(s, id, true);
+}
+
 /* What a scan counts. */
 struct scan {
     struct sl_sched *s;

@@ -119,7 +119,7 @@ static char on_disk(struct sl_sched *s, struct sl_qpart *p, enum sl_admin_op op,
     r = sl_worker_admin(ops_ctx, op, p->msg->id, p->k, reason, dsn);
 
     if (dsn[0] != '\0')
-        sl_pickup_id(s, dsn);
+        sl_pickup_new(s, dsn);
     switch (r) {
     case SL_ADMIN_FINAL:
         finish(s, p);

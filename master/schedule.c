@@ -943,7 +943,7 @@ static void on_new(struct sl_sched *s, const char *msg)
         sl_msg_warn("a worker announced a malformed queue id");
         return;
     }
-    sl_pickup_id(s, id);
+    sl_pickup_new(s, id);
 }
 
 /* sl_sched_from_worker - one message of worker wi */

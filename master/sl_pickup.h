@@ -42,6 +42,8 @@ void sl_pickup_stop_readahead(struct sl_sched *s);
  * envelope and of each part's state.  Parts already final are not queued; a
  * message whose parts are all final is removed from the spool. */
 bool sl_pickup_id(struct sl_sched *s, const char *id);
+/* The same for a message just written and announced: known to have no state file yet. */
+bool sl_pickup_new(struct sl_sched *s, const char *id);
 /* Index every queued id the index lacks; returns how many. */
 size_t sl_pickup_rescan(struct sl_sched *s);
 

@@ -329,7 +329,7 @@ static void listener_exit(pid_t pid, int status, void *ctx)
         return;
     sl_listeners_publish(&m->lsn, true); /* its session, if it had one, is over */
     if (queued[0] != '\0')
-        sl_pickup_id(&m->sched, queued);
+        sl_pickup_new(&m->sched, queued);
 }
 
 /* serve - the main loop, until SIGTERM or SIGINT */
