@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/sl_listener.h"
 #include "ipc/sl_control.h"
 #include "master/sl_lockouts.h"
 
@@ -37,27 +38,22 @@ static void list(struct sl_smtpd_lockout *t, const char *arg, char *ans, size_t 
         snprintf(ans, len, "OK %zu\n%s", next < SL_SMTPD_LOCKOUT_SLOTS ? next : 0, page);
 }
 
-/* peer_of - ADDRESS (IPv4, IPv6, an IPv6 written with /64) as a peer address */
+/* peer_of - ADDRESS (IPv4, IPv6, or an IPv6 written with /64, the block a lockout counts) as
+ * a peer address */
 static bool peer_of(const char *text, struct sockaddr_storage *ss)
 {
-    char a[INET6_ADDRSTRLEN + 4];
-    size_t n = strlen(text);
+    struct sl_cidr c;
 
     memset(ss, 0, sizeof *ss);
-    if (n >= sizeof a)
+    if (!sl_cidr_parse(text, &c) ||
+        (strchr(text, '/') != NULL && (c.family != AF_INET6 || c.bits != 64)))
         return false;
-    memcpy(a, text, n + 1);
-    if (n > 3 && strcmp(a + n - 3, "/64") == 0)
-        a[n - 3] = '\0';
-    if (inet_pton(AF_INET, a, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-        ss->ss_family = AF_INET;
-        return strchr(text, '/') == NULL;
-    }
-    if (inet_pton(AF_INET6, a, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-        ss->ss_family = AF_INET6;
-        return true;
-    }
-    return false;
+    ss->ss_family = (sa_family_t)c.family;
+    if (c.family == AF_INET)
+        memcpy(&((struct sockaddr_in *)ss)->sin_addr, c.addr, 4);
+    else
+        memcpy(&((struct sockaddr_in6 *)ss)->sin6_addr, c.addr, 16);
+    return true;
 }
 
 /* forget - "A forget ADDRESS" */

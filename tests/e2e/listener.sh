@@ -500,6 +500,18 @@ check "sluicectl unlock of an address with nothing counted: exit 1, said so" \
 rc=$?
 check "sluicectl unlock of what is not an address: exit 1, said so" \
   eval '[ "$rc" -eq 1 ] && grep -q "not an IPv4 or IPv6 address: 127.0.0.300" "$T/unlock3"'
+for a in 2001:db8::7 2001:db8::/64; do
+  "$SLUICECTL" -c "$T/sluice.ini" unlock "$a" >"$T/unlock4" 2>&1
+  rc=$?
+  check "sluicectl unlock $a (an IPv6 address, or its /64): taken as an address, nothing counted" \
+    eval '[ "$rc" -eq 1 ] && grep -q "no failed AUTH is counted" "$T/unlock4"'
+done
+for a in 127.0.0.5/32 2001:db8::/48; do
+  "$SLUICECTL" -c "$T/sluice.ini" unlock "$a" >"$T/unlock5" 2>&1
+  rc=$?
+  check "sluicectl unlock $a (a block other than an IPv6 /64): not an address" \
+    eval '[ "$rc" -eq 1 ] && grep -q "not an IPv4 or IPv6 address" "$T/unlock5"'
+done
 out=$(SRC=127.0.0.5 tls_auth_replies "$gport" "AUTH PLAIN $bad" "AUTH PLAIN $bad" "AUTH PLAIN $good")
 out2=$(SRC=127.0.0.5 tls_auth_replies "$gport" "AUTH PLAIN $bad" "AUTH PLAIN $good")
 check "a success neither counts nor clears (2 failed, 235; then the 3rd failure locks: 454) ($out; $out2)" \
