@@ -79,7 +79,9 @@ static void answer(int fd, const struct sockaddr_un *to, socklen_t tolen, const 
         sl_msg_debug("control answer not delivered: %s", strerror(errno));
 }
 
-/* new_message - "N <id>": queued by sluicectl inject; no answer is awaited */
+/* new_message - "N <id>": just queued by sluicectl inject or a listener (an "N" names only an
+ * id just written: sl_pickup_new looks for state files of an older one); no answer is
+ * awaited */
 static void new_message(struct sl_sched *sched, char *req)
 {
     char *id = req + 1 + strspn(req + 1, " ");

@@ -141,15 +141,33 @@ bool sl_pickup_id(struct sl_sched *s, const char *id)
     return pickup(s, id, false);
 }
 
-/* sl_pickup_new - index queue/ID, just written and announced ("N ID": by a listener, sluicectl
- * inject, a worker's bounce, or found at a writer's reaping): no worker has had it yet, so it
- * has no state file, and none is looked for (a failed lookup in state/ costs as much as the
- * envelope's read).  One in the start scan's listing goes the scan's way. */
-bool sl_pickup_new(struct sl_sched *s, const char *id)
+/* announced_new - may an id announced as new be taken for one: made since this master's start
+ * listing, and not in it (an older one, replayed or retried, may have state files) */
+static bool announced_new(const struct sl_sched *s, const char *id)
 {
     if (sl_pickup_pending(s) && sl_spool_ids_has(&s->scan_ids, id))
+        return false;
+    return s->started_us != 0 && sl_spool_id_time_us(id) >= s->started_us;
+}
+
+/* sl_pickup_new - index queue/ID, just written and announced ("N ID": by a listener, sluicectl
+ * inject, a worker's bounce, or found at a writer's reaping): a message of one part that no
+ * worker has had yet has no state file, and none is looked for (a failed lookup in state/
+ * costs as much as the envelope's read).  One of several parts is looked up all the same: its
+ * parts may all be final and its removal have failed, and an "N" for it would deliver them
+ * again; so is an id older than this master, or one of the start listing. */
+bool sl_pickup_new(struct sl_sched *s, const char *id)
+{
+    struct sl_spool_msg m;
+    char err[256];
+    int rc;
+
+    if (!sl_spool_id_valid(id) || sl_queue_find(s->q, id) != NULL)
+        return false;
+    if (!announced_new(s, id))
         return sl_pickup_id(s, id);
-    return pickup(s, id, true);
+    rc = sl_spool_read(s->spool, id, &m, err, sizeof err);
+    return pickup_read(s, id, rc == 0 && m.nparts == 1, rc, &m, err);
 }
 
 /* What a scan counts. */
@@ -186,6 +204,7 @@ size_t sl_pickup_start(struct sl_sched *s)
 
     if (sl_spool_init(s->spool, err, sizeof err) < 0)
         sl_msg_fatal("spool %s: %s", s->spool, err);
+    s->started_us = sl_clock_wall_us();
     if (sl_spool_list(s->spool, &s->scan_ids, &s->scan_state, true) < 0)
         sl_msg_fatal("cannot scan the spool %s: %s", s->spool, strerror(errno));
     s->scan_next = 0;

@@ -42,11 +42,13 @@ struct sl_sched {
     struct sl_promises promises; /* units promised to jobs that open a connection */
     /* The start scan, indexed a chunk per loop pass (sl_pickup_step) so that
      * delivery starts while a large spool is still being read. */
-    struct sl_spool_ids scan_ids;    /* queue/ at the start, oldest first */
-    struct sl_spool_ids scan_state;  /* ids that had a state file then */
-    size_t scan_next;                /* the next entry of scan_ids to index */
-    bool scan_trust;                 /* scan_state still tells which ids have none */
-    uint64_t scan_warm_until;        /* sl_clock_us: the start scan's warm-up ends (pickup.c) */
+    struct sl_spool_ids scan_ids;   /* queue/ at the start, oldest first */
+    struct sl_spool_ids scan_state; /* ids that had a state file then */
+    size_t scan_next;               /* the next entry of scan_ids to index */
+    bool scan_trust;                /* scan_state still tells which ids have none */
+    uint64_t started_us;      /* wall clock before the start listing: an older id may have a state
+                                 file even when announced as new (sl_pickup_new) */
+    uint64_t scan_warm_until; /* sl_clock_us: the start scan's warm-up ends (pickup.c) */
     struct sl_readahead *scan_ahead; /* its envelopes read on a thread (readahead.c), or NULL */
     bool scan_ahead_tried;           /* that thread was started (or could not be) */
 };

@@ -627,6 +627,58 @@ static void test_pickup_gone_out_of_turn(void **state)
     test_rmtree(dir);
 }
 
+/* write_held - a message of nparts parts (binding b1) in dir, part 0 held by the operator in
+ * its state file; its id in id */
+static void write_held(const char *dir, size_t nparts, char *id)
+{
+    const char *r[] = {"a@one.example", "b@two.example"};
+    struct sl_spool_new m = {
+        .binding = "b1", .sender = "", .rcpt = r, .nrcpt = nparts, .body = "\n", .len = 1};
+    struct sl_spool_state st;
+    char err[256];
+
+    assert_int_equal(sl_spool_write(dir, &m, id, err, sizeof err), 0);
+    assert_int_equal(sl_spool_state_load(dir, id, 0, nparts, &st, err, sizeof err), 0);
+    st.held = true;
+    assert_int_equal(sl_spool_state_save(dir, id, 0, &st, err, sizeof err), 0);
+    sl_spool_state_free(&st);
+}
+
+/* A message announced as new ("N ID") is taken without a look for state files only when it
+ * cannot have one: one part, and made since the master's start listing.  An older one (an
+ * announcement replayed, or one whose first read failed) and one of several parts (its
+ * removal may have failed after its last part) are looked up: here a hold in the state file
+ * shows which were. */
+static void test_pickup_new(void **state)
+{
+    char dir[64] = "/tmp/sluice-pickup.XXXXXX", err[256];
+    char old[SL_SPOOL_ID_LEN + 1], one[SL_SPOOL_ID_LEN + 1], two[SL_SPOOL_ID_LEN + 1];
+    struct sl_sched s;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(sl_spool_init(dir, err, sizeof err), 0);
+    write_held(dir, 1, old);
+    sl_sched_init(&s, dir);
+    assert_int_equal(sl_pickup_start(&s), 1);
+    while (sl_pickup_step(&s, SL_PICKUP_CHUNK))
+        ;
+    assert_non_null(sl_queue_find(s.q, old));
+    sl_queue_drop(s.q, sl_queue_find(s.q, old)); /* as if its first read had failed */
+    write_held(dir, 1, one);                     /* a state file it cannot have: ignored */
+    write_held(dir, 2, two);
+    assert_true(sl_pickup_new(&s, old));
+    assert_true(sl_pickup_new(&s, one));
+    assert_true(sl_pickup_new(&s, two));
+    assert_false(sl_pickup_new(&s, one)); /* indexed already */
+    assert_int_equal(sl_queue_find(s.q, old)->part[0].state, SL_PART_HELD);
+    assert_int_not_equal(sl_queue_find(s.q, one)->part[0].state, SL_PART_HELD);
+    assert_true(sl_queue_find(s.q, one)->part[0].fresh);
+    assert_int_equal(sl_queue_find(s.q, two)->part[0].state, SL_PART_HELD);
+    sl_sched_free(&s);
+    test_rmtree(dir);
+}
+
 /* A worker that dies of its own doing (here SIGSEGV) with a job: its parts are not handed
  * out again at once, where one that kills workers would kill the next, but wait
  * SL_SCHED_CRASHED_S; a worker killed from outside (SIGKILL) gives them back at once
@@ -1135,6 +1187,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_crashed_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_suspect_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_suspect_restored, setup, teardown),
+        cmocka_unit_test(test_pickup_new),
         cmocka_unit_test_setup_teardown(test_dispatch_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pickup_warmup, setup, teardown),
         cmocka_unit_test(test_pickup_gone_out_of_turn),
