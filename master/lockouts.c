@@ -11,7 +11,8 @@
  * held by a listener process, the answer is BUSY and sluicectl asks again.
  * Concurrency: master only, from the main loop.
  * Trust boundary: the request comes from a local client; ADDRESS is parsed
- * with inet_pton, FROM with strtoul, both bounded.
+ * by sl_cidr_parse (a prefix only as "/64", of IPv6), FROM with strtoul, both
+ * bounded.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -42,11 +43,12 @@ static void list(struct sl_smtpd_lockout *t, const char *arg, char *ans, size_t 
  * a peer address */
 static bool peer_of(const char *text, struct sockaddr_storage *ss)
 {
+    const char *slash = strchr(text, '/');
     struct sl_cidr c;
 
     memset(ss, 0, sizeof *ss);
     if (!sl_cidr_parse(text, &c) ||
-        (strchr(text, '/') != NULL && (c.family != AF_INET6 || c.bits != 64)))
+        (slash != NULL && (c.family != AF_INET6 || strcmp(slash, "/64") != 0)))
         return false;
     ss->ss_family = (sa_family_t)c.family;
     if (c.family == AF_INET)

@@ -94,6 +94,8 @@ static bool save_one(const char *spool, struct unsaved *u)
     if (sl_spool_state_load(spool, u->id, u->k, u->st.nrcpt, &on, err, sizeof err) == 0) {
         merge(u, &on);
         sl_spool_state_free(&on);
+    } else if (errno != EBADMSG) {
+        return false; /* unread (EMFILE, EIO...): saved blind, it could take back a newer one */
     }
     if (sl_spool_state_save(spool, u->id, u->k, &u->st, err, sizeof err) < 0)
         return false;

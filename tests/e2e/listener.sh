@@ -506,7 +506,7 @@ for a in 2001:db8::7 2001:db8::/64; do
   check "sluicectl unlock $a (an IPv6 address, or its /64): taken as an address, nothing counted" \
     eval '[ "$rc" -eq 1 ] && grep -q "no failed AUTH is counted" "$T/unlock4"'
 done
-for a in 127.0.0.5/32 2001:db8::/48; do
+for a in 127.0.0.5/32 2001:db8::/48 2001:db8::/064; do
   "$SLUICECTL" -c "$T/sluice.ini" unlock "$a" >"$T/unlock5" 2>&1
   rc=$?
   check "sluicectl unlock $a (a block other than an IPv6 /64): not an address" \
