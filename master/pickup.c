@@ -170,31 +170,37 @@ bool sl_pickup_new(struct sl_sched *s, const char *id)
     return pickup_read(s, id, rc == 0 && m.nparts == 1, rc, &m, err);
 }
 
-/* What a scan counts. */
-struct scan {
-    struct sl_sched *s;
-    size_t added;
-};
-
-/* scan_one - one id of queue/ */
-static void scan_one(const char *id, void *vctx)
+/* scan_one - one id of queue/ met by a rescan */
+static void scan_one(const char *id, void *ctx)
 {
-    struct scan *c = vctx;
+    struct sl_sched *s = ctx;
 
-    if (sl_queue_find(c->s->q, id) == NULL && sl_pickup_id(c->s, id))
-        c->added++;
+    if (sl_queue_find(s->q, id) == NULL && sl_pickup_id(s, id))
+        s->rescan_added++;
 }
 
-/* sl_pickup_rescan - every queued id the index lacks */
-size_t sl_pickup_rescan(struct sl_sched *s)
+/* sl_pickup_rescan_step - the next max entries of the rescan, which starts unless one runs */
+bool sl_pickup_rescan_step(struct sl_sched *s, size_t max)
 {
-    struct scan c = {.s = s};
-
-    if (sl_spool_scan(s->spool, scan_one, &c) < 0)
-        sl_msg_warn("cannot scan the spool %s: %s", s->spool, strerror(errno));
-    if (c.added > 0)
-        sl_msg_info("spool scan found %zu messages not yet queued", c.added);
-    return c.added;
+    if (s->rescan == NULL) {
+        /* The start scan reaches every id of its listing in turn: taken out of turn here,
+         * each would be read at once, and the read-ahead stopped.  An id it lacks came
+         * with an announcement, or waits for the next rescan. */
+        if (sl_pickup_pending(s))
+            return false;
+        if ((s->rescan = sl_spool_walk_open(s->spool)) == NULL) {
+            sl_msg_warn("cannot scan the spool %s: %s", s->spool, strerror(errno));
+            return false;
+        }
+        s->rescan_added = 0;
+    }
+    if (sl_spool_walk_step(s->rescan, max, scan_one, s))
+        return true;
+    sl_spool_walk_close(s->rescan);
+    s->rescan = NULL;
+    if (s->rescan_added > 0)
+        sl_msg_info("spool scan found %zu messages not yet queued", s->rescan_added);
+    return false;
 }
 
 /* sl_pickup_start - the spool's directories, its listing, and a first chunk */

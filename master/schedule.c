@@ -110,6 +110,8 @@ void sl_sched_init(struct sl_sched *s, const char *spool)
 void sl_sched_free(struct sl_sched *s)
 {
     sl_pickup_forget(s);
+    sl_spool_walk_close(s->rescan);
+    s->rescan = NULL;
     sl_promise_free(&s->promises);
     sl_queue_free(s->q);
     s->q = NULL;
@@ -1116,6 +1118,8 @@ long sl_sched_wait_ms(const struct sl_sched *s)
 
     if (!s->draining && sl_pickup_pending(s))
         return 0; /* the start scan has more to index */
+    if (s->rescan != NULL)
+        return 0; /* and so has a rescan */
     if (due != INT64_MAX) {
         struct timespec now;
         int64_t ms;

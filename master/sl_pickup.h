@@ -12,7 +12,8 @@
 
 #include "master/sl_schedule.h"
 
-#define SL_PICKUP_RESCAN_MS 60000
+#define SL_PICKUP_RESCAN_MS    60000
+#define SL_PICKUP_RESCAN_BATCH 1024 /* directory entries a rescan reads per loop pass */
 
 #define SL_PICKUP_CHUNK         256  /* messages the start scan indexes per loop pass */
 #define SL_PICKUP_WARMUP_MS     250  /* the start scan's warm-up at most (sl_pickup_warming) */
@@ -44,7 +45,9 @@ void sl_pickup_stop_readahead(struct sl_sched *s);
 bool sl_pickup_id(struct sl_sched *s, const char *id);
 /* The same for a message just written and announced: known to have no state file yet. */
 bool sl_pickup_new(struct sl_sched *s, const char *id);
-/* Index every queued id the index lacks; returns how many. */
-size_t sl_pickup_rescan(struct sl_sched *s);
+/* The periodic rescan, a batch at a time: index the queued ids the index lacks among the next
+ * max entries of the spool's directories, starting a rescan when none runs (and none while the
+ * start scan indexes: it reaches them all); true while the rescan goes on. */
+bool sl_pickup_rescan_step(struct sl_sched *s, size_t max);
 
 #endif

@@ -51,6 +51,9 @@ struct sl_sched {
     uint64_t scan_warm_until; /* sl_clock_us: the start scan's warm-up ends (pickup.c) */
     struct sl_readahead *scan_ahead; /* its envelopes read on a thread (readahead.c), or NULL */
     bool scan_ahead_tried;           /* that thread was started (or could not be) */
+    /* The periodic rescan, a batch of directory entries per loop pass (sl_pickup_rescan_step). */
+    struct sl_spool_walk *rescan; /* the one under way, or NULL */
+    size_t rescan_added;          /* ids it found that the index lacked */
 };
 
 /* An empty scheduler; spool must outlive it. */

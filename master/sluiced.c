@@ -302,13 +302,14 @@ static void poll_once(struct master *m, int sigfd, const struct timespec *until)
         sl_control_accept(m->ctlfd, &m->sup, m->gen, &m->sched, m->lsn.lockout);
 }
 
-/* rescan - the safety net: queued ids the index lacks, every SL_PICKUP_RESCAN_MS */
+/* rescan - the safety net: queued ids the index lacks, a batch per loop pass, starting
+ * SL_PICKUP_RESCAN_MS after the last one ended */
 static void rescan(struct master *m)
 {
-    if (sl_clock_ms_until(m->next_rescan) > 0)
+    if (m->sched.rescan == NULL && sl_clock_ms_until(m->next_rescan) > 0)
         return;
-    sl_pickup_rescan(&m->sched);
-    m->next_rescan = sl_clock_after_ms(SL_PICKUP_RESCAN_MS);
+    if (!sl_pickup_rescan_step(&m->sched, SL_PICKUP_RESCAN_BATCH))
+        m->next_rescan = sl_clock_after_ms(SL_PICKUP_RESCAN_MS);
 }
 
 /* reopen_log - SIGUSR1: the workers write the delivery log; each reopens it between jobs */

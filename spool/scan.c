@@ -42,9 +42,9 @@ static bool dead_child_write(const char *name, bool at_start)
     return at_start && dot != NULL && dot - name == SL_SPOOL_ID_LEN;
 }
 
-/* sweep_tmp - remove files of tmp/ older than STALE_TMP_S, and at the master's start the
+/* spool_sweep_tmp - remove files of tmp/ older than STALE_TMP_S, and at the master's start the
  * state and listener writes that a kill cut short */
-static void sweep_tmp(const char *dir, bool at_start)
+void spool_sweep_tmp(const char *dir, bool at_start)
 {
     char path[4096];
     struct dirent *e;
@@ -110,6 +110,29 @@ static bool orphan(int queue_fd, const char *name)
     return fstatat(queue_fd, id, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
 }
 
+/* spool_state_entry - is entry e of state/ (the directory d, path) a live state file?  A name
+ * that is no state file's, or no regular file, is set aside; the state of a message no longer in
+ * queue/ (queue_fd) is removed.  Anything else that looks like a state file counts: a reader
+ * loads it and judges. */
+bool spool_state_entry(const char *dir, const char *path, DIR *d, int queue_fd,
+                       const struct dirent *e)
+{
+    if (dot(e->d_name))
+        return false;
+    if (!state_name_valid(e->d_name) || !regular(d, e)) {
+        sl_spool_quarantine_entry(dir, SPOOL_STATE, e->d_name,
+                                  state_name_valid(e->d_name) ? "not a regular file"
+                                                              : "not a state file name");
+        return false;
+    }
+    if (orphan(queue_fd, e->d_name)) {
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+            sl_msg_info("spool: removed orphan state %s/%s", path, e->d_name);
+        return false;
+    }
+    return true;
+}
+
 /* sweep_state - remove state files of messages no longer queued; the ids of
  * the state files that stay go into stated (unsorted, maybe repeated) */
 static void sweep_state(const char *dir, int queue_fd, struct sl_spool_ids *stated)
@@ -122,20 +145,8 @@ static void sweep_state(const char *dir, int queue_fd, struct sl_spool_ids *stat
     if (!spool_path(path, sizeof path, dir, SPOOL_STATE, NULL) || (d = opendir(path)) == NULL)
         return;
     while ((e = readdir(d)) != NULL) {
-        if (dot(e->d_name))
+        if (!spool_state_entry(dir, path, d, queue_fd, e))
             continue;
-        if (!state_name_valid(e->d_name) || !regular(d, e)) {
-            sl_spool_quarantine_entry(dir, SPOOL_STATE, e->d_name,
-                                      state_name_valid(e->d_name) ? "not a regular file"
-                                                                  : "not a state file name");
-            continue;
-        }
-        if (orphan(queue_fd, e->d_name)) {
-            if (unlinkat(dirfd(d), e->d_name, 0) == 0)
-                sl_msg_info("spool: removed orphan state %s/%s", path, e->d_name);
-            continue;
-        }
-        /* anything else that looks like a state file counts: a reader loads it and judges */
         if (stated->n == cap) {
             cap = cap ? cap * 2 : 64;
             stated->id = sl_realloc(stated->id, cap * sizeof *stated->id);
@@ -152,21 +163,30 @@ static int by_id(const void *a, const void *b)
     return memcmp(a, b, SL_SPOOL_ID_LEN);
 }
 
-/* list_queue - the valid ids of queue/, unsorted; anything else there is set aside */
+/* spool_queue_entry - is entry e of queue/ (the directory d) a queued message?  Anything else
+ * there is set aside. */
+bool spool_queue_entry(const char *dir, DIR *d, const struct dirent *e)
+{
+    if (dot(e->d_name))
+        return false;
+    if (!sl_spool_id_valid(e->d_name) || !regular(d, e)) {
+        sl_spool_quarantine_entry(dir, SPOOL_QUEUE, e->d_name,
+                                  sl_spool_id_valid(e->d_name) ? "not a regular file"
+                                                               : "not a queue id");
+        return false;
+    }
+    return true;
+}
+
+/* list_queue - the valid ids of queue/, unsorted */
 static void list_queue(const char *dir, DIR *d, struct sl_spool_ids *l)
 {
     size_t cap = 0;
     struct dirent *e;
 
     while ((e = readdir(d)) != NULL) {
-        if (dot(e->d_name))
+        if (!spool_queue_entry(dir, d, e))
             continue;
-        if (!sl_spool_id_valid(e->d_name) || !regular(d, e)) {
-            sl_spool_quarantine_entry(dir, SPOOL_QUEUE, e->d_name,
-                                      sl_spool_id_valid(e->d_name) ? "not a regular file"
-                                                                   : "not a queue id");
-            continue;
-        }
         if (l->n == cap) {
             cap = cap ? cap * 2 : 64;
             l->id = sl_realloc(l->id, cap * sizeof *l->id);
@@ -193,7 +213,7 @@ int sl_spool_list(const char *dir, struct sl_spool_ids *queued, struct sl_spool_
     *stated = (struct sl_spool_ids){0};
     if (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, NULL) || (d = opendir(path)) == NULL)
         return -1;
-    sweep_tmp(dir, at_start);
+    spool_sweep_tmp(dir, at_start);
     list_queue(dir, d, queued);
     sweep_state(dir, dirfd(d), stated);
     closedir(d);

@@ -218,6 +218,17 @@ int sl_spool_remove(const char *dir, const char *id, size_t nparts);
  * cannot be read. */
 int sl_spool_scan(const char *dir, void (*fn)(const char *id, void *ctx), void *ctx);
 
+/* The queue a batch of directory entries at a time (the master's periodic rescan, which must
+ * not stop its loop for a whole listing): queue/'s ids in directory order, then the sweep of
+ * state/, each with the checks of sl_spool_scan.  sl_spool_walk_open sweeps tmp/ and returns
+ * NULL (errno) when queue/ cannot be read; each step reads up to max entries, calls fn for each
+ * queued id among them, and returns false once the walk is over. */
+struct sl_spool_walk;
+typedef void sl_spool_walk_fn(const char *id, void *ctx);
+struct sl_spool_walk *sl_spool_walk_open(const char *dir);
+bool sl_spool_walk_step(struct sl_spool_walk *w, size_t max, sl_spool_walk_fn *fn, void *ctx);
+void sl_spool_walk_close(struct sl_spool_walk *w);
+
 /* The queue as two sorted id lists: every id in queue/ (oldest first), and
  * every id that has at least one state file (after the same sweep as
  * sl_spool_scan).  An id missing from `stated` had no state file at the time

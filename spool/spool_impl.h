@@ -8,6 +8,7 @@
 #ifndef SPOOL_IMPL_H
 #define SPOOL_IMPL_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,16 @@ int spool_fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define SPOOL_CORRUPT "corrupt"
+
+/* The checks of a listing (scan.c), entry by entry, shared by the whole listing and the walk
+ * (walk.c).  Remove stale files of tmp/ (at_start: also the writes a kill cut short). */
+void spool_sweep_tmp(const char *dir, bool at_start);
+/* Is entry e of queue/ (the directory d) a queued message?  Anything else is set aside. */
+bool spool_queue_entry(const char *dir, DIR *d, const struct dirent *e);
+/* Is entry e of state/ (the directory d at path) a live state file?  A damaged entry is set
+ * aside, the state of a message gone from queue/ (queue_fd) is removed. */
+bool spool_state_entry(const char *dir, const char *path, DIR *d, int queue_fd,
+                       const struct dirent *e);
 
 /* Open a spool entry for reading: never through a symlink, never waiting (a FIFO), and only a
  * regular file.  The fd, or -1 with errno ENOENT (gone), EBADMSG (damaged: a symlink, a FIFO,

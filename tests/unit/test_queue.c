@@ -679,6 +679,51 @@ static void test_pickup_new(void **state)
     test_rmtree(dir);
 }
 
+/* The periodic rescan catches a message whose announcement was lost, a batch of directory
+ * entries per loop pass (on a spool of a million, one listing would stop the master for most
+ * of a second).  It does not start while the start scan indexes: the ids of that listing would
+ * be read out of turn, all at once, and the start scan lose its read-ahead and its knowledge
+ * of which have no state file. */
+static void test_rescan(void **state)
+{
+    char dir[64] = "/tmp/sluice-rescan.XXXXXX", err[256], lost[SL_SPOOL_ID_LEN + 1];
+    char id[SL_SPOOL_ID_LEN + 1];
+    const char *r[] = {"a@one.example"};
+    struct sl_spool_new m = {
+        .binding = "b1", .sender = "", .rcpt = r, .nrcpt = 1, .body = "\n", .len = 1};
+    struct sl_sched s;
+    size_t steps = 0;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(sl_spool_init(dir, err, sizeof err), 0);
+    for (int i = 0; i < SL_PICKUP_CHUNK + 8; i++)
+        assert_int_equal(sl_spool_write(dir, &m, id, err, sizeof err), 0);
+    sl_sched_init(&s, dir);
+    assert_int_equal(sl_pickup_start(&s), SL_PICKUP_CHUNK + 8);
+    assert_true(sl_pickup_pending(&s));
+    write_held(dir, 1, lost); /* written after the start listing, never announced */
+    assert_false(sl_pickup_rescan_step(&s, SL_PICKUP_RESCAN_BATCH));
+    assert_null(s.rescan);
+    assert_int_equal(sl_queue_count(s.q, SL_PART_READY) + sl_queue_count(s.q, SL_PART_HELD),
+                     SL_PICKUP_CHUNK);
+    assert_true(s.scan_trust);
+    assert_null(sl_queue_find(s.q, lost));
+    while (sl_pickup_step(&s, SL_PICKUP_CHUNK))
+        ;
+    assert_null(sl_queue_find(s.q, lost));
+    while (sl_pickup_rescan_step(&s, 1)) {
+        steps++;
+        assert_true(sl_sched_wait_ms(&s) == 0); /* the loop does not sleep between batches */
+    }
+    assert_true(steps >= SL_PICKUP_CHUNK + 9); /* an entry per step, queue/ then state/ */
+    assert_null(s.rescan);
+    assert_non_null(sl_queue_find(s.q, lost));
+    assert_int_equal(sl_queue_find(s.q, lost)->part[0].state, SL_PART_HELD); /* state read */
+    sl_sched_free(&s);
+    test_rmtree(dir);
+}
+
 /* A worker that dies of its own doing (here SIGSEGV) with a job: its parts are not handed
  * out again at once, where one that kills workers would kill the next, but wait
  * SL_SCHED_CRASHED_S; a worker killed from outside (SIGKILL) gives them back at once
@@ -1188,6 +1233,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_suspect_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_suspect_restored, setup, teardown),
         cmocka_unit_test(test_pickup_new),
+        cmocka_unit_test(test_rescan),
         cmocka_unit_test_setup_teardown(test_dispatch_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pickup_warmup, setup, teardown),
         cmocka_unit_test(test_pickup_gone_out_of_turn),

@@ -703,6 +703,71 @@ static void test_scan(void **state)
     assert_int_equal(sl_spool_scan("/nonexistent/spool", see, &s), -1);
 }
 
+/* walk_see - an id a walk met, counted per step */
+struct walked {
+    char ids[8][SL_SPOOL_ID_LEN + 1];
+    size_t n, in_step;
+};
+
+static void walk_see(const char *id, void *ctx)
+{
+    struct walked *w = ctx;
+
+    assert_true(w->n < 8);
+    snprintf(w->ids[w->n++], sizeof w->ids[0], "%s", id);
+    w->in_step++;
+}
+
+/* The master's rescan walks the spool a few entries per step, with the listing's checks: each
+ * queued id once, a stranger set aside, an orphan state removed, a live one kept, a stale tmp/
+ * file swept; no step reads more entries than it is given. */
+static void test_walk(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"a@x.org"};
+    char ids[5][SL_SPOOL_ID_LEN + 1], path[256], name[32], err[256];
+    struct timespec old[2] = {{.tv_sec = time(NULL) - 120}, {.tv_sec = time(NULL) - 120}};
+    struct sl_spool_state st;
+    struct walked w = {0};
+    struct sl_spool_walk *walk;
+    size_t steps = 0;
+
+    for (int i = 0; i < 5; i++)
+        write_msg(f->dir, rcpt, 1, ids[i]);
+    assert_int_equal(sl_spool_state_load(f->dir, ids[3], 0, 1, &st, err, sizeof err), 0);
+    assert_int_equal(sl_spool_state_save(f->dir, ids[3], 0, &st, err, sizeof err), 0);
+    sl_spool_state_free(&st);
+    put_file(f->dir, "state", "0000000000cccccccccc.0", "attempts 0\n", 11);
+    put_file(f->dir, "queue", "not-an-id", "x", 1);
+    put_file(f->dir, "tmp", "stale", "x", 1);
+    snprintf(path, sizeof path, "%s/tmp/stale", f->dir);
+    assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+
+    assert_null(sl_spool_walk_open("/nonexistent/spool"));
+    assert_non_null(walk = sl_spool_walk_open(f->dir));
+    assert_false(exists(f->dir, "tmp", "stale"));
+    for (bool more = true; more; steps++) {
+        w.in_step = 0;
+        more = sl_spool_walk_step(walk, 2, walk_see, &w);
+        assert_true(w.in_step <= 2);
+    }
+    sl_spool_walk_close(walk);
+    assert_int_equal(w.n, 5);
+    for (int i = 0; i < 5; i++) {
+        size_t seen = 0;
+        for (size_t j = 0; j < w.n; j++)
+            seen += strcmp(w.ids[j], ids[i]) == 0;
+        assert_int_equal(seen, 1);
+    }
+    /* queue/: 6 entries and "." and ".."; state/: 2 and the dots; 2 at a time */
+    assert_true(steps >= 6);
+    assert_false(exists(f->dir, "queue", "not-an-id"));
+    assert_true(exists(f->dir, "corrupt", "not-an-id"));
+    assert_false(exists(f->dir, "state", "0000000000cccccccccc.0"));
+    snprintf(name, sizeof name, "%s.0", ids[3]);
+    assert_true(exists(f->dir, "state", name));
+}
+
 /* The master's start listing: queue/ ids sorted, and which of them have state. */
 static void test_list(void **state)
 {
@@ -1111,6 +1176,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_walk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_keeps_atime, setup, teardown),
         cmocka_unit_test(test_read_not_owner),
