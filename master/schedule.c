@@ -1118,7 +1118,7 @@ long sl_sched_wait_ms(const struct sl_sched *s)
 
     if (!s->draining && sl_pickup_pending(s))
         return 0; /* the start scan has more to index */
-    if (s->rescan != NULL)
+    if (!s->draining && s->rescan != NULL)
         return 0; /* and so has a rescan */
     if (due != INT64_MAX) {
         struct timespec now;

@@ -46,8 +46,9 @@ bool sl_pickup_id(struct sl_sched *s, const char *id);
 /* The same for a message just written and announced: known to have no state file yet. */
 bool sl_pickup_new(struct sl_sched *s, const char *id);
 /* The periodic rescan, a batch at a time: index the queued ids the index lacks among the next
- * max entries of the spool's directories, starting a rescan when none runs (and none while the
- * start scan indexes: it reaches them all); true while the rescan goes on. */
+ * max entries of the spool's directories, starting a rescan when none runs; true while it goes
+ * on.  None starts while the start scan indexes (the ids of its listing come in their turn): a
+ * message announced since, whose announcement was lost, waits for the first rescan after it. */
 bool sl_pickup_rescan_step(struct sl_sched *s, size_t max);
 
 #endif

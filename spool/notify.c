@@ -6,7 +6,7 @@
  * simply waits for the master's next scan.  A busy master's socket holds only
  * net.unix.max_dgram_qlen datagrams (10 by default), so a burst of injects
  * would overflow it and its messages would wait for the next rescan (a
- * minute); the send therefore waits up to NOTIFY_WAIT_MS for room instead.
+ * minute or more); the send therefore waits up to NOTIFY_WAIT_MS for room instead.
  * No answer is awaited.  The sending socket is made once per process and kept
  * (notify_fd): a listener notifies once per message, and a socket, a bind and a
  * close each time were three system calls more per message.

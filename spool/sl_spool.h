@@ -212,8 +212,8 @@ bool sl_spool_part_done(const struct sl_spool_msg *m, unsigned k, const struct s
  * caller knows no state file was ever written (no lookup, no directory sync). */
 int sl_spool_remove(const char *dir, const char *id, size_t nparts);
 
-/* Call fn for every id in queue/, oldest first (the master's scan at start,
- * sluicectl queue); garbage in tmp/ older than a minute and state files of
+/* Call fn for every id in queue/, oldest first (sluicectl queue and the commands that
+ * select from it); garbage in tmp/ older than a minute and state files of
  * messages no longer queued are removed on the way.  0, or -1 when queue/
  * cannot be read. */
 int sl_spool_scan(const char *dir, void (*fn)(const char *id, void *ctx), void *ctx);

@@ -142,7 +142,7 @@ check "the control socket receives \"N $id_n\"" wait_for 5 grep -qx "N $id_n" "$
 
 # --- a busy master: its socket holds few datagrams (net.unix.max_dgram_qlen), so a
 # burst of injects must wait for room rather than drop notifications (a dropped one
-# leaves the message to the next rescan, a minute later).  This listener takes one
+# leaves the message to the next rescan, a minute or more later).  This listener takes one
 # datagram, then reads nothing for 300 ms while 25 injects run at once.
 busy=$T/busy-spool
 mkdir -p "$busy"

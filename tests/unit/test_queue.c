@@ -716,7 +716,8 @@ static void test_rescan(void **state)
         steps++;
         assert_true(sl_sched_wait_ms(&s) == 0); /* the loop does not sleep between batches */
     }
-    assert_true(steps >= SL_PICKUP_CHUNK + 9); /* an entry per step, queue/ then state/ */
+    /* an entry per step: queue/'s messages and its two dots, then state/'s one and dots */
+    assert_true(steps >= SL_PICKUP_CHUNK + 9 + 2 + 3);
     assert_null(s.rescan);
     assert_non_null(sl_queue_find(s.q, lost));
     assert_int_equal(sl_queue_find(s.q, lost)->part[0].state, SL_PART_HELD); /* state read */

@@ -742,10 +742,13 @@ static void test_walk(void **state)
     put_file(f->dir, "tmp", "stale", "x", 1);
     snprintf(path, sizeof path, "%s/tmp/stale", f->dir);
     assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+    snprintf(name, sizeof name, "%s.in", ids[4]); /* a listener's write in progress */
+    put_file(f->dir, "tmp", name, "sluice-spool 1\n", 15);
 
     assert_null(sl_spool_walk_open("/nonexistent/spool"));
     assert_non_null(walk = sl_spool_walk_open(f->dir));
     assert_false(exists(f->dir, "tmp", "stale"));
+    assert_true(exists(f->dir, "tmp", name)); /* only the master's start sweeps those */
     for (bool more = true; more; steps++) {
         w.in_step = 0;
         more = sl_spool_walk_step(walk, 2, walk_see, &w);
