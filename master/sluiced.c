@@ -239,24 +239,26 @@ static int min_wait(int a, long b)
     return a < 0 || b < a ? (int)b : a;
 }
 
-/* loop_timeout - until the next timer: audit, status, watchdog, spawn, deferred mail,
- * rescan, and until */
+/* loop_timeout - until the next timer of the loop that waits: the watchdog, a notification
+ * to send again, the cluster's heartbeat; then the main loop's own (audit, status, spawn,
+ * deferred mail, rescan), or the drain's end (until).  The drain runs none of the main loop's
+ * timers: counting one of them, once due, would make its every wait 0, and the master spin
+ * through a grace that can last minutes. */
 static int loop_timeout(const struct master *m, const struct timespec *until)
 {
-    int timeout = (int)sl_clock_ms_until(m->next_audit);
+    int timeout = min_wait(-1, sl_notify_watchdog_wait_ms(&m->wd));
 
-    timeout = min_wait(timeout, sl_clock_ms_until(m->next_status));
-    timeout = min_wait(timeout, sl_notify_watchdog_wait_ms(&m->wd));
     if (!sl_notify_flush()) /* a change of state the notify socket could not take yet */
         timeout = min_wait(timeout, NOTIFY_RETRY_MS);
-
+    timeout = min_wait(timeout, sl_master_cluster_wait_ms());
+    if (until != NULL)
+        return min_wait(timeout, sl_clock_ms_until(*until));
+    timeout = min_wait(timeout, sl_clock_ms_until(m->next_audit));
+    timeout = min_wait(timeout, sl_clock_ms_until(m->next_status));
     timeout = min_wait(timeout, sl_supervise_wait_ms(&m->sup, m->gen));
     timeout = min_wait(timeout, sl_listeners_wait_ms(&m->lsn));
     timeout = min_wait(timeout, sl_sched_wait_ms(&m->sched));
     timeout = min_wait(timeout, sl_clock_ms_until(m->next_rescan));
-    timeout = min_wait(timeout, sl_master_cluster_wait_ms());
-    if (until != NULL)
-        timeout = min_wait(timeout, sl_clock_ms_until(*until));
     return timeout;
 }
 
