@@ -65,6 +65,10 @@ struct sl_supervisor {
     void *on_other_ctx;
     /* The spool a reaped worker's unfinished state writes are removed from; may be NULL. */
     const char *spool;
+    /* The main loop's epoll set (-1: none).  A worker's socket is in it from the fork to its
+     * close, with sl_supervise_event's data: the loop's cost follows the workers that spoke,
+     * not the number of workers. */
+    int epfd;
 };
 
 /* What a forked worker runs; it never returns. */
@@ -81,6 +85,10 @@ void sl_supervise_reap(struct sl_supervisor *s, struct sl_shm *shm);
  * handled here (0); any other message's length is returned; -1 when nothing is
  * left to read now (EAGAIN) or the socket closed. */
 ssize_t sl_supervise_read(struct sl_supervisor *s, unsigned worker, char *buf, size_t len);
+/* An event of the epoll set (its data): true when it is from the socket of a worker still
+ * open, whose index is then in *worker (false: a descriptor closed since, whose slot may be
+ * another worker's now). */
+bool sl_supervise_event(const struct sl_supervisor *s, uint64_t data, unsigned *worker);
 /* An idle current-generation worker's index, or -1; one holding no connection
  * is preferred. */
 int sl_supervise_idle(const struct sl_supervisor *s, uint32_t gen);

@@ -5,8 +5,8 @@
  * creates the shared-memory counter table, forks the prefork workers and
  * tells systemd it is ready once every worker said hello.  It rebuilds the
  * queue index from the spool, then runs one loop: hand ready mail to free
- * workers, poll the self-pipe (signals), the control socket and the workers'
- * sockets, and in order stop on SIGTERM/SIGINT, reap and reclaim on SIGCHLD,
+ * workers, wait (one epoll set) on the self-pipe (signals), the control socket and the
+ * workers' sockets, and in order stop on SIGTERM/SIGINT, reap and reclaim on SIGCHLD,
  * reload on SIGHUP, release deferred mail whose time came, rescan the spool
  * (safety net), refill the worker pool, and run the periodic audit of the
  * counter table.  SIGTERM drains: no new jobs, each worker finishes the one it
@@ -19,10 +19,10 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,7 +52,9 @@
 #define OWNER_RECORDS   2100 /* 2 x the workers maximum (old and new during a reload), + spare */
 #define STOP_SLACK_MS   5000 /* added to the longest session phase timeout for the drain */
 #define STOP_AFTER_MS   1000 /* SIGTERM to SIGKILL for what the drain left */
-#define MAX_POLL_FDS    (2 + 2 * 1024 + 64)
+#define MAX_EVENTS      256  /* epoll events taken per wait (the rest come at the next) */
+#define EV_SIGNAL       UINT64_MAX       /* the signal pipe's event data */
+#define EV_CONTROL      (UINT64_MAX - 1) /* the control socket's; a worker's: sl_supervise_event */
 #define STATUS_EVERY_MS 1000 /* STATUS= is refreshed this often (sent only when it changed) */
 #define NOTIFY_RETRY_MS 100  /* a READY or STOPPING the notify socket refused is sent again */
 
@@ -66,6 +68,7 @@ struct master {
     struct sl_supervisor sup;
     struct sl_worker_ctx wctx; /* what the next forked worker inherits */
     int ctlfd;                 /* the control socket, -1 when it could not be opened */
+    int epfd;                  /* what the loop waits on: signals, ctlfd, the workers' sockets */
     char *spool;               /* spool_dir as it was at start (a reload cannot move it) */
     uint32_t gen;
     bool announced; /* READY=1 sent for the current generation */
@@ -279,29 +282,38 @@ static void from_worker(struct master *m, unsigned w)
 }
 
 /* poll_once - wait for a signal, a request, a worker message or the next timer (or until) */
-static void poll_once(struct master *m, int sigfd, const struct timespec *until)
+static void poll_once(struct master *m, const struct timespec *until)
 {
-    struct pollfd p[MAX_POLL_FDS];
-    unsigned widx[MAX_POLL_FDS];
-    nfds_t n = 0, first_worker;
+    struct epoll_event ev[MAX_EVENTS];
+    bool control = false;
+    unsigned w;
+    int n = epoll_wait(m->epfd, ev, MAX_EVENTS, loop_timeout(m, until));
 
-    p[n++] = (struct pollfd){.fd = sigfd, .events = POLLIN};
-    p[n++] = (struct pollfd){.fd = m->ctlfd, .events = POLLIN}; /* -1 is ignored by poll */
-    first_worker = n;
-    for (unsigned i = 0; i < m->sup.nw && n < MAX_POLL_FDS; i++)
-        if (m->sup.w[i].pid != 0 && m->sup.w[i].fd >= 0) {
-            widx[n] = i;
-            p[n++] = (struct pollfd){.fd = m->sup.w[i].fd, .events = POLLIN};
-        }
-    if (poll(p, n, loop_timeout(m, until)) < 0 && errno != EINTR)
-        sl_msg_fatal("poll: %s", strerror(errno));
+    if (n < 0 && errno != EINTR)
+        sl_msg_fatal("epoll_wait: %s", strerror(errno));
     sl_notify_watchdog_tick(&m->wd); /* every turn of the loop passes here, draining too */
     sl_notify_flush();
-    for (nfds_t i = first_worker; i < n; i++)
-        if (p[i].revents != 0)
-            from_worker(m, widx[i]);
-    if (p[1].revents & POLLIN)
+    for (int i = 0; i < n; i++)
+        if (ev[i].data.u64 == EV_CONTROL)
+            control = true;
+        else if (sl_supervise_event(&m->sup, ev[i].data.u64, &w))
+            from_worker(m, w);
+    if (control)
         sl_control_accept(m->ctlfd, &m->sup, m->gen, &m->sched, m->lsn.lockout);
+}
+
+/* open_events - the loop's epoll set with the signal pipe and the control socket; the
+ * supervisor adds each worker's socket */
+static void open_events(struct master *m, int sigfd)
+{
+    struct epoll_event sig = {.events = EPOLLIN, .data.u64 = EV_SIGNAL};
+    struct epoll_event ctl = {.events = EPOLLIN, .data.u64 = EV_CONTROL};
+
+    if ((m->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+        epoll_ctl(m->epfd, EPOLL_CTL_ADD, sigfd, &sig) < 0 ||
+        (m->ctlfd >= 0 && epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->ctlfd, &ctl) < 0))
+        sl_msg_fatal("cannot set up the main loop's epoll: %s", strerror(errno));
+    m->sup.epfd = m->epfd;
 }
 
 /* rescan - the safety net: queued ids the index lacks, a batch per loop pass, starting
@@ -336,7 +348,7 @@ static void listener_exit(pid_t pid, int status, void *ctx)
 }
 
 /* serve - the main loop, until SIGTERM or SIGINT */
-static void serve(struct master *m, int sigfd)
+static void serve(struct master *m)
 {
     for (;;) {
         sl_supervise_fill(&m->sup, &m->shm, m->gen, sl_worker_main, &m->wctx);
@@ -344,7 +356,7 @@ static void serve(struct master *m, int sigfd)
         maybe_announce(m);
         sl_queue_ops_settle(&m->sched); /* commands that waited for an attempt in flight */
         sl_sched_dispatch(&m->sched, &m->sup, m->cfg, &m->shm, m->gen);
-        poll_once(m, sigfd, NULL);
+        poll_once(m, NULL);
         if (sl_signals_take(SL_SIG_STOP))
             return;
         if (sl_signals_take(SL_SIG_CHILD))
@@ -380,7 +392,7 @@ static int stop_grace_ms(const struct sl_config *cfg)
 
 /* drain - SIGTERM: no new job; each worker finishes its job and exits (a second SIGTERM or
  * the grace ends the wait); then whatever is left is stopped */
-static void drain(struct master *m, int sigfd)
+static void drain(struct master *m)
 {
     int grace = stop_grace_ms(m->cfg);
     struct timespec deadline;
@@ -396,7 +408,7 @@ static void drain(struct master *m, int sigfd)
                 sl_supervise_alive(&m->sup), grace);
     while (sl_supervise_alive(&m->sup) + sl_listeners_alive(&m->lsn) > 0 &&
            sl_clock_ms_until(deadline) > 0) {
-        poll_once(m, sigfd, &deadline);
+        poll_once(m, &deadline);
         sl_queue_ops_settle(&m->sched); /* a hold asked for during the last attempt is kept */
         if (sl_signals_take(SL_SIG_STOP))
             break;
@@ -519,6 +531,7 @@ int main(int argc, char **argv)
     m.sup.on_other = listener_exit;
     m.sup.on_other_ctx = &m;
     m.sup.spool = m.spool;
+    open_events(&m, sigfd);
     schedule_audit(&m);
     m.next_rescan = sl_clock_after_ms(SL_PICKUP_RESCAN_MS);
     m.next_status = sl_clock_after_ms(STATUS_EVERY_MS);
@@ -526,10 +539,12 @@ int main(int argc, char **argv)
     setproctitle("-sluiced: master (%s)", m.path);
     sl_msg_info("starting: config %s, counter table %s", m.path, m.shm.name);
 
-    serve(&m, sigfd);
+    serve(&m);
 
     sl_notify_stopping();
-    drain(&m, sigfd);
+    drain(&m);
+    close(m.epfd);
+    m.sup.epfd = -1;
     sl_control_close(m.ctlfd, m.spool);
     sl_pidfile_remove(m.spool);
     if (spool_lock >= 0)

@@ -22,12 +22,16 @@
  * Any other death (exit 0, or a ready process killed by a signal sent from
  * outside: SIGKILL, SIGTERM, the OOM killer ...) resets the back-off and the
  * replacement is forked at once.  sl_supervise_failed is that rule.
+ * The master's end of each socketpair is in the main loop's epoll set (epfd) while it is open;
+ * it leaves the set before its close, for a child forked since may hold a copy of it until
+ * its close_range, and the set would report that copy's events under the closed number.
  * Concurrency: master only, single-threaded; called from the main loop.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +50,7 @@
 void sl_supervise_init(struct sl_supervisor *s, unsigned want)
 {
     memset(s, 0, sizeof *s);
+    s->epfd = -1;
     s->want = want;
     s->next_spawn = sl_clock_after_ms(0);
 }
@@ -60,6 +65,48 @@ static struct sl_worker_slot *free_slot(struct sl_supervisor *s)
     memset(&s->w[s->nw], 0, sizeof *s->w);
     s->w[s->nw].fd = -1;
     return &s->w[s->nw++];
+}
+
+/* event_data - what the epoll set says of worker slot i's socket fd */
+static uint64_t event_data(unsigned i, int fd)
+{
+    return (uint64_t)i << 32 | (uint32_t)fd;
+}
+
+/* sl_supervise_event - the worker an event is from, if its socket is still open */
+bool sl_supervise_event(const struct sl_supervisor *s, uint64_t data, unsigned *worker)
+{
+    uint64_t i = data >> 32;
+
+    if (i >= s->nw || s->w[i].pid == 0 || s->w[i].fd < 0 || (uint32_t)s->w[i].fd != (uint32_t)data)
+        return false;
+    *worker = (unsigned)i;
+    return true;
+}
+
+/* watch - the master's end of w's socketpair joins the epoll set; false when it cannot */
+static bool watch(struct sl_supervisor *s, struct sl_worker_slot *w)
+{
+    struct epoll_event ev = {.events = EPOLLIN,
+                             .data.u64 = event_data((unsigned)(w - s->w), w->fd)};
+
+    if (s->epfd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, w->fd, &ev) == 0)
+        return true;
+    sl_msg_warn("worker pid %ld: cannot watch its socket (%s): it is stopped", (long)w->pid,
+                strerror(errno));
+    return false;
+}
+
+/* close_socket - the master's end of w's socketpair leaves the epoll set and closes (the worker
+ * reads the end of its socket and exits; the reap follows on SIGCHLD) */
+static void close_socket(struct sl_supervisor *s, struct sl_worker_slot *w)
+{
+    if (w->fd < 0)
+        return;
+    if (s->epfd >= 0)
+        epoll_ctl(s->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    close(w->fd);
+    w->fd = -1;
 }
 
 /* running - current-generation workers alive */
@@ -113,6 +160,8 @@ static bool spawn(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen, sl_
                                  .stuck_slot = UINT32_MAX,
                                  .refused_slot = UINT32_MAX};
     w->started = time(NULL);
+    if (!watch(s, w))
+        close_socket(s, w);
     s->spawned++;
     sl_msg_debug("worker pid %ld started (owner record %u)", (long)pid, owner);
     return true;
@@ -225,8 +274,7 @@ static void forget(struct sl_supervisor *s, struct sl_shm *shm, struct sl_worker
     s->reclaimed_units += units;
     if (s->on_exit != NULL)
         s->on_exit(w, status, s->on_exit_ctx);
-    if (w->fd >= 0)
-        close(w->fd);
+    close_socket(s, w);
     *w = (struct sl_worker_slot){.fd = -1};
 }
 
@@ -257,8 +305,7 @@ ssize_t sl_supervise_read(struct sl_supervisor *s, unsigned worker, char *buf, s
         return -1;
     n = recv(w->fd, buf, len - 1, MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        close(w->fd); /* dying: the reap follows on SIGCHLD */
-        w->fd = -1;
+        close_socket(s, w); /* dying: the reap follows on SIGCHLD */
         return -1;
     }
     if (n < 0)
