@@ -416,6 +416,8 @@ static void drain(struct master *m)
             sl_supervise_reap(&m->sup, &m->shm);
         if (sl_signals_take(SL_SIG_REOPEN))
             reopen_log(m); /* the last jobs' lines go to the new file too */
+        if (sl_signals_take(SL_SIG_RELOAD)) /* taken, or its byte would keep the loop awake */
+            sl_msg_info("SIGHUP ignored: the daemon is stopping");
         /* the sessions still running keep their cluster leases */
         sl_master_cluster_tick(&m->shm);
     }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # drain_wait.sh - SIGTERM while a session waits on a receiver that does not answer: the master
 # waits for its worker (up to the drain's grace: the longest phase timeout plus 5 s, here 35 s)
-# without spinning, asleep until a worker speaks, a signal comes or the grace ends; a second
-# SIGTERM ends the wait at once, and the message stays queued for the next start.
+# without spinning, asleep until a worker speaks, a signal comes or the grace ends, and a
+# SIGHUP (a reload, by a script that does not know the daemon stops) does not wake it for
+# good; a second SIGTERM ends the wait at once, and the message stays queued for the next
+# start.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 
@@ -37,6 +39,9 @@ check "a worker waits for the receiver's greeting" \
   wait_for 10 peer_true mx "total['connections'] == 1"
 kill -TERM "$daemon"
 check "SIGTERM: the master drains" wait_for 10 grep -q "stopping: " "$T/daemon.log"
+kill -HUP "$daemon"
+check "a SIGHUP meanwhile is ignored, and said so" \
+  wait_for 10 grep -q "SIGHUP ignored: the daemon is stopping" "$T/daemon.log"
 sleep 1.5 # past the master's own timers (status, audit), each of which once kept its waits at 0
 a=$(cpu_ticks "$daemon")
 sleep 2
