@@ -17,7 +17,7 @@
  * The thread holds fork_gate while it has a spool file open, and a fork takes the gate first
  * (pthread_atfork): a worker never inherits the descriptor of a message it may delete.  The
  * thread blocks every signal, so the master's handlers (signals.c) run on the master's own
- * thread and interrupt its poll as before; and it logs nothing: a failed read goes to the
+ * thread and interrupt its wait as before; and it logs nothing: a failed read goes to the
  * master with its result, and the master reports it as if it had read the file itself (only
  * an allocation failure ends the daemon from here, as it would from any other place).
  * A result read ahead is as old as its read: the master stops the thread as soon as a message

@@ -487,10 +487,8 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
                     strerror(err));
         end_promise(s, w);
         requeue_parts(s, taken, n);
-        if (err != EAGAIN && err != EINTR) { /* dying: the reap follows on SIGCHLD */
-            close(w->fd);
-            w->fd = -1;
-        }
+        if (err != EAGAIN && err != EINTR) /* dying: the reap follows on SIGCHLD */
+            sl_supervise_close(sup, w);
         return false;
     }
     if (w->conn != d)

@@ -85,6 +85,9 @@ void sl_supervise_reap(struct sl_supervisor *s, struct sl_shm *shm);
  * handled here (0); any other message's length is returned; -1 when nothing is
  * left to read now (EAGAIN) or the socket closed. */
 ssize_t sl_supervise_read(struct sl_supervisor *s, unsigned worker, char *buf, size_t len);
+/* Close the master's end of a worker's socket, out of the epoll set first (a worker that does
+ * not take its job: it is dying, or its socket is broken); the worker exits when it sees it. */
+void sl_supervise_close(struct sl_supervisor *s, struct sl_worker_slot *w);
 /* An event of the epoll set (its data): true when it is from the socket of a worker still
  * open, whose index is then in *worker (false: a descriptor closed since, whose slot may be
  * another worker's now). */

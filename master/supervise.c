@@ -97,9 +97,9 @@ static bool watch(struct sl_supervisor *s, struct sl_worker_slot *w)
     return false;
 }
 
-/* close_socket - the master's end of w's socketpair leaves the epoll set and closes (the worker
- * reads the end of its socket and exits; the reap follows on SIGCHLD) */
-static void close_socket(struct sl_supervisor *s, struct sl_worker_slot *w)
+/* sl_supervise_close - the master's end of w's socketpair leaves the epoll set and closes (the
+ * worker reads the end of its socket and exits; the reap follows on SIGCHLD) */
+void sl_supervise_close(struct sl_supervisor *s, struct sl_worker_slot *w)
 {
     if (w->fd < 0)
         return;
@@ -161,7 +161,7 @@ static bool spawn(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen, sl_
                                  .refused_slot = UINT32_MAX};
     w->started = time(NULL);
     if (!watch(s, w))
-        close_socket(s, w);
+        sl_supervise_close(s, w);
     s->spawned++;
     sl_msg_debug("worker pid %ld started (owner record %u)", (long)pid, owner);
     return true;
@@ -274,7 +274,7 @@ static void forget(struct sl_supervisor *s, struct sl_shm *shm, struct sl_worker
     s->reclaimed_units += units;
     if (s->on_exit != NULL)
         s->on_exit(w, status, s->on_exit_ctx);
-    close_socket(s, w);
+    sl_supervise_close(s, w);
     *w = (struct sl_worker_slot){.fd = -1};
 }
 
@@ -305,7 +305,7 @@ ssize_t sl_supervise_read(struct sl_supervisor *s, unsigned worker, char *buf, s
         return -1;
     n = recv(w->fd, buf, len - 1, MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        close_socket(s, w); /* dying: the reap follows on SIGCHLD */
+        sl_supervise_close(s, w); /* dying: the reap follows on SIGCHLD */
         return -1;
     }
     if (n < 0)
