@@ -2,9 +2,13 @@
  * signals.c - the master's signal handlers: a flag and a byte, nothing more.
  *
  * Handlers set a flag and write one byte to a non-blocking self-pipe whose read
- * end the main loop polls, so the loop wakes at once and does the real work
- * (reap, reload, reopen the delivery log, stop) outside signal context.  SA_RESTART is not used: a
- * signal interrupts the poll, which is what we want.
+ * end is in the main loop's epoll set, so the loop wakes at once and does the real work
+ * (reap, reload, reopen the delivery log, stop) outside signal context.  SA_RESTART is not
+ * used: a signal interrupts the wait, which is what we want.
+ * The loop empties the pipe once per pass, before it takes any flag (sl_signals_woken): a byte
+ * then always stands for a flag not yet taken.  Emptied by each take instead, the pipe lost the
+ * byte of a signal raised between two takes of the same pass, and a flag left raised without
+ * its byte waited for the next wake, which in the drain can be minutes away.
  * Global state: the flags and the pipe, below; set here, read by sl_signals_take.
  */
 #include <errno.h>
@@ -64,15 +68,29 @@ int sl_signals_install(void)
     return self_pipe[0];
 }
 
-/* sl_signals_take - consume a raised flag; drain the pipe when it was the last */
-bool sl_signals_take(enum sl_sig s)
+/* sl_signals_woken - empty the pipe: the loop woke, and takes the flags next */
+void sl_signals_woken(void)
 {
     char buf[64];
 
+    while (read(self_pipe[0], buf, sizeof buf) > 0)
+        ;
+}
+
+/* sl_signals_pending - is a flag raised and not yet taken? */
+bool sl_signals_pending(void)
+{
+    for (int s = 0; s < SL_SIG__COUNT; s++)
+        if (raised[s])
+            return true;
+    return false;
+}
+
+/* sl_signals_take - consume a raised flag */
+bool sl_signals_take(enum sl_sig s)
+{
     if (!raised[s])
         return false;
     raised[s] = 0;
-    while (read(self_pipe[0], buf, sizeof buf) > 0)
-        ;
     return true;
 }

@@ -232,7 +232,7 @@ static void reload(struct master *m)
     sl_msg_info("reloaded %s: config generation %u", m->path, m->gen);
 }
 
-/* min_wait - the sooner of two poll timeouts, where -1 means none */
+/* min_wait - the sooner of two wait timeouts, where -1 means none */
 static int min_wait(int a, long b)
 {
     if (b < 0)
@@ -251,6 +251,8 @@ static int loop_timeout(const struct master *m, const struct timespec *until)
 {
     int timeout = min_wait(-1, sl_notify_watchdog_wait_ms(&m->wd));
 
+    if (sl_signals_pending()) /* raised after the pipe was emptied, or left by the last pass */
+        return 0;
     if (!sl_notify_flush()) /* a change of state the notify socket could not take yet */
         timeout = min_wait(timeout, NOTIFY_RETRY_MS);
     timeout = min_wait(timeout, sl_master_cluster_wait_ms());
@@ -291,6 +293,7 @@ static void poll_once(struct master *m, const struct timespec *until)
 
     if (n < 0 && errno != EINTR)
         sl_msg_fatal("epoll_wait: %s", strerror(errno));
+    sl_signals_woken();              /* the flags are taken after this */
     sl_notify_watchdog_tick(&m->wd); /* every turn of the loop passes here, draining too */
     sl_notify_flush();
     for (int i = 0; i < n; i++)
@@ -415,7 +418,7 @@ static void drain(struct master *m)
         if (sl_signals_take(SL_SIG_CHILD))
             sl_supervise_reap(&m->sup, &m->shm);
         if (sl_signals_take(SL_SIG_REOPEN))
-            reopen_log(m); /* the last jobs' lines go to the new file too */
+            reopen_log(m);                  /* the last jobs' lines go to the new file too */
         if (sl_signals_take(SL_SIG_RELOAD)) /* taken, or its byte would keep the loop awake */
             sl_msg_info("SIGHUP ignored: the daemon is stopping");
         /* the sessions still running keep their cluster leases */
