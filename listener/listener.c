@@ -86,6 +86,7 @@ static void setup(const struct sl_smtpd_ctx *ctx, int *fd, sigset_t *wait)
     close_range(4, ~0U, 0); /* the master's sockets and pipes, the other listeners' sockets */
     snprintf(title, sizeof title, "listener %s", l->name);
     sl_msg_init(title);
+    sl_msg_never_block(); /* a session never waits for stderr's reader */
     setproctitle("-sluiced: listener %s (config generation %u)", l->name, (unsigned)ctx->gen);
     signal(SIGHUP, SIG_IGN);
     signal(SIGINT, SIG_IGN);

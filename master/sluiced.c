@@ -503,6 +503,7 @@ int main(int argc, char **argv)
     if (debug)
         sl_msg_set_level(SL_MSG_DEBUG);
     sl_privileges_plan(str(m.cfg, SL_OPT_USER), &priv); /* fatal before anything exists */
+    sl_msg_never_block(); /* the loop never waits for the journal, nor for a pipe's reader */
     sigfd = sl_signals_install();
     open_table(&m);
     sl_master_cluster_start(m.cfg, &m.shm);

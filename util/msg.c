@@ -6,14 +6,26 @@
  * is the journal's stream ($JOURNAL_STREAM names its device and inode), each
  * line starts with the sd-daemon priority ("<4>" for a warning) so the journal
  * records the level; in a terminal or a file the lines stay plain text.
- * Global state: the program name, the lowest level shown and whether stderr is
- * the journal, set at start (and again in each worker, by sl_msg_init).
+ * A daemon's process never waits for its reader (sl_msg_never_block): a journal that lags,
+ * or a pipe nobody reads, would otherwise stop the master's loop, or a worker in the middle
+ * of a session with its connection slots held, at its next line.  A line stderr cannot take
+ * at once is dropped and counted, and the count is said in the first line that gets through.
+ * The journal's stream is a socket, written with MSG_DONTWAIT; a pipe or a terminal is opened
+ * again (/proc/self/fd/2) as a description of this process's own, made non-blocking without
+ * touching the one the children, the shell or the terminal share; a file never waits for a
+ * reader.  A fatal line is written the blocking way all the same: the process ends with it,
+ * and it is the one line an operator must see.
+ * Global state: the program name, the lowest level shown, whether stderr is the journal, and
+ * how this process writes to it, set at start (and again in each worker and listener process,
+ * by sl_msg_init and sl_msg_never_block); the count of lines dropped.
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -24,7 +36,11 @@
 
 static char progname[64] = "sluice";
 static enum sl_msg_level lowest = SL_MSG_INFO;
-static bool to_journal; /* stderr is the journal: lines carry "<N>" */
+static bool to_journal;            /* stderr is the journal: lines carry "<N>" */
+static int out_fd = STDERR_FILENO; /* where lines go: stderr, or this process's own copy */
+static bool out_socket;            /* stderr is a socket, sent to without waiting */
+static bool out_never_block;       /* sl_msg_never_block: drop a line rather than wait */
+static unsigned long dropped;      /* lines dropped since the last one written */
 
 static const char *const level_name[] = {
     [SL_MSG_DEBUG] = "debug", [SL_MSG_INFO] = "info",   [SL_MSG_WARN] = "warning",
@@ -58,12 +74,65 @@ void sl_msg_init(const char *name)
 {
     strlcpy(progname, name, sizeof progname);
     to_journal = stderr_is_journal();
+    /* A forked child's copy of its parent's descriptor is closed by its close_range, or is
+     * its parent's to close: it is forgotten, never closed here. */
+    out_fd = STDERR_FILENO;
+    out_socket = out_never_block = false;
+    dropped = 0;
 }
 
 /* sl_msg_set_level - hide lines below this level */
 void sl_msg_set_level(enum sl_msg_level l)
 {
     lowest = l;
+}
+
+/* sl_msg_never_block - a line stderr cannot take now is dropped (and counted), not waited for */
+void sl_msg_never_block(void)
+{
+    struct stat st;
+    int fd;
+
+    if (fstat(STDERR_FILENO, &st) < 0)
+        return;
+    out_never_block = true;
+    if (S_ISSOCK(st.st_mode))
+        out_socket = true;
+    else if ((S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) &&
+             (fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) >= 0)
+        out_fd = fd;
+    else
+        out_never_block = S_ISREG(st.st_mode); /* a file: its writes wait for no reader */
+}
+
+/* put - one whole line out, without waiting when so asked; false when it did not go */
+static bool put(const char *line, size_t n, bool wait)
+{
+    ssize_t w;
+
+    if (wait || !out_never_block)
+        w = write(STDERR_FILENO, line, n);
+    else if (out_socket) /* a stream: a line cut short ends the journal's line with its rest */
+        w = send(STDERR_FILENO, line, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    else /* a pipe takes a line of at most PIPE_BUF whole or not at all */
+        w = write(out_fd, line, n);
+    return w == (ssize_t)n;
+}
+
+/* say_dropped - before the next line that gets through: how many did not */
+static void say_dropped(void)
+{
+    char line[256];
+    int n;
+
+    if (dropped == 0)
+        return;
+    n = snprintf(line, sizeof line,
+                 "%s%s[%ld]: %s: %lu log lines dropped: stderr did not take them\n",
+                 to_journal ? level_prefix[SL_MSG_WARN] : "", progname, (long)getpid(),
+                 level_name[SL_MSG_WARN], dropped);
+    if (n > 0 && (size_t)n < sizeof line && put(line, (size_t)n, false))
+        dropped = 0;
 }
 
 /* emit - format one line and write it in one go */
@@ -83,9 +152,9 @@ static void emit(enum sl_msg_level l, const char *fmt, va_list ap)
         vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     n = (int)strnlen(line, sizeof line - 2);
     line[n++] = '\n';
-    if (write(STDERR_FILENO, line, (size_t)n) < 0) {
-        /* Nowhere left to report it. */
-    }
+    say_dropped(); /* when it cannot go, nor can this line, but a fatal one */
+    if ((dropped > 0 && l < SL_MSG_FATAL) || !put(line, (size_t)n, l >= SL_MSG_FATAL))
+        dropped++; /* nowhere to report it now: the count goes out before a later line */
     errno = saved;
 }
 

@@ -216,6 +216,7 @@ void sl_worker_main(int fd, uint32_t owner, void *vctx)
     close_range(4, ~0U, 0); /* the master's pipes and the other workers' sockets */
     snprintf(title, sizeof title, "worker %u", owner);
     sl_msg_init(title);
+    sl_msg_never_block(); /* a session never waits for stderr's reader */
     setproctitle("-sluiced: worker (owner %u, config generation %u)", owner, (unsigned)ctx->gen);
     init_state(&w, fd, owner, ctx);
     setup_signals(&w.wait_mask);
