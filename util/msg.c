@@ -10,14 +10,21 @@
  * or a pipe nobody reads, would otherwise stop the master's loop, or a worker in the middle
  * of a session with its connection slots held, at its next line.  A line stderr cannot take
  * at once is dropped and counted, and the count is said in the first line that gets through.
- * The journal's stream is a socket, written with MSG_DONTWAIT; a pipe or a terminal is opened
- * again (/proc/self/fd/2) as a description of this process's own, made non-blocking without
- * touching the one the children, the shell or the terminal share; a file never waits for a
- * reader.  A fatal line is written the blocking way all the same: the process ends with it,
- * and it is the one line an operator must see.
+ * Each write says so itself, for O_NONBLOCK would change the description stderr shares with
+ * the children, the shell and whoever else holds it: the journal's stream is a socket, sent
+ * to with MSG_DONTWAIT; a pipe is written with pwritev2's RWF_NOWAIT.  A named FIFO takes no
+ * RWF_NOWAIT: it is opened again (/proc/self/fd/2) as a description of this process's own,
+ * made non-blocking, and kept at a number (OWN_FD_MIN) no child renumbers before its
+ * close_range; a process that may not open it (another user's FIFO, after the privileges'
+ * drop) writes the blocking way.  A line (at most 2048 bytes) goes whole or not at all through
+ * each.  A file never waits for a reader, and a terminal is written as before (its reader is
+ * the operator at it).  A fatal line is written
+ * the blocking way all the same: the process ends with it, and it is the one line an operator
+ * must see.
  * Global state: the program name, the lowest level shown, whether stderr is the journal, and
  * how this process writes to it, set at start (and again in each worker and listener process,
- * by sl_msg_init and sl_msg_never_block); the count of lines dropped.
+ * by sl_msg_init and sl_msg_never_block); the count of lines dropped (a process that ends
+ * before a line gets through takes its count with it).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -27,6 +34,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -36,11 +44,13 @@
 
 static char progname[64] = "sluice";
 static enum sl_msg_level lowest = SL_MSG_INFO;
-static bool to_journal;            /* stderr is the journal: lines carry "<N>" */
-static int out_fd = STDERR_FILENO; /* where lines go: stderr, or this process's own copy */
-static bool out_socket;            /* stderr is a socket, sent to without waiting */
-static bool out_never_block;       /* sl_msg_never_block: drop a line rather than wait */
-static unsigned long dropped;      /* lines dropped since the last one written */
+static bool to_journal; /* stderr is the journal: lines carry "<N>" */
+#define OWN_FD_MIN 100  /* the own description's lowest number: clear of a child's dup2s */
+
+/* How a line goes to stderr (sl_msg_never_block). */
+static enum { OUT_WAIT, OUT_SOCKET, OUT_PIPE, OUT_OWN } out_mode = OUT_WAIT;
+static int own_fd = -1;       /* OUT_OWN: this process's non-blocking description of stderr */
+static unsigned long dropped; /* lines dropped since the last one written */
 
 static const char *const level_name[] = {
     [SL_MSG_DEBUG] = "debug", [SL_MSG_INFO] = "info",   [SL_MSG_WARN] = "warning",
@@ -74,10 +84,8 @@ void sl_msg_init(const char *name)
 {
     strlcpy(progname, name, sizeof progname);
     to_journal = stderr_is_journal();
-    /* A forked child's copy of its parent's descriptor is closed by its close_range, or is
-     * its parent's to close: it is forgotten, never closed here. */
-    out_fd = STDERR_FILENO;
-    out_socket = out_never_block = false;
+    out_mode = OUT_WAIT;
+    own_fd = -1; /* a parent's, closed by the child's close_range: never closed here */
     dropped = 0;
 }
 
@@ -91,31 +99,44 @@ void sl_msg_set_level(enum sl_msg_level l)
 void sl_msg_never_block(void)
 {
     struct stat st;
-    int fd;
 
     if (fstat(STDERR_FILENO, &st) < 0)
         return;
-    out_never_block = true;
     if (S_ISSOCK(st.st_mode))
-        out_socket = true;
-    else if ((S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) &&
-             (fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) >= 0)
-        out_fd = fd;
-    else
-        out_never_block = S_ISREG(st.st_mode); /* a file: its writes wait for no reader */
+        out_mode = OUT_SOCKET;
+    else if (S_ISFIFO(st.st_mode))
+        out_mode = OUT_PIPE;
 }
 
-/* put - one whole line out, without waiting when so asked; false when it did not go */
+/* own_copy - stderr opened again as this process's own non-blocking description; false when
+ * it may not be */
+static bool own_copy(void)
+{
+    int fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+    if (fd < 0)
+        return false;
+    own_fd = fcntl(fd, F_DUPFD_CLOEXEC, OWN_FD_MIN);
+    close(fd);
+    return own_fd >= 0;
+}
+
+/* put - one whole line out, without waiting unless asked to; false when it did not go */
 static bool put(const char *line, size_t n, bool wait)
 {
+    struct iovec v = {.iov_base = (void *)line, .iov_len = n};
     ssize_t w;
 
-    if (wait || !out_never_block)
+    if (wait || out_mode == OUT_WAIT)
         w = write(STDERR_FILENO, line, n);
-    else if (out_socket) /* a stream: a line cut short ends the journal's line with its rest */
+    else if (out_mode == OUT_SOCKET)
         w = send(STDERR_FILENO, line, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-    else /* a pipe takes a line of at most PIPE_BUF whole or not at all */
-        w = write(out_fd, line, n);
+    else if (out_mode == OUT_OWN)
+        w = write(own_fd, line, n);
+    else if ((w = pwritev2(STDERR_FILENO, &v, 1, -1, RWF_NOWAIT)) < 0 && errno == EOPNOTSUPP) {
+        out_mode = own_copy() ? OUT_OWN : OUT_WAIT; /* a named FIFO */
+        return put(line, n, wait);
+    }
     return w == (ssize_t)n;
 }
 

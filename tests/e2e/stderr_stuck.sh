@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # stderr_stuck.sh - a stderr whose reader stops reading (a journal that lags, a pipe nobody
-# reads) never stops the daemon.  With debug lines on, the pipe is full within the first
-# messages; every queued message is delivered all the same, and the master answers
-# sluicectl.  The lines the pipe could not take are dropped, and their count is said once the
-# pipe takes lines again.
+# reads) never stops the daemon.  The pipe is made small (4 KiB) and debug lines are on, so
+# it is full within the first messages; every message, injected (the master logs each) or
+# submitted to a listener (whose processes log each), is delivered all the same, and the
+# master answers sluicectl.  The lines the pipe could not take are dropped, and their count
+# is said once the pipe takes lines again.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 
@@ -19,6 +20,11 @@ bind_address = 127.0.0.2
 
 [domain "stuck.test"]
 route = 127.0.1.1:$(peer_port mx)
+
+[listener "in"]
+address = 127.0.0.1:$(peer_free_port 127.0.0.1)
+binding = b1
+max_sessions = 4
 INI
 } >"$T/sluice.ini"
 ctl() { timeout 20 "$SLUICECTL" -c "$T/sluice.ini" "$@"; } # a wedged master fails, not hangs, the test
@@ -31,6 +37,7 @@ print(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0])' "$T/
 }
 mkfifo "$T/err.fifo"
 exec 7<>"$T/err.fifo" # its one reader, which reads nothing until the end
+python3 -c 'import fcntl; fcntl.fcntl(7, fcntl.F_SETPIPE_SZ, 4096)'
 "$SLUICED" -d -c "$T/sluice.ini" 2>"$T/err.fifo" &
 daemon=$!
 started "$daemon"
@@ -39,9 +46,14 @@ check "the daemon comes up" wait_for 10 up
 n=300
 seq $n | xargs -P 4 -I{} sh -c "printf 'Subject: {}\r\n\r\nbody\r\n' |
   '$SLUICECTL' -c '$T/sluice.ini' inject --binding b1 -f s@sender.test u{}@stuck.test >/dev/null"
-check "the pipe is full: nobody reads it (64 KiB)" test "$(pipe_bytes)" -ge 60000
-check "every message is delivered all the same" \
+full() { test "$(pipe_bytes)" -ge 3500; }
+check "the pipe is full: nobody reads it" wait_for 20 full
+check "every injected message is delivered all the same" \
   wait_for 60 peer_true mx "total['messages'] == $n"
+port=$(sed -n 's/^address = 127.0.0.1://p' "$T/sluice.ini")
+check "the listener takes 200 more" \
+  timeout 60 smtp-source -s 4 -m 200 -f s@sender.test -t u@stuck.test "127.0.0.1:$port"
+check "and they are delivered too" wait_for 60 peer_true mx "total['messages'] == $n + 200"
 check "the master answers sluicectl" eval "ctl suspend --domain other.test --for 1m >/dev/null"
 check "and again" eval "ctl resume --domain other.test >/dev/null"
 timeout 3 cat <&7 >"$T/err.log" # the reader is back
@@ -51,5 +63,28 @@ check "the count of the lines dropped is said" \
   grep -q "log lines dropped: stderr did not take them" "$T/err.log"
 kill -TERM "$daemon"
 check "the daemon stops" wait_for 30 eval '! alive "$daemon"'
-alive "$daemon" || wait "$daemon"
-check "cleanly" test $? -eq 0
+rc=1
+alive "$daemon" || { wait "$daemon"; rc=$?; }
+check "cleanly" test "$rc" -eq 0
+
+# --- an unnamed pipe (`sluiced -d 2>&1 | less`, left paused), which each write asks not to
+# wait on (RWF_NOWAIT), where the named FIFO above is opened again non-blocking
+exec 8> >(exec sleep 600) # the write end; its reader never reads
+started "$!"
+python3 -c 'import fcntl; fcntl.fcntl(8, fcntl.F_SETPIPE_SZ, 4096)'
+held() { python3 -c 'import fcntl, struct, termios
+print(struct.unpack("i", fcntl.ioctl(8, termios.FIONREAD, b"\0" * 4))[0])'; }
+"$SLUICED" -d -c "$T/sluice.ini" 2>&8 &
+daemon=$!
+started "$daemon"
+check "the daemon comes up again, its stderr an unnamed pipe" wait_for 10 up
+seq 100 | xargs -P 4 -I{} sh -c "printf 'Subject: {}\r\n\r\nbody\r\n' |
+  '$SLUICECTL' -c '$T/sluice.ini' inject --binding b1 -f s@sender.test v{}@stuck.test >/dev/null"
+check "that pipe is full too" wait_for 20 eval 'test "$(held)" -ge 3500'
+check "all 100 are delivered all the same" \
+  wait_for 60 peer_true mx "total['messages'] == $n + 300"
+check "the listener takes 100 more" \
+  timeout 60 smtp-source -s 4 -m 100 -f s@sender.test -t u@stuck.test "127.0.0.1:$port"
+check "and they are delivered too" wait_for 60 peer_true mx "total['messages'] == $n + 400"
+kill -TERM "$daemon"
+check "the daemon stops" wait_for 30 eval '! alive "$daemon"'
