@@ -110,6 +110,17 @@ static bool orphan(int queue_fd, const char *name)
     return fstatat(queue_fd, id, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
 }
 
+/* misfit - entry e of sub/ (the directory d) is not one of its files: its name is not one
+ * (name_ok false: bad_name says why) or it is no regular file; then it is set aside */
+static bool misfit(const char *dir, const char *sub, DIR *d, const struct dirent *e, bool name_ok,
+                   const char *bad_name)
+{
+    if (name_ok && regular(d, e))
+        return false;
+    sl_spool_quarantine_entry(dir, sub, e->d_name, name_ok ? "not a regular file" : bad_name);
+    return true;
+}
+
 /* spool_state_entry - is entry e of state/ (the directory d, path) a live state file?  A name
  * that is no state file's, or no regular file, is set aside; the state of a message no longer in
  * queue/ (queue_fd) is removed.  Anything else that looks like a state file counts: a reader
@@ -117,14 +128,9 @@ static bool orphan(int queue_fd, const char *name)
 bool spool_state_entry(const char *dir, const char *path, DIR *d, int queue_fd,
                        const struct dirent *e)
 {
-    if (dot(e->d_name))
+    if (dot(e->d_name) ||
+        misfit(dir, SPOOL_STATE, d, e, state_name_valid(e->d_name), "not a state file name"))
         return false;
-    if (!state_name_valid(e->d_name) || !regular(d, e)) {
-        sl_spool_quarantine_entry(dir, SPOOL_STATE, e->d_name,
-                                  state_name_valid(e->d_name) ? "not a regular file"
-                                                              : "not a state file name");
-        return false;
-    }
     if (orphan(queue_fd, e->d_name)) {
         if (unlinkat(dirfd(d), e->d_name, 0) == 0)
             sl_msg_info("spool: removed orphan state %s/%s", path, e->d_name);
@@ -167,15 +173,8 @@ static int by_id(const void *a, const void *b)
  * there is set aside. */
 bool spool_queue_entry(const char *dir, DIR *d, const struct dirent *e)
 {
-    if (dot(e->d_name))
-        return false;
-    if (!sl_spool_id_valid(e->d_name) || !regular(d, e)) {
-        sl_spool_quarantine_entry(dir, SPOOL_QUEUE, e->d_name,
-                                  sl_spool_id_valid(e->d_name) ? "not a regular file"
-                                                               : "not a queue id");
-        return false;
-    }
-    return true;
+    return !dot(e->d_name) &&
+           !misfit(dir, SPOOL_QUEUE, d, e, sl_spool_id_valid(e->d_name), "not a queue id");
 }
 
 /* list_queue - the valid ids of queue/, unsorted */
