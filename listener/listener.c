@@ -83,7 +83,7 @@ static void setup(const struct sl_smtpd_ctx *ctx, int *fd, sigset_t *wait)
     if (dup2(ctx->fd, 3) < 0)
         _exit(71);
     *fd = 3;
-    close_range(4, ~0U, 0); /* the master's sockets and pipes, the other listeners' sockets */
+    sl_msg_close_from(4); /* the master's sockets and pipes, the other listeners' sockets */
     snprintf(title, sizeof title, "listener %s", l->name);
     sl_msg_init(title);
     sl_msg_never_block(); /* a session never waits for stderr's reader */

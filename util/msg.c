@@ -10,17 +10,17 @@
  * or a pipe nobody reads, would otherwise stop the master's loop, or a worker in the middle
  * of a session with its connection slots held, at its next line.  A line stderr cannot take
  * at once is dropped and counted, and the count is said in the first line that gets through.
- * Each write says so itself, for O_NONBLOCK would change the description stderr shares with
- * the children, the shell and whoever else holds it: the journal's stream is a socket, sent
- * to with MSG_DONTWAIT; a pipe is written with pwritev2's RWF_NOWAIT.  A named FIFO takes no
- * RWF_NOWAIT: it is opened again (/proc/self/fd/2) as a description of this process's own,
- * made non-blocking, and kept at a number (OWN_FD_MIN) no child renumbers before its
- * close_range; a process that may not open it (another user's FIFO, after the privileges'
- * drop) writes the blocking way.  A line (at most 2048 bytes) goes whole or not at all through
- * each.  A file never waits for a reader, and a terminal is written as before (its reader is
- * the operator at it).  A fatal line is written
- * the blocking way all the same: the process ends with it, and it is the one line an operator
- * must see.
+ * O_NONBLOCK on stderr itself would change the description it shares with the shell and
+ * whoever else holds it, so: the journal's stream is a socket, sent to with MSG_DONTWAIT; a
+ * pipe or a FIFO is opened again (/proc/self/fd/2) as a non-blocking description of the
+ * daemon's own.  The master opens it at its start, before its privileges' drop (a worker,
+ * running as `user`, may not open root's pipe), at a number (OWN_FD_MIN) clear of the ones a
+ * child renumbers, and its workers and listener processes keep it (sl_msg_close_from).  The
+ * pipes' RWF_NOWAIT would need no copy, but Linux has it only since 6.4.  A line (at most 2048
+ * bytes) goes whole or not at all through either way.  A file never waits for a reader, and a
+ * terminal is written as before (its reader is the operator at it).  A fatal line waits for
+ * room, for a few seconds (FATAL_WAIT_MS): it is the one line an operator must see, but a
+ * reader that never reads must not keep a dying process alive.
  * Global state: the program name, the lowest level shown, whether stderr is the journal, and
  * how this process writes to it, set at start (and again in each worker and listener process,
  * by sl_msg_init and sl_msg_never_block); the count of lines dropped (a process that ends
@@ -32,9 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -44,12 +44,13 @@
 
 static char progname[64] = "sluice";
 static enum sl_msg_level lowest = SL_MSG_INFO;
-static bool to_journal; /* stderr is the journal: lines carry "<N>" */
-#define OWN_FD_MIN 100  /* the own description's lowest number: clear of a child's dup2s */
+static bool to_journal;    /* stderr is the journal: lines carry "<N>" */
+#define OWN_FD_MIN    100  /* the own description's lowest number: clear of a child's dup2s */
+#define FATAL_WAIT_MS 5000 /* how long a fatal line waits for a reader that does not read */
 
 /* How a line goes to stderr (sl_msg_never_block). */
-static enum { OUT_WAIT, OUT_SOCKET, OUT_PIPE, OUT_OWN } out_mode = OUT_WAIT;
-static int own_fd = -1;       /* OUT_OWN: this process's non-blocking description of stderr */
+static enum { OUT_WAIT, OUT_SOCKET, OUT_OWN } out_mode = OUT_WAIT;
+static int own_fd = -1;       /* the daemon's non-blocking description of stderr (a pipe), or -1 */
 static unsigned long dropped; /* lines dropped since the last one written */
 
 static const char *const level_name[] = {
@@ -84,8 +85,7 @@ void sl_msg_init(const char *name)
 {
     strlcpy(progname, name, sizeof progname);
     to_journal = stderr_is_journal();
-    out_mode = OUT_WAIT;
-    own_fd = -1; /* a parent's, closed by the child's close_range: never closed here */
+    out_mode = OUT_WAIT; /* own_fd stays: a child keeps its parent's (sl_msg_never_block) */
     dropped = 0;
 }
 
@@ -93,6 +93,27 @@ void sl_msg_init(const char *name)
 void sl_msg_set_level(enum sl_msg_level l)
 {
     lowest = l;
+}
+
+/* same_file - do descriptors a and b name one file */
+static bool same_file(int a, int b)
+{
+    struct stat x, y;
+
+    return fstat(a, &x) == 0 && fstat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+/* own_copy - stderr opened again as a non-blocking description, at OWN_FD_MIN or above; -1
+ * when it may not be (another user's pipe) */
+static int own_copy(void)
+{
+    int fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), high;
+
+    if (fd < 0)
+        return -1;
+    high = fcntl(fd, F_DUPFD_CLOEXEC, OWN_FD_MIN);
+    close(fd);
+    return high;
 }
 
 /* sl_msg_never_block - a line stderr cannot take now is dropped (and counted), not waited for */
@@ -104,39 +125,47 @@ void sl_msg_never_block(void)
         return;
     if (S_ISSOCK(st.st_mode))
         out_mode = OUT_SOCKET;
-    else if (S_ISFIFO(st.st_mode))
-        out_mode = OUT_PIPE;
+    else if (S_ISFIFO(st.st_mode)) {
+        if (own_fd < 0 || !same_file(own_fd, STDERR_FILENO)) /* none from the master */
+            own_fd = own_copy();
+        if (own_fd >= 0)
+            out_mode = OUT_OWN;
+    }
 }
 
-/* own_copy - stderr opened again as this process's own non-blocking description; false when
- * it may not be */
-static bool own_copy(void)
+/* sl_msg_close_from - a forked child closes every descriptor from `from` up, but the copy of
+ * stderr it writes its lines through */
+void sl_msg_close_from(unsigned from)
 {
-    int fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-
-    if (fd < 0)
-        return false;
-    own_fd = fcntl(fd, F_DUPFD_CLOEXEC, OWN_FD_MIN);
-    close(fd);
-    return own_fd >= 0;
+    if (own_fd < 0 || (unsigned)own_fd < from) {
+        close_range(from, ~0U, 0);
+        return;
+    }
+    if ((unsigned)own_fd > from)
+        close_range(from, (unsigned)own_fd - 1, 0);
+    close_range((unsigned)own_fd + 1, ~0U, 0);
 }
 
-/* put - one whole line out, without waiting unless asked to; false when it did not go */
+/* try_put - one whole line out without waiting (never_block's modes) */
+static ssize_t try_put(const char *line, size_t n)
+{
+    if (out_mode == OUT_SOCKET)
+        return send(STDERR_FILENO, line, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    return write(own_fd, line, n);
+}
+
+/* put - one whole line out, without waiting unless asked to (then FATAL_WAIT_MS at most: a
+ * reader that never reads must not keep a dying process alive); false when it did not go */
 static bool put(const char *line, size_t n, bool wait)
 {
-    struct iovec v = {.iov_base = (void *)line, .iov_len = n};
+    struct pollfd p = {.fd = out_mode == OUT_SOCKET ? STDERR_FILENO : own_fd, .events = POLLOUT};
     ssize_t w;
 
-    if (wait || out_mode == OUT_WAIT)
-        w = write(STDERR_FILENO, line, n);
-    else if (out_mode == OUT_SOCKET)
-        w = send(STDERR_FILENO, line, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-    else if (out_mode == OUT_OWN)
-        w = write(own_fd, line, n);
-    else if ((w = pwritev2(STDERR_FILENO, &v, 1, -1, RWF_NOWAIT)) < 0 && errno == EOPNOTSUPP) {
-        out_mode = own_copy() ? OUT_OWN : OUT_WAIT; /* a named FIFO */
-        return put(line, n, wait);
-    }
+    if (out_mode == OUT_WAIT)
+        return write(STDERR_FILENO, line, n) == (ssize_t)n;
+    w = try_put(line, n);
+    if (w < 0 && errno == EAGAIN && wait && poll(&p, 1, FATAL_WAIT_MS) == 1)
+        w = try_put(line, n);
     return w == (ssize_t)n;
 }
 

@@ -18,8 +18,12 @@ enum sl_msg_level { SL_MSG_DEBUG, SL_MSG_INFO, SL_MSG_WARN, SL_MSG_FATAL, SL_MSG
 /* Program name shown before each line ("sluiced", "sluicectl", "worker 3"). */
 void sl_msg_init(const char *progname);
 /* A daemon's process (after sl_msg_init): a line stderr cannot take at once (a journal that
- * lags, a pipe nobody reads) is dropped and counted rather than waited for; fatal lines wait. */
+ * lags, a pipe nobody reads) is dropped and counted rather than waited for; a fatal line
+ * waits a few seconds.
+ * The master calls it before its privileges' drop: the copy of a pipe it opens then is kept
+ * by its children, who close their other descriptors with sl_msg_close_from. */
 void sl_msg_never_block(void);
+void sl_msg_close_from(unsigned from);
 void sl_msg_set_level(enum sl_msg_level lowest_shown);
 
 void sl_msg_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

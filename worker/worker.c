@@ -213,7 +213,7 @@ void sl_worker_main(int fd, uint32_t owner, void *vctx)
             _exit(71);
         fd = 3;
     }
-    close_range(4, ~0U, 0); /* the master's pipes and the other workers' sockets */
+    sl_msg_close_from(4); /* the master's pipes and the other workers' sockets */
     snprintf(title, sizeof title, "worker %u", owner);
     sl_msg_init(title);
     sl_msg_never_block(); /* a session never waits for stderr's reader */
