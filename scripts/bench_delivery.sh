@@ -977,7 +977,7 @@ main() {
     domains | latency | cluster) "bench_$part" ;;
     submit) bench_submit ;;
     rescan) ;; # bench.sh's own (bench_rescan)
-    *) echo "bench_delivery: no part $part (feeders postfix sluice domains latency cluster submit)" ;;
+    *) echo "bench_delivery: no part $part (feeders postfix sluice domains latency cluster submit rescan)" ;;
     esac
   done
 }

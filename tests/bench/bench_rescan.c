@@ -13,6 +13,7 @@
  * Three rounds each.  The spool is a directory under $TMPDIR (or /tmp), removed at the end.
  */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,14 @@ static void fill(const char *dir, size_t n)
     }
 }
 
+static char spool[256]; /* the benchmark's spool, removed at exit, whatever the exit */
+
+/* remove_spool - at exit: a fatal error (a full disk) leaves no spool of a million files */
+static void remove_spool(void)
+{
+    test_rmtree(spool);
+}
+
 /* lookup - one id of the one-call rescan: is it in the index? */
 static size_t lacked;
 static void lookup(const char *id, void *ctx)
@@ -86,17 +95,22 @@ static void lookup(const char *id, void *ctx)
 
 int main(int argc, char **argv)
 {
-    size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 200000;
-    char dir[256], err[256];
+    char *end, *dir = spool, err[256];
+    size_t n = argc > 1 ? strtoul(argv[1], &end, 10) : 200000;
     const char *tmp = getenv("TMPDIR");
     struct sl_sched s;
     double t;
 
     sl_msg_init("bench_rescan");
     sl_msg_set_level(SL_MSG_WARN);
-    snprintf(dir, sizeof dir, "%s/sluice-bench-rescan.XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (n < 1 || mkdtemp(dir) == NULL || sl_spool_init(dir, err, sizeof err) < 0)
-        sl_msg_fatal("cannot make a spool under %s", dir);
+    if (argc > 1 && (*end != '\0' || argv[1][0] == '-' || n < 1 || n > 100000000))
+        sl_msg_fatal("usage: bench_rescan [MESSAGES], 1 to 100000000");
+    snprintf(dir, sizeof spool, "%s/sluice-bench-rescan.XXXXXX", tmp != NULL ? tmp : "/tmp");
+    if (mkdtemp(dir) == NULL)
+        sl_msg_fatal("cannot make a directory under %s", tmp != NULL ? tmp : "/tmp");
+    atexit(remove_spool);
+    if (sl_spool_init(dir, err, sizeof err) < 0)
+        sl_msg_fatal("spool %s: %s", dir, err);
     fill(dir, n);
     sl_sched_init(&s, dir);
     t = seconds();
@@ -108,10 +122,10 @@ int main(int argc, char **argv)
         double worst = 0, all = seconds();
         size_t batches = 0;
         for (bool more = true; more; batches++) {
-            double b = seconds();
+            double b = seconds(), took;
             more = sl_pickup_rescan_step(&s, SL_PICKUP_RESCAN_BATCH);
-            if (seconds() - b > worst)
-                worst = seconds() - b;
+            if ((took = seconds() - b) > worst)
+                worst = took;
         }
         printf("rescan in batches of %d entries: the loop waits at most %.2f ms (%.3f s in all, "
                "%zu batches)\n",
@@ -120,12 +134,12 @@ int main(int argc, char **argv)
     for (int round = 0; round < 3; round++) {
         t = seconds();
         lacked = 0;
-        sl_spool_scan(dir, lookup, &s);
+        if (sl_spool_scan(dir, lookup, &s) < 0)
+            sl_msg_fatal("cannot list the spool %s", dir);
         printf("the same in one call (a listing, then a lookup of each id): the loop waits "
                "%.3f s (%zu ids not indexed)\n",
                seconds() - t, lacked);
     }
     sl_sched_free(&s);
-    test_rmtree(dir);
-    return 0;
+    return 0; /* the spool goes at exit */
 }
