@@ -27,12 +27,12 @@
  * before a line gets through takes its count with it).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -40,6 +40,7 @@
 
 #include <bsd/string.h>
 
+#include "util/sl_clock.h"
 #include "util/sl_msg.h"
 
 static char progname[64] = "sluice";
@@ -159,13 +160,18 @@ static ssize_t try_put(const char *line, size_t n)
 static bool put(const char *line, size_t n, bool wait)
 {
     struct pollfd p = {.fd = out_mode == OUT_SOCKET ? STDERR_FILENO : own_fd, .events = POLLOUT};
+    uint64_t end, now;
     ssize_t w;
 
     if (out_mode == OUT_WAIT)
         return write(STDERR_FILENO, line, n) == (ssize_t)n;
+    end = sl_clock_us() + FATAL_WAIT_MS * 1000ull;
     w = try_put(line, n);
-    if (w < 0 && errno == EAGAIN && wait && poll(&p, 1, FATAL_WAIT_MS) == 1)
+    /* a signal, or another writer that took the room first, does not end the wait */
+    while (wait && w < 0 && (errno == EAGAIN || errno == EINTR) && (now = sl_clock_us()) < end) {
+        poll(&p, 1, (int)((end - now) / 1000) + 1);
         w = try_put(line, n);
+    }
     return w == (ssize_t)n;
 }
 

@@ -107,3 +107,15 @@ check "the daemon stops" wait_for 30 eval '! alive "$daemon"'
 rc=1
 alive "$daemon" || { wait "$daemon"; rc=$?; }
 check "cleanly" test "$rc" -eq 0
+
+# --- a fatal line waits for room, but not for ever: a daemon that cannot start (its spool is
+# a file), its stderr the full pipe, exits
+sed "s|^spool_dir = .*|spool_dir = $T/sluice.ini|" "$T/sluice.ini" >"$T/fatal.ini"
+"$SLUICED" -c "$T/fatal.ini" 2>&8 &
+fatal=$!
+started "$fatal"
+check "a fatal error with stderr full: the daemon exits all the same (within 15 s)" \
+  wait_for 15 eval '! alive "$fatal"'
+rc=0
+alive "$fatal" || { wait "$fatal"; rc=$?; }
+check "with status 1" test "$rc" -eq 1
