@@ -110,7 +110,8 @@ check "cleanly" test "$rc" -eq 0
 
 # --- a fatal line waits for room, but not for ever: a daemon that cannot start (its spool is
 # a file), its stderr the full pipe, exits
-sed "s|^spool_dir = .*|spool_dir = $T/sluice.ini|" "$T/sluice.ini" >"$T/fatal.ini"
+sed -e "s|^spool_dir = .*|spool_dir = $T/sluice.ini|" -e "s|^shm_name = .*|shm_name = $shm-fatal|" \
+  "$T/sluice.ini" >"$T/fatal.ini"
 "$SLUICED" -c "$T/fatal.ini" 2>&8 &
 fatal=$!
 started "$fatal"
@@ -119,3 +120,4 @@ check "a fatal error with stderr full: the daemon exits all the same (within 15 
 rc=0
 alive "$fatal" || { wait "$fatal"; rc=$?; }
 check "with status 1" test "$rc" -eq 1
+rm -f "/dev/shm$shm-fatal" # a start that fails this late leaves its counter table
