@@ -99,6 +99,7 @@ struct sl_lease_ref {
     char member[SL_CLUSTER_MEMBER_MAX];
     int32_t limit;
     uint32_t owner, record; /* whose, on this node */
+    uint32_t pid;           /* the worker's, when listed */
     int result;             /* renew: 1 kept, 2 re-added, 0 lost (the connection must close) */
 };
 /* Renew every lease of refs (one script call per lease, pipelined); false when Redis did not

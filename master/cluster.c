@@ -1,9 +1,9 @@
 /*
  * cluster.c - the master's part of the cluster counters: its Redis connection, the node's
  * heartbeat, the renewal of every lease its workers hold, and the removal of a dead worker's
- * leases.
+ * leases, all on a thread of their own.
  *
- * Every cluster_lease_ttl / 3 the master walks the owner records of the counter table: each
+ * Every cluster_lease_ttl / 3 the thread walks the owner records of the counter table: each
  * HELD record naming a cluster counter is a lease (member node:pid:record) of that counter's
  * key.  All of them are renewed in one pipeline (one script call per key); a lease Redis lost
  * is added again while under the limit (a Redis restarted empty, a lease granted while Redis
@@ -11,12 +11,25 @@
  * transaction only while its record's word says its leases are good, so a lost or unrenewable
  * lease closes the connection before its next transaction.  The heartbeat says the node is
  * alive, with its holds, and brings back how many nodes are (cluster_on_failure = share).
- * When the master reaps a worker, the worker's leases are removed before its slots are
- * reclaimed (sl_master_cluster_reclaim); those Redis cannot be told of expire.
- * Concurrency: master only, from the main loop; each Redis call is bounded by the client's
- * timeouts, and an unreachable Redis is tried at most once a second.
+ * When the master reaps a worker, it lists the worker's leases (its records still name them)
+ * and hands the list to the thread before the slots are reclaimed; those Redis cannot be
+ * told of expire.
+ * Why a thread: a Redis that accepts connections but does not answer (stopped, swapping, a
+ * full network buffer) costs each call its whole timeout.  On the master's own loop that was
+ * half a second at each heartbeat and at each worker's death, during which no freed slot was
+ * handed out and no control command answered.  The thread may wait; the loop does not (but
+ * for a reload, which reads the password file and resolves a Redis host name).
+ * Concurrency: the thread owns the Redis handle, its params and the heartbeat's window.  The
+ * master (main thread) only hands it new params (a reload), a dead worker's leases, or the
+ * stop, under `lock`, and the first contact at start happens before the thread exists.  Both
+ * read the counter table and write the board through atomics, as the workers do.  The thread
+ * blocks every signal (the handlers run on the master's loop) and holds no lock a forked child
+ * could need: a worker closes the inherited Redis socket with every other descriptor.
  * Trust boundary: Redis' replies are checked in cluster/.
  */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +40,37 @@
 #include "util/sl_clock.h"
 #include "util/sl_msg.h"
 
+/* a dead worker's leases waiting for the thread, at most (about 5 MB): beyond, Redis is far
+ * behind, and the ones not listed expire with their ttl */
+#define DROPS_MAX 8192
+
+/* the main thread's side */
+static struct {
+    const struct sl_shm *shm;
+    bool warned_local; /* said once that cluster limits count this node alone */
+    bool may_run;      /* the loop runs: a cluster enabled now gets its thread */
+    bool running;      /* the thread exists */
+    pthread_t thread;
+} master;
+
+/* what the master hands the thread, under lock */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop;
+    bool have_params;
+    struct sl_cluster_params params; /* a reload's */
+    struct sl_lease_ref *drops;      /* dead workers' leases to remove */
+    size_t ndrops, capdrops;
+    size_t dead; /* workers whose leases those are */
+} box = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* the thread's own (the master's before the thread starts) */
 static struct {
     struct sl_redis *redis;
+    struct sl_cluster_params p;
     struct timespec next_tick;
     bool up;                      /* the last tick reached Redis */
-    bool warned_local;            /* said once that cluster limits count this node alone */
     struct sl_alive_window alive; /* the heartbeats' count of nodes alive */
 } node;
 
@@ -42,80 +81,78 @@ static long period_ms(const struct sl_cluster_params *p)
     return ms < 100 ? 100 : ms;
 }
 
+/* redis_name - "host:port" or a socket path, for the log */
+static const char *redis_name(const struct sl_cluster_params *p, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s%.0d", p->addr, p->port ? ":" : "", p->port);
+    return buf;
+}
+
 /* connect_check - reach Redis now: a refused password is fatal at start, unreachable a warning */
 static void connect_check(bool starting)
 {
-    const struct sl_cluster_params *p = &sl_cluster_heritage()->p;
-    char err[300];
+    const struct sl_cluster_params *p = &node.p;
+    char err[300], name[300];
     enum sl_redis_state st = sl_redis_check(node.redis, err, sizeof err);
 
+    redis_name(p, name, sizeof name);
     if (st == SL_REDIS_AUTH && starting) {
         sl_redis_free(node.redis);
         node.redis = NULL;
-        sl_msg_fatal("cluster_redis %s%s%.0d: %s", p->addr, p->port ? ":" : "", p->port, err);
+        sl_msg_fatal("cluster_redis %s: %s", name, err);
     }
     if (st != SL_REDIS_UP)
-        sl_msg_warn("cluster_redis %s%s%.0d: %s; cluster limits: %s until it answers", p->addr,
-                    p->port ? ":" : "", p->port, err,
+        sl_msg_warn("cluster_redis %s: %s; cluster limits: %s until it answers", name, err,
                     p->on_failure == SL_CLUSTER_SHARE ? "this node's share" : "no new connection");
     else
-        sl_msg_info("cluster_redis %s%s%.0d: node %s, leases of %ld ms", p->addr,
-                    p->port ? ":" : "", p->port, p->node, p->ttl_ms);
+        sl_msg_info("cluster_redis %s: node %s, leases of %ld ms", name, p->node, p->ttl_ms);
     node.up = st == SL_REDIS_UP;
 }
 
-/* apply - take the cluster params of cfg into the heritage (the workers forked next get them) */
-static bool apply(const struct sl_config *cfg, bool starting)
+/* take_params - new params for the handle (at start, or on the thread after a reload) */
+static void take_params(const struct sl_cluster_params *p, bool starting)
 {
-    struct sl_cluster_heritage *h = sl_cluster_heritage();
-    struct sl_cluster_params p;
-    char err[512];
-
-    if (!sl_cluster_params(cfg, &p, err, sizeof err)) {
-        if (starting)
-            sl_msg_fatal("%s", err);
-        sl_msg_warn("%s: the cluster settings stay as they were", err);
-        return false;
-    }
-    h->p = p;
+    node.p = *p;
     sl_redis_free(node.redis);
-    node.redis = p.enabled ? sl_redis_new(&p) : NULL;
-    if (!p.enabled && sl_limits_cluster_any(cfg) && !node.warned_local) {
-        sl_msg_warn("cluster limits are set but cluster_redis is not: they count this node's "
-                    "connections alone");
-        node.warned_local = true;
-    }
-    if (p.enabled)
+    node.redis = p->enabled ? sl_redis_new(p) : NULL;
+    if (p->enabled)
         connect_check(starting);
     node.next_tick = sl_clock_after_ms(0);
+}
+
+/* grow - room for more leases; false (refs freed, the round skipped) when memory is short:
+ * the leases not renewed or removed this round are the next round's, or expire */
+static bool grow(struct sl_lease_ref **refs, size_t *cap)
+{
+    size_t more = *cap ? *cap * 2 : 64;
+    struct sl_lease_ref *r = realloc(*refs, more * sizeof *r);
+
+    if (r == NULL) {
+        free(*refs);
+        *refs = NULL;
+        sl_msg_warn("cluster: out of memory listing leases: this round is skipped");
+        return false;
+    }
+    *refs = r;
+    *cap = more;
     return true;
 }
 
-/* sl_master_cluster_start - params, board and a first contact with Redis, before any fork */
-void sl_master_cluster_start(const struct sl_config *cfg, const struct sl_shm *shm)
+/* collect - every lease of this node's workers (HELD records naming cluster counters), or
+ * with only_owner every lease one dead worker may hold */
+static size_t collect(const struct sl_shm *shm, const char *nodename, struct sl_lease_ref **out,
+                      bool only_owner, uint32_t which)
 {
-    sl_cluster_heritage()->board = sl_cluster_board_new(shm->hdr->owner_capacity);
-    apply(cfg, true);
-}
-
-/* sl_master_cluster_reload - the new config's cluster settings */
-void sl_master_cluster_reload(const struct sl_config *cfg)
-{
-    apply(cfg, false);
-}
-
-/* collect - every lease this node's workers hold (HELD records naming cluster counters) */
-static size_t collect(const struct sl_shm *shm, struct sl_lease_ref **out, bool only_owner,
-                      uint32_t which)
-{
-    const char *nodename = sl_cluster_heritage()->p.node;
     size_t n = 0, cap = 0;
     struct sl_lease_ref *refs = NULL;
 
     for (uint32_t o = 0; o < shm->hdr->owner_capacity; o++) {
         struct sl_shm_owner *ow = &shm->owners[o];
-        uint32_t pid = sl_load32(&ow->pid);
-        if ((only_owner && o != which) || sl_load32(&ow->state) != SL_OWNER_ALIVE)
+        uint32_t pid;
+        /* the state before the pid: a reclaim clears the pid first, so an ALIVE read here
+         * cannot pair with the pid of a worker reaped since */
+        if ((only_owner && o != which) || sl_load32(&ow->state) != SL_OWNER_ALIVE ||
+            (pid = sl_load32(&ow->pid)) == 0)
             continue;
         for (int rec = 0; rec < SL_OWNER_RECORDS; rec++) {
             struct sl_shm_hold *h = &ow->hold[rec];
@@ -128,16 +165,15 @@ static size_t collect(const struct sl_shm *shm, struct sl_lease_ref **out, bool 
                 if (sl_shm_view(shm, sl_word_load32(&h->slot[i]), &v) < 0 ||
                     v.kind != SL_SCOPE_CLUSTER)
                     continue;
-                if (n == cap) {
-                    cap = cap ? cap * 2 : 64;
-                    refs = realloc(refs, cap * sizeof *refs);
-                    if (refs == NULL)
-                        sl_msg_fatal("out of memory");
+                if (n == cap && !grow(&refs, &cap)) {
+                    *out = NULL;
+                    return 0;
                 }
                 sl_cluster_key(&v, refs[n].key, sizeof refs[n].key);
                 sl_cluster_member(nodename, (long)pid, rec, refs[n].member, sizeof refs[n].member);
                 refs[n].limit = v.limit;
                 refs[n].owner = o;
+                refs[n].pid = pid;
                 refs[n].record = (uint32_t)rec;
                 n++;
             }
@@ -153,18 +189,30 @@ static int by_key(const void *a, const void *b)
     return strcmp(((const struct sl_lease_ref *)a)->key, ((const struct sl_lease_ref *)b)->key);
 }
 
+/* still_holder - is the worker the renewal listed still the owner's?  The master may have
+ * reaped it and given its place to a new worker while Redis answered; the new one's leases
+ * are its own to judge (its acquire writes their validity).  A reap between this check and
+ * the store can still write the old worker's validity on the new one's record: it is never
+ * later than the new one's own, so at worst a connection closes early. */
+static bool still_holder(const struct sl_shm *shm, const struct sl_lease_ref *ref)
+{
+    const struct sl_shm_owner *ow = &shm->owners[ref->owner];
+    return sl_peek32(&ow->state) == SL_OWNER_ALIVE && sl_peek32(&ow->pid) == ref->pid;
+}
+
 /* post - the renewal's results on the board: each record good until start + 90% of the ttl,
  * or lost (0) when any of its leases was; one Redis did not answer keeps its old validity */
-static void post(struct sl_lease_ref *refs, size_t n, uint64_t start)
+static void post(const struct sl_shm *shm, struct sl_lease_ref *refs, size_t n, uint64_t start)
 {
     struct sl_cluster_heritage *h = sl_cluster_heritage();
-    uint64_t until = start + (uint64_t)h->p.ttl_ms * 900u;
+    uint64_t until = start + (uint64_t)node.p.ttl_ms * 900u;
 
     for (size_t i = 0; i < n; i++)
-        if (refs[i].result > 0) /* answered, even when another part of the round was not */
+        if (refs[i].result > 0 && still_holder(shm, &refs[i])) /* answered, even when another
+                                                                  part of the round was not */
             sl_store64(sl_cluster_valid(h->board, refs[i].owner, (int)refs[i].record), until);
     for (size_t i = 0; i < n; i++)
-        if (refs[i].result == 0) {
+        if (refs[i].result == 0 && still_holder(shm, &refs[i])) {
             sl_msg_warn("cluster lease %s of %s lost (the counter is full): its connection closes",
                         refs[i].member, refs[i].key);
             sl_store64(sl_cluster_valid(h->board, refs[i].owner, (int)refs[i].record), 0);
@@ -181,45 +229,26 @@ static uint64_t alive_hold_ms(const struct sl_cluster_params *p)
 
 /* note_alive - the nodes the heartbeat saw alive, on the board; a change is logged: under
  * cluster_on_failure = share it is what divides a cluster limit while Redis is unreachable */
-static void note_alive(const struct sl_cluster_heritage *h, uint32_t alive)
+static void note_alive(uint32_t alive)
 {
-    uint32_t was = sl_peek32(&h->board->alive);
+    struct sl_cluster_board *b = sl_cluster_heritage()->board;
+    uint32_t was = sl_peek32(&b->alive);
 
     if (alive == was)
         return;
-    sl_store32(&h->board->alive, alive);
+    sl_store32(&b->alive, alive);
     sl_msg_info("cluster: %u node%s alive (was %u)%s", alive, alive == 1 ? "" : "s", was,
-                h->p.on_failure == SL_CLUSTER_SHARE
+                node.p.on_failure == SL_CLUSTER_SHARE
                     ? "; while Redis is unreachable this node's share of a cluster limit is the "
                       "limit divided by that"
                     : "");
 }
 
-/* sl_master_cluster_tick - heartbeat and renewals, when their time came */
-void sl_master_cluster_tick(const struct sl_shm *shm)
+/* note_reach - whether the tick reached Redis: logged when that changed, and on the board */
+static void note_reach(long alive, uint64_t start)
 {
-    struct sl_cluster_heritage *h = sl_cluster_heritage();
-    struct sl_lease_ref *refs;
-    uint64_t start = sl_clock_us();
-    size_t n;
-    long alive;
-    bool ok;
+    struct sl_cluster_board *b = sl_cluster_heritage()->board;
 
-    if (node.redis == NULL || sl_clock_ms_until(node.next_tick) > 0)
-        return;
-    node.next_tick = sl_clock_after_ms(period_ms(&h->p));
-    n = collect(shm, &refs, false, 0);
-    if (n > 1)
-        qsort(refs, n, sizeof *refs, by_key);
-    ok = sl_lease_renew(node.redis, refs, n, h->p.ttl_ms);
-    post(refs, n, start);
-    free(refs);
-    alive = ok ? sl_cluster_heartbeat(node.redis, h->p.node, (uint32_t)n, h->p.ttl_ms) : -1;
-    if (alive > 0)
-        note_alive(h,
-                   sl_alive_note(&node.alive, (uint32_t)alive, start / 1000, alive_hold_ms(&h->p)));
-    else
-        sl_alive_broken(&node.alive);
     if ((alive >= 0) != node.up) {
         if (alive >= 0)
             sl_msg_info("cluster_redis answers again: %ld node%s heartbeating now", alive,
@@ -227,42 +256,243 @@ void sl_master_cluster_tick(const struct sl_shm *shm)
         else
             sl_msg_warn("cluster_redis unreachable (%s): leases not renewed; cluster limits: %s",
                         sl_redis_error(node.redis),
-                        h->p.on_failure == SL_CLUSTER_SHARE ? "this node's share"
-                                                            : "no new connection");
+                        node.p.on_failure == SL_CLUSTER_SHARE ? "this node's share"
+                                                              : "no new connection");
     }
     node.up = alive >= 0;
     if (node.up)
-        sl_store64(&h->board->last_up_us, start);
-    sl_store32(&h->board->redis_up, node.up ? 1 : 0);
+        sl_store64(&b->last_up_us, start);
+    sl_store32(&b->redis_up, node.up ? 1 : 0);
 }
 
-/* sl_master_cluster_wait_ms - until the next tick; -1 when there is no cluster */
-long sl_master_cluster_wait_ms(void)
-{
-    return node.redis == NULL ? -1 : sl_clock_ms_until(node.next_tick);
-}
-
-/* sl_master_cluster_reclaim - a dead worker's leases removed from Redis (before its slots are
- * reclaimed: its records still name them) */
-void sl_master_cluster_reclaim(const struct sl_shm *shm, uint32_t owner)
+/* tick - the heartbeat and the renewal of every lease (the thread, once a period) */
+static void tick(void)
 {
     struct sl_lease_ref *refs;
+    uint64_t start = sl_clock_us();
     size_t n;
+    long alive;
+    bool ok;
 
+    node.next_tick = sl_clock_after_ms(period_ms(&node.p));
+    n = collect(master.shm, node.p.node, &refs, false, 0);
+    if (n > 1)
+        qsort(refs, n, sizeof *refs, by_key);
+    ok = sl_lease_renew(node.redis, refs, n, node.p.ttl_ms);
+    post(master.shm, refs, n, start);
+    free(refs);
+    alive = ok ? sl_cluster_heartbeat(node.redis, node.p.node, (uint32_t)n, node.p.ttl_ms) : -1;
+    if (alive > 0)
+        note_alive(
+            sl_alive_note(&node.alive, (uint32_t)alive, start / 1000, alive_hold_ms(&node.p)));
+    else
+        sl_alive_broken(&node.alive);
+    note_reach(alive, start);
+}
+
+/* drop_leases - dead workers' leases out of Redis (the thread) */
+static void drop_leases(const struct sl_lease_ref *refs, size_t n, size_t workers)
+{
     if (node.redis == NULL)
         return;
-    n = collect(shm, &refs, true, owner);
-    if (n > 0 && !sl_lease_drop(node.redis, refs, n))
-        sl_msg_warn("%zu cluster leases of a dead worker not removed (%s): they expire", n,
-                    sl_redis_error(node.redis));
-    else if (n > 0)
-        sl_msg_info("%zu cluster leases of a dead worker removed", n);
+    if (!sl_lease_drop(node.redis, refs, n))
+        sl_msg_warn("%zu cluster leases of %s not removed (%s): they expire", n,
+                    workers == 1 ? "a dead worker" : "dead workers", sl_redis_error(node.redis));
+    else
+        sl_msg_info("%zu cluster leases of %s removed", n,
+                    workers == 1 ? "a dead worker" : "dead workers");
+}
+
+/* drop_pending - the dead workers' leases handed over so far, out of Redis */
+static void drop_pending(void)
+{
+    struct sl_lease_ref *refs;
+    size_t n, workers;
+
+    pthread_mutex_lock(&box.lock);
+    refs = box.drops;
+    n = box.ndrops;
+    workers = box.dead;
+    box.drops = NULL;
+    box.ndrops = box.capdrops = box.dead = 0;
+    pthread_mutex_unlock(&box.lock);
+    if (n > 0)
+        drop_leases(refs, n, workers);
     free(refs);
 }
 
-/* sl_master_cluster_stop - close the connection (clean stop) */
+/* run - the thread: a reload's params, dead workers' leases, the ticks, until the stop */
+static void *run(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&box.lock);
+    while (!box.stop) {
+        if (box.have_params) {
+            struct sl_cluster_params p = box.params;
+            explicit_bzero(box.params.password, sizeof box.params.password);
+            box.have_params = false;
+            pthread_mutex_unlock(&box.lock);
+            take_params(&p, false);
+            explicit_bzero(p.password, sizeof p.password);
+        } else if (node.redis != NULL && sl_clock_ms_until(node.next_tick) == 0) {
+            pthread_mutex_unlock(&box.lock); /* before removals: deaths in a row must not
+                                                starve the renewals */
+            tick();
+        } else if (box.ndrops > 0) {
+            pthread_mutex_unlock(&box.lock);
+            drop_pending();
+        } else {
+            if (node.redis == NULL)
+                pthread_cond_wait(&box.wake, &box.lock);
+            else
+                pthread_cond_timedwait(&box.wake, &box.lock, &node.next_tick);
+            continue;
+        }
+        pthread_mutex_lock(&box.lock);
+    }
+    pthread_mutex_unlock(&box.lock);
+    return NULL;
+}
+
+/* start_thread - the thread, with every signal blocked and a monotonic wake-up; false (and
+ * said why) when it cannot be had */
+static bool start_thread(void)
+{
+    pthread_condattr_t attr;
+    sigset_t all, old;
+    int e;
+
+    if (master.running)
+        return true;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* next_tick is on that clock */
+    pthread_cond_init(&box.wake, &attr);
+    pthread_condattr_destroy(&attr);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    e = pthread_create(&master.thread, NULL, run, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e != 0) {
+        pthread_cond_destroy(&box.wake);
+        sl_msg_warn("cannot start the cluster thread: %s", strerror(e));
+        return false;
+    }
+    master.running = true;
+    return true;
+}
+
+/* hand_params - a reload's params to the thread */
+static void hand_params(const struct sl_cluster_params *p)
+{
+    pthread_mutex_lock(&box.lock);
+    box.params = *p;
+    box.have_params = true;
+    pthread_cond_signal(&box.wake);
+    pthread_mutex_unlock(&box.lock);
+}
+
+/* apply - take the cluster params of cfg into the heritage (the workers forked next get them)
+ * and to the handle: at start here, later through the thread */
+static bool apply(const struct sl_config *cfg, bool starting)
+{
+    struct sl_cluster_heritage *h = sl_cluster_heritage();
+    struct sl_cluster_params p;
+    char err[512];
+
+    if (!sl_cluster_params(cfg, &p, err, sizeof err)) {
+        if (starting)
+            sl_msg_fatal("%s", err);
+        sl_msg_warn("%s: the cluster settings stay as they were", err);
+        return false;
+    }
+    if (!starting && p.enabled && master.may_run && !start_thread()) {
+        sl_msg_warn("the cluster settings stay as they were");
+        explicit_bzero(p.password, sizeof p.password);
+        return false;
+    }
+    h->p = p;
+    if (!p.enabled && sl_limits_cluster_any(cfg) && !master.warned_local) {
+        sl_msg_warn("cluster limits are set but cluster_redis is not: they count this node's "
+                    "connections alone");
+        master.warned_local = true;
+    }
+    if (master.running)
+        hand_params(&p);
+    else
+        take_params(&p, starting);
+    explicit_bzero(p.password, sizeof p.password);
+    return true;
+}
+
+/* sl_master_cluster_start - params, board and a first contact with Redis, before any fork */
+void sl_master_cluster_start(const struct sl_config *cfg, const struct sl_shm *shm)
+{
+    master.shm = shm;
+    sl_cluster_heritage()->board = sl_cluster_board_new(shm->hdr->owner_capacity);
+    apply(cfg, true);
+}
+
+/* sl_master_cluster_run - the thread takes over, when there is a cluster (before the loop) */
+void sl_master_cluster_run(void)
+{
+    master.may_run = true;
+    if (node.redis != NULL && !start_thread())
+        sl_msg_fatal("cluster limits cannot be kept without it");
+}
+
+/* sl_master_cluster_reload - the new config's cluster settings */
+void sl_master_cluster_reload(const struct sl_config *cfg)
+{
+    apply(cfg, false);
+}
+
+/* sl_master_cluster_reclaim - a dead worker's leases, listed now (before its slots are
+ * reclaimed: its records still name them), for the thread to remove from Redis */
+void sl_master_cluster_reclaim(const struct sl_shm *shm, uint32_t owner)
+{
+    const struct sl_cluster_heritage *h = sl_cluster_heritage();
+    struct sl_lease_ref *refs;
+    size_t n;
+
+    if (!h->p.enabled || !master.running)
+        return;
+    n = collect(shm, h->p.node, &refs, true, owner);
+    pthread_mutex_lock(&box.lock);
+    if (n > 0 && box.ndrops + n > DROPS_MAX) {
+        sl_msg_warn("%zu cluster leases of a dead worker not removed (Redis is behind): they "
+                    "expire",
+                    n);
+    } else if (n > 0) {
+        if (box.ndrops + n > box.capdrops) {
+            box.capdrops = (box.ndrops + n) * 2;
+            box.drops = realloc(box.drops, box.capdrops * sizeof *box.drops);
+            if (box.drops == NULL)
+                sl_msg_fatal("out of memory");
+        }
+        memcpy(box.drops + box.ndrops, refs, n * sizeof *refs);
+        box.ndrops += n;
+        box.dead++;
+        pthread_cond_signal(&box.wake);
+    }
+    pthread_mutex_unlock(&box.lock);
+    free(refs);
+}
+
+/* sl_master_cluster_stop - the thread ends (after the call in hand: a reconnect to a hung
+ * Redis, about a second), the leases of the workers reaped last are removed, and the
+ * connection closes (clean stop) */
 void sl_master_cluster_stop(void)
 {
+    if (master.running) {
+        pthread_mutex_lock(&box.lock);
+        box.stop = true;
+        pthread_cond_signal(&box.wake);
+        pthread_mutex_unlock(&box.lock);
+        pthread_join(master.thread, NULL);
+        pthread_cond_destroy(&box.wake);
+        master.running = false;
+    }
+    drop_pending(); /* the workers the drain's end killed: else their leases stay a ttl */
     sl_redis_free(node.redis);
     node.redis = NULL;
 }

@@ -1,7 +1,8 @@
 /*
  * sl_cluster_node.h - the master's part of the cluster counters (master/cluster.c): params
- * and board before the first fork, the heartbeat and lease renewals from the main loop, a
- * dead worker's leases removed at reap.
+ * and board before the first fork; then a thread of its own for the heartbeat, the lease
+ * renewals and the removal of a dead worker's leases, so that no Redis call ever holds the
+ * master's loop.
  */
 #ifndef SL_CLUSTER_NODE_H
 #define SL_CLUSTER_NODE_H
@@ -14,10 +15,13 @@
 /* Before the first fork: a refused password or an unreadable password file is fatal (one
  * line); an unreachable Redis is a warning. */
 void sl_master_cluster_start(const struct sl_config *cfg, const struct sl_shm *shm);
+/* The thread starts (fatal when it cannot): from here on, no call below waits for Redis. */
+void sl_master_cluster_run(void);
 void sl_master_cluster_reload(const struct sl_config *cfg);
-void sl_master_cluster_tick(const struct sl_shm *shm);
-long sl_master_cluster_wait_ms(void);
+/* Lists the dead worker's leases for the thread to remove; before its slots are reclaimed. */
 void sl_master_cluster_reclaim(const struct sl_shm *shm, uint32_t owner);
+/* Ends the thread (after its call in hand), removes the leases of the workers reaped last and
+ * closes the connection. */
 void sl_master_cluster_stop(void);
 
 #endif

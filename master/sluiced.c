@@ -243,7 +243,7 @@ static int min_wait(int a, long b)
 }
 
 /* loop_timeout - until the next timer of the loop that waits: the watchdog, a notification
- * to send again, the cluster's heartbeat; then the main loop's own (audit, status, spawn,
+ * to send again; then the main loop's own (audit, status, spawn,
  * deferred mail, rescan), or the drain's end (until).  The drain runs none of the main loop's
  * timers: counting one of them, once due, would make its every wait 0, and the master spin
  * through a grace that can last minutes. */
@@ -255,7 +255,6 @@ static int loop_timeout(const struct master *m, const struct timespec *until)
         return 0;
     if (!sl_notify_flush()) /* a change of state the notify socket could not take yet */
         timeout = min_wait(timeout, NOTIFY_RETRY_MS);
-    timeout = min_wait(timeout, sl_master_cluster_wait_ms());
     if (until != NULL)
         return min_wait(timeout, sl_clock_ms_until(*until));
     timeout = min_wait(timeout, sl_clock_ms_until(m->next_audit));
@@ -369,7 +368,6 @@ static void serve(struct master *m)
         if (sl_signals_take(SL_SIG_REOPEN))
             reopen_log(m);
         sl_sched_tick(&m->sched);
-        sl_master_cluster_tick(&m->shm);
         rescan(m);
         if ((int)sl_clock_ms_until(m->next_audit) == 0)
             run_audit(m);
@@ -421,8 +419,8 @@ static void drain(struct master *m)
             reopen_log(m);                  /* the last jobs' lines go to the new file too */
         if (sl_signals_take(SL_SIG_RELOAD)) /* taken, or its byte would keep the loop awake */
             sl_msg_info("SIGHUP ignored: the daemon is stopping");
-        /* the sessions still running keep their cluster leases */
-        sl_master_cluster_tick(&m->shm);
+        /* the sessions still running keep their cluster leases: the cluster's thread renews
+         * them until sl_master_cluster_stop */
     }
     sl_listeners_stop(&m->lsn);
     sl_supervise_stop(&m->sup, &m->shm, STOP_AFTER_MS);
@@ -543,6 +541,7 @@ int main(int argc, char **argv)
     m.next_status = sl_clock_after_ms(STATUS_EVERY_MS);
     sl_notify_watchdog_init(&m.wd);
     setproctitle("-sluiced: master (%s)", m.path);
+    sl_master_cluster_run(); /* heartbeat and renewals from here on, beside the loop */
     sl_msg_info("starting: config %s, counter table %s", m.path, m.shm.name);
 
     serve(&m);

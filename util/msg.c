@@ -25,6 +25,8 @@
  * how this process writes to it, set at start (and again in each worker and listener process,
  * by sl_msg_init and sl_msg_never_block); the count of lines dropped (a process that ends
  * before a line gets through takes its count with it).
+ * Concurrency: any thread may log (the master's cluster thread does); each line is one write,
+ * and the count of lines dropped is atomic.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,19 +42,20 @@
 
 #include <bsd/string.h>
 
+#include "util/sl_atomic.h"
 #include "util/sl_clock.h"
 #include "util/sl_msg.h"
 
 static char progname[64] = "sluice";
-static enum sl_msg_level lowest = SL_MSG_INFO;
-static bool to_journal;    /* stderr is the journal: lines carry "<N>" */
+static sl_atomic_u32 lowest = SL_MSG_INFO; /* an enum sl_msg_level; a reload changes it */
+static bool to_journal;                    /* stderr is the journal: lines carry "<N>" */
 #define OWN_FD_MIN    100  /* the own description's lowest number: clear of a child's dup2s */
 #define FATAL_WAIT_MS 5000 /* how long a fatal line waits for a reader that does not read */
 
 /* How a line goes to stderr (sl_msg_never_block). */
 static enum { OUT_WAIT, OUT_SOCKET, OUT_OWN } out_mode = OUT_WAIT;
 static int own_fd = -1;       /* the daemon's non-blocking description of stderr (a pipe), or -1 */
-static unsigned long dropped; /* lines dropped since the last one written */
+static sl_atomic_u64 dropped; /* lines dropped since the last one written */
 
 static const char *const level_name[] = {
     [SL_MSG_DEBUG] = "debug", [SL_MSG_INFO] = "info",   [SL_MSG_WARN] = "warning",
@@ -87,13 +90,13 @@ void sl_msg_init(const char *name)
     strlcpy(progname, name, sizeof progname);
     to_journal = stderr_is_journal();
     out_mode = OUT_WAIT; /* own_fd stays: a child keeps its parent's (sl_msg_never_block) */
-    dropped = 0;
+    sl_store64(&dropped, 0);
 }
 
 /* sl_msg_set_level - hide lines below this level */
 void sl_msg_set_level(enum sl_msg_level l)
 {
-    lowest = l;
+    sl_store32(&lowest, (uint32_t)l);
 }
 
 /* same_file - do descriptors a and b name one file */
@@ -178,17 +181,18 @@ static bool put(const char *line, size_t n, bool wait)
 /* say_dropped - before the next line that gets through: how many did not */
 static void say_dropped(void)
 {
+    uint64_t lost = sl_xchg64(&dropped, 0); /* this thread says these; another's go on counting */
     char line[256];
     int n;
 
-    if (dropped == 0)
+    if (lost == 0)
         return;
     n = snprintf(line, sizeof line,
-                 "%s%s[%ld]: %s: %lu log lines dropped: stderr did not take them\n",
+                 "%s%s[%ld]: %s: %llu log lines dropped: stderr did not take them\n",
                  to_journal ? level_prefix[SL_MSG_WARN] : "", progname, (long)getpid(),
-                 level_name[SL_MSG_WARN], dropped);
-    if (n > 0 && (size_t)n < sizeof line && put(line, (size_t)n, false))
-        dropped = 0;
+                 level_name[SL_MSG_WARN], (unsigned long long)lost);
+    if (n < 0 || (size_t)n >= sizeof line || !put(line, (size_t)n, false))
+        sl_add64(&dropped, lost); /* not said: still to say */
 }
 
 /* emit - format one line and write it in one go */
@@ -198,7 +202,7 @@ static void emit(enum sl_msg_level l, const char *fmt, va_list ap)
     int saved = errno;
     int n;
 
-    if (l < lowest)
+    if ((uint32_t)l < sl_load32(&lowest))
         return;
     n = snprintf(line, sizeof line, "%s%s[%ld]: %s: ", to_journal ? level_prefix[l] : "", progname,
                  (long)getpid(), level_name[l]);
@@ -209,8 +213,9 @@ static void emit(enum sl_msg_level l, const char *fmt, va_list ap)
     n = (int)strnlen(line, sizeof line - 2);
     line[n++] = '\n';
     say_dropped(); /* when it cannot go, nor can this line, but a fatal one */
-    if ((dropped > 0 && l < SL_MSG_FATAL) || !put(line, (size_t)n, l >= SL_MSG_FATAL))
-        dropped++; /* nowhere to report it now: the count goes out before a later line */
+    if ((sl_load64(&dropped) > 0 && l < SL_MSG_FATAL) || !put(line, (size_t)n, l >= SL_MSG_FATAL))
+        sl_add64(&dropped,
+                 1); /* nowhere to report it now: the count goes out before a later line */
     errno = saved;
 }
 

@@ -36,6 +36,10 @@ static inline uint64_t sl_add64(sl_atomic_u64 *p, uint64_t v)
 {
     return atomic_fetch_add(p, v);
 }
+static inline uint64_t sl_xchg64(sl_atomic_u64 *p, uint64_t v)
+{
+    return atomic_exchange(p, v);
+}
 
 static inline uint32_t sl_load32(sl_atomic_u32 *p)
 {

@@ -7,6 +7,8 @@
 #                           exports REDIS_PORT (kept across restarts); waits until it answers
 #   redis_stop              SIGTERM by PID and wait for the exit
 #   redis_kill              SIGKILL by PID (a crash: what it held is gone)
+#   redis_pause             SIGSTOP by PID: connections are still accepted, nothing answers
+#   redis_resume            SIGCONT: it answers again, with all it held
 #   redis_cli ARGS...       redis-cli against it (REDIS_AUTH=PW to authenticate)
 _redis_pid=
 
@@ -24,3 +26,5 @@ redis_cli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ${REDIS_AUTH:+-a "$REDIS_A
 redis_ping() { redis_cli ping 2>/dev/null | grep -Eq 'PONG|NOAUTH'; }
 redis_stop() { [ -n "$_redis_pid" ] && kill -TERM "$_redis_pid" && wait "$_redis_pid" 2>/dev/null; _redis_pid=; }
 redis_kill() { [ -n "$_redis_pid" ] && kill -KILL "$_redis_pid" && wait "$_redis_pid" 2>/dev/null; _redis_pid=; }
+redis_pause() { [ -n "$_redis_pid" ] && kill -STOP "$_redis_pid"; }
+redis_resume() { [ -n "$_redis_pid" ] && kill -CONT "$_redis_pid"; }

@@ -1,6 +1,6 @@
 # tap.sh - helpers for the end-to-end tests: TAP lines, waiting, clean-up.
 # Source it; it sets $T (a private temp dir) and ends only the processes the
-# test started, by PID, on exit.
+# test started, by PID, on exit (a stopped one is woken first, to take its SIGTERM).
 set -u
 SLUICED=${SLUICE_BIN:?}/sluiced
 SLUICECTL=${SLUICE_BIN:?}/sluicectl
@@ -30,7 +30,7 @@ ini_global() {
 
 cleanup() {
   local p
-  for p in "${_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${_pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; done
   sleep 0.2
   for p in "${_pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
   [ -n "${KEEP:-}" ] || rm -rf "$T"
