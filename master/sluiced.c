@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bsd/string.h>
 #include <bsd/unistd.h>
 
 #include "util/sl_clock.h"
@@ -59,6 +60,15 @@
 #define NOTIFY_RETRY_MS 100  /* a READY or STOPPING the notify socket refused is sent again */
 
 extern char **environ;
+
+/* The counter table of a start that has not reached its loop: a fatal error there (a port in
+ * use, an unreadable spool, a bad user) exits through unlink_unstarted, which removes it, so a
+ * failed start leaves nothing in /dev/shm.  Only the master that created it does (its forked
+ * children inherit the handler); from the loop on, the table is the running daemon's. */
+static struct {
+    pid_t pid; /* the master's while the start runs, else 0 */
+    char name[sizeof((struct sl_shm *)0)->name];
+} unstarted;
 
 /* Everything the loop works on. */
 struct master {
@@ -427,6 +437,13 @@ static void drain(struct master *m)
     sl_queue_ops_settle(&m->sched); /* parts of workers stopped mid-attempt */
 }
 
+/* unlink_unstarted - at exit: the counter table of a start that did not reach its loop */
+static void unlink_unstarted(void)
+{
+    if (unstarted.pid != 0 && unstarted.pid == getpid())
+        sl_shm_unlink(unstarted.name);
+}
+
 /* open_table - create the counter table the config names, and publish its limits */
 static void open_table(struct master *m)
 {
@@ -504,16 +521,17 @@ int main(int argc, char **argv)
     sl_msg_never_block(); /* the loop never waits for the journal, nor for a pipe's reader */
     sigfd = sl_signals_install();
     open_table(&m);
+    unstarted.pid = getpid();
+    strlcpy(unstarted.name, m.shm.name, sizeof unstarted.name);
+    atexit(unlink_unstarted);
     sl_master_cluster_start(m.cfg, &m.shm);
     m.spool = sl_strdup(str(m.cfg, SL_OPT_SPOOL_DIR));
     m.wctx = (struct sl_worker_ctx){.cfg = m.cfg, .shm = &m.shm, .gen = m.gen, .spool = m.spool};
     /* The lock first: a second daemon on this spool stops here, before it takes the running
      * one's control socket; a command sent while this one waits for a sluicectl is answered
      * by that sluicectl's wait for the socket. */
-    if ((spool_lock = sl_spool_lock_daemon(m.spool, err, sizeof err)) == SL_SPOOL_LOCK_BUSY) {
-        sl_shm_unlink(m.shm.name);
+    if ((spool_lock = sl_spool_lock_daemon(m.spool, err, sizeof err)) == SL_SPOOL_LOCK_BUSY)
         sl_msg_fatal("%s", err);
-    }
     if (spool_lock < 0)
         sl_msg_warn("%s: sluicectl cannot tell that the daemon holds the spool", err);
     m.ctlfd = sl_control_open(m.spool);
@@ -524,8 +542,7 @@ int main(int argc, char **argv)
     sl_privileges_hand_over(&priv, m.shm.name, m.spool, str(m.cfg, SL_OPT_DELIVERY_LOG));
     sl_privileges_drop(&priv); /* before the first fork: workers are never root */
     if (!sl_privileges_check_log(str(m.cfg, SL_OPT_DELIVERY_LOG), err, sizeof err)) {
-        sl_control_close(m.ctlfd, m.spool);
-        sl_shm_unlink(m.shm.name); /* nothing of this start is left behind */
+        sl_control_close(m.ctlfd, m.spool); /* nothing of this start is left behind */
         sl_msg_fatal("%s", err);
     }
     sl_pidfile_write(m.spool); /* for sluicectl status and reload */
@@ -542,6 +559,7 @@ int main(int argc, char **argv)
     sl_notify_watchdog_init(&m.wd);
     setproctitle("-sluiced: master (%s)", m.path);
     sl_master_cluster_run(); /* heartbeat and renewals from here on, beside the loop */
+    unstarted.pid = 0;
     sl_msg_info("starting: config %s, counter table %s", m.path, m.shm.name);
 
     serve(&m);

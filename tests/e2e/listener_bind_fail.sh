@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # listener_bind_fail.sh - a reload that adds a listener whose address cannot be bound (the
 # port is taken): the master warns, the other listener serves on, and the master idles (it
-# used to wait for that listener's processes with a zero timeout, spinning a core).
+# used to wait for that listener's processes with a zero timeout, spinning a core).  Then a
+# start with that listener in the config: it fails (exit 1, one line), and leaves no counter
+# table in /dev/shm (a start that failed after creating it used to leave it).
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 . "$(dirname "$0")/lib/listener.sh"
@@ -39,4 +41,11 @@ check "listener a still serves" listener_serves a
 kill -TERM "$daemon"
 wait "$daemon"
 check "sluiced stops cleanly (exit 0)" [ $? -eq 0 ]
+
+"$SLUICED" -c "$T/sluice.ini" 2>"$T/start.log"
+rc=$?
+check "a start with b in the config fails (exit $rc)" test "$rc" -eq 1
+check "with one line naming the address" \
+  grep -q "listener b: cannot listen on 127.0.0.1:$taken" "$T/start.log"
+check "and leaves no counter table behind" test ! -e "/dev/shm$shm"
 echo "1..$_n"

@@ -120,4 +120,4 @@ check "a fatal error with stderr full: the daemon exits all the same (within 15 
 rc=0
 alive "$fatal" || { wait "$fatal"; rc=$?; }
 check "with status 1" test "$rc" -eq 1
-rm -f "/dev/shm$shm-fatal" # a start that fails this late leaves its counter table
+check "and leaves no counter table behind" test ! -e "/dev/shm$shm-fatal"
