@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -46,11 +47,12 @@
 #include "util/sl_clock.h"
 #include "util/sl_msg.h"
 
+#define OWN_FD_MIN    100  /* the own description's lowest number: clear of a child's dup2s */
+#define FATAL_WAIT_MS 5000 /* how long a fatal line waits for a reader that does not read */
+
 static char progname[64] = "sluice";
 static sl_atomic_u32 lowest = SL_MSG_INFO; /* an enum sl_msg_level; a reload changes it */
 static bool to_journal;                    /* stderr is the journal: lines carry "<N>" */
-#define OWN_FD_MIN    100  /* the own description's lowest number: clear of a child's dup2s */
-#define FATAL_WAIT_MS 5000 /* how long a fatal line waits for a reader that does not read */
 
 /* How a line goes to stderr (sl_msg_never_block). */
 static enum { OUT_WAIT, OUT_SOCKET, OUT_OWN } out_mode = OUT_WAIT;
@@ -107,15 +109,28 @@ static bool same_file(int a, int b)
     return fstat(a, &x) == 0 && fstat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
-/* own_copy - stderr opened again as a non-blocking description, at OWN_FD_MIN or above; -1
- * when it may not be (another user's pipe) */
+/* own_fd_min - where the own description goes: OWN_FD_MIN, or the highest descriptor the
+ * limit allows when that is lower (RLIMIT_NOFILE of 100 or less): still clear of the few low
+ * numbers a child dup2s onto */
+static int own_fd_min(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur <= OWN_FD_MIN)
+        return rl.rlim_cur > 0 ? (int)rl.rlim_cur - 1 : 0;
+    return OWN_FD_MIN;
+}
+
+/* own_copy - stderr opened again as a non-blocking description, at own_fd_min or above; -1
+ * when it may not be (another user's pipe, no descriptor free up there) */
 static int own_copy(void)
 {
     int fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), high;
 
     if (fd < 0)
         return -1;
-    high = fcntl(fd, F_DUPFD_CLOEXEC, OWN_FD_MIN);
+    high = fcntl(fd, F_DUPFD_CLOEXEC, own_fd_min());
     close(fd);
     return high;
 }
@@ -134,6 +149,10 @@ void sl_msg_never_block(void)
             own_fd = own_copy();
         if (own_fd >= 0)
             out_mode = OUT_OWN;
+        else
+            sl_msg_warn("stderr is a pipe this process cannot open again without blocking "
+                        "(%s): a reader that stops reading stops it too",
+                        strerror(errno));
     }
 }
 

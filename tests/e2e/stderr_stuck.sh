@@ -84,13 +84,14 @@ alive "$daemon" || { wait "$daemon"; rc=$?; }
 check "cleanly" test "$rc" -eq 0
 
 # --- an unnamed pipe (`sluiced -d 2>&1 | less`, left paused), which the master opens again
-# non-blocking as it did the named FIFO above
+# non-blocking as it did the named FIFO above; and a descriptor limit of 64, below the copy's
+# usual place (100): the copy goes to the highest place the limit allows
 exec 8> >(exec sleep 600) # the write end; its reader never reads
 started "$!"
 python3 -c 'import fcntl; fcntl.fcntl(8, fcntl.F_SETPIPE_SZ, 4096)'
 held() { python3 -c 'import fcntl, struct, termios
 print(struct.unpack("i", fcntl.ioctl(8, termios.FIONREAD, b"\0" * 4))[0])'; }
-"$SLUICED" -d -c "$T/sluice.ini" 2>&8 &
+(ulimit -n 64 && exec "$SLUICED" -d -c "$T/sluice.ini" 2>&8) &
 daemon=$!
 started "$daemon"
 check "the daemon comes up again, its stderr an unnamed pipe" wait_for 10 up
