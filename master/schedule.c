@@ -1108,15 +1108,16 @@ void sl_sched_tick(struct sl_sched *s)
         release_all(s);
 }
 
-/* sl_sched_wait_ms - how long the main loop may sleep before sl_sched_tick has work */
+/* sl_sched_wait_ms - how long the main loop may sleep before sl_sched_tick has work (the
+ * drain's loop does not ask: it runs no tick) */
 long sl_sched_wait_ms(const struct sl_sched *s)
 {
     int64_t due = sl_queue_next_due(s->q);
     long wait = -1;
 
-    if (!s->draining && sl_pickup_pending(s))
+    if (sl_pickup_pending(s))
         return 0; /* the start scan has more to index */
-    if (!s->draining && s->rescan != NULL)
+    if (s->rescan != NULL)
         return 0; /* and so has a rescan */
     if (due != INT64_MAX) {
         struct timespec now;
