@@ -12,9 +12,6 @@
 # then each node's counters show its holds, the cluster-wide in-use and the limit, and
 # `sluicectl cluster` lists the three nodes with their heartbeats.
 . "$(dirname "$0")/lib/tap.sh"
-. "$(dirname "$0")/lib/dns.sh"
-. "$(dirname "$0")/lib/peer.sh"
-. "$(dirname "$0")/lib/redis.sh"
 . "$(dirname "$0")/lib/cluster.sh"
 
 dns_zone test <<'ZONE'

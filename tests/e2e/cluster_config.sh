@@ -4,9 +4,6 @@
 # cluster_redis or password is one clear line in config check and at start; a password Redis
 # takes works; grouped bindings refuse a cluster limit.
 . "$(dirname "$0")/lib/tap.sh"
-. "$(dirname "$0")/lib/dns.sh"
-. "$(dirname "$0")/lib/peer.sh"
-. "$(dirname "$0")/lib/redis.sh"
 . "$(dirname "$0")/lib/cluster.sh"
 
 dns_zone test <<'ZONE'

@@ -11,9 +11,6 @@
 #      receiver never sees more than 3.
 # Each part has a sink of its own, so its peak covers that part alone.
 . "$(dirname "$0")/lib/tap.sh"
-. "$(dirname "$0")/lib/dns.sh"
-. "$(dirname "$0")/lib/peer.sh"
-. "$(dirname "$0")/lib/redis.sh"
 . "$(dirname "$0")/lib/cluster.sh"
 
 TTL=3

@@ -7,9 +7,6 @@
 # given up for the next at once rather than kept idle for the 60 s; the receiver never sees
 # two connections.
 . "$(dirname "$0")/lib/tap.sh"
-. "$(dirname "$0")/lib/dns.sh"
-. "$(dirname "$0")/lib/peer.sh"
-. "$(dirname "$0")/lib/redis.sh"
 . "$(dirname "$0")/lib/cluster.sh"
 
 hosts=()

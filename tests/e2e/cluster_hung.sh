@@ -8,9 +8,6 @@
 # The sink holds each final reply a second, so the limit's two connections are busy when
 # Redis stops.
 . "$(dirname "$0")/lib/tap.sh"
-. "$(dirname "$0")/lib/dns.sh"
-. "$(dirname "$0")/lib/peer.sh"
-. "$(dirname "$0")/lib/redis.sh"
 . "$(dirname "$0")/lib/cluster.sh"
 
 dns_zone test <<'ZONE'

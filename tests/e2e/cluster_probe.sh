@@ -9,9 +9,6 @@
 #      and delivers once the probe gives the unit back;
 # the receiver never sees more than 1 connection, and no lease is left in Redis.
 . "$(dirname "$0")/lib/tap.sh"
-. "$(dirname "$0")/lib/dns.sh"
-. "$(dirname "$0")/lib/peer.sh"
-. "$(dirname "$0")/lib/redis.sh"
 . "$(dirname "$0")/lib/cluster.sh"
 
 dns_zone test <<'ZONE'

@@ -1,7 +1,7 @@
 # cluster.sh - three sluiced nodes on one machine sharing one Redis, for the cluster tests.
-# Source it after tap.sh, dns.sh, peer.sh and redis.sh.  Node N (1..3) has its own spool
-# ($T/spoolN), shared-memory name, delivery log and config ($T/nodeN.ini), and its bindings'
-# source addresses on 127.0.0.x of its own:
+# Source it after tap.sh: it sources dns.sh, peer.sh and redis.sh, which its nodes use.
+# Node N (1..3) has its own spool ($T/spoolN), shared-memory name, delivery log and config
+# ($T/nodeN.ini), and its bindings' source addresses on 127.0.0.x of its own:
 #   binding b (in group g)  127.0.0.(1+N)   binding s  127.0.0.(4+N)   binding c  127.0.0.(7+N)
 # The config is the text of $T/common.ini (written by the test: the cluster limits and
 # the [global] settings they share) under each node's own [global] lines; NODE_BINDING_S
@@ -13,6 +13,10 @@
 #                           workers die with it)
 #   node_inject N COUNT BINDING DOMAIN   COUNT messages through node N
 #   node_ctl N ARGS...      sluicectl -c $T/nodeN.ini ARGS
+_cluster_lib=$(dirname "${BASH_SOURCE[0]}")
+. "$_cluster_lib/dns.sh"
+. "$_cluster_lib/peer.sh"
+. "$_cluster_lib/redis.sh"
 declare -A NODE_PID=()
 
 node_config() {
