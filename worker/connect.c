@@ -142,6 +142,7 @@ static void connected(struct sl_wstate *w, const struct sl_dest *d, const struct
     strlcpy(c->mx, info->mx, sizeof c->mx);
     strlcpy(c->ip, info->ip, sizeof c->ip);
     c->deliveries = c->rcpts = c->txns = 0;
+    c->txn_us = 0;
     c->idle_ms = d->idle_ms;
     c->tls = info->tls;
     sl_lat_observe(w->ctx->shm, sl_worker_lat(w, d->binding), SL_LAT_CONNECT, c->s.connect_us);

@@ -248,6 +248,7 @@ struct run {
     bool throttled;          /* planning stopped at an empty outbound_throttle_messages bucket */
     struct sl_open_info why; /* ... which one, for the log and the master */
     uint64_t sent_us;        /* when the run went out (monotonic) */
+    uint64_t mark_us;        /* when its last transaction ended, or it went out */
     struct {
         size_t k, from;
     } slot[RUN_TXNS];
@@ -269,6 +270,24 @@ static size_t txn_room(const struct sl_conn *c, const struct sl_dest *d)
                              ? (unsigned long)d->max_deliveries - c->deliveries
                              : 0;
     return left < room ? (size_t)left : room;
+}
+
+/* lease_room - at most the transactions of a run that end while the connection's cluster
+ * leases are good, by how long one has taken on it (one while that is not known yet): the
+ * leases are checked before each run, and a run begun just before they lapse (no renewal
+ * came: Redis unreachable) must not keep the connection for many more receiver replies, past
+ * the lease's life in Redis, where another node may take its unit */
+static size_t lease_room(struct sl_wstate *w, size_t room)
+{
+    uint64_t left = sl_worker_lease_left_us(w), per = w->conn.txn_us;
+    uint64_t fit;
+
+    if (left == UINT64_MAX || room <= 1)
+        return room;
+    if (per == 0)
+        return 1;
+    fit = left / per;
+    return fit < 1 ? 1 : fit < room ? (size_t)fit : room;
 }
 
 /* batch_size - recipients for the next transaction, after the planned ones of this run */
@@ -414,7 +433,7 @@ static void plan(struct sl_wstate *w, const struct sl_dest *d, struct job *j, st
                  size_t k, struct run *r)
 {
     const struct sl_conn *c = &w->conn;
-    size_t room = txn_room(c, d);
+    size_t room = lease_room(w, txn_room(c, d));
 
     r->n = r->rcpts = r->bytes = r->settled = 0;
     r->throttled = false;
@@ -463,9 +482,13 @@ static void settle_through(struct run *r, size_t upto)
 static void txn_over(void *arg, size_t i)
 {
     struct run *r = arg;
+    struct sl_conn *c = &r->w->conn;
+    uint64_t now = sl_clock_us(), took = now - r->mark_us;
 
     sl_lat_observe(r->w->ctx->shm, sl_worker_lat(r->w, r->d->binding), SL_LAT_TXN,
-                   sl_clock_us() - r->sent_us);
+                   now - r->sent_us);
+    c->txn_us = c->txn_us == 0 ? took : (3 * c->txn_us + took) / 4; /* since the one before */
+    r->mark_us = now;
     settle_through(r, i + 1);
 }
 
@@ -475,7 +498,7 @@ static int send_run(struct sl_wstate *w, struct run *r)
 {
     int rc;
 
-    r->sent_us = sl_clock_us();
+    r->sent_us = r->mark_us = sl_clock_us();
     w->conn.s.bdat = r->d->chunking; /* the run's domain decides, on a migrated connection too */
     rc = r->n > 0 ? sl_smtp_send_many(&w->conn.s, r->t, r->n, txn_over, r) : 0;
 

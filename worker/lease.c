@@ -171,25 +171,45 @@ static bool within_share(struct sl_wstate *w, const struct sl_resv *r)
     return true;
 }
 
-/* sl_worker_lease_valid - may the open connection start another transaction */
-bool sl_worker_lease_valid(struct sl_wstate *w)
+/* leased - does the open connection hold cluster leases; *until: their validity word */
+static bool leased(struct sl_wstate *w, uint64_t *until)
 {
     const struct sl_cluster_heritage *h = sl_cluster_heritage();
     const struct sl_resv *r = &w->conn.r;
     struct sl_counter_view v;
     bool any = false;
-    uint64_t until;
 
     if (!h->p.enabled || !w->conn.open || r->record < 0)
-        return true;
+        return false;
     for (uint32_t i = 0; i < r->n && !any; i++)
         any = is_cluster(w->ctx->shm, r->slot[i], &v);
-    if (!any)
+    if (any)
+        *until = sl_load64(sl_cluster_valid(h->board, w->owner, r->record));
+    return any;
+}
+
+/* sl_worker_lease_left_us - how long the open connection's leases stay good */
+uint64_t sl_worker_lease_left_us(struct sl_wstate *w)
+{
+    uint64_t until, now;
+
+    if (!leased(w, &until) || until == UINT64_MAX)
+        return UINT64_MAX;
+    now = sl_clock_us();
+    return until > now ? until - now : 0;
+}
+
+/* sl_worker_lease_valid - may the open connection start another transaction */
+bool sl_worker_lease_valid(struct sl_wstate *w)
+{
+    const struct sl_cluster_heritage *h = sl_cluster_heritage();
+    uint64_t until;
+
+    if (!leased(w, &until))
         return true;
-    until = sl_load64(sl_cluster_valid(h->board, w->owner, r->record));
     if (until == UINT64_MAX) /* granted while Redis was unreachable: the share decides */
-        return sl_peek32(&h->board->redis_up) != 0 || within_share(w, r);
-    if (sl_clock_us() < until || within_share(w, r))
+        return sl_peek32(&h->board->redis_up) != 0 || within_share(w, &w->conn.r);
+    if (sl_clock_us() < until || within_share(w, &w->conn.r))
         return true;
     sl_msg_info("connection to %s [%s]: its cluster lease %s: closed before the next "
                 "transaction",

@@ -37,6 +37,7 @@ struct sl_conn {
     unsigned deliveries; /* successful deliveries on it */
     unsigned rcpts;      /* RCPT commands sent on it */
     unsigned txns;       /* transactions started on it */
+    uint64_t txn_us;     /* how long one of its transactions takes (a running mean), 0 unknown */
     long idle_ms;        /* idle_timeout of its destination */
     struct sl_tls_log tls;
 };
@@ -115,6 +116,9 @@ void sl_worker_release(struct sl_wstate *w, struct sl_resv *r);
 bool sl_worker_lease_acquire(struct sl_wstate *w, const struct sl_resv *r, struct sl_refusal *why);
 void sl_worker_lease_release(struct sl_wstate *w, const struct sl_resv *r);
 bool sl_worker_lease_valid(struct sl_wstate *w);
+/* How long the open connection's cluster leases stay good (µs); UINT64_MAX when it holds
+ * none, or ones the share decides (granted while Redis was unreachable). */
+uint64_t sl_worker_lease_left_us(struct sl_wstate *w);
 bool sl_worker_lease_host_scoped(const struct sl_shm *shm, const struct sl_refusal *why);
 bool sl_worker_lease_same(const struct sl_shm *shm, const struct sl_resv *r,
                           const struct sl_resv *want);
