@@ -26,7 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <bsd/string.h>
 #include <bsd/unistd.h>
 
 #include "util/sl_clock.h"
@@ -66,8 +65,8 @@ extern char **environ;
  * failed start leaves nothing in /dev/shm.  Only the master that created it does (its forked
  * children inherit the handler); from the loop on, the table is the running daemon's. */
 static struct {
-    pid_t pid; /* the master's while the start runs, else 0 */
-    char name[sizeof((struct sl_shm *)0)->name];
+    pid_t pid;         /* the master's while the start runs, else 0 */
+    struct sl_shm shm; /* its name and identity: a name another start took since stays */
 } unstarted;
 
 /* Everything the loop works on. */
@@ -441,7 +440,7 @@ static void drain(struct master *m)
 static void unlink_unstarted(void)
 {
     if (unstarted.pid != 0 && unstarted.pid == getpid())
-        sl_shm_unlink(unstarted.name);
+        sl_shm_unlink_own(&unstarted.shm);
 }
 
 /* open_table - create the counter table the config names, and publish its limits */
@@ -454,6 +453,9 @@ static void open_table(struct master *m)
 
     if (sl_shm_create(str(m->cfg, SL_OPT_SHM_NAME), &p, &m->shm, err, sizeof err) < 0)
         sl_msg_fatal("%s", err);
+    unstarted.pid = getpid(); /* from here, a fatal start removes it */
+    unstarted.shm = m->shm;
+    atexit(unlink_unstarted);
     if (sl_shm_owner_claim(&m->shm, getpid(), &self) < 0)
         sl_msg_fatal("no owner record for the master in %s", m->shm.name);
     m->gen = (uint32_t)sl_add64(&m->shm.hdr->config_gen, 1) + 1;
@@ -521,9 +523,6 @@ int main(int argc, char **argv)
     sl_msg_never_block(); /* the loop never waits for the journal, nor for a pipe's reader */
     sigfd = sl_signals_install();
     open_table(&m);
-    unstarted.pid = getpid();
-    strlcpy(unstarted.name, m.shm.name, sizeof unstarted.name);
-    atexit(unlink_unstarted);
     sl_master_cluster_start(m.cfg, &m.shm);
     m.spool = sl_strdup(str(m.cfg, SL_OPT_SPOOL_DIR));
     m.wctx = (struct sl_worker_ctx){.cfg = m.cfg, .shm = &m.shm, .gen = m.gen, .spool = m.spool};

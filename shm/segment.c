@@ -311,6 +311,20 @@ int sl_shm_unlink(const char *name)
     return shm_unlink(name);
 }
 
+/* sl_shm_unlink_own - remove the name while it is still shm's */
+int sl_shm_unlink_own(const struct sl_shm *shm)
+{
+    struct stat st;
+    bool same;
+    int fd = shm_open(shm->name, O_RDONLY, 0);
+
+    if (fd < 0)
+        return -1;
+    same = fstat(fd, &st) == 0 && st.st_dev == shm->dev && st.st_ino == shm->ino;
+    close(fd);
+    return same ? sl_shm_unlink(shm->name) : -1;
+}
+
 /* sl_shm_stale - has the name moved to another segment, or its master gone */
 bool sl_shm_stale(const struct sl_shm *shm)
 {

@@ -289,6 +289,9 @@ int sl_shm_attach(const char *name, bool readonly, int wait_ms, struct sl_shm *o
 void sl_shm_detach(struct sl_shm *shm);
 /* Remove the name (the master, at clean stop). */
 int sl_shm_unlink(const char *name);
+/* Remove shm's name only while it still names shm's segment (not one another start made
+ * since); -1 when it does not. */
+int sl_shm_unlink_own(const struct sl_shm *shm);
 /* True when the name now refers to another segment than this handle, or to
  * none, or its master is gone: the reader should re-attach. */
 bool sl_shm_stale(const struct sl_shm *shm);

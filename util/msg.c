@@ -58,6 +58,7 @@ static bool to_journal;                    /* stderr is the journal: lines carry
 static enum { OUT_WAIT, OUT_SOCKET, OUT_OWN } out_mode = OUT_WAIT;
 static int own_fd = -1;       /* the daemon's non-blocking description of stderr (a pipe), or -1 */
 static sl_atomic_u64 dropped; /* lines dropped since the last one written */
+static unsigned warned_no_copy; /* said that no copy could be made (once per daemon) */
 
 static const char *const level_name[] = {
     [SL_MSG_DEBUG] = "debug", [SL_MSG_INFO] = "info",   [SL_MSG_WARN] = "warning",
@@ -109,16 +110,16 @@ static bool same_file(int a, int b)
     return fstat(a, &x) == 0 && fstat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
-/* own_fd_min - where the own description goes: OWN_FD_MIN, or the highest descriptor the
- * limit allows when that is lower (RLIMIT_NOFILE of 100 or less): still clear of the few low
- * numbers a child dup2s onto */
+/* own_fd_min - where the own description goes: OWN_FD_MIN, or half the limit when that is
+ * lower (RLIMIT_NOFILE of 200 or less): still clear of the few low numbers a child dup2s
+ * onto, with room above for a descriptor inherited up there */
 static int own_fd_min(void)
 {
     struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur <= OWN_FD_MIN)
-        return rl.rlim_cur > 0 ? (int)rl.rlim_cur - 1 : 0;
+        rl.rlim_cur / 2 < OWN_FD_MIN)
+        return rl.rlim_cur / 2 > 4 ? (int)(rl.rlim_cur / 2) : 4;
     return OWN_FD_MIN;
 }
 
@@ -149,7 +150,7 @@ void sl_msg_never_block(void)
             own_fd = own_copy();
         if (own_fd >= 0)
             out_mode = OUT_OWN;
-        else
+        else if (!warned_no_copy++) /* once: a child inherits the count */
             sl_msg_warn("stderr is a pipe this process cannot open again without blocking "
                         "(%s): a reader that stops reading stops it too",
                         strerror(errno));

@@ -483,7 +483,7 @@ static void txn_over(void *arg, size_t i)
 {
     struct run *r = arg;
     struct sl_conn *c = &r->w->conn;
-    uint64_t now = sl_clock_us(), took = now - r->mark_us;
+    uint64_t now = sl_clock_us(), took = now - r->mark_us + 1; /* never 0: 0 is unknown */
 
     sl_lat_observe(r->w->ctx->shm, sl_worker_lat(r->w, r->d->binding), SL_LAT_TXN,
                    now - r->sent_us);

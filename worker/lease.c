@@ -196,7 +196,9 @@ uint64_t sl_worker_lease_left_us(struct sl_wstate *w)
     if (!leased(w, &until) || until == UINT64_MAX)
         return UINT64_MAX;
     now = sl_clock_us();
-    return until > now ? until - now : 0;
+    if (until > now)
+        return until - now;
+    return within_share(w, &w->conn.r) ? UINT64_MAX : 0; /* the share decides, not time */
 }
 
 /* sl_worker_lease_valid - may the open connection start another transaction */
