@@ -522,17 +522,18 @@ int main(int argc, char **argv)
     sl_privileges_plan(str(m.cfg, SL_OPT_USER), &priv); /* fatal before anything exists */
     sl_msg_never_block(); /* the loop never waits for the journal, nor for a pipe's reader */
     sigfd = sl_signals_install();
-    open_table(&m);
-    sl_master_cluster_start(m.cfg, &m.shm);
     m.spool = sl_strdup(str(m.cfg, SL_OPT_SPOOL_DIR));
-    m.wctx = (struct sl_worker_ctx){.cfg = m.cfg, .shm = &m.shm, .gen = m.gen, .spool = m.spool};
-    /* The lock first: a second daemon on this spool stops here, before it takes the running
-     * one's control socket; a command sent while this one waits for a sluicectl is answered
-     * by that sluicectl's wait for the socket. */
+    /* The lock first: a second daemon on this spool stops here, before it makes a counter
+     * table (which a daemon starting beside it would find in use) or takes the running one's
+     * control socket; a command sent while this one waits for a sluicectl is answered by that
+     * sluicectl's wait for the socket. */
     if ((spool_lock = sl_spool_lock_daemon(m.spool, err, sizeof err)) == SL_SPOOL_LOCK_BUSY)
         sl_msg_fatal("%s", err);
     if (spool_lock < 0)
         sl_msg_warn("%s: sluicectl cannot tell that the daemon holds the spool", err);
+    open_table(&m);
+    sl_master_cluster_start(m.cfg, &m.shm);
+    m.wctx = (struct sl_worker_ctx){.cfg = m.cfg, .shm = &m.shm, .gen = m.gen, .spool = m.spool};
     m.ctlfd = sl_control_open(m.spool);
     sl_sched_init(&m.sched, m.spool); /* reads the shaping actions: under the lock */
     sl_queue_ops_init(&m.wctx);
