@@ -311,33 +311,28 @@ int sl_shm_unlink(const char *name)
     return shm_unlink(name);
 }
 
-/* sl_shm_unlink_own - remove the name while it is still shm's */
-int sl_shm_unlink_own(const struct sl_shm *shm)
+/* names_segment - shm's name still opens shm's segment (not one made since in its place) */
+static bool names_segment(const struct sl_shm *shm)
 {
     struct stat st;
     bool same;
     int fd = shm_open(shm->name, O_RDONLY, 0);
 
     if (fd < 0)
-        return -1;
+        return false;
     same = fstat(fd, &st) == 0 && st.st_dev == shm->dev && st.st_ino == shm->ino;
     close(fd);
-    return same ? sl_shm_unlink(shm->name) : -1;
+    return same;
+}
+
+/* sl_shm_unlink_own - remove the name while it is still shm's */
+int sl_shm_unlink_own(const struct sl_shm *shm)
+{
+    return names_segment(shm) ? sl_shm_unlink(shm->name) : -1;
 }
 
 /* sl_shm_stale - has the name moved to another segment, or its master gone */
 bool sl_shm_stale(const struct sl_shm *shm)
 {
-    struct stat st;
-    bool moved;
-    int fd;
-
-    if (shm->hdr == NULL)
-        return true;
-    fd = shm_open(shm->name, O_RDONLY, 0);
-    if (fd < 0)
-        return true;
-    moved = fstat(fd, &st) < 0 || st.st_dev != shm->dev || st.st_ino != shm->ino;
-    close(fd);
-    return moved || !pid_alive(shm->hdr->master_pid);
+    return shm->hdr == NULL || !names_segment(shm) || !pid_alive(shm->hdr->master_pid);
 }

@@ -233,9 +233,9 @@ static void emit(enum sl_msg_level l, const char *fmt, va_list ap)
     n = (int)strnlen(line, sizeof line - 2);
     line[n++] = '\n';
     say_dropped(); /* when it cannot go, nor can this line, but a fatal one */
+    /* nowhere to report it now: the count goes out before a later line */
     if ((sl_load64(&dropped) > 0 && l < SL_MSG_FATAL) || !put(line, (size_t)n, l >= SL_MSG_FATAL))
-        sl_add64(&dropped,
-                 1); /* nowhere to report it now: the count goes out before a later line */
+        sl_add64(&dropped, 1);
     errno = saved;
 }
 
