@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
@@ -119,22 +120,37 @@ void sl_cluster_member(const char *node, long pid, int record, char *buf, size_t
     snprintf(buf, len, "%s:%ld:%d", node, pid, record);
 }
 
-/* numeric - a host name resolved now to its first address, so that no worker ever waits for
- * DNS inside a connect (hiredis resolves a name on every connect, without a timeout); a name
- * that does not resolve now is kept, and resolved again at each connect */
-static void numeric(char *host, size_t len)
+/* sl_cluster_resolve - p's Redis host name resolved to its first address, so that no worker
+ * waits for DNS inside a connect (hiredis resolves a name on every connect, without a
+ * timeout); false, p unchanged, when the name does not resolve now (then it is resolved again
+ * at each connect).  A socket path or an address is left as it is.  It may wait as long as
+ * the system's resolver does: never on the master's loop. */
+bool sl_cluster_resolve(struct sl_cluster_params *p)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     char ip[INET6_ADDRSTRLEN];
+    bool ok;
 
-    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
-        return;
-    if (getnameinfo(res->ai_addr, res->ai_addrlen, ip, sizeof ip, NULL, 0, NI_NUMERICHOST) == 0)
-        strlcpy(host, ip, len);
+    if (!p->enabled || p->port == 0 || sl_cluster_numeric(p->host))
+        return true;
+    if (getaddrinfo(p->host, NULL, &hints, &res) != 0 || res == NULL)
+        return false;
+    ok = getnameinfo(res->ai_addr, res->ai_addrlen, ip, sizeof ip, NULL, 0, NI_NUMERICHOST) == 0;
+    if (ok)
+        strlcpy(p->addr, ip, sizeof p->addr);
     freeaddrinfo(res);
+    return ok;
 }
 
-/* sl_cluster_params - the cluster options of cfg; the password file is read now */
+/* sl_cluster_numeric - host is an IPv4 or IPv6 address (nothing to resolve) */
+bool sl_cluster_numeric(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* sl_cluster_params - the cluster options of cfg; the password file is read now, a host name
+ * is not resolved (sl_cluster_resolve) */
 bool sl_cluster_params(const struct sl_config *cfg, struct sl_cluster_params *p, char *err,
                        size_t errlen)
 {
@@ -165,10 +181,10 @@ bool sl_cluster_params(const struct sl_config *cfg, struct sl_cluster_params *p,
             p->addr[strlen(p->addr) - 1] = '\0';
         }
         p->port = atoi(colon + 1);
-        numeric(p->addr, sizeof p->addr);
     } else {
         snprintf(err, errlen, "cluster_redis %s: expected host:port or a socket path", addr);
         return false;
     }
+    strlcpy(p->host, p->addr, sizeof p->host);
     return pw == NULL || sl_config_read_password(pw, p->password, sizeof p->password, err, errlen);
 }

@@ -45,7 +45,8 @@
 /* What the config says of the cluster (cluster_* in [global]). */
 struct sl_cluster_params {
     bool enabled;       /* cluster_redis is set */
-    char addr[256];     /* host name, IP, or the absolute path of a unix socket */
+    char host[256];     /* host name, IP, or the absolute path of a unix socket, as set */
+    char addr[256];     /* what to connect to: host, or the address it resolved to */
     int port;           /* 0 for a unix socket */
     char password[513]; /* empty: no AUTH */
     char node[SL_CLUSTER_NODE_MAX + 1];
@@ -55,6 +56,10 @@ struct sl_cluster_params {
 /* Fill p from cfg (the password file is read now); false with the reason in err. */
 bool sl_cluster_params(const struct sl_config *cfg, struct sl_cluster_params *p, char *err,
                        size_t errlen);
+/* p->addr: p->host resolved now (it may wait for DNS); false when it does not resolve. */
+bool sl_cluster_resolve(struct sl_cluster_params *p);
+/* host is an IP address. */
+bool sl_cluster_numeric(const char *host);
 
 /* One connection to Redis, opened on first use and again after a failure (at most every
  * SL_CLUSTER_RETRY_MS).  err says why the last call failed. */

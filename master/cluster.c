@@ -17,8 +17,12 @@
  * Why a thread: a Redis that accepts connections but does not answer (stopped, swapping, a
  * full network buffer) costs each call its whole timeout.  On the master's own loop that was
  * half a second at each heartbeat and at each worker's death, during which no freed slot was
- * handed out and no control command answered.  The thread may wait; the loop does not (but
- * for a reload, which reads the password file and resolves a Redis host name).
+ * handed out and no control command answered.  The thread may wait; the loop does not.  For
+ * the same reason a reload's Redis host name is resolved on the thread (a resolver that does
+ * not answer holds getaddrinfo for its whole timeout, seconds): until then the workers forked
+ * keep the address the same name had, or resolve a new name themselves at each connect; the
+ * thread hands the address back and the loop takes it into the heritage
+ * (sl_master_cluster_adopt).  At start the name is resolved before the loop, as before.
  * Concurrency: the thread owns the Redis handle, its params and the heartbeat's window.  The
  * master (main thread) only hands it new params (a reload), a dead worker's leases, or the
  * stop, under `lock`, and the first contact at start happens before the thread exists.  Both
@@ -33,6 +37,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <bsd/string.h>
 
 #include "cluster/sl_cluster.h"
 #include "config/sl_limits.h"
@@ -62,7 +68,9 @@ static struct {
     struct sl_cluster_params params; /* a reload's */
     struct sl_lease_ref *drops;      /* dead workers' leases to remove */
     size_t ndrops, capdrops;
-    size_t dead; /* workers whose leases those are */
+    size_t dead;               /* workers whose leases those are */
+    char host[256], addr[256]; /* a reload's Redis host name and what it resolved to */
+    sl_atomic_u32 resolved;    /* host and addr are new: the loop takes them (no lock to look) */
 } box = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* the thread's own (the master's before the thread starts) */
@@ -84,7 +92,7 @@ static long period_ms(const struct sl_cluster_params *p)
 /* redis_name - "host:port" or a socket path, for the log */
 static const char *redis_name(const struct sl_cluster_params *p, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s%s%.0d", p->addr, p->port ? ":" : "", p->port);
+    snprintf(buf, len, "%s%s%.0d", p->host, p->port ? ":" : "", p->port);
     return buf;
 }
 
@@ -303,6 +311,27 @@ static void drop_leases(const struct sl_lease_ref *refs, size_t n, size_t worker
                     workers == 1 ? "a dead worker" : "dead workers");
 }
 
+/* resolve - a reload's Redis host name resolved (the thread), and the address handed back
+ * for the workers forked next; one that does not resolve now keeps the address the same name
+ * had, or is resolved again at each connect */
+static void resolve(struct sl_cluster_params *p)
+{
+    char name[300];
+
+    if (!sl_cluster_resolve(p)) {
+        sl_msg_warn("cluster_redis %s: the name does not resolve now; %s",
+                    redis_name(p, name, sizeof name),
+                    strcmp(p->addr, p->host) != 0 ? "the address it had is kept"
+                                                  : "it is resolved again at each connect");
+        return;
+    }
+    pthread_mutex_lock(&box.lock);
+    strlcpy(box.host, p->host, sizeof box.host);
+    strlcpy(box.addr, p->addr, sizeof box.addr);
+    sl_store32(&box.resolved, 1);
+    pthread_mutex_unlock(&box.lock);
+}
+
 /* drop_pending - the dead workers' leases handed over so far, out of Redis */
 static void drop_pending(void)
 {
@@ -332,6 +361,7 @@ static void *run(void *arg)
             explicit_bzero(box.params.password, sizeof box.params.password);
             box.have_params = false;
             pthread_mutex_unlock(&box.lock);
+            resolve(&p);
             take_params(&p, false);
             explicit_bzero(p.password, sizeof p.password);
         } else if (node.redis != NULL && sl_clock_ms_until(node.next_tick) == 0) {
@@ -405,6 +435,10 @@ static bool apply(const struct sl_config *cfg, bool starting)
         sl_msg_warn("%s: the cluster settings stay as they were", err);
         return false;
     }
+    if (starting)
+        sl_cluster_resolve(&p); /* before the loop: it may wait */
+    else if (strcmp(p.host, h->p.host) == 0)
+        strlcpy(p.addr, h->p.addr, sizeof p.addr); /* until the thread resolves it again */
     if (!starting && p.enabled && master.may_run && !start_thread()) {
         sl_msg_warn("the cluster settings stay as they were");
         explicit_bzero(p.password, sizeof p.password);
@@ -444,6 +478,21 @@ void sl_master_cluster_run(void)
 void sl_master_cluster_reload(const struct sl_config *cfg)
 {
     apply(cfg, false);
+}
+
+/* sl_master_cluster_adopt - the address the thread resolved a reload's Redis host name to,
+ * into the heritage of the workers forked next, unless a later reload named another host */
+void sl_master_cluster_adopt(void)
+{
+    struct sl_cluster_heritage *h = sl_cluster_heritage();
+
+    if (sl_peek32(&box.resolved) == 0)
+        return;
+    pthread_mutex_lock(&box.lock);
+    sl_store32(&box.resolved, 0);
+    if (strcmp(box.host, h->p.host) == 0)
+        strlcpy(h->p.addr, box.addr, sizeof h->p.addr);
+    pthread_mutex_unlock(&box.lock);
 }
 
 /* sl_master_cluster_reclaim - a dead worker's leases, listed now (before its slots are

@@ -18,6 +18,9 @@ void sl_master_cluster_start(const struct sl_config *cfg, const struct sl_shm *s
 /* The thread starts (fatal when it cannot): from here on, no call below waits for Redis. */
 void sl_master_cluster_run(void);
 void sl_master_cluster_reload(const struct sl_config *cfg);
+/* The address the thread resolved a reload's Redis host name to, for the workers forked next;
+ * called by the loop before it forks. */
+void sl_master_cluster_adopt(void);
 /* Lists the dead worker's leases for the thread to remove; before its slots are reclaimed. */
 void sl_master_cluster_reclaim(const struct sl_shm *shm, uint32_t owner);
 /* Ends the thread (after its call in hand), removes the leases of the workers reaped last and

@@ -362,6 +362,7 @@ static void listener_exit(pid_t pid, int status, void *ctx)
 static void serve(struct master *m)
 {
     for (;;) {
+        sl_master_cluster_adopt(); /* a reload's Redis address, before the next fork */
         sl_supervise_fill(&m->sup, &m->shm, m->gen, sl_worker_main, &m->wctx);
         sl_listeners_fill(&m->lsn);
         maybe_announce(m);

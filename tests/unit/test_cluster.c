@@ -201,17 +201,26 @@ static void test_cluster_params(void **state)
     assert_int_equal(p.ttl_ms, 5000);
     assert_int_equal(p.on_failure, SL_CLUSTER_SHARE);
     sl_config_free(cfg);
-    /* a name is resolved once, here: no worker waits for DNS inside a connect */
+    /* a name is kept as set (resolving may wait: the master's loop must not); resolved once
+     * by sl_cluster_resolve, so that no worker waits for DNS inside a connect */
     cfg = sl_config_load_string("t.ini", "cluster_redis = localhost:6379\n", &d);
     assert_non_null(cfg);
     assert_true(sl_cluster_params(cfg, &p, err, sizeof err));
+    assert_string_equal(p.host, "localhost");
+    assert_string_equal(p.addr, "localhost");
+    assert_true(sl_cluster_resolve(&p));
+    assert_string_equal(p.host, "localhost");
     assert_true(strcmp(p.addr, "127.0.0.1") == 0 || strcmp(p.addr, "::1") == 0);
+    assert_true(sl_cluster_numeric(p.addr));
+    assert_false(sl_cluster_numeric(p.host));
     sl_config_free(cfg);
     cfg = sl_config_load_string("t.ini", "cluster_redis = /run/redis.sock\n", &d);
     assert_non_null(cfg);
     assert_true(sl_cluster_params(cfg, &p, err, sizeof err));
     assert_string_equal(p.addr, "/run/redis.sock");
     assert_int_equal(p.port, 0);
+    assert_true(sl_cluster_resolve(&p)); /* a socket path: nothing to resolve */
+    assert_string_equal(p.addr, "/run/redis.sock");
     sl_config_free(cfg);
     cfg = sl_config_load_string("t.ini", "cluster_max_outbound_connections = 2\n", &d);
     assert_non_null(cfg);
