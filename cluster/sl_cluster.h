@@ -36,6 +36,7 @@
 #include "util/sl_atomic.h"
 
 #define SL_CLUSTER_NODE_MAX   64
+#define SL_CLUSTER_HOST_MAX   256
 #define SL_CLUSTER_KEY_MAX    (2 * SL_SHM_NAME_MAX + 64)
 #define SL_CLUSTER_MEMBER_MAX (SL_CLUSTER_NODE_MAX + 32)
 #define SL_CLUSTER_CONNECT_MS 200
@@ -44,11 +45,12 @@
 
 /* What the config says of the cluster (cluster_* in [global]). */
 struct sl_cluster_params {
-    bool enabled;       /* cluster_redis is set */
-    char host[256];     /* host name, IP, or the absolute path of a unix socket, as set */
-    char addr[256];     /* what to connect to: host, or the address it resolved to */
-    int port;           /* 0 for a unix socket */
-    char password[513]; /* empty: no AUTH */
+    bool enabled;                   /* cluster_redis is set */
+    char host[SL_CLUSTER_HOST_MAX]; /* host name, IP, or the absolute path of a unix socket, as set
+                                     */
+    char addr[SL_CLUSTER_HOST_MAX]; /* what to connect to: host, or the address it resolved to */
+    int port;                       /* 0 for a unix socket */
+    char password[513];             /* empty: no AUTH */
     char node[SL_CLUSTER_NODE_MAX + 1];
     long ttl_ms;
     enum sl_cluster_failure on_failure;

@@ -17,12 +17,13 @@
  * Why a thread: a Redis that accepts connections but does not answer (stopped, swapping, a
  * full network buffer) costs each call its whole timeout.  On the master's own loop that was
  * half a second at each heartbeat and at each worker's death, during which no freed slot was
- * handed out and no control command answered.  The thread may wait; the loop does not.  For
- * the same reason a reload's Redis host name is resolved on the thread (a resolver that does
- * not answer holds getaddrinfo for its whole timeout, seconds): until then the workers forked
- * keep the address the same name had, or resolve a new name themselves at each connect; the
- * thread hands the address back and the loop takes it into the heritage
- * (sl_master_cluster_adopt).  At start the name is resolved before the loop, as before.
+ * handed out and no control command answered.  The thread may wait; the loop does not.
+ * A reload's Redis host name is resolved by cluster_resolve.c's thread, for neither the loop
+ * nor this thread may wait for a resolver (seconds when it does not answer).  Meanwhile the
+ * same name keeps the address it had; a new one waits, the Redis in use serving until then.
+ * The address then goes to this thread (which connects there) and to the loop, which gives it
+ * to the workers it forks next (sl_master_cluster_adopt).  At start the name is resolved
+ * before the loop.
  * Concurrency: the thread owns the Redis handle, its params and the heartbeat's window.  The
  * master (main thread) only hands it new params (a reload), a dead worker's leases, or the
  * stop, under `lock`, and the first contact at start happens before the thread exists.  Both
@@ -43,6 +44,7 @@
 #include "cluster/sl_cluster.h"
 #include "config/sl_limits.h"
 #include "master/sl_cluster_node.h"
+#include "master/sl_cluster_resolve.h"
 #include "util/sl_clock.h"
 #include "util/sl_msg.h"
 
@@ -68,15 +70,16 @@ static struct {
     struct sl_cluster_params params; /* a reload's */
     struct sl_lease_ref *drops;      /* dead workers' leases to remove */
     size_t ndrops, capdrops;
-    size_t dead;               /* workers whose leases those are */
-    char host[256], addr[256]; /* a reload's Redis host name and what it resolved to */
-    sl_atomic_u32 resolved;    /* host and addr are new: the loop takes them (no lock to look) */
+    size_t dead;   /* workers whose leases those are */
+    bool resolved; /* cluster_resolve.c has an address for the thread */
 } box = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* the thread's own (the master's before the thread starts) */
 static struct {
     struct sl_redis *redis;
     struct sl_cluster_params p;
+    struct sl_cluster_params pending; /* a reload's, its new host name not yet resolved */
+    bool has_pending;
     struct timespec next_tick;
     bool up;                      /* the last tick reached Redis */
     struct sl_alive_window alive; /* the heartbeats' count of nodes alive */
@@ -311,25 +314,71 @@ static void drop_leases(const struct sl_lease_ref *refs, size_t n, size_t worker
                     workers == 1 ? "a dead worker" : "dead workers");
 }
 
-/* resolve - a reload's Redis host name resolved (the thread), and the address handed back
- * for the workers forked next; one that does not resolve now keeps the address the same name
- * had, or is resolved again at each connect */
-static void resolve(struct sl_cluster_params *p)
+/* resolved_wake - cluster_resolve.c has an address: the thread takes it */
+static void resolved_wake(void)
 {
-    char name[300];
+    pthread_mutex_lock(&box.lock);
+    box.resolved = true;
+    pthread_cond_signal(&box.wake);
+    pthread_mutex_unlock(&box.lock);
+}
 
-    if (!sl_cluster_resolve(p)) {
-        sl_msg_warn("cluster_redis %s: the name does not resolve now; %s",
-                    redis_name(p, name, sizeof name),
-                    strcmp(p->addr, p->host) != 0 ? "the address it had is kept"
-                                                  : "it is resolved again at each connect");
+/* forget_pending - no reload waits for its name any more */
+static void forget_pending(void)
+{
+    explicit_bzero(&node.pending, sizeof node.pending);
+    node.has_pending = false;
+}
+
+/* take_reload - a reload's params: a host name goes to be resolved; the same name as before
+ * keeps its address meanwhile, a new one waits for its own (the Redis in use serves until
+ * then: connecting by name would have hiredis resolve it here, at each connect) */
+static void take_reload(struct sl_cluster_params *p)
+{
+    bool name = p->enabled && p->port != 0 && !sl_cluster_numeric(p->host);
+
+    sl_cluster_resolve_want(name ? p->host : "", resolved_wake);
+    forget_pending();
+    if (name && strcmp(p->addr, p->host) == 0) {
+        node.pending = *p;
+        node.has_pending = true;
         return;
     }
-    pthread_mutex_lock(&box.lock);
-    strlcpy(box.host, p->host, sizeof box.host);
-    strlcpy(box.addr, p->addr, sizeof box.addr);
-    sl_store32(&box.resolved, 1);
-    pthread_mutex_unlock(&box.lock);
+    take_params(p, false);
+}
+
+/* resolve_later - a name that did not resolve at start goes to cluster_resolve.c's thread,
+ * not to hiredis, which would resolve it here at each connect (the thread, at its start) */
+static void resolve_later(void)
+{
+    if (!node.p.enabled || node.p.port == 0 || sl_cluster_numeric(node.p.addr))
+        return;
+    node.pending = node.p;
+    node.has_pending = true;
+    sl_redis_free(node.redis);
+    node.redis = NULL;
+    sl_cluster_resolve_want(node.p.host, resolved_wake);
+}
+
+/* take_resolved - an address for the name a reload gave (or for the name in use, which may
+ * have moved) */
+static void take_resolved(void)
+{
+    char host[SL_CLUSTER_HOST_MAX], addr[SL_CLUSTER_HOST_MAX];
+    struct sl_cluster_params p;
+
+    if (!sl_cluster_resolve_fresh(host, sizeof host, addr, sizeof addr))
+        return;
+    if (node.has_pending && strcmp(node.pending.host, host) == 0)
+        p = node.pending;
+    else if (node.p.enabled && strcmp(node.p.host, host) == 0 && strcmp(node.p.addr, addr) != 0)
+        p = node.p;
+    else
+        return;
+    forget_pending();
+    strlcpy(p.addr, addr, sizeof p.addr);
+    take_params(&p, false);
+    explicit_bzero(p.password, sizeof p.password);
 }
 
 /* drop_pending - the dead workers' leases handed over so far, out of Redis */
@@ -354,6 +403,7 @@ static void drop_pending(void)
 static void *run(void *arg)
 {
     (void)arg;
+    resolve_later();
     pthread_mutex_lock(&box.lock);
     while (!box.stop) {
         if (box.have_params) {
@@ -361,9 +411,12 @@ static void *run(void *arg)
             explicit_bzero(box.params.password, sizeof box.params.password);
             box.have_params = false;
             pthread_mutex_unlock(&box.lock);
-            resolve(&p);
-            take_params(&p, false);
+            take_reload(&p);
             explicit_bzero(p.password, sizeof p.password);
+        } else if (box.resolved) {
+            box.resolved = false;
+            pthread_mutex_unlock(&box.lock);
+            take_resolved();
         } else if (node.redis != NULL && sl_clock_ms_until(node.next_tick) == 0) {
             pthread_mutex_unlock(&box.lock); /* before removals: deaths in a row must not
                                                 starve the renewals */
@@ -435,8 +488,9 @@ static bool apply(const struct sl_config *cfg, bool starting)
         sl_msg_warn("%s: the cluster settings stay as they were", err);
         return false;
     }
-    if (starting)
-        sl_cluster_resolve(&p); /* before the loop: it may wait */
+    if (starting && !sl_cluster_resolve(&p)) /* before the loop: it may wait */
+        sl_msg_warn("cluster_redis host %s does not resolve now: tried again every few seconds",
+                    p.host);
     else if (strcmp(p.host, h->p.host) == 0)
         strlcpy(p.addr, h->p.addr, sizeof p.addr); /* until the thread resolves it again */
     if (!starting && p.enabled && master.may_run && !start_thread()) {
@@ -480,19 +534,16 @@ void sl_master_cluster_reload(const struct sl_config *cfg)
     apply(cfg, false);
 }
 
-/* sl_master_cluster_adopt - the address the thread resolved a reload's Redis host name to,
- * into the heritage of the workers forked next, unless a later reload named another host */
+/* sl_master_cluster_adopt - the address cluster_resolve.c found for a reload's Redis host
+ * name, into the heritage of the workers forked next, unless a later reload named another */
 void sl_master_cluster_adopt(void)
 {
     struct sl_cluster_heritage *h = sl_cluster_heritage();
+    char host[SL_CLUSTER_HOST_MAX], addr[SL_CLUSTER_HOST_MAX];
 
-    if (sl_peek32(&box.resolved) == 0)
-        return;
-    pthread_mutex_lock(&box.lock);
-    sl_store32(&box.resolved, 0);
-    if (strcmp(box.host, h->p.host) == 0)
-        strlcpy(h->p.addr, box.addr, sizeof h->p.addr);
-    pthread_mutex_unlock(&box.lock);
+    if (sl_cluster_resolve_adopt(host, sizeof host, addr, sizeof addr) &&
+        strcmp(host, h->p.host) == 0)
+        strlcpy(h->p.addr, addr, sizeof h->p.addr);
 }
 
 /* sl_master_cluster_reclaim - a dead worker's leases, listed now (before its slots are
@@ -532,6 +583,7 @@ void sl_master_cluster_reclaim(const struct sl_shm *shm, uint32_t owner)
  * connection closes (clean stop) */
 void sl_master_cluster_stop(void)
 {
+    sl_cluster_resolve_stop(); /* no wake-up for a thread that has ended */
     if (master.running) {
         pthread_mutex_lock(&box.lock);
         box.stop = true;

@@ -36,11 +36,20 @@ static bool is_cluster(const struct sl_shm *shm, uint32_t slot, struct sl_counte
     return sl_shm_view(shm, slot, v) == 0 && v->kind == SL_SCOPE_CLUSTER;
 }
 
-/* redis - the worker's Redis handle, made on first use */
+/* redis - the worker's Redis handle, made on first use; a host name the master had not
+ * resolved yet when it forked this worker (a reload's) is resolved here, once, and not by
+ * hiredis at each connect */
 static struct sl_redis *redis(struct sl_wstate *w, const struct sl_cluster_params *p)
 {
-    if (w->redis == NULL)
-        w->redis = sl_redis_new(p);
+    struct sl_cluster_params q;
+
+    if (w->redis == NULL) {
+        q = *p;
+        if (q.port != 0 && !sl_cluster_numeric(q.addr))
+            sl_cluster_resolve(&q);
+        w->redis = sl_redis_new(&q);
+        explicit_bzero(q.password, sizeof q.password);
+    }
     return w->redis;
 }
 
