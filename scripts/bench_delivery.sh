@@ -11,7 +11,7 @@
 #   feeders   a client feeding the sink directly (smtp-source with connection reuse, and
 #             BENCHDIR/bench_feed with reuse and with PIPELINING): the ceiling of the sink
 #   domains   the many-domain drain, one row per BENCH_DOMAIN_ROWS entry SHAPE:LIMIT[:RTT]
-#             (default "100:4 100:20 1000:20 100mx2:20 100:4:20"): N messages spread evenly
+#             (default "1:4 100:4 1:20 100:20 1000:20 100mx2:20 100:4:20"): N messages spread evenly
 #             over SHAPE domains; with RTT, the receiver is RTT ms away (bench_sink -d: each
 #             batch of replies leaves RTT ms late, so every round trip costs RTT more, as with
 #             a real receiver on the internet; its ceilings are fed N/10 messages)
@@ -40,7 +40,8 @@
 #             CHUNKING below) and each one's share of them,
 #             CPU ms per message, and what the receiver saw: the peak of concurrent sessions
 #             (all of them, and the most at one domain's listener or MX host), and the number
-#             of connections.  A drain not done in BENCH_DOMAIN_DRAIN_LIMIT seconds (default
+#             of connections, and sluice's rate as a share of its one-domain rate at the same
+#             LIMIT and RTT (the row 1:LIMIT[:RTT], when it ran: "of 1 dom").  A drain not done in BENCH_DOMAIN_DRAIN_LIMIT seconds (default
 #             60) is cut there: its rate is what was delivered by then, and the note says how
 #             much and how many domains were left.
 #   submit    N messages submitted by smtp-source over 8 and 32 sessions to sluice's listener
@@ -101,7 +102,7 @@ INJECT_JOBS=${BENCH_INJECT_JOBS:-8}
 DRAIN_LIMIT=${BENCH_DRAIN_LIMIT:-60} # seconds before a drain is given up
 WORKERS=${BENCH_WORKERS:-16}
 PARTS=${BENCH_PARTS:-submit feeders postfix sluice domains latency cluster} # a subset runs only those parts
-DOMAIN_ROWS=${BENCH_DOMAIN_ROWS:-100:4 100:20 1000:20 100mx2:20 100:4:20}
+DOMAIN_ROWS=${BENCH_DOMAIN_ROWS:-1:4 100:4 1:20 100:20 1000:20 100mx2:20 100:4:20}
 SINK_DELAY=0 # ms the domains part's receivers hold each batch of replies (a row's RTT)
 DOMAIN_WORKERS=${BENCH_DOMAIN_WORKERS:-32}
 DOMAIN_DRAIN_LIMIT=${BENCH_DOMAIN_DRAIN_LIMIT:-60}
@@ -652,6 +653,13 @@ dom_row() {
   echo "$shape-$limit${rtt:+-${rtt}ms}"
 }
 
+# dom_one SPEC: the key of the one-domain row at SPEC's limit and RTT ("1-4", "1-4-20ms")
+dom_one() {
+  local shape limit rtt
+  IFS=: read -r shape limit rtt <<<"$1"
+  dom_row "1:$limit${rtt:+:$rtt}"
+}
+
 bench_domains() {
   local row shape limit rtt D mode spec
   [ -x "$bench/bench_sink" ] && [ -x "$bench/bench_feed" ] ||
@@ -693,25 +701,28 @@ bench_domains() {
 }
 
 dom_report() {
-  local spec row s p c b who
-  local f1='  %-32s %5s %7s %7s %6s %7s %7s %6s %6s %7s\n'
+  local spec row s p c b who one
+  local f1='  %-32s %5s %7s %7s %6s %7s %7s %6s %6s %7s %6s\n'
   local f2='  %-32s %5s %6s %6s %6s %7s %7s %7s %6s %6s %6s\n'
   echo "bench_delivery, many domains: $N messages of $BODY bytes, sluice $DOMAIN_WORKERS workers," \
     "idle_timeout ${IDLE:-default}, reserve 0 (took $1 s)"
   # shellcheck disable=SC2059 # the formats are the tables' columns
-  printf "$f1" "msgs/s" limit sluice postfix "s/p" "ceil" "ceil" "s/ceil" "p/ceil" "pf+cache"
+  printf "$f1" "msgs/s" limit sluice postfix "s/p" "ceil" "ceil" "s/ceil" "p/ceil" "pf+cache" \
+    "of 1"
   # shellcheck disable=SC2059
-  printf "$f1" "" "" "" "" "" DATA BDAT "" "" ""
+  printf "$f1" "" "" "" "" "" DATA BDAT "" "" "" "dom"
   for spec in $DOMAIN_ROWS; do
     row=$(dom_row "$spec")
     [ -n "${dr[$row,label]:-}" ] || continue
     s=${dr[$row,sluice-rate]:-} p=${dr[$row,postfix-rate]:-} c=${dr[$row,ceiling-rate]:-}
     b=${dr[$row,bdat-rate]:-}
+    one=${dr[$(dom_one "$spec"),sluice-rate]:-}
     # shellcheck disable=SC2059
     printf "$f1" "${dr[$row,label]}" "${dr[$row,limit]}" "${s:--}" "${p:--}" \
       "$(pyfmt "$s / $p" .2f | sed 's/[0-9]$/&x/')" "${c:--}" "${b:--}" \
       "$(pyfmt "100 * $s / ${b:-$c}" .0f | sed 's/[0-9]$/&%/')" \
-      "$(pyfmt "100 * $p / $c" .0f | sed 's/[0-9]$/&%/')" "${dr[$row,pfcache-rate]:--}"
+      "$(pyfmt "100 * $p / $c" .0f | sed 's/[0-9]$/&%/')" "${dr[$row,pfcache-rate]:--}" \
+      "$(pyfmt "100 * $s / $one" .0f | sed 's/[0-9]$/&%/')"
   done
   # shellcheck disable=SC2059
   printf "$f2" "" "" "CPU ms/msg" "" "" "peak conns" "" "" "connections" "" ""
@@ -733,7 +744,8 @@ dom_report() {
   echo "  connections stay open beyond LIMIT.  ceil: bench_feed at LIMIT sessions into the same"
   echo "  sink, DATA pipelined (-p) and BDAT runs of 16 (-b 16, when the sink offers CHUNKING);"
   echo "  s/ceil: sluice's share of ceil BDAT (of ceil DATA without CHUNKING), p/ceil Postfix's"
-  echo "  of ceil DATA (its client sends DATA)."
+  echo "  of ceil DATA (its client sends DATA).  of 1 dom: sluice's rate against its rate for one"
+  echo "  domain at the same limit (and RTT), the row 1:LIMIT, when it ran."
   echo "  peak conns: most sessions open at once at the receiver, in all / at one domain (or one"
   echo "  MX host with 2 MX); connections: sessions opened over the drain."
   for spec in $DOMAIN_ROWS; do
