@@ -20,10 +20,10 @@
  * handed out and no control command answered.  The thread may wait; the loop does not.
  * A reload's Redis host name is resolved by cluster_resolve.c's thread, for neither the loop
  * nor this thread may wait for a resolver (seconds when it does not answer).  Meanwhile the
- * same name keeps the address it had; a new one waits, the Redis in use serving until then.
- * The address then goes to this thread (which connects there) and to the loop, which gives it
- * to the workers it forks next (sl_master_cluster_adopt).  At start the name is resolved
- * before the loop.
+ * same name keeps the address it had; a new one (or one that did not resolve at start) counts
+ * as Redis unreachable, as the workers forked meanwhile find it if it does not resolve for
+ * them either.  The address then goes to this thread, which connects there, and to the loop,
+ * which gives it to the workers it forks next (sl_master_cluster_adopt).
  * Concurrency: the thread owns the Redis handle, its params and the heartbeat's window.  The
  * master (main thread) only hands it new params (a reload), a dead worker's leases, or the
  * stop, under `lock`, and the first contact at start happens before the thread exists.  Both
@@ -78,8 +78,6 @@ static struct {
 static struct {
     struct sl_redis *redis;
     struct sl_cluster_params p;
-    struct sl_cluster_params pending; /* a reload's, its new host name not yet resolved */
-    bool has_pending;
     struct timespec next_tick;
     bool up;                      /* the last tick reached Redis */
     struct sl_alive_window alive; /* the heartbeats' count of nodes alive */
@@ -120,14 +118,38 @@ static void connect_check(bool starting)
     node.up = st == SL_REDIS_UP;
 }
 
+/* unresolved - p names Redis by a host name not resolved yet: nothing connects to it until
+ * cluster_resolve.c has its address (hiredis would resolve it at each connect, and wait) */
+static bool unresolved(const struct sl_cluster_params *p)
+{
+    return p->enabled && p->port != 0 && !sl_cluster_numeric(p->addr);
+}
+
+/* wait_for_name - Redis named by a host name not resolved yet: unreachable until it is */
+static void wait_for_name(void)
+{
+    char name[300];
+
+    node.up = false;
+    sl_store32(&sl_cluster_heritage()->board->redis_up, 0);
+    sl_msg_warn("cluster_redis %s: waiting for the name to resolve; cluster limits: %s until "
+                "it does",
+                redis_name(&node.p, name, sizeof name),
+                node.p.on_failure == SL_CLUSTER_SHARE ? "this node's share" : "no new connection");
+}
+
 /* take_params - new params for the handle (at start, or on the thread after a reload) */
 static void take_params(const struct sl_cluster_params *p, bool starting)
 {
     node.p = *p;
     sl_redis_free(node.redis);
-    node.redis = p->enabled ? sl_redis_new(p) : NULL;
-    if (p->enabled)
+    node.redis = NULL;
+    if (unresolved(p))
+        wait_for_name();
+    else if (p->enabled) {
+        node.redis = sl_redis_new(p);
         connect_check(starting);
+    }
     node.next_tick = sl_clock_after_ms(0);
 }
 
@@ -323,59 +345,39 @@ static void resolved_wake(void)
     pthread_mutex_unlock(&box.lock);
 }
 
-/* forget_pending - no reload waits for its name any more */
-static void forget_pending(void)
+/* ask_resolver - the host name of node.p to cluster_resolve.c's thread when it is one ("" ends
+ * its tries otherwise); should that thread not start, the name is resolved here, waiting */
+static void ask_resolver(void)
 {
-    explicit_bzero(&node.pending, sizeof node.pending);
-    node.has_pending = false;
+    bool name = node.p.enabled && node.p.port != 0 && !sl_cluster_numeric(node.p.host);
+    struct sl_cluster_params p;
+
+    if (sl_cluster_resolve_want(name ? node.p.host : "", resolved_wake) || !unresolved(&node.p))
+        return;
+    p = node.p;
+    if (sl_cluster_resolve(&p))
+        take_params(&p, false);
+    explicit_bzero(p.password, sizeof p.password);
 }
 
-/* take_reload - a reload's params: a host name goes to be resolved; the same name as before
- * keeps its address meanwhile, a new one waits for its own (the Redis in use serves until
- * then: connecting by name would have hiredis resolve it here, at each connect) */
-static void take_reload(struct sl_cluster_params *p)
+/* take_reload - a reload's params: the same host name as before came with the address it had
+ * (the resolver looks it up again meanwhile), a new one waits for its own */
+static void take_reload(const struct sl_cluster_params *p)
 {
-    bool name = p->enabled && p->port != 0 && !sl_cluster_numeric(p->host);
-
-    sl_cluster_resolve_want(name ? p->host : "", resolved_wake);
-    forget_pending();
-    if (name && strcmp(p->addr, p->host) == 0) {
-        node.pending = *p;
-        node.has_pending = true;
-        return;
-    }
     take_params(p, false);
+    ask_resolver();
 }
 
-/* resolve_later - a name that did not resolve at start goes to cluster_resolve.c's thread,
- * not to hiredis, which would resolve it here at each connect (the thread, at its start) */
-static void resolve_later(void)
-{
-    if (!node.p.enabled || node.p.port == 0 || sl_cluster_numeric(node.p.addr))
-        return;
-    node.pending = node.p;
-    node.has_pending = true;
-    sl_redis_free(node.redis);
-    node.redis = NULL;
-    sl_cluster_resolve_want(node.p.host, resolved_wake);
-}
-
-/* take_resolved - an address for the name a reload gave (or for the name in use, which may
- * have moved) */
+/* take_resolved - the address of the host name in use (a new one, or one that moved) */
 static void take_resolved(void)
 {
     char host[SL_CLUSTER_HOST_MAX], addr[SL_CLUSTER_HOST_MAX];
     struct sl_cluster_params p;
 
-    if (!sl_cluster_resolve_fresh(host, sizeof host, addr, sizeof addr))
-        return;
-    if (node.has_pending && strcmp(node.pending.host, host) == 0)
-        p = node.pending;
-    else if (node.p.enabled && strcmp(node.p.host, host) == 0 && strcmp(node.p.addr, addr) != 0)
-        p = node.p;
-    else
-        return;
-    forget_pending();
+    if (!sl_cluster_resolve_fresh(host, sizeof host, addr, sizeof addr) || !node.p.enabled ||
+        strcmp(node.p.host, host) != 0 || strcmp(node.p.addr, addr) == 0)
+        return; /* a name a later reload replaced, or nothing new */
+    p = node.p;
     strlcpy(p.addr, addr, sizeof p.addr);
     take_params(&p, false);
     explicit_bzero(p.password, sizeof p.password);
@@ -403,7 +405,7 @@ static void drop_pending(void)
 static void *run(void *arg)
 {
     (void)arg;
-    resolve_later();
+    ask_resolver(); /* a name that did not resolve at start */
     pthread_mutex_lock(&box.lock);
     while (!box.stop) {
         if (box.have_params) {
@@ -488,9 +490,8 @@ static bool apply(const struct sl_config *cfg, bool starting)
         sl_msg_warn("%s: the cluster settings stay as they were", err);
         return false;
     }
-    if (starting && !sl_cluster_resolve(&p)) /* before the loop: it may wait */
-        sl_msg_warn("cluster_redis host %s does not resolve now: tried again every few seconds",
-                    p.host);
+    if (starting)
+        sl_cluster_resolve(&p); /* before the loop: it may wait; if it fails, the thread tries */
     else if (strcmp(p.host, h->p.host) == 0)
         strlcpy(p.addr, h->p.addr, sizeof p.addr); /* until the thread resolves it again */
     if (!starting && p.enabled && master.may_run && !start_thread()) {
@@ -524,7 +525,7 @@ void sl_master_cluster_start(const struct sl_config *cfg, const struct sl_shm *s
 void sl_master_cluster_run(void)
 {
     master.may_run = true;
-    if (node.redis != NULL && !start_thread())
+    if (node.p.enabled && !start_thread())
         sl_msg_fatal("cluster limits cannot be kept without it");
 }
 
@@ -596,4 +597,5 @@ void sl_master_cluster_stop(void)
     drop_pending(); /* the workers the drain's end killed: else their leases stay a ttl */
     sl_redis_free(node.redis);
     node.redis = NULL;
+    explicit_bzero(node.p.password, sizeof node.p.password);
 }

@@ -7,13 +7,14 @@
  * renewed in time closes its connection).  So a reload hands the name to this thread, which
  * resolves it, tries again every RETRY_MS while it does not resolve (said once per name), and
  * publishes the address twice: to the cluster thread (sl_cluster_resolve_fresh), which then
- * connects there, and to the loop (sl_cluster_resolve_adopt), which gives it to the workers
- * it forks next.  A later reload's name replaces the one in hand; "" (an address, a socket
- * path, no cluster) ends the tries.  The thread is detached and ends when nothing is wanted.
- * Concurrency: everything below is under `lock`; the thread is made with every signal blocked
- * by its maker (the cluster thread), and wakes its consumer with the callback it was given,
- * never after sl_cluster_resolve_stop.  A fork while it is inside getaddrinfo is the one risk
- * left: glibc's resolver keeps no lock across its wait for an answer.
+ * connects there (until then it connects nowhere, or to the address the same name had), and to
+ * the loop (sl_cluster_resolve_adopt), which gives it to the workers it forks next.  A later
+ * reload's name replaces the one in hand; "" (an address, a socket path, no cluster) ends the
+ * tries.  The thread is detached and ends when nothing is wanted. Concurrency: everything below is
+ * under `lock`; the thread is made with every signal blocked by its maker (the cluster thread), and
+ * wakes its consumer with the callback it was given, never after sl_cluster_resolve_stop.  A fork
+ * while it is inside getaddrinfo is the one risk left: glibc's resolver keeps no lock across its
+ * wait for an answer.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -92,8 +93,7 @@ static void *run(void *arg)
             break;
         }
         if (strcmp(warned, q.host) != 0) {
-            sl_msg_warn("cluster_redis host %s does not resolve now: tried again every %d s; "
-                        "until then the cluster keeps the Redis it had",
+            sl_msg_warn("cluster_redis host %s does not resolve now: tried again every %d s",
                         q.host, RETRY_MS / 1000);
             strlcpy(warned, q.host, sizeof warned);
         }
@@ -105,8 +105,9 @@ static void *run(void *arg)
 }
 
 /* sl_cluster_resolve_want - resolve host from now on ("" for none); wake is called once it
- * has an address.  Called from the cluster thread, whose signal mask the thread inherits. */
-void sl_cluster_resolve_want(const char *host, void (*wake)(void))
+ * has an address.  Called from the cluster thread, whose signal mask the thread inherits.
+ * False when the thread it needs cannot start. */
+bool sl_cluster_resolve_want(const char *host, void (*wake)(void))
 {
     pthread_attr_t attr;
     pthread_t t;
@@ -125,8 +126,9 @@ void sl_cluster_resolve_want(const char *host, void (*wake)(void))
     pthread_mutex_unlock(&rs.lock);
     if (e != 0)
         sl_msg_warn("cluster_redis host %s: cannot start the thread that resolves it (%s): "
-                    "it is resolved at each connect",
+                    "the cluster thread resolves it, waiting",
                     host, strerror(e));
+    return e == 0;
 }
 
 /* take - the last result, when one consumer has not taken it yet */

@@ -9,8 +9,9 @@
 #include <stddef.h>
 
 /* Resolve host from now on, trying again while it does not resolve ("" ends the tries);
- * wake is called (from another thread) once there is an address. */
-void sl_cluster_resolve_want(const char *host, void (*wake)(void));
+ * wake is called (from another thread) once there is an address.  False when the thread
+ * cannot start. */
+bool sl_cluster_resolve_want(const char *host, void (*wake)(void));
 /* The name last resolved and its address, once for the cluster thread ... */
 bool sl_cluster_resolve_fresh(char *host, size_t hostlen, char *addr, size_t addrlen);
 /* ... and once for the loop (the workers it forks next). */

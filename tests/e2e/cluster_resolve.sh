@@ -67,7 +67,7 @@ start_node() {
 NODE_WORKERS=1 node_config 1 "cluster_redis = redis.hang.test:$REDIS_PORT"
 start_node
 check "a name that does not resolve at start is said in one line" \
-  wait_for 30 grep -q "cluster_redis host redis.hang.test does not resolve now: tried again every few seconds" "$T/daemon1.log"
+  wait_for 30 grep -q "cluster_redis redis.hang.test:$REDIS_PORT: waiting for the name to resolve; cluster limits: no new connection until it does" "$T/daemon1.log"
 check "sluiced starts all the same" wait_for 30 grep -q "0 messages queued" "$T/daemon1.log"
 sleep 1
 t0=$(date +%s%N)
@@ -99,6 +99,8 @@ check "every control command was answered while the name was being resolved" \
   test "$answered" -eq 30
 check "none waited for the resolver: the slowest took $slowest ms (it waits 3 s)" \
   test "$slowest" -lt 300
+check "the master counts the new name's Redis unreachable until it resolves (not the old one's)" \
+  grep -q "cluster_redis redis.hang.test:$REDIS_PORT: waiting for the name to resolve" "$T/daemon1.log"
 check "the name's failure is said in one line" \
   wait_for 20 grep -q "cluster_redis host redis.hang.test does not resolve now: tried again every 5 s" "$T/daemon1.log"
 waited=$((($(date +%s%N) - t_hup) / 1000000))
