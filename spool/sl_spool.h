@@ -53,14 +53,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SL_SPOOL_ID_LEN      20  /* characters of a queue id, without NUL */
-#define SL_ADDR_MAX          254 /* RFC 5321 path: 256 octets with the angle brackets */
-#define SL_LOCAL_MAX         64  /* RFC 5321 4.5.3.1.1 */
-#define SL_DOMAIN_MAX        255 /* RFC 5321 4.5.3.1.2 */
-#define SL_SPOOL_PARTS_MAX   256 /* destination domains in one message */
-#define SL_SPOOL_RCPT_MAX    10000
-#define SL_REPLY_MAX         512  /* a stored reply, truncated */
-#define SL_SPOOL_CRASHES_MAX 9999 /* a state file's crashes count, at most */
+#define SL_SPOOL_ID_LEN       20  /* characters of a queue id, without NUL */
+#define SL_ADDR_MAX           254 /* RFC 5321 path: 256 octets with the angle brackets */
+#define SL_LOCAL_MAX          64  /* RFC 5321 4.5.3.1.1 */
+#define SL_DOMAIN_MAX         255 /* RFC 5321 4.5.3.1.2 */
+#define SL_SPOOL_PARTS_MAX    256 /* destination domains in one message */
+#define SL_SPOOL_RCPT_MAX     10000
+#define SL_SPOOL_DSN_TEXT_MAX 500  /* an ENVID or ORCPT (RFC 3461), decoded */
+#define SL_REPLY_MAX          512  /* a stored reply, truncated */
+#define SL_SPOOL_CRASHES_MAX  9999 /* a state file's crashes count, at most */
 
 /* RFC 3461 NOTIFY, as bits; 0: not given (a failure is reported, as by default). */
 #define SL_NOTIFY_NEVER   1u

@@ -20,9 +20,14 @@
 #define SPOOL_STATE "state"
 
 /* A message's header: the first read covers the usual case; the bound allows
- * SL_SPOOL_RCPT_MAX recipients of the longest address. */
+ * SL_SPOOL_RCPT_MAX recipients of the longest address, each with its NOTIFY and the longest
+ * ORCPT ("rcpt P ADDR", "notify N", "orcpt TEXT": 64 bytes cover the keys, numbers and
+ * newlines), and the ENVID, sender and binding (4096 + the ENVID).  Every envelope the writer
+ * takes is readable: the writer refuses a longer one. */
 #define SPOOL_HEAD_FIRST (64 * 1024)
-#define SPOOL_HEAD_MAX   ((size_t)SL_SPOOL_RCPT_MAX * (SL_ADDR_MAX + 16) + 4096)
+#define SPOOL_HEAD_MAX                                                                             \
+    ((size_t)SL_SPOOL_RCPT_MAX * (SL_ADDR_MAX + SL_SPOOL_DSN_TEXT_MAX + 64) + 4096 +               \
+     SL_SPOOL_DSN_TEXT_MAX)
 
 /* err = the formatted text (when err is not NULL); returns -1 for the caller,
  * errno unchanged. */

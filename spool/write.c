@@ -78,7 +78,7 @@ static bool dsn_text_ok(const char *s)
     for (; s[n] != '\0'; n++)
         if ((unsigned char)s[n] < 0x20 || (unsigned char)s[n] >= 0x7f)
             return false;
-    return n > 0 && n <= 500;
+    return n > 0 && n <= SL_SPOOL_DSN_TEXT_MAX;
 }
 
 /* check_dsn - the RFC 3461 values, which go into the header as text */
@@ -254,6 +254,11 @@ static int commit_new(const char *dir, const struct sl_spool_new *m, const struc
         spool_new_id(id);
         o.len = 0;
         put_header(&o, m, id, arrival, size, k);
+        if (o.len > SPOOL_HEAD_MAX) { /* no reader would take it: refused, never set aside */
+            free(o.p);
+            return spool_fail(err, errlen, "envelope of %zu bytes is larger than %zu", o.len,
+                              SPOOL_HEAD_MAX);
+        }
         spool_body_encode(m->body, m->len, o.p + o.len);
         if (m->group != NULL) {
             char tmpname[SPOOL_GROUP_TMP_MAX];

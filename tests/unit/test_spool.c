@@ -477,6 +477,54 @@ static void test_many_recipients(void **state)
     free(addr);
 }
 
+/* The largest envelope the writer takes (every recipient of the longest address, with NOTIFY
+ * and the longest ORCPT, and the longest ENVID) is read back: a message acknowledged with 250
+ * must never be set aside as unreadable. */
+static void test_largest_envelope(void **state)
+{
+    struct fixture *f = *state;
+    size_t n = SL_SPOOL_RCPT_MAX;
+    const char **rcpt = calloc(n, sizeof *rcpt), **orcpt = calloc(n, sizeof *orcpt);
+    unsigned *notify = calloc(n, sizeof *notify);
+    char(*addr)[SL_ADDR_MAX + 1] = calloc(n, sizeof *addr);
+    char text[SL_SPOOL_DSN_TEXT_MAX + 1], envid[SL_SPOOL_DSN_TEXT_MAX + 1];
+    struct sl_spool_new m = {.binding = "b1", .sender = "s@x.org", .body = "x\r\n", .len = 3};
+    struct sl_spool_msg r;
+    char id[SL_SPOOL_ID_LEN + 1], err[256];
+
+    memset(text, 'o', sizeof text - 1);
+    memcpy(text, "rfc822;", 7);
+    text[sizeof text - 1] = '\0';
+    memset(envid, 'e', sizeof envid - 1);
+    envid[sizeof envid - 1] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        /* a local part of 64 and a domain of 60-letter labels filling the rest of
+         * SL_ADDR_MAX, 7 domains */
+        size_t at = (size_t)snprintf(addr[i], sizeof addr[i], "%058zu%06zu@d%zu", i, i, i % 7);
+        for (size_t k = at; k < SL_ADDR_MAX - 4; k++)
+            addr[i][k] = (k - at) % 61 == 0 ? '.' : 'x';
+        if (addr[i][SL_ADDR_MAX - 5] == '.')
+            addr[i][SL_ADDR_MAX - 5] = 'x';
+        memcpy(addr[i] + SL_ADDR_MAX - 4, ".org", 5);
+        rcpt[i] = addr[i];
+        orcpt[i] = text;
+        notify[i] = SL_NOTIFY_FAILURE | SL_NOTIFY_DELAY | SL_NOTIFY_SUCCESS;
+    }
+    m.rcpt = rcpt, m.nrcpt = n, m.orcpt = orcpt, m.notify = notify, m.envid = envid;
+    if (sl_spool_write(f->dir, &m, id, err, sizeof err) != 0)
+        fail_msg("write: %s", err);
+    if (sl_spool_read(f->dir, id, &r, err, sizeof err) != 0)
+        fail_msg("read: %s", err);
+    assert_int_equal(r.nrcpt, n);
+    assert_string_equal(r.rcpt[n - 1].addr, addr[n - 1]);
+    assert_string_equal(r.rcpt[n - 1].orcpt, text);
+    sl_spool_msg_free(&r);
+    free(rcpt);
+    free(orcpt);
+    free(notify);
+    free(addr);
+}
+
 static void test_state_roundtrip(void **state)
 {
     struct fixture *f = *state;
@@ -1172,6 +1220,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals_leave_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ids_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_damaged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_largest_envelope, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_recipients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_damaged, setup, teardown),
