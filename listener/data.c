@@ -13,6 +13,7 @@
  * Concurrency: one session per process.
  * Trust boundary: the body is the client's; it is stored only once checked.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,7 +134,7 @@ void smtpd_data(struct session *s)
     if (t->bdat || !t->mail || t->nrcpt == 0) {
         io_reply(&s->io, t->bdat   ? "503 5.5.1 Error: DATA after BDAT"
                          : t->mail ? "554 5.5.1 Error: no valid recipients"
-                                   : "503 5.5.1 Error: need RCPT command");
+                                   : "503 5.5.1 Error: need MAIL command");
         smtpd_error(s);
         return;
     }
@@ -164,18 +165,27 @@ void smtpd_data(struct session *s)
     finish(s, true);
 }
 
-/* bdat_args - "SIZE [LAST]"; false when malformed */
+/* bdat_args - "SIZE [LAST]" (RFC 3030: LAST after a space; spaces at the end are
+ * tolerated); false when malformed, or a size past 2^64 */
 static bool bdat_args(const char *a, uint64_t *size, bool *last)
 {
     char *end;
 
     if (*a < '0' || *a > '9')
         return false;
+    errno = 0;
     *size = strtoull(a, &end, 10);
-    while (*end == ' ')
-        end++;
-    *last = strncasecmp(end, "LAST", 4) == 0 && end[4] == '\0';
-    return *end == '\0' || *last;
+    if (errno == ERANGE)
+        return false;
+    *last = false;
+    if (*end == ' ') {
+        end += strspn(end, " ");
+        if (strncasecmp(end, "LAST", 4) == 0) {
+            *last = true;
+            end += 4 + strspn(end + 4, " ");
+        }
+    }
+    return *end == '\0';
 }
 
 /* smtpd_bdat - BDAT SIZE [LAST]: the chunk is read whatever the verdict, to stay in step */

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <bsd/string.h>
+
 #include "util/sl_idna.h"
 #include "util/sl_msg.h"
 #include "smtpd_impl.h"
@@ -62,8 +64,8 @@ static char *xtext_decode(const char *s, size_t n)
             i += 2;
         } else if (c < 33 || c > 126 || c == '=')
             goto bad;
-        if (c < 32 || c == 127)
-            goto bad; /* decoded text goes into the spool and a report: printable only */
+        if (c < 32 || c >= 127)
+            goto bad; /* decoded text goes into the spool and a report: printable ASCII only */
         out[o++] = (char)c;
     }
     out[o] = '\0';
@@ -84,6 +86,23 @@ static char *take_path(const char **p)
         return NULL;
     *p = close + 1;
     return sl_strndup(s + 1, (size_t)(close - s - 1));
+}
+
+/* The parameters a MAIL or RCPT gave so far: each may be given once (RFC 5321 4.1.2). */
+struct seen {
+    char key[8][32];
+    size_t n;
+};
+
+/* first_time - key was not given yet in this command (no case); noted */
+static bool first_time(struct seen *sn, const char *key)
+{
+    for (size_t i = 0; i < sn->n; i++)
+        if (strcasecmp(sn->key[i], key) == 0)
+            return false;
+    if (sn->n < sizeof sn->key / sizeof sn->key[0])
+        strlcpy(sn->key[sn->n++], key, sizeof sn->key[0]);
+    return true;
 }
 
 /* next_param - the next "KEY[=VALUE]" word of the arguments, or false at the end */
@@ -186,6 +205,7 @@ bool smtpd_mail(struct session *s, const char *arg)
     struct txn *t = &s->t;
     const char *p = arg + 0, *v, *why;
     char key[32], err[128];
+    struct seen sn = {0};
     size_t n;
 
     if (t->mail || t->bdat)
@@ -195,7 +215,8 @@ bool smtpd_mail(struct session *s, const char *arg)
         return refuse(s, "501 5.1.7 Syntax: MAIL FROM:<address>");
     }
     while (next_param(&p, key, sizeof key, &v, &n))
-        if ((why = mail_param(s, key, v, n)) != NULL) {
+        if ((why = !first_time(&sn, key) ? "501 5.5.4 Error: a parameter given twice"
+                                         : mail_param(s, key, v, n)) != NULL) {
             smtpd_txn_reset(t);
             return refuse(s, why);
         }
@@ -221,23 +242,46 @@ static unsigned notify_param(const char *v, size_t n)
 
     while (v != NULL && i < n) {
         size_t w = 0;
+        unsigned bit;
         while (i + w < n && v[i + w] != ',')
             w++;
         if (is(v + i, w, "NEVER"))
-            bits |= SL_NOTIFY_NEVER;
+            bit = SL_NOTIFY_NEVER;
         else if (is(v + i, w, "SUCCESS"))
-            bits |= SL_NOTIFY_SUCCESS;
+            bit = SL_NOTIFY_SUCCESS;
         else if (is(v + i, w, "FAILURE"))
-            bits |= SL_NOTIFY_FAILURE;
+            bit = SL_NOTIFY_FAILURE;
         else if (is(v + i, w, "DELAY"))
-            bits |= SL_NOTIFY_DELAY;
+            bit = SL_NOTIFY_DELAY;
         else
-            return 0;
+            return 0; /* an unknown word, or an empty one */
+        if (bits & bit)
+            return 0; /* a word twice */
+        bits |= bit;
         i += w + 1;
+        if (i == n && v[n - 1] == ',')
+            return 0; /* a list ending in a comma */
     }
     if ((bits & SL_NOTIFY_NEVER) && bits != SL_NOTIFY_NEVER)
         return 0; /* RFC 3461 4.1: NEVER stands alone */
     return bits;
+}
+
+/* domain_room - addr's domain is one the transaction has, or there is room for one more (the
+ * spool keeps at most SL_SPOOL_PARTS_MAX per message); a new one is added */
+static bool domain_room(struct txn *t, const char *addr)
+{
+    char domain[SL_DOMAIN_MAX + 1];
+
+    sl_spool_address_domain(addr, domain, sizeof domain);
+    for (size_t i = 0; i < t->ndomains; i++)
+        if (strcmp(t->domains[i], domain) == 0)
+            return true;
+    if (t->ndomains == SL_SPOOL_PARTS_MAX)
+        return false;
+    t->domains = sl_realloc(t->domains, (t->ndomains + 1) * sizeof *t->domains);
+    t->domains[t->ndomains++] = sl_strdup(domain);
+    return true;
 }
 
 /* rcpt_param - one RCPT parameter into r; the reply when refused, else NULL */
@@ -263,6 +307,7 @@ bool smtpd_rcpt(struct session *s, const char *arg)
     struct rcpt r = {0};
     const char *p = arg, *v, *why;
     char key[32], err[128], shown[SL_ADDR_MAX * 4 + 1];
+    struct seen sn = {0};
     size_t n;
 
     if (!t->mail)
@@ -295,11 +340,20 @@ bool smtpd_rcpt(struct session *s, const char *arg)
         return smtpd_error(s);
     }
     while (next_param(&p, key, sizeof key, &v, &n))
-        if ((why = rcpt_param(&r, key, v, n)) != NULL) {
+        if ((why = !first_time(&sn, key) ? "501 5.5.4 Error: a parameter given twice"
+                                         : rcpt_param(&r, key, v, n)) != NULL) {
             free(r.addr);
             free(r.orcpt);
             return refuse(s, why);
         }
+    if (!domain_room(t, r.addr)) { /* RFC 5321 4.5.3.1.10: the client sends the rest later */
+        io_reply(&s->io, "452 4.5.3 Error: too many recipient domains in one message (%d)",
+                 SL_SPOOL_PARTS_MAX);
+        smtpd_count(s, SL_LSTAT_REJ_RECIPIENTS, 1);
+        free(r.addr);
+        free(r.orcpt);
+        return true;
+    }
     t->rcpt = sl_realloc(t->rcpt, (t->nrcpt + 1) * sizeof *t->rcpt);
     t->rcpt[t->nrcpt++] = r;
     io_reply(&s->io, "250 2.1.5 Ok");

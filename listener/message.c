@@ -46,11 +46,20 @@ struct head {
     char bh_value[256];
 };
 
+/* colon_after - the ':' ending a field name of k bytes at line (RFC 5322 4.5.3 allows
+ * spaces and tabs before it, as do the MTAs downstream); n when there is none */
+static size_t colon_after(const char *line, size_t n, size_t k)
+{
+    while (k < n && (line[k] == ' ' || line[k] == '\t'))
+        k++;
+    return k < n && line[k] == ':' ? k : n;
+}
+
 /* field_is - a header line starts with "name:" (no case) */
 static bool field_is(const char *line, size_t n, const char *name)
 {
     size_t k = strlen(name);
-    return n > k && strncasecmp(line, name, k) == 0 && line[k] == ':';
+    return n > k && strncasecmp(line, name, k) == 0 && colon_after(line, n, k) < n;
 }
 
 /* is_field - a header field line: a name of printable characters, then ':' */
@@ -60,15 +69,15 @@ static bool is_field(const char *line, size_t n)
 
     while (i < n && line[i] > ' ' && line[i] < 0x7f && line[i] != ':')
         i++;
-    return i > 0 && i < n && line[i] == ':';
+    return i > 0 && colon_after(line, n, i) < n;
 }
 
-/* value_of - a header's value, unfolded and trimmed, into buf */
+/* value_of - a header's value (after its name's ':'), unfolded and trimmed, into buf */
 static void value_of(const char *p, size_t n, size_t name_len, char *buf, size_t len)
 {
     size_t o = 0;
 
-    for (size_t i = name_len + 1; i < n && o + 1 < len; i++)
+    for (size_t i = colon_after(p, n, name_len) + 1; i < n && o + 1 < len; i++)
         if (p[i] != '\r' && p[i] != '\n')
             buf[o++] = p[i] == '\t' ? ' ' : p[i];
     buf[o] = '\0';

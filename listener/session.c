@@ -35,6 +35,9 @@ void smtpd_txn_reset(struct txn *t)
         free(t->rcpt[i].orcpt);
     }
     free(t->rcpt);
+    for (size_t i = 0; i < t->ndomains; i++)
+        free(t->domains[i]);
+    free(t->domains);
     free(t->body);
     memset(t, 0, sizeof *t);
 }

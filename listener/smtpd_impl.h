@@ -97,6 +97,8 @@ struct txn {
     uint64_t size_hint; /* SIZE= */
     struct rcpt *rcpt;
     size_t nrcpt;
+    char **domains;  /* the recipients' distinct domains (as the spool groups them) */
+    size_t ndomains; /* at most SL_SPOOL_PARTS_MAX: the spool's parts of one message */
     /* the body as received, CRLF lines, dot-unstuffed; bounded by max_message_size */
     char *body;
     size_t len, cap;
