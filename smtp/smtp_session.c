@@ -455,6 +455,19 @@ int smtp_read_group(struct sl_smtp *s, struct sl_smtp_txn *t, bool rset)
     return read_through(s, t, &p, t->nrcpt);
 }
 
+/* data_answered - the reply to DATA is 354 (the body goes) or a refusal; any other 2xx or 3xx
+ * would have the transaction taken for delivered without its body being sent: the session
+ * ends, and its recipients are deferred */
+static int data_answered(struct sl_smtp *s, struct sl_smtp_txn *t)
+{
+    int code = t->data.code;
+
+    if (code == 354 || code >= 400)
+        return 0;
+    t->data.code = 0; /* no answer to go by */
+    return smtp_fail(s, SL_SMTP_FAIL_PROTO, "reply %d to DATA, where 354 was due", code);
+}
+
 /* read_replies - the replies to t's group, in order, each under its phase's timer, through
  * DATA's */
 static int read_replies(struct sl_smtp *s, struct sl_smtp_txn *t, struct pipe *p)
@@ -462,7 +475,7 @@ static int read_replies(struct sl_smtp *s, struct sl_smtp_txn *t, struct pipe *p
     if (read_through(s, t, p, t->nrcpt) < 0)
         return -1;
     smtp_phase_begin(s, SL_PH_DATA);
-    if (smtp_reply_read(s, &t->data, false) < 0)
+    if (smtp_reply_read(s, &t->data, false) < 0 || data_answered(s, t) < 0)
         return -1;
     s->txn_open = p->mail_ok;
     return t->data.code == 421 ? smtp_closing(s, &t->data) : 0;
@@ -520,7 +533,7 @@ static int send_stepwise(struct sl_smtp *s, struct sl_smtp_txn *t)
     }
     if (accepted == 0)
         return 0;
-    if (command(s, SL_PH_DATA, "DATA\r\n", 6, &t->data, false) < 0)
+    if (command(s, SL_PH_DATA, "DATA\r\n", 6, &t->data, false) < 0 || data_answered(s, t) < 0)
         return -1;
     if (t->data.code == 421)
         return smtp_closing(s, &t->data);
