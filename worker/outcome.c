@@ -152,7 +152,8 @@ static const char *result_name(enum sl_rcpt_result res)
     }
 }
 
-/* sl_outcome_log - one delivery-log line for some recipients of p */
+/* sl_outcome_log - delivery-log lines for some recipients of p: one, or one per
+ * SL_JOB_PARTS * 4 of them (a line holds no more) */
 void sl_outcome_log(struct sl_wstate *w, const struct sl_part *p, const size_t *idx, size_t n,
                     enum sl_rcpt_result res, const char *reply, const struct sl_attempt *a)
 {
@@ -172,9 +173,13 @@ void sl_outcome_log(struct sl_wstate *w, const struct sl_part *p, const size_t *
                              .rcptmax = a->rcptmax,
                              .mailmax = a->mailmax};
 
-    for (size_t i = 0; i < n && l.nrcpt < sizeof rcpt / sizeof rcpt[0]; i++)
-        rcpt[l.nrcpt++] = p->msg.rcpt[idx[i]].addr;
-    sl_dlog_write(w->dlog, &l);
+    size_t i = 0;
+
+    do {
+        for (l.nrcpt = 0; i < n && l.nrcpt < sizeof rcpt / sizeof rcpt[0]; i++)
+            rcpt[l.nrcpt++] = p->msg.rcpt[idx[i]].addr;
+        sl_dlog_write(w->dlog, &l);
+    } while (i < n);
     if (res == SL_RES_DEFERRED || res == SL_RES_BOUNCED)
         sl_worker_tell_reply(w, a, reply);
     if (p->attempted) /* else held back for a connection slot: no attempt, no outcome */
