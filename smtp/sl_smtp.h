@@ -129,6 +129,7 @@ struct sl_smtp_txn {
     const char *sender; /* "" for the null sender */
     uint64_t size;      /* SIZE= when the peer offers SIZE */
     bool smtputf8;      /* the SMTPUTF8 parameter (RFC 6531): the caller checked the offer */
+    bool body8bit;      /* the body has 8-bit octets: BODY=8BITMIME when the peer offers it */
     const char *const *rcpt;
     size_t nrcpt;
     const char *body; /* dot-stuffed, CRLF line ends, ending in CRLF, without "." */

@@ -46,8 +46,8 @@ static inline bool smtp_is_2xx(const struct sl_reply *r)
 
 /* smtp_session.c: what the transaction senders share.  A command line built from a checked
  * address fits SMTP_CMD_MAX bytes. */
-#define SMTP_ADDR_MAX 900 /* a command must fit in RFC 5321's 1000-byte line */
-#define SMTP_CMD_MAX  (SMTP_ADDR_MAX + 64)
+#define SMTP_ADDR_MAX 900                  /* a command must fit in RFC 5321's 1000-byte line */
+#define SMTP_CMD_MAX  (SMTP_ADDR_MAX + 80) /* MAIL: 63 bytes beside the address at most */
 size_t smtp_put_mail(char *buf, const struct sl_smtp *s, const struct sl_smtp_txn *t);
 size_t smtp_put_rcpt(char *buf, const char *rcpt);
 /* every address of t fits a command line */

@@ -234,14 +234,17 @@ int smtp_check_addresses(struct sl_smtp *s, const struct sl_smtp_txn *t)
     return 0;
 }
 
-/* smtp_put_mail - "MAIL FROM:<sender> [SIZE=n] [SMTPUTF8]" into buf (SMTP_CMD_MAX bytes free) */
+/* smtp_put_mail - "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME] [SMTPUTF8]" into buf
+ * (SMTP_CMD_MAX bytes free); an 8-bit body is declared where the peer offers 8BITMIME (RFC
+ * 6152), and goes as it is where it does not, as most MTAs send it */
 size_t smtp_put_mail(char *buf, const struct sl_smtp *s, const struct sl_smtp_txn *t)
 {
     char size[32] = "";
 
     if (s->size && t->size > 0)
         snprintf(size, sizeof size, " SIZE=%" PRIu64, t->size);
-    return (size_t)snprintf(buf, SMTP_CMD_MAX, "MAIL FROM:<%s>%s%s\r\n", t->sender, size,
+    return (size_t)snprintf(buf, SMTP_CMD_MAX, "MAIL FROM:<%s>%s%s%s\r\n", t->sender, size,
+                            t->body8bit && s->eightbit ? " BODY=8BITMIME" : "",
                             t->smtputf8 ? " SMTPUTF8" : "");
 }
 

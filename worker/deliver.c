@@ -230,6 +230,7 @@ struct work {
     bool ready;     /* its size passed the peer's SIZE, body and len are read */
     char *body;
     size_t len;
+    bool eightbit; /* the body has an octet over 127 */
     bool finished; /* the part's outcome for the master is set */
 };
 
@@ -361,6 +362,16 @@ static size_t next_part(struct sl_wstate *w, const struct sl_dest *d, struct job
     return j->n;
 }
 
+/* has_8bit - an octet over 127 in b (one pass the compiler vectorises) */
+static bool has_8bit(const char *b, size_t len)
+{
+    unsigned char any = 0;
+
+    for (size_t i = 0; i < len; i++)
+        any |= (unsigned char)b[i];
+    return (any & 0x80) != 0;
+}
+
 /* load_part - before part k's first transaction: bounce it when the peer's SIZE is too
  * small or it needs SMTPUTF8 the peer lacks, read its body; false when it was settled instead */
 static bool load_part(struct sl_wstate *w, const struct sl_dest *d, struct job *j, struct work *wk,
@@ -379,6 +390,7 @@ static bool load_part(struct sl_wstate *w, const struct sl_dest *d, struct job *
         x->finished = true;
         return false;
     }
+    x->eightbit = has_8bit(x->body, x->len);
     x->ready = true;
     return true;
 }
@@ -400,6 +412,7 @@ static void add_txn(struct run *r, const struct sl_conn *c, struct job *j, struc
                                       .sender = p->msg.sender,
                                       .size = p->msg.size,
                                       .smtputf8 = p->msg.smtputf8,
+                                      .body8bit = x->eightbit,
                                       .rcpt = rcpt,
                                       .nrcpt = m,
                                       .body = x->body,
