@@ -250,6 +250,33 @@ static void expire(struct sl_wstate *w, struct sl_part *p, const struct sl_dest 
     sl_outcome_all(w, p, SL_RES_BOUNCED, reply, &a);
 }
 
+/* sl_outcome_suspect_over - a suspect (it was in jobs whose worker crashed) past
+ * message_expiration or max_retries, each crash counting as an attempt: every pending
+ * recipient bounces now, without another try (which would likely crash a worker again: a
+ * crash ends no attempt, so the limits were never looked at); true when it did */
+bool sl_outcome_suspect_over(struct sl_wstate *w, struct sl_part *p, const struct sl_dest *d)
+{
+    struct sl_attempt a = {.d = d, .phase = "expiry"};
+    char reply[SL_REPLY_MAX + 192];
+    time_t now = time(NULL);
+    const char *why = NULL;
+
+    if (p->st.crashes == 0)
+        return false;
+    if (d->expire_ms >= 0 && (now - p->msg.arrival) * 1000 >= d->expire_ms)
+        why = "message expired";
+    else if (d->max_retries >= 0 && p->st.attempts + p->st.crashes > (uint32_t)d->max_retries)
+        why = "too many retries";
+    if (why == NULL)
+        return false;
+    snprintf(reply, sizeof reply,
+             "%s after %u attempts and %u crashed jobs (not tried again: it may be what crashes "
+             "the workers); last reply: %s",
+             why, p->st.attempts, p->st.crashes, p->st.reply[0] ? p->st.reply : "none");
+    sl_outcome_all(w, p, SL_RES_BOUNCED, reply, &a);
+    return true;
+}
+
 /* report_bounces - queue the report for this attempt's bounces */
 static void report_bounces(struct sl_wstate *w, struct sl_part *p)
 {

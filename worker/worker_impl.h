@@ -223,6 +223,9 @@ void sl_outcome_all(struct sl_wstate *w, struct sl_part *p, enum sl_rcpt_result 
 /* The attempt on p is over: bounce what expired, queue the bounce message,
  * write the state (or remove the message) and set p->outcome. */
 void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_dest *d);
+/* A suspect past message_expiration or max_retries (a crash counts as an attempt) is bounced
+ * without another try; true when it was. */
+bool sl_outcome_suspect_over(struct sl_wstate *w, struct sl_part *p, const struct sl_dest *d);
 /* worker/replies.c: tell the master a failure reply of attempt a ("T ...", sl_worker.h) for
  * the [shaping] rules (nothing when the config has none). */
 void sl_worker_tell_reply(struct sl_wstate *w, const struct sl_attempt *a, const char *reply);

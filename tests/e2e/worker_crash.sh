@@ -167,3 +167,33 @@ check "and nothing of poison.test is left in the queue" \
   wait_for 10 eval '! ctl queue --domain poison.test | grep -q "poison.test"'
 kill -TERM "$daemon"
 wait "$daemon"
+
+# A suspect past message_expiration is bounced when it is taken next, without another try: a
+# crash ends no attempt, so the limits were never looked at, and the poison crashed a worker
+# every five minutes for ever.  (max_retries counts each crash as an attempt the same way.)
+printf '\n[domain "old.test"]\nroute = 127.0.1.1:%s\nchunking = off\nmessage_expiration = 3s\n' \
+  "$(peer_port mx)" >>"$T/sluice.ini"
+peer_script mx '{"stall": {"data": 30}}'
+: >"$T/daemon5.log"
+"$SLUICED" -c "$T/sluice.ini" 2>>"$T/daemon5.log" &
+daemon=$!
+started "$daemon"
+check "the daemon comes up again" wait_for 10 up
+before=$(peer_stat mx "total['connections']")
+old_id=$(printf 'Subject: t\r\n\r\nbody\r\n' | ctl inject --binding b1 -f '' r@old.test)
+check "a worker is in the middle of a message that expires in 3 s" \
+  wait_for 10 peer_true mx "total['connections'] == $before + 1"
+old=$(children_of "$daemon" | tr '\n' ' ')
+for p in $old; do kill -SEGV "$p"; done
+check "its job's worker crashed with it" \
+  wait_for 10 grep -q "died of its own doing with job .*$old_id" "$T/daemon5.log"
+check "the workers are replaced" wait_for 20 replaced "$old"
+sleep 3 # past its message_expiration
+ctl flush "$old_id" >/dev/null
+bounced_unsent() { grep "\"id\":\"$old_id\"" "$T/delivery.log" | grep -q '"outcome":"bounced".*message expired after 0 attempts and 1 crashed jobs'; }
+check "taken again past its expiration, it is bounced, naming the crash" wait_for 10 bounced_unsent
+check "without another try (the receiver saw no new connection)" \
+  peer_true mx "total['connections'] == $before + 1"
+check "and it is gone from the queue" test ! -f "$T/spool/queue/$old_id"
+kill -TERM "$daemon"
+wait "$daemon"
