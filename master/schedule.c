@@ -1123,7 +1123,9 @@ long sl_sched_wait_ms(const struct sl_sched *s)
         struct timespec now;
         int64_t ms;
         clock_gettime(CLOCK_REALTIME, &now);
-        ms = due * 1000 - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        ms = due > INT64_MAX / 1000
+                 ? INT64_MAX /* no overflow, whatever a file said */
+                 : due * 1000 - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
         wait = ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : (long)ms;
     }
     if (s->unblock_armed) {

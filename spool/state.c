@@ -79,7 +79,7 @@ static const char *parse_state(struct spool_lines *l, struct sl_spool_state *st)
 
     if (!spool_number_of(l, "attempts", UINT32_MAX, &attempts))
         return "bad attempts line";
-    if (!spool_number_of(l, "next", INT64_MAX, &next))
+    if (!spool_number_of(l, "next", SPOOL_NEXT_MAX, &next))
         return "bad next line";
     if (!spool_value_of(l, "reply", &v, &vn) || !reply_ok(v, vn))
         return "bad reply line";

@@ -613,6 +613,7 @@ static void test_state_damaged(void **state)
         "attempts 1\nnext 0\nreply \ndone 1 D\ncrashes 1\n", /* out of its place */
         "attempts 1\nnext 0\nreply ok",                      /* no final LF: torn */
         "attempts 99999999999\nnext 0\nreply \n",            /* beyond 32 bits */
+        "attempts 1\nnext 9223372036854775807\nreply \n",    /* past year 9999: its ms overflow */
         "",
     };
     struct sl_spool_state st;
