@@ -25,8 +25,7 @@ smtp_port = $(peer_port sink)
 bind_address = 127.0.0.2
 INI
 } >"$T/sluice.ini"
-"$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon.log" &
-started $!
+sluiced_start
 
 inject() { printf 'Subject: %s\r\nX-Test: %s\r\n\r\n%s\r\n' "$2" "$2" "$3" |
   "$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 -f s@sender.test "$1" >/dev/null; }

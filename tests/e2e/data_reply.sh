@@ -33,8 +33,7 @@ max_retry_interval = 2s
 bind_address = 127.0.0.2
 INI
 } >"$T/sluice.ini"
-"$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon.log" &
-started $!
+sluiced_start
 
 inject() { printf 'Subject: %s\r\nX-Test: %s\r\n\r\nthe body\r\n' "$1" "$1" |
   "$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 -f s@sender.test "r@$1.test"; }

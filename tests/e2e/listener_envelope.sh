@@ -104,20 +104,19 @@ check "DATA before MAIL: 503 ... need MAIL command" grep -q "503, b'5.5.1 Error:
 
 # --- BDAT arguments, inside a transaction (a chunk read with the wrong size or as the last one
 # would be queued, or hold the session until its timeout) ---
-session '
+# bdat_case NAME COMMAND: a transaction, then COMMAND with a chunk; prints NAME and the reply
+bdat_case() {
+  session "
 s.sock.settimeout(5)
-s.mail("glued@sender.test"); s.rcpt("r@d001.test")
-s.send(b"BDAT 10LAST\r\nX: y\r\n\r\nb\r\n")
-print("glued", s.getreply()[0])
-' >"$T/bdat1.out" 2>&1
-check "BDAT 10LAST (no space before LAST): 501" grep -qx "glued 501" "$T/bdat1.out"
-session '
-s.sock.settimeout(5)
-s.mail("huge@sender.test"); s.rcpt("r@d001.test")
-s.send(b"BDAT 18446744073709551626 LAST\r\nX: y\r\n\r\nb\r\n")
-print("huge", s.getreply()[0])
-' >"$T/bdat2.out" 2>&1
-check "BDAT with a size past 2^64: 501 at once" grep -qx "huge 501" "$T/bdat2.out"
+s.mail('$1@sender.test'); s.rcpt('r@d001.test')
+s.send(b'$2\\r\\nX: y\\r\\n\\r\\nb\\r\\n')
+print('$1', s.getreply()[0])
+" >"$T/bdat-$1.out" 2>&1
+}
+bdat_case glued "BDAT 10LAST"
+check "BDAT 10LAST (no space before LAST): 501" grep -qx "glued 501" "$T/bdat-glued.out"
+bdat_case huge "BDAT 18446744073709551626 LAST"
+check "BDAT with a size past 2^64: 501 at once" grep -qx "huge 501" "$T/bdat-huge.out"
 session '
 s.mail("bdat@sender.test"); s.rcpt("r@d001.test")
 body = b"X-Test: bdat-space\r\n\r\nbody\r\n"

@@ -19,8 +19,7 @@ dns_server = $DNS_SERVER
 bind_address = 127.0.0.2
 INI
 } >"$T/sluice.ini"
-"$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon.log" &
-started $!
+sluiced_start
 
 rcpts=()
 for i in $(seq 600); do rcpts+=("r$i@nx.test"); done

@@ -21,6 +21,12 @@ wait_for() {
 started() { _pids+=("$1"); }
 alive() { kill -0 "$1" 2>/dev/null; }
 children_of() { ps -o pid= --ppid "$1" | tr -d ' '; }
+# sluiced_start: the daemon on $T/sluice.ini, its stderr added to $T/daemon.log; sets daemon
+sluiced_start() {
+  "$SLUICED" -c "$T/sluice.ini" 2>>"$T/daemon.log" &
+  daemon=$!
+  started "$daemon"
+}
 # ini_global WORKERS: the [global] head of a test's config (WORKERS workers, the counter
 # table $shm, spool and delivery log in $T); the test's own settings follow it
 ini_global() {
