@@ -27,6 +27,8 @@
 #include "util/sl_msg.h"
 #include "worker_impl.h"
 
+#define RCPT_BYTES 12288 /* a delivery-log line's room for its recipients (its buffer: 16 KB) */
+
 /* sl_part_unreadable - queue/ID could not be read (errno e, err says why): gone ("x"), set
  * aside when damaged ("x": it left the queue), or refused for now ("r": a transient failure,
  * the master tries it again later) */
@@ -152,8 +154,9 @@ static const char *result_name(enum sl_rcpt_result res)
     }
 }
 
-/* sl_outcome_log - delivery-log lines for some recipients of p: one, or one per
- * SL_JOB_PARTS * 4 of them (a line holds no more) */
+/* sl_outcome_log - delivery-log lines for some recipients of p: as many as they need, a
+ * line holding at most SL_JOB_PARTS * 4 of them and RCPT_BYTES of their addresses (the
+ * line's buffer is 16 KB; cut, it would lose recipients and its end) */
 void sl_outcome_log(struct sl_wstate *w, const struct sl_part *p, const size_t *idx, size_t n,
                     enum sl_rcpt_result res, const char *reply, const struct sl_attempt *a)
 {
@@ -176,8 +179,14 @@ void sl_outcome_log(struct sl_wstate *w, const struct sl_part *p, const size_t *
     size_t i = 0;
 
     do {
-        for (l.nrcpt = 0; i < n && l.nrcpt < sizeof rcpt / sizeof rcpt[0]; i++)
-            rcpt[l.nrcpt++] = p->msg.rcpt[idx[i]].addr;
+        size_t bytes = 0;
+        for (l.nrcpt = 0; i < n && l.nrcpt < sizeof rcpt / sizeof rcpt[0]; i++) {
+            const char *addr = p->msg.rcpt[idx[i]].addr;
+            bytes += 2 * strlen(addr) + 3; /* escaped at worst, quoted, a comma */
+            if (l.nrcpt > 0 && bytes > RCPT_BYTES)
+                break;
+            rcpt[l.nrcpt++] = addr;
+        }
         sl_dlog_write(w->dlog, &l);
     } while (i < n);
     if (res == SL_RES_DEFERRED || res == SL_RES_BOUNCED)
@@ -197,7 +206,7 @@ size_t sl_part_pending(const struct sl_part *p, size_t *idx)
     return n;
 }
 
-/* sl_outcome_some - recipients idx[0..n) of p end this attempt with res, one log line */
+/* sl_outcome_some - recipients idx[0..n) of p end this attempt with res, logged */
 void sl_outcome_some(struct sl_wstate *w, struct sl_part *p, const size_t *idx, size_t n,
                      enum sl_rcpt_result res, const char *reply, const struct sl_attempt *a)
 {
