@@ -157,7 +157,7 @@ static const char *parse_header(struct spool_lines *l, const char *id, struct sl
         return "not a version 1 spool file";
     if (!spool_value_of(l, "id", &v, &vn) || vn != SL_SPOOL_ID_LEN || memcmp(v, id, vn) != 0)
         return "id line does not match the file name";
-    if (!spool_number_of(l, "arrival", INT64_MAX, &arrival))
+    if (!spool_number_of(l, "arrival", SPOOL_NEXT_MAX, &arrival))
         return "bad arrival line";
     m->arrival = (int64_t)arrival;
     if (!spool_value_of(l, "binding", &v, &vn) || !token_ok(v, vn))

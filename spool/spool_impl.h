@@ -25,8 +25,8 @@
  * newlines), and the ENVID, sender and binding (4096 + the ENVID).  Every envelope the writer
  * takes is readable: the writer refuses a longer one. */
 #define SPOOL_HEAD_FIRST (64 * 1024)
-/* The latest next attempt a state file may name (9999-12-31, UNIX seconds): a later one is
- * damage, and would overflow the scheduler's milliseconds. */
+/* The latest time a spool file may name, an arrival or a next attempt (9999-12-31, UNIX
+ * seconds): a later one is damage, and would overflow milliseconds computed from it. */
 #define SPOOL_NEXT_MAX 253402300799LL
 #define SPOOL_HEAD_MAX                                                                             \
     ((size_t)SL_SPOOL_RCPT_MAX * (SL_ADDR_MAX + SL_SPOOL_DSN_TEXT_MAX + 64) + 4096 +               \

@@ -402,6 +402,9 @@ static void test_read_damaged(void **state)
         "3\nrcpt 0 r@x.org\n\nx\r\n",
         "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival -1\nbinding b\ndsn 0\nfrom \nsize "
         "3\nrcpt 0 r@x.org\n\nx\r\n",
+        /* past the year 9999: milliseconds from it would overflow */
+        "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival 9223372036854775807\nbinding b\ndsn 0\n"
+        "from \nsize 3\nrcpt 0 r@x.org\n\nx\r\n",
         "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival 1\nbinding b\ndsn 2\nfrom \nsize "
         "3\nrcpt 0 r@x.org\n\nx\r\n",
         "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival 1\nbinding b\ndsn 0\nfrom \nsize "
@@ -625,6 +628,12 @@ static void test_state_damaged(void **state)
             fail_msg("accepted damaged state #%zu", i);
         assert_null(st.status);
     }
+    /* the latest next a file may name (9999-12-31) is no damage */
+    put_file(f->dir, "state", "0000000000bbbbbbbbbb.0", "attempts 1\nnext 253402300799\nreply \n",
+             strlen("attempts 1\nnext 253402300799\nreply \n"));
+    assert_int_equal(sl_spool_state_load(f->dir, id, 0, 4, &st, err, sizeof err), 0);
+    assert_int_equal(st.next, 253402300799LL);
+    sl_spool_state_free(&st);
     snprintf(longreply, sizeof longreply, "attempts 1\nnext 0\nreply %0*d\n", SL_REPLY_MAX, 0);
     put_file(f->dir, "state", "0000000000bbbbbbbbbb.0", longreply, strlen(longreply));
     assert_int_equal(sl_spool_state_load(f->dir, id, 0, 4, &st, err, sizeof err), -1);
