@@ -46,8 +46,8 @@ struct head {
     char bh_value[256];
 };
 
-/* colon_after - the ':' ending a field name of k bytes at line (RFC 5322 4.5.3 allows
- * spaces and tabs before it, as do the MTAs downstream); n when there is none */
+/* colon_after - the ':' ending a field name of k bytes at line (RFC 5322 4.5, obs-optional,
+ * allows spaces and tabs before it, as do the MTAs downstream); n when there is none */
 static size_t colon_after(const char *line, size_t n, size_t k)
 {
     while (k < n && (line[k] == ' ' || line[k] == '\t'))

@@ -85,6 +85,7 @@ check "ORCPT that decodes to 8-bit: 501" grep -qx "orcpt 501" "$T/dsn8.out"
 session '
 print("size", s.docmd("MAIL FROM:<a@sender.test> SIZE=10 SIZE=20")[0])
 print("body", s.docmd("MAIL FROM:<a@sender.test> BODY=8BITMIME BODY=7BIT")[0])
+print("utf8", s.docmd("MAIL FROM:<a@sender.test> SMTPUTF8 SMTPUTF8")[0])
 print("mail", s.docmd("MAIL FROM:<a@sender.test>")[0])
 print("comma", s.docmd("RCPT TO:<b@d000.test> NOTIFY=SUCCESS,")[0])
 print("never2", s.docmd("RCPT TO:<b@d000.test> NOTIFY=NEVER,NEVER")[0])
@@ -93,6 +94,7 @@ print("good", s.docmd("RCPT TO:<b@d000.test> NOTIFY=FAILURE,DELAY")[0])
 ' >"$T/params.out" 2>&1
 check "SIZE twice: 501" grep -qx "size 501" "$T/params.out"
 check "BODY twice: 501" grep -qx "body 501" "$T/params.out"
+check "SMTPUTF8 twice: 501" grep -qx "utf8 501" "$T/params.out"
 check "NOTIFY ending in a comma: 501" grep -qx "comma 501" "$T/params.out"
 check "NOTIFY=NEVER,NEVER: 501" grep -qx "never2 501" "$T/params.out"
 check "NOTIFY twice on one RCPT: 501" grep -qx "twice 501" "$T/params.out"

@@ -194,6 +194,6 @@ bounced_unsent() { grep "\"id\":\"$old_id\"" "$T/delivery.log" | grep -q '"outco
 check "taken again past its expiration, it is bounced, naming the crash" wait_for 10 bounced_unsent
 check "without another try (the receiver saw no new connection)" \
   peer_true mx "total['connections'] == $before + 1"
-check "and it is gone from the queue" test ! -f "$T/spool/queue/$old_id"
+check "and it is gone from the queue" wait_for 10 test ! -f "$T/spool/queue/$old_id"
 kill -TERM "$daemon"
 wait "$daemon"
