@@ -722,7 +722,7 @@ dom_report() {
       "$(pyfmt "$s / $p" .2f | sed 's/[0-9]$/&x/')" "${c:--}" "${b:--}" \
       "$(pyfmt "100 * $s / ${b:-$c}" .0f | sed 's/[0-9]$/&%/')" \
       "$(pyfmt "100 * $p / $c" .0f | sed 's/[0-9]$/&%/')" "${dr[$row,pfcache-rate]:--}" \
-      "$(pyfmt "100 * $s / $one" .0f | sed 's/[0-9]$/&%/')"
+      "$([ -n "$one" ] && pyfmt "100 * $s / $one" .0f | sed 's/[0-9]$/&%/' || echo -)"
   done
   # shellcheck disable=SC2059
   printf "$f2" "" "" "CPU ms/msg" "" "" "peak conns" "" "" "connections" "" ""
