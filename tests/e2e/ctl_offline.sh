@@ -57,6 +57,11 @@ check "with the daemon up the delete goes through it" eval '! grep -q "no daemon
 check "the daemon logs its delete" wait_for 10 eval 'line "$m2" | grep -q deleted'
 check "both lines are the same record but for the time, id and recipients" \
   test "$(shape "$m1" | sed 's/"rcpt":\[[^]]*\]//')" = "$(shape "$m2" | sed 's/"rcpt":\[[^]]*\]//')"
+# the next section's message has its attempt now (deferred for an hour): the daemon started
+# there finds nothing due, so the hold it is sent is never one for after an attempt in flight
+m4=$(inject g@ok.test)
+check "a message for the next part is tried and deferred" \
+  wait_for 10 eval 'line "$m4" | grep -q "\"outcome\":\"deferred\""'
 stop
 
 # --- a command while a daemon starts: the spool is held (here by a stand-in for the start of
@@ -64,7 +69,6 @@ stop
 # itself), no socket answers yet: sluicectl waits and goes through the daemon, which acts
 # once.  A second sluiced started meanwhile refuses the spool (it would take the first one's
 # control socket) ---
-m4=$(inject g@ok.test)
 # the holder then becomes the daemon (exec keeps its POSIX lock): the lock passes on with no
 # moment free, in which a waiting command would take the spool itself
 python3 - "$T/spool/sluiced.lock" "$T/held" "$SLUICED" "$T/sluice.ini" "$T/daemon.log" <<'PY' &
