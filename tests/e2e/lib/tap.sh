@@ -6,10 +6,11 @@ SLUICED=${SLUICE_BIN:?}/sluiced
 SLUICECTL=${SLUICE_BIN:?}/sluicectl
 T=$(mktemp -d "${TMPDIR:-/tmp}/sluice-e2e.XXXXXX")
 _n=0
+_failed=0
 _pids=()
 
 ok() { _n=$((_n + 1)); echo "ok $_n - $*"; }
-not_ok() { _n=$((_n + 1)); echo "not ok $_n - $*"; }
+not_ok() { _n=$((_n + 1)); _failed=$((_failed + 1)); echo "not ok $_n - $*"; }
 # check DESCRIPTION COMMAND...: ok when the command succeeds
 check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
 # wait_for SECONDS COMMAND...: poll every 50 ms until the command succeeds
@@ -34,8 +35,20 @@ ini_global() {
     "$1" "$shm" "$T/spool" "$T/delivery.log"
 }
 
+# show_logs: after a failed check, the end of each log the test's daemons wrote in $T, as
+# TAP comments: a failure in CI, where $T is gone, says what the daemon did meanwhile
+show_logs() {
+  local f
+  for f in "$T"/*.log; do
+    [ -s "$f" ] || continue
+    echo "# ${f#"$T"/}, its last lines:"
+    tail -n 8 "$f" | cut -c1-240 | sed 's/^/#   /'
+  done
+}
+
 cleanup() {
   local p
+  [ "$_failed" -eq 0 ] || show_logs
   for p in "${_pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; done
   sleep 0.2
   for p in "${_pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
