@@ -351,9 +351,10 @@ static size_t next_part(struct sl_wstate *w, const struct sl_dest *d, struct job
             continue;
         }
         x->idx = sl_calloc(p->msg.nrcpt + 1, sizeof *x->idx);
-        if (!sl_spool_part_done(&p->msg, p->k, &p->st))
-            sl_outcome_suspect_over(w, p, d); /* before it can crash a worker once more */
-        x->n = sl_spool_part_done(&p->msg, p->k, &p->st) ? 0 : sl_part_pending(p, x->idx);
+        /* a suspect past its limits bounces before it can crash a worker once more */
+        x->n = sl_spool_part_done(&p->msg, p->k, &p->st) || sl_outcome_suspect_over(w, p, d)
+                   ? 0
+                   : sl_part_pending(p, x->idx);
         if (x->n > 0 && p->st.attempts == 0) /* its first attempt begins */
             sl_lat_observe(w->ctx->shm, sl_worker_lat(w, d->binding), SL_LAT_QUEUED,
                            since_arrival(p->id));

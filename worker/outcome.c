@@ -238,12 +238,12 @@ static long next_delay_s(const struct sl_dest *d, uint32_t attempts)
     return (ms + 999) / 1000;
 }
 
-/* give_up - past message_expiration or max_retries: the reason, else NULL */
-static const char *give_up(const struct sl_part *p, const struct sl_dest *d, time_t now)
+/* give_up - past message_expiration, or max_retries after tries: the reason, else NULL */
+static const char *give_up(const struct sl_part *p, const struct sl_dest *d, uint32_t tries)
 {
-    if (d->expire_ms >= 0 && (now - p->msg.arrival) * 1000 >= d->expire_ms)
+    if (d->expire_ms >= 0 && (time(NULL) - p->msg.arrival) * 1000 >= d->expire_ms)
         return "message expired";
-    if (d->max_retries >= 0 && p->st.attempts > (uint32_t)d->max_retries)
+    if (d->max_retries >= 0 && tries > (uint32_t)d->max_retries)
         return "too many retries";
     return NULL;
 }
@@ -267,16 +267,9 @@ bool sl_outcome_suspect_over(struct sl_wstate *w, struct sl_part *p, const struc
 {
     struct sl_attempt a = {.d = d, .phase = "expiry"};
     char reply[SL_REPLY_MAX + 192];
-    time_t now = time(NULL);
-    const char *why = NULL;
+    const char *why;
 
-    if (p->st.crashes == 0)
-        return false;
-    if (d->expire_ms >= 0 && (now - p->msg.arrival) * 1000 >= d->expire_ms)
-        why = "message expired";
-    else if (d->max_retries >= 0 && p->st.attempts + p->st.crashes > (uint32_t)d->max_retries)
-        why = "too many retries";
-    if (why == NULL)
+    if (p->st.crashes == 0 || (why = give_up(p, d, p->st.attempts + p->st.crashes)) == NULL)
         return false;
     snprintf(reply, sizeof reply,
              "%s after %u attempts and %u crashed jobs (not tried again: it may be what crashes "
@@ -318,7 +311,7 @@ void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_d
 
     if (sl_part_pending(p, idx) > 0 && p->attempted) {
         p->st.attempts++;
-        if ((why = give_up(p, d, now)) != NULL)
+        if ((why = give_up(p, d, p->st.attempts)) != NULL)
             expire(w, p, d, why);
         else /* + 1: the spool keeps whole seconds, and a retry never comes early */
             p->st.next = now + next_delay_s(d, p->st.attempts) + 1;
