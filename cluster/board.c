@@ -142,6 +142,13 @@ bool sl_cluster_resolve(struct sl_cluster_params *p)
     return ok;
 }
 
+/* sl_cluster_unresolved - p names Redis by a host name not resolved yet (p->addr is still the
+ * name): nothing may connect to it by name, for hiredis would resolve it without a timeout */
+bool sl_cluster_unresolved(const struct sl_cluster_params *p)
+{
+    return p->enabled && p->port != 0 && !sl_cluster_numeric(p->addr);
+}
+
 /* sl_cluster_numeric - host is an IPv4 or IPv6 address (nothing to resolve) */
 bool sl_cluster_numeric(const char *host)
 {

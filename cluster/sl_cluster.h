@@ -62,6 +62,8 @@ bool sl_cluster_params(const struct sl_config *cfg, struct sl_cluster_params *p,
 bool sl_cluster_resolve(struct sl_cluster_params *p);
 /* host is an IP address. */
 bool sl_cluster_numeric(const char *host);
+/* p names Redis by a host name that p->addr does not hold resolved yet. */
+bool sl_cluster_unresolved(const struct sl_cluster_params *p);
 
 /* One connection to Redis, opened on first use and again after a failure (at most every
  * SL_CLUSTER_RETRY_MS).  err says why the last call failed. */

@@ -118,13 +118,6 @@ static void connect_check(bool starting)
     node.up = st == SL_REDIS_UP;
 }
 
-/* unresolved - p names Redis by a host name not resolved yet: nothing connects to it until
- * cluster_resolve.c has its address (hiredis would resolve it at each connect, and wait) */
-static bool unresolved(const struct sl_cluster_params *p)
-{
-    return p->enabled && p->port != 0 && !sl_cluster_numeric(p->addr);
-}
-
 /* wait_for_name - Redis named by a host name not resolved yet: unreachable until it is */
 static void wait_for_name(void)
 {
@@ -144,7 +137,7 @@ static void take_params(const struct sl_cluster_params *p, bool starting)
     node.p = *p;
     sl_redis_free(node.redis);
     node.redis = NULL;
-    if (unresolved(p))
+    if (sl_cluster_unresolved(p))
         wait_for_name();
     else if (p->enabled) {
         node.redis = sl_redis_new(p);
@@ -352,7 +345,8 @@ static void ask_resolver(void)
     bool name = node.p.enabled && node.p.port != 0 && !sl_cluster_numeric(node.p.host);
     struct sl_cluster_params p;
 
-    if (sl_cluster_resolve_want(name ? node.p.host : "", resolved_wake) || !unresolved(&node.p))
+    if (sl_cluster_resolve_want(name ? node.p.host : "", resolved_wake) ||
+        !sl_cluster_unresolved(&node.p))
         return;
     p = node.p;
     if (sl_cluster_resolve(&p))

@@ -45,7 +45,7 @@ static struct sl_redis *redis(struct sl_wstate *w, const struct sl_cluster_param
 
     if (w->redis == NULL) {
         q = *p;
-        if (q.port != 0 && !sl_cluster_numeric(q.addr))
+        if (sl_cluster_unresolved(&q))
             sl_cluster_resolve(&q);
         w->redis = sl_redis_new(&q);
         explicit_bzero(q.password, sizeof q.password);
