@@ -238,13 +238,15 @@ static long next_delay_s(const struct sl_dest *d, uint32_t attempts)
     return (ms + 999) / 1000;
 }
 
-/* give_up - past message_expiration, or max_retries after tries: the reason, else NULL */
+/* give_up - past message_expiration, or max_retries after tries: the reason, else NULL.  In
+ * the form of a reply, as the other bounces decided here: 5.4.7 (RFC 3463, delivery time
+ * expired) is what the report's Status says, not the last reply's transient code. */
 static const char *give_up(const struct sl_part *p, const struct sl_dest *d, uint32_t tries)
 {
     if (d->expire_ms >= 0 && (time(NULL) - p->msg.arrival) * 1000 >= d->expire_ms)
-        return "message expired";
+        return "554 5.4.7 message expired";
     if (d->max_retries >= 0 && tries > (uint32_t)d->max_retries)
-        return "too many retries";
+        return "554 5.4.7 too many retries";
     return NULL;
 }
 

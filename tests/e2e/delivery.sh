@@ -171,9 +171,16 @@ check "with its last reply ($reply)" test "$reply" = "451 4.2.0 not today"
 id=$(printf 'Subject: once\r\n\r\nx\r\n' | inject -f '' never@noretry.sink.test)
 check "max_retries = none: the first deferral bounces" \
   wait_for 20 log_has "\"id\":\"$id\".*\"outcome\":\"bounced\".*too many retries"
-id=$(printf 'Subject: old\r\n\r\nx\r\n' | inject -f '' never@old.sink.test)
+id=$(printf 'Subject: old\r\n\r\nx\r\n' | inject -f carol@sink.test never@old.sink.test)
 check "message_expiration: a deferred message past its age bounces" \
   wait_for 20 log_has "\"id\":\"$id\".*\"outcome\":\"bounced\".*message expired"
+expired_dsn_says() { # the report to the sender of the expired message has the line $1
+  peer_stat sink "[b.decode() for e, b in messages() if e['rcpt_to'] == ['carol@sink.test']]" |
+    grep -q "$1"
+}
+check "its report says Status: 5.4.7 (delivery time expired), not the last reply's 4.2.0" \
+  wait_for 20 expired_dsn_says "Status: 5.4.7"
+check "and the reply that gave up" expired_dsn_says "Diagnostic-Code: smtp; 554 5.4.7 message expired"
 check "the bounced messages leave the spool" wait_for 10 test ! -e "$T/spool/queue/$id"
 
 # --- SIZE: a message bigger than the peer announces bounces without being sent
