@@ -2,10 +2,10 @@
 # cluster_handover.sh - mail held back for a cluster counter that this node's own connection
 # fills gets that connection's unit as soon as its domain is done: one node, binding s limited
 # to one connection across the cluster (cluster_server_max_outbound_connections = 1), an
-# idle_timeout of 60 s, and six domains on six MX hosts queued before the start.  The
+# idle_timeout of 300 s, and six domains on six MX hosts queued before the start.  The
 # connection of each finished domain, which holds the cluster counter the others wait for, is
-# given up for the next at once rather than kept idle for the 60 s; the receiver never sees
-# two connections.
+# given up for the next at once rather than kept idle for the 300 s; the receiver never sees
+# two connections.  The bound is wide: a slow machine costs seconds, an idle connection minutes.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/cluster.sh"
 
@@ -24,16 +24,16 @@ cluster_redis = 127.0.0.1:$REDIS_PORT
 cluster_lease_ttl = 3s
 INI
 NODE_WORKERS=4 NODE_BINDING_S="cluster_server_max_outbound_connections = 1" node_config 1
-sed -i 's/^idle_timeout = 1s$/idle_timeout = 60s/' "$T/node1.ini"
-check "the config has the 60 s idle_timeout" grep -qx 'idle_timeout = 60s' "$T/node1.ini"
+sed -i 's/^idle_timeout = 1s$/idle_timeout = 300s/' "$T/node1.ini"
+check "the config has the 300 s idle_timeout" grep -qx 'idle_timeout = 300s' "$T/node1.ini"
 for i in 1 2 3 4 5 6; do node_inject 1 2 s "s$i.test"; done
 check "12 messages for six domains are queued" [ "$(node_queued 1)" -eq 12 ]
 
 t0=$(date +%s)
 node_start 1
-check "all six domains are delivered long before the 60 s idle_timeout" wait_for 20 node_drained 1
+check "all six domains are delivered long before the 300 s idle_timeout" wait_for 90 node_drained 1
 t1=$(date +%s)
-check "within 20 s of the start ($((t1 - t0)) s)" test $((t1 - t0)) -lt 20
+check "within 90 s of the start ($((t1 - t0)) s)" test $((t1 - t0)) -lt 90
 check "the receiver has the 12 messages" peer_true mx "total['messages'] == 12"
 check "and never saw two connections under the cluster limit of 1" peer_true mx "total['peak'] == 1"
 # The master counts the cluster unit of a job it sent until the worker takes it: the first
