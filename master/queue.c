@@ -667,25 +667,46 @@ void sl_queue_block(struct sl_queue *q, struct sl_qdest *d)
     q->nblocked++;
 }
 
-/* sl_queue_unblock_all - every blocked destination may try again, before the ring's others:
- * they go to the ring's head in the order they were held back, so the one that has waited
- * longest is served first */
-size_t sl_queue_unblock_all(struct sl_queue *q)
+/* release - blocked d tries again before the ring's others: to the ring's head (or idle, when
+ * it has nothing ready) */
+static void release(struct sl_queue *q, struct sl_qdest *d)
 {
-    size_t n = q->nblocked;
+    leave(q, d);
+    if (d->nready == 0) {
+        if (q->idle_hook != NULL)
+            q->idle_hook(d, q->idle_arg);
+        return;
+    }
+    list_prepend(&q->ring, d);
+    d->where = SL_QDEST_RING;
+}
 
-    while (q->blocked != NULL) {
-        struct sl_qdest *d = q->blocked->lprev; /* the newest first: each goes to the head */
-        leave(q, d);
-        if (d->nready == 0) {
-            if (q->idle_hook != NULL)
-                q->idle_hook(d, q->idle_arg);
-            continue;
+/* sl_queue_release_where - the blocked destinations match picks (all, when NULL) may try
+ * again, before the ring's others: they go to the ring's head in the order they were held
+ * back, so the one that has waited longest is served first (the newest is released first:
+ * each goes to the head); how many were released */
+size_t sl_queue_release_where(struct sl_queue *q,
+                              bool (*match)(const struct sl_qdest *d, const void *arg),
+                              const void *arg)
+{
+    struct sl_qdest *d = q->blocked != NULL ? q->blocked->lprev : NULL;
+    size_t n = 0;
+
+    while (d != NULL) {
+        struct sl_qdest *older = d == q->blocked ? NULL : d->lprev;
+        if (match == NULL || match(d, arg)) {
+            release(q, d);
+            n++;
         }
-        list_prepend(&q->ring, d);
-        d->where = SL_QDEST_RING;
+        d = older;
     }
     return n;
+}
+
+/* sl_queue_unblock_all - every blocked destination may try again, before the ring's others */
+size_t sl_queue_unblock_all(struct sl_queue *q)
+{
+    return sl_queue_release_where(q, NULL, NULL);
 }
 
 /* sl_queue_unblock - d leaves the blocked list for the ring's tail (it got a connection) */

@@ -153,19 +153,31 @@ static void hold_back(struct sl_sched *s, struct sl_qdest *d, uint32_t slot)
     }
 }
 
-/* unblock_waiting - the destinations held back for a counter in slot[0..n) try again */
+/* The counters freed, for waits_for. */
+struct freed {
+    const uint32_t *slot;
+    uint32_t n;
+};
+
+/* waits_for - is d held back for one of the freed counters */
+static bool waits_for(const struct sl_qdest *d, const void *arg)
+{
+    const struct freed *f = arg;
+
+    for (uint32_t i = 0; i < f->n; i++)
+        if (d->wait_slot == f->slot[i])
+            return true;
+    return false;
+}
+
+/* unblock_waiting - the destinations held back for a counter in slot[0..n) try again, before
+ * the ring's others (which may want the same units): the longest waiting first */
 static void unblock_waiting(struct sl_sched *s, const uint32_t *slot, uint32_t n)
 {
-    struct sl_qdest *x, *next;
+    const struct freed f = {slot, n};
 
-    for (x = n > 0 ? sl_queue_first_blocked(s->q) : NULL; x != NULL; x = next) {
-        next = sl_queue_next_blocked(s->q, x);
-        for (uint32_t i = 0; i < n; i++)
-            if (x->wait_slot == slot[i]) {
-                sl_queue_unblock(s->q, x);
-                break;
-            }
-    }
+    if (n > 0)
+        sl_queue_release_where(s->q, waits_for, &f);
 }
 
 /* end_promise - w's job is over: the counters it was promised and never took are free for
@@ -871,18 +883,18 @@ static void on_keep(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi, 
     sl_supervise_quit_if_retiring(sup, wi);
 }
 
+/* waits_elsewhere - is d held back for another counter than the one in *arg */
+static bool waits_elsewhere(const struct sl_qdest *d, const void *arg)
+{
+    return d->wait_slot != *(const uint32_t *)arg;
+}
+
 /* release_others - a refused worker closed the connection it had: what it held is free, so
  * the destinations held back for any counter go, but those held back by the counter that
  * refused it (slot: tried again now, they would be refused in turn) */
 static void release_others(struct sl_sched *s, uint32_t slot)
 {
-    struct sl_qdest *x, *next;
-
-    for (x = sl_queue_first_blocked(s->q); x != NULL; x = next) {
-        next = sl_queue_next_blocked(s->q, x);
-        if (x->wait_slot != slot)
-            sl_queue_unblock(s->q, x);
-    }
+    sl_queue_release_where(s->q, waits_elsewhere, &slot);
 }
 
 /* given_back - the "I" of worker w after a refusal: it made room only if it closed the

@@ -136,6 +136,11 @@ void sl_queue_block(struct sl_queue *q, struct sl_qdest *d);
 /* A connection closed: every blocked destination gets its turn again, at the ring's head in
  * the order they were held back (the longest waiting first).  Returns how many were blocked. */
 size_t sl_queue_unblock_all(struct sl_queue *q);
+/* The same for the blocked destinations match(d, arg) is true of (a counter they wait for
+ * freed): at the ring's head, the longest waiting first.  Returns how many were released. */
+size_t sl_queue_release_where(struct sl_queue *q,
+                              bool (*match)(const struct sl_qdest *d, const void *arg),
+                              const void *arg);
 /* d got a connection: out of the blocked list, to the ring's tail when it has ready parts. */
 void sl_queue_unblock(struct sl_queue *q, struct sl_qdest *d);
 /* The blocked list, the longest held back first: the first, and the one after d (NULL at

@@ -175,6 +175,45 @@ static void test_unblock_order(void **state)
     sl_queue_free(q);
 }
 
+/* match_either - the release picks the destinations in arg[0] and arg[1] */
+static bool match_either(const struct sl_qdest *d, const void *arg)
+{
+    const struct sl_qdest *const *two = arg;
+    return d == two[0] || d == two[1];
+}
+
+/* Destinations released because a counter they wait for was freed go before the ring's
+ * others, the longest waiting first; the others stay held back. */
+static void test_release_where(void **state)
+{
+    struct sl_queue *q = sl_queue_new();
+    struct sl_qdest *a, *b, *c, *e, *two[2];
+
+    (void)state;
+    add1(q, 1, "a.example", 0);
+    add1(q, 2, "b.example", 0);
+    add1(q, 3, "c.example", 0);
+    add1(q, 4, "e.example", 0);
+    a = sl_queue_dest(q, "b1", "a.example");
+    b = sl_queue_dest(q, "b1", "b.example");
+    c = sl_queue_dest(q, "b1", "c.example");
+    e = sl_queue_dest(q, "b1", "e.example");
+    sl_queue_block(q, b); /* b waits first, then c, then a */
+    sl_queue_block(q, c);
+    sl_queue_block(q, a);
+    two[0] = a;
+    two[1] = b;
+    assert_int_equal(sl_queue_release_where(q, match_either, two), 2);
+    assert_ptr_equal(sl_queue_next(q), b);
+    sl_queue_rotate(q, b);
+    assert_ptr_equal(sl_queue_next(q), a);
+    sl_queue_rotate(q, a);
+    assert_ptr_equal(sl_queue_next(q), e);
+    assert_int_equal(c->where, SL_QDEST_BLOCKED);
+    assert_int_equal(sl_queue_blocked(q), 1);
+    sl_queue_free(q);
+}
+
 /* "w": the part was not attempted and goes back to the FRONT of its queue. */
 static void test_wait_front(void **state)
 {
@@ -1023,8 +1062,10 @@ static void test_gave_back(void **state)
                      SL_SHM_OK);
     refuse(f, wi, (unsigned)f->sup.w[wi].job, 40, "cluster", lease);
     assert_int_equal(b2->where, SL_QDEST_BLOCKED); /* not yet: a "K" would mean it kept them */
+    add1(f->s.q, 43, "late.example", 0);           /* ready, in the ring, but it never waited */
     say(f, wi, "I");
     assert_int_equal(b2->where, SL_QDEST_RING);
+    assert_ptr_equal(sl_queue_next(f->s.q), b2); /* it waited: the unit given back is its first */
     assert_int_equal(b1->where, SL_QDEST_BLOCKED);
     assert_int_equal(b1->wait_slot, lease);
     assert_int_equal(pair->where, SL_QDEST_BLOCKED); /* it waits for a counter never taken */
@@ -1219,6 +1260,7 @@ int main(void)
         cmocka_unit_test(test_fifo),
         cmocka_unit_test(test_blocked),
         cmocka_unit_test(test_unblock_order),
+        cmocka_unit_test(test_release_where),
         cmocka_unit_test(test_wait_front),
         cmocka_unit_test(test_heap),
         cmocka_unit_test(test_multipart),
