@@ -3,7 +3,7 @@
 # sluiced nodes and one real Redis (cluster_lease_ttl 3s), d.test limited to 3 connections
 # across the cluster, a sink that holds each final reply so the limit stays saturated.
 #   1. kill -9 of the node holding every slot: the others take them within the lease's life
-#      plus a second, and the receiver never sees more than 3;
+#      plus two seconds, and the receiver never sees more than 3;
 #   2. Redis stopped mid-run, cluster_on_failure = closed: no new connection while it is down,
 #      the open ones close once their leases run out; delivery resumes when it returns;
 #   3. the same under share: each node keeps to its share (3 / 3 nodes = 1) while it is down;
@@ -73,7 +73,7 @@ check "a worker of node 1 holds a lease (member node1:$victim:...)" test -n "$vi
 kill -KILL "$victim"
 t_kill=$(date +%s.%N)
 lease_gone() { ! redis_cli zrange "$lease_key" 0 -1 | grep -q "^node1:$victim:"; }
-check "its lease is gone from Redis within a second, not after the ttl" wait_for 1 lease_gone
+check "its lease is gone from Redis within two seconds, not after the ttl" wait_for 2 lease_gone
 gone=$(python3 -c "import time; print(round(time.time() - $t_kill, 2))")
 check "the master says it removed it (${gone}s)" \
   wait_for 2 grep -q 'cluster leases of a dead worker removed' "$T/daemon1.log"
@@ -91,8 +91,8 @@ others_connected() { [ "$(others)" -gt 0 ]; }
 check "after kill -9 of node 1, nodes 2 and 3 connect" wait_for $((TTL + 5)) others_connected
 first=$(peer_stat kill "min(t['events'][0][1] for t in d['timeline'].values() if t['src'] in ('127.0.0.3', '127.0.0.4'))")
 delay=$(python3 -c "print(round($first - $t0, 2))")
-check "they took the dead node's slots within cluster_lease_ttl + 1 s (${delay}s)" \
-  python3 -c "import sys; sys.exit(not $delay <= $TTL + 1)"
+check "they took the dead node's slots within cluster_lease_ttl + 2 s (${delay}s)" \
+  python3 -c "import sys; sys.exit(not $delay <= $TTL + 2)"
 two_three_drained() { node_drained 2 && node_drained 3; }
 check "nodes 2 and 3 deliver their mail" wait_for 60 two_three_drained
 check "the receiver never saw more than 3 ($(peak kill))" test "$(peak kill)" -eq 3

@@ -71,12 +71,16 @@ stop
 # control socket) ---
 # the holder then becomes the daemon (exec keeps its POSIX lock): the lock passes on with no
 # moment free, in which a waiting command would take the spool itself
-python3 - "$T/spool/sluiced.lock" "$T/held" "$SLUICED" "$T/sluice.ini" "$T/daemon.log" <<'PY' &
+# (it becomes the daemon when the test says go: once the second sluiced was refused and both
+# commands wait, however slow the machine)
+python3 - "$T/spool/sluiced.lock" "$T/held" "$SLUICED" "$T/sluice.ini" "$T/daemon.log" "$T/go" <<'PY' &
 import fcntl, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o640)
 fcntl.lockf(fd, fcntl.LOCK_EX)
 open(sys.argv[2], "w").close()
-time.sleep(2)
+deadline = time.time() + 30
+while not os.path.exists(sys.argv[6]) and time.time() < deadline:
+    time.sleep(0.05)
 os.set_inheritable(fd, True)
 os.dup2(os.open(sys.argv[5], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640), 2)
 os.execv(sys.argv[3], [sys.argv[3], "-c", sys.argv[4]])
@@ -92,6 +96,9 @@ timeout 10 "$SLUICED" -c "$T/sluice.ini" >"$T/second.out" 2>&1
 check "a second sluiced on a held spool exits non-zero" test $? -ne 0
 check "saying which daemon holds it" grep -q "is held by another sluiced (pid $holder)" "$T/second.out"
 check "and leaves the control socket to the first" test ! -e "$T/spool/control.sock"
+waiting() { grep -q "the daemon is starting" "$T/hold.err" && grep -q "the daemon is starting" "$T/suspend.err"; }
+wait_for 10 waiting
+touch "$T/go"
 daemon=$holder
 wait "$hold"
 wait "$suspend"

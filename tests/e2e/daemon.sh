@@ -127,7 +127,7 @@ check "the generation is unchanged" test "$(jget "d['daemon']['config_generation
 check "the daemon is still alive" alive "$daemon"
 
 # --- the inspector follows a restart (--watch re-attaches)
-"$SLUICECTL" -c "$T/sluice.ini" counters --json --watch 0.2 --count 40 >"$T/watch.out" 2>&1 &
+"$SLUICECTL" -c "$T/sluice.ini" counters --json --watch 0.2 --count 300 >"$T/watch.out" 2>&1 &
 watcher=$!
 started "$watcher"
 sleep 0.5

@@ -3,7 +3,7 @@
 # in fair turns, and moves a connection between domains that share an MX host:
 #   1. b1 and b2 share d.test's scope limit of 1: b1's 30 messages do not starve b2's one,
 #      which arrives before b1's last; the receiver never sees 2 connections;
-#   2. server limit 1, idle_timeout 60s, two domains: the second's mail does not wait for the
+#   2. server limit 1, idle_timeout 300s, two domains: the second's mail does not wait for the
 #      first's idle connection to time out;
 #   3. two domains behind one MX host (real DNS): one connection carries both (the delivery
 #      log names each message's own domain); a third domain that asks tls = verify, which the
@@ -116,18 +116,19 @@ stop
 check "the drain left nothing queued" test "$(queued)" -eq 0
 
 # --- 2. an idle connection gives its slot to waiting mail -------------------------------------
+# (the bounds are wide: a slow machine costs seconds, a connection kept idle 300 s minutes)
 : >"$T/delivery.log"
-write_config "$T/sluice.ini" 4 "idle_timeout = 60s
+write_config "$T/sluice.ini" 4 "idle_timeout = 300s
 server_max_outbound_connections = 1"
 inject b1 a@d1.test
 inject b1 b@d2.test
 t0=$(date +%s)
 start
 check "the first domain's mail arrives" wait_for 10 peer_true fast "dest('127.0.1.42')['messages'] >= 1"
-check "the second domain's mail arrives long before the 60 s idle_timeout" \
-  wait_for 15 peer_true fast "dest('127.0.1.42')['messages'] >= 2"
+check "the second domain's mail arrives long before the 300 s idle_timeout" \
+  wait_for 90 peer_true fast "dest('127.0.1.42')['messages'] >= 2"
 t1=$(date +%s)
-check "both were delivered within 15 s of the start ($((t1 - t0)) s)" test $((t1 - t0)) -lt 15
+check "both were delivered within 90 s of the start ($((t1 - t0)) s)" test $((t1 - t0)) -lt 90
 check "the receiver never saw two connections under the server limit of 1" \
   peer_true fast "dest('127.0.1.42')['peak'] == 1"
 stop
@@ -136,16 +137,16 @@ stop
 # (each domain's connection, handed over rather than opened after a room check of its own, must
 # still be known to hold the binding's counter, or the next domain waits for the idle_timeout)
 : >"$T/delivery.log"
-write_config "$T/sluice.ini" 4 "idle_timeout = 60s"
+write_config "$T/sluice.ini" 4 "idle_timeout = 300s"
 sed -i '/^bind_address = 127.0.0.2$/a server_max_outbound_connections = 1' "$T/sluice.ini"
 before=$(peer_stat fast "dest('127.0.1.42')['messages']")
 for i in 1 2 3 4 5 6; do inject b1 "x$i@d$i.test" "y$i@d$i.test"; done
 t0=$(date +%s)
 start
-check "six domains under b1's limit of 1 all arrive long before the 60 s idle_timeout" \
-  wait_for 20 peer_true fast "dest('127.0.1.42')['messages'] >= $before + 6"
+check "six domains under b1's limit of 1 all arrive long before the 300 s idle_timeout" \
+  wait_for 90 peer_true fast "dest('127.0.1.42')['messages'] >= $before + 6"
 t1=$(date +%s)
-check "all six were delivered within 20 s of the start ($((t1 - t0)) s)" test $((t1 - t0)) -lt 20
+check "all six were delivered within 90 s of the start ($((t1 - t0)) s)" test $((t1 - t0)) -lt 90
 check "the receiver never saw two connections under b1's limit of 1" \
   peer_true fast "dest('127.0.1.42')['peak'] == 1"
 stop

@@ -42,9 +42,9 @@ check "each part of it went to a worker as a job" wait_for 5 jobs_seen
 check "the STATUS line counts the queued message" grep -q '^STATUS=.*1 messages queued' "$T/notify.log"
 
 late=$(inject d@one.example)
-check "mail injected while the daemon runs is picked up at once" \
-  wait_for 2 grep -q "queued $late" "$T/daemon.log"
-check "and handed out" wait_for 5 grep -q "done by worker pid [0-9]*: $late.0=f" "$T/daemon.log"
+check "mail injected while the daemon runs is picked up at once (not at the minute's rescan)" \
+  wait_for 10 grep -q "queued $late" "$T/daemon.log"
+check "and handed out" wait_for 20 grep -q "done by worker pid [0-9]*: $late.0=f" "$T/daemon.log"
 check "deferred parts stay in the spool" test "$(queued)" -eq 2
 
 kill -TERM "$daemon"

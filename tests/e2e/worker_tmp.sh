@@ -32,8 +32,8 @@ check "the worker is stuck in that write (its file is in tmp/, the state not rew
   eval "test -p '$T/spool/tmp/$m.0.$w' && grep -qx 'attempts 0' '$T/spool/state/$m.0'"
 kill -KILL "$w"
 wait_for 5 reaped "$w"
-check "within a second of the reap its file is gone from tmp/" \
-  wait_for 1 eval "! test -e '$T/spool/tmp/$m.0.$w'"
+check "within seconds of the reap (not a minute) its file is gone from tmp/" \
+  wait_for 3 eval "! test -e '$T/spool/tmp/$m.0.$w'"
 check "the daemon logged the removal" grep -q "removed $T/spool/tmp/$m.0.$w" "$T/daemon.log"
 check "a live writer's file stays" test -e "$T/spool/tmp/$other"
 check "the message is still queued" test -e "$T/spool/queue/$m"
