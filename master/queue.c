@@ -44,6 +44,7 @@ struct sl_queue {
     struct sl_qdest *ring;    /* head of the round-robin ring (circular list) */
     struct sl_qdest *blocked; /* head of the blocked list (circular list) */
     size_t nblocked;
+    uint64_t block_seq; /* sl_queue_block's count: each destination held back gets the next */
     struct sl_qpart **heap;
     size_t nheap, heapcap;
     size_t count[SL_PART_DONE + 1];
@@ -201,6 +202,7 @@ static void wake(struct sl_queue *q, struct sl_qdest *d)
 {
     if (d->where != SL_QDEST_IDLE || d->nready == 0)
         return;
+    d->held_seq = 0;
     list_append(&q->ring, d);
     d->where = SL_QDEST_RING;
 }
@@ -652,6 +654,7 @@ void sl_queue_rotate(struct sl_queue *q, struct sl_qdest *d)
 {
     if (d->where != SL_QDEST_RING)
         return;
+    d->held_seq = 0; /* it had its turn: no longer one released ahead of the others */
     list_remove(&q->ring, d);
     list_append(&q->ring, d);
 }
@@ -664,41 +667,82 @@ void sl_queue_block(struct sl_queue *q, struct sl_qdest *d)
     leave(q, d);
     list_append(&q->blocked, d);
     d->where = SL_QDEST_BLOCKED;
+    d->held_seq = ++q->block_seq;
     q->nblocked++;
 }
 
-/* release - blocked d tries again before the ring's others: to the ring's head (or idle, when
- * it has nothing ready) */
-static void release(struct sl_queue *q, struct sl_qdest *d)
+/* take_released - the ring's head run of released destinations (held_seq set: released and
+ * not served since), out of the ring into *out, in their order (the longest waiting first) */
+static void take_released(struct sl_queue *q, struct sl_qdest **out)
 {
-    leave(q, d);
-    if (d->nready == 0) {
+    while (q->ring != NULL && q->ring->held_seq != 0) {
+        struct sl_qdest *x = q->ring;
+        list_remove(&q->ring, x);
+        list_append(out, x);
+    }
+}
+
+/* take_matching - the blocked destinations match picks (all, when NULL), out of the blocked
+ * list, in the order they were held back: those with ready mail into *out, the others idle
+ * (the hook told); how many */
+static size_t take_matching(struct sl_queue *q, struct sl_qdest **out,
+                            bool (*match)(const struct sl_qdest *d, const void *arg),
+                            const void *arg)
+{
+    size_t n = 0, left = q->nblocked;
+    struct sl_qdest *x = q->blocked;
+
+    while (left-- > 0) {
+        struct sl_qdest *d = x;
+        x = x->lnext; /* d's removal leaves the rest of the walk as it was */
+        if (match != NULL && !match(d, arg))
+            continue;
+        leave(q, d);
+        n++;
+        if (d->nready > 0) {
+            list_append(out, d);
+            continue;
+        }
+        d->held_seq = 0;
         if (q->idle_hook != NULL)
             q->idle_hook(d, q->idle_arg);
-        return;
     }
-    list_prepend(&q->ring, d);
-    d->where = SL_QDEST_RING;
+    return n;
+}
+
+/* pop_older - the head of *a or *b that was held back first, out of its list */
+static struct sl_qdest *pop_older(struct sl_qdest **a, struct sl_qdest **b)
+{
+    struct sl_qdest **from = b, *d;
+
+    if (*a != NULL && (*b == NULL || (*a)->held_seq < (*b)->held_seq))
+        from = a;
+    d = *from;
+    list_remove(from, d);
+    return d;
 }
 
 /* sl_queue_release_where - the blocked destinations match picks (all, when NULL) may try
  * again, before the ring's others: they go to the ring's head in the order they were held
- * back, so the one that has waited longest is served first (the newest is released first:
- * each goes to the head); how many were released */
+ * back, merged with those released earlier and not served yet (two releases in one pass, a
+ * promise's end and then a close, keep the longest waiting first); how many were released */
 size_t sl_queue_release_where(struct sl_queue *q,
                               bool (*match)(const struct sl_qdest *d, const void *arg),
                               const void *arg)
 {
-    struct sl_qdest *d = q->blocked != NULL ? q->blocked->lprev : NULL;
-    size_t n = 0;
+    struct sl_qdest *earlier = NULL, *now = NULL, *merged = NULL;
+    size_t n = take_matching(q, &now, match, arg);
 
-    while (d != NULL) {
-        struct sl_qdest *older = d == q->blocked ? NULL : d->lprev;
-        if (match == NULL || match(d, arg)) {
-            release(q, d);
-            n++;
-        }
-        d = older;
+    if (now == NULL)
+        return n;
+    take_released(q, &earlier);
+    while (earlier != NULL || now != NULL)
+        list_append(&merged, pop_older(&earlier, &now));
+    while (merged != NULL) { /* the newest first: each goes to the ring's head */
+        struct sl_qdest *d = merged->lprev;
+        list_remove(&merged, d);
+        list_prepend(&q->ring, d);
+        d->where = SL_QDEST_RING;
     }
     return n;
 }

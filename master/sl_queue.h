@@ -92,6 +92,9 @@ struct sl_qdest {
     /* The scheduler's record of a wait for a full counter (schedule.c): */
     uint32_t wait_slot;  /* the counter it waits for; UINT32_MAX: none */
     uint64_t wait_since; /* CLOCK_REALTIME ms the wait began */
+    /* The queue's: when it was held back (a sequence number), kept once released until its
+     * turn comes, so releases keep the longest waiting first; 0: none. */
+    uint64_t held_seq;
 };
 
 /* A part as the spool scan found it. */

@@ -214,6 +214,51 @@ static void test_release_where(void **state)
     sl_queue_free(q);
 }
 
+/* match_one - the release picks the destination arg */
+static bool match_one(const struct sl_qdest *d, const void *arg)
+{
+    return d == arg;
+}
+
+/* Two releases before the ring turns (a promise ends, then a connection closes): the
+ * destination held back first still goes first, whichever was released first. */
+static void test_release_merges(void **state)
+{
+    struct sl_queue *q = sl_queue_new();
+    struct sl_qdest *a, *b, *c, *e;
+
+    (void)state;
+    add1(q, 1, "a.example", 0);
+    add1(q, 2, "b.example", 0);
+    add1(q, 3, "c.example", 0);
+    add1(q, 4, "e.example", 0);
+    a = sl_queue_dest(q, "b1", "a.example");
+    b = sl_queue_dest(q, "b1", "b.example");
+    c = sl_queue_dest(q, "b1", "c.example");
+    e = sl_queue_dest(q, "b1", "e.example");
+    sl_queue_block(q, b); /* b waits first, then a, then c */
+    sl_queue_block(q, a);
+    sl_queue_block(q, c);
+    assert_int_equal(sl_queue_release_where(q, match_one, c), 1);
+    assert_int_equal(sl_queue_release_where(q, match_one, b), 1);
+    assert_int_equal(sl_queue_release_where(q, match_one, a), 1);
+    assert_ptr_equal(sl_queue_next(q), b);
+    sl_queue_rotate(q, b);
+    assert_ptr_equal(sl_queue_next(q), a);
+    sl_queue_rotate(q, a);
+    assert_ptr_equal(sl_queue_next(q), c);
+    sl_queue_rotate(q, c);
+    assert_ptr_equal(sl_queue_next(q), e);
+    sl_queue_rotate(q, e);
+    /* served, they are ordinary members again: one held back and released now goes first */
+    sl_queue_block(q, e);
+    assert_int_equal(sl_queue_unblock_all(q), 1);
+    assert_ptr_equal(sl_queue_next(q), e);
+    sl_queue_rotate(q, e);
+    assert_ptr_equal(sl_queue_next(q), b);
+    sl_queue_free(q);
+}
+
 /* "w": the part was not attempted and goes back to the FRONT of its queue. */
 static void test_wait_front(void **state)
 {
@@ -1261,6 +1306,7 @@ int main(void)
         cmocka_unit_test(test_blocked),
         cmocka_unit_test(test_unblock_order),
         cmocka_unit_test(test_release_where),
+        cmocka_unit_test(test_release_merges),
         cmocka_unit_test(test_wait_front),
         cmocka_unit_test(test_heap),
         cmocka_unit_test(test_multipart),
