@@ -65,9 +65,9 @@ check "a message for the next part is tried and deferred" \
 stop
 
 # --- a command while a daemon starts: the spool is held (here by a stand-in for the start of
-# a daemon, holding the lock sluiced takes before its start scan for 2 s, then that daemon
-# itself), no socket answers yet: sluicectl waits and goes through the daemon, which acts
-# once.  A second sluiced started meanwhile refuses the spool (it would take the first one's
+# a daemon, holding the lock sluiced takes before its start scan until the test says go, then
+# that daemon itself), no socket answers yet: sluicectl waits and goes through the daemon,
+# which acts once.  A second sluiced started meanwhile refuses the spool (it would take the first one's
 # control socket) ---
 # the holder then becomes the daemon (exec keeps its POSIX lock): the lock passes on with no
 # moment free, in which a waiting command would take the spool itself
@@ -97,7 +97,7 @@ check "a second sluiced on a held spool exits non-zero" test $? -ne 0
 check "saying which daemon holds it" grep -q "is held by another sluiced (pid $holder)" "$T/second.out"
 check "and leaves the control socket to the first" test ! -e "$T/spool/control.sock"
 waiting() { grep -q "the daemon is starting" "$T/hold.err" && grep -q "the daemon is starting" "$T/suspend.err"; }
-wait_for 10 waiting
+wait_for 10 waiting # (the checks below say so if they did not)
 touch "$T/go"
 daemon=$holder
 wait "$hold"

@@ -47,8 +47,8 @@ show_logs() {
 }
 
 cleanup() {
-  local p
-  [ "$_failed" -eq 0 ] || show_logs
+  local rc=$? p # first: the script's exit status (one that died without a "not ok" failed too)
+  [ "$_failed" -eq 0 ] && [ "$rc" -eq 0 ] || show_logs
   for p in "${_pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; done
   sleep 0.2
   for p in "${_pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
