@@ -195,7 +195,7 @@ static void forget_auth_line(struct session *s, char *line, size_t len)
 /* smtpd_session - greet, then one command after the other until the end */
 void smtpd_session(struct session *s)
 {
-    char line[CMD_LINE_MAX + 1];
+    char line[CMD_LINE_MAX + 2]; /* its CR, then the NUL */
     size_t len;
 
     io_reply(&s->io, "220 %s ESMTP sluice", s->hostname);
@@ -208,7 +208,9 @@ void smtpd_session(struct session *s)
             break;
         }
         io_deadline((long)s->l->command_timeout_ms);
-        r = io_line(&s->io, line, CMD_LINE_MAX, &len, !in_txn);
+        r = io_line(&s->io, line, CMD_LINE_MAX + 1, &len, !in_txn);
+        if (r == IO_OK && len > CMD_LINE_MAX)
+            r = IO_TOO_LONG; /* a bare LF ended it: the CR's place held a character */
         if (r == IO_TOO_LONG) {
             sodium_memzero(line, sizeof line); /* what of it was kept is not a string: */
             io_wipe_read(&s->io);              /* wiped whatever it was, as an AUTH's would be */

@@ -24,8 +24,8 @@
 
 #define IO_IN_CAP     (64 * 1024) /* a pipelined burst of commands, or a stretch of DATA */
 #define IO_OUT_CAP    (16 * 1024) /* replies batched until the client must see them */
-#define CMD_LINE_MAX  2048        /* RFC 5321 4.5.3.1.4: 512, more with extensions */
-#define TEXT_LINE_MAX 998         /* RFC 5322 2.1.1, without the CRLF */
+#define CMD_LINE_MAX  2048 /* without the CRLF; RFC 5321 4.5.3.1.4: 512, more with extensions */
+#define TEXT_LINE_MAX 998  /* RFC 5322 2.1.1, without the CRLF */
 
 /* How a read ended. */
 enum io_result { IO_OK, IO_EOF, IO_TIMEOUT, IO_ERROR, IO_STOP, IO_TOO_LONG };

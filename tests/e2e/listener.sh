@@ -291,6 +291,11 @@ check "each smuggling refusal is logged at info with the client (3)" \
   [ "$(grep -c 'info: 127.0.0.1: message refused: bare CR or LF' "$T/daemon.log")" -eq 3 ]
 python3 "$raw" 127.0.0.1 "$lport" longline >"$T/longline.out" 2>&1
 check "a body line over 998 octets is refused with 554 5.6.0" grep -q '^554 5.6.0.*998' "$T/longline.out"
+python3 "$raw" 127.0.0.1 "$lport" longcmd 2048 >"$T/longcmd.out" 2>&1
+check "a command of 2,048 characters is taken (250 to its NOOP)" \
+  eval "tail -2 '$T/longcmd.out' | head -1 | grep -q '^250 '"
+python3 "$raw" 127.0.0.1 "$lport" longcmd 2049 >"$T/longcmd.out" 2>&1
+check "one of 2,049 is refused as too long" grep -q '^500 5.5.2 Error: line too long' "$T/longcmd.out"
 
 # --- STARTTLS command injection: what was pipelined after STARTTLS is dropped ---
 python3 "$raw" 127.0.0.1 "$lport" starttls-inject >"$T/inject.out" 2>&1

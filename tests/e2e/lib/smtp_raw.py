@@ -13,6 +13,7 @@ line, then exits 0 (a connection the server closed is not an error).
         then finishes the message and sends MAIL again (to see the reply after a SIGTERM);
         prints "HOLDING" when the first part of the body is sent
   longline FROM TO                  a body line of 1500 octets
+  longcmd N                         EHLO, then a NOOP command of N characters (CRLF after them)
 """
 import socket
 import ssl
@@ -90,6 +91,10 @@ def main():
     elif case == "longline":
         s.sendall(envelope(frm, to) + b"DATA\r\nSubject: long\r\n\r\n" + b"x" * 1500 +
                   b"\r\n.\r\nQUIT\r\n")
+        show(replies(s))
+    elif case == "longcmd":
+        n = int(args[0])
+        s.sendall(b"EHLO raw.test\r\nNOOP " + b"x" * (n - 5) + b"\r\nQUIT\r\n")
         show(replies(s))
     s.close()
 
