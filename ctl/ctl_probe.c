@@ -9,17 +9,11 @@
  * said too, with its end: the counters may be free while no mail goes.  Exit 0
  * when the counters were granted and nothing is suspended, 1 otherwise.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
-#include <unistd.h>
-
-#include <bsd/string.h>
 
 #include "config/sl_config.h"
 #include "ipc/sl_control.h"
@@ -34,39 +28,6 @@ static int usage(void)
     fprintf(stderr,
             "usage: sluicectl probe [--binding B] --domain D [--mx HOST] [--hold SECONDS]\n");
     return 2;
-}
-
-/* ask - send one request to the control socket and wait for the answer */
-static int ask(const char *path, const char *req, char *ans, size_t len)
-{
-    struct sockaddr_un to = {.sun_family = AF_UNIX}, me = {.sun_family = AF_UNIX};
-    struct timeval tv = {ANSWER_WAIT_S, 0};
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ssize_t n;
-
-    if (fd < 0)
-        return -1;
-    if (strlcpy(to.sun_path, path, sizeof to.sun_path) >= sizeof to.sun_path) {
-        fprintf(stderr, "sluicectl: control socket path too long: %s\n", path);
-        close(fd);
-        return -1;
-    }
-    /* Autobind: the kernel names our socket so the master can answer it. */
-    if (bind(fd, (struct sockaddr *)&me, sizeof(sa_family_t)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
-        sendto(fd, req, strlen(req), 0, (struct sockaddr *)&to, sizeof to) < 0) {
-        fprintf(stderr, "sluicectl: no daemon answers on %s: %s\n", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    n = recv(fd, ans, len - 1, 0);
-    close(fd);
-    if (n <= 0) {
-        fprintf(stderr, "sluicectl: no answer from the daemon within %d s\n", ANSWER_WAIT_S);
-        return -1;
-    }
-    ans[n] = '\0';
-    return 0;
 }
 
 /* until_text - when a suspension ends, as the operator reads it (UTC) */
@@ -116,7 +77,7 @@ int sl_ctl_probe(const char *cfgpath, int argc, char **argv)
 {
     const char *binding = "default", *domain = NULL, *mx = "-";
     double hold = 0;
-    char path[256], req[SL_CONTROL_MAX], ans[SL_CONTROL_MAX];
+    char req[SL_CONTROL_MAX], ans[SL_CONTROL_MAX];
     char spool[200];
 
     for (int i = 1; i < argc; i++) {
@@ -142,10 +103,16 @@ int sl_ctl_probe(const char *cfgpath, int argc, char **argv)
         return usage();
     if (sl_ctl_global(cfgpath, SL_OPT_SPOOL_DIR, spool, sizeof spool) != 0)
         return 1;
-    sl_control_path(spool, path, sizeof path);
     snprintf(req, sizeof req, "P %s %s %s %ld", binding, domain, mx, lround(hold * 1000));
-    if (ask(path, req, ans, sizeof ans) < 0)
+    switch (sl_ctl_ask(spool, req, ans, sizeof ans, ANSWER_WAIT_S)) {
+    case SL_CTL_REQ_OK:
+        break;
+    case SL_CTL_REQ_NO_DAEMON:
+        fprintf(stderr, "sluicectl: probe: no daemon running (spool %s)\n", spool);
         return 1;
+    default:
+        return 1;
+    }
     printf("%s\n", ans);
     if (suspensions(spool, binding, domain, mx) > 0)
         return 1;

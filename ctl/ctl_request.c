@@ -27,11 +27,13 @@
 #define START_WAIT_MS 10000 /* a daemon holding the spool binds its socket within this */
 #define START_STEP_MS 100
 
-/* sl_ctl_request - send req to the daemon of spool, wait for its answer */
-int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len)
+/* sl_ctl_ask - send req to the daemon of spool and wait up to wait_s for its answer.  The
+ * send is bounded too: a master stopped (or wedged) with its socket's queue full would hold a
+ * blocking send for ever. */
+int sl_ctl_ask(const char *spool, const char *req, char *ans, size_t len, int wait_s)
 {
     struct sockaddr_un to = {.sun_family = AF_UNIX}, me = {.sun_family = AF_UNIX};
-    struct timeval tv = {ANSWER_WAIT_S, 0};
+    struct timeval tv = {wait_s, 0};
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     ssize_t n;
 
@@ -40,7 +42,8 @@ int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len)
     sl_control_path(spool, to.sun_path, sizeof to.sun_path);
     /* Autobind: the kernel names our socket so the master can answer it. */
     if (bind(fd, (struct sockaddr *)&me, sizeof(sa_family_t)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0) {
         close(fd);
         return SL_CTL_REQ_FAILED;
     }
@@ -49,17 +52,30 @@ int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len)
         close(fd);
         if (e == ENOENT || e == ECONNREFUSED)
             return SL_CTL_REQ_NO_DAEMON;
-        fprintf(stderr, "sluicectl: cannot reach the daemon on %s: %s\n", to.sun_path, strerror(e));
+        if (e == EAGAIN || e == EWOULDBLOCK)
+            fprintf(stderr,
+                    "sluicectl: the daemon on %s took no request within %d s (it reads none: "
+                    "stopped or stuck?)\n",
+                    to.sun_path, wait_s);
+        else
+            fprintf(stderr, "sluicectl: cannot reach the daemon on %s: %s\n", to.sun_path,
+                    strerror(e));
         return SL_CTL_REQ_FAILED;
     }
     n = recv(fd, ans, len - 1, 0);
     close(fd);
     if (n <= 0) {
-        fprintf(stderr, "sluicectl: no answer from the daemon within %d s\n", ANSWER_WAIT_S);
+        fprintf(stderr, "sluicectl: no answer from the daemon within %d s\n", wait_s);
         return SL_CTL_REQ_FAILED;
     }
     ans[n] = '\0';
     return SL_CTL_REQ_OK;
+}
+
+/* sl_ctl_request - send req to the daemon of spool, wait for its answer */
+int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len)
+{
+    return sl_ctl_ask(spool, req, ans, len, ANSWER_WAIT_S);
 }
 
 /* bound - does a process listen on spool's control socket (a request would go in) */

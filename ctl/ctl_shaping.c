@@ -12,14 +12,11 @@
  * Trust boundary: arguments are the operator's; names are checked against
  * the configuration before anything is sent or written.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,41 +29,6 @@
 #include "spool/sl_spool.h"
 
 #define ANSWER_WAIT_S 10
-
-/* The outcome of a request to the daemon. */
-enum ask_result { ASK_OK, ASK_NO_DAEMON, ASK_FAILED };
-
-/* ask - one request to the control socket and its answer; ASK_NO_DAEMON when nobody listens */
-static enum ask_result ask(const char *path, const char *req, char *ans, size_t len)
-{
-    struct sockaddr_un to = {.sun_family = AF_UNIX}, me = {.sun_family = AF_UNIX};
-    struct timeval tv = {ANSWER_WAIT_S, 0};
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ssize_t n;
-
-    if (fd < 0 || strlcpy(to.sun_path, path, sizeof to.sun_path) >= sizeof to.sun_path) {
-        fprintf(stderr, "sluicectl: cannot reach the control socket %s\n", path);
-        if (fd >= 0)
-            close(fd);
-        return ASK_FAILED;
-    }
-    /* Autobind: the kernel names our socket so the master can answer it. */
-    if (bind(fd, (struct sockaddr *)&me, sizeof(sa_family_t)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
-        sendto(fd, req, strlen(req), 0, (struct sockaddr *)&to, sizeof to) < 0) {
-        int e = errno;
-        close(fd);
-        return e == ENOENT || e == ECONNREFUSED ? ASK_NO_DAEMON : ASK_FAILED;
-    }
-    n = recv(fd, ans, len - 1, 0);
-    close(fd);
-    if (n <= 0) {
-        fprintf(stderr, "sluicectl: no answer from the daemon within %d s\n", ANSWER_WAIT_S);
-        return ASK_FAILED;
-    }
-    ans[n] = '\0';
-    return ASK_OK;
-}
 
 /* The arguments of suspend and resume. */
 struct scope_args {
@@ -205,26 +167,24 @@ static int offline(const char *spool, bool suspend, const struct scope_args *a)
 }
 
 /* ask_again - ask, and when nobody answers, ask the daemon that holds the spool (it is starting)
- * once more; ASK_NO_DAEMON with *lock (sl_ctl_offline) when the spool is ours to change */
-static enum ask_result ask_again(const char *spool, const char *verb, const char *req, char *ans,
-                                 size_t len, int *lock)
+ * once more; SL_CTL_REQ_NO_DAEMON with *lock (sl_ctl_offline) when the spool is ours to change */
+static int ask_again(const char *spool, const char *verb, const char *req, char *ans, size_t len,
+                     int *lock)
 {
-    char path[256];
-    enum ask_result r;
+    int r;
 
-    sl_control_path(spool, path, sizeof path);
     *lock = -1;
-    if ((r = ask(path, req, ans, len)) != ASK_NO_DAEMON)
+    if ((r = sl_ctl_ask(spool, req, ans, len, ANSWER_WAIT_S)) != SL_CTL_REQ_NO_DAEMON)
         return r;
     switch (sl_ctl_offline(spool, verb, lock)) {
     case SL_CTL_OFFLINE_LOCKED:
-        return ASK_NO_DAEMON;
+        return SL_CTL_REQ_NO_DAEMON;
     case SL_CTL_OFFLINE_RETRY:
-        if ((r = ask(path, req, ans, len)) == ASK_NO_DAEMON)
+        if ((r = sl_ctl_ask(spool, req, ans, len, ANSWER_WAIT_S)) == SL_CTL_REQ_NO_DAEMON)
             fprintf(stderr, "sluicectl: %s: the daemon went away\n", verb);
-        return r == ASK_OK ? ASK_OK : ASK_FAILED;
+        return r == SL_CTL_REQ_OK ? SL_CTL_REQ_OK : SL_CTL_REQ_FAILED;
     default:
-        return ASK_FAILED;
+        return SL_CTL_REQ_FAILED;
     }
 }
 
@@ -235,14 +195,14 @@ static int request(const char *spool, const char *req, bool suspend, const struc
     int lock, rc = 1;
 
     switch (ask_again(spool, suspend ? "suspend" : "resume", req, ans, sizeof ans, &lock)) {
-    case ASK_OK:
+    case SL_CTL_REQ_OK:
         if (strncmp(ans, "OK", 2) == 0) {
             printf("%s\n", ans);
             return 0;
         }
         fprintf(stderr, "sluicectl: %s\n", strncmp(ans, "ERROR ", 6) == 0 ? ans + 6 : ans);
         return 1;
-    case ASK_NO_DAEMON:
+    case SL_CTL_REQ_NO_DAEMON:
         rc = a != NULL ? offline(spool, suspend, a) : 1;
         if (lock >= 0)
             close(lock);
@@ -438,12 +398,12 @@ static int cancel(const char *cfgpath, const char *idw)
         return 1;
     snprintf(req, sizeof req, "X cancel %llu", id);
     switch (ask_again(spool, "shaping cancel", req, ans, sizeof ans, &lock)) {
-    case ASK_OK:
+    case SL_CTL_REQ_OK:
         rc = strncmp(ans, "OK", 2) == 0 ? 0 : 1;
         fprintf(rc == 0 ? stdout : stderr, "%s%s\n",
                 rc == 0 ? "" : "sluicectl: ", strncmp(ans, "ERROR ", 6) == 0 ? ans + 6 : ans);
         break;
-    case ASK_NO_DAEMON: {
+    case SL_CTL_REQ_NO_DAEMON: {
         struct sl_actions l;
         if (sl_actions_load(spool, &l, err, sizeof err) < 0) {
             fprintf(stderr, "sluicectl: %s\n", err);

@@ -65,6 +65,8 @@ long sl_ctl_parse_timeout(const char *s);
 /* One request to the daemon's control socket (ctl_request.c); the answer into ans. */
 enum { SL_CTL_REQ_OK = 0, SL_CTL_REQ_NO_DAEMON = 1, SL_CTL_REQ_FAILED = -1 };
 int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len);
+/* The same, waiting at most wait_s for the send and for the answer. */
+int sl_ctl_ask(const char *spool, const char *req, char *ans, size_t len, int wait_s);
 /* No daemon answered: may the command change the spool itself (ctl_request.c)?  LOCKED: yes,
  * under *lock (close it when done; -1: no lock file could be had, as with a spool not made
  * yet); RETRY: a daemon holds the spool and is starting, its socket takes requests now: send
