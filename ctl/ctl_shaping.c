@@ -47,6 +47,16 @@ static bool plain_name(const char *name, const char *what)
     return true;
 }
 
+/* fits - a name given with its option (NULL: not given): not empty, and within its field of
+ * an action (an empty one would cover everything, a cut one another name) */
+static bool fits(const char *name, size_t field, const char *opt)
+{
+    if (name == NULL || (name[0] != '\0' && strlen(name) < field))
+        return true;
+    fprintf(stderr, "sluicectl: %s takes a name of 1 to %zu characters\n", opt, field - 1);
+    return false;
+}
+
 /* parse_scope - --binding B, --domain D, --host H (at least one), and for suspend --for,
  * --reason */
 static int parse_scope(const struct sl_config *cfg, int argc, char **argv, bool suspend,
@@ -70,10 +80,12 @@ static int parse_scope(const struct sl_config *cfg, int argc, char **argv, bool 
             struct sl_value v;
             char err[200];
             if (!sl_value_parse(sl_opt_def(SL_OPT_RETRY_INTERVAL), val, &v, err, sizeof err) ||
-                v.num < 1000) {
-                fprintf(stderr, "sluicectl: --for takes a duration (90s, 30m, 1h, 2d), not %s\n",
+                v.num < 1000 || v.num / 1000 > SL_ACTION_MAX_S) {
+                fprintf(stderr,
+                        "sluicectl: --for takes a duration of 1s to 366d (90s, 30m, 1h, 2d), "
+                        "not %s\n",
                         val);
-                return -1;
+                return 1;
             }
             a->seconds = v.num / 1000;
         } else
@@ -81,6 +93,10 @@ static int parse_scope(const struct sl_config *cfg, int argc, char **argv, bool 
     }
     if (a->binding == NULL && a->domain == NULL && a->host == NULL)
         return -1;
+    if (!fits(a->binding, sizeof((struct sl_action *)0)->binding, "--binding") ||
+        !fits(a->domain, sizeof((struct sl_action *)0)->domain, "--domain") ||
+        !fits(a->host, sizeof((struct sl_action *)0)->host, "--host"))
+        return 1;
     if (a->binding != NULL && sl_config_binding(cfg, a->binding) == NULL) {
         fprintf(stderr, "sluicectl: unknown binding \"%s\"\n", a->binding);
         return 1;

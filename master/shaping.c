@@ -370,7 +370,7 @@ static bool suspend(const char *p, char *ans, size_t len)
         !sl_shaping_word(&p, a.domain, sizeof a.domain) ||
         !host_then_seconds(&p, &a, secs, sizeof secs) || !plain(a.binding) || !plain(a.domain) ||
         (a.binding[0] == '\0' && a.domain[0] == '\0' && a.host[0] == '\0') ||
-        (s = strtoll(secs, &end, 10)) < 0 || *end != '\0' || s > 366LL * 86400) {
+        (s = strtoll(secs, &end, 10)) < 0 || *end != '\0' || s > SL_ACTION_MAX_S) {
         snprintf(ans, len, "ERROR malformed suspend request");
         return false;
     }

@@ -18,8 +18,9 @@
 #include <stdint.h>
 
 #define SL_ACTIONS_FILE "actions"
-#define SL_ACTIONS_MAX  4096 /* actions in force at once */
-#define SL_ACTION_TEXT  400  /* bytes of a reason or reply, without NUL */
+#define SL_ACTIONS_MAX  4096            /* actions in force at once */
+#define SL_ACTION_TEXT  400             /* bytes of a reason or reply, without NUL */
+#define SL_ACTION_MAX_S (366LL * 86400) /* the longest suspension the operator may ask for */
 
 enum sl_action_kind {
     SL_ACTION_SUSPEND,           /* no new connection, no job: mail waits */

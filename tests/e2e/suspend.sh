@@ -117,6 +117,15 @@ stop
 out=$(ctl suspend --domain two.test --for 1h)
 check "suspend without a daemon writes the spool" grep -q 'no daemon runs' <<<"$out"
 check "suspended reads it without a daemon" bash -c "'$SLUICECTL' -c '$T/sluice.ini' suspended | grep -q 'domain two.test'"
+# what the daemon would refuse is refused without it too: an empty name would suspend all mail
+cp "$T/spool/actions" "$T/actions.before"
+for bad in "--domain ''" "--host ''" "--binding ''" "--domain $(printf 'd%.0s' $(seq 256)).test" \
+  "--domain x.test --for 400d"; do
+  eval "ctl suspend $bad" >"$T/bad.out" 2>"$T/bad.err"; rc=$?
+  check "suspend ${bad:0:24}... without a daemon: refused, exit $rc, one line" \
+    test "$rc" -ne 0 -a "$(wc -l <"$T/bad.err")" -eq 1 -a ! -s "$T/bad.out"
+done
+check "and the spool's actions are as they were" cmp -s "$T/actions.before" "$T/spool/actions"
 inject --binding b1 -f s@sender.test f@two.test
 before=$(conns 127.0.1.2)
 start
