@@ -68,9 +68,14 @@ static enum sl_admin_result settle(struct sl_wstate *w, struct sl_part *p, enum 
     snprintf(reply, sizeof reply, "%s by the operator%s%s",
              op == SL_ADMIN_BOUNCE ? "bounced" : "deleted", reason[0] ? ": " : "", reason);
     if (op == SL_ADMIN_BOUNCE) {
-        sl_outcome_some(w, p, idx, n, SL_RES_BOUNCED, reply, &a);
-        if (!sl_dsn_due(p) || sl_dsn_queue(w, p, dsn_id) < 0)
-            dsn_id[0] = '\0';
+        for (size_t i = 0; i < n; i++)
+            sl_outcome_set(p, idx[i], SL_RES_BOUNCED, reply);
+        if (sl_dsn_due(p) && sl_dsn_queue(w, p, dsn_id) < 0) {
+            free(idx); /* the sender would never be told (a full disk): nothing changes */
+            return SL_ADMIN_FAILED;
+        }
+        if (n > 0)
+            sl_outcome_log(w, p, idx, n, SL_RES_BOUNCED, reply, &a);
     } else {
         for (size_t i = 0; i < n; i++)
             p->st.status[idx[i]] = SL_RCPT_BOUNCED; /* final, not delivered, no report */

@@ -281,15 +281,32 @@ bool sl_outcome_suspect_over(struct sl_wstate *w, struct sl_part *p, const struc
     return true;
 }
 
-/* report_bounces - queue the report for this attempt's bounces */
-static void report_bounces(struct sl_wstate *w, struct sl_part *p)
+/* report_bounces - queue the report for this attempt's bounces; false when one is owed and
+ * could not be queued (a full disk: said by sl_dsn_queue) */
+static bool report_bounces(struct sl_wstate *w, struct sl_part *p)
 {
     char id[SL_SPOOL_ID_LEN + 1];
 
     if (!sl_dsn_due(p))
-        return;
-    if (sl_dsn_queue(w, p, id) == 0)
-        sl_worker_tell_new(w, id);
+        return true;
+    if (sl_dsn_queue(w, p, id) < 0)
+        return false;
+    sl_worker_tell_new(w, id);
+    return true;
+}
+
+/* unbounce - this attempt's bounces could not be reported: their recipients stay queued, to
+ * bounce again (and be reported) at the next attempt, rather than leave the queue with the
+ * sender never told; the part is deferred as after an attempt */
+static void unbounce(struct sl_part *p, const struct sl_dest *d, time_t now)
+{
+    for (size_t i = 0; i < p->nbounced; i++)
+        p->st.status[p->bounced[i]] = SL_RCPT_PENDING;
+    sl_msg_warn("queue %s part %u: its %zu bounced recipient(s) stay queued until their report "
+                "can be written",
+                p->id, p->k, p->nbounced);
+    p->attempted = true;
+    p->st.next = now + next_delay_s(d, p->st.attempts > 0 ? p->st.attempts : 1) + 1;
 }
 
 /* save - write part state durably; false (logged) on error */
@@ -319,7 +336,8 @@ void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_d
             p->st.next = now + next_delay_s(d, p->st.attempts) + 1;
     }
     free(idx);
-    report_bounces(w, p);
+    if (!report_bounces(w, p))
+        unbounce(p, d, now);
     if (sl_spool_part_done(&p->msg, p->k, &p->st)) {
         if (p->msg.nparts == 1) /* the only part: its state file is there if it was read */
             sl_spool_remove(w->ctx->spool, p->id, p->st.on_disk ? 1 : 0);

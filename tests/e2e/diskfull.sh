@@ -23,7 +23,8 @@ fi
 unmount() { umount "$T/spool" 2>/dev/null; cleanup; }
 trap unmount EXIT
 
-peer_start sink '{"rcpt": [{"match": "@(defer|later)\\.test$", "reply": "451 4.3.0 try later"}]}' 127.0.1.80
+peer_start sink '{"rcpt": [{"match": "@(defer|later)\\.test$", "reply": "451 4.3.0 try later"},
+                             {"match": "@bounce\\.test$", "reply": "550 5.1.1 no such user"}]}' 127.0.1.80
 cat >"$T/sluice.ini" <<INI
 [global]
 workers = 2
@@ -47,6 +48,9 @@ max_retries = 2
 route = 127.0.1.80:$(peer_port sink)
 retry_interval = 1h
 max_retry_interval = 1h
+
+[domain "bounce.test"]
+route = 127.0.1.80:$(peer_port sink)
 INI
 body=$(seq 300 | sed 's/$/ a line of about sixty bytes to fill the small spool up quickly/')
 inject() { # inject N: one 20 KB message to uN@full.test; its id, or the error on stderr
@@ -125,6 +129,40 @@ print([p["attempts"] for m in json.load(sys.stdin)["messages"] if m["id"] == sys
 }
 check "and the count survives the stop: queue says 1 attempt" \
   test "$(attempts_after_restart "$later")" = "[1]"
+
+# --- a bounce whose report the full disk refuses: the recipient stays queued (its sender is
+# told later, never not at all) and bounces with its report once there is space; an
+# operator's bounce is refused the same way, and changes nothing ---
+gone=$("$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 -f s@sender.test x@bounce.test \
+  <<<"Subject: refused by the receiver")
+by_hand=$("$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 -f s@sender.test y@later.test \
+  <<<"Subject: to be bounced by the operator")
+head -c 4194304 /dev/zero >"$T/spool/filler" 2>/dev/null # not a byte left for a report
+"$SLUICED" -c "$T/sluice.ini" 2>"$T/daemon4.log" &
+daemon=$!
+started "$daemon"
+check "the receiver's 550 bounces the recipient" \
+  wait_for 10 grep -q "\"id\":\"$gone\".*\"outcome\":\"bounced\"" "$T/delivery.log"
+check "its report cannot be written: the recipient stays queued" \
+  wait_for 10 grep -q "queue $gone part 0: its 1 bounced recipient(s) stay queued" "$T/daemon4.log"
+check "the message is still in the spool" test -e "$T/spool/queue/$gone"
+wait_for 10 grep -q "\"id\":\"$by_hand\".*\"outcome\":\"deferred\"" "$T/delivery.log"
+out=$("$SLUICECTL" -c "$T/sluice.ini" bounce "$by_hand" 2>&1); rc=$?
+check "an operator's bounce whose report cannot be written fails (exit $rc: $(head -1 <<<"$out"))" \
+  test "$rc" -ne 0
+check "and leaves the message queued, its recipient not bounced" \
+  eval "test -e '$T/spool/queue/$by_hand' &&
+        ! grep -q '\"id\":\"$by_hand\".*\"outcome\":\"bounced\"' '$T/delivery.log'"
+rm -f "$T/spool/filler"
+check "with space back, the retry bounces it, its report queued" \
+  wait_for 20 grep -q "queue $gone: bounce report [0-9A-Za-z]* queued" "$T/daemon4.log"
+check "and the message leaves the queue" wait_for 10 test ! -e "$T/spool/queue/$gone"
+"$SLUICECTL" -c "$T/sluice.ini" bounce "$by_hand" >/dev/null 2>&1
+check "the operator's bounce goes through now, with its report" \
+  eval "test ! -e '$T/spool/queue/$by_hand' &&
+        grep -q 'queue $by_hand: bounce report [0-9A-Za-z]* queued' '$T/daemon4.log'"
+kill -TERM "$daemon"
+wait "$daemon"
 
 # --- the listener: a message submitted over SMTP with the spool full gets 452 at the end of
 # DATA, nothing of it stays in the spool, the process serves on, and the same submission is
