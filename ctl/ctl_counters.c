@@ -187,7 +187,7 @@ static void print_json(const struct sl_shm *shm, const struct sl_counter_view *v
 {
     const struct sl_shm_header *h = shm->hdr;
     int32_t slimit;
-    uint32_t open = server_in_use(v, n, &slimit);
+    uint32_t open = server_in_use(all, nall, &slimit); /* the whole table, whatever is shown */
 
     printf("{\"daemon\":{\"pid\":%llu,\"started\":%llu,\"config_generation\":%llu,"
            "\"workers\":%u,\"capacity\":%u,\"reclaimed\":%llu,\"audit_runs\":%llu,"
@@ -198,7 +198,7 @@ static void print_json(const struct sl_shm *shm, const struct sl_counter_view *v
            (unsigned long long)sl_peek64(&h->audit_runs),
            (unsigned long long)sl_peek64(&h->audit_fixed),
            (unsigned long long)sl_peek64(&h->last_audit));
-    printf("\"totals\":{\"counters\":%zu,\"open_connections\":%u,\"server_limit\":%d},", n, open,
+    printf("\"totals\":{\"counters\":%zu,\"open_connections\":%u,\"server_limit\":%d},", nall, open,
            slimit);
     printf("\"counters\":[");
     for (size_t i = 0; i < n; i++) {
@@ -330,8 +330,13 @@ static int watch(const char *name, const struct opts *o)
             sl_shm_detach(&shm);
             attached = false;
         }
-        if (!attached)
-            attached = sl_shm_attach(name, true, 0, &shm, err, sizeof err) == 0;
+        if (!attached && sl_shm_attach(name, true, 0, &shm, err, sizeof err) == 0) {
+            attached = !sl_shm_stale(&shm); /* a dead master's segment is no daemon */
+            if (!attached) {
+                sl_shm_detach(&shm);
+                snprintf(err, sizeof err, "its counter table is a dead master's");
+            }
+        }
         if (!o->json && tty)
             printf("\033[H\033[2J"); /* on a terminal only: a pipe gets no control codes */
         else if (!o->json)

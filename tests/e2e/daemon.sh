@@ -69,6 +69,10 @@ check "the table shows binding x domain with its resolved limit" \
 check "--json names the daemon pid" test "$(jget "d['daemon']['pid']")" = "$daemon"
 check "--json counts 5 workers" test "$(jget "d['daemon']['workers']")" = 5
 check "--json totals show no open connection" test "$(jget "d['totals']['open_connections']")" = 0
+scoped() { "$SLUICECTL" -c "$T/sluice.ini" counters --json --scope domain |
+  python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+check "--json totals are the whole table's, whatever rows a filter keeps" \
+  test "$(scoped "d['totals']")" = "$(jget "d['totals']")" -a "$(scoped "d['totals']['server_limit']")" = 100
 
 # --- limits enforced through real workers: wanadoo and orange share 3
 probe() { "$SLUICECTL" -c "$T/sluice.ini" probe --binding b1 "$@"; }
@@ -155,3 +159,17 @@ check "--watch said no daemon while there was none, or caught the restart" \
   grep -Eq "no daemon running|\"pid\":$daemon," "$T/watch.out"
 kill -TERM "$daemon2"; wait "$daemon2"
 check "the second daemon stops cleanly too" test $? -eq 0
+
+# --- a master killed -9 leaves its counter table behind: --watch says no daemon runs, rather
+# than show its frozen counters as live
+"$SLUICED" -c "$T/sluice.ini" 2>>"$T/daemon.log" &
+daemon3=$!
+started "$daemon3"
+check "a third daemon is ready" wait_for 10 readies_at_least 5
+kill -KILL "$daemon3"
+wait "$daemon3" 2>/dev/null
+check "its counter table is left behind" test -e "/dev/shm${shm}"
+"$SLUICECTL" -c "$T/sluice.ini" counters --watch 0.2 --count 2 >"$T/dead.out" 2>&1
+check "--watch says no daemon runs, both times" \
+  test "$(grep -c 'no daemon running' "$T/dead.out")" -eq 2
+rm -f "/dev/shm${shm}"
