@@ -230,8 +230,11 @@ static int queue_message(const struct sl_config *cfg, const struct inject_args *
     if (rc < 0)
         return refuse("%s", err);
     printf("%s\n", id);
-    if (fflush(stdout) != 0)
-        return refuse("cannot print the queue id %s: %s", id, strerror(errno));
+    if (fflush(stdout) != 0) { /* the caller cannot know the id: it will send again */
+        int e = errno;
+        sl_spool_remove(spool, id, 1);
+        return refuse("cannot print the queue id: %s; the message was not queued", strerror(e));
+    }
     sl_spool_notify(spool, id);
     return 0;
 }

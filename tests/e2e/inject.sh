@@ -85,6 +85,13 @@ refused "NUL byte in the message" "NUL" "$T/nul.txt" -f s@example.org r@example.
 check "the same spool accepts a good message" [ "$(files_in "$rspool/queue")" -eq 1 ]
 rm -rf "$rspool"
 refused "line over 998 octets" "998" "$T/longline.txt" -f s@example.org r@example.com
+# a queue id that cannot be printed (stdout full): the caller would send again, so nothing
+# stays queued
+"$SLUICECTL" -c "$T/refuse.ini" inject -f s@example.org r@example.com <"$T/good.txt" \
+  >/dev/full 2>"$T/err"
+rc=$?
+check "an id that cannot be printed: exit $rc, one line, nothing queued ($(cat "$T/err"))" \
+  test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a "$(files_in "$rspool/queue")" -eq 0
 "$SLUICECTL" -c "$T/refuse.ini" inject r@example.com <"$T/good.txt" >/dev/null 2>&1
 check "inject without -f is a usage error (exit 2)" [ $? -eq 2 ]
 
