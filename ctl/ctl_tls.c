@@ -12,12 +12,9 @@
  * Trust boundary: the operator's arguments and file; everything from the
  * network comes through the workers' own code (sl_tls_explain).
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <bsd/string.h>
 
 #include "config/sl_config.h"
 #include "ctl/sl_ctl.h"
@@ -148,11 +145,7 @@ int sl_ctl_tls(const char *cfgpath, int argc, char **argv)
     }
     if (arg == NULL || *arg == '\0' || strlen(arg) >= sizeof domain)
         return usage();
-    strlcpy(domain, arg, sizeof domain);
-    for (char *p = domain; *p != '\0'; p++)
-        *p = (char)tolower((unsigned char)*p);
-    if (strlen(domain) > 1 && domain[strlen(domain) - 1] == '.')
-        domain[strlen(domain) - 1] = '\0';
+    sl_ctl_domain_name(arg, domain, sizeof domain); /* a UTF-8 name as its A-label */
     if ((cfg = sl_ctl_load_config(cfgpath)) == NULL)
         return 1;
     if (sl_config_binding(cfg, binding) == NULL) {

@@ -220,6 +220,8 @@ sys.exit(not (r['dane'] == {'option': True, 'trusted': True} and h['need'] == 'd
               and h['source'] == 'dane' and h['tlsa'] == 1 and h['used']))"
 check "... the bogus MX is shown as not used, and why" \
   bash -c "'$SLUICECTL' -c '$ini' tls --binding b bogus.dane.test | grep -q '^mx mx.bogus.dane.test: not used: TLSA lookup'"
+check "... a UTF-8 domain is looked at by its A-label, as the workers do" \
+  bash -c "'$SLUICECTL' -c '$ini' tls --binding b bücher.dane.test | head -1 | grep -qx 'domain xn--bcher-kva.dane.test, binding b'"
 check "... dane = off for a domain shows the config's need" \
   bash -c "'$SLUICECTL' -c '$ini' tls --binding b off.dane.test | grep -qx 'dane: off (dane = off)'"
 
