@@ -3,9 +3,11 @@
  * times in ISO 8601 UTC, and attaching to the running daemon's counter segment.
  *
  * Trust boundary: strings printed come from the spool, the segment or the
- * network (reply texts, scope names): every byte outside printable ASCII is
- * escaped, so the output is valid JSON whatever they hold.
+ * network (reply texts, scope names): control characters are escaped, and so is
+ * every byte outside printable ASCII of a string that is not well-formed UTF-8,
+ * so the output is valid JSON whatever they hold.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +15,7 @@
 #include "ctl/sl_ctl.h"
 #include "util/sl_atomic.h"
 #include "shm/sl_shm.h"
+#include "util/sl_idna.h"
 
 /* sl_ctl_iso_time - UNIX seconds as 2024-05-01T12:00:00Z */
 void sl_ctl_iso_time(int64_t t, char *buf, size_t len)
@@ -24,14 +27,18 @@ void sl_ctl_iso_time(int64_t t, char *buf, size_t len)
         snprintf(buf, len, "%lld", (long long)t);
 }
 
-/* sl_ctl_json_string - s as a JSON string literal on stdout */
+/* sl_ctl_json_string - s as a JSON string literal on stdout: well-formed UTF-8 (an SMTPUTF8
+ * address) as it is, JSON's own text; else each byte over 0x7e escaped alone, as is every
+ * control character (the output stays JSON, whatever the bytes) */
 void sl_ctl_json_string(const char *s)
 {
+    bool utf8 = sl_idna_utf8_ok(s, strlen(s));
+
     putchar('"');
     for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
         if (*p == '"' || *p == '\\')
             printf("\\%c", *p);
-        else if (*p < 0x20 || *p >= 0x7f)
+        else if (*p < 0x20 || *p == 0x7f || (*p > 0x7f && !utf8))
             printf("\\u%04x", *p);
         else
             putchar(*p);

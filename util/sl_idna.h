@@ -19,7 +19,6 @@
 
 /* Are the n bytes at s all ASCII? */
 bool sl_idna_ascii(const char *s, size_t n);
-#define SL_IDNA_NAME_MAX 256 /* a domain name's A-label, with its NUL */
 
 /* Are the n bytes at s well-formed UTF-8 (RFC 3629: no overlong form, no surrogate, at most
  * U+10FFFF) without any control character (C0, DEL or C1)? */

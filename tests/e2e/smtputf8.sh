@@ -126,6 +126,12 @@ printf 'Subject: held\r\nX-Test: held-idn\r\n\r\nbody\r\n' |
   "$SLUICECTL" -c "$T/sluice.ini" inject -f 'a@sender.test' 'held@bücher.test' >/dev/null
 check "queue --domain in UTF-8 finds the message queued under the A-label" \
   wait_for 10 eval '"$SLUICECTL" -c "$T/sluice.ini" queue --domain bücher.test | grep -q "held@bücher.test"'
+check "queue --json gives the UTF-8 address as it is (not one escape per byte)" python3 -c "
+import json, subprocess, sys
+d = json.loads(subprocess.run(['$SLUICECTL', '-c', '$T/sluice.ini', 'queue', '--json'],
+                              capture_output=True, text=True).stdout)
+sys.exit(not any(r['address'] == 'held@bücher.test'
+                 for m in d['messages'] for p in m['parts'] for r in p['recipients']))"
 "$SLUICECTL" -c "$T/sluice.ini" resume --domain xn--bcher-kva.test >/dev/null
 check "resumed under the A-label, it is delivered" wait_for 20 msg_with held-idn
 
