@@ -133,6 +133,20 @@ static void test_blocked(void **state)
     sl_queue_free(q);
 }
 
+/* four_dests - a message each for a, b, c and e.example (in that order in the ring), and
+ * their destinations */
+static void four_dests(struct sl_queue *q, struct sl_qdest **a, struct sl_qdest **b,
+                       struct sl_qdest **c, struct sl_qdest **e)
+{
+    static const char *const names[4] = {"a.example", "b.example", "c.example", "e.example"};
+    struct sl_qdest **d[4] = {a, b, c, e};
+
+    for (unsigned i = 0; i < 4; i++) {
+        add1(q, i + 1, names[i], 0);
+        *d[i] = sl_queue_dest(q, "b1", names[i]);
+    }
+}
+
 /* Released destinations go to the ring's head in the order they were held back (the one
  * that waited longest is served first, before destinations that never waited); one with
  * nothing ready left goes idle and the idle hook hears of it. */
@@ -147,14 +161,7 @@ static void test_unblock_order(void **state)
 
     (void)state;
     sl_queue_set_idle_hook(q, idle_seen, &idle);
-    add1(q, 1, "a.example", 0);
-    add1(q, 2, "b.example", 0);
-    add1(q, 3, "c.example", 0);
-    add1(q, 4, "e.example", 0);
-    a = sl_queue_dest(q, "b1", "a.example");
-    b = sl_queue_dest(q, "b1", "b.example");
-    c = sl_queue_dest(q, "b1", "c.example");
-    e = sl_queue_dest(q, "b1", "e.example");
+    four_dests(q, &a, &b, &c, &e);
     sl_queue_block(q, b); /* b waits first, then c, then a */
     sl_queue_block(q, c);
     sl_queue_block(q, a);
@@ -190,14 +197,7 @@ static void test_release_where(void **state)
     struct sl_qdest *a, *b, *c, *e, *two[2];
 
     (void)state;
-    add1(q, 1, "a.example", 0);
-    add1(q, 2, "b.example", 0);
-    add1(q, 3, "c.example", 0);
-    add1(q, 4, "e.example", 0);
-    a = sl_queue_dest(q, "b1", "a.example");
-    b = sl_queue_dest(q, "b1", "b.example");
-    c = sl_queue_dest(q, "b1", "c.example");
-    e = sl_queue_dest(q, "b1", "e.example");
+    four_dests(q, &a, &b, &c, &e);
     sl_queue_block(q, b); /* b waits first, then c, then a */
     sl_queue_block(q, c);
     sl_queue_block(q, a);
@@ -228,14 +228,7 @@ static void test_release_merges(void **state)
     struct sl_qdest *a, *b, *c, *e;
 
     (void)state;
-    add1(q, 1, "a.example", 0);
-    add1(q, 2, "b.example", 0);
-    add1(q, 3, "c.example", 0);
-    add1(q, 4, "e.example", 0);
-    a = sl_queue_dest(q, "b1", "a.example");
-    b = sl_queue_dest(q, "b1", "b.example");
-    c = sl_queue_dest(q, "b1", "c.example");
-    e = sl_queue_dest(q, "b1", "e.example");
+    four_dests(q, &a, &b, &c, &e);
     sl_queue_block(q, b); /* b waits first, then a, then c */
     sl_queue_block(q, a);
     sl_queue_block(q, c);
