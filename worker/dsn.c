@@ -21,6 +21,7 @@
  * replies are kept to one line, the header is copied up to a bound, the
  * whole message only within bounce_size_limit.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,11 +226,13 @@ int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id)
                     HEADER_COPY_MAX + 65536 +
                     (uint64_t)sl_config_num(w->ctx->cfg, SL_OPT_BOUNCE_SIZE_LIMIT, &none)};
     rc = sl_spool_write(w->ctx->spool, &m, id, err, sizeof err);
+    int e = errno; /* the write's: the caller tells a full disk from the rest */
     if (rc < 0)
         sl_msg_warn("queue %s: bounce report not queued: %s", p->id, err);
     else
         sl_msg_info("queue %s: bounce report %s queued to <%s>", p->id, id, p->msg.sender);
     free(body);
     free(t.s);
+    errno = e;
     return rc;
 }

@@ -281,27 +281,45 @@ bool sl_outcome_suspect_over(struct sl_wstate *w, struct sl_part *p, const struc
     return true;
 }
 
-/* report_bounces - queue the report for this attempt's bounces; false when one is owed and
- * could not be queued (a full disk: said by sl_dsn_queue) */
-static bool report_bounces(struct sl_wstate *w, struct sl_part *p)
+/* mendable - a write failure that room or time may mend (a full disk, a passing I/O error) */
+static bool mendable(int e)
+{
+    return e == ENOSPC || e == EDQUOT || e == EIO || e == EMFILE || e == ENFILE || e == ENOMEM ||
+           e == EROFS || e == EINTR || e == EAGAIN;
+}
+
+/* report_bounces - queue the report for this attempt's bounces; 0, else the errno of a
+ * failure to write it that may mend (any other is logged by sl_dsn_queue, and the report
+ * given up: trying again would fail again) */
+static int report_bounces(struct sl_wstate *w, struct sl_part *p)
 {
     char id[SL_SPOOL_ID_LEN + 1];
 
     if (!sl_dsn_due(p))
-        return true;
+        return 0;
     if (sl_dsn_queue(w, p, id) < 0)
-        return false;
+        return mendable(errno) ? errno : 0;
     sl_worker_tell_new(w, id);
-    return true;
+    return 0;
 }
 
-/* unbounce - this attempt's bounces could not be reported: their recipients stay queued, to
- * bounce again (and be reported) at the next attempt, rather than leave the queue with the
- * sender never told; the part is deferred as after an attempt */
-static void unbounce(struct sl_part *p, const struct sl_dest *d, time_t now)
+/* unbounce - this attempt's bounces could not be reported (e: why): their recipients stay
+ * queued, to bounce again (and be reported) at the next attempt, rather than leave the queue
+ * with the sender never told.  The delivery log's last word on them is this deferral, not
+ * the bounce it logged, and the part is deferred as after an attempt. */
+static void unbounce(struct sl_wstate *w, struct sl_part *p, const struct sl_dest *d, time_t now,
+                     int e)
 {
+    struct sl_attempt a = {.d = d, .phase = "report"};
+    char reply[SL_REPLY_MAX];
+
     for (size_t i = 0; i < p->nbounced; i++)
         p->st.status[p->bounced[i]] = SL_RCPT_PENDING;
+    snprintf(reply, sizeof reply,
+             "bounce report not written (%s): tried again later; the bounce: %s", strerror(e),
+             p->bounce_reply[0]);
+    sl_outcome_log(w, p, p->bounced, p->nbounced, SL_RES_DEFERRED, reply, &a);
+    strlcpy(p->st.reply, reply, sizeof p->st.reply);
     sl_msg_warn("queue %s part %u: its %zu bounced recipient(s) stay queued until their report "
                 "can be written",
                 p->id, p->k, p->nbounced);
@@ -327,6 +345,7 @@ void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_d
     size_t *idx = sl_calloc(p->msg.nrcpt, sizeof *idx);
     time_t now = time(NULL);
     const char *why;
+    int e;
 
     if (sl_part_pending(p, idx) > 0 && p->attempted) {
         p->st.attempts++;
@@ -336,8 +355,8 @@ void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_d
             p->st.next = now + next_delay_s(d, p->st.attempts) + 1;
     }
     free(idx);
-    if (!report_bounces(w, p))
-        unbounce(p, d, now);
+    if ((e = report_bounces(w, p)) != 0)
+        unbounce(w, p, d, now, e);
     if (sl_spool_part_done(&p->msg, p->k, &p->st)) {
         if (p->msg.nparts == 1) /* the only part: its state file is there if it was read */
             sl_spool_remove(w->ctx->spool, p->id, p->st.on_disk ? 1 : 0);

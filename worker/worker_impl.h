@@ -239,6 +239,8 @@ void sl_unsaved_keep(const struct sl_part *p);
 bool sl_unsaved_pending(void);
 void sl_unsaved_retry(struct sl_wstate *w);
 
+/* Queue the report of p's bounces, its id into id; -1 (logged, errno the write's) when it
+ * could not be written. */
 int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id);
 /* Is a report owed for p's bounces: some bounced, p is not itself a report, it has a sender,
  * and a bounced recipient wants failures reported (RFC 3461 NOTIFY)? */

@@ -145,6 +145,9 @@ check "the receiver's 550 bounces the recipient" \
   wait_for 10 grep -q "\"id\":\"$gone\".*\"outcome\":\"bounced\"" "$T/delivery.log"
 check "its report cannot be written: the recipient stays queued" \
   wait_for 10 grep -q "queue $gone part 0: its 1 bounced recipient(s) stay queued" "$T/daemon4.log"
+check "and the delivery log's last word on it says so: deferred, naming the bounce" \
+  eval "grep '\"id\":\"$gone\"' '$T/delivery.log' | tail -1 |
+        grep -q '\"outcome\":\"deferred\",\"reply\":\"bounce report not written (No space left on device): tried again later; the bounce: 550 5.1.1'"
 check "the message is still in the spool" test -e "$T/spool/queue/$gone"
 wait_for 10 grep -q "\"id\":\"$by_hand\".*\"outcome\":\"deferred\"" "$T/delivery.log"
 out=$("$SLUICECTL" -c "$T/sluice.ini" bounce "$by_hand" 2>&1); rc=$?
