@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,10 +230,13 @@ static int queue_message(const struct sl_config *cfg, const struct inject_args *
     free(body);
     if (rc < 0)
         return refuse("%s", err);
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout is an error to handle, not the end */
     printf("%s\n", id);
     if (fflush(stdout) != 0) { /* the caller cannot know the id: it will send again */
         int e = errno;
-        sl_spool_remove(spool, id, 1);
+        if (sl_spool_remove(spool, id, SL_SPOOL_PARTS_MAX) < 0)
+            return refuse("cannot print the queue id %s: %s; it stays queued (not removed: %s)", id,
+                          strerror(e), strerror(errno));
         return refuse("cannot print the queue id: %s; the message was not queued", strerror(e));
     }
     sl_spool_notify(spool, id);

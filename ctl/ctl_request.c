@@ -37,14 +37,21 @@ int sl_ctl_ask(const char *spool, const char *req, char *ans, size_t len, int wa
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     ssize_t n;
 
-    if (fd < 0)
-        return SL_CTL_REQ_FAILED;
     sl_control_path(spool, to.sun_path, sizeof to.sun_path);
+    if (strlen(to.sun_path) != strlen(spool) + 1 + strlen(SL_CONTROL_SOCK)) {
+        fprintf(stderr, "sluicectl: the control socket's path is too long: %s/%s\n", spool,
+                SL_CONTROL_SOCK);
+        if (fd >= 0)
+            close(fd);
+        return SL_CTL_REQ_FAILED;
+    }
     /* Autobind: the kernel names our socket so the master can answer it. */
-    if (bind(fd, (struct sockaddr *)&me, sizeof(sa_family_t)) < 0 ||
+    if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof(sa_family_t)) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0) {
-        close(fd);
+        fprintf(stderr, "sluicectl: cannot make a socket to ask the daemon: %s\n", strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return SL_CTL_REQ_FAILED;
     }
     if (sendto(fd, req, strlen(req), 0, (struct sockaddr *)&to, sizeof to) < 0) {

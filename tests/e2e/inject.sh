@@ -92,6 +92,11 @@ refused "line over 998 octets" "998" "$T/longline.txt" -f s@example.org r@exampl
 rc=$?
 check "an id that cannot be printed: exit $rc, one line, nothing queued ($(cat "$T/err"))" \
   test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a "$(files_in "$rspool/queue")" -eq 0
+"$SLUICECTL" -c "$T/refuse.ini" inject -f s@example.org r@example.com <"$T/good.txt" \
+  >&- 2>"$T/err"
+rc=$?
+check "nor with stdout closed: exit $rc, nothing queued ($(cat "$T/err"))" \
+  test "$rc" -eq 1 -a "$(files_in "$rspool/queue")" -eq 0
 "$SLUICECTL" -c "$T/refuse.ini" inject r@example.com <"$T/good.txt" >/dev/null 2>&1
 check "inject without -f is a usage error (exit 2)" [ $? -eq 2 ]
 
