@@ -4,8 +4,8 @@
  *
  * Trust boundary: strings printed come from the spool, the segment or the
  * network (reply texts, scope names): control characters are escaped, and so is
- * every byte outside printable ASCII of a string that is not well-formed UTF-8,
- * so the output is valid JSON whatever they hold.
+ * every byte outside ASCII of a string that is not well-formed UTF-8, so the
+ * output is valid JSON whatever they hold.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -32,7 +32,7 @@ void sl_ctl_iso_time(int64_t t, char *buf, size_t len)
  * control character (the output stays JSON, whatever the bytes) */
 void sl_ctl_json_string(const char *s)
 {
-    bool utf8 = sl_idna_utf8_ok(s, strlen(s));
+    bool utf8 = sl_idna_utf8_wellformed(s, strlen(s));
 
     putchar('"');
     for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {

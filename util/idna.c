@@ -40,8 +40,9 @@ static size_t seq_len(unsigned char c, uint32_t *cp)
     return 0; /* a continuation byte, an overlong lead (C0, C1) or beyond U+10FFFF */
 }
 
-/* sl_idna_utf8_ok - well-formed UTF-8, no control character */
-bool sl_idna_utf8_ok(const char *s, size_t n)
+/* utf8_scan - are the n bytes at s well-formed UTF-8 (RFC 3629: no overlong form, no
+ * surrogate, at most U+10FFFF), and, unless controls_ok, free of C0, DEL and C1 controls? */
+static bool utf8_scan(const char *s, size_t n, bool controls_ok)
 {
     static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000}; /* no overlong form */
 
@@ -58,11 +59,23 @@ bool sl_idna_utf8_ok(const char *s, size_t n)
         }
         if (cp < least[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
             return false;
-        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+        if (!controls_ok && (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)))
             return false; /* C0, DEL and C1 controls */
         i += len;
     }
     return true;
+}
+
+/* sl_idna_utf8_ok - well-formed UTF-8 without any control character */
+bool sl_idna_utf8_ok(const char *s, size_t n)
+{
+    return utf8_scan(s, n, false);
+}
+
+/* sl_idna_utf8_wellformed - well-formed UTF-8, controls allowed */
+bool sl_idna_utf8_wellformed(const char *s, size_t n)
+{
+    return utf8_scan(s, n, true);
 }
 
 /* sl_idna_alabel - IDNA2008 (UTS #46 non-transitional) A-label form, lower case */

@@ -23,6 +23,8 @@ bool sl_idna_ascii(const char *s, size_t n);
 /* Are the n bytes at s well-formed UTF-8 (RFC 3629: no overlong form, no surrogate, at most
  * U+10FFFF) without any control character (C0, DEL or C1)? */
 bool sl_idna_utf8_ok(const char *s, size_t n);
+/* The same, control characters allowed. */
+bool sl_idna_utf8_wellformed(const char *s, size_t n);
 /* The A-label form of the n-byte domain at s (UTF-8), lower case, into out; false when it is
  * not a valid internationalised domain name or does not fit outlen. */
 bool sl_idna_alabel(const char *s, size_t n, char *out, size_t outlen);
