@@ -296,6 +296,9 @@ check "a command of 2,048 characters is taken (250 to its NOOP)" \
   eval "tail -2 '$T/longcmd.out' | head -1 | grep -q '^250 '"
 python3 "$raw" 127.0.0.1 "$lport" longcmd 2049 >"$T/longcmd.out" 2>&1
 check "one of 2,049 is refused as too long" grep -q '^500 5.5.2 Error: line too long' "$T/longcmd.out"
+python3 "$raw" 127.0.0.1 "$lport" longcmd 2049 lf >"$T/longcmd.out" 2>&1
+check "and so is one of 2,049 ended by a bare LF" \
+  grep -q '^500 5.5.2 Error: line too long' "$T/longcmd.out"
 
 # --- STARTTLS command injection: what was pipelined after STARTTLS is dropped ---
 python3 "$raw" 127.0.0.1 "$lport" starttls-inject >"$T/inject.out" 2>&1

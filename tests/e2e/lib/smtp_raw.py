@@ -13,7 +13,8 @@ line, then exits 0 (a connection the server closed is not an error).
         then finishes the message and sends MAIL again (to see the reply after a SIGTERM);
         prints "HOLDING" when the first part of the body is sent
   longline FROM TO                  a body line of 1500 octets
-  longcmd N                         EHLO, then a NOOP command of N characters (CRLF after them)
+  longcmd N [lf]                    EHLO, then a NOOP command of N characters (CRLF after them,
+        or a bare LF)
 """
 import socket
 import ssl
@@ -93,8 +94,8 @@ def main():
                   b"\r\n.\r\nQUIT\r\n")
         show(replies(s))
     elif case == "longcmd":
-        n = int(args[0])
-        s.sendall(b"EHLO raw.test\r\nNOOP " + b"x" * (n - 5) + b"\r\nQUIT\r\n")
+        n, end = int(args[0]), b"\n" if args[1:] == ["lf"] else b"\r\n"
+        s.sendall(b"EHLO raw.test\r\nNOOP " + b"x" * (n - 5) + end + b"QUIT\r\n")
         show(replies(s))
     s.close()
 
