@@ -211,10 +211,16 @@ size_t sl_pickup_start(struct sl_sched *s)
     if (sl_spool_init(s->spool, err, sizeof err) < 0)
         sl_msg_fatal("spool %s: %s", s->spool, err);
     s->started_us = sl_clock_wall_us();
-    if (sl_spool_list(s->spool, &s->scan_ids, &s->scan_state, true) < 0)
+    int listed = sl_spool_list(s->spool, &s->scan_ids, &s->scan_state, true);
+    if (listed < 0)
         sl_msg_fatal("cannot scan the spool %s: %s", s->spool, strerror(errno));
+    /* Without the whole list of state files, a message that has one would be taken for never
+     * tried, and its delivered recipients sent the message again: each is looked up instead. */
+    if (listed > 0)
+        sl_msg_warn("cannot list %s/state: %s; reading each message's state instead", s->spool,
+                    strerror(errno));
     s->scan_next = 0;
-    s->scan_trust = true;
+    s->scan_trust = listed == 0;
     s->scan_ahead = NULL;
     s->scan_ahead_tried = false;
     s->scan_warm_until = sl_clock_us() + SL_PICKUP_WARMUP_MS * 1000u;

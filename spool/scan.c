@@ -139,18 +139,31 @@ bool spool_state_entry(const char *dir, const char *path, DIR *d, int queue_fd,
     return true;
 }
 
-/* sweep_state - remove state files of messages no longer queued; the ids of
- * the state files that stay go into stated (unsorted, maybe repeated) */
-static void sweep_state(const char *dir, int queue_fd, struct sl_spool_ids *stated)
+/* next_entry - readdir, with its end told from its failure: NULL with *failed set on an error */
+static struct dirent *next_entry(DIR *d, bool *failed)
+{
+    struct dirent *e;
+
+    errno = 0;
+    if ((e = readdir(d)) == NULL && errno != 0)
+        *failed = true;
+    return e;
+}
+
+/* sweep_state - remove state files of messages no longer queued; the ids of the state files
+ * that stay go into stated (unsorted, maybe repeated).  false (errno) when state/ could not be
+ * listed whole: then stated tells nothing, for an id it lacks may have a state file. */
+static bool sweep_state(const char *dir, int queue_fd, struct sl_spool_ids *stated)
 {
     char path[4096];
     struct dirent *e;
     size_t cap = 0;
+    bool failed = false;
     DIR *d;
 
     if (!spool_path(path, sizeof path, dir, SPOOL_STATE, NULL) || (d = opendir(path)) == NULL)
-        return;
-    while ((e = readdir(d)) != NULL) {
+        return false;
+    while ((e = next_entry(d, &failed)) != NULL) {
         if (!spool_state_entry(dir, path, d, queue_fd, e))
             continue;
         if (stated->n == cap) {
@@ -160,7 +173,10 @@ static void sweep_state(const char *dir, int queue_fd, struct sl_spool_ids *stat
         memcpy(stated->id[stated->n], e->d_name, SL_SPOOL_ID_LEN);
         stated->id[stated->n++][SL_SPOOL_ID_LEN] = '\0';
     }
+    int saved = errno;
     closedir(d);
+    errno = saved;
+    return !failed;
 }
 
 /* by_id - ids sort by arrival time */
@@ -177,13 +193,14 @@ bool spool_queue_entry(const char *dir, DIR *d, const struct dirent *e)
            !misfit(dir, SPOOL_QUEUE, d, e, sl_spool_id_valid(e->d_name), "not a queue id");
 }
 
-/* list_queue - the valid ids of queue/, unsorted */
-static void list_queue(const char *dir, DIR *d, struct sl_spool_ids *l)
+/* list_queue - the valid ids of queue/, unsorted; false (errno) when the listing failed */
+static bool list_queue(const char *dir, DIR *d, struct sl_spool_ids *l)
 {
     size_t cap = 0;
+    bool failed = false;
     struct dirent *e;
 
-    while ((e = readdir(d)) != NULL) {
+    while ((e = next_entry(d, &failed)) != NULL) {
         if (!spool_queue_entry(dir, d, e))
             continue;
         if (l->n == cap) {
@@ -192,6 +209,7 @@ static void list_queue(const char *dir, DIR *d, struct sl_spool_ids *l)
         }
         memcpy(l->id[l->n++], e->d_name, SL_SPOOL_ID_LEN + 1);
     }
+    return !failed;
 }
 
 /* sort_ids - ascending, which for queue ids is arrival order */
@@ -213,10 +231,22 @@ int sl_spool_list(const char *dir, struct sl_spool_ids *queued, struct sl_spool_
     if (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, NULL) || (d = opendir(path)) == NULL)
         return -1;
     spool_sweep_tmp(dir, at_start);
-    list_queue(dir, d, queued);
-    sweep_state(dir, dirfd(d), stated);
+    if (!list_queue(dir, d, queued)) {
+        int saved = errno;
+        closedir(d);
+        sl_spool_ids_free(queued);
+        errno = saved;
+        return -1;
+    }
+    bool whole = sweep_state(dir, dirfd(d), stated);
+    int saved = errno;
     closedir(d);
     sort_ids(queued);
+    if (!whole) {
+        sl_spool_ids_free(stated);
+        errno = saved;
+        return 1;
+    }
     sort_ids(stated);
     return 0;
 }
@@ -239,7 +269,7 @@ int sl_spool_scan(const char *dir, void (*fn)(const char *id, void *ctx), void *
 {
     struct sl_spool_ids queued, stated;
 
-    if (sl_spool_list(dir, &queued, &stated, false) < 0)
+    if (sl_spool_list(dir, &queued, &stated, false) < 0) /* a partial state/ does not matter */
         return -1;
     sl_spool_ids_free(&stated);
     for (size_t i = 0; i < queued.n; i++)

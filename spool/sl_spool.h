@@ -236,7 +236,9 @@ void sl_spool_walk_close(struct sl_spool_walk *w);
  * of the listing, so a reader that knows no one has written one since may
  * skip sl_spool_state_load.  at_start: the master's start, when no worker of
  * it runs: state writes a kill cut short are swept from tmp/ whatever their
- * age.  0, or -1 when queue/ cannot be read. */
+ * age.  0; 1 (errno) when state/ could not be listed whole: then `stated` is
+ * empty and tells nothing, every id must have its state files looked up; -1
+ * (errno) when queue/ cannot be read. */
 struct sl_spool_ids {
     char (*id)[SL_SPOOL_ID_LEN + 1];
     size_t n;

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -759,6 +760,21 @@ static void test_scan(void **state)
     sl_spool_ids_free(&queued);
     sl_spool_ids_free(&stated);
     assert_int_equal(sl_spool_scan("/nonexistent/spool", see, &s), -1);
+    /* state/ that cannot be listed: the queue is listed all the same, but the listing says
+     * that its list of state files tells nothing (1), rather than that there are none */
+    char stdir[4200], aside[4200];
+    snprintf(stdir, sizeof stdir, "%s/state", f->dir);
+    snprintf(aside, sizeof aside, "%s/state.aside", f->dir);
+    assert_int_equal(rename(stdir, aside), 0);
+    put_file(f->dir, "", "state", "x", 1);
+    assert_int_equal(sl_spool_list(f->dir, &queued, &stated, true), 1);
+    assert_int_equal(errno, ENOTDIR);
+    assert_int_equal(queued.n, 3);
+    assert_int_equal(stated.n, 0);
+    sl_spool_ids_free(&queued);
+    sl_spool_ids_free(&stated);
+    assert_int_equal(unlink(stdir), 0);
+    assert_int_equal(rename(aside, stdir), 0);
 }
 
 /* walk_see - an id a walk met, counted per step */
