@@ -175,8 +175,47 @@ static void scan_one(const char *id, void *ctx)
 {
     struct sl_sched *s = ctx;
 
-    if (sl_queue_find(s->q, id) == NULL && sl_pickup_id(s, id))
+    if (sl_queue_find(s->q, id) == NULL && !sl_spool_ids_has(&s->kept_out, id) &&
+        sl_pickup_id(s, id))
         s->rescan_added++;
+}
+
+/* sl_pickup_keep_out - id into the sorted kept_out list */
+void sl_pickup_keep_out(struct sl_sched *s, const char *id)
+{
+    struct sl_spool_ids *l = &s->kept_out;
+    size_t at = 0;
+
+    if (!sl_spool_id_valid(id) || sl_spool_ids_has(l, id))
+        return;
+    while (at < l->n && strcmp(l->id[at], id) < 0)
+        at++;
+    l->id = sl_realloc(l->id, (l->n + 1) * sizeof *l->id);
+    memmove(l->id[at + 1], l->id[at], (l->n - at) * sizeof *l->id);
+    memcpy(l->id[at], id, SL_SPOOL_ID_LEN + 1);
+    l->n++;
+}
+
+/* remove_kept_out - the removals that failed are tried again; those done are forgotten.  One
+ * unlink each, after a rescan (a minute apart): few, and rare. */
+static void remove_kept_out(struct sl_sched *s)
+{
+    struct sl_spool_ids *l = &s->kept_out;
+    size_t left = 0;
+
+    for (size_t i = 0; i < l->n; i++) {
+        if (sl_spool_remove(s->spool, l->id[i], 1) == 0) {
+            sl_msg_info("finished message %s removed at last", l->id[i]);
+            continue;
+        }
+        if (left == 0) /* one line a round, not one per message */
+            sl_msg_warn("cannot remove finished message %s: %s (of %zu kept out of the queue)",
+                        l->id[i], strerror(errno), l->n);
+        memmove(l->id[left++], l->id[i], sizeof *l->id);
+    }
+    l->n = left;
+    if (left == 0)
+        sl_spool_ids_free(l);
 }
 
 /* sl_pickup_rescan_step - the next max entries of the rescan, which starts unless one runs */
@@ -198,6 +237,7 @@ bool sl_pickup_rescan_step(struct sl_sched *s, size_t max)
         return true;
     sl_spool_walk_close(s->rescan);
     s->rescan = NULL;
+    remove_kept_out(s);
     if (s->rescan_added > 0)
         sl_msg_info("spool scan found %zu messages not yet queued", s->rescan_added);
     return false;
@@ -294,5 +334,6 @@ void sl_pickup_forget(struct sl_sched *s)
     sl_pickup_stop_readahead(s); /* before the listing it reads goes */
     sl_spool_ids_free(&s->scan_ids);
     sl_spool_ids_free(&s->scan_state);
+    sl_spool_ids_free(&s->kept_out);
     s->scan_next = 0;
 }

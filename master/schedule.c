@@ -774,6 +774,10 @@ static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t jo
     case 'd':
         finished(s, p);
         break;
+    case 'k': /* final, but its file could not be removed: never indexed again */
+        sl_pickup_keep_out(s, p->msg->id);
+        finished(s, p);
+        break;
     case 'f':
         due = strtoll(eq + 2, &end, 10);
         if (end == eq + 2 || (end != tok + len && *end != ':'))

@@ -50,5 +50,9 @@ bool sl_pickup_new(struct sl_sched *s, const char *id);
  * on.  None starts while the start scan indexes (the ids of its listing come in their turn): a
  * message announced since, whose announcement was lost, waits for the first rescan after it. */
 bool sl_pickup_rescan_step(struct sl_sched *s, size_t max);
+/* A finished message whose file could not be removed: no rescan indexes it again (its mail
+ * would be sent again each time); its removal is tried again after each rescan, and it is
+ * forgotten once its file is gone. */
+void sl_pickup_keep_out(struct sl_sched *s, const char *id);
 
 #endif

@@ -54,6 +54,9 @@ struct sl_sched {
     /* The periodic rescan, a batch of directory entries per loop pass (sl_pickup_rescan_step). */
     struct sl_spool_walk *rescan; /* the one under way, or NULL */
     size_t rescan_added;          /* ids it found that the index lacked */
+    /* Finished messages whose file could not be removed (outcome "k"), sorted: never indexed
+     * again, their removal tried again after each rescan (sl_pickup_keep_out). */
+    struct sl_spool_ids kept_out;
 };
 
 /* An empty scheduler; spool must outlive it. */

@@ -35,6 +35,9 @@
  *          d         final: every recipient of the part delivered or bounced
  *                    (a message of one part is already removed from the spool;
  *                    for several parts the master removes it after the last)
+ *          k         final, but the file of the message (of one part) could not be
+ *                    removed: its final state is saved if it can be, and the master
+ *                    never indexes it again (sl_pickup_keep_out)
  *          f<time>:<n>  deferred: next attempt not before UNIX time <time>,
  *                    after n attempts in all
  *          w         not attempted: a counter was full (the master holds the

@@ -604,6 +604,44 @@ static void test_dispatch_dead_worker(void **state)
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_READY), 2);
 }
 
+/* A finished message whose file its worker could not remove ("k") is not indexed again by the
+ * rescan, which would send it again each minute; after the rescan its removal is tried again
+ * (here it works) and the message is gone from the spool. */
+static void test_kept_out(void **state)
+{
+    struct fixture *f = *state;
+    char dir[64] = "/tmp/sluice-kept.XXXXXX", err[256], id[SL_SPOOL_ID_LEN + 1];
+    char job[SL_JOB_MAX], want[SL_JOB_MAX], msg[128], path[128];
+    const char *r[] = {"a@pair.example"};
+    struct sl_spool_new m = {
+        .binding = "b1", .sender = "", .rcpt = r, .nrcpt = 1, .body = "\n", .len = 1};
+    unsigned wi;
+
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(sl_spool_init(dir, err, sizeof err), 0);
+    assert_int_equal(sl_spool_write(dir, &m, id, err, sizeof err), 0);
+    f->s.spool = dir;
+    assert_true(sl_pickup_new(&f->s, id));
+    f->sup.want = 1;
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    wi = f->sup.w[0].job == 1 ? 0 : 1;
+    job_of(f, wi, job, sizeof job);
+    snprintf(want, sizeof want, "J1 D b1 pair.example %s.0+", id);
+    assert_string_equal(job, want);
+    snprintf(msg, sizeof msg, "D1 %s.0=k", id);
+    say(f, wi, msg);
+    assert_null(sl_queue_find(f->s.q, id));
+    snprintf(path, sizeof path, "%s/queue/%s", dir, id);
+    assert_int_equal(access(path, F_OK), 0); /* the worker could not remove it */
+    while (sl_pickup_rescan_step(&f->s, 1))
+        assert_null(sl_queue_find(f->s.q, id));
+    assert_null(sl_queue_find(f->s.q, id));
+    assert_int_equal(sl_queue_messages(f->s.q), 0);
+    assert_int_equal(access(path, F_OK), -1); /* removed after the rescan */
+    assert_int_equal(f->s.kept_out.n, 0);
+    test_rmtree(dir);
+}
+
 #define BACKLOG_DOMAINS 200
 #define BACKLOG_EACH    7 /* fewer than the warm-up's 64 per domain */
 
@@ -1310,6 +1348,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_dead_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_crashed_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_crashed_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_suspect_first, setup, teardown),
