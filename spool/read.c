@@ -12,6 +12,7 @@
  * numbering), and anything else is an error, never a crash.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,13 +199,22 @@ static const char *parse_header(struct spool_lines *l, const char *id, struct sl
     return m->nrcpt > 0 ? NULL : "no recipient";
 }
 
+/* body_fits - can n stored bytes be the body of m?  Stuffing adds a dot to a line that starts
+ * with one, and such a line is at least 3 bytes (".\r\n"): the stored body is from SIZE to
+ * SIZE + SIZE / 3 bytes.  A damaged file longer than that is not read into memory whole. */
+static bool body_fits(const struct sl_spool_msg *m, uint64_t n)
+{
+    return n >= 2 && n >= m->size && n - m->size <= m->size / 3;
+}
+
 /* keep_body - the stored body from a buffer holding the whole file; false when it is
- * not a body (too short for its SIZE, no final CRLF): sl_spool_body then reports it */
+ * not a body (too short or too long for its SIZE, no final CRLF): sl_spool_body then
+ * reports it */
 static bool keep_body(struct sl_spool_msg *m, const char *buf, size_t have)
 {
     size_t n;
 
-    if (have < m->body_off + 2 || have - m->body_off < m->size || buf[have - 2] != '\r' ||
+    if (have < m->body_off || !body_fits(m, have - m->body_off) || buf[have - 2] != '\r' ||
         buf[have - 1] != '\n')
         return false;
     n = have - m->body_off;
@@ -331,10 +341,11 @@ int sl_spool_body(const char *dir, const struct sl_spool_msg *m, char **body, si
             close(fd);
         return -1;
     }
-    if (st.st_size < 0 || (uint64_t)st.st_size < (uint64_t)m->body_off + 2 ||
-        (uint64_t)st.st_size - m->body_off < m->size) {
+    if (st.st_size < 0 || (uint64_t)st.st_size < (uint64_t)m->body_off ||
+        !body_fits(m, (uint64_t)st.st_size - m->body_off)) {
         close(fd);
-        spool_fail(err, errlen, "%s: body truncated", path);
+        spool_fail(err, errlen, "%s: body of %lld bytes, not one of %" PRIu64 " bytes stuffed",
+                   path, (long long)st.st_size - (long long)m->body_off, m->size);
         errno = EBADMSG;
         return -1;
     }

@@ -451,6 +451,22 @@ static void test_read_damaged(void **state)
     assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), 0);
     assert_int_equal(sl_spool_body(f->dir, &m, &body, &len, err, sizeof err), -1);
     sl_spool_msg_free(&m);
+    /* a body far longer than its SIZE (3) can be once stuffed: small, and larger than the
+     * first read (never allocated whole) */
+    for (size_t blen = 16; blen <= 256 * 1024; blen *= 128) {
+        huge = malloc(strlen(pre) + 16 + blen);
+        size_t hl = (size_t)sprintf(huge, "%srcpt 0 r@x.org\n\n", pre);
+        memset(huge + hl, 'x', blen - 2);
+        memcpy(huge + hl + blen - 2, "\r\n", 2);
+        put_file(f->dir, "queue", id, huge, hl + blen);
+        free(huge);
+        assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), 0);
+        errno = 0;
+        assert_int_equal(sl_spool_body(f->dir, &m, &body, &len, err, sizeof err), -1);
+        assert_int_equal(errno, EBADMSG);
+        assert_null(body);
+        sl_spool_msg_free(&m);
+    }
     /* missing file and a bad id */
     assert_int_equal(sl_spool_read(f->dir, "0000000000aaaaaaaaaz", &m, err, sizeof err), -1);
     assert_int_equal(sl_spool_read(f->dir, "../queue/x", &m, err, sizeof err), -1);
