@@ -22,13 +22,14 @@
 #include "util/sl_msg.h"
 #include "spool_impl.h"
 
-/* token_ok - n printable bytes and no space: a binding name */
+/* token_ok - n printable bytes and no space, as long as a binding name may be: a longer one
+ * would pass here and fail every job that names it */
 static bool token_ok(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
             return false;
-    return n > 0;
+    return n > 0 && n <= SL_SPOOL_BINDING_MAX;
 }
 
 /* read_header - bytes of queue/ID up to and including the blank line; *have is

@@ -23,7 +23,6 @@
 #include "util/sl_msg.h"
 #include "spool_impl.h"
 
-#define BINDING_NAME_MAX 255
 #define ID_TRIES         8
 
 /* One recipient while grouping: its place, local part and domain. */
@@ -62,7 +61,7 @@ static bool binding_ok(const char *b)
 {
     size_t n = strlen(b);
 
-    if (n == 0 || n > BINDING_NAME_MAX)
+    if (n == 0 || n > SL_SPOOL_BINDING_MAX)
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)b[i] <= ' ' || (unsigned char)b[i] >= 0x7f)

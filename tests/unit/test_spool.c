@@ -323,6 +323,11 @@ static void test_refusals_leave_nothing(void **state)
     refused(f->dir, &t, "no recipient");
     t = n, t.binding = "two words";
     refused(f->dir, &t, "binding");
+    char long_binding[SL_SPOOL_BINDING_MAX + 2];
+    memset(long_binding, 'b', sizeof long_binding - 1);
+    long_binding[sizeof long_binding - 1] = '\0';
+    t = n, t.binding = long_binding;
+    refused(f->dir, &t, "binding");
     t = n, t.body = "", t.len = 0;
     refused(f->dir, &t, "empty");
     t = n, t.body = nul, t.len = sizeof nul - 1;
@@ -403,6 +408,10 @@ static void test_read_damaged(void **state)
         "3\nrcpt 0 r@x.org\n\nx\r\n",
         "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival -1\nbinding b\ndsn 0\nfrom \nsize "
         "3\nrcpt 0 r@x.org\n\nx\r\n",
+        /* a binding name longer than any binding can have: every job for it would fail */
+        "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival 1\nbinding "
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+        "\ndsn 0\nfrom \nsize 3\nrcpt 0 r@x.org\n\nx\r\n",
         /* past the year 9999: milliseconds from it would overflow */
         "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival 9223372036854775807\nbinding b\ndsn 0\n"
         "from \nsize 3\nrcpt 0 r@x.org\n\nx\r\n",
