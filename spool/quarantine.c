@@ -26,20 +26,39 @@
 #include "spool_impl.h"
 #include "util/sl_msg.h"
 
-/* corrupt_name - a name free in corrupt/ for name: name itself, else name.1, name.2 ... */
-static bool corrupt_name(const char *dir, const char *name, char *path, size_t len)
-{
-    struct stat st;
+#define CORRUPT_SUFFIX_MAX 1000 /* name, name.1 ... name.999 in corrupt/ */
 
-    if (!spool_path(path, len, dir, SPOOL_CORRUPT, name))
-        return false;
-    for (unsigned i = 1; lstat(path, &st) == 0 && i < 1000; i++) {
+/* move_no_replace - rename from to to, failing with EEXIST rather than replace a file there;
+ * where the file system has no such rename (EINVAL), a hard link and an unlink do the same */
+static int move_no_replace(const char *from, const char *to)
+{
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL)
+        return -1;
+    if (link(from, to) < 0)
+        return -1;
+    return unlink(from);
+}
+
+/* move_to_corrupt - from into corrupt/ as name, else name.1, name.2 ...: never over an entry
+ * set aside before (the operator's only copy of it); the name it got in to */
+static int move_to_corrupt(const char *dir, const char *from, const char *name, char *to,
+                           size_t len)
+{
+    for (unsigned i = 0; i < CORRUPT_SUFFIX_MAX; i++) {
         char alt[300];
-        snprintf(alt, sizeof alt, "%.255s.%u", name, i);
-        if (!spool_path(path, len, dir, SPOOL_CORRUPT, alt))
-            return false;
+        snprintf(alt, sizeof alt, i == 0 ? "%.255s" : "%.255s.%u", name, i);
+        if (!spool_path(to, len, dir, SPOOL_CORRUPT, alt)) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        if (move_no_replace(from, to) == 0)
+            return 0;
+        if (errno != EEXIST)
+            return -1;
     }
-    return true;
+    return -1; /* errno EEXIST: every name is taken */
 }
 
 /* set_aside - dir/sub/name into corrupt/; 0, or -1 (warned) when it could not be moved */
@@ -54,7 +73,7 @@ static int set_aside(const char *dir, const char *sub, const char *name, const c
         sl_msg_warn("spool: cannot create %s to set %s aside: %s", corrupt, from, strerror(errno));
         return -1;
     }
-    if (!corrupt_name(dir, name, to, sizeof to) || rename(from, to) < 0) {
+    if (move_to_corrupt(dir, from, name, to, sizeof to) < 0) {
         if (errno == ENOENT)
             return 0; /* gone meanwhile: set aside by another reader, or removed */
         sl_msg_warn("spool: cannot set %s aside: %s", from, strerror(errno));
@@ -81,7 +100,10 @@ int sl_spool_quarantine_msg(const char *dir, const char *id, const char *reason)
 
     if (!sl_spool_id_valid(id))
         return -1;
-    rc = set_aside(dir, SPOOL_QUEUE, id, reason);
+    /* A message that stays queued keeps its state files: without them its delivered
+     * recipients would be sent it again. */
+    if ((rc = set_aside(dir, SPOOL_QUEUE, id, reason)) < 0)
+        return rc;
     for (unsigned k = 0; k < SL_SPOOL_PARTS_MAX; k++) {
         snprintf(name, sizeof name, "%s.%u", id, k);
         if (spool_path(path, sizeof path, dir, SPOOL_STATE, name) && access(path, F_OK) == 0)

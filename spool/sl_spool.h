@@ -59,7 +59,7 @@
 #define SL_DOMAIN_MAX         255 /* RFC 5321 4.5.3.1.2 */
 #define SL_SPOOL_PARTS_MAX    256 /* destination domains in one message */
 #define SL_SPOOL_RCPT_MAX     10000
-#define SL_SPOOL_BINDING_MAX  64 /* a binding name: the longest the config allows */
+#define SL_SPOOL_BINDING_MAX  64   /* a binding name: the longest the config allows */
 #define SL_SPOOL_DSN_TEXT_MAX 500  /* an ENVID or ORCPT (RFC 3461), decoded */
 #define SL_REPLY_MAX          512  /* a stored reply, truncated */
 #define SL_SPOOL_CRASHES_MAX  9999 /* a state file's crashes count, at most */

@@ -23,7 +23,7 @@
 #include "util/sl_msg.h"
 #include "spool_impl.h"
 
-#define ID_TRIES         8
+#define ID_TRIES 8
 
 /* One recipient while grouping: its place, local part and domain. */
 struct rcpt_key {

@@ -88,6 +88,40 @@ static void put_file(const char *dir, const char *sub, const char *name, const c
     fclose(fp);
 }
 
+/* mkdir_corrupt - dir/corrupt, there or made */
+static int mkdir_corrupt(const char *dir)
+{
+    char path[256];
+
+    snprintf(path, sizeof path, "%s/corrupt", dir);
+    return mkdir(path, 0750) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* unlink_in - dir/sub/name goes */
+static int unlink_in(const char *dir, const char *sub, const char *name)
+{
+    char path[256];
+
+    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
+    return unlink(path);
+}
+
+/* has_text - dir/sub/name holds exactly text */
+static bool has_text(const char *dir, const char *sub, const char *name, const char *text)
+{
+    char path[256], buf[256];
+    size_t n;
+    FILE *fp;
+
+    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
+    if ((fp = fopen(path, "r")) == NULL)
+        return false;
+    n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    return strcmp(buf, text) == 0;
+}
+
 /* exists - dir/sub/name is there */
 static bool exists(const char *dir, const char *sub, const char *name)
 {
@@ -410,7 +444,8 @@ static void test_read_damaged(void **state)
         "3\nrcpt 0 r@x.org\n\nx\r\n",
         /* a binding name longer than any binding can have: every job for it would fail */
         "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival 1\nbinding "
-        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
         "\ndsn 0\nfrom \nsize 3\nrcpt 0 r@x.org\n\nx\r\n",
         /* past the year 9999: milliseconds from it would overflow */
         "sluice-spool 1\nid 0000000000aaaaaaaaaa\narrival 9223372036854775807\nbinding b\ndsn 0\n"
@@ -870,6 +905,39 @@ static void test_walk(void **state)
     assert_true(exists(f->dir, "state", name));
 }
 
+/* A damaged entry set aside never replaces one set aside before under the same name (the
+ * operator's only copy): with every name taken it stays where it is, and so do the state
+ * files of a message that could not be moved (without them its delivered recipients would be
+ * sent it again). */
+static void test_quarantine_no_replace(void **state)
+{
+    struct fixture *f = *state;
+    const char *id = "0000000000dddddddddd";
+    char name[64], text[64];
+
+    put_file(f->dir, "queue", id, "damaged", 7);
+    put_file(f->dir, "state", "0000000000dddddddddd.0", "attempts 1\n", 11);
+    assert_int_equal(mkdir_corrupt(f->dir), 0);
+    for (unsigned i = 0; i < 1000; i++) {
+        snprintf(name, sizeof name, i == 0 ? "%s" : "%s.%u", id, i);
+        snprintf(text, sizeof text, "earlier %u", i);
+        put_file(f->dir, "corrupt", name, text, strlen(text));
+    }
+    assert_int_equal(sl_spool_quarantine_msg(f->dir, id, "test"), -1);
+    assert_true(exists(f->dir, "queue", id));
+    assert_true(exists(f->dir, "state", "0000000000dddddddddd.0"));
+    snprintf(name, sizeof name, "%s.999", id);
+    assert_true(has_text(f->dir, "corrupt", name, "earlier 999"));
+    /* with a name free, the message and its state go */
+    snprintf(name, sizeof name, "%s.500", id);
+    assert_int_equal(unlink_in(f->dir, "corrupt", name), 0);
+    assert_int_equal(sl_spool_quarantine_msg(f->dir, id, "test"), 0);
+    assert_false(exists(f->dir, "queue", id));
+    assert_true(has_text(f->dir, "corrupt", name, "damaged"));
+    assert_false(exists(f->dir, "state", "0000000000dddddddddd.0"));
+    assert_true(exists(f->dir, "corrupt", "0000000000dddddddddd.0"));
+}
+
 /* The master's start listing: queue/ ids sorted, and which of them have state. */
 static void test_list(void **state)
 {
@@ -1278,6 +1346,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_part_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quarantine_no_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_walk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_full, setup, teardown),
