@@ -345,8 +345,9 @@ int sl_spool_body(const char *dir, const struct sl_spool_msg *m, char **body, si
     if (st.st_size < 0 || (uint64_t)st.st_size < (uint64_t)m->body_off ||
         !body_fits(m, (uint64_t)st.st_size - m->body_off)) {
         close(fd);
-        spool_fail(err, errlen, "%s: body of %lld bytes, not one of %" PRIu64 " bytes stuffed",
-                   path, (long long)st.st_size - (long long)m->body_off, m->size);
+        spool_fail(err, errlen, "%s: body %s (%lld bytes stored for a size of %" PRIu64 ")", path,
+                   (uint64_t)st.st_size < m->body_off + m->size ? "truncated" : "too long",
+                   (long long)st.st_size - (long long)m->body_off, m->size);
         errno = EBADMSG;
         return -1;
     }
