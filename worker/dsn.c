@@ -103,8 +103,8 @@ static bool too_big(const struct sl_wstate *w, const struct sl_part *p, uint64_t
     return p->msg.ret_full && p->msg.size > *limit;
 }
 
-/* wants_failure - RFC 3461: no NOTIFY, or one that names FAILURE */
-static bool wants_failure(const struct sl_spool_rcpt *r)
+/* sl_dsn_wants_failure - RFC 3461: no NOTIFY, or one that names FAILURE */
+bool sl_dsn_wants_failure(const struct sl_spool_rcpt *r)
 {
     return r->notify == 0 || (r->notify & SL_NOTIFY_FAILURE) != 0;
 }
@@ -117,7 +117,7 @@ bool sl_dsn_due(const struct sl_part *p)
     if (p->nbounced == 0 || p->msg.dsn || p->msg.sender[0] == '\0')
         return false;
     for (size_t i = 0; i < p->nbounced; i++)
-        if (wants_failure(&p->msg.rcpt[p->bounced[i]]))
+        if (sl_dsn_wants_failure(&p->msg.rcpt[p->bounced[i]]))
             return true;
     return false;
 }
@@ -128,7 +128,7 @@ static void per_recipient(struct text *t, const struct sl_part *p)
     for (size_t i = 0; i < p->nbounced; i++) {
         const struct sl_spool_rcpt *r = &p->msg.rcpt[p->bounced[i]];
         char status[16];
-        if (!wants_failure(r))
+        if (!sl_dsn_wants_failure(r))
             continue;
         status_of(p->bounce_reply[i], status, sizeof status);
         add(t, "\r\n");
@@ -181,7 +181,7 @@ static void compose(struct text *t, struct sl_wstate *w, const struct sl_part *p
     add(t, "Your message %s could not be delivered to recipient(s) at %s.\r\n", p->id,
         p->msg.domain[p->k]);
     for (size_t i = 0; i < p->nbounced; i++)
-        if (wants_failure(&p->msg.rcpt[p->bounced[i]]))
+        if (sl_dsn_wants_failure(&p->msg.rcpt[p->bounced[i]]))
             add(t, "  <%s>: %s\r\n", p->msg.rcpt[p->bounced[i]].addr, p->bounce_reply[i]);
     if (over)
         add(t,

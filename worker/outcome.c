@@ -306,23 +306,33 @@ static int report_bounces(struct sl_wstate *w, struct sl_part *p)
 /* unbounce - this attempt's bounces could not be reported (e: why): their recipients stay
  * queued, to bounce again (and be reported) at the next attempt, rather than leave the queue
  * with the sender never told.  The delivery log's last word on them is this deferral, not
- * the bounce it logged, and the part is deferred as after an attempt. */
+ * the bounce it logged, and the part is deferred as after an attempt.  A recipient owed no
+ * report (NOTIFY=NEVER, or SUCCESS/DELAY without FAILURE) stays bounced. */
 static void unbounce(struct sl_wstate *w, struct sl_part *p, const struct sl_dest *d, time_t now,
                      int e)
 {
     struct sl_attempt a = {.d = d, .phase = "report"};
+    size_t *owed = sl_calloc(p->nbounced, sizeof *owed), n = 0;
+    const char *bounce = NULL;
     char reply[SL_REPLY_MAX];
 
-    for (size_t i = 0; i < p->nbounced; i++)
+    for (size_t i = 0; i < p->nbounced; i++) {
+        if (!sl_dsn_wants_failure(&p->msg.rcpt[p->bounced[i]]))
+            continue;
+        if (bounce == NULL)
+            bounce = p->bounce_reply[i];
+        owed[n++] = p->bounced[i];
         p->st.status[p->bounced[i]] = SL_RCPT_PENDING;
+    }
     snprintf(reply, sizeof reply,
              "bounce report not written (%s): tried again later; the bounce: %s", strerror(e),
-             p->bounce_reply[0]);
-    sl_outcome_log(w, p, p->bounced, p->nbounced, SL_RES_DEFERRED, reply, &a);
+             bounce != NULL ? bounce : "");
+    sl_outcome_log(w, p, owed, n, SL_RES_DEFERRED, reply, &a);
     strlcpy(p->st.reply, reply, sizeof p->st.reply);
     sl_msg_warn("queue %s part %u: its %zu bounced recipient(s) stay queued until their report "
                 "can be written",
-                p->id, p->k, p->nbounced);
+                p->id, p->k, n);
+    free(owed);
     p->attempted = true;
     p->st.next = now + next_delay_s(d, p->st.attempts > 0 ? p->st.attempts : 1) + 1;
 }

@@ -245,5 +245,7 @@ int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id);
 /* Is a report owed for p's bounces: some bounced, p is not itself a report, it has a sender,
  * and a bounced recipient wants failures reported (RFC 3461 NOTIFY)? */
 bool sl_dsn_due(const struct sl_part *p);
+/* Does recipient r want its failure reported (no NOTIFY, or one naming FAILURE)? */
+bool sl_dsn_wants_failure(const struct sl_spool_rcpt *r);
 
 #endif

@@ -134,7 +134,10 @@ check "and the count survives the stop: queue says 1 attempt" \
 # told later, never not at all) and bounces with its report once there is space; an
 # operator's bounce is refused the same way, and changes nothing ---
 gone=$("$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 -f s@sender.test x@bounce.test \
-  <<<"Subject: refused by the receiver")
+  z@bounce.test <<<"Subject: refused by the receiver")
+# z asked for no report (RFC 3461 NOTIFY=NEVER, as a listener stores it): owed nothing, it
+# does not wait for the report
+sed -i 's/^rcpt 0 z@bounce\.test$/&\nnotify 1/' "$T/spool/queue/$gone"
 by_hand=$("$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 -f s@sender.test y@later.test \
   <<<"Subject: to be bounced by the operator")
 head -c 4194304 /dev/zero >"$T/spool/filler" 2>/dev/null # not a byte left for a report
@@ -149,6 +152,9 @@ check "and the delivery log's last word on it says so: deferred, naming the boun
   eval "grep '\"id\":\"$gone\"' '$T/delivery.log' | tail -1 |
         grep -q '\"outcome\":\"deferred\",\"reply\":\"bounce report not written (No space left on device): tried again later; the bounce: 550 5.1.1'"
 check "the message is still in the spool" test -e "$T/spool/queue/$gone"
+check "the recipient owed no report stays bounced" \
+  eval "grep '\"id\":\"$gone\".*z@bounce.test' '$T/delivery.log' | tail -1 |
+        grep -q '\"outcome\":\"bounced\"'"
 wait_for 10 grep -q "\"id\":\"$by_hand\".*\"outcome\":\"deferred\"" "$T/delivery.log"
 out=$("$SLUICECTL" -c "$T/sluice.ini" bounce "$by_hand" 2>&1); rc=$?
 check "an operator's bounce whose report cannot be written fails (exit $rc: $(head -1 <<<"$out"))" \
