@@ -297,6 +297,11 @@ static int parse(int argc, char **argv, struct opts *o)
             return 2;
         }
     }
+    if (o->count > 0 && o->watch == 0) {
+        fprintf(stderr,
+                "sluicectl: counters: --count counts the refreshes of --watch: give both\n");
+        return 2;
+    }
     return 0;
 }
 
@@ -310,11 +315,12 @@ static size_t terminal_rows(void)
     return (size_t)ws.ws_row - 5; /* two header lines, a blank, the column names, a cursor line */
 }
 
-/* watch - refresh in place until ^C or --count, re-attaching across restarts */
+/* watch - refresh in place until ^C or --count, re-attaching across restarts; 1 when a
+ * --count run ended without ever finding a daemon (a script asked for figures, got none) */
 static int watch(const char *name, const struct opts *o)
 {
     struct sl_shm shm;
-    bool attached = false;
+    bool attached = false, found = false;
     char err[256];
     long shown = 0;
     struct timespec pause = {(time_t)o->watch, (long)((o->watch - floor(o->watch)) * 1e9)};
@@ -341,6 +347,7 @@ static int watch(const char *name, const struct opts *o)
             printf("\033[H\033[2J"); /* on a terminal only: a pipe gets no control codes */
         else if (!o->json)
             printf("--- %lld\n", (long long)time(NULL));
+        found |= attached;
         if (attached)
             show(&shm, &shown_o);
         else if (o->json)
@@ -354,7 +361,7 @@ static int watch(const char *name, const struct opts *o)
     }
     if (attached)
         sl_shm_detach(&shm);
-    return 0;
+    return found || o->count == 0 ? 0 : 1;
 }
 
 /* sl_ctl_counters - sluicectl counters [--json] [--watch SECONDS [--count N]] [--shm NAME] */

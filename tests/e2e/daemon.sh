@@ -170,6 +170,12 @@ kill -KILL "$daemon3"
 wait "$daemon3" 2>/dev/null
 check "its counter table is left behind" test -e "/dev/shm${shm}"
 "$SLUICECTL" -c "$T/sluice.ini" counters --watch 0.2 --count 2 >"$T/dead.out" 2>&1
+rc=$?
 check "--watch says no daemon runs, both times" \
   test "$(grep -c 'no daemon running' "$T/dead.out")" -eq 2
+check "and, with no figures to give, exits 1 (exit $rc)" test "$rc" -eq 1
+out=$("$SLUICECTL" -c "$T/sluice.ini" counters --count 2 2>&1)
+rc=$?
+check "--count without --watch is refused in one line, exit 2 (exit $rc: $out)" \
+  eval 'test "$rc" -eq 2 && test "$(wc -l <<<"$out")" -eq 1 && grep -q -- "--watch" <<<"$out"'
 rm -f "/dev/shm${shm}"
