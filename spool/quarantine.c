@@ -6,7 +6,8 @@
  * that is no spool name, or does not parse (a truncated envelope or body, garbage, numbers out
  * of range) would otherwise be retried for ever, hang a reader, or be dropped from the index
  * while it stays on disk.  It is moved (rename, same file system) to corrupt/ under its own
- * name, suffixed when that name is taken, with one warning naming the file and the reason; the
+ * name, suffixed when that name is taken (never over an earlier one), with one warning naming
+ * the file and the reason; the
  * operator can read it there, repair it and move it back.  A damaged message takes its state
  * files with it; a damaged state file goes alone and its message stays queued with its
  * recipients pending (at worst a recipient already delivered gets the message again).
@@ -28,17 +29,22 @@
 
 #define CORRUPT_SUFFIX_MAX 1000 /* name, name.1 ... name.999 in corrupt/ */
 
-/* move_no_replace - rename from to to, failing with EEXIST rather than replace a file there;
- * where the file system has no such rename (EINVAL), a hard link and an unlink do the same */
+/* move_no_replace - rename from to to, failing with EEXIST rather than replace a file there.
+ * Where the file system or the kernel has no such rename (EINVAL, ENOSYS), a plain rename
+ * after a look: only a file set aside in the instant between could then be replaced. */
 static int move_no_replace(const char *from, const char *to)
 {
+    struct stat st;
+
     if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
         return 0;
-    if (errno != EINVAL)
+    if (errno != EINVAL && errno != ENOSYS)
         return -1;
-    if (link(from, to) < 0)
+    if (lstat(to, &st) == 0) {
+        errno = EEXIST;
         return -1;
-    return unlink(from);
+    }
+    return rename(from, to);
 }
 
 /* move_to_corrupt - from into corrupt/ as name, else name.1, name.2 ...: never over an entry

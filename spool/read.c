@@ -342,12 +342,11 @@ int sl_spool_body(const char *dir, const struct sl_spool_msg *m, char **body, si
             close(fd);
         return -1;
     }
-    if (st.st_size < 0 || (uint64_t)st.st_size < (uint64_t)m->body_off ||
-        !body_fits(m, (uint64_t)st.st_size - m->body_off)) {
+    uint64_t stored = st.st_size > (off_t)m->body_off ? (uint64_t)st.st_size - m->body_off : 0;
+    if (!body_fits(m, stored)) {
         close(fd);
-        spool_fail(err, errlen, "%s: body %s (%lld bytes stored for a size of %" PRIu64 ")", path,
-                   (uint64_t)st.st_size < m->body_off + m->size ? "truncated" : "too long",
-                   (long long)st.st_size - (long long)m->body_off, m->size);
+        spool_fail(err, errlen, "%s: body %s (%" PRIu64 " bytes stored for a size of %" PRIu64 ")",
+                   path, stored < m->size ? "truncated" : "too long", stored, m->size);
         errno = EBADMSG;
         return -1;
     }

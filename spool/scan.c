@@ -231,13 +231,11 @@ int sl_spool_list(const char *dir, struct sl_spool_ids *queued, struct sl_spool_
     if (!spool_path(path, sizeof path, dir, SPOOL_QUEUE, NULL) || (d = opendir(path)) == NULL)
         return -1;
     spool_sweep_tmp(dir, at_start);
-    if (!list_queue(dir, d, queued)) {
-        int saved = errno;
-        closedir(d);
-        sl_spool_ids_free(queued);
-        errno = saved;
-        return -1;
-    }
+    /* A partial list of queue/ is safe: an id it lacks waits for a rescan, which looks its
+     * state up. */
+    if (!list_queue(dir, d, queued))
+        sl_msg_warn("spool: cannot list %s whole: %s; what was missed waits for a rescan", path,
+                    strerror(errno));
     bool whole = sweep_state(dir, dirfd(d), stated);
     int saved = errno;
     closedir(d);
