@@ -14,7 +14,8 @@
  * master (readahead.c), so a second CPU shares the reads of a large backlog.
  * A part whose state says every recipient is final is not queued;
  * one whose next attempt lies ahead goes to the timer heap.  A message whose
- * parts are all final (a crash before its removal) is removed here.
+ * parts are all final (a crash before its removal) is removed here.  A finished
+ * message whose file could not be removed is never indexed again (kept_out.c).
  * Trust boundary: ids come from local clients and from directory entries:
  * each is checked to be a well-formed queue id before it becomes a path; the
  * spool library validates the files themselves.
@@ -76,8 +77,7 @@ static bool index_msg(struct sl_sched *s, const struct sl_spool_msg *m, bool sta
         pending += !parts[k].done;
     }
     if (pending == 0) {
-        if (sl_spool_remove(s->spool, m->id, m->nparts) < 0)
-            sl_msg_warn("cannot remove finished message %s: %s", m->id, strerror(errno));
+        sl_pickup_finished(s, m->id, m->nparts);
         return false;
     }
     if (sl_queue_add(s->q, m->id, m->binding, m->nparts, parts, (int64_t)time(NULL)) == NULL) {
@@ -94,7 +94,8 @@ static bool pickup_read(struct sl_sched *s, const char *id, bool stateless, int 
 {
     bool ok;
 
-    if (!sl_spool_id_valid(id) || sl_queue_find(s->q, id) != NULL) {
+    if (!sl_spool_id_valid(id) || sl_queue_find(s->q, id) != NULL ||
+        sl_kept_out_has(&s->kept_out, id)) {
         if (rc == 0) /* read ahead, then indexed out of turn */
             sl_spool_msg_free(m);
         return false;
@@ -120,7 +121,8 @@ static bool pickup(struct sl_sched *s, const char *id, bool stateless)
     struct sl_spool_msg m;
     char err[256];
 
-    if (!sl_spool_id_valid(id) || sl_queue_find(s->q, id) != NULL)
+    if (!sl_spool_id_valid(id) || sl_queue_find(s->q, id) != NULL ||
+        sl_kept_out_has(&s->kept_out, id))
         return false;
     return pickup_read(s, id, stateless, sl_spool_read(s->spool, id, &m, err, sizeof err), &m, err);
 }
@@ -175,47 +177,24 @@ static void scan_one(const char *id, void *ctx)
 {
     struct sl_sched *s = ctx;
 
-    if (sl_queue_find(s->q, id) == NULL && !sl_spool_ids_has(&s->kept_out, id) &&
-        sl_pickup_id(s, id))
+    if (sl_queue_find(s->q, id) == NULL && sl_pickup_id(s, id))
         s->rescan_added++;
 }
 
-/* sl_pickup_keep_out - id into the sorted kept_out list */
-void sl_pickup_keep_out(struct sl_sched *s, const char *id)
+/* sl_pickup_keep_out - one more message no index path takes again */
+void sl_pickup_keep_out(struct sl_sched *s, const char *id, size_t nparts)
 {
-    struct sl_spool_ids *l = &s->kept_out;
-    size_t at = 0;
-
-    if (!sl_spool_id_valid(id) || sl_spool_ids_has(l, id))
-        return;
-    while (at < l->n && strcmp(l->id[at], id) < 0)
-        at++;
-    l->id = sl_realloc(l->id, (l->n + 1) * sizeof *l->id);
-    memmove(l->id[at + 1], l->id[at], (l->n - at) * sizeof *l->id);
-    memcpy(l->id[at], id, SL_SPOOL_ID_LEN + 1);
-    l->n++;
+    sl_kept_out_add(&s->kept_out, id, nparts);
 }
 
-/* remove_kept_out - the removals that failed are tried again; those done are forgotten.  One
- * unlink each, after a rescan (a minute apart): few, and rare. */
-static void remove_kept_out(struct sl_sched *s)
+/* sl_pickup_finished - remove it, or keep it out */
+void sl_pickup_finished(struct sl_sched *s, const char *id, size_t nparts)
 {
-    struct sl_spool_ids *l = &s->kept_out;
-    size_t left = 0;
-
-    for (size_t i = 0; i < l->n; i++) {
-        if (sl_spool_remove(s->spool, l->id[i], 1) == 0) {
-            sl_msg_info("finished message %s removed at last", l->id[i]);
-            continue;
-        }
-        if (left == 0) /* one line a round, not one per message */
-            sl_msg_warn("cannot remove finished message %s: %s (of %zu kept out of the queue)",
-                        l->id[i], strerror(errno), l->n);
-        memmove(l->id[left++], l->id[i], sizeof *l->id);
-    }
-    l->n = left;
-    if (left == 0)
-        sl_spool_ids_free(l);
+    if (sl_spool_remove(s->spool, id, nparts) == 0)
+        return;
+    sl_msg_warn("cannot remove finished message %s: %s; kept out of the queue", id,
+                strerror(errno));
+    sl_pickup_keep_out(s, id, nparts);
 }
 
 /* sl_pickup_rescan_step - the next max entries of the rescan, which starts unless one runs */
@@ -237,7 +216,7 @@ bool sl_pickup_rescan_step(struct sl_sched *s, size_t max)
         return true;
     sl_spool_walk_close(s->rescan);
     s->rescan = NULL;
-    remove_kept_out(s);
+    sl_kept_out_retry(&s->kept_out, s->spool);
     if (s->rescan_added > 0)
         sl_msg_info("spool scan found %zu messages not yet queued", s->rescan_added);
     return false;
@@ -334,6 +313,5 @@ void sl_pickup_forget(struct sl_sched *s)
     sl_pickup_stop_readahead(s); /* before the listing it reads goes */
     sl_spool_ids_free(&s->scan_ids);
     sl_spool_ids_free(&s->scan_state);
-    sl_spool_ids_free(&s->kept_out);
     s->scan_next = 0;
 }

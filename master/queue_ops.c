@@ -105,8 +105,9 @@ static void finish(struct sl_sched *s, struct sl_qpart *p)
     size_t nparts = p->msg->nparts;
 
     memcpy(id, p->msg->id, sizeof id);
-    if (sl_queue_finish(s->q, p) && nparts > 1)
-        sl_spool_remove(s->spool, id, nparts);
+    /* one of one part is removed by the command, unless it could not be: then kept out */
+    if (sl_queue_finish(s->q, p))
+        sl_pickup_finished(s, id, nparts);
 }
 
 /* on_disk - run the command on the part's files; what became of it decides its place here */

@@ -110,6 +110,7 @@ void sl_sched_init(struct sl_sched *s, const char *spool)
 void sl_sched_free(struct sl_sched *s)
 {
     sl_pickup_forget(s);
+    sl_kept_out_free(&s->kept_out);
     sl_spool_walk_close(s->rescan);
     s->rescan = NULL;
     sl_promise_free(&s->promises);
@@ -736,8 +737,8 @@ static void finished(struct sl_sched *s, struct sl_qpart *p)
     memcpy(id, m->id, sizeof id);
     if (!sl_queue_done(s->q, p)) /* m is freed when this was its last part */
         return;
-    if (nparts > 1 && sl_spool_remove(s->spool, id, nparts) < 0)
-        sl_msg_warn("cannot remove finished message %s: %s", id, strerror(errno));
+    if (nparts > 1)
+        sl_pickup_finished(s, id, nparts);
 }
 
 /* note_attempts - ":<n>" after a deferral's time, in [at, end): the attempts the worker counted.
@@ -775,7 +776,7 @@ static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t jo
         finished(s, p);
         break;
     case 'k': /* final, but its file could not be removed: never indexed again */
-        sl_pickup_keep_out(s, p->msg->id);
+        sl_pickup_keep_out(s, p->msg->id, p->msg->nparts);
         finished(s, p);
         break;
     case 'f':

@@ -34,7 +34,7 @@ bool sl_pickup_pending(const struct sl_sched *s);
  * restart with a backlog over many domains, each one's first connection carries its mail,
  * not the one message the first chunks happened to hold (a second connection for the rest). */
 bool sl_pickup_warming(const struct sl_sched *s);
-/* Drop what is left of the start scan (the scheduler is freed). */
+/* Drop what is left of the start scan (at its end, and when the scheduler is freed). */
 void sl_pickup_forget(struct sl_sched *s);
 /* The daemon stops: the start scan indexes no more, so its read-ahead thread ends now rather
  * than wait, waking every half millisecond, through the workers' grace. */
@@ -50,9 +50,12 @@ bool sl_pickup_new(struct sl_sched *s, const char *id);
  * on.  None starts while the start scan indexes (the ids of its listing come in their turn): a
  * message announced since, whose announcement was lost, waits for the first rescan after it. */
 bool sl_pickup_rescan_step(struct sl_sched *s, size_t max);
-/* A finished message whose file could not be removed: no rescan indexes it again (its mail
+/* A finished message whose file could not be removed: nothing indexes it again (its mail
  * would be sent again each time); its removal is tried again after each rescan, and it is
  * forgotten once its file is gone. */
-void sl_pickup_keep_out(struct sl_sched *s, const char *id);
+void sl_pickup_keep_out(struct sl_sched *s, const char *id, size_t nparts);
+/* Message id (nparts parts) is finished and out of the index: its file goes, or it is kept
+ * out when it cannot (a worker already removed one of a single part: then this finds it gone). */
+void sl_pickup_finished(struct sl_sched *s, const char *id, size_t nparts);
 
 #endif

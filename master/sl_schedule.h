@@ -4,7 +4,7 @@
  *
  * Jobs and outcomes follow the protocol in sl_worker.h.  Master only, from
  * the main loop; nothing here blocks or touches the disk except removing a
- * finished multi-part message (sl_spool_remove).
+ * finished multi-part message (sl_spool_remove; kept out when that fails).
  */
 #ifndef SL_SCHEDULE_H
 #define SL_SCHEDULE_H
@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "config/sl_config.h"
+#include "master/sl_kept_out.h"
 #include "master/sl_promise.h"
 #include "master/sl_queue.h"
 #include "shm/sl_shm.h"
@@ -54,9 +55,9 @@ struct sl_sched {
     /* The periodic rescan, a batch of directory entries per loop pass (sl_pickup_rescan_step). */
     struct sl_spool_walk *rescan; /* the one under way, or NULL */
     size_t rescan_added;          /* ids it found that the index lacked */
-    /* Finished messages whose file could not be removed (outcome "k"), sorted: never indexed
-     * again, their removal tried again after each rescan (sl_pickup_keep_out). */
-    struct sl_spool_ids kept_out;
+    /* Finished messages whose file could not be removed: never indexed again, their removal
+     * tried again after each rescan (sl_kept_out.h). */
+    struct sl_kept_out kept_out;
 };
 
 /* An empty scheduler; spool must outlive it. */

@@ -40,17 +40,19 @@ static void admin_state(struct sl_wstate *w, const struct sl_worker_ctx *ctx)
 }
 
 /* save_final - p's recipients are all final: remove a one-part message, else write the state
- * (the master removes the message after its last part) */
+ * (the master removes the message after its last part).  A one-part message that cannot be
+ * removed is final all the same (its recipients are logged final, a report may be queued):
+ * its state is saved for a later start, and the master keeps it out of the queue. */
 static bool save_final(struct sl_wstate *w, struct sl_part *p)
 {
     char err[256];
 
-    if (p->msg.nparts == 1)
-        return sl_spool_remove(w->ctx->spool, p->id, 1) == 0;
+    if (p->msg.nparts == 1 && sl_spool_remove(w->ctx->spool, p->id, 1) == 0)
+        return true;
     if (sl_spool_state_save(w->ctx->spool, p->id, p->k, &p->st, err, sizeof err) == 0)
         return true;
     sl_msg_warn("queue %s part %u: %s", p->id, p->k, err);
-    return false;
+    return p->msg.nparts == 1;
 }
 
 /* settle - delete or bounce every pending recipient of the loaded part p */

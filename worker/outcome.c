@@ -349,15 +349,16 @@ static bool save(struct sl_wstate *w, struct sl_part *p)
     return false;
 }
 
-/* remove_done - the outcome of a finished one-part message: "d" once its file is removed.  When
- * it cannot be (a read-only file system, an immutable file), a rescan would take it for never
- * tried and send it again: its final state is saved, for a master that starts again, and "k"
- * asks this master never to index it again. */
+/* remove_done - the outcome of a finished one-part message (its state file is there if it was
+ * read): "d" once its file is removed.  When it cannot be (a read-only file system, an
+ * immutable file), a rescan would take it for never tried and send it again: "k" asks the
+ * master never to index it again, and its final state is saved for a master that starts
+ * again (when the disk takes it: if not, a new master may send it once more). */
 static const char *remove_done(struct sl_wstate *w, struct sl_part *p)
 {
     if (sl_spool_remove(w->ctx->spool, p->id, p->st.on_disk ? 1 : 0) == 0)
         return "d";
-    sl_msg_warn("queue %s: finished, but its file cannot be removed: %s; it is not sent again",
+    sl_msg_warn("queue %s: finished, but its file cannot be removed: %s; kept out of the queue",
                 p->id, strerror(errno));
     save(w, p);
     return "k";
@@ -382,9 +383,12 @@ void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_d
     if ((e = report_bounces(w, p)) != 0)
         unbounce(w, p, d, now, e);
     if (sl_spool_part_done(&p->msg, p->k, &p->st)) {
-        /* the only part: its state file is there if it was read */
-        strlcpy(p->outcome, p->msg.nparts == 1 ? remove_done(w, p) : (save(w, p), "d"),
-                sizeof p->outcome);
+        if (p->msg.nparts == 1) {
+            strlcpy(p->outcome, remove_done(w, p), sizeof p->outcome);
+        } else {
+            save(w, p);
+            strlcpy(p->outcome, "d", sizeof p->outcome);
+        }
     } else if (!p->attempted) {
         strlcpy(p->outcome, "w", sizeof p->outcome);
     } else {

@@ -12,6 +12,9 @@
  * and the start scan of a real spool (master/pickup.c), read ahead by its
  * thread, with its warm-up and that warm-up's time limit.
  */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -604,40 +608,105 @@ static void test_dispatch_dead_worker(void **state)
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_READY), 2);
 }
 
-/* A finished message whose file its worker could not remove ("k") is not indexed again by the
- * rescan, which would send it again each minute; after the rescan its removal is tried again
- * (here it works) and the message is gone from the spool. */
+/* A finished message whose file its worker could not remove ("k") is not indexed again: not
+ * by the rest of the start scan it came in during, nor by a rescan after it, either of which
+ * would send it again; after the rescan its removal is tried again (here it works) and the
+ * message is gone from the spool. */
 static void test_kept_out(void **state)
 {
     struct fixture *f = *state;
     char dir[64] = "/tmp/sluice-kept.XXXXXX", err[256], id[SL_SPOOL_ID_LEN + 1];
-    char job[SL_JOB_MAX], want[SL_JOB_MAX], msg[128], path[128];
+    char job[SL_JOB_MAX], msg[128], path[128], first[SL_SPOOL_ID_LEN + 1];
     const char *r[] = {"a@pair.example"};
     struct sl_spool_new m = {
         .binding = "b1", .sender = "", .rcpt = r, .nrcpt = 1, .body = "\n", .len = 1};
+    const char *at;
     unsigned wi;
+
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(sl_spool_init(dir, err, sizeof err), 0);
+    for (int i = 0; i < SL_PICKUP_CHUNK + 8; i++)
+        assert_int_equal(sl_spool_write(dir, &m, id, err, sizeof err), 0);
+    f->s.spool = dir;
+    assert_int_equal(sl_pickup_start(&f->s), SL_PICKUP_CHUNK + 8);
+    assert_true(sl_pickup_pending(&f->s));
+    f->sup.want = 1;
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    wi = f->sup.w[0].job == 1 ? 0 : 1;
+    job_of(f, wi, job, sizeof job);
+    assert_non_null(at = strstr(job, "pair.example "));
+    memcpy(first, at + strlen("pair.example "), SL_SPOOL_ID_LEN);
+    first[SL_SPOOL_ID_LEN] = '\0';
+    snprintf(msg, sizeof msg, "D1 %s.0=k", first);
+    say(f, wi, msg); /* while the start scan still indexes */
+    assert_null(sl_queue_find(f->s.q, first));
+    while (sl_pickup_step(&f->s, SL_PICKUP_CHUNK))
+        ;
+    assert_null(sl_queue_find(f->s.q, first));
+    assert_int_equal(sl_queue_messages(f->s.q), SL_PICKUP_CHUNK + 7);
+    snprintf(path, sizeof path, "%s/queue/%s", dir, first);
+    assert_int_equal(access(path, F_OK), 0); /* the worker could not remove it */
+    while (sl_pickup_rescan_step(&f->s, 16))
+        assert_null(sl_queue_find(f->s.q, first));
+    assert_null(sl_queue_find(f->s.q, first));
+    assert_int_equal(access(path, F_OK), -1); /* removed after the rescan */
+    assert_int_equal(f->s.kept_out.n, 0);
+    test_rmtree(dir);
+}
+
+/* set_immutable - dir/queue/id can (not) be removed, as on a file system gone read-only */
+static void set_immutable(const char *dir, const char *id, bool on)
+{
+    char path[128];
+    int fd, flags;
+
+    snprintf(path, sizeof path, "%s/queue/%s", dir, id);
+    assert_true((fd = open(path, O_RDONLY)) >= 0);
+    assert_int_equal(ioctl(fd, FS_IOC_GETFLAGS, &flags), 0);
+    flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+    assert_int_equal(ioctl(fd, FS_IOC_SETFLAGS, &flags), 0);
+    close(fd);
+}
+
+/* A message of two parts, both delivered, whose file the master cannot remove after the last:
+ * kept out, so the rescan does not index it again (its parts would be sent again, every
+ * minute); while the removal fails it stays kept out, and once it works the file goes. */
+static void test_kept_out_parts(void **state)
+{
+    struct fixture *f = *state;
+    char dir[64] = "/tmp/sluice-kept.XXXXXX", err[256], id[SL_SPOOL_ID_LEN + 1];
+    char job[SL_JOB_MAX], msg[128], path[128];
+    const char *r[] = {"a@pair.example", "b@full.example"};
+    struct sl_spool_new m = {
+        .binding = "b1", .sender = "", .rcpt = r, .nrcpt = 2, .body = "\n", .len = 1};
 
     assert_non_null(mkdtemp(dir));
     assert_int_equal(sl_spool_init(dir, err, sizeof err), 0);
     assert_int_equal(sl_spool_write(dir, &m, id, err, sizeof err), 0);
     f->s.spool = dir;
     assert_true(sl_pickup_new(&f->s, id));
-    f->sup.want = 1;
+    f->sup.want = 2;
     sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
-    wi = f->sup.w[0].job == 1 ? 0 : 1;
-    job_of(f, wi, job, sizeof job);
-    snprintf(want, sizeof want, "J1 D b1 pair.example %s.0+", id);
-    assert_string_equal(job, want);
-    snprintf(msg, sizeof msg, "D1 %s.0=k", id);
-    say(f, wi, msg);
+    set_immutable(dir, id, true);
+    for (unsigned wi = 0; wi < 2; wi++) {
+        job_of(f, wi, job, sizeof job);
+        assert_true(strlen(job) > 2);
+        snprintf(msg, sizeof msg, "D%" PRIu64 " %s.%c=d", f->sup.w[wi].job, id,
+                 strstr(job, "pair.example") != NULL ? '0' : '1');
+        say(f, wi, msg);
+    }
     assert_null(sl_queue_find(f->s.q, id));
     snprintf(path, sizeof path, "%s/queue/%s", dir, id);
-    assert_int_equal(access(path, F_OK), 0); /* the worker could not remove it */
-    while (sl_pickup_rescan_step(&f->s, 1))
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(f->s.kept_out.n, 1);
+    while (sl_pickup_rescan_step(&f->s, 16))
         assert_null(sl_queue_find(f->s.q, id));
     assert_null(sl_queue_find(f->s.q, id));
-    assert_int_equal(sl_queue_messages(f->s.q), 0);
-    assert_int_equal(access(path, F_OK), -1); /* removed after the rescan */
+    assert_int_equal(f->s.kept_out.n, 1); /* its removal failed again */
+    set_immutable(dir, id, false);
+    while (sl_pickup_rescan_step(&f->s, 16))
+        assert_null(sl_queue_find(f->s.q, id));
+    assert_int_equal(access(path, F_OK), -1);
     assert_int_equal(f->s.kept_out.n, 0);
     test_rmtree(dir);
 }
@@ -1349,6 +1418,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_dead_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_out_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_crashed_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_crashed_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_suspect_first, setup, teardown),
