@@ -10,7 +10,8 @@
  * stored form less its stuffing dots, no line is longer than 998 octets
  * (999 with a stuffing dot), no line starts with a single "." (so DATA's end
  * cannot be forged), and removing the stuffing gives back the input with its
- * line ends made CRLF.
+ * line ends made CRLF; the stuffing dots are at most a third of SIZE, which the
+ * reader takes for the bound of a sound body.
  * Concurrency: one thread.  Trust boundary: the operator's message, or a
  * peer's text in a bounce.
  */
@@ -84,6 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(out != NULL);
     spool_body_encode(in, size, out);
     FUZZ_CHECK(announced + check_lines(out, stuffed) == stuffed);
+    /* the reader's bound on a sound body (read.c body_fits): a stuffed line is 3 bytes or more */
+    FUZZ_CHECK(stuffed - announced <= announced / 3);
     check_same(in, size, out, stuffed);
     free(out);
     return 0;
