@@ -7,7 +7,9 @@
  * a process listing); it is hashed with libsodium's crypto_pwhash_str
  * (Argon2id, the interactive limits) and written as "USER:HASH", replacing
  * the user's earlier entry.  The file is rewritten whole (new file, fsync,
- * rename), mode 0640, so a listener never reads half of it; running listener
+ * rename), so a listener never reads half of it; the new file keeps the owner,
+ * group and mode of the one it replaces, so a daemon running as another user
+ * reads it still (a first file is the caller's, mode 0640).  Running listener
  * processes read it at start, so `systemctl reload sluice` makes it count.
  * --listener NAME takes the path from that listener's auth_file.
  * Trust boundary: the operator's input; the user name is checked (no ':',
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -79,6 +82,20 @@ static bool read_password(char *buf, size_t len)
     return buf[0] != '\0';
 }
 
+/* keep_owner - the new file fd takes the owner, group and mode of old, the file it replaces:
+ * written by root, it would be root's, which the daemon's user may not read at its next reload.
+ * With no old file, fd stays as made: the caller's, mode 0640 less the umask. */
+static bool keep_owner(int fd, FILE *old)
+{
+    struct stat st;
+
+    if (old == NULL)
+        return true;
+    /* chown first: it clears the set-id bits that the chmod then sets back */
+    return fstat(fileno(old), &st) == 0 && fchown(fd, st.st_uid, st.st_gid) == 0 &&
+           fchmod(fd, st.st_mode & 07777) == 0;
+}
+
 /* rewrite - the file without user's old line, plus the new one, replaced atomically */
 static int rewrite(const char *path, const char *user, const char *hash)
 {
@@ -95,6 +112,14 @@ static int rewrite(const char *path, const char *user, const char *hash)
         fprintf(stderr, "sluicectl: passwd: %s: %s\n", tmp, strerror(errno));
         if (in != NULL)
             fclose(in);
+        return 1;
+    }
+    if (!keep_owner(fd, in)) {
+        fprintf(stderr, "sluicectl: passwd: cannot give %s the owner and mode of %s: %s\n", tmp,
+                path, strerror(errno));
+        fclose(out);
+        fclose(in);
+        unlink(tmp);
         return 1;
     }
     while (in != NULL && fgets(line, sizeof line, in) != NULL)
