@@ -12,14 +12,19 @@
  * reads it still (a first file is the caller's, mode 0640).  Running listener
  * processes read it at start, so `systemctl reload sluice` makes it count.
  * --listener NAME takes the path from that listener's auth_file.
+ * Concurrency: writers take turns under an flock(2) of the file's directory
+ * (the new file's name is unique besides), so two passwd run at once both
+ * have their entry in the end; a script editing the file may take it too.
  * Trust boundary: the operator's input; the user name is checked (no ':',
  * no blanks or control characters), the password is wiped after use.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,58 +87,117 @@ static bool read_password(char *buf, size_t len)
     return buf[0] != '\0';
 }
 
+/* caller_umask - the process's umask (read by setting it, then set back) */
+static mode_t caller_umask(void)
+{
+    mode_t mask = umask(0);
+
+    umask(mask);
+    return mask;
+}
+
 /* keep_owner - the new file fd takes the owner, group and mode of old, the file it replaces:
  * written by root, it would be root's, which the daemon's user may not read at its next reload.
- * With no old file, fd stays as made: the caller's, mode 0640 less the umask. */
+ * With no old file it is the caller's, mode 0640 less the umask, as an open(2) would make it
+ * (mkstemp makes it 0600). */
 static bool keep_owner(int fd, FILE *old)
 {
     struct stat st;
 
     if (old == NULL)
-        return true;
+        return fchmod(fd, 0640 & ~caller_umask()) == 0;
     /* chown first: it clears the set-id bits that the chmod then sets back */
     return fstat(fileno(old), &st) == 0 && fchown(fd, st.st_uid, st.st_gid) == 0 &&
            fchmod(fd, st.st_mode & 07777) == 0;
 }
 
-/* rewrite - the file without user's old line, plus the new one, replaced atomically */
-static int rewrite(const char *path, const char *user, const char *hash)
+/* lock_dir - an exclusive flock of path's directory, waited for: two passwd at once would each
+ * copy the old file and rename their copy over it, and one entry would be lost.  The
+ * descriptor (closing it ends the turn), or -1 (said) */
+static int lock_dir(const char *path)
 {
-    char tmp[4096], line[1024];
-    size_t ulen = strlen(user);
-    FILE *in = fopen(path, "re"), *out;
-    int fd;
+    char *dir = sl_strdup(path);
+    int fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = -1;
 
-    if (in == NULL && errno != ENOENT)
-        return fprintf(stderr, "sluicectl: passwd: %s: %s\n", path, strerror(errno)), 1;
-    snprintf(tmp, sizeof tmp, "%s.new", path);
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0 ||
-        (out = fdopen(fd, "w")) == NULL) {
-        fprintf(stderr, "sluicectl: passwd: %s: %s\n", tmp, strerror(errno));
-        if (in != NULL)
-            fclose(in);
-        return 1;
+    while (fd >= 0 && (rc = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+        ;
+    if (rc < 0) {
+        fprintf(stderr, "sluicectl: passwd: cannot lock the directory of %s: %s\n", path,
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
     }
-    if (!keep_owner(fd, in)) {
+    free(dir);
+    return fd;
+}
+
+/* open_temp - a new file of a unique name beside path (its name into tmp), owned as old
+ * (keep_owner); NULL (said, nothing left behind) when it cannot be made */
+static FILE *open_temp(const char *path, FILE *old, char *tmp, size_t len)
+{
+    FILE *out = NULL;
+    int fd = -1;
+
+    if (snprintf(tmp, len, "%s.XXXXXX", path) >= (int)len)
+        errno = ENAMETOOLONG;
+    else
+        fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "sluicectl: passwd: cannot make a new file beside %s: %s\n", path,
+                strerror(errno));
+        return NULL;
+    }
+    if (!keep_owner(fd, old))
         fprintf(stderr, "sluicectl: passwd: cannot give %s the owner and mode of %s: %s\n", tmp,
                 path, strerror(errno));
-        fclose(out);
-        fclose(in);
+    else if ((out = fdopen(fd, "w")) == NULL)
+        fprintf(stderr, "sluicectl: passwd: %s: %s\n", tmp, strerror(errno));
+    if (out == NULL) {
+        close(fd);
         unlink(tmp);
-        return 1;
     }
+    return out;
+}
+
+/* copy_others - every line of in (none when NULL) but user's */
+static void copy_others(FILE *in, FILE *out, const char *user)
+{
+    char line[1024];
+    size_t ulen = strlen(user);
+
     while (in != NULL && fgets(line, sizeof line, in) != NULL)
         if (!(strncmp(line, user, ulen) == 0 && line[ulen] == ':'))
             fputs(line, out);
+}
+
+/* rewrite - the file without user's old line, plus the new one, replaced atomically; writers
+ * take turns (lock_dir) from reading the old file to renaming the new one over it */
+static int rewrite(const char *path, const char *user, const char *hash)
+{
+    char tmp[4096];
+    int lock = lock_dir(path), rc = 1;
+    FILE *in, *out;
+
+    if (lock < 0)
+        return 1;
+    if ((in = fopen(path, "re")) == NULL && errno != ENOENT) {
+        fprintf(stderr, "sluicectl: passwd: %s: %s\n", path, strerror(errno));
+    } else if ((out = open_temp(path, in, tmp, sizeof tmp)) != NULL) {
+        copy_others(in, out, user);
+        fprintf(out, "%s:%s\n", user, hash);
+        if (fflush(out) != 0 || fsync(fileno(out)) != 0 || fclose(out) != 0 ||
+            rename(tmp, path) != 0) {
+            fprintf(stderr, "sluicectl: passwd: cannot write %s: %s\n", path, strerror(errno));
+            unlink(tmp);
+        } else {
+            rc = 0;
+        }
+    }
     if (in != NULL)
         fclose(in);
-    fprintf(out, "%s:%s\n", user, hash);
-    if (fflush(out) != 0 || fsync(fileno(out)) != 0 || fclose(out) != 0 || rename(tmp, path) != 0) {
-        fprintf(stderr, "sluicectl: passwd: cannot write %s: %s\n", path, strerror(errno));
-        unlink(tmp);
-        return 1;
-    }
-    return 0;
+    close(lock);
+    return rc;
 }
 
 /* sl_ctl_passwd - sluicectl passwd (--file PATH | --listener NAME) USER < PASSWORD */

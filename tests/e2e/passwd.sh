@@ -3,7 +3,10 @@
 # checks that a listener takes the new password at a reload):
 #  - the new file keeps the owner, group and mode of the one it replaces: written by root, it
 #    is still readable by the daemon's user at its next reload; a first file is the caller's,
-#    mode 0640.
+#    mode 0640;
+#  - passwd run at once for different users take turns: every one's entry is in the file, and
+#    no temporary file is left beside it (with one temporary name and no turns, they lost
+#    each other's entries or the file).
 . "$(dirname "$0")/lib/tap.sh"
 
 mkdir "$T/etc"
@@ -29,3 +32,20 @@ if [ "$(id -u)" -eq 0 ]; then
 else
   ok "# SKIP the owner kept by a rewrite: only root can give the file to another user"
 fi
+
+# --- passwd run at once: a long file (each copies it) and eight users set together
+seq 1 20000 | sed 's/.*/filler&:$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g/' >>"$auth"
+pids=()
+for i in 1 2 3 4 5 6 7 8; do
+  pw "many$i" "PW-$i" 2>>"$T/many.err" &
+  pids+=($!)
+done
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+check "eight passwd run at once all succeed" test "$failed" -eq 0
+check "every one's entry is in the file, once" \
+  test "$(grep -c '^many[1-8]:\$argon2id\$' "$auth")" -eq 8 -a \
+  "$(grep -o '^many[1-8]:' "$auth" | sort -u | wc -l)" -eq 8
+check "and the other entries are all kept" \
+  test "$(grep -c '^filler' "$auth")" -eq 20000 -a "$(entries app1)" -eq 1
+check "no temporary file is left beside it" test "$(ls -A "$T/etc")" = auth
