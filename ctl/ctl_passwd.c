@@ -34,7 +34,7 @@
 #include "ctl/sl_ctl.h"
 #include "util/sl_msg.h"
 
-#define PASS_MAX 1024
+#define PASS_MAX 1024 /* a password's bytes and its NUL: a longer one is refused */
 
 /* usage - the synopsis */
 static int usage(void)
@@ -78,13 +78,25 @@ static char *path_of_listener(const char *cfgpath, const char *name)
     return path;
 }
 
-/* read_password - the first line of stdin, without its end */
+/* read_password - the first line of stdin, without its end, into buf; false (said) when there
+ * is none or it does not fit (len - 1 bytes): cut short, it would not be the password the client
+ * sends */
 static bool read_password(char *buf, size_t len)
 {
-    if (fgets(buf, (int)len, stdin) == NULL)
+    size_t n;
+    int next;
+
+    if (fgets(buf, (int)len, stdin) == NULL || (n = strcspn(buf, "\r\n")) == 0) {
+        fprintf(stderr, "sluicectl: passwd: no password on standard input\n");
         return false;
-    buf[strcspn(buf, "\r\n")] = '\0';
-    return buf[0] != '\0';
+    }
+    if (n == len - 1 && (next = getchar()) != EOF && next != '\n' && next != '\r') {
+        fprintf(stderr, "sluicectl: passwd: the password is over %zu bytes: nothing changed\n",
+                len - 1);
+        return false;
+    }
+    buf[n] = '\0';
+    return true;
 }
 
 /* caller_umask - the process's umask (read by setting it, then set back) */
@@ -228,8 +240,9 @@ int sl_ctl_passwd(const char *cfgpath, int argc, char **argv)
     if (sodium_init() < 0)
         sl_msg_fatal("libsodium cannot initialise");
     if (!read_password(pass, sizeof pass)) {
+        sodium_memzero(pass, sizeof pass);
         free(path);
-        return fprintf(stderr, "sluicectl: passwd: no password on standard input\n"), 1;
+        return 1;
     }
     if (crypto_pwhash_str(hash, pass, strlen(pass), crypto_pwhash_OPSLIMIT_INTERACTIVE,
                           crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {

@@ -6,7 +6,9 @@
 #    mode 0640;
 #  - passwd run at once for different users take turns: every one's entry is in the file, and
 #    no temporary file is left beside it (with one temporary name and no turns, they lost
-#    each other's entries or the file).
+#    each other's entries or the file);
+#  - a password of 1,023 bytes is taken whole; a longer one is refused in one line, exit 1,
+#    the file unchanged (it was cut to 1,023 bytes, so the client's password never matched).
 . "$(dirname "$0")/lib/tap.sh"
 
 mkdir "$T/etc"
@@ -15,6 +17,20 @@ auth=$T/etc/auth
 pw() { printf '%s\n' "$2" | "$SLUICECTL" passwd --file "$auth" "$1"; }
 owner() { stat -c '%U:%G %a' "$1"; }
 entries() { grep -c "^$1:\\\$argon2id\\$" "$auth"; }
+# verifies USER PASSWORD: the file's hash for USER is that password's, checked by libsodium as
+# the listener checks it
+verifies() {
+  python3 - "$auth" "$1" "$2" <<'PY'
+import ctypes, ctypes.util, sys
+sodium = ctypes.CDLL(ctypes.util.find_library("sodium"))
+path, user, password = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode()
+for line in open(path, "rb"):
+    name, _, stored = line.rstrip(b"\n").partition(b":")
+    if name == user:
+        sys.exit(sodium.crypto_pwhash_str_verify(stored, password, ctypes.c_ulonglong(len(password))))
+sys.exit(1)
+PY
+}
 
 # --- owner, group and mode
 (umask 022 && pw app1 first-PW)
@@ -49,3 +65,15 @@ check "every one's entry is in the file, once" \
 check "and the other entries are all kept" \
   test "$(grep -c '^filler' "$auth")" -eq 20000 -a "$(entries app1)" -eq 1
 check "no temporary file is left beside it" test "$(ls -A "$T/etc")" = auth
+
+# --- the longest password, and one byte more
+long=$(printf 'p%.0s' $(seq 1 1023))
+pw longest "$long"
+check "a password of 1,023 bytes is taken whole" verifies longest "$long"
+check "(and the check tells a password cut by one byte)" eval '! verifies longest "${long%p}"'
+cp "$auth" "$T/before"
+pw longer "${long}q" >"$T/long.out" 2>"$T/long.err"
+check "one of 1,024 bytes is refused (exit 1)" test $? -eq 1
+check "in one line saying why" \
+  test "$(cat "$T/long.err")" = "sluicectl: passwd: the password is over 1023 bytes: nothing changed"
+check "and the file is unchanged" cmp -s "$auth" "$T/before"
