@@ -443,13 +443,13 @@ static int no_daemon(struct op *op, const struct targets *t, bool all)
         if ((rc = via_daemon(op, t, all)) == SL_CTL_REQ_NO_DAEMON)
             fprintf(stderr, "sluicectl: %s: the daemon went away\n", op->verb);
         return rc == SL_CTL_REQ_OK ? 0 : 1;
-    case SL_CTL_OFFLINE_BUSY:
-        return 1;
-    default:
+    case SL_CTL_OFFLINE_LOCKED:
         rc = offline(op, t, all);
         if (lock >= 0)
             close(lock);
         return rc;
+    default: /* said: a daemon did not answer, or the lock cannot be had */
+        return 1;
     }
 }
 

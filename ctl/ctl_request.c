@@ -100,20 +100,36 @@ static bool bound(const char *spool)
     return yes;
 }
 
+/* try_lock - the spool's lock for a command acting without the daemon: LOCKED with *lock, or
+ * with -1 when there is no spool yet (nothing in it to change, no daemon on it); BUSY while a
+ * daemon holds it; FAILED (said) on any other error, which tells nothing of a daemon: the spool
+ * is not changed behind one that may run */
+static int try_lock(const char *spool, const char *verb, int *lock)
+{
+    if ((*lock = sl_spool_lock_offline(spool)) >= 0 || (*lock == -1 && errno == ENOENT))
+        return SL_CTL_OFFLINE_LOCKED;
+    if (*lock == SL_SPOOL_LOCK_BUSY)
+        return SL_CTL_OFFLINE_BUSY;
+    fprintf(stderr, "sluicectl: %s: cannot lock %s/%s: %s: nothing done\n", verb, spool,
+            SL_SPOOL_LOCK, strerror(errno));
+    return SL_CTL_OFFLINE_FAILED;
+}
+
 /* sl_ctl_offline - the spool's lock, or the starting daemon's socket, whichever comes first */
 int sl_ctl_offline(const char *spool, const char *verb, int *lock)
 {
     const struct timespec step = {.tv_nsec = START_STEP_MS * 1000000L};
+    int r;
 
-    if ((*lock = sl_spool_lock_offline(spool)) != SL_SPOOL_LOCK_BUSY)
-        return SL_CTL_OFFLINE_LOCKED;
+    if ((r = try_lock(spool, verb, lock)) != SL_CTL_OFFLINE_BUSY)
+        return r;
     fprintf(stderr, "sluicectl: %s: the daemon is starting: waiting for it\n", verb);
     for (int waited = 0; waited < START_WAIT_MS; waited += START_STEP_MS) {
         nanosleep(&step, NULL);
         if (bound(spool))
             return SL_CTL_OFFLINE_RETRY;
-        if ((*lock = sl_spool_lock_offline(spool)) != SL_SPOOL_LOCK_BUSY)
-            return SL_CTL_OFFLINE_LOCKED; /* it died before it started */
+        if ((r = try_lock(spool, verb, lock)) != SL_CTL_OFFLINE_BUSY)
+            return r; /* it died before it started, or the lock fails */
     }
     fprintf(stderr,
             "sluicectl: %s: a daemon holds %s but did not answer within %d s: nothing done, "

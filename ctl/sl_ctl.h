@@ -68,10 +68,11 @@ int sl_ctl_request(const char *spool, const char *req, char *ans, size_t len);
 /* The same, waiting at most wait_s for the send and for the answer. */
 int sl_ctl_ask(const char *spool, const char *req, char *ans, size_t len, int wait_s);
 /* No daemon answered: may the command change the spool itself (ctl_request.c)?  LOCKED: yes,
- * under *lock (close it when done; -1: no lock file could be had, as with a spool not made
- * yet); RETRY: a daemon holds the spool and is starting, its socket takes requests now: send
- * again; BUSY: it did not within a few seconds (said on stderr). */
-enum { SL_CTL_OFFLINE_LOCKED, SL_CTL_OFFLINE_RETRY, SL_CTL_OFFLINE_BUSY };
+ * under *lock (close it when done; -1: the spool is not made yet, so no lock file); RETRY: a
+ * daemon holds the spool and is starting, its socket takes requests now: send again; BUSY: it
+ * did not within a few seconds; FAILED: the lock cannot be had (EACCES, ENOLCK, ...), so
+ * whether a daemon runs is not known: nothing may change.  BUSY and FAILED are said on stderr. */
+enum { SL_CTL_OFFLINE_LOCKED, SL_CTL_OFFLINE_RETRY, SL_CTL_OFFLINE_BUSY, SL_CTL_OFFLINE_FAILED };
 int sl_ctl_offline(const char *spool, const char *verb, int *lock);
 
 /* "sluicectl: SUB: unexpected argument ARG" on stderr (the caller prints its usage next). */

@@ -23,7 +23,8 @@
 int sl_spool_lock_daemon(const char *dir, char *err, size_t errlen);
 /* May sluicectl change spool dir itself: the descriptor to keep open while it does,
  * SL_SPOOL_LOCK_BUSY when a daemon holds the spool, -1 (errno) when the lock file cannot be
- * opened (a reader without write access: it cannot change the spool either). */
+ * opened or locked: ENOENT when there is no spool yet; any other error says nothing of a
+ * daemon, so the caller must not change the spool. */
 int sl_spool_lock_offline(const char *dir);
 
 #endif

@@ -5,7 +5,10 @@
 #    depend on whether the daemon was up;
 #  - a command sent while the daemon starts (it holds the spool's lock, its socket not open yet)
 #    waits and goes through the daemon, not to the spool behind its back: queue commands and
-#    suspend alike.
+#    suspend alike;
+#  - a lock file that cannot be locked (here a directory: EISDIR) tells nothing of a daemon:
+#    the command changes nothing and says why in one line, exit 1 (it acted on the spool as
+#    if no daemon ran).
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/deferring.sh"
 
@@ -130,3 +133,23 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 check "eight suspensions made at once are all in force" \
   test "$(ctl suspended | grep -c 'many[1-8]\.test')" -eq 8
+
+# --- no daemon, but the spool's lock cannot be had (its path is a directory): whether a daemon
+# runs is not known, so nothing is changed
+m6=$(inject i@ok.test)
+rm "$T/spool/sluiced.lock"
+mkdir "$T/spool/sluiced.lock"
+ctl hold "$m6" >"$T/nolock.out" 2>"$T/nolock.err"
+check "a hold whose lock cannot be had exits 1" test $? -eq 1
+check "saying why in one line, with the error" \
+  test "$(cat "$T/nolock.err")" = "sluicectl: hold: cannot lock $T/spool/sluiced.lock: Is a directory: nothing done"
+check "without acting on the spool" eval '! grep -q "no daemon" "$T/nolock.out"'
+check "the message is not held" eval '! grep -qx "held 1" "$T/spool/state/$m6.0"'
+ctl delete "$m6" >/dev/null 2>&1
+rc=$?
+check "a delete is refused too (exit 1), and the message stays" eval '[ $rc -eq 1 ] && in_queue "$m6"'
+ctl suspend --domain nolock.test --reason lock >"$T/nolock.out" 2>"$T/nolock.err"
+rc=$?
+check "a suspend is refused too (exit 1), in one line" \
+  eval '[ $rc -eq 1 ] && [ "$(cat "$T/nolock.err")" = "sluicectl: suspend: cannot lock $T/spool/sluiced.lock: Is a directory: nothing done" ]'
+check "and no suspension is written" eval '! ctl suspended | grep -q nolock.test'
