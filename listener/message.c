@@ -2,7 +2,10 @@
  * message.c - an accepted body on its way to the spool, and the reply.
  *
  * In front of the client's header go a Received line (RFC 5321 4.4) and,
- * when the client sent none, Date and Message-ID (RFC 6409 8.2, 8.3).  The
+ * when the client sent none, Date and Message-ID (RFC 6409 8.2, 8.3); a
+ * message that starts with text rather than a header field gets a blank line
+ * after them, so that its text stays body.  A message with more than HOPS_MAX
+ * Received fields is refused (554 5.4.6): it is looping.  The
  * binding is the listener's (binding, one of binding_group's drawn evenly,
  * else "default"), unless binding_header is set and the message carries it:
  * then its value names the binding or group, and the header is removed
@@ -36,13 +39,18 @@
 #include "util/sl_msg.h"
 #include "smtpd_impl.h"
 
-#define PREFIX_MAX 2048 /* Received, Date, Message-ID */
+#define PREFIX_MAX 2048 /* Received, Date, Message-ID, and a blank line */
+/* Received fields a message may carry in: more is a mail loop (RFC 5321 6.3; Postfix's
+ * hopcount_limit is 50) */
+#define HOPS_MAX 100
 
 /* What the header scan found. */
 struct head {
     bool has_date, has_msgid;
-    bool has_bh; /* the binding header is there (its first value below) */
-    bool utf8;   /* a header line has a non-ASCII byte (RFC 6532) */
+    bool has_bh;   /* the binding header is there (its first value below) */
+    bool utf8;     /* a header line has a non-ASCII byte (RFC 6532) */
+    bool headless; /* the first line is text, not a field nor the blank line: all body */
+    unsigned hops; /* Received fields */
     char bh_value[256];
 };
 
@@ -112,6 +120,7 @@ static void scan_head(const struct session *s, const char *b, size_t len, struct
 
     memset(h, 0, sizeof *h);
     for (; field_at(b, len, off, &n, &whole); off += whole) {
+        h->hops += field_is(b + off, n, "Received");
         h->has_date |= field_is(b + off, n, "Date");
         h->has_msgid |= field_is(b + off, n, "Message-ID");
         h->utf8 |= !sl_idna_ascii(b + off, whole);
@@ -120,6 +129,9 @@ static void scan_head(const struct session *s, const char *b, size_t len, struct
             value_of(b + off, whole, strlen(bh), h->bh_value, sizeof h->bh_value);
         }
     }
+    /* "Hello" as the first line: what follows the fields added in front of it is then body,
+     * after a blank line, not a broken header line that hides the text from the reader */
+    h->headless = off == 0 && len > 0 && b[0] != '\r' && b[0] != '\n';
 }
 
 /* draw_from_group - one binding of the group, evenly; NULL when none */
@@ -176,10 +188,10 @@ static size_t prefix(const struct session *s, const struct head *h, char *buf, s
     size_t n;
 
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&now, &tm));
-    n = (size_t)snprintf(buf, len,
-                         "Received: from %s ([%s])\r\n\tby %s (sluice) with %s%s%s;\r\n\t%s\r\n",
-                         s->helo, s->peer_ip, s->hostname, s->esmtp ? "ESMTP" : "SMTP",
-                         s->tls_on ? "S" : "", s->auth_user != NULL ? "A" : "", date);
+    n = (size_t)snprintf(
+        buf, len, "Received: from %s ([%s%s])\r\n\tby %s (sluice) with %s%s%s;\r\n\t%s\r\n",
+        s->helo, strchr(s->peer_ip, ':') != NULL ? "IPv6:" : "", s->peer_ip, s->hostname,
+        s->esmtp ? "ESMTP" : "SMTP", s->tls_on ? "S" : "", s->auth_user != NULL ? "A" : "", date);
     if (n < len && !h->has_date)
         n += (size_t)snprintf(buf + n, len - n, "Date: %s\r\n", date);
     if (n < len && !h->has_msgid) {
@@ -188,6 +200,8 @@ static size_t prefix(const struct session *s, const struct head *h, char *buf, s
         n += (size_t)snprintf(buf + n, len - n, "Message-ID: <%lld.%08x%08x@%s>\r\n",
                               (long long)now, r[0], r[1], s->hostname);
     }
+    if (n < len && h->headless)
+        n += (size_t)snprintf(buf + n, len - n, "\r\n");
     return n < len ? n : len - 1;
 }
 
@@ -302,6 +316,14 @@ void smtpd_accept(struct session *s)
         smtpd_count(s, SL_LSTAT_REJ_BINDING, 1);
         smtpd_txn_reset(&s->t);
         smtpd_error(s);
+        return;
+    }
+    if (h.hops > HOPS_MAX) {
+        sl_msg_info("%s: message refused: %u Received fields, a mail loop", s->peer_ip, h.hops);
+        io_reply(&s->io, "554 5.4.6 Error: too many hops (%u Received fields): a mail loop",
+                 h.hops);
+        smtpd_count(s, SL_LSTAT_REJ_CONTENT, 1);
+        smtpd_txn_reset(&s->t);
         return;
     }
     msg = compose(s, &h, &len);

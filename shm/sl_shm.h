@@ -196,7 +196,7 @@ enum sl_lstat {
     SL_LSTAT_REJ_RELAY,      /* rejections: RCPT refused, relaying denied (5.7.1) */
     SL_LSTAT_REJ_RECIPIENTS, /* RCPT over max_recipients */
     SL_LSTAT_REJ_SIZE,       /* a message over max_message_size */
-    SL_LSTAT_REJ_CONTENT,    /* bare CR or LF, a line over 998 octets, NUL, empty */
+    SL_LSTAT_REJ_CONTENT,    /* bare CR or LF, a line over 998 octets, NUL, empty, a loop */
     SL_LSTAT_REJ_BINDING,    /* binding_header named no binding */
     SL_LSTAT_REJ_STORAGE,    /* the spool could not take it (4xx) */
     SL_LSTAT_ERROR_LIMIT,    /* sessions closed after max_errors error replies */

@@ -196,6 +196,45 @@ check "Message-ID is added" grep -q '^Message-ID: <.*@sluice.test>' <<<"$b"
 b=$(body "b'X-Test: plain' in b")
 check "swaks' own Message-Id is kept, none added" [ "$(grep -ci '^Message-ID:' <<<"$b")" -eq 1 ]
 
+# A message that starts with text, no header field: the fields added in front of it are
+# followed by a blank line, so its first line stays body (else it is a broken header line).
+python3 - "$lport" <<'PY'
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.sendmail("app@sender.test", ["headless@sink.test"], "Hello, no header here\r\nsecond line\r\n")
+s.quit()
+PY
+check "a message with no header arrives" wait_for 15 messages_with "b'Hello, no header here' in b"
+b=$(body "b'Hello, no header here' in b")
+check "its text follows a blank line after the fields sluice added" \
+  python3 -c 'import sys; h, sep, rest = sys.argv[1].partition("\r\n\r\n"); sys.exit(not (sep and rest.startswith("Hello, no header here") and "Message-ID:" in h))' "$b"
+
+# A message that has passed more than 100 hops is looping: refused with 554 5.4.6.
+python3 - "$lport" "$T/loop.out" <<'PY'
+import smtplib, sys
+hops = "".join("Received: from h%d.example by h%d.example; Thu, 3 Dec 2026 00:00:00 +0000\r\n"
+               % (i, i + 1) for i in range(101))
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+try:
+    s.sendmail("app@sender.test", ["loop@sink.test"], hops + "Subject: loop\r\n\r\nround\r\n")
+    out = "accepted"
+except smtplib.SMTPDataError as e:
+    out = "%d %s" % (e.smtp_code, e.smtp_error.decode())
+s.quit()
+open(sys.argv[2], "w").write(out)
+PY
+check "a message with 101 Received fields is refused: 554 5.4.6 ($(cat "$T/loop.out"))" \
+  grep -q '^554 5.4.6' "$T/loop.out"
+python3 - "$lport" <<'PY'
+import smtplib, sys
+hops = "".join("Received: from h%d.example by h%d.example; Thu, 3 Dec 2026 00:00:00 +0000\r\n"
+               % (i, i + 1) for i in range(100))
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.sendmail("app@sender.test", ["hops@sink.test"], hops + "X-Test: hops100\r\n\r\nround\r\n")
+s.quit()
+PY
+check "one with 100 is delivered" wait_for 15 messages_with "b'X-Test: hops100' in b"
+
 # binding_header picks the binding per message and is removed before delivery.
 swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to r3@sink.test \
   --header 'X-Test: bh' --header 'X-Sluice-Binding: b2' --header 'X-Sluice-Binding: b1' \
@@ -233,7 +272,8 @@ s.quit()
 PY
 check "a message over IPv6 ([::1]) reaches the sink" wait_for 15 messages_with "b'X-Test: v6' in b"
 b=$(body "b'X-Test: v6' in b")
-check "its Received header names the IPv6 client" grep -q 'Received: from .*(\[::1\])' <<<"$b"
+check "its Received header names the IPv6 client as an IPv6 literal (RFC 5321 4.1.3)" \
+  grep -q 'Received: from .*(\[IPv6:::1\])' <<<"$b"
 
 # --- relay control: outside relay_networks without AUTH: 5.7.1, nothing queued ---
 swaks --server 127.0.0.1 --port "$aport" --from app@sender.test --to r4@sink.test \
@@ -642,7 +682,7 @@ check "metrics: guard's AUTH refused during a lockout (454s: 3) are counted" \
 same "AUTH failures" guard sluice_listener_auth_total ',result="failed"' "$(logged guard '.*: authentication failed ')"
 same "clients turned away" auth sluice_listener_turned_away_total "" "$(logged auth '.*: refused: more than ')"
 same "refused contents" local sluice_listener_rejections_total ',reason="content"' \
-  "$(logged local '.*: message refused: \(bare CR\|a line longer\|NUL\|empty\)')"
+  "$(logged local '.*: message refused: \(bare CR\|a line longer\|NUL\|empty\|[0-9]* Received fields\)')"
 same "oversize messages (at MAIL or after the data)" local sluice_listener_rejections_total \
   ',reason="size"' "$(logged local '.*: \(message refused: larger than\|refused: SIZE=\)')"
 same "unknown bindings" local sluice_listener_rejections_total ',reason="binding"' \
