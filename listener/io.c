@@ -267,7 +267,13 @@ bool io_starttls(struct io *io, SSL_CTX *ctx, long timeout_ms)
     SSL_set_fd(io->ssl, io->fd);
     io_deadline(timeout_ms);
     while ((r = SSL_accept(io->ssl)) <= 0) {
-        if (SSL_get_error(io->ssl, r) == SSL_ERROR_SYSCALL && errno == EINTR && !alarmed)
+        /* A signal (a reload's SIGTERM) interrupts a read: OpenSSL's socket BIO turns that
+         * into a retry, WANT_READ or WANT_WRITE on this blocking socket; only the timer ends
+         * the handshake. */
+        int e = SSL_get_error(io->ssl, r);
+        if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ||
+             (e == SSL_ERROR_SYSCALL && errno == EINTR)) &&
+            !alarmed)
             continue;
         ERR_clear_error();
         SSL_free(io->ssl);

@@ -15,7 +15,7 @@
  * at once.  A reload binds the new addresses, keeps the sockets of
  * unchanged ones (no connection is refused while the processes change),
  * SIGTERMs every process of the older generation (each finishes its
- * transaction, then goes) and forks new ones
+ * transaction, then goes; one still there after the grace is killed) and forks new ones
  * on the new config.  Each listener's TLS context and credentials are read here
  * too (sl_smtpd_prepare), before the drop at start, and inherited by its
  * processes: a key only root may read works.  The group-commit page, the per-client board and the
@@ -283,6 +283,7 @@ void sl_listeners_reload(struct sl_listeners *ls, const struct sl_config *cfg, u
     for (size_t k = 0; k < ls->np; k++)
         if (ls->p[k].pid != 0 && ls->p[k].gen != gen && !ls->p[k].retiring) {
             ls->p[k].retiring = true;
+            ls->p[k].retire_by = sl_clock_after_ms(sl_listeners_grace_ms(ls));
             kill(ls->p[k].pid, SIGTERM);
         }
     for (size_t i = 0; i < ls->nsock; i++)
@@ -290,6 +291,25 @@ void sl_listeners_reload(struct sl_listeners *ls, const struct sl_config *cfg, u
             close(ls->sock[i].fd); /* the retiring processes keep their copy until they go */
             ls->sock[i].fd = -1;
         }
+}
+
+/* sl_listeners_end_overdue - a process a reload retired that is still in its session after the
+ * grace is killed: a client that keeps a transaction open (a NOOP now and then) would keep an
+ * old config's process, and a socket the new config no longer has, for as long as it likes.
+ * What it had not acknowledged is not lost: the client was never told 250. */
+void sl_listeners_end_overdue(struct sl_listeners *ls)
+{
+    for (size_t k = 0; k < ls->np; k++) {
+        struct sl_lproc *p = &ls->p[k];
+        if (p->pid == 0 || !p->retiring || p->retire_by.tv_sec == 0 ||
+            sl_clock_ms_until(p->retire_by) > 0)
+            continue;
+        sl_msg_warn("listener pid %ld of an older config did not finish its session in %d ms: "
+                    "killing it",
+                    (long)p->pid, sl_listeners_grace_ms(ls));
+        kill(p->pid, SIGKILL);
+        p->retire_by = (struct timespec){0}; /* reaped as any dead process is */
+    }
 }
 
 /* sl_listeners_wait_ms - until the first spawn a back-off delays (-1: none) */

@@ -28,6 +28,7 @@ struct sl_lproc { /* one listener process */
     uint32_t gen;
     time_t started;
     bool retiring;
+    struct timespec retire_by; /* retired by a reload: killed when still there then (0: none) */
 };
 
 struct sl_lbackoff {            /* one listener's crash-loop back-off (sl_supervise_failed) */
@@ -70,6 +71,9 @@ bool sl_listeners_reaped(struct sl_listeners *ls, pid_t pid, int status,
                          char queued[SL_SPOOL_ID_LEN + 1]);
 /* A new config: bind new addresses, retire every older process, close unused sockets. */
 void sl_listeners_reload(struct sl_listeners *ls, const struct sl_config *cfg, uint32_t gen);
+/* Kill the processes a reload retired that are still in a session past the grace
+ * (sl_listeners_grace_ms); called each loop pass, which the once-a-second count wakes. */
+void sl_listeners_end_overdue(struct sl_listeners *ls);
 /* Milliseconds until the back-off allows a spawn or the sessions are counted (-1: none). */
 int sl_listeners_wait_ms(const struct sl_listeners *ls);
 /* SIGTERM: stop accepting; each process finishes its transaction. */

@@ -383,6 +383,7 @@ static void serve(struct master *m)
             run_audit(m);
         refresh_status(m);
         sl_listeners_publish(&m->lsn, false);
+        sl_listeners_end_overdue(&m->lsn);
     }
 }
 

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# listener_retire.sh - a listener process a reload retired goes within the grace even when its
+# client keeps a transaction open for ever (MAIL, then a NOOP every second, each within
+# command_timeout): past the longest timeout plus 5 s the master kills it, says so, and the
+# client never got 250 for anything, so nothing is lost; a new session is served meanwhile.
+# A reload's SIGTERM that reaches a process in a STARTTLS handshake does not break it.
+. "$(dirname "$0")/lib/tap.sh"
+. "$(dirname "$0")/lib/peer.sh"
+. "$(dirname "$0")/lib/ca.sh"
+shm=/sluice-e2e-lretire-$$
+lport=$(peer_free_port 127.0.0.1)
+ca_init
+ca_issue listener listener.test
+
+cat >"$T/sluice.ini" <<INI
+[global]
+workers = 1
+shm_name = $shm
+spool_dir = $T/spool
+delivery_log = $T/delivery.log
+
+[listener "in"]
+address = 127.0.0.1:$lport
+max_sessions = 2
+command_timeout = 2s
+data_timeout = 2s
+tls_cert_file = $CA_DIR/listener.crt
+tls_key_file = $CA_DIR/listener.key
+INI
+sluiced_start
+answers() { swaks --server 127.0.0.1 --port "$lport" --quit-after EHLO >/dev/null 2>&1; }
+check "the listener answers" wait_for 10 answers
+
+# the client: MAIL, then NOOP every second for up to 40 s; it writes when the server closed
+python3 - 127.0.0.1 "$lport" "$T/client.out" <<'PY' &
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)
+f = s.makefile("rb")
+out = open(sys.argv[3], "w", buffering=1)
+def reply():
+    while True:
+        line = f.readline()
+        if not line:
+            return None
+        if line[3:4] != b"-":
+            return line.decode().strip()
+reply()
+s.sendall(b"EHLO client.test\r\n"); reply()
+s.sendall(b"MAIL FROM:<a@sender.test>\r\n"); out.write("MAIL %s\n" % reply())
+out.write("IN TRANSACTION\n")
+start = time.time()
+try:
+    while time.time() - start < 40:
+        time.sleep(1)
+        s.sendall(b"NOOP\r\n")
+        r = reply()
+        if r is None:
+            break
+except OSError:
+    pass
+out.write("CLOSED after %.1f s\n" % (time.time() - start))
+PY
+client=$!
+started "$client"
+wait_for 5 grep -qs "IN TRANSACTION" "$T/client.out"
+t0=$(date +%s)
+kill -HUP "$daemon"
+wait "$client"
+t1=$(date +%s)
+echo "# $(tail -1 "$T/client.out")"
+check "the retired process is killed after the grace (2 s + 5 s), not kept by the client: $((t1 - t0)) s" \
+  test $((t1 - t0)) -lt 30
+check "the master says why" grep -q "listener pid .* of an older config did not finish its session in 7000 ms: killing it" \
+  "$T/daemon.log"
+check "the new processes serve" answers
+check "nothing was queued" test -z "$(ls -A "$T/spool/queue")"
+
+# A reload during a STARTTLS handshake: the signal does not break the handshake; the
+# session then ends with 421 at its next command, as any session a reload retires.
+python3 - 127.0.0.1 "$lport" "$CA_DIR/ca.crt" "$T/tls.out" <<'PY' &
+import socket, ssl, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 10)
+f = s.makefile("rb")
+out = open(sys.argv[4], "w", buffering=1)
+def reply(f):
+    while True:
+        line = f.readline()
+        if not line or line[3:4] != b"-":
+            return line.decode().strip()
+reply(f)
+s.sendall(b"EHLO client.test\r\n"); reply(f)
+s.sendall(b"STARTTLS\r\n"); out.write("STARTTLS %s\n" % reply(f))
+out.write("BEFORE HANDSHAKE\n")
+time.sleep(2)  # the reload's SIGTERM reaches the process waiting in the handshake
+ctx = ssl.create_default_context(cafile=sys.argv[3])
+ctx.check_hostname = False
+try:
+    t = ctx.wrap_socket(s, server_hostname="listener.test")
+    out.write("HANDSHAKE OK\n")
+    g = t.makefile("rb")
+    t.sendall(b"EHLO client.test\r\n")
+    out.write("AFTER %s\n" % reply(g))
+except (OSError, ssl.SSLError) as e:
+    out.write("HANDSHAKE FAILED %s\n" % e)
+PY
+client=$!
+started "$client"
+wait_for 5 grep -qs "BEFORE HANDSHAKE" "$T/tls.out"
+sleep 0.5
+kill -HUP "$daemon"
+wait "$client"
+check "a reload does not break a STARTTLS handshake ($(grep HANDSHAKE "$T/tls.out" | tail -1))" \
+  grep -q "HANDSHAKE OK" "$T/tls.out"
+check "the session then gets 421 ($(grep AFTER "$T/tls.out"))" grep -q "^AFTER 421" "$T/tls.out"
+kill -TERM "$daemon"
+wait "$daemon"
+check "the daemon stops cleanly" test $? -eq 0
+echo "1..$_n"
