@@ -78,6 +78,7 @@ struct sl_smtp {
     bool esmtp, pipelining, size, starttls, enhanced, eightbit;
     bool smtputf8;     /* RFC 6531 */
     bool chunking;     /* RFC 3030 BDAT */
+    bool dsn;          /* RFC 3461: the DSN parameters of a transaction go on */
     uint64_t size_max; /* 0: no limit announced */
     /* RFC 9422 LIMITS: most recipients per transaction, transactions per session; 0: none */
     uint32_t rcptmax, mailmax;
@@ -130,6 +131,12 @@ struct sl_smtp_txn {
     uint64_t size;      /* SIZE= when the peer offers SIZE */
     bool smtputf8;      /* the SMTPUTF8 parameter (RFC 6531): the caller checked the offer */
     bool body8bit;      /* the body has 8-bit octets: BODY=8BITMIME when the peer offers it */
+    /* RFC 3461 parameters, each with its leading space, sent when the peer offers DSN: for
+     * MAIL (" RET=HDRS ENVID=x"), or NULL; per recipient (" NOTIFY=.. ORCPT=.."), or NULL
+     * for none at all; a text over SMTP_DSN_MAIL_MAX / SMTP_DSN_RCPT_MAX bytes, or with a
+     * control character, is not sent */
+    const char *mail_dsn;
+    const char *const *rcpt_dsn;
     const char *const *rcpt;
     size_t nrcpt;
     const char *body; /* dot-stuffed, CRLF line ends, ending in CRLF, without "." */

@@ -137,7 +137,7 @@ static bool put_commands(const struct sl_smtp *s, struct run *r, const struct sl
     for (size_t i = 0; i < t->nrcpt; i++) {
         if (room - n < SMTP_CMD_MAX)
             return false;
-        n += smtp_put_rcpt(b + n, t->rcpt[i]);
+        n += smtp_put_rcpt(b + n, s, t, i);
     }
     if (room - n < 48)
         return false;

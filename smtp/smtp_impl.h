@@ -46,10 +46,14 @@ static inline bool smtp_is_2xx(const struct sl_reply *r)
 
 /* smtp_session.c: what the transaction senders share.  A command line built from a checked
  * address fits SMTP_CMD_MAX bytes. */
-#define SMTP_ADDR_MAX 900                  /* a command must fit in RFC 5321's 1000-byte line */
-#define SMTP_CMD_MAX  (SMTP_ADDR_MAX + 80) /* MAIL: 63 bytes beside the address at most */
+#define SMTP_ADDR_MAX 900 /* a command must fit in RFC 5321's 1000-byte line */
+/* RFC 3461 4: DSN lengthens MAIL by ENVID (100) and RET, RCPT by NOTIFY and ORCPT (500) */
+#define SMTP_DSN_MAIL_MAX 120
+#define SMTP_DSN_RCPT_MAX 560
+/* MAIL: 63 bytes beside the address and its DSN parameters at most */
+#define SMTP_CMD_MAX (SMTP_ADDR_MAX + 80 + SMTP_DSN_RCPT_MAX)
 size_t smtp_put_mail(char *buf, const struct sl_smtp *s, const struct sl_smtp_txn *t);
-size_t smtp_put_rcpt(char *buf, const char *rcpt);
+size_t smtp_put_rcpt(char *buf, const struct sl_smtp *s, const struct sl_smtp_txn *t, size_t i);
 /* every address of t fits a command line */
 bool smtp_sendable(const struct sl_smtp_txn *t);
 /* 0 when every address of t fits a command line; else the session fails (PROTO) */

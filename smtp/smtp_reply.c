@@ -148,6 +148,8 @@ static void ehlo_line(struct sl_smtp *s, const char *txt, size_t n)
         s->smtputf8 = true;
     else if (is_keyword(txt, n, "CHUNKING", 8))
         s->chunking = true;
+    else if (is_keyword(txt, n, "DSN", 3))
+        s->dsn = true;
     else if (is_keyword(txt, n, "LIMITS", 6))
         ehlo_limits(s, txt, n);
     else if (is_keyword(txt, n, "SIZE", 4)) {

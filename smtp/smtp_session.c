@@ -117,7 +117,7 @@ static int greeting(struct sl_smtp *s, struct sl_reply *r)
 static void forget_extensions(struct sl_smtp *s)
 {
     s->esmtp = s->pipelining = s->size = s->starttls = s->enhanced = s->eightbit = false;
-    s->smtputf8 = s->chunking = false;
+    s->smtputf8 = s->chunking = s->dsn = false;
     s->size_max = 0;
     s->rcptmax = s->mailmax = 0;
 }
@@ -234,24 +234,43 @@ int smtp_check_addresses(struct sl_smtp *s, const struct sl_smtp_txn *t)
     return 0;
 }
 
-/* smtp_put_mail - "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME] [SMTPUTF8]" into buf
- * (SMTP_CMD_MAX bytes free); an 8-bit body is declared where the peer offers 8BITMIME (RFC
- * 6152), and goes as it is where it does not, as most MTAs send it */
+/* dsn_params - the DSN parameters p when the peer offers DSN and they fit a command line:
+ * printable ASCII, at most max bytes; else none */
+static const char *dsn_params(const struct sl_smtp *s, const char *p, size_t max)
+{
+    size_t n;
+
+    if (!s->dsn || p == NULL || (n = strnlen(p, max + 1)) > max)
+        return "";
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] < ' ' || (unsigned char)p[i] >= 0x7f)
+            return "";
+    return p;
+}
+
+/* smtp_put_mail - "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME] [SMTPUTF8] [RET= ENVID=]" into
+ * buf (SMTP_CMD_MAX bytes free); an 8-bit body is declared where the peer offers 8BITMIME
+ * (RFC 6152), and goes as it is where it does not, as most MTAs send it */
 size_t smtp_put_mail(char *buf, const struct sl_smtp *s, const struct sl_smtp_txn *t)
 {
     char size[32] = "";
 
     if (s->size && t->size > 0)
         snprintf(size, sizeof size, " SIZE=%" PRIu64, t->size);
-    return (size_t)snprintf(buf, SMTP_CMD_MAX, "MAIL FROM:<%s>%s%s%s\r\n", t->sender, size,
+    return (size_t)snprintf(buf, SMTP_CMD_MAX, "MAIL FROM:<%s>%s%s%s%s\r\n", t->sender, size,
                             t->body8bit && s->eightbit ? " BODY=8BITMIME" : "",
-                            t->smtputf8 ? " SMTPUTF8" : "");
+                            t->smtputf8 ? " SMTPUTF8" : "",
+                            dsn_params(s, t->mail_dsn, SMTP_DSN_MAIL_MAX));
 }
 
-/* smtp_put_rcpt - "RCPT TO:<rcpt>" into buf (SMTP_CMD_MAX bytes free) */
-size_t smtp_put_rcpt(char *buf, const char *rcpt)
+/* smtp_put_rcpt - "RCPT TO:<rcpt> [NOTIFY= ORCPT=]" of recipient i of t into buf
+ * (SMTP_CMD_MAX bytes free) */
+size_t smtp_put_rcpt(char *buf, const struct sl_smtp *s, const struct sl_smtp_txn *t, size_t i)
 {
-    return (size_t)snprintf(buf, SMTP_CMD_MAX, "RCPT TO:<%s>\r\n", rcpt);
+    const char *dsn = t->rcpt_dsn != NULL ? t->rcpt_dsn[i] : NULL;
+
+    return (size_t)snprintf(buf, SMTP_CMD_MAX, "RCPT TO:<%s>%s\r\n", t->rcpt[i],
+                            dsn_params(s, dsn, SMTP_DSN_RCPT_MAX));
 }
 
 /* fill_rcpts - recipients from i on get reply r (MAIL refused, or the peer closing) */
@@ -370,10 +389,10 @@ static bool put_chunk(const struct sl_smtp *s, const struct sl_smtp_txn *t, stru
             *len = n;
             return false;
         }
-        n += smtp_put_rcpt(buf + n, t->rcpt[p->rcpts_put]);
+        n += smtp_put_rcpt(buf + n, s, t, p->rcpts_put);
     }
-    memcpy(buf + n, "DATA\r\n",
-           6); /* a RCPT line is at most SMTP_ADDR_MAX + 12 < SMTP_CMD_MAX - 6 */
+    /* a RCPT line is at most SMTP_ADDR_MAX + 12 + SMTP_DSN_RCPT_MAX < SMTP_CMD_MAX - 6 */
+    memcpy(buf + n, "DATA\r\n", 6);
     *len = n + 6;
     return true;
 }
@@ -526,7 +545,7 @@ static int send_stepwise(struct sl_smtp *s, struct sl_smtp_txn *t)
     s->txn_open = true;
     for (size_t i = 0; i < t->nrcpt; i++) {
         struct sl_reply *r = &t->rcpt_reply[i];
-        if (command(s, SL_PH_RCPT_TO, buf, smtp_put_rcpt(buf, t->rcpt[i]), r, false) < 0)
+        if (command(s, SL_PH_RCPT_TO, buf, smtp_put_rcpt(buf, s, t, i), r, false) < 0)
             return -1;
         if (r->code == 421) {
             fill_rcpts(t, i, r);

@@ -405,9 +405,12 @@ static void add_txn(struct run *r, const struct sl_conn *c, struct job *j, struc
     struct sl_part *p = &j->part[k];
     struct work *x = &wk[k];
     const char **rcpt = sl_calloc(m, sizeof *rcpt);
+    char **rcpt_dsn = sl_calloc(m, sizeof *rcpt_dsn);
 
-    for (size_t i = 0; i < m; i++)
+    for (size_t i = 0; i < m; i++) {
         rcpt[i] = p->msg.rcpt[x->idx[x->sent + i]].addr;
+        rcpt_dsn[i] = sl_dsn_rcpt_params(&p->msg.rcpt[x->idx[x->sent + i]]);
+    }
     r->slot[r->n].k = k;
     r->slot[r->n].from = x->sent;
     /* RSET before every transaction but a connection's first, in the same group */
@@ -416,6 +419,8 @@ static void add_txn(struct run *r, const struct sl_conn *c, struct job *j, struc
                                       .size = p->msg.size,
                                       .smtputf8 = p->msg.smtputf8,
                                       .body8bit = x->eightbit,
+                                      .mail_dsn = sl_dsn_mail_params(&p->msg),
+                                      .rcpt_dsn = (const char *const *)rcpt_dsn,
                                       .rcpt = rcpt,
                                       .nrcpt = m,
                                       .body = x->body,
@@ -508,6 +513,17 @@ static void txn_over(void *arg, size_t i)
     settle_through(r, i + 1);
 }
 
+/* free_txn - what add_txn allocated for t */
+static void free_txn(struct sl_smtp_txn *t)
+{
+    for (size_t i = 0; i < t->nrcpt; i++)
+        free((void *)t->rcpt_dsn[i]);
+    free((void *)t->rcpt_dsn);
+    free((void *)t->mail_dsn);
+    free((void *)t->rcpt);
+    free(t->rcpt_reply);
+}
+
 /* send_run - the run on the open connection; every transaction settled when it returns;
  * -1 when the session died */
 static int send_run(struct sl_wstate *w, struct run *r)
@@ -519,10 +535,8 @@ static int send_run(struct sl_wstate *w, struct run *r)
     rc = r->n > 0 ? sl_smtp_send_many(&w->conn.s, r->t, r->n, txn_over, r) : 0;
 
     settle_through(r, r->n); /* those the session took down with it */
-    for (size_t i = 0; i < r->n; i++) {
-        free((void *)r->t[i].rcpt);
-        free(r->t[i].rcpt_reply);
-    }
+    for (size_t i = 0; i < r->n; i++)
+        free_txn(&r->t[i]);
     r->n = 0;
     return rc;
 }

@@ -248,4 +248,10 @@ bool sl_dsn_due(const struct sl_part *p);
 /* Does recipient r want its failure reported (no NOTIFY, or one naming FAILURE)? */
 bool sl_dsn_wants_failure(const struct sl_spool_rcpt *r);
 
+/* worker/dsn_params.c: RFC 3461 parameters for the next hop, each with its leading space, in
+ * a new string (NULL when there are none): " RET= ENVID=" of MAIL, " NOTIFY= ORCPT=" of
+ * RCPT. */
+char *sl_dsn_mail_params(const struct sl_spool_msg *m);
+char *sl_dsn_rcpt_params(const struct sl_spool_rcpt *r);
+
 #endif

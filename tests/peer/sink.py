@@ -57,7 +57,9 @@ Stats (JSON):
    "helo": {EHLO/HELO name: count}, "events": {"stall:rcpt_to": n, "reply:mail_from": n,
    "drop:data_end": n, "rcpt_rule:REGEX": n, ...}, "protocol_errors": {"unadvertised_pipelining",
    "pipelining_not_last", "bad_sequence", "unknown_command", "line_too_long",
-   "unadvertised_smtputf8" (MAIL with SMTPUTF8 where it was not offered: answered 555): n},
+   "unadvertised_smtputf8" (MAIL with SMTPUTF8 where it was not offered: answered 555),
+   "unadvertised_dsn" (RET, ENVID, NOTIFY or ORCPT where "DSN" is not among the script's
+   extensions: answered 555): n},
    "script_loads", "script_errors"}
   With --timeline, also "timeline": {"N": {"src", "dst", "events": [[WHAT, epoch seconds], ...]}}
   for every session N (numbered from 1 in accept order), at most TIMELINE_MAX events each:
@@ -356,6 +358,7 @@ class Session:
         self.delivered = 0
         self.mail = None
         self.rcpts = []
+        self.rcpt_params = []
         self.conn = sink.next_conn()
 
     # --- plumbing
@@ -567,6 +570,15 @@ class Session:
     def esmtp_pipelining(self):
         return self.esmtp and self.rule().pipelining
 
+    def unadvertised_dsn(self, params, names):
+        """RFC 3461 parameters sent to a server that did not offer DSN (a protocol error)."""
+        if "DSN" in (e.upper() for e in self.rule().extensions):
+            return False
+        if any(p.upper().startswith(names) for p in params):
+            self.protocol_error("unadvertised_dsn")
+            return True
+        return False
+
     def extensions(self):
         rule = self.rule()
         ext = []
@@ -643,12 +655,14 @@ class Session:
         if any(p.upper() == "SMTPUTF8" for p in params) and not rule.smtputf8:
             self.protocol_error("unadvertised_smtputf8")
             override = self.text(555, "5.5.4", "SMTPUTF8 not supported")
+        elif self.unadvertised_dsn(params, ("RET=", "ENVID=")):
+            override = self.text(555, "5.5.4", "DSN not supported")
         elif declared and rule.size and not declared[0][5:].isdigit():
             override = self.text(501, "5.5.4", "Bad SIZE parameter")
         elif declared and rule.size and int(declared[0][5:]) > rule.size:
             override = self.text(552, "5.3.4", "Message size exceeds fixed limit")
         if await self.answer("mail_from", self.text(250, "2.1.0", "Ok"), override):
-            self.mail, self.mail_params, self.rcpts = address, params, []
+            self.mail, self.mail_params, self.rcpts, self.rcpt_params = address, params, [], []
             self.sink.stats.add(self.src, self.dst, "transactions")
 
     async def rcpt_to(self, verb, arg):
@@ -660,10 +674,12 @@ class Session:
             self.protocol_error("bad_sequence")
             await self.send(self.wire(self.text(503, "5.5.1", "Need MAIL before RCPT")))
             return
-        address, _ = addr_of(arg[3:])
+        address, params = addr_of(arg[3:])
         override, delay = None, 0.0
         if rule.max_rcpts and len(self.rcpts) >= rule.max_rcpts:
             override = self.text(452, "4.5.3", "Too many recipients")
+        if self.unadvertised_dsn(params, ("NOTIFY=", "ORCPT=")):
+            override = self.text(555, "5.5.4", "DSN not supported")
         for r in rule.rcpt:
             if r["rx"].search(address) and script.take(rule, "rcpt:" + r.get("match", ""), r.get("times")):
                 override = r.get("reply", override)
@@ -672,6 +688,7 @@ class Session:
                 break
         if await self.answer("rcpt_to", self.text(250, "2.1.5", "Ok"), override, delay):
             self.rcpts.append(address)
+            self.rcpt_params.append(params)
         else:
             self.sink.stats.add(self.src, self.dst, "rcpt_rejected")
 
@@ -727,7 +744,8 @@ class Session:
             await self.sink.maildir.store(
                 {"src": self.src, "dst": self.dst, "helo": self.helo, "tls": self.tls,
                  "conn": self.conn, "n_on_conn": self.delivered, "mail_from": self.mail,
-                 "mail_params": self.mail_params, "rcpt_to": self.rcpts, "size": len(body),
+                 "mail_params": self.mail_params, "rcpt_to": self.rcpts,
+                 "rcpt_params": self.rcpt_params, "size": len(body),
                  "time": time.time()}, body)
             stats.add(self.src, self.dst, "messages")
             stats.add(self.src, self.dst, "recipients", len(self.rcpts))

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# dsn_relay.sh - the RFC 3461 parameters an application gives the listener (RET, ENVID,
+# NOTIFY, ORCPT) go on to a receiver that offers DSN, as xtext, so that the success, delay
+# or failure it reports later reaches the sender as asked; to a receiver that does not offer
+# DSN none is sent (the sink counts any as a protocol error and refuses it), and a message
+# submitted without them carries none.
+. "$(dirname "$0")/lib/tap.sh"
+. "$(dirname "$0")/lib/peer.sh"
+shm=/sluice-e2e-dsnrelay-$$
+# one sink on two addresses: 127.0.1.93 offers DSN, 127.0.1.94 does not
+peer_start sink '{"127.0.1.93": {"extensions": ["DSN"]}}' 127.0.1.93 127.0.1.94
+sport=$(peer_port sink)
+lport=$(peer_free_port 127.0.0.1)
+{
+  ini_global 1
+  cat <<INI
+idle_timeout = 1s
+
+[binding "b1"]
+bind_address = 127.0.0.2
+
+[domain "dsn.test"]
+route = 127.0.1.93:$sport
+
+[domain "plain.test"]
+route = 127.0.1.94:$sport
+
+[listener "in"]
+address = 127.0.0.1:$lport
+binding = b1
+INI
+} >"$T/sluice.ini"
+sluiced_start
+answers() { swaks --server 127.0.0.1 --port "$lport" --quit-after EHLO >/dev/null 2>&1; }
+check "the listener answers" wait_for 10 answers
+
+python3 - "$lport" <<'PY'
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+for dom in ("dsn.test", "plain.test"):
+    s.sendmail("app@sender.test", ["a@" + dom, "b@" + dom, "c@" + dom],
+               "Subject: dsn\r\nX-Test: %s\r\n\r\nbody\r\n" % dom,
+               mail_options=["RET=HDRS", "ENVID=env+2Bid+3D1"],
+               rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;orig+2Ba@example.org"])
+s.sendmail("app@sender.test", ["d@dsn.test"], "Subject: none\r\nX-Test: none\r\n\r\nbody\r\n")
+s.quit()
+PY
+envelope() { # field $2 of the envelope of message $1 (MAIL's SIZE= left out)
+  peer_stat sink "(lambda v: [p for p in v if not p.startswith('SIZE=')] if '$2' == 'mail_params' else v)([e for e, b in messages() if b'X-Test: $1' in b][0]['$2'])"
+}
+check "the three messages arrive" wait_for 20 peer_true sink "len(messages()) == 3"
+echo "# to dsn.test: MAIL $(envelope dsn.test mail_params), RCPT $(envelope dsn.test rcpt_params)"
+check "to a receiver offering DSN, MAIL carries RET=HDRS and ENVID as xtext" \
+  test "$(envelope dsn.test mail_params)" = '["RET=HDRS", "ENVID=env+2Bid+3D1"]'
+check "and each RCPT its NOTIFY and ORCPT (the type as it is, the address as xtext)" \
+  test "$(envelope dsn.test rcpt_params)" = \
+  '[["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;orig+2Ba@example.org"], ["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;orig+2Ba@example.org"], ["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;orig+2Ba@example.org"]]'
+check "to a receiver that does not offer DSN, none is sent" \
+  test "$(envelope plain.test mail_params)$(envelope plain.test rcpt_params)" = '[][[], [], []]'
+check "a message submitted without them carries none" \
+  test "$(envelope none mail_params)$(envelope none rcpt_params)" = '[][[]]'
+check "the receiver saw no DSN parameter it had not offered" \
+  test "$(peer_stat sink "errors.get('unadvertised_dsn', 0)")" -eq 0
+kill -TERM "$daemon"
+wait "$daemon"
+check "the daemon stops cleanly" test $? -eq 0
+echo "1..$_n"
