@@ -198,12 +198,15 @@ check "swaks' own Message-Id is kept, none added" [ "$(grep -ci '^Message-ID:' <
 
 # A message that starts with text, no header field: the fields added in front of it are
 # followed by a blank line, so its first line stays body (else it is a broken header line).
-python3 - "$lport" <<'PY'
-import smtplib, sys
-s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
-s.sendmail("app@sender.test", ["headless@sink.test"], "Hello, no header here\r\nsecond line\r\n")
-s.quit()
-PY
+# smtplib_send HOST PORT RCPT TEXT: one message from app@sender.test by Python's smtplib, TEXT
+# with its \r\n written as escapes
+smtplib_send() {
+  python3 -c 'import smtplib, sys
+s = smtplib.SMTP(sys.argv[1], int(sys.argv[2]))
+s.sendmail("app@sender.test", [sys.argv[3]], sys.argv[4].encode().decode("unicode_escape"))
+s.quit()' "$@"
+}
+smtplib_send 127.0.0.1 "$lport" headless@sink.test 'Hello, no header here\r\nsecond line\r\n'
 check "a message with no header arrives" wait_for 15 messages_with "b'Hello, no header here' in b"
 b=$(body "b'Hello, no header here' in b")
 check "its text follows a blank line after the fields sluice added" \
@@ -264,12 +267,7 @@ line=$(queued_line "$T/swaks_max")
 check "the queued line counts the 3 recipients taken" eval '[[ $line == *" nrcpt=3 "* ]]'
 
 # IPv6: a listener on [::1], loopback relays there too.
-python3 - "$v6port" <<'PY'
-import smtplib, sys
-s = smtplib.SMTP("::1", int(sys.argv[1]))
-s.sendmail("app@sender.test", ["v6@sink.test"], "Subject: v6\r\nX-Test: v6\r\n\r\nover IPv6\r\n")
-s.quit()
-PY
+smtplib_send ::1 "$v6port" v6@sink.test 'Subject: v6\r\nX-Test: v6\r\n\r\nover IPv6\r\n'
 check "a message over IPv6 ([::1]) reaches the sink" wait_for 15 messages_with "b'X-Test: v6' in b"
 b=$(body "b'X-Test: v6' in b")
 check "its Received header names the IPv6 client as an IPv6 literal (RFC 5321 4.1.3)" \
