@@ -26,7 +26,8 @@
 #include "util/sl_msg.h"
 #include "smtpd_impl.h"
 
-#define XTEXT_MAX 500 /* RFC 3461: ENVID at most 100 characters, ORCPT an address */
+#define XTEXT_MAX 500 /* RFC 3461: ORCPT's value, as xtext */
+#define ENVID_MAX 100 /* RFC 3461 4.4: ENVID's, as xtext */
 
 static const struct smtpd_cmd cmds[] = {
     {"EHLO", CMD_EHLO}, {"HELO", CMD_HELO},       {"STARTTLS", CMD_STARTTLS},
@@ -167,8 +168,9 @@ static const char *mail_param(struct session *s, const char *key, const char *v,
         t->ret_set = true;
         t->ret_hdrs = is(v, n, "HDRS");
     } else if (strcasecmp(key, "ENVID") == 0) {
-        if (t->envid != NULL || v == NULL || n == 0 || n > XTEXT_MAX ||
-            (t->envid = xtext_decode(v, n)) == NULL || strlen(t->envid) > 100)
+        /* RFC 3461 4.4: at most 100 characters as xtext (as it is passed on, too) */
+        if (t->envid != NULL || v == NULL || n == 0 || n > ENVID_MAX ||
+            (t->envid = xtext_decode(v, n)) == NULL)
             return "501 5.5.4 Bad ENVID parameter";
     } else if (strcasecmp(key, "AUTH") == 0 && v != NULL) {
         /* RFC 4954 5: the original submitter; we keep our own record of who authenticated */
@@ -284,6 +286,26 @@ static bool domain_room(struct txn *t, const char *addr)
     return true;
 }
 
+/* orcpt_decode - RFC 3461 4.2 "addr-type;xtext": the type an atom (rfc822, utf-8), kept as it
+ * is, the address decoded; NULL when malformed (a type with a space or a '+' would carry
+ * other parameters along when the value is passed on) */
+static char *orcpt_decode(const char *v, size_t n)
+{
+    const char *semi = v != NULL ? memchr(v, ';', n) : NULL;
+    size_t type = semi != NULL ? (size_t)(semi - v) : 0;
+    char *addr, *out;
+
+    if (semi == NULL || type == 0 || n > XTEXT_MAX ||
+        strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") < type ||
+        (addr = xtext_decode(semi + 1, n - type - 1)) == NULL)
+        return NULL;
+    out = sl_malloc(type + 1 + strlen(addr) + 1);
+    memcpy(out, v, type + 1);
+    strcpy(out + type + 1, addr);
+    free(addr);
+    return out;
+}
+
 /* rcpt_param - one RCPT parameter into r; the reply when refused, else NULL */
 static const char *rcpt_param(struct rcpt *r, const char *key, const char *v, size_t n)
 {
@@ -291,9 +313,7 @@ static const char *rcpt_param(struct rcpt *r, const char *key, const char *v, si
         if (r->notify != 0 || (r->notify = notify_param(v, n)) == 0)
             return "501 5.5.4 Bad NOTIFY parameter";
     } else if (strcasecmp(key, "ORCPT") == 0) {
-        const char *semi = v != NULL ? memchr(v, ';', n) : NULL;
-        if (r->orcpt != NULL || semi == NULL || semi == v || n > XTEXT_MAX ||
-            (r->orcpt = xtext_decode(v, n)) == NULL)
+        if (r->orcpt != NULL || (r->orcpt = orcpt_decode(v, n)) == NULL)
             return "501 5.5.4 Bad ORCPT parameter";
     } else
         return "555 5.5.4 Unsupported option";

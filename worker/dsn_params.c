@@ -22,7 +22,7 @@
 #define ORCPT_MAX 500 /* RFC 3461 4.2, encoded */
 
 /* xtext - s as RFC 3461 xtext ("+HH" for '+', '=' and anything outside '!'..'~') into out
- * (max bytes with its NUL); false when it does not fit */
+ * (max bytes with its NUL); false (out empty) when it does not fit */
 static bool xtext(const char *s, char *out, size_t max)
 {
     size_t o = 0;
@@ -30,8 +30,10 @@ static bool xtext(const char *s, char *out, size_t max)
     for (; *s != '\0'; s++) {
         unsigned char c = (unsigned char)*s;
         bool plain = c >= '!' && c <= '~' && c != '+' && c != '=';
-        if (o + (plain ? 1 : 3) >= max)
+        if (o + (plain ? 1 : 3) >= max) {
+            out[0] = '\0';
             return false;
+        }
         if (plain)
             out[o++] = (char)c;
         else
@@ -53,7 +55,7 @@ char *sl_dsn_mail_params(const struct sl_spool_msg *m)
              m->ret_full   ? " RET=FULL"
              : m->ret_hdrs ? " RET=HDRS"
                            : "",
-             has_envid ? " ENVID=" : "", envid);
+             has_envid ? " ENVID=" : "", has_envid ? envid : "");
     return sl_strdup(out);
 }
 
@@ -86,8 +88,10 @@ char *sl_dsn_rcpt_params(const struct sl_spool_rcpt *r)
 
     if (r->notify != 0)
         notify_list(r->notify, notify, sizeof notify);
-    /* the address type ("rfc822;") goes as it is, the address as xtext */
-    if (semi != NULL && type < sizeof orcpt) {
+    /* the address type ("rfc822;"), an atom, goes as it is, the address as xtext */
+    if (semi != NULL && type > 1 && type < sizeof orcpt &&
+        strspn(r->orcpt, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") ==
+            type - 1) {
         memcpy(orcpt, r->orcpt, type);
         if (!xtext(semi + 1, orcpt + type, sizeof orcpt - type))
             orcpt[0] = '\0';

@@ -45,6 +45,32 @@ for dom in ("dsn.test", "plain.test"):
 s.sendmail("app@sender.test", ["d@dsn.test"], "Subject: none\r\nX-Test: none\r\n\r\nbody\r\n")
 s.quit()
 PY
+# what RFC 3461 forbids is refused at the listener, never passed on: an ENVID over 100
+# characters as xtext, an ORCPT address type that is no atom (here it would smuggle a NOTIFY)
+python3 - "$lport" "$T/refused.out" <<'PY'
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+out = []
+try:
+    s.sendmail("app@sender.test", ["e@dsn.test"], "Subject: x\r\n\r\nx\r\n",
+               mail_options=["RET=HDRS", "ENVID=" + "+2B" * 34])
+    out.append("envid accepted")
+except smtplib.SMTPSenderRefused as e:
+    out.append("envid %d" % e.smtp_code)
+s.rset()
+try:
+    s.sendmail("app@sender.test", ["f@dsn.test"], "Subject: x\r\n\r\nx\r\n",
+               rcpt_options=["ORCPT=rfc822+20NOTIFY+3DNEVER;f@dsn.test"])
+    out.append("orcpt accepted")
+except smtplib.SMTPRecipientsRefused as e:
+    out.append("orcpt %d" % list(e.recipients.values())[0][0])
+s.quit()
+open(sys.argv[2], "w").write(" ".join(out))
+PY
+check "an ENVID of 102 characters as xtext is refused: 501 ($(cat "$T/refused.out"))" \
+  grep -q "envid 501" "$T/refused.out"
+check "an ORCPT whose type is no atom is refused: 501" grep -q "orcpt 501" "$T/refused.out"
+
 envelope() { # field $2 of the envelope of message $1 (MAIL's SIZE= left out)
   peer_stat sink "(lambda v: [p for p in v if not p.startswith('SIZE=')] if '$2' == 'mail_params' else v)([e for e, b in messages() if b'X-Test: $1' in b][0]['$2'])"
 }
