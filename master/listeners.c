@@ -142,6 +142,17 @@ static unsigned running(const struct sl_listeners *ls, size_t i)
 }
 
 /* spawn - fork one process of listener i; false when fork failed */
+/* grace_of - the longest a transaction of listener l may still need (the body, or one
+ * command), plus slack */
+static int grace_of(const struct sl_listener *l)
+{
+    int64_t longest =
+        l->data_timeout_ms > l->command_timeout_ms ? l->data_timeout_ms : l->command_timeout_ms;
+
+    longest += GRACE_SLACK_MS;
+    return longest > 24 * 3600 * 1000 ? 24 * 3600 * 1000 : (int)longest;
+}
+
 static bool spawn(struct sl_listeners *ls, size_t i, int fd)
 {
     struct sl_smtpd_ctx ctx = {.cfg = ls->cfg,
@@ -172,8 +183,12 @@ static bool spawn(struct sl_listeners *ls, size_t i, int fd)
         ls->p = sl_realloc(ls->p, (ls->np + 1) * sizeof *ls->p);
         p = &ls->p[ls->np++];
     }
-    *p = (struct sl_lproc){
-        .pid = pid, .listener = i, .fd = fd, .gen = ls->gen, .started = time(NULL)};
+    *p = (struct sl_lproc){.pid = pid,
+                           .listener = i,
+                           .fd = fd,
+                           .gen = ls->gen,
+                           .started = time(NULL),
+                           .grace_ms = grace_of(&ls->cfg->listeners[i])};
     return true;
 }
 
@@ -283,7 +298,7 @@ void sl_listeners_reload(struct sl_listeners *ls, const struct sl_config *cfg, u
     for (size_t k = 0; k < ls->np; k++)
         if (ls->p[k].pid != 0 && ls->p[k].gen != gen && !ls->p[k].retiring) {
             ls->p[k].retiring = true;
-            ls->p[k].retire_by = sl_clock_after_ms(sl_listeners_grace_ms(ls));
+            ls->p[k].retire_by = sl_clock_after_ms(ls->p[k].grace_ms);
             kill(ls->p[k].pid, SIGTERM);
         }
     for (size_t i = 0; i < ls->nsock; i++)
@@ -306,7 +321,7 @@ void sl_listeners_end_overdue(struct sl_listeners *ls)
             continue;
         sl_msg_warn("listener pid %ld of an older config did not finish its session in %d ms: "
                     "killing it",
-                    (long)p->pid, sl_listeners_grace_ms(ls));
+                    (long)p->pid, p->grace_ms);
         kill(p->pid, SIGKILL);
         p->retire_by = (struct timespec){0}; /* reaped as any dead process is */
     }
@@ -361,17 +376,15 @@ unsigned sl_listeners_alive(const struct sl_listeners *ls)
  * one command), plus slack: with the defaults 10 min 5 s, within the unit's TimeoutStopSec */
 int sl_listeners_grace_ms(const struct sl_listeners *ls)
 {
-    int64_t longest = 0;
+    int longest = GRACE_SLACK_MS;
 
-    for (size_t i = 0; i < ls->cfg->nlisteners; i++) {
-        const struct sl_listener *l = &ls->cfg->listeners[i];
-        if (l->data_timeout_ms > longest)
-            longest = l->data_timeout_ms;
-        if (l->command_timeout_ms > longest)
-            longest = l->command_timeout_ms;
-    }
-    longest += GRACE_SLACK_MS;
-    return longest > 24 * 3600 * 1000 ? 24 * 3600 * 1000 : (int)longest;
+    for (size_t k = 0; k < ls->np; k++) /* the processes' own, of the config each runs */
+        if (ls->p[k].pid != 0 && ls->p[k].grace_ms > longest)
+            longest = ls->p[k].grace_ms;
+    for (size_t i = 0; i < ls->cfg->nlisteners; i++)
+        if (grace_of(&ls->cfg->listeners[i]) > longest)
+            longest = grace_of(&ls->cfg->listeners[i]);
+    return longest;
 }
 
 /* sl_listeners_stop - SIGKILL what the drain left, and reap it */

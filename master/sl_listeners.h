@@ -28,6 +28,7 @@ struct sl_lproc { /* one listener process */
     uint32_t gen;
     time_t started;
     bool retiring;
+    int grace_ms; /* the longest its transaction may still need, by the config it runs */
     struct timespec retire_by; /* retired by a reload: killed when still there then (0: none) */
 };
 

@@ -3,6 +3,7 @@
 # client keeps a transaction open for ever (MAIL, then a NOOP every second, each within
 # command_timeout): past the longest timeout plus 5 s the master kills it, says so, and the
 # client never got 250 for anything, so nothing is lost; a new session is served meanwhile.
+# The grace is that of the config the process runs, not the reload's.
 # A reload's SIGTERM that reaches a process in a STARTTLS handshake does not break it.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
@@ -22,7 +23,7 @@ delivery_log = $T/delivery.log
 [listener "in"]
 address = 127.0.0.1:$lport
 max_sessions = 2
-command_timeout = 2s
+command_timeout = 10s
 data_timeout = 2s
 tls_cert_file = $CA_DIR/listener.crt
 tls_key_file = $CA_DIR/listener.key
@@ -63,14 +64,18 @@ PY
 client=$!
 started "$client"
 wait_for 5 grep -qs "IN TRANSACTION" "$T/client.out"
+# the new config's timeouts are shorter: the old process keeps the grace of its own config
+sed -i 's/^command_timeout = 10s$/command_timeout = 3s/' "$T/sluice.ini"
 t0=$(date +%s)
 kill -HUP "$daemon"
 wait "$client"
 t1=$(date +%s)
 echo "# $(tail -1 "$T/client.out")"
-check "the retired process is killed after the grace (2 s + 5 s), not kept by the client: $((t1 - t0)) s" \
+check "the retired process is killed after its grace (10 s + 5 s), not kept by the client: $((t1 - t0)) s" \
   test $((t1 - t0)) -lt 30
-check "the master says why" grep -q "listener pid .* of an older config did not finish its session in 7000 ms: killing it" \
+check "nor before it, by the new config's shorter one (3 s + 5 s): $((t1 - t0)) s" \
+  test $((t1 - t0)) -ge 12
+check "the master says why" grep -q "listener pid .* of an older config did not finish its session in 15000 ms: killing it" \
   "$T/daemon.log"
 check "the new processes serve" answers
 check "nothing was queued" test -z "$(ls -A "$T/spool/queue")"
