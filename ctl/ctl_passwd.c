@@ -118,9 +118,15 @@ static bool keep_owner(int fd, FILE *old)
 
     if (old == NULL)
         return fchmod(fd, 0640 & ~caller_umask()) == 0;
-    /* chown first: it clears the set-id bits that the chmod then sets back */
-    return fstat(fileno(old), &st) == 0 && fchown(fd, st.st_uid, st.st_gid) == 0 &&
-           fchmod(fd, st.st_mode & 07777) == 0;
+    if (fstat(fileno(old), &st) < 0)
+        return false;
+    /* chown first: it clears the set-id bits that the chmod then sets back.  A caller who
+     * is not root may not give the file to another user: it keeps the group (the daemon's,
+     * which a member may give) and becomes the file's owner. */
+    if (fchown(fd, st.st_uid, st.st_gid) < 0 &&
+        (errno != EPERM || fchown(fd, (uid_t)-1, st.st_gid) < 0))
+        return false;
+    return fchmod(fd, st.st_mode & 07777) == 0;
 }
 
 /* lock_dir - an exclusive flock of path's directory, waited for: two passwd at once would each

@@ -2,8 +2,8 @@
 # passwd.sh - sluicectl passwd and the auth_file it rewrites, with no daemon (listener.sh
 # checks that a listener takes the new password at a reload):
 #  - the new file keeps the owner, group and mode of the one it replaces: written by root, it
-#    is still readable by the daemon's user at its next reload; a first file is the caller's,
-#    mode 0640;
+#    is still readable by the daemon's user at its next reload; written by a member of the
+#    file's group, the group and mode stay; a first file is the caller's, mode 0640;
 #  - passwd run at once for different users take turns: every one's entry is in the file, and
 #    no temporary file is left beside it (with one temporary name and no turns, they lost
 #    each other's entries or the file);
@@ -45,6 +45,21 @@ if [ "$(id -u)" -eq 0 ]; then
     test "$(owner "$auth")" = "nobody:$group 440"
   check "and the user's new entry in place of the old" \
     test "$(entries app1)" -eq 1 -a "$(cat "$auth")" != "$was"
+  # a caller who is not root but is in the file's group (the daemon's): the group and mode
+  # stay, the caller becomes the owner (it may not give the file to root)
+  mkdir "$T/shared"
+  chmod 0711 "$T"
+  chmod 0777 "$T/shared"
+  printf 'app1:x\n' >"$T/shared/auth"
+  chown "0:4242" "$T/shared/auth"
+  chmod 0660 "$T/shared/auth"
+  out=$(printf 'member-PW\n' | setpriv --reuid=65534 --regid=65534 --groups=4242 \
+    "$SLUICECTL" passwd --file "$T/shared/auth" app2 2>&1)
+  rc=$?
+  check "a member of the file's group may rewrite it (exit $rc: $out)" test "$rc" -eq 0
+  check "the group and mode stay, the caller owns it" \
+    test "$(stat -c '%u:%g %a' "$T/shared/auth")" = "65534:4242 660"
+  check "with both entries" eval "grep -q '^app1:x$' '$T/shared/auth' && grep -q '^app2:' '$T/shared/auth'"
 else
   ok "# SKIP the owner kept by a rewrite: only root can give the file to another user"
 fi
