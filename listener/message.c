@@ -340,6 +340,7 @@ void smtpd_accept(struct session *s)
     } else { /* the master was told by the group commit (sl_spool_write) */
         log_queued(s, id, binding, group, len);
         io_reply(&s->io, "250 2.0.0 Ok: queued as %s", id);
+        s->junk = 0; /* a client that sends mail may send RSET between messages for ever */
         sl_lstat_accepted(s->ctx->shm, s->ctx->stat, sl_clock_us() - t0);
         smtpd_count(s, SL_LSTAT_MESSAGES, 1);
         smtpd_count(s, SL_LSTAT_RECIPIENTS, s->t.nrcpt);

@@ -25,6 +25,8 @@
 #include "util/sl_msg.h"
 #include "smtpd_impl.h"
 
+#define JUNK_MAX 100 /* NOOP, VRFY and RSET before each counts as an error (junk) */
+
 /* smtpd_txn_reset - forget the transaction (RSET, a new EHLO, after the end of data) */
 void smtpd_txn_reset(struct txn *t)
 {
@@ -59,6 +61,17 @@ bool smtpd_error(struct session *s)
     io_reply(&s->io, "421 4.7.0 %s Too many errors, closing connection", s->hostname);
     smtpd_count(s, SL_LSTAT_ERROR_LIMIT, 1);
     return false;
+}
+
+/* junk - reply to a command that moves no mail (NOOP, VRFY, RSET); past JUNK_MAX of them since
+ * the session's start or its last message, each is an error too, so that a client cannot
+ * hold a listener process for ever with them (Postfix's smtpd_junk_command_limit) */
+static bool junk(struct session *s, const char *reply)
+{
+    if (++s->junk > JUNK_MAX && !smtpd_error(s))
+        return false; /* its 421 is the command's one reply */
+    io_reply(&s->io, "%s", reply);
+    return true;
 }
 
 /* ehlo - the greeting and the extensions this session offers */
@@ -167,14 +180,11 @@ static bool dispatch(struct session *s, char *line)
         return !s->io.broken && s->errors < s->l->max_errors;
     case CMD_RSET:
         smtpd_txn_reset(&s->t);
-        io_reply(&s->io, "250 2.0.0 Ok");
-        return true;
+        return junk(s, "250 2.0.0 Ok");
     case CMD_NOOP:
-        io_reply(&s->io, "250 2.0.0 Ok");
-        return true;
+        return junk(s, "250 2.0.0 Ok");
     case CMD_VRFY:
-        io_reply(&s->io, "252 2.5.2 Cannot VRFY user, but will accept message");
-        return true;
+        return junk(s, "252 2.5.2 Cannot VRFY user, but will accept message");
     case CMD_QUIT:
         io_reply(&s->io, "221 2.0.0 Bye");
         return false;

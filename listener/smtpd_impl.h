@@ -134,6 +134,7 @@ struct session {
         AUTH_LOCKED       /* the address is locked out (lockout.c): nothing was checked */
     } auth_stop;          /* how the exchange in hand ended */
     unsigned errors;
+    unsigned junk; /* NOOP, VRFY and RSET since the session's start or its last message */
     uint64_t max_size;
     struct txn t;
 };

@@ -4,7 +4,8 @@
 # command_timeout): past the longest timeout plus 5 s the master kills it, says so, and the
 # client never got 250 for anything, so nothing is lost; a new session is served meanwhile.
 # The grace is that of the config the process runs, not the reload's.
-# A reload's SIGTERM that reaches a process in a STARTTLS handshake does not break it.
+# A reload's SIGTERM that reaches a process in a STARTTLS handshake does not break it.  A
+# client sending only NOOP, VRFY or RSET is ended after 100 and max_errors more.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 . "$(dirname "$0")/lib/ca.sh"
@@ -117,6 +118,40 @@ wait "$client"
 check "a reload does not break a STARTTLS handshake ($(grep HANDSHAKE "$T/tls.out" | tail -1))" \
   grep -q "HANDSHAKE OK" "$T/tls.out"
 check "the session then gets 421 ($(grep AFTER "$T/tls.out"))" grep -q "^AFTER 421" "$T/tls.out"
+# Nor can a client hold a current process for ever with commands that move no mail: past
+# 100 NOOP, VRFY or RSET since its last message each counts as an error, and max_errors (10)
+# ends the session; a message sent resets the count.
+python3 - 127.0.0.1 "$lport" "$T/junk.out" <<'PY'
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 10)
+f = s.makefile("rb")
+def reply():
+    while True:
+        line = f.readline()
+        if not line or line[3:4] != b"-":
+            return line.decode().strip()
+def noops(n):
+    for i in range(n):
+        s.sendall(b"NOOP\r\n")
+        r = reply()
+        if not r.startswith("250"):
+            return "after %d: %s" % (i + 1, r)
+    return "all %d 250" % n
+reply()
+s.sendall(b"EHLO client.test\r\n"); reply()
+out = [noops(90)]
+for cmd in (b"MAIL FROM:<a@sender.test>", b"RCPT TO:<r@local.test>", b"DATA"):
+    s.sendall(cmd + b"\r\n"); reply()
+s.sendall(b"Subject: between\r\n\r\nx\r\n.\r\n"); out.append("message " + reply()[:3])
+out.append(noops(90))
+out.append(noops(40))
+open(sys.argv[3], "w").write("\n".join(out) + "\n")
+PY
+echo "# $(tr '\n' ';' <"$T/junk.out")"
+check "90 NOOPs, a message, 90 more: all answered 250" \
+  test "$(head -3 "$T/junk.out" | tr '\n' ';')" = "all 90 250;message 250;all 90 250;"
+check "then the 110th since the message ends the session with 421" \
+  grep -qx "after 20: 421 4.7.0 .* Too many errors, closing connection" "$T/junk.out"
 kill -TERM "$daemon"
 wait "$daemon"
 check "the daemon stops cleanly" test $? -eq 0
