@@ -299,9 +299,9 @@ static char *orcpt_decode(const char *v, size_t n)
         strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") < type ||
         (addr = xtext_decode(semi + 1, n - type - 1)) == NULL)
         return NULL;
-    out = sl_malloc(type + 1 + strlen(addr) + 1);
-    memcpy(out, v, type + 1);
-    strcpy(out + type + 1, addr);
+    size_t len = type + 1 + strlen(addr) + 1;
+    out = sl_malloc(len);
+    snprintf(out, len, "%.*s%s", (int)(type + 1), v, addr);
     free(addr);
     return out;
 }

@@ -498,8 +498,9 @@ static void test_read_damaged(void **state)
     /* a body far longer than its SIZE (3) can be once stuffed: small, and larger than the
      * first read (never allocated whole) */
     for (size_t blen = 16; blen <= 256 * 1024; blen *= 128) {
-        huge = malloc(strlen(pre) + 16 + blen);
-        size_t hl = (size_t)sprintf(huge, "%srcpt 0 r@x.org\n\n", pre);
+        size_t cap = strlen(pre) + 16 + blen;
+        huge = malloc(cap);
+        size_t hl = (size_t)snprintf(huge, cap, "%srcpt 0 r@x.org\n\n", pre);
         memset(huge + hl, 'x', blen - 2);
         memcpy(huge + hl + blen - 2, "\r\n", 2);
         put_file(f->dir, "queue", id, huge, hl + blen);
