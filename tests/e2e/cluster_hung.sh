@@ -17,7 +17,7 @@ mx.d    A  127.0.1.1
 ZONE
 dns_start
 redis_start
-peer_start sink '{"hold": 1}' 127.0.1.1
+PEER_ARGS=--timeline peer_start sink '{"hold": 1}' 127.0.1.1
 cat >"$T/common.ini" <<INI
 smtp_port = $(peer_port sink)
 cluster_redis = 127.0.0.1:$REDIS_PORT
@@ -97,7 +97,15 @@ if wait_for 120 node_drained 1; then
   ok "the mail that waited is delivered once Redis answers"
 else
   not_ok "the mail that waited is delivered once Redis answers"
-  node_ctl 1 queue --summary 2>&1 | sed 's/^/#   queue: /' | head -n 8
+  # what the mail left waits for: its attempts and next attempt (a deferral), a worker that
+  # holds it (its process and kernel wait), the counters' use and the sink's open sessions
+  node_ctl 1 queue --domain d.test 2>&1 | sed 's/^/#   queue: /' | head -n 8
+  ps -o pid=,stat=,wchan:24=,etime=,args= --ppid "${NODE_PID[1]}" 2>&1 | sed 's/^/#   ps: /'
+  node_ctl 1 counters --nonzero 2>&1 | sed 's/^/#   counters: /' | head -n 8
+  peer_stat sink "[(n, t['events'][-4:]) for n, t in d.get('timeline', {}).items() \
+    if not any(e[0] in ('gone', 'closed') for e in t['events'])]" | sed 's/^/#   sink open: /'
+  grep -E ': (warning|error): |died|answers again' "$T/daemon1.log" | tail -n 12 | cut -c1-200 |
+    sed 's/^/#   daemon: /'
   python3 - "$T/delivery1.log" <<'PY' | sed 's/^/#   /'
 import json, sys
 for line in list(open(sys.argv[1]))[-15:]:
