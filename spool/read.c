@@ -33,7 +33,9 @@ static bool token_ok(const char *s, size_t n)
 }
 
 /* read_header - bytes of queue/ID up to and including the blank line; *have is
- * how many were read, *whole whether they are the whole file */
+ * how many were read, *whole whether they are the whole file.  NULL with errno EBADMSG when
+ * the file is damaged (truncated, header too long), else a read error's own errno (EIO, a
+ * disk that may answer later: the message is not damaged for it). */
 static char *read_header(int fd, size_t *hlen, size_t *have_out, bool *whole, char *err,
                          size_t errlen)
 {
@@ -58,6 +60,7 @@ static char *read_header(int fd, size_t *hlen, size_t *have_out, bool *whole, ch
         }
         if (n == 0 || (have == cap && cap >= SPOOL_HEAD_MAX)) {
             spool_fail(err, errlen, n == 0 ? "truncated header" : "header too long");
+            errno = EBADMSG; /* it never changes in queue/ */
             break;
         }
         if (have == cap) {
@@ -65,7 +68,9 @@ static char *read_header(int fd, size_t *hlen, size_t *have_out, bool *whole, ch
             buf = sl_realloc(buf, cap);
         }
     }
+    int e = errno;
     free(buf);
+    errno = e;
     return NULL;
 }
 
@@ -247,10 +252,8 @@ static int read_msg(const char *dir, const char *id, struct sl_spool_msg *out, b
                           errno == EBADMSG ? "not a regular file" : strerror(errno));
     buf = read_header(fd, &hlen, &have, &whole, err, errlen);
     close(fd);
-    if (buf == NULL) {
-        errno = EBADMSG; /* truncated or too long: it never changes in queue/ */
-        return -1;
-    }
+    if (buf == NULL)
+        return -1; /* damaged (EBADMSG), or a read error */
     memcpy(out->id, id, SL_SPOOL_ID_LEN + 1);
     out->body_off = hlen;
     /* The blank line ends the header; the lines before it hold no NUL. */
@@ -300,13 +303,16 @@ void sl_spool_msg_free(struct sl_spool_msg *m)
     memset(m, 0, sizeof *m);
 }
 
-/* pread_all - n bytes at off */
+/* pread_all - n bytes at off; -1 with errno EBADMSG at an early end of file (it never
+ * changes in queue/), else a read error's own */
 static int pread_all(int fd, char *p, size_t n, off_t off)
 {
     while (n > 0) {
         ssize_t r = pread(fd, p, n, off);
         if (r < 0 && errno == EINTR)
             continue;
+        if (r == 0)
+            errno = EBADMSG;
         if (r <= 0)
             return -1;
         p += r;
@@ -352,10 +358,18 @@ int sl_spool_body(const char *dir, const struct sl_spool_msg *m, char **body, si
     }
     n = (size_t)st.st_size - m->body_off;
     buf = sl_malloc(n + 1);
-    if (pread_all(fd, buf, n, (off_t)m->body_off) < 0 || buf[n - 2] != '\r' || buf[n - 1] != '\n') {
+    if (pread_all(fd, buf, n, (off_t)m->body_off) < 0) {
+        int e = errno;
         close(fd);
         free(buf);
-        spool_fail(err, errlen, "%s: body unreadable or not ending in CRLF", path);
+        spool_fail(err, errlen, "%s: body: %s", path, e == EBADMSG ? "truncated" : strerror(e));
+        errno = e;
+        return -1;
+    }
+    if (buf[n - 2] != '\r' || buf[n - 1] != '\n') {
+        close(fd);
+        free(buf);
+        spool_fail(err, errlen, "%s: body not ending in CRLF", path);
         errno = EBADMSG;
         return -1;
     }

@@ -36,7 +36,8 @@ static bool state_name(char *buf, size_t len, const char *id, unsigned k)
     return sl_spool_id_valid(id) && k < SL_SPOOL_PARTS_MAX && n > 0 && (size_t)n < len;
 }
 
-/* read_bounded - the whole file into buf (at most cap bytes); -1 when larger */
+/* read_bounded - the whole file into buf (at most cap bytes); -1 with errno EFBIG when
+ * larger, or a read error's own errno */
 static ssize_t read_bounded(int fd, char *buf, size_t cap)
 {
     size_t have = 0;
@@ -52,7 +53,10 @@ static ssize_t read_bounded(int fd, char *buf, size_t cap)
         have += (size_t)n;
         if (have == cap) {
             char extra;
-            if (read(fd, &extra, 1) != 0)
+            ssize_t more = read(fd, &extra, 1);
+            if (more > 0)
+                errno = EFBIG;
+            if (more != 0)
                 return -1;
             return (ssize_t)have;
         }
@@ -144,9 +148,20 @@ int sl_spool_state_load(const char *dir, const char *id, unsigned k, size_t nrcp
     }
     buf = sl_malloc(cap);
     n = read_bounded(fd, buf, cap);
+    if (n < 0 && errno != EFBIG) { /* a read error (EIO): the file may be whole, and it is
+                                      what keeps the delivered recipients from getting the
+                                      message again, so it is never set aside for that */
+        int e = errno;
+        close(fd);
+        free(buf);
+        sl_spool_state_free(st);
+        spool_fail(err, errlen, "%s: read: %s", path, strerror(e));
+        errno = e;
+        return -1;
+    }
     close(fd);
     if (n <= 0 || buf[n - 1] != '\n' || memchr(buf, '\0', (size_t)n) != NULL)
-        why = n < 0 ? "unreadable or too long" : "truncated";
+        why = n < 0 ? "too long" : "truncated";
     else {
         l = (struct spool_lines){buf, buf + n - 1};
         why = parse_state(&l, st);
