@@ -72,7 +72,7 @@ static enum sl_admin_result settle(struct sl_wstate *w, struct sl_part *p, enum 
     if (op == SL_ADMIN_BOUNCE) {
         for (size_t i = 0; i < n; i++)
             sl_outcome_set(p, idx[i], SL_RES_BOUNCED, reply);
-        if (sl_dsn_due(p) && sl_dsn_queue(w, p, dsn_id) < 0) {
+        if (sl_dsn_due(p) && sl_dsn_queue(w, p, false, dsn_id) < 0) {
             free(idx); /* the sender would never be told (a full disk): nothing changes */
             dsn_id[0] = '\0';
             return SL_ADMIN_FAILED;

@@ -172,6 +172,8 @@ static bool settle_txn(struct sl_wstate *w, const struct sl_dest *d, struct sl_p
             done[j] = true;
             group[n++] = idx[j];
             sl_outcome_set(p, idx[j], u.res, u.reply);
+            if (u.res == SL_RES_DELIVERED && !w->conn.s.dsn)
+                sl_outcome_relayed(p, idx[j], u.reply);
         }
         struct sl_attempt a = conn_attempt(w, d, v.phase);
         sl_outcome_log(w, p, group, n, v.res, v.reply, &a);

@@ -17,6 +17,10 @@
  * (NEVER, or SUCCESS/DELAY alone) is left out of the report, and with none
  * left there is no report; ENVID and ORCPT, kept in the spool from the SMTP
  * client, are given back as Original-Envelope-Id and Original-Recipient.
+ * The same report, with Action: relayed and the header only (RFC 3461 4.3: no failure, no
+ * content), goes to the sender of a message delivered to a peer that does not offer DSN, for
+ * each recipient that asked NOTIFY=SUCCESS (RFC 3461 4.1): the sender learns that no report
+ * will come from further on.
  * Trust boundary: the original message and the replies come from outside;
  * replies are kept to one line, the header is copied up to a bound, the
  * whole message only within bounce_size_limit.
@@ -61,15 +65,24 @@ static void add(struct text *t, const char *fmt, ...)
     t->len += (size_t)n;
 }
 
-/* status_of - the enhanced status in a reply ("550 5.1.1 ..."), else 5.0.0 */
-static void status_of(const char *reply, char *buf, size_t len)
+/* What one report tells: the recipients of a part it is about, and the peer's replies. */
+struct report {
+    const size_t *rcpt;
+    char *const *reply;
+    size_t n;
+    bool relayed; /* delivered to a peer without DSN (else bounced) */
+};
+
+/* status_of - the enhanced status of class cls (5: a failure, 2: a success) in a reply
+ * ("550 5.1.1 ..."), else cls.0.0 */
+static void status_of(const char *reply, unsigned cls, char *buf, size_t len)
 {
     unsigned a, b, c;
 
-    if (sscanf(reply, "%*3d %u.%u.%u", &a, &b, &c) == 3 && a == 5)
+    if (sscanf(reply, "%*3d %u.%u.%u", &a, &b, &c) == 3 && a == cls)
         snprintf(buf, len, "%u.%u.%u", a, b, c);
     else
-        snprintf(buf, len, "5.0.0");
+        snprintf(buf, len, "%u.0.0", cls);
 }
 
 /* copy_lines - the original's lines (un-dot-stuffed) from the start, up to the blank line that
@@ -122,24 +135,31 @@ bool sl_dsn_due(const struct sl_part *p)
     return false;
 }
 
-/* per_recipient - the delivery-status block of each bounced recipient that wants one */
-static void per_recipient(struct text *t, const struct sl_part *p)
+/* told - is recipient i of rep in its report (a bounce tells only those that want failures) */
+static bool told(const struct report *rep, const struct sl_part *p, size_t i)
 {
-    for (size_t i = 0; i < p->nbounced; i++) {
-        const struct sl_spool_rcpt *r = &p->msg.rcpt[p->bounced[i]];
+    return rep->relayed || sl_dsn_wants_failure(&p->msg.rcpt[rep->rcpt[i]]);
+}
+
+/* per_recipient - the delivery-status block of each recipient the report tells of */
+static void per_recipient(struct text *t, const struct sl_part *p, const struct report *rep)
+{
+    for (size_t i = 0; i < rep->n; i++) {
+        const struct sl_spool_rcpt *r = &p->msg.rcpt[rep->rcpt[i]];
         char status[16];
-        if (!sl_dsn_wants_failure(r))
+        if (!told(rep, p, i))
             continue;
-        status_of(p->bounce_reply[i], status, sizeof status);
+        status_of(rep->reply[i], rep->relayed ? 2 : 5, status, sizeof status);
         add(t, "\r\n");
         if (r->orcpt != NULL)
             add(t, "Original-Recipient: %s\r\n", r->orcpt);
         /* RFC 6533 3: a UTF-8 address is of type utf-8 */
-        add(t, "Final-Recipient: %s; %s\r\nAction: failed\r\nStatus: %s\r\n",
-            sl_idna_ascii(r->addr, strlen(r->addr)) ? "rfc822" : "utf-8", r->addr, status);
+        add(t, "Final-Recipient: %s; %s\r\nAction: %s\r\nStatus: %s\r\n",
+            sl_idna_ascii(r->addr, strlen(r->addr)) ? "rfc822" : "utf-8", r->addr,
+            rep->relayed ? "relayed" : "failed", status);
         if (p->mx[0])
             add(t, "Remote-MTA: dns; %s\r\n", p->mx);
-        add(t, "Diagnostic-Code: smtp; %s\r\n", p->bounce_reply[i]);
+        add(t, "Diagnostic-Code: smtp; %s\r\n", rep->reply[i]);
     }
 }
 
@@ -156,33 +176,42 @@ static void returned(struct text *t, const char *boundary, bool full, bool globa
 }
 
 /* compose - the whole report */
-static void compose(struct text *t, struct sl_wstate *w, const struct sl_part *p, const char *body,
-                    size_t len)
+static void compose(struct text *t, struct sl_wstate *w, const struct sl_part *p,
+                    const struct report *rep, const char *body, size_t len)
 {
     char boundary[40], date[64];
     time_t now = time(NULL), arr = (time_t)p->msg.arrival;
     struct tm tm;
     uint64_t limit;
-    bool over = too_big(w, p, &limit), global = p->msg.smtputf8;
-    bool full = p->msg.ret_full && !over && len > 0;
+    bool over = !rep->relayed && too_big(w, p, &limit), global = p->msg.smtputf8;
+    bool full = !rep->relayed && p->msg.ret_full && !over && len > 0;
 
     snprintf(boundary, sizeof boundary, "sluice-%08x%08x", randombytes_random(),
              randombytes_random());
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&now, &tm));
     add(t, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\n", w->hostname,
         p->msg.sender);
-    add(t, "Subject: Undelivered Mail Returned to Sender\r\nDate: %s\r\n", date);
+    add(t, "Subject: %s\r\nDate: %s\r\n",
+        rep->relayed ? "Successful Mail Delivery Report" : "Undelivered Mail Returned to Sender",
+        date);
     add(t, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n");
     add(t,
         "Content-Type: multipart/report; report-type=%sdelivery-status;\r\n\tboundary=\"%s\"\r\n",
         global ? "global-" : "", boundary);
     add(t, "\r\n--%s\r\nContent-Type: text/plain; charset=%s\r\n\r\n", boundary,
         global ? "utf-8" : "us-ascii");
-    add(t, "Your message %s could not be delivered to recipient(s) at %s.\r\n", p->id,
-        p->msg.domain[p->k]);
-    for (size_t i = 0; i < p->nbounced; i++)
-        if (sl_dsn_wants_failure(&p->msg.rcpt[p->bounced[i]]))
-            add(t, "  <%s>: %s\r\n", p->msg.rcpt[p->bounced[i]].addr, p->bounce_reply[i]);
+    if (rep->relayed)
+        add(t,
+            "Your message %s was delivered to the mail system of %s\r\nfor the "
+            "recipient(s) below. That system does not send delivery notifications:\r\nyou "
+            "will get none from there.\r\n",
+            p->id, p->msg.domain[p->k]);
+    else
+        add(t, "Your message %s could not be delivered to recipient(s) at %s.\r\n", p->id,
+            p->msg.domain[p->k]);
+    for (size_t i = 0; i < rep->n; i++)
+        if (told(rep, p, i))
+            add(t, "  <%s>: %s\r\n", p->msg.rcpt[rep->rcpt[i]].addr, rep->reply[i]);
     if (over)
         add(t,
             "\r\nThe original message was larger than %llu bytes: only its header is "
@@ -195,13 +224,17 @@ static void compose(struct text *t, struct sl_wstate *w, const struct sl_part *p
     if (p->msg.envid != NULL)
         add(t, "Original-Envelope-Id: %s\r\n", p->msg.envid);
     add(t, "X-Sluice-Queue-ID: %s\r\nArrival-Date: %s\r\n", p->id, date);
-    per_recipient(t, p);
+    per_recipient(t, p, rep);
     returned(t, boundary, full, global, body, len);
 }
 
-/* sl_dsn_queue - queue the report of p's bounces to its sender */
-int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id)
+/* sl_dsn_queue - queue the report of p's bounces (or of its recipients relayed to a peer
+ * without DSN) to its sender */
+int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, bool relayed, char *id)
 {
+    const struct report rep =
+        relayed ? (struct report){p->relayed, p->relay_reply, p->nrelayed, true}
+                : (struct report){p->bounced, p->bounce_reply, p->nbounced, false};
     struct sl_scope_ref none = {0};
     const char *rcpt[1] = {p->msg.sender};
     struct text t = {.s = sl_malloc(4096), .cap = 4096};
@@ -212,7 +245,7 @@ int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id)
     t.s[0] = '\0';
     if (sl_spool_body(w->ctx->spool, &p->msg, &body, &len, err, sizeof err) < 0)
         len = 0; /* the report goes out without the original header */
-    compose(&t, w, p, body ? body : "", len);
+    compose(&t, w, p, &rep, body ? body : "", len);
     struct sl_spool_new m = {
         .binding = p->msg.binding,
         .sender = "",
@@ -228,9 +261,11 @@ int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id)
     rc = sl_spool_write(w->ctx->spool, &m, id, err, sizeof err);
     int e = errno; /* the write's: the caller tells a full disk from the rest */
     if (rc < 0)
-        sl_msg_warn("queue %s: bounce report not queued: %s", p->id, err);
+        sl_msg_warn("queue %s: %s report not queued: %s", p->id, relayed ? "relayed" : "bounce",
+                    err);
     else
-        sl_msg_info("queue %s: bounce report %s queued to <%s>", p->id, id, p->msg.sender);
+        sl_msg_info("queue %s: %s report %s queued to <%s>", p->id, relayed ? "relayed" : "bounce",
+                    id, p->msg.sender);
     free(body);
     free(t.s);
     errno = e;

@@ -104,6 +104,8 @@ bool sl_part_load(struct sl_wstate *w, struct sl_part *p)
         save_suspicion(w, p);
     p->bounced = sl_calloc(p->msg.nrcpt, sizeof *p->bounced);
     p->bounce_reply = sl_calloc(p->msg.nrcpt, sizeof *p->bounce_reply);
+    p->relayed = sl_calloc(p->msg.nrcpt, sizeof *p->relayed);
+    p->relay_reply = sl_calloc(p->msg.nrcpt, sizeof *p->relay_reply);
     p->loaded = true;
     return true;
 }
@@ -117,6 +119,10 @@ void sl_part_free(struct sl_part *p)
         free(p->bounce_reply[i]);
     free(p->bounced);
     free(p->bounce_reply);
+    for (size_t i = 0; i < p->nrelayed; i++)
+        free(p->relay_reply[i]);
+    free(p->relayed);
+    free(p->relay_reply);
     sl_spool_state_free(&p->st);
     sl_spool_msg_free(&p->msg);
     p->loaded = false;
@@ -135,6 +141,17 @@ void sl_outcome_set(struct sl_part *p, size_t i, enum sl_rcpt_result res, const 
     } else {
         strlcpy(p->st.reply, reply, sizeof p->st.reply);
     }
+}
+
+/* sl_outcome_relayed - recipient i, delivered to a peer without DSN: owed a "relayed" report
+ * when it asked for successes, the message is not itself a report and has a sender */
+void sl_outcome_relayed(struct sl_part *p, size_t i, const char *reply)
+{
+    if ((p->msg.rcpt[i].notify & SL_NOTIFY_SUCCESS) == 0 || p->msg.dsn ||
+        p->msg.sender[0] == '\0' || p->nrelayed >= p->msg.nrcpt)
+        return;
+    p->relayed[p->nrelayed] = i;
+    p->relay_reply[p->nrelayed++] = sl_strdup(reply);
 }
 
 /* result_name - the delivery log's word for res */
@@ -297,10 +314,22 @@ static int report_bounces(struct sl_wstate *w, struct sl_part *p)
 
     if (!sl_dsn_due(p))
         return 0;
-    if (sl_dsn_queue(w, p, id) < 0)
+    if (sl_dsn_queue(w, p, false, id) < 0)
         return mendable(errno) ? errno : 0;
     sl_worker_tell_new(w, id);
     return 0;
+}
+
+/* report_relayed - queue the "relayed" report of this attempt's recipients that asked for
+ * successes and went to a peer without DSN.  They are delivered whatever comes of it: one
+ * that could not be written is logged (sl_dsn_queue) and given up, for keeping the
+ * recipients queued to report them later would send them the message again. */
+static void report_relayed(struct sl_wstate *w, struct sl_part *p)
+{
+    char id[SL_SPOOL_ID_LEN + 1];
+
+    if (p->nrelayed > 0 && sl_dsn_queue(w, p, true, id) == 0)
+        sl_worker_tell_new(w, id);
 }
 
 /* unbounce - this attempt's bounces could not be reported (e: why): their recipients stay
@@ -382,6 +411,7 @@ void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_d
     free(idx);
     if ((e = report_bounces(w, p)) != 0)
         unbounce(w, p, d, now, e);
+    report_relayed(w, p);
     if (sl_spool_part_done(&p->msg, p->k, &p->st)) {
         if (p->msg.nparts == 1) {
             strlcpy(p->outcome, remove_done(w, p), sizeof p->outcome);

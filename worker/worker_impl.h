@@ -89,6 +89,9 @@ struct sl_part {
     size_t *bounced;     /* recipients bounced in this attempt (for the DSN) */
     char **bounce_reply; /* their replies */
     size_t nbounced;
+    size_t *relayed;    /* delivered in this attempt to a peer without DSN, asking NOTIFY=SUCCESS */
+    char **relay_reply; /* the peer's replies to them */
+    size_t nrelayed;
     char mx[256];     /* the host that answered, for the DSN */
     char outcome[40]; /* d, f<time>:<attempts>, w, y, r or x: what the master is told */
 };
@@ -239,14 +242,17 @@ void sl_unsaved_keep(const struct sl_part *p);
 bool sl_unsaved_pending(void);
 void sl_unsaved_retry(struct sl_wstate *w);
 
-/* Queue the report of p's bounces, its id into id; -1 (logged, errno the write's) when it
- * could not be written. */
-int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, char *id);
+/* Queue the report of p's bounces, or with relayed of its recipients relayed to a peer
+ * without DSN, its id into id; -1 (logged, errno the write's) when it could not be written. */
+int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, bool relayed, char *id);
 /* Is a report owed for p's bounces: some bounced, p is not itself a report, it has a sender,
  * and a bounced recipient wants failures reported (RFC 3461 NOTIFY)? */
 bool sl_dsn_due(const struct sl_part *p);
 /* Does recipient r want its failure reported (no NOTIFY, or one naming FAILURE)? */
 bool sl_dsn_wants_failure(const struct sl_spool_rcpt *r);
+/* worker/outcome.c: recipient i of p was delivered with reply over a session whose peer does
+ * not offer DSN: when it asked NOTIFY=SUCCESS, it is owed a "relayed" report (RFC 3461 4.1) */
+void sl_outcome_relayed(struct sl_part *p, size_t i, const char *reply);
 
 /* worker/dsn_params.c: RFC 3461 parameters for the next hop, each with its leading space, in
  * a new string (NULL when there are none): " RET= ENVID=" of MAIL, " NOTIFY= ORCPT=" of

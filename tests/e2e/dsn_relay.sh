@@ -3,7 +3,9 @@
 # NOTIFY, ORCPT) go on to a receiver that offers DSN, as xtext, so that the success, delay
 # or failure it reports later reaches the sender as asked; to a receiver that does not offer
 # DSN none is sent (the sink counts any as a protocol error and refuses it), and a message
-# submitted without them carries none.
+# submitted without them carries none.  There the sender learns that no report will come
+# (RFC 3461 4.1): each recipient that asked NOTIFY=SUCCESS is in a "relayed" report, one per
+# message, with ENVID and ORCPT given back and only the header returned.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 shm=/sluice-e2e-dsnrelay-$$
@@ -23,6 +25,9 @@ bind_address = 127.0.0.2
 route = 127.0.1.93:$sport
 
 [domain "plain.test"]
+route = 127.0.1.94:$sport
+
+[domain "sender.test"]
 route = 127.0.1.94:$sport
 
 [listener "in"]
@@ -74,7 +79,8 @@ check "an ORCPT whose type is no atom is refused: 501" grep -q "orcpt 501" "$T/r
 envelope() { # field $2 of the envelope of message $1 (MAIL's SIZE= left out)
   peer_stat sink "(lambda v: [p for p in v if not p.startswith('SIZE=')] if '$2' == 'mail_params' else v)([e for e, b in messages() if b'X-Test: $1' in b][0]['$2'])"
 }
-check "the three messages arrive" wait_for 20 peer_true sink "len(messages()) == 3"
+check "the three messages arrive, and the report of plain.test's" \
+  wait_for 20 peer_true sink "len(messages()) == 4"
 echo "# to dsn.test: MAIL $(envelope dsn.test mail_params), RCPT $(envelope dsn.test rcpt_params)"
 check "to a receiver offering DSN, MAIL carries RET=HDRS and ENVID as xtext" \
   test "$(envelope dsn.test mail_params)" = '["RET=HDRS", "ENVID=env+2Bid+3D1"]'
@@ -87,6 +93,24 @@ check "a message submitted without them carries none" \
   test "$(envelope none mail_params)$(envelope none rcpt_params)" = '[][[]]'
 check "the receiver saw no DSN parameter it had not offered" \
   test "$(peer_stat sink "errors.get('unadvertised_dsn', 0)")" -eq 0
+
+# the reports: every message queued has gone (a second report would have too)
+queue_empty() { [ -z "$(ls "$T/spool/queue")" ]; }
+check "the queue drains" wait_for 20 queue_empty
+report() { peer_stat sink "[b.decode() for e, b in messages() if e['mail_from'] == ''][0]"; }
+check "one report comes, from the null sender: of the message relayed to plain.test" \
+  test "$(peer_stat sink "len([e for e, b in messages() if e['mail_from'] == ''])")" -eq 1
+check "it goes to the sender" test "$(peer_stat sink "[e['rcpt_to'] for e, b in messages() if e['mail_from'] == ''][0]")" = '["app@sender.test"]'
+report >"$T/report.txt"
+check "its three recipients are relayed, 2.0.0, with the receiver's reply" \
+  test "$(grep -c -e '^Action: relayed' "$T/report.txt")$(grep -c '^Status: 2\.0\.0' "$T/report.txt")$(grep -c '^Diagnostic-Code: smtp; 250' "$T/report.txt")" = 333
+check "each named as given and as the client's ORCPT" \
+  test "$(grep -c -E '^Final-Recipient: rfc822; [abc]@plain\.test' "$T/report.txt")$(grep -c '^Original-Recipient: rfc822;orig+a@example.org' "$T/report.txt")" = 33
+check "ENVID is given back" grep -q '^Original-Envelope-Id: env+id=1' "$T/report.txt"
+check "none of dsn.test (its receiver reports) nor of the message that asked for nothing" \
+  test "$(grep -c -e 'dsn\.test' -e 'X-Test: none' "$T/report.txt")" -eq 0
+check "the header is returned, not the body" \
+  test "$(grep -c -e '^Content-Type: text/rfc822-headers' -e '^X-Test: plain.test' "$T/report.txt")$(grep -c '^body' "$T/report.txt")" = 20
 kill -TERM "$daemon"
 wait "$daemon"
 check "the daemon stops cleanly" test $? -eq 0
