@@ -923,11 +923,22 @@ static void given_back(struct sl_sched *s, struct sl_worker_slot *w)
     unblock_waiting(s, slot, n);
 }
 
-/* on_idle - "I": the worker is free and holds no connection: counters were released */
+/* on_idle - "I": the worker is free and holds no connection: counters were released.  An
+ * "I" while its job is out (its "D" not yet in) crossed that job: the worker closed the
+ * connection it kept (idle_timeout, a lost cluster lease) before it read the job, and runs the
+ * job next.  The connection is gone, but the worker is not free: taken as free, it would be
+ * sent a second job over the first, whose promise would count while the first one ran, and
+ * whose parts alone would go back to the queue if it died, those of the first staying in
+ * flight for ever. */
 static void on_idle(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi)
 {
     struct sl_worker_slot *w = &sup->w[wi];
 
+    if (w->job != 0) {
+        drop_conn(s, w);
+        release_all(s); /* a connection closed */
+        return;
+    }
     end_promise(s, w);
     drop_conn(s, w);
     w->busy = false;

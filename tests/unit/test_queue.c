@@ -608,6 +608,43 @@ static void test_dispatch_dead_worker(void **state)
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_READY), 2);
 }
 
+/* A worker that kept a connection ("K") is sent a job just as it closes that connection
+ * (idle_timeout) and says "I": the two cross.  It runs the job next, so it is not free: it
+ * is sent no second job, and when it dies with the job, every part of it goes back to the
+ * queue.  Taken as free, it was sent a second job over the first, whose parts then stayed
+ * in flight for ever. */
+static void test_idle_crossing_job(void **state)
+{
+    struct fixture *f = *state;
+    char job[SL_JOB_MAX];
+    unsigned wi;
+
+    for (unsigned i = 0; i < 4; i++)
+        add1(f->s.q, i, "pair.example", 0);
+    f->sup.want = 2; /* two parts a job */
+    wi = 0;
+    f->sup.w[1].ready = false; /* one worker only */
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, wi, job, sizeof job);
+    assert_string_equal(job, "J1 D b1 pair.example M0000000000000000000.0 M0000000000000000001.0");
+    say(f, wi, "D1 M0000000000000000000.0=d M0000000000000000001.0=d");
+    say(f, wi, "K b1 pair.example"); /* it keeps the connection for more */
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, wi, job, sizeof job);
+    assert_string_equal(job, "J2 D b1 pair.example M0000000000000000002.0");
+    say(f, wi, "I"); /* sent before it read J2 */
+    assert_true(f->sup.w[wi].busy);
+    assert_int_equal(f->sup.w[wi].job, 2);
+    assert_null(f->sup.w[wi].conn);
+    add1(f->s.q, 4, "pair.example", 0);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, wi, job, sizeof job);
+    assert_string_equal(job, ""); /* no second job while J2 runs */
+    sl_sched_worker_exit(&f->sup.w[wi], W_EXITCODE(0, SIGKILL), &f->s);
+    assert_int_equal(sl_queue_count(f->s.q, SL_PART_INFLIGHT), 0);
+    assert_int_equal(sl_queue_count(f->s.q, SL_PART_READY), 3);
+}
+
 /* A finished message whose file its worker could not remove ("k") is not indexed again: not
  * by the rest of the start scan it came in during, nor by a rescan after it, either of which
  * would send it again; after the rescan its removal is tried again (here it works) and the
@@ -1417,6 +1454,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_dead_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_crossing_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_out_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_crashed_worker, setup, teardown),
