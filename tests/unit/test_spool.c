@@ -8,13 +8,10 @@
  * a crash, part states, removal, the scan and its garbage sweep, the
  * notification datagram, the RFC 3461 values an SMTP client gives (kept and
  * read back, damaged ones refused) and the group commit of concurrent writers.
- * The one thing that cannot happen here for real is a failing disk, so read(2) and pread(2)
- * (pread64, its symbol) of the spool's code are linked to the wrappers below (ld --wrap, this
- * program only): while `fail_reads` is set, a read of a regular file fails with EIO, as a bad
- * sector or a lost network disk would make it.  The readers must say EIO, not EBADMSG: their
- * callers set a damaged file aside (corrupt/) and start a damaged state again as never tried,
- * which for a state file that could not be read once means its delivered recipients get the
- * message again.
+ * A failing disk (tests/lib/fail_read.c) is told from a damaged file: the readers say EIO,
+ * not EBADMSG, for their callers set a damaged file aside (corrupt/) and start a damaged
+ * state again as never tried, which for a state file that could not be read once means its
+ * delivered recipients get the message again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -37,40 +34,8 @@
 
 #include "spool/sl_spool.h"
 #include "spool/spool_impl.h"
+#include "tests/lib/fail_read.h"
 #include "tests/lib/tmpdir.h"
-
-static bool fail_reads; /* the fault: reads of regular files fail with EIO */
-
-ssize_t __real_read(int fd, void *buf, size_t n);
-ssize_t __real_pread64(int fd, void *buf, size_t n, off_t off);
-ssize_t __wrap_read(int fd, void *buf, size_t n);
-ssize_t __wrap_pread64(int fd, void *buf, size_t n, off_t off);
-
-/* failing - does the fault apply to fd (a regular file, while fail_reads is set) */
-static bool failing(int fd)
-{
-    struct stat st;
-
-    return fail_reads && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-ssize_t __wrap_read(int fd, void *buf, size_t n)
-{
-    if (failing(fd)) {
-        errno = EIO;
-        return -1;
-    }
-    return __real_read(fd, buf, n);
-}
-
-ssize_t __wrap_pread64(int fd, void *buf, size_t n, off_t off)
-{
-    if (failing(fd)) {
-        errno = EIO;
-        return -1;
-    }
-    return __real_pread64(fd, buf, n, off);
-}
 
 /* A private spool for one case. */
 struct fixture {
@@ -85,7 +50,7 @@ static int setup(void **state)
     snprintf(f->dir, sizeof f->dir, "/tmp/sluice-spool.XXXXXX");
     if (mkdtemp(f->dir) == NULL || sl_spool_init(f->dir, err, sizeof err) < 0)
         return -1;
-    fail_reads = false;
+    test_fail_reads(NULL);
     *state = f;
     return 0;
 }
@@ -93,6 +58,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
+    test_fail_reads(NULL); /* a case that failed with the fault on */
     test_rmtree(f->dir);
     free(f);
     return 0;
@@ -1379,7 +1345,7 @@ static void test_envelope_read_error(void **state)
     char id[SL_SPOOL_ID_LEN + 1], err[256];
 
     write_msg(f->dir, rcpt, 1, id);
-    fail_reads = true;
+    test_fail_reads("");
     errno = 0;
     assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), -1);
     assert_int_equal(errno, EIO);
@@ -1388,7 +1354,7 @@ static void test_envelope_read_error(void **state)
     assert_int_equal(sl_spool_read_full(f->dir, id, &m, err, sizeof err), -1);
     assert_int_equal(errno, EIO);
 
-    fail_reads = false;
+    test_fail_reads(NULL);
     assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), 0);
     assert_int_equal(m.nrcpt, 1);
     assert_string_equal(m.rcpt[0].addr, "a@x.org");
@@ -1406,13 +1372,13 @@ static void test_body_read_error(void **state)
 
     write_msg(f->dir, rcpt, 1, id);
     assert_int_equal(sl_spool_read(f->dir, id, &m, err, sizeof err), 0);
-    fail_reads = true;
+    test_fail_reads("");
     errno = 0;
     assert_int_equal(sl_spool_body(f->dir, &m, &body, &len, err, sizeof err), -1);
     assert_int_equal(errno, EIO);
     assert_null(body);
 
-    fail_reads = false;
+    test_fail_reads(NULL);
     assert_int_equal(sl_spool_body(f->dir, &m, &body, &len, err, sizeof err), 0);
     assert_non_null(strstr(body, "hello\r\n"));
     free(body);
@@ -1435,13 +1401,13 @@ static void test_state_read_error(void **state)
     assert_int_equal(sl_spool_state_save(f->dir, id, 0, &st, err, sizeof err), 0);
     sl_spool_state_free(&st);
 
-    fail_reads = true;
+    test_fail_reads("");
     errno = 0;
     assert_int_equal(sl_spool_state_load(f->dir, id, 0, 2, &back, err, sizeof err), -1);
     assert_int_equal(errno, EIO);
     assert_non_null(strstr(err, "Input/output error"));
 
-    fail_reads = false;
+    test_fail_reads(NULL);
     assert_int_equal(sl_spool_state_load(f->dir, id, 0, 2, &back, err, sizeof err), 0);
     assert_int_equal(back.attempts, 1);
     assert_int_equal(back.status[0], SL_RCPT_DELIVERED);
