@@ -32,8 +32,10 @@
 #include "spool/sl_spool.h"
 
 /* part_state - whether part k is final and when it is due, from its state file
- * (none when stateless: known to have none) */
-static void part_state(const char *spool, const struct sl_spool_msg *m, unsigned k, bool stateless,
+ * (none when stateless: known to have none); false when that file could not be read now (an
+ * I/O error): indexed as never tried, a part held by the operator would go, and a suspect of
+ * crashes with others, so the message waits for a rescan */
+static bool part_state(const char *spool, const struct sl_spool_msg *m, unsigned k, bool stateless,
                        struct sl_queue_part_init *p)
 {
     struct sl_spool_state st;
@@ -46,13 +48,15 @@ static void part_state(const char *spool, const struct sl_spool_msg *m, unsigned
     p->crashes = 0;
     p->fresh = stateless;
     if (stateless)
-        return; /* the state before any attempt: pending, due now */
+        return true; /* the state before any attempt: pending, due now */
     if (sl_spool_state_load(spool, m->id, k, m->nrcpt, &st, err, sizeof err) < 0) {
-        if (errno == EBADMSG) /* damaged: set aside, the part starts again as never tried */
-            sl_spool_quarantine_state(spool, m->id, k, err);
-        else
-            sl_msg_warn("message %s part %u: %s; queued as never tried", m->id, k, err);
-        return;
+        if (errno != EBADMSG) {
+            sl_msg_warn("message %s part %u: %s; left for the next rescan", m->id, k, err);
+            return false;
+        }
+        sl_spool_quarantine_state(spool, m->id, k, err); /* damaged: set aside, the part
+                                                            starts again as never tried */
+        return true;
     }
     p->done = sl_spool_part_done(m, k, &st);
     p->due = st.next;
@@ -60,6 +64,7 @@ static void part_state(const char *spool, const struct sl_spool_msg *m, unsigned
     p->crashes = st.crashes;
     p->fresh = !st.on_disk;
     sl_spool_state_free(&st);
+    return true;
 }
 
 /* index_msg - queue the parts of m that are not final; false when none is left */
@@ -73,7 +78,8 @@ static bool index_msg(struct sl_sched *s, const struct sl_spool_msg *m, bool sta
         return false;
     }
     for (unsigned k = 0; k < m->nparts; k++) {
-        part_state(s->spool, m, k, stateless, &parts[k]);
+        if (!part_state(s->spool, m, k, stateless, &parts[k]))
+            return false;
         pending += !parts[k].done;
     }
     if (pending == 0) {
