@@ -251,9 +251,13 @@ static int read_msg(const char *dir, const char *id, struct sl_spool_msg *out, b
         return spool_fail(err, errlen, "%s: %s", path,
                           errno == EBADMSG ? "not a regular file" : strerror(errno));
     buf = read_header(fd, &hlen, &have, &whole, err, errlen);
+    if (buf == NULL) {
+        int e = errno; /* damaged (EBADMSG), or a read error: not close's */
+        close(fd);
+        errno = e;
+        return -1;
+    }
     close(fd);
-    if (buf == NULL)
-        return -1; /* damaged (EBADMSG), or a read error */
     memcpy(out->id, id, SL_SPOOL_ID_LEN + 1);
     out->body_off = hlen;
     /* The blank line ends the header; the lines before it hold no NUL. */

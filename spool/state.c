@@ -53,7 +53,9 @@ static ssize_t read_bounded(int fd, char *buf, size_t cap)
         have += (size_t)n;
         if (have == cap) {
             char extra;
-            ssize_t more = read(fd, &extra, 1);
+            ssize_t more;
+            while ((more = read(fd, &extra, 1)) < 0 && errno == EINTR)
+                ;
             if (more > 0)
                 errno = EFBIG;
             if (more != 0)

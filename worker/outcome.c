@@ -320,10 +320,10 @@ static int report_bounces(struct sl_wstate *w, struct sl_part *p)
     return 0;
 }
 
-/* report_relayed - queue the "relayed" report of this attempt's recipients that asked for
- * successes and went to a peer without DSN.  They are delivered whatever comes of it: one
- * that could not be written is logged (sl_dsn_queue) and given up, for keeping the
- * recipients queued to report them later would send them the message again. */
+/* report_relayed - queue the "relayed" report of this attempt's recipients of p that asked
+ * for successes and went to a peer without DSN (a report per part, as for bounces).  They are
+ * delivered whatever comes of it: one that could not be written is logged (sl_dsn_queue) and given
+ * up, for keeping the recipients queued to report them later would send them the message again. */
 static void report_relayed(struct sl_wstate *w, struct sl_part *p)
 {
     char id[SL_SPOOL_ID_LEN + 1];

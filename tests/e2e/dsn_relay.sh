@@ -5,7 +5,8 @@
 # DSN none is sent (the sink counts any as a protocol error and refuses it), and a message
 # submitted without them carries none.  There the sender learns that no report will come
 # (RFC 3461 4.1): each recipient that asked NOTIFY=SUCCESS is in a "relayed" report, one per
-# message, with ENVID and ORCPT given back and only the header returned.
+# message (per part: per destination domain), with ENVID and ORCPT given back and only the
+# header returned, even under RET=FULL (RFC 3461 4.3: no failure, no content).
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 shm=/sluice-e2e-dsnrelay-$$
@@ -45,7 +46,8 @@ s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
 for dom in ("dsn.test", "plain.test"):
     s.sendmail("app@sender.test", ["a@" + dom, "b@" + dom, "c@" + dom],
                "Subject: dsn\r\nX-Test: %s\r\n\r\nbody\r\n" % dom,
-               mail_options=["RET=HDRS", "ENVID=env+2Bid+3D1"],
+               mail_options=["RET=" + ("HDRS" if dom == "dsn.test" else "FULL"),
+                             "ENVID=env+2Bid+3D1"],
                rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;orig+2Ba@example.org"])
 s.sendmail("app@sender.test", ["d@dsn.test"], "Subject: none\r\nX-Test: none\r\n\r\nbody\r\n")
 s.quit()
