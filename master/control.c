@@ -102,11 +102,17 @@ static bool accept_one(int fd, struct sl_supervisor *sup, uint32_t gen, struct s
     char req[SL_CONTROL_MAX], job[SL_CONTROL_MAX + 32];
     struct sockaddr_un from;
     socklen_t fromlen = sizeof from;
-    ssize_t n = recvfrom(fd, req, sizeof req - 1, MSG_DONTWAIT, (struct sockaddr *)&from, &fromlen);
+    ssize_t n = recvfrom(fd, req, sizeof req - 1, MSG_DONTWAIT | MSG_TRUNC,
+                         (struct sockaddr *)&from, &fromlen);
     int w;
 
     if (n <= 0)
         return n == 0;
+    if ((size_t)n >= sizeof req) { /* cut, its last token would read short: part 12 as 1 */
+        if (fromlen > sizeof(sa_family_t))
+            answer(fd, &from, fromlen, "ERROR request too long");
+        return true;
+    }
     req[n] = '\0';
     if (req[0] == 'N') {
         new_message(sched, req);
