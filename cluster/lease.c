@@ -97,19 +97,31 @@ bool sl_lease_release(struct sl_redis *r, const char *key, const char *member)
 }
 
 /* renew_run - renewals of refs[from..to) that share one key, queued as one call */
-static void renew_run(struct sl_redis *r, struct sl_lease_ref *refs, size_t from, size_t to,
-                      long ttl_ms, char *lim, char *ttl)
+/* renew_args - the renewal script's arguments for refs[from..to) (lim and ttl: the caller's
+ * buffers of 16 and 24 bytes); their count */
+static int renew_args(const struct sl_lease_ref *refs, size_t from, size_t to, long ttl_ms,
+                      bool readd, char *lim, char *ttl, const char **args)
 {
-    const char *keys[3] = {refs[from].key, SL_KEY_EPOCH, SL_KEY_GRACE};
-    const char *args[SL_SCRIPT_ARGS_MAX];
     int nargs = 0;
 
     snprintf(lim, 16, "%d", refs[from].limit < 0 ? INT32_MAX : refs[from].limit);
     snprintf(ttl, 24, "%ld", ttl_ms);
     args[nargs++] = lim;
     args[nargs++] = ttl;
+    args[nargs++] = readd ? "1" : "0";
     for (size_t i = from; i < to; i++)
         args[nargs++] = refs[i].member;
+    return nargs;
+}
+
+/* renew_run - renewals of refs[from..to) that share one key, queued as one call */
+static void renew_run(struct sl_redis *r, struct sl_lease_ref *refs, size_t from, size_t to,
+                      long ttl_ms, bool readd, char *lim, char *ttl)
+{
+    const char *keys[3] = {refs[from].key, SL_KEY_EPOCH, SL_KEY_GRACE};
+    const char *args[SL_SCRIPT_ARGS_MAX];
+    int nargs = renew_args(refs, from, to, ttl_ms, readd, lim, ttl, args);
+
     sl_redis_append_script(r, SL_SCRIPT_RENEW, true, keys, 3, args, nargs);
 }
 
@@ -131,16 +143,18 @@ static bool settle_run(redisReply *rep, struct sl_lease_ref *refs, size_t from, 
         return false;
     for (size_t i = from; i < to; i++) {
         long long v = int_at(rep, i - from);
-        if (v < 0 || v > 2)
+        if (v < 0 || v > 3)
             return false;
         refs[i].result = (int)v;
     }
     return true;
 }
 
-/* sl_lease_renew - every lease of refs renewed (re-added where Redis lost it, within limit);
- * refs sharing a key go in one script call when they are next to each other */
-bool sl_lease_renew(struct sl_redis *r, struct sl_lease_ref *refs, size_t n, long ttl_ms)
+/* sl_lease_renew - every lease of refs renewed (with readd, or in Redis' grace, re-added where
+ * Redis lost it, within limit); refs sharing a key go in one script call when they are next
+ * to each other */
+bool sl_lease_renew(struct sl_redis *r, struct sl_lease_ref *refs, size_t n, long ttl_ms,
+                    bool readd)
 {
     char lim[16], ttl[24];
     size_t runs = 0, from = 0;
@@ -151,7 +165,7 @@ bool sl_lease_renew(struct sl_redis *r, struct sl_lease_ref *refs, size_t n, lon
     if (n == 0 || !sl_redis_ready(r))
         return n == 0;
     for (from = 0; from < n; from = run_end(refs, from, n), runs++)
-        renew_run(r, refs, from, run_end(refs, from, n), ttl_ms, lim, ttl);
+        renew_run(r, refs, from, run_end(refs, from, n), ttl_ms, readd, lim, ttl);
     for (from = 0; from < n && runs > 0; from = run_end(refs, from, n), runs--) {
         redisReply *rep = sl_redis_reply(r);
         if (rep == NULL)
@@ -167,16 +181,11 @@ bool sl_lease_renew(struct sl_redis *r, struct sl_lease_ref *refs, size_t n, lon
             size_t to = run_end(refs, from, n);
             const char *keys[3] = {refs[from].key, SL_KEY_EPOCH, SL_KEY_GRACE};
             const char *args[SL_SCRIPT_ARGS_MAX];
-            int nargs = 2;
+            int nargs;
             redisReply *rep;
             if (refs[from].result >= 0)
                 continue;
-            snprintf(lim, sizeof lim, "%d", refs[from].limit < 0 ? INT32_MAX : refs[from].limit);
-            snprintf(ttl, sizeof ttl, "%ld", ttl_ms);
-            args[0] = lim;
-            args[1] = ttl;
-            for (size_t i = from; i < to; i++)
-                args[nargs++] = refs[i].member;
+            nargs = renew_args(refs, from, to, ttl_ms, readd, lim, ttl, args);
             if ((rep = sl_redis_script(r, SL_SCRIPT_RENEW, keys, 3, args, nargs)) == NULL)
                 return false;
             ok = settle_run(rep, refs, from, to) && ok;

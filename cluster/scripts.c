@@ -12,7 +12,12 @@
  *            {0, 0, 0} with every lease taken, or {1 full | 2 grace, i, in_use} for the first
  *            key i (1-based) that refused, none taken then: acquire's steps key by key, the
  *            leases of the keys before i removed again, as a caller giving them back would
- *   renew    KEYS lease epoch grace; ARGV limit ttl member... -> {1 kept | 2 re-added | 0 lost...}
+ *   renew    KEYS lease epoch grace; ARGV limit ttl readd member... -> {1 kept | 2 re-added |
+ *            0 lost (missing, the counter full) | 3 gone (missing, readd 0)...}: a missing member
+ *            is re-added only while Redis' grace lives or when readd is 1 (the caller's renewals
+ *            were interrupted, so Redis may have let it expire); otherwise its worker gave it
+ *            back while the renewal was on its way, and re-adding it would count a closed
+ *            connection for a whole ttl
  *   count    KEYS lease -> members alive now
  *   beat     KEYS nodes holds node; ARGV node holds ttl -> nodes alive (heartbeat within ttl);
  *            the node's own key {sluice}:node:NAME lives one ttl (its holds as value)
@@ -74,10 +79,13 @@ static const char *const scripts[SL_SCRIPT__COUNT] = {
             "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) "
             "local n = redis.call('ZCARD', KEYS[1]) "
             "local out = {} "
-            "for i = 3, #ARGV do "
+            "local readd = ARGV[3] == '1' or redis.call('EXISTS', KEYS[3]) == 1 "
+            "for i = 4, #ARGV do "
             "  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then "
             "    redis.call('ZADD', KEYS[1], now + ttl, ARGV[i]) "
             "    out[#out + 1] = 1 "
+            "  elseif not readd then "
+            "    out[#out + 1] = 3 "
             "  elseif n < limit then "
             "    redis.call('ZADD', KEYS[1], now + ttl, ARGV[i]) "
             "    n = n + 1 "

@@ -6,7 +6,8 @@
  * expiry (Redis' own clock, TIME, so node clocks never matter).  Acquire is one Lua script
  * that drops expired members, counts, and adds when under the limit; release removes the
  * member; the master renews every lease of its node every cluster_lease_ttl / 3, re-adding a
- * member that Redis lost only while under the limit, and tells the workers (the board) how
+ * member that Redis lost (its renewals were interrupted, or Redis was emptied) only while
+ * under the limit, and tells the workers (the board) how
  * long their leases are good for.  A fresh or emptied Redis refuses new leases for one
  * cluster_lease_ttl (the "grace"), so that holders re-establish theirs first.
  *
@@ -109,11 +110,17 @@ struct sl_lease_ref {
     int32_t limit;
     uint32_t owner, record; /* whose, on this node */
     uint32_t pid;           /* the worker's, when listed */
-    int result;             /* renew: 1 kept, 2 re-added, 0 lost (the connection must close) */
+    uint64_t seen_valid;    /* the master's: the record's validity word when listed */
+    int result; /* renew: 1 kept, 2 re-added, 0 lost (the counter is full), 3 gone (not in Redis
+                   and not re-added: given back, or lost): either way the connection must close */
 };
-/* Renew every lease of refs (one script call per lease, pipelined); false when Redis did not
- * answer them all (results of the unanswered stay -1). */
-bool sl_lease_renew(struct sl_redis *r, struct sl_lease_ref *refs, size_t n, long ttl_ms);
+/* Renew every lease of refs (one script call per key, pipelined); false when Redis did not
+ * answer them all (results of the unanswered stay -1).  A lease missing from Redis is re-added
+ * (within the limit) only with readd or in Redis' grace: readd says the renewals were
+ * interrupted for long enough that Redis may have let it expire; without it, a missing lease
+ * was given back by its worker while the renewal was on its way. */
+bool sl_lease_renew(struct sl_redis *r, struct sl_lease_ref *refs, size_t n, long ttl_ms,
+                    bool readd);
 /* Remove every lease of refs; false when Redis could not be told. */
 bool sl_lease_drop(struct sl_redis *r, const struct sl_lease_ref *refs, size_t n);
 /* The leases of key alive now across the cluster, or -1 when Redis cannot say. */

@@ -7,8 +7,11 @@
  * HELD record naming a cluster counter is a lease (member node:pid:record) of that counter's
  * key.  All of them are renewed in one pipeline (one script call per key); a lease Redis lost
  * is added again while under the limit (a Redis restarted empty, a lease granted while Redis
- * was unreachable), else it is lost.  The results go to the board: a worker starts a
- * transaction only while its record's word says its leases are good, so a lost or unrenewable
+ * was unreachable, one that expired while the renewals could not reach Redis), else it is
+ * lost.  With the renewals on time, a lease missing from Redis is one its worker gave back
+ * after the round listed it: adding it again would count a closed connection against the
+ * limit on every node for a whole ttl, so it is not.  The results go to the board: a worker starts
+ * a transaction only while its record's word says its leases are good, so a lost or unrenewable
  * lease closes the connection before its next transaction.  The heartbeat says the node is
  * alive, with its holds, and brings back how many nodes are (cluster_on_failure = share).
  * When the master reaps a worker, it lists the worker's leases (its records still name them)
@@ -169,6 +172,7 @@ static bool grow(struct sl_lease_ref **refs, size_t *cap)
 static size_t collect(const struct sl_shm *shm, const char *nodename, struct sl_lease_ref **out,
                       bool only_owner, uint32_t which)
 {
+    struct sl_cluster_board *board = sl_cluster_heritage()->board;
     size_t n = 0, cap = 0;
     struct sl_lease_ref *refs = NULL;
 
@@ -201,6 +205,7 @@ static size_t collect(const struct sl_shm *shm, const char *nodename, struct sl_
                 refs[n].owner = o;
                 refs[n].pid = pid;
                 refs[n].record = (uint32_t)rec;
+                refs[n].seen_valid = sl_load64(sl_cluster_valid(board, o, rec));
                 n++;
             }
         }
@@ -234,15 +239,37 @@ static void post(const struct sl_shm *shm, struct sl_lease_ref *refs, size_t n, 
     uint64_t until = start + (uint64_t)node.p.ttl_ms * 900u;
 
     for (size_t i = 0; i < n; i++)
-        if (refs[i].result > 0 && still_holder(shm, &refs[i])) /* answered, even when another
-                                                                  part of the round was not */
+        if ((refs[i].result == 1 || refs[i].result == 2) &&
+            still_holder(shm, &refs[i])) /* answered, even when another part of the round was
+                                            not */
             sl_store64(sl_cluster_valid(h->board, refs[i].owner, (int)refs[i].record), until);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        sl_atomic_u64 *valid = sl_cluster_valid(h->board, refs[i].owner, (int)refs[i].record);
+        uint64_t seen = refs[i].seen_valid;
         if (refs[i].result == 0 && still_holder(shm, &refs[i])) {
             sl_msg_warn("cluster lease %s of %s lost (the counter is full): its connection closes",
                         refs[i].member, refs[i].key);
-            sl_store64(sl_cluster_valid(h->board, refs[i].owner, (int)refs[i].record), 0);
+            sl_store64(valid, 0);
         }
+        /* Not in Redis: mostly a lease its worker gave back while the renewal was on its way.
+         * Only if the record has not been written since it was listed (a new acquire writes
+         * its own validity) is it this lease's word, which must then say lost. */
+        if (refs[i].result == 3 && still_holder(shm, &refs[i]) && seen != 0 &&
+            sl_cas64(valid, &seen, 0))
+            sl_msg_debug("cluster lease %s of %s not in Redis: its connection closes",
+                         refs[i].member, refs[i].key);
+    }
+}
+
+/* may_readd - may this round add back leases missing from Redis?  Only when the renewals were
+ * interrupted (the last round did not reach Redis, or reached it more than half a ttl ago):
+ * then Redis may have let a lease in use expire, or never had one granted while it was
+ * unreachable.  Otherwise a missing lease was given back while the round was on its way. */
+static bool may_readd(uint64_t start)
+{
+    uint64_t last = sl_peek64(&sl_cluster_heritage()->board->last_up_us);
+
+    return !node.up || start < last || start - last > (uint64_t)node.p.ttl_ms * 500u;
 }
 
 /* alive_hold_ms - how long every heartbeat must see fewer nodes before the count falls: a
@@ -304,7 +331,7 @@ static void tick(void)
     n = collect(master.shm, node.p.node, &refs, false, 0);
     if (n > 1)
         qsort(refs, n, sizeof *refs, by_key);
-    ok = sl_lease_renew(node.redis, refs, n, node.p.ttl_ms);
+    ok = sl_lease_renew(node.redis, refs, n, node.p.ttl_ms, may_readd(start));
     post(master.shm, refs, n, start);
     free(refs);
     alive = ok ? sl_cluster_heartbeat(node.redis, node.p.node, (uint32_t)n, node.p.ttl_ms) : -1;

@@ -149,7 +149,7 @@ static int renewals(const struct sl_cluster_params *p)
     calls0 = sl_redis_calls(r);
     for (int run = 0; run < 5; run++) {
         uint64_t t0 = sl_clock_us();
-        if (!sl_lease_renew(r, refs, LEASES, 30000))
+        if (!sl_lease_renew(r, refs, LEASES, 30000, false))
             return -1;
         if (sl_clock_us() - t0 < best)
             best = sl_clock_us() - t0;

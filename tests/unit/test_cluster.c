@@ -415,7 +415,7 @@ static void test_lease_renew_and_grace(void **state)
     assert_int_equal(sl_lease_acquire(r, k, "n:1:0", 2, 400, &n), SL_LEASE_OK);
     for (int round = 0; round < 3; round++) { /* 3 x 250 ms: longer than the ttl */
         usleep(250000);
-        assert_true(sl_lease_renew(r, refs, 2, 400));
+        assert_true(sl_lease_renew(r, refs, 2, 400, false));
         assert_int_equal(refs[0].result, 1);
         assert_int_equal(refs[1].result, 1);
     }
@@ -424,16 +424,54 @@ static void test_lease_renew_and_grace(void **state)
     snprintf(cmd, sizeof cmd, "redis-cli -p %d flushall >/dev/null", rs.port);
     assert_int_equal(system(cmd), 0);
     assert_int_equal(sl_lease_acquire(r, k, "new:9:0", 2, 400, &n), SL_LEASE_GRACE);
-    assert_true(sl_lease_renew(r, refs, 3, 400)); /* a third member: over the limit */
+    assert_true(sl_lease_renew(r, refs, 3, 400, false)); /* a third member: over the limit */
     assert_int_equal(refs[0].result, 2);
     assert_int_equal(refs[1].result, 2);
     assert_int_equal(refs[2].result, 0);
-    usleep(450000);
-    assert_true(sl_lease_renew(r, refs, 2, 400));
+    usleep(450000); /* the grace ends; so would the leases: renewals paused past a ttl re-add */
+    assert_true(sl_lease_renew(r, refs, 2, 400, true));
     assert_int_equal(sl_lease_acquire(r, k, "new:9:0", 2, 400, &n), SL_LEASE_FULL);
     assert_true(sl_lease_drop(r, refs, 2));
     assert_int_equal(sl_lease_count(r, k), 0);
     assert_int_equal(sl_lease_acquire(r, k, "new:9:0", 2, 400, &n), SL_LEASE_OK);
+    sl_redis_free(r);
+}
+
+/* A renewal that crosses a lease's give-back (listed while the connection was open, run after
+ * its worker removed the lease) does not bring it back: that would count a closed connection
+ * against the limit on every node for a whole ttl.  Only a caller whose renewals were
+ * interrupted (readd) adds a missing lease again. */
+static void test_lease_renew_after_give_back(void **state)
+{
+    struct sl_cluster_params p = params(400);
+    struct sl_redis *r = sl_redis_new(&p);
+    const char *k = "{sluice}:lease:domain crossed";
+    struct sl_lease_ref refs[2] = {0};
+    uint32_t n;
+    (void)state;
+
+    flush_and_settle(r, p.ttl_ms);
+    for (int i = 0; i < 2; i++) {
+        snprintf(refs[i].key, sizeof refs[i].key, "%s", k);
+        snprintf(refs[i].member, sizeof refs[i].member, "n:%d:0", i);
+        refs[i].limit = 3;
+    }
+    assert_int_equal(sl_lease_acquire(r, k, "n:0:0", 3, 2000, &n), SL_LEASE_OK);
+    assert_int_equal(sl_lease_acquire(r, k, "n:1:0", 3, 2000, &n), SL_LEASE_OK);
+    assert_true(sl_lease_release(r, k, "n:0:0")); /* the worker closes meanwhile */
+    assert_true(sl_lease_renew(r, refs, 2, 2000, false));
+    assert_int_equal(refs[0].result, 3);
+    assert_int_equal(refs[1].result, 1);
+    assert_int_equal(sl_lease_count(r, k), 1);
+    assert_true(sl_lease_release(r, k, "n:1:0"));
+    assert_int_equal(sl_lease_count(r, k), 0);
+    assert_true(sl_lease_renew(r, refs, 1, 2000, false));
+    assert_int_equal(refs[0].result, 3);
+    assert_int_equal(sl_lease_count(r, k), 0);
+    assert_true(sl_lease_renew(r, refs, 2, 2000, true)); /* renewals were interrupted */
+    assert_int_equal(refs[0].result, 2);
+    assert_int_equal(refs[1].result, 2);
+    assert_int_equal(sl_lease_count(r, k), 2);
     sl_redis_free(r);
 }
 
@@ -548,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_lease_acquire_all),
         cmocka_unit_test(test_lease_expiry),
         cmocka_unit_test(test_lease_renew_and_grace),
+        cmocka_unit_test(test_lease_renew_after_give_back),
         cmocka_unit_test(test_heartbeat),
     };
     return cmocka_run_group_tests(tests, redis_up, redis_down);
