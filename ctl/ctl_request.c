@@ -7,7 +7,8 @@
  * that daemon's socket rather than change the spool behind it.
  *
  * Trust boundary: the answer comes from the master (a process of the same
- * installation); it is kept NUL-terminated and within the caller's buffer.
+ * installation): the socket is connected to the master's, so the kernel takes no datagram
+ * from anyone else; it is kept NUL-terminated and within the caller's buffer.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -54,7 +55,10 @@ int sl_ctl_ask(const char *spool, const char *req, char *ans, size_t len, int wa
             close(fd);
         return SL_CTL_REQ_FAILED;
     }
-    if (sendto(fd, req, strlen(req), 0, (struct sockaddr *)&to, sizeof to) < 0) {
+    /* Connected to the daemon's socket, ours takes datagrams from it alone: any local process
+     * can send to an autobound name (listed in /proc/net/unix), and an answer it made up
+     * ("OK") would be reported as the daemon's. */
+    if (connect(fd, (struct sockaddr *)&to, sizeof to) < 0 || send(fd, req, strlen(req), 0) < 0) {
         int e = errno;
         close(fd);
         if (e == ENOENT || e == ECONNREFUSED)
