@@ -39,13 +39,14 @@
 
 #define PROMISES 64 /* buckets whose next token the gate promised to a job */
 
-static void save(void);
+static bool save(void);
 
 static struct {
     char *spool;
     const struct sl_config *cfg; /* in force (sl_shaping_use) */
     struct sl_shm *shm;
     struct sl_actions list;
+    char unsaved[512]; /* why the last save failed, "" when it did not */
     struct {
         uint32_t slot;
         uint64_t until_us; /* CLOCK_MONOTONIC: the promised token's pace ends then */
@@ -77,14 +78,49 @@ void sl_shaping_free(void)
     sh.spool = NULL;
 }
 
-/* save - the list to the spool; a failure is logged and the list kept in memory */
-static void save(void)
+/* save - the list to the spool; false (logged, why in sh.unsaved) when it could not be
+ * written: a rule's action or an expiry stays in force in memory all the same */
+static bool save(void)
 {
-    char err[512];
-
-    if (sh.spool != NULL && sl_actions_save(sh.spool, &sh.list, err, sizeof err) < 0)
-        sl_msg_warn("shaping actions not saved: %s", err);
+    sh.unsaved[0] = '\0';
+    if (sh.spool != NULL &&
+        sl_actions_save(sh.spool, &sh.list, sh.unsaved, sizeof sh.unsaved) < 0) {
+        if (sh.unsaved[0] == '\0')
+            snprintf(sh.unsaved, sizeof sh.unsaved, "the actions file could not be written");
+        sl_msg_warn("shaping actions not saved: %s", sh.unsaved);
+    } else {
+        sh.unsaved[0] = '\0';
+    }
     sl_shaping_publish(sh.shm, &sh.list);
+    return sh.unsaved[0] == '\0';
+}
+
+/* in_force - is action id in the list */
+static bool in_force(uint64_t id)
+{
+    for (size_t i = 0; i < sh.list.n; i++)
+        if (sh.list.a[i].id == id)
+            return true;
+    return false;
+}
+
+/* keep_or_undo - an operator's change of the list stays only if it was saved: the file is
+ * what `sluicectl suspended` shows and what the workers read, so an OK is only answered for
+ * what it holds (as sluicectl does with no daemon).  Otherwise the list goes back to was (ids
+ * still never reused) and ans says why; false then.  was is the caller's to free. */
+static bool keep_or_undo(struct sl_actions *was, char *ans, size_t len)
+{
+    uint64_t next_id = sh.list.next_id;
+
+    if (save())
+        return true;
+    sl_actions_free(&sh.list);
+    sh.list = *was;
+    *was = (struct sl_actions){0};
+    sh.list.next_id = next_id;
+    sl_shaping_publish(sh.shm, &sh.list);
+    snprintf(ans, len, "ERROR not saved (%s): nothing changed", sh.unsaved);
+    return false;
 }
 
 /* sl_shaping_use - the config and table of this dispatch round */
@@ -362,6 +398,7 @@ static bool host_then_seconds(const char **p, struct sl_action *a, char *secs, s
 static bool suspend(const char *p, char *ans, size_t len)
 {
     struct sl_action a = {.kind = SL_ACTION_SUSPEND, .since = (int64_t)time(NULL)};
+    struct sl_actions was;
     char secs[256], scope[900];
     char *end;
     long long s;
@@ -376,11 +413,15 @@ static bool suspend(const char *p, char *ans, size_t len)
     }
     a.until = s > 0 ? a.since + s : 0;
     sl_action_text(a.reason, sizeof a.reason, p + strspn(p, " "));
+    sl_actions_copy(&was, &sh.list);
     if (sl_actions_add(&sh.list, &a) < 0) {
+        sl_actions_free(&was);
         snprintf(ans, len, "ERROR too many actions in force (%d)", SL_ACTIONS_MAX);
         return false;
     }
-    save();
+    if (!keep_or_undo(&was, ans, len))
+        return false;
+    sl_actions_free(&was);
     scope_text(&a, scope, sizeof scope);
     sl_msg_info("action %" PRIu64 ": %s suspended%s%s%s (by the operator%s%s)", a.id, scope,
                 a.until ? " for " : "", a.until ? secs : "", a.until ? " s" : "",
@@ -393,6 +434,7 @@ static bool suspend(const char *p, char *ans, size_t len)
 static bool resume(const char *p, char *ans, size_t len)
 {
     char binding[128], domain[256], host[256] = "";
+    struct sl_actions was;
     size_t n = 0;
 
     if (!sl_shaping_word(&p, binding, sizeof binding) ||
@@ -401,11 +443,11 @@ static bool resume(const char *p, char *ans, size_t len)
         snprintf(ans, len, "ERROR malformed resume request");
         return false;
     }
+    sl_actions_copy(&was, &sh.list);
     for (size_t i = 0; i < sh.list.n;) {
         const struct sl_action *a = &sh.list.a[i];
         if (a->kind == SL_ACTION_SUSPEND && strcasecmp(a->binding, binding) == 0 &&
             strcasecmp(a->domain, domain) == 0 && strcasecmp(a->host, host) == 0) {
-            sl_msg_info("action %" PRIu64 " ended: resumed by the operator", a->id);
             sl_actions_remove(&sh.list, i);
             n++;
         } else {
@@ -413,10 +455,16 @@ static bool resume(const char *p, char *ans, size_t len)
         }
     }
     if (n == 0) {
+        sl_actions_free(&was);
         snprintf(ans, len, "ERROR no suspension of that scope is in force");
         return false;
     }
-    save();
+    if (!keep_or_undo(&was, ans, len))
+        return false;
+    for (size_t i = 0; i < was.n; i++)
+        if (!in_force(was.a[i].id))
+            sl_msg_info("action %" PRIu64 " ended: resumed by the operator", was.a[i].id);
+    sl_actions_free(&was);
     snprintf(ans, len, "OK %zu suspension(s) ended", n);
     return true;
 }
@@ -433,11 +481,16 @@ static bool cancel(const char *p, char *ans, size_t len)
         return false;
     }
     for (size_t i = 0; i < sh.list.n; i++) {
+        struct sl_actions was;
         if (sh.list.a[i].id != id)
             continue;
-        sl_msg_info("action %llu ended: cancelled by the operator", id);
+        sl_actions_copy(&was, &sh.list);
         sl_actions_remove(&sh.list, i);
-        save();
+        bool kept = keep_or_undo(&was, ans, len);
+        sl_actions_free(&was);
+        if (!kept)
+            return false;
+        sl_msg_info("action %llu ended: cancelled by the operator", id);
         snprintf(ans, len, "OK action %llu cancelled", id);
         return true;
     }

@@ -308,6 +308,18 @@ size_t sl_actions_expire(struct sl_actions *l, int64_t now)
     return dropped;
 }
 
+/* sl_actions_copy - dst a copy of src with memory of its own */
+void sl_actions_copy(struct sl_actions *dst, const struct sl_actions *src)
+{
+    *dst = *src;
+    dst->a = src->n > 0 ? sl_malloc(src->n * sizeof *src->a) : NULL;
+    dst->taken = src->ntaken > 0 ? sl_malloc(src->ntaken * sizeof *src->taken) : NULL;
+    if (src->n > 0)
+        memcpy(dst->a, src->a, src->n * sizeof *src->a);
+    if (src->ntaken > 0)
+        memcpy(dst->taken, src->taken, src->ntaken * sizeof *src->taken);
+}
+
 /* sl_actions_free - the list's memory */
 void sl_actions_free(struct sl_actions *l)
 {

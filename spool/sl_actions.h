@@ -70,6 +70,8 @@ void sl_actions_remove(struct sl_actions *l, size_t i);
 /* Drop the actions whose until has passed at now; how many were dropped. */
 size_t sl_actions_expire(struct sl_actions *l, int64_t now);
 void sl_actions_free(struct sl_actions *l);
+/* dst a copy of src with memory of its own (freed with sl_actions_free). */
+void sl_actions_copy(struct sl_actions *dst, const struct sl_actions *src);
 /* Does a cover binding x domain (x host; NULL: not known, the host is not checked)? */
 bool sl_action_covers(const struct sl_action *a, const char *binding, const char *domain,
                       const char *host);

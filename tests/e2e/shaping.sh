@@ -38,6 +38,8 @@ route = 127.0.1.9:$closed
 route = 127.0.1.9:$closed
 [domain "slow.test"]
 route = 127.0.1.3:$PEER_PORT
+[domain "unsaved.test"]
+route = 127.0.1.9:$closed
 
 [shaping "tss04"]
 domain = /^one\.test$/
@@ -162,6 +164,32 @@ check "and the suspension a rule took still holds: no attempt for its domain" \
   bash -c "! grep -q 'b@local.test' '$T/delivery.log'"
 check "shaping still lists it" \
   bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping | grep -qE ' domain local.test +suspend +local '"
+
+# a change the daemon cannot save (its actions file cannot be written: a directory stands
+# where its temporary file goes, which even root cannot open for writing) is refused and
+# undone: the file is what `suspended` shows and what the workers read
+ctl suspend --domain kept.test >/dev/null
+mkdir "$T/spool/tmp/actions.tmp"
+out=$(ctl suspend --domain unsaved.test 2>&1); rc=$?
+check "a suspension that cannot be saved is refused, exit 1 (rc $rc)" test "$rc" -eq 1
+check "saying why, in one line ($out)" \
+  eval '[[ $(wc -l <<<"$out") -eq 1 && "$out" == "sluicectl: not saved (cannot write "*"actions.tmp: Is a directory): nothing changed" ]]'
+check "the daemon's log says why" grep -q "warning: shaping actions not saved: .*actions.tmp" "$T/daemon2.log"
+kid=$(ctl suspended | awk '/kept.test/ {print $1; exit}')
+out=$(ctl shaping cancel "$kid" 2>&1); rc=$?
+check "a cancel that cannot be saved is refused too (rc $rc: $out)" test "$rc" -eq 1
+out=$(ctl resume --domain kept.test 2>&1); rc=$?
+check "and a resume (rc $rc: $out)" test "$rc" -eq 1
+rmdir "$T/spool/tmp/actions.tmp"
+inject c@unsaved.test
+check "the refused suspension is not in force: its domain's mail goes" \
+  wait_for 10 grep -q '"rcpt":\["c@unsaved.test"\]' "$T/delivery.log"
+check "the suspension whose resume was refused still holds" eval 'ctl suspended | grep -q kept.test'
+out=$(ctl resume --domain kept.test 2>&1)
+check "once the file can be written, the resume goes through ($out)" test "$out" = "OK 1 suspension(s) ended"
+check "and the file says so" eval '! grep -q kept.test "$T/spool/actions"'
+check "the daemon's log names the action the resume ended" \
+  grep -q "info: action $kid ended: resumed by the operator" "$T/daemon2.log"
 
 printf '[global]\nspool_dir = %s/x\n[shaping "x"]\nmatch = /(/\naction = pause\n' "$T" >"$T/bad.ini"
 out=$("$SLUICECTL" -c "$T/bad.ini" config check 2>&1)
