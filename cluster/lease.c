@@ -96,7 +96,6 @@ bool sl_lease_release(struct sl_redis *r, const char *key, const char *member)
     return true;
 }
 
-/* renew_run - renewals of refs[from..to) that share one key, queued as one call */
 /* renew_args - the renewal script's arguments for refs[from..to) (lim and ttl: the caller's
  * buffers of 16 and 24 bytes); their count */
 static int renew_args(const struct sl_lease_ref *refs, size_t from, size_t to, long ttl_ms,
@@ -185,7 +184,9 @@ bool sl_lease_renew(struct sl_redis *r, struct sl_lease_ref *refs, size_t n, lon
             redisReply *rep;
             if (refs[from].result >= 0)
                 continue;
-            nargs = renew_args(refs, from, to, ttl_ms, readd, lim, ttl, args);
+            /* a Redis without our scripts is another one (restarted, failed over): what it
+             * lacks it may have lost, so missing leases are re-added within the limit */
+            nargs = renew_args(refs, from, to, ttl_ms, true, lim, ttl, args);
             if ((rep = sl_redis_script(r, SL_SCRIPT_RENEW, keys, 3, args, nargs)) == NULL)
                 return false;
             ok = settle_run(rep, refs, from, to) && ok;

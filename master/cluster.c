@@ -83,6 +83,7 @@ static struct {
     struct sl_cluster_params p;
     struct timespec next_tick;
     bool up;                      /* the last tick reached Redis */
+    bool fresh;                   /* a new handle: no renewal round has reached its Redis */
     struct sl_alive_window alive; /* the heartbeats' count of nodes alive */
 } node;
 
@@ -140,6 +141,7 @@ static void take_params(const struct sl_cluster_params *p, bool starting)
     node.p = *p;
     sl_redis_free(node.redis);
     node.redis = NULL;
+    node.fresh = true;
     if (sl_cluster_unresolved(p))
         wait_for_name();
     else if (p->enabled) {
@@ -186,6 +188,9 @@ static size_t collect(const struct sl_shm *shm, const char *nodename, struct sl_
             continue;
         for (int rec = 0; rec < SL_OWNER_RECORDS; rec++) {
             struct sl_shm_hold *h = &ow->hold[rec];
+            /* the validity word before the state: a word a new acquire wrote after this read
+             * differs from it, so post() never takes it for the listed lease's */
+            uint64_t seen = sl_load64(sl_cluster_valid(board, o, rec));
             uint32_t st = sl_load32(&h->state), nslots = sl_word_load32(&h->n);
             /* a renewal needs the lease granted (HELD); a dead worker's may be in flux */
             if (!(st == SL_HOLD_HELD || (only_owner && st != SL_HOLD_FREE)))
@@ -205,7 +210,7 @@ static size_t collect(const struct sl_shm *shm, const char *nodename, struct sl_
                 refs[n].owner = o;
                 refs[n].pid = pid;
                 refs[n].record = (uint32_t)rec;
-                refs[n].seen_valid = sl_load64(sl_cluster_valid(board, o, rec));
+                refs[n].seen_valid = seen;
                 n++;
             }
         }
@@ -231,45 +236,59 @@ static bool still_holder(const struct sl_shm *shm, const struct sl_lease_ref *re
     return sl_peek32(&ow->state) == SL_OWNER_ALIVE && sl_peek32(&ow->pid) == ref->pid;
 }
 
-/* post - the renewal's results on the board: each record good until start + 90% of the ttl,
- * or lost (0) when any of its leases was; one Redis did not answer keeps its old validity */
+/* lease_still_held - is the listed record still held (its connection open)? */
+static bool lease_still_held(const struct sl_shm *shm, const struct sl_lease_ref *ref)
+{
+    return sl_peek32(&shm->owners[ref->owner].hold[ref->record].state) == SL_HOLD_HELD;
+}
+
+/* post - the renewal's results on the board.  Losses first: a record any of whose leases was
+ * lost (0: the counter full; 3: not in Redis) gets 0, its connection closes.  Then each record
+ * renewed is good until start + 90% of the ttl.  Every write is a compare-and-swap from the
+ * word the round read before it listed the record: a word written since (a new acquire of the
+ * record, a loss just posted) is not this lease's to change.  A word of 0 stays 0 (a loss is
+ * final).  A lease Redis did not answer for keeps its word. */
 static void post(const struct sl_shm *shm, struct sl_lease_ref *refs, size_t n, uint64_t start)
 {
     struct sl_cluster_heritage *h = sl_cluster_heritage();
     uint64_t until = start + (uint64_t)node.p.ttl_ms * 900u;
 
-    for (size_t i = 0; i < n; i++)
-        if ((refs[i].result == 1 || refs[i].result == 2) &&
-            still_holder(shm, &refs[i])) /* answered, even when another part of the round was
-                                            not */
-            sl_store64(sl_cluster_valid(h->board, refs[i].owner, (int)refs[i].record), until);
     for (size_t i = 0; i < n; i++) {
         sl_atomic_u64 *valid = sl_cluster_valid(h->board, refs[i].owner, (int)refs[i].record);
         uint64_t seen = refs[i].seen_valid;
-        if (refs[i].result == 0 && still_holder(shm, &refs[i])) {
-            sl_msg_warn("cluster lease %s of %s lost (the counter is full): its connection closes",
-                        refs[i].member, refs[i].key);
-            sl_store64(valid, 0);
-        }
-        /* Not in Redis: mostly a lease its worker gave back while the renewal was on its way.
-         * Only if the record has not been written since it was listed (a new acquire writes
-         * its own validity) is it this lease's word, which must then say lost. */
-        if (refs[i].result == 3 && still_holder(shm, &refs[i]) && seen != 0 &&
-            sl_cas64(valid, &seen, 0))
-            sl_msg_debug("cluster lease %s of %s not in Redis: its connection closes",
-                         refs[i].member, refs[i].key);
+        if ((refs[i].result != 0 && refs[i].result != 3) || seen == 0 ||
+            !still_holder(shm, &refs[i]) || !sl_cas64(valid, &seen, 0))
+            continue;
+        /* A lease not in Redis is mostly one its worker gave back while the round was on its
+         * way (its record no longer held): nothing to say then. */
+        if (refs[i].result == 0 || lease_still_held(shm, &refs[i]))
+            sl_msg_warn(
+                "cluster lease %s of %s %s: its connection closes", refs[i].member, refs[i].key,
+                refs[i].result == 0 ? "lost (the counter is full)" : "not in Redis (lost there)");
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seen = refs[i].seen_valid;
+        if ((refs[i].result == 1 || refs[i].result == 2) && seen != 0 &&
+            still_holder(shm, &refs[i])) /* answered, even when another part was not */
+            sl_cas64(sl_cluster_valid(h->board, refs[i].owner, (int)refs[i].record), &seen, until);
     }
 }
 
-/* may_readd - may this round add back leases missing from Redis?  Only when the renewals were
- * interrupted (the last round did not reach Redis, or reached it more than half a ttl ago):
- * then Redis may have let a lease in use expire, or never had one granted while it was
- * unreachable.  Otherwise a missing lease was given back while the round was on its way. */
-static bool may_readd(uint64_t start)
+/* may_readd - may this round add back leases missing from Redis?  Only when Redis may have
+ * lost a lease in use: the renewals were interrupted (the last round did not reach Redis, or
+ * reached it more than half a ttl ago), the handle is new (a reload or a new address: another
+ * Redis), or a lease was granted while Redis was unreachable (its word says for ever: Redis
+ * never had it).  Otherwise a missing lease was given back while the round was on its way. */
+static bool may_readd(uint64_t start, const struct sl_lease_ref *refs, size_t n)
 {
     uint64_t last = sl_peek64(&sl_cluster_heritage()->board->last_up_us);
 
-    return !node.up || start < last || start - last > (uint64_t)node.p.ttl_ms * 500u;
+    if (!node.up || node.fresh || start < last || start - last > (uint64_t)node.p.ttl_ms * 500u)
+        return true;
+    for (size_t i = 0; i < n; i++)
+        if (refs[i].seen_valid == UINT64_MAX)
+            return true;
+    return false;
 }
 
 /* alive_hold_ms - how long every heartbeat must see fewer nodes before the count falls: a
@@ -331,7 +350,9 @@ static void tick(void)
     n = collect(master.shm, node.p.node, &refs, false, 0);
     if (n > 1)
         qsort(refs, n, sizeof *refs, by_key);
-    ok = sl_lease_renew(node.redis, refs, n, node.p.ttl_ms, may_readd(start));
+    ok = sl_lease_renew(node.redis, refs, n, node.p.ttl_ms, may_readd(start, refs, n));
+    if (ok)
+        node.fresh = false;
     post(master.shm, refs, n, start);
     free(refs);
     alive = ok ? sl_cluster_heartbeat(node.redis, node.p.node, (uint32_t)n, node.p.ttl_ms) : -1;
