@@ -161,6 +161,11 @@ struct sl_cluster_heritage *sl_cluster_heritage(void);
 /* Map the board for owners owner records (the master, once). */
 struct sl_cluster_board *sl_cluster_board_new(uint32_t owners);
 sl_atomic_u64 *sl_cluster_valid(struct sl_cluster_board *b, uint32_t owner, int record);
+/* A renewal's results (refs, as listed with their words and renewed) on board b: losses
+ * first, then each record renewed good until `until` (CLOCK_MONOTONIC µs); every write a
+ * compare-and-swap from the word listed, for the worker listed (shm's owners). */
+void sl_cluster_post(const struct sl_shm *shm, struct sl_cluster_board *b,
+                     const struct sl_lease_ref *refs, size_t n, uint64_t until);
 /* The nodes alive by the heartbeats: a larger count is taken at once, a smaller one only once
  * every heartbeat has seen fewer for hold_ms of Redis answering without a break (the caller
  * gives a lease's life, plus a retry pause and a heartbeat period: the time the other nodes

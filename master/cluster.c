@@ -225,55 +225,6 @@ static int by_key(const void *a, const void *b)
     return strcmp(((const struct sl_lease_ref *)a)->key, ((const struct sl_lease_ref *)b)->key);
 }
 
-/* still_holder - is the worker the renewal listed still the owner's?  The master may have
- * reaped it and given its place to a new worker while Redis answered; the new one's leases
- * are its own to judge (its acquire writes their validity).  A reap between this check and
- * the store can still write the old worker's validity on the new one's record: it is never
- * later than the new one's own, so at worst a connection closes early. */
-static bool still_holder(const struct sl_shm *shm, const struct sl_lease_ref *ref)
-{
-    const struct sl_shm_owner *ow = &shm->owners[ref->owner];
-    return sl_peek32(&ow->state) == SL_OWNER_ALIVE && sl_peek32(&ow->pid) == ref->pid;
-}
-
-/* lease_still_held - is the listed record still held (its connection open)? */
-static bool lease_still_held(const struct sl_shm *shm, const struct sl_lease_ref *ref)
-{
-    return sl_peek32(&shm->owners[ref->owner].hold[ref->record].state) == SL_HOLD_HELD;
-}
-
-/* post - the renewal's results on the board.  Losses first: a record any of whose leases was
- * lost (0: the counter full; 3: not in Redis) gets 0, its connection closes.  Then each record
- * renewed is good until start + 90% of the ttl.  Every write is a compare-and-swap from the
- * word the round read before it listed the record: a word written since (a new acquire of the
- * record, a loss just posted) is not this lease's to change.  A word of 0 stays 0 (a loss is
- * final).  A lease Redis did not answer for keeps its word. */
-static void post(const struct sl_shm *shm, struct sl_lease_ref *refs, size_t n, uint64_t start)
-{
-    struct sl_cluster_heritage *h = sl_cluster_heritage();
-    uint64_t until = start + (uint64_t)node.p.ttl_ms * 900u;
-
-    for (size_t i = 0; i < n; i++) {
-        sl_atomic_u64 *valid = sl_cluster_valid(h->board, refs[i].owner, (int)refs[i].record);
-        uint64_t seen = refs[i].seen_valid;
-        if ((refs[i].result != 0 && refs[i].result != 3) || seen == 0 ||
-            !still_holder(shm, &refs[i]) || !sl_cas64(valid, &seen, 0))
-            continue;
-        /* A lease not in Redis is mostly one its worker gave back while the round was on its
-         * way (its record no longer held): nothing to say then. */
-        if (refs[i].result == 0 || lease_still_held(shm, &refs[i]))
-            sl_msg_warn(
-                "cluster lease %s of %s %s: its connection closes", refs[i].member, refs[i].key,
-                refs[i].result == 0 ? "lost (the counter is full)" : "not in Redis (lost there)");
-    }
-    for (size_t i = 0; i < n; i++) {
-        uint64_t seen = refs[i].seen_valid;
-        if ((refs[i].result == 1 || refs[i].result == 2) && seen != 0 &&
-            still_holder(shm, &refs[i])) /* answered, even when another part was not */
-            sl_cas64(sl_cluster_valid(h->board, refs[i].owner, (int)refs[i].record), &seen, until);
-    }
-}
-
 /* may_readd - may this round add back leases missing from Redis?  Only when Redis may have
  * lost a lease in use: the renewals were interrupted (the last round did not reach Redis, or
  * reached it more than half a ttl ago), the handle is new (a reload or a new address: another
@@ -353,7 +304,8 @@ static void tick(void)
     ok = sl_lease_renew(node.redis, refs, n, node.p.ttl_ms, may_readd(start, refs, n));
     if (ok)
         node.fresh = false;
-    post(master.shm, refs, n, start);
+    sl_cluster_post(master.shm, sl_cluster_heritage()->board, refs, n,
+                    start + (uint64_t)node.p.ttl_ms * 900u);
     free(refs);
     alive = ok ? sl_cluster_heartbeat(node.redis, node.p.node, (uint32_t)n, node.p.ttl_ms) : -1;
     if (alive > 0)

@@ -475,6 +475,71 @@ static void test_lease_renew_after_give_back(void **state)
     sl_redis_free(r);
 }
 
+/* post_ref - a listed lease of (owner, record 0) held by pid, its word seen and its result */
+static struct sl_lease_ref post_ref(uint32_t owner, uint32_t pid, uint64_t seen, int result)
+{
+    struct sl_lease_ref r = {
+        .owner = owner, .record = 0, .pid = pid, .seen_valid = seen, .result = result};
+    snprintf(r.key, sizeof r.key, "{sluice}:lease:domain d");
+    snprintf(r.member, sizeof r.member, "n:%u:0", pid);
+    return r;
+}
+
+/* A renewal's results on the board: a record with one lease kept and another gone is lost
+ * (its connection must close), whatever the order of the two; a word written since the round
+ * listed the record (a new acquire) is left alone; a worker reaped meanwhile is not written
+ * for; a renewed record is good until the round's time. */
+static void test_post_results(void **state)
+{
+    struct sl_shm_params p = {.slot_capacity = 16, .owner_capacity = 2};
+    struct sl_cluster_board *b = sl_cluster_board_new(2);
+    uint32_t me = (uint32_t)getpid(), owner;
+    struct sl_lease_ref refs[2];
+    struct sl_shm shm;
+    char name[64], err[256];
+    (void)state;
+
+    snprintf(name, sizeof name, "/sluice-test-post-%d", getpid());
+    assert_int_equal(sl_shm_create(name, &p, &shm, err, sizeof err), 0);
+    assert_int_equal(sl_shm_owner_claim(&shm, (pid_t)me, &owner), 0);
+    sl_store32(&shm.owners[owner].hold[0].state, SL_HOLD_HELD);
+
+    /* one key kept, the other not in Redis: lost, the kept one listed first or last */
+    for (int order = 0; order < 2; order++) {
+        sl_store64(sl_cluster_valid(b, owner, 0), 1000);
+        refs[order] = post_ref(owner, me, 1000, 1);
+        refs[1 - order] = post_ref(owner, me, 1000, 3);
+        sl_cluster_post(&shm, b, refs, 2, 5000);
+        assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 0);
+    }
+    /* both renewed: good until the round's time */
+    sl_store64(sl_cluster_valid(b, owner, 0), 1000);
+    refs[0] = post_ref(owner, me, 1000, 1);
+    refs[1] = post_ref(owner, me, 1000, 2);
+    sl_cluster_post(&shm, b, refs, 2, 5000);
+    assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 5000);
+    /* the worker took the record again since the round listed it: its own word stays */
+    sl_store64(sl_cluster_valid(b, owner, 0), 7000);
+    refs[0] = post_ref(owner, me, 5000, 3);
+    sl_cluster_post(&shm, b, refs, 1, 9000);
+    assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 7000);
+    refs[0] = post_ref(owner, me, 5000, 1);
+    sl_cluster_post(&shm, b, refs, 1, 9000);
+    assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 7000);
+    /* a loss is final: a later renewal does not make a lost record good again */
+    sl_store64(sl_cluster_valid(b, owner, 0), 0);
+    refs[0] = post_ref(owner, me, 0, 1);
+    sl_cluster_post(&shm, b, refs, 1, 9000);
+    assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 0);
+    /* a worker reaped while Redis answered (another pid in the owner's place) is not written */
+    sl_store64(sl_cluster_valid(b, owner, 0), 1000);
+    refs[0] = post_ref(owner, me + 1, 1000, 3);
+    sl_cluster_post(&shm, b, refs, 1, 9000);
+    assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 1000);
+    sl_shm_unlink(name);
+    sl_shm_detach(&shm);
+}
+
 /* Heartbeats: nodes alive within the ttl, listed with their holds. */
 static void test_heartbeat(void **state)
 {
@@ -587,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_lease_expiry),
         cmocka_unit_test(test_lease_renew_and_grace),
         cmocka_unit_test(test_lease_renew_after_give_back),
+        cmocka_unit_test(test_post_results),
         cmocka_unit_test(test_heartbeat),
     };
     return cmocka_run_group_tests(tests, redis_up, redis_down);
