@@ -27,6 +27,8 @@
  * as Redis unreachable, as the workers forked meanwhile find it if it does not resolve for
  * them either.  The address then goes to this thread, which connects there, and to the loop,
  * which gives it to the workers it forks next (sl_master_cluster_adopt).
+ * The thread's stretches of work are inside the fork gate (util/sl_fork.h): the master forks
+ * its workers and listeners only between them, so none inherits a lock the thread held.
  * Concurrency: the thread owns the Redis handle, its params and the heartbeat's window.  The
  * master (main thread) only hands it new params (a reload), a dead worker's leases, or the
  * stop, under `lock`, and the first contact at start happens before the thread exists.  Both
@@ -49,6 +51,7 @@
 #include "master/sl_cluster_node.h"
 #include "master/sl_cluster_resolve.h"
 #include "util/sl_clock.h"
+#include "util/sl_fork.h"
 #include "util/sl_msg.h"
 
 /* a dead worker's leases waiting for the thread, at most (about 5 MB): beyond, Redis is far
@@ -399,7 +402,9 @@ static void drop_pending(void)
 static void *run(void *arg)
 {
     (void)arg;
-    ask_resolver(); /* a name that did not resolve at start */
+    sl_fork_gate_enter(); /* each stretch of work: a fork never copies its locks (sl_fork.h) */
+    ask_resolver();       /* a name that did not resolve at start */
+    sl_fork_gate_leave();
     pthread_mutex_lock(&box.lock);
     while (!box.stop) {
         if (box.have_params) {
@@ -407,19 +412,27 @@ static void *run(void *arg)
             explicit_bzero(box.params.password, sizeof box.params.password);
             box.have_params = false;
             pthread_mutex_unlock(&box.lock);
+            sl_fork_gate_enter();
             take_reload(&p);
+            sl_fork_gate_leave();
             explicit_bzero(p.password, sizeof p.password);
         } else if (box.resolved) {
             box.resolved = false;
             pthread_mutex_unlock(&box.lock);
+            sl_fork_gate_enter();
             take_resolved();
+            sl_fork_gate_leave();
         } else if (node.redis != NULL && sl_clock_ms_until(node.next_tick) == 0) {
             pthread_mutex_unlock(&box.lock); /* before removals: deaths in a row must not
                                                 starve the renewals */
+            sl_fork_gate_enter();
             tick();
+            sl_fork_gate_leave();
         } else if (box.ndrops > 0) {
             pthread_mutex_unlock(&box.lock);
+            sl_fork_gate_enter();
             drop_pending();
+            sl_fork_gate_leave();
         } else {
             if (node.redis == NULL)
                 pthread_cond_wait(&box.wake, &box.lock);

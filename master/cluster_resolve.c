@@ -25,6 +25,7 @@
 
 #include "cluster/sl_cluster.h"
 #include "master/sl_cluster_resolve.h"
+#include "util/sl_fork.h"
 #include "util/sl_msg.h"
 
 #define RETRY_MS 5000 /* a name that does not resolve is tried again this often */
@@ -84,12 +85,16 @@ static void *run(void *arg)
     while (!rs.stopped && rs.want[0] != '\0') {
         strlcpy(q.host, rs.want, sizeof q.host);
         pthread_mutex_unlock(&rs.lock);
+        sl_fork_gate_enter(); /* the resolver allocates: no fork copies it halfway */
         bool ok = sl_cluster_resolve(&q);
         pthread_mutex_lock(&rs.lock);
-        if (!still_wanted(q.host))
+        if (!still_wanted(q.host)) {
+            sl_fork_gate_leave();
             continue; /* a later reload named another host, or none */
+        }
         if (ok) {
             publish(q.host, q.addr);
+            sl_fork_gate_leave();
             break;
         }
         if (strcmp(warned, q.host) != 0) {
@@ -97,6 +102,7 @@ static void *run(void *arg)
                         q.host, RETRY_MS / 1000);
             strlcpy(warned, q.host, sizeof warned);
         }
+        sl_fork_gate_leave();
         pause_retry(q.host);
     }
     rs.running = false;

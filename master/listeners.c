@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "util/sl_clock.h"
+#include "util/sl_fork.h"
 #include "util/sl_msg.h"
 #include "master/sl_listeners.h"
 #include "master/sl_supervise.h"
@@ -153,6 +154,8 @@ static int grace_of(const struct sl_listener *l)
     return longest > 24 * 3600 * 1000 ? 24 * 3600 * 1000 : (int)longest;
 }
 
+/* spawn - fork one process of listener i; false when it was not, errno EBUSY when a thread of
+ * the master is in a stretch a fork must not copy (sl_fork.h): tried again in a moment */
 static bool spawn(struct sl_listeners *ls, size_t i, int fd)
 {
     struct sl_smtpd_ctx ctx = {.cfg = ls->cfg,
@@ -168,10 +171,11 @@ static bool spawn(struct sl_listeners *ls, size_t i, int fd)
                                .shm = ls->shm,
                                .stat = ls->stat[i]};
     struct sl_lproc *p = NULL;
-    pid_t pid = fork();
+    pid_t pid = sl_fork_quiet();
 
     if (pid < 0) {
-        sl_msg_warn("fork: %s", strerror(errno));
+        if (errno != EBUSY)
+            sl_msg_warn("fork: %s", strerror(errno));
         return false;
     }
     if (pid == 0)
@@ -202,7 +206,8 @@ void sl_listeners_fill(struct sl_listeners *ls)
             continue; /* its address, key or credentials failed at the reload: warned then */
         while (running(ls, i) < l->max_sessions && sl_clock_ms_until(ls->back[i].next_spawn) == 0)
             if (!spawn(ls, i, s->fd)) {
-                ls->back[i].next_spawn = sl_clock_after_ms(sl_supervise_backoff_ms(~0U));
+                ls->back[i].next_spawn = sl_clock_after_ms(
+                    errno == EBUSY ? SL_FORK_RETRY_MS : sl_supervise_backoff_ms(~0U));
                 return; /* no fork for one: none for the others either */
             }
     }

@@ -14,8 +14,9 @@
  * (its result waits in the ring), TAKEN (the master passed it, read by either).  A claim is
  * one compare-and-swap on that word.  The thread stays at most RING entries ahead of the
  * master, whose results wait in a ring of that size.
- * The thread holds fork_gate while it has a spool file open, and a fork takes the gate first
- * (pthread_atfork): a worker never inherits the descriptor of a message it may delete.  The
+ * The thread is inside the fork gate (util/sl_fork.h) while it reads a spool file, and the
+ * master forks only outside it: a worker never inherits the descriptor of a message it may
+ * delete, nor a lock the read held.  The
  * thread blocks every signal, so the master's handlers (signals.c) run on the master's own
  * thread and interrupt its wait as before; and it logs nothing: a failed read goes to the
  * master with its result, and the master reports it as if it had read the file itself (only
@@ -37,6 +38,7 @@
 #include <bsd/string.h>
 
 #include "util/sl_atomic.h"
+#include "util/sl_fork.h"
 #include "util/sl_msg.h"
 #include "master/sl_readahead.h"
 
@@ -63,26 +65,6 @@ struct sl_readahead {
     sl_atomic_u32 stop;
     struct result ring[RING];
 };
-
-static pthread_mutex_t fork_gate = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t gate_once = PTHREAD_ONCE_INIT;
-
-static void gate_close(void)
-{
-    pthread_mutex_lock(&fork_gate);
-}
-
-static void gate_open(void)
-{
-    pthread_mutex_unlock(&fork_gate);
-}
-
-/* gate_install - forks wait for the read in hand (once per process) */
-static void gate_install(void)
-{
-    if (pthread_atfork(gate_close, gate_open, gate_open) != 0)
-        sl_msg_fatal("pthread_atfork failed");
-}
 
 /* wait_for_room - false when told to stop while RING ahead of the master */
 static bool wait_for_room(struct sl_readahead *r, size_t i)
@@ -116,10 +98,10 @@ static void *run(void *arg)
         if (!sl_cas32(&r->state[i], &expect, READING))
             continue; /* the master took it */
         struct result *res = &r->ring[i % RING];
-        pthread_mutex_lock(&fork_gate);
+        sl_fork_gate_enter();
         res->rc = sl_spool_read(r->dir, r->ids->id[i], &res->m, res->err, sizeof res->err);
         res->err_no = errno;
-        pthread_mutex_unlock(&fork_gate);
+        sl_fork_gate_leave();
         sl_store32(&r->state[i], READY);
     }
     return NULL;
@@ -133,7 +115,6 @@ struct sl_readahead *sl_readahead_start(const char *dir, const struct sl_spool_i
     sigset_t all, old;
     int e;
 
-    pthread_once(&gate_once, gate_install);
     r->dir = sl_strdup(dir);
     r->ids = ids;
     r->from = from;

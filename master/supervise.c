@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "util/sl_clock.h"
+#include "util/sl_fork.h"
 #include "master/sl_cluster_node.h"
 #include "master/sl_supervise.h"
 #include "spool/sl_spool.h"
@@ -119,9 +120,12 @@ static unsigned running(const struct sl_supervisor *s, uint32_t gen)
     return n;
 }
 
-/* spawn - fork one worker; false when it could not be started */
-static bool spawn(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen, sl_worker_fn fn,
-                  void *ctx)
+enum spawn_result { SPAWNED, SPAWN_LATER, SPAWN_FAILED };
+
+/* spawn - fork one worker; SPAWN_LATER when a thread of the master is in a stretch a fork must
+ * not copy (sl_fork.h), SPAWN_FAILED when it could not be started */
+static enum spawn_result spawn(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen,
+                               sl_worker_fn fn, void *ctx)
 {
     struct sl_worker_slot *w;
     int sv[2];
@@ -130,20 +134,22 @@ static bool spawn(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen, sl_
 
     if (sl_shm_owner_claim(shm, 0, &owner) < 0) {
         sl_msg_warn("no free owner record in the counter table: worker not started");
-        return false;
+        return SPAWN_FAILED;
     }
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         sl_msg_warn("socketpair: %s", strerror(errno));
         sl_shm_reclaim_owner(shm, owner);
-        return false;
+        return SPAWN_FAILED;
     }
-    pid = fork();
+    pid = sl_fork_quiet();
     if (pid < 0) {
-        sl_msg_warn("fork: %s", strerror(errno));
+        bool later = errno == EBUSY;
+        if (!later)
+            sl_msg_warn("fork: %s", strerror(errno));
         close(sv[0]);
         close(sv[1]);
         sl_shm_reclaim_owner(shm, owner);
-        return false;
+        return later ? SPAWN_LATER : SPAWN_FAILED;
     }
     if (pid == 0) {
         close(sv[0]);
@@ -164,7 +170,7 @@ static bool spawn(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen, sl_
         sl_supervise_close(s, w);
     s->spawned++;
     sl_msg_debug("worker pid %ld started (owner record %u)", (long)pid, owner);
-    return true;
+    return SPAWNED;
 }
 
 /* sl_supervise_fill - start workers up to the wanted number, back-off allowing */
@@ -174,9 +180,15 @@ void sl_supervise_fill(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen
     while (running(s, gen) < s->want) {
         if (sl_clock_ms_until(s->next_spawn) > 0)
             return;
-        if (!spawn(s, shm, gen, fn, ctx)) {
+        switch (spawn(s, shm, gen, fn, ctx)) {
+        case SPAWN_LATER:
+            s->next_spawn = sl_clock_after_ms(SL_FORK_RETRY_MS);
+            return;
+        case SPAWN_FAILED:
             s->next_spawn = sl_clock_after_ms(BACKOFF_MAX_MS);
             return;
+        default:
+            break;
         }
     }
 }

@@ -94,7 +94,24 @@ node_ctl 3 cluster >"$T/cluster.txt"
 check "sluicectl cluster's table: a line per node with its heartbeat and holds" \
   test "$(grep -Ec '^node[123] +yes +[0-9.]+s ago +[0-9]+$' "$T/cluster.txt")" -eq 3
 
-check "every message is delivered through the three nodes" wait_for 120 all_drained
+# a miss says what the mail left waits for, on each node that still has some
+if wait_for 120 all_drained; then
+  ok "every message is delivered through the three nodes"
+else
+  not_ok "every message is delivered through the three nodes"
+  for n in 1 2 3; do
+    node_drained "$n" && continue
+    echo "# node $n: $(node_queued "$n") messages queued"
+    node_ctl "$n" queue 2>&1 | sed "s/^/#   queue$n: /" | head -n 8
+    ps -o pid=,stat=,wchan:24=,etime=,args= --ppid "${NODE_PID[$n]}" 2>&1 | sed "s/^/#   ps$n: /"
+    node_ctl "$n" counters --nonzero 2>&1 | sed "s/^/#   counters$n: /" | head -n 10
+    grep -E ': (warning|error): |died|lease' "$T/daemon$n.log" | tail -n 8 | cut -c1-200 |
+      sed "s/^/#   daemon$n: /"
+  done
+  redis_cli --scan --pattern '{sluice}:lease:*' 2>&1 | while read -r k; do
+    echo "#   redis: $k $(redis_cli zrange "$k" 0 -1 withscores | tr '\n' ' ')"
+  done
+fi
 dest_peak() { peer_stat mx "dest('$1')['peak']"; }
 check "d.test (cluster_max 3 across nodes) peaks at 3 ($(dest_peak 127.0.1.1))" \
   test "$(dest_peak 127.0.1.1)" -eq 3
