@@ -32,15 +32,29 @@ static bool lease_still_held(const struct sl_shm *shm, const struct sl_lease_ref
     return sl_peek32(&shm->owners[ref->owner].hold[ref->record].state) == SL_HOLD_HELD;
 }
 
+/* unanswered - did Redis leave a lease of ref's record unanswered (a round cut short)?  That
+ * lease was not renewed: the record keeps its word, which ends before that lease does. */
+static bool unanswered(const struct sl_lease_ref *refs, size_t n, const struct sl_lease_ref *ref)
+{
+    for (size_t i = 0; i < n; i++)
+        if (refs[i].result < 0 && refs[i].owner == ref->owner && refs[i].record == ref->record)
+            return true;
+    return false;
+}
+
 /* sl_cluster_post - a renewal's results on the board.  Losses first: a record any of whose
  * leases was lost (0: the counter full; 3: not in Redis) gets 0, its connection closes.  Then
  * each record renewed is good until `until`.  Every write is a compare-and-swap from the
  * word the round read before it listed the record: a word written since (a new acquire of the
  * record, a loss just posted) is not this lease's to change.  A word of 0 stays 0 (a loss is
- * final).  A lease Redis did not answer for keeps its word. */
+ * final).  A record with a lease Redis did not answer for keeps its word. */
 void sl_cluster_post(const struct sl_shm *shm, struct sl_cluster_board *b,
                      const struct sl_lease_ref *refs, size_t n, uint64_t until)
 {
+    bool cut = false; /* a round Redis did not answer whole: rare, and then looked into */
+
+    for (size_t i = 0; i < n; i++)
+        cut = cut || refs[i].result < 0;
     for (size_t i = 0; i < n; i++) {
         sl_atomic_u64 *valid = sl_cluster_valid(b, refs[i].owner, (int)refs[i].record);
         uint64_t seen = refs[i].seen_valid;
@@ -57,7 +71,7 @@ void sl_cluster_post(const struct sl_shm *shm, struct sl_cluster_board *b,
     for (size_t i = 0; i < n; i++) {
         uint64_t seen = refs[i].seen_valid;
         if ((refs[i].result == 1 || refs[i].result == 2) && seen != 0 &&
-            still_holder(shm, &refs[i])) /* answered, even when another part was not */
+            still_holder(shm, &refs[i]) && (!cut || !unanswered(refs, n, &refs[i])))
             sl_cas64(sl_cluster_valid(b, refs[i].owner, (int)refs[i].record), &seen, until);
     }
 }

@@ -487,8 +487,9 @@ static struct sl_lease_ref post_ref(uint32_t owner, uint32_t pid, uint64_t seen,
 
 /* A renewal's results on the board: a record with one lease kept and another gone is lost
  * (its connection must close), whatever the order of the two; a word written since the round
- * listed the record (a new acquire) is left alone; a worker reaped meanwhile is not written
- * for; a renewed record is good until the round's time. */
+ * listed the record (a new acquire) is left alone; a record with a lease Redis left
+ * unanswered is not made good; a worker reaped meanwhile is not written for; a renewed record
+ * is good until the round's time. */
 static void test_post_results(void **state)
 {
     struct sl_shm_params p = {.slot_capacity = 16, .owner_capacity = 2};
@@ -530,6 +531,17 @@ static void test_post_results(void **state)
     sl_store64(sl_cluster_valid(b, owner, 0), 0);
     refs[0] = post_ref(owner, me, 0, 1);
     sl_cluster_post(&shm, b, refs, 1, 9000);
+    assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 0);
+    /* a round Redis did not answer whole: a record one of whose leases went unanswered keeps
+     * its word (that lease was not renewed), whatever its other lease's answer */
+    sl_store64(sl_cluster_valid(b, owner, 0), 1000);
+    refs[0] = post_ref(owner, me, 1000, 1);
+    refs[1] = post_ref(owner, me, 1000, -1);
+    sl_cluster_post(&shm, b, refs, 2, 5000);
+    assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 1000);
+    /* a counter full: lost */
+    refs[0] = post_ref(owner, me, 1000, 0);
+    sl_cluster_post(&shm, b, refs, 1, 5000);
     assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 0);
     /* a worker reaped while Redis answered (another pid in the owner's place) is not written */
     sl_store64(sl_cluster_valid(b, owner, 0), 1000);
