@@ -46,9 +46,7 @@ int sl_ctl_ask(const char *spool, const char *req, char *ans, size_t len, int wa
             close(fd);
         return SL_CTL_REQ_FAILED;
     }
-    /* Autobind: the kernel names our socket so the master can answer it. */
-    if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof(sa_family_t)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0) {
         fprintf(stderr, "sluicectl: cannot make a socket to ask the daemon: %s\n", strerror(errno));
         if (fd >= 0)
@@ -57,8 +55,11 @@ int sl_ctl_ask(const char *spool, const char *req, char *ans, size_t len, int wa
     }
     /* Connected to the daemon's socket, ours takes datagrams from it alone: any local process
      * can send to an autobound name (listed in /proc/net/unix), and an answer it made up
-     * ("OK") would be reported as the daemon's. */
-    if (connect(fd, (struct sockaddr *)&to, sizeof to) < 0 || send(fd, req, strlen(req), 0) < 0) {
+     * ("OK") would be reported as the daemon's.  Connected first, named after (autobind, so
+     * that the master can answer): nothing reaches the socket before it is connected. */
+    if (connect(fd, (struct sockaddr *)&to, sizeof to) < 0 ||
+        bind(fd, (struct sockaddr *)&me, sizeof(sa_family_t)) < 0 ||
+        send(fd, req, strlen(req), 0) < 0) {
         int e = errno;
         close(fd);
         if (e == ENOENT || e == ECONNREFUSED)

@@ -39,7 +39,7 @@
 
 #define PROMISES 64 /* buckets whose next token the gate promised to a job */
 
-static bool save(void);
+static void save(void);
 
 static struct {
     char *spool;
@@ -78,21 +78,28 @@ void sl_shaping_free(void)
     sh.spool = NULL;
 }
 
-/* save - the list to the spool; false (logged, why in sh.unsaved) when it could not be
- * written: a rule's action or an expiry stays in force in memory all the same */
-static bool save(void)
+/* write_list - the list to the spool; false (logged, why in sh.unsaved) when it could not be
+ * written */
+static bool write_list(void)
 {
     sh.unsaved[0] = '\0';
-    if (sh.spool != NULL &&
-        sl_actions_save(sh.spool, &sh.list, sh.unsaved, sizeof sh.unsaved) < 0) {
-        if (sh.unsaved[0] == '\0')
-            snprintf(sh.unsaved, sizeof sh.unsaved, "the actions file could not be written");
-        sl_msg_warn("shaping actions not saved: %s", sh.unsaved);
-    } else {
+    if (sh.spool == NULL ||
+        sl_actions_save(sh.spool, &sh.list, sh.unsaved, sizeof sh.unsaved) == 0) {
         sh.unsaved[0] = '\0';
+        return true;
     }
+    if (sh.unsaved[0] == '\0')
+        snprintf(sh.unsaved, sizeof sh.unsaved, "the actions file could not be written");
+    sl_msg_warn("shaping actions not saved: %s", sh.unsaved);
+    return false;
+}
+
+/* save - the list to the spool, and what is in force to the shared table; a rule's action or
+ * an expiry stays in force in memory even when the file could not be written */
+static void save(void)
+{
+    write_list();
     sl_shaping_publish(sh.shm, &sh.list);
-    return sh.unsaved[0] == '\0';
 }
 
 /* in_force - is action id in the list */
@@ -111,15 +118,22 @@ static bool in_force(uint64_t id)
 static bool keep_or_undo(struct sl_actions *was, char *ans, size_t len)
 {
     uint64_t next_id = sh.list.next_id;
+    char why[sizeof sh.unsaved];
 
-    if (save())
+    /* Published only once the outcome is known: a throttle's bucket, once retired, takes no
+     * rate again, so a cancel published and then undone would leave its action listed but
+     * never enforced. */
+    if (write_list()) {
+        sl_shaping_publish(sh.shm, &sh.list);
         return true;
+    }
+    memcpy(why, sh.unsaved, sizeof why);
     sl_actions_free(&sh.list);
     sh.list = *was;
     *was = (struct sl_actions){0};
     sh.list.next_id = next_id;
-    sl_shaping_publish(sh.shm, &sh.list);
-    snprintf(ans, len, "ERROR not saved (%s): nothing changed", sh.unsaved);
+    write_list(); /* the failed write may have got as far as the rename: the file as it was */
+    snprintf(ans, len, "ERROR not saved (%s): nothing changed", why);
     return false;
 }
 
