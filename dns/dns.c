@@ -266,6 +266,8 @@ static enum sl_dns_result resolve_route(struct walk *w, struct sl_dns_answer *a,
     }
     for (char *p = host; *p != '\0'; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+    if (host[0] != '\0' && host[0] != '[' && host[strlen(host) - 1] == '.')
+        host[strlen(host) - 1] = '\0'; /* "relay.example." is a name the config takes */
     if (one_host(w, a, host, port ? port : w->q->port) == DNS_FOUND)
         return SL_DNS_OK;
     snprintf(err, errlen, "route %s for %s has no usable%s address%s%s", w->q->route, w->q->domain,
@@ -362,7 +364,10 @@ static enum sl_dns_result resolve_hosts(struct walk *w, const ldns_pkt *pkt,
     }
     n = sl_dns_order_mx(mx, n);
     a->mx_ttl = ttl;
-    for (size_t i = 0; i < n && i < w->max_hosts; i++) {
+    /* mx_limit bounds the hosts kept, not the records looked at: a host without an address
+     * (a stale MX record) leaves its place to the next one, or the mail of a domain whose
+     * best MX is gone would bounce while a good one sat below the limit */
+    for (size_t i = 0; i < n && a->nhosts < w->max_hosts; i++) {
         struct sl_dns_host *h = &a->host[a->nhosts];
         enum dns_lookup r;
 

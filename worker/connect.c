@@ -150,6 +150,17 @@ static void connected(struct sl_wstate *w, const struct sl_dest *d, const struct
         sl_lat_observe(w->ctx->shm, sl_worker_lat(w, d->binding), SL_LAT_TLS, c->s.tls_us);
 }
 
+/* dns_reply_code - a DNS bounce's text with the reply code and enhanced status a receiver
+ * would have given, for the delivery log and the report's Status: 556 5.1.10 for a null MX
+ * (RFC 7505 4.1), 550 5.1.2 for a destination without a usable host (RFC 3463) */
+static void dns_reply_code(enum sl_dns_result res, char *reply, size_t len)
+{
+    char text[sizeof((struct sl_open_info *)0)->reply - 16]; /* room for the code */
+
+    strlcpy(text, reply, sizeof text);
+    snprintf(reply, len, "%s %s", res == SL_DNS_NULLMX ? "556 5.1.10" : "550 5.1.2", text);
+}
+
 /* resolve - the hosts to try, or the outcome when there are none */
 static enum sl_open_result resolve(struct sl_wstate *w, const struct sl_dest *d,
                                    struct sl_dns_answer *a, struct sl_open_info *info)
@@ -175,7 +186,10 @@ static enum sl_open_result resolve(struct sl_wstate *w, const struct sl_dest *d,
         sl_dns_cache_put(w->dns_cache, &q, a);
         return SL_OPEN_OK;
     }
-    return res == SL_DNS_TEMPFAIL ? SL_OPEN_DEFER : SL_OPEN_BOUNCE;
+    if (res == SL_DNS_TEMPFAIL)
+        return SL_OPEN_DEFER;
+    dns_reply_code(res, info->reply, sizeof info->reply);
+    return SL_OPEN_BOUNCE;
 }
 
 /* plan_tls - the domain's TLS plan; false (info set) when TLS cannot be set up */

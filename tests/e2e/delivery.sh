@@ -143,6 +143,10 @@ check "a null MX (RFC 7505) bounces at once" \
   wait_for 20 log_has '"rcpt":\["a@nullmx.test"\].*"outcome":"bounced".*"phase":"dns"'
 check "a domain that does not exist bounces" \
   wait_for 20 log_has '"rcpt":\["a@nowhere.test"\].*"outcome":"bounced".*"phase":"dns"'
+check "the null MX's bounce carries 556 5.1.10 (RFC 7505), for the log and the report" \
+  log_has '"rcpt":\["a@nullmx.test"\].*"reply":"556 5.1.10 nullmx.test accepts no mail (null MX)"'
+check "the missing domain's carries 550 5.1.2" \
+  log_has '"rcpt":\["a@nowhere.test"\].*"reply":"550 5.1.2 nowhere.test does not exist'
 
 # --- 4xx: deferred, shown in the queue, retried on retry_interval, then delivered
 id=$(printf 'Subject: later\r\n\r\nx\r\n' | inject -f '' later@sink.test)

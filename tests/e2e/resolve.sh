@@ -36,6 +36,9 @@ real.cname   A 127.0.1.11
 literal      MX 10 127.0.1.12.
 noaddr       MX 10 nowhere.test.
 v6only       MX 10 mx.v6only
+stale        MX 10 gone.stale
+stale        MX 20 mx.stale
+mx.stale     A 127.0.1.13
 mx.v6only    AAAA ::1
 alias        CNAME multi
 EOF
@@ -65,6 +68,8 @@ route = 127.0.1.20:2600
 route = MX2A.multi.test
 [domain "routed-v6.test"]
 route = [::1]:2601
+[domain "routed-dot.test"]
+route = mx2a.multi.test.:2602
 EOF
 cat >"$T/limits.ini" <<EOF
 dns_server = $DNS_SERVER
@@ -73,6 +78,8 @@ mx_limit = 2
 multihomed_limit = 8
 [domain "big.test"]
 mx_limit = 64
+[domain "stale.test"]
+mx_limit = 1
 EOF
 
 out=$T/out
@@ -131,6 +138,9 @@ expect "NXDOMAIN: no host, exit 1" 1 "nohost: nosuch.test does not exist (NXDOMA
 res sluice.ini noaddr.test
 expect "an MX host that does not exist is dropped: no host" 1 \
   "nohost: no MX host of noaddr.test has an address"
+res limits.ini stale.test
+expect "mx_limit 1, the best MX gone: the next MX is the host kept, not a bounce" 0 \
+  "20 mx.stale.test 127.0.1.13:25"
 res sluice.ini cname.test
 expect "an MX pointing at a CNAME is followed" 0 "10 alias.cname.test 127.0.1.11:25"
 res sluice.ini literal.test
@@ -152,6 +162,9 @@ expect "a route to an IP literal replaces the MX lookup (routed.test has no DNS 
 res sluice.ini routed-name.test
 expect "a route to a name: that host, lower case, its address, smtp_port" 0 \
   "0 mx2a.multi.test 127.0.1.5:25"
+res sluice.ini routed-dot.test
+expect "a route to a name with its final dot (as the config takes it)" 0 \
+  "0 mx2a.multi.test 127.0.1.5:2602"
 res sluice.ini routed-v6.test
 expect "a route [v6]:port" 0 "0 ::1 [::1]:2601"
 res sluice.ini --binding v4 routed-v6.test
