@@ -462,7 +462,7 @@ static bool start_thread(void)
     pthread_condattr_destroy(&attr);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    e = pthread_create(&master.thread, NULL, run, NULL);
+    e = sl_fork_thread_create(&master.thread, NULL, run, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e != 0) {
         pthread_cond_destroy(&box.wake);

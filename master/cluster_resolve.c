@@ -12,9 +12,10 @@
  * reload's name replaces the one in hand; "" (an address, a socket path, no cluster) ends the
  * tries.  The thread is detached and ends when nothing is wanted. Concurrency: everything below is
  * under `lock`; the thread is made with every signal blocked by its maker (the cluster thread), and
- * wakes its consumer with the callback it was given, never after sl_cluster_resolve_stop.  A fork
- * while it is inside getaddrinfo is the one risk left: glibc's resolver keeps no lock across its
- * wait for an answer.
+ * wakes its consumer with the callback it was given, never after sl_cluster_resolve_stop.  Its
+ * getaddrinfo is a stretch of the fork gate (util/sl_fork.h), and its start is waited for; its end
+ * (detached, when the name resolved) may still meet a fork: a rare case, only for a Redis named
+ * by a host name that did not resolve at once.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -125,7 +126,7 @@ bool sl_cluster_resolve_want(const char *host, void (*wake)(void))
     if (host[0] != '\0' && !rs.running && !rs.stopped) {
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        e = pthread_create(&t, &attr, run, NULL);
+        e = sl_fork_thread_create(&t, &attr, run, NULL);
         pthread_attr_destroy(&attr);
         rs.running = e == 0;
     }

@@ -171,11 +171,17 @@ static bool spawn(struct sl_listeners *ls, size_t i, int fd)
                                .shm = ls->shm,
                                .stat = ls->stat[i]};
     struct sl_lproc *p = NULL;
-    pid_t pid = sl_fork_quiet();
+    pid_t pid;
 
+    if (!sl_fork_begin()) {
+        errno = EBUSY;
+        return false;
+    }
+    pid = fork();
+    sl_fork_end(pid == 0);
     if (pid < 0) {
-        if (errno != EBUSY)
-            sl_msg_warn("fork: %s", strerror(errno));
+        sl_msg_warn("fork: %s", strerror(errno));
+        errno = EAGAIN; /* not EBUSY, whatever the log did */
         return false;
     }
     if (pid == 0)

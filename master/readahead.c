@@ -104,6 +104,12 @@ static void *run(void *arg)
         sl_fork_gate_leave();
         sl_store32(&r->state[i], READY);
     }
+    /* The end of a thread allocates and frees: it waits for the join, when the loop, the
+     * thread that forks, waits for it (sl_fork.h). */
+    while (!sl_load32(&r->stop)) {
+        const struct timespec nap = {.tv_nsec = AHEAD_SLEEP};
+        nanosleep(&nap, NULL);
+    }
     return NULL;
 }
 
@@ -122,7 +128,7 @@ struct sl_readahead *sl_readahead_start(const char *dir, const struct sl_spool_i
     sl_store64(&r->taken, from);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread starts with every signal blocked */
-    e = pthread_create(&r->thread, NULL, run, r);
+    e = sl_fork_thread_create(&r->thread, NULL, run, r);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e != 0) {
         sl_msg_warn("start scan: no read-ahead thread (%s): the master reads alone", strerror(e));

@@ -132,24 +132,27 @@ static enum spawn_result spawn(struct sl_supervisor *s, struct sl_shm *shm, uint
     uint32_t owner;
     pid_t pid;
 
+    if (!sl_fork_begin())
+        return SPAWN_LATER;
     if (sl_shm_owner_claim(shm, 0, &owner) < 0) {
+        sl_fork_end(false);
         sl_msg_warn("no free owner record in the counter table: worker not started");
         return SPAWN_FAILED;
     }
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        sl_fork_end(false);
         sl_msg_warn("socketpair: %s", strerror(errno));
         sl_shm_reclaim_owner(shm, owner);
         return SPAWN_FAILED;
     }
-    pid = sl_fork_quiet();
+    pid = fork();
+    sl_fork_end(pid == 0);
     if (pid < 0) {
-        bool later = errno == EBUSY;
-        if (!later)
-            sl_msg_warn("fork: %s", strerror(errno));
+        sl_msg_warn("fork: %s", strerror(errno));
         close(sv[0]);
         close(sv[1]);
         sl_shm_reclaim_owner(shm, owner);
-        return later ? SPAWN_LATER : SPAWN_FAILED;
+        return SPAWN_FAILED;
     }
     if (pid == 0) {
         close(sv[0]);

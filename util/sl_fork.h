@@ -8,23 +8,33 @@
  * ever, and the child hangs at its first use (seen with the sanitizers' allocator, whose
  * locks fork does not reset).  So each of those threads marks the stretches in which it may
  * allocate or hold a lock (sl_fork_gate_enter/leave, several threads at once), and the master
- * forks only between them (sl_fork_quiet): when one is inside, the fork is put off for a
- * moment rather than waited for, since such a stretch may wait for Redis or a resolver.
- * Concurrency: any thread; a pthread rwlock (the threads' stretches share it, a fork takes it
- * alone).
+ * forks only between them: sl_fork_begin waits a moment for the stretches in progress to end
+ * (no new one starts meanwhile), and gives up when one lasts longer, since a stretch may wait
+ * for Redis or a resolver; the fork is then tried again SL_FORK_RETRY_MS later.
+ * A helper thread also must not start or end while a fork may happen (its start and end
+ * allocate): they start from the master's loop, the thread that forks, and wait there until
+ * they run (sl_fork_thread_create), and end only when the loop joins them.
+ * Concurrency: any thread; a writer-preferring pthread rwlock (the threads' stretches share
+ * it, a fork holds it alone).
  */
 #ifndef SL_FORK_H
 #define SL_FORK_H
 
-#include <sys/types.h>
+#include <pthread.h>
+#include <stdbool.h>
 
 #define SL_FORK_RETRY_MS 2 /* a fork put off is tried again after this */
 
 /* A helper thread enters a stretch in which it may allocate or hold a lock, and leaves it. */
 void sl_fork_gate_enter(void);
 void sl_fork_gate_leave(void);
-/* fork() while no helper thread is inside a stretch; -1 with errno EBUSY when one is (try
- * again in SL_FORK_RETRY_MS), or fork's own -1 and errno. */
-pid_t sl_fork_quiet(void);
+/* Before a fork: true when no helper thread is inside a stretch (none enters until
+ * sl_fork_end); false when one stayed inside for a moment: try again later. */
+bool sl_fork_begin(void);
+/* After the fork (or its failure), in the parent and, child true, in the child. */
+void sl_fork_end(bool child);
+/* pthread_create, returning once the new thread runs fn (its start, which allocates, is over
+ * before the caller forks again); its error number, 0 when started. */
+int sl_fork_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 
 #endif

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "util/sl_fork.h"
 #include "master/sl_readahead.h"
 #include "spool/sl_spool.h"
 #include "tests/lib/tmpdir.h"
@@ -223,8 +224,8 @@ static int spool_fds(const char *dir)
     return n;
 }
 
-/* A fork while the thread reads (a worker replaced during the start scan) waits for the read
- * in hand: the child holds no spool file open. */
+/* A fork while the thread reads (a worker replaced during the start scan), made as the master
+ * makes it (util/sl_fork.h), waits for the read in hand: the child holds no spool file open. */
 static void test_fork_inherits_no_file(void **state)
 {
     struct fixture *f = *state;
@@ -239,7 +240,11 @@ static void test_fork_inherits_no_file(void **state)
             sl_spool_msg_free(&m);
         if (i % 8 == 0) {
             int status;
-            pid_t pid = fork();
+            pid_t pid;
+            while (!sl_fork_begin())
+                continue;
+            pid = fork();
+            sl_fork_end(pid == 0);
             assert_true(pid >= 0);
             if (pid == 0)
                 _exit(spool_fds(f->dir) == 0 ? 0 : 1);
