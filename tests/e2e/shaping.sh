@@ -144,6 +144,14 @@ check "at most 2 of them in any 2 s (peak $peak)" test "$peak" -le 2
 check "counters shows the throttle action's bucket" \
   bash -c "'$SLUICECTL' -c '$T/sluice.ini' counters --shm $shm | grep -qE '^messages +action [0-9]+ +2/2 '"
 tid=$(ctl shaping | awk '/ s3150 / {print $1; exit}')
+# a cancel the daemon cannot save is undone: the throttle stays listed and enforced (its
+# bucket is not retired, which no later change could undo)
+mkdir "$T/spool/tmp/actions.tmp"
+out=$(ctl shaping cancel "$tid" 2>&1); rc=$?
+rmdir "$T/spool/tmp/actions.tmp"
+check "a throttle's cancel that cannot be saved is refused (rc $rc: $out)" test "$rc" -eq 1
+check "and its bucket is still in force" \
+  bash -c "'$SLUICECTL' -c '$T/sluice.ini' counters --shm $shm | grep -qE '^messages +action $tid +2/2 '"
 ctl shaping cancel "$tid" >/dev/null
 check "once the action is cancelled its bucket is no longer shown" \
   wait_for 5 bash -c "! '$SLUICECTL' -c '$T/sluice.ini' counters --shm $shm | grep -qE '^messages +action '"
