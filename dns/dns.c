@@ -33,6 +33,7 @@
 #include "util/sl_msg.h"
 
 #define EDNS_UDP_SIZE 1232 /* big enough for MX sets with addresses, no fragments */
+#define SPARE_HOSTS   4    /* MX records looked at beyond mx_limit, for hosts without an address */
 
 /* configure - the resolver settings every sl_dns shares */
 static void configure(ldns_resolver *res)
@@ -366,8 +367,9 @@ static enum sl_dns_result resolve_hosts(struct walk *w, const ldns_pkt *pkt,
     a->mx_ttl = ttl;
     /* mx_limit bounds the hosts kept, not the records looked at: a host without an address
      * (a stale MX record) leaves its place to the next one, or the mail of a domain whose
-     * best MX is gone would bounce while a good one sat below the limit */
-    for (size_t i = 0; i < n && a->nhosts < w->max_hosts; i++) {
+     * best MX is gone would bounce while a good one sat below the limit.  SPARE_HOSTS more
+     * records at most, so that a long list of dead hosts does not spend the query's time. */
+    for (size_t i = 0; i < n && a->nhosts < w->max_hosts && i < w->max_hosts + SPARE_HOSTS; i++) {
         struct sl_dns_host *h = &a->host[a->nhosts];
         enum dns_lookup r;
 
