@@ -393,6 +393,16 @@ static void test_lease_expiry(void **state)
     sl_redis_free(r);
 }
 
+/* renewal_refs - n leases of key for a renewal, members n:0:0, n:1:0, ..., within limit */
+static void renewal_refs(struct sl_lease_ref *refs, int n, const char *key, int32_t limit)
+{
+    for (int i = 0; i < n; i++) {
+        snprintf(refs[i].key, sizeof refs[i].key, "%s", key);
+        snprintf(refs[i].member, sizeof refs[i].member, "n:%d:0", i);
+        refs[i].limit = limit;
+    }
+}
+
 /* Renewal keeps leases alive, re-adds lost ones only under the limit, and an emptied Redis
  * refuses new leases for one ttl while renewals re-establish the old ones. */
 static void test_lease_renew_and_grace(void **state)
@@ -406,11 +416,7 @@ static void test_lease_renew_and_grace(void **state)
     (void)state;
 
     flush_and_settle(r, p.ttl_ms);
-    for (int i = 0; i < 3; i++) {
-        snprintf(refs[i].key, sizeof refs[i].key, "%s", k);
-        snprintf(refs[i].member, sizeof refs[i].member, "n:%d:0", i);
-        refs[i].limit = 2;
-    }
+    renewal_refs(refs, 3, k, 2);
     assert_int_equal(sl_lease_acquire(r, k, "n:0:0", 2, 400, &n), SL_LEASE_OK);
     assert_int_equal(sl_lease_acquire(r, k, "n:1:0", 2, 400, &n), SL_LEASE_OK);
     for (int round = 0; round < 3; round++) { /* 3 x 250 ms: longer than the ttl */
@@ -451,11 +457,7 @@ static void test_lease_renew_after_give_back(void **state)
     (void)state;
 
     flush_and_settle(r, p.ttl_ms);
-    for (int i = 0; i < 2; i++) {
-        snprintf(refs[i].key, sizeof refs[i].key, "%s", k);
-        snprintf(refs[i].member, sizeof refs[i].member, "n:%d:0", i);
-        refs[i].limit = 3;
-    }
+    renewal_refs(refs, 2, k, 3);
     assert_int_equal(sl_lease_acquire(r, k, "n:0:0", 3, 2000, &n), SL_LEASE_OK);
     assert_int_equal(sl_lease_acquire(r, k, "n:1:0", 3, 2000, &n), SL_LEASE_OK);
     assert_true(sl_lease_release(r, k, "n:0:0")); /* the worker closes meanwhile */
