@@ -13,9 +13,11 @@
  * tries.  The thread is detached and ends when nothing is wanted. Concurrency: everything below is
  * under `lock`; the thread is made with every signal blocked by its maker (the cluster thread), and
  * wakes its consumer with the callback it was given, never after sl_cluster_resolve_stop.  Its
- * getaddrinfo is a stretch of the fork gate (util/sl_fork.h), and its start is waited for; its end
- * (detached, when the name resolved) may still meet a fork: a rare case, only for a Redis named
- * by a host name that did not resolve at once.
+ * start is waited for (util/sl_fork.h), but its getaddrinfo is no stretch of the fork gate: it may
+ * wait tens of seconds for a resolver that does not answer, and no worker or listener could be
+ * forked meanwhile.  A fork while it resolves, or ends (detached, once the name resolved), is the
+ * risk left: glibc's allocator is safe across a fork, a sanitizer's is not; and it happens only
+ * for a Redis named by a host name that did not resolve at once.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -86,16 +88,12 @@ static void *run(void *arg)
     while (!rs.stopped && rs.want[0] != '\0') {
         strlcpy(q.host, rs.want, sizeof q.host);
         pthread_mutex_unlock(&rs.lock);
-        sl_fork_gate_enter(); /* the resolver allocates: no fork copies it halfway */
         bool ok = sl_cluster_resolve(&q);
         pthread_mutex_lock(&rs.lock);
-        if (!still_wanted(q.host)) {
-            sl_fork_gate_leave();
+        if (!still_wanted(q.host))
             continue; /* a later reload named another host, or none */
-        }
         if (ok) {
             publish(q.host, q.addr);
-            sl_fork_gate_leave();
             break;
         }
         if (strcmp(warned, q.host) != 0) {
@@ -103,7 +101,6 @@ static void *run(void *arg)
                         q.host, RETRY_MS / 1000);
             strlcpy(warned, q.host, sizeof warned);
         }
-        sl_fork_gate_leave();
         pause_retry(q.host);
     }
     rs.running = false;

@@ -142,7 +142,6 @@ static unsigned running(const struct sl_listeners *ls, size_t i)
     return n;
 }
 
-/* spawn - fork one process of listener i; false when fork failed */
 /* grace_of - the longest a transaction of listener l may still need (the body, or one
  * command), plus slack */
 static int grace_of(const struct sl_listener *l)

@@ -2,20 +2,22 @@
  * sl_fork.h - forks that never copy a lock another thread holds.
  *
  * The master forks its workers and listeners while threads of its own run beside its loop
- * (the cluster's renewals, a name's resolution, the start scan's read-ahead).  A fork copies
- * every lock in the state it is in, and the child has only the forking thread: a lock another
- * thread held at that instant (the allocator's, a library's) stays held in the child for
- * ever, and the child hangs at its first use (seen with the sanitizers' allocator, whose
- * locks fork does not reset).  So each of those threads marks the stretches in which it may
- * allocate or hold a lock (sl_fork_gate_enter/leave, several threads at once), and the master
- * forks only between them: sl_fork_begin waits a moment for the stretches in progress to end
- * (no new one starts meanwhile), and gives up when one lasts longer, since a stretch may wait
- * for Redis or a resolver; the fork is then tried again SL_FORK_RETRY_MS later.
- * A helper thread also must not start or end while a fork may happen (its start and end
- * allocate): they start from the master's loop, the thread that forks, and wait there until
- * they run (sl_fork_thread_create), and end only when the loop joins them.
- * Concurrency: any thread; a writer-preferring pthread rwlock (the threads' stretches share
- * it, a fork holds it alone).
+ * (the cluster's renewals, the start scan's read-ahead).  A fork copies every lock in the
+ * state it is in, and the child has only the forking thread: a lock another thread held at
+ * that instant (the allocator's, a library's) stays held in the child for ever, and the child
+ * hangs at its first use (seen with the sanitizers' allocator, whose locks fork does not
+ * reset).  So each of those threads marks the stretches in which it may allocate or hold a
+ * lock (sl_fork_gate_enter/leave, several threads at once), and the master forks only between
+ * them: sl_fork_begin waits a moment for the stretches in progress to end (no new one starts
+ * meanwhile), and gives up when one lasts longer, since a stretch may wait for Redis; the fork
+ * is then tried again SL_FORK_RETRY_MS later.  A helper thread also must not start or end
+ * while a fork may happen (its start and end allocate): the cluster's thread and the
+ * read-ahead start from the master's loop, the thread that forks, which waits until they run
+ * (sl_fork_thread_create), and they end only when the loop joins them.  The one exception is
+ * the resolution of a Redis host name (master/cluster_resolve.c), which may wait tens of
+ * seconds and is left outside the gate.
+ * Concurrency: any thread; a pthread rwlock (the threads' stretches share it, a fork holds it
+ * alone) and a flag that holds new stretches back while a fork waits.
  */
 #ifndef SL_FORK_H
 #define SL_FORK_H
@@ -23,7 +25,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#define SL_FORK_RETRY_MS 2 /* a fork put off is tried again after this */
+#define SL_FORK_RETRY_MS 5 /* a fork put off is tried again after this */
 
 /* A helper thread enters a stretch in which it may allocate or hold a lock, and leaves it. */
 void sl_fork_gate_enter(void);
