@@ -398,48 +398,75 @@ static void drop_pending(void)
     free(refs);
 }
 
+/* What the thread does next, picked with box.lock held */
+enum work { WORK_NONE, WORK_RESOLVE, WORK_RELOAD, WORK_RESOLVED, WORK_TICK, WORK_DROPS };
+
+/* pick_work - with box.lock held: the next stretch of work, a reload's params copied into p */
+static enum work pick_work(struct sl_cluster_params *p)
+{
+    if (box.have_params) {
+        *p = box.params;
+        explicit_bzero(box.params.password, sizeof box.params.password);
+        box.have_params = false;
+        return WORK_RELOAD;
+    }
+    if (box.resolved) {
+        box.resolved = false;
+        return WORK_RESOLVED;
+    }
+    if (node.redis != NULL && sl_clock_ms_until(node.next_tick) == 0)
+        return WORK_TICK; /* before removals: deaths in a row must not starve the renewals */
+    return box.ndrops > 0 ? WORK_DROPS : WORK_NONE;
+}
+
+/* do_work - one stretch of work, inside the fork gate so that a fork never copies its locks
+ * (sl_fork.h); box.lock is not held */
+static void do_work(enum work w, struct sl_cluster_params *p)
+{
+    sl_fork_gate_enter();
+    switch (w) {
+    case WORK_RESOLVE:
+        ask_resolver(); /* a name that did not resolve at start */
+        break;
+    case WORK_RELOAD:
+        take_reload(p);
+        break;
+    case WORK_RESOLVED:
+        take_resolved();
+        break;
+    case WORK_TICK:
+        tick();
+        break;
+    case WORK_DROPS:
+        drop_pending();
+        break;
+    case WORK_NONE:
+        break;
+    }
+    sl_fork_gate_leave();
+    explicit_bzero(p->password, sizeof p->password);
+}
+
 /* run - the thread: a reload's params, dead workers' leases, the ticks, until the stop */
 static void *run(void *arg)
 {
+    struct sl_cluster_params p = {0};
+    enum work w;
+
     (void)arg;
-    sl_fork_gate_enter(); /* each stretch of work: a fork never copies its locks (sl_fork.h) */
-    ask_resolver();       /* a name that did not resolve at start */
-    sl_fork_gate_leave();
+    do_work(WORK_RESOLVE, &p);
     pthread_mutex_lock(&box.lock);
     while (!box.stop) {
-        if (box.have_params) {
-            struct sl_cluster_params p = box.params;
-            explicit_bzero(box.params.password, sizeof box.params.password);
-            box.have_params = false;
-            pthread_mutex_unlock(&box.lock);
-            sl_fork_gate_enter();
-            take_reload(&p);
-            sl_fork_gate_leave();
-            explicit_bzero(p.password, sizeof p.password);
-        } else if (box.resolved) {
-            box.resolved = false;
-            pthread_mutex_unlock(&box.lock);
-            sl_fork_gate_enter();
-            take_resolved();
-            sl_fork_gate_leave();
-        } else if (node.redis != NULL && sl_clock_ms_until(node.next_tick) == 0) {
-            pthread_mutex_unlock(&box.lock); /* before removals: deaths in a row must not
-                                                starve the renewals */
-            sl_fork_gate_enter();
-            tick();
-            sl_fork_gate_leave();
-        } else if (box.ndrops > 0) {
-            pthread_mutex_unlock(&box.lock);
-            sl_fork_gate_enter();
-            drop_pending();
-            sl_fork_gate_leave();
-        } else {
+        w = pick_work(&p);
+        if (w == WORK_NONE) {
             if (node.redis == NULL)
                 pthread_cond_wait(&box.wake, &box.lock);
             else
                 pthread_cond_timedwait(&box.wake, &box.lock, &node.next_tick);
             continue;
         }
+        pthread_mutex_unlock(&box.lock);
+        do_work(w, &p);
         pthread_mutex_lock(&box.lock);
     }
     pthread_mutex_unlock(&box.lock);
