@@ -153,9 +153,8 @@ static int grace_of(const struct sl_listener *l)
     return longest > 24 * 3600 * 1000 ? 24 * 3600 * 1000 : (int)longest;
 }
 
-/* spawn - fork one process of listener i; false when it was not, errno EBUSY when a thread of
- * the master is in a stretch a fork must not copy (sl_fork.h): tried again in a moment */
-static bool spawn(struct sl_listeners *ls, size_t i, int fd)
+/* spawn - fork one process of listener i (enum sl_spawn_result says how it went) */
+static enum sl_spawn_result spawn(struct sl_listeners *ls, size_t i, int fd)
 {
     struct sl_smtpd_ctx ctx = {.cfg = ls->cfg,
                                .listener = i,
@@ -172,16 +171,13 @@ static bool spawn(struct sl_listeners *ls, size_t i, int fd)
     struct sl_lproc *p = NULL;
     pid_t pid;
 
-    if (!sl_fork_begin()) {
-        errno = EBUSY;
-        return false;
-    }
+    if (!sl_fork_begin())
+        return SL_SPAWN_LATER;
     pid = fork();
     sl_fork_end(pid == 0);
     if (pid < 0) {
         sl_msg_warn("fork: %s", strerror(errno));
-        errno = EAGAIN; /* not EBUSY, whatever the log did */
-        return false;
+        return SL_SPAWN_FAILED;
     }
     if (pid == 0)
         sl_smtpd_main(&ctx); /* never returns */
@@ -198,7 +194,7 @@ static bool spawn(struct sl_listeners *ls, size_t i, int fd)
                            .gen = ls->gen,
                            .started = time(NULL),
                            .grace_ms = grace_of(&ls->cfg->listeners[i])};
-    return true;
+    return SL_SPAWNED;
 }
 
 /* sl_listeners_fill - max_sessions processes per listener, each as its back-off allows */
@@ -209,12 +205,13 @@ void sl_listeners_fill(struct sl_listeners *ls)
         struct sl_lsock *s = find_sock(ls, l);
         if (s == NULL || !ls->ready[i])
             continue; /* its address, key or credentials failed at the reload: warned then */
-        while (running(ls, i) < l->max_sessions && sl_clock_ms_until(ls->back[i].next_spawn) == 0)
-            if (!spawn(ls, i, s->fd)) {
-                ls->back[i].next_spawn = sl_clock_after_ms(
-                    errno == EBUSY ? SL_FORK_RETRY_MS : sl_supervise_backoff_ms(~0U));
+        while (running(ls, i) < l->max_sessions && sl_clock_ms_until(ls->back[i].next_spawn) == 0) {
+            enum sl_spawn_result r = spawn(ls, i, s->fd);
+            if (r != SL_SPAWNED) {
+                ls->back[i].next_spawn = sl_clock_after_ms(sl_supervise_retry_ms(r));
                 return; /* no fork for one: none for the others either */
             }
+        }
     }
 }
 

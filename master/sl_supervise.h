@@ -119,6 +119,12 @@ int sl_supervise_wait_ms(const struct sl_supervisor *s, uint32_t gen);
 #define SL_SUPERVISE_YOUNG_S 5
 /* The wait before the next spawn after failures failures in a row. */
 long sl_supervise_backoff_ms(unsigned failures);
+/* How a fork of a worker or listener went: made, put off because a thread of the master is
+ * in a stretch a fork must not copy (sl_fork.h), or failed. */
+enum sl_spawn_result { SL_SPAWNED, SL_SPAWN_LATER, SL_SPAWN_FAILED };
+/* The wait before the next try after a spawn that was not made: SL_FORK_RETRY_MS when put
+ * off, the longest back-off when failed. */
+long sl_supervise_retry_ms(enum sl_spawn_result r);
 /* Does a death raise the back-off?  ready: the process had reported ready; age_s: its life;
  * status: waitpid's.  True for a crash loop (dead before ready, or of its own fault while
  * young); false for exit 0 and for a ready process killed from outside (replaced at once).

@@ -120,12 +120,9 @@ static unsigned running(const struct sl_supervisor *s, uint32_t gen)
     return n;
 }
 
-enum spawn_result { SPAWNED, SPAWN_LATER, SPAWN_FAILED };
-
-/* spawn - fork one worker; SPAWN_LATER when a thread of the master is in a stretch a fork must
- * not copy (sl_fork.h), SPAWN_FAILED when it could not be started */
-static enum spawn_result spawn(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen,
-                               sl_worker_fn fn, void *ctx)
+/* spawn - fork one worker (enum sl_spawn_result says how it went) */
+static enum sl_spawn_result spawn(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen,
+                                  sl_worker_fn fn, void *ctx)
 {
     struct sl_worker_slot *w;
     int sv[2];
@@ -133,17 +130,17 @@ static enum spawn_result spawn(struct sl_supervisor *s, struct sl_shm *shm, uint
     pid_t pid;
 
     if (!sl_fork_begin())
-        return SPAWN_LATER;
+        return SL_SPAWN_LATER;
     if (sl_shm_owner_claim(shm, 0, &owner) < 0) {
         sl_fork_end(false);
         sl_msg_warn("no free owner record in the counter table: worker not started");
-        return SPAWN_FAILED;
+        return SL_SPAWN_FAILED;
     }
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         sl_fork_end(false);
         sl_msg_warn("socketpair: %s", strerror(errno));
         sl_shm_reclaim_owner(shm, owner);
-        return SPAWN_FAILED;
+        return SL_SPAWN_FAILED;
     }
     pid = fork();
     sl_fork_end(pid == 0);
@@ -152,7 +149,7 @@ static enum spawn_result spawn(struct sl_supervisor *s, struct sl_shm *shm, uint
         close(sv[0]);
         close(sv[1]);
         sl_shm_reclaim_owner(shm, owner);
-        return SPAWN_FAILED;
+        return SL_SPAWN_FAILED;
     }
     if (pid == 0) {
         close(sv[0]);
@@ -173,25 +170,22 @@ static enum spawn_result spawn(struct sl_supervisor *s, struct sl_shm *shm, uint
         sl_supervise_close(s, w);
     s->spawned++;
     sl_msg_debug("worker pid %ld started (owner record %u)", (long)pid, owner);
-    return SPAWNED;
+    return SL_SPAWNED;
 }
 
 /* sl_supervise_fill - start workers up to the wanted number, back-off allowing */
 void sl_supervise_fill(struct sl_supervisor *s, struct sl_shm *shm, uint32_t gen, sl_worker_fn fn,
                        void *ctx)
 {
+    enum sl_spawn_result r;
+
     while (running(s, gen) < s->want) {
         if (sl_clock_ms_until(s->next_spawn) > 0)
             return;
-        switch (spawn(s, shm, gen, fn, ctx)) {
-        case SPAWN_LATER:
-            s->next_spawn = sl_clock_after_ms(SL_FORK_RETRY_MS);
+        r = spawn(s, shm, gen, fn, ctx);
+        if (r != SL_SPAWNED) {
+            s->next_spawn = sl_clock_after_ms(sl_supervise_retry_ms(r));
             return;
-        case SPAWN_FAILED:
-            s->next_spawn = sl_clock_after_ms(BACKOFF_MAX_MS);
-            return;
-        default:
-            break;
         }
     }
 }
@@ -205,6 +199,12 @@ long sl_supervise_backoff_ms(unsigned failures)
     for (unsigned i = 1; i < failures && ms < BACKOFF_MAX_MS; i++)
         ms *= 2;
     return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+}
+
+/* sl_supervise_retry_ms - the wait before the next try after a spawn that was not made */
+long sl_supervise_retry_ms(enum sl_spawn_result r)
+{
+    return r == SL_SPAWN_LATER ? SL_FORK_RETRY_MS : BACKOFF_MAX_MS;
 }
 
 /* own_fault - a signal a process raises itself (a fault, abort(), its own timer or limit),
