@@ -83,11 +83,8 @@ void sl_shaping_free(void)
 static bool write_list(void)
 {
     sh.unsaved[0] = '\0';
-    if (sh.spool == NULL ||
-        sl_actions_save(sh.spool, &sh.list, sh.unsaved, sizeof sh.unsaved) == 0) {
-        sh.unsaved[0] = '\0';
+    if (sh.spool == NULL || sl_actions_save(sh.spool, &sh.list, sh.unsaved, sizeof sh.unsaved) == 0)
         return true;
-    }
     if (sh.unsaved[0] == '\0')
         snprintf(sh.unsaved, sizeof sh.unsaved, "the actions file could not be written");
     sl_msg_warn("shaping actions not saved: %s", sh.unsaved);
