@@ -9,9 +9,7 @@ shm=/sluice-e2e-forged-$$
 ini_global 1 >"$T/sluice.ini"
 ctl() { "$SLUICECTL" -c "$T/sluice.ini" "$@"; }
 
-sluiced_start
-check "the daemon is ready" wait_for 10 grep -q 'info: ready:' "$T/daemon.log"
-kill -STOP "$daemon"
+sluiced_stopped
 "$SLUICECTL" -c "$T/sluice.ini" suspend --domain forged.test >"$T/out" 2>"$T/err" &
 ctlpid=$!
 # forge - the name of the socket ctlpid holds, from /proc, and a made-up answer sent to it;

@@ -9,9 +9,7 @@ shm=/sluice-e2e-stuck-$$
 ini_global 1 >"$T/sluice.ini"
 ctl() { "$SLUICECTL" -c "$T/sluice.ini" "$@"; }
 
-sluiced_start
-check "the daemon is ready" wait_for 10 grep -q 'info: ready:' "$T/daemon.log"
-kill -STOP "$daemon"
+sluiced_stopped
 # fill_queue: datagrams to the control socket until the kernel refuses one (its queue is full)
 filled=$(python3 - "$T/spool/control.sock" <<'PY'
 import socket, sys

@@ -487,6 +487,30 @@ static struct sl_lease_ref post_ref(uint32_t owner, uint32_t pid, uint64_t seen,
     return r;
 }
 
+/* One record (record 0 of an owner) whose renewals are posted */
+struct post_case {
+    struct sl_shm *shm;
+    struct sl_cluster_board *b;
+    uint32_t owner;
+};
+
+/* post - set the record's word to before (unless NO_STORE), post a round that listed it with
+ * seen and whose leases, held by pid, got results[0..n-1]; the word after */
+#define NO_STORE UINT64_MAX
+static uint64_t post(const struct post_case *c, uint64_t before, uint32_t pid, uint64_t seen,
+                     const int *results, size_t n, uint64_t until)
+{
+    struct sl_lease_ref refs[2];
+
+    assert_true(n <= 2);
+    if (before != NO_STORE)
+        sl_store64(sl_cluster_valid(c->b, c->owner, 0), before);
+    for (size_t i = 0; i < n; i++)
+        refs[i] = post_ref(c->owner, pid, seen, results[i]);
+    sl_cluster_post(c->shm, c->b, refs, n, until);
+    return sl_load64(sl_cluster_valid(c->b, c->owner, 0));
+}
+
 /* A renewal's results on the board: a record with one lease kept and another gone is lost
  * (its connection must close), whatever the order of the two; a word written since the round
  * listed the record (a new acquire) is left alone; a record with a lease Redis left
@@ -495,61 +519,34 @@ static struct sl_lease_ref post_ref(uint32_t owner, uint32_t pid, uint64_t seen,
 static void test_post_results(void **state)
 {
     struct sl_shm_params p = {.slot_capacity = 16, .owner_capacity = 2};
-    struct sl_cluster_board *b = sl_cluster_board_new(2);
-    uint32_t me = (uint32_t)getpid(), owner;
-    struct sl_lease_ref refs[2];
+    uint32_t me = (uint32_t)getpid();
     struct sl_shm shm;
+    struct post_case c = {.shm = &shm, .b = sl_cluster_board_new(2)};
     char name[64], err[256];
     (void)state;
 
     snprintf(name, sizeof name, "/sluice-test-post-%d", getpid());
     assert_int_equal(sl_shm_create(name, &p, &shm, err, sizeof err), 0);
-    assert_int_equal(sl_shm_owner_claim(&shm, (pid_t)me, &owner), 0);
-    sl_store32(&shm.owners[owner].hold[0].state, SL_HOLD_HELD);
+    assert_int_equal(sl_shm_owner_claim(&shm, (pid_t)me, &c.owner), 0);
+    sl_store32(&shm.owners[c.owner].hold[0].state, SL_HOLD_HELD);
 
     /* one key kept, the other not in Redis: lost, the kept one listed first or last */
-    for (int order = 0; order < 2; order++) {
-        sl_store64(sl_cluster_valid(b, owner, 0), 1000);
-        refs[order] = post_ref(owner, me, 1000, 1);
-        refs[1 - order] = post_ref(owner, me, 1000, 3);
-        sl_cluster_post(&shm, b, refs, 2, 5000);
-        assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 0);
-    }
+    assert_int_equal(post(&c, 1000, me, 1000, (int[]){1, 3}, 2, 5000), 0);
+    assert_int_equal(post(&c, 1000, me, 1000, (int[]){3, 1}, 2, 5000), 0);
     /* both renewed: good until the round's time */
-    sl_store64(sl_cluster_valid(b, owner, 0), 1000);
-    refs[0] = post_ref(owner, me, 1000, 1);
-    refs[1] = post_ref(owner, me, 1000, 2);
-    sl_cluster_post(&shm, b, refs, 2, 5000);
-    assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 5000);
+    assert_int_equal(post(&c, 1000, me, 1000, (int[]){1, 2}, 2, 5000), 5000);
     /* the worker took the record again since the round listed it: its own word stays */
-    sl_store64(sl_cluster_valid(b, owner, 0), 7000);
-    refs[0] = post_ref(owner, me, 5000, 3);
-    sl_cluster_post(&shm, b, refs, 1, 9000);
-    assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 7000);
-    refs[0] = post_ref(owner, me, 5000, 1);
-    sl_cluster_post(&shm, b, refs, 1, 9000);
-    assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 7000);
+    assert_int_equal(post(&c, 7000, me, 5000, (int[]){3}, 1, 9000), 7000);
+    assert_int_equal(post(&c, NO_STORE, me, 5000, (int[]){1}, 1, 9000), 7000);
     /* a loss is final: a later renewal does not make a lost record good again */
-    sl_store64(sl_cluster_valid(b, owner, 0), 0);
-    refs[0] = post_ref(owner, me, 0, 1);
-    sl_cluster_post(&shm, b, refs, 1, 9000);
-    assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 0);
+    assert_int_equal(post(&c, 0, me, 0, (int[]){1}, 1, 9000), 0);
     /* a round Redis did not answer whole: a record one of whose leases went unanswered keeps
      * its word (that lease was not renewed), whatever its other lease's answer */
-    sl_store64(sl_cluster_valid(b, owner, 0), 1000);
-    refs[0] = post_ref(owner, me, 1000, 1);
-    refs[1] = post_ref(owner, me, 1000, -1);
-    sl_cluster_post(&shm, b, refs, 2, 5000);
-    assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 1000);
+    assert_int_equal(post(&c, 1000, me, 1000, (int[]){1, -1}, 2, 5000), 1000);
     /* a counter full: lost */
-    refs[0] = post_ref(owner, me, 1000, 0);
-    sl_cluster_post(&shm, b, refs, 1, 5000);
-    assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 0);
+    assert_int_equal(post(&c, NO_STORE, me, 1000, (int[]){0}, 1, 5000), 0);
     /* a worker reaped while Redis answered (another pid in the owner's place) is not written */
-    sl_store64(sl_cluster_valid(b, owner, 0), 1000);
-    refs[0] = post_ref(owner, me + 1, 1000, 3);
-    sl_cluster_post(&shm, b, refs, 1, 9000);
-    assert_int_equal(sl_load64(sl_cluster_valid(b, owner, 0)), 1000);
+    assert_int_equal(post(&c, 1000, me + 1, 1000, (int[]){3}, 1, 9000), 1000);
     sl_shm_unlink(name);
     sl_shm_detach(&shm);
 }

@@ -28,6 +28,13 @@ sluiced_start() {
   daemon=$!
   started "$daemon"
 }
+# sluiced_stopped: the daemon started as sluiced_start, checked ready, then stopped (SIGSTOP),
+# so that its control socket goes unread while the test works on sluicectl
+sluiced_stopped() {
+  sluiced_start
+  check "the daemon is ready" wait_for 10 grep -q 'info: ready:' "$T/daemon.log"
+  kill -STOP "$daemon"
+}
 # ini_global WORKERS: the [global] head of a test's config (WORKERS workers, the counter
 # table $shm, spool and delivery log in $T); the test's own settings follow it
 ini_global() {
