@@ -504,9 +504,13 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
             sl_supervise_close(sup, w);
         return false;
     }
+    /* A held-back d served on its own connection takes no unit: it still waits for another,
+     * in its place among those that wait, for this connection may go to one that waited
+     * longer (fair turns) and a spare one must then come back to d. */
+    if (w->conn != d || d->where != SL_QDEST_BLOCKED)
+        wait_end(s, d);
     if (w->conn != d)
         drop_conn(s, w); /* it closes that connection first, or moves it to d */
-    wait_end(s, d);
     w->busy = true;
     w->job = id;
     free(w->parts);

@@ -1284,6 +1284,68 @@ static void test_gave_back(void **state)
     assert_int_equal(pair->where, SL_QDEST_BLOCKED); /* it waits for a counter never taken */
 }
 
+/* job_to - the job worker i received, which must be want (printf-style) */
+static void job_to(struct fixture *f, unsigned i, const char *fmt, unsigned id)
+{
+    char job[SL_JOB_MAX], want[SL_JOB_MAX];
+
+    job_of(f, (int)i, job, sizeof job);
+    snprintf(want, sizeof want, fmt, id);
+    assert_string_equal(job, want);
+}
+
+/* A destination held back while its own connection is busy, then served on that connection,
+ * still waits for a unit: when the connection goes to one that waited longer (fair turns) and
+ * comes back spare, it returns to the first at once.  (Served so, it had been left held back
+ * waiting for no counter: no spare connection was ever given to it, and its mail waited for a
+ * connection to close elsewhere or for the safety net, a second.) */
+static void test_wait_kept_on_own_connection(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_queue_part_init p = {.domain = "full.example"};
+    char id[SL_SPOOL_ID_LEN + 1];
+    const struct sl_qdest *a, *b;
+    struct sl_resv r;
+    uint32_t dom;
+    unsigned wa;
+
+    f->sup.want = 2; /* a's parts spread: half of them a job */
+    for (unsigned i = 60; i < 64; i++)
+        add1(f->s.q, i, "full.example", 0);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    wa = f->sup.w[0].job == 1 ? 0 : 1;
+    job_to(f, wa, "J1 D b1 full.example M%019u.0 M0000000000000000061.0", 60);
+    a = sl_queue_dest(f->s.q, "b1", "full.example");
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_DOMAIN, "full.example", NULL, &dom), SL_SHM_OK);
+    assert_int_equal(a->where, SL_QDEST_BLOCKED); /* the rest: the one unit is job 1's */
+    assert_int_equal(a->wait_slot, dom);
+    sl_resv_init(&r, 1); /* the worker takes the unit */
+    sl_resv_add(&r, dom, 1);
+    assert_int_equal(sl_resv_acquire(&f->shm, f->sup.w[wa].owner, &r, NULL), SL_RESV_OK);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    say(f, wa, "D1 M0000000000000000060.0=d M0000000000000000061.0=d");
+    say(f, wa, "K b1 full.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_to(f, wa, "J2 D b1 full.example M%019u.0", 62); /* on its own connection */
+    assert_int_equal(a->where, SL_QDEST_BLOCKED);
+    assert_int_equal(a->wait_slot, dom); /* and still waiting, for its last part */
+
+    make_id(id, 64); /* b2 waits for the unit too, from now */
+    sl_queue_add(f->s.q, id, "b2", 1, &p, 100);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    b = sl_queue_dest(f->s.q, "b2", "full.example");
+    assert_int_equal(b->where, SL_QDEST_BLOCKED);
+    say(f, wa, "D2 M0000000000000000062.0=d");
+    say(f, wa, "K b1 full.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_to(f, wa, "J3 D b2 full.example M%019u.0", 64); /* a's connection: b2 waits too */
+    say(f, wa, "D3 M0000000000000000064.0=d");
+    say(f, wa, "K b2 full.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_to(f, wa, "J4 D b1 full.example M%019u.0", 63); /* spare now: back to a at once */
+    sl_resv_release(&f->shm, f->sup.w[wa].owner, &r);
+}
+
 /* A worker connected elsewhere closes that connection to open one for its new job, and is
  * refused: what the connection held is free (which counters, the master does not know), so at
  * its "I" the mail held back goes at once, but the mail held back by the refusing counter.
@@ -1503,6 +1565,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_promised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cap_promised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gave_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_kept_on_own_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closed_then_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_reserve, setup, teardown),
     };
