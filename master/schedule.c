@@ -360,13 +360,18 @@ static int spare_holding(struct sl_sched *s, const struct sl_config *cfg, struct
 
 /* older_waiter - the destination held back longest for a counter that worker w's connection
  * (to d) holds; NULL when none.  d itself may wait too, for a second connection: it has one,
- * so the others go first */
+ * so the others go first.  With unconnected, only one with no connection of its own: a turn
+ * taken from d's mail goes to one that has none, not to one that waits for one more (two
+ * destinations that each want more would hand connections to and fro at every job's end, a
+ * new connection each time). */
 static struct sl_qdest *older_waiter(struct sl_sched *s, const struct sl_config *cfg,
-                                     const struct sl_worker_slot *w, const struct sl_qdest *d)
+                                     const struct sl_worker_slot *w, const struct sl_qdest *d,
+                                     bool unconnected)
 {
     for (struct sl_qdest *x = sl_queue_first_blocked(s->q); x != NULL;
          x = sl_queue_next_blocked(s->q, x))
-        if (x != d && x->nready > 0 && x->wait_slot != UINT32_MAX && holds(s, cfg, w, x->wait_slot))
+        if (x != d && x->nready > 0 && x->wait_slot != UINT32_MAX &&
+            !(unconnected && x->conns > 0) && holds(s, cfg, w, x->wait_slot))
             return x;
     return NULL;
 }
@@ -523,12 +528,12 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
 }
 
 /* serve_connected - worker wi, connected to d which has ready mail, takes d's next job;
- * unless a destination has waited longer for a counter its connection holds: then that one
- * gets the connection's units (fair turns) */
+ * unless a destination with no connection has waited longer for a counter its connection
+ * holds: then that one gets the connection's units (fair turns) */
 static void serve_connected(struct sl_sched *s, struct sl_supervisor *sup,
                             const struct sl_config *cfg, unsigned wi, struct sl_qdest *d)
 {
-    struct sl_qdest *x = older_waiter(s, cfg, &sup->w[wi], d);
+    struct sl_qdest *x = older_waiter(s, cfg, &sup->w[wi], d, true);
 
     if (x != NULL && shaped(s, sup, cfg, x, true))
         x = NULL;
@@ -561,7 +566,8 @@ static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup,
             !shaped(s, sup, cfg, d, false)) {
             take_at(f->conn, &f->nconn, i);
             serve_connected(s, sup, cfg, wi, d);
-        } else if (spare(&sup->w[wi]) && (x = older_waiter(s, cfg, &sup->w[wi], d)) != NULL &&
+        } else if (spare(&sup->w[wi]) &&
+                   (x = older_waiter(s, cfg, &sup->w[wi], d, false)) != NULL &&
                    !shaped(s, sup, cfg, x, true)) {
             take_at(f->conn, &f->nconn, i);
             sl_msg_debug("%s %s takes over worker pid %ld's idle connection", x->binding, x->domain,

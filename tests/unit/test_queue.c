@@ -1346,6 +1346,55 @@ static void test_wait_kept_on_own_connection(void **state)
     sl_resv_release(&f->shm, f->sup.w[wa].owner, &r);
 }
 
+/* Two destinations that each have a connection and wait for one more (the server counter and
+ * its reserve full) keep their own: at a job's end a connection goes on with its mail rather
+ * than to the other, which would hand it back at its own job's end, a new connection each
+ * time.  A fair turn is for a destination that has none. */
+static void test_no_handing_to_and_fro(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_queue_part_init p = {.domain = "x.example"};
+    char id[SL_SPOOL_ID_LEN + 1];
+    const struct sl_qdest *a, *b;
+    uint32_t server, reserve;
+    int sv[2];
+
+    /* a third worker, free when the two connections are busy: a and b get their ring turns */
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+    f->sup.w = realloc(f->sup.w, 3 * sizeof *f->sup.w);
+    f->sup.w[2] = (struct sl_worker_slot){
+        .pid = 102, .fd = sv[0], .ready = true, .gen = 1, .stuck_slot = UINT32_MAX};
+    f->sup.nw = 3;
+    f->sup.want = 3; /* each one's two parts spread: one a job */
+    say(f, 0, "K b1 x.example");
+    say(f, 1, "K b2 x.example");
+    for (unsigned i = 70; i < 74; i++) {
+        make_id(id, i);
+        sl_queue_add(f->s.q, id, i < 72 ? "b1" : "b2", 1, &p, 100);
+    }
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_SERVER, "", NULL, &server), SL_SHM_OK);
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_RESERVE, "", NULL, &reserve), SL_SHM_OK);
+    sl_store64(&f->shm.slots[server].count, 10); /* full, and the reserve too */
+    sl_store64(&f->shm.slots[reserve].count, 200);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_to(f, 0, "J1 D b1 x.example M%019u.0", 70);
+    job_to(f, 1, "J2 D b2 x.example M%019u.0", 72);
+    a = sl_queue_dest(f->s.q, "b1", "x.example");
+    b = sl_queue_dest(f->s.q, "b2", "x.example");
+    assert_int_equal(a->where, SL_QDEST_BLOCKED); /* each waits for a second connection */
+    assert_int_equal(b->where, SL_QDEST_BLOCKED);
+    say(f, 0, "D1 M0000000000000000070.0=d");
+    say(f, 0, "K b1 x.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_to(f, 0, "J3 D b1 x.example M%019u.0", 71); /* its own, not b's */
+    sl_store64(&f->shm.slots[server].count, 0);
+    sl_store64(&f->shm.slots[reserve].count, 0);
+    f->sup.nw = 2;
+    close(sv[0]);
+    close(sv[1]);
+    free(f->sup.w[2].parts);
+}
+
 /* A worker connected elsewhere closes that connection to open one for its new job, and is
  * refused: what the connection held is free (which counters, the master does not know), so at
  * its "I" the mail held back goes at once, but the mail held back by the refusing counter.
@@ -1566,6 +1615,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cap_promised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gave_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_kept_on_own_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_handing_to_and_fro, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closed_then_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_reserve, setup, teardown),
     };
