@@ -317,7 +317,8 @@ static void fifo_push(struct sl_queue *q, struct sl_qpart *p, bool front)
     wake(q, d);
 }
 
-/* fifo_unlink - p out of its FIFO (and d out of the ring when that empties it) */
+/* fifo_unlink - p out of its FIFO (and d out of the ring or the blocked list when that
+ * empties it) */
 static void fifo_unlink(struct sl_queue *q, struct sl_qpart *p)
 {
     struct sl_qdest *d = p->dest;
@@ -333,8 +334,8 @@ static void fifo_unlink(struct sl_queue *q, struct sl_qpart *p)
     p->prev = p->next = NULL;
     d->nready--;
     q->count[SL_PART_READY]--;
-    if (d->nready == 0 && d->where == SL_QDEST_RING)
-        leave(q, d);
+    if (d->nready == 0) /* held back too: it waits for nothing now, and its next mail must */
+        leave(q, d);    /* bring it back to the ring (wake), where it may wait anew */
     if (d->nready == 0 && q->idle_hook != NULL)
         q->idle_hook(d, q->idle_arg);
 }

@@ -304,6 +304,24 @@ static void drop_conn(struct sl_sched *s, struct sl_worker_slot *w)
     w->conn = NULL;
 }
 
+/* job_begin - worker w's job for d is in flight (d->jobs counts it until job_end) */
+static void job_begin(struct sl_worker_slot *w, struct sl_qdest *d)
+{
+    w->job_dest = d;
+    d->jobs++;
+}
+
+/* job_end - worker w's job is over (its outcome came, or the worker died): before its parts
+ * move on, which may free the destination */
+static void job_end(struct sl_worker_slot *w)
+{
+    struct sl_qdest *d = w->job_dest;
+
+    if (d != NULL)
+        d->jobs--;
+    w->job_dest = NULL;
+}
+
 /* spare - worker w's connection carries nothing now: its destination has no ready mail */
 static bool spare(const struct sl_worker_slot *w)
 {
@@ -360,10 +378,10 @@ static int spare_holding(struct sl_sched *s, const struct sl_config *cfg, struct
 
 /* older_waiter - the destination held back longest for a counter that worker w's connection
  * (to d) holds; NULL when none.  d itself may wait too, for a second connection: it has one,
- * so the others go first.  With unconnected, only one with no connection of its own: a turn
- * taken from d's mail goes to one that has none, not to one that waits for one more (two
- * destinations that each want more would hand connections to and fro at every job's end, a
- * new connection each time). */
+ * so the others go first.  With unconnected, only one with no connection of its own nor a job
+ * opening one: a turn taken from d's mail goes to one that has none, not to one that waits for
+ * one more (two destinations that each want more would hand connections to and fro at every
+ * job's end, a new connection each time). */
 static struct sl_qdest *older_waiter(struct sl_sched *s, const struct sl_config *cfg,
                                      const struct sl_worker_slot *w, const struct sl_qdest *d,
                                      bool unconnected)
@@ -371,9 +389,20 @@ static struct sl_qdest *older_waiter(struct sl_sched *s, const struct sl_config 
     for (struct sl_qdest *x = sl_queue_first_blocked(s->q); x != NULL;
          x = sl_queue_next_blocked(s->q, x))
         if (x != d && x->nready > 0 && x->wait_slot != UINT32_MAX &&
-            !(unconnected && x->conns > 0) && holds(s, cfg, w, x->wait_slot))
+            !(unconnected && (x->conns > 0 || x->jobs > 0)) && holds(s, cfg, w, x->wait_slot))
             return x;
     return NULL;
+}
+
+/* spare_taker - who takes worker w's spare connection (to d): of the destinations waiting
+ * for a counter it holds, the longest waiting with no connection of its own, else the longest
+ * waiting of those that want one more */
+static struct sl_qdest *spare_taker(struct sl_sched *s, const struct sl_config *cfg,
+                                    const struct sl_worker_slot *w, const struct sl_qdest *d)
+{
+    struct sl_qdest *x = older_waiter(s, cfg, w, d, true);
+
+    return x != NULL ? x : older_waiter(s, cfg, w, d, false);
 }
 
 /* job_takes - does a new connection to the destination take a unit of its counter e: a limited
@@ -518,6 +547,7 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
         drop_conn(s, w); /* it closes that connection first, or moves it to d */
     w->busy = true;
     w->job = id;
+    job_begin(w, d);
     free(w->parts);
     w->parts = sl_strdup(job + head + 1);
     s->jobs++;
@@ -566,8 +596,7 @@ static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup,
             !shaped(s, sup, cfg, d, false)) {
             take_at(f->conn, &f->nconn, i);
             serve_connected(s, sup, cfg, wi, d);
-        } else if (spare(&sup->w[wi]) &&
-                   (x = older_waiter(s, cfg, &sup->w[wi], d, false)) != NULL &&
+        } else if (spare(&sup->w[wi]) && (x = spare_taker(s, cfg, &sup->w[wi], d)) != NULL &&
                    !shaped(s, sup, cfg, x, true)) {
             take_at(f->conn, &f->nconn, i);
             sl_msg_debug("%s %s takes over worker pid %ld's idle connection", x->binding, x->domain,
@@ -832,8 +861,10 @@ static void on_done(struct sl_sched *s, struct sl_worker_slot *w, const char *ms
         return;
     }
     sl_msg_debug("job %" PRIu64 " done by worker pid %ld:%s", job, (long)w->pid, t);
-    if (job == w->job) /* first: mail it kept waiting goes, and a "w" below holds its own back */
+    if (job == w->job) { /* first: mail it kept waiting goes, and a "w" below holds its own back */
         end_promise(s, w);
+        job_end(w);
+    }
     while (*t != '\0') {
         size_t len;
         t += strspn(t, " ");
@@ -1097,6 +1128,7 @@ void sl_sched_worker_exit(struct sl_worker_slot *w, int status, void *vs)
     size_t n = 0;
     bool own = sl_supervise_own_death(status);
 
+    job_end(w); /* before its parts go back */
     for (const char *t = w->parts; w->job != 0 && t != NULL && *t != '\0';) {
         size_t len;
         struct sl_qpart *p;

@@ -85,6 +85,8 @@ struct sl_qdest {
     size_t nready;
     size_t refs;    /* parts of any state but DONE that belong here */
     unsigned conns; /* workers holding an open connection to it (the scheduler's count) */
+    unsigned jobs;  /* its delivery jobs in flight (the scheduler's count): each has a
+                     * connection or is opening one, before its worker's "K" counts it */
     uint8_t where;  /* enum sl_qdest_where */
     struct sl_limits_cache room; /* the scheduler's cache of its counters */
     /* the shaping gate's throttles, by enum sl_throttle_kind: made when a throttle is set */

@@ -30,6 +30,7 @@ struct sl_worker_slot {
     /* The scheduler's (schedule.c) record of this worker: */
     uint64_t job;          /* delivery job in flight, 0: none */
     char *parts;           /* that job's parts, "<id>.<k> ...", owned by schedule.c */
+    void *job_dest;        /* that job's destination (struct sl_qdest), NULL: none */
     void *conn;            /* the destination (struct sl_qdest) it keeps a connection to */
     char conn_mx[256];     /* that connection's MX host, as its "K" said ("" unknown) */
     uint32_t stuck_slot;   /* the counter its "S" named for the job in hand; UINT32_MAX none */

@@ -153,8 +153,8 @@ static void four_dests(struct sl_queue *q, struct sl_qdest **a, struct sl_qdest 
 }
 
 /* Released destinations go to the ring's head in the order they were held back (the one
- * that waited longest is served first, before destinations that never waited); one with
- * nothing ready left goes idle and the idle hook hears of it. */
+ * that waited longest is served first, before destinations that never waited); one whose
+ * last ready part leaves while it waits goes idle at once, and the idle hook hears of it. */
 static void idle_seen(struct sl_qdest *d, void *arg)
 {
     *(struct sl_qdest **)arg = d;
@@ -174,11 +174,11 @@ static void test_unblock_order(void **state)
     assert_ptr_equal(sl_queue_next_blocked(q, b), c);
     assert_ptr_equal(sl_queue_next_blocked(q, a), NULL);
     assert_ptr_equal(sl_queue_next(q), e);
-    sl_queue_take(q, c, 9); /* c's only part leaves while it waits */
+    sl_queue_take(q, c, 9); /* c's only part leaves while it waits: it waits for nothing */
     assert_ptr_equal(idle, c);
-    idle = NULL;
-    assert_int_equal(sl_queue_unblock_all(q), 3);
-    assert_ptr_equal(idle, c); /* released with nothing ready: idle, not in the ring */
+    assert_int_equal(c->where, SL_QDEST_IDLE);
+    assert_int_equal(sl_queue_blocked(q), 2);
+    assert_int_equal(sl_queue_unblock_all(q), 2);
     assert_ptr_equal(sl_queue_next(q), b);
     sl_queue_rotate(q, b);
     assert_ptr_equal(sl_queue_next(q), a);
@@ -432,7 +432,7 @@ struct fixture {
     struct sl_shm shm;
     char name[64];
     struct sl_supervisor sup;
-    int peer[2]; /* the workers' ends */
+    int peer[3]; /* the workers' ends (a third: third_worker) */
     struct sl_sched s;
 };
 
@@ -1346,53 +1346,176 @@ static void test_wait_kept_on_own_connection(void **state)
     sl_resv_release(&f->shm, f->sup.w[wa].owner, &r);
 }
 
-/* Two destinations that each have a connection and wait for one more (the server counter and
- * its reserve full) keep their own: at a job's end a connection goes on with its mail rather
- * than to the other, which would hand it back at its own job's end, a new connection each
- * time.  A fair turn is for a destination that has none. */
-static void test_no_handing_to_and_fro(void **state)
+/* third_worker - a third worker for the fixture, free while the other two are busy, so that
+ * destinations get their ring turns and are held back */
+static void third_worker(struct fixture *f)
 {
-    struct fixture *f = *state;
-    struct sl_queue_part_init p = {.domain = "x.example"};
-    char id[SL_SPOOL_ID_LEN + 1];
-    const struct sl_qdest *a, *b;
-    uint32_t server, reserve;
     int sv[2];
 
-    /* a third worker, free when the two connections are busy: a and b get their ring turns */
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
     f->sup.w = realloc(f->sup.w, 3 * sizeof *f->sup.w);
     f->sup.w[2] = (struct sl_worker_slot){
         .pid = 102, .fd = sv[0], .ready = true, .gen = 1, .stuck_slot = UINT32_MAX};
     f->sup.nw = 3;
-    f->sup.want = 3; /* each one's two parts spread: one a job */
-    say(f, 0, "K b1 x.example");
-    say(f, 1, "K b2 x.example");
-    for (unsigned i = 70; i < 74; i++) {
-        make_id(id, i);
-        sl_queue_add(f->s.q, id, i < 72 ? "b1" : "b2", 1, &p, 100);
-    }
+    f->sup.want = 3;
+    f->peer[2] = sv[1];
+}
+
+/* drop_third_worker - the fixture's two workers again, the counters emptied */
+static void drop_third_worker(struct fixture *f)
+{
+    uint32_t server, reserve;
+
     assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_SERVER, "", NULL, &server), SL_SHM_OK);
     assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_RESERVE, "", NULL, &reserve), SL_SHM_OK);
-    sl_store64(&f->shm.slots[server].count, 10); /* full, and the reserve too */
-    sl_store64(&f->shm.slots[reserve].count, 200);
-    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
-    job_to(f, 0, "J1 D b1 x.example M%019u.0", 70);
-    job_to(f, 1, "J2 D b2 x.example M%019u.0", 72);
-    a = sl_queue_dest(f->s.q, "b1", "x.example");
-    b = sl_queue_dest(f->s.q, "b2", "x.example");
-    assert_int_equal(a->where, SL_QDEST_BLOCKED); /* each waits for a second connection */
-    assert_int_equal(b->where, SL_QDEST_BLOCKED);
-    say(f, 0, "D1 M0000000000000000070.0=d");
-    say(f, 0, "K b1 x.example");
-    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
-    job_to(f, 0, "J3 D b1 x.example M%019u.0", 71); /* its own, not b's */
     sl_store64(&f->shm.slots[server].count, 0);
     sl_store64(&f->shm.slots[reserve].count, 0);
     f->sup.nw = 2;
-    close(sv[0]);
-    close(sv[1]);
+    close(f->sup.w[2].fd);
+    close(f->peer[2]);
     free(f->sup.w[2].parts);
+}
+
+/* server_in_use - the server counter at n of its 10, its reserve used up */
+static uint32_t server_in_use(struct fixture *f, uint64_t n)
+{
+    uint32_t server, reserve;
+
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_SERVER, "", NULL, &server), SL_SHM_OK);
+    assert_int_equal(sl_shm_find(&f->shm, SL_SCOPE_RESERVE, "", NULL, &reserve), SL_SHM_OK);
+    sl_store64(&f->shm.slots[server].count, n);
+    sl_store64(&f->shm.slots[reserve].count, 200);
+    return server;
+}
+
+/* worker_of - the worker that has job id */
+static unsigned worker_of(const struct fixture *f, uint64_t id)
+{
+    for (unsigned i = 0; i < f->sup.nw; i++)
+        if (f->sup.w[i].job == id)
+            return i;
+    fail_msg("no worker has job %" PRIu64, id);
+    return 0;
+}
+
+/* part_to - part id (one message, one part) of binding for domain */
+static void part_to(struct fixture *f, unsigned id, const char *binding, const char *domain)
+{
+    struct sl_queue_part_init p = {.domain = domain};
+    char mid[SL_SPOOL_ID_LEN + 1];
+
+    make_id(mid, id);
+    sl_queue_add(f->s.q, mid, binding, 1, &p, 100);
+}
+
+/* Two destinations that each opened a connection and wait for one more (the server counter
+ * full, its reserve too) keep their own: at a job's end a connection goes on with its mail
+ * rather than to the other, which would hand it back at its own job's end, a new connection
+ * each time.  A fair turn is for a destination that has no connection, nor a job opening one
+ * (its worker's "K" has not come yet). */
+static void test_no_handing_to_and_fro(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_resv r1, r2;
+    uint32_t server;
+    unsigned wa;
+
+    third_worker(f);
+    for (unsigned i = 70; i < 74; i++)
+        part_to(f, i, i < 72 ? "b1" : "b2", "x.example");
+    server = server_in_use(f, 8); /* two units free */
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    wa = worker_of(f, 1);
+    job_to(f, wa, "J1 D b1 x.example M%019u.0", 70);
+    job_to(f, worker_of(f, 2), "J2 D b2 x.example M%019u.0 M0000000000000000073.0", 72);
+    part_to(f, 74, "b2", "x.example"); /* more for b2 */
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    assert_int_equal(sl_queue_dest(f->s.q, "b1", "x.example")->where, SL_QDEST_BLOCKED);
+    assert_int_equal(sl_queue_dest(f->s.q, "b2", "x.example")->where, SL_QDEST_BLOCKED);
+    sl_resv_init(&r1, 1); /* the two workers take their units */
+    sl_resv_add(&r1, server, 10);
+    assert_int_equal(sl_resv_acquire(&f->shm, f->sup.w[wa].owner, &r1, NULL), SL_RESV_OK);
+    sl_resv_init(&r2, 1);
+    sl_resv_add(&r2, server, 10);
+    assert_int_equal(sl_resv_acquire(&f->shm, f->sup.w[wa].owner, &r2, NULL), SL_RESV_OK);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    say(f, wa, "D1 M0000000000000000070.0=d");
+    say(f, wa, "K b1 x.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_to(f, wa, "J3 D b1 x.example M%019u.0", 71); /* its own, not b2's */
+    sl_resv_release(&f->shm, f->sup.w[wa].owner, &r1);
+    sl_resv_release(&f->shm, f->sup.w[wa].owner, &r2);
+    drop_third_worker(f);
+}
+
+/* A spare connection goes first to a waiting destination that has no connection, then to one
+ * that waits for one more (it has its own, busy, and waited longer). */
+static void test_spare_to_unconnected(void **state)
+{
+    struct fixture *f = *state;
+    unsigned wc;
+
+    third_worker(f);
+    say(f, 0, "K b1 x.example");
+    say(f, 1, "K b1 c.example");
+    server_in_use(f, 10);
+    for (unsigned i = 80; i < 83; i++)
+        part_to(f, i, "b1", "x.example");
+    part_to(f, 90, "b1", "c.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_to(f, 0, "J1 D b1 x.example M%019u.0", 80);
+    wc = worker_of(f, 2);
+    job_to(f, wc, "J2 D b1 c.example M%019u.0", 90);
+    say(f, 0, "D1 M0000000000000000080.0=d");
+    say(f, 0, "K b1 x.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_to(f, 0, "J3 D b1 x.example M%019u.0", 81); /* x.example waits on, for one more */
+    part_to(f, 95, "b2", "x.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    assert_int_equal(sl_queue_dest(f->s.q, "b2", "x.example")->where, SL_QDEST_BLOCKED);
+    say(f, wc, "D2 M0000000000000000090.0=d");
+    say(f, wc, "K b1 c.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_to(f, wc, "J4 D b2 x.example M%019u.0", 95); /* c's spare connection: b2 has none */
+    drop_third_worker(f);
+}
+
+/* A held-back destination whose last ready part its own connection took waits for nothing:
+ * it leaves the held-back list, so that its next mail brings it back to the ring, where it
+ * may wait anew.  (Left there with no counter to wait for, it lost its connection to a fair
+ * turn and no spare one came back to it, as in test_wait_kept_on_own_connection.) */
+static void test_emptied_while_held_back(void **state)
+{
+    struct fixture *f = *state;
+    const struct sl_qdest *a;
+
+    third_worker(f);
+    say(f, 0, "K b1 x.example");
+    server_in_use(f, 10);
+    part_to(f, 100, "b1", "x.example");
+    part_to(f, 101, "b1", "x.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_to(f, 0, "J1 D b1 x.example M%019u.0", 100);
+    a = sl_queue_dest(f->s.q, "b1", "x.example");
+    assert_int_equal(a->where, SL_QDEST_BLOCKED);
+    say(f, 0, "D1 M0000000000000000100.0=d");
+    say(f, 0, "K b1 x.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_to(f, 0, "J2 D b1 x.example M%019u.0", 101); /* its last part */
+    assert_int_equal(a->where, SL_QDEST_IDLE);
+    part_to(f, 102, "b1", "x.example"); /* more mail: back in the ring */
+    assert_int_equal(a->where, SL_QDEST_RING);
+    part_to(f, 103, "b2", "x.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1); /* both held back, waiting */
+    say(f, 0, "D2 M0000000000000000101.0=d");
+    say(f, 0, "K b1 x.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_to(f, 0, "J3 D b2 x.example M%019u.0", 103); /* a fair turn: b2 has no connection */
+    say(f, 0, "D3 M0000000000000000103.0=d");
+    say(f, 0, "K b2 x.example");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_to(f, 0, "J4 D b1 x.example M%019u.0", 102); /* spare now: back to b1 at once */
+    drop_third_worker(f);
 }
 
 /* A worker connected elsewhere closes that connection to open one for its new job, and is
@@ -1616,6 +1739,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gave_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_kept_on_own_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_handing_to_and_fro, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spare_to_unconnected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_emptied_while_held_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closed_then_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_reserve, setup, teardown),
     };
