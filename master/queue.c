@@ -264,7 +264,7 @@ struct sl_qdest *sl_queue_dest_get(struct sl_queue *q, const char *binding, cons
 /* dest_release - free d when nothing refers to it any more */
 static void dest_release(struct sl_queue *q, struct sl_qdest *d)
 {
-    if (d->refs > 0 || d->conns > 0)
+    if (d->refs > 0 || d->conns > 0 || d->jobs > 0)
         return;
     if (d->nready != 0)
         sl_msg_panic("queue: destination %s/%s freed with ready parts", d->binding, d->domain);
@@ -289,6 +289,21 @@ void sl_queue_conn_del(struct sl_queue *q, struct sl_qdest *d)
     if (d->conns == 0)
         sl_msg_panic("queue: connection count of %s/%s below zero", d->binding, d->domain);
     d->conns--;
+    dest_release(q, d);
+}
+
+/* sl_queue_job_add - a delivery job for d is out */
+void sl_queue_job_add(struct sl_qdest *d)
+{
+    d->jobs++;
+}
+
+/* sl_queue_job_del - that job's worker is free again (or dead) */
+void sl_queue_job_del(struct sl_queue *q, struct sl_qdest *d)
+{
+    if (d->jobs == 0)
+        sl_msg_panic("queue: job count of %s/%s below zero", d->binding, d->domain);
+    d->jobs--;
     dest_release(q, d);
 }
 

@@ -304,22 +304,24 @@ static void drop_conn(struct sl_sched *s, struct sl_worker_slot *w)
     w->conn = NULL;
 }
 
-/* job_begin - worker w's job for d is in flight (d->jobs counts it until job_end) */
-static void job_begin(struct sl_worker_slot *w, struct sl_qdest *d)
-{
-    w->job_dest = d;
-    d->jobs++;
-}
-
-/* job_end - worker w's job is over (its outcome came, or the worker died): before its parts
- * move on, which may free the destination */
-static void job_end(struct sl_worker_slot *w)
+/* job_end - worker w is free again after its job (its K or I), or dead: the job no longer
+ * counts for its destination (which it kept alive until now) */
+static void job_end(struct sl_sched *s, struct sl_worker_slot *w)
 {
     struct sl_qdest *d = w->job_dest;
 
-    if (d != NULL)
-        d->jobs--;
     w->job_dest = NULL;
+    if (d != NULL)
+        sl_queue_job_del(s->q, d);
+}
+
+/* job_begin - worker w's job for d is out: d counts it as a connection, opened or being
+ * opened, until the worker is free again (its connection counts from its K) */
+static void job_begin(struct sl_sched *s, struct sl_worker_slot *w, struct sl_qdest *d)
+{
+    job_end(s, w); /* never two: a worker gets a job only when free */
+    w->job_dest = d;
+    sl_queue_job_add(d);
 }
 
 /* spare - worker w's connection carries nothing now: its destination has no ready mail */
@@ -547,7 +549,7 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
         drop_conn(s, w); /* it closes that connection first, or moves it to d */
     w->busy = true;
     w->job = id;
-    job_begin(w, d);
+    job_begin(s, w, d);
     free(w->parts);
     w->parts = sl_strdup(job + head + 1);
     s->jobs++;
@@ -861,10 +863,8 @@ static void on_done(struct sl_sched *s, struct sl_worker_slot *w, const char *ms
         return;
     }
     sl_msg_debug("job %" PRIu64 " done by worker pid %ld:%s", job, (long)w->pid, t);
-    if (job == w->job) { /* first: mail it kept waiting goes, and a "w" below holds its own back */
+    if (job == w->job) /* first: mail it kept waiting goes, and a "w" below holds its own back */
         end_promise(s, w);
-        job_end(w);
-    }
     while (*t != '\0') {
         size_t len;
         t += strspn(t, " ");
@@ -926,6 +926,8 @@ static void on_keep(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi, 
         memcpy(w->conn_mx, mx, ml);
         w->conn_mx[ml] = '\0';
     }
+    if (w->job == 0) /* its job's count ends once the connection's own count began */
+        job_end(s, w);
     sl_supervise_quit_if_retiring(sup, wi);
 }
 
@@ -982,6 +984,7 @@ static void on_idle(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi)
     }
     end_promise(s, w);
     drop_conn(s, w);
+    job_end(s, w);
     w->busy = false;
     if (!w->refused)
         release_all(s);
@@ -1128,7 +1131,6 @@ void sl_sched_worker_exit(struct sl_worker_slot *w, int status, void *vs)
     size_t n = 0;
     bool own = sl_supervise_own_death(status);
 
-    job_end(w); /* before its parts go back */
     for (const char *t = w->parts; w->job != 0 && t != NULL && *t != '\0';) {
         size_t len;
         struct sl_qpart *p;
@@ -1159,6 +1161,7 @@ void sl_sched_worker_exit(struct sl_worker_slot *w, int status, void *vs)
     w->job = 0;
     end_promise(s, w);
     drop_conn(s, w);
+    job_end(s, w);
     release_all(s); /* its counters were reclaimed */
 }
 

@@ -85,8 +85,9 @@ struct sl_qdest {
     size_t nready;
     size_t refs;    /* parts of any state but DONE that belong here */
     unsigned conns; /* workers holding an open connection to it (the scheduler's count) */
-    unsigned jobs;  /* its delivery jobs in flight (the scheduler's count): each has a
-                     * connection or is opening one, before its worker's "K" counts it */
+    unsigned jobs;  /* its delivery jobs whose workers are not free again yet (the
+                     * scheduler's count): each has a connection or opens one, before its
+                     * worker's "K" counts it; d lives while any is out */
     uint8_t where;  /* enum sl_qdest_where */
     struct sl_limits_cache room; /* the scheduler's cache of its counters */
     /* the shaping gate's throttles, by enum sl_throttle_kind: made when a throttle is set */
@@ -152,6 +153,10 @@ void sl_queue_unblock(struct sl_queue *q, struct sl_qdest *d);
  * the end). */
 struct sl_qdest *sl_queue_first_blocked(const struct sl_queue *q);
 struct sl_qdest *sl_queue_next_blocked(const struct sl_queue *q, const struct sl_qdest *d);
+/* A delivery job for d is out; its worker is free again (K, I) or dead: d is kept while
+ * jobs are out, and freed at the last one's end when nothing else refers to it. */
+void sl_queue_job_add(struct sl_qdest *d);
+void sl_queue_job_del(struct sl_queue *q, struct sl_qdest *d);
 /* fn(d, arg) whenever d has no ready part left (taken, deferred, dropped, or found so when
  * unblocked) and before d is freed. */
 void sl_queue_set_idle_hook(struct sl_queue *q, void (*fn)(struct sl_qdest *d, void *arg),

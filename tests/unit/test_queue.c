@@ -1439,6 +1439,9 @@ static void test_no_handing_to_and_fro(void **state)
     sl_resv_add(&r2, server, 10);
     assert_int_equal(sl_resv_acquire(&f->shm, f->sup.w[wa].owner, &r2, NULL), SL_RESV_OK);
     sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    /* b2's job is done, its worker's K not read yet: its connection still counts */
+    say(f, worker_of(f, 2), "D2 M0000000000000000072.0=d M0000000000000000073.0=d");
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
     say(f, wa, "D1 M0000000000000000070.0=d");
     say(f, wa, "K b1 x.example");
     sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
@@ -1516,6 +1519,31 @@ static void test_emptied_while_held_back(void **state)
     sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
     job_to(f, 0, "J4 D b1 x.example M%019u.0", 102); /* spare now: back to b1 at once */
     drop_third_worker(f);
+}
+
+/* A destination lives while a job for it is out, even when the message of its part goes
+ * meanwhile (another part's outcome dropped it): the scheduler counts the job for it until the
+ * worker is free again, and frees it then. */
+static void test_dest_kept_for_its_job(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_queue_part_init p[2] = {{.domain = "a.example"}, {.domain = "b.example"}};
+    char id[SL_SPOOL_ID_LEN + 1];
+    unsigned wa;
+
+    make_id(id, 110);
+    sl_queue_add(f->s.q, id, "b1", 2, p, 100);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    wa = worker_of(f, 1);
+    job_to(f, wa, "J1 D b1 a.example M%019u.0", 110);
+    job_to(f, 1 - wa, "J2 D b1 b.example M%019u.1", 110);
+    say(f, wa, "D1 M0000000000000000110.0=x"); /* the message is gone, b.example's part too */
+    assert_null(sl_queue_find(f->s.q, "M0000000000000000110"));
+    assert_non_null(sl_queue_dest(f->s.q, "b1", "b.example")); /* its job is out */
+    say(f, 1 - wa, "D2 M0000000000000000110.1=d");
+    assert_non_null(sl_queue_dest(f->s.q, "b1", "b.example")); /* its worker is not free yet */
+    say(f, 1 - wa, "I");
+    assert_null(sl_queue_dest(f->s.q, "b1", "b.example"));
 }
 
 /* A worker connected elsewhere closes that connection to open one for its new job, and is
@@ -1741,6 +1769,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_handing_to_and_fro, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spare_to_unconnected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_emptied_while_held_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dest_kept_for_its_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closed_then_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_reserve, setup, teardown),
     };
