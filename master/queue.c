@@ -349,9 +349,11 @@ static void fifo_unlink(struct sl_queue *q, struct sl_qpart *p)
     p->prev = p->next = NULL;
     d->nready--;
     q->count[SL_PART_READY]--;
-    if (d->nready == 0) /* held back too: it waits for nothing now, and its next mail must */
-        leave(q, d);    /* bring it back to the ring (wake), where it may wait anew */
-    if (d->nready == 0 && q->idle_hook != NULL)
+    if (d->nready > 0)
+        return;
+    leave(q, d); /* held back too: it waits for nothing now, and its next mail must bring it
+                  * back to the ring (wake), where it may wait anew */
+    if (q->idle_hook != NULL)
         q->idle_hook(d, q->idle_arg);
 }
 

@@ -378,33 +378,35 @@ static int spare_holding(struct sl_sched *s, const struct sl_config *cfg, struct
     return -1;
 }
 
+/* Which waiters may take a connection from older_waiter */
+enum taker {
+    UNCONNECTED_ONLY, /* a turn taken from d's mail: only one with no connection of its own */
+    UNCONNECTED_FIRST /* d's spare connection: one with none first, else one that wants more */
+};
+
 /* older_waiter - the destination held back longest for a counter that worker w's connection
- * (to d) holds; NULL when none.  d itself may wait too, for a second connection: it has one,
- * so the others go first.  With unconnected, only one with no connection of its own nor a job
- * opening one: a turn taken from d's mail goes to one that has none, not to one that waits for
- * one more (two destinations that each want more would hand connections to and fro at every
- * job's end, a new connection each time). */
+ * (to d) holds, as who allows; NULL when none.  d itself may wait too, for a second
+ * connection: it has one, so the others go first.  "No connection" counts a job opening one:
+ * a turn goes to one that has none, not to one that waits for one more (two destinations that
+ * each want more would hand connections to and fro at every job's end, a new connection each
+ * time).  One pass over the held-back list. */
 static struct sl_qdest *older_waiter(struct sl_sched *s, const struct sl_config *cfg,
                                      const struct sl_worker_slot *w, const struct sl_qdest *d,
-                                     bool unconnected)
+                                     enum taker who)
 {
+    struct sl_qdest *connected = NULL;
+
     for (struct sl_qdest *x = sl_queue_first_blocked(s->q); x != NULL;
-         x = sl_queue_next_blocked(s->q, x))
-        if (x != d && x->nready > 0 && x->wait_slot != UINT32_MAX &&
-            !(unconnected && (x->conns > 0 || x->jobs > 0)) && holds(s, cfg, w, x->wait_slot))
+         x = sl_queue_next_blocked(s->q, x)) {
+        if (x == d || x->nready == 0 || x->wait_slot == UINT32_MAX ||
+            !holds(s, cfg, w, x->wait_slot))
+            continue;
+        if (x->conns == 0 && x->jobs == 0)
             return x;
-    return NULL;
-}
-
-/* spare_taker - who takes worker w's spare connection (to d): of the destinations waiting
- * for a counter it holds, the longest waiting with no connection of its own, else the longest
- * waiting of those that want one more */
-static struct sl_qdest *spare_taker(struct sl_sched *s, const struct sl_config *cfg,
-                                    const struct sl_worker_slot *w, const struct sl_qdest *d)
-{
-    struct sl_qdest *x = older_waiter(s, cfg, w, d, true);
-
-    return x != NULL ? x : older_waiter(s, cfg, w, d, false);
+        if (who == UNCONNECTED_FIRST && connected == NULL)
+            connected = x;
+    }
+    return connected;
 }
 
 /* job_takes - does a new connection to the destination take a unit of its counter e: a limited
@@ -565,7 +567,7 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
 static void serve_connected(struct sl_sched *s, struct sl_supervisor *sup,
                             const struct sl_config *cfg, unsigned wi, struct sl_qdest *d)
 {
-    struct sl_qdest *x = older_waiter(s, cfg, &sup->w[wi], d, true);
+    struct sl_qdest *x = older_waiter(s, cfg, &sup->w[wi], d, UNCONNECTED_ONLY);
 
     if (x != NULL && shaped(s, sup, cfg, x, true))
         x = NULL;
@@ -598,7 +600,8 @@ static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup,
             !shaped(s, sup, cfg, d, false)) {
             take_at(f->conn, &f->nconn, i);
             serve_connected(s, sup, cfg, wi, d);
-        } else if (spare(&sup->w[wi]) && (x = spare_taker(s, cfg, &sup->w[wi], d)) != NULL &&
+        } else if (spare(&sup->w[wi]) &&
+                   (x = older_waiter(s, cfg, &sup->w[wi], d, UNCONNECTED_FIRST)) != NULL &&
                    !shaped(s, sup, cfg, x, true)) {
             take_at(f->conn, &f->nconn, i);
             sl_msg_debug("%s %s takes over worker pid %ld's idle connection", x->binding, x->domain,
