@@ -309,7 +309,12 @@ bool sl_pickup_warming(const struct sl_sched *s)
 /* sl_pickup_stop_readahead - no more reading ahead (what is left is read as it comes) */
 void sl_pickup_stop_readahead(struct sl_sched *s)
 {
-    sl_readahead_stop(s->scan_ahead);
+    size_t dropped = sl_readahead_stop(s->scan_ahead);
+
+    if (dropped > 0)
+        sl_msg_debug("start scan: %zu envelopes read twice (the master did not wait for the "
+                     "read-ahead thread)",
+                     dropped);
     s->scan_ahead = NULL;
 }
 

@@ -6,14 +6,19 @@
  * one CPU, while the others idle, for the workers have nothing yet.  A read-ahead thread
  * reads the envelopes of the same listing in the same order; the master takes each one it
  * finds read instead of reading it, and reads one the thread has not started itself (the
- * thread then skips it).  So the two share the reads, and each envelope is read once.  The
+ * thread then skips it).  So the two share the reads, and each envelope is read once, but
+ * for the one the master reaches while the thread is still reading it: the master never
+ * waits for the thread, which a busy machine (every worker starting its delivery) can leave
+ * off its CPU for milliseconds, while the master's loop, which hands out the jobs, would
+ * stand still.  It reads that one itself too, and the thread drops its own read.  The
  * thread works half a ring ahead, and jumps there again whenever the master comes within GAP
- * of it: were it to read the very entry the master needs next, the master would wait for each
- * read in turn, and nothing would be shared.
+ * of it: were it to read the very entry the master needs next, the master would read each
+ * of those again, and nothing would be shared.
  * Each entry of the listing has a state word: FREE, READING (claimed by the thread), READY
  * (its result waits in the ring), TAKEN (the master passed it, read by either).  A claim is
- * one compare-and-swap on that word.  The thread stays at most RING entries ahead of the
- * master, whose results wait in a ring of that size.
+ * one compare-and-swap on that word, and so is the end of the thread's read (READING to
+ * READY, which fails when the master took it meanwhile).  The thread stays at most RING
+ * entries ahead of the master, whose results wait in a ring of that size.
  * The thread is inside the fork gate (util/sl_fork.h) while it reads a spool file, and the
  * master forks only outside it: a worker never inherits the descriptor of a message it may
  * delete, nor a lock the read held.  The
@@ -29,7 +34,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +67,7 @@ struct sl_readahead {
     sl_atomic_u32 *state; /* one per entry of the listing */
     sl_atomic_u64 taken;  /* the master's next entry: all before it are TAKEN */
     sl_atomic_u32 stop;
+    size_t dropped; /* reads the master took over (the thread's own, read after its join) */
     struct result ring[RING];
 };
 
@@ -77,6 +82,24 @@ static bool wait_for_room(struct sl_readahead *r, size_t i)
         nanosleep(&nap, NULL);
     }
     return true;
+}
+
+/* read_entry - the thread's read of entry i (claimed: READING) into its place in the ring;
+ * dropped when the master took the entry meanwhile (it read it itself) */
+static void read_entry(struct sl_readahead *r, size_t i)
+{
+    struct result *res = &r->ring[i % RING];
+    uint32_t reading = READING;
+
+    sl_fork_gate_enter();
+    res->rc = sl_spool_read(r->dir, r->ids->id[i], &res->m, res->err, sizeof res->err);
+    res->err_no = errno;
+    if (!sl_cas32(&r->state[i], &reading, READY)) {
+        r->dropped++;
+        if (res->rc == 0)
+            sl_spool_msg_free(&res->m);
+    }
+    sl_fork_gate_leave();
 }
 
 /* run - the thread: FREE entries from r->from on, in order, never within GAP of the master */
@@ -97,12 +120,7 @@ static void *run(void *arg)
             break;
         if (!sl_cas32(&r->state[i], &expect, READING))
             continue; /* the master took it */
-        struct result *res = &r->ring[i % RING];
-        sl_fork_gate_enter();
-        res->rc = sl_spool_read(r->dir, r->ids->id[i], &res->m, res->err, sizeof res->err);
-        res->err_no = errno;
-        sl_fork_gate_leave();
-        sl_store32(&r->state[i], READY);
+        read_entry(r, i);
     }
     /* The end of a thread allocates and frees: it waits for the join, when the loop, the
      * thread that forks, waits for it (sl_fork.h). */
@@ -149,9 +167,10 @@ int sl_readahead_take(struct sl_readahead *r, size_t i, struct sl_spool_msg *m, 
 
     if (r == NULL || i < r->from || i >= r->ids->n)
         return 0;
-    if (!sl_cas32(&r->state[i], &s, TAKEN)) { /* the thread has it: READING or READY */
-        while ((s = sl_load32(&r->state[i])) == READING)
-            sched_yield(); /* one envelope's read */
+    /* FREE or READING: the caller reads it (the thread drops a read in hand); READY: the
+     * thread's result, read before or while the master looked */
+    if (!sl_cas32(&r->state[i], &s, TAKEN) &&                   /* not FREE: the thread's */
+        (s != READING || !sl_cas32(&r->state[i], &s, TAKEN))) { /* READY (read in between) */
         struct result *res = &r->ring[i % RING];
         *m = res->m;
         got = res->rc == 0 ? 1 : -1;
@@ -166,19 +185,21 @@ int sl_readahead_take(struct sl_readahead *r, size_t i, struct sl_spool_msg *m, 
 }
 
 /* sl_readahead_stop - join, and free the envelopes not taken */
-void sl_readahead_stop(struct sl_readahead *r)
+size_t sl_readahead_stop(struct sl_readahead *r)
 {
-    size_t from;
+    size_t from, dropped;
 
     if (r == NULL)
-        return;
+        return 0;
     sl_store32(&r->stop, 1);
     pthread_join(r->thread, NULL);
     from = sl_load64(&r->taken);
     for (size_t i = from; i < r->ids->n && i < from + RING; i++)
         if (sl_load32(&r->state[i]) == READY && r->ring[i % RING].rc == 0)
             sl_spool_msg_free(&r->ring[i % RING].m);
+    dropped = r->dropped;
     free(r->state);
     free(r->dir);
     free(r);
+    return dropped;
 }

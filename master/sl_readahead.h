@@ -18,11 +18,13 @@ struct sl_readahead *sl_readahead_start(const char *dir, const struct sl_spool_i
                                         size_t from);
 /* Entry i of the listing, taken in order (each i once, rising): 1 with *m read ahead (the
  * caller frees it with sl_spool_msg_free), -1 with errno and err as sl_spool_read reports a
- * failure, 0 when the caller reads it itself (the thread will not).  r may be NULL: 0. */
+ * failure, 0 when the caller reads it itself (the thread will not, or drops the read it has
+ * in hand: the caller never waits for it).  r may be NULL: 0. */
 int sl_readahead_take(struct sl_readahead *r, size_t i, struct sl_spool_msg *m, char *err,
                       size_t errlen);
-/* Stop the thread (it finishes the read in hand) and free what it read that was not taken.
- * r may be NULL. */
-void sl_readahead_stop(struct sl_readahead *r);
+/* Stop the thread (it finishes the read in hand) and free what it read that was not taken;
+ * the reads it dropped, for the caller took those entries while it read them.  r may be
+ * NULL: 0. */
+size_t sl_readahead_stop(struct sl_readahead *r);
 
 #endif

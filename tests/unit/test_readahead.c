@@ -4,8 +4,9 @@
  * On a real spool of a few thousand messages: every entry of the listing, taken in order,
  * gives what a read of its own would (the same domain, binding and recipients; the same
  * failure for a damaged file and for a file gone since the listing), each entry once; a stop
- * half-way frees what was read ahead (the sanitizer build checks); and no process forked
- * while the thread reads inherits a descriptor of a spool file.
+ * half-way frees what was read ahead (the sanitizer build checks); the master never waits for
+ * a read the thread has begun; and no process forked while the thread reads inherits a
+ * descriptor of a spool file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -258,11 +259,54 @@ static void test_fork_inherits_no_file(void **state)
     assert_true(forks >= MESSAGES / 8);
 }
 
+/* take_first_held - with the fork gate held (as a fork holds it) from before the thread's
+ * start, so that the thread stops at it with its first entry claimed or about to be: take
+ * every entry up to that one after a nap of ms, let the thread go, stop it; the reads it
+ * dropped.  A take that waits for the thread would wait here for ever: the alarm ends the
+ * test. */
+static size_t take_first_held(const struct fixture *f, size_t first, long ms)
+{
+    const struct timespec nap = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000L};
+    struct sl_spool_msg m;
+    char err[256];
+    struct sl_readahead *r;
+
+    while (!sl_fork_begin())
+        continue;
+    r = sl_readahead_start(f->dir, &f->ids, 0);
+    assert_non_null(r);
+    nanosleep(&nap, NULL);
+    alarm(10);
+    for (size_t i = 0; i <= first; i++) {
+        assert_int_equal(sl_readahead_take(r, i, &m, err, sizeof err), 0);
+    }
+    alarm(0);
+    sl_fork_end(false);
+    return sl_readahead_stop(r);
+}
+
+/* The master never waits for a read the thread has begun: the thread claims its first entry
+ * (half its ring ahead) and is held before reading it, as a busy machine can hold it off its
+ * CPU.  The master's take of that entry comes back at once, the caller's to read, and the
+ * thread, let go, drops its own read (the sanitizer build checks that it is freed).  The nap
+ * grows until the thread did claim the entry first (a drop); before, that take waited for
+ * the thread, here for ever. */
+static void test_master_never_waits(void **state)
+{
+    const size_t first = 512;
+    size_t dropped = 0;
+
+    for (long ms = 1; ms <= 512 && dropped == 0; ms *= 2)
+        dropped = take_first_held(*state, first, ms);
+    assert_int_equal(dropped, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         /* one spool for all (writing it is most of the time); the one that spoils it last */
         cmocka_unit_test(test_stop_halfway),
+        cmocka_unit_test(test_master_never_waits),
         cmocka_unit_test(test_fork_inherits_no_file),
         cmocka_unit_test(test_all_taken_in_order),
     };
