@@ -376,15 +376,19 @@ static enum sl_dns_result resolve_hosts(struct walk *w, const ldns_pkt *pkt,
         memcpy(h->name, mx[i].name, sizeof h->name);
         h->pref = mx[i].pref;
         r = host_addrs(w, h, pkt, w->q->port);
-        if (r == DNS_FOUND)
+        if (r == DNS_FOUND) {
             a->nhosts++;
-        else
+            if (h->ttl > 0 && h->ttl < ttl) /* 0: a literal, which never goes out of date */
+                ttl = h->ttl;
+        } else
             memset(h, 0, sizeof *h);
         temp = temp || r == DNS_TEMP;
     }
     free(mx);
     if (a->nhosts > 0) {
-        a->ttl = temp ? 0 : ttl; /* an answer missing a host for now is not kept */
+        /* kept while its MX records and every address in it are; not kept when it misses
+         * a host for now */
+        a->ttl = temp ? 0 : ttl;
         return SL_DNS_OK;
     }
     if (temp) {

@@ -3,7 +3,9 @@
  * takes one message per connection (max_deliveries_per_connection = 1) does
  * not cost one DNS query per message.
  *
- * An answer is kept for the TTL of its MX records, at most SL_DNS_CACHE_MAX_S,
+ * An answer is kept for the smallest TTL of its MX and address records (an MX host
+ * that moves to a new address is followed once its old one is out of date), at most
+ * SL_DNS_CACHE_MAX_S,
  * under the whole question (domain, route, port, family, mx_limit,
  * multihomed_limit).  Each time it is used, hosts of equal preference are
  * shuffled again, as a fresh answer would be.  Only full answers are kept:

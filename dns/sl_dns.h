@@ -40,7 +40,8 @@ struct sl_dns_host {
 };
 
 struct sl_dns_answer {
-    unsigned ttl;    /* seconds the answer may be reused (the MX records' TTL), 0: not at all */
+    unsigned ttl;    /* seconds the answer may be reused (the smallest TTL of its MX and
+                      * address records), 0: not at all */
     unsigned mx_ttl; /* the MX records' TTL as answered, 0 without MX (shown by `domain`) */
     size_t nhosts;
     struct sl_dns_host host[SL_DNS_HOSTS_MAX];
