@@ -158,19 +158,27 @@ struct sl_readahead *sl_readahead_start(const char *dir, const struct sl_spool_i
     return r;
 }
 
+/* thread_read - did the thread read entry i (READY: its result is the caller's to take)?
+ * An entry still FREE, or still READING, is the caller's to read: taken here all the same
+ * (the thread skips it, or drops the read it has in hand) */
+static bool thread_read(struct sl_readahead *r, size_t i)
+{
+    uint32_t s = FREE;
+
+    if (sl_cas32(&r->state[i], &s, TAKEN))
+        return false;
+    return s == READY || !sl_cas32(&r->state[i], &s, TAKEN); /* READY since it looked */
+}
+
 /* sl_readahead_take - entry i: read ahead, or the caller's to read */
 int sl_readahead_take(struct sl_readahead *r, size_t i, struct sl_spool_msg *m, char *err,
                       size_t errlen)
 {
-    uint32_t s = FREE;
     int got = 0;
 
     if (r == NULL || i < r->from || i >= r->ids->n)
         return 0;
-    /* FREE or READING: the caller reads it (the thread drops a read in hand); READY: the
-     * thread's result, read before or while the master looked */
-    if (!sl_cas32(&r->state[i], &s, TAKEN) &&                   /* not FREE: the thread's */
-        (s != READING || !sl_cas32(&r->state[i], &s, TAKEN))) { /* READY (read in between) */
+    if (thread_read(r, i)) {
         struct result *res = &r->ring[i % RING];
         *m = res->m;
         got = res->rc == 0 ? 1 : -1;

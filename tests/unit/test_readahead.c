@@ -293,7 +293,7 @@ static size_t take_first_held(const struct fixture *f, size_t first, long ms)
  * the thread, here for ever. */
 static void test_master_never_waits(void **state)
 {
-    const size_t first = 512;
+    const size_t first = 512; /* half the thread's ring (RING / 2 in readahead.c) */
     size_t dropped = 0;
 
     for (long ms = 1; ms <= 512 && dropped == 0; ms *= 2)
