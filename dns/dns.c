@@ -184,6 +184,7 @@ static enum dns_lookup add_literal(const struct walk *w, struct sl_dns_host *h, 
 
     if (len == 0)
         return DNS_NXDOMAIN;
+    h->literal = true;
     if (w->q->family == AF_UNSPEC || w->q->family == ss.ss_family)
         sl_dns_add_addr(h, &ss, len, w->max_addrs);
     return h->naddr > 0 ? DNS_FOUND : DNS_NODATA;
@@ -205,8 +206,10 @@ static enum dns_lookup ask_addrs(struct walk *w, struct sl_dns_host *h, int port
         r = sl_dns_ask(w->d, h->name, types[i], w->deadline, &pkt, w->last_err, sizeof w->last_err);
         if (r == DNS_TEMP)
             strlcpy(w->temp_err, w->last_err, sizeof w->temp_err);
-        if (r == DNS_FOUND)
+        if (r == DNS_FOUND) {
             sl_dns_take_addrs(ldns_pkt_answer(pkt), NULL, types[i], port, h, w->max_addrs);
+            h->ttl = sl_dns_cname_ttl(ldns_pkt_answer(pkt), h->ttl); /* an alias moves too */
+        }
         ldns_pkt_free(pkt);
         temp = temp || r == DNS_TEMP;
         nx = r == DNS_NXDOMAIN; /* no such name: its AAAA need not be asked */
@@ -365,6 +368,7 @@ static enum sl_dns_result resolve_hosts(struct walk *w, const ldns_pkt *pkt,
     }
     n = sl_dns_order_mx(mx, n);
     a->mx_ttl = ttl;
+    ttl = sl_dns_cname_ttl(ldns_pkt_answer(pkt), ttl); /* the domain an alias */
     /* mx_limit bounds the hosts kept, not the records looked at: a host without an address
      * (a stale MX record) leaves its place to the next one, or the mail of a domain whose
      * best MX is gone would bounce while a good one sat below the limit.  SPARE_HOSTS more
@@ -378,7 +382,7 @@ static enum sl_dns_result resolve_hosts(struct walk *w, const ldns_pkt *pkt,
         r = host_addrs(w, h, pkt, w->q->port);
         if (r == DNS_FOUND) {
             a->nhosts++;
-            if (h->ttl > 0 && h->ttl < ttl) /* 0: a literal, which never goes out of date */
+            if (!h->literal && h->ttl < ttl)
                 ttl = h->ttl;
         } else
             memset(h, 0, sizeof *h);

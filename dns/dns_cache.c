@@ -3,15 +3,16 @@
  * takes one message per connection (max_deliveries_per_connection = 1) does
  * not cost one DNS query per message.
  *
- * An answer is kept for the smallest TTL of its MX and address records (an MX host
- * that moves to a new address is followed once its old one is out of date), at most
- * SL_DNS_CACHE_MAX_S,
- * under the whole question (domain, route, port, family, mx_limit,
- * multihomed_limit).  Each time it is used, hosts of equal preference are
- * shuffled again, as a fresh answer would be.  Only full answers are kept:
- * failures, null MX and answers that lacked a host's addresses are asked
- * again every time.  The table is small and per process: a worker serves few
- * destinations at once, and the resolver it asks caches the rest.
+ * An answer is kept for the smallest TTL of its MX, CNAME and address records
+ * (an MX host that moves to a new address is followed once its old one is out
+ * of date; a TTL of 0 keeps nothing), at most SL_DNS_CACHE_MAX_S, under the
+ * whole question (domain, route, port, family, mx_limit, multihomed_limit).
+ * Each time it is used, hosts of equal preference are shuffled again, as a
+ * fresh answer would be.  Only full answers of MX hosts are kept: failures,
+ * null MX, answers that lacked a host's addresses for now, routes and domains
+ * without MX records are asked again every time.  The table is small and per
+ * process: a worker serves few destinations at once, and the resolver it asks
+ * caches the rest.
  * TLSA answers (DANE) are kept the same way, per "_port._tcp.host", for their
  * records' TTL (a denial for a minute): with a validating resolver on
  * loopback every connection would otherwise cost one more query.

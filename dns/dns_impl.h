@@ -51,6 +51,9 @@ struct dns_mx {
  * line for DNS_TEMP and DNS_NXDOMAIN. */
 enum dns_lookup sl_dns_ask(struct sl_dns *d, const char *name, ldns_rr_type type,
                            struct timespec deadline, ldns_pkt **pkt, char *err, size_t errlen);
+/* ttl, or the TTL of a CNAME record of list when smaller (an answer that followed an alias
+ * goes out of date with it). */
+unsigned sl_dns_cname_ttl(const ldns_rr_list *list, unsigned ttl);
 /* Add to h the A or AAAA records (type) of list, those owned by owner only
  * when owner is not NULL, up to limit addresses in all; duplicates skipped. */
 void sl_dns_take_addrs(const ldns_rr_list *list, const char *owner, ldns_rr_type type, int port,

@@ -233,6 +233,17 @@ enum dns_lookup sl_dns_ask(struct sl_dns *d, const char *name, ldns_rr_type type
     }
 }
 
+/* sl_dns_cname_ttl - ttl, or the TTL of a CNAME record of list when smaller */
+unsigned sl_dns_cname_ttl(const ldns_rr_list *list, unsigned ttl)
+{
+    for (size_t i = 0; i < ldns_rr_list_rr_count(list); i++) {
+        const ldns_rr *rr = ldns_rr_list_rr(list, i);
+        if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME && ldns_rr_ttl(rr) < ttl)
+            ttl = ldns_rr_ttl(rr);
+    }
+    return ttl;
+}
+
 /* sl_dns_take_addrs - the A or AAAA records of a section into h */
 void sl_dns_take_addrs(const ldns_rr_list *list, const char *owner, ldns_rr_type type, int port,
                        struct sl_dns_host *h, size_t limit)
@@ -264,8 +275,8 @@ void sl_dns_take_addrs(const ldns_rr_list *list, const char *owner, ldns_rr_type
             memcpy(&v6->sin6_addr, ldns_rdf_data(rd), 16);
             len = sizeof *v6;
         }
-        if (h->naddr < limit && (h->ttl == 0 || ldns_rr_ttl(rr) < h->ttl))
-            h->ttl = ldns_rr_ttl(rr); /* the record kept soonest out of date */
+        if (h->naddr < limit && (h->naddr == 0 || ldns_rr_ttl(rr) < h->ttl))
+            h->ttl = ldns_rr_ttl(rr); /* the record kept soonest out of date (0 included) */
         sl_dns_add_addr(h, &ss, len, limit);
     }
 }

@@ -33,15 +33,17 @@ enum sl_dns_result {
 struct sl_dns_host {
     char name[256]; /* MX host name as DNS gives it, lower case, no final dot */
     int pref;
-    unsigned ttl; /* its address records' TTL (the smallest; 0 for a literal) */
+    unsigned ttl; /* the smallest TTL of its address records and of the CNAMEs that led to
+                   * them; 0 for a literal, or an answer not to be kept */
+    bool literal; /* an IP literal: its address never goes out of date */
     size_t naddr;
     struct sockaddr_storage addr[SL_DNS_ADDRS_MAX]; /* port already set */
     socklen_t addrlen[SL_DNS_ADDRS_MAX];
 };
 
 struct sl_dns_answer {
-    unsigned ttl;    /* seconds the answer may be reused (the smallest TTL of its MX and
-                      * address records), 0: not at all */
+    unsigned ttl;    /* seconds the answer may be reused (the smallest TTL of its MX, CNAME
+                      * and address records), 0: not at all (routes, no MX) */
     unsigned mx_ttl; /* the MX records' TTL as answered, 0 without MX (shown by `domain`) */
     size_t nhosts;
     struct sl_dns_host host[SL_DNS_HOSTS_MAX];

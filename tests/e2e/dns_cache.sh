@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
-# dns_cache.sh - a worker's memory of DNS answers lasts no longer than any record in them: an
-# MX host whose address moves (its A record's TTL short, the MX record's long, as providers
+# dns_cache.sh - a worker's memory of DNS answers lasts no longer than any record in them.
+# An MX host whose address moves (its A record's TTL short, the MX record's long, as providers
 # set them before a move) is followed once the old address is out of date, not when the MX
-# record is.  One worker, so that the second message meets the first one's answer; one
-# delivery per connection, so that it opens a connection of its own.
+# record is; until then the answer is reused.  A record with TTL 0 is never kept, nor is
+# an answer that went through a CNAME of TTL 0.  One worker, so that each message meets the
+# answers of the ones before; one delivery per connection, so that each opens its own.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/dns.sh"
 . "$(dirname "$0")/lib/peer.sh"
 shm=/sluice-e2e-dnscache-$$
+KEEP=10 # seconds moving.test's host address may be kept
 
-# zone ADDRESS: moving.test's MX for an hour, its host's address for 2 s
+# zone N: the addresses of step N (1, then 2 once the hosts moved); the MX records for an hour
 zone() {
   dns_zone test <<EOF
-moving       3600 MX 10 mx.moving
-mx.moving    2    A  $1
+moving        3600 MX 10 mx.moving
+mx.moving     $KEEP A 127.0.1.4$((0 + $1))
+zero          3600 MX 10 mx.zero
+mx.zero       0    A 127.0.1.4$((4 + $1))
+aliased       3600 MX 10 mx.aliased
+mx.aliased    0    CNAME host$1.aliased
+host1.aliased 3600 A 127.0.1.47
+host2.aliased 3600 A 127.0.1.48
 EOF
 }
-zone 127.0.1.41
+zone 1
 dns_start
-peer_start sink '{}' 127.0.1.41 127.0.1.42
+peer_start sink '{}' 127.0.1.41 127.0.1.42 127.0.1.45 127.0.1.46 127.0.1.47 127.0.1.48
 {
   ini_global 1
   cat <<INI
@@ -28,30 +36,44 @@ smtp_port = $(peer_port sink)
 [binding "b1"]
 bind_address = 127.0.0.2
 
-[domain "moving.test"]
+[domain "/\.test$/"]
 max_deliveries_per_connection = 1
 INI
 } >"$T/sluice.ini"
 sluiced_start
 
-inject() { printf 'Subject: %s\r\n\r\nthe body\r\n' "$1" |
-  "$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 -f s@sender.test r@moving.test; }
+send() { printf 'Subject: %s\r\n\r\nthe body\r\n' "$1" |
+  "$SLUICECTL" -c "$T/sluice.ini" inject --binding b1 -f s@sender.test "r@$1.test" >/dev/null; }
 at() { peer_true sink "dest('$1')['messages'] == $2"; }
+moved() { [ "$(dns_query mx.moving.test A)" = 127.0.1.42 ]; }
 
-inject first >/dev/null
-check "the first message goes to the host's address" wait_for 20 at 127.0.1.41 1
+first=$SECONDS
+send moving
+send zero
+send aliased
+check "moving.test: the first message goes to its host's address" wait_for 20 at 127.0.1.41 1
+check "zero.test: the first message goes to its host's address" wait_for 20 at 127.0.1.45 1
+check "aliased.test: the first message goes to the address the CNAME led to" \
+  wait_for 20 at 127.0.1.47 1
 
-# the host moves: the same server, the same port, the new address
-kill -TERM "$DNS_PID"
-wait "$DNS_PID" 2>/dev/null
-zone 127.0.1.42
-dns_start "$DNS_IP" "$DNS_PORT"
-check "the DNS server now gives the new address" \
-  test "$(dig +short @"$DNS_IP" -p "$DNS_PORT" mx.moving.test A)" = 127.0.1.42
-sleep 3 # the old address's TTL (2 s) is over; the MX record's (an hour) is not
+# every host moves: the zone file rewritten, nsd reloads it
+zone 2
+kill -HUP "$DNS_PID"
+check "the DNS server gives the new addresses" wait_for 10 moved
 
-inject second >/dev/null
-check "the next message, after the address's TTL, goes to the new address" \
+send moving
+check "moving.test: within its address's TTL the answer kept is used (the old address)" \
+  wait_for 20 at 127.0.1.41 2
+send zero
+check "zero.test: an address of TTL 0 was not kept: the new one at once" \
+  wait_for 20 at 127.0.1.46 1
+send aliased
+check "aliased.test: an answer through a CNAME of TTL 0 was not kept: the new address" \
+  wait_for 20 at 127.0.1.48 1
+
+sleep $((first + KEEP + 2 - SECONDS > 0 ? first + KEEP + 2 - SECONDS : 0)) # its TTL is over
+send moving
+check "moving.test: after its address's TTL (the MX record's is an hour) the new address" \
   wait_for 20 at 127.0.1.42 1
-check "and not to the old one" at 127.0.1.41 1
+check "moving.test: nothing more to the old one" at 127.0.1.41 2
 echo "1..$_n"
