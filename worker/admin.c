@@ -71,7 +71,7 @@ static enum sl_admin_result settle(struct sl_wstate *w, struct sl_part *p, enum 
              op == SL_ADMIN_BOUNCE ? "bounced" : "deleted", reason[0] ? ": " : "", reason);
     if (op == SL_ADMIN_BOUNCE) {
         for (size_t i = 0; i < n; i++)
-            sl_outcome_set(p, idx[i], SL_RES_BOUNCED, reply);
+            sl_outcome_set(p, idx[i], SL_RES_BOUNCED, reply, &a);
         if (sl_dsn_due(p) && sl_dsn_queue(w, p, false, dsn_id) < 0) {
             free(idx); /* the sender would never be told (a full disk): nothing changes */
             dsn_id[0] = '\0';

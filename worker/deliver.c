@@ -161,6 +161,7 @@ static bool settle_txn(struct sl_wstate *w, const struct sl_dest *d, struct sl_p
     memset(done, 0, sizeof done);
     for (size_t i = 0; i < t->nrcpt; i++) {
         struct verdict v = judge(&w->conn.s, t, i);
+        struct sl_attempt a = conn_attempt(w, d, v.phase);
         size_t n = 0;
         if (done[i])
             continue;
@@ -171,15 +172,26 @@ static bool settle_txn(struct sl_wstate *w, const struct sl_dest *d, struct sl_p
                 continue;
             done[j] = true;
             group[n++] = idx[j];
-            sl_outcome_set(p, idx[j], u.res, u.reply);
+            sl_outcome_set(p, idx[j], u.res, u.reply, &a);
             if (u.res == SL_RES_DELIVERED && !w->conn.s.dsn)
                 sl_outcome_relayed(p, idx[j], u.reply);
         }
-        struct sl_attempt a = conn_attempt(w, d, v.phase);
         sl_outcome_log(w, p, group, n, v.res, v.reply, &a);
         any |= v.res == SL_RES_DELIVERED;
     }
     return any;
+}
+
+/* bounce_unsent - p cannot go over this session (what the peer announced rules it out):
+ * every pending recipient bounces with sluice's own reply, naming the peer's host */
+static void bounce_unsent(struct sl_wstate *w, const struct sl_dest *d, struct sl_part *p,
+                          const char *reply)
+{
+    struct sl_attempt a = conn_attempt(w, d, "mail_from");
+
+    a.local = true;
+    strlcpy(p->mx, w->conn.mx, sizeof p->mx);
+    sl_outcome_all(w, p, SL_RES_BOUNCED, reply, &a);
 }
 
 /* too_big - the peer announced a SIZE the message exceeds: bounce without sending */
@@ -193,8 +205,7 @@ static bool too_big(struct sl_wstate *w, const struct sl_dest *d, struct sl_part
     snprintf(reply, sizeof reply,
              "552 5.3.4 message of %llu bytes exceeds the %llu-byte limit of %s",
              (unsigned long long)p->msg.size, (unsigned long long)s->size_max, w->conn.mx);
-    struct sl_attempt a = conn_attempt(w, d, "mail_from");
-    sl_outcome_all(w, p, SL_RES_BOUNCED, reply, &a);
+    bounce_unsent(w, d, p, reply);
     return true;
 }
 
@@ -210,8 +221,7 @@ static bool no_smtputf8(struct sl_wstate *w, const struct sl_dest *d, struct sl_
              "550 5.6.7 the message needs SMTPUTF8 (UTF-8 in its addresses or header) and %s "
              "does not offer it",
              w->conn.mx);
-    struct sl_attempt a = conn_attempt(w, d, "mail_from");
-    sl_outcome_all(w, p, SL_RES_BOUNCED, reply, &a);
+    bounce_unsent(w, d, p, reply);
     return true;
 }
 

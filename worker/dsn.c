@@ -69,6 +69,7 @@ static void add(struct text *t, const char *fmt, ...)
 struct report {
     const size_t *rcpt;
     char *const *reply;
+    const bool *local; /* reply i is sluice's own, not a peer's; NULL: every one is a peer's */
     size_t n;
     bool relayed; /* delivered to a peer without DSN (else bounced) */
 };
@@ -159,7 +160,10 @@ static void per_recipient(struct text *t, const struct sl_part *p, const struct 
             rep->relayed ? "relayed" : "failed", status);
         if (p->mx[0])
             add(t, "Remote-MTA: dns; %s\r\n", p->mx);
-        add(t, "Diagnostic-Code: smtp; %s\r\n", rep->reply[i]);
+        /* RFC 3464 2.3.6: the smtp type is for a reply a server sent; one sluice made up
+         * itself (DNS, an expiry, a SIZE it checked) is of its own type, as Postfix's are */
+        add(t, "Diagnostic-Code: %s; %s\r\n",
+            rep->local != NULL && rep->local[i] ? "X-Sluice" : "smtp", rep->reply[i]);
     }
 }
 
@@ -233,8 +237,8 @@ static void compose(struct text *t, struct sl_wstate *w, const struct sl_part *p
 int sl_dsn_queue(struct sl_wstate *w, const struct sl_part *p, bool relayed, char *id)
 {
     const struct report rep =
-        relayed ? (struct report){p->relayed, p->relay_reply, p->nrelayed, true}
-                : (struct report){p->bounced, p->bounce_reply, p->nbounced, false};
+        relayed ? (struct report){p->relayed, p->relay_reply, NULL, p->nrelayed, true}
+                : (struct report){p->bounced, p->bounce_reply, p->bounce_local, p->nbounced, false};
     struct sl_scope_ref none = {0};
     const char *rcpt[1] = {p->msg.sender};
     struct text t = {.s = sl_malloc(4096), .cap = 4096};

@@ -104,6 +104,7 @@ bool sl_part_load(struct sl_wstate *w, struct sl_part *p)
         save_suspicion(w, p);
     p->bounced = sl_calloc(p->msg.nrcpt, sizeof *p->bounced);
     p->bounce_reply = sl_calloc(p->msg.nrcpt, sizeof *p->bounce_reply);
+    p->bounce_local = sl_calloc(p->msg.nrcpt, sizeof *p->bounce_local);
     p->relayed = sl_calloc(p->msg.nrcpt, sizeof *p->relayed);
     p->relay_reply = sl_calloc(p->msg.nrcpt, sizeof *p->relay_reply);
     p->loaded = true;
@@ -119,6 +120,7 @@ void sl_part_free(struct sl_part *p)
         free(p->bounce_reply[i]);
     free(p->bounced);
     free(p->bounce_reply);
+    free(p->bounce_local);
     for (size_t i = 0; i < p->nrelayed; i++)
         free(p->relay_reply[i]);
     free(p->relayed);
@@ -129,7 +131,8 @@ void sl_part_free(struct sl_part *p)
 }
 
 /* sl_outcome_set - recipient i ends this attempt with res */
-void sl_outcome_set(struct sl_part *p, size_t i, enum sl_rcpt_result res, const char *reply)
+void sl_outcome_set(struct sl_part *p, size_t i, enum sl_rcpt_result res, const char *reply,
+                    const struct sl_attempt *a)
 {
     p->attempted = true;
     if (res == SL_RES_DELIVERED) {
@@ -137,6 +140,7 @@ void sl_outcome_set(struct sl_part *p, size_t i, enum sl_rcpt_result res, const 
     } else if (res == SL_RES_BOUNCED) {
         p->st.status[i] = SL_RCPT_BOUNCED;
         p->bounced[p->nbounced] = i;
+        p->bounce_local[p->nbounced] = sl_reply_local(reply, a);
         p->bounce_reply[p->nbounced++] = sl_strdup(reply);
     } else {
         strlcpy(p->st.reply, reply, sizeof p->st.reply);
@@ -228,7 +232,7 @@ void sl_outcome_some(struct sl_wstate *w, struct sl_part *p, const size_t *idx, 
                      enum sl_rcpt_result res, const char *reply, const struct sl_attempt *a)
 {
     for (size_t i = 0; i < n; i++)
-        sl_outcome_set(p, idx[i], res, reply);
+        sl_outcome_set(p, idx[i], res, reply, a);
     if (n > 0)
         sl_outcome_log(w, p, idx, n, res, reply, a);
 }

@@ -22,14 +22,16 @@
 
 #define REPLY_MAX 400 /* bytes of reply text told */
 
-/* made_up - a reply sluice wrote itself rather than the receiver */
-static bool made_up(const char *reply, const char *phase)
+/* sl_reply_local - a reply sluice wrote itself rather than the receiver */
+bool sl_reply_local(const char *reply, const struct sl_attempt *a)
 {
     static const char *const local_phases[] = {"limits", "dns", "expiry"};
     const unsigned char *r = (const unsigned char *)reply;
 
-    for (size_t i = 0; phase != NULL && i < sizeof local_phases / sizeof local_phases[0]; i++)
-        if (strcmp(phase, local_phases[i]) == 0)
+    if (a->local)
+        return true;
+    for (size_t i = 0; a->phase != NULL && i < sizeof local_phases / sizeof local_phases[0]; i++)
+        if (strcmp(a->phase, local_phases[i]) == 0)
             return true;
     return !(isdigit(r[0]) && isdigit(r[1]) && isdigit(r[2]) &&
              (r[3] == ' ' || r[3] == '-' || r[3] == '\0'));
@@ -46,7 +48,7 @@ void sl_worker_tell_reply(struct sl_wstate *w, const struct sl_attempt *a, const
         return;
     n = snprintf(msg, sizeof msg, "%c %s %s %s %c ", SL_WMSG_REPLY, a->d->binding, a->d->domain,
                  a->mx != NULL && a->mx[0] != '\0' ? a->mx : "-",
-                 made_up(reply, a->phase) ? 'L' : 'R');
+                 sl_reply_local(reply, a) ? 'L' : 'R');
     if (n < 0 || (size_t)n >= sizeof msg - REPLY_MAX - 1)
         return;
     len = (size_t)n;

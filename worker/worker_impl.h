@@ -88,6 +88,7 @@ struct sl_part {
     struct sl_spool_state st;
     size_t *bounced;     /* recipients bounced in this attempt (for the DSN) */
     char **bounce_reply; /* their replies */
+    bool *bounce_local;  /* that reply is sluice's own, not a peer's (the DSN's Diagnostic-Code) */
     size_t nbounced;
     size_t *relayed;    /* delivered in this attempt to a peer without DSN, asking NOTIFY=SUCCESS */
     char **relay_reply; /* the peer's replies to them */
@@ -198,6 +199,7 @@ struct sl_attempt {
     const char *mx; /* NULL before a host was chosen */
     const char *ip;
     const char *phase; /* NULL when none */
+    bool local;        /* the reply is sluice's own in a session's phase (a SIZE it checked) */
     const char *scope; /* a refusal's counter, or NULL */
     const struct sl_refusal *why;
     const struct sl_tls_log *tls; /* NULL when no session was tried */
@@ -213,7 +215,8 @@ void sl_part_free(struct sl_part *p);
  * a damaged file is set aside. */
 void sl_part_unreadable(struct sl_wstate *w, struct sl_part *p, int e, const char *err);
 /* Recipient i (index in the whole message) of p ends this attempt with res. */
-void sl_outcome_set(struct sl_part *p, size_t i, enum sl_rcpt_result res, const char *reply);
+void sl_outcome_set(struct sl_part *p, size_t i, enum sl_rcpt_result res, const char *reply,
+                    const struct sl_attempt *a);
 /* One delivery-log line for recipients idx[0..n) of p. */
 void sl_outcome_log(struct sl_wstate *w, const struct sl_part *p, const size_t *idx, size_t n,
                     enum sl_rcpt_result res, const char *reply, const struct sl_attempt *a);
@@ -232,6 +235,9 @@ bool sl_outcome_suspect_over(struct sl_wstate *w, struct sl_part *p, const struc
 /* worker/replies.c: tell the master a failure reply of attempt a ("T ...", sl_worker.h) for
  * the [shaping] rules (nothing when the config has none). */
 void sl_worker_tell_reply(struct sl_wstate *w, const struct sl_attempt *a, const char *reply);
+/* Is reply, of attempt a, one sluice made up (a timeout, DNS, its own limits) rather than the
+ * receiver's? */
+bool sl_reply_local(const char *reply, const struct sl_attempt *a);
 /* Tell the master (over the worker's socket) about a message it should queue. */
 void sl_worker_tell_new(struct sl_wstate *w, const char *id);
 

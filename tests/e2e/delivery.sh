@@ -137,7 +137,7 @@ check "and no report is sent for it (one report in all)" \
   test "$(peer_stat sink "sum(1 for e, b in messages() if e['mail_from'] == '')")" -eq 1
 
 # --- DNS: null MX and no such domain bounce at once, naming dns
-printf 'Subject: x\r\n\r\nx\r\n' | inject -f '' a@nullmx.test >/dev/null
+printf 'Subject: x\r\n\r\nx\r\n' | inject -f dave@sink.test a@nullmx.test >/dev/null
 printf 'Subject: x\r\n\r\nx\r\n' | inject -f '' a@nowhere.test >/dev/null
 check "a null MX (RFC 7505) bounces at once" \
   wait_for 20 log_has '"rcpt":\["a@nullmx.test"\].*"outcome":"bounced".*"phase":"dns"'
@@ -147,6 +147,12 @@ check "the null MX's bounce carries 556 5.1.10 (RFC 7505), for the log and the r
   log_has '"rcpt":\["a@nullmx.test"\].*"reply":"556 5.1.10 nullmx.test accepts no mail (null MX)"'
 check "the missing domain's carries 550 5.1.2" \
   log_has '"rcpt":\["a@nowhere.test"\].*"reply":"550 5.1.2 nowhere.test does not exist'
+nullmx_dsn() { peer_stat sink "[b.decode() for e, b in messages() if e['rcpt_to'] == ['dave@sink.test']]"; }
+nullmx_dsn_says() { nullmx_dsn | grep -q "$1"; }
+check "the null MX's report gives the reply as sluice's own (no server sent it)" \
+  wait_for 20 nullmx_dsn_says "Diagnostic-Code: X-Sluice; 556 5.1.10 nullmx.test accepts no mail"
+check "with its Status and no Remote-MTA" \
+  bash -c 'grep -q "Status: 5.1.10" <<<"$1" && ! grep -q "Remote-MTA" <<<"$1"' _ "$(nullmx_dsn)"
 
 # --- 4xx: deferred, shown in the queue, retried on retry_interval, then delivered
 id=$(printf 'Subject: later\r\n\r\nx\r\n' | inject -f '' later@sink.test)
@@ -184,16 +190,27 @@ expired_dsn_says() { # the report to the sender of the expired message has the l
 }
 check "its report says Status: 5.4.7 (delivery time expired), not the last reply's 4.2.0" \
   wait_for 20 expired_dsn_says "Status: 5.4.7"
-check "and the reply that gave up" expired_dsn_says "Diagnostic-Code: smtp; 554 5.4.7 message expired"
+check "and the reply that gave up, as sluice's own (X-Sluice), not a server's (smtp)" \
+  expired_dsn_says "Diagnostic-Code: X-Sluice; 554 5.4.7 message expired"
 check "the bounced messages leave the spool" wait_for 10 test ! -e "$T/spool/queue/$id"
 
 # --- SIZE: a message bigger than the peer announces bounces without being sent
 big=$(python3 -c 'print("x" * 70)')
 id=$( { printf 'Subject: big\r\n\r\n'; for i in $(seq 60); do echo "$big"; done; } |
-  inject -f '' a@sender.test)
+  inject -f erin@sink.test a@sender.test)
 check "a message over the peer's SIZE bounces with 5.3.4, naming mail_from" \
   wait_for 20 log_has "\"id\":\"$id\".*\"outcome\":\"bounced\",\"reply\":\"552 5.3.4"
 check "without being sent" test "$(peer_stat sink "dest('127.0.1.22')['transactions']")" -eq 1
+size_dsn_says() {
+  peer_stat sink "[b.decode() for e, b in messages() if e['rcpt_to'] == ['erin@sink.test']]" |
+    grep -q "$1"
+}
+size_dsn_ok() {
+  size_dsn_says 'Remote-MTA: dns; mx.sender.test' &&
+    size_dsn_says 'Diagnostic-Code: X-Sluice; 552 5.3.4 message of'
+}
+check "its report names the host, and the reply as sluice's own (the host sent no 552)" \
+  wait_for 20 size_dsn_ok
 
 # --- max_recipients_per_batch = 3: 7 recipients in 3 transactions
 id=$(printf 'Subject: many\r\n\r\nx\r\n' | inject -f '' r1@sink.test r2@sink.test r3@sink.test \

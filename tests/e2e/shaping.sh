@@ -4,8 +4,8 @@
 #   action at the third (listed by `shaping` with rule, reply, since and until; logged;
 #   counted in metrics), no connection is opened while it is in force, delivery resumes by
 #   itself after its duration, and at once after `shaping cancel`;
-#   a reply sluice made up itself (connection refused) never matches a rule, unless the rule
-#   says match_local = yes;
+#   a reply sluice made up itself (connection refused, a message over the peer's SIZE) never
+#   matches a rule, unless the rule says match_local = yes;
 #   a rule's outbound_throttle_messages action paces the domain's mail;
 #   a rule's action is kept across a restart;
 #   config check reports a bad rule with FILE:LINE.
@@ -15,8 +15,9 @@
 shm=/sluice-e2e-shaping-$$
 tss04='421 4.7.0 [TSS04] Messages temporarily deferred due to unexpected volume'
 peer_start mx "{\"127.0.1.1\": {\"reply\": {\"mail_from\": {\"text\": \"$tss04\", \"times\": 3}}},
-                \"127.0.1.3\": {\"reply\": {\"mail_from\": {\"text\": \"421 4.7.0 slow down S3150\", \"times\": 1}}}}" \
-  127.0.1.1 127.0.1.2 127.0.1.3
+                \"127.0.1.3\": {\"reply\": {\"mail_from\": {\"text\": \"421 4.7.0 slow down S3150\", \"times\": 1}}},
+                \"127.0.1.4\": {\"size\": 200}}" \
+  127.0.1.1 127.0.1.2 127.0.1.3 127.0.1.4
 closed=$(peer_free_port 127.0.1.9)
 cat >"$T/sluice.ini" <<INI
 [global]
@@ -38,6 +39,8 @@ route = 127.0.1.9:$closed
 route = 127.0.1.9:$closed
 [domain "slow.test"]
 route = 127.0.1.3:$PEER_PORT
+[domain "big.test"]
+route = 127.0.1.4:$PEER_PORT
 [domain "unsaved.test"]
 route = 127.0.1.9:$closed
 
@@ -53,6 +56,14 @@ scope = domain
 [shaping "anything"]
 domain = two.test
 match = /.*/
+trigger = immediate
+action = suspend
+duration = 1h
+
+; sluice's own 552 for a message over the peer's SIZE is not the receiver's
+[shaping "size"]
+domain = big.test
+match = /5\.3\.4/
 trigger = immediate
 action = suspend
 duration = 1h
@@ -104,7 +115,8 @@ check "the ended action is gone from the list" wait_for 3 bash -c "! '$SLUICECTL
 
 # again, and this time shaping cancel ends it at once
 peer_script mx "{\"127.0.1.1\": {\"reply\": {\"mail_from\": {\"text\": \"$tss04\", \"times\": 3}}},
-                 \"127.0.1.3\": {\"reply\": {\"mail_from\": {\"text\": \"421 4.7.0 slow down S3150\", \"times\": 1}}}}"
+                 \"127.0.1.3\": {\"reply\": {\"mail_from\": {\"text\": \"421 4.7.0 slow down S3150\", \"times\": 1}}},
+                 \"127.0.1.4\": {\"size\": 200}}"
 for i in 5 6 7; do inject "r$i@one.test"; done
 check "the rule acts again on three more" \
   wait_for 10 bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping | grep -q ' tss04 '"
@@ -125,6 +137,12 @@ check "the rule that only matches receivers' replies does not act on it" \
   bash -c "! '$SLUICECTL' -c '$T/sluice.ini' shaping | grep -q ' anything '"
 check "the rule with match_local = yes does" \
   wait_for 10 bash -c "'$SLUICECTL' -c '$T/sluice.ini' shaping | grep -qE ' domain local.test +suspend +local '"
+python3 -c 'print("Subject: big\r\n\r\n" + "x" * 300 + "\r")' | ctl inject --binding b1 -f '' a@big.test >/dev/null
+check "a message over the peer's SIZE bounces with sluice's own 552 5.3.4" \
+  wait_for 10 grep -q '"rcpt":\["a@big.test"\].*"outcome":"bounced","reply":"552 5.3.4' "$T/delivery.log"
+sleep 1 # the reply reached the master, had it been told as the receiver's
+check "which a rule without match_local does not act on" \
+  bash -c "! '$SLUICECTL' -c '$T/sluice.ini' shaping | grep -q ' size '"
 
 # a throttle action: 2 messages per 2 s for slow.test once its receiver said S3150
 inject s0@slow.test
