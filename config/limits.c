@@ -459,8 +459,12 @@ static void cache_fill(const struct sl_config *cfg, const struct sl_shm *shm,
     const enum sl_opt smax = SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS;
     const struct sl_binding *b = sl_config_binding(cfg, binding);
 
+    int64_t turn = sl_config_num(cfg, SL_OPT_MAX_DELIVERIES_PER_CONNECTION,
+                                 &(struct sl_scope_ref){.binding = binding, .domain = domain});
+
     c->n = 0;
     c->gen = sl_peek64(&shm->hdr->config_gen);
+    c->turn = turn > 0 && turn < UINT32_MAX ? (uint32_t)turn : 0;
     sl_limits_cluster_cache(cfg, shm, c, binding, domain);
     if (b == NULL)
         return; /* unknown binding: the worker settles the message */

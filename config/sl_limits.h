@@ -43,7 +43,9 @@ bool sl_limits_cap_room(const struct sl_shm *shm, const char *binding, const cha
  * the config or at the caller's binding and domain strings, so the cache is
  * valid for one config generation (the table's config_gen) and those strings. */
 struct sl_limits_cache {
-    uint64_t gen; /* config_gen the entries were made for; 0: never filled */
+    uint64_t gen;  /* config_gen the entries were made for; 0: never filled */
+    uint32_t turn; /* max_deliveries_per_connection: the messages a connection carries before
+                    * it is spent, a turn's worth on a contended counter; 0: no limit */
     uint32_t n;
     struct sl_limits_counter {
         uint8_t kind;  /* enum sl_scope_kind */

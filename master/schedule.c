@@ -77,7 +77,8 @@ static void wait_end(struct sl_sched *s, struct sl_qdest *d)
 {
     if (d->wait_slot == UINT32_MAX)
         return;
-    sl_shm_wait_end(s->shm, d->wait_slot, d->wait_since, now_ms());
+    sl_shm_wait_end(s->shm, d->wait_slot, d->wait_since, now_ms(),
+                    sl_shm_waiter_key(d->binding, d->domain));
     d->wait_slot = UINT32_MAX;
 }
 
@@ -95,7 +96,7 @@ static void wait_begin(struct sl_sched *s, struct sl_qdest *d, uint32_t slot)
     wait_end(s, d);
     d->wait_slot = slot;
     d->wait_since = now_ms();
-    sl_shm_wait_begin(s->shm, slot, d->wait_since);
+    sl_shm_wait_begin(s->shm, slot, d->wait_since, sl_shm_waiter_key(d->binding, d->domain));
 }
 
 /* sl_sched_init - an empty scheduler */
@@ -509,6 +510,11 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
 
     size_t max = job_size(d->nready, contended ? 1 : sup->want);
 
+    if (contended) { /* a turn is what one connection carries: the rest would come back */
+        sl_limits_cache_current(cfg, s->shm, &d->room, d->binding, d->domain);
+        if (d->room.turn > 0 && max > d->room.turn)
+            max = d->room.turn;
+    }
     if (head < 0 || len >= sizeof job)
         sl_msg_panic("job header for %s %s does not fit a datagram", d->binding, d->domain);
     while (n < max && (p = sl_queue_peek(d)) != NULL && !(n > 0 && p->crashes > 0)) {

@@ -97,8 +97,9 @@ struct sl_shm_slot {
     uint8_t pad[15];
     /* Second cache line: mail waiting for this counter (shm/wait.c), written by the master
      * alone, so its stores never share a line with the workers' CAS on count. */
-    sl_atomic_u32 waiting; /* destinations held back by this counter now */
-    uint32_t pad2;
+    sl_atomic_u32 waiting;    /* destinations held back by this counter now */
+    sl_atomic_u32 waiters;    /* the waiting ones' sl_shm_waiter_key XORed: while one waits,
+                               * its key */
     sl_atomic_u64 holdbacks;  /* times a destination started waiting for it (statistics) */
     sl_atomic_u64 waited_ms;  /* milliseconds destinations waited, summed over ended waits */
     sl_atomic_u64 wait_since; /* CLOCK_REALTIME ms since which mail waits without a break; 0 */
@@ -356,8 +357,9 @@ enum sl_resv_result sl_resv_acquire(struct sl_shm *shm, uint32_t owner, struct s
  * refused.  A process killed midway leaves records in flux, which the audit settles (I2). */
 enum sl_resv_result sl_resv_swap(struct sl_shm *shm, uint32_t owner, struct sl_resv *r,
                                  struct sl_resv *want, struct sl_refusal *why);
-/* Does mail wait (shm/wait.c) for any counter r names? */
-bool sl_resv_contended(const struct sl_shm *shm, const struct sl_resv *r);
+/* Does mail of another destination than who's (sl_shm_waiter_key) wait (shm/wait.c) for any
+ * counter r names? */
+bool sl_resv_contended(const struct sl_shm *shm, const struct sl_resv *r, uint32_t who);
 /* Cap the counter in slot at cap (a shaping action's, id action) for this reservation: the
  * tighter of the cap and the counter's limit is taken.  Call before acquire or swap. */
 void sl_resv_cap(struct sl_resv *r, uint32_t slot, int32_t cap, uint64_t action);
@@ -410,9 +412,14 @@ void sl_shm_foreach(const struct sl_shm *shm,
 
 /* Mail waiting for a counter (shm/wait.c; the master's scheduler): a destination held back by
  * the counter in slot starts waiting at now_ms (CLOCK_REALTIME ms), and ends its wait that began
- * at since_ms.  Counts never go below zero; a slot that is not LIVE is left alone. */
-void sl_shm_wait_begin(struct sl_shm *shm, uint32_t slot, uint64_t now_ms);
-void sl_shm_wait_end(struct sl_shm *shm, uint32_t slot, uint64_t since_ms, uint64_t now_ms);
+ * at since_ms.  who is the destination's sl_shm_waiter_key.  Counts never go below zero; a
+ * slot that is not LIVE is left alone. */
+/* A destination's key for the waits: never 0 (two destinations may share one, rarely: a
+ * connection then keeps its units one job longer than fair turns would). */
+uint32_t sl_shm_waiter_key(const char *binding, const char *domain);
+void sl_shm_wait_begin(struct sl_shm *shm, uint32_t slot, uint64_t now_ms, uint32_t who);
+void sl_shm_wait_end(struct sl_shm *shm, uint32_t slot, uint64_t since_ms, uint64_t now_ms,
+                     uint32_t who);
 
 /* Rate throttles' buckets (shm/bucket.c): a slot of kind SL_SCOPE_THROTTLE_CONN or _MSG is
  * paced to its rate: one token every (period + margin)/n, never two closer, so no window of

@@ -5,11 +5,14 @@
  * The master's scheduler holds a destination back when one of its counters is full; the wait
  * begins then and ends when the destination gets a connection (or has nothing left to send).
  * Each counter shows the destinations waiting for it now, how many waits began, the time the
- * ended ones lasted, and since when mail has waited for it without a break.
- * Concurrency: the master is the only writer of these words (single writer, so plain atomic
- * stores suffice for since); readers see each word as it was at one instant.  They live in
- * the slot's second cache line, away from the count the workers CAS.
- * Trust boundary: none; the slot index comes from the master's own refusal records.
+ * ended ones lasted, and since when mail has waited for it without a break.  It also keeps the
+ * waiting destinations' keys XORed, which is the key of the one that waits alone, so that a worker
+ * whose spent connection holds the counter keeps it for its own destination's next message when no
+ * other one waits: giving its job back would only bring the same mail back to it, a round trip and
+ * a reload later. Concurrency: the master is the only writer of these words (single writer, so
+ * plain atomic stores suffice for since); readers see each word as it was at one instant.  They
+ * live in the slot's second cache line, away from the count the workers CAS. Trust boundary: none;
+ * the slot index comes from the master's own refusal records.
  */
 #include "shm/sl_shm.h"
 #include "shm_impl.h"
@@ -24,21 +27,41 @@ static struct sl_shm_slot *live_slot(struct sl_shm *shm, uint32_t slot)
     return &shm->slots[slot];
 }
 
-/* sl_shm_wait_begin - one more destination waits for the counter in slot */
-void sl_shm_wait_begin(struct sl_shm *shm, uint32_t slot, uint64_t now_ms)
+/* sl_shm_waiter_key - FNV-1a of "binding NUL domain", never 0 */
+uint32_t sl_shm_waiter_key(const char *binding, const char *domain)
+{
+    uint32_t h = 2166136261u;
+
+    for (const char *p = binding;; p++) {
+        h = (h ^ (unsigned char)*p) * 16777619u;
+        if (*p == '\0')
+            break;
+    }
+    for (const char *p = domain; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h != 0 ? h : 1;
+}
+
+/* sl_shm_wait_begin - one more destination (who) waits for the counter in slot */
+void sl_shm_wait_begin(struct sl_shm *shm, uint32_t slot, uint64_t now_ms, uint32_t who)
 {
     struct sl_shm_slot *s = live_slot(shm, slot);
+    uint32_t n;
 
     if (s == NULL)
         return;
-    if (sl_load32(&s->waiting) == 0)
+    n = sl_load32(&s->waiting);
+    if (n == 0)
         sl_store64(&s->wait_since, now_ms);
-    sl_store32(&s->waiting, sl_load32(&s->waiting) + 1);
+    /* the key before the count: a reader that sees one waiter sees its key */
+    sl_store32(&s->waiters, sl_load32(&s->waiters) ^ who);
+    sl_store32(&s->waiting, n + 1);
     sl_stat_inc64(&s->holdbacks);
 }
 
-/* sl_shm_wait_end - a wait that began at since_ms is over */
-void sl_shm_wait_end(struct sl_shm *shm, uint32_t slot, uint64_t since_ms, uint64_t now_ms)
+/* sl_shm_wait_end - who's wait that began at since_ms is over */
+void sl_shm_wait_end(struct sl_shm *shm, uint32_t slot, uint64_t since_ms, uint64_t now_ms,
+                     uint32_t who)
 {
     struct sl_shm_slot *s = live_slot(shm, slot);
     uint32_t n;
@@ -47,17 +70,26 @@ void sl_shm_wait_end(struct sl_shm *shm, uint32_t slot, uint64_t since_ms, uint6
         return;
     sl_add64(&s->waited_ms, now_ms > since_ms ? now_ms - since_ms : 0);
     n = sl_load32(&s->waiting);
-    if (n > 0)
+    if (n > 0) {
         sl_store32(&s->waiting, --n);
+        sl_store32(&s->waiters, n == 0 ? 0 : sl_load32(&s->waiters) ^ who);
+    }
     if (n == 0)
         sl_store64(&s->wait_since, 0);
 }
 
-/* sl_resv_contended - is any counter of r waited for */
-bool sl_resv_contended(const struct sl_shm *shm, const struct sl_resv *r)
+/* sl_resv_contended - is any counter of r waited for by another destination than who */
+bool sl_resv_contended(const struct sl_shm *shm, const struct sl_resv *r, uint32_t who)
 {
-    for (uint32_t i = 0; i < r->n; i++)
-        if (r->slot[i] < shm->hdr->slot_capacity && sl_peek32(&shm->slots[r->slot[i]].waiting) > 0)
+    for (uint32_t i = 0; i < r->n; i++) {
+        const struct sl_shm_slot *s;
+        uint32_t n;
+        if (r->slot[i] >= shm->hdr->slot_capacity)
+            continue;
+        s = &shm->slots[r->slot[i]];
+        n = sl_peek32(&s->waiting);
+        if (n > 1 || (n == 1 && sl_peek32(&s->waiters) != who))
             return true;
+    }
     return false;
 }

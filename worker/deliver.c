@@ -233,6 +233,20 @@ static bool conn_spent(const struct sl_conn *c, const struct sl_dest *d)
            (c->s.mailmax > 0 && c->txns >= c->s.mailmax); /* the receiver's LIMITS MAILMAX */
 }
 
+/* sl_worker_close_spent - a connection that a per-connection limit has spent can carry
+ * nothing more (neither its own destination's mail nor, moved, another's): it ends with its
+ * job, so that its units go to waiting mail at once rather than after idle_timeout, and the
+ * master sends it no job that it could only give back */
+void sl_worker_close_spent(struct sl_wstate *w)
+{
+    const struct sl_conn *c = &w->conn;
+    const struct sl_dest *d = &w->dest;
+
+    if (c->open && w->have_dest && strcmp(d->binding, c->binding) == 0 &&
+        strcmp(d->domain, c->domain) == 0 && conn_spent(c, d))
+        sl_conn_close(w, true);
+}
+
 /* A part's progress through the job. */
 struct work {
     size_t *idx;    /* its pending recipients; NULL until the part is reached */
@@ -674,14 +688,15 @@ static void fail_job(struct sl_wstate *w, const struct sl_dest *d, struct job *j
 /* yields - part k is next and the connection is spent: when other mail waits for a counter
  * the connection holds, the job ends here instead of opening a new connection, and the
  * units go to the mail that waited (fair turns); only at a part's start, so nothing half
- * sent is left behind */
+ * sent is left behind.  Its own destination's wait (for more connections) is no reason:
+ * the master would hand the same mail back. */
 static bool yields(struct sl_wstate *w, const struct sl_dest *d, struct job *j, struct work *wk,
                    size_t k)
 {
     struct sl_conn *c = &w->conn;
 
     if (!c->open || !conn_spent(c, d) || wk[k].sent > 0 || j->part[k].attempted ||
-        !sl_resv_contended(w->ctx->shm, &c->r))
+        !sl_resv_contended(w->ctx->shm, &c->r, sl_shm_waiter_key(d->binding, d->domain)))
         return false;
     sl_conn_close(w, true);
     for (size_t i = k; i < j->n; i++)

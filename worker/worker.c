@@ -163,6 +163,7 @@ static bool run_message(struct sl_wstate *w, char *buf, size_t len, struct times
     }
     if (strncmp(strchr(buf, ' ') ? strchr(buf, ' ') : "", " D ", 3) == 0) {
         sl_worker_deliver(w, buf);
+        sl_worker_close_spent(w);
         after_job(w, idle_until);
     } else {
         sl_conn_close(w, true); /* a probe's "I" must mean what it says */

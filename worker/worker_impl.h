@@ -184,6 +184,9 @@ void sl_worker_probe(struct sl_wstate *w, const char *job);
 
 /* worker/deliver.c: run one delivery job ("J<job> D ..."). */
 void sl_worker_deliver(struct sl_wstate *w, const char *job);
+/* Close the connection when a per-connection limit (max_deliveries_per_connection, ...) of
+ * the last job's destination has spent it. */
+void sl_worker_close_spent(struct sl_wstate *w);
 
 /* worker/outcome.c: record what happened to the recipients of one part. */
 enum sl_rcpt_result {

@@ -686,27 +686,60 @@ static void test_waits(void **state)
 
     mk(&shm, name, sizeof name, 16, 2);
     uint32_t d = slot_of(&shm, SL_SCOPE_DOMAIN, "a.example", NULL);
-    sl_shm_wait_begin(&shm, d, 1000);
-    sl_shm_wait_begin(&shm, d, 1500);
+    sl_shm_wait_begin(&shm, d, 1000, 7);
+    sl_shm_wait_begin(&shm, d, 1500, 8);
     assert_int_equal(sl_shm_view(&shm, d, &v), 0);
     assert_int_equal(v.waiting, 2);
     assert_int_equal(v.holdbacks, 2);
     assert_int_equal(v.wait_since, 1000);
-    sl_shm_wait_end(&shm, d, 1000, 1200);
+    sl_shm_wait_end(&shm, d, 1000, 1200, 7);
     assert_int_equal(sl_shm_view(&shm, d, &v), 0);
     assert_int_equal(v.waiting, 1);
     assert_int_equal(v.wait_since, 1000); /* mail still waits: no break yet */
-    sl_shm_wait_end(&shm, d, 1500, 2000);
-    sl_shm_wait_end(&shm, d, 1500, 2000); /* one too many: stays at 0 */
+    sl_shm_wait_end(&shm, d, 1500, 2000, 8);
+    sl_shm_wait_end(&shm, d, 1500, 2000, 8); /* one too many: stays at 0 */
     assert_int_equal(sl_shm_view(&shm, d, &v), 0);
     assert_int_equal(v.waiting, 0);
     assert_int_equal(v.wait_since, 0);
     assert_int_equal(v.waited_ms, 200 + 500 + 500);
     struct sl_resv r = one(d, 3, 0);
-    assert_false(sl_resv_contended(&shm, &r));
-    sl_shm_wait_begin(&shm, d, 3000);
-    assert_true(sl_resv_contended(&shm, &r));
-    sl_shm_wait_begin(&shm, 9999, 3000); /* not a slot of the table: ignored */
+    assert_false(sl_resv_contended(&shm, &r, 7));
+    sl_shm_wait_begin(&shm, d, 3000, 7);
+    assert_true(sl_resv_contended(&shm, &r, 8));
+    sl_shm_wait_begin(&shm, 9999, 3000, 7); /* not a slot of the table: ignored */
+    done(&shm, name);
+}
+
+/* test_sole_waiter - a counter only its own destination waits for (it wants one more
+ * connection) is no reason for that destination's spent connection to give its job back;
+ * one that another destination waits for is, also when it is the one left of several */
+static void test_sole_waiter(void **state)
+{
+    (void)state;
+    struct sl_shm shm;
+    char name[64];
+    uint32_t a = sl_shm_waiter_key("b1", "a.example"), b = sl_shm_waiter_key("b2", "a.example");
+
+    assert_int_not_equal(a, b); /* the binding counts: b1 and b2 are two destinations */
+    assert_int_not_equal(a, sl_shm_waiter_key("b1a", ".example"));
+    mk(&shm, name, sizeof name, 16, 2);
+    uint32_t d = slot_of(&shm, SL_SCOPE_DOMAIN, "a.example", NULL);
+    struct sl_resv r = one(d, 3, 0);
+    sl_shm_wait_begin(&shm, d, 1000, a);
+    assert_false(sl_resv_contended(&shm, &r, a));
+    assert_true(sl_resv_contended(&shm, &r, b));
+    sl_shm_wait_begin(&shm, d, 1100, b);
+    assert_true(sl_resv_contended(&shm, &r, a)); /* b waits too */
+    sl_shm_wait_end(&shm, d, 1000, 1200, a);
+    assert_true(sl_resv_contended(&shm, &r, a)); /* b is the one left */
+    assert_false(sl_resv_contended(&shm, &r, b));
+    sl_shm_wait_end(&shm, d, 1100, 1300, b);
+    assert_false(sl_resv_contended(&shm, &r, a));
+    assert_false(sl_resv_contended(&shm, &r, b));
+    sl_shm_wait_end(&shm, d, 1100, 1300, b); /* one too many: nobody is left all the same */
+    sl_shm_wait_begin(&shm, d, 1400, a);
+    assert_false(sl_resv_contended(&shm, &r, a));
+    assert_true(sl_resv_contended(&shm, &r, b));
     done(&shm, name);
 }
 
@@ -1147,16 +1180,27 @@ static void test_listener_stats(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_attach), cmocka_unit_test(test_attach_garbage),
-        cmocka_unit_test(test_second_create), cmocka_unit_test(test_stale),
-        cmocka_unit_test(test_lookup_keys),   cmocka_unit_test(test_table_full),
-        cmocka_unit_test(test_limits),        cmocka_unit_test(test_all_or_none),
-        cmocka_unit_test(test_fixed_order),   cmocka_unit_test(test_release),
-        cmocka_unit_test(test_swap),          cmocka_unit_test(test_waits),
-        cmocka_unit_test(test_generations),   cmocka_unit_test(test_norecord),
-        cmocka_unit_test(test_owner_claim),   cmocka_unit_test(test_reclaim),
-        cmocka_unit_test(test_audit),         cmocka_unit_test(test_snapshot_foreach),
-        cmocka_unit_test(test_action_cap),    cmocka_unit_test(test_listener_stats),
+        cmocka_unit_test(test_create_attach),
+        cmocka_unit_test(test_attach_garbage),
+        cmocka_unit_test(test_second_create),
+        cmocka_unit_test(test_stale),
+        cmocka_unit_test(test_lookup_keys),
+        cmocka_unit_test(test_table_full),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_all_or_none),
+        cmocka_unit_test(test_fixed_order),
+        cmocka_unit_test(test_release),
+        cmocka_unit_test(test_swap),
+        cmocka_unit_test(test_waits),
+        cmocka_unit_test(test_sole_waiter),
+        cmocka_unit_test(test_generations),
+        cmocka_unit_test(test_norecord),
+        cmocka_unit_test(test_owner_claim),
+        cmocka_unit_test(test_reclaim),
+        cmocka_unit_test(test_audit),
+        cmocka_unit_test(test_snapshot_foreach),
+        cmocka_unit_test(test_action_cap),
+        cmocka_unit_test(test_listener_stats),
     };
     sl_msg_init("test_shm");
     sl_msg_set_level(SL_MSG_FATAL); /* the audit's and reclaim's warnings are expected here */
