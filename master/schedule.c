@@ -494,9 +494,44 @@ static size_t job_size(size_t ready, unsigned workers)
     return n < 1 ? 1 : n > SL_JOB_PARTS ? SL_JOB_PARTS : n;
 }
 
+/* wanted_elsewhere - destinations other than d want connection units as much as d would
+ * take: those ready or held back number at least the units free (of the server counter,
+ * which they all share, and at most one per worker) and at least one */
+static bool wanted_elsewhere(struct sl_sched *s, const struct sl_supervisor *sup,
+                             struct sl_qdest *d)
+{
+    uint32_t free_units =
+        sl_limits_server_free_cached(s->shm, &d->room, sl_promise_counts(&s->promises));
+    bool ringed = d->where == SL_QDEST_RING;
+    size_t others = sl_queue_blocked(s->q) - (d->where == SL_QDEST_BLOCKED ? 1 : 0), ring;
+
+    if (free_units > sup->want)
+        free_units = sup->want;
+    if (others < free_units || others == 0) {
+        ring = sl_queue_ring_upto(s->q, free_units - others + 1 + (ringed ? 1 : 0));
+        others += ring - (ringed && ring > 0 ? 1 : 0);
+    }
+    return others > 0 && others >= free_units;
+}
+
+/* others_wait - another destination waits for one of d's counters (its cache current): a
+ * worker whose connection is spent gives the rest of its job back to it */
+static bool others_wait(const struct sl_sched *s, const struct sl_qdest *d)
+{
+    uint32_t who = sl_shm_waiter_key(d->binding, d->domain);
+
+    for (uint32_t i = 0; i < d->room.n; i++)
+        if (d->room.c[i].slot != UINT32_MAX &&
+            sl_shm_waited_by_other(s->shm, d->room.c[i].slot, who))
+            return true;
+    return false;
+}
+
 /* send_job - up to SL_JOB_PARTS of d's ready parts to worker w in one datagram; a
  * destination served over a contended counter (contended) gets a whole turn's worth, since
- * spreading its mail over workers could not open more connections anyway.  A part that was
+ * spreading its mail over workers could not open more connections anyway; where others wait
+ * for its counters or want its units, a turn is at most what one connection carries
+ * (max_deliveries_per_connection).  A part that was
  * in a crashed job goes in a job of its own (crashed_parts). */
 static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_config *cfg,
                      unsigned wi, struct sl_qdest *d, bool contended)
@@ -510,11 +545,10 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
 
     size_t max = job_size(d->nready, contended ? 1 : sup->want);
 
-    if (contended) { /* a turn is what one connection carries: the rest would come back */
-        sl_limits_cache_current(cfg, s->shm, &d->room, d->binding, d->domain);
-        if (d->room.turn > 0 && max > d->room.turn)
-            max = d->room.turn;
-    }
+    sl_limits_cache_current(cfg, s->shm, &d->room, d->binding, d->domain);
+    if (d->room.turn > 0 && max > d->room.turn &&
+        (contended || others_wait(s, d) || wanted_elsewhere(s, sup, d)))
+        max = d->room.turn; /* a turn is what one connection carries: the rest would come back */
     if (head < 0 || len >= sizeof job)
         sl_msg_panic("job header for %s %s does not fit a datagram", d->binding, d->domain);
     while (n < max && (p = sl_queue_peek(d)) != NULL && !(n > 0 && p->crashes > 0)) {

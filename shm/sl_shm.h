@@ -417,6 +417,8 @@ void sl_shm_foreach(const struct sl_shm *shm,
 /* A destination's key for the waits: never 0 (two destinations may share one, rarely: a
  * connection then keeps its units one job longer than fair turns would). */
 uint32_t sl_shm_waiter_key(const char *binding, const char *domain);
+/* Does another destination than who wait for the counter in slot (false for no slot)? */
+bool sl_shm_waited_by_other(const struct sl_shm *shm, uint32_t slot, uint32_t who);
 void sl_shm_wait_begin(struct sl_shm *shm, uint32_t slot, uint64_t now_ms, uint32_t who);
 void sl_shm_wait_end(struct sl_shm *shm, uint32_t slot, uint64_t since_ms, uint64_t now_ms,
                      uint32_t who);

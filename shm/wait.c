@@ -53,7 +53,8 @@ void sl_shm_wait_begin(struct sl_shm *shm, uint32_t slot, uint64_t now_ms, uint3
     n = sl_load32(&s->waiting);
     if (n == 0)
         sl_store64(&s->wait_since, now_ms);
-    /* the key before the count: a reader that sees one waiter sees its key */
+    /* the keys before the count, here and in sl_shm_wait_end: a reader that loads the count,
+     * then the keys, and sees one waiter sees its key */
     sl_store32(&s->waiters, sl_load32(&s->waiters) ^ who);
     sl_store32(&s->waiting, n + 1);
     sl_stat_inc64(&s->holdbacks);
@@ -71,25 +72,31 @@ void sl_shm_wait_end(struct sl_shm *shm, uint32_t slot, uint64_t since_ms, uint6
     sl_add64(&s->waited_ms, now_ms > since_ms ? now_ms - since_ms : 0);
     n = sl_load32(&s->waiting);
     if (n > 0) {
+        sl_store32(&s->waiters, n == 1 ? 0 : sl_load32(&s->waiters) ^ who);
         sl_store32(&s->waiting, --n);
-        sl_store32(&s->waiters, n == 0 ? 0 : sl_load32(&s->waiters) ^ who);
     }
     if (n == 0)
         sl_store64(&s->wait_since, 0);
 }
 
+/* sl_shm_waited_by_other - does another destination than who wait for the counter in slot */
+bool sl_shm_waited_by_other(const struct sl_shm *shm, uint32_t slot, uint32_t who)
+{
+    const struct sl_shm_slot *s;
+    uint32_t n;
+
+    if (slot >= shm->hdr->slot_capacity)
+        return false;
+    s = &shm->slots[slot];
+    n = sl_peek32(&s->waiting);
+    return n > 1 || (n == 1 && sl_peek32(&s->waiters) != who);
+}
+
 /* sl_resv_contended - is any counter of r waited for by another destination than who */
 bool sl_resv_contended(const struct sl_shm *shm, const struct sl_resv *r, uint32_t who)
 {
-    for (uint32_t i = 0; i < r->n; i++) {
-        const struct sl_shm_slot *s;
-        uint32_t n;
-        if (r->slot[i] >= shm->hdr->slot_capacity)
-            continue;
-        s = &shm->slots[r->slot[i]];
-        n = sl_peek32(&s->waiting);
-        if (n > 1 || (n == 1 && sl_peek32(&s->waiters) != who))
+    for (uint32_t i = 0; i < r->n; i++)
+        if (sl_shm_waited_by_other(shm, r->slot[i], who))
             return true;
-    }
     return false;
 }

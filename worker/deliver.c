@@ -233,20 +233,6 @@ static bool conn_spent(const struct sl_conn *c, const struct sl_dest *d)
            (c->s.mailmax > 0 && c->txns >= c->s.mailmax); /* the receiver's LIMITS MAILMAX */
 }
 
-/* sl_worker_close_spent - a connection that a per-connection limit has spent can carry
- * nothing more (neither its own destination's mail nor, moved, another's): it ends with its
- * job, so that its units go to waiting mail at once rather than after idle_timeout, and the
- * master sends it no job that it could only give back */
-void sl_worker_close_spent(struct sl_wstate *w)
-{
-    const struct sl_conn *c = &w->conn;
-    const struct sl_dest *d = &w->dest;
-
-    if (c->open && w->have_dest && strcmp(d->binding, c->binding) == 0 &&
-        strcmp(d->domain, c->domain) == 0 && conn_spent(c, d))
-        sl_conn_close(w, true);
-}
-
 /* A part's progress through the job. */
 struct work {
     size_t *idx;    /* its pending recipients; NULL until the part is reached */
@@ -782,6 +768,19 @@ static const struct sl_dest *dest_for(struct sl_wstate *w, const char *binding, 
         w->have_dest = true;
     }
     return d;
+}
+
+/* sl_worker_close_spent - a connection that a per-connection limit of its destination has
+ * spent can carry nothing more of its mail: it ends with its job, so that its units go to
+ * waiting mail at once rather than after idle_timeout, and the master sends it no job that it
+ * could only give back.  (A sibling domain with a higher limit could have taken it over: it
+ * opens a connection of its own instead.) */
+void sl_worker_close_spent(struct sl_wstate *w)
+{
+    const struct sl_conn *c = &w->conn;
+
+    if (c->open && conn_spent(c, dest_for(w, c->binding, c->domain)))
+        sl_conn_close(w, true);
 }
 
 /* sl_worker_deliver - run one delivery job and report every part's outcome */

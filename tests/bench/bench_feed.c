@@ -3,7 +3,8 @@
  * (smtp-sink) as fast as the sink and the loopback allow, over reused connections, with or
  * without PIPELINING, or with BDAT runs (CHUNKING).
  *
- *   bench_feed [-p | -b RUN] [-s SESSIONS] [-m MESSAGES] [-l BYTES] [-d DOMAINS] IP:PORT
+ *   bench_feed [-p | -b RUN] [-s SESSIONS] [-m MESSAGES] [-l BYTES] [-d DOMAINS] [-c PER]
+ *              IP:PORT
  *
  * SESSIONS processes (default 8) each open one connection, say EHLO once and send their share
  * of MESSAGES (default 10000) messages of a BYTES-byte body (default 4096) to
@@ -14,7 +15,9 @@
  * out in one write and their four replies are read together (RFC 2920), so a message costs one
  * round trip plus the body; with -b (the sink must offer CHUNKING) RUN messages go in one write,
  * each as RSET (but a session's first), MAIL, RCPT, "BDAT n LAST" and the message, and their
- * replies are read together: one round trip per RUN messages, as a BDAT client can.  Prints
+ * replies are read together: one round trip per RUN messages, as a BDAT client can.  With -c, a
+ * connection carries at most PER messages, then QUIT and a new one (as a sender limited by
+ * max_deliveries_per_connection must).  Prints
  * "messages SECONDS RATE" on stdout; exits 1 on any unexpected reply.
  *
  * Trust boundary: the peer is a local test sink; its replies are only checked for their code.
@@ -40,7 +43,8 @@ struct feed_opts {
     int sessions;
     long messages;
     long body_len;
-    long domains; /* 0: every message to rcpt@bench.test */
+    long domains;  /* 0: every message to rcpt@bench.test */
+    long per_conn; /* messages one connection carries; 0: all of a session's */
     struct sockaddr_in peer;
 };
 
@@ -223,20 +227,36 @@ static bool feed_chunked(const struct feed_opts *o, struct conn *c, long first, 
     return good;
 }
 
-/* One session's share, messages first to first + count - 1; the child's exit status. */
-static int run_session(const struct feed_opts *o, long first, long count)
+/* One connection: messages first to first + count - 1, then QUIT. */
+static bool run_connection(const struct feed_opts *o, long first, long count, const char *msg,
+                           size_t len)
 {
     struct conn c;
-    size_t len;
-    char *msg = make_message(o->body_len, &len);
-    if (msg == NULL || !open_session(&c, &o->peer))
-        return 1;
+    if (!open_session(&c, &o->peer))
+        return false;
     bool ok = o->bdat_run > 0 ? feed_chunked(o, &c, first, count, msg, len)
               : o->pipelining ? feed_pipelined(o, &c, first, count, msg, len)
                               : feed_lockstep(o, &c, first, count, msg, len);
     if (ok)
         ok = send_all(c.fd, "QUIT\r\n", 6);
     close(c.fd);
+    return ok;
+}
+
+/* One session's share, messages first to first + count - 1, over connections of at most
+ * per_conn messages; the child's exit status. */
+static int run_session(const struct feed_opts *o, long first, long count)
+{
+    size_t len;
+    char *msg = make_message(o->body_len, &len);
+    bool ok = msg != NULL;
+
+    do {
+        long n = o->per_conn > 0 && o->per_conn < count ? o->per_conn : count;
+        ok = ok && run_connection(o, first, n, msg, len);
+        first += n;
+        count -= n;
+    } while (ok && count > 0);
     free(msg);
     return ok ? 0 : 1;
 }
@@ -259,7 +279,7 @@ static bool parse_args(int argc, char **argv, struct feed_opts *o)
 {
     *o = (struct feed_opts){.sessions = 8, .messages = 10000, .body_len = 4096};
     int ch;
-    while ((ch = getopt(argc, argv, "pb:s:m:l:d:")) != -1) {
+    while ((ch = getopt(argc, argv, "pb:s:m:l:d:c:")) != -1) {
         switch (ch) {
         case 'p':
             o->pipelining = true;
@@ -279,12 +299,16 @@ static bool parse_args(int argc, char **argv, struct feed_opts *o)
         case 'd':
             o->domains = atol(optarg);
             break;
+        case 'c':
+            o->per_conn = atol(optarg);
+            break;
         default:
             return false;
         }
     }
     return optind == argc - 1 && o->sessions > 0 && o->messages >= 0 && o->body_len >= 0 &&
-           o->domains >= 0 && o->bdat_run >= 0 && parse_peer(argv[optind], &o->peer);
+           o->domains >= 0 && o->bdat_run >= 0 && o->per_conn >= 0 &&
+           parse_peer(argv[optind], &o->peer);
 }
 
 static double now_s(void)
