@@ -10,8 +10,9 @@
 #             started; timed until spool/queue/ is empty
 #   feeders   a client feeding the sink directly (smtp-source with connection reuse, and
 #             BENCHDIR/bench_feed with reuse and with PIPELINING): the ceiling of the sink
-#   domains   the many-domain drain, one row per BENCH_DOMAIN_ROWS entry SHAPE:LIMIT[:RTT]
-#             (default "1:4 100:4 1:20 100:20 1000:20 100mx2:20 100:4:20"): N messages spread evenly
+#   domains   the many-domain drain, one row per BENCH_DOMAIN_ROWS entry
+#             SHAPE:LIMIT[:RTT[:PER]] (default "1:4 100:4 1:20 100:20 1000:20 100mx2:20 100:4:20
+#             1:4:0:1 100:4:0:1"): N messages spread evenly
 #             over SHAPE domains; with RTT, the receiver is RTT ms away (bench_sink -d: each
 #             batch of replies leaves RTT ms late, so every round trip costs RTT more, as with
 #             a real receiver on the internet; its ceilings are fed N/10 messages)
@@ -43,7 +44,10 @@
 #             of connections, and sluice's rate as a share of its one-domain rate at the same
 #             LIMIT and RTT (the row 1:LIMIT[:RTT], when it ran: "of 1 dom").  A drain not done in BENCH_DOMAIN_DRAIN_LIMIT seconds (default
 #             60) is cut there: its rate is what was delivered by then, and the note says how
-#             much and how many domains were left.
+#             much and how many domains were left.  With PER, a connection carries at most PER
+#             messages: sluice's max_deliveries_per_connection, Postfix's
+#             smtp_connection_reuse_count_limit (PER - 1 reuses; PER 1: pf+cache is not run,
+#             it would be the Postfix drain again), the ceilings' bench_feed -c PER.
 #   submit    N messages submitted by smtp-source over 8 and 32 sessions to sluice's listener
 #             and to a private Postfix's smtpd, both delivering to bench_sink: accept and
 #             end-to-end rates, latency from the durable write to the sink, CPU per message
@@ -102,8 +106,9 @@ INJECT_JOBS=${BENCH_INJECT_JOBS:-8}
 DRAIN_LIMIT=${BENCH_DRAIN_LIMIT:-60} # seconds before a drain is given up
 WORKERS=${BENCH_WORKERS:-16}
 PARTS=${BENCH_PARTS:-submit feeders postfix sluice domains latency cluster} # a subset runs only those parts
-DOMAIN_ROWS=${BENCH_DOMAIN_ROWS:-1:4 100:4 1:20 100:20 1000:20 100mx2:20 100:4:20}
+DOMAIN_ROWS=${BENCH_DOMAIN_ROWS:-1:4 100:4 1:20 100:20 1000:20 100mx2:20 100:4:20 1:4:0:1 100:4:0:1}
 SINK_DELAY=0 # ms the domains part's receivers hold each batch of replies (a row's RTT)
+PER_CONN=0   # messages a connection carries in the domains part (a row's PER); 0: no limit
 DOMAIN_WORKERS=${BENCH_DOMAIN_WORKERS:-32}
 DOMAIN_DRAIN_LIMIT=${BENCH_DOMAIN_DRAIN_LIMIT:-60}
 LAT_ROWS=${BENCH_LATENCY_ROWS:-1:20 100:20 1000:20 1:4 100:4 1000:4}
@@ -443,6 +448,7 @@ server_reserve_outbound_connections = 0
 tls = disabled
 EOF
   [ -z "$IDLE" ] || echo "idle_timeout = $IDLE"
+  [ "$PER_CONN" = 0 ] || echo "max_deliveries_per_connection = $PER_CONN"
   [ "$mode" != mx2 ] || printf 'dns_server = %s\nsmtp_port = %s\nmta_sts = off\ndane = off\n' \
     "$DNS_SERVER" "${ports[0]}"
   printf '\n[binding "bench"]\nbind_address = 127.0.0.2\n'
@@ -582,14 +588,16 @@ dom_sluice() {
 # open beyond LIMIT)
 dom_postfix() {
   local row=$1 D=$2 limit=$3 mode=$4 who=$5 master t0 t1 c0 c1 got cache=no log deferred
+  local reuse=()
   [ "$who" = postfix ] || cache=yes
+  [ "$PER_CONN" = 0 ] || reuse=("smtp_connection_reuse_count_limit = $((PER_CONN - 1))")
   if ! spread_sink "$who$row" "$D" "$mode" 0; then
     dr[$row,$who-note]="sink did not start: $(tail -1 "$BS_DIR/err")"
     return
   fi
   if ! spread_postfix_start "$who$row" "$D" "$limit" "$mode" \
     "smtpd_recipient_restrictions = check_client_access static:HOLD" \
-    "smtp_connection_cache_on_demand = $cache"; then
+    "smtp_connection_cache_on_demand = $cache" "${reuse[@]}"; then
     dr[$row,$who-note]=$SP_ERR
     bsink_stop
     return
@@ -636,7 +644,7 @@ dom_ceiling() {
       continue
     fi
     # shellcheck disable=SC2086 # mode is one or two words
-    if out=$("$bench/bench_feed" $mode -s "$2" -m "$([ "$SINK_DELAY" = 0 ] && echo "$N" ||
+    if out=$("$bench/bench_feed" $mode -c "$PER_CONN" -s "$2" -m "$([ "$SINK_DELAY" = 0 ] && echo "$N" ||
       echo $((N / 10)))" "127.0.1.1:${BS_PORTS[0]}" 2>&1); then
       dr[$row,$key-rate]=${out##* }
     else
@@ -646,42 +654,45 @@ dom_ceiling() {
   done
 }
 
-# dom_row SPEC: the key of a domains row ("100-4", "100-4-20ms")
+# dom_row SPEC: the key of a domains row ("100-4", "100-4-20ms", "100-4-1pc")
 dom_row() {
-  local shape limit rtt
-  IFS=: read -r shape limit rtt <<<"$1"
-  echo "$shape-$limit${rtt:+-${rtt}ms}"
+  local shape limit rtt per
+  IFS=: read -r shape limit rtt per <<<"$1"
+  [ "${rtt:-0}" != 0 ] || rtt=
+  [ "${per:-0}" != 0 ] || per=
+  echo "$shape-$limit${rtt:+-${rtt}ms}${per:+-${per}pc}"
 }
 
-# dom_one SPEC: the key of the one-domain row at SPEC's limit and RTT ("1-4", "1-4-20ms")
+# dom_one SPEC: the key of the one-domain row at SPEC's limit, RTT and PER ("1-4", "1-4-20ms")
 dom_one() {
-  local shape limit rtt
-  IFS=: read -r shape limit rtt <<<"$1"
-  dom_row "1:$limit${rtt:+:$rtt}"
+  local shape limit rest
+  IFS=: read -r shape limit rest <<<"$1"
+  dom_row "1:$limit${rest:+:$rest}"
 }
 
 bench_domains() {
-  local row shape limit rtt D mode spec
+  local row shape limit rtt per D mode spec
   [ -x "$bench/bench_sink" ] && [ -x "$bench/bench_feed" ] ||
     { echo "bench_delivery: domains: no $bench/bench_sink or bench_feed; skipped"; return; }
   [ -x "$SLUICED" ] || { echo "bench_delivery: domains: no $SLUICED; skipped"; return; }
   local t_start
   t_start=$(now)
   for spec in $DOMAIN_ROWS; do
-    IFS=: read -r shape limit rtt <<<"$spec"
-    rtt=${rtt:-0}
+    IFS=: read -r shape limit rtt per <<<"$spec"
+    rtt=${rtt:-0} per=${per:-0}
     D=${shape%mx2} mode=route
     [ "$D" = "$shape" ] || mode=mx2
     row=$(dom_row "$spec")
-    if ! [[ $D =~ ^[0-9]+$ && $limit =~ ^[0-9]+$ && $rtt =~ ^[0-9]+$ ]] || [ "$D" -lt 1 ] ||
-      [ "$D" -gt 1000 ] || [ "$limit" -lt 1 ]; then
-      echo "bench_delivery: domains: bad row $spec (SHAPE:LIMIT[:RTT], SHAPE 1..1000 with mx2" \
-        "or not, RTT in ms)"
+    if ! [[ $D =~ ^[0-9]+$ && $limit =~ ^[0-9]+$ && $rtt =~ ^[0-9]+$ && $per =~ ^[0-9]+$ ]] ||
+      [ "$D" -lt 1 ] || [ "$D" -gt 1000 ] || [ "$limit" -lt 1 ]; then
+      echo "bench_delivery: domains: bad row $spec (SHAPE:LIMIT[:RTT[:PER]], SHAPE 1..1000 with" \
+        "mx2 or not, RTT in ms, PER messages per connection)"
       continue
     fi
-    SINK_DELAY=$rtt
+    SINK_DELAY=$rtt PER_CONN=$per
     dr[$row,label]="$D domains x $((N / D)) msgs$([ "$mode" = route ] || echo ", 2 MX")"
     [ "$rtt" = 0 ] || dr[$row,label]+=", ${rtt} ms"
+    [ "$per" = 0 ] || dr[$row,label]+=", $per/conn"
     dr[$row,limit]=$limit
     if [ "$mode" = mx2 ] && ! spread_dns; then
       dr[$row,sluice-note]="nsd did not start on 127.0.0.53:53: $(tail -1 "$T/dns.err")"
@@ -693,9 +704,9 @@ bench_domains() {
     fi
     [ -d "$T/fill.$D/spool" ] && dom_sluice "$row" "$D" "$limit" "$mode" "$T/fill.$D/spool"
     dom_postfix "$row" "$D" "$limit" "$mode" postfix
-    [ "$PF_CACHED" = 0 ] || dom_postfix "$row" "$D" "$limit" "$mode" pfcache
+    [ "$PF_CACHED" = 0 ] || [ "$per" = 1 ] || dom_postfix "$row" "$D" "$limit" "$mode" pfcache
     dom_ceiling "$row" "$limit"
-    SINK_DELAY=0
+    SINK_DELAY=0 PER_CONN=0
   done
   dom_report "$(pyfmt "$(now) - $t_start" .0f)"
 }
