@@ -10,7 +10,11 @@
  * Each time it is used, hosts of equal preference are shuffled again, as a
  * fresh answer would be.  Only full answers of MX hosts are kept: failures,
  * null MX, answers that lacked a host's addresses for now, routes and domains
- * without MX records are asked again every time.  The table is small and per
+ * without MX records are asked again every time.  A host whose A or AAAA
+ * question failed for now while the other family answered counts as found: it
+ * is kept with the addresses it has, for asking again would cost every new
+ * connection the DNS timeout while the server that drops one family stays so;
+ * the missing family is asked when the answer expires.  The table is small and per
  * process: a worker serves few destinations at once, and the resolver it asks
  * caches the rest.
  * TLSA answers (DANE) are kept the same way, per "_port._tcp.host", for their

@@ -494,24 +494,21 @@ static size_t job_size(size_t ready, unsigned workers)
     return n < 1 ? 1 : n > SL_JOB_PARTS ? SL_JOB_PARTS : n;
 }
 
-/* wanted_elsewhere - destinations other than d want connection units as much as d would
- * take: those ready or held back number at least the units free (of the server counter,
- * which they all share, and at most one per worker) and at least one */
+/* wanted_elsewhere - destinations other than d, ready in the ring, would take the units d
+ * takes: they number at least the units free (of the server counter, which they all share,
+ * and at most one per worker), and at least one.  Those held back count in others_wait, for
+ * d's counters only: one held back by a suspension or by its own limit wants nothing of d's. */
 static bool wanted_elsewhere(struct sl_sched *s, const struct sl_supervisor *sup,
                              struct sl_qdest *d)
 {
     uint32_t free_units =
         sl_limits_server_free_cached(s->shm, &d->room, sl_promise_counts(&s->promises));
-    bool ringed = d->where == SL_QDEST_RING;
-    size_t others = sl_queue_blocked(s->q) - (d->where == SL_QDEST_BLOCKED ? 1 : 0), ring;
+    size_t mine = d->where == SL_QDEST_RING ? 1 : 0, ring;
 
     if (free_units > sup->want)
         free_units = sup->want;
-    if (others < free_units || others == 0) {
-        ring = sl_queue_ring_upto(s->q, free_units - others + 1 + (ringed ? 1 : 0));
-        others += ring - (ringed && ring > 0 ? 1 : 0);
-    }
-    return others > 0 && others >= free_units;
+    ring = sl_queue_ring_upto(s->q, (size_t)free_units + 1 + mine);
+    return ring > mine && ring - mine >= free_units;
 }
 
 /* others_wait - another destination waits for one of d's counters (its cache current): a

@@ -45,9 +45,10 @@
 #             LIMIT and RTT (the row 1:LIMIT[:RTT], when it ran: "of 1 dom").  A drain not done in BENCH_DOMAIN_DRAIN_LIMIT seconds (default
 #             60) is cut there: its rate is what was delivered by then, and the note says how
 #             much and how many domains were left.  With PER, a connection carries at most PER
-#             messages: sluice's max_deliveries_per_connection, Postfix's
-#             smtp_connection_reuse_count_limit (PER - 1 reuses; PER 1: pf+cache is not run,
-#             it would be the Postfix drain again), the ceilings' bench_feed -c PER.
+#             messages: sluice's max_deliveries_per_connection, the ceilings' bench_feed -c PER,
+#             and pf+cache's smtp_connection_reuse_count_limit = PER - 1 (the Postfix drain
+#             without its cache sends one message per connection whatever PER says; with PER 1
+#             pf+cache is not run: it would be that drain again).
 #   submit    N messages submitted by smtp-source over 8 and 32 sessions to sluice's listener
 #             and to a private Postfix's smtpd, both delivering to bench_sink: accept and
 #             end-to-end rates, latency from the durable write to the sink, CPU per message
@@ -590,7 +591,8 @@ dom_postfix() {
   local row=$1 D=$2 limit=$3 mode=$4 who=$5 master t0 t1 c0 c1 got cache=no log deferred
   local reuse=()
   [ "$who" = postfix ] || cache=yes
-  [ "$PER_CONN" = 0 ] || reuse=("smtp_connection_reuse_count_limit = $((PER_CONN - 1))")
+  # PER - 1 reuses; 0 would mean no limit, and the postfix drain (no cache) reuses nothing
+  [ "$PER_CONN" -lt 2 ] || reuse=("smtp_connection_reuse_count_limit = $((PER_CONN - 1))")
   if ! spread_sink "$who$row" "$D" "$mode" 0; then
     dr[$row,$who-note]="sink did not start: $(tail -1 "$BS_DIR/err")"
     return
@@ -658,8 +660,8 @@ dom_ceiling() {
 dom_row() {
   local shape limit rtt per
   IFS=: read -r shape limit rtt per <<<"$1"
-  [ "${rtt:-0}" != 0 ] || rtt=
-  [ "${per:-0}" != 0 ] || per=
+  [[ ! ${rtt:-0} =~ ^0*$ ]] || rtt=
+  [[ ! ${per:-0} =~ ^0*$ ]] || per=
   echo "$shape-$limit${rtt:+-${rtt}ms}${per:+-${per}pc}"
 }
 
@@ -689,6 +691,7 @@ bench_domains() {
         "mx2 or not, RTT in ms, PER messages per connection)"
       continue
     fi
+    rtt=$((10#$rtt)) per=$((10#$per))
     SINK_DELAY=$rtt PER_CONN=$per
     dr[$row,label]="$D domains x $((N / D)) msgs$([ "$mode" = route ] || echo ", 2 MX")"
     [ "$rtt" = 0 ] || dr[$row,label]+=", ${rtt} ms"
@@ -696,6 +699,7 @@ bench_domains() {
     dr[$row,limit]=$limit
     if [ "$mode" = mx2 ] && ! spread_dns; then
       dr[$row,sluice-note]="nsd did not start on 127.0.0.53:53: $(tail -1 "$T/dns.err")"
+      SINK_DELAY=0 PER_CONN=0
       continue
     fi
     if [ ! -d "$T/fill.$D/spool" ] && ! spread_fill "$T/fill.$D" "$D"; then

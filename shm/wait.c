@@ -83,13 +83,16 @@ void sl_shm_wait_end(struct sl_shm *shm, uint32_t slot, uint64_t since_ms, uint6
 bool sl_shm_waited_by_other(const struct sl_shm *shm, uint32_t slot, uint32_t who)
 {
     const struct sl_shm_slot *s;
-    uint32_t n;
+    uint32_t n, k;
 
     if (slot >= shm->hdr->slot_capacity)
         return false;
     s = &shm->slots[slot];
     n = sl_peek32(&s->waiting);
-    return n > 1 || (n == 1 && sl_peek32(&s->waiters) != who);
+    if (n != 1)
+        return n > 1;
+    k = sl_peek32(&s->waiters);
+    return k != 0 && k != who; /* 0, never a key: the last one leaving (sl_shm_wait_end) */
 }
 
 /* sl_resv_contended - is any counter of r waited for by another destination than who */

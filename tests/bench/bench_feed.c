@@ -347,7 +347,7 @@ int main(int argc, char **argv)
         fprintf(
             stderr,
             "usage: bench_feed [-p | -b RUN] [-s SESSIONS] [-m MESSAGES] [-l BYTES] [-d DOMAINS] "
-            "IP:PORT\n");
+            "[-c PER] IP:PORT\n");
         return 2;
     }
     double t0 = now_s();

@@ -740,6 +740,10 @@ static void test_sole_waiter(void **state)
     sl_shm_wait_begin(&shm, d, 1400, a);
     assert_false(sl_resv_contended(&shm, &r, a));
     assert_true(sl_resv_contended(&shm, &r, b));
+    /* what a reader may see while the last one leaves: its key gone, the count not yet */
+    sl_store32(&shm.slots[d].waiters, 0);
+    assert_false(sl_resv_contended(&shm, &r, a));
+    assert_false(sl_resv_contended(&shm, &r, b));
     done(&shm, name);
 }
 
