@@ -543,8 +543,10 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
     size_t max = job_size(d->nready, contended ? 1 : sup->want);
 
     sl_limits_cache_current(cfg, s->shm, &d->room, d->binding, d->domain);
+    /* not for contended alone: destinations held back by a suspension, a throttle or their
+     * own limit make crowded() say so, and want nothing of d's */
     if (d->room.turn > 0 && max > d->room.turn &&
-        (contended || others_wait(s, d) || wanted_elsewhere(s, sup, d)))
+        (others_wait(s, d) || wanted_elsewhere(s, sup, d)))
         max = d->room.turn; /* a turn is what one connection carries: the rest would come back */
     if (head < 0 || len >= sizeof job)
         sl_msg_panic("job header for %s %s does not fit a datagram", d->binding, d->domain);

@@ -4,9 +4,11 @@
  * Every deferral and bounce a worker logs is also told to the master as
  * "T <binding> <domain> <mx or -> <R|L> <reply>" (sl_worker.h), when the
  * config has rules at all.  R is a reply the receiver sent; L one sluice made
- * up itself (a timeout, a refused connection, a DNS failure, its own limits),
- * which a rule matches only with match_local = yes.  A reply is the peer's
- * when it starts with a reply code and the attempt failed in a session phase.
+ * up itself (a timeout, a refused connection, a DNS failure, its own limits, a
+ * message the peer's SIZE or missing SMTPUTF8 rules out), which a rule matches
+ * only with match_local = yes.  A reply is the peer's when it starts with a
+ * reply code, the attempt failed in a session phase, and sluice did not decide
+ * it itself (the attempt's local flag).
  * Concurrency: one worker, its own socket to the master.
  * Trust boundary: the reply text comes from a receiver: it is cut to one
  * bounded line without control characters before it leaves.

@@ -42,9 +42,10 @@
  *                    after n attempts in all
  *          w         not attempted: a counter was full (the master holds the
  *                    destination back until a connection closes)
- *          y         not attempted: the connection was spent and other mail waits
- *                    for a counter it held, so it closed (the master queues the
- *                    part again; the freed units go to the mail that waited)
+ *          y         not attempted: the connection was spent and another
+ *                    destination's mail waits for a counter it held, so it closed
+ *                    (the master queues the part again; the freed units go to the
+ *                    mail that waited)
  *          r         refused for now: the spool file could not be read (a transient
  *                    failure such as EMFILE or EIO); the master tries it later
  *          x         gone: the spool file is missing, or was damaged and set aside
