@@ -528,8 +528,8 @@ static bool others_wait(const struct sl_sched *s, const struct sl_qdest *d)
  * destination served over a contended counter (contended) gets a whole turn's worth, since
  * spreading its mail over workers could not open more connections anyway; where others wait
  * for its counters or want its units, a turn is at most what one connection carries
- * (max_deliveries_per_connection).  A part that was
- * in a crashed job goes in a job of its own (crashed_parts). */
+ * (max_deliveries_per_connection).  A part that was in a crashed job goes in a job of its own
+ * (crashed_parts). */
 static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_config *cfg,
                      unsigned wi, struct sl_qdest *d, bool contended)
 {

@@ -5,14 +5,15 @@
  * The master's scheduler holds a destination back when one of its counters is full; the wait
  * begins then and ends when the destination gets a connection (or has nothing left to send).
  * Each counter shows the destinations waiting for it now, how many waits began, the time the
- * ended ones lasted, and since when mail has waited for it without a break.  It also keeps the
- * waiting destinations' keys XORed, which is the key of the one that waits alone, so that a worker
- * whose spent connection holds the counter keeps it for its own destination's next message when no
- * other one waits: giving its job back would only bring the same mail back to it, a round trip and
- * a reload later. Concurrency: the master is the only writer of these words (single writer, so
- * plain atomic stores suffice for since); readers see each word as it was at one instant.  They
- * live in the slot's second cache line, away from the count the workers CAS. Trust boundary: none;
- * the slot index comes from the master's own refusal records.
+ * ended ones lasted, and since when mail has waited for it without a break.  It also keeps
+ * the waiting destinations' keys XORed, which is the key of the one that waits alone, so that
+ * a worker whose spent connection holds the counter keeps it for its own destination's next
+ * message when no other one waits: giving its job back would only bring the same mail back
+ * to it, a round trip and a reload later.
+ * Concurrency: the master is the only writer of these words (single writer, so plain atomic
+ * stores suffice for since); readers see each word as it was at one instant.  They live in
+ * the slot's second cache line, away from the count the workers CAS.
+ * Trust boundary: none; the slot index comes from the master's own refusal records.
  */
 #include "shm/sl_shm.h"
 #include "shm_impl.h"

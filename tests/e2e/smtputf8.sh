@@ -151,6 +151,8 @@ b=$(peer_stat sink "[b for e, b in messages() if e['rcpt_to'] == ['jörg@sender.
 check "the report is a global delivery status (RFC 6533)" \
   grep -q '^Content-Type: message/global-delivery-status' <<<"$b"
 check "... naming the recipient as utf-8" grep -q '^Final-Recipient: utf-8; ülrich@plain.test' <<<"$b"
+check "... and the reply as sluice's own (the receiver sent no 5.6.7)" \
+  grep -q '^Diagnostic-Code: X-Sluice; 550 5.6.7 the message needs SMTPUTF8' <<<"$b"
 check "... and returning the header as message/global-headers" \
   grep -q '^Content-Type: message/global-headers' <<<"$b"
 RET=FULL smtp_utf8 'jörg@sender.test' 'ret@plain.test' utf8-full >/dev/null 2>&1
