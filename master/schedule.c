@@ -494,6 +494,15 @@ static size_t job_size(size_t ready, unsigned workers)
     return n < 1 ? 1 : n > SL_JOB_PARTS ? SL_JOB_PARTS : n;
 }
 
+/* units_free - the server counter's units free for d (as cached by its room check, promised
+ * ones counted in use), at most one per worker: a connection is a worker's */
+static uint32_t units_free(struct sl_sched *s, const struct sl_supervisor *sup, struct sl_qdest *d)
+{
+    uint32_t n = sl_limits_server_free_cached(s->shm, &d->room, sl_promise_counts(&s->promises));
+
+    return n < sup->want ? n : sup->want;
+}
+
 /* wanted_elsewhere - destinations other than d, ready in the ring, would take the units d
  * takes: they number at least the units free (of the server counter, which they all share,
  * and at most one per worker), and at least one.  Those held back count in others_wait, for
@@ -501,12 +510,9 @@ static size_t job_size(size_t ready, unsigned workers)
 static bool wanted_elsewhere(struct sl_sched *s, const struct sl_supervisor *sup,
                              struct sl_qdest *d)
 {
-    uint32_t free_units =
-        sl_limits_server_free_cached(s->shm, &d->room, sl_promise_counts(&s->promises));
+    uint32_t free_units = units_free(s, sup, d);
     size_t mine = d->where == SL_QDEST_RING ? 1 : 0, ring;
 
-    if (free_units > sup->want)
-        free_units = sup->want;
     ring = sl_queue_ring_upto(s->q, (size_t)free_units + 1 + mine);
     return ring > mine && ring - mine >= free_units;
 }
@@ -663,14 +669,12 @@ static void serve_connections(struct sl_sched *s, struct sl_supervisor *sup,
  * not make a big one slow). */
 static bool crowded(struct sl_sched *s, const struct sl_supervisor *sup, struct sl_qdest *d)
 {
-    uint32_t free_units =
-        sl_limits_server_free_cached(s->shm, &d->room, sl_promise_counts(&s->promises));
+    uint32_t free_units;
     size_t others;
 
     if (d->nready > SL_JOB_PARTS)
         return false;
-    if (free_units > sup->want)
-        free_units = sup->want;
+    free_units = units_free(s, sup, d);
     others = sl_queue_blocked(s->q);
     if (others < free_units) { /* the ring holds d and the ready others */
         size_t ring = sl_queue_ring_upto(s->q, free_units - others + 1);

@@ -161,10 +161,10 @@ static bool settle_txn(struct sl_wstate *w, const struct sl_dest *d, struct sl_p
     memset(done, 0, sizeof done);
     for (size_t i = 0; i < t->nrcpt; i++) {
         struct verdict v = judge(&w->conn.s, t, i);
-        struct sl_attempt a = conn_attempt(w, d, v.phase);
         size_t n = 0;
         if (done[i])
             continue;
+        struct sl_attempt a = conn_attempt(w, d, v.phase);
         /* one log line for every recipient with the same outcome and reply */
         for (size_t j = i; j < t->nrcpt && n < sizeof group / sizeof group[0]; j++) {
             struct verdict u = judge(&w->conn.s, t, j);
