@@ -62,18 +62,6 @@ static const struct sl_section *exact(const struct sl_config *cfg, enum sl_scope
     return NULL;
 }
 
-/* setters - the sections that set opt: the loader's index once the file is loaded (a config
- * with a stanza per domain has thousands of sections, and this runs per connection) */
-static struct sl_section *const *setters(const struct sl_config *cfg, enum sl_opt opt, size_t *n)
-{
-    if (cfg->setters != NULL) {
-        *n = cfg->setters[opt].n;
-        return cfg->setters[opt].s;
-    }
-    *n = cfg->nsections;
-    return cfg->sections;
-}
-
 /* chain_max - cluster_max_outbound_connections along its chain; *host_side says whether it
  * came from a host section (the counter is then binding x MX host) */
 static int32_t chain_max(const struct sl_config *cfg, const char *binding, const char *domain,
@@ -172,7 +160,7 @@ static bool scope_counters(const struct sl_config *cfg, struct sl_shm *shm, uint
 {
     const enum sl_opt smax = SL_OPT_CLUSTER_SCOPE_MAX_OUTBOUND_CONNECTIONS;
     size_t n;
-    struct sl_section *const *list = setters(cfg, smax, &n);
+    struct sl_section *const *list = sl_config_setters(cfg, smax, &n);
 
     for (size_t i = 0; i < n; i++) {
         const struct sl_section *s = list[i];
@@ -259,7 +247,7 @@ static bool walk_cluster(const struct sl_config *cfg, const char *binding, const
     v = chain_max(cfg, binding, domain, NULL, &host_side);
     if (!host_side && visit(ctx, "binding_domain", binding, domain, v))
         return true;
-    list = setters(cfg, smax, &n);
+    list = sl_config_setters(cfg, smax, &n);
     for (size_t i = 0; i < n; i++) {
         const struct sl_section *s = list[i];
         if (s->scope == SL_SC_DOMAIN && sl_section_matches_domain(s, domain) &&
@@ -458,7 +446,7 @@ bool sl_limits_cluster_any(const struct sl_config *cfg)
 
     for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++) {
         size_t n;
-        struct sl_section *const *list = setters(cfg, opts[k], &n);
+        struct sl_section *const *list = sl_config_setters(cfg, opts[k], &n);
         for (size_t i = 0; i < n; i++)
             if (lim(list[i], opts[k]) >= 0)
                 return true;

@@ -63,6 +63,11 @@ void sl_rules_free(struct sl_config *cfg);
 
 /* The declared binding_group so named (case-insensitive), or NULL: config_eval.c. */
 const char *sl_config_group(const struct sl_config *cfg, const char *name);
+/* The sections that set opt, in file order: the loader's index once the file is loaded (a
+ * config with a stanza per domain has thousands of sections, and the limits ask per
+ * connection), else every section: config_load.c. */
+struct sl_section *const *sl_config_setters(const struct sl_config *cfg, enum sl_opt opt,
+                                            size_t *n);
 /* The value types whose text is kept as written (sl_value.str): config_value.c. */
 bool sl_value_is_text(enum sl_vtype t);
 /* The cluster options make sense together (cluster_redis, its password file, the node name,

@@ -456,6 +456,17 @@ static void index_setters(struct sl_config *cfg)
         }
 }
 
+/* sl_config_setters - the sections that set opt (config_impl.h) */
+struct sl_section *const *sl_config_setters(const struct sl_config *cfg, enum sl_opt opt, size_t *n)
+{
+    if (cfg->setters != NULL) {
+        *n = cfg->setters[opt].n;
+        return cfg->setters[opt].s;
+    }
+    *n = cfg->nsections;
+    return cfg->sections;
+}
+
 /* load_buffer - parse and validate len bytes of INI text */
 static struct sl_config *load_buffer(const char *name, const char *buf, size_t len,
                                      struct sl_diag *d)

@@ -339,9 +339,11 @@ static bool domain_scopes(const struct sl_config *cfg, struct sl_shm *shm, uint3
                           size_t errlen)
 {
     const enum sl_opt smax = SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS;
+    size_t n;
+    struct sl_section *const *list = sl_config_setters(cfg, smax, &n);
 
-    for (size_t i = 0; i < cfg->nsections; i++) {
-        const struct sl_section *s = cfg->sections[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_section *s = list[i];
         bool dom = s->scope == SL_SC_DOMAIN;
         bool grp = s->scope == SL_SC_GROUP_DOMAIN && eq(s->group, group);
 
@@ -458,6 +460,8 @@ static void cache_fill(const struct sl_config *cfg, const struct sl_shm *shm,
 {
     const enum sl_opt smax = SL_OPT_SCOPE_MAX_OUTBOUND_CONNECTIONS;
     const struct sl_binding *b = sl_config_binding(cfg, binding);
+    struct sl_section *const *list;
+    size_t n;
 
     int64_t turn = sl_config_num(cfg, SL_OPT_MAX_DELIVERIES_PER_CONNECTION,
                                  &(struct sl_scope_ref){.binding = binding, .domain = domain});
@@ -470,8 +474,9 @@ static void cache_fill(const struct sl_config *cfg, const struct sl_shm *shm,
         return; /* unknown binding: the worker settles the message */
     cache_add(shm, c, SL_SCOPE_BINDING_DOMAIN, binding, domain,
               sl_limits_for_key(cfg, SL_SCOPE_BINDING_DOMAIN, binding, domain));
-    for (size_t i = 0; i < cfg->nsections; i++) {
-        const struct sl_section *s = cfg->sections[i];
+    list = sl_config_setters(cfg, smax, &n);
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_section *s = list[i];
         bool dom = s->scope == SL_SC_DOMAIN;
         bool grp = s->scope == SL_SC_GROUP_DOMAIN && eq(s->group, b->group);
 

@@ -41,8 +41,27 @@ struct job {
     char binding[128];
     char domain[SL_DOMAIN_MAX + 1];
     size_t n;
-    struct sl_part part[SL_JOB_PARTS];
+    size_t cap; /* parts allocated: as many as the job's text can name */
+    struct sl_part part[];
 };
+
+/* job_new - a job with room for every part text names (at most SL_JOB_PARTS), zeroed: a
+ * job's parts are allocated to their number, not to the largest job, as a job to one of many
+ * small domains carries a few (zeroing room for SL_JOB_PARTS cost more than the parts) */
+static struct job *job_new(const char *text)
+{
+    size_t words = 1, cap;
+    struct job *j;
+
+    for (const char *c = text; *c != '\0'; c++)
+        words += *c == ' ';
+    cap = words > 4 ? words - 4 : 1; /* "J<job> D <binding> <domain>" come first */
+    if (cap > SL_JOB_PARTS)
+        cap = SL_JOB_PARTS;
+    j = sl_calloc(1, sizeof *j + cap * sizeof j->part[0]);
+    j->cap = cap;
+    return j;
+}
 
 /* parse_part - "<id>.<k>[:<attempts>|+][!<crashes>]" */
 static bool parse_part(const char *word, struct sl_part *p)
@@ -97,9 +116,10 @@ static bool parse_job(const char *text, struct job *j)
         sl_worker_plain_word(j->binding) && sl_worker_plain_word(j->domain)) {
         ok = true;
         while (ok && (w = strtok_r(NULL, " ", &save)) != NULL) {
-            memset(&j->part[j->n], 0, sizeof j->part[j->n]);
-            ok = j->n < SL_JOB_PARTS && parse_part(w, &j->part[j->n]);
-            j->n++;
+            if (j->n == j->cap) /* more parts than a job carries */
+                ok = false;
+            else
+                ok = parse_part(w, &j->part[j->n++]);
         }
     }
     free(copy);
@@ -786,7 +806,7 @@ void sl_worker_close_spent(struct sl_wstate *w)
 /* sl_worker_deliver - run one delivery job and report every part's outcome */
 void sl_worker_deliver(struct sl_wstate *w, const char *text)
 {
-    struct job *j = sl_calloc(1, sizeof *j);
+    struct job *j = job_new(text);
 
     if (!parse_job(text, j)) {
         sl_msg_warn("malformed delivery job: %.80s", text);
