@@ -428,7 +428,8 @@ static bool job_takes(const struct sl_limits_counter *e, bool via_reserve)
 }
 
 /* promise - worker w's job for d opens a connection (or moves w's own there): the counters of
- * d it will take that w's connection does not hold count as in use until it tries */
+ * d it will take that w's connection does not hold count as in use until it tries (its host's
+ * too, once learnt: learn_host_slot) */
 static void promise(struct sl_sched *s, const struct sl_config *cfg, struct sl_worker_slot *w,
                     struct sl_qdest *d)
 {
@@ -449,7 +450,30 @@ static void promise(struct sl_sched *s, const struct sl_config *cfg, struct sl_w
     for (uint32_t i = 0; i < d->room.ncl && n < SL_RESV_MAX; i++) /* this node's holds */
         if (d->room.cl[i].slot != UINT32_MAX && !holds(s, cfg, w, d->room.cl[i].slot))
             slot[n++] = d->room.cl[i].slot;
+    if (d->host_slot != UINT32_MAX && n < SL_RESV_MAX && !holds(s, cfg, w, d->host_slot))
+        slot[n++] = d->host_slot;
     sl_promise_make(&s->promises, s->shm, w, slot, n);
+}
+
+/* host_full - the host's counter d learnt it takes (learn_host_slot) is at its limit: a job
+ * would be refused there, so d waits for it as for its own; *why says so */
+static bool host_full(const struct sl_sched *s, const struct sl_qdest *d, struct sl_refusal *why)
+{
+    const uint16_t *promised = sl_promise_counts(&s->promises);
+    struct sl_counter_view v;
+    uint32_t n;
+
+    if (d->host_slot == UINT32_MAX || sl_shm_view(s->shm, d->host_slot, &v) != 0 || v.limit < 0)
+        return false;
+    n = v.in_use + (promised != NULL ? promised[d->host_slot] : 0u);
+    if (n < (uint32_t)v.limit)
+        return false;
+    *why = (struct sl_refusal){.slot = d->host_slot,
+                               .kind = v.kind,
+                               .in_use = v.in_use,
+                               .limit = v.limit,
+                               .promised = n - v.in_use};
+    return true;
 }
 
 /* room - may a new connection to d open now, the units promised to jobs not yet started
@@ -461,9 +485,10 @@ static bool room(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_
     struct sl_refusal why;
     char use[64];
 
-    if (sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why) ||
-        (resettled(s, sup, why.slot) &&
-         sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why)))
+    if ((sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why) ||
+         (resettled(s, sup, why.slot) &&
+          sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why))) &&
+        !host_full(s, d, &why))
         return true;
     *why_out = why;
     if (why.limit < 0)
@@ -550,9 +575,12 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
 
     sl_limits_cache_current(cfg, s->shm, &d->room, d->binding, d->domain);
     /* not for contended alone: destinations held back by a suspension, a throttle or their
-     * own limit make crowded() say so, and want nothing of d's */
+     * own limit make crowded() say so, and want nothing of d's.  Once d gave a host's counter
+     * up to another destination (short_turns), its turns stay short while it has mail: the
+     * master cannot see who else wants that counter before they ask, and a full job would
+     * come back. */
     if (d->room.turn > 0 && max > d->room.turn &&
-        (others_wait(s, d) || wanted_elsewhere(s, sup, d)))
+        (d->short_turns || others_wait(s, d) || wanted_elsewhere(s, sup, d)))
         max = d->room.turn; /* a turn is what one connection carries: the rest would come back */
     if (head < 0 || len >= sizeof job)
         sl_msg_panic("job header for %s %s does not fit a datagram", d->binding, d->domain);
@@ -843,9 +871,42 @@ static void note_attempts(struct sl_qpart *p, const char *at, const char *end)
         p->attempts = (uint32_t)n;
 }
 
+/* learn_host_slot - the counter in slot, of d's only MX host, refused d's job ("w") or was
+ * given up by d's spent connection to another destination's mail ("y<slot>", yielded): one
+ * the master cannot know before the MX (a host's or a binding x host's) is d's host_slot from
+ * now on, counted in its room and promises as its own counters are (with several MX hosts,
+ * one full host would not stop d); after a yield, d's jobs are one connection's worth */
+static void learn_host_slot(struct sl_sched *s, struct sl_qdest *d, uint32_t slot, bool yielded)
+{
+    struct sl_counter_view v;
+
+    if (slot == d->host_slot) {
+        d->short_turns |= yielded;
+        return;
+    }
+    if (slot == UINT32_MAX || sl_shm_view(s->shm, slot, &v) != 0 ||
+        (v.kind != SL_SCOPE_HOST && v.kind != SL_SCOPE_BINDING_HOST))
+        return;
+    d->host_slot = slot;
+    d->short_turns = yielded;
+}
+
+/* yielded_slot - the slot of a "y<slot>" outcome (at: after the y); UINT32_MAX: none */
+static uint32_t yielded_slot(const char *at, const char *end)
+{
+    char *stop;
+    unsigned long slot;
+
+    if (at >= end || *at < '0' || *at > '9')
+        return UINT32_MAX;
+    slot = strtoul(at, &stop, 10);
+    return stop == end && slot < UINT32_MAX ? (uint32_t)slot : UINT32_MAX;
+}
+
 /* outcome - apply one "<id>.<k>=<o>" of job; false for "w" (not attempted: the counter
- * in slot refused, as the worker's "S" said) */
-static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t job, uint32_t slot)
+ * in slot refused, as the worker's "S" said; sole: the destination's only MX host's) */
+static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t job, uint32_t slot,
+                    bool sole)
 {
     const char *eq = memchr(tok, '=', len);
     struct sl_qpart *p;
@@ -875,9 +936,12 @@ static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t jo
         break;
     case 'w':
         sl_queue_requeue(s->q, p);
+        if (sole)
+            learn_host_slot(s, p->dest, slot, false);
         hold_back(s, p->dest, slot);
         return false;
     case 'y': /* not attempted: its connection was spent and others wait for its units */
+        learn_host_slot(s, p->dest, yielded_slot(eq + 2, tok + len), true);
         sl_queue_requeue(s->q, p);
         break;
     case 'r': /* the worker could not read it now: try it again later, never forget it */
@@ -915,13 +979,14 @@ static void on_done(struct sl_sched *s, struct sl_worker_slot *w, const char *ms
         size_t len;
         t += strspn(t, " ");
         len = strcspn(t, " ");
-        if (len > 0 && !outcome(s, t, len, job, w->stuck_slot)) {
+        if (len > 0 && !outcome(s, t, len, job, w->stuck_slot, w->stuck_sole)) {
             w->refused = true;
             w->refused_slot = w->stuck_slot;
         }
         t += len;
     }
     w->stuck_slot = UINT32_MAX;
+    w->stuck_sole = false;
     if (job == w->job) {
         w->job = 0;
         free(w->parts);
@@ -1040,7 +1105,8 @@ static void on_idle(struct sl_sched *s, struct sl_supervisor *sup, unsigned wi)
     sl_supervise_quit_if_retiring(sup, wi);
 }
 
-/* on_stuck - "S <kind> <name> <name2> <slot>": the counter that refused the worker's job */
+/* on_stuck - "S <kind> <name> <name2> <slot>[h]": the counter that refused the worker's job
+ * (h: the destination's only MX host's) */
 static void on_stuck(struct sl_worker_slot *w, const char *msg, size_t len)
 {
     const char *last = memrchr(msg, ' ', len);
@@ -1048,8 +1114,13 @@ static void on_stuck(struct sl_worker_slot *w, const char *msg, size_t len)
     unsigned long slot = last != NULL ? strtoul(last + 1, &end, 10) : 0;
 
     sl_msg_debug("worker pid %ld: refused by counter %.*s", (long)w->pid, (int)len - 1, msg + 1);
-    if (last != NULL && end != last + 1 && *end == '\0' && slot < UINT32_MAX)
-        w->stuck_slot = (uint32_t)slot;
+    if (last == NULL || end == last + 1 || slot >= UINT32_MAX)
+        return;
+    if (*end == 'h' && end + 1 == msg + len)
+        w->stuck_sole = true;
+    else if (end != msg + len)
+        return;
+    w->stuck_slot = (uint32_t)slot;
 }
 
 /* on_new - "N <id>": a worker queued a message (a bounce) */

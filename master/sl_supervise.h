@@ -34,6 +34,7 @@ struct sl_worker_slot {
     void *conn;            /* the destination (struct sl_qdest) it keeps a connection to */
     char conn_mx[256];     /* that connection's MX host, as its "K" said ("" unknown) */
     uint32_t stuck_slot;   /* the counter its "S" named for the job in hand; UINT32_MAX none */
+    bool stuck_sole;       /* ... the destination's only MX host's ("h") */
     bool refused;          /* its last job had a "w" outcome: its next I releases only what it
                             * gave back (schedule.c, given_back), a K nothing */
     uint32_t refused_slot; /* the counter that refused it (its "S"); UINT32_MAX none */

@@ -358,8 +358,9 @@ enum sl_resv_result sl_resv_acquire(struct sl_shm *shm, uint32_t owner, struct s
 enum sl_resv_result sl_resv_swap(struct sl_shm *shm, uint32_t owner, struct sl_resv *r,
                                  struct sl_resv *want, struct sl_refusal *why);
 /* Does mail of another destination than who's (sl_shm_waiter_key) wait (shm/wait.c) for any
- * counter r names? */
-bool sl_resv_contended(const struct sl_shm *shm, const struct sl_resv *r, uint32_t who);
+ * counter r names?  The first such counter's slot in *slot (when slot is not NULL). */
+bool sl_resv_contended(const struct sl_shm *shm, const struct sl_resv *r, uint32_t who,
+                       uint32_t *slot);
 /* Cap the counter in slot at cap (a shaping action's, id action) for this reservation: the
  * tighter of the cap and the counter's limit is taken.  Call before acquire or swap. */
 void sl_resv_cap(struct sl_resv *r, uint32_t slot, int32_t cap, uint64_t action);

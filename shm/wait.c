@@ -96,11 +96,16 @@ bool sl_shm_waited_by_other(const struct sl_shm *shm, uint32_t slot, uint32_t wh
     return k != 0 && k != who; /* 0, never a key: the last one leaving (sl_shm_wait_end) */
 }
 
-/* sl_resv_contended - is any counter of r waited for by another destination than who */
-bool sl_resv_contended(const struct sl_shm *shm, const struct sl_resv *r, uint32_t who)
+/* sl_resv_contended - is any counter of r waited for by another destination than who; the
+ * first one's slot in *slot */
+bool sl_resv_contended(const struct sl_shm *shm, const struct sl_resv *r, uint32_t who,
+                       uint32_t *slot)
 {
     for (uint32_t i = 0; i < r->n; i++)
-        if (sl_shm_waited_by_other(shm, r->slot[i], who))
+        if (sl_shm_waited_by_other(shm, r->slot[i], who)) {
+            if (slot != NULL)
+                *slot = r->slot[i];
             return true;
+        }
     return false;
 }

@@ -144,6 +144,7 @@ static void connected(struct sl_wstate *w, const struct sl_dest *d, const struct
     c->deliveries = c->rcpts = c->txns = 0;
     c->txn_us = 0;
     c->idle_ms = d->idle_ms;
+    c->sole_host = info->sole_host;
     c->tls = info->tls;
     sl_lat_observe(w->ctx->shm, sl_worker_lat(w, d->binding), SL_LAT_CONNECT, c->s.connect_us);
     if (c->s.tls.on)
@@ -232,6 +233,7 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
     memset(info, 0, sizeof *info);
     if ((res = resolve(w, d, &a, info)) != SL_OPEN_OK)
         return res;
+    info->sole_host = a.nhosts == 1;
     if (!plan_tls(w, d, &plan, info))
         return SL_OPEN_DEFER;
     for (size_t i = 0; i < a.nhosts; i++) {
@@ -341,6 +343,7 @@ bool sl_conn_migrate(struct sl_wstate *w, const struct sl_dest *d)
     sl_msg_debug("connection to %s [%s] moved from %s to %s", c->mx, c->ip, c->domain, d->domain);
     strlcpy(c->domain, d->domain, sizeof c->domain);
     c->idle_ms = d->idle_ms;
+    c->sole_host = a.nhosts == 1;
     sl_tls_record(&plan, &tc, &c->s, &c->tls);
     return true;
 }

@@ -21,6 +21,7 @@
  * before use.  Everything from the peer is bounded by sl_smtp.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -658,7 +659,8 @@ static void settle_rest(struct sl_wstate *w, const struct sl_dest *d, struct job
     }
 }
 
-/* tell_stuck - the counter that refused, for the master */
+/* tell_stuck - the counter that refused, for the master; "h" after its slot when the
+ * destination has one MX host (its host's counters are then the destination's own) */
 static void tell_stuck(struct sl_wstate *w, const struct sl_open_info *info)
 {
     struct sl_counter_view v;
@@ -667,8 +669,9 @@ static void tell_stuck(struct sl_wstate *w, const struct sl_open_info *info)
 
     if (sl_shm_view(w->ctx->shm, info->why.slot, &v) < 0)
         return;
-    n = snprintf(msg, sizeof msg, "%c %s %s %s %u", SL_WMSG_STUCK, sl_scope_kind_name(v.kind),
-                 v.name[0] ? v.name : "-", v.name2[0] ? v.name2 : "-", info->why.slot);
+    n = snprintf(msg, sizeof msg, "%c %s %s %s %u%s", SL_WMSG_STUCK, sl_scope_kind_name(v.kind),
+                 v.name[0] ? v.name : "-", v.name2[0] ? v.name2 : "-", info->why.slot,
+                 info->sole_host ? "h" : "");
     send(w->fd, msg, (size_t)n, MSG_NOSIGNAL);
 }
 
@@ -695,19 +698,26 @@ static void fail_job(struct sl_wstate *w, const struct sl_dest *d, struct job *j
  * the connection holds, the job ends here instead of opening a new connection, and the
  * units go to the mail that waited (fair turns); only at a part's start, so nothing half
  * sent is left behind.  Its own destination's wait (for more connections) is no reason:
- * the master would hand the same mail back. */
+ * the master would hand the same mail back.  When the host is the destination's only one,
+ * each part given back says which counter was waited for ("y<slot>"): the master cannot
+ * know a host's counters before the MX, and learns from it to keep this destination's turns
+ * to what a connection carries. */
 static bool yields(struct sl_wstate *w, const struct sl_dest *d, struct job *j, struct work *wk,
                    size_t k)
 {
     struct sl_conn *c = &w->conn;
+    uint32_t slot;
+    char why[16] = "y";
 
     if (!c->open || !conn_spent(c, d) || wk[k].sent > 0 || j->part[k].attempted ||
-        !sl_resv_contended(w->ctx->shm, &c->r, sl_shm_waiter_key(d->binding, d->domain)))
+        !sl_resv_contended(w->ctx->shm, &c->r, sl_shm_waiter_key(d->binding, d->domain), &slot))
         return false;
+    if (c->sole_host)
+        snprintf(why, sizeof why, "y%" PRIu32, slot);
     sl_conn_close(w, true);
     for (size_t i = k; i < j->n; i++)
         if (j->part[i].loaded && !wk[i].finished) {
-            strlcpy(j->part[i].outcome, "y", sizeof j->part[i].outcome);
+            strlcpy(j->part[i].outcome, why, sizeof j->part[i].outcome);
             wk[i].finished = true;
         }
     return true;

@@ -42,10 +42,12 @@
  *                    after n attempts in all
  *          w         not attempted: a counter was full (the master holds the
  *                    destination back until a connection closes)
- *          y         not attempted: the connection was spent and another
- *                    destination's mail waits for a counter it held, so it closed
- *                    (the master queues the part again; the freed units go to the
- *                    mail that waited)
+ *          y[<slot>] not attempted: the connection was spent and another
+ *                    destination's mail waits for a counter it held (the one in
+ *                    slot, named when the host is the destination's only one), so
+ *                    it closed (the master queues the part again; the freed units
+ *                    go to the mail that waited; a host's counter named is the
+ *                    destination's from then on: its jobs are one connection's worth)
  *          r         refused for now: the spool file could not be read (a transient
  *                    failure such as EMFILE or EIO); the master tries it later
  *          x         gone: the spool file is missing, or was damaged and set aside
@@ -56,8 +58,10 @@
  *        the host (migrate_connections_between_sibling_domains), else closes it.
  *   worker -> master  "I"  idle with no connection: its counters are released.
  *   worker -> master  "N <id>"  the worker queued a new message (a bounce).
- *   worker -> master  "S <kind> <name> <name2|-> <slot>"  sent with a "w"
- *        outcome: the counter that refused (the master's destination waits for it).
+ *   worker -> master  "S <kind> <name> <name2|-> <slot>[h]"  sent with a "w"
+ *        outcome: the counter that refused (the master's destination waits for it);
+ *        "h": the destination has one MX host, so a host's counter is its own (the
+ *        master counts it in the destination's room from then on).
  *   worker -> master  "T <binding> <domain> <mx|-> <R|L> <reply>"  a deferral or bounce
  *        reply, from the receiver (R) or made up by the worker (L), for the [shaping]
  *        rules (only when the config has some).

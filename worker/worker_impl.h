@@ -39,6 +39,8 @@ struct sl_conn {
     unsigned txns;       /* transactions started on it */
     uint64_t txn_us;     /* how long one of its transactions takes (a running mean), 0 unknown */
     long idle_ms;        /* idle_timeout of its destination */
+    bool sole_host;      /* its host is its destination's only one (as a route's): the master
+                          * may learn that host's counter from it (a yield's "y<slot>") */
     struct sl_tls_log tls;
 };
 
@@ -94,7 +96,7 @@ struct sl_part {
     char **relay_reply; /* the peer's replies to them */
     size_t nrelayed;
     char mx[256];     /* the host that answered, for the DSN */
-    char outcome[40]; /* d, f<time>:<attempts>, w, y, r or x: what the master is told */
+    char outcome[40]; /* d, f<time>:<attempts>, w, y<slot>, r or x: what the master is told */
 };
 
 /* worker/reserve.c: take every counter for a connection to mx; the reserve
@@ -146,6 +148,7 @@ struct sl_open_info {
     char ip[64];
     struct sl_refusal why; /* SL_OPEN_WAIT */
     char scope[300];       /* SL_OPEN_WAIT: the refusing counter, "kind key" */
+    bool sole_host;        /* the destination has one MX host (a route: one) */
     struct sl_tls_log tls; /* the last session tried */
 };
 /* worker/throttle.c: one token of the rate throttle of kind (with wait, one due within a

@@ -703,9 +703,11 @@ static void test_waits(void **state)
     assert_int_equal(v.wait_since, 0);
     assert_int_equal(v.waited_ms, 200 + 500 + 500);
     struct sl_resv r = one(d, 3, 0);
-    assert_false(sl_resv_contended(&shm, &r, 7));
+    assert_false(sl_resv_contended(&shm, &r, 7, NULL));
     sl_shm_wait_begin(&shm, d, 3000, 7);
-    assert_true(sl_resv_contended(&shm, &r, 8));
+    uint32_t which = UINT32_MAX;
+    assert_true(sl_resv_contended(&shm, &r, 8, &which));
+    assert_int_equal(which, d); /* the counter waited for: the master learns it from "y<slot>" */
     sl_shm_wait_begin(&shm, 9999, 3000, 7); /* not a slot of the table: ignored */
     done(&shm, name);
 }
@@ -726,24 +728,24 @@ static void test_sole_waiter(void **state)
     uint32_t d = slot_of(&shm, SL_SCOPE_DOMAIN, "a.example", NULL);
     struct sl_resv r = one(d, 3, 0);
     sl_shm_wait_begin(&shm, d, 1000, a);
-    assert_false(sl_resv_contended(&shm, &r, a));
-    assert_true(sl_resv_contended(&shm, &r, b));
+    assert_false(sl_resv_contended(&shm, &r, a, NULL));
+    assert_true(sl_resv_contended(&shm, &r, b, NULL));
     sl_shm_wait_begin(&shm, d, 1100, b);
-    assert_true(sl_resv_contended(&shm, &r, a)); /* b waits too */
+    assert_true(sl_resv_contended(&shm, &r, a, NULL)); /* b waits too */
     sl_shm_wait_end(&shm, d, 1000, 1200, a);
-    assert_true(sl_resv_contended(&shm, &r, a)); /* b is the one left */
-    assert_false(sl_resv_contended(&shm, &r, b));
+    assert_true(sl_resv_contended(&shm, &r, a, NULL)); /* b is the one left */
+    assert_false(sl_resv_contended(&shm, &r, b, NULL));
     sl_shm_wait_end(&shm, d, 1100, 1300, b);
-    assert_false(sl_resv_contended(&shm, &r, a));
-    assert_false(sl_resv_contended(&shm, &r, b));
+    assert_false(sl_resv_contended(&shm, &r, a, NULL));
+    assert_false(sl_resv_contended(&shm, &r, b, NULL));
     sl_shm_wait_end(&shm, d, 1100, 1300, b); /* one too many: nobody is left all the same */
     sl_shm_wait_begin(&shm, d, 1400, a);
-    assert_false(sl_resv_contended(&shm, &r, a));
-    assert_true(sl_resv_contended(&shm, &r, b));
+    assert_false(sl_resv_contended(&shm, &r, a, NULL));
+    assert_true(sl_resv_contended(&shm, &r, b, NULL));
     /* what a reader may see while the last one leaves: its key gone, the count not yet */
     sl_store32(&shm.slots[d].waiters, 0);
-    assert_false(sl_resv_contended(&shm, &r, a));
-    assert_false(sl_resv_contended(&shm, &r, b));
+    assert_false(sl_resv_contended(&shm, &r, a, NULL));
+    assert_false(sl_resv_contended(&shm, &r, b, NULL));
     done(&shm, name);
 }
 
