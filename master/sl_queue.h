@@ -100,6 +100,7 @@ struct sl_qdest {
      * destination, so d's jobs are one connection's worth. */
     uint32_t host_slot;
     bool short_turns;
+    uint64_t host_gen;   /* the config generation they were learnt under (a reload forgets them) */
     uint64_t wait_since; /* CLOCK_REALTIME ms the wait began */
     /* The queue's: when it was held back (a sequence number), kept once released until its
      * turn comes, so releases keep the longest waiting first; 0: none. */

@@ -698,22 +698,20 @@ static void fail_job(struct sl_wstate *w, const struct sl_dest *d, struct job *j
  * the connection holds, the job ends here instead of opening a new connection, and the
  * units go to the mail that waited (fair turns); only at a part's start, so nothing half
  * sent is left behind.  Its own destination's wait (for more connections) is no reason:
- * the master would hand the same mail back.  When the host is the destination's only one,
- * each part given back says which counter was waited for ("y<slot>"): the master cannot
- * know a host's counters before the MX, and learns from it to keep this destination's turns
- * to what a connection carries. */
+ * the master would hand the same mail back.  Each part given back names the counter waited
+ * for ("y<slot>", "h" after it when the host is the destination's only one): the master
+ * cannot know a host's counters before the MX, and learns them from it. */
 static bool yields(struct sl_wstate *w, const struct sl_dest *d, struct job *j, struct work *wk,
                    size_t k)
 {
     struct sl_conn *c = &w->conn;
     uint32_t slot;
-    char why[16] = "y";
+    char why[16];
 
     if (!c->open || !conn_spent(c, d) || wk[k].sent > 0 || j->part[k].attempted ||
         !sl_resv_contended(w->ctx->shm, &c->r, sl_shm_waiter_key(d->binding, d->domain), &slot))
         return false;
-    if (c->sole_host)
-        snprintf(why, sizeof why, "y%" PRIu32, slot);
+    snprintf(why, sizeof why, "y%" PRIu32 "%s", slot, c->sole_host ? "h" : "");
     sl_conn_close(w, true);
     for (size_t i = k; i < j->n; i++)
         if (j->part[i].loaded && !wk[i].finished) {

@@ -42,12 +42,13 @@
  *                    after n attempts in all
  *          w         not attempted: a counter was full (the master holds the
  *                    destination back until a connection closes)
- *          y[<slot>] not attempted: the connection was spent and another
- *                    destination's mail waits for a counter it held (the one in
- *                    slot, named when the host is the destination's only one), so
- *                    it closed (the master queues the part again; the freed units
- *                    go to the mail that waited; a host's counter named is the
- *                    destination's from then on: its jobs are one connection's worth)
+ *          y<slot>[h] not attempted: the connection was spent and another
+ *                    destination's mail waits for the counter in slot, which it
+ *                    held, so it closed (the master queues the part again; the freed
+ *                    units go to the mail that waited).  A host's counter there
+ *                    makes the destination's jobs one connection's worth from then
+ *                    on; "h": the host is the destination's only MX host, so the
+ *                    master counts that counter as the destination's own.
  *          r         refused for now: the spool file could not be read (a transient
  *                    failure such as EMFILE or EIO); the master tries it later
  *          x         gone: the spool file is missing, or was damaged and set aside

@@ -72,7 +72,7 @@ queue() {
 delivered() { test "$(grep -c '"delivered"' "$T/delivery.log" 2>/dev/null)" = "$1"; }
 # given_back LOG: the parts workers gave back at a spent connection ("y" in "job N done by
 # worker pid P: ID.K=y ...")
-given_back() { grep ' job [0-9]* done by worker pid ' "$1" | grep -o '=y[0-9]*\b' | wc -l; }
+given_back() { grep ' job [0-9]* done by worker pid ' "$1" | grep -oE '=y[0-9]*h?\b' | wc -l; }
 jobs_sent() { grep -c ' job [0-9]* to worker pid ' "$1"; }
 run() { # run LOG: start the daemon on the queue, until it is delivered
   "$SLUICED" -c "$T/sluice.ini" 2>"$1" &
