@@ -7,7 +7,11 @@
  * host whose own counters (binding x host, host scope) are full is skipped
  * for the next; any other full counter (domain, binding, server) stops the
  * attempt: the mail waits for a slot, not for the retry interval.  The
- * counters are taken before connect and held until sl_conn_close.
+ * counters are taken before connect and held until sl_conn_close.  A spent
+ * connection whose worker opens the next one for the same destination keeps
+ * them in between (sl_conn_close_kept): the next connection takes them over,
+ * moved to its host's counters when the host differs, so no job of another
+ * worker can be sent for those units in the gap and be refused.
  * Trust boundary: DNS answers and the peer's replies come from outside; they
  * reach here already bounded by sl_dns and sl_smtp.
  */
@@ -220,9 +224,31 @@ static bool throttle_open(struct sl_wstate *w, const struct sl_dest *d, const ch
     return false;
 }
 
-/* sl_conn_open - resolve, reserve and connect for d */
-enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
-                                 struct sl_open_info *info)
+/* reserve_host - the counters of a connection to d via mx: those a spent connection of d
+ * kept (sl_conn_close_kept), moved to mx's host counters when its host was another, else taken
+ * anew (also when they cannot move: the reserve in place of a server unit, other cluster
+ * counters, a refusal) */
+static bool reserve_host(struct sl_wstate *w, const struct sl_dest *d, const char *mx,
+                         struct sl_refusal *why, char *err, size_t errlen)
+{
+    struct sl_conn *c = &w->conn;
+
+    if (c->kept) {
+        c->kept = false;
+        if (strcasecmp(c->mx, mx) == 0) {
+            memset(why, 0, sizeof *why);
+            return true;
+        }
+        if (sl_worker_reserve_move(w, d->binding, d->domain, mx, &c->r, why, err, errlen))
+            return true;
+        sl_worker_release(w, &c->r);
+    }
+    return sl_worker_reserve(w, d->binding, d->domain, mx, &c->r, why, err, errlen);
+}
+
+/* open_conn - resolve, reserve and connect for d */
+static enum sl_open_result open_conn(struct sl_wstate *w, const struct sl_dest *d,
+                                     struct sl_open_info *info)
 {
     struct sl_dns_answer a; /* about 20 KB: fine on a worker's stack */
     struct sl_tls_plan plan;
@@ -249,8 +275,7 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
             refused = true;
             continue;
         }
-        if (!sl_worker_reserve(w, d->binding, d->domain, a.host[i].name, &w->conn.r, &why, err,
-                               sizeof err)) {
+        if (!reserve_host(w, d, a.host[i].name, &why, err, sizeof err)) {
             if (why.kind == SL_SCOPE_NONE) {
                 info->phase = "limits";
                 strlcpy(info->reply, err, sizeof info->reply);
@@ -280,6 +305,22 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
         snprintf(info->reply, sizeof info->reply, "no usable address for %s", d->domain);
     }
     return refused && !failed ? SL_OPEN_WAIT : SL_OPEN_DEFER;
+}
+
+/* sl_conn_open - resolve, reserve and connect for d; the counters a spent connection of d
+ * kept go back when no connection opens */
+enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
+                                 struct sl_open_info *info)
+{
+    struct sl_conn *c = &w->conn;
+    enum sl_open_result res;
+
+    if (c->kept && (strcmp(c->binding, d->binding) != 0 || strcmp(c->domain, d->domain) != 0))
+        sl_conn_close(w, true); /* kept for another destination: not to be moved here */
+    res = open_conn(w, d, info);
+    if (res != SL_OPEN_OK)
+        sl_conn_close(w, true); /* no connection: only what was kept is left to give back */
+    return res;
 }
 
 /* tls_meets - does a session with TLS state info, opened under need had, give what need asks */
@@ -348,11 +389,16 @@ bool sl_conn_migrate(struct sl_wstate *w, const struct sl_dest *d)
     return true;
 }
 
-/* sl_conn_close - end the session and give its counters back */
+/* sl_conn_close - end the session and give its counters back (or those a spent connection
+ * kept, when no session is open) */
 void sl_conn_close(struct sl_wstate *w, bool polite)
 {
     struct sl_conn *c = &w->conn;
 
+    if (c->kept) {
+        c->kept = false;
+        sl_worker_release(w, &c->r);
+    }
     if (!c->open)
         return;
     if (polite)
@@ -361,4 +407,17 @@ void sl_conn_close(struct sl_wstate *w, bool polite)
         sl_smtp_close(&c->s);
     sl_worker_release(w, &c->r);
     c->open = false;
+}
+
+/* sl_conn_close_kept - QUIT the spent session, keeping its counters for the next connection
+ * to the same destination, opened at once (sl_conn_open) */
+void sl_conn_close_kept(struct sl_wstate *w)
+{
+    struct sl_conn *c = &w->conn;
+
+    if (!c->open)
+        return;
+    sl_smtp_quit(&c->s);
+    c->open = false;
+    c->kept = true;
 }

@@ -613,7 +613,9 @@ static bool ensure_conn(struct sl_wstate *w, const struct sl_dest *d, enum sl_op
     if (c->open && (strcmp(c->binding, d->binding) != 0 || strcmp(c->domain, d->domain) != 0) &&
         (conn_spent(c, d) || !sl_smtp_alive(&c->s) || !sl_conn_migrate(w, d)))
         sl_conn_close(w, true); /* another destination, and the connection cannot carry it */
-    if (c->open && (conn_spent(c, d) || !sl_smtp_alive(&c->s) || !sl_worker_lease_valid(w)))
+    if (c->open && conn_spent(c, d) && sl_smtp_alive(&c->s) && sl_worker_lease_valid(w))
+        sl_conn_close_kept(w); /* the next connection takes its units over (sl_conn_open) */
+    else if (c->open && (conn_spent(c, d) || !sl_smtp_alive(&c->s) || !sl_worker_lease_valid(w)))
         sl_conn_close(w, true);
     if (c->open &&
         sl_worker_host_suspended(w, d->binding, d->domain, c->mx, info->reply, sizeof info->reply))

@@ -26,6 +26,7 @@
 /* The connection a worker holds, with the counters it reserved for it. */
 struct sl_conn {
     bool open;
+    bool kept; /* closed, r still held for the next connection of its destination */
     struct sl_smtp s;
     struct sl_resv r;
     char binding[128];
@@ -170,8 +171,12 @@ enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
  * d's counters can be taken in place of the old domain's (host, binding and server counters
  * stay).  false, the connection untouched, otherwise. */
 bool sl_conn_migrate(struct sl_wstate *w, const struct sl_dest *d);
-/* QUIT (or just close when failed), then release the counters. */
+/* QUIT (or just close when failed), then release the counters (those sl_conn_close_kept kept,
+ * when no session is open). */
 void sl_conn_close(struct sl_wstate *w, bool polite);
+/* QUIT a spent session and keep its counters for the next connection of the same destination,
+ * which sl_conn_open opens next (and gives them back if it cannot). */
+void sl_conn_close_kept(struct sl_wstate *w);
 
 /* worker/worker.c: the latency histograms' entry of binding (shm/latency.c), kept for the
  * last binding asked. */
