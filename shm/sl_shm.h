@@ -351,10 +351,11 @@ int sl_resv_add(struct sl_resv *r, uint32_t slot, int32_t limit);
 enum sl_resv_result sl_resv_acquire(struct sl_shm *shm, uint32_t owner, struct sl_resv *r,
                                     struct sl_refusal *why);
 /* Move the held reservation r to the counters of want (another domain over the same
- * connection): the counters only want names are taken first, all or none, within their
- * limits; then those only r names are given back; the shared ones never move.  On
- * SL_RESV_OK r becomes want (same record); otherwise r is untouched and *why says who
- * refused.  A process killed midway leaves records in flux, which the audit settles (I2). */
+ * connection, or another MX host for a spent connection's kept units): the counters only want names
+ * are taken first, all or none, within their limits; then those only r names are given back; the
+ * shared ones never move.  On SL_RESV_OK r becomes want (same record); otherwise r is untouched and
+ * *why says who refused.  A process killed midway leaves records in flux, which the audit settles
+ * (I2). */
 enum sl_resv_result sl_resv_swap(struct sl_shm *shm, uint32_t owner, struct sl_resv *r,
                                  struct sl_resv *want, struct sl_refusal *why);
 /* Does mail of another destination than who's (sl_shm_waiter_key) wait (shm/wait.c) for any

@@ -9,9 +9,11 @@
  * attempt: the mail waits for a slot, not for the retry interval.  The
  * counters are taken before connect and held until sl_conn_close.  A spent
  * connection whose worker opens the next one for the same destination keeps
- * them in between (sl_conn_close_kept): the next connection takes them over,
- * moved to its host's counters when the host differs, so no job of another
- * worker can be sent for those units in the gap and be refused.
+ * them in between (sl_conn_close_kept), where a take would check nothing they
+ * did not meet (no action cap, no reload, no cluster lease): the next
+ * connection takes them over, moved to its host's counters when the host
+ * differs, so no job of another worker is sent for those units in the gap and
+ * refused when this one takes them again.
  * Trust boundary: DNS answers and the peer's replies come from outside; they
  * reach here already bounded by sl_dns and sl_smtp.
  */
@@ -225,9 +227,9 @@ static bool throttle_open(struct sl_wstate *w, const struct sl_dest *d, const ch
 }
 
 /* reserve_host - the counters of a connection to d via mx: those a spent connection of d
- * kept (sl_conn_close_kept), moved to mx's host counters when its host was another, else taken
- * anew (also when they cannot move: the reserve in place of a server unit, other cluster
- * counters, a refusal) */
+ * kept (sl_conn_close_kept), moved to mx's host counters when its host was another (still
+ * kept for the next host when mx's own counters are full), else taken anew (also when they
+ * cannot move: the reserve in place of a server unit, another refusal) */
 static bool reserve_host(struct sl_wstate *w, const struct sl_dest *d, const char *mx,
                          struct sl_refusal *why, char *err, size_t errlen)
 {
@@ -241,6 +243,10 @@ static bool reserve_host(struct sl_wstate *w, const struct sl_dest *d, const cha
         }
         if (sl_worker_reserve_move(w, d->binding, d->domain, mx, &c->r, why, err, errlen))
             return true;
+        if (host_scoped(why->kind) || sl_worker_lease_host_scoped(w->ctx->shm, why)) {
+            c->kept = true; /* this host is full: kept for the next one */
+            return false;
+        }
         sl_worker_release(w, &c->r);
     }
     return sl_worker_reserve(w, d->binding, d->domain, mx, &c->r, why, err, errlen);
@@ -409,14 +415,31 @@ void sl_conn_close(struct sl_wstate *w, bool polite)
     c->open = false;
 }
 
+/* keepable - may the open connection's units carry over to the next one without a take?  Only
+ * where a take would check nothing more than they met: no shaping action caps a connection
+ * count (a cap published since must hold at the next take), the config the worker runs is
+ * the table's (a reload may have lowered a limit) and no cluster lease is held (its
+ * validity is checked at each take) */
+static bool keepable(struct sl_wstate *w)
+{
+    const struct sl_shm *shm = w->ctx->shm;
+
+    return sl_peek64(&shm->hdr->action_caps) == 0 &&
+           sl_peek64(&shm->hdr->config_gen) == w->ctx->gen && !sl_worker_lease_held(w);
+}
+
 /* sl_conn_close_kept - QUIT the spent session, keeping its counters for the next connection
- * to the same destination, opened at once (sl_conn_open) */
+ * to the same destination, opened at once (sl_conn_open), where they may be kept (keepable) */
 void sl_conn_close_kept(struct sl_wstate *w)
 {
     struct sl_conn *c = &w->conn;
 
     if (!c->open)
         return;
+    if (!keepable(w)) {
+        sl_conn_close(w, true);
+        return;
+    }
     sl_smtp_quit(&c->s);
     c->open = false;
     c->kept = true;

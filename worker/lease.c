@@ -210,6 +210,14 @@ uint64_t sl_worker_lease_left_us(struct sl_wstate *w)
     return within_share(w, &w->conn.r) ? UINT64_MAX : 0; /* the share decides, not time */
 }
 
+/* sl_worker_lease_held - does the open connection hold cluster leases */
+bool sl_worker_lease_held(struct sl_wstate *w)
+{
+    uint64_t until;
+
+    return leased(w, &until);
+}
+
 /* sl_worker_lease_valid - may the open connection start another transaction */
 bool sl_worker_lease_valid(struct sl_wstate *w)
 {

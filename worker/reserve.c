@@ -89,8 +89,10 @@ void sl_worker_release(struct sl_wstate *w, struct sl_resv *r)
     sl_resv_release(w->ctx->shm, w->owner, r);
 }
 
-/* sl_worker_reserve_move - the held r moves to binding -> domain via the same mx: the
- * counters of the new domain are taken, the old domain's given back, the rest stay held.
+/* sl_worker_reserve_move - the held r moves to binding -> domain via mx: the counters the new
+ * set names alone are taken (another domain's over the same connection; or the next host's
+ * when a spent connection's kept units go to a connection to another MX host), those only
+ * the old set names given back, the rest stay held.
  * A connection that holds the reserve in place of the server counter does not move (the
  * reserve is for a destination with no connection, and it had one). */
 bool sl_worker_reserve_move(struct sl_wstate *w, const char *binding, const char *domain,

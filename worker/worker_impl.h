@@ -106,9 +106,10 @@ struct sl_part {
  * the set could not be built (why->kind == SL_SCOPE_NONE, err says why). */
 bool sl_worker_reserve(struct sl_wstate *w, const char *binding, const char *domain, const char *mx,
                        struct sl_resv *r, struct sl_refusal *why, char *err, size_t errlen);
-/* worker/reserve.c: move the held r to binding -> domain over the same mx (a connection
- * carrying a sibling domain's mail); false (r untouched) when a counter refused or the
- * connection cannot move, with the reason in err. */
+/* worker/reserve.c: move the held r to binding -> domain via mx (a connection carrying a
+ * sibling domain's mail over the same mx; a spent connection's kept units going to the next
+ * one's host); false (r untouched) when a counter refused or the units cannot move, with the
+ * reason in err. */
 bool sl_worker_reserve_move(struct sl_wstate *w, const char *binding, const char *domain,
                             const char *mx, struct sl_resv *r, struct sl_refusal *why, char *err,
                             size_t errlen);
@@ -123,6 +124,8 @@ void sl_worker_release(struct sl_wstate *w, struct sl_resv *r);
 bool sl_worker_lease_acquire(struct sl_wstate *w, const struct sl_resv *r, struct sl_refusal *why);
 void sl_worker_lease_release(struct sl_wstate *w, const struct sl_resv *r);
 bool sl_worker_lease_valid(struct sl_wstate *w);
+/* Does the open connection hold cluster leases? */
+bool sl_worker_lease_held(struct sl_wstate *w);
 /* How long the open connection's cluster leases stay good (µs); UINT64_MAX when it holds
  * none, or ones the share decides (granted while Redis was unreachable). */
 uint64_t sl_worker_lease_left_us(struct sl_wstate *w);
@@ -163,7 +166,8 @@ bool sl_worker_throttle(struct sl_wstate *w, enum sl_throttle_kind kind, bool wa
  * rule's action that names a host)?  True with why in buf. */
 bool sl_worker_host_suspended(struct sl_wstate *w, const char *binding, const char *domain,
                               const char *mx, char *buf, size_t len);
-/* Resolve, reserve and connect for d; on SL_OPEN_OK w->conn is open. */
+/* Resolve, reserve and connect for d; on SL_OPEN_OK w->conn is open (with the units
+ * sl_conn_close_kept kept, if any), otherwise those kept units are given back. */
 enum sl_open_result sl_conn_open(struct sl_wstate *w, const struct sl_dest *d,
                                  struct sl_open_info *info);
 /* The open connection (to another domain of d's binding) carries d's mail from now on, when
@@ -175,7 +179,8 @@ bool sl_conn_migrate(struct sl_wstate *w, const struct sl_dest *d);
  * when no session is open). */
 void sl_conn_close(struct sl_wstate *w, bool polite);
 /* QUIT a spent session and keep its counters for the next connection of the same destination,
- * which sl_conn_open opens next (and gives them back if it cannot). */
+ * which sl_conn_open opens next (and gives them back if it cannot); a plain sl_conn_close
+ * where a new take would check more (an action cap, a reload, a cluster lease). */
 void sl_conn_close_kept(struct sl_wstate *w);
 
 /* worker/worker.c: the latency histograms' entry of binding (shm/latency.c), kept for the
