@@ -1148,15 +1148,16 @@ static void on_stuck(struct sl_worker_slot *w, const char *msg, size_t len)
     const char *last = memrchr(msg, ' ', len);
     char *end;
     unsigned long slot = last != NULL ? strtoul(last + 1, &end, 10) : 0;
+    bool sole;
 
     sl_msg_debug("worker pid %ld: refused by counter %.*s", (long)w->pid, (int)len - 1, msg + 1);
     if (last == NULL || end == last + 1 || slot >= UINT32_MAX)
         return;
-    if (*end == 'h' && end + 1 == msg + len)
-        w->stuck_sole = true;
-    else if (end != msg + len)
+    sole = *end == 'h';
+    if (end + sole != msg + len)
         return;
     w->stuck_slot = (uint32_t)slot;
+    w->stuck_sole = sole;
 }
 
 /* on_new - "N <id>": a worker queued a message (a bounce) */
