@@ -469,6 +469,7 @@ static void cache_fill(const struct sl_config *cfg, const struct sl_shm *shm,
     c->n = 0;
     c->gen = sl_peek64(&shm->hdr->config_gen);
     c->turn = turn > 0 && turn < UINT32_MAX ? (uint32_t)turn : 0;
+    c->short_turns = false;
     sl_limits_cluster_cache(cfg, shm, c, binding, domain);
     if (b == NULL)
         return; /* unknown binding: the worker settles the message */
@@ -547,6 +548,35 @@ void sl_limits_cache_resolve(const struct sl_config *cfg, struct sl_shm *shm,
                   e->name, e->name2, &e->slot))
             e->slot = UINT32_MAX; /* a full table: the worker's reservation says so */
     }
+}
+
+/* host_kind - a counter that only the MX names: a host's or a binding x host's */
+static bool host_kind(unsigned kind)
+{
+    return kind == SL_SCOPE_HOST || kind == SL_SCOPE_BINDING_HOST;
+}
+
+/* sl_limits_cache_learn - a host's counter a connection of c's destination took (sl_limits.h):
+ * cache_fill never adds one, so the host entry in c is the learnt one */
+void sl_limits_cache_learn(const struct sl_shm *shm, struct sl_limits_cache *c, uint32_t slot,
+                           bool sole, bool given_up)
+{
+    struct sl_counter_view v;
+    uint32_t i = 0;
+
+    while (i < c->n && !host_kind(c->c[i].kind))
+        i++;
+    if (slot == UINT32_MAX || (!(i < c->n && c->c[i].slot == slot) &&
+                               (sl_shm_view(shm, slot, &v) != 0 || !host_kind(v.kind))))
+        return;
+    c->short_turns |= given_up;
+    if (i < c->n && c->c[i].slot == slot && sole)
+        return;   /* known already */
+    if (i < c->n) /* another host, or several now: the old one goes */
+        memmove(&c->c[i], &c->c[i + 1], (--c->n - i) * sizeof c->c[0]);
+    if (sole && v.limit >= 0 && c->n < SL_RESV_MAX)
+        c->c[c->n++] =
+            (struct sl_limits_counter){.kind = (uint8_t)v.kind, .limit = v.limit, .slot = slot};
 }
 
 /* sl_limits_cache_has - is the counter in slot among binding x domain's, cached in c */

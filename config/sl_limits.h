@@ -43,9 +43,11 @@ bool sl_limits_cap_room(const struct sl_shm *shm, const char *binding, const cha
  * the config or at the caller's binding and domain strings, so the cache is
  * valid for one config generation (the table's config_gen) and those strings. */
 struct sl_limits_cache {
-    uint64_t gen;  /* config_gen the entries were made for; 0: never filled */
-    uint32_t turn; /* max_deliveries_per_connection: the messages a connection carries before
-                    * it is spent, a turn's worth on a contended counter; 0: no limit */
+    uint64_t gen;     /* config_gen the entries were made for; 0: never filled */
+    uint32_t turn;    /* max_deliveries_per_connection: the messages a connection carries before
+                       * it is spent, a turn's worth on a contended counter; 0: no limit */
+    bool short_turns; /* a spent connection gave a host's counter up to another destination's
+                       * mail: its turns stay at one connection's worth (sl_limits_cache_learn) */
     uint32_t n;
     struct sl_limits_counter {
         uint8_t kind;  /* enum sl_scope_kind */
@@ -76,6 +78,14 @@ bool sl_limits_dest_room(const struct sl_config *cfg, const struct sl_shm *shm, 
  * destination holds it)?  c is filled first when it never was or the config changed since (a
  * destination can be handed a connection without a room check of its own); counters created
  * since c was filled are looked up now. */
+/* A connection of c's destination took the counter in slot, which c cannot know before the MX
+ * (a host's or a binding x host's, with a limit): with sole (the destination's only MX host)
+ * it is one of c's from now on, checked and promised like the others; without, one learnt
+ * before is dropped (with several MX hosts one full host must not stop the destination).
+ * given_up: a spent connection gave it up to another destination's mail (c->short_turns).
+ * What is learnt lasts until c is filled again (a reload). */
+void sl_limits_cache_learn(const struct sl_shm *shm, struct sl_limits_cache *c, uint32_t slot,
+                           bool sole, bool given_up);
 bool sl_limits_cache_has(const struct sl_config *cfg, const struct sl_shm *shm,
                          struct sl_limits_cache *c, const char *binding, const char *domain,
                          uint32_t slot);

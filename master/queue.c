@@ -257,7 +257,6 @@ struct sl_qdest *sl_queue_dest_get(struct sl_queue *q, const char *binding, cons
     memcpy(d->domain, domain, dl + 1);
     d->hash = hash(q, d->binding, bl + 1 + dl);
     d->wait_slot = UINT32_MAX;
-    d->host_slot = UINT32_MAX;
     htab_insert(&q->dests, (struct hnode *)d);
     return d;
 }

@@ -427,22 +427,8 @@ static bool job_takes(const struct sl_limits_counter *e, bool via_reserve)
     }
 }
 
-/* host_current - what d learnt of its host (learn_host_slot) holds under the config in force:
- * a reload forgets it (a route or a [host] limit may have changed) */
-static void host_current(const struct sl_sched *s, struct sl_qdest *d)
-{
-    uint64_t gen = sl_peek64(&s->shm->hdr->config_gen);
-
-    if (d->host_gen != gen) {
-        d->host_slot = UINT32_MAX;
-        d->short_turns = false;
-        d->host_gen = gen;
-    }
-}
-
 /* promise - worker w's job for d opens a connection (or moves w's own there): the counters of
- * d it will take that w's connection does not hold count as in use until it tries (its host's
- * too, once learnt: learn_host_slot) */
+ * d it will take that w's connection does not hold count as in use until it tries */
 static void promise(struct sl_sched *s, const struct sl_config *cfg, struct sl_worker_slot *w,
                     struct sl_qdest *d)
 {
@@ -463,32 +449,7 @@ static void promise(struct sl_sched *s, const struct sl_config *cfg, struct sl_w
     for (uint32_t i = 0; i < d->room.ncl && n < SL_RESV_MAX; i++) /* this node's holds */
         if (d->room.cl[i].slot != UINT32_MAX && !holds(s, cfg, w, d->room.cl[i].slot))
             slot[n++] = d->room.cl[i].slot;
-    host_current(s, d);
-    if (d->host_slot != UINT32_MAX && n < SL_RESV_MAX && !holds(s, cfg, w, d->host_slot))
-        slot[n++] = d->host_slot;
     sl_promise_make(&s->promises, s->shm, w, slot, n);
-}
-
-/* host_full - the host's counter d learnt it takes (learn_host_slot) is at its limit: a job
- * would be refused there, so d waits for it as for its own; *why says so */
-static bool host_full(const struct sl_sched *s, struct sl_qdest *d, struct sl_refusal *why)
-{
-    const uint16_t *promised = sl_promise_counts(&s->promises);
-    struct sl_counter_view v;
-    uint32_t n;
-
-    host_current(s, d);
-    if (d->host_slot == UINT32_MAX || sl_shm_view(s->shm, d->host_slot, &v) != 0 || v.limit < 0)
-        return false;
-    n = v.in_use + (promised != NULL ? promised[d->host_slot] : 0u);
-    if (n < (uint32_t)v.limit)
-        return false;
-    *why = (struct sl_refusal){.slot = d->host_slot,
-                               .kind = v.kind,
-                               .in_use = v.in_use,
-                               .limit = v.limit,
-                               .promised = n - v.in_use};
-    return true;
 }
 
 /* room - may a new connection to d open now, the units promised to jobs not yet started
@@ -500,13 +461,9 @@ static bool room(struct sl_sched *s, struct sl_supervisor *sup, const struct sl_
     struct sl_refusal why;
     char use[64];
 
-    bool ok = sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why) ||
-              (resettled(s, sup, why.slot) &&
-               sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why));
-
-    if (ok && host_full(s, d, &why))
-        ok = resettled(s, sup, why.slot) && !host_full(s, d, &why);
-    if (ok)
+    if (sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why) ||
+        (resettled(s, sup, why.slot) &&
+         sl_limits_room_cached(cfg, s->shm, &d->room, d->binding, d->domain, promised, &why)))
         return true;
     *why_out = why;
     if (why.limit < 0)
@@ -597,9 +554,8 @@ static bool send_job(struct sl_sched *s, struct sl_supervisor *sup, const struct
      * up to another destination (short_turns), its turns stay short until a reload or until
      * d has no mail left: the master cannot see who else wants that counter before they ask,
      * and a full job would come back. */
-    host_current(s, d);
     if (d->room.turn > 0 && max > d->room.turn &&
-        (d->short_turns || others_wait(s, d) || wanted_elsewhere(s, sup, d)))
+        (d->room.short_turns || others_wait(s, d) || wanted_elsewhere(s, sup, d)))
         max = d->room.turn; /* a turn is what one connection carries: the rest would come back */
     if (head < 0 || len >= sizeof job)
         sl_msg_panic("job header for %s %s does not fit a datagram", d->binding, d->domain);
@@ -890,29 +846,6 @@ static void note_attempts(struct sl_qpart *p, const char *at, const char *end)
         p->attempts = (uint32_t)n;
 }
 
-/* learn_host_slot - the counter in slot refused d's job ("w") or was given up by d's spent
- * connection to another destination's mail ("y<slot>", yielded).  A host's or a binding x
- * host's counter (which the master cannot know before the MX): after a yield, d's jobs are
- * one connection's worth from now on (short_turns); when that host is d's only MX host (sole),
- * the counter is d's host_slot, counted in its room and promises as its own counters are
- * (with several MX hosts, one full host must not stop d).  Both last until a reload, or until
- * d has no mail left (host_current). */
-static void learn_host_slot(struct sl_sched *s, struct sl_qdest *d, uint32_t slot, bool yielded,
-                            bool sole)
-{
-    struct sl_counter_view v;
-
-    if (s->shm == NULL) /* no dispatch yet: no job could have said anything */
-        return;
-    host_current(s, d);
-    if (slot == UINT32_MAX ||
-        (slot != d->host_slot && (sl_shm_view(s->shm, slot, &v) != 0 ||
-                                  (v.kind != SL_SCOPE_HOST && v.kind != SL_SCOPE_BINDING_HOST))))
-        return;
-    d->host_slot = sole ? slot : UINT32_MAX; /* several MX hosts now: not its own any more */
-    d->short_turns |= yielded;
-}
-
 /* yielded_slot - the slot of a "y<slot>[h]" outcome (at: after the y), *sole when "h" (the
  * destination's only MX host); UINT32_MAX: none */
 static uint32_t yielded_slot(const char *at, const char *end, bool *sole)
@@ -931,13 +864,16 @@ static uint32_t yielded_slot(const char *at, const char *end, bool *sole)
     return stop == end && slot < UINT32_MAX ? (uint32_t)slot : UINT32_MAX;
 }
 
-/* learn_yield - what a "y<slot>[h]" outcome (at: after the y) tells of d's counters */
+/* learn_yield - what a "y<slot>[h]" outcome (at: after the y) tells of d's counters: a host's
+ * one given up to another destination keeps d's turns short, and is d's own when the host is
+ * its only MX host (sl_limits_cache_learn) */
 static void learn_yield(struct sl_sched *s, struct sl_qdest *d, const char *at, const char *end)
 {
     bool sole;
     uint32_t slot = yielded_slot(at, end, &sole);
 
-    learn_host_slot(s, d, slot, true, sole);
+    if (s->shm != NULL)
+        sl_limits_cache_learn(s->shm, &d->room, slot, sole, true);
 }
 
 /* outcome - apply one "<id>.<k>=<o>" of job; false for "w" (not attempted: the counter
@@ -973,7 +909,8 @@ static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t jo
         break;
     case 'w':
         sl_queue_requeue(s->q, p);
-        learn_host_slot(s, p->dest, slot, false, sole);
+        if (s->shm != NULL)
+            sl_limits_cache_learn(s->shm, &p->dest->room, slot, sole, false);
         hold_back(s, p->dest, slot);
         return false;
     case 'y': /* not attempted: its connection was spent and others wait for its units */

@@ -95,13 +95,6 @@ struct sl_qdest {
     /* The scheduler's record of a wait for a full counter (schedule.c): */
     uint32_t wait_slot;  /* the counter it waits for; UINT32_MAX: none */
     uint64_t wait_since; /* CLOCK_REALTIME ms the wait began */
-    /* A host's counter its connections take (not in room: known only once the MX is), learnt
-     * when it refused a job or a spent connection gave it up to other mail (schedule.c,
-     * learn_host_slot); UINT32_MAX: none.  short_turns: it was given up to another
-     * destination, so d's jobs are one connection's worth. */
-    uint32_t host_slot;
-    bool short_turns;
-    uint64_t host_gen; /* the config generation they were learnt under (a reload forgets them) */
     /* The queue's: when it was held back (a sequence number), kept once released until its
      * turn comes, so releases keep the longest waiting first; 0: none. */
     uint64_t held_seq;
