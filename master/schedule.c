@@ -934,6 +934,47 @@ static bool outcome(struct sl_sched *s, const char *tok, size_t len, uint64_t jo
     return true;
 }
 
+/* parts_in_flight - the parts of w's job (its tokens as sent: "<id>.<k>", with ":<attempts>"
+ * or "+", then "!<crashes>", after a part that has them) still in flight with it; n of them */
+static size_t parts_in_flight(struct sl_sched *s, const struct sl_worker_slot *w,
+                              struct sl_qpart **back)
+{
+    size_t n = 0;
+
+    for (const char *t = w->parts; w->job != 0 && t != NULL && *t != '\0';) {
+        size_t len;
+        struct sl_qpart *p;
+        char id[SL_SPOOL_ID_LEN + 1];
+        struct sl_qmsg *m;
+        unsigned k;
+
+        t += strspn(t, " ");
+        len = strcspn(t, " ");
+        if (len > 0 && n < SL_JOB_PARTS && sl_sched_parse_part(t, strcspn(t, " :+!"), id, &k) &&
+            (m = sl_queue_find(s->q, id)) != NULL && k < m->nparts &&
+            (p = &m->part[k])->state == SL_PART_INFLIGHT && p->job == w->job)
+            back[n++] = p;
+        t += len;
+    }
+    return n;
+}
+
+/* unreported_parts - a job ended without an outcome for some of its parts (a worker that
+ * could not read the job, or a bug): they wait as a part the worker could not read does, and
+ * are never left in flight, where nothing would ever send them again */
+static void unreported_parts(struct sl_sched *s, const struct sl_worker_slot *w)
+{
+    struct sl_qpart *left[SL_JOB_PARTS];
+    size_t n = parts_in_flight(s, w, left);
+
+    for (size_t i = 0; i < n; i++) {
+        sl_msg_warn("job %" PRIu64 " (worker pid %ld) ended with no outcome for message %s part "
+                    "%u; tried again in %d s",
+                    w->job, (long)w->pid, left[i]->msg->id, left[i]->k, SL_SCHED_REFUSED_S);
+        sl_queue_defer(s->q, left[i], now_seconds() + SL_SCHED_REFUSED_S);
+    }
+}
+
 /* on_done - "D<job> <id>.<k>=<o> ..." */
 static void on_done(struct sl_sched *s, struct sl_worker_slot *w, const char *msg)
 {
@@ -961,6 +1002,7 @@ static void on_done(struct sl_sched *s, struct sl_worker_slot *w, const char *ms
     w->stuck_slot = UINT32_MAX;
     w->stuck_sole = false;
     if (job == w->job) {
+        unreported_parts(s, w);
         w->job = 0;
         free(w->parts);
         w->parts = NULL;
@@ -1213,30 +1255,14 @@ static void count_crash(struct sl_sched *s, size_t n)
     sl_add64(&s->shm->hdr->crashed_parts, n);
 }
 
-/* sl_sched_worker_exit - a dead worker's job goes back to the queues, in order (its tokens as
- * sent: "<id>.<k>", with ":<attempts>" or "+", then "!<crashes>", after a part that has them) */
+/* sl_sched_worker_exit - a dead worker's job goes back to the queues, in order */
 void sl_sched_worker_exit(struct sl_worker_slot *w, int status, void *vs)
 {
     struct sl_sched *s = vs;
     struct sl_qpart *back[SL_JOB_PARTS];
-    size_t n = 0;
+    size_t n = parts_in_flight(s, w, back);
     bool own = sl_supervise_own_death(status);
 
-    for (const char *t = w->parts; w->job != 0 && t != NULL && *t != '\0';) {
-        size_t len;
-        struct sl_qpart *p;
-        char id[SL_SPOOL_ID_LEN + 1];
-        struct sl_qmsg *m;
-        unsigned k;
-
-        t += strspn(t, " ");
-        len = strcspn(t, " ");
-        if (len > 0 && n < SL_JOB_PARTS && sl_sched_parse_part(t, strcspn(t, " :+!"), id, &k) &&
-            (m = sl_queue_find(s->q, id)) != NULL && k < m->nparts &&
-            (p = &m->part[k])->state == SL_PART_INFLIGHT && p->job == w->job)
-            back[n++] = p;
-        t += len;
-    }
     if (own)
         count_crash(s, n);
     if (n > 0 && own) {

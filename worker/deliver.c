@@ -819,9 +819,10 @@ void sl_worker_deliver(struct sl_wstate *w, const char *text)
     struct job *j = job_new(text);
 
     if (!parse_job(text, j)) {
+        /* no outcome for any part: the master tries them again later.  An "x" (gone) for
+         * the parts read before the fault would make it forget mail still in the spool. */
         sl_msg_warn("malformed delivery job: %.80s", text);
-        for (size_t i = 0; i < j->n; i++)
-            strlcpy(j->part[i].outcome, "x", sizeof j->part[i].outcome);
+        j->n = 0;
     } else {
         const struct sl_dest *d = dest_for(w, j->binding, j->domain);
         for (size_t i = 0; i < j->n; i++)

@@ -548,12 +548,10 @@ static void test_dispatch_outcomes(void **state)
     job_of(f, wi, job, sizeof job); /* the connected worker gets it */
     snprintf(want, sizeof want, "J2 D b1 pair.example M0000000000000000002.0");
     assert_string_equal(job, want);
-    /* a bogus outcome for a part not in the job changes nothing */
-    say(f, wi, "D2 M0000000000000000001.0=d");
-    assert_non_null(sl_queue_find(f->s.q, "M0000000000000000001"));
-    /* x: gone */
-    snprintf(msg, sizeof msg, "D2 M0000000000000000002.0=x");
+    /* a bogus outcome for a part not in the job changes nothing; x: gone */
+    snprintf(msg, sizeof msg, "D2 M0000000000000000001.0=d M0000000000000000002.0=x");
     say(f, wi, msg);
+    assert_non_null(sl_queue_find(f->s.q, "M0000000000000000001"));
     assert_null(sl_queue_find(f->s.q, "M0000000000000000002"));
     say(f, wi, "I");
     assert_null(f->sup.w[wi].conn);
@@ -607,6 +605,40 @@ static void test_dispatch_dead_worker(void **state)
     sl_sched_worker_exit(&f->sup.w[wi], W_EXITCODE(0, SIGKILL), &f->s);
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_INFLIGHT), 0);
     assert_int_equal(sl_queue_count(f->s.q, SL_PART_READY), 2);
+}
+
+/* A job that ends with no outcome for some of its parts (a worker that could not read the
+ * job says nothing of any) leaves none of them in flight, where nothing would send them
+ * again: they wait and are tried again, and no message is forgotten. */
+static void test_unreported_parts(void **state)
+{
+    struct fixture *f = *state;
+    char job[SL_JOB_MAX];
+    unsigned wi;
+
+    for (unsigned i = 0; i < 3; i++)
+        add1(f->s.q, i, "pair.example", 0);
+    f->sup.want = 1;
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    wi = f->sup.w[0].job == 1 ? 0 : 1;
+    job_of(f, wi, job, sizeof job);
+    assert_int_equal(f->sup.w[wi].job, 1);
+    say(f, wi, "D1 M0000000000000000000.0=d");
+    assert_int_equal(sl_queue_count(f->s.q, SL_PART_INFLIGHT), 0);
+    assert_int_equal(sl_queue_count(f->s.q, SL_PART_TIMER), 2);
+    assert_int_equal(sl_queue_messages(f->s.q), 2);
+    assert_int_equal(f->sup.w[wi].job, 0);
+    say(f, wi, "I");
+    add1(f->s.q, 3, "pair.example", 0);
+    sl_sched_dispatch(&f->s, &f->sup, f->cfg, &f->shm, 1);
+    job_of(f, 1 - wi, job, sizeof job);
+    if (job[0] == '\0')
+        job_of(f, wi, job, sizeof job);
+    assert_string_equal(job, "J2 D b1 pair.example M0000000000000000003.0");
+    say(f, f->sup.w[0].job == 2 ? 0 : 1, "D2"); /* a job it could not read: no outcome */
+    assert_int_equal(sl_queue_count(f->s.q, SL_PART_INFLIGHT), 0);
+    assert_int_equal(sl_queue_count(f->s.q, SL_PART_TIMER), 3);
+    assert_int_equal(sl_queue_messages(f->s.q), 3);
 }
 
 /* A worker that kept a connection ("K") is sent a job just as it closes that connection
@@ -1748,6 +1780,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_dead_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_crossing_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreported_parts, setup, teardown),
         cmocka_unit_test(test_pickup_state_unreadable),
         cmocka_unit_test_setup_teardown(test_kept_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_out_parts, setup, teardown),
