@@ -12,9 +12,10 @@
  * reads it still (a first file is the caller's, mode 0640).  Running listener
  * processes read it at start, so `systemctl reload sluice` makes it count.
  * --listener NAME takes the path from that listener's auth_file.
- * Concurrency: writers take turns under an flock(2) of the file's directory
- * (the new file's name is unique besides), so two passwd run at once both
- * have their entry in the end; a script editing the file may take it too.
+ * Concurrency: writers take turns under an flock(2) of the file's directory,
+ * so two passwd run at once both have their entry in the end; a script editing
+ * the file may take it too.  The new file is PATH.sluicectl-new, under the
+ * lock: one killed before its rename leaves it, and the next passwd replaces it.
  * Trust boundary: the operator's input; the user name is checked (no ':',
  * no blanks or control characters), the password is wiped after use.
  */
@@ -34,7 +35,8 @@
 #include "ctl/sl_ctl.h"
 #include "util/sl_msg.h"
 
-#define PASS_MAX 1024 /* a password's bytes and its NUL: a longer one is refused */
+#define PASS_MAX    1024             /* a password's bytes and its NUL: a longer one is refused */
+#define TEMP_SUFFIX ".sluicectl-new" /* the new file, beside the old (open_temp) */
 
 /* usage - the synopsis */
 static int usage(void)
@@ -111,7 +113,7 @@ static mode_t caller_umask(void)
 /* keep_owner - the new file fd takes the owner, group and mode of old, the file it replaces:
  * written by root, it would be root's, which the daemon's user may not read at its next reload.
  * With no old file it is the caller's, mode 0640 less the umask, as an open(2) would make it
- * (mkstemp makes it 0600). */
+ * (open_temp makes it 0600). */
 static bool keep_owner(int fd, FILE *old)
 {
     struct stat st;
@@ -150,17 +152,19 @@ static int lock_dir(const char *path)
     return fd;
 }
 
-/* open_temp - a new file of a unique name beside path (its name into tmp), owned as old
- * (keep_owner); NULL (said, nothing left behind) when it cannot be made */
+/* open_temp - the new file beside path (its name into tmp), owned as old (keep_owner); NULL
+ * (said, nothing left behind) when it cannot be made.  Its name is fixed: writers take turns
+ * (lock_dir), so one name serves them all, and the file a passwd killed before its rename left
+ * behind is removed by the next one rather than kept for ever under a name nobody knows. */
 static FILE *open_temp(const char *path, FILE *old, char *tmp, size_t len)
 {
     FILE *out = NULL;
     int fd = -1;
 
-    if (snprintf(tmp, len, "%s.XXXXXX", path) >= (int)len)
+    if (snprintf(tmp, len, "%s" TEMP_SUFFIX, path) >= (int)len)
         errno = ENAMETOOLONG;
-    else
-        fd = mkostemp(tmp, O_CLOEXEC);
+    else if (unlink(tmp) == 0 || errno == ENOENT)
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         fprintf(stderr, "sluicectl: passwd: cannot make a new file beside %s: %s\n", path,
                 strerror(errno));

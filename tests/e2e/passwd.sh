@@ -6,7 +6,8 @@
 #    file's group, the group and mode stay; a first file is the caller's, mode 0640;
 #  - passwd run at once for different users take turns: every one's entry is in the file, and
 #    no temporary file is left beside it (with one temporary name and no turns, they lost
-#    each other's entries or the file);
+#    each other's entries or the file); the new file a killed passwd left is replaced by the
+#    next one's;
 #  - a password of 1,023 bytes is taken whole; a longer one is refused in one line, exit 1,
 #    the file unchanged (it was cut to 1,023 bytes, so the client's password never matched).
 . "$(dirname "$0")/lib/tap.sh"
@@ -80,6 +81,15 @@ check "every one's entry is in the file, once" \
 check "and the other entries are all kept" \
   test "$(grep -c '^filler' "$auth")" -eq 20000 -a "$(entries app1)" -eq 1
 check "no temporary file is left beside it" test "$(ls -A "$T/etc")" = auth
+
+# --- a passwd killed between making its new file and renaming it leaves that file: the next
+# one replaces it (one name for all, under the turns), so none stays beside the file for ever
+printf 'half:$argon2id$cut' >"$auth.sluicectl-new"
+pw after-kill "PW-after"
+check "after a killed passwd, the next leaves no file but the auth file" \
+  test "$(ls -A "$T/etc")" = auth
+check "and its entry is in place, the half-written one not" \
+  eval 'verifies after-kill PW-after && ! grep -q "^half:" "$auth"'
 
 # --- the longest password, and one byte more
 long=$(printf 'p%.0s' $(seq 1 1023))
