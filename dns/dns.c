@@ -16,7 +16,10 @@
  *   - null MX ("." alone): SL_DNS_NULLMX; "." next to real hosts is ignored.
  *   - a route or an address-literal domain replaces the MX lookup.  A route
  *     that names nothing reachable is the operator's to fix: the mail waits
- *     (SL_DNS_TEMPFAIL) rather than bounce.
+ *     (SL_DNS_TEMPFAIL) rather than bounce.  So does a domain whose hosts have
+ *     addresses, but none of the binding's family (an IPv4 binding, an
+ *     IPv6-only MX): the binding is the operator's choice, not the domain's
+ *     fault (other_family_wait).
  * Trust boundary: DNS replies (checked in dns_query.c), the operator's
  * dns_server and route, the recipient's domain.
  */
@@ -168,6 +171,7 @@ struct walk {
     size_t max_hosts, max_addrs;
     char temp_err[256]; /* the last temporary failure, for the final message */
     char last_err[256]; /* the last failure of any kind */
+    bool other_family;  /* a host had addresses of the family the binding lacks only */
 };
 
 /* family_word - " IPv4" / " IPv6" / "" for messages about a filtered family */
@@ -177,7 +181,7 @@ static const char *family_word(int family)
 }
 
 /* add_literal - a host that is an IP literal: its one address, if of our family */
-static enum dns_lookup add_literal(const struct walk *w, struct sl_dns_host *h, int port)
+static enum dns_lookup add_literal(struct walk *w, struct sl_dns_host *h, int port)
 {
     struct sockaddr_storage ss;
     socklen_t len = sl_dns_literal(h->name, port, &ss);
@@ -187,7 +191,26 @@ static enum dns_lookup add_literal(const struct walk *w, struct sl_dns_host *h, 
     h->literal = true;
     if (w->q->family == AF_UNSPEC || w->q->family == ss.ss_family)
         sl_dns_add_addr(h, &ss, len, w->max_addrs);
+    else
+        w->other_family = true;
     return h->naddr > 0 ? DNS_FOUND : DNS_NODATA;
+}
+
+/* ask_other_family - whether h->name has an address of the family the binding filtered out:
+ * asked only once the binding's own family gave none, to tell "no address" (a bounce) from
+ * "none we can reach from this binding" (the mail waits) */
+static void ask_other_family(struct walk *w, const struct sl_dns_host *h)
+{
+    ldns_rr_type other = w->q->family == AF_INET ? LDNS_RR_TYPE_AAAA : LDNS_RR_TYPE_A;
+    struct sl_dns_host seen = {0};
+    ldns_pkt *pkt = NULL;
+    char err[256];
+
+    if (sl_dns_ask(w->d, h->name, other, w->deadline, &pkt, err, sizeof err) == DNS_FOUND) {
+        sl_dns_take_addrs(ldns_pkt_answer(pkt), NULL, other, 25, &seen, 1);
+        w->other_family = seen.naddr > 0;
+    }
+    ldns_pkt_free(pkt);
 }
 
 /* ask_addrs - A then AAAA of h->name (the family's only), within max_addrs */
@@ -216,6 +239,8 @@ static enum dns_lookup ask_addrs(struct walk *w, struct sl_dns_host *h, int port
     }
     if (h->naddr > 0)
         return DNS_FOUND;
+    if (!temp && !nx && w->q->family != AF_UNSPEC && !w->other_family)
+        ask_other_family(w, h);
     return temp ? DNS_TEMP : nx ? DNS_NXDOMAIN : DNS_NODATA;
 }
 
@@ -279,6 +304,22 @@ static enum sl_dns_result resolve_route(struct walk *w, struct sl_dns_answer *a,
     return SL_DNS_TEMPFAIL;
 }
 
+/* no_host - SL_DNS_NOHOST, err said why; or, when a host had addresses of the family the
+ * binding lacks only, SL_DNS_TEMPFAIL with that added: the mail waits for the operator (a
+ * binding of the other family, or a dual-stack one) rather than bounce */
+static enum sl_dns_result no_host(const struct walk *w, char *err, size_t errlen)
+{
+    size_t n = strlen(err);
+
+    if (!w->other_family)
+        return SL_DNS_NOHOST;
+    if (n < errlen)
+        snprintf(err + n, errlen - n, " (it has%s ones, which this%s binding cannot reach)",
+                 family_word(w->q->family == AF_INET ? AF_INET6 : AF_INET),
+                 family_word(w->q->family));
+    return SL_DNS_TEMPFAIL;
+}
+
 /* resolve_literal - a domain written as an address literal: [IP] or [IPv6:IP] */
 static enum sl_dns_result resolve_literal(struct walk *w, struct sl_dns_answer *a, char *err,
                                           size_t errlen)
@@ -298,7 +339,7 @@ static enum sl_dns_result resolve_literal(struct walk *w, struct sl_dns_answer *
     }
     snprintf(err, errlen, "%s is no%s address literal we can reach", w->q->domain,
              family_word(w->q->family));
-    return SL_DNS_NOHOST;
+    return no_host(w, err, errlen);
 }
 
 /* resolve_no_mx - NOERROR without MX: the domain itself is the host (RFC 5321 5.1) */
@@ -314,7 +355,7 @@ static enum sl_dns_result resolve_no_mx(struct walk *w, struct sl_dns_answer *a,
         return SL_DNS_TEMPFAIL;
     }
     snprintf(err, errlen, "no MX and no%s address for %s", family_word(w->q->family), w->q->domain);
-    return SL_DNS_NOHOST;
+    return no_host(w, err, errlen);
 }
 
 /* sl_dns_read_mx - the MX records of the answer (every owner: the server may have
@@ -401,7 +442,7 @@ static enum sl_dns_result resolve_hosts(struct walk *w, const ldns_pkt *pkt,
     }
     snprintf(err, errlen, "no MX host of %s has an%s address", w->q->domain,
              family_word(w->q->family));
-    return SL_DNS_NOHOST;
+    return no_host(w, err, errlen);
 }
 
 /* clamp - n within [1, max] */

@@ -40,6 +40,8 @@ stale        MX 10 gone.stale
 stale        MX 20 mx.stale
 mx.stale     A 127.0.1.13
 mx.v6only    AAAA ::1
+noip         MX 10 mx.noip
+mx.noip      TXT "a host with no address of either family"
 alias        CNAME multi
 EOF
 # 40 MX hosts with long names: too big for one UDP reply.
@@ -129,8 +131,19 @@ expect "a binding with an IPv4 bind_address gets no AAAA" 0 "0 nomx.test 127.0.1
 res sluice.ini --binding v6 nomx.test
 expect "a binding with an IPv6 bind_address gets no A" 0 "0 nomx.test [::1]:25"
 res sluice.ini --binding v4 v6only.test
-expect "an MX with only IPv6 addresses is no host for an IPv4 binding" 1 \
-  "nohost: no MX host of v6only.test has an IPv4 address"
+expect "an MX with only IPv6 addresses, an IPv4 binding: the mail waits (the binding is the operator's)" 2 \
+  "tempfail: no MX host of v6only.test has an IPv4 address (it has IPv6 ones, which this IPv4 binding cannot reach)"
+res sluice.ini --binding v6 single.test
+expect "an MX with only IPv4 addresses, an IPv6 binding: the same" 2 \
+  "tempfail: no MX host of single.test has an IPv6 address (it has IPv4 ones, which this IPv6 binding cannot reach)"
+res sluice.ini --binding v6 literal.test
+expect "an MX that is an IPv4 literal, an IPv6 binding: the same" 2 \
+  "tempfail: no MX host of literal.test has an IPv6 address (it has IPv4 ones, which this IPv6 binding cannot reach)"
+res sluice.ini --binding v6 nomx.test
+expect "(a domain without MX but with an address of the binding's family is its host)" 0 "0 nomx.test [::1]:25"
+res sluice.ini --binding v4 noip.test
+expect "an MX host with no address of either family is no host, for a binding of one family too" 1 \
+  "nohost: no MX host of noip.test has an IPv4 address"
 res sluice.ini nullmx.test
 expect "null MX: the nullmx line, exit 1" 1 "nullmx: nullmx.test accepts no mail (null MX)"
 res sluice.ini nosuch.test
