@@ -226,6 +226,19 @@ static bool throttle_open(struct sl_wstate *w, const struct sl_dest *d, const ch
     return false;
 }
 
+/* keepable - may the open connection's units carry over to the next one without a take?  Only
+ * where a take would check nothing more than they met: no shaping action caps a connection
+ * count (a cap published since must hold at the next take), the config the worker runs is
+ * the table's (a reload may have lowered a limit) and no cluster lease is held (its
+ * validity is checked at each take) */
+static bool keepable(struct sl_wstate *w)
+{
+    const struct sl_shm *shm = w->ctx->shm;
+
+    return sl_peek64(&shm->hdr->action_caps) == 0 &&
+           sl_peek64(&shm->hdr->config_gen) == w->ctx->gen && !sl_worker_lease_held(w);
+}
+
 /* reserve_host - the counters of a connection to d via mx: those a spent connection of d
  * kept (sl_conn_close_kept), moved to mx's host counters when its host was another (still
  * kept for the next host when mx's own counters are full), else taken anew (also when they
@@ -235,6 +248,10 @@ static bool reserve_host(struct sl_wstate *w, const struct sl_dest *d, const cha
 {
     struct sl_conn *c = &w->conn;
 
+    if (c->kept && !keepable(w)) { /* a reload or a cap came since the QUIT: a take checks it */
+        c->kept = false;
+        sl_worker_release(w, &c->r);
+    }
     if (c->kept) {
         c->kept = false;
         if (strcasecmp(c->mx, mx) == 0) {
@@ -413,19 +430,6 @@ void sl_conn_close(struct sl_wstate *w, bool polite)
         sl_smtp_close(&c->s);
     sl_worker_release(w, &c->r);
     c->open = false;
-}
-
-/* keepable - may the open connection's units carry over to the next one without a take?  Only
- * where a take would check nothing more than they met: no shaping action caps a connection
- * count (a cap published since must hold at the next take), the config the worker runs is
- * the table's (a reload may have lowered a limit) and no cluster lease is held (its
- * validity is checked at each take) */
-static bool keepable(struct sl_wstate *w)
-{
-    const struct sl_shm *shm = w->ctx->shm;
-
-    return sl_peek64(&shm->hdr->action_caps) == 0 &&
-           sl_peek64(&shm->hdr->config_gen) == w->ctx->gen && !sl_worker_lease_held(w);
 }
 
 /* sl_conn_close_kept - QUIT the spent session, keeping its counters for the next connection
