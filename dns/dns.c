@@ -172,6 +172,8 @@ struct walk {
     char temp_err[256]; /* the last temporary failure, for the final message */
     char last_err[256]; /* the last failure of any kind */
     bool other_family;  /* a host had addresses of the family the binding lacks only */
+    bool other_unknown; /* or that could not be asked now (other_err says why) */
+    char other_err[256];
 };
 
 /* family_word - " IPv4" / " IPv6" / "" for messages about a filtered family */
@@ -206,9 +208,14 @@ static void ask_other_family(struct walk *w, const struct sl_dns_host *h)
     ldns_pkt *pkt = NULL;
     char err[256];
 
-    if (sl_dns_ask(w->d, h->name, other, w->deadline, &pkt, err, sizeof err) == DNS_FOUND) {
+    enum dns_lookup r = sl_dns_ask(w->d, h->name, other, w->deadline, &pkt, err, sizeof err);
+
+    if (r == DNS_FOUND) {
         sl_dns_take_addrs(ldns_pkt_answer(pkt), NULL, other, 25, &seen, 1);
         w->other_family = seen.naddr > 0;
+    } else if (r == DNS_TEMP && !w->other_unknown) {
+        w->other_unknown = true;
+        strlcpy(w->other_err, err, sizeof w->other_err);
     }
     ldns_pkt_free(pkt);
 }
@@ -306,17 +313,21 @@ static enum sl_dns_result resolve_route(struct walk *w, struct sl_dns_answer *a,
 
 /* no_host - SL_DNS_NOHOST, err said why; or, when a host had addresses of the family the
  * binding lacks only, SL_DNS_TEMPFAIL with that added: the mail waits for the operator (a
- * binding of the other family, or a dual-stack one) rather than bounce */
+ * binding of the other family, or a dual-stack one) rather than bounce.  So it does, for now,
+ * when whether a host has such addresses could not be asked (a timeout, a SERVFAIL). */
 static enum sl_dns_result no_host(const struct walk *w, char *err, size_t errlen)
 {
     size_t n = strlen(err);
+    const char *other = family_word(w->q->family == AF_INET ? AF_INET6 : AF_INET);
 
-    if (!w->other_family)
+    if (!w->other_family && !w->other_unknown)
         return SL_DNS_NOHOST;
-    if (n < errlen)
-        snprintf(err + n, errlen - n, " (it has%s ones, which this%s binding cannot reach)",
-                 family_word(w->q->family == AF_INET ? AF_INET6 : AF_INET),
+    if (n < errlen && w->other_family)
+        snprintf(err + n, errlen - n, " (it has%s ones, which this%s binding cannot reach)", other,
                  family_word(w->q->family));
+    else if (n < errlen)
+        snprintf(err + n, errlen - n, " (whether it has%s ones is not known now: %s)", other,
+                 w->other_err);
     return SL_DNS_TEMPFAIL;
 }
 

@@ -41,6 +41,7 @@ stale        MX 20 mx.stale
 mx.stale     A 127.0.1.13
 mx.v6only    AAAA ::1
 noip         MX 10 mx.noip
+v4host       A 127.0.1.14
 mx.noip      TXT "a host with no address of either family"
 alias        CNAME multi
 EOF
@@ -139,8 +140,9 @@ expect "an MX with only IPv4 addresses, an IPv6 binding: the same" 2 \
 res sluice.ini --binding v6 literal.test
 expect "an MX that is an IPv4 literal, an IPv6 binding: the same" 2 \
   "tempfail: no MX host of literal.test has an IPv6 address (it has IPv4 ones, which this IPv6 binding cannot reach)"
-res sluice.ini --binding v6 nomx.test
-expect "(a domain without MX but with an address of the binding's family is its host)" 0 "0 nomx.test [::1]:25"
+res sluice.ini --binding v6 v4host.test
+expect "no MX and an IPv4 address only, an IPv6 binding: the same" 2 \
+  "tempfail: no MX and no IPv6 address for v4host.test (it has IPv4 ones, which this IPv6 binding cannot reach)"
 res sluice.ini --binding v4 noip.test
 expect "an MX host with no address of either family is no host, for a binding of one family too" 1 \
   "nohost: no MX host of noip.test has an IPv4 address"
