@@ -413,11 +413,11 @@ static struct sl_qdest *older_waiter(struct sl_sched *s, const struct sl_config 
 /* job_takes - does a new connection to the destination take a unit of its counter e: a limited
  * one (the binding x domain counter always: the reserve rule reads its use), the reserve too
  * when the server counter looks full (via_reserve), as the worker may take it in its place.
- * The server unit is promised even then: the counter may look full only because a worker
- * took a unit whose promise is not settled yet (counted twice), and the room check that let
- * this job go, a moment before, found a unit free; without its promise the unit this job
- * takes would look free again once the other promise settles, and a second job be sent for
- * it. */
+ * The server unit is promised even then: the counter may look full while it is not (a
+ * worker's take counted twice until its promise settles, a promised job that ends without its
+ * take), and this job's worker then takes a server unit; without its promise that unit would
+ * look free again once the other promise ended, and a second job be sent for it.  When the
+ * counter is full indeed, the promise only counts above the limit until it settles. */
 static bool job_takes(const struct sl_limits_counter *e, bool via_reserve)
 {
     switch (e->kind) {

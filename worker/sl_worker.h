@@ -31,7 +31,9 @@
  *        !<c> marks a suspect: the part was in c jobs whose worker died of its own
  *        doing; the worker records c in the part's state file before it tries it.
  *   worker -> master  "D<job> <id>.<k>=<outcome> [...]"  once every part of
- *        the job is settled (state already durable in the spool).  outcome:
+ *        the job is settled (state already durable in the spool); a job the worker
+ *        could not read gets "D<job>" alone, and the master tries every part of it
+ *        again later (so it does with any part a "D" leaves out).  outcome:
  *          d         final: every recipient of the part delivered or bounced
  *                    (a message of one part is already removed from the spool;
  *                    for several parts the master removes it after the last)
