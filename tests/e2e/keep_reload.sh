@@ -51,13 +51,7 @@ check "the rest of the mail is delivered" wait_for 60 delivered 40
 kill -TERM "$daemon"
 wait "$daemon"
 
-# crowded: the sessions that opened after the reload while another was open
-crowded=$(peer_stat mx "
-[n for n, t in d['timeline'].items()
- if t['events'][0][1] > $reloaded and any(
-   u['events'][0][1] < t['events'][0][1] and
-   min((e[1] for e in u['events'] if e[0] in ('gone', 'closed')), default=1e18) > t['events'][0][1]
-   for m, u in d['timeline'].items() if m != n)]")
-after=$(peer_stat mx "len([t for t in d['timeline'].values() if t['events'][0][1] > $reloaded])")
+crowded=$(peer_stat mx "crowded($reloaded)")
+after=$(peer_stat mx "len(opened_since($reloaded))")
 check "after the reload, no connection opened while another was open ($after opened; crowded: $crowded)" \
   test "$crowded" = "[]" -a "$after" -gt 0

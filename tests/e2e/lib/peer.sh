@@ -17,7 +17,9 @@
 #       counts, zeros when never seen: sessions peak connections messages recipients
 #       max_per_connection transactions rcpt_rejected rejected dropped tls), events, errors
 #       (protocol_errors), messages() (the stored messages as (envelope dict, body bytes),
-#       in arrival order).  Strings print as they are, anything else as JSON.
+#       in arrival order); with PEER_ARGS=--timeline, opened_since(T) (the sessions accepted
+#       after epoch T) and crowded(T) (those of them accepted while another session was open).
+#       Strings print as they are, anything else as JSON.
 #       e.g. peer_stat mx "pair('127.0.0.2', '127.0.1.1')['peak']"
 #   peer_true NAME PYTHON_EXPR   exit 0 when the expression is true (for check / wait_for)
 #   peer_script NAME SCRIPT_JSON replace the script and SIGHUP the sink; returns once it has
@@ -68,6 +70,17 @@ total, events, errors = d["total"], d["events"], d["protocol_errors"]
 pair = lambda s, t: d["pairs"].get(f"{s}>{t}", zero)
 dest = lambda t: d["by_dest"].get(t, zero)
 source = lambda s: d["by_source"].get(s, zero)
+
+def opened_since(t0):
+    return [n for n, t in d.get("timeline", {}).items() if t["events"][0][1] > t0]
+
+def crowded(t0):
+    def ended(t):
+        return min((e[1] for e in t["events"] if e[0] in ("gone", "closed")), default=1e18)
+    tl = d.get("timeline", {})
+    return [n for n in opened_since(t0)
+            if any(m != n and u["events"][0][1] < tl[n]["events"][0][1] < ended(u)
+                   for m, u in tl.items())]
 
 def messages():
     out, md = [], os.path.join(base, "maildir")
