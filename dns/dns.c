@@ -19,7 +19,7 @@
  *     (SL_DNS_TEMPFAIL) rather than bounce.  So does a domain whose hosts have
  *     addresses, but none of the binding's family (an IPv4 binding, an
  *     IPv6-only MX): the binding is the operator's choice, not the domain's
- *     fault (other_family_wait).
+ *     fault (no_host).
  * Trust boundary: DNS replies (checked in dns_query.c), the operator's
  * dns_server and route, the recipient's domain.
  */
