@@ -155,15 +155,20 @@ static int own_like_dir(int fd, const char *path)
 }
 
 /* write_tmp - create tmp/NAME with data, fsynced unless the caller's group syncs it; -1 with
- * errno */
+ * errno.  The file is always a new one (O_EXCL, never through a symlink): a replacing writer's
+ * tmp name is known in advance (actions.tmp, a state's NAME.PID), and whatever was left or
+ * planted there is removed first rather than opened.  Opening it would follow a symlink and
+ * truncate its target, as root when sluicectl writes with no daemon, and would wait for ever
+ * on a FIFO. */
 static int write_tmp(const char *path, const void *data, size_t len, enum spool_commit_mode mode,
                      bool sync)
 {
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (mode != SPOOL_REPLACE ? O_EXCL : O_TRUNC);
-    int fd = open(path, flags, 0640);
-    int saved;
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd, saved;
 
-    if (fd < 0)
+    if (mode == SPOOL_REPLACE && unlink(path) < 0 && errno != ENOENT)
+        return -1;
+    if ((fd = open(path, flags, 0640)) < 0)
         return -1;
     if (own_like_dir(fd, path) < 0 || write_all(fd, data, len) < 0 || (sync && fsync(fd) < 0)) {
         saved = errno;

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "spool/sl_actions.h"
 #include "spool/sl_spool.h"
 #include "spool/spool_impl.h"
 #include "tests/lib/fail_read.h"
@@ -638,6 +639,73 @@ static void test_state_roundtrip(void **state)
     assert_memory_equal(back.status, "PPPB", 4);
     sl_spool_state_free(&back);
     sl_spool_state_free(&st);
+}
+
+/* plant - a symlink at the spool's tmp/NAME to a victim file outside tmp/, holding
+ * "precious"; the victim's path into victim */
+static void plant(const struct fixture *f, const char *name, char *victim, size_t len)
+{
+    char link[256];
+    FILE *v;
+
+    snprintf(victim, len, "%s/victim", f->dir);
+    assert_non_null(v = fopen(victim, "w"));
+    fputs("precious", v);
+    fclose(v);
+    snprintf(link, sizeof link, "%s/tmp/%s", f->dir, name);
+    assert_int_equal(symlink(victim, link), 0);
+}
+
+/* assert_untouched - the victim file was neither truncated nor written */
+static void assert_untouched(const char *victim)
+{
+    char buf[64] = "";
+    FILE *v = fopen(victim, "r");
+
+    assert_non_null(v);
+    assert_non_null(fgets(buf, sizeof buf, v));
+    fclose(v);
+    assert_string_equal(buf, "precious");
+}
+
+/* A writer that replaces a file (a state, the shaping actions) writes its new version under a
+ * name known in advance.  A symlink planted there by whoever can write in the spool (the
+ * daemon's user) is removed, never followed: sluicectl writes these files as root when no
+ * daemon runs, and following it would truncate and fill any file of the system.  The new
+ * file is a regular one, and nothing is left in tmp/. */
+static void test_replace_never_follows(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpt[] = {"a@x.org"};
+    struct sl_spool_state st;
+    struct sl_actions l = {0};
+    struct sl_action a = {.kind = SL_ACTION_SUSPEND, .since = 1, .until = 4000000000};
+    char id[SL_SPOOL_ID_LEN + 1], name[128], victim[128], path[256], err[256];
+    struct stat sb;
+
+    write_msg(f->dir, rcpt, 1, id);
+    assert_int_equal(sl_spool_state_load(f->dir, id, 0, 1, &st, err, sizeof err), 0);
+    st.attempts = 1;
+    snprintf(name, sizeof name, "%s.0.%ld", id, (long)getpid());
+    plant(f, name, victim, sizeof victim);
+    assert_int_equal(sl_spool_state_save(f->dir, id, 0, &st, err, sizeof err), 0);
+    assert_untouched(victim);
+    snprintf(path, sizeof path, "%s/state/%s.0", f->dir, id);
+    assert_int_equal(lstat(path, &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+    sl_spool_state_free(&st);
+    unlink(victim);
+
+    plant(f, "actions.tmp", victim, sizeof victim);
+    snprintf(a.domain, sizeof a.domain, "x.org");
+    assert_int_equal(sl_actions_add(&l, &a), 0);
+    assert_int_equal(sl_actions_save(f->dir, &l, err, sizeof err), 0);
+    assert_untouched(victim);
+    snprintf(path, sizeof path, "%s/%s", f->dir, SL_ACTIONS_FILE);
+    assert_int_equal(lstat(path, &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+    assert_int_equal(entries(f->dir, "tmp"), 0);
+    sl_actions_free(&l);
 }
 
 /* The operator's hold and a suspect's count of crashed jobs are one line each, kept only
@@ -1451,6 +1519,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_envelope_read_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_read_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_read_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replace_never_follows, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
