@@ -22,6 +22,9 @@
 #             bench_sink's timestamp of the Message-ID Postfix added (<QUEUEID@host>)
 #   CPU       user+system ms per message of the whole system (sluiced and every child;
 #             Postfix's master and every child) from the start of the submission to the end
+# The ceiling of both: smtp-source straight into a fresh bench_sink at the same
+# sessions (a server that keeps nothing): each system's accept rate is also given as a share
+# of it, the part of the submission the client and the machine leave to the server.
 # The ratios sluice/postfix of the same run are the figures that matter (a shared machine).
 
 SUBMIT_SESSIONS=${BENCH_SUBMIT_SESSIONS:-8 32}
@@ -189,10 +192,32 @@ _submit_postfix_done() {
     [ "$(grep -c 'status=sent' "$(postfix_log "$1")")" -ge "$N" ]
 }
 
+# submit_ceiling SESSIONS: smtp-source into bench_sink alone, the same N messages
+submit_ceiling() {
+  local s=$1 t0 t1
+  submit_sink || { sub[ceil$s,note]="bench_sink did not start"; return; }
+  t0=$(now)
+  if ! submit_source "$SUBMIT_SINK" "$s"; then
+    sub[ceil$s,note]="smtp-source failed: $(tail -1 "$T/submit-source.out")"
+    return
+  fi
+  t1=$(now)
+  sub[ceil$s,accept]=$(calc "f'{$N / ($t1 - $t0):.0f}'")
+}
+
+# submit_share S KEY: KEY's accept rate as a share of the ceiling at S sessions
+submit_share() {
+  local a=${sub[$2$1,accept]:-} c=${sub[ceil$1,accept]:-}
+  [ -n "$a" ] && [ -n "$c" ] && [ "$a" != - ] && [ "$c" != 0 ] &&
+    sub[$2$1,share]=$(calc "f'{100 * $a / $c:.0f}%'")
+  return 0
+}
+
 # submit_row KEY LABEL
 submit_row() {
-  printf '  %-28s %9s %9s %8s %8s %10s  %s\n' "$2" "${sub[$1,accept]:--}" "${sub[$1,e2e]:--}" \
-    "${sub[$1,p50]:--}" "${sub[$1,p99]:--}" "${sub[$1,cpu]:--}" "${sub[$1,note]:-}"
+  printf '  %-28s %9s %7s %9s %8s %8s %10s  %s\n' "$2" "${sub[$1,accept]:--}" \
+    "${sub[$1,share]:--}" "${sub[$1,e2e]:--}" "${sub[$1,p50]:--}" "${sub[$1,p99]:--}" \
+    "${sub[$1,cpu]:--}" "${sub[$1,note]:-}"
 }
 
 # submit_ratio S WHAT TARGET: sluice/postfix of a figure
@@ -214,17 +239,23 @@ bench_submit() {
     submit_sluice "$s"
     sync
     submit_postfix "$s"
+    submit_ceiling "$s"
+    submit_share "$s" sluice
+    submit_share "$s" postfix
   done
   [ -n "${BS_PID:-}" ] && bsink_stop
   echo "bench_delivery: submit: $N messages of $BODY bytes by smtp-source (a connection each), to bench_sink"
-  printf '  %-28s %9s %9s %8s %8s %10s\n' "" "accept/s" "e2e/s" "p50 ms" "p99 ms" "CPU ms/msg"
+  printf '  %-28s %9s %7s %9s %8s %8s %10s\n' "" "accept/s" "of ceil" "e2e/s" "p50 ms" "p99 ms" \
+    "CPU ms/msg"
   for s in $SUBMIT_SESSIONS; do
     submit_row "sluice$s" "sluice listener, $s sessions"
     submit_row "postfix$s" "postfix smtpd, $s sessions"
+    submit_row "ceil$s" "ceiling (source->sink), $s"
   done
   for s in $SUBMIT_SESSIONS; do
     submit_ratio "$s" accept ">= 3x"
     submit_ratio "$s" e2e ">= 5x"
   done
-  echo "  (latency: from the queue file's creation to the message at the sink; see bench_listener.sh)"
+  echo "  (latency: from the queue file's creation to the message at the sink; of ceil: the accept"
+  echo "  rate's share of smtp-source's straight into bench_sink at the same sessions; see bench_listener.sh)"
 }
