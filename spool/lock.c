@@ -37,8 +37,15 @@ static int open_lock(const char *dir, int mode)
         errno = ENAMETOOLONG;
         return -1;
     }
-    if ((fd = open(path, mode | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640)) < 0)
+    if ((fd = open(path, mode | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0640)) < 0)
         return -1;
+    /* A FIFO, a device or a hard link planted in the spool is not the lock: taking it could
+     * wait for ever, and root would give the linked file away below. */
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        close(fd);
+        errno = EBADMSG;
+        return -1;
+    }
     /* root makes it in the daemon's spool: the daemon's user (and sluicectl run as it) reads it */
     if (geteuid() == 0 && stat(dir, &st) == 0 && fchown(fd, st.st_uid, st.st_gid) < 0)
         sl_msg_debug("cannot give %s to the spool's owner: %s", path, strerror(errno));

@@ -67,6 +67,14 @@ static int move_to_corrupt(const char *dir, const char *from, const char *name, 
     return -1; /* errno EEXIST: every name is taken */
 }
 
+/* real_dir - path is a directory itself, not a symbolic link to one */
+static bool real_dir(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 /* set_aside - dir/sub/name into corrupt/; 0, or -1 (warned) when it could not be moved */
 static int set_aside(const char *dir, const char *sub, const char *name, const char *reason)
 {
@@ -77,6 +85,10 @@ static int set_aside(const char *dir, const char *sub, const char *name, const c
         return -1;
     if (mkdir(corrupt, 0750) < 0 && errno != EEXIST) {
         sl_msg_warn("spool: cannot create %s to set %s aside: %s", corrupt, from, strerror(errno));
+        return -1;
+    }
+    if (!real_dir(corrupt)) { /* a symbolic link would move the entry out of the spool */
+        sl_msg_warn("spool: %s is not a directory of the spool: %s not set aside", corrupt, from);
         return -1;
     }
     if (move_to_corrupt(dir, from, name, to, sizeof to) < 0) {

@@ -73,7 +73,13 @@ int sl_sts_cache_store(const char *dir, const char *domain, const struct sl_sts_
     }
     /* a dot file: no domain starts with a dot, so it cannot be taken for a policy */
     snprintf(tmp, sizeof tmp, "%s/.%s.%ld.tmp", dir, domain, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    /* always a new file: whatever is at that name (a leftover, a planted symbolic link whose
+     * target O_TRUNC would empty) is removed first, never opened */
+    if (unlink(tmp) < 0 && errno != ENOENT) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
     if (fd < 0) {
         snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
         return -1;
@@ -90,16 +96,23 @@ int sl_sts_cache_store(const char *dir, const char *domain, const struct sl_sts_
     return 0;
 }
 
-/* read_file - at most max bytes of path, NUL-terminated; NULL with errno */
+/* read_file - at most max bytes of path, NUL-terminated; NULL with errno.  Only a regular
+ * file, never through a symbolic link: a FIFO there would hold the reader for ever. */
 static char *read_file(const char *path, size_t max, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    struct stat st;
     char *buf;
     ssize_t r = 0;
 
     *len = 0;
     if (fd < 0)
         return NULL;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return NULL;
+    }
     buf = sl_malloc(max + 1);
     while (*len < max && ((r = read(fd, buf + *len, max - *len)) > 0 || (r < 0 && errno == EINTR)))
         if (r > 0)

@@ -34,6 +34,7 @@
 
 #include "spool/sl_actions.h"
 #include "spool/sl_spool.h"
+#include "spool/sl_spool_lock.h"
 #include "spool/spool_impl.h"
 #include "tests/lib/fail_read.h"
 #include "tests/lib/tmpdir.h"
@@ -1014,6 +1015,51 @@ static void test_quarantine_no_replace(void **state)
     assert_true(exists(f->dir, "corrupt", "0000000000dddddddddd.0"));
 }
 
+/* corrupt/ replaced by a symbolic link to a directory outside the spool: nothing is set aside
+ * through it (the entry would leave the spool, and whoever moves it may be root); the entry
+ * stays where it is, and the directory the link names gets nothing. */
+static void test_quarantine_not_through_link(void **state)
+{
+    struct fixture *f = *state;
+    const char *id = "0000000000eeeeeeeeee";
+    char outside[128], link[128];
+
+    snprintf(outside, sizeof outside, "%s/outside", f->dir);
+    snprintf(link, sizeof link, "%s/corrupt", f->dir);
+    assert_int_equal(mkdir(outside, 0750), 0);
+    assert_int_equal(symlink(outside, link), 0);
+    put_file(f->dir, "queue", id, "damaged", 7);
+    assert_int_equal(sl_spool_quarantine_msg(f->dir, id, "test"), -1);
+    assert_true(exists(f->dir, "queue", id));
+    assert_false(exists(f->dir, "outside", id));
+}
+
+/* A hard link planted as the lock file (to a file of root's, say) is not taken for the lock:
+ * the daemon started by root gives its lock file to the spool's owner, and would give away
+ * the linked file with it.  Neither the daemon's lock nor sluicectl's is taken; the linked
+ * file keeps its owner. */
+static void test_lock_not_a_link(void **state)
+{
+    struct fixture *f = *state;
+    char target[128], lock[128], err[256];
+    struct stat st;
+    FILE *t;
+
+    snprintf(target, sizeof target, "%s/precious", f->dir);
+    snprintf(lock, sizeof lock, "%s/%s", f->dir, SL_SPOOL_LOCK);
+    assert_non_null(t = fopen(target, "w"));
+    fclose(t);
+    assert_int_equal(stat(target, &st), 0);
+    const uid_t owner = st.st_uid;
+    if (geteuid() == 0) /* the spool is another user's: root would give the lock to it */
+        assert_int_equal(chown(f->dir, 65534, 65534), 0);
+    assert_int_equal(link(target, lock), 0);
+    assert_int_equal(sl_spool_lock_daemon(f->dir, err, sizeof err), -1);
+    assert_int_equal(sl_spool_lock_offline(f->dir), -1);
+    assert_int_equal(stat(target, &st), 0);
+    assert_int_equal(st.st_uid, owner);
+}
+
 /* The master's start listing: queue/ ids sorted, and which of them have state. */
 static void test_list(void **state)
 {
@@ -1520,6 +1566,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_body_read_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_read_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace_never_follows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quarantine_not_through_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_not_a_link, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
