@@ -5,7 +5,9 @@
  * edit was just refused by a reload still needs to see the counters of the
  * daemon that runs, so when the file does not validate we say so on stderr
  * and read that one key leniently (inih alone, [global] or before any section),
- * falling back to the option's default.
+ * falling back to the option's default.  sl_ctl_global_peek reads a key that way
+ * alone, quietly (the file is the operator's, trusted; whether it validates is the
+ * subcommand's to say).
  */
 #include <stdio.h>
 #include <string.h>
@@ -70,4 +72,15 @@ int sl_ctl_global(const char *cfgpath, enum sl_opt opt, char *buf, size_t len)
         strlcpy(buf, p.def->def, len);
     fprintf(stderr, "sluicectl: using %s = %s\n", p.def->name, buf);
     return 0;
+}
+
+/* sl_ctl_global_peek - the key as written in [global] (or before any section), without
+ * loading the config nor saying anything; "" when it is not set or the file cannot be read */
+void sl_ctl_global_peek(const char *cfgpath, enum sl_opt opt, char *buf, size_t len)
+{
+    struct peek p = {.def = sl_opt_def(opt), .buf = buf, .len = len};
+
+    buf[0] = '\0';
+    if (ini_parse(cfgpath, on_key, &p) < 0 || !p.found)
+        buf[0] = '\0';
 }

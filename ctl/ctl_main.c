@@ -3,7 +3,8 @@
  *
  * sluicectl is the operator's side of the master: it reads the same INI file
  * (config check/eval) and the master's shared memory, read-only (counters).
- * It never signals or locks the daemon.
+ * Started by root, a subcommand on the daemon's files first becomes the
+ * daemon's user (ctl_user.c).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -135,6 +136,13 @@ static bool asks_help(int argc, char **argv)
     return false;
 }
 
+/* keeps_root - a subcommand that works on the operator's files rather than the daemon's: it
+ * keeps the identity it was started with (every other one becomes the config's user) */
+static bool keeps_root(const char *name)
+{
+    return strcmp(name, "passwd") == 0 || strcmp(name, "config") == 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *cfgpath = getenv("SLUICE_CONFIG");
@@ -167,6 +175,8 @@ int main(int argc, char **argv)
                    subcommands[k].help);
             return 0;
         }
+        if (!keeps_root(subcommands[k].name) && sl_ctl_become_user(cfgpath) < 0)
+            return 1;
         return subcommands[k].run(cfgpath, argc - i, argv + i);
     }
     fprintf(stderr, "sluicectl: unknown subcommand %s\n", argv[i]);

@@ -132,6 +132,12 @@ unsigned sl_ctl_workers_alive(const struct sl_shm *shm);
 /* A [global] string setting from the file, read leniently when the file does
  * not validate (with a note on stderr); 0, or -1 when nothing usable. */
 int sl_ctl_global(const char *cfgpath, enum sl_opt opt, char *buf, size_t len);
+/* The same key as written in the file, quietly, without validating it; "" when unset. */
+void sl_ctl_global_peek(const char *cfgpath, enum sl_opt opt, char *buf, size_t len);
+
+/* ctl_user.c: started by root, become the config's `user` (the daemon's), as the daemon does
+ * before it touches the spool; 0, or -1 (said on stderr) when that failed. */
+int sl_ctl_become_user(const char *cfgpath);
 
 /* ctl_log_check.c: why no user could append to the delivery log at path (a missing directory,
  * a path through a file, a directory, a read-only file system), else 0; and config check's

@@ -52,7 +52,12 @@ int sl_control_open(const char *spool_dir)
     if (fd < 0)
         return -1;
     unlink(sa.sun_path); /* only ever ours: the segment's master check ran first */
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(sa.sun_path, 0660) < 0) {
+    /* Made 0660 by the umask at its bind, not by a chmod of its path afterwards: root would
+     * change whatever the daemon's user put at that path in between (a symbolic link). */
+    mode_t was = umask(0117);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    umask(was);
+    if (rc < 0) {
         sl_msg_warn("cannot bind %s: %s", sa.sun_path, strerror(errno));
         close(fd);
         return -1;

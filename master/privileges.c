@@ -160,10 +160,12 @@ bool sl_privileges_check_log(const char *path, char *err, size_t errlen)
 
     if (path == NULL)
         return true;
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+    /* O_NONBLOCK: a FIFO there (a log shipper's, or one planted) must not stop a start or a
+     * reload until something reads it */
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
     if (fd < 0) {
         snprintf(err, errlen, "delivery log %s cannot be written as uid %ld: %s", path,
-                 (long)geteuid(), strerror(errno));
+                 (long)geteuid(), errno == ENXIO ? "a FIFO that nobody reads" : strerror(errno));
         return false;
     }
     close(fd);

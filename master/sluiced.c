@@ -539,7 +539,6 @@ int main(int argc, char **argv)
     m.ctlfd = sl_control_open(m.spool);
     sl_sched_init(&m.sched, m.spool); /* reads the shaping actions: under the lock */
     sl_queue_ops_init(&m.wctx);
-    sl_msg_info("spool %s: %zu messages queued", m.spool, sl_pickup_start(&m.sched));
     sl_listeners_open(&m.lsn, m.cfg, m.spool, &m.shm, m.gen); /* ports below 1024 before the drop */
     sl_privileges_hand_over(&priv, m.shm.name, m.spool, str(m.cfg, SL_OPT_DELIVERY_LOG));
     sl_privileges_drop(&priv); /* before the first fork: workers are never root */
@@ -547,6 +546,10 @@ int main(int argc, char **argv)
         sl_control_close(m.ctlfd, m.spool); /* nothing of this start is left behind */
         sl_msg_fatal("%s", err);
     }
+    /* The start scan sweeps tmp/ and sets misfits aside into corrupt/: as the user, whose
+     * spool it is, so that nothing planted there (corrupt/ a symbolic link to a directory of
+     * root's) makes it move or remove another file. */
+    sl_msg_info("spool %s: %zu messages queued", m.spool, sl_pickup_start(&m.sched));
     sl_pidfile_write(m.spool); /* for sluicectl status and reload */
     sl_supervise_init(&m.sup, (unsigned)num(m.cfg, SL_OPT_WORKERS));
     m.sup.on_exit = sl_sched_worker_exit;

@@ -5,7 +5,9 @@
 # journal's priority only when stderr is the journal; started as root with
 # `user`, master and workers run as that user and still deliver; root without
 # `user` warns, a non-root start asking for another user fails; SIGUSR1 reopens
-# the delivery log without losing or doubling a line.
+# the delivery log without losing or doubling a line.  The start scan runs as the
+# user, and root's sluicectl becomes the user: what the user planted in the spool
+# never lends it root's rights.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/peer.sh"
 
@@ -182,6 +184,14 @@ echo secret >"$T/secret"
 echo secret >"$T/secret2"
 ln "$T/secret" "$T/spool/tmp/planted-hard"
 ln -s "$T/secret2" "$T/spool/tmp/planted-sym"
+# state/ a symbolic link to a directory of root's, holding what looks like the state of a
+# message no longer queued: the start scan removes such orphans, and as root it would remove
+# root's file; it runs as the user, once the privileges are dropped
+mkdir -m 0755 "$T/rootstate"
+echo root >"$T/rootstate/08EBTusy4xRfhKc0NDPs.0"
+mv "$T/spool/state" "$T/state.real"
+ln -s "$T/rootstate" "$T/spool/state"
+chown -h nobody "$T/spool/state"
 : >"$T/nobody.log"
 # stderr is not JOURNAL_STREAM's file: plain lines
 JOURNAL_STREAM=$(stat -c %d:%i "$T/daemon.log") "$SLUICED" -c "$T/sluice.ini" 2>>"$T/nobody.log" &
@@ -207,6 +217,10 @@ check "the spool and its subdirectories are nobody's" \
 check "a hard link planted in the spool is left alone, its target root's" \
   test "$(stat -c %u "$T/secret")" -eq 0
 check "and the master said so" grep -q "planted-hard has 2 links: left to its owner" "$T/nobody.log"
+check "the start scan through a planted state/ link leaves root's file alone (it runs as nobody)" \
+  test -f "$T/rootstate/08EBTusy4xRfhKc0NDPs.0"
+rm "$T/spool/state"
+mv "$T/state.real" "$T/spool/state"
 check "a symbolic link is not followed: its target stays root's" \
   test "$(stat -c %u:%u "$T/secret2" "$T/spool/tmp/planted-sym" | tr '\n' ' ')" = "0:0 0:0 "
 # The inspector reads the segment through its group: a member can, others cannot.
@@ -264,6 +278,17 @@ check "a message root injected is nobody's, like the spool" \
 root_sent() { peer_true sink "total['messages'] >= $sent_before + 1"; }
 check "and the dropped daemon delivers it" wait_for 30 root_sent
 
+# --- root's sluicectl becomes the config's user before it touches the daemon's files (what
+# nobody planted in the spool lends nobody root's rights); passwd and config stay root
+"$SLUICECTL" -c "$T/sluice.ini" counters --watch 1 --count 4 >"$T/watch.out" 2>&1 &
+watcher=$!
+started "$watcher"
+sleep 1
+check "root's sluicectl counters runs as nobody, every uid and gid ($(ids "$watcher"))" \
+  test "$(ids "$watcher")" = "$want"
+wait "$watcher"
+check "and prints the daemon's counters" grep -q '^server ' "$T/watch.out"
+
 kill -TERM "$daemon"
 wait "$daemon"; rc=$?
 check "the dropped master stops with 0" test "$rc" -eq 0
@@ -292,6 +317,16 @@ check "a delivery log nobody cannot create stops the start: exit 1" test "$rc" -
 check "with one line naming the log" \
   grep -q "fatal: delivery log $T/rootlog/delivery.log cannot be written as uid 65534" "$T/rootlog.out"
 check "and leaves no segment behind" test ! -e "/dev/shm$shm"
+# a FIFO nobody reads as the delivery log: the same one line, at once (opening it to write
+# would wait for a reader for ever)
+mkfifo "$T/log/fifo.log"
+chown nobody "$T/log/fifo.log"
+sed "s|^delivery_log = .*|delivery_log = $T/log/fifo.log|" "$T/sluice.ini" >"$T/fifolog.ini"
+chmod 0644 "$T/fifolog.ini"
+timeout 20 "$SLUICED" -c "$T/fifolog.ini" >"$T/fifolog.out" 2>&1; rc=$?
+check "a FIFO nobody reads as the delivery log stops the start at once: exit 1 ($rc)" \
+  test "$rc" -eq 1
+check "with one line naming it" grep -q "fatal: delivery log $T/log/fifo.log cannot be written as uid 65534: a FIFO that nobody reads" "$T/fifolog.out"
 
 # --- not root, asking for another user: one line, exit 1, nothing created
 write_config "$T/other.ini" 1 daemon
