@@ -53,7 +53,7 @@ static long read_pid(const char *spool)
     FILE *f;
 
     snprintf(path, sizeof path, "%s/%s", spool, SL_PIDFILE);
-    if ((f = fopen(path, "re")) == NULL)
+    if ((f = sl_ctl_fopen_regular(path)) == NULL) /* the daemon's user's file: no FIFO */
         return 0;
     if (fscanf(f, "%ld", &pid) != 1 || pid <= 1)
         pid = 0;

@@ -203,8 +203,11 @@ static int rewrite(const char *path, const char *user, const char *hash)
 
     if (lock < 0)
         return 1;
-    if ((in = fopen(path, "re")) == NULL && errno != ENOENT) {
-        fprintf(stderr, "sluicectl: passwd: %s: %s\n", path, strerror(errno));
+    if ((in = sl_ctl_fopen_regular(path)) == NULL && errno != ENOENT) {
+        fprintf(stderr, "sluicectl: passwd: %s: %s\n", path,
+                errno == ELOOP    ? "a symbolic link (give the file's own path)"
+                : errno == EINVAL ? "not a regular file"
+                                  : strerror(errno));
     } else if ((out = open_temp(path, in, tmp, sizeof tmp)) != NULL) {
         copy_others(in, out, user);
         fprintf(out, "%s:%s\n", user, hash);

@@ -7,10 +7,14 @@
  * every byte outside ASCII of a string that is not well-formed UTF-8, so the
  * output is valid JSON whatever they hold.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctl/sl_ctl.h"
 #include "util/sl_atomic.h"
@@ -117,4 +121,29 @@ struct sl_config *sl_ctl_load_config(const char *path)
         fprintf(stderr, "%s\n", diag.lines[i]);
     sl_diag_free(&diag);
     return cfg;
+}
+
+/* sl_ctl_fopen_regular - path for reading, only when it is a regular file reached without a
+ * symbolic link at its end: a FIFO would hold the command for ever, a link would make root read
+ * (and, for passwd, copy) a file the link's owner chose.  NULL with errno (ELOOP for a link,
+ * EINVAL for anything but a regular file) */
+FILE *sl_ctl_fopen_regular(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    FILE *f;
+
+    if (fd < 0)
+        return NULL;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return NULL;
+    }
+    if ((f = fdopen(fd, "r")) == NULL) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return f;
 }

@@ -129,6 +129,10 @@ bool sl_ctl_throttle_wait(const struct sl_config *cfg, const struct sl_shm *shm,
 /* The daemon's workers with a live owner record (the master's own not counted). */
 unsigned sl_ctl_workers_alive(const struct sl_shm *shm);
 
+/* path opened for reading only when it is a regular file, not through a symbolic link at its
+ * end, never waiting (a FIFO); NULL with errno (ELOOP, EINVAL for not a regular file). */
+FILE *sl_ctl_fopen_regular(const char *path);
+
 /* A [global] string setting from the file, read leniently when the file does
  * not validate (with a note on stderr); 0, or -1 when nothing usable. */
 int sl_ctl_global(const char *cfgpath, enum sl_opt opt, char *buf, size_t len);

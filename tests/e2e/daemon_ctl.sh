@@ -2,7 +2,8 @@
 # daemon_ctl.sh - `sluicectl status` and `sluicectl reload` through the pid file the daemon
 # writes in spool_dir: status says whether it runs (exit 0 / 3) with its pid and figures;
 # reload validates the file first (a broken one is refused without a signal), then has the
-# daemon re-read it and waits for the new config generation; unexpected arguments are named.
+# daemon re-read it and waits for the new config generation; unexpected arguments are named;
+# a FIFO planted as the pid file is no pid file (status does not wait on it).
 . "$(dirname "$0")/lib/tap.sh"
 
 shm=/sluice-e2e-dctl-$$
@@ -59,3 +60,9 @@ check "the daemon stops cleanly" test $? -eq 0
 check "and removes its pid file" test ! -e "$T/spool/sluiced.pid"
 ctl status >/dev/null
 check "status after the stop: exit 3" test $? -eq 3
+
+# a FIFO where the pid file goes (the spool is the daemon's user's): status answers at once
+mkfifo "$T/spool/sluiced.pid"
+timeout 20 "$SLUICECTL" -c "$T/sluice.ini" status >/dev/null
+check "status with a FIFO as the pid file: exit 3 at once (no wait for a writer)" test $? -eq 3
+rm "$T/spool/sluiced.pid"

@@ -9,7 +9,9 @@
 #    each other's entries or the file); the new file a killed passwd left is replaced by the
 #    next one's;
 #  - a password of 1,023 bytes is taken whole; a longer one is refused in one line, exit 1,
-#    the file unchanged (it was cut to 1,023 bytes, so the client's password never matched).
+#    the file unchanged (it was cut to 1,023 bytes, so the client's password never matched);
+#  - an auth file that is a symbolic link or a FIFO is refused in one line, at once: root
+#    never copies the lines of a file a link names, nor waits on a FIFO.
 . "$(dirname "$0")/lib/tap.sh"
 
 mkdir "$T/etc"
@@ -102,3 +104,23 @@ check "one of 1,024 bytes is refused (exit 1)" test $? -eq 1
 check "in one line saying why" \
   test "$(cat "$T/long.err")" = "sluicectl: passwd: the password is over 1023 bytes: nothing changed"
 check "and the file is unchanged" cmp -s "$auth" "$T/before"
+
+# --- the auth file a symbolic link (to a file whose lines the link's owner wants to read) or
+# a FIFO: refused in one line, at once; nothing of the linked file is copied
+mv "$auth" "$T/auth.real"
+echo 'root:secret-line' >"$T/secret"
+ln -s "$T/secret" "$auth"
+timeout 20 "$SLUICECTL" passwd --file "$auth" linked \
+  <<<"PW-linked" >"$T/link.out" 2>"$T/link.err"
+check "a symbolic link as the auth file is refused (exit 1)" test $? -eq 1
+check "in one line naming it" grep -q "passwd: $auth: a symbolic link" "$T/link.err"
+check "and no copy of the linked file is made" \
+  test -z "$(grep -rl 'secret-line' "$T/etc")" -a -L "$auth"
+rm "$auth"
+mkfifo "$auth"
+timeout 20 "$SLUICECTL" passwd --file "$auth" piped \
+  <<<"PW-piped" >"$T/fifo.out" 2>"$T/fifo.err"
+check "a FIFO as the auth file is refused at once (exit 1, not a wait for a writer)" test $? -eq 1
+check "in one line saying why" grep -q "passwd: $auth: not a regular file" "$T/fifo.err"
+rm "$auth"
+mv "$T/auth.real" "$auth"
