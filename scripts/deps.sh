@@ -26,6 +26,7 @@ pkgs=(
   libcmocka-dev    # unit-test framework
   python3          # test helpers: JSON checks, the sd_notify listener
   procps           # ps, for the end-to-end tests
+  strace           # holds a worker inside a system call, to kill it there (worker_tmp.sh)
   nsd              # a real authoritative DNS server for the test zones
   postfix          # real SMTP peers: smtpd as a receiving server, smtp-sink for speed
   dnsutils         # dig, to check the test zones are served before a test starts
