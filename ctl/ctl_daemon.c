@@ -204,7 +204,7 @@ int sl_ctl_reload(const char *cfgpath, int argc, char **argv)
         fprintf(stderr,
                 "sluicectl: reload: delivery_log %s cannot be opened for append: %s: the daemon "
                 "was not told\n",
-                path, strerror(e));
+                path, sl_ctl_log_why(e));
         return 1;
     }
     if (find(cfgpath, &d) < 0)

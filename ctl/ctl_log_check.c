@@ -53,7 +53,8 @@ int sl_ctl_log_error(const char *path)
 
     if (path == NULL || path[0] == '\0')
         return 0;
-    if ((fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+    /* O_NONBLOCK: a FIFO that nobody reads is an error (ENXIO), not a wait for a reader */
+    if ((fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0) {
         close(fd);
         return 0;
     }
@@ -61,6 +62,12 @@ int sl_ctl_log_error(const char *path)
     if (e == EACCES || e == EPERM)
         return 0;
     return e == ENOENT ? dir_error(path) : e; /* not there yet: its directory must take it */
+}
+
+/* sl_ctl_log_why - the text of sl_ctl_log_error's answer e */
+const char *sl_ctl_log_why(int e)
+{
+    return e == ENXIO ? "a FIFO that nobody reads" : strerror(e);
 }
 
 /* sl_ctl_log_check - config check's part: a delivery_log set in the file that no user could
@@ -77,6 +84,6 @@ int sl_ctl_log_check(const struct sl_config *cfg)
     if (!v->set || v->str == NULL || (e = sl_ctl_log_error(v->str)) == 0 || e == ENOENT)
         return 0;
     fprintf(stderr, "%s:%u: delivery_log %s cannot be opened for append: %s\n", cfg->path, v->line,
-            v->str, strerror(e));
+            v->str, sl_ctl_log_why(e));
     return 1;
 }

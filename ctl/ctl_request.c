@@ -116,7 +116,8 @@ static int try_lock(const char *spool, const char *verb, int *lock)
     if (*lock == SL_SPOOL_LOCK_BUSY)
         return SL_CTL_OFFLINE_BUSY;
     fprintf(stderr, "sluicectl: %s: cannot lock %s/%s: %s: nothing done\n", verb, spool,
-            SL_SPOOL_LOCK, strerror(errno));
+            SL_SPOOL_LOCK,
+            errno == EBADMSG ? "not a regular file of one link (remove it)" : strerror(errno));
     return SL_CTL_OFFLINE_FAILED;
 }
 

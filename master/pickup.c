@@ -255,8 +255,8 @@ size_t sl_pickup_start(struct sl_sched *s)
 }
 
 /* start_readahead - the read-ahead thread for the rest of the start scan, when there is
- * enough of it; only from the main loop: the first step runs before the workers are forked
- * and the privileges dropped, which a thread must not see */
+ * enough of it; only from the main loop: the first step runs before the workers are forked,
+ * which a thread must not see */
 static void start_readahead(struct sl_sched *s)
 {
     if (s->scan_ahead_tried || s->scan_next == 0 ||

@@ -75,6 +75,12 @@ int sl_spool_lock_daemon(const char *dir, char *err, size_t errlen)
 
     if (fd < 0 && errno == ENOENT && mkdir(dir, 0750) == 0) /* a first start */
         fd = open_lock(dir, O_RDWR);
+    if (fd < 0 && errno == EBADMSG) { /* as fatal as another daemon: with no lock taken, a
+                                       * second daemon could start on this spool too */
+        spool_fail(err, errlen, "%s/%s is not a regular file of one link: remove it", dir,
+                   SL_SPOOL_LOCK);
+        return SL_SPOOL_LOCK_BUSY;
+    }
     if (fd < 0)
         return spool_fail(err, errlen, "cannot open %s/%s: %s", dir, SL_SPOOL_LOCK,
                           strerror(errno));

@@ -19,12 +19,14 @@
 
 /* The daemon's hold on spool dir, waited for while a sluicectl acts on it (at most a
  * minute); the descriptor (kept open for the daemon's life), SL_SPOOL_LOCK_BUSY with err when
- * another daemon holds it, or -1 with err. */
+ * another daemon holds it or the lock file is not one (a FIFO, a hard link: not to be taken,
+ * nor started without), or -1 with err. */
 int sl_spool_lock_daemon(const char *dir, char *err, size_t errlen);
 /* May sluicectl change spool dir itself: the descriptor to keep open while it does,
  * SL_SPOOL_LOCK_BUSY when a daemon holds the spool, -1 (errno) when the lock file cannot be
- * opened or locked: ENOENT when there is no spool yet; any other error says nothing of a
- * daemon, so the caller must not change the spool. */
+ * opened or locked: ENOENT when there is no spool yet, EBADMSG when the lock file is not one
+ * regular file of one link; any other error says nothing of a daemon, so the caller must not
+ * change the spool. */
 int sl_spool_lock_offline(const char *dir);
 
 #endif

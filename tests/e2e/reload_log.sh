@@ -2,7 +2,8 @@
 # reload_log.sh - a reload whose delivery_log cannot be appended to is refused, as a start with
 # it is: `sluicectl reload` says so in one line and does not signal, a SIGHUP leaves the daemon
 # on its running config (generation and delivery log), and a good file is taken afterwards.
-# The bad path goes through a regular file, so no user, root included, can create it.
+# The bad path goes through a regular file, so no user, root included, can create it; a FIFO
+# that nobody reads is refused as well, at once.
 . "$(dirname "$0")/lib/tap.sh"
 . "$(dirname "$0")/lib/deferring.sh"
 
@@ -38,6 +39,19 @@ check "the daemon runs on" alive "$daemon"
 check "on its running config (generation $g)" test "$(gen)" = "$g"
 m=$(inject a@ok.test)
 check "its attempts still go to the running delivery log" wait_for 20 logged "$m" "$T/delivery.log"
+
+# a FIFO that nobody reads: sluicectl reload and the daemon refuse it at once (opening it to
+# write would wait for a reader: sluicectl for ever, the master's loop with it)
+mkfifo "$T/fifo.log"
+deferring_config "$T/fifo.log" ok.test
+err=$(timeout 20 "$SLUICECTL" -c "$T/sluice.ini" reload 2>&1 >/dev/null); rc=$?
+check "sluicectl reload refuses a FIFO nobody reads at once: exit 1 ($rc)" test "$rc" -eq 1
+check "in one line saying so ($err)" \
+  grep -q "delivery_log $T/fifo.log cannot be opened for append: a FIFO that nobody reads" <<<"$err"
+kill -HUP "$daemon"
+check "a SIGHUP with it is refused by the daemon, which answers on" \
+  wait_for 10 grep -q "reload of $T/sluice.ini refused: delivery log $T/fifo.log cannot be written.*a FIFO that nobody reads" "$T/daemon.log"
+check "on its running config (generation $g)" test "$(timeout 10 "$SLUICECTL" -c "$T/sluice.ini" status | sed -n 's/.*config generation \([0-9]*\),.*/\1/p')" = "$g"
 
 deferring_config "$T/delivery2.log" ok.test
 out=$(ctl reload); rc=$?

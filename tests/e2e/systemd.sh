@@ -280,14 +280,20 @@ check "and the dropped daemon delivers it" wait_for 30 root_sent
 
 # --- root's sluicectl becomes the config's user before it touches the daemon's files (what
 # nobody planted in the spool lends nobody root's rights); passwd and config stay root
-"$SLUICECTL" -c "$T/sluice.ini" counters --watch 1 --count 4 >"$T/watch.out" 2>&1 &
-watcher=$!
-started "$watcher"
-sleep 1
-check "root's sluicectl counters runs as nobody, every uid and gid ($(ids "$watcher"))" \
-  test "$(ids "$watcher")" = "$want"
+# watch_as CONFIG OUT: root's sluicectl counters --watch, left running; its pid in watcher
+watch_as() {
+  "$SLUICECTL" -c "$1" counters --watch 1 --count 6 >"$2" 2>&1 &
+  watcher=$!
+  started "$watcher"
+}
+is_nobody() { test "$(ids "$watcher" 2>/dev/null)" = "$want"; }
+watch_as "$T/sluice.ini" "$T/watch.out"
+check "root's sluicectl counters runs as nobody, every uid and gid" wait_for 5 is_nobody
 wait "$watcher"
 check "and prints the daemon's counters" grep -q '^server ' "$T/watch.out"
+printf 'PW-root\n' | "$SLUICECTL" -c "$T/sluice.ini" passwd --file "$T/rootauth" someone
+check "root's sluicectl passwd stays root: a new auth file is root's" \
+  test "$(stat -c %u "$T/rootauth")" -eq 0
 
 kill -TERM "$daemon"
 wait "$daemon"; rc=$?
@@ -341,3 +347,25 @@ write_config "$T/nouser.ini" 1 no-such-user-$$
 "$SLUICED" -c "$T/nouser.ini" >"$T/nouser.out" 2>&1; rc=$?
 check "an unknown user exits 1 with one line" test "$rc:$(wc -l <"$T/nouser.out")" = 1:1
 check "naming the user" grep -q "fatal: user = no-such-user-$$: no such user" "$T/nouser.out"
+"$SLUICECTL" -c "$T/nouser.ini" queue >"$T/nouser-ctl.out" 2>&1; rc=$?
+check "root's sluicectl with an unknown user: exit 1, naming it" \
+  eval '[ "$rc" -eq 1 ] && grep -q "sluicectl: user = no-such-user-$$: no such user" "$T/nouser-ctl.out"'
+
+# --- as under systemd: the daemon started as nobody, no user in the file; root's sluicectl
+# becomes the spool's owner
+write_config "$T/unit.ini" 1
+chmod 0644 "$T/unit.ini"
+: >"$T/unit.log"
+setpriv --reuid=nobody --regid="$nobody_gid" --clear-groups "$SLUICED" -c "$T/unit.ini" \
+  2>>"$T/unit.log" &
+daemon=$!
+started "$daemon"
+said_ready3() { grep -q 'info: ready' "$T/unit.log"; }
+check "the daemon started as nobody without user is ready" wait_for 15 said_ready3
+watch_as "$T/unit.ini" "$T/watch-unit.out"
+check "root's sluicectl counters runs as the spool's owner, nobody" wait_for 5 is_nobody
+wait "$watcher"
+check "and prints the daemon's counters" grep -q '^server ' "$T/watch-unit.out"
+kill -TERM "$daemon"
+wait "$daemon"
+check "that daemon stops with 0" test $? -eq 0

@@ -1036,8 +1036,9 @@ static void test_quarantine_not_through_link(void **state)
 
 /* A hard link planted as the lock file (to a file of root's, say) is not taken for the lock:
  * the daemon started by root gives its lock file to the spool's owner, and would give away
- * the linked file with it.  Neither the daemon's lock nor sluicectl's is taken; the linked
- * file keeps its owner. */
+ * the linked file with it.  Neither the daemon's lock nor sluicectl's is taken (the daemon is
+ * told to stop, as when another daemon holds the spool, and why); the linked file keeps its
+ * owner. */
 static void test_lock_not_a_link(void **state)
 {
     struct fixture *f = *state;
@@ -1054,8 +1055,12 @@ static void test_lock_not_a_link(void **state)
     if (geteuid() == 0) /* the spool is another user's: root would give the lock to it */
         assert_int_equal(chown(f->dir, 65534, 65534), 0);
     assert_int_equal(link(target, lock), 0);
-    assert_int_equal(sl_spool_lock_daemon(f->dir, err, sizeof err), -1);
+    /* refused as another daemon's lock is: a daemon must not start without it */
+    assert_int_equal(sl_spool_lock_daemon(f->dir, err, sizeof err), SL_SPOOL_LOCK_BUSY);
+    assert_non_null(strstr(err, "is not a regular file of one link: remove it"));
     assert_int_equal(sl_spool_lock_offline(f->dir), -1);
+    assert_int_equal(errno, EBADMSG);
+    /* (only root could have given it away: as another user this holds either way) */
     assert_int_equal(stat(target, &st), 0);
     assert_int_equal(st.st_uid, owner);
 }
