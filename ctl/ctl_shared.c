@@ -12,12 +12,12 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ctl/sl_ctl.h"
 #include "util/sl_atomic.h"
+#include "util/sl_file.h"
 #include "shm/sl_shm.h"
 #include "util/sl_idna.h"
 
@@ -129,17 +129,11 @@ struct sl_config *sl_ctl_load_config(const char *path)
  * EINVAL for anything but a regular file) */
 FILE *sl_ctl_fopen_regular(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    struct stat st;
+    int fd = sl_open_regular(path, O_RDONLY);
     FILE *f;
 
     if (fd < 0)
         return NULL;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        errno = EINVAL;
-        return NULL;
-    }
     if ((f = fdopen(fd, "r")) == NULL) {
         int e = errno;
         close(fd);

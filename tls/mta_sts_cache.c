@@ -28,6 +28,7 @@
 #include <bsd/string.h>
 
 #include "mta_sts_impl.h"
+#include "util/sl_file.h"
 #include "util/sl_msg.h"
 
 #define MAGIC       "sluice-mta-sts 1"
@@ -100,19 +101,13 @@ int sl_sts_cache_store(const char *dir, const char *domain, const struct sl_sts_
  * file, never through a symbolic link: a FIFO there would hold the reader for ever. */
 static char *read_file(const char *path, size_t max, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    struct stat st;
+    int fd = sl_open_regular(path, O_RDONLY);
     char *buf;
     ssize_t r = 0;
 
     *len = 0;
     if (fd < 0)
         return NULL;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        errno = EINVAL;
-        return NULL;
-    }
     buf = sl_malloc(max + 1);
     while (*len < max && ((r = read(fd, buf + *len, max - *len)) > 0 || (r < 0 && errno == EINTR)))
         if (r > 0)
