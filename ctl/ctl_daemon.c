@@ -34,6 +34,7 @@
 #include "ipc/sl_control.h"
 #include "shm/sl_shm.h"
 #include "util/sl_atomic.h"
+#include "util/sl_file.h"
 
 #define RELOAD_WAIT_MS 10000
 
@@ -204,7 +205,7 @@ int sl_ctl_reload(const char *cfgpath, int argc, char **argv)
         fprintf(stderr,
                 "sluicectl: reload: delivery_log %s cannot be opened for append: %s: the daemon "
                 "was not told\n",
-                path, sl_ctl_log_why(e));
+                path, sl_file_strerror(e));
         return 1;
     }
     if (find(cfgpath, &d) < 0)

@@ -23,6 +23,7 @@
 
 #include "config/sl_config.h"
 #include "ctl/sl_ctl.h"
+#include "util/sl_file.h"
 
 /* dir_error - why no file could be created in path's directory, else 0 */
 static int dir_error(const char *path)
@@ -64,12 +65,6 @@ int sl_ctl_log_error(const char *path)
     return e == ENOENT ? dir_error(path) : e; /* not there yet: its directory must take it */
 }
 
-/* sl_ctl_log_why - the text of sl_ctl_log_error's answer e */
-const char *sl_ctl_log_why(int e)
-{
-    return e == ENXIO ? "a FIFO that nobody reads" : strerror(e);
-}
-
 /* sl_ctl_log_check - config check's part: a delivery_log set in the file that no user could
  * append to, as FILE:LINE on stderr; 0, or 1 */
 int sl_ctl_log_check(const struct sl_config *cfg)
@@ -84,6 +79,6 @@ int sl_ctl_log_check(const struct sl_config *cfg)
     if (!v->set || v->str == NULL || (e = sl_ctl_log_error(v->str)) == 0 || e == ENOENT)
         return 0;
     fprintf(stderr, "%s:%u: delivery_log %s cannot be opened for append: %s\n", cfg->path, v->line,
-            v->str, sl_ctl_log_why(e));
+            v->str, sl_file_strerror(e));
     return 1;
 }

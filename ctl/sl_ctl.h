@@ -147,7 +147,6 @@ int sl_ctl_become_user(const char *cfgpath);
  * a path through a file, a directory, a read-only file system), else 0; and config check's
  * part, a delivery_log the file sets that is so, as FILE:LINE on stderr (0, or 1). */
 int sl_ctl_log_error(const char *path);
-const char *sl_ctl_log_why(int e); /* sl_ctl_log_error's answer as text */
 int sl_ctl_log_check(const struct sl_config *cfg);
 
 #endif

@@ -30,6 +30,7 @@
 
 #include <bsd/string.h>
 
+#include "util/sl_file.h"
 #include "util/sl_msg.h"
 #include "master/sl_privileges.h"
 
@@ -165,7 +166,7 @@ bool sl_privileges_check_log(const char *path, char *err, size_t errlen)
     fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
     if (fd < 0) {
         snprintf(err, errlen, "delivery log %s cannot be written as uid %ld: %s", path,
-                 (long)geteuid(), errno == ENXIO ? "a FIFO that nobody reads" : strerror(errno));
+                 (long)geteuid(), sl_file_strerror(errno));
         return false;
     }
     close(fd);

@@ -1,9 +1,11 @@
 /*
- * file.c - sl_open_regular: a regular file, never through a link, never waited for.
+ * file.c - sl_open_regular: a regular file, never through a link, never waited for;
+ * sl_file_strerror: why such an open failed, in words.
  * Global state: none.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,4 +25,11 @@ int sl_open_regular(const char *path, int flags)
         return -1;
     }
     return fd;
+}
+
+/* sl_file_strerror - errno e of an open with O_NONBLOCK as text: ENXIO there means a FIFO
+ * with no reader, which strerror calls "No such device or address" */
+const char *sl_file_strerror(int e)
+{
+    return e == ENXIO ? "a FIFO that nobody reads" : strerror(e);
 }

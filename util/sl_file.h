@@ -14,4 +14,7 @@
  * but a regular file, else open's. */
 int sl_open_regular(const char *path, int flags);
 
+/* errno e of an O_NONBLOCK open as text ("a FIFO that nobody reads" for ENXIO) */
+const char *sl_file_strerror(int e);
+
 #endif
