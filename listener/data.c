@@ -8,8 +8,10 @@
  * LF anywhere refuses the whole message (554 5.6.0; nothing is queued), as
  * does a line over 998 octets or a NUL.  BDAT chunks are taken as counted
  * bytes and checked the same way at LAST, without unstuffing.  Memory is
- * bounded: past max_message_size (and a margin for the dots) the bytes are
- * read and dropped, and the reply at the end is 552 5.3.4.
+ * bounded: once the bytes, less the dots the unstuffing will take, pass
+ * max_message_size (the size SIZE= declares, RFC 1870), the rest is read and
+ * dropped, and the reply at the end is 552 5.3.4.  A stuffed body is at most
+ * twice its size: every dot taken starts a line that keeps at least its LF.
  * Concurrency: one session per process.
  * Trust boundary: the body is the client's; it is stored only once checked.
  */
@@ -22,15 +24,14 @@
 #include "util/sl_msg.h"
 #include "smtpd_impl.h"
 
-#define STUFF_MARGIN (64 * 1024) /* dots of stuffing allowed above max_message_size */
-
-/* keep - append received bytes while within the bound; beyond it they are dropped */
-static void keep(struct session *s, const char *p, size_t n)
+/* keep - append received bytes, dots of them the stuffing's, while the message they make is
+ * within max_message_size (its CRLF before the end marker counted: 2 octets of slack); beyond
+ * it they are dropped */
+static void keep(struct session *s, const char *p, size_t n, size_t dots)
 {
     struct txn *t = &s->t;
-    size_t bound = (size_t)s->max_size + STUFF_MARGIN;
 
-    if (t->oversize || t->len + n > bound) {
+    if (t->oversize || (t->len + n) - (t->dots + dots) > (size_t)s->max_size + 2) {
         t->oversize = true;
         return;
     }
@@ -38,11 +39,12 @@ static void keep(struct session *s, const char *p, size_t n)
         size_t cap = t->cap ? t->cap : 16 * 1024;
         while (cap < t->len + n)
             cap *= 2;
-        t->cap = cap < bound ? cap : bound;
+        t->cap = cap;
         t->body = sl_realloc(t->body, t->cap);
     }
     memcpy(t->body + t->len, p, n);
     t->len += n;
+    t->dots += dots;
 }
 
 /* check_lines - flag bare CR/LF, long lines and NUL; unstuff in place (DATA) */
@@ -129,7 +131,8 @@ void smtpd_data(struct session *s)
 {
     static const char end[] = "\r\n.\r\n";
     struct txn *t = &s->t;
-    unsigned matched = 2; /* the DATA line's CRLF counts as the start of the end marker */
+    unsigned matched = 2;   /* the DATA line's CRLF counts as the start of the end marker */
+    bool line_start = true; /* the next byte begins a line (as check_lines splits them) */
 
     if (t->bdat || !t->mail || t->nrcpt == 0) {
         io_reply(&s->io, t->bdat   ? "503 5.5.1 Error: DATA after BDAT"
@@ -142,7 +145,7 @@ void smtpd_data(struct session *s)
     io_deadline((long)s->l->data_timeout_ms);
     while (matched < 5) {
         const char *p;
-        size_t got, i;
+        size_t got, i, dots = 0;
         enum io_result r = io_bytes(&s->io, IO_IN_CAP, &p, &got);
 
         if (r != IO_OK) {
@@ -151,13 +154,15 @@ void smtpd_data(struct session *s)
         }
         for (i = 0; i < got && matched < 5; i++) {
             char c = p[i];
+            dots += line_start && c == '.';
+            line_start = c == '\n';
             if (c == end[matched])
                 matched++;
             else
                 matched = c == '\r' ? 1 : 0;
         }
         s->io.start -= got - i; /* what follows the end is the next command (pipelining) */
-        keep(s, p, i);
+        keep(s, p, i, dots);
     }
     /* The stored bytes end with ".\r\n" of the marker (the CRLF before it ends the last line). */
     if (!t->oversize)
@@ -210,7 +215,7 @@ void smtpd_bdat(struct session *s, const char *args)
             return;
         }
         if (t->mail && t->nrcpt > 0)
-            keep(s, p, got);
+            keep(s, p, got, 0);
         left -= got;
     }
     if (!t->mail || t->nrcpt == 0) {

@@ -206,7 +206,7 @@ void sl_smtpd_main(const struct sl_smtpd_ctx *ctx)
         memset(&s->t, 0, sizeof s->t); /* a fresh session; the listener's settings stay */
         s->helo[0] = '\0';
         s->auth_user = NULL;
-        s->errors = 0;
+        s->errors = s->junk = 0;
         s->tls_on = s->esmtp = false;
         serve(s, fd);
     }

@@ -404,6 +404,34 @@ swaks --server 127.0.0.1 --port "$lport" --from app@sender.test --to big@sink.te
 check "a message over max_message_size gets 552 5.3.4" grep -q '<\*\* *552 5.3.4' "$T/swaks_big"
 check "the oversize refusal is logged at info with the client and the limit" \
   grep -q 'info: 127.0.0.1: message refused: larger than max_message_size (200000 bytes)' "$T/daemon.log"
+# The limit is on the message as SIZE= declares it (RFC 1870), without the dots of the
+# stuffing: 66,500 lines of ".." are 199,514 octets unstuffed (limit 200,000), 266,000 as sent.
+stuffed() { # LINES: the reply to the end of a body of LINES dot-stuffed lines ("..")
+  python3 - "$lport" "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+f = s.makefile("rb")
+def reply():
+    while True:
+        line = f.readline().decode()
+        if line[3:4] != "-":
+            return line.strip()
+reply()
+n = int(sys.argv[2])
+for cmd in ("EHLO c", "MAIL FROM:<a@sender.test> SIZE=%d" % min(14 + 3 * n, 200000), "RCPT TO:<dots@sink.test>",
+            "DATA"):
+    s.sendall(cmd.encode() + b"\r\n")
+    reply()
+s.sendall(b"Subject: a\r\n\r\n" + b"..\r\n" * n + b".\r\n")
+print(reply())
+s.sendall(b"QUIT\r\n")
+PY
+}
+out=$(stuffed 66500)
+check "a body within max_message_size once unstuffed is taken, however many dots ($out)" \
+  eval '[[ $out == "250 2.0.0 "* ]]'
+out=$(stuffed 66663)
+check "one over it by the unstuffed count gets 552 5.3.4 ($out)" eval '[[ $out == "552 5.3.4"* ]]'
 exec 6<>/dev/tcp/127.0.0.1/"$lport"
 printf 'EHLO c\r\nMAIL FROM:<a@sender.test> SIZE=999999999\r\nQUIT\r\n' >&6
 sizeout=$(timeout 5 cat <&6)
@@ -481,6 +509,22 @@ check "and the AUTH silence is logged as a timeout, not as a failed AUTH" \
 out=$(tls_auth_replies "$aport" "AUTH PLAIN =")
 check "AUTH PLAIN = is an empty initial response, not a request for a challenge ($out)" \
   eval '[[ $out == "535 5.7.8"* ]]'
+# A user name that is nobody's is refused no sooner than a wrong password: its password is
+# hashed too (Argon2, tens of milliseconds), so the time of a 535 does not tell a client which
+# names exist.  A lower bound only: a busy machine makes it longer, never shorter.
+out=$(PYTHONPATH="$(dirname "$0")/lib" python3 - "$aport" <<'PY'
+import base64, sys, time
+from tls_session import Session
+s = Session(int(sys.argv[1]), "127.0.0.7")
+plain = base64.b64encode(b"\0nosuchuser\0guess").decode()
+t0 = time.monotonic()
+r = s.say("AUTH PLAIN " + plain)
+print(r[:9], int((time.monotonic() - t0) * 1000))
+s.quit()
+PY
+)
+check "an unknown user's AUTH takes a password hash's time before its 535 ($out ms)" \
+  eval '[[ $out == "535 5.7.8 "* ]] && [ "${out##* }" -ge 10 ]'
 
 # --- max_auth_failures (3 within 5 minutes on the guard listener), by client address ---
 good=$(printf '\0app1\0renewed-PW' | base64 -w0)

@@ -152,6 +152,34 @@ check "90 NOOPs, a message, 90 more: all answered 250" \
   test "$(head -3 "$T/junk.out" | tr '\n' ';')" = "all 90 250;message 250;all 90 250;"
 check "then the 110th since the message ends the session with 421" \
   grep -qx "after 20: 421 4.7.0 .* Too many errors, closing connection" "$T/junk.out"
+# The count is the session's: three more sessions of 90 NOOPs each, on two processes (so one
+# serves at least two of them, one after the other), are all answered 250.
+python3 - 127.0.0.1 "$lport" "$T/junk2.out" <<'PY'
+import socket, sys
+out = []
+for _ in range(3):
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 10)
+    f = s.makefile("rb")
+    def reply():
+        while True:
+            line = f.readline()
+            if not line or line[3:4] != b"-":
+                return line.decode().strip()
+    reply()
+    s.sendall(b"EHLO client.test\r\n"); reply()
+    n = 0
+    while n < 90:
+        s.sendall(b"NOOP\r\n")
+        if not reply().startswith("250"):
+            break
+        n += 1
+    out.append(str(n))
+    s.sendall(b"QUIT\r\n"); reply()
+    s.close()
+open(sys.argv[3], "w").write(" ".join(out) + "\n")
+PY
+check "later sessions start with no NOOP counted ($(cat "$T/junk2.out"))" \
+  test "$(cat "$T/junk2.out")" = "90 90 90"
 kill -TERM "$daemon"
 wait "$daemon"
 check "the daemon stops cleanly" test $? -eq 0
