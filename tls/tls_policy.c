@@ -8,8 +8,9 @@
  *    fails (a validating resolver answers SERVFAIL for bogus data) makes the
  *    host unusable for this attempt, unless the host's own address records
  *    are unsigned (RFC 7672 2.2.2); records that are all unusable still
- *    demand encryption (RFC 7672 2.2).  With DANE, MTA-STS is not applied to
- *    that host (RFC 8461 2).
+ *    demand encryption (RFC 7672 2.2), and authenticate nothing: the tls
+ *    option and MTA-STS then apply as without them.  With usable records,
+ *    MTA-STS is not applied to that host (RFC 8461 2).
  *  - MTA-STS (RFC 8461): enforce: only the MX hosts the policy names, and
  *    the certificate must verify for the MX name; testing: the same is
  *    checked and noted in the delivery log, and mail flows.
@@ -135,12 +136,16 @@ static bool choose_dane(struct sl_tls_env *env, const struct sl_dest *d,
         if (usable_tlsa(&a.rec[i]))
             c->tlsa[usable++] = a.rec[i];
     c->source = "dane";
+    if (usable == 0) {
+        /* Records, none usable: DANE asks for encryption (RFC 7672 2.2) and authenticates
+         * nothing, so what the tls option and an MTA-STS policy ask still holds. */
+        c->params.need = stronger(c->params.need, SL_TLS_NEED_ENCRYPT);
+        snprintf(c->why, sizeof c->why, "no usable TLSA record for %s: encrypted at least", mx);
+        return false;
+    }
     c->params.tlsa = c->tlsa;
     c->params.ntlsa = usable;
-    c->params.need = usable > 0 ? SL_TLS_NEED_DANE : SL_TLS_NEED_ENCRYPT;
-    if (usable == 0)
-        snprintf(c->why, sizeof c->why, "no usable TLSA record for %s: encrypted, not verified",
-                 mx);
+    c->params.need = SL_TLS_NEED_DANE;
     return true;
 }
 

@@ -9,6 +9,8 @@
 #   - TLSA present but STARTTLS not offered: deferred, never in clear
 #   - a bogus TLSA (signature fails, unbound answers SERVFAIL): deferred, the
 #     host is not even connected to
+#   - TLSA records none of which is usable for SMTP (usage 1, PKIX-EE): TLS
+#     is required, and tls = verify still verifies (RFC 7672 2.2)
 #   - dane = off (for one domain): the mismatched TLSA is ignored
 #   - an unsigned zone's TLSA (insecure): ignored, the tls option rules
 #   - dns_server pointing at nsd itself (authoritative, no AD bit): no DANE
@@ -29,10 +31,11 @@ ca_spki=$(ca_spki_sha256 "$CA_CERT")
 cat "$CA_DIR/mx.crt" "$CA_CERT" >"$CA_DIR/mx-chain.crt" # DANE-TA needs the CA in the chain
 wrong=$(printf '%s' "not the key" | sha256sum | cut -d' ' -f1)
 
-# One sink, one port, nine addresses; 127.0.1.3 does not offer STARTTLS.
+# One sink, one port, eleven addresses; 127.0.1.3 does not offer STARTTLS.
 PEER_ARGS="--tls-cert $CA_DIR/mx-chain.crt --tls-key $CA_DIR/mx.key" \
   peer_start mx '{"starttls": true, "127.0.1.3": {"starttls": false}}' \
-  127.0.1.1 127.0.1.2 127.0.1.3 127.0.1.4 127.0.1.5 127.0.1.6 127.0.1.7 127.0.1.8 127.0.1.9
+  127.0.1.1 127.0.1.2 127.0.1.3 127.0.1.4 127.0.1.5 127.0.1.6 127.0.1.7 127.0.1.8 127.0.1.9 \
+  127.0.1.10 127.0.1.11
 port=$(peer_port mx)
 
 dnssec_zone dane.test <<EOF
@@ -60,6 +63,12 @@ _$port._tcp.mx.ta   TLSA 2 1 1 $ca_spki
 taname              MX 10 mx.taname
 mx.taname           A  127.0.1.9
 _$port._tcp.mx.taname TLSA 2 1 1 $ca_spki
+unusable            MX 10 mx.unusable
+mx.unusable         A  127.0.1.10
+_$port._tcp.mx.unusable TLSA 1 1 1 $spki
+unverified          MX 10 mx.unverified
+mx.unverified       A  127.0.1.11
+_$port._tcp.mx.unverified TLSA 1 1 1 $spki
 EOF
 dnssec_tamper dane.test "_$port._tcp.mx.bogus.dane.test" TLSA
 dns_zone plain.test <<EOF
@@ -117,6 +126,9 @@ dane = off
 
 [domain "good.dane.test"]
 max_deliveries_per_connection = 1
+
+[domain "unverified.dane.test"]
+tls = verify
 INI
 }
 
@@ -148,7 +160,7 @@ dest_stat() { peer_stat mx "dest('$1')['$2']"; }
 # --- through the validating resolver
 ini=$T/unbound.ini
 write_ini "$ini" "$DNSSEC_SERVER" unbound
-domains=(good.dane.test ta.dane.test taname.dane.test wrong.dane.test clear.dane.test bogus.dane.test off.dane.test plain.test)
+domains=(good.dane.test ta.dane.test taname.dane.test wrong.dane.test clear.dane.test bogus.dane.test off.dane.test plain.test unusable.dane.test unverified.dane.test)
 for dom in "${domains[@]}"; do inject "$ini" "$dom"; done
 "$SLUICED" -c "$ini" 2>"$T/daemon-unbound.log" &
 daemon=$!
@@ -187,6 +199,15 @@ check "bogus TLSA (SERVFAIL): deferred" test "$(outcome_of "$log" bogus.dane.tes
 check "... the host was not used at all" test "$(dest_stat 127.0.1.4 connections)" -eq 0
 check "... the log says the TLSA lookup failed" \
   grep -q '"domain":"bogus.dane.test".*TLSA' "$log"
+
+check "TLSA records, none usable: delivered" test "$(outcome_of "$log" unusable.dane.test)" = delivered
+check "... encryption required, from DANE" \
+  test "$(tls_of "$log" unusable.dane.test need)/$(tls_of "$log" unusable.dane.test source)" = encrypt/dane
+check "... over TLS" test "$(tls_of "$log" unusable.dane.test on)" = true
+check "TLSA records, none usable, under tls = verify: the certificate must still verify" \
+  test "$(tls_of "$log" unverified.dane.test need)" = verify
+check "... it names another host: deferred" test "$(outcome_of "$log" unverified.dane.test)" = deferred
+check "... and no MAIL reached the sink" test "$(dest_stat 127.0.1.11 transactions)" -eq 0
 
 check "dane = off: the mismatched TLSA is ignored, delivered" \
   test "$(outcome_of "$log" off.dane.test)" = delivered
