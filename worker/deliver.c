@@ -11,7 +11,9 @@
  * one round trip per message when the peer pipelines), never more than the
  * connection may still carry; each is then settled as if sent on its own.
  * Each recipient's outcome is made durable (outcome.c) before the master is
- * told, in one "D<job> ..." datagram, what became of every part.  A session
+ * told, in one "D<job> ..." datagram, what became of every part; a part whose
+ * recipients need several transactions has those delivered written after each
+ * transaction that delivered, before the next body goes.  A session
  * that dies (timeout, reset, garbage) defers what it carried (a transaction
  * of the run with no final reply) and what the job still holds: a peer that
  * stalls costs one phase timeout per job, not one per message.  SIGTERM ends
@@ -509,7 +511,8 @@ static void plan(struct sl_wstate *w, const struct sl_dest *d, struct job *j, st
 }
 
 /* settle_through - the run's transactions up to upto, in order, each as if it had been its
- * own call; a part is finished (made durable) once every recipient of it is settled */
+ * own call; a part is finished (made durable) once every recipient of it is settled, and what
+ * it delivered so far is written at each of its transactions before then */
 static void settle_through(struct run *r, size_t upto)
 {
     struct sl_conn *c = &r->w->conn;
@@ -523,11 +526,13 @@ static void settle_through(struct run *r, size_t upto)
         c->txns++;
         c->rcpts += (unsigned)t->nrcpt;
         strlcpy(p->mx, c->mx, sizeof p->mx);
-        if (settle_txn(r->w, r->d, p, x->idx + r->slot[r->settled].from, t))
-            c->deliveries++;
+        bool delivered = settle_txn(r->w, r->d, p, x->idx + r->slot[r->settled].from, t);
+        c->deliveries += delivered;
         x->settled += t->nrcpt;
         if (x->settled == x->n)
             finish(r->w, r->d, r->j, r->wk, k);
+        else if (delivered)
+            sl_outcome_checkpoint(r->w, p);
     }
 }
 

@@ -397,6 +397,30 @@ static const char *remove_done(struct sl_wstate *w, struct sl_part *p)
     return "k";
 }
 
+/* sl_outcome_checkpoint - p's recipients go in several transactions (more of them than a
+ * transaction takes), and one delivered: its recipients are written as delivered before the
+ * next body goes, so a crash of the worker later in the attempt sends them no second copy.
+ * This attempt's bounces are written as still pending: their report is queued only at the
+ * end (sl_outcome_finish), and a crash before that must bounce them again, not forget them.
+ * A failed write costs only the protection (the end of the attempt writes again). */
+void sl_outcome_checkpoint(struct sl_wstate *w, struct sl_part *p)
+{
+    struct sl_spool_state st = p->st;
+    char err[256];
+
+    st.status = sl_malloc(p->st.nrcpt);
+    memcpy(st.status, p->st.status, p->st.nrcpt);
+    for (size_t i = 0; i < p->nbounced; i++)
+        st.status[p->bounced[i]] = SL_RCPT_PENDING;
+    if (sl_spool_state_save(w->ctx->spool, p->id, p->k, &st, err, sizeof err) == 0)
+        p->st.on_disk = true; /* the file exists now: it goes with the message */
+    else
+        sl_msg_warn("queue %s part %u: %s; what it delivered so far is recorded at the end of "
+                    "the attempt",
+                    p->id, p->k, err);
+    free(st.status);
+}
+
 /* sl_outcome_finish - settle p after an attempt and say what the master should do */
 void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_dest *d)
 {

@@ -242,6 +242,9 @@ void sl_outcome_some(struct sl_wstate *w, struct sl_part *p, const size_t *idx, 
 /* Every pending recipient of p gets res (a failure before any transaction), logged. */
 void sl_outcome_all(struct sl_wstate *w, struct sl_part *p, enum sl_rcpt_result res,
                     const char *reply, const struct sl_attempt *a);
+/* p is sent in several transactions and one of them delivered: the recipients delivered so
+ * far, on disk before the next body goes. */
+void sl_outcome_checkpoint(struct sl_wstate *w, struct sl_part *p);
 /* The attempt on p is over: bounce what expired, queue the bounce message,
  * write the state (or remove the message) and set p->outcome. */
 void sl_outcome_finish(struct sl_wstate *w, struct sl_part *p, const struct sl_dest *d);
