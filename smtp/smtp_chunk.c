@@ -20,12 +20,16 @@
  * pieces of about RUN_FLUSH bytes at transaction boundaries, so a large run gets a data timer
  * per piece as DATA gives one per body.
  *
- * A peer may answer and close while the rest of the run is still being written (a 421 after
- * too many refused recipients): the write fails with replies to the first transactions
- * already received.  Thrown away, they would make those messages go again; so the write
- * keeps the socket on failure (keep_on_fail, in clear: a TLS session that failed is not read
- * again), the replies that arrived are read without waiting (salvage), the transactions they
- * complete are told over, and the write's failure ends the session.
+ * A peer may answer and close while the rest of the run is still being written (a 421 at its
+ * limit of messages per connection, or after too many refused recipients): the write fails
+ * with replies to the first transactions already received.  Thrown away, they would make
+ * those messages go again.  So between the pieces of a run, the replies that have arrived
+ * for the transactions written whole are read (without waiting for any to begin) and those
+ * transactions told over at once; and the write keeps the socket on failure (keep_on_fail),
+ * the replies that arrived since are read without waiting (salvage), the transactions they
+ * complete are told over, and the write's failure ends the session.  Over TLS too: a write
+ * that failed leaves the records already received readable (OpenSSL's read side does not
+ * depend on the write's), and a read that fails there only ends the salvage.
  */
 #include <stdio.h>
 #include <string.h>
@@ -38,7 +42,8 @@
 #define RUN_IOV     64    /* iovecs per write */
 #define RUN_FLUSH   65536 /* bytes after which a transaction boundary ends a write */
 
-/* A run being written: its command text, the iovecs not written yet. */
+/* A run being written: its command text, the iovecs not written yet, and how far its
+ * transactions were written and their replies read. */
 struct run {
     char cmd[RUN_CMDS];
     size_t cmd_len;
@@ -46,6 +51,10 @@ struct run {
     struct iovec iov[RUN_IOV];
     int niov;
     size_t pending; /* bytes of the running piece (since its data timer began) */
+    size_t start;   /* the run's first transaction */
+    bool open;      /* the session had a transaction open when the run began */
+    size_t written; /* transactions before this one are written whole */
+    size_t told;    /* ... and before this one, their replies read and told over */
 };
 
 /* write_out - the iovecs gathered so far, under the running piece's data timer */
@@ -154,17 +163,69 @@ static bool lead_rset(bool open, const struct sl_smtp_txn *t, size_t i)
     return i > 0 || t->rset || open;
 }
 
+/* read_one - the replies to the run's next transaction not yet told (r->told), ending with
+ * BDAT's; the caller told of it */
+static int read_one(struct sl_smtp *s, struct run *r, struct sl_smtp_txn *t, sl_smtp_txn_over *over,
+                    void *arg)
+{
+    size_t i = r->told;
+
+    if (smtp_read_group(s, &t[i], lead_rset(r->open, &t[i], i - r->start)) < 0)
+        return -1;
+    smtp_phase_begin(s, SL_PH_DATA);
+    if (smtp_reply_read(s, &t[i].data, false) < 0)
+        return -1;
+    if (t[i].data.code == 421)
+        return smtp_closing(s, &t[i].data);
+    /* a refused BDAT may leave the transaction open: RSET before the next MAIL */
+    s->txn_open = !smtp_is_2xx(&t[i].data);
+    r->told = i + 1;
+    if (over != NULL)
+        over(arg, i);
+    return 0;
+}
+
+/* read_run - the replies to the run's transactions from r->told up to to, each told over */
+static int read_run(struct sl_smtp *s, struct run *r, struct sl_smtp_txn *t, size_t to,
+                    sl_smtp_txn_over *over, void *arg)
+{
+    while (r->told < to)
+        if (read_one(s, r, t, over, arg) < 0)
+            return -1;
+    return 0;
+}
+
+/* read_arrived - between two pieces of the run: the replies that have begun to arrive, to
+ * the transactions written whole, read and told over, so a peer that closes while the rest
+ * is written costs no message it took.  A reply begun is waited for to its end (the rest of
+ * the transaction is written: the peer has all it needs to finish it); a failure ends the
+ * session, nothing to salvage. */
+static int read_arrived(struct sl_smtp *s, struct run *r, struct sl_smtp_txn *t,
+                        sl_smtp_txn_over *over, void *arg)
+{
+    bool keep = s->keep_on_fail;
+    int rc = 0;
+
+    s->keep_on_fail = false;
+    while (rc == 0 && r->told < r->written && smtp_io_ready(s))
+        rc = read_one(s, r, t, over, arg);
+    s->keep_on_fail = keep;
+    return rc;
+}
+
 /* write_run - the commands and bodies of t[from..) that fit one run, written; the end of
  * the run (from when not even t[from] fits); on a failed write (*rc -1), the end of what may
- * have gone out, and in clear the socket kept for a salvage */
+ * have gone out, and the socket kept for a salvage */
 static size_t write_run(struct sl_smtp *s, struct run *r, struct sl_smtp_txn *t, size_t from,
-                        size_t n, int *rc)
+                        size_t n, int *rc, sl_smtp_txn_over *over, void *arg)
 {
     size_t i;
 
     r->cmd_len = r->replies = r->pending = 0;
     r->niov = 0;
-    s->keep_on_fail = s->ssl == NULL;
+    r->start = r->written = r->told = from;
+    r->open = s->txn_open;
+    s->keep_on_fail = true;
     *rc = 0;
     smtp_phase_begin(s, SL_PH_DATA);
     for (i = from; i < n && smtp_sendable(&t[i]); i++) {
@@ -172,7 +233,10 @@ static size_t write_run(struct sl_smtp *s, struct run *r, struct sl_smtp_txn *t,
         if (r->pending >= RUN_FLUSH) { /* the piece ends here; the next has a timer of its own */
             if ((*rc = write_out(s, r)) < 0)
                 break;
+            r->written = i;
             r->pending = 0;
+            if ((*rc = read_arrived(s, r, t, over, arg)) < 0)
+                break;
             smtp_phase_begin(s, SL_PH_DATA);
         }
         if (!put_commands(s, r, &t[i], lead_rset(s->txn_open, &t[i], i - from)))
@@ -189,38 +253,15 @@ static size_t write_run(struct sl_smtp *s, struct run *r, struct sl_smtp_txn *t,
     return i;
 }
 
-/* read_run - the replies to t[from..to), each transaction's ending with BDAT's; the caller
- * told of each as it ends */
-static int read_run(struct sl_smtp *s, struct sl_smtp_txn *t, size_t from, size_t to,
-                    sl_smtp_txn_over *over, void *arg)
-{
-    bool open = s->txn_open;
-
-    for (size_t i = from; i < to; i++) {
-        if (smtp_read_group(s, &t[i], lead_rset(open, &t[i], i - from)) < 0)
-            return -1;
-        smtp_phase_begin(s, SL_PH_DATA);
-        if (smtp_reply_read(s, &t[i].data, false) < 0)
-            return -1;
-        if (t[i].data.code == 421)
-            return smtp_closing(s, &t[i].data);
-        /* a refused BDAT may leave the transaction open: RSET before the next MAIL */
-        s->txn_open = !smtp_is_2xx(&t[i].data);
-        if (over != NULL)
-            over(arg, i);
-    }
-    return 0;
-}
-
 /* salvage - after a failed write of t[from..to): the replies that arrived, read without
  * waiting, and the transactions they complete told over; then the session ends with the
  * write's failure */
-static int salvage(struct sl_smtp *s, struct sl_smtp_txn *t, size_t from, size_t to,
+static int salvage(struct sl_smtp *s, struct run *r, struct sl_smtp_txn *t, size_t to,
                    sl_smtp_txn_over *over, void *arg)
 {
     enum sl_phase failed_in = s->phase;
 
-    if (s->salvage && read_run(s, t, from, to, over, arg) == 0)
+    if (s->salvage && read_run(s, r, t, to, over, arg) == 0)
         sl_smtp_close(s); /* every reply was in: the session ends all the same */
     s->phase = failed_in; /* the failure is the write's, whatever the salvage read */
     return -1;
@@ -236,14 +277,14 @@ int smtp_send_chunked(struct sl_smtp *s, struct sl_smtp_txn *t, size_t n, sl_smt
     for (size_t i = 0; i < n;) {
         if (!smtp_sendable(&t[i]))
             return smtp_check_addresses(s, &t[i]);
-        size_t end = write_run(s, &r, t, i, n, &rc);
+        size_t end = write_run(s, &r, t, i, n, &rc, over, arg);
         if (rc < 0)
-            return salvage(s, t, i, end, over, arg);
+            return salvage(s, &r, t, end, over, arg);
         if (end == i) { /* too many recipients for one run */
             if (smtp_send_data(s, t, i, i + 1, over, arg) < 0)
                 return -1;
             end = i + 1;
-        } else if (read_run(s, t, i, end, over, arg) < 0) {
+        } else if (read_run(s, &r, t, end, over, arg) < 0) {
             return -1;
         }
         i = end;

@@ -31,6 +31,9 @@ int smtp_io_send(struct sl_smtp *s, struct iovec *iov, int iovcnt, const char *w
 int smtp_io_send_str(struct sl_smtp *s, const char *buf, size_t len, const char *what);
 /* The next line without its CRLF; valid until the next call. */
 int smtp_io_line(struct sl_smtp *s, const char **line, size_t *len);
+/* Something from the peer is there to read (buffered, or on the socket): a read would not
+ * wait for it to begin.  Never waits. */
+bool smtp_io_ready(struct sl_smtp *s);
 
 /* smtp_session.c: a fresh session (fd -1, the read buffer allocated, env and to copied),
  * as sl_smtp_open starts one; the fuzz target of the reply reader starts its own with it
@@ -83,6 +86,8 @@ ssize_t smtp_tls_read(struct sl_smtp *s, char *buf, size_t len);
 int smtp_tls_send(struct sl_smtp *s, const struct iovec *iov, int iovcnt, const char *what);
 /* An idle TLS session is usable: nothing but records without application data arrived. */
 bool smtp_tls_idle(struct sl_smtp *s);
+/* Plaintext OpenSSL holds already decrypted (a record read whole).  Never waits. */
+bool smtp_tls_pending(struct sl_smtp *s);
 /* close_notify, best effort; smtp_tls_drop frees the SSL (not the socket). */
 void smtp_tls_shutdown(struct sl_smtp *s);
 void smtp_tls_drop(struct sl_smtp *s);

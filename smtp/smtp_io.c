@@ -345,6 +345,16 @@ static int fill(struct sl_smtp *s)
     }
 }
 
+/* smtp_io_ready - see smtp_impl.h */
+bool smtp_io_ready(struct sl_smtp *s)
+{
+    struct pollfd p = {.fd = s->fd, .events = POLLIN};
+
+    if (s->rlen > s->roff || (s->ssl != NULL && smtp_tls_pending(s)))
+        return true;
+    return s->fd >= 0 && poll(&p, 1, 0) > 0;
+}
+
 /* smtp_io_line - the next line from the peer (CRLF or bare LF stripped), at most
  * SL_SMTP_LINE_MAX bytes: a longer one is a protocol error, read no further */
 int smtp_io_line(struct sl_smtp *s, const char **line, size_t *len)

@@ -458,6 +458,12 @@ bool smtp_tls_idle(struct sl_smtp *s)
     return e == SSL_ERROR_WANT_READ;
 }
 
+/* smtp_tls_pending - see smtp_impl.h */
+bool smtp_tls_pending(struct sl_smtp *s)
+{
+    return SSL_pending(s->ssl) > 0;
+}
+
 /* smtp_tls_shutdown - our close_notify, best effort, without waiting for the peer's */
 void smtp_tls_shutdown(struct sl_smtp *s)
 {

@@ -21,6 +21,8 @@ Script (JSON object).  Keys that are "*" or an IP address hold the rule for that
 address; every other top-level key belongs to the default rule ("*").  A listening address's
 rule is the default rule with its own keys laid over it (stall/reply dicts are merged).
   pipelining, enhancedstatuscodes, 8bitmime: bool (default true); smtputf8 (default false)
+  chunking: bool      advertise CHUNKING and take BDAT (RFC 3030; default false): a message
+                      ends at its "BDAT n LAST", whose reply is the data_end phase's
   size: N             advertise "SIZE N" (default 0 = no limit); a message or SIZE= over N
                       gets 552; false = do not advertise SIZE
   extensions: [..]    extra EHLO keywords
@@ -97,7 +99,7 @@ DEFAULT_RULE = {
     "pipelining": True, "enhancedstatuscodes": True, "8bitmime": True, "smtputf8": False,
     "size": 0, "extensions": [], "starttls": False, "hostname": None,
     "stall": {}, "reply": {}, "rcpt": [], "ehlo_reject": False, "hold": 0,
-    "max_messages": 0, "max_rcpts": 0, "tls_fault": None,
+    "max_messages": 0, "max_rcpts": 0, "tls_fault": None, "chunking": False,
     **{a: [] for a in ACTIONS},
 }
 LINE_LIMIT = 4 << 20
@@ -359,6 +361,7 @@ class Session:
         self.mail = None
         self.rcpts = []
         self.rcpt_params = []
+        self.chunks = []  # BDAT chunks of the message under way
         self.conn = sink.next_conn()
 
     # --- plumbing
@@ -552,14 +555,17 @@ class Session:
     async def command(self, line):
         verb, _, arg = line.partition(" ")
         verb = verb.upper()
-        known = ("EHLO", "HELO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "STARTTLS")
+        known = ("EHLO", "HELO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT",
+                 "STARTTLS")
         self.mark("cmd:" + (verb if verb in known else "?"))
-        if not self.esmtp_pipelining() and self.buffered():
+        if verb == "BDAT":
+            pass  # its chunk follows the command line: not pipelining
+        elif not self.esmtp_pipelining() and self.buffered():
             self.protocol_error("unadvertised_pipelining")
         elif verb in ("EHLO", "HELO", "DATA", "STARTTLS", "NOOP", "QUIT") and self.buffered():
             self.protocol_error("pipelining_not_last")
         handler = {"EHLO": self.ehlo, "HELO": self.ehlo, "MAIL": self.mail_from,
-                   "RCPT": self.rcpt_to, "DATA": self.data, "RSET": self.rset,
+                   "RCPT": self.rcpt_to, "DATA": self.data, "BDAT": self.bdat, "RSET": self.rset,
                    "NOOP": self.noop, "QUIT": self.quit, "STARTTLS": self.starttls}.get(verb)
         if handler is None:
             self.protocol_error("unknown_command")
@@ -594,6 +600,8 @@ class Session:
             ext.append("SMTPUTF8")
         if rule.starttls and self.sink.tls and not self.tls:
             ext.append("STARTTLS")
+        if rule.chunking:
+            ext.append("CHUNKING")
         return ext + list(rule.extensions)
 
     async def ehlo(self, verb, arg):
@@ -702,6 +710,31 @@ class Session:
         body = await self.read_body()
         await self.data_end(body)
 
+    async def bdat(self, verb, arg):
+        """BDAT n [LAST]: the n octets are read whatever the verdict, to stay in step."""
+        words = arg.split()
+        if not self.rule().chunking or not words or not words[0].isdigit() or \
+                len(words) > 2 or (len(words) == 2 and words[1].upper() != "LAST"):
+            self.protocol_error("bad_sequence")
+            await self.send(self.wire(self.text(501, "5.5.4", "Syntax: BDAT size [LAST]")))
+            raise Close()  # the chunk's length is unknown: out of step
+        try:
+            chunk = await self.reader.readexactly(int(words[0]))
+        except asyncio.IncompleteReadError:
+            raise Close()
+        if self.mail is None or not self.rcpts:
+            self.protocol_error("bad_sequence")
+            self.chunks = []
+            await self.send(self.wire(self.text(503, "5.5.1", "Need RCPT before BDAT")))
+            return
+        self.chunks.append(chunk)
+        if len(words) == 1:
+            await self.reply_soon(self.wire(self.text(250, "2.0.0", f"{len(chunk)} octets received")))
+            return
+        body, self.chunks = b"".join(self.chunks), []
+        self.mark("body_end")
+        await self.data_end(body)
+
     async def read_body(self):
         """The DATA lines up to the final dot, un-dot-stuffed, line endings kept."""
         rule = self.rule()
@@ -758,7 +791,7 @@ class Session:
 
     async def rset(self, verb, arg):
         await self.answer("rset", self.text(250, "2.0.0", "Ok"))
-        self.mail, self.rcpts = None, []
+        self.mail, self.rcpts, self.chunks = None, [], []
 
     async def noop(self, verb, arg):
         await self.answer("noop", self.text(250, "2.0.0", "Ok"))

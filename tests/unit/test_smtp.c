@@ -119,6 +119,7 @@ struct record {
     bool tls_on; /* the peer's handshake succeeded */
     int tickets; /* session tickets sent by OP_TICKET */
     size_t len;
+    size_t total; /* every byte received, past REC_MAX too */
     char got[REC_MAX];
 };
 
@@ -145,6 +146,7 @@ static bool take(int c, long ms)
                                 : recv(c, to, room, 0);
     if (n <= 0)
         return false;
+    rec->total += (size_t)n;
     if (to != discard)
         rec->len += (size_t)n;
     return true;
@@ -909,6 +911,7 @@ struct overs {
     size_t n;
     size_t i[8];
     size_t peer_had[8];
+    size_t peer_total[8]; /* bytes the peer had read in all (peer_had stops at REC_MAX) */
 };
 
 /* note_over - the callback: record i and what the peer had received by then */
@@ -918,6 +921,7 @@ static void note_over(void *arg, size_t i)
 
     assert_true(o->n < 8);
     o->i[o->n] = i;
+    o->peer_total[o->n] = rec->total;
     o->peer_had[o->n++] = rec->len;
 }
 
@@ -1439,19 +1443,22 @@ static void test_chunked_session_dies(void **state)
     }
 }
 
-/* The peer answers the first transaction and closes while the run's later (large) bodies are
- * still being written: the write fails, yet the replies that had arrived are read and the
- * first transaction is over (not sent again); the session ends with the write's failure. */
-static void test_chunked_write_fails(void **state)
+/* Between the pieces of a run, the replies that have arrived are read and their transactions
+ * told over at once, not only once the whole run is written: the first transaction is over
+ * before the third's 8 MB go out.  (Its replies are there once the second's 8 MB were taken:
+ * the peer sent them before reading on.)  Measured by what the peer had read when the first
+ * was told: at most the first two transactions, where after the whole run it would have read
+ * all but the socket buffers' (at most 4 MB and its 4 KB) of the third too. */
+static void test_chunked_replies_between_pieces(void **state)
 {
     static const struct step script[] = {GREET,
                                          EHLO_CHUNK,
                                          EXPECT("first end\r\n"),
                                          SEND("250 ok\r\n250 ok\r\n250 queued 1\r\n"),
-                                         SLEEP(200),
+                                         STALL(3000),
                                          CLOSE,
                                          {0}};
-    enum { BIG = 8 << 20 }; /* twice over the largest socket send buffer (tcp_wmem's 4 MB) */
+    enum { BIG = 8 << 20 };
     static const char first[] = "Subject: one\r\n\r\nfirst end\r\n";
     struct server sv;
     struct sl_smtp s;
@@ -1476,15 +1483,10 @@ static void test_chunked_write_fails(void **state)
         t[i].body = big;
         t[i].len = BIG - BIG % 100;
     }
-    assert_int_equal(sl_smtp_send_many(&s, t, 3, note_over, &o), -1);
+    assert_int_equal(sl_smtp_send_many(&s, t, 3, note_over, &o), -1); /* no more replies */
     assert_overs(&o, 1);
     assert_string_equal(t[0].data.text, "250 queued 1");
-    assert_int_equal(t[1].rset_reply.code, 0);
-    assert_int_equal(t[1].mail.code, 0);
-    assert_int_equal(s.fd, -1);
-    assert_int_equal(s.fail, SL_SMTP_FAIL_IO);
-    assert_int_equal(s.phase, SL_PH_DATA);
-    assert_timer_clean();
+    assert_true(o.peer_total[0] <= (size_t)BIG + 4096);
     server_wait(&sv);
     free(big);
 }
@@ -2523,6 +2525,86 @@ static void test_tls_failures(void **state)
     }
 }
 
+/* The peer answers the first transaction and closes while the run's later (large) bodies are
+ * still being written: the write fails, yet the replies that had arrived are read and the
+ * first transaction is over (not sent again); the session ends with the write's failure.
+ * So in clear, and over TLS (whose failed write leaves the records already received readable). */
+static void chunked_write_fails(bool tls)
+{
+    static const struct step clear[] = {GREET,
+                                        EHLO_CHUNK,
+                                        EXPECT("first end\r\n"),
+                                        SEND("250 ok\r\n250 ok\r\n250 queued 1\r\n"),
+                                        SLEEP(200),
+                                        CLOSE,
+                                        {0}};
+    static const struct step inside_tls[] = {
+        GREET,
+        EHLO_EXPECT,
+        SEND("250-mx.test hello\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 STARTTLS\r\n"),
+        STARTTLS_OK,
+        EHLO_CHUNK,
+        EXPECT("first end\r\n"),
+        SEND("250 ok\r\n250 ok\r\n250 queued 1\r\n"),
+        SLEEP(200),
+        CLOSE,
+        {0}};
+    enum { BIG = 8 << 20 }; /* twice over the largest socket send buffer (tcp_wmem's 4 MB) */
+    static const char first[] = "Subject: one\r\n\r\nfirst end\r\n";
+    struct server sv;
+    struct sl_smtp s;
+    struct sl_reply r, rr[3][2];
+    struct sl_smtp_txn t[3];
+    struct overs o = {0};
+    struct sl_smtp_timeouts to = quick();
+    struct sl_tls_params need = params(SL_TLS_NEED_ENCRYPT, "mx.test");
+    char *big = malloc(BIG);
+
+    assert_non_null(big);
+    for (size_t i = 0; i + 100 <= BIG; i += 100) {
+        memset(big + i, 'x', 98);
+        memcpy(big + i + 98, "\r\n", 2);
+    }
+    server_start(&sv, tls ? inside_tls : clear, 4096);
+    if (tls) {
+        assert_int_equal(open_tls(&s, &sv, &to, &need, &r), 0);
+        assert_true(s.tls.on && s.chunking && s.pipelining);
+        s.bdat = true;
+    } else {
+        open_chunked(&s, &sv, &to);
+    }
+    three_txns(t, rr);
+    t[0].body = first;
+    t[0].len = sizeof first - 1;
+    for (int i = 1; i < 3; i++) {
+        t[i].body = big;
+        t[i].len = BIG - BIG % 100;
+    }
+    assert_int_equal(sl_smtp_send_many(&s, t, 3, note_over, &o), -1);
+    assert_overs(&o, 1);
+    assert_string_equal(t[0].data.text, "250 queued 1");
+    assert_int_equal(t[1].rset_reply.code, 0);
+    assert_int_equal(t[1].mail.code, 0);
+    assert_int_equal(s.fd, -1);
+    assert_int_equal(s.fail, SL_SMTP_FAIL_IO);
+    assert_int_equal(s.phase, SL_PH_DATA);
+    assert_timer_clean();
+    server_wait(&sv);
+    free(big);
+}
+
+static void test_chunked_write_fails(void **state)
+{
+    (void)state;
+    chunked_write_fails(false);
+}
+
+static void test_chunked_write_fails_tls(void **state)
+{
+    (void)state;
+    chunked_write_fails(true);
+}
+
 /* A 3 MB body over TLS to a peer with a small receive buffer: written in full records,
  * waiting whenever OpenSSL asks, and arriving intact. */
 static void test_tls_large_body(void **state)
@@ -2652,6 +2734,8 @@ int main(void)
         cmocka_unit_test(test_chunked_unstuffing),
         cmocka_unit_test(test_chunked_session_dies),
         cmocka_unit_test(test_chunked_write_fails),
+        cmocka_unit_test(test_chunked_replies_between_pieces),
+        cmocka_unit_test(test_chunked_write_fails_tls),
         cmocka_unit_test(test_chunked_many_dots),
         cmocka_unit_test(test_chunked_run_limits),
         cmocka_unit_test(test_chunked_not_used),
