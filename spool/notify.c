@@ -14,6 +14,7 @@
  * Trust boundary: id is ours (validated); the socket's mode decides who may
  * send.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -65,5 +66,8 @@ void sl_spool_notify(const char *dir, const char *id)
     if (n < 0 || (size_t)n >= sizeof to.sun_path || (fd = notify_socket()) < 0)
         return;
     snprintf(msg, sizeof msg, "N %s", id);
-    (void)sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&to, sizeof to);
+    /* A signal (a listener's command timer, the master's SIGTERM) may cut the wait for room:
+     * the notice is sent again, or the message would wait for the master's next rescan. */
+    while (sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&to, sizeof to) < 0 && errno == EINTR)
+        ;
 }

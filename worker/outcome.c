@@ -461,7 +461,10 @@ void sl_worker_tell_new(struct sl_wstate *w, const char *id)
 {
     char msg[SL_SPOOL_ID_LEN + 8];
     int n = snprintf(msg, sizeof msg, "%c %s", SL_WMSG_NEW, id);
+    ssize_t sent;
 
-    if (send(w->fd, msg, (size_t)n, MSG_NOSIGNAL) < 0)
+    while ((sent = send(w->fd, msg, (size_t)n, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ; /* a signal is no reason to leave a bounce to the master's next rescan */
+    if (sent < 0)
         sl_msg_debug("master gone: %m");
 }
