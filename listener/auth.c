@@ -286,7 +286,11 @@ static bool auth(struct session *s, const char *arg)
         initial++;
     given = *initial != '\0';
     if (strcmp(initial, "=") == 0)
-        initial = ""; /* RFC 4954 4: an initial response, empty */
+        initial = "";      /* RFC 4954 4: an initial response, empty */
+    if (mech[0] == '\0') { /* RFC 4954 4: the mechanism is not optional */
+        io_reply(&s->io, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+        return smtpd_error(s);
+    }
     if (strcasecmp(mech, "PLAIN") != 0 && strcasecmp(mech, "LOGIN") != 0) {
         io_reply(&s->io, "504 5.5.4 Unrecognized authentication type");
         return smtpd_error(s);

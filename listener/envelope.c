@@ -299,6 +299,10 @@ static char *orcpt_decode(const char *v, size_t n)
         strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") < type ||
         (addr = xtext_decode(semi + 1, n - type - 1)) == NULL)
         return NULL;
+    if (addr[0] == '\0') { /* no address: nothing a report could name */
+        free(addr);
+        return NULL;
+    }
     size_t len = type + 1 + strlen(addr) + 1;
     out = sl_malloc(len);
     snprintf(out, len, "%.*s%s", (int)(type + 1), v, addr);
@@ -332,6 +336,8 @@ bool smtpd_rcpt(struct session *s, const char *arg)
 
     if (!t->mail)
         return refuse(s, "503 5.5.1 Error: need MAIL command");
+    if (t->bdat) /* RFC 3030 2: the recipients are set once the chunks began */
+        return refuse(s, "503 5.5.1 Error: RCPT after BDAT");
     if (t->nrcpt >= s->l->max_recipients) {
         io_reply(&s->io, "452 4.5.3 Error: too many recipients");
         smtpd_count(s, SL_LSTAT_REJ_RECIPIENTS, 1);

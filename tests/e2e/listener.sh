@@ -506,6 +506,9 @@ check "neither the silent nor the cancelled AUTH is logged as a failed one" \
 check "and the AUTH silence is logged as a timeout, not as a failed AUTH" \
   grep -q '^listener auth\[[0-9]*\]: info: 127.0.0.1: timeout waiting for an AUTH answer$' "$T/daemon.log"
 # (after the checks of the log above: this one is a failed AUTH, of user "")
+out=$(SRC=127.0.0.8 tls_auth_replies "$aport" "AUTH" "AUTH " "NOOP")
+check "AUTH with no mechanism: 501, a syntax error (RFC 4954 4), the session goes on ($out)" \
+  eval '[[ $out == "501 5.5.4"*" / 501 5.5.4"*" / 250 "* ]]'
 out=$(tls_auth_replies "$aport" "AUTH PLAIN =")
 check "AUTH PLAIN = is an empty initial response, not a request for a challenge ($out)" \
   eval '[[ $out == "535 5.7.8"* ]]'

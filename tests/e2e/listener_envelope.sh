@@ -81,6 +81,21 @@ print("orcpt", s.docmd("RCPT TO:<b@d000.test> ORCPT=rfc822;+FF")[0])
 check "ENVID that decodes to 8-bit: 501" grep -qx "envid 501" "$T/dsn8.out"
 check "ORCPT that decodes to 8-bit: 501" grep -qx "orcpt 501" "$T/dsn8.out"
 
+# --- an ORCPT with no address is a 501 (a report could name nothing); RCPT once BDAT chunks
+# began is a 503 (RFC 3030: the recipients are set) ---
+session '
+print("mail", s.docmd("MAIL FROM:<a@sender.test>")[0])
+print("empty", s.docmd("RCPT TO:<b@d000.test> ORCPT=rfc822;")[0])
+print("rcpt", s.docmd("RCPT TO:<b@d000.test>")[0])
+s.send(b"BDAT 10\r\nSubject: x")
+print("chunk", s.getreply()[0])
+print("late", s.docmd("RCPT TO:<c@d000.test>")[0])
+print("rset", s.docmd("RSET")[0])
+' >"$T/orcpt.out" 2>&1
+check "ORCPT=rfc822; (no address): 501" grep -qx "empty 501" "$T/orcpt.out"
+check "RCPT after a BDAT chunk: 503 ($(tr '\n' ' ' <"$T/orcpt.out"))" \
+  eval 'grep -qx "chunk 250" "$T/orcpt.out" && grep -qx "late 503" "$T/orcpt.out"'
+
 # --- parameters given twice, and NOTIFY lists that are not lists, are 501 ---
 session '
 print("size", s.docmd("MAIL FROM:<a@sender.test> SIZE=10 SIZE=20")[0])
