@@ -179,6 +179,16 @@ static void returned(struct text *t, const char *boundary, bool full, bool globa
     add(t, "\r\n--%s--\r\n", boundary);
 }
 
+/* reporting_mta - the name the report gives its writer (From:, Reporting-MTA): the
+ * ehlo_hostname of the message's binding, the name the receivers saw, else the system's */
+static const char *reporting_mta(const struct sl_wstate *w, const struct sl_part *p)
+{
+    struct sl_scope_ref ref = {.binding = p->msg.binding};
+    const char *name = sl_config_str(w->ctx->cfg, SL_OPT_EHLO_HOSTNAME, &ref);
+
+    return name != NULL ? name : w->hostname;
+}
+
 /* compose - the whole report */
 static void compose(struct text *t, struct sl_wstate *w, const struct sl_part *p,
                     const struct report *rep, const char *body, size_t len)
@@ -189,12 +199,12 @@ static void compose(struct text *t, struct sl_wstate *w, const struct sl_part *p
     uint64_t limit;
     bool over = !rep->relayed && too_big(w, p, &limit), global = p->msg.smtputf8;
     bool full = !rep->relayed && p->msg.ret_full && !over && len > 0;
+    const char *mta = reporting_mta(w, p);
 
     snprintf(boundary, sizeof boundary, "sluice-%08x%08x", randombytes_random(),
              randombytes_random());
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&now, &tm));
-    add(t, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\n", w->hostname,
-        p->msg.sender);
+    add(t, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\n", mta, p->msg.sender);
     add(t, "Subject: %s\r\nDate: %s\r\n",
         rep->relayed ? "Successful Mail Delivery Report" : "Undelivered Mail Returned to Sender",
         date);
@@ -224,7 +234,7 @@ static void compose(struct text *t, struct sl_wstate *w, const struct sl_part *p
     add(t, "\r\n--%s\r\nContent-Type: message/%sdelivery-status\r\n\r\n", boundary,
         global ? "global-" : "");
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&arr, &tm));
-    add(t, "Reporting-MTA: dns; %s\r\n", w->hostname);
+    add(t, "Reporting-MTA: dns; %s\r\n", mta);
     if (p->msg.envid != NULL)
         add(t, "Original-Envelope-Id: %s\r\n", p->msg.envid);
     add(t, "X-Sluice-Queue-ID: %s\r\nArrival-Date: %s\r\n", p->id, date);

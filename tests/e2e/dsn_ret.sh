@@ -76,6 +76,9 @@ check "RET=FULL: the original header too" grep -q '^X-Test: mark-full' <<<"$b"
 check "RET=FULL: the body comes back as written (a leading dot, once)" \
   grep -q '^\.a line that starts with a dot' <<<"$b"
 check "RET=FULL: no text/rfc822-headers part" eval '! grep -q "text/rfc822-headers" <<<"$b"'
+check "the report is from MAILER-DAEMON at ehlo_hostname, not the system's host name" \
+  grep -q '^From: Mail Delivery System <MAILER-DAEMON@sluice.test>' <<<"$b"
+check "... and names it the Reporting-MTA (RFC 3464 2.2.2)" grep -q '^Reporting-MTA: dns; sluice.test' <<<"$b"
 
 check "RET=HDRS: the report reaches the sender" wait_for 20 reports_to hdrs@sender.test
 b=$(report_to hdrs@sender.test)
