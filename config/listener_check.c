@@ -251,9 +251,17 @@ static void check_binding(struct loader *L, const struct sl_listener *l)
 void sl_config_listeners_check(struct loader *L)
 {
     const struct sl_config *cfg = L->cfg;
+    unsigned long sessions = 0;
 
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct sl_listener *l = &cfg->listeners[i];
+        sessions += l->max_sessions;
+        if (sessions > SL_LISTENER_SESSIONS_TOTAL &&
+            sessions - l->max_sessions <= SL_LISTENER_SESSIONS_TOTAL)
+            sl_config_report(L, l->line,
+                             "[listener \"%s\"]: max_sessions of the listeners add up to more "
+                             "than %d here (the processes of all listeners at once)",
+                             l->name, SL_LISTENER_SESSIONS_TOTAL);
         if (l->address == NULL)
             sl_config_report(L, l->line, "[listener \"%s\"]: no address (IP:port)", l->name);
         for (size_t j = 0; j < i && l->address != NULL; j++)

@@ -22,6 +22,9 @@
 #include "config/sl_config.h"
 
 #define SL_LISTENER_SESSIONS_MAX 1024 /* listener processes of one section */
+/* ... of all sections together: twice as many live during a reload (the old ones finish their
+ * sessions), and every one needs an entry of the listeners' board and the group commit page */
+#define SL_LISTENER_SESSIONS_TOTAL 4096
 
 /* One network of relay_networks: family AF_INET or AF_INET6, bits of prefix. */
 struct sl_cidr {

@@ -30,6 +30,9 @@
 #include "util/sl_pid.h"
 #include "smtpd_impl.h"
 
+_Static_assert(2 * SL_LISTENER_SESSIONS_TOTAL <= SL_SMTPD_BOARD_SLOTS,
+               "the listeners' processes of a reload, old and new, fit the board");
+
 struct entry {
     sl_atomic_u32 pid;
     sl_atomic_u32 active;  /* listener index + 1 while a session runs, else 0 */

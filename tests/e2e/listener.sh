@@ -33,6 +33,10 @@ address = 127.0.0.1:2525
 auth_failure_window = 500ms
 max_auth_failures = -1
 EOF
+port=2601
+for n in d e f g h; do # 5 x 1024 sessions: more processes than a reload's board can hold
+  printf '[listener "%s"]\naddress = 127.0.0.1:%s\nmax_sessions = 1024\n' "$n" $((port++)) >>"$T/bad.ini"
+done
 "$SLUICECTL" -c "$T/bad.ini" config check >"$T/check.out" 2>&1
 rc=$?
 check "config check refuses bad listener sections (exit 1)" [ "$rc" -eq 1 ]
@@ -49,6 +53,8 @@ check "a listener defined twice is reported" has "bad.ini:12: listener \"a\" alr
 check "an auth_failure_window under a second is reported at its line" \
   has "bad.ini:15: bad value \"500ms\" for auth_failure_window: at least 1s"
 check "a negative max_auth_failures is reported at its line" has "bad.ini:16: bad value \"-1\" for max_auth_failures"
+check "listeners whose max_sessions add up to over 4096 are reported, once" \
+  eval '[ "$(grep -c "max_sessions of the listeners add up to more than 4096" "$T/check.out")" -eq 1 ]'
 
 # --- the peers: DNS, a sink for the destinations, a CA for STARTTLS ---
 dns_zone test <<'EOF'
