@@ -247,6 +247,61 @@ static void check_binding(struct loader *L, const struct sl_listener *l)
                          l->name, l->binding_group, l->binding_group);
 }
 
+/* port_of - the port of a listener's address, and whether the address is a wildcard */
+static unsigned port_of(const struct sl_listener *l, bool *wildcard)
+{
+    if (l->sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&l->sa;
+        *wildcard = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+        return ntohs(in6->sin6_port);
+    }
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&l->sa;
+    *wildcard = in->sin_addr.s_addr == htonl(INADDR_ANY);
+    return ntohs(in->sin_port);
+}
+
+/* clash - a and b (different addresses) cannot both be bound: the same port, and a wildcard
+ * of a's family or b's takes it on the other's address too (an IPv6 wildcard takes the IPv4
+ * addresses: the listening sockets are dual-stack) */
+static bool clash(const struct sl_listener *a, const struct sl_listener *b)
+{
+    bool wa, wb;
+
+    if (port_of(a, &wa) != port_of(b, &wb))
+        return false;
+    if (a->sa.ss_family == b->sa.ss_family)
+        return wa || wb;
+    return a->sa.ss_family == AF_INET6 ? wa : wb;
+}
+
+/* check_address - l's address given, and bindable beside those of the listeners before it */
+static void check_address(struct loader *L, size_t i)
+{
+    const struct sl_config *cfg = L->cfg;
+    const struct sl_listener *l = &cfg->listeners[i];
+
+    if (l->address == NULL) {
+        sl_config_report(L, l->line, "[listener \"%s\"]: no address (IP:port)", l->name);
+        return;
+    }
+    for (size_t j = 0; j < i; j++) {
+        const struct sl_listener *o = &cfg->listeners[j];
+        if (o->address == NULL)
+            continue;
+        if (o->salen == l->salen && memcmp(&o->sa, &l->sa, l->salen) == 0)
+            sl_config_report(L, l->line,
+                             "[listener \"%s\"]: address %s is already listener \"%s\"'s "
+                             "(line %u)",
+                             l->name, l->address, o->name, o->line);
+        else if (clash(l, o))
+            sl_config_report(L, l->line,
+                             "[listener \"%s\"]: address %s and listener \"%s\"'s %s (line %u) "
+                             "cannot both be bound: a wildcard address takes its port on every "
+                             "address",
+                             l->name, l->address, o->name, o->address, o->line);
+    }
+}
+
 /* sl_config_listeners_check - every listener section, once the file is read */
 void sl_config_listeners_check(struct loader *L)
 {
@@ -262,16 +317,7 @@ void sl_config_listeners_check(struct loader *L)
                              "[listener \"%s\"]: max_sessions of the listeners add up to more "
                              "than %d here (the processes of all listeners at once)",
                              l->name, SL_LISTENER_SESSIONS_TOTAL);
-        if (l->address == NULL)
-            sl_config_report(L, l->line, "[listener \"%s\"]: no address (IP:port)", l->name);
-        for (size_t j = 0; j < i && l->address != NULL; j++)
-            if (cfg->listeners[j].address != NULL && cfg->listeners[j].salen == l->salen &&
-                memcmp(&cfg->listeners[j].sa, &l->sa, l->salen) == 0)
-                sl_config_report(L, l->line,
-                                 "[listener \"%s\"]: address %s is already listener \"%s\"'s "
-                                 "(line %u)",
-                                 l->name, l->address, cfg->listeners[j].name,
-                                 cfg->listeners[j].line);
+        check_address(L, i);
         check_binding(L, l);
         check_tls(L, l);
         check_auth(L, l);

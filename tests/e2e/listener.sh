@@ -33,6 +33,22 @@ address = 127.0.0.1:2525
 auth_failure_window = 500ms
 max_auth_failures = -1
 EOF
+cat >>"$T/bad.ini" <<EOF
+[listener "w"]
+address = 0.0.0.0:2701
+[listener "x"]
+address = 127.0.0.1:2701
+[listener "y"]
+address = [::]:2702
+[listener "z"]
+address = 127.0.0.1:2702
+[listener "z2"]
+address = 127.0.0.2:2702
+[listener "p1"]
+address = 127.0.0.1:2703
+[listener "p2"]
+address = 127.0.0.2:2703
+EOF
 port=2601
 for n in d e f g h; do # 5 x 1024 sessions: more processes than a reload's board can hold
   printf '[listener "%s"]\naddress = 127.0.0.1:%s\nmax_sessions = 1024\n' "$n" $((port++)) >>"$T/bad.ini"
@@ -53,6 +69,11 @@ check "a listener defined twice is reported" has "bad.ini:12: listener \"a\" alr
 check "an auth_failure_window under a second is reported at its line" \
   has "bad.ini:15: bad value \"500ms\" for auth_failure_window: at least 1s"
 check "a negative max_auth_failures is reported at its line" has "bad.ini:16: bad value \"-1\" for max_auth_failures"
+check "a wildcard address and another on its port are reported: they cannot both be bound" \
+  has "[listener \"x\"]: address 127.0.0.1:2701 and listener \"w\"'s 0.0.0.0:2701 (line"
+check "... an IPv6 wildcard takes the IPv4 addresses too" \
+  eval 'has "[listener \"z\"]: address 127.0.0.1:2702 and listener \"y\"" && has "[listener \"z2\"]: address 127.0.0.2:2702 and listener \"y\""'
+check "... two addresses on one port, no wildcard, are fine" eval '! grep -q "listener \"p2\"" "$T/check.out"'
 check "listeners whose max_sessions add up to over 4096 are reported, once" \
   eval '[ "$(grep -c "max_sessions of the listeners add up to more than 4096" "$T/check.out")" -eq 1 ]'
 
