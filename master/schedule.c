@@ -144,6 +144,8 @@ static void hold_back(struct sl_sched *s, struct sl_qdest *d, uint32_t slot)
     sl_queue_block(s->q, d);
     if (d->nready > 0 && slot != UINT32_MAX)
         wait_begin(s, d, slot);
+    else /* a suspension: d waits for no counter now (nor is it the reason one is busy) */
+        wait_end(s, d);
     if (!s->unblock_armed) {
         s->unblock_armed = true;
         s->unblock = sl_clock_after_ms(SL_SCHED_UNBLOCK_MS);
@@ -241,8 +243,11 @@ static bool shaped(struct sl_sched *s, struct sl_supervisor *sup, const struct s
 {
     struct sl_shaping_hold h;
 
-    if (gate(s, sup, cfg, d, newconn, &h))
+    if (gate(s, sup, cfg, d, newconn, &h)) {
+        d->gated = false;
         return false;
+    }
+    d->gated = true;
     sl_msg_debug("holding back %s %s: %s", d->binding, d->domain, h.why);
     hold_back(s, d, h.slot);
     wake_within(s, h.wake_ms);
@@ -325,11 +330,12 @@ static void job_begin(struct sl_sched *s, struct sl_worker_slot *w, struct sl_qd
     sl_queue_job_add(d);
 }
 
-/* spare - worker w's connection carries nothing now: its destination has no ready mail */
+/* spare - worker w's connection carries nothing now: its destination has no ready mail, or
+ * the shaping gate holds that mail back (suspended, throttled) */
 static bool spare(const struct sl_worker_slot *w)
 {
     const struct sl_qdest *e = w->conn;
-    return e != NULL && e->nready == 0;
+    return e != NULL && (e->nready == 0 || (e->gated && e->where == SL_QDEST_BLOCKED));
 }
 
 /* any_worker - an idle worker, else one connected elsewhere (its connection will close or
