@@ -153,9 +153,11 @@ int sl_ctl_status(const char *cfgpath, int argc, char **argv)
     }
     printf("sluiced is running: pid %ld\n", d.pid);
     if (d.attached) {
-        printf("  workers %u, config generation %llu, connections open %u, counters %llu\n",
+        printf("  workers %u, config generation %llu, connections open %u, counters %llu of "
+               "%u\n",
                sl_ctl_workers_alive(&d.shm), (unsigned long long)sl_peek64(&d.shm.hdr->config_gen),
-               connections(&d.shm), (unsigned long long)sl_peek64(&d.shm.hdr->live_slots));
+               connections(&d.shm), (unsigned long long)sl_peek64(&d.shm.hdr->live_slots),
+               d.shm.hdr->slot_capacity);
         listeners(&d.shm);
         sl_shm_detach(&d.shm);
     }

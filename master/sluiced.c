@@ -82,6 +82,7 @@ struct master {
     uint32_t gen;
     bool announced; /* READY=1 sent for the current generation */
     struct timespec next_audit;
+    unsigned table_told;         /* the counter table's fill (in %) the master last warned of */
     struct timespec next_rescan; /* the spool scan that catches a lost notification */
     struct timespec next_status; /* the next look at the STATUS= line */
     char status[256];            /* the STATUS= line systemd has */
@@ -144,6 +145,23 @@ static void status_line(const struct master *m, char *buf, size_t len)
              sl_queue_messages(m->sched.q), server.in_use);
 }
 
+/* warn_table_fill - a warning as the counter table passes 75 % and 90 %: a slot, once
+ * taken by a destination (binding x domain, a limited host, a throttle action), is kept
+ * until the daemon starts again, and a full table defers mail to every new destination */
+static void warn_table_fill(struct master *m)
+{
+    uint64_t used = sl_load64(&m->shm.hdr->live_slots), cap = m->shm.hdr->slot_capacity;
+    unsigned pct = (unsigned)(used * 100 / cap), mark = pct >= 90 ? 90 : pct >= 75 ? 75 : 0;
+
+    if (mark <= m->table_told)
+        return;
+    m->table_told = mark;
+    sl_msg_warn("counter table %llu of %llu slots used (%u%%): each destination seen since the "
+                "start keeps its slot until a restart, and mail to new ones is deferred once "
+                "the table is full: raise shm_capacity and restart",
+                (unsigned long long)used, (unsigned long long)cap, pct);
+}
+
 /* run_audit - correct counts that disagree with the live holds */
 static void run_audit(struct master *m)
 {
@@ -152,6 +170,7 @@ static void run_audit(struct master *m)
     sl_shm_audit(&m->shm, &st);
     if (st.corrected > 0)
         sl_msg_warn("audit corrected %u of %u counters", st.corrected, st.checked);
+    warn_table_fill(m);
     schedule_audit(m);
 }
 
