@@ -1443,6 +1443,28 @@ static void test_chunked_session_dies(void **state)
     }
 }
 
+/* first_then_big - three_txns with a small first body, then two of 8 MB (whole 100-byte
+ * lines), twice over the largest socket send buffer (tcp_wmem's 4 MB); the caller frees *big */
+enum { BIG_BODY = 8 << 20 };
+static void first_then_big(struct sl_smtp_txn *t, struct sl_reply rr[][2], char **big)
+{
+    static const char first[] = "Subject: one\r\n\r\nfirst end\r\n";
+
+    *big = malloc(BIG_BODY);
+    assert_non_null(*big);
+    for (size_t i = 0; i + 100 <= BIG_BODY; i += 100) {
+        memset(*big + i, 'x', 98);
+        memcpy(*big + i + 98, "\r\n", 2);
+    }
+    three_txns(t, rr);
+    t[0].body = first;
+    t[0].len = sizeof first - 1;
+    for (int i = 1; i < 3; i++) {
+        t[i].body = *big;
+        t[i].len = BIG_BODY;
+    }
+}
+
 /* Between the pieces of a run, the replies that have arrived are read and their transactions
  * told over at once, not only once the whole run is written: the first transaction is over
  * before the third's 8 MB go out.  (Its replies are there once the second's 8 MB were taken:
@@ -1458,35 +1480,22 @@ static void test_chunked_replies_between_pieces(void **state)
                                          STALL(3000),
                                          CLOSE,
                                          {0}};
-    enum { BIG = 8 << 20 };
-    static const char first[] = "Subject: one\r\n\r\nfirst end\r\n";
     struct server sv;
     struct sl_smtp s;
     struct sl_reply rr[3][2];
     struct sl_smtp_txn t[3];
     struct overs o = {0};
     struct sl_smtp_timeouts to = quick();
-    char *big = malloc(BIG);
+    char *big;
 
     (void)state;
-    assert_non_null(big);
-    for (size_t i = 0; i + 100 <= BIG; i += 100) {
-        memset(big + i, 'x', 98);
-        memcpy(big + i + 98, "\r\n", 2);
-    }
     server_start(&sv, script, 4096);
     open_chunked(&s, &sv, &to);
-    three_txns(t, rr);
-    t[0].body = first;
-    t[0].len = sizeof first - 1;
-    for (int i = 1; i < 3; i++) {
-        t[i].body = big;
-        t[i].len = BIG - BIG % 100;
-    }
+    first_then_big(t, rr, &big);
     assert_int_equal(sl_smtp_send_many(&s, t, 3, note_over, &o), -1); /* no more replies */
     assert_overs(&o, 1);
     assert_string_equal(t[0].data.text, "250 queued 1");
-    assert_true(o.peer_total[0] <= (size_t)BIG + 4096);
+    assert_true(o.peer_total[0] <= (size_t)BIG_BODY + 4096);
     server_wait(&sv);
     free(big);
 }
@@ -2549,8 +2558,6 @@ static void chunked_write_fails(bool tls)
         SLEEP(200),
         CLOSE,
         {0}};
-    enum { BIG = 8 << 20 }; /* twice over the largest socket send buffer (tcp_wmem's 4 MB) */
-    static const char first[] = "Subject: one\r\n\r\nfirst end\r\n";
     struct server sv;
     struct sl_smtp s;
     struct sl_reply r, rr[3][2];
@@ -2558,13 +2565,8 @@ static void chunked_write_fails(bool tls)
     struct overs o = {0};
     struct sl_smtp_timeouts to = quick();
     struct sl_tls_params need = params(SL_TLS_NEED_ENCRYPT, "mx.test");
-    char *big = malloc(BIG);
+    char *big;
 
-    assert_non_null(big);
-    for (size_t i = 0; i + 100 <= BIG; i += 100) {
-        memset(big + i, 'x', 98);
-        memcpy(big + i + 98, "\r\n", 2);
-    }
     server_start(&sv, tls ? inside_tls : clear, 4096);
     if (tls) {
         assert_int_equal(open_tls(&s, &sv, &to, &need, &r), 0);
@@ -2573,13 +2575,7 @@ static void chunked_write_fails(bool tls)
     } else {
         open_chunked(&s, &sv, &to);
     }
-    three_txns(t, rr);
-    t[0].body = first;
-    t[0].len = sizeof first - 1;
-    for (int i = 1; i < 3; i++) {
-        t[i].body = big;
-        t[i].len = BIG - BIG % 100;
-    }
+    first_then_big(t, rr, &big);
     assert_int_equal(sl_smtp_send_many(&s, t, 3, note_over, &o), -1);
     assert_overs(&o, 1);
     assert_string_equal(t[0].data.text, "250 queued 1");
