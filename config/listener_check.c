@@ -260,18 +260,16 @@ static unsigned port_of(const struct sl_listener *l, bool *wildcard)
     return ntohs(in->sin_port);
 }
 
-/* clash - a and b (different addresses) cannot both be bound: the same port, and a wildcard
- * of a's family or b's takes it on the other's address too (an IPv6 wildcard takes the IPv4
- * addresses: the listening sockets are dual-stack) */
+/* clash - a and b (different addresses) cannot both be bound: the same family and port, and
+ * a wildcard among them takes the port on the other's address too.  An IPv6 socket is bound
+ * IPV6_V6ONLY (sl_smtpd_bind): [::]:25 beside 0.0.0.0:25 is two listeners, not a clash. */
 static bool clash(const struct sl_listener *a, const struct sl_listener *b)
 {
     bool wa, wb;
 
-    if (port_of(a, &wa) != port_of(b, &wb))
+    if (a->sa.ss_family != b->sa.ss_family || port_of(a, &wa) != port_of(b, &wb))
         return false;
-    if (a->sa.ss_family == b->sa.ss_family)
-        return wa || wb;
-    return a->sa.ss_family == AF_INET6 ? wa : wb;
+    return wa || wb;
 }
 
 /* check_address - l's address given, and bindable beside those of the listeners before it */

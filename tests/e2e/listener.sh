@@ -40,8 +40,10 @@ address = 0.0.0.0:2701
 address = 127.0.0.1:2701
 [listener "y"]
 address = [::]:2702
+[listener "y2"]
+address = [::1]:2702
 [listener "z"]
-address = 127.0.0.1:2702
+address = 0.0.0.0:2702
 [listener "z2"]
 address = 127.0.0.2:2702
 [listener "p1"]
@@ -71,8 +73,11 @@ check "an auth_failure_window under a second is reported at its line" \
 check "a negative max_auth_failures is reported at its line" has "bad.ini:16: bad value \"-1\" for max_auth_failures"
 check "a wildcard address and another on its port are reported: they cannot both be bound" \
   has "[listener \"x\"]: address 127.0.0.1:2701 and listener \"w\"'s 0.0.0.0:2701 (line"
-check "... an IPv6 wildcard takes the IPv4 addresses too" \
-  eval 'has "[listener \"z\"]: address 127.0.0.1:2702 and listener \"y\"" && has "[listener \"z2\"]: address 127.0.0.2:2702 and listener \"y\""'
+check "... so in IPv6 ([::] and [::1])" has "[listener \"y2\"]: address [::1]:2702 and listener \"y\""
+check "... but an IPv6 wildcard leaves IPv4 alone (its socket is IPv6 only): [::] beside 0.0.0.0" \
+  eval '! grep -q "listener \"z\"\]: address 0.0.0.0:2702 and listener \"y\"" "$T/check.out"'
+check "... and the IPv4 wildcard still takes 127.0.0.2 on its port" \
+  has "[listener \"z2\"]: address 127.0.0.2:2702 and listener \"z\"'s 0.0.0.0:2702"
 check "... two addresses on one port, no wildcard, are fine" eval '! grep -q "listener \"p2\"" "$T/check.out"'
 check "listeners whose max_sessions add up to over 4096 are reported, once" \
   eval '[ "$(grep -c "max_sessions of the listeners add up to more than 4096" "$T/check.out")" -eq 1 ]'
