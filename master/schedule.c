@@ -141,6 +141,7 @@ static void wake_within(struct sl_sched *s, long ms)
 /* hold_back - dest's counter in slot is full: out of the ring until a connection closes */
 static void hold_back(struct sl_sched *s, struct sl_qdest *d, uint32_t slot)
 {
+    d->gated = false; /* shaped() says when the gate's refusal holds for its connections */
     sl_queue_block(s->q, d);
     if (d->nready > 0 && slot != UINT32_MAX)
         wait_begin(s, d, slot);
@@ -247,9 +248,12 @@ static bool shaped(struct sl_sched *s, struct sl_supervisor *sup, const struct s
         d->gated = false;
         return false;
     }
-    d->gated = true;
     sl_msg_debug("holding back %s %s: %s", d->binding, d->domain, h.why);
     hold_back(s, d, h.slot);
+    /* Asked for a job on an open connection, the refusal holds for every job of d (a
+     * suspension, a message bucket): its connections carry nothing.  One for a new connection
+     * may be a connection cap or bucket only, which leaves them their mail. */
+    d->gated = !newconn;
     wake_within(s, h.wake_ms);
     return true;
 }

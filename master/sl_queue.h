@@ -94,8 +94,8 @@ struct sl_qdest {
     struct sl_throttle_memo *throttle;
     /* The scheduler's record of a wait for a full counter (schedule.c): */
     uint32_t wait_slot;  /* the counter it waits for; UINT32_MAX: none */
-    bool gated;          /* the shaping gate held it back at its last look (a suspension, an
-                          * empty bucket, an action's cap): its connections carry nothing */
+    bool gated;          /* held back by the shaping gate for every job, those of its open
+                          * connections too (a suspension, an empty message bucket) */
     uint64_t wait_since; /* CLOCK_REALTIME ms the wait began */
     /* The queue's: when it was held back (a sequence number), kept once released until its
      * turn comes, so releases keep the longest waiting first; 0: none. */
