@@ -3,15 +3,14 @@
  *
  * DATA ends only at <CRLF>.<CRLF>, matched on the raw bytes: a <LF>.<LF>,
  * <CR>.<CR> or any mix never ends a message (the SMTP smuggling attack needs
- * the server to see an end the sender's MTA did not).  Once the end is in,
- * one pass checks the lines and undoes the dot-stuffing: a bare CR or a bare
- * LF anywhere refuses the whole message (554 5.6.0; nothing is queued), as
- * does a line over 998 octets or a NUL.  BDAT chunks are taken as counted
- * bytes and checked the same way at LAST, without unstuffing.  Memory is
- * bounded: once the bytes, less the dots the unstuffing will take, pass
- * max_message_size (the size SIZE= declares, RFC 1870), the rest is read and
- * dropped, and the reply at the end is 552 5.3.4.  A stuffed body is at most
- * twice its size: every dot taken starts a line that keeps at least its LF.
+ * the server to see an end the sender's MTA did not).  The dot-stuffing is
+ * undone as the bytes arrive (a line's leading dot is not kept); once the end
+ * is in, one pass checks the lines: a bare CR or a bare LF anywhere refuses
+ * the whole message (554 5.6.0; nothing is queued), as does a line over 998
+ * octets or a NUL.  BDAT chunks are taken as counted bytes and checked the
+ * same way at LAST.  Memory is bounded: once the message as kept (unstuffed,
+ * the size SIZE= declares, RFC 1870) passes max_message_size, the rest is
+ * read and dropped, and the reply at the end is 552 5.3.4.
  * Concurrency: one session per process.
  * Trust boundary: the body is the client's; it is stored only once checked.
  */
@@ -24,14 +23,15 @@
 #include "util/sl_msg.h"
 #include "smtpd_impl.h"
 
-/* keep - append received bytes, dots of them the stuffing's, while the message they make is
- * within max_message_size (its CRLF before the end marker counted: 2 octets of slack); beyond
- * it they are dropped */
-static void keep(struct session *s, const char *p, size_t n, size_t dots)
+/* keep - append received bytes while the message is within max_message_size (2 octets of
+ * slack: the CRLF after the end marker's dot, kept until the end is in); beyond it they are
+ * dropped */
+static void keep(struct session *s, const char *p, size_t n)
 {
     struct txn *t = &s->t;
+    size_t bound = (size_t)s->max_size + 2;
 
-    if (t->oversize || (t->len + n) - (t->dots + dots) > (size_t)s->max_size + 2) {
+    if (t->oversize || t->len + n > bound) {
         t->oversize = true;
         return;
     }
@@ -39,43 +39,35 @@ static void keep(struct session *s, const char *p, size_t n, size_t dots)
         size_t cap = t->cap ? t->cap : 16 * 1024;
         while (cap < t->len + n)
             cap *= 2;
-        t->cap = cap;
+        t->cap = cap < bound ? cap : bound;
         t->body = sl_realloc(t->body, t->cap);
     }
     memcpy(t->body + t->len, p, n);
     t->len += n;
-    t->dots += dots;
 }
 
-/* check_lines - flag bare CR/LF, long lines and NUL; unstuff in place (DATA) */
-static void check_lines(struct txn *t, bool unstuff)
+/* check_lines - flag bare CR/LF, long lines and NUL */
+static void check_lines(struct txn *t)
 {
-    size_t in = 0, out = 0;
-
-    while (in < t->len) {
-        char *lf = memchr(t->body + in, '\n', t->len - in);
-        size_t n = lf != NULL ? (size_t)(lf - (t->body + in)) + 1 : t->len - in;
+    for (size_t in = 0; in < t->len;) {
         const char *line = t->body + in;
-        size_t content = n;
+        const char *lf = memchr(line, '\n', t->len - in);
+        size_t n = lf != NULL ? (size_t)(lf - line) + 1 : t->len - in, content = n;
 
         if (lf != NULL) {
-            if (n < 2 || line[n - 2] != '\r')
+            bool crlf = n >= 2 && line[n - 2] == '\r';
+            if (!crlf)
                 t->bad_newline = true; /* a bare LF */
-            content = n >= 2 && line[n - 2] == '\r' ? n - 2 : n - 1;
+            content = crlf ? n - 2 : n - 1;
         }
         if (memchr(line, '\r', content) != NULL)
             t->bad_newline = true; /* a bare CR */
         if (memchr(line, '\0', n) != NULL)
             t->nul = true;
-        if (unstuff && content > 0 && line[0] == '.')
-            line++, n--, content--;
         if (content > TEXT_LINE_MAX)
             t->long_line = true;
-        memmove(t->body + out, line, n);
-        out += n;
-        in += (size_t)(lf != NULL ? (size_t)(lf - (t->body + in)) + 1 : t->len - in);
+        in += n;
     }
-    t->len = out;
 }
 
 /* broken_off - the body stopped coming (r: a timeout, the client gone): the session ends and
@@ -89,13 +81,13 @@ static void broken_off(struct session *s, enum io_result r)
 }
 
 /* finish - the body is in: refuse it with the reason, or queue it */
-static void finish(struct session *s, bool unstuff)
+static void finish(struct session *s)
 {
     struct txn *t = &s->t;
     const char *why = NULL; /* the content rule it breaks, for the log */
 
     if (!t->oversize)
-        check_lines(t, unstuff);
+        check_lines(t);
     if (t->oversize || t->len > s->max_size) {
         sl_msg_info("%s: message refused: larger than max_message_size (%llu bytes)", s->peer_ip,
                     (unsigned long long)s->max_size);
@@ -132,7 +124,7 @@ void smtpd_data(struct session *s)
     static const char end[] = "\r\n.\r\n";
     struct txn *t = &s->t;
     unsigned matched = 2;   /* the DATA line's CRLF counts as the start of the end marker */
-    bool line_start = true; /* the next byte begins a line (as check_lines splits them) */
+    bool line_start = true; /* the next byte begins a line (a dot there is the stuffing's) */
 
     if (t->bdat || !t->mail || t->nrcpt == 0) {
         io_reply(&s->io, t->bdat   ? "503 5.5.1 Error: DATA after BDAT"
@@ -145,7 +137,7 @@ void smtpd_data(struct session *s)
     io_deadline((long)s->l->data_timeout_ms);
     while (matched < 5) {
         const char *p;
-        size_t got, i, dots = 0;
+        size_t got, i, from = 0;
         enum io_result r = io_bytes(&s->io, IO_IN_CAP, &p, &got);
 
         if (r != IO_OK) {
@@ -154,7 +146,10 @@ void smtpd_data(struct session *s)
         }
         for (i = 0; i < got && matched < 5; i++) {
             char c = p[i];
-            dots += line_start && c == '.';
+            if (line_start && c == '.') { /* the stuffing's: what came before it is kept */
+                keep(s, p + from, i - from);
+                from = i + 1;
+            }
             line_start = c == '\n';
             if (c == end[matched])
                 matched++;
@@ -162,12 +157,13 @@ void smtpd_data(struct session *s)
                 matched = c == '\r' ? 1 : 0;
         }
         s->io.start -= got - i; /* what follows the end is the next command (pipelining) */
-        keep(s, p, i, dots);
+        keep(s, p + from, i - from);
     }
-    /* The stored bytes end with ".\r\n" of the marker (the CRLF before it ends the last line). */
+    /* The kept bytes end with the marker's CRLF, its dot not kept (the CRLF before the dot
+     * ends the last line). */
     if (!t->oversize)
-        t->len -= t->len >= 3 ? 3 : t->len;
-    finish(s, true);
+        t->len -= t->len >= 2 ? 2 : t->len;
+    finish(s);
 }
 
 /* bdat_args - "SIZE [LAST]" (RFC 3030: LAST after a space; spaces at the end are
@@ -215,7 +211,7 @@ void smtpd_bdat(struct session *s, const char *args)
             return;
         }
         if (t->mail && t->nrcpt > 0)
-            keep(s, p, got, 0);
+            keep(s, p, got);
         left -= got;
     }
     if (!t->mail || t->nrcpt == 0) {
@@ -229,5 +225,5 @@ void smtpd_bdat(struct session *s, const char *args)
         io_reply(&s->io, "250 2.0.0 %" PRIu64 " octets received", size);
         return;
     }
-    finish(s, false);
+    finish(s);
 }

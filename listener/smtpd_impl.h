@@ -102,7 +102,6 @@ struct txn {
     /* the body as received, CRLF lines, dot-unstuffed; bounded by max_message_size */
     char *body;
     size_t len, cap;
-    size_t dots;      /* of len, the dots the unstuffing will take (DATA) */
     bool bdat;        /* a BDAT sequence has begun */
     bool bad_newline; /* a bare CR or bare LF was seen */
     bool long_line;   /* a line over 998 octets */
