@@ -325,7 +325,8 @@ static int report_bounces(struct sl_wstate *w, struct sl_part *p)
 }
 
 /* report_relayed - queue the "relayed" report of this attempt's recipients of p that asked
- * for successes and went to a peer without DSN (a report per part, as for bounces).  They are
+ * for successes and went to a peer without DSN (a report per part, as for bounces), and
+ * forget them: a later report of the attempt names only those relayed since.  They are
  * delivered whatever comes of it: one that could not be written is logged (sl_dsn_queue) and given
  * up, for keeping the recipients queued to report them later would send them the message again. */
 static void report_relayed(struct sl_wstate *w, struct sl_part *p)
@@ -334,6 +335,11 @@ static void report_relayed(struct sl_wstate *w, struct sl_part *p)
 
     if (p->nrelayed > 0 && sl_dsn_queue(w, p, true, id) == 0)
         sl_worker_tell_new(w, id);
+    for (size_t i = 0; i < p->nrelayed; i++) {
+        free(p->relay_reply[i]);
+        p->relay_reply[i] = NULL;
+    }
+    p->nrelayed = 0;
 }
 
 /* unbounce - this attempt's bounces could not be reported (e: why): their recipients stay
@@ -402,11 +408,15 @@ static const char *remove_done(struct sl_wstate *w, struct sl_part *p)
  * next body goes, so a crash of the worker later in the attempt sends them no second copy.
  * This attempt's bounces are written as still pending: their report is queued only at the
  * end (sl_outcome_finish), and a crash before that must bounce them again, not forget them.
- * A failed write costs only the protection (the end of the attempt writes again). */
+ * The "relayed" report of those delivered so far goes first, for once they are written
+ * delivered nothing would report them after a crash.  A failed write costs only the
+ * protection (the end of the attempt writes again). */
 void sl_outcome_checkpoint(struct sl_wstate *w, struct sl_part *p)
 {
     struct sl_spool_state st = p->st;
     char err[256];
+
+    report_relayed(w, p);
 
     st.status = sl_malloc(p->st.nrcpt);
     memcpy(st.status, p->st.status, p->st.nrcpt);
