@@ -215,7 +215,8 @@ static int read_arrived(struct sl_smtp *s, struct run *r, struct sl_smtp_txn *t,
 
 /* write_run - the commands and bodies of t[from..) that fit one run, written; the end of
  * the run (from when not even t[from] fits); on a failed write (*rc -1), the end of what may
- * have gone out, and the socket kept for a salvage */
+ * have gone out, and the socket kept for a salvage (a failed read between pieces ended the
+ * session instead: nothing is left to salvage) */
 static size_t write_run(struct sl_smtp *s, struct run *r, struct sl_smtp_txn *t, size_t from,
                         size_t n, int *rc, sl_smtp_txn_over *over, void *arg)
 {

@@ -67,7 +67,8 @@ void sl_spool_notify(const char *dir, const char *id)
         return;
     snprintf(msg, sizeof msg, "N %s", id);
     /* A signal (a listener's command timer, the master's SIGTERM) may cut the wait for room:
-     * the notice is sent again, or the message would wait for the master's next rescan. */
+     * the notice is sent again, or the message would wait for the master's next rescan.  Each
+     * try waits NOTIFY_WAIT_MS at most; signals come seconds apart, not in a stream. */
     while (sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&to, sizeof to) < 0 && errno == EINTR)
         ;
 }

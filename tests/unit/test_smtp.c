@@ -1461,7 +1461,7 @@ static void first_then_big(struct sl_smtp_txn *t, struct sl_reply rr[][2], char 
     t[0].len = sizeof first - 1;
     for (int i = 1; i < 3; i++) {
         t[i].body = *big;
-        t[i].len = BIG_BODY;
+        t[i].len = BIG_BODY - BIG_BODY % 100;
     }
 }
 
