@@ -31,6 +31,8 @@ static void keep(struct session *s, const char *p, size_t n)
     struct txn *t = &s->t;
     size_t bound = (size_t)s->max_size + 2;
 
+    if (n == 0) /* a dot first in what was read: nothing before it */
+        return;
     if (t->oversize || t->len + n > bound) {
         t->oversize = true;
         return;
