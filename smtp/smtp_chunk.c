@@ -203,13 +203,12 @@ static int read_run(struct sl_smtp *s, struct run *r, struct sl_smtp_txn *t, siz
 static int read_arrived(struct sl_smtp *s, struct run *r, struct sl_smtp_txn *t,
                         sl_smtp_txn_over *over, void *arg)
 {
-    bool keep = s->keep_on_fail;
     int rc = 0;
 
-    s->keep_on_fail = false;
+    s->keep_on_fail = false; /* a read that fails here ends the session at once */
     while (rc == 0 && r->told < r->written && smtp_io_ready(s))
         rc = read_one(s, r, t, over, arg);
-    s->keep_on_fail = keep;
+    s->keep_on_fail = true; /* as write_run keeps it while it writes */
     return rc;
 }
 

@@ -120,64 +120,54 @@ check "a reload does not break a STARTTLS handshake ($(grep HANDSHAKE "$T/tls.ou
 check "the session then gets 421 ($(grep AFTER "$T/tls.out"))" grep -q "^AFTER 421" "$T/tls.out"
 # Nor can a client hold a current process for ever with commands that move no mail: past
 # 100 NOOP, VRFY or RSET since its last message each counts as an error, and max_errors (10)
-# ends the session; a message sent resets the count.
-python3 - 127.0.0.1 "$lport" "$T/junk.out" <<'PY'
+# ends the session; a message sent resets the count.  The count is the session's: three more
+# sessions of 90 NOOPs each, on two processes (so one serves at least two of them, one after
+# the other), are all answered 250.
+python3 - 127.0.0.1 "$lport" "$T/junk.out" "$T/junk2.out" <<'PY'
 import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 10)
-f = s.makefile("rb")
-def reply():
-    while True:
-        line = f.readline()
-        if not line or line[3:4] != b"-":
-            return line.decode().strip()
-def noops(n):
-    for i in range(n):
-        s.sendall(b"NOOP\r\n")
-        r = reply()
-        if not r.startswith("250"):
-            return "after %d: %s" % (i + 1, r)
-    return "all %d 250" % n
-reply()
-s.sendall(b"EHLO client.test\r\n"); reply()
-out = [noops(90)]
+
+class Session:
+    def __init__(self):
+        self.s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 10)
+        self.f = self.s.makefile("rb")
+        self.reply()
+        self.say(b"EHLO client.test")
+    def reply(self):
+        while True:
+            line = self.f.readline()
+            if not line or line[3:4] != b"-":
+                return line.decode().strip()
+    def say(self, cmd):
+        self.s.sendall(cmd + b"\r\n")
+        return self.reply()
+    def noops(self, n):
+        for i in range(n):
+            r = self.say(b"NOOP")
+            if not r.startswith("250"):
+                return i, "after %d: %s" % (i + 1, r)
+        return n, "all %d 250" % n
+
+a = Session()
+out = [a.noops(90)[1]]
 for cmd in (b"MAIL FROM:<a@sender.test>", b"RCPT TO:<r@local.test>", b"DATA"):
-    s.sendall(cmd + b"\r\n"); reply()
-s.sendall(b"Subject: between\r\n\r\nx\r\n.\r\n"); out.append("message " + reply()[:3])
-out.append(noops(90))
-out.append(noops(40))
+    a.say(cmd)
+out.append("message " + a.say(b"Subject: between\r\n\r\nx\r\n.")[:3])
+out.append(a.noops(90)[1])
+out.append(a.noops(40)[1])
 open(sys.argv[3], "w").write("\n".join(out) + "\n")
+later = []
+for _ in range(3):
+    b = Session()
+    later.append(str(b.noops(90)[0]))
+    b.say(b"QUIT")
+    b.s.close()
+open(sys.argv[4], "w").write(" ".join(later) + "\n")
 PY
 echo "# $(tr '\n' ';' <"$T/junk.out")"
 check "90 NOOPs, a message, 90 more: all answered 250" \
   test "$(head -3 "$T/junk.out" | tr '\n' ';')" = "all 90 250;message 250;all 90 250;"
 check "then the 110th since the message ends the session with 421" \
   grep -qx "after 20: 421 4.7.0 .* Too many errors, closing connection" "$T/junk.out"
-# The count is the session's: three more sessions of 90 NOOPs each, on two processes (so one
-# serves at least two of them, one after the other), are all answered 250.
-python3 - 127.0.0.1 "$lport" "$T/junk2.out" <<'PY'
-import socket, sys
-out = []
-for _ in range(3):
-    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 10)
-    f = s.makefile("rb")
-    def reply():
-        while True:
-            line = f.readline()
-            if not line or line[3:4] != b"-":
-                return line.decode().strip()
-    reply()
-    s.sendall(b"EHLO client.test\r\n"); reply()
-    n = 0
-    while n < 90:
-        s.sendall(b"NOOP\r\n")
-        if not reply().startswith("250"):
-            break
-        n += 1
-    out.append(str(n))
-    s.sendall(b"QUIT\r\n"); reply()
-    s.close()
-open(sys.argv[3], "w").write(" ".join(out) + "\n")
-PY
 check "later sessions start with no NOOP counted ($(cat "$T/junk2.out"))" \
   test "$(cat "$T/junk2.out")" = "90 90 90"
 kill -TERM "$daemon"
